@@ -1,0 +1,29 @@
+# flowaccent: every target bootstraps .venv on a fresh machine (only python3 needed).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: the CPU wheel present on these machines. Any other torch
+# requirement would pull several GB of CUDA wheels.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fbank.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache recipes/*/exp

@@ -1,0 +1,5 @@
+import sys
+
+from flowaccent.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+r"""``flowaccent fbank DATA_DIR``: filterbanks, utt2num_frames and per-speaker CMVN stats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.features.fbank import FbankConfig
+from flowaccent.features.make_fbank import make_fbank
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "fbank",
+        help="compute log mel filterbanks and CMVN stats for a data dir",
+        description="Reads wav.scp (files and 'cmd |' entries) and writes feats.scp + ark, "
+        "utt2num_frames and per-speaker cmvn.scp into the data dir (arks under DATA_DIR/data/). "
+        "Atomic and idempotent. Kaldi's compute-fbank-feats options, with dither 0 and 40 bins.",
+    )
+    parser.add_argument("data_dir", metavar="DATA_DIR")
+    parser.add_argument("--nj", type=int, default=1, help="parallel jobs (default: 1)")
+    parser.add_argument("--channel", type=int, default=-1, help="audio channel; -1: mono required")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(parser, FbankConfig)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(FbankConfig, args)
+    summary = make_fbank(args.data_dir, config, nj=args.nj, channel=args.channel, quiet=args.quiet)
+    print(
+        f"fbank: {args.data_dir}: {summary.num_utts} utterances, {summary.num_frames} frames "
+        f"in {summary.seconds:.1f} s ({summary.frames_per_second:.0f} frames/s)",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,52 @@
+r"""The ``flowaccent`` command and its sub-commands.
+
+Each sub-command lives in its own module of this package and exposes
+``add_parser(subparsers)`` and ``run(args) -> int``. Errors a user can cause
+(:class:`~flowaccent.errors.FlowAccentError`) end the command with one line on
+stderr and exit status 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from flowaccent import __version__
+from flowaccent.errors import FlowAccentError
+
+#: Sub-command modules, in the order ``--help`` lists them.
+COMMANDS = ("fbank", "validate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    r"""Returns the parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="flowaccent",
+        description="Normalizing-flow accent analysis on Kaldi features.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowaccent {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"flowaccent.cli.{name}")
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    r"""Runs one sub-command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except FlowAccentError as error:
+        message = " ".join(str(error).split("\n"))
+        print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"flowaccent {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

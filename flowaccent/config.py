@@ -1,0 +1,111 @@
+r"""Frozen dataclass configs: strict loading from dicts and YAML.
+
+Every config of the toolkit is a frozen dataclass deriving from :class:`Config`.
+``from_dict`` rejects unknown keys and wrong types with a
+:class:`~flowaccent.errors.ConfigError` naming the field, so a typo in a YAML
+file stops the command before any work starts.
+
+Example:
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class C(Config):
+    ...     x: int = 1
+    >>> C.from_dict({"x": 2}).to_dict()
+    {'x': 2}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar
+
+from flowaccent.errors import ConfigError
+
+T = TypeVar("T", bound="Config")
+
+
+class Config:
+    r"""Mixin of ``to_dict`` / ``from_dict`` / ``replace`` for frozen dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""Returns the config as plain Python values (YAML/JSON-safe)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+        r"""Builds the config from ``data``, checking keys and types.
+
+        Arguments:
+            data: field values; missing fields take their defaults.
+            where: a prefix for error messages (e.g. ``"conf.yaml: features"``).
+        """
+        where = where or cls.__name__
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(fields)}"
+            )
+        hints = typing.get_type_hints(cls)
+        values = {k: _check(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        try:
+            config = cls(**values)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+        return config
+
+    def replace(self: T, **changes: Any) -> T:
+        r"""Returns a copy with ``changes`` applied, checked like ``from_dict``."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+def _check(hint: Any, value: Any, where: str) -> Any:
+    r"""Returns ``value`` converted to ``hint`` or raises :class:`ConfigError`."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            choices = ", ".join(map(repr, typing.get_args(hint)))
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check(arg, value, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return tuple(_check(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type) and issubclass(hint, Config):
+        return value if isinstance(value, hint) else hint.from_dict(value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value

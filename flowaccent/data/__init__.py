@@ -1,0 +1,27 @@
+r"""Kaldi data dirs and checked ark/scp/wav I/O."""
+
+from flowaccent.data.audio import read_wav
+from flowaccent.data.datadir import (
+    DataDir,
+    load_data_dir,
+    read_table,
+    validate_data_dir,
+    write_spk2utt,
+    write_table,
+)
+from flowaccent.data.kaldi_io import ArkWriter, ScpReader, iter_ark, read_matrix, read_scp
+
+__all__ = [
+    "ArkWriter",
+    "DataDir",
+    "ScpReader",
+    "iter_ark",
+    "load_data_dir",
+    "read_matrix",
+    "read_scp",
+    "read_table",
+    "read_wav",
+    "validate_data_dir",
+    "write_spk2utt",
+    "write_table",
+]

@@ -1,0 +1,73 @@
+r"""Reading ``wav.scp`` entries: WAV files and ``cmd |`` pipes, at int16 scale."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.data.kaldi_io import run_pipe
+from flowaccent.errors import AudioError
+
+
+def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarray, int]:
+    r"""Reads one ``wav.scp`` value as Kaldi does: samples at int16 scale and the rate.
+
+    Arguments:
+        rxfile: a WAV path or a shell command ending in ``|`` that writes WAV to stdout.
+        where: ``"wav.scp: utterance 'x'"`` for messages.
+        channel: channel to take; -1 requires mono (Kaldi's ``--channel=-1``).
+
+    Returns:
+        ``(samples (N,) float32 at int16 scale, sample_rate)``. 8/24/32-bit PCM is
+        rescaled to int16 scale, float WAV (in [-1, 1]) is multiplied by 32768.
+    """
+    where = where or f"'{rxfile}'"
+    source: str | io.BytesIO
+    if rxfile.rstrip().endswith("|"):
+        command = rxfile[: rxfile.rstrip().rfind("|")]
+        try:
+            source = io.BytesIO(run_pipe(command, where))
+        except Exception as error:  # KaldiIOError from the pipe: same message, audio type
+            raise AudioError(str(error)) from None
+    else:
+        if not Path(rxfile).is_file():
+            raise AudioError(f"{where}: audio file '{rxfile}' does not exist")
+        source = rxfile
+    from scipy.io import wavfile
+
+    try:
+        rate, data = wavfile.read(source)
+    except Exception as error:  # scipy raises ValueError, EOFError, struct.error...
+        raise AudioError(f"{where}: '{rxfile.strip()}' is not a readable WAV file ({error})") from None
+    return _to_int16_scale(_pick_channel(data, channel, where), where), int(rate)
+
+
+def _pick_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
+    if data.ndim == 1:
+        return data
+    if channel < 0:
+        if data.shape[1] == 1:
+            return data[:, 0]
+        raise AudioError(f"{where}: {data.shape[1]} channels; choose one with --channel")
+    if channel >= data.shape[1]:
+        raise AudioError(f"{where}: channel {channel} requested, audio has {data.shape[1]}")
+    return data[:, channel]
+
+
+def _to_int16_scale(data: np.ndarray, where: str) -> np.ndarray:
+    kind, bits = data.dtype.kind, data.dtype.itemsize * 8
+    if kind == "f":
+        out = data.astype(np.float32) * 32768.0
+    elif kind == "u" and bits == 8:
+        out = (data.astype(np.float32) - 128.0) * 256.0
+    elif kind == "i":
+        out = data.astype(np.float32) * float(2.0 ** (16 - bits))
+    else:
+        raise AudioError(f"{where}: unsupported sample type {data.dtype}")
+    if out.size == 0:
+        raise AudioError(f"{where}: the audio has no samples")
+    if not np.isfinite(out).all():
+        raise AudioError(f"{where}: the audio contains NaN or inf samples")
+    return out

@@ -1,0 +1,257 @@
+r"""Kaldi data dirs: read, write and validate the per-utterance and per-speaker tables.
+
+A data dir is a folder of text tables ``key value`` as Kaldi defines them
+(``utils/validate_data_dir.sh``): ``wav.scp, text, utt2spk, spk2utt, feats.scp,
+cmvn.scp`` (keyed by speaker), ``utt2num_frames``, and this project's
+``utt2accent`` and ``utt2score``. Rules checked here: every table sorted by key
+in C (byte) order with unique keys and no whitespace in keys; ``spk2utt``
+consistent with ``utt2spk``; each speaker id a prefix of its utterance ids;
+every per-utterance table covering exactly the utterances of ``utt2spk``;
+``cmvn.scp`` covering exactly the speakers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from flowaccent.data.atomic import atomic_write_text
+from flowaccent.errors import DataDirError
+
+#: Tables keyed by utterance.
+UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2num_frames", "utt2accent", "utt2score")
+#: Tables keyed by speaker.
+SPK_TABLES = ("spk2utt", "cmvn.scp")
+#: Tables whose value may be empty (an empty transcript).
+EMPTY_VALUE_OK = ("text",)
+
+
+def read_table(path: str | Path, allow_empty_value: bool = False) -> dict[str, str]:
+    r"""Reads a Kaldi table ``key value`` into an insertion-ordered dict.
+
+    Raises :class:`DataDirError` naming the file and line for a missing file, a
+    line without a value, a duplicate key, or keys not sorted in C order.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataDirError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataDirError(f"{path}: cannot read: {error}") from None
+    table: dict[str, str] = {}
+    previous = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            raise DataDirError(f"{path}:{number}: empty line")
+        if line[0].isspace():
+            raise DataDirError(f"{path}:{number}: line starts with whitespace (empty key)")
+        parts = line.split(maxsplit=1)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) == 2 else ""
+        if not value and not allow_empty_value:
+            raise DataDirError(f"{path}:{number}: key '{key}' has no value")
+        if key in table:
+            raise DataDirError(f"{path}:{number}: duplicate key '{key}'")
+        if previous is not None and _c_order(key) < _c_order(previous):
+            raise DataDirError(
+                f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); "
+                f"sort with LC_ALL=C sort"
+            )
+        table[key] = value
+        previous = key
+    return table
+
+
+def write_table(path: str | Path, mapping: Mapping[str, object]) -> None:
+    r"""Writes ``key value`` lines sorted in C order, atomically.
+
+    Values are written with ``str()``; lists and tuples are joined by spaces.
+    Raises :class:`DataDirError` for an empty key or a key with whitespace.
+    """
+    lines = []
+    for key in sorted(mapping, key=_c_order):
+        check_key(key, str(path))
+        value = mapping[key]
+        if isinstance(value, (list, tuple)):
+            value = " ".join(map(str, value))
+        lines.append(f"{key} {value}".rstrip() + "\n")
+    atomic_write_text(path, "".join(lines))
+
+
+def write_spk2utt(path: str | Path, utt2spk: Mapping[str, str]) -> None:
+    r"""Writes ``spk2utt`` derived from ``utt2spk`` (Kaldi's ``utt2spk_to_spk2utt.pl``)."""
+    write_table(path, spk2utt_of(utt2spk))
+
+
+def spk2utt_of(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    r"""Inverts ``utt2spk``: speaker -> its utterances in C order."""
+    spk2utt: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk, key=_c_order):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return spk2utt
+
+
+def check_key(key: str, where: str) -> None:
+    r"""Raises :class:`DataDirError` unless ``key`` is a valid Kaldi key (non-empty, no whitespace)."""
+    if not key or any(c.isspace() for c in key):
+        raise DataDirError(f"{where}: invalid key {key!r}: keys must be non-empty without whitespace")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataDir:
+    r"""A validated Kaldi data dir.
+
+    Attributes:
+        path: the folder.
+        tables: every table present, file name -> ``{key: value}``.
+    """
+
+    path: Path
+    tables: Mapping[str, Mapping[str, str]]
+
+    @property
+    def name(self) -> str:
+        r"""The folder's name (``train_native``)."""
+        return self.path.name
+
+    @property
+    def utt2spk(self) -> Mapping[str, str]:
+        return self.tables["utt2spk"]
+
+    @property
+    def utts(self) -> list[str]:
+        r"""Utterance ids in C order."""
+        return list(self.tables["utt2spk"])
+
+    @property
+    def spk2utt(self) -> dict[str, list[str]]:
+        return spk2utt_of(self.utt2spk)
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def table(self, name: str) -> Mapping[str, str]:
+        r"""The table ``name``; :class:`DataDirError` when the data dir lacks it."""
+        if name not in self.tables:
+            raise DataDirError(f"{self.path}: missing {name}")
+        return self.tables[name]
+
+    def utt2num_frames(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.table("utt2num_frames").items()}
+
+    def utt2score(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.table("utt2score").items()}
+
+
+def load_data_dir(path: str | Path, require: Iterable[str] = ()) -> DataDir:
+    r"""Reads and validates a data dir; raises :class:`DataDirError` with the first problem.
+
+    Arguments:
+        path: the data dir.
+        require: tables that must be present besides ``utt2spk`` and ``spk2utt``
+            (e.g. ``("feats.scp", "cmvn.scp")`` for training).
+    """
+    tables, problems = _inspect(Path(path), tuple(require))
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataDirError(problems[0] + more)
+    return DataDir(Path(path), tables)
+
+
+def validate_data_dir(path: str | Path, require: Iterable[str] = ()) -> list[str]:
+    r"""Returns every problem found in the data dir at ``path`` (an empty list when valid)."""
+    return _inspect(Path(path), tuple(require))[1]
+
+
+def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    if not path.is_dir():
+        return {}, [f"{path}: not a directory"]
+    problems: list[str] = []
+    tables: dict[str, dict[str, str]] = {}
+    if (path / "segments").exists():
+        problems.append(f"{path / 'segments'}: segments are not supported; extract segments first")
+    for name in ("utt2spk", "spk2utt", *require):
+        if not (path / name).exists():
+            problems.append(f"{path / name}: required but missing")
+    for name in UTT_TABLES + SPK_TABLES:
+        if (path / name).exists():
+            try:
+                tables[name] = read_table(path / name, name in EMPTY_VALUE_OK)
+            except DataDirError as error:
+                problems.append(str(error))
+    if "utt2spk" in tables:
+        problems += _check_speakers(path, tables)
+        problems += _check_coverage(path, tables)
+    problems += _check_values(path, tables)
+    return tables, problems
+
+
+def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
+    utt2spk = tables["utt2spk"]
+    if not utt2spk:
+        return [f"{path / 'utt2spk'}: empty data dir (no utterances)"]
+    problems = []
+    for utt, spk in utt2spk.items():
+        if len(spk.split()) != 1:
+            problems.append(f"{path / 'utt2spk'}: utterance '{utt}': bad speaker '{spk}'")
+        elif not utt.startswith(spk):
+            problems.append(
+                f"{path / 'utt2spk'}: utterance '{utt}': speaker id '{spk}' is not a prefix "
+                f"of the utterance id (Kaldi's sorting rule)"
+            )
+    if "spk2utt" in tables:
+        expected = {spk: " ".join(utts) for spk, utts in spk2utt_of(utt2spk).items()}
+        got = tables["spk2utt"]
+        for spk in sorted(set(expected) | set(got), key=_c_order):
+            if expected.get(spk) != got.get(spk):
+                problems.append(
+                    f"{path / 'spk2utt'}: speaker '{spk}' does not match utt2spk "
+                    f"(regenerate it with utt2spk_to_spk2utt.pl)"
+                )
+                break
+    return problems
+
+
+def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
+    utts = set(tables["utt2spk"])
+    speakers = set(tables["utt2spk"].values())
+    problems = []
+    for name, table in tables.items():
+        keys = speakers if name in SPK_TABLES else utts
+        kind = "speaker" if name in SPK_TABLES else "utterance"
+        missing = sorted(keys - set(table), key=_c_order)
+        extra = sorted(set(table) - keys, key=_c_order)
+        if missing:
+            problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'")
+        if extra:
+            problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'")
+    return problems
+
+
+def _check_values(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
+    problems = []
+    for utt, value in tables.get("utt2num_frames", {}).items():
+        if not value.isdigit() or int(value) <= 0:
+            problems.append(f"{path / 'utt2num_frames'}: utterance '{utt}': bad frame count '{value}'")
+            break
+    for utt, value in tables.get("utt2score", {}).items():
+        try:
+            ok = math.isfinite(float(value))
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(f"{path / 'utt2score'}: utterance '{utt}': not a number '{value}'")
+            break
+    for utt, value in tables.get("utt2accent", {}).items():
+        if len(value.split()) != 1:
+            problems.append(f"{path / 'utt2accent'}: utterance '{utt}': accent must be one token")
+            break
+    return problems
+
+
+def _c_order(key: str) -> bytes:
+    r"""Sort key matching ``LC_ALL=C sort``: the UTF-8 bytes."""
+    return key.encode("utf-8")

@@ -1,0 +1,399 @@
+r"""Typed, checked reading and writing of Kaldi arks and scps (a wrapper around kaldiio).
+
+kaldiio parses the binary format; this module makes every damaged input a
+:class:`~flowaccent.errors.KaldiIOError` naming the file and the utterance:
+a truncated ark (inside a key, a header or the matrix data, or between
+utterances when an scp or ``utt2num_frames`` says more exist), a corrupt type
+token or binary marker, an offset past the end, a missing file, a failing
+``cmd |`` pipe (its exit status is checked), keys with whitespace, integer
+arrays (which Kaldi cannot store) and wrong dimensions. Readers stream: one
+utterance in memory at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from flowaccent.data.atomic import temporary_name
+from flowaccent.errors import FeatureError, KaldiIOError
+
+_RXFILE = re.compile(r"^(?P<path>.*?)(?::(?P<offset>\d+))?(?:\[(?P<range>[^\]]*)\])?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScpEntry:
+    r"""One line of an scp: ``key rxfile``; ``rxfile`` is ``path[:offset][range]`` or ``cmd |``."""
+
+    key: str
+    rxfile: str
+
+    @property
+    def is_pipe(self) -> bool:
+        return self.rxfile.rstrip().endswith("|")
+
+    def location(self) -> tuple[str, int | None, tuple[slice, ...] | None]:
+        r"""``(path, byte offset or None, (row slice[, column slice]) or None)``."""
+        match = _RXFILE.match(self.rxfile)
+        assert match is not None  # the pattern matches every string
+        offset = int(match["offset"]) if match["offset"] is not None else None
+        return match["path"], offset, _parse_range(match["range"], self.key)
+
+
+def _parse_range(text: str | None, key: str) -> tuple[slice, ...] | None:
+    r"""Kaldi's ``[first:last]`` / ``[r1:r2,c1:c2]`` (inclusive) ranges as slices."""
+    if text is None:
+        return None
+    slices = []
+    for part in text.split(","):
+        if part.strip() in ("", ":"):
+            slices.append(slice(None))
+            continue
+        bounds = part.split(":")
+        if len(bounds) != 2 or not all(b.strip().isdigit() for b in bounds):
+            raise KaldiIOError(f"utterance '{key}': bad range '[{text}]'")
+        slices.append(slice(int(bounds[0]), int(bounds[1]) + 1))
+    return tuple(slices)
+
+
+def read_scp(path: str | Path) -> list[ScpEntry]:
+    r"""Reads an scp file into entries (checks: file exists, every line has a key and a value, unique keys)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise KaldiIOError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KaldiIOError(f"{path}: cannot read: {error}") from None
+    entries, seen = [], set()
+    for number, line in enumerate(lines, 1):
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2:
+            raise KaldiIOError(f"{path}:{number}: expected 'key rxfile', got {line!r}")
+        if parts[0] in seen:
+            raise KaldiIOError(f"{path}:{number}: duplicate key '{parts[0]}'")
+        seen.add(parts[0])
+        entries.append(ScpEntry(parts[0], parts[1].strip()))
+    return entries
+
+
+def check_matrix(
+    array: np.ndarray,
+    where: str,
+    expected_dim: int | None = None,
+    expected_frames: int | None = None,
+    allow_nonfinite: bool = False,
+) -> np.ndarray:
+    r"""Checks a features matrix ``(T, D)``; raises :class:`FeatureError` naming ``where``.
+
+    Checks: 2-D, at least one frame, ``D == expected_dim``, ``T == expected_frames``,
+    and (unless ``allow_nonfinite``) no NaN or inf.
+    """
+    if not isinstance(array, np.ndarray) or array.ndim != 2:
+        shape = getattr(array, "shape", type(array).__name__)
+        raise FeatureError(f"{where}: expected a matrix (T, D), got {shape}")
+    if array.shape[0] == 0:
+        raise FeatureError(f"{where}: zero-length utterance (0 frames)")
+    if expected_dim is not None and array.shape[1] != expected_dim:
+        raise FeatureError(f"{where}: features have dim {array.shape[1]}, expected {expected_dim}")
+    if expected_frames is not None and array.shape[0] != expected_frames:
+        raise FeatureError(
+            f"{where}: {array.shape[0]} frames, but utt2num_frames says {expected_frames}"
+        )
+    if not allow_nonfinite and not np.isfinite(array).all():
+        bad = int(np.argwhere(~np.isfinite(array))[0, 0])
+        raise FeatureError(f"{where}: NaN or inf in the features (first at frame {bad})")
+    return array
+
+
+def _read_object(fd: IO[bytes], where: str) -> np.ndarray:
+    r"""Reads one Kaldi object (after its key) from ``fd``; explains damage."""
+    from kaldiio.matio import read_kaldi
+
+    start = _tell(fd)
+    try:
+        array = read_kaldi(fd)
+    except Exception as error:  # kaldiio raises bare assertions and assorted errors
+        raise KaldiIOError(f"{where}: {_explain(error, fd, start)}") from None
+    if not isinstance(array, np.ndarray):
+        raise KaldiIOError(f"{where}: not a matrix or vector (got {type(array).__name__})")
+    return array
+
+
+def _explain(error: Exception, fd: IO[bytes], start: int | None) -> str:
+    r"""A human reason for a kaldiio failure at byte ``start``."""
+    at_end = False
+    with contextlib.suppress(Exception):
+        at_end = fd.read(1) == b""
+    where = f" (object at byte {start})" if start is not None else ""
+    if at_end:
+        return f"truncated ark: the file ends inside this utterance{where}"
+    if isinstance(error, ValueError) and "Unexpected format" in str(error):
+        return f"corrupt type token{where}: {str(error).splitlines()[0]}"
+    if isinstance(error, UnicodeDecodeError) or "not a digit" in str(error):
+        return f"corrupt header or key{where}: not a Kaldi object here (bad offset, binary marker or key with whitespace?)"
+    if isinstance(error, AssertionError):
+        return f"corrupt header{where}: missing binary marker or size fields"
+    return f"cannot parse{where}: {type(error).__name__}: {error}"
+
+
+def _tell(fd: IO[bytes]) -> int | None:
+    try:
+        return fd.tell()
+    except (OSError, AttributeError):
+        return None
+
+
+def read_matrix(rxfile: str, key: str = "", source: str = "") -> np.ndarray:
+    r"""Reads one object named by an scp value (``path:offset[range]``, a plain file, or ``cmd |``).
+
+    Arguments:
+        rxfile: the value of an scp line.
+        key: the utterance, for messages.
+        source: the scp file, for messages.
+    """
+    entry = ScpEntry(key, rxfile)
+    where = f"{source}: utterance '{key}'" if source else f"utterance '{key}'"
+    if entry.is_pipe:
+        data = run_pipe(rxfile[: rxfile.rstrip().rfind("|")], where)
+        import io
+
+        return _read_object(io.BytesIO(data), f"{where}: output of '{rxfile}'")
+    path, offset, ranges = entry.location()
+    with _open(path, where) as fd:
+        return _read_at(fd, path, offset, ranges, where)
+
+
+def _open(path: str, where: str) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise KaldiIOError(f"{where}: ark '{path}' does not exist") from None
+    except OSError as error:
+        raise KaldiIOError(f"{where}: cannot open '{path}': {error.strerror}") from None
+
+
+def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -> np.ndarray:
+    if offset is not None:
+        size = os.fstat(fd.fileno()).st_size
+        if offset >= size:
+            raise KaldiIOError(
+                f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?"
+            )
+        fd.seek(offset)
+    array = _read_object(fd, f"{where} in '{path}'")
+    return array[ranges] if ranges is not None else array
+
+
+def run_pipe(command: str, where: str) -> bytes:
+    r"""Runs ``command`` in a shell and returns its stdout; a non-zero exit is a :class:`KaldiIOError`."""
+    result = subprocess.run(command, shell=True, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise KaldiIOError(f"{where}: pipe '{command.strip()}' failed ({_status(result.returncode, result.stderr)})")
+    return result.stdout
+
+
+def _status(code: int, stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    tail = f": {lines[-1]}" if lines else ""
+    return f"exit status {code}{tail}"
+
+
+class ScpReader:
+    r"""Streams ``(key, matrix)`` of an scp in order, keeping one ark open at a time.
+
+    Arguments:
+        path: the scp (``feats.scp``).
+        expected_dim: feature dimension every matrix must have, or None.
+        utt2num_frames: expected frame counts, checked when given.
+        allow_nonfinite: accept NaN/inf values (they are an error by default).
+
+    Example:
+        >>> for key, feats in ScpReader("data/train/feats.scp", expected_dim=40):  # doctest: +SKIP
+        ...     print(key, feats.shape)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        expected_dim: int | None = None,
+        utt2num_frames: Mapping[str, int] | None = None,
+        allow_nonfinite: bool = False,
+    ):
+        self.path = Path(path)
+        self.entries = read_scp(self.path)
+        self.expected_dim = expected_dim
+        self.utt2num_frames = utt2num_frames
+        self.allow_nonfinite = allow_nonfinite
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys(self) -> list[str]:
+        return [e.key for e in self.entries]
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        fd: IO[bytes] | None = None
+        open_path = None
+        try:
+            for entry in self.entries:
+                where = f"{self.path}: utterance '{entry.key}'"
+                if entry.is_pipe:
+                    array = read_matrix(entry.rxfile, entry.key, str(self.path))
+                else:
+                    path, offset, ranges = entry.location()
+                    if path != open_path:
+                        if fd is not None:
+                            fd.close()
+                        fd, open_path = _open(path, where), path
+                    array = _read_at(fd, path, offset, ranges, where)
+                yield entry.key, self._check(entry.key, array)
+        finally:
+            if fd is not None:
+                fd.close()
+
+    def _check(self, key: str, array: np.ndarray) -> np.ndarray:
+        frames = None if self.utt2num_frames is None else self.utt2num_frames.get(key)
+        where = f"{self.path}: utterance '{key}'"
+        return check_matrix(array, where, self.expected_dim, frames, self.allow_nonfinite)
+
+
+def iter_ark(rspecifier: str, expected_keys: Sequence[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    r"""Streams ``(key, array)`` from ``ark:path``, ``ark:cmd |``, ``scp:path`` or a plain path.
+
+    With ``expected_keys`` (from an scp or ``utt2num_frames``) the keys read must be
+    exactly those, in that order: an ark cut between utterances is an error, not
+    a shorter corpus. A pipe's exit status is checked after its last object.
+    """
+    kind, _, target = rspecifier.partition(":") if ":" in rspecifier else ("ark", "", rspecifier)
+    kind = kind.split(",")[0]
+    if kind == "scp":
+        pairs = ScpReader(target, allow_nonfinite=True)
+    elif kind == "ark":
+        pairs = _iter_ark_stream(target)
+    else:
+        raise KaldiIOError(f"{rspecifier}: unknown rspecifier kind '{kind}' (use ark: or scp:)")
+    if expected_keys is None:
+        yield from pairs
+        return
+    count = 0
+    for key, array in pairs:
+        if count >= len(expected_keys) or key != expected_keys[count]:
+            wanted = expected_keys[count] if count < len(expected_keys) else "nothing more"
+            raise KaldiIOError(f"{target}: utterance '{key}' found where '{wanted}' was expected")
+        count += 1
+        yield key, array
+    if count < len(expected_keys):
+        raise KaldiIOError(
+            f"{target}: ends after {count} utterance(s); '{expected_keys[count]}' and "
+            f"{len(expected_keys) - count - 1} more are missing (truncated between utterances?)"
+        )
+
+
+def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
+    from kaldiio.matio import read_token
+
+    command = target.rstrip()
+    is_pipe = command.endswith("|")
+    if is_pipe:
+        stderr = tempfile.TemporaryFile()
+        proc = subprocess.Popen(command[:-1], shell=True, stdout=subprocess.PIPE, stderr=stderr)
+        fd: IO[bytes] = proc.stdout  # type: ignore[assignment]
+    else:
+        fd = _open(target, f"ark '{target}'")
+    try:
+        count = 0
+        while True:
+            try:
+                key = read_token(fd)
+            except Exception as error:
+                raise KaldiIOError(f"{target}: after {count} utterance(s): {_explain(error, fd, None)}") from None
+            if key is None:
+                break
+            yield key, _read_object(fd, f"{target}: utterance '{key}'")
+            count += 1
+        if is_pipe and proc.wait() != 0:
+            stderr.seek(0)
+            raise KaldiIOError(f"pipe '{command}' failed ({_status(proc.returncode, stderr.read())})")
+    finally:
+        fd.close()
+        if is_pipe:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            stderr.close()
+
+
+class ArkWriter:
+    r"""Writes ``ark`` (+ ``scp``) atomically: nothing appears under the final names unless all went well.
+
+    Matrices are written as Kaldi binary float (``FM``) or double (``DM``)
+    objects; integer arrays and keys with whitespace are refused. The scp
+    points at the final ark path with byte offsets.
+
+    Example:
+        >>> with ArkWriter("raw.ark", "feats.scp") as w:  # doctest: +SKIP
+        ...     w.write("spk1-utt1", feats)
+    """
+
+    def __init__(self, ark: str | Path, scp: str | Path | None = None):
+        self.ark, self.scp = Path(ark).absolute(), Path(scp) if scp else None
+        self._tmp_ark = temporary_name(self.ark)
+        self._lines: list[str] = []
+        self._keys: set[str] = set()
+        self._fd: IO[bytes] | None = None
+
+    def __enter__(self) -> ArkWriter:
+        self._fd = open(self._tmp_ark, "wb")
+        return self
+
+    def write(self, key: str, array: np.ndarray) -> None:
+        r"""Appends one ``(T, D)`` matrix or ``(D,)`` vector of float32/float64 under ``key``."""
+        from kaldiio.matio import write_array
+
+        assert self._fd is not None, "use ArkWriter as a context manager"
+        where = f"{self.ark}: utterance '{key}'"
+        if not key or any(c.isspace() for c in key):
+            raise KaldiIOError(f"{where}: keys must be non-empty without whitespace")
+        if key in self._keys:
+            raise KaldiIOError(f"{where}: duplicate key")
+        array = np.asarray(array)
+        if array.dtype not in (np.float32, np.float64) or array.ndim not in (1, 2):
+            raise KaldiIOError(
+                f"{where}: Kaldi arks store float32/float64 vectors or matrices, "
+                f"got {array.dtype} of shape {array.shape}"
+            )
+        self._fd.write(key.encode("utf-8") + b" ")
+        offset = self._fd.tell()
+        write_array(self._fd, np.ascontiguousarray(array))
+        self._keys.add(key)
+        self._lines.append(f"{key} {self.ark}:{offset}\n")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._fd is not None
+        self._fd.close()
+        if exc_type is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp_ark.unlink()
+            return
+        with open(self._tmp_ark, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self._tmp_ark, self.ark)
+        if self.scp is not None:
+            from flowaccent.data.atomic import atomic_write_text
+
+            atomic_write_text(self.scp, "".join(self._lines))
+
+    @property
+    def scp_lines(self) -> list[str]:
+        r"""The scp lines written so far (``key /abs/path.ark:offset``)."""
+        return list(self._lines)

@@ -1,0 +1,63 @@
+r"""Streaming a data dir's features utterance by utterance, with the speaker's CMVN stats."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from flowaccent.data.datadir import DataDir
+from flowaccent.data.kaldi_io import ScpReader, check_matrix
+from flowaccent.errors import FeatureError
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    r"""One utterance's stored features ``(T, D)`` and its speaker's ``(2, D + 1)`` CMVN stats."""
+
+    utt: str
+    spk: str
+    feats: np.ndarray
+    cmvn_stats: np.ndarray | None
+
+
+def iter_utterances(
+    data: DataDir, expected_dim: int | None = None, with_cmvn: bool = True
+) -> Iterator[Utterance]:
+    r"""Yields every utterance of ``data`` in order; one utterance in memory at a time.
+
+    Checks each matrix (dims, NaN/inf, frame count against ``utt2num_frames``)
+    and loads the per-speaker CMVN stats once (they are small).
+
+    Arguments:
+        data: a data dir with ``feats.scp`` (and ``cmvn.scp`` when ``with_cmvn``).
+        expected_dim: the dimension every matrix must have (None: that of the first).
+        with_cmvn: attach the speaker's stats (requires ``cmvn.scp``).
+    """
+    frames = data.utt2num_frames() if data.has("utt2num_frames") else None
+    reader = ScpReader(data.path / "feats.scp", expected_dim, frames)
+    cmvn = load_cmvn_stats(data) if with_cmvn else {}
+    for utt, feats in reader:
+        if reader.expected_dim is None:
+            reader.expected_dim = feats.shape[1]
+        spk = data.utt2spk[utt]
+        stats = cmvn.get(spk)
+        if with_cmvn and stats.shape[1] != feats.shape[1] + 1:
+            raise FeatureError(
+                f"{data.path / 'cmvn.scp'}: speaker '{spk}': stats of dim {stats.shape[1] - 1} "
+                f"for features of dim {feats.shape[1]}"
+            )
+        yield Utterance(utt, spk, feats, stats)
+
+
+def load_cmvn_stats(data: DataDir) -> dict[str, np.ndarray]:
+    r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked."""
+    stats = {}
+    for spk, matrix in ScpReader(data.table("cmvn.scp") and data.path / "cmvn.scp"):
+        where = f"{data.path / 'cmvn.scp'}: speaker '{spk}'"
+        check_matrix(matrix, where)
+        if matrix.shape[0] != 2 or matrix[0, -1] < 1:
+            raise FeatureError(f"{where}: not Kaldi CMVN stats (shape {matrix.shape}, count {matrix[0, -1]})")
+        stats[spk] = matrix.astype(np.float64)
+    return stats

@@ -1,0 +1,184 @@
+r"""The feature pipeline saved with every model: CMVN, deltas or splicing, standardisation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from flowaccent.config import Config
+from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features.cmvn import VAR_FLOOR, apply_cmvn
+from flowaccent.features.deltas import add_deltas
+from flowaccent.features.splice import splice_frames
+
+#: Floor on the standard deviation of a standardised dimension.
+STD_FLOOR = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturePipelineConfig(Config):
+    r"""What happens to stored features before the flow sees them.
+
+    Attributes:
+        cmvn: ``none``, ``utt`` (stats of the utterance itself) or ``spk``
+            (the speaker's stats from ``cmvn.scp``), as Kaldi's apply-cmvn.
+        norm_vars: also normalise variance (apply-cmvn ``--norm-vars``).
+        deltas: delta order (add-deltas ``--delta-order``, window 2); 0 = none.
+        splice: frames of context each side (splice-feats); 0 = none.
+        standardize: global mean/std fitted on the training data.
+
+    The defaults give the lab's 120-d input from 40-d fbank (speaker CMVN,
+    deltas and delta-deltas, standardised); ``deltas=0, splice=5`` gives 440-d.
+    """
+
+    cmvn: Literal["none", "utt", "spk"] = "spk"
+    norm_vars: bool = False
+    deltas: int = 2
+    splice: int = 0
+    standardize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.deltas < 0 or self.splice < 0:
+            raise ConfigError(
+                f"features: deltas and splice must be >= 0, got {self.deltas}, {self.splice}"
+            )
+
+    def output_dim(self, input_dim: int) -> int:
+        r"""Dimension after deltas and splicing of ``input_dim``-d features."""
+        return input_dim * (self.deltas + 1) * (2 * self.splice + 1)
+
+
+class FeaturePipeline(nn.Module):
+    r"""Stored features ``(..., T, D)`` -> model input ``(..., T, D_out)``; differentiable.
+
+    Order: apply-cmvn, add-deltas, splice-feats, global standardisation. With
+    ``cmvn=none, deltas=0, splice=0, standardize=False`` it is the identity.
+
+    Arguments:
+        config: what to apply.
+        input_dim: dimension ``D`` of the stored features (40 for 40-bin fbank).
+
+    Example:
+        >>> p = FeaturePipeline(FeaturePipelineConfig(cmvn="utt", standardize=False), 40)
+        >>> p(torch.randn(7, 40)).shape
+        torch.Size([7, 120])
+    """
+
+    def __init__(self, config: FeaturePipelineConfig, input_dim: int):
+        super().__init__()
+        if input_dim <= 0:
+            raise ConfigError(f"features: input_dim must be positive, got {input_dim}")
+        self.config = config
+        self.input_dim = input_dim
+        self.output_dim = config.output_dim(input_dim)
+        self.register_buffer("mean", torch.zeros(self.output_dim, dtype=torch.float64))
+        self.register_buffer("std", torch.ones(self.output_dim, dtype=torch.float64))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
+        r"""Applies the pipeline.
+
+        Arguments:
+            x: stored features ``(..., T, D)``.
+            cmvn_stats: the speaker's ``(2, D + 1)`` stats; required when ``cmvn=spk``.
+
+        Returns:
+            ``(..., T, D_out)`` in the dtype of ``x``.
+        """
+        y = self.unstandardized(x, cmvn_stats)
+        if not self.config.standardize:
+            return y
+        if not bool(self.fitted):
+            raise FeatureError("feature pipeline: standardize is on but was never fitted")
+        mean = self.mean.to(y.dtype)
+        return (y - mean) / self.std.to(y.dtype)
+
+    def unstandardized(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
+        r"""CMVN, deltas and splicing of ``x`` ``(..., T, D)``, without standardisation."""
+        if x.shape[-1] != self.input_dim:
+            raise FeatureError(
+                f"features have dim {x.shape[-1]}, the feature pipeline expects {self.input_dim}"
+            )
+        cfg = self.config
+        if cfg.cmvn == "spk":
+            if cmvn_stats is None:
+                raise FeatureError("feature pipeline: cmvn=spk needs the speaker's cmvn stats")
+            x = apply_cmvn(x, cmvn_stats, cfg.norm_vars)
+        elif cfg.cmvn == "utt":
+            x = _utterance_cmvn(x, cfg.norm_vars)
+        if cfg.deltas:
+            x = add_deltas(x, cfg.deltas, 2)
+        if cfg.splice:
+            x = splice_frames(x, cfg.splice, cfg.splice)
+        return x
+
+    def log_abs_det(self) -> torch.Tensor:
+        r"""``log|det|`` of the standardisation per frame: ``-sum(log std)`` (0 when off)."""
+        if not self.config.standardize:
+            return torch.zeros((), dtype=torch.float64)
+        return -torch.log(self.std).sum()
+
+    @torch.no_grad()
+    def fit(self, batches: Iterable[tuple[torch.Tensor, np.ndarray | None]]) -> None:
+        r"""Fits the global mean and std over ``(x (T, D), cmvn_stats)`` pairs (one pass, float64)."""
+        total = torch.zeros(self.output_dim, dtype=torch.float64)
+        total_sq = torch.zeros(self.output_dim, dtype=torch.float64)
+        count = 0
+        for x, stats in batches:
+            y = self.unstandardized(torch.as_tensor(x), stats).reshape(-1, self.output_dim)
+            y = y.to(torch.float64)
+            total += y.sum(0)
+            total_sq += (y * y).sum(0)
+            count += y.shape[0]
+        if count < 2:
+            raise FeatureError(f"feature pipeline: cannot fit standardisation on {count} frames")
+        mean = total / count
+        var = (total_sq / count - mean * mean).clamp_min(STD_FLOOR**2)
+        self.mean.copy_(mean)
+        self.std.copy_(var.sqrt())
+        self.fitted.fill_(True)
+
+    def to_state(self) -> dict[str, Any]:
+        r"""Everything needed to rebuild this pipeline exactly (plain types and tensors)."""
+        return {
+            "config": self.config.to_dict(),
+            "input_dim": self.input_dim,
+            "buffers": {k: v.clone() for k, v in self.state_dict().items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FeaturePipeline:
+        r"""Inverse of :meth:`to_state`."""
+        config = FeaturePipelineConfig.from_dict(state["config"], "feature pipeline")
+        pipeline = cls(config, int(state["input_dim"]))
+        pipeline.load_state_dict(state["buffers"])
+        return pipeline
+
+    def save(self, path: str | Path) -> None:
+        r"""Writes :meth:`to_state` to ``path`` atomically."""
+        from flowaccent.data.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save(self.to_state(), tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeaturePipeline:
+        r"""Reads a pipeline written by :meth:`save`."""
+        return cls.from_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _utterance_cmvn(x: torch.Tensor, norm_vars: bool) -> torch.Tensor:
+    r"""apply-cmvn with the utterance's own stats, differentiable through the stats too."""
+    if x.shape[-2] < 1:
+        raise FeatureError("feature pipeline: utterance CMVN of an empty utterance")
+    mean = x.mean(dim=-2, keepdim=True)
+    if not norm_vars:
+        return x - mean
+    var = ((x * x).mean(dim=-2, keepdim=True) - mean * mean).clamp_min(VAR_FLOOR)
+    return (x - mean) * var.rsqrt()
