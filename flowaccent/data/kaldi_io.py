@@ -140,7 +140,10 @@ def _explain(error: Exception, fd: IO[bytes], start: int | None) -> str:
     if isinstance(error, ValueError) and "Unexpected format" in str(error):
         return f"corrupt type token{where}: {str(error).splitlines()[0]}"
     if isinstance(error, UnicodeDecodeError) or "not a digit" in str(error):
-        return f"corrupt header or key{where}: not a Kaldi object here (bad offset, binary marker or key with whitespace?)"
+        return (
+            f"corrupt header or key{where}: not a Kaldi object here "
+            f"(bad offset, binary marker or key with whitespace?)"
+        )
     if isinstance(error, AssertionError):
         return f"corrupt header{where}: missing binary marker or size fields"
     return f"cannot parse{where}: {type(error).__name__}: {error}"
@@ -323,7 +326,7 @@ def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
             count += 1
         if is_pipe and proc.wait() != 0:
             stderr.seek(0)
-            raise KaldiIOError(f"pipe '{command}' failed ({_status(proc.returncode, stderr.read())})")
+            raise KaldiIOError(f"pipe '{command[:-1].strip()}' failed ({_status(proc.returncode, stderr.read())})")
     finally:
         fd.close()
         if is_pipe:

@@ -53,8 +53,9 @@ def iter_utterances(
 
 def load_cmvn_stats(data: DataDir) -> dict[str, np.ndarray]:
     r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked."""
+    data.table("cmvn.scp")  # a clear error when the data dir has none
     stats = {}
-    for spk, matrix in ScpReader(data.table("cmvn.scp") and data.path / "cmvn.scp"):
+    for spk, matrix in ScpReader(data.path / "cmvn.scp"):
         where = f"{data.path / 'cmvn.scp'}: speaker '{spk}'"
         check_matrix(matrix, where)
         if matrix.shape[0] != 2 or matrix[0, -1] < 1:

@@ -18,11 +18,11 @@ class FbankConfig(Config):
 
     Differences from Kaldi's defaults: ``num_mel_bins`` is 40 (Kaldi: 23) and
     ``dither`` is 0 (Kaldi: 1.0; kaldi-native-fbank: 3e-5) so features are
-    reproducible bit for bit. ``sample_rate`` is the rate features are computed
+    reproducible bit for bit. ``sample_frequency`` (Kaldi ``--sample-frequency``) is the rate features are computed
     at; audio at another rate is resampled to it first.
     """
 
-    sample_rate: int = 16000
+    sample_frequency: int = 16000
     num_mel_bins: int = 40
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
@@ -42,10 +42,10 @@ class FbankConfig(Config):
     use_power: bool = True
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.num_mel_bins <= 0:
+        if self.sample_frequency <= 0 or self.num_mel_bins <= 0:
             raise ConfigError(
-                f"fbank: sample_rate and num_mel_bins must be positive, "
-                f"got {self.sample_rate}, {self.num_mel_bins}"
+                f"fbank: sample_frequency and num_mel_bins must be positive, "
+                f"got {self.sample_frequency}, {self.num_mel_bins}"
             )
 
     def knf_options(self):
@@ -54,7 +54,7 @@ class FbankConfig(Config):
 
         opts = knf.FbankOptions()
         frame = opts.frame_opts
-        frame.samp_freq = float(self.sample_rate)
+        frame.samp_freq = float(self.sample_frequency)
         for name in ("frame_length_ms", "frame_shift_ms", "dither", "preemph_coeff",
                      "remove_dc_offset", "window_type", "round_to_power_of_two", "snip_edges"):
             setattr(frame, name, getattr(self, name))
@@ -91,7 +91,7 @@ def compute_fbank(
         wave: samples ``(N,)`` at int16 scale (an int16 array, or floats in
             about -32768..32767; floats within [-1, 1] are refused because they
             would shift every log-mel by 2 ln 32768).
-        sample_rate: rate of ``wave`` in Hz; resampled to ``kaldi_opts['sample_rate']``
+        sample_rate: rate of ``wave`` in Hz; resampled to ``sample_frequency``
             (16000 by default) when different.
         num_mel_bins: number of mel bins.
         kaldi_opts: other fields of :class:`FbankConfig`.
@@ -108,28 +108,30 @@ def compute_fbank(
         config = FbankConfig(num_mel_bins=num_mel_bins, **kaldi_opts)
     except TypeError as error:
         raise ConfigError(f"fbank: {error}") from None
+    wave = np.asarray(wave)
+    if wave.dtype.kind == "f" and wave.size and 0.0 < float(np.max(np.abs(wave))) <= 1.0:
+        raise FeatureError(
+            "fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)"
+        )
     return compute_fbank_with(config, wave, sample_rate)
 
 
 def compute_fbank_with(config: FbankConfig, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    r"""Like :func:`compute_fbank` with a ready :class:`FbankConfig` (no option parsing)."""
+    r"""Like :func:`compute_fbank` with a ready :class:`FbankConfig`; ``wave`` must be at int16 scale.
+
+    Unlike :func:`compute_fbank` it does not second-guess quiet floats (the
+    audio reader already brought them to int16 scale).
+    """
     import kaldi_native_fbank as knf
 
     wave = np.asarray(wave)
     if wave.ndim != 1:
         raise FeatureError(f"fbank: expected mono samples (N,), got shape {wave.shape}")
-    if wave.dtype.kind == "f":
-        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-        if not math.isfinite(peak):
-            raise FeatureError("fbank: samples contain NaN or inf")
-        if 0.0 < peak <= 1.0:
-            raise FeatureError(
-                "fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale "
-                "(multiply by 32768)"
-            )
-    wave = resample(wave.astype(np.float32, copy=False), sample_rate, config.sample_rate)
+    if wave.size and not np.isfinite(wave).all():
+        raise FeatureError("fbank: samples contain NaN or inf")
+    wave = resample(wave.astype(np.float32, copy=False), sample_rate, config.sample_frequency)
     fbank = knf.OnlineFbank(config.knf_options())
-    fbank.accept_waveform(float(config.sample_rate), wave)
+    fbank.accept_waveform(float(config.sample_frequency), wave)
     fbank.input_finished()
     n = fbank.num_frames_ready
     out = np.empty((n, config.dim), dtype=np.float32)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from flowaccent.data.audio import read_wav
 from flowaccent.data.datadir import load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
-from flowaccent.errors import AudioError
+from flowaccent.errors import AudioError, FeatureError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 
@@ -127,7 +127,10 @@ def _compute_one(job: tuple[str, str], config: FbankConfig, channel: int) -> tup
     utt, rxfile = job
     where = f"wav.scp: utterance '{utt}'"
     samples, rate = read_wav(rxfile, where, channel)
-    feats = compute_fbank_with(config, samples, rate)
+    try:
+        feats = compute_fbank_with(config, samples, rate)
+    except FeatureError as error:
+        raise FeatureError(f"{where}: {error}") from None
     if feats.shape[0] == 0:
         raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
     return utt, feats

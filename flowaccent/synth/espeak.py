@@ -112,14 +112,12 @@ class Espeak:
             the vowel they precede (``[["D", "@"], ["T", "'I", "n"]]``).
         """
         buffer = ctypes.c_char_p(text.encode())
-        pointer = ctypes.pointer(buffer)
         clauses = []
-        while buffer.value:  # one call per clause; the pointer advances, NULL at the end
-            result = self.lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEME_MODE)
+        while buffer.value:  # one call per clause; espeak advances the pointer, NULL at the end
+            result = self.lib.espeak_TextToPhonemes(ctypes.byref(buffer), _CHARS_UTF8, _PHONEME_MODE)
             if result is None:
                 break
             clauses.append(result.decode())
-            buffer = pointer.contents
         return [word.split("|") for word in " ".join(clauses).split()]
 
     def speak_phonemes(self, words: list[list[str]], punctuation: str = ".", seed: int = 0) -> np.ndarray:

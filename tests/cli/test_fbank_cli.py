@@ -1,0 +1,95 @@
+r"""``flowaccent fbank`` end to end: outputs equal the library, atomic, idempotent, parallel."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from scipy.io import wavfile
+
+from flowaccent.cli.main import main
+from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav
+from flowaccent.features import compute_cmvn_stats, compute_fbank
+
+
+def snapshot(data_dir):
+    r"""Bytes of every file in the data dir and its arks."""
+    return {p.relative_to(data_dir): p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file()}
+
+
+def test_outputs_match_the_library(wav_data_dir):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    data = load_data_dir(wav_data_dir, require=("feats.scp", "cmvn.scp", "utt2num_frames"))
+    wav_scp = data.table("wav.scp")
+    per_spk = {}
+    for utt, feats in ScpReader(wav_data_dir / "feats.scp", utt2num_frames=data.utt2num_frames()):
+        samples, rate = read_wav(wav_scp[utt])
+        np.testing.assert_array_equal(feats, compute_fbank(samples, rate))
+        per_spk[data.utt2spk[utt]] = per_spk.get(data.utt2spk[utt], 0) + compute_cmvn_stats(feats)
+    for spk, stats in ScpReader(wav_data_dir / "cmvn.scp"):
+        np.testing.assert_allclose(stats, per_spk[spk])
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
+
+
+def test_idempotent_and_parallel_equal_serial(wav_data_dir, tmp_path):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    first = snapshot(wav_data_dir)
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    assert snapshot(wav_data_dir) == first
+    other = tmp_path / "copy" / wav_data_dir.name
+    shutil.copytree(wav_data_dir, other)
+    shutil.rmtree(other / "data")
+    assert main(["fbank", str(other), "--nj", "2", "--quiet"]) == 0
+    feats = {k: m for k, m in ScpReader(other / "feats.scp")}
+    for key, mat in ScpReader(wav_data_dir / "feats.scp"):
+        np.testing.assert_array_equal(feats[key], mat)
+
+
+def test_changed_options_replace_old_arks(wav_data_dir):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "23"]) == 0
+    assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1
+    (_, feats), *_ = ScpReader(wav_data_dir / "feats.scp")
+    assert feats.shape[1] == 23
+
+
+def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    before = snapshot(wav_data_dir)
+    wav_scp = read_table(wav_data_dir / "wav.scp")
+    broken = wav_scp["spkB-001"]
+    open(broken, "w").write("not a wav file")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "30"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wav.scp: utterance 'spkB-001'" in err[0] and "not a readable WAV" in err[0]
+    assert snapshot(wav_data_dir) == before  # nothing half-written, old features intact
+
+
+def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
+    lines = (wav_data_dir / "wav.scp").read_text().splitlines()
+    lines[2] = "spkA-002 cat /nonexistent.wav |"
+    (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--nj", "2"]) == 1
+    assert "utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in capsys.readouterr().err
+    assert not (wav_data_dir / "feats.scp").exists()
+    assert not [p for p in (wav_data_dir / "data").iterdir()]
+    short = wav_data_dir.parent / "short.wav"
+    wavfile.write(short, 16000, np.ones(300, np.int16))  # also: peak 1 at int16 scale is not [-1, 1]
+    lines[2] = f"spkA-002 {short}"
+    (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    assert "too short for one frame (300 samples" in capsys.readouterr().err
+
+
+def test_subprocess_error_is_one_line_without_traceback(wav_data_dir):
+    (wav_data_dir / "utt2spk").write_text("spkB-000 spkB\nspkA-000 spkA\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flowaccent", "fbank", str(wav_data_dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"{wav_data_dir}/utt2spk:2: not sorted in C order" in lines[0]

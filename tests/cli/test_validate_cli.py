@@ -1,0 +1,27 @@
+r"""``flowaccent validate``: says what is wrong, or that the dir is fine."""
+
+from __future__ import annotations
+
+from flowaccent.cli.main import main
+
+
+def test_fine_and_broken(wav_data_dir, capsys):
+    assert main(["validate", str(wav_data_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"{wav_data_dir}: OK"
+    (wav_data_dir / "spk2utt").write_text("spkA spkA-000\nspkB spkB-000 spkB-001 spkB-002\n")
+    (wav_data_dir / "text").write_text("spkA-000 HELLO\n")
+    assert main(["validate", str(wav_data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "spk2utt: speaker 'spkA' does not match utt2spk" in err
+    assert "text: 5 utterance(s) of utt2spk missing" in err
+
+
+def test_read_feats_finds_a_truncated_ark(wav_data_dir, capsys):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    ark = next((wav_data_dir / "data").glob("raw_fbank_*.ark"))
+    ark.write_bytes(ark.read_bytes()[:-100])
+    assert main(["validate", str(wav_data_dir)]) == 0  # tables alone are fine
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "utterance 'spkB-002'" in err[0] and "truncated ark" in err[0]

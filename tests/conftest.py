@@ -1,0 +1,58 @@
+r"""Shared fixtures: tiny real Kaldi data dirs with WAV audio made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+
+def make_wav_data_dir(
+    root: Path,
+    speakers: tuple[str, ...] = ("spkA", "spkB"),
+    utts_per_spk: int = 3,
+    sample_rate: int = 16000,
+    pipe_last: bool = True,
+    seed: int = 0,
+) -> Path:
+    r"""Writes a Kaldi data dir ``root/data`` with noise-and-tone WAVs; returns its path.
+
+    The last utterance of each speaker is a ``cat FILE |`` pipe entry when ``pipe_last``.
+    """
+    rng = np.random.default_rng(seed)
+    data = root / "data"
+    wav_dir = root / "wav"
+    data.mkdir(parents=True)
+    wav_dir.mkdir()
+    wav_scp, utt2spk, spk2utt = [], [], []
+    for spk in speakers:
+        utts = []
+        for i in range(utts_per_spk):
+            utt = f"{spk}-{i:03d}"
+            n = sample_rate // 2 + int(rng.integers(0, sample_rate // 2))
+            t = np.arange(n) / sample_rate
+            x = 3000 * np.sin(2 * np.pi * (200 + 100 * i) * t) + 500 * rng.standard_normal(n)
+            path = wav_dir / f"{utt}.wav"
+            wavfile.write(path, sample_rate, x.astype(np.int16))
+            last = i == utts_per_spk - 1
+            wav_scp.append(f"{utt} cat {path} |" if pipe_last and last else f"{utt} {path}")
+            utt2spk.append(f"{utt} {spk}")
+            utts.append(utt)
+        spk2utt.append(f"{spk} {' '.join(utts)}")
+    (data / "wav.scp").write_text("\n".join(wav_scp) + "\n")
+    (data / "utt2spk").write_text("\n".join(utt2spk) + "\n")
+    (data / "spk2utt").write_text("\n".join(spk2utt) + "\n")
+    return data
+
+
+@pytest.fixture
+def wav_data_dir(tmp_path: Path) -> Path:
+    r"""A valid data dir of 2 speakers x 3 utterances with wav.scp, utt2spk, spk2utt."""
+    return make_wav_data_dir(tmp_path)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,46 @@
+r"""wav.scp entries: files, pipes, sample formats, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from flowaccent.data import read_wav
+from flowaccent.errors import AudioError
+
+
+def test_formats_are_brought_to_int16_scale(tmp_path):
+    x16 = np.array([0, 1000, -32768, 32767], np.int16)
+    wavfile.write(tmp_path / "a.wav", 8000, x16)
+    wavfile.write(tmp_path / "b.wav", 8000, x16.astype(np.int32) << 16)
+    wavfile.write(tmp_path / "c.wav", 8000, x16.astype(np.float32) / 32768)
+    for name in "abc":
+        samples, rate = read_wav(str(tmp_path / f"{name}.wav"))
+        assert rate == 8000 and samples.dtype == np.float32
+        np.testing.assert_allclose(samples, x16, atol=1e-3)
+    piped, _ = read_wav(f"cat {tmp_path / 'a.wav'} |")
+    np.testing.assert_array_equal(piped, x16)
+
+
+def test_channels(tmp_path):
+    stereo = np.stack([np.arange(10), -np.arange(10)], axis=1).astype(np.int16)
+    wavfile.write(tmp_path / "s.wav", 16000, stereo)
+    with pytest.raises(AudioError, match="2 channels"):
+        read_wav(str(tmp_path / "s.wav"))
+    right, _ = read_wav(str(tmp_path / "s.wav"), channel=1)
+    np.testing.assert_array_equal(right, -np.arange(10))
+
+
+def test_errors_name_the_utterance(tmp_path):
+    where = "wav.scp: utterance 'u1'"
+    with pytest.raises(AudioError, match="utterance 'u1': audio file .* does not exist"):
+        read_wav(str(tmp_path / "missing.wav"), where)
+    (tmp_path / "text.wav").write_text("this is not audio")
+    with pytest.raises(AudioError, match="utterance 'u1': .* not a readable WAV"):
+        read_wav(str(tmp_path / "text.wav"), where)
+    with pytest.raises(AudioError, match="utterance 'u1': pipe 'exit 2' failed"):
+        read_wav("exit 2 |", where)
+    wavfile.write(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
+    with pytest.raises(AudioError, match="no samples"):
+        read_wav(str(tmp_path / "empty.wav"), where)

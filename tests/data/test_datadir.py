@@ -1,0 +1,101 @@
+r"""Kaldi data-dir rules: each violation is reported naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowaccent.data import load_data_dir, read_table, validate_data_dir, write_spk2utt, write_table
+from flowaccent.errors import DataDirError
+
+
+def make_dir(root: Path, **tables: str) -> Path:
+    base = {
+        "utt2spk": "a-1 a\na-2 a\nb-1 b\n",
+        "spk2utt": "a a-1 a-2\nb b-1\n",
+        "text": "a-1 THE THIN VAN\na-2 \nb-1 RED LORRY\n",
+        "utt2num_frames": "a-1 10\na-2 12\nb-1 9\n",
+        "utt2accent": "a-1 native\na-2 native\nb-1 zh\n",
+        "utt2score": "a-1 5\na-2 4.5\nb-1 2\n",
+    }
+    base.update({k.replace("__", "."): v for k, v in tables.items()})
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in base.items():
+        if content is not None:
+            (root / name).write_text(content)
+    return root
+
+
+def test_valid_dir(tmp_path):
+    d = make_dir(tmp_path / "train_native")
+    assert validate_data_dir(d) == []
+    data = load_data_dir(d)
+    assert data.name == "train_native" and data.utts == ["a-1", "a-2", "b-1"]
+    assert data.spk2utt == {"a": ["a-1", "a-2"], "b": ["b-1"]}
+    assert data.utt2num_frames()["a-2"] == 12 and data.utt2score()["b-1"] == 2.0
+    assert data.table("text")["a-2"] == ""
+
+
+@pytest.mark.parametrize(
+    "tables,fragment",
+    [
+        ({"utt2spk": "a-2 a\na-1 a\nb-1 b\n"}, "not sorted in C order"),
+        ({"utt2spk": "a-1 a\na-1 a\nb-1 b\n"}, "duplicate key 'a-1'"),
+        ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
+        ({"utt2spk": "a-1 a\na-2 b\nb-1 b\n", "spk2utt": "a a-1\nb a-2 b-1\n"}, "not a prefix"),
+        ({"text": "a-1 X\nb-1 Y\n"}, "text: 1 utterance(s) of utt2spk missing, e.g. 'a-2'"),
+        ({"utt2accent": "a-1 x\na-2 x\nb-1 x\nc-1 x\n"}, "1 utterance(s) not in utt2spk"),
+        ({"utt2num_frames": "a-1 10\na-2 0\nb-1 9\n"}, "bad frame count '0'"),
+        ({"utt2score": "a-1 5\na-2 good\nb-1 2\n"}, "not a number"),
+        ({"utt2spk": "a-1 a\n\na-2 a\nb-1 b\n"}, "empty line"),
+        ({"utt2spk": "a-1\na-2 a\nb-1 b\n"}, "has no value"),
+        ({"utt2spk": " a-1 a\na-2 a\nb-1 b\n"}, "starts with whitespace"),
+        ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
+        ({"spk2utt": None}, "spk2utt: required but missing"),
+        ({"segments": "a-1 rec 0 1\n"}, "segments are not supported"),
+    ],
+)
+def test_each_rule(tmp_path, tables, fragment):
+    d = tmp_path / "d"
+    if tables.get("spk2utt", "") is None:
+        make_dir(d)
+        (d / "spk2utt").unlink()
+    else:
+        make_dir(d, **tables)
+    problems = validate_data_dir(d)
+    assert any(fragment in p for p in problems), problems
+    assert all(str(d) in p for p in problems)
+    with pytest.raises(DataDirError, match="d/"):
+        load_data_dir(d)
+
+
+def test_empty_data_dir(tmp_path):
+    d = make_dir(tmp_path / "d", utt2spk="", spk2utt="", text="", utt2num_frames="", utt2accent="", utt2score="")
+    with pytest.raises(DataDirError, match="empty data dir"):
+        load_data_dir(d)
+
+
+def test_missing_dir_and_required_tables(tmp_path):
+    assert "not a directory" in validate_data_dir(tmp_path / "nope")[0]
+    d = make_dir(tmp_path / "d")
+    with pytest.raises(DataDirError, match="feats.scp: required but missing"):
+        load_data_dir(d, require=("feats.scp",))
+
+
+def test_c_order_is_byte_order(tmp_path):
+    # LC_ALL=C puts upper case before lower case and '-' before '_'.
+    write_table(tmp_path / "t", {"b": 1, "B": 2, "a_1": 3, "a-1": 4})
+    assert [line.split()[0] for line in (tmp_path / "t").read_text().splitlines()] == ["B", "a-1", "a_1", "b"]
+    assert list(read_table(tmp_path / "t")) == ["B", "a-1", "a_1", "b"]
+
+
+def test_write_table_refuses_bad_keys_and_leaves_nothing(tmp_path):
+    with pytest.raises(DataDirError, match="whitespace"):
+        write_table(tmp_path / "t", {"a 1": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_spk2utt(tmp_path):
+    write_spk2utt(tmp_path / "spk2utt", {"b-1": "b", "a-2": "a", "a-1": "a"})
+    assert (tmp_path / "spk2utt").read_text() == "a a-1 a-2\nb b-1\n"

@@ -1,0 +1,196 @@
+r"""The checked ark/scp layer: round trips, and every damaged input as a typed error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowaccent.data import ArkWriter, ScpReader, iter_ark, read_matrix, read_scp
+from flowaccent.errors import FeatureError, FlowAccentError, KaldiIOError
+
+
+@pytest.fixture
+def ark(tmp_path, rng):
+    r"""An ark + scp of three utterances (5, 7 and 3 frames of dim 4) and the matrices."""
+    mats = {f"u{i}": rng.standard_normal((n, 4)).astype(np.float32) for i, n in enumerate([5, 7, 3])}
+    with ArkWriter(tmp_path / "feats.ark", tmp_path / "feats.scp") as writer:
+        for key, mat in mats.items():
+            writer.write(key, mat)
+    return tmp_path / "feats.ark", tmp_path / "feats.scp", mats
+
+
+def offsets(scp):
+    return [int(e.rxfile.rsplit(":", 1)[1]) for e in read_scp(scp)]
+
+
+def test_round_trip_scp_ark_and_pipe(ark):
+    ark_path, scp, mats = ark
+    for key, mat in ScpReader(scp, expected_dim=4):
+        np.testing.assert_array_equal(mat, mats[key])
+    assert [k for k, _ in iter_ark(f"ark:{ark_path}")] == list(mats)
+    piped = dict(iter_ark(f"ark:cat {ark_path} |", expected_keys=list(mats)))
+    np.testing.assert_array_equal(piped["u1"], mats["u1"])
+    np.testing.assert_array_equal(read_matrix(f"{ark_path}:{offsets(scp)[1]}[2:3]"), mats["u1"][2:4])
+    assert len(dict(iter_ark(f"scp:{scp}"))) == 3
+
+
+def test_float64_and_compressed_arks(tmp_path, rng):
+    import kaldiio
+
+    mat = rng.standard_normal((6, 3))
+    with ArkWriter(tmp_path / "d.ark", tmp_path / "d.scp") as writer:
+        writer.write("x", mat)
+    (_, got), = ScpReader(tmp_path / "d.scp")
+    assert got.dtype == np.float64 and np.array_equal(got, mat)
+    kaldiio.save_ark(str(tmp_path / "c.ark"), {"x": mat.astype(np.float32)}, compression_method=2)
+    (_, comp), = iter_ark(f"ark:{tmp_path / 'c.ark'}")
+    np.testing.assert_allclose(comp, mat, atol=0.05)
+
+
+def truncate(path, size):
+    data = path.read_bytes()
+    path.write_bytes(data[:size])
+
+
+def test_truncated_inside_a_matrix(ark):
+    ark_path, scp, _ = ark
+    truncate(ark_path, offsets(scp)[1] + 30)  # u1's header is 15 bytes, its data 112
+    with pytest.raises(KaldiIOError, match=r"feats.scp: utterance 'u1'.*truncated ark"):
+        list(ScpReader(scp))
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*truncated"):
+        list(iter_ark(f"ark:{ark_path}"))
+
+
+def test_truncated_inside_a_header(ark):
+    ark_path, scp, _ = ark
+    truncate(ark_path, offsets(scp)[1] + 8)
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*truncated ark"):
+        list(ScpReader(scp))
+
+
+def test_truncated_inside_a_key(ark):
+    ark_path, scp, _ = ark
+    truncate(ark_path, offsets(scp)[1] - 2)  # cuts "u1 " after its first letter
+    with pytest.raises(KaldiIOError, match=r"feats.ark"):
+        list(iter_ark(f"ark:{ark_path}"))
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*past the end"):
+        list(ScpReader(scp))
+
+
+def test_truncated_between_utterances(ark):
+    ark_path, scp, mats = ark
+    truncate(ark_path, offsets(scp)[2] - 3)  # the ark ends cleanly after u1
+    assert len(list(iter_ark(f"ark:{ark_path}"))) == 2  # what kaldiio alone would accept
+    with pytest.raises(KaldiIOError, match=r"ends after 2 utterance\(s\); 'u2' .* missing"):
+        list(iter_ark(f"ark:{ark_path}", expected_keys=list(mats)))
+    with pytest.raises(KaldiIOError, match=r"utterance 'u2'.*past the end"):
+        list(ScpReader(scp))
+
+
+def test_corrupt_type_token_and_binary_marker(ark):
+    ark_path, scp, _ = ark
+    data = bytearray(ark_path.read_bytes())
+    start = offsets(scp)[1]
+    data[start + 2 : start + 4] = b"XM"
+    ark_path.write_bytes(bytes(data))
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*corrupt type token"):
+        list(ScpReader(scp))
+    data[start + 2 : start + 4] = b"FM"
+    data[start : start + 2] = b"\0C"
+    ark_path.write_bytes(bytes(data))
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*corrupt header"):
+        list(ScpReader(scp))
+
+
+def test_offset_into_the_middle_of_a_matrix(ark):
+    ark_path, scp, _ = ark
+    scp.write_text(f"u0 {ark_path}:40\n")
+    with pytest.raises(KaldiIOError, match=r"utterance 'u0'"):
+        list(ScpReader(scp))
+
+
+def test_failing_pipes(ark, tmp_path):
+    ark_path, scp, mats = ark
+    with pytest.raises(KaldiIOError, match=r"pipe 'false' failed \(exit status 1"):
+        list(iter_ark("ark:false |"))
+    # Output that looks complete but a non-zero exit: still an error.
+    with pytest.raises(KaldiIOError, match="exit status 3: broken"):
+        list(iter_ark(f"ark:cat {ark_path}; echo broken >&2; exit 3 |"))
+    (tmp_path / "pipe.scp").write_text(f"u0 cat {tmp_path}/missing.ark |\n")
+    with pytest.raises(KaldiIOError, match=r"pipe.scp: utterance 'u0': pipe .* failed"):
+        list(ScpReader(tmp_path / "pipe.scp"))
+
+
+def test_keys_with_whitespace(tmp_path):
+    import kaldiio
+
+    with pytest.raises(KaldiIOError, match="whitespace"), ArkWriter(tmp_path / "a.ark") as writer:
+        writer.write("spk 1", np.zeros((2, 2), np.float32))
+    assert list(tmp_path.iterdir()) == []
+    kaldiio.save_ark(str(tmp_path / "b.ark"), {"spk 1": np.zeros((2, 2), np.float32)})
+    with pytest.raises(KaldiIOError, match="b.ark"):
+        list(iter_ark(f"ark:{tmp_path / 'b.ark'}"))
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(KaldiIOError, match="no such file"):
+        ScpReader(tmp_path / "feats.scp")
+    (tmp_path / "feats.scp").write_text(f"u0 {tmp_path}/gone.ark:3\n")
+    with pytest.raises(KaldiIOError, match=r"utterance 'u0': ark '.*gone.ark' does not exist"):
+        list(ScpReader(tmp_path / "feats.scp"))
+    with pytest.raises(KaldiIOError, match="does not exist"):
+        list(iter_ark(f"ark:{tmp_path}/gone.ark"))
+
+
+def test_bad_scp_lines(tmp_path):
+    (tmp_path / "a.scp").write_text("u0\n")
+    with pytest.raises(KaldiIOError, match=r"a.scp:1: expected 'key rxfile'"):
+        read_scp(tmp_path / "a.scp")
+    (tmp_path / "a.scp").write_text("u0 x.ark:1\nu0 x.ark:9\n")
+    with pytest.raises(KaldiIOError, match=r"a.scp:2: duplicate key 'u0'"):
+        read_scp(tmp_path / "a.scp")
+
+
+def test_wrong_dims_frames_and_values(ark, tmp_path):
+    _, scp, _ = ark
+    with pytest.raises(FeatureError, match=r"utterance 'u0': features have dim 4, expected 40"):
+        list(ScpReader(scp, expected_dim=40))
+    with pytest.raises(FeatureError, match=r"utterance 'u1': 7 frames, but utt2num_frames says 8"):
+        list(ScpReader(scp, utt2num_frames={"u0": 5, "u1": 8, "u2": 3}))
+    bad = np.ones((4, 2), np.float32)
+    bad[2, 1] = np.nan
+    with ArkWriter(tmp_path / "n.ark", tmp_path / "n.scp") as writer:
+        writer.write("n", bad)
+    reader = iter(ScpReader(tmp_path / "n.scp"))
+    with pytest.raises(FeatureError, match="utterance 'n': NaN or inf .* frame 2"):
+        next(reader)
+    key, mat = next(iter(ScpReader(tmp_path / "n.scp", allow_nonfinite=True)))
+    assert key == "n" and np.isnan(mat).any()
+
+
+def test_zero_length_and_vectors_are_refused(tmp_path):
+    with ArkWriter(tmp_path / "z.ark", tmp_path / "z.scp") as writer:
+        writer.write("z", np.zeros((0, 2), np.float32))
+        writer.write("v", np.zeros(2, np.float32))
+    entries = read_scp(tmp_path / "z.scp")
+    (tmp_path / "one.scp").write_text(f"z {entries[0].rxfile}\n")
+    with pytest.raises(FeatureError, match="zero-length"):
+        list(ScpReader(tmp_path / "one.scp"))
+    (tmp_path / "one.scp").write_text(f"v {entries[1].rxfile}\n")
+    with pytest.raises(FeatureError, match=r"expected a matrix \(T, D\)"):
+        list(ScpReader(tmp_path / "one.scp"))
+
+
+def test_writer_refuses_integer_arrays_and_leaves_nothing_on_error(tmp_path):
+    with pytest.raises(KaldiIOError, match="int64"), ArkWriter(tmp_path / "i.ark", tmp_path / "i.scp") as writer:
+        writer.write("a", np.zeros((2, 2), np.float32))
+        writer.write("b", np.zeros((2, 2), np.int64))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError), ArkWriter(tmp_path / "e.ark", tmp_path / "e.scp") as writer:
+        writer.write("a", np.zeros((2, 2), np.float32))
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_error_is_a_flowaccent_error():
+    assert issubclass(KaldiIOError, FlowAccentError) and issubclass(FeatureError, FlowAccentError)

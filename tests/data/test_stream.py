@@ -1,0 +1,25 @@
+r"""Streaming utterances with their speaker's CMVN stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.data import load_data_dir
+from flowaccent.data.stream import iter_utterances
+from flowaccent.errors import FeatureError
+
+
+def test_streams_every_utterance_with_its_speaker_stats(wav_data_dir):
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    data = load_data_dir(wav_data_dir, require=("feats.scp", "cmvn.scp"))
+    utts = list(iter_utterances(data, expected_dim=40))
+    assert [u.utt for u in utts] == data.utts
+    for spk in data.spk2utt:
+        feats = np.concatenate([u.feats for u in utts if u.spk == spk])
+        stats = next(u.cmvn_stats for u in utts if u.spk == spk)
+        assert stats[0, -1] == feats.shape[0]
+        np.testing.assert_allclose(stats[0, :-1], feats.astype(np.float64).sum(0), rtol=1e-9)
+    with pytest.raises(FeatureError, match="dim 40, expected 120"):
+        next(iter_utterances(data, expected_dim=120))

@@ -1,0 +1,106 @@
+r"""compute_fbank against Kaldi's fbank written out in numpy (feature-window.cc, mel-computations.cc)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features import FbankConfig, compute_fbank
+
+
+def kaldi_mel(freq):
+    return 1127.0 * np.log(1.0 + np.asarray(freq) / 700.0)
+
+
+def kaldi_mel_banks(num_bins: int, sample_rate: float, padded: int, low=20.0, high=0.0) -> np.ndarray:
+    r"""MelBanks constructor: triangles in mel between equally spaced mel points; ``(num_bins, padded/2)``."""
+    num_fft_bins = padded // 2
+    nyquist = 0.5 * sample_rate
+    high = high if high > 0 else nyquist + high
+    bin_width = sample_rate / padded
+    mel_low, mel_high = kaldi_mel(low), kaldi_mel(high)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    banks = np.zeros((num_bins, num_fft_bins))
+    for b in range(num_bins):
+        left, center, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta
+        for i in range(num_fft_bins):
+            mel = kaldi_mel(bin_width * i)
+            if left < mel < right:
+                banks[b, i] = (mel - left) / (center - left) if mel <= center else (right - mel) / (right - center)
+    return banks
+
+
+def kaldi_fbank(wave: np.ndarray, sample_rate: int = 16000, num_bins: int = 40) -> np.ndarray:
+    r"""ComputeFbank with Kaldi's defaults: snip_edges, remove DC, pre-emphasis 0.97, povey window, power."""
+    length, shift = int(sample_rate * 0.025), int(sample_rate * 0.010)
+    padded = 1 << (length - 1).bit_length()
+    num_frames = 1 + (len(wave) - length) // shift
+    n = np.arange(length)
+    povey = (0.5 - 0.5 * np.cos(2 * np.pi * n / (length - 1))) ** 0.85
+    banks = kaldi_mel_banks(num_bins, sample_rate, padded)
+    out = np.zeros((num_frames, num_bins))
+    for t in range(num_frames):
+        frame = wave[t * shift : t * shift + length].astype(np.float64)
+        frame = frame - frame.mean()
+        for i in range(length - 1, 0, -1):
+            frame[i] -= 0.97 * frame[i - 1]
+        frame[0] -= 0.97 * frame[0]
+        frame = frame * povey
+        power = np.abs(np.fft.rfft(frame, padded)) ** 2
+        energies = banks @ power[: padded // 2]
+        out[t] = np.log(np.maximum(energies, np.finfo(np.float32).eps))
+    return out
+
+
+@pytest.fixture
+def wave(rng) -> np.ndarray:
+    t = np.arange(8000) / 16000
+    x = 4000 * np.sin(2 * np.pi * 440 * t) + 800 * rng.standard_normal(t.size)
+    return x.astype(np.int16)
+
+
+def test_matches_kaldi_formula(wave):
+    got = compute_fbank(wave, 16000)
+    ref = kaldi_fbank(wave)
+    assert got.shape == ref.shape == (1 + (8000 - 400) // 160, 40)
+    np.testing.assert_allclose(got, ref, atol=2e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("num_samples,frames", [(399, 0), (400, 1), (559, 1), (560, 2), (16000, 98)])
+def test_frame_count_with_snip_edges(num_samples, frames, rng):
+    x = (1000 * rng.standard_normal(num_samples)).astype(np.int16)
+    assert compute_fbank(x, 16000).shape == (frames, 40)
+
+
+def test_reproducible_without_dither(wave):
+    np.testing.assert_array_equal(compute_fbank(wave, 16000), compute_fbank(wave, 16000))
+
+
+def test_resamples_to_the_configured_rate(rng):
+    t = np.arange(22050) / 22050
+    x = (3000 * np.sin(2 * np.pi * 300 * t) + 300 * rng.standard_normal(t.size)).astype(np.int16)
+    feats = compute_fbank(x, 22050)
+    assert feats.shape == (98, 40)  # one second at 16 kHz
+    native = compute_fbank(x, 22050, sample_frequency=22050)
+    assert native.shape == (98, 40)
+    # The 300 Hz tone dominates the same mel bin either way.
+    assert np.argmax(feats.mean(0)) == np.argmax(native.mean(0))
+
+
+def test_int16_scale_is_enforced(wave):
+    with pytest.raises(FeatureError, match="int16 scale"):
+        compute_fbank(wave / 32768.0, 16000)
+    floats = compute_fbank(wave.astype(np.float32), 16000)
+    np.testing.assert_array_equal(floats, compute_fbank(wave, 16000))
+
+
+def test_options_and_errors(wave):
+    assert compute_fbank(wave, 16000, num_mel_bins=23, use_energy=True).shape[1] == 24
+    assert compute_fbank(wave, 16000, snip_edges=False).shape[0] == 50  # round(8000 / 160)
+    with pytest.raises(ConfigError):
+        compute_fbank(wave, 16000, no_such_option=1)
+    with pytest.raises(FeatureError):
+        compute_fbank(np.zeros((2, 100), np.int16), 16000)
+    with pytest.raises(ConfigError):
+        FbankConfig.from_dict({"window_type": "kaiser"})
