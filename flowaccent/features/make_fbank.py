@@ -144,8 +144,8 @@ def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
 
 
 def _remove_stale(ark_dir: Path, name: str, keep: set[str]) -> None:
-    r"""Removes arks of earlier runs on this data dir (other options or wav.scp)."""
+    r"""Removes arks of earlier runs on this data dir (other options or wav.scp, or killed runs)."""
     for pattern in (f"raw_fbank_{name}.*.ark", f"cmvn_{name}.*.ark"):
-        for path in ark_dir.glob(pattern):
+        for path in [*ark_dir.glob(pattern), *ark_dir.glob(f".{pattern}.tmp.*")]:
             if path.name not in keep:
-                path.unlink()
+                path.unlink(missing_ok=True)

@@ -60,7 +60,7 @@ class Espeak:
     _pid: int = -1
 
     def __init__(self) -> None:
-        loader = _import_loader()
+        loader = require_espeak()
         try:
             lib = ctypes.CDLL(loader.get_library_path())
             data = loader.get_data_path()
@@ -155,7 +155,7 @@ class Espeak:
         return 0  # 0: continue synthesis
 
 
-def _import_loader():
+def require_espeak():
     r"""Imports ``espeakng_loader`` or raises one clear line saying what to install."""
     try:
         import espeakng_loader

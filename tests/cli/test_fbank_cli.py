@@ -49,8 +49,11 @@ def test_idempotent_and_parallel_equal_serial(wav_data_dir, tmp_path):
 
 def test_changed_options_replace_old_arks(wav_data_dir):
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    killed = wav_data_dir / "data" / f".raw_fbank_{wav_data_dir.name}.0123456789.ark.tmp.99999"
+    killed.write_bytes(b"left by a killed run")
     assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "23"]) == 0
     assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1
+    assert not killed.exists()
     (_, feats), *_ = ScpReader(wav_data_dir / "feats.scp")
     assert feats.shape[1] == 23
 
