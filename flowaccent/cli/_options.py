@@ -21,16 +21,16 @@ def parse_bool(text: str) -> bool:
 
 
 def add_config_options(
-    parser: argparse.ArgumentParser, config: type[Config], skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser, config: type[Config], skip: tuple[str, ...] = (), prefix: str = ""
 ) -> None:
-    r"""Adds ``--field-name VALUE`` for every field of ``config`` (default: unchanged)."""
+    r"""Adds ``--[prefix.]field-name VALUE`` for every field of ``config`` (default: unchanged)."""
     hints = typing.get_type_hints(config)
-    group = parser.add_argument_group(f"{config.__name__} fields")
+    group = parser.add_argument_group(f"{prefix or config.__name__} fields")
     for field in dataclasses.fields(config):  # type: ignore[arg-type]
         if field.name in skip:
             continue
         hint = hints[field.name]
-        kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{field.name}"}
+        kwargs: dict[str, Any] = {"default": None, "dest": f"cfg_{prefix}_{field.name}"}
         if typing.get_origin(hint) is Literal:
             kwargs["choices"] = typing.get_args(hint)
         elif hint is bool:
@@ -41,14 +41,20 @@ def add_config_options(
             continue
         default = field.default
         kwargs["help"] = f"default: {str(default).lower() if isinstance(default, bool) else default}"
-        group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
+        name = field.name.replace("_", "-")
+        group.add_argument(f"--{prefix}.{name}" if prefix else f"--{name}", **kwargs)
 
 
-def config_from_args(config: type[Config], args: argparse.Namespace, base: dict | None = None) -> Any:
-    r"""Builds ``config`` from ``base`` (e.g. YAML) with the options given on the command line."""
-    values = dict(base or {})
+def given_options(config: type[Config], args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+    r"""The fields of ``config`` set on the command line (by :func:`add_config_options`)."""
+    values = {}
     for field in dataclasses.fields(config):  # type: ignore[arg-type]
-        value = getattr(args, f"cfg_{field.name}", None)
+        value = getattr(args, f"cfg_{prefix}_{field.name}", None)
         if value is not None:
             values[field.name] = value
-    return config.from_dict(values, "command line")
+    return values
+
+
+def config_from_args(config: type[Config], args: argparse.Namespace) -> Any:
+    r"""Builds ``config`` from its defaults and the options given on the command line."""
+    return config.from_dict(given_options(config, args), "command line")

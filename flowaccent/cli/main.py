@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from flowaccent import __version__
 from flowaccent.errors import FlowAccentError
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("fbank", "validate")
+COMMANDS = ("fbank", "validate", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,14 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
     except FlowAccentError as error:
         message = " ".join(str(error).split("\n"))
         print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        code = 1
     except KeyboardInterrupt:
         print(f"flowaccent {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if "WORLD_SIZE" in os.environ:  # a torchrun worker: end it cleanly (see train.distributed.finish)
+        from flowaccent.train.distributed import finish
+
+        finish(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def _read_object(fd: IO[bytes], where: str) -> np.ndarray:
         raise KaldiIOError(f"{where}: {_explain(error, fd, start)}") from None
     if not isinstance(array, np.ndarray):
         raise KaldiIOError(f"{where}: not a matrix or vector (got {type(array).__name__})")
-    return array
+    return array if array.flags.writeable else array.copy()  # kaldiio returns read-only buffers
 
 
 def _explain(error: Exception, fd: IO[bytes], start: int | None) -> str:
@@ -400,3 +400,47 @@ class ArkWriter:
     def scp_lines(self) -> list[str]:
         r"""The scp lines written so far (``key /abs/path.ark:offset``)."""
         return list(self._lines)
+
+
+class RandomAccessReader:
+    r"""Reads matrices of an scp by key, in any order, keeping arks open (close when done).
+
+    Example:
+        >>> with RandomAccessReader("feats.scp") as reader:  # doctest: +SKIP
+        ...     feats = reader["spk1-utt1"]
+    """
+
+    def __init__(self, path: str | Path, expected_dim: int | None = None, allow_nonfinite: bool = False):
+        self.path = Path(path)
+        self.entries = {e.key: e for e in read_scp(self.path)}
+        self.expected_dim = expected_dim
+        self.allow_nonfinite = allow_nonfinite
+        self._fds: dict[str, IO[bytes]] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        where = f"{self.path}: utterance '{key}'"
+        entry = self.entries.get(key)
+        if entry is None:
+            raise KaldiIOError(f"{where}: not in the scp")
+        if entry.is_pipe:
+            array = read_matrix(entry.rxfile, key, str(self.path))
+        else:
+            path, offset, ranges = entry.location()
+            if path not in self._fds:
+                self._fds[path] = _open(path, where)
+            array = _read_at(self._fds[path], path, offset, ranges, where)
+        return check_matrix(array, where, self.expected_dim, None, self.allow_nonfinite)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            fd.close()
+        self._fds.clear()
+
+    def __enter__(self) -> RandomAccessReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -91,13 +91,21 @@ class FeaturePipeline(nn.Module):
         Returns:
             ``(..., T, D_out)`` in the dtype of ``x``.
         """
-        y = self.unstandardized(x, cmvn_stats)
+        return self.standardize(self.unstandardized(x, cmvn_stats))
+
+    def standardize(self, y: torch.Tensor) -> torch.Tensor:
+        r"""The global standardisation alone: ``(..., D_out) -> (..., D_out)`` (identity when off)."""
         if not self.config.standardize:
             return y
         if not bool(self.fitted):
             raise FeatureError("feature pipeline: standardize is on but was never fitted")
-        mean = self.mean.to(y.dtype)
-        return (y - mean) / self.std.to(y.dtype)
+        return (y - self.mean.to(y.dtype)) / self.std.to(y.dtype)
+
+    def unstandardize(self, y: torch.Tensor) -> torch.Tensor:
+        r"""Inverse of :meth:`standardize`."""
+        if not self.config.standardize:
+            return y
+        return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
 
     def unstandardized(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
         r"""CMVN, deltas and splicing of ``x`` ``(..., T, D)``, without standardisation."""

@@ -1,0 +1,141 @@
+r"""The flow model: feature standardisation, RealNVP couplings and the DNF prior in one module."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.realnvp import ModelConfig, build_realnvp
+from flowaccent.prior import DNFPrior, PriorConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowOutput:
+    r"""Per-frame scores, natural log, summed over dimensions.
+
+    Attributes:
+        z: latents ``(B, D)``.
+        log_p: ``log p(z)`` under the prior ``(B,)``.
+        log_det: ``log|det dz/dx|`` including the standardisation ``(B,)``.
+    """
+
+    z: Tensor
+    log_p: Tensor
+    log_det: Tensor
+
+    @property
+    def log_ll(self) -> Tensor:
+        r"""``log p(x) = log_p + log_det`` ``(B,)``: a density of the features after CMVN/deltas/splicing."""
+        return self.log_p + self.log_det
+
+    @property
+    def nll(self) -> Tensor:
+        r"""``-log_ll`` ``(B,)``: what the lab's tables print as "LogLL" (the training loss)."""
+        return -self.log_ll
+
+
+class FlowModel(nn.Module):
+    r"""``x`` (features after CMVN/deltas/splicing, before standardisation) ``(B, D)`` -> scores.
+
+    Arguments:
+        pipeline: the feature pipeline (its standardisation is part of the flow).
+        model: the RealNVP architecture.
+        prior: the DNF prior.
+        class_names: one name per class (``("native", "zh")``); one class for a plain flow.
+
+    Example:
+        >>> pipe = FeaturePipeline(FeaturePipelineConfig(cmvn="none", standardize=False), 40)
+        >>> m = FlowModel(pipe, ModelConfig(num_blocks=2, hidden=16), PriorConfig(), ("native",))
+        >>> m(torch.randn(5, 120)).log_ll.shape
+        torch.Size([5])
+    """
+
+    def __init__(self, pipeline: FeaturePipeline, model: ModelConfig, prior: PriorConfig, class_names: tuple[str, ...]):
+        super().__init__()
+        self.pipeline = pipeline
+        self.model_config, self.prior_config = model, prior
+        self.class_names = tuple(class_names)
+        self.dim = pipeline.output_dim
+        self.transform = build_realnvp(model, self.dim)
+        self.prior = DNFPrior(prior, self.dim, len(self.class_names))
+
+    def forward(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> FlowOutput:
+        r"""Scores frames ``x`` ``(B, D)``; ``labels`` ``(B,)`` condition the prior (None: marginal)."""
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
+        y = self.pipeline.standardize(x)
+        z, log_det = self.transform(y, context)
+        log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
+        return FlowOutput(z, self.prior.log_prob(z, labels), log_det)
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation)."""
+        y, _ = self.transform.inverse(z, context)
+        return self.pipeline.unstandardize(y)
+
+    @torch.no_grad()
+    def sample(self, num: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        r"""Draws ``(num, D)`` frames from the model (eval mode for batchnorm flows)."""
+        z = self.prior.sample(num, labels, generator).to(self.prior.means.dtype)
+        return self.inverse(z)
+
+    def score_utterance(
+        self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None, labels: Tensor | None = None
+    ) -> FlowOutput:
+        r"""Scores stored features ``(T, D_raw)`` of one utterance through the whole pipeline."""
+        x = self.pipeline.unstandardized(torch.as_tensor(feats), cmvn_stats)
+        return self(x.to(self.prior.means.dtype), labels)
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> None:
+        r"""Data-dependent initialisation on one batch ``(B, D)``: ActNorm statistics, then the
+        DNF class means from the latents of the (still identity-like) flow."""
+        was_training = self.training
+        self.train()
+        z, _ = self.transform(self.pipeline.standardize(x), context)
+        if labels is None:
+            labels = torch.zeros(len(x), dtype=torch.long)
+        self.prior.init_means(z, labels)
+        self.train(was_training)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        r"""Everything to rebuild this model exactly: configs, class names, pipeline, weights."""
+        return {
+            "model_config": self.model_config.to_dict(),
+            "prior_config": self.prior_config.to_dict(),
+            "class_names": list(self.class_names),
+            "pipeline": self.pipeline.to_state(),
+            "state_dict": self.state_dict(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> FlowModel:
+        r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit."""
+        try:
+            pipeline = FeaturePipeline.from_state(state["pipeline"])
+            model = cls(
+                pipeline,
+                ModelConfig.from_dict(state["model_config"], "checkpoint model"),
+                PriorConfig.from_dict(state["prior_config"], "checkpoint prior"),
+                tuple(state["class_names"]),
+            )
+            dtype = next(v.dtype for k, v in state["state_dict"].items() if k.startswith("transform."))
+            if dtype != torch.float32:
+                model.to(dtype)  # e.g. float64 weights load without rounding
+            model.load_state_dict(state["state_dict"])
+        except (KeyError, RuntimeError) as error:
+            raise ConfigError(f"checkpoint does not match its config: {str(error).splitlines()[0]}") from None
+        return model
+
+
+def build_model(
+    features: FeaturePipelineConfig, input_dim: int, model: ModelConfig, prior: PriorConfig, class_names: tuple[str, ...]
+) -> FlowModel:
+    r"""A fresh model for ``input_dim``-d stored features (the pipeline still needs ``fit``)."""
+    return FlowModel(FeaturePipeline(features, input_dim), model, prior, class_names)

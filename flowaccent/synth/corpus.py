@@ -1,0 +1,178 @@
+r"""The demo corpus (``flowaccent synth``): six Kaldi data dirs of synthetic native and accented English.
+
+``OUT_DIR/{train_native, dev_native, test_native, train_zh, test_zh, test_ja}``
+each hold ``wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score`` (and
+``utt2phones``, the espeak phonemes spoken); the WAV files (16-bit PCM mono,
+22050 Hz) lie under ``OUT_DIR/wav/<speaker>/``, ``OUT_DIR/synth_config.yaml``
+holds the resolved configuration and ``OUT_DIR/speakers`` every voice.
+
+Atomic: everything is written into a hidden temporary folder next to
+``OUT_DIR`` and renamed to ``OUT_DIR`` at the end; an interrupted or failed run
+removes it, so nothing that looks complete is left behind. Deterministic: the
+same configuration gives the same bytes, whatever ``nj``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from flowaccent.data.datadir import write_spk2utt, write_table
+from flowaccent.errors import FlowAccentError
+from flowaccent.synth.accents import score_of
+from flowaccent.synth.espeak import require_espeak
+from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus
+from flowaccent.synth.render import Rendered, render_job
+from flowaccent.synth.text import transcript
+
+
+class SynthError(FlowAccentError):
+    r"""The corpus cannot be written where asked (``OUT_DIR`` exists, bad path)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSummary:
+    r"""What :func:`make_corpus` made.
+
+    Attributes:
+        out_dir: the corpus folder.
+        num_utts: utterances per data dir.
+        audio_seconds: total duration of the audio.
+        seconds: wall-clock time taken.
+    """
+
+    out_dir: Path
+    num_utts: dict[str, int]
+    audio_seconds: float
+    seconds: float
+
+
+def make_corpus(
+    out_dir: str | Path, config: SynthConfig = SynthConfig(), nj: int = 1, quiet: bool = False
+) -> CorpusSummary:
+    r"""Synthesises the demo corpus into ``out_dir``.
+
+    Arguments:
+        out_dir: the corpus folder; must not exist (or be empty).
+        config: sizes and seed.
+        nj: parallel worker processes (espeak-ng is process-global: never threads).
+        quiet: no progress bar.
+
+    Returns:
+        a :class:`CorpusSummary`.
+
+    Example:
+        >>> make_corpus("data/demo", SynthConfig(num_sentences=40), quiet=True)  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    out = Path(out_dir).resolve()
+    _check_target(out)
+    require_espeak()
+    plan = plan_corpus(config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        rendered = _render_all(plan, tmp / "wav", config.noise_std, nj, quiet)
+        num_utts = _write_data_dirs(plan, rendered, tmp, out)
+        _write_manifest(plan, config, tmp)
+        _check_target(out)
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    audio = sum(r.num_samples for r in rendered.values()) / _SAMPLE_RATE
+    return CorpusSummary(out, num_utts, audio, time.perf_counter() - start)
+
+
+#: espeak-ng's output rate (checked against the library when rendering).
+_SAMPLE_RATE = 22050
+
+
+def _check_target(out: Path) -> None:
+    if any(c.isspace() for c in str(out)):
+        raise SynthError(f"{out}: whitespace in the path would break wav.scp; choose another OUT_DIR")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise SynthError(f"{out}: already exists; remove it or choose another OUT_DIR")
+
+
+def _render_all(plan: Plan, wav_root: Path, noise_std: float, nj: int, quiet: bool) -> dict[str, Rendered]:
+    r"""Renders every job, each in a fresh process (see :mod:`flowaccent.synth.render`)."""
+    jobs = sorted(plan.jobs, key=lambda job: (-len(job.utts), job.speaker))
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        context.set_forkserver_preload(["flowaccent.synth.render"])
+    rendered: dict[str, Rendered] = {}
+    worker = functools.partial(_render_checked, wav_root=wav_root, noise_std=noise_std)
+    with tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar, context.Pool(
+        max(1, min(nj, len(jobs))), maxtasksperchild=1
+    ) as pool:
+        for results in pool.imap_unordered(worker, jobs, chunksize=1):
+            rendered.update((r.utt, r) for r in results)
+            bar.update(len(results))
+    return rendered
+
+
+def _render_checked(job: Job, wav_root: Path, noise_std: float) -> list[Rendered]:
+    from flowaccent.synth.espeak import Espeak
+
+    if Espeak.get().sample_rate != _SAMPLE_RATE:
+        raise SynthError(f"espeak-ng produces {Espeak.get().sample_rate} Hz, expected {_SAMPLE_RATE}")
+    return render_job(job, wav_root, noise_std)
+
+
+def _write_data_dirs(plan: Plan, rendered: dict[str, Rendered], tmp: Path, out: Path) -> dict[str, int]:
+    r"""Writes the tables of every data dir into ``tmp``; ``wav.scp`` points into the final ``out``."""
+    num_utts = {}
+    for name, accent in SETS.items():
+        folder = tmp / name
+        folder.mkdir()
+        tables: dict[str, dict[str, str]] = {
+            k: {} for k in ("wav.scp", "text", "utt2spk", "utt2accent", "utt2score", "utt2phones")
+        }
+        for job in (job for job in plan.jobs if job.data_dir == name):
+            for utt in job.utts:
+                r = rendered[utt.utt]
+                tables["wav.scp"][utt.utt] = str(out / r.wav_path.relative_to(tmp))
+                tables["text"][utt.utt] = transcript(utt.sentence)
+                tables["utt2spk"][utt.utt] = job.speaker
+                tables["utt2accent"][utt.utt] = accent
+                tables["utt2score"][utt.utt] = f"{score_of(r.num_accented, r.num_words):.2f}"
+                tables["utt2phones"][utt.utt] = r.phones
+        for table, mapping in tables.items():
+            write_table(folder / table, mapping)
+        write_spk2utt(folder / "spk2utt", tables["utt2spk"])
+        num_utts[name] = len(tables["utt2spk"])
+    return num_utts
+
+
+def _write_manifest(plan: Plan, config: SynthConfig, tmp: Path) -> None:
+    r"""Writes ``synth_config.yaml`` (the resolved config) and ``speakers`` (every voice)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        loader = version("espeakng-loader")
+    except PackageNotFoundError:  # importable but not installed as a distribution
+        loader = "unknown"
+    manifest = {"config": config.to_dict(), "espeakng_loader": loader, "sample_rate": _SAMPLE_RATE}
+    (tmp / "synth_config.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    speakers = {}
+    for job in plan.jobs:
+        p = job.persona
+        strength = plan.speaker_strength.get(job.speaker, 0.0)
+        speakers[job.speaker] = (
+            f"variant={p.variant} rate_wpm={p.rate_wpm} pitch={p.pitch} pitch_range={p.pitch_range} "
+            f"data_dir={job.data_dir} mean_strength={strength:.3f}"
+        )
+    write_table(tmp / "speakers", speakers)

@@ -1,0 +1,187 @@
+r"""What the demo corpus contains: its configuration and the deterministic plan of every utterance.
+
+The plan is pure (no audio): which sentence each speaker reads, in which accent,
+at which strength, with which random seed. :mod:`flowaccent.synth.corpus` then
+renders it. Everything derives from ``SynthConfig.seed`` through named random
+streams, so the same configuration always gives the same plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from flowaccent.config import Config
+from flowaccent.errors import ConfigError
+from flowaccent.synth.speakers import HELDOUT_VARIANTS, TRAIN_VARIANTS, Persona, make_personas, next_numbers
+from flowaccent.synth.text import SentenceGenerator
+
+#: The data dirs of the corpus: name -> accent.
+SETS = {
+    "train_native": "native",
+    "dev_native": "native",
+    "test_native": "native",
+    "train_zh": "zh",
+    "test_zh": "zh",
+    "test_ja": "ja",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig(Config):
+    r"""Size and randomness of the demo corpus.
+
+    Attributes:
+        num_sentences: utterances of ``train_native``; the other sets scale with it.
+        seed: the one seed everything derives from (non-negative).
+        language: espeak language of every voice (a key of ``espeak.VOICE_FILES``).
+        train_speakers: personas of the training sets (half female).
+        dev_speakers: personas of ``dev_native``.
+        test_speakers: personas of the three test sets (the same voices in each).
+        train_zh_fraction: ``train_zh`` size as a fraction of ``num_sentences``.
+        dev_fraction: ``dev_native`` size as a fraction of ``num_sentences``.
+        test_fraction: size of each test set as a fraction of ``num_sentences``.
+        strength_min: lowest mean accent strength of an accented speaker.
+        strength_max: highest mean accent strength of an accented speaker.
+        strength_jitter: standard deviation of an utterance's strength around its speaker's mean.
+        noise_std: Gaussian noise floor added to every utterance, in int16 units (about
+            -78 dBFS at 4); espeak's pauses are otherwise digital silence.
+    """
+
+    num_sentences: int = 800
+    seed: int = 0
+    language: str = "en-gb"
+    train_speakers: int = 8
+    dev_speakers: int = 4
+    test_speakers: int = 4
+    train_zh_fraction: float = 0.5
+    dev_fraction: float = 0.1
+    test_fraction: float = 0.2
+    strength_min: float = 0.2
+    strength_max: float = 0.9
+    strength_jitter: float = 0.15
+    noise_std: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.num_sentences < 1 or self.seed < 0:
+            raise ConfigError(f"synth: num_sentences must be >= 1 and seed >= 0, got {self.num_sentences}, {self.seed}")
+        if min(self.train_speakers, self.dev_speakers, self.test_speakers) < 1:
+            raise ConfigError("synth: every split needs at least one speaker")
+        for name in ("train_zh_fraction", "dev_fraction", "test_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"synth: {name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.strength_min <= self.strength_max <= 1.0 or self.strength_jitter < 0:
+            raise ConfigError("synth: need 0 < strength_min <= strength_max <= 1 and strength_jitter >= 0")
+        if self.noise_std < 0:
+            raise ConfigError(f"synth: noise_std must be >= 0, got {self.noise_std}")
+
+    def size(self, fraction: float) -> int:
+        r"""Utterances of a set that is ``fraction`` of ``num_sentences`` (at least 1)."""
+        return max(1, round(self.num_sentences * fraction))
+
+
+@dataclasses.dataclass(frozen=True)
+class UttPlan:
+    r"""One utterance to render: id, sentence, accent, target strength and espeak seed."""
+
+    utt: str
+    sentence: str
+    accent: str
+    strength: float
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    r"""One speaker's utterances in one data dir: rendered in order, in one fresh process."""
+
+    data_dir: str
+    speaker: str
+    persona: Persona
+    language: str
+    utts: tuple[UttPlan, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    r"""The whole corpus: jobs, and the mean accent strength of every accented speaker."""
+
+    jobs: tuple[Job, ...]
+    speaker_strength: dict[str, float]
+
+    @property
+    def num_utts(self) -> int:
+        return sum(len(job.utts) for job in self.jobs)
+
+
+def stream(seed: int, *names: str) -> np.random.Generator:
+    r"""A random generator for one named purpose, independent of all other names."""
+    return np.random.default_rng([seed, *(zlib.crc32(name.encode()) for name in names)])
+
+
+def utterance_seed(seed: int, utt: str) -> int:
+    r"""espeak's random seed for one utterance (31 bits)."""
+    return zlib.crc32(f"{seed}/{utt}".encode()) & 0x7FFFFFFF
+
+
+def plan_corpus(config: SynthConfig) -> Plan:
+    r"""Plans every utterance of the six data dirs of :data:`SETS`.
+
+    Training sentences, dev sentences and test sentences are disjoint; the
+    three test sets read the same sentences with the same voices (``native-m07``,
+    ``zh-m07``, ``ja-m07``), so they differ only in accent. Utterance ids are
+    ``<speaker>-<sentence number>``, e.g. ``zh-m07-0012``.
+    """
+    seed = config.seed
+    sentences = SentenceGenerator(stream(seed, "text"))
+    train = sentences.unique(config.num_sentences)
+    dev = sentences.unique(config.size(config.dev_fraction), exclude=set(train))
+    test = sentences.unique(config.size(config.test_fraction), exclude=set(train) | set(dev))
+    zh_count = min(config.num_sentences, config.size(config.train_zh_fraction))
+    zh_numbers = sorted(stream(seed, "train_zh").choice(len(train), zh_count, replace=False).tolist())
+
+    voices = stream(seed, "voices")
+    train_p = make_personas(config.train_speakers, TRAIN_VARIANTS, voices)
+    dev_p = make_personas(config.dev_speakers, HELDOUT_VARIANTS, voices, next_numbers(train_p))
+    test_p = make_personas(config.test_speakers, HELDOUT_VARIANTS, voices, next_numbers(train_p + dev_p))
+
+    readings = {  # data dir -> (sentence numbers, sentence pool, personas)
+        "train_native": (list(range(len(train))), train, train_p),
+        "train_zh": (zh_numbers, train, train_p),
+        "dev_native": (list(range(len(dev))), dev, dev_p),
+        "test_native": (list(range(len(test))), test, test_p),
+        "test_zh": (list(range(len(test))), test, test_p),
+        "test_ja": (list(range(len(test))), test, test_p),
+    }
+    jobs, speaker_strength = [], {}
+    for name, accent in SETS.items():
+        numbers, pool, personas = readings[name]
+        width = max(4, len(str(len(pool) - 1)))
+        by_persona: dict[int, list[int]] = {}
+        for position, number in enumerate(numbers):
+            by_persona.setdefault(position % len(personas), []).append(number)
+        for index, persona in enumerate(personas):
+            spk = persona.speaker_id(accent)
+            strengths = _strengths(config, spk, len(by_persona.get(index, [])), speaker_strength, accent)
+            utts = tuple(
+                UttPlan(f"{spk}-{n:0{width}d}", pool[n], accent, s, utterance_seed(seed, f"{spk}-{n:0{width}d}"))
+                for n, s in zip(by_persona.get(index, []), strengths)
+            )
+            if utts:
+                jobs.append(Job(name, spk, persona, config.language, utts))
+    return Plan(tuple(jobs), speaker_strength)
+
+
+def _strengths(
+    config: SynthConfig, spk: str, count: int, speaker_strength: dict[str, float], accent: str
+) -> list[float]:
+    r"""Target accent strengths of a speaker's utterances (0 for native speech)."""
+    if accent == "native":
+        return [0.0] * count
+    rng = stream(config.seed, "strength", spk)
+    mean = float(rng.uniform(config.strength_min, config.strength_max))
+    speaker_strength[spk] = mean
+    jitter = rng.normal(0.0, config.strength_jitter, size=count) if config.strength_jitter else np.zeros(count)
+    return [float(np.clip(mean + j, 0.05, 1.0)) for j in jitter]

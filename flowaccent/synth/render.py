@@ -1,0 +1,96 @@
+r"""Rendering one job of the plan: phonemize, apply the accent, speak, write WAV files.
+
+espeak-ng keeps state across utterances that no API resets (its pitch-flutter
+phase and automatic gain live in C statics), so the samples of an utterance
+depend on what the process spoke before. A job (one speaker of one data dir) is
+therefore always rendered from a fresh library in a fresh process, in plan
+order: the bytes then depend on the plan only, not on ``nj`` or scheduling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.synth.accents import apply_accent
+from flowaccent.synth.espeak import Espeak
+from flowaccent.synth.phonemes import format_word, parse_word
+from flowaccent.synth.plan import Job
+from flowaccent.synth.text import final_punctuation
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    r"""What was made of one planned utterance.
+
+    Attributes:
+        utt: utterance id.
+        wav_path: the WAV file written.
+        num_samples: its length in samples.
+        num_words: words in the phoneme transcription.
+        num_accented: words the accent rules were applied to.
+        phones: the espeak phonemes spoken (words separated by spaces, phonemes by ``|``).
+    """
+
+    utt: str
+    wav_path: Path
+    num_samples: int
+    num_words: int
+    num_accented: int
+    phones: str
+
+
+def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendered]:
+    r"""Renders every utterance of ``job`` into ``wav_root/<speaker>/<utt>.wav``.
+
+    Arguments:
+        job: one speaker's planned utterances.
+        wav_root: folder of the WAV files (created if needed).
+        noise_std: standard deviation of the Gaussian noise floor added, in int16 units.
+
+    Returns:
+        one :class:`Rendered` per utterance, in plan order.
+    """
+    tts = Espeak.get()
+    folder = Path(wav_root) / job.speaker
+    folder.mkdir(parents=True, exist_ok=True)
+    persona = job.persona
+    tts.set_voice(job.language, persona.variant, persona.rate_wpm, persona.pitch, persona.pitch_range)
+    out = []
+    for plan in job.utts:
+        words = [parse_word(tokens) for tokens in tts.phonemize(plan.sentence)]
+        rng = np.random.default_rng(plan.seed)
+        spoken, accented = apply_accent(words, plan.accent, plan.strength, rng)
+        names = [format_word(word) for word in spoken]
+        samples = tts.speak_phonemes(names, final_punctuation(plan.sentence), plan.seed)
+        samples = add_noise_floor(samples, noise_std, np.random.default_rng([plan.seed, 1]))
+        path = folder / f"{plan.utt}.wav"
+        write_wav(path, samples, tts.sample_rate)
+        phones = " ".join("|".join(word) for word in names)
+        out.append(Rendered(plan.utt, path, len(samples), len(words), accented, phones))
+    return out
+
+
+def add_noise_floor(samples: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    r"""Adds rounded Gaussian noise to int16 samples ``(N,)``.
+
+    espeak's pauses are digital silence: every filterbank bin of such a frame
+    sits at the log floor, a point mass on which any density model's
+    likelihood diverges. A faint noise floor (like any recording) avoids it.
+    """
+    if std <= 0:
+        return samples
+    noisy = samples.astype(np.float64) + np.round(rng.normal(0.0, std, size=samples.shape))
+    return np.clip(noisy, -32768, 32767).astype(np.int16)
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    r"""Writes int16 mono samples ``(N,)`` as a 16-bit PCM WAV file."""
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(np.asarray(samples, dtype="<i2").tobytes())

@@ -1,0 +1,64 @@
+r"""Training checkpoints: written atomically, never with non-finite weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from flowaccent.data.atomic import atomic_path
+from flowaccent.errors import ConfigError, FlowAccentError
+from flowaccent.model import FlowModel
+
+
+class TrainingError(FlowAccentError):
+    r"""Training cannot go on (non-finite loss, non-finite weights)."""
+
+
+@dataclasses.dataclass
+class Progress:
+    r"""Where training stands: resumes continue from exactly here."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_valid: float = float("inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = dataclasses.field(default_factory=list)
+
+
+def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress, config: dict) -> None:
+    r"""Writes model, optimiser, progress and config to ``path`` atomically."""
+    for name, param in model.state_dict().items():
+        if param.is_floating_point() and not torch.isfinite(param).all():
+            raise TrainingError(f"refusing to write {path}: non-finite values in {name}")
+    state = {
+        "model": model.to_checkpoint(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "progress": dataclasses.asdict(progress),
+        "config": config,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    r"""Reads a checkpoint written by :func:`save_checkpoint` (or a model file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+
+
+def load_model(path: str | Path) -> FlowModel:
+    r"""The model of a checkpoint or ``final.pt``, in eval mode."""
+    state = load_checkpoint(path)
+    model = FlowModel.from_checkpoint(state["model"] if "model" in state else state)
+    return model.eval()

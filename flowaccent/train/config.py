@@ -1,0 +1,104 @@
+r"""Experiment configuration: one YAML file with ``features``, ``model``, ``prior`` and ``train``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from flowaccent.config import Config
+from flowaccent.errors import ConfigError
+from flowaccent.features.pipeline import FeaturePipelineConfig
+from flowaccent.flows.realnvp import ModelConfig
+from flowaccent.prior import PriorConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    r"""How the flow is trained.
+
+    Attributes:
+        batch_size: frames per optimiser step, over all processes.
+        epochs: passes over the training frames.
+        lr: Adam learning rate (peak, after warm-up).
+        lr_schedule: ``constant``, ``cosine`` (to 0 over ``epochs``) or ``exponential``
+            (``lr_decay`` per epoch).
+        lr_decay: factor per epoch for ``exponential``.
+        warmup_steps: linear warm-up from 0.
+        weight_decay: Adam weight decay.
+        grad_clip: max gradient norm (0: off).
+        gradient_filter: apply the median-relative :class:`~flowaccent.nn.GradientFilter`
+            to the per-frame latents.
+        gradient_filter_threshold: its cutoff in multiples of the median.
+        valid_fraction: share of utterances held out for the validation NLL.
+        patience: epochs without a better validation NLL before stopping (0: never stop early).
+        buffer_frames: size of the shuffling buffer (bounds memory).
+        standardize_max_utts: utterances used to fit the global standardisation.
+        seed: seeds the data order, masks and weights.
+        checkpoint_every_steps: also checkpoint inside an epoch this often (0: at epoch ends only).
+        log_every_steps: training scalars this often.
+        max_steps_per_epoch: cut epochs short (0: whole epochs); for smoke tests.
+        device: ``auto`` (cuda when present), ``cpu`` or ``cuda``.
+        deterministic: ``torch.use_deterministic_algorithms`` (exact resume).
+    """
+
+    batch_size: int = 4096
+    epochs: int = 20
+    lr: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "cosine"
+    lr_decay: float = 0.95
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+    gradient_filter: bool = False
+    gradient_filter_threshold: float = 10.0
+    valid_fraction: float = 0.05
+    patience: int = 5
+    buffer_frames: int = 200_000
+    standardize_max_utts: int = 2000
+    seed: int = 0
+    checkpoint_every_steps: int = 500
+    log_every_steps: int = 20
+    max_steps_per_epoch: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
+            raise ConfigError("train: batch_size and epochs must be >= 1 and lr > 0")
+        if not 0 <= self.valid_fraction < 1:
+            raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(Config):
+    r"""The whole experiment, as written to ``EXP_DIR/config.yaml``."""
+
+    features: FeaturePipelineConfig = FeaturePipelineConfig()
+    model: ModelConfig = ModelConfig()
+    prior: PriorConfig = PriorConfig()
+    train: TrainConfig = TrainConfig()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+        return cls.from_dict(data, str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> ExperimentConfig:
+        r"""Applies ``{"train": {"lr": 0.01}, ...}`` on top, checked like YAML."""
+        data = self.to_dict()
+        for section, values in overrides.items():
+            data[section].update(values)
+        return type(self).from_dict(data, "command line")

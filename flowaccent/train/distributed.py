@@ -1,0 +1,75 @@
+r"""Multi-process training under ``torchrun``: gloo on CPU, nccl on GPU; rank 0 writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from flowaccent.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DistEnv:
+    r"""This process's place: ``rank`` of ``world`` processes, on ``device``."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup(device: str = "auto") -> DistEnv:
+    r"""Initialises the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but no GPU is visible")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        target = torch.device("cuda", local_rank)
+    else:
+        target = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistEnv(rank, world, target)
+
+
+def all_min(value: int, env: DistEnv) -> int:
+    r"""The minimum of ``value`` over all processes."""
+    if not env.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
+def finish(code: int) -> None:
+    r"""Ends a torchrun worker cleanly and exits with ``code``.
+
+    torch 2.13 with gloo on CPU sometimes aborts at interpreter exit after the work
+    is done (DESIGN.md section 5); a barrier, ``destroy_process_group``, flushed
+    streams and ``os._exit`` avoid it.
+    """
+    if dist.is_initialized():
+        try:
+            if code == 0:
+                dist.barrier()
+            dist.destroy_process_group()
+        except Exception:  # a peer already gone: exit anyway
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

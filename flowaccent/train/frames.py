@@ -1,0 +1,143 @@
+r"""Training frames: utterances of several data dirs (one class each), shuffled through a bounded buffer."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from flowaccent.data.datadir import DataDir
+from flowaccent.data.kaldi_io import RandomAccessReader
+from flowaccent.data.stream import load_cmvn_stats
+from flowaccent.errors import DataDirError
+from flowaccent.features.pipeline import FeaturePipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class UttRef:
+    r"""One utterance: which source, its id, speaker, class label and frame count."""
+
+    source: int
+    utt: str
+    spk: str
+    label: int
+    num_frames: int
+
+
+class FrameSource:
+    r"""Reads the features of the utterances of several data dirs, with their speakers' CMVN stats."""
+
+    def __init__(self, dirs: Sequence[DataDir], input_dim: int):
+        self.dirs = list(dirs)
+        self.readers = [RandomAccessReader(d.path / "feats.scp", expected_dim=input_dim) for d in self.dirs]
+        self.cmvn = [load_cmvn_stats(d) if d.has("cmvn.scp") else {} for d in self.dirs]
+
+    def feats(self, ref: UttRef) -> tuple[np.ndarray, np.ndarray | None]:
+        r"""Stored features ``(T, D)`` and the speaker's stats of ``ref``."""
+        feats = self.readers[ref.source][ref.utt]
+        if feats.shape[0] != ref.num_frames:
+            where = f"{self.dirs[ref.source].path / 'feats.scp'}: utterance '{ref.utt}'"
+            raise DataDirError(f"{where}: {feats.shape[0]} frames, but utt2num_frames says {ref.num_frames}")
+        return feats, self.cmvn[ref.source].get(ref.spk)
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+def utterance_refs(dirs: Sequence[DataDir], utt_labels: Sequence[dict[str, int]]) -> list[UttRef]:
+    r"""Every utterance of ``dirs`` with its class label (``utt_labels[i][utt]``); needs ``utt2num_frames``."""
+    refs = []
+    for i, (data, labels) in enumerate(zip(dirs, utt_labels)):
+        frames = data.utt2num_frames()
+        refs += [UttRef(i, utt, data.utt2spk[utt], labels[utt], frames[utt]) for utt in data.utts]
+    return refs
+
+
+def split_valid(refs: list[UttRef], fraction: float) -> tuple[list[UttRef], list[UttRef]]:
+    r"""Deterministic held-out split by a hash of the utterance id: ``(train, valid)``."""
+    if fraction <= 0:
+        return refs, []
+    cut = int(fraction * 10_000)
+    valid = [r for r in refs if zlib.crc32(r.utt.encode()) % 10_000 < cut]
+    chosen = {id(r) for r in valid}
+    return [r for r in refs if id(r) not in chosen], valid
+
+
+class FrameStream:
+    r"""Shuffled batches of pipeline frames ``(B, D)`` and labels ``(B,)``, memory bounded.
+
+    Each epoch the utterance order is a permutation seeded by ``(seed, epoch)``, the
+    same in every process; process ``rank`` of ``world`` takes every ``world``-th
+    utterance. Frames go through the pipeline (without standardisation) into a
+    buffer of about ``buffer_frames`` frames, which is shuffled and cut into batches.
+
+    Arguments:
+        source: reads utterances.
+        refs: the utterances to stream.
+        pipeline: CMVN/deltas/splicing (standardisation happens in the model).
+        batch_size: frames per batch for this process.
+        buffer_frames: shuffling buffer size.
+        seed: base seed.
+        rank, world: this process and the number of processes.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        refs: Sequence[UttRef],
+        pipeline: FeaturePipeline,
+        batch_size: int,
+        buffer_frames: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.source, self.refs, self.pipeline = source, list(refs), pipeline
+        self.batch_size, self.buffer_frames = batch_size, max(buffer_frames, batch_size)
+        self.seed, self.rank, self.world = seed, rank, world
+
+    def shard(self, epoch: int) -> list[UttRef]:
+        r"""This process's utterances for ``epoch``, in streaming order."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.refs))
+        return [self.refs[i] for i in order[self.rank :: self.world]]
+
+    def num_frames(self, epoch: int = 0) -> int:
+        return sum(r.num_frames for r in self.shard(epoch))
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        r"""Yields ``(frames (B, D) float32, labels (B,) int64)``; the last batch may be short."""
+        rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
+        frames: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        held = 0
+        for ref in self.shard(epoch):
+            x = self.frames_of(ref)
+            frames.append(x)
+            labels.append(torch.full((len(x),), ref.label, dtype=torch.long))
+            held += len(x)
+            if held >= self.buffer_frames:
+                x_all, y_all = _shuffled(frames, labels, rng)
+                cut = len(x_all) - len(x_all) % self.batch_size
+                for i in range(0, cut, self.batch_size):
+                    yield x_all[i : i + self.batch_size], y_all[i : i + self.batch_size]
+                frames, labels, held = [x_all[cut:]], [y_all[cut:]], len(x_all) - cut
+        if held:
+            x_all, y_all = _shuffled(frames, labels, rng)
+            for i in range(0, len(x_all), self.batch_size):
+                yield x_all[i : i + self.batch_size], y_all[i : i + self.batch_size]
+
+    @torch.no_grad()
+    def frames_of(self, ref: UttRef) -> torch.Tensor:
+        r"""Pipeline frames ``(T, D)`` float32 of one utterance (without standardisation)."""
+        feats, stats = self.source.feats(ref)
+        return self.pipeline.unstandardized(torch.from_numpy(feats), stats).float()
+
+
+def _shuffled(frames: list[torch.Tensor], labels: list[torch.Tensor], rng: np.random.Generator):
+    x, y = torch.cat(frames), torch.cat(labels)
+    perm = torch.from_numpy(rng.permutation(len(x)))
+    return x[perm], y[perm]

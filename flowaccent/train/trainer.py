@@ -1,0 +1,311 @@
+r"""The training loop of ``flowaccent train``: streaming, checkpoints, exact resume, early stopping."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.model import FlowModel, build_model
+from flowaccent.nn import gradient_filter
+from flowaccent.train import distributed
+from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
+from flowaccent.train.config import ExperimentConfig
+from flowaccent.train.frames import FrameSource, FrameStream, UttRef, split_valid, utterance_refs
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSummary:
+    r"""Outcome of :func:`train`."""
+
+    exp_dir: Path
+    epochs_run: int
+    global_step: int
+    best_valid_nll: float
+    final: Path
+
+
+def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
+    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``."""
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        out.append((name, Path(path)) if sep and name else (None, Path(spec)))
+    return out
+
+
+def load_classes(
+    specs: Sequence[tuple[str | None, Path]], need_cmvn: bool
+) -> tuple[list[DataDir], tuple[str, ...], list[dict[str, int]]]:
+    r"""Loads the data dirs and names each utterance's class.
+
+    The class of an utterance is the explicit ``name=`` of its dir, else its
+    ``utt2accent`` value when the dir has one, else the dir's name.
+    """
+    require = ("feats.scp", "utt2num_frames") + (("cmvn.scp",) if need_cmvn else ())
+    dirs, names, per_utt = [], [], []
+    for name, path in specs:
+        data = load_data_dir(path, require=require)
+        accents = data.table("utt2accent") if name is None and data.has("utt2accent") else {}
+        utt_class = {utt: name or accents.get(utt) or data.name for utt in data.utts}
+        for cls in utt_class.values():
+            if cls not in names:
+                names.append(cls)
+        dirs.append(data)
+        per_utt.append(utt_class)
+    labels = [{utt: names.index(c) for utt, c in m.items()} for m in per_utt]
+    return dirs, tuple(names), labels
+
+
+def train(
+    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False
+) -> TrainSummary:
+    r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``."""
+    cfg = config.train
+    env = distributed.setup(cfg.device)
+    exp = Path(exp_dir)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+
+    dirs, class_names, labels = load_classes(parse_data_specs(data_specs), config.features.cmvn == "spk")
+    refs = utterance_refs(dirs, labels)
+    train_refs, valid_refs = split_valid(refs, cfg.valid_fraction)
+    if not train_refs:
+        raise DataDirError("no training utterances left after the validation split")
+    source = FrameSource(dirs, _input_dim(dirs[0]))
+    model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
+    if config.model.context_dim not in (0, len(class_names)):
+        raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
+    model.to(env.device)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    last, config_dict = exp / "checkpoints" / "last.pt", config.to_dict()
+    progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
+    if env.is_main:
+        (exp / "log").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(exp / "config.yaml", config.to_yaml())
+        atomic_write_text(exp / "classes.txt", "".join(f"{c}\n" for c in class_names))
+    runner = _Runner(model, optimizer, config, exp, env, quiet)
+    stream = FrameStream(
+        source, train_refs, model.pipeline, cfg.batch_size // env.world, cfg.buffer_frames, cfg.seed, env.rank, env.world
+    )
+    try:
+        runner.fit(stream, valid_refs, source, progress)
+    finally:
+        runner.close()
+        source.close()
+    final = exp / "final.pt"
+    if env.is_main:
+        best = exp / "checkpoints" / "best.pt"
+        state = load_checkpoint(best if best.exists() else last)
+        save_checkpoint(final, FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict)
+    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, final)
+
+
+def _input_dim(data: DataDir) -> int:
+    from flowaccent.data.kaldi_io import ScpReader
+
+    for _, feats in ScpReader(data.path / "feats.scp"):
+        return feats.shape[1]
+    raise DataDirError(f"{data.path / 'feats.scp'}: no utterances")
+
+
+def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
+    r"""Restores a run to resume, or fits the standardisation and initialises a new one."""
+    if resume:
+        state = load_checkpoint(last)
+        if state["config"] != config_dict:
+            diff = [k for k in config_dict if config_dict[k] != state["config"].get(k)]
+            raise ConfigError(f"{last}: the config differs from the run being resumed (sections: {', '.join(diff)})")
+        model.load_state_dict(state["model"]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        return Progress(**state["progress"])
+    if last.exists():
+        raise ConfigError(f"{last.parent.parent}: holds a training run already; pass --resume or use another dir")
+    cfg = config.train
+    fit_refs = train_refs[:: max(1, len(train_refs) // cfg.standardize_max_utts)]
+    if config.features.standardize:
+        model.pipeline.fit(source.feats(r) for r in fit_refs)
+    init = FrameStream(source, train_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
+    x, y = next(init.epoch(0))
+    context = one_hot_context(y, config.model.context_dim)
+    model.initialize(x.to(env.device), y.to(env.device), None if context is None else context.to(env.device))
+    return Progress()
+
+
+class _Runner:
+    r"""Epochs, steps, validation, checkpoints and logs of one training run."""
+
+    def __init__(self, model: FlowModel, optimizer, config: ExperimentConfig, exp: Path, env, quiet: bool):
+        self.model, self.optimizer, self.config, self.exp, self.env = model, optimizer, config, exp, env
+        self.cfg = config.train
+        self.quiet = quiet or not env.is_main
+        self.net = model
+        if env.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(model)  # broadcasts rank 0's initialised weights
+        self.tb = _tensorboard(exp) if env.is_main else None
+        self.log_file = open(exp / "log" / "train.jsonl", "a") if env.is_main else None
+
+    def fit(self, stream: FrameStream, valid_refs: list[UttRef], source: FrameSource, progress: Progress) -> None:
+        while progress.epoch < self.cfg.epochs:
+            steps = self._steps_per_epoch(stream, progress.epoch)
+            self._train_epoch(stream, steps, progress)
+            valid = self._validate(stream, valid_refs)
+            self._end_epoch(progress, valid)
+            if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
+                self._log({"event": "early_stop", "epoch": progress.epoch, "best_epoch": progress.best_epoch})
+                break
+
+    def _steps_per_epoch(self, stream: FrameStream, epoch: int) -> int:
+        frames = stream.num_frames(epoch)
+        steps = distributed.all_min(frames // stream.batch_size, self.env) if self.env.distributed else (
+            math.ceil(frames / stream.batch_size)
+        )
+        if self.cfg.max_steps_per_epoch:
+            steps = min(steps, self.cfg.max_steps_per_epoch)
+        if steps < 1:
+            raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
+        return steps
+
+    def _train_epoch(self, stream: FrameStream, steps: int, progress: Progress) -> None:
+        self.model.train()
+        bar = tqdm(total=steps, initial=progress.step_in_epoch, unit="step", disable=self.quiet,
+                   desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}")
+        start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
+        try:
+            for i, (x, y) in enumerate(stream.epoch(progress.epoch)):
+                if i >= steps:
+                    break
+                if i < progress.step_in_epoch:
+                    continue  # resuming inside an epoch: the stream replays the same batches
+                sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
+                frames += len(x)
+                progress.step_in_epoch, progress.global_step = i + 1, progress.global_step + 1
+                bar.update()
+                if progress.global_step % self.cfg.log_every_steps == 0:
+                    self._log_train(progress, sums / frames, frames / (time.perf_counter() - start))
+                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                    start, frames, sums = time.perf_counter(), 0, sums.zero_()
+                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                    self._save("last.pt", progress)
+        except KeyboardInterrupt:
+            self._save("last.pt", progress)
+            raise
+        finally:
+            bar.close()
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(progress)
+        context = self._context(y)
+        out = self.net(x, y, context)
+        log_p, log_det = out.log_p, out.log_det
+        if self.cfg.gradient_filter:
+            log_p, log_det = gradient_filter(log_p, log_det, threshold=self.cfg.gradient_filter_threshold)[:2]
+        loss = -(log_p + log_det).mean()
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss ({loss.item()}) at step {progress.global_step + 1} "
+                f"(epoch {progress.epoch + 1}, batch {progress.step_in_epoch + 1}); training stopped, "
+                f"the last good checkpoint is {self.exp / 'checkpoints' / 'last.pt'}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double().cpu()
+
+    def _context(self, y: torch.Tensor) -> torch.Tensor | None:
+        return one_hot_context(y, self.config.model.context_dim)
+
+    def _lr(self, progress: Progress) -> float:
+        cfg = self.cfg
+        warm = min(1.0, (progress.global_step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.lr_schedule == "cosine":
+            return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * progress.epoch / cfg.epochs))
+        if cfg.lr_schedule == "exponential":
+            return cfg.lr * warm * cfg.lr_decay**progress.epoch
+        return cfg.lr * warm
+
+    @torch.no_grad()
+    def _validate(self, stream: FrameStream, valid_refs: list[UttRef]) -> dict[str, float] | None:
+        if not valid_refs:
+            return None
+        self.model.eval()
+        sums, count = torch.zeros(3, dtype=torch.float64), 0
+        for ref in valid_refs:
+            x = stream.frames_of(ref).to(self.env.device)
+            y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)
+            out = self.model(x, y, self._context(y))
+            sums += torch.stack([out.nll.sum(), -out.log_p.sum(), -out.log_det.sum()]).double().cpu()
+            count += len(x)
+        nll, neg_log_p, neg_log_det = (sums / count).tolist()
+        return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
+
+    def _end_epoch(self, progress: Progress, valid: dict | None) -> None:
+        progress.epoch += 1
+        progress.step_in_epoch = 0
+        record = {"epoch": progress.epoch, "step": progress.global_step, "valid": valid}
+        if valid is not None and valid["nll"] < progress.best_valid:
+            progress.best_valid, progress.best_epoch, progress.bad_epochs = valid["nll"], progress.epoch, 0
+            self._save("best.pt", progress)
+        elif valid is not None:
+            progress.bad_epochs += 1
+        progress.history.append(record)
+        self._save("last.pt", progress)
+        self._log({"event": "epoch", **record})
+        if self.tb is not None and valid is not None:
+            for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
+                self.tb.add_scalar(f"valid/{name}", valid[key], progress.global_step)
+
+    def _log_train(self, progress: Progress, means: torch.Tensor, fps: float) -> None:
+        nll, neg_log_p, neg_log_det = means.tolist()
+        record = {"event": "train", "epoch": progress.epoch + 1, "step": progress.global_step, "nll": nll,
+                  "log_p": -neg_log_p, "log_det": -neg_log_det, "lr": self._lr(progress), "frames_per_s": fps}
+        self._log(record)
+        if self.tb is not None:
+            for name, value in (("LogLL", nll), ("LogP", -neg_log_p), ("LogDet", -neg_log_det)):
+                self.tb.add_scalar(f"train/{name}", value, progress.global_step)
+
+    def _log(self, record: dict) -> None:
+        if self.log_file is not None:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+
+    def _save(self, name: str, progress: Progress) -> None:
+        if self.env.is_main:
+            save_checkpoint(self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict())
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.log_file is not None:
+            self.log_file.close()
+
+
+def one_hot_context(labels: torch.Tensor, context_dim: int) -> torch.Tensor | None:
+    r"""The coupling context of a class-conditioned flow: one-hot labels ``(B, C)``, or None."""
+    if not context_dim:
+        return None
+    return torch.nn.functional.one_hot(labels, context_dim).float()
+
+
+def _tensorboard(exp: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: the jsonl log has the same scalars
+        return None
+    return SummaryWriter(str(exp / "tensorboard"))

@@ -1,0 +1,156 @@
+r"""One contract, run over every supported flow configuration (norms, cond_dim, context)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flowaccent.errors import ConfigError
+from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.realnvp import ModelConfig
+from flowaccent.model import FlowModel
+from flowaccent.prior import PriorConfig
+
+DIM = 6
+CLASSES = ("native", "zh", "ja")
+CONFIGS = [
+    pytest.param(norm, cond_dim, context, mask, id=f"{norm}-c{cond_dim}-ctx{context}-{mask}")
+    for norm in ("actnorm", "batchnorm", "none")
+    for cond_dim in (0, 4, DIM)
+    for context in (0, len(CLASSES))
+    for mask in ("alternating", "random")
+    if mask == "alternating" or (cond_dim == 4 and context == 0)
+]
+
+
+def make_model(norm: str, cond_dim: int, context: int, mask: str, standardize: bool = True) -> FlowModel:
+    torch.manual_seed(0)
+    features = FeaturePipelineConfig(cmvn="none", deltas=0, splice=0, standardize=standardize)
+    pipeline = FeaturePipeline(features, DIM)
+    if standardize:
+        gen = torch.Generator().manual_seed(1)
+        pipeline.fit([(torch.randn(200, DIM, generator=gen, dtype=torch.float64) * 3 + 1, None)])
+    config = ModelConfig(num_blocks=3, hidden=16, num_layers=2, norm=norm, context_dim=context, mask=mask)
+    model = FlowModel(pipeline, config, PriorConfig(cond_dim=cond_dim, class_var=0.5, residual_var=2.0), CLASSES)
+    model = model.double()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(64, DIM, generator=gen, dtype=torch.float64) * 3 + 1
+    labels = torch.arange(64) % len(CLASSES)
+    model.initialize(x, labels, _context(labels, context))
+    with torch.no_grad():  # make the couplings non-trivial (the last layers start at zero)
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        if norm == "batchnorm":
+            model.train()
+            for _ in range(3):
+                model(x, labels, _context(labels, context))
+    return model.eval()
+
+
+def _context(labels: torch.Tensor, context: int) -> torch.Tensor | None:
+    return torch.nn.functional.one_hot(labels, context).double() if context else None
+
+
+@pytest.fixture
+def batch():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(10, DIM, generator=gen, dtype=torch.float64) * 3 + 1
+    return x, torch.arange(10) % len(CLASSES)
+
+
+@pytest.mark.parametrize("norm,cond_dim,context,mask", CONFIGS)
+def test_invertible(norm, cond_dim, context, mask, batch):
+    model = make_model(norm, cond_dim, context, mask)
+    x, y = batch
+    ctx = _context(y, context)
+    out = model(x, y, ctx)
+    torch.testing.assert_close(model.inverse(out.z, ctx), x, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("norm,cond_dim,context,mask", CONFIGS)
+def test_log_det_is_the_jacobian(norm, cond_dim, context, mask, batch):
+    model = make_model(norm, cond_dim, context, mask)
+    x, y = batch
+    for i in range(3):
+        ctx = _context(y[i : i + 1], context)
+
+        def f(v, ctx=ctx, i=i):
+            return model(v[None], y[i : i + 1], ctx).z[0]
+
+        jac = torch.autograd.functional.jacobian(f, x[i])
+        expected = torch.linalg.slogdet(jac).logabsdet
+        torch.testing.assert_close(model(x[i : i + 1], y[i : i + 1], ctx).log_det[0], expected)
+
+
+@pytest.mark.parametrize("norm,cond_dim,context,mask", CONFIGS)
+def test_log_p_closed_form(norm, cond_dim, context, mask, batch):
+    model = make_model(norm, cond_dim, context, mask)
+    x, y = batch
+    out = model(x, y, _context(y, context))
+    z, means = out.z.detach().numpy(), model.prior.means.detach().numpy()
+
+    def log_normal(v, mean, var):
+        return float(np.sum(-0.5 * (v - mean) ** 2 / var - 0.5 * math.log(2 * math.pi * var)))
+
+    for b in range(len(x)):
+        per_class = [
+            log_normal(z[b, :cond_dim], means[c], 0.5) + log_normal(z[b, cond_dim:], 0.0, 2.0)
+            for c in range(len(CLASSES))
+        ]
+        assert out.log_p[b].item() == pytest.approx(per_class[y[b]], rel=1e-10)
+        marginal = model.prior.log_prob(out.z[b : b + 1])[0].item()
+        assert marginal == pytest.approx(np.logaddexp.reduce(per_class) - math.log(3), rel=1e-10)
+    torch.testing.assert_close(out.log_ll, out.log_p + out.log_det)
+
+
+@pytest.mark.parametrize("norm,cond_dim,context,mask", CONFIGS)
+def test_save_load_round_trip(norm, cond_dim, context, mask, batch, tmp_path):
+    model = make_model(norm, cond_dim, context, mask)
+    torch.save(model.to_checkpoint(), tmp_path / "m.pt")
+    loaded = FlowModel.from_checkpoint(torch.load(tmp_path / "m.pt", weights_only=False)).double().eval()
+    x, y = batch
+    a, b = model(x, y, _context(y, context)), loaded(x, y, _context(y, context))
+    for name in ("z", "log_p", "log_det"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+@pytest.mark.parametrize("norm,cond_dim,context,mask", CONFIGS)
+def test_eval_scores_do_not_depend_on_the_batch(norm, cond_dim, context, mask, batch):
+    model = make_model(norm, cond_dim, context, mask)
+    x, y = batch
+    whole = model(x, y, _context(y, context))
+    for i in range(len(x)):
+        one = model(x[i : i + 1], y[i : i + 1], _context(y[i : i + 1], context))
+        torch.testing.assert_close(one.log_ll[0], whole.log_ll[i], atol=1e-10, rtol=1e-10)
+
+
+def test_zero_init_flow_is_the_identity_up_to_actnorm(batch):
+    features = FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False)
+    model = FlowModel(FeaturePipeline(features, DIM), ModelConfig(num_blocks=2, hidden=8, norm="none"),
+                      PriorConfig(), ("native",)).double()
+    x, _ = batch
+    out = model(x)
+    torch.testing.assert_close(out.z, x)
+    assert torch.all(out.log_det == 0)
+
+
+def test_the_scale_can_grow():
+    # nflows' own affine scale is at most 1.001; ours reaches exp(clamp).
+    model = FlowModel(FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 2),
+                      ModelConfig(num_blocks=1, hidden=4, norm="none", scale_clamp=2.0), PriorConfig(), ("a",))
+    with torch.no_grad():
+        model.transform._transforms[0].transform_net.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))
+    assert model(torch.zeros(1, 2)).log_det.item() == pytest.approx(2.0, abs=1e-4)
+
+
+def test_config_errors():
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), DIM)
+    with pytest.raises(ConfigError, match="cond_dim 7 is larger than the input dim 6"):
+        FlowModel(pipeline, ModelConfig(), PriorConfig(cond_dim=7), ("a",))
+    with pytest.raises(ConfigError):
+        ModelConfig.from_dict({"num_blocks": 0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        ModelConfig.from_dict({"blocks": 10})
