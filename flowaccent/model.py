@@ -125,7 +125,7 @@ class FlowModel(nn.Module):
                 PriorConfig.from_dict(state["prior_config"], "checkpoint prior"),
                 tuple(state["class_names"]),
             )
-            dtype = next(v.dtype for k, v in state["state_dict"].items() if k.startswith("transform."))
+            dtype = next(v.dtype for k, v in state["state_dict"].items() if k.startswith("transform.") and v.is_floating_point())
             if dtype != torch.float32:
                 model.to(dtype)  # e.g. float64 weights load without rounding
             model.load_state_dict(state["state_dict"])
