@@ -32,7 +32,7 @@ def make_corpus(root: Path, utts: int, seconds: float, rate: int = 16000) -> tup
         spk = f"spk{i % 10:02d}"
         utt = f"{spk}-{i:05d}"
         n = int(seconds * rate)
-        x = (2000 * np.sin(2 * np.pi * (150 + i) * np.arange(n) / rate) + 300 * rng.standard_normal(n))
+        x = 2000 * np.sin(2 * np.pi * (150 + i) * np.arange(n) / rate) + 300 * rng.standard_normal(n)
         x = x.astype(np.int16)
         wavfile.write(root / f"{utt}.wav", rate, x)
         waves.append(x.astype(np.float32))

@@ -47,10 +47,7 @@ class Config:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
-                f"known: {', '.join(fields)}"
-            )
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(fields)}")
         hints = typing.get_type_hints(cls)
         values = {k: _check(hints[k], v, f"{where}.{k}") for k, v in data.items()}
         try:

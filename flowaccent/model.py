@@ -125,7 +125,9 @@ class FlowModel(nn.Module):
                 PriorConfig.from_dict(state["prior_config"], "checkpoint prior"),
                 tuple(state["class_names"]),
             )
-            dtype = next(v.dtype for k, v in state["state_dict"].items() if k.startswith("transform.") and v.is_floating_point())
+            dtype = next(
+                v.dtype for k, v in state["state_dict"].items() if k.startswith("transform.") and v.is_floating_point()
+            )
             if dtype != torch.float32:
                 model.to(dtype)  # e.g. float64 weights load without rounding
             model.load_state_dict(state["state_dict"])
@@ -135,7 +137,11 @@ class FlowModel(nn.Module):
 
 
 def build_model(
-    features: FeaturePipelineConfig, input_dim: int, model: ModelConfig, prior: PriorConfig, class_names: tuple[str, ...]
+    features: FeaturePipelineConfig,
+    input_dim: int,
+    model: ModelConfig,
+    prior: PriorConfig,
+    class_names: tuple[str, ...],
 ) -> FlowModel:
     r"""A fresh model for ``input_dim``-d stored features (the pipeline still needs ``fit``)."""
     return FlowModel(FeaturePipeline(features, input_dim), model, prior, class_names)

@@ -57,8 +57,7 @@ def read_table(path: str | Path, allow_empty_value: bool = False) -> dict[str, s
             raise DataDirError(f"{path}:{number}: duplicate key '{key}'")
         if previous is not None and _c_order(key) < _c_order(previous):
             raise DataDirError(
-                f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); "
-                f"sort with LC_ALL=C sort"
+                f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); sort with LC_ALL=C sort"
             )
         table[key] = value
         previous = key

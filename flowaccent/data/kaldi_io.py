@@ -106,9 +106,7 @@ def check_matrix(
     if expected_dim is not None and array.shape[1] != expected_dim:
         raise FeatureError(f"{where}: features have dim {array.shape[1]}, expected {expected_dim}")
     if expected_frames is not None and array.shape[0] != expected_frames:
-        raise FeatureError(
-            f"{where}: {array.shape[0]} frames, but utt2num_frames says {expected_frames}"
-        )
+        raise FeatureError(f"{where}: {array.shape[0]} frames, but utt2num_frames says {expected_frames}")
     if not allow_nonfinite and not np.isfinite(array).all():
         bad = int(np.argwhere(~np.isfinite(array))[0, 0])
         raise FeatureError(f"{where}: NaN or inf in the features (first at frame {bad})")
@@ -141,8 +139,7 @@ def _explain(error: Exception, fd: IO[bytes], start: int | None) -> str:
         return f"corrupt type token{where}: {str(error).splitlines()[0]}"
     if isinstance(error, UnicodeDecodeError) or "not a digit" in str(error):
         return (
-            f"corrupt header or key{where}: not a Kaldi object here "
-            f"(bad offset, binary marker or key with whitespace?)"
+            f"corrupt header or key{where}: not a Kaldi object here (bad offset, binary marker or key with whitespace?)"
         )
     if isinstance(error, AssertionError):
         return f"corrupt header{where}: missing binary marker or size fields"
@@ -189,9 +186,7 @@ def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -
     if offset is not None:
         size = os.fstat(fd.fileno()).st_size
         if offset >= size:
-            raise KaldiIOError(
-                f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?"
-            )
+            raise KaldiIOError(f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?")
         fd.seek(offset)
     array = _read_object(fd, f"{where} in '{path}'")
     return array[ranges] if ranges is not None else array

@@ -22,9 +22,7 @@ class Utterance:
     cmvn_stats: np.ndarray | None
 
 
-def iter_utterances(
-    data: DataDir, expected_dim: int | None = None, with_cmvn: bool = True
-) -> Iterator[Utterance]:
+def iter_utterances(data: DataDir, expected_dim: int | None = None, with_cmvn: bool = True) -> Iterator[Utterance]:
     r"""Yields every utterance of ``data`` in order; one utterance in memory at a time.
 
     Checks each matrix (dims, NaN/inf, frame count against ``utt2num_frames``)

@@ -11,6 +11,7 @@ from flowaccent.features.cmvn_stats import VAR_FLOOR, cmvn_transform, compute_cm
 
 __all__ = ["VAR_FLOOR", "apply_cmvn", "cmvn_transform", "compute_cmvn_stats"]
 
+
 @like_input
 def apply_cmvn(x: Array, stats: np.ndarray, norm_vars: bool = False) -> torch.Tensor:
     r"""Normalises ``x`` with CMVN ``stats`` like Kaldi's ``apply-cmvn [--norm-vars]``.
@@ -26,9 +27,7 @@ def apply_cmvn(x: Array, stats: np.ndarray, norm_vars: bool = False) -> torch.Te
     t = as_tensor(x, min_frames=0)
     offset, scale = cmvn_transform(stats, norm_vars)
     if offset.shape[0] != t.shape[-1]:
-        raise FeatureError(
-            f"apply_cmvn: stats are for dim {offset.shape[0]}, features have dim {t.shape[-1]}"
-        )
+        raise FeatureError(f"apply_cmvn: stats are for dim {offset.shape[0]}, features have dim {t.shape[-1]}")
     # Kaldi keeps offset and scale as BaseFloat (float32) and applies them per element.
     offset_t = torch.as_tensor(offset, dtype=t.dtype, device=t.device)
     scale_t = torch.as_tensor(scale, dtype=t.dtype, device=t.device)

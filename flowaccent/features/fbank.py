@@ -55,14 +55,21 @@ class FbankConfig(Config):
         opts = knf.FbankOptions()
         frame = opts.frame_opts
         frame.samp_freq = float(self.sample_frequency)
-        for name in ("frame_length_ms", "frame_shift_ms", "dither", "preemph_coeff",
-                     "remove_dc_offset", "window_type", "round_to_power_of_two", "snip_edges"):
+        for name in (
+            "frame_length_ms",
+            "frame_shift_ms",
+            "dither",
+            "preemph_coeff",
+            "remove_dc_offset",
+            "window_type",
+            "round_to_power_of_two",
+            "snip_edges",
+        ):
             setattr(frame, name, getattr(self, name))
         opts.mel_opts.num_bins = self.num_mel_bins
         opts.mel_opts.low_freq = self.low_freq
         opts.mel_opts.high_freq = self.high_freq
-        for name in ("use_energy", "energy_floor", "raw_energy", "htk_compat",
-                     "use_log_fbank", "use_power"):
+        for name in ("use_energy", "energy_floor", "raw_energy", "htk_compat", "use_log_fbank", "use_power"):
             setattr(opts, name, getattr(self, name))
         return opts
 
@@ -82,9 +89,7 @@ def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(wave, to_rate // g, from_rate // g).astype(np.float32)
 
 
-def compute_fbank(
-    wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **kaldi_opts
-) -> np.ndarray:
+def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **kaldi_opts) -> np.ndarray:
     r"""Computes Kaldi log mel filterbank features of one waveform.
 
     Arguments:
@@ -110,9 +115,7 @@ def compute_fbank(
         raise ConfigError(f"fbank: {error}") from None
     wave = np.asarray(wave)
     if wave.dtype.kind == "f" and wave.size and 0.0 < float(np.max(np.abs(wave))) <= 1.0:
-        raise FeatureError(
-            "fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)"
-        )
+        raise FeatureError("fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)")
     return compute_fbank_with(config, wave, sample_rate)
 
 

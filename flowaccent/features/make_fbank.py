@@ -75,9 +75,10 @@ def make_fbank(
     jobs = [(utt, wav_scp[utt]) for utt in data.utts]
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
-    with ArkWriter(feats_ark) as writer, tqdm(
-        total=len(jobs), unit="utt", desc=f"fbank {data.name}", disable=quiet
-    ) as bar:
+    with (
+        ArkWriter(feats_ark) as writer,
+        tqdm(total=len(jobs), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
+    ):
         for utt, feats in _compute_all(jobs, config, channel, nj):
             writer.write(utt, feats)
             num_frames[utt] = feats.shape[0]

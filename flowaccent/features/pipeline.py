@@ -45,9 +45,7 @@ class FeaturePipelineConfig(Config):
 
     def __post_init__(self) -> None:
         if self.deltas < 0 or self.splice < 0:
-            raise ConfigError(
-                f"features: deltas and splice must be >= 0, got {self.deltas}, {self.splice}"
-            )
+            raise ConfigError(f"features: deltas and splice must be >= 0, got {self.deltas}, {self.splice}")
 
     def output_dim(self, input_dim: int) -> int:
         r"""Dimension after deltas and splicing of ``input_dim``-d features."""
@@ -110,9 +108,7 @@ class FeaturePipeline(nn.Module):
     def unstandardized(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
         r"""CMVN, deltas and splicing of ``x`` ``(..., T, D)``, without standardisation."""
         if x.shape[-1] != self.input_dim:
-            raise FeatureError(
-                f"features have dim {x.shape[-1]}, the feature pipeline expects {self.input_dim}"
-            )
+            raise FeatureError(f"features have dim {x.shape[-1]}, the feature pipeline expects {self.input_dim}")
         cfg = self.config
         if cfg.cmvn == "spk":
             if cmvn_stats is None:

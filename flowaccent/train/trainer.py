@@ -97,7 +97,14 @@ def train(
         atomic_write_text(exp / "classes.txt", "".join(f"{c}\n" for c in class_names))
     runner = _Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
-        source, train_refs, model.pipeline, cfg.batch_size // env.world, cfg.buffer_frames, cfg.seed, env.rank, env.world
+        source,
+        train_refs,
+        model.pipeline,
+        cfg.batch_size // env.world,
+        cfg.buffer_frames,
+        cfg.seed,
+        env.rank,
+        env.world,
     )
     try:
         runner.fit(stream, valid_refs, source, progress)
@@ -108,7 +115,9 @@ def train(
     if env.is_main:
         best = exp / "checkpoints" / "best.pt"
         state = load_checkpoint(best if best.exists() else last)
-        save_checkpoint(final, FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict)
+        save_checkpoint(
+            final, FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
+        )
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, final)
 
 
@@ -170,8 +179,10 @@ class _Runner:
 
     def _steps_per_epoch(self, stream: FrameStream, epoch: int) -> int:
         frames = stream.num_frames(epoch)
-        steps = distributed.all_min(frames // stream.batch_size, self.env) if self.env.distributed else (
-            math.ceil(frames / stream.batch_size)
+        steps = (
+            distributed.all_min(frames // stream.batch_size, self.env)
+            if self.env.distributed
+            else (math.ceil(frames / stream.batch_size))
         )
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
@@ -181,8 +192,13 @@ class _Runner:
 
     def _train_epoch(self, stream: FrameStream, steps: int, progress: Progress) -> None:
         self.model.train()
-        bar = tqdm(total=steps, initial=progress.step_in_epoch, unit="step", disable=self.quiet,
-                   desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}")
+        bar = tqdm(
+            total=steps,
+            initial=progress.step_in_epoch,
+            unit="step",
+            disable=self.quiet,
+            desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
+        )
         start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
         try:
             for i, (x, y) in enumerate(stream.epoch(progress.epoch)):
@@ -273,8 +289,16 @@ class _Runner:
 
     def _log_train(self, progress: Progress, means: torch.Tensor, fps: float) -> None:
         nll, neg_log_p, neg_log_det = means.tolist()
-        record = {"event": "train", "epoch": progress.epoch + 1, "step": progress.global_step, "nll": nll,
-                  "log_p": -neg_log_p, "log_det": -neg_log_det, "lr": self._lr(progress), "frames_per_s": fps}
+        record = {
+            "event": "train",
+            "epoch": progress.epoch + 1,
+            "step": progress.global_step,
+            "nll": nll,
+            "log_p": -neg_log_p,
+            "log_det": -neg_log_det,
+            "lr": self._lr(progress),
+            "frames_per_s": fps,
+        }
         self._log(record)
         if self.tb is not None:
             for name, value in (("LogLL", nll), ("LogP", -neg_log_p), ("LogDet", -neg_log_det)):
@@ -287,7 +311,9 @@ class _Runner:
 
     def _save(self, name: str, progress: Progress) -> None:
         if self.env.is_main:
-            save_checkpoint(self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict())
+            save_checkpoint(
+                self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
+            )
 
     def close(self) -> None:
         if self.tb is not None:

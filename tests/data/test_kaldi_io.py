@@ -40,10 +40,10 @@ def test_float64_and_compressed_arks(tmp_path, rng):
     mat = rng.standard_normal((6, 3))
     with ArkWriter(tmp_path / "d.ark", tmp_path / "d.scp") as writer:
         writer.write("x", mat)
-    (_, got), = ScpReader(tmp_path / "d.scp")
+    ((_, got),) = ScpReader(tmp_path / "d.scp")
     assert got.dtype == np.float64 and np.array_equal(got, mat)
     kaldiio.save_ark(str(tmp_path / "c.ark"), {"x": mat.astype(np.float32)}, compression_method=2)
-    (_, comp), = iter_ark(f"ark:{tmp_path / 'c.ark'}")
+    ((_, comp),) = iter_ark(f"ark:{tmp_path / 'c.ark'}")
     np.testing.assert_allclose(comp, mat, atol=0.05)
 
 

@@ -129,8 +129,9 @@ def test_eval_scores_do_not_depend_on_the_batch(norm, cond_dim, context, mask, b
 
 def test_zero_init_flow_is_the_identity_up_to_actnorm(batch):
     features = FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False)
-    model = FlowModel(FeaturePipeline(features, DIM), ModelConfig(num_blocks=2, hidden=8, norm="none"),
-                      PriorConfig(), ("native",)).double()
+    model = FlowModel(
+        FeaturePipeline(features, DIM), ModelConfig(num_blocks=2, hidden=8, norm="none"), PriorConfig(), ("native",)
+    ).double()
     x, _ = batch
     out = model(x)
     torch.testing.assert_close(out.z, x)
@@ -139,8 +140,12 @@ def test_zero_init_flow_is_the_identity_up_to_actnorm(batch):
 
 def test_the_scale_can_grow():
     # nflows' own affine scale is at most 1.001; ours reaches exp(clamp).
-    model = FlowModel(FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 2),
-                      ModelConfig(num_blocks=1, hidden=4, norm="none", scale_clamp=2.0), PriorConfig(), ("a",))
+    model = FlowModel(
+        FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 2),
+        ModelConfig(num_blocks=1, hidden=4, norm="none", scale_clamp=2.0),
+        PriorConfig(),
+        ("a",),
+    )
     with torch.no_grad():
         model.transform._transforms[0].transform_net.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))
     assert model(torch.zeros(1, 2)).log_det.item() == pytest.approx(2.0, abs=1e-4)

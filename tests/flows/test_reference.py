@@ -46,8 +46,9 @@ def test_same_z_log_p_log_det():
     dim = 10
     pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=True), dim)
     pipeline.fit([(torch.randn(300, dim) * 2 - 1, None)])
-    model = FlowModel(pipeline, ModelConfig(num_blocks=4, hidden=32, norm="actnorm"),
-                      PriorConfig(cond_dim=6), ("a", "b")).double()
+    model = FlowModel(
+        pipeline, ModelConfig(num_blocks=4, hidden=32, norm="actnorm"), PriorConfig(cond_dim=6), ("a", "b")
+    ).double()
     x = torch.randn(50, dim, dtype=torch.float64) * 2 - 1
     model.initialize(x, torch.arange(50) % 2)
     with torch.no_grad():
