@@ -158,30 +158,42 @@ def plan_corpus(config: SynthConfig) -> Plan:
     jobs, speaker_strength = [], {}
     for name, accent in SETS.items():
         numbers, pool, personas = readings[name]
+        means = _speaker_strengths(config, name, len(personas)) if accent != "native" else [0.0] * len(personas)
         width = max(4, len(str(len(pool) - 1)))
-        by_persona: dict[int, list[int]] = {}
-        for position, number in enumerate(numbers):
-            by_persona.setdefault(position % len(personas), []).append(number)
         for index, persona in enumerate(personas):
             spk = persona.speaker_id(accent)
-            strengths = _strengths(config, spk, len(by_persona.get(index, [])), speaker_strength, accent)
+            mine = numbers[index :: len(personas)]  # round-robin: sentence k of the set -> persona k % n
+            strengths = _strengths(config, spk, means[index], len(mine))
             utts = tuple(
-                UttPlan(f"{spk}-{n:0{width}d}", pool[n], accent, s, utterance_seed(seed, f"{spk}-{n:0{width}d}"))
-                for n, s in zip(by_persona.get(index, []), strengths)
+                UttPlan(utt, pool[n], accent, s, utterance_seed(seed, utt))
+                for n, s in zip(mine, strengths)
+                for utt in [f"{spk}-{n:0{width}d}"]
             )
             if utts:
                 jobs.append(Job(name, spk, persona, config.language, utts))
+                if accent != "native":
+                    speaker_strength[spk] = means[index]
     return Plan(tuple(jobs), speaker_strength)
 
 
-def _strengths(
-    config: SynthConfig, spk: str, count: int, speaker_strength: dict[str, float], accent: str
-) -> list[float]:
+def _speaker_strengths(config: SynthConfig, data_dir: str, count: int) -> list[float]:
+    r"""Mean accent strengths of the speakers of one accented data dir.
+
+    Stratified, not drawn independently: the range ``[strength_min,
+    strength_max]`` is cut into ``count`` equal bins and each speaker gets a
+    point of its own bin, in random order, so every accented set spans the
+    whole range even with four speakers.
+    """
+    rng = stream(config.seed, "speaker_strength", data_dir)
+    edges = np.linspace(config.strength_min, config.strength_max, count + 1)
+    points = edges[:-1] + rng.uniform(size=count) * np.diff(edges)
+    return [float(x) for x in rng.permutation(points)]
+
+
+def _strengths(config: SynthConfig, spk: str, mean: float, count: int) -> list[float]:
     r"""Target accent strengths of a speaker's utterances (0 for native speech)."""
-    if accent == "native":
+    if mean <= 0:
         return [0.0] * count
     rng = stream(config.seed, "strength", spk)
-    mean = float(rng.uniform(config.strength_min, config.strength_max))
-    speaker_strength[spk] = mean
-    jitter = rng.normal(0.0, config.strength_jitter, size=count) if config.strength_jitter else np.zeros(count)
+    jitter = rng.normal(0.0, config.strength_jitter, size=count)
     return [float(np.clip(mean + j, 0.05, 1.0)) for j in jitter]

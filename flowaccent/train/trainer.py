@@ -3,8 +3,10 @@ r"""The training loop of ``flowaccent train``: streaming, checkpoints, exact res
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,6 +113,8 @@ def train(
     finally:
         runner.close()
         source.close()
+    if env.distributed:
+        print(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}", file=sys.stderr)
     final = exp / "final.pt"
     if env.is_main:
         best = exp / "checkpoints" / "best.pt"
@@ -131,6 +135,9 @@ def _input_dim(data: DataDir) -> int:
 
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
     r"""Restores a run to resume, or fits the standardisation and initialises a new one."""
+    if resume and not last.exists():
+        print(f"train: {last} does not exist yet: starting from the beginning", file=sys.stderr)
+        resume = False
     if resume:
         state = load_checkpoint(last)
         if state["config"] != config_dict:
@@ -320,6 +327,15 @@ class _Runner:
             self.tb.close()
         if self.log_file is not None:
             self.log_file.close()
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    r"""SHA-1 of every parameter and buffer, to check that processes hold the same model."""
+    h = hashlib.sha1()
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def one_hot_context(labels: torch.Tensor, context_dim: int) -> torch.Tensor | None:

@@ -1,0 +1,59 @@
+r"""A run killed with SIGKILL and resumed ends with the same weights as an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from .conftest import small_config
+
+
+def command(config_path, exp, data, resume=False):
+    cmd = [sys.executable, "-m", "flowaccent", "train", "--config", str(config_path), "--exp", str(exp), str(data),
+           "--quiet"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def environment():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def weights(path):
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["model"]["state_dict"], state.get("optimizer")
+
+
+def test_sigkill_then_resume_equals_uninterrupted(gaussian_dir, tmp_path):
+    path, _ = gaussian_dir
+    config = small_config(epochs=4, checkpoint_every_steps=3)
+    config_path = tmp_path / "conf.yaml"
+    config_path.write_text(config.to_yaml())
+    env = environment()
+    subprocess.run(command(config_path, tmp_path / "full", path), check=True, env=env, timeout=300)
+
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    proc = subprocess.Popen(command(config_path, tmp_path / "killed", path), env=env)
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(random.uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = torch.load(last, weights_only=False)["progress"]["global_step"]
+    subprocess.run(command(config_path, tmp_path / "killed", path, resume=True), check=True, env=env, timeout=300)
+
+    full, full_opt = weights(tmp_path / "full" / "checkpoints" / "last.pt")
+    resumed, resumed_opt = weights(last)
+    assert full.keys() == resumed.keys()
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), f"{name} differs (killed after step {killed_at})"
+    assert torch.equal(full_opt["state"][0]["exp_avg"], resumed_opt["state"][0]["exp_avg"])
+    full_final, _ = weights(tmp_path / "full" / "final.pt")
+    resumed_final, _ = weights(tmp_path / "killed" / "final.pt")
+    assert all(torch.equal(full_final[k], resumed_final[k]) for k in full_final)

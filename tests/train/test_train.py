@@ -1,0 +1,91 @@
+r"""Training: reaches a known Gaussian's entropy, stops on NaN, refuses bad configs early."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flowaccent.cli.main import main
+from flowaccent.errors import ConfigError
+from flowaccent.train.checkpoint import TrainingError, load_checkpoint, load_model
+from flowaccent.train.trainer import train
+
+from .conftest import small_config, write_gaussian_dir
+
+
+def test_reaches_the_true_entropy_of_a_gaussian(gaussian_dir, tmp_path):
+    path, cov = gaussian_dir
+    entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
+    summary = train(small_config(), tmp_path / "exp", [str(path)], quiet=True)
+    print(f"held-out NLL {summary.best_valid_nll:.3f} vs true entropy {entropy:.3f} nats/frame")
+    assert abs(summary.best_valid_nll - entropy) / entropy < 0.03
+    model = load_model(tmp_path / "exp" / "final.pt")
+    assert model.class_names == ("gauss",)
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(1, 9))
+    assert (tmp_path / "exp" / "config.yaml").exists() and list((tmp_path / "exp" / "tensorboard").iterdir())
+
+
+def test_dnf_classes_from_two_dirs_separate(tmp_path):
+    chol = np.eye(4)
+    a = write_gaussian_dir(tmp_path / "a", np.full(4, -2.0), chol, 40, 50, seed=1, prefix="a")
+    b = write_gaussian_dir(tmp_path / "b", np.full(4, 2.0), chol, 40, 50, seed=2, prefix="b")
+    config = small_config(epochs=4)
+    config = config.with_overrides({"prior": {"cond_dim": 4}})
+    train(config, tmp_path / "exp", [f"native={a}", f"zh={b}"], quiet=True)
+    model = load_model(tmp_path / "exp" / "final.pt")
+    assert model.class_names == ("native", "zh")
+    with torch.no_grad():
+        post = model.prior.class_posterior_log(model(torch.full((3, 4), -2.0)).z).exp()
+    assert (post[:, 0] > 0.9).all()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gaussian_dir, tmp_path, monkeypatch):
+    from flowaccent.model import FlowModel, FlowOutput
+
+    path, _ = gaussian_dir
+    forward = FlowModel.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, labels=None, context=None):
+        out = forward(self, x, labels, context)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 7:
+                return FlowOutput(out.z, out.log_p * float("nan"), out.log_det)
+        return out
+
+    monkeypatch.setattr(FlowModel, "forward", poisoned)
+    config = small_config(epochs=3, checkpoint_every_steps=2)
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 7 \(epoch 1, batch 7\)"):
+        train(config, tmp_path / "exp", [str(path)], quiet=True)
+    state = load_checkpoint(tmp_path / "exp" / "checkpoints" / "last.pt")
+    assert state["progress"]["global_step"] == 6
+    assert all(torch.isfinite(v).all() for v in state["model"]["state_dict"].values() if v.is_floating_point())
+
+
+def test_config_errors_before_any_work(gaussian_dir, tmp_path, capsys):
+    path, _ = gaussian_dir
+    (tmp_path / "bad.yaml").write_text("train:\n  lr: 0.01\n  epoch: 3\n")
+    assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
+    assert "bad.yaml.train: unknown key(s) epoch" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("model:\n  hidden: wide\n")
+    assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
+    assert "model.hidden: expected an integer" in capsys.readouterr().err
+    args = ["train", "--exp", str(tmp_path / "e"), str(path), "--features.cmvn", "none", "--prior.cond-dim", "99"]
+    assert main(args) == 1
+    assert "cond_dim 99 is larger than the input dim 24" in capsys.readouterr().err  # deltas on by default
+    assert not (tmp_path / "e" / "checkpoints").exists()
+
+
+def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
+    path, _ = gaussian_dir
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    with pytest.raises(ConfigError, match="holds a training run already; pass --resume"):
+        train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    with pytest.raises(ConfigError, match="config differs from the run being resumed"):
+        train(small_config(epochs=1, lr=0.5), tmp_path / "exp", [str(path)], resume=True, quiet=True)
