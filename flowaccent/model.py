@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
+from flowaccent.nn import gradient_filter
 from flowaccent.prior import DNFPrior, PriorConfig
 
 
@@ -65,14 +66,26 @@ class FlowModel(nn.Module):
         self.transform = build_realnvp(model, self.dim)
         self.prior = DNFPrior(prior, self.dim, len(self.class_names))
 
-    def forward(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> FlowOutput:
-        r"""Scores frames ``x`` ``(B, D)``; ``labels`` ``(B,)`` condition the prior (None: marginal)."""
+    def forward(
+        self,
+        x: Tensor,
+        labels: Tensor | None = None,
+        context: Tensor | None = None,
+        filter_threshold: float | None = None,
+    ) -> FlowOutput:
+        r"""Scores frames ``x`` ``(B, D)``; ``labels`` ``(B,)`` condition the prior (None: marginal).
+
+        With ``filter_threshold`` the gradient reaching ``z`` from the prior passes a
+        :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped;
+        the class means' gradients scaled alike). Values are unchanged.
+        """
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
         y = self.pipeline.standardize(x)
         z, log_det = self.transform(y, context)
         log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
-        return FlowOutput(z, self.prior.log_prob(z, labels), log_det)
+        z_prior = z if filter_threshold is None else gradient_filter(z, batch_dim=0, threshold=filter_threshold)[0]
+        return FlowOutput(z, self.prior.log_prob(z_prior, labels), log_det)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation)."""

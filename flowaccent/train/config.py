@@ -29,8 +29,8 @@ class TrainConfig(Config):
         warmup_steps: linear warm-up from 0.
         weight_decay: Adam weight decay.
         grad_clip: max gradient norm (0: off).
-        gradient_filter: apply the median-relative :class:`~flowaccent.nn.GradientFilter`
-            to the per-frame latents.
+        gradient_filter: pass the gradient from the prior to the latents ``z`` through the
+            median-relative :class:`~flowaccent.nn.GradientFilter` over frames.
         gradient_filter_threshold: its cutoff in multiples of the median.
         valid_fraction: share of utterances held out for the validation NLL.
         patience: epochs without a better validation NLL before stopping (0: never stop early).

@@ -18,7 +18,6 @@ from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.model import FlowModel, build_model
-from flowaccent.nn import gradient_filter
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
@@ -233,11 +232,9 @@ class _Runner:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(progress)
         context = self._context(y)
-        out = self.net(x, y, context)
-        log_p, log_det = out.log_p, out.log_det
-        if self.cfg.gradient_filter:
-            log_p, log_det = gradient_filter(log_p, log_det, threshold=self.cfg.gradient_filter_threshold)[:2]
-        loss = -(log_p + log_det).mean()
+        threshold = self.cfg.gradient_filter_threshold if self.cfg.gradient_filter else None
+        out = self.net(x, y, context, threshold)
+        loss = out.nll.mean()
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"non-finite loss ({loss.item()}) at step {progress.global_step + 1} "
