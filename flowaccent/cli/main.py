@@ -17,7 +17,7 @@ from flowaccent import __version__
 from flowaccent.errors import FlowAccentError
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("fbank", "validate", "train")
+COMMANDS = ("fbank", "validate", "train", "score", "plot", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,9 +43,9 @@ class SynthConfig(Config):
         train_zh_fraction: ``train_zh`` size as a fraction of ``num_sentences``.
         dev_fraction: ``dev_native`` size as a fraction of ``num_sentences``.
         test_fraction: size of each test set as a fraction of ``num_sentences``.
-        strength_min: lowest mean accent strength of an accented speaker.
-        strength_max: highest mean accent strength of an accented speaker.
-        strength_jitter: standard deviation of an utterance's strength around its speaker's mean.
+        strength_min: lowest accent strength (fraction of words transformed) of an accented utterance.
+        strength_max: highest accent strength; each accented speaker's utterances
+            spread evenly over ``[strength_min, strength_max]``.
         noise_std: Gaussian noise floor added to every utterance, in int16 units (about
             -78 dBFS at 4); espeak's pauses are otherwise digital silence.
     """
@@ -55,13 +55,12 @@ class SynthConfig(Config):
     language: str = "en-gb"
     train_speakers: int = 8
     dev_speakers: int = 4
-    test_speakers: int = 4
+    test_speakers: int = 8
     train_zh_fraction: float = 0.5
     dev_fraction: float = 0.1
     test_fraction: float = 0.2
-    strength_min: float = 0.2
-    strength_max: float = 0.9
-    strength_jitter: float = 0.15
+    strength_min: float = 0.1
+    strength_max: float = 1.0
     noise_std: float = 4.0
 
     def __post_init__(self) -> None:
@@ -72,8 +71,8 @@ class SynthConfig(Config):
         for name in ("train_zh_fraction", "dev_fraction", "test_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"synth: {name} must be in (0, 1], got {getattr(self, name)}")
-        if not 0.0 < self.strength_min <= self.strength_max <= 1.0 or self.strength_jitter < 0:
-            raise ConfigError("synth: need 0 < strength_min <= strength_max <= 1 and strength_jitter >= 0")
+        if not 0.0 < self.strength_min <= self.strength_max <= 1.0:
+            raise ConfigError("synth: need 0 < strength_min <= strength_max <= 1")
         if self.noise_std < 0:
             raise ConfigError(f"synth: noise_std must be >= 0, got {self.noise_std}")
 
@@ -158,12 +157,11 @@ def plan_corpus(config: SynthConfig) -> Plan:
     jobs, speaker_strength = [], {}
     for name, accent in SETS.items():
         numbers, pool, personas = readings[name]
-        means = _speaker_strengths(config, name, len(personas)) if accent != "native" else [0.0] * len(personas)
         width = max(4, len(str(len(pool) - 1)))
         for index, persona in enumerate(personas):
             spk = persona.speaker_id(accent)
             mine = numbers[index :: len(personas)]  # round-robin: sentence k of the set -> persona k % n
-            strengths = _strengths(config, spk, means[index], len(mine))
+            strengths = _strengths(config, spk, len(mine)) if accent != "native" else [0.0] * len(mine)
             utts = tuple(
                 UttPlan(utt, pool[n], accent, s, utterance_seed(seed, utt))
                 for n, s in zip(mine, strengths)
@@ -172,28 +170,19 @@ def plan_corpus(config: SynthConfig) -> Plan:
             if utts:
                 jobs.append(Job(name, spk, persona, config.language, utts))
                 if accent != "native":
-                    speaker_strength[spk] = means[index]
+                    speaker_strength[spk] = float(np.mean(strengths))
     return Plan(tuple(jobs), speaker_strength)
 
 
-def _speaker_strengths(config: SynthConfig, data_dir: str, count: int) -> list[float]:
-    r"""Mean accent strengths of the speakers of one accented data dir.
+def _strengths(config: SynthConfig, spk: str, count: int) -> list[float]:
+    r"""Target accent strengths of one accented speaker's utterances.
 
-    Stratified, not drawn independently: the range ``[strength_min,
-    strength_max]`` is cut into ``count`` equal bins and each speaker gets a
-    point of its own bin, in random order, so every accented set spans the
-    whole range even with four speakers.
+    Balanced, not drawn independently: ``[strength_min, strength_max]`` is cut
+    into ``count`` equal bins and each utterance gets a point of its own bin, in
+    random order. Every speaker thus reads at every strength, so a voice's
+    timbre says nothing about its ratings and the ratings vary within speakers.
     """
-    rng = stream(config.seed, "speaker_strength", data_dir)
+    rng = stream(config.seed, "strength", spk)
     edges = np.linspace(config.strength_min, config.strength_max, count + 1)
     points = edges[:-1] + rng.uniform(size=count) * np.diff(edges)
     return [float(x) for x in rng.permutation(points)]
-
-
-def _strengths(config: SynthConfig, spk: str, mean: float, count: int) -> list[float]:
-    r"""Target accent strengths of a speaker's utterances (0 for native speech)."""
-    if mean <= 0:
-        return [0.0] * count
-    rng = stream(config.seed, "strength", spk)
-    jitter = rng.normal(0.0, config.strength_jitter, size=count)
-    return [float(np.clip(mean + j, 0.05, 1.0)) for j in jitter]

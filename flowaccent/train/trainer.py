@@ -96,6 +96,8 @@ def train(
         (exp / "log").mkdir(parents=True, exist_ok=True)
         atomic_write_text(exp / "config.yaml", config.to_yaml())
         atomic_write_text(exp / "classes.txt", "".join(f"{c}\n" for c in class_names))
+        specs = parse_data_specs(data_specs)
+        atomic_write_text(exp / "data.txt", "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs))
     runner = _Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
         source,

@@ -1,0 +1,47 @@
+r"""``flowaccent report`` and ``flowaccent plot``: figures, report.html and report.md from scores."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "report",
+        help="figures, a self-contained report.html and report.md from an experiment and its scores",
+        description="Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
+        "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
+    )
+    parser.add_argument("--exp", required=True, help="experiment dir")
+    parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
+    parser.add_argument("--out", help="report.html path (default: EXP_DIR/report.html)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowaccent.report import write_report
+
+    command = "flowaccent " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = write_report(args.exp, args.scores, args.out, command)
+    print(f"report: {out}", file=sys.stderr)
+    return 0
+
+
+def add_plot_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("plot", help="only the figures (PNG and PDF) of 'flowaccent report'")
+    parser.add_argument("--exp", required=True, help="experiment dir")
+    parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
+    parser.add_argument("--out", help="figure dir (default: SCORES/figures)")
+    return parser
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from flowaccent.report import make_figures
+
+    out = Path(args.out) if args.out else Path(args.scores) / "figures"
+    for title, png in make_figures(Path(args.exp), Path(args.scores), out).items():
+        print(f"plot: {title}: {png}", file=sys.stderr)
+    return 0

@@ -1,0 +1,157 @@
+r"""Every figure of the toolkit (the only module that imports matplotlib).
+
+Each function draws one figure and saves it as ``<base>.png`` and ``<base>.pdf``; it returns
+the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+ACCENT_COLOURS = {"native": "#1f5fbf", "zh": "#d62728", "ja": "#e377c2"}
+PALETTE = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def colours(names: list[str]) -> dict[str, str]:
+    r"""A colour per set name: by the accent its name contains, else from the palette."""
+    out, spare = {}, iter(PALETTE * 4)
+    for name in names:
+        accent = next((a for a in ACCENT_COLOURS if a in name.lower().replace("-", "_").split("_")), None)
+        out[name] = ACCENT_COLOURS[accent] if accent else next(spare)
+    return out
+
+
+def _save(fig, base: Path) -> Path:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(base.with_suffix(".png"), dpi=110)
+    fig.savefig(base.with_suffix(".pdf"))
+    _pyplot().close(fig)
+    return base.with_suffix(".png")
+
+
+def _scatter(points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    cols = colours(list(points))
+    for name, xy in points.items():
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.5, color=cols[name], label=f"{name} ({len(xy)})")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(markerscale=3, fontsize=8)
+    return _save(fig, base)
+
+
+def _subsample(latents: dict[str, np.ndarray], per_set: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {k: v[rng.permutation(len(v))[:per_set]] for k, v in latents.items()}
+
+
+def latents_first_dims(latents: dict[str, np.ndarray], base: Path, per_set: int = 3000) -> Path:
+    r"""The first two latent dimensions per set (as the lab drew them)."""
+    points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
+    return _scatter(points, base, "Latents: first two dimensions", "z[0]", "z[1]")
+
+
+def latents_pca(latents: dict[str, np.ndarray], base: Path, per_set: int = 3000) -> Path:
+    r"""Latents projected on the two principal components of all sets together."""
+    from sklearn.decomposition import PCA
+
+    sample = _subsample(latents, per_set, 0)
+    pca = PCA(2, random_state=0).fit(np.concatenate(list(sample.values())))
+    ratio = pca.explained_variance_ratio_
+    points = {k: pca.transform(v) for k, v in sample.items()}
+    return _scatter(points, base, "Latents: PCA", f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})")
+
+
+def latents_tsne(latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0) -> Path:
+    r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents."""
+    from sklearn.manifold import TSNE
+
+    sample = _subsample(latents, per_set, seed)
+    stacked = np.concatenate(list(sample.values()))
+    perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
+    embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
+    points, start = {}, 0
+    for name, v in sample.items():
+        points[name], start = embedded[start : start + len(v)], start + len(v)
+    return _scatter(points, base, f"Latents: t-SNE ({per_set} frames per set at most)", "t-SNE 1", "t-SNE 2")
+
+
+def histograms(values: dict[str, np.ndarray], base: Path, xlabel: str, title: str) -> Path:
+    r"""Overlaid density histograms of a per-utterance value per set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cols = colours(list(values))
+    both = np.concatenate([v for v in values.values() if len(v)])
+    bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
+    for name, v in values.items():
+        ax.hist(v, bins=bins, density=True, alpha=0.45, color=cols[name], label=f"{name} (mean {v.mean():.2f})")
+    ax.set(title=title, xlabel=xlabel, ylabel="density")
+    ax.legend(fontsize=8)
+    return _save(fig, base)
+
+
+def roc_curves(reference: np.ndarray, others: dict[str, np.ndarray], base: Path, score: str, ref_name: str) -> Path:
+    r"""ROC of telling each set from the reference set by an utterance score."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    cols = colours(list(others))
+    for name, v in others.items():
+        y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
+        s = np.r_[reference, v]
+        fpr, tpr, _ = roc_curve(y, s)
+        ax.plot(fpr, tpr, color=cols[name], label=f"{name} vs {ref_name}: AUC {roc_auc_score(y, s):.3f}")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(
+        title=f"Detection by {score}",
+        xlabel="other set's utterances above threshold (false positive rate)",
+        ylabel=f"{ref_name} utterances above threshold (true positive rate)",
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, base)
+
+
+def rating_scatter(scores: dict[str, np.ndarray], ratings: dict[str, np.ndarray], base: Path, score: str) -> Path:
+    r"""Utterance score against its rating (``utt2score``), one colour per rated set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cols = colours(list(scores))
+    for name in scores:
+        ax.scatter(ratings[name], scores[name], s=10, alpha=0.6, color=cols[name], label=name)
+    ax.set(title=f"{score} against rating", xlabel="rating (utt2score, 5 = native-like)", ylabel=score)
+    ax.legend(fontsize=8)
+    return _save(fig, base)
+
+
+def training_curves(log: Path, base: Path) -> Path | None:
+    r"""Train and validation NLL ("LogLL" in the lab's tables) over steps, from ``log/train.jsonl``."""
+    if not log.exists():
+        return None
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["nll"]) for r in records if r.get("event") == "train"]
+    valid = [(r["step"], r["valid"]["nll"]) for r in records if r.get("event") == "epoch" and r.get("valid")]
+    if not train and not valid:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", color="#1f5fbf")
+    if valid:
+        ax.plot(*zip(*valid), "o-", label="valid", color="#d62728")
+    ax.set(title="Training: NLL per frame (the lab's 'LogLL')", xlabel="step", ylabel="NLL (nats/frame)")
+    ax.legend()
+    return _save(fig, base)

@@ -1,0 +1,191 @@
+r"""``report.html`` (self-contained: images embedded) and ``report.md`` from an experiment and its scores."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowaccent import plots
+from flowaccent.data.atomic import atomic_write_text
+from flowaccent.errors import ConfigError
+from flowaccent.score.scorer import read_tsv
+
+NAMING = (
+    "Natural log, per frame, summed over dimensions. <b>LogLL</b> here is the log-likelihood "
+    "log p(x) = LogP + LogDet; the lab's tables printed the training loss, i.e. NLL = -LogLL, "
+    "under the name 'LogLL'. <b>LogP</b> is log p(z) under the prior (a unit-Gaussian latent of "
+    "dimension D has a mean of -1.4189 D, shown as the reference); <b>LogDet</b> is log|det dz/dx|, "
+    "including the feature standardisation. Skew and kurtosis (Fisher, excess: 0 for a Gaussian) "
+    "are over all values of a random sample of latents; _c and _r are the class-conditional and "
+    "residual parts of a DNF model. AUC: the chance that an utterance of the reference set scores "
+    "higher than one of the other set (0.5: no separation)."
+)
+
+
+def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
+    r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``."""
+    summary = load_summary(scores)
+    names = list(summary["sets"])
+    latents = {n: np.load(scores / n / "latents.npy") for n in names}
+    tables = {n: read_tsv(scores / n / "utt_scores.tsv") for n in names}
+    ref = summary["reference"]
+    figures: dict[str, Path] = {}
+    curves = plots.training_curves(exp / "log" / "train.jsonl", fig_dir / "training_curves")
+    if curves:
+        figures["Training curves"] = curves
+    figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01")
+    figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca")
+    figures["Latents, t-SNE"] = plots.latents_tsne(latents, fig_dir / "latents_tsne")
+    figures["LogLL per utterance"] = plots.histograms(
+        {n: t["log_ll"] for n, t in tables.items()},
+        fig_dir / "hist_log_ll",
+        "mean log-likelihood per frame (nats)",
+        "Utterance LogLL by set",
+    )
+    others = [n for n in names if n != ref]
+    for score in ("log_ll", "llr", "gmm_log_ll"):
+        if others and all(score in tables[n] for n in names):
+            figures[f"ROC by {score}"] = plots.roc_curves(
+                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref
+            )
+    rated = [n for n in names if "score" in tables[n]]
+    if rated:
+        figures["LogLL against rating"] = plots.rating_scatter(
+            {n: tables[n]["log_ll"] for n in rated},
+            {n: tables[n]["score"] for n in rated},
+            fig_dir / "rating_log_ll",
+            "log_ll",
+        )
+    return figures
+
+
+def load_summary(scores: Path) -> dict[str, Any]:
+    path = scores / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
+    return json.loads(path.read_text())
+
+
+def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:
+    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``); returns the HTML path."""
+    exp, scores = Path(exp), Path(scores)
+    out = Path(out) if out else exp / "report.html"
+    summary = load_summary(scores)
+    figures = make_figures(exp, scores, out.parent / "figures")
+    config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
+    sections = _sections(summary)
+    atomic_write_text(out, _html(summary, sections, figures, config, command))
+    atomic_write_text(out.with_suffix(".md"), _markdown(summary, sections, figures, config, command, out.parent))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    r"""``(title, header, rows)`` of every table."""
+    sets = summary["sets"]
+    keys = ["num_utts", "num_frames", "log_ll", "log_p", "log_det", "nll", "log_p_reference", "skew", "kurtosis"]
+    extra = [
+        k for k in ("skew_c", "kurtosis_c", "skew_r", "kurtosis_r", "gmm_log_ll") if any(k in s for s in sets.values())
+    ]
+    header = [
+        "set",
+        "utts",
+        "frames",
+        "LogLL",
+        "LogP",
+        "LogDet",
+        "NLL (lab 'LogLL')",
+        "LogP of N(0,I)",
+        "skew",
+        "kurtosis",
+    ] + extra
+    out = [("Scores per set", header, [[n] + [_fmt(s.get(k)) for k in keys + extra] for n, s in sets.items()])]
+    detection = summary.get("detection", {})
+    if detection:
+        scores = sorted({k for d in detection.values() for k in d["by_score"]})
+        rows = [[n] + [_fmt(d["by_score"].get(k)) for k in scores] for n, d in detection.items()]
+        out.append((f"Detection AUC against '{summary['reference']}'", ["set"] + scores, rows))
+    rating = summary.get("rating", {})
+    if rating:
+        rows = [
+            [n, k, _fmt(c["pearson"]), _fmt(c["spearman"]), str(c["n"])]
+            for n, r in rating.items()
+            for k, c in r.items()
+        ]
+        out.append(("Correlation with ratings (utt2score)", ["set", "score", "Pearson", "Spearman", "utts"], rows))
+    regression = summary.get("regression", {})
+    if regression:
+        rows = [[n, k, _fmt(c["pearson"]), _fmt(c["spearman"])] for n, r in regression.items() for k, c in r.items()]
+        out.append(("Ratings from averaged latents (SVR)", ["set", "how", "Pearson", "Spearman"], rows))
+    return out
+
+
+def _html(summary, sections, figures: dict[str, Path], config: str, command: str) -> str:
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>flowaccent report</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
+        "text-align:right}th{background:#eef}td:first-child{text-align:left}"
+        "img{max-width:48%;margin:1%;border:1px solid #ddd}pre{background:#f6f6f6;padding:1em}",
+        "</style></head><body>",
+        "<h1>flowaccent report</h1>",
+        f"<p>Model: <code>{e(summary['model']['checkpoint'])}</code>, input dim {summary['model']['dim']}, "
+        f"cond_dim {summary['model']['cond_dim']}, classes {e(', '.join(summary['model']['classes']))}.</p>",
+        f"<p class='naming'>{NAMING}</p>",
+    ]
+    for title, header, rows in sections:
+        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("<h2>Figures</h2>")
+    for title, png in figures.items():
+        data = base64.b64encode(png.read_bytes()).decode()
+        parts.append(f"<img alt='{e(title)}' title='{e(title)}' src='data:image/png;base64,{data}'>")
+    parts.append(f"<h2>Configuration</h2><pre>{e(config)}</pre>")
+    parts.append(f"<h2>How this was made</h2><pre>{e(_how(summary, command))}</pre></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _markdown(summary, sections, figures: dict[str, Path], config: str, command: str, root: Path) -> str:
+    lines = ["# flowaccent report", "", NAMING.replace("<b>", "**").replace("</b>", "**"), ""]
+    for title, header, rows in sections:
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    lines += ["## Figures", ""] + [f"![{t}]({p.relative_to(root)})" for t, p in figures.items()]
+    lines += [
+        "",
+        "## Configuration",
+        "",
+        "```yaml",
+        config.rstrip(),
+        "```",
+        "",
+        "## How this was made",
+        "",
+        "```",
+        _how(summary, command),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _how(summary: dict[str, Any], command: str) -> str:
+    lines = [f"scored: {summary.get('command', '(command not recorded)')}"]
+    if command:
+        lines.append(f"report: {command}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+r"""Scoring corpora with a trained flow: tables, statistics, baselines."""

@@ -1,0 +1,51 @@
+r"""Statistics of scores and latents: AUC, correlations, skew and kurtosis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def detection_auc(reference: np.ndarray, other: np.ndarray) -> float:
+    r"""AUC of telling ``reference`` utterances from ``other`` ones by score (reference = positive).
+
+    ``P(score_ref > score_other)`` with ties counting half: 0.5 is no separation, 1.0 means every
+    reference utterance scores higher (e.g. native speech more likely than accented speech).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    reference, other = np.asarray(reference, float), np.asarray(other, float)
+    if len(reference) == 0 or len(other) == 0:
+        return math.nan
+    y = np.r_[np.ones(len(reference)), np.zeros(len(other))]
+    return float(roc_auc_score(y, np.r_[reference, other]))
+
+
+def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
+    r"""Pearson and Spearman correlation of utterance ``scores`` with ``ratings`` (NaN if undefined)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    scores, ratings = np.asarray(scores, float), np.asarray(ratings, float)
+    if len(scores) < 3 or np.ptp(scores) == 0 or np.ptp(ratings) == 0:
+        return {"pearson": math.nan, "spearman": math.nan, "n": len(scores)}
+    return {
+        "pearson": float(pearsonr(scores, ratings)[0]),
+        "spearman": float(spearmanr(scores, ratings)[0]),
+        "n": len(scores),
+    }
+
+
+def moments(latents: np.ndarray) -> dict[str, float]:
+    r"""Skew and excess (Fisher) kurtosis over all values of ``latents`` ``(N, D)`` (scipy.stats)."""
+    from scipy.stats import kurtosis, skew
+
+    values = np.asarray(latents, np.float64).ravel()
+    if values.size < 3:
+        return {"skew": math.nan, "kurtosis": math.nan}
+    return {"skew": float(skew(values)), "kurtosis": float(kurtosis(values, fisher=True))}
+
+
+def unit_gaussian_log_p(dim: int) -> float:
+    r"""Mean ``log N(z; 0, I)`` of a unit-Gaussian ``z``: ``-0.5 * D * (1 + ln 2 pi)`` = ``-1.4189 D``."""
+    return -0.5 * dim * (1.0 + math.log(2 * math.pi))

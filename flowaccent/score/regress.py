@@ -1,0 +1,34 @@
+r"""Ratings from averaged latents: an SVR fitted on a rated set, cross-validated or applied to another."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flowaccent.score.metrics import correlations
+
+
+def _svr():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    return make_pipeline(StandardScaler(), SVR(C=1.0, epsilon=0.1))
+
+
+def cross_validated(features: np.ndarray, ratings: np.ndarray, folds: int = 5, seed: int = 0) -> dict[str, float]:
+    r"""Correlation of ``folds``-fold cross-validated SVR predictions from utterance mean latents
+    ``(N, D)`` with the ratings ``(N,)``."""
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    folds = min(folds, len(ratings))
+    if folds < 2 or np.ptp(ratings) == 0:
+        return correlations(np.zeros(0), np.zeros(0))
+    predicted = cross_val_predict(_svr(), features, ratings, cv=KFold(folds, shuffle=True, random_state=seed))
+    return correlations(predicted, ratings)
+
+
+def transfer(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict[str, float]:
+    r"""Correlation with ``test_y`` of an SVR fitted on one rated set and applied to another."""
+    if len(train_y) < 3 or np.ptp(train_y) == 0:
+        return correlations(np.zeros(0), np.zeros(0))
+    return correlations(_svr().fit(train_x, train_y).predict(test_x), test_y)

@@ -1,0 +1,132 @@
+r"""``flowaccent score``: score corpora with a trained flow and write ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.errors import ConfigError
+from flowaccent.score import regress, summary
+from flowaccent.score.baseline import fit_gmm, gmm_utterance_log_ll, sample_frames
+from flowaccent.score.scorer import ScoreConfig, SetScores, read_tsv, score_dir
+from flowaccent.train.checkpoint import load_model
+from flowaccent.train.trainer import parse_data_specs
+
+
+def score_corpora(
+    exp_dir: str | Path,
+    out_dir: str | Path,
+    data_specs: list[str],
+    reference: str | None = None,
+    baseline: str | None = None,
+    config: ScoreConfig = ScoreConfig(),
+    checkpoint: str | Path | None = None,
+    quiet: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    r"""Scores every data dir (``path`` or ``name=path``) into ``out_dir/<name>/`` and writes
+    ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
+    what detection AUCs separate the other sets from."""
+    exp, out = Path(exp_dir), Path(out_dir)
+    model = load_model(checkpoint or exp / "final.pt")
+    need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
+    sets = _load_sets(data_specs, need)
+    reference = reference or next(iter(sets))
+    if reference not in sets:
+        raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
+    results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
+    report: dict[str, Any] = {
+        "model": {
+            "exp": str(exp),
+            "checkpoint": str(checkpoint or exp / "final.pt"),
+            "dim": model.dim,
+            "cond_dim": model.prior_config.cond_dim,
+            "classes": list(model.class_names),
+        },
+        "reference": reference,
+        "command": command,
+    }
+    if baseline == "gmm":
+        report["baseline"] = _gmm_baseline(model, exp, sets, out, config)
+    elif baseline not in (None, "none"):
+        raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
+    report.update(_summarise(sets, results, out, model, reference))
+    atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
+    atomic_write_text(out / "summary.json", json.dumps(_clean(report), indent=2) + "\n")
+    return report
+
+
+def _load_sets(specs: list[str], need: tuple[str, ...]) -> dict[str, DataDir]:
+    sets: dict[str, DataDir] = {}
+    for name, path in parse_data_specs(specs):
+        data = load_data_dir(path, require=need)
+        name = name or data.name
+        if name in sets:
+            raise ConfigError(f"score: two sets are named '{name}'; name them with NAME=DATA_DIR")
+        sets[name] = data
+    return sets
+
+
+def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config: ScoreConfig) -> dict[str, Any]:
+    r"""Fits the diagonal GMM on the model's training data and adds ``gmm_log_ll`` to every table."""
+    data_file = exp / "data.txt"
+    if not data_file.exists():
+        raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
+    dirs = [load_data_dir(p) for _, p in parse_data_specs(data_file.read_text().splitlines())]
+    components = 32
+    gmm = fit_gmm(sample_frames(dirs, model.pipeline, 100_000, config.seed), components, config.seed)
+    for name, data in sets.items():
+        values = gmm_utterance_log_ll(gmm, data, model.pipeline)
+        _add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
+    return {"kind": "gmm", "covariance": "diag", "components": components, "trained_on": [str(d.path) for d in dirs]}
+
+
+def _add_column(path: Path, column: str, values: dict[str, float]) -> None:
+    lines = path.read_text().splitlines()
+    out = [lines[0] + f"\t{column}"] + [f"{line}\t{values[line.split(chr(9))[0]]:.6f}" for line in lines[1:]]
+    atomic_write_text(path, "\n".join(out) + "\n")
+
+
+def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:
+    tables = {name: read_tsv(out / name / "utt_scores.tsv") for name in sets}
+    per_set = {}
+    for name in sets:
+        per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim)
+        if "gmm_log_ll" in tables[name]:
+            frames = tables[name]["num_frames"]
+            per_set[name]["gmm_log_ll"] = float((tables[name]["gmm_log_ll"] * frames).sum() / frames.sum())
+    scores = {name: summary.utterance_scores(tables[name]) for name in sets}
+    detection = {name: summary.detection(scores[reference], scores[name]) for name in sets if name != reference}
+    rating, regression = {}, {}
+    rated = {name: t["score"] for name, t in tables.items() if "score" in t}
+    for name, ratings in rated.items():
+        rating[name] = summary.rating(scores[name], ratings)
+        regression[name] = {"svr_cv": regress.cross_validated(results[name].latent_means, ratings)}
+    for a in rated:
+        for b in rated:
+            if a != b:
+                regression[f"{a}->{b}"] = {
+                    "svr": regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
+                }
+    return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
+
+
+def _clean(value):
+    r"""JSON-safe: NaN becomes null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,209 @@
+r"""Scoring one data dir with a trained flow: per-utterance table, per-frame ark, latent sample.
+
+Streams utterances, scores them in batches of about ``batch_frames`` frames and writes as
+it goes: memory stays flat whatever the corpus size (one batch, the latent reservoir and
+one mean latent per utterance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from flowaccent.config import Config
+from flowaccent.data.datadir import DataDir
+from flowaccent.data.kaldi_io import ArkWriter
+from flowaccent.data.stream import Utterance, iter_utterances
+from flowaccent.model import FlowModel
+
+COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig(Config):
+    r"""How corpora are scored.
+
+    Attributes:
+        batch_frames: frames per forward pass.
+        max_latents: size of the random sample of latents kept per set (``latents.npy``).
+        native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
+            if the model has it, else its first class).
+        seed: seeds the latent sample.
+    """
+
+    batch_frames: int = 20000
+    max_latents: int = 20000
+    native_class: str = ""
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class SetScores:
+    r"""What scoring a set produced, beyond the files: utterance means and the latent sample."""
+
+    name: str
+    utts: list[str]
+    num_frames: np.ndarray
+    utt_table: dict[str, np.ndarray]
+    latent_means: np.ndarray
+    latents: np.ndarray
+    latent_utts: np.ndarray
+
+
+class Reservoir:
+    r"""A uniform random sample of at most ``size`` rows from a stream (Vitter's algorithm R)."""
+
+    def __init__(self, size: int, dim: int, seed: int):
+        self.rows = np.zeros((size, dim), np.float32)
+        self.tags = np.empty(size, dtype=object)
+        self.seen, self.size = 0, size
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, rows: np.ndarray, tag: str) -> None:
+        n = len(rows)
+        idx = np.arange(self.seen, self.seen + n)
+        fill = idx < self.size
+        self.rows[idx[fill]], self.tags[idx[fill]] = rows[fill], tag
+        rest = np.flatnonzero(~fill)
+        if len(rest):
+            slots = self.rng.integers(0, idx[rest] + 1)
+            keep = slots < self.size
+            self.rows[slots[keep]], self.tags[slots[keep]] = rows[rest[keep]], tag
+        self.seen += n
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        n = min(self.seen, self.size)
+        return self.rows[:n].copy(), self.tags[:n].astype(str)
+
+
+def native_index(model: FlowModel, name: str = "") -> int:
+    r"""Index of the class whose ``llr`` is reported."""
+    names = model.class_names
+    wanted = name or ("native" if "native" in names else names[0])
+    if wanted not in names:
+        from flowaccent.errors import ConfigError
+
+        raise ConfigError(f"score: class '{wanted}' is not one of the model's classes {', '.join(names)}")
+    return names.index(wanted)
+
+
+@torch.no_grad()
+def score_dir(
+    model: FlowModel, data: DataDir, name: str, out_dir: Path, config: ScoreConfig = ScoreConfig(), quiet: bool = False
+) -> SetScores:
+    r"""Scores every utterance of ``data`` into ``out_dir`` (``utt_scores.tsv``, ``frame_scores.{ark,scp}``,
+    ``latents.npy``, ``latent_utts.txt``); returns the per-utterance values.
+    """
+    model.eval()
+    with_llr = len(model.class_names) > 1
+    native = native_index(model, config.native_class) if with_llr else 0
+    columns = list(COLUMNS) + (["llr"] if with_llr else [])
+    rows: dict[str, list] = {c: [] for c in columns}
+    means = []
+    reservoir = Reservoir(config.max_latents, model.dim, config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    utterances = iter_utterances(data, model.pipeline.input_dim, model.pipeline.config.cmvn == "spk")
+    total = len(data.utts)
+    with (
+        ArkWriter(out_dir / "frame_scores.ark", out_dir / "frame_scores.scp") as ark,
+        tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
+    ):
+        for utt, out, llr in _scored(model, utterances, config.batch_frames, native if with_llr else None):
+            log_p, log_det = out["log_p"], out["log_det"]
+            log_ll = log_p + log_det
+            ark.write(utt.utt, np.stack([log_p, log_det], axis=1).astype(np.float32))
+            values = {
+                "utt": utt.utt,
+                "spk": utt.spk,
+                "num_frames": len(log_p),
+                "log_ll": log_ll.mean(),
+                "log_p": log_p.mean(),
+                "log_det": log_det.mean(),
+                "nll": -log_ll.mean(),
+            }
+            if with_llr:
+                values["llr"] = llr.mean()
+            for c in columns:
+                rows[c].append(values[c])
+            means.append(out["z"].mean(0))
+            reservoir.add(out["z"], utt.utt)
+            bar.update()
+    _write_tsv(out_dir / "utt_scores.tsv", rows, data)
+    latents, latent_utts = reservoir.sample()
+    np.save(out_dir / "latents.npy", latents)
+    (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
+    table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
+    return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, np.asarray(means), latents, latent_utts)
+
+
+def _scored(
+    model: FlowModel, utterances: Iterator[Utterance], batch_frames: int, native: int | None
+) -> Iterator[tuple[Utterance, dict[str, np.ndarray], np.ndarray | None]]:
+    r"""Yields each utterance with its per-frame ``z``, ``log_p``, ``log_det`` (and ``llr``), batching frames."""
+    pending: list[tuple[Utterance, torch.Tensor]] = []
+    held = 0
+    for utt in utterances:
+        x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).float()
+        pending.append((utt, x))
+        held += len(x)
+        if held >= batch_frames:
+            yield from _run_batch(model, pending, native)
+            pending, held = [], 0
+    if pending:
+        yield from _run_batch(model, pending, native)
+
+
+def _run_batch(model: FlowModel, pending, native: int | None):
+    x = torch.cat([p[1] for p in pending])
+    out = model(x)
+    llr = None
+    if native is not None:
+        per_class = model.prior.class_log_probs(out.z)
+        others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
+        llr = (per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))).numpy()
+    z, log_p, log_det = out.z.numpy(), out.log_p.numpy(), out.log_det.numpy()
+    start = 0
+    for utt, frames in pending:
+        end = start + len(frames)
+        part = {
+            "z": z[start:end],
+            "log_p": log_p[start:end].astype(np.float64),
+            "log_det": log_det[start:end].astype(np.float64),
+        }
+        yield utt, part, None if llr is None else llr[start:end].astype(np.float64)
+        start = end
+
+
+def _write_tsv(path: Path, rows: dict[str, list], data: DataDir) -> None:
+    r"""``utt spk num_frames log_ll log_p log_det nll [score] [llr]``, one line per utterance."""
+    scores = data.utt2score() if data.has("utt2score") else None
+    columns = list(COLUMNS) + (["score"] if scores else []) + (["llr"] if "llr" in rows else [])
+    lines = ["\t".join(columns)]
+    for i, utt in enumerate(rows["utt"]):
+        values = {c: rows[c][i] for c in rows}
+        if scores:
+            values["score"] = scores[utt]
+        lines.append("\t".join(_fmt(values[c]) for c in columns))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.6f}"
+
+
+def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
+    r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    cols = list(zip(*(line.split("\t") for line in lines[1:]))) if len(lines) > 1 else [()] * len(header)
+    return {h: list(c) if h in ("utt", "spk") else np.asarray(c, np.float64) for h, c in zip(header, cols)}

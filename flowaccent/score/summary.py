@@ -1,0 +1,52 @@
+r"""``summary.json``: per-set means, Gaussianity of latents, detection AUCs and rating correlations.
+
+Built from the files scoring wrote (``utt_scores.tsv``, ``latents.npy``), so every number in
+it can be recomputed from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.scorer import read_tsv
+
+#: Utterance scores compared across sets, when present: higher = more native-like.
+UTT_SCORES = ("log_ll", "llr", "gmm_log_ll", "svr")
+
+
+def set_summary(set_dir: Path, dim: int, cond_dim: int) -> dict[str, Any]:
+    r"""Frame-weighted means of ``set_dir/utt_scores.tsv`` and moments of ``latents.npy``."""
+    table = read_tsv(set_dir / "utt_scores.tsv")
+    frames = table["num_frames"]
+    total = frames.sum()
+    out: dict[str, Any] = {"num_utts": len(frames), "num_frames": int(total)}
+    for key in ("log_ll", "log_p", "log_det", "nll"):
+        out[key] = float((table[key] * frames).sum() / total)
+    out["log_ll_per_dim"] = out["log_ll"] / dim
+    out["log_p_reference"] = unit_gaussian_log_p(dim)
+    latents = np.load(set_dir / "latents.npy")
+    out.update(moments(latents))
+    if 0 < cond_dim < dim:
+        c, r = moments(latents[:, :cond_dim]), moments(latents[:, cond_dim:])
+        out.update({"skew_c": c["skew"], "kurtosis_c": c["kurtosis"], "skew_r": r["skew"], "kurtosis_r": r["kurtosis"]})
+    return out
+
+
+def utterance_scores(table: dict[str, Any]) -> dict[str, np.ndarray]:
+    r"""The per-utterance scores present in a table (``log_ll``, ``llr``, ...)."""
+    return {k: np.asarray(table[k]) for k in UTT_SCORES if k in table}
+
+
+def detection(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, Any]:
+    r"""AUC of separating ``other`` from ``reference`` by each utterance score; ``auc`` is by ``log_ll``."""
+    by_score = {k: detection_auc(reference[k], other[k]) for k in reference if k in other}
+    return {"score": "log_ll", "auc": by_score.get("log_ll"), "by_score": by_score}
+
+
+def rating(scores: dict[str, np.ndarray], ratings: np.ndarray) -> dict[str, Any]:
+    r"""Pearson/Spearman of each utterance score with ``utt2score`` ratings."""
+    return {k: correlations(v, ratings) for k, v in scores.items()}
