@@ -134,6 +134,10 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
 
 def _html(summary, sections, figures: dict[str, Path], config: str, command: str) -> str:
     e = html.escape
+
+    def t(text: str) -> str:  # element text: quotes need no escaping
+        return html.escape(text, quote=False)
+
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>flowaccent report</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -147,15 +151,15 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         f"<p class='naming'>{NAMING}</p>",
     ]
     for title, header, rows in sections:
-        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append(f"<h2>{t(title)}</h2><table><tr>" + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
     parts.append("<h2>Figures</h2>")
     for title, png in figures.items():
         data = base64.b64encode(png.read_bytes()).decode()
         parts.append(f"<img alt='{e(title)}' title='{e(title)}' src='data:image/png;base64,{data}'>")
-    parts.append(f"<h2>Configuration</h2><pre>{e(config)}</pre>")
-    parts.append(f"<h2>How this was made</h2><pre>{e(_how(summary, command))}</pre></body></html>")
+    parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
+    parts.append(f"<h2>How this was made</h2><pre>{t(_how(summary, command))}</pre></body></html>")
     return "\n".join(parts) + "\n"
 
 

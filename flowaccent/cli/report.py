@@ -3,7 +3,6 @@ r"""``flowaccent report`` and ``flowaccent plot``: figures, report.html and repo
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.report import write_report
 
-    command = "flowaccent " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = args.command_line
     out = write_report(args.exp, args.scores, args.out, command)
     print(f"report: {out}", file=sys.stderr)
     return 0

@@ -3,7 +3,6 @@ r"""``flowaccent score --exp EXP_DIR --out OUT_DIR DATA_DIR [DATA_DIR ...]``."""
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 from flowaccent.cli._options import add_config_options, config_from_args
@@ -33,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.score.run import score_corpora
 
-    command = "flowaccent " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = args.command_line
     report = score_corpora(
         args.exp,
         args.out,

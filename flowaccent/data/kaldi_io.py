@@ -236,7 +236,8 @@ class ScpReader:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def keys(self) -> list[str]:
+    def ids(self) -> list[str]:
+        r"""The keys in scp order (not ``keys()``: ``dict(reader)`` then builds from ``(key, matrix)`` pairs)."""
         return [e.key for e in self.entries]
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:

@@ -53,8 +53,17 @@ def small_config(**train):
     from flowaccent.prior import PriorConfig
     from flowaccent.train.config import ExperimentConfig, TrainConfig
 
-    base = dict(batch_size=1000, epochs=8, lr=3e-3, warmup_steps=5, valid_fraction=0.1, patience=0,
-                buffer_frames=5000, checkpoint_every_steps=0, log_every_steps=10)
+    base = dict(
+        batch_size=1000,
+        epochs=8,
+        lr=3e-3,
+        warmup_steps=5,
+        valid_fraction=0.1,
+        patience=0,
+        buffer_frames=5000,
+        checkpoint_every_steps=0,
+        log_every_steps=10,
+    )
     base.update(train)
     return ExperimentConfig(
         features=FeaturePipelineConfig(cmvn="none", deltas=0, splice=0, standardize=True),

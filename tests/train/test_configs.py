@@ -12,8 +12,12 @@ from flowaccent.model import FlowModel
 from flowaccent.train.config import ExperimentConfig
 
 CONFIGS = sorted(Path(__file__).parents[2].glob("recipes/*/conf/*.yaml"))
-LAB = {"dnf_120.yaml": (120, 120), "dnf_440_c400.yaml": (440, 400), "dnf_440_c440.yaml": (440, 440),
-       "nf_120.yaml": (120, 0)}
+LAB = {
+    "dnf_120.yaml": (120, 120),
+    "dnf_440_c400.yaml": (440, 400),
+    "dnf_440_c440.yaml": (440, 440),
+    "nf_120.yaml": (120, 0),
+}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])

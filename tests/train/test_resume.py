@@ -15,8 +15,18 @@ from .conftest import small_config
 
 
 def command(config_path, exp, data, resume=False):
-    cmd = [sys.executable, "-m", "flowaccent", "train", "--config", str(config_path), "--exp", str(exp), str(data),
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flowaccent",
+        "train",
+        "--config",
+        str(config_path),
+        "--exp",
+        str(exp),
+        str(data),
+        "--quiet",
+    ]
     return cmd + (["--resume"] if resume else [])
 
 

@@ -1,0 +1,38 @@
+r"""A tiny trained DNF flow and three scored sets, made once per test module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowaccent.data import write_table
+from flowaccent.train.trainer import train
+
+from ..train.conftest import small_config, write_gaussian_dir
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    r"""``(root, exp)``: classes native (mean -1) and zh (mean +1) in 6-d; a 'ja' set (mean +2, rated)."""
+    root = tmp_path_factory.mktemp("scoring")
+    chol = np.eye(6)
+    native = write_gaussian_dir(root / "native", np.full(6, -1.0), chol, 40, 40, seed=1, prefix="n")
+    zh = write_gaussian_dir(root / "zh", np.full(6, 1.0), chol, 40, 40, seed=2, prefix="z")
+    ja = write_gaussian_dir(root / "ja", np.full(6, 2.0), chol * 1.5, 30, 30, seed=3, prefix="j")
+    rng = np.random.default_rng(0)
+    write_table(ja / "utt2score", {u: f"{rng.uniform(1, 5):.2f}" for u in (ja / "utt2spk").read_text().split()[::2]})
+    config = small_config(epochs=3).with_overrides({"prior": {"cond_dim": 4}})
+    train(config, root / "exp", [str(native), str(zh)], quiet=True)
+    return root, root / "exp"
+
+
+@pytest.fixture(scope="module")
+def scored_dir_and_exp(trained):
+    r"""Scores of the three sets by the command line: ``(scores_dir, exp)``."""
+    from flowaccent.cli.main import main
+
+    root, exp = trained
+    out = root / "cli_scores"
+    sets = [str(root / n) for n in ("native", "zh", "ja")]
+    assert main(["score", "--exp", str(exp), "--out", str(out), *sets, "--baseline", "gmm", "--quiet"]) == 0
+    return out, exp

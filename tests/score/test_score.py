@@ -1,0 +1,109 @@
+r"""Scoring: identities in every row, summary recomputed from the files, statistics, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy.stats import kurtosis, pearsonr, skew, spearmanr
+
+from flowaccent.cli.main import main
+from flowaccent.data import ScpReader
+from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.run import score_corpora
+from flowaccent.score.scorer import ScoreConfig, read_tsv
+
+
+@pytest.fixture(scope="module")
+def scored(trained):
+    root, exp = trained
+    out = root / "scores"
+    config = ScoreConfig(batch_frames=100, max_latents=500)
+    summary = score_corpora(exp, out, [str(root / n) for n in ("native", "zh", "ja")], baseline="gmm", config=config)
+    return root, exp, out, summary
+
+
+def test_every_row_has_the_identities(scored):
+    _, _, out, _ = scored
+    for name in ("native", "zh", "ja"):
+        table = read_tsv(out / name / "utt_scores.tsv")
+        np.testing.assert_allclose(table["log_ll"], table["log_p"] + table["log_det"], atol=2e-6)
+        np.testing.assert_allclose(table["nll"], -table["log_ll"], atol=1e-6)
+        frames = dict(ScpReader(out / name / "frame_scores.scp"))
+        for i, utt in enumerate(table["utt"]):
+            per_frame = frames[utt]
+            assert per_frame.shape == (table["num_frames"][i], 2)
+            assert per_frame.sum(1).mean() == pytest.approx(table["log_ll"][i], abs=1e-4)
+        assert ("score" in table) == (name == "ja") and "llr" in table and "gmm_log_ll" in table
+
+
+def test_summary_is_recomputed_from_the_files(scored):
+    _, _, out, summary = scored
+    assert json.loads((out / "summary.json").read_text())["sets"].keys() == summary["sets"].keys()
+    for name, values in summary["sets"].items():
+        table = read_tsv(out / name / "utt_scores.tsv")
+        w = table["num_frames"]
+        assert values["num_frames"] == w.sum() and values["num_utts"] == len(w)
+        for key in ("log_ll", "log_p", "log_det", "nll"):
+            assert values[key] == pytest.approx((table[key] * w).sum() / w.sum(), rel=1e-12)
+        assert values["log_p_reference"] == pytest.approx(-1.4189385 * 6)
+        latents = np.load(out / name / "latents.npy").astype(np.float64)  # moments are taken in float64
+        assert len(latents) == min(500, w.sum())
+        assert values["skew"] == pytest.approx(skew(latents.ravel()))
+        assert values["kurtosis"] == pytest.approx(kurtosis(latents.ravel(), fisher=True))
+        assert values["skew_c"] == pytest.approx(skew(latents[:, :4].ravel()))
+        assert values["kurtosis_r"] == pytest.approx(kurtosis(latents[:, 4:].ravel()))
+
+
+def test_detection_and_rating_use_the_tables(scored):
+    _, _, out, summary = scored
+    ref = read_tsv(out / "native" / "utt_scores.tsv")
+    for name in ("zh", "ja"):
+        other = read_tsv(out / name / "utt_scores.tsv")
+        d = summary["detection"][name]
+        assert d["score"] == "log_ll" and d["auc"] == pytest.approx(detection_auc(ref["log_ll"], other["log_ll"]))
+        assert d["by_score"]["llr"] == pytest.approx(detection_auc(ref["llr"], other["llr"]))
+    assert summary["detection"]["zh"]["by_score"]["llr"] > 0.9  # the DNF classes tell the two apart
+    ja = read_tsv(out / "ja" / "utt_scores.tsv")
+    rating = summary["rating"]["ja"]["log_ll"]
+    assert rating["pearson"] == pytest.approx(pearsonr(ja["log_ll"], ja["score"])[0])
+    assert rating["spearman"] == pytest.approx(spearmanr(ja["log_ll"], ja["score"])[0])
+    assert "svr_cv" in summary["regression"]["ja"]
+
+
+def test_scores_do_not_depend_on_batching(trained, scored, tmp_path):
+    root, exp, out, _ = scored
+    score_corpora(exp, tmp_path / "s", [str(root / "zh")], config=ScoreConfig(batch_frames=100_000, max_latents=500))
+    a, b = read_tsv(out / "zh" / "utt_scores.tsv"), read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")
+    np.testing.assert_allclose(a["log_ll"], b["log_ll"], atol=1e-5)
+
+
+def test_metrics_on_crafted_inputs():
+    assert detection_auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert detection_auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert detection_auc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+    assert detection_auc(np.array([1.0]), np.array([1.0])) == 0.5  # ties count half
+    c = correlations(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 4.0, 9.0, 16.0]))
+    assert c["spearman"] == pytest.approx(1.0) and c["pearson"] == pytest.approx(0.984374, abs=1e-6)
+    assert np.isnan(correlations(np.ones(5), np.arange(5.0))["pearson"])
+    m = moments(np.array([[0.0, 0.0], [0.0, 3.0]]))
+    assert m["skew"] == pytest.approx(1.1547005) and m["kurtosis"] == pytest.approx(-0.6666667)
+    assert unit_gaussian_log_p(120) == pytest.approx(-170.27, abs=0.01)
+    assert unit_gaussian_log_p(440) == pytest.approx(-624.33, abs=0.01)
+
+
+def test_cli_and_bad_input(trained, tmp_path, capsys):
+    root, exp = trained
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), f"mine={root / 'ja'}", "--quiet"]) == 0
+    assert "score: mine: 30 utts, LogLL" in capsys.readouterr().err
+    from ..train.conftest import write_gaussian_dir
+
+    wrong = write_gaussian_dir(tmp_path / "wrong", np.zeros(5), np.eye(5), 3, 10, seed=0)
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "w"), str(wrong), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(r"wrong/feats.scp: utterance '.*': features have dim 5, expected 6", err[0])
+    assert not (tmp_path / "w" / "summary.json").exists()
+    assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "w")]) == 1
+    assert "summary.json: missing" in capsys.readouterr().err
