@@ -149,7 +149,7 @@ def training_curves(log: Path, base: Path) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if train:
-        ax.plot(*zip(*train), label="train", color="#1f5fbf")
+        ax.plot(*zip(*train), ".-", label="train", color="#1f5fbf")
     if valid:
         ax.plot(*zip(*valid), "o-", label="valid", color="#d62728")
     ax.set(title="Training: NLL per frame (the lab's 'LogLL')", xlabel="step", ylabel="NLL (nats/frame)")

@@ -143,7 +143,7 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}th{background:#eef}td:first-child{text-align:left}"
-        "img{max-width:48%;margin:1%;border:1px solid #ddd}pre{background:#f6f6f6;padding:1em}",
+        "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}pre{background:#f6f6f6;padding:1em}",
         "</style></head><body>",
         "<h1>flowaccent report</h1>",
         f"<p>Model: <code>{e(summary['model']['checkpoint'])}</code>, input dim {summary['model']['dim']}, "
