@@ -165,6 +165,32 @@ def validate_data_dir(path: str | Path, require: Iterable[str] = ()) -> list[str
     return _inspect(Path(path), tuple(require))[1]
 
 
+def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str]) -> DataDir:
+    r"""Writes the data dir ``target`` with only ``utts`` of ``source`` (Kaldi's ``subset_data_dir.sh``).
+
+    Every table is restricted to the chosen utterances and their speakers; scp values
+    still point at the same arks. ``cmvn.scp`` keeps the speakers' full stats, as Kaldi does.
+    Raises :class:`DataDirError` for an utterance ``source`` lacks or an empty selection.
+    """
+    data = load_data_dir(source)
+    chosen = set(utts)
+    missing = sorted(chosen - set(data.utts), key=_c_order)
+    if missing:
+        raise DataDirError(f"{data.path}: subset asks for {len(missing)} unknown utterance(s), e.g. '{missing[0]}'")
+    if not chosen:
+        raise DataDirError(f"{data.path}: subset of no utterances")
+    speakers = {data.utt2spk[u] for u in chosen}
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, table in data.tables.items():
+        if name == "spk2utt":
+            continue
+        keys = speakers if name in SPK_TABLES else chosen
+        write_table(target / name, {k: v for k, v in table.items() if k in keys})
+    write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
+    return load_data_dir(target)
+
+
 def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, str]], list[str]]:
     if not path.is_dir():
         return {}, [f"{path}: not a directory"]

@@ -54,15 +54,6 @@ ACCENTS = ("native", "zh", "ja")
 
 MANDARIN_SUBSTITUTIONS = {"T": "s", "D": "d", "v": "w", "d": "t[", "d#": "t["}
 JAPANESE_SUBSTITUTIONS = {"T": "s", "D": "z", "v": "b", "f": "w#"}
-#: English vowels -> the five Japanese vowels (pure ``a e i o u``, long ``e: o: i: u: aa``).
-JAPANESE_VOWELS = {
-    "I": "i", "I2": "i", "I#": "i", "I2#": "i", "i": "i", "i:": "i:", "E": "e", "E2": "e", "E#": "e",
-    "e": "e", "a": "a", "a#": "a", "a2": "a", "A#": "a", "V": "a", "@": "a", "@2": "a", "@5": "u",
-    "3": "a", "A:": "aa", "aa": "aa", "A@": "aa", "3:": "aa", "0": "o", "0#": "o", "02": "o",
-    "O2": "o", "O": "o:", "O:": "o:", "O@": "o:", "o@": "o:", "U": "u", "u": "u", "u:": "u:",
-    "eI": "e:", "oU": "o:", "oU#": "o", "aI": "a|i", "aU": "a|u", "OI": "o|i", "e@": "e|a",
-    "i@": "i|a", "i@3": "i|a", "U@": "u|a", "aI@": "a|i|a", "aU@": "a|u|a",
-}
 #: Stress marks standing for the four Mandarin tones (1 high, 2 rising, 3 low, 4 falling).
 TONE_STRESS = ("'", ",", "%", "'")
 #: Vowels before which Japanese /s/ is [ɕ].
@@ -86,9 +77,6 @@ def japanese(word: Word, rng: np.random.Generator) -> Word:
             out += [Phone("o", p.stress), Phone("*")]
         elif p.name in LATERALS or p.name in RHOTICS:
             out.append(Phone("*", p.stress))
-        elif p.name in JAPANESE_VOWELS:
-            names = JAPANESE_VOWELS[p.name].split("|")
-            out += [Phone(names[0], p.stress), *(Phone(n) for n in names[1:])]
         else:
             out.append(Phone(JAPANESE_SUBSTITUTIONS.get(p.name, p.name), p.stress))
     out = [

@@ -41,6 +41,9 @@ class AccentSignal:
             with the log-likelihood as the score of "native".
         spearman_score_nll: Spearman correlation of ``utt2score`` with the mean frame
             NLL over the accented test utterances (negative when the signal is real).
+        paired_win_rate: per accent, the fraction of accented utterances whose native
+            twin (same voice, same sentence: ``zh-m07-0003`` and ``native-m07-0003``)
+            has the higher log-likelihood.
         num_utts: utterances scored per test set.
         num_train_frames: frames the GMM was fitted on.
     """
@@ -48,6 +51,7 @@ class AccentSignal:
     mean_loglik: dict[str, float]
     auc: dict[str, float]
     spearman_score_nll: float
+    paired_win_rate: dict[str, float]
     num_utts: dict[str, int]
     num_train_frames: int
 
@@ -56,6 +60,7 @@ class AccentSignal:
         lines = [f"GMM fitted on {self.num_train_frames} train_native frames"]
         lines += [f"  {name}: {self.num_utts[name]} utts, mean frame log-lik {v:.3f}" for name, v in self.mean_loglik.items()]
         lines += [f"  AUC native vs {accent}: {v:.3f}" for accent, v in self.auc.items()]
+        lines += [f"  paired win rate native vs {a}: {v:.3f}" for a, v in self.paired_win_rate.items()]
         lines.append(f"  Spearman(utt2score, NLL) over accented utts: {self.spearman_score_nll:.3f}")
         return "\n".join(lines)
 
@@ -101,16 +106,22 @@ def accent_signal(
     gmm = GaussianMixture(num_components, covariance_type="diag", max_iter=200, random_state=seed)
     gmm.fit(frames)
 
+    by_utt: dict[str, dict[str, float]] = {}
     loglik: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
     for name in TEST_SETS:
         feats, utt2score = utterance_features(corpus / name)
-        loglik[name] = np.array([gmm.score_samples(f).mean() for f in feats.values()])
+        by_utt[name] = {utt: float(gmm.score_samples(f).mean()) for utt, f in feats.items()}
+        loglik[name] = np.array(list(by_utt[name].values()))
         scores[name] = np.array([utt2score[utt] for utt in feats])
-    auc = {}
+    auc, wins = {}, {}
+    native = {utt.split("-", 1)[1]: v for utt, v in by_utt["test_native"].items()}
     for name in TEST_SETS[1:]:
+        accent = name.removeprefix("test_")
         labels = np.r_[np.ones(len(loglik["test_native"])), np.zeros(len(loglik[name]))]
-        auc[name.removeprefix("test_")] = float(roc_auc_score(labels, np.r_[loglik["test_native"], loglik[name]]))
+        auc[accent] = float(roc_auc_score(labels, np.r_[loglik["test_native"], loglik[name]]))
+        pairs = [(native[u.split("-", 1)[1]], v) for u, v in by_utt[name].items() if u.split("-", 1)[1] in native]
+        wins[accent] = float(np.mean([a > b for a, b in pairs])) if pairs else float("nan")
     accented_scores = np.concatenate([scores[name] for name in TEST_SETS[1:]])
     accented_nll = -np.concatenate([loglik[name] for name in TEST_SETS[1:]])
     rho = float(spearmanr(accented_scores, accented_nll).statistic)
@@ -118,6 +129,7 @@ def accent_signal(
         mean_loglik={name: float(v.mean()) for name, v in loglik.items()},
         auc=auc,
         spearman_score_nll=rho,
+        paired_win_rate=wins,
         num_utts={name: len(v) for name, v in loglik.items()},
         num_train_frames=len(frames),
     )

@@ -75,6 +75,7 @@ class Espeak:
         self._chunks: list[bytes] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds a raw pointer
         lib.espeak_SetSynthCallback(self._callback)
+        self.set_voice("en-gb")  # without a voice espeak_TextToPhonemes dereferences NULL
 
     @classmethod
     def get(cls) -> Espeak:

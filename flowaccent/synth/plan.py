@@ -15,6 +15,7 @@ import numpy as np
 
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError
+from flowaccent.synth.espeak import VOICE_FILES
 from flowaccent.synth.speakers import HELDOUT_VARIANTS, TRAIN_VARIANTS, Persona, make_personas, next_numbers
 from flowaccent.synth.text import SentenceGenerator
 
@@ -66,6 +67,8 @@ class SynthConfig(Config):
     def __post_init__(self) -> None:
         if self.num_sentences < 1 or self.seed < 0:
             raise ConfigError(f"synth: num_sentences must be >= 1 and seed >= 0, got {self.num_sentences}, {self.seed}")
+        if self.language not in VOICE_FILES:
+            raise ConfigError(f"synth: unknown language '{self.language}'; known: {', '.join(VOICE_FILES)}")
         if min(self.train_speakers, self.dev_speakers, self.test_speakers) < 1:
             raise ConfigError("synth: every split needs at least one speaker")
         for name in ("train_zh_fraction", "dev_fraction", "test_fraction"):

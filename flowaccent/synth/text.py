@@ -20,16 +20,18 @@ import numpy as np
 
 ADJECTIVES = """thick thin vivid brave bright cold clever gentle rapid bold little strong rough
 silver crisp loyal thirsty wealthy bitter stiff brisk wild red black flat proud sharp grand frozen
-golden lovely heavy smooth dark fresh brown green broad plain strict swift stout vast""".split()
+golden lovely heavy smooth dark fresh brown green broad plain strict swift stout vast
+strange sprightly""".split()
 
 NOUNS = """thief river village lantern rabbit brother feather ladder valley blanket tablet carpet
 basket thread violin vase lizard farmer traveller clerk driver doctor bottle bridge castle garden
 kettle puppet rocket trumpet wagon cottage pilot crystal cliff stove glove drum truck belt desk
-bench clock pocket pebble monster sister mother father author leather""".split()
+bench clock pocket pebble monster sister mother father author leather
+street stream string straw sculptor splinter""".split()
 
 PLURALS = """gloves drums trucks belts desks clocks pockets pebbles lanterns blankets baskets
 threads violins rabbits feathers ladders bottles kettles puppets rockets trumpets wagons crystals
-carrots vegetables bricks planks twigs cloths paths""".split()
+carrots vegetables bricks planks twigs cloths paths strings streams sprouts scripts""".split()
 
 #: (base, past) forms of transitive verbs.
 VERBS = [
@@ -40,7 +42,8 @@ VERBS = [
     scrub/scrubbed rub/rubbed judge/judged lift/lifted twist/twisted wrap/wrapped polish/polished
     clean/cleaned crush/crushed borrow/borrowed touch/touched watch/watched move/moved save/saved
     shove/shoved clutch/clutched track/tracked test/tested fill/filled trim/trimmed lock/locked
-    stack/stacked hug/hugged blame/blamed flip/flipped splash/splashed""".split()
+    stack/stacked hug/hugged blame/blamed flip/flipped splash/splashed
+    scratch/scratched sprinkle/sprinkled squeeze/squeezed strap/strapped stroke/stroked""".split()
 ]
 
 PREPOSITIONS = """through over near behind beneath above beside along across around toward

@@ -99,3 +99,15 @@ def test_write_table_refuses_bad_keys_and_leaves_nothing(tmp_path):
 def test_write_spk2utt(tmp_path):
     write_spk2utt(tmp_path / "spk2utt", {"b-1": "b", "a-2": "a", "a-1": "a"})
     assert (tmp_path / "spk2utt").read_text() == "a a-1 a-2\nb b-1\n"
+
+
+def test_subset_keeps_every_table_consistent(tmp_path):
+    from flowaccent.data import subset_data_dir
+
+    d = make_dir(tmp_path / "d", cmvn__scp="a x.ark:1\nb x.ark:9\n")
+    sub = subset_data_dir(d, tmp_path / "sub", ["a-2", "b-1"])
+    assert sub.utts == ["a-2", "b-1"] and validate_data_dir(sub.path) == []
+    assert (tmp_path / "sub" / "spk2utt").read_text() == "a a-2\nb b-1\n"
+    assert read_table(tmp_path / "sub" / "cmvn.scp") == {"a": "x.ark:1", "b": "x.ark:9"}
+    with pytest.raises(DataDirError, match="unknown utterance"):
+        subset_data_dir(d, tmp_path / "bad", ["c-1"])

@@ -1,0 +1,24 @@
+# Kaldi-style option parsing for recipes (after utils/parse_options.sh): for every variable
+# already set in the calling script, `--var-name value` (or `--var-name=value`) overrides it.
+# Source it after the defaults; positional arguments are left in "$@".
+while true; do
+  [ $# -eq 0 ] && break
+  case "$1" in
+    --help|-h)
+      echo "usage: $0 [options]; options are the variables at the top of the script, e.g. --stage 2" >&2
+      grep -E '^[a-z_]+=' "$0" | sed 's/^/  /' >&2
+      exit 0 ;;
+    --*=*)
+      name=$(echo "${1%%=*}" | sed 's/^--//; s/-/_/g'); value="${1#*=}"; shift ;;
+    --*)
+      name=$(echo "$1" | sed 's/^--//; s/-/_/g')
+      [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+      value="$2"; shift 2 ;;
+    *) break ;;
+  esac
+  if ! declare -p "$name" >/dev/null 2>&1; then
+    echo "$0: unknown option --${name//_/-}" >&2
+    exit 1
+  fi
+  printf -v "$name" '%s' "$value"
+done

@@ -1,0 +1,12 @@
+# How training is launched. One process by default; uncomment one of the lines below.
+#
+# Several processes on this machine (DDP; gloo on CPU, nccl on GPU; each rank streams its own
+# shard of utterances, only rank 0 writes):
+#   train_cmd="torchrun --nproc_per_node 4 $(command -v flowaccent)"
+#
+# On Slurm, let srun start one torchrun per node (4 GPUs each, 2 nodes):
+#   train_cmd="srun --nodes 2 --ntasks-per-node 1 --gpus-per-node 4 torchrun --nnodes 2 \
+#     --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint \$(hostname):29500 $(command -v flowaccent)"
+#
+# Scoring and reports run in one process: they stream and are I/O- and matmul-bound.
+train_cmd=${train_cmd:-flowaccent}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The lab's experiment on real corpora: flows trained on native English (WSJ) score held-out WSJ,
+# Chinese-accented and Japanese-accented English. Inputs are Kaldi data dirs you already have (or
+# bare wav.scp lists):
+#   --wsj-train  WSJ training data, e.g. kaldi/egs/wsj/s5/data/train_si284 (split 9/10 train, 1/10 held out)
+#   --wsj-test   WSJ test data, e.g. data/test_eval92
+#   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings)
+#   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
+# Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+wsj_train=
+wsj_test=
+l2=
+l2_train=
+configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"
+train_opts=
+nj=4
+data=data
+exp=exp
+heldout_fraction=0.1
+rated_min=1
+rated_max=2
+
+. ./path.sh
+. ./cmd.sh
+. ../common/parse_options.sh
+
+log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
+done_or_run() {  # done_or_run STAGE: true when STAGE must run (in range and not yet done)
+  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]
+}
+mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; }
+names() { for spec in $1; do echo "${spec%%=*}"; done; }
+
+[ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
+mkdir -p "$data" "$exp"
+
+if done_or_run 0; then
+  log "Stage 0: prepare data dirs under $data"
+  local/prepare_dir.py "$wsj_train" "$data/wsj_all" --accent native
+  local/prepare_dir.py "$wsj_test" "$data/wsj_test" --accent native
+  for spec in $l2 $l2_train; do
+    local/prepare_dir.py "${spec#*=}" "$data/${spec%%=*}" --accent "${spec%%=*}"
+  done
+  mark_done 0
+fi
+
+if done_or_run 1; then
+  log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
+  for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
+    flowaccent fbank "$data/$d" --nj "$nj" --quiet
+    flowaccent validate "$data/$d"
+  done
+  mark_done 1
+fi
+
+if done_or_run 2; then
+  log "Stage 2: WSJ 9/10 train, 1/10 held out"
+  local/split_heldout.py "$data/wsj_all" "$data/wsj_train" "$data/wsj_heldout" --fraction "$heldout_fraction"
+  mark_done 2
+fi
+
+if done_or_run 3; then
+  log "Stage 3: train $configs"
+  classes="native=$data/wsj_train"
+  for spec in $l2_train; do classes="$classes ${spec%%=*}=$data/${spec%%=*}"; done
+  for conf in $configs; do
+    [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
+    resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
+    # shellcheck disable=SC2086
+    $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" $classes $train_opts $resume --quiet
+  done
+  mark_done 3
+fi
+
+score_sets="native_heldout=$data/wsj_heldout native_test=$data/wsj_test"
+for name in $(names "$l2"); do score_sets="$score_sets $name=$data/$name"; done
+
+if done_or_run 4; then
+  log "Stage 4: score held-out WSJ, WSJ test and the accented sets, with the GMM baseline"
+  for conf in $configs; do
+    # shellcheck disable=SC2086
+    flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores" $score_sets --baseline gmm --quiet
+  done
+  mark_done 4
+fi
+
+if done_or_run 5; then
+  log "Stage 5: rating subsets (utterances rated $rated_min..$rated_max)"
+  rated=
+  for name in $(names "$l2"); do
+    if [ -f "$data/$name/utt2score" ]; then
+      local/rating_subset.py "$data/$name" "$data/${name}_rated" --min "$rated_min" --max "$rated_max"
+      rated="$rated ${name}_rated=$data/${name}_rated"
+    fi
+  done
+  if [ -n "$rated" ]; then
+    for conf in $configs; do
+      # shellcheck disable=SC2086
+      flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" \
+        "native_heldout=$data/wsj_heldout" $rated --quiet
+    done
+  fi
+  mark_done 5
+fi
+
+if done_or_run 6; then
+  log "Stage 6: reports"
+  for conf in $configs; do
+    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores"
+  done
+  mark_done 6
+fi
+log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)"

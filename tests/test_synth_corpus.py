@@ -1,0 +1,187 @@
+r"""The demo corpus with espeak-ng: determinism, valid data dirs, atomicity, the CLI command."""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowaccent.data.datadir import read_table, validate_data_dir
+from flowaccent.errors import FlowAccentError
+from flowaccent.synth import corpus as corpus_module
+from flowaccent.synth.accents import japanese, mandarin
+from flowaccent.synth.corpus import SynthError, make_corpus
+from flowaccent.synth.espeak import EspeakMissingError, require_espeak
+from flowaccent.synth.phonemes import Phone, parse_word
+from flowaccent.synth.plan import SETS, SynthConfig
+
+TINY = SynthConfig(num_sentences=24, seed=5, train_speakers=4, dev_speakers=2, test_speakers=4)
+TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2accent", "utt2score")
+
+
+@pytest.fixture(scope="module")
+def espeak():
+    pytest.importorskip("espeakng_loader")
+    from flowaccent.synth.espeak import Espeak
+
+    return Espeak.get()
+
+
+@pytest.fixture(scope="module")
+def tiny(espeak, tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("synth") / "corpus", TINY, nj=1, quiet=True).out_dir
+
+
+def files(root: Path) -> dict[str, bytes]:
+    r"""Every file under ``root`` by relative path; ``wav.scp`` with ``root`` replaced."""
+    out = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name == "wav.scp":
+            data = data.replace(str(root).encode(), b"ROOT")
+        out[str(path.relative_to(root))] = data
+    return out
+
+
+def test_same_seed_same_bytes(tiny, tmp_path):
+    again = make_corpus(tmp_path / "again", TINY, nj=2, quiet=True).out_dir
+    a, b = files(tiny), files(again)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    other = make_corpus(tmp_path / "other", TINY.replace(seed=6), nj=2, quiet=True).out_dir
+    assert files(other)["train_native/text"] != a["train_native/text"]
+
+
+def test_every_data_dir_is_valid(tiny):
+    assert sorted(p.name for p in tiny.iterdir() if p.is_dir()) == sorted([*SETS, "wav"])
+    for name, accent in SETS.items():
+        folder = tiny / name
+        assert validate_data_dir(folder, require=TABLES) == [], name
+        utt2spk = read_table(folder / "utt2spk")
+        assert set(read_table(folder / "utt2accent").values()) == {accent}
+        scores = [float(v) for v in read_table(folder / "utt2score").values()]
+        assert all(1.0 <= s <= 5.0 for s in scores)
+        assert (min(scores) == 5.0) == (accent == "native") and (max(scores) < 5.0) == (accent != "native")
+        for utt, path in read_table(folder / "wav.scp").items():
+            assert Path(path).is_absolute() and Path(path).is_file(), path
+            assert utt.startswith(utt2spk[utt] + "-")
+
+
+def test_wav_format(tiny):
+    path = next((tiny / "wav").rglob("*.wav"))
+    with wave.open(str(path)) as f:
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (1, 2, 22050)
+        samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    assert 1.0 < len(samples) / 22050 < 8.0
+    assert np.sqrt(np.mean(samples.astype(float) ** 2)) > 500  # speech, not silence
+    assert np.count_nonzero(samples[-2000:]) > 1000  # the noise floor: no digital silence
+
+
+def test_test_sets_are_paired_and_speakers_disjoint(tiny):
+    def speakers(name):
+        return set(read_table(tiny / name / "spk2utt"))
+
+    def tags(name):
+        return {spk.split("-", 1)[1] for spk in speakers(name)}
+
+    assert tags("test_native") == tags("test_zh") == tags("test_ja")
+    assert not tags("train_native") & tags("test_native")
+    texts = {name: sorted(read_table(tiny / name / "text").values()) for name in ("test_native", "test_zh", "test_ja")}
+    assert texts["test_native"] == texts["test_zh"] == texts["test_ja"]
+    assert not set(texts["test_native"]) & set(read_table(tiny / "train_native" / "text").values())
+
+
+def test_accented_phonemes_differ_from_native(tiny):
+    native = {u.split("-", 1)[1]: p for u, p in read_table(tiny / "test_native" / "utt2phones").items()}
+    for name in ("test_zh", "test_ja"):
+        for utt, phones in read_table(tiny / name / "utt2phones").items():
+            assert phones != native[utt.split("-", 1)[1]]
+
+
+def test_rules_use_only_phonemes_of_the_english_voice(espeak):
+    known = english_phoneme_names()
+    words = [parse_word(w) for w in espeak.phonemize("The thin vivid rabbit dragged three velvet gloves across "
+                                                    "the little bridge, thinking of milk, fish and strengths.")]
+    for rule in (mandarin, japanese):
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            for word in words:
+                for phone in rule(word, rng):
+                    assert phone.name in known, (rule.__name__, phone)
+    assert all(p.name in known for w in words for p in w)
+
+
+def english_phoneme_names() -> set[str]:
+    r"""Phoneme names of espeak's ``en`` table and the tables it includes, read from ``phontab``."""
+    import espeakng_loader
+
+    data = (Path(espeakng_loader.get_data_path()) / "phontab").read_bytes()
+    tables, pos = {}, 4
+    for _ in range(data[0]):
+        count, includes = data[pos], data[pos + 1]
+        name = data[pos + 4 : pos + 36].split(b"\0")[0].decode()
+        pos += 36
+        names = set()
+        for _ in range(count):
+            (mnemonic,) = struct.unpack_from("<I", data, pos)
+            names.add(mnemonic.to_bytes(4, "little").split(b"\0")[0].decode("latin1"))
+            pos += 16
+        tables[name] = (includes, names)
+    order = list(tables)
+    known, table = set(), "en"
+    while True:
+        includes, names = tables[table]
+        known |= names
+        if not includes:
+            return known - {""}
+        table = order[includes - 1]
+
+
+def test_phoneme_input_is_spoken(espeak):
+    espeak.set_voice("en-gb", "m3", 170, 50)
+    words = [["k", "'a", "t", "t", "o"], ["w#", "'I", "S", "u"], ["t[", "'a"], ["*", "'a"]]
+    a = espeak.speak_phonemes(words, ".", seed=3)
+    b = espeak.speak_phonemes([["k", "'a", "t"]], ".", seed=3)
+    assert a.dtype == np.int16 and len(a) > len(b) > 5000
+
+
+def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_path, monkeypatch):
+    with pytest.raises(SynthError, match="already exists"):
+        make_corpus(tiny, TINY, quiet=True)
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(corpus_module, "_write_manifest", broken)
+    with pytest.raises(KeyboardInterrupt):
+        make_corpus(tmp_path / "broken", TINY, quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_espeak_is_one_clear_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)
+    with pytest.raises(EspeakMissingError) as error:
+        require_espeak()
+    message = str(error.value)
+    assert "\n" not in message and "flowaccent[demo]" in message
+    assert isinstance(error.value, FlowAccentError)
+
+
+def test_cli_parses_and_calls_the_library(espeak, tmp_path, capsys):
+    from flowaccent.cli import synth
+
+    parser = argparse.ArgumentParser()
+    synth.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["synth", str(tmp_path / "cli"), "--num-sentences", "8", "--seed", "2", "--test-speakers", "2",
+         "--train-speakers", "2", "--dev-speakers", "1", "--nj", "2", "--quiet"]
+    )
+    assert synth.run(args) == 0
+    assert "utterances" in capsys.readouterr().err
+    assert validate_data_dir(tmp_path / "cli" / "test_ja", require=TABLES) == []
+    assert len(read_table(tmp_path / "cli" / "train_native" / "utt2spk")) == 8
