@@ -17,7 +17,7 @@ from flowaccent.synth import corpus as corpus_module
 from flowaccent.synth.accents import japanese, mandarin
 from flowaccent.synth.corpus import SynthError, make_corpus
 from flowaccent.synth.espeak import EspeakMissingError, require_espeak
-from flowaccent.synth.phonemes import Phone, parse_word
+from flowaccent.synth.phonemes import parse_word
 from flowaccent.synth.plan import SETS, SynthConfig
 
 TINY = SynthConfig(num_sentences=24, seed=5, train_speakers=4, dev_speakers=2, test_speakers=4)
@@ -105,8 +105,13 @@ def test_accented_phonemes_differ_from_native(tiny):
 
 def test_rules_use_only_phonemes_of_the_english_voice(espeak):
     known = english_phoneme_names()
-    words = [parse_word(w) for w in espeak.phonemize("The thin vivid rabbit dragged three velvet gloves across "
-                                                    "the little bridge, thinking of milk, fish and strengths.")]
+    words = [
+        parse_word(w)
+        for w in espeak.phonemize(
+            "The thin vivid rabbit dragged three velvet gloves across "
+            "the little bridge, thinking of milk, fish and strengths."
+        )
+    ]
     for rule in (mandarin, japanese):
         for seed in range(5):
             rng = np.random.default_rng(seed)
@@ -178,8 +183,23 @@ def test_cli_parses_and_calls_the_library(espeak, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     synth.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["synth", str(tmp_path / "cli"), "--num-sentences", "8", "--seed", "2", "--test-speakers", "2",
-         "--train-speakers", "2", "--dev-speakers", "1", "--nj", "2", "--quiet"]
+        [
+            "synth",
+            str(tmp_path / "cli"),
+            "--num-sentences",
+            "8",
+            "--seed",
+            "2",
+            "--test-speakers",
+            "2",
+            "--train-speakers",
+            "2",
+            "--dev-speakers",
+            "1",
+            "--nj",
+            "2",
+            "--quiet",
+        ]
     )
     assert synth.run(args) == 0
     assert "utterances" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from flowaccent import __version__
 from flowaccent.errors import FlowAccentError
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("fbank", "validate", "train", "score", "plot", "report")
+COMMANDS = ("synth", "fbank", "validate", "train", "score", "plot", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

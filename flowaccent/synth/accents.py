@@ -13,7 +13,8 @@ Mandarin (:func:`mandarin`):
     ``t[`` (b and g stay: the voice already makes them short-lag, and it has no
     unaspirated p or k); p/t/k aspirated before a vowel (``+h``, also after s
     and before an epenthetic vowel, where English does not aspirate); dark l
-    (l not before a vowel) vocalised to ``o``; only n and ng close a syllable,
+    (l after a vowel and not before one, and syllabic ``@L``) vocalised to
+    ``o``; only n and ng close a syllable,
     every other consonant not before a vowel (or a glide j/w and a vowel) gets
     an epenthetic schwa; tones: each syllable gets primary stress (tones 1, 4),
     secondary (tone 2) or none (tone 3) at random, the English voice's nearest
@@ -22,7 +23,8 @@ Japanese (:func:`japanese`):
     CV morae: every consonant not before a vowel (or j and a vowel) gets an
     epenthetic vowel, ``o`` after t/d, ``i`` after ch/j, ``u`` otherwise
     (the voice's ``u`` is rounded; Japanese /ɯ/ is not), except the moraic n/ng
-    and the first half of a geminate; r and l merge into the flap ``*``;
+    and the first half of a geminate; r and l merge into the flap ``*``
+    (syllabic ``@L`` becomes ``o*``: little -> ritoru);
     th -> s (``T``) / z (``D``); v -> b; f -> ``w#`` (the voice's voiceless [ʍ],
     nearest to bilabial [ɸ]; its ``B`` is voiced); s before i -> sh;
     a word-final stop after a short vowel is geminated (``cat`` -> ``katto``).
@@ -91,9 +93,7 @@ def japanese(word: Word, rng: np.random.Generator) -> Word:
 RULES: dict[str, Callable[[Word, np.random.Generator], Word]] = {"zh": mandarin, "ja": japanese}
 
 
-def apply_accent(
-    words: list[Word], accent: str, strength: float, rng: np.random.Generator
-) -> tuple[list[Word], int]:
+def apply_accent(words: list[Word], accent: str, strength: float, rng: np.random.Generator) -> tuple[list[Word], int]:
     r"""Applies the rules of ``accent`` to a random ``strength`` fraction of ``words``.
 
     Arguments:

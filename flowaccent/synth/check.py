@@ -58,7 +58,8 @@ class AccentSignal:
     def summary(self) -> str:
         r"""A few lines for a terminal or a log."""
         lines = [f"GMM fitted on {self.num_train_frames} train_native frames"]
-        lines += [f"  {name}: {self.num_utts[name]} utts, mean frame log-lik {v:.3f}" for name, v in self.mean_loglik.items()]
+        for name, value in self.mean_loglik.items():
+            lines.append(f"  {name}: {self.num_utts[name]} utts, mean frame log-lik {value:.3f}")
         lines += [f"  AUC native vs {accent}: {v:.3f}" for accent, v in self.auc.items()]
         lines += [f"  paired win rate native vs {a}: {v:.3f}" for a, v in self.paired_win_rate.items()]
         lines.append(f"  Spearman(utt2score, NLL) over accented utts: {self.spearman_score_nll:.3f}")

@@ -109,19 +109,36 @@ def _check_target(out: Path) -> None:
 def _render_all(plan: Plan, wav_root: Path, noise_std: float, nj: int, quiet: bool) -> dict[str, Rendered]:
     r"""Renders every job, each in a fresh process (see :mod:`flowaccent.synth.render`)."""
     jobs = sorted(plan.jobs, key=lambda job: (-len(job.utts), job.speaker))
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        context.set_forkserver_preload(["flowaccent.synth.render"])
+    context = _fresh_process_context()
     rendered: dict[str, Rendered] = {}
     worker = functools.partial(_render_checked, wav_root=wav_root, noise_std=noise_std)
-    with tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar, context.Pool(
-        max(1, min(nj, len(jobs))), maxtasksperchild=1
-    ) as pool:
+    with (
+        tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar,
+        context.Pool(max(1, min(nj, len(jobs))), maxtasksperchild=1) as pool,
+    ):
         for results in pool.imap_unordered(worker, jobs, chunksize=1):
             rendered.update((r.utt, r) for r in results)
             bar.update(len(results))
     return rendered
+
+
+def _fresh_process_context():
+    r"""A multiprocessing context whose workers start with espeak-ng untouched.
+
+    ``fork`` while this process has not used espeak-ng (cheap, and no
+    ``__main__`` guard needed); otherwise ``forkserver`` or ``spawn``, whose
+    workers start from a process that never loaded it.
+    """
+    from flowaccent.synth.espeak import Espeak
+
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and Espeak._instance is None:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["flowaccent.synth.render"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def _render_checked(job: Job, wav_root: Path, noise_std: float) -> list[Rendered]:

@@ -9,8 +9,16 @@ Pitfalls handled here (measured with 1.52):
 
 - voices are matched by *file* name: en-gb lives in ``gmw/en`` (:data:`VOICE_FILES`);
 - rate and pitch must be set *after* the voice, which resets them;
-- without ``espeak_ng_SetRandSeed`` about one file in six differs between runs;
-- ``espeak_TextToPhonemes`` ignores ``[[...]]``: phonemize plain text only.
+- ``espeak_ng_SetRandSeed`` is called before every utterance (without it about one
+  file in six differs between runs, DESIGN.md section 5);
+- even with it, samples depend on what the process spoke before: the pitch-flutter
+  phase and the gain control of ``wavegen.c`` are C statics that nothing resets
+  (the same utterance spoken twice in a row differs by tens of samples), and breath
+  noise draws on libc ``rand()``; a reproducible corpus therefore renders each job
+  in a fresh process (:mod:`flowaccent.synth.render`);
+- ``espeak_TextToPhonemes`` ignores ``[[...]]``: phonemize plain text only;
+- ``espeak_TextToPhonemes`` dereferences NULL before a voice is set: the
+  constructor sets en-gb.
 
 Example:
     >>> tts = Espeak.get()  # doctest: +SKIP
@@ -184,6 +192,13 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_TextToPhonemes.argtypes = [c.POINTER(c.c_char_p), c.c_int, c.c_int]
     lib.espeak_TextToPhonemes.restype = c.c_char_p
     lib.espeak_Synth.argtypes = [
-        c.c_char_p, c.c_size_t, c.c_uint, c.c_int, c.c_uint, c.c_uint, c.c_void_p, c.c_void_p,
+        c.c_char_p,
+        c.c_size_t,
+        c.c_uint,
+        c.c_int,
+        c.c_uint,
+        c.c_uint,
+        c.c_void_p,
+        c.c_void_p,
     ]
     lib.espeak_Synth.restype = c.c_int

@@ -24,7 +24,7 @@ VOWELS = frozenset(
 )
 
 #: Short (lax) vowels: a stop after one of these may be geminated in Japanese loanwords.
-SHORT_VOWELS = frozenset("@ 3 a a# a2 e E E2 i I I2 o 0 02 O2 u U V".split())
+SHORT_VOWELS = frozenset("@ a a# a2 e E E2 i I I2 o 0 02 O2 u U V".split())
 
 #: Stops, voiceless and voiced (``t2``, ``t#``, ``d#`` are en-specific variants of t and d).
 VOICELESS_STOPS = frozenset("p t t2 t# k".split())

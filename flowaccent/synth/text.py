@@ -75,8 +75,15 @@ TEMPLATES = (
 )
 
 _SLOTS = {
-    "adj": ADJECTIVES, "noun": NOUNS, "plural": PLURALS, "prep": PREPOSITIONS, "name": NAMES,
-    "num": NUMBERS, "time": TIMES, "adv": ADVERBS, "poss": POSSESSIVES,
+    "adj": ADJECTIVES,
+    "noun": NOUNS,
+    "plural": PLURALS,
+    "prep": PREPOSITIONS,
+    "name": NAMES,
+    "num": NUMBERS,
+    "time": TIMES,
+    "adv": ADVERBS,
+    "poss": POSSESSIVES,
 }
 
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Print the demo's RESULTS tables (markdown) from exp/{dnf,nf}/scores/summary.json.
+
+Usage: make_results.py EXP_DIR > EXP_DIR/RESULTS.md
+"""
+
+import json
+import sys
+from pathlib import Path
+
+SETS = ("dev_native", "test_native", "test_zh", "test_ja")
+
+
+def fmt(value):
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def main() -> int:
+    exp = Path(sys.argv[1])
+    out = [f"# Demo results ({exp})", ""]
+    for model in ("dnf", "nf"):
+        path = exp / model / "scores" / "summary.json"
+        if not path.exists():
+            continue
+        s = json.loads(path.read_text())
+        out += [f"## {model}: {', '.join(s['model']['classes'])}; input {s['model']['dim']}, "
+                f"cond_dim {s['model']['cond_dim']}", "",
+                "| set | utts | LogLL | LogP | LogDet | NLL (lab 'LogLL') | GMM LogLL | skew | kurtosis |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for name in SETS:
+            v = s["sets"].get(name)
+            if v:
+                out.append(f"| {name} | {v['num_utts']} | {fmt(v['log_ll'])} | {fmt(v['log_p'])} | "
+                           f"{fmt(v['log_det'])} | {fmt(v['nll'])} | {fmt(v.get('gmm_log_ll'))} | "
+                           f"{fmt(v['skew'])} | {fmt(v['kurtosis'])} |")
+        out += ["", f"Utterance AUC against {s['reference']} (0.5 = no separation):", "",
+                "| set | flow LogLL | flow LLR | GMM LogLL |", "|---|---|---|---|"]
+        for name, d in s["detection"].items():
+            b = d["by_score"]
+            out.append(f"| {name} | {fmt(b.get('log_ll'))} | {fmt(b.get('llr'))} | {fmt(b.get('gmm_log_ll'))} |")
+        if s.get("rating"):
+            out += ["", "Correlation with the accent rating (utt2score, 5 = native):", "",
+                    "| set | score | Pearson | Spearman |", "|---|---|---|---|"]
+            for name, r in s["rating"].items():
+                for key, c in r.items():
+                    out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
+        out.append("")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
