@@ -72,7 +72,11 @@ class DNFPrior(nn.Module):
         r"""``log p(z | y)`` for every class: ``(B, D) -> (B, C)``."""
         k = self.config.cond_dim
         c, r = z[:, :k], z[:, k:]
-        log_c = gaussian_log_prob(c[:, None, :], self.means.to(z.dtype), self.config.class_var)
+        means = self.means.to(z.dtype)
+        # ||c - mu_y||^2 = ||c||^2 - 2 c.mu_y + ||mu_y||^2: a (B, k) x (k, C) matmul instead of a (B, C, k) tensor
+        sq = (c * c).sum(1, keepdim=True) - 2 * c @ means.T + (means * means).sum(1)
+        var = self.config.class_var
+        log_c = -0.5 * (sq / var + k * (LOG_2PI + math.log(var)))
         log_r = gaussian_log_prob(r, 0.0, self.config.residual_var)
         return log_c + log_r[:, None]
 

@@ -29,7 +29,8 @@ class Conditioner(nn.Module):
         widths = [in_features + context_dim] + [hidden] * num_layers
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+            act = nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
+            layers += [nn.Linear(a, b), act]
         last = nn.Linear(widths[-1], out_features)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -60,6 +61,36 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
     def __init__(self, mask: Tensor, conditioner, clamp: float = 2.0):
         self.clamp = clamp
         super().__init__(mask, conditioner)
+        d, k = self.num_identity_features, self.num_transform_features
+        ident = self.identity_features.tolist()
+        #: "first"/"last" when the identity half is a contiguous block (fast path), else None.
+        self.layout = "first" if ident == list(range(d)) else "last" if ident == list(range(k, d + k)) else None
+
+    def forward(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.layout is None:
+            return super().forward(inputs, context)
+        identity, transformed = self._split(inputs)
+        y, log_det = self._coupling_transform_forward(transformed, self.transform_net(identity, context))
+        return self._join(identity, y), log_det
+
+    def inverse(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.layout is None:
+            return super().inverse(inputs, context)
+        identity, transformed = self._split(inputs)
+        x, log_det = self._coupling_transform_inverse(transformed, self.transform_net(identity, context))
+        return self._join(identity, x), log_det
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Column slices (views, no gather) ``(identity, transformed)``."""
+        d = self.num_identity_features
+        if self.layout == "first":
+            return x[:, :d], x[:, d:]
+        k = self.num_transform_features
+        return x[:, k:], x[:, :k]
+
+    def _join(self, identity: Tensor, transformed: Tensor) -> Tensor:
+        parts = (identity, transformed) if self.layout == "first" else (transformed, identity)
+        return torch.cat(parts, dim=1)
 
     def _scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
         log_scale, shift = self._log_scale_and_shift(transform_params)

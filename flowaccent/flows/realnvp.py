@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 from nflows.transforms.base import CompositeTransform
+from nflows.transforms.permutations import Permutation
 
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError
@@ -54,33 +55,61 @@ class ModelConfig(Config):
 
 
 def masks(config: ModelConfig, dim: int) -> list[torch.Tensor]:
-    r"""One ``(dim,)`` 0/1 mask per block (1 = transformed)."""
-    if config.mask == "alternating":
-        even = torch.arange(dim) % 2
-        return [even if b % 2 == 0 else 1 - even for b in range(config.num_blocks)]
-    generator = torch.Generator().manual_seed(config.mask_seed)
+    r"""Which original features each block transforms: one ``(dim,)`` 0/1 mask per block (1 = transformed).
+
+    ``alternating``: odd features in even blocks, even features in odd blocks. ``random``: a
+    fixed random half (``dim - dim // 2`` features) per block, drawn from ``mask_seed``.
+    """
     out = []
-    for _ in range(config.num_blocks):
-        mask = torch.zeros(dim, dtype=torch.long)
-        mask[torch.randperm(dim, generator=generator)[: dim // 2]] = 1
+    for order, identity_first, d in _plan(config, dim):
+        mask = torch.ones(dim, dtype=torch.long)
+        mask[order[:d] if identity_first else order[dim - d :]] = 0
         out.append(mask)
     return out
 
 
+def _plan(config: ModelConfig, dim: int) -> list[tuple[torch.Tensor, bool, int]]:
+    r"""Per block: the feature order it sees, whether its identity half comes first, and its size."""
+    if config.mask == "alternating":
+        order = torch.cat([torch.arange(0, dim, 2), torch.arange(1, dim, 2)])  # evens, then odds
+        evens = (dim + 1) // 2
+        # even blocks keep the evens (first) and transform the odds; odd blocks transform the evens
+        return [(order, True, evens) if b % 2 == 0 else (order, False, dim - evens) for b in range(config.num_blocks)]
+    generator = torch.Generator().manual_seed(config.mask_seed)
+    return [(torch.randperm(dim, generator=generator), True, dim // 2) for _ in range(config.num_blocks)]
+
+
 def build_realnvp(config: ModelConfig, dim: int) -> CompositeTransform:
-    r"""The flow ``x (B, dim) -> z (B, dim)`` as an nflows ``CompositeTransform``."""
+    r"""The flow ``x (B, dim) -> z (B, dim)`` as an nflows ``CompositeTransform``.
+
+    Internally features are permuted (nflows ``Permutation``) so that every coupling splits
+    contiguous halves (column views instead of gathers and scatters); a last permutation
+    restores the original order, so ``z[:, i]`` corresponds to feature ``i`` and the DNF
+    prior's first ``cond_dim`` dims are the same dims whatever the masks.
+    """
     if dim < 2:
         raise ConfigError(f"model: a coupling flow needs at least 2 input dims, got {dim}")
 
     def conditioner(d_in: int, d_out: int) -> Conditioner:
         return Conditioner(d_in, d_out, config.hidden, config.num_layers, config.activation, config.context_dim)
 
-    layers = []
-    for mask in masks(config, dim):
-        layers.append(SoftClampAffineCoupling(mask, conditioner, config.scale_clamp))
+    layers: list = []
+    current = torch.arange(dim)  # the original feature held at each position
+    for order, identity_first, d in _plan(config, dim):
+        if not torch.equal(order, current):
+            layers.append(Permutation(torch.argsort(current)[order]))
+            current = order
+        half = torch.zeros(dim, dtype=torch.long)  # in positions: 1 = transformed
+        if identity_first:
+            half[d:] = 1
+        else:
+            half[: dim - d] = 1
+        layers.append(SoftClampAffineCoupling(half, conditioner, config.scale_clamp))
         norm = make_norm(config.norm, dim)
         if norm is not None:
             layers.append(norm)
+    if not torch.equal(current, torch.arange(dim)):
+        layers.append(Permutation(torch.argsort(current)))
     return CompositeTransform(layers)
 
 
