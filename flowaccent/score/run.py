@@ -106,7 +106,8 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     scores = {name: summary.utterance_scores(tables[name]) for name in sets}
     detection = {name: summary.detection(scores[reference], scores[name]) for name in sets if name != reference}
     rating, regression = {}, {}
-    rated = {name: t["score"] for name, t in tables.items() if "score" in t}
+    # sets whose ratings vary (a native set rated 5 throughout has nothing to correlate with)
+    rated = {name: t["score"] for name, t in tables.items() if "score" in t and np.ptp(t["score"]) > 0}
     for name, ratings in rated.items():
         rating[name] = summary.rating(scores[name], ratings)
         regression[name] = {"svr_cv": regress.cross_validated(results[name].latent_means, ratings)}
