@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli.main import COMMANDS
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.make_fbank import make_fbank
 
@@ -13,7 +14,7 @@ from flowaccent.features.make_fbank import make_fbank
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "fbank",
-        help="compute log mel filterbanks and CMVN stats for a data dir",
+        help=COMMANDS["fbank"],
         description="Reads wav.scp (files and 'cmd |' entries) and writes feats.scp + ark, "
         "utt2num_frames and per-speaker cmvn.scp into the data dir (arks under DATA_DIR/data/). "
         "Atomic and idempotent. Kaldi's compute-fbank-feats options, with dither 0 and 40 bins.",

@@ -17,29 +17,41 @@ import sys
 from flowaccent import __version__
 from flowaccent.errors import FlowAccentError
 
-#: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("synth", "fbank", "validate", "train", "score", "plot", "report")
+#: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
+COMMANDS = {
+    "synth": "synthesise the demo corpus (needs flowaccent[demo])",
+    "fbank": "compute log mel filterbanks and CMVN stats for a data dir",
+    "validate": "check a Kaldi data dir against Kaldi's rules",
+    "train": "train a (DNF-conditioned) RealNVP on Kaldi features",
+    "score": "score corpora with a trained flow: LogLL, LogP, LogDet, skew/kurtosis, AUCs, correlations",
+    "plot": "only the figures (PNG and PDF) of 'flowaccent report'",
+    "report": "figures, a self-contained report.html and report.md from an experiment and its scores",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    r"""Returns the parser of every sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    r"""The parser of every sub-command; with ``only``, just that one is built in full (the
+    others get a summary line), so a command imports no more than it needs (torch, say)."""
     parser = argparse.ArgumentParser(
         prog="flowaccent",
         description="Normalizing-flow accent analysis on Kaldi features.",
     )
     parser.add_argument("--version", action="version", version=f"flowaccent {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f"flowaccent.cli.{name}")
-        sub = module.add_parser(subparsers)
-        sub.set_defaults(run=module.run)
+    for name, summary in COMMANDS.items():
+        if only is None or name == only:
+            module = importlib.import_module(f"flowaccent.cli.{name}")
+            module.add_parser(subparsers).set_defaults(run=module.run)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:
         code = int(args.run(args) or 0)

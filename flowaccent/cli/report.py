@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from flowaccent.cli.main import COMMANDS
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "report",
-        help="figures, a self-contained report.html and report.md from an experiment and its scores",
+        help=COMMANDS["report"],
         description="Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
         "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
     )
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_plot_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("plot", help="only the figures (PNG and PDF) of 'flowaccent report'")
+    parser = subparsers.add_parser("plot", help=COMMANDS["plot"])
     parser.add_argument("--exp", required=True, help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help="figure dir (default: SCORES/figures)")

@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli.main import COMMANDS
 from flowaccent.score.scorer import ScoreConfig
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "score",
-        help="score corpora with a trained flow: LogLL, LogP, LogDet, skew/kurtosis, AUCs, correlations",
+        help=COMMANDS["score"],
         description="Scores every utterance of each DATA_DIR (or NAME=DATA_DIR) with EXP_DIR/final.pt and "
         "writes OUT_DIR/<set>/{utt_scores.tsv, frame_scores.ark/scp, latents.npy} and OUT_DIR/summary.json. "
         "Streams: memory stays flat for any corpus size. Features must match the model's (same fbank "

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli.main import COMMANDS
 from flowaccent.synth.corpus import make_corpus
 from flowaccent.synth.plan import SynthConfig
 
@@ -13,7 +14,7 @@ from flowaccent.synth.plan import SynthConfig
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "synth",
-        help="synthesise the demo corpus (needs flowaccent[demo])",
+        help=COMMANDS["synth"],
         description="Writes Kaldi data dirs OUT_DIR/{train_native, dev_native, test_native, train_zh, "
         "test_zh, test_ja} (wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score) with WAV files under "
         "OUT_DIR/wav/, read by espeak-ng natively and with Mandarin and Japanese transfer rules at graded "

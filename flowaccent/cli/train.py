@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from flowaccent.cli._options import add_config_options, given_options
+from flowaccent.cli.main import COMMANDS
 from flowaccent.train.config import ExperimentConfig
 
 SECTIONS = ("features", "model", "prior", "train")
@@ -14,7 +15,7 @@ SECTIONS = ("features", "model", "prior", "train")
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
-        help="train a (DNF-conditioned) RealNVP on Kaldi features",
+        help=COMMANDS["train"],
         description="Each DATA_DIR is one class, named after the dir, or NAME=DATA_DIR; a dir's utt2accent "
         "(when there is no NAME=) names the class of each utterance. Needs feats.scp, utt2num_frames "
         "(and cmvn.scp for features.cmvn=spk), as written by 'flowaccent fbank'. Writes EXP_DIR/"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowaccent.cli.main import COMMANDS
 from flowaccent.data.datadir import load_data_dir, validate_data_dir
 from flowaccent.data.kaldi_io import ScpReader
 
@@ -12,7 +13,7 @@ from flowaccent.data.kaldi_io import ScpReader
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "validate",
-        help="check a Kaldi data dir against Kaldi's rules",
+        help=COMMANDS["validate"],
         description="Checks sorting, unique keys, utt2spk/spk2utt consistency, speaker-prefix "
         "rule and coverage of every table. With --read-feats, also reads every matrix of "
         "feats.scp (and cmvn.scp) and checks frames, dims and values.",
