@@ -25,6 +25,7 @@ from typing import IO
 import numpy as np
 
 from flowaccent.data.atomic import temporary_name
+from flowaccent.data.kaldi_object import read_object
 from flowaccent.errors import FeatureError, KaldiIOError
 
 _RXFILE = re.compile(r"^(?P<path>.*?)(?::(?P<offset>\d+))?(?:\[(?P<range>[^\]]*)\])?$")
@@ -114,43 +115,8 @@ def check_matrix(
 
 
 def _read_object(fd: IO[bytes], where: str) -> np.ndarray:
-    r"""Reads one Kaldi object (after its key) from ``fd``; explains damage."""
-    from kaldiio.matio import read_kaldi
-
-    start = _tell(fd)
-    try:
-        array = read_kaldi(fd)
-    except Exception as error:  # kaldiio raises bare assertions and assorted errors
-        raise KaldiIOError(f"{where}: {_explain(error, fd, start)}") from None
-    if not isinstance(array, np.ndarray):
-        raise KaldiIOError(f"{where}: not a matrix or vector (got {type(array).__name__})")
-    return array if array.flags.writeable else array.copy()  # kaldiio returns read-only buffers
-
-
-def _explain(error: Exception, fd: IO[bytes], start: int | None) -> str:
-    r"""A human reason for a kaldiio failure at byte ``start``."""
-    at_end = False
-    with contextlib.suppress(Exception):
-        at_end = fd.read(1) == b""
-    where = f" (object at byte {start})" if start is not None else ""
-    if at_end:
-        return f"truncated ark: the file ends inside this utterance{where}"
-    if isinstance(error, ValueError) and "Unexpected format" in str(error):
-        return f"corrupt type token{where}: {str(error).splitlines()[0]}"
-    if isinstance(error, UnicodeDecodeError) or "not a digit" in str(error):
-        return (
-            f"corrupt header or key{where}: not a Kaldi object here (bad offset, binary marker or key with whitespace?)"
-        )
-    if isinstance(error, AssertionError):
-        return f"corrupt header{where}: missing binary marker or size fields"
-    return f"cannot parse{where}: {type(error).__name__}: {error}"
-
-
-def _tell(fd: IO[bytes]) -> int | None:
-    try:
-        return fd.tell()
-    except (OSError, AttributeError):
-        return None
+    r"""Reads one Kaldi object (after its key) from ``fd`` (see :mod:`flowaccent.data.kaldi_object`)."""
+    return read_object(fd, where)
 
 
 def read_matrix(rxfile: str, key: str = "", source: str = "") -> np.ndarray:
@@ -298,9 +264,28 @@ def iter_ark(rspecifier: str, expected_keys: Sequence[str] | None = None) -> Ite
         )
 
 
-def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
-    from kaldiio.matio import read_token
+def _read_key(fd: IO[bytes], where: str) -> str | None:
+    r"""The next key up to its space; None at a clean end of the ark."""
+    raw = bytearray()
+    while True:
+        c = fd.read(1)
+        if not c:
+            if raw.strip():
+                raise KaldiIOError(f"{where}: truncated ark: the file ends inside a key")
+            return None
+        if c == b" ":
+            if not raw.strip():
+                raise KaldiIOError(f"{where}: corrupt ark: empty key")
+            try:
+                return raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise KaldiIOError(f"{where}: corrupt ark: a key that is not UTF-8 text") from None
+        raw += c
+        if len(raw) > 4096:
+            raise KaldiIOError(f"{where}: corrupt ark: no key separator within 4096 bytes")
 
+
+def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
     command = target.rstrip()
     is_pipe = command.endswith("|")
     if is_pipe:
@@ -312,10 +297,7 @@ def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
     try:
         count = 0
         while True:
-            try:
-                key = read_token(fd)
-            except Exception as error:
-                raise KaldiIOError(f"{target}: after {count} utterance(s): {_explain(error, fd, None)}") from None
+            key = _read_key(fd, f"{target}: after {count} utterance(s)")
             if key is None:
                 break
             yield key, _read_object(fd, f"{target}: utterance '{key}'")

@@ -98,7 +98,7 @@ def test_corrupt_type_token_and_binary_marker(ark):
     data[start + 2 : start + 4] = b"FM"
     data[start : start + 2] = b"\0C"
     ark_path.write_bytes(bytes(data))
-    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*corrupt header"):
+    with pytest.raises(KaldiIOError, match=r"utterance 'u1'.*corrupt binary marker"):
         list(ScpReader(scp))
 
 
