@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,18 @@ def score_corpora(
     reference = reference or next(iter(sets))
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
+    made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
-    results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
+    fresh = [out / name for name in sets if not (out / name).exists()]
+    try:
+        results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
+    except BaseException:  # a damaged corpus or Ctrl-C: leave no half-written set behind
+        for path in fresh:
+            shutil.rmtree(path, ignore_errors=True)
+        if made_out and not any(out.iterdir()):
+            out.rmdir()
+        raise
     report: dict[str, Any] = {
         "model": {
             "exp": str(exp),

@@ -82,6 +82,12 @@ def train(
     train_refs, valid_refs = split_valid(refs, cfg.valid_fraction)
     if not train_refs:
         raise DataDirError("no training utterances left after the validation split")
+    for label, name in enumerate(class_names):
+        if not any(r.label == label for r in train_refs):
+            raise DataDirError(
+                f"class '{name}' has no training frames (all its utterances fell into the validation split "
+                f"of train.valid_fraction={cfg.valid_fraction}); give it more data or lower valid_fraction"
+            )
     source = FrameSource(dirs, _input_dim(dirs[0]))
     model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
     if config.model.context_dim not in (0, len(class_names)):

@@ -1,0 +1,198 @@
+r"""Damaged inputs through the command line: exit 1, one line naming file, utterance and problem,
+no traceback, nothing half-written in the output dir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.data import ArkWriter, read_table
+
+
+def entries(d: Path) -> list[tuple[str, str, int]]:
+    r"""``(utt, ark path, offset)`` of every feats.scp line."""
+    out = []
+    for utt, value in read_table(d / "feats.scp").items():
+        path, offset = value.rsplit(":", 1)
+        out.append((utt, path, int(offset)))
+    return out
+
+
+def cut_ark(d: Path, where: int) -> str:
+    r"""Cuts the ark ``where`` bytes after the start of the object stored last in it."""
+    utt, path, offset = max(entries(d), key=lambda e: e[2])
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: offset + where])
+    return utt
+
+
+def poke(d: Path, at: int, value: bytes) -> str:
+    utt, path, offset = entries(d)[3]
+    data = bytearray(Path(path).read_bytes())
+    data[offset + at : offset + at + len(value)] = value
+    Path(path).write_bytes(bytes(data))
+    return utt
+
+
+def set_table(d: Path, name: str, text: str) -> None:
+    (d / name).write_text(text)
+
+
+def rewrite_utt(d: Path, index: int, array: np.ndarray) -> str:
+    r"""Replaces utterance ``index`` with ``array`` in a new ark (scp updated)."""
+    utt, _, _ = entries(d)[index]
+    with ArkWriter(d / "extra.ark", d / "extra.scp") as writer:
+        writer.write(utt, array)
+    lines = (d / "feats.scp").read_text().splitlines()
+    lines[index] = (d / "extra.scp").read_text().strip()
+    (d / "feats.scp").write_text("\n".join(lines) + "\n")
+    return utt
+
+
+def nan_frames(d: Path) -> str:
+    x = np.zeros((20, 6), np.float32)
+    x[5, 2] = np.nan
+    return rewrite_utt(d, 2, x)
+
+
+# (id, damage(d) -> utterance named or None, file named, message fragment)
+FAULTS = [
+    ("ark cut inside a matrix", lambda d: cut_ark(d, 40), "feats.scp", "truncated ark"),
+    ("ark cut inside a header", lambda d: cut_ark(d, 6), "feats.scp", "truncated ark"),
+    ("ark cut inside the next key", lambda d: cut_ark(d, -1), "feats.scp", "past the end"),
+    (
+        "ark cut between utterances",
+        lambda d: cut_ark(d, -len(max(entries(d), key=lambda e: e[2])[0]) - 1),
+        "feats.scp",
+        "past the end",
+    ),
+    ("corrupt type token", lambda d: poke(d, 2, b"XM"), "feats.scp", "corrupt type token"),
+    ("corrupt binary marker", lambda d: poke(d, 0, b"\0C"), "feats.scp", "corrupt binary marker"),
+    ("failing cmd pipe", lambda d: rewrite_pipe(d), "feats.scp", "pipe 'cat /nonexistent.ark' failed"),
+    ("scp points at a missing file", lambda d: missing_file(d), "feats.scp", "does not exist"),
+    ("scp offset past the end", lambda d: bad_offset(d), "feats.scp", "past the end"),
+    ("unsorted keys", lambda d: swap_lines(d, "utt2spk"), "utt2spk", "not sorted in C order"),
+    ("duplicated keys", lambda d: duplicate_line(d, "utt2spk"), "utt2spk", "duplicate key"),
+    ("utt2spk/spk2utt mismatch", lambda d: set_table(d, "spk2utt", "s0 s0-0000\n"), "spk2utt", "does not match"),
+    ("speaker with whitespace", lambda d: space_key(d), "utt2spk", "bad speaker"),
+    ("empty data dir", lambda d: empty(d), "utt2spk", "empty data dir"),
+    ("zero-length utterance", lambda d: rewrite_utt(d, 1, np.zeros((0, 6), np.float32)), "feats.scp", "zero-length"),
+    ("wrong dimension", lambda d: rewrite_utt(d, 1, np.zeros((20, 5), np.float32)), "feats.scp", "dim 5, expected 6"),
+    ("NaN in features", nan_frames, "feats.scp", "NaN or inf"),
+    (
+        "frame count differs from utt2num_frames",
+        lambda d: rewrite_utt(d, 1, np.zeros((7, 6), np.float32)),
+        "feats.scp",
+        "7 frames, but utt2num_frames says 20",
+    ),
+]
+
+
+def rewrite_pipe(d: Path) -> str:
+    lines = (d / "feats.scp").read_text().splitlines()
+    utt = lines[4].split()[0]
+    lines[4] = f"{utt} cat /nonexistent.ark |"
+    (d / "feats.scp").write_text("\n".join(lines) + "\n")
+    return utt
+
+
+def missing_file(d: Path) -> str:
+    utt, path, offset = entries(d)[5]
+    lines = (d / "feats.scp").read_text().splitlines()
+    lines[5] = f"{utt} {d}/gone.ark:{offset}"
+    (d / "feats.scp").write_text("\n".join(lines) + "\n")
+    return utt
+
+
+def bad_offset(d: Path) -> str:
+    utt, path, _ = entries(d)[5]
+    lines = (d / "feats.scp").read_text().splitlines()
+    lines[5] = f"{utt} {path}:99999999"
+    (d / "feats.scp").write_text("\n".join(lines) + "\n")
+    return utt
+
+
+def swap_lines(d: Path, name: str) -> None:
+    lines = (d / name).read_text().splitlines()
+    lines[0], lines[1] = lines[1], lines[0]
+    (d / name).write_text("\n".join(lines) + "\n")
+
+
+def duplicate_line(d: Path, name: str) -> None:
+    lines = (d / name).read_text().splitlines()
+    lines.insert(1, lines[0])
+    (d / name).write_text("\n".join(lines) + "\n")
+
+
+def space_key(d: Path) -> None:
+    lines = (d / "utt2spk").read_text().splitlines()
+    lines[0] = lines[0] + " extra"
+    (d / "utt2spk").write_text("\n".join(lines) + "\n")
+
+
+def empty(d: Path) -> None:
+    for name in ("utt2spk", "spk2utt", "feats.scp", "utt2num_frames"):
+        (d / name).write_text("")
+
+
+@pytest.mark.parametrize("name,damage,file,fragment", FAULTS, ids=[f[0] for f in FAULTS])
+def test_score_reports_the_fault(damaged, tmp_path, capsys, name, damage, file, fragment):
+    exp, corpus = damaged
+    utt = damage(corpus)
+    out = tmp_path / "scores"
+    assert main(["score", "--exp", str(exp), "--out", str(out), str(corpus), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert file in err[0] and fragment in err[0], err[0]
+    if utt:
+        assert f"'{utt}'" in err[0], err[0]
+    assert not out.exists(), "nothing half-written"
+
+
+def test_compressed_arks_are_read(damaged, tmp_path):
+    import kaldiio
+
+    exp, corpus = damaged
+    utt, _, _ = entries(corpus)[0]
+    kaldiio.save_ark(str(corpus / "c.ark"), {utt: np.zeros((20, 6), np.float32)}, compression_method=2)
+    lines = (corpus / "feats.scp").read_text().splitlines()
+    lines[0] = f"{utt} {corpus}/c.ark:{len(utt) + 1}"
+    (corpus / "feats.scp").write_text("\n".join(lines) + "\n")
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(corpus), "--quiet"]) == 0
+
+
+def test_a_wav_entry_that_is_not_audio(wav_data_dir, capsys):
+    path = read_table(wav_data_dir / "wav.scp")["spkA-001"]
+    Path(path).write_bytes(b"RIFF\x00\x00garbage")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wav.scp: utterance 'spkA-001'" in err[0] and "not a readable WAV" in err[0]
+    assert not (wav_data_dir / "feats.scp").exists()
+
+
+def test_no_traceback_from_a_real_process(damaged, tmp_path):
+    exp, corpus = damaged
+    cut_ark(corpus, 40)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowaccent",
+            "score",
+            "--exp",
+            str(exp),
+            "--out",
+            str(tmp_path / "s"),
+            str(corpus),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

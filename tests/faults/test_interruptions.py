@@ -1,0 +1,116 @@
+r"""SIGKILL in the middle of fbank, score and report, then the same command again: the rerun
+finishes and its outputs equal those of an uninterrupted run. (Training: tests/train/test_resume.py.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def flowaccent(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flowaccent", *args]
+
+
+def kill_when(cmd: list[str], ready, timeout: float = 120) -> int:
+    r"""Starts ``cmd``, SIGKILLs it once ``ready()`` holds; returns its exit status."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while proc.poll() is None and not ready() and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
+def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(s in p.name for s in skip)
+    }
+
+
+def test_fbank(tmp_path):
+    from ..conftest import make_wav_data_dir
+
+    data = make_wav_data_dir(tmp_path / "a", utts_per_spk=40, pipe_last=False)
+    reference = tmp_path / "ref" / data.name  # the same name: ark names carry it
+    shutil.copytree(data, reference)
+    subprocess.run(flowaccent("fbank", str(reference), "--quiet"), check=True, env=ENV)
+    status = kill_when(
+        flowaccent("fbank", str(data), "--quiet"),
+        lambda: any((data / "data").glob(".raw_fbank_*")) if (data / "data").exists() else False,
+    )
+    assert status == -signal.SIGKILL
+    assert not (data / "feats.scp").exists()  # nothing that looks complete
+    subprocess.run(flowaccent("fbank", str(data), "--quiet"), check=True, env=ENV)
+    got, want = tree(data, ("feats.scp", "cmvn.scp")), tree(reference, ("feats.scp", "cmvn.scp"))
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in got)  # arks, utt2num_frames, tables
+    assert (data / "feats.scp").read_text() == (reference / "feats.scp").read_text().replace(str(reference), str(data))
+
+
+@pytest.fixture(scope="module")
+def scored_setup(tmp_path_factory):
+    import numpy as np
+
+    from flowaccent.train.trainer import train
+
+    from ..train.conftest import small_config, write_gaussian_dir
+
+    root = tmp_path_factory.mktemp("interrupt")
+    data = write_gaussian_dir(root / "set", np.zeros(6), np.eye(6), 400, 50, seed=0)
+    train(small_config(epochs=1, batch_size=256), root / "exp", [str(data)], quiet=True)
+    return root, root / "exp", data
+
+
+def test_score(scored_setup, tmp_path):
+    root, exp, data = scored_setup
+    args = ["score", "--exp", str(exp), str(data), "--quiet", "--batch-frames", "500"]
+    subprocess.run(flowaccent(*args, "--out", str(tmp_path / "ref")), check=True, env=ENV)
+    out = tmp_path / "out"
+    status = kill_when(
+        flowaccent(*args, "--out", str(out)),
+        lambda: any((out / "set").glob(".frame_scores*")) if (out / "set").exists() else False,
+    )
+    assert status == -signal.SIGKILL and not (out / "summary.json").exists()
+    subprocess.run(flowaccent(*args, "--out", str(out)), check=True, env=ENV)
+    for name in ("set/utt_scores.tsv", "set/latents.npy", "set/frame_scores.ark"):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    strip = lambda p: p.read_text().replace(str(tmp_path / "ref"), "OUT").replace(str(out), "OUT")  # noqa: E731
+    assert strip(out / "summary.json") == strip(tmp_path / "ref" / "summary.json")
+
+
+def test_report(scored_setup, tmp_path):
+    root, exp, data = scored_setup
+    scores = tmp_path / "scores"
+    subprocess.run(
+        flowaccent("score", "--exp", str(exp), "--out", str(scores), str(data), "--quiet"), check=True, env=ENV
+    )
+    subprocess.run(
+        flowaccent(
+            "report", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "ref" / "report.html")
+        ),
+        check=True,
+        env=ENV,
+    )
+    out = tmp_path / "out" / "report.html"
+    status = kill_when(
+        flowaccent("report", "--exp", str(exp), "--scores", str(scores), "--out", str(out)),
+        lambda: (out.parent / "figures").exists(),
+    )
+    assert status == -signal.SIGKILL and not out.exists()
+    subprocess.run(
+        flowaccent("report", "--exp", str(exp), "--scores", str(scores), "--out", str(out)), check=True, env=ENV
+    )
+    strip = lambda p: p.read_text().replace(str(tmp_path / "ref"), "X").replace(str(tmp_path / "out"), "X")  # noqa
+    assert strip(out.with_suffix(".md")) == strip(tmp_path / "ref" / "report.md")
+    for png in (tmp_path / "ref" / "figures").glob("*.png"):
+        assert (out.parent / "figures" / png.name).read_bytes() == png.read_bytes(), png.name

@@ -1,0 +1,56 @@
+r"""Numerical and configuration faults: a clear message before (or instead of) any damage."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from flowaccent.cli.main import main
+from flowaccent.errors import DataDirError
+from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.realnvp import ModelConfig
+from flowaccent.model import FlowModel
+from flowaccent.prior import PriorConfig
+from flowaccent.train.trainer import train
+
+from ..train.conftest import small_config, write_gaussian_dir
+
+
+def test_a_class_with_no_training_frames(tmp_path):
+    a = write_gaussian_dir(tmp_path / "a", np.zeros(4), np.eye(4), 20, 20, seed=0, prefix="a")
+    prefix = next(p for p in (f"z{i}" for i in range(1000)) if zlib.crc32(f"{p}0-0000".encode()) % 10_000 < 5000)
+    b = write_gaussian_dir(tmp_path / "b", np.ones(4), np.eye(4), 1, 20, seed=1, prefix=prefix)
+    config = small_config(valid_fraction=0.5, epochs=1).with_overrides({"prior": {"cond_dim": 4}})
+    with pytest.raises(DataDirError, match="class 'b' has no training frames"):
+        train(config, tmp_path / "exp", [str(a), str(b)], quiet=True)
+    assert not (tmp_path / "exp" / "checkpoints").exists()
+
+
+def test_an_exploding_coupling_scale_stays_finite():
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 6)
+    model = FlowModel(pipeline, ModelConfig(num_blocks=3, hidden=8, norm="none"), PriorConfig(), ("a",))
+    with torch.no_grad():
+        for p in model.transform.parameters():
+            p.fill_(1e6)
+    out = model(torch.randn(5, 6) * 100)
+    assert torch.isfinite(out.log_det).all() and out.log_det.abs().max() <= 3 * 2.0 * 3 + 1e-3  # 3 blocks x clamp 2
+
+
+def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
+    data = write_gaussian_dir(tmp_path / "d", np.zeros(6), np.eye(6), 6, 20, seed=0)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    args = ["score", "--exp", str(tmp_path), "--out", str(tmp_path / "s"), str(data), "--quiet"]
+    assert main(args + ["--checkpoint", str(tmp_path / "garbage.pt")]) == 1
+    assert "garbage.pt: not a readable checkpoint" in capsys.readouterr().err
+    train(small_config(epochs=1), tmp_path / "exp", [str(data)], quiet=True)
+    state = torch.load(tmp_path / "exp" / "final.pt", weights_only=False)
+    state["model"]["model_config"]["hidden"] = 64  # a config the weights were not trained with
+    torch.save(state, tmp_path / "edited.pt")
+    assert main(args + ["--checkpoint", str(tmp_path / "edited.pt")]) == 1
+    assert "checkpoint does not match its config" in capsys.readouterr().err
+    assert main(args + ["--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    assert "missing.pt: no such checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
