@@ -155,3 +155,78 @@ def training_curves(log: Path, base: Path) -> Path | None:
     ax.set(title="Training: NLL per frame (the lab's 'LogLL')", xlabel="step", ylabel="NLL (nats/frame)")
     ax.legend()
     return _save(fig, base)
+
+
+def _save_atomic(fig, base: Path) -> Path:
+    r"""Like :func:`_save`, each file written under a temporary name and renamed."""
+    from flowaccent.data.atomic import atomic_path
+
+    base.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
+        with atomic_path(base.with_suffix(suffix)) as tmp:
+            fig.savefig(tmp, format=suffix[1:], **kwargs)
+    _pyplot().close(fig)
+    return base.with_suffix(".png")
+
+
+def blurmask_utterance(
+    feats: np.ndarray,
+    m: np.ndarray,
+    removed_low: np.ndarray,
+    removed_high: np.ndarray,
+    base: Path,
+    title: str,
+    m_label: str = "blur width m (bins)",
+) -> Path:
+    r"""One utterance's blur mask: the log filterbank ``(T, K)``, the mask ``m`` ``(T, K)``, and the
+    spectrogram with the cells of two boolean ``(T, K)`` removal masks blanked out."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    panels = [
+        (feats, "log filterbank", "magma"),
+        (m, m_label + ": small = matters", "viridis"),
+        (np.where(removed_low, np.nan, feats), "lowest-m (most important) cells removed", "magma"),
+        (np.where(removed_high, np.nan, feats), "highest-m (least important) cells removed", "magma"),
+    ]
+    low, high = np.nanmin(feats), np.nanmax(feats)
+    for ax, (values, name, cmap) in zip(axes, panels):
+        limits = {} if values is m else {"vmin": low, "vmax": high}
+        image = ax.imshow(values.T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest", **limits)
+        ax.set(title=name, ylabel="bin")
+        fig.colorbar(image, ax=ax, pad=0.01)
+    axes[-1].set_xlabel("frame")
+    fig.suptitle(title, fontsize=10)
+    return _save_atomic(fig, base)
+
+
+def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str) -> Path:
+    r"""Mean normalised deletion curves (band: one standard deviation over utterances), one panel per
+    baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output."""
+    plt = _pyplot()
+    names = [b for b, s in summaries.items() if s.get("num_utts")]
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
+    styles = {
+        "low": ("#d62728", "lowest m first"),
+        "high": ("#1f5fbf", "highest m first"),
+        "random": ("#7f7f7f", "random"),
+    }
+    for ax, name in zip(axes[0], names):
+        summary = summaries[name]
+        fractions = 100 * np.asarray(summary["fractions"])
+        for order, (colour, label) in styles.items():
+            mean = np.asarray(summary["curves"][order]["mean"])
+            std = np.asarray(summary["curves"][order]["std"])
+            auc = summary["auc"][order]["mean"]
+            ax.plot(fractions, mean, color=colour, label=f"{label} (AUC {auc:.2f})")
+            ax.fill_between(fractions, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+        srg = summary["srg"]
+        ax.set(
+            title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_utts']} > 0)",
+            xlabel="cells removed (%)",
+            ylabel="output change (normalised)",
+            ylim=(-0.02, 1.05),
+        )
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    return _save_atomic(fig, base)

@@ -5,7 +5,7 @@
 #   2 train a DNF flow on train_native + train_zh (classes native, zh) and a plain flow on train_native
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
 #   4 plots and report.html; RESULTS.md
-#   5 blur-mask on a few test utterances (not there yet: the blur-mask module comes later)
+#   5 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
 # Everything goes under exp/ (exp/quick with --quick true). A rerun skips finished stages.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -85,6 +85,15 @@ if should_run 4; then
 fi
 
 if should_run 5; then
-  log "Stage 5: blur-mask: not there yet (it comes with the blur-mask module); skipped"
+  log "Stage 5: blur-mask of the DNF flow's LogLL on test_native and test_zh utterances"
+  if [ "$quick" = true ]; then
+    blur_opts="--utts 4 --steps 20 --random-seeds 2 --step 0.1"
+  else
+    blur_opts="--utts 8 --steps 300"
+  fi
+  # shellcheck disable=SC2086
+  flowaccent blurmask --exp "$exp/dnf" --data "test_native=$corpus/test_native" --data "test_zh=$corpus/test_zh" \
+    $blur_opts --out "$exp/dnf/blurmask" --quiet
+  mark_done 5
 fi
 log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md"

@@ -1,0 +1,263 @@
+r"""``flowaccent blurmask``: fit and evaluate blur masks of a few utterances of a trained flow.
+
+For each data dir, ``utts`` utterances spread evenly over it are read, a mask is fitted for the
+chosen target, and deletion curves are measured for every baseline. Per utterance,
+``OUT/<set>/<utt>.npz`` and a figure ``OUT/<set>/figures/<utt>.png|pdf``; over utterances,
+``utt_table.tsv``, ``deletion_curves.png|pdf``, ``summary.md``, ``config.yaml`` and, last,
+``summary.json``. Every file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from flowaccent import plots
+from flowaccent.blurmask.evaluate import (
+    ORDERS,
+    DeletionConfig,
+    DeletionCurves,
+    deletion_curves,
+    removal_mask,
+    summarise,
+)
+from flowaccent.blurmask.fit import BlurMaskConfig, BlurMaskResult, fit_blur_mask
+from flowaccent.blurmask.targets import make_target
+from flowaccent.config import Config
+from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.kaldi_io import RandomAccessReader
+from flowaccent.data.stream import load_cmvn_stats
+from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.model import FlowModel
+from flowaccent.train.checkpoint import load_model
+from flowaccent.train.trainer import parse_data_specs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Config):
+    r"""What is explained, and on how many utterances.
+
+    Attributes:
+        target: ``log_ll`` (per-frame log-likelihood), ``z`` (the latents) or ``posterior``
+            (the DNF class log posterior).
+        target_class: the class of ``posterior`` (empty: every class).
+        utts: utterances per data dir, spread evenly over it.
+    """
+
+    target: Literal["log_ll", "z", "posterior"] = "log_ll"
+    target_class: str = ""
+    utts: int = 4
+
+    def __post_init__(self) -> None:
+        if self.utts < 1:
+            raise ConfigError(f"blurmask: utts must be >= 1, got {self.utts}")
+
+
+@dataclasses.dataclass(frozen=True)
+class UttResult:
+    r"""One utterance's mask and curves (the mask itself is in its ``.npz``)."""
+
+    set_name: str
+    utt: str
+    num_frames: int
+    invariance_error: float
+    mean_m: float
+    curves: dict[str, DeletionCurves]
+
+
+def select_utterances(data: DataDir, count: int) -> list[str]:
+    r"""``count`` utterances of ``data`` spread evenly over its (sorted) list; all when it has fewer."""
+    utts = list(data.table("feats.scp"))
+    if len(utts) <= count:
+        return utts
+    return [utts[round(i)] for i in np.linspace(0, len(utts) - 1, count)]
+
+
+def _load_sets(specs: list[str], need: tuple[str, ...]) -> dict[str, DataDir]:
+    sets: dict[str, DataDir] = {}
+    for name, path in parse_data_specs(specs):
+        data = load_data_dir(path, require=need)
+        name = name or data.name
+        if name in sets:
+            raise ConfigError(f"blurmask: two data dirs are named '{name}'; name them with NAME=DATA_DIR")
+        sets[name] = data
+    return sets
+
+
+def _file_name(utt: str) -> str:
+    return utt.replace("/", "_")
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def explain_utterance(
+    model: FlowModel,
+    name: str,
+    utt: str,
+    feats: np.ndarray,
+    stats: np.ndarray | None,
+    out: Path,
+    fit: BlurMaskConfig,
+    deletion: DeletionConfig,
+    run: RunConfig,
+) -> UttResult:
+    r"""Fits the mask of one utterance ``(T, K)``, measures its deletion curves, writes its files."""
+    x = torch.as_tensor(feats, dtype=torch.float32)
+    target = make_target(model, run.target, stats, run.target_class)
+    result: BlurMaskResult = fit_blur_mask(target, x, fit)
+    widths = result.m if fit.variant == "blur" else None
+    curves = {
+        b: deletion_curves(target, x, result.m, b, deletion, widths=widths, max_blur=fit.m_max, mode=fit.mode)
+        for b in deletion.baselines
+    }
+    arrays = {"feats": feats, "m": result.m.numpy(), "loss": result.loss, "invariance": result.invariance}
+    arrays["fractions"] = deletion.fractions
+    for b, c in curves.items():
+        arrays.update({f"change_{b}_{o}": c.change[o] for o in ORDERS})
+        arrays[f"random_std_{b}"] = c.random_std
+    base = out / name / _file_name(utt)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    _write_npz(base.with_suffix(".npz"), **arrays)
+    m = result.m.numpy()
+    plots.blurmask_utterance(
+        feats,
+        m,
+        removal_mask(result.m, 0.5, "low").numpy(),
+        removal_mask(result.m, 0.5, "high").numpy(),
+        out / name / "figures" / _file_name(utt),
+        f"{name} {utt}: target {run.target}, invariance error {result.invariance_error:.2g}",
+        "blur width m (bins)" if fit.variant == "blur" else "noise scale sigma",
+    )
+    return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
+
+
+def run_blurmask(
+    exp_dir: str | Path,
+    data_specs: list[str],
+    out_dir: str | Path,
+    fit: BlurMaskConfig = BlurMaskConfig(),
+    deletion: DeletionConfig = DeletionConfig(),
+    run: RunConfig = RunConfig(),
+    checkpoint: str | Path | None = None,
+    quiet: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    r"""Explains ``run.utts`` utterances of each data dir (``path`` or ``name=path``) with
+    ``EXP_DIR/final.pt`` (or ``checkpoint``); writes ``out_dir`` and returns the summary."""
+    exp, out = Path(exp_dir), Path(out_dir)
+    model = load_model(checkpoint or exp / "final.pt")
+    make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
+    need_cmvn = model.pipeline.config.cmvn == "spk"
+    sets = _load_sets(data_specs, ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ()))
+    chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
+    results: list[UttResult] = []
+    with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
+        for name, data in sets.items():
+            cmvn = load_cmvn_stats(data) if need_cmvn else {}
+            with RandomAccessReader(data.path / "feats.scp", model.pipeline.input_dim) as reader:
+                for utt in chosen[name]:
+                    feats = reader[utt]
+                    stats = cmvn.get(data.utt2spk[utt]) if need_cmvn else None
+                    if stats is not None and stats.shape[1] != model.pipeline.input_dim + 1:
+                        raise FeatureError(
+                            f"{data.path / 'cmvn.scp'}: speaker '{data.utt2spk[utt]}': stats of dim "
+                            f"{stats.shape[1] - 1}, the model expects {model.pipeline.input_dim}"
+                        )
+                    results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run))
+                    bar.update()
+    return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+
+
+def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "num_utts": len(group),
+        "invariance_error": float(np.mean([r.invariance_error for r in group])) if group else None,
+        "mean_m": float(np.mean([r.mean_m for r in group])) if group else None,
+        "baselines": {b: summarise([r.curves[b] for r in group]) for b in baselines},
+    }
+
+
+def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, command) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "model": {"exp": str(exp), "checkpoint": str(checkpoint or exp / "final.pt")},
+        "config": {"fit": fit.to_dict(), "deletion": deletion.to_dict(), "run": run.to_dict()},
+        "command": command,
+        "sets": {n: _group_summary([r for r in results if r.set_name == n], deletion.baselines) for n in names},
+        "all": _group_summary(results, deletion.baselines),
+    }
+    atomic_write_text(out / "utt_table.tsv", _utt_table(results, deletion))
+    plots.blurmask_deletion_curves(
+        report["all"]["baselines"],
+        out / "deletion_curves",
+        f"Deletion curves over {len(results)} utterances (target {run.target}, {fit.variant} mask, mode {fit.mode})",
+    )
+    atomic_write_text(out / "summary.md", summary_markdown(report))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(report["config"], sort_keys=False))
+    atomic_write_text(out / "summary.json", json.dumps(_clean(report), indent=2) + "\n")
+    return report
+
+
+def _utt_table(results: list[UttResult], deletion: DeletionConfig) -> str:
+    columns = ["set", "utt", "num_frames", "baseline", "invariance_error", "mean_m"]
+    columns += [f"auc_{o}" for o in ORDERS] + ["srg"] + [f"change{p}_{o}" for p in (50, 80) for o in ORDERS]
+    lines = ["\t".join(columns)]
+    for r in results:
+        for b in deletion.baselines:
+            c = r.curves[b]
+            values = [r.set_name, r.utt, str(r.num_frames), b, f"{r.invariance_error:.6g}", f"{r.mean_m:.4f}"]
+            values += [f"{c.auc[o]:.4f}" for o in ORDERS] + [f"{c.srg:.4f}"]
+            values += [f"{c.at(p / 100, o):.6g}" for p in (50, 80) for o in ORDERS]
+            lines.append("\t".join(values))
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    r"""The summary's tables in Markdown: AUCs and SRG per set and baseline, and the lab's 50/80 table."""
+    lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
+    lines += ["| set | baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (> 0) |"]
+    lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, values in [*report["sets"].items(), ("**all**", report["all"])]:
+        for b, s in values["baselines"].items():
+            if s.get("num_utts"):
+                auc, srg = s["auc"], s["srg"]
+                lines.append(
+                    f"| {name} | {b} | {s['num_utts']} | {auc['low']['mean']:.3f} | {auc['high']['mean']:.3f} | "
+                    f"{auc['random']['mean']:.3f} | {srg['mean']:.3f} ± {srg['std']:.3f} ({srg['positive']}) |"
+                )
+    lines += ["", "The lab's table (all utterances): median output change, in output standard deviations.", ""]
+    lines += ["| baseline | removed | lowest m (most important) | highest m (least important) | random | low > high |"]
+    lines += ["| --- | --- | --- | --- | --- | --- |"]
+    for b, s in report["all"]["baselines"].items():
+        for fraction, row in s.get("table", {}).items():
+            lines.append(
+                f"| {b} | {fraction}% | {row['low']:.3g} | {row['high']:.3g} | {row['random']:.3g} | "
+                f"{row['low_above_high']}/{s['num_utts']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _clean(value):
+    r"""JSON-safe: NaN becomes null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,70 @@
+r"""Built-in targets: functions of a raw ``(T, K)`` log filterbank through a trained flow.
+
+Each pushes the raw features through the model's saved :class:`~flowaccent.features.FeaturePipeline`
+(CMVN with the speaker's stats, deltas or splicing, standardisation) and the flow, exactly as
+:meth:`~flowaccent.model.FlowModel.score_utterance` does, so a mask explains what scoring sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from torch import Tensor
+
+from flowaccent.blurmask.fit import Target
+from flowaccent.errors import ConfigError
+from flowaccent.model import FlowModel, FlowOutput
+
+#: The names :func:`make_target` knows.
+TARGETS = ("log_ll", "z", "posterior")
+
+
+def _flow(model: FlowModel, cmvn_stats: np.ndarray | None) -> Callable[[Tensor], FlowOutput]:
+    def run(x: Tensor) -> FlowOutput:
+        frames = model.pipeline.unstandardized(x, cmvn_stats)
+        return model(frames.to(model.prior.means.dtype))
+
+    return run
+
+
+def log_ll_target(model: FlowModel, cmvn_stats: np.ndarray | None = None) -> Target:
+    r"""``x`` ``(T, K)`` -> the per-frame ``log_ll`` ``(T,)`` (the marginal over the model's classes)."""
+    flow = _flow(model, cmvn_stats)
+    return lambda x: flow(x).log_ll
+
+
+def latent_target(model: FlowModel, cmvn_stats: np.ndarray | None = None) -> Target:
+    r"""``x`` ``(T, K)`` -> the latents ``z`` ``(T, D)``."""
+    flow = _flow(model, cmvn_stats)
+    return lambda x: flow(x).z
+
+
+def posterior_target(model: FlowModel, cmvn_stats: np.ndarray | None = None, class_name: str = "") -> Target:
+    r"""``x`` ``(T, K)`` -> the DNF class log posterior ``log p(y | z)``: ``(T,)`` for ``class_name``,
+    ``(T, C)`` for every class when it is empty."""
+    if len(model.class_names) < 2 or model.prior_config.cond_dim == 0:
+        raise ConfigError("blurmask: the posterior target needs a DNF model with two or more classes and cond_dim > 0")
+    if class_name and class_name not in model.class_names:
+        raise ConfigError(f"blurmask: class '{class_name}' is not one of the model's ({', '.join(model.class_names)})")
+    column = model.class_names.index(class_name) if class_name else None
+    flow = _flow(model, cmvn_stats)
+
+    def posterior(x: Tensor) -> Tensor:
+        log_post = model.prior.class_posterior_log(flow(x).z)
+        return log_post if column is None else log_post[:, column]
+
+    return posterior
+
+
+def make_target(model: FlowModel, name: str, cmvn_stats: np.ndarray | None = None, class_name: str = "") -> Target:
+    r"""The target ``name`` (``log_ll``, ``z`` or ``posterior``) of ``model`` (put in eval mode) for one
+    utterance with its speaker's ``(2, K + 1)`` CMVN stats."""
+    model.eval()
+    if name == "log_ll":
+        return log_ll_target(model, cmvn_stats)
+    if name == "z":
+        return latent_target(model, cmvn_stats)
+    if name == "posterior":
+        return posterior_target(model, cmvn_stats, class_name)
+    raise ConfigError(f"blurmask: unknown target '{name}' (use {', '.join(TARGETS)})")

@@ -1,0 +1,79 @@
+r"""``flowaccent blurmask``: files, summary, and one-line errors that leave no summary behind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+
+from .conftest import write_fbank_dir
+
+FAST = ["--steps", "5", "--random-seeds", "1", "--step", "0.25", "--quiet"]
+
+
+def test_command_writes_masks_figures_and_summary(flow_exp, tmp_path):
+    _, exp, native, zh = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--data", f"accented={zh}", "--utts", "2"]
+    assert main([*args, "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["sets"]) == {"native", "accented"} and summary["all"]["num_utts"] == 4
+    assert summary["config"]["fit"]["steps"] == 5 and summary["config"]["run"]["target"] == "log_ll"
+    floor = summary["all"]["baselines"]["floor"]
+    assert set(floor["table"]) == {"50", "80"} and floor["fractions"] == [0, 0.25, 0.5, 0.75, 0.8, 1]
+    assert summary["command"].startswith("flowaccent blurmask --exp")
+    rows = (out / "utt_table.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * 3 and rows[0].startswith("set\tutt\tnum_frames\tbaseline")
+    # 2 of 4 utterances, spread over the dir: the first and the last
+    assert sorted(p.name for p in (out / "native").glob("*.npz")) == ["n0-000.npz", "n1-001.npz"]
+    saved = np.load(out / "accented" / "z0-000.npz")
+    assert saved["m"].shape == saved["feats"].shape == (30, 8)
+    assert saved["change_blur_low"].shape == (6,) and saved["loss"].shape == (5,)
+    assert (out / "accented" / "figures" / "z0-000.png").stat().st_size > 0
+    assert (out / "deletion_curves.png").exists() and (out / "deletion_curves.pdf").exists()
+    assert "| baseline | removed |" in (out / "summary.md").read_text()
+    assert not list(out.rglob(".*.tmp.*"))
+
+
+def test_options_reach_the_library(flow_exp, tmp_path):
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(out), *FAST]
+    options = ["--target", "posterior", "--target-class", "zh", "--baselines", "blur", "--mode", "fold"]
+    assert main([*args, *options, "--variant", "noise", "--floor", "kaldi"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["run"] == {"target": "posterior", "target_class": "zh", "utts": 1}
+    assert summary["config"]["fit"]["variant"] == "noise" and summary["config"]["fit"]["mode"] == "fold"
+    assert list(summary["all"]["baselines"]) == ["blur"] and summary["config"]["deletion"]["floor"] == "kaldi"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no_model", "final.pt: no such checkpoint"),
+        ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8"),
+        ("bad_class", "class 'ja' is not one of the model's"),
+        ("no_cmvn", "cmvn.scp: required but missing"),
+    ],
+)
+def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
+    root, exp, native, _ = flow_exp
+    data, extra = native, []
+    if case == "no_model":
+        exp = tmp_path / "missing"
+    elif case == "wrong_dim":
+        data = write_fbank_dir(tmp_path / "wide", "w", seed=3, bins=6)
+    elif case == "bad_class":
+        extra = ["--target", "posterior", "--target-class", "ja"]
+    elif case == "no_cmvn":
+        data = write_fbank_dir(tmp_path / "nocmvn", "c", seed=4)
+        (data / "cmvn.scp").unlink()
+    out = tmp_path / "out"
+    code = main(["blurmask", "--exp", str(exp), "--data", str(data), "--out", str(out), *extra, *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("flowaccent blurmask: error:") and expected in err
+    assert not (out / "summary.json").exists()

@@ -1,0 +1,134 @@
+r"""fit_blur_mask: a target reading a known region gets small widths there; options; the noise variant."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from flowaccent.blurmask.evaluate import deletion_curves, remove
+from flowaccent.blurmask.fit import BlurMaskConfig, _roughness, fit_blur_mask, fit_noise_mask
+from flowaccent.errors import ConfigError
+
+T, K = 24, 32
+FRAMES, BINS = slice(8, 16), slice(12, 18)
+
+
+def region() -> torch.Tensor:
+    inside = torch.zeros(T, K, dtype=torch.bool)
+    inside[FRAMES, BINS] = True
+    return inside
+
+
+def ridges(seed: int = 0) -> torch.Tensor:
+    r"""A log spectrogram with sloping ridges (formant-like structure) and a little noise ``(T, K)``."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(T)[:, None]
+    k = torch.arange(K)[None]
+    return 5 + 2 * torch.sin(2 * math.pi * k / 6 + t / 3) + 0.3 * torch.randn(T, K, generator=generator)
+
+
+def band_target():
+    r"""A model that reads only frames 8-15 and bins 12-17: a fixed linear map of those log energies."""
+    weights = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    return lambda x: x[FRAMES, BINS] * weights
+
+
+@pytest.fixture(scope="module")
+def band_fit():
+    x, target = ridges(), band_target()
+    return x, target, fit_blur_mask(target, x, lam=0.01, steps=150)
+
+
+def test_widths_are_small_where_the_target_reads(band_fit):
+    x, _, result = band_fit
+    m = result.m
+    assert m.shape == (T, K)
+    auroc = roc_auc_score(region().flatten().numpy(), -m.flatten().numpy())
+    assert auroc >= 0.9, auroc
+    far = torch.ones(T, K, dtype=torch.bool)
+    far[4:20] = False  # frames the target never sees, nor their neighbours
+    assert m[far].min() > 9.0  # pushed to m_max = 10 by the entropy term
+    assert result.invariance_error < 1e-3
+    assert len(result.loss) == len(result.invariance) == 150 and result.loss[-1] < result.loss[0]
+
+
+@pytest.mark.parametrize("baseline", ["floor", "mean", "blur"])
+def test_removing_the_lowest_m_cells_changes_far_more_than_the_highest(band_fit, baseline):
+    x, target, result = band_fit
+    widths = result.m if baseline == "blur" else None
+    reference = target(x)
+
+    def change(order: str) -> float:
+        removed = remove(x, result.m, 0.5, order, baseline, widths=widths)
+        return float((target(removed) - reference).square().mean())
+
+    assert change("low") > 20 * change("high")
+    curves = deletion_curves(target, x, result.m, baseline, widths=widths)
+    assert curves.srg > 0.5 and curves.auc["low"] > curves.auc["random"] > curves.auc["high"]
+
+
+def test_noise_variant_finds_the_region():
+    x, target = ridges(), band_target()
+    result = fit_noise_mask(target, x, lam=0.1, steps=100)
+    assert result.config.variant == "noise"
+    sigma = result.m
+    assert ((sigma >= 0.01) & (sigma <= 3.0)).all()
+    assert roc_auc_score(region().flatten().numpy(), -sigma.flatten().numpy()) >= 0.95
+
+
+def test_lambda_on_either_term_is_the_same_fit_under_adam():
+    r"""``inv - lam H`` and ``(1 / lam) inv - H`` differ by a factor; Adam's steps do not see it
+    (but for its ``eps``, hence the 2%)."""
+    x, target = ridges(), band_target()
+    a = fit_blur_mask(target, x, lam=0.1, lam_on="entropy", steps=30)
+    b = fit_blur_mask(target, x, lam=10.0, lam_on="invariance", steps=30)
+    torch.testing.assert_close(a.m, b.m, atol=0, rtol=0.02)
+    np.testing.assert_allclose(b.loss, a.loss / 0.1, rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"optimizer": "sgd", "lr": 5.0},
+        {"gradient_filter": True},
+        {"mode": "drop"},
+        {"mode": "fold"},
+        {"m_min": 1.5, "m_max": 4.0},
+    ],
+)
+def test_options_keep_m_in_bounds_and_lower_the_loss(fields):
+    x, target = ridges(), band_target()
+    result = fit_blur_mask(target, x, BlurMaskConfig(steps=25, lam=0.01), **fields)
+    lo, hi = result.config.bounds
+    assert ((result.m >= lo) & (result.m <= hi)).all()
+    assert result.loss[-1] < result.loss[0]
+    for key, value in fields.items():
+        assert getattr(result.config, key) == value
+
+
+def test_smoothness_penalty_makes_the_mask_smoother():
+    x, target = ridges(), band_target()
+    rough = fit_blur_mask(target, x, lam=0.01, steps=60)
+    smooth = fit_blur_mask(target, x, lam=0.01, steps=60, smooth=1.0)
+    assert _roughness(smooth.m.log()) < 0.5 * _roughness(rough.m.log())
+
+
+def test_targets_of_any_output_shape_and_a_scalar():
+    x = ridges()
+    result = fit_blur_mask(lambda v: v[FRAMES, BINS].exp().sum(), x, steps=10)
+    assert result.m.shape == (T, K) and math.isfinite(result.invariance_error)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="m_min"):
+        BlurMaskConfig(m_min=0.5)
+    with pytest.raises(ConfigError, match="unknown key"):
+        fit_blur_mask(band_target(), ridges(), lambda_=0.1)
+    with pytest.raises(ConfigError, match="init_fraction"):
+        BlurMaskConfig(init_fraction=1.0)
+    with pytest.raises(Exception, match=r"\(T, K\)"):
+        fit_blur_mask(band_target(), torch.zeros(3, 4, 5))

@@ -1,0 +1,63 @@
+r"""Built-in targets: the saved pipeline and the flow, exactly as scoring sees them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flowaccent.blurmask.fit import fit_blur_mask
+from flowaccent.blurmask.targets import make_target
+from flowaccent.data import load_data_dir
+from flowaccent.data.stream import iter_utterances
+from flowaccent.errors import ConfigError
+from flowaccent.train.checkpoint import load_model
+
+from .conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_and_utt(flow_exp):
+    _, exp, native, _ = flow_exp
+    utt = next(iter_utterances(load_data_dir(native)))
+    return load_model(exp / "final.pt"), utt
+
+
+def test_log_ll_and_z_are_what_scoring_computes(model_and_utt):
+    model, utt = model_and_utt
+    x = torch.as_tensor(utt.feats)
+    scored = model.score_utterance(utt.feats, utt.cmvn_stats)
+    torch.testing.assert_close(make_target(model, "log_ll", utt.cmvn_stats)(x), scored.log_ll)
+    torch.testing.assert_close(make_target(model, "z", utt.cmvn_stats)(x), scored.z)
+
+
+def test_posterior(model_and_utt):
+    model, utt = model_and_utt
+    x = torch.as_tensor(utt.feats)
+    every = make_target(model, "posterior", utt.cmvn_stats)(x)
+    assert every.shape == (len(x), 2)
+    torch.testing.assert_close(every.exp().sum(1), torch.ones(len(x)))
+    zh = make_target(model, "posterior", utt.cmvn_stats, "zh")(x)
+    torch.testing.assert_close(zh, every[:, 1])
+
+
+def test_gradients_reach_the_raw_filterbank_and_a_mask_fits(model_and_utt):
+    model, utt = model_and_utt
+    x = torch.as_tensor(utt.feats).clone().requires_grad_()
+    target = make_target(model, "log_ll", utt.cmvn_stats)
+    (grad,) = torch.autograd.grad(target(x).sum(), x)
+    assert grad.abs().sum() > 0
+    result = fit_blur_mask(target, torch.as_tensor(utt.feats), steps=5)
+    assert result.m.shape == utt.feats.shape
+    assert all(p.grad is None for p in model.parameters())  # the model is left alone
+
+
+def test_errors(model_and_utt, flow_exp):
+    model, utt = model_and_utt
+    with pytest.raises(ConfigError, match="not one of the model's"):
+        make_target(model, "posterior", utt.cmvn_stats, "ja")
+    with pytest.raises(ConfigError, match="unknown target"):
+        make_target(model, "logits", utt.cmvn_stats)
+    _, _, native, zh = flow_exp
+    plain = tiny_model(classes=("native",), cond_dim=0, data=[native])
+    with pytest.raises(ConfigError, match="two or more classes"):
+        make_target(plain, "posterior", utt.cmvn_stats)
