@@ -10,8 +10,6 @@ chosen target, and deletion curves are measured for every baseline. Per utteranc
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +30,7 @@ from flowaccent.blurmask.evaluate import (
 from flowaccent.blurmask.fit import BlurMaskConfig, BlurMaskResult, fit_blur_mask
 from flowaccent.blurmask.targets import make_target
 from flowaccent.config import Config
-from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.stream import load_cmvn_stats
@@ -207,7 +205,7 @@ def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, com
     )
     atomic_write_text(out / "summary.md", summary_markdown(report))
     atomic_write_text(out / "config.yaml", yaml.safe_dump(report["config"], sort_keys=False))
-    atomic_write_text(out / "summary.json", json.dumps(_clean(report), indent=2) + "\n")
+    atomic_write_json(out / "summary.json", report)
     return report
 
 
@@ -248,16 +246,3 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 f"{row['low_above_high']}/{s['num_utts']} |"
             )
     return "\n".join(lines) + "\n"
-
-
-def _clean(value):
-    r"""JSON-safe: NaN becomes null."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -3,6 +3,8 @@ r"""Atomic file writes: write to a temporary name in the same folder, then renam
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,3 +44,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     r"""Writes ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def json_safe(value):
+    r"""``value`` with numpy scalars as Python numbers and NaN as None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    return value
+
+
+def atomic_write_json(path: str | Path, value) -> None:
+    r"""Writes :func:`json_safe` ``value`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(json_safe(value), indent=2) + "\n")

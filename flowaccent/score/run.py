@@ -2,15 +2,13 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.errors import ConfigError
 from flowaccent.score import regress, summary
@@ -70,7 +68,7 @@ def score_corpora(
         raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
     report.update(_summarise(sets, results, out, model, reference))
     atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
-    atomic_write_text(out / "summary.json", json.dumps(_clean(report), indent=2) + "\n")
+    atomic_write_json(out / "summary.json", report)
     return report
 
 
@@ -128,16 +126,3 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
                     "svr": regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
                 }
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
-
-
-def _clean(value):
-    r"""JSON-safe: NaN becomes null."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
