@@ -31,13 +31,13 @@ from flowaccent.blurmask.fit import BlurMaskConfig, BlurMaskResult, fit_blur_mas
 from flowaccent.blurmask.targets import make_target
 from flowaccent.config import Config
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
-from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
+from flowaccent.data.specs import load_named_dirs
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.model import FlowModel
 from flowaccent.train.checkpoint import load_model
-from flowaccent.train.trainer import parse_data_specs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,17 +78,6 @@ def select_utterances(data: DataDir, count: int) -> list[str]:
     if len(utts) <= count:
         return utts
     return [utts[round(i)] for i in np.linspace(0, len(utts) - 1, count)]
-
-
-def _load_sets(specs: list[str], need: tuple[str, ...]) -> dict[str, DataDir]:
-    sets: dict[str, DataDir] = {}
-    for name, path in parse_data_specs(specs):
-        data = load_data_dir(path, require=need)
-        name = name or data.name
-        if name in sets:
-            raise ConfigError(f"blurmask: two data dirs are named '{name}'; name them with NAME=DATA_DIR")
-        sets[name] = data
-    return sets
 
 
 def _file_name(utt: str) -> str:
@@ -158,7 +147,7 @@ def run_blurmask(
     model = load_model(checkpoint or exp / "final.pt")
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
-    sets = _load_sets(data_specs, ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ()))
+    sets = load_named_dirs(data_specs, ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ()), "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results

@@ -10,12 +10,12 @@ import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.specs import load_named_dirs, parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import fit_gmm, gmm_utterance_log_ll, sample_frames
 from flowaccent.score.scorer import ScoreConfig, SetScores, read_tsv, score_dir
 from flowaccent.train.checkpoint import load_model
-from flowaccent.train.trainer import parse_data_specs
 
 
 def score_corpora(
@@ -35,7 +35,7 @@ def score_corpora(
     exp, out = Path(exp_dir), Path(out_dir)
     model = load_model(checkpoint or exp / "final.pt")
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
-    sets = _load_sets(data_specs, need)
+    sets = load_named_dirs(data_specs, need, "score")
     reference = reference or next(iter(sets))
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
@@ -70,17 +70,6 @@ def score_corpora(
     atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
     atomic_write_json(out / "summary.json", report)
     return report
-
-
-def _load_sets(specs: list[str], need: tuple[str, ...]) -> dict[str, DataDir]:
-    sets: dict[str, DataDir] = {}
-    for name, path in parse_data_specs(specs):
-        data = load_data_dir(path, require=need)
-        name = name or data.name
-        if name in sets:
-            raise ConfigError(f"score: two sets are named '{name}'; name them with NAME=DATA_DIR")
-        sets[name] = data
-    return sets
 
 
 def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config: ScoreConfig) -> dict[str, Any]:

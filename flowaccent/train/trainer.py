@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.model import FlowModel, build_model
 from flowaccent.train import distributed
@@ -33,15 +34,6 @@ class TrainSummary:
     global_step: int
     best_valid_nll: float
     final: Path
-
-
-def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
-    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``."""
-    out = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        out.append((name, Path(path)) if sep and name else (None, Path(spec)))
-    return out
 
 
 def load_classes(
