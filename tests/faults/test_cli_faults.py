@@ -93,28 +93,25 @@ FAULTS = [
 ]
 
 
-def rewrite_pipe(d: Path) -> str:
+def repoint(d: Path, index: int, value) -> str:
+    r"""Sets the rxfile of feats.scp line ``index`` to ``value(utt, ark path, offset)``; returns the utterance."""
+    utt, path, offset = entries(d)[index]
     lines = (d / "feats.scp").read_text().splitlines()
-    utt = lines[4].split()[0]
-    lines[4] = f"{utt} cat /nonexistent.ark |"
+    lines[index] = f"{utt} {value(utt, path, offset)}"
     (d / "feats.scp").write_text("\n".join(lines) + "\n")
     return utt
+
+
+def rewrite_pipe(d: Path) -> str:
+    return repoint(d, 4, lambda utt, path, offset: "cat /nonexistent.ark |")
 
 
 def missing_file(d: Path) -> str:
-    utt, path, offset = entries(d)[5]
-    lines = (d / "feats.scp").read_text().splitlines()
-    lines[5] = f"{utt} {d}/gone.ark:{offset}"
-    (d / "feats.scp").write_text("\n".join(lines) + "\n")
-    return utt
+    return repoint(d, 5, lambda utt, path, offset: f"{d}/gone.ark:{offset}")
 
 
 def bad_offset(d: Path) -> str:
-    utt, path, _ = entries(d)[5]
-    lines = (d / "feats.scp").read_text().splitlines()
-    lines[5] = f"{utt} {path}:99999999"
-    (d / "feats.scp").write_text("\n".join(lines) + "\n")
-    return utt
+    return repoint(d, 5, lambda utt, path, offset: f"{path}:99999999")
 
 
 def swap_lines(d: Path, name: str) -> None:
