@@ -15,6 +15,7 @@ import shlex
 import sys
 
 from flowaccent import __version__
+from flowaccent.allocator import tune_allocator
 from flowaccent.errors import FlowAccentError
 
 #: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
@@ -50,6 +51,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
+    tune_allocator()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
