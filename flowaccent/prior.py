@@ -71,7 +71,7 @@ class DNFPrior(nn.Module):
     def class_log_probs(self, z: Tensor) -> Tensor:
         r"""``log p(z | y)`` for every class: ``(B, D) -> (B, C)``."""
         k = self.config.cond_dim
-        c, r = z[:, :k], z[:, k:]
+        c, r = z.split([k, z.shape[1] - k], dim=1)
         means = self.means.to(z.dtype)
         # ||c - mu_y||^2 = ||c||^2 - 2 c.mu_y + ||mu_y||^2: a (B, k) x (k, C) matmul instead of a (B, C, k) tensor
         sq = (c * c).sum(1, keepdim=True) - 2 * c @ means.T + (means * means).sum(1)

@@ -80,13 +80,25 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         x, log_det = self._coupling_transform_inverse(transformed, self.transform_net(identity, context))
         return self._join(identity, x), log_det
 
+    def forward_in_place(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        r"""The forward pass on ``x`` ``(B, D)`` in place, without autograd; returns ``log_det`` ``(B,)``.
+
+        Only the transformed half of ``x`` changes; contiguous layouts only (``layout`` not None).
+        """
+        identity, transformed = self._split(x)
+        shift, raw = self.transform_net(identity, context).split([transformed.shape[1]] * 2, dim=1)
+        log_scale = raw.div_(self.clamp).tanh_().mul_(self.clamp)
+        transformed.mul_(log_scale.exp()).add_(shift)
+        return log_scale.sum(dim=1)
+
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Column slices (views, no gather) ``(identity, transformed)``."""
-        d = self.num_identity_features
+        r"""Column views (no gather; their gradients are joined by one ``cat``) ``(identity, transformed)``."""
+        d, k = self.num_identity_features, self.num_transform_features
         if self.layout == "first":
-            return x[:, :d], x[:, d:]
-        k = self.num_transform_features
-        return x[:, k:], x[:, :k]
+            identity, transformed = x.split([d, k], dim=1)
+            return identity, transformed
+        transformed, identity = x.split([k, d], dim=1)
+        return identity, transformed
 
     def _join(self, identity: Tensor, transformed: Tensor) -> Tensor:
         parts = (identity, transformed) if self.layout == "first" else (transformed, identity)
@@ -98,7 +110,7 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
 
     def _log_scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
         n = self.num_transform_features
-        shift, raw = transform_params[:, :n], transform_params[:, n:]
+        shift, raw = transform_params.split([n, n], dim=1)  # split: one gradient copy, not two
         return self.clamp * torch.tanh(raw / self.clamp), shift
 
     def _coupling_transform_forward(self, inputs: Tensor, transform_params: Tensor) -> tuple[Tensor, Tensor]:
