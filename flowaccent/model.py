@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.inplace import forward_in_place
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 from flowaccent.nn import gradient_filter
 from flowaccent.prior import DNFPrior, PriorConfig
@@ -82,7 +83,10 @@ class FlowModel(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
         y = self.pipeline.standardize(x)
-        z, log_det = self.transform(y, context)
+        if torch.is_grad_enabled():
+            z, log_det = self.transform(y, context)
+        else:  # scoring: one buffer updated in place (the same values, fewer passes over memory)
+            z, log_det = forward_in_place(self.transform, y, context)
         log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
         z_prior = z if filter_threshold is None else gradient_filter(z, batch_dim=0, threshold=filter_threshold)[0]
         return FlowOutput(z, self.prior.log_prob(z_prior, labels), log_det)

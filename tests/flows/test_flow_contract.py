@@ -159,3 +159,39 @@ def test_config_errors():
         ModelConfig.from_dict({"num_blocks": 0})
     with pytest.raises(ConfigError, match="unknown key"):
         ModelConfig.from_dict({"blocks": 10})
+
+
+@pytest.mark.parametrize(("norm", "cond_dim", "context", "mask"), CONFIGS)
+@pytest.mark.parametrize("standardize", [True, False])
+def test_no_grad_fast_path_matches_autograd_and_keeps_the_input(norm, cond_dim, context, mask, standardize, batch):
+    r"""Without gradients the flow updates one buffer in place (flows.inplace): same values, and the
+    caller's frames are left as they were (also when standardisation is off and nothing copies them)."""
+    model = make_model(norm, cond_dim, context, mask, standardize)
+    x, labels = batch
+    ctx = _context(labels, context)
+    slow = model(x, labels, ctx)
+    before = x.clone()
+    with torch.no_grad():
+        fast = model(x, labels, ctx)
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
+    for name in ("z", "log_p", "log_det"):
+        torch.testing.assert_close(getattr(fast, name), getattr(slow, name).detach())
+
+
+def test_no_grad_fast_path_copies_when_the_first_layer_is_a_coupling():
+    r"""With 2 features the alternating plan needs no leading permutation: the first coupling
+    would write into the caller's frames unless the fast path copies them first."""
+    torch.manual_seed(0)
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 2)
+    model = FlowModel(pipeline, ModelConfig(num_blocks=2, hidden=8), PriorConfig(), ("native",)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    assert type(model.transform._transforms[0]).__name__ == "SoftClampAffineCoupling"
+    x = torch.randn(5, 2)
+    before = x.clone()
+    slow = model(x).log_ll
+    with torch.no_grad():
+        fast = model(x).log_ll
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
+    torch.testing.assert_close(fast, slow.detach())
