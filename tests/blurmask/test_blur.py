@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from flowaccent.blurmask.blur import MODES, blur_energy, kernel_mass, num_taps, triangular_blur
+from flowaccent.blurmask.dense import dense_blur_energy, dense_triangular_blur
 from flowaccent.errors import ConfigError
 
 
@@ -75,29 +76,20 @@ def test_kernel_mass_closed_form_matches_the_sum():
     torch.testing.assert_close(kernel_mass(torch.tensor([3.0, 0.2])), torch.tensor([9.0, 1.0]))
 
 
-def dense_blur(energy: torch.Tensor, m: torch.Tensor, mode: str) -> torch.Tensor:
-    r"""The O(T K K) reference: a full (K, K) weight matrix per frame, straight from the definition."""
-    num_bins = energy.shape[-1]
-    m = m.clamp_min(1.0)
-    p = torch.arange(num_bins, dtype=energy.dtype)
-    offsets = p[None, :] - p[:, None]  # [p, i] = i - p
-    weights = torch.relu(m[..., :, None] - offsets.abs())  # (..., T, p, i)
-    span = torch.arange(-3 * num_bins, 3 * num_bins + 1, dtype=energy.dtype)
-    everywhere = torch.relu(m[..., None] - span.abs()).sum(-1)  # (..., T, p): over all integers d
-    inside = weights.sum(-1)
-    norm = inside if mode == "renorm" else everywhere
-    out = torch.einsum("...p,...pi->...i", energy / norm, weights)
-    if mode == "fold":
-        out = out + energy * (everywhere - inside) / everywhere
-    return out
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_the_dense_reference(mode):
     generator = torch.Generator().manual_seed(0)
     energy = torch.rand(2, 5, 16, generator=generator, dtype=torch.float64) + 0.01
     m = 0.5 + 20 * torch.rand(2, 5, 16, generator=generator, dtype=torch.float64)  # some wider than K
-    torch.testing.assert_close(blur_energy(energy, m, mode), dense_blur(energy, m, mode))
+    torch.testing.assert_close(blur_energy(energy, m, mode), dense_blur_energy(energy, m, mode))
+    spec = energy.log().requires_grad_()
+    widths = m.clone().requires_grad_()
+    fast = triangular_blur(spec, widths, mode)
+    dense = dense_triangular_blur(spec, widths, mode)
+    torch.testing.assert_close(fast, dense)
+    weights = torch.randn_like(fast)
+    grads = torch.autograd.grad((fast * weights).sum(), (spec, widths))
+    torch.testing.assert_close(grads, torch.autograd.grad((dense * weights).sum(), (spec, widths)))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -163,7 +155,7 @@ def test_widths_wider_than_the_spectrum_and_batches():
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
     m = torch.full((4, 5), 50.0, dtype=torch.float64)  # broadcast over the batch dims
     out = blur_energy(x.exp(), m, "renorm")
-    torch.testing.assert_close(out, dense_blur(x.exp(), m.expand_as(x), "renorm"))
+    torch.testing.assert_close(out, dense_blur_energy(x.exp(), m.expand_as(x), "renorm"))
     torch.testing.assert_close(out.sum(-1), x.exp().sum(-1))
 
 
