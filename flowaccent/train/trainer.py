@@ -309,8 +309,8 @@ class _Runner:
                 self.tb.add_scalar(f"train/{name}", value, progress.global_step)
 
     def _log(self, record: dict) -> None:
-        if self.log_file is not None:
-            self.log_file.write(json.dumps(record) + "\n")
+        if self.log_file is not None:  # "time": wall clock (Unix seconds), for curves against time
+            self.log_file.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
             self.log_file.flush()
 
     def _save(self, name: str, progress: Progress) -> None:

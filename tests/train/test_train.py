@@ -27,6 +27,8 @@ def test_reaches_the_true_entropy_of_a_gaussian(gaussian_dir, tmp_path):
     assert model.class_names == ("gauss",)
     records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(1, 9))
+    times = [r["time"] for r in records]
+    assert times == sorted(times) and all(t > 1.7e9 for t in times)
     assert (tmp_path / "exp" / "config.yaml").exists() and list((tmp_path / "exp" / "tensorboard").iterdir())
 
 
