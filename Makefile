@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-install bench-peers clean
 
 install: $(STAMP)
 
@@ -22,8 +22,16 @@ test: $(STAMP)
 demo: $(STAMP)
 	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh
 
+# Every table of docs/performance.md in one run (~45 min on 2 cores); peers need bench-install.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_fbank.py
+	$(BIN)/python benchmarks/run_all.py
+
+# Optional peers (zuko, normflows) for bench-peers; both accept the torch already installed.
+bench-install: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]'
+
+bench-peers: bench-install
+	$(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache recipes/*/exp

@@ -1,30 +1,56 @@
 r"""Model-only training and inference throughput of the flow, as a share of the machine's matmul rate.
 
-Measured side by side in one run, median of ``--repeats``:
+Measured side by side in one run, median of ``--repeats`` (interleaved, so machine noise hits all alike):
   matmul    torch.mm on exactly the conditioner layer shapes at the same batch (the ceiling)
   train     forward + backward + Adam step of FlowModel (10 blocks, hidden 512), frames/s
   infer     eval-mode forward without gradients, frames/s
+  train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
+            layouts): what the training share could reach if everything else took no time
 FLOPs are counted from the architecture (2 x multiply-adds of the conditioner matmuls; a
 training step costs 3x the forward: the forward, and the input and weight gradients).
+The process's allocator is set up as the ``flowaccent`` command sets it (flowaccent.allocator;
+``FLOWACCENT_MALLOC=system`` for glibc's defaults); minor page faults per inference step are printed.
+
+On a GPU (``--device cuda``; the runner picks it when one is present) every rate is timed with
+``torch.cuda.synchronize``; ``--precision tf32`` allows TF32 matmuls, ``bf16`` runs the model
+under bf16 autocast (the matmul ceiling is then timed in that precision too).
 
 Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] [--repeats 3]
+                                        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import resource
 import statistics
 import time
 
 import torch
 
+from flowaccent.allocator import tune_allocator
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
 
+ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
 
-def build(dim: int, config: ModelConfig, cond_dim: int) -> FlowModel:
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def autocast(device: str, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def build(dim: int, config: ModelConfig, cond_dim: int, device: str = "cpu") -> FlowModel:
     pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), dim)
     model = FlowModel(pipeline, config, PriorConfig(cond_dim=cond_dim), ("native", "zh"))
     x = torch.randn(4096, dim)
@@ -32,7 +58,7 @@ def build(dim: int, config: ModelConfig, cond_dim: int) -> FlowModel:
     with torch.no_grad():  # leave the zero-initialised identity so the timing is of real work
         for p in model.transform.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    return model
+    return model.to(device)
 
 
 def layer_shapes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:
@@ -40,78 +66,145 @@ def layer_shapes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:
     return list(zip(widths[:-1], widths[1:]))
 
 
-def time_matmul(config: ModelConfig, dim: int, batch: int, reps: int) -> float:
+def time_matmul(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu", precision: str = "fp32"):
     r"""GFLOP/s of torch.mm over one forward's worth of conditioner layers."""
     shapes = layer_shapes(config, dim)
-    inputs = [torch.randn(batch, a) for a, _ in shapes]
-    weights = [torch.randn(a, b) for a, b in shapes]
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    inputs = [torch.randn(batch, a, device=device, dtype=dtype) for a, _ in shapes]
+    weights = [torch.randn(a, b, device=device, dtype=dtype) for a, b in shapes]
     flops = 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
     for x, w in zip(inputs, weights):
         torch.mm(x, w)
+    sync(device)
     start = time.perf_counter()
     for _ in range(reps):
         for _ in range(config.num_blocks):
             for x, w in zip(inputs, weights):
                 torch.mm(x, w)
+    sync(device)
     return flops * reps / (time.perf_counter() - start) / 1e9
 
 
-def time_train(model: FlowModel, batch: int, steps: int) -> float:
-    x = torch.randn(batch, model.dim)
-    y = torch.arange(batch) % 2
+def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu") -> float:
+    r"""GFLOP/s of the matmuls of a training step alone, in the layouts autograd uses: per layer
+    ``x W^T`` (forward), ``g W`` (input gradient) and ``g^T x`` (weight gradient)."""
+    shapes = layer_shapes(config, dim)
+    xs = [torch.randn(batch, a, device=device) for a, _ in shapes]
+    gs = [torch.randn(batch, b, device=device) for _, b in shapes]
+    ws = [torch.randn(b, a, device=device) for a, b in shapes]
+
+    def step():
+        for _ in range(config.num_blocks):
+            for x, g, w in zip(xs, gs, ws):
+                torch.mm(x, w.t())
+                torch.mm(g, w)
+                torch.mm(g.t(), x)
+
+    step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    sync(device)
+    flops = 3 * 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
+    return flops * reps / (time.perf_counter() - start) / 1e9
+
+
+def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32") -> float:
+    device = str(next(model.parameters()).device)
+    x = torch.randn(batch, model.dim, device=device)
+    y = torch.arange(batch, device=device) % 2
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     model.train()
 
     def step():
-        loss = model(x, y).nll.mean()
+        with autocast(device, precision):
+            loss = model(x, y).nll.float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     step()
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync(device)
     return batch * steps / (time.perf_counter() - start)
 
 
 @torch.no_grad()
-def time_infer(model: FlowModel, batch: int, steps: int) -> float:
-    x = torch.randn(batch, model.dim)
+def time_infer(model: FlowModel, batch: int, steps: int, precision: str = "fp32") -> tuple[float, float]:
+    r"""Inference frames/s and minor page faults per step."""
+    device = str(next(model.parameters()).device)
+    x = torch.randn(batch, model.dim, device=device)
     model.eval()
-    model(x)
-    start = time.perf_counter()
-    for _ in range(steps):
+    with autocast(device, precision):
         model(x)
-    return batch * steps / (time.perf_counter() - start)
+        sync(device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+        sync(device)
+    seconds = time.perf_counter() - start
+    return batch * steps / seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
 
 
-def main() -> None:
+def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", precision: str = "fp32") -> list[dict]:
+    r"""One row per (D, batch): the matmul rate, train and inference frames/s and their shares of it."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    rows = []
+    for dim in dims:
+        model = build(dim, ARCH, cond_dim=dim, device=device)
+        fwd = flops_per_frame(ARCH, dim)
+        for batch in batches:
+            mm, train_mm, tr, inf, faults = [], [], [], [], []
+            for _ in range(repeats):  # interleaved, so machine noise hits all alike
+                mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
+                train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device))
+                tr.append(time_train(model, batch, steps, precision))
+                fps, flt = time_infer(model, batch, steps, precision)
+                inf.append(fps)
+                faults.append(flt)
+            rate, train_fps, infer_fps = (statistics.median(v) for v in (mm, tr, inf))
+            train_mm_rate = statistics.median(train_mm)
+            rows.append({
+                "device": device, "precision": precision, "dim": dim, "batch": batch, "matmul_gflops": rate,
+                "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
+                "train_matmuls_share": train_mm_rate / rate,
+                "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
+                "infer_faults_per_step": statistics.median(faults),
+            })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batches", type=int, nargs="+", default=[10000])
+    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
-    args = parser.parse_args()
-    config = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 10 blocks x hidden 512, "
-          f"median of {args.repeats}")
-    print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train fr/s':>11} {'train %':>8} "
-          f"{'infer fr/s':>11} {'infer %':>8}")
-    for dim in args.dims:
-        model = build(dim, config, cond_dim=dim)
-        fwd = flops_per_frame(config, dim)
-        for batch in args.batches:
-            mm, tr, inf = [], [], []
-            for _ in range(args.repeats):  # interleaved, so machine noise hits all alike
-                mm.append(time_matmul(config, dim, batch, args.steps))
-                tr.append(time_train(model, batch, args.steps))
-                inf.append(time_infer(model, batch, args.steps))
-            rate, train_fps, infer_fps = (statistics.median(v) for v in (mm, tr, inf))
-            train_share = 3 * fwd * train_fps / 1e9 / rate
-            infer_share = fwd * infer_fps / 1e9 / rate
-            print(f"{dim:>4} {batch:>6} {rate:>12.1f} {train_fps:>11.0f} {100 * train_share:>7.1f}% "
-                  f"{infer_fps:>11.0f} {100 * infer_share:>7.1f}%")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    tuned = tune_allocator()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.precision}, "
+          f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}")
+    rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision)
+    print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
+          f"{'infer fr/s':>11} {'infer %':>8} {'faults/step':>12}")
+    for r in rows:
+        print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
+              f"{r['train_fps']:>11.0f} "
+              f"{100 * r['train_share']:>7.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
+              f"{r['infer_faults_per_step']:>12.0f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return rows
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ with a tiny trained-by-construction model, runs ``flowaccent score`` on each in 
 process, and reports each run's peak RSS (``ru_maxrss`` of the child) and frames/s, next to the
 model-only inference rate measured in the same run.
 
-Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--hidden 512] [--blocks 10]
+Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -82,31 +84,53 @@ def run_score(exp: Path, data: Path, out: Path) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--blocks", type=int, default=10)
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=3, help="runs at --frames (the large corpus runs once)")
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args(argv)
+    from flowaccent.allocator import tune_allocator
+
+    tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     root = Path(tempfile.mkdtemp(prefix="bench_score_"))
     try:
         write_model(root / "exp", args.blocks, args.hidden)
-        rows = []
-        for frames in (args.frames, args.frames * args.scale):
-            data = write_corpus(root / f"data_{frames}", frames)
-            seconds, rss = run_score(root / "exp", data, root / f"scores_{frames}")
-            rows.append((frames, seconds, rss))
-            shutil.rmtree(data)
-        infer = model_only_rate(root / "exp")
-        print(f"scoring, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas)")
-        print(f"{'frames':>10} {'seconds':>8} {'frames/s':>9} {'vs model-only':>14} {'peak RSS MiB':>13}")
-        for frames, seconds, rss in rows:
-            fps = frames / seconds
-            print(f"{frames:>10} {seconds:>8.1f} {fps:>9.0f} {fps / infer:>14.3f} {rss:>13.0f}")
-        print(f"model-only inference: {infer:.0f} frames/s; RSS ratio {rows[1][2] / rows[0][2]:.3f}")
+        small, large = args.frames, args.frames * args.scale
+        data = write_corpus(root / "data_small", small)
+        runs, alone = [], []
+        for i in range(args.repeats):  # interleaved with the model-only rate
+            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}"))
+            alone.append(model_only_rate(root / "exp"))
+        shutil.rmtree(data)
+        data = write_corpus(root / "data_large", large)
+        large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large")
+        alone.append(model_only_rate(root / "exp"))
     finally:
         shutil.rmtree(root)
+    infer = statistics.median(alone)
+    small_seconds = statistics.median(r[0] for r in runs)
+    small_rss = statistics.median(r[1] for r in runs)
+    result = {
+        "frames": small, "seconds": small_seconds, "fps": small / small_seconds, "model_only_fps": infer,
+        "ratio": small / small_seconds / infer, "rss_mib": small_rss,
+        "large_frames": large, "large_seconds": large_seconds, "large_fps": large / large_seconds,
+        "large_ratio": large / large_seconds / infer, "large_rss_mib": large_rss, "rss_ratio": large_rss / small_rss,
+        "repeats": args.repeats,
+    }
+    print(f"scoring, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas); "
+          f"median of {args.repeats} at {small} frames, one run at {large}")
+    print(f"{'frames':>10} {'seconds':>8} {'frames/s':>9} {'vs model-only':>14} {'peak RSS MiB':>13}")
+    for frames, seconds, rss in ((small, small_seconds, small_rss), (large, large_seconds, large_rss)):
+        fps = frames / seconds
+        print(f"{frames:>10} {seconds:>8.1f} {fps:>9.0f} {fps / infer:>14.3f} {rss:>13.0f}")
+    print(f"model-only inference: {infer:.0f} frames/s; RSS ratio {result['rss_ratio']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

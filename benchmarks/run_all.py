@@ -1,0 +1,181 @@
+r"""Runs every benchmark of ``docs/performance.md`` in one go and writes the table.
+
+Sections (``--only`` picks some), each a ratio of things measured side by side in this run,
+median of ``--repeats``:
+
+  model     model-only train/inference frames/s as a share of the matmul rate (bench_model.py)
+  malloc    model-only inference with glibc's default allocator vs flowaccent's (child processes)
+  train     `flowaccent train` end to end vs model-only training (bench_train.py)
+  score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
+  quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
+  blur      triangular_blur vs the dense O(T K K) blur (bench_blur.py)
+  peers     flowaccent vs zuko, normflows and a plain RealNVP (bench_peers.py; `make bench-install`)
+  gpu       the model table on CUDA in fp32/tf32/bf16, when a GPU is present
+
+Writes ``OUT/latest.json`` (every number) and ``OUT/latest.md`` (the tables).
+
+Usage: python benchmarks/run_all.py [--only model blur ...] [--out benchmarks/results] [--quick]
+  --quick: tiny sizes, to check that the benchmarks run (the tests do this); numbers meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+import bench_blur  # noqa: E402
+import bench_model  # noqa: E402
+import bench_peers  # noqa: E402
+import bench_quality  # noqa: E402
+import bench_score  # noqa: E402
+import bench_train  # noqa: E402
+
+SECTIONS = ("model", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
+
+
+def malloc_comparison(repeats: int, quick: bool) -> list[dict]:
+    r"""bench_model's D=120 rows in two fresh processes: glibc's defaults, then flowaccent's tuning."""
+    rows = []
+    for malloc in ("system", "tuned"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            args = ["--dims", "120", "--batches", "10000", "--repeats", str(repeats), "--json", out.name]
+            if quick:
+                args = ["--dims", "8", "--batches", "64", "--repeats", "1", "--steps", "1", "--json", out.name]
+            env = {**os.environ, "FLOWACCENT_MALLOC": malloc}
+            subprocess.run([sys.executable, str(HERE / "bench_model.py"), *args], env=env, check=True)
+            rows += [{**r, "malloc": malloc} for r in json.loads(Path(out.name).read_text())]
+    return rows
+
+
+def run_section(name: str, repeats: int, quick: bool) -> object:
+    rep = ["--repeats", str(1 if quick else repeats)]
+    if name == "model":
+        return bench_model.main((["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []) + rep)
+    if name == "malloc":
+        return malloc_comparison(repeats, quick)
+    if name == "train":
+        return bench_train.main((["--frames", "20000", "--batch", "1000"] if quick else []) + rep)
+    if name == "score":
+        return bench_score.main((["--frames", "10000", "--scale", "2", "--hidden", "16", "--blocks", "2"]
+                                 if quick else []) + rep)
+    if name == "quality":
+        quick_args = ["--ref-epochs", "1", "--num-sentences", "24",
+                      "--flowaccent-args", "--train.epochs 1 --model.hidden 16 --model.num-blocks 2"]
+        return bench_quality.main(quick_args if quick else [])
+    if name == "blur":
+        return bench_blur.main((["--bins", "16", "--frames", "20"] if quick else []) + rep)
+    if name == "peers":
+        return bench_peers.main((["--dims", "8", "--batch", "64", "--steps", "1"] if quick else []) + rep)
+    if name == "gpu":
+        if not torch.cuda.is_available():
+            print("no CUDA device: the GPU section is skipped")
+            return None
+        return [row for precision in ("fp32", "tf32", "bf16")
+                for row in bench_model.main(["--device", "cuda", "--precision", precision] + rep)]
+    raise ValueError(name)
+
+
+def markdown(results: dict) -> str:
+    r"""The tables of docs/performance.md from the results of one run."""
+    lines = [f"Run {results['date']} on {results['machine']}.", ""]
+    if rows := results.get("model"):
+        lines += ["### Model only: share of the matmul rate", "",
+                  "| D | batch | matmul GFLOP/s | train matmuls alone | train frames/s | train share "
+                  "| inference frames/s | inference share |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {100 * r['train_matmuls_share']:.1f}% | "
+                  f"{r['train_fps']:.0f} | "
+                  f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% |"
+                  for r in rows]
+        lines.append("")
+    if rows := results.get("malloc"):
+        lines += ["### Allocator (D=120, batch 10000, separate processes)", "",
+                  "| allocator | matmul GFLOP/s | train share | inference share | page faults per inference step |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['malloc']} | {r['matmul_gflops']:.1f} | {100 * r['train_share']:.1f}% | "
+                  f"{100 * r['infer_share']:.1f}% | {r['infer_faults_per_step']:.0f} |" for r in rows]
+        lines.append("")
+    if r := results.get("train"):
+        lines += ["### `flowaccent train` end to end (D=120, 10 x 512)", "",
+                  "| frames | batch | model-only frames/s | steady frames/s | ratio | whole command frames/s | ratio |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+                  f"| {r['frames']} | {r['batch']} | {r['model_only_fps']:.0f} | {r['steady_fps']:.0f} | "
+                  f"{r['steady_ratio']:.3f} | {r['wall_fps']:.0f} | {r['wall_ratio']:.3f} |", ""]
+    if r := results.get("score"):
+        lines += ["### `flowaccent score` end to end (D=120, 10 x 512 DNF)", "",
+                  "| frames | seconds | frames/s | vs model-only inference | peak RSS MiB |",
+                  "| ---: | ---: | ---: | ---: | ---: |",
+                  f"| {r['frames']} | {r['seconds']:.1f} | {r['fps']:.0f} | {r['ratio']:.3f} | {r['rss_mib']:.0f} |",
+                  f"| {r['large_frames']} | {r['large_seconds']:.1f} | {r['large_fps']:.0f} | {r['large_ratio']:.3f} | "
+                  f"{r['large_rss_mib']:.0f} |", "",
+                  f"Peak RSS ratio {r['rss_ratio']:.3f}; model-only inference {r['model_only_fps']:.0f} frames/s.", ""]
+    if r := results.get("quality"):
+        reached = (f"{r['flowaccent_seconds_to_target']:.0f} s (epoch {r['flowaccent_epoch_at_target']})"
+                   if r["flowaccent_epoch_at_target"] else "not reached")
+        lines += ["### Time to quality (demo corpus, train_native)", "",
+                  "| | epochs | seconds | held-out NLL |", "| --- | ---: | ---: | ---: |",
+                  f"| lab setting (plain reference) | {r['reference_epochs']} | {r['reference_seconds']:.0f} | "
+                  f"{r['reference_final_nll']:.3f} |",
+                  f"| `flowaccent train`, defaults, to that NLL | {r['flowaccent_epoch_at_target'] or '-'} | "
+                  f"{reached} | |",
+                  f"| `flowaccent train`, defaults, all epochs | {r['flowaccent_epochs']} | "
+                  f"{r['flowaccent_total_seconds']:.0f} | {r['flowaccent_final_nll']:.3f} |", "",
+                  f"Time ratio {r['time_ratio']:.3f} ({r['train_frames']} training, "
+                  f"{r['valid_frames']} held-out frames).",
+                  ""]
+    if rows := results.get("blur"):
+        first = rows[0]
+        lines += [f"### Blur-mask kernel (forward + backward, T={first['frames']}, m ~ U[1, {first['m_max']:g}])", "",
+                  "| K | triangular_blur ms | dense ms | speedup | relative diff (float64) | relative diff (float32) |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['bins']} | {r['triangular_blur_ms']:.2f} | {r['dense_ms']:.2f} | {r['speedup']:.1f}x | "
+                  f"{r['max_rel_diff_float64']:.1e} | {r['max_rel_diff_float32']:.1e} |" for r in rows]
+        lines.append("")
+    if rows := results.get("peers"):
+        lines += ["### Peers (same architecture, model only)", "", bench_peers.markdown(rows), ""]
+    if rows := results.get("gpu"):
+        lines += ["### GPU", "", "| precision | D | batch | matmul GFLOP/s | train frames/s | train share | "
+                  "inference frames/s | inference share |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['precision']} | {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {r['train_fps']:.0f} | "
+                  f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% |"
+                  for r in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
+    args = parser.parse_args(argv)
+    machine = (f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+               + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+    results: dict = {"date": datetime.date.today().isoformat(), "machine": machine, "seconds": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.only:
+        print(f"== {name}", flush=True)
+        start = time.perf_counter()
+        results[name] = run_section(name, args.repeats, args.quick)
+        results["seconds"][name] = round(time.perf_counter() - start, 1)
+        (args.out / "latest.json").write_text(json.dumps(results, indent=1))  # kept section by section
+    (args.out / "latest.md").write_text(markdown(results))
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
