@@ -30,14 +30,17 @@ class ScoreConfig(Config):
     r"""How corpora are scored.
 
     Attributes:
-        batch_frames: frames per forward pass.
+        batch_frames: frames per forward pass. 8000 keeps a ``(8000, hidden)`` float32 activation
+            under 32 MiB for hidden <= 1024, so it is served from the heap that the ``flowaccent``
+            command keeps (flowaccent.allocator) instead of fresh pages: scoring 300k frames took
+            1.23x as long with 20000 (measured side by side, docs/performance.md).
         max_latents: size of the random sample of latents kept per set (``latents.npy``).
         native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
             if the model has it, else its first class).
         seed: seeds the latent sample.
     """
 
-    batch_frames: int = 20000
+    batch_frames: int = 8000
     max_latents: int = 20000
     native_class: str = ""
     seed: int = 0
