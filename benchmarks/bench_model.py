@@ -44,6 +44,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def seconds(step, reps: int, device: str) -> float:
+    r"""Wall seconds of ``reps`` calls of ``step`` after one warm-up call (device synchronised)."""
+    step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    sync(device)
+    return time.perf_counter() - start
+
+
 def autocast(device: str, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
@@ -73,16 +84,13 @@ def time_matmul(config: ModelConfig, dim: int, batch: int, reps: int, device: st
     inputs = [torch.randn(batch, a, device=device, dtype=dtype) for a, _ in shapes]
     weights = [torch.randn(a, b, device=device, dtype=dtype) for a, b in shapes]
     flops = 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
-    for x, w in zip(inputs, weights):
-        torch.mm(x, w)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
+
+    def step():
         for _ in range(config.num_blocks):
             for x, w in zip(inputs, weights):
                 torch.mm(x, w)
-    sync(device)
-    return flops * reps / (time.perf_counter() - start) / 1e9
+
+    return flops * reps / seconds(step, reps, device) / 1e9
 
 
 def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu") -> float:
@@ -100,14 +108,8 @@ def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, dev
                 torch.mm(g, w)
                 torch.mm(g.t(), x)
 
-    step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        step()
-    sync(device)
     flops = 3 * 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
-    return flops * reps / (time.perf_counter() - start) / 1e9
+    return flops * reps / seconds(step, reps, device) / 1e9
 
 
 def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32") -> float:
@@ -124,13 +126,7 @@ def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
         loss.backward()
         optimizer.step()
 
-    step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / seconds(step, steps, device)
 
 
 @torch.no_grad()

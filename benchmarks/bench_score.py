@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,9 +58,12 @@ def write_model(exp: Path, blocks: int, hidden: int) -> None:
     save_checkpoint(exp / "final.pt", model, None, Progress(), {})
 
 
-def model_only_rate(exp: Path, batch: int = 20000, steps: int = 3) -> float:
+def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3) -> float:
+    r"""Inference frames/s of the model alone at the scorer's batch (default ``ScoreConfig().batch_frames``)."""
+    from flowaccent.score.scorer import ScoreConfig
     from flowaccent.train.checkpoint import load_model
 
+    batch = batch or ScoreConfig().batch_frames
     model = load_model(exp / "final.pt")
     x = torch.randn(batch, model.dim)
     with torch.no_grad():
@@ -71,17 +74,29 @@ def model_only_rate(exp: Path, batch: int = 20000, steps: int = 3) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
+#: Runs a command and prints its peak RSS. Linux keeps a process's ru_maxrss across exec, so a
+#: command forked straight from this (large) benchmark process would report this process's RSS;
+#: forked from this small wrapper it reports its own.
+MAXRSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_score(exp: Path, data: Path, out: Path) -> tuple[float, float]:
     r"""Runs ``flowaccent score`` in a child; returns (seconds, peak RSS in MiB of that child)."""
+    command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet"]
     start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # a fresh child whose ru_maxrss is its own
-        os.execvp(sys.executable, [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out),
-                                   str(data), "--quiet"])
-    _, status, usage = os.wait4(pid, 0)
-    if status != 0:
-        raise SystemExit(f"flowaccent score failed with status {status}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"flowaccent score failed with status {done.returncode}: {done.stderr}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 def main(argv: list[str] | None = None) -> dict:

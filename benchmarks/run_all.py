@@ -4,7 +4,7 @@ Sections (``--only`` picks some), each a ratio of things measured side by side i
 median of ``--repeats``:
 
   model     model-only train/inference frames/s as a share of the matmul rate (bench_model.py)
-  malloc    model-only inference with glibc's default allocator vs flowaccent's (child processes)
+  malloc    inference-only processes with glibc's default allocator vs flowaccent's (bench_malloc.py)
   train     `flowaccent train` end to end vs model-only training (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
@@ -24,9 +24,7 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +34,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import bench_blur  # noqa: E402
+import bench_malloc  # noqa: E402
 import bench_model  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_quality  # noqa: E402
@@ -45,26 +44,12 @@ import bench_train  # noqa: E402
 SECTIONS = ("model", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
 
 
-def malloc_comparison(repeats: int, quick: bool) -> list[dict]:
-    r"""bench_model's D=120 rows in two fresh processes: glibc's defaults, then flowaccent's tuning."""
-    rows = []
-    for malloc in ("system", "tuned"):
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            args = ["--dims", "120", "--batches", "10000", "--repeats", str(repeats), "--json", out.name]
-            if quick:
-                args = ["--dims", "8", "--batches", "64", "--repeats", "1", "--steps", "1", "--json", out.name]
-            env = {**os.environ, "FLOWACCENT_MALLOC": malloc}
-            subprocess.run([sys.executable, str(HERE / "bench_model.py"), *args], env=env, check=True)
-            rows += [{**r, "malloc": malloc} for r in json.loads(Path(out.name).read_text())]
-    return rows
-
-
 def run_section(name: str, repeats: int, quick: bool) -> object:
     rep = ["--repeats", str(1 if quick else repeats)]
     if name == "model":
         return bench_model.main((["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []) + rep)
     if name == "malloc":
-        return malloc_comparison(repeats, quick)
+        return bench_malloc.main((["--dim", "8", "--batch", "64", "--steps", "1"] if quick else []) + rep)
     if name == "train":
         return bench_train.main((["--frames", "20000", "--batch", "1000"] if quick else []) + rep)
     if name == "score":
@@ -101,11 +86,11 @@ def markdown(results: dict) -> str:
                   for r in rows]
         lines.append("")
     if rows := results.get("malloc"):
-        lines += ["### Allocator (D=120, batch 10000, separate processes)", "",
-                  "| allocator | matmul GFLOP/s | train share | inference share | page faults per inference step |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {r['malloc']} | {r['matmul_gflops']:.1f} | {100 * r['train_share']:.1f}% | "
-                  f"{100 * r['infer_share']:.1f}% | {r['infer_faults_per_step']:.0f} |" for r in rows]
+        lines += ["### Allocator (inference only, fresh processes, D=120, batch 10000)", "",
+                  "| allocator | inference frames/s | vs glibc defaults | page faults per step |",
+                  "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {r['malloc']} | {r['infer_fps']:.0f} | {r['vs_system']:.3f}x | {r['faults_per_step']:.0f} |"
+                  for r in rows]
         lines.append("")
     if r := results.get("train"):
         lines += ["### `flowaccent train` end to end (D=120, 10 x 512)", "",
