@@ -33,7 +33,7 @@ class ScoreConfig(Config):
         batch_frames: frames per forward pass. 8000 keeps a ``(8000, hidden)`` float32 activation
             under 32 MiB for hidden <= 1024, so it is served from the heap that the ``flowaccent``
             command keeps (flowaccent.allocator) instead of fresh pages: scoring 300k frames took
-            1.23x as long with 20000 (measured side by side, docs/performance.md).
+            1.21-1.23x as long with 20000 (docs/performance.md).
         max_latents: size of the random sample of latents kept per set (``latents.npy``).
         native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
             if the model has it, else its first class).
