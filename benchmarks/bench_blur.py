@@ -12,7 +12,6 @@ Usage: python benchmarks/bench_blur.py [--bins 40 257] [--frames 500] [--repeats
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -21,6 +20,7 @@ import torch
 from flowaccent.allocator import tune_allocator
 from flowaccent.blurmask.blur import triangular_blur
 from flowaccent.blurmask.dense import dense_triangular_blur
+from flowaccent.data.atomic import atomic_write_json
 
 
 def inputs(frames: int, bins: int, m_max: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{r['bins']:>4} {r['triangular_blur_ms']:>9.2f} {r['dense_ms']:>9.2f} {r['speedup']:>7.1f}x "
               f"{r['max_rel_diff_float64']:>9.1e} {r['max_rel_diff_float32']:>9.1e}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write_json(args.json, rows)
     return rows
 
 

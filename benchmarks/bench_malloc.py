@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flowaccent.data.atomic import atomic_write_json
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in rows:
         print(f"{r['malloc']:>9} {r['infer_fps']:>11.0f} {r['vs_system']:>9.3f}x {r['faults_per_step']:>12.0f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        atomic_write_json(args.json, rows)
     return rows
 
 

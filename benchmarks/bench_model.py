@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import resource
 import statistics
 import time
@@ -31,6 +30,7 @@ import time
 import torch
 
 from flowaccent.allocator import tune_allocator
+from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{100 * r['train_share']:>7.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write_json(args.json, rows)
     return rows
 
 

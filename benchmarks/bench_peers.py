@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -50,10 +48,11 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_model import time_matmul  # noqa: E402
+from bench_model import seconds, time_matmul  # noqa: E402
 from plain_realnvp import Coupling, PlainRealNVP  # noqa: E402
 
 from flowaccent.allocator import tune_allocator  # noqa: E402
+from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
 from flowaccent.flows.coupling import Conditioner  # noqa: E402
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame  # noqa: E402
@@ -173,22 +172,14 @@ def time_train(impl: Impl, x: Tensor, steps: int) -> float:
         loss.backward()
         optimizer.step()
 
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return len(x) * steps / (time.perf_counter() - start)
+    return len(x) * steps / seconds(step, steps, "cpu")
 
 
 @torch.no_grad()
 def time_infer(impl: Impl, x: Tensor, steps: int) -> float:
     r"""Frames/s of eval-mode ``log p(x)`` without gradients on ``x`` ``(B, D)`` (one untimed pass first)."""
     impl.module.eval()
-    impl.log_prob(x)
-    start = time.perf_counter()
-    for _ in range(steps):
-        impl.log_prob(x)
-    return len(x) * steps / (time.perf_counter() - start)
+    return len(x) * steps / seconds(lambda: impl.log_prob(x), steps, "cpu")
 
 
 def available(names: list[str]) -> list[str]:
@@ -319,7 +310,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "share: of the matmul rate measured in the same run"
     )
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        atomic_write_json(args.json, rows)
     return rows
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from plain_realnvp import PlainRealNVP  # noqa: E402
 
 from flowaccent.allocator import tune_allocator  # noqa: E402
+from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
 from flowaccent.train.config import TrainConfig  # noqa: E402
 from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs  # noqa: E402
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"flowaccent after its {len(ours)} default epochs: {ours[-1]['seconds']:.1f} s, "
           f"held-out NLL {ours[-1]['valid_nll']:.3f} (best {result['flowaccent_best_nll']:.3f})")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        atomic_write_json(args.json, result)
     return result
 
 

@@ -11,7 +11,6 @@ Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeat
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from flowaccent.data.atomic import atomic_write_json
 
 
 def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) -> Path:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{frames:>10} {seconds:>8.1f} {fps:>9.0f} {fps / infer:>14.3f} {rss:>13.0f}")
     print(f"model-only inference: {infer:.0f} frames/s; RSS ratio {result['rss_ratio']:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        atomic_write_json(args.json, result)
     return result
 
 

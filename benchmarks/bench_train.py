@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_model import build, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
+from flowaccent.data.atomic import atomic_write_json
+
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"flowaccent train, steady state: {result['steady_fps']:9.0f} frames/s  ratio {result['steady_ratio']:.3f}")
     print(f"flowaccent train, wall clock:   {result['wall_fps']:9.0f} frames/s  ratio {result['wall_ratio']:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        atomic_write_json(args.json, result)
     return result
 
 

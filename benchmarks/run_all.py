@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
@@ -40,6 +39,8 @@ import bench_peers  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
 import bench_train  # noqa: E402
+
+from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
 SECTIONS = ("model", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         results[name] = run_section(name, args.repeats, args.quick)
         results["seconds"][name] = round(time.perf_counter() - start, 1)
-        (args.out / "latest.json").write_text(json.dumps(results, indent=1))  # kept section by section
+        atomic_write_json(args.out / "latest.json", results)  # kept section by section
     (args.out / "latest.md").write_text(markdown(results))
     print(markdown(results))
     return results

@@ -3,8 +3,8 @@ r"""Keeps glibc's ``malloc`` from handing large tensors' pages back to the kerne
 On Linux, glibc serves an allocation above ``M_MMAP_THRESHOLD`` with a fresh ``mmap`` and unmaps
 it on free; the threshold adapts upwards, but heap trimming still returns freed memory, so a flow
 step that allocates and frees ``(10000, 512)`` float32 activations (20 MB each) touches new pages
-every time: ~80 000 minor page faults per inference step of a 10 x 512 flow, a quarter of its
-time on 2 cores (``benchmarks/bench_model.py`` prints the faults per step with and without this).
+every time: 80 000-100 000 minor page faults per inference step of a 10 x 512 flow in a process
+that only scores, a quarter of its time on 2 cores (``benchmarks/bench_malloc.py`` measures it).
 
 :func:`tune_allocator` fixes the thresholds with ``mallopt`` (the same effect as the
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` environment variables): allocations up to

@@ -86,7 +86,8 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         Only the transformed half of ``x`` changes; contiguous layouts only (``layout`` not None).
         """
         identity, transformed = self._split(x)
-        shift, raw = self.transform_net(identity, context).split([transformed.shape[1]] * 2, dim=1)
+        n = self.num_transform_features
+        shift, raw = self.transform_net(identity, context).split([n, n], dim=1)
         log_scale = raw.div_(self.clamp).tanh_().mul_(self.clamp)
         transformed.mul_(log_scale.exp()).add_(shift)
         return log_scale.sum(dim=1)
