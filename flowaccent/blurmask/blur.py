@@ -20,7 +20,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from flowaccent.errors import ConfigError
@@ -57,19 +56,95 @@ def num_taps(m: Tensor, num_bins: int) -> int:
     return int(min(max(math.ceil(top) - 1, 0), num_bins - 1))
 
 
-def _shift(values: Tensor, d: int) -> Tensor:
-    r"""``out[..., i] = values[..., i - d]`` along the last axis, zero where ``i - d`` is outside."""
-    if d == 0:
-        return values
-    if d > 0:
-        return F.pad(values[..., :-d], (d, 0))
-    return F.pad(values[..., -d:], (0, -d))
+def _outside_mass(m: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The kernel's mass that falls outside the bins, and its slope in ``m``.
+
+    Bin ``p`` of ``K`` loses the offsets ``a >= j`` on each side, ``j = p + 1`` on the left and
+    ``K - p`` on the right: ``sum_{a=j..n} (m - a) = c (m - (n + j) / 2)`` with ``c = max(n - j + 1, 0)``
+    taps, which is also the slope in ``m``.
+
+    Arguments:
+        m: widths ``(..., K)``, ``>= 1``.
+        n: ``ceil(m) - 1``, the taps each side that carry weight, ``(..., K)``.
+
+    Returns:
+        ``(outside, slope)``, both ``(..., K)``; zero away from the edges.
+    """
+    num_bins = m.shape[-1]
+    p = torch.arange(num_bins, dtype=m.dtype, device=m.device)
+    outside = torch.zeros_like(m)
+    slope = torch.zeros_like(m)
+    for j in (p + 1, num_bins - p):
+        c = (n - j + 1).clamp_min_(0)
+        outside += c * (m - (n + j) / 2)
+        slope += c
+    return outside, slope
 
 
-def _inside(num_bins: int, d: int, like: Tensor) -> Tensor:
-    r"""``(K,)``: 1 where the source bin ``p`` sends offset ``d`` to a bin inside ``0 .. K-1``."""
-    p = torch.arange(num_bins, device=like.device)
-    return ((p + d >= 0) & (p + d < num_bins)).to(like.dtype)
+def _spread(source: Tensor, m: Tensor, taps: int) -> Tensor:
+    r"""``out[i] = sum_p source[p] relu(m_p - |i - p|)`` over the bins inside, ``(..., K)``: one
+    multiply and two shifted in-place adds per offset."""
+    out = source * m
+    for a in range(1, taps + 1):
+        sent = source * (m - a).clamp_min_(0)
+        out[..., a:] += sent[..., :-a]
+        out[..., :-a] += sent[..., a:]
+    return out
+
+
+def _gather(grad: Tensor, m: Tensor, taps: int) -> tuple[Tensor, Tensor]:
+    r"""The adjoints of :func:`_spread`, both ``(..., K)``.
+
+    Returns:
+        ``by_source[p] = sum_i grad[i] relu(m_p - |i - p|)`` (the gradient in ``source``) and
+        ``by_width[p] = sum_i grad[i] [m_p > |i - p|]`` (times ``source``, the gradient in ``m``).
+    """
+    by_source = grad * m
+    by_width = grad.clone()
+    received = torch.empty_like(grad)
+    for a in range(1, taps + 1):
+        received[..., :-a] = grad[..., a:]
+        received[..., -a:] = 0
+        received[..., a:] += grad[..., :-a]
+        weight = (m - a).clamp_min_(0)
+        by_source.addcmul_(received, weight)
+        by_width.addcmul_(received, weight.sign_())
+    return by_source, by_width
+
+
+class _BlurEnergy(torch.autograd.Function):
+    r""":func:`blur_energy` on widths already ``>= 1``, with its gradient written out.
+
+    Autograd would record ``O(W)`` intermediates of ``(..., T, K)`` and replay ``O(W)`` small
+    kernels for each; written out, the forward and the backward are one loop of ``W`` each.
+    """
+
+    @staticmethod
+    def forward(ctx, energy: Tensor, m: Tensor, mode: str, taps: int) -> Tensor:  # type: ignore[override]
+        n = (torch.ceil(m) - 1).clamp_min_(0)
+        total = (2 * n + 1) * m - n * (n + 1)  # kernel_mass(m)
+        outside, outside_slope = _outside_mass(m, n)
+        norm = total - outside if mode == "renorm" else total
+        source = energy / norm
+        out = _spread(source, m, taps)
+        if mode == "fold":
+            out += energy * outside / total
+        ctx.mode, ctx.taps = mode, taps
+        ctx.save_for_backward(energy, m, n, total, outside, outside_slope, norm, source)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        energy, m, n, total, outside, outside_slope, norm, source = ctx.saved_tensors
+        by_source, by_width = _gather(grad.contiguous(), m, ctx.taps)
+        grad_energy = by_source / norm
+        total_slope = 2 * n + 1
+        norm_slope = total_slope - outside_slope if ctx.mode == "renorm" else total_slope
+        grad_m = by_width * source - grad_energy * source * norm_slope
+        if ctx.mode == "fold":
+            grad_energy += grad * outside / total
+            grad_m += grad * energy * (outside_slope * total - outside * total_slope) / total**2
+        return grad_energy, grad_m, None, None
 
 
 def blur_energy(energy: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
@@ -90,24 +165,8 @@ def blur_energy(energy: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
     if mode not in MODES:
         raise ConfigError(f"blur: unknown mode '{mode}' (use {', '.join(MODES)})")
     energy, m = torch.broadcast_tensors(energy, m.to(energy.dtype))
-    num_bins = energy.shape[-1]
     m = m.clamp_min(1.0)
-    total = kernel_mass(m)
-    taps = num_taps(m, num_bins)
-    inside = torch.zeros_like(m)
-    sent = []
-    for d in range(-taps, taps + 1):
-        weight = F.relu(m - abs(d)) * _inside(num_bins, d, m)
-        inside = inside + weight
-        sent.append((d, weight))
-    norm = inside if mode == "renorm" else total
-    source = energy / norm
-    out = torch.zeros_like(energy)
-    for d, weight in sent:
-        out = out + _shift(source * weight, d)
-    if mode == "fold":
-        out = out + energy * (total - inside) / total
-    return out
+    return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1]))
 
 
 def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
