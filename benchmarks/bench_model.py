@@ -2,7 +2,7 @@ r"""Model-only training and inference throughput of the flow, as a share of the 
 
 Measured side by side in one run, median of ``--repeats`` (interleaved, so machine noise hits all alike):
   matmul    torch.mm on exactly the conditioner layer shapes at the same batch (the ceiling)
-  train     forward + backward + Adam step of FlowModel (10 blocks, hidden 512), frames/s
+  train     forward + backward + Adam step (the trainer's fused Adam) of FlowModel (10 blocks, hidden 512), frames/s
   infer     eval-mode forward without gradients, frames/s
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
             layouts): what the training share could reach if everything else took no time
@@ -35,6 +35,7 @@ from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
+from flowaccent.train.optimizer import make_optimizer
 
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
 
@@ -116,7 +117,7 @@ def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
     device = str(next(model.parameters()).device)
     x = torch.randn(batch, model.dim, device=device)
     y = torch.arange(batch, device=device) % 2
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+    optimizer = make_optimizer(model.parameters(), lr=1e-5)  # the trainer's
     model.train()
 
     def step():

@@ -23,6 +23,7 @@ from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import FrameSource, FrameStream, UttRef, split_valid, utterance_refs
+from flowaccent.train.optimizer import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +86,7 @@ def train(
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
     model.to(env.device)
-    optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     last, config_dict = exp / "checkpoints" / "last.pt", config.to_dict()
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
     if env.is_main:
