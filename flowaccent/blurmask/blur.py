@@ -71,22 +71,27 @@ def _outside_mass(m: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         ``(outside, slope)``, both ``(..., K)``; zero away from the edges.
     """
     num_bins = m.shape[-1]
-    p = torch.arange(num_bins, dtype=m.dtype, device=m.device)
+    edge = min(int(n.max()) if n.numel() else 0, num_bins)  # columns that can lose mass, each side
     outside = torch.zeros_like(m)
     slope = torch.zeros_like(m)
-    for j in (p + 1, num_bins - p):
-        c = (n - j + 1).clamp_min_(0)
-        outside += c * (m - (n + j) / 2)
-        slope += c
+    j = torch.arange(1, edge + 1, dtype=m.dtype, device=m.device)  # j of the left edge's columns 0 .. edge-1
+    for cols, j_cols in ((slice(0, edge), j), (slice(num_bins - edge, num_bins), j.flip(0))):
+        m_cols, n_cols = m[..., cols], n[..., cols]
+        c = (n_cols - j_cols + 1).clamp_min_(0)
+        outside[..., cols] += c * (m_cols - (n_cols + j_cols) / 2)
+        slope[..., cols] += c
     return outside, slope
 
 
 def _spread(source: Tensor, m: Tensor, taps: int) -> Tensor:
-    r"""``out[i] = sum_p source[p] relu(m_p - |i - p|)`` over the bins inside, ``(..., K)``: one
-    multiply and two shifted in-place adds per offset."""
+    r"""``out[i] = sum_p source[p] relu(m_p - |i - p|)`` over the bins inside, ``(..., K)``.
+
+    Per offset one subtract, one clamp, one multiply and two shifted adds, all in place.
+    """
     out = source * m
+    weight, sent = m.clone(), torch.empty_like(out)
     for a in range(1, taps + 1):
-        sent = source * (m - a).clamp_min_(0)
+        torch.mul(source, weight.sub_(1).clamp_min_(0), out=sent)  # source * relu(m - a)
         out[..., a:] += sent[..., :-a]
         out[..., :-a] += sent[..., a:]
     return out
@@ -101,14 +106,13 @@ def _gather(grad: Tensor, m: Tensor, taps: int) -> tuple[Tensor, Tensor]:
     """
     by_source = grad * m
     by_width = grad.clone()
-    received = torch.empty_like(grad)
+    weight = m.clone()
     for a in range(1, taps + 1):
-        received[..., :-a] = grad[..., a:]
-        received[..., -a:] = 0
-        received[..., a:] += grad[..., :-a]
-        weight = (m - a).clamp_min_(0)
-        by_source.addcmul_(received, weight)
-        by_width.addcmul_(received, weight.sign_())
+        weight.sub_(1).clamp_min_(0)  # relu(m - a), exactly
+        inside = weight.sign()  # [m > a]
+        for to, source in ((slice(None, -a), slice(a, None)), (slice(a, None), slice(None, -a))):
+            by_source[..., to].addcmul_(grad[..., source], weight[..., to])
+            by_width[..., to].addcmul_(grad[..., source], inside[..., to])
     return by_source, by_width
 
 
@@ -162,8 +166,17 @@ def blur_energy(energy: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
         >>> blur_energy(torch.tensor([0.0, 0, 9, 0, 0]), torch.full((5,), 3.0), "drop")
         tensor([1., 2., 3., 2., 1.])
     """
+    _check_mode(mode)
+    return _blur(energy, m, mode)
+
+
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ConfigError(f"blur: unknown mode '{mode}' (use {', '.join(MODES)})")
+
+
+def _blur(energy: Tensor, m: Tensor, mode: Mode) -> Tensor:
+    r""":func:`blur_energy` without the checks of its arguments."""
     energy, m = torch.broadcast_tensors(energy, m.to(energy.dtype))
     m = m.clamp_min(1.0)
     return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1]))
@@ -188,6 +201,7 @@ def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
         >>> triangular_blur(x, torch.full((1, 4), 3.0), "renorm").exp()
         tensor([[4.6875, 3.3958, 1.9792, 0.4375]])
     """
+    _check_mode(mode)
     top = spec.detach().amax(dim=-1, keepdim=True)
-    blurred = blur_energy(torch.exp(spec - top), m, mode)
+    blurred = _blur(torch.exp(spec - top), m, mode)
     return torch.log(blurred.clamp_min(torch.finfo(blurred.dtype).tiny)) + top

@@ -164,3 +164,4 @@ def test_errors():
         blur_energy(torch.ones(2, 3), torch.ones(2, 3), "wrap")
     with pytest.raises(ConfigError, match="finite"):
         blur_energy(torch.ones(2, 3), torch.full((2, 3), float("inf")))
+
