@@ -4,6 +4,7 @@ Sections (``--only`` picks some), each a ratio of things measured side by side i
 median of ``--repeats``:
 
   model     model-only train/inference frames/s as a share of the matmul rate (bench_model.py)
+  optim     the Adam step alone: default, foreach and fused (the trainer's) (bench_optim.py)
   malloc    inference-only processes with glibc's default allocator vs flowaccent's (bench_malloc.py)
   train     `flowaccent train` end to end vs model-only training (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE))
 import bench_blur  # noqa: E402
 import bench_malloc  # noqa: E402
 import bench_model  # noqa: E402
+import bench_optim  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
@@ -42,13 +44,15 @@ import bench_train  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
-SECTIONS = ("model", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
+SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
 
 
 def run_section(name: str, repeats: int, quick: bool) -> object:
     rep = ["--repeats", str(1 if quick else repeats)]
     if name == "model":
         return bench_model.main((["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []) + rep)
+    if name == "optim":
+        return bench_optim.main((["--dims", "8", "--batch", "64", "--steps", "1"] if quick else []) + rep)
     if name == "malloc":
         return bench_malloc.main((["--dim", "8", "--batch", "64", "--steps", "1"] if quick else []) + rep)
     if name == "train":
@@ -85,6 +89,15 @@ def markdown(results: dict) -> str:
                   f"{r['train_fps']:.0f} | "
                   f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% |"
                   for r in rows]
+        lines.append("")
+    if rows := results.get("optim"):
+        lines += [f"### Adam step alone (10 x 512, gradients of batch {rows[0]['batch']})", "",
+                  "| D | default ms | foreach ms | fused ms | fused speedup | default's share of a step "
+                  "| fused's share of a step |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['dim']} | {r['default_ms']:.2f} | {r['foreach_ms']:.2f} | {r['fused_ms']:.2f} | "
+                  f"{r['fused_speedup']:.2f}x | {100 * r['default_share_of_step']:.1f}% | "
+                  f"{100 * r['fused_share_of_step']:.1f}% |" for r in rows]
         lines.append("")
     if rows := results.get("malloc"):
         lines += ["### Allocator (inference only, fresh processes, D=120, batch 10000)", "",

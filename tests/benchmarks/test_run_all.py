@@ -18,7 +18,7 @@ def test_quick_run_fills_every_section(tmp_path):
                    capture_output=True, text=True)
     results = json.loads((tmp_path / "latest.json").read_text())
     table = (tmp_path / "latest.md").read_text()
-    for section, heading in [("model", "Model only"), ("malloc", "Allocator"), ("train", "`flowaccent train`"),
+    for section, heading in [("model", "Model only"), ("optim", "Adam step alone"), ("malloc", "Allocator"), ("train", "`flowaccent train`"),
                              ("score", "`flowaccent score`"), ("quality", "Time to quality"),
                              ("blur", "Blur-mask kernel"), ("peers", "Peers")]:
         assert results[section], section
@@ -27,4 +27,5 @@ def test_quick_run_fills_every_section(tmp_path):
     assert {r["implementation"] for r in results["peers"]} >= {"flowaccent", "plain"}
     assert results["score"]["rss_mib"] > 0 and results["train"]["model_only_fps"] > 0
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
+    assert results["optim"][0]["fused_ms"] > 0
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
