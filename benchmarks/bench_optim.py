@@ -59,10 +59,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     tune_allocator()
     rows = run(args.dims, args.batch, args.steps, args.repeats)
     print(f"Adam step alone, 10 x 512 flow, median of {args.repeats}; share of a training step at batch {args.batch}")
-    print(f"{'D':>4} {'default ms':>11} {'foreach ms':>11} {'fused ms':>9} {'speedup':>8} {'default %':>10} {'fused %':>8}")
+    print(f"{'D':>4} {'default ms':>11} {'foreach ms':>11} {'fused ms':>9} {'speedup':>8} "
+          f"{'default %':>10} {'fused %':>8}")
     for r in rows:
         print(f"{r['dim']:>4} {r['default_ms']:>11.2f} {r['foreach_ms']:>11.2f} {r['fused_ms']:>9.2f} "
-              f"{r['fused_speedup']:>7.2f}x {100 * r['default_share_of_step']:>9.1f}% {100 * r['fused_share_of_step']:>7.1f}%")
+              f"{r['fused_speedup']:>7.2f}x {100 * r['default_share_of_step']:>9.1f}% "
+              f"{100 * r['fused_share_of_step']:>7.1f}%")
     if args.json:
         atomic_write_json(args.json, rows)
     return rows

@@ -18,7 +18,8 @@ def test_quick_run_fills_every_section(tmp_path):
                    capture_output=True, text=True)
     results = json.loads((tmp_path / "latest.json").read_text())
     table = (tmp_path / "latest.md").read_text()
-    for section, heading in [("model", "Model only"), ("optim", "Adam step alone"), ("malloc", "Allocator"), ("train", "`flowaccent train`"),
+    for section, heading in [("model", "Model only"), ("optim", "Adam step alone"),
+                             ("malloc", "Allocator"), ("train", "`flowaccent train`"),
                              ("score", "`flowaccent score`"), ("quality", "Time to quality"),
                              ("blur", "Blur-mask kernel"), ("peers", "Peers")]:
         assert results[section], section
