@@ -37,13 +37,23 @@ def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
 
 
 def moments(latents: np.ndarray) -> dict[str, float]:
-    r"""Skew and excess (Fisher) kurtosis over all values of ``latents`` ``(N, D)`` (scipy.stats)."""
-    from scipy.stats import kurtosis, skew
+    r"""Skew and excess (Fisher) kurtosis over all values of ``latents`` ``(N, D)``.
 
+    The population forms (as ``scipy.stats.skew`` and ``kurtosis`` with their defaults):
+    ``m3 / m2^1.5`` and ``m4 / m2^2 - 3`` with ``m_k`` the ``k``-th central moment, in float64;
+    NaN for fewer than 3 values or no spread. Written out rather than taken from ``scipy.stats``,
+    whose import alone took 1.5 s of every ``flowaccent score`` run.
+    """
     values = np.asarray(latents, np.float64).ravel()
     if values.size < 3:
         return {"skew": math.nan, "kurtosis": math.nan}
-    return {"skew": float(skew(values)), "kurtosis": float(kurtosis(values, fisher=True))}
+    centred = values - values.mean()
+    squared = centred * centred
+    m2 = squared.mean()
+    if m2 <= (np.finfo(np.float64).eps * max(abs(values.mean()), 1.0)) ** 2:
+        return {"skew": math.nan, "kurtosis": math.nan}
+    skew = (squared * centred).mean() / m2**1.5
+    return {"skew": float(skew), "kurtosis": float((squared * squared).mean() / m2**2 - 3)}
 
 
 def unit_gaussian_log_p(dim: int) -> float:

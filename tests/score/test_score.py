@@ -90,6 +90,14 @@ def test_metrics_on_crafted_inputs():
     assert np.isnan(correlations(np.ones(5), np.arange(5.0))["pearson"])
     m = moments(np.array([[0.0, 0.0], [0.0, 3.0]]))
     assert m["skew"] == pytest.approx(1.1547005) and m["kurtosis"] == pytest.approx(-0.6666667)
+    assert all(np.isnan(v) for v in moments(np.full((4, 3), 2.5)).values())  # no spread
+    from scipy.stats import kurtosis, skew
+
+    rng = np.random.default_rng(0)
+    for values in (rng.standard_normal((500, 7)), rng.exponential(size=(300, 4)), 1e3 + rng.standard_t(5, (200, 3))):
+        m = moments(values)
+        assert m["skew"] == pytest.approx(skew(values.ravel()), rel=1e-9)
+        assert m["kurtosis"] == pytest.approx(kurtosis(values.ravel()), rel=1e-9)
     assert unit_gaussian_log_p(120) == pytest.approx(-170.27, abs=0.01)
     assert unit_gaussian_log_p(440) == pytest.approx(-624.33, abs=0.01)
 
