@@ -42,7 +42,11 @@ def kernel_mass(m: Tensor) -> Tensor:
         ``(...)``, e.g. 9 for ``m = 3``, 1 for ``m <= 1``.
     """
     m = m.clamp_min(1.0)
-    n = (torch.ceil(m.detach()) - 1).clamp_min(0)
+    return _mass(m, (torch.ceil(m.detach()) - 1).clamp_min(0))
+
+
+def _mass(m: Tensor, n: Tensor) -> Tensor:
+    r""":func:`kernel_mass` of widths ``m >= 1`` given their ``n = ceil(m) - 1``."""
     return (2 * n + 1) * m - n * (n + 1)
 
 
@@ -126,7 +130,7 @@ class _BlurEnergy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, energy: Tensor, m: Tensor, mode: str, taps: int) -> Tensor:  # type: ignore[override]
         n = (torch.ceil(m) - 1).clamp_min_(0)
-        total = (2 * n + 1) * m - n * (n + 1)  # kernel_mass(m)
+        total = _mass(m, n)
         outside, outside_slope = _outside_mass(m, n)
         norm = total - outside if mode == "renorm" else total
         source = energy / norm
