@@ -2,6 +2,8 @@ r"""Model-only training and inference throughput of the flow, as a share of the 
 
 Measured side by side in one run, median of ``--repeats`` (interleaved, so machine noise hits all alike):
   matmul    torch.mm on exactly the conditioner layer shapes at the same batch (the ceiling)
+  oneDNN    the same products on oneDNN with prepacked weights, the kernel CPU inference runs
+            (flowaccent.flows.packed); inference is also given as a share of this rate
   train     forward + backward + Adam step (the trainer's fused Adam) of FlowModel (10 blocks, hidden 512), frames/s
   infer     eval-mode forward without gradients, frames/s
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
@@ -32,6 +34,7 @@ import torch
 from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.packed import PACK_BATCH, onednn_usable
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
@@ -92,6 +95,22 @@ def time_matmul(config: ModelConfig, dim: int, batch: int, reps: int, device: st
                 torch.mm(x, w)
 
     return flops * reps / seconds(step, reps, device) / 1e9
+
+
+def time_packed_matmul(config: ModelConfig, dim: int, batch: int, reps: int) -> float:
+    r"""GFLOP/s of oneDNN's inner product with prepacked weights (the kernel CPU inference uses,
+    flowaccent.flows.packed) over the same layers, bias and activation left out: a second ceiling."""
+    shapes = layer_shapes(config, dim)
+    inputs = [torch.randn(batch, a) for a, _ in shapes]
+    weights = [torch.ops.mkldnn._reorder_linear_weight(torch.randn(b, a), PACK_BATCH) for a, b in shapes]
+    flops = 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
+
+    def step():
+        for _ in range(config.num_blocks):
+            for x, w in zip(inputs, weights):
+                torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+
+    return flops * reps / seconds(step, reps, "cpu") / 1e9
 
 
 def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu") -> float:
@@ -157,9 +176,11 @@ def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", pr
         model = build(dim, ARCH, cond_dim=dim, device=device)
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, train_mm, tr, inf, faults = [], [], [], [], []
+            mm, packed, train_mm, tr, inf, faults = [], [], [], [], [], []
+            use_packed = device == "cpu" and precision == "fp32" and onednn_usable(torch.zeros(1))
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
+                packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))
                 train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device))
                 tr.append(time_train(model, batch, steps, precision))
                 fps, flt = time_infer(model, batch, steps, precision)
@@ -172,6 +193,8 @@ def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", pr
                 "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
                 "train_matmuls_share": train_mm_rate / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
+                "packed_gflops": statistics.median(packed),
+                "infer_share_packed": fwd * infer_fps / 1e9 / statistics.median(packed),
                 "infer_faults_per_step": statistics.median(faults),
             })
     return rows
@@ -192,11 +215,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}")
     rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
-          f"{'infer fr/s':>11} {'infer %':>8} {'faults/step':>12}")
+          f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
               f"{100 * r['train_share']:>7.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
+              f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")
     if args.json:
         atomic_write_json(args.json, rows)

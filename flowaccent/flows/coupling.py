@@ -6,6 +6,8 @@ import torch
 from nflows.transforms.coupling import AffineCouplingTransform
 from torch import Tensor, nn
 
+from flowaccent.flows.packed import onednn_usable, packed_mlp
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
 
 
@@ -36,13 +38,21 @@ class Conditioner(nn.Module):
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers, last)
         self.context_dim = context_dim
+        self.activation = activation
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(self._input(x, context))
+
+    def forward_packed(self, x: Tensor, context: Tensor | None = None, tail_scale=None) -> Tensor:
+        r"""``forward`` without autograd on oneDNN (:func:`flowaccent.flows.packed.packed_mlp`)."""
+        return packed_mlp(self.net, self.activation, self._input(x, context), tail_scale)
+
+    def _input(self, x: Tensor, context: Tensor | None) -> Tensor:
         if self.context_dim:
             if context is None:
                 raise ValueError("this flow was built with context_dim > 0 and needs a context")
             x = torch.cat([x, context.to(x.dtype)], dim=-1)
-        return self.net(x)
+        return x
 
 
 class SoftClampAffineCoupling(AffineCouplingTransform):
@@ -87,10 +97,16 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         """
         identity, transformed = self._split(x)
         n = self.num_transform_features
-        shift, raw = self.transform_net(identity, context).split([n, n], dim=1)
-        log_scale = raw.div_(self.clamp).tanh_().mul_(self.clamp)
-        transformed.mul_(log_scale.exp()).add_(shift)
-        return log_scale.sum(dim=1)
+        net = self.transform_net
+        if isinstance(net, Conditioner) and onednn_usable(x):  # u / c comes out of the packed last layer
+            shift, raw = net.forward_packed(identity, context, tail_scale=(n, 1.0 / self.clamp)).split([n, n], 1)
+        else:
+            shift, raw = net(identity, context).split([n, n], dim=1)
+            raw.div_(self.clamp)
+        log_scale = raw.tanh_().mul_(self.clamp)
+        log_det = log_scale.sum(dim=1)
+        torch.addcmul(shift, transformed, log_scale.exp_(), out=transformed)  # x_t * exp(s) + t, one pass
+        return log_det
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Column views (no gather; their gradients are joined by one ``cat``) ``(identity, transformed)``."""

@@ -26,7 +26,9 @@ CONFIGS = [
 ]
 
 
-def make_model(norm: str, cond_dim: int, context: int, mask: str, standardize: bool = True) -> FlowModel:
+def make_model(
+    norm: str, cond_dim: int, context: int, mask: str, standardize: bool = True, dtype=torch.float64
+) -> FlowModel:
     torch.manual_seed(0)
     features = FeaturePipelineConfig(cmvn="none", deltas=0, splice=0, standardize=standardize)
     pipeline = FeaturePipeline(features, DIM)
@@ -35,23 +37,23 @@ def make_model(norm: str, cond_dim: int, context: int, mask: str, standardize: b
         pipeline.fit([(torch.randn(200, DIM, generator=gen, dtype=torch.float64) * 3 + 1, None)])
     config = ModelConfig(num_blocks=3, hidden=16, num_layers=2, norm=norm, context_dim=context, mask=mask)
     model = FlowModel(pipeline, config, PriorConfig(cond_dim=cond_dim, class_var=0.5, residual_var=2.0), CLASSES)
-    model = model.double()
+    model = model.to(dtype)
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(64, DIM, generator=gen, dtype=torch.float64) * 3 + 1
+    x = (torch.randn(64, DIM, generator=gen, dtype=torch.float64) * 3 + 1).to(dtype)
     labels = torch.arange(64) % len(CLASSES)
-    model.initialize(x, labels, _context(labels, context))
+    model.initialize(x, labels, _context(labels, context, dtype))
     with torch.no_grad():  # make the couplings non-trivial (the last layers start at zero)
         for p in model.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
         if norm == "batchnorm":
             model.train()
             for _ in range(3):
-                model(x, labels, _context(labels, context))
+                model(x, labels, _context(labels, context, dtype))
     return model.eval()
 
 
-def _context(labels: torch.Tensor, context: int) -> torch.Tensor | None:
-    return torch.nn.functional.one_hot(labels, context).double() if context else None
+def _context(labels: torch.Tensor, context: int, dtype=torch.float64) -> torch.Tensor | None:
+    return torch.nn.functional.one_hot(labels, context).to(dtype) if context else None
 
 
 @pytest.fixture
@@ -176,6 +178,19 @@ def test_no_grad_fast_path_matches_autograd_and_keeps_the_input(norm, cond_dim, 
     torch.testing.assert_close(x, before, rtol=0, atol=0)
     for name in ("z", "log_p", "log_det"):
         torch.testing.assert_close(getattr(fast, name), getattr(slow, name).detach())
+
+
+@pytest.mark.parametrize(("norm", "cond_dim", "context", "mask"), CONFIGS)
+def test_no_grad_fast_path_in_float32(norm, cond_dim, context, mask, batch):
+    r"""In float32 on a CPU the conditioners run on oneDNN (flows.packed): same values to float32 rounding."""
+    model = make_model(norm, cond_dim, context, mask, dtype=torch.float32)
+    x, labels = batch
+    x, ctx = x.float(), _context(labels, context, torch.float32)
+    slow = model(x, labels, ctx)
+    with torch.no_grad():
+        fast = model(x, labels, ctx)
+    for name in ("z", "log_p", "log_det"):
+        torch.testing.assert_close(getattr(fast, name), getattr(slow, name).detach(), rtol=1e-5, atol=1e-4)
 
 
 def test_no_grad_fast_path_copies_when_the_first_layer_is_a_coupling():

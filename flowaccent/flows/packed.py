@@ -1,0 +1,95 @@
+r"""Conditioner MLPs on oneDNN with prepacked weights and fused bias + activation (CPU inference).
+
+Without gradients on a CPU, ``nn.Linear`` + ReLU costs more than its matrix product: ``addmm``
+first copies the bias over the whole ``(B, hidden)`` output, MKL then re-packs the weight on
+every call, and the ReLU is one more pass over the output. oneDNN's inner product
+(``torch.ops.mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses for frozen CPU
+models) takes the weight once reordered into its blocked layout and applies bias and
+activation while the output tile is still in cache. ``benchmarks/bench_model.py`` measures the
+difference (``docs/performance.md``).
+
+The reordered weights are cached per conditioner, keyed on the parameters' storage and
+in-place version counters, so an optimiser step or ``load_state_dict`` repacks them. The cache
+lives outside the module (no state_dict entry, nothing for pickling or ``deepcopy`` to see).
+``FLOWACCENT_ONEDNN=0`` turns the path off; it is used only for float32 CPU tensors with
+oneDNN available, and otherwise the module runs as usual. Same values as the module to float32
+rounding (tested for every activation, with and without context).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import torch
+from torch import Tensor, nn
+
+#: oneDNN post-op (name, scalars, algorithm) per activation; ELU has none and runs after the product.
+POST_OPS = {
+    "relu": ("relu", [], ""),
+    "gelu": ("gelu", [], "none"),
+    "tanh": ("tanh", [], ""),
+    "silu": ("swish", [], ""),
+}
+#: The batch size oneDNN chooses the weights' layout for; any large batch gives the same layout,
+#: and measured small batches ran as fast with it as with their own (the layout depends on it, not the values).
+PACK_BATCH = 8192
+
+_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list]] = weakref.WeakKeyDictionary()
+
+
+def onednn_usable(x: Tensor) -> bool:
+    r"""Whether :func:`packed_mlp` can run on ``x``: float32 on a CPU with oneDNN, not opted out."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+
+
+def _key(linears: list[nn.Linear], tail_scale: tuple[int, float] | None) -> tuple:
+    params = [p for layer in linears for p in (layer.weight, layer.bias)]
+    return tuple((p.data_ptr(), p._version, p.shape) for p in params) + (tail_scale,)
+
+
+def _pack(linears: list[nn.Linear], tail_scale: tuple[int, float] | None) -> list[tuple[Tensor, Tensor]]:
+    packed = []
+    for i, layer in enumerate(linears):
+        weight, bias = layer.weight.detach(), layer.bias.detach()
+        if tail_scale is not None and i == len(linears) - 1:
+            first, factor = tail_scale
+            weight, bias = weight.clone(), bias.clone()
+            weight[first:] *= factor
+            bias[first:] *= factor
+        packed.append((torch.ops.mkldnn._reorder_linear_weight(weight, PACK_BATCH), bias.contiguous()))
+    return packed
+
+
+def packed_mlp(net: nn.Sequential, activation: str, x: Tensor, tail_scale: tuple[int, float] | None = None) -> Tensor:
+    r"""``net(x)`` for an MLP of ``Linear, act, ..., Linear``: ``(B, d_in) -> (B, d_out)``.
+
+    Arguments:
+        net: the MLP (every layer but the last followed by one ``activation``).
+        activation: a key of :data:`flowaccent.flows.coupling.ACTIVATIONS`.
+        x: float32 CPU input (see :func:`onednn_usable`).
+        tail_scale: ``(first, factor)``: outputs ``first:`` come out multiplied by ``factor``
+            (folded into the packed last layer, so it costs nothing per call).
+    """
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    key = _key(linears, tail_scale)
+    cached = _cache.get(net)
+    if cached is None or cached[0] != key:
+        cached = (key, _pack(linears, tail_scale))
+        _cache[net] = cached
+    post_op = POST_OPS.get(activation)
+    act = None if post_op is not None else next(m for m in net if not isinstance(m, nn.Linear))
+    h = x
+    for i, (weight, bias) in enumerate(cached[1]):
+        last = i == len(cached[1]) - 1
+        name, scalars, algorithm = ("none", [], "") if last or post_op is None else post_op
+        h = torch.ops.mkldnn._linear_pointwise(h, weight, bias, name, scalars, algorithm)
+        if act is not None and not last:
+            h = act(h)
+    return h
