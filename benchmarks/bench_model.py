@@ -34,7 +34,7 @@ import torch
 from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
-from flowaccent.flows.packed import PACK_BATCH, onednn_usable
+from flowaccent.flows.packed import PACK_BATCH, packed_inference
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
@@ -155,7 +155,7 @@ def time_infer(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
     device = str(next(model.parameters()).device)
     x = torch.randn(batch, model.dim, device=device)
     model.eval()
-    with autocast(device, precision):
+    with autocast(device, precision), packed_inference(model):  # as `flowaccent score` runs it
         model(x)
         sync(device)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -177,7 +177,7 @@ def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", pr
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
             mm, packed, train_mm, tr, inf, faults = [], [], [], [], [], []
-            use_packed = device == "cpu" and precision == "fp32" and onednn_usable(torch.zeros(1))
+            use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
                 packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))

@@ -55,6 +55,7 @@ from flowaccent.allocator import tune_allocator  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
 from flowaccent.flows.coupling import Conditioner  # noqa: E402
+from flowaccent.flows.packed import packed_inference
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame  # noqa: E402
 from flowaccent.model import FlowModel  # noqa: E402
 from flowaccent.prior import PriorConfig  # noqa: E402
@@ -179,7 +180,8 @@ def time_train(impl: Impl, x: Tensor, steps: int) -> float:
 def time_infer(impl: Impl, x: Tensor, steps: int) -> float:
     r"""Frames/s of eval-mode ``log p(x)`` without gradients on ``x`` ``(B, D)`` (one untimed pass first)."""
     impl.module.eval()
-    return len(x) * steps / seconds(lambda: impl.log_prob(x), steps, "cpu")
+    with packed_inference(impl.module):  # flowaccent's conditioners as `flowaccent score` runs them; no-op for peers
+        return len(x) * steps / seconds(lambda: impl.log_prob(x), steps, "cpu")
 
 
 def available(names: list[str]) -> list[str]:

@@ -61,13 +61,14 @@ def write_model(exp: Path, blocks: int, hidden: int) -> None:
 
 def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3) -> float:
     r"""Inference frames/s of the model alone at the scorer's batch (default ``ScoreConfig().batch_frames``)."""
+    from flowaccent.flows.packed import packed_inference
     from flowaccent.score.scorer import ScoreConfig
     from flowaccent.train.checkpoint import load_model
 
     batch = batch or ScoreConfig().batch_frames
     model = load_model(exp / "final.pt")
     x = torch.randn(batch, model.dim)
-    with torch.no_grad():
+    with torch.no_grad(), packed_inference(model):  # as the scorer runs it
         model(x)
         start = time.perf_counter()
         for _ in range(steps):

@@ -98,7 +98,7 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         identity, transformed = self._split(x)
         n = self.num_transform_features
         net = self.transform_net
-        if isinstance(net, Conditioner) and onednn_usable(x):  # u / c comes out of the packed last layer
+        if isinstance(net, Conditioner) and onednn_usable(net.net, x):  # u / c comes out of the packed last layer
             shift, raw = net.forward_packed(identity, context, tail_scale=(n, 1.0 / self.clamp)).split([n, n], 1)
         else:
             shift, raw = net(identity, context).split([n, n], dim=1)

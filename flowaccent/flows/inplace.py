@@ -4,8 +4,9 @@ With gradients, every coupling allocates its output and joins the halves with a 
 ActNorm allocates ``scale * x + shift``: about a dozen passes over ``(B, D)`` tensors per block
 that the matmuls do not need. Without gradients nothing has to be kept, so each coupling
 rewrites only its transformed half of the buffer (``x_t <- x_t * exp(s) + t``; its conditioner
-reads the other half, which it does not touch) and ActNorm scales the buffer in place. On a
-CPU the conditioners run on oneDNN with prepacked weights (:mod:`flowaccent.flows.packed`). Layers
+reads the other half, which it does not touch) and ActNorm scales the buffer in place. Inside
+:func:`flowaccent.flows.packed.packed_inference` (scoring) the conditioners run on oneDNN with
+prepacked weights. Layers
 without an in-place form (permutations, BatchNorm) run as usual. Same values as
 ``transform(x, context)`` (tested), and the caller's ``x`` is never modified.
 """

@@ -20,6 +20,7 @@ from flowaccent.config import Config
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.stream import Utterance, iter_utterances
+from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 
 COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
@@ -116,6 +117,7 @@ def score_dir(
     with (
         ArkWriter(out_dir / "frame_scores.ark", out_dir / "frame_scores.scp") as ark,
         tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
+        packed_inference(model),  # the weights stay fixed while scoring
     ):
         for utt, out, llr in _scored(model, utterances, config.batch_frames, native if with_llr else None):
             log_p, log_det = out["log_p"], out["log_det"]

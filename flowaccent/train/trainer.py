@@ -18,6 +18,7 @@ from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
@@ -265,12 +266,13 @@ class _Runner:
             return None
         self.model.eval()
         sums, count = torch.zeros(3, dtype=torch.float64), 0
-        for ref in valid_refs:
-            x = stream.frames_of(ref).to(self.env.device)
-            y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)
-            out = self.model(x, y, self._context(y))
-            sums += torch.stack([out.nll.sum(), -out.log_p.sum(), -out.log_det.sum()]).double().cpu()
-            count += len(x)
+        with packed_inference(self.model):  # no optimiser step inside
+            for ref in valid_refs:
+                x = stream.frames_of(ref).to(self.env.device)
+                y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)
+                out = self.model(x, y, self._context(y))
+                sums += torch.stack([out.nll.sum(), -out.log_p.sum(), -out.log_det.sum()]).double().cpu()
+                count += len(x)
         nll, neg_log_p, neg_log_det = (sums / count).tolist()
         return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
 

@@ -10,6 +10,7 @@ import torch
 
 from flowaccent.errors import ConfigError
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.packed import packed_inference
 from flowaccent.flows.realnvp import ModelConfig
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
@@ -182,12 +183,13 @@ def test_no_grad_fast_path_matches_autograd_and_keeps_the_input(norm, cond_dim, 
 
 @pytest.mark.parametrize(("norm", "cond_dim", "context", "mask"), CONFIGS)
 def test_no_grad_fast_path_in_float32(norm, cond_dim, context, mask, batch):
-    r"""In float32 on a CPU the conditioners run on oneDNN (flows.packed): same values to float32 rounding."""
+    r"""In float32 on a CPU, in a packed_inference block (scoring), the conditioners run on oneDNN
+    (flows.packed): same values to float32 rounding."""
     model = make_model(norm, cond_dim, context, mask, dtype=torch.float32)
     x, labels = batch
     x, ctx = x.float(), _context(labels, context, torch.float32)
     slow = model(x, labels, ctx)
-    with torch.no_grad():
+    with torch.no_grad(), packed_inference(model):
         fast = model(x, labels, ctx)
     for name in ("z", "log_p", "log_det"):
         torch.testing.assert_close(getattr(fast, name), getattr(slow, name).detach(), rtol=1e-5, atol=1e-4)

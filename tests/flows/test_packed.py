@@ -10,7 +10,7 @@ import torch
 
 from flowaccent.flows import packed
 from flowaccent.flows.coupling import Conditioner
-from flowaccent.flows.packed import onednn_usable, packed_mlp
+from flowaccent.flows.packed import onednn_usable, packed_inference, packed_mlp
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
 
@@ -50,44 +50,74 @@ def test_context_strided_input_and_tail_scale():
 def test_the_cache_follows_the_weights():
     net = conditioner()
     x = torch.randn(20, 5)
-    with torch.no_grad():
+    with torch.no_grad(), packed_inference(net):
         net.forward_packed(x)
         first = packed._cache[net.net][1]
         net.forward_packed(x)
         assert packed._cache[net.net][1] is first  # nothing changed: not repacked
         net.forward_packed(x, tail_scale=(4, 0.5))
         assert packed._cache[net.net][1] is not first  # another fold is another packing
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
-    net(x).square().sum().backward()
-    optimizer.step()  # in place: same storage, new version
-    with torch.no_grad():
+        net.net[0].weight.mul_(-1)  # in place: same storage, new version
         torch.testing.assert_close(net.forward_packed(x), net(x), rtol=1e-5, atol=1e-5)
         other = conditioner()
-        other.net[0].weight.mul_(-1)
+        other.net[2].bias.add_(1.0)
         net.load_state_dict(other.state_dict())
         torch.testing.assert_close(net.forward_packed(x), other(x), rtol=1e-5, atol=1e-5)
 
 
-def test_nothing_of_it_in_the_module():
+def test_only_inside_the_block_and_dropped_after_it():
     gc.collect()
     before = len(packed._cache)
     net = conditioner()
-    with torch.no_grad():
-        net.forward_packed(torch.randn(4, 5))
-    assert len(packed._cache) == before + 1
-    clone = copy.deepcopy(net)  # the packed (opaque) tensors live outside the module
-    assert set(clone.state_dict()) == set(net.state_dict())
-    del net
-    gc.collect()
-    assert len(packed._cache) == before  # dropped with its module
+    x = torch.randn(4, 5)
+    assert not onednn_usable(net.net, x)
+    with torch.no_grad(), packed_inference(net):
+        assert onednn_usable(net.net, x)
+        assert not onednn_usable(net.net, x.double())
+        net.forward_packed(x)
+        assert len(packed._cache) == before + 1
+        clone = copy.deepcopy(net)  # the packed (opaque) tensors live outside the module
+        assert set(clone.state_dict()) == set(net.state_dict())
+        with packed_inference(net):  # nested: the outer block keeps its packing
+            pass
+        assert packed._cache[net.net] is not None
+    assert len(packed._cache) == before  # dropped on leaving the block
 
 
-def test_when_it_is_used(monkeypatch):
-    x = torch.randn(3, 5)
-    assert onednn_usable(x)
-    assert not onednn_usable(x.double())
+def test_opt_out(monkeypatch):
+    net = conditioner()
     monkeypatch.setenv("FLOWACCENT_ONEDNN", "0")
-    assert not onednn_usable(x)
+    with packed_inference(net):
+        assert not onednn_usable(net.net, torch.randn(3, 5))
+
+
+def test_a_fused_optimiser_step_is_seen_outside_the_block():
+    r"""Fused Adam updates parameters without bumping their version counters, so packed weights
+    must not outlive the block: no-grad forwards between training steps use the current weights."""
+    from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+    from flowaccent.flows.realnvp import ModelConfig
+    from flowaccent.model import FlowModel
+    from flowaccent.prior import PriorConfig
+    from flowaccent.train.optimizer import make_optimizer
+
+    torch.manual_seed(0)
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 6)
+    model = FlowModel(pipeline, ModelConfig(num_blocks=2, hidden=16), PriorConfig(), ("native",))
+    x = torch.randn(64, 6)
+    model.initialize(x)
+    optimizer = make_optimizer(model.parameters(), lr=0.05)
+    for _ in range(3):
+        with torch.no_grad(), packed_inference(model):
+            model(x)
+        loss = model(x).nll.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        want = model(x).log_ll.detach()
+        with torch.no_grad():
+            torch.testing.assert_close(model(x).log_ll, want, rtol=1e-5, atol=1e-4)
+        with torch.no_grad(), packed_inference(model):
+            torch.testing.assert_close(model(x).log_ll, want, rtol=1e-5, atol=1e-4)
 
 
 def test_packed_mlp_on_a_plain_sequential():
