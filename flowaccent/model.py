@@ -15,6 +15,7 @@ from flowaccent.flows.inplace import forward_in_place
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 from flowaccent.nn import gradient_filter
 from flowaccent.prior import DNFPrior, PriorConfig
+from flowaccent.runtime import full_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +90,9 @@ class FlowModel(nn.Module):
             z, log_det = forward_in_place(self.transform, y, context)
         log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
         z_prior = z if filter_threshold is None else gradient_filter(z, batch_dim=0, threshold=filter_threshold)[0]
-        return FlowOutput(z, self.prior.log_prob(z_prior, labels), log_det)
+        with full_precision(z.device.type):  # bf16 (flowaccent.runtime) is for the conditioners only
+            log_p = self.prior.log_prob(z_prior, labels)
+        return FlowOutput(z, log_p, log_det)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation)."""

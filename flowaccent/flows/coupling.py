@@ -41,7 +41,9 @@ class Conditioner(nn.Module):
         self.activation = activation
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.net(self._input(x, context))
+        r"""``(B, d) -> (B, 2 (D - d))`` in ``x``'s dtype (under bf16 autocast the matmuls run in
+        bfloat16 and the coupling's tanh, exp and log-det sums stay in float32)."""
+        return self.net(self._input(x, context)).to(x.dtype)
 
     def forward_packed(self, x: Tensor, context: Tensor | None = None, tail_scale=None) -> Tensor:
         r"""``forward`` without autograd on oneDNN (:func:`flowaccent.flows.packed.packed_mlp`)."""

@@ -61,7 +61,7 @@ def packed_inference(module: nn.Module) -> Iterator[None]:
 
 def onednn_usable(net: nn.Module, x: Tensor) -> bool:
     r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference`, float32
-    on a CPU with oneDNN, not opted out."""
+    on a CPU with oneDNN, outside autocast, not opted out."""
     return (
         net in _cache
         and x.device.type == "cpu"
@@ -69,6 +69,7 @@ def onednn_usable(net: nn.Module, x: Tensor) -> bool:
         and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
+        and not torch.is_autocast_enabled("cpu")  # bf16 (flowaccent.runtime): autocast's own kernels
     )
 
 

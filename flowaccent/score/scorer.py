@@ -11,6 +11,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.stream import Utterance, iter_utterances
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
+from flowaccent.runtime import check_precision, compute_precision, resolve_device
 
 COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
 
@@ -39,12 +41,18 @@ class ScoreConfig(Config):
         native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
             if the model has it, else its first class).
         seed: seeds the latent sample.
+        device: ``auto`` (cuda when present), ``cpu`` or ``cuda``: where the flow runs (features
+            are read and computed on the CPU; each batch is copied over).
+        precision: ``fp32``, ``tf32`` (CUDA) or ``bf16`` (the conditioners' matmuls in bfloat16),
+            see flowaccent.runtime; speed and NLL effect in docs/performance.md.
     """
 
     batch_frames: int = 8000
     max_latents: int = 20000
     native_class: str = ""
     seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
 
 
 @dataclasses.dataclass
@@ -104,7 +112,19 @@ def score_dir(
     r"""Scores every utterance of ``data`` into ``out_dir`` (``utt_scores.tsv``, ``frame_scores.{ark,scp}``,
     ``latents.npy``, ``latent_utts.txt``); returns the per-utterance values.
     """
-    model.eval()
+    device = resolve_device(config.device, "score")
+    check_precision(device, config.precision, "score")
+    home = next(model.parameters()).device
+    model.eval().to(device)
+    try:
+        return _score_dir(model, data, name, out_dir, config, quiet, device)
+    finally:
+        model.to(home)
+
+
+def _score_dir(
+    model: FlowModel, data: DataDir, name: str, out_dir: Path, config: ScoreConfig, quiet: bool, device: torch.device
+) -> SetScores:
     with_llr = len(model.class_names) > 1
     native = native_index(model, config.native_class) if with_llr else 0
     columns = list(COLUMNS) + (["llr"] if with_llr else [])
@@ -119,7 +139,8 @@ def score_dir(
         tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
         packed_inference(model),  # the weights stay fixed while scoring
     ):
-        for utt, out, llr in _scored(model, utterances, config.batch_frames, native if with_llr else None):
+        batches = _scored(model, utterances, config, native if with_llr else None, device)
+        for utt, out, llr in batches:
             log_p, log_det = out["log_p"], out["log_det"]
             log_ll = log_p + log_det
             ark.write(utt.utt, np.stack([log_p, log_det], axis=1).astype(np.float32))
@@ -148,9 +169,10 @@ def score_dir(
 
 
 def _scored(
-    model: FlowModel, utterances: Iterator[Utterance], batch_frames: int, native: int | None
+    model: FlowModel, utterances: Iterator[Utterance], config: ScoreConfig, native: int | None, device: torch.device
 ) -> Iterator[tuple[Utterance, dict[str, np.ndarray], np.ndarray | None]]:
     r"""Yields each utterance with its per-frame ``z``, ``log_p``, ``log_det`` (and ``llr``), batching frames."""
+    batch_frames = config.batch_frames
     pending: list[tuple[Utterance, torch.Tensor]] = []
     held = 0
     for utt in utterances:
@@ -158,21 +180,22 @@ def _scored(
         pending.append((utt, x))
         held += len(x)
         if held >= batch_frames:
-            yield from _run_batch(model, pending, native)
+            yield from _run_batch(model, pending, native, device, config.precision)
             pending, held = [], 0
     if pending:
-        yield from _run_batch(model, pending, native)
+        yield from _run_batch(model, pending, native, device, config.precision)
 
 
-def _run_batch(model: FlowModel, pending, native: int | None):
-    x = torch.cat([p[1] for p in pending])
-    out = model(x)
+def _run_batch(model: FlowModel, pending, native: int | None, device: torch.device, precision: str):
+    x = torch.cat([p[1] for p in pending]).to(device)
+    with compute_precision(device, precision):
+        out = model(x)
     llr = None
     if native is not None:
         per_class = model.prior.class_log_probs(out.z)
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
-        llr = (per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))).numpy()
-    z, log_p, log_det = out.z.numpy(), out.log_p.numpy(), out.log_det.numpy()
+        llr = (per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))).cpu().numpy()
+    z, log_p, log_det = (t.cpu().numpy() for t in (out.z, out.log_p, out.log_det))
     start = 0
     for utt, frames in pending:
         end = start + len(frames)

@@ -43,6 +43,9 @@ class TrainConfig(Config):
         log_every_steps: training scalars this often.
         max_steps_per_epoch: cut epochs short (0: whole epochs); for smoke tests.
         device: ``auto`` (cuda when present), ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``tf32`` (CUDA) or ``bf16`` (the conditioners' matmuls under bfloat16
+            autocast) for the forward passes of training and validation; weights stay float32
+            (flowaccent.runtime; speed and NLL effect in docs/performance.md).
         deterministic: ``torch.use_deterministic_algorithms`` (exact resume).
     """
 
@@ -65,6 +68,7 @@ class TrainConfig(Config):
     log_every_steps: int = 20
     max_steps_per_epoch: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     deterministic: bool = True
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from flowaccent.errors import ConfigError
+from flowaccent.runtime import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +34,10 @@ def setup(device: str = "auto") -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is cuda but no GPU is visible")
+    target = resolve_device(device, "train", local_rank)
+    use_cuda = target.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)
-        target = torch.device("cuda", local_rank)
-    else:
-        target = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistEnv(rank, world, target)

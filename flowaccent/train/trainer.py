@@ -20,6 +20,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
+from flowaccent.runtime import check_precision, compute_precision
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
@@ -67,6 +68,7 @@ def train(
     r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``."""
     cfg = config.train
     env = distributed.setup(cfg.device)
+    check_precision(env.device, cfg.precision, "train")
     exp = Path(exp_dir)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
@@ -233,7 +235,8 @@ class _Runner:
             group["lr"] = self._lr(progress)
         context = self._context(y)
         threshold = self.cfg.gradient_filter_threshold if self.cfg.gradient_filter else None
-        out = self.net(x, y, context, threshold)
+        with compute_precision(self.env.device, self.cfg.precision):
+            out = self.net(x, y, context, threshold)
         loss = out.nll.mean()
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -266,7 +269,7 @@ class _Runner:
             return None
         self.model.eval()
         sums, count = torch.zeros(3, dtype=torch.float64), 0
-        with packed_inference(self.model):  # no optimiser step inside
+        with packed_inference(self.model), compute_precision(self.env.device, self.cfg.precision):  # no step inside
             for ref in valid_refs:
                 x = stream.frames_of(ref).to(self.env.device)
                 y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)

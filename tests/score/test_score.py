@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import kurtosis, pearsonr, skew, spearmanr
 
 from flowaccent.cli.main import main
@@ -115,3 +116,23 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     assert not (tmp_path / "w" / "summary.json").exists()
     assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "w")]) == 1
     assert "summary.json: missing" in capsys.readouterr().err
+
+
+def test_precision_and_device_options(trained, scored, tmp_path, capsys):
+    r"""``--precision bf16`` scores within bf16's rounding of fp32; tf32 and an absent GPU are clear errors."""
+    root, exp, out, _ = scored
+    args = ["score", "--exp", str(exp), str(root / "zh"), "--quiet", "--batch-frames", "100", "--max-latents", "500"]
+    assert main([*args, "--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
+    assert main([*args, "--out", str(tmp_path / "bf16"), "--precision", "bf16"]) == 0
+    fp32 = read_tsv(out / "zh" / "utt_scores.tsv")
+    np.testing.assert_allclose(
+        read_tsv(tmp_path / "cpu" / "zh" / "utt_scores.tsv")["log_ll"], fp32["log_ll"], atol=1e-5
+    )
+    bf16 = read_tsv(tmp_path / "bf16" / "zh" / "utt_scores.tsv")["log_ll"]
+    assert 0 < np.abs(bf16 - fp32["log_ll"]).max() < 0.1
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "tf32"), "--precision", "tf32", "--device", "cpu"]) == 1
+    assert "score.precision tf32 is a CUDA matmul mode" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([*args, "--out", str(tmp_path / "gpu"), "--device", "cuda"]) == 1
+        assert "score.device is cuda but no GPU is visible" in capsys.readouterr().err

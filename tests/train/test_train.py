@@ -99,3 +99,20 @@ def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
         train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
     with pytest.raises(ConfigError, match="config differs from the run being resumed"):
         train(small_config(epochs=1, lr=0.5), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+
+
+def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys):
+    r"""``train.precision=bf16`` (conditioner matmuls in bfloat16) still reaches the entropy (looser than
+    float32's 3%); the weights it saves are float32. tf32 on a CPU is refused before any work."""
+    path, cov = gaussian_dir
+    entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
+    summary = train(small_config(precision="bf16"), tmp_path / "exp", [str(path)], quiet=True)
+    with capsys.disabled():
+        print(f"bf16: held-out NLL {summary.best_valid_nll:.3f} vs true entropy {entropy:.3f} nats/frame")
+    assert abs(summary.best_valid_nll - entropy) / entropy < 0.05
+    capsys.readouterr()
+    assert {p.dtype for p in load_model(tmp_path / "exp" / "final.pt").parameters()} == {torch.float32}
+    args = ["train", "--exp", str(tmp_path / "e"), str(path), "--train.device", "cpu", "--train.precision", "tf32"]
+    assert main(args) == 1
+    assert "train.precision tf32 is a CUDA matmul mode" in capsys.readouterr().err
+    assert not (tmp_path / "e" / "checkpoints").exists()

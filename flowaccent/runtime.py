@@ -1,0 +1,69 @@
+r"""Where the model runs and in what precision: the ``device`` and ``precision`` options of
+``train`` and ``score``.
+
+Precisions:
+  fp32  everything in float32 (the default; the results the tests pin down).
+  tf32  CUDA only: float32 tensors, matmuls on TF32 tensor cores (10-bit mantissa products,
+        float32 accumulation); the flags are restored on leaving the block.
+  bf16  the conditioner MLPs' matmuls under bfloat16 autocast (CUDA or CPU). Everything that
+        sums or exponentiates stays float32: the conditioner's output is cast back to the
+        frames' dtype before the coupling's tanh/exp (flows.coupling), and the prior runs with
+        autocast off (model.FlowModel), so log-determinants and log-densities are float32 sums.
+Parameters, optimiser state and checkpoints stay float32 in every precision.
+``benchmarks/bench_precision.py`` measures the speed of each and its effect on held-out NLL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+
+from flowaccent.errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "tf32", "bf16"]
+
+
+def resolve_device(device: str, what: str, index: int = 0) -> torch.device:
+    r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{what}.device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{what}.device is cuda but no GPU is visible")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def check_precision(device: torch.device, precision: str, what: str) -> None:
+    r"""A clear error, before any work, for a precision ``device`` cannot run."""
+    if precision not in ("fp32", "tf32", "bf16"):
+        raise ConfigError(f"{what}.precision must be fp32, tf32 or bf16, got {precision!r}")
+    if precision == "tf32" and device.type != "cuda":
+        raise ConfigError(f"{what}.precision tf32 is a CUDA matmul mode; on {device.type} use fp32 or bf16")
+
+
+@contextlib.contextmanager
+def compute_precision(device: torch.device, precision: str) -> Iterator[None]:
+    r"""Runs the block's forward passes in ``precision`` on ``device`` (module docstring)."""
+    check_precision(device, precision, "run")
+    if precision == "fp32":
+        yield
+    elif precision == "tf32":
+        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    elif precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+
+
+def full_precision(device_type: str):
+    r"""A block where autocast is off (the prior's sums and matmuls stay float32 under ``bf16``)."""
+    return torch.autocast(device_type=device_type, enabled=False)
