@@ -38,6 +38,7 @@ from flowaccent.flows.packed import PACK_BATCH, packed_inference
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
+from flowaccent.runtime import compute_precision
 from flowaccent.train.optimizer import make_optimizer
 
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
@@ -60,9 +61,9 @@ def seconds(step, reps: int, device: str) -> float:
 
 
 def autocast(device: str, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    r"""The precision as ``flowaccent train/score --precision`` runs it (flowaccent.runtime); the
+    ceiling's TF32 flag is set separately in :func:`run`."""
+    return compute_precision(torch.device(device), precision) if precision == "bf16" else contextlib.nullcontext()
 
 
 def build(dim: int, config: ModelConfig, cond_dim: int, device: str = "cpu") -> FlowModel:

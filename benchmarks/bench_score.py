@@ -5,6 +5,8 @@ with a tiny trained-by-construction model, runs ``flowaccent score`` on each in 
 process, and reports each run's peak RSS (``ru_maxrss`` of the child) and frames/s, next to the
 model-only inference rate measured in the same run.
 
+Scoring and the model-only rate run where ``flowaccent score`` runs by default (CUDA when present).
+
 Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--json PATH]
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_model import sync
 
 from flowaccent.data.atomic import atomic_write_json
 
@@ -59,20 +62,23 @@ def write_model(exp: Path, blocks: int, hidden: int) -> None:
     save_checkpoint(exp / "final.pt", model, None, Progress(), {})
 
 
-def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3) -> float:
-    r"""Inference frames/s of the model alone at the scorer's batch (default ``ScoreConfig().batch_frames``)."""
+def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3, device: str = "cpu") -> float:
+    r"""Inference frames/s of the model alone at the scorer's batch (default ``ScoreConfig().batch_frames``),
+    frames already on ``device``."""
     from flowaccent.flows.packed import packed_inference
     from flowaccent.score.scorer import ScoreConfig
     from flowaccent.train.checkpoint import load_model
 
     batch = batch or ScoreConfig().batch_frames
-    model = load_model(exp / "final.pt")
-    x = torch.randn(batch, model.dim)
+    model = load_model(exp / "final.pt").to(device)
+    x = torch.randn(batch, model.dim, device=device)
     with torch.no_grad(), packed_inference(model):  # as the scorer runs it
         model(x)
+        sync(device)
         start = time.perf_counter()
         for _ in range(steps):
             model(x)
+        sync(device)
     return batch * steps / (time.perf_counter() - start)
 
 
@@ -90,9 +96,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_score(exp: Path, data: Path, out: Path) -> tuple[float, float]:
+def run_score(exp: Path, data: Path, out: Path, device: str = "cpu") -> tuple[float, float]:
     r"""Runs ``flowaccent score`` in a child; returns (seconds, peak RSS in MiB of that child)."""
-    command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet"]
+    command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
+               "--device", device]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     from flowaccent.allocator import tune_allocator
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where `flowaccent score` (device auto) runs
     root = Path(tempfile.mkdtemp(prefix="bench_score_"))
     try:
         write_model(root / "exp", args.blocks, args.hidden)
@@ -120,12 +128,12 @@ def main(argv: list[str] | None = None) -> dict:
         data = write_corpus(root / "data_small", small)
         runs, alone = [], []
         for i in range(args.repeats):  # interleaved with the model-only rate
-            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}"))
-            alone.append(model_only_rate(root / "exp"))
+            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device))
+            alone.append(model_only_rate(root / "exp", device=device))
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
-        large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large")
-        alone.append(model_only_rate(root / "exp"))
+        large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large", device)
+        alone.append(model_only_rate(root / "exp", device=device))
     finally:
         shutil.rmtree(root)
     infer = statistics.median(alone)
@@ -136,9 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": small / small_seconds / infer, "rss_mib": small_rss,
         "large_frames": large, "large_seconds": large_seconds, "large_fps": large / large_seconds,
         "large_ratio": large / large_seconds / infer, "large_rss_mib": large_rss, "rss_ratio": large_rss / small_rss,
-        "repeats": args.repeats,
+        "repeats": args.repeats, "device": device,
     }
-    print(f"scoring, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas); "
+    print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas); "
           f"median of {args.repeats} at {small} frames, one run at {large}")
     print(f"{'frames':>10} {'seconds':>8} {'frames/s':>9} {'vs model-only':>14} {'peak RSS MiB':>13}")
     for frames, seconds, rss in ((small, small_seconds, small_rss), (large, large_seconds, large_rss)):

@@ -9,9 +9,12 @@ median of ``--repeats``:
   train     `flowaccent train` end to end vs model-only training (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
+  precision `train`/`score --precision fp32|tf32|bf16`: seconds and held-out NLL (bench_precision.py)
   blur      triangular_blur vs the dense O(T K K) blur (bench_blur.py)
   peers     flowaccent vs zuko, normflows and a plain RealNVP (bench_peers.py; `make bench-install`)
   gpu       the model table on CUDA in fp32/tf32/bf16, when a GPU is present
+On a machine with a GPU, `train`, `score` and `precision` run on it too (`flowaccent`'s device
+``auto``), which gives the end-to-end ratios on the GPU.
 
 Writes ``OUT/latest.json`` (every number) and ``OUT/latest.md`` (the tables).
 
@@ -38,13 +41,14 @@ import bench_malloc  # noqa: E402
 import bench_model  # noqa: E402
 import bench_optim  # noqa: E402
 import bench_peers  # noqa: E402
+import bench_precision  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
 import bench_train  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
-SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "blur", "peers", "gpu")
+SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "precision", "blur", "peers", "gpu")
 
 
 def run_section(name: str, repeats: int, quick: bool) -> object:
@@ -64,6 +68,9 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
         quick_args = ["--ref-epochs", "1", "--num-sentences", "24",
                       "--flowaccent-args", "--train.epochs 1 --model.hidden 16 --model.num-blocks 2"]
         return bench_quality.main(quick_args if quick else [])
+    if name == "precision":
+        return bench_precision.main(["--epochs", "1", "--num-sentences", "24", "--train-args",
+                                     "--model.hidden 16 --model.num-blocks 2"] if quick else [])
     if name == "blur":
         return bench_blur.main((["--bins", "16", "--frames", "20"] if quick else []) + rep)
     if name == "peers":
@@ -135,6 +142,13 @@ def markdown(results: dict) -> str:
                   f"Time ratio {r['time_ratio']:.3f} ({r['train_frames']} training, "
                   f"{r['valid_frames']} held-out frames).",
                   ""]
+    if rows := results.get("precision"):
+        lines += ["### Precision options (demo corpus: train on train_native, NLL of test_native)", "",
+                  "| precision | train seconds | NLL, trained in it | score seconds | NLL, fp32 model scored in it "
+                  "| largest per-utterance difference |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['precision']} | {r['train_seconds']:.1f} | {r['trained_nll']:.3f} | "
+                  f"{r['score_seconds']:.1f} | {r['scored_nll']:.4f} | {r['scored_max_utt_diff']:.4f} |" for r in rows]
+        lines.append("")
     if rows := results.get("blur"):
         first = rows[0]
         lines += [f"### Blur-mask kernel (forward + backward, T={first['frames']}, m ~ U[1, {first['m_max']:g}])", "",

@@ -21,6 +21,7 @@ def test_quick_run_fills_every_section(tmp_path):
     for section, heading in [("model", "Model only"), ("optim", "Adam step alone"),
                              ("malloc", "Allocator"), ("train", "`flowaccent train`"),
                              ("score", "`flowaccent score`"), ("quality", "Time to quality"),
+                             ("precision", "Precision options"),
                              ("blur", "Blur-mask kernel"), ("peers", "Peers")]:
         assert results[section], section
         assert f"### {heading}" in table, heading
@@ -30,3 +31,4 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["optim"][0]["fused_ms"] > 0
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
+    assert [r["precision"] for r in results["precision"]][:1] == ["fp32"] and "bf16" in table
