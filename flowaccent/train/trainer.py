@@ -141,8 +141,9 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         resume = False
     if resume:
         state = load_checkpoint(last)
-        if state["config"] != config_dict:
-            diff = [k for k in config_dict if config_dict[k] != state["config"].get(k)]
+        stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
+        if stored != config_dict:
+            diff = [k for k in config_dict if config_dict[k] != stored.get(k)]
             raise ConfigError(f"{last}: the config differs from the run being resumed (sections: {', '.join(diff)})")
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])

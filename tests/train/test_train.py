@@ -101,6 +101,21 @@ def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
         train(small_config(epochs=1, lr=0.5), tmp_path / "exp", [str(path)], resume=True, quiet=True)
 
 
+def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
+    r"""A checkpoint written before ``train.precision`` existed (no such key in its config) resumes
+    with the option's default, which is what that run did; another value is refused."""
+    path, _ = gaussian_dir
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    last = tmp_path / "exp" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=False)
+    del state["config"]["train"]["precision"]
+    torch.save(state, last)
+    summary = train(small_config(epochs=1), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    assert summary.epochs_run == 1
+    with pytest.raises(ConfigError, match=r"config differs from the run being resumed \(sections: train\)"):
+        train(small_config(epochs=1, precision="bf16"), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+
+
 def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys):
     r"""``train.precision=bf16`` (conditioner matmuls in bfloat16) still reaches the entropy (looser than
     float32's 3%); the weights it saves are float32. tf32 on a CPU is refused before any work."""
