@@ -1,7 +1,9 @@
 r"""Every figure of the toolkit (the only module that imports matplotlib).
 
 Each function draws one figure and saves it as ``<base>.png`` and ``<base>.pdf``; it returns
-the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette.
+the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette;
+further sets of an accent already drawn (``dev_native`` after ``test_native``) get darker and
+lighter shades of its colour, so no two sets of a figure share one.
 """
 
 from __future__ import annotations
@@ -24,13 +26,29 @@ def _pyplot():
     return plt
 
 
+#: Mixes of an accent's colour for its 2nd, 3rd, ... set: > 0 towards black, < 0 towards white.
+SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)
+
+
 def colours(names: list[str]) -> dict[str, str]:
-    r"""A colour per set name: by the accent its name contains, else from the palette."""
-    out, spare = {}, iter(PALETTE * 4)
+    r"""A distinct colour per set name: by the accent its name contains (shaded for an accent's
+    further sets), else from the palette."""
+    out, spare, seen = {}, iter(PALETTE * 4), {}
     for name in names:
         accent = next((a for a in ACCENT_COLOURS if a in name.lower().replace("-", "_").split("_")), None)
-        out[name] = ACCENT_COLOURS[accent] if accent else next(spare)
+        if accent is None:
+            out[name] = next(spare)
+            continue
+        k = seen[accent] = seen.get(accent, -1) + 1
+        out[name] = _shade(ACCENT_COLOURS[accent], SHADES[(k - 1) % len(SHADES)]) if k else ACCENT_COLOURS[accent]
     return out
+
+
+def _shade(colour: str, amount: float) -> str:
+    r"""``#rrggbb`` mixed ``|amount|`` of the way to black (``amount > 0``) or to white (``< 0``)."""
+    target = 0 if amount > 0 else 255
+    rgb = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c + abs(amount) * (target - c)):02x}" for c in rgb)
 
 
 def _save(fig, base: Path) -> Path:

@@ -37,3 +37,22 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys):
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "f")]) == 0
     names = {p.name for p in (tmp_path / "f").iterdir()}
     assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png"} <= names
+
+
+def test_every_set_of_a_figure_has_its_own_colour():
+    r"""Sets of one accent (the demo reports dev_native and test_native) are shades of its colour."""
+    import colorsys
+
+    from flowaccent.plots import ACCENT_COLOURS, colours
+
+    names = ["dev_native", "test_native", "train-native", "test_zh", "zh_read", "test_ja", "mine", "other"]
+    got = colours(names)
+    assert len(set(got.values())) == len(names)
+    assert got["dev_native"] == ACCENT_COLOURS["native"] and got["test_zh"] == ACCENT_COLOURS["zh"]
+
+    def hue(c: str) -> float:
+        return colorsys.rgb_to_hsv(*(int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)))[0]
+
+    for name, accent in [("test_native", "native"), ("train-native", "native"), ("zh_read", "zh")]:
+        assert abs(hue(got[name]) - hue(ACCENT_COLOURS[accent])) < 0.02, name
+    assert colours(["a_native"] * 1) == {"a_native": ACCENT_COLOURS["native"]}
