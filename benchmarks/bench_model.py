@@ -15,7 +15,8 @@ The process's allocator is set up as the ``flowaccent`` command sets it (flowacc
 
 On a GPU (``--device cuda``; the runner picks it when one is present) every rate is timed with
 ``torch.cuda.synchronize``; ``--precision tf32`` allows TF32 matmuls, ``bf16`` runs the model
-under bf16 autocast (the matmul ceiling is then timed in that precision too).
+as the commands run it (flowaccent.runtime: the conditioners under bf16 autocast; the
+matmul ceiling is then timed in bf16 too).
 
 Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] [--repeats 3]
                                         [--device cpu|cuda] [--precision fp32|tf32|bf16] [--json PATH]
@@ -24,7 +25,6 @@ Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import statistics
 import time
@@ -58,12 +58,6 @@ def seconds(step, reps: int, device: str) -> float:
         step()
     sync(device)
     return time.perf_counter() - start
-
-
-def autocast(device: str, precision: str):
-    r"""The precision as ``flowaccent train/score --precision`` runs it (flowaccent.runtime); the
-    ceiling's TF32 flag is set separately in :func:`run`."""
-    return compute_precision(torch.device(device), precision) if precision == "bf16" else contextlib.nullcontext()
 
 
 def build(dim: int, config: ModelConfig, cond_dim: int, device: str = "cpu") -> FlowModel:
@@ -141,7 +135,7 @@ def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
     model.train()
 
     def step():
-        with autocast(device, precision):
+        with compute_precision(torch.device(device), precision):  # as `flowaccent train` runs it
             loss = model(x, y).nll.float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -156,7 +150,7 @@ def time_infer(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
     device = str(next(model.parameters()).device)
     x = torch.randn(batch, model.dim, device=device)
     model.eval()
-    with autocast(device, precision), packed_inference(model):  # as `flowaccent score` runs it
+    with compute_precision(torch.device(device), precision), packed_inference(model):  # as `flowaccent score`
         model(x)
         sync(device)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

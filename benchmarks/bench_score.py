@@ -26,6 +26,7 @@ import torch
 from bench_model import sync
 
 from flowaccent.data.atomic import atomic_write_json
+from flowaccent.runtime import resolve_device
 
 
 def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) -> Path:
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     from flowaccent.allocator import tune_allocator
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # where `flowaccent score` (device auto) runs
+    device = resolve_device("auto", "score").type  # where `flowaccent score` (device auto) runs
     root = Path(tempfile.mkdtemp(prefix="bench_score_"))
     try:
         write_model(root / "exp", args.blocks, args.hidden)

@@ -22,14 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_model import build, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json
+from flowaccent.runtime import resolve_device
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     from flowaccent.train.config import ExperimentConfig, TrainConfig
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # where `flowaccent train` (device auto) runs
+    device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
     model = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
     config = ExperimentConfig(
         features=FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True),
