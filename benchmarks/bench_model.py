@@ -5,6 +5,8 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
   oneDNN    the same products on oneDNN with prepacked weights, the kernel CPU inference runs
             (flowaccent.flows.packed); inference is also given as a share of this rate
   train     forward + backward + Adam step (the trainer's fused Adam) of FlowModel (10 blocks, hidden 512), frames/s
+  compiled  the same step with the forward through torch.compile, as ``train.compile`` runs it
+            (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed)
   infer     eval-mode forward without gradients, frames/s
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
             layouts): what the training share could reach if everything else took no time
@@ -19,7 +21,8 @@ as the commands run it (flowaccent.runtime: the conditioners under bf16 autocast
 matmul ceiling is then timed in bf16 too).
 
 Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] [--repeats 3]
-                                        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--json PATH]
+                                        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--no-compile]
+                                        [--json PATH]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from flowaccent.flows.packed import PACK_BATCH, packed_inference
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
-from flowaccent.runtime import compute_precision
+from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train.optimizer import make_optimizer
 
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
@@ -127,7 +130,9 @@ def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, dev
     return flops * reps / seconds(step, reps, device) / 1e9
 
 
-def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32") -> float:
+def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32", forward=None) -> float:
+    r"""Training frames/s; ``forward`` (default ``model``) runs the model, e.g. compiled."""
+    forward = model if forward is None else forward
     device = str(next(model.parameters()).device)
     x = torch.randn(batch, model.dim, device=device)
     y = torch.arange(batch, device=device) % 2
@@ -136,7 +141,7 @@ def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
 
     def step():
         with compute_precision(torch.device(device), precision):  # as `flowaccent train` runs it
-            loss = model(x, y).nll.float().mean()
+            loss = forward(x, y).nll.float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -162,22 +167,27 @@ def time_infer(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
     return batch * steps / seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
 
 
-def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", precision: str = "fp32") -> list[dict]:
-    r"""One row per (D, batch): the matmul rate, train and inference frames/s and their shares of it."""
+def run(
+    dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", precision: str = "fp32", compile_: bool = True
+) -> list[dict]:
+    r"""One row per (D, batch): the matmul rate, train (eager and compiled) and inference frames/s and
+    their shares of it."""
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     rows = []
     for dim in dims:
         model = build(dim, ARCH, cond_dim=dim, device=device)
+        forward = compiled(model, torch.device(device), "bench") if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, packed, train_mm, tr, inf, faults = [], [], [], [], [], []
+            mm, packed, train_mm, tr, trc, inf, faults = [], [], [], [], [], [], []
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
                 packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))
                 train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device))
                 tr.append(time_train(model, batch, steps, precision))
+                trc.append(time_train(model, batch, steps, precision, forward) if compile_ else float("nan"))
                 fps, flt = time_infer(model, batch, steps, precision)
                 inf.append(fps)
                 faults.append(flt)
@@ -187,6 +197,8 @@ def run(dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", pr
                 "device": device, "precision": precision, "dim": dim, "batch": batch, "matmul_gflops": rate,
                 "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
                 "train_matmuls_share": train_mm_rate / rate,
+                "train_compiled_fps": statistics.median(trc),
+                "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
                 "packed_gflops": statistics.median(packed),
                 "infer_share_packed": fwd * infer_fps / 1e9 / statistics.median(packed),
@@ -203,18 +215,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled training column")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     tuned = tune_allocator()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.precision}, "
           f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}")
-    rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision)
+    rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
+          f"{'compiled fr/s':>14} {'compiled %':>11} "
           f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
-              f"{100 * r['train_share']:>7.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
+              f"{100 * r['train_share']:>7.1f}% {r['train_compiled_fps']:>14.0f} "
+              f"{100 * r['train_compiled_share']:>10.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
               f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")
     if args.json:

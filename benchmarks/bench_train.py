@@ -5,7 +5,9 @@ a 10 x 512 flow on it (deltas: D=120, batch 10000, no validation split) with the
 a child process, and measures in the same run the model-only training rate of that architecture.
 Two end-to-end rates are printed: the steady state logged by the trainer (``frames_per_s`` in
 ``log/train.jsonl``, first window dropped) and the whole command's wall clock (start-up, the
-standardisation pass and checkpoints included).
+standardisation pass and checkpoints included). Each is measured for ``--train.compile false``
+(the default) and ``true`` (the whole command's clock then includes compiling), each against the
+model-only rate of the same forward (eager or compiled).
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--json PATH]
 """
@@ -22,13 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_model import build, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json
-from flowaccent.runtime import resolve_device
+from flowaccent.runtime import compiled, resolve_device
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,31 +59,48 @@ def main(argv: list[str] | None = None) -> dict:
                           log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
     )
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    steady, wall, alone = [], [], []
+    variants = ("eager", "compiled")  # `--train.compile false` / `true`, model-only rates to match
+    steady, wall, alone = ({v: [] for v in variants} for _ in range(3))
     try:
         data = write_corpus(root / "data", args.frames)
         (root / "conf.yaml").write_text(config.to_yaml())
-        for i in range(args.repeats):  # interleaved with the model-only rate
-            exp = root / f"exp{i}"
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "flowaccent", "train", "--config", str(root / "conf.yaml"),
-                            "--exp", str(exp), str(data), "--quiet"], check=True)
-            wall.append(args.frames / (time.perf_counter() - start))
-            logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
-            steady.append(statistics.median([r["frames_per_s"] for r in logged if r.get("event") == "train"][1:]))
-            alone.append(time_train(build(120, model, 0, device), args.batch, 3))
+        for i in range(args.repeats):  # interleaved with the model-only rates
+            for variant in variants:
+                exp = root / f"exp{i}_{variant}"
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "flowaccent", "train", "--config", str(root / "conf.yaml"),
+                                "--exp", str(exp), str(data), "--quiet",
+                                "--train.compile", str(variant == "compiled").lower()], check=True)
+                wall[variant].append(args.frames / (time.perf_counter() - start))
+                logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
+                rates = [r["frames_per_s"] for r in logged if r.get("event") == "train"]
+                steady[variant].append(statistics.median(rates[1:]))
+                net = build(120, model, 0, device)
+                forward = compiled(net, torch.device(device), "bench") if variant == "compiled" else None
+                alone[variant].append(time_train(net, args.batch, 3, forward=forward))
     finally:
         shutil.rmtree(root)
-    result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats,
-              "model_only_fps": statistics.median(alone), "steady_fps": statistics.median(steady),
-              "wall_fps": statistics.median(wall)}
-    result["steady_ratio"] = result["steady_fps"] / result["model_only_fps"]
-    result["wall_ratio"] = result["wall_fps"] / result["model_only_fps"]
+    rows = {}
+    for variant in variants:
+        row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
+               "wall_fps": statistics.median(wall[variant])}
+        row["steady_ratio"] = row["steady_fps"] / row["model_only_fps"]
+        row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
+        rows[variant] = row
+    result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, **rows["eager"],
+              "compiled": rows["compiled"]}
+    result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
+    result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
     print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, one epoch, "
           f"median of {args.repeats}")
-    print(f"model-only training:            {result['model_only_fps']:9.0f} frames/s")
-    print(f"flowaccent train, steady state: {result['steady_fps']:9.0f} frames/s  ratio {result['steady_ratio']:.3f}")
-    print(f"flowaccent train, wall clock:   {result['wall_fps']:9.0f} frames/s  ratio {result['wall_ratio']:.3f}")
+    for variant in variants:
+        r = rows[variant]
+        print(f"{variant}: model-only training:            {r['model_only_fps']:9.0f} frames/s")
+        print(f"{variant}: flowaccent train, steady state: {r['steady_fps']:9.0f} frames/s  "
+              f"ratio {r['steady_ratio']:.3f}")
+        print(f"{variant}: flowaccent train, wall clock:   {r['wall_fps']:9.0f} frames/s  ratio {r['wall_ratio']:.3f}")
+    print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
+          f"whole command {result['compiled_speedup_wall']:.3f}x")
     if args.json:
         atomic_write_json(args.json, result)
     return result

@@ -90,11 +90,13 @@ def markdown(results: dict) -> str:
     if rows := results.get("model"):
         lines += ["### Model only: share of the matmul rate", "",
                   "| D | batch | matmul GFLOP/s | train matmuls alone | train frames/s | train share "
+                  "| compiled train frames/s | compiled train share "
                   "| inference frames/s | inference share | oneDNN packed GFLOP/s | inference share of it |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {100 * r['train_matmuls_share']:.1f}% | "
-                  f"{r['train_fps']:.0f} | "
-                  f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | "
+                  f"{r['train_fps']:.0f} | {100 * r['train_share']:.1f}% | "
+                  f"{r['train_compiled_fps']:.0f} | {100 * r['train_compiled_share']:.1f}% | "
+                  f"{r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | "
                   f"{r['packed_gflops']:.1f} | {100 * r['infer_share_packed']:.1f}% |"
                   for r in rows]
         lines.append("")
@@ -116,10 +118,14 @@ def markdown(results: dict) -> str:
         lines.append("")
     if r := results.get("train"):
         lines += ["### `flowaccent train` end to end (D=120, 10 x 512)", "",
-                  "| frames | batch | model-only frames/s | steady frames/s | ratio | whole command frames/s | ratio |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-                  f"| {r['frames']} | {r['batch']} | {r['model_only_fps']:.0f} | {r['steady_fps']:.0f} | "
-                  f"{r['steady_ratio']:.3f} | {r['wall_fps']:.0f} | {r['wall_ratio']:.3f} |", ""]
+                  "| train.compile | frames | batch | model-only frames/s | steady frames/s | ratio "
+                  "| whole command frames/s | ratio |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {r['frames']} | {r['batch']} | {v['model_only_fps']:.0f} | {v['steady_fps']:.0f} | "
+                  f"{v['steady_ratio']:.3f} | {v['wall_fps']:.0f} | {v['wall_ratio']:.3f} |"
+                  for name, v in (("false", r), ("true", r["compiled"]))]
+        lines += ["", f"`--train.compile true` over `false`: {r['compiled_speedup_steady']:.3f}x steady, "
+                  f"{r['compiled_speedup_wall']:.3f}x whole command (compiling included).", ""]
     if r := results.get("score"):
         lines += ["### `flowaccent score` end to end (D=120, 10 x 512 DNF)", "",
                   "| frames | seconds | frames/s | vs model-only inference | peak RSS MiB |",

@@ -11,6 +11,11 @@ Precisions:
         autocast off (model.FlowModel), so log-determinants and log-densities are float32 sums.
 Parameters, optimiser state and checkpoints stay float32 in every precision.
 ``benchmarks/bench_precision.py`` measures the speed of each and its effect on held-out NLL.
+
+``train.compile`` runs the training forward through ``torch.compile`` (:func:`compiled`):
+TorchInductor fuses the element-wise work around the matmuls and its backward into
+generated kernels (C++ on a CPU, so it needs a C++ compiler). ``benchmarks/bench_model.py``
+measures its rate against the eager forward.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import torch
+from torch import nn
 
 from flowaccent.errors import ConfigError
 
@@ -67,3 +73,31 @@ def compute_precision(device: torch.device, precision: str) -> Iterator[None]:
 def full_precision(device_type: str):
     r"""A block where autocast is off (the prior's sums and matmuls stay float32 under ``bf16``)."""
     return torch.autocast(device_type=device_type, enabled=False)
+
+
+def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
+    r"""``torch.compile(module)`` with static shapes, for training forwards (``train.compile``).
+
+    The first call with a new input shape compiles (seconds to a minute; the epoch's last,
+    shorter batch compiles once more), later calls run the generated kernels. The module's
+    ActNorm layers must be initialised and its standardisation fitted already: the compiled
+    forward skips those data-dependent checks, which would split its graph (flows.norm.ActNorm,
+    features.pipeline). A clear error, before any work, when a CPU run has no C++ compiler
+    (``g++``, or ``$CXX``) for Inductor.
+    """
+    from flowaccent.features.pipeline import FeaturePipeline
+    from flowaccent.flows.norm import ActNorm
+
+    for m in module.modules():
+        if (isinstance(m, ActNorm) and not bool(m.initialized)) or (
+            isinstance(m, FeaturePipeline) and m.config.standardize and not bool(m.fitted)
+        ):
+            raise ConfigError(f"{what}.compile: initialise the model (FlowModel.initialize) before compiling it")
+    if device.type == "cpu":
+        from torch._inductor import cpp_builder
+
+        try:
+            cpp_builder.get_cpp_compiler()
+        except Exception as exc:  # Inductor's own error names what it searched
+            raise ConfigError(f"{what}.compile on a CPU needs a C++ compiler (g++, or set CXX): {exc}") from None
+    return torch.compile(module, dynamic=False)

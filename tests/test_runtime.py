@@ -1,9 +1,12 @@
-r"""Device and precision options (flowaccent.runtime): errors, what bf16 changes and what it must not."""
+r"""Device, precision and compile options (flowaccent.runtime): errors, what bf16 changes and what it
+must not, and that a compiled training step is the eager one in one graph."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from flowaccent.errors import ConfigError
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
@@ -11,7 +14,7 @@ from flowaccent.flows.packed import onednn_usable, packed_inference
 from flowaccent.flows.realnvp import ModelConfig
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
-from flowaccent.runtime import check_precision, compute_precision, resolve_device
+from flowaccent.runtime import check_precision, compiled, compute_precision, resolve_device
 
 CPU = torch.device("cpu")
 
@@ -88,3 +91,53 @@ def test_bf16_is_not_served_by_the_float32_onednn_path():
         assert onednn_usable(net, x)
         with compute_precision(CPU, "bf16"):
             assert not onednn_usable(net, x)
+
+
+def standardized_model(dim: int = 8, fit: bool = True) -> FlowModel:
+    torch.manual_seed(0)
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=True), dim)
+    if fit:
+        pipeline.fit((x, None) for x in np.random.default_rng(0).normal(3.0, 2.0, (5, 100, dim)).astype(np.float32))
+    m = FlowModel(pipeline, ModelConfig(num_blocks=3, hidden=32), PriorConfig(cond_dim=4), ("native", "zh"))
+    if fit:
+        m.initialize(torch.randn(256, dim) * 2 + 3, torch.arange(256) % 2)
+    return m.train()
+
+
+def test_compiled_training_step_is_the_eager_one_in_one_graph():
+    r"""``train.compile``: same loss and gradients as eager (to float32 rounding), and the whole
+    forward is one graph (the ActNorm and standardisation checks would split it at every block)."""
+    m = standardized_model()
+    with torch.no_grad():
+        for p in m.transform.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, y = torch.randn(200, 8) * 2 + 3, torch.arange(200) % 2
+
+    def loss_and_grads(forward):
+        m.zero_grad(set_to_none=True)
+        loss = forward(x, y).nll.mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    want, want_grads = loss_and_grads(m)
+    torch._dynamo.reset()
+    counters.clear()
+    got, got_grads = loss_and_grads(compiled(m, CPU, "train"))
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert len(got_grads) == len(want_grads) > 0
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_errors(monkeypatch):
+    with pytest.raises(ConfigError, match="train.compile: initialise the model"):
+        compiled(standardized_model(fit=False), CPU, "train")
+    from torch._inductor import cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(ConfigError, match="train.compile on a CPU needs a C.. compiler .*no working C"):
+        compiled(standardized_model(), CPU, "train")

@@ -95,7 +95,7 @@ class FeaturePipeline(nn.Module):
         r"""The global standardisation alone: ``(..., D_out) -> (..., D_out)`` (identity when off)."""
         if not self.config.standardize:
             return y
-        if not bool(self.fitted):
+        if not torch.compiler.is_compiling() and not bool(self.fitted):  # compiled: checked before (runtime.compiled)
             raise FeatureError("feature pipeline: standardize is on but was never fitted")
         return (y - self.mean.to(y.dtype)) / self.std.to(y.dtype)
 

@@ -3,8 +3,26 @@ r"""Normalisation layers between coupling blocks: ActNorm, BatchNorm (nflows), o
 from __future__ import annotations
 
 import torch
-from nflows.transforms.normalization import ActNorm, BatchNorm
-from torch import nn
+from nflows.transforms import normalization
+from nflows.transforms.normalization import BatchNorm
+from torch import Tensor, nn
+
+
+class ActNorm(normalization.ActNorm):
+    r"""nflows ActNorm ``y = x exp(log_scale) + shift`` ``(B, D) -> (B, D)``, whose forward can be
+    compiled in one graph (``train.compile``).
+
+    nflows checks ``self.initialized``, a tensor, on every training forward to initialise from
+    the first batch; under ``torch.compile`` that check splits the flow's graph at every block.
+    While compiling, the check is skipped: compiled training starts only after
+    ``FlowModel.initialize`` (the trainer checks). Same parameters, buffers and values as nflows'.
+    """
+
+    def forward(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if torch.compiler.is_compiling() and inputs.dim() == 2:
+            log_det = self.log_scale.sum().expand(inputs.shape[0])
+            return torch.addcmul(self.shift, inputs, self.log_scale.exp()), log_det
+        return super().forward(inputs, context)
 
 
 class FrozenStatsBatchNorm(BatchNorm):

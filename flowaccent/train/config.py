@@ -46,6 +46,10 @@ class TrainConfig(Config):
         precision: ``fp32``, ``tf32`` (CUDA) or ``bf16`` (the conditioners' matmuls under bfloat16
             autocast) for the forward passes of training and validation; weights stay float32
             (flowaccent.runtime; speed and NLL effect in docs/performance.md).
+        compile: run the training forward (and so its backward) through ``torch.compile``
+            (flowaccent.runtime.compiled): the element-wise work around the matmuls fused into
+            generated kernels; the first step of each batch shape compiles first (seconds to a
+            minute). Needs a C++ compiler on a CPU. Speed in docs/performance.md.
         deterministic: ``torch.use_deterministic_algorithms`` (exact resume).
     """
 
@@ -69,6 +73,7 @@ class TrainConfig(Config):
     max_steps_per_epoch: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    compile: bool = False
     deterministic: bool = True
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
-from flowaccent.runtime import check_precision, compute_precision
+from flowaccent.runtime import check_precision, compiled, compute_precision
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
@@ -173,6 +173,8 @@ class _Runner:
             from torch.nn.parallel import DistributedDataParallel
 
             self.net = DistributedDataParallel(model)  # broadcasts rank 0's initialised weights
+        #: the training forward: ``self.net``, or it compiled (train.compile; validation runs ``model`` eagerly)
+        self.forward = compiled(self.net, env.device, "train") if self.cfg.compile else self.net
         self.tb = _tensorboard(exp) if env.is_main else None
         self.log_file = open(exp / "log" / "train.jsonl", "a") if env.is_main else None
 
@@ -237,7 +239,7 @@ class _Runner:
         context = self._context(y)
         threshold = self.cfg.gradient_filter_threshold if self.cfg.gradient_filter else None
         with compute_precision(self.env.device, self.cfg.precision):
-            out = self.net(x, y, context, threshold)
+            out = self.forward(x, y, context, threshold)
         loss = out.nll.mean()
         if not torch.isfinite(loss):
             raise TrainingError(

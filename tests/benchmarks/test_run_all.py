@@ -28,6 +28,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert [r["malloc"] for r in results["malloc"]] == ["system", "tuned"]
     assert {r["implementation"] for r in results["peers"]} >= {"flowaccent", "plain"}
     assert results["score"]["rss_mib"] > 0 and results["train"]["model_only_fps"] > 0
+    assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["optim"][0]["fused_ms"] > 0
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
