@@ -3,10 +3,10 @@ r"""Runs every benchmark of ``docs/performance.md`` in one go and writes the tab
 Sections (``--only`` picks some), each a ratio of things measured side by side in this run,
 median of ``--repeats``:
 
-  model     model-only train/inference frames/s as a share of the matmul rate (bench_model.py)
+  model     model-only train (eager, compiled)/inference frames/s as a share of the matmul rate (bench_model.py)
   optim     the Adam step alone: default, foreach and fused (the trainer's) (bench_optim.py)
   malloc    inference-only processes with glibc's default allocator vs flowaccent's (bench_malloc.py)
-  train     `flowaccent train` end to end vs model-only training (bench_train.py)
+  train     `flowaccent train` end to end vs model-only training, train.compile false/true (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
   precision `train`/`score --precision fp32|tf32|bf16`: seconds and held-out NLL (bench_precision.py)
