@@ -93,6 +93,13 @@ def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
             isinstance(m, FeaturePipeline) and m.config.standardize and not bool(m.fitted)
         ):
             raise ConfigError(f"{what}.compile: initialise the model (FlowModel.initialize) before compiling it")
+    check_compile(device, what)
+    return torch.compile(module, dynamic=False)
+
+
+def check_compile(device: torch.device, what: str) -> None:
+    r"""A clear error, before any work, when Inductor cannot compile for ``device`` (a CPU without
+    a C++ compiler)."""
     if device.type == "cpu":
         from torch._inductor import cpp_builder
 
@@ -100,4 +107,3 @@ def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
             cpp_builder.get_cpp_compiler()
         except Exception as exc:  # Inductor's own error names what it searched
             raise ConfigError(f"{what}.compile on a CPU needs a C++ compiler (g++, or set CXX): {exc}") from None
-    return torch.compile(module, dynamic=False)

@@ -141,3 +141,20 @@ def test_compile_errors(monkeypatch):
     monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
     with pytest.raises(ConfigError, match="train.compile on a CPU needs a C.. compiler .*no working C"):
         compiled(standardized_model(), CPU, "train")
+
+
+def test_train_without_a_compiler_stops_before_any_work(monkeypatch, tmp_path, capsys):
+    from torch._inductor import cpp_builder
+
+    from flowaccent.cli.main import main
+
+    def no_compiler():
+        raise RuntimeError("no working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    data = tmp_path / "data"
+    data.mkdir()  # never read: the check comes first
+    assert main(["train", "--exp", str(tmp_path / "exp"), str(data), "--train.device", "cpu",
+                 "--train.compile", "true"]) == 1
+    assert "train.compile on a CPU needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()

@@ -20,7 +20,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
-from flowaccent.runtime import check_precision, compiled, compute_precision
+from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
@@ -69,6 +69,8 @@ def train(
     cfg = config.train
     env = distributed.setup(cfg.device)
     check_precision(env.device, cfg.precision, "train")
+    if cfg.compile:
+        check_compile(env.device, "train")
     exp = Path(exp_dir)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
@@ -175,6 +177,8 @@ class _Runner:
             self.net = DistributedDataParallel(model)  # broadcasts rank 0's initialised weights
         #: the training forward: ``self.net``, or it compiled (train.compile; validation runs ``model`` eagerly)
         self.forward = compiled(self.net, env.device, "train") if self.cfg.compile else self.net
+        if self.cfg.compile and not self.quiet:
+            print("train: train.compile: the first step of each batch shape compiles first", file=sys.stderr)
         self.tb = _tensorboard(exp) if env.is_main else None
         self.log_file = open(exp / "log" / "train.jsonl", "a") if env.is_main else None
 
