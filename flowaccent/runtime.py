@@ -82,8 +82,8 @@ def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
     shorter batch compiles once more), later calls run the generated kernels. The module's
     ActNorm layers must be initialised and its standardisation fitted already: the compiled
     forward skips those data-dependent checks, which would split its graph (flows.norm.ActNorm,
-    features.pipeline). A clear error, before any work, when a CPU run has no C++ compiler
-    (``g++``, or ``$CXX``) for Inductor.
+    features.pipeline). A clear error when a CPU run has no C++ compiler (``g++``, or ``$CXX``)
+    for Inductor (:func:`check_compile`, which the trainer also calls before any work).
     """
     from flowaccent.features.pipeline import FeaturePipeline
     from flowaccent.flows.norm import ActNorm
