@@ -3,7 +3,9 @@ r"""Scoring memory and speed: peak RSS at two corpus sizes, and end-to-end vs mo
 Writes two synthetic corpora of 40-d features (``--frames`` and ``--scale`` x that many frames)
 with a tiny trained-by-construction model, runs ``flowaccent score`` on each in a fresh
 process, and reports each run's peak RSS (``ru_maxrss`` of the child) and frames/s, next to the
-model-only inference rate measured in the same run.
+model-only inference rate measured in the same run. At ``--frames`` each repeat also runs the
+command with the other ``--prefetch`` setting (features made ahead in a background thread, 2, where
+the default makes them in the scoring loop, 0, as on a CPU; and the reverse on a GPU), interleaved.
 
 Scoring and the model-only rate run where ``flowaccent score`` runs by default (CUDA when present).
 
@@ -26,7 +28,9 @@ import torch
 from bench_model import sync
 
 from flowaccent.data.atomic import atomic_write_json
+from flowaccent.data.prefetch import GPU_DEPTH, resolve_depth
 from flowaccent.runtime import resolve_device
+from flowaccent.score.scorer import ScoreConfig
 
 
 def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) -> Path:
@@ -97,10 +101,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_score(exp: Path, data: Path, out: Path, device: str = "cpu") -> tuple[float, float]:
-    r"""Runs ``flowaccent score`` in a child; returns (seconds, peak RSS in MiB of that child)."""
+def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: str) -> tuple[float, float]:
+    r"""Runs ``flowaccent score`` (with ``options``) in a child; returns (seconds, peak RSS in MiB of that child)."""
     command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
-               "--device", device]
+               "--device", device, *options]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
@@ -127,9 +131,12 @@ def main(argv: list[str] | None = None) -> dict:
         write_model(root / "exp", args.blocks, args.hidden)
         small, large = args.frames, args.frames * args.scale
         data = write_corpus(root / "data_small", small)
-        runs, alone = [], []
+        runs, other, alone = [], [], []
+        default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
+        depth = 0 if default else GPU_DEPTH  # the other setting
         for i in range(args.repeats):  # interleaved with the model-only rate
             runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device))
+            other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, "--prefetch", str(depth))[0])
             alone.append(model_only_rate(root / "exp", device=device))
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
@@ -146,6 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
         "large_frames": large, "large_seconds": large_seconds, "large_fps": large / large_seconds,
         "large_ratio": large / large_seconds / infer, "large_rss_mib": large_rss, "rss_ratio": large_rss / small_rss,
         "repeats": args.repeats, "device": device,
+        "prefetch": default, "other_prefetch": depth, "other_seconds": statistics.median(other),
+        "other_ratio": small / statistics.median(other) / infer,
+        "other_speedup": small_seconds / statistics.median(other),
     }
     print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas); "
           f"median of {args.repeats} at {small} frames, one run at {large}")
@@ -154,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
         fps = frames / seconds
         print(f"{frames:>10} {seconds:>8.1f} {fps:>9.0f} {fps / infer:>14.3f} {rss:>13.0f}")
     print(f"model-only inference: {infer:.0f} frames/s; RSS ratio {result['rss_ratio']:.3f}")
+    print(f"--prefetch {depth} (default here: {default}) at {small} frames: {result['other_seconds']:.1f} s, "
+          f"ratio {result['other_ratio']:.3f}, {result['other_speedup']:.3f}x the default's speed")
     if args.json:
         atomic_write_json(args.json, result)
     return result

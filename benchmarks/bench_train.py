@@ -7,7 +7,10 @@ Two end-to-end rates are printed: the steady state logged by the trainer (``fram
 ``log/train.jsonl``, first window dropped) and the whole command's wall clock (start-up, the
 standardisation pass and checkpoints included). Each is measured for ``--train.compile false``
 (the default) and ``true`` (the whole command's clock then includes compiling), each against the
-model-only rate of the same forward (eager or compiled).
+model-only rate of the same forward (eager or compiled). Data loading: the seconds one epoch
+of the training stream (reading the ark, deltas, shuffling) takes alone in this process, against
+the seconds the command's steps waited for batches (``data_wait_s`` in its log), as
+``train.prefetch`` (default: a background thread on a GPU, none on a CPU) leaves them.
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--json PATH]
 """
@@ -32,7 +35,29 @@ from bench_model import build, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json
+from flowaccent.data.prefetch import resolve_depth
 from flowaccent.runtime import compiled, resolve_device
+
+
+def time_loading(data: Path, config, repeats: int = 1) -> float:
+    r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed)."""
+    from flowaccent.data.datadir import load_data_dir
+    from flowaccent.features import FeaturePipeline
+    from flowaccent.train.frames import FrameSource, FrameStream, utterance_refs
+
+    data_dir = load_data_dir(data)
+    source = FrameSource([data_dir], 40)
+    try:
+        refs = utterance_refs([data_dir], [dict.fromkeys(data_dir.utts, 0)])
+        pipeline = FeaturePipeline(config.features, 40)
+        pipeline.fit(source.feats(r) for r in refs[:: max(1, len(refs) // config.train.standardize_max_utts)])
+        stream = FrameStream(source, refs, pipeline, config.train.batch_size, config.train.buffer_frames, 0)
+        start = time.perf_counter()
+        for _ in stream.epoch(0):
+            pass
+        return time.perf_counter() - start
+    finally:
+        source.close()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     variants = ("eager", "compiled")  # `--train.compile false` / `true`, model-only rates to match
-    steady, wall, alone = ({v: [] for v in variants} for _ in range(3))
+    steady, wall, alone, waited = ({v: [] for v in variants} for _ in range(4))
+    loading = []
     try:
         data = write_corpus(root / "data", args.frames)
         (root / "conf.yaml").write_text(config.to_yaml())
@@ -75,20 +101,23 @@ def main(argv: list[str] | None = None) -> dict:
                 logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
                 rates = [r["frames_per_s"] for r in logged if r.get("event") == "train"]
                 steady[variant].append(statistics.median(rates[1:]))
+                waited[variant].append(sum(r["data_wait_s"] for r in logged if r.get("event") == "train"))
                 net = build(120, model, 0, device)
                 forward = compiled(net, torch.device(device), "bench") if variant == "compiled" else None
                 alone[variant].append(time_train(net, args.batch, 3, forward=forward))
+            loading.append(time_loading(data, config))
     finally:
         shutil.rmtree(root)
     rows = {}
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
-               "wall_fps": statistics.median(wall[variant])}
+               "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant])}
         row["steady_ratio"] = row["steady_fps"] / row["model_only_fps"]
         row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
         rows[variant] = row
     result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, **rows["eager"],
-              "compiled": rows["compiled"]}
+              "compiled": rows["compiled"], "loading_s": statistics.median(loading),
+              "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device))}
     result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
     result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
     print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, one epoch, "
@@ -99,6 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{variant}: flowaccent train, steady state: {r['steady_fps']:9.0f} frames/s  "
               f"ratio {r['steady_ratio']:.3f}")
         print(f"{variant}: flowaccent train, wall clock:   {r['wall_fps']:9.0f} frames/s  ratio {r['wall_ratio']:.3f}")
+    print(f"data loading: one epoch of the stream alone {result['loading_s']:.2f} s; the steps waited "
+          f"{rows['eager']['data_wait_s']:.2f} s (eager), {rows['compiled']['data_wait_s']:.2f} s (compiled) "
+          f"with train.prefetch resolved to {result['prefetch']}")
     print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
           f"whole command {result['compiled_speedup_wall']:.3f}x")
     if args.json:

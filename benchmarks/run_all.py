@@ -6,8 +6,10 @@ median of ``--repeats``:
   model     model-only train (eager, compiled)/inference frames/s as a share of the matmul rate (bench_model.py)
   optim     the Adam step alone: default, foreach and fused (the trainer's) (bench_optim.py)
   malloc    inference-only processes with glibc's default allocator vs flowaccent's (bench_malloc.py)
-  train     `flowaccent train` end to end vs model-only training, train.compile false/true (bench_train.py)
-  score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames
+  train     `flowaccent train` end to end vs model-only training, train.compile false/true, and the
+            time data loading takes vs the time the steps waited for it (bench_train.py)
+  score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames,
+            and with the other --prefetch setting (bench_score.py)
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
   precision `train`/`score --precision fp32|tf32|bf16`: seconds and held-out NLL (bench_precision.py)
   blur      triangular_blur vs the dense O(T K K) blur (bench_blur.py)
@@ -125,7 +127,10 @@ def markdown(results: dict) -> str:
                   f"{v['steady_ratio']:.3f} | {v['wall_fps']:.0f} | {v['wall_ratio']:.3f} |"
                   for name, v in (("false", r), ("true", r["compiled"]))]
         lines += ["", f"`--train.compile true` over `false`: {r['compiled_speedup_steady']:.3f}x steady, "
-                  f"{r['compiled_speedup_wall']:.3f}x whole command (compiling included).", ""]
+                  f"{r['compiled_speedup_wall']:.3f}x whole command (compiling included). Data loading: one "
+                  f"epoch of the training stream alone took {r['loading_s']:.2f} s; the command's steps waited "
+                  f"{r['data_wait_s']:.2f} s (false) and {r['compiled']['data_wait_s']:.2f} s (true) for batches "
+                  f"(`train.prefetch` {r['prefetch']}).", ""]
     if r := results.get("score"):
         lines += ["### `flowaccent score` end to end (D=120, 10 x 512 DNF)", "",
                   "| frames | seconds | frames/s | vs model-only inference | peak RSS MiB |",
@@ -133,7 +138,10 @@ def markdown(results: dict) -> str:
                   f"| {r['frames']} | {r['seconds']:.1f} | {r['fps']:.0f} | {r['ratio']:.3f} | {r['rss_mib']:.0f} |",
                   f"| {r['large_frames']} | {r['large_seconds']:.1f} | {r['large_fps']:.0f} | {r['large_ratio']:.3f} | "
                   f"{r['large_rss_mib']:.0f} |", "",
-                  f"Peak RSS ratio {r['rss_ratio']:.3f}; model-only inference {r['model_only_fps']:.0f} frames/s.", ""]
+                  f"Peak RSS ratio {r['rss_ratio']:.3f}; model-only inference {r['model_only_fps']:.0f} frames/s. "
+                  f"With `--prefetch {r['other_prefetch']}` (the default here: {r['prefetch']}) at {r['frames']} "
+                  f"frames: {r['other_seconds']:.1f} s, ratio {r['other_ratio']:.3f}, {r['other_speedup']:.3f}x "
+                  "the default's speed.", ""]
     if r := results.get("quality"):
         reached = (f"{r['flowaccent_seconds_to_target']:.0f} s (epoch {r['flowaccent_epoch_at_target']})"
                    if r["flowaccent_epoch_at_target"] else "not reached")

@@ -20,7 +20,9 @@ from tqdm import tqdm
 from flowaccent.config import Config
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import ArkWriter
+from flowaccent.data.prefetch import prefetch, resolve_depth
 from flowaccent.data.stream import Utterance, iter_utterances
+from flowaccent.errors import ConfigError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
@@ -45,6 +47,9 @@ class ScoreConfig(Config):
             are read and computed on the CPU; each batch is copied over).
         precision: ``fp32``, ``tf32`` (CUDA) or ``bf16`` (the conditioners' matmuls in bfloat16),
             see flowaccent.runtime; speed and NLL effect in docs/performance.md.
+        prefetch: batches read and featurised ahead in a background thread while the model
+            scores (flowaccent.data.prefetch); 0: in the scoring loop; -1 (auto): 2 on a GPU, 0 on
+            a CPU, where the thread made scoring ~1.1x slower (docs/performance.md).
     """
 
     batch_frames: int = 8000
@@ -53,6 +58,11 @@ class ScoreConfig(Config):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    prefetch: int = -1
+
+    def __post_init__(self) -> None:
+        if self.prefetch < -1:
+            raise ConfigError(f"score: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
 
 
 @dataclasses.dataclass
@@ -99,8 +109,6 @@ def native_index(model: FlowModel, name: str = "") -> int:
     names = model.class_names
     wanted = name or ("native" if "native" in names else names[0])
     if wanted not in names:
-        from flowaccent.errors import ConfigError
-
         raise ConfigError(f"score: class '{wanted}' is not one of the model's classes {', '.join(names)}")
     return names.index(wanted)
 
@@ -171,23 +179,36 @@ def _score_dir(
 def _scored(
     model: FlowModel, utterances: Iterator[Utterance], config: ScoreConfig, native: int | None, device: torch.device
 ) -> Iterator[tuple[Utterance, dict[str, np.ndarray], np.ndarray | None]]:
-    r"""Yields each utterance with its per-frame ``z``, ``log_p``, ``log_det`` (and ``llr``), batching frames."""
-    batch_frames = config.batch_frames
-    pending: list[tuple[Utterance, torch.Tensor]] = []
+    r"""Yields each utterance with its per-frame ``z``, ``log_p``, ``log_det`` (and ``llr``), batching
+    frames; the batches are read and featurised ahead in a thread where ``config.prefetch`` says so."""
+    depth = resolve_depth(config.prefetch, device)
+    with prefetch(_feature_batches(model, utterances, config.batch_frames), depth) as batches:
+        for pending, x in batches:
+            yield from _run_batch(model, pending, x, native, device, config.precision)
+
+
+def _feature_batches(
+    model: FlowModel, utterances: Iterator[Utterance], batch_frames: int
+) -> Iterator[tuple[list[tuple[Utterance, int]], torch.Tensor]]:
+    r"""Utterances grouped into batches of about ``batch_frames`` frames: ``([(utterance, frames)],
+    x (N, D) float32)``, ``x`` their pipeline frames (CMVN/deltas/splicing) joined in order."""
+    pending: list[tuple[Utterance, int]] = []
+    parts: list[torch.Tensor] = []
     held = 0
     for utt in utterances:
         x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).float()
-        pending.append((utt, x))
+        pending.append((utt, len(x)))
+        parts.append(x)
         held += len(x)
         if held >= batch_frames:
-            yield from _run_batch(model, pending, native, device, config.precision)
-            pending, held = [], 0
+            yield pending, torch.cat(parts)
+            pending, parts, held = [], [], 0
     if pending:
-        yield from _run_batch(model, pending, native, device, config.precision)
+        yield pending, torch.cat(parts)
 
 
-def _run_batch(model: FlowModel, pending, native: int | None, device: torch.device, precision: str):
-    x = torch.cat([p[1] for p in pending]).to(device)
+def _run_batch(model: FlowModel, pending, x: torch.Tensor, native: int | None, device: torch.device, precision: str):
+    x = x.to(device)
     with compute_precision(device, precision):
         out = model(x)
     llr = None
@@ -198,7 +219,7 @@ def _run_batch(model: FlowModel, pending, native: int | None, device: torch.devi
     z, log_p, log_det = (t.cpu().numpy() for t in (out.z, out.log_p, out.log_det))
     start = 0
     for utt, frames in pending:
-        end = start + len(frames)
+        end = start + frames
         part = {
             "z": z[start:end],
             "log_p": log_p[start:end].astype(np.float64),

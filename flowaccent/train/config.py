@@ -37,6 +37,10 @@ class TrainConfig(Config):
         valid_fraction: share of utterances held out for the validation NLL.
         patience: epochs without a better validation NLL before stopping (0: never stop early).
         buffer_frames: size of the shuffling buffer (bounds memory).
+        prefetch: batches read, featurised and shuffled ahead in a background thread while the
+            model trains (flowaccent.data.prefetch); 0: in the training loop; -1 (auto): 2 on a
+            GPU, 0 on a CPU, where the thread slowed the model's own threads (docs/performance.md).
+            The log's ``data_wait_s`` says how long the steps waited for data.
         standardize_max_utts: utterances used to fit the global standardisation.
         seed: seeds the data order, masks and weights.
         checkpoint_every_steps: also checkpoint inside an epoch this often (0: at epoch ends only).
@@ -66,6 +70,7 @@ class TrainConfig(Config):
     valid_fraction: float = 0.05
     patience: int = 5
     buffer_frames: int = 200_000
+    prefetch: int = -1
     standardize_max_utts: int = 2000
     seed: int = 0
     checkpoint_every_steps: int = 500
@@ -81,6 +86,8 @@ class TrainConfig(Config):
             raise ConfigError("train: batch_size and epochs must be >= 1 and lr > 0")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.prefetch < -1:
+            raise ConfigError(f"train: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.prefetch import prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
@@ -214,23 +215,27 @@ class _Runner:
             disable=self.quiet,
             desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
         )
-        start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
+        start, frames, sums, waited = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64), 0.0
         try:
-            for i, (x, y) in enumerate(stream.epoch(progress.epoch)):
-                if i >= steps:
-                    break
-                if i < progress.step_in_epoch:
-                    continue  # resuming inside an epoch: the stream replays the same batches
-                sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
-                frames += len(x)
-                progress.step_in_epoch, progress.global_step = i + 1, progress.global_step + 1
-                bar.update()
-                if progress.global_step % self.cfg.log_every_steps == 0:
-                    self._log_train(progress, sums / frames, frames / (time.perf_counter() - start))
-                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                    start, frames, sums = time.perf_counter(), 0, sums.zero_()
-                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
-                    self._save("last.pt", progress)
+            depth = resolve_depth(self.cfg.prefetch, self.env.device)
+            with prefetch(stream.epoch(progress.epoch), depth) as batches:
+                for i, (x, y) in enumerate(batches):
+                    if i >= steps:
+                        break
+                    if i < progress.step_in_epoch:
+                        continue  # resuming inside an epoch: the stream replays the same batches
+                    sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
+                    frames += len(x)
+                    progress.step_in_epoch, progress.global_step = i + 1, progress.global_step + 1
+                    bar.update()
+                    if progress.global_step % self.cfg.log_every_steps == 0:
+                        elapsed = time.perf_counter() - start
+                        self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
+                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                        start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
+                        sums.zero_()
+                    if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                        self._save("last.pt", progress)
         except KeyboardInterrupt:
             self._save("last.pt", progress)
             raise
@@ -302,7 +307,9 @@ class _Runner:
             for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
                 self.tb.add_scalar(f"valid/{name}", valid[key], progress.global_step)
 
-    def _log_train(self, progress: Progress, means: torch.Tensor, fps: float) -> None:
+    def _log_train(self, progress: Progress, means: torch.Tensor, fps: float, data_wait: float) -> None:
+        r"""Logs a window's means; ``data_wait``: seconds its steps waited for batches (reading,
+        features and shuffling, as far as no prefetch thread hid them)."""
         nll, neg_log_p, neg_log_det = means.tolist()
         record = {
             "event": "train",
@@ -313,6 +320,7 @@ class _Runner:
             "log_det": -neg_log_det,
             "lr": self._lr(progress),
             "frames_per_s": fps,
+            "data_wait_s": round(data_wait, 4),
         }
         self._log(record)
         if self.tb is not None:

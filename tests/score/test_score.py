@@ -136,3 +136,16 @@ def test_precision_and_device_options(trained, scored, tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main([*args, "--out", str(tmp_path / "gpu"), "--device", "cuda"]) == 1
         assert "score.device is cuda but no GPU is visible" in capsys.readouterr().err
+
+
+def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
+    r"""``--prefetch 0`` (features made in the scoring loop) writes the same files as the default
+    (made ahead in a thread)."""
+    root, exp, _, _ = scored
+    args = ["score", "--exp", str(exp), str(root / "zh"), "--quiet", "--batch-frames", "100", "--max-latents", "500"]
+    for depth in ("0", "2"):
+        assert main([*args, "--out", str(tmp_path / depth), "--prefetch", depth]) == 0
+    for name in ("utt_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt"):
+        assert (tmp_path / "0" / "zh" / name).read_bytes() == (tmp_path / "2" / "zh" / name).read_bytes(), name
+    assert main([*args, "--out", str(tmp_path / "bad"), "--prefetch", "-2"]) == 1
+    assert "score: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
