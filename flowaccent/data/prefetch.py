@@ -8,11 +8,12 @@ bounded; the items come out in the same order with the same values as the iterat
 thread only moves the work earlier).
 
 This pays where the model runs on a GPU: the CPU is otherwise idle while the GPU computes. On a
-CPU whose cores the model's own threads already keep busy it does not: the thread takes a core
-from the model's OpenMP team, whose other threads then idle at its barriers. Measured
-(``benchmarks/bench_score.py``, docs/performance.md): scoring on the 2-core CPU took ~1.1x as
-long with the thread as with the features made inline, with the same CPU time. So the commands'
-default (``AUTO``) is a thread on CUDA and none on a CPU (:func:`resolve_depth`).
+CPU whose cores the model's own threads already keep busy it does not. Measured
+(``benchmarks/bench_score.py``, docs/performance.md): scoring on the 2-core CPU took 1.1-1.2x as
+long with the thread as with the features made inline, for the same CPU time, so cores sat
+idle (most likely the model's OpenMP team waiting at its barriers for the thread that lost its
+core to the loader). So the commands' default (``AUTO``) is a thread on CUDA and none on a CPU
+(:func:`resolve_depth`).
 
 An exception in the iterator is re-raised in the consumer at the item where it happened (same
 type and message); leaving the ``with`` block early (a ``break``, an error, Ctrl-C in the

@@ -49,7 +49,7 @@ class ScoreConfig(Config):
             see flowaccent.runtime; speed and NLL effect in docs/performance.md.
         prefetch: batches read and featurised ahead in a background thread while the model
             scores (flowaccent.data.prefetch); 0: in the scoring loop; -1 (auto): 2 on a GPU, 0 on
-            a CPU, where the thread made scoring ~1.1x slower (docs/performance.md).
+            a CPU, where the thread made scoring 1.1-1.2x slower (docs/performance.md).
     """
 
     batch_frames: int = 8000
