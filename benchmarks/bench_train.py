@@ -39,18 +39,18 @@ from flowaccent.data.prefetch import resolve_depth
 from flowaccent.runtime import compiled, resolve_device
 
 
-def time_loading(data: Path, config, repeats: int = 1) -> float:
+def time_loading(data: Path, config) -> float:
     r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed)."""
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.features import FeaturePipeline
-    from flowaccent.train.frames import FrameSource, FrameStream, utterance_refs
+    from flowaccent.train.frames import FrameSource, FrameStream, standardization_sample, utterance_refs
 
     data_dir = load_data_dir(data)
     source = FrameSource([data_dir], 40)
     try:
         refs = utterance_refs([data_dir], [dict.fromkeys(data_dir.utts, 0)])
         pipeline = FeaturePipeline(config.features, 40)
-        pipeline.fit(source.feats(r) for r in refs[:: max(1, len(refs) // config.train.standardize_max_utts)])
+        pipeline.fit(source.feats(r) for r in standardization_sample(refs, config.train.standardize_max_utts))
         stream = FrameStream(source, refs, pipeline, config.train.batch_size, config.train.buffer_frames, 0)
         start = time.perf_counter()
         for _ in stream.epoch(0):

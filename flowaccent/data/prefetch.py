@@ -77,9 +77,7 @@ class Prefetched(Iterator[T]):
         except BaseException as error:  # handed to the consumer, raised there
             self._put((False, error))
         finally:
-            close = getattr(items, "close", None)
-            if close is not None:  # a generator: run its finally blocks in this thread
-                close()
+            _close(items)  # a generator: its finally blocks run in this thread
 
     def _put(self, entry: tuple[bool, object]) -> bool:
         r"""Queues ``entry`` unless the consumer stopped; returns whether it was queued."""
@@ -128,9 +126,14 @@ class Inline(Iterator[T]):
             self.wait_seconds += time.perf_counter() - start
 
     def close(self) -> None:
-        close = getattr(self._items, "close", None)
-        if close is not None:
-            close()
+        _close(self._items)
+
+
+def _close(items: Iterable) -> None:
+    r"""Closes ``items`` if it is a generator (or has ``close``): its ``finally`` blocks run now."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 @contextlib.contextmanager

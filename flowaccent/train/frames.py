@@ -57,6 +57,11 @@ def utterance_refs(dirs: Sequence[DataDir], utt_labels: Sequence[dict[str, int]]
     return refs
 
 
+def standardization_sample(refs: Sequence[UttRef], max_utts: int) -> list[UttRef]:
+    r"""The utterances the standardisation is fitted on: about ``max_utts``, evenly spaced in ``refs``."""
+    return list(refs[:: max(1, len(refs) // max_utts)])
+
+
 def split_valid(refs: list[UttRef], fraction: float) -> tuple[list[UttRef], list[UttRef]]:
     r"""Deterministic held-out split by a hash of the utterance id: ``(train, valid)``."""
     if fraction <= 0:

@@ -25,7 +25,14 @@ from flowaccent.runtime import check_compile, check_precision, compiled, compute
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
-from flowaccent.train.frames import FrameSource, FrameStream, UttRef, split_valid, utterance_refs
+from flowaccent.train.frames import (
+    FrameSource,
+    FrameStream,
+    UttRef,
+    split_valid,
+    standardization_sample,
+    utterance_refs,
+)
 from flowaccent.train.optimizer import make_optimizer
 
 
@@ -154,9 +161,8 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
     if last.exists():
         raise ConfigError(f"{last.parent.parent}: holds a training run already; pass --resume or use another dir")
     cfg = config.train
-    fit_refs = train_refs[:: max(1, len(train_refs) // cfg.standardize_max_utts)]
     if config.features.standardize:
-        model.pipeline.fit(source.feats(r) for r in fit_refs)
+        model.pipeline.fit(source.feats(r) for r in standardization_sample(train_refs, cfg.standardize_max_utts))
     init = FrameStream(source, train_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
     x, y = next(init.epoch(0))
     context = one_hot_context(y, config.model.context_dim)
