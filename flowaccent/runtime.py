@@ -9,7 +9,9 @@ Precisions:
         sums or exponentiates stays float32: the conditioner's output is cast back to the
         frames' dtype before the coupling's tanh/exp (flows.coupling), and the prior runs with
         autocast off (model.FlowModel), so log-determinants and log-densities are float32 sums.
-Parameters, optimiser state and checkpoints stay float32 in every precision.
+Parameters, optimiser state and checkpoints stay float32 in every precision. bf16 is fast only
+where the hardware multiplies bfloat16 matrices (:func:`bf16_in_hardware`): on other CPUs it is
+emulated and slower than fp32, and the commands say so (:func:`precision_note`).
 ``benchmarks/bench_precision.py`` measures the speed of each and its effect on held-out NLL.
 
 ``train.compile`` runs the training forward through ``torch.compile`` (:func:`compiled`):
@@ -68,6 +70,24 @@ def compute_precision(device: torch.device, precision: str) -> Iterator[None]:
     elif precision == "bf16":
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             yield
+
+
+def bf16_in_hardware(device: torch.device) -> bool:
+    r"""Whether ``device`` multiplies bfloat16 matrices in hardware: a CUDA GPU of compute capability
+    8.0 or later, or a CPU with AMX tiles or AVX512-BF16 (oneDNN's bf16 kernels use them). Elsewhere
+    bf16 products are emulated in float32 arithmetic."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def precision_note(device: torch.device, precision: str, what: str) -> str | None:
+    r"""One line for stderr when ``precision`` will be slow on ``device`` (bf16 without hardware for it)."""
+    if precision == "bf16" and not bf16_in_hardware(device):
+        kind = "GPU" if device.type == "cuda" else "CPU (no AMX or AVX512-BF16)"
+        return f"{what}: precision bf16 is emulated on this {kind} and slower than fp32"
+    return None
 
 
 def full_precision(device_type: str):

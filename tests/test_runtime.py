@@ -14,7 +14,14 @@ from flowaccent.flows.packed import onednn_usable, packed_inference
 from flowaccent.flows.realnvp import ModelConfig
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
-from flowaccent.runtime import check_precision, compiled, compute_precision, resolve_device
+from flowaccent.runtime import (
+    bf16_in_hardware,
+    check_precision,
+    compiled,
+    compute_precision,
+    precision_note,
+    resolve_device,
+)
 
 CPU = torch.device("cpu")
 
@@ -38,6 +45,24 @@ def test_precision_errors():
         check_precision(CPU, "fp16", "train")
     with pytest.raises(ConfigError, match="tf32"), compute_precision(CPU, "tf32"):
         pass
+
+
+def without_bf16_units(monkeypatch, amx: bool = False, avx512_bf16: bool = False) -> None:
+    r"""Makes this CPU look as if it had (or lacked) AMX tiles and AVX512-BF16."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+
+
+@pytest.mark.parametrize("amx, avx512_bf16", [(False, False), (True, False), (False, True)])
+def test_bf16_without_hardware_for_it_gets_a_note(monkeypatch, amx, avx512_bf16):
+    without_bf16_units(monkeypatch, amx, avx512_bf16)
+    assert bf16_in_hardware(CPU) == (amx or avx512_bf16)
+    note = precision_note(CPU, "bf16", "score")
+    if amx or avx512_bf16:
+        assert note is None
+    else:
+        assert note == "score: precision bf16 is emulated on this CPU (no AMX or AVX512-BF16) and slower than fp32"
+    assert precision_note(CPU, "fp32", "score") is None
 
 
 def model(dim: int = 8) -> FlowModel:

@@ -3,6 +3,7 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.specs import load_named_dirs, parse_data_specs
 from flowaccent.errors import ConfigError
+from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import fit_gmm, gmm_utterance_log_ll, sample_frames
 from flowaccent.score.scorer import ScoreConfig, SetScores, read_tsv, score_dir
@@ -33,6 +35,10 @@ def score_corpora(
     ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
     what detection AUCs separate the other sets from."""
     exp, out = Path(exp_dir), Path(out_dir)
+    device = resolve_device(config.device, "score")
+    check_precision(device, config.precision, "score")
+    if note := precision_note(device, config.precision, "score"):
+        print(note, file=sys.stderr)
     model = load_model(checkpoint or exp / "final.pt")
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score")

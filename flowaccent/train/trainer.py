@@ -21,7 +21,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
-from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision
+from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision, precision_note
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
@@ -77,6 +77,8 @@ def train(
     cfg = config.train
     env = distributed.setup(cfg.device)
     check_precision(env.device, cfg.precision, "train")
+    if env.is_main and (note := precision_note(env.device, cfg.precision, "train")):
+        print(note, file=sys.stderr)
     if cfg.compile:
         check_compile(env.device, "train")
     exp = Path(exp_dir)

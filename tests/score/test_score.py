@@ -12,6 +12,7 @@ from scipy.stats import kurtosis, pearsonr, skew, spearmanr
 
 from flowaccent.cli.main import main
 from flowaccent.data import ScpReader
+from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
 from flowaccent.score.scorer import ScoreConfig, read_tsv
@@ -118,8 +119,9 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     assert "summary.json: missing" in capsys.readouterr().err
 
 
-def test_precision_and_device_options(trained, scored, tmp_path, capsys):
-    r"""``--precision bf16`` scores within bf16's rounding of fp32; tf32 and an absent GPU are clear errors."""
+def test_precision_and_device_options(trained, scored, tmp_path, capsys, monkeypatch):
+    r"""``--precision bf16`` scores within bf16's rounding of fp32 (and says when this CPU emulates it);
+    tf32 and an absent GPU are clear errors."""
     root, exp, out, _ = scored
     args = ["score", "--exp", str(exp), str(root / "zh"), "--quiet", "--batch-frames", "100", "--max-latents", "500"]
     assert main([*args, "--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
@@ -130,7 +132,12 @@ def test_precision_and_device_options(trained, scored, tmp_path, capsys):
     )
     bf16 = read_tsv(tmp_path / "bf16" / "zh" / "utt_scores.tsv")["log_ll"]
     assert 0 < np.abs(bf16 - fp32["log_ll"]).max() < 0.1
-    capsys.readouterr()
+    assert ("emulated" in capsys.readouterr().err) == (not bf16_in_hardware(torch.device("cpu")))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert main([*args, "--out", str(tmp_path / "bf16_emulated"), "--precision", "bf16"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("score: precision bf16 is emulated on this CPU (no AMX or AVX512-BF16) and slower than fp32") == 1
     assert main([*args, "--out", str(tmp_path / "tf32"), "--precision", "tf32", "--device", "cpu"]) == 1
     assert "score.precision tf32 is a CUDA matmul mode" in capsys.readouterr().err
     if not torch.cuda.is_available():

@@ -117,12 +117,17 @@ def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
         train(small_config(epochs=1, precision="bf16"), tmp_path / "exp", [str(path)], resume=True, quiet=True)
 
 
-def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys):
+def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeypatch):
     r"""``train.precision=bf16`` (conditioner matmuls in bfloat16) still reaches the entropy (looser than
-    float32's 3%); the weights it saves are float32. tf32 on a CPU is refused before any work."""
+    float32's 3%); the weights it saves are float32; on a CPU without bf16 units it says bf16 is emulated.
+    tf32 on a CPU is refused before any work."""
     path, cov = gaussian_dir
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
     summary = train(small_config(precision="bf16"), tmp_path / "exp", [str(path)], quiet=True)
+    emulated = "train: precision bf16 is emulated on this CPU (no AMX or AVX512-BF16) and slower than fp32"
+    assert capsys.readouterr().err.count(emulated) == 1
     with capsys.disabled():
         print(f"bf16: held-out NLL {summary.best_valid_nll:.3f} vs true entropy {entropy:.3f} nats/frame")
     assert abs(summary.best_valid_nll - entropy) / entropy < 0.05
