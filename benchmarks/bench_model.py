@@ -79,10 +79,15 @@ def layer_shapes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:
     return list(zip(widths[:-1], widths[1:]))
 
 
+def matmul_dtype(precision: str) -> torch.dtype:
+    r"""What the ceiling's products multiply in: bfloat16 for ``bf16`` (the conditioners' matmuls), else float32."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def time_matmul(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu", precision: str = "fp32"):
     r"""GFLOP/s of torch.mm over one forward's worth of conditioner layers."""
     shapes = layer_shapes(config, dim)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = matmul_dtype(precision)
     inputs = [torch.randn(batch, a, device=device, dtype=dtype) for a, _ in shapes]
     weights = [torch.randn(a, b, device=device, dtype=dtype) for a, b in shapes]
     flops = 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
@@ -111,13 +116,16 @@ def time_packed_matmul(config: ModelConfig, dim: int, batch: int, reps: int) -> 
     return flops * reps / seconds(step, reps, "cpu") / 1e9
 
 
-def time_train_matmuls(config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu") -> float:
+def time_train_matmuls(
+    config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu", precision: str = "fp32"
+) -> float:
     r"""GFLOP/s of the matmuls of a training step alone, in the layouts autograd uses: per layer
-    ``x W^T`` (forward), ``g W`` (input gradient) and ``g^T x`` (weight gradient)."""
+    ``x W^T`` (forward), ``g W`` (input gradient) and ``g^T x`` (weight gradient); bfloat16 for ``bf16``."""
     shapes = layer_shapes(config, dim)
-    xs = [torch.randn(batch, a, device=device) for a, _ in shapes]
-    gs = [torch.randn(batch, b, device=device) for _, b in shapes]
-    ws = [torch.randn(b, a, device=device) for a, b in shapes]
+    dtype = matmul_dtype(precision)
+    xs = [torch.randn(batch, a, device=device, dtype=dtype) for a, _ in shapes]
+    gs = [torch.randn(batch, b, device=device, dtype=dtype) for _, b in shapes]
+    ws = [torch.randn(b, a, device=device, dtype=dtype) for a, b in shapes]
 
     def step():
         for _ in range(config.num_blocks):
@@ -185,7 +193,7 @@ def run(
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
                 packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))
-                train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device))
+                train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device, precision))
                 tr.append(time_train(model, batch, steps, precision))
                 trc.append(time_train(model, batch, steps, precision, forward) if compile_ else float("nan"))
                 fps, flt = time_infer(model, batch, steps, precision)

@@ -11,7 +11,9 @@ median of ``--repeats``:
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames,
             and with the other --prefetch setting (bench_score.py)
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
-  precision `train`/`score --precision fp32|tf32|bf16`: seconds and held-out NLL (bench_precision.py)
+  precision `train`/`score --precision fp32|tf32|bf16`: seconds and NLL, full-length training over two
+            seeds (bench_precision.py, ~35 min on a CPU with bf16 units, far longer without)
+  bf16      the model table in bf16 on the CPU, when it multiplies bf16 in hardware (AMX, AVX512-BF16)
   blur      triangular_blur vs the dense O(T K K) blur (bench_blur.py)
   peers     flowaccent vs zuko, normflows and a plain RealNVP (bench_peers.py; `make bench-install`)
   gpu       the model table on CUDA in fp32/tf32/bf16, when a GPU is present
@@ -27,8 +29,10 @@ Usage: python benchmarks/run_all.py [--only model blur ...] [--out benchmarks/re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -49,8 +53,27 @@ import bench_score  # noqa: E402
 import bench_train  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
+from flowaccent.runtime import bf16_in_hardware  # noqa: E402
 
-SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "precision", "blur", "peers", "gpu")
+SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "precision", "bf16", "blur", "peers", "gpu")
+
+
+def describe_machine() -> str:
+    r"""The CPU (model, family/model numbers, the vector and matrix units its kernels can use), torch and the
+    GPU: the rates and the bf16 findings differ between machines of the same kind (docs/performance.md)."""
+    info = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    units = [name for name, probe in (("AVX512", "_is_avx512_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"),
+                                      ("AMX", "_is_amx_tile_supported")) if getattr(torch.cpu, probe, lambda: False)()]
+    cpu = info.get("model name", platform.processor() or "unknown CPU")
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']}, model {info['model']})"
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPUs, {cpu}, {' '.join(units) or 'no AVX512/AMX'}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; {gpu}")
 
 
 def run_section(name: str, repeats: int, quick: bool) -> object:
@@ -71,8 +94,14 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
                       "--flowaccent-args", "--train.epochs 1 --model.hidden 16 --model.num-blocks 2"]
         return bench_quality.main(quick_args if quick else [])
     if name == "precision":
-        return bench_precision.main(["--epochs", "1", "--num-sentences", "24", "--train-args",
+        return bench_precision.main(["--epochs", "1", "--seeds", "0", "--num-sentences", "24", "--train-args",
                                      "--model.hidden 16 --model.num-blocks 2"] if quick else [])
+    if name == "bf16":
+        if not bf16_in_hardware(torch.device("cpu")):
+            print("this CPU emulates bf16 (no AMX or AVX512-BF16): the bf16 section is skipped")
+            return None
+        quick_args = ["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []
+        return bench_model.main(quick_args + rep + ["--precision", "bf16"])
     if name == "blur":
         return bench_blur.main((["--bins", "16", "--frames", "20"] if quick else []) + rep)
     if name == "peers":
@@ -156,12 +185,23 @@ def markdown(results: dict) -> str:
                   f"Time ratio {r['time_ratio']:.3f} ({r['train_frames']} training, "
                   f"{r['valid_frames']} held-out frames).",
                   ""]
-    if rows := results.get("precision"):
+    if r := results.get("precision"):
         lines += ["### Precision options (demo corpus: train on train_native, NLL of test_native)", "",
-                  "| precision | train seconds | NLL, trained in it | score seconds | NLL, fp32 model scored in it "
-                  "| largest per-utterance difference |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {r['precision']} | {r['train_seconds']:.1f} | {r['trained_nll']:.3f} | "
-                  f"{r['score_seconds']:.1f} | {r['scored_nll']:.4f} | {r['scored_max_utt_diff']:.4f} |" for r in rows]
+                  bench_precision.markdown(r), ""]
+    if rows := results.get("bf16"):
+        fp32 = {(m["dim"], m["batch"]): m for m in results.get("model") or []}
+        lines += ["### bf16 on this CPU, model only (against the fp32 model table of this run)", "",
+                  "| D | batch | bf16 matmul GFLOP/s | train frames/s | vs fp32 | compiled train frames/s | vs fp32 "
+                  "compiled | inference frames/s | vs fp32 |", "|" + " ---: |" * 9]
+        for r in rows:
+            f = fp32.get((r["dim"], r["batch"]), {})
+
+            def ratio(key, r=r, f=f):
+                return f"{r[key] / f[key]:.2f}x" if f.get(key) else "-"
+
+            lines.append(f"| {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {r['train_fps']:.0f} | "
+                         f"{ratio('train_fps')} | {r['train_compiled_fps']:.0f} | {ratio('train_compiled_fps')} | "
+                         f"{r['infer_fps']:.0f} | {ratio('infer_fps')} |")
         lines.append("")
     if rows := results.get("blur"):
         first = rows[0]
@@ -190,8 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     args = parser.parse_args(argv)
-    machine = (f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
-               + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+    machine = describe_machine()
     results: dict = {"date": datetime.date.today().isoformat(), "machine": machine, "seconds": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from flowaccent.runtime import bf16_in_hardware
+
 RUNNER = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
 
 
@@ -34,4 +38,10 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["optim"][0]["fused_ms"] > 0
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
-    assert [r["precision"] for r in results["precision"]][:1] == ["fp32"] and "bf16" in table
+    precision = results["precision"]
+    assert [r["precision"] for r in precision["train"]][:1] == ["fp32"] and "bf16" in table
+    assert precision["summary"][0]["speedup"] == 1.0 and precision["score"][0]["scored_max_utt_diff"] == 0
+    if bf16_in_hardware(torch.device("cpu")):  # the CPU's bf16 model table, beside this run's fp32 one
+        assert results["bf16"][0]["precision"] == "bf16" and "### bf16 on this CPU" in table
+    else:
+        assert results["bf16"] is None
