@@ -53,7 +53,7 @@ import bench_score  # noqa: E402
 import bench_train  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
-from flowaccent.runtime import bf16_in_hardware  # noqa: E402
+from flowaccent.runtime import bf16_in_hardware, cpu_units  # noqa: E402
 
 SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "precision", "bf16", "blur", "peers", "gpu")
 
@@ -66,8 +66,7 @@ def describe_machine() -> str:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
-    units = [name for name, probe in (("AVX512", "_is_avx512_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"),
-                                      ("AMX", "_is_amx_tile_supported")) if getattr(torch.cpu, probe, lambda: False)()]
+    units = cpu_units()
     cpu = info.get("model name", platform.processor() or "unknown CPU")
     if "cpu family" in info:
         cpu += f" (family {info['cpu family']}, model {info['model']})"

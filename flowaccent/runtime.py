@@ -72,14 +72,23 @@ def compute_precision(device: torch.device, precision: str) -> Iterator[None]:
             yield
 
 
+#: This CPU's vector and matrix units that torch's kernels can use -> torch.cpu's probe for each.
+CPU_UNITS = {"AVX512": "_is_avx512_supported", "AVX512-BF16": "_is_avx512_bf16_supported",
+             "AMX": "_is_amx_tile_supported"}
+
+
+def cpu_units() -> list[str]:
+    r"""The names of :data:`CPU_UNITS` this CPU has (torch's probes; none where torch lacks a probe)."""
+    return [name for name, probe in CPU_UNITS.items() if getattr(torch.cpu, probe, lambda: False)()]
+
+
 def bf16_in_hardware(device: torch.device) -> bool:
     r"""Whether ``device`` multiplies bfloat16 matrices in hardware: a CUDA GPU of compute capability
     8.0 or later, or a CPU with AMX tiles or AVX512-BF16 (oneDNN's bf16 kernels use them). Elsewhere
     bf16 products are emulated in float32 arithmetic."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return bool({"AMX", "AVX512-BF16"} & set(cpu_units()))
 
 
 def precision_note(device: torch.device, precision: str, what: str) -> str | None:
