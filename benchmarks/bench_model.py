@@ -5,6 +5,8 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
   oneDNN    the same products on oneDNN with prepacked weights, the kernel CPU inference runs
             (flowaccent.flows.packed); inference is also given as a share of this rate
   train     forward + backward + Adam step (the trainer's fused Adam) of FlowModel (10 blocks, hidden 512), frames/s
+  nflows    the same step through nflows' layers (FLOWACCENT_HALVES=0), without flowaccent's fused
+            coupling + ActNorm nodes (flowaccent.flows.halves): ``train`` is given as a speedup over it
   compiled  the same step with the forward through torch.compile, as ``train.compile`` runs it
             (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed)
   infer     eval-mode forward without gradients, frames/s
@@ -28,6 +30,8 @@ Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import resource
 import statistics
 import time
@@ -138,6 +142,20 @@ def time_train_matmuls(
     return flops * reps / seconds(step, reps, device) / 1e9
 
 
+@contextlib.contextmanager
+def nflows_layers():
+    r"""The training forward through nflows' layers (flowaccent.flows.halves off) inside the block."""
+    before = os.environ.get("FLOWACCENT_HALVES")
+    os.environ["FLOWACCENT_HALVES"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["FLOWACCENT_HALVES"]
+        else:
+            os.environ["FLOWACCENT_HALVES"] = before
+
+
 def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32", forward=None) -> float:
     r"""Training frames/s; ``forward`` (default ``model``) runs the model, e.g. compiled."""
     forward = model if forward is None else forward
@@ -188,13 +206,15 @@ def run(
         forward = compiled(model, torch.device(device), "bench") if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, packed, train_mm, tr, trc, inf, faults = [], [], [], [], [], [], []
+            mm, packed, train_mm, tr, trn, trc, inf, faults = [], [], [], [], [], [], [], []
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
                 packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))
                 train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device, precision))
                 tr.append(time_train(model, batch, steps, precision))
+                with nflows_layers():
+                    trn.append(time_train(model, batch, steps, precision))
                 trc.append(time_train(model, batch, steps, precision, forward) if compile_ else float("nan"))
                 fps, flt = time_infer(model, batch, steps, precision)
                 inf.append(fps)
@@ -205,6 +225,8 @@ def run(
                 "device": device, "precision": precision, "dim": dim, "batch": batch, "matmul_gflops": rate,
                 "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
                 "train_matmuls_share": train_mm_rate / rate,
+                "train_nflows_fps": statistics.median(trn),
+                "fused_speedup": statistics.median(a / b for a, b in zip(tr, trn)),
                 "train_compiled_fps": statistics.median(trc),
                 "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
@@ -231,12 +253,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}")
     rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
-          f"{'compiled fr/s':>14} {'compiled %':>11} "
+          f"{'vs nflows':>10} {'compiled fr/s':>14} {'compiled %':>11} "
           f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
-              f"{100 * r['train_share']:>7.1f}% {r['train_compiled_fps']:>14.0f} "
+              f"{100 * r['train_share']:>7.1f}% {r['fused_speedup']:>9.2f}x {r['train_compiled_fps']:>14.0f} "
               f"{100 * r['train_compiled_share']:>10.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
               f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")

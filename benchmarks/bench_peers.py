@@ -7,7 +7,8 @@ the library has one, a standard-normal prior. What each implementation gets:
 
   flowaccent  FlowModel: nflows CompositeTransform of SoftClampAffineCoupling (Conditioner MLP,
               log-scale 2 tanh(u / 2)) + nflows ActNorm; alternating even/odd features (one
-              Permutation in, one out); DNFPrior(cond_dim=0), one class
+              Permutation in, one out); DNFPrior(cond_dim=0), one class; in training each
+              coupling and its ActNorm run as one fused autograd node (flowaccent.flows.halves)
   plain       benchmarks/plain_realnvp.py PlainRealNVP: hand-written PyTorch, contiguous halves,
               log-scale 2 tanh(u / 2), its own ActNorm (the plain reference)
   zuko        zuko.flows.RealNVP: 10 GeneralCouplingTransform (zuko.nn.MLP) with

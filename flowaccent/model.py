@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows.halves import forward_training
 from flowaccent.flows.inplace import forward_in_place
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 from flowaccent.nn import gradient_filter
@@ -84,8 +85,8 @@ class FlowModel(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
         y = self.pipeline.standardize(x)
-        if torch.is_grad_enabled():
-            z, log_det = self.transform(y, context)
+        if torch.is_grad_enabled():  # training: couplings fused with their ActNorm (flows.halves)
+            z, log_det = forward_training(self.transform, y, context)
         else:  # scoring: one buffer updated in place (the same values, fewer passes over memory)
             z, log_det = forward_in_place(self.transform, y, context)
         log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
