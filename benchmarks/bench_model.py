@@ -30,11 +30,11 @@ Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -142,18 +142,9 @@ def time_train_matmuls(
     return flops * reps / seconds(step, reps, device) / 1e9
 
 
-@contextlib.contextmanager
 def nflows_layers():
     r"""The training forward through nflows' layers (flowaccent.flows.halves off) inside the block."""
-    before = os.environ.get("FLOWACCENT_HALVES")
-    os.environ["FLOWACCENT_HALVES"] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["FLOWACCENT_HALVES"]
-        else:
-            os.environ["FLOWACCENT_HALVES"] = before
+    return mock.patch.dict(os.environ, {"FLOWACCENT_HALVES": "0"})
 
 
 def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32", forward=None) -> float:

@@ -114,18 +114,17 @@ def forward_training(transform: CompositeTransform, x: Tensor, context: Tensor |
     log_det = x.new_zeros(x.shape[0])
     if first is not None:
         x, log_det = first(x, context)
-    left, right = x.split([split, x.shape[1] - split], 1)
+    sizes = [split, x.shape[1] - split]
+    halves = list(x.split(sizes, 1))  # [left, right]
     for coupling, norm in pairs:
-        log_a_l, log_a_r = norm.log_scale.split([split, x.shape[1] - split])
-        b_l, b_r = norm.shift.split([split, x.shape[1] - split])
-        if coupling.layout == "first":
-            params = coupling.transform_net(left, context)
-            left, right, step = CouplingActNorm.apply(left, right, params, log_a_l, b_l, log_a_r, b_r, coupling.clamp)
-        else:
-            params = coupling.transform_net(right, context)
-            right, left, step = CouplingActNorm.apply(right, left, params, log_a_r, b_r, log_a_l, b_l, coupling.clamp)
+        i = 0 if coupling.layout == "first" else 1  # which half is the identity half
+        log_a, b = norm.log_scale.split(sizes), norm.shift.split(sizes)
+        params = coupling.transform_net(halves[i], context)
+        halves[i], halves[1 - i], step = CouplingActNorm.apply(
+            halves[i], halves[1 - i], params, log_a[i], b[i], log_a[1 - i], b[1 - i], coupling.clamp
+        )
         log_det = log_det + step
-    z = torch.cat([left, right], 1)
+    z = torch.cat(halves, 1)
     if last is not None:
         z, step = last(z, context)
         log_det = log_det + step
