@@ -8,7 +8,8 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
   nflows    the same step through nflows' layers (FLOWACCENT_HALVES=0), without flowaccent's fused
             coupling + ActNorm nodes (flowaccent.flows.halves): ``train`` is given as a speedup over it
   compiled  the same step with the forward through torch.compile, as ``train.compile`` runs it
-            (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed)
+            (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed);
+            ``--compile-mode reduce-overhead`` replays the compiled forward and backward as CUDA graphs
   infer     eval-mode forward without gradients, frames/s
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
             layouts): what the training share could reach if everything else took no time
@@ -24,6 +25,7 @@ matmul ceiling is then timed in bf16 too).
 
 Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] [--repeats 3]
                                         [--device cpu|cuda] [--precision fp32|tf32|bf16] [--no-compile]
+                                        [--compile-mode default|reduce-overhead|max-autotune-no-cudagraphs]
                                         [--json PATH]
 """
 
@@ -185,7 +187,8 @@ def time_infer(model: FlowModel, batch: int, steps: int, precision: str = "fp32"
 
 
 def run(
-    dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", precision: str = "fp32", compile_: bool = True
+    dims, batches, repeats: int = 3, steps: int = 3, device: str = "cpu", precision: str = "fp32",
+    compile_: bool = True, compile_mode: str = "default",
 ) -> list[dict]:
     r"""One row per (D, batch): the matmul rate, train (eager and compiled) and inference frames/s and
     their shares of it."""
@@ -194,7 +197,7 @@ def run(
     rows = []
     for dim in dims:
         model = build(dim, ARCH, cond_dim=dim, device=device)
-        forward = compiled(model, torch.device(device), "bench") if compile_ else None
+        forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
             mm, packed, train_mm, tr, trn, trc, inf, faults = [], [], [], [], [], [], [], []
@@ -213,7 +216,8 @@ def run(
             rate, train_fps, infer_fps = (statistics.median(v) for v in (mm, tr, inf))
             train_mm_rate = statistics.median(train_mm)
             rows.append({
-                "device": device, "precision": precision, "dim": dim, "batch": batch, "matmul_gflops": rate,
+                "device": device, "precision": precision, "compile_mode": compile_mode,
+                "dim": dim, "batch": batch, "matmul_gflops": rate,
                 "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
                 "train_matmuls_share": train_mm_rate / rate,
                 "train_nflows_fps": statistics.median(trn),
@@ -237,12 +241,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
     parser.add_argument("--no-compile", action="store_true", help="leave out the compiled training column")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                        help="torch.compile's mode for the compiled column")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     tuned = tune_allocator()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.precision}, "
-          f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}")
-    rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile)
+          f"allocator {'tuned' if tuned else 'system'}; 10 blocks x hidden 512, median of {args.repeats}; "
+          f"compile mode {args.compile_mode}")
+    rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile,
+               args.compile_mode)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
           f"{'vs nflows':>10} {'compiled fr/s':>14} {'compiled %':>11} "
           f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")

@@ -103,8 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
         train_data = prepare_corpus(root, args.num_sentences)
         test_data = root / "corpus" / "test_native"
         subprocess.run([*FLOWACCENT, "fbank", str(test_data), "--nj", "2", "--quiet"], check=True)
-        train_rows = [train_row(root, train_data, test_data, precision, seed, extra)
-                      for seed in args.seeds for precision in precisions()]  # precisions interleaved
+        train_rows = []
+        for seed in args.seeds:  # precisions interleaved
+            for precision in precisions():
+                train_rows.append(train_row(root, train_data, test_data, precision, seed, extra))
+                if args.json:  # kept row by row: an interrupted run keeps what it measured
+                    atomic_write_json(args.json, {"train": train_rows, "partial": True})
         score_rows, reference = [], None
         for precision in precisions():  # the first seed's fp32-trained model, scored in each precision
             seconds, nll, frames = score(root / f"exp_fp32_s{args.seeds[0]}", test_data,

@@ -12,7 +12,8 @@ of the training stream (reading the ark, deltas, shuffling) takes alone in this 
 the seconds the command's steps waited for batches (``data_wait_s`` in its log), as
 ``train.prefetch`` (default: a background thread on a GPU, none on a CPU) leaves them.
 
-Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--json PATH]
+Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--steps 3]
+                                        [--no-compile] [--json PATH]
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of each model-only rate")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="leave out `--train.compile true` (compiling takes a minute or more per process on a GPU)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
                           log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
     )
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    variants = ("eager", "compiled")  # `--train.compile false` / `true`, model-only rates to match
+    # `--train.compile false` / `true`, model-only rates to match
+    variants = ("eager",) if args.no_compile else ("eager", "compiled")
     steady, wall, alone, waited = ({v: [] for v in variants} for _ in range(4))
     loading = []
     try:
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
                 waited[variant].append(sum(r["data_wait_s"] for r in logged if r.get("event") == "train"))
                 net = build(120, model, 0, device)
                 forward = compiled(net, torch.device(device), "bench") if variant == "compiled" else None
-                alone[variant].append(time_train(net, args.batch, 3, forward=forward))
+                alone[variant].append(time_train(net, args.batch, args.steps, forward=forward))
             loading.append(time_loading(data, config))
     finally:
         shutil.rmtree(root)
@@ -115,11 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
         row["steady_ratio"] = row["steady_fps"] / row["model_only_fps"]
         row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
         rows[variant] = row
-    result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, **rows["eager"],
-              "compiled": rows["compiled"], "loading_s": statistics.median(loading),
+    result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, "device": device, **rows["eager"],
+              "compiled": rows.get("compiled"), "loading_s": statistics.median(loading),
               "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device))}
-    result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
-    result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
+    if "compiled" in rows:
+        result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
+        result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
     print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, one epoch, "
           f"median of {args.repeats}")
     for variant in variants:
@@ -128,11 +134,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{variant}: flowaccent train, steady state: {r['steady_fps']:9.0f} frames/s  "
               f"ratio {r['steady_ratio']:.3f}")
         print(f"{variant}: flowaccent train, wall clock:   {r['wall_fps']:9.0f} frames/s  ratio {r['wall_ratio']:.3f}")
-    print(f"data loading: one epoch of the stream alone {result['loading_s']:.2f} s; the steps waited "
-          f"{rows['eager']['data_wait_s']:.2f} s (eager), {rows['compiled']['data_wait_s']:.2f} s (compiled) "
+    waits = ", ".join(f"{rows[v]['data_wait_s']:.2f} s ({v})" for v in variants)
+    print(f"data loading: one epoch of the stream alone {result['loading_s']:.2f} s; the steps waited {waits} "
           f"with train.prefetch resolved to {result['prefetch']}")
-    print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
-          f"whole command {result['compiled_speedup_wall']:.3f}x")
+    if "compiled" in rows:
+        print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
+              f"whole command {result['compiled_speedup_wall']:.3f}x")
     if args.json:
         atomic_write_json(args.json, result)
     return result

@@ -16,7 +16,7 @@ median of ``--repeats``:
   bf16      the model table in bf16 on the CPU, when it multiplies bf16 in hardware (AMX, AVX512-BF16)
   blur      triangular_blur vs the dense O(T K K) blur (bench_blur.py)
   peers     flowaccent vs zuko, normflows and a plain RealNVP (bench_peers.py; `make bench-install`)
-  gpu       the model table on CUDA in fp32/tf32/bf16, when a GPU is present
+  gpu       the model table on CUDA in fp32/tf32/bf16 (compiled column: CUDA graphs), when a GPU is present
 On a machine with a GPU, `train`, `score` and `precision` run on it too (`flowaccent`'s device
 ``auto``), which gives the end-to-end ratios on the GPU.
 
@@ -109,8 +109,11 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
         if not torch.cuda.is_available():
             print("no CUDA device: the GPU section is skipped")
             return None
+        # the compiled column as CUDA graphs: on an H200 the eager step was bound by launching kernels
+        # (docs/performance.md, GPU), which torch.compile's default mode only partly removes
         return [row for precision in ("fp32", "tf32", "bf16")
-                for row in bench_model.main(["--device", "cuda", "--precision", precision] + rep)]
+                for row in bench_model.main(["--device", "cuda", "--precision", precision, "--steps", "30",
+                                             "--compile-mode", "reduce-overhead"] + rep)]
     raise ValueError(name)
 
 
@@ -214,10 +217,15 @@ def markdown(results: dict) -> str:
         lines += ["### Peers (same architecture, model only)", "", bench_peers.markdown(rows), ""]
     if rows := results.get("gpu"):
         lines += ["### GPU", "", "| precision | D | batch | matmul GFLOP/s | train frames/s | train share | "
-                  "inference frames/s | inference share |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "vs nflows layers | compiled train frames/s | compiled train share | inference frames/s | "
+                  "inference share |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r['precision']} | {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {r['train_fps']:.0f} | "
-                  f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% |"
+                  f"{100 * r['train_share']:.1f}% | {r['fused_speedup']:.2f}x | {r['train_compiled_fps']:.0f} | "
+                  f"{100 * r['train_compiled_share']:.1f}% | {r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% |"
                   for r in rows]
+        mode = rows[0].get("compile_mode", "default")
+        graphs = " (CUDA graphs)" if mode == "reduce-overhead" else ""
+        lines += ["", f"Compiled column: torch.compile mode `{mode}`{graphs}."]
         lines.append("")
     return "\n".join(lines)
 

@@ -104,8 +104,8 @@ def full_precision(device_type: str):
     return torch.autocast(device_type=device_type, enabled=False)
 
 
-def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
-    r"""``torch.compile(module)`` with static shapes, for training forwards (``train.compile``).
+def compiled(module: nn.Module, device: torch.device, what: str, mode: str | None = None) -> nn.Module:
+    r"""``torch.compile(module, mode=mode)`` with static shapes, for training forwards (``train.compile``).
 
     The first call with a new input shape compiles (seconds to a minute; the epoch's last,
     shorter batch compiles once more), later calls run the generated kernels. The module's
@@ -123,7 +123,7 @@ def compiled(module: nn.Module, device: torch.device, what: str) -> nn.Module:
         ):
             raise ConfigError(f"{what}.compile: initialise the model (FlowModel.initialize) before compiling it")
     check_compile(device, what)
-    return torch.compile(module, dynamic=False)
+    return torch.compile(module, dynamic=False, mode=mode)
 
 
 def check_compile(device: torch.device, what: str) -> None:

@@ -183,3 +183,17 @@ def test_train_without_a_compiler_stops_before_any_work(monkeypatch, tmp_path, c
                  "--train.compile", "true"]) == 1
     assert "train.compile on a CPU needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    seen = {}
+
+    def fake_compile(module, **kwargs):
+        seen.update(kwargs)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    m = standardized_model()
+    assert compiled(m, CPU, "bench") is m and seen == {"dynamic": False, "mode": None}
+    compiled(m, CPU, "bench", "reduce-overhead")
+    assert seen == {"dynamic": False, "mode": "reduce-overhead"}

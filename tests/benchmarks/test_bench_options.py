@@ -1,0 +1,53 @@
+r"""The benchmark options the GPU runs use (benchmarks/run_all.py --quick covers the defaults): training
+end to end without the compiled variant, the precision section keeping its rows when cut short,
+and the GPU table of run_all."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_precision  # noqa: E402
+import bench_train  # noqa: E402
+import run_all  # noqa: E402
+
+
+def test_train_without_the_compiled_variant(tmp_path):
+    result = bench_train.main(["--frames", "20000", "--batch", "1000", "--repeats", "1", "--steps", "1",
+                               "--no-compile", "--json", str(tmp_path / "train.json")])
+    assert result["compiled"] is None and "compiled_speedup_steady" not in result
+    assert result["steady_fps"] > 0 and result["model_only_fps"] > 0 and result["device"] == "cpu"
+    assert json.loads((tmp_path / "train.json").read_text())["steady_ratio"] == result["steady_ratio"]
+
+
+def test_precision_keeps_the_rows_of_an_interrupted_run(tmp_path, monkeypatch):
+    calls = []
+
+    def train_row(root, train, test, precision, seed, extra):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the run's time ran out during the third training
+        calls.append((precision, seed))
+        return {"precision": precision, "seed": seed, "train_seconds": 1.0}
+
+    monkeypatch.setattr(bench_precision, "prepare_corpus", lambda root, n: root / "corpus" / "train_native")
+    monkeypatch.setattr(bench_precision.subprocess, "run", lambda *a, **k: None)  # fbank of test_native
+    monkeypatch.setattr(bench_precision, "train_row", train_row)
+    monkeypatch.setattr(bench_precision, "precisions", lambda: ["fp32", "bf16"])
+    with pytest.raises(KeyboardInterrupt):
+        bench_precision.main(["--json", str(tmp_path / "p.json")])
+    kept = json.loads((tmp_path / "p.json").read_text())
+    assert kept["partial"] and [(r["precision"], r["seed"]) for r in kept["train"]] == [("fp32", 0), ("bf16", 0)]
+
+
+def test_gpu_table_names_the_compile_mode():
+    row = {"precision": "bf16", "compile_mode": "reduce-overhead", "dim": 440, "batch": 2048, "matmul_gflops": 4.0e4,
+           "train_fps": 1.0e5, "train_share": 0.1, "fused_speedup": 1.1, "train_compiled_fps": 5.0e5,
+           "train_compiled_share": 0.5, "infer_fps": 5.0e5, "infer_share": 0.15}
+    table = run_all.markdown({"date": "d", "machine": "m", "gpu": [row]})
+    assert "| bf16 | 440 | 2048 | 40000.0 | 100000 | 10.0% | 1.10x | 500000 | 50.0% | 500000 | 15.0% |" in table
+    assert "mode `reduce-overhead` (CUDA graphs)" in table
