@@ -172,7 +172,9 @@ def markdown(results: dict) -> str:
                   f"Peak RSS ratio {r['rss_ratio']:.3f}; model-only inference {r['model_only_fps']:.0f} frames/s. "
                   f"With `--prefetch {r['other_prefetch']}` (the default here: {r['prefetch']}) at {r['frames']} "
                   f"frames: {r['other_seconds']:.1f} s, ratio {r['other_ratio']:.3f}, {r['other_speedup']:.3f}x "
-                  "the default's speed.", ""]
+                  "the default's speed. From the two sizes: "
+                  f"{r['fixed_seconds']:.1f} s that do not grow with the corpus (start-up), then "
+                  f"{r['marginal_fps']:.0f} frames/s, {r['marginal_ratio']:.3f} of model-only inference.", ""]
     if r := results.get("quality"):
         reached = (f"{r['flowaccent_seconds_to_target']:.0f} s (epoch {r['flowaccent_epoch_at_target']})"
                    if r["flowaccent_epoch_at_target"] else "not reached")

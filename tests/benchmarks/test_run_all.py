@@ -33,6 +33,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert {r["implementation"] for r in results["peers"]} >= {"flowaccent", "plain"}
     assert results["score"]["rss_mib"] > 0 and results["train"]["model_only_fps"] > 0
     assert results["score"]["other_seconds"] > 0 and results["train"]["loading_s"] > 0
+    assert "marginal_fps" in results["score"] and "that do not grow with the corpus" in table
     assert results["train"]["data_wait_s"] >= 0 and "Data loading: one epoch" in table
     assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
