@@ -3,6 +3,7 @@ r"""``flowaccent train --config CONF.yaml --exp EXP_DIR DATA_DIR [DATA_DIR ...] 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from flowaccent.cli._options import add_config_options, given_options
@@ -44,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.train.trainer import train
 
     summary = train(load_config(args), args.exp, args.data_dirs, resume=args.resume, quiet=args.quiet)
+    valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)
+             else "no validation NLL (no utterances held out)")
     print(
         f"train: {summary.exp_dir}: {summary.epochs_run} epochs, {summary.global_step} steps, "
-        f"best valid NLL {summary.best_valid_nll:.3f} nats/frame; model {summary.final}",
+        f"{valid}; model {summary.final}",
         file=sys.stderr,
     )
     return 0

@@ -172,3 +172,14 @@ def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsy
     assert digests[0] == digests[2]
     assert main(["train", "--exp", str(tmp_path / "e"), str(path), "--train.prefetch", "-2"]) == 1
     assert "train: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
+
+
+def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path, capsys):
+    path, _ = gaussian_dir
+    for fraction, said in (("0.1", "best valid NLL "), ("0", "no validation NLL (no utterances held out)")):
+        (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+        exp = tmp_path / f"exp{fraction}"
+        assert main(["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(exp), str(path), "--quiet",
+                     "--train.valid-fraction", fraction]) == 0
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert line.startswith(f"train: {exp}: 1 epochs") and said in line and " inf " not in line
