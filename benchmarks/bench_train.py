@@ -40,8 +40,9 @@ from flowaccent.data.prefetch import resolve_depth
 from flowaccent.runtime import compiled, resolve_device
 
 
-def time_loading(data: Path, config) -> float:
-    r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed)."""
+def time_loading(data: Path, config) -> tuple[float, int]:
+    r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed),
+    and the stream's burst (what the trainer sizes its prefetching queue by)."""
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.features import FeaturePipeline
     from flowaccent.train.frames import FrameSource, FrameStream, standardization_sample, utterance_refs
@@ -56,7 +57,7 @@ def time_loading(data: Path, config) -> float:
         start = time.perf_counter()
         for _ in stream.epoch(0):
             pass
-        return time.perf_counter() - start
+        return time.perf_counter() - start, stream.burst
     finally:
         source.close()
 
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
                 net = build(120, model, 0, device)
                 forward = compiled(net, torch.device(device), "bench") if variant == "compiled" else None
                 alone[variant].append(time_train(net, args.batch, args.steps, forward=forward))
-            loading.append(time_loading(data, config))
+            seconds, burst = time_loading(data, config)
+            loading.append(seconds)
     finally:
         shutil.rmtree(root)
     rows = {}
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows[variant] = row
     result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, "device": device, **rows["eager"],
               "compiled": rows.get("compiled"), "loading_s": statistics.median(loading),
-              "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device))}
+              "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device), burst)}
     if "compiled" in rows:
         result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
         result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]

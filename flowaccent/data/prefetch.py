@@ -7,13 +7,20 @@ native code that releases the GIL. The queue holds at most ``depth`` items, so m
 bounded; the items come out in the same order with the same values as the iterator's (the
 thread only moves the work earlier).
 
-This pays where the model runs on a GPU: the CPU is otherwise idle while the GPU computes. On a
-CPU whose cores the model's own threads already keep busy it does not. Measured
+This is meant for a model on a GPU, where the CPU's cores are not all busy with the model. On a
+CPU whose cores the model's own threads already keep busy it does not pay. Measured
 (``benchmarks/bench_score.py``, docs/performance.md): scoring on the 2-core CPU took 1.1-1.2x as
 long with the thread as with the features made inline, for the same CPU time, so cores sat
 idle (most likely the model's OpenMP team waiting at its barriers for the thread that lost its
 core to the loader). So the commands' default (``AUTO``) is a thread on CUDA and none on a CPU
 (:func:`resolve_depth`).
+
+An iterator that yields in bursts needs a queue that holds a whole burst: the training stream
+reads a shuffling buffer's worth of utterances and then yields all of its batches at once, so
+with a queue of 2 the thread could start on the next buffer only when the consumer had taken all
+but 2 of the current one's batches, and the loading of each buffer was hidden behind 2 steps
+instead of ~20. On one H200 the steps waited 1.31 s per 1M-frame epoch for 0.94 s of loading
+with 2 (docs/performance.md). So :func:`resolve_depth` takes the iterator's ``burst``.
 
 An exception in the iterator is re-raised in the consumer at the item where it happened (same
 type and message); leaving the ``with`` block early (a ``break``, an error, Ctrl-C in the
@@ -41,11 +48,13 @@ GPU_DEPTH = 2
 _DONE = object()  # the iterator is exhausted
 
 
-def resolve_depth(setting: int, device: torch.device) -> int:
+def resolve_depth(setting: int, device: torch.device, burst: int = 0) -> int:
     r"""Items made ahead for a ``prefetch`` setting: ``setting`` itself when >= 0; for
-    :data:`AUTO`, :data:`GPU_DEPTH` when the model runs on ``device`` of type ``cuda``, else 0."""
+    :data:`AUTO`, ``burst + GPU_DEPTH`` when the model runs on ``device`` of type ``cuda`` (``burst``:
+    the most items the iterator yields after one stretch of work, e.g.
+    :attr:`flowaccent.train.frames.FrameStream.burst`), else 0."""
     if setting == AUTO:
-        return GPU_DEPTH if device.type == "cuda" else 0
+        return burst + GPU_DEPTH if device.type == "cuda" else 0
     if setting < 0:
         raise ValueError(f"prefetch must be >= 0, or {AUTO} for auto, got {setting}")
     return setting

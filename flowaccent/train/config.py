@@ -38,9 +38,11 @@ class TrainConfig(Config):
         patience: epochs without a better validation NLL before stopping (0: never stop early).
         buffer_frames: size of the shuffling buffer (bounds memory).
         prefetch: batches read, featurised and shuffled ahead in a background thread while the
-            model trains (flowaccent.data.prefetch); 0: in the training loop; -1 (auto): 2 on a
-            GPU, 0 on a CPU, where the thread slowed the model's own threads (docs/performance.md).
-            The log's ``data_wait_s`` says how long the steps waited for data.
+            model trains (flowaccent.data.prefetch); 0: in the training loop; -1 (auto): on a GPU
+            a whole filling of the shuffling buffer plus 2 (``buffer_frames // batch_size + 4``:
+            the buffer yields its batches in one burst, and a shorter queue hides little of the
+            loading), 0 on a CPU, where the thread slowed the model's own threads
+            (docs/performance.md). The log's ``data_wait_s`` says how long the steps waited for data.
         standardize_max_utts: utterances used to fit the global standardisation.
         seed: seeds the data order, masks and weights.
         checkpoint_every_steps: also checkpoint inside an epoch this often (0: at epoch ends only).

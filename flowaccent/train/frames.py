@@ -105,6 +105,14 @@ class FrameStream:
         self.batch_size, self.buffer_frames = batch_size, max(buffer_frames, batch_size)
         self.seed, self.rank, self.world = seed, rank, world
 
+    @property
+    def burst(self) -> int:
+        r"""About the most batches one filling of the buffer yields at once (it is cut once it holds
+        ``buffer_frames`` frames, so it holds up to one utterance and a partial batch more; an
+        utterance longer than a batch adds more): what a prefetching queue must hold for the next
+        filling to start early (flowaccent.data.prefetch.resolve_depth)."""
+        return self.buffer_frames // self.batch_size + 2
+
     def shard(self, epoch: int) -> list[UttRef]:
         r"""This process's utterances for ``epoch``, in streaming order."""
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.refs))

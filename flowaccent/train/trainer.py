@@ -225,7 +225,7 @@ class _Runner:
         )
         start, frames, sums, waited = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64), 0.0
         try:
-            depth = resolve_depth(self.cfg.prefetch, self.env.device)
+            depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
             with prefetch(stream.epoch(progress.epoch), depth) as batches:
                 for i, (x, y) in enumerate(batches):
                     if i >= steps:

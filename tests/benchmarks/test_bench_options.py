@@ -51,3 +51,14 @@ def test_gpu_table_names_the_compile_mode():
     table = run_all.markdown({"date": "d", "machine": "m", "gpu": [row]})
     assert "| bf16 | 440 | 2048 | 40000.0 | 100000 | 10.0% | 1.10x | 500000 | 50.0% | 500000 | 15.0% |" in table
     assert "mode `reduce-overhead` (CUDA graphs)" in table
+
+
+def test_prefetch_bench_times_every_depth(tmp_path):
+    import bench_prefetch
+
+    rows = bench_prefetch.main(["--frames", "30000", "--step-ms", "1", "--repeats", "1",
+                                "--json", str(tmp_path / "p.json")])
+    assert [r["mode"] for r in rows] == ["sleep", "launch"]
+    depths = (0, 2, rows[0]["burst"] + 2)
+    assert all(r[f"depth{d}_ms"] > 0 and r[f"depth{d}_waited_s"] >= 0 for r in rows for d in depths)
+    assert json.loads((tmp_path / "p.json").read_text()) == rows

@@ -93,6 +93,27 @@ def test_depth_must_be_positive_and_auto_is_a_thread_on_a_gpu_only():
         Prefetched(iter([]), 0)
     assert resolve_depth(AUTO, torch.device("cpu")) == 0
     assert resolve_depth(AUTO, torch.device("cuda", 1)) == GPU_DEPTH > 0
+    assert resolve_depth(AUTO, torch.device("cuda"), burst=22) == 22 + GPU_DEPTH
+    assert resolve_depth(AUTO, torch.device("cpu"), burst=22) == 0 and resolve_depth(3, torch.device("cuda"), 22) == 3
     assert resolve_depth(0, torch.device("cuda")) == 0 and resolve_depth(3, torch.device("cpu")) == 3
     with pytest.raises(ValueError, match="prefetch must be >= 0, or -1 for auto, got -2"):
         resolve_depth(-2, torch.device("cpu"))
+
+
+def test_a_queue_that_holds_a_burst_lets_the_next_stretch_of_work_start_at_once():
+    r"""An iterator that works, then yields a burst of items (the training stream's shuffling
+    buffer): with a queue of ``burst + GPU_DEPTH`` the producer starts the second stretch before
+    the consumer has taken a single item; with :data:`GPU_DEPTH` alone it cannot."""
+    burst = 5
+    for depth, starts_early in ((burst + GPU_DEPTH, True), (GPU_DEPTH, False)):
+        second = threading.Event()
+
+        def bursts(second):
+            for stretch in range(2):
+                if stretch:
+                    second.set()
+                yield from range(burst)
+
+        with prefetch(bursts(second), depth) as items:
+            assert second.wait(timeout=1.0) is starts_early  # nothing consumed yet
+            assert list(items) == list(range(burst)) * 2

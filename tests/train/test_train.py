@@ -183,3 +183,50 @@ def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path,
                      "--train.valid-fraction", fraction]) == 0
         line = capsys.readouterr().err.strip().splitlines()[-1]
         assert line.startswith(f"train: {exp}: 1 epochs") and said in line and " inf " not in line
+
+
+def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_the_queue_by_it(
+    tmp_path, monkeypatch
+):
+    r"""``FrameStream.burst`` bounds the batches one filling of the shuffling buffer yields at once
+    (what the prefetching queue must hold to overlap the next filling), and the trainer passes it
+    on when it resolves ``train.prefetch``."""
+    from flowaccent.data.datadir import load_data_dir
+    from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train.frames import FrameSource, FrameStream, utterance_refs
+
+    path = write_gaussian_dir(tmp_path / "d", np.zeros(3), np.eye(3), utts=40, frames=37, seed=0)
+    data = load_data_dir(path)
+    source = FrameSource([data], 3)
+    try:
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 3)
+        stream = FrameStream(source, utterance_refs([data], [dict.fromkeys(data.utts, 0)]), pipeline, 50, 300, 0)
+        reads, runs = [0], []
+        frames_of = stream.frames_of
+
+        def counted(ref):
+            reads[0] += 1
+            return frames_of(ref)
+
+        monkeypatch.setattr(stream, "frames_of", counted)
+        last = None
+        for _ in stream.epoch(0):  # batches in a row without a read between them: one filling's
+            if reads[0] != last:
+                runs.append(0)
+                last = reads[0]
+            runs[-1] += 1
+        assert sum(runs) == math.ceil(40 * 37 / 50) and max(runs) <= stream.burst == 300 // 50 + 2
+        assert max(runs) >= 300 // 50  # a filling does come out in one burst
+    finally:
+        source.close()
+
+    seen = []
+
+    def recorded(setting, device, burst=0):
+        seen.append((setting, device.type, burst))
+        return 0
+
+    monkeypatch.setattr(trainer_module, "resolve_depth", recorded)
+    train(small_config(epochs=1, batch_size=64, buffer_frames=640), tmp_path / "exp", [str(path)], quiet=True)
+    assert seen and seen[0] == (-1, "cpu", 640 // 64 + 2)
