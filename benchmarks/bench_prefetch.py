@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_score import write_corpus  # noqa: E402
+from bench_train import bench_config, trainer_stream  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.data.prefetch import GPU_DEPTH, prefetch  # noqa: E402
@@ -70,21 +71,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
-    from flowaccent.data.datadir import load_data_dir
-    from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
-    from flowaccent.train.config import TrainConfig
-    from flowaccent.train.frames import FrameSource, FrameStream, standardization_sample, utterance_refs
-
     root = Path(tempfile.mkdtemp(prefix="bench_prefetch_"))
     rows = []
     try:
-        data = load_data_dir(write_corpus(root / "data", args.frames))
-        source = FrameSource([data], 40)
-        try:
-            refs = utterance_refs([data], [dict.fromkeys(data.utts, 0)])
-            pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True), 40)
-            pipeline.fit(source.feats(r) for r in standardization_sample(refs, 200))
-            stream = FrameStream(source, refs, pipeline, 10000, TrainConfig().buffer_frames, 0)
+        with trainer_stream(write_corpus(root / "data", args.frames), bench_config(10000)) as stream:
             depths = (0, GPU_DEPTH, stream.burst + GPU_DEPTH)
             for mode in args.mode:
                 step = stand_in(mode, args.step_ms / 1e3)
@@ -101,8 +91,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "loading_ms": statistics.median(loading), "burst": stream.burst,
                              **{f"depth{d}_ms": statistics.median(per_step[d]) for d in depths},
                              **{f"depth{d}_waited_s": statistics.median(waited[d]) for d in depths}})
-        finally:
-            source.close()
     finally:
         shutil.rmtree(root)
     print(f"one epoch of {args.frames} frames, batch 10000, D=120, {rows[0]['batches']} batches; "

@@ -19,6 +19,7 @@ Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -40,9 +41,26 @@ from flowaccent.data.prefetch import resolve_depth
 from flowaccent.runtime import compiled, resolve_device
 
 
-def time_loading(data: Path, config) -> tuple[float, int]:
-    r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed),
-    and the stream's burst (what the trainer sizes its prefetching queue by)."""
+def bench_config(batch: int):
+    r"""The experiment this benchmark trains: 10 x 512, D=120 (40-d + deltas), one epoch, no validation."""
+    from flowaccent.features import FeaturePipelineConfig
+    from flowaccent.flows.realnvp import ModelConfig
+    from flowaccent.prior import PriorConfig
+    from flowaccent.train.config import ExperimentConfig, TrainConfig
+
+    return ExperimentConfig(
+        features=FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True),
+        model=ModelConfig(num_blocks=10, hidden=512, num_layers=2),
+        prior=PriorConfig(cond_dim=0),
+        train=TrainConfig(batch_size=batch, epochs=1, valid_fraction=0.0, checkpoint_every_steps=0,
+                          log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
+    )
+
+
+@contextlib.contextmanager
+def trainer_stream(data: Path, config):
+    r"""The trainer's stream of ``data`` (40-d) under ``config``, standardisation fitted, as
+    ``flowaccent train`` builds it."""
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.features import FeaturePipeline
     from flowaccent.train.frames import FrameSource, FrameStream, standardization_sample, utterance_refs
@@ -53,13 +71,19 @@ def time_loading(data: Path, config) -> tuple[float, int]:
         refs = utterance_refs([data_dir], [dict.fromkeys(data_dir.utts, 0)])
         pipeline = FeaturePipeline(config.features, 40)
         pipeline.fit(source.feats(r) for r in standardization_sample(refs, config.train.standardize_max_utts))
-        stream = FrameStream(source, refs, pipeline, config.train.batch_size, config.train.buffer_frames, 0)
+        yield FrameStream(source, refs, pipeline, config.train.batch_size, config.train.buffer_frames, 0)
+    finally:
+        source.close()
+
+
+def time_loading(data: Path, config) -> tuple[float, int]:
+    r"""Seconds of one epoch of the trainer's stream alone (standardisation fitted first, not timed),
+    and the stream's burst (what the trainer sizes its prefetching queue by)."""
+    with trainer_stream(data, config) as stream:
         start = time.perf_counter()
         for _ in stream.epoch(0):
             pass
         return time.perf_counter() - start, stream.burst
-    finally:
-        source.close()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -73,21 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
-    from flowaccent.features import FeaturePipelineConfig
-    from flowaccent.flows.realnvp import ModelConfig
-    from flowaccent.prior import PriorConfig
-    from flowaccent.train.config import ExperimentConfig, TrainConfig
+    from flowaccent.train.config import TrainConfig
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
-    model = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
-    config = ExperimentConfig(
-        features=FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True),
-        model=model,
-        prior=PriorConfig(cond_dim=0),
-        train=TrainConfig(batch_size=args.batch, epochs=1, valid_fraction=0.0, checkpoint_every_steps=0,
-                          log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
-    )
+    config = bench_config(args.batch)
+    model = config.model
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
