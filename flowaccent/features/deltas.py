@@ -49,21 +49,28 @@ def add_deltas(x: Array, order: int = 2, window: int = 2) -> torch.Tensor:
         ``(..., T, D * (order + 1))``, blocks ``[x, delta, delta-delta, ...]``.
     """
     t = as_tensor(x)
-    scales = delta_scales(order, window)
-    num_frames = t.shape[-2]
+    delta_scales(order, window)  # checks them
     if order == 0:
         return torch.cat([t], dim=-1)
-    # Edge-repeated frames once, then each window as shifted multiply-adds in Kaldi's order
-    # (tap by tap, zero taps skipped): 4x faster than gathering a (T, taps, D) window tensor.
+    # Every output block is a weighted sum over the same edge-padded window of input frames, so all
+    # of them come from one small matmul per frame: (order + 1, taps) windows x (T, taps, D) frames.
+    # Per utterance 2.2x faster than shifted multiply-adds tap by tap (benchmarks/bench_loading.py).
+    # A window's zero taps multiply too: a non-finite input frame (the readers reject them) makes
+    # every output within the window's reach NaN.
     pad = order * window
-    padded = t[..., torch.arange(-pad, num_frames + pad, device=t.device).clamp_(0, num_frames - 1), :]
-    blocks = [t]
-    for w in scales[1:]:
-        first = pad - (len(w) - 1) // 2
-        out = None
-        for j, weight in enumerate(w.tolist()):
-            if weight != 0.0:
-                term = padded[..., first + j : first + j + num_frames, :]
-                out = term * weight if out is None else out.add_(term, alpha=weight)
-        blocks.append(out)
-    return torch.cat(blocks, dim=-1)
+    num_frames = t.shape[-2]
+    edges = torch.arange(-pad, num_frames + pad, device=t.device).clamp_(0, num_frames - 1)
+    frames = t.index_select(-2, edges).unfold(-2, 2 * pad + 1, 1).transpose(-1, -2)  # (..., T, taps, D) view
+    return torch.matmul(delta_matrix(order, window, t.dtype, t.device), frames).flatten(-2)
+
+
+@functools.lru_cache(maxsize=16)
+def delta_matrix(order: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    r"""The windows of :func:`delta_scales` as rows of one ``(order + 1, 2 * order * window + 1)``
+    matrix, centred (row 0 picks the middle frame)."""
+    taps = 2 * order * window + 1
+    rows = torch.zeros(order + 1, taps, dtype=torch.float64)
+    for i, w in enumerate(delta_scales(order, window)):
+        first = (taps - len(w)) // 2
+        rows[i, first : first + len(w)] = torch.from_numpy(w)
+    return rows.to(dtype=dtype, device=device)
