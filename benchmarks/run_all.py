@@ -10,6 +10,8 @@ median of ``--repeats``:
             time data loading takes vs the time the steps waited for it (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames,
             and with the other --prefetch setting (bench_score.py)
+  loading   data loading alone (deltas, the training stream, the scorer's feature batches) against
+            the code before 2026-11-30's changes, kept in the benchmark (bench_loading.py)
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
   precision `train`/`score --precision fp32|tf32|bf16`: seconds and NLL, full-length training over two
             seeds (bench_precision.py, ~35 min on a CPU with bf16 units, far longer without)
@@ -43,6 +45,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import bench_blur  # noqa: E402
+import bench_loading  # noqa: E402
 import bench_malloc  # noqa: E402
 import bench_model  # noqa: E402
 import bench_optim  # noqa: E402
@@ -55,7 +58,9 @@ import bench_train  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.runtime import bf16_in_hardware, cpu_units  # noqa: E402
 
-SECTIONS = ("model", "optim", "malloc", "train", "score", "quality", "precision", "bf16", "blur", "peers", "gpu")
+SECTIONS = (
+    "model", "optim", "malloc", "train", "score", "loading", "quality", "precision", "bf16", "blur", "peers", "gpu"
+)
 
 
 def describe_machine() -> str:
@@ -88,6 +93,8 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
     if name == "score":
         return bench_score.main((["--frames", "10000", "--scale", "2", "--hidden", "16", "--blocks", "2"]
                                  if quick else []) + rep)
+    if name == "loading":
+        return bench_loading.main((["--frames", "20000", "--batch", "1000"] if quick else []) + rep)
     if name == "quality":
         quick_args = ["--ref-epochs", "1", "--num-sentences", "24",
                       "--flowaccent-args", "--train.epochs 1 --model.hidden 16 --model.num-blocks 2"]
@@ -175,6 +182,16 @@ def markdown(results: dict) -> str:
                   "the default's speed. From the two sizes: "
                   f"{r['fixed_seconds']:.1f} s that do not grow with the corpus (start-up), then "
                   f"{r['marginal_fps']:.0f} frames/s, {r['marginal_ratio']:.3f} of model-only inference.", ""]
+    if r := results.get("loading"):
+        lines += [f"### Data loading alone ({r['frames']} frames of 40-d, batch {r['batch']})", "",
+                  "| part | now s | before s | now frames/s | speed-up |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {part} | {r[f'{part}_seconds']:.3f} | {r[f'{part}_before_seconds']:.3f} | "
+                  f"{r[f'{part}_fps']:.0f} | {r[f'{part}_speedup']:.2f}x |"
+                  for part in ("deltas", "stream", "stream_440", "score")]
+        lines += ["", f"Deltas: largest difference from the shifted adds {r['deltas_max_diff']:.1e}. Peak RSS of a "
+                  "process streaming one epoch, MiB (now / before): "
+                  + "; ".join(f"D={m['dim']} {'a filling ahead' if m['ahead'] else 'inline'} {m['now_mib']:.0f} / "
+                              f"{m['before_mib']:.0f}" for m in r["rss"]) + ".", ""]
     if r := results.get("quality"):
         reached = (f"{r['flowaccent_seconds_to_target']:.0f} s (epoch {r['flowaccent_epoch_at_target']})"
                    if r["flowaccent_epoch_at_target"] else "not reached")

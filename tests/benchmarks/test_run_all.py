@@ -24,7 +24,8 @@ def test_quick_run_fills_every_section(tmp_path):
     table = (tmp_path / "latest.md").read_text()
     for section, heading in [("model", "Model only"), ("optim", "Adam step alone"),
                              ("malloc", "Allocator"), ("train", "`flowaccent train`"),
-                             ("score", "`flowaccent score`"), ("quality", "Time to quality"),
+                             ("score", "`flowaccent score`"), ("loading", "Data loading alone"),
+                             ("quality", "Time to quality"),
                              ("precision", "Precision options"),
                              ("blur", "Blur-mask kernel"), ("peers", "Peers")]:
         assert results[section], section
@@ -38,6 +39,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["optim"][0]["fused_ms"] > 0
+    assert results["loading"]["stream_seconds"] > 0 and results["loading"]["deltas_max_diff"] < 1e-5
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
     precision = results["precision"]
     assert [r["precision"] for r in precision["train"]][:1] == ["fp32"] and "bf16" in table
