@@ -122,26 +122,45 @@ class FrameStream:
         return sum(r.num_frames for r in self.shard(epoch))
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        r"""Yields ``(frames (B, D) float32, labels (B,) int64)``; the last batch may be short."""
+        r"""Yields ``(frames (B, D) float32, labels (B,) int64)``; the last batch may be short.
+
+        Each filling of the buffer (what is left of the last one, then utterances until it holds
+        ``buffer_frames``) is permuted and cut into batches; what does not fill a batch stays for
+        the next filling. The frame counts of ``utt2num_frames`` size the buffer before it is read,
+        so each utterance's frames are written into it once, and each batch is gathered from it as
+        it is taken (no shuffled copy of the whole buffer)."""
         rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
-        frames: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
-        held = 0
-        for ref in self.shard(epoch):
-            x = self.frames_of(ref)
-            frames.append(x)
-            labels.append(torch.full((len(x),), ref.label, dtype=torch.long))
-            held += len(x)
-            if held >= self.buffer_frames:
-                x_all, y_all = _shuffled(frames, labels, rng)
-                cut = len(x_all) - len(x_all) % self.batch_size
-                for i in range(0, cut, self.batch_size):
-                    yield x_all[i : i + self.batch_size], y_all[i : i + self.batch_size]
-                frames, labels, held = [x_all[cut:]], [y_all[cut:]], len(x_all) - cut
-        if held:
-            x_all, y_all = _shuffled(frames, labels, rng)
-            for i in range(0, len(x_all), self.batch_size):
-                yield x_all[i : i + self.batch_size], y_all[i : i + self.batch_size]
+        refs = self.shard(epoch)
+        rest_x = torch.empty(0, self.pipeline.output_dim)
+        rest_y = torch.empty(0, dtype=torch.long)
+        space = (torch.empty(0, self.pipeline.output_dim), torch.empty(0, dtype=torch.long))
+        start = 0
+        while start < len(refs) or len(rest_x):
+            end, held = start, len(rest_x)
+            while end < len(refs) and held < self.buffer_frames:
+                held += refs[end].num_frames
+                end += 1
+            if held > len(space[0]):  # the batches and the rest are copies: the buffer is reused
+                space = (torch.empty(held, self.pipeline.output_dim), torch.empty(held, dtype=torch.long))
+            x, y = self._fill(refs[start:end], rest_x, rest_y, space[0][:held], space[1][:held])
+            start = end
+            perm = torch.from_numpy(rng.permutation(held))
+            cut = held - held % self.batch_size if held >= self.buffer_frames else held
+            for i in range(0, cut, self.batch_size):
+                take = perm[i : i + self.batch_size]
+                yield x.index_select(0, take), y.index_select(0, take)
+            rest_x, rest_y = x.index_select(0, perm[cut:]), y.index_select(0, perm[cut:])
+
+    def _fill(self, refs: Sequence[UttRef], rest_x: torch.Tensor, rest_y: torch.Tensor, x: torch.Tensor,
+              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Fills the buffer ``x (N, D)`` and its labels ``y (N,)``: ``rest_x`` first, then the frames of ``refs``."""
+        at = len(rest_x)
+        x[:at], y[:at] = rest_x, rest_y
+        for ref in refs:
+            x[at : at + ref.num_frames] = self.frames_of(ref)  # FrameSource checked the count
+            y[at : at + ref.num_frames] = ref.label
+            at += ref.num_frames
+        return x, y
 
     @torch.no_grad()
     def frames_of(self, ref: UttRef) -> torch.Tensor:
@@ -149,8 +168,3 @@ class FrameStream:
         feats, stats = self.source.feats(ref)
         return self.pipeline.unstandardized(torch.from_numpy(feats), stats).float()
 
-
-def _shuffled(frames: list[torch.Tensor], labels: list[torch.Tensor], rng: np.random.Generator):
-    x, y = torch.cat(frames), torch.cat(labels)
-    perm = torch.from_numpy(rng.permutation(len(x)))
-    return x[perm], y[perm]

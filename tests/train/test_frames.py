@@ -1,0 +1,72 @@
+r"""The training stream: the batches are the fillings of its buffer, permuted, bit for bit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flowaccent.data import ArkWriter, load_data_dir, write_spk2utt, write_table
+from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.train.frames import FrameSource, FrameStream, utterance_refs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_loading import reference_epoch  # noqa: E402  the stream as first written (and timed against)
+
+
+def write_uneven_dir(path: Path, lengths: list[int], dim: int = 3, seed: int = 0) -> Path:
+    r"""A data dir of utterances with the given frame counts (feats.scp, utt2num_frames, utt2spk)."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True)
+    utt2spk = {}
+    with ArkWriter(path / "feats.ark", path / "feats.scp") as writer:
+        for i, frames in enumerate(lengths):
+            utt = f"s{i % 3}-{i:04d}"
+            writer.write(utt, rng.standard_normal((frames, dim)).astype(np.float32))
+            utt2spk[utt] = f"s{i % 3}"
+    lines = (path / "feats.scp").read_text().splitlines()
+    write_table(path / "feats.scp", dict(line.split(" ", 1) for line in lines))
+    write_table(path / "utt2spk", utt2spk)
+    write_spk2utt(path / "spk2utt", utt2spk)
+    write_table(path / "utt2num_frames", {u: n for u, n in zip(utt2spk, lengths)})
+    return path
+
+
+@pytest.mark.parametrize(
+    "batch, buffer, world",
+    [(7, 40, 1), (16, 16, 1), (5, 3, 1), (64, 1000, 1), (9, 50, 2)],  # buffer < one utterance; > the corpus
+)
+def test_the_stream_yields_the_reference_batches_bit_for_bit(tmp_path, batch, buffer, world):
+    lengths = [int(n) for n in np.random.default_rng(1).integers(1, 30, size=23)]
+    dirs = [load_data_dir(write_uneven_dir(tmp_path / "a", lengths, seed=0)),
+            load_data_dir(write_uneven_dir(tmp_path / "b", lengths[::-1], seed=1))]
+    source = FrameSource(dirs, 3)
+    try:
+        refs = utterance_refs(dirs, [dict.fromkeys(d.utts, i) for i, d in enumerate(dirs)])
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="utt", deltas=2, standardize=False), 3)
+        for rank in range(world):
+            stream = FrameStream(source, refs, pipeline, batch, buffer, seed=3, rank=rank, world=world)
+            for epoch in (0, 1):
+                got, want = list(stream.epoch(epoch)), list(reference_epoch(stream, epoch))
+                assert len(got) == len(want) > 0
+                for (x, y), (x_ref, y_ref) in zip(got, want):
+                    assert x.dtype == torch.float32 and y.dtype == torch.long and x.shape == (len(y), 9)
+                    assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+                assert sum(len(y) for _, y in got) == stream.num_frames(epoch)
+                assert all(len(y) == batch for _, y in got[:-1])
+    finally:
+        source.close()
+
+
+def test_a_stream_of_no_utterances_yields_nothing(tmp_path):
+    data = load_data_dir(write_uneven_dir(tmp_path / "a", [4, 5]))
+    source = FrameSource([data], 3)
+    try:
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 3)
+        assert list(FrameStream(source, [], pipeline, 4, 8, 0).epoch(0)) == []
+    finally:
+        source.close()
