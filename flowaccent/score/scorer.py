@@ -79,7 +79,11 @@ class SetScores:
 
 
 class Reservoir:
-    r"""A uniform random sample of at most ``size`` rows from a stream (Vitter's algorithm R)."""
+    r"""A uniform random sample of at most ``size`` rows from a stream (Vitter's algorithm R).
+
+    Row ``i`` of the stream (``i >= size``) replaces a slot drawn from ``0..i`` when that is below
+    ``size``; the draws come from the seeded generator row by row, so the sample does not depend
+    on how the stream is cut into calls of :meth:`add` (tested)."""
 
     def __init__(self, size: int, dim: int, seed: int):
         self.rows = np.zeros((size, dim), np.float32)
@@ -87,16 +91,18 @@ class Reservoir:
         self.seen, self.size = 0, size
         self.rng = np.random.default_rng(seed)
 
-    def add(self, rows: np.ndarray, tag: str) -> None:
+    def add(self, rows: np.ndarray, tags: str | np.ndarray) -> None:
+        r"""Adds ``rows (N, dim)``, each tagged with ``tags`` (one for all, or ``(N,)``)."""
         n = len(rows)
+        tags = np.broadcast_to(np.asarray(tags, dtype=object), (n,))
         idx = np.arange(self.seen, self.seen + n)
         fill = idx < self.size
-        self.rows[idx[fill]], self.tags[idx[fill]] = rows[fill], tag
+        self.rows[idx[fill]], self.tags[idx[fill]] = rows[fill], tags[fill]
         rest = np.flatnonzero(~fill)
         if len(rest):
             slots = self.rng.integers(0, idx[rest] + 1)
-            keep = slots < self.size
-            self.rows[slots[keep]], self.tags[slots[keep]] = rows[rest[keep]], tag
+            keep = slots < self.size  # a later row of one call overwrites an earlier one, as in a loop
+            self.rows[slots[keep]], self.tags[slots[keep]] = rows[rest[keep]], tags[rest[keep]]
         self.seen += n
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
@@ -147,44 +153,61 @@ def _score_dir(
         tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
         packed_inference(model),  # the weights stay fixed while scoring
     ):
-        batches = _scored(model, utterances, config, native if with_llr else None, device)
-        for utt, out, llr in batches:
-            log_p, log_det = out["log_p"], out["log_det"]
-            log_ll = log_p + log_det
-            ark.write(utt.utt, np.stack([log_p, log_det], axis=1).astype(np.float32))
-            values = {
-                "utt": utt.utt,
-                "spk": utt.spk,
-                "num_frames": len(log_p),
-                "log_ll": log_ll.mean(),
-                "log_p": log_p.mean(),
-                "log_det": log_det.mean(),
-                "nll": -log_ll.mean(),
-            }
-            if with_llr:
-                values["llr"] = llr.mean()
-            for c in columns:
-                rows[c].append(values[c])
-            means.append(out["z"].mean(0))
-            reservoir.add(out["z"], utt.utt)
-            bar.update()
+        for pending, batch in _scored(model, utterances, config, native if with_llr else None, device):
+            means.append(_add_batch(pending, batch, rows, ark, reservoir))
+            bar.update(len(pending))
     _write_tsv(out_dir / "utt_scores.tsv", rows, data)
     latents, latent_utts = reservoir.sample()
     np.save(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
-    return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, np.asarray(means), latents, latent_utts)
+    latent_means = np.concatenate(means) if means else np.zeros((0, model.dim), np.float32)
+    return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
+
+
+def _add_batch(
+    pending: list[tuple[Utterance, int]], batch: dict[str, np.ndarray], rows: dict[str, list], ark: ArkWriter,
+    reservoir: Reservoir,
+) -> np.ndarray:
+    r"""Records a scored batch: a row per utterance in ``rows``, its frames' ``[log_p, log_det]`` in the
+    ark, its frames' ``z`` offered to the latent sample; returns the utterances' mean ``z`` ``(U, D)``."""
+    counts = np.array([frames for _, frames in pending])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    per_frame = np.stack([batch["log_p"], batch["log_det"]], axis=1)  # (N, 2) float32, as the ark keeps it
+    log_p, log_det = per_frame[:, 0].astype(np.float64), per_frame[:, 1].astype(np.float64)
+    log_ll = utterance_means(log_p + log_det, starts, counts)
+    values = {"num_frames": counts, "log_ll": log_ll, "log_p": utterance_means(log_p, starts, counts),
+              "log_det": utterance_means(log_det, starts, counts), "nll": -log_ll}
+    if "llr" in rows:
+        values["llr"] = utterance_means(batch["llr"], starts, counts)
+    utts = [utt.utt for utt, _ in pending]
+    rows["utt"] += utts
+    rows["spk"] += [utt.spk for utt, _ in pending]
+    for column, per_utt in values.items():
+        rows[column] += per_utt.tolist()
+    for utt, start, count in zip(utts, starts, counts):
+        ark.write(utt, per_frame[start : start + count])
+    reservoir.add(batch["z"], np.repeat(np.array(utts, dtype=object), counts))
+    # numpy's mean of each block of rows (as before: the same float32 values); reduceat along rows was slower
+    return np.stack([batch["z"][start : start + count].mean(0) for start, count in zip(starts, counts)])
+
+
+def utterance_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    r"""Means of consecutive runs of ``values (N,)``: run ``i`` starts at ``starts[i]`` and has
+    ``counts[i] >= 1`` values; summed in float64, ``(len(starts),)``."""
+    return np.add.reduceat(values, starts, dtype=np.float64) / counts
 
 
 def _scored(
     model: FlowModel, utterances: Iterator[Utterance], config: ScoreConfig, native: int | None, device: torch.device
-) -> Iterator[tuple[Utterance, dict[str, np.ndarray], np.ndarray | None]]:
-    r"""Yields each utterance with its per-frame ``z``, ``log_p``, ``log_det`` (and ``llr``), batching
-    frames; the batches are read and featurised ahead in a thread where ``config.prefetch`` says so."""
+) -> Iterator[tuple[list[tuple[Utterance, int]], dict[str, np.ndarray]]]:
+    r"""Yields batches of utterances ``[(utterance, frames)]`` with their frames' ``z (N, D)``, ``log_p``,
+    ``log_det`` (and ``llr``) ``(N,)``, float32 numpy, in order; the batches are read and featurised
+    ahead in a thread where ``config.prefetch`` says so."""
     depth = resolve_depth(config.prefetch, device)
     with prefetch(_feature_batches(model, utterances, config.batch_frames), depth) as batches:
         for pending, x in batches:
-            yield from _run_batch(model, pending, x, native, device, config.precision)
+            yield pending, _run_batch(model, x, native, device, config.precision)
 
 
 def _feature_batches(
@@ -207,26 +230,19 @@ def _feature_batches(
         yield pending, torch.cat(parts)
 
 
-def _run_batch(model: FlowModel, pending, x: torch.Tensor, native: int | None, device: torch.device, precision: str):
+def _run_batch(
+    model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str
+) -> dict[str, np.ndarray]:
+    r"""The flow's ``z``, ``log_p``, ``log_det`` (and the ``llr`` of class ``native``) of ``x (N, D)``."""
     x = x.to(device)
     with compute_precision(device, precision):
         out = model(x)
-    llr = None
+    result = {"z": out.z, "log_p": out.log_p, "log_det": out.log_det}
     if native is not None:
         per_class = model.prior.class_log_probs(out.z)
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
-        llr = (per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))).cpu().numpy()
-    z, log_p, log_det = (t.cpu().numpy() for t in (out.z, out.log_p, out.log_det))
-    start = 0
-    for utt, frames in pending:
-        end = start + frames
-        part = {
-            "z": z[start:end],
-            "log_p": log_p[start:end].astype(np.float64),
-            "log_det": log_det[start:end].astype(np.float64),
-        }
-        yield utt, part, None if llr is None else llr[start:end].astype(np.float64)
-        start = end
+        result["llr"] = per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))
+    return {k: v.float().cpu().numpy() for k, v in result.items()}
 
 
 def _write_tsv(path: Path, rows: dict[str, list], data: DataDir) -> None:

@@ -15,7 +15,7 @@ from flowaccent.data import ScpReader
 from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
-from flowaccent.score.scorer import ScoreConfig, read_tsv
+from flowaccent.score.scorer import Reservoir, ScoreConfig, read_tsv, utterance_means
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,48 @@ def test_scores_do_not_depend_on_batching(trained, scored, tmp_path):
     score_corpora(exp, tmp_path / "s", [str(root / "zh")], config=ScoreConfig(batch_frames=100_000, max_latents=500))
     a, b = read_tsv(out / "zh" / "utt_scores.tsv"), read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")
     np.testing.assert_allclose(a["log_ll"], b["log_ll"], atol=1e-5)
+    assert a["utt"] == b["utt"] and (a["num_frames"] == b["num_frames"]).all()
+    # the latent sample takes the same frames whatever the batches
+    same = [(tmp_path / "s" / "zh" / "latent_utts.txt").read_text(), (out / "zh" / "latent_utts.txt").read_text()]
+    assert same[0] == same[1]
+    np.testing.assert_allclose(np.load(out / "zh" / "latents.npy"), np.load(tmp_path / "s" / "zh" / "latents.npy"),
+                               atol=1e-4)
+
+
+def test_the_latent_sample_is_uniform_and_does_not_depend_on_how_the_stream_is_cut():
+    rows = np.arange(1000, dtype=np.float32)[:, None]
+    tags = np.array([f"u{i // 10}" for i in range(1000)], dtype=object)
+    counts = np.zeros(1000)
+    for seed in range(300):
+        whole = Reservoir(100, 1, seed)
+        whole.add(rows, tags)
+        cut, start = Reservoir(100, 1, seed), 0
+        for size in np.random.default_rng(seed).integers(1, 60, size=1000):
+            cut.add(rows[start : start + int(size)], tags[start : start + int(size)])
+            start += int(size)
+        assert all(np.array_equal(a, b) for a, b in zip(whole.sample(), cut.sample()))
+        sample, sample_tags = whole.sample()
+        assert len(sample) == 100 and len(set(sample[:, 0])) == 100
+        assert all(t == f"u{int(r) // 10}" for r, t in zip(sample[:, 0], sample_tags))
+        counts[sample[:, 0].astype(int)] += 1
+    # each row is kept with probability 0.1: 30 of 300 draws, binomial sd 5.2
+    deciles = counts.reshape(10, 100).sum(1) / 300  # rows kept per decile of the stream, expected 10
+    assert abs(counts.mean() - 30) < 1e-9 and np.all(np.abs(deciles - 10) < 1.0), deciles
+    one_tag = Reservoir(5, 1, 0)
+    one_tag.add(rows[:3], "a")
+    one_tag.add(rows[3:8], "b")
+    kept, kept_tags = one_tag.sample()
+    assert [t for r, t in zip(kept[:, 0], kept_tags) if r < 3] == ["a"] * int((kept[:, 0] < 3).sum())
+    assert set(kept_tags[kept[:, 0] >= 3]) <= {"b"} and len(kept) == 5
+
+
+def test_utterance_means_of_runs_of_values():
+    rng = np.random.default_rng(0)
+    counts = np.array([1, 5, 2, 7])
+    values = rng.standard_normal(counts.sum()).astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    want = [values[a : a + n].astype(np.float64).mean() for a, n in zip(starts, counts)]
+    np.testing.assert_allclose(utterance_means(values, starts, counts), want, rtol=1e-12)
 
 
 def test_metrics_on_crafted_inputs():
