@@ -1,4 +1,4 @@
-r"""Data loading alone: the training stream and the scorer's feature batches, against the code before.
+r"""The CPU's part of training and scoring without a model, against the code before.
 
 What a step waits for when the model is fast (a GPU: docs/performance.md, section GPU) is the CPU
 making its batches. Timed here without a model, median of ``--repeats`` interleaved runs, each
@@ -13,7 +13,10 @@ against a reference kept in this file, the code as it was before (2026-11-30):
            (``reference_epoch``) the utterances joined into a new buffer per filling and the
            whole buffer permuted into another, with the deltas as before;
   score    the scorer's feature batches (reading, deltas, joining ~8000 frames), the deltas
-           now and before.
+           now and before;
+  score_rows  the scorer's records of its scored batches (per-utterance rows, the per-frame ark, the
+           latent sample, the mean latents): now per batch (``scorer._add_batch``), before per
+           utterance (``add_rows_before``), on the same synthetic outputs of a 120-d DNF model.
 
 The batches are the same bit for bit (tests/train/test_frames.py); the deltas' largest
 difference is printed. Then the peak RSS of a process that streams one epoch (now and before), for
@@ -126,6 +129,52 @@ def score_batches(data: Path) -> None:
         pass
 
 
+def scored_outputs(frames: int, dim: int = 120, utt_frames: int = 500, batch: int = 8000):
+    r"""What the scorer's model gives for ``frames`` frames: ``[(pending, outputs)]`` in batches of
+    ``batch`` frames of ``utt_frames``-frame utterances (one set of random outputs, reused)."""
+    from flowaccent.data.stream import Utterance
+
+    rng = np.random.default_rng(0)
+    outputs = {"z": rng.standard_normal((batch, dim)).astype(np.float32),
+               **{k: rng.standard_normal(batch).astype(np.float32) for k in ("log_p", "log_det", "llr")}}
+    per_batch = batch // utt_frames
+    return [([(Utterance(f"spk{i % 50:03d}-{i * per_batch + j:07d}", f"spk{i % 50:03d}", None, None), utt_frames)
+              for j in range(per_batch)], outputs) for i in range(frames // batch)]
+
+
+def add_rows_before(pending, outputs, rows, ark, reservoir, means) -> None:
+    r"""The scorer's records of one batch as they were: utterance by utterance."""
+    start = 0
+    for utt, frames in pending:
+        end = start + frames
+        log_p, log_det = (outputs[k][start:end].astype(np.float64) for k in ("log_p", "log_det"))
+        log_ll = log_p + log_det
+        ark.write(utt.utt, np.stack([log_p, log_det], axis=1).astype(np.float32))
+        values = {"utt": utt.utt, "spk": utt.spk, "num_frames": len(log_p), "log_ll": log_ll.mean(),
+                  "log_p": log_p.mean(), "log_det": log_det.mean(), "nll": -log_ll.mean(),
+                  "llr": outputs["llr"][start:end].astype(np.float64).mean()}
+        for c in rows:
+            rows[c].append(values[c])
+        means.append(outputs["z"][start:end].mean(0))
+        reservoir.add(outputs["z"][start:end], utt.utt)
+        start = end
+
+
+def record_rows(batches, out: Path, before: bool) -> None:
+    r"""The scorer's records of ``batches`` (:func:`scored_outputs`) into ``out``, now or ``before``."""
+    from flowaccent.data.kaldi_io import ArkWriter
+    from flowaccent.score.scorer import COLUMNS, Reservoir, _add_batch
+
+    rows: dict[str, list] = {c: [] for c in (*COLUMNS, "llr")}
+    reservoir, means = Reservoir(20000, batches[0][1]["z"].shape[1], 0), []
+    with ArkWriter(out / "frame_scores.ark", out / "frame_scores.scp") as ark:
+        for pending, outputs in batches:
+            if before:
+                add_rows_before(pending, outputs, rows, ark, reservoir, means)
+            else:
+                means.append(_add_batch(pending, outputs, rows, ark, reservoir))
+
+
 def stream_config(batch: int, dim: int):
     r"""bench_train's experiment with 120-d (deltas) or 440-d (11 spliced frames) input."""
     config = bench_config(batch)
@@ -177,11 +226,12 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(0)
     utts = [torch.from_numpy(rng.standard_normal((500, 40)).astype(np.float32)) for _ in range(args.frames // 500)]
     diff = max(float((deltas_module.add_deltas(u) - shifted_add_deltas(u)).abs().max()) for u in utts[:200])
-    parts = ("deltas", "stream", "stream_440", "score")
+    parts = ("deltas", "stream", "stream_440", "score", "score_rows")
     times: dict[str, list[float]] = {k: [] for part in parts for k in (part, f"{part}_before")}
     root = Path(tempfile.mkdtemp(prefix="bench_loading_"))
     try:
         data = write_corpus(root / "data", args.frames)
+        outputs = scored_outputs(args.frames)
         with (trainer_stream(data, stream_config(args.batch, 120)) as stream,
               trainer_stream(data, stream_config(args.batch, 440)) as stream_440):
             for _ in range(args.repeats):
@@ -194,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
                 times["score"].append(seconds(lambda: score_batches(data)))
                 with deltas_before():
                     times["score_before"].append(seconds(lambda: score_batches(data)))
+                for part, before in (("score_rows", False), ("score_rows_before", True)):
+                    times[part].append(seconds(lambda before=before: record_rows(outputs, root, before)))
         rss = [{"dim": dim, "ahead": ahead, "now_mib": epoch_peak_rss(data, args.batch, dim, ahead, False),
                 "before_mib": epoch_peak_rss(data, args.batch, dim, ahead, True)}
                for dim in (120, 440) for ahead in (False, True)]

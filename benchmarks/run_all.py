@@ -10,8 +10,8 @@ median of ``--repeats``:
             time data loading takes vs the time the steps waited for it (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames,
             and with the other --prefetch setting (bench_score.py)
-  loading   data loading alone (deltas, the training stream, the scorer's feature batches) against
-            the code before 2026-11-30's changes, kept in the benchmark (bench_loading.py)
+  loading   the CPU's part without a model (deltas, the training stream, the scorer's feature batches
+            and its records of scored batches) against the code before, kept in the benchmark (bench_loading.py)
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
   precision `train`/`score --precision fp32|tf32|bf16`: seconds and NLL, full-length training over two
             seeds (bench_precision.py, ~35 min on a CPU with bf16 units, far longer without)
@@ -187,7 +187,7 @@ def markdown(results: dict) -> str:
                   "| part | now s | before s | now frames/s | speed-up |", "| --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {part} | {r[f'{part}_seconds']:.3f} | {r[f'{part}_before_seconds']:.3f} | "
                   f"{r[f'{part}_fps']:.0f} | {r[f'{part}_speedup']:.2f}x |"
-                  for part in ("deltas", "stream", "stream_440", "score")]
+                  for part in ("deltas", "stream", "stream_440", "score", "score_rows")]
         lines += ["", f"Deltas: largest difference from the shifted adds {r['deltas_max_diff']:.1e}. Peak RSS of a "
                   "process streaming one epoch, MiB (now / before): "
                   + "; ".join(f"D={m['dim']} {'a filling ahead' if m['ahead'] else 'inline'} {m['now_mib']:.0f} / "
