@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     median = {k: statistics.median(v) for k, v in times.items()}
     result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, "deltas_max_diff": diff, "rss": rss,
               **{f"{k}_seconds": v for k, v in median.items()}}
-    print(f"data loading alone, {args.frames} frames of 40-d, median of {args.repeats}")
+    print(f"the CPU's part without a model, {args.frames} frames of 40-d, median of {args.repeats}")
     print(f"{'part':>10} {'now s':>7} {'before s':>9} {'now frames/s':>13} {'speed-up':>9}")
     for part in parts:
         now, before = median[part], median[f"{part}_before"]
