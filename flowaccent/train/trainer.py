@@ -258,9 +258,11 @@ class _Runner:
         with compute_precision(self.env.device, self.cfg.precision):
             out = self.forward(x, y, context, threshold)
         loss = out.nll.mean()
-        if not torch.isfinite(loss):
+        # the step's one host sync (a GPU's queue of kernels drains here): the logged means and the check
+        stats = torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double().cpu()
+        if not math.isfinite(stats[0]):
             raise TrainingError(
-                f"non-finite loss ({loss.item()}) at step {progress.global_step + 1} "
+                f"non-finite loss ({stats[0].item()}) at step {progress.global_step + 1} "
                 f"(epoch {progress.epoch + 1}, batch {progress.step_in_epoch + 1}); training stopped, "
                 f"the last good checkpoint is {self.exp / 'checkpoints' / 'last.pt'}"
             )
@@ -269,7 +271,7 @@ class _Runner:
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
-        return torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double().cpu()
+        return stats
 
     def _context(self, y: torch.Tensor) -> torch.Tensor | None:
         return one_hot_context(y, self.config.model.context_dim)
