@@ -11,9 +11,11 @@ model-only rate of the same forward (eager or compiled). Data loading: the secon
 of the training stream (reading the ark, deltas, shuffling) takes alone in this process, against
 the seconds the command's steps waited for batches (``data_wait_s`` in its log), as
 ``train.prefetch`` (default: a background thread on a GPU, none on a CPU) leaves them.
+``--compile-mode reduce-overhead`` runs the compiled variant with ``--train.compile-mode`` so (CUDA
+graphs on a GPU), its model-only rate likewise.
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--steps 3]
-                                        [--no-compile] [--json PATH]
+                                        [--no-compile] [--compile-mode MODE] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 import torch
@@ -39,6 +42,10 @@ from bench_score import write_corpus  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.data.prefetch import resolve_depth
 from flowaccent.runtime import compiled, resolve_device
+from flowaccent.train.config import TrainConfig
+
+#: torch.compile's modes that ``train.compile_mode`` takes
+TRAIN_COMPILE_MODES = typing.get_args(typing.get_type_hints(TrainConfig)["compile_mode"])
 
 
 def bench_config(batch: int):
@@ -94,10 +101,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each model-only rate")
     parser.add_argument("--no-compile", action="store_true",
                         help="leave out `--train.compile true` (compiling takes a minute or more per process on a GPU)")
+    parser.add_argument("--compile-mode", default="default", choices=TRAIN_COMPILE_MODES,
+                        help="train.compile_mode of the compiled variant")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
-    from flowaccent.train.config import TrainConfig
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
@@ -117,14 +125,17 @@ def main(argv: list[str] | None = None) -> dict:
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "flowaccent", "train", "--config", str(root / "conf.yaml"),
                                 "--exp", str(exp), str(data), "--quiet",
-                                "--train.compile", str(variant == "compiled").lower()], check=True)
+                                "--train.compile", str(variant == "compiled").lower(),
+                                *(["--train.compile-mode", args.compile_mode] if variant == "compiled" else [])],
+                               check=True)
                 wall[variant].append(args.frames / (time.perf_counter() - start))
                 logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
                 rates = [r["frames_per_s"] for r in logged if r.get("event") == "train"]
                 steady[variant].append(statistics.median(rates[1:]))
                 waited[variant].append(sum(r["data_wait_s"] for r in logged if r.get("event") == "train"))
                 net = build(120, model, 0, device)
-                forward = compiled(net, torch.device(device), "bench") if variant == "compiled" else None
+                mode = None if args.compile_mode == "default" else args.compile_mode
+                forward = compiled(net, torch.device(device), "bench", mode) if variant == "compiled" else None
                 alone[variant].append(time_train(net, args.batch, args.steps, forward=forward))
             seconds, burst = time_loading(data, config)
             loading.append(seconds)
@@ -139,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows[variant] = row
     result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, "device": device, **rows["eager"],
               "compiled": rows.get("compiled"), "loading_s": statistics.median(loading),
-              "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device), burst)}
+              "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device), burst),
+              "compile_mode": args.compile_mode}
     if "compiled" in rows:
         result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
         result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]

@@ -56,6 +56,11 @@ class TrainConfig(Config):
             (flowaccent.runtime.compiled): the element-wise work around the matmuls fused into
             generated kernels; the first step of each batch shape compiles first (seconds to a
             minute). Needs a C++ compiler on a CPU. Speed in docs/performance.md.
+        compile_mode: torch.compile's ``mode`` when ``compile`` is on: ``default``;
+            ``reduce-overhead`` replays the compiled step as CUDA graphs on a GPU, where the eager
+            step was bound by launching kernels (model only on one H200: 1.4-5.0x the eager step,
+            the default mode 1.6-2.2x; not yet run through ``flowaccent train`` on a GPU; on a CPU
+            it is the default mode); ``max-autotune``, ``max-autotune-no-cudagraphs``.
         deterministic: ``torch.use_deterministic_algorithms`` (exact resume).
     """
 
@@ -81,6 +86,7 @@ class TrainConfig(Config):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
     deterministic: bool = True
 
     def __post_init__(self) -> None:
@@ -90,6 +96,8 @@ class TrainConfig(Config):
             raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.prefetch < -1:
             raise ConfigError(f"train: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
+        if self.compile_mode != "default" and not self.compile:
+            raise ConfigError(f"train: compile_mode {self.compile_mode} needs compile: true")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -185,7 +185,8 @@ class _Runner:
 
             self.net = DistributedDataParallel(model)  # broadcasts rank 0's initialised weights
         #: the training forward: ``self.net``, or it compiled (train.compile; validation runs ``model`` eagerly)
-        self.forward = compiled(self.net, env.device, "train") if self.cfg.compile else self.net
+        mode = None if self.cfg.compile_mode == "default" else self.cfg.compile_mode
+        self.forward = compiled(self.net, env.device, "train", mode) if self.cfg.compile else self.net
         if self.cfg.compile and not self.quiet:
             print("train: train.compile: the first step of each batch shape compiles first", file=sys.stderr)
         self.tb = _tensorboard(exp) if env.is_main else None

@@ -157,6 +157,30 @@ def test_compiled_training_matches_eager(gaussian_dir, tmp_path):
     assert nll["true"] == pytest.approx(nll["false"], rel=1e-4)
 
 
+def test_compile_mode_reaches_the_compiled_forward(gaussian_dir, tmp_path, monkeypatch, capsys):
+    r"""``--train.compile-mode``: passed to torch.compile's ``mode`` (none for ``default``); refused
+    without ``--train.compile true``."""
+    from flowaccent.train import trainer as trainer_module
+
+    path, _ = gaussian_dir
+    seen = []
+
+    def recorded(module, device, what, mode=None):
+        seen.append(mode)
+        return module
+
+    monkeypatch.setattr(trainer_module, "compiled", recorded)
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    args = ["train", "--config", str(tmp_path / "conf.yaml"), str(path), "--quiet"]
+    for mode in ("default", "reduce-overhead"):
+        compile_args = ["--train.compile", "true", "--train.compile-mode", mode]
+        assert main([*args, "--exp", str(tmp_path / mode), *compile_args]) == 0
+    assert seen == [None, "reduce-overhead"]
+    assert main([*args, "--exp", str(tmp_path / "bad"), "--train.compile-mode", "reduce-overhead"]) == 1
+    assert "train: compile_mode reduce-overhead needs compile: true" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsys):
     r"""``train.prefetch`` moves reading, features and shuffling into a thread, not the data:
     the same weights bit for bit as loading in the loop; the log says how long steps waited."""
