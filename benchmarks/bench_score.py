@@ -12,7 +12,12 @@ From the two sizes it also gives the seconds that do not grow with the corpus (s
 CUDA's initialisation, loading the model) and the rate of the rest (the extra frames over the extra
 seconds), against model-only: on a GPU the start-up alone outweighs the model's work at 1M frames.
 
-Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--json PATH]
+``--batch-frames N`` scores (and times the model alone) at ``N`` frames per forward instead of
+``score.batch_frames``' default (8000, sized for a CPU's heap; on a GPU the forward was bound by
+launching kernels at that size).
+
+Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--batch-frames N]
+                                        [--json PATH]
 """
 
 from __future__ import annotations
@@ -123,8 +128,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="runs at --frames (the large corpus runs once)")
+    parser.add_argument("--batch-frames", type=int, default=ScoreConfig().batch_frames,
+                        help="frames per forward of the command (--batch-frames) and of the model-only rate")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
+    batch = ["--batch-frames", str(args.batch_frames)]
     from flowaccent.allocator import tune_allocator
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
@@ -138,13 +146,14 @@ def main(argv: list[str] | None = None) -> dict:
         default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
         depth = 0 if default else GPU_DEPTH  # the other setting
         for i in range(args.repeats):  # interleaved with the model-only rate
-            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device))
-            other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, "--prefetch", str(depth))[0])
-            alone.append(model_only_rate(root / "exp", device=device))
+            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device, *batch))
+            other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, *batch,
+                                   "--prefetch", str(depth))[0])
+            alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
-        large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large", device)
-        alone.append(model_only_rate(root / "exp", device=device))
+        large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large", device, *batch)
+        alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
     finally:
         shutil.rmtree(root)
     infer = statistics.median(alone)
@@ -155,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": small / small_seconds / infer, "rss_mib": small_rss,
         "large_frames": large, "large_seconds": large_seconds, "large_fps": large / large_seconds,
         "large_ratio": large / large_seconds / infer, "large_rss_mib": large_rss, "rss_ratio": large_rss / small_rss,
-        "repeats": args.repeats, "device": device,
+        "repeats": args.repeats, "device": device, "batch_frames": args.batch_frames,
         "prefetch": default, "other_prefetch": depth, "other_seconds": statistics.median(other),
         "other_ratio": small / statistics.median(other) / infer,
         "other_speedup": small_seconds / statistics.median(other),
@@ -166,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["marginal_fps"] = (large - small) / extra if extra > 0 else float("nan")
     result["marginal_ratio"] = result["marginal_fps"] / infer
     result["fixed_seconds"] = small_seconds - small / result["marginal_fps"]
-    print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas); "
+    print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas), "
+          f"{args.batch_frames} frames per forward; "
           f"median of {args.repeats} at {small} frames, one run at {large}")
     print(f"{'frames':>10} {'seconds':>8} {'frames/s':>9} {'vs model-only':>14} {'peak RSS MiB':>13}")
     for frames, seconds, rss in ((small, small_seconds, small_rss), (large, large_seconds, large_rss)):
