@@ -23,7 +23,8 @@ difference is printed. Then the peak RSS of a process that streams one epoch (no
 120-d (deltas) and 440-d (11 spliced frames) input, with the batches made inline and a whole filling
 ahead (``train.prefetch`` auto on a GPU), each in a fresh process with a 5 ms pause per batch.
 
-Usage: python benchmarks/bench_loading.py [--frames 1000000] [--batch 10000] [--repeats 3] [--json PATH]
+Usage: python benchmarks/bench_loading.py [--frames 1000000] [--batch 10000] [--repeats 3]
+                                          [--rss-dims 120 440] [--json PATH]
 """
 
 from __future__ import annotations
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss-dims", type=int, nargs="*", choices=(120, 440), default=[120, 440],
+                        help="input dims whose streaming peak RSS is measured (none: skip)")
     parser.add_argument("--json", help="also write the result here")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)  # data batch dim ahead before
     args = parser.parse_args(argv)
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
                     times[part].append(seconds(lambda before=before: record_rows(outputs, root, before)))
         rss = [{"dim": dim, "ahead": ahead, "now_mib": epoch_peak_rss(data, args.batch, dim, ahead, False),
                 "before_mib": epoch_peak_rss(data, args.batch, dim, ahead, True)}
-               for dim in (120, 440) for ahead in (False, True)]
+               for dim in args.rss_dims for ahead in (False, True)]
     finally:
         shutil.rmtree(root)
     median = {k: statistics.median(v) for k, v in times.items()}

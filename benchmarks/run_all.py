@@ -94,7 +94,8 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
         return bench_score.main((["--frames", "10000", "--scale", "2", "--hidden", "16", "--blocks", "2"]
                                  if quick else []) + rep)
     if name == "loading":
-        return bench_loading.main((["--frames", "20000", "--batch", "1000"] if quick else []) + rep)
+        quick_args = ["--frames", "20000", "--batch", "1000", "--rss-dims", "120"]
+        return bench_loading.main((quick_args if quick else []) + rep)
     if name == "quality":
         quick_args = ["--ref-epochs", "1", "--num-sentences", "24",
                       "--flowaccent-args", "--train.epochs 1 --model.hidden 16 --model.num-blocks 2"]
