@@ -142,7 +142,8 @@ class FrameStream:
                 end += 1
             if held > len(space[0]):  # the batches and the rest are copies: the buffer is reused
                 space = (torch.empty(held, self.pipeline.output_dim), torch.empty(held, dtype=torch.long))
-            x, y = self._fill(refs[start:end], rest_x, rest_y, space[0][:held], space[1][:held])
+            x, y = space[0][:held], space[1][:held]
+            self._fill(refs[start:end], rest_x, rest_y, x, y)
             start = end
             perm = torch.from_numpy(rng.permutation(held))
             cut = held - held % self.batch_size if held >= self.buffer_frames else held
@@ -152,15 +153,15 @@ class FrameStream:
             rest_x, rest_y = x.index_select(0, perm[cut:]), y.index_select(0, perm[cut:])
 
     def _fill(self, refs: Sequence[UttRef], rest_x: torch.Tensor, rest_y: torch.Tensor, x: torch.Tensor,
-              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Fills the buffer ``x (N, D)`` and its labels ``y (N,)``: ``rest_x`` first, then the frames of ``refs``."""
+              y: torch.Tensor) -> None:
+        r"""Fills the buffer ``x (N, D)`` and its labels ``y (N,)`` in place: ``rest_x`` first, then the
+        frames of ``refs``."""
         at = len(rest_x)
         x[:at], y[:at] = rest_x, rest_y
         for ref in refs:
             x[at : at + ref.num_frames] = self.frames_of(ref)  # FrameSource checked the count
             y[at : at + ref.num_frames] = ref.label
             at += ref.num_frames
-        return x, y
 
     @torch.no_grad()
     def frames_of(self, ref: UttRef) -> torch.Tensor:
