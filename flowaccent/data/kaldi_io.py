@@ -13,6 +13,7 @@ utterance in memory at a time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import re
@@ -411,6 +412,13 @@ class RandomAccessReader:
                 self._fds[path] = _open(path, where)
             array = _read_at(self._fds[path], path, offset, ranges, where)
         return check_matrix(array, where, self.expected_dim, None, self.allow_nonfinite)
+
+    def twin(self) -> RandomAccessReader:
+        r"""A reader of the same scp (the parsed entries shared) with its own open files: one
+        reader's seek-and-read must not interleave with another thread's on the same file."""
+        twin = copy.copy(self)
+        twin._fds = {}
+        return twin
 
     def close(self) -> None:
         for fd in self._fds.values():

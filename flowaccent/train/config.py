@@ -42,7 +42,9 @@ class TrainConfig(Config):
             a whole filling of the shuffling buffer plus 2 (``buffer_frames // batch_size + 4``:
             the buffer yields its batches in one burst, and a shorter queue hides little of the
             loading), 0 on a CPU, where the thread slowed the model's own threads
-            (docs/performance.md). The log's ``data_wait_s`` says how long the steps waited for data.
+            (docs/performance.md). One queue runs over all the epochs: the thread makes the next
+            epoch's first batches while this one's last steps, validation and checkpoints run.
+            The log's ``data_wait_s`` says how long the steps waited for data.
         standardize_max_utts: utterances used to fit the global standardisation.
         seed: seeds the data order, masks and weights.
         checkpoint_every_steps: also checkpoint inside an epoch this often (0: at epoch ends only).

@@ -2,7 +2,10 @@ r"""Training frames: utterances of several data dirs (one class each), shuffled 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import itertools
 import zlib
 from collections.abc import Iterator, Sequence
 
@@ -42,6 +45,13 @@ class FrameSource:
             where = f"{self.dirs[ref.source].path / 'feats.scp'}: utterance '{ref.utt}'"
             raise DataDirError(f"{where}: {feats.shape[0]} frames, but utt2num_frames says {ref.num_frames}")
         return feats, self.cmvn[ref.source].get(ref.spk)
+
+    def twin(self) -> FrameSource:
+        r"""The same utterances and stats through readers with their own open files, for reading in
+        another thread at the same time (:meth:`RandomAccessReader.twin`)."""
+        twin = copy.copy(self)
+        twin.readers = [reader.twin() for reader in self.readers]
+        return twin
 
     def close(self) -> None:
         for reader in self.readers:
@@ -151,6 +161,23 @@ class FrameStream:
                 take = perm[i : i + self.batch_size]
                 yield x.index_select(0, take), y.index_select(0, take)
             rest_x, rest_y = x.index_select(0, perm[cut:]), y.index_select(0, perm[cut:])
+
+    def epochs(
+        self, plan: Sequence[tuple[int, int]], skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor] | None]:
+        r"""The batches of several epochs in one iterator, each epoch's followed by ``None``: for each
+        ``(epoch, steps)`` of ``plan`` the first ``steps`` batches of :meth:`epoch`, leaving out the
+        first ``skip`` of the first epoch (resuming inside it; the stream replays the same batches).
+
+        One iterator for the whole run lets a prefetching thread go on into the next epoch while
+        the consumer finishes this one, validates and writes checkpoints, so the next epoch's first
+        filling of the buffer (most of an epoch on a small corpus) is ready when its first step
+        starts, instead of being loaded while the steps wait. Each epoch's generator is closed
+        before the next one starts (its buffer is freed first)."""
+        for n, (epoch, steps) in enumerate(plan):
+            with contextlib.closing(self.epoch(epoch)) as batches:
+                yield from itertools.islice(batches, 0 if n else skip, steps)
+            yield None
 
     def _fill(self, refs: Sequence[UttRef], rest_x: torch.Tensor, rest_y: torch.Tensor, x: torch.Tensor,
               y: torch.Tensor) -> None:

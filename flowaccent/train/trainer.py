@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
-from flowaccent.data.prefetch import prefetch, resolve_depth
+from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.flows.packed import packed_inference
@@ -28,7 +28,6 @@ from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import (
     FrameSource,
     FrameStream,
-    UttRef,
     split_valid,
     standardization_sample,
     utterance_refs,
@@ -121,11 +120,14 @@ def train(
         env.rank,
         env.world,
     )
+    valid_source = source.twin()  # its own open files: see _Runner.fit
+    valid_stream = FrameStream(valid_source, valid_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
     try:
-        runner.fit(stream, valid_refs, source, progress)
+        runner.fit(stream, valid_stream, progress)
     finally:
         runner.close()
         source.close()
+        valid_source.close()
     if env.distributed:
         print(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}", file=sys.stderr)
     final = exp / "final.pt"
@@ -192,15 +194,22 @@ class _Runner:
         self.tb = _tensorboard(exp) if env.is_main else None
         self.log_file = open(exp / "log" / "train.jsonl", "a") if env.is_main else None
 
-    def fit(self, stream: FrameStream, valid_refs: list[UttRef], source: FrameSource, progress: Progress) -> None:
-        while progress.epoch < self.cfg.epochs:
-            steps = self._steps_per_epoch(stream, progress.epoch)
-            self._train_epoch(stream, steps, progress)
-            valid = self._validate(stream, valid_refs)
-            self._end_epoch(progress, valid)
-            if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
-                self._log({"event": "early_stop", "epoch": progress.epoch, "best_epoch": progress.best_epoch})
-                break
+    def fit(self, stream: FrameStream, valid_stream: FrameStream, progress: Progress) -> None:
+        r"""Trains the remaining epochs on ``stream``'s batches and validates on ``valid_stream``'s
+        utterances after each. One prefetching iterator runs over all the epochs
+        (:meth:`FrameStream.epochs`): with a thread (``train.prefetch``) the next epoch's first
+        batches are made while this one's validation and checkpoints run. So that the two read at
+        the same time, ``valid_stream`` must read through its own :class:`FrameSource`."""
+        plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in range(progress.epoch, self.cfg.epochs)]
+        depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
+        with prefetch(stream.epochs(plan, progress.step_in_epoch), depth) as batches:
+            for _, steps in plan:
+                self._train_epoch(batches, steps, progress)
+                valid = self._validate(valid_stream)
+                self._end_epoch(progress, valid)
+                if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
+                    self._log({"event": "early_stop", "epoch": progress.epoch, "best_epoch": progress.best_epoch})
+                    break
 
     def _steps_per_epoch(self, stream: FrameStream, epoch: int) -> int:
         frames = stream.num_frames(epoch)
@@ -215,7 +224,8 @@ class _Runner:
             raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
         return steps
 
-    def _train_epoch(self, stream: FrameStream, steps: int, progress: Progress) -> None:
+    def _train_epoch(self, batches: Prefetched | Inline, steps: int, progress: Progress) -> None:
+        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them)."""
         self.model.train()
         bar = tqdm(
             total=steps,
@@ -224,27 +234,22 @@ class _Runner:
             disable=self.quiet,
             desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
         )
-        start, frames, sums, waited = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64), 0.0
+        start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
+        waited = batches.wait_seconds
         try:
-            depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
-            with prefetch(stream.epoch(progress.epoch), depth) as batches:
-                for i, (x, y) in enumerate(batches):
-                    if i >= steps:
-                        break
-                    if i < progress.step_in_epoch:
-                        continue  # resuming inside an epoch: the stream replays the same batches
-                    sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
-                    frames += len(x)
-                    progress.step_in_epoch, progress.global_step = i + 1, progress.global_step + 1
-                    bar.update()
-                    if progress.global_step % self.cfg.log_every_steps == 0:
-                        elapsed = time.perf_counter() - start
-                        self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
-                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                        start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
-                        sums.zero_()
-                    if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
-                        self._save("last.pt", progress)
+            for x, y in iter(batches.__next__, None):
+                sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
+                frames += len(x)
+                progress.step_in_epoch, progress.global_step = progress.step_in_epoch + 1, progress.global_step + 1
+                bar.update()
+                if progress.global_step % self.cfg.log_every_steps == 0:
+                    elapsed = time.perf_counter() - start
+                    self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
+                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                    start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
+                    sums.zero_()
+                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                    self._save("last.pt", progress)
         except KeyboardInterrupt:
             self._save("last.pt", progress)
             raise
@@ -287,13 +292,14 @@ class _Runner:
         return cfg.lr * warm
 
     @torch.no_grad()
-    def _validate(self, stream: FrameStream, valid_refs: list[UttRef]) -> dict[str, float] | None:
-        if not valid_refs:
+    def _validate(self, stream: FrameStream) -> dict[str, float] | None:
+        r"""The NLL of ``stream``'s utterances (the held-out ones), each as a whole; None without any."""
+        if not stream.refs:
             return None
         self.model.eval()
         sums, count = torch.zeros(3, dtype=torch.float64), 0
         with packed_inference(self.model), compute_precision(self.env.device, self.cfg.precision):  # no step inside
-            for ref in valid_refs:
+            for ref in stream.refs:
                 x = stream.frames_of(ref).to(self.env.device)
                 y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)
                 out = self.model(x, y, self._context(y))

@@ -70,3 +70,60 @@ def test_a_stream_of_no_utterances_yields_nothing(tmp_path):
         assert list(FrameStream(source, [], pipeline, 4, 8, 0).epoch(0)) == []
     finally:
         source.close()
+
+
+def test_epochs_chains_the_planned_batches_of_each_epoch_with_an_end_marker(tmp_path, monkeypatch):
+    r"""``FrameStream.epochs``: for each ``(epoch, steps)`` the first ``steps`` batches of that epoch
+    (the first epoch's first ``skip`` left out), then ``None``; each epoch's generator is closed
+    before the next one starts."""
+    lengths = [int(n) for n in np.random.default_rng(2).integers(1, 30, size=23)]
+    data = load_data_dir(write_uneven_dir(tmp_path / "a", lengths))
+    source = FrameSource([data], 3)
+    try:
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 3)
+        stream = FrameStream(source, utterance_refs([data], [dict.fromkeys(data.utts, 0)]), pipeline, 7, 40, 3)
+        whole = {e: list(stream.epoch(e)) for e in (2, 3, 4)}
+        plan, skip = [(2, 5), (3, 1000), (4, 3)], 2  # steps beyond the epoch's batches: all of them
+        want = [*whole[2][skip:5], None, *whole[3], None, *whole[4][:3], None]
+        got = list(stream.epochs(plan, skip))
+        assert len(got) == len(want) and len(whole[3]) == -(-sum(lengths) // 7)
+        for item, expected in zip(got, want):
+            assert (item is None) == (expected is None)
+            if item is not None:
+                assert torch.equal(item[0], expected[0]) and torch.equal(item[1], expected[1])
+
+        events, epoch = [], stream.epoch
+
+        def recorded(e):
+            events.append(("start", e))
+            try:
+                yield from epoch(e)
+            finally:
+                events.append(("closed", e))
+
+        monkeypatch.setattr(stream, "epoch", recorded)
+        list(stream.epochs(plan, skip))
+        assert events == [("start", 2), ("closed", 2), ("start", 3), ("closed", 3), ("start", 4), ("closed", 4)]
+    finally:
+        source.close()
+
+
+def test_a_twin_source_reads_the_same_frames_through_its_own_files(tmp_path):
+    r"""``FrameSource.twin`` (validation reads while the training stream's thread does): same
+    frames and stats, separate open files, closing one leaves the other working."""
+    data = load_data_dir(write_uneven_dir(tmp_path / "a", [4, 5, 6]))
+    source = FrameSource([data], 3)
+    twin = source.twin()
+    refs = utterance_refs([data], [dict.fromkeys(data.utts, 0)])
+    try:
+        read = [source.feats(ref)[0] for ref in refs]
+        for ref, a in zip(refs, read):
+            np.testing.assert_array_equal(twin.feats(ref)[0], a)
+        assert source.readers[0]._fds and twin.readers[0]._fds
+        assert set(map(id, source.readers[0]._fds.values())).isdisjoint(map(id, twin.readers[0]._fds.values()))
+        assert twin.readers[0].entries is source.readers[0].entries
+        source.close()
+        np.testing.assert_array_equal(twin.feats(refs[1])[0], read[1])
+    finally:
+        source.close()
+        twin.close()

@@ -198,6 +198,45 @@ def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsy
     assert "train: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
 
 
+def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_validates(gaussian_dir, tmp_path,
+                                                                                      monkeypatch):
+    r"""One prefetching iterator runs over all epochs (``FrameStream.epochs``): with a thread, the
+    next epoch's stream starts while the current epoch is validated (its first filling no longer
+    waited for by the next epoch's first steps); inline, only after. Validation reads through its
+    own files meanwhile, and the weights are the same either way."""
+    import threading
+
+    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train.frames import FrameStream
+
+    path, _ = gaussian_dir
+    epoch, validate = FrameStream.epoch, trainer_module._Runner._validate
+    next_started, seen, digests = threading.Event(), {}, {}
+
+    def recorded_epoch(stream, e):
+        if e == 1 and stream.refs and stream.batch_size == 1000:
+            next_started.set()
+        return epoch(stream, e)
+
+    def recorded_validate(runner, *args):
+        if runner.cfg.prefetch and not seen:
+            next_started.wait(timeout=10)  # the thread has no reason not to get there meanwhile
+        result = validate(runner, *args)
+        seen.setdefault("next epoch started before the first validation ended", next_started.is_set())
+        return result
+
+    monkeypatch.setattr(FrameStream, "epoch", recorded_epoch)
+    monkeypatch.setattr(trainer_module._Runner, "_validate", recorded_validate)
+    for depth in (0, 40):
+        next_started.clear()
+        seen.clear()
+        exp = tmp_path / f"exp{depth}"
+        train(small_config(epochs=2, prefetch=depth), exp, [str(path)], quiet=True)
+        digests[depth] = parameter_digest(load_model(exp / "final.pt"))
+        assert seen == {"next epoch started before the first validation ended": bool(depth)}
+    assert digests[0] == digests[40]
+
+
 def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path, capsys):
     path, _ = gaussian_dir
     for fraction, said in (("0.1", "best valid NLL "), ("0", "no validation NLL (no utterances held out)")):
