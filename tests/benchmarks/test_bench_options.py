@@ -56,9 +56,11 @@ def test_gpu_table_names_the_compile_mode():
 def test_prefetch_bench_times_every_depth(tmp_path):
     import bench_prefetch
 
-    rows = bench_prefetch.main(["--frames", "30000", "--step-ms", "1", "--repeats", "1",
+    rows = bench_prefetch.main(["--frames", "30000", "--step-ms", "1", "--repeats", "1", "--epochs", "2",
                                 "--json", str(tmp_path / "p.json")])
     assert [r["mode"] for r in rows] == ["sleep", "launch"]
     depths = (0, 2, rows[0]["burst"] + 2)
     assert all(r[f"depth{d}_ms"] > 0 and r[f"depth{d}_waited_s"] >= 0 for r in rows for d in depths)
+    ways = ("inline", "per_epoch", "across")
+    assert all(r["epochs"] == 2 and r[f"{w}_ms"] > 0 and r[f"{w}_waited_s"] >= 0 for r in rows for w in ways)
     assert json.loads((tmp_path / "p.json").read_text()) == rows
