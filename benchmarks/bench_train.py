@@ -12,10 +12,13 @@ of the training stream (reading the ark, deltas, shuffling) takes alone in this 
 the seconds the command's steps waited for batches (``data_wait_s`` in its log), as
 ``train.prefetch`` (default: a background thread on a GPU, none on a CPU) leaves them.
 ``--compile-mode reduce-overhead`` runs the compiled variant with ``--train.compile-mode`` so (CUDA
-graphs on a GPU), its model-only rate likewise.
+graphs on a GPU), its model-only rate likewise. ``--epochs N`` trains N epochs (the rates over all
+of them); the steps' wait for data is then also given for the first epoch and for the later ones
+apart: with a prefetching thread the later epochs' first batches are made while the epoch before
+ends (one queue across the epochs), the first epoch's only once training starts.
 
-Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--repeats 3] [--steps 3]
-                                        [--no-compile] [--compile-mode MODE] [--json PATH]
+Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--epochs 1] [--repeats 3]
+                                        [--steps 3] [--no-compile] [--compile-mode MODE] [--json PATH]
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from flowaccent.train.config import TrainConfig
 TRAIN_COMPILE_MODES = typing.get_args(typing.get_type_hints(TrainConfig)["compile_mode"])
 
 
-def bench_config(batch: int):
-    r"""The experiment this benchmark trains: 10 x 512, D=120 (40-d + deltas), one epoch, no validation."""
+def bench_config(batch: int, epochs: int = 1):
+    r"""The experiment this benchmark trains: 10 x 512, D=120 (40-d + deltas), ``epochs`` epochs, no validation."""
     from flowaccent.features import FeaturePipelineConfig
     from flowaccent.flows.realnvp import ModelConfig
     from flowaccent.prior import PriorConfig
@@ -59,7 +62,7 @@ def bench_config(batch: int):
         features=FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True),
         model=ModelConfig(num_blocks=10, hidden=512, num_layers=2),
         prior=PriorConfig(cond_dim=0),
-        train=TrainConfig(batch_size=batch, epochs=1, valid_fraction=0.0, checkpoint_every_steps=0,
+        train=TrainConfig(batch_size=batch, epochs=epochs, valid_fraction=0.0, checkpoint_every_steps=0,
                           log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
     )
 
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each model-only rate")
     parser.add_argument("--no-compile", action="store_true",
@@ -109,12 +113,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
-    config = bench_config(args.batch)
+    config = bench_config(args.batch, args.epochs)
     model = config.model
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
-    steady, wall, alone, waited = ({v: [] for v in variants} for _ in range(4))
+    steady, wall, alone, waited, waited_first = ({v: [] for v in variants} for _ in range(5))
     loading = []
     try:
         data = write_corpus(root / "data", args.frames)
@@ -128,11 +132,13 @@ def main(argv: list[str] | None = None) -> dict:
                                 "--train.compile", str(variant == "compiled").lower(),
                                 *(["--train.compile-mode", args.compile_mode] if variant == "compiled" else [])],
                                check=True)
-                wall[variant].append(args.frames / (time.perf_counter() - start))
+                wall[variant].append(args.frames * args.epochs / (time.perf_counter() - start))
                 logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
                 rates = [r["frames_per_s"] for r in logged if r.get("event") == "train"]
                 steady[variant].append(statistics.median(rates[1:]))
-                waited[variant].append(sum(r["data_wait_s"] for r in logged if r.get("event") == "train"))
+                waits = [(r["epoch"], r["data_wait_s"]) for r in logged if r.get("event") == "train"]
+                waited[variant].append(sum(w for _, w in waits))
+                waited_first[variant].append(sum(w for e, w in waits if e == 1))
                 net = build(120, model, 0, device)
                 mode = None if args.compile_mode == "default" else args.compile_mode
                 forward = compiled(net, torch.device(device), "bench", mode) if variant == "compiled" else None
@@ -144,18 +150,20 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {}
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
-               "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant])}
+               "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant]),
+               "data_wait_first_epoch_s": statistics.median(waited_first[variant])}
         row["steady_ratio"] = row["steady_fps"] / row["model_only_fps"]
         row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
         rows[variant] = row
-    result = {"frames": args.frames, "batch": args.batch, "repeats": args.repeats, "device": device, **rows["eager"],
+    result = {"frames": args.frames, "batch": args.batch, "epochs": args.epochs, "repeats": args.repeats,
+              "device": device, **rows["eager"],
               "compiled": rows.get("compiled"), "loading_s": statistics.median(loading),
               "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device), burst),
               "compile_mode": args.compile_mode}
     if "compiled" in rows:
         result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
         result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
-    print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, one epoch, "
+    print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, {args.epochs} epoch(s), "
           f"median of {args.repeats}")
     for variant in variants:
         r = rows[variant]
@@ -165,7 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{variant}: flowaccent train, wall clock:   {r['wall_fps']:9.0f} frames/s  ratio {r['wall_ratio']:.3f}")
     waits = ", ".join(f"{rows[v]['data_wait_s']:.2f} s ({v})" for v in variants)
     print(f"data loading: one epoch of the stream alone {result['loading_s']:.2f} s; the steps waited {waits} "
-          f"with train.prefetch resolved to {result['prefetch']}")
+          f"in all with train.prefetch resolved to {result['prefetch']}")
+    if args.epochs > 1:
+        print("of it in the first epoch: " + ", ".join(f"{rows[v]['data_wait_first_epoch_s']:.2f} s ({v})"
+                                                       for v in variants))
     if "compiled" in rows:
         print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
               f"whole command {result['compiled_speedup_wall']:.3f}x")

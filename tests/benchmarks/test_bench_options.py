@@ -19,9 +19,10 @@ import run_all  # noqa: E402
 
 def test_train_without_the_compiled_variant(tmp_path):
     result = bench_train.main(["--frames", "20000", "--batch", "1000", "--repeats", "1", "--steps", "1",
-                               "--no-compile", "--json", str(tmp_path / "train.json")])
+                               "--epochs", "2", "--no-compile", "--json", str(tmp_path / "train.json")])
     assert result["compiled"] is None and "compiled_speedup_steady" not in result
     assert result["steady_fps"] > 0 and result["model_only_fps"] > 0 and result["device"] == "cpu"
+    assert result["epochs"] == 2 and 0 <= result["data_wait_first_epoch_s"] <= result["data_wait_s"]
     assert json.loads((tmp_path / "train.json").read_text())["steady_ratio"] == result["steady_ratio"]
 
 
