@@ -204,9 +204,11 @@ class _Runner:
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         with prefetch(stream.epochs(plan, progress.step_in_epoch), depth) as batches:
             for _, steps in plan:
-                self._train_epoch(batches, steps, progress)
+                seconds = self._train_epoch(batches, steps, progress)
+                start = time.perf_counter()
                 valid = self._validate(valid_stream)
-                self._end_epoch(progress, valid)
+                seconds["valid_s"] = time.perf_counter() - start
+                self._end_epoch(progress, valid, seconds)
                 if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
                     self._log({"event": "early_stop", "epoch": progress.epoch, "best_epoch": progress.best_epoch})
                     break
@@ -224,8 +226,9 @@ class _Runner:
             raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
         return steps
 
-    def _train_epoch(self, batches: Prefetched | Inline, steps: int, progress: Progress) -> None:
-        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them)."""
+    def _train_epoch(self, batches: Prefetched | Inline, steps: int, progress: Progress) -> dict[str, float]:
+        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them); returns
+        its seconds: ``train_s`` in all, ``data_wait_s`` of them waiting for batches."""
         self.model.train()
         bar = tqdm(
             total=steps,
@@ -235,7 +238,8 @@ class _Runner:
             desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
         )
         start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
-        waited = batches.wait_seconds
+        epoch_start, waited = start, batches.wait_seconds
+        epoch_waited = waited
         try:
             for x, y in iter(batches.__next__, None):
                 sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
@@ -255,6 +259,7 @@ class _Runner:
             raise
         finally:
             bar.close()
+        return {"train_s": time.perf_counter() - epoch_start, "data_wait_s": batches.wait_seconds - epoch_waited}
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> torch.Tensor:
         for group in self.optimizer.param_groups:
@@ -308,7 +313,10 @@ class _Runner:
         nll, neg_log_p, neg_log_det = (sums / count).tolist()
         return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
 
-    def _end_epoch(self, progress: Progress, valid: dict | None) -> None:
+    def _end_epoch(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
+        r"""Counts the epoch, keeps the best model, writes the checkpoints and logs the epoch with where
+        its wall time went (``seconds``: ``train_s``, ``data_wait_s``, ``valid_s``; ``save_s`` added here)."""
+        start = time.perf_counter()
         progress.epoch += 1
         progress.step_in_epoch = 0
         record = {"epoch": progress.epoch, "step": progress.global_step, "valid": valid}
@@ -319,7 +327,8 @@ class _Runner:
             progress.bad_epochs += 1
         progress.history.append(record)
         self._save("last.pt", progress)
-        self._log({"event": "epoch", **record})
+        seconds = {**seconds, "save_s": time.perf_counter() - start}
+        self._log({"event": "epoch", **record, **{k: round(v, 4) for k, v in seconds.items()}})
         if self.tb is not None and valid is not None:
             for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
                 self.tb.add_scalar(f"valid/{name}", valid[key], progress.global_step)

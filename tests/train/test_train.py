@@ -183,7 +183,8 @@ def test_compile_mode_reaches_the_compiled_forward(gaussian_dir, tmp_path, monke
 
 def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsys):
     r"""``train.prefetch`` moves reading, features and shuffling into a thread, not the data:
-    the same weights bit for bit as loading in the loop; the log says how long steps waited."""
+    the same weights bit for bit as loading in the loop; the log says how long steps waited, and
+    each epoch's record where its time went."""
     path, _ = gaussian_dir
     digests = {}
     for depth in (0, 2):
@@ -193,6 +194,9 @@ def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsy
         records = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
         waits = [r["data_wait_s"] for r in records if r["event"] == "train"]
         assert waits and all(w >= 0 for w in waits)
+        epochs = [r for r in records if r["event"] == "epoch"]  # where each epoch's wall time went
+        assert len(epochs) == 2 and all(r["train_s"] >= r["data_wait_s"] >= 0 for r in epochs)
+        assert all(r["valid_s"] > 0 and r["save_s"] > 0 for r in epochs)
     assert digests[0] == digests[2]
     assert main(["train", "--exp", str(tmp_path / "e"), str(path), "--train.prefetch", "-2"]) == 1
     assert "train: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
