@@ -14,7 +14,8 @@ the seconds the command's steps waited for batches (``data_wait_s`` in its log),
 ``--compile-mode reduce-overhead`` runs the compiled variant with ``--train.compile-mode`` so (CUDA
 graphs on a GPU), its model-only rate likewise. ``--epochs N`` trains N epochs (the rates over all
 of them); the steps' wait for data is then also given for the first epoch and for the later ones
-apart: with a prefetching thread the later epochs' first batches are made while the epoch before
+apart (and the JSON keeps each run's per-epoch split from the log: train_s, data_wait_s, valid_s,
+save_s): with a prefetching thread the later epochs' first batches are made while the epoch before
 ends (one queue across the epochs), the first epoch's only once training starts.
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--epochs 1] [--repeats 3]
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
-    steady, wall, alone, waited, waited_first = ({v: [] for v in variants} for _ in range(5))
+    steady, wall, alone, waited, waited_first, epoch_seconds = ({v: [] for v in variants} for _ in range(6))
     loading = []
     try:
         data = write_corpus(root / "data", args.frames)
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
                 waits = [(r["epoch"], r["data_wait_s"]) for r in logged if r.get("event") == "train"]
                 waited[variant].append(sum(w for _, w in waits))
                 waited_first[variant].append(sum(w for e, w in waits if e == 1))
+                keys = ("train_s", "data_wait_s", "valid_s", "save_s")  # the trainer's split of each epoch
+                epoch_seconds[variant].append([{k: r[k] for k in keys} for r in logged if r.get("event") == "epoch"])
                 net = build(120, model, 0, device)
                 mode = None if args.compile_mode == "default" else args.compile_mode
                 forward = compiled(net, torch.device(device), "bench", mode) if variant == "compiled" else None
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
                "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant]),
-               "data_wait_first_epoch_s": statistics.median(waited_first[variant])}
+               "data_wait_first_epoch_s": statistics.median(waited_first[variant]),
+               "epoch_seconds": epoch_seconds[variant]}
         row["steady_ratio"] = row["steady_fps"] / row["model_only_fps"]
         row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
         rows[variant] = row

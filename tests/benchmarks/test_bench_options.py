@@ -23,6 +23,7 @@ def test_train_without_the_compiled_variant(tmp_path):
     assert result["compiled"] is None and "compiled_speedup_steady" not in result
     assert result["steady_fps"] > 0 and result["model_only_fps"] > 0 and result["device"] == "cpu"
     assert result["epochs"] == 2 and 0 <= result["data_wait_first_epoch_s"] <= result["data_wait_s"]
+    assert [len(run) for run in result["epoch_seconds"]] == [2] and result["epoch_seconds"][0][1]["save_s"] > 0
     assert json.loads((tmp_path / "train.json").read_text())["steady_ratio"] == result["steady_ratio"]
 
 
