@@ -190,6 +190,22 @@ class FrameStream:
             y[at : at + ref.num_frames] = ref.label
             at += ref.num_frames
 
+    def joined(self, batch_frames: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        r"""The utterances in order, whole, joined into batches ``(frames (N, D) float32, labels (N,)
+        int64)`` of at least ``batch_frames`` frames (the last one may hold fewer): for sums over
+        all utterances, such as the validation NLL, one forward per batch instead of one per
+        utterance (on a GPU each forward of a short utterance costs its kernels' launches)."""
+        xs, ys, held = [], [], 0
+        for ref in self.refs:
+            xs.append(self.frames_of(ref))
+            ys.append(torch.full((ref.num_frames,), ref.label, dtype=torch.long))
+            held += ref.num_frames
+            if held >= batch_frames:
+                yield torch.cat(xs), torch.cat(ys)
+                xs, ys, held = [], [], 0
+        if xs:
+            yield torch.cat(xs), torch.cat(ys)
+
     @torch.no_grad()
     def frames_of(self, ref: UttRef) -> torch.Tensor:
         r"""Pipeline frames ``(T, D)`` float32 of one utterance (without standardisation)."""

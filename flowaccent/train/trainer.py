@@ -296,22 +296,10 @@ class _Runner:
             return cfg.lr * warm * cfg.lr_decay**progress.epoch
         return cfg.lr * warm
 
-    @torch.no_grad()
     def _validate(self, stream: FrameStream) -> dict[str, float] | None:
-        r"""The NLL of ``stream``'s utterances (the held-out ones), each as a whole; None without any."""
-        if not stream.refs:
-            return None
         self.model.eval()
-        sums, count = torch.zeros(3, dtype=torch.float64), 0
-        with packed_inference(self.model), compute_precision(self.env.device, self.cfg.precision):  # no step inside
-            for ref in stream.refs:
-                x = stream.frames_of(ref).to(self.env.device)
-                y = torch.full((len(x),), ref.label, dtype=torch.long, device=self.env.device)
-                out = self.model(x, y, self._context(y))
-                sums += torch.stack([out.nll.sum(), -out.log_p.sum(), -out.log_det.sum()]).double().cpu()
-                count += len(x)
-        nll, neg_log_p, neg_log_det = (sums / count).tolist()
-        return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
+        return held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, self.cfg.precision,
+                            self.config.model.context_dim)
 
     def _end_epoch(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
         r"""Counts the epoch, keeps the best model, writes the checkpoints and logs the epoch with where
@@ -369,6 +357,27 @@ class _Runner:
             self.tb.close()
         if self.log_file is not None:
             self.log_file.close()
+
+
+@torch.no_grad()
+def held_out_nll(
+    model: FlowModel, stream: FrameStream, batch_frames: int, device: torch.device, precision: str, context_dim: int
+) -> dict[str, float] | None:
+    r"""NLL, LogP and LogDet per frame of ``stream``'s utterances (the held-out ones) under ``model``
+    (in eval mode), and their frame count; None without any utterances. The utterances, whole, are
+    joined into batches of about ``batch_frames`` frames (:meth:`FrameStream.joined`: one forward
+    per batch, not per utterance), the sums taken in float64."""
+    if not stream.refs:
+        return None
+    sums, count = torch.zeros(3, dtype=torch.float64), 0
+    with packed_inference(model), compute_precision(device, precision):  # no optimiser step inside
+        for x, y in stream.joined(batch_frames):
+            x, y = x.to(device), y.to(device)
+            out = model(x, y, one_hot_context(y, context_dim))
+            sums += torch.stack([out.nll, -out.log_p, -out.log_det]).double().sum(1).cpu()
+            count += len(x)
+    nll, neg_log_p, neg_log_det = (sums / count).tolist()
+    return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
 
 
 def parameter_digest(model: torch.nn.Module) -> str:

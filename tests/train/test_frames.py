@@ -127,3 +127,35 @@ def test_a_twin_source_reads_the_same_frames_through_its_own_files(tmp_path):
     finally:
         source.close()
         twin.close()
+
+
+@pytest.mark.parametrize("batch_frames", [1, 25, 60, 10_000])
+def test_joined_batches_hold_whole_utterances_in_order(tmp_path, batch_frames):
+    r"""``FrameStream.joined`` (validation): every utterance once, whole, in order, with its label;
+    each batch but the last holds at least ``batch_frames`` frames and no more utterances than it
+    needs for that."""
+    lengths = [int(n) for n in np.random.default_rng(3).integers(1, 30, size=17)]
+    dirs = [load_data_dir(write_uneven_dir(tmp_path / "a", lengths, seed=0)),
+            load_data_dir(write_uneven_dir(tmp_path / "b", lengths[:5], seed=1))]
+    source = FrameSource(dirs, 3)
+    try:
+        refs = utterance_refs(dirs, [dict.fromkeys(d.utts, i) for i, d in enumerate(dirs)])
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="utt", deltas=1, standardize=False), 3)
+        stream = FrameStream(source, refs, pipeline, 8, 16, seed=0)
+        batches = list(stream.joined(batch_frames))
+        assert torch.equal(torch.cat([x for x, _ in batches]), torch.cat([stream.frames_of(r) for r in refs]))
+        assert torch.equal(torch.cat([y for _, y in batches]),
+                           torch.tensor([r.label for r in refs for _ in range(r.num_frames)]))
+        at = 0
+        for i, (x, y) in enumerate(batches):
+            assert x.shape == (len(y), 6) and y.dtype == torch.long
+            taken = []
+            while sum(taken) < len(x):
+                taken.append(refs[at].num_frames)
+                at += 1
+            assert sum(taken) == len(x)  # whole utterances
+            if i < len(batches) - 1:
+                assert sum(taken) >= batch_frames > sum(taken[:-1])
+        assert at == len(refs)
+    finally:
+        source.close()

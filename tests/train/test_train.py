@@ -241,6 +241,33 @@ def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_val
     assert digests[0] == digests[40]
 
 
+def test_the_validation_nll_is_the_frame_weighted_mean_over_the_held_out_utterances(gaussian_dir, tmp_path):
+    r"""Validation joins the held-out utterances into batches of about ``train.batch_size`` frames:
+    the logged NLL is still the per-frame mean of every held-out utterance's NLL under the model
+    (here the final one, best at the last epoch), each computed alone."""
+    from flowaccent.data.datadir import load_data_dir
+    from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=1, batch_size=700, valid_fraction=0.2)
+    exp = tmp_path / "exp"
+    summary = train(config, exp, [str(path)], quiet=True)
+    model = load_model(exp / "final.pt").eval()
+    data = load_data_dir(path)
+    _, valid = split_valid(utterance_refs([data], [dict.fromkeys(data.utts, 0)]), 0.2)
+    source = FrameSource([data], 8)
+    try:
+        stream = FrameStream(source, valid, model.pipeline, 700, 5000, 0)
+        with torch.no_grad():
+            sums = [model(stream.frames_of(r), torch.zeros(r.num_frames, dtype=torch.long)).nll.double().sum()
+                    for r in valid]
+    finally:
+        source.close()
+    frames = sum(r.num_frames for r in valid)
+    assert len(valid) > 20 and frames > 700 * 2  # several joined batches, each several utterances
+    assert summary.best_valid_nll == pytest.approx(float(sum(sums)) / frames, rel=1e-5)
+
+
 def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path, capsys):
     path, _ = gaussian_dir
     for fraction, said in (("0.1", "best valid NLL "), ("0", "no validation NLL (no utterances held out)")):
