@@ -66,3 +66,13 @@ def test_prefetch_bench_times_every_depth(tmp_path):
     ways = ("inline", "per_epoch", "across")
     assert all(r["epochs"] == 2 and r[f"{w}_ms"] > 0 and r[f"{w}_waited_s"] >= 0 for r in rows for w in ways)
     assert json.loads((tmp_path / "p.json").read_text()) == rows
+
+
+def test_validation_bench_times_both_ways_and_they_agree(tmp_path):
+    import bench_validation
+
+    rows = bench_validation.main(["--utts", "6", "--utt-frames", "50", "--batch", "100", "--repeats", "1",
+                                  "--json", str(tmp_path / "v.json")])
+    assert [r["hidden"] for r in rows] == [512, 16]
+    assert all(r["per_utterance_ms"] > 0 and r["joined_ms"] > 0 and r["nll_difference"] < 1e-4 for r in rows)
+    assert json.loads((tmp_path / "v.json").read_text()) == rows
