@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def atomic_link(source: str | Path, path: str | Path) -> None:
+    r"""Makes ``path`` a second name of the file ``source`` (a hard link), replacing ``path``
+    atomically; where the file system has no hard links, an atomic copy instead.
+
+    For a file written whole under two names (a checkpoint that is both the last and the best):
+    written once, named twice. Safe with :func:`atomic_path`: rewriting either name later replaces
+    that name only, never the file the other name still holds.
+    """
+    source, path = Path(source), Path(path)
+    tmp = temporary_name(path)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (or across devices): copy
+        with atomic_path(path) as copy:
+            shutil.copyfile(source, copy)
+        return
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -175,8 +175,9 @@ class FrameStream:
         starts, instead of being loaded while the steps wait. Each epoch's generator is closed
         before the next one starts (its buffer is freed first)."""
         for n, (epoch, steps) in enumerate(plan):
-            with contextlib.closing(self.epoch(epoch)) as batches:
-                yield from itertools.islice(batches, 0 if n else skip, steps)
+            if n or skip < steps:  # (a resume after all of an epoch's steps only validates it)
+                with contextlib.closing(self.epoch(epoch)) as batches:
+                    yield from itertools.islice(batches, 0 if n else skip, steps)
             yield None
 
     def _fill(self, refs: Sequence[UttRef], rest_x: torch.Tensor, rest_y: torch.Tensor, x: torch.Tensor,

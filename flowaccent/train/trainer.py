@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.atomic import atomic_link, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
@@ -206,7 +206,11 @@ class _Runner:
             for _, steps in plan:
                 seconds = self._train_epoch(batches, steps, progress)
                 start = time.perf_counter()
-                valid = self._validate(valid_stream)
+                try:
+                    valid = self._validate(valid_stream)
+                except KeyboardInterrupt:  # the epoch's steps are done: a resume validates it and goes on
+                    self._save("last.pt", progress)
+                    raise
                 seconds["valid_s"] = time.perf_counter() - start
                 self._end_epoch(progress, valid, seconds)
                 if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
@@ -308,13 +312,18 @@ class _Runner:
         progress.epoch += 1
         progress.step_in_epoch = 0
         record = {"epoch": progress.epoch, "step": progress.global_step, "valid": valid}
-        if valid is not None and valid["nll"] < progress.best_valid:
+        improved = valid is not None and valid["nll"] < progress.best_valid
+        if improved:
             progress.best_valid, progress.best_epoch, progress.bad_epochs = valid["nll"], progress.epoch, 0
-            self._save("best.pt", progress)
         elif valid is not None:
             progress.bad_epochs += 1
         progress.history.append(record)
-        self._save("last.pt", progress)
+        if improved:  # best first: killed in between, last.pt is the older one and a resume redoes the epoch
+            self._save("best.pt", progress)
+            if self.env.is_main:  # the same checkpoint: written once, named twice
+                atomic_link(self.exp / "checkpoints" / "best.pt", self.exp / "checkpoints" / "last.pt")
+        else:
+            self._save("last.pt", progress)
         seconds = {**seconds, "save_s": time.perf_counter() - start}
         self._log({"event": "epoch", **record, **{k: round(v, 4) for k, v in seconds.items()}})
         if self.tb is not None and valid is not None:

@@ -268,6 +268,64 @@ def test_the_validation_nll_is_the_frame_weighted_mean_over_the_held_out_utteran
     assert summary.best_valid_nll == pytest.approx(float(sum(sums)) / frames, rel=1e-5)
 
 
+def test_an_improving_epoch_writes_one_checkpoint_named_best_and_last(gaussian_dir, tmp_path, monkeypatch):
+    r"""When an epoch is the best so far, best.pt is written and last.pt made a second name of it;
+    a later epoch that is not better rewrites last.pt alone and leaves best.pt as it was."""
+    import os
+
+    from flowaccent.train import trainer as trainer_module
+
+    path, _ = gaussian_dir
+    nlls = iter([5.0, 3.0, 4.0])
+    monkeypatch.setattr(trainer_module._Runner, "_validate",
+                        lambda runner, stream: dict.fromkeys(("nll", "log_p", "log_det"), next(nlls)))
+    saved = {}
+    end_epoch = trainer_module._Runner._end_epoch
+
+    def recorded(runner, progress, valid, seconds):
+        end_epoch(runner, progress, valid, seconds)
+        checkpoints = runner.exp / "checkpoints"
+        saved[progress.epoch] = os.path.samefile(checkpoints / "best.pt", checkpoints / "last.pt")
+
+    monkeypatch.setattr(trainer_module._Runner, "_end_epoch", recorded)
+    exp = tmp_path / "exp"
+    train(small_config(epochs=3), exp, [str(path)], quiet=True)
+    assert saved == {1: True, 2: True, 3: False}
+    best, last = (load_checkpoint(exp / "checkpoints" / name)["progress"] for name in ("best.pt", "last.pt"))
+    assert (best["epoch"], best["best_epoch"], best["best_valid"]) == (2, 2, 3.0)
+    assert (last["epoch"], last["best_epoch"], last["bad_epochs"]) == (3, 2, 1)
+
+
+def test_interrupted_while_validating_then_resumed_equals_uninterrupted(gaussian_dir, tmp_path, monkeypatch):
+    r"""Ctrl-C during an epoch's validation saves last.pt with the epoch's steps done; the resumed
+    run validates that epoch without redoing its steps and ends where an uninterrupted run does."""
+    from flowaccent.train import trainer as trainer_module
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=3)
+    train(config, tmp_path / "full", [str(path)], quiet=True)
+    validate, calls = trainer_module._Runner._validate, []
+
+    def interrupted(runner, stream):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return validate(runner, stream)
+
+    monkeypatch.setattr(trainer_module._Runner, "_validate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", [str(path)], quiet=True)
+    at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["progress"]
+    monkeypatch.setattr(trainer_module._Runner, "_validate", validate)
+    train(config, tmp_path / "cut", [str(path)], resume=True, quiet=True)
+    full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
+    assert at["epoch"] == 1 and at["step_in_epoch"] > 0 and at["global_step"] == 2 * at["step_in_epoch"]
+    assert cut["progress"]["global_step"] == full["progress"]["global_step"]
+    assert cut["progress"]["history"] == full["progress"]["history"]
+    for name, value in full["model"]["state_dict"].items():
+        assert torch.equal(value, cut["model"]["state_dict"][name]), name
+
+
 def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path, capsys):
     path, _ = gaussian_dir
     for fraction, said in (("0.1", "best valid NLL "), ("0", "no validation NLL (no utterances held out)")):
