@@ -76,3 +76,12 @@ def test_validation_bench_times_both_ways_and_they_agree(tmp_path):
     assert [r["hidden"] for r in rows] == [512, 16]
     assert all(r["per_utterance_ms"] > 0 and r["joined_ms"] > 0 and r["nll_difference"] < 1e-4 for r in rows)
     assert json.loads((tmp_path / "v.json").read_text()) == rows
+
+
+def test_checkpoint_bench_times_both_ways(tmp_path):
+    import bench_checkpoint
+
+    result = bench_checkpoint.main(["--repeats", "1", "--dir", str(tmp_path), "--json", str(tmp_path / "c.json")])
+    assert result["two_files_ms"] > 0 and result["linked_ms"] > 0 and result["file_mb"] > 10
+    assert json.loads((tmp_path / "c.json").read_text()) == result
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # its temporary folder removed
