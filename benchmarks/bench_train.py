@@ -17,9 +17,12 @@ of them); the steps' wait for data is then also given for the first epoch and fo
 apart (and the JSON keeps each run's per-epoch split from the log: train_s, data_wait_s, valid_s,
 save_s): with a prefetching thread the later epochs' first batches are made while the epoch before
 ends (one queue across the epochs), the first epoch's only once training starts.
+``--other-prefetch N`` also runs the eager command with ``--train.prefetch N`` in each repeat (against
+the model-only rate of the eager variant), e.g. a loader thread on a CPU, where the default has none.
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--epochs 1] [--repeats 3]
-                                        [--steps 3] [--no-compile] [--compile-mode MODE] [--json PATH]
+                                        [--steps 3] [--no-compile] [--compile-mode MODE] [--other-prefetch N]
+                                        [--json PATH]
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="leave out `--train.compile true` (compiling takes a minute or more per process on a GPU)")
     parser.add_argument("--compile-mode", default="default", choices=TRAIN_COMPILE_MODES,
                         help="train.compile_mode of the compiled variant")
+    parser.add_argument("--other-prefetch", type=int, default=None,
+                        help="also run the eager command with --train.prefetch N (variant 'prefetchN')")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
+    other = None if args.other_prefetch is None else f"prefetch{args.other_prefetch}"
+    variants += (other,) if other else ()
     steady, wall, alone, waited, waited_first, epoch_seconds = ({v: [] for v in variants} for _ in range(6))
     loading = []
     try:
@@ -131,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                 subprocess.run([sys.executable, "-m", "flowaccent", "train", "--config", str(root / "conf.yaml"),
                                 "--exp", str(exp), str(data), "--quiet",
                                 "--train.compile", str(variant == "compiled").lower(),
-                                *(["--train.compile-mode", args.compile_mode] if variant == "compiled" else [])],
+                                *(["--train.compile-mode", args.compile_mode] if variant == "compiled" else []),
+                                *(["--train.prefetch", str(args.other_prefetch)] if variant == other else [])],
                                check=True)
                 wall[variant].append(args.frames * args.epochs / (time.perf_counter() - start))
                 logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
@@ -142,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
                 waited_first[variant].append(sum(w for e, w in waits if e == 1))
                 keys = ("train_s", "data_wait_s", "valid_s", "save_s")  # the trainer's split of each epoch
                 epoch_seconds[variant].append([{k: r[k] for k in keys} for r in logged if r.get("event") == "epoch"])
+                if variant == other:  # the eager command's model
+                    continue
                 net = build(120, model, 0, device)
                 mode = None if args.compile_mode == "default" else args.compile_mode
                 forward = compiled(net, torch.device(device), "bench", mode) if variant == "compiled" else None
@@ -151,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(root)
     rows = {}
+    if other:
+        alone[other] = alone["eager"]
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
                "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant]),
@@ -167,6 +179,12 @@ def main(argv: list[str] | None = None) -> dict:
     if "compiled" in rows:
         result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
         result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
+    if other:  # the median of each repeat's ratio (the two ran one after the other in it)
+        result["other_prefetch"] = {"prefetch": args.other_prefetch, **rows[other],
+                                    "vs_default_steady": statistics.median(a / b for a, b in zip(steady[other],
+                                                                                                 steady["eager"])),
+                                    "vs_default_wall": statistics.median(a / b for a, b in zip(wall[other],
+                                                                                             wall["eager"]))}
     print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, {args.epochs} epoch(s), "
           f"median of {args.repeats}")
     for variant in variants:
@@ -181,6 +199,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.epochs > 1:
         print("of it in the first epoch: " + ", ".join(f"{rows[v]['data_wait_first_epoch_s']:.2f} s ({v})"
                                                        for v in variants))
+    if other:
+        o = result["other_prefetch"]
+        print(f"--train.prefetch {args.other_prefetch} / the default: steady {o['vs_default_steady']:.3f}x, "
+              f"whole command {o['vs_default_wall']:.3f}x (median of the repeats' ratios)")
     if "compiled" in rows:
         print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
               f"whole command {result['compiled_speedup_wall']:.3f}x")

@@ -19,11 +19,15 @@ import run_all  # noqa: E402
 
 def test_train_without_the_compiled_variant(tmp_path):
     result = bench_train.main(["--frames", "20000", "--batch", "1000", "--repeats", "1", "--steps", "1",
-                               "--epochs", "2", "--no-compile", "--json", str(tmp_path / "train.json")])
+                               "--epochs", "2", "--no-compile", "--other-prefetch", "4",
+                               "--json", str(tmp_path / "train.json")])
     assert result["compiled"] is None and "compiled_speedup_steady" not in result
     assert result["steady_fps"] > 0 and result["model_only_fps"] > 0 and result["device"] == "cpu"
     assert result["epochs"] == 2 and 0 <= result["data_wait_first_epoch_s"] <= result["data_wait_s"]
     assert [len(run) for run in result["epoch_seconds"]] == [2] and result["epoch_seconds"][0][1]["save_s"] > 0
+    other = result["other_prefetch"]  # the command once more with a loader thread 4 batches ahead
+    assert other["prefetch"] == 4 and other["model_only_fps"] == result["model_only_fps"]
+    assert other["steady_fps"] > 0 and other["vs_default_wall"] > 0 and len(other["epoch_seconds"]) == 1
     assert json.loads((tmp_path / "train.json").read_text())["steady_ratio"] == result["steady_ratio"]
 
 
