@@ -74,10 +74,15 @@ def build(dim: int, config: ModelConfig, cond_dim: int, device: str = "cpu") -> 
     model = FlowModel(pipeline, config, PriorConfig(cond_dim=cond_dim), ("native", "zh"))
     x = torch.randn(4096, dim)
     model.initialize(x, torch.arange(4096) % 2)
-    with torch.no_grad():  # leave the zero-initialised identity so the timing is of real work
+    perturb(model)
+    return model.to(device)
+
+
+def perturb(model: FlowModel) -> None:
+    r"""Moves the flow's weights off their zero-initialised identity, so a timing is of real work."""
+    with torch.no_grad():
         for p in model.transform.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    return model.to(device)
 
 
 def layer_shapes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:

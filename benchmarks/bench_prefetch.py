@@ -61,17 +61,6 @@ def stand_in(mode: str, seconds: float):
     return (lambda: time.sleep(seconds)) if mode == "sleep" else launch
 
 
-def epoch_ms_per_step(stream, depth: int, step) -> tuple[float, float]:
-    r"""(ms per step, seconds waited for batches) over one epoch with batches made ``depth`` ahead."""
-    start, steps = time.perf_counter(), 0
-    with prefetch(stream.epoch(0), depth) as batches:
-        for _ in batches:
-            step()
-            steps += 1
-        waited = batches.wait_seconds
-    return 1e3 * (time.perf_counter() - start) / steps, waited
-
-
 def epochs_ms_per_step(stream, epochs: int, depth: int, across: bool, step, between: float) -> tuple[float, float]:
     r"""(ms per step, seconds waited for batches) over ``epochs`` epochs, batches made ``depth`` ahead
     in one queue ``across`` the epochs or a fresh queue per epoch, ``between`` seconds after each."""
@@ -123,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     batches = sum(1 for _ in stream.epoch(0))
                     loading.append(1e3 * (time.perf_counter() - start) / batches)
                     for depth in depths:
-                        ms, wait = epoch_ms_per_step(stream, depth, step)
+                        ms, wait = epochs_ms_per_step(stream, 1, depth, False, step, 0.0)
                         per_step[depth].append(ms)
                         waited[depth].append(wait)
                     for way, (depth, across) in ways.items():

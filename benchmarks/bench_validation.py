@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_model import sync  # noqa: E402
+from bench_model import perturb, sync  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 from bench_train import bench_config, trainer_stream  # noqa: E402
 
@@ -63,9 +63,7 @@ def model_for(stream, hidden: int, device: torch.device):
                       ("native",))
     x, y = next(stream.joined(4096))
     model.initialize(x, y)
-    with torch.no_grad():  # leave the zero-initialised identity so the timing is of real work
-        for p in model.transform.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+    perturb(model)
     return model.to(device).eval()
 
 

@@ -242,8 +242,8 @@ class _Runner:
             desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
         )
         start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
-        epoch_start, waited = start, batches.wait_seconds
-        epoch_waited = waited
+        epoch_start = start
+        epoch_waited = waited = batches.wait_seconds
         try:
             for x, y in iter(batches.__next__, None):
                 sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
