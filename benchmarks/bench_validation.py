@@ -61,10 +61,11 @@ def model_for(stream, hidden: int, device: torch.device):
 
     model = FlowModel(stream.pipeline, ModelConfig(num_blocks=10, hidden=hidden), PriorConfig(cond_dim=120),
                       ("native",))
+    model.to(device)  # as the trainer does: the stream's pipeline (shared) then lives on the device too
     x, y = next(stream.joined(4096))
-    model.initialize(x, y)
+    model.initialize(x.to(device), y.to(device))
     perturb(model)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
