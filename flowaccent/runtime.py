@@ -118,8 +118,8 @@ def compiled(module: nn.Module, device: torch.device, what: str, mode: str | Non
     from flowaccent.flows.norm import ActNorm
 
     for m in module.modules():
-        if (isinstance(m, ActNorm) and not bool(m.initialized)) or (
-            isinstance(m, FeaturePipeline) and m.config.standardize and not bool(m.fitted)
+        if (isinstance(m, ActNorm) and not m.is_initialized()) or (
+            isinstance(m, FeaturePipeline) and m.config.standardize and not m.is_fitted()
         ):
             raise ConfigError(f"{what}.compile: initialise the model (FlowModel.initialize) before compiling it")
     check_compile(device, what)

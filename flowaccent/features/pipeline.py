@@ -16,6 +16,7 @@ from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.cmvn import VAR_FLOOR, apply_cmvn
 from flowaccent.features.deltas import add_deltas
 from flowaccent.features.splice import splice_frames
+from flowaccent.transfer import TrueFlags
 
 #: Floor on the standard deviation of a standardised dimension.
 STD_FLOOR = 1e-5
@@ -52,7 +53,7 @@ class FeaturePipelineConfig(Config):
         return input_dim * (self.deltas + 1) * (2 * self.splice + 1)
 
 
-class FeaturePipeline(nn.Module):
+class FeaturePipeline(TrueFlags, nn.Module):
     r"""Stored features ``(..., T, D)`` -> model input ``(..., T, D_out)``; differentiable.
 
     Order: apply-cmvn, add-deltas, splice-feats, global standardisation. With
@@ -91,11 +92,16 @@ class FeaturePipeline(nn.Module):
         """
         return self.standardize(self.unstandardized(x, cmvn_stats))
 
+    def is_fitted(self) -> bool:
+        r"""``fitted``, read from the device until it is True, then remembered (on a GPU, reading it drains
+        the queue: :class:`flowaccent.transfer.TrueFlags`)."""
+        return self.flag("fitted")
+
     def standardize(self, y: torch.Tensor) -> torch.Tensor:
         r"""The global standardisation alone: ``(..., D_out) -> (..., D_out)`` (identity when off)."""
         if not self.config.standardize:
             return y
-        if not torch.compiler.is_compiling() and not bool(self.fitted):  # compiled: checked before (runtime.compiled)
+        if not torch.compiler.is_compiling() and not self.is_fitted():  # compiled: checked before (runtime.compiled)
             raise FeatureError("feature pipeline: standardize is on but was never fitted")
         return (y - self.mean.to(y.dtype)) / self.std.to(y.dtype)
 

@@ -35,6 +35,7 @@ from nflows.transforms.permutations import Permutation
 from torch import Tensor
 
 from flowaccent.flows.coupling import SoftClampAffineCoupling
+from flowaccent.flows.norm import is_initialized
 
 
 class CouplingActNorm(torch.autograd.Function):
@@ -108,7 +109,7 @@ def forward_training(transform: CompositeTransform, x: Tensor, context: Tensor |
     ``x (B, D) -> (z (B, D), log_det (B,))``."""
     off = torch.compiler.is_compiling() or os.environ.get("FLOWACCENT_HALVES", "1") == "0"
     plan = None if off else halves_plan(transform)
-    if plan is None or not all(bool(norm.initialized) for _, norm in plan[1]):
+    if plan is None or not all(is_initialized(norm) for _, norm in plan[1]):
         return transform(x, context)
     first, pairs, last, split = plan
     log_det = x.new_zeros(x.shape[0])

@@ -19,6 +19,7 @@ from nflows.transforms.normalization import ActNorm
 from torch import Tensor
 
 from flowaccent.flows.coupling import SoftClampAffineCoupling
+from flowaccent.flows.norm import is_initialized
 
 
 @torch.no_grad()
@@ -30,7 +31,7 @@ def forward_in_place(transform: CompositeTransform, x: Tensor, context: Tensor |
         if isinstance(layer, SoftClampAffineCoupling) and layer.layout is not None:
             x = x if owned else x.clone()
             log_det += layer.forward_in_place(x, context)
-        elif isinstance(layer, ActNorm) and bool(layer.initialized):
+        elif isinstance(layer, ActNorm) and is_initialized(layer):
             x = x if owned else x.clone()
             torch.addcmul(layer.shift, x, layer.log_scale.exp(), out=x)  # x * scale + shift, one pass
             log_det += layer.log_scale.sum()

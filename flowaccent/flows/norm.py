@@ -7,8 +7,10 @@ from nflows.transforms import normalization
 from nflows.transforms.normalization import BatchNorm
 from torch import Tensor, nn
 
+from flowaccent.transfer import TrueFlags
 
-class ActNorm(normalization.ActNorm):
+
+class ActNorm(TrueFlags, normalization.ActNorm):
     r"""nflows ActNorm ``y = x exp(log_scale) + shift`` ``(B, D) -> (B, D)``, whose forward can be
     compiled in one graph (``train.compile``).
 
@@ -16,13 +18,30 @@ class ActNorm(normalization.ActNorm):
     the first batch; under ``torch.compile`` that check splits the flow's graph at every block.
     While compiling, the check is skipped: compiled training starts only after
     ``FlowModel.initialize`` (the trainer checks). Same parameters, buffers and values as nflows'.
+
+    Reading that tensor on a GPU makes the host wait for the GPU's queue to drain, at every
+    training forward; once it is True, :meth:`is_initialized` answers from the host
+    (:class:`flowaccent.transfer.TrueFlags`).
     """
+
+    def is_initialized(self) -> bool:
+        r"""``initialized``, read from the device until it is True, then remembered."""
+        return self.flag("initialized")
 
     def forward(self, inputs: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if torch.compiler.is_compiling() and inputs.dim() == 2:
             log_det = self.log_scale.sum().expand(inputs.shape[0])
             return torch.addcmul(self.shift, inputs, self.log_scale.exp()), log_det
+        if self.training and inputs.dim() == 2 and self.is_initialized():  # nflows' arithmetic, without its check
+            return self.scale.view(1, -1) * inputs + self.shift.view(1, -1), self.log_scale.sum() * inputs.new_ones(
+                inputs.shape[0]
+            )
         return super().forward(inputs, context)
+
+
+def is_initialized(norm: normalization.ActNorm) -> bool:
+    r"""Whether ``norm`` is initialised; ours answer from the host once they are (:meth:`ActNorm.is_initialized`)."""
+    return norm.is_initialized() if isinstance(norm, ActNorm) else bool(norm.initialized)
 
 
 class FrozenStatsBatchNorm(BatchNorm):

@@ -26,6 +26,7 @@ from flowaccent.errors import ConfigError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
+from flowaccent.transfer import HostCopy, pinned, to_device
 
 COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
 
@@ -203,11 +204,22 @@ def _scored(
 ) -> Iterator[tuple[list[tuple[Utterance, int]], dict[str, np.ndarray]]]:
     r"""Yields batches of utterances ``[(utterance, frames)]`` with their frames' ``z (N, D)``, ``log_p``,
     ``log_det`` (and ``llr``) ``(N,)``, float32 numpy, in order; the batches are read and featurised
-    ahead in a thread where ``config.prefetch`` says so."""
+    ahead in a thread where ``config.prefetch`` says so. Each batch's results are read once the next
+    batch has been launched, so a GPU computes one while the host records the other."""
     depth = resolve_depth(config.prefetch, device)
-    with prefetch(_feature_batches(model, utterances, config.batch_frames), depth) as batches:
+    batches = pinned(_feature_batches(model, utterances, config.batch_frames), device)  # in the thread, if any
+    with prefetch(batches, depth) as batches:
+        launched = None
         for pending, x in batches:
-            yield pending, _run_batch(model, x, native, device, config.precision)
+            previous, launched = launched, (pending, _run_batch(model, x, native, device, config.precision))
+            if previous is not None:
+                yield previous[0], _numpy(previous[1])
+        if launched is not None:
+            yield launched[0], _numpy(launched[1])
+
+
+def _numpy(copy: HostCopy) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in copy.get().items()}
 
 
 def _feature_batches(
@@ -232,9 +244,10 @@ def _feature_batches(
 
 def _run_batch(
     model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str
-) -> dict[str, np.ndarray]:
-    r"""The flow's ``z``, ``log_p``, ``log_det`` (and the ``llr`` of class ``native``) of ``x (N, D)``."""
-    x = x.to(device)
+) -> HostCopy:
+    r"""The flow's ``z``, ``log_p``, ``log_det`` (and the ``llr`` of class ``native``) of ``x (N, D)``,
+    float32, on their way to the host."""
+    x = to_device(x, device)
     with compute_precision(device, precision):
         out = model(x)
     result = {"z": out.z, "log_p": out.log_p, "log_det": out.log_det}
@@ -242,7 +255,7 @@ def _run_batch(
         per_class = model.prior.class_log_probs(out.z)
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
         result["llr"] = per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))
-    return {k: v.float().cpu().numpy() for k, v in result.items()}
+    return HostCopy({k: v.float() for k, v in result.items()})
 
 
 def _write_tsv(path: Path, rows: dict[str, list], data: DataDir) -> None:

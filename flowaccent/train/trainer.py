@@ -33,6 +33,7 @@ from flowaccent.train.frames import (
     utterance_refs,
 )
 from flowaccent.train.optimizer import make_optimizer
+from flowaccent.transfer import HostCopy, pinned, to_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +175,45 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
     return Progress()
 
 
+class _Checks:
+    r"""The steps' logged means, checked for a non-finite loss one step late.
+
+    Reading a step's loss on the host right after its forward made the host wait for the GPU at
+    every step (see :mod:`flowaccent.transfer`), so each step's means are read after the next step
+    has been launched. A non-finite loss then stops training one step later than it happens, with
+    the weights already updated by it; what keeps the last good checkpoint good is that every
+    checkpoint is written only after :meth:`flush` (the trainer's loop calls it before each save).
+
+    Arguments:
+        sums: float64 ``(3,)``, the window's sums of loss, -LogP, -LogDet times the batch size; added to here.
+        exp: the experiment directory (named in the error).
+    """
+
+    def __init__(self, sums: torch.Tensor, exp: Path):
+        self.sums, self.exp = sums, exp
+        self._pending: tuple[HostCopy, int, int, int, int] | None = None
+
+    def add(self, stats: HostCopy, frames: int, progress: Progress) -> None:
+        r"""Takes a launched step's means (``frames`` in its batch; ``progress`` as before the step), and
+        checks the step before it."""
+        self.flush()
+        self._pending = (stats, frames, progress.global_step + 1, progress.epoch + 1, progress.step_in_epoch + 1)
+
+    def flush(self) -> None:
+        r"""Waits for the last step's means, checks them (TrainingError) and adds them to the sums."""
+        if self._pending is None:
+            return
+        copy, frames, step, epoch, batch = self._pending
+        self._pending = None
+        stats = copy.get()["stats"]
+        if not math.isfinite(stats[0]):
+            raise TrainingError(
+                f"non-finite loss ({stats[0].item()}) at step {step} (epoch {epoch}, batch {batch}); training "
+                f"stopped, the last good checkpoint is {self.exp / 'checkpoints' / 'last.pt'}"
+            )
+        self.sums += stats * frames
+
+
 class _Runner:
     r"""Epochs, steps, validation, checkpoints and logs of one training run."""
 
@@ -202,7 +242,8 @@ class _Runner:
         the same time, ``valid_stream`` must read through its own :class:`FrameSource`."""
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in range(progress.epoch, self.cfg.epochs)]
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
-        with prefetch(stream.epochs(plan, progress.step_in_epoch), depth) as batches:
+        batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
+        with prefetch(batches, depth) as batches:
             for _, steps in plan:
                 seconds = self._train_epoch(batches, steps, progress)
                 start = time.perf_counter()
@@ -244,28 +285,36 @@ class _Runner:
         start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
         epoch_start = start
         epoch_waited = waited = batches.wait_seconds
+        checks = _Checks(sums, self.exp)
         try:
             for x, y in iter(batches.__next__, None):
-                sums += self._step(x.to(self.env.device), y.to(self.env.device), progress) * len(x)
+                stats = self._step(to_device(x, self.env.device), to_device(y, self.env.device), progress)
+                checks.add(stats, len(x), progress)
                 frames += len(x)
                 progress.step_in_epoch, progress.global_step = progress.step_in_epoch + 1, progress.global_step + 1
                 bar.update()
                 if progress.global_step % self.cfg.log_every_steps == 0:
+                    checks.flush()
                     elapsed = time.perf_counter() - start
                     self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
                     bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
                     start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
                     sums.zero_()
                 if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                    checks.flush()  # only checked steps are saved
                     self._save("last.pt", progress)
+            checks.flush()
         except KeyboardInterrupt:
+            checks.flush()
             self._save("last.pt", progress)
             raise
         finally:
             bar.close()
         return {"train_s": time.perf_counter() - epoch_start, "data_wait_s": batches.wait_seconds - epoch_waited}
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> torch.Tensor:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> HostCopy:
+        r"""One optimiser step on the batch ``x (B, D)``, ``y (B,)``; returns its loss, -LogP and -LogDet
+        means on their way to the host (read one step later: :class:`_Checks`)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(progress)
         context = self._context(y)
@@ -273,14 +322,8 @@ class _Runner:
         with compute_precision(self.env.device, self.cfg.precision):
             out = self.forward(x, y, context, threshold)
         loss = out.nll.mean()
-        # the step's one host sync (a GPU's queue of kernels drains here): the logged means and the check
-        stats = torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double().cpu()
-        if not math.isfinite(stats[0]):
-            raise TrainingError(
-                f"non-finite loss ({stats[0].item()}) at step {progress.global_step + 1} "
-                f"(epoch {progress.epoch + 1}, batch {progress.step_in_epoch + 1}); training stopped, "
-                f"the last good checkpoint is {self.exp / 'checkpoints' / 'last.pt'}"
-            )
+        stats = torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double()
+        stats = HostCopy({"stats": stats})  # no wait here: the host goes on launching the backward
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:

@@ -57,6 +57,18 @@ def test_standardisation_is_fitted_and_has_a_log_det(rng):
     assert torch.isclose(pipeline.log_abs_det(), -pipeline.std.log().sum())
 
 
+def test_fitted_is_remembered_on_the_host_until_a_state_is_loaded(rng):
+    config = FeaturePipelineConfig(cmvn="none", deltas=0, standardize=True)
+    pipeline, fresh = FeaturePipeline(config, 3), FeaturePipeline(config, 3)
+    pipeline.fit([(torch.from_numpy(rng.standard_normal((30, 3))), None)])
+    assert pipeline.is_fitted()
+    pipeline._buffers["fitted"] = torch.tensor(False)  # not read again (on a GPU, reading it drains the queue)
+    assert pipeline.is_fitted()
+    pipeline.load_state_dict(fresh.state_dict())  # an unfitted state: asked again
+    with pytest.raises(FeatureError, match="never fitted"):
+        pipeline.standardize(torch.zeros(2, 3))
+
+
 def test_gradient_flows_through_the_whole_pipeline(rng):
     config = FeaturePipelineConfig(cmvn="utt", norm_vars=True, deltas=2, splice=1, standardize=True)
     pipeline = FeaturePipeline(config, 4).double()

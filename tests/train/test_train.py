@@ -55,7 +55,8 @@ def test_dnf_classes_from_two_dirs_separate(tmp_path):
     assert (post[:, 0] > 0.9).all()
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gaussian_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad", [7, 8])  # 8: the step before a checkpoint (the loss is read one step late)
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gaussian_dir, tmp_path, monkeypatch, bad):
     from flowaccent.model import FlowModel, FlowOutput
 
     path, _ = gaussian_dir
@@ -66,13 +67,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gaussian_dir, tmp_pat
         out = forward(self, x, *args)
         if self.training:
             calls["n"] += 1
-            if calls["n"] == 7:
+            if calls["n"] == bad:
                 return FlowOutput(out.z, out.log_p * float("nan"), out.log_det)
         return out
 
     monkeypatch.setattr(FlowModel, "forward", poisoned)
     config = small_config(epochs=3, checkpoint_every_steps=2)
-    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 7 \(epoch 1, batch 7\)"):
+    with pytest.raises(TrainingError, match=rf"non-finite loss \(nan\) at step {bad} \(epoch 1, batch {bad}\)"):
         train(config, tmp_path / "exp", [str(path)], quiet=True)
     state = load_checkpoint(tmp_path / "exp" / "checkpoints" / "last.pt")
     assert state["progress"]["global_step"] == 6
