@@ -53,6 +53,18 @@ from flowaccent.train.optimizer import make_optimizer
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
 
 
+def other_tree(tree: str | None) -> dict:
+    r"""``subprocess.run`` arguments that run ``python -m flowaccent`` from the checkout at ``tree`` (a folder
+    holding another version's ``flowaccent/``, e.g. ``git archive``'s), to time two versions side by side in
+    one run; none for None (this checkout)."""
+    if tree is None:
+        return {}
+    tree = os.path.abspath(tree)
+    if not os.path.isdir(os.path.join(tree, "flowaccent")):
+        raise SystemExit(f"{tree}: no flowaccent/ package in it")
+    return {"cwd": tree, "env": {**os.environ, "PYTHONPATH": os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")])}}
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

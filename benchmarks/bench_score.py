@@ -16,8 +16,11 @@ seconds), against model-only: on a GPU the start-up alone outweighs the model's 
 ``score.batch_frames``' default (8000, sized for a CPU's heap; on a GPU the forward was bound by
 launching kernels at that size).
 
+``--other-tree DIR`` also runs the command of another checkout (``DIR`` holds its ``flowaccent/``) at
+both sizes, interleaved, with its own split into fixed seconds and rate.
+
 Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--batch-frames N]
-                                        [--json PATH]
+                                        [--other-tree DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_model import sync
+from bench_model import other_tree, sync
 
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.data.prefetch import GPU_DEPTH, resolve_depth
@@ -109,12 +112,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: str) -> tuple[float, float]:
-    r"""Runs ``flowaccent score`` (with ``options``) in a child; returns (seconds, peak RSS in MiB of that child)."""
+def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: str, tree: str | None = None
+              ) -> tuple[float, float]:
+    r"""Runs ``flowaccent score`` (with ``options``; from the checkout ``tree``, default this one) in a child;
+    returns (seconds, peak RSS in MiB of that child)."""
     command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
                "--device", device, *options]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True,
+                          **other_tree(tree))
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"flowaccent score failed with status {done.returncode}: {done.stderr}")
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="runs at --frames (the large corpus runs once)")
     parser.add_argument("--batch-frames", type=int, default=ScoreConfig().batch_frames,
                         help="frames per forward of the command (--batch-frames) and of the model-only rate")
+    parser.add_argument("--other-tree", help="also time the command of another checkout (a folder holding its "
+                        "flowaccent/), at both sizes, interleaved")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     batch = ["--batch-frames", str(args.batch_frames)]
@@ -142,17 +150,23 @@ def main(argv: list[str] | None = None) -> dict:
         write_model(root / "exp", args.blocks, args.hidden)
         small, large = args.frames, args.frames * args.scale
         data = write_corpus(root / "data_small", small)
-        runs, other, alone = [], [], []
+        runs, other, alone, tree_small = [], [], [], []
         default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
         depth = 0 if default else GPU_DEPTH  # the other setting
         for i in range(args.repeats):  # interleaved with the model-only rate
             runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device, *batch))
             other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, *batch,
                                    "--prefetch", str(depth))[0])
+            if args.other_tree:
+                tree_small.append(run_score(root / "exp", data, root / f"scores_tree_{i}", device, *batch,
+                                            tree=args.other_tree)[0])
             alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
         large_seconds, large_rss = run_score(root / "exp", data, root / "scores_large", device, *batch)
+        if args.other_tree:
+            tree_large = run_score(root / "exp", data, root / "scores_tree_large", device, *batch,
+                                   tree=args.other_tree)[0]
         alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
     finally:
         shutil.rmtree(root)
@@ -171,10 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     }
     # Start-up (imports, CUDA, loading the model) does not grow with the corpus: the two sizes
     # separate it from the rate of the scoring loop itself.
-    extra = large_seconds - small_seconds  # > 0 unless tiny sizes drown in noise (--quick)
-    result["marginal_fps"] = (large - small) / extra if extra > 0 else float("nan")
-    result["marginal_ratio"] = result["marginal_fps"] / infer
-    result["fixed_seconds"] = small_seconds - small / result["marginal_fps"]
+    result.update(split_fixed(small, small_seconds, large, large_seconds, infer))
+    if args.other_tree:
+        tree_seconds = statistics.median(tree_small)
+        result["other_tree"] = {"tree": args.other_tree, "seconds": tree_seconds, "large_seconds": tree_large,
+                                "speedup": tree_seconds / small_seconds, "large_speedup": tree_large / large_seconds,
+                                **split_fixed(small, tree_seconds, large, tree_large, infer)}
     print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas), "
           f"{args.batch_frames} frames per forward; "
           f"median of {args.repeats} at {small} frames, one run at {large}")
@@ -187,9 +203,24 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['marginal_fps']:.0f} frames/s, ratio {result['marginal_ratio']:.3f} to model-only")
     print(f"--prefetch {depth} (default here: {default}) at {small} frames: {result['other_seconds']:.1f} s, "
           f"ratio {result['other_ratio']:.3f}, {result['other_speedup']:.3f}x the default's speed")
+    if args.other_tree:
+        t = result["other_tree"]
+        print(f"{args.other_tree}: {t['seconds']:.1f} s at {small} frames, {t['large_seconds']:.1f} s at {large}: this "
+              f"checkout {t['speedup']:.3f}x / {t['large_speedup']:.3f}x its speed; from its two sizes "
+              f"{t['fixed_seconds']:.1f} s fixed, then {t['marginal_fps']:.0f} frames/s "
+              f"(ratio {t['marginal_ratio']:.3f})")
     if args.json:
         atomic_write_json(args.json, result)
     return result
+
+
+def split_fixed(small: int, small_seconds: float, large: int, large_seconds: float, infer: float) -> dict:
+    r"""The seconds of a run that do not grow with the corpus, and the frames/s of the rest (and its ratio to
+    model-only ``infer``), from runs at two sizes."""
+    extra = large_seconds - small_seconds  # > 0 unless tiny sizes drown in noise (--quick)
+    marginal = (large - small) / extra if extra > 0 else float("nan")
+    return {"marginal_fps": marginal, "marginal_ratio": marginal / infer,
+            "fixed_seconds": small_seconds - small / marginal}
 
 
 if __name__ == "__main__":

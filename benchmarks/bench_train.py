@@ -19,10 +19,13 @@ save_s): with a prefetching thread the later epochs' first batches are made whil
 ends (one queue across the epochs), the first epoch's only once training starts.
 ``--other-prefetch N`` also runs the eager command with ``--train.prefetch N`` in each repeat (against
 the model-only rate of the eager variant), e.g. a loader thread on a CPU, where the default has none.
+``--other-tree DIR`` also runs the eager command of another checkout (``DIR`` holds its ``flowaccent/``,
+e.g. ``git archive REV flowaccent | tar -x -C DIR``) in each repeat, and gives this checkout's speed
+over it (median of the repeats' ratios).
 
 Usage: python benchmarks/bench_train.py [--frames 1000000] [--batch 10000] [--epochs 1] [--repeats 3]
                                         [--steps 3] [--no-compile] [--compile-mode MODE] [--other-prefetch N]
-                                        [--json PATH]
+                                        [--other-tree DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_model import build, time_train  # noqa: E402
+from bench_model import build, other_tree, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="train.compile_mode of the compiled variant")
     parser.add_argument("--other-prefetch", type=int, default=None,
                         help="also run the eager command with --train.prefetch N (variant 'prefetchN')")
+    parser.add_argument("--other-tree", help="also run the eager command of another checkout (a folder holding "
+                        "its flowaccent/), variant 'tree', interleaved")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
     other = None if args.other_prefetch is None else f"prefetch{args.other_prefetch}"
-    variants += (other,) if other else ()
+    variants += ((other,) if other else ()) + (("tree",) if args.other_tree else ())
     steady, wall, alone, waited, waited_first, epoch_seconds = ({v: [] for v in variants} for _ in range(6))
     loading = []
     try:
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 "--train.compile", str(variant == "compiled").lower(),
                                 *(["--train.compile-mode", args.compile_mode] if variant == "compiled" else []),
                                 *(["--train.prefetch", str(args.other_prefetch)] if variant == other else [])],
-                               check=True)
+                               check=True, **other_tree(args.other_tree if variant == "tree" else None))
                 wall[variant].append(args.frames * args.epochs / (time.perf_counter() - start))
                 logged = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
                 rates = [r["frames_per_s"] for r in logged if r.get("event") == "train"]
@@ -150,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
                 waited_first[variant].append(sum(w for e, w in waits if e == 1))
                 keys = ("train_s", "data_wait_s", "valid_s", "save_s")  # the trainer's split of each epoch
                 epoch_seconds[variant].append([{k: r[k] for k in keys} for r in logged if r.get("event") == "epoch"])
-                if variant == other:  # the eager command's model
+                if variant in (other, "tree"):  # the eager command's model
                     continue
                 net = build(120, model, 0, device)
                 mode = None if args.compile_mode == "default" else args.compile_mode
@@ -161,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(root)
     rows = {}
-    if other:
-        alone[other] = alone["eager"]
+    for variant in variants[1 if args.no_compile else 2:]:  # the eager command's model-only rate
+        alone[variant] = alone["eager"]
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),
                "wall_fps": statistics.median(wall[variant]), "data_wait_s": statistics.median(waited[variant]),
@@ -179,12 +184,15 @@ def main(argv: list[str] | None = None) -> dict:
     if "compiled" in rows:
         result["compiled_speedup_steady"] = rows["compiled"]["steady_fps"] / rows["eager"]["steady_fps"]
         result["compiled_speedup_wall"] = rows["compiled"]["wall_fps"] / rows["eager"]["wall_fps"]
-    if other:  # the median of each repeat's ratio (the two ran one after the other in it)
-        result["other_prefetch"] = {"prefetch": args.other_prefetch, **rows[other],
-                                    "vs_default_steady": statistics.median(a / b for a, b in zip(steady[other],
-                                                                                                 steady["eager"])),
-                                    "vs_default_wall": statistics.median(a / b for a, b in zip(wall[other],
-                                                                                             wall["eager"]))}
+    def against_eager(variant: str) -> dict:  # the median of each repeat's ratio (they ran one after the other in it)
+        return {**rows[variant], "vs_default_steady": statistics.median(a / b for a, b in zip(steady[variant],
+                                                                                              steady["eager"])),
+                "vs_default_wall": statistics.median(a / b for a, b in zip(wall[variant], wall["eager"]))}
+
+    if other:
+        result["other_prefetch"] = {"prefetch": args.other_prefetch, **against_eager(other)}
+    if args.other_tree:
+        result["other_tree"] = {"tree": args.other_tree, **against_eager("tree")}
     print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, {args.epochs} epoch(s), "
           f"median of {args.repeats}")
     for variant in variants:
@@ -203,6 +211,10 @@ def main(argv: list[str] | None = None) -> dict:
         o = result["other_prefetch"]
         print(f"--train.prefetch {args.other_prefetch} / the default: steady {o['vs_default_steady']:.3f}x, "
               f"whole command {o['vs_default_wall']:.3f}x (median of the repeats' ratios)")
+    if args.other_tree:
+        o = result["other_tree"]
+        print(f"this checkout / {args.other_tree}: steady {1 / o['vs_default_steady']:.3f}x, "
+              f"whole command {1 / o['vs_default_wall']:.3f}x (median of the repeats' ratios)")
     if "compiled" in rows:
         print(f"--train.compile true / false: steady {result['compiled_speedup_steady']:.3f}x, "
               f"whole command {result['compiled_speedup_wall']:.3f}x")

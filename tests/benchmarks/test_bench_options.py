@@ -17,10 +17,25 @@ import bench_train  # noqa: E402
 import run_all  # noqa: E402
 
 
+def other_checkout(tmp_path: Path) -> Path:
+    r"""A copy of this checkout's package whose import leaves a mark, as ``--other-tree`` takes it."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "flowaccent", tree / "flowaccent",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tree / "flowaccent" / "__init__.py", "a") as f:
+        f.write("\nimport pathlib\npathlib.Path(__file__).with_name('imported_here').touch()\n")
+    return tree
+
+
 def test_train_without_the_compiled_variant(tmp_path):
+    tree = other_checkout(tmp_path)
     result = bench_train.main(["--frames", "20000", "--batch", "1000", "--repeats", "1", "--steps", "1",
-                               "--epochs", "2", "--no-compile", "--other-prefetch", "4",
+                               "--epochs", "2", "--no-compile", "--other-prefetch", "4", "--other-tree", str(tree),
                                "--json", str(tmp_path / "train.json")])
+    assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's command ran
+    assert result["other_tree"]["steady_fps"] > 0 and result["other_tree"]["vs_default_steady"] > 0
     assert result["compiled"] is None and "compiled_speedup_steady" not in result
     assert result["steady_fps"] > 0 and result["model_only_fps"] > 0 and result["device"] == "cpu"
     assert result["epochs"] == 2 and 0 <= result["data_wait_first_epoch_s"] <= result["data_wait_s"]
@@ -89,3 +104,16 @@ def test_checkpoint_bench_times_both_ways(tmp_path):
     assert result["two_files_ms"] > 0 and result["linked_ms"] > 0 and result["file_mb"] > 10
     assert json.loads((tmp_path / "c.json").read_text()) == result
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # its temporary folder removed
+
+
+def test_score_bench_times_another_checkout(tmp_path):
+    import bench_score
+
+    tree = other_checkout(tmp_path)
+    result = bench_score.main(["--frames", "6000", "--scale", "2", "--hidden", "16", "--blocks", "2", "--repeats", "1",
+                               "--other-tree", str(tree)])
+    assert (tree / "flowaccent" / "imported_here").exists()
+    other = result["other_tree"]
+    assert other["seconds"] > 0 and other["large_seconds"] > 0 and other["speedup"] > 0
+    with pytest.raises(SystemExit, match="no flowaccent/ package"):
+        bench_score.main(["--frames", "6000", "--repeats", "1", "--other-tree", str(tmp_path)])
