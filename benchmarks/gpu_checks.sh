@@ -1,15 +1,17 @@
 #!/bin/bash
-# What issue #8 still needs from a GPU, in one call of about 8 minutes (docs/performance.md, section GPU):
-# the host no longer waiting for the GPU at every step (pinned batches copied without blocking, the
-# step's logged means read one step late, ActNorm's "initialised?" answered on the host), measured side
-# by side against the checkout before it in .old/ (`git archive f9ba163 flowaccent | tar -x -C .old`):
-# training end to end (1 epoch of 1M frames at batch 10000; 3 epochs of 240k frames at batch 4096),
-# scoring end to end at 65536 and at 8000 frames per forward; the validation pass joined into batches
-# against one forward per utterance; the GPU-only unit tests; where the host still waits (gpu_syncs.py). Each section is bounded by the time left
-# of BUDGET seconds; one JSON per section and log.txt go to $OUT.
+# What issue #8 still needs from a GPU, in one call of about 8 minutes (docs/performance.md, section GPU,
+# "Second lease"). First the open question: the eager training step is bound by the host launching it,
+# and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,
+# with what the trainer adds (the logged means, gradient clipping), under train.deterministic, and
+# that without filling new tensors. Then the measurements of the second lease again, side by side with
+# another checkout when .old/ holds one (`git archive REV flowaccent | tar -x -C .old`): where the host
+# still waits (gpu_syncs.py), training end to end (1 epoch of 1M frames at batch 10000; 3 epochs of
+# 240k frames at batch 4096), scoring at 65536 and 8000 frames per forward, the validation pass; and
+# the GPU-only unit tests. Each section is bounded by the time left of BUDGET seconds; one JSON per
+# section and log.txt go to $OUT.
 #
 # On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/):
-#   run: bash benchmarks/gpu_checks.sh   with carry [".whl", ".old"]
+#   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made)
 # QUICK=1: tiny sizes on the CPU, to check the script here (numbers meaningless).
 set -u
 export PYTHONUNBUFFERED=1
@@ -40,6 +42,8 @@ $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torc
 torch.cuda.is_available() and torch.cuda.get_device_name()); import flowaccent, nflows, kaldiio; print('imports ok')"
 el unit tests of the host-device copies and ActNorm
 timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py 2>&1 | tail -3
+el the eager step: host launch against GPU busy time, and what the trainer adds
+timeout "$(left 60)" $PY benchmarks/gpu_launch.py --json "$OUT/launch.json" || echo "launch failed: $?"
 el where the host still waits for the GPU in train and score
 timeout "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$OUT/syncs.json" || echo "syncs failed: $?"
 el train, eager, against .old

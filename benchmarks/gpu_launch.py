@@ -5,7 +5,11 @@ end), and the GPU's own busy time per step (CUDA events around the whole run, di
 
 When the launch time is about the wall time, the GPU waits for the host: making the host wait
 less for the GPU (flowaccent.transfer) cannot speed the step up, only launching fewer kernels
-(CUDA graphs, ``train.compile_mode reduce-overhead``) can. Needs a GPU; on a CPU it says so.
+(CUDA graphs, ``train.compile_mode reduce-overhead``) can. At batch 10000 the step is also timed
+with what ``flowaccent train`` adds to it (the logged means, gradient clipping: ``trainer_10000``),
+then under ``train.deterministic`` (``+det_10000``), then that without filling each new tensor
+(``torch.utils.deterministic.fill_uninitialized_memory = False``: ``+det_nofill``). Needs a GPU; on a
+CPU it says so.
 
 Usage: python benchmarks/gpu_launch.py [--steps 30] [--json PATH]
 """
@@ -27,6 +31,7 @@ from bench_model import ARCH, build  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.flows.packed import packed_inference  # noqa: E402
 from flowaccent.train.optimizer import make_optimizer  # noqa: E402
+from flowaccent.transfer import HostCopy  # noqa: E402
 
 
 def timed(step, steps: int) -> dict:
@@ -79,14 +84,35 @@ def main(argv: list[str] | None = None) -> dict:
 
         model.train()
         rows[f"train_{batch}"] = timed(train_step, args.steps)
+
+    def trainer_step(x=x, y=y):  # what `flowaccent train` adds to each step: the logged means, gradient clipping
+        out = model(x, y)
+        loss = out.nll.mean()
+        stats = torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double()
+        HostCopy({"stats": stats})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+
+    rows["trainer_10000"] = timed(trainer_step, args.steps)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:  # train.deterministic (on by default): with and without filling each new tensor
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        rows["+det_10000"] = timed(trainer_step, args.steps)
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        rows["+det_nofill"] = timed(trainer_step, args.steps)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
     model.eval()
     for batch in (8000, 65536):
         x = torch.randn(batch, 120, device="cuda")
         with torch.no_grad(), packed_inference(model):
             rows[f"score_{batch}"] = timed(lambda x=x: model(x), args.steps)
-    print(f"{'step':>12} {'host launch ms':>15} {'wall ms':>8} {'GPU ms':>7}")
+    print(f"{'step':>13} {'host launch ms':>15} {'wall ms':>8} {'GPU ms':>7}")
     for name, r in rows.items():
-        print(f"{name:>12} {r['launch_ms']:>15.2f} {r['wall_ms']:>8.2f} {r['gpu_ms']:>7.2f}")
+        print(f"{name:>13} {r['launch_ms']:>15.2f} {r['wall_ms']:>8.2f} {r['gpu_ms']:>7.2f}")
     if args.json:
         atomic_write_json(args.json, rows)
     return rows
