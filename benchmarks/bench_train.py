@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
     # `--train.compile false` / `true`, model-only rates to match
     variants = ("eager",) if args.no_compile else ("eager", "compiled")
     other = None if args.other_prefetch is None else f"prefetch{args.other_prefetch}"
-    variants += ((other,) if other else ()) + (("tree",) if args.other_tree else ())
+    commands_only = tuple(v for v in (other, "tree" if args.other_tree else None) if v)  # the eager command's model
+    variants += commands_only
     steady, wall, alone, waited, waited_first, epoch_seconds = ({v: [] for v in variants} for _ in range(6))
     loading = []
     try:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
                 waited_first[variant].append(sum(w for e, w in waits if e == 1))
                 keys = ("train_s", "data_wait_s", "valid_s", "save_s")  # the trainer's split of each epoch
                 epoch_seconds[variant].append([{k: r[k] for k in keys} for r in logged if r.get("event") == "epoch"])
-                if variant in (other, "tree"):  # the eager command's model
+                if variant in commands_only:
                     continue
                 net = build(120, model, 0, device)
                 mode = None if args.compile_mode == "default" else args.compile_mode
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(root)
     rows = {}
-    for variant in variants[1 if args.no_compile else 2:]:  # the eager command's model-only rate
+    for variant in commands_only:
         alone[variant] = alone["eager"]
     for variant in variants:
         row = {"model_only_fps": statistics.median(alone[variant]), "steady_fps": statistics.median(steady[variant]),

@@ -4,13 +4,18 @@ On a GPU the training step and the scoring forward are launched by the host and 
 host can launch the next one while the GPU still works on this one, unless something makes it
 wait. Two things did, at every step: a copy of a batch from ordinary (pageable) host memory to
 the GPU (PyTorch then waits for the GPU's queue to drain before it returns), and reading the
-step's results on the host (the logged means, the scores) right after launching it. On the H200
-this kept the GPU idle while the host launched each step's kernels (docs/performance.md, GPU).
+step's results on the host (the logged means, the scores) right after launching it.
 
 So batches are put in page-locked memory while they are made (:func:`pinned`, in the loader
 thread), copied with ``non_blocking`` (:func:`to_device`), and results travel back in the same
 way, read only once an event says they have arrived (:class:`HostCopy`), by which time the host
 has launched the next step. On a CPU all of this is the plain copy (none).
+
+Measured on one H200 (docs/performance.md, "Second lease"): no gain beyond the noise for eager
+training and scoring, whose steps are bound by the host launching their kernels (15.1 ms to
+launch a training step the GPU runs in 9.3), so the GPU waited for the host either way. What
+this removes is the host's own waiting, which is what is left once launching is cheap (CUDA
+graphs, ``train.compile_mode reduce-overhead``).
 
 A third thing made the host wait at every forward: reading a flag that sits with the weights on
 the GPU ("is ActNorm initialised?", "is the standardisation fitted?"); such flags only ever turn
@@ -24,23 +29,24 @@ from typing import TypeVar
 
 import torch
 
+from flowaccent.data.prefetch import close_iterable
+
 T = TypeVar("T")
 
 
-def pinned(items: Iterable[T], device: torch.device) -> Iterator[T]:
+def pinned(items: Iterable[T], device: torch.device) -> Iterable[T]:
     r"""``items`` (tuples, or None) with each tuple's tensors in page-locked host memory when
-    ``device`` is a GPU, so that :func:`to_device` need not wait; the items unchanged on a CPU.
-    Closes ``items`` (a generator) when closed, so that its clean-up runs where this one's does."""
-    if device.type != "cuda":
-        yield from items
-        return
+    ``device`` is a GPU, so that :func:`to_device` need not wait; ``items`` itself on a CPU. On a GPU
+    a generator that closes ``items`` when closed, so that its clean-up runs where this one's does."""
+    return _pinning(items) if device.type == "cuda" else items
+
+
+def _pinning(items: Iterable[T]) -> Iterator[T]:
     try:
         for item in items:
             yield item if item is None else tuple(t.pin_memory() if torch.is_tensor(t) else t for t in item)
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        close_iterable(items)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

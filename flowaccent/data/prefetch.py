@@ -86,7 +86,7 @@ class Prefetched(Iterator[T]):
         except BaseException as error:  # handed to the consumer, raised there
             self._put((False, error))
         finally:
-            _close(items)  # a generator: its finally blocks run in this thread
+            close_iterable(items)  # a generator: its finally blocks run in this thread
 
     def _put(self, entry: tuple[bool, object]) -> bool:
         r"""Queues ``entry`` unless the consumer stopped; returns whether it was queued."""
@@ -135,10 +135,10 @@ class Inline(Iterator[T]):
             self.wait_seconds += time.perf_counter() - start
 
     def close(self) -> None:
-        _close(self._items)
+        close_iterable(self._items)
 
 
-def _close(items: Iterable) -> None:
+def close_iterable(items: Iterable) -> None:
     r"""Closes ``items`` if it is a generator (or has ``close``): its ``finally`` blocks run now."""
     close = getattr(items, "close", None)
     if close is not None:
