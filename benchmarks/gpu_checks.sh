@@ -3,7 +3,8 @@
 # "Second lease"). First the open question: the eager training step is bound by the host launching it,
 # and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,
 # with what the trainer adds (the logged means, gradient clipping), under train.deterministic, and
-# that without filling new tensors. Then the measurements of the second lease again, side by side with
+# that without filling new tensors. Then where scoring's 4-6 s of start-up go (bench_startup.py, printed
+# to log.txt only: $OUT brings back 8 files at most). Then the measurements of the second lease again, side by side with
 # another checkout when .old/ holds one (`git archive REV flowaccent | tar -x -C .old`): where the host
 # still waits (gpu_syncs.py), training end to end (1 epoch of 1M frames at batch 10000; 3 epochs of
 # 240k frames at batch 4096), scoring at 65536 and 8000 frames per forward, the validation pass; and
@@ -29,11 +30,11 @@ el() { echo "== $(( $(date +%s) - T0 )) s: $*"; }
 left() { local l=$(( BUDGET - ($(date +%s) - T0) )); [ "$1" -lt "$l" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
 OLD=(); [ -d .old/flowaccent ] && OLD=(--other-tree .old)
 TRAIN=(--repeats 2); EPOCHS=(--frames 240000 --batch 4096 --epochs 3 --repeats 2); SCORE=(--repeats 2)
-VALID=(--repeats 5)
+VALID=(--repeats 5); STARTUP=(--repeats 3)
 if [ "${QUICK:-0}" = 1 ]; then
   TRAIN=(--frames 20000 --batch 1000 --repeats 1 --steps 1)
   EPOCHS=(--frames 20000 --batch 1000 --epochs 3 --repeats 1 --steps 1); VALID=(--utts 6 --utt-frames 50 --repeats 1)
-  SCORE=(--frames 10000 --scale 2 --hidden 16 --blocks 2 --repeats 1)
+  SCORE=(--frames 10000 --scale 2 --hidden 16 --blocks 2 --repeats 1); STARTUP=(--repeats 1 --blocks 2 --hidden 16)
 fi
 el start
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3
@@ -44,6 +45,8 @@ el unit tests of the host-device copies and ActNorm
 timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py 2>&1 | tail -3
 el the eager step: host launch against GPU busy time, and what the trainer adds
 timeout "$(left 60)" $PY benchmarks/gpu_launch.py --json "$OUT/launch.json" || echo "launch failed: $?"
+el where the start-up of scoring goes: fresh processes, one step more each, and a profile of one score command
+timeout "$(left 60)" $PY benchmarks/bench_startup.py "${STARTUP[@]}" --profile || echo "startup failed: $?"
 el where the host still waits for the GPU in train and score
 timeout "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$OUT/syncs.json" || echo "syncs failed: $?"
 el train, eager, against .old

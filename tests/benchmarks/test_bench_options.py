@@ -117,3 +117,17 @@ def test_score_bench_times_another_checkout(tmp_path):
     assert other["seconds"] > 0 and other["large_seconds"] > 0 and other["speedup"] > 0
     with pytest.raises(SystemExit, match="no flowaccent/ package"):
         bench_score.main(["--frames", "6000", "--repeats", "1", "--other-tree", str(tmp_path)])
+
+
+def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
+    import bench_startup
+
+    result = bench_startup.main(["--frames", "500", "--repeats", "1", "--blocks", "2", "--hidden", "16", "--profile",
+                                 "--json", str(tmp_path / "s.json")])
+    rows = result["rows"]
+    assert list(rows) == ["python", "import torch", "+ device", "+ model", "score"]  # no GPU here: no cpu row
+    assert all(r["seconds"] > 0 and len(r["all"]) == 1 for r in rows.values())
+    assert rows["score"]["seconds"] > rows["python"]["seconds"]  # it imports torch; the bare interpreter does not
+    assert abs(rows["+ model"]["adds"] - (rows["+ model"]["seconds"] - rows["+ device"]["seconds"])) < 1e-9
+    assert "cumulative" in capsys.readouterr().out  # the profile's table
+    assert json.loads((tmp_path / "s.json").read_text()) == result

@@ -1,0 +1,125 @@
+r"""Where a scoring command's start-up goes: fresh processes, each doing one more step of what
+``flowaccent score`` does before and around its first batch (median of ``--repeats``, interleaved):
+
+  python         the interpreter alone
+  import torch   ``import torch``
+  + device       and a first tensor on the device (on a GPU: CUDA's initialisation)
+  + model        and the 10 x 512 checkpoint loaded, moved there and run on one utterance's frames (500)
+  score          ``flowaccent score`` of a tiny corpus (``--frames``), start to end
+
+Each row gives its seconds and what it adds to the row before. On a GPU the ``score`` row also runs
+with ``--device cpu`` (``score on cpu``), which separates what CUDA adds from what any scoring command
+costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the corpus, against ~0.5 s
+of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
+``--profile`` also prints a cProfile of the score command run in this process (top entries by
+cumulative time).
+
+Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_score import write_corpus, write_model  # noqa: E402
+
+from flowaccent.data.atomic import atomic_write_json  # noqa: E402
+from flowaccent.runtime import resolve_device  # noqa: E402
+
+#: What each fresh process runs (``{exp}`` and ``{device}`` filled in); each row one step further.
+STEPS = {
+    "python": "pass",
+    "import torch": "import torch",
+    "+ device": "import torch; torch.zeros(1, device='{device}').sum().item()",
+    "+ model": (
+        "import torch\n"
+        "from flowaccent.train.checkpoint import load_model\n"
+        "model = load_model('{exp}/final.pt').eval().to('{device}')\n"
+        "with torch.no_grad():\n"
+        "    model(torch.zeros(500, model.dim, device='{device}')).nll.sum().item()"
+    ),
+}
+
+
+def score_command(exp: Path, data: Path, out: Path, device: str) -> list[str]:
+    return [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
+            "--device", device]
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed with status {done.returncode}: {done.stderr[-2000:]}")
+    return seconds
+
+
+def profile_score(command: list[str], top: int = 25) -> None:
+    r"""The score command (``command[3:]`` are its arguments) under cProfile in this process."""
+    import cProfile
+    import pstats
+
+    from flowaccent.cli.main import main as flowaccent
+
+    profiler = cProfile.Profile()
+    profiler.runcall(flowaccent, command[3:])
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=1000, help="the tiny corpus's frames (500 per utterance)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one score command")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    device = resolve_device("auto", "score").type  # where `flowaccent score` (device auto) runs
+    root = Path(tempfile.mkdtemp(prefix="bench_startup_"))
+    try:
+        data = write_corpus(root / "data", args.frames)
+        write_model(root / "exp", args.blocks, args.hidden)
+        commands = {name: [sys.executable, "-c", code.format(exp=root / "exp", device=device)]
+                    for name, code in STEPS.items()}
+        commands["score"] = score_command(root / "exp", data, root / "out", device)
+        if device != "cpu":
+            commands["score on cpu"] = score_command(root / "exp", data, root / "out_cpu", "cpu")
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, command in commands.items():
+                times[name].append(timed(command))
+        rows, before = {}, 0.0
+        print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
+              f"median of {args.repeats} fresh processes each")
+        print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
+        for name, values in times.items():
+            seconds = statistics.median(values)
+            adds = seconds - before if name != "score on cpu" else seconds - rows["import torch"]["seconds"]
+            rows[name] = {"seconds": seconds, "adds": adds, "all": values}
+            print(f"{name:>14} {seconds:>8.2f} {adds:>+7.2f}")
+            if name != "score on cpu":
+                before = seconds
+        print("(adds: over the row before; for `score on cpu`, over `import torch`)")
+        if args.profile:
+            profile_score(score_command(root / "exp", data, root / "out_profile", device))
+        result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}
+        if args.json:
+            atomic_write_json(args.json, result)
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
