@@ -214,6 +214,8 @@ def run(
     rows = []
     for dim in dims:
         model = build(dim, ARCH, cond_dim=dim, device=device)
+        if compile_:  # each model compiled afresh: dynamo counts recompiles of FlowModel.forward over every
+            torch._dynamo.reset()  # model of the process and, past its limit (8), runs the rest eagerly
         forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
