@@ -112,12 +112,16 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+def score_argv(exp: Path, data: Path, out: Path, device: str, *options: str) -> list[str]:
+    r"""The arguments of ``flowaccent`` that score ``data`` with ``exp``'s model into ``out``, quietly."""
+    return ["score", "--exp", str(exp), "--out", str(out), str(data), "--quiet", "--device", device, *options]
+
+
 def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: str, tree: str | None = None
               ) -> tuple[float, float]:
     r"""Runs ``flowaccent score`` (with ``options``; from the checkout ``tree``, default this one) in a child;
     returns (seconds, peak RSS in MiB of that child)."""
-    command = [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
-               "--device", device, *options]
+    command = [sys.executable, "-m", "flowaccent", *score_argv(exp, data, out, device, *options)]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True,
                           **other_tree(tree))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_score import write_corpus, write_model  # noqa: E402
+from bench_score import score_argv, write_corpus, write_model  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.runtime import resolve_device  # noqa: E402
@@ -50,11 +50,6 @@ STEPS = {
 }
 
 
-def score_command(exp: Path, data: Path, out: Path, device: str) -> list[str]:
-    return [sys.executable, "-m", "flowaccent", "score", "--exp", str(exp), "--out", str(out), str(data), "--quiet",
-            "--device", device]
-
-
 def timed(command: list[str]) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -64,15 +59,15 @@ def timed(command: list[str]) -> float:
     return seconds
 
 
-def profile_score(command: list[str], top: int = 25) -> None:
-    r"""The score command (``command[3:]`` are its arguments) under cProfile in this process."""
+def profile_score(argv: list[str], top: int = 25) -> None:
+    r"""``flowaccent argv`` under cProfile in this process."""
     import cProfile
     import pstats
 
     from flowaccent.cli.main import main as flowaccent
 
     profiler = cProfile.Profile()
-    profiler.runcall(flowaccent, command[3:])
+    profiler.runcall(flowaccent, argv)
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
@@ -92,27 +87,29 @@ def main(argv: list[str] | None = None) -> dict:
         write_model(root / "exp", args.blocks, args.hidden)
         commands = {name: [sys.executable, "-c", code.format(exp=root / "exp", device=device)]
                     for name, code in STEPS.items()}
-        commands["score"] = score_command(root / "exp", data, root / "out", device)
+        flowaccent = [sys.executable, "-m", "flowaccent"]
+        commands["score"] = flowaccent + score_argv(root / "exp", data, root / "out", device)
         if device != "cpu":
-            commands["score on cpu"] = score_command(root / "exp", data, root / "out_cpu", "cpu")
+            commands["score on cpu"] = flowaccent + score_argv(root / "exp", data, root / "out_cpu", "cpu")
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, command in commands.items():
                 times[name].append(timed(command))
-        rows, before = {}, 0.0
+        rows, previous = {}, None
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
         print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
         for name, values in times.items():
             seconds = statistics.median(values)
-            adds = seconds - before if name != "score on cpu" else seconds - rows["import torch"]["seconds"]
+            base = "import torch" if name == "score on cpu" else previous  # the steps build on each other
+            adds = seconds - (rows[base]["seconds"] if base else 0.0)
             rows[name] = {"seconds": seconds, "adds": adds, "all": values}
             print(f"{name:>14} {seconds:>8.2f} {adds:>+7.2f}")
             if name != "score on cpu":
-                before = seconds
+                previous = name
         print("(adds: over the row before; for `score on cpu`, over `import torch`)")
         if args.profile:
-            profile_score(score_command(root / "exp", data, root / "out_profile", device))
+            profile_score(score_argv(root / "exp", data, root / "out_profile", device))
         result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}
         if args.json:
             atomic_write_json(args.json, result)
