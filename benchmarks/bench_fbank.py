@@ -6,8 +6,10 @@ Measured side by side in one run, median of ``--repeats``:
   fbank-1   ``flowaccent fbank`` library path, 1 job: WAV read + fbank + ark/scp + CMVN
   fbank-2   the same with 2 jobs
 Ratios near 1.0 for compute/knf and fbank-1/knf mean the glue costs nothing.
+``--other-tree DIR`` also times ``make_fbank`` with 2 jobs of this checkout and of another one
+(``DIR`` holds its ``flowaccent/``), each in a fresh process, interleaved with the rows above.
 
-Usage: python benchmarks/bench_fbank.py [--utts 200] [--seconds 3] [--repeats 3]
+Usage: python benchmarks/bench_fbank.py [--utts 200] [--seconds 3] [--repeats 3] [--other-tree DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,18 +74,36 @@ def ours(waves: list[np.ndarray]) -> int:
     return sum(compute_fbank(w, 16000).shape[0] for w in waves)
 
 
+#: ``make_fbank`` with 2 jobs in a fresh process: prints its frames/s (start-up not counted).
+IN_PROCESS = (
+    "import sys, time; from flowaccent.features.make_fbank import make_fbank; start = time.perf_counter(); "
+    "frames = make_fbank(sys.argv[1], nj=2, quiet=True).num_frames; print(frames / (time.perf_counter() - start))"
+)
+
+
+def fbank_in_process(data: Path, tree: str | None) -> float:
+    r"""Frames/s of ``make_fbank(data, nj=2)`` in a fresh process of this checkout or of ``tree``."""
+    from bench_model import other_tree
+
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(data)], capture_output=True, text=True,
+                          check=True, **other_tree(tree))
+    return float(done.stdout.split()[-1])
+
+
 def timed(fn) -> tuple[float, int]:
     start = time.perf_counter()
     frames = fn()
     return time.perf_counter() - start, frames
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    r"""Prints the table; returns each row's median frames/s."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utts", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--other-tree", help="also time make_fbank (2 jobs, fresh processes) of another checkout")
+    args = parser.parse_args(argv)
 
     from flowaccent.features.make_fbank import make_fbank
 
@@ -95,16 +117,26 @@ def main() -> None:
             "fbank-2": lambda: make_fbank(data, nj=2, quiet=True).num_frames,
         }
         rates: dict[str, list[float]] = {name: [] for name in runs}
+        fresh = {"fbank-2 here": None, "fbank-2 other": args.other_tree} if args.other_tree else {}
+        rates.update({name: [] for name in fresh})
         for _ in range(args.repeats):
             for name, fn in runs.items():  # interleaved, so machine noise hits all alike
                 seconds, frames = timed(fn)
                 rates[name].append(frames / seconds)
+            for name, tree in fresh.items():
+                rates[name].append(fbank_in_process(data, tree))
         median = {name: statistics.median(r) for name, r in rates.items()}
         print(f"fbank throughput, {args.utts} utts x {args.seconds:g} s, median of {args.repeats}")
-        print(f"{'path':<10}{'frames/s':>12}{'vs knf':>9}")
+        print(f"{'path':<14}{'frames/s':>12}{'vs knf':>9}")
         for name, rate in median.items():
-            print(f"{name:<10}{rate:>12.0f}{rate / median['knf']:>9.3f}")
+            print(f"{name:<14}{rate:>12.0f}{rate / median['knf']:>9.3f}")
         print(f"fbank-2 / fbank-1 (parallel speed-up): {median['fbank-2'] / median['fbank-1']:.2f}")
+        if fresh:
+            here, other = rates["fbank-2 here"], rates["fbank-2 other"]
+            ratios = ", ".join(f"{a / b:.3f}" for a, b in zip(here, other))
+            ratio = median["fbank-2 here"] / median["fbank-2 other"]
+            print(f"fresh processes, this checkout / {args.other_tree}: {ratio:.3f} (per repeat: {ratios})")
+        return median
     finally:
         shutil.rmtree(root)
 

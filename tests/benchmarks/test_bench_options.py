@@ -119,6 +119,17 @@ def test_score_bench_times_another_checkout(tmp_path):
         bench_score.main(["--frames", "6000", "--repeats", "1", "--other-tree", str(tmp_path)])
 
 
+def test_fbank_bench_times_another_checkout(tmp_path, capsys):
+    import bench_fbank
+
+    tree = other_checkout(tmp_path)
+    rates = bench_fbank.main(["--utts", "6", "--seconds", "0.5", "--repeats", "1", "--other-tree", str(tree)])
+    assert list(rates) == ["knf", "compute", "fbank-1", "fbank-2", "fbank-2 here", "fbank-2 other"]
+    assert all(r > 0 for r in rates.values())
+    assert (tree / "flowaccent" / "imported_here").exists()
+    assert "this checkout / " in capsys.readouterr().out
+
+
 def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
     import bench_startup
 
