@@ -28,5 +28,9 @@ class AudioError(FlowAccentError):
     r"""A wav.scp entry cannot be read as audio."""
 
 
+class WorkerError(FlowAccentError):
+    r"""A worker process died (killed, out of memory, crashed) before its jobs were done."""
+
+
 class ConfigError(FlowAccentError):
     r"""A configuration is invalid (unknown key, wrong type, impossible value)."""

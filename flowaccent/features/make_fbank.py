@@ -11,10 +11,10 @@ rerun writes the same bytes under the same names.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +28,7 @@ from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.errors import AudioError, FeatureError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
+from flowaccent.workers import imap_processes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +79,9 @@ def make_fbank(
     with (
         ArkWriter(feats_ark) as writer,
         tqdm(total=len(jobs), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
+        contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on any error
     ):
-        for utt, feats in _compute_all(jobs, config, channel, nj):
+        for utt, feats in computed:
             writer.write(utt, feats)
             num_frames[utt] = feats.shape[0]
             spk = data.utt2spk[utt]
@@ -106,11 +108,8 @@ def _compute_all(
         for job in jobs:
             yield _compute_one(job, config, channel)
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, min(16, len(jobs) // (4 * nj)))
-    with context.Pool(nj, initializer=_init_worker, initargs=(config, channel)) as pool:
-        yield from pool.imap(_worker, jobs, chunksize=chunk)
+    yield from imap_processes(_worker, jobs, nj, initializer=_init_worker, initargs=(config, channel), chunksize=chunk)
 
 
 _WORKER: dict = {}

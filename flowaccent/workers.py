@@ -1,0 +1,70 @@
+r"""A function mapped over jobs in worker processes that stops without killing any of them.
+
+``multiprocessing.Pool`` used as a context manager ends with ``terminate()``: on the first error
+it sends SIGTERM to every worker. A worker killed while it writes a result holds the result
+queue's lock for ever, and the pool's own shutdown then waits on that lock: the command hangs
+(seen with ``flowaccent fbank --nj 2`` and a failing ``wav.scp`` pipe, about once in 300-600
+runs on tiny utterances; with real utterances a worker spends most of its time writing its
+result, so more often). :func:`imap_processes` instead cancels the jobs not started, lets the
+running ones finish and waits for the workers to exit on their own; a worker that dies is
+reported (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the parent gets
+it and stops them as above.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from flowaccent.errors import WorkerError
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+def imap_processes(
+    fn: Callable[[J], R],
+    jobs: Iterable[J],
+    nj: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    chunksize: int = 1,
+    start_method: str | None = "fork",
+) -> Iterator[R]:
+    r"""``fn(job)`` for every job, computed by ``nj`` processes, yielded in the order of ``jobs``.
+
+    An exception of ``fn`` is raised here for its job, after the jobs before it were yielded. When
+    that happens, or the consumer stops early (``close()``, an exception, Ctrl-C), the jobs not yet
+    started are cancelled and this waits for the running ones, each in its worker; no worker is
+    killed. Close the generator (or exhaust it) to shut the workers down at once. A worker that
+    dies raises :class:`~flowaccent.errors.WorkerError`.
+
+    Arguments:
+        fn, jobs: a picklable function and its arguments.
+        nj: worker processes (at least 1).
+        initializer, initargs: called once in each worker before its first job.
+        chunksize: jobs sent to a worker at a time.
+        start_method: ``"fork"`` where the platform has it (workers start at once and need no
+            ``__main__`` guard), else the platform's default.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context(start_method if start_method in methods else None)
+    executor = ProcessPoolExecutor(
+        max_workers=max(1, nj), mp_context=context, initializer=_start_worker, initargs=(initializer, initargs)
+    )
+    try:
+        yield from executor.map(fn, jobs, chunksize=chunksize)
+    except BrokenProcessPool as error:
+        raise WorkerError(f"a worker process died (killed, out of memory or crashed): {error}") from error
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    if initializer is not None:
+        initializer(*initargs)

@@ -1,0 +1,98 @@
+r"""flowaccent.workers: order, errors, early stops and Ctrl-C without killing a worker."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from flowaccent.errors import WorkerError
+from flowaccent.workers import imap_processes
+
+_STATE: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def deadline():
+    r"""A test that hangs (as ``Pool`` did here) fails after 60 s instead of stalling the suite."""
+
+    def expire(*_):
+        raise TimeoutError("no result in 60 s: the workers hang")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _init(offset: int) -> None:
+    _STATE["offset"] = offset
+
+
+def _add(x: int) -> tuple[int, int]:
+    return x + _STATE["offset"], os.getpid()
+
+
+def _job(job: tuple[str, Path]) -> str:
+    r"""``fail``: raises at once; ``slow``: 0.5 s then a marker file; ``late``: a marker file."""
+    kind, marker = job
+    if kind == "fail":
+        raise ValueError(f"job {marker.name} failed")
+    if kind == "slow":
+        time.sleep(0.5)
+    marker.write_text(kind)
+    return kind
+
+
+def _interrupted(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends to the whole process group
+    time.sleep(0.05)
+    return x
+
+
+def _die(x: int) -> int:
+    if x == 3:
+        os._exit(9)  # as the kernel's OOM killer would end it: no exception, no result
+    return x
+
+
+def test_results_in_job_order_from_initialised_workers():
+    out = list(imap_processes(_add, range(40), 2, initializer=_init, initargs=(100,), chunksize=3))
+    assert [v for v, _ in out] == list(range(100, 140))
+    assert len({pid for _, pid in out} - {os.getpid()}) == 2
+    assert not multiprocessing.active_children()
+
+
+def test_an_error_cancels_what_has_not_started_and_lets_the_running_job_finish(tmp_path):
+    jobs = [("fail", tmp_path / "f"), ("slow", tmp_path / "s")] + [("late", tmp_path / f"l{i}") for i in range(30)]
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="job f failed"):
+        list(imap_processes(_job, jobs, 2))
+    assert time.perf_counter() - start < 10
+    assert (tmp_path / "s").read_text() == "slow"  # not killed mid-job (Pool.terminate would have)
+    assert len(list(tmp_path.glob("l*"))) < 30  # the jobs not yet started were cancelled
+    assert not multiprocessing.active_children()
+
+
+def test_a_consumer_that_stops_early_shuts_the_workers_down(tmp_path):
+    jobs = [("slow", tmp_path / f"s{i}") for i in range(20)]
+    results = imap_processes(_job, jobs, 2)
+    assert next(results) == "slow"
+    results.close()
+    assert len(list(tmp_path.glob("s*"))) < 20
+    assert not multiprocessing.active_children()
+
+
+def test_workers_leave_ctrl_c_to_the_parent():
+    assert list(imap_processes(_interrupted, range(4), 2)) == [0, 1, 2, 3]
+
+
+def test_a_worker_that_dies_is_an_error_not_a_wait():
+    with pytest.raises(WorkerError, match="a worker process died"):
+        list(imap_processes(_die, range(8), 2))
+    assert not multiprocessing.active_children()
