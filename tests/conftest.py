@@ -2,6 +2,8 @@ r"""Shared fixtures: tiny real Kaldi data dirs with WAV audio made on the fly.""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,23 @@ def make_wav_data_dir(
     (data / "utt2spk").write_text("\n".join(utt2spk) + "\n")
     (data / "spk2utt").write_text("\n".join(spk2utt) + "\n")
     return data
+
+
+@contextlib.contextmanager
+def fails_after(seconds: int, message: str):
+    r"""Raises ``TimeoutError(message)`` in the main thread after ``seconds``: a test that hangs fails
+    instead of blocking CI."""
+
+    def expire(*_):
+        raise TimeoutError(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

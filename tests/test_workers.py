@@ -13,21 +13,16 @@ import pytest
 from flowaccent.errors import WorkerError
 from flowaccent.workers import imap_processes
 
+from .conftest import fails_after
+
 _STATE: dict = {}
 
 
 @pytest.fixture(autouse=True)
 def deadline():
     r"""A test that hangs (as ``Pool`` did here) fails after 60 s instead of stalling the suite."""
-
-    def expire(*_):
-        raise TimeoutError("no result in 60 s: the workers hang")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with fails_after(60, "no result in 60 s: the workers hang"):
+        yield
 
 
 def _init(offset: int) -> None:
@@ -39,12 +34,11 @@ def _add(x: int) -> tuple[int, int]:
 
 
 def _job(job: tuple[str, Path]) -> str:
-    r"""``fail``: raises at once; ``slow``: 0.5 s then a marker file; ``late``: a marker file."""
+    r"""``fail``: raises at once; ``slow``: 0.5 s then a marker file; ``late``: 0.1 s then a marker file."""
     kind, marker = job
     if kind == "fail":
         raise ValueError(f"job {marker.name} failed")
-    if kind == "slow":
-        time.sleep(0.5)
+    time.sleep(0.5 if kind == "slow" else 0.1)
     marker.write_text(kind)
     return kind
 
@@ -64,7 +58,8 @@ def _die(x: int) -> int:
 def test_results_in_job_order_from_initialised_workers():
     out = list(imap_processes(_add, range(40), 2, initializer=_init, initargs=(100,), chunksize=3))
     assert [v for v, _ in out] == list(range(100, 140))
-    assert len({pid for _, pid in out} - {os.getpid()}) == 2
+    pids = {pid for _, pid in out}
+    assert os.getpid() not in pids and len(pids) <= 2  # in the workers (which of them: the scheduler's choice)
     assert not multiprocessing.active_children()
 
 
@@ -75,7 +70,7 @@ def test_an_error_cancels_what_has_not_started_and_lets_the_running_job_finish(t
         list(imap_processes(_job, jobs, 2))
     assert time.perf_counter() - start < 10
     assert (tmp_path / "s").read_text() == "slow"  # not killed mid-job (Pool.terminate would have)
-    assert len(list(tmp_path.glob("l*"))) < 30  # the jobs not yet started were cancelled
+    assert len(list(tmp_path.glob("l*"))) < 30  # cancelled: all 30 would take 3 s
     assert not multiprocessing.active_children()
 
 

@@ -3,7 +3,6 @@ r"""Fuzzing the parsers with random bytes: they end, and only with the toolkit's
 from __future__ import annotations
 
 import io
-import signal
 
 import numpy as np
 import pytest
@@ -14,21 +13,16 @@ from flowaccent.data import ArkWriter, iter_ark, load_data_dir, read_scp, read_t
 from flowaccent.data.kaldi_object import read_object
 from flowaccent.errors import FlowAccentError
 
+from ..conftest import fails_after
+
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(autouse=True)
 def no_hang():
     r"""Every fuzz test must end within 120 s (a hang fails instead of blocking CI)."""
-
-    def alarm(*_):
-        raise TimeoutError("parser hung")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(120)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with fails_after(120, "parser hung"):
+        yield
 
 
 def valid_ark() -> bytes:
