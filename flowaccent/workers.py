@@ -4,10 +4,11 @@ r"""A function mapped over jobs in worker processes that stops without killing a
 it sends SIGTERM to every worker. A worker killed while it writes a result holds the result
 queue's lock for ever, and the pool's own shutdown then waits on that lock: the command hangs
 (seen with ``flowaccent fbank --nj 2`` and a failing ``wav.scp`` pipe: twice in at most 920 runs
-on tiny utterances, in a process with other threads; none in 1500 runs of this module). :func:`imap_processes` instead cancels the jobs not started, lets the
-running ones finish and waits for the workers to exit on their own; a worker that dies is
-reported (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the parent gets
-it and stops them as above.
+on tiny utterances, in a process with other threads; none in 1500 runs with this module).
+:func:`imap_processes` instead cancels the jobs not started, lets the running ones finish and
+waits for the workers to exit on their own; a worker that dies is reported
+(:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the
+parent gets it and stops them as above.
 """
 
 from __future__ import annotations
