@@ -33,7 +33,6 @@ def imap_processes(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     chunksize: int = 1,
-    start_method: str | None = "fork",
 ) -> Iterator[R]:
     r"""``fn(job)`` for every job, computed by ``nj`` processes, yielded in the order of ``jobs``.
 
@@ -48,11 +47,11 @@ def imap_processes(
         nj: worker processes (at least 1).
         initializer, initargs: called once in each worker before its first job.
         chunksize: jobs sent to a worker at a time.
-        start_method: ``"fork"`` where the platform has it (workers start at once and need no
-            ``__main__`` guard), else the platform's default.
+
+    Workers are forked where the platform can (they start at once and need no ``__main__``
+    guard), else started the platform's default way.
     """
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context(start_method if start_method in methods else None)
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     executor = ProcessPoolExecutor(
         max_workers=max(1, nj), mp_context=context, initializer=_start_worker, initargs=(initializer, initargs)
     )
