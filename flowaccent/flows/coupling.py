@@ -6,6 +6,7 @@ import torch
 from nflows.transforms.coupling import AffineCouplingTransform
 from torch import Tensor, nn
 
+from flowaccent.flows.onednn_train import onednn_mlp, onednn_training
 from flowaccent.flows.packed import onednn_usable, packed_mlp
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
@@ -42,8 +43,10 @@ class Conditioner(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         r"""``(B, d) -> (B, 2 (D - d))`` in ``x``'s dtype (under bf16 autocast the matmuls run in
-        bfloat16 and the coupling's tanh, exp and log-det sums stay in float32)."""
-        return self.net(self._input(x, context)).to(x.dtype)
+        bfloat16 and the coupling's tanh, exp and log-det sums stay in float32). With gradients on
+        some CPUs the products run on oneDNN (:mod:`flowaccent.flows.onednn_train`)."""
+        h = self._input(x, context)
+        return onednn_mlp(self.net, h) if onednn_training(h) else self.net(h).to(x.dtype)
 
     def forward_packed(self, x: Tensor, context: Tensor | None = None, tail_scale=None) -> Tensor:
         r"""``forward`` without autograd on oneDNN (:func:`flowaccent.flows.packed.packed_mlp`)."""

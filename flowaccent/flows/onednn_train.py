@@ -1,0 +1,113 @@
+r"""Conditioner MLPs with gradients on oneDNN: the training step's products where MKL is slow.
+
+PyTorch multiplies float32 matrices on a CPU with MKL, which on AMD CPUs runs a generic path
+without AVX-512, while oneDNN (the library behind :mod:`flowaccent.flows.packed`) uses it. On the
+AMD EPYC (Zen 5) of the run of 2026-12-01, ``torch.mm`` on the conditioner layers' shapes ran at
+209-228 GFLOP/s and oneDNN's inner product at 485-516, and a training step with its products on
+oneDNN ran 1.73-1.82x as fast as with MKL's (``benchmarks/bench_model.py``: its matmul, oneDNN and
+"vs MKL" columns; ``docs/performance.md``). On the Intel Xeons of the earlier runs oneDNN's
+products, even with weights packed once, ran at the ``torch.mm`` rate, not above it (the same
+columns), and the forward alone on oneDNN in training gained nothing measurable: ``auto`` leaves
+the products to MKL on every CPU but AMD's.
+
+Each ``Linear`` (with the ``ReLU`` after it, if any) is one autograd node: forward, oneDNN's
+inner product with bias and ReLU fused; backward, ReLU's mask (``threshold_backward``), the input
+gradient ``g W`` and the weight gradient ``g^T x`` as oneDNN products (the second copies ``g^T``
+first: oneDNN wants the reduced dimension contiguous), the bias gradient a sum.
+The weights are passed as they are (oneDNN reorders a 512 x 512 weight in ~0.4 ms per call; they
+change every step, so packing them once as inference does is not possible). Same values as the
+modules to float32 rounding (tested: outputs and gradients).
+
+Used for float32 CPU tensors with gradients on, outside autocast (bf16) and ``torch.compile``
+(Inductor chooses its own kernels), with oneDNN available. ``FLOWACCENT_ONEDNN_TRAIN``: ``auto``
+(default: AMD CPUs), ``1`` (always), ``0`` (never); ``FLOWACCENT_ONEDNN=0`` turns it off too.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor, nn
+
+
+def onednn_training(x: Tensor) -> bool:
+    r"""Whether :func:`onednn_mlp` runs a conditioner on ``x`` (see the module's docstring)."""
+    if torch.compiler.is_compiling():  # first: Dynamo must not trace the rest (file reads split its graph)
+        return False
+    choice = os.environ.get("FLOWACCENT_ONEDNN_TRAIN", "auto")
+    return (
+        choice != "0"
+        and (choice == "1" or cpu_vendor() == "AuthenticAMD")
+        and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.shape[0] > 0
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    r"""The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...) from ``/proc/cpuinfo``; empty
+    where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def onednn_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
+    r"""``net(x)`` with gradients for an MLP of ``Linear, act, ..., Linear``: ``(B, d_in) -> (B, d_out)``.
+
+    A ``ReLU`` is fused into the product before it; any other activation runs as its module.
+    """
+    h = x
+    modules = list(net)
+    i = 0
+    while i < len(modules):
+        layer = modules[i]
+        if not isinstance(layer, nn.Linear):
+            h = layer(h)
+            i += 1
+            continue
+        relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+        h = _OneDnnLinear.apply(h, layer.weight, layer.bias, relu)
+        i += 2 if relu else 1
+    return h
+
+
+def _product(a: Tensor, b_t: Tensor, bias: Tensor | None = None, post_op: str = "none") -> Tensor:
+    r"""``a @ b_t.T (+ bias)`` (then ``post_op``) on oneDNN: ``(M, K), (N, K) -> (M, N)``; strided views welcome."""
+    return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
+
+
+class _OneDnnLinear(torch.autograd.Function):
+    r"""``relu?(x W^T + b)``: ``x (B, I), W (O, I), b (O,) -> (B, O)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
+        x = x.contiguous()  # a column view (the identity half): oneDNN reorders its transpose very slowly
+        out = _product(x, weight, bias, "relu" if relu else "none")
+        ctx.relu = relu
+        ctx.save_for_backward(x, weight, out if relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, out = ctx.saved_tensors
+        if ctx.relu:
+            grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        grad_x = _product(grad, weight.t()) if need_x else None  # g W
+        grad_w = _product(grad.t(), x.t()) if need_w else None  # g^T x (oneDNN copies g^T: still faster than MKL)
+        grad_b = grad.sum(0) if need_b else None
+        return grad_x, grad_w, grad_b, None
