@@ -7,6 +7,9 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
   train     forward + backward + Adam step (the trainer's fused Adam) of FlowModel (10 blocks, hidden 512), frames/s
   nflows    the same step through nflows' layers (FLOWACCENT_HALVES=0), without flowaccent's fused
             coupling + ActNorm nodes (flowaccent.flows.halves): ``train`` is given as a speedup over it
+  MKL       the same step with the conditioners' products on MKL (FLOWACCENT_ONEDNN_TRAIN=0), as torch's own
+            modules run them: ``train`` is given as a speedup over it (1x where the default is MKL anyway, i.e.
+            on CPUs other than AMD's; flowaccent.flows.onednn_train) and as a share of the oneDNN rate too
   compiled  the same step with the forward through torch.compile, as ``train.compile`` runs it
             (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed);
             ``--compile-mode reduce-overhead`` replays the compiled forward and backward as CUDA graphs
@@ -166,6 +169,11 @@ def nflows_layers():
     return mock.patch.dict(os.environ, {"FLOWACCENT_HALVES": "0"})
 
 
+def mkl_products():
+    r"""The conditioners' training products on MKL (flowaccent.flows.onednn_train off) inside the block."""
+    return mock.patch.dict(os.environ, {"FLOWACCENT_ONEDNN_TRAIN": "0"})
+
+
 def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32", forward=None) -> float:
     r"""Training frames/s; ``forward`` (default ``model``) runs the model, e.g. compiled."""
     forward = model if forward is None else forward
@@ -219,7 +227,7 @@ def run(
         forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, packed, train_mm, tr, trn, trc, inf, faults = [], [], [], [], [], [], [], []
+            mm, packed, train_mm, tr, trn, trm, trc, inf, faults = [], [], [], [], [], [], [], [], []
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
@@ -228,6 +236,8 @@ def run(
                 tr.append(time_train(model, batch, steps, precision))
                 with nflows_layers():
                     trn.append(time_train(model, batch, steps, precision))
+                with mkl_products():  # the products' library matters on a CPU only
+                    trm.append(time_train(model, batch, steps, precision) if device == "cpu" else float("nan"))
                 trc.append(time_train(model, batch, steps, precision, forward) if compile_ else float("nan"))
                 fps, flt = time_infer(model, batch, steps, precision)
                 inf.append(fps)
@@ -241,6 +251,9 @@ def run(
                 "train_matmuls_share": train_mm_rate / rate,
                 "train_nflows_fps": statistics.median(trn),
                 "fused_speedup": statistics.median(a / b for a, b in zip(tr, trn)),
+                "train_mkl_fps": statistics.median(trm),
+                "onednn_train_speedup": statistics.median(a / b for a, b in zip(tr, trm)),
+                "train_share_packed": 3 * fwd * train_fps / 1e9 / statistics.median(packed),
                 "train_compiled_fps": statistics.median(trc),
                 "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
@@ -272,12 +285,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile,
                args.compile_mode)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
-          f"{'vs nflows':>10} {'compiled fr/s':>14} {'compiled %':>11} "
+          f"{'vs nflows':>10} {'vs MKL':>7} {'of oneDNN':>10} {'compiled fr/s':>14} {'compiled %':>11} "
           f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
-              f"{100 * r['train_share']:>7.1f}% {r['fused_speedup']:>9.2f}x {r['train_compiled_fps']:>14.0f} "
+              f"{100 * r['train_share']:>7.1f}% {r['fused_speedup']:>9.2f}x {r['onednn_train_speedup']:>6.2f}x "
+              f"{100 * r['train_share_packed']:>9.1f}% {r['train_compiled_fps']:>14.0f} "
               f"{100 * r['train_compiled_share']:>10.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
               f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")

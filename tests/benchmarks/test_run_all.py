@@ -37,6 +37,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert "marginal_fps" in results["score"] and "that do not grow with the corpus" in table
     assert results["train"]["data_wait_s"] >= 0 and "Data loading: one epoch" in table
     assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
+    assert results["model"][0]["train_mkl_fps"] > 0 and "| vs MKL products |" in table
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["optim"][0]["fused_ms"] > 0
     assert results["loading"]["stream_seconds"] > 0 and results["loading"]["deltas_max_diff"] < 1e-5
