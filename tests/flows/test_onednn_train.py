@@ -9,16 +9,9 @@ from flowaccent.flows import onednn_train
 from flowaccent.flows.coupling import Conditioner
 from flowaccent.flows.onednn_train import onednn_mlp, onednn_training
 
+from .conftest import conditioner
+
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
-
-
-def conditioner(activation: str = "relu", context_dim: int = 0, num_layers: int = 2) -> Conditioner:
-    torch.manual_seed(0)
-    net = Conditioner(5, 8, hidden=32, num_layers=num_layers, activation=activation, context_dim=context_dim)
-    with torch.no_grad():  # the last layer starts at zero
-        for p in net.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return net
 
 
 def values_and_gradients(net: Conditioner, monkeypatch, choice: str, context_dim: int = 0) -> list[torch.Tensor]:

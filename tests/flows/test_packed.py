@@ -9,19 +9,11 @@ import pytest
 import torch
 
 from flowaccent.flows import packed
-from flowaccent.flows.coupling import Conditioner
 from flowaccent.flows.packed import onednn_usable, packed_inference, packed_mlp
 
+from .conftest import conditioner
+
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
-
-
-def conditioner(activation: str = "relu", context_dim: int = 0, num_layers: int = 2) -> Conditioner:
-    torch.manual_seed(0)
-    net = Conditioner(5, 8, hidden=32, num_layers=num_layers, activation=activation, context_dim=context_dim)
-    with torch.no_grad():  # the last layer starts at zero
-        for p in net.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return net
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "tanh", "silu", "elu"])
