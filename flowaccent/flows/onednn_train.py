@@ -86,7 +86,8 @@ def onednn_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
 
 
 def _product(a: Tensor, b_t: Tensor, bias: Tensor | None = None, post_op: str = "none") -> Tensor:
-    r"""``a @ b_t.T (+ bias)`` (then ``post_op``) on oneDNN: ``(M, K), (N, K) -> (M, N)``; strided views welcome."""
+    r"""``a @ b_t.T (+ bias)`` (then ``post_op``) on oneDNN: ``(M, K), (N, K) -> (M, N)``. Any strides: oneDNN copies
+    ``a`` to rows and reorders ``b_t`` (fast for a transposed contiguous tensor, very slow for a column view's)."""
     return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
 
 
