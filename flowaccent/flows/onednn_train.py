@@ -1,10 +1,11 @@
 r"""Conditioner MLPs with gradients on oneDNN: the training step's products where MKL is slow.
 
 PyTorch multiplies float32 matrices on a CPU with MKL, which on AMD CPUs runs a generic path
-without AVX-512, while oneDNN (the library behind :mod:`flowaccent.flows.packed`) uses it. On the
-AMD EPYC (Zen 5) of the run of 2026-12-01, ``torch.mm`` on the conditioner layers' shapes ran at
-209-228 GFLOP/s and oneDNN's inner product at 485-516, and a training step with its products on
-oneDNN ran 1.73-1.82x as fast as with MKL's (``benchmarks/bench_model.py``: its matmul, oneDNN and
+(``MKL_VERBOSE`` names no instruction set), while oneDNN (the library behind
+:mod:`flowaccent.flows.packed`) uses AVX-512. On the AMD EPYC (Zen 5) of the run of 2026-12-01,
+``torch.mm`` on the conditioner layers' shapes ran at 215-230 GFLOP/s and oneDNN's inner product
+at 510-537, and a training step with its products on
+oneDNN ran 1.78-1.83x as fast as with MKL's (``benchmarks/bench_model.py``: its matmul, oneDNN and
 "vs MKL" columns; ``docs/performance.md``). On the Intel Xeons of the earlier runs oneDNN's
 products, even with weights packed once, ran at the ``torch.mm`` rate, not above it (the same
 columns), and the forward alone on oneDNN in training gained nothing measurable: ``auto`` leaves
@@ -12,8 +13,9 @@ the products to MKL on every CPU but AMD's.
 
 Each ``Linear`` (with the ``ReLU`` after it, if any) is one autograd node: forward, oneDNN's
 inner product with bias and ReLU fused; backward, ReLU's mask (``threshold_backward``), the input
-gradient ``g W`` and the weight gradient ``g^T x`` as oneDNN products (the second copies ``g^T``
-first: oneDNN wants the reduced dimension contiguous), the bias gradient a sum.
+gradient ``g W`` and the weight gradient ``g^T x`` as oneDNN products (the second copies ``g^T``,
+or ``x^T`` where the layer's input is the narrower, first: oneDNN wants the reduced dimension
+contiguous), the bias gradient a sum.
 The weights are passed as they are (oneDNN reorders a 512 x 512 weight in ~0.4 ms per call; they
 change every step, so packing them once as inference does is not possible). Same values as the
 modules to float32 rounding (tested: outputs and gradients).
@@ -109,6 +111,8 @@ class _OneDnnLinear(torch.autograd.Function):
             grad = torch.ops.aten.threshold_backward(grad, out, 0)
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         grad_x = _product(grad, weight.t()) if need_x else None  # g W
-        grad_w = _product(grad.t(), x.t()) if need_w else None  # g^T x (oneDNN copies g^T: still faster than MKL)
+        grad_w = None
+        if need_w:  # g^T x; oneDNN copies the first operand into rows: the narrower one (a layer's input or g)
+            grad_w = _product(x.t(), grad.t()).t() if x.shape[1] < grad.shape[1] else _product(grad.t(), x.t())
         grad_b = grad.sum(0) if need_b else None
         return grad_x, grad_w, grad_b, None
