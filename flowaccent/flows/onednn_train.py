@@ -4,12 +4,11 @@ PyTorch multiplies float32 matrices on a CPU with MKL, which on AMD CPUs runs a 
 (``MKL_VERBOSE`` names no instruction set), while oneDNN (the library behind
 :mod:`flowaccent.flows.packed`) uses AVX-512. On the AMD EPYC (Zen 5) of the run of 2026-12-01,
 ``torch.mm`` on the conditioner layers' shapes ran at 215-230 GFLOP/s and oneDNN's inner product
-at 510-537, and a training step with its products on
-oneDNN ran 1.78-1.83x as fast as with MKL's (``benchmarks/bench_model.py``: its matmul, oneDNN and
-"vs MKL" columns; ``docs/performance.md``). On the Intel Xeons of the earlier runs oneDNN's
-products, even with weights packed once, ran at the ``torch.mm`` rate, not above it (the same
-columns), and the forward alone on oneDNN in training gained nothing measurable: ``auto`` leaves
-the products to MKL on every CPU but AMD's.
+at 510-537, and a training step with its products on oneDNN ran 1.78-1.83x as fast as with MKL's
+(``benchmarks/bench_model.py``: its matmul, oneDNN and "vs MKL" columns; ``docs/performance.md``).
+On the Intel Xeons of the earlier runs oneDNN's products, even with weights packed once, ran at
+the ``torch.mm`` rate, not above it (the same columns), and the forward alone on oneDNN in
+training gained nothing measurable: ``auto`` leaves the products to MKL on every CPU but AMD's.
 
 Each ``Linear`` (with the ``ReLU`` after it, if any) is one autograd node: forward, oneDNN's
 inner product with bias and ReLU fused; backward, ReLU's mask (``threshold_backward``), the input
@@ -33,6 +32,8 @@ import os
 import torch
 from torch import Tensor, nn
 
+from flowaccent.flows.packed import onednn_float32_cpu
+
 
 def onednn_training(x: Tensor) -> bool:
     r"""Whether :func:`onednn_mlp` runs a conditioner on ``x`` (see the module's docstring)."""
@@ -42,14 +43,9 @@ def onednn_training(x: Tensor) -> bool:
     return (
         choice != "0"
         and (choice == "1" or cpu_vendor() == "AuthenticAMD")
-        and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.shape[0] > 0
         and torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
+        and x.shape[0] > 0
+        and onednn_float32_cpu(x)
     )
 
 

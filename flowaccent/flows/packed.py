@@ -60,11 +60,16 @@ def packed_inference(module: nn.Module) -> Iterator[None]:
 
 
 def onednn_usable(net: nn.Module, x: Tensor) -> bool:
-    r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference`, float32
-    on a CPU with oneDNN, outside autocast, not opted out."""
+    r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference` and
+    :func:`onednn_float32_cpu`."""
+    return net in _cache and onednn_float32_cpu(x)
+
+
+def onednn_float32_cpu(x: Tensor) -> bool:
+    r"""Whether oneDNN may multiply ``x``: float32 on a CPU with oneDNN, outside autocast, not opted out
+    (``FLOWACCENT_ONEDNN=0``). Shared by inference (here) and training (:mod:`flowaccent.flows.onednn_train`)."""
     return (
-        net in _cache
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype == torch.float32
         and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
         and torch.backends.mkldnn.is_available()
