@@ -8,12 +8,14 @@ on tiny utterances, in a process with other threads; none in 1500 runs with this
 :func:`imap_processes` instead cancels the jobs not started, lets the running ones finish and
 waits for the workers to exit on their own; a worker that dies is reported
 (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the
-parent gets it and stops them as above.
+parent gets it and stops them as above. :func:`imap_fresh_processes` does the same with a new
+process for every job (Python 3.11's ``max_tasks_per_child`` can deadlock: CPython gh-115634).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -67,3 +69,67 @@ def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
     if initializer is not None:
         initializer(*initargs)
+
+
+def imap_fresh_processes(fn: Callable[[J], R], jobs: Iterable[J], nj: int, context=None) -> Iterator[R]:
+    r"""``fn(job)`` for every job, each in a process started for it alone, at most ``nj`` at a time,
+    yielded in the order they finish.
+
+    For work whose result depends on what a process did before (a library with global state): no
+    process runs two jobs. Errors, early stops, Ctrl-C and dying workers as in :func:`imap_processes`:
+    no job starts after them, the running ones finish (their results are dropped), none is killed.
+
+    Arguments:
+        fn, jobs: a picklable function and its arguments.
+        nj: processes at a time (at least 1).
+        context: a ``multiprocessing`` context (start method); default: the platform's.
+    """
+    context = context or multiprocessing.get_context()
+    pending = list(jobs)[::-1]
+    running: dict[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, nj):
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_run_fresh, args=(fn, pending.pop(), send), daemon=False)
+                process.start()
+                send.close()
+                running[receive] = process
+            for receive in multiprocessing.connection.wait(list(running)):
+                ok, value = _result(receive, running.pop(receive))
+                if not ok:
+                    raise value
+                yield value
+    finally:
+        for receive, process in running.items():  # wait for the running jobs; a job's pipe must be read for it to end
+            _result(receive, process, check=False)
+
+
+def _run_fresh(fn: Callable[[J], R], job: J, send) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    try:
+        result = (True, fn(job))
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+        result = (False, error)
+    try:
+        send.send(result)
+    except Exception as error:  # noqa: BLE001 - an unpicklable result or exception
+        send.send((False, WorkerError(f"a worker's result could not be sent back: {error!r}")))
+    send.close()
+
+
+def _result(receive, process, check: bool = True) -> tuple[bool, Any]:
+    r"""``(ok, value)`` from a job's pipe, after its process ended; a process that ended without one
+    raises :class:`~flowaccent.errors.WorkerError` (with ``check``)."""
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = None
+    except Exception as error:  # noqa: BLE001 - e.g. an exception class that cannot be rebuilt here
+        result = (False, WorkerError(f"a worker's result could not be read: {error!r}"))
+    finally:
+        receive.close()
+        process.join()
+    if result is None and check:
+        raise WorkerError(f"a worker process died (killed, out of memory or crashed): exit code {process.exitcode}")
+    return result or (False, None)

@@ -1,4 +1,4 @@
-r"""flowaccent.workers: order, errors, early stops and Ctrl-C without killing a worker."""
+r"""flowaccent.workers: order, fresh processes, errors, early stops and Ctrl-C without killing a worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flowaccent.errors import WorkerError
-from flowaccent.workers import imap_processes
+from flowaccent.workers import imap_fresh_processes, imap_processes
 
 from .conftest import fails_after
 
@@ -25,12 +25,22 @@ def deadline():
         yield
 
 
+@pytest.fixture(params=["pool", "fresh"])
+def imap(request):
+    r"""Each behaviour below for both functions: workers kept (``imap_processes``), one process per job."""
+    return imap_processes if request.param == "pool" else imap_fresh_processes
+
+
 def _init(offset: int) -> None:
     _STATE["offset"] = offset
 
 
 def _add(x: int) -> tuple[int, int]:
     return x + _STATE["offset"], os.getpid()
+
+
+def _pid(x: int) -> tuple[int, int]:
+    return x, os.getpid()
 
 
 def _job(job: tuple[str, Path]) -> str:
@@ -49,6 +59,10 @@ def _interrupted(x: int) -> int:
     return x
 
 
+def _unpicklable(x: int):
+    return lambda: x
+
+
 def _die(x: int) -> int:
     if x == 3:
         os._exit(9)  # as the kernel's OOM killer would end it: no exception, no result
@@ -63,31 +77,46 @@ def test_results_in_job_order_from_initialised_workers():
     assert not multiprocessing.active_children()
 
 
-def test_an_error_cancels_what_has_not_started_and_lets_the_running_job_finish(tmp_path):
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_fresh_processes_run_one_job_each(method):
+    out = list(imap_fresh_processes(_pid, range(6), 2, multiprocessing.get_context(method)))
+    assert sorted(x for x, _ in out) == list(range(6))
+    pids = [pid for _, pid in out]
+    assert len(set(pids)) == 6 and os.getpid() not in pids
+    assert not multiprocessing.active_children()
+
+
+def test_an_error_cancels_what_has_not_started_and_lets_the_running_job_finish(imap, tmp_path):
     jobs = [("fail", tmp_path / "f"), ("slow", tmp_path / "s")] + [("late", tmp_path / f"l{i}") for i in range(30)]
     start = time.perf_counter()
     with pytest.raises(ValueError, match="job f failed"):
-        list(imap_processes(_job, jobs, 2))
+        list(imap(_job, jobs, 2))
     assert time.perf_counter() - start < 10
     assert (tmp_path / "s").read_text() == "slow"  # not killed mid-job (Pool.terminate would have)
     assert len(list(tmp_path.glob("l*"))) < 30  # cancelled: all 30 would take 3 s
     assert not multiprocessing.active_children()
 
 
-def test_a_consumer_that_stops_early_shuts_the_workers_down(tmp_path):
+def test_a_consumer_that_stops_early_shuts_the_workers_down(imap, tmp_path):
     jobs = [("slow", tmp_path / f"s{i}") for i in range(20)]
-    results = imap_processes(_job, jobs, 2)
+    results = imap(_job, jobs, 2)
     assert next(results) == "slow"
     results.close()
     assert len(list(tmp_path.glob("s*"))) < 20
     assert not multiprocessing.active_children()
 
 
-def test_workers_leave_ctrl_c_to_the_parent():
-    assert list(imap_processes(_interrupted, range(4), 2)) == [0, 1, 2, 3]
+def test_workers_leave_ctrl_c_to_the_parent(imap):
+    assert sorted(imap(_interrupted, range(4), 2)) == [0, 1, 2, 3]
 
 
-def test_a_worker_that_dies_is_an_error_not_a_wait():
+def test_a_worker_that_dies_is_an_error_not_a_wait(imap):
     with pytest.raises(WorkerError, match="a worker process died"):
-        list(imap_processes(_die, range(8), 2))
+        list(imap(_die, range(8), 2))
+    assert not multiprocessing.active_children()
+
+
+def test_a_result_that_cannot_be_sent_back_is_an_error():
+    with pytest.raises(WorkerError, match="could not be sent back"):
+        list(imap_fresh_processes(_unpicklable, range(3), 2))
     assert not multiprocessing.active_children()

@@ -33,6 +33,7 @@ from flowaccent.synth.espeak import require_espeak
 from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus
 from flowaccent.synth.render import Rendered, render_job
 from flowaccent.synth.text import transcript
+from flowaccent.workers import imap_fresh_processes
 
 
 class SynthError(FlowAccentError):
@@ -112,11 +113,8 @@ def _render_all(plan: Plan, wav_root: Path, noise_std: float, nj: int, quiet: bo
     context = _fresh_process_context()
     rendered: dict[str, Rendered] = {}
     worker = functools.partial(_render_checked, wav_root=wav_root, noise_std=noise_std)
-    with (
-        tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar,
-        context.Pool(max(1, min(nj, len(jobs))), maxtasksperchild=1) as pool,
-    ):
-        for results in pool.imap_unordered(worker, jobs, chunksize=1):
+    with tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar:
+        for results in imap_fresh_processes(worker, jobs, nj, context):  # on an error the running jobs finish
             rendered.update((r.utt, r) for r in results)
             bar.update(len(results))
     return rendered
