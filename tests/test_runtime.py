@@ -130,9 +130,12 @@ def standardized_model(dim: int = 8, fit: bool = True) -> FlowModel:
     return m.train()
 
 
-def test_compiled_training_step_is_the_eager_one_in_one_graph():
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_compiled_training_step_is_the_eager_one_in_one_graph(onednn, monkeypatch):
     r"""``train.compile``: same loss and gradients as eager (to float32 rounding), and the whole
-    forward is one graph (the ActNorm and standardisation checks would split it at every block)."""
+    forward is one graph (the ActNorm and standardisation checks would split it at every block);
+    with the conditioners' products on MKL, and on oneDNN (flows.onednn_train, as on AMD CPUs)."""
+    monkeypatch.setenv("FLOWACCENT_ONEDNN_TRAIN", onednn)
     m = standardized_model()
     with torch.no_grad():
         for p in m.transform.parameters():
@@ -148,8 +151,13 @@ def test_compiled_training_step_is_the_eager_one_in_one_graph():
     want, want_grads = loss_and_grads(m)
     torch._dynamo.reset()
     counters.clear()
-    got, got_grads = loss_and_grads(compiled(m, CPU, "train"))
+    forward = compiled(m, CPU, "train")
+    loss_and_grads(forward)  # compiles
+    with torch.profiler.profile() as profile:
+        got, got_grads = loss_and_grads(forward)
     assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+    products = sum(e.count for e in profile.key_averages() if e.key == "flowaccent::onednn_product")
+    assert products == (0 if onednn == "0" else 3 * 3 * 3 - 1)  # 3 blocks x 3 layers x 3 products, no first g W
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert len(got_grads) == len(want_grads) > 0
     for g, w in zip(got_grads, want_grads):

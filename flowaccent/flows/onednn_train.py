@@ -19,9 +19,13 @@ The weights are passed as they are (oneDNN reorders a 512 x 512 weight in ~0.4 m
 change every step, so packing them once as inference does is not possible). Same values as the
 modules to float32 rounding (tested: outputs and gradients).
 
-Used for float32 CPU tensors with gradients on, outside autocast (bf16) and ``torch.compile``
-(Inductor chooses its own kernels), with oneDNN available. ``FLOWACCENT_ONEDNN_TRAIN``: ``auto``
-(default: AMD CPUs), ``1`` (always), ``0`` (never); ``FLOWACCENT_ONEDNN=0`` turns it off too.
+Used for float32 CPU tensors with gradients on, outside autocast (bf16), with oneDNN available.
+``FLOWACCENT_ONEDNN_TRAIN``: ``auto`` (default: AMD CPUs), ``1`` (always), ``0`` (never);
+``FLOWACCENT_ONEDNN=0`` turns it off too. Under ``torch.compile`` (``train.compile``) too: the
+products are then the custom operator :func:`onednn_product`, which Inductor calls as it is
+(its own lowering of oneDNN's inner product takes frozen weights only) while it fuses the
+element-wise work around them; on the AMD EPYC the compiled step on MKL's products ran at
+0.57-0.59x the eager one on oneDNN's, with them at 1.00-1.04x (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -32,21 +36,19 @@ import os
 import torch
 from torch import Tensor, nn
 
-from flowaccent.flows.packed import onednn_float32_cpu
+from flowaccent.flows.packed import float32_cpu, onednn_enabled
 
 
 def onednn_training(x: Tensor) -> bool:
     r"""Whether :func:`onednn_mlp` runs a conditioner on ``x`` (see the module's docstring)."""
-    if torch.compiler.is_compiling():  # first: Dynamo must not trace the rest (file reads split its graph)
-        return False
+    return torch.is_grad_enabled() and x.shape[0] > 0 and float32_cpu(x) and wanted()
+
+
+@torch.compiler.assume_constant_result  # Dynamo calls it when tracing: the file read stays out of the graph
+def wanted() -> bool:
+    r"""``FLOWACCENT_ONEDNN_TRAIN``: ``1``, or ``auto`` (the default) on an AMD CPU; and oneDNN enabled."""
     choice = os.environ.get("FLOWACCENT_ONEDNN_TRAIN", "auto")
-    return (
-        choice != "0"
-        and (choice == "1" or cpu_vendor() == "AuthenticAMD")
-        and torch.is_grad_enabled()
-        and x.shape[0] > 0
-        and onednn_float32_cpu(x)
-    )
+    return (choice == "1" or (choice == "auto" and cpu_vendor() == "AuthenticAMD")) and onednn_enabled()
 
 
 @functools.cache
@@ -83,10 +85,27 @@ def onednn_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
     return h
 
 
-def _product(a: Tensor, b_t: Tensor, bias: Tensor | None = None, post_op: str = "none") -> Tensor:
+def _product(
+    a: Tensor, b_t: Tensor, bias: Tensor | None = None, post_op: str = "none", compiled: bool = False
+) -> Tensor:
     r"""``a @ b_t.T (+ bias)`` (then ``post_op``) on oneDNN: ``(M, K), (N, K) -> (M, N)``. Any strides: oneDNN copies
-    ``a`` to rows and reorders ``b_t`` (fast for a transposed contiguous tensor, very slow for a column view's)."""
+    ``a`` to rows and reorders ``b_t`` (fast for a transposed contiguous tensor, very slow for a column view's).
+    ``compiled``: through the custom operator :func:`onednn_product` (Inductor lowers oneDNN's own only for frozen
+    weights)."""
+    if compiled:
+        return onednn_product(a, b_t, bias, post_op)
     return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
+
+
+@torch.library.custom_op("flowaccent::onednn_product", mutates_args=())
+def onednn_product(a: Tensor, b_t: Tensor, bias: Tensor | None, post_op: str) -> Tensor:
+    r"""oneDNN's inner product as an operator ``torch.compile`` calls as it is (see :func:`_product`)."""
+    return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
+
+
+@onednn_product.register_fake
+def _(a: Tensor, b_t: Tensor, bias: Tensor | None, post_op: str) -> Tensor:
+    return a.new_empty(a.shape[0], b_t.shape[0])
 
 
 class _OneDnnLinear(torch.autograd.Function):
@@ -95,7 +114,8 @@ class _OneDnnLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
         x = x.contiguous()  # a column view (the identity half): oneDNN reorders its transpose very slowly
-        out = _product(x, weight, bias, "relu" if relu else "none")
+        ctx.compiled = torch.compiler.is_compiling()
+        out = _product(x, weight, bias, "relu" if relu else "none", ctx.compiled)
         ctx.relu = relu
         ctx.save_for_backward(x, weight, out if relu else None)
         return out
@@ -106,9 +126,13 @@ class _OneDnnLinear(torch.autograd.Function):
         if ctx.relu:
             grad = torch.ops.aten.threshold_backward(grad, out, 0)
         need_x, need_w, need_b, _ = ctx.needs_input_grad
-        grad_x = _product(grad, weight.t()) if need_x else None  # g W
+        compiled = ctx.compiled
+        grad_x = _product(grad, weight.t(), compiled=compiled) if need_x else None  # g W
         grad_w = None
         if need_w:  # g^T x; oneDNN copies the first operand into rows: the narrower one (a layer's input or g)
-            grad_w = _product(x.t(), grad.t()).t() if x.shape[1] < grad.shape[1] else _product(grad.t(), x.t())
+            if x.shape[1] < grad.shape[1]:
+                grad_w = _product(x.t(), grad.t(), compiled=compiled).t()
+            else:
+                grad_w = _product(grad.t(), x.t(), compiled=compiled)
         grad_b = grad.sum(0) if need_b else None
         return grad_x, grad_w, grad_b, None

@@ -66,15 +66,22 @@ def onednn_usable(net: nn.Module, x: Tensor) -> bool:
 
 
 def onednn_float32_cpu(x: Tensor) -> bool:
-    r"""Whether oneDNN may multiply ``x``: float32 on a CPU with oneDNN, outside autocast, not opted out
-    (``FLOWACCENT_ONEDNN=0``). Shared by inference (here) and training (:mod:`flowaccent.flows.onednn_train`)."""
+    r"""Whether oneDNN may multiply ``x``: float32 on a CPU, outside autocast, :func:`onednn_enabled`. Shared by
+    inference (here) and training (:mod:`flowaccent.flows.onednn_train`)."""
+    return float32_cpu(x) and onednn_enabled()
+
+
+def float32_cpu(x: Tensor) -> bool:
+    r"""``x`` is float32 on a CPU, outside autocast (bf16, flowaccent.runtime: autocast's own kernels)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+
+
+def onednn_enabled() -> bool:
+    r"""oneDNN is built in and switched on, and not opted out of (``FLOWACCENT_ONEDNN=0``)."""
     return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
+        os.environ.get("FLOWACCENT_ONEDNN", "1") != "0"
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
-        and not torch.is_autocast_enabled("cpu")  # bf16 (flowaccent.runtime): autocast's own kernels
     )
 
 
