@@ -60,6 +60,16 @@ class Conditioner(nn.Module):
         return x
 
 
+def tanh_(x: Tensor) -> Tensor:
+    r"""``x.tanh_()``; on a CPU as ``2 sigmoid(2 x) - 1``, in place: ``torch.tanh`` there runs an accurate
+    vectorised tanh that on the AMD EPYC of docs/performance.md took 2.36 ms for 10000 x 220 floats, this
+    0.38 ms. Absolute error at most ~2e-7 (float64 reference), against ``tanh``'s 3e-8: a few float32
+    ulps of a log-scale, where only absolute errors count (they add up in the log-det)."""
+    if x.device.type != "cpu":  # one kernel, not four: a GPU's step is bound by launching them
+        return x.tanh_()
+    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
 class SoftClampAffineCoupling(AffineCouplingTransform):
     r"""Affine coupling ``y = x * exp(s) + t`` with ``s = c * tanh(u / c)``.
 
@@ -108,7 +118,7 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         else:
             shift, raw = net(identity, context).split([n, n], dim=1)
             raw.div_(self.clamp)
-        log_scale = raw.tanh_().mul_(self.clamp)
+        log_scale = tanh_(raw).mul_(self.clamp)
         log_det = log_scale.sum(dim=1)
         torch.addcmul(shift, transformed, log_scale.exp_(), out=transformed)  # x_t * exp(s) + t, one pass
         return log_det

@@ -34,7 +34,7 @@ from nflows.transforms.normalization import ActNorm
 from nflows.transforms.permutations import Permutation
 from torch import Tensor
 
-from flowaccent.flows.coupling import SoftClampAffineCoupling
+from flowaccent.flows.coupling import SoftClampAffineCoupling, tanh_
 from flowaccent.flows.norm import is_initialized
 
 
@@ -56,7 +56,7 @@ class CouplingActNorm(torch.autograd.Function):
     def forward(ctx, ident, trans, params, log_a_i, b_i, log_a_t, b_t, clamp: float):
         k = trans.shape[1]
         shift, raw = params.split([k, k], 1)
-        u = torch.mul(raw, 1.0 / clamp).tanh_()  # s / c
+        u = tanh_(torch.mul(raw, 1.0 / clamp))  # s / c
         a_i, a_t = log_a_i.exp(), log_a_t.exp()
         e = torch.mul(u, clamp).exp_().mul_(a_t)  # exp(s) a_t: dy_t / dx_t
         y_t = torch.addcmul(b_t, shift, a_t).addcmul_(trans, e)

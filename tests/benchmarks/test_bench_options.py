@@ -1,6 +1,6 @@
 r"""The benchmark options the GPU runs use (benchmarks/run_all.py --quick covers the defaults): training
 end to end without the compiled variant, the precision section keeping its rows when cut short,
-and the GPU table of run_all."""
+the GPU table of run_all, and the coupling's tanh A/B (bench_tanh, not in run_all)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_precision  # noqa: E402
+import bench_tanh  # noqa: E402
 import bench_train  # noqa: E402
 import run_all  # noqa: E402
 
@@ -142,3 +143,16 @@ def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
     assert abs(rows["+ model"]["adds"] - (rows["+ model"]["seconds"] - rows["+ device"]["seconds"])) < 1e-9
     assert "cumulative" in capsys.readouterr().out  # the profile's table
     assert json.loads((tmp_path / "s.json").read_text()) == result
+
+
+def test_tanh_ab_runs_both_and_puts_the_coupling_tanh_back(tmp_path):
+    from flowaccent.flows import coupling, halves
+
+    mine = coupling.tanh_
+    rows = bench_tanh.main(["--dims", "8", "--batches", "64", "--repeats", "1", "--steps", "1",
+                            "--json", str(tmp_path / "tanh.json")])
+    assert coupling.tanh_ is mine and halves.tanh_ is mine  # the patch ends with its block
+    (row,) = rows
+    assert row["error_torch"] < 1e-7 and row["error_coupling"] < 2.5e-7
+    assert row["infer_speedup"] > 0 and row["train_speedup"] > 0 and {"op_torch", "op_coupling"} <= row.keys()
+    assert json.loads((tmp_path / "tanh.json").read_text())["rows"][0]["dim"] == 8

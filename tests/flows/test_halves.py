@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowaccent.flows.coupling import tanh_
 from flowaccent.flows.halves import CouplingActNorm, forward_training, halves_plan
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 
@@ -91,3 +92,15 @@ def test_the_first_batch_initialises_actnorm_through_nflows():
     z2, log_det2 = forward_training(flow, x)  # initialised now: the fused path, the same values
     assert "CouplingActNormBackward" in nodes(log_det2)
     torch.testing.assert_close(z2, z)
+
+
+def test_the_couplings_cpu_tanh_is_tanh_to_float32_ulps():
+    r"""``coupling.tanh_`` (``2 sigmoid(2x) - 1`` on a CPU, in place): within 2.5e-7 of float64 tanh
+    everywhere, exactly +-1 far out, odd, and NaN stays NaN."""
+    x = torch.cat([torch.linspace(-30, 30, 200001), torch.tensor([-1e30, 1e30, 0.0, 1e-30, -1e-30])])
+    got = tanh_(x.clone())
+    assert (got.double() - torch.tanh(x.double())).abs().max().item() < 2.5e-7
+    assert got[-5].item() == -1.0 and got[-4].item() == 1.0 and abs(got[-3].item()) < 1e-7
+    torch.testing.assert_close(tanh_(-x.clone()), -got, rtol=0, atol=2.5e-7)
+    y = torch.tensor([float("nan"), 1.0])
+    assert tanh_(y) is y and torch.isnan(y[0])
