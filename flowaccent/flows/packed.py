@@ -60,19 +60,15 @@ def packed_inference(module: nn.Module) -> Iterator[None]:
 
 
 def onednn_usable(net: nn.Module, x: Tensor) -> bool:
-    r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference` and
-    :func:`onednn_float32_cpu`."""
-    return net in _cache and onednn_float32_cpu(x)
-
-
-def onednn_float32_cpu(x: Tensor) -> bool:
-    r"""Whether oneDNN may multiply ``x``: float32 on a CPU, outside autocast, :func:`onednn_enabled`. Shared by
-    inference (here) and training (:mod:`flowaccent.flows.onednn_train`)."""
-    return float32_cpu(x) and onednn_enabled()
+    r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference`,
+    :func:`float32_cpu` and :func:`onednn_enabled`."""
+    return net in _cache and float32_cpu(x) and onednn_enabled()
 
 
 def float32_cpu(x: Tensor) -> bool:
-    r"""``x`` is float32 on a CPU, outside autocast (bf16, flowaccent.runtime: autocast's own kernels)."""
+    r"""``x`` is float32 on a CPU, outside autocast (bf16, flowaccent.runtime: autocast's own kernels). With
+    :func:`onednn_enabled`, whether oneDNN may multiply it: shared by inference (here) and training
+    (:mod:`flowaccent.flows.onednn_train`)."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
 
 
