@@ -158,10 +158,23 @@ def test_compiled_training_step_is_the_eager_one_in_one_graph(onednn, monkeypatc
     assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
     products = sum(e.count for e in profile.key_averages() if e.key == "flowaccent::onednn_product")
     assert products == (0 if onednn == "0" else 3 * 3 * 3 - 1)  # 3 blocks x 3 layers x 3 products, no first g W
+    assert copies_inside(profile, "flowaccent::onednn_product") == 0  # the weight gradient's transpose is Inductor's
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert len(got_grads) == len(want_grads) > 0
     for g, w in zip(got_grads, want_grads):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def copies_inside(profile, op: str) -> int:
+    r"""How many copies (``aten::copy_``) the profiled ``op`` made (ATen's own single-threaded transpose, say)."""
+    def within(event):
+        while event is not None:
+            if event.name == op:
+                return True
+            event = event.cpu_parent
+        return False
+
+    return sum(e.name == "aten::copy_" and within(e) for e in profile.events())
 
 
 def test_compile_errors(monkeypatch):

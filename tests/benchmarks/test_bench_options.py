@@ -1,6 +1,6 @@
 r"""The benchmark options the GPU runs use (benchmarks/run_all.py --quick covers the defaults): training
 end to end without the compiled variant, the precision section keeping its rows when cut short,
-the GPU table of run_all, and the coupling's tanh A/B (bench_tanh, not in run_all)."""
+the GPU table of run_all, and the A/Bs not in run_all (bench_tanh's coupling tanh, bench_ab's checkouts)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
+import bench_ab  # noqa: E402
 import bench_precision  # noqa: E402
 import bench_tanh  # noqa: E402
 import bench_train  # noqa: E402
@@ -156,3 +157,17 @@ def test_tanh_ab_runs_both_and_puts_the_coupling_tanh_back(tmp_path):
     assert row["error_torch"] < 1e-7 and row["error_coupling"] < 2.5e-7
     assert row["infer_speedup"] > 0 and row["train_speedup"] > 0 and {"op_torch", "op_coupling"} <= row.keys()
     assert json.loads((tmp_path / "tanh.json").read_text())["rows"][0]["dim"] == 8
+
+
+def test_ab_times_both_checkouts_in_fresh_processes(tmp_path):
+    tree = other_checkout(tmp_path)
+    rows = bench_ab.main(["--other-tree", str(tree), "--what", "train", "infer", "--dims", "8", "--batches", "64",
+                          "--repeats", "2", "--steps", "1", "--inner", "1", "--json", str(tmp_path / "ab.json")])
+    assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's children ran
+    assert [(r["what"], r["dim"], r["batch"]) for r in rows] == [("train", 8, 64), ("infer", 8, 64)]
+    for r in rows:
+        assert len(r["here"]) == len(r["other"]) == 2 and min(r["here"] + r["other"]) > 0
+        assert r["ratio"] == pytest.approx(sum(a / b for a, b in zip(r["here"], r["other"])) / 2)
+    assert json.loads((tmp_path / "ab.json").read_text()) == rows
+    with pytest.raises(SystemExit):
+        bench_ab.main(["--what", "train"])  # no other checkout
