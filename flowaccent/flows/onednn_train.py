@@ -25,7 +25,8 @@ Used for float32 CPU tensors with gradients on, outside autocast (bf16), with on
 products are then the custom operator :func:`onednn_product`, which Inductor calls as it is
 (its own lowering of oneDNN's inner product takes frozen weights only) while it fuses the
 element-wise work around them; on the AMD EPYC the compiled step on MKL's products ran at
-0.57-0.59x the eager one on oneDNN's, with them at 1.00-1.04x (``docs/performance.md``).
+0.57-0.59x the eager one on oneDNN's, with them at 1.05-1.08x (the weight gradient's transposed
+copies left to Inductor too; ``docs/performance.md``).
 """
 
 from __future__ import annotations
