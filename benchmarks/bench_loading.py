@@ -164,7 +164,8 @@ def add_rows_before(pending, outputs, rows, ark, reservoir, means) -> None:
 def record_rows(batches, out: Path, before: bool) -> None:
     r"""The scorer's records of ``batches`` (:func:`scored_outputs`) into ``out``, now or ``before``."""
     from flowaccent.data.kaldi_io import ArkWriter
-    from flowaccent.score.scorer import COLUMNS, Reservoir, _add_batch
+    from flowaccent.score.scorer import Reservoir, _add_batch
+    from flowaccent.score.tables import COLUMNS
 
     rows: dict[str, list] = {c: [] for c in (*COLUMNS, "llr")}
     reservoir, means = Reservoir(20000, batches[0][1]["z"].shape[1], 0), []

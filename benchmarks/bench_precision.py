@@ -37,7 +37,7 @@ from bench_quality import FLOWACCENT, prepare_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.runtime import bf16_in_hardware, resolve_device  # noqa: E402
-from flowaccent.score.scorer import read_tsv  # noqa: E402
+from flowaccent.score.tables import read_tsv  # noqa: E402
 from flowaccent.train.checkpoint import load_checkpoint  # noqa: E402
 
 

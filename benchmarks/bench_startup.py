@@ -12,14 +12,19 @@ with ``--device cpu`` (``score on cpu``), which separates what CUDA adds from wh
 costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the corpus, against ~0.5 s
 of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
 ``--profile`` also prints a cProfile of the score command run in this process (top entries by
-cumulative time).
+cumulative time). Two more rows time whole commands from the python row: ``report``, ``flowaccent
+report`` of the tiny corpus's scores (it imports no torch), and with ``--other-tree DIR`` the ``score``
+and ``report`` commands of another checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then
+over this checkout's same row.
 
-Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--json PATH]
+Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--other-tree DIR]
+                                          [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_model import other_tree  # noqa: E402
 from bench_score import score_argv, write_corpus, write_model  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
@@ -50,9 +56,10 @@ STEPS = {
 }
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], tree: str | None = None) -> float:
+    r"""Seconds of ``command`` in a fresh process (of the checkout ``tree``: None for this one)."""
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, **other_tree(tree))
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])}... failed with status {done.returncode}: {done.stderr[-2000:]}")
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one score command")
+    parser.add_argument("--other-tree", help="also time the score and report commands of another checkout")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     device = resolve_device("auto", "score").type  # where `flowaccent score` (device auto) runs
@@ -91,23 +99,35 @@ def main(argv: list[str] | None = None) -> dict:
         commands["score"] = flowaccent + score_argv(root / "exp", data, root / "out", device)
         if device != "cpu":
             commands["score on cpu"] = flowaccent + score_argv(root / "exp", data, root / "out_cpu", "cpu")
+        timed(commands["score"])  # the scores the report rows read
+        commands["report"] = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"),
+                                           "--out", str(root / "report" / "report.html")]
+        trees = {name: None for name in commands}
+        if args.other_tree:
+            for name in ("score", "report"):
+                commands[f"{name} (other)"] = [a.replace(str(root / "report"), str(root / "report_other"))
+                                               for a in commands[name]]
+                trees[f"{name} (other)"] = os.path.abspath(args.other_tree)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, command in commands.items():
-                times[name].append(timed(command))
+                times[name].append(timed(command, trees[name]))
         rows, previous = {}, None
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
         print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
+        bases = {"score on cpu": "import torch", "report": "python", "score (other)": "score",
+                 "report (other)": "report"}
         for name, values in times.items():
             seconds = statistics.median(values)
-            base = "import torch" if name == "score on cpu" else previous  # the steps build on each other
+            base = bases.get(name, previous)  # the steps build on each other
             adds = seconds - (rows[base]["seconds"] if base else 0.0)
             rows[name] = {"seconds": seconds, "adds": adds, "all": values}
             print(f"{name:>14} {seconds:>8.2f} {adds:>+7.2f}")
-            if name != "score on cpu":
+            if name not in bases:
                 previous = name
-        print("(adds: over the row before; for `score on cpu`, over `import torch`)")
+        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report`, over `python`; "
+              "for another checkout's row, over this one's)")
         if args.profile:
             profile_score(score_argv(root / "exp", data, root / "out_profile", device))
         result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}

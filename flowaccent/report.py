@@ -13,7 +13,7 @@ import numpy as np
 from flowaccent import plots
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.errors import ConfigError
-from flowaccent.score.scorer import read_tsv
+from flowaccent.score.tables import read_tsv
 
 NAMING = (
     "Natural log, per frame, summed over dimensions. <b>LogLL</b> here is the log-likelihood "

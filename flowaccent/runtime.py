@@ -112,10 +112,13 @@ def compiled(module: nn.Module, device: torch.device, what: str, mode: str | Non
     ActNorm layers must be initialised and its standardisation fitted already: the compiled
     forward skips those data-dependent checks, which would split its graph (flows.norm.ActNorm,
     features.pipeline). A clear error when a CPU run has no C++ compiler (``g++``, or ``$CXX``)
-    for Inductor (:func:`check_compile`, which the trainer also calls before any work).
+    for Inductor (:func:`check_compile`, which the trainer also calls before any work). The oneDNN
+    training products' on/off decision is marked a constant for the graph first
+    (:func:`flowaccent.flows.onednn_train.prepare_compile`).
     """
     from flowaccent.features.pipeline import FeaturePipeline
     from flowaccent.flows.norm import ActNorm
+    from flowaccent.flows.onednn_train import prepare_compile
 
     for m in module.modules():
         if (isinstance(m, ActNorm) and not m.is_initialized()) or (
@@ -123,6 +126,7 @@ def compiled(module: nn.Module, device: torch.device, what: str, mode: str | Non
         ):
             raise ConfigError(f"{what}.compile: initialise the model (FlowModel.initialize) before compiling it")
     check_compile(device, what)
+    prepare_compile()
     return torch.compile(module, dynamic=False, mode=mode)
 
 

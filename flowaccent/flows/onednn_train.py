@@ -45,11 +45,18 @@ def onednn_training(x: Tensor) -> bool:
     return torch.is_grad_enabled() and x.shape[0] > 0 and float32_cpu(x) and wanted()
 
 
-@torch.compiler.assume_constant_result  # Dynamo calls it when tracing: the file read stays out of the graph
 def wanted() -> bool:
     r"""``FLOWACCENT_ONEDNN_TRAIN``: ``1``, or ``auto`` (the default) on an AMD CPU; and oneDNN enabled."""
     choice = os.environ.get("FLOWACCENT_ONEDNN_TRAIN", "auto")
     return (choice == "1" or (choice == "auto" and cpu_vendor() == "AuthenticAMD")) and onednn_enabled()
+
+
+def prepare_compile() -> None:
+    r"""Marks :func:`wanted` for Dynamo as a constant (``torch.compiler.assume_constant_result``): a compiled
+    graph takes its value at tracing, without its file and environment reads, which would split the graph.
+    Called by :func:`flowaccent.runtime.compiled` before compiling, not as a decorator: that imports
+    ``torch._dynamo``, ~1 s of every command's start-up (docs/performance.md)."""
+    torch.compiler.assume_constant_result(wanted)
 
 
 @functools.cache

@@ -16,7 +16,8 @@ from flowaccent.errors import ConfigError
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import fit_gmm, gmm_utterance_log_ll, sample_frames
-from flowaccent.score.scorer import ScoreConfig, SetScores, read_tsv, score_dir
+from flowaccent.score.scorer import ScoreConfig, SetScores, score_dir
+from flowaccent.score.tables import add_column, read_tsv
 from flowaccent.train.checkpoint import load_model
 
 
@@ -88,14 +89,8 @@ def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config:
     gmm = fit_gmm(sample_frames(dirs, model.pipeline, 100_000, config.seed), components, config.seed)
     for name, data in sets.items():
         values = gmm_utterance_log_ll(gmm, data, model.pipeline)
-        _add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
+        add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
     return {"kind": "gmm", "covariance": "diag", "components": components, "trained_on": [str(d.path) for d in dirs]}
-
-
-def _add_column(path: Path, column: str, values: dict[str, float]) -> None:
-    lines = path.read_text().splitlines()
-    out = [lines[0] + f"\t{column}"] + [f"{line}\t{values[line.split(chr(9))[0]]:.6f}" for line in lines[1:]]
-    atomic_write_text(path, "\n".join(out) + "\n")
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:

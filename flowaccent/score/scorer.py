@@ -26,9 +26,8 @@ from flowaccent.errors import ConfigError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
+from flowaccent.score.tables import COLUMNS, write_tsv
 from flowaccent.transfer import HostCopy, pinned, to_device
-
-COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +156,7 @@ def _score_dir(
         for pending, batch in _scored(model, utterances, config, native if with_llr else None, device):
             means.append(_add_batch(pending, batch, rows, ark, reservoir))
             bar.update(len(pending))
-    _write_tsv(out_dir / "utt_scores.tsv", rows, data)
+    write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
     np.save(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
@@ -256,32 +255,3 @@ def _run_batch(
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
         result["llr"] = per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))
     return HostCopy({k: v.float() for k, v in result.items()})
-
-
-def _write_tsv(path: Path, rows: dict[str, list], data: DataDir) -> None:
-    r"""``utt spk num_frames log_ll log_p log_det nll [score] [llr]``, one line per utterance."""
-    scores = data.utt2score() if data.has("utt2score") else None
-    columns = list(COLUMNS) + (["score"] if scores else []) + (["llr"] if "llr" in rows else [])
-    lines = ["\t".join(columns)]
-    for i, utt in enumerate(rows["utt"]):
-        values = {c: rows[c][i] for c in rows}
-        if scores:
-            values["score"] = scores[utt]
-        lines.append("\t".join(_fmt(values[c]) for c in columns))
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _fmt(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{float(value):.6f}"
-
-
-def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
-    r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays."""
-    lines = path.read_text().splitlines()
-    header = lines[0].split("\t")
-    cols = list(zip(*(line.split("\t") for line in lines[1:]))) if len(lines) > 1 else [()] * len(header)
-    return {h: list(c) if h in ("utt", "spk") else np.asarray(c, np.float64) for h, c in zip(header, cols)}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
-from flowaccent.score.scorer import read_tsv
+from flowaccent.score.tables import read_tsv
 
 #: Utterance scores compared across sets, when present: higher = more native-like.
 UTT_SCORES = ("log_ll", "llr", "gmm_log_ll", "svr")

@@ -15,7 +15,8 @@ from flowaccent.data import ScpReader
 from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
-from flowaccent.score.scorer import Reservoir, ScoreConfig, read_tsv, utterance_means
+from flowaccent.score.scorer import Reservoir, ScoreConfig, utterance_means
+from flowaccent.score.tables import read_tsv
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,53 @@
+r"""``utt_scores.tsv``, scoring's per-utterance table: written, extended by a column, read back.
+
+Without torch, so that what only reads the scores (``flowaccent report``, the summary) starts
+without importing it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.data.atomic import atomic_write_text
+
+#: The columns every table has, in order; ``score`` (a rating, from ``utt2score``) and ``llr`` (DNF
+#: models) follow when present, and a baseline's column (``gmm_log_ll``) may be added after.
+COLUMNS = ("utt", "spk", "num_frames", "log_ll", "log_p", "log_det", "nll")
+
+
+def write_tsv(path: Path, rows: dict[str, list], scores: dict[str, float] | None = None) -> None:
+    r"""``utt spk num_frames log_ll log_p log_det nll [score] [llr]``, one line per utterance of ``rows``
+    (``{column: values}``); ``scores``: each utterance's rating."""
+    columns = list(COLUMNS) + (["score"] if scores else []) + (["llr"] if "llr" in rows else [])
+    lines = ["\t".join(columns)]
+    for i, utt in enumerate(rows["utt"]):
+        values = {c: rows[c][i] for c in rows}
+        if scores:
+            values["score"] = scores[utt]
+        lines.append("\t".join(_fmt(values[c]) for c in columns))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def add_column(path: Path, column: str, values: dict[str, float]) -> None:
+    r"""Appends ``column`` (``{utt: value}``, one per line of the table) to the table at ``path``."""
+    lines = path.read_text().splitlines()
+    out = [lines[0] + f"\t{column}"] + [f"{line}\t{values[line.split(chr(9))[0]]:.6f}" for line in lines[1:]]
+    atomic_write_text(path, "\n".join(out) + "\n")
+
+
+def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
+    r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    cols = list(zip(*(line.split("\t") for line in lines[1:]))) if len(lines) > 1 else [()] * len(header)
+    return {h: list(c) if h in ("utt", "spk") else np.asarray(c, np.float64) for h, c in zip(header, cols)}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.6f}"
