@@ -15,8 +15,8 @@ def fresh(code: str) -> str:
 
 
 def test_nothing_imports_dynamo_until_a_model_is_compiled():
-    r"""``torch._dynamo`` takes ~1 s to import; a scoring or eager training command never needs it (a
-    decorator of flows.onednn_train once imported it for all)."""
+    r"""``torch._dynamo`` takes ~1 s to import; scoring and the model's eager training step never need it
+    (a decorator of flows.onednn_train once imported it for all; torch's optimizer step imports it itself)."""
     code = """
 import os, sys
 os.environ["FLOWACCENT_ONEDNN_TRAIN"] = "1"  # the oneDNN training path, as on AMD CPUs
@@ -26,6 +26,10 @@ from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 flow = build_realnvp(ModelConfig(num_blocks=2, hidden=16), 6)
 z, log_det = flow(torch.randn(32, 6))
 (z.square().sum() - log_det.sum()).backward()  # an eager training step's forward and backward
+from flowaccent.flows.inplace import forward_in_place
+from flowaccent.flows.packed import packed_inference
+with packed_inference(flow):
+    forward_in_place(flow, torch.randn(32, 6))  # scoring's forward
 print("torch._dynamo" in sys.modules)
 from flowaccent.runtime import compiled
 compiled(flow, torch.device("cpu"), "test")
