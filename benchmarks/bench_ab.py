@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_model import other_tree
+from bench_model import add_table_args, other_tree
 
 WHAT = ("train", "compiled", "infer")
 
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--other-tree", help="the other checkout: a folder holding its flowaccent/")
     parser.add_argument("--what", nargs="+", choices=WHAT, default=list(WHAT))
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3)
+    add_table_args(parser, repeats=3)
     parser.add_argument("--inner", type=int, default=3)
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--child", choices=WHAT, help=argparse.SUPPRESS)

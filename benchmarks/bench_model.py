@@ -68,6 +68,14 @@ def other_tree(tree: str | None) -> dict:
     return {"cwd": tree, "env": {**os.environ, "PYTHONPATH": os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")])}}
 
 
+def add_table_args(parser: argparse.ArgumentParser, repeats: int) -> None:
+    r"""A model-table benchmark's options: ``--dims``, ``--batches``, ``--repeats``, ``--steps``."""
+    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
+    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--steps", type=int, default=3)
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -266,10 +274,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3)
+    add_table_args(parser, repeats=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
     parser.add_argument("--no-compile", action="store_true", help="leave out the compiled training column")

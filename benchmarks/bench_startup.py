@@ -100,14 +100,13 @@ def main(argv: list[str] | None = None) -> dict:
         if device != "cpu":
             commands["score on cpu"] = flowaccent + score_argv(root / "exp", data, root / "out_cpu", "cpu")
         timed(commands["score"])  # the scores the report rows read
-        commands["report"] = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"),
-                                           "--out", str(root / "report" / "report.html")]
+        report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
+        commands["report"] = report + [str(root / "report" / "report.html")]
         trees = {name: None for name in commands}
         if args.other_tree:
-            for name in ("score", "report"):
-                commands[f"{name} (other)"] = [a.replace(str(root / "report"), str(root / "report_other"))
-                                               for a in commands[name]]
-                trees[f"{name} (other)"] = os.path.abspath(args.other_tree)
+            commands["score (other)"] = commands["score"]
+            commands["report (other)"] = report + [str(root / "report_other" / "report.html")]
+            trees["score (other)"] = trees["report (other)"] = os.path.abspath(args.other_tree)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, command in commands.items():

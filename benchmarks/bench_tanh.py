@@ -18,7 +18,7 @@ import time
 from unittest import mock
 
 import torch
-from bench_model import ARCH, build, time_infer, time_train
+from bench_model import ARCH, add_table_args, build, time_infer, time_train
 
 from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
@@ -75,10 +75,7 @@ def run(dims: list[int], batches: list[int], repeats: int = 5, steps: int = 3) -
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3)
+    add_table_args(parser, repeats=5)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     tune_allocator()
