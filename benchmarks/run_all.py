@@ -10,6 +10,8 @@ median of ``--repeats``:
             time data loading takes vs the time the steps waited for it (bench_train.py)
   score     `flowaccent score` end to end vs model-only inference, peak RSS at 1M and 4M frames,
             and with the other --prefetch setting (bench_score.py)
+  baseline  `flowaccent score --baseline gmm`: the GMM's scoring in torch vs scikit-learn per utterance,
+            the command fitting it vs loading the kept fit (bench_baseline.py, on the demo corpus)
   loading   the CPU's part without a model (deltas, the training stream, the scorer's feature batches
             and its records of scored batches) against the code before, kept in the benchmark (bench_loading.py)
   quality   time to the lab setting's held-out NLL on the demo corpus (bench_quality.py, ~30 min)
@@ -44,6 +46,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_baseline  # noqa: E402
 import bench_blur  # noqa: E402
 import bench_loading  # noqa: E402
 import bench_malloc  # noqa: E402
@@ -59,7 +62,8 @@ from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.runtime import bf16_in_hardware, cpu_units  # noqa: E402
 
 SECTIONS = (
-    "model", "optim", "malloc", "train", "score", "loading", "quality", "precision", "bf16", "blur", "peers", "gpu"
+    "model", "optim", "malloc", "train", "score", "baseline", "loading", "quality", "precision", "bf16", "blur",
+    "peers", "gpu",
 )
 
 
@@ -93,6 +97,8 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
     if name == "score":
         return bench_score.main((["--frames", "10000", "--scale", "2", "--hidden", "16", "--blocks", "2"]
                                  if quick else []) + rep)
+    if name == "baseline":
+        return bench_baseline.main((["--num-sentences", "24"] if quick else []) + rep)
     if name == "loading":
         quick_args = ["--frames", "20000", "--batch", "1000", "--rss-dims", "120"]
         return bench_loading.main((quick_args if quick else []) + rep)
@@ -131,15 +137,16 @@ def markdown(results: dict) -> str:
     if rows := results.get("model"):
         lines += ["### Model only: share of the matmul rate", "",
                   "| D | batch | matmul GFLOP/s | train matmuls alone | train frames/s | train share "
-                  "| vs nflows layers | vs MKL products | train share of oneDNN "
-                  "| compiled train frames/s | compiled train share "
+                  "| vs nflows layers | vs MKL products | train share of oneDNN | oneDNN train products alone "
+                  "| compiled train frames/s | compiled train share | compiled of oneDNN "
                   "| inference frames/s | inference share | oneDNN packed GFLOP/s | inference share of it |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                  "| ---: |"]
+                  "|" + " ---: |" * 17]
         lines += [f"| {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {100 * r['train_matmuls_share']:.1f}% | "
                   f"{r['train_fps']:.0f} | {100 * r['train_share']:.1f}% | {r['fused_speedup']:.2f}x | "
                   f"{r['onednn_train_speedup']:.2f}x | {100 * r['train_share_packed']:.1f}% | "
+                  f"{100 * r['train_onednn_products_share_packed']:.1f}% | "
                   f"{r['train_compiled_fps']:.0f} | {100 * r['train_compiled_share']:.1f}% | "
+                  f"{100 * r['train_compiled_share_packed']:.1f}% | "
                   f"{r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | "
                   f"{r['packed_gflops']:.1f} | {100 * r['infer_share_packed']:.1f}% |"
                   for r in rows]
@@ -186,6 +193,8 @@ def markdown(results: dict) -> str:
                   "the default's speed. From the two sizes: "
                   f"{r['fixed_seconds']:.1f} s that do not grow with the corpus (start-up), then "
                   f"{r['marginal_fps']:.0f} frames/s, {r['marginal_ratio']:.3f} of model-only inference.", ""]
+    if r := results.get("baseline"):
+        lines += ["### The GMM baseline of `flowaccent score` (demo corpus)", "", bench_baseline.markdown(r), ""]
     if r := results.get("loading"):
         lines += [f"### Data loading alone ({r['frames']} frames of 40-d, batch {r['batch']})", "",
                   "| part | now s | before s | now frames/s | speed-up |", "| --- | ---: | ---: | ---: | ---: |"]

@@ -1,13 +1,66 @@
-r"""The diagonal-GMM baseline: trained on the same features as the flow, scored the same way."""
+r"""The diagonal-GMM baseline: trained on the same features as the flow, scored the same way.
+
+scikit-learn fits it (:func:`fit_gmm`); its parameters are kept as a :class:`DiagonalGmm`, which
+scores in torch. Per utterance, the features run in torch and sklearn's ``score_samples`` in
+numpy's BLAS, and interleaving the two libraries' thread pools made each wait for the other's idle
+threads: ~2 s for a set of 160 demo utterances, against ~0.1 s with the scoring in torch too
+(``benchmarks/bench_baseline.py``). The fit costs ~11 s per model on the demo corpus whatever the
+scored sets, so :func:`cached_fit` keeps it next to the model, keyed on the frames it was fitted on.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import math
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import torch
+from torch import Tensor
 
+from flowaccent.data.atomic import atomic_path
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.stream import iter_utterances
 from flowaccent.features.pipeline import FeaturePipeline
+
+#: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
+FIT_OPTIONS = {"covariance_type": "diag", "max_iter": 100, "reg_covar": 1e-4}
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagonalGmm:
+    r"""A fitted diagonal-covariance GMM (float64).
+
+    Attributes:
+        weights: ``(K,)`` mixture weights.
+        means: ``(K, D)``.
+        variances: ``(K, D)``.
+    """
+
+    weights: Tensor
+    means: Tensor
+    variances: Tensor
+
+    def log_density(self, x: Tensor) -> Tensor:
+        r"""Per-frame log-density ``(N, D) -> (N,)`` in float64: sklearn's ``score_samples`` (the same expansion
+        of the squared distance into two products)."""
+        x = x.to(torch.float64)
+        precisions = self.variances.reciprocal()
+        constant = (
+            self.weights.log()
+            - 0.5 * (self.means.shape[1] * math.log(2 * math.pi) + self.variances.log().sum(1))
+            - 0.5 * (self.means.square() * precisions).sum(1)
+        )
+        quadratic = (x * x) @ precisions.T - 2 * x @ (self.means * precisions).T  # (N, K)
+        return torch.logsumexp(constant - 0.5 * quadratic, dim=1)
+
+    @classmethod
+    def from_sklearn(cls, gmm) -> DiagonalGmm:
+        r"""The parameters of a fitted ``GaussianMixture(covariance_type="diag")``."""
+        return cls(*(torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in (gmm.weights_, gmm.means_,
+                                                                                gmm.covariances_)))
 
 
 def sample_frames(dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: int, seed: int) -> np.ndarray:
@@ -23,20 +76,44 @@ def sample_frames(dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: in
     return np.concatenate(parts)
 
 
-def fit_gmm(frames: np.ndarray, components: int, seed: int):
-    r"""A diagonal-covariance ``sklearn.mixture.GaussianMixture`` fitted on ``frames`` ``(N, D)``."""
+def fit_gmm(frames: np.ndarray, components: int, seed: int) -> DiagonalGmm:
+    r"""A diagonal-covariance GMM fitted on ``frames`` ``(N, D)`` by ``sklearn.mixture.GaussianMixture``."""
     from sklearn.mixture import GaussianMixture
 
-    gmm = GaussianMixture(components, covariance_type="diag", max_iter=100, reg_covar=1e-4, random_state=seed)
-    return gmm.fit(frames)
+    return DiagonalGmm.from_sklearn(GaussianMixture(components, random_state=seed, **FIT_OPTIONS).fit(frames))
 
 
-def gmm_utterance_log_ll(gmm, data: DataDir, pipeline: FeaturePipeline) -> dict[str, float]:
+def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int) -> tuple[DiagonalGmm, bool]:
+    r"""``fit_gmm(frames, components, seed)``, kept in ``path`` (``.npz``) with a key of its inputs (the frames'
+    bytes, the settings, sklearn's version): a later call with the same key loads it instead of fitting
+    again. Returns ``(gmm, whether it was loaded)``. A ``path`` that cannot be written (a read-only model
+    folder) only costs the saving."""
+    import sklearn
+
+    digest = hashlib.sha256(np.ascontiguousarray(frames).view(np.uint8))
+    digest.update(repr((frames.shape, components, seed, sorted(FIT_OPTIONS.items()), sklearn.__version__)).encode())
+    key = digest.hexdigest()
+    try:
+        with np.load(path) as saved:
+            if str(saved["key"]) == key:
+                return DiagonalGmm(*(torch.from_numpy(saved[k]) for k in ("weights", "means", "variances"))), True
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # none yet, or not one of ours
+        pass
+    gmm = fit_gmm(frames, components, seed)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, key=key, **{k: getattr(gmm, k).numpy() for k in ("weights", "means", "variances")})
+    except OSError:
+        pass
+    return gmm, False
+
+
+def gmm_utterance_log_ll(gmm: DiagonalGmm, data: DataDir, pipeline: FeaturePipeline) -> dict[str, float]:
     r"""Mean per-frame GMM log-likelihood of every utterance (in the flow's standardised space
     plus the standardisation's log-determinant, so it is comparable to the flow's ``log_ll``)."""
     offset = float(pipeline.log_abs_det())
     out = {}
     for utt in iter_utterances(data, pipeline.input_dim, pipeline.config.cmvn == "spk"):
-        x = pipeline(torch.from_numpy(utt.feats), utt.cmvn_stats).double().numpy()
-        out[utt.utt] = float(gmm.score_samples(x).mean() + offset)
+        x = pipeline(torch.from_numpy(utt.feats), utt.cmvn_stats)
+        out[utt.utt] = float(gmm.log_density(x).mean()) + offset
     return out

@@ -15,7 +15,7 @@ from flowaccent.data.specs import load_named_dirs, parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
-from flowaccent.score.baseline import fit_gmm, gmm_utterance_log_ll, sample_frames
+from flowaccent.score.baseline import cached_fit, gmm_utterance_log_ll, sample_frames
 from flowaccent.score.scorer import ScoreConfig, SetScores, score_dir
 from flowaccent.score.tables import add_column, read_tsv
 from flowaccent.train.checkpoint import load_model
@@ -79,6 +79,10 @@ def score_corpora(
     return report
 
 
+#: The fitted baseline GMM, kept in the model's folder (flowaccent.score.baseline.cached_fit).
+GMM_FILE = "baseline_gmm.npz"
+
+
 def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config: ScoreConfig) -> dict[str, Any]:
     r"""Fits the diagonal GMM on the model's training data and adds ``gmm_log_ll`` to every table."""
     data_file = exp / "data.txt"
@@ -86,11 +90,13 @@ def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config:
         raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
     dirs = [load_data_dir(p) for _, p in parse_data_specs(data_file.read_text().splitlines())]
     components = 32
-    gmm = fit_gmm(sample_frames(dirs, model.pipeline, 100_000, config.seed), components, config.seed)
+    frames = sample_frames(dirs, model.pipeline, 100_000, config.seed)
+    gmm, loaded = cached_fit(exp / GMM_FILE, frames, components, config.seed)
     for name, data in sets.items():
         values = gmm_utterance_log_ll(gmm, data, model.pipeline)
         add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
-    return {"kind": "gmm", "covariance": "diag", "components": components, "trained_on": [str(d.path) for d in dirs]}
+    return {"kind": "gmm", "covariance": "diag", "components": components, "trained_on": [str(d.path) for d in dirs],
+            "frames": len(frames), "file": str(exp / GMM_FILE), "loaded": loaded}
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def test_quick_run_fills_every_section(tmp_path):
     table = (tmp_path / "latest.md").read_text()
     for section, heading in [("model", "Model only"), ("optim", "Adam step alone"),
                              ("malloc", "Allocator"), ("train", "`flowaccent train`"),
-                             ("score", "`flowaccent score`"), ("loading", "Data loading alone"),
+                             ("score", "`flowaccent score`"), ("baseline", "The GMM baseline"),
+                             ("loading", "Data loading alone"),
                              ("quality", "Time to quality"),
                              ("precision", "Precision options"),
                              ("blur", "Blur-mask kernel"), ("peers", "Peers")]:
@@ -39,6 +40,8 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
     assert results["model"][0]["train_mkl_fps"] > 0 and "| vs MKL products |" in table
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
+    assert results["baseline"]["max_utt_diff"] < 1e-9 and results["baseline"]["baseline_s"]["loading"] is not None
+    assert results["model"][0]["train_onednn_products_share_packed"] > 0 or not torch.backends.mkldnn.is_available()
     assert results["optim"][0]["fused_ms"] > 0
     assert results["loading"]["stream_seconds"] > 0 and results["loading"]["deltas_max_diff"] < 1e-5
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]

@@ -89,6 +89,15 @@ def test_scores_do_not_depend_on_batching(trained, scored, tmp_path):
                                atol=1e-4)
 
 
+def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path):
+    root, exp, out, summary = scored
+    assert summary["baseline"]["file"] == str(exp / "baseline_gmm.npz") and (exp / "baseline_gmm.npz").exists()
+    again = score_corpora(exp, tmp_path / "s", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
+    assert again["baseline"]["loaded"] and again["baseline"]["frames"] == summary["baseline"]["frames"]
+    np.testing.assert_array_equal(read_tsv(out / "zh" / "utt_scores.tsv")["gmm_log_ll"],
+                                  read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")["gmm_log_ll"])
+
+
 def test_the_latent_sample_is_uniform_and_does_not_depend_on_how_the_stream_is_cut():
     rows = np.arange(1000, dtype=np.float32)[:, None]
     tags = np.array([f"u{i // 10}" for i in range(1000)], dtype=object)

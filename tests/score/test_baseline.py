@@ -1,0 +1,70 @@
+r"""The GMM baseline: scored in torch as scikit-learn scores it, and its fit kept beside the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flowaccent.score import baseline
+from flowaccent.score.baseline import DiagonalGmm, cached_fit, fit_gmm
+
+pytest.importorskip("sklearn")
+
+
+def _frames(n: int = 600, dim: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(-2, 0.5, (n // 2, dim)), rng.normal(1, 2.0, (n - n // 2, dim))])
+
+
+def test_log_density_is_sklearns_score_samples():
+    from sklearn.mixture import GaussianMixture
+
+    frames = _frames()
+    gmm = GaussianMixture(4, random_state=0, **baseline.FIT_OPTIONS).fit(frames)
+    x = _frames(50, seed=1) * 3  # far from the means too: the log-sum-exp has to hold
+    ours = DiagonalGmm.from_sklearn(gmm).log_density(torch.from_numpy(x))
+    assert ours.dtype == torch.float64 and ours.shape == (50,)
+    np.testing.assert_allclose(ours.numpy(), gmm.score_samples(x), rtol=1e-12, atol=1e-9)
+    # float32 frames (the pipeline's) are scored in float64
+    np.testing.assert_allclose(DiagonalGmm.from_sklearn(gmm).log_density(torch.from_numpy(x).float()).numpy(),
+                               gmm.score_samples(x.astype(np.float32).astype(np.float64)), rtol=1e-12, atol=1e-9)
+
+
+def test_log_density_closed_form_one_component():
+    mean, var = torch.tensor([[0.5, -1.0]], dtype=torch.float64), torch.tensor([[2.0, 0.25]], dtype=torch.float64)
+    gmm = DiagonalGmm(torch.ones(1, dtype=torch.float64), mean, var)
+    x = torch.tensor([[0.0, 0.0], [1.0, -2.0]], dtype=torch.float64)
+    expected = torch.distributions.Normal(mean[0], var[0].sqrt()).log_prob(x).sum(1)
+    torch.testing.assert_close(gmm.log_density(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def _same(a: DiagonalGmm, b: DiagonalGmm) -> bool:
+    return all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("weights", "means", "variances"))
+
+
+def test_cached_fit_reuses_the_fit_of_the_same_frames_only(tmp_path, monkeypatch):
+    path = tmp_path / "gmm.npz"
+    frames = _frames()
+    first, loaded = cached_fit(path, frames, 3, seed=0)
+    assert not loaded and path.exists() and _same(first, fit_gmm(frames, 3, 0))
+    fits = []
+    monkeypatch.setattr(baseline, "fit_gmm", lambda *a: fits.append(a) or fit_gmm(*a))
+    again, loaded = cached_fit(path, frames, 3, seed=0)
+    assert loaded and not fits and _same(again, first)
+    other = frames.copy()
+    other[0, 0] += 1e-9  # other frames, another setting: fitted again
+    for args in ((other, 3, 0), (frames, 4, 0), (frames, 3, 1)):
+        assert not cached_fit(path, *args)[1]
+    assert len(fits) == 3
+
+
+def test_cached_fit_survives_a_damaged_or_unwritable_file(tmp_path):
+    path = tmp_path / "gmm.npz"
+    path.write_bytes(b"not a zip file")
+    gmm, loaded = cached_fit(path, _frames(), 2, seed=0)
+    assert not loaded and cached_fit(path, _frames(), 2, seed=0)[1]  # replaced by a good one
+    blocked = tmp_path / "a file"
+    blocked.write_text("")  # a path under a file can be neither read nor written (as root too)
+    again, loaded = cached_fit(blocked / "gmm.npz", _frames(), 2, seed=0)
+    assert not loaded and _same(again, gmm)
