@@ -16,6 +16,9 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
   infer     eval-mode forward without gradients, frames/s
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
             layouts): what the training share could reach if everything else took no time
+  train dnn the same products as flowaccent.flows.onednn_train calls them on oneDNN (weights as they are,
+            the weight gradient's transposed operand copied first), as a share of the oneDNN rate: what
+            the training share of that rate could reach on the oneDNN path (compiled: also of that rate)
 FLOPs are counted from the architecture (2 x multiply-adds of the conditioner matmuls; a
 training step costs 3x the forward: the forward, and the input and weight gradients).
 The process's allocator is set up as the ``flowaccent`` command sets it (flowaccent.allocator;
@@ -46,6 +49,7 @@ import torch
 from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.flows import onednn_train
 from flowaccent.flows.packed import PACK_BATCH, packed_inference
 from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
 from flowaccent.model import FlowModel
@@ -172,6 +176,27 @@ def time_train_matmuls(
     return flops * reps / seconds(step, reps, device) / 1e9
 
 
+def time_train_onednn_products(config: ModelConfig, dim: int, batch: int, reps: int) -> float:
+    r"""GFLOP/s of a training step's products as :mod:`flowaccent.flows.onednn_train` calls them on oneDNN: per
+    layer ``x W^T`` and ``g W`` (weights as they are), and ``g^T x`` with its transposed operand's copy
+    (:func:`~flowaccent.flows.onednn_train.weight_grad`); no bias or activation. The oneDNN training path's own
+    ceiling, beside the packed forward products' rate that the training share is also given against."""
+    shapes = layer_shapes(config, dim)
+    xs = [torch.randn(batch, a) for a, _ in shapes]
+    gs = [torch.randn(batch, b) for _, b in shapes]
+    ws = [torch.randn(b, a) for a, b in shapes]
+
+    def step():
+        for _ in range(config.num_blocks):
+            for x, g, w in zip(xs, gs, ws):
+                onednn_train.product(x, w)
+                onednn_train.product(g, w.t())
+                onednn_train.weight_grad(g, x)
+
+    flops = 3 * 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
+    return flops * reps / seconds(step, reps, "cpu") / 1e9
+
+
 def nflows_layers():
     r"""The training forward through nflows' layers (flowaccent.flows.halves off) inside the block."""
     return mock.patch.dict(os.environ, {"FLOWACCENT_HALVES": "0"})
@@ -235,11 +260,12 @@ def run(
         forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, packed, train_mm, tr, trn, trm, trc, inf, faults = [], [], [], [], [], [], [], [], []
+            mm, packed, train_mm, train_dnn, tr, trn, trm, trc, inf, faults = ([] for _ in range(10))
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
                 packed.append(time_packed_matmul(ARCH, dim, batch, steps) if use_packed else float("nan"))
+                train_dnn.append(time_train_onednn_products(ARCH, dim, batch, steps) if use_packed else float("nan"))
                 train_mm.append(time_train_matmuls(ARCH, dim, batch, steps, device, precision))
                 tr.append(time_train(model, batch, steps, precision))
                 with nflows_layers():
@@ -262,6 +288,8 @@ def run(
                 "train_mkl_fps": statistics.median(trm),
                 "onednn_train_speedup": statistics.median(a / b for a, b in zip(tr, trm)),
                 "train_share_packed": 3 * fwd * train_fps / 1e9 / statistics.median(packed),
+                "train_onednn_products_share_packed": statistics.median(train_dnn) / statistics.median(packed),
+                "train_compiled_share_packed": 3 * fwd * statistics.median(trc) / 1e9 / statistics.median(packed),
                 "train_compiled_fps": statistics.median(trc),
                 "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
@@ -290,14 +318,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = run(args.dims, args.batches, args.repeats, args.steps, args.device, args.precision, not args.no_compile,
                args.compile_mode)
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
-          f"{'vs nflows':>10} {'vs MKL':>7} {'of oneDNN':>10} {'compiled fr/s':>14} {'compiled %':>11} "
+          f"{'vs nflows':>10} {'vs MKL':>7} {'of oneDNN':>10} {'dnn mm %':>9} {'compiled fr/s':>14} {'compiled %':>11} "
+          f"{'of oneDNN':>10} "
           f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
               f"{100 * r['train_share']:>7.1f}% {r['fused_speedup']:>9.2f}x {r['onednn_train_speedup']:>6.2f}x "
-              f"{100 * r['train_share_packed']:>9.1f}% {r['train_compiled_fps']:>14.0f} "
-              f"{100 * r['train_compiled_share']:>10.1f}% {r['infer_fps']:>11.0f} {100 * r['infer_share']:>7.1f}% "
+              f"{100 * r['train_share_packed']:>9.1f}% {100 * r['train_onednn_products_share_packed']:>8.1f}% "
+              f"{r['train_compiled_fps']:>14.0f} {100 * r['train_compiled_share']:>10.1f}% "
+              f"{100 * r['train_compiled_share_packed']:>9.1f}% {r['infer_fps']:>11.0f} "
+              f"{100 * r['infer_share']:>7.1f}% "
               f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")
     if args.json:

@@ -93,7 +93,7 @@ def onednn_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
     return h
 
 
-def _product(
+def product(
     a: Tensor, b_t: Tensor, bias: Tensor | None = None, post_op: str = "none", compiled: bool = False
 ) -> Tensor:
     r"""``a @ b_t.T (+ bias)`` (then ``post_op``) on oneDNN: ``(M, K), (N, K) -> (M, N)``. Any strides: oneDNN copies
@@ -105,9 +105,19 @@ def _product(
     return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
 
 
+def weight_grad(grad: Tensor, x: Tensor, compiled: bool = False) -> Tensor:
+    r"""``g^T x`` on oneDNN: ``(B, O), (B, I) -> (O, I)``. oneDNN wants the first operand's rows contiguous, so
+    the narrower of ``x^T`` and ``g^T`` is copied; here, not inside the product, so that ``torch.compile``
+    generates the copy (ATen's transpose runs on one thread, Inductor's kernel on all of them: the compiled
+    step 1.05-1.06x, ``benchmarks/bench_ab.py``)."""
+    if x.shape[1] < grad.shape[1]:
+        return product(x.t().contiguous(), grad.t(), compiled=compiled).t()
+    return product(grad.t().contiguous(), x.t(), compiled=compiled)
+
+
 @torch.library.custom_op("flowaccent::onednn_product", mutates_args=())
 def onednn_product(a: Tensor, b_t: Tensor, bias: Tensor | None, post_op: str) -> Tensor:
-    r"""oneDNN's inner product as an operator ``torch.compile`` calls as it is (see :func:`_product`)."""
+    r"""oneDNN's inner product as an operator ``torch.compile`` calls as it is (see :func:`product`)."""
     return torch.ops.mkldnn._linear_pointwise(a, b_t, bias, post_op, [], "")
 
 
@@ -123,7 +133,7 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
         x = x.contiguous()  # a column view (the identity half): oneDNN reorders its transpose very slowly
         ctx.compiled = torch.compiler.is_compiling()
-        out = _product(x, weight, bias, "relu" if relu else "none", ctx.compiled)
+        out = product(x, weight, bias, "relu" if relu else "none", ctx.compiled)
         ctx.relu = relu
         ctx.save_for_backward(x, weight, out if relu else None)
         return out
@@ -135,14 +145,7 @@ class _OneDnnLinear(torch.autograd.Function):
             grad = torch.ops.aten.threshold_backward(grad, out, 0)
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         compiled = ctx.compiled
-        grad_x = _product(grad, weight.t(), compiled=compiled) if need_x else None  # g W
-        grad_w = None
-        if need_w:  # g^T x: oneDNN wants the first operand's rows contiguous, so the narrower of x^T and g^T is
-            # copied; here, not inside the product, so that torch.compile generates the copy (ATen's transpose
-            # runs on one thread, Inductor's kernel on all of them: the compiled step 1.05-1.06x, bench_ab)
-            if x.shape[1] < grad.shape[1]:
-                grad_w = _product(x.t().contiguous(), grad.t(), compiled=compiled).t()
-            else:
-                grad_w = _product(grad.t().contiguous(), x.t(), compiled=compiled)
+        grad_x = product(grad, weight.t(), compiled=compiled) if need_x else None  # g W
+        grad_w = weight_grad(grad, x, compiled) if need_w else None
         grad_b = grad.sum(0) if need_b else None
         return grad_x, grad_w, grad_b, None
