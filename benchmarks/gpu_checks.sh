@@ -29,12 +29,12 @@ fi
 el() { echo "== $(( $(date +%s) - T0 )) s: $*"; }
 left() { local l=$(( BUDGET - ($(date +%s) - T0) )); [ "$1" -lt "$l" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
 OLD=(); [ -d .old/flowaccent ] && OLD=(--other-tree .old)
-TRAIN=(--repeats 2); EPOCHS=(--frames 240000 --batch 4096 --epochs 3 --repeats 2); SCORE=(--repeats 2)
+TRAIN=(--repeats 2); EPOCHS=(--frames 240000 --batch 4096 --epochs 3 --repeats 2); SCORE=(--repeats 2 --large-repeats 1)
 VALID=(--repeats 5); STARTUP=(--repeats 3)
 if [ "${QUICK:-0}" = 1 ]; then
   TRAIN=(--frames 20000 --batch 1000 --repeats 1 --steps 1)
   EPOCHS=(--frames 20000 --batch 1000 --epochs 3 --repeats 1 --steps 1); VALID=(--utts 6 --utt-frames 50 --repeats 1)
-  SCORE=(--frames 10000 --scale 2 --hidden 16 --blocks 2 --repeats 1); STARTUP=(--repeats 1 --blocks 2 --hidden 16)
+  SCORE=(--frames 10000 --scale 2 --hidden 16 --blocks 2 --repeats 1 --large-repeats 1); STARTUP=(--repeats 1 --blocks 2 --hidden 16)
 fi
 el start
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3

@@ -113,10 +113,12 @@ def test_score_bench_times_another_checkout(tmp_path):
 
     tree = other_checkout(tmp_path)
     result = bench_score.main(["--frames", "6000", "--scale", "2", "--hidden", "16", "--blocks", "2", "--repeats", "1",
-                               "--other-tree", str(tree)])
+                               "--large-repeats", "2", "--other-tree", str(tree)])
     assert (tree / "flowaccent" / "imported_here").exists()
     other = result["other_tree"]
     assert other["seconds"] > 0 and other["large_seconds"] > 0 and other["speedup"] > 0
+    runs = result["large_rss_runs"]  # the large corpus scored twice; its RSS their median
+    assert len(runs) == 2 and result["large_rss_mib"] == sum(runs) / 2 and result["large_repeats"] == 2
     with pytest.raises(SystemExit, match="no flowaccent/ package"):
         bench_score.main(["--frames", "6000", "--repeats", "1", "--other-tree", str(tmp_path)])
 
