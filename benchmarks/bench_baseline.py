@@ -37,7 +37,14 @@ from bench_startup import timed  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.data.datadir import load_data_dir  # noqa: E402
 from flowaccent.data.stream import iter_utterances  # noqa: E402
-from flowaccent.score.baseline import DiagonalGmm, gmm_utterance_log_ll, sample_frames  # noqa: E402
+from flowaccent.score.baseline import (  # noqa: E402
+    COMPONENTS,
+    FIT_OPTIONS,
+    MAX_FRAMES,
+    DiagonalGmm,
+    gmm_utterance_log_ll,
+    sample_frames,
+)
 from flowaccent.score.run import GMM_FILE  # noqa: E402
 from flowaccent.train.checkpoint import load_model  # noqa: E402
 
@@ -75,8 +82,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     from sklearn.mixture import GaussianMixture
 
-    from flowaccent.score.baseline import FIT_OPTIONS
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         corpus = args.corpus or prepare_corpus(root, args.num_sentences)
@@ -86,9 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
         (exp / "data.txt").write_text(f"native={corpus / 'train_native'}\n")
         pipeline = load_model(exp / "final.pt").pipeline
         sets = {name: load_data_dir(corpus / name) for name in TEST_SETS}
-        frames = sample_frames([load_data_dir(corpus / "train_native")], pipeline, 100_000, 0)
+        frames = sample_frames([load_data_dir(corpus / "train_native")], pipeline, MAX_FRAMES, 0)
         start = time.perf_counter()
-        fitted = GaussianMixture(32, random_state=0, **FIT_OPTIONS).fit(frames)
+        fitted = GaussianMixture(COMPONENTS, random_state=0, **FIT_OPTIONS).fit(frames)
         fit_seconds = time.perf_counter() - start
         ours = DiagonalGmm.from_sklearn(fitted)  # what fit_gmm returns
         scoring = {"torch": [], "sklearn": []}
@@ -153,7 +158,7 @@ def markdown(result: dict) -> str:
     lines = ["| `flowaccent score` of the test sets | seconds | the baseline adds |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {seconds:.2f} | {result['baseline_s'].get(name, 0.0):.2f} |"
               for name, seconds in result["command_s"].items()]
-    lines += ["", f"The GMM (32 components, diagonal) fitted on {result['fit_frames']} frames in "
+    lines += ["", f"The GMM ({COMPONENTS} components, diagonal) fitted on {result['fit_frames']} frames in "
               f"{result['fit_seconds']:.1f} s ({result['fit_iterations']} EM iterations). Scoring the test sets' "
               f"{result['scored_utts']} utterances ({result['scored_frames']} frames) with it: "
               f"{result['scoring_torch_s']:.3f} s in torch, {result['scoring_sklearn_s']:.3f} s with scikit-learn per "

@@ -154,13 +154,13 @@ def time_packed_matmul(config: ModelConfig, dim: int, batch: int, reps: int) -> 
     return flops * reps / seconds(step, reps, "cpu") / 1e9
 
 
-def time_train_matmuls(
-    config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu", precision: str = "fp32"
+def time_train_products(
+    config: ModelConfig, dim: int, batch: int, reps: int, products, device: str = "cpu", dtype=torch.float32
 ) -> float:
-    r"""GFLOP/s of the matmuls of a training step alone, in the layouts autograd uses: per layer
-    ``x W^T`` (forward), ``g W`` (input gradient) and ``g^T x`` (weight gradient); bfloat16 for ``bf16``."""
+    r"""GFLOP/s of a training step's products alone: ``products(x, g, w)`` runs one layer's three (forward
+    ``x W^T``, input gradient ``g W``, weight gradient ``g^T x``) on random ``x (B, in)``, ``g (B, out)``,
+    ``W (out, in)``, for every layer of every block."""
     shapes = layer_shapes(config, dim)
-    dtype = matmul_dtype(precision)
     xs = [torch.randn(batch, a, device=device, dtype=dtype) for a, _ in shapes]
     gs = [torch.randn(batch, b, device=device, dtype=dtype) for _, b in shapes]
     ws = [torch.randn(b, a, device=device, dtype=dtype) for a, b in shapes]
@@ -168,12 +168,24 @@ def time_train_matmuls(
     def step():
         for _ in range(config.num_blocks):
             for x, g, w in zip(xs, gs, ws):
-                torch.mm(x, w.t())
-                torch.mm(g, w)
-                torch.mm(g.t(), x)
+                products(x, g, w)
 
     flops = 3 * 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
     return flops * reps / seconds(step, reps, device) / 1e9
+
+
+def time_train_matmuls(
+    config: ModelConfig, dim: int, batch: int, reps: int, device: str = "cpu", precision: str = "fp32"
+) -> float:
+    r"""GFLOP/s of the matmuls of a training step alone, in the layouts autograd uses: per layer
+    ``x W^T`` (forward), ``g W`` (input gradient) and ``g^T x`` (weight gradient); bfloat16 for ``bf16``."""
+
+    def products(x, g, w):
+        torch.mm(x, w.t())
+        torch.mm(g, w)
+        torch.mm(g.t(), x)
+
+    return time_train_products(config, dim, batch, reps, products, device, matmul_dtype(precision))
 
 
 def time_train_onednn_products(config: ModelConfig, dim: int, batch: int, reps: int) -> float:
@@ -181,20 +193,13 @@ def time_train_onednn_products(config: ModelConfig, dim: int, batch: int, reps: 
     layer ``x W^T`` and ``g W`` (weights as they are), and ``g^T x`` with its transposed operand's copy
     (:func:`~flowaccent.flows.onednn_train.weight_grad`); no bias or activation. The oneDNN training path's own
     ceiling, beside the packed forward products' rate that the training share is also given against."""
-    shapes = layer_shapes(config, dim)
-    xs = [torch.randn(batch, a) for a, _ in shapes]
-    gs = [torch.randn(batch, b) for _, b in shapes]
-    ws = [torch.randn(b, a) for a, b in shapes]
 
-    def step():
-        for _ in range(config.num_blocks):
-            for x, g, w in zip(xs, gs, ws):
-                onednn_train.product(x, w)
-                onednn_train.product(g, w.t())
-                onednn_train.weight_grad(g, x)
+    def products(x, g, w):
+        onednn_train.product(x, w)
+        onednn_train.product(g, w.t())
+        onednn_train.weight_grad(g, x)
 
-    flops = 3 * 2 * batch * sum(a * b for a, b in shapes) * config.num_blocks
-    return flops * reps / seconds(step, reps, "cpu") / 1e9
+    return time_train_products(config, dim, batch, reps, products)
 
 
 def nflows_layers():

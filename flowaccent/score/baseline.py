@@ -27,6 +27,9 @@ from flowaccent.features.pipeline import FeaturePipeline
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
 FIT_OPTIONS = {"covariance_type": "diag", "max_iter": 100, "reg_covar": 1e-4}
+#: The baseline ``flowaccent score --baseline gmm`` fits: its components, and the most training frames it samples.
+COMPONENTS = 32
+MAX_FRAMES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,15 @@ class DiagonalGmm:
         return cls(*(torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in (gmm.weights_, gmm.means_,
                                                                                 gmm.covariances_)))
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        r"""``{field: array}``, as :meth:`from_arrays` takes them (what :func:`cached_fit` saves)."""
+        return {f.name: getattr(self, f.name).numpy() for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> DiagonalGmm:
+        r"""The GMM of :meth:`arrays` (a mapping with at least those keys, e.g. a loaded ``.npz``)."""
+        return cls(**{f.name: torch.from_numpy(arrays[f.name]) for f in dataclasses.fields(cls)})
+
 
 def sample_frames(dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: int, seed: int) -> np.ndarray:
     r"""Up to ``max_frames`` pipeline frames ``(N, D)``, evenly from every utterance of ``dirs``."""
@@ -96,13 +108,13 @@ def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int) -> tu
     try:
         with np.load(path) as saved:
             if str(saved["key"]) == key:
-                return DiagonalGmm(*(torch.from_numpy(saved[k]) for k in ("weights", "means", "variances"))), True
+                return DiagonalGmm.from_arrays(saved), True
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # none yet, or not one of ours
         pass
     gmm = fit_gmm(frames, components, seed)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, key=key, **{k: getattr(gmm, k).numpy() for k in ("weights", "means", "variances")})
+            np.savez(f, key=key, **gmm.arrays())
     except OSError:
         pass
     return gmm, False

@@ -15,7 +15,7 @@ from flowaccent.data.specs import load_named_dirs, parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
-from flowaccent.score.baseline import cached_fit, gmm_utterance_log_ll, sample_frames
+from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
 from flowaccent.score.scorer import ScoreConfig, SetScores, score_dir
 from flowaccent.score.tables import add_column, read_tsv
 from flowaccent.train.checkpoint import load_model
@@ -89,13 +89,12 @@ def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config:
     if not data_file.exists():
         raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
     dirs = [load_data_dir(p) for _, p in parse_data_specs(data_file.read_text().splitlines())]
-    components = 32
-    frames = sample_frames(dirs, model.pipeline, 100_000, config.seed)
-    gmm, loaded = cached_fit(exp / GMM_FILE, frames, components, config.seed)
+    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed)
+    gmm, loaded = cached_fit(exp / GMM_FILE, frames, COMPONENTS, config.seed)
     for name, data in sets.items():
         values = gmm_utterance_log_ll(gmm, data, model.pipeline)
         add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
-    return {"kind": "gmm", "covariance": "diag", "components": components, "trained_on": [str(d.path) for d in dirs],
+    return {"kind": "gmm", "covariance": "diag", "components": COMPONENTS, "trained_on": [str(d.path) for d in dirs],
             "frames": len(frames), "file": str(exp / GMM_FILE), "loaded": loaded}
 
 
