@@ -72,12 +72,19 @@ def tanh_(x: Tensor) -> Tensor:
     return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
-#: ``log2(e)``: the couplings compute ``exp(s)`` as ``exp2(s log2 e)``, the factor folded into a scaling they do
-#: anyway. On a CPU ATen's ``exp`` calls MKL's vector math (VML), threaded on its own per contiguous run: on the
-#: AMD EPYC of docs/performance.md 0.7-1.0 ms for 10000 x 220 contiguous floats, 1.3 ms for the strided scale
-#: half of a conditioner's output (3.5 ms after ``torch.set_num_threads(2)``); ``exp2`` (SLEEF) 0.19 and 0.45 ms.
-#: Relative error (float64 reference) at most 1.6e-7 for ``|s| <= 2`` (the default clamp), 5e-7 at 10; ``exp``'s 6e-8.
+#: ``log2(e)``: :func:`exp_` computes ``exp(x)`` as ``exp2(x log2 e)`` on a CPU.
 LOG2E = 1.0 / math.log(2.0)
+
+
+def exp_(x: Tensor) -> Tensor:
+    r"""``x.exp_()``; on a CPU as ``exp2(x log2 e)``, in place: ATen's ``exp`` there calls MKL's vector math
+    (VML), threaded on its own per contiguous run: on the AMD EPYC of docs/performance.md 0.7-1.0 ms for
+    10000 x 220 contiguous floats and 1.3 ms for the strided scale half of a conditioner's output (3.5 ms
+    after ``torch.set_num_threads(2)``); ``exp2`` (SLEEF) 0.19 and 0.45 ms. Relative error (float64
+    reference) at most 1.6e-7 for ``|x| <= 2`` (the default clamp's log-scales), 5e-7 at 10; ``exp``'s 6e-8."""
+    if x.device.type != "cpu":  # one kernel, not two (as tanh_)
+        return x.exp_()
+    return x.mul_(LOG2E).exp2_()
 
 
 class SoftClampAffineCoupling(AffineCouplingTransform):
@@ -132,10 +139,9 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
             # ATen's element-wise loops take a strided view row by row, each row's last (width mod 32) floats one
             # at a time (28 of 220, 28 of 60): on the AMD EPYC the tail below ran 1.4-2x as fast on a copy
             raw = raw.contiguous()
-        u = tanh_(raw)  # s / c
-        log_det = u.sum(dim=1).mul_(self.clamp)
-        scale = u.mul_(self.clamp * LOG2E).exp2_()  # exp(s)
-        torch.addcmul(shift, transformed, scale, out=transformed)  # x_t * exp(s) + t, one pass
+        log_scale = tanh_(raw).mul_(self.clamp)
+        log_det = log_scale.sum(dim=1)
+        torch.addcmul(shift, transformed, exp_(log_scale), out=transformed)  # x_t * exp(s) + t, one pass
         return log_det
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:

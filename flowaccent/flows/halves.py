@@ -34,7 +34,7 @@ from nflows.transforms.normalization import ActNorm
 from nflows.transforms.permutations import Permutation
 from torch import Tensor
 
-from flowaccent.flows.coupling import LOG2E, SoftClampAffineCoupling, tanh_
+from flowaccent.flows.coupling import SoftClampAffineCoupling, exp_, tanh_
 from flowaccent.flows.norm import is_initialized
 
 
@@ -58,7 +58,7 @@ class CouplingActNorm(torch.autograd.Function):
         shift, raw = params.split([k, k], 1)
         u = tanh_(torch.mul(raw, 1.0 / clamp))  # s / c
         a_i, a_t = log_a_i.exp(), log_a_t.exp()
-        e = torch.mul(u, clamp * LOG2E).exp2_().mul_(a_t)  # exp(s) a_t: dy_t / dx_t
+        e = exp_(torch.mul(u, clamp)).mul_(a_t)  # exp(s) a_t: dy_t / dx_t
         y_t = torch.addcmul(b_t, shift, a_t).addcmul_(trans, e)
         y_i = torch.addcmul(b_i, ident, a_i)
         log_det = u.sum(1).mul_(clamp).add_(log_a_i.sum() + log_a_t.sum())
