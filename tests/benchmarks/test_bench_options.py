@@ -169,10 +169,11 @@ def test_tanh_ab_runs_both_and_puts_the_coupling_tanh_back(tmp_path):
 def test_ab_times_both_checkouts_in_fresh_processes(tmp_path):
     tree = other_checkout(tmp_path)
     rows = bench_ab.main(["--other-tree", str(tree), "--what", "train", "--dims", "8", "--batches", "64",
-                          "--repeats", "2", "--steps", "1", "--inner", "1", "--json", str(tmp_path / "ab.json")])
+                          "--repeats", "2", "--steps", "1", "--inner", "1", "--norm", "batchnorm",
+                          "--json", str(tmp_path / "ab.json")])
     assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's children ran
     (r,) = rows
-    assert (r["what"], r["dim"], r["batch"]) == ("train", 8, 64)
+    assert (r["what"], r["dim"], r["batch"], r["norm"]) == ("train", 8, 64, "batchnorm")
     assert len(r["here"]) == len(r["other"]) == 2 and min(r["here"] + r["other"]) > 0
     assert r["ratio"] == pytest.approx(sum(a / b for a, b in zip(r["here"], r["other"])) / 2)
     assert json.loads((tmp_path / "ab.json").read_text()) == rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowaccent.flows.coupling import exp_, tanh_
+from flowaccent.flows.coupling import _SoftClampExp, exp_, tanh_
 from flowaccent.flows.halves import CouplingActNorm, forward_training, halves_plan
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 
@@ -116,3 +116,16 @@ def test_the_couplings_cpu_exp_is_exp_to_float32_ulps():
         assert ((got.double() - x.double().exp()) / x.double().exp()).abs().max().item() < tolerance
     y = torch.tensor([float("nan"), float("-inf"), 0.0])
     assert exp_(y) is y and torch.isnan(y[0]) and y[1].item() == 0.0 and y[2].item() == 1.0
+
+
+def test_the_soft_clamp_node_is_its_formula_and_passes_gradcheck():
+    r"""``coupling._SoftClampExp`` (the couplings outside the halves path on a CPU): ``(c tanh(u / c), exp(that))``
+    and its hand-written backward against autograd's (float64)."""
+    torch.manual_seed(0)
+    raw = (3 * torch.randn(7, 10, dtype=torch.float64)).requires_grad_()
+    log_scale, scale = _SoftClampExp.apply(raw, 2.0)
+    want = 2.0 * torch.tanh(raw / 2.0)
+    torch.testing.assert_close(log_scale, want)
+    torch.testing.assert_close(scale, want.exp())
+    assert torch.autograd.gradcheck(lambda r: _SoftClampExp.apply(r, 2.0), (raw,))
+    assert torch.autograd.gradcheck(lambda r: _SoftClampExp.apply(r, 0.5)[1].sum(), (raw,))
