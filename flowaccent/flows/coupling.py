@@ -101,6 +101,7 @@ class _SoftClampExp(torch.autograd.Function):
         return torch.mul(u, clamp), scale
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # its saved tensors carry no graph: say so, not a wrong 2nd order
     def backward(ctx, g_log_scale: Tensor, g_scale: Tensor) -> tuple[Tensor, None]:
         u, scale = ctx.saved_tensors
         g = torch.addcmul(g_log_scale, g_scale, scale)  # dL/ds

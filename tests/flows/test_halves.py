@@ -129,3 +129,5 @@ def test_the_soft_clamp_node_is_its_formula_and_passes_gradcheck():
     torch.testing.assert_close(scale, want.exp())
     assert torch.autograd.gradcheck(lambda r: _SoftClampExp.apply(r, 2.0), (raw,))
     assert torch.autograd.gradcheck(lambda r: _SoftClampExp.apply(r, 0.5)[1].sum(), (raw,))
+    (g,) = torch.autograd.grad(_SoftClampExp.apply(raw, 2.0)[1].sum(), raw, create_graph=True)
+    assert not g.requires_grad  # once differentiable: no silently wrong second order
