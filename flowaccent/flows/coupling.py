@@ -87,6 +87,19 @@ def exp_(x: Tensor) -> Tensor:
     return x.mul_(LOG2E).exp2_()
 
 
+def soft_clamp(raw: Tensor, clamp: float) -> tuple[Tensor, Tensor]:
+    r"""``(u, exp(s))`` for ``s = c tanh(raw / c)``, ``u = s / c``: ``(B, k) -> 2 x (B, k)``, new tensors, through
+    :func:`tanh_` and :func:`exp_` (no autograd: the nodes that call it write their backward with
+    :func:`soft_clamp_grad_`)."""
+    u = tanh_(torch.mul(raw, 1.0 / clamp))
+    return u, exp_(torch.mul(u, clamp))
+
+
+def soft_clamp_grad_(g: Tensor, u: Tensor) -> Tensor:
+    r"""``dL/ds -> dL/draw`` in place on ``g``: times ``ds/draw = 1 - u^2`` (``u`` of :func:`soft_clamp`)."""
+    return g.addcmul_(g * u, u, value=-1.0)
+
+
 class _SoftClampExp(torch.autograd.Function):
     r"""``(s, exp(s))`` with ``s = c tanh(u / c)`` from scale logits ``u`` ``(B, k)``, one autograd node: forward
     through :func:`tanh_` and :func:`exp_`, backward ``g_s + g_e exp(s)`` times ``ds/du = 1 - (s / c)^2``. On a
@@ -95,8 +108,7 @@ class _SoftClampExp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw: Tensor, clamp: float) -> tuple[Tensor, Tensor]:
-        u = tanh_(torch.mul(raw, 1.0 / clamp))  # s / c
-        scale = exp_(torch.mul(u, clamp))
+        u, scale = soft_clamp(raw, clamp)
         ctx.save_for_backward(u, scale)
         return torch.mul(u, clamp), scale
 
@@ -104,8 +116,7 @@ class _SoftClampExp(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # its saved tensors carry no graph: say so, not a wrong 2nd order
     def backward(ctx, g_log_scale: Tensor, g_scale: Tensor) -> tuple[Tensor, None]:
         u, scale = ctx.saved_tensors
-        g = torch.addcmul(g_log_scale, g_scale, scale)  # dL/ds
-        return g.addcmul_(g * u, u, value=-1.0), None
+        return soft_clamp_grad_(torch.addcmul(g_log_scale, g_scale, scale), u), None  # dL/ds, then dL/draw
 
 
 class SoftClampAffineCoupling(AffineCouplingTransform):

@@ -34,7 +34,7 @@ from nflows.transforms.normalization import ActNorm
 from nflows.transforms.permutations import Permutation
 from torch import Tensor
 
-from flowaccent.flows.coupling import SoftClampAffineCoupling, exp_, tanh_
+from flowaccent.flows.coupling import SoftClampAffineCoupling, soft_clamp, soft_clamp_grad_
 from flowaccent.flows.norm import is_initialized
 
 
@@ -56,9 +56,9 @@ class CouplingActNorm(torch.autograd.Function):
     def forward(ctx, ident, trans, params, log_a_i, b_i, log_a_t, b_t, clamp: float):
         k = trans.shape[1]
         shift, raw = params.split([k, k], 1)
-        u = tanh_(torch.mul(raw, 1.0 / clamp))  # s / c
+        u, e = soft_clamp(raw, clamp)  # s / c, exp(s)
         a_i, a_t = log_a_i.exp(), log_a_t.exp()
-        e = exp_(torch.mul(u, clamp)).mul_(a_t)  # exp(s) a_t: dy_t / dx_t
+        e.mul_(a_t)  # exp(s) a_t: dy_t / dx_t
         y_t = torch.addcmul(b_t, shift, a_t).addcmul_(trans, e)
         y_i = torch.addcmul(b_i, ident, a_i)
         log_det = u.sum(1).mul_(clamp).add_(log_a_i.sum() + log_a_t.sum())
@@ -79,8 +79,7 @@ class CouplingActNorm(torch.autograd.Function):
         g_shift, g_raw = g_params.split([k, k], 1)
         torch.mul(g_t, a_t, out=g_shift)
         g_trans = g_t * e
-        torch.addcmul(g_ld.unsqueeze(1), g_trans, trans, out=g_raw)  # dL/ds
-        g_raw.addcmul_(g_raw * u, u, value=-1.0)  # ds/du = 1 - (s/c)^2
+        soft_clamp_grad_(torch.addcmul(g_ld.unsqueeze(1), g_trans, trans, out=g_raw), u)  # dL/ds, then dL/du
         return g_ident, g_trans, g_params, g_log_a_i, g_b_i, g_log_a_t, g_b_t, None
 
 
