@@ -160,12 +160,12 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         Only the transformed half of ``x`` changes; contiguous layouts only (``layout`` not None).
         """
         identity, transformed = self._split(x)
-        n = self.num_transform_features
         net = self.transform_net
         if isinstance(net, Conditioner) and onednn_usable(net.net, x):  # u / c comes out of the packed last layer
-            shift, raw = net.forward_packed(identity, context, tail_scale=(n, 1.0 / self.clamp)).split([n, n], 1)
+            tail_scale = (self.num_transform_features, 1.0 / self.clamp)
+            shift, raw = self._shift_and_raw(net.forward_packed(identity, context, tail_scale=tail_scale))
         else:
-            shift, raw = net(identity, context).split([n, n], dim=1)
+            shift, raw = self._shift_and_raw(net(identity, context))
             raw.div_(self.clamp)
         if raw.device.type == "cpu":
             # ATen's element-wise loops take a strided view row by row, each row's last (width mod 32) floats one
@@ -193,15 +193,18 @@ class SoftClampAffineCoupling(AffineCouplingTransform):
         log_scale, shift = self._log_scale_and_shift(transform_params)
         return torch.exp(log_scale), shift
 
-    def _log_scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
+    def _shift_and_raw(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The conditioner's output ``(B, 2k)`` as views ``(shift, scale logits)``, ``2 x (B, k)``."""
         n = self.num_transform_features
-        shift, raw = transform_params.split([n, n], dim=1)  # split: one gradient copy, not two
+        return transform_params.split([n, n], dim=1)  # split: one gradient copy, not two
+
+    def _log_scale_and_shift(self, transform_params: Tensor) -> tuple[Tensor, Tensor]:
+        shift, raw = self._shift_and_raw(transform_params)
         return self.clamp * torch.tanh(raw / self.clamp), shift
 
     def _coupling_transform_forward(self, inputs: Tensor, transform_params: Tensor) -> tuple[Tensor, Tensor]:
         if transform_params.device.type == "cpu" and not torch.compiler.is_compiling():  # compiled: Inductor fuses it
-            n = self.num_transform_features
-            shift, raw = transform_params.split([n, n], dim=1)
+            shift, raw = self._shift_and_raw(transform_params)
             log_scale, scale = _SoftClampExp.apply(raw, self.clamp)
             return inputs * scale + shift, log_scale.sum(dim=1)
         log_scale, shift = self._log_scale_and_shift(transform_params)
