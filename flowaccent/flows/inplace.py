@@ -6,7 +6,8 @@ that the matmuls do not need. Without gradients nothing has to be kept, so each 
 rewrites only its transformed half of the buffer (``x_t <- x_t * exp(s) + t``; its conditioner
 reads the other half, which it does not touch) and ActNorm scales the buffer in place. Inside
 :func:`flowaccent.flows.packed.packed_inference` (scoring) the conditioners run on oneDNN with
-prepacked weights. Layers
+prepacked weights, and the flows :mod:`flowaccent.flows.folded` folds (alternating masks with ActNorm)
+run on two contiguous halves with every ActNorm folded into the couplings' weights instead. Layers
 without an in-place form (permutations, BatchNorm) run as usual. Same values as
 ``transform(x, context)`` (tested), and the caller's ``x`` is never modified.
 """
@@ -19,12 +20,16 @@ from nflows.transforms.normalization import ActNorm
 from torch import Tensor
 
 from flowaccent.flows.coupling import SoftClampAffineCoupling
+from flowaccent.flows.folded import forward_folded
 from flowaccent.flows.norm import is_initialized
 
 
 @torch.no_grad()
 def forward_in_place(transform: CompositeTransform, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""``transform(x, context)`` without autograd: ``x (B, D) -> (z (B, D), log_det (B,))``."""
+    folded = forward_folded(transform, x, context)
+    if folded is not None:
+        return folded
     log_det = x.new_zeros(x.shape[0])
     owned = False  # whether x is a buffer of ours (never the caller's tensor)
     for layer in transform._transforms:

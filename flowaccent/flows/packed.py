@@ -25,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -43,20 +44,49 @@ PACK_BATCH = 8192
 
 #: Conditioner MLPs inside a :func:`packed_inference` block -> (key, packed weights) once packed.
 _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list] | None] = weakref.WeakKeyDictionary()
+#: Every module inside a :func:`packed_inference` block -> (key, a value derived from its weights) once built
+#: (:func:`block_cached`: :mod:`flowaccent.flows.folded`'s plans).
+_derived: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, object] | None] = weakref.WeakKeyDictionary()
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
 def packed_inference(module: nn.Module) -> Iterator[None]:
     r"""Within the block, no-grad float32 CPU forwards of ``module``'s conditioners run on oneDNN
-    with weights packed on first use. The caller promises the weights do not change inside."""
+    with weights packed on first use, and what :func:`block_cached` derives from ``module``'s weights (a
+    flow's folded form, :mod:`flowaccent.flows.folded`) is kept. The caller promises the weights do not
+    change inside."""
     nets = [m.net for m in module.modules() if hasattr(m, "forward_packed") and m.net not in _cache]
+    owners = [m for m in module.modules() if m not in _derived]
     for net in nets:
         _cache[net] = None
+    for owner in owners:
+        _derived[owner] = None
     try:
         yield
     finally:
         for net in nets:
             _cache.pop(net, None)
+        for owner in owners:
+            _derived.pop(owner, None)
+
+
+def block_cached(owner: nn.Module, key: tuple, build: Callable[[], T]) -> T | None:
+    r"""``build()``, a value derived from ``owner``'s weights, inside a :func:`packed_inference` block (None
+    outside one); built again when ``key`` (e.g. :func:`weights_key` of them) changes, dropped on leaving."""
+    if owner not in _derived:
+        return None
+    cached = _derived[owner]
+    if cached is None or cached[0] != key:
+        cached = (key, build())
+        _derived[owner] = cached
+    return cached[1]
+
+
+def weights_key(params: Iterable[Tensor]) -> tuple:
+    r"""What identifies the values of ``params`` inside a block: storage, version counter and shape of each."""
+    return tuple((p.data_ptr(), p._version, p.shape) for p in params)
 
 
 def onednn_usable(net: nn.Module, x: Tensor) -> bool:
@@ -82,21 +112,23 @@ def onednn_enabled() -> bool:
 
 
 def _key(linears: list[nn.Linear], tail_scale: tuple[int, float] | None) -> tuple:
-    params = [p for layer in linears for p in (layer.weight, layer.bias)]
-    return tuple((p.data_ptr(), p._version, p.shape) for p in params) + (tail_scale,)
+    return weights_key(p for layer in linears for p in (layer.weight, layer.bias)) + (tail_scale,)
 
 
 def _pack(linears: list[nn.Linear], tail_scale: tuple[int, float] | None) -> list[tuple[Tensor, Tensor]]:
-    packed = []
-    for i, layer in enumerate(linears):
-        weight, bias = layer.weight.detach(), layer.bias.detach()
-        if tail_scale is not None and i == len(linears) - 1:
-            first, factor = tail_scale
-            weight, bias = weight.clone(), bias.clone()
-            weight[first:] *= factor
-            bias[first:] *= factor
-        packed.append((torch.ops.mkldnn._reorder_linear_weight(weight, PACK_BATCH), bias.contiguous()))
-    return packed
+    layers = [(layer.weight.detach(), layer.bias.detach()) for layer in linears]
+    if tail_scale is not None:
+        first, factor = tail_scale
+        weight, bias = (t.clone() for t in layers[-1])
+        weight[first:] *= factor
+        bias[first:] *= factor
+        layers[-1] = (weight, bias)
+    return pack(layers)
+
+
+def pack(layers: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    r"""``(weight (out, in), bias (out,))`` per layer -> the weight in oneDNN's blocked layout, and the bias."""
+    return [(torch.ops.mkldnn._reorder_linear_weight(w, PACK_BATCH), b.contiguous()) for w, b in layers]
 
 
 def packed_mlp(net: nn.Sequential, activation: str, x: Tensor, tail_scale: tuple[int, float] | None = None) -> Tensor:
@@ -116,11 +148,17 @@ def packed_mlp(net: nn.Sequential, activation: str, x: Tensor, tail_scale: tuple
         cached = (key, _pack(linears, tail_scale))
         if net in _cache:  # kept only inside packed_inference
             _cache[net] = cached
+    return run_packed(cached[1], net, activation, x)
+
+
+def run_packed(layers: list[tuple[Tensor, Tensor]], net: nn.Sequential, activation: str, x: Tensor) -> Tensor:
+    r"""The MLP ``net`` on float32 CPU ``x`` ``(B, d_in)`` with its weights as :func:`pack` returned them (its
+    own or folded ones): ``(B, d_out)``; ``activation`` fused into every product but the last."""
     post_op = POST_OPS.get(activation)
     act = None if post_op is not None else next(m for m in net if not isinstance(m, nn.Linear))
     h = x
-    for i, (weight, bias) in enumerate(cached[1]):
-        last = i == len(cached[1]) - 1
+    for i, (weight, bias) in enumerate(layers):
+        last = i == len(layers) - 1
         name, scalars, algorithm = ("none", [], "") if last or post_op is None else post_op
         h = torch.ops.mkldnn._linear_pointwise(h, weight, bias, name, scalars, algorithm)
         if act is not None and not last:
