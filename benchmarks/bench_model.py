@@ -14,6 +14,8 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
             (flowaccent.runtime.compiled; compiled in the first repeat's warm-up call, not timed);
             ``--compile-mode reduce-overhead`` replays the compiled forward and backward as CUDA graphs
   infer     eval-mode forward without gradients, frames/s
+  unfolded  the same forward with FLOWACCENT_FOLD=0 (flowaccent.flows.folded off: one buffer updated in place,
+            each ActNorm a pass over it): ``infer`` is given as a speedup over it
   train mm  the matmuls of a training step alone (forward, input and weight gradients in autograd's
             layouts): what the training share could reach if everything else took no time
   train dnn the same products as flowaccent.flows.onednn_train calls them on oneDNN (weights as they are,
@@ -212,6 +214,11 @@ def mkl_products():
     return mock.patch.dict(os.environ, {"FLOWACCENT_ONEDNN_TRAIN": "0"})
 
 
+def unfolded():
+    r"""Inference without ActNorm folded into the couplings (flowaccent.flows.folded off) inside the block."""
+    return mock.patch.dict(os.environ, {"FLOWACCENT_FOLD": "0"})
+
+
 def time_train(model: FlowModel, batch: int, steps: int, precision: str = "fp32", forward=None) -> float:
     r"""Training frames/s; ``forward`` (default ``model``) runs the model, e.g. compiled."""
     forward = model if forward is None else forward
@@ -265,7 +272,7 @@ def run(
         forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
         fwd = flops_per_frame(ARCH, dim)
         for batch in batches:
-            mm, packed, train_mm, train_dnn, tr, trn, trm, trc, inf, faults = ([] for _ in range(10))
+            mm, packed, train_mm, train_dnn, tr, trn, trm, trc, inf, infu, faults = ([] for _ in range(11))
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
@@ -281,6 +288,8 @@ def run(
                 fps, flt = time_infer(model, batch, steps, precision)
                 inf.append(fps)
                 faults.append(flt)
+                with unfolded():  # folding is for the CPU's oneDNN path only
+                    infu.append(time_infer(model, batch, steps, precision)[0] if device == "cpu" else float("nan"))
             rate, train_fps, infer_fps = (statistics.median(v) for v in (mm, tr, inf))
             train_mm_rate = statistics.median(train_mm)
             rows.append({
@@ -298,6 +307,8 @@ def run(
                 "train_compiled_fps": statistics.median(trc),
                 "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
+                "infer_unfolded_fps": statistics.median(infu),
+                "fold_speedup": statistics.median(a / b for a, b in zip(inf, infu)),
                 "packed_gflops": statistics.median(packed),
                 "infer_share_packed": fwd * infer_fps / 1e9 / statistics.median(packed),
                 "infer_faults_per_step": statistics.median(faults),
@@ -325,7 +336,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{'D':>4} {'batch':>6} {'matmul GF/s':>12} {'train mm %':>11} {'train fr/s':>11} {'train %':>8} "
           f"{'vs nflows':>10} {'vs MKL':>7} {'of oneDNN':>10} {'dnn mm %':>9} {'compiled fr/s':>14} {'compiled %':>11} "
           f"{'of oneDNN':>10} "
-          f"{'infer fr/s':>11} {'infer %':>8} {'oneDNN GF/s':>12} {'of oneDNN':>10} {'faults/step':>12}")
+          f"{'infer fr/s':>11} {'infer %':>8} {'vs unfolded':>12} {'oneDNN GF/s':>12} {'of oneDNN':>10} "
+          f"{'faults/step':>12}")
     for r in rows:
         print(f"{r['dim']:>4} {r['batch']:>6} {r['matmul_gflops']:>12.1f} {100 * r['train_matmuls_share']:>10.1f}% "
               f"{r['train_fps']:>11.0f} "
@@ -333,7 +345,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{100 * r['train_share_packed']:>9.1f}% {100 * r['train_onednn_products_share_packed']:>8.1f}% "
               f"{r['train_compiled_fps']:>14.0f} {100 * r['train_compiled_share']:>10.1f}% "
               f"{100 * r['train_compiled_share_packed']:>9.1f}% {r['infer_fps']:>11.0f} "
-              f"{100 * r['infer_share']:>7.1f}% "
+              f"{100 * r['infer_share']:>7.1f}% {r['fold_speedup']:>11.2f}x "
               f"{r['packed_gflops']:>12.1f} {100 * r['infer_share_packed']:>9.1f}% "
               f"{r['infer_faults_per_step']:>12.0f}")
     if args.json:

@@ -139,15 +139,16 @@ def markdown(results: dict) -> str:
                   "| D | batch | matmul GFLOP/s | train matmuls alone | train frames/s | train share "
                   "| vs nflows layers | vs MKL products | train share of oneDNN | oneDNN train products alone "
                   "| compiled train frames/s | compiled train share | compiled of oneDNN "
-                  "| inference frames/s | inference share | oneDNN packed GFLOP/s | inference share of it |",
-                  "|" + " ---: |" * 17]
+                  "| inference frames/s | inference share | vs unfolded | oneDNN packed GFLOP/s "
+                  "| inference share of it |",
+                  "|" + " ---: |" * 18]
         lines += [f"| {r['dim']} | {r['batch']} | {r['matmul_gflops']:.1f} | {100 * r['train_matmuls_share']:.1f}% | "
                   f"{r['train_fps']:.0f} | {100 * r['train_share']:.1f}% | {r['fused_speedup']:.2f}x | "
                   f"{r['onednn_train_speedup']:.2f}x | {100 * r['train_share_packed']:.1f}% | "
                   f"{100 * r['train_onednn_products_share_packed']:.1f}% | "
                   f"{r['train_compiled_fps']:.0f} | {100 * r['train_compiled_share']:.1f}% | "
                   f"{100 * r['train_compiled_share_packed']:.1f}% | "
-                  f"{r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | "
+                  f"{r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | {r['fold_speedup']:.2f}x | "
                   f"{r['packed_gflops']:.1f} | {100 * r['infer_share_packed']:.1f}% |"
                   for r in rows]
         lines.append("")

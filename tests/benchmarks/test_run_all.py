@@ -39,6 +39,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["train"]["data_wait_s"] >= 0 and "Data loading: one epoch" in table
     assert results["train"]["compiled"]["steady_fps"] > 0 and results["model"][0]["train_compiled_fps"] > 0
     assert results["model"][0]["train_mkl_fps"] > 0 and "| vs MKL products |" in table
+    assert results["model"][0]["infer_unfolded_fps"] > 0 and "| vs unfolded |" in table
     assert results["blur"][0]["max_rel_diff_float64"] < 1e-10
     assert results["baseline"]["max_utt_diff"] < 1e-9 and results["baseline"]["baseline_s"]["loading"] is not None
     assert results["model"][0]["train_onednn_products_share_packed"] > 0 or not torch.backends.mkldnn.is_available()
