@@ -47,14 +47,15 @@ class Conditioner(nn.Module):
         r"""``(B, d) -> (B, 2 (D - d))`` in ``x``'s dtype (under bf16 autocast the matmuls run in
         bfloat16 and the coupling's tanh, exp and log-det sums stay in float32). With gradients on
         some CPUs the products run on oneDNN (:mod:`flowaccent.flows.onednn_train`)."""
-        h = self._input(x, context)
+        h = self.with_context(x, context)
         return onednn_mlp(self.net, h) if onednn_training(h) else self.net(h).to(x.dtype)
 
     def forward_packed(self, x: Tensor, context: Tensor | None = None, tail_scale=None) -> Tensor:
         r"""``forward`` without autograd on oneDNN (:func:`flowaccent.flows.packed.packed_mlp`)."""
-        return packed_mlp(self.net, self.activation, self._input(x, context), tail_scale)
+        return packed_mlp(self.net, self.activation, self.with_context(x, context), tail_scale)
 
-    def _input(self, x: Tensor, context: Tensor | None) -> Tensor:
+    def with_context(self, x: Tensor, context: Tensor | None) -> Tensor:
+        r"""The MLP's input: ``x`` ``(B, d)`` with the context appended ``(B, d + context_dim)``."""
         if self.context_dim:
             if context is None:
                 raise ValueError("this flow was built with context_dim > 0 and needs a context")

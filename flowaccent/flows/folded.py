@@ -84,7 +84,7 @@ class FoldedFlow:
         torch.addcmul(self.first_shift, first, self.first_scale, out=first)
         log_det = x.new_full((x.shape[0],), self.log_det)
         for c in self.couplings:
-            params = run_packed(c.layers, c.net.net, c.net.activation, c.net._input(halves[c.identity], context))
+            params = run_packed(c.layers, c.net.net, c.net.activation, c.net.with_context(halves[c.identity], context))
             k = params.shape[1] // 2
             shift, raw = params.split([k, k], 1)  # the last layer's scale rows come out as u / c
             log_scale = tanh_(raw.contiguous()).mul_(c.clamp)  # contiguous: see forward_in_place
