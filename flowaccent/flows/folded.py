@@ -18,9 +18,10 @@ weights of the couplings around it, so that no pass over memory is left for it:
   Coupling 0's identity half is scaled once, as the first permutation gathers it;
 - the log-det of every ActNorm, ``sum(log a)`` per frame, is one constant.
 
-The couplings' tails are those of ``forward_in_place``. The folded weights are packed once per block and
-reused while the weights stay the same (:func:`flowaccent.flows.packed.block_cached`). Same values as
-``forward_in_place`` to float32 rounding (tested); ``FLOWACCENT_FOLD=0`` turns it off.
+The couplings' tails are those of ``forward_in_place`` (:func:`~flowaccent.flows.coupling.affine_tail_`).
+The folded weights are packed once per block and reused while the weights stay the same
+(:func:`flowaccent.flows.packed.block_cached`). Same values as ``forward_in_place`` to float32 rounding
+(tested); ``FLOWACCENT_FOLD=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from nflows.transforms.base import CompositeTransform
 from torch import Tensor, nn
 
-from flowaccent.flows.coupling import LOG2E, Conditioner, tanh_
+from flowaccent.flows.coupling import Conditioner, affine_tail_
 from flowaccent.flows.halves import halves_plan
 from flowaccent.flows.norm import is_initialized
 from flowaccent.flows.packed import block_cached, float32_cpu, onednn_enabled, pack, run_packed, weights_key
@@ -87,11 +88,7 @@ class FoldedFlow:
             params = run_packed(c.layers, c.net.net, c.net.activation, c.net.with_context(halves[c.identity], context))
             k = params.shape[1] // 2
             shift, raw = params.split([k, k], 1)  # the last layer's scale rows come out as u / c
-            log_scale = tanh_(raw.contiguous()).mul_(c.clamp)  # contiguous: see forward_in_place
-            log_det += log_scale.sum(dim=1)
-            gain = torch.add(c.log2_gain, log_scale, alpha=LOG2E, out=log_scale).exp2_()  # exp(s) a
-            transformed = halves[1 - c.identity]
-            torch.addcmul(shift, transformed, gain, out=transformed)
+            log_det += affine_tail_(shift, raw, halves[1 - c.identity], c.clamp, c.log2_gain)
         z = torch.empty_like(x, memory_format=torch.contiguous_format)
         z.index_copy_(1, self.restore[: self.split], halves[0])
         z.index_copy_(1, self.restore[self.split :], halves[1])
@@ -138,7 +135,7 @@ def fold(transform: CompositeTransform) -> FoldedFlow | None:
         layers = [(m.weight.detach().clone(), m.bias.detach().clone()) for m in coupling.transform_net.net
                   if isinstance(m, nn.Linear)]
         weight, bias = layers[0]
-        d = split if ident == 0 else dim - split
+        d = a_i.numel()  # the first layer's columns for the half it reads (then the context's)
         bias -= weight[:, :d] @ (b_i / a_i)
         weight[:, :d] /= a_i
         weight, bias = layers[-1]
