@@ -33,7 +33,7 @@ import torch
 from nflows.transforms.base import CompositeTransform
 from torch import Tensor, nn
 
-from flowaccent.flows.coupling import Conditioner, affine_tail_
+from flowaccent.flows.coupling import Conditioner, SoftClampAffineCoupling, affine_tail_
 from flowaccent.flows.halves import halves_plan
 from flowaccent.flows.norm import is_initialized
 from flowaccent.flows.packed import block_cached, float32_cpu, onednn_enabled, pack, run_packed, weights_key
@@ -45,16 +45,14 @@ class _Coupling:
 
     Attributes:
         identity: which half (0: the left ``split`` columns, 1: the rest) its conditioner reads.
-        net: its conditioner (for the context and the activation).
+        coupling: the coupling (its conditioner's context and activation, its clamp, its output's split).
         layers: the conditioner's packed ``(weight, bias)`` per layer, folded.
-        clamp: ``c`` of the soft clamp.
         log2_gain: ``(k,)``, ``log2`` of the ActNorm scales folded into ``exp(s)``.
     """
 
     identity: int
-    net: Conditioner
+    coupling: SoftClampAffineCoupling
     layers: list[tuple[Tensor, Tensor]]
-    clamp: float
     log2_gain: Tensor
 
 
@@ -85,10 +83,10 @@ class FoldedFlow:
         torch.addcmul(self.first_shift, first, self.first_scale, out=first)
         log_det = x.new_full((x.shape[0],), self.log_det)
         for c in self.couplings:
-            params = run_packed(c.layers, c.net.net, c.net.activation, c.net.with_context(halves[c.identity], context))
-            k = params.shape[1] // 2
-            shift, raw = params.split([k, k], 1)  # the last layer's scale rows come out as u / c
-            log_det += affine_tail_(shift, raw, halves[1 - c.identity], c.clamp, c.log2_gain)
+            net = c.coupling.transform_net
+            params = run_packed(c.layers, net.net, net.activation, net.with_context(halves[c.identity], context))
+            shift, raw = c.coupling._shift_and_raw(params)  # the last layer's scale rows come out as u / c
+            log_det += affine_tail_(shift, raw, halves[1 - c.identity], c.coupling.clamp, c.log2_gain)
         z = torch.empty_like(x, memory_format=torch.contiguous_format)
         z.index_copy_(1, self.restore[: self.split], halves[0])
         z.index_copy_(1, self.restore[self.split :], halves[1])
@@ -144,7 +142,7 @@ def fold(transform: CompositeTransform) -> FoldedFlow | None:
         bias[:k] = bias[:k] * gain + offset
         weight[k:] /= coupling.clamp
         bias[k:] /= coupling.clamp
-        couplings.append(_Coupling(ident, coupling.transform_net, pack(layers), coupling.clamp, torch.log2(gain)))
+        couplings.append(_Coupling(ident, coupling, pack(layers), torch.log2(gain)))
     identity = torch.arange(dim)
     return FoldedFlow(
         gather=identity if first is None else first._permutation,
