@@ -47,7 +47,8 @@ class PriorConfig(Config):
 def gaussian_log_prob(x: Tensor, mean: Tensor | float, var: float) -> Tensor:
     r"""``sum_d log N(x_d; mean_d, var)`` over the last dim: ``(..., d) -> (...)``."""
     d = x.shape[-1]
-    return -0.5 * (((x - mean) ** 2).sum(-1) / var + d * (LOG_2PI + math.log(var)))
+    diff = x if isinstance(mean, float) and mean == 0.0 else x - mean  # the residual dims' mean is 0: no copy
+    return -0.5 * ((diff * diff).sum(-1) / var + d * (LOG_2PI + math.log(var)))
 
 
 class DNFPrior(nn.Module):

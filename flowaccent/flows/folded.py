@@ -61,24 +61,22 @@ class FoldedFlow:
     r"""A flow as :func:`fold` folds it: ``run(x (B, D), context) -> (z (B, D), log_det (B,))``.
 
     Attributes:
-        gather: ``(D,)``, the columns of ``x`` in the flow's internal order (the first permutation).
-        restore: ``(D,)``, where each internal column goes in ``z`` (the last permutation's inverse).
-        split: the width of the left half.
+        gather: per half, its columns of ``x`` (the first permutation), as :func:`columns` gives them.
+        restore: per half, where its columns go in ``z`` (the last permutation's inverse), the same way.
         first_scale, first_shift: coupling 0's ActNorm on its identity half, applied at the gather.
         couplings: the couplings in order.
         log_det: every ActNorm's ``sum(log a)``.
     """
 
-    gather: Tensor
-    restore: Tensor
-    split: int
+    gather: tuple[slice | Tensor, slice | Tensor]
+    restore: tuple[slice | Tensor, slice | Tensor]
     first_scale: Tensor
     first_shift: Tensor
     couplings: tuple[_Coupling, ...]
     log_det: float
 
     def run(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        halves = [x.index_select(1, self.gather[: self.split]), x.index_select(1, self.gather[self.split :])]
+        halves = [take(x, cols) for cols in self.gather]
         first = halves[self.couplings[0].identity]
         torch.addcmul(self.first_shift, first, self.first_scale, out=first)
         log_det = x.new_full((x.shape[0],), self.log_det)
@@ -88,9 +86,30 @@ class FoldedFlow:
             shift, raw = c.coupling._shift_and_raw(params)  # the last layer's scale rows come out as u / c
             log_det += affine_tail_(shift, raw, halves[1 - c.identity], c.coupling.clamp, c.log2_gain)
         z = torch.empty_like(x, memory_format=torch.contiguous_format)
-        z.index_copy_(1, self.restore[: self.split], halves[0])
-        z.index_copy_(1, self.restore[self.split :], halves[1])
+        for cols, half in zip(self.restore, halves):
+            if isinstance(cols, slice):
+                z[:, cols] = half
+            else:
+                z.index_copy_(1, cols, half)
         return z, log_det
+
+
+def columns(index: Tensor) -> slice | Tensor:
+    r"""Columns ``index`` ``(n,)`` as a slice where they are evenly spaced (the alternating masks' evens and odds:
+    a strided copy, twice as fast as ``index_select``/``index_copy_`` on the AMD EPYC), else as they are."""
+    n = index.numel()
+    step = int(index[1] - index[0]) if n > 1 else 1
+    start = int(index[0])
+    if step > 0 and torch.equal(index, torch.arange(start, start + step * n, step)):
+        return slice(start, start + step * (n - 1) + 1, step)
+    return index
+
+
+def take(x: Tensor, cols: slice | Tensor) -> Tensor:
+    r"""A contiguous copy of ``x[:, cols]`` ``(B, n)`` for :func:`columns`'s ``cols`` (never a view of ``x``)."""
+    if isinstance(cols, slice):
+        return x[:, cols].clone(memory_format=torch.contiguous_format)
+    return x.index_select(1, cols)
 
 
 def forward_folded(
@@ -144,10 +163,11 @@ def fold(transform: CompositeTransform) -> FoldedFlow | None:
         bias[k:] /= coupling.clamp
         couplings.append(_Coupling(ident, coupling, pack(layers), torch.log2(gain)))
     identity = torch.arange(dim)
+    gather = identity if first is None else first._permutation
+    restore = identity if last is None else torch.argsort(last._permutation)
     return FoldedFlow(
-        gather=identity if first is None else first._permutation,
-        restore=identity if last is None else torch.argsort(last._permutation),
-        split=split,
+        gather=(columns(gather[:split]), columns(gather[split:])),
+        restore=(columns(restore[:split]), columns(restore[split:])),
         first_scale=scales[0][halves[sides[0]]],
         first_shift=shifts[0][halves[sides[0]]],
         couplings=tuple(couplings),

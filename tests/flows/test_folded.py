@@ -2,13 +2,14 @@ r"""Scoring's forward with every ActNorm folded (flows.folded): nflows' values, 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import pytest
 import torch
 
 from flowaccent.flows import folded, packed
-from flowaccent.flows.folded import FoldedFlow, fold, forward_folded
+from flowaccent.flows.folded import FoldedFlow, columns, fold, forward_folded
 from flowaccent.flows.inplace import forward_in_place
 from flowaccent.flows.packed import packed_inference
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
@@ -77,6 +78,37 @@ def test_the_folds_cost_no_accuracy(monkeypatch):
     (z_err, ld_err), (unfolded_z_err, unfolded_ld_err) = errors(z, log_det), errors(unfolded_z, unfolded_log_det)
     assert z_err < 1e-5 and ld_err < 1e-3
     assert z_err <= 2 * unfolded_z_err + 1e-7 and ld_err <= 2 * unfolded_ld_err + 1e-6
+
+
+
+def test_columns_are_a_slice_where_evenly_spaced():
+    assert columns(torch.arange(0, 40, 2)) == slice(0, 39, 2)
+    assert columns(torch.arange(1, 7, 2)) == slice(1, 6, 2)
+    assert columns(torch.tensor([3])) == slice(3, 4, 1)
+    for index in ([0, 3, 1], [4, 2, 0], [0, 1, 3]):
+        assert torch.equal(columns(torch.tensor(index)), torch.tensor(index))
+
+
+@pytest.mark.parametrize("dim", [6, 7])
+def test_permutations_by_index_give_what_slices_give(dim):
+    r"""The alternating masks' permutations are evens and odds (slices); any other (an index) takes the same
+    columns."""
+    flow = make_flow(dim)
+    x = torch.randn(9, dim)
+    with packed_inference(flow):
+        by_slice = fold(flow)
+        assert all(isinstance(cols, slice) for cols in by_slice.gather + by_slice.restore)
+
+        def as_index(cols):
+            return torch.arange(dim)[cols]
+
+        by_index = dataclasses.replace(
+            by_slice, gather=tuple(map(as_index, by_slice.gather)), restore=tuple(map(as_index, by_slice.restore))
+        )
+        before = x.clone()
+        for got, want in zip(by_index.run(x), by_slice.run(x)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(x, before, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
