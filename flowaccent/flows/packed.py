@@ -42,10 +42,8 @@ POST_OPS = {
 #: and measured small batches ran as fast with it as with their own (the layout depends on it, not the values).
 PACK_BATCH = 8192
 
-#: Conditioner MLPs inside a :func:`packed_inference` block -> (key, packed weights) once packed.
-_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list] | None] = weakref.WeakKeyDictionary()
 #: Every module inside a :func:`packed_inference` block -> (key, a value derived from its weights) once built
-#: (:func:`block_cached`: :mod:`flowaccent.flows.folded`'s plans).
+#: (:func:`block_cached`: a conditioner MLP's packed weights, :mod:`flowaccent.flows.folded`'s plans).
 _derived: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, object] | None] = weakref.WeakKeyDictionary()
 
 T = TypeVar("T")
@@ -57,17 +55,12 @@ def packed_inference(module: nn.Module) -> Iterator[None]:
     with weights packed on first use, and what :func:`block_cached` derives from ``module``'s weights (a
     flow's folded form, :mod:`flowaccent.flows.folded`) is kept. The caller promises the weights do not
     change inside."""
-    nets = [m.net for m in module.modules() if hasattr(m, "forward_packed") and m.net not in _cache]
     owners = [m for m in module.modules() if m not in _derived]
-    for net in nets:
-        _cache[net] = None
     for owner in owners:
         _derived[owner] = None
     try:
         yield
     finally:
-        for net in nets:
-            _cache.pop(net, None)
         for owner in owners:
             _derived.pop(owner, None)
 
@@ -92,7 +85,7 @@ def weights_key(params: Iterable[Tensor]) -> tuple:
 def onednn_usable(net: nn.Module, x: Tensor) -> bool:
     r"""Whether :func:`packed_mlp` runs ``net`` on ``x``: inside :func:`packed_inference`,
     :func:`float32_cpu` and :func:`onednn_enabled`."""
-    return net in _cache and float32_cpu(x) and onednn_enabled()
+    return net in _derived and float32_cpu(x) and onednn_enabled()
 
 
 def float32_cpu(x: Tensor) -> bool:
@@ -142,13 +135,8 @@ def packed_mlp(net: nn.Sequential, activation: str, x: Tensor, tail_scale: tuple
             (folded into the packed last layer, so it costs nothing per call).
     """
     linears = [m for m in net if isinstance(m, nn.Linear)]
-    key = _key(linears, tail_scale)
-    cached = _cache.get(net)
-    if cached is None or cached[0] != key:
-        cached = (key, _pack(linears, tail_scale))
-        if net in _cache:  # kept only inside packed_inference
-            _cache[net] = cached
-    return run_packed(cached[1], net, activation, x)
+    layers = block_cached(net, _key(linears, tail_scale), lambda: _pack(linears, tail_scale))
+    return run_packed(_pack(linears, tail_scale) if layers is None else layers, net, activation, x)
 
 
 def run_packed(layers: list[tuple[Tensor, Tensor]], net: nn.Sequential, activation: str, x: Tensor) -> Tensor:

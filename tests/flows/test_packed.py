@@ -44,11 +44,11 @@ def test_the_cache_follows_the_weights():
     x = torch.randn(20, 5)
     with torch.no_grad(), packed_inference(net):
         net.forward_packed(x)
-        first = packed._cache[net.net][1]
+        first = packed._derived[net.net][1]
         net.forward_packed(x)
-        assert packed._cache[net.net][1] is first  # nothing changed: not repacked
+        assert packed._derived[net.net][1] is first  # nothing changed: not repacked
         net.forward_packed(x, tail_scale=(4, 0.5))
-        assert packed._cache[net.net][1] is not first  # another fold is another packing
+        assert packed._derived[net.net][1] is not first  # another fold is another packing
         net.net[0].weight.mul_(-1)  # in place: same storage, new version
         torch.testing.assert_close(net.forward_packed(x), net(x), rtol=1e-5, atol=1e-5)
         other = conditioner()
@@ -59,7 +59,7 @@ def test_the_cache_follows_the_weights():
 
 def test_only_inside_the_block_and_dropped_after_it():
     gc.collect()
-    before = len(packed._cache)
+    before = len(packed._derived)
     net = conditioner()
     x = torch.randn(4, 5)
     assert not onednn_usable(net.net, x)
@@ -67,13 +67,13 @@ def test_only_inside_the_block_and_dropped_after_it():
         assert onednn_usable(net.net, x)
         assert not onednn_usable(net.net, x.double())
         net.forward_packed(x)
-        assert len(packed._cache) == before + 1
+        assert len(packed._derived) == before + len(list(net.modules()))
         clone = copy.deepcopy(net)  # the packed (opaque) tensors live outside the module
         assert set(clone.state_dict()) == set(net.state_dict())
         with packed_inference(net):  # nested: the outer block keeps its packing
             pass
-        assert packed._cache[net.net] is not None
-    assert len(packed._cache) == before  # dropped on leaving the block
+        assert packed._derived[net.net] is not None
+    assert len(packed._derived) == before  # dropped on leaving the block
 
 
 def test_opt_out(monkeypatch):
