@@ -40,6 +40,32 @@ def test_same_values_and_gradients_as_the_modules(activation, num_layers, contex
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("shape", [(0, 7), (1, 7), (10, 3), (23, 8), (25, 8)])
+def test_transposed_in_blocks_is_the_transpose(shape, monkeypatch):
+    monkeypatch.setattr(onednn_train, "TRANSPOSE_BLOCK", 5)
+    monkeypatch.setattr(onednn_train, "TRANSPOSE_MIN_WIDTH", 4)
+    x = torch.randn(*shape)
+    for compiled in (False, True):
+        got = onednn_train.transposed(x, compiled)
+        assert got.is_contiguous() and got.shape == shape[::-1]
+        torch.testing.assert_close(got, x.t(), rtol=0, atol=0)
+
+
+def test_same_gradients_with_the_transposes_in_blocks(monkeypatch):
+    r"""Every weight gradient's transposed operand copied in blocks (of 64 of the 300 frames)."""
+    monkeypatch.setattr(onednn_train, "TRANSPOSE_BLOCK", 64)
+    monkeypatch.setattr(onednn_train, "TRANSPOSE_MIN_WIDTH", 1)
+    calls = []
+    blocked = onednn_train.transposed
+    monkeypatch.setattr(onednn_train, "transposed", lambda x, compiled=False: calls.append(x.shape) or blocked(x))
+    net = conditioner()
+    want = values_and_gradients(net, monkeypatch, "0")
+    got = values_and_gradients(net, monkeypatch, "1")
+    assert len(calls) == 3  # one per layer
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
 def test_used_by_the_conditioner_and_only_where_asked(monkeypatch):
     net = conditioner()
     calls = []
