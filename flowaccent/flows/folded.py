@@ -87,10 +87,7 @@ class FoldedFlow:
             log_det += affine_tail_(shift, raw, halves[1 - c.identity], c.coupling.clamp, c.log2_gain)
         z = torch.empty_like(x, memory_format=torch.contiguous_format)
         for cols, half in zip(self.restore, halves):
-            if isinstance(cols, slice):
-                z[:, cols] = half
-            else:
-                z.index_copy_(1, cols, half)
+            put(z, cols, half)
         return z, log_det
 
 
@@ -110,6 +107,14 @@ def take(x: Tensor, cols: slice | Tensor) -> Tensor:
     if isinstance(cols, slice):
         return x[:, cols].clone(memory_format=torch.contiguous_format)
     return x.index_select(1, cols)
+
+
+def put(z: Tensor, cols: slice | Tensor, half: Tensor) -> None:
+    r"""``z[:, cols] = half`` in place for :func:`columns`'s ``cols``: the inverse of :func:`take`."""
+    if isinstance(cols, slice):
+        z[:, cols] = half
+    else:
+        z.index_copy_(1, cols, half)
 
 
 def forward_folded(
