@@ -4,6 +4,8 @@ Sections (``--only`` picks some), each a ratio of things measured side by side i
 median of ``--repeats``:
 
   model     model-only train (eager, compiled)/inference frames/s as a share of the matmul rate (bench_model.py)
+  products  a training step's oneDNN products by kind (forward, input and weight gradients, the weight
+            gradient's transposed copies) against the packed forward rate (bench_products.py; oneDNN only)
   optim     the Adam step alone: default, foreach and fused (the trainer's) (bench_optim.py)
   malloc    inference-only processes with glibc's default allocator vs flowaccent's (bench_malloc.py)
   train     `flowaccent train` end to end vs model-only training, train.compile false/true, and the
@@ -54,6 +56,7 @@ import bench_model  # noqa: E402
 import bench_optim  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_precision  # noqa: E402
+import bench_products  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
 import bench_train  # noqa: E402
@@ -62,8 +65,8 @@ from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.runtime import bf16_in_hardware, cpu_units  # noqa: E402
 
 SECTIONS = (
-    "model", "optim", "malloc", "train", "score", "baseline", "loading", "quality", "precision", "bf16", "blur",
-    "peers", "gpu",
+    "model", "products", "optim", "malloc", "train", "score", "baseline", "loading", "quality", "precision", "bf16",
+    "blur", "peers", "gpu",
 )
 
 
@@ -88,6 +91,11 @@ def run_section(name: str, repeats: int, quick: bool) -> object:
     rep = ["--repeats", str(1 if quick else repeats)]
     if name == "model":
         return bench_model.main((["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []) + rep)
+    if name == "products":
+        if not torch.backends.mkldnn.is_available():
+            print("torch is built without oneDNN: the products section is skipped")
+            return None
+        return bench_products.main((["--dims", "8", "--batches", "64", "--steps", "1"] if quick else []) + rep)
     if name == "optim":
         return bench_optim.main((["--dims", "8", "--batch", "64", "--steps", "1"] if quick else []) + rep)
     if name == "malloc":
@@ -151,6 +159,17 @@ def markdown(results: dict) -> str:
                   f"{r['infer_fps']:.0f} | {100 * r['infer_share']:.1f}% | {r['fold_speedup']:.2f}x | "
                   f"{r['packed_gflops']:.1f} | {100 * r['infer_share_packed']:.1f}% |"
                   for r in rows]
+        lines.append("")
+    if rows := results.get("products"):
+        lines += ["### A training step's oneDNN products by kind (10 x 512, GFLOP/s and share of the packed rate)", "",
+                  "| D | batch | packed | forward | input gradient | weight gradient | its product alone "
+                  "| its copies ms per step | copies' share of the products | all three of packed |",
+                  "|" + " ---: |" * 10]
+        lines += [f"| {r['dim']} | {r['batch']} | {r['packed_gflops']:.1f} | "
+                  + " | ".join(f"{r[f'{k}_gflops']:.1f} ({100 * r[f'{k}_share_packed']:.1f}%)"
+                               for k in bench_products.KINDS[1:])
+                  + f" | {r['copy_ms']:.1f} | {100 * r['copy_share_of_products']:.1f}% | "
+                  f"{100 * r['products_share_packed']:.1f}% |" for r in rows]
         lines.append("")
     if rows := results.get("optim"):
         lines += [f"### Adam step alone (10 x 512, gradients of batch {rows[0]['batch']})", "",

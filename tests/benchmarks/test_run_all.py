@@ -44,6 +44,8 @@ def test_quick_run_fills_every_section(tmp_path):
     assert results["baseline"]["max_utt_diff"] < 1e-9 and results["baseline"]["baseline_s"]["loading"] is not None
     assert results["model"][0]["train_onednn_products_share_packed"] > 0 or not torch.backends.mkldnn.is_available()
     assert results["optim"][0]["fused_ms"] > 0
+    if torch.backends.mkldnn.is_available():
+        assert results["products"][0]["weight_grad_gflops"] > 0 and "### A training step's oneDNN products" in table
     assert results["loading"]["stream_seconds"] > 0 and results["loading"]["deltas_max_diff"] < 1e-5
     assert results["quality"]["reference_curve"] and results["quality"]["flowaccent_curve"]
     precision = results["precision"]
