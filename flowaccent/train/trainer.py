@@ -103,13 +103,16 @@ def train(
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     last, config_dict = exp / "checkpoints" / "last.pt", config.to_dict()
+    classes_text = "".join(f"{c}\n" for c in class_names)
+    data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in parse_data_specs(data_specs))
+    if resume and last.exists():
+        _check_same_data(exp, classes_text, data_text)
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
         atomic_write_text(exp / "config.yaml", config.to_yaml())
-        atomic_write_text(exp / "classes.txt", "".join(f"{c}\n" for c in class_names))
-        specs = parse_data_specs(data_specs)
-        atomic_write_text(exp / "data.txt", "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs))
+        atomic_write_text(exp / "classes.txt", classes_text)
+        atomic_write_text(exp / "data.txt", data_text)
     runner = _Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
         source,
@@ -147,6 +150,20 @@ def _input_dim(data: DataDir) -> int:
     for _, feats in ScpReader(data.path / "feats.scp"):
         return feats.shape[1]
     raise DataDirError(f"{data.path / 'feats.scp'}: no utterances")
+
+
+def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
+    r"""Refuses to resume ``exp`` with other classes or data dirs than its run began with (``classes.txt``,
+    ``data.txt``, written when it began; not checked where a run from before they existed lacks them): the
+    model's classes are fixed, and an exact resume replays the same frames."""
+    for name, text, what in (("classes.txt", classes_text, "classes"), ("data.txt", data_text, "data dirs")):
+        path = exp / name
+        if path.exists() and (stored := path.read_text(encoding="utf-8")) != text:
+            raise ConfigError(
+                f"{exp}: the {what} differ from the run being resumed: {', '.join(stored.split())} there, "
+                f"{', '.join(text.split())} given"
+                + (f" (if the same data moved, edit {path})" if what == "data dirs" else "")
+            )
 
 
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -101,6 +102,34 @@ def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
         train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
     with pytest.raises(ConfigError, match="config differs from the run being resumed"):
         train(small_config(epochs=1, lr=0.5), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+
+
+def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
+    r"""A resume with a class dropped or renamed, or another data dir, is refused before any work (the model's
+    classes are fixed; an exact resume replays the same frames), and classes.txt and data.txt stay as they were."""
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [f"a={path}"], quiet=True)
+    other = tmp_path / "copy"
+    shutil.copytree(path, other)
+    before = [(exp / name).read_text() for name in ("classes.txt", "data.txt")]
+    with pytest.raises(ConfigError, match="the classes differ from the run being resumed: a there, b given"):
+        train(small_config(epochs=1), exp, [f"b={path}"], resume=True, quiet=True)
+    with pytest.raises(ConfigError, match=r"the data dirs differ .*edit .*data.txt"):
+        train(small_config(epochs=1), exp, [f"a={other}"], resume=True, quiet=True)
+    assert [(exp / name).read_text() for name in ("classes.txt", "data.txt")] == before
+    assert train(small_config(epochs=1), exp, [f"a={path}"], resume=True, quiet=True).epochs_run == 1  # the same: fine
+
+
+@pytest.mark.parametrize("option, value", [("warmup_steps", -3), ("grad_clip", -1), ("lr_decay", -1), ("lr_decay", 0),
+                                           ("weight_decay", -1), ("log_every_steps", 0), ("patience", -1),
+                                           ("max_steps_per_epoch", -1), ("checkpoint_every_steps", -1),
+                                           ("gradient_filter_threshold", 0), ("buffer_frames", 0)])
+def test_out_of_range_training_options_are_config_errors(option, value):
+    r"""Values that would train the wrong way without a word (a negative warm-up, decay or clipping norm flips the
+    step) or fail deep inside (a zero logging interval) are refused when the config is read."""
+    with pytest.raises(ConfigError, match=f"train: {option} must be >=? [01], got {value}"):
+        small_config(**{option: value})
 
 
 def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
