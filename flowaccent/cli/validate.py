@@ -7,7 +7,6 @@ import sys
 
 from flowaccent.cli.main import COMMANDS
 from flowaccent.data.datadir import load_data_dir, validate_data_dir
-from flowaccent.data.kaldi_io import ScpReader
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -16,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["validate"],
         description="Checks sorting, unique keys, utt2spk/spk2utt consistency, speaker-prefix "
         "rule and coverage of every table. With --read-feats, also reads every matrix of "
-        "feats.scp (and cmvn.scp) and checks frames, dims and values.",
+        "feats.scp (which must exist) and cmvn.scp and checks frames, dims and values, and that the "
+        "CMVN stats match the features' dim.",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
     parser.add_argument("--read-feats", action="store_true", help="also read every feature matrix")
@@ -39,18 +39,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_all(data_dir: str) -> list[str]:
+    r"""Reads every matrix as scoring and training read them (:func:`~flowaccent.data.stream.iter_utterances`:
+    one dim throughout, finite values, frame counts against ``utt2num_frames``; ``cmvn.scp``'s stats, where
+    there is one, Kaldi's ``(2, D + 1)`` for the features' ``D``); a dir without ``feats.scp`` fails."""
+    from flowaccent.data.stream import iter_utterances
     from flowaccent.errors import FlowAccentError
 
     data = load_data_dir(data_dir)
+    if not data.has("feats.scp"):
+        return [f"{data.path}: no feats.scp to read (--read-feats)"]
     try:
-        if data.has("feats.scp"):
-            frames = data.utt2num_frames() if data.has("utt2num_frames") else None
-            dims = {m.shape[1] for _, m in ScpReader(data.path / "feats.scp", utt2num_frames=frames)}
-            if len(dims) > 1:
-                return [f"{data.path / 'feats.scp'}: utterances have different dims {sorted(dims)}"]
-        if data.has("cmvn.scp"):
-            for _, _m in ScpReader(data.path / "cmvn.scp"):
-                pass
+        for _ in iter_utterances(data, with_cmvn=data.has("cmvn.scp")):
+            pass
     except FlowAccentError as error:
         return [str(error)]
     return []

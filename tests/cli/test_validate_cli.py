@@ -2,7 +2,10 @@ r"""``flowaccent validate``: says what is wrong, or that the dir is fine."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from flowaccent.cli.main import main
+from flowaccent.data import ArkWriter, load_data_dir
 
 
 def test_fine_and_broken(wav_data_dir, capsys):
@@ -25,3 +28,21 @@ def test_read_feats_finds_a_truncated_ark(wav_data_dir, capsys):
     assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "utterance 'spkB-002'" in err[0] and "truncated ark" in err[0]
+
+
+def test_read_feats_needs_feats_and_stats_of_their_dim(wav_data_dir, capsys):
+    r"""``--read-feats`` fails where scoring would: no feats.scp to read, or CMVN stats of another dim."""
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1  # wav.scp only, no features yet
+    err = capsys.readouterr().err.strip()
+    assert err == f"flowaccent validate: error: {wav_data_dir}: no feats.scp to read (--read-feats)"
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
+    capsys.readouterr()
+    speakers = load_data_dir(wav_data_dir).spk2utt
+    with ArkWriter(wav_data_dir / "cmvn23.ark", wav_data_dir / "cmvn.scp") as writer:
+        for spk in sorted(speakers):
+            stats = np.zeros((2, 24), dtype=np.float32)
+            stats[0, -1] = 10.0
+            writer.write(spk, stats)
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
+    assert "stats of dim 23 for features of dim 40" in capsys.readouterr().err
