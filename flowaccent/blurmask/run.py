@@ -33,7 +33,7 @@ from flowaccent.config import Config
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
-from flowaccent.data.specs import load_named_dirs
+from flowaccent.data.specs import load_named_dirs, output_dir
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.model import FlowModel
@@ -130,6 +130,11 @@ def explain_utterance(
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
 
+#: What blurmask writes beside the sets' folders (no set may take these names).
+OUTPUT_FILES = ("config.yaml", "summary.json", "summary.md", "utt_table.tsv", "deletion_curves.pdf",
+                "deletion_curves.png")
+
+
 def run_blurmask(
     exp_dir: str | Path,
     data_specs: list[str],
@@ -143,13 +148,13 @@ def run_blurmask(
 ) -> dict[str, Any]:
     r"""Explains ``run.utts`` utterances of each data dir (``path`` or ``name=path``) with
     ``EXP_DIR/final.pt`` (or ``checkpoint``); writes ``out_dir`` and returns the summary."""
-    exp, out = Path(exp_dir), Path(out_dir)
+    exp, out = Path(exp_dir), output_dir(out_dir, "blurmask")
     model = load_model(checkpoint or exp / "final.pt")
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
-    sets = load_named_dirs(data_specs, ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ()), "blurmask")
+    need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
+    sets = load_named_dirs(data_specs, need, "blurmask", OUTPUT_FILES)
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
-    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
     results: list[UttResult] = []
     with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
@@ -186,6 +191,7 @@ def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, com
         "sets": {n: _group_summary([r for r in results if r.set_name == n], deletion.baselines) for n in names},
         "all": _group_summary(results, deletion.baselines),
     }
+    out.mkdir(parents=True, exist_ok=True)  # made by the first utterance's files, or here (a failure before: none)
     atomic_write_text(out / "utt_table.tsv", _utt_table(results, deletion))
     plots.blurmask_deletion_curves(
         report["all"]["baselines"],

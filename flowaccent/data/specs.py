@@ -2,6 +2,7 @@ r"""Data dirs named on the command line: ``DATA_DIR`` or ``NAME=DATA_DIR``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,13 +19,32 @@ def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
     return out
 
 
-def load_named_dirs(specs: Sequence[str], require: Iterable[str], command: str) -> dict[str, DataDir]:
-    r"""Validated data dirs by name (``NAME=`` or the dir's name); two of one name are an error."""
+#: A set's name: it names a folder of the command's output (``OUT/<name>/``).
+SET_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
+
+
+def load_named_dirs(
+    specs: Sequence[str], require: Iterable[str], command: str, reserved: Iterable[str] = ()
+) -> dict[str, DataDir]:
+    r"""Validated data dirs by name (``NAME=`` or the dir's name); two of one name are an error, and so is a name
+    that is not a plain folder name (:data:`SET_NAME`) or is one of ``reserved`` (the files the command writes
+    beside the sets' folders)."""
     sets: dict[str, DataDir] = {}
     for name, path in parse_data_specs(specs):
         data = load_data_dir(path, require=tuple(require))
         name = name or data.name
+        if not SET_NAME.fullmatch(name) or name in reserved:
+            why = "a file the command writes" if name in reserved else "letters, digits, _ . + -, not first ."
+            raise ConfigError(f"{command}: '{name}' cannot name a set ({why}); name it with NAME=DATA_DIR")
         if name in sets:
             raise ConfigError(f"{command}: two data dirs are named '{name}'; name them with NAME=DATA_DIR")
         sets[name] = data
     return sets
+
+
+def output_dir(path: str | Path, command: str) -> Path:
+    r"""``path`` as a command's output folder: an error, not a traceback, where a file is in the way."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{command}: --out {path} is a file; give a folder")
+    return path

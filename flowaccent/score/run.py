@@ -11,14 +11,17 @@ import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
-from flowaccent.data.specs import load_named_dirs, parse_data_specs
+from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
-from flowaccent.score.scorer import ScoreConfig, SetScores, score_dir
+from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv
 from flowaccent.train.checkpoint import load_model
+
+#: What scoring writes beside the sets' folders (no set may take these names).
+OUTPUT_FILES = ("config.yaml", "summary.json")
 
 
 def score_corpora(
@@ -35,14 +38,15 @@ def score_corpora(
     r"""Scores every data dir (``path`` or ``name=path``) into ``out_dir/<name>/`` and writes
     ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
     what detection AUCs separate the other sets from."""
-    exp, out = Path(exp_dir), Path(out_dir)
+    exp, out = Path(exp_dir), output_dir(out_dir, "score")
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
     if note := precision_note(device, config.precision, "score"):
         print(note, file=sys.stderr)
     model = load_model(checkpoint or exp / "final.pt")
+    native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
-    sets = load_named_dirs(data_specs, need, "score")
+    sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     reference = reference or next(iter(sets))
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")

@@ -63,6 +63,9 @@ class ScoreConfig(Config):
     def __post_init__(self) -> None:
         if self.prefetch < -1:
             raise ConfigError(f"score: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
+        for name in ("batch_frames", "max_latents"):  # no latents: nothing for the report's projections
+            if getattr(self, name) < 1:
+                raise ConfigError(f"score: {name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass
@@ -140,7 +143,7 @@ def _score_dir(
     model: FlowModel, data: DataDir, name: str, out_dir: Path, config: ScoreConfig, quiet: bool, device: torch.device
 ) -> SetScores:
     with_llr = len(model.class_names) > 1
-    native = native_index(model, config.native_class) if with_llr else 0
+    native = native_index(model, config.native_class)  # checked for a one-class model too (it has no llr)
     columns = list(COLUMNS) + (["llr"] if with_llr else [])
     rows: dict[str, list] = {c: [] for c in columns}
     means = []

@@ -57,6 +57,8 @@ def test_options_reach_the_library(flow_exp, tmp_path):
         ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8"),
         ("bad_class", "class 'ja' is not one of the model's"),
         ("no_cmvn", "cmvn.scp: required but missing"),
+        ("reserved_name", "'summary.md' cannot name a set (a file the command writes)"),
+        ("out_is_a_file", "--out {out} is a file; give a folder"),
     ],
 )
 def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
@@ -71,9 +73,13 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     elif case == "no_cmvn":
         data = write_fbank_dir(tmp_path / "nocmvn", "c", seed=4)
         (data / "cmvn.scp").unlink()
+    elif case == "reserved_name":
+        data = f"summary.md={native}"
     out = tmp_path / "out"
+    if case == "out_is_a_file":
+        out.write_text("")
     code = main(["blurmask", "--exp", str(exp), "--data", str(data), "--out", str(out), *extra, *FAST])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
-    assert err.startswith("flowaccent blurmask: error:") and expected in err
-    assert not (out / "summary.json").exists()
+    assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out) in err
+    assert out.is_file() if case == "out_is_a_file" else not out.exists()  # nothing left behind

@@ -171,6 +171,29 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     assert "summary.json: missing" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["summary.json={ja}"], "score: 'summary.json' cannot name a set (a file the command writes)"),
+    (["a/b={ja}"], "score: 'a/b' cannot name a set (letters, digits"),
+    (["..={ja}"], "score: '..' cannot name a set"),
+    (["{ja}", "--out", "{file}"], "score: --out {file} is a file; give a folder"),
+    (["{ja}", "--max-latents", "0"], "score: max_latents must be >= 1, got 0"),
+    (["{ja}", "--batch-frames", "-5"], "score: batch_frames must be >= 1, got -5"),
+    (["{ja}", "--native-class", "fr"], "score: class 'fr' is not one of the model's classes"),
+])
+def test_bad_names_outputs_and_sizes_are_one_line_errors(trained, tmp_path, capsys, args, message):
+    r"""A set name that is not a plain folder name or is a file scoring writes, a file where the output folder
+    goes, and sizes below one: a one-line error, status 1, before anything is written."""
+    root, exp = trained
+    (tmp_path / "afile").write_text("")
+    fill = {"ja": root / "ja", "file": tmp_path / "afile"}
+    argv = [a.format(**fill) for a in args]
+    out = ["--out", str(tmp_path / "o")] if "--out" not in argv else []
+    assert main(["score", "--exp", str(exp), *out, *argv, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.format(**fill) in err[0]
+    assert not (tmp_path / "o").exists() and (tmp_path / "afile").read_text() == ""
+
+
 def test_precision_and_device_options(trained, scored, tmp_path, capsys, monkeypatch):
     r"""``--precision bf16`` scores within bf16's rounding of fp32 (and says when this CPU emulates it);
     tf32 and an absent GPU are clear errors."""
