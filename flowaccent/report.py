@@ -29,10 +29,12 @@ NAMING = (
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``."""
+    if not exp.is_dir():
+        raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
     summary = load_summary(scores)
     names = list(summary["sets"])
-    latents = {n: np.load(scores / n / "latents.npy") for n in names}
-    tables = {n: read_tsv(scores / n / "utt_scores.tsv") for n in names}
+    latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
+    tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
     ref = summary["reference"]
     figures: dict[str, Path] = {}
     curves = plots.training_curves(exp / "log" / "train.jsonl", fig_dir / "training_curves")
@@ -68,7 +70,18 @@ def load_summary(scores: Path) -> dict[str, Any]:
     path = scores / "summary.json"
     if not path.exists():
         raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error}); run 'flowaccent score' again") from None
+
+
+def _set_file(scores: Path, name: str, file: str) -> Path:
+    r"""``scores/name/file``, which the summary promises: an error naming it where it is gone."""
+    path = scores / name / file
+    if not path.exists():
+        raise ConfigError(f"{path}: missing, though summary.json lists set '{name}'; run 'flowaccent score' again")
+    return path
 
 
 def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:

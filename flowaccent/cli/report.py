@@ -32,7 +32,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_plot_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("plot", help=COMMANDS["plot"])
+    parser = subparsers.add_parser(
+        "plot",
+        help=COMMANDS["plot"],
+        description="Draws the figures of 'flowaccent report' (training curves, latents' first dims, PCA and "
+        "t-SNE, LogLL histograms, ROC curves, ratings) from EXP_DIR and SCORES as PNG and PDF, without the report.",
+    )
     parser.add_argument("--exp", required=True, help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help="figure dir (default: SCORES/figures)")

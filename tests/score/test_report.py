@@ -56,3 +56,26 @@ def test_every_set_of_a_figure_has_its_own_colour():
     for name, accent in [("test_native", "native"), ("train-native", "native"), ("zh_read", "zh")]:
         assert abs(hue(got[name]) - hue(ACCENT_COLOURS[accent])) < 0.02, name
     assert colours(["a_native"] * 1) == {"a_native": ACCENT_COLOURS["native"]}
+
+
+def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_path, capsys):
+    r"""No experiment dir, a summary.json that is not JSON, a set's file gone: an error naming it, status 1,
+    no report written."""
+    import shutil
+
+    out_dir, exp = scored_dir_and_exp
+    scores = tmp_path / "scores"
+    shutil.copytree(out_dir, scores)
+    html = tmp_path / "r" / "report.html"
+
+    def report(exp_dir) -> str:
+        assert main(["report", "--exp", str(exp_dir), "--scores", str(scores), "--out", str(html)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and not html.exists()
+        return err[0]
+
+    assert f"{tmp_path / 'nowhere'}: no such experiment dir" in report(tmp_path / "nowhere")
+    (scores / "native" / "latents.npy").unlink()
+    assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
+    (scores / "summary.json").write_text("{")
+    assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
