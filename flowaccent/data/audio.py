@@ -46,6 +46,8 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
 
 def _pick_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
     if data.ndim == 1:
+        if channel > 0:  # as Kaldi: channel 0 of mono audio is the audio
+            raise AudioError(f"{where}: channel {channel} requested, audio has 1")
         return data
     if channel < 0:
         if data.shape[1] == 1:

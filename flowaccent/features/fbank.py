@@ -47,6 +47,11 @@ class FbankConfig(Config):
                 f"fbank: sample_frequency and num_mel_bins must be positive, "
                 f"got {self.sample_frequency}, {self.num_mel_bins}"
             )
+        if self.frame_length_ms <= 0 or self.frame_shift_ms <= 0:
+            raise ConfigError(
+                f"fbank: frame_length_ms and frame_shift_ms must be positive, "
+                f"got {self.frame_length_ms}, {self.frame_shift_ms}"
+            )
 
     def knf_options(self):
         r"""Returns the equivalent ``kaldi_native_fbank.FbankOptions``."""

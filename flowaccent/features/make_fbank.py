@@ -25,7 +25,7 @@ from tqdm import tqdm
 from flowaccent.data.audio import read_wav
 from flowaccent.data.datadir import load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
-from flowaccent.errors import AudioError, FeatureError
+from flowaccent.errors import AudioError, ConfigError, FeatureError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.workers import imap_processes
@@ -64,6 +64,8 @@ def make_fbank(
     Returns:
         a :class:`FbankSummary`.
     """
+    if nj < 1 or channel < -1:
+        raise ConfigError(f"fbank: nj must be >= 1 and channel >= -1 (-1: mono), got {nj} and {channel}")
     start = time.perf_counter()
     data = load_data_dir(data_dir, require=("wav.scp",))
     wav_scp = data.table("wav.scp")

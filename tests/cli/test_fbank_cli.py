@@ -71,6 +71,15 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
     assert snapshot(wav_data_dir) == before  # nothing half-written, old features intact
 
 
+def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
+    for args, message in ((["--nj", "0"], "nj must be >= 1"), (["--channel", "-2"], "channel >= -1"),
+                          (["--channel", "3"], "channel 3 requested, audio has 1")):
+        assert main(["fbank", str(wav_data_dir), "--quiet", *args]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (wav_data_dir / "feats.scp").exists()
+
+
 def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     lines = (wav_data_dir / "wav.scp").read_text().splitlines()
     lines[2] = "spkA-002 cat /nonexistent.wav |"

@@ -104,3 +104,6 @@ def test_options_and_errors(wave):
         compute_fbank(np.zeros((2, 100), np.int16), 16000)
     with pytest.raises(ConfigError):
         FbankConfig.from_dict({"window_type": "kaiser"})
+    for option in ("frame_shift_ms", "frame_length_ms"):  # knf would fail later with "the number of frames decreased"
+        with pytest.raises(ConfigError, match="frame_length_ms and frame_shift_ms must be positive"):
+            FbankConfig(**{option: -10.0})
