@@ -5,8 +5,12 @@ while true; do
   [ $# -eq 0 ] && break
   case "$1" in
     --help|-h)
-      echo "usage: $0 [options]; options are the variables at the top of the script, e.g. --stage 2" >&2
-      grep -E '^[a-z_]+=' "$0" | sed 's/^/  /' >&2
+      echo "usage: $0 [options]; each option sets the variable at the top of the script of its name" >&2
+      script=$0; [ -f "$script" ] || script=$(basename "$0")  # the recipes cd to their own dir first
+      sed -n '1,/parse_options\.sh/p' "$script" | grep -E '^[a-z_]+=' | while IFS= read -r line; do
+        option=${line%%=*}
+        echo "  --${option//_/-} (default: ${line#*=})"
+      done >&2
       exit 0 ;;
     --*=*)
       name=$(echo "${1%%=*}" | sed 's/^--//; s/-/_/g'); value="${1#*=}"; shift ;;

@@ -6,7 +6,8 @@
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
 #   4 plots and report.html; RESULTS.md
 #   5 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
-# Everything goes under exp/ (exp/quick with --quick true). A rerun skips finished stages.
+# Everything goes under exp/ (exp/quick with --quick true). A rerun skips finished stages; --stage N
+# runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,14 +22,14 @@ exp=
 . ../common/parse_options.sh
 
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
+case $quick in true|false) ;; *) echo "$0: --quick takes true or false, not '$quick'" >&2; exit 1 ;; esac
 if [ "$quick" = true ]; then
   exp=${exp:-exp/quick}; num_sentences=24; dnf_conf=conf/quick.yaml; nf_conf=conf/quick.yaml
 else
   exp=${exp:-exp/default}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
 fi
 corpus=$exp/corpus
-should_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]; }
-mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; }
+. ../common/stages.sh
 sets="train_native dev_native test_native train_zh test_zh test_ja"
 mkdir -p "$exp"
 
@@ -96,4 +97,8 @@ if should_run 5; then
     $blur_opts --out "$exp/dnf/blurmask" --quiet
   mark_done 5
 fi
-log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md"
+if [ -f "$exp/.done/stage4" ]; then
+  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md"
+else
+  log "Done: stages $stage to $stop_stage, in $exp"
+fi

@@ -6,7 +6,8 @@
 #   --wsj-test   WSJ test data, e.g. data/test_eval92
 #   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings)
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
-# Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report.
+# Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
+# skips finished stages; --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,16 +31,13 @@ rated_max=2
 . ../common/parse_options.sh
 
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
-done_or_run() {  # done_or_run STAGE: true when STAGE must run (in range and not yet done)
-  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]
-}
-mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; }
+. ../common/stages.sh
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
 
 [ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
 mkdir -p "$data" "$exp"
 
-if done_or_run 0; then
+if should_run 0; then
   log "Stage 0: prepare data dirs under $data"
   local/prepare_dir.py "$wsj_train" "$data/wsj_all" --accent native
   local/prepare_dir.py "$wsj_test" "$data/wsj_test" --accent native
@@ -49,7 +47,7 @@ if done_or_run 0; then
   mark_done 0
 fi
 
-if done_or_run 1; then
+if should_run 1; then
   log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
     flowaccent fbank "$data/$d" --nj "$nj" --quiet
@@ -58,13 +56,13 @@ if done_or_run 1; then
   mark_done 1
 fi
 
-if done_or_run 2; then
+if should_run 2; then
   log "Stage 2: WSJ 9/10 train, 1/10 held out"
   local/split_heldout.py "$data/wsj_all" "$data/wsj_train" "$data/wsj_heldout" --fraction "$heldout_fraction"
   mark_done 2
 fi
 
-if done_or_run 3; then
+if should_run 3; then
   log "Stage 3: train $configs"
   classes="native=$data/wsj_train"
   for spec in $l2_train; do classes="$classes ${spec%%=*}=$data/${spec%%=*}"; done
@@ -80,7 +78,7 @@ fi
 score_sets="native_heldout=$data/wsj_heldout native_test=$data/wsj_test"
 for name in $(names "$l2"); do score_sets="$score_sets $name=$data/$name"; done
 
-if done_or_run 4; then
+if should_run 4; then
   log "Stage 4: score held-out WSJ, WSJ test and the accented sets, with the GMM baseline"
   for conf in $configs; do
     # shellcheck disable=SC2086
@@ -89,7 +87,7 @@ if done_or_run 4; then
   mark_done 4
 fi
 
-if done_or_run 5; then
+if should_run 5; then
   log "Stage 5: rating subsets (utterances rated $rated_min..$rated_max)"
   rated=
   for name in $(names "$l2"); do
@@ -108,11 +106,15 @@ if done_or_run 5; then
   mark_done 5
 fi
 
-if done_or_run 6; then
+if should_run 6; then
   log "Stage 6: reports"
   for conf in $configs; do
     flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores"
   done
   mark_done 6
 fi
-log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)"
+if [ -f "$exp/.done/stage6" ]; then
+  log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)"
+else
+  log "Done: stages $stage to $stop_stage, in $exp"
+fi

@@ -1,4 +1,5 @@
-r"""recipes/demo/run.sh --quick true through every stage (what CI runs), then a rerun that skips them."""
+r"""recipes/demo/run.sh --quick true through every stage (what CI runs), a rerun that skips them, and one that
+redoes a stage with --stage."""
 
 from __future__ import annotations
 
@@ -32,4 +33,14 @@ def test_quick_demo_runs_every_stage(tmp_path):
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test_ja |" in results and "GMM LogLL" in results
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 0 and "Stage 0:" not in again.stderr
+    assert again.returncode == 0 and "Stage" not in again.stderr
+    # Kaldi's --stage N: stage 4 runs again though it finished (its marker removed), the others stay skipped
+    report = tmp_path / "exp" / "dnf" / "report.html"
+    report.unlink()
+    redo = subprocess.run([*cmd, "--stage", "4", "--stop-stage", "4"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert redo.returncode == 0 and "Stage 4:" in redo.stderr and "Stage 3:" not in redo.stderr
+    assert "Stage 5:" not in redo.stderr and report.exists()
+    assert all((tmp_path / "exp" / ".done" / f"stage{n}").exists() for n in range(6))
+    wrong = subprocess.run([*cmd[:2], "--quick", "yes"], capture_output=True, text=True, env=env, timeout=60)
+    assert wrong.returncode == 1 and "--quick takes true or false, not 'yes'" in wrong.stderr
