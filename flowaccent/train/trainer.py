@@ -155,15 +155,21 @@ def _input_dim(data: DataDir) -> int:
 def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
     r"""Refuses to resume ``exp`` with other classes or data dirs than its run began with (``classes.txt``,
     ``data.txt``, written when it began; not checked where a run from before they existed lacks them): the
-    model's classes are fixed, and an exact resume replays the same frames."""
-    for name, text, what in (("classes.txt", classes_text, "classes"), ("data.txt", data_text, "data dirs")):
-        path = exp / name
-        if path.exists() and (stored := path.read_text(encoding="utf-8")) != text:
-            raise ConfigError(
-                f"{exp}: the {what} differ from the run being resumed: {', '.join(stored.split())} there, "
-                f"{', '.join(text.split())} given"
-                + (f" (if the same data moved, edit {path})" if what == "data dirs" else "")
-            )
+    model's classes are fixed, and an exact resume replays the same frames. Data dirs are compared as resolved
+    paths (``../x/data`` and ``data`` from ``x`` are one dir)."""
+
+    def resolved(text: str) -> list[tuple[str | None, Path]]:
+        return [(name, path.resolve()) for name, path in parse_data_specs(text.splitlines())]
+
+    def refuse(what: str, stored: str, given: str, hint: str = "") -> None:
+        raise ConfigError(f"{exp}: the {what} differ from the run being resumed: {', '.join(stored.split())} "
+                          f"there, {', '.join(given.split())} given{hint}")
+
+    classes, data = exp / "classes.txt", exp / "data.txt"
+    if classes.exists() and (stored := classes.read_text(encoding="utf-8")) != classes_text:
+        refuse("classes", stored, classes_text)
+    if data.exists() and resolved(stored := data.read_text(encoding="utf-8")) != resolved(data_text):
+        refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
 
 
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
