@@ -25,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "Writes OUT_DIR/<set>/<utt>.npz, OUT_DIR/<set>/figures/<utt>.png|pdf, utt_table.tsv, "
         "deletion_curves.png|pdf, summary.md, config.yaml and, last, summary.json.",
     )
-    parser.add_argument("--exp", required=True, help="experiment dir of 'flowaccent train'")
+    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir of 'flowaccent train'")
     parser.add_argument(
         "--data", required=True, action="append", metavar="DATA_DIR", help="DATA_DIR or NAME=DATA_DIR; repeatable"
     )

@@ -16,7 +16,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
         "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
     )
-    parser.add_argument("--exp", required=True, help="experiment dir")
+    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help="report.html path (default: EXP_DIR/report.html)")
     return parser
@@ -38,7 +38,7 @@ def add_plot_parser(subparsers) -> argparse.ArgumentParser:
         description="Draws the figures of 'flowaccent report' (training curves, latents' first dims, PCA and "
         "t-SNE, LogLL histograms, ROC curves, ratings) from EXP_DIR and SCORES as PNG and PDF, without the report.",
     )
-    parser.add_argument("--exp", required=True, help="experiment dir")
+    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help="figure dir (default: SCORES/figures)")
     return parser

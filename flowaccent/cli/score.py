@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "options; feats.scp and cmvn.scp as written by 'flowaccent fbank').",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
-    parser.add_argument("--exp", required=True, help="experiment dir of 'flowaccent train'")
+    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir of 'flowaccent train'")
     parser.add_argument("--out", required=True, help="output dir")
     parser.add_argument("--reference", help="set the others are told apart from (default: the first)")
     parser.add_argument("--baseline", choices=("none", "gmm"), default="none", help="also score a diagonal GMM")

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
     parser.add_argument("--config", help="YAML with sections features, model, prior, train (default: all defaults)")
-    parser.add_argument("--exp", required=True, help="experiment dir")
+    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--resume", action="store_true", help="continue from EXP/checkpoints/last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
