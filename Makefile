@@ -22,7 +22,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh
 
-# Every table of docs/performance.md in one run (~110 min on 2 cores); peers need bench-install.
+# Every table of docs/performance.md in one run (67-98 min on 2 cores in the runs so far); peers need bench-install.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
