@@ -117,7 +117,9 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     rated = {name: t["score"] for name, t in tables.items() if "score" in t and np.ptp(t["score"]) > 0}
     for name, ratings in rated.items():
         rating[name] = summary.rating(scores[name], ratings)
-        regression[name] = {"svr_cv": regress.cross_validated(results[name].latent_means, ratings)}
+        means = results[name].latent_means
+        regression[name] = {"svr_cv": regress.cross_validated(means, ratings),
+                            "svr_cv_shuffled": regress.shuffled(means, ratings)}
     for a in rated:
         for b in rated:
             if a != b:

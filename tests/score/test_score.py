@@ -73,7 +73,7 @@ def test_detection_and_rating_use_the_tables(scored):
     rating = summary["rating"]["ja"]["log_ll"]
     assert rating["pearson"] == pytest.approx(pearsonr(ja["log_ll"], ja["score"])[0])
     assert rating["spearman"] == pytest.approx(spearmanr(ja["log_ll"], ja["score"])[0])
-    assert "svr_cv" in summary["regression"]["ja"]
+    assert {"svr_cv", "svr_cv_shuffled"} <= set(summary["regression"]["ja"])
 
 
 def test_scores_do_not_depend_on_batching(trained, scored, tmp_path):
@@ -231,3 +231,16 @@ def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
         assert (tmp_path / "0" / "zh" / name).read_bytes() == (tmp_path / "2" / "zh" / name).read_bytes(), name
     assert main([*args, "--out", str(tmp_path / "bad"), "--prefetch", "-2"]) == 1
     assert "score: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
+
+
+def test_svr_cv_against_its_shuffled_chance_level():
+    r"""On a small set the cross-validated SVR correlation is strongly negative with no signal at all, and the
+    shuffled ratings show it; with a signal it stands well above that level."""
+    from flowaccent.score.regress import cross_validated, shuffled
+
+    rng = np.random.default_rng(0)
+    noise = shuffled(rng.normal(size=(6, 20)), rng.uniform(1, 5, 6), permutations=10)
+    assert noise["n"] == 6 and noise["permutations"] == 10 and noise["pearson"] < -0.5
+    x = rng.normal(size=(60, 20))
+    ratings = 3 + x[:, 0] + 0.3 * rng.normal(size=60)
+    assert cross_validated(x, ratings)["pearson"] > shuffled(x, ratings)["pearson"] + 0.5

@@ -46,7 +46,8 @@ def main() -> int:
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
         if s.get("regression"):
             out += ["", "Rating predicted from utterance mean latents (SVR; cv: 5-fold within the set, "
-                    "a->b: fitted on a, applied to b):", "", "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
+                    "cv_shuffled: the same with the ratings shuffled, its chance level; a->b: fitted on a, "
+                    "applied to b):", "", "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
             for name, r in s["regression"].items():
                 for key, c in r.items():
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
