@@ -23,7 +23,12 @@ NAMING = (
     "including the feature standardisation. Skew and kurtosis (Fisher, excess: 0 for a Gaussian) "
     "are over all values of a random sample of latents; _c and _r are the class-conditional and "
     "residual parts of a DNF model. AUC: the chance that an utterance of the reference set scores "
-    "higher than one of the other set (0.5: no separation)."
+    "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL), "
+    "<b>llr</b> (log p(x | native class) - log p(x | the other classes), DNF models), <b>gmm_log_ll</b> "
+    "(a 32-component diagonal GMM fitted on the model's training frames, the baseline). Ratings from "
+    "averaged latents: an SVR from each utterance's mean latent to its rating; <b>svr_cv</b> 5-fold "
+    "cross-validated within the set, <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
+    "chance level, negative on small sets), <b>a-&gt;b</b> fitted on set a, applied to set b."
 )
 
 
@@ -177,7 +182,7 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
 
 
 def _markdown(summary, sections, figures: dict[str, Path], config: str, command: str, root: Path) -> str:
-    lines = ["# flowaccent report", "", NAMING.replace("<b>", "**").replace("</b>", "**"), ""]
+    lines = ["# flowaccent report", "", NAMING.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
