@@ -6,8 +6,9 @@
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
 #   4 plots and report.html; RESULTS.md
 #   5 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
-# Everything goes under exp/ (exp/quick with --quick true). A rerun skips finished stages; --stage N
-# runs stages N.. again (recipes/common/stages.sh).
+# Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
+# the training's seed). A rerun skips finished stages; --stage N runs stages N.. again
+# (recipes/common/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,10 +24,11 @@ exp=
 
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 case $quick in true|false) ;; *) echo "$0: --quick takes true or false, not '$quick'" >&2; exit 1 ;; esac
+seeded=; [ "$seed" = 0 ] || seeded=_seed$seed  # each seed its own default folder: a finished run is not reused
 if [ "$quick" = true ]; then
-  exp=${exp:-exp/quick}; num_sentences=24; dnf_conf=conf/quick.yaml; nf_conf=conf/quick.yaml
+  exp=${exp:-exp/quick$seeded}; num_sentences=24; dnf_conf=conf/quick.yaml; nf_conf=conf/quick.yaml
 else
-  exp=${exp:-exp/default}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
+  exp=${exp:-exp/default$seeded}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
 fi
 corpus=$exp/corpus
 . ../common/stages.sh
@@ -55,7 +57,7 @@ train() {  # train NAME CONF ARGS...
   local name=$1 conf=$2; shift 2
   [ -f "$exp/$name/final.pt" ] && return 0
   local resume=; [ -f "$exp/$name/checkpoints/last.pt" ] && resume=--resume
-  flowaccent train --config "$conf" --exp "$exp/$name" "$@" $resume --quiet
+  flowaccent train --config "$conf" --exp "$exp/$name" "$@" --train.seed "$seed" $resume --quiet
 }
 
 if should_run 2; then

@@ -9,6 +9,7 @@
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
 # skips finished stages; --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
+caller=$PWD  # the corpora's paths are taken from where run.sh is called; outputs go under the recipe
 cd "$(dirname "$0")"
 
 stage=0
@@ -33,8 +34,18 @@ rated_max=2
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 . ../common/stages.sh
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
+from_caller() { case $1 in /*) echo "$1" ;; *) echo "$caller/$1" ;; esac; }  # a path as the caller meant it
 
 [ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
+wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")
+for list in l2 l2_train; do
+  resolved=
+  for spec in ${!list}; do resolved="$resolved ${spec%%=*}=$(from_caller "${spec#*=}")"; done
+  printf -v "$list" '%s' "${resolved# }"
+done
+# every set is a folder $data/NAME: one name twice (or a wsj_* name) would overwrite a set with another
+clash=$(printf '%s\n' $(names "$l2 $l2_train") wsj_all wsj_test wsj_train wsj_heldout | sort | uniq -d | head -n 1)
+[ -z "$clash" ] || { log "set name '$clash' is used twice (--l2, --l2-train, wsj_*): give each set its own"; exit 1; }
 mkdir -p "$data" "$exp"
 
 if should_run 0; then
@@ -91,9 +102,9 @@ if should_run 5; then
   log "Stage 5: rating subsets (utterances rated $rated_min..$rated_max)"
   rated=
   for name in $(names "$l2"); do
-    if [ -f "$data/$name/utt2score" ]; then
-      local/rating_subset.py "$data/$name" "$data/${name}_rated" --min "$rated_min" --max "$rated_max"
-      rated="$rated ${name}_rated=$data/${name}_rated"
+    if [ -f "$data/$name/utt2score" ]; then  # a set with no utterance in range is left out, with a word
+      local/rating_subset.py "$data/$name" "$data/${name}_rated" --min "$rated_min" --max "$rated_max" --skip-empty
+      if [ -d "$data/${name}_rated" ]; then rated="$rated ${name}_rated=$data/${name}_rated"; fi
     fi
   done
   if [ -n "$rated" ]; then

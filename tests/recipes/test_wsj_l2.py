@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from flowaccent.data import write_table
@@ -73,3 +74,36 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert len(held) == 1  # 1/10 of 12 utterances
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr  # .done markers: nothing reruns
+
+
+def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
+    r"""Stage 0 alone, called from another folder with relative inputs: they are read from there, and each set's
+    dir is made afresh (an old one's features go). A name used by --l2 and --l2-train both is refused first."""
+    wsj = stand_in(tmp_path, "train_si284", ("011",), 1)
+    test = stand_in(tmp_path, "test_eval92", ("440",), 2)
+    zh = stand_in(tmp_path, "zh", ("zh01",), 3, rated=True)
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    (data / "wsj_test").mkdir(parents=True)
+    (data / "wsj_test" / "feats.scp").write_text("stale\n")
+    rel = {p: str(p.relative_to(tmp_path)) for p in (wsj, test, zh)}
+    cmd = ["bash", str(RECIPE), "--wsj-train", rel[wsj], "--wsj-test", rel[test], "--l2", f"zh={rel[zh]}",
+           "--data", str(data), "--exp", str(exp), "--stop-stage", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in data.iterdir()) == ["wsj_all", "wsj_test", "zh"]
+    assert not (data / "wsj_test" / "feats.scp").exists() and (data / "zh" / "utt2score").exists()
+    clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=60)
+    assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr
+
+
+def test_rating_subset_leaves_out_a_set_with_nothing_in_range(tmp_path):
+    zh = stand_in(tmp_path, "zh", ("zh01",), 3, rated=True)
+    script = RECIPE.parent / "local" / "rating_subset.py"
+    target = tmp_path / "zh_rated"
+    target.mkdir()  # from an earlier run
+    args = [sys.executable, str(script), str(zh), str(target), "--min", "6", "--max", "7"]
+    strict = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert strict.returncode == 1 and "no utterance rated in [6.0, 7.0]" in strict.stderr
+    skipped = subprocess.run([*args, "--skip-empty"], capture_output=True, text=True, timeout=60)
+    assert skipped.returncode == 0 and "no subset" in skipped.stderr and not target.exists()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Copy a user's corpus into a fresh flowaccent data dir: a Kaldi data dir, or a bare wav.scp list.
+An existing TARGET is replaced whole (its old features too); nothing is written where SOURCE is unreadable.
 
 From a Kaldi data dir only the tables that describe the audio are taken (wav.scp, text, utt2spk,
 spk2utt, utt2accent, utt2score): features are recomputed by `flowaccent fbank`. A bare wav.scp list
@@ -9,6 +10,7 @@ Usage: prepare_dir.py SOURCE TARGET [--accent NAME]
 """
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,7 +27,6 @@ def main() -> int:
     parser.add_argument("--accent", default="")
     args = parser.parse_args()
     source, target = Path(args.source), Path(args.target)
-    target.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         data = load_data_dir(source, require=("wav.scp",))
         tables = {name: dict(data.table(name)) for name in TABLES if data.has(name)}
@@ -34,10 +35,16 @@ def main() -> int:
         tables = {"wav.scp": wav, "utt2spk": {u: u for u in wav}}
     if args.accent and "utt2accent" not in tables:
         tables["utt2accent"] = {u: args.accent for u in tables["utt2spk"]}
+    # fresh: made beside the target, checked, then put in its place (an old dir's features and tables go)
+    building = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
     for name, table in tables.items():
-        write_table(target / name, table)
-    write_spk2utt(target / "spk2utt", tables["utt2spk"])
-    load_data_dir(target)
+        write_table(building / name, table)
+    write_spk2utt(building / "spk2utt", tables["utt2spk"])
+    load_data_dir(building)
+    shutil.rmtree(target, ignore_errors=True)
+    building.rename(target)
     return 0
 
 
