@@ -58,6 +58,8 @@ class RunConfig(Config):
     def __post_init__(self) -> None:
         if self.utts < 1:
             raise ConfigError(f"blurmask: utts must be >= 1, got {self.utts}")
+        if self.target_class and self.target != "posterior":
+            raise ConfigError(f"blurmask: target_class is for --target posterior, not {self.target}")
 
 
 @dataclasses.dataclass(frozen=True)

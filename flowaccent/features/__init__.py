@@ -22,3 +22,7 @@ def __getattr__(name: str):
     if name not in _NAMES:
         raise AttributeError(f"module 'flowaccent.features' has no attribute {name!r}")
     return getattr(importlib.import_module(f"flowaccent.features.{_NAMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

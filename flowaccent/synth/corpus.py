@@ -27,7 +27,7 @@ import yaml
 from tqdm import tqdm
 
 from flowaccent.data.datadir import write_spk2utt, write_table
-from flowaccent.errors import FlowAccentError
+from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.synth.accents import score_of
 from flowaccent.synth.espeak import require_espeak
 from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus
@@ -74,6 +74,8 @@ def make_corpus(
     Example:
         >>> make_corpus("data/demo", SynthConfig(num_sentences=40), quiet=True)  # doctest: +SKIP
     """
+    if nj < 1:
+        raise ConfigError(f"synth: nj must be >= 1, got {nj}")
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     _check_target(out)

@@ -59,6 +59,7 @@ def test_options_reach_the_library(flow_exp, tmp_path):
         ("no_cmvn", "cmvn.scp: required but missing"),
         ("reserved_name", "'summary.md' cannot name a set (a file the command writes)"),
         ("out_is_a_file", "--out {out} is a file; give a folder"),
+        ("class_without_posterior", "target_class is for --target posterior, not log_ll"),
     ],
 )
 def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
@@ -73,6 +74,8 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     elif case == "no_cmvn":
         data = write_fbank_dir(tmp_path / "nocmvn", "c", seed=4)
         (data / "cmvn.scp").unlink()
+    elif case == "class_without_posterior":
+        extra = ["--target-class", "zh"]
     elif case == "reserved_name":
         data = f"summary.md={native}"
     out = tmp_path / "out"

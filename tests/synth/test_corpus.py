@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from flowaccent.data.datadir import read_table, validate_data_dir
-from flowaccent.errors import FlowAccentError
+from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.synth import corpus as corpus_module
 from flowaccent.synth.accents import japanese, mandarin
 from flowaccent.synth.corpus import SynthError, make_corpus
@@ -166,6 +166,12 @@ def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_p
     with pytest.raises(KeyboardInterrupt):
         make_corpus(tmp_path / "broken", TINY, quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_worker_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="synth: nj must be >= 1, got 0"):
+        make_corpus(tmp_path / "c", TINY, nj=0, quiet=True)
+    assert not (tmp_path / "c").exists()
 
 
 def test_missing_espeak_is_one_clear_line(monkeypatch):
