@@ -9,17 +9,23 @@ from pathlib import Path
 from flowaccent.cli.main import COMMANDS
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "report",
-        help=COMMANDS["report"],
-        description="Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
-        "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
-    )
+def _add(subparsers, name: str, description: str, out_help: str) -> argparse.ArgumentParser:
+    r"""``report`` and ``plot`` take the same three options: ``--exp``, ``--scores``, ``--out``."""
+    parser = subparsers.add_parser(name, help=COMMANDS[name], description=description)
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
-    parser.add_argument("--out", help="report.html path (default: EXP_DIR/report.html)")
+    parser.add_argument("--out", help=out_help)
     return parser
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    return _add(
+        subparsers,
+        "report",
+        "Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
+        "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
+        "report.html path (default: EXP_DIR/report.html)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,16 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_plot_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return _add(
+        subparsers,
         "plot",
-        help=COMMANDS["plot"],
-        description="Draws the figures of 'flowaccent report' (training curves, latents' first dims, PCA and "
-        "t-SNE, LogLL histograms, ROC curves, ratings) from EXP_DIR and SCORES as PNG and PDF, without the report.",
+        "Draws the figures of 'flowaccent report' (training curves, latents' first dims, PCA and t-SNE, LogLL "
+        "histograms, ROC curves, ratings) from EXP_DIR and SCORES as PNG and PDF, without the report.",
+        "figure dir (default: SCORES/figures)",
     )
-    parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
-    parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
-    parser.add_argument("--out", help="figure dir (default: SCORES/figures)")
-    return parser
 
 
 def run_plot(args: argparse.Namespace) -> int:
