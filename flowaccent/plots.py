@@ -119,7 +119,8 @@ def histograms(values: dict[str, np.ndarray], base: Path, xlabel: str, title: st
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name],
                 label=f"{name} (mean of utts {v.mean():.2f})")
     ax.set(title=title, xlabel=xlabel, ylabel="density")
-    ax.legend(fontsize=8)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars, not on them
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
     return _save(fig, base)
 
 
