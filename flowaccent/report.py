@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,7 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}pre{background:#f6f6f6;padding:1em}",
         "</style></head><body>",
         "<h1>flowaccent report</h1>",
-        f"<p>Model: <code>{e(summary['model']['checkpoint'])}</code>, input dim {summary['model']['dim']}, "
-        f"cond_dim {summary['model']['cond_dim']}, classes {e(', '.join(summary['model']['classes']))}.</p>",
+        "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary))) + "</p>",
         f"<p class='naming'>{NAMING}</p>",
     ]
     for title, header, rows in sections:
@@ -182,7 +182,8 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
 
 
 def _markdown(summary, sections, figures: dict[str, Path], config: str, command: str, root: Path) -> str:
-    lines = ["# flowaccent report", "", NAMING.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
+    naming = NAMING.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">")
+    lines = ["# flowaccent report", "", _model_line(summary), "", naming, ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -204,6 +205,12 @@ def _markdown(summary, sections, figures: dict[str, Path], config: str, command:
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_line(summary: dict[str, Any]) -> str:
+    model = summary["model"]
+    return (f"Model: `{model['checkpoint']}`, input dim {model['dim']}, cond_dim {model['cond_dim']}, "
+            f"classes {', '.join(model['classes'])}.")
 
 
 def _how(summary: dict[str, Any], command: str) -> str:
