@@ -111,7 +111,7 @@ if should_run 5; then
     for conf in $configs; do
       # shellcheck disable=SC2086
       flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" \
-        "native_heldout=$data/wsj_heldout" $rated --quiet
+        "native_heldout=$data/wsj_heldout" $rated --baseline gmm --quiet  # the GMM fitted in stage 4, loaded
     done
   fi
   mark_done 5

@@ -63,7 +63,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         assert set(summary["sets"]) == {"native_heldout", "native_test", "zh", "ja"}
         assert summary["baseline"]["kind"] == "gmm"
         rated = json.loads((tmp_path / "exp" / conf / "scores_rated" / "summary.json").read_text())
-        assert {"zh_rated", "ja_rated"} <= set(rated["sets"])
+        assert {"zh_rated", "ja_rated"} <= set(rated["sets"]) and rated["baseline"]["loaded"]  # stage 4's GMM
         assert (tmp_path / "exp" / conf / "report.html").exists()
     dims = {
         c: json.loads((tmp_path / "exp" / c / "scores" / "summary.json").read_text())["model"]["dim"]
