@@ -44,14 +44,12 @@ def operands(dim: int, batch: int) -> list[dict]:
     layers = []
     for i, (a, b) in enumerate(shapes):
         x, g, w = torch.randn(batch, a), torch.randn(batch, b), torch.randn(b, a)
-        narrow_x = x.shape[1] < g.shape[1]
+        copied, other = (x, g) if x.shape[1] < g.shape[1] else (g, x)
         layers.append({
             "x": x, "g": g, "w": w, "b": torch.randn(b), "relu": i < len(shapes) - 1,
             "packed": torch.ops.mkldnn._reorder_linear_weight(w, PACK_BATCH),
-            "copied": x if narrow_x else g, "other_t": g.t() if narrow_x else x.t(),
+            "copied": copied, "copy": transposed(copied), "other_t": other.t(),
         })
-    for layer in layers:
-        layer["copy"] = transposed(layer["copied"])
     return layers
 
 

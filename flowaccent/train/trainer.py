@@ -85,7 +85,8 @@ def train(
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
 
-    dirs, class_names, labels = load_classes(parse_data_specs(data_specs), config.features.cmvn == "spk")
+    specs = parse_data_specs(data_specs)
+    dirs, class_names, labels = load_classes(specs, config.features.cmvn == "spk")
     refs = utterance_refs(dirs, labels)
     train_refs, valid_refs = split_valid(refs, cfg.valid_fraction)
     if not train_refs:
@@ -104,7 +105,7 @@ def train(
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     last, config_dict = exp / "checkpoints" / "last.pt", config.to_dict()
     classes_text = "".join(f"{c}\n" for c in class_names)
-    data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in parse_data_specs(data_specs))
+    data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     if resume and last.exists():
         _check_same_data(exp, classes_text, data_text)
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
