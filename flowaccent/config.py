@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar
@@ -55,6 +57,30 @@ class Config:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
         return config
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        r"""Each field's text in the class docstring's ``Attributes:`` section, joined into one line.
+
+        Example:
+            >>> from flowaccent.score.scorer import ScoreConfig
+            >>> ScoreConfig.field_docs()["seed"]
+            'seeds the latent sample.'
+        """
+        docs: dict[str, str] = {}
+        name = ""
+        lines = (inspect.getdoc(cls) or "").splitlines()
+        start = lines.index("Attributes:") + 1 if "Attributes:" in lines else len(lines)
+        for line in lines[start:]:
+            entry = re.match(r"^    (\w+): (.*)$", line)
+            if entry:
+                name = entry.group(1)
+                docs[name] = entry.group(2).strip()
+            elif line.startswith("        ") and name:
+                docs[name] += " " + line.strip()
+            elif line.strip():
+                break
+        return docs
 
     def replace(self: T, **changes: Any) -> T:
         r"""Returns a copy with ``changes`` applied, checked like ``from_dict``."""

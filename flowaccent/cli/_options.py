@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import typing
 from typing import Any, Literal
 
@@ -25,7 +26,10 @@ def add_config_options(
 ) -> None:
     r"""Adds ``--[prefix.]field-name VALUE`` for every field of ``config`` (default: unchanged)."""
     hints = typing.get_type_hints(config)
-    group = parser.add_argument_group(f"{prefix or config.__name__} fields")
+    docs = config.field_docs()
+    summary = _plain((config.__doc__ or "").strip().splitlines()[0]) if config.__doc__ else None
+    name = prefix or config.__name__.removesuffix("Config").lower()
+    group = parser.add_argument_group(f"{name} options", summary)
     for field in dataclasses.fields(config):  # type: ignore[arg-type]
         if field.name in skip:
             continue
@@ -40,9 +44,21 @@ def add_config_options(
         else:
             continue
         default = field.default
-        kwargs["help"] = f"default: {str(default).lower() if isinstance(default, bool) else default}"
+        default_text = str(default).lower() if isinstance(default, bool) else (default if default != "" else "''")
+        kwargs["help"] = f"{_first_sentence(docs.get(field.name, ''))} (default: {default_text})".lstrip()
         name = field.name.replace("_", "-")
         group.add_argument(f"--{prefix}.{name}" if prefix else f"--{name}", **kwargs)
+
+
+def _plain(text: str) -> str:
+    r"""Docstring markup as plain text: ````x```` -> ``x``, ``:class:`~a.B``` -> ``B``."""
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?(\w+)`", r"\1", text)
+    return text.replace("``", "").replace("%", "%%")  # argparse formats help with %
+
+
+def _first_sentence(text: str) -> str:
+    r"""The field's first sentence (up to a full stop before a capital or a digit), as plain text."""
+    return _plain(re.split(r"(?<=\.)\s+(?=[A-Z0-9])", text, maxsplit=1)[0])
 
 
 def given_options(config: type[Config], args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:

@@ -20,6 +20,27 @@ class FbankConfig(Config):
     ``dither`` is 0 (Kaldi: 1.0; kaldi-native-fbank: 3e-5) so features are
     reproducible bit for bit. ``sample_frequency`` (Kaldi ``--sample-frequency``) is the rate features are computed
     at; audio at another rate is resampled to it first.
+
+    Attributes:
+        sample_frequency: rate the features are computed at, in Hz (audio at another rate is resampled to it).
+        num_mel_bins: triangular mel bins (Kaldi's default: 23).
+        frame_length_ms: window length in milliseconds.
+        frame_shift_ms: hop between frames in milliseconds.
+        dither: scale of the Gaussian dither added to each sample (0: none; Kaldi's default: 1.0).
+        preemph_coeff: pre-emphasis coefficient.
+        remove_dc_offset: subtract each frame's mean before windowing.
+        window_type: ``povey``, ``hamming``, ``hanning``, ``rectangular`` or ``blackman``.
+        round_to_power_of_two: zero-pad each frame to a power of two for the FFT.
+        snip_edges: only frames that fit in the signal (else frames depend on the shift alone, the
+            signal reflected at its ends).
+        low_freq: low cutoff of the mel bins, in Hz.
+        high_freq: high cutoff of the mel bins, in Hz (<= 0: offset from Nyquist).
+        use_energy: add the log energy as an extra first feature.
+        energy_floor: floor on the energy (with ``use_energy``; needed without dither).
+        raw_energy: energy before pre-emphasis and windowing.
+        htk_compat: put the energy last.
+        use_log_fbank: log filterbank energies (else linear).
+        use_power: power spectrum (else magnitude).
     """
 
     sample_frequency: int = 16000
