@@ -133,7 +133,7 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
     out = [("Scores per set", header, [[n] + [_fmt(s.get(k)) for k in keys + extra] for n, s in sets.items()])]
     detection = summary.get("detection", {})
     if detection:
-        scores = sorted({k for d in detection.values() for k in d["by_score"]})
+        scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
         rows = [[n] + [_fmt(d["by_score"].get(k)) for k in scores] for n, d in detection.items()]
         out.append((f"Detection AUC against '{summary['reference']}'", ["set"] + scores, rows))
     rating = summary.get("rating", {})

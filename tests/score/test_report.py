@@ -27,6 +27,7 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
         assert text in html, text
     md = html_path.with_suffix(".md").read_text()
     assert "classes native, zh." in md and "classes native, zh.</p>" in html  # the model, in both
+    assert "| set | log_ll | llr | gmm_log_ll |" in md  # in the order scored, as in the recipes' RESULTS.md
     images = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", md)
     assert len(images) == len(sources) and all((tmp_path / p).exists() for p in images)
     for png in images:
