@@ -121,6 +121,9 @@ if should_run 6; then
   log "Stage 6: reports"
   for conf in $configs; do
     flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores"
+    if [ -f "$exp/$conf/scores_rated/summary.json" ]; then  # stage 5's sets, with their own figures
+      flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores_rated" --out "$exp/$conf/rated/report.html"
+    fi
   done
   mark_done 6
 fi

@@ -65,6 +65,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         rated = json.loads((tmp_path / "exp" / conf / "scores_rated" / "summary.json").read_text())
         assert {"zh_rated", "ja_rated"} <= set(rated["sets"]) and rated["baseline"]["loaded"]  # stage 4's GMM
         assert (tmp_path / "exp" / conf / "report.html").exists()
+        assert "zh_rated" in (tmp_path / "exp" / conf / "rated" / "report.md").read_text()
     dims = {
         c: json.loads((tmp_path / "exp" / c / "scores" / "summary.json").read_text())["model"]["dim"]
         for c in ("dnf_120", "dnf_440_c400")
