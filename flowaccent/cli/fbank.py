@@ -15,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "fbank",
         help=COMMANDS["fbank"],
-        description="Reads wav.scp (files and 'cmd |' entries) and writes feats.scp + ark, "
+        description="Reads wav.scp (files and 'cmd |' entries; with a segments file, recordings cut into "
+        "utterances as Kaldi's extract-segments cuts them) and writes feats.scp + ark, "
         "utt2num_frames and per-speaker cmvn.scp into the data dir (arks under DATA_DIR/data/). "
         "Atomic and idempotent. Kaldi's compute-fbank-feats options, with dither 0 and 40 bins.",
     )

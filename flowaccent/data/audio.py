@@ -23,6 +23,15 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
         ``(samples (N,) float32 at int16 scale, sample_rate)``. 8/24/32-bit PCM is
         rescaled to int16 scale, float WAV (in [-1, 1]) is multiplied by 32768.
     """
+    data, rate = read_audio(rxfile, where)
+    return select_channel(data, channel, where or f"'{rxfile}'"), rate
+
+
+def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
+    r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``.
+
+    For cutting segments of a recording before choosing a channel (:func:`select_channel`).
+    """
     where = where or f"'{rxfile}'"
     source: str | io.BytesIO
     if rxfile.rstrip().endswith("|"):
@@ -41,7 +50,12 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
         rate, data = wavfile.read(source)
     except Exception as error:  # scipy raises ValueError, EOFError, struct.error...
         raise AudioError(f"{where}: '{rxfile.strip()}' is not a readable WAV file ({error})") from None
-    return _to_int16_scale(_pick_channel(data, channel, where), where), int(rate)
+    return data, int(rate)
+
+
+def select_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
+    r"""``(N,)`` float32 samples at int16 scale of ``channel`` of :func:`read_audio`'s ``data`` (-1: mono)."""
+    return _to_int16_scale(_pick_channel(data, channel, where), where)
 
 
 def _pick_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:

@@ -1,13 +1,14 @@
 r"""Kaldi data dirs: read, write and validate the per-utterance and per-speaker tables.
 
 A data dir is a folder of text tables ``key value`` as Kaldi defines them
-(``utils/validate_data_dir.sh``): ``wav.scp, text, utt2spk, spk2utt, feats.scp,
+(``utils/validate_data_dir.sh``): ``wav.scp, segments, text, utt2spk, spk2utt, feats.scp,
 cmvn.scp`` (keyed by speaker), ``utt2num_frames``, and this project's
 ``utt2accent`` and ``utt2score``. Rules checked here: every table sorted by key
 in C (byte) order with unique keys and no whitespace in keys; ``spk2utt``
 consistent with ``utt2spk``; each speaker id a prefix of its utterance ids;
 every per-utterance table covering exactly the utterances of ``utt2spk``;
-``cmvn.scp`` covering exactly the speakers.
+``cmvn.scp`` covering exactly the speakers. With ``segments``, ``wav.scp`` is keyed by
+recording and must hold every recording the segments name (flowaccent.data.segments).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.errors import DataDirError
 
 #: Tables keyed by utterance.
-UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2num_frames", "utt2accent", "utt2score")
+UTT_TABLES = ("wav.scp", "segments", "text", "utt2spk", "feats.scp", "utt2num_frames", "utt2accent", "utt2score")
 #: Tables keyed by speaker.
 SPK_TABLES = ("spk2utt", "cmvn.scp")
 #: Tables whose value may be empty (an empty transcript).
@@ -144,6 +146,11 @@ class DataDir:
     def utt2score(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.table("utt2score").items()}
 
+    def segments(self) -> dict[str, Segment]:
+        r"""``segments`` parsed: utterance -> its span of a ``wav.scp`` recording."""
+        where = self.path / "segments"
+        return {u: parse_segment(v, f"{where}: utterance '{u}'") for u, v in self.table("segments").items()}
+
 
 def load_data_dir(path: str | Path, require: Iterable[str] = ()) -> DataDir:
     r"""Reads and validates a data dir; raises :class:`DataDirError` with the first problem.
@@ -182,10 +189,11 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
     speakers = {data.utt2spk[u] for u in chosen}
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    recordings = {s.recording for u, s in data.segments().items() if u in chosen} if data.has("segments") else None
     for name, table in data.tables.items():
         if name == "spk2utt":
             continue
-        keys = speakers if name in SPK_TABLES else chosen
+        keys = speakers if name in SPK_TABLES else recordings if name == "wav.scp" and recordings else chosen
         write_table(target / name, {k: v for k, v in table.items() if k in keys})
     write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
     return load_data_dir(target)
@@ -196,8 +204,6 @@ def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, 
         return {}, [f"{path}: not a directory"]
     problems: list[str] = []
     tables: dict[str, dict[str, str]] = {}
-    if (path / "segments").exists():
-        problems.append(f"{path / 'segments'}: segments are not supported; extract segments first")
     for name in ("utt2spk", "spk2utt", *require):
         if not (path / name).exists():
             problems.append(f"{path / name}: required but missing")
@@ -211,6 +217,8 @@ def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, 
         problems += _check_speakers(path, tables)
         problems += _check_coverage(path, tables)
     problems += _check_values(path, tables)
+    if "segments" in tables:
+        problems += _check_segments(path, tables)
     return tables, problems
 
 
@@ -245,6 +253,8 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     speakers = set(tables["utt2spk"].values())
     problems = []
     for name, table in tables.items():
+        if name == "wav.scp" and "segments" in tables:
+            continue  # keyed by recording: _check_segments
         keys = speakers if name in SPK_TABLES else utts
         kind = "speaker" if name in SPK_TABLES else "utterance"
         missing = sorted(keys - set(table), key=_c_order)
@@ -274,6 +284,26 @@ def _check_values(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         if len(value.split()) != 1:
             problems.append(f"{path / 'utt2accent'}: utterance '{utt}': accent must be one token")
             break
+    return problems
+
+
+def _check_segments(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
+    r"""Each line of ``segments`` a valid span; each recording it names in ``wav.scp`` (when present)."""
+    problems = []
+    recordings: dict[str, str] = {}
+    for utt, value in tables["segments"].items():
+        try:
+            recordings.setdefault(parse_segment(value, f"{path / 'segments'}: utterance '{utt}'").recording, utt)
+        except DataDirError as error:
+            problems.append(str(error))
+            break
+    if "wav.scp" in tables:
+        missing = sorted(set(recordings) - set(tables["wav.scp"]), key=_c_order)
+        if missing:
+            problems.append(
+                f"{path / 'wav.scp'}: {len(missing)} recording(s) of segments missing, e.g. '{missing[0]}' "
+                f"(of utterance '{recordings[missing[0]]}'); with segments, wav.scp is keyed by recording"
+            )
     return problems
 
 

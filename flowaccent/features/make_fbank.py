@@ -1,11 +1,13 @@
 r"""Filterbank extraction for a whole data dir (``flowaccent fbank``): ark, scp, CMVN stats.
 
 Like Kaldi's ``steps/make_fbank.sh`` followed by ``steps/compute_cmvn_stats.sh``:
-reads ``wav.scp``, writes ``feats.scp`` + ark, ``utt2num_frames`` and per-speaker
-``cmvn.scp`` into the data dir (arks under ``DATA_DIR/data/``). Atomic: arks are
+reads ``wav.scp`` (and ``segments``: utterances cut from recordings, each recording read
+once, as ``extract-segments`` cuts them, flowaccent.data.segments), writes ``feats.scp`` + ark,
+``utt2num_frames`` and per-speaker ``cmvn.scp`` into the data dir (arks under
+``DATA_DIR/data/``). Atomic: arks are
 written under temporary names and renamed, tables replaced only after every
 utterance succeeded; a failure leaves the data dir as it was. Idempotent: the
-ark names depend only on the data dir's name, ``wav.scp`` and the options, so a
+ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
 rerun writes the same bytes under the same names.
 """
 
@@ -22,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from flowaccent.data.audio import read_wav
-from flowaccent.data.datadir import load_data_dir, write_table
+from flowaccent.data.audio import read_audio, select_channel
+from flowaccent.data.datadir import DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
+from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
@@ -55,10 +58,11 @@ def make_fbank(
     r"""Computes filterbanks and per-speaker CMVN stats for every utterance of ``data_dir``.
 
     Arguments:
-        data_dir: a valid Kaldi data dir with ``wav.scp``.
+        data_dir: a valid Kaldi data dir with ``wav.scp`` (and ``segments``, if its utterances are
+            spans of recordings).
         config: filterbank options.
-        nj: parallel worker processes.
-        channel: audio channel (-1: audio must be mono).
+        nj: parallel worker processes (each reads whole recordings).
+        channel: audio channel (-1: audio must be mono); a channel in ``segments`` overrides it.
         quiet: no progress bar.
 
     Returns:
@@ -68,27 +72,27 @@ def make_fbank(
         raise ConfigError(f"fbank: nj must be >= 1 and channel >= -1 (-1: mono), got {nj} and {channel}")
     start = time.perf_counter()
     data = load_data_dir(data_dir, require=("wav.scp",))
-    wav_scp = data.table("wav.scp")
     tag = _fingerprint(data.path, config, channel)
     ark_dir = data.path / "data"
     ark_dir.mkdir(exist_ok=True)
     feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"
     cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
 
-    jobs = [(utt, wav_scp[utt]) for utt in data.utts]
+    jobs = _recording_jobs(data)
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
     with (
         ArkWriter(feats_ark) as writer,
-        tqdm(total=len(jobs), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
+        tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
         contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on any error
     ):
-        for utt, feats in computed:
-            writer.write(utt, feats)
-            num_frames[utt] = feats.shape[0]
-            spk = data.utt2spk[utt]
-            stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
-            bar.update()
+        for recording in computed:
+            for utt, feats in recording:
+                writer.write(utt, feats)
+                num_frames[utt] = feats.shape[0]
+                spk = data.utt2spk[utt]
+                stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
+                bar.update()
         feats_lines = writer.scp_lines
     with ArkWriter(cmvn_ark) as cmvn_writer:
         for spk in sorted(stats):
@@ -99,13 +103,26 @@ def make_fbank(
     write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
     write_table(data.path / "utt2num_frames", num_frames)
     _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name})
-    return FbankSummary(len(jobs), sum(num_frames.values()), feats_ark, time.perf_counter() - start)
+    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start)
 
 
-def _compute_all(
-    jobs: list[tuple[str, str]], config: FbankConfig, channel: int, nj: int
-) -> Iterator[tuple[str, np.ndarray]]:
-    r"""Yields ``(utt, feats)`` in the order of ``jobs``, computed by ``nj`` processes."""
+#: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
+Job = tuple[str, list[tuple[str, Segment | None]]]
+
+
+def _recording_jobs(data: DataDir) -> list[Job]:
+    r"""One job per recording, in the order of its first utterance (with no ``segments``: per utterance)."""
+    wav_scp = data.table("wav.scp")
+    if not data.has("segments"):
+        return [(wav_scp[utt], [(utt, None)]) for utt in data.utts]
+    by_recording: dict[str, list[tuple[str, Segment | None]]] = {}
+    for utt, segment in data.segments().items():
+        by_recording.setdefault(segment.recording, []).append((utt, segment))
+    return [(wav_scp[recording], utts) for recording, utts in by_recording.items()]
+
+
+def _compute_all(jobs: list[Job], config: FbankConfig, channel: int, nj: int) -> Iterator[list[tuple[str, np.ndarray]]]:
+    r"""Yields each job's ``[(utt, feats), ...]`` in the order of ``jobs``, computed by ``nj`` processes."""
     if nj <= 1 or len(jobs) < 2:
         for job in jobs:
             yield _compute_one(job, config, channel)
@@ -121,27 +138,41 @@ def _init_worker(config: FbankConfig, channel: int) -> None:
     _WORKER["config"], _WORKER["channel"] = config, channel
 
 
-def _worker(job: tuple[str, str]) -> tuple[str, np.ndarray]:
+def _worker(job: Job) -> list[tuple[str, np.ndarray]]:
     return _compute_one(job, _WORKER["config"], _WORKER["channel"])
 
 
-def _compute_one(job: tuple[str, str], config: FbankConfig, channel: int) -> tuple[str, np.ndarray]:
-    utt, rxfile = job
-    where = f"wav.scp: utterance '{utt}'"
-    samples, rate = read_wav(rxfile, where, channel)
-    try:
-        feats = compute_fbank_with(config, samples, rate)
-    except FeatureError as error:
-        raise FeatureError(f"{where}: {error}") from None
-    if feats.shape[0] == 0:
-        raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
-    return utt, feats
+def _compute_one(job: Job, config: FbankConfig, channel: int) -> list[tuple[str, np.ndarray]]:
+    r"""Reads the job's recording once and returns the features of each utterance cut from it."""
+    rxfile, utts = job
+    first, segment = utts[0]
+    where = f"wav.scp: utterance '{first}'" if segment is None else f"wav.scp: recording '{segment.recording}'"
+    data, rate = read_audio(rxfile, where)
+    out = []
+    for utt, segment in utts:
+        where = f"wav.scp: utterance '{utt}'" if segment is None else f"segments: utterance '{utt}'"
+        if segment is not None:
+            data_of_utt = cut(data, rate, segment, where)
+            chosen = segment.channel if segment.channel >= 0 else channel
+        else:
+            data_of_utt, chosen = data, channel
+        samples = select_channel(data_of_utt, chosen, where)
+        try:
+            feats = compute_fbank_with(config, samples, rate)
+        except FeatureError as error:
+            raise FeatureError(f"{where}: {error}") from None
+        if feats.shape[0] == 0:
+            raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
+        out.append((utt, feats))
+    return out
 
 
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
     h = hashlib.sha1()
     h.update(json.dumps([config.to_dict(), channel], sort_keys=True).encode())
     h.update((data_dir / "wav.scp").read_bytes())
+    if (data_dir / "segments").exists():
+        h.update(b"segments\0" + (data_dir / "segments").read_bytes())
     return h.hexdigest()[:10]
 
 

@@ -53,7 +53,13 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": " a-1 a\na-2 a\nb-1 b\n"}, "starts with whitespace"),
         ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
         ({"spk2utt": None}, "spk2utt: required but missing"),
-        ({"segments": "a-1 rec 0 1\n"}, "segments are not supported"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r 2 2\n"}, "utterance 'b-1': empty segment"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r -1 2\n"}, "start must be a time >= 0"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 x\nb-1 r 2 3\n"}, "bad start, end or channel"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 2 -1\nb-1 r 2 3\n"}, "channel must be >= 0"),
+        ({"segments": "a-1 r 0 1\na-2 r 1\nb-1 r 2 3\n"}, "expected 'recording start end [channel]'"),
+        ({"segments": "a-1 r 0 1\nb-1 r 2 3\n"}, "segments: 1 utterance(s) of utt2spk missing, e.g. 'a-2'"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 2\nb-1 q 0 3\n", "wav__scp": "r r.wav\n"}, "1 recording(s) of segments"),
     ],
 )
 def test_each_rule(tmp_path, tables, fragment):
@@ -111,3 +117,15 @@ def test_subset_keeps_every_table_consistent(tmp_path):
     assert read_table(tmp_path / "sub" / "cmvn.scp") == {"a": "x.ark:1", "b": "x.ark:9"}
     with pytest.raises(DataDirError, match="unknown utterance"):
         subset_data_dir(d, tmp_path / "bad", ["c-1"])
+
+
+def test_segments_key_wav_scp_by_recording(tmp_path):
+    from flowaccent.data import subset_data_dir
+    from flowaccent.data.segments import Segment
+
+    d = make_dir(tmp_path / "d", segments="a-1 r1 0 1.5\na-2 r1 1.5 -1\nb-1 r2 0.25 2 1\n",
+                 wav__scp="r0 unused.wav\nr1 r1.wav\nr2 sox r2.wav -t wav - |\n")
+    assert validate_data_dir(d) == []  # recordings no segment names are allowed, as in Kaldi
+    assert load_data_dir(d).segments()["b-1"] == Segment("r2", 0.25, 2.0, 1)
+    sub = subset_data_dir(d, tmp_path / "sub", ["b-1"])
+    assert read_table(sub.path / "wav.scp") == {"r2": "sox r2.wav -t wav - |"} and validate_data_dir(sub.path) == []

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flowaccent.data import write_table
+import numpy as np
+from scipy.io import wavfile
+
+from flowaccent.data import read_table, write_table
 
 from ..conftest import make_wav_data_dir
 
@@ -19,11 +22,25 @@ TINY = (
 )
 
 
-def stand_in(root: Path, name: str, speakers: tuple[str, ...], seed: int, rated: bool = False) -> Path:
+def stand_in(
+    root: Path, name: str, speakers: tuple[str, ...], seed: int, rated: bool = False, segments: bool = False
+) -> Path:
+    r"""A data dir of WAVs; with ``segments``, two utterances per recording (the WAVs joined in pairs)."""
     made = make_wav_data_dir(root / name, speakers=speakers, utts_per_spk=4, seed=seed, pipe_last=False)
     if rated:
         utts = (made / "utt2spk").read_text().split()[::2]
         write_table(made / "utt2score", {u: 1 + i % 5 for i, u in enumerate(utts)})
+    if segments:
+        wavs = read_table(made / "wav.scp")
+        recordings, spans = {}, {}
+        for first, second in zip(list(wavs)[::2], list(wavs)[1::2]):
+            audio = [wavfile.read(wavs[u])[1] for u in (first, second)]
+            recordings[f"rec_{first}"] = path = made.parent / "wav" / f"rec_{first}.wav"
+            wavfile.write(path, 16000, np.concatenate(audio))
+            spans[first] = f"rec_{first} 0 {len(audio[0]) / 16000}"
+            spans[second] = f"rec_{first} {len(audio[0]) / 16000} -1"
+        write_table(made / "wav.scp", recordings)
+        write_table(made / "segments", spans)
     target = root / "corpora" / name
     target.parent.mkdir(exist_ok=True)
     made.rename(target)
@@ -34,7 +51,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     wsj = stand_in(tmp_path, "train_si284", ("011", "012", "013"), 1)
     test = stand_in(tmp_path, "test_eval92", ("440", "441"), 2)
     zh = stand_in(tmp_path, "zh", ("zh01", "zh02"), 3, rated=True)
-    ja = stand_in(tmp_path, "ja", ("ja01", "ja02"), 4, rated=True)
+    ja = stand_in(tmp_path, "ja", ("ja01", "ja02"), 4, rated=True, segments=True)  # recordings cut by segments
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         "bash",
@@ -71,6 +88,10 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         for c in ("dnf_120", "dnf_440_c400")
     }
     assert dims == {"dnf_120": 120, "dnf_440_c400": 440}
+    assert len(read_table(tmp_path / "data" / "ja" / "feats.scp")) == 8  # from 4 recordings
+    rated_spans = read_table(tmp_path / "data" / "ja_rated" / "segments")  # wav.scp: their recordings only
+    assert set(read_table(tmp_path / "data" / "ja_rated" / "wav.scp")) == {v.split()[0] for v in rated_spans.values()}
+    assert 0 < len(rated_spans) < 8
     held = (tmp_path / "data" / "wsj_heldout" / "utt2spk").read_text().splitlines()
     assert len(held) == 1  # 1/10 of 12 utterances
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

@@ -2,7 +2,7 @@
 """Copy a user's corpus into a fresh flowaccent data dir: a Kaldi data dir, or a bare wav.scp list.
 An existing TARGET is replaced whole (its old features too); nothing is written where SOURCE is unreadable.
 
-From a Kaldi data dir only the tables that describe the audio are taken (wav.scp, text, utt2spk,
+From a Kaldi data dir only the tables that describe the audio are taken (wav.scp, segments, text, utt2spk,
 spk2utt, utt2accent, utt2score): features are recomputed by `flowaccent fbank`. A bare wav.scp list
 becomes a data dir with one speaker per utterance. An --accent fills utt2accent when missing.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from flowaccent.data import load_data_dir, read_table, write_spk2utt, write_table
 from flowaccent.errors import FlowAccentError
 
-TABLES = ("wav.scp", "text", "utt2spk", "utt2accent", "utt2score")
+TABLES = ("wav.scp", "segments", "text", "utt2spk", "utt2accent", "utt2score")
 
 
 def main() -> int:
