@@ -17,7 +17,7 @@ from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
-from flowaccent.score.tables import add_column, read_tsv
+from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_model
 
 #: What scoring writes beside the sets' folders (no set may take these names).
@@ -106,6 +106,7 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     tables = {name: read_tsv(out / name / "utt_scores.tsv") for name in sets}
     per_set = {}
     for name in sets:
+        write_speaker_tsv(out / name / "spk_scores.tsv", tables[name])
         per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim)
         if "gmm_log_ll" in tables[name]:
             frames = tables[name]["num_frames"]

@@ -1,4 +1,5 @@
-r"""``utt_scores.tsv``, scoring's per-utterance table: written, extended by a column, read back.
+r"""``utt_scores.tsv``, scoring's per-utterance table: written, extended by a column, read back;
+``spk_scores.tsv``, the same per speaker.
 
 Without torch, so that what only reads the scores (``flowaccent report``, the summary) starts
 without importing it.
@@ -43,6 +44,32 @@ def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
     header = lines[0].split("\t")
     cols = list(zip(*(line.split("\t") for line in lines[1:]))) if len(lines) > 1 else [()] * len(header)
     return {h: list(c) if h in ("utt", "spk") else np.asarray(c, np.float64) for h, c in zip(header, cols)}
+
+
+#: ``spk_scores.tsv``'s leading columns; the utterance table's score columns follow.
+SPEAKER_COLUMNS = ("spk", "num_utts", "num_frames")
+
+
+def write_speaker_tsv(path: Path, table: dict[str, np.ndarray | list[str]]) -> None:
+    r"""``spk_scores.tsv`` from a set's :func:`read_tsv` table: one line per speaker (C order).
+
+    ``num_utts``, ``num_frames``, then every score column of the utterance table: per-frame
+    scores (``log_ll``, ``llr``, ``gmm_log_ll``, ...) as the speaker's frame-weighted mean, so the
+    same per-frame means as the utterance table over all the speaker's frames; ``score`` (a
+    rating, per utterance) as the mean over the speaker's utterances.
+    """
+    speakers = np.asarray(table["spk"])
+    frames = np.asarray(table["num_frames"])
+    columns = [c for c in table if c not in ("utt", "spk", "num_frames")]
+    lines = ["\t".join(list(SPEAKER_COLUMNS) + columns)]
+    for spk in sorted(set(speakers.tolist()), key=lambda k: k.encode()):
+        mine = speakers == spk
+        values = [spk, int(mine.sum()), int(frames[mine].sum())]
+        for column in columns:
+            v = np.asarray(table[column])[mine]
+            values.append(v.mean() if column == "score" else (v * frames[mine]).sum() / frames[mine].sum())
+        lines.append("\t".join(_fmt(v) for v in values))
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _fmt(value) -> str:

@@ -60,6 +60,25 @@ def test_summary_is_recomputed_from_the_files(scored):
         assert values["kurtosis_r"] == pytest.approx(kurtosis(latents[:, 4:].ravel()))
 
 
+def test_speaker_table_sums_the_utterance_table(scored):
+    _, _, out, _ = scored
+    for name in ("native", "ja"):
+        utts = read_tsv(out / name / "utt_scores.tsv")
+        spks = read_tsv(out / name / "spk_scores.tsv")
+        scores = [c for c in utts if c not in ("utt", "spk", "num_frames")]
+        assert list(spks) == ["spk", "num_utts", "num_frames", *scores]
+        assert spks["spk"] == sorted(set(utts["spk"])) and len(spks["spk"]) > 1
+        assert spks["num_frames"].sum() == utts["num_frames"].sum()
+        for i, spk in enumerate(spks["spk"]):
+            mine = np.asarray(utts["spk"]) == spk
+            w = utts["num_frames"][mine]
+            assert spks["num_utts"][i] == mine.sum() and spks["num_frames"][i] == w.sum()
+            for key in ("log_ll", "llr", "gmm_log_ll"):  # over the speaker's frames
+                assert spks[key][i] == pytest.approx((utts[key][mine] * w).sum() / w.sum(), abs=2e-6)
+            if name == "ja":  # ratings: over the speaker's utterances
+                assert spks["score"][i] == pytest.approx(utts["score"][mine].mean(), abs=2e-6)
+
+
 def test_detection_and_rating_use_the_tables(scored):
     _, _, out, summary = scored
     ref = read_tsv(out / "native" / "utt_scores.tsv")
