@@ -1,13 +1,16 @@
 r"""Every figure of the toolkit (the only module that imports matplotlib).
 
 Each function draws one figure and saves it as ``<base>.png`` and ``<base>.pdf``; it returns
-the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette;
-further sets of an accent already drawn (``dev_native`` after ``test_native``) get darker and
-lighter shades of its colour, so no two sets of a figure share one.
+the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette
+(then evenly spread hues); further sets of an accent already drawn (``dev_native`` after
+``test_native``) get darker and lighter shades of its colour, so no two sets share one. The
+figures of one report take one mapping (``cols``), so a set keeps its colour in every figure.
+Legends with many entries or long names go beside the axes, names shortened in the middle.
 """
 
 from __future__ import annotations
 
+import colorsys
 import json
 from pathlib import Path
 
@@ -31,17 +34,59 @@ SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)
 
 
 def colours(names: list[str]) -> dict[str, str]:
-    r"""A distinct colour per set name: by the accent its name contains (shaded for an accent's
-    further sets), else from the palette."""
-    out, spare, seen = {}, iter(PALETTE * 4), {}
+    r"""A distinct colour per set name, for any number of names: by the accent its name contains
+    (shaded for an accent's further sets), else from the palette, then from evenly spread hues."""
+    out: dict[str, str] = {}
+    spare = iter(_spare_colours())
+    shades = {a: iter(_shades(c)) for a, c in ACCENT_COLOURS.items()}
+    used: set[str] = set()
     for name in names:
         accent = next((a for a in ACCENT_COLOURS if a in name.lower().replace("-", "_").split("_")), None)
-        if accent is None:
-            out[name] = next(spare)
-            continue
-        k = seen[accent] = seen.get(accent, -1) + 1
-        out[name] = _shade(ACCENT_COLOURS[accent], SHADES[(k - 1) % len(SHADES)]) if k else ACCENT_COLOURS[accent]
+        source = spare if accent is None else shades[accent]
+        colour = next(c for c in source if c not in used)
+        out[name] = colour
+        used.add(colour)
     return out
+
+
+def _shades(colour: str):
+    r"""The accent's colour, then :data:`SHADES` of it, then finer mixes towards black and white."""
+    yield colour
+    yield from (_shade(colour, a) for a in SHADES)
+    for k in range(1, 1 << 20):  # van der Corput points in (0, 0.85), each side
+        amount, base, n = 0.0, 0.5, k
+        while n:
+            amount, n, base = amount + base * (n & 1), n >> 1, base / 2
+        yield _shade(colour, 0.85 * amount)
+        yield _shade(colour, -0.85 * amount)
+
+
+def _spare_colours():
+    r""":data:`PALETTE`, then hues spread by the golden angle at three lightnesses."""
+    yield from PALETTE
+    for k in range(1 << 20):
+        r, g, b = colorsys.hls_to_rgb((0.11 + 0.618034 * k) % 1.0, (0.35, 0.5, 0.65)[k % 3], 0.65)
+        yield f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def short_name(name: str, width: int = 28) -> str:
+    r"""``name`` shortened in the middle to at most ``width`` characters (``l2arctic_man…tition_v2``)."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
+
+
+def _legend(ax, inside: dict, entries: int, longest: int, **kwargs) -> None:
+    r"""The legend inside the axes (``inside``: its placement) for a few short entries, else beside them."""
+    if entries <= 6 and longest <= 40:
+        ax.legend(fontsize=8, **inside, **kwargs)
+        return
+    ncol = 1 if entries <= 24 else 2
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, ncol=ncol, **kwargs)
+    fig = ax.figure
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width + ncol * (0.9 + 0.055 * longest), max(height, 0.2 * entries / ncol + 1.2))
 
 
 def _shade(colour: str, amount: float) -> str:
@@ -54,20 +99,32 @@ def _shade(colour: str, amount: float) -> str:
 def _save(fig, base: Path) -> Path:
     base.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(base.with_suffix(".png"), dpi=110)
-    fig.savefig(base.with_suffix(".pdf"))
+    fig.savefig(base.with_suffix(".png"), dpi=110, bbox_inches="tight")  # a legend beside the axes included
+    fig.savefig(base.with_suffix(".pdf"), bbox_inches="tight")
     _pyplot().close(fig)
     return base.with_suffix(".png")
 
 
-def _scatter(points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str) -> Path:
+def _scatter(
+    points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None
+) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
-    cols = colours(list(points))
+    cols = cols or colours(list(points))
+    labels = {name: f"{short_name(name)} ({len(xy)})" for name, xy in points.items()}
     for name, xy in points.items():
-        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.5, color=cols[name], label=f"{name} ({len(xy)})")
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.5, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.legend(markerscale=3, fontsize=8)
+    _legend(ax, {}, len(points), max(map(len, labels.values())), markerscale=3)
+    return _save(fig, base)
+
+
+def _too_few(base: Path, title: str, what: str) -> Path:
+    r"""A figure that says why it has no plot (too few latent frames for ``what``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.text(0.5, 0.5, what, ha="center", va="center", wrap=True)
+    ax.set(title=title, xticks=[], yticks=[])
     return _save(fig, base)
 
 
@@ -76,85 +133,120 @@ def _subsample(latents: dict[str, np.ndarray], per_set: int, seed: int) -> dict[
     return {k: v[rng.permutation(len(v))[:per_set]] for k, v in latents.items()}
 
 
-def latents_first_dims(latents: dict[str, np.ndarray], base: Path, per_set: int = 3000) -> Path:
+def latents_first_dims(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
+) -> Path:
     r"""The first two latent dimensions per set (as the lab drew them)."""
     points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
-    return _scatter(points, base, "Latents: first two dimensions", "z[0]", "z[1]")
+    return _scatter(points, base, "Latents: first two dimensions", "z[0]", "z[1]", cols)
 
 
-def latents_pca(latents: dict[str, np.ndarray], base: Path, per_set: int = 3000) -> Path:
+#: Fewest latent frames (all sets together) drawn by PCA and by t-SNE; fewer: a figure saying so.
+MIN_FRAMES = {"PCA": 3, "t-SNE": 10}
+
+
+def latents_pca(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
+) -> Path:
     r"""Latents projected on the two principal components of all sets together."""
     from sklearn.decomposition import PCA
 
     sample = _subsample(latents, per_set, 0)
-    pca = PCA(2, random_state=0).fit(np.concatenate(list(sample.values())))
+    stacked = np.concatenate(list(sample.values()))
+    if len(stacked) < MIN_FRAMES["PCA"]:
+        return _too_few(base, "Latents: PCA", f"{len(stacked)} latent frame(s) in all: too few for a PCA")
+    pca = PCA(2, random_state=0).fit(stacked)
     ratio = pca.explained_variance_ratio_
     points = {k: pca.transform(v) for k, v in sample.items()}
-    return _scatter(points, base, "Latents: PCA", f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})")
+    return _scatter(points, base, "Latents: PCA", f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols)
 
 
-def latents_tsne(latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0) -> Path:
+def latents_tsne(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0, cols: dict[str, str] | None = None
+) -> Path:
     r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents."""
     from sklearn.manifold import TSNE
 
     sample = _subsample(latents, per_set, seed)
     stacked = np.concatenate(list(sample.values()))
+    title = f"Latents: t-SNE ({per_set} frames per set at most)"
+    if len(stacked) < MIN_FRAMES["t-SNE"]:
+        return _too_few(base, title, f"{len(stacked)} latent frame(s) in all: too few for t-SNE")
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
     embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
     points, start = {}, 0
     for name, v in sample.items():
         points[name], start = embedded[start : start + len(v)], start + len(v)
-    return _scatter(points, base, f"Latents: t-SNE ({per_set} frames per set at most)", "t-SNE 1", "t-SNE 2")
+    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols)
 
 
-def histograms(values: dict[str, np.ndarray], base: Path, xlabel: str, title: str) -> Path:
+def histograms(
+    values: dict[str, np.ndarray], base: Path, xlabel: str, title: str, cols: dict[str, str] | None = None
+) -> Path:
     r"""Overlaid density histograms of a per-utterance value per set."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    cols = colours(list(values))
+    cols = cols or colours(list(values))
+    labels = {name: f"{short_name(name)} (mean of utts {v.mean():.2f})" for name, v in values.items()}
     both = np.concatenate([v for v in values.values() if len(v)])
     bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
     for name, v in values.items():  # a light fill and an outline: overlaps stay readable as each set's colour
         ax.hist(v, bins=bins, density=True, histtype="stepfilled", alpha=0.2, color=cols[name])
-        ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name],
-                label=f"{name} (mean of utts {v.mean():.2f})")
+        ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel="density")
-    ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars, not on them
-    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    longest = max(map(len, labels.values()))
+    if len(values) <= 6 and longest <= 40:
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars, not on them
+    _legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
     return _save(fig, base)
 
 
-def roc_curves(reference: np.ndarray, others: dict[str, np.ndarray], base: Path, score: str, ref_name: str) -> Path:
+def roc_curves(
+    reference: np.ndarray,
+    others: dict[str, np.ndarray],
+    base: Path,
+    score: str,
+    ref_name: str,
+    cols: dict[str, str] | None = None,
+) -> Path:
     r"""ROC of telling each set from the reference set by an utterance score."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
-    cols = colours(list(others))
+    cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
+    labels = {}
     for name, v in others.items():
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(fpr, tpr, color=cols[name], label=f"{name} vs {ref_name}: AUC {roc_auc_score(y, s):.3f}")
+        labels[name] = f"{short_name(name)}: AUC {roc_auc_score(y, s):.3f}"
+        ax.plot(fpr, tpr, color=cols[name], label=labels[name])
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(
-        title=f"Detection by {score}",
+        title=f"Detection by {score}, against {short_name(ref_name)}",
         xlabel="other set's utterances above threshold (false positive rate)",
-        ylabel=f"{ref_name} utterances above threshold (true positive rate)",
+        ylabel=f"{short_name(ref_name)} utterances above threshold (true positive rate)",
     )
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, {"loc": "lower right"}, len(others), max(map(len, labels.values()), default=0))
     return _save(fig, base)
 
 
-def rating_scatter(scores: dict[str, np.ndarray], ratings: dict[str, np.ndarray], base: Path, score: str) -> Path:
+def rating_scatter(
+    scores: dict[str, np.ndarray],
+    ratings: dict[str, np.ndarray],
+    base: Path,
+    score: str,
+    cols: dict[str, str] | None = None,
+) -> Path:
     r"""Utterance score against its rating (``utt2score``), one colour per rated set."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    cols = colours(list(scores))
+    cols = cols or colours(list(scores))
     for name in scores:
-        ax.scatter(ratings[name], scores[name], s=10, alpha=0.6, color=cols[name], label=name)
-    ax.set(title=f"{score} against rating", xlabel="rating (utt2score, 5 = native-like)", ylabel=score)
-    ax.legend(fontsize=8)
+        ax.scatter(ratings[name], scores[name], s=10, alpha=0.6, color=cols[name], label=short_name(name))
+    ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)", ylabel=score)
+    _legend(ax, {}, len(scores), max(len(short_name(n)) for n in scores))
     return _save(fig, base)
 
 

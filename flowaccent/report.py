@@ -42,24 +42,26 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
     ref = summary["reference"]
+    cols = plots.colours(names)  # one colour per set in every figure
     figures: dict[str, Path] = {}
     curves = plots.training_curves(exp / "log" / "train.jsonl", fig_dir / "training_curves")
     if curves:
         figures["Training curves"] = curves
-    figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01")
-    figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca")
-    figures["Latents, t-SNE"] = plots.latents_tsne(latents, fig_dir / "latents_tsne")
+    figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01", cols=cols)
+    figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
+    figures["Latents, t-SNE"] = plots.latents_tsne(latents, fig_dir / "latents_tsne", cols=cols)
     figures["LogLL per utterance"] = plots.histograms(
         {n: t["log_ll"] for n, t in tables.items()},
         fig_dir / "hist_log_ll",
         "mean log-likelihood per frame (nats)",
         "Utterance LogLL by set",
+        cols,
     )
     others = [n for n in names if n != ref]
     for score in ("log_ll", "llr", "gmm_log_ll"):
         if others and all(score in tables[n] for n in names):
             figures[f"ROC by {score}"] = plots.roc_curves(
-                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref
+                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref, cols
             )
     rated = [n for n in names if "score" in tables[n]]
     if rated:
@@ -68,6 +70,7 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
             {n: tables[n]["score"] for n in rated},
             fig_dir / "rating_log_ll",
             "log_ll",
+            cols,
         )
     return figures
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from flowaccent.cli.main import main
 
 
@@ -81,3 +83,61 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
     assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
+
+
+def test_colours_stay_distinct_for_any_number_of_sets():
+    from flowaccent.plots import ACCENT_COLOURS, colours
+
+    names = [f"S{i:02d}" for i in range(60)] + [f"test_native_{i}" for i in range(15)] + ["zh"]
+    got = colours(names)
+    assert len(set(got.values())) == len(names)  # 40 speaker sets once ran out of the palette (StopIteration)
+    assert got["test_native_0"] == ACCENT_COLOURS["native"] and got["zh"] == ACCENT_COLOURS["zh"]
+
+
+def test_short_names_keep_both_ends():
+    from flowaccent.plots import short_name
+
+    long = "l2arctic_mandarin_speakers_read_speech_all_sessions_test_partition_v2"
+    assert short_name(long) == "l2arctic_mand…t_partition_v2" and len(short_name(long)) == 28
+    assert short_name("test_zh") == "test_zh"
+
+
+def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path):
+    r"""Legends beside the axes widen the figure; PCA of 1 frame and t-SNE of 2 say why they have no plot."""
+    from PIL import Image
+
+    from flowaccent import plots
+
+    rng = np.random.default_rng(0)
+    latents = {f"speaker_{i:02d}_of_a_corpus_with_long_names": rng.standard_normal((20, 4)) for i in range(30)}
+    wide = Image.open(plots.latents_pca(latents, tmp_path / "pca")).size
+    few = Image.open(plots.latents_pca(dict(list(latents.items())[:3]), tmp_path / "pca3")).size
+    assert wide[0] > few[0] * 1.3  # the 30-entry legend beside the axes, not over the points
+    values = {n: v[:, 0] for n, v in latents.items()}
+    plots.histograms(values, tmp_path / "hist", "x", "t")
+    plots.roc_curves(values.pop("speaker_00_of_a_corpus_with_long_names"), values, tmp_path / "roc", "s", "ref")
+    for draw, frames in ((plots.latents_pca, 1), (plots.latents_tsne, 2)):
+        png = draw({"one": rng.standard_normal((frames, 4))}, tmp_path / f"{draw.__name__}_{frames}")
+        assert png.exists() and png.with_suffix(".pdf").exists()
+
+
+def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monkeypatch):
+    from flowaccent import plots
+    from flowaccent.report import make_figures
+
+    out_dir, exp = scored_dir_and_exp
+    drawn = {}
+
+    def spy(name, draw):
+        def wrapped(*args, **kwargs):
+            drawn[name] = kwargs.get("cols") or args[-1]
+            return draw(*args, **kwargs)
+
+        monkeypatch.setattr(plots, name, wrapped)
+
+    for name in ("latents_pca", "histograms", "roc_curves", "rating_scatter"):
+        spy(name, getattr(plots, name))
+    make_figures(exp, out_dir, tmp_path / "figures")
+    assert set(drawn) == {"latents_pca", "histograms", "roc_curves", "rating_scatter"}
+    first = drawn["latents_pca"]
+    assert all(cols == first for cols in drawn.values()) and set(first) == {"native", "zh", "ja"}
