@@ -38,6 +38,7 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
     summary = load_summary(scores)
+    _check_same_model(exp, scores)
     names = list(summary["sets"])
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
@@ -83,6 +84,18 @@ def load_summary(scores: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); run 'flowaccent score' again") from None
+
+
+def _check_same_model(exp: Path, scores: Path) -> None:
+    r"""Refuses an ``--exp`` whose ``config.yaml`` is not the one ``flowaccent score`` copied beside the scores:
+    its training curves and configuration would be shown as those of another model's scores."""
+    made_by, given = scores / "config.yaml", exp / "config.yaml"
+    if made_by.exists() and given.exists() and made_by.read_text() != given.read_text():
+        model = load_summary(scores).get("model", {}).get("exp", "another experiment")
+        raise ConfigError(
+            f"{scores}: scored by {model}, whose config.yaml differs from {given}; "
+            f"give the --exp that made the scores"
+        )
 
 
 def _set_file(scores: Path, name: str, file: str) -> Path:

@@ -79,6 +79,10 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
         return err[0]
 
     assert f"{tmp_path / 'nowhere'}: no such experiment dir" in report(tmp_path / "nowhere")
+    other = tmp_path / "other_exp"
+    shutil.copytree(exp, other)
+    (other / "config.yaml").write_text((exp / "config.yaml").read_text().replace("cond_dim: 4", "cond_dim: 3"))
+    assert f"{scores}: scored by {exp}, whose config.yaml differs from {other / 'config.yaml'}" in report(other)
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
