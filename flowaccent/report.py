@@ -22,14 +22,17 @@ NAMING = (
     "under the name 'LogLL'. <b>LogP</b> is log p(z) under the prior (a unit-Gaussian latent of "
     "dimension D has a mean of -1.4189 D, shown as the reference); <b>LogDet</b> is log|det dz/dx|, "
     "including the feature standardisation. Skew and kurtosis (Fisher, excess: 0 for a Gaussian) "
-    "are over all values of a random sample of latents; _c and _r are the class-conditional and "
+    "are over all values of a random sample of latents (its frames: 'latent frames'; small samples "
+    "give unsteady values); _c and _r are the class-conditional and "
     "residual parts of a DNF model. AUC: the chance that an utterance of the reference set scores "
     "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL), "
     "<b>llr</b> (log p(x | native class) - log p(x | the other classes), DNF models), <b>gmm_log_ll</b> "
     "(a 32-component diagonal GMM fitted on the model's training frames, the baseline). Ratings from "
     "averaged latents: an SVR from each utterance's mean latent to its rating; <b>svr_cv</b> 5-fold "
     "cross-validated within the set, <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
-    "chance level, negative on small sets), <b>a-&gt;b</b> fitted on set a, applied to set b."
+    "chance level, negative on small sets), <b>a-&gt;b</b> fitted on set a, applied to set b. Sets with "
+    "ratings that do not vary have no correlation rows. <b>–</b>: not defined (fewer than 3 utterances, "
+    "or scores or ratings without spread)."
 )
 
 
@@ -130,7 +133,8 @@ def _fmt(value: Any) -> str:
 def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     r"""``(title, header, rows)`` of every table."""
     sets = summary["sets"]
-    keys = ["num_utts", "num_frames", "log_ll", "log_p", "log_det", "nll", "log_p_reference", "skew", "kurtosis"]
+    keys = ["num_utts", "num_frames", "log_ll", "log_p", "log_det", "nll", "log_p_reference", "num_latents", "skew",
+            "kurtosis"]
     extra = [
         k for k in ("skew_c", "kurtosis_c", "skew_r", "kurtosis_r", "gmm_log_ll") if any(k in s for s in sets.values())
     ]
@@ -143,6 +147,7 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
         "LogDet",
         "NLL (lab 'LogLL')",
         "LogP of N(0,I)",
+        "latent frames",
         "skew",
         "kurtosis",
     ] + extra
@@ -162,7 +167,12 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
         out.append(("Correlation with ratings (utt2score)", ["set", "score", "Pearson", "Spearman", "utts"], rows))
     regression = summary.get("regression", {})
     if regression:
-        rows = [[n, k, _fmt(c["pearson"]), _fmt(c["spearman"])] for n, r in regression.items() for k, c in r.items()]
+        rows = [
+            [n, k + (f" ({c['shared_utts']} utts in both sets)" if c.get("shared_utts") else ""), _fmt(c["pearson"]),
+             _fmt(c["spearman"])]
+            for n, r in regression.items()
+            for k, c in r.items()
+        ]
         out.append(("Ratings from averaged latents (SVR)", ["set", "how", "Pearson", "Spearman"], rows))
     return out
 

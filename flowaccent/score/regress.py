@@ -22,7 +22,7 @@ def cross_validated(features: np.ndarray, ratings: np.ndarray, folds: int = 5, s
 
     folds = min(folds, len(ratings))
     if folds < 2 or np.ptp(ratings) == 0:
-        return correlations(np.zeros(0), np.zeros(0))
+        return _undefined(len(ratings))
     predicted = cross_val_predict(_svr(), features, ratings, cv=KFold(folds, shuffle=True, random_state=seed))
     return correlations(predicted, ratings)
 
@@ -45,5 +45,10 @@ def shuffled(
 def transfer(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict[str, float]:
     r"""Correlation with ``test_y`` of an SVR fitted on one rated set and applied to another."""
     if len(train_y) < 3 or np.ptp(train_y) == 0:
-        return correlations(np.zeros(0), np.zeros(0))
+        return _undefined(len(test_y))
     return correlations(_svr().fit(train_x, train_y).predict(test_x), test_y)
+
+
+def _undefined(n: int) -> dict[str, float]:
+    r"""No correlation (too few utterances or ratings without spread), for ``n`` utterances."""
+    return {"pearson": float("nan"), "spearman": float("nan"), "n": n}

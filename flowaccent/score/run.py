@@ -62,6 +62,7 @@ def score_corpora(
         if made_out and not any(out.iterdir()):
             out.rmdir()
         raise
+    _warn_shared(results)
     report: dict[str, Any] = {
         "model": {
             "exp": str(exp),
@@ -124,7 +125,18 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     for a in rated:
         for b in rated:
             if a != b:
-                regression[f"{a}->{b}"] = {
-                    "svr": regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
-                }
+                fit = regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
+                shared = len(set(results[a].utts) & set(results[b].utts))
+                regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
+
+
+def _warn_shared(results: dict[str, SetScores]) -> None:
+    r"""A line for each pair of sets with utterance ids in common (the same data under two names?)."""
+    names = list(results)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = len(set(results[a].utts) & set(results[b].utts))
+            if shared:
+                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); their AUC, and an SVR "
+                      f"fitted on one and applied to the other, compare the same utterances", file=sys.stderr)

@@ -29,6 +29,7 @@ def set_summary(set_dir: Path, dim: int, cond_dim: int) -> dict[str, Any]:
     out["log_ll_per_dim"] = out["log_ll"] / dim
     out["log_p_reference"] = unit_gaussian_log_p(dim)
     latents = np.load(set_dir / "latents.npy")
+    out["num_latents"] = len(latents)  # the frames the moments are over (a sample of at most max_latents)
     out.update(moments(latents))
     if 0 < cond_dim < dim:
         c, r = moments(latents[:, :cond_dim]), moments(latents[:, cond_dim:])

@@ -53,7 +53,7 @@ def test_summary_is_recomputed_from_the_files(scored):
             assert values[key] == pytest.approx((table[key] * w).sum() / w.sum(), rel=1e-12)
         assert values["log_p_reference"] == pytest.approx(-1.4189385 * 6)
         latents = np.load(out / name / "latents.npy").astype(np.float64)  # moments are taken in float64
-        assert len(latents) == min(500, w.sum())
+        assert len(latents) == min(500, w.sum()) == values["num_latents"]
         assert values["skew"] == pytest.approx(skew(latents.ravel()))
         assert values["kurtosis"] == pytest.approx(kurtosis(latents.ravel(), fisher=True))
         assert values["skew_c"] == pytest.approx(skew(latents[:, :4].ravel()))
@@ -263,3 +263,23 @@ def test_svr_cv_against_its_shuffled_chance_level():
     x = rng.normal(size=(60, 20))
     ratings = 3 + x[:, 0] + 0.3 * rng.normal(size=60)
     assert cross_validated(x, ratings)["pearson"] > shuffled(x, ratings)["pearson"] + 0.5
+
+
+def test_undefined_correlations_still_count_the_utterances():
+    from flowaccent.score.regress import cross_validated, transfer
+
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    got = transfer(x[:2], np.array([1.0, 2.0]), x, np.arange(20.0))  # fitted on 2 utterances: none
+    assert np.isnan(got["pearson"]) and got["n"] == 20  # was 0, though the target set has 20
+    assert cross_validated(x, np.full(20, 3.0))["n"] == 20
+
+
+def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
+    root, exp = trained
+    sets = [f"native={root / 'native'}", f"ja={root / 'ja'}", f"ja_again={root / 'ja'}"]
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), *sets, "--quiet"]) == 0
+    assert "score: warning: sets ja and ja_again share 30 utterance id(s)" in capsys.readouterr().err
+    regression = json.loads((tmp_path / "s" / "summary.json").read_text())["regression"]
+    assert regression["ja->ja_again"]["svr"]["shared_utts"] == 30
+    assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "s"), "--out", str(tmp_path / "r.html")]) == 0
+    assert "| ja->ja_again | svr (30 utts in both sets) |" in (tmp_path / "r.md").read_text()
