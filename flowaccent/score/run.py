@@ -47,6 +47,7 @@ def score_corpora(
     native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
+    warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
     reference = reference or next(iter(sets))
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
@@ -129,6 +130,28 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
                 shared = len(set(results[a].utts) & set(results[b].utts))
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
+
+
+#: Fewer frames than this (1 s) in a CMVN unit (speaker or utterance): its statistics say little.
+MIN_CMVN_FRAMES = 100
+
+
+def warn_short_cmvn_units(sets: dict[str, DataDir], cmvn: str) -> None:
+    r"""A line for each set with speakers (``cmvn`` ``spk``) or utterances (``utt``) of under
+    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable."""
+    for name, data in sets.items():
+        if cmvn not in ("spk", "utt") or not data.has("utt2num_frames"):
+            continue
+        frames: dict[str, int] = {}
+        for utt, n in data.utt2num_frames().items():
+            unit = data.utt2spk[utt] if cmvn == "spk" else utt
+            frames[unit] = frames.get(unit, 0) + n
+        short = sorted((n, unit) for unit, n in frames.items() if n < MIN_CMVN_FRAMES)
+        if short:
+            kind = "speaker" if cmvn == "spk" else "utterance"
+            print(f"score: warning: set {name}: {len(short)} {kind}(s) of under {MIN_CMVN_FRAMES} frames (e.g. "
+                  f"'{short[0][1]}': {short[0][0]}); the model's {kind} CMVN normalises them on so few frames that "
+                  f"their scores are not comparable (1 frame: every feature 0)", file=sys.stderr)
 
 
 def _warn_shared(results: dict[str, SetScores]) -> None:

@@ -274,6 +274,25 @@ def test_undefined_correlations_still_count_the_utterances():
     assert cross_validated(x, np.full(20, 3.0))["n"] == 20
 
 
+def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
+    from flowaccent.data import load_data_dir, subset_data_dir
+    from flowaccent.score.run import warn_short_cmvn_units
+
+    root, _ = trained
+    warn_short_cmvn_units({"one": subset_data_dir(root / "ja", tmp_path / "one", ["j1-0001"])}, "spk")
+    assert "set one: 1 speaker(s) of under 100 frames (e.g. 'j1': 30); the model's speaker CMVN" in \
+        capsys.readouterr().err
+    sets = {"ja": load_data_dir(root / "ja")}  # 30 utterances of 30 frames, 4 speakers
+    warn_short_cmvn_units(sets, "spk")
+    warn_short_cmvn_units(sets, "none")
+    assert capsys.readouterr().err == ""
+    warn_short_cmvn_units(sets, "utt")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["score: warning: set ja: 30 utterance(s) of under 100 frames (e.g. 'j0-0000': 30); the model's "
+                   "utterance CMVN normalises them on so few frames that their scores are not comparable (1 frame: "
+                   "every feature 0)"]
+
+
 def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     root, exp = trained
     sets = [f"native={root / 'native'}", f"ja={root / 'ja'}", f"ja_again={root / 'ja'}"]
