@@ -21,7 +21,7 @@ from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_model
 
 #: What scoring writes beside the sets' folders (no set may take these names).
-OUTPUT_FILES = ("config.yaml", "summary.json")
+OUTPUT_FILES = ("config.yaml", "summary.json", "figures")  # figures/: where 'flowaccent plot' draws by default
 
 
 def score_corpora(
@@ -52,6 +52,7 @@ def score_corpora(
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     made_out = not out.exists()
+    _warn_stale(out, sets)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
     fresh = [out / name for name in sets if not (out / name).exists()]
@@ -130,6 +131,16 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
                 shared = len(set(results[a].utts) & set(results[b].utts))
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
+
+
+def _warn_stale(out: Path, sets: dict[str, DataDir]) -> None:
+    r"""A line naming the sets of an earlier run in ``out`` that this run does not score (left as they are)."""
+    if not out.is_dir():
+        return
+    stale = sorted(p.name for p in out.iterdir() if (p / "utt_scores.tsv").exists() and p.name not in sets)
+    if stale:
+        print(f"score: warning: {out} holds scores of sets this run does not score: {', '.join(stale)} (left as "
+              f"they are; summary.json and the report will list only this run's sets)", file=sys.stderr)
 
 
 #: Fewer frames than this (1 s) in a CMVN unit (speaker or utterance): its statistics say little.

@@ -194,6 +194,7 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     (["summary.json={ja}"], "score: 'summary.json' cannot name a set (a file the command writes)"),
     (["a/b={ja}"], "score: 'a/b' cannot name a set (letters, digits"),
     (["..={ja}"], "score: '..' cannot name a set"),
+    (["figures={ja}"], "score: 'figures' cannot name a set (a file the command writes)"),
     (["{ja}", "--out", "{file}"], "score: --out {file} is a file; give a folder"),
     (["{ja}", "--max-latents", "0"], "score: max_latents must be >= 1, got 0"),
     (["{ja}", "--batch-frames", "-5"], "score: batch_frames must be >= 1, got -5"),
@@ -291,6 +292,16 @@ def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
     assert err == ["score: warning: set ja: 30 utterance(s) of under 100 frames (e.g. 'j0-0000': 30); the model's "
                    "utterance CMVN normalises them on so few frames that their scores are not comparable (1 frame: "
                    "every feature 0)"]
+
+
+def test_a_rerun_with_fewer_sets_names_the_old_ones(trained, tmp_path, capsys):
+    root, exp = trained
+    out = str(tmp_path / "s")
+    assert main(["score", "--exp", str(exp), "--out", out, str(root / "native"), str(root / "zh"), "--quiet"]) == 0
+    assert main(["score", "--exp", str(exp), "--out", out, str(root / "native"), "--quiet"]) == 0
+    assert f"score: warning: {out} holds scores of sets this run does not score: zh (left as they are" in \
+        capsys.readouterr().err
+    assert list(json.loads((tmp_path / "s" / "summary.json").read_text())["sets"]) == ["native"]
 
 
 def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
