@@ -187,7 +187,7 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>flowaccent report</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
-        "text-align:right}th{background:#eef}td:first-child{text-align:left}"
+        "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
         "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}pre{background:#f6f6f6;padding:1em}",
         "</style></head><body>",
         "<h1>flowaccent report</h1>",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from flowaccent.data.datadir import DataDir
+from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.kaldi_io import ScpReader, check_matrix
 from flowaccent.errors import FeatureError
 
@@ -22,17 +23,21 @@ class Utterance:
     cmvn_stats: np.ndarray | None
 
 
-def iter_utterances(data: DataDir, expected_dim: int | None = None, with_cmvn: bool = True) -> Iterator[Utterance]:
+def iter_utterances(
+    data: DataDir | str | Path, expected_dim: int | None = None, with_cmvn: bool = True
+) -> Iterator[Utterance]:
     r"""Yields every utterance of ``data`` in order; one utterance in memory at a time.
 
     Checks each matrix (dims, NaN/inf, frame count against ``utt2num_frames``)
     and loads the per-speaker CMVN stats once (they are small).
 
     Arguments:
-        data: a data dir with ``feats.scp`` (and ``cmvn.scp`` when ``with_cmvn``).
+        data: a data dir with ``feats.scp`` (and ``cmvn.scp`` when ``with_cmvn``), loaded or its path.
         expected_dim: the dimension every matrix must have (None: that of the first).
         with_cmvn: attach the speaker's stats (requires ``cmvn.scp``).
     """
+    if not isinstance(data, DataDir):
+        data = load_data_dir(data, require=("feats.scp",) + (("cmvn.scp",) if with_cmvn else ()))
     frames = data.utt2num_frames() if data.has("utt2num_frames") else None
     reader = ScpReader(data.path / "feats.scp", expected_dim, frames)
     cmvn = load_cmvn_stats(data) if with_cmvn else {}

@@ -23,3 +23,10 @@ def test_streams_every_utterance_with_its_speaker_stats(wav_data_dir):
         np.testing.assert_allclose(stats[0, :-1], feats.astype(np.float64).sum(0), rtol=1e-9)
     with pytest.raises(FeatureError, match="dim 40, expected 120"):
         next(iter_utterances(data, expected_dim=120))
+    by_path = list(iter_utterances(str(wav_data_dir)))  # a path is loaded (and checked) first
+    assert [u.utt for u in by_path] == data.utts
+    assert all(np.array_equal(a.feats, b.feats) for a, b in zip(utts, by_path))
+    from flowaccent.errors import DataDirError
+
+    with pytest.raises(DataDirError, match="nowhere: not a directory"):
+        next(iter_utterances(wav_data_dir / "nowhere"))
