@@ -189,7 +189,8 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "table{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto;max-width:100%}"  # wide: scrolls
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
-        "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}pre{background:#f6f6f6;padding:1em;overflow-x:auto}",
+        "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}",
         "</style></head><body>",
         "<h1>flowaccent report</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary))) + "</p>",

@@ -8,15 +8,23 @@ on tiny utterances, in a process with other threads; none in 1500 runs with this
 :func:`imap_processes` instead cancels the jobs not started, lets the running ones finish and
 waits for the workers to exit on their own; a worker that dies is reported
 (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the
-parent gets it and stops them as above. :func:`imap_fresh_processes` does the same with a new
-process for every job (Python 3.11's ``max_tasks_per_child`` can deadlock: CPython gh-115634).
+parent gets it, says so, and stops them as above; a second Ctrl-C kills the running workers and
+leaves the pool (:data:`ABORTED`: the command then exits at once, without waiting at
+interpreter exit). On Linux a worker also ends when the parent process dies (``kill PID``).
+:func:`imap_fresh_processes` does the same with a new process for every job (Python 3.11's
+``max_tasks_per_child`` can deadlock: CPython gh-115634).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +34,38 @@ from flowaccent.errors import WorkerError
 
 J = TypeVar("J")
 R = TypeVar("R")
+
+#: Set by a second Ctrl-C, after the running workers were killed: exit without waiting for them.
+ABORTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _interruptible(kill: Callable[[], None]) -> Iterator[None]:
+    r"""Ctrl-C while workers run: the first says what happens and raises ``KeyboardInterrupt`` (the
+    workers finish the jobs they are on); a second calls ``kill`` and raises it again. Only in the
+    main thread (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
+    ABORTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    presses = 0
+
+    def on_interrupt(signum, frame) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("stopping: the workers finish the jobs they are on (Ctrl-C again: kill them now)",
+                  file=sys.stderr, flush=True)
+        else:
+            kill()
+            ABORTED.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def imap_processes(
@@ -55,20 +95,44 @@ def imap_processes(
     """
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     executor = ProcessPoolExecutor(
-        max_workers=max(1, nj), mp_context=context, initializer=_start_worker, initargs=(initializer, initargs)
+        max_workers=max(1, nj),
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(initializer, initargs),
     )
-    try:
-        yield from executor.map(fn, jobs, chunksize=chunksize)
-    except BrokenProcessPool as error:
-        raise WorkerError(f"a worker process died (killed, out of memory or crashed): {error}") from error
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+
+    def kill() -> None:
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.kill()
+
+    with _interruptible(kill):
+        try:
+            yield from executor.map(fn, jobs, chunksize=chunksize)
+        except BrokenProcessPool as error:
+            if ABORTED.is_set():
+                raise KeyboardInterrupt from None
+            raise WorkerError(f"a worker process died (killed, out of memory or crashed): {error}") from error
+        finally:
+            executor.shutdown(wait=not ABORTED.is_set(), cancel_futures=True)
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    _worker_signals()
     if initializer is not None:
         initializer(*initargs)
+
+
+def _worker_signals() -> None:
+    r"""In a worker: ignore Ctrl-C (it reaches the whole process group; the parent stops the work), and on
+    Linux end with the parent process (``PR_SET_PDEATHSIG``; a forkserver's workers with the forkserver,
+    which ends with the parent), so ``kill PARENT`` leaves no worker behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that took effect
+            os._exit(1)
 
 
 def imap_fresh_processes(fn: Callable[[J], R], jobs: Iterable[J], nj: int, context=None) -> Iterator[R]:
@@ -87,26 +151,32 @@ def imap_fresh_processes(fn: Callable[[J], R], jobs: Iterable[J], nj: int, conte
     context = context or multiprocessing.get_context()
     pending = list(jobs)[::-1]
     running: dict[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess] = {}
-    try:
-        while pending or running:
-            while pending and len(running) < max(1, nj):
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_run_fresh, args=(fn, pending.pop(), send), daemon=False)
-                process.start()
-                send.close()
-                running[receive] = process
-            for receive in multiprocessing.connection.wait(list(running)):
-                ok, value = _result(receive, running.pop(receive))
-                if not ok:
-                    raise value
-                yield value
-    finally:
-        for receive, process in running.items():  # wait for the running jobs; a job's pipe must be read for it to end
-            _result(receive, process, check=False)
+
+    def kill() -> None:
+        for process in list(running.values()):
+            process.kill()
+
+    with _interruptible(kill):
+        try:
+            while pending or running:
+                while pending and len(running) < max(1, nj):
+                    receive, send = context.Pipe(duplex=False)
+                    process = context.Process(target=_run_fresh, args=(fn, pending.pop(), send))
+                    process.start()
+                    send.close()
+                    running[receive] = process
+                for receive in multiprocessing.connection.wait(list(running)):
+                    ok, value = _result(receive, running.pop(receive))
+                    if not ok:
+                        raise value
+                    yield value
+        finally:
+            for receive, process in running.items():  # wait for the running jobs; a job's pipe must be read to end it
+                _result(receive, process, check=False)
 
 
 def _run_fresh(fn: Callable[[J], R], job: J, send) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    _worker_signals()
     try:
         result = (True, fn(job))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent

@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"flowaccent {args.command}: interrupted", file=sys.stderr)
         code = 130
+        workers = sys.modules.get("flowaccent.workers")
+        if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     if "WORLD_SIZE" in os.environ:  # a torchrun worker: end it cleanly (see train.distributed.finish)
         from flowaccent.train.distributed import finish
 

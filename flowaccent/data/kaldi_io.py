@@ -160,8 +160,9 @@ def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -
 
 
 def run_pipe(command: str, where: str) -> bytes:
-    r"""Runs ``command`` in a shell and returns its stdout; a non-zero exit is a :class:`KaldiIOError`."""
-    result = subprocess.run(command, shell=True, capture_output=True, check=False)
+    r"""Runs ``command`` in a shell (stdin empty: a command reading it ends, not waits) and returns its stdout;
+    a non-zero exit is a :class:`KaldiIOError`."""
+    result = subprocess.run(command, shell=True, capture_output=True, check=False, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise KaldiIOError(f"{where}: pipe '{command.strip()}' failed ({_status(result.returncode, result.stderr)})")
     return result.stdout
@@ -291,7 +292,9 @@ def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
     is_pipe = command.endswith("|")
     if is_pipe:
         stderr = tempfile.TemporaryFile()
-        proc = subprocess.Popen(command[:-1], shell=True, stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen(
+            command[:-1], shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+        )
         fd: IO[bytes] = proc.stdout  # type: ignore[assignment]
     else:
         fd = _open(target, f"ark '{target}'")

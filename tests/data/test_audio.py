@@ -48,3 +48,13 @@ def test_errors_name_the_utterance(tmp_path):
     wavfile.write(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
     with pytest.raises(AudioError, match="no samples"):
         read_wav(str(tmp_path / "empty.wav"), where)
+
+
+def test_a_pipe_reading_stdin_ends_instead_of_waiting(tmp_path):
+    import subprocess
+    import sys
+
+    code = "from flowaccent.data import read_wav\ntry:\n    read_wav('cat |')\nexcept Exception as e:\n    print(e)"
+    done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.PIPE, capture_output=True, text=True,
+                          timeout=60)  # stdin left open: the pipe waited on it for ever
+    assert "'cat |' is not a readable WAV file" in done.stdout

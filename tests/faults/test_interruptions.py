@@ -114,3 +114,64 @@ def test_report(scored_setup, tmp_path):
     assert strip(out.with_suffix(".md")) == strip(tmp_path / "ref" / "report.md")
     for png in (tmp_path / "ref" / "figures").glob("*.png"):
         assert (out.parent / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def slow_data_dir(tmp_path: Path) -> Path:
+    r"""A data dir whose every wav.scp entry is a pipe taking a second."""
+    from ..conftest import make_wav_data_dir
+
+    data = make_wav_data_dir(tmp_path / "slow", utts_per_spk=12, pipe_last=False)
+    lines = (data / "wav.scp").read_text().splitlines()
+    entries = (line.split(" ", 1) for line in lines)
+    (data / "wav.scp").write_text("".join(f"{u} sleep 1; cat {w} |\n" for u, w in entries))
+    return data
+
+
+def workers_of(pid: int) -> list[int]:
+    r"""Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")
+def test_ctrl_c_twice_stops_at_once_and_kill_leaves_no_worker(tmp_path):
+    r"""Ctrl-C says the workers finish their jobs; a second one kills them and the command exits at once (it
+    hung for ever). ``kill PID`` of the command ends its workers too (they lived on, holding its pipes)."""
+    data = slow_data_dir(tmp_path)
+    cmd = flowaccent("fbank", str(data), "--nj", "2", "--quiet")
+    proc = subprocess.Popen(cmd, env=ENV, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while len(workers_of(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.time()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.time() - start < 5, err
+    assert "stopping: the workers finish the jobs they are on (Ctrl-C again: kill them now)" in err
+    assert "flowaccent fbank: interrupted" in err and not (data / "feats.scp").exists()
+
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while len(workers := workers_of(proc.pid)) < 2 and time.time() < deadline + 30:
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=30)
+    time.sleep(1.0)
+    assert workers and not [w for w in workers if alive(w)]
+
+
+def alive(pid: int) -> bool:
+    r"""Running (not a zombie: with its parent gone, an init that does not reap leaves those)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
