@@ -73,6 +73,19 @@ class FbankConfig(Config):
                 f"fbank: frame_length_ms and frame_shift_ms must be positive, "
                 f"got {self.frame_length_ms}, {self.frame_shift_ms}"
             )
+        samples = [int(self.sample_frequency * 0.001 * ms) for ms in (self.frame_length_ms, self.frame_shift_ms)]
+        if min(samples) < 1:  # a shift of 0 samples crashed kaldi-native-fbank (SIGFPE)
+            raise ConfigError(
+                f"fbank: frame_length_ms {self.frame_length_ms} and frame_shift_ms {self.frame_shift_ms} give "
+                f"{samples[0]} and {samples[1]} samples at {self.sample_frequency} Hz; both are milliseconds "
+                f"(Kaldi's: 25 and 10)"
+            )
+        try:  # kaldi-native-fbank checks the mel bins against the band and the FFT size when it is made
+            import kaldi_native_fbank as knf
+
+            knf.OnlineFbank(self.knf_options())
+        except ValueError as error:
+            raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz)") from None
 
     def knf_options(self):
         r"""Returns the equivalent ``kaldi_native_fbank.FbankOptions``."""

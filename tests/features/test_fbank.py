@@ -2,6 +2,8 @@ r"""compute_fbank against Kaldi's fbank written out in numpy (feature-window.cc,
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,18 @@ def test_options_and_errors(wave):
     for option in ("frame_shift_ms", "frame_length_ms"):  # knf would fail later with "the number of frames decreased"
         with pytest.raises(ConfigError, match="frame_length_ms and frame_shift_ms must be positive"):
             FbankConfig(**{option: -10.0})
+
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"frame_shift_ms": 0.01}, "frame_shift_ms 0.01 give 400 and 0 samples at 16000 Hz; both are milliseconds"),
+    ({"frame_length_ms": 0.025}, "frame_length_ms 0.025 and frame_shift_ms 10.0 give 0 and 160 samples"),
+    ({"high_freq": 9000.0}, "Bad values in options: low-freq 20 and high-freq 9000 vs. nyquist 8000"),
+    ({"low_freq": 9000.0}, "Bad values in options: low-freq 9000"),
+    ({"num_mel_bins": 300}, "You may have set num_mel_bins too large"),
+])
+def test_options_kaldi_refuses_are_config_errors_when_read(options, message):
+    r"""Each was a traceback after the first WAV was read (a shift of 0 samples: SIGFPE, no message)."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        FbankConfig(**options)
+    assert FbankConfig(sample_frequency=8000, high_freq=-400.0).sample_frequency == 8000  # negative: from Nyquist
