@@ -36,6 +36,7 @@ from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.specs import load_named_dirs, output_dir
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features.fbank_record import check_sets
 from flowaccent.model import FlowModel
 from flowaccent.train.checkpoint import load_model
 
@@ -156,6 +157,7 @@ def run_blurmask(
     need_cmvn = model.pipeline.config.cmvn == "spk"
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", OUTPUT_FILES)
+    check_sets(exp, sets, "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
     results: list[UttResult] = []

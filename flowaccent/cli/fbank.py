@@ -36,4 +36,8 @@ def run(args: argparse.Namespace) -> int:
         f"in {summary.seconds:.1f} s ({summary.frames_per_second:.0f} frames/s)",
         file=sys.stderr,
     )
+    resampled = {rate: n for rate, n in summary.source_rates.items() if rate != config.sample_frequency}
+    if resampled:
+        rates = ", ".join(f"{n} from {rate} Hz" for rate, n in sorted(resampled.items()))
+        print(f"fbank: resampled to {config.sample_frequency} Hz: {rates}", file=sys.stderr)
     return 0

@@ -3,8 +3,8 @@ r"""Filterbank extraction for a whole data dir (``flowaccent fbank``): ark, scp,
 Like Kaldi's ``steps/make_fbank.sh`` followed by ``steps/compute_cmvn_stats.sh``:
 reads ``wav.scp`` (and ``segments``: utterances cut from recordings, each recording read
 once, as ``extract-segments`` cuts them, flowaccent.data.segments), writes ``feats.scp`` + ark,
-``utt2num_frames`` and per-speaker ``cmvn.scp`` into the data dir (arks under
-``DATA_DIR/data/``). Atomic: arks are
+``utt2num_frames``, per-speaker ``cmvn.scp`` and ``fbank.json`` (the options and the audio's rates,
+flowaccent.features.fbank_record) into the data dir (arks under ``DATA_DIR/data/``). Atomic: arks are
 written under temporary names and renamed, tables replaced only after every
 utterance succeeded; a failure leaves the data dir as it was. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
@@ -31,6 +31,7 @@ from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
+from flowaccent.features.fbank_record import RECORD, write_record
 from flowaccent.workers import imap_processes
 
 
@@ -42,6 +43,7 @@ class FbankSummary:
     num_frames: int
     feats_ark: Path
     seconds: float
+    source_rates: dict[int, int] = dataclasses.field(default_factory=dict)  # sample rate read -> utterances
 
     @property
     def frames_per_second(self) -> float:
@@ -81,12 +83,14 @@ def make_fbank(
     jobs = _recording_jobs(data)
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
+    rates: dict[int, int] = {}
     with (
         ArkWriter(feats_ark) as writer,
         tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
         contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on any error
     ):
-        for recording in computed:
+        for rate, recording in computed:
+            rates[rate] = rates.get(rate, 0) + len(recording)
             for utt, feats in recording:
                 writer.write(utt, feats)
                 num_frames[utt] = feats.shape[0]
@@ -99,11 +103,13 @@ def make_fbank(
             cmvn_writer.write(spk, stats[spk])
         cmvn_lines = cmvn_writer.scp_lines
 
+    (data.path / RECORD).unlink(missing_ok=True)  # the record goes last: tables and record from one run
     write_table(data.path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
     write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
     write_table(data.path / "utt2num_frames", num_frames)
+    write_record(data.path, config.to_dict(), channel, rates)
     _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name})
-    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start)
+    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
 
 
 #: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
@@ -121,8 +127,10 @@ def _recording_jobs(data: DataDir) -> list[Job]:
     return [(wav_scp[recording], utts) for recording, utts in by_recording.items()]
 
 
-def _compute_all(jobs: list[Job], config: FbankConfig, channel: int, nj: int) -> Iterator[list[tuple[str, np.ndarray]]]:
-    r"""Yields each job's ``[(utt, feats), ...]`` in the order of ``jobs``, computed by ``nj`` processes."""
+def _compute_all(
+    jobs: list[Job], config: FbankConfig, channel: int, nj: int
+) -> Iterator[tuple[int, list[tuple[str, np.ndarray]]]]:
+    r"""Yields each job's ``(sample rate, [(utt, feats), ...])`` in the order of ``jobs``, by ``nj`` processes."""
     if nj <= 1 or len(jobs) < 2:
         for job in jobs:
             yield _compute_one(job, config, channel)
@@ -138,12 +146,12 @@ def _init_worker(config: FbankConfig, channel: int) -> None:
     _WORKER["config"], _WORKER["channel"] = config, channel
 
 
-def _worker(job: Job) -> list[tuple[str, np.ndarray]]:
+def _worker(job: Job) -> tuple[int, list[tuple[str, np.ndarray]]]:
     return _compute_one(job, _WORKER["config"], _WORKER["channel"])
 
 
-def _compute_one(job: Job, config: FbankConfig, channel: int) -> list[tuple[str, np.ndarray]]:
-    r"""Reads the job's recording once and returns the features of each utterance cut from it."""
+def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, list[tuple[str, np.ndarray]]]:
+    r"""Reads the job's recording once; returns its sample rate and the features of each utterance cut from it."""
     rxfile, utts = job
     first, segment = utts[0]
     where = f"wav.scp: utterance '{first}'" if segment is None else f"wav.scp: recording '{segment.recording}'"
@@ -164,7 +172,7 @@ def _compute_one(job: Job, config: FbankConfig, channel: int) -> list[tuple[str,
         if feats.shape[0] == 0:
             raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
         out.append((utt, feats))
-    return out
+    return rate, out
 
 
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:

@@ -13,6 +13,7 @@ from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs
 from flowaccent.errors import ConfigError
+from flowaccent.features.fbank_record import check_sets
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
@@ -47,6 +48,7 @@ def score_corpora(
     native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
+    check_sets(exp, sets, "score")
     warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
     reference = reference or next(iter(sets))
     if reference not in sets:

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from flowaccent.data.atomic import atomic_link, atomic_write_text
+from flowaccent.data.atomic import atomic_link, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir, load_data_dir
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.features.fbank_record import RECORD, training_record
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision, precision_note
@@ -114,6 +115,7 @@ def train(
         atomic_write_text(exp / "config.yaml", config.to_yaml())
         atomic_write_text(exp / "classes.txt", classes_text)
         atomic_write_text(exp / "data.txt", data_text)
+        _keep_fbank_record(exp, [d.path for d in dirs])
     runner = _Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
         source,
@@ -151,6 +153,16 @@ def _input_dim(data: DataDir) -> int:
     for _, feats in ScpReader(data.path / "feats.scp"):
         return feats.shape[1]
     raise DataDirError(f"{data.path / 'feats.scp'}: no utterances")
+
+
+def _keep_fbank_record(exp: Path, dirs: list[Path]) -> None:
+    r"""``exp/fbank.json``: the fbank options the training dirs share (a :class:`ConfigError` where they
+    differ), so scoring can refuse features computed otherwise; none where the dirs have no record."""
+    record = training_record(dirs)
+    if record is None:
+        (exp / RECORD).unlink(missing_ok=True)
+    else:
+        atomic_write_json(exp / RECORD, record)
 
 
 def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:

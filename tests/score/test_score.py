@@ -313,3 +313,30 @@ def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     assert regression["ja->ja_again"]["svr"]["shared_utts"] == 30
     assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "s"), "--out", str(tmp_path / "r.html")]) == 0
     assert "| ja->ja_again | svr (30 utts in both sets) |" in (tmp_path / "r.md").read_text()
+
+
+def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
+    r"""train keeps its dirs' fbank.json; score refuses a set computed with other options (a 5 ms shift scored
+    'more native than native' without a word) and warns about one upsampled from a lower rate."""
+    import shutil
+
+    from flowaccent.features.fbank import FbankConfig
+    from flowaccent.features.fbank_record import write_record
+    from flowaccent.train.trainer import train
+
+    from ..train.conftest import small_config
+
+    root, _ = trained
+    native, ja = shutil.copytree(root / "native", tmp_path / "native"), shutil.copytree(root / "ja", tmp_path / "ja")
+    for d in (native, ja):  # the copies' feats.scp still point at the originals' arks: fine for this
+        write_record(d, FbankConfig().to_dict(), -1, {16000: 40})
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(native)], quiet=True)
+    assert json.loads((exp / "fbank.json").read_text())["source_rates"] == {"16000": 40}
+    write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30})
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 1
+    assert (f"score: set ja: its features were computed with frame_shift_ms 5.0 (not 10.0) of the model's training "
+            f"features ({ja / 'fbank.json'} against {exp / 'fbank.json'})") in capsys.readouterr().err
+    write_record(ja, FbankConfig(allow_upsample=True).to_dict(), -1, {8000: 30})
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
+    assert "score: warning: set ja: audio at 8000 Hz upsampled to 16000 Hz" in capsys.readouterr().err

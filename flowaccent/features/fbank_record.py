@@ -1,0 +1,100 @@
+r"""``fbank.json``: how a data dir's features were computed, so a model is never fed others silently.
+
+``flowaccent fbank`` writes ``DATA_DIR/fbank.json`` (the :class:`~flowaccent.features.fbank.FbankConfig`,
+the channel, and how many utterances came at each sample rate); ``flowaccent train`` keeps its
+training dirs' record in ``EXP_DIR/fbank.json``; ``score`` and ``blurmask`` refuse a set whose
+features were computed with other options than the model's, naming the option. Features of the
+same dimension computed otherwise (a 5 ms shift, linear energies, another rate) were scored
+without a word: a set with a 5 ms shift looked more native than the native one. Data dirs
+without a record (features made by Kaldi, or by flowaccent before the record existed) are not
+checked.
+
+Example:
+    >>> differences({"frame_shift_ms": 10.0, "dither": 0.0}, {"frame_shift_ms": 5.0, "dither": 0.0})
+    ['frame_shift_ms 5.0 (not 10.0)']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flowaccent.data.atomic import atomic_write_json
+from flowaccent.errors import ConfigError
+
+#: The record's file name, in a data dir and in an experiment dir.
+RECORD = "fbank.json"
+#: Options that say whether audio may be resampled, not how features are computed.
+NOT_COMPARED = ("allow_upsample", "allow_downsample")
+
+
+def write_record(folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int]) -> None:
+    r"""Writes ``folder/fbank.json``: ``options`` (``FbankConfig.to_dict()``), ``channel``, and ``rates``
+    (sample rate of the audio as read -> utterances)."""
+    atomic_write_json(folder / RECORD, {
+        "fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())},
+    })
+
+
+def read_record(folder: Path) -> dict[str, Any] | None:
+    r"""``folder/fbank.json`` as written by :func:`write_record`, or None where there is none."""
+    path = folder / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        record["fbank"], record["source_rates"]  # noqa: B018 - both must be there
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError(f"{path}: damaged; run 'flowaccent fbank {folder}' again") from None
+    return record
+
+
+def differences(want: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
+    r"""The options of ``got`` that differ from ``want``'s, as ``'name got (not want)'``."""
+    names = [n for n in dict.fromkeys([*want, *got]) if n not in NOT_COMPARED]
+    return [f"{n} {got.get(n)} (not {want.get(n)})" for n in names if want.get(n) != got.get(n)]
+
+
+def training_record(dirs: list[Path]) -> dict[str, Any] | None:
+    r"""The record the training dirs share (their rates summed), None if none has one; a
+    :class:`ConfigError` naming the dir and the option where two differ."""
+    records = [(d, r) for d in dirs if (r := read_record(d)) is not None]
+    if not records:
+        return None
+    (first_dir, first), rates = records[0], {}
+    for folder, record in records:
+        if diff := differences(first["fbank"], record["fbank"]):
+            raise ConfigError(f"train: {folder}'s features were computed with {', '.join(diff)} of {first_dir}'s "
+                              f"({RECORD}); compute them with the same 'flowaccent fbank' options")
+        for rate, n in record["source_rates"].items():
+            rates[rate] = rates.get(rate, 0) + n
+    return {**first, "source_rates": rates}
+
+
+def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
+    r"""Refuses a set (name -> :class:`~flowaccent.data.datadir.DataDir`) whose features were computed with
+    other options than the model's training data (``exp/fbank.json``); warns about a set upsampled from
+    audio at a lower rate than any the model was trained on (its upper band is empty)."""
+    model = read_record(exp)
+    if model is None:
+        return
+    trained_rates = {int(r) for r in model["source_rates"]}
+    for name, data in sets.items():
+        record = read_record(data.path)
+        if record is None:
+            continue
+        if diff := differences(model["fbank"], record["fbank"]):
+            raise ConfigError(
+                f"{command}: set {name}: its features were computed with {', '.join(diff)} of the model's training "
+                f"features ({data.path / RECORD} against {exp / RECORD}); compute them again with "
+                f"'flowaccent fbank' and the model's options"
+            )
+        target = record["fbank"].get("sample_frequency", 0)
+        low = sorted(int(r) for r in record["source_rates"] if int(r) < min(trained_rates | {target}))
+        if low:
+            print(f"{command}: warning: set {name}: audio at {low[0]} Hz upsampled to {target} Hz (its band above "
+                  f"{low[0] // 2} Hz is empty), the model's training audio was at {min(trained_rates)} Hz or more: "
+                  f"its scores differ by bandwidth as well as accent", file=sys.stderr)

@@ -1,0 +1,62 @@
+r"""fbank.json: written by fbank, kept by train, checked by score; resampling up refused unless allowed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.data import ScpReader, load_data_dir, read_wav
+from flowaccent.features import compute_fbank
+from flowaccent.features.fbank_record import differences, training_record
+
+from ..conftest import make_wav_data_dir
+
+
+def test_fbank_records_its_options_and_the_audio_rates(tmp_path, capsys):
+    data = make_wav_data_dir(tmp_path / "a", sample_rate=22050)
+    assert main(["fbank", str(data), "--quiet", "--frame-shift-ms", "5"]) == 0
+    record = json.loads((data / "fbank.json").read_text())
+    assert record["fbank"]["frame_shift_ms"] == 5.0 and record["channel"] == -1
+    assert record["source_rates"] == {"22050": 6}
+    assert "fbank: resampled to 16000 Hz: 6 from 22050 Hz" in capsys.readouterr().err
+
+
+def test_upsampling_is_refused_unless_allowed(tmp_path, capsys):
+    data = make_wav_data_dir(tmp_path / "a", sample_rate=8000)
+    assert main(["fbank", str(data), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "audio at 8000 Hz, features at sample_frequency 16000 Hz: upsampled, its band above 4000 Hz" in err
+    assert not (data / "feats.scp").exists()
+    assert main(["fbank", str(data), "--quiet", "--allow-upsample", "true"]) == 0
+    assert main(["fbank", str(data), "--quiet", "--sample-frequency", "8000"]) == 0  # or features at its own rate
+    utt, feats = next(iter(ScpReader(data / "feats.scp")))
+    samples, rate = read_wav(load_data_dir(data).table("wav.scp")[utt])
+    np.testing.assert_array_equal(feats, compute_fbank(samples, rate, sample_frequency=8000))
+    high = make_wav_data_dir(tmp_path / "b", sample_rate=22050)
+    assert main(["fbank", str(high), "--quiet", "--allow-downsample", "false"]) == 1
+    assert "pass --allow-downsample true, or --sample-frequency 22050" in capsys.readouterr().err
+
+
+def test_training_dirs_must_share_their_options(tmp_path):
+    a, b = make_wav_data_dir(tmp_path / "a"), make_wav_data_dir(tmp_path / "b", seed=1)
+    assert main(["fbank", str(a), "--quiet"]) == 0
+    assert main(["fbank", str(b), "--quiet", "--frame-shift-ms", "5"]) == 0
+    with pytest.raises(Exception, match=f"train: {b}'s features were computed with frame_shift_ms 5.0 .not 10.0."):
+        training_record([a, b])
+    assert main(["fbank", str(b), "--quiet"]) == 0
+    assert training_record([a, b])["source_rates"] == {"16000": 12}
+    assert training_record([tmp_path]) is None  # no record: not checked
+    assert differences({"dither": 0.0, "allow_upsample": False}, {"dither": 1.0, "allow_upsample": True}) == [
+        "dither 1.0 (not 0.0)"]  # whether audio may be resampled is not how features are computed
+
+
+def test_damaged_record_is_an_error(tmp_path):
+    from flowaccent.errors import ConfigError
+    from flowaccent.features.fbank_record import read_record
+
+    (tmp_path / "fbank.json").write_text("{")
+    with pytest.raises(ConfigError, match="fbank.json: damaged; run 'flowaccent fbank"):
+        read_record(tmp_path)
