@@ -5,7 +5,8 @@ A data dir is a folder of text tables ``key value`` as Kaldi defines them
 cmvn.scp`` (keyed by speaker), ``utt2num_frames``, and this project's
 ``utt2accent`` and ``utt2score``. Rules checked here: every table sorted by key
 in C (byte) order with unique keys and no whitespace in keys; ``spk2utt``
-consistent with ``utt2spk``; each speaker id a prefix of its utterance ids;
+consistent with ``utt2spk``; ``utt2spk`` sorted by speaker too (Kaldi's ``sort -k2`` rule, which
+speaker ids that prefix their utterance ids satisfy);
 every per-utterance table covering exactly the utterances of ``utt2spk``;
 ``cmvn.scp`` covering exactly the speakers. With ``segments``, ``wav.scp`` is keyed by
 recording and must hold every recording the segments name (flowaccent.data.segments).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -30,22 +32,30 @@ SPK_TABLES = ("spk2utt", "cmvn.scp")
 EMPTY_VALUE_OK = ("text",)
 
 
-def read_table(path: str | Path, allow_empty_value: bool = False) -> dict[str, str]:
+def read_table(path: str | Path, allow_empty_value: bool = False, any_text: bool = False) -> dict[str, str]:
     r"""Reads a Kaldi table ``key value`` into an insertion-ordered dict.
 
-    Raises :class:`DataDirError` naming the file and line for a missing file, a
-    line without a value, a duplicate key, or keys not sorted in C order.
+    Lines end at ``\n`` only, as in Kaldi (a ``\r`` before it is dropped: CRLF files read as LF
+    ones). Raises :class:`DataDirError` naming the file and line for a missing file, bytes that
+    are not UTF-8 (with ``any_text``, in values they are replaced instead: transcripts in Latin-1),
+    a byte-order mark, a line without a value, a duplicate key, or keys not sorted in C order.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataDirError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise DataDirError(f"{path}: cannot read: {error}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise DataDirError(f"{path}:1: starts with a UTF-8 byte-order mark (BOM); save the file without it")
+    lines = raw.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
     table: dict[str, str] = {}
     previous = None
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, data in enumerate(lines, 1):
+        line = _decode(data[:-1] if data.endswith(b"\r") else data, any_text, f"{path}:{number}")
         if not line.strip():
             raise DataDirError(f"{path}:{number}: empty line")
         if line[0].isspace():
@@ -64,6 +74,20 @@ def read_table(path: str | Path, allow_empty_value: bool = False) -> dict[str, s
         table[key] = value
         previous = key
     return table
+
+
+def _decode(data: bytes, any_text: bool, where: str) -> str:
+    r"""A line as text; with ``any_text`` a value that is not UTF-8 is replaced (its key must be)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        key, rest = re.match(rb"(\S*)(.*)", data, re.S).groups()  # type: ignore[union-attr]
+        if any_text:
+            try:
+                return key.decode("utf-8") + rest.decode("utf-8", errors="replace")
+            except UnicodeDecodeError:
+                pass
+        raise DataDirError(f"{where}: not UTF-8 ({error.reason} at byte {error.start})") from None
 
 
 def write_table(path: str | Path, mapping: Mapping[str, object]) -> None:
@@ -210,7 +234,7 @@ def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, 
     for name in UTT_TABLES + SPK_TABLES:
         if (path / name).exists():
             try:
-                tables[name] = read_table(path / name, name in EMPTY_VALUE_OK)
+                tables[name] = read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text")
             except DataDirError as error:
                 problems.append(str(error))
     if "utt2spk" in tables:
@@ -227,14 +251,19 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     if not utt2spk:
         return [f"{path / 'utt2spk'}: empty data dir (no utterances)"]
     problems = []
-    for utt, spk in utt2spk.items():
-        if len(spk.split()) != 1:
-            problems.append(f"{path / 'utt2spk'}: utterance '{utt}': bad speaker '{spk}'")
-        elif not utt.startswith(spk):
-            problems.append(
-                f"{path / 'utt2spk'}: utterance '{utt}': speaker id '{spk}' is not a prefix "
-                f"of the utterance id (Kaldi's sorting rule)"
-            )
+    bad = [(utt, spk) for utt, spk in utt2spk.items() if len(spk.split()) != 1]
+    if bad:
+        problems.append(f"{path / 'utt2spk'}: {len(bad)} utterance(s) with a bad speaker, e.g. '{bad[0][0]}': "
+                        f"'{bad[0][1]}'")
+    order = list(utt2spk.items())  # sorted by utterance; Kaldi's validate_data_dir.sh: sorted by speaker too
+    unsorted = [(a, b) for a, b in zip(order, order[1:]) if _c_order(b[1]) < _c_order(a[1])]
+    if unsorted:
+        (utt_a, spk_a), (utt_b, spk_b) = unsorted[0]
+        problems.append(
+            f"{path / 'utt2spk'}: not sorted by speaker as well as by utterance ({len(unsorted)} place(s), e.g. "
+            f"'{utt_b} {spk_b}' after '{utt_a} {spk_a}'), as Kaldi requires (sort -k2); make each speaker id a "
+            f"prefix of its utterance ids"
+        )
     if "spk2utt" in tables:
         expected = {spk: " ".join(utts) for spk, utts in spk2utt_of(utt2spk).items()}
         got = tables["spk2utt"]
@@ -273,10 +302,7 @@ def _check_values(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             problems.append(f"{path / 'utt2num_frames'}: utterance '{utt}': bad frame count '{value}'")
             break
     for utt, value in tables.get("utt2score", {}).items():
-        try:
-            ok = math.isfinite(float(value))
-        except ValueError:
-            ok = False
+        ok = bool(_NUMBER.fullmatch(value)) and math.isfinite(float(value))  # not 4_5 or Arabic-Indic digits
         if not ok:
             problems.append(f"{path / 'utt2score'}: utterance '{utt}': not a number '{value}'")
             break
@@ -305,6 +331,10 @@ def _check_segments(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
                 f"(of utterance '{recordings[missing[0]]}'); with segments, wav.scp is keyed by recording"
             )
     return problems
+
+
+#: A decimal number as written in a table: ``4``, ``-0.5``, ``4.``, ``.5``, ``1e-3`` (ASCII digits only).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _c_order(key: str) -> bytes:

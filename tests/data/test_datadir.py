@@ -43,7 +43,8 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": "a-2 a\na-1 a\nb-1 b\n"}, "not sorted in C order"),
         ({"utt2spk": "a-1 a\na-1 a\nb-1 b\n"}, "duplicate key 'a-1'"),
         ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
-        ({"utt2spk": "a-1 a\na-2 b\nb-1 b\n", "spk2utt": "a a-1\nb a-2 b-1\n"}, "not a prefix"),
+        ({"utt2spk": "a-1 b\na-2 a\nb-1 b\n", "spk2utt": "a a-2\nb a-1 b-1\n"},
+         "not sorted by speaker as well as by utterance (1 place(s), e.g. 'a-2 a' after 'a-1 b')"),
         ({"text": "a-1 X\nb-1 Y\n"}, "text: 1 utterance(s) of utt2spk missing, e.g. 'a-2'"),
         ({"utt2accent": "a-1 x\na-2 x\nb-1 x\nc-1 x\n"}, "1 utterance(s) not in utt2spk"),
         ({"utt2num_frames": "a-1 10\na-2 0\nb-1 9\n"}, "bad frame count '0'"),
@@ -129,3 +130,28 @@ def test_segments_key_wav_scp_by_recording(tmp_path):
     assert load_data_dir(d).segments()["b-1"] == Segment("r2", 0.25, 2.0, 1)
     sub = subset_data_dir(d, tmp_path / "sub", ["b-1"])
     assert read_table(sub.path / "wav.scp") == {"r2": "sox r2.wav -t wav - |"} and validate_data_dir(sub.path) == []
+
+
+def test_tables_read_as_kaldi_reads_them(tmp_path):
+    r"""Lines end at \n only (a stray \r or form feed inside a transcript is text), CRLF reads as LF, a BOM and
+    bytes that are not UTF-8 are named with their line; a Latin-1 transcript is read (text is never used)."""
+    d = make_dir(tmp_path / "d", text="a-1 THE\x0cTHIN\rVAN\r\na-2 \r\nb-1 RED LORRY\r\n")
+    assert validate_data_dir(d) == [] and load_data_dir(d).table("text")["a-1"] == "THE\x0cTHIN\rVAN"
+    (d / "text").write_bytes(b"a-1 caf\xe9\na-2 \nb-1 X\n")
+    assert load_data_dir(d).table("text")["a-1"] == "caf\ufffd"
+    (d / "utt2accent").write_bytes(b"a-1 nat\xefve\na-2 native\nb-1 zh\n")
+    assert any("utt2accent:1: not UTF-8 (invalid continuation byte at byte 7)" in p for p in validate_data_dir(d))
+    (d / "utt2accent").write_bytes(b"\xef\xbb\xbfa-1 native\na-2 native\nb-1 zh\n")
+    assert any("utt2accent:1: starts with a UTF-8 byte-order mark (BOM)" in p for p in validate_data_dir(d))
+
+
+@pytest.mark.parametrize("value", ["4_5", "\u0661\u0662", "4,5", "nan", "1e400", "0x10", "4 5"])
+def test_ratings_must_be_plain_numbers(tmp_path, value):
+    d = make_dir(tmp_path / "d", utt2score=f"a-1 5\na-2 {value}\nb-1 2\n")
+    assert any("utterance 'a-2': not a number" in p for p in validate_data_dir(d))
+
+
+def test_speakers_need_not_prefix_utterances_when_sorted_alike(tmp_path):
+    one = make_dir(tmp_path / "one", utt2spk="a-1 speakerA\na-2 speakerA\nb-1 speakerA\n",
+                   spk2utt="speakerA a-1 a-2 b-1\n")
+    assert validate_data_dir(one) == []  # Kaldi's rule is sort -k2, not the prefix
