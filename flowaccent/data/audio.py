@@ -3,6 +3,9 @@ r"""Reading ``wav.scp`` entries: WAV files and ``cmd |`` pipes, at int16 scale."
 from __future__ import annotations
 
 import io
+import re
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,10 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
 def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
     r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``.
 
-    For cutting segments of a recording before choosing a channel (:func:`select_channel`).
+    For cutting segments of a recording before choosing a channel (:func:`select_channel`). A file
+    shorter than its header says is read as far as it goes, with a one-line warning naming it (as
+    Kaldi warns); a streamed header's size (``sox ... -t wav - |`` cannot seek back to write it) is
+    not a warning.
     """
     where = where or f"'{rxfile}'"
     source: str | io.BytesIO
@@ -47,10 +53,21 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
     from scipy.io import wavfile
 
     try:
-        rate, data = wavfile.read(source)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rate, data = wavfile.read(source)
     except Exception as error:  # scipy raises ValueError, EOFError, struct.error...
         raise AudioError(f"{where}: '{rxfile.strip()}' is not a readable WAV file ({error})") from None
+    for warning in caught:  # scipy's own lines name neither file nor utterance
+        expected = re.search(r"Reached EOF prematurely.*expected (\d+) bytes", str(warning.message))
+        if expected and int(expected.group(1)) < STREAMED_SIZE:
+            print(f"{where}: warning: '{rxfile.strip()}' ends before its header says: {len(data)} samples read, "
+                  f"{int(expected.group(1))} bytes expected (truncated?)", file=sys.stderr)
     return data, int(rate)
+
+
+#: Data sizes at least this large in a WAV header are placeholders of a streamed file (sox writes 0x7ffff000).
+STREAMED_SIZE = 0x7FFFF000
 
 
 def select_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
@@ -72,9 +89,16 @@ def _pick_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
     return data[:, channel]
 
 
+#: Float WAV samples beyond this are not [-1, 1] audio with some overshoot but int-scale values (x 32768 again).
+FLOAT_LIMIT = 256.0
+
+
 def _to_int16_scale(data: np.ndarray, where: str) -> np.ndarray:
     kind, bits = data.dtype.kind, data.dtype.itemsize * 8
     if kind == "f":
+        if data.size and np.nanmax(np.abs(data)) > FLOAT_LIMIT:
+            raise AudioError(f"{where}: float WAV samples reach {np.nanmax(np.abs(data)):.0f}; float WAV holds "
+                             f"[-1, 1] (these look like int16-scale values: write them as int16 instead)")
         out = data.astype(np.float32) * 32768.0
     elif kind == "u" and bits == 8:
         out = (data.astype(np.float32) - 128.0) * 256.0

@@ -58,3 +58,32 @@ def test_a_pipe_reading_stdin_ends_instead_of_waiting(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.PIPE, capture_output=True, text=True,
                           timeout=60)  # stdin left open: the pipe waited on it for ever
     assert "'cat |' is not a readable WAV file" in done.stdout
+
+
+def test_truncated_and_streamed_wavs(tmp_path, capsys):
+    r"""A file shorter than its header: read, with one line naming it (scipy's own warning named nothing); a
+    streamed header's placeholder size (sox writing to a pipe): read silently."""
+    import struct
+
+    x = (np.arange(16000) % 200 * 100).astype(np.int16)
+    wavfile.write(tmp_path / "a.wav", 16000, x)
+    whole = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:20044])
+    samples, _ = read_wav(str(tmp_path / "cut.wav"), "wav.scp: utterance 'u1'")
+    np.testing.assert_array_equal(samples, x[:10000])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"wav.scp: utterance 'u1': warning: '{tmp_path / 'cut.wav'}' ends before its header says: "
+                   f"10000 samples read, 32044 bytes expected (truncated?)"]
+    assert whole[36:40] == b"data"
+    streamed = whole[:4] + struct.pack("<I", 0x7FFFF024) + whole[8:40] + struct.pack("<I", 0x7FFFF000) + whole[44:]
+    (tmp_path / "s.wav").write_bytes(streamed)
+    np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 's.wav'} |")[0], x)
+    assert capsys.readouterr().err == ""
+
+
+def test_float_wav_at_int16_scale_is_refused(tmp_path):
+    wavfile.write(tmp_path / "f.wav", 16000, np.array([0.0, 23000.0, -100.0], np.float32))
+    with pytest.raises(AudioError, match="float WAV samples reach 23000; float WAV holds .-1, 1."):
+        read_wav(str(tmp_path / "f.wav"), "u")
+    wavfile.write(tmp_path / "g.wav", 16000, np.array([0.0, 1.2, -0.5], np.float32))  # some overshoot: fine
+    np.testing.assert_allclose(read_wav(str(tmp_path / "g.wav"))[0], [0.0, 1.2 * 32768, -0.5 * 32768], rtol=1e-6)
