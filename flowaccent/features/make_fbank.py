@@ -6,7 +6,9 @@ once, as ``extract-segments`` cuts them, flowaccent.data.segments), writes ``fea
 ``utt2num_frames``, per-speaker ``cmvn.scp`` and ``fbank.json`` (the options and the audio's rates,
 flowaccent.features.fbank_record) into the data dir (arks under ``DATA_DIR/data/``). Atomic: arks are
 written under temporary names and renamed, tables replaced only after every
-utterance succeeded; a failure leaves the data dir as it was. Idempotent: the
+utterance succeeded; a failure leaves the data dir as it was. Utterances that fail (a missing
+file, audio too short) do not stop the others: the error names the first and counts the rest,
+listed with it in ``DATA_DIR/data/fbank_failed.txt``, so one run finds every bad utterance. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
 rerun writes the same bytes under the same names.
 """
@@ -20,15 +22,17 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.audio import read_audio, select_channel
 from flowaccent.data.datadir import DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.segments import Segment, cut
-from flowaccent.errors import AudioError, ConfigError, FeatureError
+from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.features.fbank_record import RECORD, write_record
@@ -84,19 +88,30 @@ def make_fbank(
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
     rates: dict[int, int] = {}
+    failed: list[tuple[str, str]] = []
+    failed_list = ark_dir / FAILED
+    failed_list.unlink(missing_ok=True)
     with (
         ArkWriter(feats_ark) as writer,
         tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
-        contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on any error
+        contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on Ctrl-C
     ):
         for rate, recording in computed:
-            rates[rate] = rates.get(rate, 0) + len(recording)
             for utt, feats in recording:
+                bar.update()
+                if isinstance(feats, FlowAccentError):
+                    failed.append((utt, str(feats)))
+                    continue
+                rates[rate] = rates.get(rate, 0) + 1
                 writer.write(utt, feats)
                 num_frames[utt] = feats.shape[0]
                 spk = data.utt2spk[utt]
                 stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
-                bar.update()
+        if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
+            atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
+            raise AudioError(f"{failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in {failed_list})")
+        if failed:
+            raise AudioError(failed[0][1])
         feats_lines = writer.scp_lines
     with ArkWriter(cmvn_ark) as cmvn_writer:
         for spk in sorted(stats):
@@ -129,8 +144,8 @@ def _recording_jobs(data: DataDir) -> list[Job]:
 
 def _compute_all(
     jobs: list[Job], config: FbankConfig, channel: int, nj: int
-) -> Iterator[tuple[int, list[tuple[str, np.ndarray]]]]:
-    r"""Yields each job's ``(sample rate, [(utt, feats), ...])`` in the order of ``jobs``, by ``nj`` processes."""
+) -> Iterator[tuple[int, list[tuple[str, Any]]]]:
+    r"""Each job's ``(sample rate, [(utt, feats or error), ...])``, in the order of ``jobs`` (``nj`` processes)."""
     if nj <= 1 or len(jobs) < 2:
         for job in jobs:
             yield _compute_one(job, config, channel)
@@ -139,6 +154,9 @@ def _compute_all(
     yield from imap_processes(_worker, jobs, nj, initializer=_init_worker, initargs=(config, channel), chunksize=chunk)
 
 
+#: The failed utterances of the last run, with their errors, in the ark folder (removed by the next run).
+FAILED = "fbank_failed.txt"
+
 _WORKER: dict = {}
 
 
@@ -146,33 +164,39 @@ def _init_worker(config: FbankConfig, channel: int) -> None:
     _WORKER["config"], _WORKER["channel"] = config, channel
 
 
-def _worker(job: Job) -> tuple[int, list[tuple[str, np.ndarray]]]:
+def _worker(job: Job) -> tuple[int, list[tuple[str, Any]]]:
     return _compute_one(job, _WORKER["config"], _WORKER["channel"])
 
 
-def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, list[tuple[str, np.ndarray]]]:
-    r"""Reads the job's recording once; returns its sample rate and the features of each utterance cut from it."""
+def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, list[tuple[str, Any]]]:
+    r"""Reads the job's recording once; returns its sample rate and, for each utterance cut from it, its
+    features or the error that stopped them (:class:`~flowaccent.errors.FlowAccentError`)."""
     rxfile, utts = job
     first, segment = utts[0]
     where = f"wav.scp: utterance '{first}'" if segment is None else f"wav.scp: recording '{segment.recording}'"
-    data, rate = read_audio(rxfile, where)
-    out = []
-    for utt, segment in utts:
-        where = f"wav.scp: utterance '{utt}'" if segment is None else f"segments: utterance '{utt}'"
+    try:
+        data, rate = read_audio(rxfile, where)
+    except FlowAccentError as error:
+        return 0, [(utt, error) for utt, _ in utts]
+    return rate, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
+
+
+def _utterance(data, rate: int, segment: Segment | None, config: FbankConfig, channel: int, utt: str) -> Any:
+    r"""One utterance's ``(T, D)`` features from its recording's samples, or the error that stopped them."""
+    where = f"wav.scp: utterance '{utt}'" if segment is None else f"segments: utterance '{utt}'"
+    try:
         if segment is not None:
-            data_of_utt = cut(data, rate, segment, where)
-            chosen = segment.channel if segment.channel >= 0 else channel
-        else:
-            data_of_utt, chosen = data, channel
-        samples = select_channel(data_of_utt, chosen, where)
+            data, channel = cut(data, rate, segment, where), segment.channel if segment.channel >= 0 else channel
+        samples = select_channel(data, channel, where)
         try:
             feats = compute_fbank_with(config, samples, rate)
         except FeatureError as error:
             raise FeatureError(f"{where}: {error}") from None
         if feats.shape[0] == 0:
             raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
-        out.append((utt, feats))
-    return rate, out
+    except FlowAccentError as error:
+        return error
+    return feats
 
 
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:

@@ -94,6 +94,14 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
     assert "too short for one frame (300 samples" in capsys.readouterr().err
+    lines[4] = "spkB-001 /nonexistent.wav"  # more than one: all found in one run, listed
+    (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--nj", "2"]) == 1
+    listed = wav_data_dir / "data" / "fbank_failed.txt"
+    assert f"too short for one frame (300 samples at 16000 Hz) (and 1 more utterance(s) failed; all in {listed})" in \
+        capsys.readouterr().err
+    assert [line.split()[0] for line in listed.read_text().splitlines()] == ["spkA-002", "spkB-001"]
+    assert not (wav_data_dir / "feats.scp").exists()
 
 
 def test_subprocess_error_is_one_line_without_traceback(wav_data_dir):
