@@ -28,6 +28,10 @@ from flowaccent.errors import DataDirError
 UTT_TABLES = ("wav.scp", "segments", "text", "utt2spk", "feats.scp", "utt2num_frames", "utt2accent", "utt2score")
 #: Tables keyed by speaker.
 SPK_TABLES = ("spk2utt", "cmvn.scp")
+#: Tables that training and scoring do not read (the transcripts).
+UNUSED_BY_MODELS = ("text",)
+#: Tables that ``flowaccent fbank`` neither reads nor needs intact (its outputs it replaces, too).
+UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", "feats.scp", "cmvn.scp", "utt2num_frames")
 #: Tables whose value may be empty (an empty transcript).
 EMPTY_VALUE_OK = ("text",)
 
@@ -176,15 +180,18 @@ class DataDir:
         return {u: parse_segment(v, f"{where}: utterance '{u}'") for u, v in self.table("segments").items()}
 
 
-def load_data_dir(path: str | Path, require: Iterable[str] = ()) -> DataDir:
+def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterable[str] = ()) -> DataDir:
     r"""Reads and validates a data dir; raises :class:`DataDirError` with the first problem.
 
     Arguments:
         path: the data dir.
         require: tables that must be present besides ``utt2spk`` and ``spk2utt``
             (e.g. ``("feats.scp", "cmvn.scp")`` for training).
+        unused: tables the caller does not use, neither read nor checked (as Kaldi's
+            ``make_fbank.sh`` validates with ``--no-text``): :data:`UNUSED_BY_MODELS`,
+            :data:`UNUSED_BY_FBANK`.
     """
-    tables, problems = _inspect(Path(path), tuple(require))
+    tables, problems = _inspect(Path(path), tuple(require), tuple(unused))
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise DataDirError(problems[0] + more)
@@ -223,7 +230,7 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
     return load_data_dir(target)
 
 
-def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, str]], list[str]]:
+def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     if not path.is_dir():
         return {}, [f"{path}: not a directory"]
     problems: list[str] = []
@@ -232,7 +239,7 @@ def _inspect(path: Path, require: tuple[str, ...]) -> tuple[dict[str, dict[str, 
         if not (path / name).exists():
             problems.append(f"{path / name}: required but missing")
     for name in UTT_TABLES + SPK_TABLES:
-        if (path / name).exists():
+        if name not in unused and (path / name).exists():
             try:
                 tables[name] = read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text")
             except DataDirError as error:

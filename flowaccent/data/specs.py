@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ def load_named_dirs(
     beside the sets' folders)."""
     sets: dict[str, DataDir] = {}
     for name, path in parse_data_specs(specs):
-        data = load_data_dir(path, require=tuple(require))
+        data = load_data_dir(path, require=tuple(require), unused=UNUSED_BY_MODELS)
         name = name or data.name
         if not SET_NAME.fullmatch(name) or name in reserved:
             why = "a file the command writes" if name in reserved else "letters, digits, _ . + -, not first ."

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.audio import read_audio, select_channel
-from flowaccent.data.datadir import DataDir, load_data_dir, write_table
+from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError
@@ -77,7 +77,7 @@ def make_fbank(
     if nj < 1 or channel < -1:
         raise ConfigError(f"fbank: nj must be >= 1 and channel >= -1 (-1: mono), got {nj} and {channel}")
     start = time.perf_counter()
-    data = load_data_dir(data_dir, require=("wav.scp",))
+    data = load_data_dir(data_dir, require=("wav.scp",), unused=UNUSED_BY_FBANK)
     tag = _fingerprint(data.path, config, channel)
     ark_dir = data.path / "data"
     ark_dir.mkdir(exist_ok=True)

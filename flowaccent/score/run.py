@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
-from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
@@ -97,7 +97,7 @@ def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config:
     data_file = exp / "data.txt"
     if not data_file.exists():
         raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
-    dirs = [load_data_dir(p) for _, p in parse_data_specs(data_file.read_text().splitlines())]
+    dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for _, p in parse_data_specs(data_file.read_text().splitlines())]
     frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed)
     gmm, loaded = cached_fit(exp / GMM_FILE, frames, COMPONENTS, config.seed)
     for name, data in sets.items():

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_link, atomic_write_json, atomic_write_text
-from flowaccent.data.datadir import DataDir, load_data_dir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
@@ -59,7 +59,7 @@ def load_classes(
     require = ("feats.scp", "utt2num_frames") + (("cmvn.scp",) if need_cmvn else ())
     dirs, names, per_utt = [], [], []
     for name, path in specs:
-        data = load_data_dir(path, require=require)
+        data = load_data_dir(path, require=require, unused=UNUSED_BY_MODELS)
         accents = data.table("utt2accent") if name is None and data.has("utt2accent") else {}
         utt_class = {utt: name or accents.get(utt) or data.name for utt in data.utts}
         for cls in utt_class.values():

@@ -113,3 +113,15 @@ def test_subprocess_error_is_one_line_without_traceback(wav_data_dir):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert f"{wav_data_dir}/utt2spk:2: not sorted in C order" in lines[0]
+
+
+def test_tables_fbank_does_not_use_do_not_stop_it(wav_data_dir, capsys):
+    r"""A transcript missing an utterance, or a bad rating, stopped fbank (Kaldi's make_fbank.sh validates with
+    --no-text); validate still reports them."""
+    utts = (wav_data_dir / "utt2spk").read_text().split()[::2]
+    (wav_data_dir / "text").write_text("".join(f"{u} HELLO\n" for u in utts[1:]))
+    (wav_data_dir / "utt2score").write_text("".join(f"{u} good\n" for u in utts))
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    assert main(["validate", str(wav_data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "text: 1 utterance(s) of utt2spk missing" in err and "not a number 'good'" in err
