@@ -17,6 +17,7 @@ from flowaccent.features.fbank_record import check_sets
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
+from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_stale
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_model
@@ -54,7 +55,7 @@ def score_corpora(
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     made_out = not out.exists()
-    _warn_stale(out, sets)
+    warn_stale(out, sets)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
     fresh = [out / name for name in sets if not (out / name).exists()]
@@ -66,7 +67,7 @@ def score_corpora(
         if made_out and not any(out.iterdir()):
             out.rmdir()
         raise
-    _warn_shared(results)
+    warn_shared(results)
     report: dict[str, Any] = {
         "model": {
             "exp": str(exp),
@@ -130,49 +131,6 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
         for b in rated:
             if a != b:
                 fit = regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
-                shared = len(set(results[a].utts) & set(results[b].utts))
+                shared = shared_utts(results[a], results[b])
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}
-
-
-def _warn_stale(out: Path, sets: dict[str, DataDir]) -> None:
-    r"""A line naming the sets of an earlier run in ``out`` that this run does not score (left as they are)."""
-    if not out.is_dir():
-        return
-    stale = sorted(p.name for p in out.iterdir() if (p / "utt_scores.tsv").exists() and p.name not in sets)
-    if stale:
-        print(f"score: warning: {out} holds scores of sets this run does not score: {', '.join(stale)} (left as "
-              f"they are; summary.json and the report will list only this run's sets)", file=sys.stderr)
-
-
-#: Fewer frames than this (1 s) in a CMVN unit (speaker or utterance): its statistics say little.
-MIN_CMVN_FRAMES = 100
-
-
-def warn_short_cmvn_units(sets: dict[str, DataDir], cmvn: str) -> None:
-    r"""A line for each set with speakers (``cmvn`` ``spk``) or utterances (``utt``) of under
-    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable."""
-    for name, data in sets.items():
-        if cmvn not in ("spk", "utt") or not data.has("utt2num_frames"):
-            continue
-        frames: dict[str, int] = {}
-        for utt, n in data.utt2num_frames().items():
-            unit = data.utt2spk[utt] if cmvn == "spk" else utt
-            frames[unit] = frames.get(unit, 0) + n
-        short = sorted((n, unit) for unit, n in frames.items() if n < MIN_CMVN_FRAMES)
-        if short:
-            kind = "speaker" if cmvn == "spk" else "utterance"
-            print(f"score: warning: set {name}: {len(short)} {kind}(s) of under {MIN_CMVN_FRAMES} frames (e.g. "
-                  f"'{short[0][1]}': {short[0][0]}); the model's {kind} CMVN normalises them on so few frames that "
-                  f"their scores are not comparable (1 frame: every feature 0)", file=sys.stderr)
-
-
-def _warn_shared(results: dict[str, SetScores]) -> None:
-    r"""A line for each pair of sets with utterance ids in common (the same data under two names?)."""
-    names = list(results)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            shared = len(set(results[a].utts) & set(results[b].utts))
-            if shared:
-                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); their AUC, and an SVR "
-                      f"fitted on one and applied to the other, compare the same utterances", file=sys.stderr)

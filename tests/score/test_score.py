@@ -277,7 +277,7 @@ def test_undefined_correlations_still_count_the_utterances():
 
 def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
     from flowaccent.data import load_data_dir, subset_data_dir
-    from flowaccent.score.run import warn_short_cmvn_units
+    from flowaccent.score.checks import warn_short_cmvn_units
 
     root, _ = trained
     warn_short_cmvn_units({"one": subset_data_dir(root / "ja", tmp_path / "one", ["j1-0001"])}, "spk")

@@ -1,0 +1,58 @@
+r"""What scoring warns about and goes on: sets that share utterances, CMVN units of too few frames, and
+the sets of an earlier run left in the output folder. Each is one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flowaccent.data.datadir import DataDir
+from flowaccent.score.scorer import SetScores
+
+
+def shared_utts(a: SetScores, b: SetScores) -> int:
+    r"""How many utterance ids two scored sets have in common."""
+    return len(set(a.utts) & set(b.utts))
+
+
+def warn_stale(out: Path, sets: dict[str, DataDir]) -> None:
+    r"""A line naming the sets of an earlier run in ``out`` that this run does not score (left as they are)."""
+    if not out.is_dir():
+        return
+    stale = sorted(p.name for p in out.iterdir() if (p / "utt_scores.tsv").exists() and p.name not in sets)
+    if stale:
+        print(f"score: warning: {out} holds scores of sets this run does not score: {', '.join(stale)} (left as "
+              f"they are; summary.json and the report will list only this run's sets)", file=sys.stderr)
+
+
+#: Fewer frames than this (1 s) in a CMVN unit (speaker or utterance): its statistics say little.
+MIN_CMVN_FRAMES = 100
+
+
+def warn_short_cmvn_units(sets: dict[str, DataDir], cmvn: str) -> None:
+    r"""A line for each set with speakers (``cmvn`` ``spk``) or utterances (``utt``) of under
+    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable."""
+    for name, data in sets.items():
+        if cmvn not in ("spk", "utt") or not data.has("utt2num_frames"):
+            continue
+        frames: dict[str, int] = {}
+        for utt, n in data.utt2num_frames().items():
+            unit = data.utt2spk[utt] if cmvn == "spk" else utt
+            frames[unit] = frames.get(unit, 0) + n
+        short = sorted((n, unit) for unit, n in frames.items() if n < MIN_CMVN_FRAMES)
+        if short:
+            kind = "speaker" if cmvn == "spk" else "utterance"
+            print(f"score: warning: set {name}: {len(short)} {kind}(s) of under {MIN_CMVN_FRAMES} frames (e.g. "
+                  f"'{short[0][1]}': {short[0][0]}); the model's {kind} CMVN normalises them on so few frames that "
+                  f"their scores are not comparable (1 frame: every feature 0)", file=sys.stderr)
+
+
+def warn_shared(results: dict[str, SetScores]) -> None:
+    r"""A line for each pair of sets with utterance ids in common (the same data under two names?)."""
+    names = list(results)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = shared_utts(results[a], results[b])
+            if shared:
+                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); their AUC, and an SVR "
+                      f"fitted on one and applied to the other, compare the same utterances", file=sys.stderr)
