@@ -250,7 +250,25 @@ def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ())
     problems += _check_values(path, tables)
     if "segments" in tables:
         problems += _check_segments(path, tables)
+    problems += _check_one_fbank_run(path, tables)
     return tables, problems
+
+
+#: The run tag in the ark names ``flowaccent fbank`` writes (``raw_fbank_NAME.TAG.ark``, ``cmvn_NAME.TAG.ark``).
+_FBANK_ARK = re.compile(r"(?:raw_fbank|cmvn)_.*\.([0-9a-f]{10})\.ark:\d+")
+
+
+def _check_one_fbank_run(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
+    r"""``feats.scp`` and ``cmvn.scp`` written by one ``flowaccent fbank`` run: their tables are replaced one
+    after the other, so a run killed between them left new features beside old stats (other options)."""
+    tags = []
+    for name in ("feats.scp", "cmvn.scp"):
+        first = next(iter(tables.get(name, {}).values()), "")
+        tags.append(match.group(1) if (match := _FBANK_ARK.search(first)) else None)
+    if None not in tags and tags[0] != tags[1]:
+        return [f"{path / 'cmvn.scp'}: from another 'flowaccent fbank' run than feats.scp (one was interrupted?); "
+                f"run 'flowaccent fbank {path}' again"]
+    return []
 
 
 def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:

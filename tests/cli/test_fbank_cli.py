@@ -10,7 +10,7 @@ import numpy as np
 from scipy.io import wavfile
 
 from flowaccent.cli.main import main
-from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav
+from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav, validate_data_dir
 from flowaccent.features import compute_cmvn_stats, compute_fbank
 
 
@@ -125,3 +125,18 @@ def test_tables_fbank_does_not_use_do_not_stop_it(wav_data_dir, capsys):
     assert main(["validate", str(wav_data_dir)]) == 1
     err = capsys.readouterr().err
     assert "text: 1 utterance(s) of utt2spk missing" in err and "not a number 'good'" in err
+
+
+def test_features_and_stats_of_two_runs_are_refused(wav_data_dir):
+    r"""fbank replaces feats.scp, then cmvn.scp: killed between them, the old stats stood beside new features."""
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    old_cmvn = (wav_data_dir / "cmvn.scp").read_text()
+    old_arks = {p.name: p.read_bytes() for p in (wav_data_dir / "data").iterdir()}
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--frame-shift-ms", "5"]) == 0
+    for name, data in old_arks.items():  # as if the second run had stopped before its cmvn.scp
+        (wav_data_dir / "data" / name).write_bytes(data)
+    (wav_data_dir / "cmvn.scp").write_text(old_cmvn)
+    problems = validate_data_dir(wav_data_dir)
+    assert problems == [f"{wav_data_dir / 'cmvn.scp'}: from another 'flowaccent fbank' run than feats.scp (one was "
+                        f"interrupted?); run 'flowaccent fbank {wav_data_dir}' again"]
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0 and validate_data_dir(wav_data_dir) == []
