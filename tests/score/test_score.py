@@ -340,3 +340,19 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
     write_record(ja, FbankConfig(allow_upsample=True).to_dict(), -1, {8000: 30})
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
     assert "score: warning: set ja: audio at 8000 Hz upsampled to 16000 Hz" in capsys.readouterr().err
+
+
+def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n0, n1 in ((1, 1), (5, 7), (40, 33)):
+        a, b = rng.integers(0, 6, n0).astype(float), rng.integers(0, 6, n1).astype(float)  # many ties
+        want = roc_auc_score(np.r_[np.ones(n0), np.zeros(n1)], np.r_[a, b])
+        assert detection_auc(a, b) == pytest.approx(want, abs=1e-12)
+    for n in (3, 10, 200):
+        x, y = rng.normal(size=n).round(1), rng.integers(1, 6, n).astype(float)
+        got = correlations(x, y)
+        assert got["pearson"] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+        assert got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
