@@ -237,7 +237,8 @@ def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ())
     tables: dict[str, dict[str, str]] = {}
     for name in ("utt2spk", "spk2utt", *require):
         if not (path / name).exists():
-            problems.append(f"{path / name}: required but missing")
+            how = " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)"
+            problems.append(f"{path / name}: required but missing" + (how if name == "spk2utt" else ""))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:

@@ -109,9 +109,10 @@ def make_fbank(
                 stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
         if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
             atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
-            raise AudioError(f"{failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in {failed_list})")
+            raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
+                             f"{failed_list})")
         if failed:
-            raise AudioError(failed[0][1])
+            raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
         feats_lines = writer.scp_lines
     with ArkWriter(cmvn_ark) as cmvn_writer:
         for spk in sorted(stats):

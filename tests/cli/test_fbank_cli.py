@@ -85,7 +85,8 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     lines[2] = "spkA-002 cat /nonexistent.wav |"
     (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
     assert main(["fbank", str(wav_data_dir), "--quiet", "--nj", "2"]) == 1
-    assert "utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{wav_data_dir}: wav.scp: utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in err
     assert not (wav_data_dir / "feats.scp").exists()
     assert not [p for p in (wav_data_dir / "data").iterdir()]
     short = wav_data_dir.parent / "short.wav"

@@ -53,7 +53,7 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": "a-1\na-2 a\nb-1 b\n"}, "has no value"),
         ({"utt2spk": " a-1 a\na-2 a\nb-1 b\n"}, "starts with whitespace"),
         ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
-        ({"spk2utt": None}, "spk2utt: required but missing"),
+        ({"spk2utt": None}, "spk2utt: required but missing (make it from utt2spk: utils/utt2spk_to_spk2utt.pl"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r 2 2\n"}, "utterance 'b-1': empty segment"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r -1 2\n"}, "start must be a time >= 0"),
         ({"segments": "a-1 r 0 1\na-2 r 1 x\nb-1 r 2 3\n"}, "bad start, end or channel"),
