@@ -7,7 +7,7 @@ cmvn.scp`` (keyed by speaker), ``utt2num_frames``, and this project's
 in C (byte) order with unique keys and no whitespace in keys; ``spk2utt``
 consistent with ``utt2spk``; ``utt2spk`` sorted by speaker too (Kaldi's ``sort -k2`` rule, which
 speaker ids that prefix their utterance ids satisfy);
-every per-utterance table covering exactly the utterances of ``utt2spk``;
+every per-utterance table covering exactly the utterances of ``utt2spk`` (``utt2score`` some of them);
 ``cmvn.scp`` covering exactly the speakers. With ``segments``, ``wav.scp`` is keyed by
 recording and must hold every recording the segments name (flowaccent.data.segments).
 """
@@ -32,6 +32,8 @@ SPK_TABLES = ("spk2utt", "cmvn.scp")
 UNUSED_BY_MODELS = ("text",)
 #: Tables that ``flowaccent fbank`` neither reads nor needs intact (its outputs it replaces, too).
 UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", "feats.scp", "cmvn.scp", "utt2num_frames")
+#: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
+PARTIAL_TABLES = ("utt2score",)
 #: Tables whose value may be empty (an empty transcript).
 EMPTY_VALUE_OK = ("text",)
 
@@ -314,7 +316,7 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         kind = "speaker" if name in SPK_TABLES else "utterance"
         missing = sorted(keys - set(table), key=_c_order)
         extra = sorted(set(table) - keys, key=_c_order)
-        if missing:
+        if missing and name not in PARTIAL_TABLES:
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'")
         if extra:
             problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'")

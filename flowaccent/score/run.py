@@ -120,17 +120,22 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     scores = {name: summary.utterance_scores(tables[name]) for name in sets}
     detection = {name: summary.detection(scores[reference], scores[name]) for name in sets if name != reference}
     rating, regression = {}, {}
-    # sets whose ratings vary (a native set rated 5 throughout has nothing to correlate with)
-    rated = {name: t["score"] for name, t in tables.items() if "score" in t and np.ptp(t["score"]) > 0}
+    # the rated utterances of sets whose ratings vary (a native set rated 5 throughout has nothing to correlate with)
+    rated_mask = {}
+    for name, table in tables.items():
+        mask = np.isfinite(table["score"]) if "score" in table else np.zeros(0, bool)
+        if mask.any() and np.ptp(table["score"][mask]) > 0:
+            rated_mask[name] = mask
+    rated = {name: tables[name]["score"][mask] for name, mask in rated_mask.items()}
+    means = {name: results[name].latent_means[rated_mask[name]] for name in rated}
     for name, ratings in rated.items():
-        rating[name] = summary.rating(scores[name], ratings)
-        means = results[name].latent_means
-        regression[name] = {"svr_cv": regress.cross_validated(means, ratings),
-                            "svr_cv_shuffled": regress.shuffled(means, ratings)}
+        rating[name] = summary.rating({k: v[rated_mask[name]] for k, v in scores[name].items()}, ratings)
+        regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings),
+                            "svr_cv_shuffled": regress.shuffled(means[name], ratings)}
     for a in rated:
         for b in rated:
             if a != b:
-                fit = regress.transfer(results[a].latent_means, rated[a], results[b].latent_means, rated[b])
+                fit = regress.transfer(means[a], rated[a], means[b], rated[b])
                 shared = shared_utts(results[a], results[b])
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}

@@ -26,7 +26,7 @@ def write_tsv(path: Path, rows: dict[str, list], scores: dict[str, float] | None
     for i, utt in enumerate(rows["utt"]):
         values = {c: rows[c][i] for c in rows}
         if scores:
-            values["score"] = scores[utt]
+            values["score"] = scores.get(utt, float("nan"))  # nan: not rated (utt2score may cover some)
         lines.append("\t".join(_fmt(values[c]) for c in columns))
     path.write_text("\n".join(lines) + "\n")
 
@@ -67,7 +67,10 @@ def write_speaker_tsv(path: Path, table: dict[str, np.ndarray | list[str]]) -> N
         values = [spk, int(mine.sum()), int(frames[mine].sum())]
         for column in columns:
             v = np.asarray(table[column])[mine]
-            values.append(v.mean() if column == "score" else (v * frames[mine]).sum() / frames[mine].sum())
+            if column == "score":  # the rated utterances' mean (nan: none rated)
+                values.append(v[np.isfinite(v)].mean() if np.isfinite(v).any() else float("nan"))
+            else:
+                values.append((v * frames[mine]).sum() / frames[mine].sum())
         lines.append("\t".join(_fmt(v) for v in values))
     atomic_write_text(path, "\n".join(lines) + "\n")
 

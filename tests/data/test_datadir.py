@@ -155,3 +155,10 @@ def test_speakers_need_not_prefix_utterances_when_sorted_alike(tmp_path):
     one = make_dir(tmp_path / "one", utt2spk="a-1 speakerA\na-2 speakerA\nb-1 speakerA\n",
                    spk2utt="speakerA a-1 a-2 b-1\n")
     assert validate_data_dir(one) == []  # Kaldi's rule is sort -k2, not the prefix
+
+
+def test_ratings_may_cover_part_of_the_utterances(tmp_path):
+    d = make_dir(tmp_path / "d", utt2score="a-2 4.5\n")  # an annotated part of the corpus
+    assert validate_data_dir(d) == [] and load_data_dir(d).utt2score() == {"a-2": 4.5}
+    d = make_dir(tmp_path / "e", utt2score="a-2 4.5\nc-9 1\n")
+    assert any("utt2score: 1 utterance(s) not in utt2spk, e.g. 'c-9'" in p for p in validate_data_dir(d))

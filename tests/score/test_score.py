@@ -356,3 +356,27 @@ def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
         got = correlations(x, y)
         assert got["pearson"] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
         assert got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+
+
+def test_partly_rated_sets_use_their_rated_utterances(trained, tmp_path):
+    import shutil
+
+    from flowaccent.data import read_table, write_table
+
+    root, exp = trained
+    ja = shutil.copytree(root / "ja", tmp_path / "ja")
+    ratings = read_table(ja / "utt2score")
+    kept = dict(list(ratings.items())[::2])  # half the utterances rated
+    write_table(ja / "utt2score", kept)
+    summary = score_corpora(exp, tmp_path / "s", [str(root / "native"), str(ja)])
+    table = read_tsv(tmp_path / "s" / "ja" / "utt_scores.tsv")
+    rated = np.isfinite(table["score"])
+    assert [u for u, r in zip(table["utt"], rated) if r] == list(kept) and not rated.all()
+    assert summary["rating"]["ja"]["log_ll"]["n"] == len(kept)
+    want = correlations(table["log_ll"][rated], table["score"][rated])
+    assert summary["rating"]["ja"]["log_ll"]["pearson"] == pytest.approx(want["pearson"])
+    assert summary["regression"]["ja"]["svr_cv"]["n"] == len(kept)
+    speakers = read_tsv(tmp_path / "s" / "ja" / "spk_scores.tsv")
+    for i, spk in enumerate(speakers["spk"]):
+        mine = (np.asarray(table["spk"]) == spk) & rated
+        assert speakers["score"][i] == pytest.approx(table["score"][mine].mean())
