@@ -33,7 +33,7 @@ from flowaccent.config import Config
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
-from flowaccent.data.specs import load_named_dirs, output_dir
+from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.fbank_record import check_sets
@@ -158,6 +158,7 @@ def run_blurmask(
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", OUTPUT_FILES)
     check_sets(exp, sets, "blurmask")
+    warn_other_sets(out, sets, "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
     results: list[UttResult] = []

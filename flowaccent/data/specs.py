@@ -3,6 +3,7 @@ r"""Data dirs named on the command line: ``DATA_DIR`` or ``NAME=DATA_DIR``."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,16 @@ def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
 
 #: A set's name: it names a folder of the command's output (``OUT/<name>/``).
 SET_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
+
+
+def warn_other_sets(out: Path, names: Iterable[str], command: str) -> None:
+    r"""A line naming the folders in ``out`` of sets this run does not make (an earlier run's with other sets;
+    left as they are: they are the user's files)."""
+    names = set(names) | {"figures"}  # figures/: where 'flowaccent plot' draws by default
+    stale = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in names) if out.is_dir() else []
+    if stale:
+        print(f"{command}: warning: {out} holds folders of sets this run does not make: {', '.join(stale)} (an "
+              f"earlier run's, left as they are; its summary.json lists this run's sets only)", file=sys.stderr)
 
 
 def load_named_dirs(

@@ -1,10 +1,9 @@
-r"""What scoring warns about and goes on: sets that share utterances, CMVN units of too few frames, and
-the sets of an earlier run left in the output folder. Each is one line on stderr."""
+r"""What scoring warns about and goes on: sets that share utterances, and CMVN units of too few frames.
+Each is one line on stderr (an earlier run's sets left in the output folder: flowaccent.data.specs)."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from flowaccent.data.datadir import DataDir
 from flowaccent.score.scorer import SetScores
@@ -13,16 +12,6 @@ from flowaccent.score.scorer import SetScores
 def shared_utts(a: SetScores, b: SetScores) -> int:
     r"""How many utterance ids two scored sets have in common."""
     return len(set(a.utts) & set(b.utts))
-
-
-def warn_stale(out: Path, sets: dict[str, DataDir]) -> None:
-    r"""A line naming the sets of an earlier run in ``out`` that this run does not score (left as they are)."""
-    if not out.is_dir():
-        return
-    stale = sorted(p.name for p in out.iterdir() if (p / "utt_scores.tsv").exists() and p.name not in sets)
-    if stale:
-        print(f"score: warning: {out} holds scores of sets this run does not score: {', '.join(stale)} (left as "
-              f"they are; summary.json and the report will list only this run's sets)", file=sys.stderr)
 
 
 #: Fewer frames than this (1 s) in a CMVN unit (speaker or utterance): its statistics say little.

@@ -11,13 +11,13 @@ import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
-from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs
+from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, warn_other_sets
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
-from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_stale
+from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_model
@@ -55,7 +55,7 @@ def score_corpora(
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     made_out = not out.exists()
-    warn_stale(out, sets)
+    warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
     fresh = [out / name for name in sets if not (out / name).exists()]

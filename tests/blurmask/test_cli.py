@@ -38,6 +38,18 @@ def test_command_writes_masks_figures_and_summary(flow_exp, tmp_path):
     assert not list(out.rglob(".*.tmp.*"))
 
 
+def test_a_rerun_with_fewer_sets_names_the_others(flow_exp, tmp_path, capsys):
+    _, exp, native, zh = flow_exp
+    out = str(tmp_path / "out")
+    base = ["blurmask", "--exp", str(exp), "--utts", "1", "--out", out, *FAST]
+    assert main([*base, "--data", str(native), "--data", f"accented={zh}"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--data", str(native)]) == 0
+    assert f"blurmask: warning: {out} holds folders of sets this run does not make: accented (an earlier" in \
+        capsys.readouterr().err
+    assert list(json.loads((tmp_path / "out" / "summary.json").read_text())["sets"]) == ["native"]
+
+
 def test_options_reach_the_library(flow_exp, tmp_path):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"

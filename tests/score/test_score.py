@@ -299,7 +299,7 @@ def test_a_rerun_with_fewer_sets_names_the_old_ones(trained, tmp_path, capsys):
     out = str(tmp_path / "s")
     assert main(["score", "--exp", str(exp), "--out", out, str(root / "native"), str(root / "zh"), "--quiet"]) == 0
     assert main(["score", "--exp", str(exp), "--out", out, str(root / "native"), "--quiet"]) == 0
-    assert f"score: warning: {out} holds scores of sets this run does not score: zh (left as they are" in \
+    assert f"score: warning: {out} holds folders of sets this run does not make: zh (an earlier run's" in \
         capsys.readouterr().err
     assert list(json.loads((tmp_path / "s" / "summary.json").read_text())["sets"]) == ["native"]
 
