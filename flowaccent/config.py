@@ -25,6 +25,8 @@ from typing import Any, Literal, TypeVar
 from flowaccent.errors import ConfigError
 
 T = TypeVar("T", bound="Config")
+#: A number as text: what YAML 1.1 leaves a string (``2e-3``, ``1e-4``) though a float field wants it.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
 
 
 class Config:
@@ -124,6 +126,8 @@ def _check(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 2e-3 (no dot) as text
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -58,4 +58,7 @@ def output_dir(path: str | Path, command: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{command}: --out {path} is a file; give a folder")
+    if (path / "final.pt").exists() or (path / "checkpoints").is_dir():  # its config.yaml would be written over
+        raise ConfigError(f"{command}: --out {path} is an experiment dir of 'flowaccent train'; give a folder "
+                          f"inside it, e.g. {path / command}")
     return path

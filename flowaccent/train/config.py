@@ -34,7 +34,8 @@ class TrainConfig(Config):
         lr: Adam learning rate (peak, after warm-up). 2e-3: on the demo corpus a 10 x 512 flow
             reached the lab setting's held-out NLL in 7 epochs, against 10 with 1e-3
             (docs/performance.md, time to quality).
-        lr_schedule: ``constant``, ``cosine`` (to 0 over ``epochs``) or ``exponential``
+        lr_schedule: ``constant``, ``cosine`` (``lr * (1 + cos(pi * epoch / epochs)) / 2``, set at each epoch's
+            start: it does not reach 0, the last epoch runs at ``lr * (1 - cos(pi / epochs)) / 2``) or ``exponential``
             (``lr_decay`` per epoch).
         lr_decay: factor per epoch for ``exponential``.
         warmup_steps: linear warm-up from 0.

@@ -2,13 +2,17 @@ r"""The training loop of ``flowaccent train``: streaming, checkpoints, exact res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
+import os
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -74,7 +78,43 @@ def load_classes(
 def train(
     config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False
 ) -> TrainSummary:
-    r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``."""
+    r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``.
+
+    ``exp_dir`` is locked for the run (``.train.lock``, by the main process): a second training into it
+    at the same time is refused. Two started within half a second both ran, their logs and checkpoints
+    mixed, before the checkpoint that refuses a second run existed."""
+    main_process = os.environ.get("RANK", "0") == "0"
+    with _exp_lock(Path(exp_dir)) if main_process else contextlib.nullcontext():
+        return _train(config, exp_dir, data_specs, resume, quiet)
+
+
+@contextlib.contextmanager
+def _exp_lock(exp: Path) -> Iterator[None]:
+    r"""An exclusive ``flock`` on ``exp/.train.lock`` while the run lasts; a folder made for it alone is removed."""
+    made = not exp.exists()
+    exp.mkdir(parents=True, exist_ok=True)
+    fd = os.open(exp / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"train: {exp} is being trained by another process now; wait for it or give another "
+                          f"--exp") from None
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+        if made and set(os.listdir(exp)) <= {LOCK}:  # stopped before writing anything: no folder left
+            shutil.rmtree(exp, ignore_errors=True)
+
+
+#: The lock file of a running training, in its experiment dir.
+LOCK = ".train.lock"
+
+
+def _train(
+    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool, quiet: bool
+) -> TrainSummary:
     cfg = config.train
     env = distributed.setup(cfg.device)
     check_precision(env.device, cfg.precision, "train")
@@ -276,7 +316,9 @@ class _Runner:
         (:meth:`FrameStream.epochs`): with a thread (``train.prefetch``) the next epoch's first
         batches are made while this one's validation and checkpoints run. So that the two read at
         the same time, ``valid_stream`` must read through its own :class:`FrameSource`."""
-        plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in range(progress.epoch, self.cfg.epochs)]
+        stopped = bool(self.cfg.patience) and progress.bad_epochs >= self.cfg.patience  # early: resuming it is a no-op
+        epochs = range(progress.epoch, progress.epoch if stopped else self.cfg.epochs)
+        plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
         with prefetch(batches, depth) as batches:

@@ -380,3 +380,14 @@ def test_partly_rated_sets_use_their_rated_utterances(trained, tmp_path):
     for i, spk in enumerate(speakers["spk"]):
         mine = (np.asarray(table["spk"]) == spk) & rated
         assert speakers["score"][i] == pytest.approx(table["score"][mine].mean())
+
+
+def test_out_may_not_be_the_experiment_dir(trained, capsys):
+    r"""--out EXP_DIR wrote the command's config.yaml over the training run's."""
+    root, exp = trained
+    before = (exp / "config.yaml").read_text()
+    for command in (["score", str(root / "ja")], ["blurmask", "--data", str(root / "ja")]):
+        assert main([command[0], "--exp", str(exp), "--out", str(exp), *command[1:], "--quiet"]) == 1
+        assert f"{command[0]}: --out {exp} is an experiment dir of 'flowaccent train'; give a folder inside it, e.g. " \
+               f"{exp / command[0]}" in capsys.readouterr().err
+    assert (exp / "config.yaml").read_text() == before

@@ -34,3 +34,17 @@ def test_config_loads_and_builds(path):
 
 def test_lab_configs_are_shipped():
     assert set(LAB) <= {p.name for p in CONFIGS}
+
+
+def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
+    r"""YAML 1.1 (PyYAML) reads ``lr: 2e-3`` as text: it was refused as 'expected a number'."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 2e-3\n  weight_decay: 1E-5\n")
+    config = ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+    assert (config.train.lr, config.train.weight_decay) == (0.002, 1e-5)
+    (tmp_path / "d.yaml").write_text("train:\n  lr: '0.5'\n")  # quoted text stays text
+    with pytest.raises(ConfigError, match="expected a number, got '0.5'"):
+        ExperimentConfig.from_yaml(tmp_path / "d.yaml")

@@ -67,3 +67,46 @@ def test_sigkill_then_resume_equals_uninterrupted(gaussian_dir, tmp_path):
     full_final, _ = weights(tmp_path / "full" / "final.pt")
     resumed_final, _ = weights(tmp_path / "killed" / "final.pt")
     assert all(torch.equal(full_final[k], resumed_final[k]) for k in full_final)
+
+
+def test_resuming_an_early_stopped_run_changes_nothing(gaussian_dir, tmp_path):
+    r"""--resume on a run that stopped early trained it further (a recipe that always resumes kept extending it)."""
+    import json
+
+    from flowaccent.train.trainer import train
+
+    config = small_config(epochs=30, patience=1, lr=0.3)
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
+    log = tmp_path / "exp" / "log" / "train.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    stops = [e for e in events if e.get("event") == "early_stop"]
+    assert len(stops) == 1 and stops[0]["epoch"] < 30  # it did stop early
+    final = (tmp_path / "exp" / "final.pt").read_bytes()
+    epochs = sum(e.get("event") == "epoch" for e in events)
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], resume=True, quiet=True)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(e.get("event") == "epoch" for e in events) == epochs
+    assert (tmp_path / "exp" / "final.pt").read_bytes() == final
+
+
+def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
+    r"""Two trainings into one --exp started within half a second both ran and mixed their files."""
+    import fcntl
+
+    import pytest
+
+    from flowaccent.errors import ConfigError
+    from flowaccent.train.trainer import LOCK, train
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    with open(exp / LOCK, "w") as held:  # as a running training holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match=f"train: {exp} is being trained by another process now"):
+            train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
+    assert sorted(p.name for p in exp.iterdir()) == [LOCK]  # nothing of its own written
+    with pytest.raises(Exception, match="nowhere"):
+        train(small_config(epochs=1), tmp_path / "new", [str(tmp_path / "nowhere")], quiet=True)
+    assert not (tmp_path / "new").exists()  # a run that fails before writing leaves no folder
+    train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
+    assert (exp / "final.pt").exists()
