@@ -77,9 +77,14 @@ def short_name(name: str, width: int = 28) -> str:
     return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
 
 
+def _fits_inside(entries: int, longest: int) -> bool:
+    r"""Whether a legend of ``entries`` labels, the longest of ``longest`` characters, goes inside the axes."""
+    return entries <= 6 and longest <= 40
+
+
 def _legend(ax, inside: dict, entries: int, longest: int, **kwargs) -> None:
     r"""The legend inside the axes (``inside``: its placement) for a few short entries, else beside them."""
-    if entries <= 6 and longest <= 40:
+    if _fits_inside(entries, longest):
         ax.legend(fontsize=8, **inside, **kwargs)
         return
     ncol = 1 if entries <= 24 else 2
@@ -195,7 +200,7 @@ def histograms(
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel="density")
     longest = max(map(len, labels.values()))
-    if len(values) <= 6 and longest <= 40:
+    if _fits_inside(len(values), longest):
         ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars, not on them
     _legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
     return _save(fig, base)

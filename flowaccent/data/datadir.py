@@ -87,8 +87,8 @@ def _decode(data: bytes, any_text: bool, where: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        key, rest = re.match(rb"(\S*)(.*)", data, re.S).groups()  # type: ignore[union-attr]
         if any_text:
+            key, rest = re.match(rb"(\S*)(.*)", data, re.S).groups()  # type: ignore[union-attr]
             try:
                 return key.decode("utf-8") + rest.decode("utf-8", errors="replace")
             except UnicodeDecodeError:
