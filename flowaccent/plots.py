@@ -322,8 +322,12 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str)
     r"""Mean normalised deletion curves (band: one standard deviation over utterances), one panel per
     baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output."""
     plt = _pyplot()
-    names = [b for b, s in summaries.items() if s.get("num_utts")]
+    names = [b for b, s in summaries.items() if "auc" in s]  # those with a defined curve
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
+    if not names:
+        axes[0][0].text(0.5, 0.5, "removing cells did not change the output of any utterance", ha="center",
+                        va="center", wrap=True)
+        axes[0][0].set(xticks=[], yticks=[])
     styles = {
         "low": ("#d62728", "lowest m first"),
         "high": ("#1f5fbf", "highest m first"),
@@ -340,7 +344,7 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str)
             ax.fill_between(fractions, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
         srg = summary["srg"]
         ax.set(
-            title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_utts']} > 0)",
+            title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_defined']} > 0)",
             xlabel="cells removed (%)",
             ylabel="output change (normalised)",
             ylim=(-0.02, 1.05),

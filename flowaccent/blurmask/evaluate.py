@@ -201,10 +201,16 @@ class DeletionCurves:
         r"""The largest change measured, over every order and fraction."""
         return float(max(v.max() for v in self.change.values()))
 
+    @property
+    def defined(self) -> bool:
+        r"""Whether removing cells changed the output at all; when not (the ``mean`` baseline of a
+        one-frame utterance, an output that does not depend on the input), the normalised curves,
+        AUCs and SRG are undefined (NaN)."""
+        return self.largest > 1e-12
+
     def normalised(self, order: str) -> np.ndarray:
         r"""``change / largest``: in ``[0, 1]`` (NaN when nothing changes the output)."""
-        top = self.largest
-        return self.change[order] / top if top > 1e-12 else np.full_like(self.change[order], np.nan)
+        return self.change[order] / self.largest if self.defined else np.full_like(self.change[order], np.nan)
 
     @property
     def auc(self) -> dict[str, float]:
@@ -272,28 +278,29 @@ def summarise(curves: Sequence[DeletionCurves]) -> dict:
     r"""Means over utterances of one baseline's curves: normalised curves, AUCs, SRG, the lab's table.
 
     Returns:
-        ``{"num_utts", "fractions", "curves": {order: {"mean", "std"}}, "auc": {order: {"mean", "std"}},
-        "srg": {"mean", "std", "positive"}, "table": {"50": {order: median change, "low_above_high"}, "80": ...}}``:
-        the lab's table holds the median over utterances of the raw change (output standard deviations)
-        and the number of utterances where removing the lowest-m cells changes more than removing the
-        highest-m cells; curves and AUCs are normalised.
+        ``{"num_utts", "num_defined", "fractions", "curves": {order: {"mean", "std"}}, "auc": {order:
+        {"mean", "std"}}, "srg": {"mean", "std", "positive"}, "table": {"50": {order: median change,
+        "low_above_high"}, "80": ...}}``: the lab's table holds the median over all utterances of the raw
+        change (output standard deviations) and the number of utterances where removing the lowest-m
+        cells changes more than removing the highest-m cells; curves, AUCs and SRG are normalised and
+        taken over the ``num_defined`` utterances whose output changed at all (:attr:`DeletionCurves.defined`),
+        and are absent when there is none.
     """
     if not curves:
-        return {"num_utts": 0}
-    norm = {o: np.stack([c.normalised(o) for c in curves]) for o in ORDERS}
-    aucs = {o: np.array([c.auc[o] for c in curves]) for o in ORDERS}
-    srg = np.array([c.srg for c in curves])
+        return {"num_utts": 0, "num_defined": 0}
     table = {}
     for fraction in LAB_FRACTIONS:
         raw = {o: np.array([c.at(fraction, o) for c in curves]) for o in ORDERS}
         row = {o: float(np.median(v)) for o, v in raw.items()}
         row["low_above_high"] = int((raw["low"] > raw["high"]).sum())
         table[f"{round(fraction * 100)}"] = row
-    return {
-        "num_utts": len(curves),
-        "fractions": curves[0].fractions.tolist(),
-        "curves": {o: {"mean": np.nanmean(v, 0).tolist(), "std": np.nanstd(v, 0).tolist()} for o, v in norm.items()},
-        "auc": {o: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))} for o, v in aucs.items()},
-        "srg": {"mean": float(np.nanmean(srg)), "std": float(np.nanstd(srg)), "positive": int((srg > 0).sum())},
-        "table": table,
-    }
+    defined = [c for c in curves if c.defined]
+    summary = {"num_utts": len(curves), "num_defined": len(defined), "fractions": curves[0].fractions.tolist()}
+    if defined:
+        norm = {o: np.stack([c.normalised(o) for c in defined]) for o in ORDERS}
+        aucs = {o: np.array([c.auc[o] for c in defined]) for o in ORDERS}
+        srg = np.array([c.srg for c in defined])
+        summary["curves"] = {o: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for o, v in norm.items()}
+        summary["auc"] = {o: {"mean": float(v.mean()), "std": float(v.std())} for o, v in aucs.items()}
+        summary["srg"] = {"mean": float(srg.mean()), "std": float(srg.std()), "positive": int((srg > 0).sum())}
+    return summary | {"table": table}

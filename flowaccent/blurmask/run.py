@@ -10,6 +10,7 @@ chosen target, and deletion curves are measured for every baseline. Per utteranc
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,9 +175,35 @@ def run_blurmask(
                             f"{data.path / 'cmvn.scp'}: speaker '{data.utt2spk[utt]}': stats of dim "
                             f"{stats.shape[1] - 1}, the model expects {model.pipeline.input_dim}"
                         )
+                    for warning in short_warning(model, name, utt, len(feats)):
+                        tqdm.write(warning, file=sys.stderr)
                     results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run))
+                    for warning in undefined_warnings(results[-1]):
+                        tqdm.write(warning, file=sys.stderr)
                     bar.update()
     return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+
+
+def short_warning(model: FlowModel, name: str, utt: str, num_frames: int) -> list[str]:
+    r"""A warning when an utterance is shorter than the model's context (deltas and splicing, both
+    sides, and the frame itself): every frame's features then hold copies of the edge frames."""
+    config = model.pipeline.config
+    context = 2 * (2 * config.deltas + config.splice) + 1
+    if num_frames >= context:
+        return []
+    return [f"blurmask: warning: set {name}: utterance '{utt}' has {num_frames} frame(s), fewer than the model's "
+            f"context of {context} (deltas and splicing): every frame's features hold copies of its edge frames"]
+
+
+def undefined_warnings(result: UttResult) -> list[str]:
+    r"""A warning per baseline whose removals never changed the utterance's output (its curves are undefined)."""
+    return [
+        f"blurmask: warning: set {result.set_name}: utterance '{result.utt}' ({result.num_frames} frame(s)): no "
+        f"removal with the {b} baseline changed the output; its curves, AUCs and SRG are undefined and left out "
+        "of the summary's means"
+        for b, c in result.curves.items()
+        if not c.defined
+    ]
 
 
 def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[str, Any]:
@@ -223,19 +250,28 @@ def _utt_table(results: list[UttResult], deletion: DeletionConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def utts_defined(summary: dict[str, Any]) -> str:
+    r"""``"4"``, or ``"3 of 4"`` where some utterances' curves are undefined (their output never changed)."""
+    defined, total = summary["num_defined"], summary["num_utts"]
+    return f"{defined}" if defined == total else f"{defined} of {total}"
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     r"""The summary's tables in Markdown: AUCs and SRG per set and baseline, and the lab's 50/80 table."""
     lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
+    lines += ["Utterances whose output no removal changed have no normalised curve; '3 of 4' counts the others.", ""]
     lines += ["| set | baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (> 0) |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in [*report["sets"].items(), ("**all**", report["all"])]:
         for b, s in values["baselines"].items():
-            if s.get("num_utts"):
+            if "auc" in s:
                 auc, srg = s["auc"], s["srg"]
                 lines.append(
-                    f"| {name} | {b} | {s['num_utts']} | {auc['low']['mean']:.3f} | {auc['high']['mean']:.3f} | "
+                    f"| {name} | {b} | {utts_defined(s)} | {auc['low']['mean']:.3f} | {auc['high']['mean']:.3f} | "
                     f"{auc['random']['mean']:.3f} | {srg['mean']:.3f} ± {srg['std']:.3f} ({srg['positive']}) |"
                 )
+            elif s["num_utts"]:
+                lines.append(f"| {name} | {b} | {utts_defined(s)} | - | - | - | - |")
     lines += ["", "The lab's table (all utterances): median output change, in output standard deviations.", ""]
     lines += ["| baseline | removed | lowest m (most important) | highest m (least important) | random | low > high |"]
     lines += ["| --- | --- | --- | --- | --- | --- |"]

@@ -50,6 +50,31 @@ def test_a_rerun_with_fewer_sets_names_the_others(flow_exp, tmp_path, capsys):
     assert list(json.loads((tmp_path / "out" / "summary.json").read_text())["sets"]) == ["native"]
 
 
+def test_utterances_shorter_than_the_context_are_named_and_undefined_curves_left_out(flow_exp, tmp_path, capsys):
+    _, exp, native, _ = flow_exp
+    short = write_fbank_dir(tmp_path / "short", "n", seed=1, frames=1)
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--data", f"short={short}", "--utts", "1"]
+    assert main([*args, "--out", str(out), *FAST]) == 0
+    err = capsys.readouterr().err
+    # the model adds first-order deltas: a context of 5 frames
+    assert "blurmask: warning: set short: utterance 'n0-000' has 1 frame(s), fewer than the model's context of 5" in err
+    assert "set native" not in err
+    assert "utterance 'n0-000' (1 frame(s)): no removal with the mean baseline changed the output" in err
+    assert "blurmask: 1 of 2 utts, baseline mean: AUC" in err and "blurmask: 2 utts, baseline floor: AUC" in err
+    summary = json.loads((out / "summary.json").read_text())
+    mean = summary["sets"]["short"]["baselines"]["mean"]
+    assert mean["num_utts"] == 1 and mean["num_defined"] == 0 and "auc" not in mean
+    assert summary["all"]["baselines"]["mean"]["num_defined"] == 1
+    markdown = (out / "summary.md").read_text()
+    assert "| short | mean | 0 of 1 | - | - | - | - |" in markdown and "| **all** | mean | 1 of 2 |" in markdown
+    # with no defined curve at all, the command says so and still writes its figure
+    assert main(["blurmask", "--exp", str(exp), "--data", f"short={short}", "--utts", "1", "--baselines", "mean",
+                 "--out", str(tmp_path / "flat"), *FAST]) == 0
+    assert "blurmask: 1 utts, baseline mean: no removal changed the output of any utterance" in capsys.readouterr().err
+    assert (tmp_path / "flat" / "deletion_curves.png").stat().st_size > 0
+
+
 def test_options_reach_the_library(flow_exp, tmp_path):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"

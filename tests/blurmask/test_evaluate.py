@@ -105,13 +105,33 @@ def test_summary_and_the_lab_table():
     assert row["low_above_high"] == 3 and summary["srg"]["positive"] == 3
     assert summary["auc"]["low"]["mean"] == pytest.approx(np.mean([c.auc["low"] for c in curves]))
     assert len(summary["curves"]["random"]["mean"]) == 11
-    assert summarise([]) == {"num_utts": 0}
+    assert summary["num_defined"] == 3
+    assert summarise([]) == {"num_utts": 0, "num_defined": 0}
 
 
 def test_a_target_blind_to_the_input_has_no_normalised_curve():
     zeros = {o: np.zeros(3) for o in ("low", "high", "random")}
     flat = DeletionCurves("floor", np.linspace(0, 1, 3), zeros, np.zeros(3))
     assert np.isnan(flat.normalised("low")).all() and math.isnan(flat.srg)
+
+
+def test_undefined_curves_are_left_out_of_the_means_and_counted():
+    target, x, m = oracle()
+    config = DeletionConfig(step=0.1, random_seeds=2)
+    defined = [deletion_curves(target, x + shift, m, "floor", config) for shift in (0.0, 1.0)]
+    # one frame and the mean baseline: every removed cell gets its own value, nothing changes
+    flat = deletion_curves(target, x[:1], m[:1], "mean", config)
+    assert not flat.defined and flat.largest == 0 and all(d.defined for d in defined)
+    summary = summarise([*defined, flat])
+    assert summary["num_utts"] == 3 and summary["num_defined"] == 2
+    assert summary["auc"]["low"]["mean"] == pytest.approx(np.mean([c.auc["low"] for c in defined]))
+    assert summary["srg"]["positive"] == 2 and not np.isnan(summary["curves"]["low"]["mean"]).any()
+    # the lab's table holds raw changes, defined for every utterance (0 for the flat one)
+    assert summary["table"]["50"]["low"] == pytest.approx(np.median([c.at(0.5, "low") for c in [*defined, flat]]))
+    assert summary["table"]["50"]["low_above_high"] == 2
+    only_flat = summarise([flat])
+    assert only_flat["num_defined"] == 0 and "auc" not in only_flat and "srg" not in only_flat
+    assert set(only_flat["table"]) == {"50", "80"}
 
 
 def test_config_errors():
