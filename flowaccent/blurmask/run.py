@@ -162,6 +162,8 @@ def run_blurmask(
     warn_other_sets(out, sets, "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
+    for name, utts in chosen.items():
+        remove_stale_files(out / name, utts)
     results: list[UttResult] = []
     with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
         for name, data in sets.items():
@@ -182,6 +184,20 @@ def run_blurmask(
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()
     return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+
+
+def remove_stale_files(folder: Path, utts: list[str]) -> None:
+    r"""Removes the per-utterance files (``<utt>.npz``, ``figures/<utt>.png|pdf``) an earlier run left in a set's
+    ``folder`` for utterances this run does not explain (another ``--utts``): the folder then holds this run's
+    utterances only, as ``utt_table.tsv`` does. Other files are left."""
+    keep = {_file_name(utt) for utt in utts}
+    stale = [p for p in folder.glob("*.npz") if p.stem not in keep]
+    stale += [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}") if p.stem not in keep]
+    for path in stale:
+        path.unlink()
+    if stale:
+        print(f"blurmask: removed {len(stale)} file(s) of an earlier run from {folder} (utterances this run does "
+              "not explain)", file=sys.stderr)
 
 
 def short_warning(model: FlowModel, name: str, utt: str, num_frames: int) -> list[str]:

@@ -75,6 +75,21 @@ def test_utterances_shorter_than_the_context_are_named_and_undefined_curves_left
     assert (tmp_path / "flat" / "deletion_curves.png").stat().st_size > 0
 
 
+def test_a_rerun_of_a_set_with_fewer_utterances_removes_the_others_files(flow_exp, tmp_path, capsys):
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    base = ["blurmask", "--exp", str(exp), "--data", str(native), "--out", str(out), *FAST]
+    assert main([*base, "--utts", "4"]) == 0
+    assert len(list((out / "native").glob("*.npz"))) == 4
+    (out / "native" / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main([*base, "--utts", "2"]) == 0
+    assert f"blurmask: removed 6 file(s) of an earlier run from {out / 'native'}" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "native").glob("*.npz")) == ["n0-000.npz", "n1-001.npz"]
+    assert sorted(p.stem for p in (out / "native" / "figures").iterdir()) == ["n0-000"] * 2 + ["n1-001"] * 2
+    assert (out / "native" / "notes.txt").read_text() == "mine"
+
+
 def test_options_reach_the_library(flow_exp, tmp_path):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"
