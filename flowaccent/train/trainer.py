@@ -60,6 +60,7 @@ def load_classes(
     The class of an utterance is the explicit ``name=`` of its dir, else its
     ``utt2accent`` value when the dir has one, else the dir's name.
     """
+    _check_distinct(specs)
     require = ("feats.scp", "utt2num_frames") + (("cmvn.scp",) if need_cmvn else ())
     dirs, names, per_utt = [], [], []
     for name, path in specs:
@@ -73,6 +74,37 @@ def load_classes(
         per_utt.append(utt_class)
     labels = [{utt: names.index(c) for utt, c in m.items()} for m in per_utt]
     return dirs, tuple(names), labels
+
+
+def _check_distinct(specs: Sequence[tuple[str | None, Path]]) -> None:
+    r"""Refuses a data dir given twice (its frames counted twice, or under two classes at once)."""
+    seen: dict[Path, str] = {}
+    for name, path in specs:
+        key, label = path.resolve(), f"'{name}'" if name else "unnamed"
+        if key in seen:
+            both = f" (as {seen[key]} and {label})" if seen[key] != label else ""
+            raise ConfigError(f"train: data dir {path} is given twice{both}; its utterances would be trained on twice")
+        seen[key] = label
+
+
+def data_warnings(specs: Sequence[tuple[str | None, Path]], dirs: list[DataDir]) -> list[str]:
+    r"""Lines for what is legal but often a mistake: dirs sharing utterance ids (a copy of one dir?), and a
+    class pooled from several dirs that only their folder names made one (``a/train`` and ``b/train``)."""
+    lines = []
+    for i, a in enumerate(dirs):
+        for b in dirs[i + 1 :]:
+            if shared := len(set(a.utts) & set(b.utts)):
+                lines.append(f"train: warning: data dirs {a.path} and {b.path} share {shared} utterance id(s) "
+                             "(a copy of the same data?)")
+    by_folder: dict[str, list[Path]] = {}
+    for (name, _), data in zip(specs, dirs):
+        if name is None and not data.has("utt2accent"):
+            by_folder.setdefault(data.name, []).append(data.path)
+    for cls, paths in by_folder.items():
+        if len(paths) > 1:
+            lines.append(f"train: warning: class '{cls}' pools {len(paths)} data dirs named only by their folder "
+                         f"({', '.join(map(str, paths))}); give each NAME=DATA_DIR to keep them apart")
+    return lines
 
 
 def train(
@@ -128,6 +160,8 @@ def _train(
 
     specs = parse_data_specs(data_specs)
     dirs, class_names, labels = load_classes(specs, config.features.cmvn == "spk")
+    for line in data_warnings(specs, dirs) if env.is_main else ():
+        print(line, file=sys.stderr)
     refs = utterance_refs(dirs, labels)
     train_refs, valid_refs = split_valid(refs, cfg.valid_fraction)
     if not train_refs:

@@ -56,6 +56,37 @@ def test_dnf_classes_from_two_dirs_separate(tmp_path):
     assert (post[:, 0] > 0.9).all()
 
 
+def test_a_dir_given_twice_is_refused_and_doubtful_pools_are_named(tmp_path, capsys):
+    from flowaccent.train.trainer import data_warnings, load_classes
+
+    chol = np.eye(2)
+    a = write_gaussian_dir(tmp_path / "a", np.zeros(2), chol, 8, 5, seed=1, prefix="a")
+    (tmp_path / "alias").symlink_to(a)  # the same dir by another path
+    with pytest.raises(ConfigError, match=rf"train: data dir {tmp_path}/alias is given twice \(as 'native' and 'zh'\)"):
+        train(small_config(), tmp_path / "exp", [f"native={a}", f"zh={tmp_path}/alias"], quiet=True)
+    with pytest.raises(ConfigError, match="is given twice; its utterances would be trained on twice"):
+        load_classes([(None, a), (None, a)], need_cmvn=False)
+    assert not (tmp_path / "exp").exists()
+    # two corpora's "train" dirs: one class by their folder name (legal, named); a copy shares its ids
+    one = write_gaussian_dir(tmp_path / "c1" / "train", np.zeros(2), chol, 8, 5, seed=2, prefix="a")
+    two = write_gaussian_dir(tmp_path / "c2" / "train", np.ones(2), chol, 8, 5, seed=3, prefix="b")
+    specs = [(None, one), (None, two), (None, a)]
+    dirs, names, _ = load_classes(specs, need_cmvn=False)
+    assert names == ("train", "a")
+    lines = data_warnings(specs, dirs)
+    assert lines == [
+        f"train: warning: data dirs {one} and {a} share 8 utterance id(s) (a copy of the same data?)",
+        f"train: warning: class 'train' pools 2 data dirs named only by their folder ({one}, {two}); give each "
+        "NAME=DATA_DIR to keep them apart",
+    ]
+    # named explicitly, a pool is meant: no warning
+    named = [("native", one), ("native", two)]
+    assert data_warnings(named, load_classes(named, need_cmvn=False)[0]) == []
+    assert main(["train", "--exp", str(tmp_path / "exp2"), str(one), str(two), "--train.epochs", "1",
+                 "--model.num-blocks", "1", "--model.hidden", "4", "--features.cmvn", "none", "--quiet"]) == 0
+    assert "class 'train' pools 2 data dirs" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", [7, 8])  # 8: the step before a checkpoint (the loss is read one step late)
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(gaussian_dir, tmp_path, monkeypatch, bad):
     from flowaccent.model import FlowModel, FlowOutput
