@@ -84,6 +84,18 @@ class Config:
                 break
         return docs
 
+    def check_ranges(self, section: str, ranges: tuple[tuple[str, float, bool], ...]) -> None:
+        r"""Raises a :class:`ConfigError` naming the first field out of its range and its value.
+
+        Arguments:
+            section: the message's prefix (``train``).
+            ranges: ``(field, low, strict)``: the field must be ``> low`` (strict) or ``>= low``.
+        """
+        for name, low, strict in ranges:
+            value = getattr(self, name)
+            if value < low or (strict and value == low):
+                raise ConfigError(f"{section}: {name} must be {'>' if strict else '>='} {low}, got {value}")
+
     def replace(self: T, **changes: Any) -> T:
         r"""Returns a copy with ``changes`` applied, checked like ``from_dict``."""
         return type(self).from_dict({**self.to_dict(), **changes})

@@ -40,8 +40,7 @@ class PriorConfig(Config):
     learn_means: bool = True
 
     def __post_init__(self) -> None:
-        if self.cond_dim < 0 or self.class_var <= 0 or self.residual_var <= 0:
-            raise ConfigError("prior: need cond_dim >= 0, class_var > 0 and residual_var > 0")
+        self.check_ranges("prior", (("cond_dim", 0, False), ("class_var", 0, True), ("residual_var", 0, True)))
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor | float, var: float) -> Tensor:

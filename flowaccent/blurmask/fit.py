@@ -82,11 +82,14 @@ class BlurMaskConfig(Config):
         problems = [
             (self.steps < 0, f"steps must be >= 0, got {self.steps}"),
             (self.lr <= 0, f"lr must be > 0, got {self.lr}"),
-            (self.lam < 0 or self.smooth < 0, "lam and smooth must be >= 0"),
+            (self.lam < 0, f"lam must be >= 0, got {self.lam}"),
+            (self.smooth < 0, f"smooth must be >= 0, got {self.smooth}"),
             (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
-            (not 0 < self.sigma_min < self.sigma_max, "need 0 < sigma_min < sigma_max"),
+            (not 0 < self.sigma_min < self.sigma_max, f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
+             f"{self.sigma_max}"),
             (not 0 < self.init_fraction < 1, f"init_fraction must be in (0, 1), got {self.init_fraction}"),
-            (self.gradient_filter_threshold <= 0, "gradient_filter_threshold must be > 0"),
+            (self.gradient_filter_threshold <= 0,
+             f"gradient_filter_threshold must be > 0, got {self.gradient_filter_threshold}"),
         ]
         for bad, message in problems:
             if bad:

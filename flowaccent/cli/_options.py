@@ -1,4 +1,5 @@
-r"""CLI options generated from config dataclasses: ``--kebab-case`` overrides the field."""
+r"""CLI options generated from config dataclasses: ``--kebab-case`` overrides the field (the field's own
+``--snake_case`` spelling, as in the YAML, is accepted too and not listed)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ def add_config_options(
         default = field.default
         default_text = str(default).lower() if isinstance(default, bool) else (default if default != "" else "''")
         kwargs["help"] = f"{_first_sentence(docs.get(field.name, ''))} (default: {default_text})".lstrip()
-        name = field.name.replace("_", "-")
-        group.add_argument(f"--{prefix}.{name}" if prefix else f"--{name}", **kwargs)
+        dotted = f"--{prefix}." if prefix else "--"
+        group.add_argument(dotted + field.name.replace("_", "-"), **kwargs)
+        if "_" in field.name:  # --train.batch_size, as the YAML spells it
+            group.add_argument(dotted + field.name, **kwargs | {"help": argparse.SUPPRESS})
 
 
 def _plain(text: str) -> str:

@@ -45,8 +45,7 @@ class FeaturePipelineConfig(Config):
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if self.deltas < 0 or self.splice < 0:
-            raise ConfigError(f"features: deltas and splice must be >= 0, got {self.deltas}, {self.splice}")
+        self.check_ranges("features", (("deltas", 0, False), ("splice", 0, False)))
 
     def output_dim(self, input_dim: int) -> int:
         r"""Dimension after deltas and splicing of ``input_dim``-d features."""

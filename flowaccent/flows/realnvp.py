@@ -44,13 +44,9 @@ class ModelConfig(Config):
     mask_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.num_blocks < 1 or self.hidden < 1 or self.num_layers < 1:
-            raise ConfigError(
-                f"model: num_blocks, hidden and num_layers must be >= 1, got "
-                f"{self.num_blocks}, {self.hidden}, {self.num_layers}"
-            )
-        if self.scale_clamp <= 0 or self.context_dim < 0:
-            raise ConfigError("model: scale_clamp must be > 0 and context_dim >= 0")
+        ranges = (("num_blocks", 1, False), ("hidden", 1, False), ("num_layers", 1, False), ("scale_clamp", 0, True),
+                  ("context_dim", 0, False))
+        self.check_ranges("model", ranges)
         assert self.activation in ACTIVATIONS
 
 

@@ -17,6 +17,7 @@ from flowaccent.prior import PriorConfig
 #: ``TrainConfig`` fields and their lower bound, and whether the bound itself is excluded: a negative warm-up,
 #: decay or clipping norm would train the wrong way without an error, a zero logging interval divide by it.
 _RANGES = (
+    ("batch_size", 1, False), ("epochs", 1, False), ("lr", 0, True),
     ("lr_decay", 0, True), ("warmup_steps", 0, False), ("weight_decay", 0, False), ("grad_clip", 0, False),
     ("gradient_filter_threshold", 0, True), ("patience", 0, False), ("buffer_frames", 1, False),
     ("standardize_max_utts", 1, False), ("checkpoint_every_steps", 0, False), ("log_every_steps", 1, False),
@@ -103,12 +104,7 @@ class TrainConfig(Config):
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            raise ConfigError("train: batch_size and epochs must be >= 1 and lr > 0")
-        for name, low, strict in _RANGES:
-            value = getattr(self, name)
-            if value < low or (strict and value == low):
-                raise ConfigError(f"train: {name} must be {'>' if strict else '>='} {low}, got {value}")
+        self.check_ranges("train", _RANGES)
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.prefetch < -1:

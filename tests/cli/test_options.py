@@ -63,3 +63,33 @@ def test_docs_read_the_attributes_section_only():
         "batch_frames": "first line continued. Second sentence.",
         "seed": "`s` with :class:`~flowaccent.nn.GradientFilter`.",
     }
+
+
+def test_the_yaml_spelling_of_an_option_is_accepted_and_not_listed():
+    parser = argparse.ArgumentParser(prog="x")
+    add_config_options(parser, ModelConfig, prefix="model")
+    add_config_options(parser, ScoreConfig)
+    args = parser.parse_args(["--model.num_blocks", "3", "--batch_frames", "10", "--model.hidden", "7"])
+    assert (args.cfg_model_num_blocks, args.cfg__batch_frames, args.cfg_model_hidden) == (3, 10, 7)
+    assert parser.parse_args(["--model.num-blocks", "4"]).cfg_model_num_blocks == 4
+    text = parser.format_help()
+    assert "--model.num-blocks" in text and "num_blocks" not in text and "batch_frames" not in text
+
+
+@pytest.mark.parametrize(
+    ("config", "values", "expected"),
+    [
+        (ExperimentConfig, {"train": {"epochs": 0}}, "train: epochs must be >= 1, got 0"),
+        (ExperimentConfig, {"train": {"lr": -0.1}}, "train: lr must be > 0, got -0.1"),
+        (ExperimentConfig, {"model": {"hidden": 0}}, "model: hidden must be >= 1, got 0"),
+        (ExperimentConfig, {"model": {"scale_clamp": 0.0}}, "model: scale_clamp must be > 0, got 0.0"),
+        (ExperimentConfig, {"prior": {"residual_var": -1.0}}, "prior: residual_var must be > 0, got -1.0"),
+        (ExperimentConfig, {"features": {"splice": -2}}, "features: splice must be >= 0, got -2"),
+        (BlurMaskConfig, {"smooth": -1.0}, "blur mask: smooth must be >= 0, got -1.0"),
+    ],
+)
+def test_a_value_out_of_range_is_named_with_the_value(config, values, expected):
+    from flowaccent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=expected):
+        config.from_dict(values)
