@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
@@ -25,9 +26,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "$(which flowaccent) train ...",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
-    parser.add_argument("--config", help="YAML with sections features, model, prior, train (default: all defaults)")
+    parser.add_argument("--config", help="YAML with sections features, model, prior, train (default: all defaults; "
+                        "with --resume, EXP_DIR/config.yaml)")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
-    parser.add_argument("--resume", action="store_true", help="continue from EXP/checkpoints/last.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
+                        "config, only --train.epochs may change)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)
@@ -35,8 +38,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> ExperimentConfig:
-    r"""The YAML (or defaults) with the command-line overrides applied."""
-    base = ExperimentConfig.from_yaml(args.config) if args.config else ExperimentConfig()
+    r"""The YAML (or defaults; for ``--resume``, the run's own ``EXP_DIR/config.yaml``) with the command-line
+    overrides applied."""
+    own = Path(args.exp) / "config.yaml"
+    if args.config:
+        base = ExperimentConfig.from_yaml(args.config)
+    elif args.resume and own.is_file():
+        base = ExperimentConfig.from_yaml(own)
+    else:
+        base = ExperimentConfig()
     overrides = {s: given_options(type(getattr(base, s)), args, s) for s in SECTIONS}
     return base.with_overrides(overrides)
 

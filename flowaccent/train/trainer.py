@@ -259,6 +259,20 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
         refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
 
 
+#: What may change when a run is resumed: more (or fewer) epochs. Anything else would not continue the same run.
+RESUMABLE = {"train.epochs"}
+
+
+def config_changes(stored: dict[str, dict], given: dict[str, dict]) -> dict[str, str]:
+    r"""``{"section.field": "section.field: A there, B given"}`` for each field that differs."""
+    return {
+        f"{section}.{key}": f"{section}.{key}: {stored.get(section, {}).get(key)} there, {value} given"
+        for section, values in given.items()
+        for key, value in values.items()
+        if stored.get(section, {}).get(key) != value
+    }
+
+
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
     r"""Restores a run to resume, or fits the standardisation and initialises a new one."""
     if resume and not last.exists():
@@ -267,9 +281,14 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
     if resume:
         state = load_checkpoint(last)
         stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
-        if stored != config_dict:
-            diff = [k for k in config_dict if config_dict[k] != stored.get(k)]
-            raise ConfigError(f"{last}: the config differs from the run being resumed (sections: {', '.join(diff)})")
+        changed = config_changes(stored, config_dict)
+        if set(changed) - RESUMABLE:
+            raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(changed.values())} "
+                              f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume)")
+        if changed and env.is_main:
+            cosine = config.train.lr_schedule == "cosine"
+            note = " (the cosine schedule follows the new count from here)" if cosine else ""
+            print(f"train: resuming with {'; '.join(changed.values())}{note}", file=sys.stderr)
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         return Progress(**state["progress"])

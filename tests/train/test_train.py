@@ -164,6 +164,31 @@ def test_out_of_range_training_options_are_config_errors(option, value):
         small_config(**{option: value})
 
 
+def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, capsys):
+    r"""``--resume`` without ``--config`` reads EXP_DIR/config.yaml; ``--train.epochs`` may grow a finished run (and
+    only it may change); a refusal names each field with both values."""
+    path, _ = gaussian_dir
+    conf, exp = tmp_path / "conf.yaml", tmp_path / "exp"
+    conf.write_text(small_config(epochs=1, lr_schedule="cosine").to_yaml())
+    base = ["train", "--exp", str(exp), str(path), "--quiet"]
+    assert main([*base, "--config", str(conf)]) == 0
+    capsys.readouterr()
+    assert main([*base, "--resume", "--train.epochs", "2"]) == 0  # no --config: the run's own
+    err = capsys.readouterr().err
+    assert "train: resuming with train.epochs: 1 there, 2 given (the cosine schedule follows the new count" in err
+    assert "2 epochs" in err
+    records = [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    assert load_checkpoint(exp / "checkpoints" / "last.pt")["config"]["train"]["epochs"] == 2
+    assert "epochs: 2" in (exp / "config.yaml").read_text()
+    assert main([*base, "--resume"]) == 0  # the run's config now says 2: a finished run, nothing to do
+    assert "train.epochs" not in capsys.readouterr().err
+    assert main([*base, "--resume", "--train.epochs", "3", "--train.lr", "0.5", "--model.hidden", "8"]) == 1
+    assert ("the config differs from the run being resumed: model.hidden: 32 there, 8 given; train.epochs: 2 there, "
+            "3 given; train.lr: 0.003 there, 0.5 given (of the config, only train.epochs may change on --resume)"
+            ) in capsys.readouterr().err
+
+
 def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
     r"""A checkpoint written before ``train.precision`` existed (no such key in its config) resumes
     with the option's default, which is what that run did; another value is refused."""
@@ -175,7 +200,8 @@ def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
     torch.save(state, last)
     summary = train(small_config(epochs=1), tmp_path / "exp", [str(path)], resume=True, quiet=True)
     assert summary.epochs_run == 1
-    with pytest.raises(ConfigError, match=r"config differs from the run being resumed \(sections: train\)"):
+    with pytest.raises(ConfigError, match=r"config differs from the run being resumed: train.precision: fp32 there, "
+                                          r"bf16 given \(of the config, only train.epochs may change on --resume\)"):
         train(small_config(epochs=1, precision="bf16"), tmp_path / "exp", [str(path)], resume=True, quiet=True)
 
 
