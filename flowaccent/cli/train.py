@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.train.trainer import train
 
     summary = train(load_config(args), args.exp, args.data_dirs, resume=args.resume, quiet=args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
+        return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)
              else "no validation NLL (no utterances held out)")
     print(

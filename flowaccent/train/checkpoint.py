@@ -28,6 +28,8 @@ class Progress:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list = dataclasses.field(default_factory=list)
+    #: processes training (torchrun's world size); a checkpoint from before it was recorded: 1
+    world: int = 1
 
 
 def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress, config: dict) -> None:

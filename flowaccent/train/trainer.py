@@ -291,7 +291,9 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
             print(f"train: resuming with {'; '.join(changed.values())}{note}", file=sys.stderr)
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
-        return Progress(**state["progress"])
+        progress = Progress(**state["progress"])
+        _check_world(progress, env, last)
+        return progress
     if last.exists():
         raise ConfigError(f"{last.parent.parent}: holds a training run already; pass --resume or use another dir")
     cfg = config.train
@@ -301,7 +303,24 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
     x, y = next(init.epoch(0))
     context = one_hot_context(y, config.model.context_dim)
     model.initialize(x.to(env.device), y.to(env.device), None if context is None else context.to(env.device))
-    return Progress()
+    return Progress(world=env.world)
+
+
+def _check_world(progress: Progress, env: distributed.DistEnv, last: Path) -> None:
+    r"""Refuses to resume in the middle of an epoch with another number of processes than wrote ``last``: each
+    process replays its own share of the epoch's batches, and another split would skip or repeat frames. At an
+    epoch's end the run may go on with another count (noted: not the run one count would have made)."""
+    if progress.world == env.world:
+        return
+    was = f"{progress.world} process{'es' if progress.world > 1 else ''}"
+    if progress.step_in_epoch:
+        raise ConfigError(f"{last}: the run was trained with {was}, stopped within epoch {progress.epoch + 1}; "
+                          f"resume it with {progress.world} (torchrun --nproc_per_node {progress.world}), or from "
+                          "an epoch's end")
+    if env.is_main:
+        print(f"train: resuming a run of {was} with {env.world} at the start of epoch {progress.epoch + 1} (the "
+              "batches' split differs from here)", file=sys.stderr)
+    progress.world = env.world
 
 
 class _Checks:
