@@ -275,7 +275,8 @@ def utts_defined(summary: dict[str, Any]) -> str:
 def summary_markdown(report: dict[str, Any]) -> str:
     r"""The summary's tables in Markdown: AUCs and SRG per set and baseline, and the lab's 50/80 table."""
     lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
-    lines += ["Utterances whose output no removal changed have no normalised curve; '3 of 4' counts the others.", ""]
+    if any(s["num_defined"] < s["num_utts"] for s in report["all"]["baselines"].values()):
+        lines += ["Utterances whose output no removal changed have no curve; '3 of 4' counts the others.", ""]
     lines += ["| set | baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (> 0) |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in [*report["sets"].items(), ("**all**", report["all"])]:

@@ -315,8 +315,7 @@ def _check_world(progress: Progress, env: distributed.DistEnv, last: Path) -> No
     was = f"{progress.world} process{'es' if progress.world > 1 else ''}"
     if progress.step_in_epoch:
         raise ConfigError(f"{last}: the run was trained with {was}, stopped within epoch {progress.epoch + 1}; "
-                          f"resume it with {progress.world} (torchrun --nproc_per_node {progress.world}), or from "
-                          "an epoch's end")
+                          f"resume it with {progress.world} (torchrun --nproc_per_node {progress.world})")
     if env.is_main:
         print(f"train: resuming a run of {was} with {env.world} at the start of epoch {progress.epoch + 1} (the "
               "batches' split differs from here)", file=sys.stderr)

@@ -35,6 +35,7 @@ def test_command_writes_masks_figures_and_summary(flow_exp, tmp_path):
     assert (out / "accented" / "figures" / "z0-000.png").stat().st_size > 0
     assert (out / "deletion_curves.png").exists() and (out / "deletion_curves.pdf").exists()
     assert "| baseline | removed |" in (out / "summary.md").read_text()
+    assert "have no curve" not in (out / "summary.md").read_text()  # every curve defined: no note
     assert not list(out.rglob(".*.tmp.*"))
 
 
@@ -68,6 +69,7 @@ def test_utterances_shorter_than_the_context_are_named_and_undefined_curves_left
     assert summary["all"]["baselines"]["mean"]["num_defined"] == 1
     markdown = (out / "summary.md").read_text()
     assert "| short | mean | 0 of 1 | - | - | - | - |" in markdown and "| **all** | mean | 1 of 2 |" in markdown
+    assert "Utterances whose output no removal changed have no curve" in markdown
     # with no defined curve at all, the command says so and still writes its figure
     assert main(["blurmask", "--exp", str(exp), "--data", f"short={short}", "--utts", "1", "--baselines", "mean",
                  "--out", str(tmp_path / "flat"), *FAST]) == 0
