@@ -33,16 +33,23 @@ def _pyplot():
 SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)
 
 
-def colours(names: list[str]) -> dict[str, str]:
-    r"""A distinct colour per set name, for any number of names: by the accent its name contains
-    (shaded for an accent's further sets), else from the palette, then from evenly spread hues."""
+def colours(names: list[str], accents: dict[str, str | None] | None = None) -> dict[str, str]:
+    r"""A distinct colour per set name, for any number of names, one hue per accent: a set's accent is
+    ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the
+    accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set takes its colour
+    (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
+    of it. Sets of no known accent take the palette, then evenly spread hues."""
+    accents = accents or {}
     out: dict[str, str] = {}
     spare = iter(_spare_colours())
-    shades = {a: iter(_shades(c)) for a, c in ACCENT_COLOURS.items()}
+    families = {a: iter(_shades(c)) for a, c in ACCENT_COLOURS.items()}
     used: set[str] = set()
     for name in names:
-        accent = next((a for a in ACCENT_COLOURS if a in name.lower().replace("-", "_").split("_")), None)
-        source = spare if accent is None else shades[accent]
+        words = name.lower().replace("-", "_").split("_")
+        accent = (accents.get(name) or "").lower() or next((a for a in ACCENT_COLOURS if a in words), None)
+        if accent is not None and accent not in families:
+            families[accent] = iter(_shades(next(c for c in spare if c not in used)))
+        source = spare if accent is None else families[accent]
         colour = next(c for c in source if c not in used)
         out[name] = colour
         used.add(colour)

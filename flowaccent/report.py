@@ -46,7 +46,7 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
     ref = summary["reference"]
-    cols = plots.colours(names)  # one colour per set in every figure
+    cols = plots.colours(names, {n: s.get("accent") for n, s in summary["sets"].items()})  # one per set, every figure
     figures: dict[str, Path] = {}
     curves = plots.training_curves(exp / "log" / "train.jsonl", fig_dir / "training_curves")
     if curves:

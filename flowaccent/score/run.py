@@ -114,6 +114,8 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     for name in sets:
         write_speaker_tsv(out / name / "spk_scores.tsv", tables[name])
         per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim)
+        if sets[name].has("utt2accent"):  # the figures' colours follow it
+            per_set[name]["accent"] = summary.set_accent(sets[name].table("utt2accent"))
         if "gmm_log_ll" in tables[name]:
             frames = tables[name]["num_frames"]
             per_set[name]["gmm_log_ll"] = float((tables[name]["gmm_log_ll"] * frames).sum() / frames.sum())

@@ -6,6 +6,7 @@ it can be recomputed from them.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,13 @@ def set_summary(set_dir: Path, dim: int, cond_dim: int) -> dict[str, Any]:
         c, r = moments(latents[:, :cond_dim]), moments(latents[:, cond_dim:])
         out.update({"skew_c": c["skew"], "kurtosis_c": c["kurtosis"], "skew_r": r["skew"], "kurtosis_r": r["kurtosis"]})
     return out
+
+
+def set_accent(accents: dict[str, str]) -> str | None:
+    r"""The accent of most of a set's utterances (its ``utt2accent`` values; ties: the first in sorted order),
+    or None without a ``utt2accent``."""
+    counts = Counter(accents.values())
+    return min(counts, key=lambda a: (-counts[a], a)) if counts else None
 
 
 def utterance_scores(table: dict[str, Any]) -> dict[str, np.ndarray]:

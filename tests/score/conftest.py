@@ -13,7 +13,8 @@ from ..train.conftest import small_config, write_gaussian_dir
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    r"""``(root, exp)``: classes native (mean -1) and zh (mean +1) in 6-d; a 'ja' set (mean +2, rated)."""
+    r"""``(root, exp)``: classes native (mean -1) and zh (mean +1) in 6-d; a 'ja' set (mean +2, rated, and its
+    utt2accent says 'japanese')."""
     root = tmp_path_factory.mktemp("scoring")
     chol = np.eye(6)
     native = write_gaussian_dir(root / "native", np.full(6, -1.0), chol, 40, 40, seed=1, prefix="n")
@@ -21,6 +22,7 @@ def trained(tmp_path_factory):
     ja = write_gaussian_dir(root / "ja", np.full(6, 2.0), chol * 1.5, 30, 30, seed=3, prefix="j")
     rng = np.random.default_rng(0)
     write_table(ja / "utt2score", {u: f"{rng.uniform(1, 5):.2f}" for u in (ja / "utt2spk").read_text().split()[::2]})
+    write_table(ja / "utt2accent", {u: "japanese" for u in (ja / "utt2spk").read_text().split()[::2]})
     config = small_config(epochs=3).with_overrides({"prior": {"cond_dim": 4}})
     train(config, root / "exp", [str(native), str(zh)], quiet=True)
     return root, root / "exp"

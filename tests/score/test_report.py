@@ -2,6 +2,7 @@ r"""Figures and the self-contained report from a tiny trained model."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -145,3 +146,27 @@ def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monk
     assert set(drawn) == {"latents_pca", "histograms", "roc_curves", "rating_scatter"}
     first = drawn["latents_pca"]
     assert all(cols == first for cols in drawn.values()) and set(first) == {"native", "zh", "ja"}
+    # ja's utt2accent names an accent of no colour of its own: the first palette colour, its hue's family
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["sets"]["ja"]["accent"] == "japanese" and "accent" not in summary["sets"]["native"]
+    assert first["ja"] == plots.PALETTE[0]
+
+
+def test_sets_of_one_accent_share_a_hue_by_utt2accent():
+    import colorsys
+
+    from flowaccent.plots import ACCENT_COLOURS, PALETTE, colours
+    from flowaccent.score.summary import set_accent
+
+    def hue(c: str) -> float:
+        return colorsys.rgb_to_hsv(*(int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)))[0]
+
+    names = ["spk_a", "spk_b", "spk_c", "spk_d", "other", "test_zh"]
+    accents = {"spk_a": "mandarin", "spk_b": "Native", "spk_c": "mandarin", "spk_d": "hindi", "test_zh": None}
+    got = colours(names, accents)
+    assert len(set(got.values())) == len(names)
+    assert got["spk_a"] == PALETTE[0] and got["spk_b"] == ACCENT_COLOURS["native"] and got["spk_d"] == PALETTE[1]
+    assert got["spk_c"] != got["spk_a"] and abs(hue(got["spk_c"]) - hue(PALETTE[0])) < 0.02
+    assert got["other"] == PALETTE[2] and got["test_zh"] == ACCENT_COLOURS["zh"]  # by its name, as before
+    assert set_accent({"u1": "zh", "u2": "ja", "u3": "zh"}) == "zh" and set_accent({"u1": "ja", "u2": "b"}) == "b"
+    assert set_accent({}) is None
