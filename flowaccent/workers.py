@@ -8,7 +8,8 @@ on tiny utterances, in a process with other threads; none in 1500 runs with this
 :func:`imap_processes` instead cancels the jobs not started, lets the running ones finish and
 waits for the workers to exit on their own; a worker that dies is reported
 (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the
-parent gets it, says so, and stops them as above; a second Ctrl-C kills the running workers and
+parent gets it, says so, and stops them as above (a job that checks :func:`stopping` between its
+parts, as ``fbank``'s between a chunk's recordings, ends early); a second Ctrl-C kills the running workers and
 leaves the pool (:data:`ABORTED`: the command then exits at once, without waiting at
 interpreter exit). On Linux a worker also ends when the parent process dies (``kill PID``).
 :func:`imap_fresh_processes` does the same with a new process for every job (Python 3.11's
@@ -37,12 +38,21 @@ R = TypeVar("R")
 
 #: Set by a second Ctrl-C, after the running workers were killed: exit without waiting for them.
 ABORTED = threading.Event()
+#: In a worker of :func:`imap_processes`: the event its parent sets on the first Ctrl-C.
+_STOP: Any = None
+
+
+def stopping() -> bool:
+    r"""In a worker of :func:`imap_processes`: whether the parent is stopping (a first Ctrl-C). The jobs of a
+    chunk (``chunksize``) run one after another in one call: a job that calls :func:`check_stopping` first
+    ends the chunk there, so its worker stops after the job it is on, not after the whole chunk."""
+    return _STOP is not None and _STOP.is_set()
 
 
 @contextlib.contextmanager
-def _interruptible(kill: Callable[[], None]) -> Iterator[None]:
-    r"""Ctrl-C while workers run: the first says what happens and raises ``KeyboardInterrupt`` (the
-    workers finish the jobs they are on); a second calls ``kill`` and raises it again. Only in the
+def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: None) -> Iterator[None]:
+    r"""Ctrl-C while workers run: the first calls ``stop``, says what happens and raises ``KeyboardInterrupt``
+    (the workers finish the jobs they are on); a second calls ``kill`` and raises it again. Only in the
     main thread (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
     ABORTED.clear()
     if threading.current_thread() is not threading.main_thread():
@@ -54,6 +64,7 @@ def _interruptible(kill: Callable[[], None]) -> Iterator[None]:
         nonlocal presses
         presses += 1
         if presses == 1:
+            stop()
             print("stopping: the workers finish the jobs they are on (Ctrl-C again: kill them now)",
                   file=sys.stderr, flush=True)
         else:
@@ -66,6 +77,12 @@ def _interruptible(kill: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def check_stopping() -> None:
+    r"""In a worker: raises :class:`~flowaccent.errors.WorkerError` when the parent is stopping (:func:`stopping`)."""
+    if stopping():
+        raise WorkerError("stopped: the parent was interrupted")
 
 
 def imap_processes(
@@ -94,18 +111,19 @@ def imap_processes(
     guard), else started the platform's default way.
     """
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    stop = context.Event()
     executor = ProcessPoolExecutor(
         max_workers=max(1, nj),
         mp_context=context,
         initializer=_start_worker,
-        initargs=(initializer, initargs),
+        initargs=(initializer, initargs, stop),
     )
 
     def kill() -> None:
         for process in list((getattr(executor, "_processes", None) or {}).values()):
             process.kill()
 
-    with _interruptible(kill):
+    with _interruptible(kill, stop.set):
         try:
             yield from executor.map(fn, jobs, chunksize=chunksize)
         except BrokenProcessPool as error:
@@ -116,7 +134,9 @@ def imap_processes(
             executor.shutdown(wait=not ABORTED.is_set(), cancel_futures=True)
 
 
-def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...], stop: Any = None) -> None:
+    global _STOP
+    _STOP = stop
     _worker_signals()
     if initializer is not None:
         initializer(*initargs)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from flowaccent.errors import WorkerError
-from flowaccent.workers import imap_fresh_processes, imap_processes
+from flowaccent.workers import check_stopping, imap_fresh_processes, imap_processes
 
 from .conftest import fails_after
 
@@ -60,6 +61,13 @@ def _interrupted(x: int) -> int:
     os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends to the whole process group
     time.sleep(0.05)
     return x
+
+
+def _slow_part(marker: Path) -> Path:
+    check_stopping()
+    time.sleep(0.3)
+    marker.write_text("done")
+    return marker
 
 
 def _unpicklable(x: int):
@@ -111,6 +119,19 @@ def test_a_consumer_that_stops_early_shuts_the_workers_down(imap, tmp_path):
 
 def test_workers_leave_ctrl_c_to_the_parent(imap):
     assert sorted(imap(_interrupted, range(4), 2)) == [0, 1, 2, 3]
+
+
+def test_a_first_ctrl_c_ends_a_chunk_after_the_job_it_is_on(tmp_path):
+    r"""The 10 jobs of one chunk run in one call of the worker (3 s); after a first Ctrl-C, those that call
+    ``check_stopping`` do not start. Before, the worker went on through its whole chunk."""
+    results = imap_processes(_slow_part, [tmp_path / f"m{i}" for i in range(10)], 1, chunksize=10)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # a first Ctrl-C, while the chunk runs
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        next(results)  # waits for the chunk's results; the interrupt ends the wait, and the workers' shutdown
+    assert time.monotonic() - start < 1.8
+    assert 1 <= len(list(tmp_path.glob("m*"))) <= 3
+    assert not multiprocessing.active_children()
 
 
 def test_a_worker_that_dies_is_an_error_not_a_wait(imap):

@@ -36,7 +36,7 @@ from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentE
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.features.fbank_record import RECORD, write_record
-from flowaccent.workers import imap_processes
+from flowaccent.workers import check_stopping, imap_processes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +166,7 @@ def _init_worker(config: FbankConfig, channel: int) -> None:
 
 
 def _worker(job: Job) -> tuple[int, list[tuple[str, Any]]]:
+    check_stopping()  # after a first Ctrl-C: end with the recording this worker is on, not its whole chunk
     return _compute_one(job, _WORKER["config"], _WORKER["channel"])
 
 
