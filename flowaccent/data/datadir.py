@@ -210,6 +210,8 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
 
     Every table is restricted to the chosen utterances and their speakers; scp values
     still point at the same arks. ``cmvn.scp`` keeps the speakers' full stats, as Kaldi does.
+    With ``feats.scp``, ``fbank.json`` (how the features were computed) is copied as it is: without
+    it, a model trained on the subset could not refuse features computed otherwise.
     Raises :class:`DataDirError` for an utterance ``source`` lacks or an empty selection.
     """
     data = load_data_dir(source)
@@ -229,6 +231,11 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
         keys = speakers if name in SPK_TABLES else recordings if name == "wav.scp" and recordings else chosen
         write_table(target / name, {k: v for k, v in table.items() if k in keys})
     write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
+    record = data.path / "fbank.json"  # flowaccent.features.fbank_record.RECORD (not imported: a cycle)
+    if data.has("feats.scp") and record.is_file():
+        atomic_write_text(target / record.name, record.read_text(encoding="utf-8"))
+    else:
+        (target / record.name).unlink(missing_ok=True)  # a record left by an earlier subset
     return load_data_dir(target)
 
 

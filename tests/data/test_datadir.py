@@ -116,6 +116,12 @@ def test_subset_keeps_every_table_consistent(tmp_path):
     assert sub.utts == ["a-2", "b-1"] and validate_data_dir(sub.path) == []
     assert (tmp_path / "sub" / "spk2utt").read_text() == "a a-2\nb b-1\n"
     assert read_table(tmp_path / "sub" / "cmvn.scp") == {"a": "x.ark:1", "b": "x.ark:9"}
+    assert not (tmp_path / "sub" / "fbank.json").exists()  # the source has none
+    # features computed by flowaccent fbank: the subset keeps their record (a model trained on it checks sets)
+    (d / "feats.scp").write_text("a-1 f.ark:1\na-2 f.ark:2\nb-1 f.ark:3\n")
+    (d / "fbank.json").write_text('{"fbank": {"frame_shift_ms": 10.0}}')
+    subset_data_dir(d, tmp_path / "sub", ["a-2"])
+    assert (tmp_path / "sub" / "fbank.json").read_text() == (d / "fbank.json").read_text()
     with pytest.raises(DataDirError, match="unknown utterance"):
         subset_data_dir(d, tmp_path / "bad", ["c-1"])
 

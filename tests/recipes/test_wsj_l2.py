@@ -83,6 +83,8 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         assert {"zh_rated", "ja_rated"} <= set(rated["sets"]) and rated["baseline"]["loaded"]  # stage 4's GMM
         assert (tmp_path / "exp" / conf / "report.html").exists()
         assert "zh_rated" in (tmp_path / "exp" / conf / "rated" / "report.md").read_text()
+        # the training dirs are subsets of wsj_all: their fbank record came along, so scoring checks sets against it
+        assert json.loads((tmp_path / "exp" / conf / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 40
     dims = {
         c: json.loads((tmp_path / "exp" / c / "scores" / "summary.json").read_text())["model"]["dim"]
         for c in ("dnf_120", "dnf_440_c400")
