@@ -23,7 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         subparsers,
         "report",
         "Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
-        "writes report.html (images embedded), report.md and figures/*.png|pdf next to it.",
+        "writes report.html (images embedded; --out), its .md twin and figures/*.png|pdf in its folder: give each "
+        "report its own folder (two in one share figures/).",
         "report.html path (default: EXP_DIR/report.html)",
     )
 
