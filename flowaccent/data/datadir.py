@@ -100,8 +100,11 @@ def write_table(path: str | Path, mapping: Mapping[str, object]) -> None:
     r"""Writes ``key value`` lines sorted in C order, atomically.
 
     Values are written with ``str()``; lists and tuples are joined by spaces.
-    Raises :class:`DataDirError` for an empty key or a key with whitespace.
+    Raises :class:`DataDirError` for an empty key or a key with whitespace, or a ``path`` that is a
+    folder (a data dir, not its table).
     """
+    if Path(path).is_dir():
+        raise DataDirError(f"{path}: is a folder; give the table's file (a data dir's {Path(path) / 'spk2utt'}, say)")
     lines = []
     for key in sorted(mapping, key=_c_order):
         check_key(key, str(path))

@@ -7,7 +7,7 @@ while true; do
     --help|-h)
       echo "usage: $0 [options]; each option sets the variable at the top of the script of its name" >&2
       script=$0; [ -f "$script" ] || script=$(basename "$0")  # the recipes cd to their own dir first
-      sed -n '1,/parse_options\.sh/p' "$script" | grep -E '^[a-z_]+=' | while IFS= read -r line; do
+      sed -n '1,/parse_options\.sh/p' "$script" | grep -E '^[a-z_][a-z0-9_]*=' | while IFS= read -r line; do
         option=${line%%=*}
         echo "  --${option//_/-} (default: ${line#*=})"
       done >&2

@@ -9,7 +9,7 @@
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
 # skips finished stages; --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
-caller=$PWD  # the corpora's paths are taken from where run.sh is called; outputs go under the recipe
+CALLER=$PWD  # not an option; the corpora's paths are taken from where run.sh is called; outputs go under the recipe
 cd "$(dirname "$0")"
 
 stage=0
@@ -34,7 +34,7 @@ rated_max=2
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 . ../common/stages.sh
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
-from_caller() { case $1 in /*) echo "$1" ;; *) echo "$caller/$1" ;; esac; }  # a path as the caller meant it
+from_caller() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # a path as the caller meant it
 
 [ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
 wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")

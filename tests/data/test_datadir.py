@@ -106,6 +106,8 @@ def test_write_table_refuses_bad_keys_and_leaves_nothing(tmp_path):
 def test_write_spk2utt(tmp_path):
     write_spk2utt(tmp_path / "spk2utt", {"b-1": "b", "a-2": "a", "a-1": "a"})
     assert (tmp_path / "spk2utt").read_text() == "a a-1 a-2\nb b-1\n"
+    with pytest.raises(DataDirError, match=f"{tmp_path}: is a folder; give the table's file"):
+        write_spk2utt(tmp_path, {"b-1": "b"})  # the data dir, not its spk2utt: was IsADirectoryError
 
 
 def test_subset_keeps_every_table_consistent(tmp_path):

@@ -131,3 +131,12 @@ def test_rating_subset_leaves_out_a_set_with_nothing_in_range(tmp_path):
     assert strict.returncode == 1 and "no utterance rated in [6.0, 7.0]" in strict.stderr
     skipped = subprocess.run([*args, "--skip-empty"], capture_output=True, text=True, timeout=60)
     assert skipped.returncode == 0 and "no subset" in skipped.stderr and not target.exists()
+
+
+def test_help_lists_every_option_and_nothing_else():
+    r"""Names with digits (--l2, --l2-train) were left out of --help, and the internal CALLER was listed."""
+    shown = subprocess.run(["bash", str(RECIPE), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0
+    options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
+    assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
+                       "--train-opts", "--nj", "--data", "--exp", "--heldout-fraction", "--rated-min", "--rated-max"]
