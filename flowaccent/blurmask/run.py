@@ -34,6 +34,7 @@ from flowaccent.config import Config
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
+from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
@@ -151,8 +152,13 @@ def run_blurmask(
     command: str = "",
 ) -> dict[str, Any]:
     r"""Explains ``run.utts`` utterances of each data dir (``path`` or ``name=path``) with
-    ``EXP_DIR/final.pt`` (or ``checkpoint``); writes ``out_dir`` and returns the summary."""
-    exp, out = Path(exp_dir), output_dir(out_dir, "blurmask")
+    ``EXP_DIR/final.pt`` (or ``checkpoint``); writes ``out_dir`` (locked meanwhile) and returns the summary."""
+    out = output_dir(out_dir, "blurmask")
+    with output_lock(out, "blurmask"):
+        return _run_blurmask(Path(exp_dir), data_specs, out, fit, deletion, run, checkpoint, quiet, command)
+
+
+def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, command) -> dict[str, Any]:
     model = load_model(checkpoint or exp / "final.pt")
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"

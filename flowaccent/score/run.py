@@ -11,6 +11,7 @@ import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
+from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, warn_other_sets
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
@@ -39,8 +40,14 @@ def score_corpora(
 ) -> dict[str, Any]:
     r"""Scores every data dir (``path`` or ``name=path``) into ``out_dir/<name>/`` and writes
     ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
-    what detection AUCs separate the other sets from."""
-    exp, out = Path(exp_dir), output_dir(out_dir, "score")
+    what detection AUCs separate the other sets from. ``out_dir`` is locked meanwhile
+    (:func:`~flowaccent.data.lock.output_lock`)."""
+    out = output_dir(out_dir, "score")
+    with output_lock(out, "score"):
+        return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet, command)
+
+
+def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint, quiet, command) -> dict[str, Any]:
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
     if note := precision_note(device, config.precision, "score"):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +18,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_link, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
+from flowaccent.data.lock import locked_folder
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
@@ -116,28 +115,9 @@ def train(
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
     mixed, before the checkpoint that refuses a second run existed."""
     main_process = os.environ.get("RANK", "0") == "0"
-    with _exp_lock(Path(exp_dir)) if main_process else contextlib.nullcontext():
+    busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"
+    with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext():
         return _train(config, exp_dir, data_specs, resume, quiet)
-
-
-@contextlib.contextmanager
-def _exp_lock(exp: Path) -> Iterator[None]:
-    r"""An exclusive ``flock`` on ``exp/.train.lock`` while the run lasts; a folder made for it alone is removed."""
-    made = not exp.exists()
-    exp.mkdir(parents=True, exist_ok=True)
-    fd = os.open(exp / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(f"train: {exp} is being trained by another process now; wait for it or give another "
-                          f"--exp") from None
-    try:
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-        if made and set(os.listdir(exp)) <= {LOCK}:  # stopped before writing anything: no folder left
-            shutil.rmtree(exp, ignore_errors=True)
 
 
 #: The lock file of a running training, in its experiment dir.

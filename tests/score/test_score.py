@@ -391,3 +391,29 @@ def test_out_may_not_be_the_experiment_dir(trained, capsys):
         assert f"{command[0]}: --out {exp} is an experiment dir of 'flowaccent train'; give a folder inside it, e.g. " \
                f"{exp / command[0]}" in capsys.readouterr().err
     assert (exp / "config.yaml").read_text() == before
+
+
+def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_exp, tmp_path, capsys):
+    r"""Two scorings into one --out both exited 0 with a column of each in the tables; blurmask into a scores
+    folder wrote its summary.json over score's (and score into blurmask's folder the reverse)."""
+    import fcntl
+
+    root, exp = trained
+    scores, _ = scored_dir_and_exp
+    out = tmp_path / "s"
+    out.mkdir()
+    with open(out / ".out.lock", "w") as held:  # as a running score or blurmask holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "native"), "--quiet"]) == 1
+    assert f"score: --out {out} is being written by another flowaccent command now" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".out.lock"]
+    before = (scores / "summary.json").read_text()
+    blur = ["blurmask", "--exp", str(exp), "--data", str(root / "native"), "--utts", "1", "--steps", "2", "--quiet"]
+    assert main([*blur, "--out", str(scores)]) == 1
+    assert "holds the output of 'flowaccent score'; give another folder" in capsys.readouterr().err
+    assert (scores / "summary.json").read_text() == before
+    blurred = tmp_path / "b"
+    assert main([*blur, "--out", str(blurred)]) == 0
+    assert (blurred / "utt_table.tsv").exists()
+    assert main(["score", "--exp", str(exp), "--out", str(blurred), str(root / "native"), "--quiet"]) == 1
+    assert "holds the output of 'flowaccent blurmask'" in capsys.readouterr().err
