@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,7 @@ NAMING = (
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``."""
-    if not exp.is_dir():
-        raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
-    summary = load_summary(scores)
-    _check_same_model(exp, scores)
+    summary = _checked_inputs(exp, scores)
     names = list(summary["sets"])
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
@@ -109,11 +107,27 @@ def _set_file(scores: Path, name: str, file: str) -> Path:
     return path
 
 
-def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:
-    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``); returns the HTML path."""
-    exp, scores = Path(exp), Path(scores)
-    out = Path(out) if out else exp / "report.html"
+def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
+    r"""``scores``' summary, after checking that ``exp`` is the experiment dir that scored it."""
+    if not exp.is_dir():
+        raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
     summary = load_summary(scores)
+    _check_same_model(exp, scores)
+    return summary
+
+
+def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:
+    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder: into it); returns the
+    HTML path. An earlier report at ``out`` is removed before the figures are drawn, so an interrupted run
+    leaves no report beside figures it did not draw."""
+    exp, scores = Path(exp), Path(scores)
+    given = str(out) if out else ""
+    out = Path(out) if out else exp / "report.html"
+    if out.is_dir() or given.endswith(("/", os.sep)):
+        out = out / "report.html"
+    summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
+    for old in (out, out.with_suffix(".md")):
+        old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures")
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)

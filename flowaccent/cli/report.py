@@ -25,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
         "writes report.html (images embedded; --out), its .md twin and figures/*.png|pdf in its folder: give each "
         "report its own folder (two in one share figures/).",
-        "report.html path (default: EXP_DIR/report.html)",
+        "report.html path, or a folder for OUT/report.html (default: EXP_DIR/report.html)",
     )
 
 

@@ -170,3 +170,27 @@ def test_sets_of_one_accent_share_a_hue_by_utt2accent():
     assert got["other"] == PALETTE[2] and got["test_zh"] == ACCENT_COLOURS["zh"]  # by its name, as before
     assert set_accent({"u1": "zh", "u2": "ja", "u3": "zh"}) == "zh" and set_accent({"u1": "ja", "u2": "b"}) == "b"
     assert set_accent({}) is None
+
+
+def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, monkeypatch):
+    r"""``--out DIR`` (existing, or with a trailing slash) writes DIR/report.html (it was a traceback); a rerun
+    removes the earlier report before drawing, so an interrupted one leaves no report beside figures it did not
+    draw; wrong inputs leave the earlier report as it was."""
+    from flowaccent import report
+
+    out_dir, exp = scored_dir_and_exp
+    folder = tmp_path / "r"
+    folder.mkdir()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder)]) == 0
+    assert (folder / "report.html").exists() and (folder / "report.md").exists()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", f"{tmp_path}/new/"]) == 0
+    assert (tmp_path / "new" / "report.html").exists()
+    assert main(["report", "--exp", str(tmp_path / "nowhere"), "--scores", str(out_dir), "--out", str(folder)]) == 1
+    assert (folder / "report.html").exists()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report.plots, "latents_tsne", interrupted)
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder)]) == 130
+    assert not (folder / "report.html").exists() and not (folder / "report.md").exists()
