@@ -22,7 +22,7 @@ from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.prefetch import prefetch, resolve_depth
 from flowaccent.data.stream import Utterance, iter_utterances
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
@@ -157,7 +157,7 @@ def _score_dir(
         packed_inference(model),  # the weights stay fixed while scoring
     ):
         for pending, batch in _scored(model, utterances, config, native if with_llr else None, device):
-            means.append(_add_batch(pending, batch, rows, ark, reservoir))
+            means.append(_add_batch(pending, batch, rows, ark, reservoir, f"set {name} ({data.path / 'feats.scp'})"))
             bar.update(len(pending))
     write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
@@ -170,10 +170,13 @@ def _score_dir(
 
 def _add_batch(
     pending: list[tuple[Utterance, int]], batch: dict[str, np.ndarray], rows: dict[str, list], ark: ArkWriter,
-    reservoir: Reservoir,
+    reservoir: Reservoir, where: str = "",
 ) -> np.ndarray:
     r"""Records a scored batch: a row per utterance in ``rows``, its frames' ``[log_p, log_det]`` in the
-    ark, its frames' ``z`` offered to the latent sample; returns the utterances' mean ``z`` ``(U, D)``."""
+    ark, its frames' ``z`` offered to the latent sample; returns the utterances' mean ``z`` ``(U, D)``.
+    A score that is not finite (features or CMVN stats far outside what the model saw: a value of 3e38
+    gave NaN, a CMVN sum of 1e30 gave -inf) is a :class:`FeatureError` naming the utterance (``where``:
+    its set)."""
     counts = np.array([frames for _, frames in pending])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     per_frame = np.stack([batch["log_p"], batch["log_det"]], axis=1)  # (N, 2) float32, as the ark keeps it
@@ -183,6 +186,16 @@ def _add_batch(
               "log_det": utterance_means(log_det, starts, counts), "nll": -log_ll}
     if "llr" in rows:
         values["llr"] = utterance_means(batch["llr"], starts, counts)
+    for column in ("log_ll", "llr"):
+        bad = np.flatnonzero(~np.isfinite(values.get(column, log_ll)))
+        if len(bad):
+            utt = pending[bad[0]][0]
+            largest = float(np.abs(utt.feats).max()) if utt.feats.size else 0.0
+            raise FeatureError(
+                f"{where}: utterance '{utt.utt}': {column} is {values[column][bad[0]]} ({len(bad)} such utterance(s) "
+                f"in this batch): its features (largest |value| {largest:.3g}) or its speaker's CMVN stats are far "
+                "outside what the model can score"
+            )
     utts = [utt.utt for utt, _ in pending]
     rows["utt"] += utts
     rows["spk"] += [utt.spk for utt, _ in pending]

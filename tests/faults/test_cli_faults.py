@@ -85,6 +85,12 @@ FAULTS = [
     ("wrong dimension", lambda d: rewrite_utt(d, 1, np.zeros((20, 5), np.float32)), "feats.scp", "dim 5, expected 6"),
     ("NaN in features", nan_frames, "feats.scp", "NaN or inf"),
     (
+        "finite features the model cannot score",  # scored NaN with exit 0
+        lambda d: rewrite_utt(d, 2, np.full((20, 6), 3e38, np.float32)),
+        "feats.scp",
+        "is nan",
+    ),
+    (
         "frame count differs from utt2num_frames",
         lambda d: rewrite_utt(d, 1, np.zeros((7, 6), np.float32)),
         "feats.scp",
