@@ -166,6 +166,7 @@ def _train(
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
+        trim_log(exp / "log" / "train.jsonl", progress)
         atomic_write_text(exp / "config.yaml", config.to_yaml())
         atomic_write_text(exp / "classes.txt", classes_text)
         atomic_write_text(exp / "data.txt", data_text)
@@ -199,6 +200,28 @@ def _train(
             final, FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
         )
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, final)
+
+
+def trim_log(path: Path, progress: Progress) -> None:
+    r"""Keeps the records of ``log/train.jsonl`` that the run being resumed from ``progress`` had written by its
+    checkpoint: a run killed after it logged steps past its last checkpoint logged them twice after
+    ``--resume``, and a line cut short by the kill made the log unreadable (``report`` failed on it)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # cut short
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("event") == "train" and record.get("step", 0) > progress.global_step:
+            continue
+        if record.get("event") in ("epoch", "early_stop") and record.get("epoch", 0) > progress.epoch:
+            continue
+        kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
 def _input_dim(data: DataDir) -> int:

@@ -470,3 +470,22 @@ def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_t
     monkeypatch.setattr(trainer_module, "resolve_depth", recorded)
     train(small_config(epochs=1, batch_size=64, buffer_frames=640), tmp_path / "exp", [str(path)], quiet=True)
     assert seen and seen[0] == (-1, "cpu", 640 // 64 + 2)
+
+
+def test_resume_keeps_the_log_the_checkpoint_had_written(gaussian_dir, tmp_path):
+    r"""A run killed after logging steps past its last checkpoint logged them twice after --resume, and a line
+    cut short by the kill made the log unreadable; the log is trimmed to the checkpoint's records."""
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    log = exp / "log" / "train.jsonl"
+    steps = load_checkpoint(exp / "checkpoints" / "last.pt")["progress"]["global_step"]
+    with open(log, "a") as f:  # what the killed run had logged past its checkpoint, the last line cut
+        f.write(json.dumps({"event": "train", "epoch": 2, "step": steps + 5, "nll": 1.0}) + "\n")
+        f.write(json.dumps({"event": "epoch", "epoch": 2, "step": steps + 9}) + "\n")
+        f.write('{"event": "train", "epoch": 2, "st')
+    train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    train_steps = [r["step"] for r in records if r["event"] == "train"]
+    assert train_steps == sorted(set(train_steps)) and [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    assert all(r.get("nll") != 1.0 for r in records)
