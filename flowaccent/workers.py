@@ -52,8 +52,9 @@ def stopping() -> bool:
 @contextlib.contextmanager
 def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: None) -> Iterator[None]:
     r"""Ctrl-C while workers run: the first calls ``stop``, says what happens and raises ``KeyboardInterrupt``
-    (the workers finish the jobs they are on); a second calls ``kill`` and raises it again. Only in the
-    main thread (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
+    (the workers finish the jobs they are on); a second calls ``kill`` and raises it again. SIGTERM, where
+    the command handles it (:mod:`flowaccent.cli.main`), kills them at once too. Only in the main thread
+    (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
     ABORTED.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -72,11 +73,23 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
             ABORTED.set()
         raise KeyboardInterrupt
 
+    terminate = signal.getsignal(signal.SIGTERM)
+
+    def on_terminate(signum, frame) -> None:  # SIGTERM (the command's handler): as a second Ctrl-C, no waiting
+        kill()
+        ABORTED.set()
+        terminate(signum, frame)
+        raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
+    if callable(terminate):  # flowaccent.cli.main's: a library caller's SIGTERM keeps its own meaning
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if callable(terminate):
+            signal.signal(signal.SIGTERM, terminate)
 
 
 def check_stopping() -> None:
@@ -147,6 +160,7 @@ def _worker_signals() -> None:
     Linux end with the parent process (``PR_SET_PDEATHSIG``; a forkserver's workers with the forkserver,
     which ends with the parent), so ``kill PARENT`` leaves no worker behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: SIGTERM ends a worker at once
     if sys.platform.startswith("linux"):
         parent = os.getppid()
         with contextlib.suppress(OSError, AttributeError):

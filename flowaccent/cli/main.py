@@ -3,16 +3,21 @@ r"""The ``flowaccent`` command and its sub-commands.
 Each sub-command lives in its own module of this package and exposes
 ``add_parser(subparsers)`` and ``run(args) -> int``. Errors a user can cause
 (:class:`~flowaccent.errors.FlowAccentError`) end the command with one line on
-stderr and exit status 1; no traceback.
+stderr and exit status 1; no traceback. SIGTERM (``kill PID``, Slurm's preemption and time limit)
+stops a command as Ctrl-C does: temporary files are removed, ``train`` writes its checkpoint, and
+the exit status is 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import shlex
+import signal
 import sys
+import threading
 
 from flowaccent import __version__
 from flowaccent.allocator import tune_allocator
@@ -49,9 +54,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: Set when SIGTERM stopped the command (its exit status is then 143, not Ctrl-C's 130).
+_TERMINATED: list[bool] = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(True)
+    raise KeyboardInterrupt  # unwinds as Ctrl-C does: temporary files removed, checkpoints written
+
+
+#: What the system says when an output cannot be written: one line, not a traceback.
+_WRITE_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT, errno.EPERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     tune_allocator()
+    _TERMINATED.clear()
+    own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if own:  # a caller's own handler stays
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        if own:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
@@ -62,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split("\n"))
         print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
         code = 1
+    except OSError as error:
+        if error.errno not in _WRITE_ERRORS:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
-        print(f"flowaccent {args.command}: interrupted", file=sys.stderr)
-        code = 130
+        print(f"flowaccent {args.command}: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
+        code = 143 if _TERMINATED else 130
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
             sys.stdout.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from flowaccent.errors import ConfigError
 @contextlib.contextmanager
 def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
     r"""Holds an exclusive lock on ``folder/name`` while the block runs; made for the lock alone (nothing else
-    written into it), the folder is removed afterwards.
+    written into it), the folder is removed afterwards. Temporary files a killed run left in it are removed
+    first (:func:`remove_dead_temporaries`).
 
     Arguments:
         folder: the command's output folder (made if missing).
@@ -37,11 +39,35 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         os.close(fd)
         raise ConfigError(busy) from None
     try:
+        remove_dead_temporaries(folder)
         yield
     finally:
         os.close(fd)  # releases the lock
         if made and set(os.listdir(folder)) <= {name}:  # stopped before writing anything: no folder left
             shutil.rmtree(folder, ignore_errors=True)
+
+
+#: A temporary name of :func:`flowaccent.data.atomic.temporary_name`: ``.NAME.tmp.PID``.
+_TEMPORARY = re.compile(r"^\..+\.tmp\.([0-9]+)$")
+
+
+def remove_dead_temporaries(folder: Path) -> None:
+    r"""Removes the temporary files (``.NAME.tmp.PID``) under ``folder`` whose process is gone: SIGKILL (or a
+    power cut) leaves the one being written, and a rerun never wrote that name again."""
+    for path in folder.rglob(".*.tmp.*"):
+        match = _TEMPORARY.match(path.name)
+        if match and path.is_file() and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 #: The lock of a ``score`` or ``blurmask`` output folder (one name: neither may write while the other does).

@@ -199,3 +199,26 @@ def test_no_traceback_from_a_real_process(damaged, tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
+    r"""A read-only or full file system was a traceback of 15-27 lines from every command; other OS errors
+    (a bug's) still are."""
+    import errno
+    import os
+
+    import flowaccent.score.run as run
+
+    def fails(code):
+        def score_corpora(*args, **kwargs):
+            raise OSError(code, os.strerror(code), "/data/scores/.x.tmp.1")
+
+        return score_corpora
+
+    for code in (errno.ENOSPC, errno.EROFS):
+        monkeypatch.setattr(run, "score_corpora", fails(code))
+        assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
+        assert capsys.readouterr().err == f"flowaccent score: error: /data/scores/.x.tmp.1: {os.strerror(code)}\n"
+    monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF))
+    with pytest.raises(OSError):
+        main(["score", "--exp", "e", "--out", "o", "d"])

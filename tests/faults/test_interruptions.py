@@ -81,7 +81,9 @@ def test_score(scored_setup, tmp_path):
         lambda: any((out / "set").glob(".frame_scores*")) if (out / "set").exists() else False,
     )
     assert status == -signal.SIGKILL and not (out / "summary.json").exists()
+    assert [p for p in out.rglob("*") if ".tmp." in p.name]  # the file being written when it was killed
     subprocess.run(flowaccent(*args, "--out", str(out)), check=True, env=ENV)
+    assert not [p for p in out.rglob("*") if ".tmp." in p.name]  # the rerun removed it (it stayed for ever)
     for name in ("set/utt_scores.tsv", "set/latents.npy", "set/frame_scores.ark"):
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
     strip = lambda p: p.read_text().replace(str(tmp_path / "ref"), "OUT").replace(str(out), "OUT")  # noqa: E731
@@ -175,3 +177,21 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_sigterm_stops_as_ctrl_c_does(scored_setup, tmp_path):
+    r"""SIGTERM (``kill PID``, Slurm) left the temporary files of the moment behind (a score's
+    ``.frame_scores.ark.tmp.PID``); it now unwinds as Ctrl-C does, with status 143."""
+    root, exp, data = scored_setup
+    out = tmp_path / "out"
+    cmd = flowaccent("score", "--exp", str(exp), str(data), "--quiet", "--batch-frames", "500", "--out", str(out))
+    proc = subprocess.Popen(cmd, env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (any((out / "set").glob(".frame_scores*")) if (out / "set").exists() else False):
+        assert proc.poll() is None and time.time() < deadline, "scoring ended before it could be stopped"
+        time.sleep(0.005)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "flowaccent score: terminated" in err, err
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert not (out / "summary.json").exists()
