@@ -3,6 +3,7 @@ r"""Training checkpoints: written atomically, never with non-finite weights."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +50,33 @@ def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress,
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    r"""Reads a checkpoint written by :func:`save_checkpoint` (or a model file)."""
+    r"""Reads a checkpoint written by :func:`save_checkpoint` (or a model file).
+
+    Only tensors and plain values are read (``torch.load(weights_only=True)``): a file that holds other
+    Python objects (another tool's pickled module, or anything crafted) is refused, not run; before, loading
+    a ``final.pt`` from a shared folder ran whatever code was pickled into it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise ConfigError(f"{path}: not a flowaccent checkpoint (it holds Python objects other than tensors and "
+                              "plain values, which are not loaded: another tool's file?)") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        why = "not a torch file, or a damaged one" if isinstance(error, pickle.UnpicklingError) else first
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(error).__name__}: {why})") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path}: not a flowaccent checkpoint (it holds a {type(state).__name__}, not a dict)")
+    return state
 
 
 def load_model(path: str | Path) -> FlowModel:
     r"""The model of a checkpoint or ``final.pt``, in eval mode."""
     state = load_checkpoint(path)
-    model = FlowModel.from_checkpoint(state["model"] if "model" in state else state)
+    try:
+        model = FlowModel.from_checkpoint(state["model"] if "model" in state else state)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     return model.eval()

@@ -53,4 +53,14 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     assert "checkpoint does not match its config" in capsys.readouterr().err
     assert main(args + ["--checkpoint", str(tmp_path / "missing.pt")]) == 1
     assert "missing.pt: no such checkpoint" in capsys.readouterr().err
+    # other tools' files: a pickled module (its code is not run: weights_only), a tensor, a bare state_dict
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    torch.save(state["model"]["state_dict"], tmp_path / "weights.pt")
+    for name, expected in [("module.pt", "not a flowaccent checkpoint (it holds Python objects"),
+                           ("tensor.pt", "not a flowaccent checkpoint (it holds a Tensor, not a dict)"),
+                           ("weights.pt", "weights.pt: checkpoint does not match its config: 'pipeline'")]:
+        assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{tmp_path / name}: " in err[0] and expected in err[0], err
     assert not (tmp_path / "s").exists()
