@@ -40,7 +40,7 @@ from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.model import FlowModel
-from flowaccent.train.checkpoint import load_model
+from flowaccent.train.checkpoint import load_experiment_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +159,7 @@ def run_blurmask(
 
 
 def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, command) -> dict[str, Any]:
-    model = load_model(checkpoint or exp / "final.pt")
+    model = load_experiment_model(exp, checkpoint, "blurmask")
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())

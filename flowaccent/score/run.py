@@ -21,7 +21,7 @@ from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_ut
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
-from flowaccent.train.checkpoint import load_model
+from flowaccent.train.checkpoint import load_experiment_model
 
 #: What scoring writes beside the sets' folders (no set may take these names).
 OUTPUT_FILES = ("config.yaml", "summary.json", "figures")  # figures/: where 'flowaccent plot' draws by default
@@ -52,7 +52,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     check_precision(device, config.precision, "score")
     if note := precision_note(device, config.precision, "score"):
         print(note, file=sys.stderr)
-    model = load_model(checkpoint or exp / "final.pt")
+    model = load_experiment_model(exp, checkpoint, "score")
     native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)

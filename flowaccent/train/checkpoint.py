@@ -72,6 +72,32 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str) -> FlowModel:
+    r"""The model of ``checkpoint`` (default ``exp/final.pt``), refused where ``exp/config.yaml`` describes
+    another model (features, model, prior): a ``--checkpoint`` of another experiment, or a hand-edited
+    config.yaml, would have its scores reported under the wrong configuration and training curves."""
+    from flowaccent.train.config import ExperimentConfig
+
+    path = Path(checkpoint) if checkpoint else exp / "final.pt"
+    model = load_model(path)
+    conf = exp / "config.yaml"
+    if not conf.is_file():
+        return model
+    config = ExperimentConfig.from_yaml(conf)
+    pairs = {"features": (config.features, model.pipeline.config), "model": (config.model, model.model_config),
+             "prior": (config.prior, model.prior_config)}
+    differ = [
+        f"{section}.{key}: {value} in the model, {stated.to_dict().get(key)} in config.yaml"
+        for section, (stated, built) in pairs.items()
+        for key, value in built.to_dict().items()
+        if stated.to_dict().get(key) != value
+    ]
+    if differ:
+        raise ConfigError(f"{command}: {path} is not the model {conf} describes ({'; '.join(differ[:3])}); give the "
+                          "--exp it was trained in")
+    return model
+
+
 def load_model(path: str | Path) -> FlowModel:
     r"""The model of a checkpoint or ``final.pt``, in eval mode."""
     state = load_checkpoint(path)

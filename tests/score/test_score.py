@@ -417,3 +417,21 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
     assert (blurred / "utt_table.tsv").exists()
     assert main(["score", "--exp", str(exp), "--out", str(blurred), str(root / "native"), "--quiet"]) == 1
     assert "holds the output of 'flowaccent blurmask'" in capsys.readouterr().err
+
+
+def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys):
+    r"""``--checkpoint`` of another experiment (or a hand-edited config.yaml) was scored and reported under the
+    experiment's configuration and training curves."""
+    import shutil
+
+    root, exp = trained
+    other = tmp_path / "other"
+    shutil.copytree(exp, other)
+    (other / "config.yaml").write_text((exp / "config.yaml").read_text().replace("cond_dim: 4", "cond_dim: 2"))
+    args = ["score", "--out", str(tmp_path / "s"), str(root / "native"), "--quiet"]
+    assert main([*args, "--exp", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert f"{other / 'final.pt'} is not the model {other / 'config.yaml'} describes (prior.cond_dim: 4 in the " \
+           "model, 2 in config.yaml); give the --exp it was trained in" in err
+    assert main([*args, "--exp", str(other), "--checkpoint", str(exp / "final.pt")]) == 1
+    assert main([*args, "--exp", str(exp), "--checkpoint", str(other / "final.pt")]) == 0  # the same model
