@@ -23,6 +23,7 @@ from torch import Tensor
 from flowaccent.data.atomic import atomic_path
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.stream import iter_utterances
+from flowaccent.errors import ConfigError
 from flowaccent.features.pipeline import FeaturePipeline
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
@@ -118,6 +119,15 @@ def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int) -> tu
     except OSError:
         pass
     return gmm, False
+
+
+def load_kept_gmm(path: Path) -> DiagonalGmm:
+    r"""The GMM :func:`cached_fit` kept in ``path``, whatever its key."""
+    try:
+        with np.load(path) as saved:
+            return DiagonalGmm.from_arrays(saved)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"{path}: not a readable GMM fit ({type(error).__name__}); remove it to fit again") from None
 
 
 def gmm_utterance_log_ll(gmm: DiagonalGmm, data: DataDir, pipeline: FeaturePipeline) -> dict[str, float]:

@@ -10,14 +10,22 @@ from typing import Any
 import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
-from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, load_data_dir
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, warn_other_sets
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
-from flowaccent.score.baseline import COMPONENTS, MAX_FRAMES, cached_fit, gmm_utterance_log_ll, sample_frames
+from flowaccent.score.baseline import (
+    COMPONENTS,
+    MAX_FRAMES,
+    DiagonalGmm,
+    cached_fit,
+    gmm_utterance_log_ll,
+    load_kept_gmm,
+    sample_frames,
+)
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
@@ -65,9 +73,16 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
+    if baseline not in (None, "none", "gmm"):
+        raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
+    gmm = _gmm_baseline(model, exp, config) if baseline == "gmm" else None  # its data missing: before any scoring
     fresh = [out / name for name in sets if not (out / name).exists()]
     try:
         results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
+        if gmm is not None:
+            for name, data in sets.items():
+                values = gmm_utterance_log_ll(gmm[0], data, model.pipeline)
+                add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
     except BaseException:  # a damaged corpus or Ctrl-C: leave no half-written set behind
         for path in fresh:
             shutil.rmtree(path, ignore_errors=True)
@@ -86,10 +101,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         "reference": reference,
         "command": command,
     }
-    if baseline == "gmm":
-        report["baseline"] = _gmm_baseline(model, exp, sets, out, config)
-    elif baseline not in (None, "none"):
-        raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
+    if gmm is not None:
+        report["baseline"] = gmm[1]
     report.update(_summarise(sets, results, out, model, reference))
     atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
     atomic_write_json(out / "summary.json", report)
@@ -100,19 +113,28 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
 GMM_FILE = "baseline_gmm.npz"
 
 
-def _gmm_baseline(model, exp: Path, sets: dict[str, DataDir], out: Path, config: ScoreConfig) -> dict[str, Any]:
-    r"""Fits the diagonal GMM on the model's training data and adds ``gmm_log_ll`` to every table."""
-    data_file = exp / "data.txt"
+def _gmm_baseline(model, exp: Path, config: ScoreConfig) -> tuple[DiagonalGmm, dict[str, Any]]:
+    r"""The diagonal GMM fitted on the model's training data (``EXP_DIR/data.txt``), or the one fitted on it
+    before (``EXP_DIR/baseline_gmm.npz``), and what the summary says of it. Where the training dirs are gone
+    and a fit is kept, that fit is used unchecked, with a warning."""
+    data_file, kept = exp / "data.txt", exp / GMM_FILE
     if not data_file.exists():
         raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
-    dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for _, p in parse_data_specs(data_file.read_text().splitlines())]
+    paths = [p for _, p in parse_data_specs(data_file.read_text().splitlines())]
+    info = {"kind": "gmm", "covariance": "diag", "components": COMPONENTS, "trained_on": [str(p) for p in paths],
+            "file": str(kept)}
+    gone = [p for p in paths if not p.is_dir()]
+    if gone:
+        if not kept.is_file():
+            raise ConfigError(f"score: --baseline gmm: the model's training data dir {gone[0]} (in {data_file}) is "
+                              "gone and no fit of it is kept; give it back (or edit data.txt if it moved)")
+        print(f"score: warning: --baseline gmm: the model's training data dir {gone[0]} is gone; using the GMM "
+              f"fitted on it before ({kept}), unchecked", file=sys.stderr)
+        return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
+    dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
     frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed)
-    gmm, loaded = cached_fit(exp / GMM_FILE, frames, COMPONENTS, config.seed)
-    for name, data in sets.items():
-        values = gmm_utterance_log_ll(gmm, data, model.pipeline)
-        add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
-    return {"kind": "gmm", "covariance": "diag", "components": COMPONENTS, "trained_on": [str(d.path) for d in dirs],
-            "frames": len(frames), "file": str(exp / GMM_FILE), "loaded": loaded}
+    gmm, loaded = cached_fit(kept, frames, COMPONENTS, config.seed)
+    return gmm, {**info, "frames": len(frames), "loaded": loaded}
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:

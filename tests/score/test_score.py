@@ -435,3 +435,25 @@ def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys
            "model, 2 in config.yaml); give the --exp it was trained in" in err
     assert main([*args, "--exp", str(other), "--checkpoint", str(exp / "final.pt")]) == 1
     assert main([*args, "--exp", str(exp), "--checkpoint", str(other / "final.pt")]) == 0  # the same model
+
+
+def test_the_kept_baseline_serves_when_the_training_dirs_are_gone(trained, scored, tmp_path, capsys):
+    r"""With the training dirs moved, ``--baseline gmm`` failed (naming neither data.txt nor the baseline) even with
+    its fit kept, and left the sets half-written; now the kept fit is used, and without one nothing is scored."""
+    import shutil
+
+    root, exp, out, summary = scored
+    moved = tmp_path / "exp"
+    shutil.copytree(exp, moved)
+    (moved / "data.txt").write_text("".join(f"{tmp_path / 'gone' / n}\n" for n in ("native", "zh")))
+    again = score_corpora(moved, tmp_path / "s", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
+    assert again["baseline"]["loaded"] and again["baseline"]["frames"] is None
+    assert f"the model's training data dir {tmp_path / 'gone' / 'native'} is gone; using the GMM fitted on it " \
+           "before" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_tsv(out / "zh" / "utt_scores.tsv")["gmm_log_ll"],
+                                  read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")["gmm_log_ll"])
+    (moved / "baseline_gmm.npz").unlink()
+    args = ["score", "--exp", str(moved), "--out", str(tmp_path / "t"), str(root / "zh"), "--baseline", "gmm"]
+    assert main([*args, "--quiet"]) == 1
+    assert "is gone and no fit of it is kept; give it back (or edit data.txt if it moved)" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
