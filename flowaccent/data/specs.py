@@ -41,12 +41,13 @@ def load_named_dirs(
     that is not a plain folder name (:data:`SET_NAME`) or is one of ``reserved`` (the files the command writes
     beside the sets' folders)."""
     sets: dict[str, DataDir] = {}
-    for name, path in parse_data_specs(specs):
+    for given, path in parse_data_specs(specs):
         data = load_data_dir(path, require=tuple(require), unused=UNUSED_BY_MODELS)
-        name = name or data.name
+        name = given or data.name
         if not SET_NAME.fullmatch(name) or name in reserved:
-            why = "a file the command writes" if name in reserved else "letters, digits, _ . + -, not first ."
-            raise ConfigError(f"{command}: '{name}' cannot name a set ({why}); name it with NAME=DATA_DIR")
+            why = "a file the command writes" if name in reserved else "ASCII letters, digits, _ . + -, not first ."
+            how = "give another NAME" if given else "name it with NAME=DATA_DIR"
+            raise ConfigError(f"{command}: '{name}' cannot name a set ({why}); {how}")
         if name in sets:
             raise ConfigError(f"{command}: two data dirs are named '{name}'; name them with NAME=DATA_DIR")
         sets[name] = data

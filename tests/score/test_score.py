@@ -192,7 +192,8 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["summary.json={ja}"], "score: 'summary.json' cannot name a set (a file the command writes)"),
-    (["a/b={ja}"], "score: 'a/b' cannot name a set (letters, digits"),
+    (["a/b={ja}"], "score: 'a/b' cannot name a set (ASCII letters, digits"),
+    (["zhé={ja}"], "score: 'zhé' cannot name a set (ASCII letters, digits, _ . + -, not first .); give another NAME"),
     (["..={ja}"], "score: '..' cannot name a set"),
     (["figures={ja}"], "score: 'figures' cannot name a set (a file the command writes)"),
     (["{ja}", "--out", "{file}"], "score: --out {file} is a file; give a folder"),
@@ -446,7 +447,8 @@ def test_the_kept_baseline_serves_when_the_training_dirs_are_gone(trained, score
     moved = tmp_path / "exp"
     shutil.copytree(exp, moved)
     (moved / "data.txt").write_text("".join(f"{tmp_path / 'gone' / n}\n" for n in ("native", "zh")))
-    again = score_corpora(moved, tmp_path / "s", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
+    config = ScoreConfig(max_latents=500)
+    again = score_corpora(moved, tmp_path / "s", [str(root / "zh")], baseline="gmm", config=config)
     assert again["baseline"]["loaded"] and again["baseline"]["frames"] is None
     assert f"the model's training data dir {tmp_path / 'gone' / 'native'} is gone; using the GMM fitted on it " \
            "before" in capsys.readouterr().err
