@@ -131,7 +131,10 @@ class ExperimentConfig(Config):
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            what = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML: {where}{what}") from None
         return cls.from_dict(data, str(path))
 
     def to_yaml(self) -> str:

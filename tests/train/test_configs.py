@@ -48,3 +48,13 @@ def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
     (tmp_path / "d.yaml").write_text("train:\n  lr: '0.5'\n")  # quoted text stays text
     with pytest.raises(ConfigError, match="expected a number, got '0.5'"):
         ExperimentConfig.from_yaml(tmp_path / "d.yaml")
+
+
+def test_broken_yaml_names_its_line(tmp_path):
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n   epochs: 3\n")  # one space too many
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML: line 3, column 10: mapping values are not "):
+        ExperimentConfig.from_yaml(tmp_path / "c.yaml")
