@@ -69,13 +69,12 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     reference = reference or next(iter(sets))
     if reference not in sets:
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
-    made_out = not out.exists()
-    warn_other_sets(out, sets, "score")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
     if baseline not in (None, "none", "gmm"):
         raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
     gmm = _gmm_baseline(model, exp, config) if baseline == "gmm" else None  # its data missing: before any scoring
+    warn_other_sets(out, sets, "score")
+    out.mkdir(parents=True, exist_ok=True)  # made by its lock already
+    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
     fresh = [out / name for name in sets if not (out / name).exists()]
     try:
         results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
@@ -84,10 +83,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
                 values = gmm_utterance_log_ll(gmm[0], data, model.pipeline)
                 add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
     except BaseException:  # a damaged corpus or Ctrl-C: leave no half-written set behind
-        for path in fresh:
+        for path in fresh:  # and the lock removes an --out it made, left empty
             shutil.rmtree(path, ignore_errors=True)
-        if made_out and not any(out.iterdir()):
-            out.rmdir()
         raise
     warn_shared(results)
     report: dict[str, Any] = {
