@@ -3,7 +3,10 @@ r"""Training checkpoints: written atomically, never with non-finite weights."""
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,12 @@ def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as error:  # a full disk: torch says only "unexpected pos 64 vs 0"
+            if shutil.disk_usage(path.parent).free < 64 << 20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+            raise
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

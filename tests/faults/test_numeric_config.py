@@ -64,3 +64,28 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{tmp_path / name}: " in err[0] and expected in err[0], err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_full_disk_while_saving_a_checkpoint_says_so(tmp_path, monkeypatch):
+    r"""torch.save on a full disk raised only "unexpected pos 64 vs 0"; the command now says No space left."""
+    import collections
+    import errno
+
+    import flowaccent.train.checkpoint as checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    model.to_checkpoint = lambda: {"state_dict": model.state_dict()}
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    with pytest.raises(OSError) as caught:
+        checkpoint.save_checkpoint(tmp_path / "last.pt", model, None, checkpoint.Progress(), {})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "last.pt")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 40))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: torch's own error
+        checkpoint.save_checkpoint(tmp_path / "last.pt", model, None, checkpoint.Progress(), {})
+    assert not list(tmp_path.iterdir())
