@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import types
 import typing
@@ -93,6 +94,8 @@ class Config:
         """
         for name, low, strict in ranges:
             value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ConfigError(f"{section}: {name} must be a finite number, got {value}")
             if value < low or (strict and value == low):
                 raise ConfigError(f"{section}: {name} must be {'>' if strict else '>='} {low}, got {value}")
 

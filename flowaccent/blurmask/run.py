@@ -37,7 +37,7 @@ from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
-from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.model import FlowModel
 from flowaccent.train.checkpoint import load_experiment_model
@@ -185,7 +185,11 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
                         )
                     for warning in short_warning(model, name, utt, len(feats)):
                         tqdm.write(warning, file=sys.stderr)
-                    results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run))
+                    try:
+                        results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run))
+                    except FlowAccentError as error:  # e.g. a NaN output of features far out of range
+                        where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
+                        raise type(error)(f"{where}: {error}") from None
                     for warning in undefined_warnings(results[-1]):
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()

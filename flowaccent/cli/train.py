@@ -31,7 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "with --resume, EXP_DIR/config.yaml)")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
-                        "config, only --train.epochs may change)")
+                        "config, only train.epochs, device, prefetch, log_every_steps and checkpoint_every_steps "
+                        "may change)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)
@@ -39,13 +40,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> ExperimentConfig:
-    r"""The YAML (or defaults; for ``--resume``, the run's own ``EXP_DIR/config.yaml``) with the command-line
-    overrides applied."""
-    own = Path(args.exp) / "config.yaml"
+    r"""The YAML (or defaults; for ``--resume``, the run's own ``EXP_DIR/config.yaml``, or the config its last
+    checkpoint keeps) with the command-line overrides applied."""
+    own, last = Path(args.exp) / "config.yaml", Path(args.exp) / "checkpoints" / "last.pt"
     if args.config:
         base = ExperimentConfig.from_yaml(args.config)
     elif args.resume and own.is_file():
         base = ExperimentConfig.from_yaml(own)
+    elif args.resume and last.is_file():  # config.yaml gone: the run's own config, as its checkpoint keeps it
+        from flowaccent.train.checkpoint import load_checkpoint
+
+        base = ExperimentConfig.from_dict(load_checkpoint(last).get("config"), str(last))
     else:
         base = ExperimentConfig()
     overrides = {s: given_options(type(getattr(base, s)), args, s) for s in SECTIONS}

@@ -62,9 +62,12 @@ def output_dir(path: str | Path, command: str) -> Path:
     if (path / "final.pt").exists() or (path / "checkpoints").is_dir():  # its config.yaml would be written over
         raise ConfigError(f"{command}: --out {path} is an experiment dir of 'flowaccent train'; give a folder "
                           f"inside it, e.g. {path / command}")
-    other = {"score": ("blurmask", ["utt_table.tsv"]), "blurmask": ("score", list(path.glob("*/utt_scores.tsv")))}
+    if any((path / table).exists() for table in ("utt2spk", "wav.scp", "feats.scp")):
+        raise ConfigError(f"{command}: --out {path} is a Kaldi data dir; give a folder of its own")
+    other = {"score": ("blurmask", [path / "utt_table.tsv"]),
+             "blurmask": ("score", list(path.glob("*/utt_scores.tsv")))}
     if command in other and path.is_dir():
         name, marks = other[command]
-        if any((path / m).exists() for m in marks):  # its summary.json and config.yaml would be written over
+        if any(m.exists() for m in marks):  # its summary.json and config.yaml would be written over
             raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {name}'; give another folder")
     return path

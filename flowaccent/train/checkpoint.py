@@ -82,24 +82,32 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str) -> FlowModel:
     r"""The model of ``checkpoint`` (default ``exp/final.pt``), refused where ``exp/config.yaml`` describes
-    another model (features, model, prior): a ``--checkpoint`` of another experiment, or a hand-edited
-    config.yaml, would have its scores reported under the wrong configuration and training curves."""
-    from flowaccent.train.config import ExperimentConfig
+    another run (its features, model and prior; with a checkpoint that records it, its whole config but what
+    may change on ``--resume``) or ``exp/classes.txt`` other classes: a ``--checkpoint`` of another
+    experiment, or a hand-edited config.yaml, would have its scores reported under the wrong configuration
+    and training curves."""
+    from flowaccent.train.config import RESUMABLE, ExperimentConfig
 
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
-    model = load_model(path)
-    conf = exp / "config.yaml"
+    state = load_checkpoint(path)
+    model = _model_of(state, path)
+    conf, classes = exp / "config.yaml", exp / "classes.txt"
     if not conf.is_file():
         return model
-    config = ExperimentConfig.from_yaml(conf)
-    pairs = {"features": (config.features, model.pipeline.config), "model": (config.model, model.model_config),
-             "prior": (config.prior, model.prior_config)}
+    stated = ExperimentConfig.from_yaml(conf).to_dict()
+    built = {"features": model.pipeline.config.to_dict(), "model": model.model_config.to_dict(),
+             "prior": model.prior_config.to_dict()}
+    if isinstance(state.get("config"), dict):  # the whole config of the run that wrote it (seed, data, schedule)
+        built = {**ExperimentConfig.from_dict(state["config"], str(path)).to_dict(), **built}
     differ = [
-        f"{section}.{key}: {value} in the model, {stated.to_dict().get(key)} in config.yaml"
-        for section, (stated, built) in pairs.items()
-        for key, value in built.to_dict().items()
-        if stated.to_dict().get(key) != value
+        f"{section}.{key}: {value} in the model, {stated[section].get(key)} in config.yaml"
+        for section, values in built.items()
+        for key, value in values.items()
+        if stated[section].get(key) != value and f"{section}.{key}" not in RESUMABLE
     ]
+    if classes.is_file() and classes.read_text(encoding="utf-8").split() != list(model.class_names):
+        differ.insert(0, f"classes {', '.join(model.class_names)} in the model, "
+                         f"{', '.join(classes.read_text(encoding='utf-8').split())} in {classes.name}")
     if differ:
         raise ConfigError(f"{command}: {path} is not the model {conf} describes ({'; '.join(differ[:3])}); give the "
                           "--exp it was trained in")
@@ -108,7 +116,10 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
 
 def load_model(path: str | Path) -> FlowModel:
     r"""The model of a checkpoint or ``final.pt``, in eval mode."""
-    state = load_checkpoint(path)
+    return _model_of(load_checkpoint(path), Path(path))
+
+
+def _model_of(state: dict[str, Any], path: Path) -> FlowModel:
     try:
         model = FlowModel.from_checkpoint(state["model"] if "model" in state else state)
     except ConfigError as error:

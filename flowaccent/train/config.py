@@ -25,6 +25,11 @@ _RANGES = (
 )
 
 
+#: What may change when a run is resumed: more epochs, where it runs, how batches are made ahead (the same batches)
+#: and how often it logs and checkpoints. Anything else would not continue the same run.
+RESUMABLE = {"train.epochs", "train.device", "train.prefetch", "train.log_every_steps", "train.checkpoint_every_steps"}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     r"""How the flow is trained.

@@ -28,7 +28,7 @@ from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision, precision_note
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
-from flowaccent.train.config import ExperimentConfig
+from flowaccent.train.config import RESUMABLE, ExperimentConfig
 from flowaccent.train.frames import (
     FrameSource,
     FrameStream,
@@ -262,8 +262,6 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
         refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
 
 
-#: What may change when a run is resumed: more (or fewer) epochs. Anything else would not continue the same run.
-RESUMABLE = {"train.epochs"}
 
 
 def config_changes(stored: dict[str, dict], given: dict[str, dict]) -> dict[str, str]:
@@ -285,11 +283,16 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         state = load_checkpoint(last)
         stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
         changed = config_changes(stored, config_dict)
-        if set(changed) - RESUMABLE:
-            raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(changed.values())} "
+        if refused := [text for key, text in changed.items() if key not in RESUMABLE]:
+            raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(refused)} "
                               f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume)")
+        trained = state["progress"]["epoch"]
+        if "train.epochs" in changed and config.train.epochs <= trained:
+            raise ConfigError(f"{last}: --train.epochs {config.train.epochs} on --resume: the run has trained "
+                              f"{trained} epoch(s) already; give more, or leave it as it was "
+                              f"({stored['train']['epochs']})")
         if changed and env.is_main:
-            cosine = config.train.lr_schedule == "cosine"
+            cosine = config.train.lr_schedule == "cosine" and "train.epochs" in changed
             note = " (the cosine schedule follows the new count from here)" if cosine else ""
             print(f"train: resuming with {'; '.join(changed.values())}{note}", file=sys.stderr)
         model.load_state_dict(state["model"]["state_dict"])
@@ -357,9 +360,11 @@ class _Checks:
         self._pending = None
         stats = copy.get()["stats"]
         if not math.isfinite(stats[0]):
+            last = self.exp / "checkpoints" / "last.pt"
+            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written before it"
             raise TrainingError(
                 f"non-finite loss ({stats[0].item()}) at step {step} (epoch {epoch}, batch {batch}); training "
-                f"stopped, the last good checkpoint is {self.exp / 'checkpoints' / 'last.pt'}"
+                f"stopped, {kept}"
             )
         self.sums += stats * frames
 

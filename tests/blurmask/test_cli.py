@@ -92,6 +92,23 @@ def test_a_rerun_of_a_set_with_fewer_utterances_removes_the_others_files(flow_ex
     assert (out / "native" / "notes.txt").read_text() == "mine"
 
 
+def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
+    r"""Features far out of range made the fit fail with 'blur: the widths must be finite', naming no utterance."""
+    import flowaccent.blurmask.run as run
+    from flowaccent.errors import ConfigError
+
+    _, exp, native, _ = flow_exp
+
+    def fails(*args, **kwargs):
+        raise ConfigError("blur: the widths must be finite, got max nan")
+
+    monkeypatch.setattr(run, "fit_blur_mask", fails)
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(tmp_path / "o"), *FAST]
+    assert main(args) == 1
+    assert f"set native ({native / 'feats.scp'}): utterance 'n0-000': blur: the widths must be finite" in \
+        capsys.readouterr().err
+
+
 def test_options_reach_the_library(flow_exp, tmp_path):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"

@@ -81,6 +81,7 @@ def test_the_yaml_spelling_of_an_option_is_accepted_and_not_listed():
     [
         (ExperimentConfig, {"train": {"epochs": 0}}, "train: epochs must be >= 1, got 0"),
         (ExperimentConfig, {"train": {"lr": -0.1}}, "train: lr must be > 0, got -0.1"),
+        (ExperimentConfig, {"train": {"lr": float("inf")}}, "train: lr must be a finite number, got inf"),
         (ExperimentConfig, {"model": {"hidden": 0}}, "model: hidden must be >= 1, got 0"),
         (ExperimentConfig, {"model": {"scale_clamp": 0.0}}, "model: scale_clamp must be > 0, got 0.0"),
         (ExperimentConfig, {"prior": {"residual_var": -1.0}}, "prior: residual_var must be > 0, got -1.0"),

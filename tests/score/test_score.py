@@ -394,7 +394,7 @@ def test_out_may_not_be_the_experiment_dir(trained, capsys):
     assert (exp / "config.yaml").read_text() == before
 
 
-def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_exp, tmp_path, capsys):
+def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_exp, tmp_path, capsys, monkeypatch):
     r"""Two scorings into one --out both exited 0 with a column of each in the tables; blurmask into a scores
     folder wrote its summary.json over score's (and score into blurmask's folder the reverse)."""
     import fcntl
@@ -412,6 +412,12 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
     blur = ["blurmask", "--exp", str(exp), "--data", str(root / "native"), "--utts", "1", "--steps", "2", "--quiet"]
     assert main([*blur, "--out", str(scores)]) == 1
     assert "holds the output of 'flowaccent score'; give another folder" in capsys.readouterr().err
+    monkeypatch.chdir(scores.parent)  # a relative --out was not recognised
+    assert main([*blur, "--out", scores.name]) == 1
+    assert "holds the output of 'flowaccent score'; give another folder" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", "--exp", str(exp), "--out", str(root / "ja"), str(root / "native"), "--quiet"]) == 1
+    assert f"--out {root / 'ja'} is a Kaldi data dir; give a folder of its own" in capsys.readouterr().err
     assert (scores / "summary.json").read_text() == before
     blurred = tmp_path / "b"
     assert main([*blur, "--out", str(blurred)]) == 0
@@ -436,6 +442,13 @@ def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys
            "model, 2 in config.yaml); give the --exp it was trained in" in err
     assert main([*args, "--exp", str(other), "--checkpoint", str(exp / "final.pt")]) == 1
     assert main([*args, "--exp", str(exp), "--checkpoint", str(other / "final.pt")]) == 0  # the same model
+    (other / "config.yaml").write_text((exp / "config.yaml").read_text().replace("seed: 0", "seed: 3"))
+    assert main([*args, "--exp", str(other)]) == 1  # the same architecture, trained otherwise
+    assert "train.seed: 0 in the model, 3 in config.yaml" in capsys.readouterr().err
+    (other / "config.yaml").write_text((exp / "config.yaml").read_text())
+    (other / "classes.txt").write_text("native\nja\n")
+    assert main([*args, "--exp", str(other)]) == 1
+    assert "(classes native, zh in the model, native, ja in classes.txt)" in capsys.readouterr().err
 
 
 def test_the_kept_baseline_serves_when_the_training_dirs_are_gone(trained, scored, tmp_path, capsys):

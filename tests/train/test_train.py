@@ -184,9 +184,15 @@ def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, cap
     assert main([*base, "--resume"]) == 0  # the run's config now says 2: a finished run, nothing to do
     assert "train.epochs" not in capsys.readouterr().err
     assert main([*base, "--resume", "--train.epochs", "3", "--train.lr", "0.5", "--model.hidden", "8"]) == 1
-    assert ("the config differs from the run being resumed: model.hidden: 32 there, 8 given; train.epochs: 2 there, "
-            "3 given; train.lr: 0.003 there, 0.5 given (of the config, only train.epochs may change on --resume)"
-            ) in capsys.readouterr().err
+    assert ("the config differs from the run being resumed: model.hidden: 32 there, 8 given; train.lr: 0.003 there, "
+            "0.5 given (of the config, only train.checkpoint_every_steps, train.device, train.epochs, "
+            "train.log_every_steps, train.prefetch may change on --resume)") in capsys.readouterr().err
+    assert main([*base, "--resume", "--train.epochs", "2"]) == 0  # as it was: nothing to do
+    assert main([*base, "--resume", "--train.epochs", "1"]) == 1  # fewer than trained: the files would disagree
+    assert "--train.epochs 1 on --resume: the run has trained 2 epoch(s) already; give more, or leave it as it " \
+           "was (2)" in capsys.readouterr().err
+    (exp / "config.yaml").unlink()  # gone: the config the checkpoint keeps, not the defaults
+    assert main([*base, "--resume", "--train.prefetch", "0", "--train.device", "cpu"]) == 0
 
 
 def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
@@ -201,7 +207,7 @@ def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
     summary = train(small_config(epochs=1), tmp_path / "exp", [str(path)], resume=True, quiet=True)
     assert summary.epochs_run == 1
     with pytest.raises(ConfigError, match=r"config differs from the run being resumed: train.precision: fp32 there, "
-                                          r"bf16 given \(of the config, only train.epochs may change on --resume\)"):
+                                          r"bf16 given \(of the config, only train.checkpoint_every_steps, "):
         train(small_config(epochs=1, precision="bf16"), tmp_path / "exp", [str(path)], resume=True, quiet=True)
 
 
