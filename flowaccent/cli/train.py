@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
+from flowaccent.errors import ConfigError
 from flowaccent.train.config import ExperimentConfig
 
 SECTIONS = ("features", "model", "prior", "train")
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "Options --SECTION.FIELD override the YAML. Multi-process: torchrun --nproc_per_node N "
         "$(which flowaccent) train ...",
     )
-    parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
+    parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="*",
+                        help="NAME=DATA_DIR or DATA_DIR, one or more (with --resume: default EXP_DIR/data.txt's)")
     parser.add_argument("--config", help="YAML with sections features, model, prior, train (default: all defaults; "
                         "with --resume, EXP_DIR/config.yaml)")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
@@ -57,10 +59,21 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
     return base.with_overrides(overrides)
 
 
+def data_dirs(args: argparse.Namespace) -> list[str]:
+    r"""The DATA_DIR arguments; none with ``--resume``: those the run began with (``EXP_DIR/data.txt``)."""
+    if args.data_dirs:
+        return list(args.data_dirs)
+    recorded = Path(args.exp) / "data.txt"
+    if args.resume and recorded.is_file():
+        return recorded.read_text(encoding="utf-8").splitlines()
+    missing = f" and {recorded} does not exist" if args.resume else ""
+    raise ConfigError(f"train: give one or more DATA_DIR (NAME=DATA_DIR){missing}")
+
+
 def run(args: argparse.Namespace) -> int:
     from flowaccent.train.trainer import train
 
-    summary = train(load_config(args), args.exp, args.data_dirs, resume=args.resume, quiet=args.quiet)
+    summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet)
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)

@@ -193,6 +193,12 @@ def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, cap
            "was (2)" in capsys.readouterr().err
     (exp / "config.yaml").unlink()  # gone: the config the checkpoint keeps, not the defaults
     assert main([*base, "--resume", "--train.prefetch", "0", "--train.device", "cpu"]) == 0
+    # no DATA_DIR: --resume takes those of data.txt; a new run needs them
+    assert main(["train", "--exp", str(exp), "--resume", "--quiet", "--train.epochs", "3"]) == 0
+    assert [json.loads(line)["epoch"] for line in (exp / "log" / "train.jsonl").read_text().splitlines()
+            if json.loads(line)["event"] == "epoch"] == [1, 2, 3]
+    assert main(["train", "--exp", str(tmp_path / "new"), "--quiet"]) == 1
+    assert "train: give one or more DATA_DIR (NAME=DATA_DIR)" in capsys.readouterr().err
 
 
 def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
