@@ -8,7 +8,7 @@ on tiny utterances, in a process with other threads; none in 1500 runs with this
 :func:`imap_processes` instead cancels the jobs not started, lets the running ones finish and
 waits for the workers to exit on their own; a worker that dies is reported
 (:class:`~flowaccent.errors.WorkerError`) instead of waited for. Workers ignore Ctrl-C: the
-parent gets it, says so, and stops them as above (a job that checks :func:`stopping` between its
+parent gets it, says so, and stops them as above (a job that calls :func:`check_stopping` between its
 parts, as ``fbank``'s between a chunk's recordings, ends early); a second Ctrl-C kills the running workers and
 leaves the pool (:data:`ABORTED`: the command then exits at once, without waiting at
 interpreter exit). On Linux a worker also ends when the parent process dies (``kill PID``).
@@ -40,13 +40,6 @@ R = TypeVar("R")
 ABORTED = threading.Event()
 #: In a worker of :func:`imap_processes`: the event its parent sets on the first Ctrl-C.
 _STOP: Any = None
-
-
-def stopping() -> bool:
-    r"""In a worker of :func:`imap_processes`: whether the parent is stopping (a first Ctrl-C). The jobs of a
-    chunk (``chunksize``) run one after another in one call: a job that calls :func:`check_stopping` first
-    ends the chunk there, so its worker stops after the job it is on, not after the whole chunk."""
-    return _STOP is not None and _STOP.is_set()
 
 
 @contextlib.contextmanager
@@ -93,8 +86,10 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
 
 
 def check_stopping() -> None:
-    r"""In a worker: raises :class:`~flowaccent.errors.WorkerError` when the parent is stopping (:func:`stopping`)."""
-    if stopping():
+    r"""In a worker of :func:`imap_processes`: raises :class:`~flowaccent.errors.WorkerError` when the parent is
+    stopping (a first Ctrl-C). The jobs of a chunk (``chunksize``) run one after another in one call: a job that
+    calls this first ends the chunk there, so its worker stops after the job it is on, not the whole chunk."""
+    if _STOP is not None and _STOP.is_set():
         raise WorkerError("stopped: the parent was interrupted")
 
 

@@ -64,10 +64,9 @@ def output_dir(path: str | Path, command: str) -> Path:
                           f"inside it, e.g. {path / command}")
     if any((path / table).exists() for table in ("utt2spk", "wav.scp", "feats.scp")):
         raise ConfigError(f"{command}: --out {path} is a Kaldi data dir; give a folder of its own")
-    other = {"score": ("blurmask", [path / "utt_table.tsv"]),
-             "blurmask": ("score", list(path.glob("*/utt_scores.tsv")))}
-    if command in other and path.is_dir():
-        name, marks = other[command]
-        if any(m.exists() for m in marks):  # its summary.json and config.yaml would be written over
-            raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {name}'; give another folder")
+    # the other command's summary.json and config.yaml would be written over
+    other = ("blurmask" if command == "score" and (path / "utt_table.tsv").exists() else
+             "score" if command == "blurmask" and any(path.glob("*/utt_scores.tsv")) else None)
+    if other:
+        raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {other}'; give another folder")
     return path

@@ -106,12 +106,9 @@ def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int) -> tu
     digest = hashlib.sha256(np.ascontiguousarray(frames).view(np.uint8))
     digest.update(repr((frames.shape, components, seed, sorted(FIT_OPTIONS.items()), sklearn.__version__)).encode())
     key = digest.hexdigest()
-    try:
-        with np.load(path) as saved:
-            if str(saved["key"]) == key:
-                return DiagonalGmm.from_arrays(saved), True
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # none yet, or not one of ours
-        pass
+    kept = _read_kept(path)  # none yet, or not one of ours: None
+    if kept is not None and kept[0] == key:
+        return kept[1], True
     gmm = fit_gmm(frames, components, seed)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -121,13 +118,21 @@ def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int) -> tu
     return gmm, False
 
 
-def load_kept_gmm(path: Path) -> DiagonalGmm:
-    r"""The GMM :func:`cached_fit` kept in ``path``, whatever its key."""
+def _read_kept(path: Path) -> tuple[str, DiagonalGmm] | None:
+    r"""``(key, gmm)`` of the fit :func:`cached_fit` kept in ``path``; None where there is none it can read."""
     try:
         with np.load(path) as saved:
-            return DiagonalGmm.from_arrays(saved)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ConfigError(f"{path}: not a readable GMM fit ({type(error).__name__}); remove it to fit again") from None
+            return str(saved["key"]), DiagonalGmm.from_arrays(saved)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def load_kept_gmm(path: Path) -> DiagonalGmm:
+    r"""The GMM :func:`cached_fit` kept in ``path``, whatever its key."""
+    kept = _read_kept(path)
+    if kept is None:
+        raise ConfigError(f"{path}: not a readable GMM fit; remove it to fit again")
+    return kept[1]
 
 
 def gmm_utterance_log_ll(gmm: DiagonalGmm, data: DataDir, pipeline: FeaturePipeline) -> dict[str, float]:

@@ -71,7 +71,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     if baseline not in (None, "none", "gmm"):
         raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
-    gmm = _gmm_baseline(model, exp, config) if baseline == "gmm" else None  # its data missing: before any scoring
+    gmm, gmm_info = _gmm_baseline(model, exp, config) if baseline == "gmm" else (None, None)  # before any scoring
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
@@ -80,7 +80,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
         if gmm is not None:
             for name, data in sets.items():
-                values = gmm_utterance_log_ll(gmm[0], data, model.pipeline)
+                values = gmm_utterance_log_ll(gmm, data, model.pipeline)
                 add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
     except BaseException:  # a damaged corpus or Ctrl-C: leave no half-written set behind
         for path in fresh:  # and the lock removes an --out it made, left empty
@@ -98,8 +98,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         "reference": reference,
         "command": command,
     }
-    if gmm is not None:
-        report["baseline"] = gmm[1]
+    if gmm_info is not None:
+        report["baseline"] = gmm_info
     report.update(_summarise(sets, results, out, model, reference))
     atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
     atomic_write_json(out / "summary.json", report)

@@ -186,8 +186,8 @@ def _add_batch(
               "log_det": utterance_means(log_det, starts, counts), "nll": -log_ll}
     if "llr" in rows:
         values["llr"] = utterance_means(batch["llr"], starts, counts)
-    for column in ("log_ll", "llr"):
-        bad = np.flatnonzero(~np.isfinite(values.get(column, log_ll)))
+    for column in [c for c in ("log_ll", "llr") if c in values]:
+        bad = np.flatnonzero(~np.isfinite(values[column]))
         if len(bad):
             utt = pending[bad[0]][0]
             largest = float(np.abs(utt.feats).max()) if utt.feats.size else 0.0

@@ -86,7 +86,7 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     may change on ``--resume``) or ``exp/classes.txt`` other classes: a ``--checkpoint`` of another
     experiment, or a hand-edited config.yaml, would have its scores reported under the wrong configuration
     and training curves."""
-    from flowaccent.train.config import RESUMABLE, ExperimentConfig
+    from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
     state = load_checkpoint(path)
@@ -99,15 +99,11 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
              "prior": model.prior_config.to_dict()}
     if isinstance(state.get("config"), dict):  # the whole config of the run that wrote it (seed, data, schedule)
         built = {**ExperimentConfig.from_dict(state["config"], str(path)).to_dict(), **built}
-    differ = [
-        f"{section}.{key}: {value} in the model, {stated[section].get(key)} in config.yaml"
-        for section, values in built.items()
-        for key, value in values.items()
-        if stated[section].get(key) != value and f"{section}.{key}" not in RESUMABLE
-    ]
-    if classes.is_file() and classes.read_text(encoding="utf-8").split() != list(model.class_names):
-        differ.insert(0, f"classes {', '.join(model.class_names)} in the model, "
-                         f"{', '.join(classes.read_text(encoding='utf-8').split())} in {classes.name}")
+    changed = config_changes(built, stated, "in the model", "in config.yaml")
+    differ = [text for key, text in changed.items() if key not in RESUMABLE]
+    listed = classes.read_text(encoding="utf-8").split() if classes.is_file() else list(model.class_names)
+    if listed != list(model.class_names):
+        differ.insert(0, f"classes {', '.join(model.class_names)} in the model, {', '.join(listed)} in {classes.name}")
     if differ:
         raise ConfigError(f"{command}: {path} is not the model {conf} describes ({'; '.join(differ[:3])}); give the "
                           "--exp it was trained in")

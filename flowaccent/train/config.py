@@ -30,6 +30,20 @@ _RANGES = (
 RESUMABLE = {"train.epochs", "train.device", "train.prefetch", "train.log_every_steps", "train.checkpoint_every_steps"}
 
 
+def config_changes(
+    first: dict[str, dict], second: dict[str, dict], first_as: str = "there", second_as: str = "given"
+) -> dict[str, str]:
+    r"""``{"section.field": "section.field: A there, B given"}`` for each field that differs, over the sections
+    both configs (``to_dict()``) have."""
+    return {
+        f"{section}.{key}": f"{section}.{key}: {first[section].get(key)} {first_as}, {value} {second_as}"
+        for section, values in second.items()
+        if section in first
+        for key, value in values.items()
+        if first[section].get(key) != value
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     r"""How the flow is trained.

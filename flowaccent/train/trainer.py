@@ -28,7 +28,7 @@ from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision, precision_note
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
-from flowaccent.train.config import RESUMABLE, ExperimentConfig
+from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 from flowaccent.train.frames import (
     FrameSource,
     FrameStream,
@@ -262,16 +262,6 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
         refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
 
 
-
-
-def config_changes(stored: dict[str, dict], given: dict[str, dict]) -> dict[str, str]:
-    r"""``{"section.field": "section.field: A there, B given"}`` for each field that differs."""
-    return {
-        f"{section}.{key}": f"{section}.{key}: {stored.get(section, {}).get(key)} there, {value} given"
-        for section, values in given.items()
-        for key, value in values.items()
-        if stored.get(section, {}).get(key) != value
-    }
 
 
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
