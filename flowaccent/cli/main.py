@@ -81,10 +81,24 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+#: Options that name a file or folder. The shell leaves a ``~`` after ``=`` as it is (``--out=~/x``).
+_PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint")
+
+
+def _expand_home(args: argparse.Namespace) -> None:
+    r"""A leading ``~`` or ``~user`` of a path option is the home folder, as the shell makes it of ``--out ~/x``:
+    not a folder named ``~`` in the current one."""
+    for name in _PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:
         code = int(args.run(args) or 0)

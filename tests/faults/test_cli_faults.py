@@ -222,3 +222,16 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF))
     with pytest.raises(OSError):
         main(["score", "--exp", "e", "--out", "o", "d"])
+
+
+def test_a_home_folder_after_an_equals_sign_is_expanded(monkeypatch, tmp_path):
+    r"""The shell leaves ``--out=~/x`` as it is: the command made a folder named ``~`` in the current one."""
+    import flowaccent.cli.score as score_cli
+
+    seen = []
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(score_cli, "run", lambda args: seen.append((args.exp, args.out, args.checkpoint)) or 0)
+    assert main(["score", "--exp=~/exp", "--out=~/scores", "--checkpoint", "~/exp/last.pt", "data"]) == 0
+    home = tmp_path / "home"
+    assert seen == [(f"{home}/exp", f"{home}/scores", f"{home}/exp/last.pt")]
