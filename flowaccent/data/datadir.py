@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.atomic import atomic_path, atomic_write_text
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.errors import DataDirError
 
@@ -213,6 +213,8 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
 
     Every table is restricted to the chosen utterances and their speakers; scp values
     still point at the same arks. ``cmvn.scp`` keeps the speakers' full stats, as Kaldi does.
+    Tables of other tools are kept as Kaldi's script keeps them, line by line: ``utt2*`` and ``vad.scp``
+    by utterance, ``spk2*`` by speaker, ``reco2*`` by recording; ``frame_shift`` is copied.
     With ``feats.scp``, ``fbank.json`` (how the features were computed) is copied as it is: without
     it, a model trained on the subset could not refuse features computed otherwise.
     Raises :class:`DataDirError` for an utterance ``source`` lacks or an empty selection.
@@ -234,12 +236,38 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
         keys = speakers if name in SPK_TABLES else recordings if name == "wav.scp" and recordings else chosen
         write_table(target / name, {k: v for k, v in table.items() if k in keys})
     write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
+    _subset_other_tables(data, target, chosen, speakers, recordings)
     record = data.path / "fbank.json"  # flowaccent.features.fbank_record.RECORD (not imported: a cycle)
     if data.has("feats.scp") and record.is_file():
         atomic_write_text(target / record.name, record.read_text(encoding="utf-8"))
     else:
         (target / record.name).unlink(missing_ok=True)  # a record left by an earlier subset
     return load_data_dir(target)
+
+
+def _subset_other_tables(data: DataDir, target: Path, utts: set[str], speakers: set[str], recordings) -> None:
+    r"""The tables :func:`subset_data_dir` does not read (``utt2dur``, ``utt2lang``, ``spk2gender``,
+    ``reco2file_and_channel``, ...): each line kept whose first field is one of the subset's keys."""
+    for source in sorted(data.path.iterdir()):
+        name = source.name
+        if name in data.tables or name in UTT_TABLES + SPK_TABLES or not source.is_file():
+            continue
+        keys = (
+            utts if name.startswith("utt2") or name == "vad.scp"
+            else speakers if name.startswith("spk2")
+            else (utts if recordings is None else recordings) if name.startswith("reco2")
+            else None
+        )
+        if keys is None and name != "frame_shift":
+            continue
+        lines = source.read_bytes().splitlines(keepends=True)
+        with atomic_path(target / name) as tmp:
+            tmp.write_bytes(b"".join(line for line in lines if keys is None or _first_field(line) in keys))
+
+
+def _first_field(line: bytes) -> str:
+    fields = line.split(maxsplit=1)
+    return fields[0].decode("utf-8", errors="replace") if fields else ""
 
 
 def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
