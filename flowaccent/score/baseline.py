@@ -25,6 +25,7 @@ from flowaccent.data.datadir import DataDir
 from flowaccent.data.stream import iter_utterances
 from flowaccent.errors import ConfigError
 from flowaccent.features.pipeline import FeaturePipeline
+from flowaccent.train.frames import held_out
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
 FIT_OPTIONS = {"covariance_type": "diag", "max_iter": 100, "reg_covar": 1e-4}
@@ -76,14 +77,19 @@ class DiagonalGmm:
         return cls(**{f.name: torch.from_numpy(arrays[f.name]) for f in dataclasses.fields(cls)})
 
 
-def sample_frames(dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: int, seed: int) -> np.ndarray:
-    r"""Up to ``max_frames`` pipeline frames ``(N, D)``, evenly from every utterance of ``dirs``."""
-    total = sum(sum(d.utt2num_frames().values()) for d in dirs)
+def sample_frames(
+    dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: int, seed: int, valid_fraction: float = 0.0
+) -> np.ndarray:
+    r"""Up to ``max_frames`` pipeline frames ``(N, D)``, evenly from every utterance of ``dirs`` but those a
+    flow trained with ``train.valid_fraction`` = ``valid_fraction`` held out for its validation."""
+    total = sum(n for d in dirs for u, n in d.utt2num_frames().items() if not held_out(u, valid_fraction))
     keep = min(1.0, max_frames / max(total, 1))
     rng = np.random.default_rng(seed)
     parts = []
     for data in dirs:
         for utt in iter_utterances(data, pipeline.input_dim, pipeline.config.cmvn == "spk"):
+            if held_out(utt.utt, valid_fraction):
+                continue
             x = pipeline(torch.from_numpy(utt.feats), utt.cmvn_stats).double().numpy()
             parts.append(x[rng.random(len(x)) < keep])
     return np.concatenate(parts)

@@ -30,6 +30,7 @@ from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_un
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_experiment_model
+from flowaccent.train.config import ExperimentConfig
 
 #: What scoring writes beside the sets' folders (no set may take these names).
 OUTPUT_FILES = ("config.yaml", "summary.json", "figures")  # figures/: where 'flowaccent plot' draws by default
@@ -129,9 +130,16 @@ def _gmm_baseline(model, exp: Path, config: ScoreConfig) -> tuple[DiagonalGmm, d
               f"fitted on it before ({kept}), unchecked", file=sys.stderr)
         return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
     dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
-    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed)
+    held = _valid_fraction(exp)  # the flow's validation utterances: the baseline does not see them either
+    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed, held)
     gmm, loaded = cached_fit(kept, frames, COMPONENTS, config.seed)
-    return gmm, {**info, "frames": len(frames), "loaded": loaded}
+    return gmm, {**info, "frames": len(frames), "valid_fraction": held, "loaded": loaded}
+
+
+def _valid_fraction(exp: Path) -> float:
+    r"""``train.valid_fraction`` of the run in ``exp`` (0 without its ``config.yaml``)."""
+    conf = exp / "config.yaml"
+    return ExperimentConfig.from_yaml(conf).train.valid_fraction if conf.is_file() else 0.0
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:
@@ -155,7 +163,7 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
         if mask.any() and np.ptp(table["score"][mask]) > 0:
             rated_mask[name] = mask
     rated = {name: tables[name]["score"][mask] for name, mask in rated_mask.items()}
-    means = {name: results[name].latent_means[rated_mask[name]] for name in rated}
+    means = {name: np.load(out / name / "utt_latent_means.npy")[rated_mask[name]] for name in rated}  # as written
     for name, ratings in rated.items():
         rating[name] = summary.rating({k: v[rated_mask[name]] for k, v in scores[name].items()}, ratings)
         regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings),

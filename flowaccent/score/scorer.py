@@ -127,7 +127,7 @@ def score_dir(
     model: FlowModel, data: DataDir, name: str, out_dir: Path, config: ScoreConfig = ScoreConfig(), quiet: bool = False
 ) -> SetScores:
     r"""Scores every utterance of ``data`` into ``out_dir`` (``utt_scores.tsv``, ``frame_scores.{ark,scp}``,
-    ``latents.npy``, ``latent_utts.txt``); returns the per-utterance values.
+    ``latents.npy``, ``latent_utts.txt``, ``utt_latent_means.npy``); returns the per-utterance values.
     """
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
@@ -165,6 +165,7 @@ def _score_dir(
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
     latent_means = np.concatenate(means) if means else np.zeros((0, model.dim), np.float32)
+    np.save(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
     return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
 
 

@@ -1,7 +1,7 @@
 r"""``summary.json``: per-set means, Gaussianity of latents, detection AUCs and rating correlations.
 
-Built from the files scoring wrote (``utt_scores.tsv``, ``latents.npy``), so every number in
-it can be recomputed from them.
+Built from the files scoring wrote (``utt_scores.tsv``, ``latents.npy``; the regressions from
+``utt_latent_means.npy``), so every number in it can be recomputed from them.
 """
 
 from __future__ import annotations

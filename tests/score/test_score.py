@@ -58,6 +58,14 @@ def test_summary_is_recomputed_from_the_files(scored):
         assert values["kurtosis"] == pytest.approx(kurtosis(latents.ravel(), fisher=True))
         assert values["skew_c"] == pytest.approx(skew(latents[:, :4].ravel()))
         assert values["kurtosis_r"] == pytest.approx(kurtosis(latents[:, 4:].ravel()))
+    # the regressions from the utterances' mean latents (not recoverable from latents.npy, a sample of frames)
+    from flowaccent.score import regress
+
+    table = read_tsv(out / "ja" / "utt_scores.tsv")
+    rated = np.isfinite(table["score"])
+    means = np.load(out / "ja" / "utt_latent_means.npy")
+    assert means.shape == (len(table["utt"]), 6)
+    assert summary["regression"]["ja"]["svr_cv"] == regress.cross_validated(means[rated], table["score"][rated])
 
 
 def test_speaker_table_sums_the_utterance_table(scored):
@@ -109,7 +117,15 @@ def test_scores_do_not_depend_on_batching(trained, scored, tmp_path):
 
 
 def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path):
+    from flowaccent.data import load_data_dir
+    from flowaccent.train.frames import held_out
+
     root, exp, out, summary = scored
+    # fitted on the flow's training utterances: not on those it held out for validation (it saw them all)
+    fraction = summary["baseline"]["valid_fraction"]
+    counts = {u: n for d in ("native", "zh") for u, n in load_data_dir(root / d).utt2num_frames().items()}
+    used = sum(n for u, n in counts.items() if not held_out(u, fraction))
+    assert fraction > 0 and summary["baseline"]["frames"] == used < sum(counts.values())
     assert summary["baseline"]["file"] == str(exp / "baseline_gmm.npz") and (exp / "baseline_gmm.npz").exists()
     again = score_corpora(exp, tmp_path / "s", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
     assert again["baseline"]["loaded"] and again["baseline"]["frames"] == summary["baseline"]["frames"]
@@ -248,7 +264,7 @@ def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
     args = ["score", "--exp", str(exp), str(root / "zh"), "--quiet", "--batch-frames", "100", "--max-latents", "500"]
     for depth in ("0", "2"):
         assert main([*args, "--out", str(tmp_path / depth), "--prefetch", depth]) == 0
-    for name in ("utt_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt"):
+    for name in ("utt_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt", "utt_latent_means.npy"):
         assert (tmp_path / "0" / "zh" / name).read_bytes() == (tmp_path / "2" / "zh" / name).read_bytes(), name
     assert main([*args, "--out", str(tmp_path / "bad"), "--prefetch", "-2"]) == 1
     assert "score: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
