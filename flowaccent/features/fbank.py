@@ -82,6 +82,8 @@ class FbankConfig(Config):
                 f"fbank: frame_length_ms and frame_shift_ms must be positive, "
                 f"got {self.frame_length_ms}, {self.frame_shift_ms}"
             )
+        if not 0 <= self.preemph_coeff <= 1:  # kaldi-native-fbank checks it only on the first frame: a traceback
+            raise ConfigError(f"fbank: preemph_coeff must be in [0, 1] (Kaldi's: 0.97), got {self.preemph_coeff}")
         samples = [int(self.sample_frequency * 0.001 * ms) for ms in (self.frame_length_ms, self.frame_shift_ms)]
         if min(samples) < 1:  # a shift of 0 samples crashed kaldi-native-fbank (SIGFPE)
             raise ConfigError(

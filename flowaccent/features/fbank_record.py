@@ -7,7 +7,9 @@ features were computed with other options than the model's, naming the option. F
 same dimension computed otherwise (a 5 ms shift, linear energies, another rate) were scored
 without a word: a set with a 5 ms shift looked more native than the native one. Data dirs
 without a record (features made by Kaldi, or by flowaccent before the record existed) are not
-checked.
+checked; ``score`` and ``blurmask`` say so where the model has a record. A record whose run's arks
+``feats.scp`` no longer lists (features computed again by another tool in a dir ``flowaccent fbank``
+once ran in) is taken as no record, with a warning: it vouched for them.
 
 Example:
     >>> differences({"frame_shift_ms": 10.0, "dither": 0.0}, {"frame_shift_ms": 5.0, "dither": 0.0})
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,12 +34,15 @@ RECORD = "fbank.json"
 NOT_COMPARED = ("allow_upsample", "allow_downsample")
 
 
-def write_record(folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int]) -> None:
-    r"""Writes ``folder/fbank.json``: ``options`` (``FbankConfig.to_dict()``), ``channel``, and ``rates``
-    (sample rate of the audio as read -> utterances)."""
-    atomic_write_json(folder / RECORD, {
-        "fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())},
-    })
+def write_record(
+    folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int], run: str | None = None
+) -> None:
+    r"""Writes ``folder/fbank.json``: ``options`` (``FbankConfig.to_dict()``), ``channel``, ``rates``
+    (sample rate of the audio as read -> utterances), and ``run``, the tag in the names of the arks it
+    wrote (``raw_fbank_NAME.RUN.ark``): features that ``feats.scp`` lists from other arks are not the ones
+    described (:func:`data_record`)."""
+    record = {"fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())}}
+    atomic_write_json(folder / RECORD, {**record, "run": run} if run else record)
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
@@ -52,6 +58,25 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     return record
 
 
+def data_record(folder: Path, command: str) -> dict[str, Any] | None:
+    r"""A data dir's record (:func:`read_record`) where it describes the features ``feats.scp`` lists; None,
+    with a warning, where ``feats.scp`` points at other arks than the run that wrote the record (features
+    computed again by another tool: the record left behind would vouch for them)."""
+    record = read_record(folder)
+    run = record.get("run") if record else None
+    if run is None:  # none, or written before records named their run: taken as it is
+        return record
+    from flowaccent.data.datadir import read_table
+
+    ours = re.compile(rf"(?:^|/)(?:raw_fbank|cmvn)_[^/]*\.{re.escape(run)}\.ark:")
+    if all(ours.search(value) for value in read_table(folder / "feats.scp").values()):
+        return record
+    print(f"{command}: warning: {folder / RECORD} describes features that {folder / 'feats.scp'} no longer lists "
+          f"(computed again by another tool?): they are not checked against the model's fbank options",
+          file=sys.stderr)
+    return None
+
+
 def differences(want: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
     r"""The options of ``got`` that differ from ``want``'s, as ``'name got (not want)'``."""
     names = [n for n in dict.fromkeys([*want, *got]) if n not in NOT_COMPARED]
@@ -61,7 +86,7 @@ def differences(want: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
 def training_record(dirs: list[Path]) -> dict[str, Any] | None:
     r"""The record the training dirs share (their rates summed), None if none has one; a
     :class:`ConfigError` naming the dir and the option where two differ."""
-    records = [(d, r) for d in dirs if (r := read_record(d)) is not None]
+    records = [(d, r) for d in dirs if (r := data_record(d, "train")) is not None]
     if not records:
         return None
     (first_dir, first), rates = records[0], {}
@@ -71,6 +96,7 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
                               f"({RECORD}); compute them with the same 'flowaccent fbank' options")
         for rate, n in record["source_rates"].items():
             rates[rate] = rates.get(rate, 0) + n
+    first = {k: v for k, v in first.items() if k != "run"}  # the dirs' runs: the model's record names none
     return {**first, "source_rates": rates}
 
 
@@ -83,8 +109,11 @@ def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
         return
     trained_rates = {int(r) for r in model["source_rates"]}
     for name, data in sets.items():
-        record = read_record(data.path)
+        record = data_record(data.path, command)
         if record is None:
+            print(f"{command}: warning: set {name}: no record of how its features were computed ({data.path / RECORD}, "
+                  f"written by 'flowaccent fbank'): not checked against the model's fbank options "
+                  f"({exp / RECORD})", file=sys.stderr)
             continue
         if diff := differences(model["fbank"], record["fbank"]):
             raise ConfigError(

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,7 @@ def make_fbank(
     write_table(data.path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
     write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
     write_table(data.path / "utt2num_frames", num_frames)
-    write_record(data.path, config.to_dict(), channel, rates)
+    write_record(data.path, config.to_dict(), channel, rates, run=tag)
     _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name})
     return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
 
@@ -211,8 +212,11 @@ def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
 
 
 def _remove_stale(ark_dir: Path, name: str, keep: set[str]) -> None:
-    r"""Removes arks of earlier runs on this data dir (other options or wav.scp, or killed runs)."""
-    for pattern in (f"raw_fbank_{name}.*.ark", f"cmvn_{name}.*.ark"):
-        for path in [*ark_dir.glob(pattern), *ark_dir.glob(f".{pattern}.tmp.*")]:
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+    r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp, or killed
+    runs): those with its run tag only (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits). Kaldi's
+    ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder, which its subsets and
+    copies may still point at: they stay."""
+    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.[0-9a-f]{{10}}\.ark(?:\.tmp\.\d+)?")
+    for path in ark_dir.iterdir():
+        if ours.fullmatch(path.name) and path.name not in keep:
+            path.unlink(missing_ok=True)

@@ -51,9 +51,14 @@ def test_changed_options_replace_old_arks(wav_data_dir):
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
     killed = wav_data_dir / "data" / f".raw_fbank_{wav_data_dir.name}.0123456789.ark.tmp.99999"
     killed.write_bytes(b"left by a killed run")
+    # Kaldi's steps/make_fbank.sh writes its arks into the same folder; its subsets may still point at them
+    kaldi = [wav_data_dir / "data" / f"{kind}_{wav_data_dir.name}.{job}.ark" for kind in ("raw_fbank", "cmvn")
+             for job in ("1", "2")]
+    for path in kaldi:
+        path.write_bytes(b"Kaldi's")
     assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "23"]) == 0
-    assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1
-    assert not killed.exists()
+    assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1 + 2  # ours, and Kaldi's two
+    assert not killed.exists() and all(path.read_bytes() == b"Kaldi's" for path in kaldi)
     (_, feats), *_ = ScpReader(wav_data_dir / "feats.scp")
     assert feats.shape[1] == 23
 
@@ -73,6 +78,7 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
 
 def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
     for args, message in ((["--nj", "0"], "nj must be >= 1"), (["--channel", "-2"], "channel >= -1"),
+                          (["--preemph-coeff", "1.5"], "preemph_coeff must be in [0, 1] (Kaldi's: 0.97), got 1.5"),
                           (["--channel", "3"], "channel 3 requested, audio has 1")):
         assert main(["fbank", str(wav_data_dir), "--quiet", *args]) == 1
         err = capsys.readouterr().err.strip().splitlines()

@@ -53,6 +53,27 @@ def test_training_dirs_must_share_their_options(tmp_path):
         "dither 1.0 (not 0.0)"]  # whether audio may be resampled is not how features are computed
 
 
+def test_a_record_describes_its_own_run_only(tmp_path, capsys):
+    r"""The record names its run's tag; where feats.scp lists other arks (Kaldi's, written over flowaccent's in the
+    same dir) it is no record, or it would vouch for them (a 5 ms shift then scored without a word)."""
+    from flowaccent.data import ArkWriter
+    from flowaccent.features.fbank_record import data_record
+
+    data = make_wav_data_dir(tmp_path / "a")
+    assert main(["fbank", str(data), "--quiet"]) == 0
+    capsys.readouterr()
+    record = data_record(data, "score")
+    assert record is not None and len(record["run"]) == 10 and capsys.readouterr().err == ""
+    kaldi = data / "data" / "raw_fbank_a.1.ark"  # as Kaldi's steps/make_fbank.sh names its arks
+    with ArkWriter(kaldi, data / "feats.scp") as ark:
+        for utt, feats in ScpReader(data / "feats.scp"):
+            ark.write(utt, feats)
+    assert data_record(data, "score") is None
+    err = capsys.readouterr().err
+    assert f"{data / 'fbank.json'} describes features that {data / 'feats.scp'} no longer lists" in err
+    assert training_record([data]) is None
+
+
 def test_damaged_record_is_an_error(tmp_path):
     from flowaccent.errors import ConfigError
     from flowaccent.features.fbank_record import read_record

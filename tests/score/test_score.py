@@ -357,6 +357,18 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
     write_record(ja, FbankConfig(allow_upsample=True).to_dict(), -1, {8000: 30})
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
     assert "score: warning: set ja: audio at 8000 Hz upsampled to 16000 Hz" in capsys.readouterr().err
+    # a record of a run whose arks feats.scp no longer lists (features computed again by Kaldi) vouched for them
+    write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30}, run="0123456789")
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert (f"score: warning: {ja / 'fbank.json'} describes features that {ja / 'feats.scp'} no longer lists "
+            "(computed again by another tool?)") in err
+    # so the set is one without a record: scored, and said to be unchecked
+    (ja / "fbank.json").unlink()
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
+    assert (f"score: warning: set ja: no record of how its features were computed ({ja / 'fbank.json'}, written "
+            f"by 'flowaccent fbank'): not checked against the model's fbank options ({exp / 'fbank.json'})"
+            ) in capsys.readouterr().err
 
 
 def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
