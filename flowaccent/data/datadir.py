@@ -331,8 +331,8 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             f"prefix of its utterance ids"
         )
     if "spk2utt" in tables:
-        expected = {spk: " ".join(utts) for spk, utts in spk2utt_of(utt2spk).items()}
-        got = tables["spk2utt"]
+        expected = spk2utt_of(utt2spk)
+        got = {spk: utts.split() for spk, utts in tables["spk2utt"].items()}  # any whitespace, as Kaldi's scripts
         for spk in sorted(set(expected) | set(got), key=_c_order):
             if expected.get(spk) != got.get(spk):
                 problems.append(

@@ -35,6 +35,9 @@ def test_valid_dir(tmp_path):
     assert data.spk2utt == {"a": ["a-1", "a-2"], "b": ["b-1"]}
     assert data.utt2num_frames()["a-2"] == 12 and data.utt2score()["b-1"] == 2.0
     assert data.table("text")["a-2"] == ""
+    # spk2utt's utterances split at any whitespace, as Kaldi's spk2utt_to_utt2spk.pl splits them
+    (d / "spk2utt").write_text("a a-1  a-2\nb\tb-1\n")
+    assert validate_data_dir(d) == [] and load_data_dir(d).spk2utt == {"a": ["a-1", "a-2"], "b": ["b-1"]}
 
 
 @pytest.mark.parametrize(
