@@ -54,8 +54,9 @@ def iter_utterances(
         yield Utterance(utt, spk, feats, stats)
 
 
-def load_cmvn_stats(data: DataDir) -> dict[str, np.ndarray]:
-    r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked."""
+def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarray]:
+    r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked (with ``dim``: ``D`` = ``dim``, the
+    features')."""
     data.table("cmvn.scp")  # a clear error when the data dir has none
     stats = {}
     for spk, matrix in ScpReader(data.path / "cmvn.scp"):
@@ -63,5 +64,7 @@ def load_cmvn_stats(data: DataDir) -> dict[str, np.ndarray]:
         check_matrix(matrix, where)
         if matrix.shape[0] != 2 or matrix[0, -1] < 1:
             raise FeatureError(f"{where}: not Kaldi CMVN stats (shape {matrix.shape}, count {matrix[0, -1]})")
+        if dim is not None and matrix.shape[1] != dim + 1:
+            raise FeatureError(f"{where}: stats of dim {matrix.shape[1] - 1} for features of dim {dim}")
         stats[spk] = matrix.astype(np.float64)
     return stats

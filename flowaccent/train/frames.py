@@ -33,10 +33,10 @@ class UttRef:
 class FrameSource:
     r"""Reads the features of the utterances of several data dirs, with their speakers' CMVN stats."""
 
-    def __init__(self, dirs: Sequence[DataDir], input_dim: int):
+    def __init__(self, dirs: Sequence[DataDir], input_dim: int, with_cmvn: bool = True):
         self.dirs = list(dirs)
         self.readers = [RandomAccessReader(d.path / "feats.scp", expected_dim=input_dim) for d in self.dirs]
-        self.cmvn = [load_cmvn_stats(d) if d.has("cmvn.scp") else {} for d in self.dirs]
+        self.cmvn = [load_cmvn_stats(d, input_dim) if with_cmvn and d.has("cmvn.scp") else {} for d in self.dirs]
 
     def feats(self, ref: UttRef) -> tuple[np.ndarray, np.ndarray | None]:
         r"""Stored features ``(T, D)`` and the speaker's stats of ``ref``."""

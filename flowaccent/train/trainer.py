@@ -152,7 +152,7 @@ def _train(
                 f"class '{name}' has no training frames (all its utterances fell into the validation split "
                 f"of train.valid_fraction={cfg.valid_fraction}); give it more data or lower valid_fraction"
             )
-    source = FrameSource(dirs, _input_dim(dirs[0]))
+    source = FrameSource(dirs, _input_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
     model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")

@@ -72,6 +72,21 @@ def test_a_stream_of_no_utterances_yields_nothing(tmp_path):
         source.close()
 
 
+def test_cmvn_stats_of_another_dim_are_named(tmp_path):
+    r"""The training data's CMVN stats are checked against the features' dim, as scoring checks them: training said
+    'apply_cmvn: stats are for dim 2, features have dim 3', naming neither file nor speaker."""
+    from flowaccent.errors import FeatureError
+
+    path = write_uneven_dir(tmp_path / "a", [4, 5])
+    with ArkWriter(path / "cmvn.ark", path / "cmvn.scp") as writer:
+        for spk in ("s0", "s1"):
+            writer.write(spk, np.array([[1.0, 2.0, 4.0], [1.0, 4.0, 0.0]]))
+    data = load_data_dir(path)
+    with pytest.raises(FeatureError, match=f"{path / 'cmvn.scp'}: speaker 's0': stats of dim 2 for features of dim 3"):
+        FrameSource([data], 3)
+    FrameSource([data], 3, with_cmvn=False).close()  # a pipeline without speaker CMVN does not read them
+
+
 def test_epochs_chains_the_planned_batches_of_each_epoch_with_an_end_marker(tmp_path, monkeypatch):
     r"""``FrameStream.epochs``: for each ``(epoch, steps)`` the first ``steps`` batches of that epoch
     (the first epoch's first ``skip`` left out), then ``None``; each epoch's generator is closed
