@@ -48,8 +48,16 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             raise AudioError(str(error)) from None
     else:
         if not Path(rxfile).is_file():
+            ark = re.fullmatch(r"(.+):\d+", rxfile.strip())
+            if ark and Path(ark.group(1)).is_file():  # wav-copy's and ESPnet's 'ark:offset' entries
+                raise AudioError(f"{where}: '{rxfile}' is an offset into an archive; wav.scp entries must be WAV files "
+                                 f"or 'cmd |' pipes (e.g. 'wav-copy {rxfile} - |')")
             raise AudioError(f"{where}: audio file '{rxfile}' does not exist")
-        source = rxfile
+        with open(rxfile, "rb") as f:
+            head = f.read(4096)
+        source = io.BytesIO(Path(rxfile).read_bytes()) if _zero_sizes(head) else rxfile
+    if isinstance(source, io.BytesIO) and _zero_sizes(source.getvalue()[:4096]):
+        source = io.BytesIO(_streamed(source.getvalue()))
     from scipy.io import wavfile
 
     try:
@@ -68,6 +76,35 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
 
 #: Data sizes at least this large in a WAV header are placeholders of a streamed file (sox writes 0x7ffff000).
 STREAMED_SIZE = 0x7FFFF000
+
+
+def _data_chunk(raw: bytes) -> int | None:
+    r"""Where the size of the ``data`` chunk of the WAV ``raw`` (its start) is, or None."""
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(raw):
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
+        if raw[pos : pos + 4] == b"data":
+            return pos + 4
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _zero_sizes(raw: bytes) -> bool:
+    r"""Whether the WAV header ``raw`` gives the RIFF or data size as 0: a streamed file, which Kaldi's wave
+    reader reads to its end (scipy refuses it)."""
+    at = _data_chunk(raw)
+    return at is not None and 0 in (int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[at : at + 4], "little"))
+
+
+def _streamed(raw: bytes) -> bytes:
+    r"""``raw`` with a zero RIFF or data size replaced by :data:`STREAMED_SIZE`, which scipy reads to the end."""
+    raw, at = bytearray(raw), _data_chunk(raw)
+    for where in (4, at):
+        if int.from_bytes(raw[where : where + 4], "little") == 0:
+            raw[where : where + 4] = STREAMED_SIZE.to_bytes(4, "little")
+    return bytes(raw)
 
 
 def select_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:

@@ -48,6 +48,10 @@ def test_errors_name_the_utterance(tmp_path):
     wavfile.write(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
     with pytest.raises(AudioError, match="no samples"):
         read_wav(str(tmp_path / "empty.wav"), where)
+    (tmp_path / "wav.ark").write_bytes(b"u1 RIFF")  # as Kaldi's wav-copy and ESPnet write them
+    with pytest.raises(AudioError, match=f"utterance 'u1': '{tmp_path}/wav.ark:3' is an offset into an archive; "
+                                         "wav.scp entries must be WAV files or 'cmd |' pipes"):
+        read_wav(f"{tmp_path / 'wav.ark'}:3", where)
 
 
 def test_a_pipe_reading_stdin_ends_instead_of_waiting(tmp_path):
@@ -78,6 +82,13 @@ def test_truncated_and_streamed_wavs(tmp_path, capsys):
     streamed = whole[:4] + struct.pack("<I", 0x7FFFF024) + whole[8:40] + struct.pack("<I", 0x7FFFF000) + whole[44:]
     (tmp_path / "s.wav").write_bytes(streamed)
     np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 's.wav'} |")[0], x)
+    assert capsys.readouterr().err == ""
+    # sizes of 0, which Kaldi's wave reader also takes as streamed (scipy: "local variable 'fs' ..."), a file or a pipe
+    for riff in (0, len(whole) - 8):
+        (tmp_path / "z.wav").write_bytes(whole[:4] + struct.pack("<I", riff) + whole[8:40] + struct.pack("<I", 0)
+                                         + whole[44:])
+        np.testing.assert_array_equal(read_wav(str(tmp_path / "z.wav"))[0], x)
+        np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 'z.wav'} |")[0], x)
     assert capsys.readouterr().err == ""
 
 
