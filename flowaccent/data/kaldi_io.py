@@ -156,7 +156,20 @@ def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -
             raise KaldiIOError(f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?")
         fd.seek(offset)
     array = _read_object(fd, f"{where} in '{path}'")
-    return array[ranges] if ranges is not None else array
+    return _take(array, ranges, where) if ranges is not None else array
+
+
+def _take(array: np.ndarray, ranges: tuple[slice, ...], where: str) -> np.ndarray:
+    r"""``array[ranges]``, refused where a range reaches past the matrix (numpy would cut it short silently;
+    Kaldi refuses it)."""
+    if len(ranges) > array.ndim:
+        raise KaldiIOError(f"{where}: a range of {len(ranges)} dimensions for an object of {array.ndim}")
+    for axis, (part, size) in enumerate(zip(ranges, array.shape)):
+        if part.stop is not None and part.stop > size:
+            what = ("rows", "columns")[axis] if array.ndim == 2 else "elements"
+            raise KaldiIOError(f"{where}: range [{part.start}:{part.stop - 1}] of {what} is past the end of the "
+                               f"matrix's {size} {what}")
+    return array[ranges]
 
 
 def run_pipe(command: str, where: str) -> bytes:

@@ -31,7 +31,20 @@ def test_round_trip_scp_ark_and_pipe(ark):
     piped = dict(iter_ark(f"ark:cat {ark_path} |", expected_keys=list(mats)))
     np.testing.assert_array_equal(piped["u1"], mats["u1"])
     np.testing.assert_array_equal(read_matrix(f"{ark_path}:{offsets(scp)[1]}[2:3]"), mats["u1"][2:4])
+    np.testing.assert_array_equal(read_matrix(f"{ark_path}:{offsets(scp)[1]}[2:6,1:3]"), mats["u1"][2:7, 1:4])
     assert len(dict(iter_ark(f"scp:{scp}"))) == 3
+
+
+def test_a_range_past_the_matrix_is_refused(ark):
+    r"""numpy cut ``[0:99999]`` and ``[0:6,0:45]`` short to the matrix without a word; Kaldi refuses them."""
+    ark_path, scp, _ = ark
+    at = f"{ark_path}:{offsets(scp)[1]}"  # u1: 7 x 4
+    with pytest.raises(KaldiIOError, match=r"range \[0:99999\] of rows is past the end of the matrix's 7 rows"):
+        read_matrix(f"{at}[0:99999]")
+    with pytest.raises(KaldiIOError, match=r"range \[0:45\] of columns is past the end of the matrix's 4 columns"):
+        read_matrix(f"{at}[0:6,0:45]")
+    with pytest.raises(KaldiIOError, match="a range of 3 dimensions for an object of 2"):
+        read_matrix(f"{at}[0:1,0:1,0:1]")
 
 
 def test_float64_and_compressed_arks(tmp_path, rng):
