@@ -4,8 +4,11 @@
 # bare wav.scp lists):
 #   --wsj-train  WSJ training data, e.g. kaldi/egs/wsj/s5/data/train_si284 (split 9/10 train, 1/10 held out)
 #   --wsj-test   WSJ test data, e.g. data/test_eval92
-#   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings)
+#   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings; a DIR alone is
+#                named by its last part, as flowaccent score names it)
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
+# Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
+# where its scripts run (egs/*/s5).
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
 # skips finished stages; --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
@@ -40,7 +43,13 @@ from_caller() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # a
 wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")
 for list in l2 l2_train; do
   resolved=
-  for spec in ${!list}; do resolved="$resolved ${spec%%=*}=$(from_caller "${spec#*=}")"; done
+  for spec in ${!list}; do
+    case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(basename "$spec") dir=$spec ;; esac
+    case $name in ''|.|..|*/*)
+      log "--${list/_/-} '$spec': not NAME=DIR with a plain NAME (it becomes the folder $data/NAME)"; exit 1 ;;
+    esac
+    resolved="$resolved $name=$(from_caller "$dir")"
+  done
   printf -v "$list" '%s' "${resolved# }"
 done
 # every set is a folder $data/NAME: one name twice (or a wsj_* name) would overwrite a set with another
@@ -60,8 +69,9 @@ fi
 
 if should_run 1; then
   log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
+  data_dir=$(cd "$data" && pwd)
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
-    flowaccent fbank "$data/$d" --nj "$nj" --quiet
+    (cd "$CALLER" && flowaccent fbank "$data_dir/$d" --nj "$nj" --quiet)  # wav.scp's relative paths: the caller's
     flowaccent validate "$data/$d"
   done
   mark_done 1

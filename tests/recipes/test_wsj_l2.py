@@ -101,21 +101,33 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
 
 
 def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
-    r"""Stage 0 alone, called from another folder with relative inputs: they are read from there, and each set's
-    dir is made afresh (an old one's features go). A name used by --l2 and --l2-train both is refused first."""
+    r"""Stages 0 and 1 alone, called from another folder with relative inputs: they are read from there, the
+    relative paths inside a corpus's wav.scp too (as Kaldi reads them: from egs/*/s5), and each set's dir is made
+    afresh (an old one's features go). An --l2 DIR without NAME= is named by its last part (it was refused at
+    stage 4, after training). A name used by --l2 and --l2-train both is refused first."""
     wsj = stand_in(tmp_path, "train_si284", ("011",), 1)
     test = stand_in(tmp_path, "test_eval92", ("440",), 2)
     zh = stand_in(tmp_path, "zh", ("zh01",), 3, rated=True)
+    wavs = {u: os.path.relpath(p.removeprefix("cat ").removesuffix(" |"), tmp_path)
+            for u, p in read_table(zh / "wav.scp").items()}
+    first = next(iter(wavs))
+    write_table(zh / "wav.scp", {u: f"cat {p} |" if u == first else p for u, p in wavs.items()})
     data, exp = tmp_path / "data", tmp_path / "exp"
     (data / "wsj_test").mkdir(parents=True)
     (data / "wsj_test" / "feats.scp").write_text("stale\n")
     rel = {p: str(p.relative_to(tmp_path)) for p in (wsj, test, zh)}
-    cmd = ["bash", str(RECIPE), "--wsj-train", rel[wsj], "--wsj-test", rel[test], "--l2", f"zh={rel[zh]}",
-           "--data", str(data), "--exp", str(exp), "--stop-stage", "0"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    cmd = ["bash", str(RECIPE), "--wsj-train", rel[wsj], "--wsj-test", rel[test], "--l2", rel[zh],
+           "--data", str(data), "--exp", str(exp), "--nj", "1"]
+    done = subprocess.run([*cmd, "--stop-stage", "0"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in data.iterdir()) == ["wsj_all", "wsj_test", "zh"]
     assert not (data / "wsj_test" / "feats.scp").exists() and (data / "zh" / "utt2score").exists()
+    done = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(read_table(data / "zh" / "feats.scp")) == len(wavs)
+    bad = subprocess.run([*cmd, "--l2-train", "x/=b"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert bad.returncode == 1 and "--l2-train 'x/=b': not NAME=DIR with a plain NAME" in bad.stderr
     clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path,
                            timeout=60)
     assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr
