@@ -52,7 +52,8 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             if ark and Path(ark.group(1)).is_file():  # wav-copy's and ESPnet's 'ark:offset' entries
                 raise AudioError(f"{where}: '{rxfile}' is an offset into an archive; wav.scp entries must be WAV files "
                                  f"or 'cmd |' pipes (e.g. 'wav-copy {rxfile} - |')")
-            raise AudioError(f"{where}: audio file '{rxfile}' does not exist")
+            relative = "" if Path(rxfile).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
+            raise AudioError(f"{where}: audio file '{rxfile}' does not exist{relative}")
         with open(rxfile, "rb") as f:
             head = f.read(4096)
         source = io.BytesIO(Path(rxfile).read_bytes()) if _zero_sizes(head) else rxfile

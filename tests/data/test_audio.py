@@ -38,8 +38,10 @@ def test_channels(tmp_path):
 
 def test_errors_name_the_utterance(tmp_path):
     where = "wav.scp: utterance 'u1'"
-    with pytest.raises(AudioError, match="utterance 'u1': audio file .* does not exist"):
+    with pytest.raises(AudioError, match="utterance 'u1': audio file .* does not exist$"):
         read_wav(str(tmp_path / "missing.wav"), where)
+    with pytest.raises(AudioError, match=r"audio file 'wav/x.wav' does not exist \(relative to the current folder, /"):
+        read_wav("wav/x.wav", where)  # Kaldi's relative paths are read from where its scripts run
     (tmp_path / "text.wav").write_text("this is not audio")
     with pytest.raises(AudioError, match="utterance 'u1': .* not a readable WAV"):
         read_wav(str(tmp_path / "text.wav"), where)
