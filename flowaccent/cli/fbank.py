@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.features.fbank import FbankConfig
+from flowaccent.features.kaldi_conf import KALDI_NAMES, read_kaldi_conf
 from flowaccent.features.make_fbank import make_fbank
 
 
@@ -22,15 +23,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("data_dir", metavar="DATA_DIR")
     parser.add_argument("--nj", type=int, default=1, help="parallel jobs (default: 1)")
-    parser.add_argument("--channel", type=int, default=-1, help="audio channel; -1: mono required")
+    parser.add_argument("--channel", type=int, help="audio channel; -1: mono required (default: -1)")
+    parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
+                        "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig)
+    for kaldi, field in KALDI_NAMES.items():  # compute-fbank-feats' spelling
+        parser.add_argument(f"--{kaldi}", dest=f"cfg__{field}", type=float, default=None, help=argparse.SUPPRESS)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(FbankConfig, args)
-    summary = make_fbank(args.data_dir, config, nj=args.nj, channel=args.channel, quiet=args.quiet)
+    values, channel = read_kaldi_conf(args.config) if args.config else ({}, None)
+    config = FbankConfig.from_dict(values | given_options(FbankConfig, args), "fbank")
+    channel = args.channel if args.channel is not None else -1 if channel is None else channel
+    summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet)
     print(
         f"fbank: {args.data_dir}: {summary.num_utts} utterances, {summary.num_frames} frames "
         f"in {summary.seconds:.1f} s ({summary.frames_per_second:.0f} frames/s)",

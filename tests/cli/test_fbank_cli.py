@@ -147,3 +147,27 @@ def test_features_and_stats_of_two_runs_are_refused(wav_data_dir):
     assert problems == [f"{wav_data_dir / 'cmvn.scp'}: from another 'flowaccent fbank' run than feats.scp (one was "
                         f"interrupted?); run 'flowaccent fbank {wav_data_dir}' again"]
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0 and validate_data_dir(wav_data_dir) == []
+
+
+def test_a_kaldi_config_file_and_kaldis_option_names(wav_data_dir, tmp_path, capsys):
+    r"""Kaldi recipes keep their feature options in conf/fbank.conf: 'fbank --config' was argparse's usage."""
+    import json
+
+    conf = tmp_path / "fbank.conf"
+    conf.write_text("# from egs/x/s5/conf\n--num-mel-bins=23  # bins\n--frame-shift=10\n--snip-edges=false\n"
+                    "--dither=1\n--htk-compat\n--channel=0\n--verbose=2\n")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf), "--preemphasis-coefficient", "0.5"]) == 0
+    record = json.loads((wav_data_dir / "fbank.json").read_text())
+    assert record["channel"] == 0 and record["fbank"]["snip_edges"] is False and record["fbank"]["dither"] == 1.0
+    assert record["fbank"]["htk_compat"] is True  # a bare --name: true
+    assert record["fbank"]["num_mel_bins"] == 23 and record["fbank"]["preemph_coeff"] == 0.5
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf), "--num-mel-bins", "30"]) == 0
+    assert json.loads((wav_data_dir / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 30  # the command line wins
+    capsys.readouterr()
+    for line, message in (("--vtln-warp=0.9", f"{conf}:1: --vtln-warp is not an option flowaccent fbank implements"),
+                          ("--snip-edges=maybe", f"{conf}:1: --snip-edges: bad value 'maybe'"),
+                          ("num-mel-bins=23", f"{conf}:1: expected '--name=value'")):
+        conf.write_text(line + "\n")
+        assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
