@@ -270,6 +270,13 @@ def _first_field(line: bytes) -> str:
     return fields[0].decode("utf-8", errors="replace") if fields else ""
 
 
+#: How to make a required table that is missing.
+_HOW = {
+    "spk2utt": " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)",
+    "utt2num_frames": " (make it with Kaldi's utils/data/get_utt2num_frames.sh, or run 'flowaccent fbank')",
+}
+
+
 def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     if not path.is_dir():
         return {}, [f"{path}: not a directory"]
@@ -277,8 +284,7 @@ def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ())
     tables: dict[str, dict[str, str]] = {}
     for name in ("utt2spk", "spk2utt", *require):
         if not (path / name).exists():
-            how = " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)"
-            problems.append(f"{path / name}: required but missing" + (how if name == "spk2utt" else ""))
+            problems.append(f"{path / name}: required but missing" + _HOW.get(name, ""))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:
@@ -357,7 +363,10 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         if missing and name not in PARTIAL_TABLES:
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'")
         if extra:
-            problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'")
+            by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt
+            problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'"
+                            + (" (keyed by utterance: speaker CMVN stats are keyed by speaker, as compute-cmvn-stats "
+                               "--spk2utt writes them; or run 'flowaccent fbank')" if by_utt else ""))
     return problems
 
 

@@ -56,6 +56,8 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": "a-1\na-2 a\nb-1 b\n"}, "has no value"),
         ({"utt2spk": " a-1 a\na-2 a\nb-1 b\n"}, "starts with whitespace"),
         ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
+        ({"cmvn__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"},
+         "not in utt2spk, e.g. 'a-1' (keyed by utterance: speaker CMVN stats are keyed by speaker"),
         ({"spk2utt": None}, "spk2utt: required but missing (make it from utt2spk: utils/utt2spk_to_spk2utt.pl"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r 2 2\n"}, "utterance 'b-1': empty segment"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r -1 2\n"}, "start must be a time >= 0"),
@@ -91,6 +93,10 @@ def test_missing_dir_and_required_tables(tmp_path):
     d = make_dir(tmp_path / "d")
     with pytest.raises(DataDirError, match="feats.scp: required but missing"):
         load_data_dir(d, require=("feats.scp",))
+    (d / "utt2num_frames").unlink()  # train needs it; Kaldi's feature scripts do not always write it
+    with pytest.raises(DataDirError, match="utt2num_frames: required but missing .make it with Kaldi's "
+                                           "utils/data/get_utt2num_frames.sh, or run 'flowaccent fbank'."):
+        load_data_dir(d, require=("utt2num_frames",))
 
 
 def test_c_order_is_byte_order(tmp_path):
