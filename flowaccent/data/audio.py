@@ -31,7 +31,8 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
 
 
 def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
-    r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``.
+    r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``: a WAV file,
+    a ``cmd |`` pipe, or ``archive:offset`` (a WAV object in an archive, as Kaldi's ``wav-copy`` writes it).
 
     For cutting segments of a recording before choosing a channel (:func:`select_channel`). A file
     shorter than its header says is read as far as it goes, with a one-line warning naming it (as
@@ -47,16 +48,16 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
         except Exception as error:  # KaldiIOError from the pipe: same message, audio type
             raise AudioError(str(error)) from None
     else:
-        if not Path(rxfile).is_file():
-            ark = re.fullmatch(r"(.+):\d+", rxfile.strip())
-            if ark and Path(ark.group(1)).is_file():  # wav-copy's and ESPnet's 'ark:offset' entries
-                raise AudioError(f"{where}: '{rxfile}' is an offset into an archive; wav.scp entries must be WAV files "
-                                 f"or 'cmd |' pipes (e.g. 'wav-copy {rxfile} - |')")
+        ark = re.fullmatch(r"(.+):(\d+)", rxfile.strip())
+        if not Path(rxfile).is_file() and ark and Path(ark.group(1)).is_file():  # Kaldi's wav-copy writes them
+            source = io.BytesIO(_wav_in_ark(ark.group(1), int(ark.group(2)), where))
+        elif not Path(rxfile).is_file():
             relative = "" if Path(rxfile).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
             raise AudioError(f"{where}: audio file '{rxfile}' does not exist{relative}")
-        with open(rxfile, "rb") as f:
-            head = f.read(4096)
-        source = io.BytesIO(Path(rxfile).read_bytes()) if _zero_sizes(head) else rxfile
+        else:
+            with open(rxfile, "rb") as f:
+                head = f.read(4096)
+            source = io.BytesIO(Path(rxfile).read_bytes()) if _zero_sizes(head) else rxfile
     if isinstance(source, io.BytesIO) and _zero_sizes(source.getvalue()[:4096]):
         source = io.BytesIO(_streamed(source.getvalue()))
     from scipy.io import wavfile
@@ -77,6 +78,18 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
 
 #: Data sizes at least this large in a WAV header are placeholders of a streamed file (sox writes 0x7ffff000).
 STREAMED_SIZE = 0x7FFFF000
+
+
+def _wav_in_ark(path: str, offset: int, where: str) -> bytes:
+    r"""The WAV object at byte ``offset`` of the archive ``path`` (a ``wav.scp`` entry ``path:offset``, as Kaldi's
+    ``wav-copy`` and ESPnet's archives write them): the RIFF header's size says how far it goes."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        head = f.read(8)
+        if head[:4] != b"RIFF":
+            raise AudioError(f"{where}: '{path}:{offset}': no WAV object at that offset (corrupt archive or offset?)")
+        size = int.from_bytes(head[4:8], "little")
+        return head + f.read(size) if 0 < size < STREAMED_SIZE else head + f.read()  # a streamed one: to the end
 
 
 def _data_chunk(raw: bytes) -> int | None:
