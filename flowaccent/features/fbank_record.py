@@ -61,14 +61,15 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 def data_record(folder: Path, command: str) -> dict[str, Any] | None:
     r"""A data dir's record (:func:`read_record`) where it describes the features ``feats.scp`` lists; None,
     with a warning, where ``feats.scp`` points at other arks than the run that wrote the record (features
-    computed again by another tool: the record left behind would vouch for them)."""
+    computed again by another tool: the record left behind would vouch for them). A record from before
+    records named their run is checked against ``flowaccent fbank``'s ark names, any run."""
     record = read_record(folder)
-    run = record.get("run") if record else None
-    if run is None:  # none, or written before records named their run: taken as it is
-        return record
+    if record is None:
+        return None
     from flowaccent.data.datadir import read_table
 
-    ours = re.compile(rf"(?:^|/)(?:raw_fbank|cmvn)_[^/]*\.{re.escape(run)}\.ark:")
+    run = re.escape(record["run"]) if "run" in record else "[0-9a-f]{10}"  # a record from before runs were named
+    ours = re.compile(rf"(?:^|/)raw_fbank_[^/]*\.{run}\.ark:")
     if all(ours.search(value) for value in read_table(folder / "feats.scp").values()):
         return record
     print(f"{command}: warning: {folder / RECORD} describes features that {folder / 'feats.scp'} no longer lists "
@@ -111,9 +112,10 @@ def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
     for name, data in sets.items():
         record = data_record(data.path, command)
         if record is None:
-            print(f"{command}: warning: set {name}: no record of how its features were computed ({data.path / RECORD}, "
-                  f"written by 'flowaccent fbank'): not checked against the model's fbank options "
-                  f"({exp / RECORD})", file=sys.stderr)
+            if not (data.path / RECORD).exists():  # one left beside other features: data_record said so
+                print(f"{command}: warning: set {name}: no record of how its features were computed "
+                      f"({data.path / RECORD}, written by 'flowaccent fbank'): not checked against the model's "
+                      f"fbank options ({exp / RECORD})", file=sys.stderr)
             continue
         if diff := differences(model["fbank"], record["fbank"]):
             raise ConfigError(

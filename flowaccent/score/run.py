@@ -29,7 +29,7 @@ from flowaccent.score.baseline import (
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
-from flowaccent.train.checkpoint import load_experiment_model
+from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
 from flowaccent.train.config import ExperimentConfig
 
 #: What scoring writes beside the sets' folders (no set may take these names).
@@ -72,7 +72,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     if baseline not in (None, "none", "gmm"):
         raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
-    gmm, gmm_info = _gmm_baseline(model, exp, config) if baseline == "gmm" else (None, None)  # before any scoring
+    gmm, gmm_info = _gmm_baseline(model, exp, config, checkpoint) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
@@ -111,7 +111,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
 GMM_FILE = "baseline_gmm.npz"
 
 
-def _gmm_baseline(model, exp: Path, config: ScoreConfig) -> tuple[DiagonalGmm, dict[str, Any]]:
+def _gmm_baseline(model, exp: Path, config: ScoreConfig, checkpoint=None) -> tuple[DiagonalGmm, dict[str, Any]]:
     r"""The diagonal GMM fitted on the model's training data (``EXP_DIR/data.txt``), or the one fitted on it
     before (``EXP_DIR/baseline_gmm.npz``), and what the summary says of it. Where the training dirs are gone
     and a fit is kept, that fit is used unchecked, with a warning."""
@@ -130,16 +130,20 @@ def _gmm_baseline(model, exp: Path, config: ScoreConfig) -> tuple[DiagonalGmm, d
               f"fitted on it before ({kept}), unchecked", file=sys.stderr)
         return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
     dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
-    held = _valid_fraction(exp)  # the flow's validation utterances: the baseline does not see them either
+    held = _valid_fraction(exp, checkpoint)  # the flow's validation utterances: the baseline does not see them either
     frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed, held)
     gmm, loaded = cached_fit(kept, frames, COMPONENTS, config.seed)
     return gmm, {**info, "frames": len(frames), "valid_fraction": held, "loaded": loaded}
 
 
-def _valid_fraction(exp: Path) -> float:
-    r"""``train.valid_fraction`` of the run in ``exp`` (0 without its ``config.yaml``)."""
+def _valid_fraction(exp: Path, checkpoint=None) -> float:
+    r"""``train.valid_fraction`` of the run in ``exp``: its ``config.yaml``, else the config its checkpoint
+    records (0 where neither says)."""
     conf = exp / "config.yaml"
-    return ExperimentConfig.from_yaml(conf).train.valid_fraction if conf.is_file() else 0.0
+    if conf.is_file():
+        return ExperimentConfig.from_yaml(conf).train.valid_fraction
+    recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
+    return ExperimentConfig.from_dict(recorded).train.valid_fraction if isinstance(recorded, dict) else 0.0
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import kurtosis, pearsonr, skew, spearmanr
 
 from flowaccent.cli.main import main
-from flowaccent.data import ScpReader
+from flowaccent.data import ScpReader, read_table, write_table
 from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
@@ -131,6 +131,15 @@ def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path):
     assert again["baseline"]["loaded"] and again["baseline"]["frames"] == summary["baseline"]["frames"]
     np.testing.assert_array_equal(read_tsv(out / "zh" / "utt_scores.tsv")["gmm_log_ll"],
                                   read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")["gmm_log_ll"])
+    # without config.yaml the checkpoint's own config says which utterances the flow held out
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("final.pt", "data.txt", "classes.txt"):
+        shutil.copy(exp / name, bare / name)
+    alone = score_corpora(bare, tmp_path / "b", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
+    assert alone["baseline"]["valid_fraction"] == fraction and alone["baseline"]["frames"] == used
 
 
 def test_the_latent_sample_is_uniform_and_does_not_depend_on_how_the_stream_is_cut():
@@ -345,8 +354,12 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
 
     root, _ = trained
     native, ja = shutil.copytree(root / "native", tmp_path / "native"), shutil.copytree(root / "ja", tmp_path / "ja")
-    for d in (native, ja):  # the copies' feats.scp still point at the originals' arks: fine for this
-        write_record(d, FbankConfig().to_dict(), -1, {16000: 40})
+    for d in (native, ja):  # their arks named as flowaccent fbank names them, run 0123456789
+        ark = d / f"raw_fbank_{d.name}.0123456789.ark"
+        shutil.copy(next(iter(read_table(d / "feats.scp").values())).rsplit(":", 1)[0], ark)
+        feats = read_table(d / "feats.scp")
+        write_table(d / "feats.scp", {u: f"{ark}:{v.rsplit(':', 1)[1]}" for u, v in feats.items()})
+        write_record(d, FbankConfig().to_dict(), -1, {16000: 40}, run="0123456789")
     exp = tmp_path / "exp"
     train(small_config(epochs=1), exp, [str(native)], quiet=True)
     assert json.loads((exp / "fbank.json").read_text())["source_rates"] == {"16000": 40}
@@ -357,12 +370,17 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
     write_record(ja, FbankConfig(allow_upsample=True).to_dict(), -1, {8000: 30})
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
     assert "score: warning: set ja: audio at 8000 Hz upsampled to 16000 Hz" in capsys.readouterr().err
-    # a record of a run whose arks feats.scp no longer lists (features computed again by Kaldi) vouched for them
-    write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30}, run="0123456789")
-    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
-    err = capsys.readouterr().err
-    assert (f"score: warning: {ja / 'fbank.json'} describes features that {ja / 'feats.scp'} no longer lists "
-            "(computed again by another tool?)") in err
+    # a record of a run whose arks feats.scp no longer lists (features computed again by Kaldi) vouched for them,
+    # also one from before records named their run
+    shutil.copy(ja / "raw_fbank_ja.0123456789.ark", ja / "raw_fbank_ja.1.ark")  # as Kaldi names its arks
+    kaldi = {u: v.replace(".0123456789.", ".1.") for u, v in read_table(ja / "feats.scp").items()}
+    write_table(ja / "feats.scp", kaldi)
+    for run in ("0123456789", None):
+        write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30}, run=run)
+        assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert (f"score: warning: {ja / 'fbank.json'} describes features that {ja / 'feats.scp'} no longer lists "
+                "(computed again by another tool?)") in err and "no record of how" not in err  # said once
     # so the set is one without a record: scored, and said to be unchecked
     (ja / "fbank.json").unlink()
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
