@@ -81,17 +81,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-#: Options that name a file or folder. The shell leaves a ``~`` after ``=`` as it is (``--out=~/x``).
-_PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint")
+#: Arguments that name files or folders (data dirs also as ``NAME=DIR``). The shell leaves a ``~`` after ``=`` as
+#: it is (``--out=~/x``; ``native=~/x`` in ``sh``).
+_PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint", "data", "data_dirs", "data_dir", "out_dir")
 
 
 def _expand_home(args: argparse.Namespace) -> None:
-    r"""A leading ``~`` or ``~user`` of a path option is the home folder, as the shell makes it of ``--out ~/x``:
-    not a folder named ``~`` in the current one."""
+    r"""A leading ``~`` or ``~user`` of a path (or of ``DIR`` in ``NAME=DIR``) is the home folder, as the shell
+    makes it of ``--out ~/x``: not a folder named ``~`` in the current one."""
+
+    def home(text: str) -> str:
+        name, _, path = text.rpartition("=") if "=~" in text else ("", "", text)
+        return f"{name}={os.path.expanduser(path)}" if name else os.path.expanduser(path)
+
     for name in _PATH_OPTIONS:
         value = getattr(args, name, None)
-        if isinstance(value, str) and value.startswith("~"):
-            setattr(args, name, os.path.expanduser(value))
+        if isinstance(value, str):
+            setattr(args, name, home(value))
+        elif isinstance(value, list):
+            setattr(args, name, [home(v) if isinstance(v, str) else v for v in value])
 
 
 def _main(argv: list[str] | None) -> int:

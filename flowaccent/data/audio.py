@@ -57,9 +57,13 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
         else:
             with open(rxfile, "rb") as f:
                 head = f.read(4096)
-            source = io.BytesIO(Path(rxfile).read_bytes()) if _zero_sizes(head) else rxfile
-    if isinstance(source, io.BytesIO) and _zero_sizes(source.getvalue()[:4096]):
-        source = io.BytesIO(_streamed(source.getvalue()))
+            whole = b"data" not in _chunks(head) or _zero_sizes(head)  # its data chunk further on, or streamed
+            source = io.BytesIO(Path(rxfile).read_bytes()) if _chunks(head) and whole else rxfile
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:
+            streamed = _zero_sizes(view)
+        if streamed:
+            source = io.BytesIO(_streamed(source.getvalue()))
     from scipy.io import wavfile
 
     try:
@@ -92,32 +96,41 @@ def _wav_in_ark(path: str, offset: int, where: str) -> bytes:
         return head + f.read(size) if 0 < size < STREAMED_SIZE else head + f.read()  # a streamed one: to the end
 
 
-def _data_chunk(raw: bytes) -> int | None:
-    r"""Where the size of the ``data`` chunk of the WAV ``raw`` (its start) is, or None."""
-    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        return None
+def _chunks(raw) -> dict[bytes, int]:
+    r"""Where the size field of each chunk of the WAV ``raw`` is, by chunk id, up to the ``data`` chunk ({} for
+    bytes that are not a WAV)."""
+    found: dict[bytes, int] = {}
+    if bytes(raw[:4]) != b"RIFF" or bytes(raw[8:12]) != b"WAVE":
+        return found
     pos = 12
     while pos + 8 <= len(raw):
+        found.setdefault(bytes(raw[pos : pos + 4]), pos + 4)
+        if bytes(raw[pos : pos + 4]) == b"data":
+            break
         size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
-        if raw[pos : pos + 4] == b"data":
-            return pos + 4
         pos += 8 + size + (size & 1)
-    return None
+    return found
 
 
-def _zero_sizes(raw: bytes) -> bool:
-    r"""Whether the WAV header ``raw`` gives the RIFF or data size as 0: a streamed file, which Kaldi's wave
-    reader reads to its end (scipy refuses it)."""
-    at = _data_chunk(raw)
+def _zero_sizes(raw) -> bool:
+    r"""Whether the WAV ``raw`` gives its RIFF or data size as 0: a streamed file, which Kaldi's wave reader reads
+    to its end (scipy refuses it)."""
+    at = _chunks(raw).get(b"data")
     return at is not None and 0 in (int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[at : at + 4], "little"))
 
 
 def _streamed(raw: bytes) -> bytes:
-    r"""``raw`` with a zero RIFF or data size replaced by :data:`STREAMED_SIZE`, which scipy reads to the end."""
-    raw, at = bytearray(raw), _data_chunk(raw)
+    r"""``raw`` with a zero RIFF or data size replaced by :data:`STREAMED_SIZE`, which scipy reads to the end, and
+    a last partial sample frame dropped (as Kaldi drops it)."""
+    chunks = _chunks(raw)
+    raw, at = bytearray(raw), chunks[b"data"]
     for where in (4, at):
         if int.from_bytes(raw[where : where + 4], "little") == 0:
             raw[where : where + 4] = STREAMED_SIZE.to_bytes(4, "little")
+    fmt = chunks.get(b"fmt ")
+    block = int.from_bytes(raw[fmt + 16 : fmt + 18], "little") if fmt is not None else 0  # bytes per sample frame
+    if block:
+        del raw[len(raw) - (len(raw) - at - 4) % block :]
     return bytes(raw)
 
 

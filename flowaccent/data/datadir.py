@@ -213,8 +213,8 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
 
     Every table is restricted to the chosen utterances and their speakers; scp values
     still point at the same arks. ``cmvn.scp`` keeps the speakers' full stats, as Kaldi does.
-    Tables of other tools are kept as Kaldi's script keeps them, line by line: ``utt2*`` and ``vad.scp``
-    by utterance, ``spk2*`` by speaker, ``reco2*`` by recording; ``frame_shift`` is copied.
+    Other tools' tables (:data:`OTHER_TABLES`: ``utt2dur``, ``spk2gender``, ``reco2file_and_channel``, ...) are
+    kept line by line as Kaldi's script keeps them, by utterance, speaker or recording.
     With ``feats.scp``, ``fbank.json`` (how the features were computed) is copied as it is: without
     it, a model trained on the subset could not refuse features computed otherwise.
     Raises :class:`DataDirError` for an utterance ``source`` lacks or an empty selection.
@@ -245,21 +245,21 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
     return load_data_dir(target)
 
 
+#: Other tools' tables :func:`subset_data_dir` keeps, by what they are keyed by: those Kaldi's
+#: ``utils/subset_data_dir.sh`` filters, and the demo corpus's ``utt2phones``; ``frame_shift`` is copied.
+OTHER_TABLES = {"vad.scp": "utt", "utt2lang": "utt", "utt2dur": "utt", "utt2uniq": "utt", "utt2warp": "utt",
+                "utt2phones": "utt", "spk2warp": "spk", "spk2gender": "spk", "reco2file_and_channel": "reco",
+                "stm": "reco", "frame_shift": None}
+
+
 def _subset_other_tables(data: DataDir, target: Path, utts: set[str], speakers: set[str], recordings) -> None:
-    r"""The tables :func:`subset_data_dir` does not read (``utt2dur``, ``utt2lang``, ``spk2gender``,
-    ``reco2file_and_channel``, ...): each line kept whose first field is one of the subset's keys."""
-    for source in sorted(data.path.iterdir()):
-        name = source.name
-        if name in data.tables or name in UTT_TABLES + SPK_TABLES or not source.is_file():
+    r"""The tables of :data:`OTHER_TABLES` that ``data`` has: each line kept whose first field is one of the
+    subset's keys (recordings are the utterances without ``segments``)."""
+    for name, kind in OTHER_TABLES.items():
+        source = data.path / name
+        if not source.is_file():
             continue
-        keys = (
-            utts if name.startswith("utt2") or name == "vad.scp"
-            else speakers if name.startswith("spk2")
-            else (utts if recordings is None else recordings) if name.startswith("reco2")
-            else None
-        )
-        if keys is None and name != "frame_shift":
-            continue
+        keys = {"utt": utts, "spk": speakers, "reco": utts if recordings is None else recordings, None: None}[kind]
         lines = source.read_bytes().splitlines(keepends=True)
         with atomic_path(target / name) as tmp:
             tmp.write_bytes(b"".join(line for line in lines if keys is None or _first_field(line) in keys))

@@ -61,8 +61,8 @@ def _parse_range(text: str | None, key: str) -> tuple[slice, ...] | None:
             slices.append(slice(None))
             continue
         bounds = part.split(":")
-        if len(bounds) != 2 or not all(b.strip().isdigit() for b in bounds):
-            raise KaldiIOError(f"utterance '{key}': bad range '[{text}]'")
+        if len(bounds) != 2 or not all(b.strip().isdigit() for b in bounds) or int(bounds[0]) > int(bounds[1]):
+            raise KaldiIOError(f"utterance '{key}': bad range '[{text}]' (Kaldi's [first:last], first <= last)")
         slices.append(slice(int(bounds[0]), int(bounds[1]) + 1))
     return tuple(slices)
 

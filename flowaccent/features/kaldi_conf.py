@@ -2,10 +2,11 @@ r"""Kaldi feature config files (``conf/fbank.conf``): ``--name=value`` lines, re
 
 Every Kaldi recipe keeps its feature options in such a file and passes it as ``--config=conf/fbank.conf``;
 ``flowaccent fbank --config conf/fbank.conf`` reads the same file, as Kaldi's ``ReadConfigFile`` does: one
-``--name=value`` per line (a bare ``--name`` is ``true``), ``#`` to the end of a line a comment. Kaldi's
-names are taken with kaldi-native-fbank's (``--frame-shift`` is ``frame_shift_ms``,
-``--preemphasis-coefficient`` is ``preemph_coeff``). An option this toolkit does not implement (VTLN,
-``--blackman-coeff``, ``--subtract-mean``) is an error naming its line, not a silent difference.
+``--name=value`` per line (a bare ``--name`` is ``true``), ``#`` to the end of a line a comment, names in
+any case and with ``_`` or ``-``. Kaldi's names are taken with kaldi-native-fbank's (``--frame-shift`` is
+``frame_shift_ms``, ``--preemphasis-coefficient`` is ``preemph_coeff``). An option this toolkit does not
+implement (VTLN, ``--blackman-coeff``, ``--subtract-mean``) is an error naming its line, not a silent
+difference.
 
 Example:
     >>> import tempfile, pathlib
@@ -53,7 +54,7 @@ def read_kaldi_conf(path: str | Path) -> tuple[dict[str, Any], int | None]:
         if not line.startswith("--"):
             raise ConfigError(f"{where}: expected '--name=value', as Kaldi's config files hold, got '{line}'")
         name, _, value = line[2:].partition("=")
-        name, value = name.strip(), value.strip() if "=" in line else "true"
+        name, value = name.strip().lower().replace("_", "-"), value.strip()  # Kaldi's NormalizeArgName
         if name in IGNORED:
             continue
         if name == "channel":
@@ -67,16 +68,20 @@ def read_kaldi_conf(path: str | Path) -> tuple[dict[str, Any], int | None]:
 
 
 def _value(hint, text: str, where: str, name: str) -> Any:
-    r"""``text`` as a value of the field type ``hint`` (Kaldi's booleans: true/false, also 1/0)."""
+    r"""``text`` as a value of the field type ``hint``: booleans as Kaldi's ``ToBool`` reads them (true, t, 1 or
+    nothing; false, f, 0; any case), an integer also written as a whole float (Kaldi's ``--sample-frequency``
+    is a float)."""
     try:
         if hint is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
+            if text.lower() not in ("true", "t", "1", "", "false", "f", "0"):
                 raise ValueError
-            return text.lower() in ("true", "1")
+            return text.lower() in ("true", "t", "1", "")
         if typing.get_origin(hint) is Literal:
             if text not in typing.get_args(hint):
                 raise ValueError
             return text
+        if hint is int and not text.lstrip("+-").isdigit() and float(text).is_integer():
+            return int(float(text))
         return hint(text)
     except ValueError:
         raise ConfigError(f"{where}: --{name}: bad value '{text}'") from None

@@ -36,6 +36,8 @@ class FrameSource:
     def __init__(self, dirs: Sequence[DataDir], input_dim: int, with_cmvn: bool = True):
         self.dirs = list(dirs)
         self.readers = [RandomAccessReader(d.path / "feats.scp", expected_dim=input_dim) for d in self.dirs]
+        for d, reader in zip(self.dirs, self.readers):  # a dir's features of another dim before its stats
+            reader[d.utts[0]]
         self.cmvn = [load_cmvn_stats(d, input_dim) if with_cmvn and d.has("cmvn.scp") else {} for d in self.dirs]
 
     def feats(self, ref: UttRef) -> tuple[np.ndarray, np.ndarray | None]:

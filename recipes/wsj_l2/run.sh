@@ -45,16 +45,23 @@ for list in l2 l2_train; do
   resolved=
   for spec in ${!list}; do
     case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(basename "$spec") dir=$spec ;; esac
-    case $name in ''|.|..|*/*)
-      log "--${list/_/-} '$spec': not NAME=DIR with a plain NAME (it becomes the folder $data/NAME)"; exit 1 ;;
-    esac
+    # flowaccent score's rule for set names, checked before any work (stage 4 refused them, after training)
+    if [[ ! $name =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || [[ $name =~ ^(figures|summary\.json|config\.yaml)$ ]]; then
+      log "--${list/_/-} '$spec': '$name' cannot name a set (ASCII letters, digits, _ . + -, not first ., and not" \
+        "figures, summary.json or config.yaml): give NAME=DIR another NAME"
+      exit 1
+    fi
     resolved="$resolved $name=$(from_caller "$dir")"
   done
   printf -v "$list" '%s' "${resolved# }"
 done
-# every set is a folder $data/NAME: one name twice (or a wsj_* name) would overwrite a set with another
-clash=$(printf '%s\n' $(names "$l2 $l2_train") wsj_all wsj_test wsj_train wsj_heldout | sort | uniq -d | head -n 1)
-[ -z "$clash" ] || { log "set name '$clash' is used twice (--l2, --l2-train, wsj_*): give each set its own"; exit 1; }
+# every set is a folder $data/NAME: one name twice (or a name of the recipe's own sets: wsj_*, the scored native_*,
+# stage 5's NAME_rated) would overwrite a set with another
+rated_names=$(for name in $(names "$l2"); do echo "${name}_rated"; done)
+clash=$(printf '%s\n' $(names "$l2 $l2_train") $rated_names wsj_all wsj_test wsj_train wsj_heldout native_heldout \
+  native_test | sort | uniq -d | head -n 1)
+[ -z "$clash" ] || { log "set name '$clash' is used twice (--l2, --l2-train, NAME_rated, wsj_*, native_heldout," \
+  "native_test): give each set its own"; exit 1; }
 mkdir -p "$data" "$exp"
 
 if should_run 0; then

@@ -154,7 +154,8 @@ def test_a_kaldi_config_file_and_kaldis_option_names(wav_data_dir, tmp_path, cap
     import json
 
     conf = tmp_path / "fbank.conf"
-    conf.write_text("# from egs/x/s5/conf\n--num-mel-bins=23  # bins\n--frame-shift=10\n--snip-edges=false\n"
+    conf.write_text("# from egs/x/s5/conf\n--num_mel_bins=23  # bins\n--frame-shift=10\n--Snip-Edges=f\n"
+                    "--sample-frequency=16000.0\n"
                     "--dither=1\n--htk-compat\n--channel=0\n--verbose=2\n")
     assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf), "--preemphasis-coefficient", "0.5"]) == 0
     record = json.loads((wav_data_dir / "fbank.json").read_text())

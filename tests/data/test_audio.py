@@ -106,6 +106,13 @@ def test_truncated_and_streamed_wavs(tmp_path, capsys):
                                          + whole[44:])
         np.testing.assert_array_equal(read_wav(str(tmp_path / "z.wav"))[0], x)
         np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 'z.wav'} |")[0], x)
+    # ... with a 6000-byte LIST chunk before the data, and with a partial last sample (dropped, as Kaldi drops it)
+    listed = b"LIST" + struct.pack("<I", 6000) + b"INFO" + bytes(5996)
+    for riff, tail in ((0, b""), (len(whole) - 8 + len(listed), b""), (0, b"\x01")):
+        (tmp_path / "z.wav").write_bytes(whole[:4] + struct.pack("<I", riff) + whole[8:36] + listed + b"data"
+                                         + struct.pack("<I", 0) + whole[44:] + tail)
+        np.testing.assert_array_equal(read_wav(str(tmp_path / "z.wav"))[0], x)
+        np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 'z.wav'} |")[0], x)
     assert capsys.readouterr().err == ""
 
 

@@ -138,8 +138,8 @@ def test_subset_keeps_every_table_consistent(tmp_path):
 
 
 def test_subset_keeps_other_tools_tables(tmp_path):
-    r"""Kaldi's subset_data_dir.sh keeps utt2dur, utt2lang, spk2gender, frame_shift, ...: they were dropped (the demo's
-    utt2phones among them)."""
+    r"""Kaldi's subset_data_dir.sh keeps utt2dur, utt2lang, spk2gender, ...: they were dropped (the demo's utt2phones
+    among them)."""
     from flowaccent.data import subset_data_dir
 
     d = make_dir(tmp_path / "d", segments="a-1 r1 0 1\na-2 r1 1 2\nb-1 r2 0 1\n", wav__scp="r1 r1.wav\nr2 r2.wav\n")
@@ -149,11 +149,13 @@ def test_subset_keeps_other_tools_tables(tmp_path):
     (d / "reco2file_and_channel").write_text("r1 r1 A\nr2 r2 A\n")
     (d / "frame_shift").write_text("0.01\n")
     (d / "notes.txt").write_text("a-1 is not a table\n")
+    (d / "utt2dur.gz").write_bytes(b"\x1f\x8b binary")  # a file named like a table is not one: left alone
     subset_data_dir(d, tmp_path / "sub", ["a-2"])
     sub = tmp_path / "sub"
     assert (sub / "utt2phones").read_text() == "a-2 w 3: l d\n" and (sub / "utt2dur").read_text() == "a-2 1.0\n"
     assert (sub / "spk2gender").read_text() == "a f\n" and (sub / "reco2file_and_channel").read_text() == "r1 r1 A\n"
     assert (sub / "frame_shift").read_text() == "0.01\n" and not (sub / "notes.txt").exists()
+    assert not (sub / "utt2dur.gz").exists()
     assert validate_data_dir(sub) == []
 
 

@@ -231,7 +231,9 @@ def test_a_home_folder_after_an_equals_sign_is_expanded(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(score_cli, "run", lambda args: seen.append((args.exp, args.out, args.checkpoint)) or 0)
-    assert main(["score", "--exp=~/exp", "--out=~/scores", "--checkpoint", "~/exp/last.pt", "data"]) == 0
+    monkeypatch.setattr(score_cli, "run", lambda args: seen.append((args.exp, args.out, args.checkpoint,
+                                                                    args.data_dirs)) or 0)
+    assert main(["score", "--exp=~/exp", "--out=~/scores", "--checkpoint", "~/exp/last.pt", "native=~/a", "~/b",
+                 "c=d~"]) == 0
     home = tmp_path / "home"
-    assert seen == [(f"{home}/exp", f"{home}/scores", f"{home}/exp/last.pt")]
+    assert seen == [(f"{home}/exp", f"{home}/scores", f"{home}/exp/last.pt", [f"native={home}/a", f"{home}/b", "c=d~"])]

@@ -85,6 +85,14 @@ def test_cmvn_stats_of_another_dim_are_named(tmp_path):
     with pytest.raises(FeatureError, match=f"{path / 'cmvn.scp'}: speaker 's0': stats of dim 2 for features of dim 3"):
         FrameSource([data], 3)
     FrameSource([data], 3, with_cmvn=False).close()  # a pipeline without speaker CMVN does not read them
+    # a second dir of another dim: its features are named, not its (consistent) stats
+    other = write_uneven_dir(tmp_path / "b", [4, 5], dim=2)
+    with ArkWriter(other / "cmvn.ark", other / "cmvn.scp") as writer:
+        for spk in ("s0", "s1"):
+            writer.write(spk, np.array([[1.0, 2.0, 4.0], [1.0, 4.0, 0.0]]))  # right for its own 2-d features
+    other = load_data_dir(other)
+    with pytest.raises(Exception, match=f"{tmp_path / 'b' / 'feats.scp'}.*dim 2, expected 3"):
+        FrameSource([load_data_dir(write_uneven_dir(tmp_path / "c", [4])), other], 3)
 
 
 def test_epochs_chains_the_planned_batches_of_each_epoch_with_an_end_marker(tmp_path, monkeypatch):
