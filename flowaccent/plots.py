@@ -2,8 +2,9 @@ r"""Every figure of the toolkit (the only module that imports matplotlib).
 
 Each function draws one figure and saves it as ``<base>.png`` and ``<base>.pdf``; it returns
 the PNG path. Sets are coloured by accent: native blue, zh red, ja pink, others from a palette
-(then evenly spread hues); further sets of an accent already drawn (``dev_native`` after
-``test_native``) get darker and lighter shades of its colour, so no two sets share one. The
+(then evenly spread hues); an accent's sets, in name order, take its colour and then darker and
+lighter shades of it (``dev_native`` the colour, ``test_native`` a darker blue), none near another
+accent's colour, so no two sets share one and a set keeps its colour in every report. The
 figures of one report take one mapping (``cols``), so a set keeps its colour in every figure.
 Legends with many entries or long names go beside the axes, names shortened in the middle.
 """
@@ -11,6 +12,7 @@ Legends with many entries or long names go beside the axes, names shortened in t
 from __future__ import annotations
 
 import colorsys
+import itertools
 import json
 from pathlib import Path
 
@@ -36,24 +38,35 @@ SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)
 def colours(names: list[str], accents: dict[str, str | None] | None = None) -> dict[str, str]:
     r"""A distinct colour per set name, for any number of names, one hue per accent: a set's accent is
     ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the
-    accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set takes its colour
-    (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
-    of it. Sets of no known accent take the palette, then evenly spread hues."""
+    accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set in name order takes its
+    colour (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
+    of it, each at least 80 (RGB) from the other accents' colours and from the colours taken. Sets of no known
+    accent take the palette, then evenly spread hues."""
     accents = accents or {}
     out: dict[str, str] = {}
     spare = iter(_spare_colours())
-    families = {a: iter(_shades(c)) for a, c in ACCENT_COLOURS.items()}
-    used: set[str] = set()
-    for name in names:
+    families = {a: list(itertools.islice(_shades(c), 400)) for a, c in ACCENT_COLOURS.items()}
+    used: dict[str, str | None] = {}  # colour -> the accent that took it
+    for name in sorted(names):  # in name order: a set keeps its colour whatever order the command listed it in
         words = name.lower().replace("-", "_").split("_")
         accent = (accents.get(name) or "").lower() or next((a for a in ACCENT_COLOURS if a in words), None)
         if accent is not None and accent not in families:
-            families[accent] = iter(_shades(next(c for c in spare if c not in used)))
-        source = spare if accent is None else families[accent]
-        colour = next(c for c in source if c not in used)
+            families[accent] = list(itertools.islice(_shades(next(c for c in spare if c not in used)), 400))
+        if accent is None:
+            colour = next(c for c in spare if c not in used)
+        else:  # a shade far from the other accents' colours (a light red is nearly ja's pink), if one is left
+            others = [c for a, c in ACCENT_COLOURS.items() if a != accent] + [c for c, a in used.items() if a != accent]
+            free = [c for c in families[accent] if c not in used]
+            colour = next((c for c in free if c == families[accent][0] or _far(c, others)), free[0])
         out[name] = colour
-        used.add(colour)
-    return out
+        used[colour] = accent
+    return {name: out[name] for name in names}
+
+
+def _far(colour: str, others: list[str], distance: float = 80.0) -> bool:
+    r"""Whether ``colour`` is at least ``distance`` from each of ``others`` (Euclidean, in 0-255 RGB)."""
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return all(np.linalg.norm(rgb - [int(o[i : i + 2], 16) for i in (1, 3, 5)]) >= distance for o in others)
 
 
 def _shades(colour: str):
@@ -124,8 +137,12 @@ def _scatter(
     fig, ax = plt.subplots(figsize=(6, 5))
     cols = cols or colours(list(points))
     labels = {name: f"{short_name(name)} ({len(xy)})" for name, xy in points.items()}
-    for name, xy in points.items():
-        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.5, color=cols[name], label=labels[name])
+    for name in points:  # the legend's entries; the points go in one call, below
+        ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
+    xy = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in points.values()])
+    colour = np.concatenate([[cols[name]] * len(v) for name, v in points.items()])
+    order = np.random.default_rng(0).permutation(len(xy))  # interleaved: no set hidden under the one drawn last
+    ax.scatter(xy[order, 0], xy[order, 1], s=4, alpha=0.5, c=colour[order])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     _legend(ax, {}, len(points), max(map(len, labels.values())), markerscale=3)
     return _save(fig, base)
@@ -150,7 +167,8 @@ def latents_first_dims(
 ) -> Path:
     r"""The first two latent dimensions per set (as the lab drew them)."""
     points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
-    return _scatter(points, base, "Latents: first two dimensions", "z[0]", "z[1]", cols)
+    title = f"Latents: first two dimensions ({per_set} frames per set at most)"
+    return _scatter(points, base, title, "z[0]", "z[1]", cols)
 
 
 #: Fewest latent frames (all sets together) drawn by PCA and by t-SNE; fewer: a figure saying so.
@@ -165,12 +183,13 @@ def latents_pca(
 
     sample = _subsample(latents, per_set, 0)
     stacked = np.concatenate(list(sample.values()))
+    title = f"Latents: PCA ({per_set} frames per set at most)"
     if len(stacked) < MIN_FRAMES["PCA"]:
-        return _too_few(base, "Latents: PCA", f"{len(stacked)} latent frame(s) in all: too few for a PCA")
+        return _too_few(base, title, f"{len(stacked)} latent frame(s) in all: too few for a PCA")
     pca = PCA(2, random_state=0).fit(stacked)
     ratio = pca.explained_variance_ratio_
     points = {k: pca.transform(v) for k, v in sample.items()}
-    return _scatter(points, base, "Latents: PCA", f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols)
+    return _scatter(points, base, title, f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols)
 
 
 def latents_tsne(
@@ -193,13 +212,25 @@ def latents_tsne(
 
 
 def histograms(
-    values: dict[str, np.ndarray], base: Path, xlabel: str, title: str, cols: dict[str, str] | None = None
+    values: dict[str, np.ndarray],
+    base: Path,
+    xlabel: str,
+    title: str,
+    cols: dict[str, str] | None = None,
+    weights: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    r"""Overlaid density histograms of a per-utterance value per set."""
+    r"""Overlaid density histograms of a per-utterance value per set, and below them one row of ticks per set,
+    one tick per utterance (equal bars of two sets hide each other). The legend gives each set's mean: over
+    its frames with ``weights`` (the utterances' frame counts: the mean the score tables give), else over its
+    utterances."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     cols = cols or colours(list(values))
-    labels = {name: f"{short_name(name)} (mean of utts {v.mean():.2f})" for name, v in values.items()}
+    if weights is not None:
+        labels = {n: f"{short_name(n)} ({np.average(v, weights=weights[n]):.2f})" for n, v in values.items()}
+        title += " (legend: mean over frames)"
+    else:
+        labels = {n: f"{short_name(n)} (mean of utts {v.mean():.2f})" for n, v in values.items()}
     both = np.concatenate([v for v in values.values() if len(v)])
     bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
     for name, v in values.items():  # a light fill and an outline: overlaps stay readable as each set's colour
@@ -207,8 +238,12 @@ def histograms(
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel="density")
     longest = max(map(len, labels.values()))
-    if _fits_inside(len(values), longest):
-        ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # headroom: the legend sits above the bars, not on them
+    top = ax.get_ylim()[1] * (1.35 if _fits_inside(len(values), longest) else 1.0)  # headroom for the legend
+    row = 0.06 * top
+    for i, (name, v) in enumerate(values.items()):
+        ax.plot(v, np.full(len(v), -(i + 1) * row), "|", color=cols[name], markersize=6, alpha=0.8)
+    ax.set_ylim(-(len(values) + 0.7) * row, top)
+    ax.axhline(0, color="grey", linewidth=0.5)
     _legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
     return _save(fig, base)
 
@@ -245,20 +280,23 @@ def roc_curves(
 
 
 def rating_scatter(
-    scores: dict[str, np.ndarray],
+    scores: dict[str, dict[str, np.ndarray]],
     ratings: dict[str, np.ndarray],
     base: Path,
-    score: str,
     cols: dict[str, str] | None = None,
 ) -> Path:
-    r"""Utterance score against its rating (``utt2score``), one colour per rated set."""
+    r"""Utterance scores against their ratings (``utt2score``): one panel per score (``scores[score][set]``, mean
+    per frame in nats), one colour per rated set."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    cols = cols or colours(list(scores))
-    for name in scores:
-        ax.scatter(ratings[name], scores[name], s=10, alpha=0.6, color=cols[name], label=short_name(name))
-    ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)", ylabel=score)
-    _legend(ax, {}, len(scores), max(len(short_name(n)) for n in scores))
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
+    names = list(ratings)
+    cols = cols or colours(names)
+    for ax, (score, by_set) in zip(axes[0], scores.items()):
+        for name in names:
+            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name], label=short_name(name))
+        ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
+               ylabel=f"{score} (nats per frame)")
+    _legend(axes[0][-1], {}, len(names), max(len(short_name(n)) for n in names))
     return _save(fig, base)
 
 
@@ -282,12 +320,13 @@ def training_curves(log: Path, base: Path) -> Path | None:
     return _save(fig, base)
 
 
-def _save_atomic(fig, base: Path) -> Path:
-    r"""Like :func:`_save`, each file written under a temporary name and renamed."""
+def _save_atomic(fig, base: Path, rect: tuple[float, float, float, float] | None = None) -> Path:
+    r"""Like :func:`_save`, each file written under a temporary name and renamed; ``rect``: the part of the
+    figure the axes are laid out in (room for a legend below them)."""
     from flowaccent.data.atomic import atomic_path
 
     base.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
         with atomic_path(base.with_suffix(suffix)) as tmp:
             fig.savefig(tmp, format=suffix[1:], **kwargs)
@@ -303,31 +342,37 @@ def blurmask_utterance(
     base: Path,
     title: str,
     m_label: str = "blur width m (bins)",
+    symbol: str = "m",
 ) -> Path:
-    r"""One utterance's blur mask: the log filterbank ``(T, K)``, the mask ``m`` ``(T, K)``, and the
-    spectrogram with the cells of two boolean ``(T, K)`` removal masks blanked out."""
+    r"""One utterance's blur mask: the log filterbank ``(T, K)``, the mask ``m`` ``(T, K)`` (``symbol``: its name
+    in the titles, ``m`` or ``sigma``), and the spectrogram with the cells of two boolean ``(T, K)`` removal
+    masks blanked out (their share of the cells is in the titles)."""
     plt = _pyplot()
     fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    low_share, high_share = f"{removed_low.mean():.0%}", f"{removed_high.mean():.0%}"
     panels = [
-        (feats, "log filterbank", "magma"),
-        (m, m_label + ": small = matters", "viridis"),
-        (np.where(removed_low, np.nan, feats), "lowest-m (most important) cells removed", "magma"),
-        (np.where(removed_high, np.nan, feats), "highest-m (least important) cells removed", "magma"),
+        (feats, "log filterbank", "magma", "log energy"),
+        (m, m_label + ": small = matters", "viridis", m_label),
+        (np.where(removed_low, np.nan, feats), f"the {low_share} lowest-{symbol} (most important) cells removed",
+         "magma", "log energy"),
+        (np.where(removed_high, np.nan, feats), f"the {high_share} highest-{symbol} (least important) cells removed",
+         "magma", "log energy"),
     ]
     low, high = np.nanmin(feats), np.nanmax(feats)
-    for ax, (values, name, cmap) in zip(axes, panels):
+    for ax, (values, name, cmap, unit) in zip(axes, panels):
         limits = {} if values is m else {"vmin": low, "vmax": high}
         image = ax.imshow(values.T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest", **limits)
-        ax.set(title=name, ylabel="bin")
-        fig.colorbar(image, ax=ax, pad=0.01)
+        ax.set(title=name, ylabel="mel bin")
+        fig.colorbar(image, ax=ax, pad=0.01).set_label(unit, fontsize=8)
     axes[-1].set_xlabel("frame")
     fig.suptitle(title, fontsize=10)
     return _save_atomic(fig, base)
 
 
-def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str) -> Path:
+def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str, symbol: str = "m") -> Path:
     r"""Mean normalised deletion curves (band: one standard deviation over utterances), one panel per
-    baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output."""
+    baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output;
+    ``symbol``: the mask's name (``m``, or ``sigma`` for a noise mask)."""
     plt = _pyplot()
     names = [b for b, s in summaries.items() if "auc" in s]  # those with a defined curve
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
@@ -336,8 +381,8 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str)
                         va="center", wrap=True)
         axes[0][0].set(xticks=[], yticks=[])
     styles = {
-        "low": ("#d62728", "lowest m first"),
-        "high": ("#1f5fbf", "highest m first"),
+        "low": ("#d62728", f"lowest {symbol} first"),
+        "high": ("#1f5fbf", f"highest {symbol} first"),
         "random": ("#7f7f7f", "random"),
     }
     for ax, name in zip(axes[0], names):
@@ -346,16 +391,20 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str)
         for order, (colour, label) in styles.items():
             mean = np.asarray(summary["curves"][order]["mean"])
             std = np.asarray(summary["curves"][order]["std"])
-            auc = summary["auc"][order]["mean"]
-            ax.plot(fractions, mean, color=colour, label=f"{label} (AUC {auc:.2f})")
+            ax.plot(fractions, mean, color=colour, label=label)
             ax.fill_between(fractions, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
-        srg = summary["srg"]
+        srg, auc = summary["srg"], summary["auc"]
         ax.set(
-            title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_defined']} > 0)",
+            title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_defined']} > 0)\n"
+                  f"AUC lowest {auc['low']['mean']:.2f}, highest {auc['high']['mean']:.2f}, "
+                  f"random {auc['random']['mean']:.2f}",
             xlabel="cells removed (%)",
             ylabel="output change (normalised)",
             ylim=(-0.02, 1.05),
         )
-        ax.legend(fontsize=8, loc="lower right")
+    if names:  # below the panels: curves run through every corner of them
+        handles, _ = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, [label for _, label in styles.values()], loc="lower center", ncol=3, fontsize=8,
+                   title="order of removal (band: one standard deviation over utterances)", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save_atomic(fig, base)
+    return _save_atomic(fig, base, rect=(0, 0.14 if names else 0, 1, 1))

@@ -17,6 +17,7 @@ from flowaccent.data.atomic import atomic_write_text
 from flowaccent.errors import ConfigError
 from flowaccent.score.tables import read_tsv
 
+#: What the report's names mean; the sentences on ``_c``/``_r`` and ``llr`` only where the scores have them.
 NAMING = (
     "Natural log, per frame, summed over dimensions. <b>LogLL</b> here is the log-likelihood "
     "log p(x) = LogP + LogDet; the lab's tables printed the training loss, i.e. NLL = -LogLL, "
@@ -24,17 +25,31 @@ NAMING = (
     "dimension D has a mean of -1.4189 D, shown as the reference); <b>LogDet</b> is log|det dz/dx|, "
     "including the feature standardisation. Skew and kurtosis (Fisher, excess: 0 for a Gaussian) "
     "are over all values of a random sample of latents (its frames: 'latent frames'; small samples "
-    "give unsteady values); _c and _r are the class-conditional and "
-    "residual parts of a DNF model. AUC: the chance that an utterance of the reference set scores "
-    "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL), "
-    "<b>llr</b> (log p(x | native class) - log p(x | the other classes), DNF models), <b>gmm_log_ll</b> "
-    "(a 32-component diagonal GMM fitted on the model's training frames, the baseline). Ratings from "
+    "give unsteady values)[_c]. AUC: the chance that an utterance of the reference set scores "
+    "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL)"
+    "[llr], <b>gmm_log_ll</b> "
+    "(a 32-component diagonal GMM fitted on the model's training frames, the baseline). Set means are "
+    "over the set's frames. Ratings from "
     "averaged latents: an SVR from each utterance's mean latent to its rating; <b>svr_cv</b> 5-fold "
     "cross-validated within the set, <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
     "chance level, negative on small sets), <b>a-&gt;b</b> fitted on set a, applied to set b. Sets with "
     "ratings that do not vary have no correlation rows. <b>–</b>: not defined (fewer than 3 utterances, "
     "or scores or ratings without spread)."
 )
+NAMING_PARTS = {
+    "[_c]": "; _c and _r are the class-conditional and residual parts of a DNF model",
+    "[llr]": ", <b>llr</b> (log p(x | native class) - log p(x | the other classes), DNF models)",
+}
+
+
+def naming(summary: dict[str, Any]) -> str:
+    r""":data:`NAMING` with the parts on ``_c``/``_r`` and ``llr`` where the summary has them."""
+    has = {"[_c]": any("skew_c" in s for s in summary["sets"].values()),
+           "[llr]": any("llr" in d["by_score"] for d in summary.get("detection", {}).values())}
+    text = NAMING
+    for key, part in NAMING_PARTS.items():
+        text = text.replace(key, part if has[key] else "")
+    return text
 
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
@@ -58,6 +73,7 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
         "mean log-likelihood per frame (nats)",
         "Utterance LogLL by set",
         cols,
+        weights={n: t["num_frames"] for n, t in tables.items()},
     )
     others = [n for n in names if n != ref]
     for score in ("log_ll", "llr", "gmm_log_ll"):
@@ -65,13 +81,15 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
             figures[f"ROC by {score}"] = plots.roc_curves(
                 tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref, cols
             )
-    rated = [n for n in names if "score" in tables[n]]
+    rating = summary.get("rating", {})  # the sets whose ratings vary: those with correlation rows
+    rated = [n for n in names if n in rating]
     if rated:
-        figures["LogLL against rating"] = plots.rating_scatter(
-            {n: tables[n]["log_ll"] for n in rated},
-            {n: tables[n]["score"] for n in rated},
+        kinds = [k for k in ("log_ll", "llr", "gmm_log_ll") if all(k in rating[n] for n in rated)]
+        known = {n: np.isfinite(tables[n]["score"]) for n in rated}
+        figures["Utterance scores against rating"] = plots.rating_scatter(
+            {k: {n: tables[n][k][known[n]] for n in rated} for k in kinds},
+            {n: tables[n]["score"][known[n]] for n in rated},
             fig_dir / "rating_log_ll",
-            "log_ll",
             cols,
         )
     return figures
@@ -131,8 +149,10 @@ def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = N
     figures = make_figures(exp, scores, out.parent / "figures")
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)
-    atomic_write_text(out, _html(summary, sections, figures, config, command))
-    atomic_write_text(out.with_suffix(".md"), _markdown(summary, sections, figures, config, command, out.parent))
+    trained = _trained_on(exp)
+    atomic_write_text(out, _html(summary, sections, figures, config, command, trained))
+    atomic_write_text(out.with_suffix(".md"), _markdown(summary, sections, figures, config, command, out.parent,
+                                                        trained))
     return out
 
 
@@ -147,25 +167,15 @@ def _fmt(value: Any) -> str:
 def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     r"""``(title, header, rows)`` of every table."""
     sets = summary["sets"]
-    keys = ["num_utts", "num_frames", "log_ll", "log_p", "log_det", "nll", "log_p_reference", "num_latents", "skew",
-            "kurtosis"]
-    extra = [
-        k for k in ("skew_c", "kurtosis_c", "skew_r", "kurtosis_r", "gmm_log_ll") if any(k in s for s in sets.values())
-    ]
-    header = [
-        "set",
-        "utts",
-        "frames",
-        "LogLL",
-        "LogP",
-        "LogDet",
-        "NLL (lab 'LogLL')",
-        "LogP of N(0,I)",
-        "latent frames",
-        "skew",
-        "kurtosis",
-    ] + extra
-    out = [("Scores per set", header, [[n] + [_fmt(s.get(k)) for k in keys + extra] for n, s in sets.items()])]
+    means = {"num_utts": "utts", "num_frames": "frames", "log_ll": "LogLL", "log_p": "LogP", "log_det": "LogDet",
+             "nll": "NLL (lab 'LogLL')", "log_p_reference": "LogP of N(0,I)", "gmm_log_ll": "gmm_log_ll"}
+    shape = {"num_latents": "latent frames", "skew": "skew", "kurtosis": "kurtosis", "skew_c": "skew_c",
+             "kurtosis_c": "kurtosis_c", "skew_r": "skew_r", "kurtosis_r": "kurtosis_r"}
+    out = []
+    for title, columns in (("Scores per set (means over frames)", means), ("Gaussianity of the latents", shape)):
+        keys = [k for k in columns if any(k in s for s in sets.values())]
+        rows = [[n] + [_fmt(s.get(k)) for k in keys] for n, s in sets.items()]
+        out.append((title, ["set"] + [columns[k] for k in keys], rows))
     detection = summary.get("detection", {})
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
@@ -191,7 +201,7 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
     return out
 
 
-def _html(summary, sections, figures: dict[str, Path], config: str, command: str) -> str:
+def _html(summary, sections, figures: dict[str, Path], config: str, command: str, trained: str = "") -> str:
     e = html.escape
 
     def t(text: str) -> str:  # element text: quotes need no escaping
@@ -200,37 +210,44 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>flowaccent report</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto;max-width:100%}"  # wide: scrolls
+        "table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
-        "img{width:47%;margin:1%;border:1px solid #ddd;vertical-align:top}"
-        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}",
+        "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}"
+        "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
+        "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
+        "h2{break-after:avoid}figure,tr{break-inside:avoid}",
         "</style></head><body>",
         "<h1>flowaccent report</h1>",
-        "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary))) + "</p>",
-        f"<p class='naming'>{NAMING}</p>",
+        "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
+        f"<p class='naming'>{naming(summary)}</p>",
     ]
     for title, header, rows in sections:
         parts.append(f"<h2>{t(title)}</h2><table><tr>" + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
     parts.append("<h2>Figures</h2>")
-    for title, png in figures.items():
+    for number, (title, png) in enumerate(figures.items(), 1):
         data = base64.b64encode(png.read_bytes()).decode()
-        parts.append(f"<img alt='{e(title)}' title='{e(title)}' src='data:image/png;base64,{data}'>")
+        parts.append(f"<figure><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
     parts.append(f"<h2>How this was made</h2><pre>{t(_how(summary, command))}</pre></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _markdown(summary, sections, figures: dict[str, Path], config: str, command: str, root: Path) -> str:
-    naming = NAMING.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">")
-    lines = ["# flowaccent report", "", _model_line(summary), "", naming, ""]
+def _markdown(
+    summary, sections, figures: dict[str, Path], config: str, command: str, root: Path, trained: str = ""
+) -> str:
+    text = naming(summary).replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">")
+    lines = ["# flowaccent report", "", _model_line(summary, trained), "", text, ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
-    lines += ["## Figures", ""] + [f"![{t}]({p.relative_to(root)})" for t, p in figures.items()]
+    lines += ["## Figures", ""]
+    for number, (title, png) in enumerate(figures.items(), 1):
+        lines += [f"![{title}]({png.relative_to(root)})", "", f"*Figure {number}: {title}*", ""]
     lines += [
         "",
         "## Configuration",
@@ -249,10 +266,18 @@ def _markdown(summary, sections, figures: dict[str, Path], config: str, command:
     return "\n".join(lines)
 
 
-def _model_line(summary: dict[str, Any]) -> str:
+def _model_line(summary: dict[str, Any], trained: str = "") -> str:
     model = summary["model"]
-    return (f"Model: `{model['checkpoint']}`, input dim {model['dim']}, cond_dim {model['cond_dim']}, "
+    line = (f"Model: `{model['checkpoint']}`, input dim {model['dim']}, cond_dim {model['cond_dim']}, "
             f"classes {', '.join(model['classes'])}.")
+    return line + (f" Trained on {trained} (`data.txt`; the GMM baseline too)." if trained else "")
+
+
+def _trained_on(exp: Path) -> str:
+    r"""The model's training data dirs as ``NAME=DIR`` (``exp/data.txt``), or "" where it has none."""
+    data = exp / "data.txt"
+    lines = data.read_text().splitlines() if data.is_file() else []
+    return ", ".join(f"`{line.strip()}`" for line in lines if line.strip())
 
 
 def _how(summary: dict[str, Any], command: str) -> str:

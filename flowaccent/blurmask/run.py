@@ -131,6 +131,7 @@ def explain_utterance(
         out / name / "figures" / _file_name(utt),
         f"{name} {utt}: target {run.target}, invariance error {result.invariance_error:.2g}",
         "blur width m (bins)" if fit.variant == "blur" else "noise scale sigma",
+        "m" if fit.variant == "blur" else "sigma",
     )
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
@@ -254,7 +255,9 @@ def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, com
     plots.blurmask_deletion_curves(
         report["all"]["baselines"],
         out / "deletion_curves",
-        f"Deletion curves over {len(results)} utterances (target {run.target}, {fit.variant} mask, mode {fit.mode})",
+        f"Deletion curves over {len(results)} utterance{'s' * (len(results) != 1)} (target {run.target}, "
+        f"{fit.variant} mask, mode {fit.mode})",
+        "m" if fit.variant == "blur" else "sigma",
     )
     atomic_write_text(out / "summary.md", summary_markdown(report))
     atomic_write_text(out / "config.yaml", yaml.safe_dump(report["config"], sort_keys=False))

@@ -29,7 +29,9 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     ):
         assert text in html, text
     md = html_path.with_suffix(".md").read_text()
-    assert "classes native, zh." in md and "classes native, zh.</p>" in html  # the model, in both
+    # the model and its training data, in both
+    trained = f"classes native, zh. Trained on `{exp.parent / 'native'}`, `{exp.parent / 'zh'}`"
+    assert trained in md and trained.replace("`", "<code>", 1).split("`")[0] in html
     assert "| set | log_ll | llr | gmm_log_ll |" in md  # in the order scored, as in the recipes' RESULTS.md
     images = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", md)
     assert len(images) == len(sources) and all((tmp_path / p).exists() for p in images)
@@ -42,6 +44,17 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys):
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "f")]) == 0
     names = {p.name for p in (tmp_path / "f").iterdir()}
     assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png"} <= names
+
+
+def test_a_sets_colour_does_not_depend_on_the_order_given_nor_come_near_another_accents():
+    r"""dev_native and test_native swapped colours between two reports that listed them in other orders; a third zh
+    set got a light red next to ja's pink."""
+    from flowaccent.plots import ACCENT_COLOURS, _far, colours
+
+    assert colours(["dev_native", "test_native"]) == colours(["test_native", "dev_native"])
+    got = colours(["test_zh", "zh_train", "zh_copy", "zh_more", "test_ja", "test_native"])
+    for name in ("zh_train", "zh_copy", "zh_more"):
+        assert _far(got[name], [ACCENT_COLOURS["ja"], ACCENT_COLOURS["native"]]), (name, got[name])
 
 
 def test_every_set_of_a_figure_has_its_own_colour():
@@ -165,9 +178,10 @@ def test_sets_of_one_accent_share_a_hue_by_utt2accent():
     accents = {"spk_a": "mandarin", "spk_b": "Native", "spk_c": "mandarin", "spk_d": "hindi", "test_zh": None}
     got = colours(names, accents)
     assert len(set(got.values())) == len(names)
-    assert got["spk_a"] == PALETTE[0] and got["spk_b"] == ACCENT_COLOURS["native"] and got["spk_d"] == PALETTE[1]
-    assert got["spk_c"] != got["spk_a"] and abs(hue(got["spk_c"]) - hue(PALETTE[0])) < 0.02
-    assert got["other"] == PALETTE[2] and got["test_zh"] == ACCENT_COLOURS["zh"]  # by its name, as before
+    # taken in name order: 'other' (no accent) first
+    assert got["other"] == PALETTE[0] and got["spk_a"] == PALETTE[1] and got["spk_d"] == PALETTE[2]
+    assert got["spk_b"] == ACCENT_COLOURS["native"] and got["test_zh"] == ACCENT_COLOURS["zh"]  # by its name
+    assert got["spk_c"] != got["spk_a"] and abs(hue(got["spk_c"]) - hue(PALETTE[1])) < 0.02
     assert set_accent({"u1": "zh", "u2": "ja", "u3": "zh"}) == "zh" and set_accent({"u1": "ja", "u2": "b"}) == "b"
     assert set_accent({}) is None
 
@@ -194,3 +208,22 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     monkeypatch.setattr(report.plots, "latents_tsne", interrupted)
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder)]) == 130
     assert not (folder / "report.html").exists() and not (folder / "report.md").exists()
+
+
+def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(scored_dir_and_exp, tmp_path):
+    r"""A native reference rated 5 throughout was drawn as a rating figure of one vertical line; the one-class
+    model's report explained _c/_r and llr, which it has not."""
+    import shutil
+
+    from flowaccent.report import make_figures, naming
+
+    out_dir, exp = scored_dir_and_exp
+    copy = shutil.copytree(out_dir, tmp_path / "scores")
+    summary = json.loads((copy / "summary.json").read_text())
+    assert "Utterance scores against rating" in make_figures(exp, copy, tmp_path / "f")
+    summary.pop("rating")  # as for sets whose ratings do not vary
+    (copy / "summary.json").write_text(json.dumps(summary))
+    assert "Utterance scores against rating" not in make_figures(exp, copy, tmp_path / "g")
+    assert "<b>llr</b>" in naming(summary) and "_c and _r" in naming(summary)
+    one_class = {"sets": {"a": {"skew": 0.1}}, "detection": {"b": {"by_score": {"log_ll": 0.5}}}}
+    assert "llr" not in naming(one_class) and "_c and _r" not in naming(one_class) and "[" not in naming(one_class)
