@@ -131,7 +131,7 @@ def explain_utterance(
         out / name / "figures" / _file_name(utt),
         f"{name} {utt}: target {run.target}, invariance error {result.invariance_error:.2g}",
         "blur width m (bins)" if fit.variant == "blur" else "noise scale sigma",
-        "m" if fit.variant == "blur" else "sigma",
+        mask_symbol(fit.variant),
     )
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
@@ -257,7 +257,7 @@ def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, com
         out / "deletion_curves",
         f"Deletion curves over {len(results)} utterance{'s' * (len(results) != 1)} (target {run.target}, "
         f"{fit.variant} mask, mode {fit.mode})",
-        "m" if fit.variant == "blur" else "sigma",
+        mask_symbol(fit.variant),
     )
     atomic_write_text(out / "summary.md", summary_markdown(report))
     atomic_write_text(out / "config.yaml", yaml.safe_dump(report["config"], sort_keys=False))
@@ -285,12 +285,18 @@ def utts_defined(summary: dict[str, Any]) -> str:
     return f"{defined}" if defined == total else f"{defined} of {total}"
 
 
+def mask_symbol(variant: str) -> str:
+    r"""What a mask of ``variant`` is called in tables and figures: ``m`` (blur widths) or ``sigma`` (noise)."""
+    return "m" if variant == "blur" else "sigma"
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     r"""The summary's tables in Markdown: AUCs and SRG per set and baseline, and the lab's 50/80 table."""
+    m = mask_symbol(report["config"]["fit"]["variant"])
     lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
     if any(s["num_defined"] < s["num_utts"] for s in report["all"]["baselines"].values()):
         lines += ["Utterances whose output no removal changed have no curve; '3 of 4' counts the others.", ""]
-    lines += ["| set | baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (> 0) |"]
+    lines += [f"| set | baseline | utts | AUC lowest {m} first | AUC highest {m} first | AUC random | SRG (> 0) |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in [*report["sets"].items(), ("**all**", report["all"])]:
         for b, s in values["baselines"].items():
@@ -303,7 +309,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
             elif s["num_utts"]:
                 lines.append(f"| {name} | {b} | {utts_defined(s)} | - | - | - | - |")
     lines += ["", "The lab's table (all utterances): median output change, in output standard deviations.", ""]
-    lines += ["| baseline | removed | lowest m (most important) | highest m (least important) | random | low > high |"]
+    lines += [f"| baseline | removed | lowest {m} (most important) | highest {m} (least important) | random | "
+              "low > high |"]
     lines += ["| --- | --- | --- | --- | --- | --- |"]
     for b, s in report["all"]["baselines"].items():
         for fraction, row in s.get("table", {}).items():

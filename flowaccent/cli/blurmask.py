@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.blurmask.evaluate import DeletionConfig
     from flowaccent.blurmask.fit import BlurMaskConfig
-    from flowaccent.blurmask.run import RunConfig, run_blurmask, utts_defined
+    from flowaccent.blurmask.run import RunConfig, mask_symbol, run_blurmask, utts_defined
 
     deletion = config_from_args(DeletionConfig, args)
     if args.baselines:
@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"blurmask: {values['num_utts']} utts, baseline {baseline}: no removal changed the output of any "
                   "utterance (no curve)", file=sys.stderr)
             continue
-        auc, srg = values["auc"], values["srg"]
+        auc, srg, m = values["auc"], values["srg"], mask_symbol(report["config"]["fit"]["variant"])
         print(
-            f"blurmask: {utts_defined(values)} utts, baseline {baseline}: AUC lowest m first "
-            f"{auc['low']['mean']:.3f}, highest m first {auc['high']['mean']:.3f}, random {auc['random']['mean']:.3f}, "
-            f"SRG {srg['mean']:.3f}",
+            f"blurmask: {utts_defined(values)} utts, baseline {baseline}: AUC lowest {m} first "
+            f"{auc['low']['mean']:.3f}, highest {m} first {auc['high']['mean']:.3f}, "
+            f"random {auc['random']['mean']:.3f}, SRG {srg['mean']:.3f}",
             file=sys.stderr,
         )
     print(f"blurmask: {args.out}/summary.json", file=sys.stderr)

@@ -109,7 +109,7 @@ def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
 
 
-def test_options_reach_the_library(flow_exp, tmp_path):
+def test_options_reach_the_library(flow_exp, tmp_path, capsys):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"
     args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(out), *FAST]
@@ -119,6 +119,9 @@ def test_options_reach_the_library(flow_exp, tmp_path):
     assert summary["config"]["run"] == {"target": "posterior", "target_class": "zh", "utts": 1}
     assert summary["config"]["fit"]["variant"] == "noise" and summary["config"]["fit"]["mode"] == "fold"
     assert list(summary["all"]["baselines"]) == ["blur"] and summary["config"]["deletion"]["floor"] == "kaldi"
+    # a noise mask is sigma, not m, in the tables and on the command line
+    assert "AUC lowest sigma first" in (out / "summary.md").read_text()
+    assert "AUC lowest sigma first" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
