@@ -40,8 +40,8 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
     ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the
     accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set in name order takes its
     colour (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
-    of it, each at least 80 (RGB) from the other accents' colours and from the colours taken. Sets of no known
-    accent take the palette, then evenly spread hues."""
+    of it, each at least 80 (RGB) from the other accents' colours and from those their sets took (while such a
+    shade is left among the first 400). Sets of no known accent take the palette, then evenly spread hues."""
     accents = accents or {}
     out: dict[str, str] = {}
     spare = iter(_spare_colours())
