@@ -65,8 +65,12 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
 
 def _far(colour: str, others: list[str], distance: float = 80.0) -> bool:
     r"""Whether ``colour`` is at least ``distance`` from each of ``others`` (Euclidean, in 0-255 RGB)."""
-    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-    return all(np.linalg.norm(rgb - [int(o[i : i + 2], 16) for i in (1, 3, 5)]) >= distance for o in others)
+    return all(np.linalg.norm(_rgb(colour) - _rgb(other)) >= distance for other in others)
+
+
+def _rgb(colour: str) -> np.ndarray:
+    r"""``#rrggbb`` as ``(3,)`` 0-255 values."""
+    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
 
 
 def _shades(colour: str):
@@ -117,8 +121,7 @@ def _legend(ax, inside: dict, entries: int, longest: int, **kwargs) -> None:
 def _shade(colour: str, amount: float) -> str:
     r"""``#rrggbb`` mixed ``|amount|`` of the way to black (``amount > 0``) or to white (``< 0``)."""
     target = 0 if amount > 0 else 255
-    rgb = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return "#" + "".join(f"{round(c + abs(amount) * (target - c)):02x}" for c in rgb)
+    return "#" + "".join(f"{round(c + abs(amount) * (target - c)):02x}" for c in _rgb(colour))
 
 
 def _save(fig, base: Path) -> Path:

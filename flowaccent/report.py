@@ -52,9 +52,10 @@ def naming(summary: dict[str, Any]) -> str:
     return text
 
 
-def make_figures(exp: Path, scores: Path, fig_dir: Path) -> dict[str, Path]:
-    r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``."""
-    summary = _checked_inputs(exp, scores)
+def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:
+    r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
+    summary where the caller has read and checked it already (:func:`_checked_inputs`)."""
+    summary = summary or _checked_inputs(exp, scores)
     names = list(summary["sets"])
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
@@ -146,7 +147,7 @@ def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = N
     summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
-    figures = make_figures(exp, scores, out.parent / "figures")
+    figures = make_figures(exp, scores, out.parent / "figures", summary)
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)
     trained = _trained_on(exp)
@@ -270,7 +271,8 @@ def _model_line(summary: dict[str, Any], trained: str = "") -> str:
     model = summary["model"]
     line = (f"Model: `{model['checkpoint']}`, input dim {model['dim']}, cond_dim {model['cond_dim']}, "
             f"classes {', '.join(model['classes'])}.")
-    return line + (f" Trained on {trained} (`data.txt`; the GMM baseline too)." if trained else "")
+    gmm = "; the GMM baseline too" if "baseline" in summary else ""
+    return line + (f" Trained on {trained} (`data.txt`{gmm})." if trained else "")
 
 
 def _trained_on(exp: Path) -> str:

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import re
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from flowaccent.config import Config
@@ -23,9 +24,14 @@ def parse_bool(text: str) -> bool:
 
 
 def add_config_options(
-    parser: argparse.ArgumentParser, config: type[Config], skip: tuple[str, ...] = (), prefix: str = ""
+    parser: argparse.ArgumentParser,
+    config: type[Config],
+    skip: tuple[str, ...] = (),
+    prefix: str = "",
+    aliases: Mapping[str, str] | None = None,
 ) -> None:
-    r"""Adds ``--[prefix.]field-name VALUE`` for every field of ``config`` (default: unchanged)."""
+    r"""Adds ``--[prefix.]field-name VALUE`` for every field of ``config`` (default: unchanged); ``aliases``
+    (another tool's option name -> field) adds hidden other names of a field's option."""
     hints = typing.get_type_hints(config)
     docs = config.field_docs()
     summary = _plain((config.__doc__ or "").strip().splitlines()[0]) if config.__doc__ else None
@@ -51,6 +57,8 @@ def add_config_options(
         group.add_argument(dotted + field.name.replace("_", "-"), **kwargs)
         if "_" in field.name:  # --train.batch_size, as the YAML spells it
             group.add_argument(dotted + field.name, **kwargs | {"help": argparse.SUPPRESS})
+        for alias in [a for a, f in (aliases or {}).items() if f == field.name]:
+            group.add_argument(dotted + alias, **kwargs | {"help": argparse.SUPPRESS})
 
 
 def _plain(text: str) -> str:

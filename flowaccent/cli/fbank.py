@@ -27,9 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
                         "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_options(parser, FbankConfig)
-    for kaldi, field in KALDI_NAMES.items():  # compute-fbank-feats' spelling
-        parser.add_argument(f"--{kaldi}", dest=f"cfg__{field}", type=float, default=None, help=argparse.SUPPRESS)
+    add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser
 
 

@@ -57,8 +57,9 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
         else:
             with open(rxfile, "rb") as f:
                 head = f.read(4096)
-            whole = b"data" not in _chunks(head) or _zero_sizes(head)  # its data chunk further on, or streamed
-            source = io.BytesIO(Path(rxfile).read_bytes()) if _chunks(head) and whole else rxfile
+            chunks = _chunks(head)  # a WAV with its data chunk further on, or streamed: read whole
+            whole = chunks and (b"data" not in chunks or _zero_sizes(head))
+            source = io.BytesIO(Path(rxfile).read_bytes()) if whole else rxfile
     if isinstance(source, io.BytesIO):
         with source.getbuffer() as view:
             streamed = _zero_sizes(view)
