@@ -6,7 +6,8 @@ Every Kaldi recipe keeps its feature options in such a file and passes it as ``-
 any case and with ``_`` or ``-``. Kaldi's names are taken with kaldi-native-fbank's (``--frame-shift`` is
 ``frame_shift_ms``, ``--preemphasis-coefficient`` is ``preemph_coeff``). An option this toolkit does not
 implement (VTLN, ``--blackman-coeff``, ``--subtract-mean``) is an error naming its line, not a silent
-difference.
+difference. A ``--config=`` line inside the file is not read, as Kaldi does not read it (``ReadConfigFile`` only
+sets its ``--config`` string there); a warning names it.
 
 Example:
     >>> import tempfile, pathlib
@@ -19,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +58,10 @@ def read_kaldi_conf(path: str | Path) -> tuple[dict[str, Any], int | None]:
         name, _, value = line[2:].partition("=")
         name, value = name.strip().lower().replace("_", "-"), value.strip()  # Kaldi's NormalizeArgName
         if name in IGNORED:
+            continue
+        if name == "config":
+            print(f"fbank: warning: {where}: --config={value} is not read: a config file inside a config file is not "
+                  f"read by Kaldi either (its options are not applied)", file=sys.stderr)
             continue
         if name == "channel":
             channel = _value(int, value, where, name)

@@ -172,3 +172,8 @@ def test_a_kaldi_config_file_and_kaldis_option_names(wav_data_dir, tmp_path, cap
         assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+    (tmp_path / "other.conf").write_text("--num-mel-bins=30\n")
+    conf.write_text(f"--config={tmp_path / 'other.conf'}\n--num-mel-bins=23\n")  # Kaldi does not read the other file
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf)]) == 0
+    assert json.loads((wav_data_dir / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 23
+    assert f"{conf}:1: --config={tmp_path / 'other.conf'} is not read" in capsys.readouterr().err
