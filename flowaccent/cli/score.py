@@ -15,8 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "score",
         help=COMMANDS["score"],
         description="Scores every utterance of each DATA_DIR (or NAME=DATA_DIR) with EXP_DIR/final.pt and "
-        "writes OUT_DIR/<set>/{utt_scores.tsv, spk_scores.tsv, frame_scores.ark/scp, latents.npy} and "
-        "OUT_DIR/summary.json. "
+        "writes OUT_DIR/<set>/{utt_scores.tsv, spk_scores.tsv, frame_scores.ark/scp, latents.npy, latent_utts.txt, "
+        "utt_latent_means.npy} and OUT_DIR/{summary.json, config.yaml}. "
         "Streams: memory stays flat for any corpus size. Features must match the model's (same fbank "
         "options; feats.scp and cmvn.scp as written by 'flowaccent fbank').",
     )

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Writes Kaldi data dirs OUT_DIR/{train_native, dev_native, test_native, train_zh, "
         "test_zh, test_ja} (wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score) with WAV files under "
         "OUT_DIR/wav/, read by espeak-ng natively and with Mandarin and Japanese transfer rules at graded "
-        "strength. OUT_DIR must not exist. Same options, same bytes.",
+        "strength. OUT_DIR must not exist (or must be empty). Same options, same bytes.",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes (default: 1)")

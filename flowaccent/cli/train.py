@@ -23,7 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Each DATA_DIR is one class, named after the dir, or NAME=DATA_DIR; a dir's utt2accent "
         "(when there is no NAME=) names the class of each utterance. Needs feats.scp, utt2num_frames "
         "(and cmvn.scp for features.cmvn=spk), as written by 'flowaccent fbank'. Writes EXP_DIR/"
-        "{config.yaml, classes.txt, checkpoints/{last,best}.pt, final.pt, log/train.jsonl, tensorboard/}. "
+        "{config.yaml, classes.txt, data.txt, fbank.json, checkpoints/{last,best}.pt, final.pt, log/train.jsonl, "
+        "tensorboard/}. "
         "Options --SECTION.FIELD override the YAML. Multi-process: torchrun --nproc_per_node N "
         "$(which flowaccent) train ...",
     )
