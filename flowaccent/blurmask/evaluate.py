@@ -88,7 +88,7 @@ def removal_order(m: Tensor, order: str, seed: int = 0) -> Tensor:
     r"""Flat cell indices ``(T * K,)`` in the order they are removed; ties are broken at random."""
     if order not in ORDERS:
         raise ConfigError(f"remove: unknown order '{order}' (use {', '.join(ORDERS)})")
-    flat = m.detach().flatten()
+    flat = torch.as_tensor(m).detach().flatten()
     perm = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed))
     if order == "random":
         return perm
@@ -100,6 +100,7 @@ def removal_mask(m: Tensor, fraction: float, order: str, seed: int = 0) -> Tenso
     r"""Boolean ``(T, K)``: the ``round(fraction * T * K)`` cells removed first in ``order``."""
     if not 0 <= fraction <= 1:
         raise ConfigError(f"remove: fraction must be in [0, 1], got {fraction}")
+    m = torch.as_tensor(m)
     count = round(fraction * m.numel())
     mask = torch.zeros(m.numel(), dtype=torch.bool)
     mask[removal_order(m, order, seed)[:count]] = True
@@ -142,6 +143,16 @@ def apply_removal(
     return torch.where(mask, fill, x)
 
 
+def kept_widths(m: Tensor, widths: Tensor | float | None) -> Tensor:
+    r"""The ``blur`` baseline's widths of the kept cells ``(T, K)``: ``m`` itself where ``widths`` is None (a
+    blur mask's learned widths), a number for every cell (1: none, for a noise mask), or ``widths`` as given."""
+    if widths is None:
+        return m
+    if isinstance(widths, (int, float)):
+        return torch.full(m.shape, float(widths))
+    return torch.as_tensor(widths)
+
+
 def remove(
     x: Tensor,
     m: Tensor,
@@ -151,7 +162,7 @@ def remove(
     *,
     seed: int = 0,
     floor: str = "data",
-    widths: Tensor | None = None,
+    widths: Tensor | float | None = None,
     max_blur: float = 10.0,
     mode: Mode = "renorm",
 ) -> Tensor:
@@ -165,14 +176,17 @@ def remove(
         baseline: ``floor``, ``mean`` or ``blur`` (see the module doc).
         seed: breaks ties (and draws the ``random`` order).
         floor: the ``floor`` baseline's level, ``data`` or ``kaldi``.
-        widths, max_blur, mode: the ``blur`` baseline: the kept cells' widths (for a blur mask,
-            ``m`` itself; None: 1), the removed cells' width, the boundary mode.
+        widths, max_blur, mode: the ``blur`` baseline: the kept cells' widths (None: ``m`` itself, a blur
+            mask's learned widths; pass ``1.0`` for a noise mask), the removed cells' width (the fit's ``m_max``),
+            the boundary mode.
 
     Returns:
         ``(T, K)``.
     """
+    x, m = torch.as_tensor(x), torch.as_tensor(m)
     mask = removal_mask(m, fraction, order, seed)
-    return apply_removal(x, mask, baseline, fill_values(x, baseline, floor), widths, max_blur, mode)
+    fill = fill_values(x, baseline, floor)
+    return apply_removal(x, mask, baseline, fill, kept_widths(m, widths), max_blur, mode)
 
 
 def _auc(fractions: np.ndarray, values: np.ndarray) -> float:
@@ -239,7 +253,7 @@ def deletion_curves(
     baseline: str = "floor",
     config: DeletionConfig = DeletionConfig(),
     *,
-    widths: Tensor | None = None,
+    widths: Tensor | float | None = None,
     max_blur: float = 10.0,
     mode: Mode = "renorm",
 ) -> DeletionCurves:
@@ -253,7 +267,8 @@ def deletion_curves(
         config: fractions, floor and random seeds.
         widths, max_blur, mode: the ``blur`` baseline (see :func:`remove`).
     """
-    x = torch.as_tensor(x).detach()
+    x, m = torch.as_tensor(x).detach(), torch.as_tensor(m).detach()
+    widths = kept_widths(m, widths)
     reference = target(x)
     scale = output_scale(reference)
     fill = fill_values(x, baseline, config.floor)

@@ -109,7 +109,7 @@ def explain_utterance(
     x = torch.as_tensor(feats, dtype=torch.float32)
     target = make_target(model, run.target, stats, run.target_class)
     result: BlurMaskResult = fit_blur_mask(target, x, fit)
-    widths = result.m if fit.variant == "blur" else None
+    widths = None if fit.variant == "blur" else 1.0  # a blur mask's kept cells keep their widths m
     curves = {
         b: deletion_curves(target, x, result.m, b, deletion, widths=widths, max_blur=fit.m_max, mode=fit.mode)
         for b in deletion.baselines

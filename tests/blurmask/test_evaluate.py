@@ -56,7 +56,9 @@ def test_baselines():
     widest = triangular_blur(x, torch.full_like(x, 7.0))
     torch.testing.assert_close(remove(x, m, 1.0, "low", "blur", max_blur=7.0), widest)
     torch.testing.assert_close(remove(x, m, 0.0, "low", "blur", widths=m), triangular_blur(x, m))
-    assert torch.equal(remove(x, m, 0.0, "low", "blur"), triangular_blur(x, torch.ones_like(x)))
+    torch.testing.assert_close(remove(x, m, 0.0, "low", "blur"), triangular_blur(x, m))  # by default: m's widths
+    assert torch.equal(remove(x, m, 0.0, "low", "blur", widths=1.0), triangular_blur(x, torch.ones_like(x)))
+    assert torch.equal(remove(x.numpy(), m.numpy(), 0.4, "high", "mean"), half)  # numpy, as fit_blur_mask takes
     expected = triangular_blur(x, torch.where(removed, 10.0, m), "fold")
     torch.testing.assert_close(remove(x, m, 0.4, "high", "blur", widths=m, mode="fold"), expected)
     with pytest.raises(ConfigError, match="baseline"):
