@@ -22,13 +22,18 @@ ACCENT_COLOURS = {"native": "#1f5fbf", "zh": "#d62728", "ja": "#e377c2"}
 PALETTE = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(*args, figsize: tuple[float, float], **kwargs):
+    r"""``(figure, axes)`` as ``pyplot.subplots`` makes them, on a :class:`matplotlib.figure.Figure` of its own:
+    no pyplot, so neither the caller's backend (a notebook's inline one) nor pyplot's open figures change."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
-    return plt
+
+def _file(base: Path, suffix: str) -> Path:
+    r"""``base`` with ``suffix`` added (not ``with_suffix``: an utterance id may hold a dot, ``utt.v1``)."""
+    return base.parent / f"{base.name}{suffix}"
 
 
 #: Mixes of an accent's colour for its 2nd, 3rd, ... set: > 0 towards black, < 0 towards white.
@@ -125,19 +130,18 @@ def _shade(colour: str, amount: float) -> str:
 
 
 def _save(fig, base: Path) -> Path:
+    base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(base.with_suffix(".png"), dpi=110, bbox_inches="tight")  # a legend beside the axes included
-    fig.savefig(base.with_suffix(".pdf"), bbox_inches="tight")
-    _pyplot().close(fig)
-    return base.with_suffix(".png")
+    fig.savefig(_file(base, ".png"), dpi=110, bbox_inches="tight")  # a legend beside the axes included
+    fig.savefig(_file(base, ".pdf"), bbox_inches="tight")
+    return _file(base, ".png")
 
 
 def _scatter(
     points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None
 ) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     cols = cols or colours(list(points))
     labels = {name: f"{short_name(name)} ({len(xy)})" for name, xy in points.items()}
     for name in points:  # the legend's entries; the points go in one call, below
@@ -153,8 +157,7 @@ def _scatter(
 
 def _too_few(base: Path, title: str, what: str) -> Path:
     r"""A figure that says why it has no plot (too few latent frames for ``what``)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 2))
+    fig, ax = _subplots(figsize=(6, 2))
     ax.text(0.5, 0.5, what, ha="center", va="center", wrap=True)
     ax.set(title=title, xticks=[], yticks=[])
     return _save(fig, base)
@@ -226,8 +229,8 @@ def histograms(
     one tick per utterance (equal bars of two sets hide each other). The legend gives each set's mean: over
     its frames with ``weights`` (the utterances' frame counts: the mean the score tables give), else over its
     utterances."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
+    fig, ax = _subplots(figsize=(6, 4))
     cols = cols or colours(list(values))
     if weights is not None:
         labels = {n: f"{short_name(n)} ({np.average(v, weights=weights[n]):.2f})" for n, v in values.items()}
@@ -262,8 +265,7 @@ def roc_curves(
     r"""ROC of telling each set from the reference set by an utterance score."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
     labels = {}
     for name, v in others.items():
@@ -290,8 +292,7 @@ def rating_scatter(
 ) -> Path:
     r"""Utterance scores against their ratings (``utt2score``): one panel per score (``scores[score][set]``, mean
     per frame in nats), one colour per rated set."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
+    fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
     names = list(ratings)
     cols = cols or colours(names)
     for ax, (score, by_set) in zip(axes[0], scores.items()):
@@ -305,6 +306,7 @@ def rating_scatter(
 
 def training_curves(log: Path, base: Path) -> Path | None:
     r"""Train and validation NLL ("LogLL" in the lab's tables) over steps, from ``log/train.jsonl``."""
+    log = Path(log)
     if not log.exists():
         return None
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -312,8 +314,7 @@ def training_curves(log: Path, base: Path) -> Path | None:
     valid = [(r["step"], r["valid"]["nll"]) for r in records if r.get("event") == "epoch" and r.get("valid")]
     if not train and not valid:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     if train:
         ax.plot(*zip(*train), ".-", label="train", color="#1f5fbf")
     if valid:
@@ -328,13 +329,13 @@ def _save_atomic(fig, base: Path, rect: tuple[float, float, float, float] | None
     figure the axes are laid out in (room for a legend below them)."""
     from flowaccent.data.atomic import atomic_path
 
+    base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=rect)
     for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
-        with atomic_path(base.with_suffix(suffix)) as tmp:
+        with atomic_path(_file(base, suffix)) as tmp:
             fig.savefig(tmp, format=suffix[1:], **kwargs)
-    _pyplot().close(fig)
-    return base.with_suffix(".png")
+    return _file(base, ".png")
 
 
 def blurmask_utterance(
@@ -349,9 +350,9 @@ def blurmask_utterance(
 ) -> Path:
     r"""One utterance's blur mask: the log filterbank ``(T, K)``, the mask ``m`` ``(T, K)`` (``symbol``: its name
     in the titles, ``m`` or ``sigma``), and the spectrogram with the cells of two boolean ``(T, K)`` removal
-    masks blanked out (their share of the cells is in the titles)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    masks blanked out (their share of the cells is in the titles). Arrays or tensors."""
+    feats, m, removed_low, removed_high = (np.asarray(a) for a in (feats, m, removed_low, removed_high))
+    fig, axes = _subplots(4, 1, figsize=(9, 9), sharex=True)
     low_share, high_share = f"{removed_low.mean():.0%}", f"{removed_high.mean():.0%}"
     panels = [
         (feats, "log filterbank", "magma", "log energy"),
@@ -376,9 +377,8 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
     r"""Mean normalised deletion curves (band: one standard deviation over utterances), one panel per
     baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output;
     ``symbol``: the mask's name (``m``, or ``sigma`` for a noise mask)."""
-    plt = _pyplot()
     names = [b for b, s in summaries.items() if "auc" in s]  # those with a defined curve
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
+    fig, axes = _subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
     if not names:
         axes[0][0].text(0.5, 0.5, "removing cells did not change the output of any utterance", ha="center",
                         va="center", wrap=True)

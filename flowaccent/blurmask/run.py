@@ -121,7 +121,7 @@ def explain_utterance(
         arrays[f"random_std_{b}"] = c.random_std
     base = out / name / _file_name(utt)
     base.parent.mkdir(parents=True, exist_ok=True)
-    _write_npz(base.with_suffix(".npz"), **arrays)
+    _write_npz(base.parent / f"{base.name}.npz", **arrays)  # not with_suffix: ids may hold dots
     m = result.m.numpy()
     plots.blurmask_utterance(
         feats,

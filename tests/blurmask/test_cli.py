@@ -160,3 +160,13 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out) in err
     assert out.is_file() if case == "out_is_a_file" else not out.exists()  # nothing left behind
+
+
+def test_utterance_ids_with_dots_keep_a_file_each(flow_exp, tmp_path):
+    r"""Kaldi allows dots in ids: 'zh.f07-0004' and 'zh.f08-0029' were both written as 'zh.npz' (with_suffix)."""
+    _, exp, _, _ = flow_exp
+    dotted = write_fbank_dir(tmp_path / "dotted", "d.v", seed=3)
+    out = tmp_path / "out"
+    assert main(["blurmask", "--exp", str(exp), "--data", str(dotted), "--utts", "2", "--out", str(out), *FAST]) == 0
+    assert sorted(p.name for p in (out / "dotted").glob("*.npz")) == ["d.v0-000.npz", "d.v1-001.npz"]
+    assert sorted(p.name for p in (out / "dotted" / "figures").glob("*.png")) == ["d.v0-000.png", "d.v1-001.png"]

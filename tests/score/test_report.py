@@ -231,3 +231,25 @@ def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(sc
     assert "<b>llr</b>" in naming(summary) and "_c and _r" in naming(summary)
     one_class = {"sets": {"a": {"skew": 0.1}}, "detection": {"b": {"by_score": {"log_ll": 0.5}}}}
     assert "llr" not in naming(one_class) and "_c and _r" not in naming(one_class) and "[" not in naming(one_class)
+
+
+def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(tmp_path):
+    r"""Every plot switched matplotlib to Agg (a notebook's inline backend gone); a dotted name lost its last part
+    (with_suffix); a str base, tensors and lists were AttributeErrors."""
+    import matplotlib
+    import torch
+
+    from flowaccent import plots
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plots.histograms({"native": [1.0, 2.0, 2.5]}, str(tmp_path / "h.v1"), "x", "t")
+        m = torch.rand(12, 5) * 9 + 1
+        plots.blurmask_utterance(torch.randn(12, 5), m, m < 3, m > 7, tmp_path / "utt.v1", "t")
+        plots.blurmask_utterance(torch.randn(12, 5), m, m < 3, m > 7, tmp_path / "utt.v2", "t")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{n}.{s}" for n in ("h.v1", "utt.v1", "utt.v2")
+                                                          for s in ("pdf", "png")]
