@@ -149,8 +149,7 @@ class FlowModel(nn.Module):
             dtype = next(
                 v.dtype for k, v in state["state_dict"].items() if k.startswith("transform.") and v.is_floating_point()
             )
-            if dtype != torch.float32:
-                model.to(dtype)  # e.g. float64 weights load without rounding
+            model.to(dtype)  # float64 weights load without rounding; float32 ones stay so under a float64 default
             model.load_state_dict(state["state_dict"])
         except (KeyError, RuntimeError) as error:
             raise ConfigError(f"checkpoint does not match its config: {str(error).splitlines()[0]}") from None

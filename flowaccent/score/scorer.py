@@ -242,12 +242,14 @@ def _feature_batches(
     model: FlowModel, utterances: Iterator[Utterance], batch_frames: int
 ) -> Iterator[tuple[list[tuple[Utterance, int]], torch.Tensor]]:
     r"""Utterances grouped into batches of about ``batch_frames`` frames: ``([(utterance, frames)],
-    x (N, D) float32)``, ``x`` their pipeline frames (CMVN/deltas/splicing) joined in order."""
+    x (N, D))``, ``x`` their pipeline frames (CMVN/deltas/splicing) joined in order, in the weights' dtype
+    (float32; float64 for a model loaded from float64 weights)."""
     pending: list[tuple[Utterance, int]] = []
     parts: list[torch.Tensor] = []
     held = 0
+    dtype = next(model.transform.parameters()).dtype
     for utt in utterances:
-        x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).float()
+        x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).to(dtype)
         pending.append((utt, len(x)))
         parts.append(x)
         held += len(x)

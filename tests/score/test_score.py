@@ -518,3 +518,25 @@ def test_the_kept_baseline_serves_when_the_training_dirs_are_gone(trained, score
     assert main([*args, "--quiet"]) == 1
     assert "is gone and no fit of it is kept; give it back (or edit data.txt if it moved)" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_float64_weights_score_and_a_float64_default_keeps_float32_weights(scored, tmp_path):
+    r"""A checkpoint of float64 weights loaded (as from_checkpoint promises) but scoring fed it float32 features: a
+    traceback; and under torch.set_default_dtype(float64), a notebook's habit, float32 weights loaded as float64."""
+    from flowaccent.train.checkpoint import load_model
+
+    root, exp, out, _ = scored
+    state = torch.load(exp / "final.pt", weights_only=False)
+    weights = state["model"] if "model" in state else state
+    weights["state_dict"] = {k: v.double() if v.is_floating_point() else v for k, v in weights["state_dict"].items()}
+    torch.save(state, tmp_path / "f64.pt")
+    args = ["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(root / "zh"), "--quiet"]
+    assert main([*args, "--checkpoint", str(tmp_path / "f64.pt")]) == 0
+    a, b = read_tsv(out / "zh" / "utt_scores.tsv"), read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")
+    np.testing.assert_allclose(a["log_ll"], b["log_ll"], atol=1e-4)
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = load_model(exp / "final.pt")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
