@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features._array import as_tensor
 from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.halves import forward_training
 from flowaccent.flows.inplace import forward_in_place
@@ -82,9 +83,12 @@ class FlowModel(nn.Module):
         :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped;
         the class means' gradients scaled alike). Values are unchanged.
         """
+        if not isinstance(x, Tensor):
+            raise FeatureError(f"flow: expected a tensor of frames (B, {self.dim}), got {type(x).__name__} (stored "
+                               "features of an utterance, numpy or torch: score_utterance)")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
-        y = self.pipeline.standardize(x)
+        y = self.pipeline.standardize(x.to(self.prior.means.dtype))  # float64 frames into a float32 flow
         if torch.is_grad_enabled():  # training: couplings fused with their ActNorm (flows.halves)
             z, log_det = forward_training(self.transform, y, context)
         else:  # scoring: one buffer updated in place (the same values, fewer passes over memory)
@@ -107,11 +111,19 @@ class FlowModel(nn.Module):
         return self.inverse(z)
 
     def score_utterance(
-        self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None, labels: Tensor | None = None
+        self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None, labels: Tensor | int | None = None
     ) -> FlowOutput:
-        r"""Scores stored features ``(T, D_raw)`` of one utterance through the whole pipeline."""
-        x = self.pipeline.unstandardized(torch.as_tensor(feats), cmvn_stats)
-        return self(x.to(self.prior.means.dtype), labels)
+        r"""Scores stored features ``(T, D_raw)`` of one utterance through the whole pipeline; ``labels``: one class
+        index for every frame, or one per frame ``(T,)`` (None: the marginal over the classes). Features that are
+        not finite are a :class:`FeatureError` naming the first frame (a NaN would give NaN scores)."""
+        feats = as_tensor(feats)
+        if not torch.isfinite(feats).all():
+            frame = int(torch.nonzero(~torch.isfinite(feats))[0, -2])
+            raise FeatureError(f"features: not finite in frame {frame}")
+        x = self.pipeline.unstandardized(feats, cmvn_stats)
+        if isinstance(labels, int):
+            labels = torch.full((len(x),), labels, dtype=torch.long)
+        return self(x, labels)
 
     @torch.no_grad()
     def initialize(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> None:

@@ -61,3 +61,29 @@ def test_errors(model_and_utt, flow_exp):
     plain = tiny_model(classes=("native",), cond_dim=0, data=[native])
     with pytest.raises(ConfigError, match="two or more classes"):
         make_target(plain, "posterior", utt.cmvn_stats)
+
+
+def test_score_utterance_takes_what_a_notebook_passes(model_and_utt):
+    r"""Reversed (negative-stride) arrays, float64 frames, an int class and NaN features were torch errors or NaN
+    scores; numpy into the model itself an AttributeError."""
+    import numpy as np
+
+    from flowaccent.errors import FeatureError
+
+    model, utt = model_and_utt
+    scored = model.score_utterance(utt.feats, utt.cmvn_stats)
+    flipped = model.score_utterance(utt.feats[::-1], utt.cmvn_stats)  # frames reversed: a negative stride
+    torch.testing.assert_close(flipped.log_ll, model.score_utterance(utt.feats[::-1].copy(), utt.cmvn_stats).log_ll)
+    torch.testing.assert_close(model.score_utterance(utt.feats.astype(np.float64), utt.cmvn_stats).log_ll,
+                               scored.log_ll)
+    by_int = model.score_utterance(utt.feats, utt.cmvn_stats, 1)
+    torch.testing.assert_close(by_int.log_p, model.score_utterance(utt.feats, utt.cmvn_stats,
+                                                                   torch.ones(len(utt.feats), dtype=torch.long)).log_p)
+    bad = utt.feats.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(FeatureError, match="not finite in frame 3"):
+        model.score_utterance(bad, utt.cmvn_stats)
+    with pytest.raises(FeatureError, match="score_utterance"):
+        model(utt.feats)
+    frames = model.pipeline.unstandardized(torch.as_tensor(utt.feats), utt.cmvn_stats)
+    torch.testing.assert_close(model(frames.double()).log_ll, scored.log_ll)
