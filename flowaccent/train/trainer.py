@@ -113,11 +113,26 @@ def train(
 
     ``exp_dir`` is locked for the run (``.train.lock``, by the main process): a second training into it
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
-    mixed, before the checkpoint that refuses a second run existed."""
+    mixed, before the checkpoint that refuses a second run existed. The run seeds torch's generators and sets
+    its deterministic mode; both are as they were when it returns (a notebook's own seed survives it)."""
     main_process = os.environ.get("RANK", "0") == "0"
     busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"
-    with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext():
+    with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept():
         return _train(config, exp_dir, data_specs, resume, quiet)
+
+
+@contextlib.contextmanager
+def _torch_state_kept():
+    r"""Restores torch's random generators (CPU and CUDA) and deterministic mode on exit."""
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    with torch.random.fork_rng(devices=[]):  # the CPU generator
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
 
 
 #: The lock file of a running training, in its experiment dir.
@@ -153,12 +168,18 @@ def _train(
                 f"of train.valid_fraction={cfg.valid_fraction}); give it more data or lower valid_fraction"
             )
     source = FrameSource(dirs, _input_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
-    model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
+    last = exp / "checkpoints" / "last.pt"
+    try:
+        model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
+    except ConfigError:  # e.g. --features.splice on --resume: cond_dim too large; say what the run refuses first
+        if resume and last.exists():
+            _refused_changes(load_checkpoint(last), config.to_dict(), last)
+        raise
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
-    last, config_dict = exp / "checkpoints" / "last.pt", config.to_dict()
+    config_dict = config.to_dict()
     classes_text = "".join(f"{c}\n" for c in class_names)
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     if resume and last.exists():
@@ -264,6 +285,17 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
 
 
 
+def _refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, dict[str, str]]:
+    r"""``(stored config, its changes)`` of the checkpoint ``state`` of ``last`` against ``config_dict``; a
+    :class:`ConfigError` naming the changes ``--resume`` does not allow."""
+    stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
+    changed = config_changes(stored, config_dict)
+    if refused := [text for key, text in changed.items() if key not in RESUMABLE]:
+        raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(refused)} "
+                          f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume)")
+    return stored, changed
+
+
 def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
     r"""Restores a run to resume, or fits the standardisation and initialises a new one."""
     if resume and not last.exists():
@@ -271,11 +303,7 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         resume = False
     if resume:
         state = load_checkpoint(last)
-        stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
-        changed = config_changes(stored, config_dict)
-        if refused := [text for key, text in changed.items() if key not in RESUMABLE]:
-            raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(refused)} "
-                              f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume)")
+        stored, changed = _refused_changes(state, config_dict, last)
         trained = state["progress"]["epoch"]
         if "train.epochs" in changed and config.train.epochs <= trained:
             raise ConfigError(f"{last}: --train.epochs {config.train.epochs} on --resume: the run has trained "

@@ -133,6 +133,11 @@ def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
         train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
     with pytest.raises(ConfigError, match="config differs from the run being resumed"):
         train(small_config(epochs=1, lr=0.5), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    # a change the model cannot be built with (cond_dim over the input dim) is named as a change first
+    dim = load_model(tmp_path / "exp" / "final.pt").dim
+    with pytest.raises(ConfigError, match="config differs from the run being resumed: prior.cond_dim: 0 there"):
+        train(small_config(epochs=1).with_overrides({"prior": {"cond_dim": dim + 1}}), tmp_path / "exp", [str(path)],
+              resume=True, quiet=True)
 
 
 def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
@@ -501,3 +506,15 @@ def test_resume_keeps_the_log_the_checkpoint_had_written(gaussian_dir, tmp_path)
     train_steps = [r["step"] for r in records if r["event"] == "train"]
     assert train_steps == sorted(set(train_steps)) and [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
     assert all(r.get("nll") != 1.0 for r in records)
+
+
+def test_train_leaves_torchs_generator_and_deterministic_mode_as_they_were(gaussian_dir, tmp_path):
+    r"""train() from a notebook reseeded torch's generator (the user's own seed gone) and left deterministic
+    algorithms on."""
+    path, _ = gaussian_dir
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    assert torch.equal(torch.rand(3), expected)
+    assert not torch.are_deterministic_algorithms_enabled()
