@@ -106,6 +106,21 @@ def data_warnings(specs: Sequence[tuple[str | None, Path]], dirs: list[DataDir])
     return lines
 
 
+#: Kaldi's filterbanks and MFCCs have at most this many coefficients (80 mel bins); more, given deltas or splicing
+#: again, is usually features that were spliced or given deltas already.
+MAX_RAW_DIM = 80
+
+
+def expanded_warning(input_dim: int, model_dim: int) -> str | None:
+    r"""A line where stored features of more than :data:`MAX_RAW_DIM` dims get deltas or splicing (the lab's 440-d
+    features are 40-d fbank spliced by the pipeline: 440-d arks spliced again make a 4840-d flow)."""
+    if input_dim <= MAX_RAW_DIM or model_dim == input_dim:
+        return None
+    return (f"train: warning: the stored features are {input_dim}-d and the feature pipeline makes {model_dim}-d "
+            f"frames of them (deltas/splicing); if the arks hold features spliced or with deltas already "
+            f"(splice-feats, add-deltas), give --features.deltas 0 --features.splice 0")
+
+
 def train(
     config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False
 ) -> TrainSummary:
@@ -175,6 +190,8 @@ def _train(
         if resume and last.exists():
             _refused_changes(load_checkpoint(last), config.to_dict(), last)
         raise
+    if env.is_main and (line := expanded_warning(model.pipeline.input_dim, model.dim)):
+        print(line, file=sys.stderr)
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
     model.to(env.device)

@@ -518,3 +518,16 @@ def test_train_leaves_torchs_generator_and_deterministic_mode_as_they_were(gauss
     train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
     assert torch.equal(torch.rand(3), expected)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_stored_features_spliced_again_are_warned_about(tmp_path, capsys):
+    r"""440-d arks (spliced already) under the lab's splice 5 trained a 4840-d flow without a word."""
+    from flowaccent.train.trainer import expanded_warning
+
+    from .conftest import write_gaussian_dir
+
+    wide = write_gaussian_dir(tmp_path / "wide", np.zeros(90), np.eye(90), 20, 20, seed=1)
+    config = small_config(epochs=1).with_overrides({"features": {"splice": 1}})
+    train(config, tmp_path / "exp", [str(wide)], quiet=True)
+    assert "the stored features are 90-d and the feature pipeline makes 270-d frames" in capsys.readouterr().err
+    assert expanded_warning(40, 440) is None and expanded_warning(440, 440) is None  # fbank spliced; no pipeline
