@@ -112,6 +112,9 @@ def _check_same_model(exp: Path, scores: Path) -> None:
     made_by, given = scores / "config.yaml", exp / "config.yaml"
     if made_by.exists() and given.exists() and made_by.read_text() != given.read_text():
         model = load_summary(scores).get("model", {}).get("exp", "another experiment")
+        if Path(model).resolve() == exp.resolve():
+            raise ConfigError(f"{scores}: scored by {model} before its config.yaml changed (trained on or edited "
+                              f"since); score it again")
         raise ConfigError(
             f"{scores}: scored by {model}, whose config.yaml differs from {given}; "
             f"give the --exp that made the scores"

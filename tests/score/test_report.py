@@ -97,6 +97,10 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     shutil.copytree(exp, other)
     (other / "config.yaml").write_text((exp / "config.yaml").read_text().replace("cond_dim: 4", "cond_dim: 3"))
     assert f"{scores}: scored by {exp}, whose config.yaml differs from {other / 'config.yaml'}" in report(other)
+    kept = (scores / "config.yaml").read_text()  # the experiment trained on since it was scored
+    (scores / "config.yaml").write_text(kept.replace("epochs: 3", "epochs: 2"))
+    assert f"{scores}: scored by {exp} before its config.yaml changed (trained on or edited since)" in report(exp)
+    (scores / "config.yaml").write_text(kept)
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
