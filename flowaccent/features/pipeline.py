@@ -13,6 +13,7 @@ from torch import nn
 
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features._array import as_tensor
 from flowaccent.features.cmvn import VAR_FLOOR, apply_cmvn
 from flowaccent.features.deltas import add_deltas
 from flowaccent.features.splice import splice_frames
@@ -79,7 +80,7 @@ class FeaturePipeline(TrueFlags, nn.Module):
         self.register_buffer("std", torch.ones(self.output_dim, dtype=torch.float64))
         self.register_buffer("fitted", torch.tensor(False))
 
-    def forward(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | np.ndarray, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
         r"""Applies the pipeline.
 
         Arguments:
@@ -110,8 +111,10 @@ class FeaturePipeline(TrueFlags, nn.Module):
             return y
         return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
 
-    def unstandardized(self, x: torch.Tensor, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
-        r"""CMVN, deltas and splicing of ``x`` ``(..., T, D)``, without standardisation."""
+    def unstandardized(self, x: torch.Tensor | np.ndarray, cmvn_stats: np.ndarray | None = None) -> torch.Tensor:
+        r"""CMVN, deltas and splicing of ``x`` ``(..., T, D)`` (a tensor, or a numpy array made one), without
+        standardisation."""
+        x = as_tensor(x, min_frames=0)
         if x.shape[-1] != self.input_dim:
             raise FeatureError(f"features have dim {x.shape[-1]}, the feature pipeline expects {self.input_dim}")
         cfg = self.config

@@ -131,12 +131,12 @@ def score_dir(
     """
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
-    home = next(model.parameters()).device
+    home, training = next(model.parameters()).device, model.training
     model.eval().to(device)
     try:
         return _score_dir(model, data, name, out_dir, config, quiet, device)
     finally:
-        model.to(home)
+        model.to(home).train(training)  # the caller's model as it was
 
 
 def _score_dir(

@@ -86,4 +86,6 @@ def test_score_utterance_takes_what_a_notebook_passes(model_and_utt):
     with pytest.raises(FeatureError, match="score_utterance"):
         model(utt.feats)
     frames = model.pipeline.unstandardized(torch.as_tensor(utt.feats), utt.cmvn_stats)
+    torch.testing.assert_close(model.pipeline(utt.feats, utt.cmvn_stats), model.pipeline(torch.as_tensor(utt.feats),
+                                                                                    utt.cmvn_stats))  # numpy too
     torch.testing.assert_close(model(frames.double()).log_ll, scored.log_ll)

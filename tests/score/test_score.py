@@ -540,3 +540,9 @@ def test_float64_weights_score_and_a_float64_default_keeps_float32_weights(score
     finally:
         torch.set_default_dtype(torch.float32)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+    from flowaccent.data import load_data_dir
+    from flowaccent.score.scorer import score_dir
+
+    model.train()  # a notebook's model in training: scoring leaves it so
+    score_dir(model, load_data_dir(root / "zh"), "zh", tmp_path / "d", ScoreConfig(max_latents=10), quiet=True)
+    assert model.training
