@@ -115,14 +115,16 @@ class FlowModel(nn.Module):
     ) -> FlowOutput:
         r"""Scores stored features ``(T, D_raw)`` of one utterance through the whole pipeline; ``labels``: one class
         index for every frame, or one per frame ``(T,)`` (None: the marginal over the classes). Features that are
-        not finite are a :class:`FeatureError` naming the first frame (a NaN would give NaN scores)."""
+        not finite are a :class:`FeatureError` naming the first frame (a NaN would give NaN scores). CMVN, deltas
+        and splicing run where ``feats`` are; the frames then go to the model's device."""
         feats = as_tensor(feats)
         if not torch.isfinite(feats).all():
             frame = int(torch.nonzero(~torch.isfinite(feats))[0, -2])
             raise FeatureError(f"features: not finite in frame {frame}")
-        x = self.pipeline.unstandardized(feats, cmvn_stats)
+        device = self.prior.means.device
+        x = self.pipeline.unstandardized(feats, cmvn_stats).to(device)
         if isinstance(labels, int):
-            labels = torch.full((len(x),), labels, dtype=torch.long)
+            labels = torch.full((len(x),), labels, dtype=torch.long, device=device)
         return self(x, labels)
 
     @torch.no_grad()

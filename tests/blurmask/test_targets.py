@@ -89,3 +89,19 @@ def test_score_utterance_takes_what_a_notebook_passes(model_and_utt):
     torch.testing.assert_close(model.pipeline(utt.feats, utt.cmvn_stats), model.pipeline(torch.as_tensor(utt.feats),
                                                                                     utt.cmvn_stats))  # numpy too
     torch.testing.assert_close(model(frames.double()).log_ll, scored.log_ll)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_score_utterance_on_a_gpu_takes_numpy(model_and_utt):
+    r"""A model moved to the GPU scoring numpy features: the pipeline ran on the CPU, the standardisation's
+    statistics were on the GPU (a device mismatch, found by reading the code; no GPU to run it then)."""
+    model, utt = model_and_utt
+    expected = model.score_utterance(utt.feats, utt.cmvn_stats).log_ll
+    try:
+        on_gpu = model.to("cuda").score_utterance(utt.feats, utt.cmvn_stats, 0)
+    finally:
+        model.to("cpu")
+    assert on_gpu.log_ll.is_cuda
+    torch.testing.assert_close(model.score_utterance(utt.feats, utt.cmvn_stats, 0).log_ll, on_gpu.log_ll.cpu(),
+                               rtol=1e-4, atol=1e-4)
+    assert expected.shape == on_gpu.log_ll.shape
