@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from flowaccent import plots
-from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.atomic import atomic_write_text, file_digest
 from flowaccent.errors import ConfigError
 from flowaccent.score.tables import read_tsv
 
@@ -106,12 +106,14 @@ def load_summary(scores: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid JSON ({error}); run 'flowaccent score' again") from None
 
 
-def _check_same_model(exp: Path, scores: Path) -> None:
-    r"""Refuses an ``--exp`` whose ``config.yaml`` is not the one ``flowaccent score`` copied beside the scores:
-    its training curves and configuration would be shown as those of another model's scores."""
+def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
+    r"""Refuses an ``--exp`` whose ``config.yaml`` is not the one ``flowaccent score`` copied beside the scores, or
+    whose ``final.pt`` is not the file scored (the summary's ``final_digest``): its training curves and
+    configuration would be shown as those of another model's scores."""
     made_by, given = scores / "config.yaml", exp / "config.yaml"
+    scored = summary.get("model", {})
     if made_by.exists() and given.exists() and made_by.read_text() != given.read_text():
-        model = load_summary(scores).get("model", {}).get("exp", "another experiment")
+        model = scored.get("exp", "another experiment")
         if Path(model).resolve() == exp.resolve():
             raise ConfigError(f"{scores}: scored by {model} before its config.yaml changed (trained on or edited "
                               f"since); score it again")
@@ -119,6 +121,10 @@ def _check_same_model(exp: Path, scores: Path) -> None:
             f"{scores}: scored by {model}, whose config.yaml differs from {given}; "
             f"give the --exp that made the scores"
         )
+    final, digest = exp / "final.pt", scored.get("final_digest")
+    if digest and final.exists() and file_digest(final) != digest:
+        raise ConfigError(f"{scores}: scored with another {final} than the one there now (trained again since, or "
+                          f"another experiment's scores?); score it again")
 
 
 def _set_file(scores: Path, name: str, file: str) -> Path:
@@ -134,7 +140,7 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
     summary = load_summary(scores)
-    _check_same_model(exp, scores)
+    _check_same_model(exp, scores, summary)
     return summary
 
 

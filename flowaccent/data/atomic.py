@@ -3,6 +3,7 @@ r"""Atomic file writes: write to a temporary name in the same folder, then renam
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -84,3 +85,12 @@ def json_safe(value):
 def atomic_write_json(path: str | Path, value) -> None:
     r"""Writes :func:`json_safe` ``value`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(json_safe(value), indent=2) + "\n")
+
+
+def file_digest(path: str | Path) -> str:
+    r"""SHA-1 of a file's bytes (16 hex digits): whether a file is the one an output was made from."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from flowaccent.data.atomic import atomic_write_json, atomic_write_text
+from flowaccent.data.atomic import atomic_write_json, atomic_write_text, file_digest
 from flowaccent.data.datadir import UNUSED_BY_MODELS, load_data_dir
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, warn_other_sets
@@ -62,6 +62,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     if note := precision_note(device, config.precision, "score"):
         print(note, file=sys.stderr)
     model = load_experiment_model(exp, checkpoint, "score")
+    digest = None if checkpoint else file_digest(exp / "final.pt")  # report checks the scores are this model's
     native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
@@ -95,7 +96,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             "dim": model.dim,
             "cond_dim": model.prior_config.cond_dim,
             "classes": list(model.class_names),
-        },
+        } | ({"final_digest": digest} if digest else {}),
         "reference": reference,
         "command": command,
     }

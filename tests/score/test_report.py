@@ -101,6 +101,14 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     (scores / "config.yaml").write_text(kept.replace("epochs: 3", "epochs: 2"))
     assert f"{scores}: scored by {exp} before its config.yaml changed (trained on or edited since)" in report(exp)
     (scores / "config.yaml").write_text(kept)
+    (other / "config.yaml").write_text((exp / "config.yaml").read_text())  # same config, the model trained again
+    import torch
+
+    state = torch.load(other / "final.pt", weights_only=False)
+    weights = state["model"]["state_dict"] if "model" in state else state["state_dict"]
+    next(v for v in weights.values() if v.is_floating_point()).add_(0.01)
+    torch.save(state, other / "final.pt")
+    assert f"{scores}: scored with another {other / 'final.pt'} than the one there now" in report(other)
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
