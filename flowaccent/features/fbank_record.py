@@ -32,6 +32,8 @@ from flowaccent.errors import ConfigError
 RECORD = "fbank.json"
 #: Options that say whether audio may be resampled, not how features are computed.
 NOT_COMPARED = ("allow_upsample", "allow_downsample")
+#: A ``flowaccent fbank`` run's tag in the names of the arks it writes (``raw_fbank_NAME.TAG.ark``): 10 hex digits.
+RUN_TAG = "[0-9a-f]{10}"
 
 
 def write_record(
@@ -68,7 +70,7 @@ def data_record(folder: Path, command: str) -> dict[str, Any] | None:
         return None
     from flowaccent.data.datadir import read_table
 
-    run = re.escape(record["run"]) if "run" in record else "[0-9a-f]{10}"  # a record from before runs were named
+    run = re.escape(record["run"]) if "run" in record else RUN_TAG  # a record from before runs were named
     ours = re.compile(rf"(?:^|/)raw_fbank_[^/]*\.{run}\.ark:")
     if all(ours.search(value) for value in read_table(folder / "feats.scp").values()):
         return record

@@ -36,7 +36,7 @@ from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
-from flowaccent.features.fbank_record import RECORD, write_record
+from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.workers import check_stopping, imap_processes
 
 
@@ -208,7 +208,7 @@ def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
     h.update((data_dir / "wav.scp").read_bytes())
     if (data_dir / "segments").exists():
         h.update(b"segments\0" + (data_dir / "segments").read_bytes())
-    return h.hexdigest()[:10]
+    return h.hexdigest()[:10]  # RUN_TAG
 
 
 def _remove_stale(ark_dir: Path, name: str, keep: set[str]) -> None:
@@ -216,7 +216,7 @@ def _remove_stale(ark_dir: Path, name: str, keep: set[str]) -> None:
     runs): those with its run tag only (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits). Kaldi's
     ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder, which its subsets and
     copies may still point at: they stay."""
-    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.[0-9a-f]{{10}}\.ark(?:\.tmp\.\d+)?")
+    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.tmp\.\d+)?")
     for path in ark_dir.iterdir():
         if ours.fullmatch(path.name) and path.name not in keep:
             path.unlink(missing_ok=True)

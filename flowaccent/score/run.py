@@ -168,7 +168,7 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
         if mask.any() and np.ptp(table["score"][mask]) > 0:
             rated_mask[name] = mask
     rated = {name: tables[name]["score"][mask] for name, mask in rated_mask.items()}
-    means = {name: np.load(out / name / "utt_latent_means.npy")[rated_mask[name]] for name in rated}  # as written
+    means = {name: results[name].latent_means[rated_mask[name]] for name in rated}  # utt_latent_means.npy's values
     for name, ratings in rated.items():
         rating[name] = summary.rating({k: v[rated_mask[name]] for k, v in scores[name].items()}, ratings)
         regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings),

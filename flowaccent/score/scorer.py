@@ -223,8 +223,7 @@ def _scored(
     ahead in a thread where ``config.prefetch`` says so. Each batch's results are read once the next
     batch has been launched, so a GPU computes one while the host records the other."""
     depth = resolve_depth(config.prefetch, device)
-    dtype = model.prior.means.dtype  # float32; float64 for a model loaded from float64 weights
-    batches = pinned(_feature_batches(model, utterances, config.batch_frames, dtype), device)  # in the thread, if any
+    batches = pinned(_feature_batches(model, utterances, config.batch_frames), device)  # in the thread, if any
     with prefetch(batches, depth) as batches:
         launched = None
         for pending, x in batches:
@@ -240,16 +239,16 @@ def _numpy(copy: HostCopy) -> dict[str, np.ndarray]:
 
 
 def _feature_batches(
-    model: FlowModel, utterances: Iterator[Utterance], batch_frames: int, dtype: torch.dtype = torch.float32
+    model: FlowModel, utterances: Iterator[Utterance], batch_frames: int
 ) -> Iterator[tuple[list[tuple[Utterance, int]], torch.Tensor]]:
     r"""Utterances grouped into batches of about ``batch_frames`` frames: ``([(utterance, frames)],
-    x (N, D))``, ``x`` their pipeline frames (CMVN/deltas/splicing) joined in order, in ``dtype`` (the
-    weights')."""
+    x (N, D) float32)``, ``x`` their pipeline frames (CMVN/deltas/splicing) joined in order (a flow of float64
+    weights takes them in its own dtype: :meth:`FlowModel.forward`)."""
     pending: list[tuple[Utterance, int]] = []
     parts: list[torch.Tensor] = []
     held = 0
     for utt in utterances:
-        x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).to(dtype)
+        x = model.pipeline.unstandardized(torch.from_numpy(utt.feats), utt.cmvn_stats).float()
         pending.append((utt, len(x)))
         parts.append(x)
         held += len(x)
