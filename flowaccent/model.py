@@ -16,7 +16,7 @@ from flowaccent.flows.halves import forward_training
 from flowaccent.flows.inplace import forward_in_place
 from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 from flowaccent.nn import gradient_filter
-from flowaccent.prior import DNFPrior, PriorConfig
+from flowaccent.prior import DNFPrior, PriorConfig, draw_device
 from flowaccent.runtime import full_precision
 
 
@@ -88,6 +88,7 @@ class FlowModel(nn.Module):
                                "features of an utterance, numpy or torch: score_utterance)")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
+        context = self.class_context(len(x), labels, context)
         y = self.pipeline.standardize(x.to(self.prior.means.dtype))  # float64 frames into a float32 flow
         if torch.is_grad_enabled():  # training: couplings fused with their ActNorm (flows.halves)
             z, log_det = forward_training(self.transform, y, context)
@@ -99,16 +100,36 @@ class FlowModel(nn.Module):
             log_p = self.prior.log_prob(z_prior, labels)
         return FlowOutput(z, log_p, log_det)
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation)."""
-        y, _ = self.transform.inverse(z, context)
+    def class_context(self, num: int, labels: Tensor | None, context: Tensor | None = None) -> Tensor | None:
+        r"""The couplings' context of ``num`` frames: ``context`` as given, else for a flow built with
+        ``model.context_dim`` (the class as context) the one-hot ``labels`` ``(num, C)``; None for a flow without
+        context. With two or more classes such a flow differs per class, so frames without labels (the marginal
+        over classes) are a :class:`FeatureError`."""
+        width = self.model_config.context_dim
+        if not width or context is not None:
+            return context
+        if labels is None and width == 1:  # one class: its context is every frame's
+            return torch.ones(num, 1, dtype=self.prior.means.dtype, device=self.prior.means.device)
+        if labels is None:
+            raise FeatureError(f"flow: built with model.context_dim = {width} (the class as the couplings' context), "
+                               "so its flow differs per class: give the frames' class labels")
+        return nn.functional.one_hot(labels.long(), width).to(self.prior.means.dtype)
+
+    def inverse(self, z: Tensor, context: Tensor | None = None, labels: Tensor | None = None) -> Tensor:
+        r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation); a flow with the class as context
+        takes the class ``labels`` ``(B,)`` (or the ``context`` itself)."""
+        y, _ = self.transform.inverse(z, self.class_context(len(z), labels, context))
         return self.pipeline.unstandardize(y)
 
     @torch.no_grad()
     def sample(self, num: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        r"""Draws ``(num, D)`` frames from the model (eval mode for batchnorm flows)."""
+        r"""Draws ``(num, D)`` frames from the model (eval mode for batchnorm flows) of classes ``labels``
+        ``(num,)``, or of classes drawn uniformly. The noise is drawn on ``generator``'s device (the CPU by
+        default, so a seed gives the same draws for a model anywhere), then moved to the model's."""
+        if labels is None:
+            labels = torch.randint(self.prior.num_classes, (num,), generator=generator, device=draw_device(generator))
         z = self.prior.sample(num, labels, generator).to(self.prior.means.dtype)
-        return self.inverse(z)
+        return self.inverse(z, labels=labels.to(z.device))
 
     def score_utterance(
         self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None, labels: Tensor | int | None = None
@@ -133,9 +154,9 @@ class FlowModel(nn.Module):
         DNF class means from the latents of the (still identity-like) flow."""
         was_training = self.training
         self.train()
-        z, _ = self.transform(self.pipeline.standardize(x), context)
         if labels is None:
-            labels = torch.zeros(len(x), dtype=torch.long)
+            labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        z, _ = self.transform(self.pipeline.standardize(x), self.class_context(len(x), labels, context))
         self.prior.init_means(z, labels)
         self.train(was_training)
 

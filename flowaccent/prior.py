@@ -22,6 +22,11 @@ from flowaccent.errors import ConfigError
 LOG_2PI = math.log(2 * math.pi)
 
 
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    r"""Where random draws with ``generator`` are made: its device, the CPU without one."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 @dataclasses.dataclass(frozen=True)
 class PriorConfig(Config):
     r"""The DNF prior.
@@ -101,11 +106,13 @@ class DNFPrior(nn.Module):
             self.means[y] = chosen.mean(0) if len(chosen) else 0.0
 
     def sample(self, num: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        r"""Draws ``(num, D)`` latents (class ``labels`` ``(num,)``, or uniform classes)."""
+        r"""Draws ``(num, D)`` latents (class ``labels`` ``(num,)``, or uniform classes) on the means' device; the
+        draws are made on ``generator``'s (the CPU by default)."""
+        where = draw_device(generator)
         if labels is None:
-            labels = torch.randint(self.num_classes, (num,), generator=generator)
+            labels = torch.randint(self.num_classes, (num,), generator=generator, device=where)
         k = self.config.cond_dim
-        noise = torch.randn(num, self.dim, generator=generator)
-        c = self.means[labels] + noise[:, :k] * math.sqrt(self.config.class_var)
+        noise = torch.randn(num, self.dim, generator=generator, device=where).to(self.means.device)
+        c = self.means[labels.to(self.means.device)] + noise[:, :k] * math.sqrt(self.config.class_var)
         r = noise[:, k:] * math.sqrt(self.config.residual_var)
         return torch.cat([c, r], dim=1)

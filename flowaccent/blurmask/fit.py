@@ -31,6 +31,7 @@ from flowaccent.blurmask.blur import triangular_blur
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.nn import gradient_filter
+from flowaccent.prior import draw_device
 
 #: A differentiable function of a raw ``(T, K)`` log filterbank.
 Target = Callable[[Tensor], Tensor]
@@ -143,7 +144,7 @@ def perturb(x: Tensor, m: Tensor, config: BlurMaskConfig, generator: torch.Gener
     r"""``blur(x, m)`` (``blur``) or ``x + eps * m`` with fresh ``eps ~ N(0, 1)`` (``noise``): ``(T, K)``."""
     if config.variant == "blur":
         return triangular_blur(x, m, config.mode)
-    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=draw_device(generator)).to(x.device)
     return x + eps * m
 
 

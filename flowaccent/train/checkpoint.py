@@ -85,12 +85,14 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     another run (its features, model and prior; with a checkpoint that records it, its whole config but what
     may change on ``--resume``) or ``exp/classes.txt`` other classes: a ``--checkpoint`` of another
     experiment, or a hand-edited config.yaml, would have its scores reported under the wrong configuration
-    and training curves."""
+    and training curves. A model whose flow differs per class (the class as context) is refused too: the
+    commands that load it (score, blurmask) need one flow for every frame."""
     from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
     state = load_checkpoint(path)
     model = _model_of(state, path)
+    _check_one_flow(model, path, command)
     conf, classes = exp / "config.yaml", exp / "classes.txt"
     if not conf.is_file():
         return model
@@ -108,6 +110,16 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
         raise ConfigError(f"{command}: {path} is not the model {conf} describes ({'; '.join(differ[:3])}); give the "
                           "--exp it was trained in")
     return model
+
+
+def _check_one_flow(model: FlowModel, path: Path, command: str) -> None:
+    r"""Refuses a model whose couplings take the class as context (``model.context_dim``, two or more classes):
+    its flow differs per class, and scoring and blur masks need one flow for every frame."""
+    if model.model_config.context_dim > 1:
+        raise ConfigError(f"{command}: {path} was trained with model.context_dim = {model.model_config.context_dim} "
+                          f"(the class as the couplings' context), so its flow differs per class; {command} needs "
+                          "one flow for every frame (the marginal over the classes). Score such a model per class "
+                          "in Python: FlowModel.score_utterance(feats, cmvn_stats, labels=class_index)")
 
 
 def load_model(path: str | Path) -> FlowModel:

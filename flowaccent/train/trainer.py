@@ -194,6 +194,11 @@ def _train(
         print(line, file=sys.stderr)
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
+    if env.is_main and config.model.context_dim > 1:
+        print(f"train: note: with model.context_dim {config.model.context_dim} the couplings take the class as "
+              "context, so the flow differs per class: `flowaccent score` and `blurmask` refuse such a model (they "
+              "need one flow for every frame); score it per class with FlowModel.score_utterance(..., labels=c)",
+              file=sys.stderr)
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     config_dict = config.to_dict()

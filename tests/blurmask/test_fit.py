@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from flowaccent.blurmask.evaluate import deletion_curves, remove
-from flowaccent.blurmask.fit import BlurMaskConfig, _roughness, fit_blur_mask, fit_noise_mask
+from flowaccent.blurmask.fit import BlurMaskConfig, _roughness, fit_blur_mask, fit_noise_mask, perturb
 from flowaccent.errors import ConfigError
 
 T, K = 24, 32
@@ -77,6 +77,16 @@ def test_noise_variant_finds_the_region():
     sigma = result.m
     assert ((sigma >= 0.01) & (sigma <= 3.0)).all()
     assert roc_auc_score(region().flatten().numpy(), -sigma.flatten().numpy()) >= 0.95
+
+
+def test_the_noise_is_drawn_on_the_cpu_and_moved_to_the_spectrum():
+    r"""Same draws for a seed wherever the spectrum is; a spectrum elsewhere ("meta": a mix of devices is an error
+    there, as on a GPU) gets its noise there."""
+    config = BlurMaskConfig(variant="noise")
+    x, sigma = ridges(), torch.full((T, K), 0.5)
+    once = perturb(x, sigma, config, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(once, perturb(x, sigma, config, torch.Generator().manual_seed(3)))
+    assert perturb(x.to("meta"), sigma.to("meta"), config, torch.Generator().manual_seed(3)).device.type == "meta"
 
 
 def test_lambda_on_either_term_is_the_same_fit_under_adam():
