@@ -14,6 +14,7 @@ from flowaccent.flows.realnvp import ModelConfig
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
 from flowaccent.train.checkpoint import load_experiment_model
+
 from .test_flow_contract import CLASSES, DIM, make_model
 
 

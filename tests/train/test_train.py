@@ -531,3 +531,23 @@ def test_stored_features_spliced_again_are_warned_about(tmp_path, capsys):
     train(config, tmp_path / "exp", [str(wide)], quiet=True)
     assert "the stored features are 90-d and the feature pipeline makes 270-d frames" in capsys.readouterr().err
     assert expanded_warning(40, 440) is None and expanded_warning(440, 440) is None  # fbank spliced; no pipeline
+
+
+def test_a_class_context_flow_trains_on_its_labels_and_score_refuses_it_in_one_line(tmp_path, capsys):
+    r"""The class as the couplings' context: training feeds each frame's class, the two classes' flows differ,
+    and score, which needs one flow per frame, stops with one line (a traceback from the couplings before)."""
+    chol = np.eye(4)
+    a = write_gaussian_dir(tmp_path / "a", np.full(4, -2.0), chol, 40, 50, seed=1, prefix="a")
+    b = write_gaussian_dir(tmp_path / "b", np.full(4, 2.0), chol, 40, 50, seed=2, prefix="b")
+    config = small_config(epochs=2).with_overrides({"model": {"context_dim": 2}, "prior": {"cond_dim": 4}})
+    train(config, tmp_path / "exp", [f"native={a}", f"zh={b}"], quiet=True)
+    assert "model.context_dim 2 the couplings take the class as context" in capsys.readouterr().err
+    model = load_model(tmp_path / "exp" / "final.pt")
+    x = torch.full((3, 4), -2.0)
+    with torch.no_grad():
+        native, zh = (model(x, torch.full((3,), y)).log_det for y in (0, 1))
+    assert (native - zh).abs().min() > 1e-3
+    assert main(["score", "--exp", str(tmp_path / "exp"), "--out", str(tmp_path / "scores"), str(a)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "context_dim = 2" in err and "Traceback" not in err
+    assert not (tmp_path / "scores").exists()
