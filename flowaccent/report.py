@@ -108,8 +108,9 @@ def load_summary(scores: Path) -> dict[str, Any]:
 
 def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
     r"""Refuses an ``--exp`` whose ``config.yaml`` is not the one ``flowaccent score`` copied beside the scores, or
-    whose ``final.pt`` is not the file scored (the summary's ``final_digest``): its training curves and
-    configuration would be shown as those of another model's scores."""
+    whose ``final.pt`` is not the file scored (the summary's ``final_digest``; with ``--checkpoint``, the
+    checkpoint's ``checkpoint_digest`` where the file still is): its training curves and configuration would be
+    shown as those of another model's scores."""
     made_by, given = scores / "config.yaml", exp / "config.yaml"
     scored = summary.get("model", {})
     if made_by.exists() and given.exists() and made_by.read_text() != given.read_text():
@@ -122,7 +123,9 @@ def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
             f"give the --exp that made the scores"
         )
     final, digest = exp / "final.pt", scored.get("final_digest")
-    if digest and final.exists() and file_digest(final) != digest:
+    if "checkpoint_digest" in scored:  # scored with --checkpoint: that file, where it still is
+        final, digest = Path(scored.get("checkpoint", "")), scored["checkpoint_digest"]
+    if digest and final.is_file() and file_digest(final) != digest:
         raise ConfigError(f"{scores}: scored with another {final} than the one there now (trained again since, or "
                           f"another experiment's scores?); score it again")
 

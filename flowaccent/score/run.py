@@ -62,7 +62,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     if note := precision_note(device, config.precision, "score"):
         print(note, file=sys.stderr)
     model = load_experiment_model(exp, checkpoint, "score")
-    digest = None if checkpoint else file_digest(exp / "final.pt")  # report checks the scores are this model's
+    digest = file_digest(Path(checkpoint) if checkpoint else exp / "final.pt")  # report: the scores are its
     native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
@@ -96,7 +96,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             "dim": model.dim,
             "cond_dim": model.prior_config.cond_dim,
             "classes": list(model.class_names),
-        } | ({"final_digest": digest} if digest else {}),
+        } | ({"checkpoint_digest" if checkpoint else "final_digest": digest}),
         "reference": reference,
         "command": command,
     }

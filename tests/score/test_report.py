@@ -115,6 +115,32 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
 
 
+def test_scores_of_a_checkpoint_written_again_since_are_refused(scored_dir_and_exp, tmp_path, capsys):
+    r"""``--checkpoint`` scores record that file's SHA-1: a checkpoint written again since (training resumed
+    over it) is refused as another ``final.pt`` is; the file gone, only the config check is left."""
+    import shutil
+
+    import torch
+
+    _, exp = scored_dir_and_exp
+    checkpoint, scores, html = tmp_path / "best.pt", tmp_path / "scores", tmp_path / "r" / "report.html"
+    shutil.copy(exp / "final.pt", checkpoint)
+    score = ["score", "--exp", str(exp), "--out", str(scores), "--checkpoint", str(checkpoint), "--quiet"]
+    assert main([*score, str(exp.parent / "native")]) == 0
+    assert json.loads((scores / "summary.json").read_text())["model"]["checkpoint_digest"]
+    report = ["report", "--exp", str(exp), "--scores", str(scores), "--out", str(html)]
+    assert main(report) == 0
+    state = torch.load(checkpoint, weights_only=False)
+    weights = state["model"]["state_dict"] if "model" in state else state["state_dict"]
+    next(v for v in weights.values() if v.is_floating_point()).add_(0.01)
+    torch.save(state, checkpoint)
+    capsys.readouterr()
+    assert main(report) == 1
+    assert f"{scores}: scored with another {checkpoint} than the one there now" in capsys.readouterr().err
+    checkpoint.unlink()
+    assert main(report) == 0
+
+
 def test_colours_stay_distinct_for_any_number_of_sets():
     from flowaccent.plots import ACCENT_COLOURS, colours
 
