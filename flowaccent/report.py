@@ -27,29 +27,30 @@ NAMING = (
     "are over all values of a random sample of latents (its frames: 'latent frames'; small samples "
     "give unsteady values)[_c]. AUC: the chance that an utterance of the reference set scores "
     "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL)"
-    "[llr], <b>gmm_log_ll</b> "
-    "(a 32-component diagonal GMM fitted on the model's training frames, the baseline). Set means are "
-    "over the set's frames. Ratings from "
-    "averaged latents: an SVR from each utterance's mean latent to its rating; <b>svr_cv</b> 5-fold "
-    "cross-validated within the set, <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
+    "[llr][gmm]. Set means are over the set's frames. Ratings from averaged latents: an SVR from each "
+    "utterance's mean latent to its rating; <b>svr_cv</b> cross-validated within the set over 5 folds of its "
+    "speakers (one per speaker with fewer), <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
     "chance level, negative on small sets), <b>a-&gt;b</b> fitted on set a, applied to set b. Sets with "
-    "ratings that do not vary have no correlation rows. <b>–</b>: not defined (fewer than 3 utterances, "
-    "or scores or ratings without spread)."
+    "ratings that do not vary have no correlation rows. <b>–</b>: not defined (correlations of fewer than 3 "
+    "utterances, or scores or ratings without spread). An AUC or correlation of few utterances (n) can take "
+    "any value by chance."
 )
 NAMING_PARTS = {
     "[_c]": "; _c and _r are the class-conditional and residual parts of a DNF model",
-    "[llr]": ", <b>llr</b> (log p(x | native class) - log p(x | the other classes), DNF models)",
+    "[llr]": ", <b>llr</b> (log p(x | {llr_class} class) - log p(x | the other classes), DNF models)",
+    "[gmm]": ", <b>gmm_log_ll</b> (a 32-component diagonal GMM fitted on the model's training frames, the baseline)",
 }
 
 
 def naming(summary: dict[str, Any]) -> str:
     r""":data:`NAMING` with the parts on ``_c``/``_r`` and ``llr`` where the summary has them."""
     has = {"[_c]": any("skew_c" in s for s in summary["sets"].values()),
-           "[llr]": any("llr" in d["by_score"] for d in summary.get("detection", {}).values())}
+           "[llr]": any("llr" in d["by_score"] for d in summary.get("detection", {}).values()),
+           "[gmm]": any("gmm_log_ll" in s for s in summary["sets"].values())}
     text = NAMING
     for key, part in NAMING_PARTS.items():
         text = text.replace(key, part if has[key] else "")
-    return text
+    return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:

@@ -36,12 +36,18 @@ def warn_short_cmvn_units(sets: dict[str, DataDir], cmvn: str) -> None:
                   f"their scores are not comparable (1 frame: every feature 0)", file=sys.stderr)
 
 
-def warn_shared(results: dict[str, SetScores]) -> None:
-    r"""A line for each pair of sets with utterance ids in common (the same data under two names?)."""
+def warn_shared(results: dict[str, SetScores], sets: dict[str, DataDir]) -> None:
+    r"""A line for each pair of sets with utterance ids in common (the same data under two names?), or else with
+    speakers in common (an SVR fitted on one and applied to the other meets speakers it was fitted on)."""
     names = list(results)
+    speakers = {name: {sets[name].utt2spk[u] for u in results[name].utts} for name in names}
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             shared = shared_utts(results[a], results[b])
             if shared:
-                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); their AUC, and an SVR "
-                      f"fitted on one and applied to the other, compare the same utterances", file=sys.stderr)
+                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); an AUC of one against the "
+                      f"other (the reference), and an SVR fitted on one and applied to the other, compare the same "
+                      f"utterances", file=sys.stderr)
+            elif common := len(speakers[a] & speakers[b]):
+                print(f"score: warning: sets {a} and {b} share {common} speaker(s); an SVR fitted on one and "
+                      f"applied to the other is tested on speakers it was fitted on", file=sys.stderr)

@@ -2,6 +2,8 @@ r"""Ratings from averaged latents: an SVR fitted on a rated set, cross-validated
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from flowaccent.score.metrics import correlations
@@ -15,20 +17,43 @@ def _svr():
     return make_pipeline(StandardScaler(), SVR(C=1.0, epsilon=0.1))
 
 
-def cross_validated(features: np.ndarray, ratings: np.ndarray, folds: int = 5, seed: int = 0) -> dict[str, float]:
+def cross_validated(
+    features: np.ndarray, ratings: np.ndarray, groups: Sequence[str] | None = None, folds: int = 5, seed: int = 0
+) -> dict[str, float]:
     r"""Correlation of ``folds``-fold cross-validated SVR predictions from utterance mean latents
-    ``(N, D)`` with the ratings ``(N,)``."""
-    from sklearn.model_selection import KFold, cross_val_predict
+    ``(N, D)`` with the ratings ``(N,)``. With ``groups`` (each utterance's speaker, ``N``) the folds split the
+    speakers, so no speaker is in both a fold and the utterances that predict it (its latent signature would
+    predict its rating); fewer than ``folds`` speakers: one fold each. One utterance per speaker gives the folds
+    of utterances themselves."""
+    from sklearn.model_selection import cross_val_predict
 
-    folds = min(folds, len(ratings))
-    if folds < 2 or np.ptp(ratings) == 0:
+    split = _speaker_folds(groups if groups is not None else range(len(ratings)), folds, seed)
+    if len(split) < 2 or np.ptp(ratings) == 0:
         return _undefined(len(ratings))
-    predicted = cross_val_predict(_svr(), features, ratings, cv=KFold(folds, shuffle=True, random_state=seed))
+    predicted = cross_val_predict(_svr(), features, ratings, cv=split)
     return correlations(predicted, ratings)
 
 
+def _speaker_folds(groups: Iterable, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    r"""``(train, test)`` utterance indices of shuffled K folds over the groups (in order of first appearance)."""
+    from sklearn.model_selection import KFold
+
+    first: dict = {}
+    index = np.array([first.setdefault(g, len(first)) for g in groups], dtype=np.int64)
+    folds = min(folds, len(first))
+    if folds < 2:
+        return []
+    cut = KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(first)))
+    return [(np.flatnonzero(~np.isin(index, test)), np.flatnonzero(np.isin(index, test))) for _, test in cut]
+
+
 def shuffled(
-    features: np.ndarray, ratings: np.ndarray, permutations: int = 20, folds: int = 5, seed: int = 0
+    features: np.ndarray,
+    ratings: np.ndarray,
+    groups: Sequence[str] | None = None,
+    permutations: int = 20,
+    folds: int = 5,
+    seed: int = 0,
 ) -> dict[str, float]:
     r""":func:`cross_validated` with the ratings shuffled, the mean over ``permutations``: what its correlation
     comes out as at this set's size with no relation between latents and ratings. Not 0: each held-out fold is
@@ -36,7 +61,7 @@ def shuffled(
     (120-d) the mean Pearson r was -0.97 at 5 utterances, -0.39 at 20, -0.19 at 50 (ad hoc, 100 draws each).
     ``svr_cv`` means something only well above this."""
     rng = np.random.default_rng(seed)
-    runs = [cross_validated(features, rng.permutation(ratings), folds, seed) for _ in range(permutations)]
+    runs = [cross_validated(features, rng.permutation(ratings), groups, folds, seed) for _ in range(permutations)]
     mean = {k: [r[k] for r in runs if not np.isnan(r[k])] for k in ("pearson", "spearman")}
     return {**{k: float(np.mean(v)) if v else float("nan") for k, v in mean.items()},
             "n": len(ratings), "permutations": permutations}

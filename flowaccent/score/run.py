@@ -63,7 +63,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         print(note, file=sys.stderr)
     model = load_experiment_model(exp, checkpoint, "score")
     digest = file_digest(Path(checkpoint) if checkpoint else exp / "final.pt")  # report: the scores are its
-    native_index(model, config.native_class)  # a class the model lacks stops here, before any work
+    native = native_index(model, config.native_class)  # a class the model lacks stops here, before any work
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     check_sets(exp, sets, "score")
@@ -88,7 +88,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         for path in fresh:  # and the lock removes an --out it made, left empty
             shutil.rmtree(path, ignore_errors=True)
         raise
-    warn_shared(results)
+    warn_shared(results, sets)
     report: dict[str, Any] = {
         "model": {
             "exp": str(exp),
@@ -96,7 +96,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             "dim": model.dim,
             "cond_dim": model.prior_config.cond_dim,
             "classes": list(model.class_names),
-        } | ({"checkpoint_digest" if checkpoint else "final_digest": digest}),
+        } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
+          | ({"llr_class": model.class_names[native]} if len(model.class_names) > 1 else {}),
         "reference": reference,
         "command": command,
     }
@@ -171,8 +172,9 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
     means = {name: results[name].latent_means[rated_mask[name]] for name in rated}  # utt_latent_means.npy's values
     for name, ratings in rated.items():
         rating[name] = summary.rating({k: v[rated_mask[name]] for k, v in scores[name].items()}, ratings)
-        regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings),
-                            "svr_cv_shuffled": regress.shuffled(means[name], ratings)}
+        speakers = [s for s, kept in zip(tables[name]["spk"], rated_mask[name]) if kept]  # folds split speakers
+        regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers),
+                            "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers)}
     for a in rated:
         for b in rated:
             if a != b:

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import kurtosis, pearsonr, skew, spearmanr
 
 from flowaccent.cli.main import main
-from flowaccent.data import ScpReader, read_table, write_table
+from flowaccent.data import ScpReader, load_data_dir, read_table, write_table
 from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
@@ -65,7 +65,10 @@ def test_summary_is_recomputed_from_the_files(scored):
     rated = np.isfinite(table["score"])
     means = np.load(out / "ja" / "utt_latent_means.npy")
     assert means.shape == (len(table["utt"]), 6)
-    assert summary["regression"]["ja"]["svr_cv"] == regress.cross_validated(means[rated], table["score"][rated])
+    speakers = [s for s, kept in zip(table["spk"], rated) if kept]
+    assert len(set(speakers)) < len(speakers)  # the folds split speakers, not utterances
+    assert summary["regression"]["ja"]["svr_cv"] == regress.cross_validated(means[rated], table["score"][rated],
+                                                                            speakers)
 
 
 def test_speaker_table_sums_the_utterance_table(scored):
@@ -292,6 +295,31 @@ def test_svr_cv_against_its_shuffled_chance_level():
     assert cross_validated(x, ratings)["pearson"] > shuffled(x, ratings)["pearson"] + 0.5
 
 
+def test_svr_folds_split_speakers_so_a_speakers_signature_does_not_predict_its_own_rating():
+    r"""10 speakers x 5 utterances, each speaker a random latent offset and a random rating: nothing carries
+    over to an unseen speaker. Folds over utterances put a speaker on both sides and found r ~ 0.99; folds over
+    speakers find no more than their chance level (negative at this size)."""
+    from flowaccent.score.regress import _speaker_folds, cross_validated, shuffled
+
+    rng = np.random.default_rng(1)
+    grouped, ungrouped = [], []
+    for _ in range(5):
+        x = np.repeat(rng.normal(size=(10, 40)), 5, 0) + 0.5 * rng.normal(size=(50, 40))
+        ratings = np.repeat(rng.uniform(1, 5, 10), 5) + 0.1 * rng.normal(size=50)
+        speakers = [f"s{i}" for i in np.repeat(np.arange(10), 5)]
+        grouped.append(cross_validated(x, ratings, speakers)["pearson"])
+        ungrouped.append(cross_validated(x, ratings)["pearson"])
+    assert np.mean(ungrouped) > 0.9 and np.mean(grouped) < 0.2
+    assert shuffled(x, ratings, speakers, permutations=5)["pearson"] < 0.2
+    for train, test in _speaker_folds(speakers, 5, 0):
+        assert not {speakers[i] for i in train} & {speakers[i] for i in test}
+    assert len(_speaker_folds(["a", "a", "b", "b", "c"], 5, 0)) == 3  # fewer speakers than folds: one fold each
+    assert _speaker_folds(["a", "a"], 5, 0) == []
+    assert np.isnan(cross_validated(x[:2], ratings[:2], ["a", "a"])["pearson"])
+    one_each = [f"u{i}" for i in range(50)]  # one utterance per speaker: the folds of utterances themselves
+    assert cross_validated(x, ratings, one_each) == cross_validated(x, ratings)
+
+
 def test_undefined_correlations_still_count_the_utterances():
     from flowaccent.score.regress import cross_validated, transfer
 
@@ -339,6 +367,16 @@ def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     assert regression["ja->ja_again"]["svr"]["shared_utts"] == 30
     assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "s"), "--out", str(tmp_path / "r.html")]) == 0
     assert "| ja->ja_again | svr (30 utts in both sets) |" in (tmp_path / "r.md").read_text()
+    from flowaccent.data import subset_data_dir
+
+    ja = sorted(load_data_dir(root / "ja").utt2spk)  # the same speakers, other utterances: said too
+    for i in range(2):
+        subset_data_dir(root / "ja", tmp_path / f"ja{i}", ja[i::2])
+    halves = [str(tmp_path / f"ja{i}") for i in range(2)]
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "h"), *halves, "--quiet"]) == 0
+    speakers = len(set(load_data_dir(root / "ja").utt2spk.values()))
+    assert f"score: warning: sets ja0 and ja1 share {speakers} speaker(s); an SVR fitted on one" in \
+        capsys.readouterr().err
 
 
 def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
