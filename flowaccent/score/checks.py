@@ -18,14 +18,18 @@ def shared_utts(a: SetScores, b: SetScores) -> int:
 MIN_CMVN_FRAMES = 100
 
 
-def warn_short_cmvn_units(sets: dict[str, DataDir], cmvn: str) -> None:
+def warn_short_cmvn_units(
+    sets: dict[str, DataDir], cmvn: str, scored: dict[str, SetScores] | None = None
+) -> None:
     r"""A line for each set with speakers (``cmvn`` ``spk``) or utterances (``utt``) of under
-    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable."""
+    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable. Before
+    scoring, the sets with ``utt2num_frames``; with ``scored``, after it, the others (from the frames read)."""
     for name, data in sets.items():
-        if cmvn not in ("spk", "utt") or not data.has("utt2num_frames"):
+        if cmvn not in ("spk", "utt") or data.has("utt2num_frames") == (scored is not None):
             continue
+        counts = data.utt2num_frames() if scored is None else dict(zip(scored[name].utts, scored[name].num_frames))
         frames: dict[str, int] = {}
-        for utt, n in data.utt2num_frames().items():
+        for utt, n in counts.items():
             unit = data.utt2spk[utt] if cmvn == "spk" else utt
             frames[unit] = frames.get(unit, 0) + n
         short = sorted((n, unit) for unit, n in frames.items() if n < MIN_CMVN_FRAMES)

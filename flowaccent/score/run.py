@@ -88,6 +88,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         for path in fresh:  # and the lock removes an --out it made, left empty
             shutil.rmtree(path, ignore_errors=True)
         raise
+    warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
     warn_shared(results, sets)
     report: dict[str, Any] = {
         "model": {

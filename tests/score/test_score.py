@@ -346,6 +346,18 @@ def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
     assert err == ["score: warning: set ja: 30 utterance(s) of under 100 frames (e.g. 'j0-0000': 30); the model's "
                    "utterance CMVN normalises them on so few frames that their scores are not comparable (1 frame: "
                    "every feature 0)"]
+    import shutil
+    from types import SimpleNamespace
+
+    shutil.copytree(tmp_path / "one", tmp_path / "no_counts")  # utt2num_frames is optional: counted when read
+    (tmp_path / "no_counts" / "utt2num_frames").unlink()
+    sets = {"no_counts": load_data_dir(tmp_path / "no_counts")}
+    warn_short_cmvn_units(sets, "spk")  # before scoring: nothing to count yet
+    assert capsys.readouterr().err == ""
+    warn_short_cmvn_units(sets, "spk", {"no_counts": SimpleNamespace(utts=["j1-0001"], num_frames=np.array([30]))})
+    assert "set no_counts: 1 speaker(s) of under 100 frames (e.g. 'j1': 30)" in capsys.readouterr().err
+    warn_short_cmvn_units({"one": load_data_dir(tmp_path / "one")}, "spk", {})  # counted before already
+    assert capsys.readouterr().err == ""
 
 
 def test_a_rerun_with_fewer_sets_names_the_old_ones(trained, tmp_path, capsys):
