@@ -129,6 +129,9 @@ def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
     if digest and final.is_file() and file_digest(final) != digest:
         raise ConfigError(f"{scores}: scored with another {final} than the one there now (trained again since, or "
                           f"another experiment's scores?); score it again")
+    if digest and "checkpoint_digest" not in scored and not final.is_file():
+        raise ConfigError(f"{scores}: scored with {final}, which is gone (training again? its curves would not be "
+                          f"the scored model's); score it again once it is there")
 
 
 def _set_file(scores: Path, name: str, file: str) -> Path:
@@ -143,6 +146,9 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     r"""``scores``' summary, after checking that ``exp`` is the experiment dir that scored it."""
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
+    if not (exp / "config.yaml").is_file():
+        raise ConfigError(f"{exp}: not an experiment dir of 'flowaccent train' (no config.yaml); give the --exp that "
+                          f"made the scores")
     summary = load_summary(scores)
     _check_same_model(exp, scores, summary)
     return summary

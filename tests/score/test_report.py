@@ -109,6 +109,11 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     next(v for v in weights.values() if v.is_floating_point()).add_(0.01)
     torch.save(state, other / "final.pt")
     assert f"{scores}: scored with another {other / 'final.pt'} than the one there now" in report(other)
+    (other / "final.pt").unlink()  # training again into it, not finished: its curves are not the scored model's
+    assert f"{scores}: scored with {other / 'final.pt'}, which is gone (training again?" in report(other)
+    (tmp_path / "empty").mkdir()
+    assert f"{tmp_path / 'empty'}: not an experiment dir of 'flowaccent train' (no config.yaml)" in \
+        report(tmp_path / "empty")
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
