@@ -88,10 +88,17 @@ def differences(want: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
 
 def training_record(dirs: list[Path]) -> dict[str, Any] | None:
     r"""The record the training dirs share (their rates summed), None if none has one; a
-    :class:`ConfigError` naming the dir and the option where two differ."""
+    :class:`ConfigError` naming the dir and the option where two differ. A dir without a record among dirs
+    with one is named in a warning: its features are checked against nothing, and the record, which scoring
+    checks sets against, does not describe them."""
     records = [(d, r) for d in dirs if (r := data_record(d, "train")) is not None]
     if not records:
         return None
+    for folder in dirs:
+        if not any(folder == d for d, _ in records) and not (folder / RECORD).exists():  # else data_record said so
+            print(f"train: warning: {folder} has no record of how its features were computed ({RECORD}, written by "
+                  f"'flowaccent fbank'), unlike {records[0][0]}: its features are not checked against the others', "
+                  f"and the model's {RECORD} (what score checks sets against) describes only theirs", file=sys.stderr)
     (first_dir, first), rates = records[0], {}
     for folder, record in records:
         if diff := differences(first["fbank"], record["fbank"]):

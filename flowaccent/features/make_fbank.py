@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -78,7 +79,8 @@ def make_fbank(
     if nj < 1 or channel < -1:
         raise ConfigError(f"fbank: nj must be >= 1 and channel >= -1 (-1: mono), got {nj} and {channel}")
     start = time.perf_counter()
-    data = load_data_dir(data_dir, require=("wav.scp",), unused=UNUSED_BY_FBANK)
+    # '.', '..' or another spelling of the dir: one name for its arks (links kept, as the user named them)
+    data = load_data_dir(os.path.abspath(data_dir), require=("wav.scp",), unused=UNUSED_BY_FBANK)
     tag = _fingerprint(data.path, config, channel)
     ark_dir = data.path / "data"
     ark_dir.mkdir(exist_ok=True)

@@ -63,6 +63,20 @@ def test_changed_options_replace_old_arks(wav_data_dir):
     assert feats.shape[1] == 23
 
 
+def test_any_spelling_of_the_dir_names_its_arks_after_it(wav_data_dir, monkeypatch):
+    r"""``fbank .`` wrote ``raw_fbank_.TAG.ark`` and ``fbank ..`` ``raw_fbank_...TAG.ark``, beside the arks of
+    ``fbank DIR``, and none removed the others'."""
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    before = sorted(p.name for p in (wav_data_dir / "data").iterdir())
+    monkeypatch.chdir(wav_data_dir)
+    assert main(["fbank", ".", "--quiet"]) == 0
+    monkeypatch.chdir(wav_data_dir / "data")
+    assert main(["fbank", "..", "--quiet"]) == 0
+    assert sorted(p.name for p in (wav_data_dir / "data").iterdir()) == before
+    values = [line.split()[1] for line in (wav_data_dir / "feats.scp").read_text().splitlines()]
+    assert all(f"/data/raw_fbank_{wav_data_dir.name}." in v and "/../" not in v for v in values)
+
+
 def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys):
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
     capsys.readouterr()

@@ -40,6 +40,20 @@ def test_upsampling_is_refused_unless_allowed(tmp_path, capsys):
     assert "pass --allow-downsample true, or --sample-frequency 22050" in capsys.readouterr().err
 
 
+def test_a_training_dir_without_a_record_among_dirs_with_one_is_named(tmp_path, capsys):
+    r"""Mixed in silently before, and the model's record then vouched for features nobody checked."""
+    a, b = make_wav_data_dir(tmp_path / "a"), make_wav_data_dir(tmp_path / "b", seed=1)
+    for data in (a, b):
+        assert main(["fbank", str(data), "--quiet"]) == 0
+    (b / "fbank.json").unlink()
+    capsys.readouterr()
+    assert training_record([a, b])["source_rates"] == {"16000": 6}
+    assert f"train: warning: {b} has no record of how its features were computed (fbank.json" in \
+        capsys.readouterr().err
+    training_record([a])
+    assert capsys.readouterr().err == ""
+
+
 def test_training_dirs_must_share_their_options(tmp_path):
     a, b = make_wav_data_dir(tmp_path / "a"), make_wav_data_dir(tmp_path / "b", seed=1)
     assert main(["fbank", str(a), "--quiet"]) == 0
