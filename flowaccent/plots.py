@@ -45,8 +45,10 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
     ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the
     accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set in name order takes its
     colour (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
-    of it, each at least 80 (RGB) from the other accents' colours and from those their sets took (while such a
-    shade is left among the first 400). Sets of no known accent take the palette, then evenly spread hues."""
+    of it, each at least 80 (RGB) from the other accents' colours and from those their sets took, and 60 from
+    its own accent's sets' (while such a shade is left among the first 400). A set's colour does not depend on
+    the order the sets are listed in; its shade depends on which other sets of its accent are drawn. Sets of
+    no known accent take the palette, then evenly spread hues."""
     accents = accents or {}
     out: dict[str, str] = {}
     spare = iter(_spare_colours())
@@ -61,8 +63,10 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
             colour = next(c for c in spare if c not in used)
         else:  # a shade far from the other accents' colours (a light red is nearly ja's pink), if one is left
             others = [c for a, c in ACCENT_COLOURS.items() if a != accent] + [c for c, a in used.items() if a != accent]
+            own = [c for c, a in used.items() if a == accent]  # and, while one is left, 60 from its own sets'
             free = [c for c in families[accent] if c not in used]
-            colour = next((c for c in free if c == families[accent][0] or _far(c, others)), free[0])
+            colour = next((c for c in free if c == families[accent][0] or (_far(c, others) and _far(c, own, 60.0))),
+                          None) or next((c for c in free if _far(c, others)), free[0])
         out[name] = colour
         used[colour] = accent
     return {name: out[name] for name in names}
@@ -106,6 +110,23 @@ def short_name(name: str, width: int = 28) -> str:
     return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
 
 
+def short_names(names, width: int = 28) -> dict[str, str]:
+    r""":func:`short_name` of each name, widened where two would read the same (``…_male_test…`` and
+    ``…_female_test…`` both shortened to ``l2arctic_mand…t_partition_v2``) until each is told apart."""
+    names = list(dict.fromkeys(names))
+    widths = dict.fromkeys(names, width)
+    while True:
+        short = {n: short_name(n, widths[n]) for n in names}
+        seen: dict[str, list[str]] = {}
+        for n, s in short.items():
+            seen.setdefault(s, []).append(n)
+        clashing = [n for group in seen.values() if len(group) > 1 for n in group if len(short[n]) < len(n)]
+        if not clashing:
+            return short
+        for n in clashing:
+            widths[n] += 4
+
+
 def _fits_inside(entries: int, longest: int) -> bool:
     r"""Whether a legend of ``entries`` labels, the longest of ``longest`` characters, goes inside the axes."""
     return entries <= 6 and longest <= 40
@@ -143,7 +164,8 @@ def _scatter(
 ) -> Path:
     fig, ax = _subplots(figsize=(6, 5))
     cols = cols or colours(list(points))
-    labels = {name: f"{short_name(name)} ({len(xy)})" for name, xy in points.items()}
+    short = short_names(points)
+    labels = {name: f"{short[name]} ({len(xy)})" for name, xy in points.items()}
     for name in points:  # the legend's entries; the points go in one call, below
         ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
     xy = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in points.values()])
@@ -210,6 +232,7 @@ def latents_tsne(
     if len(stacked) < MIN_FRAMES["t-SNE"]:
         return _too_few(base, title, f"{len(stacked)} latent frame(s) in all: too few for t-SNE")
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
+    title = f"Latents: t-SNE of frames ({per_set} per set at most;\nperplexity {perplexity:g}, PCA init, seed {seed})"
     embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
     points, start = {}, 0
     for name, v in sample.items():
@@ -232,11 +255,12 @@ def histograms(
     values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
     fig, ax = _subplots(figsize=(6, 4))
     cols = cols or colours(list(values))
+    short = short_names(values)
     if weights is not None:
-        labels = {n: f"{short_name(n)} ({np.average(v, weights=weights[n]):.2f})" for n, v in values.items()}
-        title += " (legend: mean over frames)"
+        labels = {n: f"{short[n]} ({np.average(v, weights=weights[n]):.2f}; n={len(v)})" for n, v in values.items()}
+        title += " (legend: mean over frames; n utterances)"
     else:
-        labels = {n: f"{short_name(n)} (mean of utts {v.mean():.2f})" for n, v in values.items()}
+        labels = {n: f"{short[n]} (mean of utts {v.mean():.2f}; n={len(v)})" for n, v in values.items()}
     both = np.concatenate([v for v in values.values() if len(v)])
     bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
     for name, v in values.items():  # a light fill and an outline: overlaps stay readable as each set's colour
@@ -249,6 +273,7 @@ def histograms(
     for i, (name, v) in enumerate(values.items()):
         ax.plot(v, np.full(len(v), -(i + 1) * row), "|", color=cols[name], markersize=6, alpha=0.8)
     ax.set_ylim(-(len(values) + 0.7) * row, top)
+    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= top])  # below 0: the rows of ticks, not a density
     ax.axhline(0, color="grey", linewidth=0.5)
     _legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
     return _save(fig, base)
@@ -267,18 +292,19 @@ def roc_curves(
 
     fig, ax = _subplots(figsize=(5, 5))
     cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
-    labels = {}
-    for name, v in others.items():
+    labels, short = {}, short_names([ref_name, *others])
+    for number, (name, v) in enumerate(others.items()):
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
         fpr, tpr, _ = roc_curve(y, s)
-        labels[name] = f"{short_name(name)}: AUC {roc_auc_score(y, s):.3f}"
-        ax.plot(fpr, tpr, color=cols[name], label=labels[name])
+        labels[name] = f"{short[name]}: AUC {roc_auc_score(y, s):.3f} (n={len(v)})"
+        style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
+        ax.plot(fpr, tpr, style, color=cols[name], label=labels[name], linewidth=1.6)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(
-        title=f"Detection by {score}, against {short_name(ref_name)}",
+        title=f"Detection by {score}, against {short[ref_name]} (n={len(reference)})",
         xlabel="other set's utterances above threshold (false positive rate)",
-        ylabel=f"{short_name(ref_name)} utterances above threshold (true positive rate)",
+        ylabel=f"{short[ref_name]} utterances above threshold (true positive rate)",
     )
     _legend(ax, {"loc": "lower right"}, len(others), max(map(len, labels.values()), default=0))
     return _save(fig, base)
@@ -295,12 +321,19 @@ def rating_scatter(
     fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
     names = list(ratings)
     cols = cols or colours(names)
+    short = short_names(names)
     for ax, (score, by_set) in zip(axes[0], scores.items()):
         for name in names:
-            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name], label=short_name(name))
+            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name], label=short[name])
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
-    _legend(axes[0][-1], {}, len(names), max(len(short_name(n)) for n in names))
+    # beside the last panel, never over its points; each set's n in the legend
+    for name in names:
+        axes[0][-1].scatter([], [], s=10, color=cols[name], label=f"{short[name]} (n={len(ratings[name])})")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    half = len(handles) // 2
+    axes[0][-1].legend(handles[half:], labels[half:], fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       borderaxespad=0)
     return _save(fig, base)
 
 
@@ -334,7 +367,7 @@ def _save_atomic(fig, base: Path, rect: tuple[float, float, float, float] | None
     fig.tight_layout(rect=rect)
     for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
         with atomic_path(_file(base, suffix)) as tmp:
-            fig.savefig(tmp, format=suffix[1:], **kwargs)
+            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)  # nothing cut at the edges
     return _file(base, ".png")
 
 
@@ -347,24 +380,32 @@ def blurmask_utterance(
     title: str,
     m_label: str = "blur width m (bins)",
     symbol: str = "m",
+    m_limits: tuple[float, float] | None = None,
 ) -> Path:
     r"""One utterance's blur mask: the log filterbank ``(T, K)``, the mask ``m`` ``(T, K)`` (``symbol``: its name
-    in the titles, ``m`` or ``sigma``), and the spectrogram with the cells of two boolean ``(T, K)`` removal
-    masks blanked out (their share of the cells is in the titles). Arrays or tensors."""
+    in the titles, ``m`` or ``sigma``; ``m_limits``: its colour scale, the fit's range, so that a colour means one
+    width in every utterance's figure; else the utterance's own range), and the spectrogram with the cells of
+    two boolean ``(T, K)`` removal masks drawn in cyan (their share of the cells is in the titles; a blank
+    would read as the colour map's pale top, the loudest cells). Arrays or tensors."""
+    from matplotlib import colormaps
+
     feats, m, removed_low, removed_high = (np.asarray(a) for a in (feats, m, removed_low, removed_high))
     fig, axes = _subplots(4, 1, figsize=(9, 9), sharex=True)
     low_share, high_share = f"{removed_low.mean():.0%}", f"{removed_high.mean():.0%}"
     panels = [
         (feats, "log filterbank", "magma", "log energy"),
         (m, m_label + ": small = matters", "viridis", m_label),
-        (np.where(removed_low, np.nan, feats), f"the {low_share} lowest-{symbol} (most important) cells removed",
-         "magma", "log energy"),
-        (np.where(removed_high, np.nan, feats), f"the {high_share} highest-{symbol} (least important) cells removed",
-         "magma", "log energy"),
+        (np.where(removed_low, np.nan, feats),
+         f"the {low_share} lowest-{symbol} (most important) cells removed (cyan)", "magma", "log energy"),
+        (np.where(removed_high, np.nan, feats),
+         f"the {high_share} highest-{symbol} (least important) cells removed (cyan)", "magma", "log energy"),
     ]
     low, high = np.nanmin(feats), np.nanmax(feats)
     for ax, (values, name, cmap, unit) in zip(axes, panels):
-        limits = {} if values is m else {"vmin": low, "vmax": high}
+        cmap = colormaps[cmap].with_extremes(bad="#00e5ff")
+        limits = {"vmin": low, "vmax": high}
+        if values is m:
+            limits = dict(zip(("vmin", "vmax"), m_limits)) if m_limits else {}
         image = ax.imshow(values.T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest", **limits)
         ax.set(title=name, ylabel="mel bin")
         fig.colorbar(image, ax=ax, pad=0.01).set_label(unit, fontsize=8)
@@ -378,7 +419,8 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
     baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output;
     ``symbol``: the mask's name (``m``, or ``sigma`` for a noise mask)."""
     names = [b for b, s in summaries.items() if "auc" in s]  # those with a defined curve
-    fig, axes = _subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.8), squeeze=False)
+    width = max(4.2 * max(len(names), 1), 7.0)  # one panel: room for the title and the legend below it
+    fig, axes = _subplots(1, max(len(names), 1), figsize=(width, 3.8), squeeze=False)
     if not names:
         axes[0][0].text(0.5, 0.5, "removing cells did not change the output of any utterance", ha="center",
                         va="center", wrap=True)

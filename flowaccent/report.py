@@ -53,10 +53,21 @@ def naming(summary: dict[str, Any]) -> str:
     return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
+#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``).
+FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|roc_\w+|"
+                          r"rating_log_ll)\.(png|pdf)")
+
+
 def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
-    summary where the caller has read and checked it already (:func:`_checked_inputs`)."""
+    summary where the caller has read and checked it already (:func:`_checked_inputs`). The figures an earlier
+    run left there are removed first: one of scores with a baseline or sets these have not (``roc_gmm_log_ll``)
+    would be taken for one of these."""
     summary = summary or _checked_inputs(exp, scores)
+    if Path(fig_dir).is_dir():
+        for old in Path(fig_dir).iterdir():
+            if FIGURE_FILES.fullmatch(old.name):
+                old.unlink()
     names = list(summary["sets"])
     latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
     tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
@@ -68,7 +79,8 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any]
         figures["Training curves"] = curves
     figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01", cols=cols)
     figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
-    figures["Latents, t-SNE"] = plots.latents_tsne(latents, fig_dir / "latents_tsne", cols=cols)
+    tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
+    figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", cols=cols)
     figures["LogLL per utterance"] = plots.histograms(
         {n: t["log_ll"] for n, t in tables.items()},
         fig_dir / "hist_log_ll",
@@ -199,8 +211,10 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
     detection = summary.get("detection", {})
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
-        rows = [[n] + [_fmt(d["by_score"].get(k)) for k in scores] for n, d in detection.items()]
-        out.append((f"Detection AUC against '{summary['reference']}'", ["set"] + scores, rows))
+        rows = [[n, str(sets[n]["num_utts"])] + [_fmt(d["by_score"].get(k)) for k in scores]
+                for n, d in detection.items()]
+        ref = summary["reference"]
+        out.append((f"Detection AUC against '{ref}' ({sets[ref]['num_utts']} utts)", ["set", "utts"] + scores, rows))
     rating = summary.get("rating", {})
     if rating:
         rows = [
@@ -213,11 +227,11 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
     if regression:
         rows = [
             [n, k + (f" ({c['shared_utts']} utts in both sets)" if c.get("shared_utts") else ""), _fmt(c["pearson"]),
-             _fmt(c["spearman"])]
+             _fmt(c["spearman"]), str(c["n"])]
             for n, r in regression.items()
             for k, c in r.items()
         ]
-        out.append(("Ratings from averaged latents (SVR)", ["set", "how", "Pearson", "Spearman"], rows))
+        out.append(("Ratings from averaged latents (SVR)", ["set", "how", "Pearson", "Spearman", "utts"], rows))
     return out
 
 
@@ -227,29 +241,35 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
     def t(text: str) -> str:  # element text: quotes need no escaping
         return html.escape(text, quote=False)
 
+    heading = f"flowaccent report: {_experiment_name(summary)}"
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>flowaccent report</title><style>",
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}"
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{t(heading)}</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
-        "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}"
+        "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
         "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
-        "h2{break-after:avoid}figure,tr{break-inside:avoid}",
+        "h2{break-after:avoid}figure,tr{break-inside:avoid}"
+        "@media (max-width:800px){figure{width:98%}}",
         "</style></head><body>",
-        "<h1>flowaccent report</h1>",
+        f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
         f"<p class='naming'>{naming(summary)}</p>",
     ]
     for title, header, rows in sections:
-        parts.append(f"<h2>{t(title)}</h2><table><tr>" + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr>")
+        parts.append(f"<h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
+                     + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
+        parts.append("</tbody></table></div>")
     parts.append("<h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):
         data = base64.b64encode(png.read_bytes()).decode()
-        parts.append(f"<figure><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+        wide = " class='wide'" if _aspect(png) > 2.0 else ""  # panels side by side: the page's width
+        parts.append(f"<figure{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
     parts.append(f"<h2>How this was made</h2><pre>{t(_how(summary, command))}</pre></body></html>")
@@ -260,7 +280,7 @@ def _markdown(
     summary, sections, figures: dict[str, Path], config: str, command: str, root: Path, trained: str = ""
 ) -> str:
     text = naming(summary).replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">")
-    lines = ["# flowaccent report", "", _model_line(summary, trained), "", text, ""]
+    lines = [f"# flowaccent report: {_experiment_name(summary)}", "", _model_line(summary, trained), "", text, ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -284,6 +304,17 @@ def _markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _experiment_name(summary: dict[str, Any]) -> str:
+    r"""The scored model's experiment dir as ``score`` was given it (``exp/quick/dnf``)."""
+    return str(summary.get("model", {}).get("exp", "")) or "(experiment not recorded)"
+
+
+def _aspect(png: Path) -> float:
+    r"""Width / height of a PNG, from its IHDR chunk."""
+    head = png.read_bytes()[16:24]
+    return int.from_bytes(head[:4], "big") / max(1, int.from_bytes(head[4:], "big"))
 
 
 def _model_line(summary: dict[str, Any], trained: str = "") -> str:

@@ -132,6 +132,7 @@ def explain_utterance(
         f"{name} {utt}: target {run.target}, invariance error {result.invariance_error:.2g}",
         "blur width m (bins)" if fit.variant == "blur" else "noise scale sigma",
         mask_symbol(fit.variant),
+        (fit.m_min, fit.m_max) if fit.variant == "blur" else (fit.sigma_min, fit.sigma_max),
     )
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 

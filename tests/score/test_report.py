@@ -32,7 +32,7 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     # the model and its training data, in both
     trained = f"classes native, zh. Trained on `{exp.parent / 'native'}`, `{exp.parent / 'zh'}`"
     assert trained in md and trained.replace("`", "<code>", 1).split("`")[0] in html
-    assert "| set | log_ll | llr | gmm_log_ll |" in md  # in the order scored, as in the recipes' RESULTS.md
+    assert "| set | utts | log_ll | llr | gmm_log_ll |" in md  # in the order scored, as in the recipes' RESULTS.md
     images = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", md)
     assert len(images) == len(sources) and all((tmp_path / p).exists() for p in images)
     for png in images:
@@ -146,6 +146,43 @@ def test_scores_of_a_checkpoint_written_again_since_are_refused(scored_dir_and_e
     assert main(report) == 0
 
 
+def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_these_scores(
+    scored_dir_and_exp, tmp_path
+):
+    r"""Scores against zh's ``llr``, without a baseline, into a folder an earlier report with a baseline drew in:
+    the naming says zh and no gmm_log_ll, the old ROC by gmm_log_ll is gone, the tables have header rows (a
+    printed page repeats them), and the panels side by side take the page's width."""
+    _, exp = scored_dir_and_exp
+    scores, out = tmp_path / "zh_scores", tmp_path / "r"
+    sets = [str(exp.parent / n) for n in ("native", "zh", "ja")]
+    assert main(["score", "--exp", str(exp), "--out", str(scores), *sets, "--native-class", "zh", "--quiet"]) == 0
+    assert json.loads((scores / "summary.json").read_text())["model"]["llr_class"] == "zh"
+    (out / "figures").mkdir(parents=True)
+    for stale in ("roc_gmm_log_ll.png", "roc_gmm_log_ll.pdf"):
+        (out / "figures" / stale).write_bytes(b"an earlier report's")
+    (out / "figures" / "mine.png").write_bytes(b"the user's")
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(out) + "/"]) == 0
+    html = (out / "report.html").read_text()
+    assert f"<title>flowaccent report: {exp}</title>" in html and f"# flowaccent report: {exp}" in \
+        (out / "report.md").read_text()
+    assert "log p(x | zh class)" in html and "gmm_log_ll" not in html
+    assert not (out / "figures" / "roc_gmm_log_ll.png").exists() and (out / "figures" / "mine.png").exists()
+    assert html.count("<thead>") == html.count("<table>") >= 4
+    assert re.search(r"<figure class='wide'><img alt='Utterance scores against rating'", html)
+    assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
+
+
+def test_long_names_that_shorten_alike_are_told_apart():
+    from flowaccent.plots import short_names
+
+    names = ["l2arctic_mandarin_male_test_partition_v2", "l2arctic_mandarin_female_test_partition_v2", "test_zh"]
+    short = short_names(names)
+    assert len(set(short.values())) == 3 and short["test_zh"] == "test_zh"
+    assert len(short[names[1]]) < len(names[1])
+    middle = ["x" * 20 + "1" + "y" * 20, "x" * 20 + "2" + "y" * 20]  # told apart only by their middles
+    assert short_names(middle) == {n: n for n in middle}
+
+
 def test_colours_stay_distinct_for_any_number_of_sets():
     from flowaccent.plots import ACCENT_COLOURS, colours
 
@@ -153,6 +190,11 @@ def test_colours_stay_distinct_for_any_number_of_sets():
     got = colours(names)
     assert len(set(got.values())) == len(names)  # 40 speaker sets once ran out of the palette (StopIteration)
     assert got["test_native_0"] == ACCENT_COLOURS["native"] and got["zh"] == ACCENT_COLOURS["zh"]
+    from flowaccent.plots import _rgb
+
+    few = colours(["test_zh", "l2arctic_zh_x", "zh_two", "test_ja", "ja_one", "test_native", "dev_native"])
+    apart = [np.linalg.norm(_rgb(a) - _rgb(b)) for i, a in enumerate(few.values()) for b in list(few.values())[i + 1:]]
+    assert min(apart) >= 60  # shades of one accent too (two reds were 55 apart: one set read as the other)
 
 
 def test_short_names_keep_both_ends():
