@@ -144,9 +144,15 @@ def _open(path: str, where: str) -> IO[bytes]:
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise KaldiIOError(f"{where}: ark '{path}' does not exist") from None
+        relative = "" if Path(path).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
+        raise KaldiIOError(f"{where}: ark '{path}' does not exist{relative}") from None
     except OSError as error:
         raise KaldiIOError(f"{where}: cannot open '{path}': {error.strerror}") from None
+
+
+def _key_kind(scp: Path) -> str:
+    r"""What an scp's keys name in messages: ``cmvn.scp``'s are speakers (Kaldi's per-speaker stats)."""
+    return "speaker" if scp.name == "cmvn.scp" else "utterance"
 
 
 def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -> np.ndarray:
@@ -226,7 +232,7 @@ class ScpReader:
         open_path = None
         try:
             for entry in self.entries:
-                where = f"{self.path}: utterance '{entry.key}'"
+                where = f"{self.path}: {_key_kind(self.path)} '{entry.key}'"
                 if entry.is_pipe:
                     array = read_matrix(entry.rxfile, entry.key, str(self.path))
                 else:
@@ -243,7 +249,7 @@ class ScpReader:
 
     def _check(self, key: str, array: np.ndarray) -> np.ndarray:
         frames = None if self.utt2num_frames is None else self.utt2num_frames.get(key)
-        where = f"{self.path}: utterance '{key}'"
+        where = f"{self.path}: {_key_kind(self.path)} '{key}'"
         return check_matrix(array, where, self.expected_dim, frames, self.allow_nonfinite)
 
 
@@ -416,7 +422,7 @@ class RandomAccessReader:
         return key in self.entries
 
     def __getitem__(self, key: str) -> np.ndarray:
-        where = f"{self.path}: utterance '{key}'"
+        where = f"{self.path}: {_key_kind(self.path)} '{key}'"
         entry = self.entries.get(key)
         if entry is None:
             raise KaldiIOError(f"{where}: not in the scp")

@@ -156,6 +156,10 @@ def test_missing_files(tmp_path):
         list(ScpReader(tmp_path / "feats.scp"))
     with pytest.raises(KaldiIOError, match="does not exist"):
         list(iter_ark(f"ark:{tmp_path}/gone.ark"))
+    (tmp_path / "cmvn.scp").write_text("spk0 data/gone.ark:3\n")  # a speaker's stats; a path from the cwd
+    with pytest.raises(KaldiIOError, match=r"speaker 'spk0': ark 'data/gone.ark' does not exist \(relative to the "
+                                           r"current folder, /"):
+        list(ScpReader(tmp_path / "cmvn.scp"))
 
 
 def test_bad_scp_lines(tmp_path):
