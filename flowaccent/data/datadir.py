@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.kaldi_text import KALDI_SPACE, fields, has_space
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.errors import DataDirError
 
@@ -62,13 +63,13 @@ def read_table(path: str | Path, allow_empty_value: bool = False, any_text: bool
     previous = None
     for number, data in enumerate(lines, 1):
         line = _decode(data[:-1] if data.endswith(b"\r") else data, any_text, f"{path}:{number}")
-        if not line.strip():
+        if not line.strip(KALDI_SPACE):
             raise DataDirError(f"{path}:{number}: empty line")
-        if line[0].isspace():
+        if line[0] in KALDI_SPACE:
             raise DataDirError(f"{path}:{number}: line starts with whitespace (empty key)")
-        parts = line.split(maxsplit=1)
+        parts = fields(line, maxsplit=1)
         key = parts[0]
-        value = parts[1].strip() if len(parts) == 2 else ""
+        value = parts[1] if len(parts) == 2 else ""
         if not value and not allow_empty_value:
             raise DataDirError(f"{path}:{number}: key '{key}' has no value")
         if key in table:
@@ -130,7 +131,7 @@ def spk2utt_of(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
 
 def check_key(key: str, where: str) -> None:
     r"""Raises :class:`DataDirError` unless ``key`` is a valid Kaldi key (non-empty, no whitespace)."""
-    if not key or any(c.isspace() for c in key):
+    if not key or has_space(key):
         raise DataDirError(f"{where}: invalid key {key!r}: keys must be non-empty without whitespace")
 
 
@@ -260,14 +261,15 @@ def _subset_other_tables(data: DataDir, target: Path, utts: set[str], speakers: 
         if not source.is_file():
             continue
         keys = {"utt": utts, "spk": speakers, "reco": utts if recordings is None else recordings, None: None}[kind]
-        lines = source.read_bytes().splitlines(keepends=True)
+        lines = source.read_bytes().split(b"\n")  # at \n only, as read_table
+        lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
         with atomic_path(target / name) as tmp:
             tmp.write_bytes(b"".join(line for line in lines if keys is None or _first_field(line) in keys))
 
 
 def _first_field(line: bytes) -> str:
-    fields = line.split(maxsplit=1)
-    return fields[0].decode("utf-8", errors="replace") if fields else ""
+    first = fields(line.decode("utf-8", errors="replace"), maxsplit=1)
+    return first[0] if first else ""
 
 
 #: How to make a required table that is missing.
@@ -323,7 +325,7 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     if not utt2spk:
         return [f"{path / 'utt2spk'}: empty data dir (no utterances)"]
     problems = []
-    bad = [(utt, spk) for utt, spk in utt2spk.items() if len(spk.split()) != 1]
+    bad = [(utt, spk) for utt, spk in utt2spk.items() if len(fields(spk)) != 1]
     if bad:
         problems.append(f"{path / 'utt2spk'}: {len(bad)} utterance(s) with a bad speaker, e.g. '{bad[0][0]}': "
                         f"'{bad[0][1]}'")
@@ -338,7 +340,7 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         )
     if "spk2utt" in tables:
         expected = spk2utt_of(utt2spk)
-        got = {spk: utts.split() for spk, utts in tables["spk2utt"].items()}  # any whitespace, as Kaldi's scripts
+        got = {spk: fields(utts) for spk, utts in tables["spk2utt"].items()}  # any whitespace, as Kaldi's scripts
         for spk in sorted(set(expected) | set(got), key=_c_order):
             if expected.get(spk) != got.get(spk):
                 problems.append(
@@ -382,7 +384,7 @@ def _check_values(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             problems.append(f"{path / 'utt2score'}: utterance '{utt}': not a number '{value}'")
             break
     for utt, value in tables.get("utt2accent", {}).items():
-        if len(value.split()) != 1:
+        if len(fields(value)) != 1:
             problems.append(f"{path / 'utt2accent'}: utterance '{utt}': accent must be one token")
             break
     return problems

@@ -27,6 +27,7 @@ import numpy as np
 
 from flowaccent.data.atomic import temporary_name
 from flowaccent.data.kaldi_object import read_object
+from flowaccent.data.kaldi_text import fields, has_space
 from flowaccent.errors import FeatureError, KaldiIOError
 
 _RXFILE = re.compile(r"^(?P<path>.*?)(?::(?P<offset>\d+))?(?:\[(?P<range>[^\]]*)\])?$")
@@ -71,20 +72,22 @@ def read_scp(path: str | Path) -> list[ScpEntry]:
     r"""Reads an scp file into entries (checks: file exists, every line has a key and a value, unique keys)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # at \n only, as Kaldi (not U+2028, U+0085...)
+        if lines[-1] == "":
+            lines.pop()
     except FileNotFoundError:
         raise KaldiIOError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise KaldiIOError(f"{path}: cannot read: {error}") from None
     entries, seen = [], set()
     for number, line in enumerate(lines, 1):
-        parts = line.strip().split(maxsplit=1)
+        parts = fields(line, maxsplit=1)
         if len(parts) != 2:
             raise KaldiIOError(f"{path}:{number}: expected 'key rxfile', got {line!r}")
         if parts[0] in seen:
             raise KaldiIOError(f"{path}:{number}: duplicate key '{parts[0]}'")
         seen.add(parts[0])
-        entries.append(ScpEntry(parts[0], parts[1].strip()))
+        entries.append(ScpEntry(parts[0], parts[1]))
     return entries
 
 
@@ -366,7 +369,7 @@ class ArkWriter:
 
         assert self._fd is not None, "use ArkWriter as a context manager"
         where = f"{self.ark}: utterance '{key}'"
-        if not key or any(c.isspace() for c in key):
+        if not key or has_space(key):
             raise KaldiIOError(f"{where}: keys must be non-empty without whitespace")
         if key in self._keys:
             raise KaldiIOError(f"{where}: duplicate key")

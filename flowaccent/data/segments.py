@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from flowaccent.data.kaldi_text import fields as kaldi_fields
 from flowaccent.errors import AudioError, DataDirError
 
 #: Kaldi's ``extract-segments --max-overshoot``: seconds an end may pass the recording's end.
@@ -45,7 +46,7 @@ class Segment:
 
 def parse_segment(value: str, where: str) -> Segment:
     r"""Parses ``recording start end [channel]``; :class:`DataDirError` naming ``where`` if it is not one."""
-    fields = value.split()
+    fields = kaldi_fields(value)
     if len(fields) not in (3, 4):
         raise DataDirError(f"{where}: expected 'recording start end [channel]', got '{value}'")
     try:

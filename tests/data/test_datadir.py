@@ -184,6 +184,20 @@ def test_tables_read_as_kaldi_reads_them(tmp_path):
     assert any("utt2accent:1: starts with a UTF-8 byte-order mark (BOM)" in p for p in validate_data_dir(d))
 
 
+def test_fields_are_split_at_ascii_whitespace_only_and_lines_at_newlines_only(tmp_path):
+    r"""Kaldi splits on the C locale's whitespace: a no-break or ideographic space is part of a key (Python's
+    ``split()`` cut it in two, and the half was reported as out of order), U+2028 does not end a line."""
+    from flowaccent.data import ScpReader
+    from flowaccent.data.kaldi_io import read_scp
+
+    (tmp_path / "t").write_text("spkA\u00a0x v1\nspkB\u3000y v\u2028w\n", encoding="utf-8")
+    assert read_table(tmp_path / "t") == {"spkA\u00a0x": "v1", "spkB\u3000y": "v\u2028w"}
+    (tmp_path / "feats.scp").write_text("u\u00a0x /nowhere.ark:3\r\nu\u2028y /nowhere.ark:9\n", encoding="utf-8")
+    assert [(e.key, e.rxfile) for e in read_scp(tmp_path / "feats.scp")] == [
+        ("u\u00a0x", "/nowhere.ark:3"), ("u\u2028y", "/nowhere.ark:9")]
+    assert ScpReader(tmp_path / "feats.scp").ids() == ["u\u00a0x", "u\u2028y"]
+
+
 @pytest.mark.parametrize("value", ["4_5", "\u0661\u0662", "4,5", "nan", "1e400", "0x10", "4 5"])
 def test_ratings_must_be_plain_numbers(tmp_path, value):
     d = make_dir(tmp_path / "d", utt2score=f"a-1 5\na-2 {value}\nb-1 2\n")
