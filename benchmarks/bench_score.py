@@ -71,12 +71,15 @@ def write_model(exp: Path, blocks: int, hidden: int) -> None:
     from flowaccent.model import FlowModel
     from flowaccent.prior import PriorConfig
     from flowaccent.train.checkpoint import Progress, save_checkpoint
+    from flowaccent.train.config import ExperimentConfig
 
-    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=2, standardize=False), 40)
-    model = FlowModel(pipeline, ModelConfig(num_blocks=blocks, hidden=hidden), PriorConfig(cond_dim=120),
-                      ("native", "zh"))
+    features, architecture = FeaturePipelineConfig(cmvn="none", deltas=2, standardize=False), ModelConfig(
+        num_blocks=blocks, hidden=hidden)
+    model = FlowModel(FeaturePipeline(features, 40), architecture, PriorConfig(cond_dim=120), ("native", "zh"))
     model.initialize(torch.randn(4096, 120), torch.arange(4096) % 2)
     save_checkpoint(exp / "final.pt", model, None, Progress(), {})
+    config = ExperimentConfig(features=features, model=architecture, prior=PriorConfig(cond_dim=120))
+    (exp / "config.yaml").write_text(config.to_yaml())  # an experiment as train leaves one: report needs it
 
 
 def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3, device: str = "cpu") -> float:
