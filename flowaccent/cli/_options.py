@@ -52,13 +52,14 @@ def add_config_options(
             continue
         default = field.default
         default_text = str(default).lower() if isinstance(default, bool) else (default if default != "" else "''")
-        kwargs["help"] = f"{_first_sentence(docs.get(field.name, ''))} (default: {default_text})".lstrip()
+        sentence = _first_sentence(docs.get(field.name, ""))
+        stated = "(default:" in sentence  # a default the docs word themselves ('native' if the model has it...)
+        kwargs["help"] = (sentence if stated else f"{sentence} (default: {default_text})").lstrip()
         dotted = f"--{prefix}." if prefix else "--"
-        group.add_argument(dotted + field.name.replace("_", "-"), **kwargs)
+        other_names = [dotted + a for a, f in (aliases or {}).items() if f == field.name]  # listed in --help
+        group.add_argument(dotted + field.name.replace("_", "-"), *other_names, **kwargs)
         if "_" in field.name:  # --train.batch_size, as the YAML spells it
             group.add_argument(dotted + field.name, **kwargs | {"help": argparse.SUPPRESS})
-        for alias in [a for a, f in (aliases or {}).items() if f == field.name]:
-            group.add_argument(dotted + alias, **kwargs | {"help": argparse.SUPPRESS})
 
 
 def _plain(text: str) -> str:

@@ -11,10 +11,13 @@ from flowaccent.data.datadir import (
     write_table,
 )
 from flowaccent.data.kaldi_io import ArkWriter, ScpReader, iter_ark, read_matrix, read_scp
+from flowaccent.errors import DataDirError, KaldiIOError
 
 __all__ = [
     "ArkWriter",
     "DataDir",
+    "DataDirError",
+    "KaldiIOError",
     "ScpReader",
     "iter_ark",
     "load_data_dir",

@@ -153,7 +153,8 @@ def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **
 
     Returns:
         float32 ``(T, num_mel_bins)`` with ``T = 1 + (N - 400) // 160`` at 16 kHz
-        (``snip_edges``), ``(0, num_mel_bins)`` for audio shorter than one frame.
+        (``snip_edges``), ``(0, num_mel_bins)`` for audio shorter than one frame: numpy for a numpy or torch
+        ``wave`` (kaldi-native-fbank computes it; no gradient flows back to a tensor).
 
     Example:
         >>> compute_fbank(np.zeros(16000, np.int16) + 100, 16000).shape
@@ -163,7 +164,7 @@ def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **
         config = FbankConfig(num_mel_bins=num_mel_bins, **kaldi_opts)
     except TypeError as error:
         raise ConfigError(f"fbank: {error}") from None
-    wave = np.asarray(wave)
+    wave = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave)  # a tensor needing grad too
     if wave.dtype.kind == "f" and wave.size and 0.0 < float(np.max(np.abs(wave))) <= 1.0:
         raise FeatureError("fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)")
     return compute_fbank_with(config, wave, sample_rate)

@@ -38,7 +38,8 @@ def test_help_shows_each_fields_first_sentence_and_default():
     assert "--batch-frames INT frames per forward pass. (default: 8000)" in text
     assert "keeps a (8000, hidden)" not in text  # only the first sentence
     assert "--native-class STR the class whose likelihood ratio llr is reported" in text  # markup gone
-    assert "(default: '')" in text
+    assert "(default: native if the model has it, else its first class)." in text
+    assert "(default: '')" not in text  # a default the docs word themselves is not followed by the field's own
     assert "model options: The RealNVP architecture." in text
     assert "--model.num-blocks INT coupling blocks (the lab: 10). (default: 10)" in text
 

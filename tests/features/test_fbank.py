@@ -79,6 +79,15 @@ def test_reproducible_without_dither(wave):
     np.testing.assert_array_equal(compute_fbank(wave, 16000), compute_fbank(wave, 16000))
 
 
+def test_a_tensor_wave_gives_the_numpy_waves_features(rng):
+    r"""A tensor needing grad raised torch's own RuntimeError (numpy() of a tensor that requires grad)."""
+    import torch
+
+    wave = rng.normal(0, 1000, 8000).astype(np.float32)
+    expected = compute_fbank(wave, 16000)
+    np.testing.assert_array_equal(compute_fbank(torch.tensor(wave, requires_grad=True), 16000), expected)
+
+
 def test_resamples_to_the_configured_rate(rng):
     t = np.arange(22050) / 22050
     x = (3000 * np.sin(2 * np.pi * 300 * t) + 300 * rng.standard_normal(t.size)).astype(np.int16)

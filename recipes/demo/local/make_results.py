@@ -16,6 +16,9 @@ def fmt(value):
 
 
 def main() -> int:
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-") or not Path(sys.argv[1]).is_dir():
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if sys.argv[1:] in (["-h"], ["--help"]) else 2
     exp = Path(sys.argv[1])
     out = [f"# Demo results ({exp})", ""]
     for model in ("dnf", "nf"):
