@@ -240,6 +240,10 @@ def latents_tsne(
     return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols)
 
 
+#: Fewest utterances of a set drawn as a histogram; fewer: only its row of ticks.
+MIN_HISTOGRAM = 5
+
+
 def histograms(
     values: dict[str, np.ndarray],
     base: Path,
@@ -249,9 +253,9 @@ def histograms(
     weights: dict[str, np.ndarray] | None = None,
 ) -> Path:
     r"""Overlaid density histograms of a per-utterance value per set, and below them one row of ticks per set,
-    one tick per utterance (equal bars of two sets hide each other). The legend gives each set's mean: over
-    its frames with ``weights`` (the utterances' frame counts: the mean the score tables give), else over its
-    utterances."""
+    one tick per utterance (equal bars of two sets hide each other; a set of fewer than :data:`MIN_HISTOGRAM`
+    utterances has its ticks only). The legend gives each set's mean: over its frames with ``weights`` (the
+    utterances' frame counts: the mean the score tables give), else over its utterances."""
     values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
     fig, ax = _subplots(figsize=(6, 4))
     cols = cols or colours(list(values))
@@ -264,6 +268,9 @@ def histograms(
     both = np.concatenate([v for v in values.values() if len(v)])
     bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
     for name, v in values.items():  # a light fill and an outline: overlaps stay readable as each set's colour
+        if len(v) < MIN_HISTOGRAM:  # one or two bars of density 1/width: the tallest, and no shape; ticks only
+            ax.plot([], [], "|", color=cols[name], markersize=8, label=f"{labels[name]}: ticks only")
+            continue
         ax.hist(v, bins=bins, density=True, histtype="stepfilled", alpha=0.2, color=cols[name])
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.4, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel="density")

@@ -172,6 +172,23 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
 
 
+def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_path, monkeypatch):
+    r"""Each set's histogram is a density: one utterance made one bar of height 1/width, the tallest of the figure."""
+    from matplotlib.colors import to_hex
+
+    from flowaccent import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.setdefault("fig", fig))
+    rng = np.random.default_rng(0)
+    values = {"test_native": rng.normal(-130, 5, 40), "ja_one": np.array([-128.0])}
+    cols = {"test_native": "#1f5fbf", "ja_one": "#e377c2"}
+    plots.histograms(values, tmp_path / "h", "x", "t", cols)
+    ax = drawn["fig"].axes[0]
+    assert {to_hex(p.get_facecolor()) for p in ax.patches if p.get_fill()} == {"#1f5fbf"}  # test_native's bars
+    assert ax.get_legend().get_texts()[1].get_text() == "ja_one (mean of utts -128.00; n=1): ticks only"
+
+
 def test_long_names_that_shorten_alike_are_told_apart():
     from flowaccent.plots import short_names
 
