@@ -285,7 +285,7 @@ def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ())
     problems: list[str] = []
     tables: dict[str, dict[str, str]] = {}
     for name in ("utt2spk", "spk2utt", *require):
-        if not (path / name).exists():
+        if name not in unused and not (path / name).exists():
             problems.append(f"{path / name}: required but missing" + _HOW.get(name, ""))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():

@@ -43,6 +43,17 @@ def setup(device: str = "auto") -> DistEnv:
     return DistEnv(rank, world, target)
 
 
+@torch.no_grad()
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    r"""Every rank takes rank 0's buffers (BatchNorm's running statistics): DDP hands them out before each
+    forward, and each rank then updates its own from its shard, so after the last step they differed from
+    the model rank 0 saved."""
+    for buffer in module.buffers():
+        carried = buffer.detach().to(torch.float64 if not buffer.is_floating_point() else buffer.dtype).clone()
+        dist.broadcast(carried, 0)
+        buffer.copy_(carried.to(buffer.dtype))
+
+
 def all_min(value: int, env: DistEnv) -> int:
     r"""The minimum of ``value`` over all processes."""
     if not env.distributed:

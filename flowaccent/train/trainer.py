@@ -234,6 +234,7 @@ def _train(
         source.close()
         valid_source.close()
     if env.distributed:
+        distributed.broadcast_buffers(model)  # BatchNorm's running statistics: rank 0's, as it saved them
         print(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}", file=sys.stderr)
     final = exp / "final.pt"
     if env.is_main:

@@ -1,6 +1,8 @@
 # Kaldi-style option parsing for recipes (after utils/parse_options.sh): for every variable
 # already set in the calling script, `--var-name value` (or `--var-name=value`) overrides it.
-# Source it after the defaults; positional arguments are left in "$@".
+# Source it after the defaults. The names given are in $given_options; a positional argument is
+# an error (it would end the options silently: those after it were ignored).
+given_options=
 while true; do
   [ $# -eq 0 ] && break
   case "$1" in
@@ -18,11 +20,12 @@ while true; do
       name=$(echo "$1" | sed 's/^--//; s/-/_/g')
       [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
       value="$2"; shift 2 ;;
-    *) break ;;
+    *) echo "$0: unexpected argument '$1' (options are --name value)" >&2; exit 1 ;;
   esac
   if ! declare -p "$name" >/dev/null 2>&1; then
     echo "$0: unknown option --${name//_/-}" >&2
     exit 1
   fi
   printf -v "$name" '%s' "$value"
+  given_options="$given_options $name"
 done

@@ -1,13 +1,32 @@
 # Stage bookkeeping for recipes (source it after parse_options.sh, once $exp is set). As in Kaldi,
 # `--stage N --stop-stage M` runs stages N..M. Each finished stage leaves $exp/.done/stageK, so a
-# rerun without --stage skips what finished and goes on where the last run stopped; an explicit
-# --stage N (N > 0) runs stages N..M again, finished or not: their markers are removed first.
-if [ "$stage" -gt 0 ] && [ -d "$exp/.done" ]; then
-  for done_marker in "$exp"/.done/stage*; do
-    n=${done_marker##*/stage}
-    if [ -f "$done_marker" ] && [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ]; then rm -f "$done_marker"; fi
-  done
-  unset done_marker n
+# rerun without --stage skips what finished and goes on where the last run stopped. An explicit
+# --stage N runs stages N..M again, finished or not: the markers of N and of every later stage are
+# removed first (a later stage may use what N makes, so a plain rerun then runs it again, even one
+# past --stop-stage). The options that shape the results ($recorded_options, set by the recipe) are
+# kept in $exp/.done/options: a rerun without --stage with other values is refused, as it would
+# skip stages whose outputs came from the old ones.
+for option in stage stop_stage; do
+  [[ ${!option} =~ ^[0-9]+$ ]] || { echo "$0: --${option//_/-} takes a stage number, not '${!option}'" >&2; exit 1; }
+done
+unset option
+options_now() { for name in ${recorded_options:-}; do printf '%s=%s\n' "$name" "${!name}"; done; }
+if [[ " ${given_options:-} " == *" stage "* ]]; then
+  if [ -d "$exp/.done" ]; then
+    for done_marker in "$exp"/.done/stage*; do
+      n=${done_marker##*/stage}
+      if [ -f "$done_marker" ] && [ "$n" -ge "$stage" ]; then rm -f "$done_marker"; fi
+    done
+    unset done_marker n
+  fi
+elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)" ] \
+    && [ "$(cat "$exp/.done/options")" != "$(options_now)" ]; then
+  changed=$( { diff <(cat "$exp/.done/options") <(options_now) || true; } | sed -n 's/^> \([^=]*\)=.*/\1/p' \
+    | tr '\n' ' ')  # diff's status 1 (they differ) would end a recipe under set -e
+  echo "$0: $exp was made with other options (${changed% }) than these; a rerun would skip the stages" \
+    "they made. Give --stage N to redo from the stage the change concerns, or another --exp" \
+    "(the old values: $exp/.done/options)" >&2
+  exit 1
 fi
 should_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]; }
-mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; }
+mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }

@@ -7,8 +7,8 @@
 #   4 plots and report.html; RESULTS.md
 #   5 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
 # Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
-# the training's seed). A rerun skips finished stages; --stage N runs stages N.. again
-# (recipes/common/stages.sh).
+# the training's seed). A rerun skips finished stages (refused into an --exp made with another --quick or
+# --seed); --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,6 +31,7 @@ else
   exp=${exp:-exp/default$seeded}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
 fi
 corpus=$exp/corpus
+recorded_options="quick seed"
 . ../common/stages.sh
 sets="train_native dev_native test_native train_zh test_zh test_ja"
 mkdir -p "$exp"

@@ -9,8 +9,11 @@
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
 # where its scripts run (egs/*/s5).
+# The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
+# only. Detection AUCs are against native_test (WSJ test speakers, unseen in training, as the accented ones).
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
-# skips finished stages; --stage N runs stages N.. again (recipes/common/stages.sh).
+# skips finished stages, and is refused where the options differ from the run that made them; --stage N runs
+# stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 CALLER=$PWD  # not an option; the corpora's paths are taken from where run.sh is called; outputs go under the recipe
 cd "$(dirname "$0")"
@@ -35,7 +38,6 @@ rated_max=2
 . ../common/parse_options.sh
 
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
-. ../common/stages.sh
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
 from_caller() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # a path as the caller meant it
 
@@ -59,9 +61,20 @@ done
 # stage 5's NAME_rated) would overwrite a set with another
 rated_names=$(for name in $(names "$l2"); do echo "${name}_rated"; done)
 clash=$(printf '%s\n' $(names "$l2 $l2_train") $rated_names wsj_all wsj_test wsj_train wsj_heldout native_heldout \
-  native_test | sort | uniq -d | head -n 1)
+  native_test native | sort | uniq -d | head -n 1)
 [ -z "$clash" ] || { log "set name '$clash' is used twice (--l2, --l2-train, NAME_rated, wsj_*, native_heldout," \
-  "native_test): give each set its own"; exit 1; }
+  "native_test, and native, WSJ's class): give each set its own"; exit 1; }
+for train_dir in $(for spec in $l2_train; do echo "${spec#*=}"; done); do  # scored on what it was trained on
+  for spec in $l2; do
+    [ "${spec#*=}" != "$train_dir" ] || log "warning: --l2 ${spec%%=*} is also an --l2-train set: its scores" \
+      "are of utterances the DNF models were trained on"
+  done
+done
+for conf in $configs; do
+  [ -f "conf/$conf.yaml" ] || { log "--configs: no config '$conf' (conf/$conf.yaml)"; exit 1; }
+done
+recorded_options="wsj_train wsj_test l2 l2_train configs train_opts data heldout_fraction rated_min rated_max"
+. ../common/stages.sh
 mkdir -p "$data" "$exp"
 
 if should_run 0; then
@@ -85,52 +98,54 @@ if should_run 1; then
 fi
 
 if should_run 2; then
-  log "Stage 2: WSJ 9/10 train, 1/10 held out"
+  log "Stage 2: WSJ split by utterance: a fraction $heldout_fraction held out, the rest to train on"
   local/split_heldout.py "$data/wsj_all" "$data/wsj_train" "$data/wsj_heldout" --fraction "$heldout_fraction"
   mark_done 2
 fi
 
 if should_run 3; then
   log "Stage 3: train $configs"
-  classes="native=$data/wsj_train"
-  for spec in $l2_train; do classes="$classes ${spec%%=*}=$data/${spec%%=*}"; done
   for conf in $configs; do
     [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
+    classes=("native=$data/wsj_train")  # the plain flows: native English only
+    case $conf in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
     # shellcheck disable=SC2086
-    $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" $classes $train_opts $resume --quiet
+    $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
   done
   mark_done 3
 fi
 
-score_sets="native_heldout=$data/wsj_heldout native_test=$data/wsj_test"
-for name in $(names "$l2"); do score_sets="$score_sets $name=$data/$name"; done
+score_sets=("native_heldout=$data/wsj_heldout" "native_test=$data/wsj_test")
+for name in $(names "$l2"); do score_sets+=("$name=$data/$name"); done
 
 if should_run 4; then
   log "Stage 4: score held-out WSJ, WSJ test and the accented sets, with the GMM baseline"
   for conf in $configs; do
-    # shellcheck disable=SC2086
-    flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores" $score_sets --baseline gmm --quiet
+    log "  $conf"
+    flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores" "${score_sets[@]}" --reference native_test \
+      --baseline gmm --quiet
   done
   mark_done 4
 fi
 
 if should_run 5; then
   log "Stage 5: rating subsets (utterances rated $rated_min..$rated_max)"
-  rated=
+  rated=()
   for name in $(names "$l2"); do
     if [ -f "$data/$name/utt2score" ]; then  # a set with no utterance in range is left out, with a word
       local/rating_subset.py "$data/$name" "$data/${name}_rated" --min "$rated_min" --max "$rated_max" --skip-empty
-      if [ -d "$data/${name}_rated" ]; then rated="$rated ${name}_rated=$data/${name}_rated"; fi
+      if [ -d "$data/${name}_rated" ]; then rated+=("${name}_rated=$data/${name}_rated"); fi
     fi
   done
-  if [ -n "$rated" ]; then
-    for conf in $configs; do
-      # shellcheck disable=SC2086
-      flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" \
-        "native_heldout=$data/wsj_heldout" $rated --baseline gmm --quiet  # the GMM fitted in stage 4, loaded
-    done
-  fi
+  for conf in $configs; do  # an earlier run's rated scores and report go: stage 6 would report them as these
+    rm -rf "$exp/$conf/scores_rated" "$exp/$conf/rated"
+    if [ ${#rated[@]} -gt 0 ]; then
+      log "  $conf"
+      flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" "native_test=$data/wsj_test" \
+        "${rated[@]}" --reference native_test --baseline gmm --quiet  # the GMM fitted in stage 4, loaded
+    fi
+  done
   mark_done 5
 fi
 

@@ -98,6 +98,19 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert len(held) == 1  # 1/10 of 12 utterances
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr  # .done markers: nothing reruns
+    # the plain flow on native English only; AUCs against the unseen WSJ speakers; zh scored and trained on
+    assert (tmp_path / "exp" / "nf_120" / "classes.txt").read_text() == "native\n"
+    assert (tmp_path / "exp" / "dnf_120" / "classes.txt").read_text() == "native\nzh_train\n"
+    assert summary["reference"] == "native_test" and rated["reference"] == "native_test"
+    assert "--l2 zh is also an --l2-train set" in result.stderr
+    # stage 5 again with nothing in range: the earlier rated scores and reports go (stage 6 reported them)
+    none = subprocess.run([*cmd, "--stage", "5", "--stop-stage", "5", "--rated-min", "10", "--rated-max", "11"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert none.returncode == 0, none.stderr[-2000:]
+    assert not (tmp_path / "exp" / "nf_120" / "scores_rated").exists()
+    assert not (tmp_path / "exp" / "nf_120" / "rated").exists()
+    changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)  # rated range as before
+    assert changed.returncode == 1 and "made with other options (rated_min rated_max)" in changed.stderr
 
 
 def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):

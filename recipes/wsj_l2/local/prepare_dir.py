@@ -28,7 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     source, target = Path(args.source), Path(args.target)
     if source.is_dir():
-        data = load_data_dir(source, require=("wav.scp",))
+        data = load_data_dir(source, require=("wav.scp",), unused=("spk2utt",))  # made anew from utt2spk
         tables = {name: dict(data.table(name)) for name in TABLES if data.has(name)}
     else:
         wav = read_table(source)
