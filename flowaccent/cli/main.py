@@ -42,13 +42,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowaccent",
         description="Normalizing-flow accent analysis on Kaldi features.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"flowaccent {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, summary in COMMANDS.items():
         if only is None or name == only:
             module = importlib.import_module(f"flowaccent.cli.{name}")
-            module.add_parser(subparsers).set_defaults(run=module.run)
+            command = module.add_parser(subparsers)
+            command.set_defaults(run=module.run)
+            command.allow_abbrev = False  # --train.epoch set train.epochs silently: a typo, not a prefix
         else:
             subparsers.add_parser(name, help=summary)
     return parser

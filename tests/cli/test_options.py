@@ -77,6 +77,15 @@ def test_the_yaml_spelling_of_an_option_is_accepted_and_not_listed():
     assert "--model.num-blocks" in text and "num_blocks" not in text and "batch_frames" not in text
 
 
+def test_a_prefix_of_an_option_is_not_taken_for_it(capsys):
+    r"""argparse's abbreviations made ``--train.epoch 3`` (a typo) set ``train.epochs``."""
+    from flowaccent.cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--exp", "/nonexistent/exp", "--train.epoch", "3", "/nonexistent/data"])
+    assert stopped.value.code == 2 and "unrecognized arguments: --train.epoch" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("config", "values", "expected"),
     [
