@@ -311,6 +311,17 @@ def test_svr_folds_split_speakers_so_a_speakers_signature_does_not_predict_its_o
         ungrouped.append(cross_validated(x, ratings)["pearson"])
     assert np.mean(ungrouped) > 0.9 and np.mean(grouped) < 0.2
     assert shuffled(x, ratings, speakers, permutations=5)["pearson"] < 0.2
+    from flowaccent.score.regress import _speaker_shuffle
+
+    blocks = [[0, 1, 2], [3, 4], [5]]  # speakers a, b, c
+    for seed in range(6):  # each speaker takes one other's ratings (cycled to its size), each speaker's once
+        by_speaker = _speaker_shuffle(np.arange(6.0), ["a", "a", "a", "b", "b", "c"], np.random.default_rng(seed))
+        sources = [next(i for i, s in enumerate(blocks) if np.array_equal(by_speaker[t], np.resize(s, len(t))))
+                   for t in blocks]
+        assert sorted(sources) == [0, 1, 2]
+    one_each = np.random.default_rng(3)  # one utterance per speaker: a plain permutation, as before
+    assert np.array_equal(_speaker_shuffle(np.arange(9.0), range(9), one_each),
+                          np.random.default_rng(3).permutation(np.arange(9.0)))
     for train, test in _speaker_folds(speakers, 5, 0):
         assert not {speakers[i] for i in train} & {speakers[i] for i in test}
     assert len(_speaker_folds(["a", "a", "b", "b", "c"], 5, 0)) == 3  # fewer speakers than folds: one fold each

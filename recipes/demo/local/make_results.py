@@ -48,9 +48,9 @@ def main() -> int:
                 for key, c in r.items():
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
         if s.get("regression"):
-            out += ["", "Rating predicted from utterance mean latents (SVR; cv: 5-fold within the set, "
-                    "cv_shuffled: the same with the ratings shuffled, its chance level; a->b: fitted on a, "
-                    "applied to b):", "", "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
+            out += ["", "Rating predicted from utterance mean latents (SVR; cv: 5 folds of the set's "
+                    "speakers, cv_shuffled: the same with the ratings shuffled by speaker, its chance level; "
+                    "a->b: fitted on a, applied to b):", "", "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
             for name, r in s["regression"].items():
                 for key, c in r.items():
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
