@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             sync(device.type)
                             start = time.perf_counter()
                             if way == "joined":
-                                joined = held_out_nll(model, stream, args.batch, device, "fp32", 0)["nll"]
+                                joined = held_out_nll(model, stream, args.batch, device, "fp32")["nll"]
                             else:
                                 alone = per_utterance_nll(model, stream, device)
                             sync(device.type)

@@ -331,16 +331,12 @@ def rating_scatter(
     short = short_names(names)
     for ax, (score, by_set) in zip(axes[0], scores.items()):
         for name in names:
-            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name], label=short[name])
+            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
+                       label=f"{short[name]} (n={len(ratings[name])})")
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
-    # beside the last panel, never over its points; each set's n in the legend
-    for name in names:
-        axes[0][-1].scatter([], [], s=10, color=cols[name], label=f"{short[name]} (n={len(ratings[name])})")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    half = len(handles) // 2
-    axes[0][-1].legend(handles[half:], labels[half:], fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                       borderaxespad=0)
+    # beside the last panel, never over its points
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return _save(fig, base)
 
 

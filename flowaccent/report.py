@@ -135,13 +135,13 @@ def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
             f"{scores}: scored by {model}, whose config.yaml differs from {given}; "
             f"give the --exp that made the scores"
         )
-    final, digest = exp / "final.pt", scored.get("final_digest")
-    if "checkpoint_digest" in scored:  # scored with --checkpoint: that file, where it still is
-        final, digest = Path(scored.get("checkpoint", "")), scored["checkpoint_digest"]
+    checkpointed = "checkpoint_digest" in scored  # scored with --checkpoint: that file, where it still is
+    final = Path(scored.get("checkpoint", "")) if checkpointed else exp / "final.pt"
+    digest = scored.get("checkpoint_digest" if checkpointed else "final_digest")
     if digest and final.is_file() and file_digest(final) != digest:
         raise ConfigError(f"{scores}: scored with another {final} than the one there now (trained again since, or "
                           f"another experiment's scores?); score it again")
-    if digest and "checkpoint_digest" not in scored and not final.is_file():
+    if digest and not checkpointed and not final.is_file():
         raise ConfigError(f"{scores}: scored with {final}, which is gone (training again? its curves would not be "
                           f"the scored model's); score it again once it is there")
 
@@ -267,8 +267,9 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         parts.append("</tbody></table></div>")
     parts.append("<h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):
-        data = base64.b64encode(png.read_bytes()).decode()
-        wide = " class='wide'" if _aspect(png) > 2.0 else ""  # panels side by side: the page's width
+        raw = png.read_bytes()
+        data = base64.b64encode(raw).decode()
+        wide = " class='wide'" if _aspect(raw) > 2.0 else ""  # panels side by side: the page's width
         parts.append(f"<figure{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
@@ -311,9 +312,9 @@ def _experiment_name(summary: dict[str, Any]) -> str:
     return str(summary.get("model", {}).get("exp", "")) or "(experiment not recorded)"
 
 
-def _aspect(png: Path) -> float:
-    r"""Width / height of a PNG, from its IHDR chunk."""
-    head = png.read_bytes()[16:24]
+def _aspect(png: bytes) -> float:
+    r"""Width / height of a PNG's bytes, from its IHDR chunk."""
+    head = png[16:24]
     return int.from_bytes(head[:4], "big") / max(1, int.from_bytes(head[4:], "big"))
 
 

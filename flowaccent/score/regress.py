@@ -38,13 +38,22 @@ def _speaker_folds(groups: Iterable, folds: int, seed: int) -> list[tuple[np.nda
     r"""``(train, test)`` utterance indices of shuffled K folds over the groups (in order of first appearance)."""
     from sklearn.model_selection import KFold
 
-    first: dict = {}
-    index = np.array([first.setdefault(g, len(first)) for g in groups], dtype=np.int64)
-    folds = min(folds, len(first))
+    blocks = _blocks(groups)
+    folds = min(folds, len(blocks))
     if folds < 2:
         return []
-    cut = KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(first)))
-    return [(np.flatnonzero(~np.isin(index, test)), np.flatnonzero(np.isin(index, test))) for _, test in cut]
+    split = []
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(blocks))):
+        split.append(tuple(np.sort(np.concatenate([blocks[i] for i in part])) for part in (train, test)))
+    return split
+
+
+def _blocks(groups: Iterable) -> list[np.ndarray]:
+    r"""Each group's utterance indices, the groups in order of first appearance."""
+    blocks: dict = {}
+    for i, g in enumerate(groups):
+        blocks.setdefault(g, []).append(i)
+    return [np.array(b, dtype=np.int64) for b in blocks.values()]
 
 
 def shuffled(
@@ -74,10 +83,7 @@ def shuffled(
 def _speaker_shuffle(ratings: np.ndarray, groups: Iterable, rng: np.random.Generator) -> np.ndarray:
     r"""``ratings`` with the speakers shuffled: each speaker's utterances take another's ratings, in order and
     repeated cyclically where that speaker has fewer. One utterance per speaker: ``rng.permutation(ratings)``."""
-    blocks: dict = {}
-    for i, g in enumerate(groups):
-        blocks.setdefault(g, []).append(i)
-    members = list(blocks.values())
+    members = _blocks(groups)
     out = np.empty_like(ratings)
     for target, source in zip(members, [members[p] for p in rng.permutation(len(members))]):
         out[target] = ratings[np.resize(source, len(target))]

@@ -348,8 +348,7 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         model.pipeline.fit(source.feats(r) for r in standardization_sample(train_refs, cfg.standardize_max_utts))
     init = FrameStream(source, train_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
     x, y = next(init.epoch(0))
-    context = one_hot_context(y, config.model.context_dim)
-    model.initialize(x.to(env.device), y.to(env.device), None if context is None else context.to(env.device))
+    model.initialize(x.to(env.device), y.to(env.device))  # a class-context flow takes its context from y
     return Progress(world=env.world)
 
 
@@ -515,10 +514,9 @@ class _Runner:
         means on their way to the host (read one step later: :class:`_Checks`)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(progress)
-        context = self._context(y)
         threshold = self.cfg.gradient_filter_threshold if self.cfg.gradient_filter else None
-        with compute_precision(self.env.device, self.cfg.precision):
-            out = self.forward(x, y, context, threshold)
+        with compute_precision(self.env.device, self.cfg.precision):  # the class as context: from y, in the flow
+            out = self.forward(x, y, None, threshold)
         loss = out.nll.mean()
         stats = torch.stack([loss.detach(), -out.log_p.detach().mean(), -out.log_det.detach().mean()]).double()
         stats = HostCopy({"stats": stats})  # no wait here: the host goes on launching the backward
@@ -528,9 +526,6 @@ class _Runner:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         return stats
-
-    def _context(self, y: torch.Tensor) -> torch.Tensor | None:
-        return one_hot_context(y, self.config.model.context_dim)
 
     def _lr(self, progress: Progress) -> float:
         cfg = self.cfg
@@ -543,8 +538,7 @@ class _Runner:
 
     def _validate(self, stream: FrameStream) -> dict[str, float] | None:
         self.model.eval()
-        return held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, self.cfg.precision,
-                            self.config.model.context_dim)
+        return held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, self.cfg.precision)
 
     def _end_epoch(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
         r"""Counts the epoch, keeps the best model, writes the checkpoints and logs the epoch with where
@@ -611,7 +605,7 @@ class _Runner:
 
 @torch.no_grad()
 def held_out_nll(
-    model: FlowModel, stream: FrameStream, batch_frames: int, device: torch.device, precision: str, context_dim: int
+    model: FlowModel, stream: FrameStream, batch_frames: int, device: torch.device, precision: str
 ) -> dict[str, float] | None:
     r"""NLL, LogP and LogDet per frame of ``stream``'s utterances (the held-out ones) under ``model``
     (in eval mode), and their frame count; None without any utterances. The utterances, whole, are
@@ -623,7 +617,7 @@ def held_out_nll(
     with packed_inference(model), compute_precision(device, precision):  # no optimiser step inside
         for x, y in stream.joined(batch_frames):
             x, y = x.to(device), y.to(device)
-            out = model(x, y, one_hot_context(y, context_dim))
+            out = model(x, y)
             sums += torch.stack([out.nll, -out.log_p, -out.log_det]).double().sum(1).cpu()
             count += len(x)
     nll, neg_log_p, neg_log_det = (sums / count).tolist()
@@ -637,13 +631,6 @@ def parameter_digest(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def one_hot_context(labels: torch.Tensor, context_dim: int) -> torch.Tensor | None:
-    r"""The coupling context of a class-conditioned flow: one-hot labels ``(B, C)``, or None."""
-    if not context_dim:
-        return None
-    return torch.nn.functional.one_hot(labels, context_dim).float()
 
 
 def _tensorboard(exp: Path):
