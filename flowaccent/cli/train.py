@@ -23,8 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Each DATA_DIR is one class, named after the dir, or NAME=DATA_DIR; a dir's utt2accent "
         "(when there is no NAME=) names the class of each utterance. Needs feats.scp, utt2num_frames "
         "(and cmvn.scp for features.cmvn=spk), as written by 'flowaccent fbank'. Writes EXP_DIR/"
-        "{config.yaml, classes.txt, data.txt, fbank.json, checkpoints/{last,best}.pt, final.pt, log/train.jsonl, "
-        "tensorboard/}. "
+        "{config.yaml, classes.txt, data.txt, data_digest.txt, fbank.json, checkpoints/{last,best}.pt, final.pt, "
+        "log/train.jsonl, tensorboard/}. "
         "Options --SECTION.FIELD override the YAML. Multi-process: torchrun --nproc_per_node N "
         "$(which flowaccent) train ...",
     )
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
                         "config, only train.epochs, device, prefetch, log_every_steps and checkpoint_every_steps "
-                        "may change)")
+                        "may change, and the data dirs and their contents may not)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)

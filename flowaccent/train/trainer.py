@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_link, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
+from flowaccent.data.fingerprint import changed_parts, fingerprint_text
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.data.specs import parse_data_specs
@@ -204,8 +205,9 @@ def _train(
     config_dict = config.to_dict()
     classes_text = "".join(f"{c}\n" for c in class_names)
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
+    digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk")
     if resume and last.exists():
-        _check_same_data(exp, classes_text, data_text)
+        _check_same_data(exp, classes_text, data_text, digest_text)
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
@@ -213,6 +215,7 @@ def _train(
         atomic_write_text(exp / "config.yaml", config.to_yaml())
         atomic_write_text(exp / "classes.txt", classes_text)
         atomic_write_text(exp / "data.txt", data_text)
+        atomic_write_text(exp / DIGESTS, digest_text)
         _keep_fbank_record(exp, [d.path for d in dirs])
     runner = _Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
@@ -286,11 +289,16 @@ def _keep_fbank_record(exp: Path, dirs: list[Path]) -> None:
         atomic_write_json(exp / RECORD, record)
 
 
-def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
+#: The digests of the training dirs' tables and archives when the run began (:mod:`flowaccent.data.fingerprint`).
+DIGESTS = "data_digest.txt"
+
+
+def _check_same_data(exp: Path, classes_text: str, data_text: str, digest_text: str) -> None:
     r"""Refuses to resume ``exp`` with other classes or data dirs than its run began with (``classes.txt``,
     ``data.txt``, written when it began; not checked where a run from before they existed lacks them): the
     model's classes are fixed, and an exact resume replays the same frames. Data dirs are compared as resolved
-    paths (``../x/data`` and ``data`` from ``x`` are one dir)."""
+    paths (``../x/data`` and ``data`` from ``x`` are one dir); their contents by :data:`DIGESTS` (a new split or
+    new features written into the same dirs)."""
 
     def resolved(text: str) -> list[tuple[str | None, Path]]:
         return [(name, path.resolve()) for name, path in parse_data_specs(text.splitlines())]
@@ -304,8 +312,11 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str) -> None:
         refuse("classes", stored, classes_text)
     if data.exists() and resolved(stored := data.read_text(encoding="utf-8")) != resolved(data_text):
         refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
-
-
+    digests = exp / DIGESTS
+    if digests.exists() and (changed := changed_parts(digests.read_text(encoding="utf-8"), digest_text)):
+        what = "; ".join(f"{path}: {', '.join(parts)}" for path, parts in changed)
+        raise ConfigError(f"{exp}: the training data changed since the run began ({what}): an exact resume "
+                          "replays the frames it began with; train afresh in another --exp, or remove this one")
 
 
 def _refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, dict[str, str]]:

@@ -56,8 +56,9 @@ fi
 
 train() {  # train NAME CONF ARGS...
   local name=$1 conf=$2; shift 2
-  [ -f "$exp/$name/final.pt" ] && return 0
+  # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new corpus).
   local resume=; [ -f "$exp/$name/checkpoints/last.pt" ] && resume=--resume
+  [ -z "$resume" ] && [ -f "$exp/$name/final.pt" ] && return 0
   flowaccent train --config "$conf" --exp "$exp/$name" "$@" --train.seed "$seed" $resume --quiet
 }
 

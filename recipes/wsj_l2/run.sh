@@ -73,6 +73,13 @@ done
 for conf in $configs; do
   [ -f "conf/$conf.yaml" ] || { log "--configs: no config '$conf' (conf/$conf.yaml)"; exit 1; }
 done
+number() { n=$1 awk 'BEGIN { exit !(ENVIRON["n"] ~ /^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/) }'; }
+for option in heldout_fraction rated_min rated_max; do  # used after training (stages 2 and 5): checked now
+  number "${!option}" || { log "--${option//_/-} takes a number, not '${!option}'"; exit 1; }
+done
+# stage 4 scores the held-out part: none (0), or nothing left to train on (1), would fail after stages 0-1
+awk "BEGIN { exit !($heldout_fraction > 0 && $heldout_fraction < 1) }" \
+  || { log "--heldout-fraction takes a fraction between 0 and 1 (both excluded), not '$heldout_fraction'"; exit 1; }
 recorded_options="wsj_train wsj_test l2 l2_train configs train_opts data heldout_fraction rated_min rated_max"
 . ../common/stages.sh
 mkdir -p "$data" "$exp"
@@ -106,10 +113,11 @@ fi
 if should_run 3; then
   log "Stage 3: train $configs"
   for conf in $configs; do
-    [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
+    # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new split).
+    resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
+    [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
     classes=("native=$data/wsj_train")  # the plain flows: native English only
     case $conf in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
-    resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
     # shellcheck disable=SC2086
     $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
   done

@@ -111,6 +111,16 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert not (tmp_path / "exp" / "nf_120" / "rated").exists()
     changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)  # rated range as before
     assert changed.returncode == 1 and "made with other options (rated_min rated_max)" in changed.stderr
+    # stage 3 again: a finished model is resumed, trains nothing; after a new split it is refused, not kept
+    final = tmp_path / "exp" / "dnf_120" / "final.pt"
+    before = final.read_bytes()
+    kept = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "3", "--configs", "dnf_120"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert kept.returncode == 0 and final.read_bytes() == before, kept.stderr[-2000:]
+    split = subprocess.run([*cmd, "--stage", "2", "--stop-stage", "3", "--configs", "dnf_120", "--heldout-fraction",
+                            "0.3"], capture_output=True, text=True, env=env, timeout=300)
+    assert split.returncode == 1 and "the training data changed since the run began" in split.stderr
+    assert "wsj_train: feats.scp, utt2spk" in split.stderr and final.read_bytes() == before
 
 
 def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
@@ -148,6 +158,15 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                   ("--l2-train", "zh_rated=b", "set name 'zh_rated' is used twice")):
         bad = subprocess.run([*cmd, option, spec], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (spec, bad.stderr)
+    # numbers stages 2 and 5 use, after training (a fraction 0 held out one utterance all the same)
+    for option, value, message in (("--heldout-fraction", "0", "takes a fraction between 0 and 1 (both excluded)"),
+                                   ("--heldout-fraction", "1", "takes a fraction between 0 and 1 (both excluded)"),
+                                   ("--heldout-fraction", "0x5", "--heldout-fraction takes a number, not '0x5'"),
+                                   ("--rated-max", "two", "--rated-max takes a number, not 'two'")):
+        bad = subprocess.run([*cmd, option, value, "--exp", str(tmp_path / "exp_bad")], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=60)
+        assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)
+        assert not (tmp_path / "exp_bad").exists()
     clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path,
                            timeout=60)
     assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr

@@ -158,6 +158,32 @@ def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
     assert train(small_config(epochs=1), exp, [f"a={same}"], resume=True, quiet=True).epochs_run == 1
 
 
+def test_resume_refuses_data_changed_under_the_same_dirs(gaussian_dir, tmp_path):
+    r"""A new split or new features written into the training dirs (the same paths) are refused on ``--resume``,
+    naming what changed (they were replayed as if they were the frames the run began with); the same data moved,
+    its feats.scp rewritten to the new place and data.txt edited, resumes."""
+    from flowaccent.data import subset_data_dir
+    from flowaccent.data.datadir import load_data_dir
+
+    path, _ = gaussian_dir
+    exp, moved = tmp_path / "exp", tmp_path / "moved"
+    train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    shutil.copytree(path, moved)
+    scp = moved / "feats.scp"
+    scp.write_text(scp.read_text().replace(str(path), str(moved)))
+    (exp / "data.txt").write_text(f"gauss={moved}\n")
+    assert train(small_config(epochs=1), exp, [f"gauss={moved}"], resume=True, quiet=True).epochs_run == 1
+    with open(moved / "feats.ark", "ab") as ark:  # features written again under the old archive's name
+        ark.write(b"\0")
+    with pytest.raises(ConfigError, match=r"the training data changed since the run began \(.*moved: arks\)"):
+        train(small_config(epochs=1), exp, [f"gauss={moved}"], resume=True, quiet=True)
+    shutil.rmtree(moved)  # a new split of the same utterances
+    subset_data_dir(path, moved, load_data_dir(path).utts[:150])
+    with pytest.raises(ConfigError, match=r"moved: feats.scp, utt2spk\): an exact resume replays the frames it "
+                                          r"began with; train afresh in another --exp, or remove this one"):
+        train(small_config(epochs=1), exp, [f"gauss={moved}"], resume=True, quiet=True)
+
+
 @pytest.mark.parametrize("option, value", [("warmup_steps", -3), ("grad_clip", -1), ("lr_decay", -1), ("lr_decay", 0),
                                            ("weight_decay", -1), ("log_every_steps", 0), ("patience", -1),
                                            ("max_steps_per_epoch", -1), ("checkpoint_every_steps", -1),

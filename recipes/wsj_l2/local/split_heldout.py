@@ -23,6 +23,8 @@ def main() -> int:
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not 0 < args.fraction < 1:
+        raise FlowAccentError(f"--fraction takes a fraction between 0 and 1 (both excluded), not {args.fraction}")
     utts = load_data_dir(args.source).utts
     count = max(1, round(args.fraction * len(utts)))
     if count >= len(utts):
