@@ -3,13 +3,13 @@ r"""Log mel filterbanks like Kaldi's ``compute-fbank-feats``, via kaldi-native-f
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import numpy as np
 
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.features.resample import kaldi_resample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +42,12 @@ class FbankConfig(Config):
         use_log_fbank: log filterbank energies (else linear).
         use_power: power spectrum (else magnitude).
         allow_upsample: compute features of audio at a lower rate than ``sample_frequency``, upsampled
-            (Kaldi's ``--allow-upsample``). Off: an error, since the upsampled audio's band above its
-            own Nyquist frequency is empty: the same utterances at 8 kHz scored AUC 0.99 against
-            themselves at 16 kHz (ad hoc).
+            (Kaldi's ``--allow-upsample``, with Kaldi's resampler: :mod:`flowaccent.features.resample`).
+            Off: an error, since the upsampled audio's band above its own Nyquist frequency is empty: the
+            same utterances at 8 kHz scored AUC 0.99 against themselves at 16 kHz (ad hoc).
         allow_downsample: compute features of audio at a higher rate, downsampled (Kaldi's
-            ``--allow-downsample``, off by default there; on here: the band the features cover is kept
-            whole, and the demo corpus is at 22.05 kHz).
+            ``--allow-downsample``, with Kaldi's resampler; off by default there; on here: the band the
+            features cover is kept whole, and the demo corpus is at 22.05 kHz).
     """
 
     sample_frequency: int = 16000
@@ -129,16 +129,6 @@ class FbankConfig(Config):
         return self.num_mel_bins + int(self.use_energy)
 
 
-def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    r"""Resamples ``(N,)`` samples with a polyphase filter (``scipy.signal.resample_poly``)."""
-    if from_rate == to_rate:
-        return wave
-    from scipy.signal import resample_poly
-
-    g = math.gcd(int(from_rate), int(to_rate))
-    return resample_poly(wave, to_rate // g, from_rate // g).astype(np.float32)
-
-
 def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **kaldi_opts) -> np.ndarray:
     r"""Computes Kaldi log mel filterbank features of one waveform.
 
@@ -193,7 +183,7 @@ def compute_fbank_with(config: FbankConfig, wave: np.ndarray, sample_rate: int) 
                f"features at --sample-frequency {sample_rate}, or pass --allow-upsample true" if up else
                "pass --allow-downsample true, or --sample-frequency " + str(sample_rate))
         )
-    wave = resample(wave.astype(np.float32, copy=False), sample_rate, target)
+    wave = kaldi_resample(wave.astype(np.float32, copy=False), sample_rate, target)
     fbank = knf.OnlineFbank(config.knf_options())
     fbank.accept_waveform(float(config.sample_frequency), wave)
     fbank.input_finished()

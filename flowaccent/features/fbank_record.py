@@ -32,6 +32,12 @@ from flowaccent.errors import ConfigError
 RECORD = "fbank.json"
 #: Options that say whether audio may be resampled, not how features are computed.
 NOT_COMPARED = ("allow_upsample", "allow_downsample")
+#: How ``flowaccent fbank`` resamples audio at another rate (the record's ``resampler``): Kaldi's windowed sinc
+#: (:mod:`flowaccent.features.resample`). A record without one is from before it: scipy's polyphase filter, whose
+#: features of 22.05 kHz audio were higher than Kaldi's by 0.17-0.31 on average (up to 0.6) in the top 3 of 40 mel
+#: bins (docs/features.md).
+RESAMPLER = "kaldi"
+OLD_RESAMPLER = "scipy resample_poly"
 #: A ``flowaccent fbank`` run's tag in the names of the arks it writes (``raw_fbank_NAME.TAG.ark``): 10 hex digits.
 RUN_TAG = "[0-9a-f]{10}"
 
@@ -43,7 +49,8 @@ def write_record(
     (sample rate of the audio as read -> utterances), and ``run``, the tag in the names of the arks it
     wrote (``raw_fbank_NAME.RUN.ark``): features that ``feats.scp`` lists from other arks are not the ones
     described (:func:`data_record`)."""
-    record = {"fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())}}
+    record = {"fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())},
+              "resampler": RESAMPLER}
     atomic_write_json(folder / RECORD, {**record, "run": run} if run else record)
 
 
@@ -80,6 +87,15 @@ def data_record(folder: Path, command: str) -> dict[str, Any] | None:
     return None
 
 
+def resampler(record: Mapping[str, Any]) -> str | None:
+    r"""How the record's audio was resampled (:data:`RESAMPLER`, or :data:`OLD_RESAMPLER` for a record from before
+    records said); None where none of it was (all at ``sample_frequency``)."""
+    target = str(record["fbank"].get("sample_frequency"))
+    if all(rate == target for rate in record["source_rates"]):
+        return None
+    return record.get("resampler", OLD_RESAMPLER)
+
+
 def differences(want: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
     r"""The options of ``got`` that differ from ``want``'s, as ``'name got (not want)'``."""
     names = [n for n in dict.fromkeys([*want, *got]) if n not in NOT_COMPARED]
@@ -99,15 +115,21 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
             print(f"train: warning: {folder} has no record of how its features were computed ({RECORD}, written by "
                   f"'flowaccent fbank'), unlike {records[0][0]}: its features are not checked against the others', "
                   f"and the model's {RECORD} (what score checks sets against) describes only theirs", file=sys.stderr)
-    (first_dir, first), rates = records[0], {}
+    (first_dir, first), rates, resampled = records[0], {}, {}  # resampled: how -> the first dir resampled so
     for folder, record in records:
         if diff := differences(first["fbank"], record["fbank"]):
             raise ConfigError(f"train: {folder}'s features were computed with {', '.join(diff)} of {first_dir}'s "
                               f"({RECORD}); compute them with the same 'flowaccent fbank' options")
+        if (how := resampler(record)) is not None:
+            resampled.setdefault(how, folder)
         for rate, n in record["source_rates"].items():
             rates[rate] = rates.get(rate, 0) + n
+    if len(resampled) > 1:
+        (how_a, a), (how_b, b) = list(resampled.items())[:2]
+        raise ConfigError(f"train: {b}'s audio was resampled with {how_b}, {a}'s with {how_a} ({RECORD}): their "
+                          f"top mel bins differ; compute both with this version's 'flowaccent fbank'")
     first = {k: v for k, v in first.items() if k != "run"}  # the dirs' runs: the model's record names none
-    return {**first, "source_rates": rates}
+    return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}
 
 
 def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
@@ -131,6 +153,12 @@ def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
                 f"{command}: set {name}: its features were computed with {', '.join(diff)} of the model's training "
                 f"features ({data.path / RECORD} against {exp / RECORD}); compute them again with "
                 f"'flowaccent fbank' and the model's options"
+            )
+        if (ours := resampler(model)) and (theirs := resampler(record)) and ours != theirs:
+            raise ConfigError(
+                f"{command}: set {name}: its audio was resampled with {theirs}, the model's training audio with "
+                f"{ours} ({data.path / RECORD} against {exp / RECORD}): their top mel bins differ; compute the "
+                f"features of both with this version's 'flowaccent fbank'"
             )
         target = record["fbank"].get("sample_frequency", 0)
         low = sorted(int(r) for r in record["source_rates"] if int(r) < min(trained_rates | {target}))

@@ -95,3 +95,38 @@ def test_damaged_record_is_an_error(tmp_path):
     (tmp_path / "fbank.json").write_text("{")
     with pytest.raises(ConfigError, match="fbank.json: damaged; run 'flowaccent fbank"):
         read_record(tmp_path)
+
+
+def test_features_of_audio_resampled_another_way_are_not_mixed(tmp_path):
+    r"""Records say how audio was resampled (Kaldi's filter; one without a word is of the scipy filter flowaccent
+    used before, whose top mel bins differ): training dirs or a scored set resampled the other way are refused;
+    where one side resampled nothing it does not matter."""
+    from types import SimpleNamespace
+
+    from flowaccent.errors import ConfigError
+    from flowaccent.features.fbank_record import OLD_RESAMPLER, check_sets, resampler
+
+    a, b = make_wav_data_dir(tmp_path / "a", sample_rate=22050), make_wav_data_dir(tmp_path / "b", sample_rate=22050)
+    native = make_wav_data_dir(tmp_path / "c", seed=1)  # at 16 kHz: nothing resampled
+    for data in (a, b, native):
+        assert main(["fbank", str(data), "--quiet"]) == 0
+    assert resampler(json.loads((a / "fbank.json").read_text())) == "kaldi"
+    assert resampler(json.loads((native / "fbank.json").read_text())) is None
+    old = json.loads((b / "fbank.json").read_text())
+    del old["resampler"]
+    (b / "fbank.json").write_text(json.dumps(old))
+    assert resampler(old) == OLD_RESAMPLER
+    with pytest.raises(ConfigError, match=f"train: {b}'s audio was resampled with scipy resample_poly, {a}'s with "
+                                          "kaldi"):
+        training_record([a, b])
+    assert training_record([b, native])["resampler"] == OLD_RESAMPLER
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "fbank.json").write_text(json.dumps(training_record([a, native])))
+    sets = {name: SimpleNamespace(path=path) for name, path in (("new", a), ("native", native))}
+    check_sets(exp, sets, "score")  # the same filter, or nothing resampled
+    with pytest.raises(ConfigError, match="score: set old: its audio was resampled with scipy resample_poly, the "
+                                          "model's training audio with kaldi"):
+        check_sets(exp, {"old": SimpleNamespace(path=b)}, "score")
+    (exp / "fbank.json").write_text(json.dumps(training_record([native])))  # a model of 16 kHz audio only
+    check_sets(exp, {"old": SimpleNamespace(path=b)}, "score")
