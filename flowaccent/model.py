@@ -80,8 +80,8 @@ class FlowModel(nn.Module):
         r"""Scores frames ``x`` ``(B, D)``; ``labels`` ``(B,)`` condition the prior (None: marginal).
 
         With ``filter_threshold`` the gradient reaching ``z`` from the prior passes a
-        :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped;
-        the class means' gradients scaled alike). Values are unchanged.
+        :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped; the
+        gradients of the prior's class means are not filtered). Values are unchanged.
         """
         if not isinstance(x, Tensor):
             raise FeatureError(f"flow: expected a tensor of frames (B, {self.dim}), got {type(x).__name__} (stored "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -358,9 +359,23 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
     if config.features.standardize:
         model.pipeline.fit(source.feats(r) for r in standardization_sample(train_refs, cfg.standardize_max_utts))
     init = FrameStream(source, train_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
-    x, y = next(init.epoch(0))
+    x, y = init_batch(init, model.prior.num_classes)
     model.initialize(x.to(env.device), y.to(env.device))  # a class-context flow takes its context from y
     return Progress(world=env.world)
+
+
+def init_batch(stream: FrameStream, num_classes: int, most: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(frames (N, D), labels (N,))`` to initialise a model on: the first batch of ``stream``'s first epoch,
+    joined by the next ones until every class has frames among them (at most ``most`` batches). The class means
+    start from each class's own latents: a class absent from the first batch started at 0."""
+    xs, ys = [], []
+    with contextlib.closing(stream.epoch(0)) as batches:
+        for x, y in itertools.islice(batches, most):
+            xs.append(x)
+            ys.append(y)
+            if len(torch.unique(torch.cat(ys))) >= num_classes:
+                break
+    return torch.cat(xs), torch.cat(ys)
 
 
 def _check_world(progress: Progress, env: distributed.DistEnv, last: Path) -> None:
@@ -467,11 +482,15 @@ class _Runner:
                     break
 
     def _steps_per_epoch(self, stream: FrameStream, epoch: int) -> int:
+        r"""Full batches only: the frames past the last (fewer than a batch, other frames each epoch) wait for
+        the next epoch. A short last batch took a full-weight step on a few frames, and under BatchNorm a batch of
+        one frame made the loss NaN (its variance over the batch) and stopped the run. One process with fewer
+        frames than a batch takes them all in one step."""
         frames = stream.num_frames(epoch)
         steps = (
             distributed.all_min(frames // stream.batch_size, self.env)
             if self.env.distributed
-            else (math.ceil(frames / stream.batch_size))
+            else max(frames // stream.batch_size, min(frames, 1))
         )
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
@@ -587,7 +606,7 @@ class _Runner:
             "nll": nll,
             "log_p": -neg_log_p,
             "log_det": -neg_log_det,
-            "lr": self._lr(progress),
+            "lr": self.optimizer.param_groups[0]["lr"],  # the last step's (_lr(progress) is the next one's)
             "frames_per_s": fps,
             "data_wait_s": round(data_wait, 4),
         }

@@ -158,6 +158,23 @@ def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
     assert train(small_config(epochs=1), exp, [f"a={same}"], resume=True, quiet=True).epochs_run == 1
 
 
+def test_an_epoch_takes_full_batches_only_and_logs_the_rate_it_used(gaussian_dir, tmp_path):
+    r"""A last batch of one frame made BatchNorm's loss NaN (its variance over the batch) and stopped the run: the
+    frames past the last full batch wait for the next epoch. The logged ``lr`` is the one the step used (it was the
+    next step's: 0.0012 logged for a warm-up step at 0.0006)."""
+    from flowaccent.data.datadir import load_data_dir
+    from flowaccent.train.frames import held_out
+
+    path, _ = gaussian_dir
+    frames = sum(100 for u in load_data_dir(path).utts if not held_out(u, 0.1))  # 100 frames per utterance
+    config = small_config(epochs=1, batch_size=frames - 1, warmup_steps=5, log_every_steps=1)
+    summary = train(config.with_overrides({"model": {"norm": "batchnorm"}}), tmp_path / "exp", [str(path)],
+                    quiet=True)
+    assert summary.global_step == 1 and math.isfinite(summary.best_valid_nll)
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records if r["event"] == "train"] == [pytest.approx(3e-3 / 5)]
+
+
 def test_resume_refuses_data_changed_under_the_same_dirs(gaussian_dir, tmp_path):
     r"""A new split or new features written into the training dirs (the same paths) are refused on ``--resume``,
     naming what changed (they were replayed as if they were the frames the run began with); the same data moved,
@@ -271,8 +288,9 @@ def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeyp
 
 
 def test_compiled_training_matches_eager(gaussian_dir, tmp_path):
-    r"""``--train.compile true`` through the command: the same run as eager to float32 rounding,
-    over epochs whose last batch is shorter (768 does not divide the frames: a second compile)."""
+    r"""``--train.compile true`` through the command: the same run as eager to float32 rounding, compiled once
+    (768 does not divide the frames: a shorter last batch compiled a second graph, before epochs took full batches
+    only)."""
     path, _ = gaussian_dir
     (tmp_path / "conf.yaml").write_text(small_config(epochs=2, batch_size=768).to_yaml())
     nll = {}
@@ -283,7 +301,7 @@ def test_compiled_training_matches_eager(gaussian_dir, tmp_path):
         torch._dynamo.reset()
         counters.clear()
         assert main(args) == 0
-        assert counters["stats"]["unique_graphs"] == (2 if compile_ == "true" else 0)  # full and last batch
+        assert counters["stats"]["unique_graphs"] == (1 if compile_ == "true" else 0)
         nll[compile_] = load_checkpoint(exp / "final.pt")["progress"]["best_valid"]
     assert nll["true"] == pytest.approx(nll["false"], rel=1e-4)
 
@@ -577,3 +595,22 @@ def test_a_class_context_flow_trains_on_its_labels_and_score_refuses_it_in_one_l
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "context_dim = 2" in err and "Traceback" not in err
     assert not (tmp_path / "scores").exists()
+
+
+def test_the_initial_batch_holds_every_class():
+    r"""A class absent from the first batch had its DNF mean start at 0, not at its latents' mean: batches are
+    added until every class has frames (a bounded number; the first batch alone where it has them all)."""
+    from flowaccent.train.trainer import init_batch
+
+    class Stream:
+        def __init__(self, labels):
+            self.labels = labels
+
+        def epoch(self, epoch):
+            for label in self.labels:
+                yield torch.full((2, 3), float(label)), torch.full((2,), label)
+
+    x, y = init_batch(Stream([0, 0, 1, 0, 2, 1]), 3)
+    assert y.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 2, 2] and x.shape == (10, 3)
+    assert init_batch(Stream([1, 0, 2]), 2)[1].tolist() == [1, 1, 0, 0]
+    assert init_batch(Stream([0] * 40), 2, most=3)[1].tolist() == [0] * 6
