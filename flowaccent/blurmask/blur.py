@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from flowaccent.errors import ConfigError
 
@@ -142,6 +143,7 @@ class _BlurEnergy(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # written out by hand, first order only: a clear error for a gradient of the gradient
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         energy, m, n, total, outside, outside_slope, norm, source = ctx.saved_tensors
         by_source, by_width = _gather(grad.contiguous(), m, ctx.taps)

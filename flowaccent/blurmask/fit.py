@@ -46,7 +46,8 @@ class BlurMaskConfig(Config):
         mode: the blur's boundary handling: ``drop``, ``fold`` or ``renorm``.
         lam: weight of the term named by ``lam_on``.
         lam_on: ``entropy`` (``inv - lam mean log m``) or ``invariance`` (``lam inv - mean log m``).
-        steps: optimisation steps.
+        steps: optimisation steps (at least 1: with none every cell keeps the start's width, and the
+            deletion curves of every order are the same).
         lr: learning rate on the logits ``theta``.
         optimizer: ``adam`` or ``sgd``.
         m_min: smallest width (1 = no blur).
@@ -80,17 +81,16 @@ class BlurMaskConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # finite first: nan and inf passed every comparison below (--sigma-max inf fitted NaN masks with exit 0)
+        self.check_ranges("blur mask", (("steps", 1, False), ("lr", 0, True), ("lam", 0, False), ("smooth", 0, False),
+                                        ("m_min", 1, False), ("m_max", 1, True), ("sigma_min", 0, True),
+                                        ("sigma_max", 0, True), ("init_fraction", 0, True),
+                                        ("gradient_filter_threshold", 0, True)))
         problems = [
-            (self.steps < 0, f"steps must be >= 0, got {self.steps}"),
-            (self.lr <= 0, f"lr must be > 0, got {self.lr}"),
-            (self.lam < 0, f"lam must be >= 0, got {self.lam}"),
-            (self.smooth < 0, f"smooth must be >= 0, got {self.smooth}"),
             (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
             (not 0 < self.sigma_min < self.sigma_max, f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
              f"{self.sigma_max}"),
             (not 0 < self.init_fraction < 1, f"init_fraction must be in (0, 1), got {self.init_fraction}"),
-            (self.gradient_filter_threshold <= 0,
-             f"gradient_filter_threshold must be > 0, got {self.gradient_filter_threshold}"),
         ]
         for bad, message in problems:
             if bad:

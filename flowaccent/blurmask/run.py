@@ -169,7 +169,8 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     check_sets(exp, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
-    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete results
+    for name in OUTPUT_FILES:  # they only ever describe complete results (an interrupted rerun left the old ones)
+        (out / name).unlink(missing_ok=True)
     for name, utts in chosen.items():
         remove_stale_files(out / name, utts)
     results: list[UttResult] = []

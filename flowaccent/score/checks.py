@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from flowaccent.data.datadir import DataDir
+from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.score.scorer import SetScores
 
 
@@ -22,16 +23,18 @@ def warn_short_cmvn_units(
     sets: dict[str, DataDir], cmvn: str, scored: dict[str, SetScores] | None = None
 ) -> None:
     r"""A line for each set with speakers (``cmvn`` ``spk``) or utterances (``utt``) of under
-    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable. Before
-    scoring, the sets with ``utt2num_frames``; with ``scored``, after it, the others (from the frames read)."""
+    :data:`MIN_CMVN_FRAMES` frames: normalised on so few frames, their scores are not comparable. A speaker's
+    frames are the count in its ``cmvn.scp`` stats, what it is normalised on (a subset keeps each speaker's whole
+    stats: counting the set's frames warned about speakers of many), read before scoring. An utterance's: before
+    scoring, of the sets with ``utt2num_frames``; with ``scored``, after it, of the others (the frames read)."""
     for name, data in sets.items():
-        if cmvn not in ("spk", "utt") or data.has("utt2num_frames") == (scored is not None):
+        if cmvn == "spk" and scored is None and data.has("cmvn.scp"):  # none: an error when it is scored
+            speakers = set(data.utt2spk.values())
+            frames = {spk: int(s[0, -1]) for spk, s in load_cmvn_stats(data).items() if spk in speakers}
+        elif cmvn == "utt" and data.has("utt2num_frames") != (scored is not None):
+            frames = data.utt2num_frames() if scored is None else dict(zip(scored[name].utts, scored[name].num_frames))
+        else:
             continue
-        counts = data.utt2num_frames() if scored is None else dict(zip(scored[name].utts, scored[name].num_frames))
-        frames: dict[str, int] = {}
-        for utt, n in counts.items():
-            unit = data.utt2spk[utt] if cmvn == "spk" else utt
-            frames[unit] = frames.get(unit, 0) + n
         short = sorted((n, unit) for unit, n in frames.items() if n < MIN_CMVN_FRAMES)
         if short:
             kind = "speaker" if cmvn == "spk" else "utterance"

@@ -76,7 +76,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     gmm, gmm_info = _gmm_baseline(model, exp, config, checkpoint) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
-    (out / "summary.json").unlink(missing_ok=True)  # a summary only ever describes complete scores
+    for name in ("summary.json", "config.yaml"):  # they only ever describe complete scores (config.yaml: whose)
+        (out / name).unlink(missing_ok=True)
     fresh = [out / name for name in sets if not (out / name).exists()]
     try:
         results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}

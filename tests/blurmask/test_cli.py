@@ -170,3 +170,26 @@ def test_utterance_ids_with_dots_keep_a_file_each(flow_exp, tmp_path):
     assert main(["blurmask", "--exp", str(exp), "--data", str(dotted), "--utts", "2", "--out", str(out), *FAST]) == 0
     assert sorted(p.name for p in (out / "dotted").glob("*.npz")) == ["d.v0-000.npz", "d.v1-001.npz"]
     assert sorted(p.name for p in (out / "dotted" / "figures").glob("*.png")) == ["d.v0-000.png", "d.v1-001.png"]
+
+
+def test_an_interrupted_rerun_leaves_no_summary_of_the_earlier_run(flow_exp, tmp_path, monkeypatch):
+    r"""Only summary.json went at the start of a rerun: after Ctrl-C, summary.md, config.yaml, utt_table.tsv and the
+    curves still described the earlier run (its steps), beside the new run's first utterances."""
+    from flowaccent.blurmask import run as run_module
+
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(out), *FAST]
+    assert main(args) == 0
+    assert all((out / name).exists() for name in run_module.OUTPUT_FILES)
+    explain, calls = run_module.explain_utterance, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return explain(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "explain_utterance", interrupted)
+    assert main([*args, "--lam", "0.5"]) == 130
+    assert [name for name in run_module.OUTPUT_FILES if (out / name).exists()] == []

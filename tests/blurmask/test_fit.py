@@ -141,3 +141,21 @@ def test_config_errors():
         BlurMaskConfig(init_fraction=1.0)
     with pytest.raises(Exception, match=r"\(T, K\)"):
         fit_blur_mask(band_target(), torch.zeros(3, 4, 5))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("sigma_max", math.inf, "sigma_max must be a finite number, got inf"),
+    ("lr", math.inf, "lr must be a finite number"),
+    ("lr", math.nan, "lr must be a finite number"),
+    ("lam", math.nan, "lam must be a finite number"),
+    ("smooth", math.inf, "smooth must be a finite number"),
+    ("m_max", math.inf, "m_max must be a finite number"),
+    ("gradient_filter_threshold", math.nan, "gradient_filter_threshold must be a finite number"),
+    ("steps", 0, "steps must be >= 1, got 0"),
+])
+def test_options_out_of_range_are_refused_when_read(field, value, message):
+    r"""nan and inf passed every comparison (--sigma-max inf fitted NaN masks with exit 0; --lam nan failed during
+    the fit, blaming the data); --steps 0 left every cell at the start's width, so the curves of every order
+    were the same."""
+    with pytest.raises(ConfigError, match=f"blur mask: {message}"):
+        BlurMaskConfig(**{field: value})

@@ -195,3 +195,22 @@ def test_sigterm_stops_as_ctrl_c_does(scored_setup, tmp_path):
     assert proc.returncode == 143 and "flowaccent score: terminated" in err, err
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     assert not (out / "summary.json").exists()
+
+
+def test_an_interrupted_score_rerun_leaves_no_summary_or_config_of_the_earlier_run(scored_setup, tmp_path,
+                                                                                   monkeypatch):
+    r"""config.yaml (the scored model's configuration) stayed from the earlier run beside the new run's sets."""
+    from flowaccent.cli.main import main
+    from flowaccent.score import run as run_module
+
+    root, exp, data = scored_setup
+    out = tmp_path / "out"
+    args = ["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]
+    assert main(args) == 0 and (out / "config.yaml").exists()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "score_dir", interrupted)
+    assert main(args) == 130
+    assert not (out / "summary.json").exists() and not (out / "config.yaml").exists()

@@ -341,11 +341,20 @@ def test_undefined_correlations_still_count_the_utterances():
 
 
 def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
-    from flowaccent.data import load_data_dir, subset_data_dir
+    from flowaccent.data import ArkWriter, ScpReader, load_data_dir, subset_data_dir
+    from flowaccent.features.cmvn_stats import compute_cmvn_stats
     from flowaccent.score.checks import warn_short_cmvn_units
 
     root, _ = trained
-    warn_short_cmvn_units({"one": subset_data_dir(root / "ja", tmp_path / "one", ["j1-0001"])}, "spk")
+    one = subset_data_dir(root / "ja", tmp_path / "one", ["j1-0001"]).path
+    feats = dict(ScpReader(root / "ja" / "feats.scp"))
+    with ArkWriter(tmp_path / "cmvn_one.ark", one / "cmvn.scp") as writer:  # j1's stats of all its utterances, kept
+        writer.write("j1", sum(compute_cmvn_stats(x) for u, x in feats.items() if u.startswith("j1-")))
+    warn_short_cmvn_units({"one": load_data_dir(one)}, "spk")
+    assert capsys.readouterr().err == ""  # it warned: the set's 30 frames, not all of j1's it is normalised on
+    with ArkWriter(tmp_path / "cmvn_one.ark", one / "cmvn.scp") as writer:  # stats of the subset itself
+        writer.write("j1", compute_cmvn_stats(feats["j1-0001"]))
+    warn_short_cmvn_units({"one": load_data_dir(one)}, "spk")
     assert "set one: 1 speaker(s) of under 100 frames (e.g. 'j1': 30); the model's speaker CMVN" in \
         capsys.readouterr().err
     sets = {"ja": load_data_dir(root / "ja")}  # 30 utterances of 30 frames, 4 speakers
@@ -363,11 +372,12 @@ def test_cmvn_units_of_few_frames_are_warned_about(trained, capsys, tmp_path):
     shutil.copytree(tmp_path / "one", tmp_path / "no_counts")  # utt2num_frames is optional: counted when read
     (tmp_path / "no_counts" / "utt2num_frames").unlink()
     sets = {"no_counts": load_data_dir(tmp_path / "no_counts")}
-    warn_short_cmvn_units(sets, "spk")  # before scoring: nothing to count yet
+    warn_short_cmvn_units(sets, "utt")  # before scoring: nothing to count yet
     assert capsys.readouterr().err == ""
-    warn_short_cmvn_units(sets, "spk", {"no_counts": SimpleNamespace(utts=["j1-0001"], num_frames=np.array([30]))})
-    assert "set no_counts: 1 speaker(s) of under 100 frames (e.g. 'j1': 30)" in capsys.readouterr().err
-    warn_short_cmvn_units({"one": load_data_dir(tmp_path / "one")}, "spk", {})  # counted before already
+    warn_short_cmvn_units(sets, "utt", {"no_counts": SimpleNamespace(utts=["j1-0001"], num_frames=np.array([30]))})
+    assert "set no_counts: 1 utterance(s) of under 100 frames (e.g. 'j1-0001': 30)" in capsys.readouterr().err
+    warn_short_cmvn_units({"one": load_data_dir(tmp_path / "one")}, "utt", {})  # counted before already
+    warn_short_cmvn_units({"one": load_data_dir(tmp_path / "one")}, "spk", {})  # speakers: counted before only
     assert capsys.readouterr().err == ""
 
 
