@@ -10,7 +10,8 @@ utterance succeeded; a failure leaves the data dir as it was. Utterances that fa
 file, audio too short) do not stop the others: the error names the first and counts the rest,
 listed with it in ``DATA_DIR/data/fbank_failed.txt``, so one run finds every bad utterance. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
-rerun writes the same bytes under the same names.
+rerun writes the same bytes under the same names (with ``dither`` 0, the default: dither draws new noise
+on every run).
 """
 
 from __future__ import annotations

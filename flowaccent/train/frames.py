@@ -70,8 +70,9 @@ def utterance_refs(dirs: Sequence[DataDir], utt_labels: Sequence[dict[str, int]]
 
 
 def standardization_sample(refs: Sequence[UttRef], max_utts: int) -> list[UttRef]:
-    r"""The utterances the standardisation is fitted on: about ``max_utts``, evenly spaced in ``refs``."""
-    return list(refs[:: max(1, len(refs) // max_utts)])
+    r"""The utterances the standardisation is fitted on: at most ``max_utts``, evenly spaced in ``refs`` (a step
+    of ``len // max_utts`` took up to about twice as many)."""
+    return list(refs[:: max(1, -(-len(refs) // max_utts))])
 
 
 def held_out(utt: str, fraction: float) -> bool:
