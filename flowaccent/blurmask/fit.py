@@ -46,8 +46,7 @@ class BlurMaskConfig(Config):
         mode: the blur's boundary handling: ``drop``, ``fold`` or ``renorm``.
         lam: weight of the term named by ``lam_on``.
         lam_on: ``entropy`` (``inv - lam mean log m``) or ``invariance`` (``lam inv - mean log m``).
-        steps: optimisation steps (at least 1: with none every cell keeps the start's width, and the
-            deletion curves of every order are the same).
+        steps: optimisation steps (at least 1).
         lr: learning rate on the logits ``theta``.
         optimizer: ``adam`` or ``sgd``.
         m_min: smallest width (1 = no blur).

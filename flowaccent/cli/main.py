@@ -18,6 +18,7 @@ import shlex
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 from flowaccent import __version__
 from flowaccent.allocator import tune_allocator
@@ -36,10 +37,18 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    r"""argparse's parser, whose usage errors are one line (``train``'s usage alone is 32 lines before the error,
+    which a recipe's log then showed last): the error and where the usage is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     r"""The parser of every sub-command; with ``only``, just that one is built in full (the
     others get a summary line), so a command imports no more than it needs (torch, say)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flowaccent",
         description="Normalizing-flow accent analysis on Kaldi features.",
         allow_abbrev=False,

@@ -86,6 +86,17 @@ def test_a_prefix_of_an_option_is_not_taken_for_it(capsys):
     assert stopped.value.code == 2 and "unrecognized arguments: --train.epoch" in capsys.readouterr().err
 
 
+def test_a_usage_error_is_one_line(capsys):
+    r"""argparse printed the command's whole usage first (32 lines for train), burying the error in a recipe's log."""
+    from flowaccent.cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--exp", "/nonexistent/exp", "--model.hidden", "abc"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == ("flowaccent train: error: argument --model.hidden: invalid int value: 'abc' "
+                                       "(usage: flowaccent train --help)\n")
+
+
 @pytest.mark.parametrize(
     ("config", "values", "expected"),
     [
