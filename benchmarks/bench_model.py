@@ -22,14 +22,16 @@ Measured side by side in one run, median of ``--repeats`` (interleaved, so machi
             the weight gradient's transposed operand copied first), as a share of the oneDNN rate: what
             the training share of that rate could reach on the oneDNN path (compiled: also of that rate)
 FLOPs are counted from the architecture (2 x multiply-adds of the conditioner matmuls; a
-training step costs 3x the forward: the forward, and the input and weight gradients).
+training step costs the forward, the weight gradients and the input gradients but the first layer's,
+whose input is the data: 3x the forward less that product, flowaccent.flows.realnvp.train_flops_per_frame).
 The process's allocator is set up as the ``flowaccent`` command sets it (flowaccent.allocator;
 ``FLOWACCENT_MALLOC=system`` for glibc's defaults); minor page faults per inference step are printed.
 
 On a GPU (``--device cuda``; the runner picks it when one is present) every rate is timed with
 ``torch.cuda.synchronize``; ``--precision tf32`` allows TF32 matmuls, ``bf16`` runs the model
 as the commands run it (flowaccent.runtime: the conditioners under bf16 autocast; the
-matmul ceiling is then timed in bf16 too).
+matmul ceiling is then timed in bf16 too); with either, the fp32 step and inference are timed in the same
+repeats (``*_vs_fp32``: the medians of the per-repeat ratios).
 
 Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] [--repeats 3]
                                         [--device cpu|cuda] [--precision fp32|tf32|bf16] [--no-compile]
@@ -40,6 +42,7 @@ Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -53,7 +56,7 @@ from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows import onednn_train
 from flowaccent.flows.packed import PACK_BATCH, packed_inference
-from flowaccent.flows.realnvp import ModelConfig, flops_per_frame
+from flowaccent.flows.realnvp import ModelConfig, flops_per_frame, train_flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior import PriorConfig
 from flowaccent.runtime import compiled, compute_precision
@@ -214,6 +217,17 @@ def mkl_products():
     return mock.patch.dict(os.environ, {"FLOWACCENT_ONEDNN_TRAIN": "0"})
 
 
+@contextlib.contextmanager
+def fp32_matmuls():
+    r"""CUDA matmuls in full fp32 (no TF32) inside the block, for the fp32 side of a tf32 table."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def unfolded():
     r"""Inference without ActNorm folded into the couplings (flowaccent.flows.folded off) inside the block."""
     return mock.patch.dict(os.environ, {"FLOWACCENT_FOLD": "0"})
@@ -270,9 +284,10 @@ def run(
         if compile_:  # each model compiled afresh: dynamo counts recompiles of FlowModel.forward over every
             torch._dynamo.reset()  # model of the process and, past its limit (8), runs the rest eagerly
         forward = compiled(model, torch.device(device), "bench", compile_mode) if compile_ else None
-        fwd = flops_per_frame(ARCH, dim)
+        fwd, step_flops = flops_per_frame(ARCH, dim), train_flops_per_frame(ARCH, dim)
         for batch in batches:
             mm, packed, train_mm, train_dnn, tr, trn, trm, trc, inf, infu, faults = ([] for _ in range(11))
+            fp32 = {"train_fps": [], "train_compiled_fps": [], "infer_fps": []}  # beside tf32/bf16
             use_packed = device == "cpu" and precision == "fp32" and torch.backends.mkldnn.is_available()
             for _ in range(repeats):  # interleaved, so machine noise hits all alike
                 mm.append(time_matmul(ARCH, dim, batch, steps, device, precision))
@@ -290,28 +305,37 @@ def run(
                 faults.append(flt)
                 with unfolded():  # folding is for the CPU's oneDNN path only
                     infu.append(time_infer(model, batch, steps, precision)[0] if device == "cpu" else float("nan"))
+                if precision != "fp32":  # the fp32 step in the same repeats: "vs fp32" is side by side
+                    with fp32_matmuls():
+                        fp32["train_fps"].append(time_train(model, batch, steps))
+                        fp32["train_compiled_fps"].append(
+                            time_train(model, batch, steps, "fp32", forward) if compile_ else float("nan"))
+                        fp32["infer_fps"].append(time_infer(model, batch, steps)[0])
             rate, train_fps, infer_fps = (statistics.median(v) for v in (mm, tr, inf))
             train_mm_rate = statistics.median(train_mm)
             rows.append({
                 "device": device, "precision": precision, "compile_mode": compile_mode,
                 "dim": dim, "batch": batch, "matmul_gflops": rate,
-                "train_fps": train_fps, "train_share": 3 * fwd * train_fps / 1e9 / rate,
+                "train_fps": train_fps, "train_share": step_flops * train_fps / 1e9 / rate,
                 "train_matmuls_share": train_mm_rate / rate,
                 "train_nflows_fps": statistics.median(trn),
                 "fused_speedup": statistics.median(a / b for a, b in zip(tr, trn)),
                 "train_mkl_fps": statistics.median(trm),
                 "onednn_train_speedup": statistics.median(a / b for a, b in zip(tr, trm)),
-                "train_share_packed": 3 * fwd * train_fps / 1e9 / statistics.median(packed),
+                "train_share_packed": step_flops * train_fps / 1e9 / statistics.median(packed),
                 "train_onednn_products_share_packed": statistics.median(train_dnn) / statistics.median(packed),
-                "train_compiled_share_packed": 3 * fwd * statistics.median(trc) / 1e9 / statistics.median(packed),
+                "train_compiled_share_packed": step_flops * statistics.median(trc) / 1e9 / statistics.median(packed),
                 "train_compiled_fps": statistics.median(trc),
-                "train_compiled_share": 3 * fwd * statistics.median(trc) / 1e9 / rate,
+                "train_compiled_share": step_flops * statistics.median(trc) / 1e9 / rate,
                 "infer_fps": infer_fps, "infer_share": fwd * infer_fps / 1e9 / rate,
                 "infer_unfolded_fps": statistics.median(infu),
                 "fold_speedup": statistics.median(a / b for a, b in zip(inf, infu)),
                 "packed_gflops": statistics.median(packed),
                 "infer_share_packed": fwd * infer_fps / 1e9 / statistics.median(packed),
                 "infer_faults_per_step": statistics.median(faults),
+                **{f"{key}_vs_fp32": statistics.median(a / b for a, b in zip(mine, fp32[key]))
+                   for key, mine in (("train_fps", tr), ("train_compiled_fps", trc), ("infer_fps", inf))
+                   if fp32[key]},
             })
     return rows
 

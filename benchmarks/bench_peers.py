@@ -25,7 +25,8 @@ implementations rotates each repeat), ``--steps`` timed steps each after one unt
   train   -log p(x).mean() + backward + Adam step, model only, frames/s
   infer   eval mode, no_grad, log p(x), frames/s
 A ratio is the median over repeats of (implementation / flowaccent) from the same repeat; a
-share is the conditioner matmul work (3x the forward for a training step) per second over the
+share is the conditioner matmul work (for a training step 3x the forward less the first layer's input gradient,
+which no implementation computes: train_flops_per_frame) per second over the
 matmul rate. The process's allocator is set up as the ``flowaccent`` command sets it
 (flowaccent.allocator; ``FLOWACCENT_MALLOC=system``: glibc's defaults), for every implementation
 alike. zuko and normflows are optional (``pip install -e '.[bench]'``); missing ones are skipped.
@@ -57,7 +58,7 @@ from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
 from flowaccent.flows.coupling import Conditioner  # noqa: E402
 from flowaccent.flows.packed import packed_inference
-from flowaccent.flows.realnvp import ModelConfig, flops_per_frame  # noqa: E402
+from flowaccent.flows.realnvp import ModelConfig, flops_per_frame, train_flops_per_frame  # noqa: E402
 from flowaccent.model import FlowModel  # noqa: E402
 from flowaccent.prior import PriorConfig  # noqa: E402
 
@@ -240,7 +241,7 @@ def measure(dim: int, batch: int, names: list[str], repeats: int, steps: int) ->
                 "conditioner_params": impl.conditioner_params,
                 "train_fps": train_fps,
                 "train_ratio": statistics.median(a / b for a, b in zip(tr, train["flowaccent"])),
-                "train_share": 3 * fwd * train_fps / 1e9 / rate,
+                "train_share": train_flops_per_frame(CONFIG, dim) * train_fps / 1e9 / rate,
                 "infer_fps": infer_fps,
                 "infer_ratio": statistics.median(a / b for a, b in zip(inf, infer["flowaccent"])),
                 "infer_share": fwd * infer_fps / 1e9 / rate,

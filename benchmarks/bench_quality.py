@@ -6,7 +6,7 @@ RealNVP, 10 blocks, hidden 256, BatchNorm between blocks, Adam lr 1e-4 (constant
 epoch. Its clock counts only its training steps (not loading, not its per-epoch validation).
 
 flowaccent: ``flowaccent train DATA --exp EXP`` with no config at all (10 x 512, ActNorm, Adam
-lr 1e-3 with warm-up and cosine decay, batch 4096, 20 epochs), in a child process; its clock
+lr 2e-3 with warm-up and cosine decay, batch 4096, 20 epochs), in a child process; its clock
 runs from the command's start (start-up, the standardisation pass, validation and checkpoints
 all count) to the end of the first epoch whose validation NLL is at or below the reference's
 final NLL (the ``time`` of that epoch's record in ``log/train.jsonl``).

@@ -52,6 +52,9 @@ def test_quick_run_fills_every_section(tmp_path):
     assert [r["precision"] for r in precision["train"]][:1] == ["fp32"] and "bf16" in table
     assert precision["summary"][0]["speedup"] == 1.0 and precision["score"][0]["scored_max_utt_diff"] == 0
     if bf16_in_hardware(torch.device("cpu")):  # the CPU's bf16 model table, beside this run's fp32 one
-        assert results["bf16"][0]["precision"] == "bf16" and "### bf16 on this CPU" in table
+        bf16 = results["bf16"][0]
+        assert bf16["precision"] == "bf16" and "### bf16 on this CPU" in table
+        assert bf16["train_fps_vs_fp32"] > 0 and bf16["infer_fps_vs_fp32"] > 0  # the fp32 side in the same repeats
+        assert f"| {bf16['train_fps_vs_fp32']:.2f}x |" in table
     else:
         assert results["bf16"] is None
