@@ -85,6 +85,11 @@ class Config:
                 break
         return docs
 
+    def check_seed(self, section: str) -> None:
+        r"""Raises a :class:`ConfigError` unless ``seed`` is one the generators take (0 <= seed < 2**63)."""
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"{section}: seed must be in [0, 2**63), got {self.seed}")
+
     def check_ranges(self, section: str, ranges: tuple[tuple[str, float, bool], ...]) -> None:
         r"""Raises a :class:`ConfigError` naming the first field out of its range and its value.
 

@@ -75,7 +75,7 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt  # unwinds as Ctrl-C does: temporary files removed, checkpoints written
 
 
-#: What the system says when an output cannot be written: one line, not a traceback.
+#: What the system says when an output cannot be written: one line, not a traceback (as is any OS error naming a file).
 _WRITE_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT, errno.EPERM)
 
 
@@ -117,7 +117,11 @@ def _expand_home(args: argparse.Namespace) -> None:
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try:  # imports torch: a Ctrl-C here is one line too
+        args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    except KeyboardInterrupt:
+        print(f"flowaccent: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
+        return 143 if _TERMINATED else 130
     _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:
@@ -127,7 +131,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
         code = 1
     except OSError as error:
-        if error.errno not in _WRITE_ERRORS:
+        if error.errno not in _WRITE_ERRORS and not error.filename:  # a path the user gave: one line
             raise
         where = f"{error.filename}: " if error.filename else ""
         print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)

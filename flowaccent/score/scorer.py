@@ -61,6 +61,7 @@ class ScoreConfig(Config):
     prefetch: int = -1
 
     def __post_init__(self) -> None:
+        self.check_seed("score")
         if self.prefetch < -1:
             raise ConfigError(f"score: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
         for name in ("batch_frames", "max_latents"):  # no latents: nothing for the report's projections

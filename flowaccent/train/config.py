@@ -124,6 +124,7 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         self.check_ranges("train", _RANGES)
+        self.check_seed("train")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.prefetch < -1:

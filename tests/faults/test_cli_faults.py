@@ -203,15 +203,15 @@ def test_no_traceback_from_a_real_process(damaged, tmp_path):
 
 def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     r"""A read-only or full file system was a traceback of 15-27 lines from every command; other OS errors
-    (a bug's) still are."""
+    (a bug's) still are, unless they name a file (a path the user gave)."""
     import errno
     import os
 
     import flowaccent.score.run as run
 
-    def fails(code):
+    def fails(code, filename="/data/scores/.x.tmp.1"):
         def score_corpora(*args, **kwargs):
-            raise OSError(code, os.strerror(code), "/data/scores/.x.tmp.1")
+            raise OSError(code, os.strerror(code), *([filename] if filename else []))
 
         return score_corpora
 
@@ -219,9 +219,37 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
         monkeypatch.setattr(run, "score_corpora", fails(code))
         assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
         assert capsys.readouterr().err == f"flowaccent score: error: /data/scores/.x.tmp.1: {os.strerror(code)}\n"
-    monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF))
+    monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF, None))
     with pytest.raises(OSError):
         main(["score", "--exp", "e", "--out", "o", "d"])
+
+
+def test_a_path_through_a_file_is_one_line(tmp_path, capsys):
+    r"""``--exp afile/x`` (NotADirectoryError) and other errors of a path the user gave were tracebacks."""
+    (tmp_path / "afile").write_text("")
+    assert main(["train", str(tmp_path / "d"), "--exp", str(tmp_path / "afile" / "x")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("flowaccent train: error: ") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_ctrl_c_while_starting_is_one_line(monkeypatch, capsys):
+    r"""A Ctrl-C while the parser imported torch was a 30-107-line traceback."""
+    import flowaccent.cli.main as cli
+
+    def interrupted(command):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["score", "--exp", "e", "d"]) == 130
+    assert capsys.readouterr().err == "flowaccent: interrupted\n"
+
+
+@pytest.mark.parametrize("argv", [["train", "d", "--exp", "e", "--train.seed", "-1"],
+                                  ["train", "d", "--exp", "e", "--train.seed", "99999999999999999999999"],
+                                  ["score", "--exp", "e", "--out", "o", "--seed", "-1", "d"]])
+def test_a_seed_the_generators_refuse_is_one_line(argv, capsys):
+    assert main(argv) != 0
+    assert "seed must be in [0, 2**63)" in capsys.readouterr().err
 
 
 def test_a_home_folder_after_an_equals_sign_is_expanded(monkeypatch, tmp_path):
