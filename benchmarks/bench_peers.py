@@ -226,7 +226,7 @@ def measure(dim: int, batch: int, names: list[str], repeats: int, steps: int) ->
             train[impl.name].append(time_train(impl, x, steps))
             infer[impl.name].append(time_infer(impl, x, steps))
     rate = statistics.median(rates)
-    fwd = flops_per_frame(CONFIG, dim)
+    fwd, step_flops = flops_per_frame(CONFIG, dim), train_flops_per_frame(CONFIG, dim)
     rows = []
     for impl in impls:
         tr, inf = train[impl.name], infer[impl.name]
@@ -241,7 +241,7 @@ def measure(dim: int, batch: int, names: list[str], repeats: int, steps: int) ->
                 "conditioner_params": impl.conditioner_params,
                 "train_fps": train_fps,
                 "train_ratio": statistics.median(a / b for a, b in zip(tr, train["flowaccent"])),
-                "train_share": train_flops_per_frame(CONFIG, dim) * train_fps / 1e9 / rate,
+                "train_share": step_flops * train_fps / 1e9 / rate,
                 "infer_fps": infer_fps,
                 "infer_ratio": statistics.median(a / b for a, b in zip(inf, infer["flowaccent"])),
                 "infer_share": fwd * infer_fps / 1e9 / rate,

@@ -114,14 +114,19 @@ def _expand_home(args: argparse.Namespace) -> None:
             setattr(args, name, [home(v) if isinstance(v, str) else v for v in value])
 
 
+def _interrupted(who: str) -> int:
+    r"""Says a Ctrl-C or SIGTERM stopped ``who`` and returns its exit status (130 or 143)."""
+    print(f"{who}: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
+    return 143 if _TERMINATED else 130
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     try:  # imports torch: a Ctrl-C here is one line too
         args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     except KeyboardInterrupt:
-        print(f"flowaccent: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
-        return 143 if _TERMINATED else 130
+        return _interrupted("flowaccent")
     _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:
@@ -137,8 +142,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print(f"flowaccent {args.command}: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
-        code = 143 if _TERMINATED else 130
+        code = _interrupted(f"flowaccent {args.command}")
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
             sys.stdout.flush()
