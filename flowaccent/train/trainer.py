@@ -38,6 +38,7 @@ from flowaccent.train.frames import (
     standardization_sample,
     utterance_refs,
 )
+from flowaccent.train.interrupts import HeldSignals
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.transfer import HostCopy, pinned, to_device
 
@@ -513,30 +514,33 @@ class _Runner:
         epoch_start = start
         epoch_waited = waited = batches.wait_seconds
         checks = _Checks(sums, self.exp)
-        try:
-            for x, y in iter(batches.__next__, None):
-                stats = self._step(to_device(x, self.env.device), to_device(y, self.env.device), progress)
-                checks.add(stats, len(x), progress)
-                frames += len(x)
-                progress.step_in_epoch, progress.global_step = progress.step_in_epoch + 1, progress.global_step + 1
-                bar.update()
-                if progress.global_step % self.cfg.log_every_steps == 0:
-                    checks.flush()
-                    elapsed = time.perf_counter() - start
-                    self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
-                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                    start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
-                    sums.zero_()
-                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
-                    checks.flush()  # only checked steps are saved
-                    self._save("last.pt", progress)
-            checks.flush()
-        except KeyboardInterrupt:
-            checks.flush()
-            self._save("last.pt", progress)
-            raise
-        finally:
-            bar.close()
+        with HeldSignals() as held:
+            try:
+                for x, y in iter(batches.__next__, None):
+                    with held.critical():  # a Ctrl-C waits for the step's count: last.pt then matches the weights
+                        x, y = to_device(x, self.env.device), to_device(y, self.env.device)
+                        checks.add(self._step(x, y, progress), len(x), progress)
+                        frames += len(x)
+                        progress.step_in_epoch += 1
+                        progress.global_step += 1
+                    bar.update()
+                    if progress.global_step % self.cfg.log_every_steps == 0:
+                        checks.flush()
+                        elapsed = time.perf_counter() - start
+                        self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
+                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                        start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
+                        sums.zero_()
+                    if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                        checks.flush()  # only checked steps are saved
+                        self._save("last.pt", progress)
+                checks.flush()
+            except KeyboardInterrupt:
+                checks.flush()
+                self._save("last.pt", progress)
+                raise
+            finally:
+                bar.close()
         return {"train_s": time.perf_counter() - epoch_start, "data_wait_s": batches.wait_seconds - epoch_waited}
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> HostCopy:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from .conftest import small_config
@@ -110,3 +111,39 @@ def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
     assert not (tmp_path / "new").exists()  # a run that fails before writing leaves no folder
     train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
     assert (exp / "final.pt").exists()
+
+
+def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_dir, tmp_path):
+    r"""A Ctrl-C that landed between ``optimizer.step()`` and the step's count saved last.pt with the weights and
+    Adam's moments one step ahead of its ``global_step``, and the resume took that step again (1 of 12 real
+    interrupts in the interruption audit). The step and its count are now one section a signal waits for."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from flowaccent.train.checkpoint import load_checkpoint
+    from flowaccent.train.trainer import train
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=2)
+    train(config, tmp_path / "full", [str(path)], quiet=True)
+    steps = []
+
+    def interrupt(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            signal.raise_signal(signal.SIGINT)  # its handler runs at the next bytecode: inside the optimizer's step
+
+    handle = register_optimizer_step_post_hook(interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "cut", [str(path)], quiet=True)
+    finally:
+        handle.remove()
+    saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    adam_steps = {int(state["step"]) for state in saved["optimizer"]["state"].values()}
+    assert saved["progress"]["global_step"] == 3 and adam_steps == {3}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer gave Ctrl-C back
+    train(config, tmp_path / "cut", [str(path)], resume=True, quiet=True)
+    full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
+    assert cut["progress"]["global_step"] == full["progress"]["global_step"]
+    for name, value in full["model"]["state_dict"].items():
+        assert torch.equal(value, cut["model"]["state_dict"][name]), name
