@@ -1,5 +1,3 @@
-import sys
+from flowaccent.cli.main import entry
 
-from flowaccent.cli.main import main
-
-sys.exit(main())
+entry()

@@ -4,8 +4,10 @@ Each sub-command lives in its own module of this package and exposes
 ``add_parser(subparsers)`` and ``run(args) -> int``. Errors a user can cause
 (:class:`~flowaccent.errors.FlowAccentError`) end the command with one line on
 stderr and exit status 1; no traceback. SIGTERM (``kill PID``, Slurm's preemption and time limit)
-stops a command as Ctrl-C does: temporary files are removed, ``train`` writes its checkpoint, and
-the exit status is 143.
+stops a command as Ctrl-C does: temporary files are removed and ``train`` writes its checkpoint.
+Then the program (:func:`entry`) dies by the signal, as a shell expects of a command it sent Ctrl-C
+to: a shell loop or script stops there, and ``$?`` is 130 (SIGINT) or 143 (SIGTERM). :func:`main`,
+called from Python, returns those numbers instead.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 #: Set when SIGTERM stopped the command (its exit status is then 143, not Ctrl-C's 130).
 _TERMINATED: list[bool] = []
+#: The signal that stopped the command, once it has cleaned up: :func:`entry` dies by it.
+_STOPPED_BY: list[int] = []
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     tune_allocator()
     _TERMINATED.clear()
+    _STOPPED_BY.clear()
     own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     if own:  # a caller's own handler stays
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -91,6 +96,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if own:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def entry() -> NoReturn:
+    r"""The program ``flowaccent`` (its console script and ``python -m flowaccent``): :func:`main`, and a
+    command that a Ctrl-C or SIGTERM stopped then dies by that signal. It exited with status 130 instead,
+    which a shell takes for a command that handled the Ctrl-C and chose to go on: ``for d in ...; do
+    flowaccent fbank $d; done`` went on to the next folder after each Ctrl-C."""
+    code = main()
+    if _STOPPED_BY:
+        _die_by(_STOPPED_BY[0])
+    sys.exit(code)
+
+
+def _die_by(number: int) -> NoReturn:
+    r"""Ends the process by signal ``number`` at once (its cleanup is done; what Python would still do at exit,
+    such as waiting for threads, is skipped, as with ``os._exit``)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)  # not reached
 
 
 #: Arguments that name files or folders (data dirs also as ``NAME=DIR``). The shell leaves a ``~`` after ``=`` as
@@ -117,7 +144,8 @@ def _expand_home(args: argparse.Namespace) -> None:
 def _interrupted(who: str) -> int:
     r"""Says a Ctrl-C or SIGTERM stopped ``who`` and returns its exit status (130 or 143)."""
     print(f"{who}: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
-    return 143 if _TERMINATED else 130
+    _STOPPED_BY[:] = [signal.SIGTERM if _TERMINATED else signal.SIGINT]
+    return 128 + _STOPPED_BY[0]
 
 
 def _main(argv: list[str] | None) -> int:
@@ -145,9 +173,7 @@ def _main(argv: list[str] | None) -> int:
         code = _interrupted(f"flowaccent {args.command}")
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            _die_by(_STOPPED_BY[0])
     if "WORLD_SIZE" in os.environ:  # a torchrun worker: end it cleanly (see train.distributed.finish)
         from flowaccent.train.distributed import finish
 
@@ -156,4 +182,4 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

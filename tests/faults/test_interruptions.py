@@ -158,7 +158,7 @@ def test_ctrl_c_twice_stops_at_once_and_kill_leaves_no_worker(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     start = time.time()
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and time.time() - start < 5, err
+    assert proc.returncode == -signal.SIGINT and time.time() - start < 5, err
     assert "stopping: the workers finish the jobs they are on (Ctrl-C again: kill them now)" in err
     assert "flowaccent fbank: interrupted" in err and not (data / "feats.scp").exists()
 
@@ -171,6 +171,24 @@ def test_ctrl_c_twice_stops_at_once_and_kill_leaves_no_worker(tmp_path):
     assert workers and not [w for w in workers if alive(w)]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_ctrl_c_stops_a_shell_loop_over_commands(tmp_path):
+    r"""A command Ctrl-C stopped exited with status 130, which a shell takes for a command that handled the signal
+    and chose to go on: ``for d in ...; do flowaccent fbank $d; done`` went on to the next folder. It now cleans up
+    and then dies by SIGINT, and the shell stops too."""
+    data = slow_data_dir(tmp_path)
+    loop = f"for i in 1 2; do {' '.join(flowaccent('fbank', str(data), '--quiet'))}; echo next; done"
+    shell = subprocess.Popen(["bash", "-c", loop], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while not any(workers_of(c) for c in workers_of(shell.pid)) and time.time() < deadline:
+        time.sleep(0.05)  # until fbank runs its first wav.scp pipe
+    os.killpg(shell.pid, signal.SIGINT)  # what the terminal's Ctrl-C does: the whole foreground group
+    out, err = shell.communicate(timeout=60)
+    assert "flowaccent fbank: interrupted" in err and "next" not in out, (out, err)
+    assert shell.returncode == -signal.SIGINT, err
+
+
 def alive(pid: int) -> bool:
     r"""Running (not a zombie: with its parent gone, an init that does not reap leaves those)."""
     try:
@@ -181,7 +199,7 @@ def alive(pid: int) -> bool:
 
 def test_sigterm_stops_as_ctrl_c_does(scored_setup, tmp_path):
     r"""SIGTERM (``kill PID``, Slurm) left the temporary files of the moment behind (a score's
-    ``.frame_scores.ark.tmp.PID``); it now unwinds as Ctrl-C does, with status 143."""
+    ``.frame_scores.ark.tmp.PID``); it now unwinds as Ctrl-C does, then dies by SIGTERM (``$?`` 143)."""
     root, exp, data = scored_setup
     out = tmp_path / "out"
     cmd = flowaccent("score", "--exp", str(exp), str(data), "--quiet", "--batch-frames", "500", "--out", str(out))
@@ -192,7 +210,7 @@ def test_sigterm_stops_as_ctrl_c_does(scored_setup, tmp_path):
         time.sleep(0.005)
     proc.terminate()
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "flowaccent score: terminated" in err, err
+    assert proc.returncode == -signal.SIGTERM and "flowaccent score: terminated" in err, err
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     assert not (out / "summary.json").exists()
 
