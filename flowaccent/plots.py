@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowaccent.errors import ConfigError
+
 ACCENT_COLOURS = {"native": "#1f5fbf", "zh": "#d62728", "ja": "#e377c2"}
 PALETTE = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
 
@@ -341,13 +343,27 @@ def rating_scatter(
 
 
 def training_curves(log: Path, base: Path) -> Path | None:
-    r"""Train and validation NLL ("LogLL" in the lab's tables) over steps, from ``log/train.jsonl``."""
+    r"""Train and validation NLL ("LogLL" in the lab's tables) over steps, from ``log/train.jsonl``.
+
+    A last line cut short (a run killed while writing it) is left out; it broke the figure. A damaged line
+    before it is a ConfigError naming it."""
     log = Path(log)
     if not log.exists():
         return None
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    train = [(r["step"], r["nll"]) for r in records if r.get("event") == "train"]
-    valid = [(r["step"], r["valid"]["nll"]) for r in records if r.get("event") == "epoch" and r.get("valid")]
+    lines = [(n, line) for n, line in enumerate(log.read_bytes().decode(errors="replace").splitlines(), 1)
+             if line.strip()]
+    records = []
+    for number, line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == lines[-1][0]:
+                break
+            raise ConfigError(f"{log}: line {number} is not a JSON record ({error})") from None
+    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("step"), int)]
+    train = [(r["step"], r["nll"]) for r in records if r.get("event") == "train" and _number(r.get("nll"))]
+    valid = [(r["step"], r["valid"]["nll"]) for r in records
+             if r.get("event") == "epoch" and isinstance(r.get("valid"), dict) and _number(r["valid"].get("nll"))]
     if not train and not valid:
         return None
     fig, ax = _subplots(figsize=(6, 4))
@@ -358,6 +374,10 @@ def training_curves(log: Path, base: Path) -> Path | None:
     ax.set(title="Training: NLL per frame (the lab's 'LogLL')", xlabel="step", ylabel="NLL (nats/frame)")
     ax.legend()
     return _save(fig, base)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _save_atomic(fig, base: Path, rect: tuple[float, float, float, float] | None = None) -> Path:

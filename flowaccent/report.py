@@ -69,8 +69,9 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any]
             if FIGURE_FILES.fullmatch(old.name):
                 old.unlink()
     names = list(summary["sets"])
-    latents = {n: np.load(_set_file(scores, n, "latents.npy")) for n in names}
-    tables = {n: read_tsv(_set_file(scores, n, "utt_scores.tsv")) for n in names}
+    latents, tables = {}, {}
+    for name in names:
+        latents[name], tables[name] = _read_set(scores, name, summary["sets"][name])
     ref = summary["reference"]
     cols = plots.colours(names, {n: s.get("accent") for n, s in summary["sets"].items()})  # one per set, every figure
     figures: dict[str, Path] = {}
@@ -152,6 +153,51 @@ def _set_file(scores: Path, name: str, file: str) -> Path:
     if not path.exists():
         raise ConfigError(f"{path}: missing, though summary.json lists set '{name}'; run 'flowaccent score' again")
     return path
+
+
+#: ``utt_scores.tsv``'s columns that may hold nan: a rating (``score``: not rated).
+_MAY_BE_NAN = ("score",)
+
+
+def _read_set(scores: Path, name: str, facts: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    r"""Set ``name``'s ``latents.npy`` ``(N, D)`` and ``utt_scores.tsv`` table, checked against what
+    ``summary.json`` says of them (``facts``: its ``num_utts``, ``num_frames``, ``num_latents``). A file cut
+    short, damaged or edited since is a ConfigError naming it: a truncated ``latents.npy`` or a non-UTF-8
+    byte was a traceback, and a table cut to its first rows was drawn as if it were the set."""
+    again = "run 'flowaccent score' again"
+    path = _set_file(scores, name, "latents.npy")
+    try:
+        latents = np.load(path)
+    except (ValueError, EOFError) as error:
+        raise ConfigError(f"{path}: damaged ({error}); {again}") from None
+    except OSError as error:
+        if error.errno is not None:  # the system's (a permission): the CLI says it
+            raise
+        raise ConfigError(f"{path}: damaged ({error}); {again}") from None
+    expected = facts.get("num_latents", len(latents))
+    if latents.ndim != 2 or len(latents) != expected:
+        raise ConfigError(f"{path}: shape {latents.shape}, but summary.json says {expected} latent frames; {again}")
+    if not np.isfinite(latents).all():
+        raise ConfigError(f"{path}: NaN or inf (first in latent frame {np.flatnonzero(~np.isfinite(latents).all(1))[0]}"
+                          f"); {again}")
+    path = _set_file(scores, name, "utt_scores.tsv")
+    try:
+        table = read_tsv(path)
+    except ValueError as error:
+        raise ConfigError(f"{error}; {again}") from None
+    missing = [c for c in ("utt", "num_frames", "log_ll") if c not in table]
+    if missing:
+        raise ConfigError(f"{path}: no column {', '.join(missing)}; {again}")
+    utts, frames = len(table["utt"]), int(np.sum(table["num_frames"]))
+    if (utts, frames) != (facts.get("num_utts", utts), facts.get("num_frames", frames)):
+        raise ConfigError(f"{path}: {utts} utterances of {frames} frames, but summary.json says {facts['num_utts']} "
+                          f"of {facts['num_frames']} (cut short or edited since); {again}")
+    for column, values in table.items():
+        if column not in ("utt", "spk", *_MAY_BE_NAN) and not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ConfigError(f"{path}: line {row + 2}: {column} is {values[row]} (utterance {table['utt'][row]}); "
+                              f"{again}")
+    return latents, table
 
 
 def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:

@@ -39,11 +39,42 @@ def add_column(path: Path, column: str, values: dict[str, float]) -> None:
 
 
 def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
-    r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays."""
-    lines = path.read_text().splitlines()
+    r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays.
+
+    Raises ValueError naming the file and line where the table is damaged (not UTF-8, a row with another number
+    of fields than the header, a number that does not parse): rows cut short were dropped silently, the columns
+    zipped to the shortest."""
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    if not lines:
+        raise ValueError(f"{path}: empty (no header)")
     header = lines[0].split("\t")
-    cols = list(zip(*(line.split("\t") for line in lines[1:]))) if len(lines) > 1 else [()] * len(header)
-    return {h: list(c) if h in ("utt", "spk") else np.asarray(c, np.float64) for h, c in zip(header, cols)}
+    rows = [line.split("\t") for line in lines[1:]]
+    for number, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}")
+    table: dict[str, np.ndarray | list[str]] = {}
+    for index, name in enumerate(header):
+        column = [row[index] for row in rows]
+        if name in ("utt", "spk"):
+            table[name] = column
+            continue
+        try:
+            table[name] = np.asarray(column, np.float64).reshape(len(rows))
+        except ValueError:
+            number, text = next((n, v) for n, v in enumerate(column, 2) if not _is_number(v))
+            raise ValueError(f"{path}: line {number}: {name} {text!r} is not a number") from None
+    return table
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 #: ``spk_scores.tsv``'s leading columns; the utterance table's score columns follow.

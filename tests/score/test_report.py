@@ -120,6 +120,56 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
 
 
+def test_damaged_score_files_and_a_torn_training_log(scored_dir_and_exp, tmp_path, capsys):
+    r"""A truncated latents.npy, a NaN or a non-UTF-8 byte in utt_scores.tsv were tracebacks; the table cut to its
+    first rows, or a row cut short, was drawn as if it were the set. Each is now one line naming the file (and
+    line). A training log whose last line a kill cut short broke the curves; that line is now left out."""
+    import shutil
+
+    out_dir, exp = scored_dir_and_exp
+    scores, exp_copy = tmp_path / "scores", tmp_path / "exp"
+    shutil.copytree(out_dir, scores)
+    shutil.copytree(exp, exp_copy)
+    html = tmp_path / "r" / "report.html"
+
+    def report(status: int = 1) -> str:
+        assert main(["report", "--exp", str(exp_copy), "--scores", str(scores), "--out", str(html)]) == status
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 0 or (len(err) == 1 and not html.exists()), err
+        return err[0] if err else ""
+
+    latents, table = scores / "zh" / "latents.npy", scores / "zh" / "utt_scores.tsv"
+    kept_latents, kept_table = latents.read_bytes(), table.read_text()
+    latents.write_bytes(kept_latents[: len(kept_latents) // 2])
+    assert f"{latents}: damaged (" in report()
+    latents.write_bytes(kept_latents[:100])
+    assert f"{latents}: damaged (" in report()
+    latents.write_bytes(kept_latents)
+    lines = kept_table.splitlines()
+    header = lines[0].split("\t")
+    row = lines[1].split("\t")
+    row[header.index("log_ll")] = "nan"
+    table.write_text("\n".join([lines[0], "\t".join(row), *lines[2:]]) + "\n")
+    assert f"{table}: line 2: log_ll is nan (utterance {row[0]})" in report()
+    table.write_bytes(kept_table.encode().replace(b"\t", b"\t\xff", 1))
+    assert f"{table}: not UTF-8 text" in report()
+    table.write_text("\n".join(lines[:3]) + "\n")
+    said = report()
+    assert f"{table}: 2 utterances of " in said and "but summary.json says" in said
+    table.write_text("\n".join([*lines[:2], lines[2].rsplit("\t", 1)[0], *lines[3:]]) + "\n")
+    assert f"{table}: line 3 has {len(header) - 1} fields, the header {len(header)}" in report()
+    table.write_text(kept_table)
+
+    log = exp_copy / "log" / "train.jsonl"
+    kept_log = log.read_text()
+    log.write_text(kept_log[: len(kept_log) - 25])  # killed while writing its last line
+    report(0)
+    assert (html.parent / "figures" / "training_curves.png").exists()
+    log_lines = kept_log.splitlines()
+    log.write_text("\n".join([log_lines[0][:-5], *log_lines[1:]]) + "\n")
+    assert f"{log}: line 1 is not a JSON record" in report()
+
+
 def test_scores_of_a_checkpoint_written_again_since_are_refused(scored_dir_and_exp, tmp_path, capsys):
     r"""``--checkpoint`` scores record that file's SHA-1: a checkpoint written again since (training resumed
     over it) is refused as another ``final.pt`` is; the file gone, only the config check is left."""
