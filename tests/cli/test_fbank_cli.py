@@ -108,7 +108,7 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     err = capsys.readouterr().err
     assert f"{wav_data_dir}: wav.scp: utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in err
     assert not (wav_data_dir / "feats.scp").exists()
-    assert not [p for p in (wav_data_dir / "data").iterdir()]
+    assert not (wav_data_dir / "data").exists()  # made for the run (its lock), removed with nothing else in it
     short = wav_data_dir.parent / "short.wav"
     wavfile.write(short, 16000, np.ones(300, np.int16))  # also: peak 1 at int16 scale is not [-1, 1]
     lines[2] = f"spkA-002 {short}"
@@ -191,3 +191,35 @@ def test_a_kaldi_config_file_and_kaldis_option_names(wav_data_dir, tmp_path, cap
     assert main(["fbank", str(wav_data_dir), "--quiet", "--config", str(conf)]) == 0
     assert json.loads((wav_data_dir / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 23
     assert f"{conf}:1: --config={tmp_path / 'other.conf'} is not read" in capsys.readouterr().err
+
+
+def test_a_second_fbank_on_a_dir_being_written_is_refused(wav_data_dir, capsys):
+    r"""Two ``fbank`` runs on one data dir: the second crashed with a traceback (FileNotFoundError, removing
+    the first one's arks as stale). It is now refused in one line while the first runs, and the first finishes
+    with outputs equal to a run alone."""
+    import os
+    import time
+
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    alone = dict(ScpReader(wav_data_dir / "feats.scp"))
+    capsys.readouterr()
+    lines = (wav_data_dir / "wav.scp").read_text().splitlines()
+    entries = (line.split(" ", 1) for line in lines)
+    slow = "".join(f"{u} sleep 0.5; {w if w.endswith('|') else f'cat {w} |'}\n" for u, w in entries)
+    (wav_data_dir / "wav.scp").write_text(slow)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "flowaccent", "fbank", str(wav_data_dir), "--quiet"], env=env,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list((wav_data_dir / "data").glob(".raw_fbank_*.tmp.*")) and time.time() < deadline:
+        assert first.poll() is None, first.stderr.read()
+        time.sleep(0.01)
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"flowaccent fbank: error: fbank: {wav_data_dir} is being written by another flowaccent fbank "
+                   f"now; wait for it"], err
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
+    after = dict(ScpReader(wav_data_dir / "feats.scp"))
+    assert after.keys() == alone.keys() and all(np.array_equal(after[k], alone[k]) for k in alone)
+    assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1  # the earlier run's removed, no other
