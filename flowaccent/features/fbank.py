@@ -3,6 +3,7 @@ r"""Log mel filterbanks like Kaldi's ``compute-fbank-feats``, via kaldi-native-f
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import numpy as np
@@ -72,6 +73,11 @@ class FbankConfig(Config):
     allow_downsample: bool = True
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # nan passed every check below, inf overflowed int(): tracebacks
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"fbank: {field.name} (--{field.name.replace('_', '-')}) must be a finite number, "
+                                  f"got {value}")
         if self.sample_frequency <= 0 or self.num_mel_bins <= 0:
             raise ConfigError(
                 f"fbank: sample_frequency and num_mel_bins must be positive, "
