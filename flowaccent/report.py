@@ -213,14 +213,15 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
 
 
 def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:
-    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder: into it); returns the
+    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
+    ``.html``: into it); returns the
     HTML path. An earlier report at ``out`` is removed before the figures are drawn, so an interrupted run
     leaves no report beside figures it did not draw."""
     exp, scores = Path(exp), Path(scores)
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
-    if out.is_dir() or given.endswith(("/", os.sep)):
-        out = out / "report.html"
+    if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
+        out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)

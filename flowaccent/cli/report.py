@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
         "writes report.html (images embedded; --out), its .md twin and figures/*.png|pdf in its folder: give each "
         "report its own folder (two in one share figures/).",
-        "report.html path, or a folder for OUT/report.html (default: EXP_DIR/report.html)",
+        "a path ending in .html, or a folder for OUT/report.html (any other name is taken as a folder; default: "
+        "EXP_DIR/report.html)",
     )
 
 

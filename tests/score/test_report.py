@@ -351,6 +351,9 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     assert (folder / "report.html").exists() and (folder / "report.md").exists()
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", f"{tmp_path}/new/"]) == 0
     assert (tmp_path / "new" / "report.html").exists()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", f"{tmp_path}/r_1"]) == 0
+    assert (tmp_path / "r_1" / "report.html").exists() and (tmp_path / "r_1" / "figures").is_dir()
+    assert not (tmp_path / "r_1.md").exists()  # it wrote an HTML file r_1, r_1.md, and figures/ beside them
     assert main(["report", "--exp", str(tmp_path / "nowhere"), "--scores", str(out_dir), "--out", str(folder)]) == 1
     assert (folder / "report.html").exists()
 
