@@ -30,3 +30,4 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
 fi
 should_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]; }
 mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }
+. "$(dirname "${BASH_SOURCE[0]}")/foreground.sh"  # each flowaccent stops with the recipe (kill PID, Ctrl-C)

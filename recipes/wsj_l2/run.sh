@@ -119,7 +119,7 @@ if should_run 3; then
     classes=("native=$data/wsj_train")  # the plain flows: native English only
     case $conf in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
     # shellcheck disable=SC2086
-    $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
+    foreground $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
   done
   mark_done 3
 fi
