@@ -51,6 +51,8 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
         ark = re.fullmatch(r"(.+):(\d+)", rxfile.strip())
         if not Path(rxfile).is_file() and ark and Path(ark.group(1)).is_file():  # Kaldi's wav-copy writes them
             source = io.BytesIO(_wav_in_ark(ark.group(1), int(ark.group(2)), where))
+        elif Path(rxfile).is_dir():  # it said the file did not exist
+            raise AudioError(f"{where}: '{rxfile}' is a directory, not an audio file")
         elif not Path(rxfile).is_file():
             relative = "" if Path(rxfile).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
             raise AudioError(f"{where}: audio file '{rxfile}' does not exist{relative}")

@@ -12,11 +12,18 @@ from flowaccent.errors import ConfigError
 
 
 def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
-    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``."""
-    out = []
+    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``; a folder whose name holds ``=`` is a path.
+    An empty NAME or DATA_DIR is a ConfigError: ``=DIR`` was read as a folder named ``=DIR`` (``not a
+    directory``), and ``NAME=`` as the current folder (``utt2spk: required but missing``)."""
+    out: list[tuple[str | None, Path]] = []
     for spec in specs:
         name, sep, path = spec.partition("=")
-        out.append((name, Path(path)) if sep and name else (None, Path(spec)))
+        if not sep or Path(spec).is_dir():
+            out.append((None, Path(spec)))
+        elif not name or not path:
+            raise ConfigError(f"'{spec}': NAME=DATA_DIR with an empty {'NAME' if not name else 'DATA_DIR'}")
+        else:
+            out.append((name, Path(path)))
     return out
 
 

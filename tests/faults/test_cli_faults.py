@@ -3,6 +3,7 @@ no traceback, nothing half-written in the output dir."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -176,6 +177,27 @@ def test_a_wav_entry_that_is_not_audio(wav_data_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "wav.scp: utterance 'spkA-001'" in err[0] and "not a readable WAV" in err[0]
     assert not (wav_data_dir / "feats.scp").exists()
+    lines = (wav_data_dir / "wav.scp").read_text().splitlines()
+    lines[1] = f"spkA-001 {wav_data_dir}"  # it said the directory did not exist
+    (wav_data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    assert f"utterance 'spkA-001': '{wav_data_dir}' is a directory, not an audio file" in capsys.readouterr().err
+
+
+def test_an_empty_name_or_dir_in_name_equals_dir_is_one_line(damaged, tmp_path, capsys):
+    r"""``=DIR`` said ``=DIR: not a directory``; ``NAME=`` was read as the current folder (``utt2spk: required but
+    missing``). A folder whose name holds ``=`` is still a path."""
+    exp, corpus = damaged
+    for spec, said in ((f"={corpus}", "NAME"), (f"{corpus.name}=", "DATA_DIR")):
+        assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), spec, "--quiet"]) == 1
+        assert capsys.readouterr().err.strip() == \
+            f"flowaccent score: error: '{spec}': NAME=DATA_DIR with an empty {said}"
+    odd = tmp_path / "a=b"
+    shutil.copytree(corpus, odd)
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(odd), "--quiet"]) == 1
+    assert "'a=b' cannot name a set" in capsys.readouterr().err  # read as the folder (named by NAME=, it scores)
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), f"odd={odd}", "--quiet"]) == 0
+    assert (tmp_path / "s" / "odd" / "utt_scores.tsv").exists()
 
 
 def test_no_traceback_from_a_real_process(damaged, tmp_path):
