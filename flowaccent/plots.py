@@ -326,15 +326,22 @@ def rating_scatter(
     cols: dict[str, str] | None = None,
 ) -> Path:
     r"""Utterance scores against their ratings (``utt2score``): one panel per score (``scores[score][set]``, mean
-    per frame in nats), one colour per rated set."""
+    per frame in nats), one colour per rated set, each set's Pearson r in the panel's corner (the report's
+    correlation table gives it with Spearman's; ``-``: not defined)."""
+    from flowaccent.score.metrics import correlations
+
     fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
     names = list(ratings)
     cols = cols or colours(names)
     short = short_names(names)
     for ax, (score, by_set) in zip(axes[0], scores.items()):
-        for name in names:
+        for row, name in enumerate(names):
             ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
                        label=f"{short[name]} (n={len(ratings[name])})")
+            r = correlations(by_set[name], ratings[name])["pearson"]
+            ax.text(0.02, 0.98 - 0.065 * row, f"{short[name]}: r = {r:.2f}" if np.isfinite(r) else f"{short[name]}: r = -", color=cols[name],
+                    transform=ax.transAxes, va="top", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
     # beside the last panel, never over its points

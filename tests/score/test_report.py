@@ -408,3 +408,24 @@ def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(t
         matplotlib.use(before)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{n}.{s}" for n in ("h.v1", "utt.v1", "utt.v2")
                                                           for s in ("pdf", "png")]
+
+
+def test_each_rating_panel_gives_each_sets_pearson_r(tmp_path, monkeypatch):
+    r"""The rating figure showed the points alone; each panel now gives each set's Pearson r, in its colour, as
+    the report's correlation table computes it (``-`` where it is not defined)."""
+    from flowaccent import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    rng = np.random.default_rng(0)
+    ratings = {"zh": np.arange(1.0, 21.0), "ja": np.array([1.0, 2.0])}
+    noisy = -40 + ratings["zh"] + rng.normal(0, 3, 20)
+    scores = {"log_ll": {"zh": -40 + 0.5 * ratings["zh"], "ja": np.array([-40.0, -41.0])},
+              "llr": {"zh": noisy, "ja": np.array([1.0, 2.0])}}
+    cols = {"zh": "#d62728", "ja": "#e377c2"}
+    plots.rating_scatter(scores, ratings, tmp_path / "rating", cols)
+    (fig,) = drawn
+    texts = [[(t.get_text(), t.get_color()) for t in ax.texts] for ax in fig.axes]
+    expected = np.corrcoef(noisy, ratings["zh"])[0, 1]
+    assert texts == [[("zh: r = 1.00", cols["zh"]), ("ja: r = -", cols["ja"])],
+                     [(f"zh: r = {expected:.2f}", cols["zh"]), ("ja: r = -", cols["ja"])]]
