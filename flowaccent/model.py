@@ -81,7 +81,8 @@ class FlowModel(nn.Module):
 
         With ``filter_threshold`` the gradient reaching ``z`` from the prior passes a
         :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped; the
-        gradients of the prior's class means are not filtered). Values are unchanged.
+        gradient of the prior's class means is scaled by the filter's mean ratio over the frames). Values are
+        unchanged.
         """
         if not isinstance(x, Tensor):
             raise FeatureError(f"flow: expected a tensor of frames (B, {self.dim}), got {type(x).__name__} (stored "
@@ -95,9 +96,11 @@ class FlowModel(nn.Module):
         else:  # scoring: one buffer updated in place (the same values, fewer passes over memory)
             z, log_det = forward_in_place(self.transform, y, context)
         log_det = log_det + self.pipeline.log_abs_det().to(log_det.dtype)
-        z_prior = z if filter_threshold is None else gradient_filter(z, batch_dim=0, threshold=filter_threshold)[0]
+        z_prior, means = z, None
+        if filter_threshold is not None:  # the class means too: their gradient came from every frame unfiltered
+            z_prior, means = gradient_filter(z, self.prior.means, batch_dim=0, threshold=filter_threshold)
         with full_precision(z.device.type):  # bf16 (flowaccent.runtime) is for the conditioners only
-            log_p = self.prior.log_prob(z_prior, labels)
+            log_p = self.prior.log_prob(z_prior, labels, means)
         return FlowOutput(z, log_p, log_det)
 
     def class_context(self, num: int, labels: Tensor | None, context: Tensor | None = None) -> Tensor | None:

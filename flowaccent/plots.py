@@ -339,9 +339,9 @@ def rating_scatter(
             ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
                        label=f"{short[name]} (n={len(ratings[name])})")
             r = correlations(by_set[name], ratings[name])["pearson"]
-            ax.text(0.02, 0.98 - 0.065 * row, f"{short[name]}: r = {r:.2f}" if np.isfinite(r) else f"{short[name]}: r = -", color=cols[name],
-                    transform=ax.transAxes, va="top", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+            said = f"{r:.2f}" if np.isfinite(r) else "-"
+            ax.text(0.02, 0.98 - 0.065 * row, f"{short[name]}: r = {said}", color=cols[name], transform=ax.transAxes,
+                    va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
     # beside the last panel, never over its points

@@ -73,11 +73,12 @@ class DNFPrior(nn.Module):
         self.config, self.dim, self.num_classes = config, dim, num_classes
         self.means = nn.Parameter(torch.zeros(num_classes, config.cond_dim), requires_grad=config.learn_means)
 
-    def class_log_probs(self, z: Tensor) -> Tensor:
-        r"""``log p(z | y)`` for every class: ``(B, D) -> (B, C)``."""
+    def class_log_probs(self, z: Tensor, means: Tensor | None = None) -> Tensor:
+        r"""``log p(z | y)`` for every class: ``(B, D) -> (B, C)``; ``means`` ``(C, cond_dim)``: the class means
+        as given (the trainer's gradient filter passes them through it), else :attr:`means`."""
         k = self.config.cond_dim
         c, r = z.split([k, z.shape[1] - k], dim=1)
-        means = self.means.to(z.dtype)
+        means = (self.means if means is None else means).to(z.dtype)
         # ||c - mu_y||^2 = ||c||^2 - 2 c.mu_y + ||mu_y||^2: a (B, k) x (k, C) matmul instead of a (B, C, k) tensor
         sq = (c * c).sum(1, keepdim=True) - 2 * c @ means.T + (means * means).sum(1)
         var = self.config.class_var
@@ -85,9 +86,10 @@ class DNFPrior(nn.Module):
         log_r = gaussian_log_prob(r, 0.0, self.config.residual_var)
         return log_c + log_r[:, None]
 
-    def log_prob(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        r"""``log p(z | y)`` with labels ``(B,)``, else the uniform mixture over classes: ``(B,)``."""
-        per_class = self.class_log_probs(z)
+    def log_prob(self, z: Tensor, labels: Tensor | None = None, means: Tensor | None = None) -> Tensor:
+        r"""``log p(z | y)`` with labels ``(B,)``, else the uniform mixture over classes: ``(B,)``; ``means`` as in
+        :meth:`class_log_probs`."""
+        per_class = self.class_log_probs(z, means)
         if labels is not None:
             return per_class.gather(1, labels.long()[:, None])[:, 0]
         return torch.logsumexp(per_class, dim=1) - math.log(self.num_classes)

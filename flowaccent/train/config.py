@@ -62,7 +62,8 @@ class TrainConfig(Config):
         weight_decay: Adam weight decay.
         grad_clip: max gradient norm (0: off).
         gradient_filter: pass the gradient from the prior to the latents ``z`` through the
-            median-relative :class:`~flowaccent.nn.GradientFilter` over frames.
+            median-relative :class:`~flowaccent.nn.GradientFilter` over frames (the prior's class means'
+            gradient is scaled by the filter's mean ratio, as icefall scales a module's parameters).
         gradient_filter_threshold: its cutoff in multiples of the median.
         valid_fraction: share of utterances held out for the validation NLL.
         patience: epochs without a better validation NLL before stopping (0: never stop early).
