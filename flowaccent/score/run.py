@@ -85,29 +85,31 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             for name, data in sets.items():
                 values = gmm_utterance_log_ll(gmm, data, model.pipeline)
                 add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
-    except BaseException:  # a damaged corpus or Ctrl-C: leave no half-written set behind
+        warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
+        warn_shared(results, sets)
+        report: dict[str, Any] = {
+            "model": {
+                "exp": str(exp),
+                "checkpoint": str(checkpoint or exp / "final.pt"),
+                "dim": model.dim,
+                "cond_dim": model.prior_config.cond_dim,
+                "classes": list(model.class_names),
+            } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
+              | ({"llr_class": model.class_names[native]} if len(model.class_names) > 1 else {}),
+            "reference": reference,
+            "command": command,
+        }
+        if gmm_info is not None:
+            report["baseline"] = gmm_info
+        report.update(_summarise(sets, results, out, model, reference))
+        config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
+        atomic_write_text(out / "config.yaml", config_text)
+        atomic_write_json(out / "summary.json", report)
+    except BaseException:  # a damaged corpus or Ctrl-C, also while summarising: no half-made set left
         for path in fresh:  # and the lock removes an --out it made, left empty
             shutil.rmtree(path, ignore_errors=True)
+        (out / "config.yaml").unlink(missing_ok=True)  # this run's, if any (the earlier run's was removed first)
         raise
-    warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
-    warn_shared(results, sets)
-    report: dict[str, Any] = {
-        "model": {
-            "exp": str(exp),
-            "checkpoint": str(checkpoint or exp / "final.pt"),
-            "dim": model.dim,
-            "cond_dim": model.prior_config.cond_dim,
-            "classes": list(model.class_names),
-        } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
-          | ({"llr_class": model.class_names[native]} if len(model.class_names) > 1 else {}),
-        "reference": reference,
-        "command": command,
-    }
-    if gmm_info is not None:
-        report["baseline"] = gmm_info
-    report.update(_summarise(sets, results, out, model, reference))
-    atomic_write_text(out / "config.yaml", (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "")
-    atomic_write_json(out / "summary.json", report)
     return report
 
 

@@ -232,3 +232,23 @@ def test_an_interrupted_score_rerun_leaves_no_summary_or_config_of_the_earlier_r
     monkeypatch.setattr(run_module, "score_dir", interrupted)
     assert main(args) == 130
     assert not (out / "summary.json").exists() and not (out / "config.yaml").exists()
+
+
+def test_a_score_interrupted_while_summarising_leaves_no_set_it_made(scored_setup, tmp_path, monkeypatch):
+    r"""A Ctrl-C while the summary was computed left the run's set dirs behind (their removal covered the scoring
+    only), so a folder of complete-looking tables had no summary.json to say whose they were."""
+    from flowaccent.cli.main import main
+    from flowaccent.score import run as run_module
+
+    root, exp, data = scored_setup
+    out = tmp_path / "out"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_summarise", interrupted)
+    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
+    assert not out.exists()  # the sets it made removed, then the --out the lock made, left empty
+    monkeypatch.setattr(run_module, "atomic_write_json", interrupted)  # the last write: config.yaml made already
+    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
+    assert not out.exists()
