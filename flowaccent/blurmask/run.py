@@ -10,6 +10,7 @@ chosen target, and deletion curves are measured for every baseline. Per utteranc
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -173,6 +174,21 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
         (out / name).unlink(missing_ok=True)
     for name, utts in chosen.items():
         remove_stale_files(out / name, utts)
+    fresh = [out / name for name in sets if not (out / name).exists()]
+    try:
+        results = _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet)
+        summary = _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+    except BaseException:  # a failing utterance or Ctrl-C: no set folder of this run's half-made results left
+        for path in fresh:  # (as score's; the lock removes an --out it made, left empty)
+            shutil.rmtree(path, ignore_errors=True)
+        for name in OUTPUT_FILES:  # this run's, if any (the earlier run's were removed first)
+            (out / name).unlink(missing_ok=True)
+        raise
+    return summary
+
+
+def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet) -> list[UttResult]:
+    r"""Explains the ``chosen`` utterances of each of ``sets``, writing their files into ``out/<set>/``."""
     results: list[UttResult] = []
     with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
         for name, data in sets.items():
@@ -196,7 +212,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
                     for warning in undefined_warnings(results[-1]):
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()
-    return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+    return results
 
 
 def remove_stale_files(folder: Path, utts: list[str]) -> None:

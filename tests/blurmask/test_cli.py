@@ -109,6 +109,28 @@ def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
 
 
+def test_a_run_that_fails_midway_leaves_no_set_folder_it_made(flow_exp, tmp_path, capsys, monkeypatch):
+    r"""A failure at the second utterance left the first one's mask and figures in a set folder with no summary
+    to say they were part of an unfinished run; the set folders the run made are now removed, as score's."""
+    import flowaccent.blurmask.run as run
+    from flowaccent.errors import ConfigError
+
+    _, exp, native, _ = flow_exp
+    explain, calls = run.explain_utterance, []
+
+    def fails_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConfigError("blur: the widths must be finite, got max nan")
+        return explain(*args, **kwargs)
+
+    monkeypatch.setattr(run, "explain_utterance", fails_second)
+    out = tmp_path / "o"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(out), *FAST]
+    assert main(args) == 1 and len(calls) == 2
+    assert not out.exists()  # the set folder, then the --out its lock made
+
+
 def test_options_reach_the_library(flow_exp, tmp_path, capsys):
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"
