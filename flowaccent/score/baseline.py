@@ -78,17 +78,27 @@ class DiagonalGmm:
 
 
 def sample_frames(
-    dirs: list[DataDir], pipeline: FeaturePipeline, max_frames: int, seed: int, valid_fraction: float = 0.0
+    dirs: list[DataDir],
+    pipeline: FeaturePipeline,
+    max_frames: int,
+    seed: int,
+    valid_fraction: float = 0.0,
+    valid_by: str = "utterance",
 ) -> np.ndarray:
     r"""Up to ``max_frames`` pipeline frames ``(N, D)``, evenly from every utterance of ``dirs`` but those a
-    flow trained with ``train.valid_fraction`` = ``valid_fraction`` held out for its validation."""
-    total = sum(n for d in dirs for u, n in d.utt2num_frames().items() if not held_out(u, valid_fraction))
+    flow trained with ``train.valid_fraction`` = ``valid_fraction`` (and ``train.valid_by`` = ``valid_by``)
+    held out for its validation."""
+
+    def held(data: DataDir, utt: str) -> bool:
+        return held_out(data.utt2spk[utt] if valid_by == "speaker" else utt, valid_fraction)
+
+    total = sum(n for d in dirs for u, n in d.utt2num_frames().items() if not held(d, u))
     keep = min(1.0, max_frames / max(total, 1))
     rng = np.random.default_rng(seed)
     parts = []
     for data in dirs:
         for utt in iter_utterances(data, pipeline.input_dim, pipeline.config.cmvn == "spk"):
-            if held_out(utt.utt, valid_fraction):
+            if held(data, utt.utt):
                 continue
             x = pipeline(torch.from_numpy(utt.feats), utt.cmvn_stats).double().numpy()
             parts.append(x[rng.random(len(x)) < keep])

@@ -136,20 +136,25 @@ def _gmm_baseline(model, exp: Path, config: ScoreConfig, checkpoint=None) -> tup
               f"fitted on it before ({kept}), unchecked", file=sys.stderr)
         return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
     dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
-    held = _valid_fraction(exp, checkpoint)  # the flow's validation utterances: the baseline does not see them either
-    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed, held)
+    held, by = _validation_split(exp, checkpoint)  # the flow's validation utterances: the baseline leaves them out too
+    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, config.seed, held, by)
     gmm, loaded = cached_fit(kept, frames, COMPONENTS, config.seed)
-    return gmm, {**info, "frames": len(frames), "valid_fraction": held, "loaded": loaded}
+    split = {"valid_fraction": held} | ({"valid_by": by} if by != "utterance" else {})
+    return gmm, {**info, "frames": len(frames), **split, "loaded": loaded}
 
 
-def _valid_fraction(exp: Path, checkpoint=None) -> float:
-    r"""``train.valid_fraction`` of the run in ``exp``: its ``config.yaml``, else the config its checkpoint
-    records (0 where neither says)."""
+def _validation_split(exp: Path, checkpoint=None) -> tuple[float, str]:
+    r"""``train.valid_fraction`` and ``train.valid_by`` of the run in ``exp``: its ``config.yaml``, else the
+    config its checkpoint records (nothing held out where neither says)."""
     conf = exp / "config.yaml"
     if conf.is_file():
-        return ExperimentConfig.from_yaml(conf).train.valid_fraction
-    recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
-    return ExperimentConfig.from_dict(recorded).train.valid_fraction if isinstance(recorded, dict) else 0.0
+        train = ExperimentConfig.from_yaml(conf).train
+    else:
+        recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
+        if not isinstance(recorded, dict):
+            return 0.0, "utterance"
+        train = ExperimentConfig.from_dict(recorded).train
+    return train.valid_fraction, train.valid_by
 
 
 def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:

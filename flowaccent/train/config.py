@@ -66,6 +66,9 @@ class TrainConfig(Config):
             gradient is scaled by the filter's mean ratio, as icefall scales a module's parameters).
         gradient_filter_threshold: its cutoff in multiples of the median.
         valid_fraction: share of utterances held out for the validation NLL.
+        valid_by: what the held-out share is drawn by: ``utterance`` (a hash of each utterance's id) or
+            ``speaker`` (a hash of each speaker's id, so all of a speaker's utterances fall on one side: the
+            validation NLL is of speakers the model has not heard, as a test set's are).
         patience: epochs without a better validation NLL before stopping (0: never stop early).
         buffer_frames: size of the shuffling buffer (bounds memory).
         prefetch: batches read, featurised and shuffled ahead in a background thread while the
@@ -109,6 +112,7 @@ class TrainConfig(Config):
     gradient_filter: bool = False
     gradient_filter_threshold: float = 10.0
     valid_fraction: float = 0.05
+    valid_by: Literal["utterance", "speaker"] = "utterance"
     patience: int = 5
     buffer_frames: int = 200_000
     prefetch: int = -1

@@ -75,17 +75,19 @@ def standardization_sample(refs: Sequence[UttRef], max_utts: int) -> list[UttRef
     return list(refs[:: max(1, -(-len(refs) // max_utts))])
 
 
-def held_out(utt: str, fraction: float) -> bool:
-    r"""Whether utterance ``utt`` is in the validation share ``fraction`` (``train.valid_fraction``): a hash of
-    its id, so the same utterances whatever the data dirs' order (the GMM baseline leaves them out too)."""
-    return zlib.crc32(utt.encode()) % 10_000 < int(fraction * 10_000)
+def held_out(key: str, fraction: float) -> bool:
+    r"""Whether the utterance (or speaker) ``key`` is in the validation share ``fraction``
+    (``train.valid_fraction``, ``train.valid_by``): a hash of its id, so the same utterances whatever the data
+    dirs' order (the GMM baseline leaves them out too)."""
+    return zlib.crc32(key.encode()) % 10_000 < int(fraction * 10_000)
 
 
-def split_valid(refs: list[UttRef], fraction: float) -> tuple[list[UttRef], list[UttRef]]:
-    r"""Deterministic held-out split by a hash of the utterance id (:func:`held_out`): ``(train, valid)``."""
+def split_valid(refs: list[UttRef], fraction: float, by: str = "utterance") -> tuple[list[UttRef], list[UttRef]]:
+    r"""Deterministic held-out split by a hash of the utterance id, or of the speaker id with ``by="speaker"``
+    (:func:`held_out`): ``(train, valid)``."""
     if fraction <= 0:
         return refs, []
-    valid = [r for r in refs if held_out(r.utt, fraction)]
+    valid = [r for r in refs if held_out(r.spk if by == "speaker" else r.utt, fraction)]
     chosen = {id(r) for r in valid}
     return [r for r in refs if id(r) not in chosen], valid
 

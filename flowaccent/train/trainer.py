@@ -176,14 +176,15 @@ def _train(
     for line in data_warnings(specs, dirs) if env.is_main else ():
         print(line, file=sys.stderr)
     refs = utterance_refs(dirs, labels)
-    train_refs, valid_refs = split_valid(refs, cfg.valid_fraction)
+    train_refs, valid_refs = split_valid(refs, cfg.valid_fraction, cfg.valid_by)
+    split = f"train.valid_fraction={cfg.valid_fraction}, valid_by {cfg.valid_by}"
     if not train_refs:
-        raise DataDirError("no training utterances left after the validation split")
+        raise DataDirError(f"no training utterances left after the validation split ({split})")
     for label, name in enumerate(class_names):
         if not any(r.label == label for r in train_refs):
             raise DataDirError(
                 f"class '{name}' has no training frames (all its utterances fell into the validation split "
-                f"of train.valid_fraction={cfg.valid_fraction}); give it more data or lower valid_fraction"
+                f"of {split}); give it more data or lower valid_fraction"
             )
     source = FrameSource(dirs, _input_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
     last = exp / "checkpoints" / "last.pt"

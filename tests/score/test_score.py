@@ -617,3 +617,20 @@ def test_float64_weights_score_and_a_float64_default_keeps_float32_weights(score
     model.train()  # a notebook's model in training: scoring leaves it so
     score_dir(model, load_data_dir(root / "zh"), "zh", tmp_path / "d", ScoreConfig(max_latents=10), quiet=True)
     assert model.training
+
+
+def test_the_baseline_leaves_out_the_speakers_a_flow_held_out_by_speaker(tmp_path):
+    r"""With ``train.valid_by speaker`` the flow held out whole speakers; the GMM baseline's frames leave out
+    exactly their utterances (it fitted on frames the flow validated on)."""
+    from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
+    from flowaccent.score.baseline import sample_frames
+    from flowaccent.train.frames import held_out
+
+    from ..train.conftest import write_gaussian_dir
+
+    data = load_data_dir(write_gaussian_dir(tmp_path / "d", np.zeros(3), np.eye(3), utts=40, frames=10, seed=0))
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 3)
+    by_speaker = sample_frames([data], pipeline, 10**6, 0, 0.6, "speaker")
+    kept = [u for u in data.utts if not held_out(data.utt2spk[u], 0.6)]
+    assert len(by_speaker) == 10 * len(kept) == 300  # speaker s1's 10 utterances left out, all 3 others kept
+    assert len(sample_frames([data], pipeline, 10**6, 0, 0.6)) != len(by_speaker)  # by utterance: others

@@ -390,20 +390,27 @@ def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_val
     assert digests[0] == digests[40]
 
 
-def test_the_validation_nll_is_the_frame_weighted_mean_over_the_held_out_utterances(gaussian_dir, tmp_path):
+@pytest.mark.parametrize("by,fraction", [("utterance", 0.2), ("speaker", 0.6)])
+def test_the_validation_nll_is_the_frame_weighted_mean_over_the_held_out_utterances(gaussian_dir, tmp_path, by,
+                                                                                   fraction):
     r"""Validation joins the held-out utterances into batches of about ``train.batch_size`` frames:
     the logged NLL is still the per-frame mean of every held-out utterance's NLL under the model
-    (here the final one, best at the last epoch), each computed alone."""
+    (here the final one, best at the last epoch), each computed alone. With ``train.valid_by speaker`` the
+    held-out utterances are all those of the speakers drawn (here 1 of the 4), none of the others."""
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
 
     path, _ = gaussian_dir
-    config = small_config(epochs=1, batch_size=700, valid_fraction=0.2)
+    config = small_config(epochs=1, batch_size=700, valid_fraction=fraction, valid_by=by)
     exp = tmp_path / "exp"
     summary = train(config, exp, [str(path)], quiet=True)
     model = load_model(exp / "final.pt").eval()
     data = load_data_dir(path)
-    _, valid = split_valid(utterance_refs([data], [dict.fromkeys(data.utts, 0)]), 0.2)
+    train_refs, valid = split_valid(utterance_refs([data], [dict.fromkeys(data.utts, 0)]), fraction, by)
+    if by == "speaker":
+        held = {r.spk for r in valid}
+        assert held == {"s1"} and not [r for r in train_refs if r.spk in held]
+        assert len(valid) == sum(1 for u in data.utts if data.utt2spk[u] == "s1")
     source = FrameSource([data], 8)
     try:
         stream = FrameStream(source, valid, model.pipeline, 700, 5000, 0)
