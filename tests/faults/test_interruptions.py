@@ -20,6 +20,13 @@ def flowaccent(*args: str) -> list[str]:
     return [sys.executable, "-m", "flowaccent", *args]
 
 
+def sigint_default() -> None:
+    r"""``preexec_fn``: SIGINT as a terminal's job gets it. A process started in the background of a shell
+    without job control (a CI runner's ``cmd &``, ``nohup``) inherits it ignored, and so would the commands
+    under test: a Ctrl-C test would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_when(cmd: list[str], ready, timeout: float = 120) -> int:
     r"""Starts ``cmd``, SIGKILLs it once ``ready()`` holds; returns its exit status."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -179,7 +186,7 @@ def test_ctrl_c_stops_a_shell_loop_over_commands(tmp_path):
     data = slow_data_dir(tmp_path)
     loop = f"for i in 1 2; do {' '.join(flowaccent('fbank', str(data), '--quiet'))}; echo next; done"
     shell = subprocess.Popen(["bash", "-c", loop], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, preexec_fn=sigint_default)
     deadline = time.time() + 60
     while not any(workers_of(c) for c in workers_of(shell.pid)) and time.time() < deadline:
         time.sleep(0.05)  # until fbank runs its first wav.scp pipe

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..faults.test_interruptions import alive, slow_data_dir, workers_of
+from ..faults.test_interruptions import alive, sigint_default, slow_data_dir, workers_of
 
 FOREGROUND = Path(__file__).parents[2] / "recipes" / "common" / "foreground.sh"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
@@ -28,7 +28,7 @@ def start(tmp_path: Path, **popen) -> tuple[subprocess.Popen, int]:
                       f"flowaccent fbank {data} --quiet\necho after\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     shell = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, **popen)
+                             text=True, preexec_fn=sigint_default, **popen)
     deadline = time.time() + 60
     command: list[int] = []
     while time.time() < deadline:

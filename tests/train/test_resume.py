@@ -133,15 +133,17 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
             signal.raise_signal(signal.SIGINT)  # its handler runs at the next bytecode: inside the optimizer's step
 
     handle = register_optimizer_step_post_hook(interrupt)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, even where SIGINT came ignored
     try:
         with pytest.raises(KeyboardInterrupt):
             train(config, tmp_path / "cut", [str(path)], quiet=True)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer gave Ctrl-C back
     finally:
         handle.remove()
+        signal.signal(signal.SIGINT, before)
     saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     adam_steps = {int(state["step"]) for state in saved["optimizer"]["state"].values()}
     assert saved["progress"]["global_step"] == 3 and adam_steps == {3}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer gave Ctrl-C back
     train(config, tmp_path / "cut", [str(path)], resume=True, quiet=True)
     full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
     assert cut["progress"]["global_step"] == full["progress"]["global_step"]
