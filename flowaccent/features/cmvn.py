@@ -13,7 +13,7 @@ __all__ = ["VAR_FLOOR", "apply_cmvn", "cmvn_transform", "compute_cmvn_stats"]
 
 
 @like_input
-def apply_cmvn(x: Array, stats: np.ndarray, norm_vars: bool = False) -> torch.Tensor:
+def apply_cmvn(x: Array, stats: np.ndarray, norm_vars: bool = False) -> Array:
     r"""Normalises ``x`` with CMVN ``stats`` like Kaldi's ``apply-cmvn [--norm-vars]``.
 
     Arguments:

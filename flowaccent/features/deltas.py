@@ -33,7 +33,7 @@ def delta_scales(order: int, window: int) -> tuple[np.ndarray, ...]:
 
 
 @like_input
-def add_deltas(x: Array, order: int = 2, window: int = 2) -> torch.Tensor:
+def add_deltas(x: Array, order: int = 2, window: int = 2) -> Array:
     r"""Appends delta features like Kaldi's ``add-deltas`` (``--delta-order``, ``--delta-window``).
 
     Output block ``i`` is ``sum_j w^(i)_j x[clamp(t + j)]`` with the windows of

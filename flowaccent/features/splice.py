@@ -2,14 +2,12 @@ r"""Kaldi ``splice-feats``: stack context frames, edge frames repeated."""
 
 from __future__ import annotations
 
-import torch
-
 from flowaccent.errors import FeatureError
 from flowaccent.features._array import Array, as_tensor, clamped_window, like_input
 
 
 @like_input
-def splice_frames(x: Array, left: int = 5, right: int = 5) -> torch.Tensor:
+def splice_frames(x: Array, left: int = 5, right: int = 5) -> Array:
     r"""Splices frames like Kaldi's ``splice-feats --left-context --right-context``.
 
     Output frame ``t`` is ``[x[clamp(t - left)], ..., x[t], ..., x[clamp(t + right)]]``

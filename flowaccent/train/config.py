@@ -73,7 +73,8 @@ class TrainConfig(Config):
         buffer_frames: size of the shuffling buffer (bounds memory).
         prefetch: batches read, featurised and shuffled ahead in a background thread while the
             model trains (flowaccent.data.prefetch); 0: in the training loop; -1 (auto): on a GPU
-            a whole filling of the shuffling buffer plus 2 (``buffer_frames // batch_size + 4``:
+            a whole filling of the shuffling buffer (up to ``buffer_frames // batch_size + 2`` batches) plus 2
+            (``buffer_frames // batch_size + 4``:
             the buffer yields its batches in one burst, and a shorter queue hides little of the
             loading), 0 on a CPU, where the thread slowed the model's own threads
             (docs/performance.md). One queue runs over all the epochs: the thread makes the next

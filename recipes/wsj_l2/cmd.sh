@@ -4,9 +4,12 @@
 # shard of utterances, only rank 0 writes):
 #   train_cmd="torchrun --nproc_per_node 4 $(command -v flowaccent)"
 #
-# On Slurm, let srun start one torchrun per node (4 GPUs each, 2 nodes):
+# On Slurm, run.sh inside a job of 2 nodes (sbatch), and srun starting one torchrun per node (4 GPUs each),
+# all meeting at the job's first node. The command is split into words as it is, never run through a shell
+# again, so the meeting point is worked out here (a `\$(hostname)` reached torchrun as that text):
+#   head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 #   train_cmd="srun --nodes 2 --ntasks-per-node 1 --gpus-per-node 4 torchrun --nnodes 2 \
-#     --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint \$(hostname):29500 $(command -v flowaccent)"
+#     --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint $head:29500 $(command -v flowaccent)"
 #
 # Scoring and reports run in one process: they stream and are I/O- and matmul-bound.
 train_cmd=${train_cmd:-flowaccent}
