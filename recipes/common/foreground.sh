@@ -7,11 +7,19 @@
 #   SIGINT (Ctrl-C): a terminal sends it to the command as well, so it is not sent again (a second Ctrl-C
 #     cuts a command's cleanup short); the recipe waits for the command to clean up, then dies by SIGINT, so a
 #     shell loop over recipes stops too. (A `kill -INT` of run.sh alone lets the command finish first.)
+# Only commands the recipe's own shell runs are covered: a subshell, a `$(...)` or a pipeline drops the trap
+# and waits as before, so run a command in another folder with `foreground_in DIR CMD ...`, not `(cd DIR && ...)`.
 _fg_child=
 
 foreground() {  # foreground CMD ARGS...: runs CMD as the recipe's current command; returns its status
+  foreground_in . "$@"
+}
+
+foreground_in() {  # foreground_in DIR CMD ARGS...: foreground, with CMD run in folder DIR
+  local dir=$1
+  shift
   # A background command of a shell without job control ignores SIGINT; `trap -` gives it back.
-  (trap - INT QUIT; exec "$@") &
+  (trap - INT QUIT; cd "$dir" && exec "$@") &
   _fg_child=$!
   local status=0
   wait "$_fg_child" || status=$?

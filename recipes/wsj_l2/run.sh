@@ -98,7 +98,7 @@ if should_run 1; then
   log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
   data_dir=$(cd "$data" && pwd)
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
-    (cd "$CALLER" && flowaccent fbank "$data_dir/$d" --nj "$nj" --quiet)  # wav.scp's relative paths: the caller's
+    foreground_in "$CALLER" flowaccent fbank "$data_dir/$d" --nj "$nj" --quiet  # wav.scp's relative paths: the caller's
     flowaccent validate "$data/$d"
   done
   mark_done 1

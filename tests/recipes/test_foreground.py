@@ -18,14 +18,15 @@ FOREGROUND = Path(__file__).parents[2] / "recipes" / "common" / "foreground.sh"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 
 
-def start(tmp_path: Path, **popen) -> tuple[subprocess.Popen, int]:
-    r"""A recipe-like script that sources foreground.sh and runs a slow ``flowaccent fbank``, then ``echo
-    after``; returns it once the fbank runs its first wav.scp pipe, with the fbank's pid."""
+def start(tmp_path: Path, how: str = "", **popen) -> tuple[subprocess.Popen, int]:
+    r"""A recipe-like script that sources foreground.sh and runs a slow ``flowaccent fbank`` (after ``how``, a
+    prefix such as ``foreground_in DIR``), then ``echo after``; returns it once the fbank runs its first wav.scp
+    pipe, with the fbank's pid."""
     data = slow_data_dir(tmp_path)
     script = tmp_path / "run.sh"
     bin_dir = Path(sys.executable).parent  # the flowaccent of this Python
     script.write_text(f"set -euo pipefail\nexport PATH={bin_dir}:$PATH\n. {FOREGROUND}\n"
-                      f"flowaccent fbank {data} --quiet\necho after\n")
+                      f"{how} flowaccent fbank {data} --quiet\necho after\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     shell = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, preexec_fn=sigint_default, **popen)
@@ -41,8 +42,11 @@ def start(tmp_path: Path, **popen) -> tuple[subprocess.Popen, int]:
     return shell, command[0]
 
 
-def test_kill_of_the_recipe_stops_its_command(tmp_path):
-    shell, command = start(tmp_path)
+@pytest.mark.parametrize("how", ["", "foreground_in /"], ids=["flowaccent", "foreground_in"])
+def test_kill_of_the_recipe_stops_its_command(tmp_path, how):
+    r"""Also a command run in another folder (``foreground_in``): the wsj_l2 recipe's fbank ran in a subshell,
+    ``(cd DIR && flowaccent fbank ...)``, which drops the trap, and went on to its end after ``kill``."""
+    shell, command = start(tmp_path, how)
     shell.terminate()  # SIGTERM to the shell alone, as `kill PID` sends it
     out, err = shell.communicate(timeout=60)
     assert not alive(command), "the command went on after its recipe was killed"
