@@ -9,10 +9,12 @@ run never leaves a folder locked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,9 +37,14 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
     fd = os.open(folder / name, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(busy) from None
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            os.close(fd)
+            raise ConfigError(busy) from None
+        # a file system without flock (Lustre without -o flock, some NFS and FUSE mounts): every run was refused
+        # as "busy" there; it goes on, unguarded
+        print(f"warning: cannot lock {folder / name} ({error.strerror}); a second run into {folder} at the same "
+              "time would not be refused", file=sys.stderr)
     try:
         remove_dead_temporaries(folder)
         yield
@@ -56,11 +63,12 @@ def remove_dead_temporaries(folder: Path) -> None:
     power cut) leaves the one being written, and a rerun never wrote that name again."""
     for path in folder.rglob(".*.tmp.*"):
         match = _TEMPORARY.match(path.name)
-        if match and path.is_file() and not _alive(int(match.group(1))):
+        if match and path.is_file() and not alive(int(match.group(1))):
             path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    r"""Whether process ``pid`` exists (this machine's; another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

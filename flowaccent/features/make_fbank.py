@@ -34,7 +34,7 @@ from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.audio import read_audio, select_channel
 from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
-from flowaccent.data.lock import locked_folder
+from flowaccent.data.lock import alive, locked_folder
 from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
@@ -89,7 +89,10 @@ def make_fbank(
     tag = _fingerprint(data.path, config, channel)
     ark_dir = data.path / "data"
     busy = f"fbank: {data.path} is being written by another flowaccent fbank now; wait for it"
-    with locked_folder(ark_dir, LOCK, busy):  # a second run on the dir crashed on the first's arks
+    # the data dir's lock, not data/'s: data dirs may share one storage folder there (links), as in Kaldi
+    with locked_folder(data.path, LOCK, busy):  # a second run on the dir crashed on the first's arks
+        ark_dir.mkdir(exist_ok=True)
+        previous = _arks_listed(data.path, ark_dir)
         feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"
         cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
 
@@ -133,7 +136,7 @@ def make_fbank(
         write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
         write_table(data.path / "utt2num_frames", num_frames)
         write_record(data.path, config.to_dict(), channel, rates, run=tag)
-        _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name})
+        _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
         return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
 
 
@@ -219,12 +222,33 @@ def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
     return h.hexdigest()[:10]  # RUN_TAG
 
 
-def _remove_stale(ark_dir: Path, name: str, keep: set[str]) -> None:
-    r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp, or killed
-    runs): those with its run tag only (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits). Kaldi's
-    ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder, which its subsets and
-    copies may still point at: they stay."""
-    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.tmp\.\d+)?")
+def _arks_listed(data_dir: Path, ark_dir: Path) -> set[str]:
+    r"""Names of the files in ``ark_dir`` that ``data_dir``'s ``feats.scp`` and ``cmvn.scp`` point at now."""
+    names = set()
+    for table in ("feats.scp", "cmvn.scp"):
+        path = data_dir / table
+        lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+        for line in lines:
+            value = line.partition(" ")[2].strip()
+            ark = Path(value.rsplit(":", 1)[0]) if ":" in value else None
+            if ark is not None and ark.parent.resolve() == ark_dir.resolve():
+                names.add(ark.name)
+    return names
+
+
+def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) -> None:
+    r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp): those with its
+    run tag (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits) that its tables pointed at before this run
+    (``listed``), and the temporary arks of killed runs (``.raw_fbank_NAME.TAG.ark.tmp.PID``, the process gone).
+    Other arks stay: Kaldi's ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder,
+    which its subsets and copies may still point at; and data dirs of the same name whose ``data/`` is one
+    shared folder (links) have arks of the same names but their own (removing them by name alone left another
+    dir's feats.scp pointing at nothing)."""
+    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.tmp\.(\d+))?")
     for path in ark_dir.iterdir():
-        if ours.fullmatch(path.name) and path.name not in keep:
+        match = ours.fullmatch(path.name)
+        if not match or path.name in keep:
+            continue
+        killed = match.group(1) is not None and not alive(int(match.group(1)))
+        if killed or (match.group(1) is None and path.name in listed):
             path.unlink(missing_ok=True)

@@ -112,7 +112,7 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     err = capsys.readouterr().err
     assert f"{wav_data_dir}: wav.scp: utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in err
     assert not (wav_data_dir / "feats.scp").exists()
-    assert not (wav_data_dir / "data").exists()  # made for the run (its lock), removed with nothing else in it
+    assert not [p for p in (wav_data_dir / "data").iterdir()]
     short = wav_data_dir.parent / "short.wav"
     wavfile.write(short, 16000, np.ones(300, np.int16))  # also: peak 1 at int16 scale is not [-1, 1]
     lines[2] = f"spkA-002 {short}"
@@ -227,3 +227,48 @@ def test_a_second_fbank_on_a_dir_being_written_is_refused(wav_data_dir, capsys):
     after = dict(ScpReader(wav_data_dir / "feats.scp"))
     assert after.keys() == alone.keys() and all(np.array_equal(after[k], alone[k]) for k in alone)
     assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1  # the earlier run's removed, no other
+
+
+def test_data_dirs_sharing_a_storage_folder_keep_their_own_arks(tmp_path, capsys):
+    r"""Two data dirs of one name (``a/data``, ``b/data``) whose ``data/`` links to one storage folder, as Kaldi
+    recipes keep features: fbank of the second removed the first's ark as its own stale one (same name, same
+    tag pattern), leaving ``a/data/feats.scp`` pointing at nothing; and the lock, then kept in the storage
+    folder, refused a run on one dir while the other ran. Each now keeps its arks and its own lock."""
+    import fcntl
+    import os
+
+    from ..conftest import make_wav_data_dir
+
+    shared = tmp_path / "storage"
+    shared.mkdir()
+    dirs = []
+    for name, seed in (("a", 0), ("b", 1)):
+        data = make_wav_data_dir(tmp_path / name, seed=seed)
+        (data / "data").symlink_to(shared)
+        dirs.append(data)
+    held = os.open(dirs[0] / ".fbank.lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a run on a/data under way
+        assert main(["fbank", str(dirs[1]), "--quiet"]) == 0
+    finally:
+        os.close(held)
+    assert main(["fbank", str(dirs[0]), "--quiet"]) == 0
+    assert main(["fbank", str(dirs[1]), "--quiet", "--num-mel-bins", "23"]) == 0  # b's earlier ark replaced
+    capsys.readouterr()
+    assert main(["validate", str(dirs[0]), "--read-feats"]) == 0
+    arks = sorted(p.name for p in shared.glob("raw_fbank_*.ark"))
+    assert len(arks) == 2, arks  # a's, and b's of 23 bins; b's first one removed
+
+
+def test_a_file_system_without_locks_warns_and_runs(wav_data_dir, monkeypatch, capsys):
+    r"""Where flock is not supported (Lustre without -o flock, some NFS and FUSE mounts) every run was refused
+    as if another held the lock."""
+    import errno
+    import fcntl
+
+    def unsupported(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    assert f"warning: cannot lock {wav_data_dir / '.fbank.lock'} (No locks available)" in capsys.readouterr().err
