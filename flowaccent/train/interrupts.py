@@ -4,9 +4,10 @@ A signal's Python handler runs between any two bytecodes of the main thread, so 
 after ``optimizer.step()`` had changed the weights and Adam's moments but before the trainer counted
 the step. The checkpoint written on the way out then said one step fewer than the weights had taken,
 and a resume took that step again (the interruption audit saw it in 1 of 12 real interrupts). Inside
-:meth:`HeldSignals.critical` the handlers only note the signal; it is delivered, through the handler it
-would have met, as the section ends. Outside the sections (waiting for a batch, validating, saving)
-a signal acts at once, as before.
+:meth:`HeldSignals.critical` the handlers only note the first signal; it is delivered, through the handler
+it would have met, as the section ends. A second one acts at once (a step can take minutes: the first one
+compiles, with ``train.compile``). Outside the sections (waiting for a batch, validating, saving) a signal
+acts at once, as before.
 """
 
 from __future__ import annotations
@@ -49,21 +50,26 @@ class HeldSignals:
         self._handlers.clear()
 
     def _note(self, number: int, frame) -> None:
-        if self._depth:
-            if self._pending is None:  # the first one counts (a Ctrl-C then SIGTERM is still Ctrl-C's)
-                self._pending = (number, frame)
+        if self._depth and self._pending is None:  # the first is held; a second (Ctrl-C again, during a step that
+            self._pending = (number, frame)  # takes minutes: the first compiles) acts at once, as before
             return
+        self._pending = None
         self._handlers[number](number, frame)
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
-        r"""A section no SIGINT/SIGTERM interrupts: one that came in is delivered as it ends."""
+        r"""A section the first SIGINT/SIGTERM does not interrupt: it is delivered as the section ends (unless the
+        section raises: its exception goes on instead); a second one acts at once."""
         self._depth += 1
         try:
             yield
-        finally:
+        except BaseException:  # the section's own error (a non-finite loss) is what ends the run, not the signal
             self._depth -= 1
-            if not self._depth and self._pending is not None:
-                number, frame = self._pending
+            if not self._depth:
                 self._pending = None
-                self._handlers[number](number, frame)
+            raise
+        self._depth -= 1
+        if not self._depth and self._pending is not None:
+            number, frame = self._pending
+            self._pending = None
+            self._handlers[number](number, frame)

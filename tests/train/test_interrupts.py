@@ -1,0 +1,58 @@
+r"""HeldSignals: a Ctrl-C inside a critical section waits for its end; a second acts at once; the section's own
+error goes on instead of the signal; the handlers are given back."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from flowaccent.train.interrupts import HeldSignals
+
+
+@pytest.fixture(autouse=True)
+def python_sigint():
+    r"""Python's Ctrl-C handler, even where the tests run with SIGINT ignored (a background job)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_in_a_section_is_delivered_as_it_ends():
+    done = []
+    with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+        with held.critical():
+            signal.raise_signal(signal.SIGINT)
+            done.append("the rest of the section")
+        done.append("after it")  # not reached
+    assert done == ["the rest of the section"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_signal_acts_at_once():
+    r"""During a step that takes minutes (the first one compiles) a second Ctrl-C did nothing until its end."""
+    done = []
+    with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+        with held.critical():
+            signal.raise_signal(signal.SIGINT)
+            done.append("held")
+            signal.raise_signal(signal.SIGINT)
+            done.append("not reached")
+    assert done == ["held"]
+
+
+def test_the_sections_own_error_goes_on_and_nothing_stays_held():
+    r"""A held signal replaced the section's own error (a non-finite loss said as a Ctrl-C, exit 130)."""
+    with HeldSignals() as held:
+        with pytest.raises(ValueError, match="the step's own"):
+            with held.critical():
+                signal.raise_signal(signal.SIGINT)
+                raise ValueError("the step's own")
+        with held.critical():
+            pass  # the dropped signal is not delivered later
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_outside_a_section_a_signal_acts_at_once():
+    with HeldSignals(), pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
