@@ -190,8 +190,9 @@ def _read_set(scores: Path, name: str, facts: dict[str, Any]) -> tuple[np.ndarra
         raise ConfigError(f"{path}: no column {', '.join(missing)}; {again}")
     utts, frames = len(table["utt"]), int(np.sum(table["num_frames"]))
     if (utts, frames) != (facts.get("num_utts", utts), facts.get("num_frames", frames)):
-        raise ConfigError(f"{path}: {utts} utterances of {frames} frames, but summary.json says {facts['num_utts']} "
-                          f"of {facts['num_frames']} (cut short or edited since); {again}")
+        raise ConfigError(f"{path}: {utts} utterances of {frames} frames, but summary.json says "
+                          f"{facts.get('num_utts', utts)} of {facts.get('num_frames', frames)} (cut short or edited "
+                          f"since); {again}")
     for column, values in table.items():
         if column not in ("utt", "spk", *_MAY_BE_NAN) and not np.isfinite(values).all():
             row = int(np.flatnonzero(~np.isfinite(values))[0])

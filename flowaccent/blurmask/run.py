@@ -10,7 +10,6 @@ chosen target, and deletion curves are measured for every baseline. Per utteranc
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +35,7 @@ from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
-from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
+from flowaccent.data.specs import load_named_dirs, output_dir, removed_on_failure, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
@@ -174,17 +173,9 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
         (out / name).unlink(missing_ok=True)
     for name, utts in chosen.items():
         remove_stale_files(out / name, utts)
-    fresh = [out / name for name in sets if not (out / name).exists()]
-    try:
+    with removed_on_failure(out, sets, OUTPUT_FILES):  # a failing utterance or Ctrl-C: no half-made set folder left
         results = _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet)
-        summary = _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
-    except BaseException:  # a failing utterance or Ctrl-C: no set folder of this run's half-made results left
-        for path in fresh:  # (as score's; the lock removes an --out it made, left empty)
-            shutil.rmtree(path, ignore_errors=True)
-        for name in OUTPUT_FILES:  # this run's, if any (the earlier run's were removed first)
-            (out / name).unlink(missing_ok=True)
-        raise
-    return summary
+        return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
 
 
 def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet) -> list[UttResult]:

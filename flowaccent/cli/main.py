@@ -102,7 +102,8 @@ def entry() -> NoReturn:
     r"""The program ``flowaccent`` (its console script and ``python -m flowaccent``): :func:`main`, and a
     command that a Ctrl-C or SIGTERM stopped then dies by that signal. It exited with status 130 instead,
     which a shell takes for a command that handled the Ctrl-C and chose to go on: ``for d in ...; do
-    flowaccent fbank $d; done`` went on to the next folder after each Ctrl-C."""
+    flowaccent fbank $d; done`` went on to the next folder after each Ctrl-C. (A torchrun worker still exits
+    with 130 or 143, :func:`flowaccent.train.distributed.finish`: torchrun, not a shell, reads its status.)"""
     code = main()
     if _STOPPED_BY:
         _die_by(_STOPPED_BY[0])

@@ -2,9 +2,11 @@ r"""Data dirs named on the command line: ``DATA_DIR`` or ``NAME=DATA_DIR``."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
@@ -12,13 +14,15 @@ from flowaccent.errors import ConfigError
 
 
 def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
-    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``; a folder whose name holds ``=`` is a path.
+    r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``; a folder whose name holds ``=`` is a path,
+    and so is a spec with a ``/`` before its ``=`` and no folder after it (named whole in the error it then
+    gives; ``a/b=DIR`` with a folder DIR is a NAME that cannot name a set).
     An empty NAME or DATA_DIR is a ConfigError: ``=DIR`` was read as a folder named ``=DIR`` (``not a
     directory``), and ``NAME=`` as the current folder (``utt2spk: required but missing``)."""
     out: list[tuple[str | None, Path]] = []
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or Path(spec).is_dir():
+        if not sep or Path(spec).is_dir() or ("/" in name and not Path(path).is_dir()):  # exp/lr=0.1/data
             out.append((None, Path(spec)))
         elif not name or not path:
             raise ConfigError(f"'{spec}': NAME=DATA_DIR with an empty {'NAME' if not name else 'DATA_DIR'}")
@@ -77,3 +81,19 @@ def output_dir(path: str | Path, command: str) -> Path:
     if other:
         raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {other}'; give another folder")
     return path
+
+
+@contextlib.contextmanager
+def removed_on_failure(out: Path, names: Iterable[str], files: Iterable[str]) -> Iterator[None]:
+    r"""On an error or Ctrl-C in the block, removes the set folders ``out/<name>`` it made (those not there
+    before it) and ``out/<file>`` of ``files`` (the command's summary files, which it removed before the block),
+    then lets the error go on: no half-made set is left beside an earlier run's complete ones."""
+    fresh = [out / name for name in names if not (out / name).exists()]
+    try:
+        yield
+    except BaseException:
+        for path in fresh:
+            shutil.rmtree(path, ignore_errors=True)
+        for name in files:
+            (out / name).unlink(missing_ok=True)
+        raise

@@ -25,7 +25,7 @@ from flowaccent.data.datadir import DataDir
 from flowaccent.data.stream import iter_utterances
 from flowaccent.errors import ConfigError
 from flowaccent.features.pipeline import FeaturePipeline
-from flowaccent.train.frames import held_out
+from flowaccent.train.frames import held_out, validation_key
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
 FIT_OPTIONS = {"covariance_type": "diag", "max_iter": 100, "reg_covar": 1e-4}
@@ -90,7 +90,7 @@ def sample_frames(
     held out for its validation."""
 
     def held(data: DataDir, utt: str) -> bool:
-        return held_out(data.utt2spk[utt] if valid_by == "speaker" else utt, valid_fraction)
+        return held_out(validation_key(utt, data.utt2spk[utt], valid_by), valid_fraction)
 
     total = sum(n for d in dirs for u, n in d.utt2num_frames().items() if not held(d, u))
     keep = min(1.0, max_frames / max(total, 1))

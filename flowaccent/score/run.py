@@ -2,7 +2,6 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text, file_digest
 from flowaccent.data.datadir import UNUSED_BY_MODELS, load_data_dir
 from flowaccent.data.lock import output_lock
-from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, warn_other_sets
+from flowaccent.data.specs import load_named_dirs, output_dir, parse_data_specs, removed_on_failure, warn_other_sets
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.runtime import check_precision, precision_note, resolve_device
@@ -78,8 +77,9 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     for name in ("summary.json", "config.yaml"):  # they only ever describe complete scores (config.yaml: whose)
         (out / name).unlink(missing_ok=True)
-    fresh = [out / name for name in sets if not (out / name).exists()]
-    try:
+    # a damaged corpus or Ctrl-C, also while summarising: no half-made set left (and the lock removes an --out
+    # it made, left empty)
+    with removed_on_failure(out, sets, ("config.yaml", "summary.json")):
         results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
         if gmm is not None:
             for name, data in sets.items():
@@ -105,11 +105,6 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
         atomic_write_text(out / "config.yaml", config_text)
         atomic_write_json(out / "summary.json", report)
-    except BaseException:  # a damaged corpus or Ctrl-C, also while summarising: no half-made set left
-        for path in fresh:  # and the lock removes an --out it made, left empty
-            shutil.rmtree(path, ignore_errors=True)
-        (out / "config.yaml").unlink(missing_ok=True)  # this run's, if any (the earlier run's was removed first)
-        raise
     return report
 
 

@@ -48,6 +48,8 @@ def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
         lines = path.read_text().splitlines()
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    while lines and not lines[-1].strip():  # an editor's blank last line
+        lines.pop()
     if not lines:
         raise ValueError(f"{path}: empty (no header)")
     header = lines[0].split("\t")

@@ -82,12 +82,17 @@ def held_out(key: str, fraction: float) -> bool:
     return zlib.crc32(key.encode()) % 10_000 < int(fraction * 10_000)
 
 
+def validation_key(utt: str, spk: str, by: str) -> str:
+    r"""What :func:`held_out` hashes for ``train.valid_by`` = ``by``: the speaker's id or the utterance's."""
+    return spk if by == "speaker" else utt
+
+
 def split_valid(refs: list[UttRef], fraction: float, by: str = "utterance") -> tuple[list[UttRef], list[UttRef]]:
     r"""Deterministic held-out split by a hash of the utterance id, or of the speaker id with ``by="speaker"``
     (:func:`held_out`): ``(train, valid)``."""
     if fraction <= 0:
         return refs, []
-    valid = [r for r in refs if held_out(r.spk if by == "speaker" else r.utt, fraction)]
+    valid = [r for r in refs if held_out(validation_key(r.utt, r.spk, by), fraction)]
     chosen = {id(r) for r in valid}
     return [r for r in refs if id(r) not in chosen], valid
 

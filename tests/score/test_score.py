@@ -634,3 +634,20 @@ def test_the_baseline_leaves_out_the_speakers_a_flow_held_out_by_speaker(tmp_pat
     kept = [u for u in data.utts if not held_out(data.utt2spk[u], 0.6)]
     assert len(by_speaker) == 10 * len(kept) == 300  # speaker s1's 10 utterances left out, all 3 others kept
     assert len(sample_frames([data], pipeline, 10**6, 0, 0.6)) != len(by_speaker)  # by utterance: others
+
+
+def test_read_tsv_is_strict_inside_the_table_and_takes_a_blank_last_line(tmp_path):
+    r"""A row cut short was dropped silently (the columns zipped to the shortest); an editor's blank last line is
+    not a row."""
+    from flowaccent.score.tables import read_tsv
+
+    path = tmp_path / "t.tsv"
+    path.write_text("utt\tspk\tnum_frames\tlog_ll\nu1\ts\t10\t-1.5\n\n")
+    table = read_tsv(path)
+    assert table["utt"] == ["u1"] and table["log_ll"].tolist() == [-1.5]
+    path.write_text("utt\tspk\tnum_frames\tlog_ll\nu1\ts\t10\nu2\ts\t10\t-2\n")
+    with pytest.raises(ValueError, match="line 2 has 3 fields, the header 4"):
+        read_tsv(path)
+    path.write_text("utt\tspk\tnum_frames\tlog_ll\nu1\ts\t10\tlots\n")
+    with pytest.raises(ValueError, match="line 2: log_ll 'lots' is not a number"):
+        read_tsv(path)
