@@ -425,8 +425,8 @@ class _Checks:
         if self._pending is None:
             return
         copy, frames, step, epoch, batch = self._pending
+        stats = copy.get()["stats"]  # a Ctrl-C in this wait leaves the step pending: the flush before saving checks it
         self._pending = None
-        stats = copy.get()["stats"]
         if not math.isfinite(stats[0]):
             last = self.exp / "checkpoints" / "last.pt"
             kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written before it"
