@@ -38,4 +38,6 @@ _fg_stop() {  # _fg_stop SIGNAL: SIGNAL came; the running command ends first, th
 trap '_fg_stop TERM' TERM
 trap '_fg_stop INT' INT
 
+# Once this is sourced, `command -v flowaccent` names this function, not the program: the recipes' cmd.sh, which
+# takes the program's path for torchrun, is read before.
 flowaccent() { foreground flowaccent "$@"; }
