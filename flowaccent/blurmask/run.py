@@ -223,8 +223,7 @@ def remove_stale_files(folder: Path, utts: list[str]) -> None:
 def short_warning(model: FlowModel, name: str, utt: str, num_frames: int) -> list[str]:
     r"""A warning when an utterance is shorter than the model's context (deltas and splicing, both
     sides, and the frame itself): every frame's features then hold copies of the edge frames."""
-    config = model.pipeline.config
-    context = 2 * (2 * config.deltas + config.splice) + 1
+    context = model.pipeline.config.context
     if num_frames >= context:
         return []
     return [f"blurmask: warning: set {name}: utterance '{utt}' has {num_frames} frame(s), fewer than the model's "

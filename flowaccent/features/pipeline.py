@@ -52,6 +52,12 @@ class FeaturePipelineConfig(Config):
         r"""Dimension after deltas and splicing of ``input_dim``-d features."""
         return input_dim * (self.deltas + 1) * (2 * self.splice + 1)
 
+    @property
+    def context(self) -> int:
+        r"""Frames an output frame depends on: itself and, each side, 2 per delta order (window 2) and the
+        splice. An utterance shorter than this has no frame without copies of its edge frames."""
+        return 2 * (2 * self.deltas + self.splice) + 1
+
 
 class FeaturePipeline(TrueFlags, nn.Module):
     r"""Stored features ``(..., T, D)`` -> model input ``(..., T, D_out)``; differentiable.

@@ -25,7 +25,7 @@ from flowaccent.score.baseline import (
     load_kept_gmm,
     sample_frames,
 )
-from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units
+from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_short_utterances
 from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
@@ -87,6 +87,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
                 add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
         warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
         warn_shared(results, sets)
+        warn_short_utterances(results, model.pipeline.config.context)
         report: dict[str, Any] = {
             "model": {
                 "exp": str(exp),

@@ -651,3 +651,36 @@ def test_read_tsv_is_strict_inside_the_table_and_takes_a_blank_last_line(tmp_pat
     path.write_text("utt\tspk\tnum_frames\tlog_ll\nu1\ts\t10\tlots\n")
     with pytest.raises(ValueError, match="line 2: log_ll 'lots' is not a number"):
         read_tsv(path)
+
+
+def test_utterances_shorter_than_the_models_context_are_named(trained, tmp_path, capsys):
+    r"""An utterance shorter than the model's context (1 frame: its deltas all 0) was scored like the others
+    without a word."""
+    from flowaccent.data import ArkWriter
+    from flowaccent.train.trainer import train
+
+    from ..train.conftest import small_config
+
+    root, _ = trained
+    exp = tmp_path / "exp"  # deltas of order 2: a context of 9 frames
+    config = small_config(epochs=1).with_overrides({"features": {"deltas": 2}})
+    train(config, exp, [str(root / "zh")], quiet=True)
+    context = config.features.context
+    assert context == 9
+    short = tmp_path / "short"
+    feats = dict(ScpReader(root / "zh" / "feats.scp"))
+    first = sorted(feats)[0]
+    feats[first] = feats[first][: context - 1]
+    short.mkdir()
+    with ArkWriter(short / "feats.ark", short / "feats.scp") as writer:
+        for utt in sorted(feats):
+            writer.write(utt, feats[utt])
+    for name in ("utt2spk", "spk2utt"):
+        (short / name).write_text((root / "zh" / name).read_text())
+    write_table(short / "utt2num_frames", {u: str(len(f)) for u, f in feats.items()})
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(short), str(root / "zh"),
+                 "--quiet"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "shorter than the model's context" in line]
+    assert warnings == [f"score: warning: set short: 1 utterance(s) shorter than the model's context of {context} "
+                        f"frames (deltas and splicing; e.g. '{first}': {context - 1}): every frame holds copies of "
+                        f"its edge frames, so their scores are not comparable"]
