@@ -168,10 +168,8 @@ def _read_set(scores: Path, name: str, facts: dict[str, Any]) -> tuple[np.ndarra
     path = _set_file(scores, name, "latents.npy")
     try:
         latents = np.load(path)
-    except (ValueError, EOFError) as error:
-        raise ConfigError(f"{path}: damaged ({error}); {again}") from None
-    except OSError as error:
-        if error.errno is not None:  # the system's (a permission): the CLI says it
+    except (ValueError, EOFError, OSError) as error:
+        if isinstance(error, OSError) and error.errno is not None:  # the system's (a permission): the CLI says it
             raise
         raise ConfigError(f"{path}: damaged ({error}); {again}") from None
     expected = facts.get("num_latents", len(latents))

@@ -33,16 +33,16 @@ from tqdm import tqdm
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.audio import read_audio, select_channel
 from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
-from flowaccent.data.kaldi_io import ArkWriter
+from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import alive, locked_folder
 from flowaccent.data.segments import Segment, cut
-from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError
+from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.workers import check_stopping, imap_processes
 
-#: The lock file in ``DATA_DIR/data`` that one ``fbank`` run on the dir holds.
+#: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
 LOCK = ".fbank.lock"
 
 
@@ -87,57 +87,65 @@ def make_fbank(
     # '.', '..' or another spelling of the dir: one name for its arks (links kept, as the user named them)
     data = load_data_dir(os.path.abspath(data_dir), require=("wav.scp",), unused=UNUSED_BY_FBANK)
     tag = _fingerprint(data.path, config, channel)
-    ark_dir = data.path / "data"
     busy = f"fbank: {data.path} is being written by another flowaccent fbank now; wait for it"
     # the data dir's lock, not data/'s: data dirs may share one storage folder there (links), as in Kaldi
     with locked_folder(data.path, LOCK, busy):  # a second run on the dir crashed on the first's arks
-        ark_dir.mkdir(exist_ok=True)
-        previous = _arks_listed(data.path, ark_dir)
-        feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"
-        cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
+        return _make_fbank(data, config, channel, nj, quiet, tag, start)
 
-        jobs = _recording_jobs(data)
-        num_frames: dict[str, int] = {}
-        stats: dict[str, np.ndarray] = {}
-        rates: dict[int, int] = {}
-        failed: list[tuple[str, str]] = []
-        failed_list = ark_dir / FAILED
-        failed_list.unlink(missing_ok=True)
-        with (
-            ArkWriter(feats_ark) as writer,
-            tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
-            contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on Ctrl-C
-        ):
-            for rate, recording in computed:
-                for utt, feats in recording:
-                    bar.update()
-                    if isinstance(feats, FlowAccentError):
-                        failed.append((utt, str(feats)))
-                        continue
-                    rates[rate] = rates.get(rate, 0) + 1
-                    writer.write(utt, feats)
-                    num_frames[utt] = feats.shape[0]
-                    spk = data.utt2spk[utt]
-                    stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
-            if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
-                atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
-                raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
-                                 f"{failed_list})")
-            if failed:
-                raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
-            feats_lines = writer.scp_lines
-        with ArkWriter(cmvn_ark) as cmvn_writer:
-            for spk in sorted(stats):
-                cmvn_writer.write(spk, stats[spk])
-            cmvn_lines = cmvn_writer.scp_lines
 
-        (data.path / RECORD).unlink(missing_ok=True)  # the record goes last: tables and record from one run
-        write_table(data.path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
-        write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
-        write_table(data.path / "utt2num_frames", num_frames)
-        write_record(data.path, config.to_dict(), channel, rates, run=tag)
-        _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
-        return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
+def _make_fbank(
+    data: DataDir, config: FbankConfig, channel: int, nj: int, quiet: bool, tag: str, start: float
+) -> FbankSummary:
+    r"""The work of :func:`make_fbank` on the validated, locked ``data`` (``tag``: the run's tag in its ark
+    names; ``start``: when the command began)."""
+    ark_dir = data.path / "data"
+    ark_dir.mkdir(exist_ok=True)
+    previous = _arks_listed(data.path, ark_dir)
+    feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"
+    cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
+
+    jobs = _recording_jobs(data)
+    num_frames: dict[str, int] = {}
+    stats: dict[str, np.ndarray] = {}
+    rates: dict[int, int] = {}
+    failed: list[tuple[str, str]] = []
+    failed_list = ark_dir / FAILED
+    failed_list.unlink(missing_ok=True)
+    with (
+        ArkWriter(feats_ark) as writer,
+        tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
+        contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on Ctrl-C
+    ):
+        for rate, recording in computed:
+            for utt, feats in recording:
+                bar.update()
+                if isinstance(feats, FlowAccentError):
+                    failed.append((utt, str(feats)))
+                    continue
+                rates[rate] = rates.get(rate, 0) + 1
+                writer.write(utt, feats)
+                num_frames[utt] = feats.shape[0]
+                spk = data.utt2spk[utt]
+                stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
+        if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
+            atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
+            raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
+                             f"{failed_list})")
+        if failed:
+            raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
+        feats_lines = writer.scp_lines
+    with ArkWriter(cmvn_ark) as cmvn_writer:
+        for spk in sorted(stats):
+            cmvn_writer.write(spk, stats[spk])
+        cmvn_lines = cmvn_writer.scp_lines
+
+    (data.path / RECORD).unlink(missing_ok=True)  # the record goes last: tables and record from one run
+    write_table(data.path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
+    write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
+    write_table(data.path / "utt2num_frames", num_frames)
+    write_record(data.path, config.to_dict(), channel, rates, run=tag)
+    _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
+    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
 
 
 #: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
@@ -226,13 +234,12 @@ def _arks_listed(data_dir: Path, ark_dir: Path) -> set[str]:
     r"""Names of the files in ``ark_dir`` that ``data_dir``'s ``feats.scp`` and ``cmvn.scp`` point at now."""
     names = set()
     for table in ("feats.scp", "cmvn.scp"):
-        path = data_dir / table
-        lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-        for line in lines:
-            value = line.partition(" ")[2].strip()
-            ark = Path(value.rsplit(":", 1)[0]) if ":" in value else None
-            if ark is not None and ark.parent.resolve() == ark_dir.resolve():
-                names.add(ark.name)
+        try:
+            entries = read_scp(data_dir / table) if (data_dir / table).is_file() else []
+        except KaldiIOError:  # a damaged table: none of its arks is taken for this dir's
+            entries = []
+        arks = {Path(entry.location()[0]) for entry in entries if not entry.is_pipe}
+        names |= {ark.name for ark in arks if ark.parent.resolve() == ark_dir.resolve()}
     return names
 
 

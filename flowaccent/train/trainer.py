@@ -468,9 +468,9 @@ class _Runner:
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
-        with prefetch(batches, depth) as batches:
+        with prefetch(batches, depth) as batches, HeldSignals() as held:  # held: a Ctrl-C waits for a step's count
             for _, steps in plan:
-                seconds = self._train_epoch(batches, steps, progress)
+                seconds = self._train_epoch(batches, steps, progress, held)
                 start = time.perf_counter()
                 try:
                     valid = self._validate(valid_stream)
@@ -500,9 +500,12 @@ class _Runner:
             raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
         return steps
 
-    def _train_epoch(self, batches: Prefetched | Inline, steps: int, progress: Progress) -> dict[str, float]:
-        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them); returns
-        its seconds: ``train_s`` in all, ``data_wait_s`` of them waiting for batches."""
+    def _train_epoch(
+        self, batches: Prefetched | Inline, steps: int, progress: Progress, held: HeldSignals
+    ) -> dict[str, float]:
+        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them), each step and its
+        count a ``held`` critical section; returns its seconds: ``train_s`` in all, ``data_wait_s`` of them
+        waiting for batches."""
         self.model.train()
         bar = tqdm(
             total=steps,
@@ -515,33 +518,32 @@ class _Runner:
         epoch_start = start
         epoch_waited = waited = batches.wait_seconds
         checks = _Checks(sums, self.exp)
-        with HeldSignals() as held:
-            try:
-                for x, y in iter(batches.__next__, None):
-                    with held.critical():  # a Ctrl-C waits for the step's count: last.pt then matches the weights
-                        x, y = to_device(x, self.env.device), to_device(y, self.env.device)
-                        checks.add(self._step(x, y, progress), len(x), progress)
-                        frames += len(x)
-                        progress.step_in_epoch += 1
-                        progress.global_step += 1
-                    bar.update()
-                    if progress.global_step % self.cfg.log_every_steps == 0:
-                        checks.flush()
-                        elapsed = time.perf_counter() - start
-                        self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
-                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                        start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
-                        sums.zero_()
-                    if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
-                        checks.flush()  # only checked steps are saved
-                        self._save("last.pt", progress)
-                checks.flush()
-            except KeyboardInterrupt:
-                checks.flush()
-                self._save("last.pt", progress)
-                raise
-            finally:
-                bar.close()
+        try:
+            for x, y in iter(batches.__next__, None):
+                with held.critical():  # a Ctrl-C waits for the step's count: last.pt then matches the weights
+                    x, y = to_device(x, self.env.device), to_device(y, self.env.device)
+                    checks.add(self._step(x, y, progress), len(x), progress)
+                    frames += len(x)
+                    progress.step_in_epoch += 1
+                    progress.global_step += 1
+                bar.update()
+                if progress.global_step % self.cfg.log_every_steps == 0:
+                    checks.flush()
+                    elapsed = time.perf_counter() - start
+                    self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
+                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                    start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
+                    sums.zero_()
+                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
+                    checks.flush()  # only checked steps are saved
+                    self._save("last.pt", progress)
+            checks.flush()
+        except KeyboardInterrupt:
+            checks.flush()
+            self._save("last.pt", progress)
+            raise
+        finally:
+            bar.close()
         return {"train_s": time.perf_counter() - epoch_start, "data_wait_s": batches.wait_seconds - epoch_waited}
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> HostCopy:
