@@ -341,7 +341,8 @@ def rating_scatter(
             r = correlations(by_set[name], ratings[name])["pearson"]
             said = f"{r:.2f}" if np.isfinite(r) else "-"
             ax.text(0.02, 0.98 - 0.065 * row, f"{short[name]}: r = {said}", color=cols[name], transform=ax.transAxes,
-                    va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+                    va="top", fontsize=8, zorder=5,  # above every set's points, drawn after it
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
     # beside the last panel, never over its points
