@@ -37,7 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone, or not removable (a read-only file system): the first error says why
             tmp.unlink()
         raise
 

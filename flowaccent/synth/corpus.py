@@ -83,6 +83,9 @@ def make_corpus(
     plan = plan_corpus(config)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)  # mkdtemp's 0700 would keep a shared corpus from the other users, as mkdir does not
     try:
         rendered = _render_all(plan, tmp / "wav", config.noise_std, nj, quiet)
         num_utts = _write_data_dirs(plan, rendered, tmp, out)

@@ -49,9 +49,12 @@ def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        try:
-            torch.save(state, tmp)
-        except RuntimeError as error:  # a full disk: torch says only "unexpected pos 64 vs 0"
+        try:  # opened here: given a path, torch turns every OS error into a RuntimeError of its C++ code
+            with open(tmp, "wb") as handle:
+                torch.save(state, handle)
+        except OSError as error:  # a full disk, a quota, no permission: the checkpoint's name, not the temporary's
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        except RuntimeError as error:  # torch's writer on a full disk: only "unexpected pos 64 vs 0"
             if shutil.disk_usage(path.parent).free < 64 << 20:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
             raise

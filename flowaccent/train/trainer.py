@@ -214,7 +214,7 @@ def _train(
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
-        trim_log(exp / "log" / "train.jsonl", progress)
+        trim_log(exp / "log" / "train.jsonl", progress, cfg.patience)
         atomic_write_text(exp / "config.yaml", config.to_yaml())
         atomic_write_text(exp / "classes.txt", classes_text)
         atomic_write_text(exp / "data.txt", data_text)
@@ -252,14 +252,17 @@ def _train(
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, final)
 
 
-def trim_log(path: Path, progress: Progress) -> None:
+def trim_log(path: Path, progress: Progress, patience: int = 0) -> None:
     r"""Keeps the records of ``log/train.jsonl`` that the run being resumed from ``progress`` had written by its
     checkpoint: a run killed after it logged steps past its last checkpoint logged them twice after
-    ``--resume``, and a line cut short by the kill made the log unreadable (``report`` failed on it)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    ``--resume``, and a line cut short by the kill made the log unreadable (``report`` failed on it).
+
+    An epoch's record (and the early stop's, with ``patience``) that the checkpoint holds but the log lost, the
+    run stopped between the epoch's checkpoint and its record, is written again from the checkpoint's history,
+    marked ``"restored": true`` and without the epoch's seconds, which only the lost record had."""
+    kept, logged, stopped_logged = [], set(), False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:  # cut short
@@ -270,8 +273,17 @@ def trim_log(path: Path, progress: Progress) -> None:
             continue
         if record.get("event") in ("epoch", "early_stop") and record.get("epoch", 0) > progress.epoch:
             continue
+        if record.get("event") == "epoch":
+            logged.add(record.get("epoch"))
+        stopped_logged |= record.get("event") == "early_stop"
         kept.append(line + "\n")
-    atomic_write_text(path, "".join(kept))
+    kept += [json.dumps({"event": "epoch", **r, "restored": True}) + "\n" for r in progress.history
+             if r["epoch"] not in logged]
+    if patience and progress.bad_epochs >= patience and not stopped_logged:
+        kept.append(json.dumps({"event": "early_stop", "epoch": progress.epoch, "best_epoch": progress.best_epoch,
+                                "restored": True}) + "\n")
+    if lines or kept:
+        atomic_write_text(path, "".join(kept))
 
 
 def _input_dim(data: DataDir) -> int:
@@ -342,6 +354,16 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         state = load_checkpoint(last)
         stored, changed = _refused_changes(state, config_dict, last)
         trained = state["progress"]["epoch"]
+        patience, bad = stored["train"]["patience"], state["progress"]["bad_epochs"]
+        if patience and bad >= patience:  # stopped early: nothing is left to train
+            if "train.epochs" in changed:
+                raise ConfigError(f"{last}: --train.epochs on --resume: the run stopped early at epoch {trained} (no "
+                                  f"better validation NLL for {patience} epochs; best epoch "
+                                  f"{state['progress']['best_epoch']}), so more epochs would train none; train afresh "
+                                  f"in another --exp (with another train.patience) to go on")
+            if env.is_main:
+                print(f"train: the run stopped early at epoch {trained} (best epoch {state['progress']['best_epoch']}):"
+                      " nothing to train; final.pt is written again from best.pt", file=sys.stderr)
         if "train.epochs" in changed and config.train.epochs <= trained:
             raise ConfigError(f"{last}: --train.epochs {config.train.epochs} on --resume: the run has trained "
                               f"{trained} epoch(s) already; give more, or leave it as it was "
@@ -454,8 +476,9 @@ class _Runner:
         self.forward = compiled(self.net, env.device, "train", mode) if self.cfg.compile else self.net
         if self.cfg.compile and not self.quiet:
             print("train: train.compile: the first step of each batch shape compiles first", file=sys.stderr)
-        self.tb = _tensorboard(exp) if env.is_main else None
-        self.log_file = open(exp / "log" / "train.jsonl", "a") if env.is_main else None
+        self.tb = _tensorboard(exp) if env.is_main else None  # after trim_log: its records, again
+        self.log_path = exp / "log" / "train.jsonl"
+        self.log_file = open(self.log_path, "a") if env.is_main else None
 
     def fit(self, stream: FrameStream, valid_stream: FrameStream, progress: Progress) -> None:
         r"""Trains the remaining epochs on ``stream``'s batches and validates on ``valid_stream``'s
@@ -598,9 +621,6 @@ class _Runner:
             self._save("last.pt", progress)
         seconds = {**seconds, "save_s": time.perf_counter() - start}
         self._log({"event": "epoch", **record, **{k: round(v, 4) for k, v in seconds.items()}})
-        if self.tb is not None and valid is not None:
-            for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
-                self.tb.add_scalar(f"valid/{name}", valid[key], progress.global_step)
 
     def _log_train(self, progress: Progress, means: torch.Tensor, fps: float, data_wait: float) -> None:
         r"""Logs a window's means; ``data_wait``: seconds its steps waited for batches (reading,
@@ -618,14 +638,18 @@ class _Runner:
             "data_wait_s": round(data_wait, 4),
         }
         self._log(record)
-        if self.tb is not None:
-            for name, value in (("LogLL", nll), ("LogP", -neg_log_p), ("LogDet", -neg_log_det)):
-                self.tb.add_scalar(f"train/{name}", value, progress.global_step)
 
     def _log(self, record: dict) -> None:
-        if self.log_file is not None:  # "time": wall clock (Unix seconds), for curves against time
-            self.log_file.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
-            self.log_file.flush()
+        r"""One record to ``log/train.jsonl`` and its scalars to TensorBoard."""
+        record = {**record, "time": round(time.time(), 3)}  # wall clock (Unix seconds), for curves against time
+        if self.log_file is not None:
+            try:
+                self.log_file.write(json.dumps(record) + "\n")
+                self.log_file.flush()
+            except OSError as error:  # a full disk: the log's name with it (resuming trims a line cut short)
+                raise OSError(error.errno, error.strerror, str(self.log_path)) from error
+        if self.tb is not None:
+            _scalars(self.tb, record)
 
     def _save(self, name: str, progress: Progress) -> None:
         if self.env.is_main:
@@ -637,7 +661,10 @@ class _Runner:
         if self.tb is not None:
             self.tb.close()
         if self.log_file is not None:
-            self.log_file.close()
+            try:
+                self.log_file.close()
+            except OSError as error:  # what a full disk left unwritten
+                raise OSError(error.errno, error.strerror, str(self.log_path)) from error
 
 
 @torch.no_grad()
@@ -671,8 +698,30 @@ def parameter_digest(model: torch.nn.Module) -> str:
 
 
 def _tensorboard(exp: Path):
+    r"""A TensorBoard writer into ``exp/tensorboard``, its event files written afresh from ``log/train.jsonl``
+    (as :func:`trim_log` left it): a resumed run's scalars past its checkpoint stood there twice (the writer
+    appends a file per run and trims nothing), and what a killed run's writer had not flushed was lost."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional: the jsonl log has the same scalars
         return None
-    return SummaryWriter(str(exp / "tensorboard"))
+    folder, log = exp / "tensorboard", exp / "log" / "train.jsonl"
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    writer = SummaryWriter(str(folder))
+    for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+        _scalars(writer, json.loads(line))
+    writer.flush()
+    return writer
+
+
+def _scalars(writer, record: dict) -> None:
+    r"""A ``train.jsonl`` record's scalars in TensorBoard: a train window's as ``train/LogLL`` (NLL),
+    ``train/LogP``, ``train/LogDet``; an epoch's validation as ``valid/...``; at the record's step and time."""
+    where = record.get("event")
+    values = {"train": record, "epoch": record.get("valid")}.get(where)
+    if not isinstance(values, dict):
+        return
+    where = "train" if where == "train" else "valid"
+    for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
+        writer.add_scalar(f"{where}/{name}", values[key], record["step"], walltime=record.get("time"))

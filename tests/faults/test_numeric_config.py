@@ -89,3 +89,71 @@ def test_a_full_disk_while_saving_a_checkpoint_says_so(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: torch's own error
         checkpoint.save_checkpoint(tmp_path / "last.pt", model, None, checkpoint.Progress(), {})
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_that_cannot_be_written_names_it(tmp_path):
+    r"""No permission to write a checkpoint was torch's 39-line traceback ("enforce fail at inline_container.cc:
+    747 ... Permission denied"): torch.save given a path turns every OS error into a RuntimeError. Now an OSError
+    naming the checkpoint, which the commands print as one line; the cleanup's own error (here: the temporary
+    name is a folder, as on a read-only file system unlink fails too) does not hide it."""
+    import errno
+
+    import flowaccent.train.checkpoint as checkpoint
+    from flowaccent.data.atomic import temporary_name
+
+    model = torch.nn.Linear(2, 2)
+    model.to_checkpoint = lambda: {"state_dict": model.state_dict()}
+    path = tmp_path / "last.pt"
+    temporary_name(path).mkdir()
+    with pytest.raises(OSError) as caught:
+        checkpoint.save_checkpoint(path, model, None, checkpoint.Progress(), {})
+    assert caught.value.errno == errno.EISDIR and caught.value.filename == str(path)
+    assert not path.exists()
+
+
+def test_no_permission_for_a_checkpoint_is_one_line(tmp_path):
+    r"""The same in a folder without write permission, as a user meets it (as root: with the capability that
+    passes over permissions dropped, by setpriv)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    folder.chmod(0o555)
+    code = ("import sys, torch; from flowaccent.cli.main import main; from flowaccent.train import checkpoint as c\n"
+            "m = torch.nn.Linear(2, 2); m.to_checkpoint = lambda: {'state_dict': m.state_dict()}\n"
+            "try:\n    c.save_checkpoint(c.Path(sys.argv[1]), m, None, c.Progress(), {})\n"
+            "except OSError as e:\n    print(f'{e.filename}: {e.strerror}'); sys.exit(1)\n")
+    command = [sys.executable, "-c", code, str(folder / "last.pt")]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root without setpriv: permissions do not apply")
+        command = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", *command]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == f"{folder / 'last.pt'}: Permission denied\n" and "Traceback" not in result.stderr
+
+
+def test_a_full_disk_under_the_training_log_names_it(tmp_path, monkeypatch, capsys):
+    r"""A full disk met by the write of log/train.jsonl said only "error: No space left on device"."""
+    import builtins
+
+    from flowaccent.train import trainer
+
+    data = write_gaussian_dir(tmp_path / "d", np.zeros(4), np.eye(4), 40, 50, seed=0)
+    real = builtins.open
+
+    def full(path, mode="r", *args, **kwargs):  # the log's appends go to a full device
+        return real("/dev/full" if str(path).endswith("train.jsonl") and mode == "a" else path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "open", full, raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(small_config(epochs=1).to_yaml())
+    assert main(["train", "--config", str(config), "--exp", str(tmp_path / "e"), str(data), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"flowaccent train: error: {tmp_path / 'e' / 'log' / 'train.jsonl'}: No space left on device\n"

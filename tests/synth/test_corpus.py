@@ -211,3 +211,14 @@ def test_cli_parses_and_calls_the_library(espeak, tmp_path, capsys):
     assert "utterances" in capsys.readouterr().err
     assert validate_data_dir(tmp_path / "cli" / "test_ja", require=TABLES) == []
     assert len(read_table(tmp_path / "cli" / "train_native" / "utt2spk")) == 8
+
+
+def test_the_corpus_folder_has_the_modes_of_a_plain_mkdir(tiny):
+    r"""The corpus root was mode 0700 (made by mkdtemp, then renamed): other users could not read a shared one."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(tiny.stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE(tiny.stat().st_mode) == stat.S_IMODE((tiny / "train_native").stat().st_mode)

@@ -149,3 +149,99 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
     assert cut["progress"]["global_step"] == full["progress"]["global_step"]
     for name, value in full["model"]["state_dict"].items():
         assert torch.equal(value, cut["model"]["state_dict"][name]), name
+
+
+class _Killed(BaseException):
+    r"""Stands for a SIGKILL: nothing of the trainer's own handling runs for it."""
+
+
+def _records(exp):
+    import json
+
+    return [json.loads(line) for line in (exp / "log" / "train.jsonl").read_text().splitlines()]
+
+
+def _killed_at(monkeypatch, event, epoch):
+    r"""The trainer killed just before it logs ``event`` of ``epoch`` (after that epoch's checkpoint)."""
+    from flowaccent.train import trainer
+
+    log = trainer._Runner._log
+
+    def dying(self, record):
+        if record.get("event") == event and record.get("epoch") == epoch:
+            raise _Killed
+        log(self, record)
+
+    monkeypatch.setattr(trainer._Runner, "_log", dying)
+    return lambda: monkeypatch.setattr(trainer._Runner, "_log", log)
+
+
+@pytest.mark.parametrize("event", ["epoch", "early_stop"])
+def test_an_epochs_record_lost_with_its_checkpoint_saved_is_restored(gaussian_dir, tmp_path, monkeypatch, event):
+    r"""Killed between an epoch's checkpoint and its record (a short window, but exactly "right after an epoch
+    ends"), the log lost that epoch's row, its validation NLL and, at an early stop, the stop, for good: the resume
+    went on from the checkpoint, past them. The checkpoint's history holds them; the resume writes them again."""
+    from flowaccent.train.trainer import train
+
+    config = small_config(epochs=30, patience=1, lr=0.3)
+    train(config, tmp_path / "full", [str(gaussian_dir[0])], quiet=True)
+    full = _records(tmp_path / "full")
+    stop = next(r["epoch"] for r in full if r["event"] == "early_stop")
+    at = 2 if event == "epoch" else stop
+    restore = _killed_at(monkeypatch, event, at)
+    with pytest.raises(_Killed):
+        train(config, tmp_path / "killed", [str(gaussian_dir[0])], quiet=True)
+    restore()
+    train(config, tmp_path / "killed", [str(gaussian_dir[0])], resume=True, quiet=True)
+    got = _records(tmp_path / "killed")
+
+    def epochs(records):
+        return [(r["event"], r["epoch"], r.get("valid")) for r in records if r["event"] != "train"]
+
+    assert epochs(got) == epochs(full)
+    restored = [r for r in got if r.get("restored")]
+    assert [(r["event"], r["epoch"]) for r in restored] == [(event, at)]
+    assert [r["step"] for r in got if r["event"] == "train"] == [r["step"] for r in full if r["event"] == "train"]
+
+
+def test_tensorboard_holds_each_step_once_after_a_resume(gaussian_dir, tmp_path, monkeypatch):
+    r"""A resumed run's TensorBoard scalars past its checkpoint stood there twice (step 30 with two NLLs), one
+    events file more per resume; the events are now written from the trimmed log, so they are the log's."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from flowaccent.train.trainer import train
+
+    config = small_config(epochs=3, checkpoint_every_steps=4, log_every_steps=1)
+    restore = _killed_at(monkeypatch, "epoch", 2)  # steps logged past the last checkpoint, then killed
+    with pytest.raises(_Killed):
+        train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
+    restore()
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], resume=True, quiet=True)
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], resume=True, quiet=True)  # a resume that trains nothing
+    assert len(list((tmp_path / "exp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    events = EventAccumulator(str(tmp_path / "exp" / "tensorboard")).Reload()
+    records = _records(tmp_path / "exp")
+    for tag, event, values in [("train/LogLL", "train", lambda r: r), ("valid/LogLL", "epoch", lambda r: r["valid"])]:
+        got = [(e.step, e.value) for e in events.Scalars(tag)]
+        logged = [(r["step"], values(r)["nll"]) for r in records if r["event"] == event]
+        assert [s for s, _ in got] == [s for s, _ in logged]  # each step once, in order
+        assert [v for _, v in got] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_more_epochs_for_a_run_that_stopped_early_is_refused(gaussian_dir, tmp_path, capsys):
+    r"""``--train.epochs 60`` on an early-stopped run said "resuming with train.epochs: 40 there, 60 given", trained
+    nothing and wrote epochs: 60 into config.yaml."""
+    from flowaccent.errors import ConfigError
+    from flowaccent.train.trainer import train
+
+    config = small_config(epochs=30, patience=1, lr=0.3)
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
+    before = (tmp_path / "exp" / "config.yaml").read_text()
+    more = small_config(epochs=60, patience=1, lr=0.3)
+    with pytest.raises(ConfigError, match="stopped early at epoch .* more epochs would train none"):
+        train(more, tmp_path / "exp", [str(gaussian_dir[0])], resume=True, quiet=True)
+    assert (tmp_path / "exp" / "config.yaml").read_text() == before
+    capsys.readouterr()
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], resume=True)
+    assert "stopped early at epoch" in capsys.readouterr().err
