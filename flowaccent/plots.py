@@ -46,37 +46,49 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
     r"""A distinct colour per set name, for any number of names, one hue per accent: a set's accent is
     ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the
     accent word its name contains (``native``, ``zh``, ``ja``); an accent's first set in name order takes its
-    colour (:data:`ACCENT_COLOURS`, or the next palette colour for another accent) and its further sets shades
-    of it, each at least 80 (RGB) from the other accents' colours and from those their sets took, and 60 from
-    its own accent's sets' (while such a shade is left among the first 400). A set's colour does not depend on
-    the order the sets are listed in; its shade depends on which other sets of its accent are drawn. Sets of
-    no known accent take the palette, then evenly spread hues."""
+    colour (:data:`ACCENT_COLOURS`, or for another accent the first palette colour far from those taken) and its
+    further sets shades of it, each at least 80 (RGB) from the other accents' colours and from those their sets
+    took, and 60 from its own accent's sets'. Where no shade among the first 400 is that far (many sets of many
+    accents), the shade farthest from all those (relative to 80 and 60) is taken, never a near copy of one. A
+    set's colour does not depend on the order the sets are listed in; its shade depends on which other sets are
+    drawn. Sets of no known accent take the palette, then evenly spread hues, each the first one 80 from every
+    colour taken and from the accents' (or the farthest)."""
     accents = accents or {}
     out: dict[str, str] = {}
-    spare = iter(_spare_colours())
+    spare = list(itertools.islice(_spare_colours(), 400))
     families = {a: list(itertools.islice(_shades(c), 400)) for a, c in ACCENT_COLOURS.items()}
     used: dict[str, str | None] = {}  # colour -> the accent that took it
     for name in sorted(names):  # in name order: a set keeps its colour whatever order the command listed it in
         words = name.lower().replace("-", "_").split("_")
         accent = (accents.get(name) or "").lower() or next((a for a in ACCENT_COLOURS if a in words), None)
+        taken = [*ACCENT_COLOURS.values(), *used]
         if accent is not None and accent not in families:
-            families[accent] = list(itertools.islice(_shades(next(c for c in spare if c not in used)), 400))
+            families[accent] = list(itertools.islice(_shades(_pick(spare, used, taken, [])), 400))
         if accent is None:
-            colour = next(c for c in spare if c not in used)
-        else:  # a shade far from the other accents' colours (a light red is nearly ja's pink), if one is left
+            colour = _pick(spare, used, taken, [])
+        elif families[accent][0] not in used:  # the accent's own colour, for its first set
+            colour = families[accent][0]
+        else:  # a shade far from the other accents' colours (a light red is nearly ja's pink) and its own sets'
             others = [c for a, c in ACCENT_COLOURS.items() if a != accent] + [c for c, a in used.items() if a != accent]
-            own = [c for c, a in used.items() if a == accent]  # and, while one is left, 60 from its own sets'
-            free = [c for c in families[accent] if c not in used]
-            colour = next((c for c in free if c == families[accent][0] or (_far(c, others) and _far(c, own, 60.0))),
-                          None) or next((c for c in free if _far(c, others)), free[0])
+            colour = _pick(families[accent], used, others, [c for c, a in used.items() if a == accent])
         out[name] = colour
         used[colour] = accent
     return {name: out[name] for name in names}
 
 
-def _far(colour: str, others: list[str], distance: float = 80.0) -> bool:
-    r"""Whether ``colour`` is at least ``distance`` from each of ``others`` (Euclidean, in 0-255 RGB)."""
-    return all(np.linalg.norm(_rgb(colour) - _rgb(other)) >= distance for other in others)
+def _pick(candidates: list[str], used, others: list[str], own: list[str]) -> str:
+    r"""The first of ``candidates`` (not in ``used``) at least 80 (RGB) from each of ``others`` and 60 from each
+    of ``own``; where none is, the one whose nearest colour is farthest, each distance taken relative to its
+    bound: a near copy of a colour drawn already only where nothing else is left."""
+    free = [c for c in candidates if c not in used]
+    if not others and not own:
+        return free[0]
+    rgb = np.array([_rgb(c) for c in free], dtype=float)
+    bounds = [(others, 80.0), (own, 60.0)]
+    closest = np.min([np.linalg.norm(rgb[:, None] - np.array([_rgb(c) for c in group], float)[None], axis=2).min(1)
+                      / bound for group, bound in bounds if group], axis=0)  # (len(free),): 1 = at the bound
+    far = np.flatnonzero(closest >= 1.0)
+    return free[far[0] if len(far) else int(np.argmax(closest))]
 
 
 def _rgb(colour: str) -> np.ndarray:
@@ -282,7 +294,12 @@ def histograms(
     for i, (name, v) in enumerate(values.items()):
         ax.plot(v, np.full(len(v), -(i + 1) * row), "|", color=cols[name], markersize=6, alpha=0.8)
     ax.set_ylim(-(len(values) + 0.7) * row, top)
-    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= top])  # below 0: the rows of ticks, not a density
+    density = [t for t in ax.get_yticks() if 0 <= t <= top]  # below 0: the rows of ticks, each named, no density
+    said = ax.yaxis.get_major_formatter().format_ticks(density)
+    ax.set_yticks(density + [-(i + 1) * row for i in range(len(values))], said + [short[n] for n in values])
+    for label, name in zip(ax.get_yticklabels()[len(density):], values):
+        label.set(color=cols[name], fontsize=6)
+    ax.yaxis.set_label_coords(-0.12, (len(values) + 0.7 + top / row / 2) / (len(values) + 0.7 + top / row))
     ax.axhline(0, color="grey", linewidth=0.5)
     _legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
     return _save(fig, base)
@@ -326,27 +343,28 @@ def rating_scatter(
     cols: dict[str, str] | None = None,
 ) -> Path:
     r"""Utterance scores against their ratings (``utt2score``): one panel per score (``scores[score][set]``, mean
-    per frame in nats), one colour per rated set, each set's Pearson r in the panel's corner (the report's
-    correlation table gives it with Spearman's; ``-``: not defined)."""
+    per frame in nats), one colour per rated set; below each panel its legend, which gives each set's number of
+    rated utterances and its Pearson r with that panel's score (the report's correlation table gives it with
+    Spearman's; ``-``: not defined). The r values stood in the panels' corner, over the points (with 16 sets down
+    the whole panel)."""
     from flowaccent.score.metrics import correlations
 
-    fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4), squeeze=False)
     names = list(ratings)
-    cols = cols or colours(names)
     short = short_names(names)
+    ncol = 2 if len(names) > 4 and max(map(len, short.values())) <= 16 else 1  # two columns fit under a panel
+    rows = -(-len(names) // ncol)
+    fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4 + 0.17 * rows), squeeze=False)
+    cols = cols or colours(names)
     for ax, (score, by_set) in zip(axes[0], scores.items()):
-        for row, name in enumerate(names):
-            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
-                       label=f"{short[name]} (n={len(ratings[name])})")
+        for name in names:
             r = correlations(by_set[name], ratings[name])["pearson"]
             said = f"{r:.2f}" if np.isfinite(r) else "-"
-            ax.text(0.02, 0.98 - 0.065 * row, f"{short[name]}: r = {said}", color=cols[name], transform=ax.transAxes,
-                    va="top", fontsize=8, zorder=5,  # above every set's points, drawn after it
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
+                       label=f"{short[name]} (n={len(ratings[name])}): r = {said}")
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")
-    # beside the last panel, never over its points
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, borderaxespad=0,
+                  frameon=False, markerscale=1.5, handletextpad=0.2, columnspacing=0.8)
     return _save(fig, base)
 
 

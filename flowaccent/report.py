@@ -300,7 +300,10 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
         "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
         "h2{break-after:avoid}figure,tr{break-inside:avoid}"
-        "@media (max-width:800px){figure{width:98%}}",
+        "@media (max-width:800px){figure{width:98%}}"
+        # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
+        "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
+        "td:first-child{white-space:normal;overflow-wrap:anywhere}}",
         "</style></head><body>",
         f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",

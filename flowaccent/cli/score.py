@@ -17,7 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Scores every utterance of each DATA_DIR (or NAME=DATA_DIR) with EXP_DIR/final.pt and "
         "writes OUT_DIR/<set>/{utt_scores.tsv, spk_scores.tsv, frame_scores.ark/scp, latents.npy, latent_utts.txt, "
         "utt_latent_means.npy} and OUT_DIR/{summary.json, config.yaml}. "
-        "Streams: memory stays flat for any corpus size. Features must match the model's (same fbank "
+        "A set's name (NAME, else the dir's own name) is a folder name of ASCII letters, digits, _ . + - (not "
+        "first .). Streams: memory stays flat for any corpus size. Features must match the model's (same fbank "
         "options; feats.scp and cmvn.scp as written by 'flowaccent fbank').",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")

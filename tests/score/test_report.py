@@ -49,12 +49,13 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys):
 def test_a_sets_colour_does_not_depend_on_the_order_given_nor_come_near_another_accents():
     r"""dev_native and test_native swapped colours between two reports that listed them in other orders; a third zh
     set got a light red next to ja's pink."""
-    from flowaccent.plots import ACCENT_COLOURS, _far, colours
+    from flowaccent.plots import ACCENT_COLOURS, _rgb, colours
 
     assert colours(["dev_native", "test_native"]) == colours(["test_native", "dev_native"])
     got = colours(["test_zh", "zh_train", "zh_copy", "zh_more", "test_ja", "test_native"])
     for name in ("zh_train", "zh_copy", "zh_more"):
-        assert _far(got[name], [ACCENT_COLOURS["ja"], ACCENT_COLOURS["native"]]), (name, got[name])
+        for other in ("ja", "native"):
+            assert np.linalg.norm(_rgb(got[name]) - _rgb(ACCENT_COLOURS[other])) >= 80, (name, got[name])
 
 
 def test_every_set_of_a_figure_has_its_own_colour():
@@ -222,6 +223,34 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
 
 
+def test_a_table_of_long_set_names_prints_whole(scored_dir_and_exp, tmp_path):
+    r"""Printed to PDF, the scores table of sets named as L2-ARCTIC's splits are lost its last four columns (LogDet,
+    NLL, LogP of N(0,I), gmm_log_ll) past the page's edge, behind a scrollbar: the page said it printed whole."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not (shutil.which("chromium") and shutil.which("pdftotext")):
+        pytest.skip("needs Debian's chromium and poppler-utils' pdftotext")
+    scores, exp = scored_dir_and_exp
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "r") + "/"]) == 0
+    html = (tmp_path / "r" / "report.html").read_text()
+    long = {n: f"l2arctic_{n}_speakers_BWC_LXC_NCC_TXHC_THV_TLV_eval" for n in ("native", "zh", "ja")}
+    for short, name in long.items():
+        html = html.replace(f"<td>{short}</td>", f"<td>{name}</td>")
+    (tmp_path / "long.html").write_text(html)
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={tmp_path / 'r.pdf'}",
+                    f"file://{tmp_path / 'long.html'}"], capture_output=True, timeout=120, check=True)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    table = text[text.index("Scores per set"):text.index("Gaussianity")]
+    for header in ("LogLL", "LogDet", "NLL (lab", "LogP of", "gmm_log_ll"):
+        assert header in table, (header, table)
+    assert all(f"l2arctic_{n}_speakers" in table for n in long)  # the names wrapped, not cut
+
+
 def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_path, monkeypatch):
     r"""Each set's histogram is a density: one utterance made one bar of height 1/width, the tallest of the figure."""
     from matplotlib.colors import to_hex
@@ -237,6 +266,8 @@ def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_pa
     ax = drawn["fig"].axes[0]
     assert {to_hex(p.get_facecolor()) for p in ax.patches if p.get_fill()} == {"#1f5fbf"}  # test_native's bars
     assert ax.get_legend().get_texts()[1].get_text() == "ja_one (mean of utts -128.00; n=1): ticks only"
+    rows = {t.get_text(): to_hex(t.get_color()) for t in ax.get_yticklabels()}  # each row of ticks named (none were)
+    assert rows["test_native"] == "#1f5fbf" and rows["ja_one"] == "#e377c2"
 
 
 def test_long_names_that_shorten_alike_are_told_apart():
@@ -262,6 +293,25 @@ def test_colours_stay_distinct_for_any_number_of_sets():
     few = colours(["test_zh", "l2arctic_zh_x", "zh_two", "test_ja", "ja_one", "test_native", "dev_native"])
     apart = [np.linalg.norm(_rgb(a) - _rgb(b)) for i, a in enumerate(few.values()) for b in list(few.values())[i + 1:]]
     assert min(apart) >= 60  # shades of one accent too (two reds were 55 apart: one set read as the other)
+
+
+def test_many_sets_of_many_accents_keep_their_colours_apart():
+    r"""Four speakers of each of six accents took two near copies of one colour (7 RGB apart: korean_HKK #513968,
+    korean_YKWK #553b6d) once no shade kept every bound, and sets of no accent past the palette were not compared
+    with the colours taken (set11 41 from dev_native's blue). The farthest shade is taken now."""
+    import itertools
+
+    from flowaccent.plots import _rgb, colours
+
+    def closest(got):
+        return min(np.linalg.norm(_rgb(a) - _rgb(b)) for a, b in itertools.combinations(got.values(), 2))
+
+    groups = ["arabic", "mandarin", "hindi", "korean", "spanish", "vietnamese"]
+    names = ["native"] + [f"{g}_s{i}" for g in groups for i in range(4)]
+    got = colours(names, {n: n.split("_")[0] for n in names[1:]})
+    assert len(set(got.values())) == len(names) and closest(got) >= 40
+    unlabelled = colours(["native", "dev_native", "test_zh", "test_ja"] + [f"set{i}" for i in range(12)])
+    assert closest(unlabelled) >= 75
 
 
 def test_short_names_keep_both_ends():
@@ -425,7 +475,11 @@ def test_each_rating_panel_gives_each_sets_pearson_r(tmp_path, monkeypatch):
     cols = {"zh": "#d62728", "ja": "#e377c2"}
     plots.rating_scatter(scores, ratings, tmp_path / "rating", cols)
     (fig,) = drawn
-    texts = [[(t.get_text(), t.get_color()) for t in ax.texts] for ax in fig.axes]
+    import matplotlib.colors
+
+    legends = [[(t.get_text(), matplotlib.colors.to_hex(h.get_facecolor()[0]))
+                for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)] for ax in fig.axes]
     expected = np.corrcoef(noisy, ratings["zh"])[0, 1]
-    assert texts == [[("zh: r = 1.00", cols["zh"]), ("ja: r = -", cols["ja"])],
-                     [(f"zh: r = {expected:.2f}", cols["zh"]), ("ja: r = -", cols["ja"])]]
+    assert legends == [[("zh (n=20): r = 1.00", cols["zh"]), ("ja (n=2): r = -", cols["ja"])],
+                       [(f"zh (n=20): r = {expected:.2f}", cols["zh"]), ("ja (n=2): r = -", cols["ja"])]]
+    assert all(not ax.texts for ax in fig.axes)  # nothing over the points
