@@ -270,15 +270,31 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
         ]
         out.append(("Correlation with ratings (utt2score)", ["set", "score", "Pearson", "Spearman", "utts"], rows))
     regression = summary.get("regression", {})
+    across = {n: r["svr"] for n, r in regression.items() if "->" in n}  # "a->b": fitted on a, applied to b
+    matrix = len(across) > 2  # every ordered pair a row: 56 rows for 8 rated sets, 240 for 16; a table of them
     if regression:
         rows = [
-            [n, k + (f" ({c['shared_utts']} utts in both sets)" if c.get("shared_utts") else ""), _fmt(c["pearson"]),
-             _fmt(c["spearman"]), str(c["n"])]
-            for n, r in regression.items()
+            [n, k + _shared(c), _fmt(c["pearson"]), _fmt(c["spearman"]), str(c["n"])]
+            for n, r in regression.items() if not (matrix and n in across)
             for k, c in r.items()
         ]
         out.append(("Ratings from averaged latents (SVR)", ["set", "how", "Pearson", "Spearman", "utts"], rows))
+    if matrix:
+        pairs = {tuple(n.split(">")): c for n, c in across.items()}  # set names hold no '>'
+        fitted = {(a[:-1], b): c for (a, b), c in pairs.items()}  # a ends in the '-' of '->'
+        names = list(dict.fromkeys(n for pair in fitted for n in pair))
+        rows = [[a] + [_fmt(fitted[a, b]["pearson"]) + _shared(fitted[a, b], short=True) if (a, b) in fitted else ""
+                       for b in names] for a in names]
+        out.append(("SVR fitted on one set (row), applied to another (column): Pearson (Spearman and utts: "
+                    "summary.json)", ["fitted on", *names], rows))
     return out
+
+
+def _shared(result: dict, short: bool = False) -> str:
+    r"""The note on a fitted-on/applied-to pair of sets that share utterances (their ids), else nothing."""
+    if not result.get("shared_utts"):
+        return ""
+    return f" ({result['shared_utts']} shared)" if short else f" ({result['shared_utts']} utts in both sets)"
 
 
 def _html(summary, sections, figures: dict[str, Path], config: str, command: str, trained: str = "") -> str:

@@ -483,3 +483,30 @@ def test_each_rating_panel_gives_each_sets_pearson_r(tmp_path, monkeypatch):
     assert legends == [[("zh (n=20): r = 1.00", cols["zh"]), ("ja (n=2): r = -", cols["ja"])],
                        [(f"zh (n=20): r = {expected:.2f}", cols["zh"]), ("ja (n=2): r = -", cols["ja"])]]
     assert all(not ax.texts for ax in fig.axes)  # nothing over the points
+
+
+def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
+    r"""Every ordered pair of rated sets was a row of the SVR table (56 rows at 8 rated sets, 240 at 16: about half
+    of a 25-set report.md); past two pairs they are a table of fitted-on rows and applied-to columns."""
+    from flowaccent.report import _sections
+
+    def result(r, **more):
+        return {"pearson": r, "spearman": r, "n": 10, **more}
+
+    def summary(names):
+        regression = {n: {"svr_cv": result(0.5), "svr_cv_shuffled": result(0.0)} for n in names}
+        regression |= {f"{a}->{b}": {"svr": result(0.25, **({"shared_utts": 3} if (a, b) == ("a", "b") else {}))}
+                       for a in names for b in names if a != b}
+        return {"sets": {n: {"num_utts": 10} for n in names}, "regression": regression}
+
+    tables = {title.split(" (")[0].split(":")[0]: (header, rows) for title, header, rows in _sections(summary(
+        ["a", "b", "x-"]))}
+    header, rows = tables["Ratings from averaged latents"]
+    assert [r[:2] for r in rows] == [[n, k] for n in ("a", "b", "x-") for k in ("svr_cv", "svr_cv_shuffled")]
+    header, rows = tables["SVR fitted on one set"]
+    assert header == ["fitted on", "a", "b", "x-"]  # a name ending in '-' read whole
+    assert rows == [["a", "", "0.250 (3 shared)", "0.250"], ["b", "0.250", "", "0.250"], ["x-", "0.250", "0.250", ""]]
+    two = {title: rows for title, _, rows in _sections(summary(["a", "b"]))}
+    assert [r[:2] for r in two["Ratings from averaged latents (SVR)"]][-2:] == [["a->b", "svr (3 utts in both sets)"],
+                                                                                  ["b->a", "svr"]]
+    assert not any(title.startswith("SVR fitted") for title in two)
