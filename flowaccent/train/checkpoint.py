@@ -32,6 +32,9 @@ class Progress:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list = dataclasses.field(default_factory=list)
+    #: at a checkpoint within an epoch, the open log window's sums (NLL, -LogP, -LogDet) and frames: the resumed
+    #: run's first train record averages the same steps as the uninterrupted run's (it averaged those since)
+    window: list = dataclasses.field(default_factory=list)
     #: processes training (torchrun's world size); a checkpoint from before it was recorded: 1
     world: int = 1
 

@@ -537,7 +537,10 @@ class _Runner:
             disable=self.quiet,
             desc=f"epoch {progress.epoch + 1}/{self.cfg.epochs}",
         )
-        start, frames, sums = time.perf_counter(), 0, torch.zeros(3, dtype=torch.float64)
+        start, frames, timed, sums = time.perf_counter(), 0, 0, torch.zeros(3, dtype=torch.float64)
+        if progress.window:  # resumed within the epoch: the window its checkpoint left open
+            sums += torch.tensor(progress.window[:3], dtype=torch.float64)
+            frames = int(progress.window[3])
         epoch_start = start
         epoch_waited = waited = batches.wait_seconds
         checks = _Checks(sums, self.exp)
@@ -546,27 +549,30 @@ class _Runner:
                 with held.critical():  # a Ctrl-C waits for the step's count: last.pt then matches the weights
                     x, y = to_device(x, self.env.device), to_device(y, self.env.device)
                     checks.add(self._step(x, y, progress), len(x), progress)
-                    frames += len(x)
+                    frames, timed = frames + len(x), timed + len(x)
                     progress.step_in_epoch += 1
                     progress.global_step += 1
                 bar.update()
                 if progress.global_step % self.cfg.log_every_steps == 0:
                     checks.flush()
                     elapsed = time.perf_counter() - start
-                    self._log_train(progress, sums / frames, frames / elapsed, batches.wait_seconds - waited)
+                    self._log_train(progress, sums / frames, timed / elapsed, batches.wait_seconds - waited)
                     bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                    start, frames, waited = time.perf_counter(), 0, batches.wait_seconds
+                    start, frames, timed, waited = time.perf_counter(), 0, 0, batches.wait_seconds
                     sums.zero_()
                 if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
                     checks.flush()  # only checked steps are saved
+                    progress.window = [*sums.tolist(), frames]
                     self._save("last.pt", progress)
             checks.flush()
         except KeyboardInterrupt:
             checks.flush()
+            progress.window = [*sums.tolist(), frames]
             self._save("last.pt", progress)
             raise
         finally:
             bar.close()
+        progress.window = []  # the epoch's last steps short of a window are not logged
         return {"train_s": time.perf_counter() - epoch_start, "data_wait_s": batches.wait_seconds - epoch_waited}
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> HostCopy:
@@ -724,4 +730,5 @@ def _scalars(writer, record: dict) -> None:
         return
     where = "train" if where == "train" else "valid"
     for name, key in (("LogLL", "nll"), ("LogP", "log_p"), ("LogDet", "log_det")):
-        writer.add_scalar(f"{where}/{name}", values[key], record["step"], walltime=record.get("time"))
+        if key in values:  # an older run's records may lack one
+            writer.add_scalar(f"{where}/{name}", values[key], record["step"], walltime=record.get("time"))

@@ -245,3 +245,33 @@ def test_more_epochs_for_a_run_that_stopped_early_is_refused(gaussian_dir, tmp_p
     capsys.readouterr()
     train(config, tmp_path / "exp", [str(gaussian_dir[0])], resume=True)
     assert "stopped early at epoch" in capsys.readouterr().err
+
+
+def test_the_first_log_record_after_a_resume_within_an_epoch_is_the_uninterrupted_runs(gaussian_dir, tmp_path,
+                                                                                        monkeypatch):
+    r"""Resumed from a checkpoint inside a log window, the first train record averaged only the steps since the
+    checkpoint (step 60: 118.99 against 119.70 in the audit's run); the checkpoint now carries the open window."""
+    from flowaccent.train.trainer import train
+
+    config = small_config(epochs=2, checkpoint_every_steps=3, log_every_steps=5)  # steps 6-9 of step 10's window
+    train(config, tmp_path / "full", [str(gaussian_dir[0])], quiet=True)
+    from flowaccent.train import trainer
+
+    log = trainer._Runner._log
+
+    def dying(self, record):  # killed as it logs step 10, after the checkpoint of step 9
+        if record.get("event") == "train" and record["step"] == 10:
+            raise _Killed
+        log(self, record)
+
+    monkeypatch.setattr(trainer._Runner, "_log", dying)
+    with pytest.raises(_Killed):
+        train(config, tmp_path / "killed", [str(gaussian_dir[0])], quiet=True)
+    monkeypatch.setattr(trainer._Runner, "_log", log)
+    train(config, tmp_path / "killed", [str(gaussian_dir[0])], resume=True, quiet=True)
+
+    def means(exp):
+        return [(r["step"], r["nll"], r["log_p"], r["log_det"]) for r in _records(exp) if r["event"] == "train"]
+
+    assert 10 in [step for step, *_ in means(tmp_path / "full")]
+    assert means(tmp_path / "killed") == means(tmp_path / "full")
