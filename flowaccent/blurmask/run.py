@@ -5,11 +5,21 @@ chosen target, and deletion curves are measured for every baseline. Per utteranc
 ``OUT/<set>/<utt>.npz`` and a figure ``OUT/<set>/figures/<utt>.png|pdf``; over utterances,
 ``utt_table.tsv``, ``deletion_curves.png|pdf``, ``summary.md``, ``config.yaml`` and, last,
 ``summary.json``. Every file is written under a temporary name and renamed.
+
+A run writes into ``OUT/.partial/`` and moves its files into place only once all are written: a failed or
+stopped rerun leaves the earlier run's results as they were (it had removed its summaries and some of its
+utterances' files, and left the utterances it had done beside the earlier run's). ``.partial/`` stays after a
+failure or a Ctrl-C, and a rerun takes over each utterance done there with the same model, options and features
+(a key of them stored in its ``.npz``), so a stopped run resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -31,11 +41,11 @@ from flowaccent.blurmask.evaluate import (
 from flowaccent.blurmask.fit import BlurMaskConfig, BlurMaskResult, fit_blur_mask
 from flowaccent.blurmask.targets import make_target
 from flowaccent.config import Config
-from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
+from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
-from flowaccent.data.specs import load_named_dirs, output_dir, removed_on_failure, warn_other_sets
+from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
@@ -104,8 +114,10 @@ def explain_utterance(
     fit: BlurMaskConfig,
     deletion: DeletionConfig,
     run: RunConfig,
+    key: str = "",
 ) -> UttResult:
-    r"""Fits the mask of one utterance ``(T, K)``, measures its deletion curves, writes its files."""
+    r"""Fits the mask of one utterance ``(T, K)``, measures its deletion curves, writes its files (``key``: what
+    they were made from, see :func:`utterance_key`, stored in the ``.npz``)."""
     x = torch.as_tensor(feats, dtype=torch.float32)
     target = make_target(model, run.target, stats, run.target_class)
     result: BlurMaskResult = fit_blur_mask(target, x, fit)
@@ -115,6 +127,7 @@ def explain_utterance(
         for b in deletion.baselines
     }
     arrays = {"feats": feats, "m": result.m.numpy(), "loss": result.loss, "invariance": result.invariance}
+    arrays |= {"invariance_error": np.float64(result.invariance_error), "key": np.str_(key)}
     arrays["fractions"] = deletion.fractions
     for b, c in curves.items():
         arrays.update({f"change_{b}_{o}": c.change[o] for o in ORDERS})
@@ -137,9 +150,43 @@ def explain_utterance(
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
 
-#: What blurmask writes beside the sets' folders (no set may take these names).
-OUTPUT_FILES = ("config.yaml", "summary.json", "summary.md", "utt_table.tsv", "deletion_curves.pdf",
-                "deletion_curves.png")
+def utterance_key(model_digest: str, fit: BlurMaskConfig, deletion: DeletionConfig, run: RunConfig,
+                  feats: np.ndarray, stats: np.ndarray | None) -> str:
+    r"""What an utterance's results are made from: the model file, the options that shape them and the features
+    (and CMVN stats); equal keys, equal results."""
+    h = hashlib.sha256(json.dumps([model_digest, fit.to_dict(), deletion.to_dict(), run.target, run.target_class],
+                                  sort_keys=True, default=str).encode())
+    for array in (feats, stats):
+        if array is not None:
+            h.update(repr((array.shape, array.dtype.str)).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:32]
+
+
+def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> UttResult | None:
+    r"""The result of ``utt`` that a stopped run left in ``folder`` (``OUT/.partial/<set>``) with ``key``, its
+    figure with it; None where there is none."""
+    npz = folder / f"{_file_name(utt)}.npz"
+    figures = [folder / "figures" / f"{_file_name(utt)}.{s}" for s in ("png", "pdf")]
+    if not (npz.is_file() and all(f.is_file() for f in figures)):
+        return None
+    try:
+        with np.load(npz) as arrays:
+            if "key" not in arrays or str(arrays["key"]) != key:
+                return None
+            curves = {b: DeletionCurves(b, arrays["fractions"], {o: arrays[f"change_{b}_{o}"] for o in ORDERS},
+                                        arrays[f"random_std_{b}"]) for b in deletion.baselines}
+            return UttResult(folder.name, utt, len(arrays["feats"]), float(arrays["invariance_error"]),
+                             float(arrays["m"].mean()), curves)
+    except (OSError, ValueError, KeyError):  # damaged: done again
+        return None
+
+
+#: What blurmask writes beside the sets' folders (no set may take these names), ``summary.json`` last.
+OUTPUT_FILES = ("config.yaml", "summary.md", "utt_table.tsv", "deletion_curves.pdf", "deletion_curves.png",
+                "summary.json")
+#: Where a run writes until it has written everything (kept after a failure: a rerun resumes from it).
+PARTIAL = ".partial"
 
 
 def run_blurmask(
@@ -165,21 +212,45 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
-    sets = load_named_dirs(data_specs, need, "blurmask", OUTPUT_FILES)
+    sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))
     check_sets(exp, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
-    for name in OUTPUT_FILES:  # they only ever describe complete results (an interrupted rerun left the old ones)
-        (out / name).unlink(missing_ok=True)
+    stage = out / PARTIAL
+    for name in OUTPUT_FILES:  # a stopped run's summaries: this run writes its own
+        (stage / name).unlink(missing_ok=True)
+    digest = file_digest(Path(checkpoint) if checkpoint else exp / "final.pt")
+    results = _explain_sets(model, sets, chosen, need_cmvn, stage, fit, deletion, run, quiet, digest)
+    report = _write_summary(stage, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+    _move_into_place(stage, out, chosen)
+    return report
+
+
+def _move_into_place(stage: Path, out: Path, chosen: dict[str, list[str]]) -> None:
+    r"""Moves a finished run's files from ``stage`` (``OUT/.partial``) into ``out``: ``summary.json`` goes first
+    (the folder claims no complete results while files move), the sets' files, then the summaries, ``summary.json``
+    last; an earlier run's files of utterances this run did not explain are removed, other files in the sets'
+    folders (the user's) are left."""
+    (out / "summary.json").unlink(missing_ok=True)
     for name, utts in chosen.items():
+        files = [f"{_file_name(u)}.npz" for u in utts] + [f"figures/{_file_name(u)}.{s}" for u in utts
+                                                           for s in ("png", "pdf")]
+        (out / name / "figures").mkdir(parents=True, exist_ok=True)
+        for file in files:
+            os.replace(stage / name / file, out / name / file)
         remove_stale_files(out / name, utts)
-    with removed_on_failure(out, sets, OUTPUT_FILES):  # a failing utterance or Ctrl-C: no half-made set folder left
-        results = _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet)
-        return _write_summary(out, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+    for name in OUTPUT_FILES:
+        os.replace(stage / name, out / name)
+    shutil.rmtree(stage)
 
 
-def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet) -> list[UttResult]:
-    r"""Explains the ``chosen`` utterances of each of ``sets``, writing their files into ``out/<set>/``."""
+def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest="") -> list[UttResult]:
+    r"""Explains the ``chosen`` utterances of each of ``sets``, writing their files into ``out/<set>/``; one done
+    there already with the same key (:func:`utterance_key`, the model's file ``digest`` among it) is taken as it
+    is. The folders' other utterances' files are removed first."""
+    for name, utts in chosen.items():
+        remove_stale_files(out / name, utts, quiet=True)
+    taken = 0
     results: list[UttResult] = []
     with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
         for name, data in sets.items():
@@ -195,18 +266,27 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                         )
                     for warning in short_warning(model, name, utt, len(feats)):
                         tqdm.write(warning, file=sys.stderr)
+                    key = utterance_key(digest, fit, deletion, run, feats, stats)
+                    if (done := done_before(out / name, utt, key, deletion)) is not None:
+                        results.append(done)
+                        taken += 1
+                        bar.update()
+                        continue
                     try:
-                        results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run))
+                        results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run, key))
                     except FlowAccentError as error:  # e.g. a NaN output of features far out of range
                         where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
                         raise type(error)(f"{where}: {error}") from None
                     for warning in undefined_warnings(results[-1]):
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()
+    if taken:
+        print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
+              f"had done them ({out})", file=sys.stderr)
     return results
 
 
-def remove_stale_files(folder: Path, utts: list[str]) -> None:
+def remove_stale_files(folder: Path, utts: list[str], quiet: bool = False) -> None:
     r"""Removes the per-utterance files (``<utt>.npz``, ``figures/<utt>.png|pdf``) an earlier run left in a set's
     ``folder`` for utterances this run does not explain (another ``--utts``): the folder then holds this run's
     utterances only, as ``utt_table.tsv`` does. Other files are left."""
@@ -215,7 +295,7 @@ def remove_stale_files(folder: Path, utts: list[str]) -> None:
     stale += [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}") if p.stem not in keep]
     for path in stale:
         path.unlink()
-    if stale:
+    if stale and not quiet:
         print(f"blurmask: removed {len(stale)} file(s) of an earlier run from {folder} (utterances this run does "
               "not explain)", file=sys.stderr)
 

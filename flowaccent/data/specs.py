@@ -39,7 +39,8 @@ def warn_other_sets(out: Path, names: Iterable[str], command: str) -> None:
     r"""A line naming the folders in ``out`` of sets this run does not make (an earlier run's with other sets;
     left as they are: they are the user's files)."""
     names = set(names) | {"figures"}  # figures/: where 'flowaccent plot' draws by default
-    stale = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in names) if out.is_dir() else []
+    folders = [p.name for p in out.iterdir() if p.is_dir()] if out.is_dir() else []
+    stale = sorted(n for n in folders if n not in names and not n.startswith("."))  # .partial: blurmask's own
     if stale:
         print(f"{command}: warning: {out} holds folders of sets this run does not make: {', '.join(stale)} (an "
               f"earlier run's, left as they are; its summary.json lists this run's sets only)", file=sys.stderr)

@@ -111,7 +111,8 @@ def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
 
 def test_a_run_that_fails_midway_leaves_no_set_folder_it_made(flow_exp, tmp_path, capsys, monkeypatch):
     r"""A failure at the second utterance left the first one's mask and figures in a set folder with no summary
-    to say they were part of an unfinished run; the set folders the run made are now removed, as score's."""
+    to say they were part of an unfinished run; a run now writes into OUT/.partial until it is done, and the rerun
+    takes over the utterance done there."""
     import flowaccent.blurmask.run as run
     from flowaccent.errors import ConfigError
 
@@ -128,7 +129,16 @@ def test_a_run_that_fails_midway_leaves_no_set_folder_it_made(flow_exp, tmp_path
     out = tmp_path / "o"
     args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(out), *FAST]
     assert main(args) == 1 and len(calls) == 2
-    assert not out.exists()  # the set folder, then the --out its lock made
+    assert sorted(p.name for p in out.iterdir() if p.name != ".out.lock") == [".partial"]  # no set folder
+    assert [p.name for p in (out / ".partial" / "native").glob("*.npz")] == ["n0-000.npz"]
+    from flowaccent.blurmask.evaluate import DeletionConfig
+
+    assert run.done_before(out / ".partial" / "native", "n0-000", "another key", DeletionConfig()) is None
+    capsys.readouterr()
+    assert main(args) == 0 and len(calls) == 3  # the second utterance only
+    assert "blurmask: 1 utterance(s) taken as a stopped run with the same model, options and features had done " \
+        "them" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted([".out.lock", "native", *run.OUTPUT_FILES])
 
 
 def test_options_reach_the_library(flow_exp, tmp_path, capsys):
@@ -194,9 +204,11 @@ def test_utterance_ids_with_dots_keep_a_file_each(flow_exp, tmp_path):
     assert sorted(p.name for p in (out / "dotted" / "figures").glob("*.png")) == ["d.v0-000.png", "d.v1-001.png"]
 
 
-def test_an_interrupted_rerun_leaves_no_summary_of_the_earlier_run(flow_exp, tmp_path, monkeypatch):
+def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_exp, tmp_path, monkeypatch):
     r"""Only summary.json went at the start of a rerun: after Ctrl-C, summary.md, config.yaml, utt_table.tsv and the
-    curves still described the earlier run (its steps), beside the new run's first utterances."""
+    curves still described the earlier run (its steps), beside the new run's first utterances. Then the summaries
+    went at the start: a stopped rerun threw away the earlier complete results. Now nothing of the earlier run's
+    changes until the rerun has written everything; and run again, the rerun resumes."""
     from flowaccent.blurmask import run as run_module
 
     _, exp, native, _ = flow_exp
@@ -212,6 +224,11 @@ def test_an_interrupted_rerun_leaves_no_summary_of_the_earlier_run(flow_exp, tmp
             raise KeyboardInterrupt
         return explain(*args, **kwargs)
 
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".partial" not in p.parts}
     monkeypatch.setattr(run_module, "explain_utterance", interrupted)
     assert main([*args, "--lam", "0.5"]) == 130
-    assert [name for name in run_module.OUTPUT_FILES if (out / name).exists()] == []
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".partial" not in p.parts} == before
+    assert main([*args, "--lam", "0.5"]) == 0 and len(calls) == 3  # resumed: the second utterance only
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["fit"]["lam"] == 0.5 and summary["all"]["num_utts"] == 2
+    assert not (out / ".partial").exists()
