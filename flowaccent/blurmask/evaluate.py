@@ -79,7 +79,7 @@ class DeletionConfig(Config):
     @property
     def fractions(self) -> np.ndarray:
         r"""The removal fractions ``0, step, ..., 1``, and the lab's 0.5 and 0.8 whatever the step."""
-        grid = np.linspace(0.0, 1.0, round(1 / self.step) + 1)
+        grid = np.round(np.linspace(0.0, 1.0, round(1 / self.step) + 1), 12)  # 0.15, not 0.15000000000000002
         missing = [f for f in LAB_FRACTIONS if not np.isclose(grid, f).any()]
         return np.sort(np.concatenate([grid, missing]))
 

@@ -277,7 +277,7 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                     except FlowAccentError as error:  # e.g. a NaN output of features far out of range
                         where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
                         raise type(error)(f"{where}: {error}") from None
-                    for warning in undefined_warnings(results[-1]):
+                    for warning in undefined_warnings(results[-1]) + fit_warnings(results[-1], fit):
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()
     if taken:
@@ -319,6 +319,28 @@ def undefined_warnings(result: UttResult) -> list[str]:
         for b, c in result.curves.items()
         if not c.defined
     ]
+
+
+#: An invariance error above this (the final mask changes this share of the output's variance or more) is named.
+POOR_FIT = 0.5
+
+
+def fit_warnings(result: UttResult, fit: BlurMaskConfig) -> list[str]:
+    r"""Warnings where an utterance's fit did not do what a mask is for: its final mask changes the output by
+    :data:`POOR_FIT` of its variance or more, or nearly every cell sits at the largest width (an output that hardly
+    depends on the input, or a largest width that blurs everything). Both ran without a word (an invariance error
+    of 1.45 with ``--m-max 1000``)."""
+    where = f"blurmask: warning: set {result.set_name}: utterance '{result.utt}'"
+    symbol, top = ("m", fit.m_max) if fit.variant == "blur" else ("sigma", fit.sigma_max)
+    out = []
+    if result.invariance_error >= POOR_FIT:
+        out.append(f"{where}: its mask changes {result.invariance_error:.0%} of the output's variance (invariance "
+                   "error): it does not keep the output as a mask should; try more --steps, a larger --lam or a "
+                   f"smaller --{symbol}-max")
+    if result.mean_m >= 0.95 * top:
+        out.append(f"{where}: mean {symbol} {result.mean_m:.4g}, nearly every cell at --{symbol}-max {top:g}: the "
+                   "output hardly depends on the input here, or the largest width blurs everything")
+    return out
 
 
 def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[str, Any]:

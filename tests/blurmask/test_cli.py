@@ -232,3 +232,23 @@ def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["fit"]["lam"] == 0.5 and summary["all"]["num_utts"] == 2
     assert not (out / ".partial").exists()
+
+
+def test_a_fit_that_does_not_keep_the_output_is_named():
+    r"""``--m-max 1000`` on 40 bins fitted a mean m of 950 whose blur changed 145% of the output's variance, and the
+    command said nothing (exit 0)."""
+    from flowaccent.blurmask.fit import BlurMaskConfig
+    from flowaccent.blurmask.run import UttResult, fit_warnings
+
+    def result(error, mean):
+        return UttResult("zh", "u1", 300, error, mean, {})
+
+    assert fit_warnings(result(0.014, 4.2), BlurMaskConfig()) == []
+    poor, saturated = fit_warnings(result(1.45, 950.0), BlurMaskConfig(m_max=1000.0))
+    assert poor == ("blurmask: warning: set zh: utterance 'u1': its mask changes 145% of the output's variance "
+                    "(invariance error): it does not keep the output as a mask should; try more --steps, a larger "
+                    "--lam or a smaller --m-max")
+    assert saturated.startswith("blurmask: warning: set zh: utterance 'u1': mean m 950, nearly every cell at "
+                                "--m-max 1000")
+    (noise,) = fit_warnings(result(0.01, 2.9), BlurMaskConfig(variant="noise"))
+    assert "mean sigma 2.9, nearly every cell at --sigma-max 3" in noise
