@@ -437,6 +437,7 @@ def blurmask_utterance(
     two boolean ``(T, K)`` removal masks drawn in cyan (their share of the cells is in the titles; a blank
     would read as the colour map's pale top, the loudest cells). Arrays or tensors."""
     from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
 
     feats, m, removed_low, removed_high = (np.asarray(a) for a in (feats, m, removed_low, removed_high))
     fig, axes = _subplots(4, 1, figsize=(9, 9), sharex=True)
@@ -459,6 +460,7 @@ def blurmask_utterance(
         ax.set(title=name, ylabel="mel bin")
         fig.colorbar(image, ax=ax, pad=0.01).set_label(unit, fontsize=8)
     axes[-1].set_xlabel("frame")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # frames, also for an utterance of 1-3 frames
     fig.suptitle(title, fontsize=10)
     return _save_atomic(fig, base)
 

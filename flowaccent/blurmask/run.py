@@ -383,10 +383,15 @@ def _utt_table(results: list[UttResult], deletion: DeletionConfig) -> str:
         for b in deletion.baselines:
             c = r.curves[b]
             values = [r.set_name, r.utt, str(r.num_frames), b, f"{r.invariance_error:.6g}", f"{r.mean_m:.4f}"]
-            values += [f"{c.auc[o]:.4f}" for o in ORDERS] + [f"{c.srg:.4f}"]
+            values += [fixed(c.auc[o], 4) for o in ORDERS] + [fixed(c.srg, 4)]
             values += [f"{c.at(p / 100, o):.6g}" for p in (50, 80) for o in ORDERS]
             lines.append("\t".join(values))
     return "\n".join(lines) + "\n"
+
+
+def fixed(value: float, digits: int) -> str:
+    r"""``value`` with ``digits`` decimals, never a negative zero: ``fixed(-0.0001, 3) == "0.000"``."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
 
 
 def utts_defined(summary: dict[str, Any]) -> str:
@@ -406,15 +411,17 @@ def summary_markdown(report: dict[str, Any]) -> str:
     lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
     if any(s["num_defined"] < s["num_utts"] for s in report["all"]["baselines"].values()):
         lines += ["Utterances whose output no removal changed have no curve; '3 of 4' counts the others.", ""]
-    lines += [f"| set | baseline | utts | AUC lowest {m} first | AUC highest {m} first | AUC random | SRG (> 0) |"]
+    lines += [f"| set | baseline | utts | AUC lowest {m} first | AUC highest {m} first | AUC random | "
+              "SRG (utterances > 0) |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in [*report["sets"].items(), ("**all**", report["all"])]:
         for b, s in values["baselines"].items():
             if "auc" in s:
                 auc, srg = s["auc"], s["srg"]
                 lines.append(
-                    f"| {name} | {b} | {utts_defined(s)} | {auc['low']['mean']:.3f} | {auc['high']['mean']:.3f} | "
-                    f"{auc['random']['mean']:.3f} | {srg['mean']:.3f} ± {srg['std']:.3f} ({srg['positive']}) |"
+                    f"| {name} | {b} | {utts_defined(s)} | {fixed(auc['low']['mean'], 3)} | "
+                    f"{fixed(auc['high']['mean'], 3)} | {fixed(auc['random']['mean'], 3)} | {fixed(srg['mean'], 3)} ± "
+                    f"{fixed(srg['std'], 3)} ({srg['positive']} of {s['num_defined']}) |"
                 )
             elif s["num_utts"]:
                 lines.append(f"| {name} | {b} | {utts_defined(s)} | - | - | - | - |")

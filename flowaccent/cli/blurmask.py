@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.blurmask.evaluate import DeletionConfig
     from flowaccent.blurmask.fit import BlurMaskConfig
-    from flowaccent.blurmask.run import RunConfig, mask_symbol, run_blurmask, utts_defined
+    from flowaccent.blurmask.run import RunConfig, fixed, mask_symbol, run_blurmask, utts_defined
 
     deletion = config_from_args(DeletionConfig, args)
     if args.baselines:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         auc, srg, m = values["auc"], values["srg"], mask_symbol(report["config"]["fit"]["variant"])
         print(
             f"blurmask: {utts_defined(values)} utts, baseline {baseline}: AUC lowest {m} first "
-            f"{auc['low']['mean']:.3f}, highest {m} first {auc['high']['mean']:.3f}, "
-            f"random {auc['random']['mean']:.3f}, SRG {srg['mean']:.3f}",
+            f"{fixed(auc['low']['mean'], 3)}, highest {m} first {fixed(auc['high']['mean'], 3)}, "
+            f"random {fixed(auc['random']['mean'], 3)}, SRG {fixed(srg['mean'], 3)}",
             file=sys.stderr,
         )
     print(f"blurmask: {args.out}/summary.json", file=sys.stderr)

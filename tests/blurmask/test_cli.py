@@ -3,6 +3,7 @@ r"""``flowaccent blurmask``: files, summary, and one-line errors that leave no s
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -69,6 +70,7 @@ def test_utterances_shorter_than_the_context_are_named_and_undefined_curves_left
     assert summary["all"]["baselines"]["mean"]["num_defined"] == 1
     markdown = (out / "summary.md").read_text()
     assert "| short | mean | 0 of 1 | - | - | - | - |" in markdown and "| **all** | mean | 1 of 2 |" in markdown
+    assert re.search(r"\| \*\*all\*\* \| mean \| 1 of 2 \| .* \([01] of 1\) \|", markdown), markdown
     assert "Utterances whose output no removal changed have no curve" in markdown
     # with no defined curve at all, the command says so and still writes its figure
     assert main(["blurmask", "--exp", str(exp), "--data", f"short={short}", "--utts", "1", "--baselines", "mean",
@@ -252,3 +254,11 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
                                 "--m-max 1000")
     (noise,) = fit_warnings(result(0.01, 2.9), BlurMaskConfig(variant="noise"))
     assert "mean sigma 2.9, nearly every cell at --sigma-max 3" in noise
+
+
+def test_numbers_never_print_as_negative_zero():
+    r"""An SRG of -0.0001 printed as ``-0.000`` in summary.md and on the terminal."""
+    from flowaccent.blurmask.run import fixed
+
+    assert [fixed(-0.0001, 3), fixed(-0.0006, 3), fixed(0.12345, 4), fixed(-0.0, 2)] == \
+        ["0.000", "-0.001", "0.1235", "0.00"]

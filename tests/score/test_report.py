@@ -510,3 +510,17 @@ def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
     assert [r[:2] for r in two["Ratings from averaged latents (SVR)"]][-2:] == [["a->b", "svr (3 utts in both sets)"],
                                                                                   ["b->a", "svr"]]
     assert not any(title.startswith("SVR fitted") for title in two)
+
+
+def test_a_short_utterances_mask_figure_counts_whole_frames(tmp_path, monkeypatch):
+    r"""A 1-frame utterance's blur-mask figure had frame ticks -0.4, -0.2, 0.0, 0.2, 0.4."""
+    from flowaccent import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save_atomic", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    for frames in (1, 3):
+        m = np.full((frames, 5), 4.0)
+        plots.blurmask_utterance(np.zeros((frames, 5)), m, m < 3, m > 7, tmp_path / "utt", "t")
+        drawn[-1].canvas.draw()
+        ticks = [t for t in drawn[-1].axes[3].get_xticks() if -0.5 <= t <= frames - 0.5]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
