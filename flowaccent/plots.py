@@ -460,7 +460,7 @@ def blurmask_utterance(
         ax.set(title=name, ylabel="mel bin")
         fig.colorbar(image, ax=ax, pad=0.01).set_label(unit, fontsize=8)
     axes[-1].set_xlabel("frame")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # frames, also for an utterance of 1-3 frames
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole frames, also for 1-3 frames
     fig.suptitle(title, fontsize=10)
     return _save_atomic(fig, base)
 
