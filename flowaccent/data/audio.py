@@ -1,4 +1,9 @@
-r"""Reading ``wav.scp`` entries: WAV files and ``cmd |`` pipes, at int16 scale."""
+r"""Reading ``wav.scp`` entries: WAV files and ``cmd |`` pipes, at int16 scale.
+
+WAV is read as Kaldi reads it (scipy, with Kaldi's handling of streamed and truncated files). What is not
+RIFF/RF64 WAV (FLAC, NIST SPHERE, AIFF, Ogg, ... as ESPnet's ``format_wav_scp.sh`` or lhotse write them, by
+path or from a pipe) is read with libsndfile (``soundfile``), which Kaldi cannot: FLAC and PCM give the same
+int16-scale samples as the same audio in a WAV file."""
 
 from __future__ import annotations
 
@@ -18,21 +23,23 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
     r"""Reads one ``wav.scp`` value as Kaldi does: samples at int16 scale and the rate.
 
     Arguments:
-        rxfile: a WAV path or a shell command ending in ``|`` that writes WAV to stdout.
+        rxfile: an audio path or a shell command ending in ``|`` that writes audio to stdout: WAV, or a format
+            libsndfile reads (FLAC, ...; see the module).
         where: ``"wav.scp: utterance 'x'"`` for messages.
         channel: channel to take; -1 requires mono (Kaldi's ``--channel=-1``).
 
     Returns:
         ``(samples (N,) float32 at int16 scale, sample_rate)``. 8/24/32-bit PCM is
-        rescaled to int16 scale, float WAV (in [-1, 1]) is multiplied by 32768.
+        rescaled to int16 scale, float audio (in [-1, 1]) is multiplied by 32768.
     """
     data, rate = read_audio(rxfile, where)
     return select_channel(data, channel, where or f"'{rxfile}'"), rate
 
 
 def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
-    r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``: a WAV file,
-    a ``cmd |`` pipe, or ``archive:offset`` (a WAV object in an archive, as Kaldi's ``wav-copy`` writes it).
+    r"""Reads a ``wav.scp`` value as stored: ``((N,) or (N, C) samples of the file's type, rate)``: an audio
+    file, a ``cmd |`` pipe, or ``archive:offset`` (a WAV object in an archive, as Kaldi's ``wav-copy`` writes it);
+    WAV, or what libsndfile reads (the module).
 
     For cutting segments of a recording before choosing a channel (:func:`select_channel`). A file
     shorter than its header says is read as far as it goes, with a one-line warning naming it (as
@@ -64,9 +71,16 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             source = io.BytesIO(Path(rxfile).read_bytes()) if whole else rxfile
     if isinstance(source, io.BytesIO):
         with source.getbuffer() as view:
-            streamed = _zero_sizes(view)
+            streamed, magic = _zero_sizes(view), bytes(view[:4])
         if streamed:
             source = io.BytesIO(_streamed(source.getvalue()))
+    else:
+        magic = head[:4]
+    if not magic:
+        what = "the command wrote nothing" if rxfile.rstrip().endswith("|") else "the file is empty"
+        raise AudioError(f"{where}: '{rxfile.strip()}' holds no audio: {what}")
+    if magic not in WAV_MAGIC:
+        return _read_libsndfile(source, rxfile.strip(), where)
     from scipy.io import wavfile
 
     try:
@@ -81,6 +95,36 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             print(f"{where}: warning: '{rxfile.strip()}' ends before its header says: {len(data)} samples read, "
                   f"{int(expected.group(1))} bytes expected (truncated?)", file=sys.stderr)
     return data, int(rate)
+
+
+#: The first 4 bytes of the WAV files scipy reads; anything else goes to libsndfile.
+WAV_MAGIC = (b"RIFF", b"RIFX", b"RF64")
+
+#: libsndfile's sample types read as integers (8-bit as int16 x 256, 24-bit as int32 x 256, as scipy reads WAV);
+#: every other type (float, mu-law, Vorbis, ...) is read as float32 in [-1, 1].
+_INTEGER_TYPES = {"PCM_S8": "int16", "PCM_U8": "int16", "PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}
+
+
+def _read_libsndfile(source: str | io.BytesIO, rxfile: str, where: str) -> tuple[np.ndarray, int]:
+    r"""A non-WAV ``wav.scp`` value (a path or a pipe's bytes) read with libsndfile: ``((N,) or (N, C), rate)``."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as error:  # OSError: the package is there, its libsndfile is not
+        raise AudioError(f"{where}: '{rxfile}' is not a WAV file; other formats are read with the soundfile "
+                         f"package, which did not load ({error})") from None
+    try:
+        with soundfile.SoundFile(source) as f:
+            data = f.read(dtype=_INTEGER_TYPES.get(f.subtype, "float32"))
+            rate = f.samplerate
+    except Exception as error:  # soundfile.LibsndfileError, RuntimeError, TypeError from the format's decoder
+        raise AudioError(f"{where}: '{rxfile}' is not a readable WAV file, nor audio libsndfile reads "
+                         f"({_libsndfile_reason(error)})") from None
+    return data, int(rate)
+
+
+def _libsndfile_reason(error: Exception) -> str:
+    r"""libsndfile's reason without its ``Error opening <_io.BytesIO object at 0x..>:`` prefix."""
+    return re.sub(r"^Error( opening .*?)?\s*:\s*", "", str(error).strip()) or type(error).__name__
 
 
 #: Data sizes at least this large in a WAV header are placeholders of a streamed file (sox writes 0x7ffff000).

@@ -13,6 +13,8 @@ from flowaccent.cli.main import main
 from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav, validate_data_dir
 from flowaccent.features import compute_cmvn_stats, compute_fbank
 
+from ..conftest import make_wav_data_dir
+
 
 def snapshot(data_dir):
     r"""Bytes of every file in the data dir and its arks."""
@@ -272,3 +274,26 @@ def test_a_file_system_without_locks_warns_and_runs(wav_data_dir, monkeypatch, c
     monkeypatch.setattr(fcntl, "flock", unsupported)
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
     assert f"warning: cannot lock {wav_data_dir / '.fbank.lock'} (No locks available)" in capsys.readouterr().err
+
+
+def test_a_flac_wav_scp_gives_the_wav_features(tmp_path):
+    r"""An ESPnet-style wav.scp of FLAC files (one by path, one through a pipe): the features of the same audio
+    as WAV, bit for bit (FLAC is lossless). ``not a readable WAV file`` before."""
+    import soundfile
+
+    wav_dir = make_wav_data_dir(tmp_path / "w", pipe_last=False)
+    flac_dir = tmp_path / "f" / "data"
+    shutil.copytree(wav_dir, flac_dir)
+    lines = []
+    for i, (utt, path) in enumerate(read_table(wav_dir / "wav.scp").items()):
+        flac = tmp_path / "f" / f"{utt}.flac"
+        soundfile.write(flac, soundfile.read(path, dtype="int16")[0], 16000, subtype="PCM_16")
+        lines.append(f"{utt} {flac}" if i % 2 else f"{utt} cat {flac} |")
+    (flac_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    for data_dir in (wav_dir, flac_dir):
+        assert main(["fbank", str(data_dir), "--quiet"]) == 0
+    flac_feats = dict(ScpReader(flac_dir / "feats.scp"))
+    wav_feats = dict(ScpReader(wav_dir / "feats.scp"))
+    assert flac_feats.keys() == wav_feats.keys() and len(flac_feats) == 6
+    for utt, feats in wav_feats.items():
+        np.testing.assert_array_equal(flac_feats[utt], feats)

@@ -7,6 +7,7 @@ import pytest
 from scipy.io import wavfile
 
 from flowaccent.data import read_wav
+from flowaccent.data.audio import read_audio
 from flowaccent.errors import AudioError
 
 
@@ -78,7 +79,7 @@ def test_a_pipe_reading_stdin_ends_instead_of_waiting(tmp_path):
     code = "from flowaccent.data import read_wav\ntry:\n    read_wav('cat |')\nexcept Exception as e:\n    print(e)"
     done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.PIPE, capture_output=True, text=True,
                           timeout=60)  # stdin left open: the pipe waited on it for ever
-    assert "'cat |' is not a readable WAV file" in done.stdout
+    assert "'cat |' holds no audio: the command wrote nothing" in done.stdout
 
 
 def test_truncated_and_streamed_wavs(tmp_path, capsys):
@@ -122,3 +123,45 @@ def test_float_wav_at_int16_scale_is_refused(tmp_path):
         read_wav(str(tmp_path / "f.wav"), "u")
     wavfile.write(tmp_path / "g.wav", 16000, np.array([0.0, 1.2, -0.5], np.float32))  # some overshoot: fine
     np.testing.assert_allclose(read_wav(str(tmp_path / "g.wav"))[0], [0.0, 1.2 * 32768, -0.5 * 32768], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "options"), [("a.flac", {}), ("a.sph", {"format": "NIST"}), ("a.aiff", {})])
+def test_formats_other_than_wav_give_the_wavs_samples(tmp_path, name, options):
+    r"""ESPnet's and lhotse's data dirs name FLAC files in wav.scp (TIMIT's are NIST SPHERE): 'not a readable WAV
+    file' before. Lossless formats read as the same samples as the WAV, by path and from a pipe, 16 and 24 bits."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    x16 = (rng.standard_normal(4000) * 3000).clip(-32768, 32767).astype(np.int16)
+    x24 = (rng.standard_normal((4000, 2)) * 3e5).astype(np.int32) << 8  # 24-bit values, left-justified
+    for x, subtype in ((x16, "PCM_16"), (x24, "PCM_24")):
+        wav, other = tmp_path / f"{subtype}.wav", tmp_path / f"{subtype}-{name}"
+        soundfile.write(wav, x, 16000, subtype=subtype)
+        soundfile.write(other, x, 16000, subtype=subtype, **options)
+        assert other.read_bytes()[:4] not in (b"RIFF", b"RF64")
+        expected, _ = read_audio(str(wav))  # scipy's WAV reader, as before
+        for entry in (str(other), f"cat {other} |"):
+            data, rate = read_audio(entry)
+            assert rate == 16000 and data.dtype == expected.dtype
+            np.testing.assert_array_equal(data, expected)
+        channel = x.ndim - 1
+        np.testing.assert_array_equal(read_wav(str(other), channel=channel)[0], read_wav(str(wav), channel=channel)[0])
+
+
+def test_unreadable_and_empty_audio_is_named(tmp_path):
+    import soundfile
+
+    where = "wav.scp: utterance 'u1'"
+    soundfile.write(tmp_path / "a.flac", np.zeros(16000, np.int16), 16000)
+    (tmp_path / "cut.flac").write_bytes((tmp_path / "a.flac").read_bytes()[:30])
+    (tmp_path / "empty.flac").write_bytes(b"")
+    with pytest.raises(AudioError, match=rf"^{where}: '.*cut.flac' is not a readable WAV file, nor audio libsndfile "
+                                         r"reads \([^<]+\)$"):
+        read_wav(str(tmp_path / "cut.flac"), where)
+    with pytest.raises(AudioError, match=rf"^{where}: '.*empty.flac' holds no audio: the file is empty$"):
+        read_wav(str(tmp_path / "empty.flac"), where)
+    with pytest.raises(AudioError, match=rf"^{where}: 'true \|' holds no audio: the command wrote nothing$"):
+        read_wav("true |", where)
+    with pytest.raises(AudioError, match=r"'echo junk \|' is not a readable WAV file, nor audio libsndfile reads "
+                                         r"\(Format not recognised.\)$"):
+        read_wav("echo junk |", where)
