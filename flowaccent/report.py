@@ -53,9 +53,9 @@ def naming(summary: dict[str, Any]) -> str:
     return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
-#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``).
+#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``) and the blur-mask figures a report copies.
 FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|roc_\w+|"
-                          r"rating_log_ll)\.(png|pdf)")
+                          r"rating_log_ll|blurmask_.+)\.(png|pdf)")
 
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:
@@ -211,25 +211,43 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     return summary
 
 
-def write_report(exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "") -> Path:
+def write_report(
+    exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
+    blurmask: str | Path | None = None,
+) -> Path:
     r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
-    ``.html``: into it); returns the
-    HTML path. An earlier report at ``out`` is removed before the figures are drawn, so an interrupted run
-    leaves no report beside figures it did not draw."""
+    ``.html``: into it); returns the HTML path. ``blurmask``: the ``--out`` folder of a ``flowaccent blurmask`` run
+    on the scored model, whose tables and figures the report shows too
+    (:func:`flowaccent.blurmask.report.blurmask_part`). An earlier report at ``out`` is removed before the figures
+    are drawn, so an interrupted run leaves no report beside figures it did not draw."""
     exp, scores = Path(exp), Path(scores)
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
+    if blurmask is not None:
+        from flowaccent.blurmask.report import check_same_model, load_blurmask
+
+        check_same_model(Path(blurmask), load_blurmask(Path(blurmask)), summary)  # before anything is removed
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary)
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)
+    notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
+    if blurmask is not None:
+        from flowaccent.blurmask.report import blurmask_part
+
+        tables, masks, note, blurmask_command = blurmask_part(blurmask, summary, out.parent / "figures")
+        sections, figures = sections + tables, figures | masks
+        notes.append(note)
+        made.append(f"blur masks: {blurmask_command}")
+    if command:
+        made.append(f"report: {command}")
     trained = _trained_on(exp)
-    atomic_write_text(out, _html(summary, sections, figures, config, command, trained))
-    atomic_write_text(out.with_suffix(".md"), _markdown(summary, sections, figures, config, command, out.parent,
+    atomic_write_text(out, _html(summary, sections, figures, config, notes, made, trained))
+    atomic_write_text(out.with_suffix(".md"), _markdown(summary, sections, figures, config, notes, made, out.parent,
                                                         trained))
     return out
 
@@ -297,7 +315,9 @@ def _shared(result: dict, short: bool = False) -> str:
     return f" ({result['shared_utts']} shared)" if short else f" ({result['shared_utts']} utts in both sets)"
 
 
-def _html(summary, sections, figures: dict[str, Path], config: str, command: str, trained: str = "") -> str:
+def _html(summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str],
+          trained: str = "") -> str:
+    r"""The report page; ``notes``: paragraphs on the names (HTML), ``made``: the lines of "How this was made"."""
     e = html.escape
 
     def t(text: str) -> str:  # element text: quotes need no escaping
@@ -323,8 +343,8 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         "</style></head><body>",
         f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
-        f"<p class='naming'>{naming(summary)}</p>",
     ]
+    parts += [f"<p class='naming'>{note}</p>" for note in notes]
     for title, header, rows in sections:
         parts.append(f"<h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
                      + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
@@ -338,15 +358,17 @@ def _html(summary, sections, figures: dict[str, Path], config: str, command: str
         parts.append(f"<figure{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
-    parts.append(f"<h2>How this was made</h2><pre>{t(_how(summary, command))}</pre></body></html>")
+    parts.append(f"<h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></body></html>")
     return "\n".join(parts) + "\n"
 
 
 def _markdown(
-    summary, sections, figures: dict[str, Path], config: str, command: str, root: Path, trained: str = ""
+    summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str], root: Path,
+    trained: str = "",
 ) -> str:
-    text = naming(summary).replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">")
-    lines = [f"# flowaccent report: {_experiment_name(summary)}", "", _model_line(summary, trained), "", text, ""]
+    lines = [f"# flowaccent report: {_experiment_name(summary)}", "", _model_line(summary, trained), ""]
+    for note in notes:
+        lines += [note.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
     for title, header, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -365,7 +387,7 @@ def _markdown(
         "## How this was made",
         "",
         "```",
-        _how(summary, command),
+        *made,
         "```",
         "",
     ]
@@ -397,9 +419,3 @@ def _trained_on(exp: Path) -> str:
     lines = data.read_text().splitlines() if data.is_file() else []
     return ", ".join(f"`{line.strip()}`" for line in lines if line.strip())
 
-
-def _how(summary: dict[str, Any], command: str) -> str:
-    lines = [f"scored: {summary.get('command', '(command not recorded)')}"]
-    if command:
-        lines.append(f"report: {command}")
-    return "\n".join(lines)

@@ -95,7 +95,8 @@ def select_utterances(data: DataDir, count: int) -> list[str]:
     return [utts[round(i)] for i in np.linspace(0, len(utts) - 1, count)]
 
 
-def _file_name(utt: str) -> str:
+def utt_file_name(utt: str) -> str:
+    r"""The name of an utterance's files (its .npz and figures): the id, a / in it made _."""
     return utt.replace("/", "_")
 
 
@@ -132,7 +133,7 @@ def explain_utterance(
     for b, c in curves.items():
         arrays.update({f"change_{b}_{o}": c.change[o] for o in ORDERS})
         arrays[f"random_std_{b}"] = c.random_std
-    base = out / name / _file_name(utt)
+    base = out / name / utt_file_name(utt)
     base.parent.mkdir(parents=True, exist_ok=True)
     _write_npz(base.parent / f"{base.name}.npz", **arrays)  # not with_suffix: ids may hold dots
     m = result.m.numpy()
@@ -141,7 +142,7 @@ def explain_utterance(
         m,
         removal_mask(result.m, 0.5, "low").numpy(),
         removal_mask(result.m, 0.5, "high").numpy(),
-        out / name / "figures" / _file_name(utt),
+        out / name / "figures" / utt_file_name(utt),
         f"{name} {utt}: target {run.target}, invariance error {result.invariance_error:.2g}",
         "blur width m (bins)" if fit.variant == "blur" else "noise scale sigma",
         mask_symbol(fit.variant),
@@ -166,8 +167,8 @@ def utterance_key(model_digest: str, fit: BlurMaskConfig, deletion: DeletionConf
 def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> UttResult | None:
     r"""The result of ``utt`` that a stopped run left in ``folder`` (``OUT/.partial/<set>``) with ``key``, its
     figure with it; None where there is none."""
-    npz = folder / f"{_file_name(utt)}.npz"
-    figures = [folder / "figures" / f"{_file_name(utt)}.{s}" for s in ("png", "pdf")]
+    npz = folder / f"{utt_file_name(utt)}.npz"
+    figures = [folder / "figures" / f"{utt_file_name(utt)}.{s}" for s in ("png", "pdf")]
     if not (npz.is_file() and all(f.is_file() for f in figures)):
         return None
     try:
@@ -221,7 +222,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
         (stage / name).unlink(missing_ok=True)
     digest = file_digest(Path(checkpoint) if checkpoint else exp / "final.pt")
     results = _explain_sets(model, sets, chosen, need_cmvn, stage, fit, deletion, run, quiet, digest)
-    report = _write_summary(stage, exp, checkpoint, results, list(sets), fit, deletion, run, command)
+    report = _write_summary(stage, exp, checkpoint, digest, results, list(sets), fit, deletion, run, command)
     _move_into_place(stage, out, chosen)
     return report
 
@@ -233,7 +234,7 @@ def _move_into_place(stage: Path, out: Path, chosen: dict[str, list[str]]) -> No
     folders (the user's) are left."""
     (out / "summary.json").unlink(missing_ok=True)
     for name, utts in chosen.items():
-        files = [f"{_file_name(u)}.npz" for u in utts] + [f"figures/{_file_name(u)}.{s}" for u in utts
+        files = [f"{utt_file_name(u)}.npz" for u in utts] + [f"figures/{utt_file_name(u)}.{s}" for u in utts
                                                            for s in ("png", "pdf")]
         (out / name / "figures").mkdir(parents=True, exist_ok=True)
         for file in files:
@@ -290,7 +291,7 @@ def remove_stale_files(folder: Path, utts: list[str], quiet: bool = False) -> No
     r"""Removes the per-utterance files (``<utt>.npz``, ``figures/<utt>.png|pdf``) an earlier run left in a set's
     ``folder`` for utterances this run does not explain (another ``--utts``): the folder then holds this run's
     utterances only, as ``utt_table.tsv`` does. Other files are left."""
-    keep = {_file_name(utt) for utt in utts}
+    keep = {utt_file_name(utt) for utt in utts}
     stale = [p for p in folder.glob("*.npz") if p.stem not in keep]
     stale += [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}") if p.stem not in keep]
     for path in stale:
@@ -352,9 +353,9 @@ def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[s
     }
 
 
-def _write_summary(out, exp, checkpoint, results, names, fit, deletion, run, command) -> dict[str, Any]:
+def _write_summary(out, exp, checkpoint, digest, results, names, fit, deletion, run, command) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "model": {"exp": str(exp), "checkpoint": str(checkpoint or exp / "final.pt")},
+        "model": {"exp": str(exp), "checkpoint": str(checkpoint or exp / "final.pt"), "digest": digest},
         "config": {"fit": fit.to_dict(), "deletion": deletion.to_dict(), "run": run.to_dict()},
         "command": command,
         "sets": {n: _group_summary([r for r in results if r.set_name == n], deletion.baselines) for n in names},
@@ -405,34 +406,47 @@ def mask_symbol(variant: str) -> str:
     return "m" if variant == "blur" else "sigma"
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
-    r"""The summary's tables in Markdown: AUCs and SRG per set and baseline, and the lab's 50/80 table."""
+#: Titles of :func:`summary_tables`' two tables.
+AUC_TABLE = "AUCs and SRG per set and baseline"
+LAB_TABLE = "The lab's table: median output change over all utterances, in output standard deviations"
+
+
+def summary_tables(report: dict[str, Any], everything: str = "**all**") -> list[tuple[str, list[str], list[list[str]]]]:
+    r"""``(title, header, rows)`` of the summary's tables: AUCs and SRG per set and baseline (``everything``: the
+    name of the rows over all sets), and the lab's 50/80 table; ``report``: the run's ``summary.json``. For
+    ``summary.md`` and ``flowaccent report --blurmask``."""
     m = mask_symbol(report["config"]["fit"]["variant"])
-    lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
-    if any(s["num_defined"] < s["num_utts"] for s in report["all"]["baselines"].values()):
-        lines += ["Utterances whose output no removal changed have no curve; '3 of 4' counts the others.", ""]
-    lines += [f"| set | baseline | utts | AUC lowest {m} first | AUC highest {m} first | AUC random | "
-              "SRG (utterances > 0) |"]
-    lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, values in [*report["sets"].items(), ("**all**", report["all"])]:
+    header = ["set", "baseline", "utts", f"AUC lowest {m} first", f"AUC highest {m} first", "AUC random",
+              "SRG (utterances > 0)"]
+    rows = []
+    for name, values in [*report["sets"].items(), (everything, report["all"])]:
         for b, s in values["baselines"].items():
             if "auc" in s:
                 auc, srg = s["auc"], s["srg"]
-                lines.append(
-                    f"| {name} | {b} | {utts_defined(s)} | {fixed(auc['low']['mean'], 3)} | "
-                    f"{fixed(auc['high']['mean'], 3)} | {fixed(auc['random']['mean'], 3)} | {fixed(srg['mean'], 3)} ± "
-                    f"{fixed(srg['std'], 3)} ({srg['positive']} of {s['num_defined']}) |"
-                )
+                rows.append([name, b, utts_defined(s), *(fixed(auc[o]["mean"], 3) for o in ("low", "high", "random")),
+                             f"{fixed(srg['mean'], 3)} ± {fixed(srg['std'], 3)} ({srg['positive']} of "
+                             f"{s['num_defined']})"])
             elif s["num_utts"]:
-                lines.append(f"| {name} | {b} | {utts_defined(s)} | - | - | - | - |")
-    lines += ["", "The lab's table (all utterances): median output change, in output standard deviations.", ""]
-    lines += [f"| baseline | removed | lowest {m} (most important) | highest {m} (least important) | random | "
-              "low > high |"]
-    lines += ["| --- | --- | --- | --- | --- | --- |"]
-    for b, s in report["all"]["baselines"].items():
-        for fraction, row in s.get("table", {}).items():
-            lines.append(
-                f"| {b} | {fraction}% | {row['low']:.3g} | {row['high']:.3g} | {row['random']:.3g} | "
-                f"{row['low_above_high']}/{s['num_utts']} |"
-            )
+                rows.append([name, b, utts_defined(s), "-", "-", "-", "-"])
+    lab = ["baseline", "removed", f"lowest {m} (most important)", f"highest {m} (least important)", "random",
+           "low > high"]
+    lab_rows = [
+        [b, f"{fraction}%", f"{row['low']:.3g}", f"{row['high']:.3g}", f"{row['random']:.3g}",
+         f"{row['low_above_high']}/{s['num_utts']}"]
+        for b, s in report["all"]["baselines"].items()
+        for fraction, row in s.get("table", {}).items()
+    ]
+    return [(AUC_TABLE, header, rows), (LAB_TABLE, lab, lab_rows)]
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    r"""The summary's tables in Markdown (:func:`summary_tables`)."""
+    lines = ["# Blur-mask summary", "", f"`{report['command']}`", ""]
+    if any(s["num_defined"] < s["num_utts"] for s in report["all"]["baselines"].values()):
+        lines += ["Utterances whose output no removal changed have no curve; '3 of 4' counts the others.", ""]
+    for title, header, rows in summary_tables(report):
+        if title != AUC_TABLE:
+            lines += ["", f"{title}.", ""]
+        lines += ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ def _add(subparsers, name: str, description: str, out_help: str) -> argparse.Arg
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    return _add(
+    parser = _add(
         subparsers,
         "report",
         "Reads EXP_DIR (config, training log) and SCORES (the output of 'flowaccent score') and "
@@ -28,13 +28,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "a path ending in .html, or a folder for OUT/report.html (any other name is taken as a folder; default: "
         "EXP_DIR/report.html)",
     )
+    parser.add_argument("--blurmask", metavar="DIR", help="also the results of 'flowaccent blurmask --out DIR' "
+                        "(masks of the scored model): its AUC/SRG tables, deletion curves and a mask per set")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from flowaccent.report import write_report
 
     command = args.command_line
-    out = write_report(args.exp, args.scores, args.out, command)
+    out = write_report(args.exp, args.scores, args.out, command, blurmask=args.blurmask)
     print(f"report: {out}", file=sys.stderr)
     return 0
 

@@ -4,8 +4,8 @@
 #   1 fbank (40 bins) + per-speaker CMVN stats
 #   2 train a DNF flow on train_native + train_zh (classes native, zh) and a plain flow on train_native
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
-#   4 plots and report.html; RESULTS.md
-#   5 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
+#   4 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
+#   5 plots and report.html (the DNF flow's with its blur masks); RESULTS.md
 # Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
 # the training's seed). A rerun skips finished stages (refused into an --exp made with another --quick or
 # --seed); --stage N runs stages N.. again (recipes/common/stages.sh).
@@ -81,16 +81,7 @@ if should_run 3; then
 fi
 
 if should_run 4; then
-  log "Stage 4: reports and RESULTS"
-  for model in dnf nf; do
-    flowaccent report --exp "$exp/$model" --scores "$exp/$model/scores"
-  done
-  local/make_results.py "$exp" > "$exp/RESULTS.md"
-  mark_done 4
-fi
-
-if should_run 5; then
-  log "Stage 5: blur-mask of the DNF flow's LogLL on test_native and test_zh utterances"
+  log "Stage 4: blur-mask of the DNF flow's LogLL on test_native and test_zh utterances"
   if [ "$quick" = true ]; then
     blur_opts="--utts 4 --steps 20 --random-seeds 2 --step 0.1"
   else
@@ -99,9 +90,18 @@ if should_run 5; then
   # shellcheck disable=SC2086
   flowaccent blurmask --exp "$exp/dnf" --data "test_native=$corpus/test_native" --data "test_zh=$corpus/test_zh" \
     $blur_opts --out "$exp/dnf/blurmask" --quiet
+  mark_done 4
+fi
+
+if should_run 5; then
+  log "Stage 5: reports and RESULTS"
+  flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask"
+  flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores"
+  local/make_results.py "$exp" > "$exp/RESULTS.md"
   mark_done 5
 fi
-if [ -f "$exp/.done/stage4" ]; then
+
+if [ -f "$exp/.done/stage5" ]; then
   log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md"
 else
   log "Done: stages $stage to $stop_stage, in $exp"

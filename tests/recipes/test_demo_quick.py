@@ -34,16 +34,20 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert "| test_ja |" in results and "GMM LogLL" in results
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
-    # Kaldi's --stage N: stage 4 runs again though it finished (its marker removed), the others stay skipped
     report = tmp_path / "exp" / "dnf" / "report.html"
+    assert "<h2>Blur masks: AUCs and SRG per set and baseline</h2>" in report.read_text()  # stage 4's, in stage 5's
+    assert "Blur mask" not in (tmp_path / "exp" / "nf" / "report.html").read_text()
+    # Kaldi's --stage N: stage 4 runs again though it finished (its marker removed), the others stay skipped
     report.unlink()
     redo = subprocess.run([*cmd, "--stage", "4", "--stop-stage", "4"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert redo.returncode == 0 and "Stage 4:" in redo.stderr and "Stage 3:" not in redo.stderr
-    assert "Stage 5:" not in redo.stderr and report.exists()
-    # stage 5 may use what stage 4 makes: its marker went too, so a plain rerun runs it (it reported done before)
+    assert "Stage 5:" not in redo.stderr and not report.exists()
+    # stage 5 uses what stage 4 makes: its marker went too, so a plain rerun runs it (it reported done before)
     assert all((tmp_path / "exp" / ".done" / f"stage{n}").exists() for n in range(5))
     assert not (tmp_path / "exp" / ".done" / "stage5").exists()
+    rest = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert rest.returncode == 0 and "Stage 5:" in rest.stderr and "Stage 4:" not in rest.stderr and report.exists()
     for extra, message in ((["--seed", "1"], "was made with other options (seed) than these"),
                            (["stop"], "unexpected argument 'stop'"),
                            (["--stage", "one"], "--stage takes a stage number, not 'one'")):

@@ -524,3 +524,45 @@ def test_a_short_utterances_mask_figure_counts_whole_frames(tmp_path, monkeypatc
         drawn[-1].canvas.draw()
         ticks = [t for t in drawn[-1].axes[3].get_xticks() if -0.5 <= t <= frames - 0.5]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_exp, tmp_path, capsys):
+    r"""``report --blurmask DIR``: the blur-mask run's AUC/SRG and lab tables, its deletion curves and one mask
+    per set, in the HTML (embedded) and the Markdown (copied beside it); masks of another model file refused
+    before anything is written; a report without them leaves none of their figures."""
+    scores, exp = scored_dir_and_exp
+    root = exp.parent
+    masks = tmp_path / "masks"
+    assert main(["blurmask", "--exp", str(exp), "--data", str(root / "native"), "--data", str(root / "ja"),
+                 "--utts", "2", "--steps", "5", "--random-seeds", "1", "--step", "0.25", "--quiet",
+                 "--out", str(masks)]) == 0
+    out = tmp_path / "r" / "report.html"
+    report = ["report", "--exp", str(exp), "--scores", str(scores), "--out", str(out)]
+    assert main([*report, "--blurmask", str(masks)]) == 0
+    html, md = out.read_text(), out.with_suffix(".md").read_text()
+    for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<td>all sets</td>",
+                 "<h2>Blur masks: The lab's table: median output change over all utterances",
+                 "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp"):
+        assert text in html, text
+    utts = sorted((masks / "native").glob("*.npz"))[0].stem, sorted((masks / "ja").glob("*.npz"))[0].stem
+    captions = ["Blur masks: deletion curves (blur mask, target log_ll)",
+                f"Blur mask of utterance '{utts[0]}' of native", f"Blur mask of utterance '{utts[1]}' of ja"]
+    for caption in captions:
+        assert f"<img alt='{caption}' src='data:image/png;base64," in html.replace("&#x27;", "'"), caption
+    images = re.findall(r"!\[([^\]]*)\]\(([^)]*)\)", md)
+    assert [c for c, _ in images if "lur mask" in c] == captions and all((out.parent / p).is_file() for _, p in images)
+    assert "| all sets | blur |" in md and "utterances with SRG > 0" in md
+    # masks of another model file (their digest): refused, the report as it was
+    before = out.read_bytes()
+    summary = json.loads((masks / "summary.json").read_text())
+    summary["model"]["digest"] = "0" * 64
+    (masks / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main([*report, "--blurmask", str(masks)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{masks}: masks of {exp / 'final.pt'} as it was then, not of the model file" in err[0]
+    assert out.read_bytes() == before
+    assert main([*report, "--blurmask", str(tmp_path / "none")]) == 1
+    assert "no such folder (--blurmask: the --out of 'flowaccent blurmask')" in capsys.readouterr().err
+    assert main(report) == 0  # without: no blur-mask table, figure or file left from the run before
+    assert "Blur mask" not in out.read_text() and not list((out.parent / "figures").glob("blurmask_*"))
