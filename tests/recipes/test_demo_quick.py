@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert len(list(blurmask.glob("test_*/figures/*.png"))) == 8 and (blurmask / "deletion_curves.png").exists()
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test_ja |" in results and "GMM LogLL" in results
+    assert "## dnf: blur masks of the LogLL (4 test_native, 4 test_zh utterances" in results
+    assert re.search(r"\n\| blur \| 8 \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \| -?[01]\.\d{3} ± ", results)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the demo's RESULTS tables (markdown) from exp/{dnf,nf}/scores/summary.json.
+"""Print the demo's RESULTS tables (markdown) from exp/{dnf,nf}/scores/summary.json and exp/dnf/blurmask/summary.json.
 
 Usage: make_results.py EXP_DIR > EXP_DIR/RESULTS.md
 """
@@ -12,7 +12,25 @@ SETS = ("dev_native", "test_native", "test_zh", "test_ja")
 
 
 def fmt(value):
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return "–" if value is None else f"{round(value, 3) + 0.0:.3f}" if isinstance(value, float) else str(value)
+
+
+def blurmask_table(path: Path) -> list:
+    """The blur-mask run's AUCs and SRG over all its utterances, per baseline ([] where there is no run)."""
+    if not path.exists():
+        return []
+    s = json.loads(path.read_text())
+    utts = ", ".join(f"{v['num_utts']} {name}" for name, v in s["sets"].items())
+    out = [f"## dnf: blur masks of the LogLL ({utts} utterances; docs/blurmask.md)", "",
+           "| baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (utterances > 0) |",
+           "|---|---|---|---|---|---|"]
+    for baseline, v in s["all"]["baselines"].items():
+        if "auc" in v:
+            auc, srg = v["auc"], v["srg"]
+            out.append(f"| {baseline} | {v['num_defined']} | {fmt(auc['low']['mean'])} | {fmt(auc['high']['mean'])} | "
+                       f"{fmt(auc['random']['mean'])} | {fmt(srg['mean'])} ± {fmt(srg['std'])} "
+                       f"({srg['positive']} of {v['num_defined']}) |")
+    return out + [""]
 
 
 def main() -> int:
@@ -55,6 +73,7 @@ def main() -> int:
                 for key, c in r.items():
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
         out.append("")
+    out += blurmask_table(exp / "dnf" / "blurmask" / "summary.json")
     print("\n".join(out))
     return 0
 
