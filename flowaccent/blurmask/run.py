@@ -61,12 +61,15 @@ class RunConfig(Config):
         target: ``log_ll`` (per-frame log-likelihood), ``z`` (the latents) or ``posterior``
             (the DNF class log posterior).
         target_class: the class of ``posterior`` (empty: every class).
-        utts: utterances per data dir, spread evenly over it.
+        utts: utterances per data dir, spread evenly over it (not with utt_list).
+        utt_list: a file of utterance ids, one per line (its first field; Kaldi's utt lists): exactly those
+            utterances, each from the data dir that holds it, instead of ``utts`` per dir ('': none).
     """
 
     target: Literal["log_ll", "z", "posterior"] = "log_ll"
     target_class: str = ""
     utts: int = 4
+    utt_list: str = ""
 
     def __post_init__(self) -> None:
         if self.utts < 1:
@@ -93,6 +96,32 @@ def select_utterances(data: DataDir, count: int) -> list[str]:
     if len(utts) <= count:
         return utts
     return [utts[round(i)] for i in np.linspace(0, len(utts) - 1, count)]
+
+
+def choose_utterances(sets: dict[str, DataDir], run: RunConfig) -> dict[str, list[str]]:
+    r"""The utterances of each set: those of ``run.utt_list`` (in ``feats.scp``'s order), else ``run.utts`` spread
+    over each set (:func:`select_utterances`). A listed utterance in no set, or a set with none listed, is an error
+    (a typo would otherwise mask nothing, or mask a set the list left out)."""
+    if not run.utt_list:
+        return {name: select_utterances(data, run.utts) for name, data in sets.items()}
+    path = Path(run.utt_list)
+    try:
+        wanted = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--utt-list {path}: cannot read it ({type(error).__name__}: {error})") from None
+    if not wanted:
+        raise ConfigError(f"--utt-list {path}: no utterance ids in it")
+    listed = set(wanted)
+    chosen = {name: [u for u in data.table("feats.scp") if u in listed] for name, data in sets.items()}
+    found = {u for utts in chosen.values() for u in utts}
+    missing = [u for u in dict.fromkeys(wanted) if u not in found]
+    if missing:
+        raise ConfigError(f"--utt-list {path}: {len(missing)} utterance(s) in none of the data dirs' "
+                          f"feats.scp, e.g. '{missing[0]}'")
+    for name, utts in chosen.items():
+        if not utts:
+            raise ConfigError(f"--utt-list {path}: names no utterance of set {name}; leave that --data out")
+    return chosen
 
 
 def utt_file_name(utt: str) -> str:
@@ -216,7 +245,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))
     check_sets(exp, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
-    chosen = {name: select_utterances(data, run.utts) for name, data in sets.items()}
+    chosen = choose_utterances(sets, run)
     stage = out / PARTIAL
     for name in OUTPUT_FILES:  # a stopped run's summaries: this run writes its own
         (stage / name).unlink(missing_ok=True)

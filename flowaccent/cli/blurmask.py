@@ -19,7 +19,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "blurmask",
         help=COMMANDS["blurmask"],
-        description="Learns, for every time-frequency cell of --utts utterances of each DATA_DIR, how widely "
+        description="Learns, for every time-frequency cell of --utts utterances of each DATA_DIR (or those of "
+        "--utt-list), how widely "
         "its energy can be blurred along frequency before the model's output (--target) changes, then "
         "removes cells in the mask's order (lowest m, highest m, random) and measures deletion curves. "
         "Writes OUT_DIR/<set>/<utt>.npz, OUT_DIR/<set>/figures/<utt>.png|pdf, utt_table.tsv, "

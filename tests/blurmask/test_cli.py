@@ -262,3 +262,27 @@ def test_numbers_never_print_as_negative_zero():
 
     assert [fixed(-0.0001, 3), fixed(-0.0006, 3), fixed(0.12345, 4), fixed(-0.0, 2)] == \
         ["0.000", "-0.001", "0.1235", "0.00"]
+
+
+def test_an_utterance_list_picks_the_utterances(flow_exp, tmp_path, capsys):
+    r"""``--utt-list FILE`` (Kaldi's utt lists: the first field): exactly those utterances, from the sets holding
+    them; an id in no set, or a set with none of them, is one line naming it, before any work."""
+    _, exp, native, zh = flow_exp
+    out = tmp_path / "out"
+    listed = tmp_path / "utts"
+    listed.write_text("z1-001 extra fields\n\nn0-001\n")
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--data", f"accented={zh}", *FAST, "--out", str(out)]
+    assert main([*args, "--utt-list", str(listed)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {n: s["num_utts"] for n, s in summary["sets"].items()} == {"native": 1, "accented": 1}
+    assert [p.name for p in out.glob("*/*.npz")] in (["n0-001.npz", "z1-001.npz"], ["z1-001.npz", "n0-001.npz"])
+    assert summary["config"]["run"]["utt_list"] == str(listed)
+    capsys.readouterr()
+    for text, message in (("n0-001\nn9-009\n", "1 utterance(s) in none of the data dirs' feats.scp, e.g. 'n9-009'"),
+                          ("n0-000\n", "names no utterance of set accented; leave that --data out"),
+                          ("\n", "no utterance ids in it")):
+        listed.write_text(text)
+        assert main([*args, "--utt-list", str(listed)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"flowaccent blurmask: error: --utt-list {listed}: {message}"], err
+    assert json.loads((out / "summary.json").read_text()) == summary  # the run before, as it was
