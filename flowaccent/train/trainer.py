@@ -479,6 +479,9 @@ class _Runner:
         self.tb = _tensorboard(exp) if env.is_main else None  # after trim_log: its records, again
         self.log_path = exp / "log" / "train.jsonl"
         self.log_file = open(self.log_path, "a") if env.is_main else None
+        #: holds SIGINT/SIGTERM back in critical sections while :meth:`fit` runs (a step with its count, log record
+        #: and checkpoint; a checkpoint's write; an epoch's end); before and after it, signals act at once
+        self.held = HeldSignals()
 
     def fit(self, stream: FrameStream, valid_stream: FrameStream, progress: Progress) -> None:
         r"""Trains the remaining epochs on ``stream``'s batches and validates on ``valid_stream``'s
@@ -491,9 +494,9 @@ class _Runner:
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
-        with prefetch(batches, depth) as batches, HeldSignals() as held:  # held: a Ctrl-C waits for a step's count
+        with prefetch(batches, depth) as batches, self.held:  # a Ctrl-C waits for a step's count, its log, its saves
             for _, steps in plan:
-                seconds = self._train_epoch(batches, steps, progress, held)
+                seconds = self._train_epoch(batches, steps, progress)
                 start = time.perf_counter()
                 try:
                     valid = self._validate(valid_stream)
@@ -523,12 +526,10 @@ class _Runner:
             raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
         return steps
 
-    def _train_epoch(
-        self, batches: Prefetched | Inline, steps: int, progress: Progress, held: HeldSignals
-    ) -> dict[str, float]:
-        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them), each step and its
-        count a ``held`` critical section; returns its seconds: ``train_s`` in all, ``data_wait_s`` of them
-        waiting for batches."""
+    def _train_epoch(self, batches: Prefetched | Inline, steps: int, progress: Progress) -> dict[str, float]:
+        r"""Steps through one epoch's batches of ``batches`` (up to the ``None`` that ends them), each step with its
+        count, its log record and its checkpoint one critical section of :attr:`held`; returns its seconds:
+        ``train_s`` in all, ``data_wait_s`` of them waiting for batches."""
         self.model.train()
         bar = tqdm(
             total=steps,
@@ -546,24 +547,28 @@ class _Runner:
         checks = _Checks(sums, self.exp)
         try:
             for x, y in iter(batches.__next__, None):
-                with held.critical():  # a Ctrl-C waits for the step's count: last.pt then matches the weights
+                # A Ctrl-C waits for the step's count (last.pt then matches the weights) and for the record and
+                # checkpoint due at this step: delivered between the count and the record, it saved the step
+                # in the open window and its record was never written (the log skipped it on resume).
+                with self.held.critical():
                     x, y = to_device(x, self.env.device), to_device(y, self.env.device)
                     checks.add(self._step(x, y, progress), len(x), progress)
                     frames, timed = frames + len(x), timed + len(x)
                     progress.step_in_epoch += 1
                     progress.global_step += 1
-                bar.update()
-                if progress.global_step % self.cfg.log_every_steps == 0:
-                    checks.flush()
-                    elapsed = time.perf_counter() - start
-                    self._log_train(progress, sums / frames, timed / elapsed, batches.wait_seconds - waited)
-                    bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
-                    start, frames, timed, waited = time.perf_counter(), 0, 0, batches.wait_seconds
-                    sums.zero_()
-                if self.cfg.checkpoint_every_steps and progress.global_step % self.cfg.checkpoint_every_steps == 0:
-                    checks.flush()  # only checked steps are saved
-                    progress.window = [*sums.tolist(), frames]
-                    self._save("last.pt", progress)
+                    bar.update()
+                    if progress.global_step % self.cfg.log_every_steps == 0:
+                        checks.flush()
+                        elapsed = time.perf_counter() - start
+                        self._log_train(progress, sums / frames, timed / elapsed, batches.wait_seconds - waited)
+                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                        start, frames, timed, waited = time.perf_counter(), 0, 0, batches.wait_seconds
+                        sums.zero_()
+                    every = self.cfg.checkpoint_every_steps
+                    if every and progress.global_step % every == 0:
+                        checks.flush()  # only checked steps are saved
+                        progress.window = [*sums.tolist(), frames]
+                        self._save("last.pt", progress)
             checks.flush()
         except KeyboardInterrupt:
             checks.flush()
@@ -608,7 +613,12 @@ class _Runner:
 
     def _end_epoch(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
         r"""Counts the epoch, keeps the best model, writes the checkpoints and logs the epoch with where
-        its wall time went (``seconds``: ``train_s``, ``data_wait_s``, ``valid_s``; ``save_s`` added here)."""
+        its wall time went (``seconds``: ``train_s``, ``data_wait_s``, ``valid_s``; ``save_s`` added here); a
+        signal waits for all of it (:attr:`held`)."""
+        with self.held.critical():
+            self._end_epoch_held(progress, valid, seconds)
+
+    def _end_epoch_held(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
         start = time.perf_counter()
         progress.epoch += 1
         progress.step_in_epoch = 0
@@ -658,10 +668,13 @@ class _Runner:
             _scalars(self.tb, record)
 
     def _save(self, name: str, progress: Progress) -> None:
+        r"""Writes a checkpoint (rank 0); a signal waits for it: a Ctrl-C inside ``torch.save`` ended the run with
+        'RuntimeError: [enforce fail at inline_container.cc] unexpected pos' rather than as interrupted."""
         if self.env.is_main:
-            save_checkpoint(
-                self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
-            )
+            with self.held.critical():
+                save_checkpoint(
+                    self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
+                )
 
     def close(self) -> None:
         if self.tb is not None:
