@@ -63,6 +63,15 @@ def all_min(value: int, env: DistEnv) -> int:
     return int(t.item())
 
 
+def mean_over_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    r"""``values`` averaged over all processes (in place; a tensor on ``env.device``): the means of a step whose
+    ranks' batches are of one size are the means over the whole batch. Every rank then holds the same."""
+    if env.distributed:
+        dist.all_reduce(values)  # gloo has no AVG: SUM, then divided
+        values /= env.world
+    return values
+
+
 def finish(code: int) -> None:
     r"""Ends a torchrun worker cleanly and exits with ``code``.
 

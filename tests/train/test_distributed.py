@@ -74,3 +74,54 @@ def test_a_resume_within_an_epoch_needs_the_same_process_count(tmp_path, capsys)
     _check_world(same, DistEnv(1, 2, torch.device("cpu")), last)
     assert same.world == 2 and capsys.readouterr().err == ""
     assert Progress().world == 1  # a checkpoint from before the count was recorded: one process
+
+
+#: Runs ``flowaccent`` with each rank's own step means (loss, -LogP, -LogDet of its half of the batch, before the
+#: step changes the weights) appended to ``$RANK_LOG.<rank>``, one JSON line per step.
+RANK_LOGGING = '''
+import json, os, sys, torch
+from flowaccent.train import trainer
+step = trainer._Runner._step
+def logged(self, x, y, progress):
+    with torch.no_grad():
+        out = self.model(x, y)
+    means = [out.nll.mean().item(), -out.log_p.mean().item(), -out.log_det.mean().item()]
+    with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
+        f.write(json.dumps({"step": progress.global_step + 1, "means": means, "frames": len(x)}) + "\\n")
+    return step(self, x, y, progress)
+trainer._Runner._step = logged
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+'''
+
+
+def test_train_records_are_over_every_ranks_batch(gaussian_dir, tmp_path):
+    r"""The records gave rank 0's half of each batch (NLL 201.60 where rank 1's was 203.88, in an audit) and rank
+    0's frames per second, half the run's: they are now the means over both ranks' frames, checked here against
+    each rank's own means (a harness recomputes them before each step)."""
+    import json
+
+    import numpy as np
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=1, batch_size=400, log_every_steps=5)
+    (tmp_path / "conf.yaml").write_text(config.to_yaml())
+    (tmp_path / "run.py").write_text(RANK_LOGGING)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp_path / "run.py"), "train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"),
+           str(path), "--quiet", "--train.device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK_LOG": str(tmp_path / "means")}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [[json.loads(line) for line in (tmp_path / f"means.{r}").read_text().splitlines()] for r in (0, 1)]
+    assert [s["frames"] for s in ranks[0]] == [s["frames"] for s in ranks[1]] == [200] * len(ranks[0])
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
+    records = [r for r in records if r["event"] == "train"]
+    assert [r["step"] for r in records] == list(range(5, len(ranks[0]) + 1, 5)) and len(records) >= 3
+    for record in records:
+        window = [np.mean([s["means"] for s in rank[record["step"] - 5 : record["step"]]], axis=0) for rank in ranks]
+        nll, neg_log_p, neg_log_det = np.mean(window, axis=0)
+        assert record["nll"] == pytest.approx(nll, rel=1e-6) and record["log_p"] == pytest.approx(-neg_log_p, rel=1e-6)
+        assert record["log_det"] == pytest.approx(-neg_log_det, rel=1e-6)
+        assert abs(record["nll"] - nll) < 0.1 * abs(window[0][0] - nll)  # not rank 0's alone
