@@ -522,6 +522,13 @@ class _Runner:
         )
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
+        if steps < 1 and self.env.distributed:  # every rank is here: the minimum is global
+            raise ConfigError(
+                f"train.batch_size {self.cfg.batch_size} is {stream.batch_size} frames for each of the "
+                f"{self.env.world} processes, more than the fewest training frames a process has in epoch "
+                f"{epoch + 1} ({distributed.all_min(frames, self.env)}: each streams its own share of the "
+                f"utterances); lower train.batch_size, or use fewer processes"
+            )
         if steps < 1:
             raise ConfigError(f"train.batch_size {self.cfg.batch_size} is larger than the training frames ({frames})")
         return steps

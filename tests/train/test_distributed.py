@@ -125,3 +125,25 @@ def test_train_records_are_over_every_ranks_batch(gaussian_dir, tmp_path):
         assert record["nll"] == pytest.approx(nll, rel=1e-6) and record["log_p"] == pytest.approx(-neg_log_p, rel=1e-6)
         assert record["log_det"] == pytest.approx(-neg_log_det, rel=1e-6)
         assert abs(record["nll"] - nll) < 0.1 * abs(window[0][0] - nll)  # not rank 0's alone
+
+
+def test_too_few_utterances_for_the_processes_says_so(tmp_path):
+    r"""A dir of one utterance under 2 processes: rank 1's share is empty, yet both said 'train.batch_size 128 is
+    larger than the training frames (286)' (rank 0's count, larger than 128) or '(0)'."""
+    import numpy as np
+
+    from .conftest import write_gaussian_dir
+
+    path = write_gaussian_dir(tmp_path / "one", np.zeros(4), np.eye(4), 1, 300, seed=0, prefix="u")
+    config = small_config(epochs=1, batch_size=128, valid_fraction=0.0)
+    (tmp_path / "conf.yaml").write_text(config.to_yaml())
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowaccent",
+           "train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"), str(path), "--quiet",
+           "--train.device", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            timeout=300)
+    assert result.returncode != 0
+    assert ("train.batch_size 128 is 64 frames for each of the 2 processes, more than the fewest training frames a "
+            "process has in epoch 1 (0: each streams its own share of the utterances); lower train.batch_size, or use "
+            "fewer processes") in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
