@@ -149,6 +149,15 @@ def _interrupted(who: str) -> int:
     return 128 + _STOPPED_BY[0]
 
 
+def _peer_gone(error: RuntimeError) -> str | None:
+    r"""In a torchrun worker, the backend's reason where ``error`` says another process is gone; else None."""
+    if "WORLD_SIZE" not in os.environ or "torch.distributed" not in sys.modules:
+        return None
+    from flowaccent.train.distributed import peer_gone
+
+    return peer_gone(error)
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -169,6 +178,14 @@ def _main(argv: list[str] | None) -> int:
             raise
         where = f"{error.filename}: " if error.filename else ""
         print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)
+        code = 1
+    except RuntimeError as error:  # a torchrun worker whose peer is gone: one line, not gloo's 50
+        reason = _peer_gone(error)
+        if reason is None:
+            raise
+        where = f"rank {os.environ.get('RANK', '?')}/{os.environ['WORLD_SIZE']}"
+        print(f"flowaccent {args.command}: error: {where}: another process of this run is gone ({reason}); its "
+              f"own output says why", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = _interrupted(f"flowaccent {args.command}")

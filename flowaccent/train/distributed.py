@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 
 import torch
@@ -70,6 +71,23 @@ def mean_over_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
         dist.all_reduce(values)  # gloo has no AVG: SUM, then divided
         values /= env.world
     return values
+
+
+#: What gloo and NCCL say when a peer process is gone (killed, or stopped by its own error) during a collective.
+_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exited",
+              "NCCL communicator was aborted", "Socket Timeout")
+
+
+def peer_gone(error: BaseException) -> str | None:
+    r"""The backend's reason (its first sentence) where ``error`` says another process of the run is gone, else
+    None: a collective whose peer left raises a RuntimeError with a 50-line traceback."""
+    if not isinstance(error, RuntimeError):
+        return None
+    text = str(error)
+    if not any(phrase in text for phrase in _PEER_GONE):
+        return None
+    reason = text.split(". This is typically caused")[0].split("\n")[0]
+    return re.sub(r"^\[[^\]]*(third_party|gloo|nccl)[^\]]*\]\s*", "", reason).strip()
 
 
 def finish(code: int) -> None:

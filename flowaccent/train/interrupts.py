@@ -30,7 +30,10 @@ class HeldSignals:
     it does nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deliver_on=None) -> None:
+        #: ``deliver_on(error)``: whether a section's ``error`` gives way to a signal held back in it (a collective
+        #: whose peer was stopped by the same Ctrl-C: the run was interrupted, not broken)
+        self.deliver_on = deliver_on
         self._handlers: dict[int, object] = {}
         self._depth = 0
         self._pending: tuple[int, object] | None = None
@@ -63,10 +66,13 @@ class HeldSignals:
         self._depth += 1
         try:
             yield
-        except BaseException:  # the section's own error (a non-finite loss) is what ends the run, not the signal
+        except BaseException as error:  # the section's own error (a non-finite loss) ends the run, not the signal
             self._depth -= 1
+            pending, deliver = self._pending, self.deliver_on is not None and self.deliver_on(error)
             if not self._depth:
                 self._pending = None
+            if pending is not None and deliver and not self._depth:
+                self._handlers[pending[0]](*pending)  # raises (KeyboardInterrupt), the error as its context
             raise
         self._depth -= 1
         if not self._depth and self._pending is not None:

@@ -134,6 +134,8 @@ def train(
     mixed, before the checkpoint that refuses a second run existed. The run seeds torch's generators and sets
     its deterministic mode; both are as they were when it returns (a notebook's own seed survives it)."""
     main_process = os.environ.get("RANK", "0") == "0"
+    distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):
+    # the others waited in the rendezvous until torchrun gave up on them (30 s), deaf to its SIGTERM
     busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"
     with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept():
         return _train(config, exp_dir, data_specs, resume, quiet)
@@ -241,7 +243,9 @@ def _train(
         valid_source.close()
     if env.distributed:
         distributed.broadcast_buffers(model)  # BatchNorm's running statistics: rank 0's, as it saved them
-        print(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}", file=sys.stderr)
+        # one write, line and newline together: two ranks' lines ran into one ("...ebaetrain: rank 0/2: ...")
+        sys.stderr.write(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}\n")
+        sys.stderr.flush()
     final = exp / "final.pt"
     if env.is_main:
         best = exp / "checkpoints" / "best.pt"
@@ -481,7 +485,7 @@ class _Runner:
         self.log_file = open(self.log_path, "a") if env.is_main else None
         #: holds SIGINT/SIGTERM back in critical sections while :meth:`fit` runs (a step with its count, log record
         #: and checkpoint; a checkpoint's write; an epoch's end); before and after it, signals act at once
-        self.held = HeldSignals()
+        self.held = HeldSignals(deliver_on=distributed.peer_gone)
 
     def fit(self, stream: FrameStream, valid_stream: FrameStream, progress: Progress) -> None:
         r"""Trains the remaining epochs on ``stream``'s batches and validates on ``valid_stream``'s
@@ -578,7 +582,9 @@ class _Runner:
                         progress.window = [*sums.tolist(), frames]
                         self._save("last.pt", progress)
             checks.flush()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError) as error:  # stopped, or another process of the run is gone:
+            if isinstance(error, RuntimeError) and distributed.peer_gone(error) is None:  # its step did not count
+                raise
             checks.flush()
             progress.window = [*sums.tolist(), frames]
             self._save("last.pt", progress)

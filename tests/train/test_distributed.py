@@ -3,6 +3,7 @@ process count, and a resume with another count is refused within an epoch."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import torch
 from flowaccent.errors import ConfigError
 from flowaccent.train.checkpoint import Progress
 from flowaccent.train.distributed import DistEnv
-from flowaccent.train.trainer import _check_world
+from flowaccent.train.trainer import LOCK, _check_world
 
 from .conftest import small_config
 
@@ -147,3 +148,62 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
             "process has in epoch 1 (0: each streams its own share of the utterances); lower train.batch_size, or use "
             "fewer processes") in result.stderr, result.stderr[-3000:]
     assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
+
+
+#: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone (``os._exit``, as a SIGKILL or an OOM kill
+#: leaves it) at the start of step 6.
+DYING = '''
+import os, sys
+from flowaccent.train import trainer
+step = trainer._Runner._step
+def dying(self, x, y, progress):
+    if progress.global_step == 5 and os.environ["RANK"] == os.environ["DIE_RANK"]:
+        os._exit(9)
+    return step(self, x, y, progress)
+trainer._Runner._step = dying
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+'''
+
+
+def _torchrun(tmp_path, script: str | None, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    launch = [str(tmp_path / "run.py")] if script else ["-m", "flowaccent"]
+    if script:
+        (tmp_path / "run.py").write_text(script)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launch, "train",
+           *args, "--quiet", "--train.device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tmp_path):
+    r"""One process killed mid-epoch: the other printed gloo's 50-line 'Connection reset by peer' traceback and
+    kept nothing of the epoch. It now says so in one line and saves last.pt (its step is whole: the collective
+    that failed came before the optimizer's step), and the resumed run ends as an uninterrupted one."""
+    import time
+
+    path, _ = gaussian_dir
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1, batch_size=400).to_yaml())
+    run = ["--config", str(tmp_path / "conf.yaml"), str(path)]
+    full = _torchrun(tmp_path, None, "--exp", str(tmp_path / "full"), *run)
+    assert full.returncode == 0, full.stderr[-3000:]
+    cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), *run, env={"DIE_RANK": "1"})
+    assert cut.returncode != 0
+    lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
+    assert lines == [lines[0]] and re.fullmatch(
+        r"flowaccent train: error: rank 0/2: another process of this run is gone \(.*(reset|closed) by peer.*\); "
+        r"its own output says why", lines[0]), cut.stderr[-3000:]
+    assert "[rank0]: Traceback" not in cut.stderr
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["progress"]["global_step"] == 5
+    resumed = _torchrun(tmp_path, None, "--exp", str(tmp_path / "cut"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    digest = re.compile(r"rank 0/2: parameter digest ([0-9a-f]{16})\n")
+    assert digest.search(resumed.stderr).group(1) == digest.search(full.stderr).group(1)
+    # the main process refused (a busy exp dir) after the others joined: they leave at once, not after 30 s
+    with open(tmp_path / "full" / LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        start = time.time()
+        busy = _torchrun(tmp_path, None, "--exp", str(tmp_path / "full"), *run)
+    assert busy.returncode != 0 and time.time() - start < 20
+    assert "is being trained by another process now" in busy.stderr and "[rank1]: Traceback" not in busy.stderr

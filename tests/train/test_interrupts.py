@@ -56,3 +56,28 @@ def test_the_sections_own_error_goes_on_and_nothing_stays_held():
 def test_outside_a_section_a_signal_acts_at_once():
     with HeldSignals(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def test_an_error_the_held_signal_caused_gives_way_to_it():
+    r"""Under torchrun a Ctrl-C reaches every process: one that saved and left broke the collective another was
+    in, whose held Ctrl-C then ended it with gloo's 50-line 'Connection reset by peer' traceback. An error that
+    ``deliver_on`` accepts gives way to the held signal; any other still goes on."""
+    from flowaccent.train.distributed import peer_gone
+
+    gone = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:42388: "
+                        "Connection reset by peer. This is typically caused by a remote worker hanging. GLHF!")
+    with HeldSignals(deliver_on=peer_gone) as held:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            with held.critical():
+                signal.raise_signal(signal.SIGINT)
+                raise gone
+        assert raised.value.__context__ is gone
+        with pytest.raises(RuntimeError, match="Connection reset"):  # no signal held: the error itself
+            with held.critical():
+                raise gone
+        with pytest.raises(ValueError, match="own"):
+            with held.critical():
+                signal.raise_signal(signal.SIGINT)
+                raise ValueError("own")
+    assert peer_gone(gone) == "Read error [127.0.0.1]:42388: Connection reset by peer"
+    assert peer_gone(RuntimeError("CUDA out of memory")) is None and peer_gone(ValueError("Broken pipe")) is None
