@@ -137,6 +137,9 @@ def train(
     distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):
     # the others waited in the rendezvous until torchrun gave up on them (30 s), deaf to its SIGTERM
     busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "WORLD_SIZE" not in os.environ:
+        busy += (f" (this is one of {os.environ['SLURM_NTASKS']} Slurm tasks, each a whole training: for one run on "
+                 "several processes start torchrun with srun, one task per node)")
     with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept():
         return _train(config, exp_dir, data_specs, resume, quiet)
 
@@ -379,7 +382,11 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         progress = Progress(**state["progress"])
-        _check_world(progress, env, last)
+        stopped = bool(patience) and bad >= patience
+        if not stopped and trained >= config.train.epochs and env.is_main:
+            print(f"train: the run has trained its {trained} epoch(s): nothing to train; final.pt is written again",
+                  file=sys.stderr)
+        _check_world(progress, env, last, note=not stopped and trained < config.train.epochs)
         return progress
     if last.exists():
         raise ConfigError(f"{last.parent.parent}: holds a training run already; pass --resume or use another dir")
@@ -406,17 +413,18 @@ def init_batch(stream: FrameStream, num_classes: int, most: int = 16) -> tuple[t
     return torch.cat(xs), torch.cat(ys)
 
 
-def _check_world(progress: Progress, env: distributed.DistEnv, last: Path) -> None:
+def _check_world(progress: Progress, env: distributed.DistEnv, last: Path, note: bool = True) -> None:
     r"""Refuses to resume in the middle of an epoch with another number of processes than wrote ``last``: each
     process replays its own share of the epoch's batches, and another split would skip or repeat frames. At an
-    epoch's end the run may go on with another count (noted: not the run one count would have made)."""
+    epoch's end the run may go on with another count (``note``: said, where it trains on: not the run one count
+    would have made; a finished run said it resumed at the start of an epoch past its last)."""
     if progress.world == env.world:
         return
     was = f"{progress.world} process{'es' if progress.world > 1 else ''}"
     if progress.step_in_epoch:
         raise ConfigError(f"{last}: the run was trained with {was}, stopped within epoch {progress.epoch + 1}; "
                           f"resume it with {progress.world} (torchrun --nproc_per_node {progress.world})")
-    if env.is_main:
+    if env.is_main and note:
         print(f"train: resuming a run of {was} with {env.world} at the start of epoch {progress.epoch + 1} (the "
               "batches' split differs from here)", file=sys.stderr)
     progress.world = env.world

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -207,3 +208,12 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
         busy = _torchrun(tmp_path, None, "--exp", str(tmp_path / "full"), *run)
     assert busy.returncode != 0 and time.time() - start < 20
     assert "is being trained by another process now" in busy.stderr and "[rank1]: Traceback" not in busy.stderr
+
+
+def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
+    r"""A finished 40-epoch run resumed with 2 processes said 'resuming ... at the start of epoch 41'."""
+    done = Progress(epoch=40, step_in_epoch=0, world=1)
+    _check_world(done, DistEnv(0, 2, torch.device("cpu")), Path("last.pt"), note=False)
+    assert done.world == 2 and capsys.readouterr().err == ""
+    _check_world(Progress(epoch=3, world=1), DistEnv(0, 2, torch.device("cpu")), Path("last.pt"))
+    assert "resuming a run of 1 process with 2 at the start of epoch 4" in capsys.readouterr().err

@@ -367,3 +367,35 @@ def test_a_ctrl_c_inside_a_checkpoints_write_waits_for_it(gaussian_dir, tmp_path
     full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
     for name, value in full["model"]["state_dict"].items():
         assert torch.equal(value, cut["model"]["state_dict"][name]), name
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(gaussian_dir, tmp_path, capsys):
+    from flowaccent.train.trainer import train
+
+    path, _ = gaussian_dir
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    capsys.readouterr()
+    summary = train(small_config(epochs=1), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    assert summary.epochs_run == 1
+    assert "train: the run has trained its 1 epoch(s): nothing to train; final.pt is written again" in \
+        capsys.readouterr().err
+
+
+def test_a_second_slurm_task_is_pointed_to_torchrun(gaussian_dir, tmp_path, monkeypatch):
+    r"""``srun -n 2 flowaccent train`` starts two whole trainings: the second was refused as 'being trained by
+    another process now', with nothing said of torchrun."""
+    import fcntl
+
+    from flowaccent.errors import ConfigError
+    from flowaccent.train.trainer import LOCK, train
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with open(exp / LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match=r"being trained by another process now; .* \(this is one of 2 Slurm "
+                                              r"tasks, each a whole training: for one run on several processes start "
+                                              r"torchrun with srun, one task per node\)"):
+            train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
