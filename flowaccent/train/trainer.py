@@ -153,9 +153,26 @@ def _torch_state_kept():
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+            set_deterministic(*deterministic)
             if cuda is not None:
                 torch.cuda.set_rng_state_all(cuda)
+
+
+def set_deterministic(mode: bool, warn_only: bool, compile: bool = False) -> None:
+    r"""``torch.use_deterministic_algorithms(mode, warn_only=warn_only)``, which imports Inductor (and sympy: 0.86 s
+    at every ``flowaccent train``, and a SIGTERM from torchrun inside that import left sympy half-imported, so
+    the restore on the way out failed with 'module sympy has no attribute core' and a traceback) to set its
+    ``deterministic`` option, which only compiled code reads: without ``compile``, and while Inductor is not
+    loaded, the flag alone is set. Nothing is done where the mode is set already."""
+    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == (
+        mode, warn_only
+    ) and not compile:
+        return
+    flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compile or flag is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        flag(mode, warn_only=warn_only)
 
 
 #: The lock file of a running training, in its experiment dir.
@@ -174,7 +191,7 @@ def _train(
         check_compile(env.device, "train")
     exp = Path(exp_dir)
     torch.manual_seed(cfg.seed)
-    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    set_deterministic(cfg.deterministic, True, cfg.compile)
 
     specs = parse_data_specs(data_specs)
     dirs, class_names, labels = load_classes(specs, config.features.cmvn == "spk")

@@ -150,7 +150,7 @@ def test_options_reach_the_library(flow_exp, tmp_path, capsys):
     options = ["--target", "posterior", "--target-class", "zh", "--baselines", "blur", "--mode", "fold"]
     assert main([*args, *options, "--variant", "noise", "--floor", "kaldi"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["run"] == {"target": "posterior", "target_class": "zh", "utts": 1}
+    assert summary["config"]["run"] == {"target": "posterior", "target_class": "zh", "utts": 1, "utt_list": ""}
     assert summary["config"]["fit"]["variant"] == "noise" and summary["config"]["fit"]["mode"] == "fold"
     assert list(summary["all"]["baselines"]) == ["blur"] and summary["config"]["deletion"]["floor"] == "kaldi"
     # a noise mask is sigma, not m, in the tables and on the command line

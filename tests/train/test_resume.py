@@ -399,3 +399,27 @@ def test_a_second_slurm_task_is_pointed_to_torchrun(gaussian_dir, tmp_path, monk
                                               r"tasks, each a whole training: for one run on several processes start "
                                               r"torchrun with srun, one task per node\)"):
             train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
+
+
+def test_the_deterministic_mode_is_set_without_importing_inductor():
+    r"""``torch.use_deterministic_algorithms`` imports Inductor and sympy (0.86 s of every ``flowaccent train``); a
+    SIGTERM inside that import left sympy half-imported and the restore on the way out raised 'module sympy has no
+    attribute core' (torchrun stopping a rank, in CI). Without ``train.compile`` the flag alone is set."""
+    code = (
+        "import sys, torch\n"
+        "from flowaccent.train.trainer import set_deterministic\n"
+        "set_deterministic(True, True)\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "assert 'torch._inductor' not in sys.modules and 'sympy' not in sys.modules\n"
+        "set_deterministic(False, False)\n"
+        "assert not torch.are_deterministic_algorithms_enabled()\n"
+        "set_deterministic(True, False, compile=True)\n"
+        "import torch._inductor.config as inductor\n"
+        "assert inductor.deterministic and not torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "set_deterministic(False, False)\n"
+        "assert not inductor.deterministic  # loaded: set with the flag\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
