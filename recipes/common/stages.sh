@@ -5,13 +5,30 @@
 # removed first (a later stage may use what N makes, so a plain rerun then runs it again, even one
 # past --stop-stage). The options that shape the results ($recorded_options, set by the recipe) are
 # kept in $exp/.done/options: a rerun without --stage with other values is refused, as it would
-# skip stages whose outputs came from the old ones.
+# skip stages whose outputs came from the old ones; so is --stage N with another value of an option that a
+# finished stage before N used ($option_stages, "name:K ...", the first stage each option shapes; 0 where
+# not listed): that stage is not redone, and the options recorded would no longer say what made the results.
+# An option recorded empty counts as not recorded (one a recipe added later leaves older runs usable).
 for option in stage stop_stage; do
   [[ ${!option} =~ ^[0-9]+$ ]] || { echo "$0: --${option//_/-} takes a stage number, not '${!option}'" >&2; exit 1; }
 done
 unset option
 options_now() { for name in ${recorded_options:-}; do printf '%s=%s\n' "$name" "${!name}"; done; }
+options_set() { grep -v '^[^=]*=$' || true; }  # the options with a value (grep's status 1: none)
 if [[ " ${given_options:-} " == *" stage "* ]]; then
+  if [ -f "$exp/.done/options" ]; then
+    while IFS= read -r line; do
+      name=${line%%=*} old=${line#*=} first=0
+      [[ " ${recorded_options:-} " == *" $name "* ]] || continue
+      for pair in ${option_stages:-}; do [ "${pair%%:*}" != "$name" ] || first=${pair#*:}; done
+      if [ "$first" -lt "$stage" ] && [ -f "$exp/.done/stage$first" ] && [ "$old" != "${!name}" ]; then
+        echo "$0: --stage $stage does not redo stage $first, whose results came from --${name//_/-} '$old'" \
+          "(now '${!name}'): give --stage $first or less to redo them with the new value, or another --exp" >&2
+        exit 1
+      fi
+    done < <(cat "$exp/.done/options")
+    unset line name old first pair
+  fi
   if [ -d "$exp/.done" ]; then
     for done_marker in "$exp"/.done/stage*; do
       n=${done_marker##*/stage}
@@ -20,9 +37,9 @@ if [[ " ${given_options:-} " == *" stage "* ]]; then
     unset done_marker n
   fi
 elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)" ] \
-    && [ "$(cat "$exp/.done/options")" != "$(options_now)" ]; then
-  changed=$( { diff <(cat "$exp/.done/options") <(options_now) || true; } | sed -n 's/^> \([^=]*\)=.*/\1/p' \
-    | tr '\n' ' ')  # diff's status 1 (they differ) would end a recipe under set -e
+    && [ "$(options_set < "$exp/.done/options")" != "$(options_now | options_set)" ]; then
+  changed=$( { diff <(options_set < "$exp/.done/options") <(options_now | options_set) || true; } \
+    | sed -n 's/^[<>] \([^=]*\)=.*/\1/p' | awk '!seen[$0]++' | tr '\n' ' ')  # diff's status 1 would end a recipe (set -e)
   echo "$0: $exp was made with other options (${changed% }) than these; a rerun would skip the stages" \
     "they made. Give --stage N to redo from the stage the change concerns, or another --exp" \
     "(the old values: $exp/.done/options)" >&2

@@ -7,6 +7,7 @@
 #   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings; a DIR alone is
 #                named by its last part, as flowaccent score names it)
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
+#   --fbank-opts options for flowaccent fbank, e.g. "--allow-upsample true" (8 kHz audio) or "--channel 0"
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
 # where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
@@ -26,6 +27,7 @@ l2=
 l2_train=
 configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"
 train_opts=
+fbank_opts=
 nj=4
 data=data
 exp=exp
@@ -40,6 +42,7 @@ rated_max=2
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
 from_caller() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # a path as the caller meant it
+same_dir() { [ "$(realpath -ms "$1")" = "$(realpath -ms "$2")" ]; }  # zh/, ../x/zh and /abs/zh alike
 
 [ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
 wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")
@@ -66,7 +69,7 @@ clash=$(printf '%s\n' $(names "$l2 $l2_train") $rated_names wsj_all wsj_test wsj
   "native_test, and native, WSJ's class): give each set its own"; exit 1; }
 for train_dir in $(for spec in $l2_train; do echo "${spec#*=}"; done); do  # scored on what it was trained on
   for spec in $l2; do
-    [ "${spec#*=}" != "$train_dir" ] || log "warning: --l2 ${spec%%=*} is also an --l2-train set: its scores" \
+    ! same_dir "${spec#*=}" "$train_dir" || log "warning: --l2 ${spec%%=*} is also an --l2-train set: its scores" \
       "are of utterances the DNF models were trained on"
   done
 done
@@ -77,15 +80,23 @@ number() { n=$1 awk 'BEGIN { exit !(ENVIRON["n"] ~ /^-?([0-9]+\.?[0-9]*|\.[0-9]+
 for option in heldout_fraction rated_min rated_max; do  # used after training (stages 2 and 5): checked now
   number "${!option}" || { log "--${option//_/-} takes a number, not '${!option}'"; exit 1; }
 done
+awk "BEGIN { exit !($rated_min <= $rated_max) }" \
+  || { log "--rated-min $rated_min is above --rated-max $rated_max: no rating is in that range"; exit 1; }
 # stage 4 scores the held-out part: none (0), or nothing left to train on (1), would fail after stages 0-1
 awk "BEGIN { exit !($heldout_fraction > 0 && $heldout_fraction < 1) }" \
   || { log "--heldout-fraction takes a fraction between 0 and 1 (both excluded), not '$heldout_fraction'"; exit 1; }
-recorded_options="wsj_train wsj_test l2 l2_train configs train_opts data heldout_fraction rated_min rated_max"
+recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts data heldout_fraction rated_min rated_max"
+# the first stage each option shapes: --stage N refuses a changed one that a stage before N used (configs only
+# chooses the models a run works on: any --stage may take a few)
+option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5"
 . ../common/stages.sh
 mkdir -p "$data" "$exp"
 
 if should_run 0; then
   log "Stage 0: prepare data dirs under $data"
+  for source in "$wsj_train" "$wsj_test" $(for spec in $l2 $l2_train; do echo "${spec#*=}"; done); do
+    local/prepare_dir.py --check "$source"  # every input first: a wrong one replaced the sets before it
+  done
   local/prepare_dir.py "$wsj_train" "$data/wsj_all" --accent native
   local/prepare_dir.py "$wsj_test" "$data/wsj_test" --accent native
   for spec in $l2 $l2_train; do
@@ -98,7 +109,8 @@ if should_run 1; then
   log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
   data_dir=$(cd "$data" && pwd)
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
-    foreground_in "$CALLER" flowaccent fbank "$data_dir/$d" --nj "$nj" --quiet  # wav.scp's relative paths: the caller's
+    # shellcheck disable=SC2086
+    foreground_in "$CALLER" flowaccent fbank "$data_dir/$d" --nj "$nj" $fbank_opts --quiet  # relative paths: the caller's
     flowaccent validate "$data/$d"
   done
   mark_done 1

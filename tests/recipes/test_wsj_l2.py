@@ -63,7 +63,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         "--l2",
         f"zh={zh} ja={ja}",
         "--l2-train",
-        f"zh_train={zh}",
+        f"zh_train={zh}/",  # the same dir as --l2 zh, spelt otherwise: still named in the warning
         "--nj",
         "2",
         "--data",
@@ -111,6 +111,18 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert not (tmp_path / "exp" / "nf_120" / "rated").exists()
     changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)  # rated range as before
     assert changed.returncode == 1 and "made with other options (rated_min rated_max)" in changed.stderr
+    # --stage 5 with another --wsj-test: stage 0 made the sets from the old one and is not redone (it was taken,
+    # and recorded as if it had made them)
+    other = subprocess.run([*cmd, "--stage", "5", "--stop-stage", "5", "--wsj-test", str(wsj)], capture_output=True,
+                           text=True, env=env, timeout=60)
+    assert other.returncode == 1 and f"--stage 5 does not redo stage 0, whose results came from --wsj-test '{test}'" \
+        in other.stderr, other.stderr[-2000:]
+    # another experiment on the same data dir with one wrong input: refused before any set is replaced (the
+    # sets before it were, and the finished experiment's features were gone)
+    wrong = subprocess.run([*cmd, "--exp", str(tmp_path / "exp2"), "--l2", f"zh={zh} ja={tmp_path / 'nowhere'}"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert wrong.returncode == 1 and f"{tmp_path / 'nowhere'}: no such data dir or wav.scp list" in wrong.stderr
+    assert len(read_table(tmp_path / "data" / "wsj_all" / "feats.scp")) == 12
     # stage 3 again: a finished model is resumed, trains nothing; after a new split it is refused, not kept
     final = tmp_path / "exp" / "dnf_120" / "final.pt"
     before = final.read_bytes()
@@ -145,10 +157,12 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in data.iterdir()) == ["wsj_all", "wsj_test", "zh"]
     assert not (data / "wsj_test" / "feats.scp").exists() and (data / "zh" / "utt2score").exists()
-    done = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1"], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
+    done = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1", "--fbank-opts", "--preemph-coeff 0.9"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(read_table(data / "zh" / "feats.scp")) == len(wavs)
+    # fbank's options reach it (its errors name them: --allow-upsample true, --channel 0)
+    assert json.loads((data / "zh" / "fbank.json").read_text())["fbank"]["preemph_coeff"] == 0.9
     # names flowaccent score refuses, or the recipe's own sets', were refused at stage 4 (after training) or
     # overwritten by stage 5
     for option, spec, message in (("--l2-train", "x/=b", "--l2-train 'x/=b': 'x/' cannot name a set"),
@@ -162,7 +176,8 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     for option, value, message in (("--heldout-fraction", "0", "takes a fraction between 0 and 1 (both excluded)"),
                                    ("--heldout-fraction", "1", "takes a fraction between 0 and 1 (both excluded)"),
                                    ("--heldout-fraction", "0x5", "--heldout-fraction takes a number, not '0x5'"),
-                                   ("--rated-max", "two", "--rated-max takes a number, not 'two'")):
+                                   ("--rated-max", "two", "--rated-max takes a number, not 'two'"),
+                                   ("--rated-min", "4", "--rated-min 4 is above --rated-max 2: no rating is in that")):
         bad = subprocess.run([*cmd, option, value, "--exp", str(tmp_path / "exp_bad")], capture_output=True,
                              text=True, cwd=tmp_path, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)
@@ -190,4 +205,5 @@ def test_help_lists_every_option_and_nothing_else():
     assert shown.returncode == 0
     options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
     assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
-                       "--train-opts", "--nj", "--data", "--exp", "--heldout-fraction", "--rated-min", "--rated-max"]
+                       "--train-opts", "--fbank-opts", "--nj", "--data", "--exp", "--heldout-fraction", "--rated-min",
+                       "--rated-max"]

@@ -7,11 +7,13 @@ spk2utt, utt2accent, utt2score): features are recomputed by `flowaccent fbank`. 
 becomes a data dir with one speaker per utterance. An --accent fills utt2accent when missing.
 
 Usage: prepare_dir.py SOURCE TARGET [--accent NAME]
+       prepare_dir.py --check SOURCE   (everything but the writing: what would stop it, said before any set is replaced)
 """
 
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from flowaccent.data import load_data_dir, read_table, write_spk2utt, write_table
@@ -23,18 +25,29 @@ TABLES = ("wav.scp", "segments", "text", "utt2spk", "utt2accent", "utt2score")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source")
-    parser.add_argument("target")
+    parser.add_argument("target", nargs="?")
     parser.add_argument("--accent", default="")
+    parser.add_argument("--check", action="store_true", help="check SOURCE, write nothing (no TARGET)")
     args = parser.parse_args()
-    source, target = Path(args.source), Path(args.target)
+    if (args.target is None) != args.check:
+        parser.error("give TARGET, or --check without it")
+    if args.check:
+        with tempfile.TemporaryDirectory() as scratch:
+            return prepare(Path(args.source), Path(scratch) / "set", args.accent)
+    return prepare(Path(args.source), Path(args.target), args.accent)
+
+
+def prepare(source: Path, target: Path, accent: str) -> int:
+    if not source.exists():
+        raise FlowAccentError(f"{source}: no such data dir or wav.scp list")
     if source.is_dir():
         data = load_data_dir(source, require=("wav.scp",), unused=("spk2utt",))  # made anew from utt2spk
         tables = {name: dict(data.table(name)) for name in TABLES if data.has(name)}
     else:
         wav = read_table(source)
         tables = {"wav.scp": wav, "utt2spk": {u: u for u in wav}}
-    if args.accent and "utt2accent" not in tables:
-        tables["utt2accent"] = {u: args.accent for u in tables["utt2spk"]}
+    if accent and "utt2accent" not in tables:
+        tables["utt2accent"] = {u: accent for u in tables["utt2spk"]}
     # fresh: made beside the target, checked, then put in its place (an old dir's features and tables go)
     building = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(building, ignore_errors=True)
