@@ -50,6 +50,7 @@ for list in l2 l2_train; do
   resolved=
   for spec in ${!list}; do
     case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(basename "$spec") dir=$spec ;; esac
+    [ -n "$dir" ] || { log "--${list/_/-} '$spec': no DIR after '$name=' (NAME=DIR)"; exit 1; }
     # flowaccent score's rule for set names, checked before any work (stage 4 refused them, after training)
     if [[ ! $name =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || [[ $name =~ ^(figures|summary\.json|config\.yaml)$ ]]; then
       log "--${list/_/-} '$spec': '$name' cannot name a set (ASCII letters, digits, _ . + -, not first ., and not" \

@@ -169,7 +169,8 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                   ("--l2-train", "figures=b", "'figures' cannot name a set"),
                                   ("--l2-train", "zh(1)=b", "'zh(1)' cannot name a set"),
                                   ("--l2-train", "native_test=b", "set name 'native_test' is used twice"),
-                                  ("--l2-train", "zh_rated=b", "set name 'zh_rated' is used twice")):
+                                  ("--l2-train", "zh_rated=b", "set name 'zh_rated' is used twice"),
+                                  ("--l2-train", "zh2=", "--l2-train 'zh2=': no DIR after 'zh2=' (NAME=DIR)")):
         bad = subprocess.run([*cmd, option, spec], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (spec, bad.stderr)
     # numbers stages 2 and 5 use, after training (a fraction 0 held out one utterance all the same)
