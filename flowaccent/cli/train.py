@@ -36,6 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
                         "config, only train.epochs, device, prefetch, log_every_steps and checkpoint_every_steps "
                         "may change, and the data dirs and their contents may not)")
+    parser.add_argument("--check", action="store_true", help="with --resume: check that the run would go on (its "
+                        "config and data against its last checkpoint) and exit, training and writing nothing; a "
+                        "recipe checks all its runs before it trains any")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)
@@ -74,8 +77,15 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.train.trainer import train
 
-    summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet)
+    if args.check and not args.resume:
+        raise ConfigError("train: --check is for --resume (it checks a run against its last checkpoint)")
+    summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet,
+                    check=args.check)
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
+        return 0
+    if args.check:
+        print(f"train: {summary.exp_dir}: would go on from epoch {summary.epochs_run} (step {summary.global_step})",
+              file=sys.stderr)
         return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)
              else "no validation NLL (no utterances held out)")

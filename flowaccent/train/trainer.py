@@ -125,9 +125,12 @@ def expanded_warning(input_dim: int, model_dim: int) -> str | None:
 
 
 def train(
-    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False
+    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False,
+    check: bool = False,
 ) -> TrainSummary:
     r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``.
+    ``check`` (with ``resume``): only what would refuse the run (its data, and the config and data against its
+    last checkpoint), training and writing nothing; the summary says where it would go on from.
 
     ``exp_dir`` is locked for the run (``.train.lock``, by the main process): a second training into it
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
@@ -141,7 +144,7 @@ def train(
         busy += (f" (this is one of {os.environ['SLURM_NTASKS']} Slurm tasks, each a whole training: for one run on "
                  "several processes start torchrun with srun, one task per node)")
     with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept():
-        return _train(config, exp_dir, data_specs, resume, quiet)
+        return _train(config, exp_dir, data_specs, resume, quiet, check)
 
 
 @contextlib.contextmanager
@@ -180,7 +183,8 @@ LOCK = ".train.lock"
 
 
 def _train(
-    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool, quiet: bool
+    config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool, quiet: bool,
+    check: bool = False,
 ) -> TrainSummary:
     cfg = config.train
     env = distributed.setup(cfg.device)
@@ -233,7 +237,13 @@ def _train(
     digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk")
     if resume and last.exists():
         _check_same_data(exp, classes_text, data_text, digest_text)
+    if check and not (resume and last.exists()):  # nothing to hold it against: the data and config are fine
+        source.close()
+        return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt")
     progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
+    if check:
+        source.close()
+        return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
         trim_log(exp / "log" / "train.jsonl", progress, cfg.patience)

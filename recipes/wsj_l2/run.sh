@@ -123,14 +123,26 @@ if should_run 2; then
   mark_done 2
 fi
 
+classes_of() {  # classes_of CONF: its training classes as NAME=DIR, in $classes
+  classes=("native=$data/wsj_train")  # the plain flows: native English only
+  case $1 in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
+}
+
 if should_run 3; then
   log "Stage 3: train $configs"
+  # A finished run resumed trains nothing, but --resume refuses data or options changed since it began (a new
+  # split, other --train-opts): every run to resume is checked first, not each after the ones before it trained.
   for conf in $configs; do
-    # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new split).
+    [ -f "$exp/$conf/checkpoints/last.pt" ] || continue
+    classes_of "$conf"
+    # shellcheck disable=SC2086
+    foreground flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
+      --check --quiet
+  done
+  for conf in $configs; do
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
     [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
-    classes=("native=$data/wsj_train")  # the plain flows: native English only
-    case $conf in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
+    classes_of "$conf"
     # shellcheck disable=SC2086
     foreground $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
   done

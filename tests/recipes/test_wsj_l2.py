@@ -133,6 +133,15 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
                             "0.3"], capture_output=True, text=True, env=env, timeout=300)
     assert split.returncode == 1 and "the training data changed since the run began" in split.stderr
     assert "wsj_train: feats.scp, utt2spk" in split.stderr and final.read_bytes() == before
+    # as the message says, dnf_120's folder removed: every run to resume is checked before any trains (dnf_120
+    # trained anew first, then dnf_440_c400 was refused: hours per config with the lab's settings)
+    import shutil
+
+    shutil.rmtree(tmp_path / "exp" / "dnf_120")
+    again = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "3", "--heldout-fraction", "0.3"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 1 and "the training data changed since the run began" in again.stderr
+    assert "dnf_440_c400" in again.stderr and not final.exists(), again.stderr[-2000:]
 
 
 def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):

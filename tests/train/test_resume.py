@@ -423,3 +423,23 @@ def test_the_deterministic_mode_is_set_without_importing_inductor():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_check_says_whether_a_run_would_go_on_and_writes_nothing(gaussian_dir, tmp_path, capsys):
+    from flowaccent.cli.main import main
+    from flowaccent.train.trainer import train
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=2)
+    (tmp_path / "conf.yaml").write_text(config.to_yaml())
+    train(config.with_overrides({"train": {"epochs": 1}}), tmp_path / "exp", [str(path)], quiet=True)
+    before = {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()}
+    args = ["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"), str(path), "--quiet"]
+    capsys.readouterr()
+    assert main([*args, "--resume", "--check", "--train.epochs", "2"]) == 0
+    assert f"train: {tmp_path / 'exp'}: would go on from epoch 1 (step " in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
+    assert main([*args, "--resume", "--check", "--model.hidden", "64"]) == 1
+    assert "model.hidden" in capsys.readouterr().err
+    assert main([*args, "--check"]) == 1
+    assert "--check is for --resume" in capsys.readouterr().err
