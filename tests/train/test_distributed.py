@@ -192,9 +192,10 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
     cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), *run, env={"DIE_RANK": "1"})
     assert cut.returncode != 0
     lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
-    assert lines == [lines[0]] and re.fullmatch(
+    # torchrun may stop rank 0 (SIGTERM) before its collective fails: then it ends as terminated, saving all the same
+    assert lines == [lines[0]] and (lines[0] == "flowaccent train: terminated" or re.fullmatch(
         r"flowaccent train: error: rank 0/2: another process of this run is gone \(.*(reset|closed) by peer.*\); "
-        r"its own output says why", lines[0]), cut.stderr[-3000:]
+        r"its own output says why", lines[0])), cut.stderr[-3000:]
     assert "[rank0]: Traceback" not in cut.stderr
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["progress"]["global_step"] == 5
     resumed = _torchrun(tmp_path, None, "--exp", str(tmp_path / "cut"), "--resume")
