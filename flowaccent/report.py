@@ -226,21 +226,21 @@ def write_report(
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
+    masks = None
     if blurmask is not None:
-        from flowaccent.blurmask.report import check_same_model, load_blurmask
+        from flowaccent.blurmask.report import blurmask_part, check_same_model, load_blurmask
 
-        check_same_model(Path(blurmask), load_blurmask(Path(blurmask)), summary)  # before anything is removed
+        masks = load_blurmask(Path(blurmask))
+        check_same_model(Path(blurmask), masks, summary)  # before anything is removed
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary)
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)
     notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
-    if blurmask is not None:
-        from flowaccent.blurmask.report import blurmask_part
-
-        tables, masks, note, blurmask_command = blurmask_part(blurmask, summary, out.parent / "figures")
-        sections, figures = sections + tables, figures | masks
+    if masks is not None:
+        tables, mask_figures, note, blurmask_command = blurmask_part(blurmask, masks, out.parent / "figures")
+        sections, figures = sections + tables, figures | mask_figures
         notes.append(note)
         made.append(f"blur masks: {blurmask_command}")
     if command:

@@ -58,15 +58,14 @@ def check_same_model(folder: Path, blurmask: dict[str, Any], scores: dict[str, A
 
 
 def blurmask_part(
-    folder: str | Path, scores: dict[str, Any], fig_dir: Path
+    folder: str | Path, summary: dict[str, Any], fig_dir: Path
 ) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
-    r"""``(tables, figures, naming, command)`` of the blur-mask run in ``folder`` for the report of ``scores``
-    (their ``summary.json``): :func:`~flowaccent.blurmask.run.summary_tables` titled "Blur masks: ...", the
+    r"""``(tables, figures, naming, command)`` of the blur-mask run in ``folder`` (its ``summary``,
+    :func:`load_blurmask`, checked by :func:`check_same_model`): :func:`~flowaccent.blurmask.run.summary_tables`
+    titled "Blur masks: ...", the
     deletion curves and the first utterance's mask figure of each set, copied into ``fig_dir`` as
     ``blurmask_*.png`` (the report's Markdown links them there), the naming paragraph and the run's command."""
     folder = Path(folder)
-    summary = load_blurmask(folder)
-    check_same_model(folder, summary, scores)
     tables = [(f"Blur masks: {title}", header, rows) for title, header, rows in summary_tables(summary, "all sets")]
     figures: dict[str, Path] = {}
     fig_dir.mkdir(parents=True, exist_ok=True)

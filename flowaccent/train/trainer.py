@@ -388,8 +388,9 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         state = load_checkpoint(last)
         stored, changed = _refused_changes(state, config_dict, last)
         trained = state["progress"]["epoch"]
-        patience, bad = stored["train"]["patience"], state["progress"]["bad_epochs"]
-        if patience and bad >= patience:  # stopped early: nothing is left to train
+        patience = stored["train"]["patience"]
+        stopped = bool(patience) and state["progress"]["bad_epochs"] >= patience
+        if stopped:  # stopped early: nothing is left to train
             if "train.epochs" in changed:
                 raise ConfigError(f"{last}: --train.epochs on --resume: the run stopped early at epoch {trained} (no "
                                   f"better validation NLL for {patience} epochs; best epoch "
@@ -409,7 +410,6 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         progress = Progress(**state["progress"])
-        stopped = bool(patience) and bad >= patience
         if not stopped and trained >= config.train.epochs and env.is_main:
             print(f"train: the run has trained its {trained} epoch(s): nothing to train; final.pt is written again",
                   file=sys.stderr)

@@ -19,18 +19,14 @@ def blurmask_table(path: Path) -> list:
     """The blur-mask run's AUCs and SRG over all its utterances, per baseline ([] where there is no run)."""
     if not path.exists():
         return []
+    from flowaccent.blurmask.run import AUC_TABLE, summary_tables
+
     s = json.loads(path.read_text())
     utts = ", ".join(f"{v['num_utts']} {name}" for name, v in s["sets"].items())
+    _, header, rows = next(t for t in summary_tables(s, everything="all") if t[0] == AUC_TABLE)
     out = [f"## dnf: blur masks of the LogLL ({utts} utterances; docs/blurmask.md)", "",
-           "| baseline | utts | AUC lowest m first | AUC highest m first | AUC random | SRG (utterances > 0) |",
-           "|---|---|---|---|---|---|"]
-    for baseline, v in s["all"]["baselines"].items():
-        if "auc" in v:
-            auc, srg = v["auc"], v["srg"]
-            out.append(f"| {baseline} | {v['num_defined']} | {fmt(auc['low']['mean'])} | {fmt(auc['high']['mean'])} | "
-                       f"{fmt(auc['random']['mean'])} | {fmt(srg['mean'])} ± {fmt(srg['std'])} "
-                       f"({srg['positive']} of {v['num_defined']}) |")
-    return out + [""]
+           "| " + " | ".join(header[1:]) + " |", "|" + "---|" * (len(header) - 1)]
+    return out + ["| " + " | ".join(row[1:]) + " |" for row in rows if row[0] == "all" and row[3] != "-"] + [""]
 
 
 def main() -> int:
