@@ -29,16 +29,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "$(which flowaccent) train ...",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="*",
-                        help="NAME=DATA_DIR or DATA_DIR, one or more (with --resume: default EXP_DIR/data.txt's)")
+                        help="NAME=DATA_DIR or DATA_DIR, one or more (with --resume: default EXP_DIR/data.txt's; "
+                        "with --check alone: optional)")
     parser.add_argument("--config", help="YAML with sections features, model, prior, train (default: all defaults; "
                         "with --resume, EXP_DIR/config.yaml)")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
                         "config, only train.epochs, device, prefetch, log_every_steps and checkpoint_every_steps "
                         "may change, and the data dirs and their contents may not)")
-    parser.add_argument("--check", action="store_true", help="with --resume: check that the run would go on (its "
-                        "config and data against its last checkpoint) and exit, training and writing nothing; a "
-                        "recipe checks all its runs before it trains any")
+    parser.add_argument("--check", action="store_true", help="check and exit, training and writing nothing: with "
+                        "--resume, that the run would go on (its config and data against its last checkpoint); "
+                        "without, that a new run would start (the config and its options, and the DATA_DIRs "
+                        "when given); a recipe checks all its runs before it trains any")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)
@@ -77,15 +79,19 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from flowaccent.train.trainer import train
 
-    if args.check and not args.resume:
-        raise ConfigError("train: --check is for --resume (it checks a run against its last checkpoint)")
+    if args.check and not args.resume and not args.data_dirs:  # before the data exist (a recipe's start)
+        load_config(args)
+        print(f"train: {args.config or 'the default config'} and the options given are valid (no DATA_DIR given: "
+              "no data checked)", file=sys.stderr)
+        return 0
     summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet,
                     check=args.check)
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:
-        print(f"train: {summary.exp_dir}: would go on from epoch {summary.epochs_run} (step {summary.global_step})",
-              file=sys.stderr)
+        where = (f"would go on from epoch {summary.epochs_run} (step {summary.global_step})" if args.resume
+                 else "would start a new run")
+        print(f"train: {summary.exp_dir}: {where}", file=sys.stderr)
         return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)
              else "no validation NLL (no utterances held out)")

@@ -129,8 +129,8 @@ def train(
     check: bool = False,
 ) -> TrainSummary:
     r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``.
-    ``check`` (with ``resume``): only what would refuse the run (its data, and the config and data against its
-    last checkpoint), training and writing nothing; the summary says where it would go on from.
+    ``check``: only what would refuse the run (its config and data; with ``resume``, both against its last
+    checkpoint), training and writing nothing; the summary says where it would go on from (epoch 0: a new run).
 
     ``exp_dir`` is locked for the run (``.train.lock``, by the main process): a second training into it
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
@@ -237,6 +237,8 @@ def _train(
     digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk")
     if resume and last.exists():
         _check_same_data(exp, classes_text, data_text, digest_text)
+    elif last.exists():
+        raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
     if check and not (resume and last.exists()):  # nothing to hold it against: the data and config are fine
         source.close()
         return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt")
@@ -415,8 +417,6 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
                   file=sys.stderr)
         _check_world(progress, env, last, note=not stopped and trained < config.train.epochs)
         return progress
-    if last.exists():
-        raise ConfigError(f"{last.parent.parent}: holds a training run already; pass --resume or use another dir")
     cfg = config.train
     if config.features.standardize:
         model.pipeline.fit(source.feats(r) for r in standardization_sample(train_refs, cfg.standardize_max_utts))

@@ -91,6 +91,13 @@ recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts d
 # chooses the models a run works on: any --stage may take a few)
 option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5"
 . ../common/stages.sh
+if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
+  for conf in $configs; do
+    # shellcheck disable=SC2086
+    said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" $train_opts --check --quiet 2>&1) \
+      || { echo "$said" >&2; log "--train-opts '$train_opts' does not go with conf/$conf.yaml (above)"; exit 1; }
+  done
+fi
 mkdir -p "$data" "$exp"
 
 if should_run 0; then

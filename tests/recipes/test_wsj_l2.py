@@ -187,7 +187,10 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                    ("--heldout-fraction", "1", "takes a fraction between 0 and 1 (both excluded)"),
                                    ("--heldout-fraction", "0x5", "--heldout-fraction takes a number, not '0x5'"),
                                    ("--rated-max", "two", "--rated-max takes a number, not 'two'"),
-                                   ("--rated-min", "4", "--rated-min 4 is above --rated-max 2: no rating is in that")):
+                                   ("--rated-min", "4", "--rated-min 4 is above --rated-max 2: no rating is in that"),
+                                   # stage 3's (a typo was found after fbank, hours on WSJ)
+                                   ("--train-opts", "--train.epoch 3", "unrecognized arguments: --train.epoch"),
+                                   ("--train-opts", "--train.valid_fraction 2", "valid_fraction must be in [0, 1)")):
         bad = subprocess.run([*cmd, option, value, "--exp", str(tmp_path / "exp_bad")], capture_output=True,
                              text=True, cwd=tmp_path, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)

@@ -441,5 +441,16 @@ def test_check_says_whether_a_run_would_go_on_and_writes_nothing(gaussian_dir, t
     assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
     assert main([*args, "--resume", "--check", "--model.hidden", "64"]) == 1
     assert "model.hidden" in capsys.readouterr().err
-    assert main([*args, "--check"]) == 1
-    assert "--check is for --resume" in capsys.readouterr().err
+    assert main([*args, "--check"]) == 1  # a new run into it: refused, as the run itself would be
+    assert "holds a training run already; pass --resume" in capsys.readouterr().err
+    fresh = ["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "new"), "--quiet", "--check"]
+    assert main([*fresh, str(path)]) == 0
+    assert f"train: {tmp_path / 'new'}: would start a new run" in capsys.readouterr().err
+    assert main([*fresh, str(tmp_path / "missing")]) == 1
+    assert "missing" in capsys.readouterr().err
+    assert main(fresh) == 0  # no data yet (a recipe's start): the config and options alone
+    assert "and the options given are valid (no DATA_DIR given" in capsys.readouterr().err
+    assert main([*fresh, "--train.epochs", "-1"]) == 1
+    assert "epochs must be >= 1, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
