@@ -5,7 +5,8 @@
 #   --wsj-train  WSJ training data, e.g. kaldi/egs/wsj/s5/data/train_si284 (split 9/10 train, 1/10 held out)
 #   --wsj-test   WSJ test data, e.g. data/test_eval92
 #   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings; a DIR alone is
-#                named by its last part, as flowaccent score names it)
+#                named by its last part, as flowaccent score names it; a bare list by its folder, zh/wav.scp: zh,
+#                or its name less .scp, zh.scp: zh)
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
 #   --fbank-opts options for flowaccent fbank, e.g. "--allow-upsample true" (8 kHz audio) or "--channel 0"
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
@@ -42,6 +43,12 @@ rated_max=2
 log() { echo "$(date '+%F %T') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 names() { for spec in $1; do echo "${spec%%=*}"; done; }
 from_caller() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # a path as the caller meant it
+set_name() {  # a DIR by its last part; a bare list by its folder (zh/wav.scp: zh), or its name less .scp (zh.scp)
+  if [ -f "$(from_caller "$1")" ]; then
+    case $(basename "$1") in wav.scp) basename "$(dirname "$(realpath -ms "$(from_caller "$1")")")" ;;
+      *) basename "$1" .scp ;; esac
+  else basename "$1"; fi
+}
 same_dir() { [ "$(realpath -ms "$1")" = "$(realpath -ms "$2")" ]; }  # zh/, ../x/zh and /abs/zh alike
 
 [ -n "$wsj_train" ] && [ -n "$wsj_test" ] || { log "--wsj-train and --wsj-test are required"; exit 1; }
@@ -49,7 +56,7 @@ wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")
 for list in l2 l2_train; do
   resolved=
   for spec in ${!list}; do
-    case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(basename "$spec") dir=$spec ;; esac
+    case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(set_name "$spec") dir=$spec ;; esac
     [ -n "$dir" ] || { log "--${list/_/-} '$spec': no DIR after '$name=' (NAME=DIR)"; exit 1; }
     # flowaccent score's rule for set names, checked before any work (stage 4 refused them, after training)
     if [[ ! $name =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || [[ $name =~ ^(figures|summary\.json|config\.yaml)$ ]]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,15 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path,
                            timeout=60)
     assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr
+    # bare wav.scp lists without NAME=: named by their folder, or their name less .scp (both were 'wav.scp' and
+    # 'ja.scp')
+    (tmp_path / "lists").mkdir()
+    shutil.copy(zh / "wav.scp", tmp_path / "lists" / "ja.scp")
+    bare = subprocess.run([*cmd[:6], "--nj", "1", "--l2", f"{rel[zh]}/wav.scp", "--l2-train", "lists/ja.scp", "--data",
+                           str(tmp_path / "data2"), "--exp", str(tmp_path / "exp2"), "--stop-stage", "0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bare.returncode == 0, bare.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "data2").iterdir()) == ["ja", "wsj_all", "wsj_test", "zh"]
 
 
 def test_rating_subset_leaves_out_a_set_with_nothing_in_range(tmp_path):
