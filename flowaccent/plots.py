@@ -192,7 +192,7 @@ def _scatter(
 
 
 def _too_few(base: Path, title: str, what: str) -> Path:
-    r"""A figure that says why it has no plot (too few latent frames for ``what``)."""
+    r"""A figure that says why it has no plot (``what``: too few latent frames, ...)."""
     fig, ax = _subplots(figsize=(6, 2))
     ax.text(0.5, 0.5, what, ha="center", va="center", wrap=True)
     ax.set(title=title, xticks=[], yticks=[])
@@ -217,6 +217,20 @@ def latents_first_dims(
 MIN_FRAMES = {"PCA": 3, "t-SNE": 10}
 
 
+def _not_projectable(stacked: np.ndarray, method: str) -> str | None:
+    r"""Why the frames ``stacked`` (N, D) cannot be projected by ``method`` (a key of :data:`MIN_FRAMES`), or
+    None: too few, not all finite, or all one point (scikit-learn's t-SNE crashed the process on that: a
+    segmentation fault, its PCA start divided by a zero spread; its PCA gave 'PC1 (nan%)')."""
+    if len(stacked) < MIN_FRAMES[method]:
+        return f"{len(stacked)} latent frame(s) in all: too few for {'a ' * (method == 'PCA')}{method}"
+    bad = int((~np.isfinite(stacked).all(axis=1)).sum())
+    if bad:
+        return f"{bad} of {len(stacked)} latent frames are not finite (NaN or inf): no {method}"
+    if not np.ptp(stacked, axis=0).any():
+        return f"all {len(stacked)} latent frames are the same point: nothing for {'a ' * (method == 'PCA')}{method}"
+    return None
+
+
 def latents_pca(
     latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
 ) -> Path:
@@ -226,8 +240,8 @@ def latents_pca(
     sample = _subsample(latents, per_set, 0)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: PCA ({per_set} frames per set at most)"
-    if len(stacked) < MIN_FRAMES["PCA"]:
-        return _too_few(base, title, f"{len(stacked)} latent frame(s) in all: too few for a PCA")
+    if why := _not_projectable(stacked, "PCA"):
+        return _too_few(base, title, why)
     pca = PCA(2, random_state=0).fit(stacked)
     ratio = pca.explained_variance_ratio_
     points = {k: pca.transform(v) for k, v in sample.items()}
@@ -243,8 +257,8 @@ def latents_tsne(
     sample = _subsample(latents, per_set, seed)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: t-SNE ({per_set} frames per set at most)"
-    if len(stacked) < MIN_FRAMES["t-SNE"]:
-        return _too_few(base, title, f"{len(stacked)} latent frame(s) in all: too few for t-SNE")
+    if why := _not_projectable(stacked, "t-SNE"):
+        return _too_few(base, title, why)
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
     title = f"Latents: t-SNE of frames ({per_set} per set at most;\nperplexity {perplexity:g}, PCA init, seed {seed})"
     embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)

@@ -341,6 +341,34 @@ def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path):
         assert png.exists() and png.with_suffix(".pdf").exists()
 
 
+def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_path, monkeypatch):
+    r"""t-SNE of latent frames all one point crashed the process (scikit-learn's PCA start divides by a zero
+    spread: a segmentation fault, a notebook's kernel gone, ``flowaccent report`` killed); PCA titled its axes
+    'PC1 (nan%)'. NaN reached scikit-learn's own error."""
+    import sklearn.decomposition
+    import sklearn.manifold
+
+    from flowaccent import plots
+
+    said = []
+    monkeypatch.setattr(plots, "_too_few", lambda base, title, what: said.append(what) or base)
+
+    def projected(*args, **kwargs):
+        raise AssertionError("projected")
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", projected)
+    monkeypatch.setattr(sklearn.decomposition, "PCA", projected)
+    nan = np.random.default_rng(0).standard_normal((20, 4))
+    nan[3, 1] = np.nan
+    for draw in (plots.latents_pca, plots.latents_tsne):
+        draw({"a": np.ones((20, 4)), "b": np.ones((5, 4))}, tmp_path / "same")
+        draw({"a": nan}, tmp_path / "nan")
+    assert said == ["all 25 latent frames are the same point: nothing for a PCA",
+                    "1 of 20 latent frames are not finite (NaN or inf): no PCA",
+                    "all 25 latent frames are the same point: nothing for t-SNE",
+                    "1 of 20 latent frames are not finite (NaN or inf): no t-SNE"]
+
+
 def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monkeypatch):
     from flowaccent import plots
     from flowaccent.report import make_figures
