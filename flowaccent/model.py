@@ -89,6 +89,7 @@ class FlowModel(nn.Module):
                                "features of an utterance, numpy or torch: score_utterance)")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
+        labels = self.class_labels(labels, len(x), x.device)
         context = self.class_context(len(x), labels, context)
         y = self.pipeline.standardize(x.to(self.prior.means.dtype))  # float64 frames into a float32 flow
         if torch.is_grad_enabled():  # training: couplings fused with their ActNorm (flows.halves)
@@ -102,6 +103,31 @@ class FlowModel(nn.Module):
         with full_precision(z.device.type):  # bf16 (flowaccent.runtime) is for the conditioners only
             log_p = self.prior.log_prob(z_prior, labels, means)
         return FlowOutput(z, log_p, log_det)
+
+    def class_labels(self, labels: Tensor | np.ndarray | int | None, num: int, device=None) -> Tensor | None:
+        r"""``labels`` as ``(num,)`` class indices (long) on ``device``: one per frame (a tensor, array or list), or one
+        index (an int, numpy integer or 0-d tensor) for every frame; None stays None (the marginal). A
+        :class:`FeatureError` for float or bool labels, another shape, or an index that is no class: a ``(1,)`` tensor
+        was broadcast, frame 0's ``log_p`` standing for every frame's (18 nats off on a demo utterance)."""
+        if labels is None:
+            return None
+        if isinstance(labels, bool) or not isinstance(labels, (int, np.integer, np.ndarray, Tensor, list, tuple)):
+            raise FeatureError(f"flow: labels are class indices (int, or one per frame), got {type(labels).__name__}")
+        tensor = labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
+        if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+            raise FeatureError(f"flow: labels are integer class indices, got {tensor.dtype}")
+        if tensor.dim() == 0:
+            tensor = tensor.expand(num)
+        if tuple(tensor.shape) != (num,):
+            raise FeatureError(f"flow: labels are one class index per frame ({num},) or one for all, got "
+                               f"{tuple(tensor.shape)}")
+        classes = len(self.class_names)
+        checked = tensor.device.type == "cpu" and num and not torch.compiler.is_compiling()  # no GPU sync, graph break
+        if checked and not 0 <= int(tensor.min()) <= int(tensor.max()) < classes:
+            bad = int(tensor[(tensor < 0) | (tensor >= classes)][0])
+            raise FeatureError(f"flow: label {bad} is no class (0..{classes - 1}: "
+                               f"{', '.join(self.class_names)})")
+        return tensor.to(device=device, dtype=torch.long)
 
     def class_context(self, num: int, labels: Tensor | None, context: Tensor | None = None) -> Tensor | None:
         r"""The couplings' context of ``num`` frames: ``context`` as given, else for a flow built with
@@ -121,6 +147,7 @@ class FlowModel(nn.Module):
     def inverse(self, z: Tensor, context: Tensor | None = None, labels: Tensor | None = None) -> Tensor:
         r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation); a flow with the class as context
         takes the class ``labels`` ``(B,)`` (or the ``context`` itself)."""
+        labels = self.class_labels(labels, len(z), z.device)
         y, _ = self.transform.inverse(z, self.class_context(len(z), labels, context))
         return self.pipeline.unstandardize(y)
 
@@ -131,11 +158,13 @@ class FlowModel(nn.Module):
         default, so a seed gives the same draws for a model anywhere), then moved to the model's."""
         if labels is None:
             labels = torch.randint(self.prior.num_classes, (num,), generator=generator, device=draw_device(generator))
+        labels = self.class_labels(labels, num, labels.device if isinstance(labels, Tensor) else None)
         z = self.prior.sample(num, labels, generator).to(self.prior.means.dtype)
         return self.inverse(z, labels=labels.to(z.device))
 
     def score_utterance(
-        self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None, labels: Tensor | int | None = None
+        self, feats: np.ndarray | Tensor, cmvn_stats: np.ndarray | None = None,
+        labels: Tensor | np.ndarray | int | None = None,
     ) -> FlowOutput:
         r"""Scores stored features ``(T, D_raw)`` of one utterance through the whole pipeline; ``labels``: one class
         index for every frame, or one per frame ``(T,)`` (None: the marginal over the classes). Features that are
@@ -147,8 +176,6 @@ class FlowModel(nn.Module):
             raise FeatureError(f"features: not finite in frame {frame}")
         device = self.prior.means.device
         x = self.pipeline.unstandardized(feats, cmvn_stats).to(device)
-        if isinstance(labels, int):
-            labels = torch.full((len(x),), labels, dtype=torch.long, device=device)
         return self(x, labels)
 
     @torch.no_grad()
