@@ -205,12 +205,13 @@ class FlowModel(nn.Module):
         r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit."""
         try:
             pipeline = FeaturePipeline.from_state(state["pipeline"])
-            model = cls(
-                pipeline,
-                ModelConfig.from_dict(state["model_config"], "checkpoint model"),
-                PriorConfig.from_dict(state["prior_config"], "checkpoint prior"),
-                tuple(state["class_names"]),
-            )
+            with torch.random.fork_rng(devices=[]):  # the layers' random init, overwritten: not the caller's draws
+                model = cls(
+                    pipeline,
+                    ModelConfig.from_dict(state["model_config"], "checkpoint model"),
+                    PriorConfig.from_dict(state["prior_config"], "checkpoint prior"),
+                    tuple(state["class_names"]),
+                )
             dtype = next(
                 v.dtype for k, v in state["state_dict"].items() if k.startswith("transform.") and v.is_floating_point()
             )

@@ -185,7 +185,11 @@ def fit_blur_mask(target: Target, x: Tensor, config: BlurMaskConfig | None = Non
     config = config or BlurMaskConfig()
     if fields:
         config = config.replace(**fields)
-    x = _check_input(torch.as_tensor(x))
+    with torch.inference_mode(False), torch.enable_grad():  # a caller's no_grad: torch's error, 10 frames deep
+        return _fit(target, _check_input(torch.as_tensor(x)).clone(), config)
+
+
+def _fit(target: Target, x: Tensor, config: BlurMaskConfig) -> BlurMaskResult:
     generator = torch.Generator().manual_seed(config.seed)
     lo, hi = config.bounds
     with torch.no_grad():

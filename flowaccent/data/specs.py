@@ -3,6 +3,7 @@ r"""Data dirs named on the command line: ``DATA_DIR`` or ``NAME=DATA_DIR``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import sys
@@ -13,14 +14,22 @@ from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.errors import ConfigError
 
 
-def parse_data_specs(specs: Sequence[str]) -> list[tuple[str | None, Path]]:
+def parse_data_specs(specs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[tuple[str | None, Path]]:
     r"""``["path", "name=path"]`` -> ``[(None, path), (name, path)]``; a folder whose name holds ``=`` is a path,
     and so is a spec with a ``/`` before its ``=`` and no folder after it (named whole in the error it then
     gives; ``a/b=DIR`` with a folder DIR is a NAME that cannot name a set).
     An empty NAME or DATA_DIR is a ConfigError: ``=DIR`` was read as a folder named ``=DIR`` (``not a
-    directory``), and ``NAME=`` as the current folder (``utt2spk: required but missing``)."""
+    directory``), and ``NAME=`` as the current folder (``utt2spk: required but missing``). A ``Path`` is a dir
+    (no NAME); one string or ``Path`` alone is a list of one."""
+    if isinstance(specs, (str, os.PathLike)):  # one dir given alone (its characters were taken as dirs: '/')
+        specs = [specs]
     out: list[tuple[str | None, Path]] = []
     for spec in specs:
+        if isinstance(spec, os.PathLike):
+            out.append((None, Path(spec)))
+            continue
+        if not isinstance(spec, str):
+            raise ConfigError(f"data dirs are paths or 'NAME=DATA_DIR' strings, got {type(spec).__name__} {spec!r}")
         name, sep, path = spec.partition("=")
         if not sep or Path(spec).is_dir() or ("/" in name and not Path(path).is_dir()):  # exp/lr=0.1/data
             out.append((None, Path(spec)))

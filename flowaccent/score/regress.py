@@ -2,11 +2,24 @@ r"""Ratings from averaged latents: an SVR fitted on a rated set, cross-validated
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from flowaccent.score.metrics import correlations
+
+
+@contextlib.contextmanager
+def _global_numpy_state_kept() -> Iterator[None]:
+    r"""libsvm's seed is drawn from numpy's global generator (scikit-learn's SVR takes no ``random_state``): every
+    fit moved a notebook's ``np.random`` stream. Its state is put back; the fits' results are unchanged (the
+    drawn seed only shuffles what SVR's epsilon-regression does not use)."""
+    state = np.random.get_state()
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _svr():
@@ -30,7 +43,8 @@ def cross_validated(
     split = _speaker_folds(groups if groups is not None else range(len(ratings)), folds, seed)
     if len(split) < 2 or np.ptp(ratings) == 0:
         return _undefined(len(ratings))
-    predicted = cross_val_predict(_svr(), features, ratings, cv=split)
+    with _global_numpy_state_kept():
+        predicted = cross_val_predict(_svr(), features, ratings, cv=split)
     return correlations(predicted, ratings)
 
 
@@ -94,7 +108,9 @@ def transfer(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
     r"""Correlation with ``test_y`` of an SVR fitted on one rated set and applied to another."""
     if len(train_y) < 3 or np.ptp(train_y) == 0:
         return _undefined(len(test_y))
-    return correlations(_svr().fit(train_x, train_y).predict(test_x), test_y)
+    with _global_numpy_state_kept():
+        predicted = _svr().fit(train_x, train_y).predict(test_x)
+    return correlations(predicted, test_y)
 
 
 def _undefined(n: int) -> dict[str, float]:

@@ -136,6 +136,9 @@ def train(
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
     mixed, before the checkpoint that refuses a second run existed. The run seeds torch's generators and sets
     its deterministic mode; both are as they were when it returns (a notebook's own seed survives it)."""
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"train: the config is an ExperimentConfig (ExperimentConfig.from_yaml(path), "
+                          f".from_dict(d)), got {type(config).__name__}")
     main_process = os.environ.get("RANK", "0") == "0"
     distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):
     # the others waited in the rendezvous until torchrun gave up on them (30 s), deaf to its SIGTERM
@@ -143,7 +146,8 @@ def train(
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "WORLD_SIZE" not in os.environ:
         busy += (f" (this is one of {os.environ['SLURM_NTASKS']} Slurm tasks, each a whole training: for one run on "
                  "several processes start torchrun with srun, one task per node)")
-    with locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept():
+    with (locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept(),
+          torch.inference_mode(False), torch.enable_grad()):  # a caller's no_grad: torch's error, 10 frames deep
         return _train(config, exp_dir, data_specs, resume, quiet, check)
 
 

@@ -70,6 +70,16 @@ def test_removing_the_lowest_m_cells_changes_far_more_than_the_highest(band_fit,
     assert curves.srg > 0.5 and curves.auc["low"] > curves.auc["random"] > curves.auc["high"]
 
 
+def test_a_fit_under_a_callers_no_grad_or_inference_mode():
+    r"""``torch.autograd.grad`` under a caller's ``no_grad`` failed ('element 0 of tensors does not require grad')."""
+    x = ridges()
+    expected = fit_blur_mask(lambda s: s[3:6, 2:5].sum(), x, steps=5).m
+    with torch.no_grad():
+        torch.testing.assert_close(fit_blur_mask(lambda s: s[3:6, 2:5].sum(), x, steps=5).m, expected)
+    with torch.inference_mode():
+        torch.testing.assert_close(fit_blur_mask(lambda s: s[3:6, 2:5].sum(), ridges(), steps=5).m, expected)
+
+
 def test_noise_variant_finds_the_region():
     x, target = ridges(), band_target()
     result = fit_noise_mask(target, x, lam=0.1, steps=100)

@@ -571,6 +571,33 @@ def test_train_leaves_torchs_generator_and_deterministic_mode_as_they_were(gauss
     assert not torch.are_deterministic_algorithms_enabled()
 
 
+def test_train_from_a_notebook_under_no_grad_with_paths_and_a_dir_alone(gaussian_dir, tmp_path):
+    r"""Under a caller's ``torch.no_grad()`` (or inference mode) train() failed 10 frames deep in torch ('element 0
+    of tensors does not require grad'); a Path among the data dirs was an AttributeError, and one dir given as a
+    string alone was read character by character ('data dir / is given twice'); a dict config an AttributeError.
+    Loading the model drew from the caller's generator (the layers' init, overwritten)."""
+    from flowaccent.errors import ConfigError
+
+    path, _ = gaussian_dir
+    with torch.no_grad():
+        train(small_config(epochs=1), tmp_path / "a", [path], quiet=True)
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode():
+        train(small_config(epochs=1), tmp_path / "b", str(path), quiet=True)
+    assert (load_model(tmp_path / "a" / "final.pt").state_dict().keys()
+            == load_model(tmp_path / "b" / "final.pt").state_dict().keys())
+    assert (tmp_path / "b" / "data.txt").read_text() == f"{path.absolute()}\n"
+    with pytest.raises(ConfigError, match="ExperimentConfig .*got dict"):
+        train(small_config(epochs=1).to_dict(), tmp_path / "c", [path], quiet=True)
+    with pytest.raises(ConfigError, match="data dirs are paths or 'NAME=DATA_DIR' strings, got int 3"):
+        train(small_config(epochs=1), tmp_path / "c", [path, 3], quiet=True)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    load_model(tmp_path / "a" / "final.pt")
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_stored_features_spliced_again_are_warned_about(tmp_path, capsys):
     r"""440-d arks (spliced already) under the lab's splice 5 trained a 4840-d flow without a word."""
     from flowaccent.train.trainer import expanded_warning
