@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.kaldi_text import KALDI_SPACE, fields, has_space
+from flowaccent.data.kaldi_text import COUNT, KALDI_SPACE, NUMBER, fields, has_space
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.errors import DataDirError
 
@@ -375,11 +375,11 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
 def _check_values(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     problems = []
     for utt, value in tables.get("utt2num_frames", {}).items():
-        if not value.isdigit() or int(value) <= 0:
+        if not COUNT.fullmatch(value) or int(value) <= 0:
             problems.append(f"{path / 'utt2num_frames'}: utterance '{utt}': bad frame count '{value}'")
             break
     for utt, value in tables.get("utt2score", {}).items():
-        ok = bool(_NUMBER.fullmatch(value)) and math.isfinite(float(value))  # not 4_5 or Arabic-Indic digits
+        ok = bool(NUMBER.fullmatch(value)) and math.isfinite(float(value))  # not 4_5 or Arabic-Indic digits
         if not ok:
             problems.append(f"{path / 'utt2score'}: utterance '{utt}': not a number '{value}'")
             break
@@ -408,10 +408,6 @@ def _check_segments(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
                 f"(of utterance '{recordings[missing[0]]}'); with segments, wav.scp is keyed by recording"
             )
     return problems
-
-
-#: A decimal number as written in a table: ``4``, ``-0.5``, ``4.``, ``.5``, ``1e-3`` (ASCII digits only).
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _c_order(key: str) -> bytes:

@@ -27,7 +27,7 @@ import numpy as np
 
 from flowaccent.data.atomic import temporary_name
 from flowaccent.data.kaldi_object import read_object
-from flowaccent.data.kaldi_text import fields, has_space
+from flowaccent.data.kaldi_text import COUNT, fields, has_space
 from flowaccent.errors import FeatureError, KaldiIOError
 
 _RXFILE = re.compile(r"^(?P<path>.*?)(?::(?P<offset>\d+))?(?:\[(?P<range>[^\]]*)\])?$")
@@ -62,7 +62,7 @@ def _parse_range(text: str | None, key: str) -> tuple[slice, ...] | None:
             slices.append(slice(None))
             continue
         bounds = part.split(":")
-        if len(bounds) != 2 or not all(b.strip().isdigit() for b in bounds) or int(bounds[0]) > int(bounds[1]):
+        if len(bounds) != 2 or not all(COUNT.fullmatch(b.strip()) for b in bounds) or int(bounds[0]) > int(bounds[1]):
             raise KaldiIOError(f"utterance '{key}': bad range '[{text}]' (Kaldi's [first:last], first <= last)")
         slices.append(slice(int(bounds[0]), int(bounds[1]) + 1))
     return tuple(slices)

@@ -12,6 +12,10 @@ import re
 #: The characters Kaldi separates fields with.
 KALDI_SPACE = " \t\n\v\f\r"
 _SPACES = re.compile(r"[ \t\n\v\f\r]+")
+#: A number as Kaldi's tables write it, in ASCII: Python's float() and int() also take 4_5, ' 5', and other scripts'
+#: digits (Arabic-Indic, superscripts: int('²') is an error isdigit() let through, a traceback).
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+COUNT = re.compile(r"[0-9]+")
 
 
 def fields(text: str, maxsplit: int = -1) -> list[str]:

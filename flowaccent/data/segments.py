@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from flowaccent.data.kaldi_text import COUNT, NUMBER
 from flowaccent.data.kaldi_text import fields as kaldi_fields
 from flowaccent.errors import AudioError, DataDirError
 
@@ -49,11 +50,11 @@ def parse_segment(value: str, where: str) -> Segment:
     fields = kaldi_fields(value)
     if len(fields) not in (3, 4):
         raise DataDirError(f"{where}: expected 'recording start end [channel]', got '{value}'")
-    try:
-        start, end = float(fields[1]), float(fields[2])
-        channel = int(fields[3]) if len(fields) == 4 else -1
-    except ValueError:
-        raise DataDirError(f"{where}: bad start, end or channel in '{value}'") from None
+    numbers = [NUMBER.fullmatch(f) for f in fields[1:3]] + [COUNT.fullmatch(f.lstrip("-")) for f in fields[3:]]
+    if not all(numbers):  # float() and int() took 1_0 and other scripts' digits
+        raise DataDirError(f"{where}: bad start, end or channel in '{value}'")
+    start, end = float(fields[1]), float(fields[2])
+    channel = int(fields[3]) if len(fields) == 4 else -1
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
         raise DataDirError(f"{where}: start must be a time >= 0 and end a time, got '{value}'")
     if end != -1 and end <= start:

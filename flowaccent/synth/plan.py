@@ -9,6 +9,7 @@ streams, so the same configuration always gives the same plan.
 from __future__ import annotations
 
 import dataclasses
+import math
 import zlib
 
 import numpy as np
@@ -76,8 +77,8 @@ class SynthConfig(Config):
                 raise ConfigError(f"synth: {name} must be in (0, 1], got {getattr(self, name)}")
         if not 0.0 < self.strength_min <= self.strength_max <= 1.0:
             raise ConfigError("synth: need 0 < strength_min <= strength_max <= 1")
-        if self.noise_std < 0:
-            raise ConfigError(f"synth: noise_std must be >= 0, got {self.noise_std}")
+        if not 0 <= self.noise_std < math.inf:  # nan wrote all-zero audio, inf noise alone
+            raise ConfigError(f"synth: noise_std must be a finite number >= 0, got {self.noise_std}")
 
     def size(self, fraction: float) -> int:
         r"""Utterances of a set that is ``fraction`` of ``num_sentences`` (at least 1)."""

@@ -51,6 +51,11 @@ def test_valid_dir(tmp_path):
         ({"text": "a-1 X\nb-1 Y\n"}, "text: 1 utterance(s) of utt2spk missing, e.g. 'a-2'"),
         ({"utt2accent": "a-1 x\na-2 x\nb-1 x\nc-1 x\n"}, "1 utterance(s) not in utt2spk"),
         ({"utt2num_frames": "a-1 10\na-2 0\nb-1 9\n"}, "bad frame count '0'"),
+        # other scripts' digits: a traceback ('²': isdigit() then int()), or taken ('٣٧٦', Kaldi refuses it)
+        ({"utt2num_frames": "a-1 10\na-2 \u00b2\nb-1 9\n"}, "bad frame count '\u00b2'"),
+        ({"utt2num_frames": "a-1 10\na-2 \u0663\u0667\nb-1 9\n"}, "bad frame count '\u0663\u0667'"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 1_5\nb-1 r 2 3\n"}, "bad start, end or channel"),
+        ({"segments": "a-1 r 0 1\na-2 r 1 2 \u00b9\nb-1 r 2 3\n"}, "bad start, end or channel"),
         ({"utt2score": "a-1 5\na-2 good\nb-1 2\n"}, "not a number"),
         ({"utt2spk": "a-1 a\n\na-2 a\nb-1 b\n"}, "empty line"),
         ({"utt2spk": "a-1\na-2 a\nb-1 b\n"}, "has no value"),

@@ -118,6 +118,9 @@ def test_config_checks():
         SynthConfig(language="fr")
     with pytest.raises(ConfigError):
         SynthConfig.from_dict({"num_sentence": 3})
+    for noise in (-1.0, float("nan"), float("inf")):  # nan wrote all-zero audio, inf noise alone (exit 0)
+        with pytest.raises(ConfigError, match="noise_std must be a finite number >= 0"):
+            SynthConfig(noise_std=noise)
     assert SynthConfig.from_dict(SynthConfig(seed=3).to_dict()) == SynthConfig(seed=3)
 
 
