@@ -176,7 +176,8 @@ def _main(argv: list[str] | None) -> int:
     except OSError as error:
         if error.errno not in _WRITE_ERRORS and not error.filename:  # a path the user gave: one line
             raise
-        where = f"{error.filename}: " if error.filename else ""
+        folder = getattr(args, "out", None) or getattr(args, "exp", None)  # no file named: the output folder
+        where = f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
         print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)
         code = 1
     except RuntimeError as error:  # a torchrun worker whose peer is gone: one line, not gloo's 50

@@ -3,6 +3,7 @@ r"""Atomic file writes: write to a temporary name in the same folder, then renam
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -15,6 +16,18 @@ from pathlib import Path
 def temporary_name(path: Path) -> Path:
     r"""A hidden name next to ``path`` that is unique to this process."""
     return path.with_name(f".{path.name}.tmp.{os.getpid()}")
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path) -> Iterator[None]:
+    r"""An OSError without errno or file name raised in the block (numpy's short write on a full disk: '211680
+    requested and 70624 written', a traceback from the command) becomes one naming ``path`` (EIO)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is not None or error.filename:
+            raise
+        raise OSError(errno.EIO, f"a short write ({error}): is the disk full?", str(path)) from None
 
 
 @contextlib.contextmanager
@@ -31,7 +44,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     tmp = temporary_name(path)
     try:
-        yield tmp
+        with write_errors_named(path):
+            yield tmp
         if tmp.exists():
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from flowaccent.config import Config
+from flowaccent.data.atomic import write_errors_named
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.prefetch import prefetch, resolve_depth
@@ -162,11 +163,13 @@ def _score_dir(
             bar.update(len(pending))
     write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
-    np.save(out_dir / "latents.npy", latents)
+    with write_errors_named(out_dir / "latents.npy"):
+        np.save(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
     latent_means = np.concatenate(means) if means else np.zeros((0, model.dim), np.float32)
-    np.save(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
+    with write_errors_named(out_dir / "utt_latent_means.npy"):  # summary.json's regressions are fitted on them
+        np.save(out_dir / "utt_latent_means.npy", latent_means)
     return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
 
 

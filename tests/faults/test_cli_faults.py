@@ -244,9 +244,13 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
         monkeypatch.setattr(run, "score_corpora", fails(code))
         assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
         assert capsys.readouterr().err == f"flowaccent score: error: /data/scores/.x.tmp.1: {os.strerror(code)}\n"
+    monkeypatch.setattr(run, "score_corpora", fails(errno.ENOSPC, None))  # no file named: the output folder
+    assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
+    assert capsys.readouterr().err == f"flowaccent score: error: writing into o: {os.strerror(errno.ENOSPC)}\n"
     monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF, None))
     with pytest.raises(OSError):
         main(["score", "--exp", "e", "--out", "o", "d"])
+
 
 
 def test_a_path_through_a_file_is_one_line(tmp_path, capsys):

@@ -46,6 +46,20 @@ def test_the_svr_leaves_numpys_global_generator_alone():
     assert results[0] == results[1]
 
 
+def test_a_short_write_of_numpy_on_a_full_disk_names_its_file(trained, tmp_path, monkeypatch, capsys):
+    r"""numpy's short write ('211680 requested and 70624 written': an OSError without errno or file name) on a full
+    disk was a traceback from score."""
+    import flowaccent.score.scorer as scorer
+
+    root, exp = trained
+    monkeypatch.setattr(scorer.np, "save", lambda *args: (_ for _ in ()).throw(OSError("211680 requested and 70624 "
+                                                                                         "written")))
+    data = root / "zh"
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "o"), str(data), "--quiet"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent score: error: {tmp_path / 'o' / 'zh' / 'latents.npy'}: a short "
+                                       "write (211680 requested and 70624 written): is the disk full?\n")
+
+
 def test_every_row_has_the_identities(scored):
     _, _, out, _ = scored
     for name in ("native", "zh", "ja"):
