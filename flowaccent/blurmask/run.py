@@ -45,7 +45,7 @@ from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
-from flowaccent.data.specs import load_named_dirs, output_dir, warn_other_sets
+from flowaccent.data.specs import check_set_folders, load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
 from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
@@ -244,6 +244,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))
     check_sets(exp, sets, "blurmask")
+    check_set_folders(out, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = choose_utterances(sets, run)
     stage = out / PARTIAL

@@ -28,12 +28,12 @@ def write_tsv(path: Path, rows: dict[str, list], scores: dict[str, float] | None
         if scores:
             values["score"] = scores.get(utt, float("nan"))  # nan: not rated (utt2score may cover some)
         lines.append("\t".join(_fmt(values[c]) for c in columns))
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def add_column(path: Path, column: str, values: dict[str, float]) -> None:
     r"""Appends ``column`` (``{utt: value}``, one per line of the table) to the table at ``path``."""
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")  # ids may hold U+2028, U+0085, ...
     out = [lines[0] + f"\t{column}"] + [f"{line}\t{values[line.split(chr(9))[0]]:.6f}" for line in lines[1:]]
     atomic_write_text(path, "\n".join(out) + "\n")
 
@@ -45,7 +45,7 @@ def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
     of fields than the header, a number that does not parse): rows cut short were dropped silently, the columns
     zipped to the shortest."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): ids may hold U+2028, U+0085, ...
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
     while lines and not lines[-1].strip():  # an editor's blank last line

@@ -34,7 +34,8 @@ def test_overshoot_below_half_a_second_is_cut_back_else_an_error():
 
 @pytest.mark.parametrize(
     "value,fragment",
-    [("r 1 1", "empty segment"), ("r 2 1", "empty segment"), ("r nan 1", "start must be"), ("r 0 inf", "start must"),
+    [("r 1 1", "empty segment"), ("r 2 1", "empty segment"), ("r nan 1", "bad start, end"),
+     ("r 0 inf", "bad start, end"),
      ("r 0 1 x", "bad start"), ("r 0", "expected"), ("r 0 1 0 9", "expected")],
 )
 def test_bad_lines(value, fragment):

@@ -122,6 +122,45 @@ def test_speaker_table_sums_the_utterance_table(scored):
                 assert spks["score"][i] == pytest.approx(utts["score"][mine].mean(), abs=2e-6)
 
 
+def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained, tmp_path, capsys):
+    r"""Ids holding U+2028 or U+0085 (Kaldi splits lines at \\n alone) were a traceback after every set was
+    scored ('line 2 has 1 fields'); ``--out`` the folder of the data dirs wrote the scores in among their Kaldi
+    files (exit 0); ``--seed`` (the latent sample's) refitted the GMM baseline; a GMM of more components than
+    frames was scikit-learn's traceback."""
+    import shutil
+
+    from flowaccent.train.trainer import train
+
+    from ..train.conftest import small_config, write_gaussian_dir
+
+    root, trained_exp = trained
+    exp = tmp_path / "exp"
+    shutil.copytree(trained_exp, exp)
+    odd = write_gaussian_dir(tmp_path / "odd", np.full(6, 1.0), np.eye(6), 8, 10, seed=4, prefix="x\u2028y\u0085")
+    args = ["score", "--exp", str(exp), "--quiet", "--baseline", "gmm"]
+    assert main([*args, "--out", str(tmp_path / "o"), str(odd)]) == 0
+    table = read_tsv(tmp_path / "o" / "odd" / "utt_scores.tsv")
+    assert len(table["utt"]) == 8 and table["utt"][0].startswith("x\u2028y\u0085") and len(table["gmm_log_ll"]) == 8
+    first = json.loads((tmp_path / "o" / "summary.json").read_text())["baseline"]
+    assert main([*args, "--out", str(tmp_path / "o1"), str(odd), "--seed", "1"]) == 0
+    again = json.loads((tmp_path / "o1" / "summary.json").read_text())["baseline"]
+    assert again["loaded"] and np.array_equal(read_tsv(tmp_path / "o1" / "odd" / "utt_scores.tsv")["gmm_log_ll"],
+                                              table["gmm_log_ll"])
+    assert first["frames"] == again["frames"]
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path), str(odd)]) == 1
+    assert f"set 'odd' would be written into {odd}, a Kaldi data dir" in capsys.readouterr().err
+    assert sorted(p.name for p in odd.iterdir()) == ["feats.ark", "feats.scp", "spk2utt", "utt2num_frames", "utt2spk"]
+    few = write_gaussian_dir(tmp_path / "few", np.zeros(6), np.eye(6), 3, 5, seed=5)
+    config = small_config(epochs=1).with_overrides({"train": {"valid_fraction": 0.0, "batch_size": 8}})
+    train(config, tmp_path / "tiny", [str(few)], quiet=True)
+    capsys.readouterr()
+    assert main(["score", "--exp", str(tmp_path / "tiny"), "--out", str(tmp_path / "o2"), str(odd), "--quiet",
+                 "--baseline", "gmm"]) == 1
+    assert "--baseline gmm: 15 frames of the model's training data (its validation utterances left out) for a GMM " \
+        "of 32 components: too few" in capsys.readouterr().err
+
+
 def test_detection_and_rating_use_the_tables(scored):
     _, _, out, summary = scored
     ref = read_tsv(out / "native" / "utt_scores.tsv")
@@ -202,6 +241,24 @@ def test_the_latent_sample_is_uniform_and_does_not_depend_on_how_the_stream_is_c
     kept, kept_tags = one_tag.sample()
     assert [t for r, t in zip(kept[:, 0], kept_tags) if r < 3] == ["a"] * int((kept[:, 0] < 3).sum())
     assert set(kept_tags[kept[:, 0] >= 3]) <= {"b"} and len(kept) == 5
+
+
+def test_the_latent_sample_takes_memory_for_the_rows_it_keeps_not_for_max_latents():
+    r"""``--max-latents 100000000`` reserved 45 GB before the first row (a traceback); 3e7 took 500 MB for 1,764
+    frames. The arrays grow with the rows, and the sample is the same as with the room reserved."""
+    huge = Reservoir(10**9, 120, 0)
+    assert huge.rows.nbytes < 10**7
+    rows = np.arange(30000, dtype=np.float32)[:, None]
+    grown, start = Reservoir(20000, 1, 3), 0
+    for size in np.random.default_rng(0).integers(1, 3000, size=100):
+        grown.add(rows[start : start + int(size)], "u")
+        start += int(size)
+    whole = Reservoir(20000, 1, 3)
+    whole.add(rows[:start], "u")
+    assert start > 20000 and np.array_equal(grown.sample()[0], whole.sample()[0]) and len(whole.sample()[0]) == 20000
+    everything = Reservoir(10**9, 1, 0)
+    everything.add(rows[:9000], "u")
+    assert np.array_equal(everything.sample()[0], rows[:9000])
 
 
 def test_utterance_means_of_runs_of_values():

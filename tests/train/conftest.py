@@ -25,7 +25,7 @@ def write_gaussian_dir(
             writer.write(utt, x.astype(np.float32))
             utt2spk[utt] = spk
     # ArkWriter writes in the order given; Kaldi wants C-sorted tables.
-    lines = (path / "feats.scp").read_text().splitlines()
+    lines = (path / "feats.scp").read_text(encoding="utf-8").removesuffix("\n").split("\n")  # ids may hold U+2028
     write_table(path / "feats.scp", dict(line.split(" ", 1) for line in lines))
     write_table(path / "utt2spk", utt2spk)
     write_spk2utt(path / "spk2utt", utt2spk)
