@@ -39,7 +39,8 @@ class ScoreConfig(Config):
         batch_frames: frames per forward pass. 8000 keeps a ``(8000, hidden)`` float32 activation
             under 32 MiB for hidden <= 1024, so it is served from the heap that the ``flowaccent``
             command keeps (flowaccent.allocator) instead of fresh pages: scoring 300k frames took
-            1.21-1.23x as long with 20000 (docs/performance.md).
+            1.21-1.23x as long with 20000 (docs/performance.md). An utterance of twice this or more goes
+            through the flow in parts of it.
         max_latents: size of the random sample of latents kept per set (``latents.npy``).
         native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
             if the model has it, else its first class).
@@ -244,7 +245,8 @@ def _scored(
     with prefetch(batches, depth) as batches:
         launched = None
         for pending, x in batches:
-            previous, launched = launched, (pending, _run_batch(model, x, native, device, config.precision))
+            scored = _run_batch(model, x, native, device, config.precision, config.batch_frames)
+            previous, launched = launched, (pending, scored)
             if previous is not None:
                 yield previous[0], _numpy(previous[1])
         if launched is not None:
@@ -270,18 +272,36 @@ def _feature_batches(
         parts.append(x)
         held += len(x)
         if held >= batch_frames:
-            yield pending, torch.cat(parts)
+            yield pending, _joined(parts)
             pending, parts, held = [], [], 0
     if pending:
-        yield pending, torch.cat(parts)
+        yield pending, _joined(parts)
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)  # a long utterance alone: no copy of it
 
 
 def _run_batch(
-    model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str
+    model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str,
+    batch_frames: int | None = None,
 ) -> HostCopy:
     r"""The flow's ``z``, ``log_p``, ``log_det`` (and the ``llr`` of class ``native``) of ``x (N, D)``,
-    float32, on their way to the host."""
+    float32, on their way to the host. A batch of twice ``batch_frames`` or more (an utterance longer than a
+    batch) goes through the flow in parts of ``batch_frames``: its activations took memory in proportion to the
+    utterance (2.6 GB for one of 200k frames, a 440-d model of hidden 512); its features and results still do."""
     x = to_device(x, device)
+    if not batch_frames or len(x) < 2 * batch_frames:
+        return HostCopy(_scored_part(model, x, native, device, precision))
+    joined: dict[str, torch.Tensor] = {}
+    for start in range(0, len(x), batch_frames):
+        part = _scored_part(model, x[start : start + batch_frames], native, device, precision)
+        for k, v in part.items():
+            joined.setdefault(k, v.new_empty((len(x), *v.shape[1:])))[start : start + len(v)] = v
+    return HostCopy(joined)
+
+
+def _scored_part(model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str):
     with compute_precision(device, precision):
         out = model(x)
     result = {"z": out.z, "log_p": out.log_p, "log_det": out.log_det}
@@ -289,4 +309,4 @@ def _run_batch(
         per_class = model.prior.class_log_probs(out.z)
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
         result["llr"] = per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))
-    return HostCopy({k: v.float() for k, v in result.items()})
+    return {k: v.float() for k, v in result.items()}
