@@ -7,6 +7,7 @@ import html
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,36 @@ def naming(summary: dict[str, Any]) -> str:
     return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
-#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``) and the blur-mask figures a report copies.
-FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|roc_\w+|"
-                          r"rating_log_ll|blurmask_.+)\.(png|pdf)")
+#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
+FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
+                          r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)")
 
 
 def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
-    summary where the caller has read and checked it already (:func:`_checked_inputs`). The figures an earlier
-    run left there are removed first: one of scores with a baseline or sets these have not (``roc_gmm_log_ll``)
-    would be taken for one of these."""
+    summary where the caller has read and checked it already (:func:`_checked_inputs`). The figures are drawn in
+    ``fig_dir/.partial`` and moved into place when all are drawn, and only then are the figures of these names
+    an earlier run left and this one did not draw removed (one of scores with a baseline or sets these have not,
+    ``roc_gmm_log_ll``, would be taken for one of these): a Ctrl-C left 6 of 18 earlier figures. Other files in
+    ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks)."""
     summary = summary or _checked_inputs(exp, scores)
-    if Path(fig_dir).is_dir():
-        for old in Path(fig_dir).iterdir():
+    fig_dir = Path(fig_dir)
+    stage = fig_dir / ".partial"
+    shutil.rmtree(stage, ignore_errors=True)  # a killed run's
+    try:
+        drawn = _draw_figures(exp, scores, stage, summary)
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for old in fig_dir.iterdir():
             if FIGURE_FILES.fullmatch(old.name):
                 old.unlink()
+        for new in stage.iterdir() if stage.is_dir() else ():
+            os.replace(new, fig_dir / new.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {title: fig_dir / png.name for title, png in drawn.items()}
+
+
+def _draw_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
     names = list(summary["sets"])
     latents, tables = {}, {}
     for name in names:
@@ -235,6 +251,8 @@ def write_report(
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary)
+    for old in (out.parent / "figures").glob("blurmask_*.png"):  # an earlier report's blur masks (blurmask_part)
+        old.unlink()
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)
     notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]

@@ -438,9 +438,18 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    before = {p.name: p.read_bytes() for p in (folder / "figures").iterdir()}
+    mine = {"roc_my_paper_figure.png": b"the user's", "blurmask_old_slides.pdf": b"the user's"}
+    for name, text in mine.items():
+        (folder / "figures" / name).write_bytes(text)
     monkeypatch.setattr(report.plots, "latents_tsne", interrupted)
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder)]) == 130
     assert not (folder / "report.html").exists() and not (folder / "report.md").exists()
+    # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
+    assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
+    monkeypatch.undo()
+    assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
+    assert {p.name for p in (folder / "figures").iterdir()} == set(before) | set(mine)  # 'roc_\w+|blurmask_.+' went
 
 
 def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(scored_dir_and_exp, tmp_path,
