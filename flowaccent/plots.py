@@ -77,12 +77,11 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
 
 
 def _pick(candidates: list[str], used, others: list[str], own: list[str]) -> str:
-    r"""The first of ``candidates`` (not in ``used``) at least 80 (RGB) from each of ``others`` and 60 from each
-    of ``own``; where none is, the one whose nearest colour is farthest, each distance taken relative to its
+    r"""The first of ``candidates`` (not in ``used``) at least 80 (RGB) from each of ``others`` and white and 60
+    from each of ``own``; where none is, the one whose nearest colour is farthest, each distance taken relative to its
     bound: a near copy of a colour drawn already only where nothing else is left."""
     free = [c for c in candidates if c not in used]
-    if not others and not own:
-        return free[0]
+    others = [*others, "#ffffff"]  # the page: a shade near white hid a set's ticks and legend box
     rgb = np.array([_rgb(c) for c in free], dtype=float)
     bounds = [(others, 80.0), (own, 60.0)]
     closest = np.min([np.linalg.norm(rgb[:, None] - np.array([_rgb(c) for c in group], float)[None], axis=2).min(1)
@@ -100,12 +99,12 @@ def _shades(colour: str):
     r"""The accent's colour, then :data:`SHADES` of it, then finer mixes towards black and white."""
     yield colour
     yield from (_shade(colour, a) for a in SHADES)
-    for k in range(1, 1 << 20):  # van der Corput points in (0, 0.85), each side
+    for k in range(1, 1 << 20):  # van der Corput points in (0, 0.85) towards black, (0, 0.6) towards white
         amount, base, n = 0.0, 0.5, k
         while n:
             amount, n, base = amount + base * (n & 1), n >> 1, base / 2
         yield _shade(colour, 0.85 * amount)
-        yield _shade(colour, -0.85 * amount)
+        yield _shade(colour, -0.6 * amount)  # lighter ones hid on the page (#fbeaf5)
 
 
 def _spare_colours():

@@ -312,6 +312,10 @@ def test_many_sets_of_many_accents_keep_their_colours_apart():
     assert len(set(got.values())) == len(names) and closest(got) >= 40
     unlabelled = colours(["native", "dev_native", "test_zh", "test_ja"] + [f"set{i}" for i in range(12)])
     assert closest(unlabelled) >= 75
+    # on the page's white: 7 sets of each of three accents took #fbeaf5 (its ticks and legend box invisible)
+    seven = [f"{a}_s{i:02d}" for a in ("native", "zh", "ja") for i in range(7)]
+    for got in (colours(seven, {n: n.split("_")[0] for n in seven}), colours(seven)):
+        assert min(np.linalg.norm(_rgb(c) - 255) for c in got.values()) >= 80, got
 
 
 def test_short_names_keep_both_ends():
