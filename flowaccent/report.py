@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,13 @@ def _draw_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any
     ref = summary["reference"]
     cols = plots.colours(names, {n: s.get("accent") for n, s in summary["sets"].items()})  # one per set, every figure
     figures: dict[str, Path] = {}
-    curves = plots.training_curves(exp / "log" / "train.jsonl", fig_dir / "training_curves")
+    log = exp / "log" / "train.jsonl"
+    curves = plots.training_curves(log, fig_dir / "training_curves")
     if curves:
         figures["Training curves"] = curves
+    else:  # the figure was left out without a word
+        print(f"note: no training curves: {log} {'has no records' if log.exists() else 'is missing'}",
+              file=sys.stderr)
     figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01", cols=cols)
     figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
     tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
@@ -241,6 +246,8 @@ def write_report(
     out = Path(out) if out else exp / "report.html"
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
+    if (out.parent / "utt_scores.tsv").exists():  # figures/ went in among a set's scores
+        raise ConfigError(f"report: --out {out.parent} is a scored set's folder; give the report a folder of its own")
     summary = _checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     masks = None
     if blurmask is not None:

@@ -94,6 +94,11 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
         return err[0]
 
     assert f"{tmp_path / 'nowhere'}: no such experiment dir" in report(tmp_path / "nowhere")
+    # into a set's folder: figures/ went in among its scores
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(scores / "native")]) == 1
+    assert capsys.readouterr().err == (f"flowaccent report: error: report: --out {scores / 'native'} is a scored "
+                                       "set's folder; give the report a folder of its own\n")
+    assert not (scores / "native" / "figures").exists()
     other = tmp_path / "other_exp"
     shutil.copytree(exp, other)
     (other / "config.yaml").write_text((exp / "config.yaml").read_text().replace("cond_dim: 4", "cond_dim: 3"))
@@ -119,6 +124,14 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
     assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
+    (scores / "summary.json").write_text((out_dir / "summary.json").read_text())
+    (scores / "native" / "latents.npy").write_bytes((out_dir / "native" / "latents.npy").read_bytes())
+    no_log = tmp_path / "no_log"
+    shutil.copytree(exp, no_log, ignore=shutil.ignore_patterns("log"))
+    for path in (scores / "summary.json", scores / "config.yaml"):  # scored by the copy
+        path.write_text(path.read_text().replace(str(exp), str(no_log)))
+    assert main(["plot", "--exp", str(no_log), "--scores", str(scores), "--out", str(tmp_path / "f")]) == 0
+    assert f"note: no training curves: {no_log / 'log' / 'train.jsonl'} is missing" in capsys.readouterr().err
 
 
 def test_damaged_score_files_and_a_torn_training_log(scored_dir_and_exp, tmp_path, capsys):
