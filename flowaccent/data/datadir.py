@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -281,9 +282,12 @@ _HOW = {
 
 def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     if not path.is_dir():
-        return {}, [f"{path}: not a directory"]
+        return {}, [f"{path}: {'not a directory' if path.exists() else 'no such directory'}"]
     problems: list[str] = []
     tables: dict[str, dict[str, str]] = {}
+    for name in UTT_TABLES + SPK_TABLES:  # skipped as absent (and required ones called missing)
+        if name not in unused and (path / name).is_symlink() and not (path / name).exists():
+            problems.append(f"{path / name}: a broken symbolic link (to {os.readlink(path / name)})")
     for name in ("utt2spk", "spk2utt", *require):
         if name not in unused and not (path / name).exists():
             problems.append(f"{path / name}: required but missing" + _HOW.get(name, ""))

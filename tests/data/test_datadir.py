@@ -94,8 +94,15 @@ def test_empty_data_dir(tmp_path):
 
 
 def test_missing_dir_and_required_tables(tmp_path):
-    assert "not a directory" in validate_data_dir(tmp_path / "nope")[0]
+    assert validate_data_dir(tmp_path / "nope") == [f"{tmp_path / 'nope'}: no such directory"]  # 'not a directory'
+    (tmp_path / "afile").write_text("")
+    assert validate_data_dir(tmp_path / "afile") == [f"{tmp_path / 'afile'}: not a directory"]
     d = make_dir(tmp_path / "d")
+    (d / "text").rename(tmp_path / "text")
+    (d / "text").symlink_to(tmp_path / "gone")  # skipped as absent: fbank then said 'required but missing'
+    assert validate_data_dir(d) == [f"{d / 'text'}: a broken symbolic link (to {tmp_path / 'gone'})"]
+    (d / "text").unlink()
+    (tmp_path / "text").rename(d / "text")
     with pytest.raises(DataDirError, match="feats.scp: required but missing"):
         load_data_dir(d, require=("feats.scp",))
     (d / "utt2num_frames").unlink()  # train needs it; Kaldi's feature scripts do not always write it

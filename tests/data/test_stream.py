@@ -28,5 +28,5 @@ def test_streams_every_utterance_with_its_speaker_stats(wav_data_dir):
     assert all(np.array_equal(a.feats, b.feats) for a, b in zip(utts, by_path))
     from flowaccent.errors import DataDirError
 
-    with pytest.raises(DataDirError, match="nowhere: not a directory"):
+    with pytest.raises(DataDirError, match="nowhere: no such directory"):
         next(iter_utterances(wav_data_dir / "nowhere"))

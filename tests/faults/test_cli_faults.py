@@ -194,7 +194,7 @@ def test_an_empty_name_or_dir_in_name_equals_dir_is_one_line(damaged, tmp_path, 
             f"flowaccent score: error: '{spec}': NAME=DATA_DIR with an empty {said}"
     missing = f"{tmp_path}/lr=0.1/missing"  # a path with = that is not there: named whole, not split at the =
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), missing, "--quiet"]) == 1
-    assert f"{missing}: not a directory" in capsys.readouterr().err
+    assert f"{missing}: no such directory" in capsys.readouterr().err
     odd = tmp_path / "a=b"
     shutil.copytree(corpus, odd)
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(odd), "--quiet"]) == 1
