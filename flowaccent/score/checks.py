@@ -61,13 +61,22 @@ def warn_shared(results: dict[str, SetScores], sets: dict[str, DataDir]) -> None
     speakers in common (an SVR fitted on one and applied to the other meets speakers it was fitted on)."""
     names = list(results)
     speakers = {name: {sets[name].utt2spk[u] for u in results[name].utts} for name in names}
+    utts, spks = [], []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            shared = shared_utts(results[a], results[b])
-            if shared:
-                print(f"score: warning: sets {a} and {b} share {shared} utterance id(s); an AUC of one against the "
-                      f"other (the reference), and an SVR fitted on one and applied to the other, compare the same "
-                      f"utterances", file=sys.stderr)
+            if shared := shared_utts(results[a], results[b]):
+                utts.append(f"{a} and {b} share {shared} utterance id(s)")
             elif common := len(speakers[a] & speakers[b]):
-                print(f"score: warning: sets {a} and {b} share {common} speaker(s); an SVR fitted on one and "
-                      f"applied to the other is tested on speakers it was fitted on", file=sys.stderr)
+                spks.append(f"{a} and {b} share {common} speaker(s)")
+    _pairs(utts, "utterance ids", "an AUC of one against the other (the reference), and an SVR fitted on one and "
+           "applied to the other, compare the same utterances")
+    _pairs(spks, "speakers", "an SVR fitted on one and applied to the other is tested on speakers it was fitted on")
+
+
+def _pairs(said: list[str], what: str, why: str, most: int = 3) -> None:
+    r"""A line for each of a few pairs of sets, one line in all for more (20 sets gave 57 lines)."""
+    lines = [f"sets {pair}" for pair in said]
+    if len(said) > most:
+        lines = [f"{len(said)} pairs of sets share {what} (sets {'; '.join(said[:most])}; ...)"]
+    for line in lines:
+        print(f"score: warning: {line}; {why}", file=sys.stderr)

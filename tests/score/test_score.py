@@ -517,6 +517,13 @@ def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     speakers = len(set(load_data_dir(root / "ja").utt2spk.values()))
     assert f"score: warning: sets ja0 and ja1 share {speakers} speaker(s); an SVR fitted on one" in \
         capsys.readouterr().err
+    copies = [f"ja{i}={root / 'ja'}" for i in range(5)]  # 10 pairs: one line, not 10
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "c"), *copies, "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "share" in line]
+    assert warned == ["score: warning: 10 pairs of sets share utterance ids (sets ja0 and ja1 share 30 utterance "
+                      "id(s); ja0 and ja2 share 30 utterance id(s); ja0 and ja3 share 30 utterance id(s); ...); an "
+                      "AUC of one against the other (the reference), and an SVR fitted on one and applied to the "
+                      "other, compare the same utterances"]
 
 
 def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
