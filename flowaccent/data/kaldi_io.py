@@ -52,6 +52,14 @@ class ScpEntry:
         return match["path"], offset, _parse_range(match["range"], self.key)
 
 
+def _located(entry: ScpEntry, scp: Path | str) -> tuple[str, int | None, tuple[slice, ...] | None]:
+    r"""``entry.location()``, a bad range's error naming the scp it is in (it named the utterance alone)."""
+    try:
+        return entry.location()
+    except KaldiIOError as error:
+        raise KaldiIOError(f"{scp}: {error}") from None
+
+
 def _parse_range(text: str | None, key: str) -> tuple[slice, ...] | None:
     r"""Kaldi's ``[first:last]`` / ``[r1:r2,c1:c2]`` (inclusive) ranges as slices."""
     if text is None:
@@ -239,7 +247,7 @@ class ScpReader:
                 if entry.is_pipe:
                     array = read_matrix(entry.rxfile, entry.key, str(self.path))
                 else:
-                    path, offset, ranges = entry.location()
+                    path, offset, ranges = _located(entry, self.path)
                     if path != open_path:
                         if fd is not None:
                             fd.close()
@@ -432,7 +440,7 @@ class RandomAccessReader:
         if entry.is_pipe:
             array = read_matrix(entry.rxfile, key, str(self.path))
         else:
-            path, offset, ranges = entry.location()
+            path, offset, ranges = _located(entry, self.path)
             if path not in self._fds:
                 self._fds[path] = _open(path, where)
             array = _read_at(self._fds[path], path, offset, ranges, where)

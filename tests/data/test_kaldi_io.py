@@ -49,6 +49,14 @@ def test_a_range_past_the_matrix_is_refused(ark):
     for reversed_range in ("[5:2]", "[0:6,3:1]", "[0:\u00b2]"):
         with pytest.raises(KaldiIOError, match="bad range .* first <= last"):
             read_matrix(f"{at}{reversed_range}")
+    bad = scp.parent / "bad.scp"  # read through an scp: named (it said the utterance alone)
+    bad.write_text(f"u1 {at}[5:2]\n")
+    with pytest.raises(KaldiIOError, match=f"^{bad}: utterance 'u1': bad range"):
+        list(ScpReader(bad))
+    from flowaccent.data.kaldi_io import RandomAccessReader
+
+    with pytest.raises(KaldiIOError, match=f"^{bad}: utterance 'u1': bad range"):
+        RandomAccessReader(bad)["u1"]
 
 
 def test_float64_and_compressed_arks(tmp_path, rng):
