@@ -3,10 +3,13 @@ r"""L1 transfer rules: Mandarin and Japanese phonology applied to English phonem
 Each rule set maps one English word (espeak phoneme names, see
 :mod:`flowaccent.synth.phonemes`) to the way a speaker of the L1 might say it.
 :func:`apply_accent` applies the rules to a random fraction of the words of an
-utterance, its *strength*; the fraction actually transformed is the ground
-truth behind ``utt2score``. The voice stays the English one, so accented and
-native speech differ only in what is said, not in the timbre; phonemes the
-English voice lacks are mapped to the nearest one it has (noted per rule).
+utterance, its *strength*, chosen among the words the rules change (a rule set
+leaves some words as they are: Japanese ``on``, a Mandarin word whose drawn
+tones equal its stresses); the fraction of words whose phonemes differ from the
+native reading is the ground truth behind ``utt2score``. The voice stays the
+English one, so accented and native speech differ only in what is said, not in
+the timbre; phonemes the English voice lacks are mapped to the nearest one it
+has (noted per rule).
 
 Mandarin (:func:`mandarin`):
     th -> s (``T``) / d (``D``); v -> w; d -> the voice's unaspirated dental
@@ -48,6 +51,7 @@ from flowaccent.synth.phonemes import (
     Phone,
     Word,
     followed_by_vowel,
+    format_word,
     preceded_by_vowel,
 )
 
@@ -96,28 +100,50 @@ RULES: dict[str, Callable[[Word, np.random.Generator], Word]] = {"zh": mandarin,
 def apply_accent(words: list[Word], accent: str, strength: float, rng: np.random.Generator) -> tuple[list[Word], int]:
     r"""Applies the rules of ``accent`` to a random ``strength`` fraction of ``words``.
 
+    The rules are applied to every word first (in order, drawing Mandarin tones
+    from ``rng``); the words they leave unchanged (Japanese ``on``, a Mandarin
+    word whose drawn tones are its own stresses) cannot carry the accent, and
+    ``k = max(1, round(strength * n))`` of the ``n`` words are drawn from the
+    others. Where fewer than ``k`` words change, all of them are accented, so
+    the count returned may fall short of ``k`` (it is 0 when no word changes).
+
     Arguments:
         words: the utterance, one phone list per word.
         accent: ``"native"`` (nothing changes) or a key of :data:`RULES`.
         strength: target fraction of words to transform, in [0, 1]; at least
-            one word is transformed when ``strength > 0``.
-        rng: the random source (which words, which tones).
+            one word is transformed when ``strength > 0`` and a rule changes one.
+        rng: the random source (which tones, which words).
 
     Returns:
-        ``(words, num_transformed)``: the new words and how many were transformed.
+        ``(words, num_changed)``: the new words and how many of them differ
+        from ``words`` (in the phoneme names written, stress marks included):
+        the ground truth behind :func:`score_of`.
     """
     if accent == "native" or strength <= 0 or not words:
         return [list(word) for word in words], 0
     if accent not in RULES:
         raise ValueError(f"unknown accent '{accent}'; known: {', '.join(ACCENTS)}")
-    count = min(len(words), max(1, round(strength * len(words))))
-    chosen = set(rng.choice(len(words), size=count, replace=False).tolist())
     rule = RULES[accent]
-    return [rule(word, rng) if i in chosen else list(word) for i, word in enumerate(words)], count
+    transformed = [rule(word, rng) for word in words]
+    alterable = [i for i, (new, old) in enumerate(zip(transformed, words)) if _differs(new, old)]
+    target = min(len(words), max(1, round(strength * len(words))))
+    count = min(target, len(alterable))
+    chosen = set(rng.choice(alterable, size=count, replace=False).tolist()) if count else set()
+    out = [transformed[i] if i in chosen else list(word) for i, word in enumerate(words)]
+    return out, sum(_differs(new, old) for new, old in zip(out, words))
+
+
+def _differs(new: Word, old: Word) -> bool:
+    r"""Whether two readings of a word are written differently (stress marks included)."""
+    return format_word(new) != format_word(old)
 
 
 def score_of(num_transformed: int, num_words: int) -> float:
-    r"""The 1-5 rating of an utterance: 5 native, 1 when every word is accented."""
+    r"""The 1-5 rating of an utterance: 5 native, 1 when every word is accented.
+
+    ``num_transformed`` is the number of words whose phonemes differ from the
+    native reading (what :func:`apply_accent` returns), not of words chosen.
+    """
     return 5.0 - 4.0 * num_transformed / max(num_words, 1)
 
 

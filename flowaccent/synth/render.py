@@ -31,7 +31,7 @@ class Rendered:
         wav_path: the WAV file written.
         num_samples: its length in samples.
         num_words: words in the phoneme transcription.
-        num_accented: words the accent rules were applied to.
+        num_accented: words whose phonemes the accent changed (differ from the native reading).
         phones: the espeak phonemes spoken (words separated by spaces, phonemes by ``|``).
     """
 

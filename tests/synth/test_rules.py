@@ -90,6 +90,24 @@ def test_apply_accent_strength_counts_words():
         apply_accent(words, "fr", 0.5, rng)
 
 
+def test_apply_accent_chooses_among_the_words_the_rules_change():
+    r"""Japanese leaves "on", "me" and "dawn" as they are: they are never drawn, and never counted."""
+    unchanged = [parse_word(w) for w in ([",0", "n"], ["m", "'i:"], ["d", "'O:", "n"])]
+    assert all(japanese(word, np.random.default_rng(0)) == word for word in unchanged)
+    words = [parse_word(w) for w in (THIN, [",0", "n"], VIVID, ["m", "'i:"], MILK, ["d", "'O:", "n"], CAT, SIT, FISH)]
+    for seed in range(20):
+        for strength, expected in ((0.01, 1), (0.3, 3), (0.6, 5), (0.7, 6), (0.8, 6), (1.0, 6)):  # 6 can change
+            out, count = apply_accent(words, "ja", strength, np.random.default_rng(seed))
+            assert count == expected == sum(a != b for a, b in zip(out, words)), (seed, strength)
+            assert [out[i] for i in (1, 3, 5)] == [words[i] for i in (1, 3, 5)]
+    out, count = apply_accent(unchanged, "ja", 1.0, np.random.default_rng(0))
+    assert count == 0 and out == unchanged  # nothing to accent: the score says native
+    # Mandarin tones are drawn: "on" with its own stress drawn is unchanged, and then not counted
+    for seed in range(40):
+        out, count = apply_accent([parse_word([",0", "n"]), parse_word(THIN)], "zh", 1.0, np.random.default_rng(seed))
+        assert count == sum(a != b for a, b in zip(out, [parse_word([",0", "n"]), parse_word(THIN)])) >= 1
+
+
 def test_score_scale():
     assert score_of(0, 9) == 5.0
     assert score_of(9, 9) == 1.0
@@ -122,6 +140,19 @@ def test_config_checks():
         with pytest.raises(ConfigError, match="noise_std must be a finite number >= 0"):
             SynthConfig(noise_std=noise)
     assert SynthConfig.from_dict(SynthConfig(seed=3).to_dict()) == SynthConfig(seed=3)
+
+
+def test_a_set_with_fewer_speakers_than_asked_is_named():
+    r"""20 sentences gave 4 of the 8 test speakers (and 2 of 4 dev ones) without a word."""
+    from flowaccent.synth.plan import plan_corpus, speaker_shortfall
+
+    config = SynthConfig(num_sentences=20)
+    assert speaker_shortfall(plan_corpus(config), config) == [
+        "dev_native has 2 of the 4 dev speakers (its 2 sentences go round them); give more --num-sentences or "
+        "--dev-fraction",
+        *(f"{name} has 4 of the 8 test speakers (its 4 sentences go round them); give more --num-sentences or "
+          "--test-fraction" for name in ("test_native", "test_zh", "test_ja"))]
+    assert speaker_shortfall(plan_corpus(SynthConfig()), SynthConfig()) == []
 
 
 def test_plan_splits_and_speakers():
