@@ -19,6 +19,7 @@ import functools
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from flowaccent.data.datadir import write_spk2utt, write_table
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.synth.accents import score_of
 from flowaccent.synth.espeak import require_espeak
-from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus
+from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus, speaker_shortfall
 from flowaccent.synth.render import Rendered, render_job
 from flowaccent.synth.text import transcript
 from flowaccent.workers import imap_fresh_processes
@@ -81,8 +82,16 @@ def make_corpus(
     _check_target(out)
     require_espeak()
     plan = plan_corpus(config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    for line in speaker_shortfall(plan, config):
+        print(f"synth: note: {line}", file=sys.stderr)
+    # an empty OUT_DIR is filled where it is (its mode, group and mount kept; a shell in it sees the corpus): it
+    # was replaced by a new folder, and a mount point failed at the end ('Device or resource busy')
+    fill = out.is_dir()
+    home = out if fill else out.parent
+    home.mkdir(parents=True, exist_ok=True)
+    for old in home.glob(f".{out.name}.tmp-*"):
+        print(f"synth: note: {old} is a killed run's temporary folder; remove it", file=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=home))
     mask = os.umask(0)
     os.umask(mask)
     tmp.chmod(0o777 & ~mask)  # mkdtemp's 0700 would keep a shared corpus from the other users, as mkdir does not
@@ -90,10 +99,11 @@ def make_corpus(
         rendered = _render_all(plan, tmp / "wav", config.noise_std, nj, quiet)
         num_utts = _write_data_dirs(plan, rendered, tmp, out)
         _write_manifest(plan, config, tmp)
-        _check_target(out)
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
-        os.rename(tmp, out)
+        _check_target(out, ours=tmp)
+        if fill:
+            _move_into(tmp, out)
+        else:
+            os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -105,11 +115,33 @@ def make_corpus(
 _SAMPLE_RATE = 22050
 
 
-def _check_target(out: Path) -> None:
+def _check_target(out: Path, ours: Path | None = None) -> None:
+    r"""``out`` may be made, or filled: it has no whitespace and is not there or empty (but for ``ours``, the
+    run's temporary folder in it, and killed runs' ones)."""
     if any(c.isspace() for c in str(out)):
         raise SynthError(f"{out}: whitespace in the path would break wav.scp; choose another OUT_DIR")
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+    if out.exists() and not out.is_dir():
         raise SynthError(f"{out}: already exists; remove it or choose another OUT_DIR")
+    if out.is_dir() and any(c != ours and not c.name.startswith(f".{out.name}.tmp-") for c in out.iterdir()):
+        raise SynthError(f"{out}: already exists; remove it or choose another OUT_DIR")
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    r"""Moves everything in ``tmp`` into ``out`` (a rename each, on one file system), then removes ``tmp``; an
+    error or Ctrl-C on the way takes the moved ones out again, leaving ``out`` as empty as it was."""
+    moved = []
+    try:
+        for entry in sorted(tmp.iterdir()):
+            os.replace(entry, out / entry.name)
+            moved.append(out / entry.name)
+        tmp.rmdir()
+    except BaseException:
+        for path in moved:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
 
 
 def _render_all(plan: Plan, wav_root: Path, noise_std: float, nj: int, quiet: bool) -> dict[str, Rendered]:

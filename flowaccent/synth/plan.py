@@ -178,6 +178,23 @@ def plan_corpus(config: SynthConfig) -> Plan:
     return Plan(tuple(jobs), speaker_strength)
 
 
+def speaker_shortfall(plan: Plan, config: SynthConfig) -> list[str]:
+    r"""A line for each set that has fewer speakers than its split asks for (fewer sentences than speakers: a set's
+    sentences go round its speakers, and one with none is left out; 20 sentences gave 4 of 8 test speakers)."""
+    wanted = {"train": config.train_speakers, "dev": config.dev_speakers, "test": config.test_speakers}
+    lines = []
+    for name in SETS:
+        split = name.split("_")[0]
+        jobs = [job for job in plan.jobs if job.data_dir == name]
+        if len(jobs) < wanted[split]:
+            sentences = sum(len(job.utts) for job in jobs)
+            fraction = {"train_zh": " or --train-zh-fraction", "dev_native": " or --dev-fraction"}.get(
+                name, " or --test-fraction" if split == "test" else "")
+            lines.append(f"{name} has {len(jobs)} of the {wanted[split]} {split} speakers (its {sentences} sentences "
+                         f"go round them); give more --num-sentences{fraction}")
+    return lines
+
+
 def _strengths(config: SynthConfig, spk: str, count: int) -> list[float]:
     r"""Target accent strengths of one accented speaker's utterances.
 

@@ -22,6 +22,17 @@ from flowaccent.synth.plan import SETS, SynthConfig
 
 TINY = SynthConfig(num_sentences=24, seed=5, train_speakers=4, dev_speakers=2, test_speakers=4)
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2accent", "utt2score")
+#: Enough accented test utterances (60 per accent) that a miscounted score would show.
+SCORED = SynthConfig(
+    num_sentences=60,
+    seed=0,
+    train_speakers=2,
+    dev_speakers=1,
+    test_speakers=4,
+    train_zh_fraction=0.05,
+    dev_fraction=0.05,
+    test_fraction=1.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +114,33 @@ def test_accented_phonemes_differ_from_native(tiny):
             assert phones != native[utt.split("-", 1)[1]]
 
 
+def test_score_counts_the_words_whose_phonemes_differ_from_the_native_twin(espeak, tmp_path):
+    r"""``utt2score = 5 - 4 k / n`` with ``k`` the words spoken differently from the native twin.
+
+    It counted the words the rules were applied to, changed or not: ``ja-m08-0009``
+    of the default corpus scored 4.56 ("1 of 9 words accented") with phonemes
+    identical to ``native-m08-0009`` (the word drawn was "on", which no Japanese
+    rule changes); 32 of the 160 ``test_ja`` scores were too low, by up to 1.2.
+    """
+    corpus = make_corpus(tmp_path / "scored", SCORED, nj=2, quiet=True).out_dir
+    native = {u.split("-", 1)[1]: p.split(" ") for u, p in read_table(corpus / "test_native" / "utt2phones").items()}
+    checked, wrong = 0, []
+    for name in ("test_zh", "test_ja"):
+        scores = read_table(corpus / name / "utt2score")
+        for utt, phones in read_table(corpus / name / "utt2phones").items():
+            words, twin = phones.split(" "), native[utt.split("-", 1)[1]]
+            assert len(words) == len(twin), utt
+            n, score = len(words), float(scores[utt])
+            k = round((5 - score) / 4 * n)
+            assert score == pytest.approx(5 - 4 * k / n, abs=0.006), utt  # two decimals of 5 - 4 k / n
+            changed = sum(a != b for a, b in zip(words, twin))
+            checked += 1
+            if changed != k:
+                wrong.append(f"{utt}: score {score:.2f} says {k} of {n} words accented, {changed} differ")
+    assert checked == 120
+    assert wrong == []
+
+
 def test_rules_use_only_phonemes_of_the_english_voice(espeak):
     known = english_phoneme_names()
     words = [
@@ -166,6 +204,37 @@ def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_p
     with pytest.raises(KeyboardInterrupt):
         make_corpus(tmp_path / "broken", TINY, quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_out_dir_is_filled_where_it_is(espeak, tiny, tmp_path, monkeypatch, capsys):
+    r"""An empty OUT_DIR was replaced by a new folder: its mode and group were lost, a shell in it saw nothing, a
+    mount point failed at the end ('Device or resource busy'). A killed run's temporary folder in it is named,
+    not taken for the user's files; an interrupted run leaves it as it was."""
+    import os
+    import stat
+
+    out = tmp_path / "mine"
+    out.mkdir(mode=0o750)
+    out.chmod(0o2750)
+    (out / ".mine.tmp-killed").mkdir()
+    inode = out.stat().st_ino
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(corpus_module, "_write_manifest", broken)
+        with pytest.raises(KeyboardInterrupt):
+            make_corpus(out, TINY, quiet=True)
+    assert [p.name for p in out.iterdir()] == [".mine.tmp-killed"]
+    capsys.readouterr()
+    make_corpus(out, TINY, nj=2, quiet=True)
+    assert f"synth: note: {out / '.mine.tmp-killed'} is a killed run's temporary folder" in capsys.readouterr().err
+    assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o2750
+    made, expected = files(out), files(tiny)
+    assert made.keys() == expected.keys() and [k for k in made if made[k] != expected[k]] == []
+    assert not [p for p in out.iterdir() if p.name.startswith(".mine.tmp-") and p.name != ".mine.tmp-killed"]
+    os.rmdir(out / ".mine.tmp-killed")
 
 
 def test_no_worker_is_a_config_error(tmp_path):
