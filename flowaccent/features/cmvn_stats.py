@@ -44,8 +44,9 @@ def cmvn_transform(stats: np.ndarray, norm_vars: bool = False) -> tuple[np.ndarr
     if stats.ndim != 2 or stats.shape[0] != 2 or stats.shape[1] < 2:
         raise FeatureError(f"apply_cmvn: stats must have shape (2, D+1), got {stats.shape}")
     count = stats[0, -1]
-    if not count >= 1.0:
-        raise FeatureError(f"apply_cmvn: insufficient stats for CMVN: count = {count}")
+    if not 1.0 <= count < np.inf:  # inf: every mean 0, no CMVN at all (a LogLL of -94244 without a word)
+        raise FeatureError(f"apply_cmvn: {'insufficient' if count < 1 else 'not finite:'} stats for CMVN: "
+                           f"count = {count}")
     mean = stats[0, :-1] / count
     if not norm_vars:
         return -mean, np.ones_like(mean)

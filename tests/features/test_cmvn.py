@@ -95,6 +95,11 @@ def test_gradient_flows():
 def test_errors():
     with pytest.raises(FeatureError, match="count"):
         apply_cmvn(np.ones((2, 3)), np.zeros((2, 4)))
+    stats = compute_cmvn_stats(np.ones((2, 3)))
+    for count in (np.inf, np.nan):  # inf: every mean 0, no CMVN at all (a LogLL of -94244, no error)
+        stats[0, -1] = count
+        with pytest.raises(FeatureError, match="not finite: stats for CMVN: count = "):
+            apply_cmvn(np.ones((2, 3)), stats)
     with pytest.raises(FeatureError, match="dim"):
         apply_cmvn(np.ones((2, 3)), compute_cmvn_stats(np.ones((2, 4))))
     with pytest.raises(FeatureError, match="shape"):
