@@ -179,6 +179,10 @@ def compute_fbank_with(config: FbankConfig, wave: np.ndarray, sample_rate: int) 
         raise FeatureError(f"fbank: expected mono samples (N,), got shape {wave.shape}")
     if wave.size and not np.isfinite(wave).all():
         raise FeatureError("fbank: samples contain NaN or inf")
+    whole = isinstance(sample_rate, (int, float, np.integer, np.floating)) and float(sample_rate).is_integer()
+    if isinstance(sample_rate, bool) or not whole or sample_rate <= 0:  # 0 said 'pass --allow-upsample true'
+        raise FeatureError(f"fbank: the audio's sample rate is a whole number of Hz > 0, got {sample_rate!r}")
+    sample_rate = int(sample_rate)
     target = config.sample_frequency
     if (sample_rate < target and not config.allow_upsample) or (sample_rate > target and not config.allow_downsample):
         up = sample_rate < target

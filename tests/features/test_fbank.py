@@ -113,6 +113,10 @@ def test_options_and_errors(wave):
         compute_fbank(wave, 16000, no_such_option=1)
     with pytest.raises(FeatureError):
         compute_fbank(np.zeros((2, 100), np.int16), 16000)
+    for rate in (0, -16000, 16000.5, "16000", True):  # 0 said 'pass --allow-upsample true'
+        with pytest.raises(FeatureError, match="sample rate is a whole number of Hz > 0, got "):
+            compute_fbank(wave, rate)
+    np.testing.assert_array_equal(compute_fbank(wave, 16000.0), compute_fbank(wave, np.int64(16000)))
     with pytest.raises(ConfigError):
         FbankConfig.from_dict({"window_type": "kaiser"})
     for option in ("frame_shift_ms", "frame_length_ms"):  # knf would fail later with "the number of frames decreased"
