@@ -453,6 +453,11 @@ def blurmask_utterance(
     from matplotlib.ticker import MaxNLocator
 
     feats, m, removed_low, removed_high = (np.asarray(a) for a in (feats, m, removed_low, removed_high))
+    shapes = {"feats": feats.shape, symbol: m.shape, "removed_low": removed_low.shape,
+              "removed_high": removed_high.shape}
+    if feats.ndim != 2 or len(set(shapes.values())) > 1:  # mismatched panels were drawn without a word
+        raise ValueError(f"blur-mask figure: feats, {symbol} and the removal masks are one (T, K) each, got "
+                         + ", ".join(f"{k} {v}" for k, v in shapes.items()))
     fig, axes = _subplots(4, 1, figsize=(9, 9), sharex=True)
     low_share, high_share = f"{removed_low.mean():.0%}", f"{removed_high.mean():.0%}"
     panels = [

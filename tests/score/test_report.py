@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from flowaccent.cli.main import main
 
@@ -507,6 +508,8 @@ def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(t
         m = torch.rand(12, 5) * 9 + 1
         plots.blurmask_utterance(torch.randn(12, 5), m, m < 3, m > 7, tmp_path / "utt.v1", "t")
         plots.blurmask_utterance(torch.randn(12, 5), m, m < 3, m > 7, tmp_path / "utt.v2", "t")
+        with pytest.raises(ValueError, match=r"got feats \(12, 5\), m \(5, 12\), removed_low \(5, 12\)"):
+            plots.blurmask_utterance(torch.randn(12, 5), m.T, m.T < 3, m.T > 7, tmp_path / "utt.v3", "t")  # drawn
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
