@@ -337,10 +337,13 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     unsorted = [(a, b) for a, b in zip(order, order[1:]) if _c_order(b[1]) < _c_order(a[1])]
     if unsorted:
         (utt_a, spk_a), (utt_b, spk_b) = unsorted[0]
+        prefixed = utt_a.startswith(spk_a) and utt_b.startswith(spk_b)  # s10_a before s1_a, yet s1 before s10
+        how = ("give the speaker ids one length (s01, s10) or join them to the utterance ids with '-', which sorts "
+               "before the digits ('_' sorts after them)" if prefixed else "make each speaker id a prefix of its "
+               "utterance ids")
         problems.append(
             f"{path / 'utt2spk'}: not sorted by speaker as well as by utterance ({len(unsorted)} place(s), e.g. "
-            f"'{utt_b} {spk_b}' after '{utt_a} {spk_a}'), as Kaldi requires (sort -k2); make each speaker id a "
-            f"prefix of its utterance ids"
+            f"'{utt_b} {spk_b}' after '{utt_a} {spk_a}'), as Kaldi requires (sort -k2); {how}"
         )
     if "spk2utt" in tables:
         expected = spk2utt_of(utt2spk)

@@ -48,6 +48,9 @@ def test_valid_dir(tmp_path):
         ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
         ({"utt2spk": "a-1 b\na-2 a\nb-1 b\n", "spk2utt": "a a-2\nb a-1 b-1\n"},
          "not sorted by speaker as well as by utterance (1 place(s), e.g. 'a-2 a' after 'a-1 b')"),
+        # prefixed already, yet s10_a sorts before s1_a: 'make each speaker id a prefix' was no help
+        ({"utt2spk": "s10_a s10\ns1_a s1\n", "spk2utt": "s1 s1_a\ns10 s10_a\n"},
+         "(sort -k2); give the speaker ids one length (s01, s10) or join them to the utterance ids with '-'"),
         ({"text": "a-1 X\nb-1 Y\n"}, "text: 1 utterance(s) of utt2spk missing, e.g. 'a-2'"),
         ({"utt2accent": "a-1 x\na-2 x\nb-1 x\nc-1 x\n"}, "1 utterance(s) not in utt2spk"),
         ({"utt2num_frames": "a-1 10\na-2 0\nb-1 9\n"}, "bad frame count '0'"),
