@@ -55,6 +55,10 @@ def naming(summary: dict[str, Any]) -> str:
     return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
+#: The names' start of the blur-mask figures a report copies into its ``figures/``
+#: (:func:`flowaccent.blurmask.report.blurmask_part`); an earlier report's are removed by the next.
+BLURMASK_FIGURES = "blurmask_"
+
 #: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
 FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
                           r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)")
@@ -258,7 +262,7 @@ def write_report(
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary)
-    for old in (out.parent / "figures").glob("blurmask_*.png"):  # an earlier report's blur masks (blurmask_part)
+    for old in (out.parent / "figures").glob(f"{BLURMASK_FIGURES}*.png"):  # an earlier report's blur masks
         old.unlink()
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
     sections = _sections(summary)

@@ -12,6 +12,7 @@ from typing import Any
 from flowaccent.blurmask.run import mask_symbol, summary_tables, utt_file_name
 from flowaccent.data.atomic import atomic_path
 from flowaccent.errors import ConfigError
+from flowaccent.report import BLURMASK_FIGURES
 
 #: What the blur-mask tables' names mean (the report's naming paragraph, with ``{m}`` the mask's symbol).
 NAMING = (
@@ -23,8 +24,6 @@ NAMING = (
     "utterances with SRG &gt; 0. The lab's table gives the median change, in output standard deviations."
 )
 
-#: File names the report gives the blur-mask figures it copies (``fig_dir/blurmask_*.png``).
-FIGURE_PREFIX = "blurmask_"
 
 
 def load_blurmask(folder: Path) -> dict[str, Any]:
@@ -72,12 +71,13 @@ def blurmask_part(
     how = f"{summary['config']['fit']['variant']} mask, target {summary['config'].get('run', {}).get('target', '?')}"
     curves = folder / "deletion_curves.png"
     if curves.is_file():
-        figures[f"Blur masks: deletion curves ({how})"] = _copy(curves, fig_dir / f"{FIGURE_PREFIX}deletion_curves.png")
+        copied = _copy(curves, fig_dir / f"{BLURMASK_FIGURES}deletion_curves.png")
+        figures[f"Blur masks: deletion curves ({how})"] = copied
     for name, utt in _first_utterances(folder / "utt_table.tsv").items():
         figure = folder / name / "figures" / f"{utt_file_name(utt)}.png"
         if name in summary["sets"] and figure.is_file():
             figures[f"Blur mask of utterance '{utt}' of {name}"] = _copy(
-                figure, fig_dir / f"{FIGURE_PREFIX}{name}_{utt_file_name(utt)}.png"
+                figure, fig_dir / f"{BLURMASK_FIGURES}{name}_{utt_file_name(utt)}.png"
             )
     naming = NAMING.replace("{m}", mask_symbol(summary["config"]["fit"]["variant"]))
     return tables, figures, naming, summary.get("command", "(command not recorded)")

@@ -101,8 +101,8 @@ class Reservoir:
 
     def _grow(self, rows: int) -> None:
         r"""Room for ``rows`` rows (at most ``size``), doubling."""
-        want = min(self.size, max(rows, 2 * len(self.rows)))
         if rows > len(self.rows):
+            want = min(self.size, max(rows, 2 * len(self.rows)))
             grown = np.zeros((want, self.rows.shape[1]), np.float32)
             grown[: len(self.rows)] = self.rows
             tags = np.empty(want, dtype=object)
@@ -177,14 +177,17 @@ def _score_dir(
             bar.update(len(pending))
     write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
-    with write_errors_named(out_dir / "latents.npy"):
-        np.save(out_dir / "latents.npy", latents)
+    _save_npy(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
     latent_means = np.concatenate(means) if means else np.zeros((0, model.dim), np.float32)
-    with write_errors_named(out_dir / "utt_latent_means.npy"):  # summary.json's regressions are fitted on them
-        np.save(out_dir / "utt_latent_means.npy", latent_means)
+    _save_npy(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
     return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with write_errors_named(path):  # numpy's short write on a full disk names no file
+        np.save(path, array)
 
 
 def _add_batch(
