@@ -97,7 +97,7 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{tmp_path / 'nowhere'}: no such experiment dir" in report(tmp_path / "nowhere")
     # into a set's folder: figures/ went in among its scores
     assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(scores / "native")]) == 1
-    assert capsys.readouterr().err == (f"flowaccent report: error: report: --out {scores / 'native'} is a scored "
+    assert capsys.readouterr().err == (f"flowaccent report: error: --out {scores / 'native'} is a scored "
                                        "set's folder; give the report a folder of its own\n")
     assert not (scores / "native" / "figures").exists()
     other = tmp_path / "other_exp"

@@ -326,15 +326,16 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["summary.json={ja}"], "score: 'summary.json' cannot name a set (a file the command writes)"),
-    (["a/b={ja}"], "score: 'a/b' cannot name a set (ASCII letters, digits"),
-    (["zhé={ja}"], "score: 'zhé' cannot name a set (ASCII letters, digits, _ . + -, not first .); give another NAME"),
-    (["..={ja}"], "score: '..' cannot name a set"),
-    (["figures={ja}"], "score: 'figures' cannot name a set (a file the command writes)"),
-    (["{ja}", "--out", "{file}"], "score: --out {file} is a file; give a folder"),
-    (["{ja}", "--max-latents", "0"], "score: max_latents must be >= 1, got 0"),
-    (["{ja}", "--batch-frames", "-5"], "score: batch_frames must be >= 1, got -5"),
-    (["{ja}", "--native-class", "fr"], "score: class 'fr' is not one of the model's classes"),
+    (["summary.json={ja}"], "flowaccent score: error: 'summary.json' cannot name a set (a file the command writes)"),
+    (["a/b={ja}"], "flowaccent score: error: 'a/b' cannot name a set (ASCII letters, digits"),
+    (["zhé={ja}"], "flowaccent score: error: 'zhé' cannot name a set (ASCII letters, digits, _ . + -, not "
+                  "first .); give another NAME"),
+    (["..={ja}"], "flowaccent score: error: '..' cannot name a set"),
+    (["figures={ja}"], "flowaccent score: error: 'figures' cannot name a set (a file the command writes)"),
+    (["{ja}", "--out", "{file}"], "flowaccent score: error: --out {file} is a file; give a folder"),
+    (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents must be >= 1, got 0"),
+    (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames must be >= 1, got -5"),
+    (["{ja}", "--native-class", "fr"], "flowaccent score: error: class 'fr' is not one of the model's classes"),
 ])
 def test_bad_names_outputs_and_sizes_are_one_line_errors(trained, tmp_path, capsys, args, message):
     r"""A set name that is not a plain folder name or is a file scoring writes, a file where the output folder
@@ -386,7 +387,7 @@ def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
     for name in ("utt_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt", "utt_latent_means.npy"):
         assert (tmp_path / "0" / "zh" / name).read_bytes() == (tmp_path / "2" / "zh" / name).read_bytes(), name
     assert main([*args, "--out", str(tmp_path / "bad"), "--prefetch", "-2"]) == 1
-    assert "score: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
+    assert "flowaccent score: error: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
 
 
 def test_svr_cv_against_its_shuffled_chance_level():
@@ -550,8 +551,8 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
     assert json.loads((exp / "fbank.json").read_text())["source_rates"] == {"16000": 40}
     write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30})
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 1
-    assert (f"score: set ja: its features were computed with frame_shift_ms 5.0 (not 10.0) of the model's training "
-            f"features ({ja / 'fbank.json'} against {exp / 'fbank.json'})") in capsys.readouterr().err
+    assert (f"flowaccent score: error: set ja: its features were computed with frame_shift_ms 5.0 (not 10.0) of the "
+            f"model's training features ({ja / 'fbank.json'} against {exp / 'fbank.json'})") in capsys.readouterr().err
     write_record(ja, FbankConfig(allow_upsample=True).to_dict(), -1, {8000: 30})
     assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == 0
     assert "score: warning: set ja: audio at 8000 Hz upsampled to 16000 Hz" in capsys.readouterr().err
@@ -620,8 +621,8 @@ def test_out_may_not_be_the_experiment_dir(trained, capsys):
     before = (exp / "config.yaml").read_text()
     for command in (["score", str(root / "ja")], ["blurmask", "--data", str(root / "ja")]):
         assert main([command[0], "--exp", str(exp), "--out", str(exp), *command[1:], "--quiet"]) == 1
-        assert f"{command[0]}: --out {exp} is an experiment dir of 'flowaccent train'; give a folder inside it, e.g. " \
-               f"{exp / command[0]}" in capsys.readouterr().err
+        assert f"flowaccent {command[0]}: error: --out {exp} is an experiment dir of 'flowaccent train'; give a " \
+               f"folder inside it, e.g. {exp / command[0]}" in capsys.readouterr().err
     assert (exp / "config.yaml").read_text() == before
 
 
@@ -637,7 +638,8 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
     with open(out / ".out.lock", "w") as held:  # as a running score or blurmask holds it
         fcntl.flock(held, fcntl.LOCK_EX)
         assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "native"), "--quiet"]) == 1
-    assert f"score: --out {out} is being written by another flowaccent command now" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"flowaccent score: error: --out {out} is being written by another flowaccent command now" in err
     assert sorted(p.name for p in out.iterdir()) == [".out.lock"]
     before = (scores / "summary.json").read_text()
     blur = ["blurmask", "--exp", str(exp), "--data", str(root / "native"), "--utts", "1", "--steps", "2", "--quiet"]

@@ -246,7 +246,7 @@ def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, cap
     assert [json.loads(line)["epoch"] for line in (exp / "log" / "train.jsonl").read_text().splitlines()
             if json.loads(line)["event"] == "epoch"] == [1, 2, 3]
     assert main(["train", "--exp", str(tmp_path / "new"), "--quiet"]) == 1
-    assert "train: give one or more DATA_DIR (NAME=DATA_DIR)" in capsys.readouterr().err
+    assert "flowaccent train: error: give one or more DATA_DIR (NAME=DATA_DIR)" in capsys.readouterr().err
 
 
 def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
@@ -326,7 +326,7 @@ def test_compile_mode_reaches_the_compiled_forward(gaussian_dir, tmp_path, monke
         assert main([*args, "--exp", str(tmp_path / mode), *compile_args]) == 0
     assert seen == [None, "reduce-overhead"]
     assert main([*args, "--exp", str(tmp_path / "bad"), "--train.compile-mode", "reduce-overhead"]) == 1
-    assert "train: compile_mode reduce-overhead needs compile: true" in capsys.readouterr().err
+    assert "flowaccent train: error: compile_mode reduce-overhead needs compile: true" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
@@ -348,7 +348,7 @@ def test_prefetching_batches_trains_the_same_model(gaussian_dir, tmp_path, capsy
         assert all(r["valid_s"] > 0 and r["save_s"] > 0 for r in epochs)
     assert digests[0] == digests[2]
     assert main(["train", "--exp", str(tmp_path / "e"), str(path), "--train.prefetch", "-2"]) == 1
-    assert "train: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
+    assert "flowaccent train: error: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
 
 
 def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_validates(gaussian_dir, tmp_path,
