@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import numbers
 import os
 import re
 import shutil
@@ -59,24 +60,31 @@ def naming(summary: dict[str, Any]) -> str:
 #: (:func:`flowaccent.blurmask.report.blurmask_part`); an earlier report's are removed by the next.
 BLURMASK_FIGURES = "blurmask_"
 
+#: Frames per set in the t-SNE by default (the slowest figure: its time grows faster than its points).
+TSNE_FRAMES = 500
+
 #: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
 FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
                           r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)")
 
 
-def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Path]:
+def make_figures(
+    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None, tsne_frames: int = TSNE_FRAMES
+) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
-    summary where the caller has read and checked it already (:func:`_checked_inputs`). The figures are drawn in
+    summary where the caller has read and checked it already (:func:`_checked_inputs`). ``tsne_frames``: the
+    frames per set in the t-SNE (a random sample of its latents), 0 for no t-SNE. The figures are drawn in
     ``fig_dir/.partial`` and moved into place when all are drawn, and only then are the figures of these names
     an earlier run left and this one did not draw removed (one of scores with a baseline or sets these have not,
     ``roc_gmm_log_ll``, would be taken for one of these): a Ctrl-C left 6 of 18 earlier figures. Other files in
     ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks)."""
+    _check_tsne_frames(tsne_frames)
     summary = summary or _checked_inputs(exp, scores)
     fig_dir = Path(fig_dir)
     stage = fig_dir / ".partial"
     shutil.rmtree(stage, ignore_errors=True)  # a killed run's
     try:
-        drawn = _draw_figures(exp, scores, stage, summary)
+        drawn = _draw_figures(exp, scores, stage, summary, tsne_frames)
         fig_dir.mkdir(parents=True, exist_ok=True)
         for old in fig_dir.iterdir():
             if FIGURE_FILES.fullmatch(old.name):
@@ -88,7 +96,15 @@ def make_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any]
     return {title: fig_dir / png.name for title, png in drawn.items()}
 
 
-def _draw_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
+def _check_tsne_frames(tsne_frames: int) -> None:
+    if isinstance(tsne_frames, bool) or not isinstance(tsne_frames, numbers.Integral) or tsne_frames < 0:
+        raise ConfigError(f"report: tsne_frames (--tsne-frames) is a whole number >= 0 (0: no t-SNE), got "
+                          f"{tsne_frames!r}")
+
+
+def _draw_figures(
+    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any], tsne_frames: int
+) -> dict[str, Path]:
     names = list(summary["sets"])
     latents, tables = {}, {}
     for name in names:
@@ -105,8 +121,9 @@ def _draw_figures(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any
               file=sys.stderr)
     figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01", cols=cols)
     figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
-    tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
-    figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", cols=cols)
+    if tsne_frames:
+        tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
+        figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols)
     figures["LogLL per utterance"] = plots.histograms(
         {n: t["log_ll"] for n, t in tables.items()},
         fig_dir / "hist_log_ll",
@@ -238,14 +255,16 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
 
 def write_report(
     exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
-    blurmask: str | Path | None = None,
+    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES,
 ) -> Path:
     r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
     ``.html``: into it); returns the HTML path. ``blurmask``: the ``--out`` folder of a ``flowaccent blurmask`` run
     on the scored model, whose tables and figures the report shows too
-    (:func:`flowaccent.blurmask.report.blurmask_part`). An earlier report at ``out`` is removed before the figures
-    are drawn, so an interrupted run leaves no report beside figures it did not draw."""
+    (:func:`flowaccent.blurmask.report.blurmask_part`). ``tsne_frames``: as :func:`make_figures`'s. An
+    earlier report at ``out`` is removed before the figures are drawn, so an interrupted run leaves no report
+    beside figures it did not draw."""
     exp, scores = Path(exp), Path(scores)
+    _check_tsne_frames(tsne_frames)
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
@@ -261,7 +280,7 @@ def write_report(
         check_same_model(Path(blurmask), masks, summary)  # before anything is removed
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
-    figures = make_figures(exp, scores, out.parent / "figures", summary)
+    figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
     for old in (out.parent / "figures").glob(f"{BLURMASK_FIGURES}*.png"):  # an earlier report's blur masks
         old.unlink()
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"

@@ -10,12 +10,23 @@ from flowaccent.cli.main import COMMANDS
 
 
 def _add(subparsers, name: str, description: str, out_help: str) -> argparse.ArgumentParser:
-    r"""``report`` and ``plot`` take the same three options: ``--exp``, ``--scores``, ``--out``."""
+    r"""``report`` and ``plot`` take the same options: ``--exp``, ``--scores``, ``--out``, ``--tsne-frames``."""
+    from flowaccent.report import TSNE_FRAMES
+
     parser = subparsers.add_parser(name, help=COMMANDS[name], description=description)
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help=out_help)
+    parser.add_argument("--tsne-frames", type=_frames, default=TSNE_FRAMES, metavar="N",
+                        help=f"frames per set in the t-SNE of the latents, a random sample (default: {TSNE_FRAMES}; "
+                        "0: no t-SNE; the slowest figure, its time growing faster than its points)")
     return parser
+
+
+def _frames(text: str) -> int:
+    if not text.strip().isdigit() or not text.strip().isascii():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no t-SNE), got '{text}'")
+    return int(text)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.report import write_report
 
     command = args.command_line
-    out = write_report(args.exp, args.scores, args.out, command, blurmask=args.blurmask)
+    out = write_report(args.exp, args.scores, args.out, command, blurmask=args.blurmask, tsne_frames=args.tsne_frames)
     print(f"report: {out}", file=sys.stderr)
     return 0
 
@@ -56,6 +67,6 @@ def run_plot(args: argparse.Namespace) -> int:
     from flowaccent.report import make_figures
 
     out = Path(args.out) if args.out else Path(args.scores) / "figures"
-    for title, png in make_figures(Path(args.exp), Path(args.scores), out).items():
+    for title, png in make_figures(Path(args.exp), Path(args.scores), out, tsne_frames=args.tsne_frames).items():
         print(f"plot: {title}: {png}", file=sys.stderr)
     return 0

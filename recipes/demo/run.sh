@@ -7,8 +7,9 @@
 #   4 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
 #   5 plots and report.html (the DNF flow's with its blur masks); RESULTS.md
 # Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
-# the training's seed). A rerun skips finished stages (refused into an --exp made with another --quick or
-# --seed); --stage N runs stages N.. again (recipes/common/stages.sh).
+# the training's seed). --report-opts: options for stage 5's flowaccent report, e.g. "--tsne-frames 0" (no t-SNE).
+# A rerun skips finished stages (refused into an --exp made with another --quick, --seed or --report-opts: give
+# --stage 5 for new reports); --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +19,7 @@ quick=false
 nj=2
 seed=0
 exp=
+report_opts=
 
 . ./path.sh
 . ../common/parse_options.sh
@@ -31,7 +33,8 @@ else
   exp=${exp:-exp/default$seeded}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
 fi
 corpus=$exp/corpus
-recorded_options="quick seed"
+recorded_options="quick seed report_opts"
+option_stages="report_opts:5"
 . ../common/stages.sh
 sets="train_native dev_native test_native train_zh test_zh test_ja"
 mkdir -p "$exp"
@@ -95,8 +98,10 @@ fi
 
 if should_run 5; then
   log "Stage 5: reports and RESULTS"
-  flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask"
-  flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores"
+  # shellcheck disable=SC2086
+  flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask" $report_opts
+  # shellcheck disable=SC2086
+  flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores" $report_opts
   local/make_results.py "$exp" > "$exp/RESULTS.md"
   mark_done 5
 fi

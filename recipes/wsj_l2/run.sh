@@ -9,6 +9,7 @@
 #                or its name less .scp, zh.scp: zh)
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
 #   --fbank-opts options for flowaccent fbank, e.g. "--allow-upsample true" (8 kHz audio) or "--channel 0"
+#   --report-opts options for flowaccent report, e.g. "--tsne-frames 200" (a quicker t-SNE) or "--tsne-frames 0"
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
 # where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
@@ -29,6 +30,7 @@ l2_train=
 configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"
 train_opts=
 fbank_opts=
+report_opts=
 nj=4
 data=data
 exp=exp
@@ -93,10 +95,10 @@ awk "BEGIN { exit !($rated_min <= $rated_max) }" \
 # stage 4 scores the held-out part: none (0), or nothing left to train on (1), would fail after stages 0-1
 awk "BEGIN { exit !($heldout_fraction > 0 && $heldout_fraction < 1) }" \
   || { log "--heldout-fraction takes a fraction between 0 and 1 (both excluded), not '$heldout_fraction'"; exit 1; }
-recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts data heldout_fraction rated_min rated_max"
+recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts data heldout_fraction rated_min rated_max report_opts"
 # the first stage each option shapes: --stage N refuses a changed one that a stage before N used (configs only
 # chooses the models a run works on: any --stage may take a few)
-option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5"
+option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5 report_opts:6"
 . ../common/stages.sh
 if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
   for conf in $configs; do
@@ -199,9 +201,12 @@ fi
 if should_run 6; then
   log "Stage 6: reports"
   for conf in $configs; do
-    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores"
+    # shellcheck disable=SC2086
+    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores" $report_opts
     if [ -f "$exp/$conf/scores_rated/summary.json" ]; then  # stage 5's sets, with their own figures
-      flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores_rated" --out "$exp/$conf/rated/report.html"
+      # shellcheck disable=SC2086
+      flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores_rated" --out "$exp/$conf/rated/report.html" \
+        $report_opts
     fi
   done
   mark_done 6

@@ -14,7 +14,8 @@ RECIPE = Path(__file__).parents[2] / "recipes" / "demo" / "run.sh"
 
 def test_quick_demo_runs_every_stage(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = ["bash", str(RECIPE), "--quick", "true", "--exp", str(tmp_path / "exp")]
+    # 100 t-SNE frames per set, not 500: 4 s of each of the test's 4 reports
+    cmd = ["bash", str(RECIPE), "--quick", "true", "--exp", str(tmp_path / "exp"), "--report-opts", "--tsne-frames 100"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     for stage in range(6):
@@ -39,6 +40,7 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"
     assert "<h2>Blur masks: AUCs and SRG per set and baseline</h2>" in report.read_text()  # stage 4's, in stage 5's
+    assert "--tsne-frames 100" in report.read_text() and "Latents, t-SNE" in report.read_text()
     assert "Blur mask" not in (tmp_path / "exp" / "nf" / "report.html").read_text()
     # Kaldi's --stage N: stage 4 runs again though it finished (its marker removed), the others stay skipped
     report.unlink()
@@ -53,8 +55,14 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert rest.returncode == 0 and "Stage 5:" in rest.stderr and "Stage 4:" not in rest.stderr and report.exists()
     for extra, message in ((["--seed", "1"], "was made with other options (seed) than these"),
                            (["stop"], "unexpected argument 'stop'"),
+                           (["--report-opts", "--tsne-frames 0"], "was made with other options (report_opts)"),
                            (["--stage", "one"], "--stage takes a stage number, not 'one'")):
         refused = subprocess.run([*cmd, *extra], capture_output=True, text=True, env=env, timeout=60)
         assert refused.returncode == 1 and message in refused.stderr, (extra, refused.stderr)
+    # new reports with other options: --stage 5 (report_opts shapes stage 5 only; the earlier stages are not redone)
+    new = subprocess.run([*cmd, "--stage", "5", "--report-opts", "--tsne-frames 0"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert new.returncode == 0 and "Stage 5:" in new.stderr and "Stage 4:" not in new.stderr, new.stderr[-2000:]
+    assert "t-SNE" not in report.read_text() and "Blur masks: AUCs" in report.read_text()
     wrong = subprocess.run([*cmd[:2], "--quick", "yes"], capture_output=True, text=True, env=env, timeout=60)
     assert wrong.returncode == 1 and "--quick takes true or false, not 'yes'" in wrong.stderr

@@ -73,6 +73,8 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         str(tmp_path / "exp"),
         "--train-opts",
         TINY,
+        "--report-opts",
+        "--tsne-frames 0",  # the reports' slowest figure (25 s of this test's 120): stage 6 passes it on
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -82,7 +84,8 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         assert summary["baseline"]["kind"] == "gmm"
         rated = json.loads((tmp_path / "exp" / conf / "scores_rated" / "summary.json").read_text())
         assert {"zh_rated", "ja_rated"} <= set(rated["sets"]) and rated["baseline"]["loaded"]  # stage 4's GMM
-        assert (tmp_path / "exp" / conf / "report.html").exists()
+        assert "Latents, PCA" in (report := (tmp_path / "exp" / conf / "report.html").read_text())
+        assert "t-SNE" not in report and "t-SNE" not in (tmp_path / "exp" / conf / "rated" / "report.html").read_text()
         assert "zh_rated" in (tmp_path / "exp" / conf / "rated" / "report.md").read_text()
         # the training dirs are subsets of wsj_all: their fbank record came along, so scoring checks sets against it
         assert json.loads((tmp_path / "exp" / conf / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 40
@@ -228,5 +231,5 @@ def test_help_lists_every_option_and_nothing_else():
     assert shown.returncode == 0
     options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
     assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
-                       "--train-opts", "--fbank-opts", "--nj", "--data", "--exp", "--heldout-fraction", "--rated-min",
-                       "--rated-max"]
+                       "--train-opts", "--fbank-opts", "--report-opts", "--nj", "--data", "--exp", "--heldout-fraction",
+                       "--rated-min", "--rated-max"]

@@ -47,6 +47,40 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys):
     assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png"} <= names
 
 
+def test_tsne_frames_sets_the_sample_and_zero_leaves_the_tsne_out(scored_dir_and_exp, tmp_path, monkeypatch, capsys):
+    r"""The t-SNE, the slowest figure (its time grows faster than its points), is drawn from ``--tsne-frames`` frames
+    per set; 0 draws none, and an earlier run's t-SNE goes; a number that is not a count is a usage error."""
+    from flowaccent import plots
+
+    out_dir, exp = scored_dir_and_exp
+    drawn = []
+    real = plots.latents_tsne
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols: drawn.append(per_set) or real(
+        latents, base, per_set=per_set, cols=cols))
+    figures = tmp_path / "f"
+    assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "7"]) == 0
+    assert drawn == [7] and (figures / "latents_tsne.png").exists()
+    assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "0"]) == 0
+    assert drawn == [7] and not (figures / "latents_tsne.png").exists() and (figures / "latents_pca.png").exists()
+    html = tmp_path / "r" / "report.html"
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(html), "--tsne-frames", "0"]) == 0
+    assert drawn == [7] and "t-SNE" not in html.read_text() and "Latents, PCA" in html.read_text()
+    assert "--tsne-frames 0" in html.read_text()  # the command, under "How this was made"
+    for bad in ("-1", "1.5", "many", "\u0663"):
+        with pytest.raises(SystemExit) as stop:
+            main(["report", "--exp", str(exp), "--scores", str(out_dir), "--tsne-frames", bad])
+        assert stop.value.code == 2 and "--tsne-frames: expected a whole number >= 0" in capsys.readouterr().err
+    from flowaccent.errors import ConfigError
+    from flowaccent.report import make_figures, write_report
+
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ConfigError, match="tsne_frames"):
+            write_report(exp, out_dir, tmp_path / "r2", tsne_frames=bad)
+        with pytest.raises(ConfigError, match="tsne_frames"):
+            make_figures(exp, out_dir, tmp_path / "f2", tsne_frames=bad)
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "f2").exists()
+
+
 def test_a_sets_colour_does_not_depend_on_the_order_given_nor_come_near_another_accents():
     r"""dev_native and test_native swapped colours between two reports that listed them in other orders; a third zh
     set got a light red next to ja's pink."""
@@ -466,7 +500,7 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
     assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
     # a t-SNE that says why it has none: the suite's time (this is about which files stay)
-    monkeypatch.setattr(report.plots, "latents_tsne", lambda latents, base, cols=None: report.plots._too_few(
+    monkeypatch.setattr(report.plots, "latents_tsne", lambda latents, base, per_set, cols=None: report.plots._too_few(
         base, "t-SNE", "not drawn in this test"))
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     assert {p.name for p in (folder / "figures").iterdir()} == set(before) | set(mine)  # 'roc_\w+|blurmask_.+' went
