@@ -200,7 +200,9 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
     """
     tables, problems = _inspect(Path(path), tuple(require), tuple(unused))
     if problems:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        rest = len(problems) - 1  # where the others are, not only how many
+        more = f" (and {rest} more problem{'s' * (rest > 1)}: 'flowaccent validate {path}' lists a data dir's)"
+        more = more if rest else ""
         raise DataDirError(problems[0] + more)
     return DataDir(Path(path), tables)
 

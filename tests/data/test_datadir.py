@@ -90,6 +90,16 @@ def test_each_rule(tmp_path, tables, fragment):
         load_data_dir(d)
 
 
+def test_the_first_problem_names_the_command_that_lists_the_others(tmp_path):
+    d = make_dir(tmp_path / "d", utt2accent="a-1 native\n", utt2score="a-1 5\na-2 x\nb-1 2\n")
+    problems = validate_data_dir(d)
+    assert len(problems) == 2, problems
+    with pytest.raises(DataDirError) as error:
+        load_data_dir(d)
+    assert str(error.value) == f"{problems[0]} (and 1 more problem: 'flowaccent validate {d}' lists a data dir's)"
+    assert "(and" not in str(pytest.raises(DataDirError, load_data_dir, make_dir(tmp_path / "e", utt2accent="")).value)
+
+
 def test_empty_data_dir(tmp_path):
     d = make_dir(tmp_path / "d", utt2spk="", spk2utt="", text="", utt2num_frames="", utt2accent="", utt2score="")
     with pytest.raises(DataDirError, match="empty data dir"):
