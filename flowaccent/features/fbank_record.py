@@ -6,8 +6,9 @@ training dirs' record in ``EXP_DIR/fbank.json``; ``score`` and ``blurmask`` refu
 features were computed with other options than the model's, naming the option. Features of the
 same dimension computed otherwise (a 5 ms shift, linear energies, another rate) were scored
 without a word: a set with a 5 ms shift looked more native than the native one. Data dirs
-without a record (features made by Kaldi, or by flowaccent before the record existed) are not
-checked; ``score`` and ``blurmask`` say so where the model has a record. A record whose run's arks
+without a record (features made by Kaldi, or by flowaccent before the record existed) are checked for
+their frame rate alone, where they have Kaldi's ``utt2dur`` (:func:`frame_rate_problem`), and ``score`` and
+``blurmask`` say they are otherwise unchecked where the model has a record. A record whose run's arks
 ``feats.scp`` no longer lists (features computed again by another tool in a dir ``flowaccent fbank``
 once ran in) is taken as no record, with a warning: it vouched for them.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flowaccent.data.atomic import atomic_write_json
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FlowAccentError
 
 #: The record's file name, in a data dir and in an experiment dir.
 RECORD = "fbank.json"
@@ -132,6 +133,53 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
     return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}
 
 
+def kaldi_num_frames(samples: int, options: Mapping[str, Any]) -> int:
+    r"""Frames of ``samples`` audio samples under fbank ``options`` (``FbankConfig.to_dict()``), as Kaldi's
+    ``NumFrames`` counts them: with ``snip_edges``, ``1 + (N - window) // shift`` (0 for audio shorter than a
+    window), else ``(N + shift // 2) // shift``."""
+    rate = float(options.get("sample_frequency", 16000))
+    shift = int(rate * 0.001 * float(options.get("frame_shift_ms", 10.0)))
+    window = int(rate * 0.001 * float(options.get("frame_length_ms", 25.0)))
+    if options.get("snip_edges", True):
+        return 0 if samples < window else 1 + (samples - window) // shift
+    return (samples + shift // 2) // shift
+
+
+#: Largest relative difference between a set's frames and the frames its audio's length makes under the model's
+#: options, before its features are taken to come at another frame rate (a 5 ms shift makes twice as many).
+FRAME_RATE_TOLERANCE = 0.1
+
+
+def frame_rate_problem(data: Any, options: Mapping[str, Any]) -> str | None:
+    r"""Where a data dir's features come at another frame rate than ``options`` (the model's fbank options)
+    make: its frames (``utt2num_frames``) against those its audio's length (Kaldi's ``utt2dur``, which
+    Kaldi's ``make_fbank.sh`` writes) makes under ``options``, over the utterances in both, as Kaldi's
+    ``utils/data/get_frame_shift.sh`` works a frame shift out from the two tables; None where they agree
+    within :data:`FRAME_RATE_TOLERANCE`, or the dir has not both tables (or values that are not numbers:
+    ``utt2dur`` is another tool's table, not checked here)."""
+    from flowaccent.data.datadir import read_table
+    from flowaccent.data.kaldi_text import NUMBER
+
+    if not data.has("utt2num_frames") or not (data.path / "utt2dur").is_file():
+        return None
+    try:
+        durations = read_table(data.path / "utt2dur")
+    except FlowAccentError:
+        return None
+    frames = data.utt2num_frames()
+    rate = float(options.get("sample_frequency", 16000))
+    got = made = 0
+    for utt, text in durations.items():
+        if utt in frames and NUMBER.fullmatch(text) and 0 <= float(text) < float("inf"):
+            got, made = got + frames[utt], made + kaldi_num_frames(round(float(text) * rate), options)
+    if made == 0 or got == 0 or abs(got - made) <= FRAME_RATE_TOLERANCE * made:
+        return None
+    shift = float(options.get("frame_shift_ms", 10.0))
+    return (f"its features come every {shift * made / got:.1f} ms, not every {shift:g} ms as the model's "
+            f"(frame_shift_ms): {got} frames (utt2num_frames) where its audio's length (utt2dur) makes {made} with "
+            f"the model's options")
+
+
 def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
     r"""Refuses a set (name -> :class:`~flowaccent.data.datadir.DataDir`) whose features were computed with
     other options than the model's training data (``exp/fbank.json``); warns about a set upsampled from
@@ -143,6 +191,9 @@ def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
     for name, data in sets.items():
         record = data_record(data.path, command)
         if record is None:
+            if problem := frame_rate_problem(data, model["fbank"]):
+                raise ConfigError(f"{command}: set {name}: {problem} ({exp / RECORD}); compute its features again "
+                                  f"with 'flowaccent fbank' and the model's options")
             if not (data.path / RECORD).exists():  # one left beside other features: data_record said so
                 print(f"{command}: warning: set {name}: no record of how its features were computed "
                       f"({data.path / RECORD}, written by 'flowaccent fbank'): not checked against the model's "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flowaccent.cli.main import main
-from flowaccent.data import ScpReader, load_data_dir, read_wav
+from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav, write_table
 from flowaccent.features import compute_fbank
 from flowaccent.features.fbank_record import differences, training_record
 
@@ -130,3 +130,45 @@ def test_features_of_audio_resampled_another_way_are_not_mixed(tmp_path):
         check_sets(exp, {"old": SimpleNamespace(path=b)}, "score")
     (exp / "fbank.json").write_text(json.dumps(training_record([native])))  # a model of 16 kHz audio only
     check_sets(exp, {"old": SimpleNamespace(path=b)}, "score")
+
+
+@pytest.mark.parametrize("options", [{}, {"snip_edges": False}, {"frame_shift_ms": 5.0, "frame_length_ms": 20.0},
+                                     {"sample_frequency": 8000, "snip_edges": False}])
+def test_frame_counts_are_the_features_own(options):
+    r"""kaldi_num_frames (what the frame-rate check expects of a set's audio) against the frames compute_fbank
+    makes, short audio included (none, less than a window, one window, one sample more)."""
+    from flowaccent.features.fbank import FbankConfig, compute_fbank_with
+    from flowaccent.features.fbank_record import kaldi_num_frames
+
+    config = FbankConfig(**options, dither=0.0)
+    rate = int(config.sample_frequency)
+    window = int(rate * config.frame_length_ms / 1000)
+    rng = np.random.default_rng(0)
+    for samples in (0, 1, window - 1, window, window + 1, rate // 3 + 7, rate + 80):
+        wave = rng.normal(0, 1000, samples)
+        assert kaldi_num_frames(samples, config.to_dict()) == len(compute_fbank_with(config, wave, rate)), samples
+
+
+def test_a_set_without_a_record_at_another_frame_rate_is_refused(tmp_path):
+    r"""Kaldi's features (no fbank.json) at a 5 ms shift were scored by a 10 ms model with the warning every set
+    without a record gets; their frames against utt2dur's lengths (Kaldi's make_fbank.sh writes both) give them
+    away, as utils/data/get_frame_shift.sh works a shift out."""
+    from flowaccent.features.fbank import FbankConfig
+    from flowaccent.features.fbank_record import frame_rate_problem
+
+    data = make_wav_data_dir(tmp_path / "a")
+    assert main(["fbank", str(data), "--quiet"]) == 0
+    (data / "fbank.json").unlink()
+    ten, five = FbankConfig().to_dict(), FbankConfig(frame_shift_ms=5.0).to_dict()
+    frames = {u: int(n) for u, n in load_data_dir(data).utt2num_frames().items()}
+    durations = {u: float(len(read_wav(p)[0])) / 16000 for u, p in read_table(data / "wav.scp").items()}
+    assert frame_rate_problem(load_data_dir(data), ten) is None  # no utt2dur: nothing to check against
+    write_table(data / "utt2dur", {u: f"{d:.3f}" for u, d in durations.items()})
+    assert frame_rate_problem(load_data_dir(data), ten) is None
+    problem = frame_rate_problem(load_data_dir(data), five)
+    made = sum(1 + (round(d * 16000) - 400) // 80 for d in durations.values())
+    assert problem == (f"its features come every 10.0 ms, not every 5 ms as the model's (frame_shift_ms): "
+                       f"{sum(frames.values())} frames (utt2num_frames) where its audio's length (utt2dur) makes "
+                       f"{made} with the model's options")
+    write_table(data / "utt2dur", {u: "n/a" for u in durations})  # another tool's table, not ours to refuse
+    assert frame_rate_problem(load_data_dir(data), five) is None

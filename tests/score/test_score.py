@@ -573,6 +573,15 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
     assert (f"score: warning: set ja: no record of how its features were computed ({ja / 'fbank.json'}, written "
             f"by 'flowaccent fbank'): not checked against the model's fbank options ({exp / 'fbank.json'})"
             ) in capsys.readouterr().err
+    # ... but for its frame rate, where Kaldi's utt2dur says how long its audio is: twice the frames it makes at
+    # 10 ms are 5 ms features (as Kaldi's utils/data/get_frame_shift.sh works a shift out)
+    frames = {u: int(n) for u, n in read_table(ja / "utt2num_frames").items()}
+    for shift, code in ((0.010, 0), (0.005, 1)):
+        write_table(ja / "utt2dur", {u: f"{(n - 1) * shift + 0.025:.3f}" for u, n in frames.items()})
+        assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(ja), "--quiet"]) == code
+        err = capsys.readouterr().err
+        assert ("flowaccent score: error: set ja: its features come every 5.0 ms, not every 10 ms as the model's "
+                "(frame_shift_ms)" in err) == (code == 1) and ("no record of how" in err) == (code == 0), err
 
 
 def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
