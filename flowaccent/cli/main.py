@@ -171,7 +171,8 @@ def _main(argv: list[str] | None) -> int:
         code = int(args.run(args) or 0)
     except FlowAccentError as error:
         message = " ".join(str(error).split("\n"))
-        message = message.removeprefix(f"{args.command}: ")  # the library's own prefix, for API users: said once
+        if args.command != "train":  # train's 'train: epochs must be >= 1' names the config section (--train.epochs)
+            message = message.removeprefix(f"{args.command}: ")  # the library's own prefix, for API users: said once
         print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
         code = 1
     except OSError as error:

@@ -73,7 +73,7 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
     if args.resume and recorded.is_file():
         return recorded.read_text(encoding="utf-8").splitlines()
     missing = f" and {recorded} does not exist" if args.resume else ""
-    raise ConfigError(f"train: give one or more DATA_DIR (NAME=DATA_DIR){missing}")
+    raise ConfigError(f"give one or more DATA_DIR (NAME=DATA_DIR){missing}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -119,7 +119,7 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
     (first_dir, first), rates, resampled = records[0], {}, {}  # resampled: how -> the first dir resampled so
     for folder, record in records:
         if diff := differences(first["fbank"], record["fbank"]):
-            raise ConfigError(f"train: {folder}'s features were computed with {', '.join(diff)} of {first_dir}'s "
+            raise ConfigError(f"{folder}'s features were computed with {', '.join(diff)} of {first_dir}'s "
                               f"({RECORD}); compute them with the same 'flowaccent fbank' options")
         if (how := resampler(record)) is not None:
             resampled.setdefault(how, folder)
@@ -127,7 +127,7 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
             rates[rate] = rates.get(rate, 0) + n
     if len(resampled) > 1:
         (how_a, a), (how_b, b) = list(resampled.items())[:2]
-        raise ConfigError(f"train: {b}'s audio was resampled with {how_b}, {a}'s with {how_a} ({RECORD}): their "
+        raise ConfigError(f"{b}'s audio was resampled with {how_b}, {a}'s with {how_a} ({RECORD}): their "
                           f"top mel bins differ; compute both with this version's 'flowaccent fbank'")
     first = {k: v for k, v in first.items() if k != "run"}  # the dirs' runs: the model's record names none
     return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}

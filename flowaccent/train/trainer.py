@@ -85,7 +85,7 @@ def _check_distinct(specs: Sequence[tuple[str | None, Path]]) -> None:
         key, label = path.resolve(), f"'{name}'" if name else "unnamed"
         if key in seen:
             both = f" (as {seen[key]} and {label})" if seen[key] != label else ""
-            raise ConfigError(f"train: data dir {path} is given twice{both}; its utterances would be trained on twice")
+            raise ConfigError(f"data dir {path} is given twice{both}; its utterances would be trained on twice")
         seen[key] = label
 
 
@@ -137,7 +137,7 @@ def train(
     mixed, before the checkpoint that refuses a second run existed. The run seeds torch's generators and sets
     its deterministic mode; both are as they were when it returns (a notebook's own seed survives it)."""
     if not isinstance(config, ExperimentConfig):
-        raise ConfigError(f"train: the config is an ExperimentConfig (ExperimentConfig.from_yaml(path), "
+        raise ConfigError(f"the config is an ExperimentConfig (ExperimentConfig.from_yaml(path), "
                           f".from_dict(d)), got {type(config).__name__}")
     main_process = os.environ.get("RANK", "0") == "0"
     distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +96,21 @@ def test_a_usage_error_is_one_line(capsys):
     assert stopped.value.code == 2
     assert capsys.readouterr().err == ("flowaccent train: error: argument --model.hidden: invalid int value: 'abc' "
                                        "(usage: flowaccent train --help)\n")
+
+
+def test_the_command_says_its_name_once_and_trains_section_is_kept(tmp_path, capsys):
+    r"""A library message's own prefix went after the command's ('flowaccent score: error: score: ...'); train's
+    'train: epochs ...' names the config section (--train.epochs, as model: names --model.*), and stays."""
+    from flowaccent.cli.main import main
+
+    conf = Path(__file__).parents[2] / "recipes" / "demo" / "conf" / "quick.yaml"
+    for argv, line in ((["--train.epochs", "0"], "train: epochs must be >= 1, got 0"),
+                       (["--model.num-blocks", "0"], "model: num_blocks must be >= 1, got 0"),
+                       ([], "give one or more DATA_DIR (NAME=DATA_DIR)")):
+        assert main(["train", "--config", str(conf), "--exp", str(tmp_path / "e"), *argv]) == 1
+        assert capsys.readouterr().err == f"flowaccent train: error: {line}\n"
+    assert main(["score", "--exp", str(tmp_path), "--out", str(tmp_path / "o"), "x", "--batch-frames", "0"]) == 1
+    assert capsys.readouterr().err == "flowaccent score: error: batch_frames must be >= 1, got 0\n"
 
 
 @pytest.mark.parametrize(
