@@ -152,13 +152,15 @@ def read_matrix(rxfile: str, key: str = "", source: str = "") -> np.ndarray:
 
 
 def _open(path: str, where: str) -> IO[bytes]:
+    r"""``path`` opened to read; a :class:`KaldiIOError` naming it after ``where`` (the scp line; "": none)."""
+    where = f"{where}: " if where else ""
     try:
         return open(path, "rb")
     except FileNotFoundError:
         relative = "" if Path(path).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
-        raise KaldiIOError(f"{where}: ark '{path}' does not exist{relative}") from None
+        raise KaldiIOError(f"{where}ark '{path}' does not exist{relative}") from None
     except OSError as error:
-        raise KaldiIOError(f"{where}: cannot open '{path}': {error.strerror}") from None
+        raise KaldiIOError(f"{where}cannot open ark '{path}': {error.strerror}") from None
 
 
 def _key_kind(scp: Path) -> str:
@@ -327,7 +329,7 @@ def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
         )
         fd: IO[bytes] = proc.stdout  # type: ignore[assignment]
     else:
-        fd = _open(target, f"ark '{target}'")
+        fd = _open(target, "")  # the message names the ark
     try:
         count = 0
         while True:

@@ -213,7 +213,7 @@ def _utterance(data, rate: int, segment: Segment | None, config: FbankConfig, ch
         try:
             feats = compute_fbank_with(config, samples, rate)
         except FeatureError as error:
-            raise FeatureError(f"{where}: {error}") from None
+            raise FeatureError(f"{where}: {str(error).removeprefix('fbank: ')}") from None  # the command says fbank
         if feats.shape[0] == 0:
             raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
     except FlowAccentError as error:

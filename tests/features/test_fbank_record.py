@@ -29,6 +29,7 @@ def test_upsampling_is_refused_unless_allowed(tmp_path, capsys):
     assert main(["fbank", str(data), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "audio at 8000 Hz, features at sample_frequency 16000 Hz: upsampled, its band above 4000 Hz" in err
+    assert err.startswith("flowaccent fbank: error: ") and err.count("fbank:") == 1, err  # the command, once
     assert not (data / "feats.scp").exists()
     assert main(["fbank", str(data), "--quiet", "--allow-upsample", "true"]) == 0
     assert main(["fbank", str(data), "--quiet", "--sample-frequency", "8000"]) == 0  # or features at its own rate
