@@ -18,7 +18,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["fbank"],
         description="Reads wav.scp (files and 'cmd |' entries; with a segments file, recordings cut into "
         "utterances as Kaldi's extract-segments cuts them) and writes feats.scp + ark, "
-        "utt2num_frames and per-speaker cmvn.scp into the data dir (arks under DATA_DIR/data/). "
+        "utt2num_frames, per-speaker cmvn.scp and fbank.json (these options and the audio's rates, which train "
+        "keeps and score checks sets against) into the data dir (arks under DATA_DIR/data/). "
         "Atomic and idempotent. Kaldi's compute-fbank-feats options, with dither 0 and 40 bins.",
     )
     parser.add_argument("data_dir", metavar="DATA_DIR")
