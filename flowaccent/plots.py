@@ -284,16 +284,24 @@ def histograms(
     utterances has its ticks only). The legend gives each set's mean: over its frames with ``weights`` (the
     utterances' frame counts: the mean the score tables give), else over its utterances."""
     values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
+    finite = {n: np.isfinite(v) for n, v in values.items()}  # nan or inf: left out, and counted in the legend
+    left_out = {n: f", {len(v) - f.sum()} not finite left out" if not f.all() else "" for (n, v), f in
+                zip(values.items(), finite.values())}
+    if weights is not None:
+        weights = {n: np.asarray(weights[n], dtype=float)[finite[n]] for n in values}
+    values = {n: v[finite[n]] for n, v in values.items()}
     fig, ax = _subplots(figsize=(6, 4))
     cols = cols or colours(list(values))
     short = short_names(values)
     if weights is not None:
-        labels = {n: f"{short[n]} ({np.average(v, weights=weights[n]):.2f}; n={len(v)})" for n, v in values.items()}
+        means = {n: np.average(v, weights=weights[n]) if weights[n].sum() > 0 else np.nan for n, v in values.items()}
         title += " (legend: mean over frames; n utterances)"
     else:
-        labels = {n: f"{short[n]} (mean of utts {v.mean():.2f}; n={len(v)})" for n, v in values.items()}
-    both = np.concatenate([v for v in values.values() if len(v)])
-    bins = np.linspace(both.min(), both.max(), 40) if np.ptp(both) > 0 else 10
+        means = {n: v.mean() if len(v) else np.nan for n, v in values.items()}
+    mean_of = "" if weights is not None else "mean of utts "
+    labels = {n: f"{short[n]} ({mean_of}{means[n]:.2f}; n={len(v)}{left_out[n]})" for n, v in values.items()}
+    both = np.concatenate([np.zeros(0), *values.values()])
+    bins = np.linspace(both.min(), both.max(), 40) if len(both) and np.ptp(both) > 0 else 10
     for name, v in values.items():  # a light fill and an outline: overlaps stay readable as each set's colour
         if len(v) < MIN_HISTOGRAM:  # one or two bars of density 1/width: the tallest, and no shape; ticks only
             ax.plot([], [], "|", color=cols[name], markersize=8, label=f"{labels[name]}: ticks only")

@@ -318,6 +318,25 @@ def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_pa
     assert rows["test_native"] == "#1f5fbf" and rows["ja_one"] == "#e377c2"
 
 
+def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypatch):
+    r"""A nan made the legend's mean nan and the bins the default 10 (nan's range is not > 0); a set of nan alone, or
+    weights of only such values, raised."""
+    from flowaccent import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.__setitem__("fig", fig))
+    values = {"a": np.array([1.0, np.nan, 2, 3, 4, np.inf, 5]), "b": np.arange(1.0, 7.0), "c": np.array([np.nan])}
+    plots.histograms(values, tmp_path / "h", "x", "t")
+    ax = drawn["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "a (mean of utts 3.00; n=5, 2 not finite left out)", "b (mean of utts 3.50; n=6)",
+        "c (mean of utts nan; n=0, 1 not finite left out): ticks only"]
+    assert len(np.unique(next(p for p in ax.patches if p.get_fill()).get_xy()[:, 0])) == 40  # the 40 bin edges
+    plots.histograms({"a": np.array([np.nan, 1.0, 2, 3, 4, 5])}, tmp_path / "w", "x", "t",
+                     weights={"a": np.array([9, 1, 1, 1, 1, 5])})
+    assert drawn["fig"].axes[0].get_legend().get_texts()[0].get_text() == "a (3.89; n=5, 1 not finite left out)"
+
+
 def test_long_names_that_shorten_alike_are_told_apart():
     from flowaccent.plots import short_names
 
