@@ -7,6 +7,7 @@ from nflows.transforms import normalization
 from nflows.transforms.normalization import BatchNorm
 from torch import Tensor, nn
 
+from flowaccent.features.pipeline import STD_FLOOR
 from flowaccent.transfer import TrueFlags
 
 
@@ -22,7 +23,19 @@ class ActNorm(TrueFlags, normalization.ActNorm):
     Reading that tensor on a GPU makes the host wait for the GPU's queue to drain, at every
     training forward; once it is True, :meth:`is_initialized` answers from the host
     (:class:`flowaccent.transfer.TrueFlags`).
+
+    The first batch's spread per dimension is floored at :data:`STD_FLOOR` (the features' standardisation's
+    floor) before its log is taken: a dimension constant in the first batch (mel bins that are empty in all
+    audio, upsampled from 8 kHz, and so constant after standardisation) made ``log_scale`` inf and the loss nan
+    at step 1. Spreads above the floor give nflows' values.
     """
+
+    def _initialize(self, inputs: Tensor) -> None:
+        with torch.no_grad():  # nflows' data-dependent start, the spread floored
+            std = inputs.std(dim=0).clamp_min(STD_FLOOR)
+            self.log_scale.data = -torch.log(std)
+            self.shift.data = -(inputs / std).mean(dim=0)
+            self.initialized.data = torch.tensor(True, dtype=torch.bool)
 
     def is_initialized(self) -> bool:
         r"""``initialized``, read from the device until it is True, then remembered."""

@@ -3,6 +3,9 @@ r"""flowaccent's ActNorm against nflows': values, initialisation, and its host-s
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 from nflows.transforms.normalization import ActNorm as NflowsActNorm
 
@@ -27,6 +30,23 @@ def test_the_same_initialisation_and_values_as_nflows():
         assert torch.equal(y, y2) and torch.equal(log_det, log_det2)
         g, g2 = torch.autograd.grad((y.sum() + log_det.sum()), x), torch.autograd.grad((y2.sum() + log_det2.sum()), x)
         assert torch.equal(g[0], g2[0])
+
+
+def test_a_dimension_constant_in_the_first_batch_starts_finite():
+    r"""Its spread 0 made log_scale inf and the first loss nan (empty mel bins of upsampled 8 kHz audio are constant
+    after standardisation); the spread is floored, as the standardisation floors it, and the other dims keep
+    nflows' start."""
+    from flowaccent.features.pipeline import STD_FLOOR
+
+    ours, theirs = ActNorm(4), NflowsActNorm(4)
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    x[:, 2] = -15.94
+    (y, log_det), _ = ours(x), theirs(x)
+    assert torch.isfinite(y).all() and torch.isfinite(log_det).all() and not torch.isfinite(theirs.log_scale[2])
+    keep = [0, 1, 3]
+    torch.testing.assert_close(ours.log_scale[keep], theirs.log_scale[keep], rtol=0, atol=0)
+    torch.testing.assert_close(ours.shift[keep], theirs.shift[keep], rtol=0, atol=0)
+    assert ours.log_scale[2].item() == pytest.approx(-math.log(STD_FLOOR), rel=1e-6)
 
 
 def test_initialised_is_remembered_on_the_host_until_a_state_is_loaded():

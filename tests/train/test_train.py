@@ -34,6 +34,15 @@ def test_reaches_the_true_entropy_of_a_gaussian(gaussian_dir, tmp_path):
     assert (tmp_path / "exp" / "config.yaml").exists() and list((tmp_path / "exp" / "tensorboard").iterdir())
 
 
+def test_dimensions_constant_in_every_frame_train(tmp_path):
+    r"""Four of 6 dims constant (as fbank's empty mel bins of upsampled audio are) stopped training at step 1 with
+    a nan loss, whatever the normalisation of the features: ActNorm's start took the log of their spread, 0."""
+    chol = np.diag([1.0, 0.0, 2.0, 0.0, 0.0, 0.0])
+    data = write_gaussian_dir(tmp_path / "const", np.full(6, -15.94), chol, 40, 50, seed=0)
+    summary = train(small_config(epochs=2), tmp_path / "exp", [str(data)], quiet=True)
+    assert math.isfinite(summary.best_valid_nll)
+
+
 def test_gradient_filter_trains(gaussian_dir, tmp_path):
     path, cov = gaussian_dir
     entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
