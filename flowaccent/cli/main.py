@@ -126,6 +126,20 @@ def _die_by(number: int) -> NoReturn:
 _PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint", "data", "data_dirs", "data_dir", "out_dir")
 
 
+_POSITIONAL = {"data_dirs": "a DATA_DIR", "data_dir": "DATA_DIR", "out_dir": "OUT_DIR"}
+
+
+def _empty_path(args: argparse.Namespace) -> str | None:
+    r"""The first path argument given as an empty string (``--exp "$UNSET"``: train ran into the current folder,
+    rewriting a ``config.yaml`` and ``data.txt`` there), named as the command line spells it; else None."""
+    for name in _PATH_OPTIONS:
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not text.strip():
+                return _POSITIONAL.get(name, f"--{name.replace('_', '-')}")
+    return None
+
+
 def _expand_home(args: argparse.Namespace) -> None:
     r"""A leading ``~`` or ``~user`` of a path (or of ``DIR`` in ``NAME=DIR``) is the home folder, as the shell
     makes it of ``--out ~/x``: not a folder named ``~`` in the current one."""
@@ -165,6 +179,10 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     except KeyboardInterrupt:
         return _interrupted("flowaccent")
+    if empty := _empty_path(args):
+        print(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) (usage: flowaccent "
+              f"{args.command} --help)", file=sys.stderr)
+        return 2
     _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:

@@ -59,6 +59,9 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
         from flowaccent.train.checkpoint import load_checkpoint
 
         base = ExperimentConfig.from_dict(load_checkpoint(last).get("config"), str(last))
+    elif args.resume:  # a typo in --exp started the default run (10 x 512, 20 epochs) from nothing
+        raise ConfigError(f"--resume: {args.exp} holds no run to resume (neither {own} nor {last}); give the --exp of "
+                          f"the run, or --config to start one there")
     else:
         base = ExperimentConfig()
     overrides = {s: given_options(type(getattr(base, s)), args, s) for s in SECTIONS}

@@ -71,6 +71,10 @@ def load_classes(
         utt_class = {utt: name or accents.get(utt) or data.name for utt in data.utts}
         for cls in utt_class.values():
             if cls not in names:
+                if len(cls.split()) != 1 or cls.strip() != cls:  # classes.txt, one a line, is read back split
+                    where = "its NAME" if name else f"{data.path / 'utt2accent'}" if accents else "its folder's name"
+                    raise ConfigError(f"{path}: class '{cls}' ({where}) holds whitespace, which the model's "
+                                      f"classes.txt and score cannot keep apart; give NAME=DATA_DIR another NAME")
                 names.append(cls)
         dirs.append(data)
         per_utt.append(utt_class)

@@ -149,6 +149,32 @@ def test_existing_run_needs_resume_and_the_same_config(gaussian_dir, tmp_path):
               resume=True, quiet=True)
 
 
+def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(gaussian_dir, tmp_path, capsys,
+                                                                                 monkeypatch):
+    r"""'a b=DIR' trained, and score then read classes.txt's 'a b' as two classes ('not the model config.yaml
+    describes'); --exp "$UNSET" trained into the current folder, over its config.yaml and data.txt; --resume of an
+    --exp with no run (a typo) started the default 10 x 512 run from nothing."""
+    path, _ = gaussian_dir
+    with pytest.raises(ConfigError, match=r"class 'a b' \(its NAME\) holds whitespace"):
+        train(small_config(epochs=1), tmp_path / "e1", [f"a b={path}"], quiet=True)
+    spaced = tmp_path / "my data"
+    shutil.copytree(path, spaced)
+    with pytest.raises(ConfigError, match=r"class 'my data' \(its folder's name\) holds whitespace"):
+        train(small_config(epochs=1), tmp_path / "e1", [str(spaced)], quiet=True)
+    assert not (tmp_path / "e1").exists()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("# my notes\n")
+    assert main(["train", "--exp", "", str(path)]) == 2
+    assert capsys.readouterr().err == ("flowaccent train: error: --exp is empty (an unset shell variable?) (usage: "
+                                       "flowaccent train --help)\n")
+    assert (tmp_path / "config.yaml").read_text() == "# my notes\n" and not (tmp_path / "checkpoints").exists()
+    assert main(["train", "--exp", str(tmp_path / "typo"), "--resume", str(path), "--quiet"]) == 1
+    assert capsys.readouterr().err.endswith(f"holds no run to resume (neither {tmp_path / 'typo' / 'config.yaml'} nor "
+                                            f"{tmp_path / 'typo' / 'checkpoints' / 'last.pt'}); give the --exp of the "
+                                            "run, or --config to start one there\n")
+    assert not (tmp_path / "typo").exists()
+
+
 def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
     r"""A resume with a class dropped or renamed, or another data dir, is refused before any work (the model's
     classes are fixed; an exact resume replays the same frames), and classes.txt and data.txt stay as they were."""
