@@ -3,6 +3,7 @@ r"""Experiment configuration: one YAML file with ``features``, ``model``, ``prio
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +140,24 @@ class TrainConfig(Config):
             raise ConfigError(f"train: compile_mode {self.compile_mode} needs compile: true")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    r"""PyYAML's safe loader, refusing a key given twice in one mapping: the later silently replaced the earlier
+    (a second ``train:`` section appended to a copied config dropped the first's settings)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML's own error names it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' given twice (first at line {seen[key].line + 1}); each key once",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig(Config):
     r"""The whole experiment, as written to ``EXP_DIR/config.yaml``."""
@@ -153,7 +172,7 @@ class ExperimentConfig(Config):
         r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
         except yaml.YAMLError as error:

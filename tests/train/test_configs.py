@@ -58,3 +58,27 @@ def test_broken_yaml_names_its_line(tmp_path):
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n   epochs: 3\n")  # one space too many
     with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML: line 3, column 10: mapping values are not "):
         ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_a_key_given_twice_is_refused_not_dropped(tmp_path):
+    r"""A second 'train:' section appended to a copied config replaced the first (its lr back to the default), and
+    a key twice in one section kept the last, with --check saying the config was valid."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    (tmp_path / "a.yaml").write_text("train: {lr: 0.1, epochs: 3, lr: 0.2}\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: not valid YAML: line 1, column 29: 'lr' given twice \(first at "
+                                          r"line 1\); each key once"):
+        ExperimentConfig.from_yaml(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  hidden: 8\ntrain:\n  epochs: 7\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1: 'train' given twice \(first at line 1\)"):
+        ExperimentConfig.from_yaml(tmp_path / "b.yaml")
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  lr: 0.1\n")  # one key in two sections: fine here
+    with pytest.raises(ConfigError, match="model"):  # (model has no lr: refused as an unknown key, not a repeat)
+        ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  hidden: 8\n")
+    assert ExperimentConfig.from_yaml(tmp_path / "d.yaml").train.lr == 0.1
+    (tmp_path / "e.yaml").write_text("? [a, b]\n: 1\n")  # an unhashable key: PyYAML's own error
+    with pytest.raises(ConfigError, match="e.yaml: not valid YAML"):
+        ExperimentConfig.from_yaml(tmp_path / "e.yaml")
