@@ -167,6 +167,11 @@ class ExperimentConfig(Config):
     prior: PriorConfig = PriorConfig()
     train: TrainConfig = TrainConfig()
 
+    def __post_init__(self) -> None:
+        if self.model.norm == "batchnorm" and self.train.batch_size < 2:  # --check passed it; step 1's loss was nan
+            raise ConfigError("train: batch_size 1 with model.norm batchnorm: BatchNorm's variance of one frame is "
+                              "nan; give a batch of 2 or more frames, or model.norm actnorm")
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
         r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors."""

@@ -82,3 +82,14 @@ def test_a_key_given_twice_is_refused_not_dropped(tmp_path):
     (tmp_path / "e.yaml").write_text("? [a, b]\n: 1\n")  # an unhashable key: PyYAML's own error
     with pytest.raises(ConfigError, match="e.yaml: not valid YAML"):
         ExperimentConfig.from_yaml(tmp_path / "e.yaml")
+
+
+def test_batchnorm_with_batches_of_one_frame_is_refused_when_read():
+    r"""--check said the run would start; its first step's loss was nan (BatchNorm's variance of one frame)."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train: batch_size 1 with model.norm batchnorm"):
+        ExperimentConfig.from_dict({"model": {"norm": "batchnorm"}, "train": {"batch_size": 1}})
+    assert ExperimentConfig.from_dict({"model": {"norm": "actnorm"}, "train": {"batch_size": 1}}).train.batch_size == 1
