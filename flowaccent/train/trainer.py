@@ -367,8 +367,9 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str, digest_text: 
                           f"there, {', '.join(given.split())} given{hint}")
 
     classes, data = exp / "classes.txt", exp / "data.txt"
+    order = f" (the same, in another order: give the dirs in the order the run began with, or none, to read {data})"
     if classes.exists() and (stored := classes.read_text(encoding="utf-8")) != classes_text:
-        refuse("classes", stored, classes_text)
+        refuse("classes", stored, classes_text, order if sorted(stored.split()) == sorted(classes_text.split()) else "")
     if data.exists() and resolved(stored := data.read_text(encoding="utf-8")) != resolved(data_text):
         refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
     digests = exp / DIGESTS

@@ -191,6 +191,13 @@ def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
     assert [(exp / name).read_text() for name in ("classes.txt", "data.txt")] == before
     same = path.parent / ".." / path.parent.name / path.name  # the same dir, spelled another way: fine
     assert train(small_config(epochs=1), exp, [f"a={same}"], resume=True, quiet=True).epochs_run == 1
+    # the same classes in another order: said so (the message read as if they were other classes)
+    two = tmp_path / "two"
+    train(small_config(epochs=1, max_steps_per_epoch=1), two, [f"a={path}", f"b={other}"], quiet=True)
+    with pytest.raises(ConfigError, match=r"differ from the run being resumed: a, b there, b, a given \(the same, in "
+                                          r"another order: give the dirs in the order the run began with"):
+        train(small_config(epochs=1, max_steps_per_epoch=1), two, [f"b={other}", f"a={path}"], resume=True,
+              quiet=True)
 
 
 def test_an_epoch_takes_full_batches_only_and_logs_the_rate_it_used(gaussian_dir, tmp_path):
