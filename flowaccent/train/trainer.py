@@ -549,7 +549,7 @@ class _Runner:
                 try:
                     valid = self._validate(valid_stream)
                 except KeyboardInterrupt:  # the epoch's steps are done: a resume validates it and goes on
-                    self._save("last.pt", progress)
+                    self._save_stopped(progress)
                     raise
                 seconds["valid_s"] = time.perf_counter() - start
                 self._end_epoch(progress, valid, seconds)
@@ -631,7 +631,10 @@ class _Runner:
                 raise
             checks.flush()
             progress.window = [*sums.tolist(), frames]
-            self._save("last.pt", progress)
+            if isinstance(error, KeyboardInterrupt):
+                self._save_stopped(progress)
+            else:
+                self._save("last.pt", progress)
             raise
         finally:
             bar.close()
@@ -735,6 +738,15 @@ class _Runner:
                 save_checkpoint(
                     self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
                 )
+
+    def _save_stopped(self, progress: Progress) -> None:
+        r"""Writes ``last.pt`` of a run a signal stopped, and says how to go on from it (the command then says
+        'interrupted', which did not say the run was kept)."""
+        self._save("last.pt", progress)
+        if self.env.is_main:
+            print(f"train: stopped in epoch {progress.epoch + 1} at step {progress.global_step}: "
+                  f"{self.exp / 'checkpoints' / 'last.pt'} written; 'flowaccent train --exp {self.exp} --resume' "
+                  f"goes on from it", file=sys.stderr)
 
     def close(self) -> None:
         if self.tb is not None:

@@ -113,7 +113,7 @@ def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
     assert (exp / "final.pt").exists()
 
 
-def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_dir, tmp_path):
+def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_dir, tmp_path, capsys):
     r"""A Ctrl-C that landed between ``optimizer.step()`` and the step's count saved last.pt with the weights and
     Adam's moments one step ahead of its ``global_step``, and the resume took that step again (1 of 12 real
     interrupts in the interruption audit). The step and its count are now one section a signal waits for."""
@@ -141,6 +141,9 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
     finally:
         handle.remove()
         signal.signal(signal.SIGINT, before)
+    cut = tmp_path / "cut"  # how to go on is said ('interrupted' alone did not say the run was kept)
+    assert capsys.readouterr().err.endswith(f"train: stopped in epoch 1 at step 3: {cut / 'checkpoints' / 'last.pt'} "
+                                            f"written; 'flowaccent train --exp {cut} --resume' goes on from it\n")
     saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     adam_steps = {int(state["step"]) for state in saved["optimizer"]["state"].values()}
     assert saved["progress"]["global_step"] == 3 and adam_steps == {3}
