@@ -115,7 +115,8 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         if value not in typing.get_args(hint):
             choices = ", ".join(map(repr, typing.get_args(hint)))
-            raise ConfigError(f"{where}: {value!r} is not one of {choices}")
+            read = " (YAML reads off, no, on and yes as false and true)" if isinstance(value, bool) else ""
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}{read}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)

@@ -93,3 +93,18 @@ def test_batchnorm_with_batches_of_one_frame_is_refused_when_read():
     with pytest.raises(ConfigError, match="train: batch_size 1 with model.norm batchnorm"):
         ExperimentConfig.from_dict({"model": {"norm": "batchnorm"}, "train": {"batch_size": 1}})
     assert ExperimentConfig.from_dict({"model": {"norm": "actnorm"}, "train": {"batch_size": 1}}).train.batch_size == 1
+
+
+def test_a_word_yaml_reads_as_a_boolean_is_said_to_be_one(tmp_path):
+    r"""'cmvn: off' was refused as 'False is not one of ...', a False the user never wrote."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    (tmp_path / "c.yaml").write_text("features:\n  cmvn: off\n")
+    with pytest.raises(ConfigError, match=r"features.cmvn: False is not one of 'none', 'utt', 'spk' \(YAML reads off, "
+                                          r"no, on and yes as false and true\)$"):
+        ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("features:\n  cmvn: global\n")
+    with pytest.raises(ConfigError, match=r"'global' is not one of 'none', 'utt', 'spk'$"):
+        ExperimentConfig.from_yaml(tmp_path / "d.yaml")
