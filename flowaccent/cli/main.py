@@ -176,7 +176,11 @@ def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     try:  # imports torch: a Ctrl-C here is one line too
-        args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+        parser = build_parser(command if command in COMMANDS else None)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # the command's error, not the top parser's ('flowaccent: error: ... (usage: flowaccent --help)')
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except KeyboardInterrupt:
         return _interrupted("flowaccent")
     if empty := _empty_path(args):

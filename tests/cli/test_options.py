@@ -84,7 +84,9 @@ def test_a_prefix_of_an_option_is_not_taken_for_it(capsys):
 
     with pytest.raises(SystemExit) as stopped:
         main(["train", "--exp", "/nonexistent/exp", "--train.epoch", "3", "/nonexistent/data"])
-    assert stopped.value.code == 2 and "unrecognized arguments: --train.epoch" in capsys.readouterr().err
+    # the command's error, pointing at its --help (the top parser's was 'flowaccent: error: ... flowaccent --help')
+    assert stopped.value.code == 2 and capsys.readouterr().err == ("flowaccent train: error: unrecognized arguments: "
+                                                                   "--train.epoch (usage: flowaccent train --help)\n")
 
 
 def test_a_usage_error_is_one_line(capsys):
