@@ -70,6 +70,9 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     model = load_experiment_model(exp, checkpoint, "score")
     digest = file_digest(Path(checkpoint) if checkpoint else exp / "final.pt")  # report: the scores are its
     native = native_index(model, config.native_class)  # a class the model lacks stops here, before any work
+    if len(model.class_names) > 1 and model.prior_config.cond_dim == 0:
+        print(f"score: warning: the model's prior ignores its classes (prior.cond_dim 0, {exp / 'config.yaml'}): its "
+              "llr is 0 for every frame", file=sys.stderr)
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     check_sets(exp, sets, "score")

@@ -230,6 +230,10 @@ def _train(
         raise
     if env.is_main and (line := expanded_warning(model.pipeline.input_dim, model.dim)):
         print(line, file=sys.stderr)
+    if env.is_main and len(class_names) > 1 and config.prior.cond_dim == 0:
+        print(f"train: warning: {len(class_names)} classes ({', '.join(class_names)}) but prior.cond_dim 0: the prior "
+              "ignores them (a plain flow; its llr is 0 for every frame); give prior.cond_dim > 0 for a DNF",
+              file=sys.stderr)
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
     if env.is_main and config.model.context_dim > 1:

@@ -65,6 +65,22 @@ def test_dnf_classes_from_two_dirs_separate(tmp_path):
     assert (post[:, 0] > 0.9).all()
 
 
+def test_classes_a_prior_of_cond_dim_0_ignores_are_said_to_be(tmp_path, capsys):
+    r"""Two classes with prior.cond_dim 0 trained a plain flow without a word, and score wrote an llr column of
+    zeros as if it meant something."""
+    chol = np.eye(4)
+    a = write_gaussian_dir(tmp_path / "a", np.full(4, -2.0), chol, 20, 30, seed=1, prefix="a")
+    b = write_gaussian_dir(tmp_path / "b", np.full(4, 2.0), chol, 20, 30, seed=2, prefix="b")
+    train(small_config(epochs=1), tmp_path / "exp", [f"native={a}", f"zh={b}"], quiet=True)
+    assert ("train: warning: 2 classes (native, zh) but prior.cond_dim 0: the prior ignores them (a plain flow; its "
+            "llr is 0 for every frame); give prior.cond_dim > 0 for a DNF") in capsys.readouterr().err
+    assert main(["score", "--exp", str(tmp_path / "exp"), "--out", str(tmp_path / "s"), str(b), "--quiet"]) == 0
+    assert (f"score: warning: the model's prior ignores its classes (prior.cond_dim 0, {tmp_path / 'exp'}/config.yaml)"
+            ": its llr is 0 for every frame") in capsys.readouterr().err
+    train(small_config(epochs=1), tmp_path / "one", [str(a)], quiet=True)  # one class: nothing to say
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_dir_given_twice_is_refused_and_doubtful_pools_are_named(tmp_path, capsys):
     from flowaccent.train.trainer import data_warnings, load_classes
 
