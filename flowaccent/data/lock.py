@@ -33,6 +33,8 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         busy: the :class:`ConfigError`'s message when another process holds the lock.
     """
     made = not folder.exists()
+    if folder.exists() and not folder.is_dir():  # mkdir's 'File exists' said nothing of what was wrong
+        raise ConfigError(f"{folder} is a file, not a folder; give the command a folder of its own")
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / name, os.O_CREAT | os.O_RDWR, 0o644)
     try:

@@ -189,6 +189,10 @@ def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(
                                             f"{tmp_path / 'typo' / 'checkpoints' / 'last.pt'}); give the --exp of the "
                                             "run, or --config to start one there\n")
     assert not (tmp_path / "typo").exists()
+    (tmp_path / "afile").write_text("")  # --exp a file: mkdir's 'File exists' said nothing of what was wrong
+    assert main(["train", "--exp", str(tmp_path / "afile"), str(path), "--quiet"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent train: error: {tmp_path / 'afile'} is a file, not a folder; give "
+                                       "the command a folder of its own\n")
 
 
 def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
