@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:
-        where = (f"would go on from epoch {summary.epochs_run} (step {summary.global_step})" if args.resume
+        where = (f"would go on after {summary.epochs_run} finished epoch(s) (step {summary.global_step})" if args.resume
                  else "would start a new run")
         print(f"train: {summary.exp_dir}: {where}", file=sys.stderr)
         return 0

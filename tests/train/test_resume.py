@@ -440,7 +440,8 @@ def test_check_says_whether_a_run_would_go_on_and_writes_nothing(gaussian_dir, t
     args = ["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"), str(path), "--quiet"]
     capsys.readouterr()
     assert main([*args, "--resume", "--check", "--train.epochs", "2"]) == 0
-    assert f"train: {tmp_path / 'exp'}: would go on from epoch 1 (step " in capsys.readouterr().err
+    # finished epochs, not the one it goes on in (it said 'from epoch 1' for a run going on in epoch 2)
+    assert f"train: {tmp_path / 'exp'}: would go on after 1 finished epoch(s) (step " in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
     assert main([*args, "--resume", "--check", "--model.hidden", "64"]) == 1
     assert "model.hidden" in capsys.readouterr().err
