@@ -41,7 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "--resume, that the run would go on (its config and data against its last checkpoint); "
                         "without, that a new run would start (the config and its options, and the DATA_DIRs "
                         "when given); a recipe checks all its runs before it trains any")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, nor a line per epoch with its "
+                        "validation NLL (log/train.jsonl has them)")
     for section in SECTIONS:
         add_config_options(parser, type(getattr(ExperimentConfig(), section)), prefix=section)
     return parser

@@ -704,6 +704,11 @@ class _Runner:
             self._save("last.pt", progress)
         seconds = {**seconds, "save_s": time.perf_counter() - start}
         self._log({"event": "epoch", **record, **{k: round(v, 4) for k, v in seconds.items()}})
+        if not self.quiet and self.env.is_main:  # the bar goes with its epoch; this line stays above the next
+            said = f"valid NLL {valid['nll']:.3f}" if valid is not None else "no validation (no utterances held out)"
+            best = f" (best {progress.best_valid:.3f}, epoch {progress.best_epoch})" if valid is not None else ""
+            tqdm.write(f"train: epoch {progress.epoch}/{self.cfg.epochs}: {said}{best}, "
+                       f"{sum(v for k, v in seconds.items() if k != 'data_wait_s'):.0f} s", file=sys.stderr)
 
     def _log_train(self, progress: Progress, means: torch.Tensor, fps: float, data_wait: float) -> None:
         r"""Logs a window's means; ``data_wait``: seconds its steps waited for batches (reading,

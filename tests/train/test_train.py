@@ -43,6 +43,20 @@ def test_dimensions_constant_in_every_frame_train(tmp_path):
     assert math.isfinite(summary.best_valid_nll)
 
 
+def test_each_epochs_validation_is_said_beside_the_bar(gaussian_dir, tmp_path, capsys):
+    r"""The held-out NLL of each epoch was in log/train.jsonl and TensorBoard only: the console showed a bar."""
+    import re
+
+    path, _ = gaussian_dir
+    summary = train(small_config(epochs=2, max_steps_per_epoch=2), tmp_path / "exp", [str(path)], quiet=False)
+    lines = re.findall(r"train: epoch (\d)/2: valid NLL (\S+) \(best (\S+), epoch (\d)\), \d+ s\n",
+                       capsys.readouterr().err)
+    assert [(e, b) for e, _, _, b in lines] in ([("1", "1"), ("2", "2")], [("1", "1"), ("2", "1")])
+    assert float(lines[-1][2]) == pytest.approx(summary.best_valid_nll, abs=1e-3)
+    train(small_config(epochs=1, max_steps_per_epoch=2), tmp_path / "quiet", [str(path)], quiet=True)
+    assert "train: epoch" not in capsys.readouterr().err
+
+
 def test_gradient_filter_trains(gaussian_dir, tmp_path):
     path, cov = gaussian_dir
     entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
