@@ -60,28 +60,29 @@ def test_broken_yaml_names_its_line(tmp_path):
         ExperimentConfig.from_yaml(tmp_path / "c.yaml")
 
 
-def test_a_key_given_twice_is_refused_not_dropped(tmp_path):
-    r"""A second 'train:' section appended to a copied config replaced the first (its lr back to the default), and
-    a key twice in one section kept the last, with --check saying the config was valid."""
+def _refused(tmp_path, text: str, match: str) -> None:
+    r"""``text`` as a config file is a ConfigError matching ``match``."""
     import pytest
 
     from flowaccent.errors import ConfigError
 
-    (tmp_path / "a.yaml").write_text("train: {lr: 0.1, epochs: 3, lr: 0.2}\n")
-    with pytest.raises(ConfigError, match=r"a.yaml: not valid YAML: line 1, column 29: 'lr' given twice \(first at "
-                                          r"line 1\); each key once"):
-        ExperimentConfig.from_yaml(tmp_path / "a.yaml")
-    (tmp_path / "b.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  hidden: 8\ntrain:\n  epochs: 7\n")
-    with pytest.raises(ConfigError, match=r"line 5, column 1: 'train' given twice \(first at line 1\)"):
-        ExperimentConfig.from_yaml(tmp_path / "b.yaml")
-    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  lr: 0.1\n")  # one key in two sections: fine here
-    with pytest.raises(ConfigError, match="model"):  # (model has no lr: refused as an unknown key, not a repeat)
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=match):
         ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_a_key_given_twice_is_refused_not_dropped(tmp_path):
+    r"""A second 'train:' section appended to a copied config replaced the first (its lr back to the default), and
+    a key twice in one section kept the last, with --check saying the config was valid."""
+    _refused(tmp_path, "train: {lr: 0.1, epochs: 3, lr: 0.2}\n",
+             r"c.yaml: not valid YAML: line 1, column 29: 'lr' given twice \(first at line 1\); each key once")
+    _refused(tmp_path, "train:\n  lr: 0.1\nmodel:\n  hidden: 8\ntrain:\n  epochs: 7\n",
+             r"line 5, column 1: 'train' given twice \(first at line 1\)")
+    # one key in two sections is no repeat (model has no lr: refused as an unknown key)
+    _refused(tmp_path, "train:\n  lr: 0.1\nmodel:\n  lr: 0.1\n", "model")
     (tmp_path / "d.yaml").write_text("train:\n  lr: 0.1\nmodel:\n  hidden: 8\n")
     assert ExperimentConfig.from_yaml(tmp_path / "d.yaml").train.lr == 0.1
-    (tmp_path / "e.yaml").write_text("? [a, b]\n: 1\n")  # an unhashable key: PyYAML's own error
-    with pytest.raises(ConfigError, match="e.yaml: not valid YAML"):
-        ExperimentConfig.from_yaml(tmp_path / "e.yaml")
+    _refused(tmp_path, "? [a, b]\n: 1\n", "c.yaml: not valid YAML")  # an unhashable key: PyYAML's own error
 
 
 def test_batchnorm_with_batches_of_one_frame_is_refused_when_read():
@@ -97,14 +98,6 @@ def test_batchnorm_with_batches_of_one_frame_is_refused_when_read():
 
 def test_a_word_yaml_reads_as_a_boolean_is_said_to_be_one(tmp_path):
     r"""'cmvn: off' was refused as 'False is not one of ...', a False the user never wrote."""
-    import pytest
-
-    from flowaccent.errors import ConfigError
-
-    (tmp_path / "c.yaml").write_text("features:\n  cmvn: off\n")
-    with pytest.raises(ConfigError, match=r"features.cmvn: False is not one of 'none', 'utt', 'spk' \(YAML reads off, "
-                                          r"no, on and yes as false and true\)$"):
-        ExperimentConfig.from_yaml(tmp_path / "c.yaml")
-    (tmp_path / "d.yaml").write_text("features:\n  cmvn: global\n")
-    with pytest.raises(ConfigError, match=r"'global' is not one of 'none', 'utt', 'spk'$"):
-        ExperimentConfig.from_yaml(tmp_path / "d.yaml")
+    _refused(tmp_path, "features:\n  cmvn: off\n", r"features.cmvn: False is not one of 'none', 'utt', 'spk' \(YAML "
+             r"reads off, no, on and yes as false and true\)$")
+    _refused(tmp_path, "features:\n  cmvn: global\n", r"'global' is not one of 'none', 'utt', 'spk'$")
