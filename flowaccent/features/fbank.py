@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class FbankConfig(Config):
             )
         if not 0 <= self.preemph_coeff <= 1:  # kaldi-native-fbank checks it only on the first frame: a traceback
             raise ConfigError(f"fbank: preemph_coeff must be in [0, 1] (Kaldi's: 0.97), got {self.preemph_coeff}")
-        samples = [int(self.sample_frequency * 0.001 * ms) for ms in (self.frame_length_ms, self.frame_shift_ms)]
+        samples = window_and_shift(self.to_dict())
         if min(samples) < 1:  # a shift of 0 samples crashed kaldi-native-fbank (SIGFPE)
             raise ConfigError(
                 f"fbank: frame_length_ms {self.frame_length_ms} and frame_shift_ms {self.frame_shift_ms} give "
@@ -133,6 +134,24 @@ class FbankConfig(Config):
     def dim(self) -> int:
         r"""Feature dimension: ``num_mel_bins`` (+1 with ``use_energy``)."""
         return self.num_mel_bins + int(self.use_energy)
+
+
+def window_and_shift(options: Mapping[str, Any]) -> tuple[int, int]:
+    r"""The window and the shift of fbank ``options`` (:meth:`FbankConfig.to_dict`, or a record of them) in samples
+    at their ``sample_frequency``, as Kaldi rounds them (down)."""
+    rate = float(options.get("sample_frequency", 16000))
+    window, shift = (float(options.get(n, d)) for n, d in (("frame_length_ms", 25.0), ("frame_shift_ms", 10.0)))
+    return int(rate * 0.001 * window), int(rate * 0.001 * shift)
+
+
+def kaldi_num_frames(samples: int, options: Mapping[str, Any]) -> int:
+    r"""Frames of ``samples`` audio samples under fbank ``options`` (as :func:`window_and_shift`), as Kaldi's
+    ``NumFrames`` counts them: with ``snip_edges``, ``1 + (N - window) // shift`` (0 for audio shorter than a
+    window), else ``(N + shift // 2) // shift``."""
+    window, shift = window_and_shift(options)
+    if options.get("snip_edges", True):
+        return 0 if samples < window else 1 + (samples - window) // shift
+    return (samples + shift // 2) // shift
 
 
 def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **kaldi_opts) -> np.ndarray:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -133,18 +134,6 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
     return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}
 
 
-def kaldi_num_frames(samples: int, options: Mapping[str, Any]) -> int:
-    r"""Frames of ``samples`` audio samples under fbank ``options`` (``FbankConfig.to_dict()``), as Kaldi's
-    ``NumFrames`` counts them: with ``snip_edges``, ``1 + (N - window) // shift`` (0 for audio shorter than a
-    window), else ``(N + shift // 2) // shift``."""
-    rate = float(options.get("sample_frequency", 16000))
-    shift = int(rate * 0.001 * float(options.get("frame_shift_ms", 10.0)))
-    window = int(rate * 0.001 * float(options.get("frame_length_ms", 25.0)))
-    if options.get("snip_edges", True):
-        return 0 if samples < window else 1 + (samples - window) // shift
-    return (samples + shift // 2) // shift
-
-
 #: Largest relative difference between a set's frames and the frames its audio's length makes under the model's
 #: options, before its features are taken to come at another frame rate (a 5 ms shift makes twice as many).
 FRAME_RATE_TOLERANCE = 0.1
@@ -159,6 +148,7 @@ def frame_rate_problem(data: Any, options: Mapping[str, Any]) -> str | None:
     ``utt2dur`` is another tool's table, not checked here)."""
     from flowaccent.data.datadir import read_table
     from flowaccent.data.kaldi_text import NUMBER
+    from flowaccent.features.fbank import kaldi_num_frames
 
     if not data.has("utt2num_frames") or not (data.path / "utt2dur").is_file():
         return None
@@ -170,7 +160,7 @@ def frame_rate_problem(data: Any, options: Mapping[str, Any]) -> str | None:
     rate = float(options.get("sample_frequency", 16000))
     got = made = 0
     for utt, text in durations.items():
-        if utt in frames and NUMBER.fullmatch(text) and 0 <= float(text) < float("inf"):
+        if utt in frames and NUMBER.fullmatch(text) and 0 <= float(text) < math.inf:
             got, made = got + frames[utt], made + kaldi_num_frames(round(float(text) * rate), options)
     if made == 0 or got == 0 or abs(got - made) <= FRAME_RATE_TOLERANCE * made:
         return None

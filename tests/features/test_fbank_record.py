@@ -138,8 +138,7 @@ def test_features_of_audio_resampled_another_way_are_not_mixed(tmp_path):
 def test_frame_counts_are_the_features_own(options):
     r"""kaldi_num_frames (what the frame-rate check expects of a set's audio) against the frames compute_fbank
     makes, short audio included (none, less than a window, one window, one sample more)."""
-    from flowaccent.features.fbank import FbankConfig, compute_fbank_with
-    from flowaccent.features.fbank_record import kaldi_num_frames
+    from flowaccent.features.fbank import FbankConfig, compute_fbank_with, kaldi_num_frames
 
     config = FbankConfig(**options, dither=0.0)
     rate = int(config.sample_frequency)
