@@ -285,8 +285,7 @@ def histograms(
     utterances' frame counts: the mean the score tables give), else over its utterances."""
     values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
     finite = {n: np.isfinite(v) for n, v in values.items()}  # nan or inf: left out, and counted in the legend
-    left_out = {n: f", {len(v) - f.sum()} not finite left out" if not f.all() else "" for (n, v), f in
-                zip(values.items(), finite.values())}
+    left_out = {n: f", {(~f).sum()} not finite left out" if not f.all() else "" for n, f in finite.items()}
     if weights is not None:
         weights = {n: np.asarray(weights[n], dtype=float)[finite[n]] for n in values}
     values = {n: v[finite[n]] for n, v in values.items()}
