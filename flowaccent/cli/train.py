@@ -88,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"train: {args.config or 'the default config'} and the options given are valid (no DATA_DIR given: "
               "no data checked)", file=sys.stderr)
         return 0
+    read_from = args.config or (Path(args.exp) / "config.yaml" if args.resume else None)  # as load_config reads
     summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet,
-                    check=args.check)
+                    check=args.check, config_file=read_from)
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:

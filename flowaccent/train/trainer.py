@@ -130,11 +130,14 @@ def expanded_warning(input_dim: int, model_dim: int) -> str | None:
 
 def train(
     config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool = False, quiet: bool = False,
-    check: bool = False,
+    check: bool = False, config_file: str | Path | None = None,
 ) -> TrainSummary:
     r"""Trains a flow on the data dirs (one class each) into ``exp_dir``; see ``flowaccent train --help``.
     ``check``: only what would refuse the run (its config and data; with ``resume``, both against its last
     checkpoint), training and writing nothing; the summary says where it would go on from (epoch 0: a new run).
+    ``config_file``: the YAML ``config`` was read from, if any. A new run writes its own ``exp_dir/config.yaml``;
+    one there that no run wrote (no ``data.txt`` beside it) is refused rather than overwritten, unless it is
+    ``config_file`` or says the same as ``config``.
 
     ``exp_dir`` is locked for the run (``.train.lock``, by the main process): a second training into it
     at the same time is refused. Two started within half a second both ran, their logs and checkpoints
@@ -152,7 +155,7 @@ def train(
                  "several processes start torchrun with srun, one task per node)")
     with (locked_folder(Path(exp_dir), LOCK, busy) if main_process else contextlib.nullcontext(), _torch_state_kept(),
           torch.inference_mode(False), torch.enable_grad()):  # a caller's no_grad: torch's error, 10 frames deep
-        return _train(config, exp_dir, data_specs, resume, quiet, check)
+        return _train(config, exp_dir, data_specs, resume, quiet, check, config_file)
 
 
 @contextlib.contextmanager
@@ -192,7 +195,7 @@ LOCK = ".train.lock"
 
 def _train(
     config: ExperimentConfig, exp_dir: str | Path, data_specs: Sequence[str], resume: bool, quiet: bool,
-    check: bool = False,
+    check: bool = False, config_file: str | Path | None = None,
 ) -> TrainSummary:
     cfg = config.train
     env = distributed.setup(cfg.device)
@@ -251,6 +254,8 @@ def _train(
         _check_same_data(exp, classes_text, data_text, digest_text)
     elif last.exists():
         raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
+    else:
+        _check_own_config(exp, config, config_file)
     if check and not (resume and last.exists()):  # nothing to hold it against: the data and config are fine
         source.close()
         return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt")
@@ -340,6 +345,31 @@ def _input_dim(data: DataDir) -> int:
     for _, feats in ScpReader(data.path / "feats.scp"):
         return feats.shape[1]
     raise DataDirError(f"{data.path / 'feats.scp'}: no utterances")
+
+
+def _check_own_config(exp: Path, config: ExperimentConfig, config_file: str | Path | None) -> None:
+    r"""Refuses a new run into ``exp`` whose ``config.yaml`` it would overwrite where that file is the user's own
+    (no run wrote it: no ``data.txt`` beside it), is not ``config_file`` and says something else than ``config``:
+    a config edited there and then not given with ``--config`` was replaced by the defaults, the edits lost."""
+    own = exp / "config.yaml"
+    if not own.is_file() or (exp / "data.txt").exists():
+        return
+    if config_file is not None and Path(config_file).is_file() and own.samefile(config_file):
+        return
+    try:
+        theirs = ExperimentConfig.from_yaml(own).to_dict()
+    except ConfigError:
+        theirs = None
+    if theirs == config.to_dict():
+        return
+    if theirs is None:
+        differ = " (not a valid config)"
+    else:
+        changes = list(config_changes(theirs, config.to_dict(), "there", "in this run").values())
+        more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+        differ = f" ({'; '.join(changes[:3])}{more})"
+    raise ConfigError(f"{own}: a config no run wrote, which a new run would overwrite with its own{differ}; give "
+                      f"--config {own} to train with it, or move it away")
 
 
 def _keep_fbank_record(exp: Path, dirs: list[Path]) -> None:

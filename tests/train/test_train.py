@@ -209,6 +209,36 @@ def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(
                                        "the command a folder of its own\n")
 
 
+def test_a_config_yaml_no_run_wrote_is_not_overwritten(gaussian_dir, tmp_path, capsys):
+    r"""A config edited in EXP_DIR and then not given with --config was overwritten by the run's own (the defaults),
+    the edits lost. It is refused unless it is the --config, says the same, or a run wrote it (data.txt beside)."""
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    mine = small_config(epochs=1, lr=1e-3).to_yaml() + "# my edits\n"
+    (exp / "config.yaml").write_text(mine)
+    with pytest.raises(ConfigError, match=r"config.yaml: a config no run wrote, which a new run would overwrite with "
+                       r"its own \(train.lr: 0.001 there, 0.003 in this run\); give --config .*config.yaml to train"):
+        train(small_config(epochs=1), exp, [str(path)], quiet=True, check=True)
+    (exp / "config.yaml").write_text("# notes\n- 1\n")
+    with pytest.raises(ConfigError, match=r"overwrite with its own \(not a valid config\)"):
+        train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    assert (exp / "config.yaml").read_text() == "# notes\n- 1\n" and not (exp / "checkpoints").exists()
+    (exp / "config.yaml").write_text(mine)  # the --config itself, with an override: the run's record of it
+    assert main(["train", "--config", str(exp / "config.yaml"), "--exp", str(exp), str(path), "--quiet",
+                 "--train.lr", "0.002"]) == 0
+    assert "lr: 0.002" in (exp / "config.yaml").read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.yaml").write_text(small_config(epochs=1).to_yaml() + "# the same config\n")
+    assert train(small_config(epochs=1), other, [str(path)], quiet=True).epochs_run == 1
+    crashed = tmp_path / "crashed"  # a run that wrote its files and stopped before its first checkpoint
+    crashed.mkdir()
+    (crashed / "config.yaml").write_text(mine)
+    (crashed / "data.txt").write_text(f"{path}\n")
+    assert train(small_config(epochs=1), crashed, [str(path)], quiet=True).epochs_run == 1
+
+
 def test_resume_needs_the_same_classes_and_data_dirs(gaussian_dir, tmp_path):
     r"""A resume with a class dropped or renamed, or another data dir, is refused before any work (the model's
     classes are fixed; an exact resume replays the same frames), and classes.txt and data.txt stay as they were."""
