@@ -82,7 +82,12 @@ FAULTS = [
     ("utt2spk/spk2utt mismatch", lambda d: set_table(d, "spk2utt", "s0 s0-0000\n"), "spk2utt", "does not match"),
     ("speaker with whitespace", lambda d: space_key(d), "utt2spk", "bad speaker"),
     ("empty data dir", lambda d: empty(d), "utt2spk", "empty data dir"),
-    ("zero-length utterance", lambda d: rewrite_utt(d, 1, np.zeros((0, 6), np.float32)), "feats.scp", "zero-length"),
+    (
+        "zero-length utterance",
+        lambda d: rewrite_utt(d, 1, np.zeros((0, 6), np.float32)),
+        "feats.scp",
+        "zero-length utterance (0 frames): remove it from the data dir (its feats.scp line, then Kaldi's utils/fix",
+    ),
     ("wrong dimension", lambda d: rewrite_utt(d, 1, np.zeros((20, 5), np.float32)), "feats.scp", "dim 5, expected 6"),
     ("NaN in features", nan_frames, "feats.scp", "NaN or inf"),
     (
