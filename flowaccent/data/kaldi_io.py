@@ -215,6 +215,8 @@ class ScpReader:
         expected_dim: feature dimension every matrix must have, or None.
         utt2num_frames: expected frame counts, checked when given.
         allow_nonfinite: accept NaN/inf values (they are an error by default).
+        problems: where given, a matrix failing those checks is listed there (its message) and skipped, not
+            raised (``flowaccent validate --read-feats`` lists every bad utterance); reading errors still raise.
 
     Example:
         >>> for key, feats in ScpReader("data/train/feats.scp", expected_dim=40):  # doctest: +SKIP
@@ -227,12 +229,14 @@ class ScpReader:
         expected_dim: int | None = None,
         utt2num_frames: Mapping[str, int] | None = None,
         allow_nonfinite: bool = False,
+        problems: list[str] | None = None,
     ):
         self.path = Path(path)
         self.entries = read_scp(self.path)
         self.expected_dim = expected_dim
         self.utt2num_frames = utt2num_frames
         self.allow_nonfinite = allow_nonfinite
+        self.problems = problems
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -256,7 +260,14 @@ class ScpReader:
                             fd.close()
                         fd, open_path = _open(path, where), path
                     array = _read_at(fd, path, offset, ranges, where)
-                yield entry.key, self._check(entry.key, array)
+                try:
+                    array = self._check(entry.key, array)
+                except FeatureError as error:
+                    if self.problems is None:
+                        raise
+                    self.problems.append(str(error))
+                    continue
+                yield entry.key, array
         finally:
             if fd is not None:
                 fd.close()

@@ -24,7 +24,8 @@ class Utterance:
 
 
 def iter_utterances(
-    data: DataDir | str | Path, expected_dim: int | None = None, with_cmvn: bool = True
+    data: DataDir | str | Path, expected_dim: int | None = None, with_cmvn: bool = True,
+    problems: list[str] | None = None,
 ) -> Iterator[Utterance]:
     r"""Yields every utterance of ``data`` in order; one utterance in memory at a time.
 
@@ -35,11 +36,13 @@ def iter_utterances(
         data: a data dir with ``feats.scp`` (and ``cmvn.scp`` when ``with_cmvn``), loaded or its path.
         expected_dim: the dimension every matrix must have (None: that of the first).
         with_cmvn: attach the speaker's stats (requires ``cmvn.scp``).
+        problems: where given, an utterance failing those checks is listed there (its message) and skipped, not
+            raised (:class:`~flowaccent.data.kaldi_io.ScpReader`'s ``problems``).
     """
     if not isinstance(data, DataDir):
         data = load_data_dir(data, require=("feats.scp",) + (("cmvn.scp",) if with_cmvn else ()))
     frames = data.utt2num_frames() if data.has("utt2num_frames") else None
-    reader = ScpReader(data.path / "feats.scp", expected_dim, frames)
+    reader = ScpReader(data.path / "feats.scp", expected_dim, frames, problems=problems)
     cmvn = load_cmvn_stats(data) if with_cmvn else {}
     for utt, feats in reader:
         if reader.expected_dim is None:
@@ -47,10 +50,13 @@ def iter_utterances(
         spk = data.utt2spk[utt]
         stats = cmvn.get(spk)
         if with_cmvn and stats.shape[1] != feats.shape[1] + 1:
-            raise FeatureError(
-                f"{data.path / 'cmvn.scp'}: speaker '{spk}': stats of dim {stats.shape[1] - 1} "
-                f"for features of dim {feats.shape[1]}"
-            )
+            message = (f"{data.path / 'cmvn.scp'}: speaker '{spk}': stats of dim {stats.shape[1] - 1} "
+                       f"for features of dim {feats.shape[1]}")
+            if problems is None:
+                raise FeatureError(message)
+            if message not in problems:  # once per speaker
+                problems.append(message)
+            continue
         yield Utterance(utt, spk, feats, stats)
 
 

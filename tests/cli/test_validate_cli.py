@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowaccent.cli.main import main
-from flowaccent.data import ArkWriter, load_data_dir
+from flowaccent.data import ArkWriter, ScpReader, load_data_dir
 
 
 def test_fine_and_broken(wav_data_dir, capsys):
@@ -46,3 +46,24 @@ def test_read_feats_needs_feats_and_stats_of_their_dim(wav_data_dir, capsys):
             writer.write(spk, stats)
     assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
     assert "stats of dim 23 for features of dim 40" in capsys.readouterr().err
+
+
+def test_read_feats_lists_every_bad_utterance(wav_data_dir, capsys):
+    r"""It stopped at the first bad utterance: a dir with five 0-frame utterances took five runs to clean."""
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    data = load_data_dir(wav_data_dir)
+    feats = {utt: m for utt, m in ScpReader(wav_data_dir / "feats.scp")}
+    utts = list(feats)
+    feats[utts[0]] = feats[utts[0]][:0]
+    feats[utts[2]] = feats[utts[2]][:0]
+    feats[utts[3]] = np.where(np.arange(len(feats[utts[3]]))[:, None] == 4, np.nan, feats[utts[3]]).astype(np.float32)
+    with ArkWriter(wav_data_dir / "edited.ark", wav_data_dir / "feats.scp") as writer:
+        for utt in data.utts:
+            writer.write(utt, feats[utt])
+    (wav_data_dir / "utt2num_frames").unlink()
+    capsys.readouterr()
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3
+    assert f"utterance '{utts[0]}': zero-length" in err[0] and f"utterance '{utts[2]}': zero-length" in err[1]
+    assert f"utterance '{utts[3]}': NaN or inf in the features (first at frame 4)" in err[2]
