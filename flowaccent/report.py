@@ -81,6 +81,8 @@ def make_figures(
     _check_tsne_frames(tsne_frames)
     summary = summary or _checked_inputs(exp, scores)
     fig_dir = Path(fig_dir)
+    if fig_dir.exists() and not fig_dir.is_dir():  # it said '.../.partial: Not a directory'
+        raise ConfigError(f"--out {fig_dir} is a file; give the figures a folder")
     stage = fig_dir / ".partial"
     shutil.rmtree(stage, ignore_errors=True)  # a killed run's
     try:
@@ -94,6 +96,26 @@ def make_figures(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return {title: fig_dir / png.name for title, png in drawn.items()}
+
+
+#: What ``report`` and ``plot`` draw into a scores folder (``plot``'s default ``--out``, ``report --out SCORES``).
+DRAWN = ("report.html", "report.md", "figures")
+
+
+def remove_drawn(scores: Path) -> int:
+    r"""Removes the report and figures drawn from ``scores``' earlier contents (:data:`DRAWN`: in ``figures/``,
+    the files of :data:`FIGURE_FILES` and a report's blur masks; others are the user's), as ``flowaccent score``
+    replaces them: they showed the old scores beside the new ``summary.json``. Returns how many files went."""
+    figures = scores / "figures"
+    old = [scores / name for name in DRAWN[:2] if (scores / name).is_file()]
+    if figures.is_dir():
+        old += [p for p in figures.iterdir() if FIGURE_FILES.fullmatch(p.name) or
+                (p.name.startswith(BLURMASK_FIGURES) and p.suffix in (".png", ".pdf"))]
+    for path in old:
+        path.unlink()
+    if figures.is_dir() and not any(figures.iterdir()):
+        figures.rmdir()
+    return len(old)
 
 
 def _check_tsne_frames(tsne_frames: int) -> None:
@@ -153,13 +175,20 @@ def _draw_figures(
 
 
 def load_summary(scores: Path) -> dict[str, Any]:
+    r"""The ``summary.json`` of a ``flowaccent score --out`` folder."""
     path = scores / "summary.json"
+    if not scores.is_dir():
+        raise ConfigError(f"{scores}: no such folder (--scores: the --out of 'flowaccent score')")
     if not path.exists():
         raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
     try:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); run 'flowaccent score' again") from None
+    if isinstance(summary, dict) and "all" in summary and "reference" not in summary:
+        raise ConfigError(f"{path}: the summary of 'flowaccent blurmask', not of 'flowaccent score' (--scores: the "
+                          f"--out of 'flowaccent score'; report --blurmask shows blur masks)")
+    return summary
 
 
 def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:
@@ -245,9 +274,9 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     r"""``scores``' summary, after checking that ``exp`` is the experiment dir that scored it."""
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
-    if not (exp / "config.yaml").is_file():
-        raise ConfigError(f"{exp}: not an experiment dir of 'flowaccent train' (no config.yaml); give the --exp that "
-                          f"made the scores")
+    if not (exp / "config.yaml").is_file() and not (exp / "final.pt").is_file():  # a shared final.pt alone: scored
+        raise ConfigError(f"{exp}: not an experiment dir of 'flowaccent train' (neither config.yaml nor final.pt); "
+                          f"give the --exp that made the scores")
     summary = load_summary(scores)
     _check_same_model(exp, scores, summary)
     return summary

@@ -35,6 +35,9 @@ def load_blurmask(folder: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: missing; run 'flowaccent blurmask --out {folder}' first (or it did not finish)")
     try:
         summary = json.loads(path.read_text())
+        if isinstance(summary, dict) and "reference" in summary and "all" not in summary:
+            raise ConfigError(f"{path}: the summary of 'flowaccent score', not of 'flowaccent blurmask' (--blurmask: "
+                              f"the --out of 'flowaccent blurmask')")
         summary["sets"], summary["all"], summary["config"]["fit"]["variant"]  # noqa: B018 (the keys it needs)
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ConfigError(f"{path}: not a summary of 'flowaccent blurmask' ({type(error).__name__}: {error}); "

@@ -173,9 +173,16 @@ def frame_rate_problem(data: Any, options: Mapping[str, Any]) -> str | None:
 def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
     r"""Refuses a set (name -> :class:`~flowaccent.data.datadir.DataDir`) whose features were computed with
     other options than the model's training data (``exp/fbank.json``); warns about a set upsampled from
-    audio at a lower rate than any the model was trained on (its upper band is empty)."""
+    audio at a lower rate than any the model was trained on (its upper band is empty). Where ``exp`` has no record
+    and a set has one (a model copied without its experiment dir's ``fbank.json``), it says the sets are not
+    checked: features at a 5 ms shift were scored by a 10 ms model without a word."""
     model = read_record(exp)
     if model is None:
+        recorded = [name for name, data in sets.items() if (data.path / RECORD).exists()]
+        if recorded:
+            print(f"{command}: warning: no record of how the model's training features were computed ({exp / RECORD}, "
+                  f"which 'flowaccent train' keeps where 'flowaccent fbank' made them): the fbank options of set(s) "
+                  f"{', '.join(recorded)} are not checked against the model's", file=sys.stderr)
         return
     trained_rates = {int(r) for r in model["source_rates"]}
     for name, data in sets.items():

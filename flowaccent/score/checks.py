@@ -68,8 +68,8 @@ def warn_shared(results: dict[str, SetScores], sets: dict[str, DataDir]) -> None
                 utts.append(f"{a} and {b} share {shared} utterance id(s)")
             elif common := len(speakers[a] & speakers[b]):
                 spks.append(f"{a} and {b} share {common} speaker(s)")
-    _pairs(utts, "utterance ids", "an AUC of one against the other (the reference), and an SVR fitted on one and "
-           "applied to the other, compare the same utterances")
+    _pairs(utts, "utterance ids", "an SVR fitted on one and applied to the other, and where one is the reference the "
+           "other's AUC against it, compare the same utterances")
     _pairs(spks, "speakers", "an SVR fitted on one and applied to the other is tested on speakers it was fitted on")
 
 

@@ -21,6 +21,7 @@ from flowaccent.data.specs import (
 )
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
+from flowaccent.report import DRAWN, remove_drawn
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, summary
 from flowaccent.score.baseline import (
@@ -38,8 +39,8 @@ from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
 from flowaccent.train.config import ExperimentConfig
 
-#: What scoring writes beside the sets' folders (no set may take these names).
-OUTPUT_FILES = ("config.yaml", "summary.json", "figures")  # figures/: where 'flowaccent plot' draws by default
+#: What scoring writes beside the sets' folders, and what report and plot draw there (no set may take these names).
+OUTPUT_FILES = ("config.yaml", "summary.json", *DRAWN)  # figures/: where 'flowaccent plot' draws by default
 
 
 def score_corpora(
@@ -88,6 +89,9 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     for name in ("summary.json", "config.yaml"):  # they only ever describe complete scores (config.yaml: whose)
         (out / name).unlink(missing_ok=True)
+    if drawn := remove_drawn(out):  # an earlier plot's figures stayed beside the new scores, with no word
+        print(f"score: note: {drawn} file(s) of a report or figures drawn from {out}'s earlier scores removed "
+              f"(draw them again with 'flowaccent report' or 'plot')", file=sys.stderr)
     # a damaged corpus or Ctrl-C, also while summarising: no half-made set left (and the lock removes an --out
     # it made, left empty)
     with removed_on_failure(out, sets, ("config.yaml", "summary.json")):

@@ -61,9 +61,9 @@ for list in l2 l2_train; do
     case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(set_name "$spec") dir=$spec ;; esac
     [ -n "$dir" ] || { log "--${list/_/-} '$spec': no DIR after '$name=' (NAME=DIR)"; exit 1; }
     # flowaccent score's rule for set names, checked before any work (stage 4 refused them, after training)
-    if [[ ! $name =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || [[ $name =~ ^(figures|summary\.json|config\.yaml)$ ]]; then
+    if [[ ! $name =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || [[ $name =~ ^(figures|summary\.json|config\.yaml|report\.html|report\.md)$ ]]; then
       log "--${list/_/-} '$spec': '$name' cannot name a set (ASCII letters, digits, _ . + -, not first ., and not" \
-        "figures, summary.json or config.yaml): give NAME=DIR another NAME"
+        "figures, summary.json, config.yaml, report.html or report.md): give NAME=DIR another NAME"
       exit 1
     fi
     resolved="$resolved $name=$(from_caller "$dir")"

@@ -153,7 +153,7 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     (other / "final.pt").unlink()  # training again into it, not finished: its curves are not the scored model's
     assert f"{scores}: scored with {other / 'final.pt'}, which is gone (training again?" in report(other)
     (tmp_path / "empty").mkdir()
-    assert f"{tmp_path / 'empty'}: not an experiment dir of 'flowaccent train' (no config.yaml)" in \
+    assert f"{tmp_path / 'empty'}: not an experiment dir of 'flowaccent train' (neither config.yaml nor final.pt)" in \
         report(tmp_path / "empty")
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
@@ -678,3 +678,43 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     assert "no such folder (--blurmask: the --out of 'flowaccent blurmask')" in capsys.readouterr().err
     assert main(report) == 0  # without: no blur-mask table, figure or file left from the run before
     assert "Blur mask" not in out.read_text() and not list((out.parent / "figures").glob("blurmask_*"))
+
+
+def test_scores_replaced_take_their_drawings_and_wrong_folders_are_named(scored_dir_and_exp, tmp_path, capsys):
+    r"""A second score into a folder left the first scores' figures (plot's default --out) and report there beside
+    the new summary, with no word; plot --out a file said '.../.partial: Not a directory'; a missing --scores
+    folder was 'summary.json: missing; run score first'; and the summary of the other command given to report
+    (--scores a blurmask run, --blurmask a score run) a KeyError and 'run it again'."""
+    import shutil
+
+    out_dir, exp = scored_dir_and_exp
+    root = exp.parent
+    scores = tmp_path / "scores"
+    shutil.copytree(out_dir, scores)
+    assert main(["plot", "--exp", str(exp), "--scores", str(scores), "--tsne-frames", "0"]) == 0
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(scores), "--tsne-frames", "0"]) == 0
+    drawn = sorted(p.name for p in (scores / "figures").iterdir())
+    (scores / "figures" / "mine.png").write_bytes(b"user's")
+    capsys.readouterr()
+    assert main(["score", "--exp", str(exp), "--out", str(scores), str(root / "native"), str(root / "ja"),
+                 "--quiet"]) == 0
+    assert (f"score: note: {len(drawn) + 2} file(s) of a report or figures drawn from {scores}'s earlier scores "
+            "removed") in capsys.readouterr().err
+    assert sorted(p.name for p in (scores / "figures").iterdir()) == ["mine.png"]
+    assert not (scores / "report.html").exists() and not (scores / "report.md").exists()
+    (tmp_path / "afile").write_text("")
+    assert main(["plot", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "afile")]) == 1
+    assert capsys.readouterr().err == (f"flowaccent plot: error: --out {tmp_path / 'afile'} is a file; give the "
+                                       "figures a folder\n")
+    assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "nope")]) == 1
+    assert capsys.readouterr().err == (f"flowaccent report: error: {tmp_path / 'nope'}: no such folder (--scores: the "
+                                       "--out of 'flowaccent score')\n")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "summary.json").write_text(json.dumps({"sets": {}, "all": {}, "config": {"fit": {"variant": "x"}}}))
+    assert main(["report", "--exp", str(exp), "--scores", str(masks)]) == 1
+    assert "summary.json: the summary of 'flowaccent blurmask', not of 'flowaccent score'" in capsys.readouterr().err
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--blurmask", str(scores)]) == 1
+    assert capsys.readouterr().err == (f"flowaccent report: error: {scores / 'summary.json'}: the summary of "
+                                       "'flowaccent score', not of 'flowaccent blurmask' (--blurmask: the --out of "
+                                       "'flowaccent blurmask')\n")

@@ -321,8 +321,8 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(r"wrong/feats.scp: utterance '.*': features have dim 5, expected 6", err[0])
     assert not (tmp_path / "w" / "summary.json").exists()
-    assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "w")]) == 1
-    assert "summary.json: missing" in capsys.readouterr().err
+    assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "w")]) == 1  # the folder it made: removed
+    assert f"{tmp_path / 'w'}: no such folder (--scores: the --out of 'flowaccent score')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -332,6 +332,7 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
                   "first .); give another NAME"),
     (["..={ja}"], "flowaccent score: error: '..' cannot name a set"),
     (["figures={ja}"], "flowaccent score: error: 'figures' cannot name a set (a file the command writes)"),
+    (["report.html={ja}"], "flowaccent score: error: 'report.html' cannot name a set"),  # report then: Is a directory
     (["{ja}", "--out", "{file}"], "flowaccent score: error: --out {file} is a file; give a folder"),
     (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents must be >= 1, got 0"),
     (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames must be >= 1, got -5"),
@@ -523,8 +524,8 @@ def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     warned = [line for line in capsys.readouterr().err.splitlines() if "share" in line]
     assert warned == ["score: warning: 10 pairs of sets share utterance ids (sets ja0 and ja1 share 30 utterance "
                       "id(s); ja0 and ja2 share 30 utterance id(s); ja0 and ja3 share 30 utterance id(s); ...); an "
-                      "AUC of one against the other (the reference), and an SVR fitted on one and applied to the "
-                      "other, compare the same utterances"]
+                      "SVR fitted on one and applied to the other, and where one is the reference the other's AUC "
+                      "against it, compare the same utterances"]
 
 
 def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
@@ -582,6 +583,30 @@ def test_features_computed_otherwise_are_refused(trained, tmp_path, capsys):
         err = capsys.readouterr().err
         assert ("flowaccent score: error: set ja: its features come every 5.0 ms, not every 10 ms as the model's "
                 "(frame_shift_ms)" in err) == (code == 1) and ("no record of how" in err) == (code == 0), err
+
+
+def test_a_model_folder_of_final_pt_alone_is_scored_said_unchecked_and_reported(trained, tmp_path, capsys):
+    r"""A shared final.pt in a folder of its own: score checked no set's fbank options against the model's (none
+    kept) and said nothing, so 5 ms features were scored by a 10 ms model silently; report then refused the
+    folder ('no config.yaml') that score had taken."""
+    import shutil
+
+    from flowaccent.features.fbank import FbankConfig
+    from flowaccent.features.fbank_record import write_record
+
+    root, exp = trained
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(exp / "final.pt", only / "final.pt")
+    ja = shutil.copytree(root / "ja", tmp_path / "ja")
+    write_record(ja, FbankConfig(frame_shift_ms=5.0).to_dict(), -1, {16000: 30})
+    scores = tmp_path / "s"
+    assert main(["score", "--exp", str(only), "--out", str(scores), str(ja), str(root / "zh"), "--quiet"]) == 0
+    assert (f"score: warning: no record of how the model's training features were computed ({only / 'fbank.json'}, "
+            "which 'flowaccent train' keeps where 'flowaccent fbank' made them): the fbank options of set(s) ja are "
+            "not checked against the model's") in capsys.readouterr().err
+    assert main(["report", "--exp", str(only), "--scores", str(scores), "--tsne-frames", "0"]) == 0
+    assert "(no config.yaml)" in (only / "report.html").read_text()
 
 
 def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
