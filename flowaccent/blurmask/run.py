@@ -157,7 +157,7 @@ def explain_utterance(
         for b in deletion.baselines
     }
     arrays = {"feats": feats, "m": result.m.numpy(), "loss": result.loss, "invariance": result.invariance}
-    arrays |= {"invariance_error": np.float64(result.invariance_error), "key": np.str_(key)}
+    arrays |= {"invariance_error": np.float64(result.invariance_error), "key": np.str_(key), "utt": np.str_(utt)}
     arrays["fractions"] = deletion.fractions
     for b, c in curves.items():
         arrays.update({f"change_{b}_{o}": c.change[o] for o in ORDERS})
@@ -320,15 +320,32 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
 def remove_stale_files(folder: Path, utts: list[str], quiet: bool = False) -> None:
     r"""Removes the per-utterance files (``<utt>.npz``, ``figures/<utt>.png|pdf``) an earlier run left in a set's
     ``folder`` for utterances this run does not explain (another ``--utts``): the folder then holds this run's
-    utterances only, as ``utt_table.tsv`` does. Other files are left."""
+    utterances only, as ``utt_table.tsv`` does. Other files are left: an ``.npz`` is an earlier run's where it
+    holds a mask's fields (:func:`_is_utterance_file`), a figure where its ``.npz`` is (every ``*.npz`` and
+    ``figures/*.png`` went, the user's own with them)."""
     keep = {utt_file_name(utt) for utt in utts}
-    stale = [p for p in folder.glob("*.npz") if p.stem not in keep]
-    stale += [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}") if p.stem not in keep]
+    npz = [p for p in folder.glob("*.npz") if p.stem not in keep and _is_utterance_file(p)]
+    stems = {p.name[: -len(".npz")] for p in npz}
+    stale = npz + [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}")
+                   if p.name[: -len(suffix) - 1] in stems]
     for path in stale:
         path.unlink()
     if stale and not quiet:
         print(f"blurmask: removed {len(stale)} file(s) of an earlier run from {folder} (utterances this run does "
               "not explain)", file=sys.stderr)
+
+
+def _is_utterance_file(path: Path) -> bool:
+    r"""Whether ``path`` is an utterance's ``.npz`` as :func:`explain_utterance` writes it: its fields, and (written
+    since it holds one) its utterance id that of the file's name (not a copy under another name)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            fields = set(npz.files)
+            if not {"m", "key", "invariance_error", "fractions"} <= fields:
+                return False
+            return "utt" not in fields or utt_file_name(str(npz["utt"])) == path.name[: -len(".npz")]
+    except (OSError, ValueError, EOFError):  # not an npz at all
+        return False
 
 
 def short_warning(model: FlowModel, name: str, utt: str, num_frames: int) -> list[str]:
