@@ -232,7 +232,7 @@ def run_blurmask(
 ) -> dict[str, Any]:
     r"""Explains ``run.utts`` utterances of each data dir (``path`` or ``name=path``) with
     ``EXP_DIR/final.pt`` (or ``checkpoint``); writes ``out_dir`` (locked meanwhile) and returns the summary."""
-    out = output_dir(out_dir, "blurmask")
+    out = output_dir(out_dir, "blurmask", OUTPUT_FILES[:-1])
     with output_lock(out, "blurmask"):
         return _run_blurmask(Path(exp_dir), data_specs, out, fit, deletion, run, checkpoint, quiet, command)
 

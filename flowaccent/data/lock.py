@@ -25,7 +25,8 @@ from flowaccent.errors import ConfigError
 def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
     r"""Holds an exclusive lock on ``folder/name`` while the block runs; made for the lock alone (nothing else
     written into it), the folder is removed afterwards. Temporary files a killed run left in it are removed
-    first (:func:`remove_dead_temporaries`).
+    first (:func:`remove_dead_temporaries`). In a folder that was there, a lock file this run made is removed
+    where the run wrote nothing else (a refused run left ``.out.lock`` in the corpus folder it was pointed at).
 
     Arguments:
         folder: the command's output folder (made if missing).
@@ -36,6 +37,7 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
     if folder.exists() and not folder.is_dir():  # mkdir's 'File exists' said nothing of what was wrong
         raise ConfigError(f"{folder} is a file, not a folder; give the command a folder of its own")
     folder.mkdir(parents=True, exist_ok=True)
+    before = None if made or (folder / name).exists() else set(os.listdir(folder))
     fd = os.open(folder / name, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,6 +53,8 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         remove_dead_temporaries(folder)
         yield
     finally:
+        if before is not None and set(os.listdir(folder)) <= before | {name}:  # wrote nothing: removed, still held
+            (folder / name).unlink(missing_ok=True)
         os.close(fd)  # releases the lock
         if made and set(os.listdir(folder)) <= {name}:  # stopped before writing anything: no folder left
             shutil.rmtree(folder, ignore_errors=True)

@@ -75,8 +75,11 @@ def load_named_dirs(
     return sets
 
 
-def output_dir(path: str | Path, command: str) -> Path:
-    r"""``path`` as a command's output folder: an error, not a traceback, where a file is in the way."""
+def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Path:
+    r"""``path`` as a command's output folder: an error, not a traceback, where a file is in the way. ``writes``: the
+    files the command writes there beside ``summary.json``: a folder holding one of them but no ``summary.json``
+    (nor a stopped run's ``.partial``) is someone else's, and is refused (a project folder's config.yaml was
+    overwritten without a word)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{command}: --out {path} is a file; give a folder")
@@ -90,6 +93,10 @@ def output_dir(path: str | Path, command: str) -> Path:
              "score" if command == "blurmask" and any(path.glob("*/utt_scores.tsv")) else None)
     if other:
         raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {other}'; give another folder")
+    theirs = [name for name in writes if (path / name).exists()]
+    if theirs and not (path / "summary.json").exists() and not (path / ".partial").is_dir():
+        raise ConfigError(f"{command}: --out {path} holds {', '.join(theirs)}, which {command} writes, but no "
+                          f"summary.json of an earlier run; give a folder of its own")
     return path
 
 

@@ -58,7 +58,7 @@ def score_corpora(
     ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
     what detection AUCs separate the other sets from. ``out_dir`` is locked meanwhile
     (:func:`~flowaccent.data.lock.output_lock`)."""
-    out = output_dir(out_dir, "score")
+    out = output_dir(out_dir, "score", ("config.yaml",))
     with output_lock(out, "score"):
         return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet, command)
 

@@ -101,6 +101,21 @@ def test_a_rerun_of_a_set_with_fewer_utterances_removes_the_others_files(flow_ex
     assert (out / "native" / "notes.txt").read_text() == "mine"
 
 
+def test_a_folder_holding_files_of_the_names_blurmask_writes_is_not_an_output(flow_exp, tmp_path, capsys):
+    r"""--out a project folder with its own config.yaml and summary.md: both were overwritten, exit 0."""
+    _, exp, native, _ = flow_exp
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("config.yaml", "summary.md"):
+        (project / name).write_text("mine\n")
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--out", str(project), "--utts", "1", *FAST]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"flowaccent blurmask: error: --out {project} holds config.yaml, summary.md, "
+                                       "which blurmask writes, but no summary.json of an earlier run; give a folder "
+                                       "of its own\n")
+    assert sorted(p.name for p in project.iterdir()) == ["config.yaml", "summary.md"]
+
+
 def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
     r"""Features far out of range made the fit fail with 'blur: the widths must be finite', naming no utterance."""
     import flowaccent.blurmask.run as run

@@ -151,6 +151,7 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
     assert main([*args, "--out", str(tmp_path), str(odd)]) == 1
     assert f"set 'odd' would be written into {odd}, a Kaldi data dir" in capsys.readouterr().err
     assert sorted(p.name for p in odd.iterdir()) == ["feats.ark", "feats.scp", "spk2utt", "utt2num_frames", "utt2spk"]
+    assert not (tmp_path / ".out.lock").exists()  # a refused run's lock: not left in a folder it wrote nothing into
     few = write_gaussian_dir(tmp_path / "few", np.zeros(6), np.eye(6), 3, 5, seed=5)
     config = small_config(epochs=1).with_overrides({"train": {"valid_fraction": 0.0, "batch_size": 8}})
     train(config, tmp_path / "tiny", [str(few)], quiet=True)
@@ -607,6 +608,22 @@ def test_a_model_folder_of_final_pt_alone_is_scored_said_unchecked_and_reported(
             "not checked against the model's") in capsys.readouterr().err
     assert main(["report", "--exp", str(only), "--scores", str(scores), "--tsne-frames", "0"]) == 0
     assert "(no config.yaml)" in (only / "report.html").read_text()
+
+
+def test_a_folder_holding_a_config_yaml_of_its_own_is_not_an_output(trained, tmp_path, capsys):
+    r"""--out a project folder with its own config.yaml: score wrote its copy of the model's over it, exit 0."""
+    root, exp = trained
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("my: settings\n")
+    assert main(["score", "--exp", str(exp), "--out", str(project), str(root / "ja"), "--quiet"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent score: error: --out {project} holds config.yaml, which score "
+                                       "writes, but no summary.json of an earlier run; give a folder of its own\n")
+    assert (project / "config.yaml").read_text() == "my: settings\n" and sorted(project.iterdir()) == [
+        project / "config.yaml"]
+    (project / "config.yaml").unlink()  # an earlier run's scores: scored again, config.yaml and all
+    assert main(["score", "--exp", str(exp), "--out", str(project), str(root / "ja"), "--quiet"]) == 0
+    assert main(["score", "--exp", str(exp), "--out", str(project), str(root / "ja"), "--quiet"]) == 0
 
 
 def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
