@@ -203,6 +203,10 @@ class FlowModel(nn.Module):
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> FlowModel:
         r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit."""
+        parts = ("pipeline", "model_config", "prior_config", "class_names", "state_dict")
+        missing = [k for k in parts if k not in state]
+        if missing:  # said "checkpoint does not match its config: 'pipeline'" of another tool's dict
+            raise ConfigError(f"not a flowaccent model (no {', '.join(missing)})")
         try:
             pipeline = FeaturePipeline.from_state(state["pipeline"])
             with torch.random.fork_rng(devices=[]):  # the layers' random init, overwritten: not the caller's draws

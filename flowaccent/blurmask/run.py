@@ -301,13 +301,14 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                     if (done := done_before(out / name, utt, key, deletion)) is not None:
                         results.append(done)
                         taken += 1
-                        bar.update()
-                        continue
-                    try:
-                        results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run, key))
-                    except FlowAccentError as error:  # e.g. a NaN output of features far out of range
-                        where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
-                        raise type(error)(f"{where}: {error}") from None
+                    else:
+                        try:
+                            results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run,
+                                                             key))
+                        except FlowAccentError as error:  # e.g. a NaN output of features far out of range
+                            where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
+                            raise type(error)(f"{where}: {error}") from None
+                    # also of one taken over: the stopped run's warnings were said once, before the Ctrl-C
                     for warning in undefined_warnings(results[-1]) + fit_warnings(results[-1], fit):
                         tqdm.write(warning, file=sys.stderr)
                     bar.update()
@@ -381,10 +382,11 @@ def fit_warnings(result: UttResult, fit: BlurMaskConfig) -> list[str]:
     where = f"blurmask: warning: set {result.set_name}: utterance '{result.utt}'"
     symbol, top = ("m", fit.m_max) if fit.variant == "blur" else ("sigma", fit.sigma_max)
     out = []
-    if result.invariance_error >= POOR_FIT:
+    if result.invariance_error >= POOR_FIT:  # lam weighs the widths' term (entropy) or the invariance's
+        lam = "a smaller --lam" if fit.lam_on == "entropy" else "a larger --lam"
         out.append(f"{where}: its mask changes {result.invariance_error:.0%} of the output's variance (invariance "
-                   "error): it does not keep the output as a mask should; try more --steps, a larger --lam or a "
-                   f"smaller --{symbol}-max")
+                   f"error): it does not keep the output as a mask should; try more --steps, {lam} (--lam-on "
+                   f"{fit.lam_on}) or a smaller --{symbol}-max")
     if result.mean_m >= 0.95 * top:
         out.append(f"{where}: mean {symbol} {result.mean_m:.4g}, nearly every cell at --{symbol}-max {top:g}: the "
                    "output hardly depends on the input here, or the largest width blurs everything")

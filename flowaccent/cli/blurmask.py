@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli._options import add_config_options, config_from_args, given_options
 from flowaccent.cli.main import COMMANDS
+from flowaccent.errors import ConfigError
 
 BASELINES = ("floor", "mean", "blur")
 
@@ -47,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.blurmask.fit import BlurMaskConfig
     from flowaccent.blurmask.run import RunConfig, fixed, mask_symbol, run_blurmask, utts_defined
 
+    given = given_options(RunConfig, args)
+    if "utts" in given and given.get("utt_list"):  # --utts was ignored without a word
+        raise ConfigError("--utts and --utt-list: give one (--utt-list names the utterances, --utts picks that many "
+                          "of each data dir)")
     deletion = config_from_args(DeletionConfig, args)
     if args.baselines:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
@@ -73,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
             f"random {fixed(auc['random']['mean'], 3)}, SRG {fixed(srg['mean'], 3)}",
             file=sys.stderr,
         )
-    print(f"blurmask: {args.out}/summary.json", file=sys.stderr)
+    print(f"blurmask: {Path(args.out) / 'summary.json'}", file=sys.stderr)
     return 0

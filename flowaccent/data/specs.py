@@ -69,8 +69,9 @@ def load_named_dirs(
             why = "a file the command writes" if name in reserved else "ASCII letters, digits, _ . + -, not first ."
             how = "give another NAME" if given else "name it with NAME=DATA_DIR"
             raise ConfigError(f"{command}: '{name}' cannot name a set ({why}); {how}")
-        if name in sets:
-            raise ConfigError(f"{command}: two data dirs are named '{name}'; name them with NAME=DATA_DIR")
+        if name in sets:  # 'name them with NAME=' of two named a= already
+            how = "give them different NAMEs" if given else "name them with NAME=DATA_DIR"
+            raise ConfigError(f"{command}: two data dirs are named '{name}'; {how}")
         sets[name] = data
     return sets
 

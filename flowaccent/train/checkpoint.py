@@ -70,8 +70,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     Python objects (another tool's pickled module, or anything crafted) is refused, not run; before, loading
     a ``final.pt`` from a shared folder ran whatever code was pickled into it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a checkpoint file (e.g. {path / 'final.pt'})")
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint")
+    if path.stat().st_size == 0:  # torch said 'EOFError: '
+        raise ConfigError(f"{path}: an empty file, not a checkpoint (a copy or a save cut short?)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -95,6 +99,8 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     commands that load it (score, blurmask) need one flow for every frame."""
     from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
+    if exp.is_file():  # it said 'exp/final.pt/final.pt: no such checkpoint'
+        raise ConfigError(f"--exp {exp} is a file; give the experiment dir ({exp.parent})")
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
     state = load_checkpoint(path)
     model = _model_of(state, path)

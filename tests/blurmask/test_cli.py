@@ -159,9 +159,12 @@ def test_a_run_that_fails_midway_leaves_no_set_folder_it_made(flow_exp, tmp_path
 
     assert run.done_before(out / ".partial" / "native", "n0-000", "another key", DeletionConfig()) is None
     capsys.readouterr()
+    monkeypatch.setattr(run, "fit_warnings", lambda result, fit: [f"warned of {result.utt}"])
     assert main(args) == 0 and len(calls) == 3  # the second utterance only
+    err = capsys.readouterr().err
     assert "blurmask: 1 utterance(s) taken as a stopped run with the same model, options and features had done " \
-        "them" in capsys.readouterr().err
+        "them" in err
+    assert "warned of n0-000" in err  # the one taken over is warned about again: only the stopped run had said it
     assert sorted(p.name for p in out.iterdir()) == sorted([".out.lock", "native", *run.OUTPUT_FILES])
 
 
@@ -270,8 +273,10 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
     assert fit_warnings(result(0.014, 4.2), BlurMaskConfig()) == []
     poor, saturated = fit_warnings(result(1.45, 950.0), BlurMaskConfig(m_max=1000.0))
     assert poor == ("blurmask: warning: set zh: utterance 'u1': its mask changes 145% of the output's variance "
-                    "(invariance error): it does not keep the output as a mask should; try more --steps, a larger "
-                    "--lam or a smaller --m-max")
+                    "(invariance error): it does not keep the output as a mask should; try more --steps, a smaller "
+                    "--lam (--lam-on entropy) or a smaller --m-max")  # lam weighs the widths: a larger one, larger m
+    (poor,) = fit_warnings(result(1.45, 9.0), BlurMaskConfig(lam_on="invariance"))
+    assert "try more --steps, a larger --lam (--lam-on invariance) or a smaller --m-max" in poor
     assert saturated.startswith("blurmask: warning: set zh: utterance 'u1': mean m 950, nearly every cell at "
                                 "--m-max 1000")
     (noise,) = fit_warnings(result(0.01, 2.9), BlurMaskConfig(variant="noise"))
@@ -307,4 +312,7 @@ def test_an_utterance_list_picks_the_utterances(flow_exp, tmp_path, capsys):
         assert main([*args, "--utt-list", str(listed)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"flowaccent blurmask: error: --utt-list {listed}: {message}"], err
+    assert main([*args, "--utt-list", str(listed), "--utts", "3"]) == 1  # --utts was ignored without a word
+    assert capsys.readouterr().err == ("flowaccent blurmask: error: --utts and --utt-list: give one (--utt-list "
+                                       "names the utterances, --utts picks that many of each data dir)\n")
     assert json.loads((out / "summary.json").read_text()) == summary  # the run before, as it was

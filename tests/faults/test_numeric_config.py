@@ -59,10 +59,18 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     torch.save(state["model"]["state_dict"], tmp_path / "weights.pt")
     for name, expected in [("module.pt", "not a flowaccent checkpoint (it holds Python objects"),
                            ("tensor.pt", "not a flowaccent checkpoint (it holds a Tensor, not a dict)"),
-                           ("weights.pt", "weights.pt: checkpoint does not match its config: 'pipeline'")]:
+                           ("weights.pt", "weights.pt: not a flowaccent model (no pipeline, model_config, "
+                                          "prior_config, class_names, state_dict)"),
+                           ("empty.pt", "empty.pt: an empty file, not a checkpoint"),  # 'EOFError: '
+                           ("exp", "exp: a folder, not a checkpoint file (e.g. ")]:  # 'no such checkpoint'
+        (tmp_path / "empty.pt").write_bytes(b"")
         assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{tmp_path / name}: " in err[0] and expected in err[0], err
+    wrong = ["score", "--exp", str(tmp_path / "exp" / "final.pt"), "--out", str(tmp_path / "s"), str(data), "--quiet"]
+    assert main(wrong) == 1  # said '.../final.pt/final.pt: no such checkpoint'
+    assert capsys.readouterr().err == (f"flowaccent score: error: --exp {tmp_path / 'exp' / 'final.pt'} is a file; "
+                                       f"give the experiment dir ({tmp_path / 'exp'})\n")
     assert not (tmp_path / "s").exists()
 
 

@@ -334,6 +334,8 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     (["..={ja}"], "flowaccent score: error: '..' cannot name a set"),
     (["figures={ja}"], "flowaccent score: error: 'figures' cannot name a set (a file the command writes)"),
     (["report.html={ja}"], "flowaccent score: error: 'report.html' cannot name a set"),  # report then: Is a directory
+    (["{ja}", "{ja}"], "flowaccent score: error: two data dirs are named 'ja'; name them with NAME=DATA_DIR"),
+    (["a={ja}", "a={ja}"], "flowaccent score: error: two data dirs are named 'a'; give them different NAMEs"),
     (["{ja}", "--out", "{file}"], "flowaccent score: error: --out {file} is a file; give a folder"),
     (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents must be >= 1, got 0"),
     (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames must be >= 1, got -5"),
