@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -345,7 +346,7 @@ def _is_utterance_file(path: Path) -> bool:
             if not {"m", "key", "invariance_error", "fractions"} <= fields:
                 return False
             return "utt" not in fields or utt_file_name(str(npz["utt"])) == path.name[: -len(".npz")]
-    except (OSError, ValueError, EOFError):  # not an npz at all
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # not an npz at all, or a damaged one: not ours
         return False
 
 

@@ -89,13 +89,14 @@ def test_a_rerun_of_a_set_with_fewer_utterances_removes_the_others_files(flow_ex
     (out / "native" / "notes.txt").write_text("mine")
     # the user's own: an npz of theirs, a copy of a mask under another name, a figure of theirs (all removed)
     np.savez(out / "native" / "mine.npz", x=np.zeros(3))
+    (out / "native" / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")  # np.load: BadZipFile
     shutil.copy(out / "native" / "n0-000.npz", out / "native" / "kept_copy.npz")
     (out / "native" / "figures" / "my_plot.png").write_bytes(b"png")
     capsys.readouterr()
     assert main([*base, "--utts", "2"]) == 0
     assert f"blurmask: removed 6 file(s) of an earlier run from {out / 'native'}" in capsys.readouterr().err
-    assert sorted(p.name for p in (out / "native").glob("*.npz")) == ["kept_copy.npz", "mine.npz", "n0-000.npz",
-                                                                       "n1-001.npz"]
+    assert sorted(p.name for p in (out / "native").glob("*.npz")) == ["broken.npz", "kept_copy.npz", "mine.npz",
+                                                                       "n0-000.npz", "n1-001.npz"]
     assert sorted(p.stem for p in (out / "native" / "figures").iterdir()) == ["my_plot"] + ["n0-000"] * 2 + [
         "n1-001"] * 2
     assert (out / "native" / "notes.txt").read_text() == "mine"
