@@ -102,6 +102,10 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     if exp.is_file():  # it said 'exp/final.pt/final.pt: no such checkpoint'
         raise ConfigError(f"--exp {exp} is a file; give the experiment dir ({exp.parent})")
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
+    kept = [exp / "checkpoints" / f"{name}.pt" for name in ("best", "last")]
+    if not checkpoint and not path.exists() and (best := next((p for p in kept if p.is_file()), None)):
+        raise ConfigError(f"{path}: no such checkpoint: the run has not finished ('flowaccent train --exp {exp} "
+                          f"--resume' finishes it), or give --checkpoint {best}")
     state = load_checkpoint(path)
     model = _model_of(state, path)
     _check_one_flow(model, path, command)

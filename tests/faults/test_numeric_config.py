@@ -2,6 +2,7 @@ r"""Numerical and configuration faults: a clear message before (or instead of) a
 
 from __future__ import annotations
 
+import shutil
 import zlib
 
 import numpy as np
@@ -67,6 +68,14 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
         assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{tmp_path / name}: " in err[0] and expected in err[0], err
+    unfinished = tmp_path / "unfinished"  # a run still training (or stopped): no final.pt yet
+    shutil.copytree(tmp_path / "exp", unfinished)
+    (unfinished / "final.pt").unlink()
+    assert main(["score", "--exp", str(unfinished), "--out", str(tmp_path / "s"), str(data), "--quiet"]) == 1
+    best = unfinished / "checkpoints" / "best.pt"
+    assert capsys.readouterr().err == (f"flowaccent score: error: {unfinished / 'final.pt'}: no such checkpoint: the "
+                                       f"run has not finished ('flowaccent train --exp {unfinished} --resume' "
+                                       f"finishes it), or give --checkpoint {best}\n")
     wrong = ["score", "--exp", str(tmp_path / "exp" / "final.pt"), "--out", str(tmp_path / "s"), str(data), "--quiet"]
     assert main(wrong) == 1  # said '.../final.pt/final.pt: no such checkpoint'
     assert capsys.readouterr().err == (f"flowaccent score: error: --exp {tmp_path / 'exp' / 'final.pt'} is a file; "
