@@ -1,15 +1,23 @@
-# Kaldi-style option parsing for recipes (after utils/parse_options.sh): for every variable
-# already set in the calling script, `--var-name value` (or `--var-name=value`) overrides it.
-# Source it after the defaults. The names given are in $given_options; a positional argument is
-# an error (it would end the options silently: those after it were ignored).
+# Kaldi-style option parsing for recipes (after utils/parse_options.sh): for every variable the calling
+# script sets at its top, before it sources this file (and ./cmd.sh's, where the recipe has one),
+# `--var-name value` (or `--var-name=value`) overrides it. Other variables are not options (--name,
+# --given-options were taken, the second turning a rerun into --stage 0). The names given are in
+# $given_options; a positional argument is an error (it would end the options silently: those after it
+# were ignored).
+recipe_options() {  # the option variables, in the order of the script (and then cmd.sh)
+  local script=${RECIPE:-$0}  # RECIPE: the script's real path, set before it cd's to its own folder
+  [ -f "$script" ] || script=$(basename "$0")
+  { sed -n '1,/parse_options\.sh/p' "$script"; [ -f cmd.sh ] && cat cmd.sh; } \
+    | grep -E '^[a-z_][a-z0-9_]*=' || true
+}
+is_option() { recipe_options | cut -d= -f1 | grep -qxF "$1"; }
 given_options=
 while true; do
   [ $# -eq 0 ] && break
   case "$1" in
     --help|-h)
       echo "usage: $0 [options]; each option sets the variable at the top of the script of its name" >&2
-      script=$0; [ -f "$script" ] || script=$(basename "$0")  # the recipes cd to their own dir first
-      sed -n '1,/parse_options\.sh/p' "$script" | grep -E '^[a-z_][a-z0-9_]*=' | while IFS= read -r line; do
+      recipe_options | while IFS= read -r line; do
         option=${line%%=*}
         echo "  --${option//_/-} (default: ${line#*=})"
       done >&2
@@ -19,13 +27,18 @@ while true; do
     --*)
       name=$(echo "$1" | sed 's/^--//; s/-/_/g')
       [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+      # '--quick --stop-stage 0' said "unexpected argument '0'": the next option taken as the value
+      if [[ $2 == --* ]] && is_option "$(echo "${2#--}" | sed 's/-/_/g')"; then
+        echo "$0: option $1 needs a value (got the option $2)" >&2; exit 1
+      fi
       value="$2"; shift 2 ;;
     *) echo "$0: unexpected argument '$1' (options are --name value)" >&2; exit 1 ;;
   esac
-  if ! declare -p "$name" >/dev/null 2>&1; then
-    echo "$0: unknown option --${name//_/-}" >&2
+  if ! is_option "$name"; then
+    echo "$0: unknown option --${name//_/-} (the options: $0 --help)" >&2
     exit 1
   fi
   printf -v "$name" '%s' "$value"
   given_options="$given_options $name"
 done
+unset name value

@@ -8,26 +8,48 @@
 # skip stages whose outputs came from the old ones; so is --stage N with another value of an option that a
 # finished stage before N used ($option_stages, "name:K ...", the first stage each option shapes; 0 where
 # not listed): that stage is not redone, and the options recorded would no longer say what made the results.
-# An option recorded empty counts as not recorded (one a recipe added later leaves older runs usable).
+# An option recorded empty counts as not recorded (one a recipe added later leaves older runs usable), and
+# so does a change no finished stage saw (the option's first stage and those after it not run yet).
+# --stage N is refused where a stage before N has not finished (it would run on what is not there, or on
+# what an earlier run left: the old models scored on a new corpus), and so is --stage past --stop-stage
+# (it removed the markers of finished stages and ran nothing).
 for option in stage stop_stage; do
   [[ ${!option} =~ ^[0-9]+$ ]] || { echo "$0: --${option//_/-} takes a stage number, not '${!option}'" >&2; exit 1; }
 done
 unset option
+if [ "$stage" -gt "$stop_stage" ]; then
+  echo "$0: --stage $stage is past --stop-stage $stop_stage: no stage to run" >&2
+  exit 1
+fi
 options_now() { for name in ${recorded_options:-}; do printf '%s=%s\n' "$name" "${!name}"; done; }
 options_set() { grep -v '^[^=]*=$' || true; }  # the options with a value (grep's status 1: none)
+first_stage() { local pair first=0; for pair in ${option_stages:-}; do [ "${pair%%:*}" != "$1" ] || first=${pair#*:}; done
+  echo "$first"; }  # the first stage option $1 shapes
+done_from() { local marker; for marker in "$exp"/.done/stage*; do  # whether a stage >= $1 has finished
+  [ -f "$marker" ] && [ "${marker##*/stage}" -ge "$1" ] && return 0; done; return 1; }
+if [[ " ${given_options:-} " == *" stage "* ]] && [ "$stage" -gt 0 ]; then
+  for ((earlier = 0; earlier < stage; earlier++)); do
+    if [ ! -f "$exp/.done/stage$earlier" ]; then
+      echo "$0: --stage $stage: stage $earlier has not finished in $exp (no $exp/.done/stage$earlier); give" \
+        "--stage $earlier (or leave --stage out: a rerun goes on where the last one stopped)" >&2
+      exit 1
+    fi
+  done
+  unset earlier
+fi
 if [[ " ${given_options:-} " == *" stage "* ]]; then
   if [ -f "$exp/.done/options" ]; then
     while IFS= read -r line; do
-      name=${line%%=*} old=${line#*=} first=0
+      name=${line%%=*} old=${line#*=}
       [[ " ${recorded_options:-} " == *" $name "* ]] || continue
-      for pair in ${option_stages:-}; do [ "${pair%%:*}" != "$name" ] || first=${pair#*:}; done
+      first=$(first_stage "$name")
       if [ "$first" -lt "$stage" ] && [ -f "$exp/.done/stage$first" ] && [ "$old" != "${!name}" ]; then
         echo "$0: --stage $stage does not redo stage $first, whose results came from --${name//_/-} '$old'" \
           "(now '${!name}'): give --stage $first or less to redo them with the new value, or another --exp" >&2
         exit 1
       fi
     done < <(cat "$exp/.done/options")
-    unset line name old first pair
+    unset line name old first
   fi
   if [ -d "$exp/.done" ]; then
     for done_marker in "$exp"/.done/stage*; do
@@ -40,10 +62,15 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
     && [ "$(options_set < "$exp/.done/options")" != "$(options_now | options_set)" ]; then
   changed=$( { diff <(options_set < "$exp/.done/options") <(options_now | options_set) || true; } \
     | sed -n 's/^[<>] \([^=]*\)=.*/\1/p' | awk '!seen[$0]++' | tr '\n' ' ')  # diff's status 1 would end a recipe (set -e)
-  echo "$0: $exp was made with other options (${changed% }) than these; a rerun would skip the stages" \
-    "they made. Give --stage N to redo from the stage the change concerns, or another --exp" \
-    "(the old values: $exp/.done/options)" >&2
-  exit 1
+  seen=
+  for name in $changed; do done_from "$(first_stage "$name")" && seen="$seen $name"; done
+  if [ -n "$seen" ]; then
+    echo "$0: $exp was made with other options (${seen# }) than these; a rerun would skip the stages" \
+      "they made. Give --stage N to redo from the stage the change concerns, or another --exp" \
+      "(the old values: $exp/.done/options)" >&2
+    exit 1
+  fi
+  unset changed seen name
 fi
 should_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]; }
 mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }

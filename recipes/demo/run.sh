@@ -11,7 +11,8 @@
 # A rerun skips finished stages (refused into an --exp made with another --quick, --seed or --report-opts: give
 # --stage 5 for new reports); --stage N runs stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
-cd "$(dirname "$0")"
+RECIPE=$(realpath "$0")  # not an option; through a link too, the recipe runs in its own folder
+cd "$(dirname "$RECIPE")"
 
 stage=0
 stop_stage=100
@@ -33,6 +34,11 @@ else
   exp=${exp:-exp/default$seeded}; num_sentences=0; dnf_conf=conf/dnf.yaml; nf_conf=conf/nf.yaml
 fi
 corpus=$exp/corpus
+if [[ $(realpath -m "$corpus") =~ [[:space:]] ]]; then  # synth refused it, naming an OUT_DIR never given
+  echo "$0: the corpus would go into $(realpath -m "$corpus"), whose path holds whitespace (Kaldi's wav.scp cannot" \
+    "carry it): give --exp a folder whose path has none" >&2
+  exit 1
+fi
 recorded_options="quick seed report_opts"
 option_stages="report_opts:5"
 . ../common/stages.sh

@@ -19,7 +19,8 @@
 # stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
 CALLER=$PWD  # not an option; the corpora's paths are taken from where run.sh is called; outputs go under the recipe
-cd "$(dirname "$0")"
+RECIPE=$(realpath "$0")  # not an option; through a link too, the recipe runs in its own folder
+cd "$(dirname "$RECIPE")"
 
 stage=0
 stop_stage=100
@@ -66,7 +67,10 @@ for list in l2 l2_train; do
         "figures, summary.json, config.yaml, report.html or report.md): give NAME=DIR another NAME"
       exit 1
     fi
-    resolved="$resolved $name=$(from_caller "$dir")"
+    full=$(from_caller "$dir")  # from a folder whose path has a space: split in two, then 'no such data dir'
+    [[ ! $full =~ [[:space:]] ]] || { log "--${list/_/-} '$spec': $full holds whitespace, which these" \
+      "space-separated lists cannot carry: give a path without (a link to the data dir)"; exit 1; }
+    resolved="$resolved $name=$full"
   done
   printf -v "$list" '%s' "${resolved# }"
 done
