@@ -282,6 +282,20 @@ def _checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     return summary
 
 
+def _checkpoint_config(exp: Path) -> str:
+    r"""The config ``exp/final.pt`` records, as YAML, for an experiment folder without ``config.yaml`` (a shared
+    ``final.pt`` alone): the report said only "(no config.yaml)"."""
+    from flowaccent.train.checkpoint import load_checkpoint
+    from flowaccent.train.config import ExperimentConfig
+
+    try:
+        recorded = load_checkpoint(exp / "final.pt").get("config")
+        text = ExperimentConfig.from_dict(recorded, str(exp / "final.pt")).to_yaml()
+    except (ConfigError, TypeError, AttributeError):
+        return "(no config.yaml, and final.pt records none)"
+    return f"# no config.yaml: the config {exp / 'final.pt'} records\n{text}"
+
+
 def write_report(
     exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
     blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES,
@@ -312,7 +326,7 @@ def write_report(
     figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
     for old in (out.parent / "figures").glob(f"{BLURMASK_FIGURES}*.png"):  # an earlier report's blur masks
         old.unlink()
-    config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else "(no config.yaml)"
+    config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else _checkpoint_config(exp)
     sections = _sections(summary)
     notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
     if masks is not None:

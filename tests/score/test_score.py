@@ -609,7 +609,8 @@ def test_a_model_folder_of_final_pt_alone_is_scored_said_unchecked_and_reported(
             "which 'flowaccent train' keeps where 'flowaccent fbank' made them): the fbank options of set(s) ja are "
             "not checked against the model's") in capsys.readouterr().err
     assert main(["report", "--exp", str(only), "--scores", str(scores), "--tsne-frames", "0"]) == 0
-    assert "(no config.yaml)" in (only / "report.html").read_text()
+    html = (only / "report.html").read_text()  # the config final.pt records: it said "(no config.yaml)" alone
+    assert f"# no config.yaml: the config {only / 'final.pt'} records" in html and "cond_dim: " in html
 
 
 def test_a_folder_holding_a_config_yaml_of_its_own_is_not_an_output(trained, tmp_path, capsys):
