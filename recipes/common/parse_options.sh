@@ -18,8 +18,9 @@ while true; do
     --help|-h)
       echo "usage: $0 [options]; each option sets the variable at the top of the script of its name" >&2
       recipe_options | while IFS= read -r line; do
-        option=${line%%=*}
-        echo "  --${option//_/-} (default: ${line#*=})"
+        option=${line%%=*} default=${line#*=}
+        [[ $default =~ ^\$\{[a-z_0-9]+:-(.*)\}$ ]] && default=${BASH_REMATCH[1]}  # cmd.sh's x=${x:-flowaccent}
+        echo "  --${option//_/-} (default: $default)"
       done >&2
       exit 0 ;;
     --*=*)
