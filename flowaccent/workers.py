@@ -66,23 +66,25 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
             ABORTED.set()
         raise KeyboardInterrupt
 
-    terminate = signal.getsignal(signal.SIGTERM)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {s: h for s, h in handlers.items() if callable(h)}  # flowaccent.cli.main's: a library caller's
+    # SIGTERM and SIGHUP keep their own meaning
 
-    def on_terminate(signum, frame) -> None:  # SIGTERM (the command's handler): as a second Ctrl-C, no waiting
+    def on_terminate(signum, frame) -> None:  # SIGTERM, SIGHUP (the command's handler): a second Ctrl-C, no waiting
         kill()
         ABORTED.set()
-        terminate(signum, frame)
+        handlers[signum](signum, frame)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    if callable(terminate):  # flowaccent.cli.main's: a library caller's SIGTERM keeps its own meaning
-        signal.signal(signal.SIGTERM, on_terminate)
+    for number in handlers:
+        signal.signal(number, on_terminate)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if callable(terminate):
-            signal.signal(signal.SIGTERM, terminate)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def check_stopping() -> None:
@@ -133,13 +135,36 @@ def imap_processes(
 
     with _interruptible(kill, stop.set):
         try:
-            yield from executor.map(fn, jobs, chunksize=chunksize)
+            # the workers are forked as the jobs are submitted: a Ctrl-C or SIGTERM then was raised in an at-fork
+            # hook (logging's), printed as a traceback and lost, and the command ran on to the end (exit 0); held
+            # back until they are forked, it is delivered here (the workers unblock it for themselves)
+            with _stops_blocked():
+                results = executor.map(fn, jobs, chunksize=chunksize)
+            yield from results
         except BrokenProcessPool as error:
             if ABORTED.is_set():
                 raise KeyboardInterrupt from None
             raise WorkerError(f"a worker process died (killed, out of memory or crashed): {error}") from error
         finally:
             executor.shutdown(wait=not ABORTED.is_set(), cancel_futures=True)
+
+
+#: The signals that stop a command (:func:`_stops_blocked`).
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stops_blocked() -> Iterator[None]:
+    r"""Holds back SIGINT, SIGTERM and SIGHUP (in this thread, where it is the main one) while the block runs; one
+    that came meanwhile is delivered as it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...], stop: Any = None) -> None:
@@ -155,7 +180,9 @@ def _worker_signals() -> None:
     Linux end with the parent process (``PR_SET_PDEATHSIG``; a forkserver's workers with the forkserver,
     which ends with the parent), so ``kill PARENT`` leaves no worker behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal's reaches them too: the parent stops them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: SIGTERM ends a worker at once
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # forked while the parent held them back
     if sys.platform.startswith("linux"):
         parent = os.getppid()
         with contextlib.suppress(OSError, AttributeError):
@@ -191,7 +218,8 @@ def imap_fresh_processes(fn: Callable[[J], R], jobs: Iterable[J], nj: int, conte
                 while pending and len(running) < max(1, nj):
                     receive, send = context.Pipe(duplex=False)
                     process = context.Process(target=_run_fresh, args=(fn, pending.pop(), send))
-                    process.start()
+                    with _stops_blocked():  # a signal in the fork: lost in an at-fork hook (imap_processes)
+                        process.start()
                     send.close()
                     running[receive] = process
                 for receive in multiprocessing.connection.wait(list(running)):

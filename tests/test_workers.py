@@ -144,3 +144,36 @@ def test_a_result_that_cannot_be_sent_back_is_an_error():
     with pytest.raises(WorkerError, match="could not be sent back"):
         list(imap_fresh_processes(_unpicklable, range(3), 2))
     assert not multiprocessing.active_children()
+
+
+#: Set by a test: the next fork sends SIGTERM to the forking process from inside the fork (an at-fork hook).
+_TERM_IN_FORK: list[bool] = []
+
+
+def _term_in_fork() -> None:
+    if _TERM_IN_FORK and os.getpid() == _TERM_IN_FORK_PARENT[0]:
+        _TERM_IN_FORK.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_TERM_IN_FORK_PARENT: list[int] = [0]
+os.register_at_fork(before=_term_in_fork)
+
+
+def test_a_signal_while_the_workers_are_forked_is_not_lost(imap):
+    r"""A SIGTERM (or Ctrl-C) that came as a worker was forked was raised in an at-fork hook (logging's), printed as
+    'Exception ignored' with a traceback and lost: ``fbank --nj 2`` ran on to the end and exited 0, and a worker
+    forked then could miss its set-up and outlive the command. It is held back while the workers are forked."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # as flowaccent.cli.main's handler
+    try:
+        _TERM_IN_FORK_PARENT[0] = os.getpid()
+        _TERM_IN_FORK.append(True)
+        with pytest.raises(KeyboardInterrupt):
+            list(imap(_pid, range(8), 2))
+    finally:
+        _TERM_IN_FORK.clear()
+        signal.signal(signal.SIGTERM, previous)

@@ -3,11 +3,12 @@ r"""The ``flowaccent`` command and its sub-commands.
 Each sub-command lives in its own module of this package and exposes
 ``add_parser(subparsers)`` and ``run(args) -> int``. Errors a user can cause
 (:class:`~flowaccent.errors.FlowAccentError`) end the command with one line on
-stderr and exit status 1; no traceback. SIGTERM (``kill PID``, Slurm's preemption and time limit)
-stops a command as Ctrl-C does: temporary files are removed and ``train`` writes its checkpoint.
+stderr and exit status 1; no traceback. SIGTERM (``kill PID``, Slurm's preemption and time limit) and
+SIGHUP (the terminal closed: a dropped ssh session) stop a command as Ctrl-C does: temporary files are
+removed and ``train`` writes its checkpoint (SIGHUP killed it, its progress since the last checkpoint lost).
 Then the program (:func:`entry`) dies by the signal, as a shell expects of a command it sent Ctrl-C
-to: a shell loop or script stops there, and ``$?`` is 130 (SIGINT) or 143 (SIGTERM). :func:`main`,
-called from Python, returns those numbers instead.
+to: a shell loop or script stops there, and ``$?`` is 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP).
+:func:`main`, called from Python, returns those numbers instead.
 """
 
 from __future__ import annotations
@@ -68,14 +69,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-#: Set when SIGTERM stopped the command (its exit status is then 143, not Ctrl-C's 130).
-_TERMINATED: list[bool] = []
+#: The signals besides SIGINT that stop a command as Ctrl-C does, where they are at the system's default.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: The signal of :data:`STOP_SIGNALS` that stopped the command (its exit status is then 128 + it, not Ctrl-C's 130).
+_TERMINATED: list[int] = []
 #: The signal that stopped the command, once it has cleaned up: :func:`entry` dies by it.
 _STOPPED_BY: list[int] = []
+#: What a stopped command says of each signal.
+_STOPPED_HOW = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up (SIGHUP)"}
 
 
-def _on_sigterm(signum, frame) -> None:
-    _TERMINATED.append(True)
+def _on_stop_signal(signum, frame) -> None:
+    _TERMINATED.append(signum)
     raise KeyboardInterrupt  # unwinds as Ctrl-C does: temporary files removed, checkpoints written
 
 
@@ -88,14 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     _TERMINATED.clear()
     _STOPPED_BY.clear()
-    own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    if own:  # a caller's own handler stays
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    main_thread = threading.current_thread() is threading.main_thread()
+    own = [s for s in STOP_SIGNALS if main_thread and signal.getsignal(s) == signal.SIG_DFL]  # a caller's stays
+    for number in own:
+        signal.signal(number, _on_stop_signal)
     try:
         return _main(argv)
     finally:
-        if own:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for number in own:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def entry() -> NoReturn:
@@ -157,9 +163,12 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 
 def _interrupted(who: str) -> int:
-    r"""Says a Ctrl-C or SIGTERM stopped ``who`` and returns its exit status (130 or 143)."""
-    print(f"{who}: {'terminated' if _TERMINATED else 'interrupted'}", file=sys.stderr)
-    _STOPPED_BY[:] = [signal.SIGTERM if _TERMINATED else signal.SIGINT]
+    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129)."""
+    _STOPPED_BY[:] = [_TERMINATED[0] if _TERMINATED else signal.SIGINT]
+    try:
+        print(f"{who}: {_STOPPED_HOW[_STOPPED_BY[0]]}", file=sys.stderr)
+    except OSError:  # the terminal is gone (SIGHUP): nowhere to say it
+        pass
     return 128 + _STOPPED_BY[0]
 
 

@@ -17,8 +17,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
-#: The signals held back: what a user (Ctrl-C) and a scheduler (``kill``, Slurm) send to stop a run.
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals held back: what a user (Ctrl-C), a scheduler (``kill``, Slurm) and a closed terminal send to stop a run.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class HeldSignals:

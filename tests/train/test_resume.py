@@ -458,3 +458,27 @@ def test_check_says_whether_a_run_would_go_on_and_writes_nothing(gaussian_dir, t
     assert "epochs must be >= 1, got -1" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
     assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGHUP")
+def test_a_closed_terminal_stops_training_as_ctrl_c_does(gaussian_dir, tmp_path):
+    r"""SIGHUP (a dropped ssh session, sent to the whole job) killed train at once: the progress since its last
+    checkpoint was lost, and the log said nothing. It now stops as Ctrl-C does: last.pt written at the step it
+    reached, then it dies by SIGHUP (``$?`` 129); ``--resume`` goes on from there."""
+    path, _ = gaussian_dir
+    config_path = tmp_path / "conf.yaml"
+    config_path.write_text(small_config(epochs=200, checkpoint_every_steps=0).to_yaml())
+    exp = tmp_path / "exp"
+    proc = subprocess.Popen(command(config_path, exp, path), env=environment(), stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    log = exp / "log" / "train.jsonl"
+    deadline = time.time() + 120
+    while not (log.exists() and '"event": "train"' in log.read_text()) and time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGHUP)  # as the terminal's session leader sends it to the job
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGHUP, err
+    assert "flowaccent train: hung up (SIGHUP)" in err and "train: stopped in epoch" in err, err
+    step = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)["progress"]["global_step"]
+    assert step >= 10  # the step it reached (checkpoint_every_steps 0: no checkpoint before the epoch's end)
