@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     _TERMINATED.clear()
     _STOPPED_BY.clear()
+    if workers := sys.modules.get("flowaccent.workers"):  # an earlier pool's, in this process: not this command's
+        workers.ABORTED.clear()
     main_thread = threading.current_thread() is threading.main_thread()
     own = [s for s in STOP_SIGNALS if main_thread and signal.getsignal(s) == signal.SIG_DFL]  # a caller's stays
     for number in own:
