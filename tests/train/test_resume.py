@@ -460,6 +460,11 @@ def test_check_says_whether_a_run_would_go_on_and_writes_nothing(gaussian_dir, t
     assert {p: p.read_bytes() for p in (tmp_path / "exp").rglob("*") if p.is_file()} == before
 
 
+def sighup_default() -> None:
+    r"""SIGHUP as a terminal's job has it: under ``nohup`` (a CI run) it is ignored, and so the command leaves it."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGHUP")
 def test_a_closed_terminal_stops_training_as_ctrl_c_does(gaussian_dir, tmp_path):
     r"""SIGHUP (a dropped ssh session, sent to the whole job) killed train at once: the progress since its last
@@ -470,7 +475,7 @@ def test_a_closed_terminal_stops_training_as_ctrl_c_does(gaussian_dir, tmp_path)
     config_path.write_text(small_config(epochs=200, checkpoint_every_steps=0).to_yaml())
     exp = tmp_path / "exp"
     proc = subprocess.Popen(command(config_path, exp, path), env=environment(), stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sighup_default)
     log = exp / "log" / "train.jsonl"
     deadline = time.time() + 120
     while not (log.exists() and '"event": "train"' in log.read_text()) and time.time() < deadline:
@@ -482,3 +487,8 @@ def test_a_closed_terminal_stops_training_as_ctrl_c_does(gaussian_dir, tmp_path)
     assert "flowaccent train: hung up (SIGHUP)" in err and "train: stopped in epoch" in err, err
     step = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)["progress"]["global_step"]
     assert step >= 10  # the step it reached (checkpoint_every_steps 0: no checkpoint before the epoch's end)
+    ignored = subprocess.run([sys.executable, "-c", "import signal, flowaccent.cli.main as m; m._main = lambda argv: "
+                              "print(signal.getsignal(signal.SIGHUP) == signal.SIG_IGN) or 0; m.main([])"],
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN), capture_output=True,
+                             text=True, timeout=60)
+    assert ignored.stdout.strip() == "True"  # under nohup it stays ignored: the command does not take it over
