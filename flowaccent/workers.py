@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from flowaccent.errors import WorkerError
+from flowaccent.signals import STOPS
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -66,7 +67,7 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
             ABORTED.set()
         raise KeyboardInterrupt
 
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {s: signal.getsignal(s) for s in STOPS[1:]}
     handlers = {s: h for s, h in handlers.items() if callable(h)}  # flowaccent.cli.main's: a library caller's
     # SIGTERM and SIGHUP keep their own meaning
 
@@ -149,10 +150,6 @@ def imap_processes(
             executor.shutdown(wait=not ABORTED.is_set(), cancel_futures=True)
 
 
-#: The signals that stop a command (:func:`_stops_blocked`).
-_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 @contextlib.contextmanager
 def _stops_blocked() -> Iterator[None]:
     r"""Holds back SIGINT, SIGTERM and SIGHUP (in this thread, where it is the main one) while the block runs; one
@@ -160,7 +157,7 @@ def _stops_blocked() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         yield
     finally:
@@ -182,7 +179,7 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal's reaches them too: the parent stops them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: SIGTERM ends a worker at once
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # forked while the parent held them back
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # forked while the parent held them back
     if sys.platform.startswith("linux"):
         parent = os.getppid()
         with contextlib.suppress(OSError, AttributeError):

@@ -26,6 +26,7 @@ from typing import NoReturn
 from flowaccent import __version__
 from flowaccent.allocator import tune_allocator
 from flowaccent.errors import FlowAccentError
+from flowaccent.signals import STOPS
 
 #: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
 COMMANDS = {
@@ -69,9 +70,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-#: The signals besides SIGINT that stop a command as Ctrl-C does, where they are at the system's default.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-#: The signal of :data:`STOP_SIGNALS` that stopped the command (its exit status is then 128 + it, not Ctrl-C's 130).
+#: The signal of :data:`~flowaccent.signals.STOPS` other than SIGINT that stopped the command (its exit status is then
+#: 128 + it, not Ctrl-C's 130).
 _TERMINATED: list[int] = []
 #: The signal that stopped the command, once it has cleaned up: :func:`entry` dies by it.
 _STOPPED_BY: list[int] = []
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if workers := sys.modules.get("flowaccent.workers"):  # an earlier pool's, in this process: not this command's
         workers.ABORTED.clear()
     main_thread = threading.current_thread() is threading.main_thread()
-    own = [s for s in STOP_SIGNALS if main_thread and signal.getsignal(s) == signal.SIG_DFL]  # a caller's stays
+    own = [s for s in STOPS[1:] if main_thread and signal.getsignal(s) == signal.SIG_DFL]  # a caller's stays
     for number in own:
         signal.signal(number, _on_stop_signal)
     try:

@@ -17,8 +17,10 @@ import signal
 import threading
 from collections.abc import Iterator
 
-#: The signals held back: what a user (Ctrl-C), a scheduler (``kill``, Slurm) and a closed terminal send to stop a run.
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from flowaccent.signals import STOPS
+
+#: The signals held back: those that stop a command.
+SIGNALS = STOPS
 
 
 class HeldSignals:
