@@ -56,6 +56,8 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
     presses = 0
 
     def on_interrupt(signum, frame) -> None:
+        if _held(on_interrupt, signum, frame):
+            return
         nonlocal presses
         presses += 1
         if presses == 1:
@@ -72,6 +74,8 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
     # SIGTERM and SIGHUP keep their own meaning
 
     def on_terminate(signum, frame) -> None:  # SIGTERM, SIGHUP (the command's handler): a second Ctrl-C, no waiting
+        if _held(on_terminate, signum, frame):
+            return
         kill()
         ABORTED.set()
         handlers[signum](signum, frame)
@@ -136,10 +140,8 @@ def imap_processes(
 
     with _interruptible(kill, stop.set):
         try:
-            # the workers are forked as the jobs are submitted: a Ctrl-C or SIGTERM then was raised in an at-fork
-            # hook (logging's), printed as a traceback and lost, and the command ran on to the end (exit 0); held
-            # back until they are forked, it is delivered here (the workers unblock it for themselves)
-            with _stops_blocked():
+            # the workers are forked as the jobs are submitted: a signal then is delivered after (_forking)
+            with _forking():
                 results = executor.map(fn, jobs, chunksize=chunksize)
             yield from results
         except BrokenProcessPool as error:
@@ -150,18 +152,35 @@ def imap_processes(
             executor.shutdown(wait=not ABORTED.is_set(), cancel_futures=True)
 
 
+#: While workers are forked: the first signal :func:`_interruptible`'s handlers got then, as ``(handler, signum,
+#: frame)``, for :func:`_forking` to deliver after (``[]``: none; ``None``: not forking).
+_FORK_HELD: list | None = None
+
+
+def _held(handler: Callable, signum: int, frame) -> bool:
+    r"""Whether a signal ``handler`` got is held for :func:`_forking` (it came while workers were forked)."""
+    if _FORK_HELD is None:
+        return False
+    if not _FORK_HELD:
+        _FORK_HELD.append((handler, signum, frame))
+    return True
+
+
 @contextlib.contextmanager
-def _stops_blocked() -> Iterator[None]:
-    r"""Holds back SIGINT, SIGTERM and SIGHUP (in this thread, where it is the main one) while the block runs; one
-    that came meanwhile is delivered as it ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+def _forking() -> Iterator[None]:
+    r"""Holds back the signals :func:`_interruptible` handles while the block forks workers, and delivers the first
+    after it. Raised in the fork, a Ctrl-C or SIGTERM was raised in an at-fork hook (logging's), printed as a
+    traceback and lost: the command ran on to the end (exit 0). (Blocking the signals in this thread is not
+    enough: another thread, tqdm's monitor, takes them, and the handler still runs here in the fork.)"""
+    global _FORK_HELD
+    _FORK_HELD = []
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        held, _FORK_HELD = _FORK_HELD, None
+    if held:
+        handler, signum, frame = held[0]
+        handler(signum, frame)
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...], stop: Any = None) -> None:
@@ -179,7 +198,6 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal's reaches them too: the parent stops them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: SIGTERM ends a worker at once
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # forked while the parent held them back
     if sys.platform.startswith("linux"):
         parent = os.getppid()
         with contextlib.suppress(OSError, AttributeError):
@@ -215,7 +233,7 @@ def imap_fresh_processes(fn: Callable[[J], R], jobs: Iterable[J], nj: int, conte
                 while pending and len(running) < max(1, nj):
                     receive, send = context.Pipe(duplex=False)
                     process = context.Process(target=_run_fresh, args=(fn, pending.pop(), send))
-                    with _stops_blocked():  # a signal in the fork: lost in an at-fork hook (imap_processes)
+                    with _forking():  # a signal in the fork: lost in an at-fork hook
                         process.start()
                     send.close()
                     running[receive] = process
