@@ -64,6 +64,13 @@ def all_min(value: int, env: DistEnv) -> int:
     return int(t.item())
 
 
+def sum_over_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    r"""``values`` (on the host) summed over all processes: a new tensor on the host, the same on every rank."""
+    summed = values.to(env.device)
+    dist.all_reduce(summed)
+    return summed.cpu()
+
+
 def mean_over_ranks(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     r"""``values`` averaged over all processes (in place; a tensor on ``env.device``): the means of a step whose
     ranks' batches are of one size are the means over the whole batch. Every rank then holds the same."""

@@ -206,13 +206,14 @@ class FrameStream:
             y[at : at + ref.num_frames] = ref.label
             at += ref.num_frames
 
-    def joined(self, batch_frames: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def joined(self, batch_frames: int, share: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         r"""The utterances in order, whole, joined into batches ``(frames (N, D) float32, labels (N,)
         int64)`` of at least ``batch_frames`` frames (the last one may hold fewer): for sums over
         all utterances, such as the validation NLL, one forward per batch instead of one per
-        utterance (on a GPU each forward of a short utterance costs its kernels' launches)."""
+        utterance (on a GPU each forward of a short utterance costs its kernels' launches). With
+        ``share``, this process's utterances alone: every ``world``-th, from the ``rank``-th."""
         xs, ys, held = [], [], 0
-        for ref in self.refs:
+        for ref in self.refs[self.rank :: self.world] if share else self.refs:
             xs.append(self.frames_of(ref))
             ys.append(torch.full((ref.num_frames,), ref.label, dtype=torch.long))
             held += ref.num_frames

@@ -283,7 +283,9 @@ def _train(
         env.world,
     )
     valid_source = source.twin()  # its own open files: see _Runner.fit
-    valid_stream = FrameStream(valid_source, valid_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
+    valid_stream = FrameStream(  # the whole held-out set: each process validates its share (held_out_nll)
+        valid_source, valid_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed, env.rank, env.world
+    )
     try:
         runner.fit(stream, valid_stream, progress)
     finally:
@@ -705,8 +707,14 @@ class _Runner:
         return cfg.lr * warm
 
     def _validate(self, stream: FrameStream) -> dict[str, float] | None:
+        r"""The held-out NLL of rank 0's model (the one it saves), the same on every rank: each rank validated all of
+        the set with its own BatchNorm running statistics (DDP hands out rank 0's before each forward, and each
+        rank then updates its own from its shard), so the ranks' NLLs differed, and with them could their best
+        epoch and early stop (one rank then waited for the other's gradients until the collectives' timeout)."""
         self.model.eval()
-        return held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, self.cfg.precision)
+        if self.env.distributed:
+            distributed.broadcast_buffers(self.model)
+        return held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, self.cfg.precision, self.env)
 
     def _end_epoch(self, progress: Progress, valid: dict | None, seconds: dict[str, float]) -> None:
         r"""Counts the epoch, keeps the best model, writes the checkpoints and logs the epoch with where
@@ -799,22 +807,32 @@ class _Runner:
 
 @torch.no_grad()
 def held_out_nll(
-    model: FlowModel, stream: FrameStream, batch_frames: int, device: torch.device, precision: str
+    model: FlowModel,
+    stream: FrameStream,
+    batch_frames: int,
+    device: torch.device,
+    precision: str,
+    env: distributed.DistEnv | None = None,
 ) -> dict[str, float] | None:
     r"""NLL, LogP and LogDet per frame of ``stream``'s utterances (the held-out ones) under ``model``
     (in eval mode), and their frame count; None without any utterances. The utterances, whole, are
     joined into batches of about ``batch_frames`` frames (:meth:`FrameStream.joined`: one forward
-    per batch, not per utterance), the sums taken in float64."""
+    per batch, not per utterance), the sums taken in float64. Under several processes (``env``), each
+    takes its share of the utterances and the sums are added over all: every process returns the same."""
     if not stream.refs:
         return None
-    sums, count = torch.zeros(3, dtype=torch.float64), 0
+    share = env is not None and env.distributed
+    sums = torch.zeros(4, dtype=torch.float64)  # -log p(x), -LogP, -LogDet, frames
     with packed_inference(model), compute_precision(device, precision):  # no optimiser step inside
-        for x, y in stream.joined(batch_frames):
+        for x, y in stream.joined(batch_frames, share):
             x, y = x.to(device), y.to(device)
             out = model(x, y)
-            sums += torch.stack([out.nll, -out.log_p, -out.log_det]).double().sum(1).cpu()
-            count += len(x)
-    nll, neg_log_p, neg_log_det = (sums / count).tolist()
+            sums[:3] += torch.stack([out.nll, -out.log_p, -out.log_det]).double().sum(1).cpu()
+            sums[3] += len(x)
+    if share:
+        sums = distributed.sum_over_ranks(sums, env)
+    count = int(sums[3])
+    nll, neg_log_p, neg_log_det = (sums[:3] / count).tolist()
     return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}
 
 

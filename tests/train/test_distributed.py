@@ -218,3 +218,50 @@ def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
     assert done.world == 2 and capsys.readouterr().err == ""
     _check_world(Progress(epoch=3, world=1), DistEnv(0, 2, torch.device("cpu")), Path("last.pt"))
     assert "resuming a run of 1 process with 2 at the start of epoch 4" in capsys.readouterr().err
+
+
+#: Runs ``flowaccent`` with each rank's validation results, and the frames its validation read, appended to
+#: ``$RANK_LOG.<rank>``, one JSON line per epoch.
+VALIDATION_LOGGING = '''
+import json, os, sys
+from flowaccent.train import trainer
+validate, joined, read = trainer._Runner._validate, trainer.FrameStream.joined, []
+def counted(self, *args, **kwargs):
+    for x, y in joined(self, *args, **kwargs):
+        read.append(len(x))
+        yield x, y
+def logged(self, stream):
+    read.clear()
+    valid = validate(self, stream)
+    with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
+        f.write(json.dumps({"valid": valid, "read": sum(read)}) + "\\n")
+    return valid
+trainer._Runner._validate, trainer.FrameStream.joined = logged, counted
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+'''
+
+
+def test_the_ranks_validate_one_model_on_their_shares_and_agree(gaussian_dir, tmp_path):
+    r"""Each rank computed the validation NLL of the whole held-out set itself, with its own BatchNorm running
+    statistics (updated from its own shard after DDP handed out rank 0's): the ranks' NLLs differed, and so could
+    their best epoch and their early stop (one rank then waited for the other's gradients until the 30-minute
+    timeout). Now every rank validates rank 0's model on its share of the utterances, the sums added over ranks:
+    every rank holds the same result, over the whole set, in half the work."""
+    import json
+
+    path, _ = gaussian_dir
+    config = small_config(epochs=2, batch_size=400).with_overrides({"model": {"norm": "batchnorm"}})
+    (tmp_path / "conf.yaml").write_text(config.to_yaml())
+    run = ["--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"), str(path)]
+    result = _torchrun(tmp_path, VALIDATION_LOGGING, *run, env={"RANK_LOG": str(tmp_path / "valid")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [[json.loads(line) for line in (tmp_path / f"valid.{r}").read_text().splitlines()] for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 2
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
+    logged = [r["valid"] for r in records if r["event"] == "epoch"]
+    for epoch, (zero, one) in enumerate(zip(*ranks)):
+        assert zero["valid"] == one["valid"] == logged[epoch]
+        total = zero["valid"]["frames"]  # the held-out utterances' frames
+        assert zero["read"] + one["read"] == total and 0 < zero["read"] < total  # each rank its share
