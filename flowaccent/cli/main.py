@@ -183,6 +183,20 @@ def _peer_gone(error: RuntimeError) -> str | None:
     return peer_gone(error)
 
 
+def _say_error(line: str) -> None:
+    r"""Prints an error ``line``; in a torchrun worker once for the run, where every rank hit the same
+    (:func:`flowaccent.train.distributed.said_once`), not once per rank."""
+    if "WORLD_SIZE" not in os.environ or "torch.distributed" not in sys.modules:
+        print(line, file=sys.stderr)
+        return
+    from flowaccent.train import distributed
+
+    said = distributed.said_once(line)
+    if said is not None:
+        print(said, file=sys.stderr, flush=True)
+    distributed.mark_said(line)
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -206,14 +220,14 @@ def _main(argv: list[str] | None) -> int:
         message = " ".join(str(error).split("\n"))
         if args.command != "train":  # train's 'train: epochs must be >= 1' names the config section (--train.epochs)
             message = message.removeprefix(f"{args.command}: ")  # the library's own prefix, for API users: said once
-        print(f"flowaccent {args.command}: error: {message}", file=sys.stderr)
+        _say_error(f"flowaccent {args.command}: error: {message}")
         code = 1
     except OSError as error:
         if error.errno not in _WRITE_ERRORS and not error.filename:  # a path the user gave: one line
             raise
         folder = getattr(args, "out", None) or getattr(args, "exp", None)  # no file named: the output folder
         where = f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
-        print(f"flowaccent {args.command}: error: {where}{error.strerror}", file=sys.stderr)
+        _say_error(f"flowaccent {args.command}: error: {where}{error.strerror}")
         code = 1
     except RuntimeError as error:  # a torchrun worker whose peer is gone: one line, not gloo's 50
         reason = _peer_gone(error)

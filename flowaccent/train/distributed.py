@@ -97,6 +97,40 @@ def peer_gone(error: BaseException) -> str | None:
     return re.sub(r"^\[[^\]]*(third_party|gloo|nccl)[^\]]*\]\s*", "", reason).strip()
 
 
+#: The key under which rank 0 leaves its error in the run's store (:func:`said_once`).
+_SAID = "flowaccent/error"
+
+
+def said_once(line: str, wait_s: float = 2.0) -> str | None:
+    r"""What this process prints of an error ``line`` every process of a torchrun run may hit alike (a missing data
+    dir, too large a batch): each printed it, one line per process. Rank 0 prints ``line``, then leaves it in the
+    run's store (:func:`mark_said`); another rank prints nothing where rank 0 left the same line within
+    ``wait_s`` seconds, else ``line`` with its rank (an error of its own, or rank 0 is busy elsewhere)."""
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        return line
+    rank = f"rank {dist.get_rank()}/{dist.get_world_size()}: "
+    try:
+        from datetime import timedelta
+
+        store = dist.distributed_c10d._get_default_store()
+        store.wait([_SAID], timedelta(seconds=wait_s))
+        if store.get(_SAID).decode() == line:
+            return None
+    except Exception:  # not there in time, or no store to ask (torch's private API): said here
+        pass
+    head, sep, rest = line.partition(": error: ")
+    return f"{head}{sep}{rank}{rest}" if sep else rank + line
+
+
+def mark_said(line: str) -> None:
+    r"""Rank 0, after printing ``line``: leaves it for the other ranks (:func:`said_once`)."""
+    if dist.is_initialized() and dist.get_rank() == 0:
+        try:
+            dist.distributed_c10d._get_default_store().set(_SAID, line)
+        except Exception:  # the others then say it too, with their rank
+            pass
+
+
 def finish(code: int) -> None:
     r"""Ends a torchrun worker cleanly and exits with ``code``.
 

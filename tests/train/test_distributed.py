@@ -148,6 +148,7 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
     assert ("train.batch_size 128 is 64 frames for each of the 2 processes, more than the fewest training frames a "
             "process has in epoch 1 (0: each streams its own share of the utterances); lower train.batch_size, or use "
             "fewer processes") in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("flowaccent train: error:") == 1, "said by rank 0 alone (each rank said it)"
     assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
 
 
@@ -265,3 +266,33 @@ def test_the_ranks_validate_one_model_on_their_shares_and_agree(gaussian_dir, tm
         assert zero["valid"] == one["valid"] == logged[epoch]
         total = zero["valid"]["frames"]  # the held-out utterances' frames
         assert zero["read"] + one["read"] == total and 0 < zero["read"] < total  # each rank its share
+
+
+#: Runs ``flowaccent`` with rank 1 alone failing on its own, before its data is read.
+OWN_ERROR = '''
+import os, sys
+from flowaccent.errors import DataDirError
+from flowaccent.train import trainer
+train = trainer._train
+def failing(*args, **kwargs):
+    if os.environ["RANK"] == "1":
+        raise DataDirError("rank 1's own trouble")
+    return train(*args, **kwargs)
+trainer._train = failing
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+'''
+
+
+def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(tmp_path):
+    r"""A missing data dir under 2 processes printed 'flowaccent train: error: ...: no such directory' twice, once
+    per rank (8 times under 8). Rank 0 says it now, and the others where theirs differs, naming their rank."""
+    result = _torchrun(tmp_path, None, "--exp", str(tmp_path / "exp"), str(tmp_path / "missing"))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("flowaccent train: error:")]
+    assert errors == [f"flowaccent train: error: {tmp_path / 'missing'}: no such directory"], result.stderr[-3000:]
+    own = _torchrun(tmp_path, OWN_ERROR, "--exp", str(tmp_path / "exp"), str(tmp_path / "missing"))
+    errors = [line for line in own.stderr.splitlines() if line.startswith("flowaccent train: error:")]
+    assert sorted(errors) == [f"flowaccent train: error: {tmp_path / 'missing'}: no such directory",
+                              "flowaccent train: error: rank 1/2: rank 1's own trouble"], own.stderr[-3000:]
