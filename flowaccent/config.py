@@ -16,8 +16,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
+import numbers
 import re
 import types
 import typing
@@ -31,7 +33,21 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
 
 
 class Config:
-    r"""Mixin of ``to_dict`` / ``from_dict`` / ``replace`` for frozen dataclasses."""
+    r"""Mixin of ``to_dict`` / ``from_dict`` / ``replace`` for frozen dataclasses.
+
+    A subclass's ``__post_init__`` calls ``super().__post_init__()`` first: it checks every field's type and
+    choices as ``from_dict`` does, so a config built in Python is checked too (``ModelConfig(mask="rand")``
+    built random masks, ``FeaturePipelineConfig(cmvn="speaker")`` applied no CMVN)."""
+
+    def __post_init__(self) -> None:
+        r"""Checks each field against its annotation (:func:`_check`), converting as ``from_dict`` does (an
+        ``int`` to a ``float`` field's float, a list to a tuple, a dict to a nested config)."""
+        where = type(self).__name__
+        for name, hint in _hints(type(self)).items():
+            value = getattr(self, name)
+            checked = _check(hint, value, f"{where}.{name}")
+            if checked is not value:
+                object.__setattr__(self, name, checked)
 
     def to_dict(self) -> dict[str, Any]:
         r"""Returns the config as plain Python values (YAML/JSON-safe)."""
@@ -53,7 +69,7 @@ class Config:
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(fields)}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         values = {k: _check(hints[k], v, f"{where}.{k}") for k, v in data.items()}
         try:
             config = cls(**values)
@@ -109,6 +125,13 @@ class Config:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    r"""The resolved annotations of ``cls``'s dataclass fields."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
 def _check(hint: Any, value: Any, where: str) -> Any:
     r"""Returns ``value`` converted to ``hint`` or raises :class:`ConfigError`."""
     origin = typing.get_origin(hint)
@@ -143,15 +166,15 @@ def _check(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
+        return value if type(value) is int else int(value)  # numpy's integers too
     if hint is float:
         if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 2e-3 (no dot) as text
             value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return value if type(value) is float else float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

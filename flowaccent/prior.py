@@ -45,6 +45,7 @@ class PriorConfig(Config):
     learn_means: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.check_ranges("prior", (("cond_dim", 0, False), ("class_var", 0, True), ("residual_var", 0, True)))
 
 

@@ -67,6 +67,7 @@ class DeletionConfig(Config):
     random_seeds: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown or not self.baselines:
             raise ConfigError(f"deletion: baselines must be among {', '.join(BASELINES)}, got {self.baselines}")

@@ -80,6 +80,7 @@ class BlurMaskConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # finite first: nan and inf passed every comparison below (--sigma-max inf fitted NaN masks with exit 0)
         self.check_ranges("blur mask", (("steps", 1, False), ("lr", 0, True), ("lam", 0, False), ("smooth", 0, False),
                                         ("m_min", 1, False), ("m_max", 1, True), ("sigma_min", 0, True),

@@ -73,6 +73,7 @@ class RunConfig(Config):
     utt_list: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.utts < 1:
             raise ConfigError(f"blurmask: utts must be >= 1, got {self.utts}")
         if self.target_class and self.target != "posterior":

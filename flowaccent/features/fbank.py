@@ -74,6 +74,7 @@ class FbankConfig(Config):
     allow_downsample: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for field in dataclasses.fields(self):  # nan passed every check below, inf overflowed int(): tracebacks
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):

@@ -46,6 +46,7 @@ class FeaturePipelineConfig(Config):
     standardize: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.check_ranges("features", (("deltas", 0, False), ("splice", 0, False)))
 
     def output_dim(self, input_dim: int) -> int:

@@ -44,6 +44,7 @@ class ModelConfig(Config):
     mask_seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         ranges = (("num_blocks", 1, False), ("hidden", 1, False), ("num_layers", 1, False), ("scale_clamp", 0, True),
                   ("context_dim", 0, False))
         self.check_ranges("model", ranges)

@@ -63,6 +63,7 @@ class ScoreConfig(Config):
     prefetch: int = -1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.check_seed("score")
         if self.prefetch < -1:
             raise ConfigError(f"score: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")

@@ -66,6 +66,7 @@ class SynthConfig(Config):
     noise_std: float = 4.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.num_sentences < 1 or self.seed < 0:
             raise ConfigError(f"synth: num_sentences must be >= 1 and seed >= 0, got {self.num_sentences}, {self.seed}")
         if self.language not in VOICE_FILES:

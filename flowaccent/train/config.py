@@ -130,6 +130,7 @@ class TrainConfig(Config):
     deterministic: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.check_ranges("train", _RANGES)
         self.check_seed("train")
         if not 0 <= self.valid_fraction < 1:
@@ -168,6 +169,7 @@ class ExperimentConfig(Config):
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model.norm == "batchnorm" and self.train.batch_size < 2:  # --check passed it; step 1's loss was nan
             raise ConfigError("train: batch_size 1 with model.norm batchnorm: BatchNorm's variance of one frame is "
                               "nan; give a batch of 2 or more frames, or model.norm actnorm")
