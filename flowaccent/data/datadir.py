@@ -102,18 +102,25 @@ def write_table(path: str | Path, mapping: Mapping[str, object]) -> None:
     r"""Writes ``key value`` lines sorted in C order, atomically.
 
     Values are written with ``str()``; lists and tuples are joined by spaces.
-    Raises :class:`DataDirError` for an empty key or a key with whitespace, or a ``path`` that is a
-    folder (a data dir, not its table).
+    Raises :class:`DataDirError` for an empty key or a key with whitespace, a value with a line break (it
+    wrote a line the table's reader refused: ``key 'y' has no value``), or a ``path`` that is a folder (a data
+    dir, not its table) or in a folder that does not exist.
     """
     if Path(path).is_dir():
         raise DataDirError(f"{path}: is a folder; give the table's file (a data dir's {Path(path) / 'spk2utt'}, say)")
+    if not Path(path).parent.is_dir():  # else the error named the temporary file (.utt2spk.tmp.123)
+        raise DataDirError(f"{path}: no such folder {Path(path).parent}")
     lines = []
     for key in sorted(mapping, key=_c_order):
         check_key(key, str(path))
         value = mapping[key]
         if isinstance(value, (list, tuple)):
             value = " ".join(map(str, value))
-        lines.append(f"{key} {value}".rstrip() + "\n")
+        line = f"{key} {value}".rstrip()
+        if "\n" in line or "\r" in line:  # the reader splits lines at \n and drops a \r before it
+            raise DataDirError(f"{path}: the value of '{key}' holds a line break ({str(value)!r}); a table's value "
+                               "is one line")
+        lines.append(line + "\n")
     atomic_write_text(path, "".join(lines))
 
 
@@ -198,7 +205,7 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
             ``make_fbank.sh`` validates with ``--no-text``): :data:`UNUSED_BY_MODELS`,
             :data:`UNUSED_BY_FBANK`.
     """
-    tables, problems = _inspect(Path(path), tuple(require), tuple(unused))
+    tables, problems = _inspect(Path(path), _names(require, "require"), _names(unused, "unused"))
     if problems:
         rest = len(problems) - 1  # where the others are, not only how many
         more = f" (and {rest} more problem{'s' * (rest > 1)}: 'flowaccent validate {path}' lists a data dir's)"
@@ -209,7 +216,7 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
 
 def validate_data_dir(path: str | Path, require: Iterable[str] = ()) -> list[str]:
     r"""Returns every problem found in the data dir at ``path`` (an empty list when valid)."""
-    return _inspect(Path(path), tuple(require))[1]
+    return _inspect(Path(path), _names(require, "require"))[1]
 
 
 def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str]) -> DataDir:
@@ -224,7 +231,7 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
     Raises :class:`DataDirError` for an utterance ``source`` lacks or an empty selection.
     """
     data = load_data_dir(source)
-    chosen = set(utts)
+    chosen = set(_names(utts, "utts"))
     missing = sorted(chosen - set(data.utts), key=_c_order)
     if missing:
         raise DataDirError(f"{data.path}: subset asks for {len(missing)} unknown utterance(s), e.g. '{missing[0]}'")
@@ -232,6 +239,9 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
         raise DataDirError(f"{data.path}: subset of no utterances")
     speakers = {data.utt2spk[u] for u in chosen}
     target = Path(target)
+    if target.exists() and target.resolve() == data.path.resolve():  # its tables were cut down in place
+        raise DataDirError(f"{target}: is the source data dir {data.path}; give the subset a folder of its own "
+                           "(as utils/subset_data_dir.sh)")
     target.mkdir(parents=True, exist_ok=True)
     recordings = {s.recording for u, s in data.segments().items() if u in chosen} if data.has("segments") else None
     for name, table in data.tables.items():
@@ -280,6 +290,14 @@ _HOW = {
     "spk2utt": " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)",
     "utt2num_frames": " (make it with Kaldi's utils/data/get_utt2num_frames.sh, or run 'flowaccent fbank')",
 }
+
+
+def _names(value: Iterable[str], what: str) -> tuple[str, ...]:
+    r"""``value`` as a tuple of names; a lone string is refused (its letters were taken as the names: 'f: required
+    but missing', 'unknown utterance(s), e.g. '-'')."""
+    if isinstance(value, (str, bytes)):
+        raise DataDirError(f"{what} is a list of names, got the string {value!r} (give [{value!r}])")
+    return tuple(value)
 
 
 def _inspect(path: Path, require: tuple[str, ...], unused: tuple[str, ...] = ()) -> tuple[dict, list[str]]:

@@ -240,3 +240,38 @@ def test_ratings_may_cover_part_of_the_utterances(tmp_path):
     assert validate_data_dir(d) == [] and load_data_dir(d).utt2score() == {"a-2": 4.5}
     d = make_dir(tmp_path / "e", utt2score="a-2 4.5\nc-9 1\n")
     assert any("utt2score: 1 utterance(s) not in utt2spk, e.g. 'c-9'" in p for p in validate_data_dir(d))
+
+
+def test_write_table_refuses_a_value_with_a_line_break(tmp_path):
+    r"""A transcript holding a newline was written as two lines; the reader then refused the table
+    ('key 'y' has no value')."""
+    with pytest.raises(DataDirError, match=r"the value of 'a' holds a line break \('x\\ny'\); a table's value is one"):
+        write_table(tmp_path / "text", {"a": "x\ny"})
+    with pytest.raises(DataDirError, match="line break"):
+        write_table(tmp_path / "text", {"a": ["x", "y\rz"]})
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DataDirError, match=f"{tmp_path / 'no' / 'utt2spk'}: no such folder {tmp_path / 'no'}"):
+        write_table(tmp_path / "no" / "utt2spk", {"a": "b"})  # FileNotFoundError naming '.utt2spk.tmp.123'
+
+
+def test_a_subset_into_its_own_source_is_refused(tmp_path):
+    r"""``subset_data_dir(d, d, utts)`` cut every table of ``d`` down in place (through a link to it too)."""
+    from flowaccent.data import subset_data_dir
+
+    d = make_dir(tmp_path / "d")
+    before = {p.name: p.read_text() for p in d.iterdir()}
+    (tmp_path / "link").symlink_to(d)
+    for target in (d, tmp_path / "link", tmp_path / "d" / ".." / "d"):
+        with pytest.raises(DataDirError, match="is the source data dir .*; give the subset a folder of its own"):
+            subset_data_dir(d, target, ["a-1"])
+    assert {p.name: p.read_text() for p in d.iterdir()} == before
+
+
+def test_names_given_as_one_string_are_refused(tmp_path):
+    from flowaccent.data import subset_data_dir
+
+    d = make_dir(tmp_path / "d")
+    with pytest.raises(DataDirError, match=r"utts is a list of names, got the string 'a-1' \(give \['a-1'\]\)"):
+        subset_data_dir(d, tmp_path / "sub", "a-1")
+    with pytest.raises(DataDirError, match=r"require is a list of names, got the string 'text'"):
+        load_data_dir(d, require="text")
