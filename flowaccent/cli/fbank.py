@@ -46,4 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if resampled:
         rates = ", ".join(f"{n} from {rate} Hz" for rate, n in sorted(resampled.items()))
         print(f"fbank: resampled to {config.sample_frequency} Hz: {rates}", file=sys.stderr)
+    if summary.removed:  # a subset or copy made before pointed at them: its feats.scp now points at nothing
+        print(f"fbank: removed the features of an earlier run ({', '.join(str(p) for p in summary.removed)}); data "
+              f"dirs made from {args.data_dir} before (a subset, a copy) pointed at them: make them again",
+              file=sys.stderr)
     return 0

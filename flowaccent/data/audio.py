@@ -26,7 +26,8 @@ def read_wav(rxfile: str, where: str = "", channel: int = -1) -> tuple[np.ndarra
         rxfile: an audio path or a shell command ending in ``|`` that writes audio to stdout: WAV, or a format
             libsndfile reads (FLAC, ...; see the module).
         where: ``"wav.scp: utterance 'x'"`` for messages.
-        channel: channel to take; -1 requires mono (Kaldi's ``--channel=-1``).
+        channel: channel to take; -1 requires mono (stricter than Kaldi's ``--channel=-1``, which warns and takes
+            channel 0 of stereo audio: here a choice is asked for).
 
     Returns:
         ``(samples (N,) float32 at int16 scale, sample_rate)``. 8/24/32-bit PCM is
@@ -67,11 +68,11 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             with open(rxfile, "rb") as f:
                 head = f.read(4096)
             chunks = _chunks(head)  # a WAV with its data chunk further on, or streamed: read whole
-            whole = chunks and (b"data" not in chunks or _zero_sizes(head))
+            whole = chunks and (b"data" not in chunks or _stream_sizes(head))
             source = io.BytesIO(Path(rxfile).read_bytes()) if whole else rxfile
     if isinstance(source, io.BytesIO):
         with source.getbuffer() as view:
-            streamed, magic = _zero_sizes(view), bytes(view[:4])
+            streamed, magic = _stream_sizes(view), bytes(view[:4])
         if streamed:
             source = io.BytesIO(_streamed(source.getvalue()))
     else:
@@ -159,20 +160,26 @@ def _chunks(raw) -> dict[bytes, int]:
     return found
 
 
-def _zero_sizes(raw) -> bool:
-    r"""Whether the WAV ``raw`` gives its RIFF or data size as 0: a streamed file, which Kaldi's wave reader reads
-    to its end (scipy refuses it)."""
+#: RIFF and data sizes of a streamed WAV, as Kaldi's wave reader takes them ("values as observed in the wild": 0 and
+#: 0xffffffff from ffmpeg writing to a pipe, 0x7ffff000 from sox), and 0xfffffffe, which kaldi_native_io adds.
+_STREAM_RIFF, _STREAM_DATA = (0, 0xFFFFFFFF), (0, 0xFFFFFFFF, 0xFFFFFFFE, STREAMED_SIZE)
+
+
+def _stream_sizes(raw) -> bool:
+    r"""Whether the WAV ``raw`` gives its RIFF or data size as a streamed file's (:data:`_STREAM_DATA`), which
+    Kaldi's wave reader reads to its end (scipy refused 0, and a partial last sample frame after 0xffffffff)."""
     at = _chunks(raw).get(b"data")
-    return at is not None and 0 in (int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[at : at + 4], "little"))
+    return at is not None and (int.from_bytes(raw[4:8], "little") in _STREAM_RIFF
+                               or int.from_bytes(raw[at : at + 4], "little") in _STREAM_DATA)
 
 
 def _streamed(raw: bytes) -> bytes:
-    r"""``raw`` with a zero RIFF or data size replaced by :data:`STREAMED_SIZE`, which scipy reads to the end, and
-    a last partial sample frame dropped (as Kaldi drops it)."""
+    r"""``raw`` with a streamed RIFF or data size replaced by :data:`STREAMED_SIZE`, which scipy reads to the end,
+    and a last partial sample frame dropped (as Kaldi drops it)."""
     chunks = _chunks(raw)
     raw, at = bytearray(raw), chunks[b"data"]
     for where in (4, at):
-        if int.from_bytes(raw[where : where + 4], "little") == 0:
+        if int.from_bytes(raw[where : where + 4], "little") in _STREAM_DATA:
             raw[where : where + 4] = STREAMED_SIZE.to_bytes(4, "little")
     fmt = chunks.get(b"fmt ")
     block = int.from_bytes(raw[fmt + 16 : fmt + 18], "little") if fmt is not None else 0  # bytes per sample frame

@@ -55,6 +55,9 @@ class FbankSummary:
     feats_ark: Path
     seconds: float
     source_rates: dict[int, int] = dataclasses.field(default_factory=dict)  # sample rate read -> utterances
+    #: the arks of an earlier run (other options) this run removed: dirs made from the data dir before still
+    #: pointed at them
+    removed: tuple[Path, ...] = ()
 
     @property
     def frames_per_second(self) -> float:
@@ -144,8 +147,9 @@ def _make_fbank(
     write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
     write_table(data.path / "utt2num_frames", num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag)
-    _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
-    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, time.perf_counter() - start, rates)
+    removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
+    seconds = time.perf_counter() - start
+    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed)
 
 
 #: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
@@ -243,14 +247,16 @@ def _arks_listed(data_dir: Path, ark_dir: Path) -> set[str]:
     return names
 
 
-def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) -> None:
+def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) -> tuple[Path, ...]:
     r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp): those with its
     run tag (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits) that its tables pointed at before this run
     (``listed``), and the temporary arks of killed runs (``.raw_fbank_NAME.TAG.ark.tmp.PID``, the process gone).
     Other arks stay: Kaldi's ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder,
     which its subsets and copies may still point at; and data dirs of the same name whose ``data/`` is one
     shared folder (links) have arks of the same names but their own (removing them by name alone left another
-    dir's feats.scp pointing at nothing)."""
+    dir's feats.scp pointing at nothing). Returns the earlier runs' arks it removed (not killed runs' temporaries).
+    """
+    removed = []
     ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.tmp\.(\d+))?")
     for path in ark_dir.iterdir():
         match = ours.fullmatch(path.name)
@@ -259,3 +265,6 @@ def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) ->
         killed = match.group(1) is not None and not alive(int(match.group(1)))
         if killed or (match.group(1) is None and path.name in listed):
             path.unlink(missing_ok=True)
+            if not killed:
+                removed.append(path)
+    return tuple(sorted(removed))

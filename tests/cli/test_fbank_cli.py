@@ -49,8 +49,13 @@ def test_idempotent_and_parallel_equal_serial(wav_data_dir, tmp_path):
         np.testing.assert_array_equal(feats[key], mat)
 
 
-def test_changed_options_replace_old_arks(wav_data_dir):
+def test_changed_options_replace_old_arks(wav_data_dir, capsys):
+    r"""The earlier run's arks go, and it is said: a subset or copy made from the dir before pointed at them (its
+    feats.scp pointed at nothing, without a word)."""
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    earlier = sorted((wav_data_dir / "data").glob("*.ark"))
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0  # the same options: the same arks, nothing said
+    assert "removed" not in capsys.readouterr().err
     killed = wav_data_dir / "data" / f".raw_fbank_{wav_data_dir.name}.0123456789.ark.tmp.99999"
     killed.write_bytes(b"left by a killed run")
     # Kaldi's steps/make_fbank.sh writes its arks into the same folder; its subsets may still point at them
@@ -58,7 +63,10 @@ def test_changed_options_replace_old_arks(wav_data_dir):
              for job in ("1", "2")]
     for path in kaldi:
         path.write_bytes(b"Kaldi's")
+    capsys.readouterr()
     assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "23"]) == 0
+    assert (f"fbank: removed the features of an earlier run ({', '.join(map(str, earlier))}); data dirs made from "
+            f"{wav_data_dir} before (a subset, a copy) pointed at them: make them again") in capsys.readouterr().err
     assert len(list((wav_data_dir / "data").glob("raw_fbank_*.ark"))) == 1 + 2  # ours, and Kaldi's two
     assert not killed.exists() and all(path.read_bytes() == b"Kaldi's" for path in kaldi)
     (_, feats), *_ = ScpReader(wav_data_dir / "feats.scp")

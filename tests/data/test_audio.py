@@ -114,6 +114,17 @@ def test_truncated_and_streamed_wavs(tmp_path, capsys):
                                          + struct.pack("<I", 0) + whole[44:] + tail)
         np.testing.assert_array_equal(read_wav(str(tmp_path / "z.wav"))[0], x)
         np.testing.assert_array_equal(read_wav(f"cat {tmp_path / 'z.wav'} |")[0], x)
+    # 0xffffffff, which ffmpeg writes to a pipe and Kaldi takes as streamed: with a partial last sample frame it
+    # was 'not a readable WAV file (cannot reshape array of size 32001 into shape (2))'
+    stereo = np.stack([x, -x], axis=1)
+    wavfile.write(tmp_path / "st.wav", 16000, stereo)
+    whole = (tmp_path / "st.wav").read_bytes()
+    for riff, data, tail in ((0xFFFFFFFF, 0xFFFFFFFF, b"\x01\x02"), (len(whole) - 8, 0xFFFFFFFF, b"\x01"),
+                             (0xFFFFFFFF, len(whole) - 44, b"\x01\x02\x03"), (0, 0xFFFFFFFE, b"\x01")):
+        (tmp_path / "f.wav").write_bytes(whole[:4] + struct.pack("<I", riff) + whole[8:40] + struct.pack("<I", data)
+                                         + whole[44:] + tail)
+        for rxfile in (str(tmp_path / "f.wav"), f"cat {tmp_path / 'f.wav'} |"):
+            np.testing.assert_array_equal(read_wav(rxfile, channel=1)[0], -x)
     assert capsys.readouterr().err == ""
 
 
