@@ -63,6 +63,15 @@ class FlowModel(nn.Module):
 
     def __init__(self, pipeline: FeaturePipeline, model: ModelConfig, prior: PriorConfig, class_names: tuple[str, ...]):
         super().__init__()
+        if not isinstance(pipeline, FeaturePipeline):
+            raise ConfigError(f"FlowModel: pipeline is a FeaturePipeline, got {type(pipeline).__name__}")
+        for config, kind in ((model, ModelConfig), (prior, PriorConfig)):
+            if not isinstance(config, kind):
+                raise ConfigError(f"FlowModel: expected a {kind.__name__}, got {type(config).__name__}")
+        if isinstance(class_names, str) or not all(isinstance(c, str) and c for c in class_names) or not class_names:
+            # a string: one class per letter ("native": 6 classes)
+            raise ConfigError(f"FlowModel: class_names is a tuple of names (('native',) for one class), got "
+                              f"{class_names!r}")
         self.pipeline = pipeline
         self.model_config, self.prior_config = model, prior
         self.class_names = tuple(class_names)
@@ -84,11 +93,7 @@ class FlowModel(nn.Module):
         gradient of the prior's class means is scaled by the filter's mean ratio over the frames). Values are
         unchanged.
         """
-        if not isinstance(x, Tensor):
-            raise FeatureError(f"flow: expected a tensor of frames (B, {self.dim}), got {type(x).__name__} (stored "
-                               "features of an utterance, numpy or torch: score_utterance)")
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise FeatureError(f"flow: expected frames (B, {self.dim}), got {tuple(x.shape)}")
+        self._check_frames(x, "frames")
         labels = self.class_labels(labels, len(x), x.device)
         context = self.class_context(len(x), labels, context)
         y = self.pipeline.standardize(x.to(self.prior.means.dtype))  # float64 frames into a float32 flow
@@ -103,6 +108,14 @@ class FlowModel(nn.Module):
         with full_precision(z.device.type):  # bf16 (flowaccent.runtime) is for the conditioners only
             log_p = self.prior.log_prob(z_prior, labels, means)
         return FlowOutput(z, log_p, log_det)
+
+    def _check_frames(self, x: Tensor, what: str) -> None:
+        r"""A :class:`FeatureError` unless ``x`` is a tensor ``(B, D)`` of this flow's ``D``."""
+        if not isinstance(x, Tensor):
+            raise FeatureError(f"flow: expected a tensor of {what} (B, {self.dim}), got {type(x).__name__} (stored "
+                               "features of an utterance, numpy or torch: score_utterance)")
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise FeatureError(f"flow: expected {what} (B, {self.dim}), got {tuple(x.shape)}")
 
     def class_labels(self, labels: Tensor | np.ndarray | int | None, num: int, device=None) -> Tensor | None:
         r"""``labels`` as ``(num,)`` class indices (long) on ``device``: one per frame (a tensor, array or list), or one
@@ -135,10 +148,22 @@ class FlowModel(nn.Module):
         context. With two or more classes such a flow differs per class, so frames without labels (the marginal
         over classes) are a :class:`FeatureError`."""
         width = self.model_config.context_dim
-        if not width or context is not None:
+        if context is not None:
+            if not width:
+                raise FeatureError("flow: built without context (model.context_dim 0), given a context")
+            if not isinstance(context, Tensor) or tuple(context.shape) != (num, width):
+                shape = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
+                raise FeatureError(f"flow: context is a tensor ({num}, {width}) (model.context_dim {width}), got "
+                                   f"{shape}")
             return context
+        if not width:
+            return None
         if labels is None and width == 1:  # one class: its context is every frame's
             return torch.ones(num, 1, dtype=self.prior.means.dtype, device=self.prior.means.device)
+        if width != len(self.class_names):  # one_hot of a class past the width: torch's error; a wider one: a column
+            raise FeatureError(f"flow: model.context_dim {width} is not the number of classes "
+                               f"({len(self.class_names)}), so the class cannot be the couplings' context: give "
+                               "context= yourself")
         if labels is None:
             raise FeatureError(f"flow: built with model.context_dim = {width} (the class as the couplings' context), "
                                "so its flow differs per class: give the frames' class labels")
@@ -147,6 +172,7 @@ class FlowModel(nn.Module):
     def inverse(self, z: Tensor, context: Tensor | None = None, labels: Tensor | None = None) -> Tensor:
         r"""``z`` ``(B, D)`` -> frames ``x`` ``(B, D)`` (before standardisation); a flow with the class as context
         takes the class ``labels`` ``(B,)`` (or the ``context`` itself)."""
+        self._check_frames(z, "latents")
         labels = self.class_labels(labels, len(z), z.device)
         y, _ = self.transform.inverse(z, self.class_context(len(z), labels, context))
         return self.pipeline.unstandardize(y)
@@ -156,6 +182,8 @@ class FlowModel(nn.Module):
         r"""Draws ``(num, D)`` frames from the model (eval mode for batchnorm flows) of classes ``labels``
         ``(num,)``, or of classes drawn uniformly. The noise is drawn on ``generator``'s device (the CPU by
         default, so a seed gives the same draws for a model anywhere), then moved to the model's."""
+        if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+            raise FeatureError(f"flow: sample takes a number of frames >= 0, got {num!r}")
         if labels is None:
             labels = torch.randint(self.prior.num_classes, (num,), generator=generator, device=draw_device(generator))
         labels = self.class_labels(labels, num, labels.device if isinstance(labels, Tensor) else None)
@@ -182,10 +210,10 @@ class FlowModel(nn.Module):
     def initialize(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> None:
         r"""Data-dependent initialisation on one batch ``(B, D)``: ActNorm statistics, then the
         DNF class means from the latents of the (still identity-like) flow."""
+        self._check_frames(x, "frames")
         was_training = self.training
         self.train()
-        if labels is None:
-            labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        labels = self.class_labels(0 if labels is None else labels, len(x), x.device)  # float or no class: refused
         z, _ = self.transform(self.pipeline.standardize(x), self.class_context(len(x), labels, context))
         self.prior.init_means(z, labels)
         self.train(was_training)
@@ -203,6 +231,9 @@ class FlowModel(nn.Module):
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> FlowModel:
         r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit."""
+        if not isinstance(state, dict):  # a path: 'not a flowaccent model (no pipeline, ...)'
+            raise ConfigError(f"FlowModel.from_checkpoint takes a checkpoint's dict, got {type(state).__name__} (a "
+                              "file: flowaccent.train.checkpoint.load_model(path))")
         parts = ("pipeline", "model_config", "prior_config", "class_names", "state_dict")
         missing = [k for k in parts if k not in state]
         if missing:  # said "checkpoint does not match its config: 'pipeline'" of another tool's dict

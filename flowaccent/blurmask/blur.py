@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 
 #: What happens to the energy that falls outside the frequency bins.
 Mode = Literal["drop", "fold", "renorm"]
@@ -172,13 +172,26 @@ def blur_energy(energy: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
         >>> blur_energy(torch.tensor([0.0, 0, 9, 0, 0]), torch.full((5,), 3.0), "drop")
         tensor([1., 2., 3., 2., 1.])
     """
-    _check_mode(mode)
+    _check(energy, m, mode)
     return _blur(energy, m, mode)
 
 
-def _check_mode(mode: str) -> None:
+def _check(x: Tensor, m: Tensor, mode: str) -> None:
+    r"""A :class:`ConfigError` for an unknown ``mode``, a :class:`FeatureError` unless ``x`` ``(..., T, K)`` and
+    ``m`` are tensors, ``m`` broadcastable to ``x`` (numpy arrays failed on '.detach', a shape in torch's words)."""
     if mode not in MODES:
         raise ConfigError(f"blur: unknown mode '{mode}' (use {', '.join(MODES)})")
+    for name, value in (("spectrogram", x), ("m", m)):
+        if not isinstance(value, Tensor):
+            raise FeatureError(f"blur: the {name} is a torch tensor (torch.as_tensor(array)), got "
+                               f"{type(value).__name__}")
+    try:
+        fits = torch.broadcast_shapes(x.shape, m.shape) == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits or x.dim() < 1:
+        raise FeatureError(f"blur: m {tuple(m.shape)} does not broadcast to the spectrogram {tuple(x.shape)} "
+                           "(..., T, K)")
 
 
 def _blur(energy: Tensor, m: Tensor, mode: Mode) -> Tensor:
@@ -207,7 +220,7 @@ def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
         >>> triangular_blur(x, torch.full((1, 4), 3.0), "renorm").exp()
         tensor([[4.6875, 3.3958, 1.9792, 0.4375]])
     """
-    _check_mode(mode)
+    _check(spec, m, mode)
     top = spec.detach().amax(dim=-1, keepdim=True)
     blurred = _blur(torch.exp(spec - top), m, mode)
     return torch.log(blurred.clamp_min(torch.finfo(blurred.dtype).tiny)) + top

@@ -78,8 +78,12 @@ class FeaturePipeline(TrueFlags, nn.Module):
 
     def __init__(self, config: FeaturePipelineConfig, input_dim: int):
         super().__init__()
-        if input_dim <= 0:
-            raise ConfigError(f"features: input_dim must be positive, got {input_dim}")
+        if not isinstance(config, FeaturePipelineConfig):  # a dict: 'dict' object has no attribute 'output_dim'
+            raise ConfigError(f"FeaturePipeline: config is a FeaturePipelineConfig (FeaturePipelineConfig.from_dict("
+                              f"d) for a dict), got {type(config).__name__}")
+        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim <= 0:
+            raise ConfigError(f"features: input_dim must be a positive integer, got {input_dim!r}")
+        input_dim = int(input_dim)
         self.config = config
         self.input_dim = input_dim
         self.output_dim = config.output_dim(input_dim)
@@ -149,7 +153,11 @@ class FeaturePipeline(TrueFlags, nn.Module):
         total = torch.zeros(self.output_dim, dtype=torch.float64)
         total_sq = torch.zeros(self.output_dim, dtype=torch.float64)
         count = 0
-        for x, stats in batches:
+        for item in batches:
+            if not isinstance(item, (tuple, list)) or len(item) != 2:  # bare frames: 'too many values to unpack'
+                raise FeatureError(f"feature pipeline: fit takes (x (T, D), cmvn_stats) pairs (stats None without "
+                                   f"speaker CMVN), got a {type(item).__name__}")
+            x, stats = item
             y = self.unstandardized(torch.as_tensor(x), stats).reshape(-1, self.output_dim)
             y = y.to(torch.float64)
             total += y.sum(0)
@@ -174,6 +182,10 @@ class FeaturePipeline(TrueFlags, nn.Module):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FeaturePipeline:
         r"""Inverse of :meth:`to_state`."""
+        if not isinstance(state, dict) or not {"config", "input_dim", "buffers"} <= set(state):
+            keys = ", ".join(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise ConfigError(f"not a feature pipeline's state (FeaturePipeline.to_state: config, input_dim, buffers; "
+                              f"got {keys})")
         config = FeaturePipelineConfig.from_dict(state["config"], "feature pipeline")
         pipeline = cls(config, int(state["input_dim"]))
         pipeline.load_state_dict(state["buffers"])
@@ -188,8 +200,17 @@ class FeaturePipeline(TrueFlags, nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> FeaturePipeline:
-        r"""Reads a pipeline written by :meth:`save`."""
-        return cls.from_state(torch.load(path, map_location="cpu", weights_only=True))
+        r"""Reads a pipeline written by :meth:`save`, or the pipeline of a model's checkpoint (``final.pt``: it
+        said 'unknown key(s) features, model, prior, train'); a :class:`ConfigError` naming ``path`` where it
+        is neither (or missing: torch's own FileNotFoundError)."""
+        from flowaccent.train.checkpoint import load_checkpoint  # (it imports this module)
+
+        state = load_checkpoint(path)
+        model = state.get("model", state)
+        try:
+            return cls.from_state(model["pipeline"] if isinstance(model, dict) and "pipeline" in model else state)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
 
 
 def _utterance_cmvn(x: torch.Tensor, norm_vars: bool) -> torch.Tensor:

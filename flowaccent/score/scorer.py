@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from flowaccent.config import Config
 from flowaccent.data.atomic import write_errors_named
-from flowaccent.data.datadir import DataDir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.prefetch import prefetch, resolve_depth
 from flowaccent.data.stream import Utterance, iter_utterances
@@ -141,11 +141,21 @@ def native_index(model: FlowModel, name: str = "") -> int:
 
 @torch.no_grad()
 def score_dir(
-    model: FlowModel, data: DataDir, name: str, out_dir: Path, config: ScoreConfig = ScoreConfig(), quiet: bool = False
+    model: FlowModel, data: DataDir | str | Path, name: str, out_dir: str | Path, config: ScoreConfig = ScoreConfig(),
+    quiet: bool = False,
 ) -> SetScores:
-    r"""Scores every utterance of ``data`` into ``out_dir`` (``utt_scores.tsv``, ``frame_scores.{ark,scp}``,
-    ``latents.npy``, ``latent_utts.txt``, ``utt_latent_means.npy``); returns the per-utterance values.
+    r"""Scores every utterance of ``data`` (a :class:`DataDir`, or its path) into ``out_dir`` (``utt_scores.tsv``,
+    ``frame_scores.{ark,scp}``, ``latents.npy``, ``latent_utts.txt``, ``utt_latent_means.npy``); returns the
+    per-utterance values.
     """
+    if not isinstance(model, FlowModel):
+        raise ConfigError(f"score: model is a FlowModel (load_model(path)), got {type(model).__name__}")
+    if not isinstance(config, ScoreConfig):
+        raise ConfigError(f"score: config is a ScoreConfig, got {type(config).__name__}")
+    if not isinstance(data, DataDir):  # a path: 'str' object has no attribute 'utts'
+        need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())  # as score's
+        data = load_data_dir(data, require=need, unused=UNUSED_BY_MODELS)
+    out_dir = Path(out_dir)
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
     home, training = next(model.parameters()).device, model.training
