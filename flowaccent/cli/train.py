@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:
-        where = (f"would go on after {summary.epochs_run} finished epoch(s) (step {summary.global_step})" if args.resume
-                 else "would start a new run")
+        where = {"resume": f"would go on after {summary.epochs_run} finished epoch(s) (step {summary.global_step})",
+                 "done": f"has nothing left to train ({summary.epochs_run} epoch(s) done)"}.get(summary.would,
+                                                                                              "would start a new run")
         print(f"train: {summary.exp_dir}: {where}", file=sys.stderr)
         return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)

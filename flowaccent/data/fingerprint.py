@@ -44,20 +44,24 @@ def _archive_sizes(entries: list[ScpEntry]) -> bytes:
     return "".join(f"{Path(p).name} {s}\n" for p, s in sizes.items()).encode()
 
 
-def dir_fingerprint(path: Path, with_cmvn: bool) -> dict[str, str]:
-    r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``path``."""
+def dir_fingerprint(path: Path, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
+    r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``path`` (and, where
+    its ``utt2accent`` gives the utterances' classes, ``labelled``, their labels)."""
     scps = {name: read_scp(path / name) for name in ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])}
     out = {name: _digest("".join(f"{e.key} {_where(e)}\n" for e in entries).encode()) for name, entries in scps.items()}
     out["utt2spk"] = _digest((path / "utt2spk").read_bytes())
     out["arks"] = _digest(_archive_sizes([e for entries in scps.values() for e in entries]))
+    if labelled:  # relabelled between a stop and --resume: half the run trained on each labelling, without a word
+        out["utt2accent"] = _digest((path / "utt2accent").read_bytes())
     return out
 
 
-def fingerprint_text(paths: Sequence[Path], with_cmvn: bool) -> str:
-    r"""The lines of ``data_digest.txt`` for the data dirs ``paths``."""
+def fingerprint_text(paths: Sequence[Path], with_cmvn: bool, labelled: Sequence[Path] = ()) -> str:
+    r"""The lines of ``data_digest.txt`` for the data dirs ``paths``; ``labelled``: those of them whose
+    ``utt2accent`` gives the classes."""
     lines = []
     for path in paths:
-        digests = dir_fingerprint(path, with_cmvn)
+        digests = dir_fingerprint(path, with_cmvn, path in labelled)
         lines.append(f"{path.absolute()}\t" + " ".join(f"{k}={v}" for k, v in digests.items()) + "\n")
     return "".join(lines)
 

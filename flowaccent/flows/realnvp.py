@@ -48,6 +48,8 @@ class ModelConfig(Config):
         ranges = (("num_blocks", 1, False), ("hidden", 1, False), ("num_layers", 1, False), ("scale_clamp", 0, True),
                   ("context_dim", 0, False))
         self.check_ranges("model", ranges)
+        if not 0 <= self.mask_seed < 2**63:  # torch's Generator.manual_seed: 'Overflow when unpacking long long'
+            raise ConfigError(f"model: mask_seed must be in [0, 2**63), got {self.mask_seed}")
         assert self.activation in ACTIVATIONS
 
 

@@ -3,6 +3,7 @@ r"""Experiment configuration: one YAML file with ``features``, ``model``, ``prio
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
@@ -148,6 +149,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *defaults', merged by PyYAML's own (it was
+                continue  # built as a key first: 'could not determine a constructor for the tag ...merge')
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):
                 continue  # PyYAML's own error names it
@@ -157,6 +160,24 @@ class _StrictLoader(yaml.SafeLoader):
                     key_node.start_mark)
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
+
+
+def _plain_number(loader: _StrictLoader, node: yaml.ScalarNode, read):
+    r"""A YAML 1.1 number written in base 60 (``epochs: 1:30``, read as 90) or in octal (``seed: 010``, read as 8) is
+    an error naming its line: YAML 1.2 and most readers take both otherwise. Else ``read(loader, node)``."""
+    text = str(node.value).replace("_", "")
+    if ":" in text or re.fullmatch(r"[-+]?0[0-7]+", text):
+        kind = "base 60" if ":" in text else "octal"
+        raise yaml.constructor.ConstructorError(
+            None, None, f"'{node.value}' is a YAML 1.1 {kind} number ({read(loader, node)}); write it in decimal, or "
+            "quote it", node.start_mark)
+    return read(loader, node)
+
+
+_StrictLoader.add_constructor(
+    "tag:yaml.org,2002:int", lambda loader, node: _plain_number(loader, node, yaml.SafeLoader.construct_yaml_int))
+_StrictLoader.add_constructor(
+    "tag:yaml.org,2002:float", lambda loader, node: _plain_number(loader, node, yaml.SafeLoader.construct_yaml_float))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,6 +52,9 @@ class TrainSummary:
     global_step: int
     best_valid_nll: float
     final: Path
+    #: what ``check`` found: ``new`` (a run would start), ``resume`` (it would go on), ``done`` (nothing is left to
+    #: train: it has trained its epochs, or stopped early); "" after a run
+    would: str = ""
 
 
 def load_classes(
@@ -249,20 +252,34 @@ def _train(
     config_dict = config.to_dict()
     classes_text = "".join(f"{c}\n" for c in class_names)
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
-    digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk")
+    labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
+    digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk", labelled)
+    state = None
+    if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
+        # --resume's fresh start, trained over the finished model, its config.yaml and its log
+        raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
+                          f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
+                          f"{exp / 'final.pt'} to train here afresh)")
     if resume and last.exists():
+        state = load_checkpoint(last)
+        _refused_changes(state, config_dict, last)  # first: --features.cmvn utt changed the data's digest too
         _check_same_data(exp, classes_text, data_text, digest_text)
     elif last.exists():
         raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
     else:
         _check_own_config(exp, config, config_file)
-    if check and not (resume and last.exists()):  # nothing to hold it against: the data and config are fine
+    if resume and state is None and env.is_main:
+        print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "
+              "beginning", file=sys.stderr)
+    if check and state is None:  # nothing to hold it against: the data and config are fine
         source.close()
-        return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt")
-    progress = _start(model, optimizer, last, config_dict, resume, source, train_refs, config, env)
+        return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt", would="new")
+    progress = _start(model, optimizer, last, config_dict, state, source, train_refs, config, env, check)
     if check:
         source.close()
-        return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
+        left = progress.epoch < cfg.epochs and not (cfg.patience and progress.bad_epochs >= cfg.patience)
+        return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
+                            would="resume" if left else "done")
     if env.is_main:
         (exp / "log").mkdir(parents=True, exist_ok=True)
         trim_log(exp / "log" / "train.jsonl", progress, cfg.patience)
@@ -407,7 +424,8 @@ def _check_same_data(exp: Path, classes_text: str, data_text: str, digest_text: 
     if classes.exists() and (stored := classes.read_text(encoding="utf-8")) != classes_text:
         refuse("classes", stored, classes_text, order if sorted(stored.split()) == sorted(classes_text.split()) else "")
     if data.exists() and resolved(stored := data.read_text(encoding="utf-8")) != resolved(data_text):
-        refuse("data dirs", stored, data_text, f" (if the same data moved, edit {data})")
+        same = sorted(resolved(stored), key=str) == sorted(resolved(data_text), key=str)
+        refuse("data dirs", stored, data_text, order if same else f" (if the same data moved, edit {data})")
     digests = exp / DIGESTS
     if digests.exists() and (changed := changed_parts(digests.read_text(encoding="utf-8"), digest_text)):
         what = "; ".join(f"{path}: {', '.join(parts)}" for path, parts in changed)
@@ -426,13 +444,10 @@ def _refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, 
     return stored, changed
 
 
-def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs, config, env) -> Progress:
-    r"""Restores a run to resume, or fits the standardisation and initialises a new one."""
-    if resume and not last.exists():
-        print(f"train: {last} does not exist yet: starting from the beginning", file=sys.stderr)
-        resume = False
-    if resume:
-        state = load_checkpoint(last)
+def _start(model, optimizer, last: Path, config_dict, state, source, train_refs, config, env, check=False) -> Progress:
+    r"""Restores a run to resume from ``state`` (``last``'s checkpoint), or, with None, fits the standardisation and
+    initialises a new one. ``check``: nothing is written after it, and its notes say so."""
+    if state is not None:
         stored, changed = _refused_changes(state, config_dict, last)
         trained = state["progress"]["epoch"]
         patience = stored["train"]["patience"]
@@ -444,8 +459,9 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
                                   f"{state['progress']['best_epoch']}), so more epochs would train none; train afresh "
                                   f"in another --exp (with another train.patience) to go on")
             if env.is_main:
+                again = "" if check else "; final.pt is written again from best.pt"
                 print(f"train: the run stopped early at epoch {trained} (best epoch {state['progress']['best_epoch']}):"
-                      " nothing to train; final.pt is written again from best.pt", file=sys.stderr)
+                      f" nothing to train{again}", file=sys.stderr)
         if "train.epochs" in changed and config.train.epochs <= trained:
             raise ConfigError(f"{last}: --train.epochs {config.train.epochs} on --resume: the run has trained "
                               f"{trained} epoch(s) already; give more, or leave it as it was "
@@ -458,8 +474,8 @@ def _start(model, optimizer, last: Path, config_dict, resume, source, train_refs
         optimizer.load_state_dict(state["optimizer"])
         progress = Progress(**state["progress"])
         if not stopped and trained >= config.train.epochs and env.is_main:
-            print(f"train: the run has trained its {trained} epoch(s): nothing to train; final.pt is written again",
-                  file=sys.stderr)
+            again = "" if check else "; final.pt is written again"
+            print(f"train: the run has trained its {trained} epoch(s): nothing to train{again}", file=sys.stderr)
         _check_world(progress, env, last, note=not stopped and trained < config.train.epochs)
         return progress
     cfg = config.train

@@ -101,3 +101,33 @@ def test_a_word_yaml_reads_as_a_boolean_is_said_to_be_one(tmp_path):
     _refused(tmp_path, "features:\n  cmvn: off\n", r"features.cmvn: False is not one of 'none', 'utt', 'spk' \(YAML "
              r"reads off, no, on and yes as false and true\)$")
     _refused(tmp_path, "features:\n  cmvn: global\n", r"'global' is not one of 'none', 'utt', 'spk'$")
+
+
+def test_yaml_merge_keys_are_read(tmp_path):
+    r"""``<<: *defaults`` (valid YAML, read by ``yaml.safe_load``) was 'not valid YAML: could not determine a
+    constructor for the tag ...merge'; a key given beside the merge overrides it, as YAML says."""
+    (tmp_path / "c.yaml").write_text("train: &t\n  lr: 0.1\n  epochs: 2\n  <<: {lr: 0.5, seed: 3}\n")
+    train = ExperimentConfig.from_yaml(tmp_path / "c.yaml").train
+    assert (train.lr, train.epochs, train.seed) == (0.1, 2, 3)
+
+
+def test_yaml_11_base_60_and_octal_numbers_are_refused(tmp_path):
+    r"""``epochs: 1:30`` was read as 90 epochs and ``seed: 010`` as seed 8, without a word."""
+    _refused(tmp_path, "train:\n  epochs: 1:30\n", r"line 2, column 11: '1:30' is a YAML 1.1 base 60 number \(90\); "
+                                                   r"write it in decimal, or quote it")
+    _refused(tmp_path, "train:\n  seed: 010\n", r"'010' is a YAML 1.1 octal number \(8\)")
+    _refused(tmp_path, "train:\n  lr: 1:30.5\n", r"base 60 number \(90.5\)")
+    (tmp_path / "c.yaml").write_text("train:\n  seed: 10\n  lr: 0.01\n  epochs: 0x10\n")
+    assert ExperimentConfig.from_yaml(tmp_path / "c.yaml").train.epochs == 16
+
+
+def test_a_mask_seed_past_the_generators_range_is_refused():
+    r"""``--model.mask-seed 99999999999999999999`` was a traceback ('Overflow when unpacking long long') that
+    ``--check`` passed."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+    from flowaccent.flows.realnvp import ModelConfig
+
+    with pytest.raises(ConfigError, match=r"model: mask_seed must be in \[0, 2\*\*63\), got 18446744073709551616"):
+        ModelConfig(mask="random", mask_seed=2**64)

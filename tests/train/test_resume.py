@@ -382,6 +382,19 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(gaussian_dir, tm
     assert summary.epochs_run == 1
     assert "train: the run has trained its 1 epoch(s): nothing to train; final.pt is written again" in \
         capsys.readouterr().err
+    # --check writes nothing, and said it would write final.pt again and 'would go on after 1 finished epoch(s)'
+    from flowaccent.cli.main import main
+
+    assert main(["train", "--exp", str(tmp_path / "exp"), "--resume", "--check", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "nothing to train\n" in err and "written again" not in err and "would go on" not in err
+    assert f"train: {tmp_path / 'exp'}: has nothing left to train (1 epoch(s) done)" in err
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    assert main(["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "none"), "--resume",
+                 "--check", str(path), "--quiet"]) == 0
+    err = capsys.readouterr().err  # it said 'would go on after 0 finished epoch(s) (step 0)'
+    assert "last.pt does not exist yet: a run would start from the beginning" in err
+    assert f"train: {tmp_path / 'none'}: would start a new run" in err
 
 
 def test_a_second_slurm_task_is_pointed_to_torchrun(gaussian_dir, tmp_path, monkeypatch):

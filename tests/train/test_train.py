@@ -754,3 +754,60 @@ def test_the_initial_batch_holds_every_class():
     assert y.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 2, 2] and x.shape == (10, 3)
     assert init_batch(Stream([1, 0, 2]), 2)[1].tolist() == [1, 1, 0, 0]
     assert init_batch(Stream([0] * 40), 2, most=3)[1].tolist() == [0] * 6
+
+
+def test_a_finished_run_whose_checkpoints_are_gone_is_not_trained_over(gaussian_dir, tmp_path):
+    r"""``checkpoints/`` removed to save space: a new run, or ``--resume`` (which said 'last.pt does not exist yet:
+    starting from the beginning'), trained a new model over final.pt, config.yaml and the log."""
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    shutil.rmtree(exp / "checkpoints")
+    final = (exp / "final.pt").read_bytes()
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match=r"holds a finished run \(final.pt\) whose checkpoints/last.pt is gone, "
+                                              r"so it cannot be resumed, and a new run would overwrite it"):
+            train(small_config(epochs=2), exp, [str(path)], resume=resume, quiet=True)
+    assert (exp / "final.pt").read_bytes() == final
+
+
+def test_resume_refuses_classes_relabelled_in_utt2accent(gaussian_dir, tmp_path):
+    r"""A dir whose ``utt2accent`` gives the classes, relabelled between a stop and ``--resume``: the run went on
+    without a word, half of it trained on each labelling. A dir named by NAME= does not read it: no refusal."""
+    from flowaccent.data import load_data_dir, write_table
+
+    path, _ = gaussian_dir
+    utts = load_data_dir(path).utts
+    write_table(path / "utt2accent", {u: "native" if i % 2 else "zh" for i, u in enumerate(utts)})
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    train(small_config(epochs=1), tmp_path / "named", [f"all={path}"], quiet=True)
+    write_table(path / "utt2accent", {u: ("native" if i % 2 else "zh") if i < 2 else ("zh" if i % 2 else "native")
+                                      for i, u in enumerate(utts)})  # the classes as they were first seen
+    with pytest.raises(ConfigError, match=r"the training data changed since the run began \(.*gauss: utt2accent\)"):
+        train(small_config(epochs=2), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    assert train(small_config(epochs=2), tmp_path / "named", [f"all={path}"], resume=True, quiet=True).epochs_run == 2
+
+
+def test_resume_names_a_changed_option_not_the_data(gaussian_dir, tmp_path, capsys):
+    r"""``--resume --features.cmvn utt`` was 'the training data changed since the run began (...: arks)' (the digest
+    counts cmvn.scp's archives under spk); dirs pooled under one name, given in another order, were pointed to
+    data.txt as if the data had moved."""
+    from flowaccent.data import ArkWriter, ScpReader, load_data_dir
+    from flowaccent.features import compute_cmvn_stats
+
+    path, _ = gaussian_dir
+    other = write_gaussian_dir(tmp_path / "other", np.zeros(8), np.eye(8), 40, 100, seed=3)
+    for folder in (path, other):  # each speaker's stats, as fbank writes them
+        data, feats = load_data_dir(folder), dict(ScpReader(folder / "feats.scp"))
+        with ArkWriter(folder / "cmvn.ark", folder / "cmvn.scp") as writer:
+            for speaker, utts in sorted(data.spk2utt.items()):
+                writer.write(speaker, compute_cmvn_stats(np.concatenate([feats[u] for u in utts])))
+    exp = tmp_path / "exp"
+    args = ["train", "--exp", str(exp), f"a={path}", f"a={other}", "--quiet", "--train.epochs", "1",
+            "--features.cmvn", "spk", "--model.num-blocks", "2", "--model.hidden", "8"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["train", "--exp", str(exp), "--resume", "--check", "--features.cmvn", "utt"]) == 1
+    assert "features.cmvn: spk there, utt given" in capsys.readouterr().err
+    assert main(["train", "--exp", str(exp), "--resume", "--check", f"a={other}", f"a={path}"]) == 1
+    assert "(the same, in another order: give the dirs in the order the run began with" in capsys.readouterr().err
