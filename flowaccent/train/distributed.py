@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import sys
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -110,8 +111,6 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
         return line
     rank = f"rank {dist.get_rank()}/{dist.get_world_size()}: "
     try:
-        from datetime import timedelta
-
         store = dist.distributed_c10d._get_default_store()
         store.wait([_SAID], timedelta(seconds=wait_s))
         if store.get(_SAID).decode() == line:

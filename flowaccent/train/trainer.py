@@ -254,7 +254,7 @@ def _train(
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
     digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk", labelled)
-    state = None
+    state, changes = None, None
     if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
         # --resume's fresh start, trained over the finished model, its config.yaml and its log
         raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
@@ -262,7 +262,7 @@ def _train(
                           f"{exp / 'final.pt'} to train here afresh)")
     if resume and last.exists():
         state = load_checkpoint(last)
-        _refused_changes(state, config_dict, last)  # first: --features.cmvn utt changed the data's digest too
+        changes = _refused_changes(state, config_dict, last)  # first: --features.cmvn utt changed the data's digest too
         _check_same_data(exp, classes_text, data_text, digest_text)
     elif last.exists():
         raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
@@ -274,7 +274,7 @@ def _train(
     if check and state is None:  # nothing to hold it against: the data and config are fine
         source.close()
         return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt", would="new")
-    progress = _start(model, optimizer, last, config_dict, state, source, train_refs, config, env, check)
+    progress = _start(model, optimizer, last, state, changes, source, train_refs, config, env, check)
     if check:
         source.close()
         left = progress.epoch < cfg.epochs and not (cfg.patience and progress.bad_epochs >= cfg.patience)
@@ -444,11 +444,12 @@ def _refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, 
     return stored, changed
 
 
-def _start(model, optimizer, last: Path, config_dict, state, source, train_refs, config, env, check=False) -> Progress:
-    r"""Restores a run to resume from ``state`` (``last``'s checkpoint), or, with None, fits the standardisation and
-    initialises a new one. ``check``: nothing is written after it, and its notes say so."""
+def _start(model, optimizer, last: Path, state, changes, source, train_refs, config, env, check=False) -> Progress:
+    r"""Restores a run to resume from ``state`` (``last``'s checkpoint; ``changes``: its stored config and the changes
+    :func:`_refused_changes` allowed), or, with None, fits the standardisation and initialises a new one.
+    ``check``: nothing is written after it, and its notes say so."""
     if state is not None:
-        stored, changed = _refused_changes(state, config_dict, last)
+        stored, changed = changes
         trained = state["progress"]["epoch"]
         patience = stored["train"]["patience"]
         stopped = bool(patience) and state["progress"]["bad_epochs"] >= patience
