@@ -42,6 +42,12 @@ def load_blurmask(folder: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ConfigError(f"{path}: not a summary of 'flowaccent blurmask' ({type(error).__name__}: {error}); "
                           f"run it again") from None
+    try:
+        summary_tables(summary)  # every key of the report's tables: an older version's summary lacks some
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path}: a summary of 'flowaccent blurmask' in another format than this version writes "
+                          f"(an older flowaccent's?), lacking what the report reads ({type(error).__name__}: "
+                          f"{error}); run 'flowaccent blurmask --out {folder}' again with this version") from None
     return summary
 
 

@@ -667,12 +667,25 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     # masks of another model file (their digest): refused, the report as it was
     before = out.read_bytes()
     summary = json.loads((masks / "summary.json").read_text())
-    summary["model"]["digest"] = "0" * 64
+    digest, summary["model"]["digest"] = summary["model"]["digest"], "0" * 64
     (masks / "summary.json").write_text(json.dumps(summary))
     capsys.readouterr()
     assert main([*report, "--blurmask", str(masks)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{masks}: masks of {exp / 'final.pt'} as it was then, not of the model file" in err[0]
+    assert out.read_bytes() == before
+    # a summary of an older blurmask (before 'num_defined', as 4ac5b53 and d6db35c wrote it): one line, not a
+    # KeyError's traceback, and the report as it was
+    summary["model"]["digest"] = digest
+    for s in [summary["all"], *summary["sets"].values()]:
+        for b in s["baselines"].values():
+            del b["num_defined"]
+    (masks / "summary.json").write_text(json.dumps(summary))
+    assert main([*report, "--blurmask", str(masks)]) == 1
+    assert capsys.readouterr().err == (
+        f"flowaccent report: error: {masks / 'summary.json'}: a summary of 'flowaccent blurmask' in another format "
+        "than this version writes (an older flowaccent's?), lacking what the report reads (KeyError: "
+        f"'num_defined'); run 'flowaccent blurmask --out {masks}' again with this version\n")
     assert out.read_bytes() == before
     assert main([*report, "--blurmask", str(tmp_path / "none")]) == 1
     assert "no such folder (--blurmask: the --out of 'flowaccent blurmask')" in capsys.readouterr().err
