@@ -21,6 +21,13 @@ class TrainingError(FlowAccentError):
     r"""Training cannot go on (non-finite loss, non-finite weights)."""
 
 
+#: The training a checkpoint resumes into: raise it with any change that makes the same checkpoint train on
+#: differently (the frame stream, the step's arithmetic, the schedule, the initialisation). A resume from a
+#: checkpoint of another format (or of none: the versions before it was written) says so, since it is then not
+#: the run an uninterrupted one would have been.
+TRAINING_FORMAT = 1
+
+
 @dataclasses.dataclass
 class Progress:
     r"""Where training stands: resumes continue from exactly here."""
@@ -49,6 +56,7 @@ def save_checkpoint(path: Path, model: FlowModel, optimizer, progress: Progress,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "progress": dataclasses.asdict(progress),
         "config": config,
+        "training_format": TRAINING_FORMAT,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -29,7 +29,7 @@ from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, compiled, compute_precision, precision_note
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import Progress, TrainingError, load_checkpoint, save_checkpoint
+from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress, TrainingError, load_checkpoint, save_checkpoint
 from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 from flowaccent.train.frames import (
     FrameSource,
@@ -478,6 +478,8 @@ def _start(model, optimizer, last: Path, state, changes, source, train_refs, con
             again = "" if check else "; final.pt is written again"
             print(f"train: the run has trained its {trained} epoch(s): nothing to train{again}", file=sys.stderr)
         _check_world(progress, env, last, note=not stopped and trained < config.train.epochs)
+        if not stopped and trained < config.train.epochs and env.is_main:
+            _note_format(state, last, check)
         return progress
     cfg = config.train
     if config.features.standardize:
@@ -486,6 +488,20 @@ def _start(model, optimizer, last: Path, state, changes, source, train_refs, con
     x, y = init_batch(init, model.prior.num_classes)
     model.initialize(x.to(env.device), y.to(env.device))  # a class-context flow takes its context from y
     return Progress(world=env.world)
+
+
+def _note_format(state: dict, last: Path, check: bool) -> None:
+    r"""Says where ``last``'s checkpoint was written by a flowaccent whose training differs from this one's
+    (:data:`~flowaccent.train.checkpoint.TRAINING_FORMAT`): the resume is not then the uninterrupted run."""
+    written = state.get("training_format")
+    if written == TRAINING_FORMAT:
+        return
+    by = ("an older flowaccent (before checkpoints recorded their training's format)" if written is None else
+          f"a flowaccent of training format {written} (this one's: {TRAINING_FORMAT})")
+    goes = "would go" if check else "goes"
+    print(f"train: note: {last} was written by {by}: the run {goes} on with this version's training, whose batches "
+          f"and steps may differ, so it is not the run an uninterrupted one would have been (resume with the "
+          f"version that began it for that, or train afresh)", file=sys.stderr)
 
 
 def init_batch(stream: FrameStream, num_classes: int, most: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

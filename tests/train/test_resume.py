@@ -505,3 +505,35 @@ def test_a_closed_terminal_stops_training_as_ctrl_c_does(gaussian_dir, tmp_path)
                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN), capture_output=True,
                              text=True, timeout=60)
     assert ignored.stdout.strip() == "True"  # under nohup it stays ignored: the command does not take it over
+
+
+def test_a_checkpoint_of_another_training_format_says_its_resume_is_not_exact(gaussian_dir, tmp_path, capsys):
+    r"""A ``last.pt`` written before checkpoints recorded their training's format (an upgrade audit resumed
+    4ac5b53's and d6db35c's runs, whose streams took other batches, without a word), or of another format: the
+    resume goes on and says it is not the uninterrupted run; one of this format says nothing."""
+    from flowaccent.train.checkpoint import TRAINING_FORMAT
+    from flowaccent.train.trainer import train
+
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    last = exp / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    assert state["training_format"] == TRAINING_FORMAT
+    capsys.readouterr()
+    train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)
+    assert "note:" not in capsys.readouterr().err
+    for written, by in [(None, "an older flowaccent (before checkpoints recorded their training's format)"),
+                        (TRAINING_FORMAT + 1, f"a flowaccent of training format {TRAINING_FORMAT + 1} (this one's: "
+                                              f"{TRAINING_FORMAT})")]:
+        if written is None:
+            del state["training_format"]
+        else:
+            state["training_format"] = written
+        torch.save(state, last)
+        summary = train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)
+        assert summary.epochs_run == 2
+        assert (f"train: note: {last} was written by {by}: the run goes on with this version's training, whose "
+                "batches and steps may differ") in capsys.readouterr().err
+    train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)  # nothing to train: no note
+    assert "note:" not in capsys.readouterr().err
