@@ -477,8 +477,9 @@ def _start(model, optimizer, last: Path, state, changes, source, train_refs, con
         if not stopped and trained >= config.train.epochs and env.is_main:
             again = "" if check else "; final.pt is written again"
             print(f"train: the run has trained its {trained} epoch(s): nothing to train{again}", file=sys.stderr)
-        _check_world(progress, env, last, note=not stopped and trained < config.train.epochs)
-        if not stopped and trained < config.train.epochs and env.is_main:
+        goes_on = not stopped and trained < config.train.epochs
+        _check_world(progress, env, last, note=goes_on)
+        if goes_on and env.is_main:
             _note_format(state, last, check)
         return progress
     cfg = config.train
