@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $@
 
+# One pytest worker per core (pytest-xdist), each test file on one worker (its module fixtures built once),
+# one thread per worker (tests/conftest.py): 10-11 min on 2 cores where one process took 14-15. TEST_JOBS=0: one process.
+TEST_JOBS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 demo: $(STAMP)
 	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh

@@ -3,6 +3,7 @@ r"""Shared fixtures: tiny real Kaldi data dirs with WAV audio made on the fly.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -75,3 +76,13 @@ def wav_data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def pytest_configure(config):
+    r"""Under pytest-xdist (``-n 2``), one thread per worker: two workers of two torch threads each on a
+    2-core machine spend their time waiting for each other. The commands the tests start inherit it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
