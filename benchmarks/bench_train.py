@@ -58,8 +58,9 @@ from flowaccent.train.config import TrainConfig
 TRAIN_COMPILE_MODES = typing.get_args(typing.get_type_hints(TrainConfig)["compile_mode"])
 
 
-def bench_config(batch: int, epochs: int = 1):
-    r"""The experiment this benchmark trains: 10 x 512, D=120 (40-d + deltas), ``epochs`` epochs, no validation."""
+def bench_config(batch: int, epochs: int = 1, blocks: int = 10, hidden: int = 512):
+    r"""The experiment this benchmark trains: ``blocks`` x ``hidden`` (10 x 512), D=120 (40-d + deltas), ``epochs``
+    epochs, no validation."""
     from flowaccent.features import FeaturePipelineConfig
     from flowaccent.flows.realnvp import ModelConfig
     from flowaccent.prior import PriorConfig
@@ -67,7 +68,7 @@ def bench_config(batch: int, epochs: int = 1):
 
     return ExperimentConfig(
         features=FeaturePipelineConfig(cmvn="none", deltas=2, standardize=True),
-        model=ModelConfig(num_blocks=10, hidden=512, num_layers=2),
+        model=ModelConfig(num_blocks=blocks, hidden=hidden, num_layers=2),
         prior=PriorConfig(cond_dim=0),
         train=TrainConfig(batch_size=batch, epochs=epochs, valid_fraction=0.0, checkpoint_every_steps=0,
                           log_every_steps=10, warmup_steps=10, buffer_frames=200_000),
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each model-only rate")
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--no-compile", action="store_true",
                         help="leave out `--train.compile true` (compiling takes a minute or more per process on a GPU)")
     parser.add_argument("--compile-mode", default="default", choices=TRAIN_COMPILE_MODES,
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
-    config = bench_config(args.batch, args.epochs)
+    config = bench_config(args.batch, args.epochs, args.blocks, args.hidden)
     model = config.model
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
         row["wall_ratio"] = row["wall_fps"] / row["model_only_fps"]
         rows[variant] = row
     result = {"frames": args.frames, "batch": args.batch, "epochs": args.epochs, "repeats": args.repeats,
+              "blocks": args.blocks, "hidden": args.hidden,
               "device": device, **rows["eager"],
               "compiled": rows.get("compiled"), "loading_s": statistics.median(loading),
               "prefetch": resolve_depth(TrainConfig().prefetch, torch.device(device), burst),
@@ -194,8 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["other_prefetch"] = {"prefetch": args.other_prefetch, **against_eager(other)}
     if args.other_tree:
         result["other_tree"] = {"tree": args.other_tree, **against_eager("tree")}
-    print(f"train, 10 blocks x hidden 512, D=120, batch {args.batch}, {args.frames} frames, {args.epochs} epoch(s), "
-          f"median of {args.repeats}")
+    print(f"train, {args.blocks} blocks x hidden {args.hidden}, D=120, batch {args.batch}, {args.frames} frames, "
+          f"{args.epochs} epoch(s), median of {args.repeats}")
     for variant in variants:
         r = rows[variant]
         print(f"{variant}: model-only training:            {r['model_only_fps']:9.0f} frames/s")

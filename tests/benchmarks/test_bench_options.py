@@ -33,7 +33,8 @@ def other_checkout(tmp_path: Path) -> Path:
 
 def test_train_without_the_compiled_variant(tmp_path):
     tree = other_checkout(tmp_path)
-    result = bench_train.main(["--frames", "20000", "--batch", "1000", "--repeats", "1", "--steps", "1",
+    result = bench_train.main(["--frames", "20000", "--batch", "1000", "--blocks", "2", "--hidden", "64",
+                               "--repeats", "1", "--steps", "1",
                                "--epochs", "2", "--no-compile", "--other-prefetch", "4", "--other-tree", str(tree),
                                "--json", str(tmp_path / "train.json")])
     assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's command ran
