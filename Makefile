@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 # One pytest worker per core (pytest-xdist), each test file on one worker (its module fixtures built once),
-# one thread per worker (tests/conftest.py): 10-11 min on 2 cores where one process took 14-15. TEST_JOBS=0: one process.
+# one thread per worker (tests/conftest.py): 8-11 min on a 2-core AMD EPYC where one process took 14-15.
+# TEST_JOBS=0: one process.
 TEST_JOBS ?= auto
 
 test: $(STAMP)
