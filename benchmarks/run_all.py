@@ -190,7 +190,7 @@ def markdown(results: dict) -> str:
                   for r in rows]
         lines.append("")
     if r := results.get("train"):
-        lines += [f"### `flowaccent train` end to end (D=120, {r.get('blocks', 10)} x {r.get('hidden', 512)})", "",
+        lines += [f"### `flowaccent train` end to end (D=120, {r['blocks']} x {r['hidden']})", "",
                   "| train.compile | frames | batch | model-only frames/s | steady frames/s | ratio "
                   "| whole command frames/s | ratio |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -299,8 +299,9 @@ def main(argv: list[str] | None = None) -> dict:
         results[name] = run_section(name, args.repeats, args.quick)
         results["seconds"][name] = round(time.perf_counter() - start, 1)
         atomic_write_json(args.out / "latest.json", results)  # kept section by section
-    (args.out / "latest.md").write_text(markdown(results))
-    print(markdown(results))
+    table = markdown(results)
+    (args.out / "latest.md").write_text(table)
+    print(table)
     return results
 
 
