@@ -17,7 +17,6 @@ allocator such as jemalloc preloaded) nothing is changed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -33,9 +32,8 @@ def tune_allocator() -> bool:
     r"""Sets glibc's mmap/trim thresholds (see the module doc); returns whether it did."""
     if os.environ.get("FLOWACCENT_MALLOC", "tuned") == "system" or not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the process's own symbols, which hold libc's: find_library("c") runs `ldconfig -p` at every start
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

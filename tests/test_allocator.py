@@ -38,6 +38,20 @@ def test_tuned_allocator_reuses_pages():
     assert faults < 0.05 * pages_per_step
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tuning_starts_no_process(monkeypatch):
+    r"""The command's start-up runs no child process: ``ctypes.util.find_library`` ran ``ldconfig -p`` every time
+    (milliseconds, and a stray child for whatever watches the command's processes)."""
+    from flowaccent.allocator import tune_allocator
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"started a process: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setenv("FLOWACCENT_MALLOC", "tuned")
+    assert tune_allocator()
+
+
 def test_system_leaves_glibc_alone():
     tuned, _ = probe("system")
     assert not tuned
