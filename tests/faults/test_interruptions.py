@@ -188,21 +188,27 @@ def test_ctrl_c_stops_a_shell_loop_over_commands(tmp_path):
     shell = subprocess.Popen(["bash", "-c", loop], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, start_new_session=True, preexec_fn=sigint_default)
     deadline = time.time() + 60
-    while not any(b"sleep 1; cat" in cmdline(g) for c in workers_of(shell.pid) for g in workers_of(c)):
+    while not running_a_pipe(shell.pid):
         assert time.time() < deadline, "fbank never ran a wav.scp pipe"
-        time.sleep(0.05)  # until fbank runs its first wav.scp pipe (not any child: one at start-up fooled this)
+        time.sleep(0.05)
     os.killpg(shell.pid, signal.SIGINT)  # what the terminal's Ctrl-C does: the whole foreground group
     out, err = shell.communicate(timeout=60)
     assert "flowaccent fbank: interrupted" in err and "next" not in out, (out, err)
     assert shell.returncode == -signal.SIGINT, err
 
 
-def cmdline(pid: int) -> bytes:
-    r"""The command line of ``pid`` (b"" once it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return b""
+def running_a_pipe(pid: int) -> list[int]:
+    r"""The children of ``pid`` running one of :func:`slow_data_dir`'s wav.scp pipes: the fbank once it reads
+    audio. (Not any child with a child: ``ldconfig -p``, run once at start-up, fooled that into a Ctrl-C
+    while the command still parsed its arguments.)"""
+
+    def cmdline(p: int) -> bytes:
+        try:
+            return Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone
+            return b""
+
+    return [c for c in workers_of(pid) if any(b"sleep 1; cat" in cmdline(g) for g in workers_of(c))]
 
 
 def alive(pid: int) -> bool:

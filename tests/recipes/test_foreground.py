@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..faults.test_interruptions import alive, sigint_default, slow_data_dir, workers_of
+from ..faults.test_interruptions import alive, running_a_pipe, sigint_default, slow_data_dir
 
 FOREGROUND = Path(__file__).parents[2] / "recipes" / "common" / "foreground.sh"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
@@ -33,7 +33,7 @@ def start(tmp_path: Path, how: str = "", **popen) -> tuple[subprocess.Popen, int
     deadline = time.time() + 60
     command: list[int] = []
     while time.time() < deadline:
-        command = [c for c in workers_of(shell.pid) if workers_of(c)]  # the fbank, once it has a pipe running
+        command = running_a_pipe(shell.pid)  # the fbank, once it reads audio
         if command:
             break
         assert shell.poll() is None, shell.communicate()
