@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         "large_ratio": large / large_seconds / infer, "large_rss_mib": large_rss, "rss_ratio": large_rss / small_rss,
         "large_rss_runs": [r[1] for r in large_runs],
         "repeats": args.repeats, "large_repeats": args.large_repeats, "device": device,
-        "batch_frames": args.batch_frames,
+        "batch_frames": args.batch_frames, "blocks": args.blocks, "hidden": args.hidden,
         "prefetch": default, "other_prefetch": depth, "other_seconds": statistics.median(other),
         "other_ratio": small / statistics.median(other) / infer,
         "other_speedup": small_seconds / statistics.median(other),

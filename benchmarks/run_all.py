@@ -203,7 +203,7 @@ def markdown(results: dict) -> str:
                   f"{r['data_wait_s']:.2f} s (false) and {r['compiled']['data_wait_s']:.2f} s (true) for batches "
                   f"(`train.prefetch` {r['prefetch']}).", ""]
     if r := results.get("score"):
-        lines += ["### `flowaccent score` end to end (D=120, 10 x 512 DNF)", "",
+        lines += [f"### `flowaccent score` end to end (D=120, {r['blocks']} x {r['hidden']} DNF)", "",
                   "| frames | seconds | frames/s | vs model-only inference | peak RSS MiB |",
                   "| ---: | ---: | ---: | ---: | ---: |",
                   f"| {r['frames']} | {r['seconds']:.1f} | {r['fps']:.0f} | {r['ratio']:.3f} | {r['rss_mib']:.0f} |",

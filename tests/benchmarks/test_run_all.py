@@ -35,6 +35,7 @@ def test_quick_run_fills_every_section(tmp_path):
     assert {r["implementation"] for r in results["peers"]} >= {"flowaccent", "plain"}
     assert results["score"]["rss_mib"] > 0 and results["train"]["model_only_fps"] > 0
     assert results["train"]["hidden"] == 64 and "### `flowaccent train` end to end (D=120, 2 x 64)" in table
+    assert results["score"]["hidden"] == 16 and "### `flowaccent score` end to end (D=120, 2 x 16 DNF)" in table
     assert results["score"]["other_seconds"] > 0 and results["train"]["loading_s"] > 0
     assert "marginal_fps" in results["score"] and "that do not grow with the corpus" in table
     assert results["train"]["data_wait_s"] >= 0 and "Data loading: one epoch" in table
