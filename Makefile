@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 # One pytest worker per core (pytest-xdist), each test file on one worker (its module fixtures built once),
+# the longest files first (tests/conftest.py's LONGEST_FIRST, in that order: --no-loadscope-reorder),
 # one thread per worker (tests/conftest.py): 8-11 min on a 2-core AMD EPYC where one process took 14-15.
 # TEST_JOBS=0: one process.
 TEST_JOBS ?= auto
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh
