@@ -12,10 +12,10 @@ with ``--device cpu`` (``score on cpu``), which separates what CUDA adds from wh
 costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the corpus, against ~0.5 s
 of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
 ``--profile`` also prints a cProfile of the score command run in this process (top entries by
-cumulative time). Two more rows time whole commands from the python row: ``report``, ``flowaccent
-report`` of the tiny corpus's scores (it imports no torch), and with ``--other-tree DIR`` the ``score``
-and ``report`` commands of another checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then
-over this checkout's same row.
+cumulative time). Three more rows time whole commands from the python row: ``report``, ``flowaccent
+report`` of the tiny corpus's scores (it imports no torch), ``help``, ``flowaccent --help`` (the list of
+commands), and with ``--other-tree DIR`` the ``score``, ``report`` and ``help`` commands of another
+checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then over this checkout's same row.
 
 Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--other-tree DIR]
                                           [--json PATH]
@@ -102,11 +102,13 @@ def main(argv: list[str] | None = None) -> dict:
         timed(commands["score"])  # the scores the report rows read
         report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
         commands["report"] = report + [str(root / "report" / "report.html")]
+        commands["help"] = flowaccent + ["--help"]
         trees = {name: None for name in commands}
         if args.other_tree:
             commands["score (other)"] = commands["score"]
             commands["report (other)"] = report + [str(root / "report_other" / "report.html")]
-            trees["score (other)"] = trees["report (other)"] = os.path.abspath(args.other_tree)
+            commands["help (other)"] = commands["help"]
+            trees["score (other)"] = trees["report (other)"] = trees["help (other)"] = os.path.abspath(args.other_tree)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, command in commands.items():
@@ -115,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
         print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
-        bases = {"score on cpu": "import torch", "report": "python", "score (other)": "score",
-                 "report (other)": "report"}
+        bases = {"score on cpu": "import torch", "report": "python", "help": "python", "score (other)": "score",
+                 "report (other)": "report", "help (other)": "help"}
         for name, values in times.items():
             seconds = statistics.median(values)
             base = bases.get(name, previous)  # the steps build on each other
@@ -125,8 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:>14} {seconds:>8.2f} {adds:>+7.2f}")
             if name not in bases:
                 previous = name
-        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report`, over `python`; "
-              "for another checkout's row, over this one's)")
+        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report` and `help`, over "
+              "`python`; for another checkout's row, over this one's)")
         if args.profile:
             profile_score(score_argv(root / "exp", data, root / "out_profile", device))
         result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}

@@ -51,7 +51,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     r"""The parser of every sub-command; with ``only``, just that one is built in full (the
-    others get a summary line), so a command imports no more than it needs (torch, say)."""
+    others get a summary line), so a command imports no more than it needs (torch, say);
+    ``only=""``: none in full, the summaries ``flowaccent --help`` lists (1-2 s sooner than
+    importing train's and score's options, which import torch)."""
     parser = _Parser(
         prog="flowaccent",
         description="Normalizing-flow accent analysis on Kaldi features.",
@@ -201,7 +203,7 @@ def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     try:  # imports torch: a Ctrl-C here is one line too
-        parser = build_parser(command if command in COMMANDS else None)
+        parser = build_parser(command if command in COMMANDS else "")  # no command: its summaries are enough
         args, extra = parser.parse_known_args(argv)
         if extra:  # the command's error, not the top parser's ('flowaccent: error: ... (usage: flowaccent --help)')
             sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
