@@ -45,13 +45,18 @@ def _pid(x: int) -> tuple[int, int]:
 
 
 def _job(job: tuple[str, Path]) -> str:
-    r"""``fail``: raises after 0.2 s (time for the jobs beside it to start: raising at once, it could beat the
-    executor's queue thread to the next job, which was then rightly cancelled as not started, seen once in
-    CI); ``slow``: 0.5 s then a marker file; ``late``: 0.1 s then a marker file."""
+    r"""``fail``: raises once a ``slow`` job beside it has begun (raising at once, it could beat the executor's
+    queue thread to the next job, which was then rightly cancelled as not started, seen once in CI; a fixed
+    0.2 s wait only made that rarer on a loaded machine); ``slow``: says it began, 0.5 s, then a marker file;
+    ``late``: 0.1 s then a marker file."""
     kind, marker = job
     if kind == "fail":
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not any(marker.parent.glob("begun-*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
         raise ValueError(f"job {marker.name} failed")
+    if kind == "slow":
+        (marker.parent / f"begun-{marker.name}").touch()
     time.sleep(0.5 if kind == "slow" else 0.1)
     marker.write_text(kind)
     return kind
