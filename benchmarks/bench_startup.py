@@ -56,6 +56,10 @@ STEPS = {
 }
 
 
+#: The suffix of another checkout's rows (``--other-tree``).
+OTHER = " (other)"
+
+
 def timed(command: list[str], tree: str | None = None) -> float:
     r"""Seconds of ``command`` in a fresh process (of the checkout ``tree``: None for this one)."""
     start = time.perf_counter()
@@ -103,12 +107,11 @@ def main(argv: list[str] | None = None) -> dict:
         report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
         commands["report"] = report + [str(root / "report" / "report.html")]
         commands["help"] = flowaccent + ["--help"]
-        trees = {name: None for name in commands}
         if args.other_tree:
-            commands["score (other)"] = commands["score"]
-            commands["report (other)"] = report + [str(root / "report_other" / "report.html")]
-            commands["help (other)"] = commands["help"]
-            trees["score (other)"] = trees["report (other)"] = trees["help (other)"] = os.path.abspath(args.other_tree)
+            commands["score" + OTHER] = commands["score"]
+            commands["report" + OTHER] = report + [str(root / "report_other" / "report.html")]
+            commands["help" + OTHER] = commands["help"]
+        trees = {name: os.path.abspath(args.other_tree) if name.endswith(OTHER) else None for name in commands}
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, command in commands.items():
@@ -117,8 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
         print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
-        bases = {"score on cpu": "import torch", "report": "python", "help": "python", "score (other)": "score",
-                 "report (other)": "report", "help (other)": "help"}
+        bases = {"score on cpu": "import torch", "report": "python", "help": "python"}
+        bases.update({name: name.removesuffix(OTHER) for name in times if name.endswith(OTHER)})  # this checkout's
         for name, values in times.items():
             seconds = statistics.median(values)
             base = bases.get(name, previous)  # the steps build on each other
