@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_model import build  # noqa: E402
 
 from flowaccent.data.atomic import atomic_link, atomic_write_json  # noqa: E402
-from flowaccent.flows.realnvp import ModelConfig  # noqa: E402
+from flowaccent.flows.config import ModelConfig  # noqa: E402
 from flowaccent.train.checkpoint import Progress, save_checkpoint  # noqa: E402
 from flowaccent.train.optimizer import make_optimizer  # noqa: E402
 

@@ -121,7 +121,8 @@ def score_batches(data: Path) -> None:
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.data.stream import iter_utterances
     from flowaccent.features import FeaturePipeline
-    from flowaccent.score.scorer import ScoreConfig, _feature_batches
+    from flowaccent.score.config import ScoreConfig
+    from flowaccent.score.scorer import _feature_batches
 
     class Model:  # what _feature_batches reads of a model
         pipeline = FeaturePipeline(bench_config(10000).features, 40)

@@ -55,10 +55,11 @@ from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows import onednn_train
+from flowaccent.flows.config import ModelConfig
 from flowaccent.flows.packed import PACK_BATCH, packed_inference
-from flowaccent.flows.realnvp import ModelConfig, flops_per_frame, train_flops_per_frame
+from flowaccent.flows.realnvp import flops_per_frame, train_flops_per_frame
 from flowaccent.model import FlowModel
-from flowaccent.prior import PriorConfig
+from flowaccent.prior_config import PriorConfig
 from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train.optimizer import make_optimizer
 

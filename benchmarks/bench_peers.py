@@ -56,11 +56,12 @@ from plain_realnvp import Coupling, PlainRealNVP  # noqa: E402
 from flowaccent.allocator import tune_allocator  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
+from flowaccent.flows.config import ModelConfig  # noqa: E402
 from flowaccent.flows.coupling import Conditioner  # noqa: E402
 from flowaccent.flows.packed import packed_inference
-from flowaccent.flows.realnvp import ModelConfig, flops_per_frame, train_flops_per_frame  # noqa: E402
+from flowaccent.flows.realnvp import flops_per_frame, train_flops_per_frame  # noqa: E402
 from flowaccent.model import FlowModel  # noqa: E402
-from flowaccent.prior import PriorConfig  # noqa: E402
+from flowaccent.prior_config import PriorConfig  # noqa: E402
 
 CONFIG = ModelConfig(num_blocks=10, hidden=512, num_layers=2, norm="actnorm")
 IMPLEMENTATIONS = ("flowaccent", "plain", "zuko", "normflows")

@@ -42,7 +42,7 @@ from bench_model import other_tree, sync
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.data.prefetch import GPU_DEPTH, resolve_depth
 from flowaccent.runtime import resolve_device
-from flowaccent.score.scorer import ScoreConfig
+from flowaccent.score.config import ScoreConfig
 
 
 def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) -> Path:
@@ -67,9 +67,9 @@ def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) 
 
 def write_model(exp: Path, blocks: int, hidden: int) -> None:
     from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
-    from flowaccent.flows.realnvp import ModelConfig
+    from flowaccent.flows.config import ModelConfig
     from flowaccent.model import FlowModel
-    from flowaccent.prior import PriorConfig
+    from flowaccent.prior_config import PriorConfig
     from flowaccent.train.checkpoint import Progress, save_checkpoint
     from flowaccent.train.config import ExperimentConfig
 
@@ -86,7 +86,7 @@ def model_only_rate(exp: Path, batch: int | None = None, steps: int = 3, device:
     r"""Inference frames/s of the model alone at the scorer's batch (default ``ScoreConfig().batch_frames``),
     frames already on ``device``."""
     from flowaccent.flows.packed import packed_inference
-    from flowaccent.score.scorer import ScoreConfig
+    from flowaccent.score.config import ScoreConfig
     from flowaccent.train.checkpoint import load_model
 
     batch = batch or ScoreConfig().batch_frames

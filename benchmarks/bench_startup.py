@@ -12,10 +12,11 @@ with ``--device cpu`` (``score on cpu``), which separates what CUDA adds from wh
 costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the corpus, against ~0.5 s
 of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
 ``--profile`` also prints a cProfile of the score command run in this process (top entries by
-cumulative time). Three more rows time whole commands from the python row: ``report``, ``flowaccent
+cumulative time). More rows time whole commands from the python row: ``report``, ``flowaccent
 report`` of the tiny corpus's scores (it imports no torch), ``help``, ``flowaccent --help`` (the list of
-commands), and with ``--other-tree DIR`` the ``score``, ``report`` and ``help`` commands of another
-checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then over this checkout's same row.
+commands), ``train --help`` (a command's options: its configs, no torch), and with ``--other-tree DIR``
+the same commands of another checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then over this
+checkout's same row.
 
 Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--other-tree DIR]
                                           [--json PATH]
@@ -107,10 +108,12 @@ def main(argv: list[str] | None = None) -> dict:
         report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
         commands["report"] = report + [str(root / "report" / "report.html")]
         commands["help"] = flowaccent + ["--help"]
+        commands["train --help"] = flowaccent + ["train", "--help"]
         if args.other_tree:
             commands["score" + OTHER] = commands["score"]
             commands["report" + OTHER] = report + [str(root / "report_other" / "report.html")]
             commands["help" + OTHER] = commands["help"]
+            commands["train --help" + OTHER] = commands["train --help"]
         trees = {name: os.path.abspath(args.other_tree) if name.endswith(OTHER) else None for name in commands}
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
@@ -119,19 +122,19 @@ def main(argv: list[str] | None = None) -> dict:
         rows, previous = {}, None
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
-        print(f"{'step':>14} {'seconds':>8} {'adds':>7}")
-        bases = {"score on cpu": "import torch", "report": "python", "help": "python"}
+        print(f"{'step':>20} {'seconds':>8} {'adds':>7}")
+        bases = {"score on cpu": "import torch", "report": "python", "help": "python", "train --help": "python"}
         bases.update({name: name.removesuffix(OTHER) for name in times if name.endswith(OTHER)})  # this checkout's
         for name, values in times.items():
             seconds = statistics.median(values)
             base = bases.get(name, previous)  # the steps build on each other
             adds = seconds - (rows[base]["seconds"] if base else 0.0)
             rows[name] = {"seconds": seconds, "adds": adds, "all": values}
-            print(f"{name:>14} {seconds:>8.2f} {adds:>+7.2f}")
+            print(f"{name:>20} {seconds:>8.2f} {adds:>+7.2f}")
             if name not in bases:
                 previous = name
-        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report` and `help`, over "
-              "`python`; for another checkout's row, over this one's)")
+        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report`, `help` and "
+              "`train --help`, over `python`; for another checkout's row, over this one's)")
         if args.profile:
             profile_score(score_argv(root / "exp", data, root / "out_profile", device))
         result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}

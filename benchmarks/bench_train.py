@@ -62,8 +62,8 @@ def bench_config(batch: int, epochs: int = 1, blocks: int = 10, hidden: int = 51
     r"""The experiment this benchmark trains: ``blocks`` x ``hidden`` (10 x 512), D=120 (40-d + deltas), ``epochs``
     epochs, no validation."""
     from flowaccent.features import FeaturePipelineConfig
-    from flowaccent.flows.realnvp import ModelConfig
-    from flowaccent.prior import PriorConfig
+    from flowaccent.flows.config import ModelConfig
+    from flowaccent.prior_config import PriorConfig
     from flowaccent.train.config import ExperimentConfig, TrainConfig
 
     return ExperimentConfig(

@@ -55,9 +55,9 @@ def per_utterance_nll(model, stream, device: torch.device) -> float:
 
 def model_for(stream, hidden: int, device: torch.device):
     r"""A DNF flow of 10 blocks x ``hidden`` on the stream's 120-d frames, initialised on its first frames."""
-    from flowaccent.flows.realnvp import ModelConfig
+    from flowaccent.flows.config import ModelConfig
     from flowaccent.model import FlowModel
-    from flowaccent.prior import PriorConfig
+    from flowaccent.prior_config import PriorConfig
 
     model = FlowModel(stream.pipeline, ModelConfig(num_blocks=10, hidden=hidden), PriorConfig(cond_dim=120),
                       ("native",))

@@ -82,7 +82,7 @@ class Config:
         r"""Each field's text in the class docstring's ``Attributes:`` section, joined into one line.
 
         Example:
-            >>> from flowaccent.score.scorer import ScoreConfig
+            >>> from flowaccent.score.config import ScoreConfig
             >>> ScoreConfig.field_docs()["seed"]
             'seeds the latent sample.'
         """

@@ -11,12 +11,15 @@ from torch import Tensor, nn
 
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features._array import as_tensor
-from flowaccent.features.pipeline import FeaturePipeline, FeaturePipelineConfig
+from flowaccent.features.config import FeaturePipelineConfig
+from flowaccent.features.pipeline import FeaturePipeline
+from flowaccent.flows.config import ModelConfig
 from flowaccent.flows.halves import forward_training
 from flowaccent.flows.inplace import forward_in_place
-from flowaccent.flows.realnvp import ModelConfig, build_realnvp
+from flowaccent.flows.realnvp import build_realnvp
 from flowaccent.nn import gradient_filter
-from flowaccent.prior import DNFPrior, PriorConfig, draw_device
+from flowaccent.prior import DNFPrior, draw_device
+from flowaccent.prior_config import PriorConfig
 from flowaccent.runtime import full_precision
 
 

@@ -10,14 +10,13 @@ per class, ``r ~ N(0, residual_var I)``. Without a label,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 from torch import Tensor, nn
 
-from flowaccent.config import Config
 from flowaccent.errors import ConfigError
+from flowaccent.prior_config import PriorConfig
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -25,28 +24,6 @@ LOG_2PI = math.log(2 * math.pi)
 def draw_device(generator: torch.Generator | None) -> torch.device:
     r"""Where random draws with ``generator`` are made: its device, the CPU without one."""
     return generator.device if generator is not None else torch.device("cpu")
-
-
-@dataclasses.dataclass(frozen=True)
-class PriorConfig(Config):
-    r"""The DNF prior.
-
-    Attributes:
-        cond_dim: class-conditional latent dims (0 .. input dim; the lab: 120 of 120,
-            400 or 440 of 440).
-        class_var: variance of ``c`` around its class mean.
-        residual_var: variance of ``r``.
-        learn_means: train the class means (else they stay at their initialisation).
-    """
-
-    cond_dim: int = 0
-    class_var: float = 1.0
-    residual_var: float = 1.0
-    learn_means: bool = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.check_ranges("prior", (("cond_dim", 0, False), ("class_var", 0, True), ("residual_var", 0, True)))
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor | float, var: float) -> Tensor:

@@ -64,3 +64,48 @@ for argv in (["--help"], [], ["trian"]):
 print("torch" in sys.modules)
 """
     assert fresh(code).split() == ["1", "1", "1", "False"]
+
+
+def test_no_command_imports_torch_to_parse_its_options():
+    r"""Every command's ``--help`` (and its option checks) needs only its configs, kept in torch-free modules
+    (flowaccent/*/config.py, flowaccent/prior_config.py): train's, score's and blurmask's ``--help`` took ~2 s, the
+    import of torch (0.1-0.2 s now, benchmarks/bench_startup.py). The configs are still importable from where
+    they were defined before (flowaccent.flows.realnvp.ModelConfig, ...)."""
+    code = """
+import contextlib, io, sys
+from flowaccent.cli.main import COMMANDS, main
+for command in COMMANDS:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            main([command, "--help"])
+        except SystemExit as done:
+            assert done.code == 0, (command, done.code)
+    assert "--" in out.getvalue(), command
+print(sorted(COMMANDS))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "nflows", "matplotlib", "sklearn", "scipy")))
+"""
+    commands, heavy = fresh(code).splitlines()
+    assert "'train'" in commands and "'blurmask'" in commands
+    assert heavy == "[]"
+
+
+def test_configs_are_the_same_classes_where_they_were_defined_before():
+    r"""Code that imported a config from its old module (``from flowaccent.flows.realnvp import ModelConfig``)
+    gets the same class."""
+    from flowaccent import prior, prior_config
+    from flowaccent.blurmask import config as blurmask_config
+    from flowaccent.blurmask import evaluate, fit, run
+    from flowaccent.features import config as features_config
+    from flowaccent.features import pipeline
+    from flowaccent.flows import config as flows_config
+    from flowaccent.flows import realnvp
+    from flowaccent.score import config as score_config
+    from flowaccent.score import scorer
+
+    assert realnvp.ModelConfig is flows_config.ModelConfig
+    assert prior.PriorConfig is prior_config.PriorConfig
+    assert pipeline.FeaturePipelineConfig is features_config.FeaturePipelineConfig
+    assert scorer.ScoreConfig is score_config.ScoreConfig
+    assert fit.BlurMaskConfig is blurmask_config.BlurMaskConfig
+    assert evaluate.DeletionConfig is blurmask_config.DeletionConfig
+    assert run.RunConfig is blurmask_config.RunConfig

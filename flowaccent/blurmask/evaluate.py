@@ -30,59 +30,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from flowaccent.blurmask.blur import Mode, triangular_blur
+from flowaccent.blurmask.config import BASELINES, LAB_FRACTIONS, DeletionConfig
 from flowaccent.blurmask.fit import Target, invariance_error, output_scale
-from flowaccent.config import Config
 from flowaccent.errors import ConfigError
 
 #: kaldi-native-fbank's (and Kaldi's) energy floor: ``log(FLT_EPSILON)``.
 KALDI_LOG_FLOOR = math.log(1.19209290e-07)
 ORDERS = ("low", "high", "random")
-BASELINES = ("floor", "mean", "blur")
-#: The removal fractions of the lab's table.
-LAB_FRACTIONS = (0.5, 0.8)
-
-
-@dataclasses.dataclass(frozen=True)
-class DeletionConfig(Config):
-    r"""How deletion curves are measured.
-
-    Attributes:
-        baselines: what removed cells become, any of ``floor``, ``mean``, ``blur``.
-        floor: the ``floor`` baseline: ``data`` (the utterance's minimum) or ``kaldi`` (-15.94).
-        step: the fraction removed grows from 0 to 1 in this step (0.05: 21 points); 0.5 and 0.8
-            (the lab's table) are always measured.
-        random_seeds: random orders averaged for the ``random`` curve.
-    """
-
-    baselines: tuple[str, ...] = BASELINES
-    floor: Literal["data", "kaldi"] = "data"
-    step: float = 0.05
-    random_seeds: int = 5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = [b for b in self.baselines if b not in BASELINES]
-        if unknown or not self.baselines:
-            raise ConfigError(f"deletion: baselines must be among {', '.join(BASELINES)}, got {self.baselines}")
-        steps = 1 / self.step if self.step > 0 else 0
-        if not (0 < self.step <= 1 and abs(steps - round(steps)) < 1e-9):
-            raise ConfigError(f"deletion: step must divide 1, got {self.step}")
-        if self.random_seeds < 1:
-            raise ConfigError(f"deletion: random_seeds must be >= 1, got {self.random_seeds}")
-
-    @property
-    def fractions(self) -> np.ndarray:
-        r"""The removal fractions ``0, step, ..., 1``, and the lab's 0.5 and 0.8 whatever the step."""
-        grid = np.round(np.linspace(0.0, 1.0, round(1 / self.step) + 1), 12)  # 0.15, not 0.15000000000000002
-        missing = [f for f in LAB_FRACTIONS if not np.isclose(grid, f).any()]
-        return np.sort(np.concatenate([grid, missing]))
 
 
 def removal_order(m: Tensor, order: str, seed: int = 0) -> Tensor:

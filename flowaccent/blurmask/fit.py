@@ -21,85 +21,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from flowaccent.blurmask.blur import triangular_blur
-from flowaccent.config import Config
-from flowaccent.errors import ConfigError, FeatureError
+from flowaccent.blurmask.config import BlurMaskConfig
+from flowaccent.errors import FeatureError
 from flowaccent.nn import gradient_filter
 from flowaccent.prior import draw_device
 
 #: A differentiable function of a raw ``(T, K)`` log filterbank.
 Target = Callable[[Tensor], Tensor]
-
-
-@dataclasses.dataclass(frozen=True)
-class BlurMaskConfig(Config):
-    r"""How a blur (or noise) mask is fitted.
-
-    Attributes:
-        variant: ``blur`` (learn widths ``m``) or ``noise`` (learn noise scales ``sigma``).
-        mode: the blur's boundary handling: ``drop``, ``fold`` or ``renorm``.
-        lam: weight of the term named by ``lam_on``.
-        lam_on: ``entropy`` (``inv - lam mean log m``) or ``invariance`` (``lam inv - mean log m``).
-        steps: optimisation steps (at least 1).
-        lr: learning rate on the logits ``theta``.
-        optimizer: ``adam`` or ``sgd``.
-        m_min: smallest width (1 = no blur).
-        m_max: largest width, in bins.
-        sigma_min: smallest noise scale (noise variant), in log-energy units.
-        sigma_max: largest noise scale (noise variant).
-        init_fraction: where ``m`` (or ``sigma``) starts, as a fraction of ``[min, max]``.
-        smooth: weight of a smoothness penalty, the mean squared difference of ``log m``
-            between neighbouring frames and bins.
-        gradient_filter: pass the gradient reaching ``m`` through a
-            :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped).
-        gradient_filter_threshold: its cutoff in multiples of the median gradient RMS.
-        seed: seeds the noise of the noise variant.
-    """
-
-    variant: Literal["blur", "noise"] = "blur"
-    mode: Literal["drop", "fold", "renorm"] = "renorm"
-    lam: float = 1.0
-    lam_on: Literal["entropy", "invariance"] = "entropy"
-    steps: int = 300
-    lr: float = 0.1
-    optimizer: Literal["adam", "sgd"] = "adam"
-    m_min: float = 1.0
-    m_max: float = 10.0
-    sigma_min: float = 0.01
-    sigma_max: float = 3.0
-    init_fraction: float = 0.05
-    smooth: float = 0.0
-    gradient_filter: bool = False
-    gradient_filter_threshold: float = 10.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # finite first: nan and inf passed every comparison below (--sigma-max inf fitted NaN masks with exit 0)
-        self.check_ranges("blur mask", (("steps", 1, False), ("lr", 0, True), ("lam", 0, False), ("smooth", 0, False),
-                                        ("m_min", 1, False), ("m_max", 1, True), ("sigma_min", 0, True),
-                                        ("sigma_max", 0, True), ("init_fraction", 0, True),
-                                        ("gradient_filter_threshold", 0, True)))
-        problems = [
-            (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
-            (not 0 < self.sigma_min < self.sigma_max, f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
-             f"{self.sigma_max}"),
-            (not 0 < self.init_fraction < 1, f"init_fraction must be in (0, 1), got {self.init_fraction}"),
-        ]
-        for bad, message in problems:
-            if bad:
-                raise ConfigError(f"blur mask: {message}")
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        r"""``(min, max)`` of the learned quantity: ``m`` for ``blur``, ``sigma`` for ``noise``."""
-        return (self.m_min, self.m_max) if self.variant == "blur" else (self.sigma_min, self.sigma_max)
 
 
 @dataclasses.dataclass(frozen=True)

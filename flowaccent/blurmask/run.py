@@ -23,7 +23,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,17 +31,16 @@ import yaml
 from tqdm import tqdm
 
 from flowaccent import plots
+from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig, RunConfig
 from flowaccent.blurmask.evaluate import (
     ORDERS,
-    DeletionConfig,
     DeletionCurves,
     deletion_curves,
     removal_mask,
     summarise,
 )
-from flowaccent.blurmask.fit import BlurMaskConfig, BlurMaskResult, fit_blur_mask
+from flowaccent.blurmask.fit import BlurMaskResult, fit_blur_mask
 from flowaccent.blurmask.targets import make_target
-from flowaccent.config import Config
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
@@ -52,32 +51,6 @@ from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.model import FlowModel
 from flowaccent.train.checkpoint import load_experiment_model
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig(Config):
-    r"""What is explained, and on how many utterances.
-
-    Attributes:
-        target: ``log_ll`` (per-frame log-likelihood), ``z`` (the latents) or ``posterior``
-            (the DNF class log posterior).
-        target_class: the class of ``posterior`` (empty: every class).
-        utts: utterances per data dir, spread evenly over it (not with utt_list).
-        utt_list: a file of utterance ids, one per line (its first field; Kaldi's utt lists): exactly those
-            utterances, each from the data dir that holds it, instead of ``utts`` per dir ('': none).
-    """
-
-    target: Literal["log_ll", "z", "posterior"] = "log_ll"
-    target_class: str = ""
-    utts: int = 4
-    utt_list: str = ""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.utts < 1:
-            raise ConfigError(f"blurmask: utts must be >= 1, got {self.utts}")
-        if self.target_class and self.target != "posterior":
-            raise ConfigError(f"blurmask: target_class is for --target posterior, not {self.target}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,18 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from flowaccent.blurmask.config import BASELINES, BlurMaskConfig, DeletionConfig, RunConfig
 from flowaccent.cli._options import add_config_options, config_from_args, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.errors import ConfigError
 
-BASELINES = ("floor", "mean", "blur")
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from flowaccent.blurmask.evaluate import DeletionConfig
-    from flowaccent.blurmask.fit import BlurMaskConfig
-    from flowaccent.blurmask.run import RunConfig
-
     parser = subparsers.add_parser(
         "blurmask",
         help=COMMANDS["blurmask"],
@@ -45,9 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowaccent.blurmask.evaluate import DeletionConfig
-    from flowaccent.blurmask.fit import BlurMaskConfig
-    from flowaccent.blurmask.run import RunConfig, fixed, mask_symbol, run_blurmask, utts_defined
+    from flowaccent.blurmask.run import fixed, mask_symbol, run_blurmask, utts_defined
 
     given = given_options(RunConfig, args)
     if "utts" in given and given.get("utt_list"):  # --utts was ignored without a word

@@ -7,7 +7,7 @@ import sys
 
 from flowaccent.cli._options import add_config_options, config_from_args
 from flowaccent.cli.main import COMMANDS
-from flowaccent.score.scorer import ScoreConfig
+from flowaccent.score.config import ScoreConfig
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

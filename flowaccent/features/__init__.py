@@ -3,7 +3,7 @@ r"""Kaldi-exact feature front-end: fbank, CMVN, deltas, splicing and the saved p
 Names are imported lazily so that commands which need no torch start fast.
 """
 
-import importlib
+from flowaccent.lazy import lazy_names
 
 _NAMES = {
     "FbankConfig": "fbank",
@@ -13,16 +13,7 @@ _NAMES = {
     "add_deltas": "deltas",
     "splice_frames": "splice",
     "FeaturePipeline": "pipeline",
-    "FeaturePipelineConfig": "pipeline",
+    "FeaturePipelineConfig": "config",
 }
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'flowaccent.features' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"flowaccent.features.{_NAMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)

@@ -34,7 +34,8 @@ from flowaccent.score.baseline import (
     sample_frames,
 )
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_short_utterances
-from flowaccent.score.scorer import ScoreConfig, SetScores, native_index, score_dir
+from flowaccent.score.config import ScoreConfig
+from flowaccent.score.scorer import SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
 from flowaccent.train.config import ExperimentConfig

@@ -12,9 +12,9 @@ import yaml
 
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError
-from flowaccent.features.pipeline import FeaturePipelineConfig
-from flowaccent.flows.realnvp import ModelConfig
-from flowaccent.prior import PriorConfig
+from flowaccent.features.config import FeaturePipelineConfig
+from flowaccent.flows.config import ModelConfig
+from flowaccent.prior_config import PriorConfig
 
 #: ``TrainConfig`` fields and their lower bound, and whether the bound itself is excluded: a negative warm-up,
 #: decay or clipping norm would train the wrong way without an error, a zero logging interval divide by it.

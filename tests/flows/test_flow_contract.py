@@ -212,3 +212,14 @@ def test_no_grad_fast_path_copies_when_the_first_layer_is_a_coupling():
         fast = model(x).log_ll
     torch.testing.assert_close(x, before, rtol=0, atol=0)
     torch.testing.assert_close(fast, slow.detach())
+
+
+def test_every_activation_the_config_offers_is_built():
+    r"""``ModelConfig.activation``'s choices (in the torch-free flowaccent.flows.config) are the conditioner's
+    activations: one added to only one of them would pass the config and fail in the model, or never be offered."""
+    import typing
+
+    from flowaccent.flows.config import ModelConfig as Config
+    from flowaccent.flows.coupling import ACTIVATIONS
+
+    assert set(typing.get_args(typing.get_type_hints(Config)["activation"])) == set(ACTIVATIONS)
