@@ -17,17 +17,13 @@ per offset, never a ``(K, K)`` matrix.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from flowaccent.blurmask.config import MODES, Mode
 from flowaccent.errors import ConfigError, FeatureError
-
-#: What happens to the energy that falls outside the frequency bins.
-Mode = Literal["drop", "fold", "renorm"]
-MODES = ("drop", "fold", "renorm")
 
 
 def kernel_mass(m: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ curves are measured (flowaccent.blurmask.evaluate), :class:`RunConfig` which utt
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 import numpy as np
@@ -14,6 +15,9 @@ import numpy as np
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError
 
+#: What the blur does with the energy that falls outside the frequency bins (flowaccent.blurmask.blur).
+Mode = Literal["drop", "fold", "renorm"]
+MODES: tuple[str, ...] = typing.get_args(Mode)
 #: What removed cells become (flowaccent.blurmask.evaluate.remove).
 BASELINES = ("floor", "mean", "blur")
 #: The removal fractions of the lab's table.
@@ -46,7 +50,7 @@ class BlurMaskConfig(Config):
     """
 
     variant: Literal["blur", "noise"] = "blur"
-    mode: Literal["drop", "fold", "renorm"] = "renorm"
+    mode: Mode = "renorm"
     lam: float = 1.0
     lam_on: Literal["entropy", "invariance"] = "entropy"
     steps: int = 300
