@@ -40,8 +40,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowaccent.blurmask.run import fixed, mask_symbol, run_blurmask, utts_defined
-
     given = given_options(RunConfig, args)
     if "utts" in given and given.get("utt_list"):  # --utts was ignored without a word
         raise ConfigError("--utts and --utt-list: give one (--utt-list names the utterances, --utts picks that many "
@@ -49,13 +47,16 @@ def run(args: argparse.Namespace) -> int:
     deletion = config_from_args(DeletionConfig, args)
     if args.baselines:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
+    fit, which = config_from_args(BlurMaskConfig, args), config_from_args(RunConfig, args)  # before torch's import
+    from flowaccent.blurmask.run import fixed, mask_symbol, run_blurmask, utts_defined
+
     report = run_blurmask(
         args.exp,
         args.data,
         args.out,
-        config_from_args(BlurMaskConfig, args),
+        fit,
         deletion,
-        config_from_args(RunConfig, args),
+        which,
         args.checkpoint,
         args.quiet,
         args.command_line,

@@ -81,16 +81,17 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowaccent.train.trainer import train
-
+    config = load_config(args)  # a config error, or a check with no data, is told before torch's import (~1.5 s)
     if args.check and not args.resume and not args.data_dirs:  # before the data exist (a recipe's start)
-        load_config(args)
         print(f"train: {args.config or 'the default config'} and the options given are valid (no DATA_DIR given: "
               "no data checked)", file=sys.stderr)
         return 0
+    dirs = data_dirs(args)
+    from flowaccent.train.trainer import train
+
     read_from = args.config or (Path(args.exp) / "config.yaml" if args.resume else None)  # as load_config reads
-    summary = train(load_config(args), args.exp, data_dirs(args), resume=args.resume, quiet=args.quiet,
-                    check=args.check, config_file=read_from)
+    summary = train(config, args.exp, dirs, resume=args.resume, quiet=args.quiet, check=args.check,
+                    config_file=read_from)
     if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:
