@@ -47,16 +47,17 @@ def run(args: argparse.Namespace) -> int:
     deletion = config_from_args(DeletionConfig, args)
     if args.baselines:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
-    fit, which = config_from_args(BlurMaskConfig, args), config_from_args(RunConfig, args)  # before torch's import
+    fit_config = config_from_args(BlurMaskConfig, args)  # these checks before torch's import
+    run_config = config_from_args(RunConfig, args)
     from flowaccent.blurmask.run import fixed, mask_symbol, run_blurmask, utts_defined
 
     report = run_blurmask(
         args.exp,
         args.data,
         args.out,
-        fit,
+        fit_config,
         deletion,
-        which,
+        run_config,
         args.checkpoint,
         args.quiet,
         args.command_line,
