@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2086  # $PY unquoted on purpose: PY='python3 -X dev' is two words
 # What issue #8 still needs from a GPU, in one call of about 8 minutes (docs/performance.md, section GPU,
 # "Second lease"). First the open question: the eager training step is bound by the host launching it,
 # and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced, never run alone
 # The commands a recipe runs stop with it. Bash runs a trap only once the foreground command it waits for has
 # ended, and without one a `kill PID` of run.sh (SIGTERM) ended the shell alone: its `flowaccent train` went
 # on, orphaned. Sourced by stages.sh, this runs each `flowaccent` (and what `foreground CMD ...` is given) as

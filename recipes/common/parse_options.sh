@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced, never run alone
 # Kaldi-style option parsing for recipes (after utils/parse_options.sh): for every variable the calling
 # script sets at its top, before it sources this file (and ./cmd.sh's, where the recipe has one),
 # `--var-name value` (or `--var-name=value`) overrides it. Other variables are not options (--name,
@@ -24,12 +25,12 @@ while true; do
       done >&2
       exit 0 ;;
     --*=*)
-      name=$(echo "${1%%=*}" | sed 's/^--//; s/-/_/g'); value="${1#*=}"; shift ;;
+      name=${1%%=*}; name=${name#--}; name=${name//-/_}; value="${1#*=}"; shift ;;
     --*)
-      name=$(echo "$1" | sed 's/^--//; s/-/_/g')
+      name=${1#--}; name=${name//-/_}
       [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
       # '--quick --stop-stage 0' said "unexpected argument '0'": the next option taken as the value
-      if [[ $2 == --* ]] && is_option "$(echo "${2#--}" | sed 's/-/_/g')"; then
+      next_name=${2#--}; if [[ $2 == --* ]] && is_option "${next_name//-/_}"; then
         echo "$0: option $1 needs a value (got the option $2)" >&2; exit 1
       fi
       value="$2"; shift 2 ;;
@@ -42,4 +43,4 @@ while true; do
   printf -v "$name" '%s' "$value"
   given_options="$given_options $name"
 done
-unset name value
+unset name value next_name

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced; stage, stop_stage and exp are the recipe's
 # Stage bookkeeping for recipes (source it after parse_options.sh, once $exp is set). As in Kaldi,
 # `--stage N --stop-stage M` runs stages N..M. Each finished stage leaves $exp/.done/stageK, so a
 # rerun without --stage skips what finished and goes on where the last run stopped. An explicit

@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced, never run alone
 # How training is launched. One process by default; uncomment one of the lines below.
 #
 # Several processes on this machine (DDP; gloo on CPU, nccl on GPU; each rank streams its own

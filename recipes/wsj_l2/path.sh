@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced, never run alone
 # Puts the repository's .venv (made by `make install`) on PATH when there is one.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ -x "$here/../../.venv/bin/flowaccent" ]; then

@@ -77,6 +77,7 @@ done
 # every set is a folder $data/NAME: one name twice (or a name of the recipe's own sets: wsj_*, the scored native_*,
 # stage 5's NAME_rated) would overwrite a set with another
 rated_names=$(for name in $(names "$l2"); do echo "${name}_rated"; done)
+# shellcheck disable=SC2046,SC2086  # the lists are split into their names on purpose
 clash=$(printf '%s\n' $(names "$l2 $l2_train") $rated_names wsj_all wsj_test wsj_train wsj_heldout native_heldout \
   native_test native | sort | uniq -d | head -n 1)
 [ -z "$clash" ] || { log "set name '$clash' is used twice (--l2, --l2-train, NAME_rated, wsj_*, native_heldout," \
