@@ -1,0 +1,70 @@
+r"""What the docs point to exists: their relative links, the repository paths they name in backticks
+(``benchmarks/bench_score.py``) and the Python names (``flowaccent.score.metrics.moments``). A renamed file
+or function otherwise leaves the docs pointing at nothing, and no other test reads them."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted([*ROOT.glob("*.md"), *ROOT.glob("docs/*.md"), *ROOT.glob("recipes/*/*.md")])
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# a path as a whole backticked span; not a pattern, nor what a run writes (exp/, benchmarks/results/)
+PATH = re.compile(r"`((?:flowaccent|benchmarks|recipes|tests|docs)/[A-Za-z0-9_./-]+)`")
+NAME = re.compile(r"`(flowaccent(?:\.[A-Za-z_]\w*)+)")
+
+
+def doc_id(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def resolves(dotted: str) -> bool:
+    r"""Whether ``dotted`` is a module, or an attribute path from the longest importable module in it."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[i:]:
+                obj = getattr(obj, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_the_docs_are_found():
+    assert {"README.md", "docs/training.md", "docs/performance.md", "recipes/demo/RESULTS.md"} <= set(
+        map(doc_id, DOCS))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def test_relative_links_lead_to_files(doc):
+    targets = [t for t in LINK.findall(doc.read_text()) if not t.startswith(("http://", "https://", "mailto:", "#"))]
+    assert [t for t in targets if not (doc.parent / t.split("#")[0]).exists()] == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def test_named_repository_paths_exist(doc):
+    paths = [p.rstrip(".") for p in PATH.findall(doc.read_text())]
+    named = [p for p in paths if "/exp/" not in p and not p.startswith("benchmarks/results/")]
+    assert [p for p in named if not (ROOT / p).exists()] == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def test_named_python_objects_exist(doc):
+    assert [n for n in sorted(set(NAME.findall(doc.read_text()))) if not resolves(n)] == []
+
+
+def test_the_checks_can_fail():
+    assert not resolves("flowaccent.score.metrics.no_such_function")
+    assert not resolves("flowaccent.no_such_module")
+    assert resolves("flowaccent.score.metrics.moments") and resolves("flowaccent.features")
+    assert PATH.findall("see `benchmarks/bench_nothing.py` and `flowaccent/{a,b}/config.py`") == [
+        "benchmarks/bench_nothing.py"]
