@@ -5,11 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
+
+
+def recipe_env() -> dict[str, str]:
+    r"""The environment a test runs a recipe in: the ``flowaccent`` of the Python running the tests, as the active
+    virtual environment (the recipe's path.sh then puts it on PATH, not the repository's .venv: ``make
+    test-lower`` runs the tests in another), and one thread per command."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "VIRTUAL_ENV": sys.prefix,
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
 def make_wav_data_dir(

@@ -4,16 +4,17 @@ redoes a stage with --stage."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
+
+from ..conftest import recipe_env
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "demo" / "run.sh"
 
 
 def test_quick_demo_runs_every_stage(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = recipe_env()
     # 100 t-SNE frames per set, not 500: 4 s of each of the test's 4 reports
     cmd = ["bash", str(RECIPE), "--quick", "true", "--exp", str(tmp_path / "exp"), "--report-opts", "--tsne-frames 100"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)

@@ -14,7 +14,7 @@ from scipy.io import wavfile
 
 from flowaccent.data import read_table, write_table
 
-from ..conftest import make_wav_data_dir
+from ..conftest import make_wav_data_dir, recipe_env
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "wsj_l2" / "run.sh"
 TINY = (
@@ -53,7 +53,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     test = stand_in(tmp_path, "test_eval92", ("440", "441"), 2)
     zh = stand_in(tmp_path, "zh", ("zh01", "zh02"), 3, rated=True)
     ja = stand_in(tmp_path, "ja", ("ja01", "ja02"), 4, rated=True, segments=True)  # recordings cut by segments
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = recipe_env()
     cmd = [
         "bash",
         str(RECIPE),

@@ -1,0 +1,45 @@
+r"""A recipe's path.sh: which flowaccent the recipe runs (an active virtual environment's, where it has one, else
+the repository's .venv)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+REPO_VENV_BIN = (RECIPES.parent / ".venv" / "bin").resolve()
+
+
+def path_after_sourcing(recipe: str, virtual_env: Path) -> list[str]:
+    env = {**os.environ, "VIRTUAL_ENV": str(virtual_env), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", '. ./path.sh && echo "$PATH"'], cwd=RECIPES / recipe, env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip().split(":")
+
+
+def fake_venv(root: Path, with_flowaccent: bool) -> Path:
+    (root / "bin").mkdir(parents=True)
+    if with_flowaccent:
+        (root / "bin" / "flowaccent").write_text("#!/bin/sh\n")
+        (root / "bin" / "flowaccent").chmod(0o755)
+    return root
+
+
+@pytest.mark.parametrize("recipe", ["demo", "wsj_l2"])
+def test_an_active_venv_with_flowaccent_comes_first(tmp_path, recipe):
+    venv = fake_venv(tmp_path / "venv", with_flowaccent=True)
+    assert path_after_sourcing(recipe, venv)[0] == str(venv / "bin")
+
+
+@pytest.mark.parametrize("recipe", ["demo", "wsj_l2"])
+def test_an_active_venv_without_flowaccent_is_passed_over(tmp_path, recipe):
+    venv = fake_venv(tmp_path / "venv", with_flowaccent=False)
+    first = path_after_sourcing(recipe, venv)[0]
+    assert first != str(venv / "bin")
+    if (REPO_VENV_BIN / "flowaccent").exists():  # make's .venv: there in CI and after `make install`
+        assert Path(first).resolve() == REPO_VENV_BIN
+    else:
+        assert first == "/usr/bin"
