@@ -52,7 +52,8 @@ def test_same_values_as_nflows(dim, context, batch):
         in_place = forward_in_place(flow, x, ctx)  # goes through the folded flow too
     torch.testing.assert_close(x, before, rtol=0, atol=0)  # the caller's frames untouched
     assert z.shape == (batch, dim) and log_det.shape == (batch,) and z.is_contiguous()
-    torch.testing.assert_close(z.double(), want_z, rtol=1e-5, atol=1e-5)
+    # float32 against float64: 1.1e-5 seen at dim 40 with torch 2.9.1, whose oneDNN rounds in another order
+    torch.testing.assert_close(z.double(), want_z, rtol=1e-5, atol=3e-5)
     torch.testing.assert_close(log_det.double(), want_log_det, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(in_place[0], z, rtol=0, atol=0)
 
