@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..conftest import recipe_env
+
 COMMON = Path(__file__).parents[2] / "recipes" / "common"
 
 RECIPE = """#!/usr/bin/env bash
@@ -103,13 +105,13 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
     spaced = tmp_path / "my data"
     spaced.mkdir()
     demo = subprocess.run(["bash", str(recipes / "demo" / "run.sh"), "--quick", "true", "--exp", str(spaced / "e")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=recipe_env())
     assert demo.returncode == 1 and f"the corpus would go into {spaced / 'e' / 'corpus'}, whose path holds " \
         "whitespace (Kaldi's wav.scp cannot carry it): give --exp a folder whose path has none" in demo.stderr
     assert not (spaced / "e").exists()
     wsj = subprocess.run(["bash", str(recipes / "wsj_l2" / "run.sh"), "--wsj-train", "a", "--wsj-test", "b", "--l2",
                           "zh", "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data")],
-                         capture_output=True, text=True, timeout=60, cwd=spaced)
+                         capture_output=True, text=True, timeout=60, cwd=spaced, env=recipe_env())
     assert wsj.returncode == 1 and f"--l2 'zh': {spaced / 'zh'} holds whitespace, which these space-separated lists " \
         "cannot carry" in wsj.stderr
     assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()

@@ -153,6 +153,7 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     relative paths inside a corpus's wav.scp too (as Kaldi reads them: from egs/*/s5), and each set's dir is made
     afresh (an old one's features go). An --l2 DIR without NAME= is named by its last part (it was refused at
     stage 4, after training). A name used by --l2 and --l2-train both is refused first."""
+    env = recipe_env()
     wsj = stand_in(tmp_path, "train_si284", ("011",), 1)
     test = stand_in(tmp_path, "test_eval92", ("440",), 2)
     zh = stand_in(tmp_path, "zh", ("zh01",), 3, rated=True)
@@ -166,12 +167,13 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     rel = {p: str(p.relative_to(tmp_path)) for p in (wsj, test, zh)}
     cmd = ["bash", str(RECIPE), "--wsj-train", rel[wsj], "--wsj-test", rel[test], "--l2", rel[zh],
            "--data", str(data), "--exp", str(exp), "--nj", "1"]
-    done = subprocess.run([*cmd, "--stop-stage", "0"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run([*cmd, "--stop-stage", "0"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in data.iterdir()) == ["wsj_all", "wsj_test", "zh"]
     assert not (data / "wsj_test" / "feats.scp").exists() and (data / "zh" / "utt2score").exists()
     done = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1", "--fbank-opts", "--preemph-coeff 0.9"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(read_table(data / "zh" / "feats.scp")) == len(wavs)
     # fbank's options reach it (its errors name them: --allow-upsample true, --channel 0)
@@ -184,7 +186,7 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                   ("--l2-train", "native_test=b", "set name 'native_test' is used twice"),
                                   ("--l2-train", "zh_rated=b", "set name 'zh_rated' is used twice"),
                                   ("--l2-train", "zh2=", "--l2-train 'zh2=': no DIR after 'zh2=' (NAME=DIR)")):
-        bad = subprocess.run([*cmd, option, spec], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        bad = subprocess.run([*cmd, option, spec], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (spec, bad.stderr)
     # numbers stages 2 and 5 use, after training (a fraction 0 held out one utterance all the same)
     for option, value, message in (("--heldout-fraction", "0", "takes a fraction between 0 and 1 (both excluded)"),
@@ -196,10 +198,10 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                    ("--train-opts", "--train.epoch 3", "unrecognized arguments: --train.epoch"),
                                    ("--train-opts", "--train.valid_fraction 2", "valid_fraction must be in [0, 1)")):
         bad = subprocess.run([*cmd, option, value, "--exp", str(tmp_path / "exp_bad")], capture_output=True,
-                             text=True, cwd=tmp_path, timeout=60)
+                             text=True, cwd=tmp_path, env=env, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)
         assert not (tmp_path / "exp_bad").exists()
-    clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path,
+    clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path, env=env,
                            timeout=60)
     assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr
     # bare wav.scp lists without NAME=: named by their folder, or their name less .scp (both were 'wav.scp' and
@@ -208,7 +210,7 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     shutil.copy(zh / "wav.scp", tmp_path / "lists" / "ja.scp")
     bare = subprocess.run([*cmd[:6], "--nj", "1", "--l2", f"{rel[zh]}/wav.scp", "--l2-train", "lists/ja.scp", "--data",
                            str(tmp_path / "data2"), "--exp", str(tmp_path / "exp2"), "--stop-stage", "0"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert bare.returncode == 0, bare.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "data2").iterdir()) == ["ja", "wsj_all", "wsj_test", "zh"]
 
