@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+#: The repository's root (the folder of pyproject.toml).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 def recipe_env() -> dict[str, str]:
     r"""The environment a test runs a recipe in: the ``flowaccent`` of the Python running the tests, as the active

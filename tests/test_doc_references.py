@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import REPO_ROOT as ROOT
+
 DOCS = sorted([*ROOT.glob("*.md"), *ROOT.glob("docs/*.md"), *ROOT.glob("recipes/*/*.md")])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # a path as a whole backticked span; not a pattern, nor what a run writes (exp/, benchmarks/results/)

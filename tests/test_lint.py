@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import REPO_ROOT as ROOT
+
 RECORDS = "benchmarks/results/"
 
 
@@ -39,7 +40,7 @@ def is_shell(name: str) -> bool:
         return True
     with open(ROOT / name, "rb") as f:
         first = f.readline(200)
-    return first.startswith(b"#!") and (first.rstrip().endswith(b"bash") or first.rstrip().endswith(b"/sh"))
+    return first.startswith(b"#!") and first.rstrip().endswith((b"bash", b"/sh"))
 
 
 def shell_scripts() -> list[str]:

@@ -4,9 +4,9 @@ dependency's floor, so the floors the package declares are the versions the suit
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import REPO_ROOT as ROOT
+
 NOT_PINNED = {"torch"}  # test-lower keeps torch 2.13.0 (.ci/lower-bounds.txt says why)
 
 

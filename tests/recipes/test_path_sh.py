@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-RECIPES = Path(__file__).parents[2] / "recipes"
-REPO_VENV_BIN = (RECIPES.parent / ".venv" / "bin").resolve()
+from ..conftest import REPO_ROOT
+
+RECIPES = REPO_ROOT / "recipes"
+REPO_VENV_BIN = (REPO_ROOT / ".venv" / "bin").resolve()
 
 
 def path_after_sourcing(recipe: str, virtual_env: Path) -> list[str]:
