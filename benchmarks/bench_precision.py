@@ -6,8 +6,9 @@ for each precision P the device offers (fp32 and bf16 everywhere, tf32 on CUDA o
          defaults otherwise (20 epochs; ``--epochs`` shortens it): the command's wall seconds, its
          best validation NLL (held-out utterances of the training speakers), and the NLL of
          ``test_native`` (unseen speakers) scored in fp32 by the model it trained;
-  score  ``flowaccent score --precision P test_native`` with the seed-0 fp32-trained model: wall
-         seconds and NLL (the effect of scoring in P), and its largest per-utterance difference.
+  score  ``flowaccent score --precision P test_native`` with the first seed's fp32-trained model, right
+         after that training (the first): wall seconds and NLL (the effect of scoring in P), and its
+         largest per-utterance difference.
 Seeds change the weights' initialisation and the data order, so the spread of fp32's own seeds
 says how large a difference between precisions has to be to mean anything. NLL in nats per frame
 (frame-weighted mean of ``utt_scores.tsv``), lower is better. The device is ``flowaccent``'s own
@@ -88,6 +89,17 @@ def summarise(train_rows: list[dict]) -> list[dict]:
     return out
 
 
+def score_table(exp: Path, test_data: Path, root: Path):
+    r"""Yields the scoring table's rows: the fp32-trained model ``exp`` scored in each precision."""
+    reference = None
+    for precision in precisions():
+        seconds, nll, frames = score(exp, test_data, root / f"scores_fp32_{precision}", precision)
+        reference = nll if reference is None else reference
+        yield {"precision": precision, "score_seconds": seconds, "score_frames": int(frames.sum()),
+               "scored_nll": float(np.average(nll, weights=frames)),
+               "scored_max_utt_diff": float(np.abs(nll - reference).max())}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, help="train this many epochs (default: the trainer's default)")
@@ -103,20 +115,20 @@ def main(argv: list[str] | None = None) -> dict:
         train_data = prepare_corpus(root, args.num_sentences)
         test_data = root / "corpus" / "test_native"
         subprocess.run([*FLOWACCENT, "fbank", str(test_data), "--nj", "2", "--quiet"], check=True)
-        train_rows = []
-        for seed in args.seeds:  # precisions interleaved
+        train_rows, score_rows = [], []
+
+        def keep() -> None:  # row by row: an interrupted run keeps what it measured
+            if args.json:
+                atomic_write_json(args.json, {"train": train_rows, "score": score_rows, "partial": True})
+
+        for seed in args.seeds:  # precisions interleaved, fp32 first
             for precision in precisions():
                 train_rows.append(train_row(root, train_data, test_data, precision, seed, extra))
-                if args.json:  # kept row by row: an interrupted run keeps what it measured
-                    atomic_write_json(args.json, {"train": train_rows, "partial": True})
-        score_rows, reference = [], None
-        for precision in precisions():  # the first seed's fp32-trained model, scored in each precision
-            seconds, nll, frames = score(root / f"exp_fp32_s{args.seeds[0]}", test_data,
-                                         root / f"scores_fp32_{precision}", precision)
-            reference = nll if reference is None else reference
-            score_rows.append({"precision": precision, "score_seconds": seconds, "score_frames": int(frames.sum()),
-                               "scored_nll": float(np.average(nll, weights=frames)),
-                               "scored_max_utt_diff": float(np.abs(nll - reference).max())})
+                keep()
+                if (seed, precision) == (args.seeds[0], "fp32"):  # as soon as its model exists: a run cut short
+                    for row in score_table(root / f"exp_fp32_s{seed}", test_data, root):  # (a GPU's lease) has it
+                        score_rows.append(row)
+                        keep()
     finally:
         shutil.rmtree(root)
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "CPU",

@@ -1,24 +1,29 @@
 #!/bin/bash
 # shellcheck disable=SC2086  # $PY unquoted on purpose: PY='python3 -X dev' is two words
-# What issue #8 still needs from a GPU, in one call of about 8 minutes (docs/performance.md, section GPU,
-# "Second lease"). First the open question: the eager training step is bound by the host launching it,
-# and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,
+# What issue #8 still needs from a GPU, in one call of at most 9 minutes (docs/performance.md, section GPU,
+# "Second lease"). First what goal 7 has never measured: scoring in tf32 and bf16 (the first lease's
+# precision section was cut after 4 of its 6 trainings, before its scoring table), with one seed's three
+# trainings side by side (bench_precision.py --seeds 1: fp32, then test_native scored in each precision,
+# then tf32 and bf16; ~4 min at the first lease's speed). Then the open question: the eager training
+# step is bound by the host launching it, and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,
 # with what the trainer adds (the logged means, gradient clipping), under train.deterministic, and
 # that without filling new tensors. Then where scoring's 4-6 s of start-up go (bench_startup.py, printed
-# to log.txt only: $OUT brings back 8 files at most). Then the measurements of the second lease again, side by side with
+# to log.txt only). Then the measurements of the second lease again, side by side with
 # another checkout when .old/ holds one (`git archive REV flowaccent | tar -x -C .old`): where the host
 # still waits (gpu_syncs.py), training end to end (1 epoch of 1M frames at batch 10000; 3 epochs of
 # 240k frames at batch 4096), scoring at 65536 and 8000 frames per forward, the validation pass; and
-# the GPU-only unit tests. Each section is bounded by the time left of BUDGET seconds; one JSON per
-# section and log.txt go to $OUT.
+# the GPU-only unit tests. Each section is bounded by the time left of BUDGET seconds; $OUT gets log.txt and
+# json.tar, one JSON per section (the device tool brings back 8 files at most, and 8 sections write one), packed
+# again at the start of each section, so a run cut short keeps what its sections wrote.
 #
 # On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/):
-#   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made)
+#   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made), timeout_s 600
 # QUICK=1: tiny sizes on the CPU, to check the script here (numbers meaningless).
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
-BUDGET=${BUDGET:-480}
+J=$(mktemp -d)
+BUDGET=${BUDGET:-540}
 T0=$(date +%s)
 exec > >(tee -a "$OUT/log.txt") 2>&1
 PY=${PY:-python3}
@@ -27,15 +32,16 @@ if [ -d .whl ] && [ "${QUICK:-0}" != 1 ]; then
     || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 fi
-el() { echo "== $(( $(date +%s) - T0 )) s: $*"; }
+el() { tar -cf "$OUT/json.tar" -C "$J" .; echo "== $(( $(date +%s) - T0 )) s: $*"; }
 left() { local l=$(( BUDGET - ($(date +%s) - T0) )); [ "$1" -lt "$l" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
 OLD=(); [ -d .old/flowaccent ] && OLD=(--other-tree .old)
 TRAIN=(--repeats 2); EPOCHS=(--frames 240000 --batch 4096 --epochs 3 --repeats 2); SCORE=(--repeats 2 --large-repeats 1)
-VALID=(--repeats 5); STARTUP=(--repeats 3)
+VALID=(--repeats 5); STARTUP=(--repeats 3); PRECISION=(--seeds 1)
 if [ "${QUICK:-0}" = 1 ]; then
   TRAIN=(--frames 20000 --batch 1000 --repeats 1 --steps 1)
   EPOCHS=(--frames 20000 --batch 1000 --epochs 3 --repeats 1 --steps 1); VALID=(--utts 6 --utt-frames 50 --repeats 1)
   SCORE=(--frames 10000 --scale 2 --hidden 16 --blocks 2 --repeats 1 --large-repeats 1); STARTUP=(--repeats 1 --blocks 2 --hidden 16)
+  PRECISION=(--seeds 1 --num-sentences 4 --epochs 1 --train-args "--model.num-blocks 2 --model.hidden 16")
 fi
 el start
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3
@@ -44,25 +50,28 @@ $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torc
 torch.cuda.is_available() and torch.cuda.get_device_name()); import flowaccent, nflows, kaldiio; print('imports ok')"
 el unit tests of the host-device copies and ActNorm
 timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py 2>&1 | tail -3
+el precision: scoring in each precision, and one seed trained in each
+timeout "$(left 270)" $PY benchmarks/bench_precision.py "${PRECISION[@]}" --json "$J/precision.json" \
+  || echo "precision failed: $?"
 el the eager step: host launch against GPU busy time, and what the trainer adds
-timeout "$(left 60)" $PY benchmarks/gpu_launch.py --json "$OUT/launch.json" || echo "launch failed: $?"
+timeout "$(left 60)" $PY benchmarks/gpu_launch.py --json "$J/launch.json" || echo "launch failed: $?"
 el where the start-up of scoring goes: fresh processes, one step more each, and a profile of one score command
 timeout "$(left 60)" $PY benchmarks/bench_startup.py "${STARTUP[@]}" --profile || echo "startup failed: $?"
 el where the host still waits for the GPU in train and score
-timeout "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$OUT/syncs.json" || echo "syncs failed: $?"
+timeout "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$J/syncs.json" || echo "syncs failed: $?"
 el train, eager, against .old
-timeout "$(left 120)" $PY benchmarks/bench_train.py --no-compile "${TRAIN[@]}" "${OLD[@]}" --json "$OUT/train.json" \
+timeout "$(left 120)" $PY benchmarks/bench_train.py --no-compile "${TRAIN[@]}" "${OLD[@]}" --json "$J/train.json" \
   || echo "train failed: $?"
 el score, 65536 frames per forward, against .old
 timeout "$(left 100)" $PY benchmarks/bench_score.py "${SCORE[@]}" --batch-frames 65536 "${OLD[@]}" \
-  --json "$OUT/score_65536.json" || echo "score 65536 failed: $?"
+  --json "$J/score_65536.json" || echo "score 65536 failed: $?"
 el validation, joined batches against one forward per utterance
-timeout "$(left 40)" $PY benchmarks/bench_validation.py "${VALID[@]}" --json "$OUT/validation.json" \
+timeout "$(left 40)" $PY benchmarks/bench_validation.py "${VALID[@]}" --json "$J/validation.json" \
   || echo "validation failed: $?"
 el train, eager, 3 epochs of 240k frames at batch 4096, against .old
 timeout "$(left 90)" $PY benchmarks/bench_train.py --no-compile "${EPOCHS[@]}" "${OLD[@]}" \
-  --json "$OUT/train_epochs.json" || echo "train epochs failed: $?"
+  --json "$J/train_epochs.json" || echo "train epochs failed: $?"
 el score, default batch, against .old
-timeout "$(left 90)" $PY benchmarks/bench_score.py "${SCORE[@]}" "${OLD[@]}" --json "$OUT/score.json" \
+timeout "$(left 90)" $PY benchmarks/bench_score.py "${SCORE[@]}" "${OLD[@]}" --json "$J/score.json" \
   || echo "score failed: $?"
 el end

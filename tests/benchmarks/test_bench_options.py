@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -50,7 +51,7 @@ def test_train_without_the_compiled_variant(tmp_path):
 
 
 def test_precision_keeps_the_rows_of_an_interrupted_run(tmp_path, monkeypatch):
-    calls = []
+    calls, scored = [], []
 
     def train_row(root, train, test, precision, seed, extra):
         if len(calls) == 2:
@@ -62,10 +63,20 @@ def test_precision_keeps_the_rows_of_an_interrupted_run(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_precision.subprocess, "run", lambda *a, **k: None)  # fbank of test_native
     monkeypatch.setattr(bench_precision, "train_row", train_row)
     monkeypatch.setattr(bench_precision, "precisions", lambda: ["fp32", "bf16"])
+
+    def score(exp, data, out, precision):
+        scored.append((exp.name, precision, len(calls)))
+        return 2.0, np.array([1.0, 3.0]) + (precision == "bf16"), np.array([10, 30])
+
+    monkeypatch.setattr(bench_precision, "score", score)
     with pytest.raises(KeyboardInterrupt):
         bench_precision.main(["--json", str(tmp_path / "p.json")])
     kept = json.loads((tmp_path / "p.json").read_text())
     assert kept["partial"] and [(r["precision"], r["seed"]) for r in kept["train"]] == [("fp32", 0), ("bf16", 0)]
+    # the scoring table right after the first training (fp32, seed 0), with that model: a run cut short keeps it
+    assert scored == [("exp_fp32_s0", "fp32", 1), ("exp_fp32_s0", "bf16", 1)]
+    assert [(r["precision"], r["scored_nll"], r["scored_max_utt_diff"]) for r in kept["score"]] == [
+        ("fp32", 2.5, 0.0), ("bf16", 3.5, 1.0)]
 
 
 def test_gpu_table_names_the_compile_mode():
