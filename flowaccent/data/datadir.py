@@ -57,31 +57,41 @@ def read_table(path: str | Path, allow_empty_value: bool = False, any_text: bool
         raise DataDirError(f"{path}: cannot read: {error}") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raise DataDirError(f"{path}:1: starts with a UTF-8 byte-order mark (BOM); save the file without it")
-    lines = raw.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
     table: dict[str, str] = {}
-    previous = None
-    for number, data in enumerate(lines, 1):
-        line = _decode(data[:-1] if data.endswith(b"\r") else data, any_text, f"{path}:{number}")
-        if not line.strip(KALDI_SPACE):
+    previous = ""
+    for number, line in enumerate(_lines(raw, any_text, path), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        parts = fields(line, maxsplit=1)
+        if not parts:
             raise DataDirError(f"{path}:{number}: empty line")
         if line[0] in KALDI_SPACE:
             raise DataDirError(f"{path}:{number}: line starts with whitespace (empty key)")
-        parts = fields(line, maxsplit=1)
         key = parts[0]
         value = parts[1] if len(parts) == 2 else ""
         if not value and not allow_empty_value:
             raise DataDirError(f"{path}:{number}: key '{key}' has no value")
         if key in table:
             raise DataDirError(f"{path}:{number}: duplicate key '{key}'")
-        if previous is not None and _c_order(key) < _c_order(previous):
+        if key < previous:  # code points compare as their UTF-8 bytes do: C order (the first key: never)
             raise DataDirError(
                 f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); sort with LC_ALL=C sort"
             )
         table[key] = value
         previous = key
     return table
+
+
+def _lines(raw: bytes, any_text: bool, path: Path) -> list[str]:
+    r"""``raw``'s lines (split at ``\n`` only) as text: the whole decoded at once, else line by line (to name the
+    line that is not UTF-8, or with ``any_text`` to replace its value's bytes)."""
+    try:
+        lines = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        lines = [_decode(data, any_text, f"{path}:{number}") for number, data in enumerate(raw.split(b"\n"), 1)]
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _decode(data: bytes, any_text: bool, where: str) -> str:

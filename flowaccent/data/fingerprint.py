@@ -23,34 +23,37 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _where(entry: ScpEntry) -> str:
-    r"""``entry``'s rxfile with its archive named by its file name only."""
-    if entry.is_pipe:
-        return entry.rxfile
-    path = entry.location()[0]
-    return Path(path).name + entry.rxfile[len(path):]
-
-
-def _archive_sizes(entries: list[ScpEntry]) -> bytes:
-    r"""``name size`` of every distinct archive the entries point into, in the scp's order (relative paths: from
-    the current folder, as they are read; -1 for one that is not there)."""
-    sizes: dict[str, int] = {}
+def _wheres(entries: list[ScpEntry], archives: dict[str, str]) -> bytes:
+    r"""The lines ``key rxfile`` of ``entries`` with each archive named by its file name only; ``archives`` gets
+    ``{path: file name}`` of each archive they point into, in the scp's order (one ``Path`` per archive, not per
+    entry: those were half of the digests' 1.9 s on 200k utterances)."""
+    lines = []
     for entry in entries:
         if entry.is_pipe:
+            lines.append(f"{entry.key} {entry.rxfile}\n")
             continue
         path = entry.location()[0]
-        if path not in sizes:
-            sizes[path] = Path(path).stat().st_size if Path(path).exists() else -1
-    return "".join(f"{Path(p).name} {s}\n" for p, s in sizes.items()).encode()
+        if (name := archives.get(path)) is None:
+            name = archives[path] = Path(path).name
+        lines.append(f"{entry.key} {name}{entry.rxfile[len(path):]}\n")
+    return "".join(lines).encode()
+
+
+def _archive_sizes(archives: dict[str, str]) -> bytes:
+    r"""``name size`` of every archive of ``archives`` (``{path: file name}``, relative paths from the current
+    folder, as they are read; -1 for one that is not there)."""
+    sizes = {path: Path(path).stat().st_size if Path(path).exists() else -1 for path in archives}
+    return "".join(f"{archives[p]} {s}\n" for p, s in sizes.items()).encode()
 
 
 def dir_fingerprint(path: Path, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
     r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``path`` (and, where
     its ``utt2accent`` gives the utterances' classes, ``labelled``, their labels)."""
-    scps = {name: read_scp(path / name) for name in ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])}
-    out = {name: _digest("".join(f"{e.key} {_where(e)}\n" for e in entries).encode()) for name, entries in scps.items()}
+    archives: dict[str, str] = {}
+    out = {name: _digest(_wheres(read_scp(path / name), archives))
+           for name in ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])}
     out["utt2spk"] = _digest((path / "utt2spk").read_bytes())
-    out["arks"] = _digest(_archive_sizes([e for entries in scps.values() for e in entries]))
+    out["arks"] = _digest(_archive_sizes(archives))
     if labelled:  # relabelled between a stop and --resume: half the run trained on each labelling, without a word
         out["utt2accent"] = _digest((path / "utt2accent").read_bytes())
     return out

@@ -12,6 +12,9 @@ import re
 #: The characters Kaldi separates fields with.
 KALDI_SPACE = " \t\n\v\f\r"
 _SPACES = re.compile(r"[ \t\n\v\f\r]+")
+#: The ASCII characters besides Kaldi's that ``str.split()`` takes for whitespace (file, group, record and unit
+#: separators).
+_MORE_ASCII_SPACE = re.compile(r"[\x1c-\x1f]")
 #: A number as Kaldi's tables write it, in ASCII: Python's float() and int() also take 4_5, ' 5', and other scripts'
 #: digits (Arabic-Indic, superscripts: int('²') is an error isdigit() let through, a traceback).
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -29,6 +32,8 @@ def fields(text: str, maxsplit: int = -1) -> list[str]:
         ['a', 'b  c']
     """
     stripped = text.strip(KALDI_SPACE)
+    if stripped.isascii() and not _MORE_ASCII_SPACE.search(stripped):  # str.split's whitespace is Kaldi's here
+        return stripped.split(None, maxsplit if maxsplit > 0 else -1)
     return _SPACES.split(stripped, maxsplit=max(maxsplit, 0)) if stripped else []
 
 

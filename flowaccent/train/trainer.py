@@ -359,11 +359,14 @@ def trim_log(path: Path, progress: Progress, patience: int = 0) -> None:
 
 
 def _input_dim(data: DataDir) -> int:
-    from flowaccent.data.kaldi_io import ScpReader
+    r"""The dim of the first utterance's features in ``feats.scp`` (one line of it: an scp reader of the whole
+    took 0.5 s of a 200k-utterance dir's start-up)."""
+    from flowaccent.data.kaldi_io import check_matrix, read_matrix
 
-    for _, feats in ScpReader(data.path / "feats.scp"):
-        return feats.shape[1]
-    raise DataDirError(f"{data.path / 'feats.scp'}: no utterances")
+    scp = data.path / "feats.scp"
+    for utt, rxfile in data.table("feats.scp").items():
+        return check_matrix(read_matrix(rxfile, utt, str(scp)), f"{scp}: utterance '{utt}'").shape[1]
+    raise DataDirError(f"{scp}: no utterances")
 
 
 def _check_own_config(exp: Path, config: ExperimentConfig, config_file: str | Path | None) -> None:

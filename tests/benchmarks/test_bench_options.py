@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_ab  # noqa: E402
+import bench_datadir  # noqa: E402
 import bench_precision  # noqa: E402
 import bench_tanh  # noqa: E402
 import bench_train  # noqa: E402
@@ -48,6 +49,17 @@ def test_train_without_the_compiled_variant(tmp_path):
     assert other["prefetch"] == 4 and other["model_only_fps"] == result["model_only_fps"]
     assert other["steady_fps"] > 0 and other["vs_default_wall"] > 0 and len(other["epoch_seconds"]) == 1
     assert json.loads((tmp_path / "train.json").read_text())["steady_ratio"] == result["steady_ratio"]
+
+
+def test_datadir_times_both_checkouts(tmp_path):
+    tree = other_checkout(tmp_path)
+    result = bench_datadir.main(["--utts", "300", "--repeats", "1", "--other-tree", str(tree),
+                                 "--json", str(tmp_path / "d.json")])
+    assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's commands ran
+    assert [r["command"] for r in result["commands"]] == ["validate", "train check"]
+    assert all(r["seconds"] > 0 and r["other_seconds"] > 0 and r["speedup"] > 0 for r in result["commands"])
+    assert set(result["parts"]) == {"read_table utt2spk", "read_scp feats.scp", "load_data_dir", "fingerprint_text"}
+    assert json.loads((tmp_path / "d.json").read_text()) == result
 
 
 def test_precision_keeps_the_rows_of_an_interrupted_run(tmp_path, monkeypatch):

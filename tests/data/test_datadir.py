@@ -129,6 +129,16 @@ def test_c_order_is_byte_order(tmp_path):
     write_table(tmp_path / "t", {"b": 1, "B": 2, "a_1": 3, "a-1": 4})
     assert [line.split()[0] for line in (tmp_path / "t").read_text().splitlines()] == ["B", "a-1", "a_1", "b"]
     assert list(read_table(tmp_path / "t")) == ["B", "a-1", "a_1", "b"]
+    # beyond ASCII: UTF-8's bytes (LC_ALL=C sort), 2-, 3- and 4-byte characters, and U+FFFF before U+10000
+    keys = ["aZ", "a\u00e9", "a\u4e00", "a\uffff", "a\U00010000", "a\U0001f600"]
+    assert sorted(keys, key=lambda k: k.encode()) == keys
+    (tmp_path / "u").write_text("".join(f"{k} v\n" for k in keys), encoding="utf-8")
+    assert list(read_table(tmp_path / "u")) == keys
+    for i in range(len(keys) - 1):
+        swapped = keys[:i] + [keys[i + 1], keys[i]] + keys[i + 2 :]
+        (tmp_path / "u").write_text("".join(f"{k} v\n" for k in swapped), encoding="utf-8")
+        with pytest.raises(DataDirError, match=f"u:{i + 2}: not sorted in C order"):
+            read_table(tmp_path / "u")
 
 
 def test_write_table_refuses_bad_keys_and_leaves_nothing(tmp_path):

@@ -1,0 +1,116 @@
+r"""Start-up on a data dir of many utterances: what the commands do per utterance before any frame is used.
+
+Writes a Kaldi data dir of ``--utts`` utterances (default 200000 of 5 frames, 40-d; LibriSpeech's 960 h hold
+281k, GigaSpeech's XL 8.3M) and times, in fresh processes, median of ``--repeats``:
+
+  validate     ``flowaccent validate DIR``: the tables read and checked
+  train check  ``flowaccent train DIR --exp E --check --features.cmvn none`` (the dir has no CMVN stats):
+               all that ``train`` does before its first step for a new run (the tables, the data's digests
+               for ``--resume``, the feature readers, the model and its optimiser), then it stops
+
+With ``--other-tree DIR`` (a folder holding another version's ``flowaccent/``, e.g. ``git archive REV flowaccent
+| tar -x -C DIR``) the same commands of that checkout run in the same repeats, alternating, the order swapped
+every repeat, and each row gives this checkout's speed over it (the median of the per-repeat ratios). Then, in
+this process, the library's parts on the same dir (best of ``--repeats``): ``read_table`` of ``utt2spk``,
+``read_scp`` of ``feats.scp``, ``load_data_dir``, ``fingerprint_text``.
+
+Usage: python benchmarks/bench_datadir.py [--utts 200000] [--repeats 5] [--other-tree DIR] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_model import other_tree  # noqa: E402
+from bench_score import write_corpus  # noqa: E402
+from bench_startup import timed  # noqa: E402
+
+from flowaccent.data.atomic import atomic_write_json  # noqa: E402
+
+FLOWACCENT = [sys.executable, "-m", "flowaccent"]
+
+
+def commands(data: Path, exp: Path) -> dict[str, list[str]]:
+    r"""The timed commands on ``data`` (absolute paths: another checkout's commands run in its folder)."""
+    return {"validate": [*FLOWACCENT, "validate", str(data)],
+            "train check": [*FLOWACCENT, "train", str(data), "--exp", str(exp), "--check", "--features.cmvn", "none"]}
+
+
+def parts(data: Path, repeats: int) -> dict[str, float]:
+    r"""Best seconds of each library part on ``data``, in this process."""
+    from flowaccent.data.datadir import load_data_dir, read_table
+    from flowaccent.data.fingerprint import fingerprint_text
+    from flowaccent.data.kaldi_io import read_scp
+
+    calls = {"read_table utt2spk": lambda: read_table(data / "utt2spk"),
+             "read_scp feats.scp": lambda: read_scp(data / "feats.scp"),
+             "load_data_dir": lambda: load_data_dir(data),
+             "fingerprint_text": lambda: fingerprint_text([data], with_cmvn=False)}
+    best = {}
+    for name, call in calls.items():
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+        best[name] = min(seconds)
+    return best
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utts", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--other-tree", help="also time the commands of another checkout (its folder)")
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args(argv)
+    other_tree(args.other_tree)  # a folder without flowaccent/: said before the corpus is written
+    root = Path(tempfile.mkdtemp(prefix="bench_datadir_"))
+    trees = [None, args.other_tree] if args.other_tree else [None]
+    try:
+        data = write_corpus(root / "data", args.utts * 5, utt_frames=5)
+        runs: dict[tuple[str, str | None], list[float]] = {}
+        for repeat in range(args.repeats):
+            for name, command in commands(data, root / "exp").items():
+                for tree in trees if repeat % 2 == 0 else trees[::-1]:
+                    runs.setdefault((name, tree), []).append(timed(command, tree))
+        rows = []
+        for name in commands(data, root / "exp"):
+            row = {"command": name, "seconds": statistics.median(runs[name, None])}
+            if args.other_tree:
+                mine, theirs = runs[name, None], runs[name, args.other_tree]
+                row["other_seconds"] = statistics.median(theirs)
+                row["speedup"] = statistics.median(t / m for m, t in zip(mine, theirs))
+            rows.append(row)
+        result = {"utts": args.utts, "repeats": args.repeats, "commands": rows, "parts": parts(data, args.repeats)}
+    finally:
+        shutil.rmtree(root)
+    print(markdown(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+    return result
+
+
+def markdown(result: dict) -> str:
+    other = "other_seconds" in result["commands"][0]
+    lines = [f"{result['utts']} utterances of 5 frames, median of {result['repeats']} fresh processes:", "",
+             "| command | seconds |" + (" other checkout's seconds | speed vs it |" if other else ""),
+             "| --- | ---: |" + (" ---: | ---: |" if other else "")]
+    for row in result["commands"]:
+        lines.append(f"| {row['command']} | {row['seconds']:.2f} |"
+                     + (f" {row['other_seconds']:.2f} | {row['speedup']:.2f}x |" if other else ""))
+    lines += ["", "In this process, best of the repeats:", "", "| part | seconds |", "| --- | ---: |"]
+    lines += [f"| {name} | {seconds:.3f} |" for name, seconds in result["parts"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
