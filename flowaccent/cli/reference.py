@@ -5,13 +5,43 @@ r"""The CLI reference (``docs/cli.md``), generated from the parsers so it cannot
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 
 from flowaccent.cli.main import COMMANDS, build_parser
 
 
+def _invocation(formatter: argparse.HelpFormatter, action: argparse.Action) -> str:
+    r"""An option's names as argparse wrote them before Python 3.13, each with its value: ``-s ARG, --long ARG``
+    (3.13 writes ``-s, --long ARG``)."""
+    if not action.option_strings or action.nargs == 0:
+        return _ARGPARSE_OWN(formatter, action)
+    value = formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
+    return ", ".join(f"{option} {value}" for option in action.option_strings)
+
+
+_ARGPARSE_OWN = argparse.HelpFormatter._format_action_invocation
+
+
+@contextlib.contextmanager
+def _one_format() -> Iterator[None]:
+    r"""The reference reads alike whichever Python writes it (the test compares it with the file)."""
+    argparse.HelpFormatter._format_action_invocation = _invocation  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.HelpFormatter._format_action_invocation = _ARGPARSE_OWN  # type: ignore[method-assign]
+
+
 def cli_reference() -> str:
     r"""Markdown with the ``--help`` of every sub-command."""
+    with _one_format():
+        return _reference()
+
+
+def _reference() -> str:
     os.environ["COLUMNS"] = "100"  # stable wrapping
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
