@@ -173,6 +173,7 @@ def _forking() -> Iterator[None]:
     traceback and lost: the command ran on to the end (exit 0). (Blocking the signals in this thread is not
     enough: another thread, tqdm's monitor, takes them, and the handler still runs here in the fork.)"""
     global _FORK_HELD
+    _end_tqdm_monitor()
     _FORK_HELD = []
     try:
         yield
@@ -181,6 +182,20 @@ def _forking() -> Iterator[None]:
     if held:
         handler, signum, frame = held[0]
         handler(signum, frame)
+
+
+def _end_tqdm_monitor() -> None:
+    r"""Ends tqdm's monitor thread before workers are forked, and keeps it from starting again in this process.
+    The monitor wakes every 10 s to redraw bars that stalled, under tqdm's lock; a worker forked at that moment
+    inherits the lock held by a thread it does not have (Python 3.12 warns of any fork of a process with
+    threads: `fbank --nj 2` did, and now forks from its main thread alone). Without the monitor a bar is
+    redrawn as it advances, not on its own."""
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0
+    monitor, tqdm.monitor = tqdm.monitor, None
+    if monitor is not None:
+        monitor.exit()
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...], stop: Any = None) -> None:

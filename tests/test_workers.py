@@ -184,3 +184,27 @@ def test_a_signal_while_the_workers_are_forked_is_not_lost(imap):
         _TERM_IN_FORK.clear()
         signal.signal(signal.SIGTERM, previous)
         ABORTED.clear()  # a later flowaccent command in this process would take it for its own second Ctrl-C
+
+
+def test_workers_are_forked_without_tqdm_monitor_thread(imap, monkeypatch):
+    r"""A progress bar starts tqdm's monitor thread, which wakes every 10 s under tqdm's lock: a worker forked
+    then inherits that lock held (Python 3.12 warns of forking a process with threads). It is ended first."""
+    from tqdm import tqdm
+
+    monkeypatch.setattr(tqdm, "monitor_interval", 10)  # as a fresh process has it
+    real_fork, threads = os.fork, []
+
+    def fork():
+        threads.append([t.name for t in threading.enumerate()])
+        return real_fork()
+
+    with open(os.devnull, "w") as sink, tqdm(total=3, disable=False, file=sink) as bar:
+        assert tqdm.monitor is not None and tqdm.monitor.is_alive()  # the bar started it
+        monitor = tqdm.monitor
+        monkeypatch.setattr(os, "fork", fork)
+        out = list(imap(_pid, range(3), 2))
+        monkeypatch.setattr(os, "fork", real_fork)
+        bar.update(3)
+    assert sorted(x for x, _ in out) == [0, 1, 2] and threads
+    assert not [names for names in threads if "tqdm_monitor" in names]
+    assert not monitor.is_alive() and tqdm.monitor is None and tqdm.monitor_interval == 0
