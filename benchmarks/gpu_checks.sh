@@ -1,20 +1,21 @@
 #!/bin/bash
 # shellcheck disable=SC2086  # $PY unquoted on purpose: PY='python3 -X dev' is two words
-# What issue #8 still needs from a GPU, in one call of at most 9 minutes (docs/performance.md, section GPU,
-# "Second lease"). First what goal 7 has never measured: scoring in tf32 and bf16 (the first lease's
-# precision section was cut after 4 of its 6 trainings, before its scoring table), with one seed's three
-# trainings side by side (bench_precision.py --seeds 1: fp32, then test_native scored in each precision,
-# then tf32 and bf16; ~4 min at the first lease's speed). Then the open question: the eager training
-# step is bound by the host launching it, and `flowaccent train` reaches 0.61-0.67 of the model-only rate; gpu_launch.py times the step bare,
-# with what the trainer adds (the logged means, gradient clipping), under train.deterministic, and
-# that without filling new tensors. Then where scoring's 4-6 s of start-up go (bench_startup.py, printed
-# to log.txt only). Then the measurements of the second lease again, side by side with
-# another checkout when .old/ holds one (`git archive REV flowaccent | tar -x -C .old`): where the host
-# still waits (gpu_syncs.py), training end to end (1 epoch of 1M frames at batch 10000; 3 epochs of
-# 240k frames at batch 4096), scoring at 65536 and 8000 frames per forward, the validation pass; and
-# the GPU-only unit tests. Each section is bounded by the time left of BUDGET seconds; $OUT gets log.txt and
-# json.tar, one JSON per section (the device tool brings back 8 files at most, and 8 sections write one), packed
-# again at the start of each section, so a run cut short keeps what its sections wrote.
+# What issue #8 still needs from a GPU, in one call of at most 9 minutes (docs/performance.md,
+# section GPU, "Second lease"). First what goal 7 has never measured: scoring in tf32 and bf16 (the
+# first lease's precision section was cut after 4 of its 6 trainings, before its scoring table), with
+# one seed's three trainings side by side (bench_precision.py --seeds 1: fp32, then test_native scored
+# in each precision, then tf32 and bf16; ~4 min at the first lease's speed). Then the open question:
+# the eager training step is bound by the host launching it, and `flowaccent train` reaches 0.61-0.67
+# of the model-only rate; gpu_launch.py times the step bare, with what the trainer adds (the logged
+# means, gradient clipping), under train.deterministic, and that without filling new tensors. Then
+# where scoring's 4-6 s of start-up go (bench_startup.py, printed to log.txt only). Then the
+# measurements of the second lease again, side by side with another checkout when .old/ holds one
+# (`git archive REV flowaccent | tar -x -C .old`): where the host still waits (gpu_syncs.py), training
+# end to end (1 epoch of 1M frames at batch 10000; 3 epochs of 240k frames at batch 4096), scoring at
+# 65536 and 8000 frames per forward, the validation pass. The GPU-only unit tests run first. Each
+# section is bounded by the time left of BUDGET seconds; $OUT gets log.txt and json.tar, one JSON per
+# section (the device tool brings back 8 files at most, and 8 sections write one), packed again at the
+# start of each section, so a run cut short keeps what its sections wrote.
 #
 # On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/):
 #   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made), timeout_s 600
