@@ -30,12 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_model import other_tree  # noqa: E402
+from bench_quality import FLOWACCENT  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 from bench_startup import timed  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
-
-FLOWACCENT = [sys.executable, "-m", "flowaccent"]
 
 
 def commands(data: Path, exp: Path) -> dict[str, list[str]]:

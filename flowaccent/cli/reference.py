@@ -12,6 +12,9 @@ from collections.abc import Iterator
 
 from flowaccent.cli.main import COMMANDS, build_parser
 
+#: argparse's own way of writing an option's names, this Python's
+_ARGPARSE_OWN = argparse.HelpFormatter._format_action_invocation
+
 
 def _invocation(formatter: argparse.HelpFormatter, action: argparse.Action) -> str:
     r"""An option's names as argparse wrote them before Python 3.13, each with its value: ``-s ARG, --long ARG``
@@ -20,9 +23,6 @@ def _invocation(formatter: argparse.HelpFormatter, action: argparse.Action) -> s
         return _ARGPARSE_OWN(formatter, action)
     value = formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
     return ", ".join(f"{option} {value}" for option in action.option_strings)
-
-
-_ARGPARSE_OWN = argparse.HelpFormatter._format_action_invocation
 
 
 @contextlib.contextmanager
