@@ -1,7 +1,8 @@
 r"""Start-up on a data dir of many utterances: what the commands do per utterance before any frame is used.
 
 Writes a Kaldi data dir of ``--utts`` utterances (default 200000 of 5 frames, 40-d; LibriSpeech's 960 h hold
-281k, GigaSpeech's XL 8.3M) and times, in fresh processes, median of ``--repeats``:
+281k, GigaSpeech's XL 8.3M) and times, in fresh processes, median of ``--repeats``, with each process's peak
+RSS (``ru_maxrss``, through :data:`bench_score.MAXRSS_WRAPPER`, whose start is in the seconds too):
 
   validate     ``flowaccent validate DIR``: the tables read and checked
   train check  ``flowaccent train DIR --exp E --check --features.cmvn none`` (the dir has no CMVN stats):
@@ -10,7 +11,8 @@ Writes a Kaldi data dir of ``--utts`` utterances (default 200000 of 5 frames, 40
 
 With ``--other-tree DIR`` (a folder holding another version's ``flowaccent/``, e.g. ``git archive REV flowaccent
 | tar -x -C DIR``) the same commands of that checkout run in the same repeats, alternating, the order swapped
-every repeat, and each row gives this checkout's speed over it (the median of the per-repeat ratios). Then, in
+every repeat, and each row gives this checkout's speed over it (the median of the per-repeat ratios) and its
+peak RSS over this one's (medians). Then, in
 this process, the library's parts on the same dir (best of ``--repeats``): ``read_table`` of ``utt2spk``,
 ``read_scp`` of ``feats.scp``, ``load_data_dir``, ``fingerprint_text``.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_model import other_tree  # noqa: E402
 from bench_quality import FLOWACCENT  # noqa: E402
-from bench_score import write_corpus  # noqa: E402
-from bench_startup import timed  # noqa: E402
+from bench_score import MAXRSS_WRAPPER, write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
@@ -41,6 +43,18 @@ def commands(data: Path, exp: Path) -> dict[str, list[str]]:
     r"""The timed commands on ``data`` (absolute paths: another checkout's commands run in its folder)."""
     return {"validate": [*FLOWACCENT, "validate", str(data)],
             "train check": [*FLOWACCENT, "train", str(data), "--exp", str(exp), "--check", "--features.cmvn", "none"]}
+
+
+def measured(command: list[str], tree: str | None = None) -> tuple[float, float]:
+    r"""``(seconds, peak RSS in MiB)`` of ``command`` in a fresh process (of the checkout ``tree``: None for this
+    one)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], capture_output=True, text=True,
+                          **other_tree(tree))
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed with status {done.returncode}: {done.stderr[-2000:]}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 def parts(data: Path, repeats: int) -> dict[str, float]:
@@ -76,18 +90,21 @@ def main(argv: list[str] | None = None) -> dict:
     trees = [None, args.other_tree] if args.other_tree else [None]
     try:
         data = write_corpus(root / "data", args.utts * 5, utt_frames=5)
-        runs: dict[tuple[str, str | None], list[float]] = {}
+        runs: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
         for repeat in range(args.repeats):
             for name, command in commands(data, root / "exp").items():
                 for tree in trees if repeat % 2 == 0 else trees[::-1]:
-                    runs.setdefault((name, tree), []).append(timed(command, tree))
+                    runs.setdefault((name, tree), []).append(measured(command, tree))
         rows = []
         for name in commands(data, root / "exp"):
-            row = {"command": name, "seconds": statistics.median(runs[name, None])}
+            mine = runs[name, None]
+            row = {"command": name, "seconds": statistics.median(s for s, _ in mine),
+                   "rss_mib": statistics.median(r for _, r in mine)}
             if args.other_tree:
-                mine, theirs = runs[name, None], runs[name, args.other_tree]
-                row["other_seconds"] = statistics.median(theirs)
-                row["speedup"] = statistics.median(t / m for m, t in zip(mine, theirs))
+                theirs = runs[name, args.other_tree]
+                row["other_seconds"] = statistics.median(s for s, _ in theirs)
+                row["speedup"] = statistics.median(t / m for (m, _), (t, _) in zip(mine, theirs))
+                row["other_rss_mib"] = statistics.median(r for _, r in theirs)
             rows.append(row)
         result = {"utts": args.utts, "repeats": args.repeats, "commands": rows, "parts": parts(data, args.repeats)}
     finally:
@@ -101,11 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
 def markdown(result: dict) -> str:
     other = "other_seconds" in result["commands"][0]
     lines = [f"{result['utts']} utterances of 5 frames, median of {result['repeats']} fresh processes:", "",
-             "| command | seconds |" + (" other checkout's seconds | speed vs it |" if other else ""),
-             "| --- | ---: |" + (" ---: | ---: |" if other else "")]
+             "| command | seconds | peak RSS MiB |"
+             + (" other checkout's seconds | speed vs it | its peak RSS MiB |" if other else ""),
+             "| --- | ---: | ---: |" + (" ---: | ---: | ---: |" if other else "")]
     for row in result["commands"]:
-        lines.append(f"| {row['command']} | {row['seconds']:.2f} |"
-                     + (f" {row['other_seconds']:.2f} | {row['speedup']:.2f}x |" if other else ""))
+        lines.append(f"| {row['command']} | {row['seconds']:.2f} | {row['rss_mib']:.0f} |"
+                     + (f" {row['other_seconds']:.2f} | {row['speedup']:.2f}x | {row['other_rss_mib']:.0f} |"
+                        if other else ""))
     lines += ["", "In this process, best of the repeats:", "", "| part | seconds |", "| --- | ---: |"]
     lines += [f"| {name} | {seconds:.3f} |" for name, seconds in result["parts"].items()]
     return "\n".join(lines)

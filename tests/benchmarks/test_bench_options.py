@@ -58,6 +58,7 @@ def test_datadir_times_both_checkouts(tmp_path):
     assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's commands ran
     assert [r["command"] for r in result["commands"]] == ["validate", "train check"]
     assert all(r["seconds"] > 0 and r["other_seconds"] > 0 and r["speedup"] > 0 for r in result["commands"])
+    assert all(10 < r["rss_mib"] < 4096 and 10 < r["other_rss_mib"] < 4096 for r in result["commands"])
     assert set(result["parts"]) == {"read_table utt2spk", "read_scp feats.scp", "load_data_dir", "fingerprint_text"}
     assert json.loads((tmp_path / "d.json").read_text()) == result
 
