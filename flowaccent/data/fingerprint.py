@@ -13,30 +13,39 @@ Pipes in an scp are taken as written and not run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import ScpEntry, read_scp
+
+#: Lines hashed at a time: the text a digest is taken of is never held whole (a line per utterance).
+_BLOCK = 4096
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _wheres(entries: list[ScpEntry], archives: dict[str, str]) -> bytes:
-    r"""The lines ``key rxfile`` of ``entries`` with each archive named by its file name only; ``archives`` gets
-    ``{path: file name}`` of each archive they point into, in the scp's order (one ``Path`` per archive, not per
-    entry: those were half of the digests' 1.9 s on 200k utterances)."""
-    lines = []
-    for entry in entries:
+def _wheres(rxfiles: Iterable[tuple[str, str]], archives: dict[str, str]) -> str:
+    r"""The digest of the lines ``key rxfile`` of an scp's ``(key, rxfile)`` pairs with each archive named by its
+    file name only; ``archives`` gets ``{path: file name}`` of each archive they point into, in the scp's order
+    (one ``Path`` per archive, not per entry: those were half of the digests' 1.9 s on 200k utterances)."""
+    hasher, lines = hashlib.sha256(), []
+    for key, rxfile in rxfiles:
+        entry = ScpEntry(key, rxfile)
         if entry.is_pipe:
-            lines.append(f"{entry.key} {entry.rxfile}\n")
-            continue
-        path = entry.location()[0]
-        if (name := archives.get(path)) is None:
-            name = archives[path] = Path(path).name
-        lines.append(f"{entry.key} {name}{entry.rxfile[len(path):]}\n")
-    return "".join(lines).encode()
+            lines.append(f"{key} {rxfile}\n")
+        else:
+            path = entry.location()[0]
+            if (name := archives.get(path)) is None:
+                name = archives[path] = Path(path).name
+            lines.append(f"{key} {name}{rxfile[len(path):]}\n")
+        if len(lines) == _BLOCK:
+            hasher.update("".join(lines).encode())
+            lines.clear()
+    hasher.update("".join(lines).encode())
+    return hasher.hexdigest()[:16]
 
 
 def _archive_sizes(archives: dict[str, str]) -> bytes:
@@ -46,12 +55,23 @@ def _archive_sizes(archives: dict[str, str]) -> bytes:
     return "".join(f"{archives[p]} {s}\n" for p, s in sizes.items()).encode()
 
 
-def dir_fingerprint(path: Path, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
-    r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``path`` (and, where
-    its ``utt2accent`` gives the utterances' classes, ``labelled``, their labels)."""
+def _rxfiles(data: Path | DataDir, name: str) -> Iterable[tuple[str, str]]:
+    r"""The ``(key, rxfile)`` pairs of the scp ``name`` of ``data``: its table where ``data`` is a :class:`DataDir`
+    that read it, else the file's."""
+    if isinstance(data, DataDir) and data.has(name):
+        return data.table(name).items()
+    path = data.path if isinstance(data, DataDir) else data
+    return ((entry.key, entry.rxfile) for entry in read_scp(path / name))
+
+
+def dir_fingerprint(data: Path | DataDir, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
+    r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``data`` (its folder,
+    or the :class:`DataDir` read from it: its scps are then not read again), and, where its ``utt2accent`` gives
+    the utterances' classes, ``labelled``, their labels."""
+    path = data.path if isinstance(data, DataDir) else data
     archives: dict[str, str] = {}
-    out = {name: _digest(_wheres(read_scp(path / name), archives))
-           for name in ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])}
+    scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
+    out = {name: _wheres(_rxfiles(data, name), archives) for name in scps}
     out["utt2spk"] = _digest((path / "utt2spk").read_bytes())
     out["arks"] = _digest(_archive_sizes(archives))
     if labelled:  # relabelled between a stop and --resume: half the run trained on each labelling, without a word
@@ -59,12 +79,13 @@ def dir_fingerprint(path: Path, with_cmvn: bool, labelled: bool = False) -> dict
     return out
 
 
-def fingerprint_text(paths: Sequence[Path], with_cmvn: bool, labelled: Sequence[Path] = ()) -> str:
-    r"""The lines of ``data_digest.txt`` for the data dirs ``paths``; ``labelled``: those of them whose
-    ``utt2accent`` gives the classes."""
+def fingerprint_text(dirs: Sequence[Path | DataDir], with_cmvn: bool, labelled: Sequence[Path] = ()) -> str:
+    r"""The lines of ``data_digest.txt`` for the data dirs ``dirs`` (folders, or :class:`DataDir`\ s read from them);
+    ``labelled``: the folders of those whose ``utt2accent`` gives the classes."""
     lines = []
-    for path in paths:
-        digests = dir_fingerprint(path, with_cmvn, path in labelled)
+    for data in dirs:
+        path = data.path if isinstance(data, DataDir) else data
+        digests = dir_fingerprint(data, with_cmvn, path in labelled)
         lines.append(f"{path.absolute()}\t" + " ".join(f"{k}={v}" for k, v in digests.items()) + "\n")
     return "".join(lines)
 

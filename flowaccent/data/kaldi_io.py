@@ -46,7 +46,11 @@ class ScpEntry:
 
     def location(self) -> tuple[str, int | None, tuple[slice, ...] | None]:
         r"""``(path, byte offset or None, (row slice[, column slice]) or None)``."""
-        match = _RXFILE.match(self.rxfile)
+        rxfile = self.rxfile
+        if not rxfile.endswith("]"):  # no range: _RXFILE's answer without its backtracking (2.2 -> 0.45 µs)
+            path, colon, offset = rxfile.rpartition(":")
+            return (path, int(offset), None) if colon and offset.isdecimal() else (rxfile, None, None)
+        match = _RXFILE.match(rxfile)
         assert match is not None  # the pattern matches every string
         offset = int(match["offset"]) if match["offset"] is not None else None
         return match["path"], offset, _parse_range(match["range"], self.key)
@@ -436,21 +440,27 @@ class RandomAccessReader:
         ...     feats = reader["spk1-utt1"]
     """
 
-    def __init__(self, path: str | Path, expected_dim: int | None = None, allow_nonfinite: bool = False):
+    def __init__(
+        self, path: str | Path, expected_dim: int | None = None, allow_nonfinite: bool = False,
+        rxfiles: Mapping[str, str] | None = None,
+    ):
+        r"""``rxfiles``: the scp's ``{key: rxfile}`` where it was read already (a :class:`~flowaccent.data.datadir.
+        DataDir`'s ``feats.scp`` table, the same lines): it is not read again, nor held twice."""
         self.path = Path(path)
-        self.entries = {e.key: e for e in read_scp(self.path)}
+        self.rxfiles = rxfiles if rxfiles is not None else {e.key: e.rxfile for e in read_scp(self.path)}
         self.expected_dim = expected_dim
         self.allow_nonfinite = allow_nonfinite
         self._fds: dict[str, IO[bytes]] = {}
 
     def __contains__(self, key: str) -> bool:
-        return key in self.entries
+        return key in self.rxfiles
 
     def __getitem__(self, key: str) -> np.ndarray:
         where = f"{self.path}: {_key_kind(self.path)} '{key}'"
-        entry = self.entries.get(key)
-        if entry is None:
+        rxfile = self.rxfiles.get(key)
+        if rxfile is None:
             raise KaldiIOError(f"{where}: not in the scp")
+        entry = ScpEntry(key, rxfile)
         if entry.is_pipe:
             array = read_matrix(entry.rxfile, key, str(self.path))
         else:
@@ -461,7 +471,7 @@ class RandomAccessReader:
         return check_matrix(array, where, self.expected_dim, None, self.allow_nonfinite)
 
     def twin(self) -> RandomAccessReader:
-        r"""A reader of the same scp (the parsed entries shared) with its own open files: one
+        r"""A reader of the same scp (its ``rxfiles`` shared) with its own open files: one
         reader's seek-and-read must not interleave with another thread's on the same file."""
         twin = copy.copy(self)
         twin._fds = {}

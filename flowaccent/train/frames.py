@@ -19,9 +19,10 @@ from flowaccent.errors import DataDirError
 from flowaccent.features.pipeline import FeaturePipeline
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class UttRef:
-    r"""One utterance: which source, its id, speaker, class label and frame count."""
+    r"""One utterance: which source, its id, speaker, class label and frame count (slots: one per utterance of the
+    data, 64 bytes each, not 120)."""
 
     source: int
     utt: str
@@ -35,7 +36,8 @@ class FrameSource:
 
     def __init__(self, dirs: Sequence[DataDir], input_dim: int, with_cmvn: bool = True):
         self.dirs = list(dirs)
-        self.readers = [RandomAccessReader(d.path / "feats.scp", expected_dim=input_dim) for d in self.dirs]
+        self.readers = [RandomAccessReader(d.path / "feats.scp", input_dim, rxfiles=d.table("feats.scp"))
+                        for d in self.dirs]
         for d, reader in zip(self.dirs, self.readers):  # a dir's features of another dim before its stats
             reader[d.utts[0]]
         self.cmvn = [load_cmvn_stats(d, input_dim) if with_cmvn and d.has("cmvn.scp") else {} for d in self.dirs]

@@ -253,7 +253,7 @@ def _train(
     classes_text = "".join(f"{c}\n" for c in class_names)
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
-    digest_text = fingerprint_text([d.path for d in dirs], config.features.cmvn == "spk", labelled)
+    digest_text = fingerprint_text(dirs, config.features.cmvn == "spk", labelled)
     state, changes = None, None
     if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
         # --resume's fresh start, trained over the finished model, its config.yaml and its log

@@ -41,3 +41,28 @@ def test_digests_follow_the_documented_recipe(tmp_path, monkeypatch):
     assert fingerprint_text([data], with_cmvn=False) == (
         f"{data.absolute()}\tfeats.scp={_h(where['feats.scp'])} utt2spk={_h(utt2spk)} "
         f"arks={_h(sizes.replace('cmvn.ark 3' + chr(10), ''))}\n")
+
+
+def test_a_data_dir_read_already_gives_the_same_digests(tmp_path, monkeypatch):
+    r"""``train`` digests the :class:`DataDir` it loaded (its scps not read again) and hashes the lines a block at
+    a time: the digests are those of the folder, whatever the block."""
+    from flowaccent.data import fingerprint, load_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.ark").write_bytes(b"x" * 10)
+    utts = [f"u{i:02d}" for i in range(7)]
+    (data / "feats.scp").write_text("".join(f"{u} data/a.ark:{i}\n" for i, u in enumerate(utts)))
+    (data / "cmvn.scp").write_text("s data/a.ark:1\n")
+    (data / "utt2spk").write_text("".join(f"{u} s\n" for u in utts))
+    (data / "spk2utt").write_text(f"s {' '.join(utts)}\n")
+    (data / "utt2accent").write_text("".join(f"{u} us\n" for u in utts))
+    expected = dir_fingerprint(data, with_cmvn=True, labelled=True)
+    assert expected["feats.scp"] == _h("".join(f"{u} a.ark:{i}\n" for i, u in enumerate(utts)))
+    loaded = load_data_dir(data)
+    for block in (1, 3, 7, 4096):
+        monkeypatch.setattr(fingerprint, "_BLOCK", block)
+        assert dir_fingerprint(loaded, with_cmvn=True, labelled=True) == expected
+        assert fingerprint_text([loaded], with_cmvn=False, labelled=[data]) == fingerprint_text(
+            [data], with_cmvn=False, labelled=[data])

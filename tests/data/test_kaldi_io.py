@@ -224,3 +224,35 @@ def test_writer_refuses_integer_arrays_and_leaves_nothing_on_error(tmp_path):
 
 def test_every_error_is_a_flowaccent_error():
     assert issubclass(KaldiIOError, FlowAccentError) and issubclass(FeatureError, FlowAccentError)
+
+
+def test_random_access_reader_on_a_table_read_already(ark):
+    r"""Given the scp's ``{key: rxfile}`` (a data dir's ``feats.scp`` table), the reader reads the same matrices
+    without reading the scp again."""
+    from flowaccent.data.kaldi_io import RandomAccessReader
+
+    _, scp, mats = ark
+    rxfiles = {e.key: e.rxfile for e in read_scp(scp)}
+    scp.unlink()  # not read
+    with RandomAccessReader(scp, 4, rxfiles=rxfiles) as reader:
+        assert reader.rxfiles is rxfiles and "u2" in reader and "u9" not in reader
+        for key in ["u2", "u0", "u1"]:
+            np.testing.assert_array_equal(reader[key], mats[key])
+        with pytest.raises(KaldiIOError, match="'u9': not in the scp"):
+            reader["u9"]
+
+
+def test_location_without_a_range_is_the_patterns(rng):
+    r"""``ScpEntry.location`` splits an rxfile without a range at its last ``:digits`` (5x as fast as the
+    pattern, per utterance read): the same answer as the pattern on random rxfiles of the characters that
+    matter (``\d`` takes any Unicode digit, as ``int`` does)."""
+    from flowaccent.data.kaldi_io import _RXFILE, ScpEntry
+
+    alphabet = list(":0123456789a/.[]," + "\u0663\u00b2 ")  # an Arabic-Indic 3; a superscript 2 is no digit
+    for _ in range(20000):
+        rxfile = "".join(rng.choice(alphabet, size=rng.integers(0, 12)))
+        if rxfile.endswith("]"):
+            continue
+        match = _RXFILE.match(rxfile)
+        expected = (match["path"], int(match["offset"]) if match["offset"] is not None else None, None)
+        assert ScpEntry("k", rxfile).location() == expected, rxfile
