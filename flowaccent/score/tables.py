@@ -90,20 +90,30 @@ def write_speaker_tsv(path: Path, table: dict[str, np.ndarray | list[str]]) -> N
     scores (``log_ll``, ``llr``, ``gmm_log_ll``, ...) as the speaker's frame-weighted mean, so the
     same per-frame means as the utterance table over all the speaker's frames; ``score`` (a
     rating, per utterance) as the mean over the speaker's utterances.
+
+    Sums by speaker in one pass (``np.bincount``): a mask over every utterance per speaker took time in
+    speakers x utterances, 2.6 s on 20k utterances each its own speaker (Kaldi's ``utt2spk`` where the
+    speakers are not known), hours on a million.
     """
-    speakers = np.asarray(table["spk"])
-    frames = np.asarray(table["num_frames"])
+    index: dict[str, int] = {}
+    of = np.fromiter((index.setdefault(s, len(index)) for s in table["spk"]), np.intp, len(table["spk"]))
+    speakers, n = list(index), len(index)
+    frames = np.asarray(table["num_frames"], np.float64)
+    spk_frames = np.bincount(of, frames, n)
     columns = [c for c in table if c not in ("utt", "spk", "num_frames")]
+    means = {}
+    for column in columns:
+        v = np.asarray(table[column], np.float64)
+        if column == "score":  # the rated utterances' mean (nan: none rated)
+            rated = np.isfinite(v)
+            count = np.bincount(of[rated], minlength=n)
+            means[column] = np.where(count > 0, np.bincount(of[rated], v[rated], n) / np.maximum(count, 1), np.nan)
+        else:
+            means[column] = np.bincount(of, v * frames, n) / spk_frames
+    utts = np.bincount(of, minlength=n)
     lines = ["\t".join(list(SPEAKER_COLUMNS) + columns)]
-    for spk in sorted(set(speakers.tolist()), key=lambda k: k.encode()):
-        mine = speakers == spk
-        values = [spk, int(mine.sum()), int(frames[mine].sum())]
-        for column in columns:
-            v = np.asarray(table[column])[mine]
-            if column == "score":  # the rated utterances' mean (nan: none rated)
-                values.append(v[np.isfinite(v)].mean() if np.isfinite(v).any() else float("nan"))
-            else:
-                values.append((v * frames[mine]).sum() / frames[mine].sum())
+    for i in sorted(range(n), key=lambda i: speakers[i].encode()):
+        values = [speakers[i], int(utts[i]), int(spk_frames[i]), *(means[c][i] for c in columns)]
         lines.append("\t".join(_fmt(v) for v in values))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
