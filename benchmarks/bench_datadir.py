@@ -8,6 +8,11 @@ RSS (``ru_maxrss``, through :data:`bench_score.MAXRSS_WRAPPER`, whose start is i
   train check  ``flowaccent train DIR --exp E --check --features.cmvn none`` (the dir has no CMVN stats):
                all that ``train`` does before its first step for a new run (the tables, the data's digests
                for ``--resume``, the feature readers, the model and its optimiser), then it stops
+  score        ``flowaccent score`` of the dir with a 2 x 32 flow (trained one step by this checkout first):
+               what scoring does per utterance around a model that costs next to nothing
+  spk table    ``score``'s ``spk_scores.tsv`` of ``--speaker-utts`` utterances (default 50000) each its own
+               speaker (Kaldi's ``utt2spk`` where the speakers are not known), written by
+               ``write_speaker_tsv`` in a child process (its start and imports, ~0.3 s, in the seconds)
 
 With ``--other-tree DIR`` (a folder holding another version's ``flowaccent/``, e.g. ``git archive REV flowaccent
 | tar -x -C DIR``) the same commands of that checkout run in the same repeats, alternating, the order swapped
@@ -38,11 +43,36 @@ from bench_score import MAXRSS_WRAPPER, write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
+#: Writes the speaker table of ``argv[1]`` utterances, each its own speaker, to ``argv[2]``.
+SPEAKER_TABLE = """
+import sys
+import numpy as np
+from pathlib import Path
+from flowaccent.score.tables import write_speaker_tsv
+n, rng = int(sys.argv[1]), np.random.default_rng(0)
+utts = [f"spk{i:07d}-utt" for i in range(n)]
+table = {"utt": utts, "spk": utts, "num_frames": rng.integers(1, 900, n).astype(float)}
+table.update({c: rng.normal(size=n) for c in ("log_ll", "log_p", "log_det", "nll", "llr")})
+write_speaker_tsv(Path(sys.argv[2]), table)
+"""
 
-def commands(data: Path, exp: Path) -> dict[str, list[str]]:
-    r"""The timed commands on ``data`` (absolute paths: another checkout's commands run in its folder)."""
+
+def commands(data: Path, root: Path, speaker_utts: int) -> dict[str, list[str]]:
+    r"""The timed commands on ``data`` (absolute paths: another checkout's commands run in its folder); ``root``:
+    where the model to score is (:func:`small_model`) and their outputs go."""
     return {"validate": [*FLOWACCENT, "validate", str(data)],
-            "train check": [*FLOWACCENT, "train", str(data), "--exp", str(exp), "--check", "--features.cmvn", "none"]}
+            "train check": [*FLOWACCENT, "train", str(data), "--exp", str(root / "exp"), "--check",
+                            "--features.cmvn", "none"],
+            "score": [*FLOWACCENT, "score", "--exp", str(root / "model"), "--out", str(root / "scores"), str(data),
+                      "--quiet"],
+            "spk table": [sys.executable, "-c", SPEAKER_TABLE, str(speaker_utts), str(root / "spk_scores.tsv")]}
+
+
+def small_model(data: Path, root: Path) -> None:
+    r"""Trains the 2 x 32 flow that ``score`` runs with into ``root / "model"`` (one step)."""
+    measured([*FLOWACCENT, "train", str(data), "--exp", str(root / "model"), "--features.cmvn", "none",
+              "--model.num-blocks", "2", "--model.hidden", "32", "--train.epochs", "1",
+              "--train.max-steps-per-epoch", "1", "--quiet"])
 
 
 def measured(command: list[str], tree: str | None = None) -> tuple[float, float]:
@@ -82,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utts", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--speaker-utts", type=int, default=50_000, help="the spk table's utterances")
     parser.add_argument("--other-tree", help="also time the commands of another checkout (its folder)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
@@ -90,13 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     trees = [None, args.other_tree] if args.other_tree else [None]
     try:
         data = write_corpus(root / "data", args.utts * 5, utt_frames=5)
+        small_model(data, root)
         runs: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
         for repeat in range(args.repeats):
-            for name, command in commands(data, root / "exp").items():
+            for name, command in commands(data, root, args.speaker_utts).items():
                 for tree in trees if repeat % 2 == 0 else trees[::-1]:
                     runs.setdefault((name, tree), []).append(measured(command, tree))
         rows = []
-        for name in commands(data, root / "exp"):
+        for name in commands(data, root, args.speaker_utts):
             mine = runs[name, None]
             row = {"command": name, "seconds": statistics.median(s for s, _ in mine),
                    "rss_mib": statistics.median(r for _, r in mine)}
@@ -106,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                 row["speedup"] = statistics.median(t / m for (m, _), (t, _) in zip(mine, theirs))
                 row["other_rss_mib"] = statistics.median(r for _, r in theirs)
             rows.append(row)
-        result = {"utts": args.utts, "repeats": args.repeats, "commands": rows, "parts": parts(data, args.repeats)}
+        result = {"utts": args.utts, "speaker_utts": args.speaker_utts, "repeats": args.repeats, "commands": rows,
+                  "parts": parts(data, args.repeats)}
     finally:
         shutil.rmtree(root)
     print(markdown(result))
@@ -117,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(result: dict) -> str:
     other = "other_seconds" in result["commands"][0]
-    lines = [f"{result['utts']} utterances of 5 frames, median of {result['repeats']} fresh processes:", "",
+    lines = [f"{result['utts']} utterances of 5 frames (the spk table: {result['speaker_utts']}), median of "
+             f"{result['repeats']} fresh processes:", "",
              "| command | seconds | peak RSS MiB |"
              + (" other checkout's seconds | speed vs it | its peak RSS MiB |" if other else ""),
              "| --- | ---: | ---: |" + (" ---: | ---: | ---: |" if other else "")]

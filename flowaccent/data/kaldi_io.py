@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import os
 import re
 import subprocess
@@ -101,6 +102,11 @@ def read_scp(path: str | Path) -> list[ScpEntry]:
         seen.add(parts[0])
         entries.append(ScpEntry(parts[0], parts[1]))
     return entries
+
+
+def _rxfiles_of(scp: Path, rxfiles: Mapping[str, str] | None) -> Mapping[str, str]:
+    r"""``rxfiles`` (an scp's ``{key: rxfile}`` read already: a data dir's table, not held twice), else ``scp``'s."""
+    return rxfiles if rxfiles is not None else {entry.key: entry.rxfile for entry in read_scp(scp)}
 
 
 def check_matrix(
@@ -221,6 +227,8 @@ class ScpReader:
         allow_nonfinite: accept NaN/inf values (they are an error by default).
         problems: where given, a matrix failing those checks is listed there (its message) and skipped, not
             raised (``flowaccent validate --read-feats`` lists every bad utterance); reading errors still raise.
+        rxfiles: the scp's ``{key: rxfile}`` in its order, where it was read already (a
+            :class:`~flowaccent.data.datadir.DataDir`'s ``feats.scp`` table, the same lines): not read again.
 
     Example:
         >>> for key, feats in ScpReader("data/train/feats.scp", expected_dim=40):  # doctest: +SKIP
@@ -234,26 +242,27 @@ class ScpReader:
         utt2num_frames: Mapping[str, int] | None = None,
         allow_nonfinite: bool = False,
         problems: list[str] | None = None,
+        rxfiles: Mapping[str, str] | None = None,
     ):
         self.path = Path(path)
-        self.entries = read_scp(self.path)
+        self.rxfiles = _rxfiles_of(self.path, rxfiles)
         self.expected_dim = expected_dim
         self.utt2num_frames = utt2num_frames
         self.allow_nonfinite = allow_nonfinite
         self.problems = problems
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.rxfiles)
 
     def ids(self) -> list[str]:
         r"""The keys in scp order (not ``keys()``: ``dict(reader)`` then builds from ``(key, matrix)`` pairs)."""
-        return [e.key for e in self.entries]
+        return list(self.rxfiles)
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         fd: IO[bytes] | None = None
         open_path = None
         try:
-            for entry in self.entries:
+            for entry in itertools.starmap(ScpEntry, self.rxfiles.items()):
                 where = f"{self.path}: {_key_kind(self.path)} '{entry.key}'"
                 if entry.is_pipe:
                     array = read_matrix(entry.rxfile, entry.key, str(self.path))
@@ -444,10 +453,9 @@ class RandomAccessReader:
         self, path: str | Path, expected_dim: int | None = None, allow_nonfinite: bool = False,
         rxfiles: Mapping[str, str] | None = None,
     ):
-        r"""``rxfiles``: the scp's ``{key: rxfile}`` where it was read already (a :class:`~flowaccent.data.datadir.
-        DataDir`'s ``feats.scp`` table, the same lines): it is not read again, nor held twice."""
+        r"""``rxfiles``: as :class:`ScpReader`'s."""
         self.path = Path(path)
-        self.rxfiles = rxfiles if rxfiles is not None else {e.key: e.rxfile for e in read_scp(self.path)}
+        self.rxfiles = _rxfiles_of(self.path, rxfiles)
         self.expected_dim = expected_dim
         self.allow_nonfinite = allow_nonfinite
         self._fds: dict[str, IO[bytes]] = {}

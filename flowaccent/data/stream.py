@@ -42,7 +42,8 @@ def iter_utterances(
     if not isinstance(data, DataDir):
         data = load_data_dir(data, require=("feats.scp",) + (("cmvn.scp",) if with_cmvn else ()))
     frames = data.utt2num_frames() if data.has("utt2num_frames") else None
-    reader = ScpReader(data.path / "feats.scp", expected_dim, frames, problems=problems)
+    reader = ScpReader(data.path / "feats.scp", expected_dim, frames, problems=problems,
+                       rxfiles=data.tables.get("feats.scp"))  # the table read, where the dir's was
     cmvn = load_cmvn_stats(data) if with_cmvn else {}
     for utt, feats in reader:
         if reader.expected_dim is None:
@@ -63,9 +64,8 @@ def iter_utterances(
 def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarray]:
     r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked (with ``dim``: ``D`` = ``dim``, the
     features')."""
-    data.table("cmvn.scp")  # a clear error when the data dir has none
     stats = {}
-    for spk, matrix in ScpReader(data.path / "cmvn.scp"):
+    for spk, matrix in ScpReader(data.path / "cmvn.scp", rxfiles=data.table("cmvn.scp")):  # a clear error without it
         where = f"{data.path / 'cmvn.scp'}: speaker '{spk}'"
         check_matrix(matrix, where)
         if matrix.shape[0] != 2 or matrix[0, -1] < 1:

@@ -131,25 +131,28 @@ def _score_dir(
     native = native_index(model, config.native_class)  # checked for a one-class model too (it has no llr)
     columns = list(COLUMNS) + (["llr"] if with_llr else [])
     rows: dict[str, list] = {c: [] for c in columns}
-    means = []
+    total = len(data.utts)
+    latent_means = np.zeros((total, model.dim), np.float32)  # filled batch by batch: never held twice
+    done = 0
     reservoir = Reservoir(config.max_latents, model.dim, config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = iter_utterances(data, model.pipeline.input_dim, model.pipeline.config.cmvn == "spk")
-    total = len(data.utts)
     with (
         ArkWriter(out_dir / "frame_scores.ark", out_dir / "frame_scores.scp") as ark,
         tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
         packed_inference(model),  # the weights stay fixed while scoring
     ):
         for pending, batch in _scored(model, utterances, config, native if with_llr else None, device):
-            means.append(_add_batch(pending, batch, rows, ark, reservoir, f"set {name} ({data.path / 'feats.scp'})"))
+            means = _add_batch(pending, batch, rows, ark, reservoir, f"set {name} ({data.path / 'feats.scp'})")
+            latent_means[done : done + len(means)] = means
+            done += len(means)
             bar.update(len(pending))
     write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
     _save_npy(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
-    latent_means = np.concatenate(means) if means else np.zeros((0, model.dim), np.float32)
+    latent_means = latent_means[:done]  # every utterance (iter_utterances skips none: it raises)
     _save_npy(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
     return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
 

@@ -53,10 +53,10 @@ def test_train_without_the_compiled_variant(tmp_path):
 
 def test_datadir_times_both_checkouts(tmp_path):
     tree = other_checkout(tmp_path)
-    result = bench_datadir.main(["--utts", "300", "--repeats", "1", "--other-tree", str(tree),
+    result = bench_datadir.main(["--utts", "300", "--speaker-utts", "100", "--repeats", "1", "--other-tree", str(tree),
                                  "--json", str(tmp_path / "d.json")])
     assert (tree / "flowaccent" / "imported_here").exists()  # the other checkout's commands ran
-    assert [r["command"] for r in result["commands"]] == ["validate", "train check"]
+    assert [r["command"] for r in result["commands"]] == ["validate", "train check", "score", "spk table"]
     assert all(r["seconds"] > 0 and r["other_seconds"] > 0 and r["speedup"] > 0 for r in result["commands"])
     assert all(10 < r["rss_mib"] < 4096 and 10 < r["other_rss_mib"] < 4096 for r in result["commands"])
     assert set(result["parts"]) == {"read_table utt2spk", "read_scp feats.scp", "load_data_dir", "fingerprint_text"}

@@ -226,14 +226,17 @@ def test_every_error_is_a_flowaccent_error():
     assert issubclass(KaldiIOError, FlowAccentError) and issubclass(FeatureError, FlowAccentError)
 
 
-def test_random_access_reader_on_a_table_read_already(ark):
-    r"""Given the scp's ``{key: rxfile}`` (a data dir's ``feats.scp`` table), the reader reads the same matrices
+def test_readers_on_a_table_read_already(ark):
+    r"""Given the scp's ``{key: rxfile}`` (a data dir's ``feats.scp`` table), the readers read the same matrices
     without reading the scp again."""
     from flowaccent.data.kaldi_io import RandomAccessReader
 
     _, scp, mats = ark
     rxfiles = {e.key: e.rxfile for e in read_scp(scp)}
     scp.unlink()  # not read
+    reader = ScpReader(scp, 4, rxfiles=rxfiles)
+    assert len(reader) == 3 and reader.ids() == ["u0", "u1", "u2"]
+    assert [(k, m.tolist()) for k, m in reader] == [(k, m.tolist()) for k, m in mats.items()]
     with RandomAccessReader(scp, 4, rxfiles=rxfiles) as reader:
         assert reader.rxfiles is rxfiles and "u2" in reader and "u9" not in reader
         for key in ["u2", "u0", "u1"]:
