@@ -84,7 +84,7 @@ class Config:
         Example:
             >>> from flowaccent.score.config import ScoreConfig
             >>> ScoreConfig.field_docs()["seed"]
-            'seeds the latent sample.'
+            "seeds the latent sample (and the regressions' sample)."
         """
         docs: dict[str, str] = {}
         name = ""

@@ -383,7 +383,8 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
     matrix = len(across) > 2  # every ordered pair a row: 56 rows for 8 rated sets, 240 for 16; a table of them
     if regression:
         rows = [
-            [n, k + _shared(c), _fmt(c["pearson"]), _fmt(c["spearman"]), str(c["n"])]
+            [n, k + _shared(c), _fmt(c["pearson"]), _fmt(c["spearman"]),
+             str(c["n"]) + (f" of {c['sample_of']}" if "sample_of" in c else "")]  # a sample of a large set
             for n, r in regression.items() if not (matrix and n in across)
             for k, c in r.items()
         ]

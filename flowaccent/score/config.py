@@ -21,9 +21,13 @@ class ScoreConfig(Config):
             1.21-1.23x as long with 20000 (docs/performance.md). An utterance of twice this or more goes
             through the flow in parts of it.
         max_latents: size of the random sample of latents kept per set (``latents.npy``).
+        regression_max_utts: at most this many rated utterances of a set (a seeded random sample; 0: all) go
+            into ``summary.json``'s SVR regressions: their 21 cross-validations (the fit and 20 shuffles) take time
+            in about the square of the utterances (one took 6.9 s at 6000 on the 2-core machine, 1.7 s at 3000;
+            a set of 50k ran over 10 minutes without an end).
         native_class: the class whose likelihood ratio ``llr`` is reported (default: ``native``
             if the model has it, else its first class).
-        seed: seeds the latent sample.
+        seed: seeds the latent sample (and the regressions' sample).
         device: ``auto`` (cuda when present), ``cpu`` or ``cuda``: where the flow runs (features
             are read and computed on the CPU; each batch is copied over).
         precision: ``fp32``, ``tf32`` (CUDA) or ``bf16`` (the conditioners' matmuls in bfloat16),
@@ -35,6 +39,7 @@ class ScoreConfig(Config):
 
     batch_frames: int = 8000
     max_latents: int = 20000
+    regression_max_utts: int = 5000
     native_class: str = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -49,3 +54,5 @@ class ScoreConfig(Config):
         for name in ("batch_frames", "max_latents"):  # no latents: nothing for the report's projections
             if getattr(self, name) < 1:
                 raise ConfigError(f"score: {name} must be >= 1, got {getattr(self, name)}")
+        if self.regression_max_utts < 0:
+            raise ConfigError(f"score: regression_max_utts must be >= 0 (0: all), got {self.regression_max_utts}")

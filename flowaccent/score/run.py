@@ -118,7 +118,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         }
         if gmm_info is not None:
             report["baseline"] = gmm_info
-        report.update(_summarise(sets, results, out, model, reference))
+        report.update(_summarise(sets, results, out, model, reference, config))
         config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
         atomic_write_text(out / "config.yaml", config_text)
         atomic_write_json(out / "summary.json", report)
@@ -177,7 +177,18 @@ def _validation_split(exp: Path, checkpoint=None) -> tuple[float, str]:
     return train.valid_fraction, train.valid_by
 
 
-def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference: str) -> dict[str, Any]:
+def regression_sample(rated: np.ndarray, most: int, seed: int) -> np.ndarray:
+    r"""The indices of the rated utterances (``rated``: a mask over a set's) that the SVR regressions use: all, or
+    where there are more than ``most`` (> 0), a seeded random ``most`` of them, in the table's order."""
+    index = np.flatnonzero(rated)
+    if most == 0 or len(index) <= most:
+        return index
+    return np.sort(np.random.default_rng(seed).choice(index, most, replace=False))
+
+
+def _summarise(
+    sets, results: dict[str, SetScores], out: Path, model, reference: str, config: ScoreConfig = ScoreConfig()
+) -> dict[str, Any]:
     tables = {name: read_tsv(out / name / "utt_scores.tsv") for name in sets}
     per_set = {}
     for name in sets:
@@ -197,17 +208,28 @@ def _summarise(sets, results: dict[str, SetScores], out: Path, model, reference:
         mask = np.isfinite(table["score"]) if "score" in table else np.zeros(0, bool)
         if mask.any() and np.ptp(table["score"][mask]) > 0:
             rated_mask[name] = mask
-    rated = {name: tables[name]["score"][mask] for name, mask in rated_mask.items()}
-    means = {name: results[name].latent_means[rated_mask[name]] for name in rated}  # utt_latent_means.npy's values
+    fitted = {name: regression_sample(mask, config.regression_max_utts, config.seed)
+              for name, mask in rated_mask.items()}
+    rated = {name: tables[name]["score"][index] for name, index in fitted.items()}  # what the SVRs fit
+    means = {name: results[name].latent_means[index] for name, index in fitted.items()}  # utt_latent_means.npy's
     for name, ratings in rated.items():
-        rating[name] = summary.rating({k: v[rated_mask[name]] for k, v in scores[name].items()}, ratings)
-        speakers = [s for s, kept in zip(tables[name]["spk"], rated_mask[name]) if kept]  # folds split speakers
+        mask = rated_mask[name]
+        rating[name] = summary.rating({k: v[mask] for k, v in scores[name].items()}, tables[name]["score"][mask])
+        speakers = [tables[name]["spk"][i] for i in fitted[name]]  # the folds split speakers
         regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers),
                             "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers)}
+        if len(fitted[name]) < mask.sum():
+            for result in regression[name].values():
+                result["sample_of"] = int(mask.sum())
+            print(f"score: set {name}: the SVR regressions use {len(fitted[name])} of its {int(mask.sum())} rated "
+                  "utterances, drawn at random (--regression-max-utts; 0 for all: their time grows with about "
+                  "the square of the utterances)", file=sys.stderr)
     for a in rated:
         for b in rated:
             if a != b:
                 fit = regress.transfer(means[a], rated[a], means[b], rated[b])
+                if len(fitted[b]) < rated_mask[b].sum():  # applied to b's sample ("n" counts b's utterances)
+                    fit["sample_of"] = int(rated_mask[b].sum())
                 shared = shared_utts(results[a], results[b])
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}

@@ -854,3 +854,34 @@ def test_utterances_shorter_than_the_models_context_are_named(trained, tmp_path,
     assert warnings == [f"score: warning: set short: 1 utterance(s) shorter than the model's context of {context} "
                         f"frames (deltas and splicing; e.g. '{first}': {context - 1}): every frame holds copies of "
                         f"its edge frames, so their scores are not comparable"]
+
+
+def test_regressions_of_a_large_rated_set_take_a_sample(trained, tmp_path, capsys):
+    r"""The SVRs' 21 cross-validations take time in about the square of the rated utterances (a 50k set ran over
+    10 minutes without an end): above ``--regression-max-utts`` they fit a seeded sample, said on stderr and in
+    ``sample_of``; the correlations of the scores with the ratings still take every rated utterance."""
+    from flowaccent.score import regress
+    from flowaccent.score.run import regression_sample
+
+    root, exp = trained
+    out = tmp_path / "s"
+    assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "native"), str(root / "ja"),
+                 "--regression-max-utts", "9", "--seed", "3", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    table = read_tsv(out / "ja" / "utt_scores.tsv")
+    rated = np.isfinite(table["score"])
+    assert rated.sum() > 9 and summary["rating"]["ja"]["log_ll"]["n"] == rated.sum()
+    index = regression_sample(rated, 9, 3)
+    assert len(index) == 9 and rated[index].all() and (np.diff(index) > 0).all()
+    means = np.load(out / "ja" / "utt_latent_means.npy")[index]
+    speakers = [table["spk"][i] for i in index]
+    cv = summary["regression"]["ja"]["svr_cv"]
+    assert cv == {**regress.cross_validated(means, table["score"][index], speakers), "sample_of": rated.sum()}
+    assert cv["n"] == 9 and summary["regression"]["ja"]["svr_cv_shuffled"]["sample_of"] == rated.sum()
+    assert main(["report", "--exp", str(exp), "--scores", str(out), "--out", str(tmp_path / "r")]) == 0  # "9 of N"
+    assert f"| 9 of {rated.sum()} |" in (tmp_path / "r" / "report.md").read_text()
+    assert f"the SVR regressions use 9 of its {rated.sum()} rated utterances" in capsys.readouterr().err
+    assert (regression_sample(rated, 0, 3) == np.flatnonzero(rated)).all()  # 0: all
+    assert (regression_sample(rated, 100, 3) == np.flatnonzero(rated)).all()
+    assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "ja"), "--regression-max-utts", "-1"]) == 1
+    assert "regression_max_utts must be >= 0" in capsys.readouterr().err
