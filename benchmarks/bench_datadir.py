@@ -2,7 +2,7 @@ r"""Start-up on a data dir of many utterances: what the commands do per utteranc
 
 Writes a Kaldi data dir of ``--utts`` utterances (default 200000 of 5 frames, 40-d; LibriSpeech's 960 h hold
 281k, GigaSpeech's XL 8.3M) and times, in fresh processes, median of ``--repeats``, with each process's peak
-RSS (``ru_maxrss``, through :data:`bench_score.MAXRSS_WRAPPER`, whose start is in the seconds too):
+RSS (``ru_maxrss``, through :func:`bench_score.peak_rss_run`, whose start is in the seconds too):
 
   validate     ``flowaccent validate DIR``: the tables read and checked
   train check  ``flowaccent train DIR --exp E --check --features.cmvn none`` (the dir has no CMVN stats):
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_model import other_tree  # noqa: E402
 from bench_quality import FLOWACCENT  # noqa: E402
-from bench_score import MAXRSS_WRAPPER, write_corpus  # noqa: E402
+from bench_score import peak_rss_run, write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 
@@ -70,21 +69,9 @@ def commands(data: Path, root: Path, speaker_utts: int) -> dict[str, list[str]]:
 
 def small_model(data: Path, root: Path) -> None:
     r"""Trains the 2 x 32 flow that ``score`` runs with into ``root / "model"`` (one step)."""
-    measured([*FLOWACCENT, "train", str(data), "--exp", str(root / "model"), "--features.cmvn", "none",
+    peak_rss_run([*FLOWACCENT, "train", str(data), "--exp", str(root / "model"), "--features.cmvn", "none",
               "--model.num-blocks", "2", "--model.hidden", "32", "--train.epochs", "1",
               "--train.max-steps-per-epoch", "1", "--quiet"])
-
-
-def measured(command: list[str], tree: str | None = None) -> tuple[float, float]:
-    r"""``(seconds, peak RSS in MiB)`` of ``command`` in a fresh process (of the checkout ``tree``: None for this
-    one)."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], capture_output=True, text=True,
-                          **other_tree(tree))
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])}... failed with status {done.returncode}: {done.stderr[-2000:]}")
-    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 def parts(data: Path, repeats: int) -> dict[str, float]:
@@ -126,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         for repeat in range(args.repeats):
             for name, command in commands(data, root, args.speaker_utts).items():
                 for tree in trees if repeat % 2 == 0 else trees[::-1]:
-                    runs.setdefault((name, tree), []).append(measured(command, tree))
+                    runs.setdefault((name, tree), []).append(peak_rss_run(command, tree))
         rows = []
         for name in commands(data, root, args.speaker_utts):
             mine = runs[name, None]

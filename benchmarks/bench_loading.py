@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_score import MAXRSS_WRAPPER, write_corpus  # noqa: E402
+from bench_score import peak_rss_run, write_corpus  # noqa: E402
 from bench_train import bench_config, trainer_stream  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
@@ -205,10 +204,7 @@ def stream_one_epoch(data: Path, batch: int, dim: int, ahead: bool, before: bool
 def epoch_peak_rss(data: Path, batch: int, dim: int, ahead: bool, before: bool) -> float:
     r"""Peak RSS in MiB of a fresh process that runs :func:`stream_one_epoch`."""
     child = [sys.executable, __file__, "--child", str(data), str(batch), str(dim), str(int(ahead)), str(int(before))]
-    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *child], stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"bench_loading child failed: {done.stderr}")
-    return int(done.stderr.strip().splitlines()[-1]) / 1024
+    return peak_rss_run(child)[1]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -116,6 +116,18 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+def peak_rss_run(command: list[str], tree: str | None = None) -> tuple[float, float]:
+    r"""``(seconds, peak RSS in MiB)`` of ``command`` in a fresh process through :data:`MAXRSS_WRAPPER` (its start
+    is in the seconds), from the checkout ``tree`` (None: this one); its failure ends the benchmark."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], capture_output=True, text=True,
+                          **other_tree(tree))
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed with status {done.returncode}: {done.stderr[-2000:]}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
 def score_argv(exp: Path, data: Path, out: Path, device: str, *options: str) -> list[str]:
     r"""The arguments of ``flowaccent`` that score ``data`` with ``exp``'s model into ``out``, quietly."""
     return ["score", "--exp", str(exp), "--out", str(out), str(data), "--quiet", "--device", device, *options]
@@ -125,14 +137,7 @@ def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: s
               ) -> tuple[float, float]:
     r"""Runs ``flowaccent score`` (with ``options``; from the checkout ``tree``, default this one) in a child;
     returns (seconds, peak RSS in MiB of that child)."""
-    command = [sys.executable, "-m", "flowaccent", *score_argv(exp, data, out, device, *options)]
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MAXRSS_WRAPPER, *command], stderr=subprocess.PIPE, text=True,
-                          **other_tree(tree))
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"flowaccent score failed with status {done.returncode}: {done.stderr}")
-    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
+    return peak_rss_run([sys.executable, "-m", "flowaccent", *score_argv(exp, data, out, device, *options)], tree)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -55,20 +55,23 @@ def _archive_sizes(archives: dict[str, str]) -> bytes:
     return "".join(f"{archives[p]} {s}\n" for p, s in sizes.items()).encode()
 
 
+def _folder(data: Path | DataDir) -> Path:
+    return data.path if isinstance(data, DataDir) else data
+
+
 def _rxfiles(data: Path | DataDir, name: str) -> Iterable[tuple[str, str]]:
     r"""The ``(key, rxfile)`` pairs of the scp ``name`` of ``data``: its table where ``data`` is a :class:`DataDir`
     that read it, else the file's."""
     if isinstance(data, DataDir) and data.has(name):
         return data.table(name).items()
-    path = data.path if isinstance(data, DataDir) else data
-    return ((entry.key, entry.rxfile) for entry in read_scp(path / name))
+    return ((entry.key, entry.rxfile) for entry in read_scp(_folder(data) / name))
 
 
 def dir_fingerprint(data: Path | DataDir, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
     r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``data`` (its folder,
     or the :class:`DataDir` read from it: its scps are then not read again), and, where its ``utt2accent`` gives
     the utterances' classes, ``labelled``, their labels."""
-    path = data.path if isinstance(data, DataDir) else data
+    path = _folder(data)
     archives: dict[str, str] = {}
     scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
     out = {name: _wheres(_rxfiles(data, name), archives) for name in scps}
@@ -84,7 +87,7 @@ def fingerprint_text(dirs: Sequence[Path | DataDir], with_cmvn: bool, labelled: 
     ``labelled``: the folders of those whose ``utt2accent`` gives the classes."""
     lines = []
     for data in dirs:
-        path = data.path if isinstance(data, DataDir) else data
+        path = _folder(data)
         digests = dir_fingerprint(data, with_cmvn, path in labelled)
         lines.append(f"{path.absolute()}\t" + " ".join(f"{k}={v}" for k, v in digests.items()) + "\n")
     return "".join(lines)

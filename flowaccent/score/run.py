@@ -210,6 +210,8 @@ def _summarise(
             rated_mask[name] = mask
     fitted = {name: regression_sample(mask, config.regression_max_utts, config.seed)
               for name, mask in rated_mask.items()}
+    drawn_from = {name: int(rated_mask[name].sum()) for name, index in fitted.items()
+                  if len(index) < rated_mask[name].sum()}  # the sets sampled: their rated utterances
     rated = {name: tables[name]["score"][index] for name, index in fitted.items()}  # what the SVRs fit
     means = {name: results[name].latent_means[index] for name, index in fitted.items()}  # utt_latent_means.npy's
     for name, ratings in rated.items():
@@ -218,18 +220,18 @@ def _summarise(
         speakers = [tables[name]["spk"][i] for i in fitted[name]]  # the folds split speakers
         regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers),
                             "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers)}
-        if len(fitted[name]) < mask.sum():
+        if name in drawn_from:
             for result in regression[name].values():
-                result["sample_of"] = int(mask.sum())
-            print(f"score: set {name}: the SVR regressions use {len(fitted[name])} of its {int(mask.sum())} rated "
+                result["sample_of"] = drawn_from[name]
+            print(f"score: set {name}: the SVR regressions use {len(fitted[name])} of its {drawn_from[name]} rated "
                   "utterances, drawn at random (--regression-max-utts; 0 for all: their time grows with about "
                   "the square of the utterances)", file=sys.stderr)
     for a in rated:
         for b in rated:
             if a != b:
                 fit = regress.transfer(means[a], rated[a], means[b], rated[b])
-                if len(fitted[b]) < rated_mask[b].sum():  # applied to b's sample ("n" counts b's utterances)
-                    fit["sample_of"] = int(rated_mask[b].sum())
+                if b in drawn_from:  # applied to b's sample ("n" counts b's utterances)
+                    fit["sample_of"] = drawn_from[b]
                 shared = shared_utts(results[a], results[b])
                 regression[f"{a}->{b}"] = {"svr": {**fit, "shared_utts": shared} if shared else fit}
     return {"sets": per_set, "detection": detection, "rating": rating, "regression": regression}

@@ -22,7 +22,7 @@ from flowaccent.features.pipeline import FeaturePipeline
 @dataclasses.dataclass(frozen=True, slots=True)
 class UttRef:
     r"""One utterance: which source, its id, speaker, class label and frame count (slots: one per utterance of the
-    data, 64 bytes each, not 120)."""
+    data, 72 bytes each and no dict of its own)."""
 
     source: int
     utt: str
