@@ -193,7 +193,7 @@ def _summarise(
     per_set = {}
     for name in sets:
         write_speaker_tsv(out / name / "spk_scores.tsv", tables[name])
-        per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim)
+        per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim, tables[name])
         if sets[name].has("utt2accent"):  # the figures' colours follow it
             per_set[name]["accent"] = summary.set_accent(sets[name].table("utt2accent"))
         if "gmm_log_ll" in tables[name]:

@@ -19,9 +19,10 @@ from flowaccent.score.tables import read_tsv
 UTT_SCORES = ("log_ll", "llr", "gmm_log_ll", "svr")
 
 
-def set_summary(set_dir: Path, dim: int, cond_dim: int) -> dict[str, Any]:
-    r"""Frame-weighted means of ``set_dir/utt_scores.tsv`` and moments of ``latents.npy``."""
-    table = read_tsv(set_dir / "utt_scores.tsv")
+def set_summary(set_dir: Path, dim: int, cond_dim: int, table: dict[str, Any] | None = None) -> dict[str, Any]:
+    r"""Frame-weighted means of ``set_dir/utt_scores.tsv`` (``table``: as :func:`read_tsv` read it, when it has)
+    and moments of ``latents.npy``."""
+    table = read_tsv(set_dir / "utt_scores.tsv") if table is None else table
     frames = table["num_frames"]
     total = frames.sum()
     out: dict[str, Any] = {"num_utts": len(frames), "num_frames": int(total)}
