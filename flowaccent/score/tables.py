@@ -65,16 +65,16 @@ def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
 
 
 def _read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
-    # newline="\n": lines end at "\n" only (not splitlines(): ids may hold U+2028, U+0085, ...), "\r" kept
-    with open(path, encoding="utf-8", newline="\n") as file:
-        header = file.readline().removesuffix("\n").split("\t")
+    with open(path, encoding="utf-8") as file:  # lines end at "\n", "\r\n" or "\r", not at U+2028, U+0085, ...
+        first_line = file.readline().removesuffix("\n")
+        header = first_line.split("\t")
         if twice := sorted({name for name in header if header.count(name) > 1}):
             raise ValueError(f"{path}: the header names {', '.join(twice)} twice")
         table: dict[str, Any] = {name: [] for name in header}  # the number columns: a list of blocks first
         speakers: dict[str, str] = {}  # one string per speaker, not per utterance
         rows: list[list[str]] = []
         blank: list[str] = []  # blank lines not yet known to be the last (an editor's blank last line)
-        first = 2  # the line number of rows[0]
+        first = 2  # the line number of rows[0]; first - 2 rows added
         for line in file:
             line = line.removesuffix("\n")
             if not line.strip():
@@ -87,7 +87,7 @@ def _read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
                 _add_rows(path, table, header, rows, first, speakers)
                 first, rows = first + len(rows), []
         _add_rows(path, table, header, rows, first, speakers)
-    if not header[0].strip() and len(header) == 1 and not len(table[header[0]]):
+    if not first_line.strip() and first + len(rows) == 2:  # only blank lines
         raise ValueError(f"{path}: empty (no header)")
     return {name: v if name in ("utt", "spk") else np.concatenate(v or [np.empty(0)]) for name, v in table.items()}
 

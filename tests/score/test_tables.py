@@ -100,3 +100,20 @@ def test_read_tsv_holds_no_row_of_fields(tmp_path, rng):
     finally:
         tracemalloc.stop()
     assert len(table["utt"]) == 50_000 and peak < 2.5 * held, (held, peak)
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_read_tsv_of_a_table_an_editor_saved(tmp_path, rng, newline):
+    r"""Lines ending in ``\r\n`` or ``\r`` read as the table written; an empty file or one of blank lines is one
+    error."""
+    rows = _utt_table(rng, 5)
+    path = tmp_path / "utt_scores.tsv"
+    write_tsv(path, rows)
+    path.write_bytes(path.read_bytes().replace(b"\n", newline.encode()) + newline.encode())
+    got = read_tsv(path)
+    assert list(got) == list(COLUMNS) and got["utt"] == rows["utt"]
+    np.testing.assert_allclose(got["nll"], rows["nll"], atol=1e-6)
+    for text in ("", f"{newline} {newline}"):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(f"{path}: empty (no header)")):
+            read_tsv(path)
