@@ -53,5 +53,9 @@ def test_tuning_starts_no_process(monkeypatch):
 
 
 def test_system_leaves_glibc_alone():
-    tuned, _ = probe("system")
+    r"""Untuned, the probe faults the step's pages in again (~20 000 a step, measured): what the tuned test's bound
+    tells apart."""
+    tuned, faults = probe("system")
     assert not tuned
+    if sys.platform.startswith("linux"):
+        assert faults > 0.5 * 4 * 10000 * 512 * 4 / 4096, faults

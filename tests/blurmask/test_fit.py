@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from flowaccent.blurmask.evaluate import deletion_curves, remove
 from flowaccent.blurmask.fit import BlurMaskConfig, _roughness, fit_blur_mask, fit_noise_mask, perturb
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 
 T, K = 24, 32
 FRAMES, BINS = slice(8, 16), slice(12, 18)
@@ -149,7 +149,7 @@ def test_config_errors():
         fit_blur_mask(band_target(), ridges(), lambda_=0.1)
     with pytest.raises(ConfigError, match="init_fraction"):
         BlurMaskConfig(init_fraction=1.0)
-    with pytest.raises(Exception, match=r"\(T, K\)"):
+    with pytest.raises(FeatureError, match=r"\(T, K\)"):
         fit_blur_mask(band_target(), torch.zeros(3, 4, 5))
 
 

@@ -164,15 +164,33 @@ def test_score_reports_the_fault(damaged, tmp_path, capsys, name, damage, file, 
 
 
 def test_compressed_arks_are_read(damaged, tmp_path):
+    r"""An utterance stored compressed scores as its decompressed matrix stored plain (the exit status alone was
+    checked), and near the matrix before compression."""
     import kaldiio
 
+    from flowaccent.score.tables import read_tsv
+
     exp, corpus = damaged
-    utt, _, _ = entries(corpus)[0]
-    kaldiio.save_ark(str(corpus / "c.ark"), {utt: np.zeros((20, 6), np.float32)}, compression_method=2)
+    utt, ark, offset = entries(corpus)[0]
+    features = kaldiio.load_mat(f"{ark}:{offset}")
     lines = (corpus / "feats.scp").read_text().splitlines()
-    lines[0] = f"{utt} {corpus}/c.ark:{len(utt) + 1}"
-    (corpus / "feats.scp").write_text("\n".join(lines) + "\n")
-    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(corpus), "--quiet"]) == 0
+    log_ll = {}
+    for name in ("before", "compressed", "decompressed"):
+        if name == "compressed":
+            kaldiio.save_ark(str(corpus / f"{name}.ark"), {utt: features}, compression_method=2)
+        elif name == "decompressed":
+            decompressed = kaldiio.load_mat(f"{corpus}/compressed.ark:{len(utt) + 1}")
+            assert 0 < np.abs(decompressed - features).max() < 0.05  # lossy
+            kaldiio.save_ark(str(corpus / f"{name}.ark"), {utt: decompressed})
+        if name != "before":
+            lines[0] = f"{utt} {corpus}/{name}.ark:{len(utt) + 1}"
+            (corpus / "feats.scp").write_text("\n".join(lines) + "\n")
+        assert main(["score", "--exp", str(exp), "--out", str(tmp_path / name), str(corpus), "--quiet"]) == 0
+        log_ll[name] = read_tsv(tmp_path / name / "corpus" / "utt_scores.tsv")["log_ll"]
+    first = read_tsv(tmp_path / "before" / "corpus" / "utt_scores.tsv")["utt"].index(utt)
+    np.testing.assert_allclose(log_ll["compressed"], log_ll["decompressed"], atol=1e-5)
+    np.testing.assert_array_equal(np.delete(log_ll["compressed"], first), np.delete(log_ll["before"], first))
+    assert 0 < abs(log_ll["compressed"][first] - log_ll["before"][first]) < 0.1
 
 
 def test_a_wav_entry_that_is_not_audio(wav_data_dir, capsys):

@@ -9,6 +9,7 @@ import pytest
 
 from flowaccent.cli.main import main
 from flowaccent.data import ScpReader, load_data_dir, read_table, read_wav, write_table
+from flowaccent.errors import ConfigError
 from flowaccent.features import compute_fbank
 from flowaccent.features.fbank_record import differences, training_record
 
@@ -59,7 +60,7 @@ def test_training_dirs_must_share_their_options(tmp_path):
     a, b = make_wav_data_dir(tmp_path / "a"), make_wav_data_dir(tmp_path / "b", seed=1)
     assert main(["fbank", str(a), "--quiet"]) == 0
     assert main(["fbank", str(b), "--quiet", "--frame-shift-ms", "5"]) == 0
-    with pytest.raises(Exception, match=f"^{b}'s features were computed with frame_shift_ms 5.0 .not 10.0."):
+    with pytest.raises(ConfigError, match=f"^{b}'s features were computed with frame_shift_ms 5.0 .not 10.0."):
         training_record([a, b])
     assert main(["fbank", str(b), "--quiet"]) == 0
     assert training_record([a, b])["source_rates"] == {"16000": 12}
@@ -90,7 +91,6 @@ def test_a_record_describes_its_own_run_only(tmp_path, capsys):
 
 
 def test_damaged_record_is_an_error(tmp_path):
-    from flowaccent.errors import ConfigError
     from flowaccent.features.fbank_record import read_record
 
     (tmp_path / "fbank.json").write_text("{")
@@ -104,7 +104,6 @@ def test_features_of_audio_resampled_another_way_are_not_mixed(tmp_path):
     where one side resampled nothing it does not matter."""
     from types import SimpleNamespace
 
-    from flowaccent.errors import ConfigError
     from flowaccent.features.fbank_record import OLD_RESAMPLER, check_sets, resampler
 
     a, b = make_wav_data_dir(tmp_path / "a", sample_rate=22050), make_wav_data_dir(tmp_path / "b", sample_rate=22050)

@@ -393,11 +393,14 @@ def test_short_names_keep_both_ends():
     assert short_name("test_zh") == "test_zh"
 
 
-def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path):
+def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path, monkeypatch):
     r"""Legends beside the axes widen the figure; PCA of 1 frame and t-SNE of 2 say why they have no plot."""
     from PIL import Image
 
     from flowaccent import plots
+
+    said, too_few = [], plots._too_few
+    monkeypatch.setattr(plots, "_too_few", lambda base, title, what: said.append(what) or too_few(base, title, what))
 
     rng = np.random.default_rng(0)
     latents = {f"speaker_{i:02d}_of_a_corpus_with_long_names": rng.standard_normal((20, 4)) for i in range(30)}
@@ -410,6 +413,7 @@ def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path):
     for draw, frames in ((plots.latents_pca, 1), (plots.latents_tsne, 2)):
         png = draw({"one": rng.standard_normal((frames, 4))}, tmp_path / f"{draw.__name__}_{frames}")
         assert png.exists() and png.with_suffix(".pdf").exists()
+    assert said == ["1 latent frame(s) in all: too few for a PCA", "2 latent frame(s) in all: too few for t-SNE"]
 
 
 def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_path, monkeypatch):

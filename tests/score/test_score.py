@@ -253,7 +253,9 @@ def test_the_latent_sample_is_uniform_and_does_not_depend_on_how_the_stream_is_c
         counts[sample[:, 0].astype(int)] += 1
     # each row is kept with probability 0.1: 30 of 300 draws, binomial sd 5.2
     deciles = counts.reshape(10, 100).sum(1) / 300  # rows kept per decile of the stream, expected 10
-    assert abs(counts.mean() - 30) < 1e-9 and np.all(np.abs(deciles - 10) < 1.0), deciles
+    assert np.all(np.abs(deciles - 10) < 1.0), deciles
+    # each row's count binomial(300, 0.1): variance 27 (the same rows every draw: 8100; each row 30 times: 0)
+    assert 22 < counts.var() < 32, counts.var()
     one_tag = Reservoir(5, 1, 0)
     one_tag.add(rows[:3], "a")
     one_tag.add(rows[3:8], "b")

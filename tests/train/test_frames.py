@@ -62,6 +62,33 @@ def test_the_stream_yields_the_reference_batches_bit_for_bit(tmp_path, batch, bu
         source.close()
 
 
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_the_ranks_split_each_epoch_between_them(tmp_path, world):
+    r"""Each epoch's utterances go to one rank each, all of them, in another order each epoch, and the ranks'
+    batches hold every frame of the corpus once (the reference stream above takes the stream's own shards)."""
+    lengths = [int(n) for n in np.random.default_rng(2).integers(1, 30, size=23)]
+    data = load_data_dir(write_uneven_dir(tmp_path / "a", lengths))
+    source = FrameSource([data], 3)
+    try:
+        refs = utterance_refs([data], [dict.fromkeys(data.utts, 0)])
+        pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), 3)
+        streams = [FrameStream(source, refs, pipeline, 4, 10, seed=5, rank=r, world=world) for r in range(world)]
+        corpus = np.concatenate([source.feats(ref)[0] for ref in refs])
+        orders = []
+        for epoch in (0, 1):
+            shards = [[ref.utt for ref in stream.shard(epoch)] for stream in streams]
+            utts = [u for shard in shards for u in shard]
+            assert sorted(utts) == sorted(ref.utt for ref in refs) and len(set(utts)) == len(refs)
+            assert max(map(len, shards)) - min(map(len, shards)) <= 1
+            orders.append(utts)
+            frames = torch.cat([x for stream in streams for x, _ in stream.epoch(epoch)]).numpy()
+            np.testing.assert_array_equal(np.unique(frames, axis=0), np.unique(corpus, axis=0))
+            assert len(frames) == len(corpus)
+        assert orders[0] != orders[1]
+    finally:
+        source.close()
+
+
 def test_a_stream_of_no_utterances_yields_nothing(tmp_path):
     data = load_data_dir(write_uneven_dir(tmp_path / "a", [4, 5]))
     source = FrameSource([data], 3)
@@ -91,7 +118,7 @@ def test_cmvn_stats_of_another_dim_are_named(tmp_path):
         for spk in ("s0", "s1"):
             writer.write(spk, np.array([[1.0, 2.0, 4.0], [1.0, 4.0, 0.0]]))  # right for its own 2-d features
     other = load_data_dir(other)
-    with pytest.raises(Exception, match=f"{tmp_path / 'b' / 'feats.scp'}.*dim 2, expected 3"):
+    with pytest.raises(FeatureError, match=f"{tmp_path / 'b' / 'feats.scp'}.*dim 2, expected 3"):
         FrameSource([load_data_dir(write_uneven_dir(tmp_path / "c", [4])), other], 3)
 
 

@@ -96,7 +96,7 @@ def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
 
     import pytest
 
-    from flowaccent.errors import ConfigError
+    from flowaccent.errors import ConfigError, DataDirError
     from flowaccent.train.trainer import LOCK, train
 
     exp = tmp_path / "exp"
@@ -106,7 +106,7 @@ def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
         with pytest.raises(ConfigError, match=f"train: {exp} is being trained by another process now"):
             train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
     assert sorted(p.name for p in exp.iterdir()) == [LOCK]  # nothing of its own written
-    with pytest.raises(Exception, match="nowhere"):
+    with pytest.raises(DataDirError, match="nowhere"):
         train(small_config(epochs=1), tmp_path / "new", [str(tmp_path / "nowhere")], quiet=True)
     assert not (tmp_path / "new").exists()  # a run that fails before writing leaves no folder
     train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)

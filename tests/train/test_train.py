@@ -57,12 +57,23 @@ def test_each_epochs_validation_is_said_beside_the_bar(gaussian_dir, tmp_path, c
     assert "train: epoch" not in capsys.readouterr().err
 
 
-def test_gradient_filter_trains(gaussian_dir, tmp_path):
+def test_gradient_filter_trains(gaussian_dir, tmp_path, monkeypatch):
+    r"""With the filter in every backward pass, training closes most of the gap between an untrained flow (ActNorm's
+    start: the diagonal Gaussian, 15.62 nats here) and the entropy (14.80). The bound was 10% of the entropy, which
+    the diagonal Gaussian meets (5.6%): a run at lr 1e-12 passed it (5.9%). The filter trains to 2.3-2.5%: it damps
+    the frames of large gradients, the tails' (fp32 without it: 0.5%)."""
+    from flowaccent.nn.gradient_filter import _GradientFilterFunction
+
     path, cov = gaussian_dir
     entropy = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]
+    diagonal = 0.5 * np.log(2 * math.pi * math.e * np.diag(cov)).sum()
+    filtered, backward = [], _GradientFilterFunction.backward
+    monkeypatch.setattr(_GradientFilterFunction, "backward",
+                        staticmethod(lambda ctx, *grads: filtered.append(1) or backward(ctx, *grads)))
     config = small_config(epochs=3, gradient_filter=True, gradient_filter_threshold=3.0)
     summary = train(config, tmp_path / "exp", [str(path)], quiet=True)
-    assert abs(summary.best_valid_nll - entropy) / entropy < 0.1
+    assert filtered and summary.best_valid_nll < diagonal - 0.4 * (diagonal - entropy), (
+        len(filtered), summary.best_valid_nll, diagonal, entropy)
 
 
 def test_dnf_classes_from_two_dirs_separate(tmp_path):
@@ -372,9 +383,9 @@ def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
 
 
 def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeypatch):
-    r"""``train.precision=bf16`` (conditioner matmuls in bfloat16) still reaches the entropy (looser than
-    float32's 3%); the weights it saves are float32; on a CPU without bf16 units it says bf16 is emulated.
-    tf32 on a CPU is refused before any work."""
+    r"""``train.precision=bf16`` (conditioner matmuls in bfloat16) still reaches the entropy (within float32's 3%;
+    both reach 0.5%, and a flow that learns nothing, the diagonal Gaussian, 5.6%); the weights it saves are float32;
+    on a CPU without bf16 units it says bf16 is emulated. tf32 on a CPU is refused before any work."""
     path, cov = gaussian_dir
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
@@ -384,7 +395,7 @@ def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeyp
     assert capsys.readouterr().err.count(emulated) == 1
     with capsys.disabled():
         print(f"bf16: held-out NLL {summary.best_valid_nll:.3f} vs true entropy {entropy:.3f} nats/frame")
-    assert abs(summary.best_valid_nll - entropy) / entropy < 0.05
+    assert abs(summary.best_valid_nll - entropy) / entropy < 0.03
     capsys.readouterr()
     assert {p.dtype for p in load_model(tmp_path / "exp" / "final.pt").parameters()} == {torch.float32}
     args = ["train", "--exp", str(tmp_path / "e"), str(path), "--train.device", "cpu", "--train.precision", "tf32"]
