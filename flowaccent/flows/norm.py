@@ -31,11 +31,14 @@ class ActNorm(TrueFlags, normalization.ActNorm):
     """
 
     def _initialize(self, inputs: Tensor) -> None:
-        with torch.no_grad():  # nflows' data-dependent start, the spread floored
+        r"""nflows' data-dependent start, the spread floored, written in place: nflows set ``initialized.data`` to a
+        new CPU tensor, which moved the buffer of a model on a GPU to the CPU (DDP's broadcast of the buffers over
+        nccl, which has no CPU backend, then cannot work)."""
+        with torch.no_grad():
             std = inputs.std(dim=0).clamp_min(STD_FLOOR)
-            self.log_scale.data = -torch.log(std)
-            self.shift.data = -(inputs / std).mean(dim=0)
-            self.initialized.data = torch.tensor(True, dtype=torch.bool)
+            self.log_scale.copy_(-torch.log(std))
+            self.shift.copy_(-(inputs / std).mean(dim=0))
+            self.initialized.fill_(True)
 
     def is_initialized(self) -> bool:
         r"""``initialized``, read from the device until it is True, then remembered."""

@@ -32,6 +32,20 @@ def test_the_same_initialisation_and_values_as_nflows():
         assert torch.equal(g[0], g2[0])
 
 
+def test_the_start_is_written_where_the_buffers_are():
+    r"""The start is written into the parameters and buffers in place, on their device. nflows set the flag to a new
+    CPU tensor: on a GPU the buffer moved to the CPU (DDP's broadcast over nccl, which has no CPU backend, could
+    not start a multi-GPU run); a meta-device ActNorm (not CPU, as a GPU's) refused it."""
+    norm = ActNorm(4)
+    storage = {name: t.untyped_storage().data_ptr() for name, t in norm.state_dict(keep_vars=True).items()}
+    norm(torch.randn(8, 4))
+    assert norm.is_initialized()
+    assert storage == {name: t.untyped_storage().data_ptr() for name, t in norm.state_dict(keep_vars=True).items()}
+    meta = ActNorm(4).to("meta")
+    meta._initialize(torch.randn(8, 4, device="meta"))
+    assert {t.device.type for t in meta.state_dict().values()} == {"meta"}
+
+
 def test_a_dimension_constant_in_the_first_batch_starts_finite():
     r"""Its spread 0 made log_scale inf and the first loss nan (empty mel bins of upsampled 8 kHz audio are constant
     after standardisation); the spread is floored, as the standardisation floors it, and the other dims keep
