@@ -42,7 +42,6 @@ Usage: python benchmarks/bench_model.py [--dims 120 440] [--batches 2048 10000] 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import statistics
@@ -60,7 +59,7 @@ from flowaccent.flows.packed import PACK_BATCH, packed_inference
 from flowaccent.flows.realnvp import flops_per_frame, train_flops_per_frame
 from flowaccent.model import FlowModel
 from flowaccent.prior_config import PriorConfig
-from flowaccent.runtime import compiled, compute_precision
+from flowaccent.runtime import compiled, compute_precision, tf32_matmuls
 from flowaccent.train.optimizer import make_optimizer
 
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
@@ -218,15 +217,9 @@ def mkl_products():
     return mock.patch.dict(os.environ, {"FLOWACCENT_ONEDNN_TRAIN": "0"})
 
 
-@contextlib.contextmanager
 def fp32_matmuls():
     r"""CUDA matmuls in full fp32 (no TF32) inside the block, for the fp32 side of a tf32 table."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+    return tf32_matmuls(False)
 
 
 def unfolded():

@@ -61,15 +61,32 @@ def compute_precision(device: torch.device, precision: str) -> Iterator[None]:
     if precision == "fp32":
         yield
     elif precision == "tf32":
-        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
+        with tf32_matmuls(True):
             yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     elif precision == "bf16":
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             yield
+
+
+@contextlib.contextmanager
+def tf32_matmuls(enabled: bool) -> Iterator[None]:
+    r"""CUDA matmuls and cuDNN convolutions on TF32 tensor cores (``enabled``) or in full float32 inside the block;
+    the settings before are restored. Through torch's ``fp32_precision`` where it has it (2.9 on): there, reading
+    the older ``allow_tf32`` raised once a program had set the newer one, and writing it back turned the matmuls'
+    ``none`` (follow ``torch.backends.fp32_precision``) into an explicit ``ieee``."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        flags, value = [(matmul, "fp32_precision"), (cudnn.conv, "fp32_precision")], "tf32" if enabled else "ieee"
+    else:  # torch before 2.9
+        flags, value = [(matmul, "allow_tf32"), (cudnn, "allow_tf32")], enabled
+    before = [getattr(owner, name) for owner, name in flags]
+    try:
+        for owner, name in flags:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name), old in zip(flags, before):
+            setattr(owner, name, old)
 
 
 #: This CPU's vector and matrix units that torch's kernels can use -> torch.cpu's probe for each.

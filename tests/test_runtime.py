@@ -21,6 +21,7 @@ from flowaccent.runtime import (
     compute_precision,
     precision_note,
     resolve_device,
+    tf32_matmuls,
 )
 
 CPU = torch.device("cpu")
@@ -45,6 +46,24 @@ def test_precision_errors():
         check_precision(CPU, "fp16", "train")
     with pytest.raises(ConfigError, match="tf32"), compute_precision(CPU, "tf32"):
         pass
+
+
+def test_tf32_after_torchs_newer_flags_and_back():
+    r"""tf32 on and off through torch's ``fp32_precision`` (the flags live without a GPU): reading ``allow_tf32``
+    raised once a program had set ``fp32_precision``, and writing it back replaced ``none`` with ``ieee``."""
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    before = matmul.fp32_precision, conv.fp32_precision
+    try:
+        for start in ("none", "ieee"):
+            matmul.fp32_precision = start
+            with compute_precision(torch.device("cuda"), "tf32"):
+                assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+            assert (matmul.fp32_precision, conv.fp32_precision) == (start, before[1])
+            with tf32_matmuls(False):
+                assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+            assert (matmul.fp32_precision, conv.fp32_precision) == (start, before[1])
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = before
 
 
 def without_bf16_units(monkeypatch, amx: bool = False, avx512_bf16: bool = False) -> None:
