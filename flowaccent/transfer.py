@@ -66,10 +66,10 @@ class HostCopy:
 
     def __init__(self, tensors: dict[str, torch.Tensor]):
         self._event = None
-        if any(t.device.type == "cuda" for t in tensors.values()):
+        if device := next((t.device for t in tensors.values() if t.device.type == "cuda"), None):
             self._tensors = {k: t.to("cpu", non_blocking=True) for k, t in tensors.items()}  # page-locked
             self._event = torch.cuda.Event()
-            self._event.record()
+            self._event.record(torch.cuda.current_stream(device))  # the copies' stream: the tensors' device's
         else:
             self._tensors = dict(tensors)
 
