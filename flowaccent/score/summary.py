@@ -16,7 +16,7 @@ from flowaccent.score.metrics import correlations, detection_auc, moments, unit_
 from flowaccent.score.tables import read_tsv
 
 #: Utterance scores compared across sets, when present: higher = more native-like.
-UTT_SCORES = ("log_ll", "llr", "gmm_log_ll", "svr")
+UTT_SCORES = ("log_ll", "llr", "gmm_log_ll")
 
 
 def set_summary(set_dir: Path, dim: int, cond_dim: int, table: dict[str, Any] | None = None) -> dict[str, Any]:
