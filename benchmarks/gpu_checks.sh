@@ -49,8 +49,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head
 nproc
 $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda,
 torch.cuda.is_available() and torch.cuda.get_device_name()); import flowaccent, nflows, kaldiio; print('imports ok')"
-el unit tests of the host-device copies and ActNorm
-timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py 2>&1 | tail -3
+el unit tests of the host-device copies, ActNorm, tf32 and the blur mask on the GPU
+timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py \
+  tests/test_runtime.py tests/blurmask/test_targets.py 2>&1 | tail -3
 el precision: scoring in each precision, and one seed trained in each
 timeout "$(left 270)" $PY benchmarks/bench_precision.py "${PRECISION[@]}" --json "$J/precision.json" \
   || echo "precision failed: $?"

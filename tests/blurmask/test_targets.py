@@ -36,6 +36,8 @@ def test_posterior(model_and_utt):
     every = make_target(model, "posterior", utt.cmvn_stats)(x)
     assert every.shape == (len(x), 2)
     torch.testing.assert_close(every.exp().sum(1), torch.ones(len(x)))
+    per_class = model.prior.class_log_probs(model.score_utterance(utt.feats, utt.cmvn_stats).z)  # the scored latents
+    torch.testing.assert_close(every, per_class - per_class.logsumexp(1, keepdim=True))
     zh = make_target(model, "posterior", utt.cmvn_stats, "zh")(x)
     torch.testing.assert_close(zh, every[:, 1])
 

@@ -69,7 +69,7 @@ def test_float64_and_compressed_arks(tmp_path, rng):
     assert got.dtype == np.float64 and np.array_equal(got, mat)
     kaldiio.save_ark(str(tmp_path / "c.ark"), {"x": mat.astype(np.float32)}, compression_method=2)
     ((_, comp),) = iter_ark(f"ark:{tmp_path / 'c.ark'}")
-    np.testing.assert_allclose(comp, mat, atol=0.05)
+    np.testing.assert_allclose(comp, mat, atol=0.015)  # 0.0059 measured
 
 
 def truncate(path, size):

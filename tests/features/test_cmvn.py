@@ -72,10 +72,12 @@ def test_norm_vars_gives_zero_mean_unit_variance(rng):
 
 
 def test_constant_feature_hits_kaldi_floor():
-    x = np.full((5, 2), 3.0)
+    r"""A constant column and one whose variance (2.5e-31) is below Kaldi's floor 1e-20: the floor's scale 1e10
+    (a constant column alone is 0 under any floor)."""
+    x = np.array([[3.0, 0.0], [3.0, 1e-15]])
     y = apply_cmvn(x, compute_cmvn_stats(x), norm_vars=True)
-    np.testing.assert_array_equal(y, kaldi_apply(x, compute_cmvn_stats(x), True))
-    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, kaldi_apply(x, compute_cmvn_stats(x), True), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(y, [[0.0, -5e-6], [0.0, 5e-6]], rtol=1e-6)
 
 
 def test_agrees_with_kaldi_native_fbank(rng):
