@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from scipy.stats import kurtosis, pearsonr, skew, spearmanr
+from scipy.special import logsumexp
+from scipy.stats import kurtosis, norm, pearsonr, skew, spearmanr
 
 from flowaccent.cli.main import main
 from flowaccent.data import ScpReader, load_data_dir, read_table, write_table
@@ -17,6 +18,7 @@ from flowaccent.score.metrics import correlations, detection_auc, moments, unit_
 from flowaccent.score.run import score_corpora
 from flowaccent.score.scorer import Reservoir, ScoreConfig, utterance_means
 from flowaccent.score.tables import read_tsv
+from flowaccent.train.checkpoint import load_model
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,54 @@ def test_every_row_has_the_identities(scored):
             assert per_frame.shape == (table["num_frames"][i], 2)
             assert per_frame.sum(1).mean() == pytest.approx(table["log_ll"][i], abs=1e-4)
         assert ("score" in table) == (name == "ja") and "llr" in table and "gmm_log_ll" in table
+
+
+def test_each_column_is_the_models_own_score_of_its_frames(trained, tmp_path):
+    r"""Each row's ``log_p``, ``log_det`` and ``llr`` against the model's own per-frame scores of that utterance (its
+    prior's class densities written out for ``llr``: native's over the others', or zh's over native's with
+    ``native_class`` zh), ``frame_scores.ark``'s two columns in order, ``utt_latent_means.npy`` the mean latents,
+    ``gmm_log_ll`` the saved GMM's density of the standardised frames written out with scipy plus the
+    standardisation's log-determinant, and the summary's set means weighted by frames, on utterances of uneven
+    lengths: the sets above have one length, where utterance means are the frame-weighted ones, and only sums were
+    checked (``log_p`` and ``log_det`` swapped, the GMM without its standardisation, passed every test)."""
+    from ..train.test_frames import write_uneven_dir
+
+    root, exp = trained
+    lengths = [1, 3, 50, 7, 120, 12, 2, 33]
+    data = write_uneven_dir(tmp_path / "uneven", lengths, dim=6, seed=4)
+    summary = score_corpora(exp, tmp_path / "s", [str(data)], baseline="gmm",
+                            config=ScoreConfig(batch_frames=64, max_latents=500))
+    score_corpora(exp, tmp_path / "zh", [str(data)], config=ScoreConfig(native_class="zh"), quiet=True)
+    model = load_model(exp / "final.pt")
+    table = read_tsv(tmp_path / "s" / "uneven" / "utt_scores.tsv")
+    zh_llr = read_tsv(tmp_path / "zh" / "uneven" / "utt_scores.tsv")["llr"]
+    latent_means = np.load(tmp_path / "s" / "uneven" / "utt_latent_means.npy")
+    gmm = np.load(exp / "baseline_gmm.npz")
+    mean, std = model.pipeline.mean.numpy(), model.pipeline.std.numpy()
+    frames = dict(ScpReader(tmp_path / "s" / "uneven" / "frame_scores.scp"))
+    native, other = model.class_names.index("native"), model.class_names.index("zh")
+    every = {"log_p": [], "log_det": [], "gmm_log_ll": []}
+    with torch.no_grad():
+        for i, (utt, feats) in enumerate(ScpReader(data / "feats.scp")):
+            assert table["utt"][i] == utt and table["num_frames"][i] == len(feats)
+            out = model.score_utterance(feats)
+            per_class = model.prior.class_log_probs(out.z).double()
+            for key, value in (("log_p", out.log_p), ("log_det", out.log_det),
+                               ("llr", per_class[:, native] - per_class[:, other])):
+                assert table[key][i] == pytest.approx(float(value.double().mean()), abs=2e-5), (utt, key)
+            assert zh_llr[i] == pytest.approx(-table["llr"][i], abs=2e-5)
+            np.testing.assert_allclose(latent_means[i], out.z.double().mean(0).numpy(), atol=1e-5)
+            np.testing.assert_allclose(frames[utt], torch.stack([out.log_p, out.log_det], 1).numpy(), atol=1e-4)
+            every["log_p"].append(out.log_p.double())
+            every["log_det"].append(out.log_det.double())
+            x = (model.pipeline.unstandardized(torch.as_tensor(feats)).double().numpy() - mean) / std
+            components = [np.log(w) + norm.logpdf(x, m, np.sqrt(v)).sum(1)
+                          for w, m, v in zip(gmm["weights"], gmm["means"], gmm["variances"])]
+            gmm_ll = logsumexp(np.stack(components, 1), axis=1) - np.log(std).sum()
+            assert table["gmm_log_ll"][i] == pytest.approx(gmm_ll.mean(), abs=1e-5)
+            every["gmm_log_ll"].append(torch.from_numpy(gmm_ll))
+    for key, values in every.items():
+        assert summary["sets"]["uneven"][key] == pytest.approx(float(torch.cat(values).mean()), abs=1e-5)
 
 
 def test_summary_is_recomputed_from_the_files(scored):

@@ -76,6 +76,36 @@ def test_gradient_filter_trains(gaussian_dir, tmp_path, monkeypatch):
         len(filtered), summary.best_valid_nll, diagonal, entropy)
 
 
+def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_dir, tmp_path, monkeypatch):
+    r"""With held-out NLLs scripted epoch by epoch (5, 4, 4.5, 3, 3.5, 3.6, ...) and patience 2: the run stops after
+    epoch 6 (two epochs without a better NLL since epoch 4; a worse epoch between two better ones does not count),
+    ``final.pt`` is epoch 4's model (best.pt, not last.pt), each epoch takes ``max_steps_per_epoch`` steps, and the
+    exponential schedule's rate is ``lr * lr_decay ** epoch`` (epoch from 0). Off by one in the patience, a count
+    not reset by a better epoch, ``final.pt`` from the last epoch, steps not cut and the decay's exponent off by
+    one each passed every test before."""
+    from flowaccent.train.trainer import _Runner
+
+    scripted = iter([5.0, 4.0, 4.5, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0])
+    monkeypatch.setattr(_Runner, "_validate", lambda self, stream: {"nll": next(scripted), "log_p": 0.0,
+                                                                     "log_det": 0.0, "frames": 1})
+    config = small_config(epochs=10, patience=2, max_steps_per_epoch=2, lr_schedule="exponential", lr_decay=0.5,
+                          warmup_steps=0, log_every_steps=1)
+    summary = train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log" / "train.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3, 4, 5, 6]
+    assert [(r["epoch"], r["best_epoch"]) for r in records if r["event"] == "early_stop"] == [(6, 4)]
+    assert summary.epochs_run == 6 and summary.global_step == 12 and summary.best_valid_nll == 3.0
+    steps = [r for r in records if r["event"] == "train"]
+    assert [r["step"] for r in steps] == list(range(1, 13))
+    assert [r["lr"] for r in steps] == pytest.approx([3e-3 * 0.5 ** ((r["step"] - 1) // 2) for r in steps])
+    checkpoints = tmp_path / "exp" / "checkpoints"
+    digests = {name: parameter_digest(load_model(path)) for name, path in
+               (("final", tmp_path / "exp" / "final.pt"), ("best", checkpoints / "best.pt"),
+                ("last", checkpoints / "last.pt"))}
+    assert digests["final"] == digests["best"] != digests["last"]
+    assert load_checkpoint(checkpoints / "best.pt")["progress"]["epoch"] == 4
+
+
 def test_dnf_classes_from_two_dirs_separate(tmp_path):
     chol = np.eye(4)
     a = write_gaussian_dir(tmp_path / "a", np.full(4, -2.0), chol, 40, 50, seed=1, prefix="a")
