@@ -53,9 +53,7 @@ def test_tuning_starts_no_process(monkeypatch):
 
 
 def test_system_leaves_glibc_alone():
-    r"""Untuned, the probe faults the step's pages in again (~20 000 a step, measured): what the tuned test's bound
-    tells apart."""
-    tuned, faults = probe("system")
+    r"""Untuned, whether the probe faults the pages in again depends on glibc's dynamic mmap threshold, which moves
+    with the process's history (~20 000 faults a step in one run, 0 in a CI run): only the flag is checked."""
+    tuned, _ = probe("system")
     assert not tuned
-    if sys.platform.startswith("linux"):
-        assert faults > 0.5 * 4 * 10000 * 512 * 4 / 4096, faults
