@@ -222,7 +222,8 @@ def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
 
 
 #: Runs ``flowaccent`` with each rank's validation results, and the frames its validation read, appended to
-#: ``$RANK_LOG.<rank>``, one JSON line per epoch.
+#: ``$RANK_LOG.<rank>``, one JSON line per epoch; rank 0 adds the held-out NLL of its model (the one it saves)
+#: over the whole set, computed by itself alone after the shared validation.
 VALIDATION_LOGGING = '''
 import json, os, sys
 from flowaccent.train import trainer
@@ -234,8 +235,11 @@ def counted(self, *args, **kwargs):
 def logged(self, stream):
     read.clear()
     valid = validate(self, stream)
+    record = {"valid": valid, "read": sum(read)}
+    if os.environ["RANK"] == "0":
+        record["alone"] = trainer.held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, "fp32")
     with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
-        f.write(json.dumps({"valid": valid, "read": sum(read)}) + "\\n")
+        f.write(json.dumps(record) + "\\n")
     return valid
 trainer._Runner._validate, trainer.FrameStream.joined = logged, counted
 from flowaccent.cli.main import entry
@@ -266,6 +270,11 @@ def test_the_ranks_validate_one_model_on_their_shares_and_agree(gaussian_dir, tm
         assert zero["valid"] == one["valid"] == logged[epoch]
         total = zero["valid"]["frames"]  # the held-out utterances' frames
         assert zero["read"] + one["read"] == total and 0 < zero["read"] < total  # each rank its share
+        # of rank 0's model: without rank 0's BatchNorm statistics handed out first, rank 1 validated its own
+        alone = zero["alone"]
+        assert alone["frames"] == total
+        assert alone["nll"] == pytest.approx(zero["valid"]["nll"], rel=1e-7)
+        assert alone["log_det"] == pytest.approx(zero["valid"]["log_det"], rel=1e-7)
 
 
 #: Runs ``flowaccent`` with rank 1 alone failing on its own, before its data is read.

@@ -852,3 +852,31 @@ def test_resume_names_a_changed_option_not_the_data(gaussian_dir, tmp_path, caps
     assert "features.cmvn: spk there, utt given" in capsys.readouterr().err
     assert main(["train", "--exp", str(exp), "--resume", "--check", f"a={other}", f"a={path}"]) == 1
     assert "(the same, in another order: give the dirs in the order the run began with" in capsys.readouterr().err
+
+
+def test_validation_is_in_eval_mode_and_leaves_the_batchnorm_statistics(gaussian_dir, tmp_path, monkeypatch):
+    r"""Each epoch's held-out NLL is the model's in eval mode (BatchNorm on its running statistics), and validating
+    does not move those statistics: in train mode it would normalise each batch by its own moments and fold the
+    held-out frames into the model it then saves."""
+    import copy
+
+    from flowaccent.train.trainer import _Runner, held_out_nll
+
+    validate, seen = _Runner._validate, []
+
+    def checked(self, stream):
+        before = copy.deepcopy(self.model).eval()
+        valid = validate(self, stream)
+        alone = held_out_nll(before, stream, self.cfg.batch_size, self.env.device, "fp32")
+        buffers = [(a, b) for a, b in zip(before.buffers(), self.model.buffers()) if a.is_floating_point()]
+        seen.append((valid, alone, all(torch.equal(a, b) for a, b in buffers), len(buffers)))
+        return valid
+
+    monkeypatch.setattr(_Runner, "_validate", checked)
+    config = small_config(epochs=2).with_overrides({"model": {"norm": "batchnorm"}})
+    train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
+    assert len(seen) == 2
+    for valid, alone, unchanged, count in seen:
+        assert count > 0 and unchanged  # the running means and variances
+        assert valid["frames"] == alone["frames"] > 0
+        assert valid["nll"] == pytest.approx(alone["nll"], rel=1e-7)
