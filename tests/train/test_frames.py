@@ -212,9 +212,12 @@ def test_joined_batches_hold_whole_utterances_in_order(tmp_path, batch_frames):
 
 
 def test_the_standardisation_sample_takes_at_most_max_utts():
-    r"""A step of ``len // max_utts`` took every utterance of 3999 for a maximum of 2000."""
+    r"""A step of ``len // max_utts`` took every utterance of 3999 for a maximum of 2000; the sample is spread evenly
+    over all of ``refs`` (the first ``max_utts`` would fit the standardisation to the first dirs' speakers)."""
     from flowaccent.train.frames import standardization_sample
 
     for n, most in ((3999, 2000), (2000, 2000), (10, 3), (5, 2000), (4001, 2000)):
         taken = standardization_sample(list(range(n)), most)
         assert len(taken) <= most and taken[0] == 0 and len(taken) >= min(n, most) // 2
+        gaps = set(np.diff(taken)) or {1}
+        assert len(gaps) == 1 and taken[-1] + gaps.pop() >= n  # one step apart, to within a step of the end
