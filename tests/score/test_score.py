@@ -555,6 +555,32 @@ def test_a_rerun_with_fewer_sets_names_the_old_ones(trained, tmp_path, capsys):
     assert list(json.loads((tmp_path / "s" / "summary.json").read_text())["sets"]) == ["native"]
 
 
+def test_an_svr_across_sets_is_fitted_on_the_first_and_tested_on_the_second(trained, tmp_path):
+    r"""``a->b`` in the summary's regressions: an SVR fitted on set a's rated utterances' mean latents and applied
+    to set b's (its ``n`` counts b's), for both orders of two rated sets of different sizes."""
+    import shutil
+
+    from flowaccent.score import regress
+
+    root, exp = trained
+    zh = shutil.copytree(root / "zh", tmp_path / "zh")
+    rng = np.random.default_rng(1)
+    write_table(zh / "utt2score", {u: f"{rng.uniform(1, 5):.2f}" for u in sorted(load_data_dir(zh).utt2spk)[:24]})
+    out = tmp_path / "s"
+    assert main(["score", "--exp", str(exp), "--out", str(out), f"zh={zh}", f"ja={root / 'ja'}", "--quiet"]) == 0
+    regression = json.loads((out / "summary.json").read_text())["regression"]
+    data = {}
+    for name in ("zh", "ja"):
+        table = read_tsv(out / name / "utt_scores.tsv")
+        rated = np.isfinite(table["score"])
+        data[name] = np.load(out / name / "utt_latent_means.npy")[rated], table["score"][rated]
+    assert len(data["zh"][1]) == 24 != len(data["ja"][1])
+    for a, b in (("zh", "ja"), ("ja", "zh")):
+        expected = regress.transfer(*data[a], *data[b])
+        assert expected["n"] == len(data[b][1])
+        assert regression[f"{a}->{b}"]["svr"] == pytest.approx(expected, rel=1e-12)
+
+
 def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):
     root, exp = trained
     sets = [f"native={root / 'native'}", f"ja={root / 'ja'}", f"ja_again={root / 'ja'}"]
