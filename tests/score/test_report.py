@@ -735,3 +735,48 @@ def test_scores_replaced_take_their_drawings_and_wrong_folders_are_named(scored_
     assert capsys.readouterr().err == (f"flowaccent report: error: {scores / 'summary.json'}: the summary of "
                                        "'flowaccent score', not of 'flowaccent blurmask' (--blurmask: the --out of "
                                        "'flowaccent blurmask')\n")
+
+
+def test_each_figure_and_table_draws_on_the_right_sets_and_utterances(trained, tmp_path, monkeypatch):
+    r"""What the report hands its drawings, spied: the ROC curves the reference set's scores against the others',
+    the rating figure only the rated utterances (zh here rates 24 of its 40), the LogLL histograms weighted by each
+    utterance's frames; the detection table counts each set's own utterances."""
+    import shutil
+
+    from flowaccent import plots
+    from flowaccent.data import load_data_dir, write_table
+    from flowaccent.score.tables import read_tsv
+
+    root, exp = trained
+    zh = shutil.copytree(root / "zh", tmp_path / "zh")
+    rng = np.random.default_rng(1)
+    write_table(zh / "utt2score", {u: f"{rng.uniform(1, 5):.2f}" for u in sorted(load_data_dir(zh).utt2spk)[:24]})
+    out = tmp_path / "s"
+    sets = [f"native={root / 'native'}", f"zh={zh}", f"ja={root / 'ja'}"]
+    assert main(["score", "--exp", str(exp), "--out", str(out), *sets, "--quiet"]) == 0
+    tables = {n: read_tsv(out / n / "utt_scores.tsv") for n in ("native", "zh", "ja")}
+    calls = {}
+    for name in ("roc_curves", "rating_scatter", "histograms"):
+        def spy(*args, _name=name, _real=getattr(plots, name), **kwargs):
+            calls.setdefault(_name, []).append((args, kwargs))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(plots, name, spy)
+    report = ["report", "--exp", str(exp), "--scores", str(out), "--out", str(tmp_path / "r.html")]
+    assert main([*report, "--tsne-frames", "0"]) == 0
+    assert [args[3] for args, _ in calls["roc_curves"]] == ["log_ll", "llr"]
+    for (reference, others, _, score, *_), _ in calls["roc_curves"]:
+        assert np.array_equal(reference, tables["native"][score])
+        assert list(others) == ["zh", "ja"] and all(np.array_equal(others[n], tables[n][score]) for n in others)
+    ((scores, ratings, *_), _), = calls["rating_scatter"]
+    rated = {n: np.isfinite(tables[n]["score"]) for n in ("zh", "ja")}
+    assert rated["zh"].sum() == 24 and rated["ja"].all()
+    for n in ("zh", "ja"):
+        assert np.array_equal(ratings[n], tables[n]["score"][rated[n]])
+        assert np.array_equal(scores["log_ll"][n], tables[n]["log_ll"][rated[n]])
+    ((values, *_), kwargs), = calls["histograms"]
+    for n, table in tables.items():
+        assert np.array_equal(values[n], table["log_ll"]) and np.array_equal(kwargs["weights"][n], table["num_frames"])
+    markdown = (tmp_path / "r.md").read_text()
+    detection = re.search(r"## Detection AUC against 'native' \(40 utts\)\n\n(.*?)\n\n", markdown, re.S)
+    rows = [line.split("|")[1:3] for line in detection.group(1).splitlines()[2:]]
+    assert [[c.strip() for c in r] for r in rows] == [["zh", "40"], ["ja", "30"]]
