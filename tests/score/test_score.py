@@ -495,6 +495,23 @@ def test_svr_folds_split_speakers_so_a_speakers_signature_does_not_predict_its_o
     assert cross_validated(x, ratings, one_each) == cross_validated(x, ratings)
 
 
+def test_the_chance_level_shuffles_whole_speakers_when_given_them(monkeypatch):
+    r""":func:`shuffled` with speakers hands the folds ratings shuffled by speaker: ratings constant within each
+    speaker stay so (shuffled by utterance, a speaker's utterances took several speakers' ratings)."""
+    from flowaccent.score import regress
+
+    rng = np.random.default_rng(2)
+    speakers = [f"s{i}" for i in np.repeat(np.arange(8), 4)]
+    ratings = np.repeat(rng.permutation(8) + 1.0, 4)
+    seen = []
+    monkeypatch.setattr(regress, "cross_validated", lambda x, y, *args, **kwargs: seen.append(y) or
+                        {"pearson": 0.0, "spearman": 0.0, "n": len(y)})
+    regress.shuffled(rng.normal(size=(32, 3)), ratings, speakers, permutations=5)
+    assert len(seen) == 5 and any(not np.array_equal(y, ratings) for y in seen)
+    for y in seen:
+        assert sorted(y) == sorted(ratings) and all(np.ptp(y[i:i + 4]) == 0 for i in range(0, 32, 4))
+
+
 def test_undefined_correlations_still_count_the_utterances():
     from flowaccent.score.regress import cross_validated, transfer
 
