@@ -176,7 +176,7 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
     r"""Ids holding U+2028 or U+0085 (Kaldi splits lines at \\n alone) were a traceback after every set was
     scored ('line 2 has 1 fields'); ``--out`` the folder of the data dirs wrote the scores in among their Kaldi
     files (exit 0); ``--seed`` (the latent sample's) refitted the GMM baseline; a GMM of more components than
-    frames was scikit-learn's traceback."""
+    frames was scikit-learn's traceback. ``--seed`` does draw another latent sample."""
     import shutil
 
     from flowaccent.train.trainer import train
@@ -187,7 +187,7 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
     exp = tmp_path / "exp"
     shutil.copytree(trained_exp, exp)
     odd = write_gaussian_dir(tmp_path / "odd", np.full(6, 1.0), np.eye(6), 8, 10, seed=4, prefix="x\u2028y\u0085")
-    args = ["score", "--exp", str(exp), "--quiet", "--baseline", "gmm"]
+    args = ["score", "--exp", str(exp), "--quiet", "--baseline", "gmm", "--max-latents", "30"]  # of 80 frames
     assert main([*args, "--out", str(tmp_path / "o"), str(odd)]) == 0
     table = read_tsv(tmp_path / "o" / "odd" / "utt_scores.tsv")
     assert len(table["utt"]) == 8 and table["utt"][0].startswith("x\u2028y\u0085") and len(table["gmm_log_ll"]) == 8
@@ -197,6 +197,8 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
     assert again["loaded"] and np.array_equal(read_tsv(tmp_path / "o1" / "odd" / "utt_scores.tsv")["gmm_log_ll"],
                                               table["gmm_log_ll"])
     assert first["frames"] == again["frames"]
+    samples = [np.load(tmp_path / o / "odd" / "latents.npy") for o in ("o", "o1")]
+    assert samples[0].shape == samples[1].shape == (30, 6) and not np.array_equal(*samples)
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path), str(odd)]) == 1
     assert f"set 'odd' would be written into {odd}, a Kaldi data dir" in capsys.readouterr().err
