@@ -28,6 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--baseline", choices=("none", "gmm"), default="none", help="also score a diagonal GMM")
     parser.add_argument("--checkpoint", help="model file (default: EXP_DIR/final.pt)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true", help="keep the sets an earlier run into OUT_DIR scored "
+                        "completely from the same model, data and options (not --batch-frames, --device, --prefetch) "
+                        "instead of scoring them again; a run that stops keeps the sets it finished")
     add_config_options(parser, ScoreConfig)
     return parser
 
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint,
         args.quiet,
         args.command_line,
+        args.resume,
     )
     for name, values in report["sets"].items():
         auc = report["detection"].get(name, {}).get("auc")

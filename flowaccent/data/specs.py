@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
@@ -115,16 +115,20 @@ def check_set_folders(out: Path, names: Iterable[str], command: str) -> None:
 
 
 @contextlib.contextmanager
-def removed_on_failure(out: Path, names: Iterable[str], files: Iterable[str]) -> Iterator[None]:
+def removed_on_failure(
+    out: Path, names: Iterable[str], files: Iterable[str], complete: Callable[[Path], bool] | None = None
+) -> Iterator[None]:
     r"""On an error or Ctrl-C in the block, removes the set folders ``out/<name>`` it made (those not there
-    before it) and ``out/<file>`` of ``files`` (the command's summary files, which it removed before the block),
-    then lets the error go on: no half-made set is left beside an earlier run's complete ones."""
+    before it), but for those ``complete`` says are, and ``out/<file>`` of ``files`` (the command's summary files,
+    which it removed before the block), then lets the error go on: no half-made set is left beside an earlier
+    run's complete ones."""
     fresh = [out / name for name in names if not (out / name).exists()]
     try:
         yield
     except BaseException:
         for path in fresh:
-            shutil.rmtree(path, ignore_errors=True)
+            if complete is None or not complete(path):
+                shutil.rmtree(path, ignore_errors=True)
         for name in files:
             (out / name).unlink(missing_ok=True)
         raise

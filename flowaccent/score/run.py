@@ -3,6 +3,7 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ from flowaccent.score.baseline import (
 )
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_short_utterances
 from flowaccent.score.config import ScoreConfig
+from flowaccent.score.resume import (
+    differences,
+    gmm_digest,
+    is_marked,
+    load_set_scores,
+    mark_complete,
+    set_stamp,
+    unmark,
+)
 from flowaccent.score.scorer import SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
@@ -54,17 +64,21 @@ def score_corpora(
     checkpoint: str | Path | None = None,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> dict[str, Any]:
     r"""Scores every data dir (``path`` or ``name=path``) into ``out_dir/<name>/`` and writes
     ``out_dir/summary.json``; returns the summary. ``reference`` (default: the first set) is
     what detection AUCs separate the other sets from. ``out_dir`` is locked meanwhile
-    (:func:`~flowaccent.data.lock.output_lock`)."""
+    (:func:`~flowaccent.data.lock.output_lock`). With ``resume``, a set that an earlier run into ``out_dir``
+    scored completely from the same model, data and options is read back, not scored again
+    (:mod:`flowaccent.score.resume`); a run that stops keeps the sets it finished."""
     out = output_dir(out_dir, "score", ("config.yaml",))
     with output_lock(out, "score"):
-        return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet, command)
+        return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet, command,
+                              resume)
 
 
-def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint, quiet, command) -> dict[str, Any]:
+def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint, quiet, command, resume) -> dict:
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
     if note := precision_note(device, config.precision, "score"):
@@ -93,36 +107,84 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     if drawn := remove_drawn(out):  # an earlier plot's figures stayed beside the new scores, with no word
         print(f"score: note: {drawn} file(s) of a report or figures drawn from {out}'s earlier scores removed "
               f"(draw them again with 'flowaccent report' or 'plot')", file=sys.stderr)
+    llr_class = model.class_names[native] if len(model.class_names) > 1 else None
+    stamp = partial(set_stamp, digest, with_cmvn=model.pipeline.config.cmvn == "spk", config=config,
+                    llr_class=llr_class, gmm_digest=gmm_digest(gmm) if gmm is not None else None)
+    finished: list[str] = []  # the sets this run scored completely: they stay if it stops
     # a damaged corpus or Ctrl-C, also while summarising: no half-made set left (and the lock removes an --out
     # it made, left empty)
-    with removed_on_failure(out, sets, ("config.yaml", "summary.json")):
-        results = {name: score_dir(model, data, name, out / name, config, quiet) for name, data in sets.items()}
-        if gmm is not None:
+    try:
+        with removed_on_failure(out, sets, ("config.yaml", "summary.json"), complete=is_marked):
+            results = {}
             for name, data in sets.items():
-                values = gmm_utterance_log_ll(gmm, data, model.pipeline)
-                add_column(out / name / "utt_scores.tsv", "gmm_log_ll", values)
-        warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
-        warn_shared(results, sets)
-        warn_short_utterances(results, model.pipeline.config.context)
-        report: dict[str, Any] = {
-            "model": {
-                "exp": str(exp),
-                "checkpoint": str(checkpoint or exp / "final.pt"),
-                "dim": model.dim,
-                "cond_dim": model.prior_config.cond_dim,
-                "classes": list(model.class_names),
-            } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
-              | ({"llr_class": model.class_names[native]} if len(model.class_names) > 1 else {}),
-            "reference": reference,
-            "command": command,
-        }
-        if gmm_info is not None:
-            report["baseline"] = gmm_info
-        report.update(_summarise(sets, results, out, model, reference, config))
-        config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
-        atomic_write_text(out / "config.yaml", config_text)
-        atomic_write_json(out / "summary.json", report)
+                made_of = stamp(data)
+                results[name] = (resume and _kept(out / name, name, made_of)) or \
+                    _score_set(model, gmm, data, name, out / name, made_of, config, quiet)
+                finished.append(name)
+            report: dict[str, Any] = {
+                "model": {
+                    "exp": str(exp),
+                    "checkpoint": str(checkpoint or exp / "final.pt"),
+                    "dim": model.dim,
+                    "cond_dim": model.prior_config.cond_dim,
+                    "classes": list(model.class_names),
+                } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
+                  | ({"llr_class": llr_class} if llr_class is not None else {}),
+                "reference": reference,
+                "command": command,
+            } | ({"baseline": gmm_info} if gmm_info is not None else {})
+            _write_summary(report, exp, out, sets, results, model, config)
+    except BaseException:
+        if finished:
+            print(f"score: {len(finished)} set(s) scored completely stay in {out} ({', '.join(finished)}): the same "
+                  "command with --resume goes on from them", file=sys.stderr)
+        raise
     return report
+
+
+def _score_set(model, gmm, data, name: str, folder: Path, stamp: dict, config: ScoreConfig, quiet: bool) -> SetScores:
+    r"""Scores one set into ``folder`` (and its GMM baseline's column, with ``gmm``), then stamps it complete."""
+    unmark(folder)  # first: a folder half written over is never taken for complete
+    scores = score_dir(model, data, name, folder, config, quiet)
+    if gmm is not None:
+        add_column(folder / "utt_scores.tsv", "gmm_log_ll", gmm_utterance_log_ll(gmm, data, model.pipeline))
+    mark_complete(folder, stamp)
+    return scores
+
+
+def _kept(folder: Path, name: str, stamp: dict) -> SetScores | None:
+    r"""``--resume``: the scores in ``folder`` where an earlier run made them completely from the same inputs
+    (``stamp``), else None (and why, where there was something)."""
+    if not folder.is_dir():
+        return None
+    changed = differences(folder, stamp)
+    if changed is None:
+        why = "not stamped complete (its scoring did not finish, or an older flowaccent scored it)"
+    elif changed:
+        why = f"what it was scored from changed: {', '.join(changed)}"
+    else:
+        try:
+            scores = load_set_scores(folder, name)
+        except (OSError, ValueError) as error:
+            why = f"its files are damaged ({error})"
+        else:
+            print(f"score: set {name}: kept (--resume: scored completely before, from the same model, data and "
+                  f"options): {folder}", file=sys.stderr)
+            return scores
+    print(f"score: set {name}: scoring it again: {why}", file=sys.stderr)
+    return None
+
+
+def _write_summary(report: dict[str, Any], exp: Path, out: Path, sets, results, model, config: ScoreConfig) -> None:
+    r"""Says what the scored sets (``results``) call for, adds their summary to ``report`` (which names the model
+    and the reference set) and writes it as ``summary.json``, with the model's ``config.yaml``."""
+    warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
+    warn_shared(results, sets)
+    warn_short_utterances(results, model.pipeline.config.context)
+    report.update(_summarise(sets, results, out, model, report["reference"], config))
+    config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
+    atomic_write_text(out / "config.yaml", config_text)
+    atomic_write_json(out / "summary.json", report)
 
 
 #: The fitted baseline GMM, kept in the model's folder (flowaccent.score.baseline.cached_fit).

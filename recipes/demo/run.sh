@@ -84,7 +84,7 @@ if should_run 3; then
   for model in dnf nf; do
     # shellcheck disable=SC2086
     flowaccent score --exp "$exp/$model" --out "$exp/$model/scores" $score_sets --reference test_native \
-      --baseline gmm --quiet
+      --baseline gmm --quiet --resume  # a rerun keeps the sets already scored by this model
   done
   mark_done 3
 fi

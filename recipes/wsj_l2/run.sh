@@ -178,7 +178,7 @@ if should_run 4; then
   for conf in $configs; do
     log "  $conf"
     flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores" "${score_sets[@]}" --reference native_test \
-      --baseline gmm --quiet
+      --baseline gmm --quiet --resume  # a stopped stage goes on: the sets scored by this model and data stay
   done
   mark_done 4
 fi

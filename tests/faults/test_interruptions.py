@@ -256,11 +256,15 @@ def test_an_interrupted_score_rerun_leaves_no_summary_or_config_of_the_earlier_r
     assert not (out / "summary.json").exists() and not (out / "config.yaml").exists()
 
 
-def test_a_score_interrupted_while_summarising_leaves_no_set_it_made(scored_setup, tmp_path, monkeypatch):
-    r"""A Ctrl-C while the summary was computed left the run's set dirs behind (their removal covered the scoring
-    only), so a folder of complete-looking tables had no summary.json to say whose they were."""
+def test_a_score_interrupted_while_summarising_keeps_its_stamped_sets_and_no_summary(scored_setup, tmp_path,
+                                                                                     monkeypatch, capsys):
+    r"""A Ctrl-C while the summary was computed left the run's set dirs behind with nothing to say whose they were
+    (their removal covered the scoring only); they were then removed too. Now each complete set is stamped with
+    what made it (``.scored.json``: score --resume), stays, and is said to; no ``summary.json`` nor ``config.yaml``
+    claims the folder complete, and ``--resume`` writes them without scoring again."""
     from flowaccent.cli.main import main
     from flowaccent.score import run as run_module
+    from flowaccent.score.resume import MARKER
 
     root, exp, data = scored_setup
     out = tmp_path / "out"
@@ -268,9 +272,13 @@ def test_a_score_interrupted_while_summarising_leaves_no_set_it_made(scored_setu
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_module, "_summarise", interrupted)
-    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
-    assert not out.exists()  # the sets it made removed, then the --out the lock made, left empty
-    monkeypatch.setattr(run_module, "atomic_write_json", interrupted)  # the last write: config.yaml made already
-    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
-    assert not out.exists()
+    for where in ("_summarise", "atomic_write_json"):  # the last write: config.yaml made already
+        monkeypatch.setattr(run_module, where, interrupted)
+        assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
+        assert f"score: 1 set(s) scored completely stay in {out} ({data.name})" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".out.lock", data.name]
+        assert (out / data.name / MARKER).is_file()
+        monkeypatch.undo()
+    monkeypatch.setattr(run_module, "score_dir", interrupted)  # nothing scored again
+    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out), "--resume"]) == 0
+    assert (out / "summary.json").is_file() and (out / "config.yaml").is_file()

@@ -1,0 +1,102 @@
+r"""``score --resume``: the sets an earlier run scored completely, with the same inputs, are kept, not scored again.
+
+A set's folder is complete once its last file is written: then :func:`mark_complete` writes ``.scored.json``
+there, a *stamp* of what its files were made from (:func:`set_stamp`): the model file's digest, the data dir's
+fingerprint (:func:`~flowaccent.data.fingerprint.dir_fingerprint`: its scps, utterances' speakers and archives'
+sizes, and its ``utt2score``), the options its files depend on (the latent sample's seed and size, the
+precision, the ``llr``'s class) and the GMM baseline's parameters. Scoring a set removes its stamp first, so a
+folder half written over by a run that stopped never passes for complete.
+
+``--batch-frames``, ``--device`` and ``--prefetch`` are not in the stamp: they move the scores by rounding only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowaccent.data.atomic import atomic_write_json
+from flowaccent.data.datadir import DataDir
+from flowaccent.data.fingerprint import dir_fingerprint
+from flowaccent.score.config import ScoreConfig
+from flowaccent.score.scorer import SetScores
+from flowaccent.score.tables import read_tsv
+
+#: A complete set folder's stamp.
+MARKER = ".scored.json"
+
+#: Bumped when what a set folder holds changes: a stamp of another format is not a match.
+FORMAT = 1
+
+
+def set_stamp(
+    model_digest: str, data: DataDir, with_cmvn: bool, config: ScoreConfig, llr_class: str | None,
+    gmm_digest: str | None,
+) -> dict[str, Any]:
+    r"""What a set's files are made from (JSON-able): two runs of equal stamps write the same files, up to the
+    rounding of another batch size or device."""
+    parts = dir_fingerprint(data, with_cmvn)
+    score = data.path / "utt2score"
+    parts["utt2score"] = hashlib.sha256(score.read_bytes()).hexdigest()[:16] if score.is_file() else None
+    options = {"seed": config.seed, "max_latents": config.max_latents, "precision": config.precision,
+               "llr_class": llr_class}
+    return {"format": FORMAT, "model": model_digest, "data": parts, "options": options, "baseline": gmm_digest}
+
+
+def gmm_digest(gmm) -> str:
+    r"""The digest of a :class:`~flowaccent.score.baseline.DiagonalGmm`'s parameters."""
+    h = hashlib.sha256()
+    for values in (gmm.weights, gmm.means, gmm.variances):
+        h.update(np.ascontiguousarray(values.cpu().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def unmark(folder: Path) -> None:
+    r"""Removes ``folder``'s stamp: its files are about to be written again."""
+    (folder / MARKER).unlink(missing_ok=True)
+
+
+def mark_complete(folder: Path, stamp: dict[str, Any]) -> None:
+    r"""Stamps ``folder``, whose files are all written."""
+    atomic_write_json(folder / MARKER, stamp)
+
+
+def is_marked(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
+    r"""What differs between ``folder``'s stamp and ``stamp`` (``[]``: nothing; the names of the parts, e.g.
+    ``model``, ``data (feats.scp)``, ``options (seed)``); None where the folder has no readable stamp."""
+    try:
+        stored = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("format") != FORMAT:
+        return ["format"]
+    out = []
+    for part, value in stamp.items():
+        old = stored.get(part)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out += [f"{part} ({key})" for key in value if old.get(key) != value[key]]
+        elif old != value:
+            out.append(part)
+    return out
+
+
+def load_set_scores(folder: Path, name: str) -> SetScores:
+    r"""The :class:`SetScores` of a complete set folder, read from its files. Raises OSError or ValueError where one
+    is missing or damaged."""
+    table = read_tsv(folder / "utt_scores.tsv")
+    utts = list(table["utt"])
+    numbers = {k: np.asarray(v, np.float64) for k, v in table.items() if k not in ("utt", "spk")}
+    latent_means = np.load(folder / "utt_latent_means.npy")
+    latents = np.load(folder / "latents.npy")
+    latent_utts = np.array((folder / "latent_utts.txt").read_text().split("\n")[:-1], dtype=str)  # ids: any but \n
+    if len(latent_means) != len(utts) or len(latents) != len(latent_utts):
+        raise ValueError(f"{folder}: its files disagree on the number of utterances or latents")
+    return SetScores(name, utts, numbers["num_frames"].astype(int), numbers, latent_means, latents, latent_utts)

@@ -1,0 +1,149 @@
+r"""``score --resume``: a stopped run keeps the sets it finished; the next scores only the others, and the same
+files and summary come out as from one uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.score import run, scorer
+from flowaccent.score.resume import MARKER
+
+FILES = ("utt_scores.tsv", "spk_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt",
+         "utt_latent_means.npy")
+
+
+def _spied(monkeypatch, stop_at: str | None = None) -> list[str]:
+    r"""The names of the sets ``score_dir`` scores from now on; with ``stop_at``, a Ctrl-C once that set's files
+    are written (before the GMM's column and the stamp)."""
+    real, scored = scorer.score_dir, []
+
+    def spy(model, data, name, *args, **kwargs):
+        scored.append(name)
+        result = real(model, data, name, *args, **kwargs)
+        if name == stop_at:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(run, "score_dir", spy)
+    return scored
+
+
+@pytest.fixture
+def sets(trained):
+    root, exp = trained
+    return exp, [f"{n}={root / n}" for n in ("native", "zh", "ja")]
+
+
+def _score(exp, out, sets, *more: str) -> int:
+    return main(["score", "--exp", str(exp), "--out", str(out), *sets, "--quiet", "--baseline", "gmm", *more])
+
+
+def test_a_stopped_run_keeps_its_finished_sets_and_resume_scores_only_the_rest(sets, tmp_path, monkeypatch, capsys):
+    exp, specs = sets
+    assert _score(exp, tmp_path / "whole", specs) == 0  # the uninterrupted run, for comparison
+    out = tmp_path / "s"
+    scored = _spied(monkeypatch, stop_at="ja")
+    assert _score(exp, out, specs) == 130
+    err = capsys.readouterr().err
+    assert f"score: 2 set(s) scored completely stay in {out} (native, zh): the same command with --resume goes on " \
+        "from them" in err
+    assert scored == ["native", "zh", "ja"]
+    assert sorted(p.name for p in out.iterdir() if p.name != ".out.lock") == ["native", "zh"]  # ja half made: gone
+    assert all((out / n / MARKER).is_file() for n in ("native", "zh"))
+    scored = _spied(monkeypatch)
+    assert _score(exp, out, specs, "--resume") == 0
+    err = capsys.readouterr().err
+    assert scored == ["ja"]
+    assert f"score: set native: kept (--resume: scored completely before, from the same model, data and options): " \
+        f"{out / 'native'}" in err
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed.pop("command") != whole.pop("command")
+    resumed["baseline"].pop("loaded"), whole["baseline"].pop("loaded")  # fitted by the first run, read by the next
+    assert resumed == whole
+    for name in ("native", "zh", "ja"):
+        for file in FILES:
+            assert (out / name / file).read_bytes() == (tmp_path / "whole" / name / file).read_bytes(), (name, file)
+    scored.clear()
+    assert _score(exp, out, specs, "--resume") == 0  # all kept: nothing scored, the same summary
+    assert scored == [] and json.loads((out / "summary.json").read_text())["sets"] == whole["sets"]
+
+
+def test_what_changed_is_scored_again_and_says_why(sets, trained, tmp_path, monkeypatch, capsys):
+    exp, specs = sets
+    root, _ = trained
+    zh = shutil.copytree(root / "zh", tmp_path / "zh")
+    specs = [specs[0], f"zh={zh}"]
+    out = tmp_path / "s"
+    assert _score(exp, out, specs) == 0
+    scored = _spied(monkeypatch)
+    capsys.readouterr()
+
+    def resumed(*more: str) -> str:
+        scored.clear()
+        assert _score(exp, out, specs, "--resume", *more) == 0
+        return capsys.readouterr().err
+
+    assert "score: set native: scoring it again: what it was scored from changed: options (seed)" in resumed(
+        "--seed", "1")
+    assert scored == ["native", "zh"]
+    assert "scoring it again" not in resumed("--seed", "1", "--batch-frames", "77") and scored == []  # rounding only
+    (zh / "utt2score").write_text(f"{sorted(p.split()[0] for p in (zh / 'utt2spk').read_text().splitlines())[0]} 3\n")
+    err = resumed("--seed", "1")
+    assert "score: set zh: scoring it again: what it was scored from changed: data (utt2score)" in err
+    assert scored == ["zh"]
+    assert "options (seed)" in resumed() and scored == ["native", "zh"]
+    (out / "zh" / "latents.npy").unlink()
+    assert "score: set zh: scoring it again: its files are damaged" in resumed() and scored == ["zh"]
+    (out / "zh" / MARKER).unlink()
+    assert "score: set zh: scoring it again: not stamped complete (its scoring did not finish" in resumed()
+    assert scored == ["zh"]
+    shutil.copy(exp / "final.pt", tmp_path / "same.pt")  # the same model, another file name: kept
+    resumed("--checkpoint", str(tmp_path / "same.pt"))
+    assert scored == []
+    other = exp / "checkpoints" / "last.pt"
+    assert "what it was scored from changed: model" in resumed("--checkpoint", str(other)) and len(scored) == 2
+    scored.clear()
+    assert main(["score", "--exp", str(exp), "--out", str(out), *specs, "--quiet", "--resume"]) == 0  # no GMM
+    assert "score: set zh: scoring it again: what it was scored from changed: model, baseline" in \
+        capsys.readouterr().err and len(scored) == 2
+
+
+def test_a_set_being_scored_again_is_not_taken_for_complete(sets, tmp_path, monkeypatch, capsys):
+    r"""A rerun without --resume that stops while writing over a complete set leaves it unstamped: its files are
+    half new, half old, and a later --resume scores it again."""
+    exp, specs = sets
+    out = tmp_path / "s"
+    assert _score(exp, out, specs[:1]) == 0
+    _spied(monkeypatch, stop_at="native")
+    assert _score(exp, out, specs[:1]) == 130
+    assert not (out / "native" / MARKER).exists() and (out / "native").is_dir()  # an earlier run's folder: stays
+    assert "stay in" not in capsys.readouterr().err
+    scored = _spied(monkeypatch)
+    assert _score(exp, out, specs[:1], "--resume") == 0
+    assert scored == ["native"] and "not stamped complete" in capsys.readouterr().err
+
+
+def test_kept_scores_read_back_as_they_were_made(sets, tmp_path):
+    r"""What :func:`load_set_scores` reads back is what scoring returned (ids with characters Python splits lines
+    at, too)."""
+    from flowaccent.score.resume import load_set_scores
+    from flowaccent.score.scorer import score_dir
+    from flowaccent.train.checkpoint import load_model
+
+    from ..train.conftest import write_gaussian_dir
+
+    exp, _ = sets
+    odd = write_gaussian_dir(tmp_path / "odd", np.zeros(6), np.eye(6), 5, 9, seed=1, prefix="x\u2028y\u0085")
+    made = score_dir(load_model(exp / "final.pt"), odd, "odd", tmp_path / "s")
+    back = load_set_scores(tmp_path / "s", "odd")
+    assert back.name == "odd" and back.utts == made.utts and np.array_equal(back.num_frames, made.num_frames)
+    for field in ("latent_means", "latents", "latent_utts"):
+        assert np.array_equal(getattr(back, field), getattr(made, field)), field
+    for key, values in made.utt_table.items():
+        assert np.allclose(back.utt_table[key], values, rtol=0, atol=5e-7), key  # as the table keeps them
