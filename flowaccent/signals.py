@@ -1,11 +1,60 @@
 r"""The signals that stop a command: what a user (Ctrl-C), a scheduler (``kill``, Slurm) and a closed terminal send.
 :mod:`flowaccent.cli.main` turns the others into Ctrl-C's ``KeyboardInterrupt``, :mod:`flowaccent.workers` stops its
 workers on them and holds them back while it forks, and :mod:`flowaccent.train.interrupts` holds them back in a
-training step."""
+training step.
+
+A SIGTERM or SIGHUP that comes again within :data:`AGAIN_S` of the one a command acted on is the same stop sent
+twice, and is dropped (:func:`repeated`): a scheduler's SIGTERM reaches every process of a job, and a recipe passes
+its own on to the command it runs (``recipes/common/foreground.sh``), so the command got two a few milliseconds
+apart. The second broke into what the first set going: a training step held to its end, a checkpoint's write, the
+removal of a half-scored set (it stayed, and a lone ``.out.lock`` in a folder the run had made). A second Ctrl-C
+still acts (``fbank``'s workers are killed at once on it).
+"""
 
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Callable
 
 #: SIGINT first; the others are unwound as it is.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+#: Seconds within which a SIGTERM or SIGHUP repeats the last one acted on (:func:`repeated`).
+AGAIN_S = 1.0
+
+#: When each signal last came that was not dropped (``time.monotonic``).
+_acted: dict[int, float] = {}
+#: Set while :func:`pass_on` hands a signal held back to its handler: not a new arrival.
+_passing = False
+
+
+def repeated(signum: int) -> bool:
+    r"""For a handler the system called with ``signum``: whether it is the same stop again (a SIGTERM or SIGHUP
+    within :data:`AGAIN_S` of the last of its kind not dropped), to be dropped. Records the arrival otherwise.
+    Never for SIGINT, nor for a signal :func:`pass_on` hands on."""
+    if signum == signal.SIGINT or _passing:
+        return False
+    now = time.monotonic()
+    last = _acted.get(signum)
+    if last is not None and now - last < AGAIN_S:
+        return True
+    _acted[signum] = now
+    return False
+
+
+def pass_on(handler: Callable, signum: int, frame) -> None:
+    r"""Calls ``handler(signum, frame)`` for a signal held back and delivered late: the handler does not take it for
+    a repeat of the arrival it was held at."""
+    global _passing
+    _passing = True
+    try:
+        handler(signum, frame)
+    finally:
+        _passing = False
+
+
+def forget() -> None:
+    r"""Forgets the signals that came: a new command, pool of workers or training begins (several run in one process:
+    tests, notebooks)."""
+    _acted.clear()

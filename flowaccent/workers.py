@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from flowaccent.errors import WorkerError
-from flowaccent.signals import STOPS
+from flowaccent.signals import STOPS, forget, pass_on, repeated
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -50,6 +50,7 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
     the command handles it (:mod:`flowaccent.cli.main`), kills them at once too. Only in the main thread
     (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
     ABORTED.clear()
+    forget()  # a stop before this pool is not one its first signal repeats
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -74,11 +75,11 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
     # SIGTERM and SIGHUP keep their own meaning
 
     def on_terminate(signum, frame) -> None:  # SIGTERM, SIGHUP (the command's handler): a second Ctrl-C, no waiting
-        if _held(on_terminate, signum, frame):
+        if repeated(signum) or _held(on_terminate, signum, frame):
             return
         kill()
         ABORTED.set()
-        handlers[signum](signum, frame)
+        pass_on(handlers[signum], signum, frame)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -180,8 +181,7 @@ def _forking() -> Iterator[None]:
     finally:
         held, _FORK_HELD = _FORK_HELD, None
     if held:
-        handler, signum, frame = held[0]
-        handler(signum, frame)
+        pass_on(*held[0])
 
 
 def _end_tqdm_monitor() -> None:

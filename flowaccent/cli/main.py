@@ -26,7 +26,7 @@ from typing import NoReturn
 from flowaccent import __version__
 from flowaccent.allocator import tune_allocator
 from flowaccent.errors import FlowAccentError
-from flowaccent.signals import STOPS
+from flowaccent.signals import STOPS, forget, repeated
 
 #: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
 COMMANDS = {
@@ -82,6 +82,8 @@ _STOPPED_HOW = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", sign
 
 
 def _on_stop_signal(signum, frame) -> None:
+    if repeated(signum):  # the same SIGTERM twice (a scheduler's and a recipe's): the first's cleanup goes on
+        return
     _TERMINATED.append(signum)
     raise KeyboardInterrupt  # unwinds as Ctrl-C does: temporary files removed, checkpoints written
 
@@ -93,6 +95,7 @@ _WRITE_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT, errno.EP
 def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     tune_allocator()
+    forget()
     _TERMINATED.clear()
     _STOPPED_BY.clear()
     if workers := sys.modules.get("flowaccent.workers"):  # an earlier pool's, in this process: not this command's

@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-from flowaccent.signals import STOPS
+from flowaccent.signals import STOPS, forget, pass_on, repeated
 
 #: The signals held back: those that stop a command.
 SIGNALS = STOPS
@@ -41,6 +41,7 @@ class HeldSignals:
         self._pending: tuple[int, object] | None = None
 
     def __enter__(self) -> HeldSignals:
+        forget()  # a stop before these sections is not one their first signal repeats
         if threading.current_thread() is threading.main_thread():
             for number in SIGNALS:
                 handler = signal.getsignal(number)
@@ -55,11 +56,13 @@ class HeldSignals:
         self._handlers.clear()
 
     def _note(self, number: int, frame) -> None:
+        if repeated(number):  # the same SIGTERM twice: it does not act at once as a second one
+            return
         if self._depth and self._pending is None:  # the first is held; a second (Ctrl-C again, during a step that
             self._pending = (number, frame)  # takes minutes: the first compiles) acts at once, as before
             return
         self._pending = None
-        self._handlers[number](number, frame)
+        pass_on(self._handlers[number], number, frame)
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
@@ -74,10 +77,10 @@ class HeldSignals:
             if not self._depth:
                 self._pending = None
             if pending is not None and deliver and not self._depth:
-                self._handlers[pending[0]](*pending)  # raises (KeyboardInterrupt), the error as its context
+                pass_on(self._handlers[pending[0]], *pending)  # raises (KeyboardInterrupt), the error as its context
             raise
         self._depth -= 1
         if not self._depth and self._pending is not None:
             number, frame = self._pending
             self._pending = None
-            self._handlers[number](number, frame)
+            pass_on(self._handlers[number], number, frame)

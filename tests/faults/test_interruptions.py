@@ -282,3 +282,38 @@ def test_a_score_interrupted_while_summarising_keeps_its_stamped_sets_and_no_sum
     monkeypatch.setattr(run_module, "score_dir", interrupted)  # nothing scored again
     assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out), "--resume"]) == 0
     assert (out / "summary.json").is_file() and (out / "config.yaml").is_file()
+
+
+def test_a_sigterm_sent_twice_does_not_break_into_the_cleanup_of_the_first(scored_setup, tmp_path, monkeypatch,
+                                                                            capsys):
+    r"""Under Slurm a job's processes all get its SIGTERM and a recipe passes its own on to the command: ``score``
+    got two, milliseconds apart, and the second, raised while the first's cleanup removed the set being written,
+    left that set half made (and, earlier still, a lone ``.out.lock`` in a folder the run had made). The second is
+    the same stop: dropped."""
+    from flowaccent.cli.main import main
+    from flowaccent.data import specs
+    from flowaccent.score import run as run_module
+
+    root, exp, data = scored_setup
+    second = tmp_path / "second"
+    shutil.copytree(data, second)
+    real_score, real_rmtree, removed = run_module.score_dir, specs.shutil.rmtree, []
+
+    def scored(model, data, name, *args, **kwargs):
+        result = real_score(model, data, name, *args, **kwargs)
+        if name == "second":
+            signal.raise_signal(signal.SIGTERM)  # the scheduler's, once the set's files are written
+        return result
+
+    def rmtree(path, *args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)  # the recipe's, passed on, during the first one's cleanup
+        removed.append(path)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score_dir", scored)
+    monkeypatch.setattr(specs.shutil, "rmtree", rmtree)
+    out = tmp_path / "out"
+    assert main(["score", "--exp", str(exp), str(data), f"second={second}", "--quiet", "--out", str(out)]) == 143
+    assert removed == [out / "second"] and not (out / "second").exists()
+    assert sorted(p.name for p in out.iterdir()) == [".out.lock", data.name]
+    assert f"score: 1 set(s) scored completely stay in {out} ({data.name})" in capsys.readouterr().err

@@ -81,3 +81,52 @@ def test_an_error_the_held_signal_caused_gives_way_to_it():
                 raise ValueError("own")
     assert peer_gone(gone) == "Read error [127.0.0.1]:42388: Connection reset by peer"
     assert peer_gone(RuntimeError("CUDA out of memory")) is None and peer_gone(ValueError("Broken pipe")) is None
+
+
+def test_the_same_sigterm_twice_is_held_as_one(monkeypatch):
+    r"""A scheduler's SIGTERM reaches every process of a job and a recipe passes its own on too: the command got
+    two a few milliseconds apart, and the second acted at once, inside the step the first was held for. One that
+    comes within ``AGAIN_S`` of it is dropped; one later acts at once, as a second Ctrl-C does."""
+    from flowaccent import signals
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, stop)
+    signals.forget()
+    try:
+        done = []
+        with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+            with held.critical():
+                signal.raise_signal(signal.SIGTERM)
+                signal.raise_signal(signal.SIGTERM)  # the same stop again
+                done.append("the rest of the section")
+        assert done == ["the rest of the section"]
+        now = signals.time.monotonic()
+        monkeypatch.setattr(signals.time, "monotonic", lambda: now + 10 * signals.AGAIN_S)
+        signals.forget()
+        with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+            with held.critical():
+                signal.raise_signal(signal.SIGTERM)
+                monkeypatch.setattr(signals.time, "monotonic", lambda: now + 12 * signals.AGAIN_S)
+                signal.raise_signal(signal.SIGTERM)  # a second stop, seconds later
+                done.append("not reached")
+        assert done == ["the rest of the section"]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signals.forget()
+
+
+def test_a_repeat_is_a_sigterm_or_sighup_alone_and_not_one_handed_on():
+    from flowaccent import signals
+
+    signals.forget()
+    try:
+        assert [signals.repeated(signal.SIGINT) for _ in range(2)] == [False, False]  # a second Ctrl-C is the user's
+        assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, True]
+        assert signals.repeated(signal.SIGHUP) is False  # each kind its own
+        got = []
+        signals.pass_on(lambda signum, frame: got.append(signals.repeated(signum)), signal.SIGTERM, None)
+        assert got == [False]  # a signal held back and delivered late is not its own repeat
+    finally:
+        signals.forget()
