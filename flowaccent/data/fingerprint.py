@@ -48,11 +48,20 @@ def _wheres(rxfiles: Iterable[tuple[str, str]], archives: dict[str, str]) -> str
     return hasher.hexdigest()[:16]
 
 
-def _archive_sizes(archives: dict[str, str]) -> bytes:
+def _archive_sizes(archives: dict[str, str], exact: bool = False) -> bytes:
     r"""``name size`` of every archive of ``archives`` (``{path: file name}``, relative paths from the current
-    folder, as they are read; -1 for one that is not there)."""
-    sizes = {path: Path(path).stat().st_size if Path(path).exists() else -1 for path in archives}
-    return "".join(f"{archives[p]} {s}\n" for p, s in sizes.items()).encode()
+    folder, as they are read; -1 for one that is not there); ``exact``: ``path size mtime_ns``, the path resolved
+    (an archive written again, moved or copied since is another)."""
+    lines = []
+    for path, name in archives.items():
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            lines.append(f"{Path(path).absolute() if exact else name} -1\n")
+            continue
+        where = f"{Path(path).resolve()} {stat.st_size} {stat.st_mtime_ns}" if exact else f"{name} {stat.st_size}"
+        lines.append(where + "\n")
+    return "".join(lines).encode()
 
 
 def _folder(data: Path | DataDir) -> Path:
@@ -67,16 +76,20 @@ def _rxfiles(data: Path | DataDir, name: str) -> Iterable[tuple[str, str]]:
     return ((entry.key, entry.rxfile) for entry in read_scp(_folder(data) / name))
 
 
-def dir_fingerprint(data: Path | DataDir, with_cmvn: bool, labelled: bool = False) -> dict[str, str]:
+def dir_fingerprint(
+    data: Path | DataDir, with_cmvn: bool, labelled: bool = False, exact: bool = False
+) -> dict[str, str]:
     r"""``{part: digest}`` of the tables that decide the frames a run reads from the data dir ``data`` (its folder,
     or the :class:`DataDir` read from it: its scps are then not read again), and, where its ``utt2accent`` gives
-    the utterances' classes, ``labelled``, their labels."""
+    the utterances' classes, ``labelled``, their labels. ``exact`` (``score --resume``'s): the archives by where
+    they are, their sizes and modification times (:func:`_archive_sizes`), not their names and sizes: features
+    computed again into the same names at the same sizes (new audio, another dither) are other data."""
     path = _folder(data)
     archives: dict[str, str] = {}
     scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
     out = {name: _wheres(_rxfiles(data, name), archives) for name in scps}
     out["utt2spk"] = _digest((path / "utt2spk").read_bytes())
-    out["arks"] = _digest(_archive_sizes(archives))
+    out["arks"] = _digest(_archive_sizes(archives, exact))
     if labelled:  # relabelled between a stop and --resume: half the run trained on each labelling, without a word
         out["utt2accent"] = _digest((path / "utt2accent").read_bytes())
     return out

@@ -1,11 +1,14 @@
 r"""``score --resume``: the sets an earlier run scored completely, with the same inputs, are kept, not scored again.
 
 A set's folder is complete once its last file is written: then :func:`mark_complete` writes ``.scored.json``
-there, a *stamp* of what its files were made from (:func:`set_stamp`): the model file's digest, the data dir's
-fingerprint (:func:`~flowaccent.data.fingerprint.dir_fingerprint`: its scps, utterances' speakers and archives'
-sizes, and its ``utt2score``), the options its files depend on (the latent sample's seed and size, the
-precision, the ``llr``'s class) and the GMM baseline's parameters. Scoring a set removes its stamp first, so a
-folder half written over by a run that stopped never passes for complete.
+there, a *stamp* of what its files were made from (:func:`set_stamp`): the model file's digest, the data dir
+(where it is, and :func:`~flowaccent.data.fingerprint.dir_fingerprint`'s exact form: its scps, utterances'
+speakers and archives by place, size and modification time, and its ``utt2score``), the options its files
+depend on (the latent sample's seed and size, the precision, the ``llr``'s class) and the GMM baseline's
+parameters; and the sizes of the files it wrote (:data:`OUTPUTS`), which must still be found so
+(:func:`damage`). Scoring a set removes its stamp first, so a folder half written over by a run that stopped
+never passes for complete. A wrong keep would put one set's numbers under another's name without a word; a
+needless rescoring costs time only: so data copied or moved is scored again.
 
 ``--batch-frames``, ``--device`` and ``--prefetch`` are not in the stamp: they move the scores by rounding only.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,10 @@ MARKER = ".scored.json"
 #: Bumped when what a set folder holds changes: a stamp of another format is not a match.
 FORMAT = 1
 
+#: The files of a scored set's folder, all written before its stamp.
+OUTPUTS = ("utt_scores.tsv", "spk_scores.tsv", "frame_scores.ark", "frame_scores.scp", "latents.npy",
+           "latent_utts.txt", "utt_latent_means.npy")
+
 
 def set_stamp(
     model_digest: str, data: DataDir, with_cmvn: bool, config: ScoreConfig, llr_class: str | None,
@@ -39,7 +47,7 @@ def set_stamp(
 ) -> dict[str, Any]:
     r"""What a set's files are made from (JSON-able): two runs of equal stamps write the same files, up to the
     rounding of another batch size or device."""
-    parts = dir_fingerprint(data, with_cmvn)
+    parts = {"dir": str(data.path.resolve()), **dir_fingerprint(data, with_cmvn, exact=True)}
     score = data.path / "utt2score"
     parts["utt2score"] = hashlib.sha256(score.read_bytes()).hexdigest()[:16] if score.is_file() else None
     options = {"seed": config.seed, "max_latents": config.max_latents, "precision": config.precision,
@@ -57,12 +65,35 @@ def gmm_digest(gmm) -> str:
 
 def unmark(folder: Path) -> None:
     r"""Removes ``folder``'s stamp: its files are about to be written again."""
-    (folder / MARKER).unlink(missing_ok=True)
+    if folder.is_dir():  # a file in its place: scoring names it
+        (folder / MARKER).unlink(missing_ok=True)
 
 
 def mark_complete(folder: Path, stamp: dict[str, Any]) -> None:
-    r"""Stamps ``folder``, whose files are all written."""
-    atomic_write_json(folder / MARKER, stamp)
+    r"""Stamps ``folder``, whose files (:data:`OUTPUTS`) are all written, with ``stamp`` and their sizes."""
+    files = {name: (folder / name).stat().st_size for name in OUTPUTS}
+    atomic_write_json(folder / MARKER, {**stamp, "files": files})
+
+
+def damage(folder: Path) -> str | None:
+    r"""What is wrong with the files of a stamped ``folder`` (a file missing, or of another size than it was
+    written at; ``frame_scores.scp`` pointing into another folder: the output folder was moved), or None."""
+    try:
+        files = json.loads((folder / MARKER).read_text())["files"]
+        for name in OUTPUTS:
+            if not (folder / name).is_file():
+                return f"{name} is missing"
+            if (folder / name).stat().st_size != files[name]:
+                return f"{name} is not as it was written (another size)"
+        with open(folder / "frame_scores.scp", encoding="utf-8") as f:
+            first = f.readline().split(maxsplit=1)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"its stamp or files cannot be read ({error})"
+    if len(first) == 2:
+        ark = first[1].strip().rsplit(":", 1)[0]
+        if not (Path(ark).is_file() and os.path.samefile(ark, folder / "frame_scores.ark")):
+            return f"its frame_scores.scp points to {ark}, not to the ark beside it (the folder moved or copied?)"
+    return None
 
 
 def is_marked(folder: Path) -> bool:
@@ -82,7 +113,8 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
     for part, value in stamp.items():
         old = stored.get(part)
         if isinstance(value, dict) and isinstance(old, dict):
-            out += [f"{part} ({key})" for key in value if old.get(key) != value[key]]
+            if keys := [key for key in value if old.get(key) != value[key]]:
+                out.append(f"{part} ({', '.join(keys)})")
         elif old != value:
             out.append(part)
     return out
@@ -90,7 +122,7 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
 
 def load_set_scores(folder: Path, name: str) -> SetScores:
     r"""The :class:`SetScores` of a complete set folder, read from its files. Raises OSError or ValueError where one
-    is missing or damaged."""
+    is missing or cannot be read."""
     table = read_tsv(folder / "utt_scores.tsv")
     utts = list(table["utt"])
     numbers = {k: np.asarray(v, np.float64) for k, v in table.items() if k not in ("utt", "spk")}

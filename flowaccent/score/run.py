@@ -37,6 +37,7 @@ from flowaccent.score.baseline import (
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_short_utterances
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.resume import (
+    damage,
     differences,
     gmm_digest,
     is_marked,
@@ -136,8 +137,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             _write_summary(report, exp, out, sets, results, model, config)
     except BaseException:
         if finished:
-            print(f"score: {len(finished)} set(s) scored completely stay in {out} ({', '.join(finished)}): the same "
-                  "command with --resume goes on from them", file=sys.stderr)
+            print(f"score: {len(finished)} set(s) scored completely stay in {out} ({', '.join(finished)}): --resume "
+                  "keeps them in a rerun", file=sys.stderr)
         raise
     return report
 
@@ -148,6 +149,7 @@ def _score_set(model, gmm, data, name: str, folder: Path, stamp: dict, config: S
     scores = score_dir(model, data, name, folder, config, quiet)
     if gmm is not None:
         add_column(folder / "utt_scores.tsv", "gmm_log_ll", gmm_utterance_log_ll(gmm, data, model.pipeline))
+    write_speaker_tsv(folder / "spk_scores.tsv", read_tsv(folder / "utt_scores.tsv"))
     mark_complete(folder, stamp)
     return scores
 
@@ -162,6 +164,8 @@ def _kept(folder: Path, name: str, stamp: dict) -> SetScores | None:
         why = "not stamped complete (its scoring did not finish, or an older flowaccent scored it)"
     elif changed:
         why = f"what it was scored from changed: {', '.join(changed)}"
+    elif damaged := damage(folder):
+        why = damaged
     else:
         try:
             scores = load_set_scores(folder, name)
@@ -254,7 +258,6 @@ def _summarise(
     tables = {name: read_tsv(out / name / "utt_scores.tsv") for name in sets}
     per_set = {}
     for name in sets:
-        write_speaker_tsv(out / name / "spk_scores.tsv", tables[name])
         per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim, tables[name])
         if sets[name].has("utt2accent"):  # the figures' colours follow it
             per_set[name]["accent"] = summary.set_accent(sets[name].table("utt2accent"))

@@ -50,11 +50,10 @@ def test_a_stopped_run_keeps_its_finished_sets_and_resume_scores_only_the_rest(s
     scored = _spied(monkeypatch, stop_at="ja")
     assert _score(exp, out, specs) == 130
     err = capsys.readouterr().err
-    assert f"score: 2 set(s) scored completely stay in {out} (native, zh): the same command with --resume goes on " \
-        "from them" in err
+    assert f"score: 2 set(s) scored completely stay in {out} (native, zh): --resume keeps them in a rerun" in err
     assert scored == ["native", "zh", "ja"]
     assert sorted(p.name for p in out.iterdir() if p.name != ".out.lock") == ["native", "zh"]  # ja half made: gone
-    assert all((out / n / MARKER).is_file() for n in ("native", "zh"))
+    assert all((out / n / MARKER).is_file() and (out / n / "spk_scores.tsv").is_file() for n in ("native", "zh"))
     scored = _spied(monkeypatch)
     assert _score(exp, out, specs, "--resume") == 0
     err = capsys.readouterr().err
@@ -99,7 +98,11 @@ def test_what_changed_is_scored_again_and_says_why(sets, trained, tmp_path, monk
     assert scored == ["zh"]
     assert "options (seed)" in resumed() and scored == ["native", "zh"]
     (out / "zh" / "latents.npy").unlink()
-    assert "score: set zh: scoring it again: its files are damaged" in resumed() and scored == ["zh"]
+    assert "score: set zh: scoring it again: latents.npy is missing" in resumed() and scored == ["zh"]
+    with open(out / "zh" / "frame_scores.ark", "r+b") as f:
+        f.truncate(100)
+    assert "score: set zh: scoring it again: frame_scores.ark is not as it was written (another size)" in resumed()
+    assert scored == ["zh"]
     (out / "zh" / MARKER).unlink()
     assert "score: set zh: scoring it again: not stamped complete (its scoring did not finish" in resumed()
     assert scored == ["zh"]
@@ -147,3 +150,48 @@ def test_kept_scores_read_back_as_they_were_made(sets, tmp_path):
         assert np.array_equal(getattr(back, field), getattr(made, field)), field
     for key, values in made.utt_table.items():
         assert np.allclose(back.utt_table[key], values, rtol=0, atol=5e-7), key  # as the table keeps them
+
+
+def test_other_features_under_the_same_ids_a_moved_folder_and_a_file_in_a_sets_place(sets, trained, tmp_path,
+                                                                                      monkeypatch, capsys):
+    r"""Features of the same utterance ids and lengths are other data where they are in another dir, or were
+    written again into the same archive (new audio, another dither): those sets were kept, their numbers under
+    the new data's name. An output folder moved since left its kept sets' ``frame_scores.scp`` pointing into the
+    old place. A file where a set's folder goes is named as before (not as its missing stamp)."""
+    import os
+
+    from ..train.conftest import write_gaussian_dir
+
+    exp, _ = sets
+    clean = write_gaussian_dir(tmp_path / "clean" / "eval", np.full(6, -1.0), np.eye(6), 10, 20, seed=1)
+    noisy = write_gaussian_dir(tmp_path / "noisy" / "eval", np.full(6, 2.0), np.eye(6), 10, 20, seed=1)
+    out = tmp_path / "s"
+    assert _score(exp, out, [str(clean)]) == 0
+    scored = _spied(monkeypatch)
+    capsys.readouterr()
+    assert _score(exp, out, [str(noisy)], "--resume") == 0
+    assert "score: set eval: scoring it again: what it was scored from changed: data (dir, arks)" in \
+        capsys.readouterr().err and scored == ["eval"]
+    ark = next(noisy.glob("*.ark"))
+    before = ark.stat()
+    louder = write_gaussian_dir(tmp_path / "louder", np.full(6, 5.0), np.eye(6), 10, 20, seed=1)
+    assert (louder / "feats.scp").read_text() == (noisy / "feats.scp").read_text().replace(str(noisy), str(louder))
+    ark.write_bytes((louder / ark.name).read_bytes())  # written again: the same names and sizes, other values
+    assert ark.stat().st_size == before.st_size
+    os.utime(ark, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # as a computation taking a second would
+    scored.clear()
+    assert _score(exp, out, [str(noisy)], "--resume") == 0
+    assert "what it was scored from changed: data (arks)" in capsys.readouterr().err and scored == ["eval"]
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    scored.clear()
+    assert _score(exp, moved, [str(noisy)], "--resume") == 0
+    assert "score: set eval: scoring it again: its frame_scores.scp points to " \
+        f"{out / 'eval' / 'frame_scores.ark'}, not to the ark beside it" in capsys.readouterr().err
+    assert scored == ["eval"]
+    assert str(moved / "eval" / "frame_scores.ark") in (moved / "eval" / "frame_scores.scp").read_text()
+    shutil.rmtree(moved / "eval")
+    (moved / "eval").write_text("a file\n")
+    assert _score(exp, moved, [str(noisy)], "--resume") == 1
+    err = capsys.readouterr().err
+    assert MARKER not in err and "eval" in err
