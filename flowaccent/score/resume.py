@@ -97,6 +97,7 @@ def damage(folder: Path) -> str | None:
 
 
 def is_marked(folder: Path) -> bool:
+    r"""Whether ``folder`` holds a stamp (:func:`removed_on_failure` keeps such a set folder)."""
     return (folder / MARKER).is_file()
 
 
@@ -108,7 +109,7 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
     except (OSError, ValueError):
         return None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
-        return ["format"]
+        return ["the stamp's format (another flowaccent's)"]
     out = []
     for part, value in stamp.items():
         old = stored.get(part)
