@@ -8,14 +8,16 @@ twice, and is dropped (:func:`repeated`): a scheduler's SIGTERM reaches every pr
 its own on to the command it runs (``recipes/common/foreground.sh``), so the command got two a few milliseconds
 apart. The second broke into what the first set going: a training step held to its end, a checkpoint's write, the
 removal of a half-scored set (it stayed, and a lone ``.out.lock`` in a folder the run had made). A second Ctrl-C
-still acts (``fbank``'s workers are killed at once on it).
+still acts (``fbank``'s workers are killed at once on it). Only while the command's own handlers are in place
+(:func:`owned`): a library caller's handler gets every signal, as it set it up to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 #: SIGINT first; the others are unwound as it is.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -27,13 +29,28 @@ AGAIN_S = 1.0
 _acted: dict[int, float] = {}
 #: Set while :func:`pass_on` hands a signal held back to its handler: not a new arrival.
 _passing = False
+#: The signals that flowaccent's command line handles now (:func:`owned`).
+_own: set[int] = set()
+
+
+@contextlib.contextmanager
+def owned(numbers: Iterable[int]) -> Iterator[None]:
+    r"""While the block runs, ``numbers`` are handled by the command line's own handlers (:mod:`flowaccent.cli.main`):
+    only their repeats are dropped (:func:`repeated`)."""
+    numbers = set(numbers)
+    _own.update(numbers)
+    try:
+        yield
+    finally:
+        _own.difference_update(numbers)
 
 
 def repeated(signum: int) -> bool:
     r"""For a handler the system called with ``signum``: whether it is the same stop again (a SIGTERM or SIGHUP
     within :data:`AGAIN_S` of the last of its kind not dropped), to be dropped. Records the arrival otherwise.
-    Never for SIGINT, nor for a signal :func:`pass_on` hands on."""
-    if signum == signal.SIGINT or _passing:
+    Never for SIGINT, for a signal the command line does not handle itself (:func:`owned`: a library caller's
+    handler sees every one), nor for a signal :func:`pass_on` hands on."""
+    if signum == signal.SIGINT or signum not in _own or _passing:
         return False
     now = time.monotonic()
     last = _acted.get(signum)

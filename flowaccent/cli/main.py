@@ -26,7 +26,7 @@ from typing import NoReturn
 from flowaccent import __version__
 from flowaccent.allocator import tune_allocator
 from flowaccent.errors import FlowAccentError
-from flowaccent.signals import STOPS, forget, repeated
+from flowaccent.signals import STOPS, forget, owned, repeated
 
 #: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
 COMMANDS = {
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     for number in own:
         signal.signal(number, _on_stop_signal)
     try:
-        return _main(argv)
+        with owned(own):
+            return _main(argv)
     finally:
         for number in own:
             signal.signal(number, signal.SIG_DFL)

@@ -46,8 +46,11 @@ def set_stamp(
     gmm_digest: str | None,
 ) -> dict[str, Any]:
     r"""What a set's files are made from (JSON-able): two runs of equal stamps write the same files, up to the
-    rounding of another batch size or device."""
+    rounding of another batch size or device; but where ``data["commands"]`` (its scps run commands, ``cmd |``:
+    what they give cannot be checked without running them), the set is always scored again."""
     parts = {"dir": str(data.path.resolve()), **dir_fingerprint(data, with_cmvn, exact=True)}
+    scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
+    parts["commands"] = any(rx.rstrip().endswith("|") for name in scps for rx in data.table(name).values())
     score = data.path / "utt2score"
     parts["utt2score"] = hashlib.sha256(score.read_bytes()).hexdigest()[:16] if score.is_file() else None
     options = {"seed": config.seed, "max_latents": config.max_latents, "precision": config.precision,

@@ -160,7 +160,9 @@ def _kept(folder: Path, name: str, stamp: dict) -> SetScores | None:
     if not folder.is_dir():
         return None
     changed = differences(folder, stamp)
-    if changed is None:
+    if stamp["data"]["commands"]:
+        why = "its feats.scp or cmvn.scp runs commands ('... |'), whose output cannot be checked"
+    elif changed is None:
         why = "not stamped complete (its scoring did not finish, or an older flowaccent scored it)"
     elif changed:
         why = f"what it was scored from changed: {', '.join(changed)}"

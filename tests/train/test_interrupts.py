@@ -92,41 +92,58 @@ def test_the_same_sigterm_twice_is_held_as_one(monkeypatch):
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    before = signal.signal(signal.SIGTERM, stop)
+    before = signal.signal(signal.SIGTERM, stop)  # as the command line's handler
     signals.forget()
     try:
-        done = []
-        with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
-            with held.critical():
-                signal.raise_signal(signal.SIGTERM)
-                signal.raise_signal(signal.SIGTERM)  # the same stop again
-                done.append("the rest of the section")
-        assert done == ["the rest of the section"]
-        now = signals.time.monotonic()
-        monkeypatch.setattr(signals.time, "monotonic", lambda: now + 10 * signals.AGAIN_S)
-        signals.forget()
-        with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
-            with held.critical():
-                signal.raise_signal(signal.SIGTERM)
-                monkeypatch.setattr(signals.time, "monotonic", lambda: now + 12 * signals.AGAIN_S)
-                signal.raise_signal(signal.SIGTERM)  # a second stop, seconds later
-                done.append("not reached")
-        assert done == ["the rest of the section"]
+        with signals.owned([signal.SIGTERM]):
+            done = []
+            with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+                with held.critical():
+                    signal.raise_signal(signal.SIGTERM)
+                    signal.raise_signal(signal.SIGTERM)  # the same stop again
+                    done.append("the rest of the section")
+            assert done == ["the rest of the section"]
+            now = signals.time.monotonic()
+            monkeypatch.setattr(signals.time, "monotonic", lambda: now + 10 * signals.AGAIN_S)
+            with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+                with held.critical():
+                    signal.raise_signal(signal.SIGTERM)
+                    monkeypatch.setattr(signals.time, "monotonic", lambda: now + 12 * signals.AGAIN_S)
+                    signal.raise_signal(signal.SIGTERM)  # a second stop, seconds later
+                    done.append("not reached")
+            assert done == ["the rest of the section"]
     finally:
         signal.signal(signal.SIGTERM, before)
         signals.forget()
 
 
-def test_a_repeat_is_a_sigterm_or_sighup_alone_and_not_one_handed_on():
+def test_a_library_callers_own_sigterm_handler_gets_every_signal():
+    r"""Repeats are dropped only while the command line's own handlers are in place: a caller's handler that counts
+    SIGTERMs (a second one to quit at once) got only the first of two within a second."""
+    got = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        with HeldSignals():  # between sections: each acts at once
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert len(got) == 2
+
+
+def test_a_repeat_is_a_sigterm_or_sighup_of_the_command_line_alone_and_not_one_handed_on():
     from flowaccent import signals
 
     signals.forget()
     try:
-        assert [signals.repeated(signal.SIGINT) for _ in range(2)] == [False, False]  # a second Ctrl-C is the user's
-        assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, True]
-        assert signals.repeated(signal.SIGHUP) is False  # each kind its own
-        got = []
-        signals.pass_on(lambda signum, frame: got.append(signals.repeated(signum)), signal.SIGTERM, None)
-        assert got == [False]  # a signal held back and delivered late is not its own repeat
+        with signals.owned([signal.SIGTERM, signal.SIGHUP]):
+            assert [signals.repeated(signal.SIGINT) for _ in range(2)] == [False, False]  # a second Ctrl-C: the user's
+            assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, True]
+            assert signals.repeated(signal.SIGHUP) is False  # each kind its own
+            got = []
+            signals.pass_on(lambda signum, frame: got.append(signals.repeated(signum)), signal.SIGTERM, None)
+            assert got == [False]  # a signal held back and delivered late is not its own repeat
+        signals.forget()
+        assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, False]  # not the command line's
     finally:
         signals.forget()
