@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from flowaccent.cli.main import main
 from flowaccent.score import run, scorer
@@ -57,7 +59,7 @@ def test_a_stopped_run_keeps_its_finished_sets_and_resume_scores_only_the_rest(s
     scored = _spied(monkeypatch)
     assert _score(exp, out, specs, "--resume") == 0
     err = capsys.readouterr().err
-    assert scored == ["ja"]
+    assert scored == ["ja"] and "set ja: scoring it again" not in err  # its folder was gone: nothing to say
     assert f"score: set native: kept (--resume: scored completely before, from the same model, data and options): " \
         f"{out / 'native'}" in err
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
@@ -222,3 +224,79 @@ def test_a_set_whose_scp_runs_commands_is_always_scored_again(sets, trained, tmp
     assert "score: set piped: scoring it again: its feats.scp or cmvn.scp runs commands ('... |'), whose output " \
         "cannot be checked" in capsys.readouterr().err
     assert scored == ["piped"]
+
+
+def test_each_input_of_a_stamp_tells_it_apart(sets, trained, tmp_path):
+    r"""Every option, part and parameter the stamp holds changes it, so that a change to it is named and the set
+    scored again: the latent sample's size, the precision, the llr's class, the GMM's variances; an archive
+    copied elsewhere (same name, size and time) that feats.scp now points to; a cmvn.scp that runs commands. A
+    stamp lacking a part that is now in it differs in that part."""
+    import json
+    import os
+
+    from flowaccent.data import load_data_dir
+    from flowaccent.score.config import ScoreConfig
+    from flowaccent.score.resume import differences, gmm_digest, set_stamp
+
+    root, _ = trained
+    data = load_data_dir(root / "ja")
+    base = set_stamp("m", data, False, ScoreConfig(), "native", "g")
+    folder = tmp_path / "set"
+    folder.mkdir()
+
+    def named(stamp: dict) -> list[str] | None:
+        (folder / MARKER).write_text(json.dumps(base))
+        return differences(folder, stamp)
+
+    assert named(base) == []
+    assert named(set_stamp("m", data, False, ScoreConfig(max_latents=7), "native", "g")) == ["options (max_latents)"]
+    assert named(set_stamp("m", data, False, ScoreConfig(precision="bf16"), "native", "g")) == ["options (precision)"]
+    assert named(set_stamp("m", data, False, ScoreConfig(), "zh", "g")) == ["options (llr_class)"]
+    assert named(set_stamp("m", data, False, ScoreConfig(), "native", None)) == ["baseline"]
+    older = json.loads(json.dumps(base))
+    del older["options"]["seed"]
+    (folder / MARKER).write_text(json.dumps(older))
+    assert differences(folder, base) == ["options (seed)"]
+    gmm = SimpleNamespace(**{k: torch.ones(2, 3) for k in ("weights", "means", "variances")})
+    assert gmm_digest(gmm) != gmm_digest(SimpleNamespace(weights=gmm.weights, means=gmm.means,
+                                                         variances=2 * gmm.variances))
+    moved = shutil.copytree(root / "ja", tmp_path / "ja")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    scp = (moved / "feats.scp").read_text()
+    ark = scp.split()[1].rsplit(":", 1)[0]
+    shutil.copy2(ark, elsewhere / os.path.basename(ark))  # the same name, size and modification time
+    copied = set_stamp("m", load_data_dir(moved), False, ScoreConfig(), "native", "g")
+    (moved / "feats.scp").write_text(scp.replace(ark, str(elsewhere / os.path.basename(ark))))
+    (folder / MARKER).write_text(json.dumps(copied))
+    assert differences(folder, set_stamp("m", load_data_dir(moved), False, ScoreConfig(), "native", "g")) == \
+        ["data (arks)"]
+    spk = sorted(set(load_data_dir(moved).utt2spk.values()))
+    (moved / "cmvn.scp").write_text("".join(f"{s} cat {tmp_path / s} |\n" for s in spk))
+    assert set_stamp("m", load_data_dir(moved), True, ScoreConfig(), "native", "g")["data"]["commands"]
+    assert not set_stamp("m", load_data_dir(moved), False, ScoreConfig(), "native", "g")["data"]["commands"]
+
+
+def test_files_of_their_recorded_sizes_that_do_not_read_back_are_scored_again(sets, tmp_path, monkeypatch,
+                                                                                capsys):
+    r"""A latent sample overwritten by bytes of its size, or an id list one line short at its size: read back, the
+    first was a traceback and the second went on with the lists out of step."""
+    exp, specs = sets
+    out = tmp_path / "s"
+    assert _score(exp, out, specs[:1]) == 0
+    latents = out / "native" / "latents.npy"
+    size = latents.stat().st_size
+    latents.write_bytes(b"x" * size)
+    scored = _spied(monkeypatch)
+    capsys.readouterr()
+    assert _score(exp, out, specs[:1], "--resume") == 0
+    assert "score: set native: scoring it again: its files are damaged" in capsys.readouterr().err
+    assert scored == ["native"]
+    ids = out / "native" / "latent_utts.txt"
+    lines = ids.read_text().split("\n")[:-1]
+    shorter = lines[:-2] + [lines[-2] + "x" * (len(lines[-1]) + 1)]  # one line fewer, the same bytes
+    ids.write_text("".join(f"{u}\n" for u in shorter))
+    assert ids.stat().st_size == len("".join(f"{u}\n" for u in lines).encode())
+    scored.clear()
+    assert _score(exp, out, specs[:1], "--resume") == 0
+    assert "disagree on the number of utterances or latents" in capsys.readouterr().err and scored == ["native"]
