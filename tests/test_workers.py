@@ -186,6 +186,39 @@ def test_a_signal_while_the_workers_are_forked_is_not_lost(imap):
         ABORTED.clear()  # a later flowaccent command in this process would take it for its own second Ctrl-C
 
 
+def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_as_sigterm(imap, tmp_path):
+    r"""With ``flowaccent CMD``'s own SIGTERM handler: the SIGTERM held while the workers are forked, then handed on,
+    stops the pool and the command as a SIGTERM (exit 143; not taken for its own repeat and dropped, nor said as
+    a Ctrl-C); a stop just before the pool began is not one it repeats."""
+    from flowaccent import signals
+    from flowaccent.cli import main as cli
+
+    previous = signal.signal(signal.SIGTERM, cli._on_stop_signal)
+    cli._TERMINATED.clear()
+    try:
+        with signals.owned([signal.SIGTERM]):
+            signals.repeated(signal.SIGTERM)  # a stop just before
+            _TERM_IN_FORK_PARENT[0] = os.getpid()
+            _TERM_IN_FORK.append(True)
+            fork = {} if imap is imap_processes else {"context": multiprocessing.get_context("fork")}
+            with pytest.raises(KeyboardInterrupt):
+                list(imap(_pid, range(8), 2, **fork))
+        assert cli._TERMINATED == [signal.SIGTERM]
+        cli._TERMINATED.clear()
+        with signals.owned([signal.SIGTERM]):  # and one while the workers run
+            results = imap(_slow_part, [tmp_path / f"m{i}" for i in range(4)], 1)
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            with pytest.raises(KeyboardInterrupt):
+                list(results)
+        assert cli._TERMINATED == [signal.SIGTERM]
+    finally:
+        _TERM_IN_FORK.clear()
+        signal.signal(signal.SIGTERM, previous)
+        cli._TERMINATED.clear()
+        signals.forget()
+        ABORTED.clear()
+
+
 def test_workers_are_forked_without_tqdm_monitor_thread(imap, monkeypatch):
     r"""A progress bar starts tqdm's monitor thread, which wakes every 10 s under tqdm's lock: a worker forked
     then inherits that lock held (Python 3.12 warns of forking a process with threads). It is ended first."""

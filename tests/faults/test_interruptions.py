@@ -290,6 +290,7 @@ def test_a_sigterm_sent_twice_does_not_break_into_the_cleanup_of_the_first(score
     got two, milliseconds apart, and the second, raised while the first's cleanup removed the set being written,
     left that set half made (and, earlier still, a lone ``.out.lock`` in a folder the run had made). The second is
     the same stop: dropped."""
+    from flowaccent import signals
     from flowaccent.cli.main import main
     from flowaccent.data import specs
     from flowaccent.score import run as run_module
@@ -313,6 +314,8 @@ def test_a_sigterm_sent_twice_does_not_break_into_the_cleanup_of_the_first(score
     monkeypatch.setattr(run_module, "score_dir", scored)
     monkeypatch.setattr(specs.shutil, "rmtree", rmtree)
     out = tmp_path / "out"
+    with signals.owned([signal.SIGTERM]):
+        signals.repeated(signal.SIGTERM)  # an earlier command's stop, just now: not one this command's repeats
     assert main(["score", "--exp", str(exp), str(data), f"second={second}", "--quiet", "--out", str(out)]) == 143
     assert removed == [out / "second"] and not (out / "second").exists()
     assert sorted(p.name for p in out.iterdir()) == [".out.lock", data.name]

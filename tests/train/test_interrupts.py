@@ -147,3 +147,70 @@ def test_a_repeat_is_a_sigterm_or_sighup_of_the_command_line_alone_and_not_one_h
         assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, False]  # not the command line's
     finally:
         signals.forget()
+
+
+@pytest.fixture
+def command_line_sigterm():
+    r"""flowaccent's own SIGTERM handler in place, as ``flowaccent CMD`` has it: yields its record of the signals."""
+    from flowaccent import signals
+    from flowaccent.cli import main as cli
+
+    before = signal.signal(signal.SIGTERM, cli._on_stop_signal)
+    cli._TERMINATED.clear()
+    signals.forget()
+    try:
+        with signals.owned([signal.SIGTERM]):
+            yield cli._TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        cli._TERMINATED.clear()
+        signals.forget()
+
+
+def test_under_the_command_lines_handler_each_sigterm_stops_once_as_sigterm(command_line_sigterm):
+    r"""A SIGTERM that HeldSignals hands on (at once between sections, at a section's end, or for the section's
+    error it caused) reaches the command's handler as a new one, not as a repeat of itself (dropped: the run went
+    on), and is recorded as a SIGTERM (exit 143); a stop before the sections are entered is not one it repeats."""
+    from flowaccent import signals
+
+    with HeldSignals(), pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)
+    assert command_line_sigterm == [signal.SIGTERM]
+    command_line_sigterm.clear()
+    done = []
+    with HeldSignals() as held, pytest.raises(KeyboardInterrupt):
+        with held.critical():
+            signal.raise_signal(signal.SIGTERM)
+            done.append("the rest of the section")
+    assert done == ["the rest of the section"] and command_line_sigterm == [signal.SIGTERM]
+    command_line_sigterm.clear()
+    with HeldSignals(deliver_on=lambda error: True) as held, pytest.raises(KeyboardInterrupt):
+        with held.critical():
+            signal.raise_signal(signal.SIGTERM)
+            raise RuntimeError("a collective whose peer the same signal stopped")
+    assert command_line_sigterm == [signal.SIGTERM]
+    command_line_sigterm.clear()
+    signals.repeated(signal.SIGTERM)  # a stop just before
+    with HeldSignals(), pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)
+    assert command_line_sigterm == [signal.SIGTERM]
+
+
+def test_a_repeat_is_one_within_a_second_of_the_last_signal_acted_on(monkeypatch):
+    r"""Arrivals at 0, 0.5, 1.2 and 1.6 s: the second and the fourth are repeats (of 0 and of 1.2); a dropped one
+    does not move the window on (SIGTERMs every half second were all dropped after the first)."""
+    from flowaccent import signals
+
+    now = [100.0]
+    monkeypatch.setattr(signals.time, "monotonic", lambda: now[0])
+    signals.forget()
+    try:
+        with signals.owned([signal.SIGTERM]):
+            got = []
+            for t in (0.0, 0.5, 1.2, 1.6, 2.3):
+                now[0] = 100.0 + t
+                got.append(signals.repeated(signal.SIGTERM))
+        assert got == [False, True, False, True, False]
+        assert 0.5 <= signals.AGAIN_S <= 2  # Slurm's and the recipe's copies come milliseconds apart; a user's later
+    finally:
+        signals.forget()
