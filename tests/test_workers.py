@@ -186,7 +186,8 @@ def test_a_signal_while_the_workers_are_forked_is_not_lost(imap):
         ABORTED.clear()  # a later flowaccent command in this process would take it for its own second Ctrl-C
 
 
-def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_as_sigterm(imap, tmp_path):
+def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_as_sigterm(imap, tmp_path,
+                                                                                         monkeypatch):
     r"""With ``flowaccent CMD``'s own SIGTERM handler: the SIGTERM held while the workers are forked, then handed on,
     stops the pool and the command as a SIGTERM (exit 143; not taken for its own repeat and dropped, nor said as
     a Ctrl-C); a stop just before the pool began is not one it repeats."""
@@ -211,6 +212,22 @@ def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_a
             with pytest.raises(KeyboardInterrupt):
                 list(results)
         assert cli._TERMINATED == [signal.SIGTERM]
+        cli._TERMINATED.clear()
+        from concurrent.futures import ProcessPoolExecutor
+
+        shutdown = ProcessPoolExecutor.shutdown
+
+        def again(self, *args, **kwargs):  # the same SIGTERM's second copy (Slurm's and a recipe's), in the cleanup
+            signal.raise_signal(signal.SIGTERM)
+            return shutdown(self, *args, **kwargs)
+
+        monkeypatch.setattr(ProcessPoolExecutor, "shutdown", again)
+        with signals.owned([signal.SIGTERM]):
+            results = imap(_slow_part, [tmp_path / f"n{i}" for i in range(4)], 1)
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            with pytest.raises(KeyboardInterrupt):
+                list(results)
+        assert cli._TERMINATED == [signal.SIGTERM]  # one stop, its cleanup not broken into
     finally:
         _TERM_IN_FORK.clear()
         signal.signal(signal.SIGTERM, previous)
