@@ -64,11 +64,11 @@ def pass_on(handler: Callable, signum: int, frame) -> None:
     r"""Calls ``handler(signum, frame)`` for a signal held back and delivered late: the handler does not take it for
     a repeat of the arrival it was held at."""
     global _passing
-    _passing = True
+    passing, _passing = _passing, True
     try:
         handler(signum, frame)
     finally:
-        _passing = False
+        _passing = passing  # a pass_on within another's handler leaves the outer one's in force
 
 
 def forget() -> None:

@@ -143,6 +143,13 @@ def test_a_repeat_is_a_sigterm_or_sighup_of_the_command_line_alone_and_not_one_h
             got = []
             signals.pass_on(lambda signum, frame: got.append(signals.repeated(signum)), signal.SIGTERM, None)
             assert got == [False]  # a signal held back and delivered late is not its own repeat
+
+            def outer(signum, frame):  # as the workers' handler, handed on after the fork, hands on to the command's
+                signals.pass_on(lambda *args: None, signum, frame)
+                got.append(signals.repeated(signum))
+
+            signals.pass_on(outer, signal.SIGTERM, None)
+            assert got == [False, False]
         signals.forget()
         assert [signals.repeated(signal.SIGTERM) for _ in range(2)] == [False, False]  # not the command line's
     finally:
