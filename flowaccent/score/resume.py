@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from flowaccent.data.atomic import atomic_write_json
+from flowaccent.data.atomic import atomic_write_json, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.fingerprint import dir_fingerprint
 from flowaccent.score.config import ScoreConfig
@@ -52,7 +52,7 @@ def set_stamp(
     scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
     parts["commands"] = any(rx.rstrip().endswith("|") for name in scps for rx in data.table(name).values())
     score = data.path / "utt2score"
-    parts["utt2score"] = hashlib.sha256(score.read_bytes()).hexdigest()[:16] if score.is_file() else None
+    parts["utt2score"] = file_digest(score) if score.is_file() else None
     options = {"seed": config.seed, "max_latents": config.max_latents, "precision": config.precision,
                "llr_class": llr_class}
     return {"format": FORMAT, "model": model_digest, "data": parts, "options": options, "baseline": gmm_digest}
@@ -124,10 +124,10 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
     return out
 
 
-def load_set_scores(folder: Path, name: str) -> SetScores:
-    r"""The :class:`SetScores` of a complete set folder, read from its files. Raises OSError or ValueError where one
-    is missing or cannot be read."""
-    table = read_tsv(folder / "utt_scores.tsv")
+def load_set_scores(folder: Path, name: str, table: dict | None = None) -> SetScores:
+    r"""The :class:`SetScores` of a complete set folder, read from its files (``table``: its ``utt_scores.tsv``
+    read already). Raises OSError or ValueError where one is missing or cannot be read."""
+    table = read_tsv(folder / "utt_scores.tsv") if table is None else table
     utts = list(table["utt"])
     numbers = {k: np.asarray(v, np.float64) for k, v in table.items() if k not in ("utt", "spk")}
     latent_means = np.load(folder / "utt_latent_means.npy")

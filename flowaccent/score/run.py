@@ -116,10 +116,10 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     # it made, left empty)
     try:
         with removed_on_failure(out, sets, ("config.yaml", "summary.json"), complete=is_marked):
-            results = {}
+            results, tables = {}, {}  # each set's scores, and its utt_scores.tsv as read back
             for name, data in sets.items():
                 made_of = stamp(data)
-                results[name] = (resume and _kept(out / name, name, made_of)) or \
+                results[name], tables[name] = (resume and _kept(out / name, name, made_of)) or \
                     _score_set(model, gmm, data, name, out / name, made_of, config, quiet)
                 finished.append(name)
             report: dict[str, Any] = {
@@ -134,7 +134,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
                 "reference": reference,
                 "command": command,
             } | ({"baseline": gmm_info} if gmm_info is not None else {})
-            _write_summary(report, exp, out, sets, results, model, config)
+            _write_summary(report, exp, out, sets, results, tables, model, config)
     except BaseException:
         if finished:
             print(f"score: {len(finished)} set(s) scored completely stay in {out} ({', '.join(finished)}): --resume "
@@ -143,23 +143,27 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     return report
 
 
-def _score_set(model, gmm, data, name: str, folder: Path, stamp: dict, config: ScoreConfig, quiet: bool) -> SetScores:
-    r"""Scores one set into ``folder`` (and its GMM baseline's column, with ``gmm``), then stamps it complete."""
+def _score_set(
+    model, gmm, data, name: str, folder: Path, stamp: dict, config: ScoreConfig, quiet: bool
+) -> tuple[SetScores, dict]:
+    r"""Scores one set into ``folder`` (and its GMM baseline's column, with ``gmm``), then stamps it complete;
+    returns its scores and its ``utt_scores.tsv`` as read back (:func:`read_tsv`)."""
     unmark(folder)  # first: a folder half written over is never taken for complete
     scores = score_dir(model, data, name, folder, config, quiet)
     if gmm is not None:
         add_column(folder / "utt_scores.tsv", "gmm_log_ll", gmm_utterance_log_ll(gmm, data, model.pipeline))
-    write_speaker_tsv(folder / "spk_scores.tsv", read_tsv(folder / "utt_scores.tsv"))
+    table = read_tsv(folder / "utt_scores.tsv")
+    write_speaker_tsv(folder / "spk_scores.tsv", table)
     mark_complete(folder, stamp)
-    return scores
+    return scores, table
 
 
-def _kept(folder: Path, name: str, stamp: dict) -> SetScores | None:
-    r"""``--resume``: the scores in ``folder`` where an earlier run made them completely from the same inputs
-    (``stamp``), else None (and why, where there was something)."""
+def _kept(folder: Path, name: str, stamp: dict) -> tuple[SetScores, dict] | None:
+    r"""``--resume``: the scores in ``folder`` and its ``utt_scores.tsv`` where an earlier run made them completely
+    from the same inputs (``stamp``), else None (and why, where there was something)."""
     if not folder.is_dir():
         return None
-    changed = differences(folder, stamp)
+    changed = None if stamp["data"]["commands"] else differences(folder, stamp)
     if stamp["data"]["commands"]:
         why = "its feats.scp or cmvn.scp runs commands ('... |'), whose output cannot be checked"
     elif changed is None:
@@ -170,24 +174,28 @@ def _kept(folder: Path, name: str, stamp: dict) -> SetScores | None:
         why = damaged
     else:
         try:
-            scores = load_set_scores(folder, name)
+            table = read_tsv(folder / "utt_scores.tsv")
+            scores = load_set_scores(folder, name, table)
         except (OSError, ValueError) as error:
             why = f"its files are damaged ({error})"
         else:
             print(f"score: set {name}: kept (--resume: scored completely before, from the same model, data and "
                   f"options): {folder}", file=sys.stderr)
-            return scores
+            return scores, table
     print(f"score: set {name}: scoring it again: {why}", file=sys.stderr)
     return None
 
 
-def _write_summary(report: dict[str, Any], exp: Path, out: Path, sets, results, model, config: ScoreConfig) -> None:
-    r"""Says what the scored sets (``results``) call for, adds their summary to ``report`` (which names the model
-    and the reference set) and writes it as ``summary.json``, with the model's ``config.yaml``."""
+def _write_summary(
+    report: dict[str, Any], exp: Path, out: Path, sets, results, tables, model, config: ScoreConfig
+) -> None:
+    r"""Says what the scored sets (``results``, their ``tables``) call for, adds their summary to ``report``
+    (which names the model and the reference set) and writes it as ``summary.json``, with the model's
+    ``config.yaml``."""
     warn_short_cmvn_units(sets, model.pipeline.config.cmvn, results)  # sets without utt2num_frames
     warn_shared(results, sets)
     warn_short_utterances(results, model.pipeline.config.context)
-    report.update(_summarise(sets, results, out, model, report["reference"], config))
+    report.update(_summarise(sets, results, tables, out, model, report["reference"], config))
     config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
     atomic_write_text(out / "config.yaml", config_text)
     atomic_write_json(out / "summary.json", report)
@@ -255,9 +263,10 @@ def regression_sample(rated: np.ndarray, most: int, seed: int) -> np.ndarray:
 
 
 def _summarise(
-    sets, results: dict[str, SetScores], out: Path, model, reference: str, config: ScoreConfig = ScoreConfig()
+    sets, results: dict[str, SetScores], tables: dict[str, dict], out: Path, model, reference: str,
+    config: ScoreConfig = ScoreConfig(),
 ) -> dict[str, Any]:
-    tables = {name: read_tsv(out / name / "utt_scores.tsv") for name in sets}
+    r"""The summary of the scored sets from their scores (``results``) and ``utt_scores.tsv`` tables."""
     per_set = {}
     for name in sets:
         per_set[name] = summary.set_summary(out / name, model.dim, model.prior_config.cond_dim, tables[name])
