@@ -18,6 +18,13 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp.{os.getpid()}")
 
 
+def partial_name(path: Path, pid: int | None = None) -> Path:
+    r"""A hidden name next to ``path`` for a file that a stopped run leaves to be gone on with (``.NAME.part.PID``,
+    of process ``pid``, default this one): unlike :func:`temporary_name`'s, not removed as a killed run's leftover
+    (:func:`flowaccent.data.lock.remove_dead_temporaries`)."""
+    return path.with_name(f".{path.name}.part.{os.getpid() if pid is None else pid}")
+
+
 @contextlib.contextmanager
 def write_errors_named(path: str | Path) -> Iterator[None]:
     r"""An OSError without errno or file name raised in the block (numpy's short write on a full disk: '211680

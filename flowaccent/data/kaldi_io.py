@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from flowaccent.data.atomic import temporary_name
+from flowaccent.data.atomic import partial_name, temporary_name
 from flowaccent.data.kaldi_object import read_object
 from flowaccent.data.kaldi_text import COUNT, fields, has_space
 from flowaccent.errors import FeatureError, KaldiIOError
@@ -344,6 +344,16 @@ def _read_key(fd: IO[bytes], where: str) -> str | None:
             raise KaldiIOError(f"{where}: corrupt ark: no key separator within 4096 bytes")
 
 
+def read_next(fd: IO[bytes], where: str) -> tuple[str, int, np.ndarray] | None:
+    r"""The next ``(key, offset of its object, object)`` of an ark open at an entry's start; None at its clean end.
+    A truncated or corrupt entry is a :class:`KaldiIOError`."""
+    key = _read_key(fd, where)
+    if key is None:
+        return None
+    offset = fd.tell()
+    return key, offset, _read_object(fd, f"{where}: utterance '{key}'")
+
+
 def _iter_ark_stream(target: str) -> Iterator[tuple[str, np.ndarray]]:
     command = target.rstrip()
     is_pipe = command.endswith("|")
@@ -387,16 +397,34 @@ class ArkWriter:
         ...     w.write("spk1-utt1", feats)
     """
 
-    def __init__(self, ark: str | Path, scp: str | Path | None = None):
+    def __init__(
+        self, ark: str | Path, scp: str | Path | None = None, *, partial: bool = False,
+        taken: Sequence[tuple[str, int]] = (),
+    ):
+        r"""``partial``: a failure keeps the temporary ark (:attr:`temporary`, named by
+        :func:`~flowaccent.data.atomic.partial_name`: what a stopped ``fbank`` leaves for its ``--resume``);
+        ``taken``: the keys and offsets of what that ark holds already (a stopped run's, renamed to
+        :attr:`temporary` and cut after its last whole object): written after it."""
         self.ark, self.scp = Path(ark).absolute(), Path(scp) if scp else None
-        self._tmp_ark = temporary_name(self.ark)
-        self._lines: list[str] = []
-        self._keys: set[str] = set()
+        self.partial = partial
+        self._tmp_ark = partial_name(self.ark) if partial else temporary_name(self.ark)
+        self._lines = [f"{key} {self.ark}:{offset}\n" for key, offset in taken]
+        self._keys = {key for key, _ in taken}
         self._fd: IO[bytes] | None = None
 
+    @property
+    def temporary(self) -> Path:
+        r"""Where the ark is written until it is complete."""
+        return self._tmp_ark
+
     def __enter__(self) -> ArkWriter:
-        self._fd = open(self._tmp_ark, "wb")
+        self._fd = open(self._tmp_ark, "ab" if self._lines else "wb")
         return self
+
+    def flush(self) -> None:
+        r"""Hands what was written to the operating system (a process killed after it leaves it in the file)."""
+        assert self._fd is not None, "use ArkWriter as a context manager"
+        self._fd.flush()
 
     def write(self, key: str, array: np.ndarray) -> None:
         r"""Appends one ``(T, D)`` matrix or ``(D,)`` vector of float32/float64 under ``key``."""
@@ -424,6 +452,8 @@ class ArkWriter:
         assert self._fd is not None
         self._fd.close()
         if exc_type is not None:
+            if self.partial:
+                return
             with contextlib.suppress(FileNotFoundError):
                 self._tmp_ark.unlink()
             return
