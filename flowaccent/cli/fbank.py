@@ -27,6 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--channel", type=int, help="audio channel; -1: mono required (default: -1)")
     parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
                         "lines, Kaldi's names taken too); options on the command line win")
+    parser.add_argument("--resume", action="store_true", help="take over the features a stopped run (Ctrl-C, kill, "
+                        "an error) of the same wav.scp, segments and options wrote, where their audio files "
+                        "did not change since, and compute the rest: the same files as one run")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser
@@ -36,10 +39,12 @@ def run(args: argparse.Namespace) -> int:
     values, channel = read_kaldi_conf(args.config) if args.config else ({}, None)
     config = FbankConfig.from_dict(values | given_options(FbankConfig, args), "fbank")
     channel = args.channel if args.channel is not None else -1 if channel is None else channel
-    summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet)
+    summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet,
+                         resume=args.resume)
     print(
-        f"fbank: {args.data_dir}: {summary.num_utts} utterances, {summary.num_frames} frames "
-        f"in {summary.seconds:.1f} s ({summary.frames_per_second:.0f} frames/s)",
+        f"fbank: {args.data_dir}: {summary.num_utts} utterances, {summary.num_frames} frames"
+        f"{f' ({summary.taken_frames} taken over)' if summary.taken_frames else ''} in {summary.seconds:.1f} s "
+        f"({summary.frames_per_second:.0f} frames/s)",
         file=sys.stderr,
     )
     resampled = {rate: n for rate, n in summary.source_rates.items() if rate != config.sample_frequency}

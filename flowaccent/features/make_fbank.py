@@ -6,7 +6,8 @@ once, as ``extract-segments`` cuts them, flowaccent.data.segments), writes ``fea
 ``utt2num_frames``, per-speaker ``cmvn.scp`` and ``fbank.json`` (the options and the audio's rates,
 flowaccent.features.fbank_record) into the data dir (arks under ``DATA_DIR/data/``). Atomic: arks are
 written under temporary names and renamed, tables replaced only after every
-utterance succeeded; a failure leaves the data dir as it was. Utterances that fail (a missing
+utterance succeeded; a failure leaves the data dir as it was (but for a stopped run's hidden partial ark, which
+``resume`` goes on from: :mod:`flowaccent.features.fbank_resume`). Utterances that fail (a missing
 file, audio too short) do not stop the others: the error names the first and counts the rest,
 listed with it in ``DATA_DIR/data/fbank_failed.txt``, so one run finds every bad utterance. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,7 @@ from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentE
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
+from flowaccent.features.fbank_resume import Journal, TakenOver, audio_stamp, journal_of, take_over
 from flowaccent.workers import check_stopping, imap_processes
 
 #: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
@@ -58,10 +61,13 @@ class FbankSummary:
     #: the arks of an earlier run (other options) this run removed: dirs made from the data dir before still
     #: pointed at them
     removed: tuple[Path, ...] = ()
+    #: of ``num_frames``, those taken over from a stopped run (``resume``), not computed by this one
+    taken_frames: int = 0
 
     @property
     def frames_per_second(self) -> float:
-        return self.num_frames / max(self.seconds, 1e-9)
+        r"""The frames this run computed, per second."""
+        return (self.num_frames - self.taken_frames) / max(self.seconds, 1e-9)
 
 
 def make_fbank(
@@ -70,6 +76,7 @@ def make_fbank(
     nj: int = 1,
     channel: int = -1,
     quiet: bool = False,
+    resume: bool = False,
 ) -> FbankSummary:
     r"""Computes filterbanks and per-speaker CMVN stats for every utterance of ``data_dir``.
 
@@ -80,6 +87,8 @@ def make_fbank(
         nj: parallel worker processes (each reads whole recordings).
         channel: audio channel (-1: audio must be mono); a channel in ``segments`` overrides it.
         quiet: no progress bar.
+        resume: take over the utterances a stopped run of the same ``wav.scp``, ``segments``, options and channel
+            wrote (:mod:`flowaccent.features.fbank_resume`), and compute the rest.
 
     Returns:
         a :class:`FbankSummary`.
@@ -93,11 +102,11 @@ def make_fbank(
     busy = f"fbank: {data.path} is being written by another flowaccent fbank now; wait for it"
     # the data dir's lock, not data/'s: data dirs may share one storage folder there (links), as in Kaldi
     with locked_folder(data.path, LOCK, busy):  # a second run on the dir crashed on the first's arks
-        return _make_fbank(data, config, channel, nj, quiet, tag, start)
+        return _make_fbank(data, config, channel, nj, quiet, resume, tag, start)
 
 
 def _make_fbank(
-    data: DataDir, config: FbankConfig, channel: int, nj: int, quiet: bool, tag: str, start: float
+    data: DataDir, config: FbankConfig, channel: int, nj: int, quiet: bool, resume: bool, tag: str, start: float
 ) -> FbankSummary:
     r"""The work of :func:`make_fbank` on the validated, locked ``data`` (``tag``: the run's tag in its ark
     names; ``start``: when the command began)."""
@@ -111,32 +120,52 @@ def _make_fbank(
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
     rates: dict[int, int] = {}
+
+    def add(utt: str, feats: np.ndarray, rate: int) -> None:
+        rates[rate] = rates.get(rate, 0) + 1
+        num_frames[utt] = feats.shape[0]
+        spk = data.utt2spk[utt]
+        stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
+
+    taken = _taken_over(feats_ark, jobs, add) if resume else None
     failed: list[tuple[str, str]] = []
     failed_list = ark_dir / FAILED
     failed_list.unlink(missing_ok=True)
-    with (
-        ArkWriter(feats_ark) as writer,
-        tqdm(total=len(data.utts), unit="utt", desc=f"fbank {data.name}", disable=quiet) as bar,
-        contextlib.closing(_compute_all(jobs, config, channel, nj)) as computed,  # workers stop on Ctrl-C
-    ):
-        for rate, recording in computed:
-            for utt, feats in recording:
-                bar.update()
-                if isinstance(feats, FlowAccentError):
-                    failed.append((utt, str(feats)))
-                    continue
-                rates[rate] = rates.get(rate, 0) + 1
-                writer.write(utt, feats)
-                num_frames[utt] = feats.shape[0]
-                spk = data.utt2spk[utt]
-                stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
-        if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
-            atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
-            raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
-                             f"{failed_list})")
-        if failed:
-            raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
-        feats_lines = writer.scp_lines
+    writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else ())
+    journal = Journal(journal_of(writer.temporary), kept=taken.recordings if taken else None)
+    listed = False  # failed utterances, all listed: nothing to go on with (they are fixed in wav.scp: another TAG)
+    try:
+        with (
+            writer, contextlib.closing(journal),
+            tqdm(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
+                 disable=quiet) as bar,
+            contextlib.closing(_compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
+        ):  # workers stop on Ctrl-C
+            for rate, stamp, recording in computed:
+                for utt, feats in recording:
+                    bar.update()
+                    if isinstance(feats, FlowAccentError):
+                        failed.append((utt, str(feats)))
+                        continue
+                    writer.write(utt, feats)
+                    add(utt, feats, rate)
+                writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
+                if any(isinstance(feats, FlowAccentError) for _, feats in recording):
+                    journal.failed()
+                else:
+                    journal.done(rate, stamp, len(recording))
+            listed = bool(failed)
+            if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
+                atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
+                raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; "
+                                 f"all in {failed_list})")
+            if failed:
+                raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
+            feats_lines = writer.scp_lines
+    except BaseException:
+        _left(writer.temporary, journal, taken, keep=not listed)
+        raise
+    journal.path.unlink()
     with ArkWriter(cmvn_ark) as cmvn_writer:
         for spk in sorted(stats):
             cmvn_writer.write(spk, stats[spk])
@@ -149,7 +178,8 @@ def _make_fbank(
     write_record(data.path, config.to_dict(), channel, rates, run=tag)
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     seconds = time.perf_counter() - start
-    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed)
+    taken_frames = sum(num_frames[utt] for utt, _ in taken.entries) if taken else 0
+    return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed, taken_frames)
 
 
 #: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
@@ -169,8 +199,9 @@ def _recording_jobs(data: DataDir) -> list[Job]:
 
 def _compute_all(
     jobs: list[Job], config: FbankConfig, channel: int, nj: int
-) -> Iterator[tuple[int, list[tuple[str, Any]]]]:
-    r"""Each job's ``(sample rate, [(utt, feats or error), ...])``, in the order of ``jobs`` (``nj`` processes)."""
+) -> Iterator[tuple[int, str, list[tuple[str, Any]]]]:
+    r"""Each job's ``(sample rate, audio stamp, [(utt, feats or error), ...])``, in the order of ``jobs`` (``nj``
+    processes)."""
     if nj <= 1 or len(jobs) < 2:
         for job in jobs:
             yield _compute_one(job, config, channel)
@@ -189,22 +220,50 @@ def _init_worker(config: FbankConfig, channel: int) -> None:
     _WORKER["config"], _WORKER["channel"] = config, channel
 
 
-def _worker(job: Job) -> tuple[int, list[tuple[str, Any]]]:
+def _worker(job: Job) -> tuple[int, str, list[tuple[str, Any]]]:
     check_stopping()  # after a first Ctrl-C: end with the recording this worker is on, not its whole chunk
     return _compute_one(job, _WORKER["config"], _WORKER["channel"])
 
 
-def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, list[tuple[str, Any]]]:
-    r"""Reads the job's recording once; returns its sample rate and, for each utterance cut from it, its
-    features or the error that stopped them (:class:`~flowaccent.errors.FlowAccentError`)."""
+def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str, list[tuple[str, Any]]]:
+    r"""Reads the job's recording once; returns its sample rate, the :func:`audio_stamp` of its files (taken
+    before they are read) and, for each utterance cut from it, its features or the error that stopped them
+    (:class:`~flowaccent.errors.FlowAccentError`)."""
     rxfile, utts = job
     first, segment = utts[0]
     where = f"wav.scp: utterance '{first}'" if segment is None else f"wav.scp: recording '{segment.recording}'"
+    stamp = audio_stamp(rxfile)
     try:
         data, rate = read_audio(rxfile, where)
     except FlowAccentError as error:
-        return 0, [(utt, error) for utt, _ in utts]
-    return rate, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
+        return 0, stamp, [(utt, error) for utt, _ in utts]
+    return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
+
+
+def _taken_over(feats_ark: Path, jobs: list[Job], add) -> TakenOver | None:
+    r""":func:`take_over` of a stopped run's ark of ``feats_ark`` (``add``: as there), said on stderr."""
+    taken = take_over(feats_ark, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add)
+    if taken is None:
+        print(f"fbank: --resume: no stopped run of these options and audio lists left features in "
+              f"{feats_ark.parent}; computing them all", file=sys.stderr)
+    else:
+        print(f"fbank: --resume: took over {len(taken.entries)} utterance(s) of {taken.recordings} recording(s) "
+              f"of a stopped run ({taken.source}); computing the other {len(jobs) - taken.recordings} recording(s)",
+              file=sys.stderr)
+    return taken
+
+
+def _left(ark: Path, journal: Journal, taken: TakenOver | None, keep: bool) -> None:
+    r"""After a failure or a stop: says what ``ark`` and ``journal`` keep for a ``--resume``; removes them where
+    they keep nothing, or not ``keep``."""
+    if not journal.kept or not keep:
+        ark.unlink(missing_ok=True)
+        journal.path.unlink(missing_ok=True)
+        return
+    utts = journal.utts + (len(taken.entries) if taken else 0)
+    print(f"fbank: the features of {utts} utterance(s) ({journal.kept} recording(s)) stay in {ark}: 'flowaccent "
+          f"fbank --resume' with the same options goes on from them (the next run that completes removes them)",
+          file=sys.stderr)
 
 
 def _utterance(data, rate: int, segment: Segment | None, config: FbankConfig, channel: int, utt: str) -> Any:
@@ -250,19 +309,21 @@ def _arks_listed(data_dir: Path, ark_dir: Path) -> set[str]:
 def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) -> tuple[Path, ...]:
     r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp): those with its
     run tag (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits) that its tables pointed at before this run
-    (``listed``), and the temporary arks of killed runs (``.raw_fbank_NAME.TAG.ark.tmp.PID``, the process gone).
+    (``listed``), and what stopped runs left for a ``--resume`` (``.raw_fbank_NAME.TAG.ark.part.PID`` and its
+    journal, ``.jobs``; the process gone: :mod:`flowaccent.features.fbank_resume`).
     Other arks stay: Kaldi's ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder,
     which its subsets and copies may still point at; and data dirs of the same name whose ``data/`` is one
     shared folder (links) have arks of the same names but their own (removing them by name alone left another
-    dir's feats.scp pointing at nothing). Returns the earlier runs' arks it removed (not killed runs' temporaries).
+    dir's feats.scp pointing at nothing). Returns the earlier runs' arks it removed (not stopped runs' leftovers).
     """
     removed = []
-    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.tmp\.(\d+))?")
+    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.part\.(\d+)(?:\.jobs)?)?")
     for path in ark_dir.iterdir():
         match = ours.fullmatch(path.name)
         if not match or path.name in keep:
             continue
-        killed = match.group(1) is not None and not alive(int(match.group(1)))
+        # a stopped run's, or one of this process stopped before (the Python API; this one's is renamed by now)
+        killed = match.group(1) is not None and (int(match.group(1)) == os.getpid() or not alive(int(match.group(1))))
         if killed or (match.group(1) is None and path.name in listed):
             path.unlink(missing_ok=True)
             if not killed:

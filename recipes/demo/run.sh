@@ -57,7 +57,7 @@ fi
 if should_run 1; then
   log "Stage 1: fbank and CMVN stats"
   for d in $sets; do
-    flowaccent fbank "$corpus/$d" --nj "$nj" --quiet
+    flowaccent fbank "$corpus/$d" --nj "$nj" --resume --quiet
     flowaccent validate "$corpus/$d"
   done
   mark_done 1

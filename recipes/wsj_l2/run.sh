@@ -132,7 +132,7 @@ if should_run 1; then
   data_dir=$(cd "$data" && pwd)
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
     # shellcheck disable=SC2086
-    foreground_in "$CALLER" flowaccent fbank "$data_dir/$d" --nj "$nj" $fbank_opts --quiet  # relative paths: the caller's
+    foreground_in "$CALLER" flowaccent fbank "$data_dir/$d" --nj "$nj" --resume $fbank_opts --quiet  # relative paths: the caller's
     flowaccent validate "$data/$d"
   done
   mark_done 1

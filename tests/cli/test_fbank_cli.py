@@ -225,7 +225,7 @@ def test_a_second_fbank_on_a_dir_being_written_is_refused(wav_data_dir, capsys):
     first = subprocess.Popen([sys.executable, "-m", "flowaccent", "fbank", str(wav_data_dir), "--quiet"], env=env,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not list((wav_data_dir / "data").glob(".raw_fbank_*.tmp.*")) and time.time() < deadline:
+    while not list((wav_data_dir / "data").glob(".raw_fbank_*.part.*")) and time.time() < deadline:
         assert first.poll() is None, first.stderr.read()
         time.sleep(0.01)
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1

@@ -45,20 +45,32 @@ def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     }
 
 
-def test_fbank(tmp_path):
+@pytest.mark.parametrize("resume", [False, True])
+def test_fbank(tmp_path, resume):
+    r"""With ``--resume`` the rerun takes over what the killed run wrote (its journal a line behind its ark)."""
+    from flowaccent.features.fbank_resume import journal_of
+
     from ..conftest import make_wav_data_dir
 
-    data = make_wav_data_dir(tmp_path / "a", utts_per_spk=40, pipe_last=False)
+    data = make_wav_data_dir(tmp_path / "a", utts_per_spk=100, pipe_last=False)
     reference = tmp_path / "ref" / data.name  # the same name: ark names carry it
     shutil.copytree(data, reference)
     subprocess.run(flowaccent("fbank", str(reference), "--quiet"), check=True, env=ENV)
-    status = kill_when(
-        flowaccent("fbank", str(data), "--quiet"),
-        lambda: any((data / "data").glob(".raw_fbank_*")) if (data / "data").exists() else False,
-    )
+
+    def lines() -> int:
+        arks = list((data / "data").glob(".raw_fbank_*.part.*[0-9]")) if (data / "data").exists() else []
+        try:
+            return journal_of(arks[0]).read_text().count("\n") if arks else 0
+        except FileNotFoundError:  # not yet
+            return 0
+
+    status = kill_when(flowaccent("fbank", str(data), "--quiet"), lambda: lines() >= (20 if resume else 1))
     assert status == -signal.SIGKILL
     assert not (data / "feats.scp").exists()  # nothing that looks complete
-    subprocess.run(flowaccent("fbank", str(data), "--quiet"), check=True, env=ENV)
+    rerun = subprocess.run(flowaccent("fbank", str(data), "--quiet", *["--resume"] * resume), env=ENV,
+                           stderr=subprocess.PIPE, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert ("fbank: --resume: took over" in rerun.stderr) == resume, rerun.stderr
     got, want = tree(data, ("feats.scp", "cmvn.scp")), tree(reference, ("feats.scp", "cmvn.scp"))
     assert got.keys() == want.keys() and all(got[k] == want[k] for k in got)  # arks, utt2num_frames, tables
     assert (data / "feats.scp").read_text() == (reference / "feats.scp").read_text().replace(str(reference), str(data))
