@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+from tqdm import tqdm
 
 from flowaccent.data.atomic import partial_name
 from flowaccent.data.kaldi_io import read_next
@@ -108,11 +109,13 @@ class TakenOver:
 Job = tuple[str, Sequence[str]]
 
 
-def take_over(ark: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None]) -> TakenOver | None:
+def take_over(
+    ark: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None], quiet: bool = False
+) -> TakenOver | None:
     r"""Takes over the stopped run of ``ark`` (the final name) with the most recordings in its journal: renames its
     files to this process's temporary ark and journal, keeps the recordings of ``jobs`` it did (see the module),
-    cuts both files after them and calls ``add(utt, features, rate)`` for each kept utterance in order. None where
-    no stopped run (its process gone) left one."""
+    cuts both files after them and calls ``add(utt, features, rate)`` for each kept utterance in order (a progress
+    bar unless ``quiet``). None where no stopped run (its process gone) left one."""
     target = partial_name(ark)
     mine = journal_of(target)
     for source in _stopped(ark):
@@ -124,7 +127,7 @@ def take_over(ark: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, in
             if target.exists() and not mine.exists():
                 target.unlink()
             continue
-        return _keep(source, target, mine, jobs, add)
+        return _keep(source, target, mine, jobs, add, quiet)
     return None
 
 
@@ -144,7 +147,8 @@ def _stopped(ark: Path) -> list[Path]:
 
 
 def _keep(
-    source: Path, ark: Path, journal: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None]
+    source: Path, ark: Path, journal: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
+    quiet: bool,
 ) -> TakenOver:
     r"""The checks of :func:`take_over` on the files renamed to ``ark`` and ``journal``."""
     with open(journal, "rb") as f:
@@ -153,8 +157,13 @@ def _keep(
     kept, ark_end, journal_end = 0, 0, 0
     if lines[0] + b"\n" == HEADER.encode():
         journal_end = len(lines[0]) + 1
-        with open(ark, "rb") as fd:
+        with (
+            open(ark, "rb") as fd,
+            tqdm(total=min(len(jobs), len(lines) - 2), unit="rec", desc="fbank: checking a stopped run's features",
+                 disable=quiet) as bar,
+        ):
             for (rxfile, utts), line in zip(jobs, lines[1:-1]):  # the last: after the last newline
+                bar.update()
                 recording = _recording(fd, line.decode("utf-8", "replace"), rxfile, utts)
                 if recording is None:
                     break

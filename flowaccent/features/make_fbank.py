@@ -127,7 +127,7 @@ def _make_fbank(
         spk = data.utt2spk[utt]
         stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
 
-    taken = _taken_over(feats_ark, jobs, add) if resume else None
+    taken = _taken_over(feats_ark, jobs, add, quiet) if resume else None
     failed: list[tuple[str, str]] = []
     failed_list = ark_dir / FAILED
     failed_list.unlink(missing_ok=True)
@@ -240,9 +240,10 @@ def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str,
     return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
 
 
-def _taken_over(feats_ark: Path, jobs: list[Job], add) -> TakenOver | None:
-    r""":func:`take_over` of a stopped run's ark of ``feats_ark`` (``add``: as there), said on stderr."""
-    taken = take_over(feats_ark, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add)
+def _taken_over(feats_ark: Path, jobs: list[Job], add, quiet: bool) -> TakenOver | None:
+    r""":func:`take_over` of a stopped run's ark of ``feats_ark`` (``add``, ``quiet``: as there), said on
+    stderr."""
+    taken = take_over(feats_ark, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add, quiet)
     if taken is None:
         print(f"fbank: --resume: no stopped run of these options and audio lists left features in "
               f"{feats_ark.parent}; computing them all", file=sys.stderr)
