@@ -399,15 +399,15 @@ class ArkWriter:
 
     def __init__(
         self, ark: str | Path, scp: str | Path | None = None, *, partial: bool = False,
-        taken: Sequence[tuple[str, int]] = (),
+        taken: Sequence[tuple[str, int]] = (), temporary: Path | None = None,
     ):
         r"""``partial``: a failure keeps the temporary ark (:attr:`temporary`, named by
         :func:`~flowaccent.data.atomic.partial_name`: what a stopped ``fbank`` leaves for its ``--resume``);
-        ``taken``: the keys and offsets of what that ark holds already (a stopped run's, renamed to
-        :attr:`temporary` and cut after its last whole object): written after it."""
+        ``taken``: the keys and offsets of what the ark at ``temporary`` holds already (a stopped run's, cut after
+        its last whole object): written after it."""
         self.ark, self.scp = Path(ark).absolute(), Path(scp) if scp else None
         self.partial = partial
-        self._tmp_ark = partial_name(self.ark) if partial else temporary_name(self.ark)
+        self._tmp_ark = temporary or (partial_name(self.ark) if partial else temporary_name(self.ark))
         self._lines = [f"{key} {self.ark}:{offset}\n" for key, offset in taken]
         self._keys = {key for key, _ in taken}
         self._fd: IO[bytes] | None = None

@@ -1,42 +1,49 @@
 r"""Going on after a stopped ``flowaccent fbank`` (``--resume``): what a run leaves when it stops, and taking it over.
 
-A run writes its features ark under a temporary name (``DATA_DIR/data/.raw_fbank_NAME.TAG.ark.part.PID``,
+A run writes its features ark under a hidden name (``DATA_DIR/data/.raw_fbank_NAME.TAG.ark.part.PID``,
 :class:`~flowaccent.data.kaldi_io.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
-``segments``), and next to it a journal (the same name and ``.jobs``): a line per recording once its utterances are
-in the ark and flushed, with the sample rate read and a digest of the size and modification time of the files its
-``wav.scp`` entry names (the audio file; in a ``cmd |`` entry, each word that is a file), or ``failed``. A run that
-stops (Ctrl-C, ``kill``, SIGKILL, an error) leaves both behind; not one that went through every recording and failed
-for the utterances it lists (a ``wav.scp`` fixed is another ``TAG``).
+``segments``), and next to it a journal (the same name and ``.jobs``): a header naming the data dir, then a line per
+recording once its utterances are in the ark, with the sample rate read and a digest of the size and modification
+time of the files its ``wav.scp`` entry names (:func:`audio_files`), or ``failed``. The run holds a lock
+(``flock``) on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its
+process's number (a reboot hands it to another). A run that stops (Ctrl-C, ``kill``, SIGKILL, an error, failed
+utterances) leaves both behind.
 
-``TAG`` is a digest of ``wav.scp``, ``segments``, the options and the channel (:func:`make_fbank`'s ark names), so
-a run of another ``TAG`` never takes the ark over. A run with ``--resume`` renames the stopped run's files to its
-own names and keeps the longest run of recordings from the start that holds: each in the journal, not failed, its
-files the same size and time as then, its utterances in the ark in order and whole. The ark is cut after the last
-of them and written on from there: with ``dither`` 0 (the default) the same bytes an uninterrupted run writes.
+``TAG`` is a digest of ``wav.scp``, ``segments``, the options and the channel (:func:`make_fbank`'s ark names): a
+stopped run of another ``TAG`` is never taken over; one of the same ``TAG`` computed the same features, whatever the
+data dir's name then. A run with ``--resume`` locks the stopped run's journal, keeps the longest run of recordings
+from the start that holds (each in the journal, not failed, its files there and the same size and time as then, its
+utterances in the ark in order and whole), cuts both files after them and writes on into them: with ``dither`` 0
+(the default) the same bytes an uninterrupted run writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import hashlib
+import json
 import os
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from tqdm import tqdm
 
-from flowaccent.data.atomic import partial_name
+from flowaccent import __version__
 from flowaccent.data.kaldi_io import read_next
 from flowaccent.data.lock import alive
 from flowaccent.errors import KaldiIOError
 
-#: The first line of a journal: its format.
-HEADER = "flowaccent fbank journal 1\n"
+#: The start of a journal's first line (the rest: JSON of the version that wrote it and the data dir).
+MAGIC = b"flowaccent fbank journal 2 "
 #: A journal's line for a recording with an utterance that failed (it and all after it are computed again).
-FAILED = "failed"
+FAILED = b"failed"
+#: A journal's stamp of an entry that names no file: such a recording is never taken over.
+UNCHECKED = "-"
 
 
 def journal_of(ark: Path) -> Path:
@@ -44,65 +51,119 @@ def journal_of(ark: Path) -> Path:
     return ark.with_name(f"{ark.name}.jobs")
 
 
-def audio_stamp(rxfile: str) -> str:
-    r"""A digest of ``path size mtime_ns`` of each file a ``wav.scp`` value names (16 hex digits): the audio file
-    (of ``archive:offset``, the archive), or each word of a ``cmd |`` that is a file: changed audio (a file copied
-    over, a download made again) is read again, not taken over."""
-    lines = []
-    for word in rxfile.replace("|", " ").split():
-        word = word.strip("'\"")
+def audio_files(rxfile: str) -> list[str]:
+    r"""The files a ``wav.scp`` value reads, as far as can be seen: the file (of ``archive:offset``, the archive), or
+    the words of a ``cmd |`` that are files (``sph2pipe -f wav /corpus/x.sph |``: its ``.sph``; quoted as a shell
+    quotes them). A file named inside a script, or relative to a ``cd`` in the command, is not seen."""
+    value = rxfile.strip()
+    if value.endswith("|"):
+        try:
+            words = shlex.split(value[:-1])
+        except ValueError:  # quotes a shell would refuse too
+            words = value[:-1].split()
+    else:
+        words = [value]
+    files = []
+    for word in words:
         archive = re.fullmatch(r"(.+):(\d+)", word)
         for path in (word, archive.group(1)) if archive else (word,):
-            try:
-                stat = os.stat(path)
-            except (OSError, ValueError):  # not a file's name
-                continue
-            if not os.path.isdir(path):
-                lines.append(f"{os.path.abspath(path)} {stat.st_size} {stat.st_mtime_ns}\n")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+            if os.path.isfile(path) and path not in files:
+                files.append(path)
+    return files
+
+
+def audio_stamp(rxfile: str) -> str:
+    r"""A digest of ``path size mtime_ns`` of each of :func:`audio_files` (16 hex digits): audio written again (a
+    file copied over, a download made again) is read again, not taken over; :data:`UNCHECKED` where it names none."""
+    lines = []
+    for path in audio_files(rxfile):
+        try:
+            stat = os.stat(path)
+        except OSError:  # gone since
+            return UNCHECKED
+        lines.append(f"{os.path.abspath(path)} {stat.st_size} {stat.st_mtime_ns}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16] if lines else UNCHECKED
+
+
+def _lock(fd: int) -> bool | None:
+    r"""Takes the lock of a journal open at ``fd``: True; False where a running process holds it; None where the
+    file system has no locks (Lustre without ``-o flock``, some NFS mounts)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        return False if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    return True
+
+
+def _header(data_dir: Path) -> bytes:
+    return MAGIC + json.dumps({"version": __version__, "data_dir": str(data_dir)}).encode() + b"\n"
+
+
+def _version(header: bytes) -> str | None:
+    r"""The version of flowaccent a journal's header line names; None where it is damaged."""
+    try:
+        return str(json.loads(header[len(MAGIC):])["version"]) if header.startswith(MAGIC) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _journal_dir(journal: Path) -> Path | None:
+    r"""The data dir a journal's header names; None where it has no readable header."""
+    try:
+        with open(journal, "rb") as f:
+            first = f.readline()
+        return Path(json.loads(first[len(MAGIC):])["data_dir"]) if first.startswith(MAGIC) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class Journal:
-    r"""Writes a run's journal (a line per recording, :func:`audio_stamp`) next to its temporary ark.
+    r"""A run's journal (a line per recording, :func:`audio_stamp`) next to its temporary ark, locked while open.
 
     Arguments:
         path: the journal (:func:`journal_of` of the ark).
-        kept: the lines of a stopped run's journal that were taken over (its file cut after them), or None: a new
-            journal.
+        data_dir: the data dir, named in the header of a new journal.
+        fd: a stopped run's journal, locked, cut after the lines taken over (:func:`take_over`): written on.
     """
 
-    def __init__(self, path: Path, kept: int | None = None):
+    def __init__(self, path: Path, data_dir: Path, fd: int | None = None):
         self.path = path
-        self.kept = kept or 0  # recordings from the start done without a failure
-        self.utts = 0  # their utterances, not counting those taken over
-        self._failed = False
-        self._fd: IO[str] = open(path, "a" if kept is not None else "w", buffering=1)  # a line: to the system
-        if kept is None:
-            self._fd.write(HEADER)
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            _lock(fd)  # the first run's: nobody else can hold it yet
+            os.write(fd, _header(data_dir))
+        self._fd = fd
 
-    def done(self, rate: int, stamp: str, utts: int) -> None:
-        r"""A recording's ``utts`` utterances are in the ark (flushed); ``rate``: its sample rate."""
-        self._fd.write(f"{rate} {stamp}\n")
-        if not self._failed:
-            self.kept += 1
-            self.utts += utts
+    def done(self, rate: int, stamp: str) -> None:
+        r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate."""
+        os.write(self._fd, f"{rate} {stamp}\n".encode())  # one write: a line is there whole or not at all
 
     def failed(self) -> None:
         r"""A recording's utterance failed (those of it that did not are in the ark)."""
-        self._fd.write(f"{FAILED}\n")
-        self._failed = True
+        os.write(self._fd, FAILED + b"\n")
 
     def close(self) -> None:
-        self._fd.close()
+        os.close(self._fd)  # and its lock
+
+
+def kept_recordings(journal: Path) -> int:
+    r"""The recordings a journal says were done, from the start to the first failed one."""
+    try:
+        lines = journal.read_bytes().split(b"\n")[1:-1]
+    except OSError:
+        return 0
+    return next((i for i, line in enumerate(lines) if line == FAILED), len(lines))
 
 
 @dataclasses.dataclass(frozen=True)
 class TakenOver:
-    r"""What :func:`take_over` kept of a stopped run."""
+    r"""What :func:`take_over` kept of a stopped run: its files, which the run writes on."""
 
-    source: Path  #: the stopped run's ark, as it was named
+    ark: Path  #: the stopped run's ark
+    journal: int  #: its journal, open and locked
     recordings: int  #: the jobs kept, from the start
     entries: tuple[tuple[str, int], ...]  #: their utterances' keys and offsets in the ark
+    why: str | None  #: why the next recording in its journal was not kept (None: the journal ended)
 
 
 #: A job of :func:`~flowaccent.features.make_fbank.make_fbank`: a ``wav.scp`` value and its utterances' keys.
@@ -110,53 +171,57 @@ Job = tuple[str, Sequence[str]]
 
 
 def take_over(
-    ark: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None], quiet: bool = False
+    folder: Path, tag: str, data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
+    quiet: bool = False,
 ) -> TakenOver | None:
-    r"""Takes over the stopped run of ``ark`` (the final name) with the most recordings in its journal: renames its
-    files to this process's temporary ark and journal, keeps the recordings of ``jobs`` it did (see the module),
-    cuts both files after them and calls ``add(utt, features, rate)`` for each kept utterance in order (a progress
-    bar unless ``quiet``). None where no stopped run (its process gone) left one."""
-    target = partial_name(ark)
-    mine = journal_of(target)
-    for source in _stopped(ark):
-        try:
-            if source != target:  # another run sharing the folder (data dirs of one name) took it first: not found
-                os.rename(source, target)
-                os.rename(journal_of(source), mine)
-        except FileNotFoundError:
-            if target.exists() and not mine.exists():
-                target.unlink()
-            continue
-        return _keep(source, target, mine, jobs, add, quiet)
-    return None
+    r"""Takes over the stopped run of ``tag`` in ``folder`` (``DATA_DIR/data``) with the most recordings in its
+    journal: keeps the recordings of ``jobs`` it did (see the module), cuts both files after them and calls
+    ``add(utt, features, rate)`` for each kept utterance in order (a progress bar unless ``quiet``). None where
+    no stopped run left one."""
+    found = _stopped(folder, rf"\.raw_fbank_.+\.{re.escape(tag)}\.ark")
+    for _, _, fd in found[1:]:
+        os.close(fd)
+    if not found:
+        return None
+    _, partial, fd = found[0]
+    return _keep(partial, fd, data_dir, jobs, add, quiet)
 
 
-def _stopped(ark: Path) -> list[Path]:
-    r"""Temporary arks of ``ark`` with a journal whose process is gone (or is this one: a run of the Python API
-    stopped before), the longest journal first."""
-    ours = re.compile(rf"{re.escape(partial_name(ark, 0).name).removesuffix('0')}(\d+)")
+def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
+    r"""``(journal size, ark, journal fd locked)`` of the partial arks in ``folder`` whose name before
+    ``.part.PID`` matches ``name`` and whose journal no running process holds, the longest journal first."""
+    ours = re.compile(rf"{name}\.part\.(\d+)")
     found = []
-    for path in ark.parent.iterdir():
+    for path in folder.iterdir():
         match = ours.fullmatch(path.name)
-        if match and (int(match.group(1)) == os.getpid() or not alive(int(match.group(1)))):  # this one's: stopped
-            try:
-                found.append((journal_of(path).stat().st_size, path))
-            except FileNotFoundError:  # a SIGKILL before its first line, or a journal already taken
-                continue
-    return [path for _, path in sorted(found, key=lambda item: -item[0])]
+        if not match:
+            continue
+        try:
+            fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
+        except OSError:  # none: SIGKILL before its header; or not ours to write
+            continue
+        locked = _lock(fd)
+        pid = int(match.group(1))
+        if locked is False or (locked is None and pid != os.getpid() and alive(pid)):  # a run writing it now
+            os.close(fd)
+            continue
+        found.append((os.fstat(fd).st_size, path, fd))
+    return sorted(found, key=lambda item: -item[0])
 
 
 def _keep(
-    source: Path, ark: Path, journal: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
+    ark: Path, journal: int, data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
     quiet: bool,
 ) -> TakenOver:
-    r"""The checks of :func:`take_over` on the files renamed to ``ark`` and ``journal``."""
-    with open(journal, "rb") as f:
+    r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its ``journal`` (fd, locked)."""
+    with open(os.dup(journal), "rb") as f:
+        f.seek(0)
         lines = f.read().split(b"\n")
     entries: list[tuple[str, int]] = []
-    kept, ark_end, journal_end = 0, 0, 0
-    if lines[0] + b"\n" == HEADER.encode():
-        journal_end = len(lines[0]) + 1
+    kept, ark_end, why = 0, 0, None
+    if _version(lines[0]) != __version__:
+        why = f"it was written by another version of flowaccent ({_version(lines[0])}; this is {__version__})"
+    else:
         with (
             open(ark, "rb") as fd,
             tqdm(total=min(len(jobs), len(lines) - 2), unit="rec", desc="fbank: checking a stopped run's features",
@@ -164,34 +229,62 @@ def _keep(
         ):
             for (rxfile, utts), line in zip(jobs, lines[1:-1]):  # the last: after the last newline
                 bar.update()
-                recording = _recording(fd, line.decode("utf-8", "replace"), rxfile, utts)
-                if recording is None:
+                rate, read, why = _recording(fd, line, rxfile, utts)
+                if why:
+                    why = f"recording {kept + 1} ('{utts[0]}'): {why}"
                     break
-                rate, read = recording
                 for key, offset, features in read:
                     add(key, features, rate)
                     entries.append((key, offset))
-                kept, ark_end, journal_end = kept + 1, fd.tell(), journal_end + len(line) + 1
+                kept, ark_end = kept + 1, fd.tell()
     os.truncate(ark, ark_end)
-    os.truncate(journal, journal_end)
-    if not journal_end:
-        journal.write_text(HEADER)
-    return TakenOver(source, kept, tuple(entries))
+    os.ftruncate(journal, 0)  # its header names this data dir now (a moved or renamed one's, taken over)
+    os.write(journal, _header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
+    return TakenOver(ark, journal, kept, tuple(entries), why)
 
 
-def _recording(fd: IO[bytes], line: str, rxfile: str, utts: Sequence[str]):
-    r"""A job's ``(rate, [(key, offset, features), ...])`` read from the ark at ``fd``, or None where its journal
-    ``line`` says it failed, its audio changed since, or its utterances are not all there, whole and in order."""
-    fields = line.split()
-    if len(fields) != 2 or not fields[0].isdigit() or fields[1] != audio_stamp(rxfile):
-        return None
+def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str]) -> tuple[int, list, str | None]:
+    r"""A job's ``(rate, [(key, offset, features), ...], None)`` read from the ark at ``fd``, or ``(0, [], why)``
+    where its journal ``line`` says it failed, its audio cannot be checked or changed since, or its utterances
+    are not all there, whole and in order."""
+    fields = line.decode("utf-8", "replace").split()
+    if line == FAILED:
+        return 0, [], "an utterance of it failed"
+    if len(fields) != 2 or not fields[0].isdigit():
+        return 0, [], "its journal line is damaged"
+    if fields[1] == UNCHECKED:
+        return 0, [], "its wav.scp entry names no file whose size and time can be checked"
+    if fields[1] != audio_stamp(rxfile):
+        return 0, [], "its audio files changed since (or are gone)"
     read = []
     for utt in utts:
         try:
             entry = read_next(fd, "a stopped run's ark")
         except KaldiIOError:  # cut inside it (SIGKILL) or damaged
-            return None
-        if entry is None or entry[0] != utt or entry[2].ndim != 2 or entry[2].dtype != np.float32:
-            return None
+            return 0, [], "its features are cut short in the ark (the run was killed while writing them)"
+        if entry is None:
+            return 0, [], "its features are not in the ark (the run was killed while writing them)"
+        if entry[0] != utt or entry[2].ndim != 2 or entry[2].dtype != np.float32:
+            return 0, [], f"the ark holds '{entry[0]}' where '{utt}' was expected"
         read.append(entry)
-    return int(fields[0]), read
+    return int(fields[0]), read, None
+
+
+def remove_stopped(folder: Path, name: str, data_dir: Path) -> None:
+    r"""Removes what stopped runs of ``data_dir`` left in ``folder`` (once a run of it completed): the partial arks
+    whose name before ``.part.PID`` matches ``name`` and whose journal names ``data_dir``, or a data dir that is no
+    longer there (moved or renamed since), or none (damaged), and that no running process holds; other data dirs'
+    (sharing the folder) stay. Partial arks without a journal whose process is gone go too."""
+    for _, ark, fd in _stopped(folder, name):
+        try:
+            named = _journal_dir(journal_of(ark))
+            if named is None or not named.is_dir() or named.resolve() == data_dir.resolve():
+                ark.unlink(missing_ok=True)
+                journal_of(ark).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    ours = re.compile(rf"{name}\.part\.(\d+)")
+    for path in folder.iterdir():
+        match = ours.fullmatch(path.name)
+        if match and not journal_of(path).exists() and not alive(int(match.group(1))):
+            path.unlink(missing_ok=True)

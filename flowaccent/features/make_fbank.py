@@ -11,8 +11,8 @@ utterance succeeded; a failure leaves the data dir as it was (but for a stopped 
 file, audio too short) do not stop the others: the error names the first and counts the rest,
 listed with it in ``DATA_DIR/data/fbank_failed.txt``, so one run finds every bad utterance. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
-rerun writes the same bytes under the same names (with ``dither`` 0, the default: dither draws new noise
-on every run).
+rerun writes the same bytes under the same names (with ``dither`` 0, the default: dither's noise depends on the
+process and on the order it computes the recordings in).
 """
 
 from __future__ import annotations
@@ -36,13 +36,21 @@ from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.audio import read_audio, select_channel
 from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
-from flowaccent.data.lock import alive, locked_folder
+from flowaccent.data.lock import locked_folder
 from flowaccent.data.segments import Segment, cut
 from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig, compute_fbank_with
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
-from flowaccent.features.fbank_resume import Journal, TakenOver, audio_stamp, journal_of, take_over
+from flowaccent.features.fbank_resume import (
+    Journal,
+    TakenOver,
+    audio_stamp,
+    journal_of,
+    kept_recordings,
+    remove_stopped,
+    take_over,
+)
 from flowaccent.workers import check_stopping, imap_processes
 
 #: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
@@ -127,16 +135,17 @@ def _make_fbank(
         spk = data.utt2spk[utt]
         stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
 
-    taken = _taken_over(feats_ark, jobs, add, quiet) if resume else None
+    taken = _taken_over(ark_dir, tag, data.path, jobs, add, quiet) if resume else None
     failed: list[tuple[str, str]] = []
     failed_list = ark_dir / FAILED
     failed_list.unlink(missing_ok=True)
-    writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else ())
-    journal = Journal(journal_of(writer.temporary), kept=taken.recordings if taken else None)
-    listed = False  # failed utterances, all listed: nothing to go on with (they are fixed in wav.scp: another TAG)
+    writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (),
+                       temporary=taken.ark if taken else None)
+    journal = Journal(journal_of(writer.temporary), data.path, fd=taken.journal if taken else None)
+    listed = False  # failed utterances: the error lists them, and says what stays
     try:
         with (
-            writer, contextlib.closing(journal),
+            writer,
             tqdm(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
                  disable=quiet) as bar,
             contextlib.closing(_compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
@@ -153,19 +162,24 @@ def _make_fbank(
                 if any(isinstance(feats, FlowAccentError) for _, feats in recording):
                     journal.failed()
                 else:
-                    journal.done(rate, stamp, len(recording))
+                    journal.done(rate, stamp)
             listed = bool(failed)
-            if len(failed) > 1:  # the ark is dropped, the data dir left as it was but for the list
+            stay = _left(writer.temporary, jobs) if failed else None
+            stay = f"; {stay}" if stay else ""
+            if len(failed) > 1:  # the ark is not written, the data dir left as it was but for the list
                 atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
                 raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; "
-                                 f"all in {failed_list})")
-            if failed:
-                raise AudioError(f"{data.path}: {failed[0][1]}")  # the message names the table, this the data dir
+                                 f"all in {failed_list}){stay}")
+            if failed:  # the message names the table, this the data dir
+                raise AudioError(f"{data.path}: {failed[0][1]}{stay}")
             feats_lines = writer.scp_lines
+        journal.path.unlink()
     except BaseException:
-        _left(writer.temporary, journal, taken, keep=not listed)
+        if not listed and (stay := _left(writer.temporary, jobs)):
+            print(f"fbank: {stay}", file=sys.stderr)
         raise
-    journal.path.unlink()
+    finally:
+        journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
     with ArkWriter(cmvn_ark) as cmvn_writer:
         for spk in sorted(stats):
             cmvn_writer.write(spk, stats[spk])
@@ -177,6 +191,7 @@ def _make_fbank(
     write_table(data.path / "utt2num_frames", num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag)
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
+    remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start
     taken_frames = sum(num_frames[utt] for utt, _ in taken.entries) if taken else 0
     return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed, taken_frames)
@@ -240,31 +255,32 @@ def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str,
     return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
 
 
-def _taken_over(feats_ark: Path, jobs: list[Job], add, quiet: bool) -> TakenOver | None:
-    r""":func:`take_over` of a stopped run's ark of ``feats_ark`` (``add``, ``quiet``: as there), said on
-    stderr."""
-    taken = take_over(feats_ark, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add, quiet)
+def _taken_over(ark_dir: Path, tag: str, data_dir: Path, jobs: list[Job], add, quiet: bool) -> TakenOver | None:
+    r""":func:`take_over` (the arguments as there), said on stderr."""
+    taken = take_over(ark_dir, tag, data_dir, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add,
+                      quiet)
     if taken is None:
-        print(f"fbank: --resume: no stopped run of these options and audio lists left features in "
-              f"{feats_ark.parent}; computing them all", file=sys.stderr)
-    else:
-        print(f"fbank: --resume: took over {len(taken.entries)} utterance(s) of {taken.recordings} recording(s) "
-              f"of a stopped run ({taken.source}); computing the other {len(jobs) - taken.recordings} recording(s)",
-              file=sys.stderr)
+        print(f"fbank: --resume: no stopped run of these options and audio lists left features in {ark_dir}; "
+              f"computing them all", file=sys.stderr)
+        return None
+    why = f" ({taken.why}, and all after it)" if taken.why else ""
+    print(f"fbank: --resume: took over {len(taken.entries)} utterance(s) of {taken.recordings} recording(s) of a "
+          f"stopped run ({taken.ark}); computing the other {len(jobs) - taken.recordings} recording(s){why}",
+          file=sys.stderr)
     return taken
 
 
-def _left(ark: Path, journal: Journal, taken: TakenOver | None, keep: bool) -> None:
-    r"""After a failure or a stop: says what ``ark`` and ``journal`` keep for a ``--resume``; removes them where
-    they keep nothing, or not ``keep``."""
-    if not journal.kept or not keep:
+def _left(ark: Path, jobs: list[Job]) -> str | None:
+    r"""After a failure or a stop: what ``ark`` and its journal keep for a ``--resume``, said in a sentence; None,
+    with both removed, where they keep nothing."""
+    recordings = kept_recordings(journal_of(ark))
+    if not recordings:
         ark.unlink(missing_ok=True)
-        journal.path.unlink(missing_ok=True)
-        return
-    utts = journal.utts + (len(taken.entries) if taken else 0)
-    print(f"fbank: the features of {utts} utterance(s) ({journal.kept} recording(s)) stay in {ark}: 'flowaccent "
-          f"fbank --resume' with the same options goes on from them (the next run that completes removes them)",
-          file=sys.stderr)
+        journal_of(ark).unlink(missing_ok=True)
+        return None
+    utts = sum(len(utts) for _, utts in jobs[:recordings])
+    return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {ark}: 'flowaccent fbank "
+            "--resume' with the same options goes on from them (the next run that completes removes them)")
 
 
 def _utterance(data, rate: int, segment: Segment | None, config: FbankConfig, channel: int, utt: str) -> Any:
@@ -310,23 +326,16 @@ def _arks_listed(data_dir: Path, ark_dir: Path) -> set[str]:
 def _remove_stale(ark_dir: Path, name: str, keep: set[str], listed: set[str]) -> tuple[Path, ...]:
     r"""Removes arks of earlier runs of this command on this data dir (other options or wav.scp): those with its
     run tag (``raw_fbank_NAME.TAG.ark``, ``TAG`` 10 hex digits) that its tables pointed at before this run
-    (``listed``), and what stopped runs left for a ``--resume`` (``.raw_fbank_NAME.TAG.ark.part.PID`` and its
-    journal, ``.jobs``; the process gone: :mod:`flowaccent.features.fbank_resume`).
+    (``listed``).
     Other arks stay: Kaldi's ``steps/make_fbank.sh`` writes ``raw_fbank_NAME.JOB.ark`` into the same folder,
     which its subsets and copies may still point at; and data dirs of the same name whose ``data/`` is one
     shared folder (links) have arks of the same names but their own (removing them by name alone left another
-    dir's feats.scp pointing at nothing). Returns the earlier runs' arks it removed (not stopped runs' leftovers).
+    dir's feats.scp pointing at nothing). Returns the arks it removed.
     """
     removed = []
-    ours = re.compile(rf"\.?(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark(?:\.part\.(\d+)(?:\.jobs)?)?")
+    ours = re.compile(rf"(?:raw_fbank|cmvn)_{re.escape(name)}\.{RUN_TAG}\.ark")
     for path in ark_dir.iterdir():
-        match = ours.fullmatch(path.name)
-        if not match or path.name in keep:
-            continue
-        # a stopped run's, or one of this process stopped before (the Python API; this one's is renamed by now)
-        killed = match.group(1) is not None and (int(match.group(1)) == os.getpid() or not alive(int(match.group(1))))
-        if killed or (match.group(1) is None and path.name in listed):
+        if ours.fullmatch(path.name) and path.name not in keep and path.name in listed:
             path.unlink(missing_ok=True)
-            if not killed:
-                removed.append(path)
+            removed.append(path)
     return tuple(sorted(removed))

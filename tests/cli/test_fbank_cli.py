@@ -97,7 +97,11 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
     assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "30"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "wav.scp: utterance 'spkB-001'" in err[0] and "not a readable WAV" in err[0]
-    assert snapshot(wav_data_dir) == before  # nothing half-written, old features intact
+    # nothing half-written, old features intact; the 4 recordings before it stay for a --resume, hidden
+    assert "; the features of 4 utterance(s) (4 recording(s)) stay in" in err[0]
+    after = snapshot(wav_data_dir)
+    assert {path: after[path] for path in before} == before
+    assert sorted(".part." in path.name for path in after.keys() - before.keys()) == [True, True]
 
 
 def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
@@ -122,7 +126,7 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     err = capsys.readouterr().err
     assert f"{wav_data_dir}: wav.scp: utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in err
     assert not (wav_data_dir / "feats.scp").exists()
-    assert not [p for p in (wav_data_dir / "data").iterdir()]
+    assert all(".part." in p.name for p in (wav_data_dir / "data").iterdir())  # the 2 before it, for a --resume
     short = wav_data_dir.parent / "short.wav"
     wavfile.write(short, 16000, np.ones(300, np.int16))  # also: peak 1 at int16 scale is not [-1, 1]
     lines[2] = f"spkA-002 {short}"

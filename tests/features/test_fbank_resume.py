@@ -2,6 +2,7 @@ r"""``flowaccent fbank --resume``: a stopped run's features taken over, and only
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from scipy.io import wavfile
 from flowaccent.data import read_table, write_spk2utt
 from flowaccent.features import make_fbank as make_fbank_module
 from flowaccent.features.fbank import FbankConfig
-from flowaccent.features.fbank_resume import FAILED, HEADER, audio_stamp, journal_of
+from flowaccent.features.fbank_resume import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
 from flowaccent.features.make_fbank import make_fbank
 
 from ..conftest import make_wav_data_dir
@@ -156,22 +157,26 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
     monkeypatch.undo()
     ark = next(p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs"))
     journal = journal_of(ark)
-    lines = journal.read_text().splitlines(keepends=True)
-    assert lines[0] == HEADER and len(lines) == 7
+    lines = journal.read_bytes().splitlines(keepends=True)
+    assert lines[0].startswith(MAGIC) and len(lines) == 7
     if cut == "inside an utterance":
         os.truncate(ark, ark.stat().st_size - 100)
     elif cut == "inside a journal line":
-        journal.write_text("".join(lines[:-1]) + lines[-1][:5])
+        journal.write_bytes(b"".join(lines[:-1]) + lines[-1][:5])
     elif cut == "a failed recording":
-        journal.write_text("".join(lines[:4]) + f"{FAILED}\n" + "".join(lines[5:]))
+        journal.write_bytes(b"".join(lines[:4]) + FAILED + b"\n" + b"".join(lines[5:]))
     else:
         ark.write_bytes(ark.read_bytes().replace(b"spkA-004 ", b"spkA-00x "))
     kept = {"a failed recording": 3, "another key": 4}.get(cut, 5)
+    why = {"inside an utterance": "its features are cut short in the ark", "a failed recording": "an utterance of it "
+           "failed", "another key": "the ark holds 'spkA-00x' where 'spkA-004' was expected"}.get(cut)
     stop_at(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         make_fbank(data, quiet=True, resume=True)
     monkeypatch.undo()
-    assert f"took over {kept} utterance(s) of {kept} recording(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"took over {kept} utterance(s) of {kept} recording(s)" in err
+    assert (f"recording {kept + 1} ('spkA-00{kept}'): {why}" in err) if why else "and all after it" not in err, err
     make_fbank(data, quiet=True, resume=True)
     assert f"took over {kept + 2} utterance(s) of {kept + 2} recording(s)" in capsys.readouterr().err
     assert outputs(data) == want and not left(data)
@@ -188,8 +193,8 @@ def test_of_two_stopped_runs_the_one_further_on_is_taken(dirs, monkeypatch, caps
     dead = [ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{pid}") for pid in (2**22 + 11, 2**22 + 12)]
     for path, recordings in zip(dead, (2, 5)):
         shutil.copy(ark, path)
-        lines = journal_of(ark).read_text().splitlines(keepends=True)
-        journal_of(path).write_text("".join(lines[:1 + recordings]))
+        lines = journal_of(ark).read_bytes().splitlines(keepends=True)
+        journal_of(path).write_bytes(b"".join(lines[:1 + recordings]))
     ark.unlink()
     journal_of(ark).unlink()
     capsys.readouterr()
@@ -224,22 +229,162 @@ def test_segments_are_gone_on_with_by_recording(tmp_path, monkeypatch, capsys):
     assert outputs(data) == outputs(reference)
 
 
-def test_an_error_keeps_the_recordings_done_but_failed_utterances_keep_nothing(dirs, monkeypatch, capsys):
+def test_an_error_or_failed_utterances_keep_the_recordings_before_them(dirs, monkeypatch, capsys):
+    r"""A full disk keeps what was done; so do failed utterances (those before the first), said in the error's one
+    line: a file restored in place (a download made again) is all a rerun computes from there."""
     data, want = dirs
     stop_at(monkeypatch, 2, OSError(28, "No space left on device"))
     with pytest.raises(OSError):
         make_fbank(data, quiet=True)
     assert "the features of 2 utterance(s)" in capsys.readouterr().err and len(left(data)) == 2
     monkeypatch.undo()
-    path = read_table(data / "wav.scp")["spkB-001"]
-    good = Path(path).read_bytes()
-    Path(path).write_bytes(b"not a wav file")
-    with pytest.raises(Exception, match="not a readable WAV"):
+    path = Path(read_table(data / "wav.scp")["spkB-001"])
+    good = path.read_bytes()
+    path.write_bytes(b"not a wav file")
+    with pytest.raises(Exception, match="not a readable WAV") as error:
         make_fbank(data, quiet=True, resume=True)
-    assert "stay in" not in capsys.readouterr().err and not left(data)  # nothing half-written kept
-    Path(path).write_bytes(good)
+    assert "; the features of 7 utterance(s) (7 recording(s)) stay in" in str(error.value)
+    assert "stay in" not in capsys.readouterr().err.replace("took over", "")  # said once, in the error
+    path.write_bytes(good)
     make_fbank(data, quiet=True, resume=True)
+    assert "took over 7 utterance(s) of 7 recording(s)" in capsys.readouterr().err
+    assert outputs(data) == want and not left(data)
+
+
+def test_a_renamed_data_dir_goes_on_and_leaves_nothing(dirs, monkeypatch, capsys, tmp_path):
+    r"""The ark names carry the dir's name: the stopped run's files of the old name are taken over (the same TAG:
+    the same features), and with another TAG removed once a run completes (they stayed for ever)."""
+    data, want = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    renamed = data.parent / "train"
+    data.rename(renamed)
+    stop_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(renamed, quiet=True, resume=True)
+    monkeypatch.undo()
+    (journal,) = (renamed / "data").glob(".*.part.*.jobs")  # names the dir as it is now: its runs remove it
+    assert json.loads(journal.read_bytes().split(b"\n")[0][len(MAGIC):])["data_dir"] == str(renamed)
+    make_fbank(renamed, quiet=True, resume=True)
+    assert "took over 7 utterance(s)" in capsys.readouterr().err and not left(renamed)
+    reference = tmp_path / "ref2" / "train"
+    shutil.copytree(renamed, reference, ignore=shutil.ignore_patterns("data", *OUTPUTS))
+    make_fbank(reference, quiet=True)
+    assert outputs(renamed) == outputs(reference)
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(renamed, FbankConfig(num_mel_bins=30), quiet=True)
+    monkeypatch.undo()
+    renamed.rename(data)
+    make_fbank(data, quiet=True)
+    assert not left(data)
+    assert {k: v for k, v in outputs(data).items() if "_train." not in k} == want  # train's arks: another name's
+
+
+def test_a_journal_held_by_a_running_process_is_not_taken_and_a_pid_in_use_does_not_matter(dirs, monkeypatch,
+                                                                                            capsys):
+    r"""What tells a stopped run from one running is the lock on its journal, not its process number (after a
+    reboot, the number of a run killed with the machine belongs to another process)."""
+    import subprocess
+    import sys
+
+    data, want = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
+    journal = journal_of(ark)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(journal)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        in_use = ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{holder.pid}")  # its number too
+        ark.rename(in_use)
+        journal.rename(journal_of(in_use))
+        capsys.readouterr()
+        make_fbank(data, FbankConfig(num_mel_bins=30), quiet=True)  # completes: removes no running run's files
+        assert left(data) == sorted([in_use.name, journal_of(in_use).name])
+        make_fbank(data, quiet=True, resume=True)
+        assert "no stopped run" in capsys.readouterr().err and left(data)
+    finally:
+        holder.kill()
+        holder.wait()
+    ark = in_use  # now stopped, under the number of a running process (this one's parent): that does not matter
+    in_use = ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{os.getppid()}")
+    ark.rename(in_use)
+    journal_of(ark).rename(journal_of(in_use))
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err
+    assert outputs(data) == want and not left(data)
+
+
+def test_data_dirs_sharing_a_storage_folder_keep_their_stopped_runs(tmp_path, monkeypatch, capsys):
+    r"""``x/train`` and ``y/train`` with ``data/`` linked to one folder (Kaldi's shared ``mfcc/``): y completing
+    removed x's stopped run (hours of features)."""
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    dirs = []
+    for root, utts in (("x", 6), ("y", 4)):
+        data = make_wav_data_dir(tmp_path / root, utts_per_spk=utts)
+        data = data.rename(data.parent / "train")
+        (data / "data").symlink_to(storage)
+        dirs.append(data)
+    x, y = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(x, quiet=True)
+    monkeypatch.undo()
+    make_fbank(y, quiet=True)
+    capsys.readouterr()
+    make_fbank(x, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and not list(storage.glob(".*.part.*"))
+
+
+def test_dither_is_taken_over_too(dirs, monkeypatch, capsys):
+    r"""Dither's noise depends on how the recordings were split among runs and jobs: a resumed run is not the
+    bytes of one run then (nor is an ``--nj 2`` run), but its features are what fbank computes, recording by
+    recording."""
+    data, _ = dirs
+    config = FbankConfig(dither=1.0)
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, config, quiet=True)
+    monkeypatch.undo()
+    make_fbank(data, config, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and not left(data)
+    assert len(read_table(data / "utt2num_frames")) == 12
+
+
+def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monkeypatch, capsys):
+    data, want = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
+    journal = journal_of(ark)
+    journal.write_bytes(journal.read_bytes().replace(b'"version": "', b'"version": "0.0.1-', 1))
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    err = capsys.readouterr().err
+    assert "took over 0 utterance(s)" in err and "written by another version of flowaccent (0.0.1-" in err
     assert outputs(data) == want
+    lines = (data / "wav.scp").read_text().splitlines()
+    utt, path = lines[1].split(" ", 1)
+    lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names the file relative to the cd
+    (data / "wav.scp").write_text("\n".join(lines) + "\n")
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    make_fbank(data, quiet=True, resume=True)
+    assert ("took over 1 utterance(s) of 1 recording(s)" in (err := capsys.readouterr().err) and
+            "recording 2 ('spkA-001'): its wav.scp entry names no file whose size and time can be checked" in err)
 
 
 def test_audio_stamp_covers_the_files_an_entry_reads(tmp_path, monkeypatch):
@@ -247,15 +392,21 @@ def test_audio_stamp_covers_the_files_an_entry_reads(tmp_path, monkeypatch):
     audio, archive = tmp_path / "a.sph", tmp_path / "wavs.ark"
     audio.write_bytes(b"1234")
     archive.write_bytes(b"5678")
-    entries = [str(audio), f"sph2pipe -f wav '{audio}' |", f"{archive}:42", "a.sph", f"cat {audio} {tmp_path} |"]
+    spaced = tmp_path / "my audio" / "b.wav"  # a path with a space: no word of it was a file
+    spaced.parent.mkdir()
+    spaced.write_bytes(b"1234")
+    entries = [str(audio), f"sph2pipe -f wav '{audio}' |", f"{archive}:42", "a.sph", f"cat {audio} {tmp_path} |",
+               str(spaced), f"cat '{spaced}' |", f"cat \"{spaced}\" | sox -t wav - -t wav - |"]
     before = [audio_stamp(entry) for entry in entries]
     assert before[0] == before[1] == before[3] == before[4]  # the one file, however named; a folder is no file
-    assert audio_stamp("sox gone.wav -t wav - |") == audio_stamp("") != before[0]
+    assert before[5] == before[6] == before[7] != before[0]
+    assert audio_stamp("sox gone.wav -t wav - |") == audio_stamp("") == audio_stamp("cat 'unclosed |") == UNCHECKED
     os.utime(audio, ns=(0, 10**18))
     after = [audio_stamp(entry) for entry in entries]
-    assert [b != a for b, a in zip(before, after)] == [True, True, False, True, True]
+    assert [b != a for b, a in zip(before, after)] == [True, True, False, True, True, False, False, False]
     archive.write_bytes(b"56789")
-    assert audio_stamp(entries[2]) != before[2]
+    spaced.write_bytes(b"12345")
+    assert audio_stamp(entries[2]) != before[2] and all(audio_stamp(e) != before[5] for e in entries[5:])
 
 
 def test_the_cli_passes_resume(dirs, monkeypatch, capsys):
