@@ -36,7 +36,7 @@ from tqdm import tqdm
 from flowaccent import __version__
 from flowaccent.data.kaldi_io import read_next
 from flowaccent.data.lock import alive
-from flowaccent.errors import KaldiIOError
+from flowaccent.errors import ConfigError, KaldiIOError
 
 #: The start of a journal's first line (the rest: JSON of the version that wrote it and the data dir).
 MAGIC = b"flowaccent fbank journal 2 "
@@ -96,25 +96,40 @@ def _lock(fd: int) -> bool | None:
 
 
 def _header(data_dir: Path) -> bytes:
-    return MAGIC + json.dumps({"version": __version__, "data_dir": str(data_dir)}).encode() + b"\n"
+    r"""A journal's first line: the version, the data dir, and the process writing it (:func:`_held`)."""
+    return MAGIC + json.dumps({"version": __version__, "data_dir": str(data_dir), "pid": os.getpid()}).encode() + b"\n"
 
 
-def _version(header: bytes) -> str | None:
-    r"""The version of flowaccent a journal's header line names; None where it is damaged."""
+def _parsed(header: bytes) -> dict | None:
+    r"""A journal's first line as written by :func:`_header`; None where it is not one (damaged)."""
     try:
-        return str(json.loads(header[len(MAGIC):])["version"]) if header.startswith(MAGIC) else None
-    except (ValueError, KeyError, TypeError):
+        fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
+        return fields if isinstance(fields, dict) and {"version", "data_dir", "pid"} <= fields.keys() else None
+    except ValueError:
         return None
+
+
+def _held(fd: int) -> bool:
+    r"""Whether a running process writes the journal open at ``fd``: it holds its lock; on a file system without
+    locks, the process its header names is running (and is not this one; a number that went to another process
+    since, after a reboot, keeps such a journal from being taken over or removed there)."""
+    locked = _lock(fd)
+    if locked is not None:
+        return not locked
+    with open(os.dup(fd), "rb") as f:
+        f.seek(0)
+        fields = _parsed(f.readline())
+    return fields is not None and fields["pid"] != os.getpid() and alive(int(fields["pid"]))
 
 
 def _journal_dir(journal: Path) -> Path | None:
     r"""The data dir a journal's header names; None where it has no readable header."""
     try:
         with open(journal, "rb") as f:
-            first = f.readline()
-        return Path(json.loads(first[len(MAGIC):])["data_dir"]) if first.startswith(MAGIC) else None
-    except (OSError, ValueError, KeyError, TypeError):
+            fields = _parsed(f.readline())
+    except OSError:
         return None
+    return Path(fields["data_dir"]) if fields else None
 
 
 class Journal:
@@ -129,8 +144,12 @@ class Journal:
     def __init__(self, path: Path, data_dir: Path, fd: int | None = None):
         self.path = path
         if fd is None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-            _lock(fd)  # the first run's: nobody else can hold it yet
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if _lock(fd) is False:  # the same number in another PID namespace (a container) sharing the folder
+                os.close(fd)
+                raise ConfigError(f"{path} is being written by another process (of another machine or container "
+                                  "sharing the folder); wait for it")
+            os.ftruncate(fd, 0)  # a stopped run's of this number (the Python API, or one before a reboot)
             os.write(fd, _header(data_dir))
         self._fd = fd
 
@@ -184,7 +203,11 @@ def take_over(
     if not found:
         return None
     _, partial, fd = found[0]
-    return _keep(partial, fd, data_dir, jobs, add, quiet)
+    try:
+        return _keep(partial, fd, data_dir, jobs, add, quiet)
+    except BaseException:  # a Ctrl-C while checking: its files as they were, unlocked (the Python API goes on)
+        os.close(fd)
+        raise
 
 
 def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
@@ -200,9 +223,7 @@ def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
             fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
         except OSError:  # none: SIGKILL before its header; or not ours to write
             continue
-        locked = _lock(fd)
-        pid = int(match.group(1))
-        if locked is False or (locked is None and pid != os.getpid() and alive(pid)):  # a run writing it now
+        if _held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
             os.close(fd)
             continue
         found.append((os.fstat(fd).st_size, path, fd))
@@ -219,8 +240,11 @@ def _keep(
         lines = f.read().split(b"\n")
     entries: list[tuple[str, int]] = []
     kept, ark_end, why = 0, 0, None
-    if _version(lines[0]) != __version__:
-        why = f"it was written by another version of flowaccent ({_version(lines[0])}; this is {__version__})"
+    header = _parsed(lines[0])
+    if header is None:
+        why = "its journal's header is damaged"
+    elif header["version"] != __version__:
+        why = f"it was written by another version of flowaccent ({header['version']}; this is {__version__})"
     else:
         with (
             open(ark, "rb") as fd,
@@ -237,10 +261,27 @@ def _keep(
                     add(key, features, rate)
                     entries.append((key, offset))
                 kept, ark_end = kept + 1, fd.tell()
-    os.truncate(ark, ark_end)
-    os.ftruncate(journal, 0)  # its header names this data dir now (a moved or renamed one's, taken over)
-    os.write(journal, _header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
-    return TakenOver(ark, journal, kept, tuple(entries), why)
+    os.truncate(ark, ark_end)  # then the journal: killed between the two, the next run checks them again
+    kept_lines = _header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1])
+    return TakenOver(ark, _replaced(journal_of(ark), journal, kept_lines), kept, tuple(entries), why)
+
+
+def _replaced(path: Path, fd: int, content: bytes) -> int:
+    r"""Replaces the journal at ``path`` (open and locked at ``fd``, closed here) with ``content``: written to a new
+    file, locked, then renamed over it, so that a stop at any moment leaves one whole journal, never one cut
+    (its header naming this data dir and process now). Returns the new journal's fd, locked."""
+    new = path.with_name(f"{path.name}.tmp.{os.getpid()}")  # hidden, as the journal's name is
+    new_fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        _lock(new_fd)
+        os.write(new_fd, content)
+        os.rename(new, path)
+    except BaseException:
+        os.close(new_fd)
+        new.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return new_fd
 
 
 def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str]) -> tuple[int, list, str | None]:
@@ -271,14 +312,16 @@ def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str]) -> tuple[int, 
 
 
 def remove_stopped(folder: Path, name: str, data_dir: Path) -> None:
-    r"""Removes what stopped runs of ``data_dir`` left in ``folder`` (once a run of it completed): the partial arks
-    whose name before ``.part.PID`` matches ``name`` and whose journal names ``data_dir``, or a data dir that is no
-    longer there (moved or renamed since), or none (damaged), and that no running process holds; other data dirs'
-    (sharing the folder) stay. Partial arks without a journal whose process is gone go too."""
+    r"""Removes what stopped runs left in ``folder`` (``data_dir``'s ``data/``, once a run of it completed): the
+    partial arks whose name before ``.part.PID`` matches ``name`` and that no running process holds, but for those
+    of another data dir whose ``data/`` is this folder too (linked to one storage folder): their journal names such
+    a dir. (Those of this dir, of one moved, renamed or copied since, or of a damaged journal, go.) Partial arks
+    without a journal whose process is gone go too."""
     for _, ark, fd in _stopped(folder, name):
         try:
             named = _journal_dir(journal_of(ark))
-            if named is None or not named.is_dir() or named.resolve() == data_dir.resolve():
+            if named is None or named.resolve() == data_dir.resolve() or \
+                    not (named / "data").is_dir() or (named / "data").resolve() != folder.resolve():
                 ark.unlink(missing_ok=True)
                 journal_of(ark).unlink(missing_ok=True)
         finally:

@@ -374,6 +374,14 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     err = capsys.readouterr().err
     assert "took over 0 utterance(s)" in err and "written by another version of flowaccent (0.0.1-" in err
     assert outputs(data) == want
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
+    journal_of(ark).write_bytes(b"X" + journal_of(ark).read_bytes()[1:])
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "journal's header is damaged" in err
     lines = (data / "wav.scp").read_text().splitlines()
     utt, path = lines[1].split(" ", 1)
     lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names the file relative to the cd
@@ -424,3 +432,141 @@ def test_the_cli_passes_resume(dirs, monkeypatch, capsys):
     taken = sum(int(n) for utt, n in read_table(data / "utt2num_frames").items() if utt < "spkA-005")
     assert f"12 utterances, {frames} frames ({taken} taken over) in" in err and outputs(data) == want
     assert np.isfinite(taken) and taken > 0
+
+
+def stopped_files(data: Path) -> tuple[Path, Path]:
+    (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
+    return ark, journal_of(ark)
+
+
+def set_header(journal: Path, **fields) -> None:
+    lines = journal.read_bytes().split(b"\n", 1)
+    header = json.loads(lines[0][len(MAGIC):]) | fields
+    journal.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + lines[1])
+
+
+def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypatch, capsys):
+    r"""On a file system without ``flock`` (Lustre without ``-o flock``): a journal whose header names a running
+    process is not taken over (after a take-over in place, the process in the file's name is the stopped one,
+    and a second run took the running one's files over); one whose process is gone is."""
+    import errno
+    import fcntl
+
+    from flowaccent.features import fbank_resume
+
+    data, want = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    ark, journal = stopped_files(data)
+    set_header(journal, pid=os.getppid())  # running
+    capsys.readouterr()
+    make_fbank(data, FbankConfig(num_mel_bins=30), quiet=True)
+    assert stopped_files(data) == (ark, journal)  # a completed run does not remove it either
+    set_header(journal, pid=2**22 + 7)  # gone
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err
+    assert outputs(data) == want and not left(data)
+    assert fcntl.flock is no_locks
+
+
+def test_a_stop_while_the_journal_is_replaced_or_checked_loses_nothing(dirs, monkeypatch, capsys):
+    r"""The journal is written anew and renamed over the old one (cut to nothing and written again, a kill in
+    between lost all it held); a Ctrl-C while checking leaves the files as they were and unlocked (the Python API
+    goes on in the same process: the lock stayed held and the next run found no stopped run)."""
+    from flowaccent.features import fbank_resume
+
+    data, want = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    before = {p.name: p.read_bytes() for p in (data / "data").iterdir()}
+    write = os.write
+    for where in ("write", "_recording"):
+        def stop(*args, where=where):
+            if where == "write" and not args[1].startswith(MAGIC):  # the journal's new header: stopped writing it
+                return write(*args)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(os if where == "write" else fbank_resume, where, stop)
+        with pytest.raises(KeyboardInterrupt):
+            make_fbank(data, quiet=True, resume=True)
+        monkeypatch.undo()
+        assert {p.name: p.read_bytes() for p in (data / "data").iterdir()} == before, where
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err
+    assert outputs(data) == want and not left(data)
+
+
+def test_a_copy_of_the_data_dir_leaves_nothing_when_it_completes(dirs, monkeypatch, tmp_path):
+    r"""A stopped run's files copied with the dir (``cp -r``) name the original in their journal; the copy's
+    ``data/`` is not the original's, so nobody else would ever take them over: they go."""
+    data, _ = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    copy = tmp_path / "copy" / data.name
+    shutil.copytree(data, copy)
+    make_fbank(copy, quiet=True)
+    assert not left(copy) and len(left(data)) == 2  # the original's stay with it
+
+
+def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatch, capsys):
+    r"""Another dir's completed run removed the stopped run's files between this one opening the journal and
+    locking it: it took the unlinked journal over and crashed on the ark."""
+    from flowaccent.features import fbank_resume
+
+    data, _ = dirs
+    stop_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    ark, journal = stopped_files(data)
+    dead = ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{2**22 + 9}")  # not this process's: its new files are
+    ark.rename(dead)
+    journal.rename(journal_of(dead))
+    ark, journal = dead, journal_of(dead)
+    lock = fbank_resume._lock
+
+    def removed_first(fd):
+        ark.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
+        return lock(fd)
+
+    monkeypatch.setattr(fbank_resume, "_lock", removed_first)
+    capsys.readouterr()
+    assert make_fbank(data, quiet=True, resume=True).taken_frames == 0
+    assert "no stopped run" in capsys.readouterr().err
+
+
+def test_a_journal_of_this_number_held_elsewhere_is_refused(dirs):
+    r"""Two containers sharing a folder: the same process number, another process. The new run truncated the
+    other's files."""
+    import subprocess
+    import sys
+
+    from flowaccent.errors import ConfigError
+
+    data, _ = dirs
+    make_fbank(data, quiet=True)
+    (final,) = (data / "data").glob("raw_fbank_*.ark")
+    journal = journal_of(final.with_name(f".{final.name}.part.{os.getpid()}"))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(journal)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="is being written by another process"):
+            make_fbank(data, quiet=True)
+    finally:
+        holder.kill()
+        holder.wait()
