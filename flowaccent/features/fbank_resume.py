@@ -104,7 +104,9 @@ def _parsed(header: bytes) -> dict | None:
     r"""A journal's first line as written by :func:`_header`; None where it is not one (damaged)."""
     try:
         fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
-        return fields if isinstance(fields, dict) and {"version", "data_dir", "pid"} <= fields.keys() else None
+        types = {"pid": int, "version": str, "data_dir": str}
+        good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
+        return fields if good else None
     except ValueError:
         return None
 
@@ -119,7 +121,7 @@ def _held(fd: int) -> bool:
     with open(os.dup(fd), "rb") as f:
         f.seek(0)
         fields = _parsed(f.readline())
-    return fields is not None and fields["pid"] != os.getpid() and alive(int(fields["pid"]))
+    return fields is not None and fields["pid"] != os.getpid() and alive(fields["pid"])
 
 
 def _journal_dir(journal: Path) -> Path | None:
