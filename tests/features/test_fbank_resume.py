@@ -52,6 +52,14 @@ def stop_at(monkeypatch, job: int, error: BaseException = KeyboardInterrupt()) -
     monkeypatch.setattr(make_fbank_module, "_compute_one", stopping)
 
 
+def stopped(monkeypatch, job: int, data: Path, *args, **kwargs) -> None:
+    r"""A run of ``make_fbank(data, *args, **kwargs)`` stopped by a Ctrl-C at its ``job``-th recording."""
+    stop_at(monkeypatch, job)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, *args, quiet=True, **kwargs)
+    monkeypatch.undo()
+
+
 def left(data: Path) -> list[str]:
     return sorted(p.name for p in (data / "data").glob(".*.part.*"))
 
@@ -76,10 +84,7 @@ def test_a_stopped_run_is_gone_on_with_to_the_same_bytes(dirs, monkeypatch, caps
 def test_stopped_twice_and_in_parallel(dirs, monkeypatch, capsys):
     r"""A resumed run stopped again leaves what it took over and what it did after it; ``--nj 2`` writes the same."""
     data, want = dirs
-    stop_at(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 3, data)
     stop_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         make_fbank(data, quiet=True, resume=True)
@@ -104,18 +109,12 @@ def test_without_resume_all_is_computed_and_the_stopped_runs_files_removed_at_th
 
 def test_other_options_or_lists_take_nothing_over(dirs, monkeypatch, capsys):
     data, _ = dirs
-    stop_at(monkeypatch, 4)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 4, data)
     capsys.readouterr()
     summary = make_fbank(data, FbankConfig(num_mel_bins=23), quiet=True, resume=True)
     assert "--resume: no stopped run of these options and audio lists" in capsys.readouterr().err
     assert summary.taken_frames == 0 and not left(data)  # the other options' files removed once it completed
-    stop_at(monkeypatch, 4)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 4, data)
     with open(data / "wav.scp", "a") as f:  # one more recording: another wav.scp, another run
         f.write(f"spkB-999 {read_table(data / 'wav.scp')['spkB-000']}\n")
     with open(data / "utt2spk", "a") as f:
@@ -128,10 +127,7 @@ def test_audio_changed_since_is_read_again(dirs, monkeypatch, tmp_path):
     r"""A file written again after the stop (here the third recording's, at the same size): it and all after it are
     computed again, and the outputs are those of the audio as it is now."""
     data, _ = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     path = read_table(data / "wav.scp")["spkA-002"]
     rate, samples = wavfile.read(path)
     wavfile.write(path, rate, samples[::-1].copy())
@@ -151,10 +147,7 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
     recording the journal says failed, or whose utterance is not the one expected, is computed again, with all after
     it. Both files are cut back to what was kept: a run going on from them, stopped again, is gone on with."""
     data, want = dirs
-    stop_at(monkeypatch, 6)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 6, data)
     ark = next(p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs"))
     journal = journal_of(ark)
     lines = journal.read_bytes().splitlines(keepends=True)
@@ -170,10 +163,7 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
     kept = {"a failed recording": 3, "another key": 4}.get(cut, 5)
     why = {"inside an utterance": "its features are cut short in the ark", "a failed recording": "an utterance of it "
            "failed", "another key": "the ark holds 'spkA-00x' where 'spkA-004' was expected"}.get(cut)
-    stop_at(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True, resume=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 2, data, resume=True)
     err = capsys.readouterr().err
     assert f"took over {kept} utterance(s) of {kept} recording(s)" in err
     assert (f"recording {kept + 1} ('spkA-00{kept}'): {why}" in err) if why else "and all after it" not in err, err
@@ -184,10 +174,7 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
 
 def test_of_two_stopped_runs_the_one_further_on_is_taken(dirs, monkeypatch, capsys):
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     ark = next(p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs"))
     # two runs killed (PIDs above Linux's largest), each with the whole ark: their journals say how far to keep
     dead = [ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{pid}") for pid in (2**22 + 11, 2**22 + 12)]
@@ -219,10 +206,7 @@ def test_segments_are_gone_on_with_by_recording(tmp_path, monkeypatch, capsys):
     reference = tmp_path / "ref" / data.name
     shutil.copytree(data, reference)
     make_fbank(reference, quiet=True)
-    stop_at(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 3, data)
     capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
     assert "took over 6 utterance(s) of 3 recording(s)" in capsys.readouterr().err
@@ -255,16 +239,10 @@ def test_a_renamed_data_dir_goes_on_and_leaves_nothing(dirs, monkeypatch, capsys
     r"""The ark names carry the dir's name: the stopped run's files of the old name are taken over (the same TAG:
     the same features), and with another TAG removed once a run completes (they stayed for ever)."""
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     renamed = data.parent / "train"
     data.rename(renamed)
-    stop_at(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(renamed, quiet=True, resume=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 2, renamed, resume=True)
     (journal,) = (renamed / "data").glob(".*.part.*.jobs")  # names the dir as it is now: its runs remove it
     assert json.loads(journal.read_bytes().split(b"\n")[0][len(MAGIC):])["data_dir"] == str(renamed)
     make_fbank(renamed, quiet=True, resume=True)
@@ -273,10 +251,7 @@ def test_a_renamed_data_dir_goes_on_and_leaves_nothing(dirs, monkeypatch, capsys
     shutil.copytree(renamed, reference, ignore=shutil.ignore_patterns("data", *OUTPUTS))
     make_fbank(reference, quiet=True)
     assert outputs(renamed) == outputs(reference)
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(renamed, FbankConfig(num_mel_bins=30), quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, renamed, FbankConfig(num_mel_bins=30))
     renamed.rename(data)
     make_fbank(data, quiet=True)
     assert not left(data)
@@ -291,10 +266,7 @@ def test_a_journal_held_by_a_running_process_is_not_taken_and_a_pid_in_use_does_
     import sys
 
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
     journal = journal_of(ark)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
@@ -335,10 +307,7 @@ def test_data_dirs_sharing_a_storage_folder_keep_their_stopped_runs(tmp_path, mo
         (data / "data").symlink_to(storage)
         dirs.append(data)
     x, y = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(x, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, x)
     make_fbank(y, quiet=True)
     capsys.readouterr()
     make_fbank(x, quiet=True, resume=True)
@@ -351,10 +320,7 @@ def test_dither_is_taken_over_too(dirs, monkeypatch, capsys):
     recording."""
     data, _ = dirs
     config = FbankConfig(dither=1.0)
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, config, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data, config)
     make_fbank(data, config, quiet=True, resume=True)
     assert "took over 5 utterance(s)" in capsys.readouterr().err and not left(data)
     assert len(read_table(data / "utt2num_frames")) == 12
@@ -362,10 +328,7 @@ def test_dither_is_taken_over_too(dirs, monkeypatch, capsys):
 
 def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monkeypatch, capsys):
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
     journal = journal_of(ark)
     journal.write_bytes(journal.read_bytes().replace(b'"version": "', b'"version": "0.0.1-', 1))
@@ -374,10 +337,7 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     err = capsys.readouterr().err
     assert "took over 0 utterance(s)" in err and "written by another version of flowaccent (0.0.1-" in err
     assert outputs(data) == want
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
     journal_of(ark).write_bytes(b"X" + journal_of(ark).read_bytes()[1:])
     make_fbank(data, quiet=True, resume=True)
@@ -386,10 +346,7 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     utt, path = lines[1].split(" ", 1)
     lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names the file relative to the cd
     (data / "wav.scp").write_text("\n".join(lines) + "\n")
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     make_fbank(data, quiet=True, resume=True)
     assert ("took over 1 utterance(s) of 1 recording(s)" in (err := capsys.readouterr().err) and
             "recording 2 ('spkA-001'): its wav.scp entry names no file whose size and time can be checked" in err)
@@ -421,10 +378,7 @@ def test_the_cli_passes_resume(dirs, monkeypatch, capsys):
     from flowaccent.cli.main import main
 
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     capsys.readouterr()
     assert main(["fbank", str(data), "--quiet", "--resume"]) == 0
     err = capsys.readouterr().err
@@ -455,10 +409,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     from flowaccent.features import fbank_resume
 
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -483,10 +434,7 @@ def test_a_stop_while_the_journal_is_replaced_or_checked_loses_nothing(dirs, mon
     from flowaccent.features import fbank_resume
 
     data, want = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     before = {p.name: p.read_bytes() for p in (data / "data").iterdir()}
     write = os.write
     for where in ("write", "_recording"):
@@ -510,10 +458,7 @@ def test_a_copy_of_the_data_dir_leaves_nothing_when_it_completes(dirs, monkeypat
     r"""A stopped run's files copied with the dir (``cp -r``) name the original in their journal; the copy's
     ``data/`` is not the original's, so nobody else would ever take them over: they go."""
     data, _ = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     copy = tmp_path / "copy" / data.name
     shutil.copytree(data, copy)
     make_fbank(copy, quiet=True)
@@ -526,10 +471,7 @@ def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatc
     from flowaccent.features import fbank_resume
 
     data, _ = dirs
-    stop_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        make_fbank(data, quiet=True)
-    monkeypatch.undo()
+    stopped(monkeypatch, 5, data)
     ark, journal = stopped_files(data)
     dead = ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{2**22 + 9}")  # not this process's: its new files are
     ark.rename(dead)
