@@ -106,7 +106,7 @@ def _parsed(header: bytes) -> dict | None:
         fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
         types = {"pid": int, "version": str, "data_dir": str}
         good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
-        return fields if good else None
+        return fields if good and 0 < fields["pid"] < 2**31 else None
     except ValueError:
         return None
 
@@ -213,23 +213,40 @@ def take_over(
 
 
 def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
-    r"""``(journal size, ark, journal fd locked)`` of the partial arks in ``folder`` whose name before
-    ``.part.PID`` matches ``name`` and whose journal no running process holds, the longest journal first."""
+    r"""``(recordings its journal says were done, ark, journal fd locked)`` of the partial arks in ``folder`` whose
+    name before ``.part.PID`` matches ``name`` and whose journal no running process holds, the one that would keep
+    the most first (0 for another version's)."""
     ours = re.compile(rf"{name}\.part\.(\d+)")
-    found = []
-    for path in folder.iterdir():
-        match = ours.fullmatch(path.name)
-        if not match:
-            continue
-        try:
-            fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
-        except OSError:  # none: SIGKILL before its header; or not ours to write
-            continue
-        if _held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
+    found: list[tuple[int, Path, int]] = []
+    try:
+        for path in folder.iterdir():
+            if not ours.fullmatch(path.name):
+                continue
+            try:
+                fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
+            except OSError:  # none: SIGKILL before its header; or not ours to write
+                continue
+            if _held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
+                os.close(fd)
+                continue
+            found.append((_done(fd), path, fd))
+    except BaseException:  # a Ctrl-C: no journal left locked by this process (the Python API goes on)
+        for _, _, fd in found:
             os.close(fd)
-            continue
-        found.append((os.fstat(fd).st_size, path, fd))
+        raise
     return sorted(found, key=lambda item: -item[0])
+
+
+def _done(fd: int) -> int:
+    r"""The recordings the journal open at ``fd`` says were done before its first failed one; 0 where it is
+    another version's or damaged."""
+    with open(os.dup(fd), "rb") as f:
+        f.seek(0)
+        lines = f.read().split(b"\n")
+    fields = _parsed(lines[0])
+    if fields is None or fields["version"] != __version__:
+        return 0
+    return next((i for i, line in enumerate(lines[1:-1]) if line == FAILED), len(lines) - 2)
 
 
 def _keep(
@@ -240,6 +257,8 @@ def _keep(
     with open(os.dup(journal), "rb") as f:
         f.seek(0)
         lines = f.read().split(b"\n")
+    if _lock(journal) is None:  # no locks: claimed before the check, which may take minutes, by the header's process
+        journal = _replaced(journal_of(ark), journal, _header(data_dir) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
     kept, ark_end, why = 0, 0, None
     header = _parsed(lines[0])
@@ -268,6 +287,13 @@ def _keep(
     return TakenOver(ark, _replaced(journal_of(ark), journal, kept_lines), kept, tuple(entries), why)
 
 
+def _write(fd: int, content: bytes) -> None:
+    r"""Writes all of ``content`` (a full disk writes part of it, without an error)."""
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _replaced(path: Path, fd: int, content: bytes) -> int:
     r"""Replaces the journal at ``path`` (open and locked at ``fd``, closed here) with ``content``: written to a new
     file, locked, then renamed over it, so that a stop at any moment leaves one whole journal, never one cut
@@ -276,7 +302,7 @@ def _replaced(path: Path, fd: int, content: bytes) -> int:
     new_fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     try:
         _lock(new_fd)
-        os.write(new_fd, content)
+        _write(new_fd, content)
         os.rename(new, path)
     except BaseException:
         os.close(new_fd)
@@ -318,18 +344,34 @@ def remove_stopped(folder: Path, name: str, data_dir: Path) -> None:
     partial arks whose name before ``.part.PID`` matches ``name`` and that no running process holds, but for those
     of another data dir whose ``data/`` is this folder too (linked to one storage folder): their journal names such
     a dir. (Those of this dir, of one moved, renamed or copied since, or of a damaged journal, go.) Partial arks
-    without a journal whose process is gone go too."""
-    for _, ark, fd in _stopped(folder, name):
-        try:
-            named = _journal_dir(journal_of(ark))
-            if named is None or named.resolve() == data_dir.resolve() or \
-                    not (named / "data").is_dir() or (named / "data").resolve() != folder.resolve():
-                ark.unlink(missing_ok=True)
-                journal_of(ark).unlink(missing_ok=True)
-        finally:
-            os.close(fd)
-    ours = re.compile(rf"{name}\.part\.(\d+)")
+    without a journal whose process is gone go too, and journals without an ark (a SIGKILL between removing the
+    two) by the same rule as those with one."""
+    ours = re.compile(rf"{name}\.part\.(\d+)(\.jobs)?")
     for path in folder.iterdir():
         match = ours.fullmatch(path.name)
-        if match and not journal_of(path).exists() and not alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
+        if not match:
+            continue
+        ark = path.with_name(path.name.removesuffix(".jobs"))
+        if match.group(2) is None and not journal_of(path).exists() and not alive(int(match.group(1))):
+            path.unlink(missing_ok=True)  # its journal gone: a SIGKILL before its header
+        elif match.group(2) is None or not ark.exists():
+            _remove_unless_shared(ark, folder, data_dir)
+
+
+def _remove_unless_shared(ark: Path, folder: Path, data_dir: Path) -> None:
+    r"""Removes ``ark`` and its journal, both or what is left of them, where no running process holds the journal
+    and it does not name another data dir whose ``data/`` is ``folder`` (:func:`remove_stopped`)."""
+    try:
+        fd = os.open(journal_of(ark), os.O_RDWR | os.O_APPEND)
+    except OSError:  # removed since, or not ours to write
+        return
+    try:
+        if _held(fd):
+            return
+        named = _journal_dir(journal_of(ark))
+        if named is None or named.resolve() == data_dir.resolve() or \
+                not (named / "data").is_dir() or (named / "data").resolve() != folder.resolve():
+            ark.unlink(missing_ok=True)
+            journal_of(ark).unlink(missing_ok=True)
+    finally:
+        os.close(fd)

@@ -135,13 +135,21 @@ def _make_fbank(
         spk = data.utt2spk[utt]
         stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
 
-    taken = _taken_over(ark_dir, tag, data.path, jobs, add, quiet) if resume else None
-    failed: list[tuple[str, str]] = []
-    failed_list = ark_dir / FAILED
-    failed_list.unlink(missing_ok=True)
-    writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (),
-                       temporary=taken.ark if taken else None)
-    journal = Journal(journal_of(writer.temporary), data.path, fd=taken.journal if taken else None)
+    taken = take_over(ark_dir, tag, data.path, [(rx, [utt for utt, _ in utts]) for rx, utts in jobs], add, quiet) \
+        if resume else None
+    try:
+        if resume:
+            _said(taken, ark_dir, len(jobs))
+        failed: list[tuple[str, str]] = []
+        failed_list = ark_dir / FAILED
+        failed_list.unlink(missing_ok=True)
+        writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (),
+                           temporary=taken.ark if taken else None)
+        journal = Journal(journal_of(writer.temporary), data.path, fd=taken.journal if taken else None)
+    except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
+        if taken:
+            os.close(taken.journal)
+        raise
     listed = False  # failed utterances: the error lists them, and says what stays
     try:
         with (
@@ -255,19 +263,16 @@ def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str,
     return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
 
 
-def _taken_over(ark_dir: Path, tag: str, data_dir: Path, jobs: list[Job], add, quiet: bool) -> TakenOver | None:
-    r""":func:`take_over` (the arguments as there), said on stderr."""
-    taken = take_over(ark_dir, tag, data_dir, [(rxfile, [utt for utt, _ in utts]) for rxfile, utts in jobs], add,
-                      quiet)
+def _said(taken: TakenOver | None, ark_dir: Path, recordings: int) -> None:
+    r"""Says on stderr what :func:`take_over` kept (``recordings``: all the run has)."""
     if taken is None:
         print(f"fbank: --resume: no stopped run of these options and audio lists left features in {ark_dir}; "
               f"computing them all", file=sys.stderr)
-        return None
+        return
     why = f" ({taken.why}, and all after it)" if taken.why else ""
     print(f"fbank: --resume: took over {len(taken.entries)} utterance(s) of {taken.recordings} recording(s) of a "
-          f"stopped run ({taken.ark}); computing the other {len(jobs) - taken.recordings} recording(s){why}",
+          f"stopped run ({taken.ark}); computing the other {recordings - taken.recordings} recording(s){why}",
           file=sys.stderr)
-    return taken
 
 
 def _left(ark: Path, jobs: list[Job]) -> str | None:

@@ -425,6 +425,11 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     assert "took over 5 utterance(s)" in capsys.readouterr().err
     assert outputs(data) == want and not left(data)
     assert fcntl.flock is no_locks
+    stopped(monkeypatch, 5, data)
+    set_header(stopped_files(data)[1], pid=2**40)  # no process's number (os.kill raised OverflowError)
+    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "header is damaged" in err
 
 
 def test_a_stop_while_the_journal_is_replaced_or_checked_loses_nothing(dirs, monkeypatch, capsys):
@@ -439,7 +444,7 @@ def test_a_stop_while_the_journal_is_replaced_or_checked_loses_nothing(dirs, mon
     write = os.write
     for where in ("write", "_recording"):
         def stop(*args, where=where):
-            if where == "write" and not args[1].startswith(MAGIC):  # the journal's new header: stopped writing it
+            if where == "write" and not bytes(args[1]).startswith(MAGIC):  # the new journal: stopped writing it
                 return write(*args)
             raise KeyboardInterrupt
 
@@ -512,3 +517,71 @@ def test_a_journal_of_this_number_held_elsewhere_is_refused(dirs):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_stopped_run_that_keeps_the_most_is_taken_and_a_journal_alone_is_removed(dirs, monkeypatch, capsys):
+    r"""The longest journal was taken: one that failed at its second recording (a run through all of them, 1 kept)
+    over one stopped after 5. A journal whose ark is gone (a SIGKILL between removing the two) stayed for ever."""
+    data, want = dirs
+    stopped(monkeypatch, 6, data)
+    ark, journal = stopped_files(data)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    dead = [ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{pid}") for pid in (2**22 + 21, 2**22 + 22, 2**22 + 23)]
+    journals = (lines[:2] + [FAILED + b"\n"] + lines[3:] * 3, lines[:6], lines)
+    for path, content in zip(dead, journals):
+        shutil.copy(ark, path)
+        journal_of(path).write_bytes(b"".join(content))
+    dead[2].unlink()  # a journal alone
+    ark.unlink()
+    journal.unlink()
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert f"took over 5 utterance(s) of 5 recording(s) of a stopped run ({dead[1]})" in capsys.readouterr().err
+    assert outputs(data) == want and not left(data)
+
+
+def test_without_file_locks_a_take_over_is_claimed_before_its_check(dirs, monkeypatch, capsys):
+    r"""Checking a large stopped run takes minutes; its journal named the stopped process all that time, and a
+    second run (another dir sharing the folder) took the same files over: both wrote one ark."""
+    import errno
+
+    from flowaccent.features import fbank_resume
+
+    data, want = dirs
+    stopped(monkeypatch, 5, data)
+    set_header(stopped_files(data)[1], pid=2**22 + 31)
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    recording, claimed = fbank_resume._recording, []
+
+    def checking(*args):
+        claimed.append(json.loads(stopped_files(data)[1].read_bytes().split(b"\n")[0][len(MAGIC):])["pid"])
+        return recording(*args)
+
+    monkeypatch.setattr(fbank_resume, "_recording", checking)
+    make_fbank(data, quiet=True, resume=True)
+    assert claimed == [os.getpid()] * 5 and "took over 5 utterance(s)" in capsys.readouterr().err
+    assert outputs(data) == want
+
+
+def test_a_stop_before_the_run_writes_leaves_the_stopped_run_free(dirs, monkeypatch, capsys):
+    r"""A Ctrl-C after the take-over, before the run's first recording (the Python API): the journal stayed locked
+    by the process, and the next run was refused as if another process wrote it."""
+    from flowaccent.features import make_fbank as module
+
+    data, want = dirs
+    stopped(monkeypatch, 5, data)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "ArkWriter", stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True, resume=True)
+    monkeypatch.undo()
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
