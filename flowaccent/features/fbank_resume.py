@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shlex
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -97,14 +98,15 @@ def _lock(fd: int) -> bool | None:
 
 def _header(data_dir: Path) -> bytes:
     r"""A journal's first line: the version, the data dir, and the process writing it (:func:`_held`)."""
-    return MAGIC + json.dumps({"version": __version__, "data_dir": str(data_dir), "pid": os.getpid()}).encode() + b"\n"
+    fields = {"version": __version__, "data_dir": str(data_dir), "pid": os.getpid(), "host": socket.gethostname()}
+    return MAGIC + json.dumps(fields).encode() + b"\n"
 
 
 def _parsed(header: bytes) -> dict | None:
     r"""A journal's first line as written by :func:`_header`; None where it is not one (damaged)."""
     try:
         fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
-        types = {"pid": int, "version": str, "data_dir": str}
+        types = {"pid": int, "version": str, "data_dir": str, "host": str}
         good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
         return fields if good and 0 < fields["pid"] < 2**31 else None
     except ValueError:
@@ -114,14 +116,19 @@ def _parsed(header: bytes) -> dict | None:
 def _held(fd: int) -> bool:
     r"""Whether a running process writes the journal open at ``fd``: it holds its lock; on a file system without
     locks, the process its header names is running (and is not this one; a number that went to another process
-    since, after a reboot, keeps such a journal from being taken over or removed there)."""
+    since, after a reboot, keeps such a journal from being taken over or removed there), or runs on another machine
+    (it cannot be told from here)."""
     locked = _lock(fd)
     if locked is not None:
         return not locked
     with open(os.dup(fd), "rb") as f:
         f.seek(0)
         fields = _parsed(f.readline())
-    return fields is not None and fields["pid"] != os.getpid() and alive(fields["pid"])
+    if fields is None:
+        return False
+    if fields["host"] != socket.gethostname():
+        return True
+    return fields["pid"] != os.getpid() and alive(fields["pid"])
 
 
 def _journal_dir(journal: Path) -> Path | None:
@@ -146,8 +153,8 @@ class Journal:
     def __init__(self, path: Path, data_dir: Path, fd: int | None = None):
         self.path = path
         if fd is None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            if _lock(fd) is False:  # the same number in another PID namespace (a container) sharing the folder
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            if _held(fd):  # the same number in another PID namespace (a container), or on another machine
                 os.close(fd)
                 raise ConfigError(f"{path} is being written by another process (of another machine or container "
                                   "sharing the folder); wait for it")
@@ -205,10 +212,11 @@ def take_over(
     if not found:
         return None
     _, partial, fd = found[0]
+    journal = [fd]  # its fd, which a replaced journal changes
     try:
-        return _keep(partial, fd, data_dir, jobs, add, quiet)
+        return _keep(partial, journal, data_dir, jobs, add, quiet)
     except BaseException:  # a Ctrl-C while checking: its files as they were, unlocked (the Python API goes on)
-        os.close(fd)
+        os.close(journal[0])
         raise
 
 
@@ -226,10 +234,11 @@ def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
                 fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
             except OSError:  # none: SIGKILL before its header; or not ours to write
                 continue
+            found.append((0, path, fd))  # closed on a Ctrl-C from here on
             if _held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
-                os.close(fd)
+                os.close(found.pop()[2])
                 continue
-            found.append((_done(fd), path, fd))
+            found[-1] = (_done(fd), path, fd)
     except BaseException:  # a Ctrl-C: no journal left locked by this process (the Python API goes on)
         for _, _, fd in found:
             os.close(fd)
@@ -250,15 +259,16 @@ def _done(fd: int) -> int:
 
 
 def _keep(
-    ark: Path, journal: int, data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
+    ark: Path, journal: list[int], data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
     quiet: bool,
 ) -> TakenOver:
-    r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its ``journal`` (fd, locked)."""
-    with open(os.dup(journal), "rb") as f:
+    r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its journal (``journal[0]``: its fd,
+    locked; the fd of the journal that replaces it, once it is)."""
+    with open(os.dup(journal[0]), "rb") as f:
         f.seek(0)
         lines = f.read().split(b"\n")
-    if _lock(journal) is None:  # no locks: claimed before the check, which may take minutes, by the header's process
-        journal = _replaced(journal_of(ark), journal, _header(data_dir) + b"\n".join(lines[1:]))
+    if _lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
+        journal[0] = _replaced(journal_of(ark), journal[0], _header(data_dir) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
     kept, ark_end, why = 0, 0, None
     header = _parsed(lines[0])
@@ -283,8 +293,9 @@ def _keep(
                     entries.append((key, offset))
                 kept, ark_end = kept + 1, fd.tell()
     os.truncate(ark, ark_end)  # then the journal: killed between the two, the next run checks them again
-    kept_lines = _header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1])
-    return TakenOver(ark, _replaced(journal_of(ark), journal, kept_lines), kept, tuple(entries), why)
+    journal[0] = _replaced(journal_of(ark), journal[0], _header(data_dir) + b"".join(line + b"\n" for line in
+                                                                                    lines[1:kept + 1]))
+    return TakenOver(ark, journal[0], kept, tuple(entries), why)
 
 
 def _write(fd: int, content: bytes) -> None:

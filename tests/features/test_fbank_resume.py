@@ -12,6 +12,7 @@ import pytest
 from scipy.io import wavfile
 
 from flowaccent.data import read_table, write_spk2utt
+from flowaccent.errors import ConfigError
 from flowaccent.features import make_fbank as make_fbank_module
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_resume import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
@@ -501,8 +502,6 @@ def test_a_journal_of_this_number_held_elsewhere_is_refused(dirs):
     import subprocess
     import sys
 
-    from flowaccent.errors import ConfigError
-
     data, _ = dirs
     make_fbank(data, quiet=True)
     (final,) = (data / "data").glob("raw_fbank_*.ark")
@@ -585,3 +584,62 @@ def test_a_stop_before_the_run_writes_leaves_the_stopped_run_free(dirs, monkeypa
     capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
     assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
+
+
+@pytest.mark.parametrize("where", ["_recording", "_done"])
+def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypatch, capsys, where):
+    r"""Without file locks the check runs on a journal replaced by the claim: a Ctrl-C in it closed the old fd
+    again (EBADF instead of the Ctrl-C) and left the new one open, its header naming this process; a Ctrl-C while
+    the candidates' journals were read left one locked (the Python API goes on in the process)."""
+    import errno
+
+    from flowaccent.features import fbank_resume
+
+    data, want = dirs
+    stopped(monkeypatch, 5, data)
+    set_header(stopped_files(data)[1], pid=2**22 + 41)
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_resume, where, stop)
+    opened = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True, resume=True)
+    assert len(os.listdir("/proc/self/fd")) == opened
+    monkeypatch.undo()
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
+
+
+def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch, capsys):
+    r"""On a cluster's shared file system without locks a process number says nothing of another node's run."""
+    import errno
+
+    from flowaccent.features import fbank_resume
+
+    data, _ = dirs
+    stopped(monkeypatch, 5, data)
+    ark, journal = stopped_files(data)
+    set_header(journal, host="another-node")
+    other = ark.with_name(f"{ark.name.rsplit('.', 1)[0]}.{2**22 + 51}")
+    files = other, journal_of(other)
+    ark.rename(other)
+    journal.rename(journal_of(other))
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "no stopped run" in capsys.readouterr().err and stopped_files(data) == files
+    other.rename(ark)  # under this process's number: not written over either
+    journal_of(other).rename(journal)
+    with pytest.raises(ConfigError, match="is being written by another process"):
+        make_fbank(data, quiet=True)
