@@ -138,8 +138,8 @@ def _make_fbank(
     taken = take_over(ark_dir, tag, data.path, [(rx, [utt for utt, _ in utts]) for rx, utts in jobs], add, quiet) \
         if resume else None
     try:
-        if resume:
-            _said(taken, ark_dir, len(jobs))
+        if taken:
+            _said(taken, len(jobs))
         failed: list[tuple[str, str]] = []
         failed_list = ark_dir / FAILED
         failed_list.unlink(missing_ok=True)
@@ -263,12 +263,9 @@ def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str,
     return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
 
 
-def _said(taken: TakenOver | None, ark_dir: Path, recordings: int) -> None:
-    r"""Says on stderr what :func:`take_over` kept (``recordings``: all the run has)."""
-    if taken is None:
-        print(f"fbank: --resume: no stopped run of these options and audio lists left features in {ark_dir}; "
-              f"computing them all", file=sys.stderr)
-        return
+def _said(taken: TakenOver, recordings: int) -> None:
+    r"""Says on stderr what :func:`take_over` kept (``recordings``: all the run has). (Nothing is said where there
+    was no stopped run: a recipe passes ``--resume`` on every run.)"""
     why = f" ({taken.why}, and all after it)" if taken.why else ""
     print(f"fbank: --resume: took over {len(taken.entries)} utterance(s) of {taken.recordings} recording(s) of a "
           f"stopped run ({taken.ark}); computing the other {recordings - taken.recordings} recording(s){why}",
