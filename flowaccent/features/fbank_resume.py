@@ -23,6 +23,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -35,9 +36,10 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent import __version__
+from flowaccent.data.atomic import partial_name
 from flowaccent.data.kaldi_io import read_next
 from flowaccent.data.lock import alive
-from flowaccent.errors import ConfigError, KaldiIOError
+from flowaccent.errors import KaldiIOError
 
 #: The start of a journal's first line (the rest: JSON of the version that wrote it and the data dir).
 MAGIC = b"flowaccent fbank journal 2 "
@@ -106,8 +108,9 @@ def _parsed(header: bytes) -> dict | None:
     r"""A journal's first line as written by :func:`_header`; None where it is not one (damaged)."""
     try:
         fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
-        types = {"pid": int, "version": str, "data_dir": str, "host": str}
+        types = {"pid": int, "version": str, "data_dir": str}
         good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
+        good = good and isinstance(fields.setdefault("host", socket.gethostname()), str)  # before hosts: this one
         return fields if good and 0 < fields["pid"] < 2**31 else None
     except ValueError:
         return None
@@ -142,25 +145,39 @@ def _journal_dir(journal: Path) -> Path | None:
 
 
 class Journal:
-    r"""A run's journal (a line per recording, :func:`audio_stamp`) next to its temporary ark, locked while open.
+    r"""A run's journal (a line per recording, :func:`audio_stamp`) next to its partial ark, locked while open.
 
     Arguments:
-        path: the journal (:func:`journal_of` of the ark).
-        data_dir: the data dir, named in the header of a new journal.
-        fd: a stopped run's journal, locked, cut after the lines taken over (:func:`take_over`): written on.
+        ark: the partial ark it describes (the journal is :func:`journal_of` it).
+        fd: the journal, open and locked: a stopped run's, cut after the lines taken over (:func:`take_over`), or
+            a new one (:meth:`start`).
     """
 
-    def __init__(self, path: Path, data_dir: Path, fd: int | None = None):
-        self.path = path
-        if fd is None:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-            if _held(fd):  # the same number in another PID namespace (a container), or on another machine
+    def __init__(self, ark: Path, fd: int):
+        self.ark, self.path, self._fd = ark, journal_of(ark), fd
+
+    @classmethod
+    def start(cls, final: Path, data_dir: Path) -> Journal:
+        r"""A new journal, for a partial ark of ``final`` named with this process's number and, where files of that
+        name are there (a stopped run of this number: the Python API, a reboot; one of another container or machine
+        sharing the folder, which cannot be told from a stopped one without locks), digits after it."""
+        for n in itertools.count():
+            ark = partial_name(final, int(f"{os.getpid()}{n}") if n else None)
+            if ark.exists():
+                continue
+            try:
+                fd = os.open(journal_of(ark), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                continue
+            try:
+                _lock(fd)  # made by this process: nobody else holds it
+                _write(fd, _header(data_dir))
+            except BaseException:
                 os.close(fd)
-                raise ConfigError(f"{path} is being written by another process (of another machine or container "
-                                  "sharing the folder); wait for it")
-            os.ftruncate(fd, 0)  # a stopped run's of this number (the Python API, or one before a reboot)
-            os.write(fd, _header(data_dir))
-        self._fd = fd
+                journal_of(ark).unlink(missing_ok=True)
+                raise
+            return cls(ark, fd)
+        raise AssertionError("unreachable")
 
     def done(self, rate: int, stamp: str) -> None:
         r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate."""
@@ -268,7 +285,7 @@ def _keep(
         f.seek(0)
         lines = f.read().split(b"\n")
     if _lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
-        journal[0] = _replaced(journal_of(ark), journal[0], _header(data_dir) + b"\n".join(lines[1:]))
+        _replaced(journal_of(ark), journal, _header(data_dir) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
     kept, ark_end, why = 0, 0, None
     header = _parsed(lines[0])
@@ -293,8 +310,7 @@ def _keep(
                     entries.append((key, offset))
                 kept, ark_end = kept + 1, fd.tell()
     os.truncate(ark, ark_end)  # then the journal: killed between the two, the next run checks them again
-    journal[0] = _replaced(journal_of(ark), journal[0], _header(data_dir) + b"".join(line + b"\n" for line in
-                                                                                    lines[1:kept + 1]))
+    _replaced(journal_of(ark), journal, _header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
     return TakenOver(ark, journal[0], kept, tuple(entries), why)
 
 
@@ -305,10 +321,11 @@ def _write(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _replaced(path: Path, fd: int, content: bytes) -> int:
-    r"""Replaces the journal at ``path`` (open and locked at ``fd``, closed here) with ``content``: written to a new
-    file, locked, then renamed over it, so that a stop at any moment leaves one whole journal, never one cut
-    (its header naming this data dir and process now). Returns the new journal's fd, locked."""
+def _replaced(path: Path, journal: list[int], content: bytes) -> None:
+    r"""Replaces the journal at ``path`` (open and locked at ``journal[0]``, closed here) with ``content``: written
+    to a new file, locked, then renamed over it, so that a stop at any moment leaves one whole journal, never one
+    cut (its header naming this data dir and process now). ``journal[0]`` is the new journal's fd, locked, before
+    the old one is closed (a Ctrl-C in between leaves one fd open, never closes one twice)."""
     new = path.with_name(f"{path.name}.tmp.{os.getpid()}")  # hidden, as the journal's name is
     new_fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     try:
@@ -319,8 +336,8 @@ def _replaced(path: Path, fd: int, content: bytes) -> int:
         os.close(new_fd)
         new.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    return new_fd
+    journal[0], old = new_fd, journal[0]
+    os.close(old)
 
 
 def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str]) -> tuple[int, list, str | None]:

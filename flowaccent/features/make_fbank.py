@@ -143,9 +143,8 @@ def _make_fbank(
         failed: list[tuple[str, str]] = []
         failed_list = ark_dir / FAILED
         failed_list.unlink(missing_ok=True)
-        writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (),
-                           temporary=taken.ark if taken else None)
-        journal = Journal(journal_of(writer.temporary), data.path, fd=taken.journal if taken else None)
+        journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data.path)
+        writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (), temporary=journal.ark)
     except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
         if taken:
             os.close(taken.journal)

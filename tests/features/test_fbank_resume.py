@@ -12,7 +12,6 @@ import pytest
 from scipy.io import wavfile
 
 from flowaccent.data import read_table, write_spk2utt
-from flowaccent.errors import ConfigError
 from flowaccent.features import make_fbank as make_fbank_module
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_resume import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
@@ -496,23 +495,25 @@ def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatc
     assert "took over" not in capsys.readouterr().err
 
 
-def test_a_journal_of_this_number_held_elsewhere_is_refused(dirs):
+def test_files_of_this_number_held_elsewhere_are_left_alone(dirs):
     r"""Two containers sharing a folder: the same process number, another process. The new run truncated the
-    other's files."""
+    other's files; it now writes under its number with digits after it (and the other's stay)."""
     import subprocess
     import sys
 
-    data, _ = dirs
+    data, want = dirs
     make_fbank(data, quiet=True)
     (final,) = (data / "data").glob("raw_fbank_*.ark")
     journal = journal_of(final.with_name(f".{final.name}.part.{os.getpid()}"))
+    journal.write_bytes(b"another's")
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
                                "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
                                str(journal)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ConfigError, match="is being written by another process"):
-            make_fbank(data, quiet=True)
+        make_fbank(data, quiet=True)
+        assert journal.read_bytes() == b"another's"
+        assert {k: v for k, v in outputs(data).items() if ".part." not in k} == want
     finally:
         holder.kill()
         holder.wait()
@@ -639,7 +640,20 @@ def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch
     capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
     assert "took over" not in capsys.readouterr().err and stopped_files(data) == files
-    other.rename(ark)  # under this process's number: not written over either
+    other.rename(ark)  # under this process's number: not written over either (a container's, with its own)
     journal_of(other).rename(journal)
-    with pytest.raises(ConfigError, match="is being written by another process"):
-        make_fbank(data, quiet=True)
+    content = journal.read_bytes()
+    make_fbank(data, quiet=True)
+    assert journal.read_bytes() == content and stopped_files(data) == (ark, journal)
+
+
+def test_a_journal_from_before_headers_named_the_machine_is_taken_over(dirs, monkeypatch, capsys):
+    data, want = dirs
+    stopped(monkeypatch, 5, data)
+    journal = stopped_files(data)[1]
+    lines = journal.read_bytes().split(b"\n", 1)
+    header = json.loads(lines[0][len(MAGIC):])
+    del header["host"]
+    journal.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + lines[1])
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
