@@ -192,12 +192,15 @@ class Journal:
 
 
 def kept_recordings(journal: Path) -> int:
-    r"""The recordings a journal says were done, from the start to the first failed one."""
+    r"""The recordings a journal says were done, from the start to the first failed one (:func:`_done`)."""
     try:
-        lines = journal.read_bytes().split(b"\n")[1:-1]
+        fd = os.open(journal, os.O_RDONLY)
     except OSError:
         return 0
-    return next((i for i, line in enumerate(lines) if line == FAILED), len(lines))
+    try:
+        return _done(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclasses.dataclass(frozen=True)
