@@ -157,8 +157,8 @@ def imap_processes(
 def _quiet_manager_race() -> None:
     r"""Before Python 3.12 (CPython gh-107219), the pool's manager thread, finding its workers killed (SIGTERM or a
     second Ctrl-C: :func:`_interruptible`), set an exception on futures the consumer had cancelled, and died with a
-    traceback of ``InvalidStateError`` after the command's own message (``kill`` of ``fbank --nj 2``: about one run
-    in six). Python 3.12 ignores that exception there; so does this hook, which passes on everything else."""
+    traceback of ``InvalidStateError`` after the command's own message (``kill`` of ``fbank --nj 2``: 2 runs
+    of 12). Python 3.12 ignores that exception there; so does this hook, which passes on everything else."""
     if sys.version_info < (3, 12) and not getattr(threading.excepthook, "_flowaccent", False):
         threading.excepthook = _without_manager_race(threading.excepthook)
 
