@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from flowaccent.data.atomic import partial_name, temporary_name
+from flowaccent.data.atomic import temporary_name
 from flowaccent.data.kaldi_object import read_object
 from flowaccent.data.kaldi_text import COUNT, fields, has_space
 from flowaccent.errors import FeatureError, KaldiIOError
@@ -398,16 +398,15 @@ class ArkWriter:
     """
 
     def __init__(
-        self, ark: str | Path, scp: str | Path | None = None, *, partial: bool = False,
-        taken: Sequence[tuple[str, int]] = (), temporary: Path | None = None,
+        self, ark: str | Path, scp: str | Path | None = None, *, partial: Path | None = None,
+        taken: Sequence[tuple[str, int]] = (),
     ):
-        r"""``partial``: a failure keeps the temporary ark (:attr:`temporary`, named by
-        :func:`~flowaccent.data.atomic.partial_name`: what a stopped ``fbank`` leaves for its ``--resume``);
-        ``taken``: the keys and offsets of what the ark at ``temporary`` holds already (a stopped run's, cut after
-        its last whole object): written after it."""
+        r"""``partial``: the temporary ark's name instead of :func:`~flowaccent.data.atomic.temporary_name`'s, kept
+        on a failure (what a stopped ``fbank`` leaves for its ``--resume``); ``taken``: the keys and offsets of what
+        that ark holds already (a stopped run's, cut after its last whole object): written after it."""
         self.ark, self.scp = Path(ark).absolute(), Path(scp) if scp else None
         self.partial = partial
-        self._tmp_ark = temporary or (partial_name(self.ark) if partial else temporary_name(self.ark))
+        self._tmp_ark = partial or temporary_name(self.ark)
         self._lines = [f"{key} {self.ark}:{offset}\n" for key, offset in taken]
         self._keys = {key for key, _ in taken}
         self._fd: IO[bytes] | None = None
@@ -452,7 +451,7 @@ class ArkWriter:
         assert self._fd is not None
         self._fd.close()
         if exc_type is not None:
-            if self.partial:
+            if self.partial is not None:
                 return
             with contextlib.suppress(FileNotFoundError):
                 self._tmp_ark.unlink()

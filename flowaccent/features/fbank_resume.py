@@ -4,7 +4,7 @@ A run writes its features ark under a hidden name (``DATA_DIR/data/.raw_fbank_NA
 :class:`~flowaccent.data.kaldi_io.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
 ``segments``), and next to it a journal (the same name and ``.jobs``): a header naming the data dir, then a line per
 recording once its utterances are in the ark, with the sample rate read and a digest of the size and modification
-time of the files its ``wav.scp`` entry names (:func:`audio_files`), or ``failed``. The run holds a lock
+time of the files its ``wav.scp`` entry names (:func:`audio_stamp`), or ``failed``. The run holds a lock
 (``flock``) on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its
 process's number (a reboot hands it to another). A run that stops (Ctrl-C, ``kill``, SIGKILL, an error, failed
 utterances) leaves both behind.
@@ -31,6 +31,7 @@ import shlex
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 from tqdm import tqdm
@@ -54,10 +55,9 @@ def journal_of(ark: Path) -> Path:
     return ark.with_name(f"{ark.name}.jobs")
 
 
-def audio_files(rxfile: str) -> list[str]:
-    r"""The files a ``wav.scp`` value reads, as far as can be seen: the file (of ``archive:offset``, the archive), or
-    the words of a ``cmd |`` that are files (``sph2pipe -f wav /corpus/x.sph |``: its ``.sph``; quoted as a shell
-    quotes them). A file named inside a script, or relative to a ``cd`` in the command, is not seen."""
+def _named_paths(rxfile: str) -> dict[str, None]:
+    r"""What a ``wav.scp`` value may name as files, in order: the value (of ``archive:offset``, the archive), or the
+    words of a ``cmd |`` (``sph2pipe -f wav /corpus/x.sph |``: its ``.sph``; split as a shell splits them)."""
     value = rxfile.strip()
     if value.endswith("|"):
         try:
@@ -66,25 +66,26 @@ def audio_files(rxfile: str) -> list[str]:
             words = value[:-1].split()
     else:
         words = [value]
-    files = []
+    paths: dict[str, None] = {}
     for word in words:
         archive = re.fullmatch(r"(.+):(\d+)", word)
-        for path in (word, archive.group(1)) if archive else (word,):
-            if os.path.isfile(path) and path not in files:
-                files.append(path)
-    return files
+        paths.update(dict.fromkeys((word, archive.group(1)) if archive else (word,)))
+    return paths
 
 
 def audio_stamp(rxfile: str) -> str:
-    r"""A digest of ``path size mtime_ns`` of each of :func:`audio_files` (16 hex digits): audio written again (a
-    file copied over, a download made again) is read again, not taken over; :data:`UNCHECKED` where it names none."""
+    r"""A digest of ``path size mtime_ns`` of each file a ``wav.scp`` value names (:func:`_named_paths` that are
+    files; 16 hex digits): audio written again (a file copied over, a download made again) is read again, not taken
+    over; :data:`UNCHECKED` where it names none. A file named inside a script, or relative to a ``cd`` in the
+    command, is not seen."""
     lines = []
-    for path in audio_files(rxfile):
+    for path in _named_paths(rxfile):
         try:
             stat = os.stat(path)
-        except OSError:  # gone since
-            return UNCHECKED
-        lines.append(f"{os.path.abspath(path)} {stat.st_size} {stat.st_mtime_ns}\n")
+        except (OSError, ValueError):  # not a file's name (ValueError: a NUL in it)
+            continue
+        if S_ISREG(stat.st_mode):
+            lines.append(f"{os.path.abspath(path)} {stat.st_size} {stat.st_mtime_ns}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()[:16] if lines else UNCHECKED
 
 
@@ -116,6 +117,13 @@ def _parsed(header: bytes) -> dict | None:
         return None
 
 
+def _read(fd: int) -> list[bytes]:
+    r"""The lines of the journal open at ``fd`` (the last: what follows the last newline)."""
+    with open(os.dup(fd), "rb") as f:
+        f.seek(0)
+        return f.read().split(b"\n")
+
+
 def _held(fd: int) -> bool:
     r"""Whether a running process writes the journal open at ``fd``: it holds its lock; on a file system without
     locks, the process its header names is running (and is not this one; a number that went to another process
@@ -124,24 +132,12 @@ def _held(fd: int) -> bool:
     locked = _lock(fd)
     if locked is not None:
         return not locked
-    with open(os.dup(fd), "rb") as f:
-        f.seek(0)
-        fields = _parsed(f.readline())
+    fields = _parsed(_read(fd)[0])
     if fields is None:
         return False
     if fields["host"] != socket.gethostname():
         return True
     return fields["pid"] != os.getpid() and alive(fields["pid"])
-
-
-def _journal_dir(journal: Path) -> Path | None:
-    r"""The data dir a journal's header names; None where it has no readable header."""
-    try:
-        with open(journal, "rb") as f:
-            fields = _parsed(f.readline())
-    except OSError:
-        return None
-    return Path(fields["data_dir"]) if fields else None
 
 
 class Journal:
@@ -187,20 +183,12 @@ class Journal:
         r"""A recording's utterance failed (those of it that did not are in the ark)."""
         os.write(self._fd, FAILED + b"\n")
 
+    def kept(self) -> int:
+        r"""The recordings it says were done, from the start to the first failed one (:func:`_done`)."""
+        return _done(self._fd)
+
     def close(self) -> None:
         os.close(self._fd)  # and its lock
-
-
-def kept_recordings(journal: Path) -> int:
-    r"""The recordings a journal says were done, from the start to the first failed one (:func:`_done`)."""
-    try:
-        fd = os.open(journal, os.O_RDONLY)
-    except OSError:
-        return 0
-    try:
-        return _done(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,9 +257,7 @@ def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
 def _done(fd: int) -> int:
     r"""The recordings the journal open at ``fd`` says were done before its first failed one; 0 where it is
     another version's or damaged."""
-    with open(os.dup(fd), "rb") as f:
-        f.seek(0)
-        lines = f.read().split(b"\n")
+    lines = _read(fd)
     fields = _parsed(lines[0])
     if fields is None or fields["version"] != __version__:
         return 0
@@ -284,9 +270,7 @@ def _keep(
 ) -> TakenOver:
     r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its journal (``journal[0]``: its fd,
     locked; the fd of the journal that replaces it, once it is)."""
-    with open(os.dup(journal[0]), "rb") as f:
-        f.seek(0)
-        lines = f.read().split(b"\n")
+    lines = _read(journal[0])
     if _lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
         _replaced(journal_of(ark), journal, _header(data_dir) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
@@ -330,7 +314,7 @@ def _replaced(path: Path, journal: list[int], content: bytes) -> None:
     cut (its header naming this data dir and process now). ``journal[0]`` is the new journal's fd, locked, before
     the old one is closed (a Ctrl-C in between leaves one fd open, never closes one twice)."""
     new = path.with_name(f"{path.name}.tmp.{os.getpid()}")  # hidden, as the journal's name is
-    new_fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    new_fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     try:
         _lock(new_fd)
         _write(new_fd, content)
@@ -399,7 +383,8 @@ def _remove_unless_shared(ark: Path, folder: Path, data_dir: Path) -> None:
     try:
         if _held(fd):
             return
-        named = _journal_dir(journal_of(ark))
+        fields = _parsed(_read(fd)[0])
+        named = Path(fields["data_dir"]) if fields else None
         if named is None or named.resolve() == data_dir.resolve() or \
                 not (named / "data").is_dir() or (named / "data").resolve() != folder.resolve():
             ark.unlink(missing_ok=True)

@@ -46,8 +46,6 @@ from flowaccent.features.fbank_resume import (
     Journal,
     TakenOver,
     audio_stamp,
-    journal_of,
-    kept_recordings,
     remove_stopped,
     take_over,
 )
@@ -144,7 +142,7 @@ def _make_fbank(
         failed_list = ark_dir / FAILED
         failed_list.unlink(missing_ok=True)
         journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data.path)
-        writer = ArkWriter(feats_ark, partial=True, taken=taken.entries if taken else (), temporary=journal.ark)
+        writer = ArkWriter(feats_ark, partial=journal.ark, taken=taken.entries if taken else ())
     except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
         if taken:
             os.close(taken.journal)
@@ -171,7 +169,7 @@ def _make_fbank(
                 else:
                     journal.done(rate, stamp)
             listed = bool(failed)
-            stay = _left(writer.temporary, jobs) if failed else None
+            stay = _left(journal, jobs) if failed else None
             stay = f"; {stay}" if stay else ""
             if len(failed) > 1:  # the ark is not written, the data dir left as it was but for the list
                 atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
@@ -182,7 +180,7 @@ def _make_fbank(
             feats_lines = writer.scp_lines
         journal.path.unlink()
     except BaseException:
-        if not listed and (stay := _left(writer.temporary, jobs)):
+        if not listed and (stay := _left(journal, jobs)):
             print(f"fbank: {stay}", file=sys.stderr)
         raise
     finally:
@@ -271,16 +269,16 @@ def _said(taken: TakenOver, recordings: int) -> None:
           file=sys.stderr)
 
 
-def _left(ark: Path, jobs: list[Job]) -> str | None:
-    r"""After a failure or a stop: what ``ark`` and its journal keep for a ``--resume``, said in a sentence; None,
-    with both removed, where they keep nothing."""
-    recordings = kept_recordings(journal_of(ark))
+def _left(journal: Journal, jobs: list[Job]) -> str | None:
+    r"""After a failure or a stop: what the ``journal``'s partial ark and the journal keep for a ``--resume``, said in
+    a sentence; None, with both removed, where they keep nothing."""
+    recordings = journal.kept()
     if not recordings:
-        ark.unlink(missing_ok=True)
-        journal_of(ark).unlink(missing_ok=True)
+        journal.ark.unlink(missing_ok=True)
+        journal.path.unlink(missing_ok=True)
         return None
     utts = sum(len(utts) for _, utts in jobs[:recordings])
-    return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {ark}: 'flowaccent fbank "
+    return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {journal.ark}: 'flowaccent fbank "
             "--resume' with the same options goes on from them (the next run that completes removes them)")
 
 
