@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from flowaccent import __version__
@@ -203,6 +204,31 @@ def _say_error(line: str) -> None:
     distributed.mark_said(line)
 
 
+def _started_by_torchrun(command: str, wait_s: float = 10.0) -> int:
+    r"""2 where ``command`` is not ``train`` and ``torchrun`` started several copies of it (``WORLD_SIZE`` > 1); else
+    0. Only ``train`` shares its work among processes; each copy of another command does the whole of it: two copies
+    of ``score`` ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command
+    now') and torchrun then stopped the other. Said once, by rank 0; the other ranks wait for torchrun to stop them
+    (up to ``wait_s``), as it does once a process has exited with an error: it stopped rank 0 before it had said why
+    where rank 1 exited first."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0
+    if command == "train" or world <= 1:
+        return 0
+    if os.environ.get("RANK", "0") == "0":
+        print(f"flowaccent {command}: error: started by torchrun as {world} processes (WORLD_SIZE={world}), each of "
+              f"which would do the whole work: run it as one process, without torchrun (only 'flowaccent train' "
+              "shares its work among processes)", file=sys.stderr)
+    else:
+        try:
+            time.sleep(wait_s)
+        except KeyboardInterrupt:  # torchrun's SIGTERM (or a Ctrl-C): rank 0 has said it
+            pass
+    return 2
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -218,6 +244,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) (usage: flowaccent "
               f"{args.command} --help)", file=sys.stderr)
         return 2
+    if started := _started_by_torchrun(args.command):
+        return started
     _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
     try:
