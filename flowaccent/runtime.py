@@ -23,6 +23,7 @@ measures its rate against the eager forward.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Literal
 
@@ -35,13 +36,18 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "tf32", "bf16"]
 
 
-def resolve_device(device: str, what: str, index: int = 0) -> torch.device:
-    r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors."""
+def resolve_device(device: str, what: str, index: int | None = None) -> torch.device:
+    r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors. ``index``:
+    the GPU's (default: torchrun's ``LOCAL_RANK``, this process's place on its machine; else 0)."""
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{what}.device must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{what}.device is cuda but no GPU is visible")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        index = int(os.environ.get("LOCAL_RANK", "0")) if index is None else index
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
+                              f"({torch.cuda.device_count()} visible): start at most that many processes on it")
         return torch.device("cuda", index)
     return torch.device("cpu")
 

@@ -204,23 +204,27 @@ def _say_error(line: str) -> None:
     distributed.mark_said(line)
 
 
+#: The commands that share their work among the processes torchrun starts.
+SHARED = ("train", "score")
+
+
 def _started_by_torchrun(command: str, wait_s: float = 10.0) -> int:
-    r"""2 where ``command`` is not ``train`` and ``torchrun`` started several copies of it (``WORLD_SIZE`` > 1); else
-    0. Only ``train`` shares its work among processes; each copy of another command does the whole of it: two copies
-    of ``score`` ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command
-    now') and torchrun then stopped the other. Said once, by rank 0; the other ranks wait for torchrun to stop them
+    r"""2 where ``command`` is not one of :data:`SHARED` and ``torchrun`` started several copies of it (``WORLD_SIZE``
+    > 1); else 0. Each copy of another command would do the whole of it: two copies of ``score``, before it shared
+    its sets, ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command now')
+    and torchrun then stopped the other. Said once, by rank 0; the other ranks wait for torchrun to stop them
     (up to ``wait_s``), as it does once a process has exited with an error: it stopped rank 0 before it had said why
     where rank 1 exited first."""
     try:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         return 0
-    if command == "train" or world <= 1:
+    if command in SHARED or world <= 1:
         return 0
     if os.environ.get("RANK", "0") == "0":
         print(f"flowaccent {command}: error: started by torchrun as {world} processes (WORLD_SIZE={world}), each of "
-              f"which would do the whole work: run it as one process, without torchrun (only 'flowaccent train' "
-              "shares its work among processes)", file=sys.stderr)
+              f"which would do the whole work: run it as one process, without torchrun (only {' and '.join(SHARED)} "
+              "share their work among processes)", file=sys.stderr)
     else:
         try:
             time.sleep(wait_s)

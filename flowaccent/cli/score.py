@@ -19,7 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "utt_latent_means.npy} and OUT_DIR/{summary.json, config.yaml}. "
         "A set's name (NAME, else the dir's own name) is a folder name of ASCII letters, digits, _ . + - (not "
         "first .). Streams: memory stays flat for any corpus size. Features must match the model's (same fbank "
-        "options; feats.scp and cmvn.scp as written by 'flowaccent fbank').",
+        "options; feats.scp and cmvn.scp as written by 'flowaccent fbank'). Several processes: torchrun "
+        "--nproc_per_node N $(which flowaccent) score ...: each scores a share of every set (OUT_DIR on a file "
+        "system all of them see).",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir of 'flowaccent train'")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         args.command_line,
         args.resume,
     )
-    for name, values in report["sets"].items():
+    for name, values in report.get("sets", {}).items():  # none on a torchrun rank but 0
         auc = report["detection"].get(name, {}).get("auc")
         auc_text = f", AUC vs {report['reference']} {auc:.3f}" if auc is not None else ""
         print(

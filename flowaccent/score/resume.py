@@ -4,7 +4,8 @@ A set's folder is complete once its last file is written: then :func:`mark_compl
 there, a *stamp* of what its files were made from (:func:`set_stamp`): the model file's digest, the data dir
 (where it is, and :func:`~flowaccent.data.fingerprint.dir_fingerprint`'s exact form: its scps, utterances'
 speakers and archives by place, size and modification time, and its ``utt2score``), the options its files
-depend on (the latent sample's seed and size, the precision, the ``llr``'s class) and the GMM baseline's
+depend on (the latent sample's seed and size, the precision, the ``llr``'s class; the number of processes
+where several under ``torchrun`` shared the work: their latent sample is another) and the GMM baseline's
 parameters; and the sizes of the files it wrote (:data:`OUTPUTS`), which must still be found so
 (:func:`damage`). Scoring a set removes its stamp first, so a folder half written over by a run that stopped
 never passes for complete. A wrong keep would put one set's numbers under another's name without a word; a
@@ -43,7 +44,7 @@ OUTPUTS = ("utt_scores.tsv", "spk_scores.tsv", "frame_scores.ark", "frame_scores
 
 def set_stamp(
     model_digest: str, data: DataDir, with_cmvn: bool, config: ScoreConfig, llr_class: str | None,
-    gmm_digest: str | None,
+    gmm_digest: str | None, processes: int = 1,
 ) -> dict[str, Any]:
     r"""What a set's files are made from (JSON-able): two runs of equal stamps write the same files, up to the
     rounding of another batch size or device; but where ``data["commands"]`` (its scps run commands, ``cmd |``:
@@ -54,7 +55,7 @@ def set_stamp(
     score = data.path / "utt2score"
     parts["utt2score"] = file_digest(score) if score.is_file() else None
     options = {"seed": config.seed, "max_latents": config.max_latents, "precision": config.precision,
-               "llr_class": llr_class}
+               "llr_class": llr_class} | ({"processes": processes} if processes > 1 else {})  # its latent sample
     return {"format": FORMAT, "model": model_digest, "data": parts, "options": options, "baseline": gmm_digest}
 
 
@@ -117,7 +118,7 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
     for part, value in stamp.items():
         old = stored.get(part)
         if isinstance(value, dict) and isinstance(old, dict):
-            if keys := [key for key in value if old.get(key) != value[key]]:
+            if keys := [key for key in value | old if old.get(key) != value.get(key)]:
                 out.append(f"{part} ({', '.join(keys)})")
         elif old != value:
             out.append(part)

@@ -2,6 +2,7 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,7 @@ from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.report import DRAWN, remove_drawn
 from flowaccent.runtime import check_precision, precision_note, resolve_device
-from flowaccent.score import regress, summary
+from flowaccent.score import regress, shares, summary
 from flowaccent.score.baseline import (
     COMPONENTS,
     MAX_FRAMES,
@@ -72,14 +73,21 @@ def score_corpora(
     what detection AUCs separate the other sets from. ``out_dir`` is locked meanwhile
     (:func:`~flowaccent.data.lock.output_lock`). With ``resume``, a set that an earlier run into ``out_dir``
     scored completely from the same model, data and options is read back, not scored again
-    (:mod:`flowaccent.score.resume`); a run that stops keeps the sets it finished."""
-    out = output_dir(out_dir, "score", ("config.yaml",))
-    with output_lock(out, "score"):
-        return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet, command,
-                              resume)
+    (:mod:`flowaccent.score.resume`); a run that stops keeps the sets it finished. Under ``torchrun`` every process
+    scores a share of each set and rank 0 does the rest (:mod:`flowaccent.score.shares`); the others return ``{}``."""
+    team = shares.join_team()  # under torchrun: rank 0 runs the command, every rank scores a share of each set
+    if team is not None and team.rank:
+        shares.serve(team, Path(exp_dir), checkpoint, config)
+        return {}
+    with shares.Leader(team) if team else contextlib.nullcontext() as leader:
+        out = output_dir(out_dir, "score", ("config.yaml",))
+        with output_lock(out, "score"):
+            return _score_corpora(Path(exp_dir), out, data_specs, reference, baseline, config, checkpoint, quiet,
+                                  command, resume, leader)
 
 
-def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint, quiet, command, resume) -> dict:
+def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint, quiet, command, resume,
+                   leader=None) -> dict:
     device = resolve_device(config.device, "score")
     check_precision(device, config.precision, "score")
     if note := precision_note(device, config.precision, "score"):
@@ -110,7 +118,8 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
               f"(draw them again with 'flowaccent report' or 'plot')", file=sys.stderr)
     llr_class = model.class_names[native] if len(model.class_names) > 1 else None
     stamp = partial(set_stamp, digest, with_cmvn=model.pipeline.config.cmvn == "spk", config=config,
-                    llr_class=llr_class, gmm_digest=gmm_digest(gmm) if gmm is not None else None)
+                    llr_class=llr_class, gmm_digest=gmm_digest(gmm) if gmm is not None else None,
+                    processes=leader.team.world if leader else 1)
     finished: list[str] = []  # the sets this run scored completely: they stay if it stops
     # a damaged corpus or Ctrl-C, also while summarising: no half-made set left (and the lock removes an --out
     # it made, left empty)
@@ -120,7 +129,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
             for name, data in sets.items():
                 made_of = stamp(data)
                 results[name], tables[name] = (resume and _kept(out / name, name, made_of)) or \
-                    _score_set(model, gmm, data, name, out / name, made_of, config, quiet)
+                    _score_set(model, gmm, data, name, out / name, made_of, config, quiet, leader)
                 finished.append(name)
             report: dict[str, Any] = {
                 "model": {
@@ -144,12 +153,21 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
 
 
 def _score_set(
-    model, gmm, data, name: str, folder: Path, stamp: dict, config: ScoreConfig, quiet: bool
+    model, gmm, data, name: str, folder: Path, stamp: dict, config: ScoreConfig, quiet: bool,
+    leader: shares.Leader | None = None,
 ) -> tuple[SetScores, dict]:
     r"""Scores one set into ``folder`` (and its GMM baseline's column, with ``gmm``), then stamps it complete;
-    returns its scores and its ``utt_scores.tsv`` as read back (:func:`read_tsv`)."""
+    returns its scores and its ``utt_scores.tsv`` as read back (:func:`read_tsv`). With ``leader``, every process
+    of the torchrun run scores a share of it."""
     unmark(folder)  # first: a folder half written over is never taken for complete
-    scores = score_dir(model, data, name, folder, config, quiet)
+    if leader is None:
+        scores = score_dir(model, data, name, folder, config, quiet)
+    else:
+        leader.score(model, data, name, folder, config, quiet)
+        scores = load_set_scores(folder, name)
+        if scores.utts != data.utts:  # each process read the data dir itself
+            raise ConfigError(f"score: set {name}: the processes' shares do not make up {data.path}'s utterances "
+                              "(did it change while they read it?)")
     if gmm is not None:
         add_column(folder / "utt_scores.tsv", "gmm_log_ll", gmm_utterance_log_ll(gmm, data, model.pipeline))
     table = read_tsv(folder / "utt_scores.tsv")

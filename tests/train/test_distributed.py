@@ -310,19 +310,20 @@ def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(
 #: A command line of each command but train, with paths under a folder that does not exist.
 OTHERS = {
     "synth": ["synth", "OUT"], "fbank": ["fbank", "DATA"], "validate": ["validate", "DATA"],
-    "score": ["score", "--exp", "EXP", "--out", "OUT", "DATA"], "plot": ["plot", "--exp", "EXP", "--scores", "OUT"],
+    "plot": ["plot", "--exp", "EXP", "--scores", "OUT"],
     "report": ["report", "--exp", "EXP", "--scores", "OUT"],
     "blurmask": ["blurmask", "--exp", "EXP", "--data", "DATA", "--out", "OUT"],
 }
 
 
 @pytest.mark.parametrize("command", sorted(OTHERS))
-def test_only_train_runs_as_several_torchrun_processes(command, tmp_path, monkeypatch, capsys):
-    r"""Under torchrun, each copy of another command did the whole work: two of ``score`` into one ``--out``, one
-    refused as busy. Rank 0 says so in one line, every rank exits with 2 and touches nothing; one process runs."""
-    from flowaccent.cli.main import COMMANDS, main
+def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_path, monkeypatch, capsys):
+    r"""Under torchrun, each copy of another command would do the whole work (two of ``score``, before it shared its
+    sets, into one ``--out``: one refused as busy). Rank 0 says so in one line, every rank exits with 2 and touches
+    nothing; one process runs."""
+    from flowaccent.cli.main import COMMANDS, SHARED, main
 
-    assert set(OTHERS) == set(COMMANDS) - {"train"}, "a command added: add it here"
+    assert set(OTHERS) == set(COMMANDS) - set(SHARED), "a command added: add it here"
     argv = [str(tmp_path / a) if a.isupper() else a for a in OTHERS[command]]
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr("time.sleep", lambda s: None)  # rank 1 waits for torchrun to stop it
@@ -340,15 +341,14 @@ def test_only_train_runs_as_several_torchrun_processes(command, tmp_path, monkey
     assert "started by torchrun" not in capsys.readouterr().err
 
 
-def test_score_under_torchrun_is_one_line(tmp_path):
-    r"""The real thing: ``torchrun --nproc_per_node 2 flowaccent score``, one line of flowaccent's and no ``--out``
-    made (it said rank 1 was 'being written by another flowaccent command now', and a model and data were read
-    twice first)."""
+def test_another_command_under_torchrun_is_one_line(tmp_path):
+    r"""The real thing: ``torchrun --nproc_per_node 2 flowaccent report``, one line of flowaccent's and nothing made
+    (where rank 1 exited first, torchrun stopped rank 0 before it said why)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowaccent",
-           "score", "--exp", str(tmp_path / "exp"), "--out", str(tmp_path / "out"), str(tmp_path / "data")]
+           "report", "--exp", str(tmp_path / "exp"), "--scores", str(tmp_path / "scores")]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             timeout=300)
     assert result.returncode != 0
-    assert result.stderr.count("flowaccent score: error:") == 1, result.stderr[-3000:]
+    assert result.stderr.count("flowaccent report: error:") == 1, result.stderr[-3000:]
     assert "started by torchrun as 2 processes (WORLD_SIZE=2)" in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert not any(tmp_path.iterdir())

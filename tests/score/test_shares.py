@@ -1,0 +1,162 @@
+r"""``score`` under ``torchrun``: each process scores a share of every set, rank 0 joins them into what one process
+writes (the latent sample: another uniform one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.data import load_data_dir, write_spk2utt, write_table
+from flowaccent.score.config import ScoreConfig
+from flowaccent.score.resume import MARKER
+from flowaccent.score.scorer import Reservoir
+from flowaccent.score.shares import _joined_sample, share_of
+from flowaccent.score.tables import read_tsv
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowaccent",
+           "score", *args, "--quiet", "--device", "cpu"]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+
+
+def test_shares_are_contiguous_runs_of_about_equal_frames(tmp_path):
+    utts = [f"s-{i:02d}" for i in range(10)]
+    frames = [100, 1, 1, 1, 1, 1, 1, 1, 1, 92]
+    write_table(tmp_path / "utt2spk", {u: "s" for u in utts})
+    write_spk2utt(tmp_path / "spk2utt", {u: "s" for u in utts})
+    write_table(tmp_path / "feats.scp", {u: f"x.ark:{i}" for i, u in enumerate(utts)})
+    write_table(tmp_path / "utt2num_frames", dict(zip(utts, map(str, frames))))
+    write_table(tmp_path / "utt2score", {utts[0]: "3"})
+    data = load_data_dir(tmp_path)
+    parts = [share_of(data, rank, 2) for rank in range(2)]
+    assert [p.utts for p in parts] == [utts[:1], utts[1:]]  # 100 frames against 100
+    assert list(parts[1].tables["feats.scp"]) == utts[1:] and list(parts[1].tables["utt2num_frames"]) == utts[1:]
+    assert parts[1].tables["utt2score"] == data.tables["utt2score"]  # read whole: the table's columns stay one
+    thirds = [share_of(data, rank, 3).utts for rank in range(3)]
+    assert sum(thirds, []) == utts and all(thirds)
+    many = [share_of(data, rank, 12).utts for rank in range(12)]
+    assert sum(many, []) == utts and sum(not m for m in many) >= 2  # more processes than utterances: some idle
+    (tmp_path / "utt2num_frames").unlink()
+    assert [len(share_of(load_data_dir(tmp_path), rank, 2).utts) for rank in range(2)] == [5, 5]  # by count
+
+
+def test_the_joined_latent_sample_is_uniform(tmp_path):
+    r"""Two shares of 300 and 700 frames, each with its own sample of 100, joined into one of 100: each frame is kept
+    with probability 0.1, and how many come from the first share varies as a uniform sample's would
+    (hypergeometric: variance 18.9; a split in proportion to the shares would always take 30)."""
+    rows = np.arange(1000, dtype=np.float32)[:, None]
+    counts, first = np.zeros(1000), []
+    for seed in range(300):
+        parts = []
+        for rank, (start, stop) in enumerate(((0, 300), (300, 1000))):
+            part = tmp_path / f"{seed}-{rank}"
+            part.mkdir()
+            sample = Reservoir(100, 1, seed * 2 + rank)
+            sample.add(rows[start:stop], np.array([f"u{int(r)}" for r in rows[start:stop, 0]], dtype=object))
+            kept, tags = sample.sample()
+            np.save(part / "latents.npy", kept)
+            (part / "latent_utts.txt").write_text("".join(f"{t}\n" for t in tags))
+            parts.append(part)
+        joined, utts = _joined_sample(parts, [300, 700], ScoreConfig(max_latents=100, seed=seed))
+        assert len(joined) == 100 and len(set(joined[:, 0])) == 100
+        assert utts == [f"u{int(r)}" for r in joined[:, 0]]
+        counts[joined[:, 0].astype(int)] += 1
+        first.append(int((joined[:, 0] < 300).sum()))
+    deciles = counts.reshape(10, 100).sum(1) / 300  # expected 10 per decile
+    assert np.all(np.abs(deciles - 10) < 1.0), deciles
+    assert 27 < np.mean(first) < 33 and 12 < np.var(first) < 28, (np.mean(first), np.var(first))
+
+
+@pytest.fixture(scope="module")
+def one_and_two(trained, tmp_path_factory):
+    r"""The three sets scored by one process and by two (torchrun), with a latent sample smaller than the sets."""
+    root, exp = trained
+    out = tmp_path_factory.mktemp("shares")
+    specs = [f"{n}={root / n}" for n in ("native", "zh", "ja")]
+    options = ["--baseline", "gmm", "--max-latents", "500"]
+    assert main(["score", "--exp", str(exp), "--out", str(out / "one"), *specs, *options, "--quiet"]) == 0
+    result = _torchrun("--exp", str(exp), "--out", str(out / "two"), *specs, *options)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / "one", out / "two", exp, specs, options
+
+
+def test_two_processes_write_what_one_does(one_and_two):
+    one, two, *_ = one_and_two
+    for name in ("native", "zh", "ja"):
+        a, b = read_tsv(one / name / "utt_scores.tsv"), read_tsv(two / name / "utt_scores.tsv")
+        assert a.keys() == b.keys() and a["utt"] == b["utt"] and a["spk"] == b["spk"]
+        for column in set(a) - {"utt", "spk"}:
+            np.testing.assert_allclose(a[column], b[column], rtol=1e-6, atol=1e-5, err_msg=f"{name} {column}")
+        assert (one / name / "spk_scores.tsv").read_text().split("\n")[0] == \
+            (two / name / "spk_scores.tsv").read_text().split("\n")[0]
+        arks = [dict(kaldiio.load_scp(str(d / name / "frame_scores.scp"))) for d in (one, two)]
+        assert list(arks[0]) == list(arks[1])
+        for utt in arks[0]:
+            np.testing.assert_allclose(arks[0][utt], arks[1][utt], rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(np.load(one / name / "utt_latent_means.npy"),
+                                   np.load(two / name / "utt_latent_means.npy"), atol=1e-5)
+        latents = np.load(two / name / "latents.npy")
+        tags = (two / name / "latent_utts.txt").read_text().split("\n")[:-1]
+        assert latents.shape == np.load(one / name / "latents.npy").shape == (500, 6)
+        assert len(tags) == 500 and set(tags) <= set(a["utt"]) and len(np.unique(latents, axis=0)) == 500
+        assert not list((two / name).glob(".share.*"))
+        assert json.loads((two / name / MARKER).read_text())["options"]["processes"] == 2
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
+    for name in ("native", "zh", "ja"):
+        for key in ("num_utts", "num_frames", "log_ll", "log_p", "log_det", "gmm_log_ll"):
+            assert s1["sets"][name][key] == pytest.approx(s2["sets"][name][key], rel=1e-6, abs=1e-5), (name, key)
+    assert s1["detection"] == s2["detection"]  # ranks of the utterances' scores
+
+
+def test_resume_keeps_a_set_scored_by_as_many_processes(one_and_two, capsys):
+    one, two, exp, specs, options = one_and_two
+    again = _torchrun("--exp", str(exp), "--out", str(two), *specs, *options, "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("(--resume: scored completely before") == 3
+    assert main(["score", "--exp", str(exp), "--out", str(two), *specs, *options, "--quiet", "--resume"]) == 0
+    assert capsys.readouterr().err.count("scoring it again: what it was scored from changed: options (processes)") == 3
+    assert "processes" not in json.loads((two / "zh" / MARKER).read_text())["options"]
+
+
+def test_an_error_in_another_ranks_share_is_one_line(trained, tmp_path):
+    r"""A damaged utterance in the second half of a set (rank 1's share): one line naming it and the rank; no set
+    folder left, no share folder, no traceback of flowaccent's."""
+    root, exp = trained
+    bad = tmp_path / "zh"
+    bad.mkdir()
+    for name in ("utt2spk", "spk2utt", "feats.scp"):  # feats.scp: the ark by its full path
+        (bad / name).write_text((root / "zh" / name).read_text())
+    frames = dict(line.split() for line in (root / "zh" / "utt2num_frames").read_text().splitlines())
+    last = list(frames)[-1]
+    frames[last] = "39"
+    write_table(bad / "utt2num_frames", frames)
+    result = _torchrun("--exp", str(exp), "--out", str(tmp_path / "out"), f"native={root / 'native'}", f"zh={bad}")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score:")]
+    assert len(lines) == 1 and lines[0].startswith("flowaccent score: error: rank 1/2: ") and last in lines[0], \
+        result.stderr[-3000:]
+    assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".out.lock") == ["native"]
+    assert not list(Path(tmp_path / "out").rglob(".share.*"))
+
+
+def test_a_share_rank_0_cannot_see_is_said(tmp_path):
+    r"""Processes on machines that do not share ``--out``: rank 1's share is not where rank 0 looks for it."""
+    from flowaccent.errors import FlowAccentError
+    from flowaccent.score.shares import join, share_folder
+
+    (share_folder(tmp_path, 0)).mkdir()
+    (share_folder(tmp_path, 0) / "utt_scores.tsv").write_text("utt\n")
+    with pytest.raises(FlowAccentError, match=r"\.share\.1: a share scored by another process is not there: --out "
+                                              "must be a folder every process sees"):
+        join(tmp_path, [10, 10], ScoreConfig())
