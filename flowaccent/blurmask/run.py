@@ -99,6 +99,18 @@ def choose_utterances(sets: dict[str, DataDir], run: RunConfig) -> dict[str, lis
     return chosen
 
 
+def check_file_names(chosen: dict[str, list[str]]) -> None:
+    r"""A :class:`ConfigError` where two utterances of a set would share their files (:func:`utt_file_name`: ``a/b``
+    and ``a_b``): the second's overwrote the first's, and the run failed moving them into place, every time."""
+    for name, utts in chosen.items():
+        seen: dict[str, str] = {}
+        for utt in utts:
+            if (other := seen.setdefault(utt_file_name(utt), utt)) != utt:
+                raise ConfigError(f"set {name}: utterances '{other}' and '{utt}' would share the files "
+                                  f"{utt_file_name(utt)}.npz and figures (a / in an id is written _): leave one "
+                                  "out (--utt-list)")
+
+
 def utt_file_name(utt: str) -> str:
     r"""The name of an utterance's files (its .npz and figures): the id, a / in it made _."""
     return utt.replace("/", "_")
@@ -139,7 +151,11 @@ def explain_utterance(
         arrays[f"random_std_{b}"] = c.random_std
     base = out / name / utt_file_name(utt)
     base.parent.mkdir(parents=True, exist_ok=True)
-    _write_npz(base.parent / f"{base.name}.npz", **arrays)  # not with_suffix: ids may hold dots
+    npz = base.parent / f"{base.name}.npz"  # not with_suffix: ids may hold dots
+    # The .npz (its key) marks the figures done (done_before), so it goes first and comes back last: a run stopped
+    # while drawing left new figures beside an earlier run's .npz, or the other way round, which a rerun with the
+    # earlier key took over (another --steps' figure filed beside this run's results)
+    npz.unlink(missing_ok=True)
     m = result.m.numpy()
     plots.blurmask_utterance(
         feats,
@@ -152,6 +168,7 @@ def explain_utterance(
         mask_symbol(fit.variant),
         (fit.m_min, fit.m_max) if fit.variant == "blur" else (fit.sigma_min, fit.sigma_max),
     )
+    _write_npz(npz, **arrays)
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
 
@@ -170,7 +187,7 @@ def utterance_key(model_digest: str, fit: BlurMaskConfig, deletion: DeletionConf
 
 def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> UttResult | None:
     r"""The result of ``utt`` that a stopped run left in ``folder`` (``OUT/.partial/<set>``) with ``key``, its
-    figure with it; None where there is none."""
+    figures with it (written before its ``.npz``: :func:`explain_utterance`); None where there is none."""
     npz = folder / f"{utt_file_name(utt)}.npz"
     figures = [folder / "figures" / f"{utt_file_name(utt)}.{s}" for s in ("png", "pdf")]
     if not (npz.is_file() and all(f.is_file() for f in figures)):
@@ -183,7 +200,7 @@ def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> U
                                         arrays[f"random_std_{b}"]) for b in deletion.baselines}
             return UttResult(folder.name, utt, len(arrays["feats"]), float(arrays["invariance_error"]),
                              float(arrays["m"].mean()), curves)
-    except (OSError, ValueError, KeyError):  # damaged: done again
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: done again
         return None
 
 
@@ -222,6 +239,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     check_set_folders(out, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = choose_utterances(sets, run)
+    check_file_names(chosen)
     stage = out / PARTIAL
     for name in OUTPUT_FILES:  # a stopped run's summaries: this run writes its own
         (stage / name).unlink(missing_ok=True)

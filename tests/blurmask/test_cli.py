@@ -317,3 +317,72 @@ def test_an_utterance_list_picks_the_utterances(flow_exp, tmp_path, capsys):
     assert capsys.readouterr().err == ("flowaccent blurmask: error: --utts and --utt-list: give one (--utt-list "
                                        "names the utterances, --utts picks that many of each data dir)\n")
     assert json.loads((out / "summary.json").read_text()) == summary  # the run before, as it was
+
+
+def test_figures_are_taken_over_only_with_the_npz_they_were_drawn_for(flow_exp, tmp_path, monkeypatch):
+    r"""The ``.npz`` (its key) was written before the figures: a run stopped between the two left its ``.npz`` beside
+    a stopped earlier run's figures of other options, and the next run took them over (another --steps' figure
+    beside this run's results, exit 0). The ``.npz`` now goes first and comes back last."""
+    from flowaccent import plots
+    from flowaccent.blurmask import run as run_module
+
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(out), "--random-seeds",
+            "1", "--step", "0.25", "--quiet"]
+    assert main([*args, "--steps", "5"]) == 0
+    reference = {p.name: p.read_bytes() for p in (out / "native" / "figures").glob("*.png")}
+    shutil.rmtree(out)
+    assert main([*args, "--steps", "7"]) == 0
+    shutil.copytree(out / "native", out / run_module.PARTIAL / "native")  # as a stopped run of --steps 7 left it
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt  # before drawing
+
+    draw = plots.blurmask_utterance
+    monkeypatch.setattr(plots, "blurmask_utterance", stopped)
+    assert main([*args, "--steps", "5"]) == 130
+    monkeypatch.setattr(plots, "blurmask_utterance", draw)
+    assert main([*args, "--steps", "5"]) == 0
+    assert {p.name: p.read_bytes() for p in (out / "native" / "figures").glob("*.png")} == reference
+
+
+def test_a_damaged_npz_of_a_stopped_run_is_done_again(flow_exp, tmp_path, capsys):
+    r"""An ``.npz`` cut short, empty or with a bad CRC in ``.partial/`` broke every rerun (``BadZipFile``,
+    ``EOFError`` tracebacks) until it was removed by hand."""
+    from flowaccent.blurmask.run import PARTIAL
+
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(out), *FAST]
+    assert main(args) == 0
+    made = sorted((out / "native").glob("*.npz"))
+    stage = out / PARTIAL / "native"
+    for damage in (lambda b: b[: len(b) // 2], lambda b: b"", lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:]):
+        shutil.copytree(out / "native", stage, dirs_exist_ok=True)
+        for npz in stage.glob("*.npz"):
+            npz.write_bytes(damage(npz.read_bytes()))
+        capsys.readouterr()
+        assert main(args) == 0, capsys.readouterr().err
+        assert "Traceback" not in capsys.readouterr().err
+        assert sorted((out / "native").glob("*.npz")) == made and not (out / PARTIAL).exists()
+
+
+def test_utterances_that_would_share_their_files_are_refused(flow_exp, tmp_path, capsys):
+    r"""'a/b' and 'a_b' are both written 'a_b.npz': the second overwrote the first, the run failed moving them into
+    place (after removing the earlier run's summary.json), and so did every rerun."""
+    _, exp, native, _ = flow_exp
+    odd = tmp_path / "odd"
+    shutil.copytree(native, odd)
+    rename = {"n0-000": "n0/x", "n0-001": "n0_x"}
+    for name in ("feats.scp", "utt2spk", "utt2num_frames", "spk2utt"):
+        text = (odd / name).read_text()
+        for old, new in rename.items():
+            text = text.replace(old, new)
+        (odd / name).write_text(text)
+    out = tmp_path / "out"
+    assert main(["blurmask", "--exp", str(exp), "--data", str(odd), "--utts", "4", "--out", str(out), *FAST]) == 1
+    assert capsys.readouterr().err == ("flowaccent blurmask: error: set odd: utterances 'n0/x' and 'n0_x' would share "
+                                       "the files n0_x.npz and figures (a / in an id is written _): leave one out "
+                                       "(--utt-list)\n")
+    assert not out.exists()
