@@ -83,6 +83,8 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)  # a config error, or a check with no data, is told before torch's import (~1.5 s)
     if args.check and not args.resume and not args.data_dirs:  # before the data exist (a recipe's start)
+        if os.environ.get("RANK", "0") != "0":  # said once per torchrun run (it was once per rank)
+            return 0
         print(f"train: {args.config or 'the default config'} and the options given are valid (no DATA_DIR given: "
               "no data checked)", file=sys.stderr)
         return 0

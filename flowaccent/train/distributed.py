@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import sys
-from datetime import timedelta
+import time
 
 import torch
 import torch.distributed as dist
@@ -112,7 +112,11 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
     rank = f"rank {dist.get_rank()}/{dist.get_world_size()}: "
     try:
         store = dist.distributed_c10d._get_default_store()
-        store.wait([_SAID], timedelta(seconds=wait_s))
+        deadline = time.monotonic() + wait_s
+        while not store.check([_SAID]):  # polled: the store's own wait logged two socket warnings on a timeout
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(0.02)
         if store.get(_SAID).decode() == line:
             return None
     except Exception:  # not there in time, or no store to ask (torch's private API): said here

@@ -203,6 +203,7 @@ def _train(
     cfg = config.train
     env = distributed.setup(cfg.device)
     check_precision(env.device, cfg.precision, "train")
+    _check_batch(cfg.batch_size, env)
     if env.is_main and (note := precision_note(env.device, cfg.precision, "train")):
         print(note, file=sys.stderr)
     if cfg.compile:
@@ -522,6 +523,18 @@ def init_batch(stream: FrameStream, num_classes: int, most: int = 16) -> tuple[t
     return torch.cat(xs), torch.cat(ys)
 
 
+def _check_batch(batch_size: int, env: distributed.DistEnv) -> None:
+    r"""Refuses a ``train.batch_size`` of less than a frame per process (each divided by zero: a traceback per rank),
+    and says where it is not a multiple of the processes (each takes ``batch_size // world`` frames)."""
+    if batch_size < env.world:
+        raise ConfigError(f"train.batch_size {batch_size} is less than a frame for each of the {env.world} processes; "
+                          "raise it, or use fewer processes")
+    if batch_size % env.world and env.is_main:
+        share = batch_size // env.world
+        print(f"train: note: train.batch_size {batch_size} is {share} frames for each of the {env.world} processes: "
+              f"steps of {share * env.world} frames", file=sys.stderr)
+
+
 def _check_world(progress: Progress, env: distributed.DistEnv, last: Path, note: bool = True) -> None:
     r"""Refuses to resume in the middle of an epoch with another number of processes than wrote ``last``: each
     process replays its own share of the epoch's batches, and another split would skip or repeat frames. At an
@@ -580,6 +593,12 @@ class _Checks:
         self.sums += stats * frames
 
 
+def _stopped_by(error: BaseException) -> bool:
+    r"""Whether ``error`` stops a run at a whole step: a signal (``KeyboardInterrupt``), or a collective whose peer
+    process is gone; any other error (a bug, a non-finite loss) is one the step itself raised."""
+    return isinstance(error, KeyboardInterrupt) or distributed.peer_gone(error) is not None
+
+
 class _Runner:
     r"""Epochs, steps, validation, checkpoints and logs of one training run."""
 
@@ -621,9 +640,9 @@ class _Runner:
                 start = time.perf_counter()
                 try:
                     valid = self._validate(valid_stream)
-                except KeyboardInterrupt:  # the epoch's steps are done: a resume validates it and goes on
-                    self._save_stopped(progress)
-                    raise
+                except (KeyboardInterrupt, RuntimeError) as error:  # the epoch's steps are done: a resume validates
+                    self._save_if_stopped(error, progress)  # it and goes on (a process gone in its collectives: rank 0
+                    raise  # saved nothing, and the epoch was lost)
                 seconds["valid_s"] = time.perf_counter() - start
                 self._end_epoch(progress, valid, seconds)
                 if self.cfg.patience and progress.bad_epochs >= self.cfg.patience:
@@ -699,15 +718,11 @@ class _Runner:
                         progress.window = [*sums.tolist(), frames]
                         self._save("last.pt", progress)
             checks.flush()
-        except (KeyboardInterrupt, RuntimeError) as error:  # stopped, or another process of the run is gone:
-            if isinstance(error, RuntimeError) and distributed.peer_gone(error) is None:  # its step did not count
-                raise
-            checks.flush()
-            progress.window = [*sums.tolist(), frames]
-            if isinstance(error, KeyboardInterrupt):
-                self._save_stopped(progress)
-            else:
-                self._save("last.pt", progress)
+        except (KeyboardInterrupt, RuntimeError) as error:  # stopped, or another process of the run is gone
+            if _stopped_by(error):  # any other error's step did not count
+                checks.flush()
+                progress.window = [*sums.tolist(), frames]
+                self._save_if_stopped(error, progress)
             raise
         finally:
             bar.close()
@@ -823,11 +838,14 @@ class _Runner:
                     self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
                 )
 
-    def _save_stopped(self, progress: Progress) -> None:
-        r"""Writes ``last.pt`` of a run a signal stopped, and says how to go on from it (the command then says
-        'interrupted', which did not say the run was kept)."""
+    def _save_if_stopped(self, error: BaseException, progress: Progress) -> None:
+        r"""Writes ``last.pt`` at ``progress`` where ``error`` stopped the run there (:func:`_stopped_by`): a signal,
+        or another process of the run gone. Of a signal it says how to go on (the command then says 'interrupted',
+        which did not say the run was kept)."""
+        if not _stopped_by(error):
+            return
         self._save("last.pt", progress)
-        if self.env.is_main:
+        if isinstance(error, KeyboardInterrupt) and self.env.is_main:
             print(f"train: stopped in epoch {progress.epoch + 1} at step {progress.global_step}: "
                   f"{self.exp / 'checkpoints' / 'last.pt'} written; 'flowaccent train --exp {self.exp} --resume' "
                   f"goes on from it", file=sys.stderr)

@@ -212,6 +212,65 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
     assert "is being trained by another process now" in busy.stderr and "[rank1]: Traceback" not in busy.stderr
 
 
+#: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone at the start of epoch 2's validation.
+DYING_IN_VALIDATION = '''
+import os, sys
+from flowaccent.train import trainer
+validate, calls = trainer._Runner._validate, []
+def dying(self, stream):
+    calls.append(1)
+    if len(calls) == 2 and os.environ["RANK"] == os.environ["DIE_RANK"]:
+        os._exit(9)
+    return validate(self, stream)
+trainer._Runner._validate = dying
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+'''
+
+
+def test_a_process_gone_in_validation_leaves_the_epochs_steps_saved(gaussian_dir, tmp_path):
+    r"""Validation's collectives (BatchNorm's statistics handed out, the NLL's sums) met a process gone: rank 0 said
+    so and saved nothing, and the epoch's steps were lost (all of them with no checkpoint within epochs). Now
+    ``last.pt`` holds the epoch's steps, and ``--resume`` validates it and ends as an uninterrupted run."""
+    path, _ = gaussian_dir
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=2, batch_size=400).to_yaml())
+    run = ["--config", str(tmp_path / "conf.yaml"), str(path)]
+    full = _torchrun(tmp_path, None, "--exp", str(tmp_path / "full"), *run)
+    assert full.returncode == 0, full.stderr[-3000:]
+    steps = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)["progress"]["global_step"]
+    cut = _torchrun(tmp_path, DYING_IN_VALIDATION, "--exp", str(tmp_path / "cut"), *run, env={"DIE_RANK": "1"})
+    assert cut.returncode != 0
+    saved = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["progress"]
+    assert saved["global_step"] == steps and saved["epoch"] == 1, (saved, cut.stderr[-3000:])
+    resumed = _torchrun(tmp_path, None, "--exp", str(tmp_path / "cut"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    digest = re.compile(r"rank 0/2: parameter digest ([0-9a-f]{16})\n")
+    assert digest.search(resumed.stderr).group(1) == digest.search(full.stderr).group(1)
+
+
+def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_said(capsys, monkeypatch, tmp_path):
+    r"""``train.batch_size 1`` under 2 processes divided by zero on every rank (a traceback each, after rank 0 had
+    written config.yaml); 513 trained steps of 512 frames without a word. And ``--check`` with no data dir said
+    its line once per rank."""
+    from flowaccent.cli.main import main
+    from flowaccent.train.trainer import _check_batch
+
+    two = DistEnv(0, 2, torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"^train.batch_size 1 is less than a frame for each of the 2 processes; "):
+        _check_batch(1, two)
+    _check_batch(512, two)
+    assert capsys.readouterr().err == ""
+    _check_batch(513, two)
+    assert capsys.readouterr().err == ("train: note: train.batch_size 513 is 256 frames for each of the 2 processes: "
+                                       "steps of 512 frames\n")
+    _check_batch(513, DistEnv(1, 2, torch.device("cpu")))
+    assert capsys.readouterr().err == ""  # rank 0 says it
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "--check", "--exp", str(tmp_path / "exp")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
     r"""A finished 40-epoch run resumed with 2 processes said 'resuming ... at the start of epoch 41'."""
     done = Progress(epoch=40, step_in_epoch=0, world=1)
@@ -294,7 +353,7 @@ entry()
 '''
 
 
-def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(tmp_path):
+def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(tmp_path, gaussian_dir):
     r"""A missing data dir under 2 processes printed 'flowaccent train: error: ...: no such directory' twice, once
     per rank (8 times under 8). Rank 0 says it now, and the others where theirs differs, naming their rank."""
     result = _torchrun(tmp_path, None, "--exp", str(tmp_path / "exp"), str(tmp_path / "missing"))
@@ -305,6 +364,11 @@ def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(
     errors = [line for line in own.stderr.splitlines() if line.startswith("flowaccent train: error:")]
     assert sorted(errors) == [f"flowaccent train: error: {tmp_path / 'missing'}: no such directory",
                               "flowaccent train: error: rank 1/2: rank 1's own trouble"], own.stderr[-3000:]
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    alone = _torchrun(tmp_path, OWN_ERROR, "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "alone"),
+                      str(gaussian_dir[0]))  # rank 0 has no error of its own to say
+    assert "flowaccent train: error: rank 1/2: rank 1's own trouble" in alone.stderr, alone.stderr[-3000:]
+    assert "waitForInput" not in alone.stderr, alone.stderr[-3000:]  # two c10d socket warnings came before its line
 
 
 #: A command line of each command but train, with paths under a folder that does not exist.
