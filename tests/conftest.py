@@ -100,6 +100,7 @@ LONGEST_FIRST = (
     "score/test_report.py", "recipes/test_wsj_l2.py", "benchmarks/test_run_all.py", "benchmarks/test_bench_options.py",
     "recipes/test_demo_quick.py", "train/test_distributed.py", "train/test_resume.py", "blurmask/test_cli.py",
     "score/test_score.py", "train/test_train.py", "synth/test_corpus.py", "faults/test_interruptions.py",
+    "score/test_shares.py",
 )
 
 
