@@ -177,7 +177,8 @@ if should_run 4; then
   log "Stage 4: score held-out WSJ, WSJ test and the accented sets, with the GMM baseline"
   for conf in $configs; do
     log "  $conf"
-    flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores" "${score_sets[@]}" --reference native_test \
+    # shellcheck disable=SC2086
+    foreground $score_cmd score --exp "$exp/$conf" --out "$exp/$conf/scores" "${score_sets[@]}" --reference native_test \
       --baseline gmm --quiet --resume  # a stopped stage goes on: the sets scored by this model and data stay
   done
   mark_done 4
@@ -196,7 +197,8 @@ if should_run 5; then
     rm -rf "$exp/$conf/scores_rated" "$exp/$conf/rated"
     if [ ${#rated[@]} -gt 0 ]; then
       log "  $conf"
-      flowaccent score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" "native_test=$data/wsj_test" \
+      # shellcheck disable=SC2086
+      foreground $score_cmd score --exp "$exp/$conf" --out "$exp/$conf/scores_rated" "native_test=$data/wsj_test" \
         "${rated[@]}" --reference native_test --baseline gmm --quiet  # the GMM fitted in stage 4, loaded
     fi
   done

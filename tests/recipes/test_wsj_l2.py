@@ -234,5 +234,5 @@ def test_help_lists_every_option_and_nothing_else():
     options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
     assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
                        "--train-opts", "--fbank-opts", "--report-opts", "--nj", "--data", "--exp", "--heldout-fraction",
-                       "--rated-min", "--rated-max", "--train-cmd"]  # cmd.sh's: taken, and not listed
+                       "--rated-min", "--rated-max", "--train-cmd", "--score-cmd"]  # cmd.sh's: taken
     assert "--train-cmd (default: flowaccent)" in shown.stderr  # not cmd.sh's ${train_cmd:-flowaccent}
