@@ -161,6 +161,7 @@ def _score_set(
     of the torchrun run scores a share of it."""
     unmark(folder)  # first: a folder half written over is never taken for complete
     if leader is None:
+        shares.remove_shares(folder)  # a stopped torchrun run's: they stayed beside a stamp
         scores = score_dir(model, data, name, folder, config, quiet)
     else:
         leader.score(model, data, name, folder, config, quiet)

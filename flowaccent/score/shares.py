@@ -126,15 +126,22 @@ def _score_share(model, data: DataDir, name: str, folder: Path, config: ScoreCon
 
 
 def serve(team: Team, exp: Path, checkpoint: str | Path | None, config: ScoreConfig) -> None:
-    r"""A rank but 0: scores its share of each set rank 0 sends, until it sends none."""
+    r"""A rank but 0: scores its share of each set rank 0 sends, until it sends none. The model is loaded with the
+    first set: an error every rank would hit there (no such checkpoint) is rank 0's to say, once (each rank said it,
+    2 s late: rank 0 was waiting to release them)."""
     from flowaccent.train.checkpoint import load_experiment_model
 
-    model = load_experiment_model(exp, checkpoint, "score")
-    need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
+    model = None
     while (job := _broadcast(None)) is not None:
         name, path, folder = job
-        data = load_data_dir(path, require=need, unused=UNUSED_BY_MODELS)
-        _gathered(_score_share(model, data, name, Path(folder), config, team, True), team.world)
+        model = model or load_experiment_model(exp, checkpoint, "score")
+        need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
+        try:
+            data = load_data_dir(path, require=need, unused=UNUSED_BY_MODELS)
+            _gathered(_score_share(model, data, name, Path(folder), config, team, True), team.world)
+        except BaseException:  # stopped, or rank 0 gone (which removed the shares it saw, maybe before this one)
+            shutil.rmtree(share_folder(Path(folder), team.rank), ignore_errors=True)
+            raise
 
 
 class Leader:
@@ -157,21 +164,25 @@ class Leader:
     def score(self, model, data: DataDir, name: str, folder: Path, config: ScoreConfig, quiet: bool) -> None:
         r"""Scores set ``name`` (``data``) into ``folder`` with every rank: its files as :func:`score_dir` writes
         them."""
-        for stale in folder.glob(".share.*"):  # a stopped run's
-            shutil.rmtree(stale, ignore_errors=True)
-        self.busy = True  # till the outcomes are in: where rank 0 stops before, the others learn it from the connection
-        _broadcast((name, str(data.path), str(folder.absolute())))
-        outcomes = _gathered(_score_share(model, data, name, folder, config, self.team, quiet), self.team.world)
-        self.busy = False
+        remove_shares(folder)  # a stopped run's
         try:
+            self.busy = True  # till the outcomes are in: where rank 0 stops before, the others learn it from the
+            _broadcast((name, str(data.path), str(folder.absolute())))  # connection
+            outcomes = _gathered(_score_share(model, data, name, folder, config, self.team, quiet), self.team.world)
+            self.busy = False
             for rank, outcome in enumerate(outcomes):
                 if "error" in outcome:
                     where = f"rank {rank}/{self.team.world}: " if rank else ""
                     raise FlowAccentError(f"{where}{outcome['error']}")
             join(folder, [o["frames"] for o in outcomes], config)
-        finally:
-            for rank in range(self.team.world):
-                shutil.rmtree(share_folder(folder, rank), ignore_errors=True)
+        finally:  # also where it stopped (a signal, a rank gone): they stayed in a set folder that was there before
+            remove_shares(folder)
+
+
+def remove_shares(folder: Path) -> None:
+    r"""Removes the share folders in a set's ``folder`` (``.share.RANK``), a stopped run's among them."""
+    for share in folder.glob(".share.*"):
+        shutil.rmtree(share, ignore_errors=True)
 
 
 def join(folder: Path, frames: list[int], config: ScoreConfig) -> None:

@@ -22,8 +22,9 @@ from flowaccent.score.shares import _joined_sample, share_of
 from flowaccent.score.tables import read_tsv
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowaccent",
+def _torchrun(*args: str, script: Path | None = None) -> subprocess.CompletedProcess:
+    launch = [str(script)] if script else ["-m", "flowaccent"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launch,
            "score", *args, "--quiet", "--device", "cpu"]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=300)
@@ -160,3 +161,44 @@ def test_a_share_rank_0_cannot_see_is_said(tmp_path):
     with pytest.raises(FlowAccentError, match=r"\.share\.1: a share scored by another process is not there: --out "
                                               "must be a folder every process sees"):
         join(tmp_path, [10, 10], ScoreConfig())
+
+
+#: Runs ``flowaccent`` with rank 0 stopped (a Ctrl-C) once it has scored its share of the first set.
+STOPPED_AFTER_ITS_SHARE = """
+import os, sys
+from flowaccent.score import shares
+score_share = shares._score_share
+def stopped(*args, **kwargs):
+    outcome = score_share(*args, **kwargs)
+    if os.environ["RANK"] == "0":
+        raise KeyboardInterrupt
+    return outcome
+shares._score_share = stopped
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+"""
+
+
+def test_no_share_is_left_by_a_stopped_run_or_beside_a_one_process_runs_set(trained, tmp_path):
+    r"""A run stopped during the shares left ``.share.*`` in a set folder that was there before (only a new one was
+    removed), and a one-process rerun stamped the folder complete with them inside."""
+    root, exp = trained
+    out, spec = tmp_path / "out", f"native={root / 'native'}"
+    assert main(["score", "--exp", str(exp), "--out", str(out), spec, "--quiet"]) == 0
+    (tmp_path / "run.py").write_text(STOPPED_AFTER_ITS_SHARE)
+    stopped = _torchrun("--exp", str(exp), "--out", str(out), spec, script=tmp_path / "run.py")
+    assert stopped.returncode != 0 and "flowaccent score: interrupted" in stopped.stderr, stopped.stderr[-3000:]
+    assert (out / "native").is_dir() and not list(out.rglob(".share.*"))
+    (out / "native" / ".share.1").mkdir()  # as a SIGKILLed rank 0 leaves them
+    (out / "native" / ".share.1" / "frame_scores.ark").write_bytes(b"x")
+    assert main(["score", "--exp", str(exp), "--out", str(out), spec, "--quiet"]) == 0
+    assert not list(out.rglob(".share.*"))
+
+
+def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
+    r"""The other ranks loaded the model before rank 0 sent a set: each said 'no such checkpoint', 2 s late."""
+    result = _torchrun("--exp", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), str(tmp_path))
+    lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score:")]
+    assert lines == [f"flowaccent score: error: {tmp_path / 'nope' / 'final.pt'}: no such checkpoint"], \
+        result.stderr[-3000:]
