@@ -98,7 +98,7 @@ def _first_utterances(table: Path) -> dict[str, str]:
         return {}
     first: dict[str, str] = {}
     with table.open(newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
+        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):  # an id may start with a quote
             first.setdefault(row.get("set", ""), row.get("utt", ""))
     return {name: utt for name, utt in first.items() if name and utt}
 

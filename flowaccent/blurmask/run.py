@@ -44,6 +44,7 @@ from flowaccent.blurmask.targets import make_target
 from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_io import RandomAccessReader
+from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import check_set_folders, load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import load_cmvn_stats
@@ -81,9 +82,14 @@ def choose_utterances(sets: dict[str, DataDir], run: RunConfig) -> dict[str, lis
         return {name: select_utterances(data, run.utts) for name, data in sets.items()}
     path = Path(run.utt_list)
     try:
-        wanted = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"--utt-list {path}: cannot read it ({type(error).__name__}: {error})") from None
+    if text.startswith("\ufeff"):  # invisible in the error that no utterance matched
+        raise ConfigError(f"--utt-list {path}: starts with a UTF-8 byte-order mark (BOM); save the file without it")
+    # lines at \n, fields at ASCII whitespace, as Kaldi's: str.splitlines and str.split cut ids that hold a no-break
+    # space, U+2028 or U+0085
+    wanted = [line[0] for line in map(fields, text.split("\n")) if line]
     if not wanted:
         raise ConfigError(f"--utt-list {path}: no utterance ids in it")
     listed = set(wanted)
@@ -172,12 +178,17 @@ def explain_utterance(
     return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
 
 
+#: In every key: an ``.npz`` written before its figures (up to 86476ac) may sit beside another run's figures, so its
+#: key must not match one of this version.
+KEY_FORMAT = 2
+
+
 def utterance_key(model_digest: str, fit: BlurMaskConfig, deletion: DeletionConfig, run: RunConfig,
                   feats: np.ndarray, stats: np.ndarray | None) -> str:
     r"""What an utterance's results are made from: the model file, the options that shape them and the features
     (and CMVN stats); equal keys, equal results."""
-    h = hashlib.sha256(json.dumps([model_digest, fit.to_dict(), deletion.to_dict(), run.target, run.target_class],
-                                  sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps([KEY_FORMAT, model_digest, fit.to_dict(), deletion.to_dict(), run.target,
+                                   run.target_class], sort_keys=True, default=str).encode())
     for array in (feats, stats):
         if array is not None:
             h.update(repr((array.shape, array.dtype.str)).encode())
@@ -194,7 +205,7 @@ def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> U
         return None
     try:
         with np.load(npz) as arrays:
-            if "key" not in arrays or str(arrays["key"]) != key:
+            if "key" not in arrays or str(arrays["key"]) != key or str(arrays["utt"]) != utt:  # a/b's taken for a_b
                 return None
             curves = {b: DeletionCurves(b, arrays["fractions"], {o: arrays[f"change_{b}_{o}"] for o in ORDERS},
                                         arrays[f"random_std_{b}"]) for b in deletion.baselines}
@@ -320,8 +331,9 @@ def remove_stale_files(folder: Path, utts: list[str], quiet: bool = False) -> No
     keep = {utt_file_name(utt) for utt in utts}
     npz = [p for p in folder.glob("*.npz") if p.stem not in keep and _is_utterance_file(p)]
     stems = {p.name[: -len(".npz")] for p in npz}
-    stale = npz + [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}")
-                   if p.name[: -len(suffix) - 1] in stems]
+    # the figures first: the .npz is what tells them for an earlier run's (a stop between left them for ever)
+    stale = [p for suffix in ("png", "pdf") for p in folder.glob(f"figures/*.{suffix}")
+             if p.name[: -len(suffix) - 1] in stems] + npz
     for path in stale:
         path.unlink()
     if stale and not quiet:
@@ -334,10 +346,10 @@ def _is_utterance_file(path: Path) -> bool:
     since it holds one) its utterance id that of the file's name (not a copy under another name)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            fields = set(npz.files)
-            if not {"m", "key", "invariance_error", "fractions"} <= fields:
+            names = set(npz.files)
+            if not {"m", "key", "invariance_error", "fractions"} <= names:
                 return False
-            return "utt" not in fields or utt_file_name(str(npz["utt"])) == path.name[: -len(".npz")]
+            return "utt" not in names or utt_file_name(str(npz["utt"])) == path.name[: -len(".npz")]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # not an npz at all, or a damaged one: not ours
         return False
 

@@ -386,3 +386,96 @@ def test_utterances_that_would_share_their_files_are_refused(flow_exp, tmp_path,
                                        "the files n0_x.npz and figures (a / in an id is written _): leave one out "
                                        "(--utt-list)\n")
     assert not out.exists()
+
+
+def _renamed(source, target, rename: dict[str, str]):
+    r"""A copy of the data dir ``source`` with utterance ids renamed (``rename``; its arks shared)."""
+    shutil.copytree(source, target)
+    for name in ("feats.scp", "utt2spk", "utt2num_frames", "spk2utt"):
+        text = (target / name).read_text()
+        for old, new in rename.items():
+            text = text.replace(old, new)
+        (target / name).write_text(text)
+    return target
+
+
+def test_an_utterance_list_is_read_as_kaldi_reads_one(flow_exp, tmp_path, capsys):
+    r"""Lines at \n and fields at ASCII whitespace: an id with a no-break space was cut at it (str.split), and one
+    with U+2028 split in two lines (str.splitlines); a byte-order mark made the first id match none, unseen."""
+    _, exp, native, _ = flow_exp
+    odd = _renamed(native, tmp_path / "odd", {"n1-001": "n1-001\u00a0x\u2028y"})
+    listed = tmp_path / "utts"
+    listed.write_text("n1-001\u00a0x\u2028y extra\r\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(odd), *FAST, "--out", str(out), "--utt-list", str(listed)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert [p.name for p in (out / "odd").glob("*.npz")] == ["n1-001\u00a0x\u2028y.npz"]
+    capsys.readouterr()
+    listed.write_text("\ufeffn0-000\n", encoding="utf-8")
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"flowaccent blurmask: error: --utt-list {listed}: starts with a UTF-8 "
+                                       "byte-order mark (BOM); save the file without it\n")
+
+
+def test_a_stopped_runs_npz_is_taken_only_for_its_own_utterance_and_key_format(flow_exp, tmp_path):
+    r"""'a/b' and 'a_b' share a file name: a stopped run's result for one was taken for the other. And an .npz of
+    the version that wrote it before its figures (its key without KEY_FORMAT) may sit beside another run's figures:
+    it is not taken either."""
+    import hashlib
+
+    from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig, RunConfig
+    from flowaccent.blurmask.run import done_before, utterance_key
+    from flowaccent.data import load_data_dir
+    from flowaccent.data.stream import load_cmvn_stats
+
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    assert main(["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(out), *FAST]) == 0
+    folder = out / "native"
+    (npz,) = folder.glob("*.npz")
+    utt, key = npz.stem, str(np.load(npz)["key"])
+    deletion = DeletionConfig.from_dict(json.loads((out / "summary.json").read_text())["config"]["deletion"])
+    assert done_before(folder, utt, key, deletion) is not None
+    other = utt.replace("-", "/", 1)  # its file name: utt's with _ for /, so copy the files under it
+    shutil.copy(npz, folder / f"{other.replace('/', '_')}.npz")
+    for suffix in ("png", "pdf"):
+        shutil.copy(folder / "figures" / f"{utt}.{suffix}", folder / "figures" / f"{other.replace('/', '_')}.{suffix}")
+    assert done_before(folder, other, key, deletion) is None
+    report = json.loads((out / "summary.json").read_text())
+    fit = BlurMaskConfig.from_dict(report["config"]["fit"])
+    run = RunConfig.from_dict(report["config"]["run"])
+    arrays = dict(np.load(npz))
+    stats = load_cmvn_stats(load_data_dir(native))[utt.split("-")[0]]
+    current = utterance_key(report["model"]["digest"], fit, deletion, run, arrays["feats"], stats)
+    assert current == key  # the key of the run, made again
+    old = hashlib.sha256(json.dumps([report["model"]["digest"], fit.to_dict(), deletion.to_dict(), run.target,
+                                     run.target_class], sort_keys=True, default=str).encode())
+    for array in (arrays["feats"], stats):  # as the version before KEY_FORMAT made it
+        old.update(repr((array.shape, array.dtype.str)).encode())
+        old.update(np.ascontiguousarray(array).tobytes())
+    np.savez(npz, **(arrays | {"key": np.str_(old.hexdigest()[:32])}))
+    assert done_before(folder, utt, current, deletion) is None
+
+
+def test_stale_figures_go_before_their_npz(flow_exp, tmp_path, monkeypatch):
+    r"""The .npz went first: a stop between it and its figures left them for ever (the .npz tells them apart)."""
+    from pathlib import Path
+
+    from flowaccent.blurmask.run import remove_stale_files
+
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    assert main(["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(out), *FAST]) == 0
+    gone, unlink = [], Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (gone.append(self.suffix), unlink(self, *a, **k)))
+    remove_stale_files(out / "native", [], quiet=True)
+    assert sorted(gone[:4]) == [".pdf", ".pdf", ".png", ".png"] and gone[4:] == [".npz", ".npz"]
+
+
+def test_the_reports_mask_figure_of_a_set_whose_first_id_starts_with_a_quote(tmp_path):
+    r"""csv's quoting took the '"' for a quoted field and swallowed the rest of utt_table.tsv: no figure, no word."""
+    from flowaccent.blurmask.report import _first_utterances
+
+    table = tmp_path / "utt_table.tsv"
+    table.write_text('set\tutt\tframes\nq\t"n0-000\t30\nq\tn0-001\t30\nr\tn1-000\t30\n')
+    assert _first_utterances(table) == {"q": '"n0-000', "r": "n1-000"}
