@@ -219,7 +219,7 @@ def _started_by_torchrun(command: str, wait_s: float = 10.0) -> int:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         return 0
-    if command in SHARED or world <= 1:
+    if command in SHARED or world <= 1 or "RANK" not in os.environ:  # no RANK: a variable left in the shell
         return 0
     if os.environ.get("RANK", "0") == "0":
         print(f"flowaccent {command}: error: started by torchrun as {world} processes (WORLD_SIZE={world}), each of "

@@ -48,12 +48,13 @@ class Team:
 def join_team() -> Team | None:
     r"""The :class:`Team` of a process that torchrun started as one of several (``WORLD_SIZE`` > 1), its gloo
     process group initialised; else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None
     import torch
     import torch.distributed as dist
 
+    from flowaccent.train.distributed import world_size
+
+    if world_size() <= 1:
+        return None
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available() and local < torch.cuda.device_count():  # its GPU, for what takes the current one
         torch.cuda.set_device(local)
@@ -114,6 +115,9 @@ def _score_share(model, data: DataDir, name: str, folder: Path, config: ScoreCon
     if not share.utts:
         return {"frames": 0}
     try:
+        # in the set's folder rank 0 made, not with it: where rank 0 had stopped and removed it (an --out it had
+        # made, too), score_dir made them again, and they stayed, empty
+        share_folder(folder, team.rank).mkdir(exist_ok=True)
         label = f"{name} (share {team.rank + 1}/{team.world})"  # its progress bar, its errors
         scores = score_dir(model, share, label, share_folder(folder, team.rank), share_config(config, team.rank), quiet)
     except FlowAccentError as error:
@@ -165,6 +169,7 @@ class Leader:
         r"""Scores set ``name`` (``data``) into ``folder`` with every rank: its files as :func:`score_dir` writes
         them."""
         remove_shares(folder)  # a stopped run's
+        folder.mkdir(parents=True, exist_ok=True)  # before the others make their shares in it
         try:
             self.busy = True  # till the outcomes are in: where rank 0 stops before, the others learn it from the
             _broadcast((name, str(data.path), str(folder.absolute())))  # connection
@@ -218,7 +223,8 @@ def _join_arks(folder: Path, parts: list[Path]) -> None:
                 base = out.tell()
                 with open(part / "frame_scores.ark", "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
-                for line in (part / "frame_scores.scp").read_text(encoding="utf-8").splitlines():
+                for line in (part / "frame_scores.scp").read_text(encoding="utf-8").split("\n")[:-1]:  # ids may hold
+                    # U+2028 or U+0085, which str.splitlines cuts at
                     key, where = line.split(" ", 1)
                     lines.append(f"{key} {ark}:{int(where.rsplit(':', 1)[1]) + base}\n")
             out.flush()
@@ -232,9 +238,13 @@ def _join_arks(folder: Path, parts: list[Path]) -> None:
 def _joined_sample(parts: list[Path], frames: list[int], config: ScoreConfig) -> tuple[np.ndarray, list[str]]:
     r"""A uniform sample of at most ``max_latents`` of the shares' frames (``frames``: each share's) from their
     samples, each a uniform one of its share: how many come from each is drawn as a uniform sample of all frames
-    would fall (multivariate hypergeometric), then which, uniformly among the share's."""
+    would fall (multivariate hypergeometric: positions drawn among all frames, counted by share), then which,
+    uniformly among the share's."""
     rng = np.random.default_rng(config.seed)
-    take = rng.multivariate_hypergeometric(np.array(frames, np.int64), min(config.max_latents, sum(frames)))
+    # which of all frames a uniform sample takes, counted by share: numpy's multivariate_hypergeometric refuses a
+    # total of 10**9 frames or more (its default method), and its other method takes memory in proportion to it
+    picked = rng.choice(sum(frames), min(config.max_latents, sum(frames)), replace=False)
+    take = np.bincount(np.searchsorted(np.cumsum(frames), picked, side="right"), minlength=len(frames))
     rows, utts = [], []
     for part, count in zip(parts, take):
         latents = np.load(part / "latents.npy")

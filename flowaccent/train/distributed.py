@@ -11,6 +11,7 @@ import time
 import torch
 import torch.distributed as dist
 
+from flowaccent.errors import ConfigError
 from flowaccent.runtime import resolve_device
 
 
@@ -31,9 +32,29 @@ class DistEnv:
         return self.world > 1
 
 
+#: What torchrun sets for each process besides ``WORLD_SIZE``.
+TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def world_size() -> int:
+    r"""The processes torchrun started (``WORLD_SIZE``; 1 without it). A :class:`ConfigError` where it is set without
+    the rest of torchrun's variables (one left in the shell: the process group's traceback, 'environment variable
+    RANK expected, but not set') or is not a number."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        world = int(text)
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={text!r} is not a number of processes (torchrun sets it)") from None
+    missing = [name for name in TORCHRUN_ENV if name not in os.environ]
+    if world > 1 and missing:
+        raise ConfigError(f"WORLD_SIZE={world} is set, but not {', '.join(missing)}: this process was not started by "
+                          "torchrun; unset WORLD_SIZE, or start the command with torchrun")
+    return world
+
+
 def setup(device: str = "auto") -> DistEnv:
     r"""Initialises the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = resolve_device(device, "train", local_rank)

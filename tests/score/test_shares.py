@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,61 @@ def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score:")]
     assert lines == [f"flowaccent score: error: {tmp_path / 'nope' / 'final.pt'}: no such checkpoint"], \
         result.stderr[-3000:]
+
+
+def test_ids_holding_line_separators_of_unicode_are_joined(trained, tmp_path):
+    r"""Ids may hold U+2028 or U+0085 (data dirs split lines at \n only): the join split the shares' scps at them
+    with str.splitlines, and rank 0 crashed (ValueError, a traceback)."""
+    root, exp = trained
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for name in ("utt2spk", "spk2utt", "feats.scp", "utt2num_frames"):
+        text = (root / "native" / name).read_text(encoding="utf-8")
+        (odd / name).write_text(re.sub(r"(n[0-9]+-[0-9]+)", "\\1\u2028\u0085", text), encoding="utf-8")
+    result = _torchrun("--exp", str(exp), "--out", str(tmp_path / "out"), str(odd))
+    assert result.returncode == 0, result.stderr[-3000:]
+    keys = (tmp_path / "out" / "odd" / "frame_scores.scp").read_text(encoding="utf-8").split("\n")[:-1]
+    utts = [line.split(" ")[0] for line in (odd / "utt2spk").read_text(encoding="utf-8").split("\n")[:-1]]
+    assert [key.split(" ")[0] for key in keys] == utts and "\u2028\x85" in utts[0]
+
+
+def test_the_joined_sample_of_a_billion_frames_and_more(tmp_path):
+    r"""numpy's multivariate_hypergeometric refused a total of 10**9 frames (sets of ~2800 h), after every share."""
+    parts = []
+    for rank in range(2):
+        part = tmp_path / f"{rank}"
+        part.mkdir()
+        np.save(part / "latents.npy", np.full((100, 1), rank, np.float32))
+        (part / "latent_utts.txt").write_text(f"u{rank}\n" * 100)
+        parts.append(part)
+    joined, utts = _joined_sample(parts, [600_000_000, 1_800_000_000], ScoreConfig(max_latents=100))
+    assert len(joined) == 100 and 10 < int((joined[:, 0] == 0).sum()) < 40  # a quarter of the frames: 25 expected
+
+
+def test_a_worker_does_not_make_a_set_folder_rank_0_removed(trained, tmp_path):
+    r"""A worker that reached its share after rank 0 had stopped and removed the set's folder (and a fresh --out)
+    made them again through its share's parents, and they stayed, empty."""
+    from flowaccent.data import load_data_dir
+    from flowaccent.score.shares import Team, _score_share
+    from flowaccent.train.checkpoint import load_experiment_model
+
+    root, exp = trained
+    model = load_experiment_model(exp, None, "score")
+    data = load_data_dir(root / "native")
+    outcome = _score_share(model, data, "native", tmp_path / "out" / "native", ScoreConfig(), Team(1, 2), True)
+    assert "No such file or directory" in outcome["error"] and not (tmp_path / "out").exists()
+
+
+def test_a_world_size_left_in_the_shell_is_one_line(trained, tmp_path, monkeypatch, capsys):
+    r"""``WORLD_SIZE=2`` without torchrun: score's process group gave a 30-line traceback ('environment variable RANK
+    expected, but not set'); the other commands said they were started by torchrun."""
+    root, exp = trained
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("flowaccent.train.distributed.finish", lambda code: None)  # its os._exit would end pytest
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "out"), str(root / "native"), "--quiet"]) == 1
+    assert capsys.readouterr().err == ("flowaccent score: error: WORLD_SIZE=2 is set, but not RANK, LOCAL_RANK, "
+                                       "MASTER_ADDR, MASTER_PORT: this process was not started by torchrun; unset "
+                                       "WORLD_SIZE, or start the command with torchrun\n")
+    assert main(["validate", str(root / "native")]) == 0  # the others run as one process
