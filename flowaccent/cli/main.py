@@ -47,7 +47,8 @@ class _Parser(argparse.ArgumentParser):
     which a recipe's log then showed last): the error and where the usage is."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+        _say_before_the_group(f"{self.prog}: error: {message} (usage: {self.prog} --help)")
+        self.exit(2)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -190,11 +191,45 @@ def _peer_gone(error: RuntimeError) -> str | None:
     return peer_gone(error)
 
 
+#: How long a torchrun worker other than rank 0 waits, with an error of the command line, for torchrun to stop it
+#: (:func:`_say_before_the_group`).
+RANK_0_SAYS_S = 10.0
+
+
+def _torchrun_place() -> tuple[int, int] | None:
+    r"""``(rank, world)`` of a process torchrun started as one of several, else None."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ["RANK"])
+    except (KeyError, ValueError):
+        return None
+    return (rank, world) if world > 1 else None
+
+
+def _say_before_the_group(line: str, wait_s: float = RANK_0_SAYS_S) -> None:
+    r"""Prints an error ``line`` met before the run's processes have joined (the command line's, a config's): every
+    torchrun worker reads the same arguments, and each said it, once per rank. Rank 0 says it; another rank waits
+    for torchrun to stop it, as torchrun does once rank 0 has exited with it (where rank 1 exited first, torchrun
+    stopped rank 0 before it had said why), and says it with its rank where that does not come (rank 0 did not
+    meet it)."""
+    place = _torchrun_place()
+    if place is None or place[0] == 0:
+        print(line, file=sys.stderr)
+        return
+    try:
+        time.sleep(wait_s)
+    except KeyboardInterrupt:  # torchrun's SIGTERM (or a Ctrl-C): rank 0 has said it
+        return
+    head, sep, rest = line.partition(": error: ")
+    print(f"{head}{sep}rank {place[0]}/{place[1]}: {rest}" if sep else line, file=sys.stderr)
+
+
 def _say_error(line: str) -> None:
     r"""Prints an error ``line``; in a torchrun worker once for the run, where every rank hit the same
-    (:func:`flowaccent.train.distributed.said_once`), not once per rank."""
-    if "WORLD_SIZE" not in os.environ or "torch.distributed" not in sys.modules:
-        print(line, file=sys.stderr)
+    (:func:`flowaccent.train.distributed.said_once`, or before the processes joined :func:`_say_before_the_group`),
+    not once per rank."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_initialized():
+        _say_before_the_group(line)
         return
     from flowaccent.train import distributed
 
@@ -208,28 +243,20 @@ def _say_error(line: str) -> None:
 SHARED = ("train", "score")
 
 
-def _started_by_torchrun(command: str, wait_s: float = 10.0) -> int:
+def _started_by_torchrun(command: str) -> int:
     r"""2 where ``command`` is not one of :data:`SHARED` and ``torchrun`` started several copies of it (``WORLD_SIZE``
     > 1); else 0. Each copy of another command would do the whole of it: two copies of ``score``, before it shared
     its sets, ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command now')
-    and torchrun then stopped the other. Said once, by rank 0; the other ranks wait for torchrun to stop them
-    (up to ``wait_s``), as it does once a process has exited with an error: it stopped rank 0 before it had said why
-    where rank 1 exited first."""
+    and torchrun then stopped the other. Said once (:func:`_say_before_the_group`)."""
     try:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         return 0
     if command in SHARED or world <= 1 or "RANK" not in os.environ:  # no RANK: a variable left in the shell
         return 0
-    if os.environ.get("RANK", "0") == "0":
-        print(f"flowaccent {command}: error: started by torchrun as {world} processes (WORLD_SIZE={world}), each of "
-              f"which would do the whole work: run it as one process, without torchrun (only {' and '.join(SHARED)} "
-              "share their work among processes)", file=sys.stderr)
-    else:
-        try:
-            time.sleep(wait_s)
-        except KeyboardInterrupt:  # torchrun's SIGTERM (or a Ctrl-C): rank 0 has said it
-            pass
+    _say_before_the_group(f"flowaccent {command}: error: started by torchrun as {world} processes "
+                          f"(WORLD_SIZE={world}), each of which would do the whole work: run it as one process, "
+                          f"without torchrun (only {' and '.join(SHARED)} share their work among processes)")
     return 2
 
 
@@ -245,8 +272,8 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         return _interrupted("flowaccent")
     if empty := _empty_path(args):
-        print(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) (usage: flowaccent "
-              f"{args.command} --help)", file=sys.stderr)
+        _say_before_the_group(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) (usage: "
+                              f"flowaccent {args.command} --help)")
         return 2
     if started := _started_by_torchrun(args.command):
         return started

@@ -390,7 +390,10 @@ def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_pat
     assert set(OTHERS) == set(COMMANDS) - set(SHARED), "a command added: add it here"
     argv = [str(tmp_path / a) if a.isupper() else a for a in OTHERS[command]]
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr("time.sleep", lambda s: None)  # rank 1 waits for torchrun to stop it
+    def stopped(seconds):  # rank 1 waits for torchrun to stop it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("time.sleep", stopped)
     for rank, said in (("0", 1), ("1", 0)):
         monkeypatch.setenv("RANK", rank)
         assert main(argv) == 2
@@ -403,6 +406,44 @@ def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_pat
     monkeypatch.setattr("flowaccent.train.distributed.finish", lambda code: None)  # its os._exit would end pytest
     main(argv)
     assert "started by torchrun" not in capsys.readouterr().err
+
+
+def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypatch, capsys):
+    r"""Errors met before the processes join (options, a config) are every rank's alike: each said it, once per
+    rank. Rank 0 says it; another waits for torchrun to stop it, and says it with its rank where that does not
+    come (rank 0 did not meet it)."""
+    from flowaccent.cli.main import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("flowaccent.train.distributed.finish", lambda code: None)  # its os._exit would end pytest
+    bad = [(["score", "--exp", "E", "--out", "O", "D", "--batch-frames", "0"], 1,
+            "flowaccent score: error: batch_frames must be >= 1, got 0"),
+           (["score", "--bogus"], 2, "flowaccent score: error: "),
+           (["train", "--exp", "E", "--train.epochs", "0"], 1, "flowaccent train: error: train: epochs must be >= 1")]
+    slept = []
+
+    def stopped(seconds):
+        slept.append(seconds)
+        raise KeyboardInterrupt  # torchrun stops it: rank 0 has exited with the error
+
+    def status(argv) -> int:
+        try:
+            return main(argv)
+        except SystemExit as usage:  # argparse's
+            return usage.code
+
+    for argv, code, said in bad:
+        monkeypatch.setenv("RANK", "0")
+        assert status(argv) == code
+        err = capsys.readouterr().err
+        assert err.startswith(said) and err.count("\n") == 1, err
+        monkeypatch.setenv("RANK", "1")
+        slept.clear()
+        monkeypatch.setattr("time.sleep", stopped)
+        assert status(argv) == code and capsys.readouterr().err == "" and slept == [10.0]
+        monkeypatch.setattr("time.sleep", lambda seconds: None)  # not stopped: rank 0 did not meet it
+        assert status(argv) == code
+        assert capsys.readouterr().err.startswith(said.replace(": error: ", ": error: rank 1/2: ", 1))
 
 
 def test_another_command_under_torchrun_is_one_line(tmp_path):
