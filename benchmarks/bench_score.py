@@ -19,9 +19,13 @@ launching kernels at that size).
 ``--other-tree DIR`` also runs the command of another checkout (``DIR`` holds its ``flowaccent/``) at
 both sizes, interleaved, with its own split into fixed seconds and rate.
 
+``--processes N`` (N > 1) also runs the command at ``--frames`` under ``torchrun --nproc_per_node N`` (each
+process scores a share of the set; torchrun's one thread per process, where the one process uses every core),
+interleaved, and gives its speed against the one process's.
+
 Usage: python benchmarks/bench_score.py [--frames 1000000] [--scale 4] [--repeats 3] [--large-repeats 3]
                                         [--batch-frames N]
-                                        [--other-tree DIR] [--json PATH]
+                                        [--other-tree DIR] [--processes N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="frames per forward of the command (--batch-frames) and of the model-only rate")
     parser.add_argument("--other-tree", help="also time the command of another checkout (a folder holding its "
                         "flowaccent/), at both sizes, interleaved")
+    parser.add_argument("--processes", type=int, default=1, help="also score --frames under torchrun with this many "
+                        "processes (> 1), interleaved")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     batch = ["--batch-frames", str(args.batch_frames)]
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         write_model(root / "exp", args.blocks, args.hidden)
         small, large = args.frames, args.frames * args.scale
         data = write_corpus(root / "data_small", small)
-        runs, other, alone, tree_small = [], [], [], []
+        runs, other, alone, tree_small, shared = [], [], [], [], []
         default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
         depth = 0 if default else GPU_DEPTH  # the other setting
         for i in range(args.repeats):  # interleaved with the model-only rate
@@ -176,6 +182,11 @@ def main(argv: list[str] | None = None) -> dict:
             if args.other_tree:
                 tree_small.append(run_score(root / "exp", data, root / f"scores_tree_{i}", device, *batch,
                                             tree=args.other_tree)[0])
+            if args.processes > 1:
+                launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                          str(args.processes), "-m", "flowaccent"]
+                shared.append(peak_rss_run([*launch, *score_argv(root / "exp", data, root / f"scores_shared_{i}",
+                                                                 device, *batch)])[0])
             alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
@@ -211,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
     # Start-up (imports, CUDA, loading the model) does not grow with the corpus: the two sizes
     # separate it from the rate of the scoring loop itself.
     result.update(split_fixed(small, small_seconds, large, large_seconds, infer))
+    if shared:
+        result["processes"] = {"processes": args.processes, "seconds": statistics.median(shared),
+                               "speedup": small_seconds / statistics.median(shared)}
     if args.other_tree:
         tree_seconds = statistics.median(tree_small)
         result["other_tree"] = {"tree": args.other_tree, "seconds": tree_seconds, "large_seconds": tree_large,
@@ -228,6 +242,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['marginal_fps']:.0f} frames/s, ratio {result['marginal_ratio']:.3f} to model-only")
     print(f"--prefetch {depth} (default here: {default}) at {small} frames: {result['other_seconds']:.1f} s, "
           f"ratio {result['other_ratio']:.3f}, {result['other_speedup']:.3f}x the default's speed")
+    if shared:
+        s = result["processes"]
+        print(f"torchrun, {args.processes} processes, at {small} frames: {s['seconds']:.1f} s, {s['speedup']:.3f}x "
+              "the one process's speed")
     if args.other_tree:
         t = result["other_tree"]
         print(f"{args.other_tree}: {t['seconds']:.1f} s at {small} frames, {t['large_seconds']:.1f} s at {large}: this "

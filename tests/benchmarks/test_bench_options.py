@@ -138,7 +138,8 @@ def test_score_bench_times_another_checkout(tmp_path):
 
     tree = other_checkout(tmp_path)
     result = bench_score.main(["--frames", "6000", "--scale", "2", "--hidden", "16", "--blocks", "2", "--repeats", "1",
-                               "--large-repeats", "2", "--other-tree", str(tree)])
+                               "--large-repeats", "2", "--other-tree", str(tree), "--processes", "2"])
+    assert result["processes"]["processes"] == 2 and result["processes"]["seconds"] > 0
     assert (tree / "flowaccent" / "imported_here").exists()
     other = result["other_tree"]
     assert other["seconds"] > 0 and other["large_seconds"] > 0 and other["speedup"] > 0
