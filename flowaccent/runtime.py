@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from flowaccent import torchrun
 from flowaccent.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -44,7 +45,7 @@ def resolve_device(device: str, what: str, index: int | None = None) -> torch.de
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{what}.device is cuda but no GPU is visible")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        index = int(os.environ.get("LOCAL_RANK", "0")) if index is None else index
+        index = (int(os.environ["LOCAL_RANK"]) if torchrun.place() else 0) if index is None else index
         if index >= torch.cuda.device_count():
             raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
                               f"({torch.cuda.device_count()} visible): start at most that many processes on it")

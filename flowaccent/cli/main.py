@@ -24,7 +24,7 @@ import threading
 import time
 from typing import NoReturn
 
-from flowaccent import __version__
+from flowaccent import __version__, torchrun
 from flowaccent.allocator import tune_allocator
 from flowaccent.errors import FlowAccentError
 from flowaccent.signals import STOPS, forget, owned, repeated
@@ -182,9 +182,16 @@ def _interrupted(who: str) -> int:
     return 128 + _STOPPED_BY[0]
 
 
+def _joined() -> bool:
+    r"""Whether this process has joined a torchrun run's process group (torch's own check: a module left half
+    imported by a Ctrl-C is not asked, nor imported again)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and torchrun.place() is not None and dist.is_available() and dist.is_initialized()
+
+
 def _peer_gone(error: RuntimeError) -> str | None:
     r"""In a torchrun worker, the backend's reason where ``error`` says another process is gone; else None."""
-    if "WORLD_SIZE" not in os.environ or "torch.distributed" not in sys.modules:
+    if not _joined():
         return None
     from flowaccent.train.distributed import peer_gone
 
@@ -196,29 +203,21 @@ def _peer_gone(error: RuntimeError) -> str | None:
 RANK_0_SAYS_S = 10.0
 
 
-def _torchrun_place() -> tuple[int, int] | None:
-    r"""``(rank, world)`` of a process torchrun started as one of several, else None."""
-    try:
-        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ["RANK"])
-    except (KeyError, ValueError):
-        return None
-    return (rank, world) if world > 1 else None
-
-
 def _say_before_the_group(line: str, wait_s: float = RANK_0_SAYS_S) -> None:
     r"""Prints an error ``line`` met before the run's processes have joined (the command line's, a config's): every
     torchrun worker reads the same arguments, and each said it, once per rank. Rank 0 says it; another rank waits
     for torchrun to stop it, as torchrun does once rank 0 has exited with it (where rank 1 exited first, torchrun
     stopped rank 0 before it had said why), and says it with its rank where that does not come (rank 0 did not
     meet it)."""
-    place = _torchrun_place()
+    place = torchrun.place()
     if place is None or place[0] == 0:
         print(line, file=sys.stderr)
         return
     try:
         time.sleep(wait_s)
-    except KeyboardInterrupt:  # torchrun's SIGTERM (or a Ctrl-C): rank 0 has said it
-        return
+    except KeyboardInterrupt:  # torchrun's SIGTERM: rank 0 has said it; a Ctrl-C: it says nothing of this rank's
+        if _TERMINATED:
+            return
     head, sep, rest = line.partition(": error: ")
     print(f"{head}{sep}rank {place[0]}/{place[1]}: {rest}" if sep else line, file=sys.stderr)
 
@@ -227,8 +226,7 @@ def _say_error(line: str) -> None:
     r"""Prints an error ``line``; in a torchrun worker once for the run, where every rank hit the same
     (:func:`flowaccent.train.distributed.said_once`, or before the processes joined :func:`_say_before_the_group`),
     not once per rank."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_initialized():
+    if not _joined():
         _say_before_the_group(line)
         return
     from flowaccent.train import distributed
@@ -248,12 +246,10 @@ def _started_by_torchrun(command: str) -> int:
     > 1); else 0. Each copy of another command would do the whole of it: two copies of ``score``, before it shared
     its sets, ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command now')
     and torchrun then stopped the other. Said once (:func:`_say_before_the_group`)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
+    place = torchrun.place()
+    if command in SHARED or place is None:  # one process (a WORLD_SIZE left in the shell: not torchrun)
         return 0
-    if command in SHARED or world <= 1 or "RANK" not in os.environ:  # no RANK: a variable left in the shell
-        return 0
+    world = place[1]
     _say_before_the_group(f"flowaccent {command}: error: started by torchrun as {world} processes "
                           f"(WORLD_SIZE={world}), each of which would do the whole work: run it as one process, "
                           f"without torchrun (only {' and '.join(SHARED)} share their work among processes)")
@@ -298,7 +294,7 @@ def _main(argv: list[str] | None) -> int:
         reason = _peer_gone(error)
         if reason is None:
             raise
-        where = f"rank {os.environ.get('RANK', '?')}/{os.environ['WORLD_SIZE']}"
+        where = "rank {}/{}".format(*torchrun.place())
         print(f"flowaccent {args.command}: error: {where}: another process of this run is gone ({reason}); its "
               f"own output says why", file=sys.stderr)
         code = 1
@@ -307,7 +303,7 @@ def _main(argv: list[str] | None) -> int:
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
             _die_by(_STOPPED_BY[0])
-    if "WORLD_SIZE" in os.environ:  # a torchrun worker: end it cleanly (see train.distributed.finish)
+    if _joined():  # a torchrun worker of a process group: end it cleanly (see train.distributed.finish)
         from flowaccent.train.distributed import finish
 
         finish(code)

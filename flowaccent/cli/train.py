@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
+from flowaccent import torchrun
 from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.errors import ConfigError
@@ -83,7 +83,7 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)  # a config error, or a check with no data, is told before torch's import (~1.5 s)
     if args.check and not args.resume and not args.data_dirs:  # before the data exist (a recipe's start)
-        if os.environ.get("RANK", "0") != "0":  # said once per torchrun run (it was once per rank)
+        if torchrun.rank():  # said once per torchrun run (it was once per rank)
             return 0
         print(f"train: {args.config or 'the default config'} and the options given are valid (no DATA_DIR given: "
               "no data checked)", file=sys.stderr)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     read_from = args.config or (Path(args.exp) / "config.yaml" if args.resume else None)  # as load_config reads
     summary = train(config, args.exp, dirs, resume=args.resume, quiet=args.quiet, check=args.check,
                     config_file=read_from)
-    if os.environ.get("RANK", "0") != "0":  # one summary line per run, from torchrun's rank 0
+    if torchrun.rank():  # one summary line per run, from torchrun's rank 0
         return 0
     if args.check:
         where = {"resume": f"would go on after {summary.epochs_run} finished epoch(s) (step {summary.global_step})",

@@ -51,7 +51,7 @@ def join_team() -> Team | None:
     import torch
     import torch.distributed as dist
 
-    from flowaccent.train.distributed import world_size
+    from flowaccent.torchrun import world_size
 
     if world_size() <= 1:
         return None

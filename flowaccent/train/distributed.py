@@ -11,7 +11,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from flowaccent.errors import ConfigError
+from flowaccent import torchrun
 from flowaccent.runtime import resolve_device
 
 
@@ -32,31 +32,11 @@ class DistEnv:
         return self.world > 1
 
 
-#: What torchrun sets for each process besides ``WORLD_SIZE``.
-TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-
-
-def world_size() -> int:
-    r"""The processes torchrun started (``WORLD_SIZE``; 1 without it). A :class:`ConfigError` where it is set without
-    the rest of torchrun's variables (one left in the shell: the process group's traceback, 'environment variable
-    RANK expected, but not set') or is not a number."""
-    text = os.environ.get("WORLD_SIZE", "1")
-    try:
-        world = int(text)
-    except ValueError:
-        raise ConfigError(f"WORLD_SIZE={text!r} is not a number of processes (torchrun sets it)") from None
-    missing = [name for name in TORCHRUN_ENV if name not in os.environ]
-    if world > 1 and missing:
-        raise ConfigError(f"WORLD_SIZE={world} is set, but not {', '.join(missing)}: this process was not started by "
-                          "torchrun; unset WORLD_SIZE, or start the command with torchrun")
-    return world
-
-
 def setup(device: str = "auto") -> DistEnv:
     r"""Initialises the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
-    world = world_size()
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world = torchrun.world_size()
+    rank = torchrun.rank()
+    local_rank = int(os.environ["LOCAL_RANK"]) if world > 1 else 0
     target = resolve_device(device, "train", local_rank)
     use_cuda = target.type == "cuda"
     if use_cuda:
@@ -140,8 +120,8 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
             time.sleep(0.02)
         if store.get(_SAID).decode() == line:
             return None
-    except Exception:  # not there in time, or no store to ask (torch's private API): said here
-        pass
+    except (Exception, KeyboardInterrupt):  # not there in time, no store to ask (torch's private API), or a signal
+        pass  # while waiting (its traceback): said here
     head, sep, rest = line.partition(": error: ")
     return f"{head}{sep}{rank}{rest}" if sep else rank + line
 
@@ -167,7 +147,7 @@ def finish(code: int) -> None:
             if code == 0:
                 dist.barrier()
             dist.destroy_process_group()
-        except Exception:  # a peer already gone: exit anyway
+        except (Exception, KeyboardInterrupt):  # a peer already gone, or a signal while waiting for it: exit anyway
             pass
     sys.stdout.flush()
     sys.stderr.flush()

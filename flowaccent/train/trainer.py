@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from flowaccent import torchrun
 from flowaccent.data.atomic import atomic_link, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.data.fingerprint import changed_parts, fingerprint_text
@@ -149,7 +150,7 @@ def train(
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"the config is an ExperimentConfig (ExperimentConfig.from_yaml(path), "
                           f".from_dict(d)), got {type(config).__name__}")
-    main_process = os.environ.get("RANK", "0") == "0"
+    main_process = torchrun.rank() == 0
     distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):
     # the others waited in the rendezvous until torchrun gave up on them (30 s), deaf to its SIGTERM
     busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -249,7 +250,8 @@ def test_a_process_gone_in_validation_leaves_the_epochs_steps_saved(gaussian_dir
     assert digest.search(resumed.stderr).group(1) == digest.search(full.stderr).group(1)
 
 
-def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_said(capsys, monkeypatch, tmp_path):
+def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_said(capsys, monkeypatch, tmp_path,
+                                                                                     gaussian_dir):
     r"""``train.batch_size 1`` under 2 processes divided by zero on every rank (a traceback each, after rank 0 had
     written config.yaml); 513 trained steps of 512 frames without a word. And ``--check`` with no data dir said
     its line once per rank."""
@@ -266,9 +268,16 @@ def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_s
                                        "steps of 512 frames\n")
     _check_batch(513, DistEnv(1, 2, torch.device("cpu")))
     assert capsys.readouterr().err == ""  # rank 0 says it
-    monkeypatch.setenv("RANK", "1")
+    _as_torchrun(monkeypatch, 1)
     assert main(["train", "--check", "--exp", str(tmp_path / "exp")]) == 0
     assert capsys.readouterr().err == ""
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    run = _torchrun(tmp_path, None, "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "one"),
+                    "--train.batch-size", "1", str(gaussian_dir[0]))  # through train, before it writes anything
+    lines = [line for line in run.stderr.splitlines() if line.startswith("flowaccent train")]
+    assert lines == ["flowaccent train: error: train.batch_size 1 is less than a frame for each of the 2 processes; "
+                     "raise it, or use fewer processes"], run.stderr[-3000:]
+    assert not (tmp_path / "one").exists()
 
 
 def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
@@ -380,30 +389,45 @@ OTHERS = {
 }
 
 
+def _as_torchrun(monkeypatch, rank: int, world: int = 2) -> None:
+    r"""This process's environment as torchrun makes it for process ``rank`` of ``world``."""
+    for name, value in (("WORLD_SIZE", world), ("RANK", rank), ("LOCAL_RANK", rank), ("MASTER_ADDR", "127.0.0.1"),
+                        ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, str(value))
+
+
+def _stopped_by_torchrun(seconds):
+    r"""``time.sleep`` as torchrun's SIGTERM breaks into it (the command line's handler: recorded, then Ctrl-C's
+    KeyboardInterrupt), once rank 0 has exited."""
+    from flowaccent.cli import main
+
+    main._TERMINATED.append(signal.SIGTERM)
+    raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize("command", sorted(OTHERS))
 def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_path, monkeypatch, capsys):
     r"""Under torchrun, each copy of another command would do the whole work (two of ``score``, before it shared its
     sets, into one ``--out``: one refused as busy). Rank 0 says so in one line, every rank exits with 2 and touches
-    nothing; one process runs."""
+    nothing; one process runs, also where a WORLD_SIZE is left in the shell."""
     from flowaccent.cli.main import COMMANDS, SHARED, main
 
     assert set(OTHERS) == set(COMMANDS) - set(SHARED), "a command added: add it here"
     argv = [str(tmp_path / a) if a.isupper() else a for a in OTHERS[command]]
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    def stopped(seconds):  # rank 1 waits for torchrun to stop it
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("time.sleep", stopped)
-    for rank, said in (("0", 1), ("1", 0)):
-        monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr("time.sleep", _stopped_by_torchrun)
+    for rank, said in ((0, 1), (1, 0)):
+        _as_torchrun(monkeypatch, rank)
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count(f"flowaccent {command}: error: started by torchrun as 2 processes") == said, err
         assert err.count("\n") == said
     assert not any(tmp_path.iterdir())
-    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node 1: the command itself runs (and fails here)
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setattr("flowaccent.train.distributed.finish", lambda code: None)  # its os._exit would end pytest
+    _as_torchrun(monkeypatch, 0, world=1)  # torchrun --nproc_per_node 1: the command itself runs (and fails here)
+    main(argv)  # returns: no os._exit (distributed.finish) without a process group
+    assert "started by torchrun" not in capsys.readouterr().err
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):  # a WORLD_SIZE=2 left in the shell
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WORLD_SIZE", "2")
     main(argv)
     assert "started by torchrun" not in capsys.readouterr().err
 
@@ -411,11 +435,10 @@ def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_pat
 def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypatch, capsys):
     r"""Errors met before the processes join (options, a config) are every rank's alike: each said it, once per
     rank. Rank 0 says it; another waits for torchrun to stop it, and says it with its rank where that does not
-    come (rank 0 did not meet it)."""
+    come (rank 0 did not meet it) or where a Ctrl-C breaks into its wait (it said nothing, and rank 0 sat in the
+    rendezvous till torchrun killed it)."""
     from flowaccent.cli.main import main
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr("flowaccent.train.distributed.finish", lambda code: None)  # its os._exit would end pytest
     bad = [(["score", "--exp", "E", "--out", "O", "D", "--batch-frames", "0"], 1,
             "flowaccent score: error: batch_frames must be >= 1, got 0"),
            (["score", "--bogus"], 2, "flowaccent score: error: "),
@@ -424,7 +447,10 @@ def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypa
 
     def stopped(seconds):
         slept.append(seconds)
-        raise KeyboardInterrupt  # torchrun stops it: rank 0 has exited with the error
+        _stopped_by_torchrun(seconds)
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt
 
     def status(argv) -> int:
         try:
@@ -433,17 +459,31 @@ def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypa
             return usage.code
 
     for argv, code, said in bad:
-        monkeypatch.setenv("RANK", "0")
+        _as_torchrun(monkeypatch, 0)
         assert status(argv) == code
         err = capsys.readouterr().err
         assert err.startswith(said) and err.count("\n") == 1, err
-        monkeypatch.setenv("RANK", "1")
+        _as_torchrun(monkeypatch, 1)
         slept.clear()
         monkeypatch.setattr("time.sleep", stopped)
         assert status(argv) == code and capsys.readouterr().err == "" and slept == [10.0]
-        monkeypatch.setattr("time.sleep", lambda seconds: None)  # not stopped: rank 0 did not meet it
-        assert status(argv) == code
-        assert capsys.readouterr().err.startswith(said.replace(": error: ", ": error: rank 1/2: ", 1))
+        for waited in (lambda seconds: None, ctrl_c):  # not stopped (rank 0 did not meet it), or a Ctrl-C
+            monkeypatch.setattr("time.sleep", waited)
+            assert status(argv) == code
+            assert capsys.readouterr().err.startswith(said.replace(": error: ", ": error: rank 1/2: ", 1))
+
+
+def test_rank_left_in_the_shell_is_not_a_run(gaussian_dir, tmp_path, monkeypatch, capsys):
+    r"""``RANK=1`` alone (no torchrun): train took itself for rank 1 of one process, trained, saved nothing and
+    exited 0 without a word."""
+    from flowaccent.cli.main import main
+
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert main(["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"),
+                 str(gaussian_dir[0]), "--quiet", "--train.device", "cpu"]) == 0
+    assert (tmp_path / "exp" / "final.pt").is_file() and "train: " in capsys.readouterr().err
 
 
 def test_another_command_under_torchrun_is_one_line(tmp_path):

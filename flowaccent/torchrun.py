@@ -1,0 +1,50 @@
+r"""What ``torchrun`` tells the process it starts, read from its environment without importing torch.
+
+A process is one of a torchrun run only where ``WORLD_SIZE`` > 1 comes with the rest of what torchrun sets
+(:data:`ENV`): a ``WORLD_SIZE`` or ``RANK`` left in a shell is not a run (a ``RANK=1`` alone made ``train`` take
+itself for rank 1 of one process: it trained, saved nothing and exited 0).
+"""
+
+from __future__ import annotations
+
+import os
+
+from flowaccent.errors import ConfigError
+
+#: What torchrun sets for each process besides ``WORLD_SIZE``.
+ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def place() -> tuple[int, int] | None:
+    r"""``(rank, world)`` of a process torchrun started as one of several; None otherwise (one process, or a
+    variable left in the shell: :func:`world_size` says so where it matters)."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+    if world <= 1 or any(name not in os.environ for name in ENV):
+        return None
+    return rank, world
+
+
+def rank() -> int:
+    r"""This process's rank in its torchrun run; 0 outside one."""
+    where = place()
+    return where[0] if where else 0
+
+
+def world_size() -> int:
+    r"""The processes torchrun started (1 without it). A :class:`ConfigError` where ``WORLD_SIZE`` > 1 is set
+    without the rest of torchrun's variables (one left in the shell: torch's process group gave a traceback,
+    'environment variable RANK expected, but not set'), or is not a number: for the commands that share their
+    work, whose processes would wait for the others."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        world = int(text)
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={text!r} is not a number of processes (torchrun sets it)") from None
+    missing = [name for name in ENV if name not in os.environ]
+    if world > 1 and missing:
+        raise ConfigError(f"WORLD_SIZE={world} is set, but not {', '.join(missing)}: this process was not started by "
+                          "torchrun; unset WORLD_SIZE, or start the command with torchrun")
+    return max(world, 1)
