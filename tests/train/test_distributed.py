@@ -425,11 +425,11 @@ def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_pat
     _as_torchrun(monkeypatch, 0, world=1)  # torchrun --nproc_per_node 1: the command itself runs (and fails here)
     main(argv)  # returns: no os._exit (distributed.finish) without a process group
     assert "started by torchrun" not in capsys.readouterr().err
-    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):  # a WORLD_SIZE=2 left in the shell
+    for name in ("LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "RANK"):  # WORLD_SIZE=2 (and RANK) left in the shell
+        _as_torchrun(monkeypatch, 0)
         monkeypatch.delenv(name)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    main(argv)
-    assert "started by torchrun" not in capsys.readouterr().err
+        main(argv)
+        assert "started by torchrun" not in capsys.readouterr().err, name
 
 
 def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypatch, capsys):
@@ -481,9 +481,51 @@ def test_rank_left_in_the_shell_is_not_a_run(gaussian_dir, tmp_path, monkeypatch
     (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert main(["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"),
-                 str(gaussian_dir[0]), "--quiet", "--train.device", "cpu"]) == 0
+    argv = ["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(tmp_path / "exp"), str(gaussian_dir[0]),
+            "--quiet", "--train.device", "cpu"]
+    assert main(argv) == 0
     assert (tmp_path / "exp" / "final.pt").is_file() and "train: " in capsys.readouterr().err
+    with open(tmp_path / "exp" / LOCK, "w") as held:  # the run is the main process's: it takes the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main([*argv[:5], "--resume", *argv[5:]]) == 1
+    assert "is being trained by another process now" in capsys.readouterr().err
+
+
+def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkeypatch):
+    r"""A Ctrl-C or torchrun's SIGTERM while a rank waited for rank 0's line (said_once) or at the last barrier
+    (finish) gave a KeyboardInterrupt traceback. said_once then says the rank's line; finish ends the process."""
+    import torch.distributed as dist
+
+    from flowaccent.train import distributed
+
+    def signal_comes(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    class Store:
+        check = staticmethod(signal_comes)
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: Store())
+    try:  # a KeyboardInterrupt out of a test ends pytest's session as if it were passing
+        said = distributed.said_once("flowaccent train: error: x")
+    except KeyboardInterrupt:
+        pytest.fail("the signal came through said_once")
+    assert said == "flowaccent train: error: rank 1/2: x"
+    monkeypatch.setattr(dist, "barrier", signal_comes)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+
+    def exit_(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(distributed.os, "_exit", exit_)
+    with pytest.raises(SystemExit) as ended:
+        try:
+            distributed.finish(0)
+        except KeyboardInterrupt:
+            pytest.fail("the signal came through finish")
+    assert ended.value.code == 0
 
 
 def test_another_command_under_torchrun_is_one_line(tmp_path):
