@@ -23,7 +23,6 @@ measures its rate against the eager forward.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Literal
 
@@ -45,7 +44,7 @@ def resolve_device(device: str, what: str, index: int | None = None) -> torch.de
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{what}.device is cuda but no GPU is visible")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        index = (int(os.environ["LOCAL_RANK"]) if torchrun.place() else 0) if index is None else index
+        index = torchrun.local_rank() if index is None else index
         if index >= torch.cuda.device_count():
             raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
                               f"({torch.cuda.device_count()} visible): start at most that many processes on it")

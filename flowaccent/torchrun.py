@@ -33,6 +33,11 @@ def rank() -> int:
     return where[0] if where else 0
 
 
+def local_rank() -> int:
+    r"""This process's place on its machine in its torchrun run (the GPU it takes); 0 outside one."""
+    return int(os.environ["LOCAL_RANK"]) if place() else 0
+
+
 def world_size() -> int:
     r"""The processes torchrun started (1 without it). A :class:`ConfigError` where ``WORLD_SIZE`` > 1 is set
     without the rest of torchrun's variables (one left in the shell: torch's process group gave a traceback,

@@ -165,13 +165,11 @@ def _score_set(
         scores = score_dir(model, data, name, folder, config, quiet)
     else:
         leader.score(model, data, name, folder, config, quiet)
-        scores = load_set_scores(folder, name)
-        if scores.utts != data.utts:  # each process read the data dir itself
-            raise ConfigError(f"score: set {name}: the processes' shares do not make up {data.path}'s utterances "
-                              "(did it change while they read it?)")
     if gmm is not None:
         add_column(folder / "utt_scores.tsv", "gmm_log_ll", gmm_utterance_log_ll(gmm, data, model.pipeline))
     table = read_tsv(folder / "utt_scores.tsv")
+    if leader is not None:  # the joined files, read back as --resume reads a kept set's
+        scores = load_set_scores(folder, name, table)
     write_speaker_tsv(folder / "spk_scores.tsv", table)
     mark_complete(folder, stamp)
     return scores, table

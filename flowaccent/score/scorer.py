@@ -149,15 +149,15 @@ def _score_dir(
             bar.update(len(pending))
     write_tsv(out_dir / "utt_scores.tsv", rows, data.utt2score() if data.has("utt2score") else None)
     latents, latent_utts = reservoir.sample()
-    _save_npy(out_dir / "latents.npy", latents)
+    save_npy(out_dir / "latents.npy", latents)
     (out_dir / "latent_utts.txt").write_text("".join(f"{u}\n" for u in latent_utts))
     table = {c: np.asarray(rows[c], np.float64) for c in columns if c not in ("utt", "spk")}
     latent_means = latent_means[:done]  # every utterance (iter_utterances skips none: it raises)
-    _save_npy(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
+    save_npy(out_dir / "utt_latent_means.npy", latent_means)  # summary.json's regressions are fitted on them
     return SetScores(name, rows["utt"], table["num_frames"].astype(int), table, latent_means, latents, latent_utts)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     with write_errors_named(path):  # numpy's short write on a full disk names no file
         np.save(path, array)
 

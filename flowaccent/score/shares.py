@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from flowaccent.data.atomic import atomic_write_text, temporary_name, write_errors_named
+from flowaccent import torchrun
+from flowaccent.data.atomic import atomic_write_text, temporary_name
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
-from flowaccent.errors import FlowAccentError
+from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.score.config import ScoreConfig
+from flowaccent.score.scorer import save_npy, score_dir
 
 #: The tables of a data dir that a share keeps its utterances' lines of (the others, by speaker or read whole, stay).
 _BY_UTTERANCE = ("utt2spk", "feats.scp", "utt2num_frames")
@@ -48,14 +50,12 @@ class Team:
 def join_team() -> Team | None:
     r"""The :class:`Team` of a process that torchrun started as one of several (``WORLD_SIZE`` > 1), its gloo
     process group initialised; else None."""
+    if torchrun.world_size() <= 1:
+        return None
     import torch
     import torch.distributed as dist
 
-    from flowaccent.torchrun import world_size
-
-    if world_size() <= 1:
-        return None
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local = torchrun.local_rank()
     if torch.cuda.is_available() and local < torch.cuda.device_count():  # its GPU, for what takes the current one
         torch.cuda.set_device(local)
     if not dist.is_initialized():
@@ -109,8 +109,6 @@ def _score_share(model, data: DataDir, name: str, folder: Path, config: ScoreCon
                  quiet: bool) -> dict[str, Any]:
     r"""Scores this process's share of ``data`` into its share folder; its outcome: the frames it scored, or the
     error that stopped it (a user's: said by rank 0)."""
-    from flowaccent.score.scorer import score_dir
-
     share = share_of(data, team.rank, team.world)
     if not share.utts:
         return {"frames": 0}
@@ -179,7 +177,9 @@ class Leader:
                 if "error" in outcome:
                     where = f"rank {rank}/{self.team.world}: " if rank else ""
                     raise FlowAccentError(f"{where}{outcome['error']}")
-            join(folder, [o["frames"] for o in outcomes], config)
+            if join(folder, [o["frames"] for o in outcomes], config) != data.utts:  # each process read the dir itself
+                raise ConfigError(f"score: set {name}: the processes' shares do not make up {data.path}'s "
+                                  "utterances (did it change while they read it?)")
         finally:  # also where it stopped (a signal, a rank gone): they stayed in a set folder that was there before
             remove_shares(folder)
 
@@ -190,9 +190,10 @@ def remove_shares(folder: Path) -> None:
         shutil.rmtree(share, ignore_errors=True)
 
 
-def join(folder: Path, frames: list[int], config: ScoreConfig) -> None:
+def join(folder: Path, frames: list[int], config: ScoreConfig) -> list[str]:
     r"""Joins the shares in ``folder`` (``frames``: each rank's frames, 0 for none) into its ``utt_scores.tsv``,
-    ``frame_scores.{ark,scp}``, ``utt_latent_means.npy``, ``latents.npy`` and ``latent_utts.txt``."""
+    ``frame_scores.{ark,scp}``, ``utt_latent_means.npy``, ``latents.npy`` and ``latent_utts.txt``; returns the
+    utterances joined, in order."""
     parts = [share_folder(folder, rank) for rank, count in enumerate(frames) if count]
     counts = [count for count in frames if count]
     for part in parts:
@@ -202,15 +203,11 @@ def join(folder: Path, frames: list[int], config: ScoreConfig) -> None:
     tables = [(part / "utt_scores.tsv").read_text(encoding="utf-8").split("\n", 1) for part in parts]
     atomic_write_text(folder / "utt_scores.tsv", tables[0][0] + "\n" + "".join(body for _, body in tables))
     _join_arks(folder, parts)
-    _save(folder / "utt_latent_means.npy", np.concatenate([np.load(p / "utt_latent_means.npy") for p in parts]))
+    save_npy(folder / "utt_latent_means.npy", np.concatenate([np.load(p / "utt_latent_means.npy") for p in parts]))
     latents, utts = _joined_sample(parts, counts, config)
-    _save(folder / "latents.npy", latents)
+    save_npy(folder / "latents.npy", latents)
     (folder / "latent_utts.txt").write_text("".join(f"{u}\n" for u in utts))
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    with write_errors_named(path):  # numpy's short write on a full disk names no file
-        np.save(path, array)
+    return [line.split("\t", 1)[0] for _, body in tables for line in body.split("\n")[:-1]]
 
 
 def _join_arks(folder: Path, parts: list[Path]) -> None:

@@ -36,7 +36,7 @@ def setup(device: str = "auto") -> DistEnv:
     r"""Initialises the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
     world = torchrun.world_size()
     rank = torchrun.rank()
-    local_rank = int(os.environ["LOCAL_RANK"]) if world > 1 else 0
+    local_rank = torchrun.local_rank()
     target = resolve_device(device, "train", local_rank)
     use_cuda = target.type == "cuda"
     if use_cuda:
