@@ -109,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with owned(own):
             return _main(argv)
+    except KeyboardInterrupt:  # in a torchrun worker whose command has ended (saying its error, or ending the group):
+        if not _joined():  # torchrun's SIGTERM, sent once another process has exited, which says why; it was a
+            raise  # traceback of this one's
+        from flowaccent.train.distributed import finish
+
+        finish(128 + (_TERMINATED[0] if _TERMINATED else signal.SIGINT))
+        raise  # not reached
     finally:
         for number in own:
             signal.signal(number, signal.SIG_DFL)

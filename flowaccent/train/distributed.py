@@ -107,23 +107,36 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
     r"""What this process prints of an error ``line`` every process of a torchrun run may hit alike (a missing data
     dir, too large a batch): each printed it, one line per process. Rank 0 prints ``line``, then leaves it in the
     run's store (:func:`mark_said`); another rank prints nothing where rank 0 left the same line within
-    ``wait_s`` seconds, else ``line`` with its rank (an error of its own, or rank 0 is busy elsewhere)."""
+    ``wait_s`` seconds, else ``line`` with its rank (an error of its own, or rank 0 is busy elsewhere).
+
+    A signal while waiting (torchrun's SIGTERM, sent once rank 0 has exited: most often after leaving its line)
+    ends the wait; the store is asked once more. (That SIGTERM had rank 1 say rank 0's line again, with its rank.)"""
     if not dist.is_initialized() or dist.get_rank() == 0:
         return line
     rank = f"rank {dist.get_rank()}/{dist.get_world_size()}: "
+    deadline = time.monotonic() + wait_s
     try:
-        store = dist.distributed_c10d._get_default_store()
-        deadline = time.monotonic() + wait_s
-        while not store.check([_SAID]):  # polled: the store's own wait logged two socket warnings on a timeout
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            time.sleep(0.02)
-        if store.get(_SAID).decode() == line:
-            return None
-    except (Exception, KeyboardInterrupt):  # not there in time, no store to ask (torch's private API), or a signal
-        pass  # while waiting (its traceback): said here
+        while (said := _left_by_rank_0()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # polled: the store's own wait logged two socket warnings on a timeout
+    except KeyboardInterrupt:
+        try:
+            said = _left_by_rank_0()
+        except KeyboardInterrupt:  # yet another signal: said here
+            said = None
+    if said == line:
+        return None
     head, sep, rest = line.partition(": error: ")
     return f"{head}{sep}{rank}{rest}" if sep else rank + line
+
+
+def _left_by_rank_0() -> str | None:
+    r"""The line rank 0 left in the run's store (:func:`mark_said`); None where there is none yet, or no store to
+    ask (torch's private API)."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        return store.get(_SAID).decode() if store.check([_SAID]) else None
+    except Exception:
+        return None
 
 
 def mark_said(line: str) -> None:

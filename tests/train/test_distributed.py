@@ -528,6 +528,52 @@ def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkey
     assert ended.value.code == 0
 
 
+def test_torchruns_sigterm_once_rank_0_said_the_error_says_nothing_more(tmp_path, monkeypatch):
+    r"""CI, under load: rank 0 said its error and exited, and torchrun's SIGTERM reached rank 1 while it waited for
+    rank 0's line (said_once: it said the line again, with its rank) or just after, before the group's end (a
+    KeyboardInterrupt traceback). said_once now asks the store once more; a signal after it ends the process."""
+    import torch.distributed as dist
+
+    from flowaccent.cli import main
+    from flowaccent.train import distributed
+
+    line = "flowaccent train: error: x"
+
+    class Store:  # rank 0's line arrives with torchrun's SIGTERM
+        checks = 0
+
+        def check(self, keys):
+            Store.checks += 1
+            if Store.checks == 1:
+                _stopped_by_torchrun(0)
+            return True
+
+        def get(self, key):
+            return line.encode()
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: Store())
+    try:
+        assert distributed.said_once(line) is None and Store.checks == 2
+    except KeyboardInterrupt:
+        pytest.fail("the signal came through said_once")
+
+    def ended(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(main, "_joined", lambda: True)
+    monkeypatch.setattr(main, "_say_error", _stopped_by_torchrun)
+    monkeypatch.setattr(distributed, "finish", ended)
+    with pytest.raises(SystemExit) as stopped:
+        try:
+            main.main(["report", "--exp", str(tmp_path / "exp"), "--scores", str(tmp_path / "scores")])
+        except KeyboardInterrupt:
+            pytest.fail("the signal came through main")
+    assert stopped.value.code == 143
+
+
 def test_another_command_under_torchrun_is_one_line(tmp_path):
     r"""The real thing: ``torchrun --nproc_per_node 2 flowaccent report``, one line of flowaccent's and nothing made
     (where rank 1 exited first, torchrun stopped rank 0 before it said why)."""
