@@ -50,6 +50,11 @@ class _Parser(argparse.ArgumentParser):
         _say_before_the_group(f"{self.prog}: error: {message} (usage: {self.prog} --help)")
         self.exit(2)
 
+    def _print_message(self, message: str, file=None) -> None:  # --help, --version: under torchrun, by rank 0 alone
+        place = torchrun.place()  # (each rank printed them)
+        if place is None or place[0] == 0:
+            super()._print_message(message, file)
+
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     r"""The parser of every sub-command; with ``only``, just that one is built in full (the

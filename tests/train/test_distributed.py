@@ -491,6 +491,20 @@ def test_rank_left_in_the_shell_is_not_a_run(gaussian_dir, tmp_path, monkeypatch
     assert "is being trained by another process now" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"], ["score", "--help"]])
+def test_help_and_version_under_torchrun_are_printed_once(argv, monkeypatch, capsys):
+    r"""``torchrun --nproc_per_node 8 -m flowaccent train --help`` printed the help 8 times, once per rank."""
+    from flowaccent.cli.main import main
+
+    for rank in (1, 0):
+        _as_torchrun(monkeypatch, rank)
+        with pytest.raises(SystemExit) as ended:
+            main(argv)
+        assert ended.value.code == 0
+        out = capsys.readouterr().out
+        assert ("flowaccent" in out) == (rank == 0), (rank, out[:200])
+
+
 def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkeypatch):
     r"""A Ctrl-C or torchrun's SIGTERM while a rank waited for rank 0's line (said_once) or at the last barrier
     (finish) gave a KeyboardInterrupt traceback. said_once then says the rank's line; finish ends the process."""
