@@ -130,13 +130,13 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
 
 
 def _left_by_rank_0() -> str | None:
-    r"""The line rank 0 left in the run's store (:func:`mark_said`); None where there is none yet, or no store to
-    ask (torch's private API)."""
+    r"""The line rank 0 left in the run's store (:func:`mark_said`); None where there is none yet, ``""`` where
+    there is no store to ask (torch's private API): no use waiting."""
     try:
         store = dist.distributed_c10d._get_default_store()
         return store.get(_SAID).decode() if store.check([_SAID]) else None
     except Exception:
-        return None
+        return ""
 
 
 def mark_said(line: str) -> None:
