@@ -131,11 +131,19 @@ def test_a_first_ctrl_c_ends_a_chunk_after_the_job_it_is_on(tmp_path):
     r"""The 10 jobs of one chunk run in one call of the worker (3 s); after a first Ctrl-C, those that call
     ``check_stopping`` do not start. Before, the worker went on through its whole chunk."""
     results = imap_processes(_slow_part, [tmp_path / f"m{i}" for i in range(10)], 1, chunksize=10)
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # a first Ctrl-C, while the chunk runs
-    start = time.monotonic()
+    sent = []
+
+    def ctrl_c_once_a_job_is_done() -> None:  # not at a fixed time: a worker started late under load did none
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "m0").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_a_job_is_done, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         next(results)  # waits for the chunk's results; the interrupt ends the wait, and the workers' shutdown
-    assert time.monotonic() - start < 1.8
+    assert time.monotonic() - sent[0] < 1.8  # the job it is on (0.3 s), not the chunk's other 8 (2.4 s)
     assert 1 <= len(list(tmp_path.glob("m*"))) <= 3
     assert not multiprocessing.active_children()
 
