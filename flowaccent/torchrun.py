@@ -27,6 +27,12 @@ def place() -> tuple[int, int] | None:
     return rank, world
 
 
+def with_rank(line: str, rank: int, world: int) -> str:
+    r"""An error ``line`` as process ``rank`` of ``world`` says it: ``PROG: error: rank 1/2: ...``."""
+    head, sep, rest = line.partition(": error: ")
+    return f"{head}{sep}rank {rank}/{world}: {rest}" if sep else f"rank {rank}/{world}: {line}"
+
+
 def rank() -> int:
     r"""This process's rank in its torchrun run; 0 outside one."""
     where = place()

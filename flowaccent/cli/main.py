@@ -230,8 +230,7 @@ def _say_before_the_group(line: str, wait_s: float = RANK_0_SAYS_S) -> None:
     except KeyboardInterrupt:  # torchrun's SIGTERM: rank 0 has said it; a Ctrl-C: it says nothing of this rank's
         if _TERMINATED:
             return
-    head, sep, rest = line.partition(": error: ")
-    print(f"{head}{sep}rank {place[0]}/{place[1]}: {rest}" if sep else line, file=sys.stderr)
+    print(torchrun.with_rank(line, *place), file=sys.stderr)
 
 
 def _say_error(line: str) -> None:

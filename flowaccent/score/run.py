@@ -160,8 +160,8 @@ def _score_set(
     returns its scores and its ``utt_scores.tsv`` as read back (:func:`read_tsv`). With ``leader``, every process
     of the torchrun run scores a share of it."""
     unmark(folder)  # first: a folder half written over is never taken for complete
+    shares.remove_shares(folder)  # a stopped torchrun run's: they stayed beside a stamp
     if leader is None:
-        shares.remove_shares(folder)  # a stopped torchrun run's: they stayed beside a stamp
         scores = score_dir(model, data, name, folder, config, quiet)
     else:
         leader.score(model, data, name, folder, config, quiet)

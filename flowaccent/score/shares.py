@@ -165,8 +165,7 @@ class Leader:
 
     def score(self, model, data: DataDir, name: str, folder: Path, config: ScoreConfig, quiet: bool) -> None:
         r"""Scores set ``name`` (``data``) into ``folder`` with every rank: its files as :func:`score_dir` writes
-        them."""
-        remove_shares(folder)  # a stopped run's
+        them (a stopped run's shares removed before: :func:`remove_shares`)."""
         folder.mkdir(parents=True, exist_ok=True)  # before the others make their shares in it
         try:
             self.busy = True  # till the outcomes are in: where rank 0 stops before, the others learn it from the

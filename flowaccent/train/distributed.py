@@ -113,7 +113,6 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
     ends the wait; the store is asked once more. (That SIGTERM had rank 1 say rank 0's line again, with its rank.)"""
     if not dist.is_initialized() or dist.get_rank() == 0:
         return line
-    rank = f"rank {dist.get_rank()}/{dist.get_world_size()}: "
     deadline = time.monotonic() + wait_s
     try:
         while (said := _left_by_rank_0()) is None and time.monotonic() < deadline:
@@ -123,10 +122,7 @@ def said_once(line: str, wait_s: float = 2.0) -> str | None:
             said = _left_by_rank_0()
         except KeyboardInterrupt:  # yet another signal: said here
             said = None
-    if said == line:
-        return None
-    head, sep, rest = line.partition(": error: ")
-    return f"{head}{sep}{rank}{rest}" if sep else rank + line
+    return None if said == line else torchrun.with_rank(line, dist.get_rank(), dist.get_world_size())
 
 
 def _left_by_rank_0() -> str | None:
