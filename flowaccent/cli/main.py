@@ -185,8 +185,13 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 
 def _interrupted(who: str) -> int:
-    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129)."""
+    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129). A torchrun
+    worker other than rank 0 says nothing: a terminal's Ctrl-C reaches every worker, and torchrun's SIGTERM every one
+    still running once one has ended, which says why (each rank said it; one behind rank 0 added 'terminated' to the
+    error rank 0 had said)."""
     _STOPPED_BY[:] = [_TERMINATED[0] if _TERMINATED else signal.SIGINT]
+    if torchrun.rank():
+        return 128 + _STOPPED_BY[0]
     try:
         print(f"{who}: {_STOPPED_HOW[_STOPPED_BY[0]]}", file=sys.stderr)
     except OSError:  # the terminal is gone (SIGHUP): nowhere to say it

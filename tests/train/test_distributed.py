@@ -599,3 +599,31 @@ def test_another_command_under_torchrun_is_one_line(tmp_path):
     assert result.stderr.count("flowaccent report: error:") == 1, result.stderr[-3000:]
     assert "started by torchrun as 2 processes (WORLD_SIZE=2)" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("where", ["build_parser", "run"])
+def test_a_signal_is_said_by_rank_0_alone(where, signum, tmp_path, monkeypatch, capsys):
+    r"""A terminal's Ctrl-C reaches every torchrun worker, and torchrun's SIGTERM every one still running once one
+    has ended: each rank said 'interrupted' (two lines), and under load a rank still importing torch, or behind rank 0
+    when rank 0 said an error and exited, added 'flowaccent: terminated' to rank 0's error. Rank 0 says it alone:
+    torchrun's SIGTERM comes once another process has ended, which says why."""
+    from flowaccent.cli import main, score
+
+    def signal_comes(*args, **kwargs):
+        if signum != signal.SIGINT:  # as the command's handler records it
+            main._TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main if where == "build_parser" else score, where, signal_comes)
+    for rank in (0, 1):
+        _as_torchrun(monkeypatch, rank)
+        try:
+            code = main.main(["score", "--exp", str(tmp_path / "exp"), "--out", str(tmp_path / "out"),
+                              f"native={tmp_path}"])
+        except KeyboardInterrupt:
+            pytest.fail("the signal came through main")
+        said = capsys.readouterr().err
+        assert code == 128 + signum
+        assert said == ("" if rank else f"flowaccent{'' if where == 'build_parser' else ' score'}: "
+                        f"{'interrupted' if signum == signal.SIGINT else 'terminated'}\n"), (rank, said)
