@@ -44,6 +44,11 @@ def local_rank() -> int:
     return int(os.environ["LOCAL_RANK"]) if place() else 0
 
 
+def local_world_size() -> int:
+    r"""The processes of this torchrun run on this machine (``LOCAL_WORLD_SIZE``); 1 outside one."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", local_rank() + 1)) if place() else 1
+
+
 def world_size() -> int:
     r"""The processes torchrun started (1 without it). A :class:`ConfigError` where ``WORLD_SIZE`` > 1 is set
     without the rest of torchrun's variables (one left in the shell: torch's process group gave a traceback,

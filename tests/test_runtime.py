@@ -37,6 +37,27 @@ def test_devices_and_their_errors():
             resolve_device("cuda", "train")
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_more_torchrun_processes_than_gpus_is_every_processs_error(rank, monkeypatch):
+    r"""Two processes on a machine with one GPU: only the one without a GPU said so (``score`` found it after rank 0
+    had scored its share of the first set). Every process now says the same, so rank 0 says it for the run."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in (("WORLD_SIZE", 2), ("RANK", rank), ("LOCAL_RANK", rank), ("LOCAL_WORLD_SIZE", 2),
+                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, str(value))
+    for device in ("auto", "cuda"):
+        with pytest.raises(ConfigError, match=r"^train.device: 2 processes on this machine, but 1 GPU\(s\) visible: "
+                           "start at most that many processes on it, one per GPU$"):
+            resolve_device(device, "train")
+    assert resolve_device("cpu", "train") == CPU
+    for name in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):  # one process on each of two machines
+        monkeypatch.setenv(name, "0" if name == "LOCAL_RANK" else "1")
+    assert resolve_device("auto", "train") == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match="process 1 of this machine has no GPU of its own"):
+        resolve_device("auto", "train", index=1)
+
+
 def test_precision_errors():
     check_precision(CPU, "fp32", "score")
     check_precision(CPU, "bf16", "score")

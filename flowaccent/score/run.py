@@ -75,7 +75,7 @@ def score_corpora(
     scored completely from the same model, data and options is read back, not scored again
     (:mod:`flowaccent.score.resume`); a run that stops keeps the sets it finished. Under ``torchrun`` every process
     scores a share of each set and rank 0 does the rest (:mod:`flowaccent.score.shares`); the others return ``{}``."""
-    team = shares.join_team()  # under torchrun: rank 0 runs the command, every rank scores a share of each set
+    team = shares.join_team(config.device)  # under torchrun: rank 0 runs the command, each rank scores shares
     if team is not None and team.rank:
         shares.serve(team, Path(exp_dir), checkpoint, config)
         return {}

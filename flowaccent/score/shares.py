@@ -47,17 +47,19 @@ class Team:
     world: int
 
 
-def join_team() -> Team | None:
+def join_team(device: str = "auto") -> Team | None:
     r"""The :class:`Team` of a process that torchrun started as one of several (``WORLD_SIZE`` > 1), its gloo
-    process group initialised; else None."""
+    process group initialised; else None. ``device`` (``score.device``) is checked first, by every process (more
+    processes than GPUs on a machine: said by the others after rank 0 had scored its share of the first set)."""
     if torchrun.world_size() <= 1:
         return None
     import torch
     import torch.distributed as dist
 
-    local = torchrun.local_rank()
-    if torch.cuda.is_available() and local < torch.cuda.device_count():  # its GPU, for what takes the current one
-        torch.cuda.set_device(local)
+    from flowaccent.runtime import resolve_device
+
+    if (target := resolve_device(device, "score")).type == "cuda":  # its GPU, for what takes the current one
+        torch.cuda.set_device(target)
     if not dist.is_initialized():
         dist.init_process_group("gloo", timeout=TIMEOUT)
     return Team(dist.get_rank(), dist.get_world_size())

@@ -37,7 +37,7 @@ def setup(device: str = "auto") -> DistEnv:
     world = torchrun.world_size()
     rank = torchrun.rank()
     local_rank = torchrun.local_rank()
-    target = resolve_device(device, "train", local_rank)
+    target = resolve_device(device, "train")
     use_cuda = target.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -23,10 +23,10 @@ from flowaccent.score.shares import _joined_sample, share_of
 from flowaccent.score.tables import read_tsv
 
 
-def _torchrun(*args: str, script: Path | None = None) -> subprocess.CompletedProcess:
+def _torchrun(*args: str, script: Path | None = None, device: str = "cpu") -> subprocess.CompletedProcess:
     launch = [str(script)] if script else ["-m", "flowaccent"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launch,
-           "score", *args, "--quiet", "--device", "cpu"]
+           "score", *args, "--quiet", "--device", device]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=300)
 
@@ -203,6 +203,31 @@ def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score:")]
     assert lines == [f"flowaccent score: error: {tmp_path / 'nope' / 'final.pt'}: no such checkpoint"], \
         result.stderr[-3000:]
+
+
+#: Runs ``flowaccent`` as on a machine with one GPU (none is used: the command stops before).
+ONE_GPU = """
+import sys, torch
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+"""
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_more_processes_than_gpus_is_one_line_before_any_work(trained, tmp_path, device):
+    r"""Two processes on a machine with one GPU: rank 1 said so only after rank 0 had scored its share of the first
+    set (on a real corpus, minutes of work lost)."""
+    root, exp = trained
+    (tmp_path / "run.py").write_text(ONE_GPU)
+    result = _torchrun("--exp", str(exp), "--out", str(tmp_path / "out"), f"native={root / 'native'}",
+                       script=tmp_path / "run.py", device=device)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score")]
+    assert lines == ["flowaccent score: error: score.device: 2 processes on this machine, but 1 GPU(s) visible: "
+                     "start at most that many processes on it, one per GPU"], result.stderr[-3000:]
+    assert result.returncode != 0 and not (tmp_path / "out").exists()
 
 
 def test_ids_holding_line_separators_of_unicode_are_joined(trained, tmp_path):
