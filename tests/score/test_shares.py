@@ -197,6 +197,41 @@ def test_no_share_is_left_by_a_stopped_run_or_beside_a_one_process_runs_set(trai
     assert not list(out.rglob(".share.*"))
 
 
+#: Runs ``flowaccent`` with rank 0 gone (``os._exit``, as a SIGKILL or an OOM kill leaves it) once rank 1 has scored
+#: its share of the first set, and before rank 0 has joined the shares.
+RANK_0_GONE = """
+import os, sys, time
+from pathlib import Path
+from flowaccent.score import shares
+score_share = shares._score_share
+def scored_or_gone(model, data, name, folder, config, team, quiet):
+    done = Path(folder).parent.parent / "rank_1_scored"
+    if team.rank == 0:
+        deadline = time.monotonic() + 120
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(9)
+    outcome = score_share(model, data, name, folder, config, team, quiet)
+    done.touch()
+    return outcome
+shares._score_share = scored_or_gone
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+"""
+
+
+def test_a_process_removes_its_share_when_rank_0_is_gone(trained, tmp_path):
+    r"""Rank 0 killed before joining the shares: it cannot remove the others' shares (it does when it stops), so each
+    process removes its own (rank 0's stays, as a SIGKILL leaves it: the next run into ``--out`` removes it)."""
+    root, exp = trained
+    (tmp_path / "run.py").write_text(RANK_0_GONE)
+    out = tmp_path / "out"
+    result = _torchrun("--exp", str(exp), "--out", str(out), f"native={root / 'native'}", script=tmp_path / "run.py")
+    assert result.returncode != 0 and (tmp_path / "rank_1_scored").exists(), result.stderr[-3000:]
+    assert (out / "native").is_dir() and not (out / "native" / ".share.1").exists(), result.stderr[-3000:]
+
+
 def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
     r"""The other ranks loaded the model before rank 0 sent a set: each said 'no such checkpoint', 2 s late."""
     result = _torchrun("--exp", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), str(tmp_path))
