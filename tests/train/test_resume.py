@@ -46,14 +46,22 @@ def test_sigkill_then_resume_equals_uninterrupted(gaussian_dir, tmp_path):
     config_path = tmp_path / "conf.yaml"
     config_path.write_text(config.to_yaml())
     env = environment()
-    subprocess.run(command(config_path, tmp_path / "full", path), check=True, env=env, timeout=300)
+
+    def start_until_last_pt(exp):
+        proc = subprocess.Popen(command(config_path, exp, path), env=env)
+        deadline = time.time() + 120
+        while not (exp / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        return proc
+
+    full_run = start_until_last_pt(tmp_path / "full")
+    seen = time.time()
+    assert full_run.wait(timeout=300) == 0
+    after_first_checkpoint = time.time() - seen  # ~1 s here: a fixed 0.5 s wait assumed a machine no faster
 
     last = tmp_path / "killed" / "checkpoints" / "last.pt"
-    proc = subprocess.Popen(command(config_path, tmp_path / "killed", path), env=env)
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    time.sleep(random.uniform(0.0, 0.5))
+    proc = start_until_last_pt(tmp_path / "killed")
+    time.sleep(random.uniform(0.0, after_first_checkpoint / 2))
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = torch.load(last, weights_only=False)["progress"]["global_step"]
