@@ -75,3 +75,24 @@ def forget() -> None:
     r"""Forgets the signals that came: a new command, pool of workers or training begins (several run in one process:
     tests, notebooks)."""
     _acted.clear()
+
+
+@contextlib.contextmanager
+def ending_at_once() -> Iterator[None]:
+    r"""While the block runs, a stop signal ends the process at once (the system's default), where the command line
+    handles it (:func:`owned`; SIGINT: Python's own handler). For a wait in C++ that runs no Python handler until it
+    returns, with nothing made yet to clean up: the rendezvous of torchrun's processes, which waited deaf to
+    torchrun's SIGTERM (sent once another process had failed before joining) until torchrun killed it 30 s later."""
+    mine = {number: signal.getsignal(number) for number in STOPS}
+    mine = {number: handler for number, handler in mine.items()
+            if number in _own or (number == signal.SIGINT and handler is signal.default_int_handler)}
+    try:
+        for number in mine:
+            signal.signal(number, signal.SIG_DFL)
+    except ValueError:  # not the main thread: its handlers stay
+        mine = {}
+    try:
+        yield
+    finally:
+        for number, handler in mine.items():
+            signal.signal(number, handler)

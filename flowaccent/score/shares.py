@@ -31,6 +31,7 @@ from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.scorer import save_npy, score_dir
+from flowaccent.signals import ending_at_once
 
 #: The tables of a data dir that a share keeps its utterances' lines of (the others, by speaker or read whole, stay).
 _BY_UTTERANCE = ("utt2spk", "feats.scp", "utt2num_frames")
@@ -61,7 +62,8 @@ def join_team(device: str = "auto") -> Team | None:
     if (target := resolve_device(device, "score")).type == "cuda":  # its GPU, for what takes the current one
         torch.cuda.set_device(target)
     if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=TIMEOUT)
+        with ending_at_once():  # nothing made yet
+            dist.init_process_group("gloo", timeout=TIMEOUT)
     return Team(dist.get_rank(), dist.get_world_size())
 
 

@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from flowaccent import torchrun
 from flowaccent.runtime import resolve_device
+from flowaccent.signals import ending_at_once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,8 @@ def setup(device: str = "auto") -> DistEnv:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        with ending_at_once():  # nothing made yet
+            dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistEnv(rank, world, target)
 
 

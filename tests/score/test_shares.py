@@ -265,6 +265,31 @@ def test_more_processes_than_gpus_is_one_line_before_any_work(trained, tmp_path,
     assert result.returncode != 0 and not (tmp_path / "out").exists()
 
 
+#: Runs ``flowaccent`` with an option only rank 1 is given: an error of its command line that rank 0 does not meet.
+RANK_1_ALONE_ERRS = """
+import os, sys
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:], *(["--batch-frames", "0"] if os.environ["RANK"] == "1" else [])]
+entry()
+"""
+
+
+def test_an_error_of_rank_1_alone_ends_the_run_without_torchruns_grace(trained, tmp_path):
+    r"""Rank 0 sat in the rendezvous, deaf to torchrun's SIGTERM, until torchrun killed it 30 s later (as ``train``'s,
+    ``tests/train/test_distributed.py``)."""
+    import time
+
+    root, exp = trained
+    (tmp_path / "run.py").write_text(RANK_1_ALONE_ERRS)
+    start = time.monotonic()
+    result = _torchrun("--exp", str(exp), "--out", str(tmp_path / "out"), f"native={root / 'native'}",
+                       script=tmp_path / "run.py")
+    took = time.monotonic() - start
+    lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score")]
+    assert lines == ["flowaccent score: error: rank 1/2: batch_frames must be >= 1, got 0"], result.stderr[-3000:]
+    assert result.returncode != 0 and took < 30 and not (tmp_path / "out").exists(), (took, result.stderr[-3000:])
+
+
 def test_ids_holding_line_separators_of_unicode_are_joined(trained, tmp_path):
     r"""Ids may hold U+2028 or U+0085 (data dirs split lines at \n only): the join split the shares' scps at them
     with str.splitlines, and rank 0 crashed (ValueError, a traceback)."""

@@ -627,3 +627,50 @@ def test_a_signal_is_said_by_rank_0_alone(where, signum, tmp_path, monkeypatch, 
         assert code == 128 + signum
         assert said == ("" if rank else f"flowaccent{'' if where == 'build_parser' else ' score'}: "
                         f"{'interrupted' if signum == signal.SIGINT else 'terminated'}\n"), (rank, said)
+
+
+#: Runs ``flowaccent`` with an option only rank 1 is given: an error of its command line that rank 0 does not meet.
+RANK_1_ALONE_ERRS = '''
+import os, sys
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:], *(["--train.epochs", "0"] if os.environ["RANK"] == "1" else [])]
+entry()
+'''
+
+
+def test_an_error_of_rank_1_alone_before_the_group_ends_the_run_without_torchruns_grace(tmp_path, gaussian_dir):
+    r"""Rank 1 said its error (after waiting for rank 0 to say it) and exited; rank 0 sat in the rendezvous, a C++ wait
+    that runs no Python handler, deaf to torchrun's SIGTERM until torchrun killed it 30 s later (41.6 s in all). A
+    stop signal now ends a process in the rendezvous at once."""
+    import time
+
+    path, _ = gaussian_dir
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    start = time.monotonic()
+    result = _torchrun(tmp_path, RANK_1_ALONE_ERRS, "--config", str(tmp_path / "conf.yaml"), "--exp",
+                       str(tmp_path / "exp"), str(path))
+    took = time.monotonic() - start
+    lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent train")]
+    assert lines == ["flowaccent train: error: rank 1/2: train: epochs must be >= 1, got 0"], result.stderr[-3000:]
+    assert result.returncode != 0 and took < 30, (took, result.stderr[-3000:])
+
+
+def test_a_stop_signal_ends_a_rendezvous_at_once_and_the_handlers_come_back():
+    from flowaccent.signals import ending_at_once, owned
+
+    def callers(signum, frame):
+        pass
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, callers)  # the command line's (owned)
+        signal.signal(signal.SIGHUP, callers)  # a library caller's: left as it is
+        with owned([signal.SIGTERM]), ending_at_once():
+            assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGHUP) is callers
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is callers and signal.getsignal(signal.SIGHUP) is callers
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
