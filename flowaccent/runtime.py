@@ -53,7 +53,7 @@ def resolve_device(device: str, what: str, index: int | None = None) -> torch.de
         index = torchrun.local_rank() if index is None else index
         if index >= count:
             raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
-                              f"({torch.cuda.device_count()} visible): start at most that many processes on it")
+                              f"({count} visible): start at most that many processes on it")
         return torch.device("cuda", index)
     return torch.device("cpu")
 
