@@ -31,7 +31,6 @@ from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.scorer import save_npy, score_dir
-from flowaccent.signals import ending_at_once
 
 #: The tables of a data dir that a share keeps its utterances' lines of (the others, by speaker or read whole, stay).
 _BY_UTTERANCE = ("utt2spk", "feats.scp", "utt2num_frames")
@@ -54,16 +53,11 @@ def join_team(device: str = "auto") -> Team | None:
     processes than GPUs on a machine: said by the others after rank 0 had scored its share of the first set)."""
     if torchrun.world_size() <= 1:
         return None
-    import torch
     import torch.distributed as dist
 
-    from flowaccent.runtime import resolve_device
+    from flowaccent.train.distributed import join_group
 
-    if (target := resolve_device(device, "score")).type == "cuda":  # its GPU, for what takes the current one
-        torch.cuda.set_device(target)
-    if not dist.is_initialized():
-        with ending_at_once():  # nothing made yet
-            dist.init_process_group("gloo", timeout=TIMEOUT)
+    join_group(device, "score", "gloo", timeout=TIMEOUT)  # its GPU made current, for what takes the current one
     return Team(dist.get_rank(), dist.get_world_size())
 
 

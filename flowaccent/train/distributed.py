@@ -36,16 +36,21 @@ class DistEnv:
 def setup(device: str = "auto") -> DistEnv:
     r"""Initialises the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
     world = torchrun.world_size()
-    rank = torchrun.rank()
-    local_rank = torchrun.local_rank()
-    target = resolve_device(device, "train")
-    use_cuda = target.type == "cuda"
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    if world > 1 and not dist.is_initialized():
-        with ending_at_once():  # nothing made yet
-            dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistEnv(rank, world, target)
+    return DistEnv(torchrun.rank(), world, join_group(device, "train"))
+
+
+def join_group(device: str, what: str, backend: str | None = None, **options) -> torch.device:
+    r"""This process's device (``device``, the option ``what.device``: checked by every process before any joins,
+    made current where it is a GPU), and under torchrun the run's process group initialised (``backend``: nccl on a
+    GPU, gloo on the CPU by default; ``options`` go to ``init_process_group``). A stop signal in the rendezvous
+    ends the process at once (:func:`~flowaccent.signals.ending_at_once`): nothing is made yet."""
+    target = resolve_device(device, what)
+    if target.type == "cuda":
+        torch.cuda.set_device(target)
+    if torchrun.world_size() > 1 and not dist.is_initialized():
+        with ending_at_once():
+            dist.init_process_group(backend or ("nccl" if target.type == "cuda" else "gloo"), **options)
+    return target
 
 
 @torch.no_grad()
