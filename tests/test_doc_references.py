@@ -1,4 +1,5 @@
-r"""What the docs point to exists: their relative links, the repository paths they name in backticks
+r"""What the docs point to exists: their relative links and the headings their ``#anchors`` name, the repository
+paths they name in backticks
 (``benchmarks/bench_score.py``) and the Python names (``flowaccent.score.metrics.moments``). A renamed file
 or function otherwise leaves the docs pointing at nothing, and no other test reads them."""
 
@@ -52,6 +53,35 @@ def test_relative_links_lead_to_files(doc):
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def anchors(markdown: str) -> set[str]:
+    r"""The ``#anchors`` GitHub gives ``markdown``'s headings: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as ``-``, a repeated one numbered ``-1``, ``-2``, ...; not the ``#`` lines of fenced code."""
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = None if fenced else re.match(r"#{1,6}\s+(.*?)[\s#]*$", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+            found.add(f"{slug}-{counts[slug]}" if counts.get(slug) else slug)
+            counts[slug] = counts.get(slug, 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def test_anchors_lead_to_headings(doc):
+    broken = []
+    for target in LINK.findall(doc.read_text()):
+        path, hash_, anchor = target.partition("#")
+        if hash_ and not path.startswith(("http://", "https://")) and (path.endswith(".md") or not path):
+            markdown = (doc.parent / path).read_text() if path else doc.read_text()
+            broken += [target] if anchor not in anchors(markdown) else []
+    assert broken == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
 def test_named_repository_paths_exist(doc):
     paths = [p.rstrip(".") for p in PATH.findall(doc.read_text())]
     named = [p for p in paths if "/exp/" not in p and not p.startswith("benchmarks/results/")]
@@ -69,3 +99,5 @@ def test_the_checks_can_fail():
     assert resolves("flowaccent.score.metrics.moments") and resolves("flowaccent.features")
     assert PATH.findall("see `benchmarks/bench_nothing.py` and `flowaccent/{a,b}/config.py`") == [
         "benchmarks/bench_nothing.py"]
+    markdown = "# GPU (goal 7): one H200\n## `score` -- end to end\n```\n# not a heading\n```\n## `score` -- end to end"
+    assert anchors(markdown) == {"gpu-goal-7-one-h200", "score----end-to-end", "score----end-to-end-1"}
