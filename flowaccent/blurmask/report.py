@@ -70,11 +70,12 @@ def blurmask_part(
 ) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
     r"""``(tables, figures, naming, command)`` of the blur-mask run in ``folder`` (its ``summary``,
     :func:`load_blurmask`, checked by :func:`check_same_model`): :func:`~flowaccent.blurmask.run.summary_tables`
-    titled "Blur masks: ...", the
+    titled "Blur masks: ..." (a word's capital lowered there: "the lab's table", not "The lab's table"), the
     deletion curves and the first utterance's mask figure of each set, copied into ``fig_dir`` as
     ``blurmask_*.png`` (the report's Markdown links them there), the naming paragraph and the run's command."""
     folder = Path(folder)
-    tables = [(f"Blur masks: {title}", header, rows) for title, header, rows in summary_tables(summary, "all sets")]
+    tables = [(f"Blur masks: {_after_colon(title)}", header, rows)
+              for title, header, rows in summary_tables(summary, "all sets")]
     figures: dict[str, Path] = {}
     fig_dir.mkdir(parents=True, exist_ok=True)
     how = f"{summary['config']['fit']['variant']} mask, target {summary['config'].get('run', {}).get('target', '?')}"
@@ -90,6 +91,11 @@ def blurmask_part(
             )
     naming = NAMING.replace("{m}", mask_symbol(summary["config"]["fit"]["variant"]))
     return tables, figures, naming, summary.get("command", "(command not recorded)")
+
+
+def _after_colon(title: str) -> str:
+    r"""``title`` to follow a colon: its first word's capital lowered, an acronym's kept ("AUCs and SRG ...")."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
 
 
 def _first_utterances(table: Path) -> dict[str, str]:

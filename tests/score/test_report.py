@@ -657,7 +657,7 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     assert main([*report, "--blurmask", str(masks)]) == 0
     html, md = out.read_text(), out.with_suffix(".md").read_text()
     for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<td>all sets</td>",
-                 "<h2>Blur masks: The lab's table: median output change over all utterances",
+                 "<h2>Blur masks: the lab's table: median output change over all utterances",
                  "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp"):
         assert text in html, text
     utts = sorted((masks / "native").glob("*.npz"))[0].stem, sorted((masks / "ja").glob("*.npz"))[0].stem
