@@ -356,6 +356,10 @@ def roc_curves(
     return _save(fig, base)
 
 
+#: The rating figure's markers, one per set in turn: a shape tells sets apart where colours are near.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
 def rating_scatter(
     scores: dict[str, dict[str, np.ndarray]],
     ratings: dict[str, np.ndarray],
@@ -363,7 +367,8 @@ def rating_scatter(
     cols: dict[str, str] | None = None,
 ) -> Path:
     r"""Utterance scores against their ratings (``utt2score``): one panel per score (``scores[score][set]``, mean
-    per frame in nats), one colour per rated set; below each panel its legend, which gives each set's number of
+    per frame in nats), one colour and marker per rated set (red and pink points told apart by shape too); below each
+    panel its legend, which gives each set's number of
     rated utterances and its Pearson r with that panel's score (the report's correlation table gives it with
     Spearman's; ``-``: not defined). The r values stood in the panels' corner, over the points (with 16 sets down
     the whole panel)."""
@@ -375,11 +380,12 @@ def rating_scatter(
     rows = -(-len(names) // ncol)
     fig, axes = _subplots(1, len(scores), figsize=(4.6 * len(scores), 4 + 0.17 * rows), squeeze=False)
     cols = cols or colours(names)
+    markers = {name: MARKERS[number % len(MARKERS)] for number, name in enumerate(names)}
     for ax, (score, by_set) in zip(axes[0], scores.items()):
         for name in names:
             r = correlations(by_set[name], ratings[name])["pearson"]
             said = f"{r:.2f}" if np.isfinite(r) else "-"
-            ax.scatter(ratings[name], by_set[name], s=10, alpha=0.6, color=cols[name],
+            ax.scatter(ratings[name], by_set[name], s=14, alpha=0.6, color=cols[name], marker=markers[name],
                        label=f"{short[name]} (n={len(ratings[name])}): r = {said}")
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")

@@ -576,9 +576,9 @@ def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(t
                                                           for s in ("pdf", "png")]
 
 
-def test_each_rating_panel_gives_each_sets_pearson_r(tmp_path, monkeypatch):
-    r"""The rating figure showed the points alone; each panel now gives each set's Pearson r, in its colour, as
-    the report's correlation table computes it (``-`` where it is not defined)."""
+def test_each_rating_panel_gives_each_sets_pearson_r_and_marker(tmp_path, monkeypatch):
+    r"""The rating figure showed the points alone; each panel now gives each set's Pearson r, in its colour and
+    marker, as the report's correlation table computes it (``-`` where it is not defined)."""
     from flowaccent import plots
 
     drawn = []
@@ -598,6 +598,11 @@ def test_each_rating_panel_gives_each_sets_pearson_r(tmp_path, monkeypatch):
     expected = np.corrcoef(noisy, ratings["zh"])[0, 1]
     assert legends == [[("zh (n=20): r = 1.00", cols["zh"]), ("ja (n=2): r = -", cols["ja"])],
                        [(f"zh (n=20): r = {expected:.2f}", cols["zh"]), ("ja (n=2): r = -", cols["ja"])]]
+    # each set its own marker, the same in every panel and its legend (red and pink points told apart by shape)
+    shapes = [[c.get_paths()[0].vertices.round(3).tobytes() for c in ax.collections] for ax in fig.axes]
+    legend_shapes = [[h.get_paths()[0].vertices.round(3).tobytes() for h in ax.get_legend().legend_handles]
+                     for ax in fig.axes]
+    assert shapes[0] == shapes[1] == legend_shapes[0] == legend_shapes[1] and shapes[0][0] != shapes[0][1]
     assert all(not ax.texts for ax in fig.axes)  # nothing over the points
 
 
