@@ -41,9 +41,9 @@ from plain_realnvp import PlainRealNVP  # noqa: E402
 from flowaccent.allocator import tune_allocator  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig  # noqa: E402
+from flowaccent.train.classes import load_classes  # noqa: E402
 from flowaccent.train.config import TrainConfig  # noqa: E402
 from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs  # noqa: E402
-from flowaccent.train.trainer import load_classes  # noqa: E402
 
 FLOWACCENT = [sys.executable, "-m", "flowaccent"]
 

@@ -160,7 +160,7 @@ def test_a_full_disk_under_the_training_log_names_it(tmp_path, monkeypatch, caps
     r"""A full disk met by the write of log/train.jsonl said only "error: No space left on device"."""
     import builtins
 
-    from flowaccent.train import trainer
+    from flowaccent.train import runner
 
     data = write_gaussian_dir(tmp_path / "d", np.zeros(4), np.eye(4), 40, 50, seed=0)
     real = builtins.open
@@ -168,7 +168,7 @@ def test_a_full_disk_under_the_training_log_names_it(tmp_path, monkeypatch, caps
     def full(path, mode="r", *args, **kwargs):  # the log's appends go to a full device
         return real("/dev/full" if str(path).endswith("train.jsonl") and mode == "a" else path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "open", full, raising=False)
+    monkeypatch.setattr(runner, "open", full, raising=False)
     config = tmp_path / "c.yaml"
     config.write_text(small_config(epochs=1).to_yaml())
     assert main(["train", "--config", str(config), "--exp", str(tmp_path / "e"), str(data), "--quiet"]) == 1

@@ -17,7 +17,8 @@ import torch
 from flowaccent.errors import ConfigError
 from flowaccent.train.checkpoint import Progress
 from flowaccent.train.distributed import DistEnv
-from flowaccent.train.trainer import LOCK, _check_world
+from flowaccent.train.experiment import check_world
+from flowaccent.train.trainer import LOCK
 
 from .conftest import small_config
 
@@ -72,9 +73,9 @@ def test_a_resume_within_an_epoch_needs_the_same_process_count(tmp_path, capsys)
     last = tmp_path / "last.pt"
     with pytest.raises(ConfigError, match=r"trained with 2 processes, stopped within epoch 4; resume it with 2 "
                                           r"\(torchrun --nproc_per_node 2\)"):
-        _check_world(Progress(epoch=3, step_in_epoch=5, world=2), DistEnv(0, 1, torch.device("cpu")), last)
+        check_world(Progress(epoch=3, step_in_epoch=5, world=2), DistEnv(0, 1, torch.device("cpu")), last)
     same = Progress(epoch=3, step_in_epoch=5, world=2)
-    _check_world(same, DistEnv(1, 2, torch.device("cpu")), last)
+    check_world(same, DistEnv(1, 2, torch.device("cpu")), last)
     assert same.world == 2 and capsys.readouterr().err == ""
     assert Progress().world == 1  # a checkpoint from before the count was recorded: one process
 
@@ -83,8 +84,8 @@ def test_a_resume_within_an_epoch_needs_the_same_process_count(tmp_path, capsys)
 #: step changes the weights) appended to ``$RANK_LOG.<rank>``, one JSON line per step.
 RANK_LOGGING = '''
 import json, os, sys, torch
-from flowaccent.train import trainer
-step = trainer._Runner._step
+from flowaccent.train import runner
+step = runner.Runner._step
 def logged(self, x, y, progress):
     with torch.no_grad():
         out = self.model(x, y)
@@ -92,7 +93,7 @@ def logged(self, x, y, progress):
     with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
         f.write(json.dumps({"step": progress.global_step + 1, "means": means, "frames": len(x)}) + "\\n")
     return step(self, x, y, progress)
-trainer._Runner._step = logged
+runner.Runner._step = logged
 from flowaccent.cli.main import entry
 sys.argv = ["flowaccent", *sys.argv[1:]]
 entry()
@@ -157,13 +158,13 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
 #: leaves it) at the start of step 6.
 DYING = '''
 import os, sys
-from flowaccent.train import trainer
-step = trainer._Runner._step
+from flowaccent.train import runner
+step = runner.Runner._step
 def dying(self, x, y, progress):
     if progress.global_step == 5 and os.environ["RANK"] == os.environ["DIE_RANK"]:
         os._exit(9)
     return step(self, x, y, progress)
-trainer._Runner._step = dying
+runner.Runner._step = dying
 from flowaccent.cli.main import entry
 sys.argv = ["flowaccent", *sys.argv[1:]]
 entry()
@@ -216,14 +217,14 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
 #: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone at the start of epoch 2's validation.
 DYING_IN_VALIDATION = '''
 import os, sys
-from flowaccent.train import trainer
-validate, calls = trainer._Runner._validate, []
+from flowaccent.train import runner
+validate, calls = runner.Runner._validate, []
 def dying(self, stream):
     calls.append(1)
     if len(calls) == 2 and os.environ["RANK"] == os.environ["DIE_RANK"]:
         os._exit(9)
     return validate(self, stream)
-trainer._Runner._validate = dying
+runner.Runner._validate = dying
 from flowaccent.cli.main import entry
 sys.argv = ["flowaccent", *sys.argv[1:]]
 entry()
@@ -283,9 +284,9 @@ def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_s
 def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
     r"""A finished 40-epoch run resumed with 2 processes said 'resuming ... at the start of epoch 41'."""
     done = Progress(epoch=40, step_in_epoch=0, world=1)
-    _check_world(done, DistEnv(0, 2, torch.device("cpu")), Path("last.pt"), note=False)
+    check_world(done, DistEnv(0, 2, torch.device("cpu")), Path("last.pt"), note=False)
     assert done.world == 2 and capsys.readouterr().err == ""
-    _check_world(Progress(epoch=3, world=1), DistEnv(0, 2, torch.device("cpu")), Path("last.pt"))
+    check_world(Progress(epoch=3, world=1), DistEnv(0, 2, torch.device("cpu")), Path("last.pt"))
     assert "resuming a run of 1 process with 2 at the start of epoch 4" in capsys.readouterr().err
 
 
@@ -294,8 +295,8 @@ def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
 #: over the whole set, computed by itself alone after the shared validation.
 VALIDATION_LOGGING = '''
 import json, os, sys
-from flowaccent.train import trainer
-validate, joined, read = trainer._Runner._validate, trainer.FrameStream.joined, []
+from flowaccent.train import runner
+validate, joined, read = runner.Runner._validate, runner.FrameStream.joined, []
 def counted(self, *args, **kwargs):
     for x, y in joined(self, *args, **kwargs):
         read.append(len(x))
@@ -305,11 +306,11 @@ def logged(self, stream):
     valid = validate(self, stream)
     record = {"valid": valid, "read": sum(read)}
     if os.environ["RANK"] == "0":
-        record["alone"] = trainer.held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, "fp32")
+        record["alone"] = runner.held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, "fp32")
     with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
         f.write(json.dumps(record) + "\\n")
     return valid
-trainer._Runner._validate, trainer.FrameStream.joined = logged, counted
+runner.Runner._validate, runner.FrameStream.joined = logged, counted
 from flowaccent.cli.main import entry
 sys.argv = ["flowaccent", *sys.argv[1:]]
 entry()

@@ -174,17 +174,17 @@ def _records(exp):
 
 def _killed_at(monkeypatch, event, epoch):
     r"""The trainer killed just before it logs ``event`` of ``epoch`` (after that epoch's checkpoint)."""
-    from flowaccent.train import trainer
+    from flowaccent.train import runner
 
-    log = trainer._Runner._log
+    log = runner.Runner._log
 
     def dying(self, record):
         if record.get("event") == event and record.get("epoch") == epoch:
             raise _Killed
         log(self, record)
 
-    monkeypatch.setattr(trainer._Runner, "_log", dying)
-    return lambda: monkeypatch.setattr(trainer._Runner, "_log", log)
+    monkeypatch.setattr(runner.Runner, "_log", dying)
+    return lambda: monkeypatch.setattr(runner.Runner, "_log", log)
 
 
 @pytest.mark.parametrize("event", ["epoch", "early_stop"])
@@ -266,19 +266,19 @@ def test_the_first_log_record_after_a_resume_within_an_epoch_is_the_uninterrupte
 
     config = small_config(epochs=2, checkpoint_every_steps=3, log_every_steps=5)  # steps 6-9 of step 10's window
     train(config, tmp_path / "full", [str(gaussian_dir[0])], quiet=True)
-    from flowaccent.train import trainer
+    from flowaccent.train import runner
 
-    log = trainer._Runner._log
+    log = runner.Runner._log
 
     def dying(self, record):  # killed as it logs step 10, after the checkpoint of step 9
         if record.get("event") == "train" and record["step"] == 10:
             raise _Killed
         log(self, record)
 
-    monkeypatch.setattr(trainer._Runner, "_log", dying)
+    monkeypatch.setattr(runner.Runner, "_log", dying)
     with pytest.raises(_Killed):
         train(config, tmp_path / "killed", [str(gaussian_dir[0])], quiet=True)
-    monkeypatch.setattr(trainer._Runner, "_log", log)
+    monkeypatch.setattr(runner.Runner, "_log", log)
     train(config, tmp_path / "killed", [str(gaussian_dir[0])], resume=True, quiet=True)
 
     def means(exp):

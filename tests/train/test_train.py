@@ -83,10 +83,10 @@ def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_d
     exponential schedule's rate is ``lr * lr_decay ** epoch`` (epoch from 0). Off by one in the patience, a count
     not reset by a better epoch, ``final.pt`` from the last epoch, steps not cut and the decay's exponent off by
     one each passed every test before."""
-    from flowaccent.train.trainer import _Runner
+    from flowaccent.train.runner import Runner
 
     scripted = iter([5.0, 4.0, 4.5, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0])
-    monkeypatch.setattr(_Runner, "_validate", lambda self, stream: {"nll": next(scripted), "log_p": 0.0,
+    monkeypatch.setattr(Runner, "_validate", lambda self, stream: {"nll": next(scripted), "log_p": 0.0,
                                                                      "log_det": 0.0, "frames": 1})
     config = small_config(epochs=10, patience=2, max_steps_per_epoch=2, lr_schedule="exponential", lr_decay=0.5,
                           warmup_steps=0, log_every_steps=1)
@@ -137,7 +137,7 @@ def test_classes_a_prior_of_cond_dim_0_ignores_are_said_to_be(tmp_path, capsys):
 
 
 def test_a_dir_given_twice_is_refused_and_doubtful_pools_are_named(tmp_path, capsys):
-    from flowaccent.train.trainer import data_warnings, load_classes
+    from flowaccent.train.classes import data_warnings, load_classes
 
     chol = np.eye(2)
     a = write_gaussian_dir(tmp_path / "a", np.zeros(2), chol, 8, 5, seed=1, prefix="a")
@@ -456,7 +456,7 @@ def test_compiled_training_matches_eager(gaussian_dir, tmp_path):
 def test_compile_mode_reaches_the_compiled_forward(gaussian_dir, tmp_path, monkeypatch, capsys):
     r"""``--train.compile-mode``: passed to torch.compile's ``mode`` (none for ``default``); refused
     without ``--train.compile true``."""
-    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train import runner as runner_module
 
     path, _ = gaussian_dir
     seen = []
@@ -465,7 +465,7 @@ def test_compile_mode_reaches_the_compiled_forward(gaussian_dir, tmp_path, monke
         seen.append(mode)
         return module
 
-    monkeypatch.setattr(trainer_module, "compiled", recorded)
+    monkeypatch.setattr(runner_module, "compiled", recorded)
     (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
     args = ["train", "--config", str(tmp_path / "conf.yaml"), str(path), "--quiet"]
     for mode in ("default", "reduce-overhead"):
@@ -506,11 +506,11 @@ def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_val
     own files meanwhile, and the weights are the same either way."""
     import threading
 
-    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train import runner as runner_module
     from flowaccent.train.frames import FrameStream
 
     path, _ = gaussian_dir
-    epoch, validate = FrameStream.epoch, trainer_module._Runner._validate
+    epoch, validate = FrameStream.epoch, runner_module.Runner._validate
     next_started, seen, digests = threading.Event(), {}, {}
 
     def recorded_epoch(stream, e):
@@ -526,7 +526,7 @@ def test_the_prefetching_thread_makes_the_next_epochs_batches_while_this_one_val
         return result
 
     monkeypatch.setattr(FrameStream, "epoch", recorded_epoch)
-    monkeypatch.setattr(trainer_module._Runner, "_validate", recorded_validate)
+    monkeypatch.setattr(runner_module.Runner, "_validate", recorded_validate)
     for depth in (0, 40):
         next_started.clear()
         seen.clear()
@@ -576,21 +576,21 @@ def test_an_improving_epoch_writes_one_checkpoint_named_best_and_last(gaussian_d
     a later epoch that is not better rewrites last.pt alone and leaves best.pt as it was."""
     import os
 
-    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train import runner as runner_module
 
     path, _ = gaussian_dir
     nlls = iter([5.0, 3.0, 4.0])
-    monkeypatch.setattr(trainer_module._Runner, "_validate",
+    monkeypatch.setattr(runner_module.Runner, "_validate",
                         lambda runner, stream: dict.fromkeys(("nll", "log_p", "log_det"), next(nlls)))
     saved = {}
-    end_epoch = trainer_module._Runner._end_epoch
+    end_epoch = runner_module.Runner._end_epoch
 
     def recorded(runner, progress, valid, seconds):
         end_epoch(runner, progress, valid, seconds)
         checkpoints = runner.exp / "checkpoints"
         saved[progress.epoch] = os.path.samefile(checkpoints / "best.pt", checkpoints / "last.pt")
 
-    monkeypatch.setattr(trainer_module._Runner, "_end_epoch", recorded)
+    monkeypatch.setattr(runner_module.Runner, "_end_epoch", recorded)
     exp = tmp_path / "exp"
     train(small_config(epochs=3), exp, [str(path)], quiet=True)
     assert saved == {1: True, 2: True, 3: False}
@@ -602,12 +602,12 @@ def test_an_improving_epoch_writes_one_checkpoint_named_best_and_last(gaussian_d
 def test_interrupted_while_validating_then_resumed_equals_uninterrupted(gaussian_dir, tmp_path, monkeypatch):
     r"""Ctrl-C during an epoch's validation saves last.pt with the epoch's steps done; the resumed
     run validates that epoch without redoing its steps and ends where an uninterrupted run does."""
-    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train import runner as runner_module
 
     path, _ = gaussian_dir
     config = small_config(epochs=3)
     train(config, tmp_path / "full", [str(path)], quiet=True)
-    validate, calls = trainer_module._Runner._validate, []
+    validate, calls = runner_module.Runner._validate, []
 
     def interrupted(runner, stream):
         calls.append(1)
@@ -615,11 +615,11 @@ def test_interrupted_while_validating_then_resumed_equals_uninterrupted(gaussian
             raise KeyboardInterrupt
         return validate(runner, stream)
 
-    monkeypatch.setattr(trainer_module._Runner, "_validate", interrupted)
+    monkeypatch.setattr(runner_module.Runner, "_validate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "cut", [str(path)], quiet=True)
     at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["progress"]
-    monkeypatch.setattr(trainer_module._Runner, "_validate", validate)
+    monkeypatch.setattr(runner_module.Runner, "_validate", validate)
     train(config, tmp_path / "cut", [str(path)], resume=True, quiet=True)
     full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
     assert at["epoch"] == 1 and at["step_in_epoch"] > 0 and at["global_step"] == 2 * at["step_in_epoch"]
@@ -648,7 +648,7 @@ def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_t
     on when it resolves ``train.prefetch``."""
     from flowaccent.data.datadir import load_data_dir
     from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
-    from flowaccent.train import trainer as trainer_module
+    from flowaccent.train import runner as runner_module
     from flowaccent.train.frames import FrameSource, FrameStream, utterance_refs
 
     path = write_gaussian_dir(tmp_path / "d", np.zeros(3), np.eye(3), utts=40, frames=37, seed=0)
@@ -682,7 +682,7 @@ def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_t
         seen.append((setting, device.type, burst))
         return 0
 
-    monkeypatch.setattr(trainer_module, "resolve_depth", recorded)
+    monkeypatch.setattr(runner_module, "resolve_depth", recorded)
     train(small_config(epochs=1, batch_size=64, buffer_frames=640), tmp_path / "exp", [str(path)], quiet=True)
     assert seen and seen[0] == (-1, "cpu", 640 // 64 + 2)
 
@@ -747,7 +747,7 @@ def test_train_from_a_notebook_under_no_grad_with_paths_and_a_dir_alone(gaussian
 
 def test_stored_features_spliced_again_are_warned_about(tmp_path, capsys):
     r"""440-d arks (spliced already) under the lab's splice 5 trained a 4840-d flow without a word."""
-    from flowaccent.train.trainer import expanded_warning
+    from flowaccent.train.classes import expanded_warning
 
     from .conftest import write_gaussian_dir
 
@@ -860,9 +860,9 @@ def test_validation_is_in_eval_mode_and_leaves_the_batchnorm_statistics(gaussian
     held-out frames into the model it then saves."""
     import copy
 
-    from flowaccent.train.trainer import _Runner, held_out_nll
+    from flowaccent.train.runner import Runner, held_out_nll
 
-    validate, seen = _Runner._validate, []
+    validate, seen = Runner._validate, []
 
     def checked(self, stream):
         before = copy.deepcopy(self.model).eval()
@@ -872,7 +872,7 @@ def test_validation_is_in_eval_mode_and_leaves_the_batchnorm_statistics(gaussian
         seen.append((valid, alone, all(torch.equal(a, b) for a, b in buffers), len(buffers)))
         return valid
 
-    monkeypatch.setattr(_Runner, "_validate", checked)
+    monkeypatch.setattr(Runner, "_validate", checked)
     config = small_config(epochs=2).with_overrides({"model": {"norm": "batchnorm"}})
     train(config, tmp_path / "exp", [str(gaussian_dir[0])], quiet=True)
     assert len(seen) == 2
