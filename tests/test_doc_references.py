@@ -1,4 +1,5 @@
-r"""What the docs point to exists: their relative links and the headings their ``#anchors`` name, the repository
+r"""What the docs point to exists: their relative links and the headings their ``#anchors`` name, the tests they
+cite as showing a behaviour (``test_x.py::test_y``, then ``::test_z`` of the same file), the repository
 paths they name in backticks
 (``benchmarks/bench_score.py``) and the Python names (``flowaccent.score.metrics.moments``). A renamed file
 or function otherwise leaves the docs pointing at nothing, and no other test reads them."""
@@ -81,6 +82,37 @@ def test_anchors_lead_to_headings(doc):
     assert broken == []
 
 
+#: A cited test: ``test_x.py`` or ``tests/.../test_x.py``, then ``::name`` (or a ``::name`` alone, of the file cited
+#: last on the line: ``tests/a/test_b.py::test_c``, ``::test_d``).
+CITED = re.compile(r"`((?:tests/(?:[\w.-]+/)*)?test_\w+\.py)?((?:::\w+)*)")
+
+
+def cited_tests(markdown: str) -> list[tuple[str, str]]:
+    r"""``(file, test name)`` of each test ``markdown`` cites; the file as cited (a bare name where it was)."""
+    cited = []
+    for line in markdown.splitlines():
+        current = ""
+        for path, names in CITED.findall(line):
+            current = path or current
+            cited += [(current, name) for name in names.split("::")[1:]]
+    return cited
+
+
+def _test_file(cited: str) -> Path | None:
+    found = [ROOT / cited] if "/" in cited else list((ROOT / "tests").rglob(cited))
+    return found[0] if len(found) == 1 and found[0].is_file() else None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+def test_cited_tests_exist(doc):
+    missing = []
+    for cited, name in cited_tests(doc.read_text()):
+        path = _test_file(cited) if cited else None
+        if path is None or not re.search(rf"^\s*def {name}\(|^class {name}\b", path.read_text(), re.M):
+            missing.append(f"{cited}::{name}")
+    assert missing == []
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=doc_id)
 def test_named_repository_paths_exist(doc):
     paths = [p.rstrip(".") for p in PATH.findall(doc.read_text())]
@@ -99,5 +131,9 @@ def test_the_checks_can_fail():
     assert resolves("flowaccent.score.metrics.moments") and resolves("flowaccent.features")
     assert PATH.findall("see `benchmarks/bench_nothing.py` and `flowaccent/{a,b}/config.py`") == [
         "benchmarks/bench_nothing.py"]
+    assert cited_tests("`tests/a/test_b.py::test_c`, `::test_d`; `test_e.py::test_f::g` `::test_h[x]` and `::t`") == [
+        ("tests/a/test_b.py", "test_c"), ("tests/a/test_b.py", "test_d"), ("test_e.py", "test_f"), ("test_e.py", "g"),
+        ("test_e.py", "test_h"), ("test_e.py", "t")]
+    assert len(cited_tests(ROOT.joinpath("docs/reliability.md").read_text())) > 100
     markdown = "# GPU (goal 7): one H200\n## `score` -- end to end\n```\n# not a heading\n```\n## `score` -- end to end"
     assert anchors(markdown) == {"gpu-goal-7-one-h200", "score----end-to-end", "score----end-to-end-1"}
