@@ -28,8 +28,16 @@ def place() -> tuple[int, int] | None:
 
 
 def with_rank(line: str, rank: int, world: int) -> str:
-    r"""An error ``line`` as process ``rank`` of ``world`` says it: ``PROG: error: rank 1/2: ...``."""
-    head, sep, rest = line.partition(": error: ")
+    r"""An error ``line`` as process ``rank`` of ``world`` says it: ``PROG: error: rank 1/2: ...``; a stop's
+    ``PROG: terminated`` as ``PROG: rank 1/2: terminated``.
+
+    Example:
+        >>> with_rank("flowaccent score: error: data/x: no such data dir", 1, 2)
+        'flowaccent score: error: rank 1/2: data/x: no such data dir'
+        >>> with_rank("flowaccent train: terminated", 1, 2)
+        'flowaccent train: rank 1/2: terminated'
+    """
+    head, sep, rest = line.partition(": error: ") if ": error: " in line else line.partition(": ")
     return f"{head}{sep}rank {rank}/{world}: {rest}" if sep else f"rank {rank}/{world}: {line}"
 
 

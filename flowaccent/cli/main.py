@@ -84,6 +84,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 _TERMINATED: list[int] = []
 #: The signal that stopped the command, once it has cleaned up: :func:`entry` dies by it.
 _STOPPED_BY: list[int] = []
+#: Not empty once a stop signal has reached a torchrun worker of a process group (:func:`_interrupted`): it ends as
+#: one (:func:`flowaccent.train.distributed.finish`), also where it has left the group since.
+_STOPPED_IN_GROUP: list[bool] = []
 #: What a stopped command says of each signal.
 _STOPPED_HOW = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up (SIGHUP)"}
 
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     forget()
     _TERMINATED.clear()
     _STOPPED_BY.clear()
+    _STOPPED_IN_GROUP.clear()
     if workers := sys.modules.get("flowaccent.workers"):  # an earlier pool's, in this process: not this command's
         workers.ABORTED.clear()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -185,15 +189,26 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 
 def _interrupted(who: str) -> int:
-    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129). A torchrun
-    worker other than rank 0 says nothing: a terminal's Ctrl-C reaches every worker, and torchrun's SIGTERM every one
-    still running once one has ended, which says why (each rank said it; one behind rank 0 added 'terminated' to the
-    error rank 0 had said)."""
+    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129). In a torchrun
+    run rank 0 says it and leaves it in the run's store; another rank says it, with its rank, only where rank 0 left
+    no line there (:func:`flowaccent.train.distributed.said_once`): a terminal's Ctrl-C reaches every worker, and
+    torchrun's SIGTERM every one still running once one has ended, which says why (each rank said it; one behind
+    rank 0 added 'terminated' to the error rank 0 had said), but a signal to one worker alone (a ``kill``, one
+    machine's terminal) was said by none, and rank 0's 'another process of this run is gone; its own output says
+    why' pointed at nothing. Before the processes have joined, another rank says nothing."""
     _STOPPED_BY[:] = [_TERMINATED[0] if _TERMINATED else signal.SIGINT]
-    if torchrun.rank():
-        return 128 + _STOPPED_BY[0]
+    line: str | None = f"{who}: {_STOPPED_HOW[_STOPPED_BY[0]]}"
+    if _joined():
+        from flowaccent.train import distributed
+
+        distributed.mark_said(line)  # rank 0's, for the others
+        line = distributed.said_once(line, any_line=True, leave=True)
+        _STOPPED_IN_GROUP.append(True)
+    elif torchrun.rank():
+        line = None
     try:
-        print(f"{who}: {_STOPPED_HOW[_STOPPED_BY[0]]}", file=sys.stderr)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
     except OSError:  # the terminal is gone (SIGHUP): nowhere to say it
         pass
     return 128 + _STOPPED_BY[0]
@@ -319,7 +334,7 @@ def _main(argv: list[str] | None) -> int:
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
             _die_by(_STOPPED_BY[0])
-    if _joined():  # a torchrun worker of a process group: end it cleanly (see train.distributed.finish)
+    if _joined() or _STOPPED_IN_GROUP:  # a torchrun worker of a process group: end it cleanly (distributed.finish)
         from flowaccent.train.distributed import finish
 
         finish(code)

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -110,33 +111,50 @@ def peer_gone(error: BaseException) -> str | None:
 _SAID = "flowaccent/error"
 
 
-def said_once(line: str, wait_s: float = 2.0) -> str | None:
+def said_once(line: str, wait_s: float = 2.0, any_line: bool = False, leave: bool = False) -> str | None:
     r"""What this process prints of an error ``line`` every process of a torchrun run may hit alike (a missing data
     dir, too large a batch): each printed it, one line per process. Rank 0 prints ``line``, then leaves it in the
     run's store (:func:`mark_said`); another rank prints nothing where rank 0 left the same line within
     ``wait_s`` seconds, else ``line`` with its rank (an error of its own, or rank 0 is busy elsewhere).
+    ``any_line``: nothing where rank 0 left any line (a stop signal's ``line``: rank 0's own stop, or the error
+    after which torchrun stopped this rank, says why the run ended; a signal to this rank alone is said).
+    ``leave``: another rank leaves the process group first (``destroy_process_group``): rank 0, waiting for it in a
+    collective, is deaf to signals there, and would say its own stop only once this rank had gone.
 
     A signal while waiting (torchrun's SIGTERM, sent once rank 0 has exited: most often after leaving its line)
     ends the wait; the store is asked once more. (That SIGTERM had rank 1 say rank 0's line again, with its rank.)"""
     if not dist.is_initialized() or dist.get_rank() == 0:
         return line
+    rank, world = dist.get_rank(), dist.get_world_size()
+    try:
+        store = dist.distributed_c10d._get_default_store()
+    except Exception:  # torch's private API: no store to ask
+        store = None
+    if leave:
+        if (error := sys.exc_info()[1]) is not None:  # the stop's traceback: its frames (a collective's locals)
+            traceback.clear_frames(error.__traceback__)  # held the group, whose connections stayed open till exit
+        try:
+            dist.destroy_process_group()  # the group freed, its connections closed: rank 0's collective ends
+        except (Exception, KeyboardInterrupt):  # a peer gone already: left all the same
+            pass
     deadline = time.monotonic() + wait_s
     try:
-        while (said := _left_by_rank_0()) is None and time.monotonic() < deadline:
+        while (said := _left_by_rank_0(store)) is None and time.monotonic() < deadline:
             time.sleep(0.02)  # polled: the store's own wait logged two socket warnings on a timeout
     except KeyboardInterrupt:
         try:
-            said = _left_by_rank_0()
+            said = _left_by_rank_0(store)
         except KeyboardInterrupt:  # yet another signal: said here
             said = None
-    return None if said == line else torchrun.with_rank(line, dist.get_rank(), dist.get_world_size())
+    if said == line or (any_line and said):
+        return None
+    return torchrun.with_rank(line, rank, world)
 
 
-def _left_by_rank_0() -> str | None:
-    r"""The line rank 0 left in the run's store (:func:`mark_said`); None where there is none yet, ``""`` where
-    there is no store to ask (torch's private API): no use waiting."""
+def _left_by_rank_0(store) -> str | None:
+    r"""The line rank 0 left in the run's ``store`` (:func:`mark_said`); None where there is none yet, ``""`` where
+    there is no store to ask: no use waiting."""
     try:
-        store = dist.distributed_c10d._get_default_store()
         return store.get(_SAID).decode() if store.check([_SAID]) else None
     except Exception:
         return ""

@@ -232,6 +232,59 @@ def test_a_process_removes_its_share_when_rank_0_is_gone(trained, tmp_path):
     assert (out / "native").is_dir() and not (out / "native" / ".share.1").exists(), result.stderr[-3000:]
 
 
+#: Runs ``flowaccent`` with each rank's process id in ``--out``'s parent once it has scored its share of the first set,
+#: and rank 1 then sleeping (rank 0 waits for it in the join: a collective, deaf to signals) with the process group
+#: among its locals, as torch's own collectives hold it (a signal in one left the group alive in its traceback).
+RANK_1_SLOW = """
+import os, sys, time
+from pathlib import Path
+import torch.distributed as dist
+from flowaccent.score import shares
+score_share = shares._score_share
+def slow(model, data, name, folder, config, team, quiet):
+    outcome = score_share(model, data, name, folder, config, team, quiet)
+    (Path(folder).parent.parent / f"pid.{team.rank}").write_text(str(os.getpid()))
+    group = dist.distributed_c10d._get_default_group()
+    if team.rank == 1:
+        time.sleep(120)
+    return outcome
+shares._score_share = slow
+from flowaccent.cli.main import entry
+sys.argv = ["flowaccent", *sys.argv[1:]]
+entry()
+"""
+
+
+def test_a_ctrl_c_while_rank_0_waits_in_a_collective_is_said_once(trained, tmp_path):
+    r"""A terminal's Ctrl-C reaches every process; rank 0, waiting for rank 1 in a collective, hears it only once
+    rank 1 has gone. Rank 1 waits for rank 0 to say it (and says it, with its rank, where rank 0 does not: a signal
+    to rank 1 alone), but rank 0 could not until rank 1 had left: each said 'interrupted' (2 s apart). Rank 1 now
+    leaves the group first."""
+    import signal
+    import time
+
+    root, exp = trained
+    (tmp_path / "run.py").write_text(RANK_1_SLOW)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp_path / "run.py"), "score", "--exp", str(exp), "--out", str(tmp_path / "out"),
+           f"native={root / 'native'}", "--quiet"]
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        pids = [tmp_path / f"pid.{rank}" for rank in (0, 1)]
+        deadline = time.monotonic() + 120
+        while not all(p.exists() for p in pids) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # rank 0 in the join
+        for pid in pids:
+            os.kill(int(pid.read_text()), signal.SIGINT)
+        err = run.communicate(timeout=120)[1]
+    finally:
+        run.kill()
+    assert [line for line in err.splitlines() if line.startswith("flowaccent")] == ["flowaccent score: interrupted"], (
+        err[-3000:])
+
+
 def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
     r"""The other ranks loaded the model before rank 0 sent a set: each said 'no such checkpoint', 2 s late."""
     result = _torchrun("--exp", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), str(tmp_path))

@@ -155,14 +155,16 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
 
 
 #: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone (``os._exit``, as a SIGKILL or an OOM kill
-#: leaves it) at the start of step 6.
+#: leaves it) at the start of step 6; with ``$DIE_BY`` SIGTERM, sent a SIGTERM of its own there (a ``kill``).
 DYING = '''
-import os, sys
+import os, signal, sys
 from flowaccent.train import runner
 step = runner.Runner._step
 def dying(self, x, y, progress):
     if progress.global_step == 5 and os.environ["RANK"] == os.environ["DIE_RANK"]:
-        os._exit(9)
+        if os.environ.get("DIE_BY") != "SIGTERM":
+            os._exit(9)
+        os.kill(os.getpid(), signal.SIGTERM)  # held back till the step is counted: it stops after step 6
     return step(self, x, y, progress)
 runner.Runner._step = dying
 from flowaccent.cli.main import entry
@@ -212,6 +214,22 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
         busy = _torchrun(tmp_path, None, "--exp", str(tmp_path / "full"), *run)
     assert busy.returncode != 0 and time.time() - start < 20
     assert "is being trained by another process now" in busy.stderr and "[rank1]: Traceback" not in busy.stderr
+
+
+def test_a_signal_to_another_rank_alone_is_said_by_it(gaussian_dir, tmp_path):
+    r"""A SIGTERM to rank 1 alone (a ``kill``, one machine's terminal): rank 1 said nothing (the signals a terminal or
+    torchrun sends reach rank 0 too, which says them), and rank 0's 'another process of this run is gone; its own
+    output says why' pointed at nothing. Rank 1 now says it, with its rank, as rank 0 left no line of its own."""
+    path, _ = gaussian_dir
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1, batch_size=400).to_yaml())
+    cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), "--config", str(tmp_path / "conf.yaml"),
+                    str(path), env={"DIE_RANK": "1", "DIE_BY": "SIGTERM"})
+    assert cut.returncode != 0
+    lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
+    assert "flowaccent train: rank 1/2: terminated" in lines, cut.stderr[-3000:]
+    # rank 0: the peer gone, or torchrun's SIGTERM once rank 1 has exited; said once
+    assert len(lines) == 2 and (lines[lines[0].endswith("rank 1/2: terminated")] == "flowaccent train: terminated" or
+                                "rank 0/2: another process of this run is gone" in cut.stderr), cut.stderr[-3000:]
 
 
 #: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone at the start of epoch 2's validation.
