@@ -36,22 +36,22 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "tf32", "bf16"]
 
 
-def resolve_device(device: str, what: str, index: int | None = None) -> torch.device:
-    r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors. ``index``:
-    the GPU's (default: torchrun's ``LOCAL_RANK``, this process's place on its machine; else 0). Under torchrun, more
-    processes on this machine than GPUs is an error of every process alike (only those without a GPU said it, one
-    line each, and ``score`` found it after rank 0 had scored its share of the first set)."""
+def resolve_device(device: str, what: str) -> torch.device:
+    r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors. The GPU is
+    torchrun's ``LOCAL_RANK``, this process's place on its machine (else 0). Under torchrun, more processes on this
+    machine than GPUs is an error of every process alike (only those without a GPU said it, one line each, and
+    ``score`` found it after rank 0 had scored its share of the first set); where the launcher did not set
+    ``LOCAL_WORLD_SIZE``, only the processes without a GPU can tell."""
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{what}.device must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{what}.device is cuda but no GPU is visible")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         count = torch.cuda.device_count()
-        if index is None and (processes := torchrun.local_world_size()) > count:
+        if (processes := torchrun.local_world_size()) is not None and processes > count:
             raise ConfigError(f"{what}.device: {processes} processes on this machine, but {count} GPU(s) visible: "
                               "start at most that many processes on it, one per GPU")
-        index = torchrun.local_rank() if index is None else index
-        if index >= count:
+        if (index := torchrun.local_rank()) >= count:
             raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
                               f"({count} visible): start at most that many processes on it")
         return torch.device("cuda", index)

@@ -52,9 +52,12 @@ def local_rank() -> int:
     return int(os.environ["LOCAL_RANK"]) if place() else 0
 
 
-def local_world_size() -> int:
-    r"""The processes of this torchrun run on this machine (``LOCAL_WORLD_SIZE``); 1 outside one."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", local_rank() + 1)) if place() else 1
+def local_world_size() -> int | None:
+    r"""The processes of this torchrun run on this machine (``LOCAL_WORLD_SIZE``); 1 outside one; None where a
+    launcher other than torchrun did not set it (each process guessed its own place + 1: every one another count)."""
+    if not place():
+        return 1
+    return int(os.environ["LOCAL_WORLD_SIZE"]) if "LOCAL_WORLD_SIZE" in os.environ else None
 
 
 def world_size() -> int:

@@ -54,8 +54,15 @@ def test_more_torchrun_processes_than_gpus_is_every_processs_error(rank, monkeyp
     for name in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):  # one process on each of two machines
         monkeypatch.setenv(name, "0" if name == "LOCAL_RANK" else "1")
     assert resolve_device("auto", "train") == torch.device("cuda", 0)
-    with pytest.raises(ConfigError, match="process 1 of this machine has no GPU of its own"):
-        resolve_device("auto", "train", index=1)
+    # a launcher that sets no LOCAL_WORLD_SIZE: each process guessed the count from its own place (rank 2 said 3
+    # processes, rank 1 said 2); only the one without a GPU can tell, and says so
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert resolve_device("auto", "train") == torch.device("cuda", 0)
+    for local in (1, 2):
+        monkeypatch.setenv("LOCAL_RANK", str(local))
+        with pytest.raises(ConfigError, match=f"^train.device: process {local} of this machine has no GPU of its "
+                           r"own \(1 visible\)"):
+            resolve_device("auto", "train")
 
 
 def test_precision_errors():
