@@ -325,9 +325,8 @@ def _main(argv: list[str] | None) -> int:
         reason = _peer_gone(error)
         if reason is None:
             raise
-        where = "rank {}/{}".format(*torchrun.place())
-        print(f"flowaccent {args.command}: error: {where}: another process of this run is gone ({reason}); its "
-              f"own output says why", file=sys.stderr)
+        print(torchrun.with_rank(f"flowaccent {args.command}: error: another process of this run is gone ({reason}); "
+                                 "its own output says why", *torchrun.place()), file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = _interrupted(f"flowaccent {args.command}")
