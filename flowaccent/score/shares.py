@@ -140,7 +140,7 @@ def serve(team: Team, exp: Path, checkpoint: str | Path | None, config: ScoreCon
             data = load_data_dir(path, require=need, unused=UNUSED_BY_MODELS)
             _gathered(_score_share(model, data, name, Path(folder), config, team, True), team.world)
         except BaseException:  # stopped, or rank 0 gone (which removed the shares it saw, maybe before this one)
-            shutil.rmtree(share_folder(Path(folder), team.rank), ignore_errors=True)
+            _removed(share_folder(Path(folder), team.rank))
             raise
 
 
@@ -183,8 +183,22 @@ class Leader:
 
 def remove_shares(folder: Path) -> None:
     r"""Removes the share folders in a set's ``folder`` (``.share.RANK``), a stopped run's among them."""
-    for share in folder.glob(".share.*"):
-        shutil.rmtree(share, ignore_errors=True)
+    _removed(*folder.glob(".share.*"))
+
+
+def _removed(*folders: Path) -> None:
+    r"""Removes ``folders`` whole, also where a stop signal comes meanwhile, which is raised after: torchrun's SIGTERM
+    follows a process's end by milliseconds, as the others begin removing their shares, and could cut one short."""
+    stopped = None
+    for folder in folders:
+        for _ in range(2):  # once more after a signal (after another, the next folder)
+            try:
+                shutil.rmtree(folder, ignore_errors=True)
+                break
+            except KeyboardInterrupt as error:
+                stopped = error
+    if stopped is not None:
+        raise stopped
 
 
 def join(folder: Path, frames: list[int], config: ScoreConfig) -> list[str]:

@@ -197,6 +197,33 @@ def test_no_share_is_left_by_a_stopped_run_or_beside_a_one_process_runs_set(trai
     assert not list(out.rglob(".share.*"))
 
 
+def test_a_signal_during_a_shares_removal_does_not_cut_it_short(tmp_path, monkeypatch):
+    r"""torchrun's SIGTERM follows a process's end by milliseconds, as the others remove their shares: one that came
+    inside the removal cut it short, and part of the share stayed. The removal now ends first, then the signal."""
+    import shutil
+
+    from flowaccent.score import shares
+
+    folder = tmp_path / "set"
+    for rank in (0, 1):
+        (shares.share_folder(folder, rank)).mkdir(parents=True)
+        for name in ("frame_scores.ark", "utt_scores.tsv"):
+            (shares.share_folder(folder, rank) / name).write_text("x")
+    rmtree, signalled = shutil.rmtree, []
+
+    def cut_short(path, *args, **kwargs):  # the signal comes after the first file is gone
+        if not signalled:
+            signalled.append(path)
+            next(Path(path).iterdir()).unlink()
+            raise KeyboardInterrupt
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        shares.remove_shares(folder)
+    assert signalled and not list(folder.iterdir())  # both shares gone, the one the signal cut into and the next
+
+
 #: Runs ``flowaccent`` with rank 0 gone (``os._exit``, as a SIGKILL or an OOM kill leaves it) once rank 1 has scored
 #: its share of the first set, and before rank 0 has joined the shares.
 RANK_0_GONE = """
