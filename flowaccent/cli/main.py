@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         with owned(own):
             return _main(argv)
     except KeyboardInterrupt:  # in a torchrun worker whose command has ended (saying its error, or ending the group):
-        if not _joined():  # torchrun's SIGTERM, sent once another process has exited, which says why; it was a
-            raise  # traceback of this one's
+        if not (_joined() or _STOPPED_IN_GROUP):  # torchrun's SIGTERM, sent once another process has exited, which
+            raise  # says why; it was a traceback of this one's
         from flowaccent.train.distributed import finish
 
         finish(128 + (_TERMINATED[0] if _TERMINATED else signal.SIGINT))
@@ -201,9 +201,9 @@ def _interrupted(who: str) -> int:
     if _joined():
         from flowaccent.train import distributed
 
+        _STOPPED_IN_GROUP.append(True)  # first: a signal from here on ends it as one of the group too
         distributed.mark_said(line)  # rank 0's, for the others
         line = distributed.said_once(line, any_line=True, leave=True)
-        _STOPPED_IN_GROUP.append(True)
     elif torchrun.rank():
         line = None
     try:

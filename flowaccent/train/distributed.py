@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -14,7 +15,7 @@ import torch.distributed as dist
 
 from flowaccent import torchrun
 from flowaccent.runtime import resolve_device
-from flowaccent.signals import ending_at_once
+from flowaccent.signals import STOPS, ending_at_once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +175,9 @@ def finish(code: int) -> None:
 
     torch 2.13 with gloo on CPU sometimes aborts at interpreter exit after the work
     is done (DESIGN.md section 5); a barrier, ``destroy_process_group``, flushed
-    streams and ``os._exit`` avoid it.
+    streams and ``os._exit`` avoid it. The stop signals are blocked once the group is gone: torchrun's SIGTERM, sent
+    once another process has exited, landed in the flush, and its KeyboardInterrupt unwound past ``os._exit`` (a
+    traceback, and the interpreter's own exit).
     """
     if dist.is_initialized():
         try:
@@ -183,6 +186,7 @@ def finish(code: int) -> None:
             dist.destroy_process_group()
         except (Exception, KeyboardInterrupt):  # a peer already gone, or a signal while waiting for it: exit anyway
             pass
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # held, then dropped by the exit
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
