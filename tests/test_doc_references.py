@@ -6,8 +6,10 @@ or function otherwise leaves the docs pointing at nothing, and no other test rea
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,7 +58,6 @@ def test_relative_links_lead_to_files(doc):
     assert [t for t in targets if not (doc.parent / t.split("#")[0]).exists()] == []
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
 def anchors(markdown: str) -> set[str]:
     r"""The ``#anchors`` GitHub gives ``markdown``'s headings: lower case, punctuation but ``-`` and ``_`` dropped,
     spaces as ``-``, a repeated one numbered ``-1``, ``-2``, ...; not the ``#`` lines of fenced code."""
@@ -121,6 +122,21 @@ def test_named_repository_paths_exist(doc):
     paths = [p.rstrip(".") for p in PATH.findall(doc.read_text())]
     named = [p for p in paths if "/exp/" not in p and not p.startswith("benchmarks/results/latest.") and p not in LOST]
     assert [p for p in named if not (ROOT / p).exists()] == []
+    results = tracked_results()  # git-ignored: there in the author's checkout, not in a clone, unless committed
+    if results is not None:
+        assert [p for p in named if p.startswith("benchmarks/results/") and not any(
+            f == p or f.startswith(p.rstrip("/") + "/") for f in results)] == []
+
+
+@functools.cache
+def tracked_results() -> frozenset[str] | None:
+    r"""The files under ``benchmarks/results/`` git tracks; None outside a git checkout (or without git)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "benchmarks/results"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset(listed.stdout.splitlines()) if listed.returncode == 0 else None
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=doc_id)
