@@ -325,8 +325,16 @@ def _main(argv: list[str] | None) -> int:
         reason = _peer_gone(error)
         if reason is None:
             raise
-        print(torchrun.with_rank(f"flowaccent {args.command}: error: another process of this run is gone ({reason}); "
-                                 "its own output says why", *torchrun.place()), file=sys.stderr)
+        line = (f"flowaccent {args.command}: error: another process of this run is gone ({reason}); its own output "
+                "says why")
+        if torchrun.rank():  # nothing where rank 0 is the one gone and said why (it was said after rank 0's stop)
+            from flowaccent.train.distributed import said_once
+
+            said = said_once(line, any_line=True)
+        else:
+            said = torchrun.with_rank(line, *torchrun.place())
+        if said is not None:
+            print(said, file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = _interrupted(f"flowaccent {args.command}")

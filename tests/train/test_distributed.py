@@ -232,6 +232,20 @@ def test_a_signal_to_another_rank_alone_is_said_by_it(gaussian_dir, tmp_path):
                                 "rank 0/2: another process of this run is gone" in cut.stderr), cut.stderr[-3000:]
 
 
+def test_a_signal_to_rank_0_alone_is_said_once(gaussian_dir, tmp_path):
+    r"""A SIGTERM to rank 0 alone: rank 0 says it (and saves ``last.pt``), and rank 1, whose collective broke as rank 0
+    left, said 'another process of this run is gone; its own output says why' after it. Rank 0 said why: rank 1 now
+    says it only where rank 0 left no line (a SIGKILL)."""
+    path, _ = gaussian_dir
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1, batch_size=400).to_yaml())
+    cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), "--config", str(tmp_path / "conf.yaml"),
+                    str(path), env={"DIE_RANK": "0", "DIE_BY": "SIGTERM"})
+    assert cut.returncode != 0
+    lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
+    assert lines == ["flowaccent train: terminated"], cut.stderr[-3000:]
+    assert (tmp_path / "cut" / "checkpoints" / "last.pt").exists()
+
+
 #: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone at the start of epoch 2's validation.
 DYING_IN_VALIDATION = '''
 import os, sys
