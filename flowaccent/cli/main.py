@@ -190,8 +190,9 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 def _interrupted(who: str) -> int:
     r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129). In a torchrun
-    run rank 0 says it and leaves it in the run's store; another rank says it, with its rank, only where rank 0 left
-    no line there (:func:`flowaccent.train.distributed.said_once`): a terminal's Ctrl-C reaches every worker, and
+    run rank 0 says it and leaves it in the run's store; another rank leaves the group (so that a rank 0 waiting for it
+    in a collective hears its own signal) and says it, with its rank, only where rank 0 left no line there
+    (:func:`flowaccent.train.distributed.said_once`): a terminal's Ctrl-C reaches every worker, and
     torchrun's SIGTERM every one still running once one has ended, which says why (each rank said it; one behind
     rank 0 added 'terminated' to the error rank 0 had said), but a signal to one worker alone (a ``kill``, one
     machine's terminal) was said by none, and rank 0's 'another process of this run is gone; its own output says
