@@ -170,12 +170,22 @@ def mark_said(line: str) -> None:
             pass
 
 
+def _ignore_stops() -> None:
+    r"""Ignores :data:`~flowaccent.signals.STOPS` from here on, one already come among them: the disposition is the
+    process's (blocking them in this thread alone left them to torch's threads, whose handler still raised here)."""
+    for number in STOPS:
+        try:
+            signal.signal(number, signal.SIG_IGN)
+        except ValueError:  # not the main thread: nothing to unwind here
+            pass
+
+
 def finish(code: int) -> None:
     r"""Ends a torchrun worker cleanly and exits with ``code``.
 
     torch 2.13 with gloo on CPU sometimes aborts at interpreter exit after the work
     is done (DESIGN.md section 5); a barrier, ``destroy_process_group``, flushed
-    streams and ``os._exit`` avoid it. The stop signals are blocked once the group is gone: torchrun's SIGTERM, sent
+    streams and ``os._exit`` avoid it. The stop signals are ignored once the group is gone: torchrun's SIGTERM, sent
     once another process has exited, landed in the flush, and its KeyboardInterrupt unwound past ``os._exit`` (a
     traceback, and the interpreter's own exit).
     """
@@ -186,7 +196,7 @@ def finish(code: int) -> None:
             dist.destroy_process_group()
         except (Exception, KeyboardInterrupt):  # a peer already gone, or a signal while waiting for it: exit anyway
             pass
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # held, then dropped by the exit
+    _ignore_stops()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -567,7 +567,7 @@ def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkey
         raise SystemExit(code)
 
     monkeypatch.setattr(distributed.os, "_exit", exit_)
-    monkeypatch.setattr(distributed.signal, "pthread_sigmask", lambda how, signals: None)  # not in pytest's process
+    monkeypatch.setattr(distributed, "_ignore_stops", lambda: None)  # not in pytest's process
     with pytest.raises(SystemExit) as ended:
         try:
             distributed.finish(0)
@@ -579,19 +579,24 @@ def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkey
 def test_a_signal_while_a_worker_ends_does_not_unwind_past_its_exit(tmp_path):
     r"""torchrun's SIGTERM, sent once another process has exited, landed in ``finish``'s flush after the group's end:
     its KeyboardInterrupt unwound past ``os._exit`` (a traceback, and the interpreter's own exit, which torch 2.13 with
-    gloo may abort). The stop signals are blocked there now; the process exits with its own status."""
+    gloo may abort). The stop signals are ignored there now (blocked in the main thread, one that reached another of
+    the process's threads still raised there, in 3 of 5 runs under load); the process exits with its own status."""
     script = tmp_path / "ending.py"
     script.write_text(
-        "import os, signal, sys\n"
+        "import os, signal, sys, threading, time\n"
         "from flowaccent.train.distributed import finish\n"
         "def stop(*args):\n"
         "    raise KeyboardInterrupt\n"
         "signal.signal(signal.SIGTERM, stop)\n"
+        "other = threading.Thread(target=time.sleep, args=(30,), daemon=True)  # as torch's threads\n"
+        "other.start()\n"
         "class Out:\n"
         "    def write(self, text):\n"
         "        return len(text)\n"
-        "    def flush(self):  # torchrun's SIGTERM, as it lands in the flush\n"
+        "    def flush(self):  # torchrun's SIGTERM, as it lands in the flush: in this thread, then in another\n"
         "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        signal.pthread_kill(other.ident, signal.SIGTERM)\n"
+        "        time.sleep(0.2)\n"
         "sys.stdout = Out()\n"
         "finish(7)\n")
     ended = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
