@@ -216,34 +216,27 @@ def test_a_process_gone_mid_run_is_one_line_and_the_run_resumes(gaussian_dir, tm
     assert "is being trained by another process now" in busy.stderr and "[rank1]: Traceback" not in busy.stderr
 
 
-def test_a_signal_to_another_rank_alone_is_said_by_it(gaussian_dir, tmp_path):
-    r"""A SIGTERM to rank 1 alone (a ``kill``, one machine's terminal): rank 1 said nothing (the signals a terminal or
-    torchrun sends reach rank 0 too, which says them), and rank 0's 'another process of this run is gone; its own
-    output says why' pointed at nothing. Rank 1 now says it, with its rank, as rank 0 left no line of its own."""
+@pytest.mark.parametrize("rank", [1, 0])
+def test_a_signal_to_one_rank_alone_is_said_once_by_it(rank, gaussian_dir, tmp_path):
+    r"""A SIGTERM to one process alone (a ``kill``, one machine's terminal). To rank 1: it said nothing (the signals a
+    terminal or torchrun sends reach rank 0 too, which says them), and rank 0's 'another process of this run is gone;
+    its own output says why' pointed at nothing; rank 1 now says it, with its rank, as rank 0 left no line of its
+    own. To rank 0: it says it (and saves ``last.pt``), and rank 1, whose collective broke as rank 0 left, added
+    'another process of this run is gone' after it; rank 1 now says that only where rank 0 left no line (a SIGKILL)."""
     path, _ = gaussian_dir
     (tmp_path / "conf.yaml").write_text(small_config(epochs=1, batch_size=400).to_yaml())
     cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), "--config", str(tmp_path / "conf.yaml"),
-                    str(path), env={"DIE_RANK": "1", "DIE_BY": "SIGTERM"})
+                    str(path), env={"DIE_RANK": str(rank), "DIE_BY": "SIGTERM"})
     assert cut.returncode != 0
     lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
+    if rank == 0:
+        assert lines == ["flowaccent train: terminated"], cut.stderr[-3000:]
+        assert (tmp_path / "cut" / "checkpoints" / "last.pt").exists()
+        return
     assert "flowaccent train: rank 1/2: terminated" in lines, cut.stderr[-3000:]
     # rank 0: the peer gone, or torchrun's SIGTERM once rank 1 has exited; said once
     assert len(lines) == 2 and (lines[lines[0].endswith("rank 1/2: terminated")] == "flowaccent train: terminated" or
                                 "rank 0/2: another process of this run is gone" in cut.stderr), cut.stderr[-3000:]
-
-
-def test_a_signal_to_rank_0_alone_is_said_once(gaussian_dir, tmp_path):
-    r"""A SIGTERM to rank 0 alone: rank 0 says it (and saves ``last.pt``), and rank 1, whose collective broke as rank 0
-    left, said 'another process of this run is gone; its own output says why' after it. Rank 0 said why: rank 1 now
-    says it only where rank 0 left no line (a SIGKILL)."""
-    path, _ = gaussian_dir
-    (tmp_path / "conf.yaml").write_text(small_config(epochs=1, batch_size=400).to_yaml())
-    cut = _torchrun(tmp_path, DYING, "--exp", str(tmp_path / "cut"), "--config", str(tmp_path / "conf.yaml"),
-                    str(path), env={"DIE_RANK": "0", "DIE_BY": "SIGTERM"})
-    assert cut.returncode != 0
-    lines = [line for line in cut.stderr.splitlines() if line.startswith("flowaccent train")]
-    assert lines == ["flowaccent train: terminated"], cut.stderr[-3000:]
-    assert (tmp_path / "cut" / "checkpoints" / "last.pt").exists()
 
 
 #: Runs ``flowaccent`` with the process of rank ``$DIE_RANK`` gone at the start of epoch 2's validation.
