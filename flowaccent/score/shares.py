@@ -31,6 +31,7 @@ from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.scorer import save_npy, score_dir
+from flowaccent.train.interrupts import HeldSignals
 
 #: The tables of a data dir that a share keeps its utterances' lines of (the others, by speaker or read whole, stay).
 _BY_UTTERANCE = ("utt2spk", "feats.scp", "utt2num_frames")
@@ -187,18 +188,13 @@ def remove_shares(folder: Path) -> None:
 
 
 def _removed(*folders: Path) -> None:
-    r"""Removes ``folders`` whole, also where a stop signal comes meanwhile, which is raised after: torchrun's SIGTERM
-    follows a process's end by milliseconds, as the others begin removing their shares, and could cut one short."""
-    stopped = None
-    for folder in folders:
-        for _ in range(2):  # once more after a signal (after another, the next folder)
-            try:
-                shutil.rmtree(folder, ignore_errors=True)
-                break
-            except KeyboardInterrupt as error:
-                stopped = error
-    if stopped is not None:
-        raise stopped
+    r"""Removes ``folders`` whole, a stop signal that comes meanwhile held back till then (:class:`HeldSignals`; a
+    second acts at once): torchrun's SIGTERM follows a process's end by milliseconds, as the others begin removing
+    their shares, and could cut one short."""
+    held = HeldSignals()
+    with held, held.critical():
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def join(folder: Path, frames: list[int], config: ScoreConfig) -> list[str]:

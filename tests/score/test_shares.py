@@ -201,6 +201,7 @@ def test_a_signal_during_a_shares_removal_does_not_cut_it_short(tmp_path, monkey
     r"""torchrun's SIGTERM follows a process's end by milliseconds, as the others remove their shares: one that came
     inside the removal cut it short, and part of the share stayed. The removal now ends first, then the signal."""
     import shutil
+    import signal
 
     from flowaccent.score import shares
 
@@ -215,7 +216,7 @@ def test_a_signal_during_a_shares_removal_does_not_cut_it_short(tmp_path, monkey
         if not signalled:
             signalled.append(path)
             next(Path(path).iterdir()).unlink()
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         rmtree(path, *args, **kwargs)
 
     monkeypatch.setattr(shutil, "rmtree", cut_short)
