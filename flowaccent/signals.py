@@ -96,3 +96,14 @@ def ending_at_once() -> Iterator[None]:
     finally:
         for number, handler in mine.items():
             signal.signal(number, handler)
+
+
+def ignore_stops() -> None:
+    r"""Ignores :data:`STOPS` from here on, one already come among them (its handler not yet run): for a process's
+    last steps, where a ``KeyboardInterrupt`` would unwind past its ``os._exit``. The disposition is the process's:
+    blocking them in this thread alone left them to the others (torch's), whose delivery still raised here."""
+    for number in STOPS:
+        try:
+            signal.signal(number, signal.SIG_IGN)
+        except ValueError:  # not the main thread: nothing to unwind here
+            pass

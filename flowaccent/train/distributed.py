@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import signal
 import sys
 import time
 import traceback
@@ -15,7 +14,7 @@ import torch.distributed as dist
 
 from flowaccent import torchrun
 from flowaccent.runtime import resolve_device
-from flowaccent.signals import STOPS, ending_at_once
+from flowaccent.signals import ending_at_once, ignore_stops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,16 +169,6 @@ def mark_said(line: str) -> None:
             pass
 
 
-def _ignore_stops() -> None:
-    r"""Ignores :data:`~flowaccent.signals.STOPS` from here on, one already come among them: the disposition is the
-    process's (blocking them in this thread alone left them to torch's threads, whose handler still raised here)."""
-    for number in STOPS:
-        try:
-            signal.signal(number, signal.SIG_IGN)
-        except ValueError:  # not the main thread: nothing to unwind here
-            pass
-
-
 def finish(code: int) -> None:
     r"""Ends a torchrun worker cleanly and exits with ``code``.
 
@@ -196,7 +185,7 @@ def finish(code: int) -> None:
             dist.destroy_process_group()
         except (Exception, KeyboardInterrupt):  # a peer already gone, or a signal while waiting for it: exit anyway
             pass
-    _ignore_stops()
+    ignore_stops()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -560,7 +560,7 @@ def test_a_signal_in_the_last_waits_of_a_rank_ends_it_without_a_traceback(monkey
         raise SystemExit(code)
 
     monkeypatch.setattr(distributed.os, "_exit", exit_)
-    monkeypatch.setattr(distributed, "_ignore_stops", lambda: None)  # not in pytest's process
+    monkeypatch.setattr(distributed, "ignore_stops", lambda: None)  # not in pytest's process
     with pytest.raises(SystemExit) as ended:
         try:
             distributed.finish(0)
