@@ -102,6 +102,7 @@ def cited_tests(markdown: str) -> list[tuple[str, str]]:
     return cited
 
 
+@functools.cache
 def _test_file(cited: str) -> Path | None:
     found = [ROOT / cited] if "/" in cited else list((ROOT / "tests").rglob(cited))
     return found[0] if len(found) == 1 and found[0].is_file() else None
