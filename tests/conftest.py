@@ -87,6 +87,14 @@ def wav_data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def python_sigint():
+    r"""Python's Ctrl-C handler, even where the tests run with SIGINT ignored (a background job, ``make test &``)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

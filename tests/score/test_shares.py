@@ -197,7 +197,7 @@ def test_no_share_is_left_by_a_stopped_run_or_beside_a_one_process_runs_set(trai
     assert not list(out.rglob(".share.*"))
 
 
-def test_a_signal_during_a_shares_removal_does_not_cut_it_short(tmp_path, monkeypatch):
+def test_a_signal_during_a_shares_removal_does_not_cut_it_short(tmp_path, monkeypatch, python_sigint):
     r"""torchrun's SIGTERM follows a process's end by milliseconds, as the others remove their shares: one that came
     inside the removal cut it short, and part of the share stayed. The removal now ends first, then the signal."""
     import shutil

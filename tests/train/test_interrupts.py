@@ -9,13 +9,7 @@ import pytest
 
 from flowaccent.train.interrupts import HeldSignals
 
-
-@pytest.fixture(autouse=True)
-def python_sigint():
-    r"""Python's Ctrl-C handler, even where the tests run with SIGINT ignored (a background job)."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
+pytestmark = pytest.mark.usefixtures("python_sigint")  # Python's Ctrl-C handler, even in a background job
 
 
 def test_a_signal_in_a_section_is_delivered_as_it_ends():
