@@ -84,7 +84,7 @@ def test_tsne_frames_sets_the_sample_and_zero_leaves_the_tsne_out(scored_dir_and
 def test_a_sets_colour_does_not_depend_on_the_order_given_nor_come_near_another_accents():
     r"""dev_native and test_native swapped colours between two reports that listed them in other orders; a third zh
     set got a light red next to ja's pink."""
-    from flowaccent.plots import ACCENT_COLOURS, _rgb, colours
+    from flowaccent.plots.colours import ACCENT_COLOURS, _rgb, colours
 
     assert colours(["dev_native", "test_native"]) == colours(["test_native", "dev_native"])
     got = colours(["test_zh", "zh_train", "zh_copy", "zh_more", "test_ja", "test_native"])
@@ -306,7 +306,7 @@ def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_pa
     from flowaccent import plots
 
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.setdefault("fig", fig))
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.setdefault("fig", fig))
     rng = np.random.default_rng(0)
     values = {"test_native": rng.normal(-130, 5, 40), "ja_one": np.array([-128.0])}
     cols = {"test_native": "#1f5fbf", "ja_one": "#e377c2"}
@@ -324,7 +324,7 @@ def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypat
     from flowaccent import plots
 
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.__setitem__("fig", fig))
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.__setitem__("fig", fig))
     values = {"a": np.array([1.0, np.nan, 2, 3, 4, np.inf, 5]), "b": np.arange(1.0, 7.0), "c": np.array([np.nan])}
     plots.histograms(values, tmp_path / "h", "x", "t")
     ax = drawn["fig"].axes[0]
@@ -355,7 +355,7 @@ def test_colours_stay_distinct_for_any_number_of_sets():
     got = colours(names)
     assert len(set(got.values())) == len(names)  # 40 speaker sets once ran out of the palette (StopIteration)
     assert got["test_native_0"] == ACCENT_COLOURS["native"] and got["zh"] == ACCENT_COLOURS["zh"]
-    from flowaccent.plots import _rgb
+    from flowaccent.plots.colours import _rgb
 
     few = colours(["test_zh", "l2arctic_zh_x", "zh_two", "test_ja", "ja_one", "test_native", "dev_native"])
     apart = [np.linalg.norm(_rgb(a) - _rgb(b)) for i, a in enumerate(few.values()) for b in list(few.values())[i + 1:]]
@@ -368,7 +368,7 @@ def test_many_sets_of_many_accents_keep_their_colours_apart():
     with the colours taken (set11 41 from dev_native's blue). The farthest shade is taken now."""
     import itertools
 
-    from flowaccent.plots import _rgb, colours
+    from flowaccent.plots.colours import _rgb, colours
 
     def closest(got):
         return min(np.linalg.norm(_rgb(a) - _rgb(b)) for a, b in itertools.combinations(got.values(), 2))
@@ -399,8 +399,9 @@ def test_many_long_named_sets_and_tiny_latent_samples_still_draw(tmp_path, monke
 
     from flowaccent import plots
 
-    said, too_few = [], plots._too_few
-    monkeypatch.setattr(plots, "_too_few", lambda base, title, what: said.append(what) or too_few(base, title, what))
+    said, too_few = [], plots.figure.too_few
+    monkeypatch.setattr(plots.figure, "too_few",
+                        lambda base, title, what: said.append(what) or too_few(base, title, what))
 
     rng = np.random.default_rng(0)
     latents = {f"speaker_{i:02d}_of_a_corpus_with_long_names": rng.standard_normal((20, 4)) for i in range(30)}
@@ -426,7 +427,7 @@ def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_
     from flowaccent import plots
 
     said = []
-    monkeypatch.setattr(plots, "_too_few", lambda base, title, what: said.append(what) or base)
+    monkeypatch.setattr(plots.figure, "too_few", lambda base, title, what: said.append(what) or base)
 
     def projected(*args, **kwargs):
         raise AssertionError("projected")
@@ -523,8 +524,8 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
     assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
     # a t-SNE that says why it has none: the suite's time (this is about which files stay)
-    monkeypatch.setattr(report.plots, "latents_tsne", lambda latents, base, per_set, cols=None: report.plots._too_few(
-        base, "t-SNE", "not drawn in this test"))
+    monkeypatch.setattr(report.plots, "latents_tsne", lambda latents, base, per_set, cols=None:
+                        report.plots.figure.too_few(base, "t-SNE", "not drawn in this test"))
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     assert {p.name for p in (folder / "figures").iterdir()} == set(before) | set(mine)  # 'roc_\w+|blurmask_.+' went
 
@@ -582,7 +583,7 @@ def test_each_rating_panel_gives_each_sets_pearson_r_and_marker(tmp_path, monkey
     from flowaccent import plots
 
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
     rng = np.random.default_rng(0)
     ratings = {"zh": np.arange(1.0, 21.0), "ja": np.array([1.0, 2.0])}
     noisy = -40 + ratings["zh"] + rng.normal(0, 3, 20)
@@ -638,7 +639,7 @@ def test_a_short_utterances_mask_figure_counts_whole_frames(tmp_path, monkeypatc
     from flowaccent import plots
 
     drawn = []
-    monkeypatch.setattr(plots, "_save_atomic", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
     for frames in (1, 3):
         m = np.full((frames, 5), 4.0)
         plots.blurmask_utterance(np.zeros((frames, 5)), m, m < 3, m > 7, tmp_path / "utt", "t")

@@ -1,0 +1,97 @@
+r"""Figures of the latents: their first two dimensions, PCA and t-SNE of a sample of each set's frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.plots import figure
+from flowaccent.plots.colours import colours
+
+
+def _scatter(
+    points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None
+) -> Path:
+    fig, ax = figure.subplots(figsize=(6, 5))
+    cols = cols or colours(list(points))
+    short = figure.short_names(points)
+    labels = {name: f"{short[name]} ({len(xy)})" for name, xy in points.items()}
+    for name in points:  # the legend's entries; the points go in one call, below
+        ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
+    xy = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in points.values()])
+    colour = np.concatenate([[cols[name]] * len(v) for name, v in points.items()])
+    order = np.random.default_rng(0).permutation(len(xy))  # interleaved: no set hidden under the one drawn last
+    ax.scatter(xy[order, 0], xy[order, 1], s=4, alpha=0.5, c=colour[order])
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    figure.legend(ax, {}, len(points), max(map(len, labels.values())), markerscale=3)
+    return figure.save(fig, base)
+
+
+def _subsample(latents: dict[str, np.ndarray], per_set: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {k: v[rng.permutation(len(v))[:per_set]] for k, v in latents.items()}
+
+
+def latents_first_dims(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
+) -> Path:
+    r"""The first two latent dimensions per set (as the lab drew them)."""
+    points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
+    title = f"Latents: first two dimensions ({per_set} frames per set at most)"
+    return _scatter(points, base, title, "z[0]", "z[1]", cols)
+
+
+#: Fewest latent frames (all sets together) drawn by PCA and by t-SNE; fewer: a figure saying so.
+MIN_FRAMES = {"PCA": 3, "t-SNE": 10}
+
+
+def _not_projectable(stacked: np.ndarray, method: str) -> str | None:
+    r"""Why the frames ``stacked`` (N, D) cannot be projected by ``method`` (a key of :data:`MIN_FRAMES`), or
+    None: too few, not all finite, or all one point (scikit-learn's t-SNE crashed the process on that: a
+    segmentation fault, its PCA start divided by a zero spread; its PCA gave 'PC1 (nan%)')."""
+    if len(stacked) < MIN_FRAMES[method]:
+        return f"{len(stacked)} latent frame(s) in all: too few for {'a ' * (method == 'PCA')}{method}"
+    bad = int((~np.isfinite(stacked).all(axis=1)).sum())
+    if bad:
+        return f"{bad} of {len(stacked)} latent frames are not finite (NaN or inf): no {method}"
+    if not np.ptp(stacked, axis=0).any():
+        return f"all {len(stacked)} latent frames are the same point: nothing for {'a ' * (method == 'PCA')}{method}"
+    return None
+
+
+def latents_pca(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
+) -> Path:
+    r"""Latents projected on the two principal components of all sets together."""
+    from sklearn.decomposition import PCA
+
+    sample = _subsample(latents, per_set, 0)
+    stacked = np.concatenate(list(sample.values()))
+    title = f"Latents: PCA ({per_set} frames per set at most)"
+    if why := _not_projectable(stacked, "PCA"):
+        return figure.too_few(base, title, why)
+    pca = PCA(2, random_state=0).fit(stacked)
+    ratio = pca.explained_variance_ratio_
+    points = {k: pca.transform(v) for k, v in sample.items()}
+    return _scatter(points, base, title, f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols)
+
+
+def latents_tsne(
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0, cols: dict[str, str] | None = None
+) -> Path:
+    r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents."""
+    from sklearn.manifold import TSNE
+
+    sample = _subsample(latents, per_set, seed)
+    stacked = np.concatenate(list(sample.values()))
+    title = f"Latents: t-SNE ({per_set} frames per set at most)"
+    if why := _not_projectable(stacked, "t-SNE"):
+        return figure.too_few(base, title, why)
+    perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
+    title = f"Latents: t-SNE of frames ({per_set} per set at most;\nperplexity {perplexity:g}, PCA init, seed {seed})"
+    embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
+    points, start = {}, 0
+    for name, v in sample.items():
+        points[name], start = embedded[start : start + len(v)], start + len(v)
+    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols)
