@@ -249,7 +249,7 @@ def test_location_without_a_range_is_the_patterns(rng):
     r"""``ScpEntry.location`` splits an rxfile without a range at its last ``:digits`` (5x as fast as the
     pattern, per utterance read): the same answer as the pattern on random rxfiles of the characters that
     matter (``\d`` takes any Unicode digit, as ``int`` does)."""
-    from flowaccent.data.kaldi_io import _RXFILE, ScpEntry
+    from flowaccent.data.scp import _RXFILE, ScpEntry
 
     alphabet = list(":0123456789a/.[]," + "\u0663\u00b2 ")  # an Arabic-Indic 3; a superscript 2 is no digit
     for _ in range(20000):
