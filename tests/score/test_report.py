@@ -496,7 +496,7 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     r"""``--out DIR`` (existing, or with a trailing slash) writes DIR/report.html (it was a traceback); a rerun
     removes the earlier report before drawing, so an interrupted one leaves no report beside figures it did not
     draw; wrong inputs leave the earlier report as it was."""
-    from flowaccent import report
+    from flowaccent import plots
 
     out_dir, exp = scored_dir_and_exp
     folder = tmp_path / "r"
@@ -518,14 +518,14 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     mine = {"roc_my_paper_figure.png": b"the user's", "blurmask_old_slides.pdf": b"the user's"}
     for name, text in mine.items():
         (folder / "figures" / name).write_bytes(text)
-    monkeypatch.setattr(report.plots, "latents_tsne", interrupted)
+    monkeypatch.setattr(plots, "latents_tsne", interrupted)
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder)]) == 130
     assert not (folder / "report.html").exists() and not (folder / "report.md").exists()
     # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
     assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
     # a t-SNE that says why it has none: the suite's time (this is about which files stay)
-    monkeypatch.setattr(report.plots, "latents_tsne", lambda latents, base, per_set, cols=None:
-                        report.plots.figure.too_few(base, "t-SNE", "not drawn in this test"))
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols=None:
+                        plots.figure.too_few(base, "t-SNE", "not drawn in this test"))
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     assert {p.name for p in (folder / "figures").iterdir()} == set(before) | set(mine)  # 'roc_\w+|blurmask_.+' went
 
@@ -610,7 +610,7 @@ def test_each_rating_panel_gives_each_sets_pearson_r_and_marker(tmp_path, monkey
 def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
     r"""Every ordered pair of rated sets was a row of the SVR table (56 rows at 8 rated sets, 240 at 16: about half
     of a 25-set report.md); past two pairs they are a table of fitted-on rows and applied-to columns."""
-    from flowaccent.report import _sections
+    from flowaccent.report.tables import sections
 
     def result(r, **more):
         return {"pearson": r, "spearman": r, "n": 10, **more}
@@ -621,14 +621,14 @@ def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
                        for a in names for b in names if a != b}
         return {"sets": {n: {"num_utts": 10} for n in names}, "regression": regression}
 
-    tables = {title.split(" (")[0].split(":")[0]: (header, rows) for title, header, rows in _sections(summary(
+    tables = {title.split(" (")[0].split(":")[0]: (header, rows) for title, header, rows in sections(summary(
         ["a", "b", "x-"]))}
     header, rows = tables["Ratings from averaged latents"]
     assert [r[:2] for r in rows] == [[n, k] for n in ("a", "b", "x-") for k in ("svr_cv", "svr_cv_shuffled")]
     header, rows = tables["SVR fitted on one set"]
     assert header == ["fitted on", "a", "b", "x-"]  # a name ending in '-' read whole
     assert rows == [["a", "", "0.250 (3 shared)", "0.250"], ["b", "0.250", "", "0.250"], ["x-", "0.250", "0.250", ""]]
-    two = {title: rows for title, _, rows in _sections(summary(["a", "b"]))}
+    two = {title: rows for title, _, rows in sections(summary(["a", "b"]))}
     assert [r[:2] for r in two["Ratings from averaged latents (SVR)"]][-2:] == [["a->b", "svr (3 utts in both sets)"],
                                                                                   ["b->a", "svr"]]
     assert not any(title.startswith("SVR fitted") for title in two)

@@ -1,0 +1,79 @@
+r"""``report.html`` (self-contained: images embedded) and ``report.md`` from an experiment and its scores.
+
+:func:`write_report` writes them; the parts have their own files: what a report reads, checked
+(:mod:`~flowaccent.report.inputs`), its figures (:mod:`~flowaccent.report.figures`, also ``flowaccent plot``), its
+tables and the words on their names (:mod:`~flowaccent.report.tables`), and the two pages
+(:mod:`~flowaccent.report.pages`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flowaccent.data.atomic import atomic_write_text
+from flowaccent.errors import ConfigError
+from flowaccent.report.figures import (
+    BLURMASK_FIGURES,
+    DRAWN,
+    FIGURE_FILES,
+    TSNE_FRAMES,
+    check_tsne_frames,
+    make_figures,
+    remove_drawn,
+)
+from flowaccent.report.inputs import checked_inputs, checkpoint_config, load_summary, trained_on
+from flowaccent.report.pages import html_page, markdown_page
+from flowaccent.report.tables import naming, sections
+
+__all__ = [
+    "BLURMASK_FIGURES", "DRAWN", "FIGURE_FILES", "TSNE_FRAMES", "load_summary", "make_figures", "naming",
+    "remove_drawn", "write_report",
+]
+
+
+def write_report(
+    exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
+    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES,
+) -> Path:
+    r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
+    ``.html``: into it); returns the HTML path. ``blurmask``: the ``--out`` folder of a ``flowaccent blurmask`` run
+    on the scored model, whose tables and figures the report shows too
+    (:func:`flowaccent.blurmask.report.blurmask_part`). ``tsne_frames``: as :func:`make_figures`'s. An
+    earlier report at ``out`` is removed before the figures are drawn, so an interrupted run leaves no report
+    beside figures it did not draw."""
+    exp, scores = Path(exp), Path(scores)
+    check_tsne_frames(tsne_frames)
+    given = str(out) if out else ""
+    out = Path(out) if out else exp / "report.html"
+    if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
+        out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
+    if (out.parent / "utt_scores.tsv").exists():  # figures/ went in among a set's scores
+        raise ConfigError(f"report: --out {out.parent} is a scored set's folder; give the report a folder of its own")
+    summary = checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
+    masks = None
+    if blurmask is not None:
+        from flowaccent.blurmask.report import blurmask_part, check_same_model, load_blurmask
+
+        masks = load_blurmask(Path(blurmask))
+        check_same_model(Path(blurmask), masks, summary)  # before anything is removed
+    for old in (out, out.with_suffix(".md")):
+        old.unlink(missing_ok=True)
+    figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
+    for old in (out.parent / "figures").glob(f"{BLURMASK_FIGURES}*.png"):  # an earlier report's blur masks
+        old.unlink()
+    config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else checkpoint_config(exp)
+    shown = sections(summary)
+    notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
+    if masks is not None:
+        tables, mask_figures, note, blurmask_command = blurmask_part(blurmask, masks, out.parent / "figures")
+        shown, figures = shown + tables, figures | mask_figures
+        notes.append(note)
+        made.append(f"blur masks: {blurmask_command}")
+    if command:
+        made.append(f"report: {command}")
+    trained = trained_on(exp)
+    atomic_write_text(out, html_page(summary, shown, figures, config, notes, made, trained))
+    atomic_write_text(out.with_suffix(".md"), markdown_page(summary, shown, figures, config, notes, made, out.parent,
+                                                        trained))
+    return out

@@ -1,0 +1,137 @@
+r"""The report's figures, drawn from the scores into ``figures/`` (``flowaccent plot`` draws them alone), and the
+removal of what a report drew from scores that changed."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowaccent import plots
+from flowaccent.errors import ConfigError
+from flowaccent.report.inputs import checked_inputs, read_set
+
+#: The names' start of the blur-mask figures a report copies into its ``figures/``
+#: (:func:`flowaccent.blurmask.report.blurmask_part`); an earlier report's are removed by the next.
+BLURMASK_FIGURES = "blurmask_"
+
+
+#: Frames per set in the t-SNE by default (the slowest figure: its time grows faster than its points).
+TSNE_FRAMES = 500
+
+
+#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
+FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
+                          r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)")
+
+
+def make_figures(
+    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None, tsne_frames: int = TSNE_FRAMES
+) -> dict[str, Path]:
+    r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
+    summary where the caller has read and checked it already (:func:`checked_inputs`). ``tsne_frames``: the
+    frames per set in the t-SNE (a random sample of its latents), 0 for no t-SNE. The figures are drawn in
+    ``fig_dir/.partial`` and moved into place when all are drawn, and only then are the figures of these names
+    an earlier run left and this one did not draw removed (one of scores with a baseline or sets these have not,
+    ``roc_gmm_log_ll``, would be taken for one of these): a Ctrl-C left 6 of 18 earlier figures. Other files in
+    ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks)."""
+    check_tsne_frames(tsne_frames)
+    summary = summary or checked_inputs(exp, scores)
+    fig_dir = Path(fig_dir)
+    if fig_dir.exists() and not fig_dir.is_dir():  # it said '.../.partial: Not a directory'
+        raise ConfigError(f"--out {fig_dir} is a file; give the figures a folder")
+    stage = fig_dir / ".partial"
+    shutil.rmtree(stage, ignore_errors=True)  # a killed run's
+    try:
+        drawn = _draw_figures(exp, scores, stage, summary, tsne_frames)
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for old in fig_dir.iterdir():
+            if FIGURE_FILES.fullmatch(old.name):
+                old.unlink()
+        for new in stage.iterdir() if stage.is_dir() else ():
+            os.replace(new, fig_dir / new.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {title: fig_dir / png.name for title, png in drawn.items()}
+
+
+#: What ``report`` and ``plot`` draw into a scores folder (``plot``'s default ``--out``, ``report --out SCORES``).
+DRAWN = ("report.html", "report.md", "figures")
+
+
+def remove_drawn(scores: Path) -> int:
+    r"""Removes the report and figures drawn from ``scores``' earlier contents (:data:`DRAWN`: in ``figures/``,
+    the files of :data:`FIGURE_FILES` and a report's blur masks; others are the user's), as ``flowaccent score``
+    replaces them: they showed the old scores beside the new ``summary.json``. Returns how many files went."""
+    figures = scores / "figures"
+    old = [scores / name for name in DRAWN[:2] if (scores / name).is_file()]
+    if figures.is_dir():
+        old += [p for p in figures.iterdir() if FIGURE_FILES.fullmatch(p.name) or
+                (p.name.startswith(BLURMASK_FIGURES) and p.suffix in (".png", ".pdf"))]
+    for path in old:
+        path.unlink()
+    if figures.is_dir() and not any(figures.iterdir()):
+        figures.rmdir()
+    return len(old)
+
+
+def check_tsne_frames(tsne_frames: int) -> None:
+    if isinstance(tsne_frames, bool) or not isinstance(tsne_frames, numbers.Integral) or tsne_frames < 0:
+        raise ConfigError(f"report: tsne_frames (--tsne-frames) is a whole number >= 0 (0: no t-SNE), got "
+                          f"{tsne_frames!r}")
+
+
+def _draw_figures(
+    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any], tsne_frames: int
+) -> dict[str, Path]:
+    names = list(summary["sets"])
+    latents, tables = {}, {}
+    for name in names:
+        latents[name], tables[name] = read_set(scores, name, summary["sets"][name])
+    ref = summary["reference"]
+    cols = plots.colours(names, {n: s.get("accent") for n, s in summary["sets"].items()})  # one per set, every figure
+    figures: dict[str, Path] = {}
+    log = exp / "log" / "train.jsonl"
+    curves = plots.training_curves(log, fig_dir / "training_curves")
+    if curves:
+        figures["Training curves"] = curves
+    else:  # the figure was left out without a word
+        print(f"note: no training curves: {log} {'has no records' if log.exists() else 'is missing'}",
+              file=sys.stderr)
+    figures["Latents, first two dimensions"] = plots.latents_first_dims(latents, fig_dir / "latents_dims01", cols=cols)
+    figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
+    if tsne_frames:
+        tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
+        figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols)
+    figures["LogLL per utterance"] = plots.histograms(
+        {n: t["log_ll"] for n, t in tables.items()},
+        fig_dir / "hist_log_ll",
+        "mean log-likelihood per frame (nats)",
+        "Utterance LogLL by set",
+        cols,
+        weights={n: t["num_frames"] for n, t in tables.items()},
+    )
+    others = [n for n in names if n != ref]
+    for score in ("log_ll", "llr", "gmm_log_ll"):
+        if others and all(score in tables[n] for n in names):
+            figures[f"ROC by {score}"] = plots.roc_curves(
+                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref, cols
+            )
+    rating = summary.get("rating", {})  # the sets whose ratings vary: those with correlation rows
+    rated = [n for n in names if n in rating]
+    if rated:
+        kinds = [k for k in ("log_ll", "llr", "gmm_log_ll") if all(k in rating[n] for n in rated)]
+        known = {n: np.isfinite(tables[n]["score"]) for n in rated}
+        figures["Utterance scores against rating"] = plots.rating_scatter(
+            {k: {n: tables[n][k][known[n]] for n in rated} for k in kinds},
+            {n: tables[n]["score"][known[n]] for n in rated},
+            fig_dir / "rating_log_ll",
+            cols,
+        )
+    return figures

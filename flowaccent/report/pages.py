@@ -1,0 +1,108 @@
+r"""The report's two pages: ``report.html`` (self-contained: images embedded) and ``report.md`` (figures beside it),
+from its tables, figures, notes and configuration."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+
+def html_page(summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str],
+          trained: str = "") -> str:
+    r"""The report page; ``notes``: paragraphs on the names (HTML), ``made``: the lines of "How this was made"."""
+    e = html.escape
+
+    def t(text: str) -> str:  # element text: quotes need no escaping
+        return html.escape(text, quote=False)
+
+    heading = f"flowaccent report: {_experiment_name(summary)}"
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{t(heading)}</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;"
+        "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
+        "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
+        "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
+        "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
+        "h2{break-after:avoid}figure,tr{break-inside:avoid}"
+        "@media (max-width:800px){figure{width:98%}}"
+        # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
+        "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
+        "td:first-child{white-space:normal;overflow-wrap:anywhere}}",
+        "</style></head><body>",
+        f"<h1>{t(heading)}</h1>",
+        "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
+    ]
+    parts += [f"<p class='naming'>{note}</p>" for note in notes]
+    for title, header, rows in sections:
+        parts.append(f"<h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
+                     + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</tbody></table></div>")
+    parts.append("<h2>Figures</h2>")
+    for number, (title, png) in enumerate(figures.items(), 1):
+        raw = png.read_bytes()
+        data = base64.b64encode(raw).decode()
+        wide = " class='wide'" if _aspect(raw) > 2.0 else ""  # panels side by side: the page's width
+        parts.append(f"<figure{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
+    parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
+    parts.append(f"<h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def markdown_page(
+    summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str], root: Path,
+    trained: str = "",
+) -> str:
+    lines = [f"# flowaccent report: {_experiment_name(summary)}", "", _model_line(summary, trained), ""]
+    for note in notes:
+        lines += [note.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
+    for title, header, rows in sections:
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    lines += ["## Figures", ""]
+    for number, (title, png) in enumerate(figures.items(), 1):
+        lines += [f"![{title}]({png.relative_to(root)})", "", f"*Figure {number}: {title}*", ""]
+    lines += [
+        "",
+        "## Configuration",
+        "",
+        "```yaml",
+        config.rstrip(),
+        "```",
+        "",
+        "## How this was made",
+        "",
+        "```",
+        *made,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _experiment_name(summary: dict[str, Any]) -> str:
+    r"""The scored model's experiment dir as ``score`` was given it (``exp/quick/dnf``)."""
+    return str(summary.get("model", {}).get("exp", "")) or "(experiment not recorded)"
+
+
+def _aspect(png: bytes) -> float:
+    r"""Width / height of a PNG's bytes, from its IHDR chunk."""
+    head = png[16:24]
+    return int.from_bytes(head[:4], "big") / max(1, int.from_bytes(head[4:], "big"))
+
+
+def _model_line(summary: dict[str, Any], trained: str = "") -> str:
+    model = summary["model"]
+    line = (f"Model: `{model['checkpoint']}`, input dim {model['dim']}, cond_dim {model['cond_dim']}, "
+            f"classes {', '.join(model['classes'])}.")
+    gmm = "; the GMM baseline too" if "baseline" in summary else ""
+    return line + (f" Trained on {trained} (`data.txt`{gmm})." if trained else "")
