@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flowaccent.blurmask.run import mask_symbol, summary_tables, utt_file_name
+from flowaccent.blurmask.summary import summary_tables
+from flowaccent.blurmask.utterance import mask_symbol, utt_file_name
 from flowaccent.data.atomic import atomic_path
 from flowaccent.errors import ConfigError
 from flowaccent.report import BLURMASK_FIGURES
@@ -69,7 +70,7 @@ def blurmask_part(
     folder: str | Path, summary: dict[str, Any], fig_dir: Path
 ) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
     r"""``(tables, figures, naming, command)`` of the blur-mask run in ``folder`` (its ``summary``,
-    :func:`load_blurmask`, checked by :func:`check_same_model`): :func:`~flowaccent.blurmask.run.summary_tables`
+    :func:`load_blurmask`, checked by :func:`check_same_model`): :func:`~flowaccent.blurmask.summary.summary_tables`
     titled "Blur masks: ..." (a word's capital lowered there: "the lab's table", not "The lab's table"), the
     deletion curves and the first utterance's mask figure of each set, copied into ``fig_dir`` as
     ``blurmask_*.png`` (the report's Markdown links them there), the naming paragraph and the run's command."""

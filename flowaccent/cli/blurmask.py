@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
     fit_config = config_from_args(BlurMaskConfig, args)  # these checks before torch's import
     run_config = config_from_args(RunConfig, args)
-    from flowaccent.blurmask.run import fixed, mask_symbol, run_blurmask, utts_defined
+    from flowaccent.blurmask.run import run_blurmask
+    from flowaccent.blurmask.summary import fixed, utts_defined
+    from flowaccent.blurmask.utterance import mask_symbol
 
     report = run_blurmask(
         args.exp,

@@ -119,7 +119,7 @@ def test_a_folder_holding_files_of_the_names_blurmask_writes_is_not_an_output(fl
 
 def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
     r"""Features far out of range made the fit fail with 'blur: the widths must be finite', naming no utterance."""
-    import flowaccent.blurmask.run as run
+    import flowaccent.blurmask.utterance as utterance
     from flowaccent.errors import ConfigError
 
     _, exp, native, _ = flow_exp
@@ -127,7 +127,7 @@ def test_a_failing_utterance_is_named(flow_exp, tmp_path, capsys, monkeypatch):
     def fails(*args, **kwargs):
         raise ConfigError("blur: the widths must be finite, got max nan")
 
-    monkeypatch.setattr(run, "fit_blur_mask", fails)
+    monkeypatch.setattr(utterance, "fit_blur_mask", fails)
     args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(tmp_path / "o"), *FAST]
     assert main(args) == 1
     assert f"set native ({native / 'feats.scp'}): utterance 'n0-000': blur: the widths must be finite" in \
@@ -266,7 +266,8 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
     r"""``--m-max 1000`` on 40 bins fitted a mean m of 950 whose blur changed 145% of the output's variance, and the
     command said nothing (exit 0)."""
     from flowaccent.blurmask.fit import BlurMaskConfig
-    from flowaccent.blurmask.run import UttResult, fit_warnings
+    from flowaccent.blurmask.utterance import UttResult
+    from flowaccent.blurmask.warn import fit_warnings
 
     def result(error, mean):
         return UttResult("zh", "u1", 300, error, mean, {})
@@ -286,7 +287,7 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
 
 def test_numbers_never_print_as_negative_zero():
     r"""An SRG of -0.0001 printed as ``-0.000`` in summary.md and on the terminal."""
-    from flowaccent.blurmask.run import fixed
+    from flowaccent.blurmask.summary import fixed
 
     assert [fixed(-0.0001, 3), fixed(-0.0006, 3), fixed(0.12345, 4), fixed(-0.0, 2)] == \
         ["0.000", "-0.001", "0.1235", "0.00"]
@@ -424,7 +425,7 @@ def test_a_stopped_runs_npz_is_taken_only_for_its_own_utterance_and_key_format(f
     import hashlib
 
     from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig, RunConfig
-    from flowaccent.blurmask.run import done_before, utterance_key
+    from flowaccent.blurmask.utterance import done_before, utterance_key
     from flowaccent.data import load_data_dir
     from flowaccent.data.stream import load_cmvn_stats
 
@@ -461,7 +462,7 @@ def test_stale_figures_go_before_their_npz(flow_exp, tmp_path, monkeypatch):
     r"""The .npz went first: a stop between it and its figures left them for ever (the .npz tells them apart)."""
     from pathlib import Path
 
-    from flowaccent.blurmask.run import remove_stale_files
+    from flowaccent.blurmask.utterance import remove_stale_files
 
     _, exp, native, _ = flow_exp
     out = tmp_path / "out"

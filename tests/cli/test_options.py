@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from flowaccent.blurmask.config import RunConfig
 from flowaccent.blurmask.evaluate import DeletionConfig
 from flowaccent.blurmask.fit import BlurMaskConfig
-from flowaccent.blurmask.run import RunConfig
 from flowaccent.cli._options import add_config_options
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.flows.realnvp import ModelConfig
