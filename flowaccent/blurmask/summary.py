@@ -74,8 +74,6 @@ def utts_defined(summary: dict[str, Any]) -> str:
 
 #: Titles of :func:`summary_tables`' two tables.
 AUC_TABLE = "AUCs and SRG per set and baseline"
-
-
 LAB_TABLE = "The lab's table: median output change over all utterances, in output standard deviations"
 
 

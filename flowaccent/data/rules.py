@@ -17,22 +17,17 @@ from flowaccent.errors import DataDirError
 #: Tables keyed by utterance.
 UTT_TABLES = ("wav.scp", "segments", "text", "utt2spk", "feats.scp", "utt2num_frames", "utt2accent", "utt2score")
 
-
 #: Tables keyed by speaker.
 SPK_TABLES = ("spk2utt", "cmvn.scp")
-
 
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
 PARTIAL_TABLES = ("utt2score",)
 
-
 #: Tables whose value may be empty (an empty transcript).
 EMPTY_VALUE_OK = ("text",)
 
-
 #: Tables whose values repeat over the utterances (speaker ids, frame counts, accent labels): held once each.
 _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
-
 
 #: How to make a required table that is missing.
 _HOW = {

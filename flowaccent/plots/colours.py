@@ -9,10 +9,7 @@ import itertools
 import numpy as np
 
 ACCENT_COLOURS = {"native": "#1f5fbf", "zh": "#d62728", "ja": "#e377c2"}
-
-
 PALETTE = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
-
 
 #: Mixes of an accent's colour for its 2nd, 3rd, ... set: > 0 towards black, < 0 towards white.
 SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)

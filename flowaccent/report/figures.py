@@ -21,10 +21,8 @@ from flowaccent.report.inputs import checked_inputs, read_set
 #: (:func:`flowaccent.blurmask.report.blurmask_part`); an earlier report's are removed by the next.
 BLURMASK_FIGURES = "blurmask_"
 
-
 #: Frames per set in the t-SNE by default (the slowest figure: its time grows faster than its points).
 TSNE_FRAMES = 500
-
 
 #: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
 FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"

@@ -25,7 +25,6 @@ NAMING = (
     "any value by chance."
 )
 
-
 NAMING_PARTS = {
     "[_c]": "; _c and _r are the class-conditional and residual parts of a DNF model",
     "[llr]": ", <b>llr</b> (log p(x | {llr_class} class) - log p(x | the other classes), DNF models)",
