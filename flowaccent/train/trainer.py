@@ -147,17 +147,7 @@ def _train(
     dirs, class_names, labels = load_classes(specs, config.features.cmvn == "spk")
     for line in data_warnings(specs, dirs) if env.is_main else ():
         print(line, file=sys.stderr)
-    refs = utterance_refs(dirs, labels)
-    train_refs, valid_refs = split_valid(refs, cfg.valid_fraction, cfg.valid_by)
-    split = f"train.valid_fraction={cfg.valid_fraction}, valid_by {cfg.valid_by}"
-    if not train_refs:
-        raise DataDirError(f"no training utterances left after the validation split ({split})")
-    for label, name in enumerate(class_names):
-        if not any(r.label == label for r in train_refs):
-            raise DataDirError(
-                f"class '{name}' has no training frames (all its utterances fell into the validation split "
-                f"of {split}); give it more data or lower valid_fraction"
-            )
+    train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
     source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
     last = exp / "checkpoints" / "last.pt"
     try:
@@ -166,19 +156,7 @@ def _train(
         if resume and last.exists():
             refused_changes(load_checkpoint(last), config.to_dict(), last)
         raise
-    if env.is_main and (line := expanded_warning(model.pipeline.input_dim, model.dim)):
-        print(line, file=sys.stderr)
-    if env.is_main and len(class_names) > 1 and config.prior.cond_dim == 0:
-        print(f"train: warning: {len(class_names)} classes ({', '.join(class_names)}) but prior.cond_dim 0: the prior "
-              "ignores them (a plain flow; its llr is 0 for every frame); give prior.cond_dim > 0 for a DNF",
-              file=sys.stderr)
-    if config.model.context_dim not in (0, len(class_names)):
-        raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
-    if env.is_main and config.model.context_dim > 1:
-        print(f"train: note: with model.context_dim {config.model.context_dim} the couplings take the class as "
-              "context, so the flow differs per class: `flowaccent score` and `blurmask` refuse such a model (they "
-              "need one flow for every frame); score it per class with FlowModel.score_utterance(..., labels=c)",
-              file=sys.stderr)
+    _check_model(model, config, class_names, env)
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     config_dict = config.to_dict()
@@ -186,20 +164,7 @@ def _train(
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
     digest_text = fingerprint_text(dirs, config.features.cmvn == "spk", labelled)
-    state, changes = None, None
-    if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
-        # --resume's fresh start, trained over the finished model, its config.yaml and its log
-        raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
-                          f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
-                          f"{exp / 'final.pt'} to train here afresh)")
-    if resume and last.exists():
-        state = load_checkpoint(last)
-        changes = refused_changes(state, config_dict, last)  # first: --features.cmvn utt changed the data's digest too
-        check_same_data(exp, classes_text, data_text, digest_text)
-    elif last.exists():
-        raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
-    else:
-        check_own_config(exp, config, config_file)
+    state, changes = _earlier_run(exp, resume, config, config_file, (classes_text, data_text, digest_text))
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "
               "beginning", file=sys.stderr)
@@ -213,13 +178,7 @@ def _train(
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
                             would="resume" if left else "done")
     if env.is_main:
-        (exp / "log").mkdir(parents=True, exist_ok=True)
-        trim_log(exp / "log" / "train.jsonl", progress, cfg.patience)
-        atomic_write_text(exp / "config.yaml", config.to_yaml())
-        atomic_write_text(exp / "classes.txt", classes_text)
-        atomic_write_text(exp / "data.txt", data_text)
-        atomic_write_text(exp / DIGESTS, digest_text)
-        keep_fbank_record(exp, [d.path for d in dirs])
+        _write_experiment(exp, progress, config, (classes_text, data_text, digest_text), dirs)
     runner = Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
         source,
@@ -246,14 +205,87 @@ def _train(
         # one write, line and newline together: two ranks' lines ran into one ("...ebaetrain: rank 0/2: ...")
         sys.stderr.write(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}\n")
         sys.stderr.flush()
-    final = exp / "final.pt"
     if env.is_main:
-        best = exp / "checkpoints" / "best.pt"
-        state = load_checkpoint(best if best.exists() else last)
-        save_checkpoint(
-            final, FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
-        )
-    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, final)
+        _write_final(exp, config_dict)
+    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
+
+
+def _write_experiment(exp: Path, progress: Progress, config: ExperimentConfig, texts: tuple[str, str, str],
+                      dirs) -> None:
+    r"""What ``exp`` keeps of the run before it trains: its log cut to ``progress`` (a resumed run's), its
+    ``config.yaml``, ``classes.txt``, ``data.txt`` and data digests (``texts``), and the data dirs' ``fbank.json``."""
+    (exp / "log").mkdir(parents=True, exist_ok=True)
+    trim_log(exp / "log" / "train.jsonl", progress, config.train.patience)
+    atomic_write_text(exp / "config.yaml", config.to_yaml())
+    for name, text in zip(("classes.txt", "data.txt", DIGESTS), texts):
+        atomic_write_text(exp / name, text)
+    keep_fbank_record(exp, [d.path for d in dirs])
+
+
+def _write_final(exp: Path, config_dict: dict) -> None:
+    r"""``exp/final.pt``: the model of the best checkpoint (the last where there is none), without its optimiser."""
+    checkpoints = exp / "checkpoints"
+    best = checkpoints / "best.pt"
+    state = load_checkpoint(best if best.exists() else checkpoints / "last.pt")
+    save_checkpoint(
+        exp / "final.pt", FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
+    )
+
+
+def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
+    r"""``(train, valid)`` utterance refs of the validation split (``cfg``: the ``train`` section); an error where no
+    training utterance is left, or none of a class."""
+    train_refs, valid_refs = split_valid(refs, cfg.valid_fraction, cfg.valid_by)
+    split = f"train.valid_fraction={cfg.valid_fraction}, valid_by {cfg.valid_by}"
+    if not train_refs:
+        raise DataDirError(f"no training utterances left after the validation split ({split})")
+    for label, name in enumerate(class_names):
+        if not any(r.label == label for r in train_refs):
+            raise DataDirError(
+                f"class '{name}' has no training frames (all its utterances fell into the validation split "
+                f"of {split}); give it more data or lower valid_fraction"
+            )
+    return train_refs, valid_refs
+
+
+def _check_model(model: FlowModel, config: ExperimentConfig, class_names: list[str], env) -> None:
+    r"""Refuses a ``model.context_dim`` that is neither 0 nor the number of classes; the main process warns of
+    features expanded into many dims, of classes a ``cond_dim`` of 0 ignores, and of a flow that differs per class."""
+    if env.is_main and (line := expanded_warning(model.pipeline.input_dim, model.dim)):
+        print(line, file=sys.stderr)
+    if env.is_main and len(class_names) > 1 and config.prior.cond_dim == 0:
+        print(f"train: warning: {len(class_names)} classes ({', '.join(class_names)}) but prior.cond_dim 0: the prior "
+              "ignores them (a plain flow; its llr is 0 for every frame); give prior.cond_dim > 0 for a DNF",
+              file=sys.stderr)
+    if config.model.context_dim not in (0, len(class_names)):
+        raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
+    if env.is_main and config.model.context_dim > 1:
+        print(f"train: note: with model.context_dim {config.model.context_dim} the couplings take the class as "
+              "context, so the flow differs per class: `flowaccent score` and `blurmask` refuse such a model (they "
+              "need one flow for every frame); score it per class with FlowModel.score_utterance(..., labels=c)",
+              file=sys.stderr)
+
+
+def _earlier_run(exp: Path, resume: bool, config: ExperimentConfig, config_file, texts: tuple[str, str, str]):
+    r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint, and what :func:`refused_changes`
+    allowed to change), ``(None, None)`` for a new run; ``texts``: the run's ``classes.txt``, ``data.txt`` and data
+    digests, checked against the earlier run's. Refuses a finished run whose ``last.pt`` is gone, a run there
+    without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
+    last = exp / "checkpoints" / "last.pt"
+    if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
+        # --resume's fresh start, trained over the finished model, its config.yaml and its log
+        raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
+                          f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
+                          f"{exp / 'final.pt'} to train here afresh)")
+    if resume and last.exists():
+        state = load_checkpoint(last)
+        changes = refused_changes(state, config.to_dict(), last)  # first: --features.cmvn utt changed the digest too
+        check_same_data(exp, *texts)
+        return state, changes
+    if last.exists():
+        raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
+    check_own_config(exp, config, config_file)
+    return None, None
 
 
 def _start(model, optimizer, last: Path, state, changes, source, train_refs, config, env, check=False) -> Progress:
