@@ -169,14 +169,8 @@ def _make_fbank(
                 else:
                     journal.done(rate, stamp)
             listed = bool(failed)
-            stay = _left(journal, jobs) if failed else None
-            stay = f"; {stay}" if stay else ""
-            if len(failed) > 1:  # the ark is not written, the data dir left as it was but for the list
-                atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
-                raise AudioError(f"{data.path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; "
-                                 f"all in {failed_list}){stay}")
-            if failed:  # the message names the table, this the data dir
-                raise AudioError(f"{data.path}: {failed[0][1]}{stay}")
+            if failed:
+                raise _failed(data.path, failed, failed_list, _left(journal, jobs))
             feats_lines = writer.scp_lines
         journal.path.unlink()
     except BaseException:
@@ -185,21 +179,40 @@ def _make_fbank(
         raise
     finally:
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
-    with ArkWriter(cmvn_ark) as cmvn_writer:
-        for spk in sorted(stats):
-            cmvn_writer.write(spk, stats[spk])
-        cmvn_lines = cmvn_writer.scp_lines
-
-    (data.path / RECORD).unlink(missing_ok=True)  # the record goes last: tables and record from one run
-    write_table(data.path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
-    write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
-    write_table(data.path / "utt2num_frames", num_frames)
-    write_record(data.path, config.to_dict(), channel, rates, run=tag)
+    _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
+    write_record(data.path, config.to_dict(), channel, rates, run=tag)  # last: tables and record from one run
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start
     taken_frames = sum(num_frames[utt] for utt, _ in taken.entries) if taken else 0
     return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed, taken_frames)
+
+
+def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:
+    r"""The error of a run whose utterances ``failed`` (``(utt, message)``): the first's message, and with more than
+    one, all listed in ``failed_list`` (the ark is not written, the data dir left as it was but for the list);
+    ``stay``: what a ``--resume`` keeps of the run (:func:`_left`)."""
+    stay = f"; {stay}" if stay else ""
+    if len(failed) > 1:
+        atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
+        return AudioError(f"{path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
+                          f"{failed_list}){stay}")
+    return AudioError(f"{path}: {failed[0][1]}{stay}")  # the message names the table, this the data dir
+
+
+def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dict[str, np.ndarray],
+                  num_frames: dict[str, int]) -> None:
+    r"""The per-speaker CMVN stats into ``cmvn_ark``, then the data dir's ``feats.scp`` (``feats_lines``: the ark
+    writer's scp lines), ``cmvn.scp`` and ``utt2num_frames``; its ``fbank.json`` removed first (written after them
+    by the caller: tables and record from one run)."""
+    with ArkWriter(cmvn_ark) as cmvn_writer:
+        for spk in sorted(stats):
+            cmvn_writer.write(spk, stats[spk])
+        cmvn_lines = cmvn_writer.scp_lines
+    (path / RECORD).unlink(missing_ok=True)
+    write_table(path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
+    write_table(path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
+    write_table(path / "utt2num_frames", num_frames)
 
 
 #: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
