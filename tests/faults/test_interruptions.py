@@ -48,7 +48,7 @@ def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
 @pytest.mark.parametrize("resume", [False, True])
 def test_fbank(tmp_path, resume):
     r"""With ``--resume`` the rerun takes over what the killed run wrote (its journal a line behind its ark)."""
-    from flowaccent.features.fbank_resume import journal_of
+    from flowaccent.features.fbank_journal import journal_of
 
     from ..conftest import make_wav_data_dir
 

@@ -14,7 +14,7 @@ from scipy.io import wavfile
 from flowaccent.data import read_table, write_spk2utt
 from flowaccent.features import make_fbank as make_fbank_module
 from flowaccent.features.fbank import FbankConfig
-from flowaccent.features.fbank_resume import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
+from flowaccent.features.fbank_journal import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
 from flowaccent.features.make_fbank import make_fbank
 
 from ..conftest import make_wav_data_dir
@@ -406,7 +406,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     import errno
     import fcntl
 
-    from flowaccent.features import fbank_resume
+    from flowaccent.features import fbank_journal
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -414,7 +414,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
     ark, journal = stopped_files(data)
     set_header(journal, pid=os.getppid())  # running
     capsys.readouterr()
@@ -427,7 +427,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     assert fcntl.flock is no_locks
     stopped(monkeypatch, 5, data)
     set_header(stopped_files(data)[1], pid=2**40)  # no process's number (os.kill raised OverflowError)
-    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "header is damaged" in err
 
@@ -473,7 +473,7 @@ def test_a_copy_of_the_data_dir_leaves_nothing_when_it_completes(dirs, monkeypat
 def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatch, capsys):
     r"""Another dir's completed run removed the stopped run's files between this one opening the journal and
     locking it: it took the unlinked journal over and crashed on the ark."""
-    from flowaccent.features import fbank_resume
+    from flowaccent.features import fbank_journal
 
     data, _ = dirs
     stopped(monkeypatch, 5, data)
@@ -482,14 +482,14 @@ def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatc
     ark.rename(dead)
     journal.rename(journal_of(dead))
     ark, journal = dead, journal_of(dead)
-    lock = fbank_resume._lock
+    lock = fbank_journal.lock
 
     def removed_first(fd):
         ark.unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         return lock(fd)
 
-    monkeypatch.setattr(fbank_resume, "_lock", removed_first)
+    monkeypatch.setattr(fbank_journal, "lock", removed_first)
     capsys.readouterr()
     assert make_fbank(data, quiet=True, resume=True).taken_frames == 0
     assert "took over" not in capsys.readouterr().err
@@ -545,7 +545,7 @@ def test_without_file_locks_a_take_over_is_claimed_before_its_check(dirs, monkey
     second run (another dir sharing the folder) took the same files over: both wrote one ark."""
     import errno
 
-    from flowaccent.features import fbank_resume
+    from flowaccent.features import fbank_journal, fbank_resume
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -554,7 +554,7 @@ def test_without_file_locks_a_take_over_is_claimed_before_its_check(dirs, monkey
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
     recording, claimed = fbank_resume._recording, []
 
     def checking(*args):
@@ -587,14 +587,14 @@ def test_a_stop_before_the_run_writes_leaves_the_stopped_run_free(dirs, monkeypa
     assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
 
 
-@pytest.mark.parametrize("where", ["_recording", "_done"])
+@pytest.mark.parametrize("where", ["_recording", "done_count"])
 def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypatch, capsys, where):
     r"""Without file locks the check runs on a journal replaced by the claim: a Ctrl-C in it closed the old fd
     again (EBADF instead of the Ctrl-C) and left the new one open, its header naming this process; a Ctrl-C while
     the candidates' journals were read left one locked (the Python API goes on in the process)."""
     import errno
 
-    from flowaccent.features import fbank_resume
+    from flowaccent.features import fbank_journal, fbank_resume
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -606,7 +606,7 @@ def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypa
     def stop(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
     monkeypatch.setattr(fbank_resume, where, stop)
     opened = len(os.listdir("/proc/self/fd"))
     with pytest.raises(KeyboardInterrupt):
@@ -622,7 +622,7 @@ def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch
     r"""On a cluster's shared file system without locks a process number says nothing of another node's run."""
     import errno
 
-    from flowaccent.features import fbank_resume
+    from flowaccent.features import fbank_journal
 
     data, _ = dirs
     stopped(monkeypatch, 5, data)
@@ -636,7 +636,7 @@ def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_resume.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
     capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
     assert "took over" not in capsys.readouterr().err and stopped_files(data) == files

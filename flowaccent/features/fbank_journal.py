@@ -1,0 +1,192 @@
+r"""The journal of a ``flowaccent fbank`` run: beside its partial ark (the same name and ``.jobs``), a header naming
+the data dir, then a line per recording once its utterances are in the ark, with the sample rate read and a digest
+of the size and modification time of the files its ``wav.scp`` entry names (:func:`audio_stamp`), or ``failed``.
+The run holds a lock (``flock``) on it while it writes: a journal nobody holds is a stopped run's, which
+:mod:`flowaccent.features.fbank_resume` takes over."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import socket
+from pathlib import Path
+from stat import S_ISREG
+
+from flowaccent import __version__
+from flowaccent.data.atomic import partial_name
+from flowaccent.data.lock import alive
+
+#: The start of a journal's first line (the rest: JSON of the version that wrote it and the data dir).
+MAGIC = b"flowaccent fbank journal 2 "
+
+
+#: A journal's line for a recording with an utterance that failed (it and all after it are computed again).
+FAILED = b"failed"
+
+
+#: A journal's stamp of an entry that names no file: such a recording is never taken over.
+UNCHECKED = "-"
+
+
+def journal_of(ark: Path) -> Path:
+    r"""The journal next to a temporary ark."""
+    return ark.with_name(f"{ark.name}.jobs")
+
+
+def _named_paths(rxfile: str) -> dict[str, None]:
+    r"""What a ``wav.scp`` value may name as files, in order: the value (of ``archive:offset``, the archive), or the
+    words of a ``cmd |`` (``sph2pipe -f wav /corpus/x.sph |``: its ``.sph``; split as a shell splits them)."""
+    value = rxfile.strip()
+    if value.endswith("|"):
+        try:
+            words = shlex.split(value[:-1])
+        except ValueError:  # quotes a shell would refuse too
+            words = value[:-1].split()
+    else:
+        words = [value]
+    paths: dict[str, None] = {}
+    for word in words:
+        archive = re.fullmatch(r"(.+):(\d+)", word)
+        paths.update(dict.fromkeys((word, archive.group(1)) if archive else (word,)))
+    return paths
+
+
+def audio_stamp(rxfile: str) -> str:
+    r"""A digest of ``path size mtime_ns`` of each file a ``wav.scp`` value names (:func:`_named_paths` that are
+    files; 16 hex digits): audio written again (a file copied over, a download made again) is read again, not taken
+    over; :data:`UNCHECKED` where it names none. A file named inside a script, or relative to a ``cd`` in the
+    command, is not seen."""
+    lines = []
+    for path in _named_paths(rxfile):
+        try:
+            stat = os.stat(path)
+        except (OSError, ValueError):  # not a file's name (ValueError: a NUL in it)
+            continue
+        if S_ISREG(stat.st_mode):
+            lines.append(f"{os.path.abspath(path)} {stat.st_size} {stat.st_mtime_ns}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16] if lines else UNCHECKED
+
+
+def lock(fd: int) -> bool | None:
+    r"""Takes the lock of a journal open at ``fd``: True; False where a running process holds it; None where the
+    file system has no locks (Lustre without ``-o flock``, some NFS mounts)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        return False if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    return True
+
+
+def new_header(data_dir: Path) -> bytes:
+    r"""A journal's first line: the version, the data dir, and the process writing it (:func:`held`)."""
+    fields = {"version": __version__, "data_dir": str(data_dir), "pid": os.getpid(), "host": socket.gethostname()}
+    return MAGIC + json.dumps(fields).encode() + b"\n"
+
+
+def parse_header(header: bytes) -> dict | None:
+    r"""A journal's first line as written by :func:`new_header`; None where it is not one (damaged)."""
+    try:
+        fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
+        types = {"pid": int, "version": str, "data_dir": str}
+        good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
+        good = good and isinstance(fields.setdefault("host", socket.gethostname()), str)  # before hosts: this one
+        return fields if good and 0 < fields["pid"] < 2**31 else None
+    except ValueError:
+        return None
+
+
+def read_lines(fd: int) -> list[bytes]:
+    r"""The lines of the journal open at ``fd`` (the last: what follows the last newline)."""
+    with open(os.dup(fd), "rb") as f:
+        f.seek(0)
+        return f.read().split(b"\n")
+
+
+def held(fd: int) -> bool:
+    r"""Whether a running process writes the journal open at ``fd``: it holds its lock; on a file system without
+    locks, the process its header names is running (and is not this one; a number that went to another process
+    since, after a reboot, keeps such a journal from being taken over or removed there), or runs on another machine
+    (it cannot be told from here)."""
+    locked = lock(fd)
+    if locked is not None:
+        return not locked
+    fields = parse_header(read_lines(fd)[0])
+    if fields is None:
+        return False
+    if fields["host"] != socket.gethostname():
+        return True
+    return fields["pid"] != os.getpid() and alive(fields["pid"])
+
+
+class Journal:
+    r"""A run's journal (a line per recording, :func:`audio_stamp`) next to its partial ark, locked while open.
+
+    Arguments:
+        ark: the partial ark it describes (the journal is :func:`journal_of` it).
+        fd: the journal, open and locked: a stopped run's, cut after the lines taken over
+            (:func:`~flowaccent.features.fbank_resume.take_over`), or a new one (:meth:`start`).
+    """
+
+    def __init__(self, ark: Path, fd: int):
+        self.ark, self.path, self._fd = ark, journal_of(ark), fd
+
+    @classmethod
+    def start(cls, final: Path, data_dir: Path) -> Journal:
+        r"""A new journal, for a partial ark of ``final`` named with this process's number and, where files of that
+        name are there (a stopped run of this number: the Python API, a reboot; one of another container or machine
+        sharing the folder, which cannot be told from a stopped one without locks), digits after it."""
+        for n in itertools.count():
+            ark = partial_name(final, int(f"{os.getpid()}{n}") if n else None)
+            if ark.exists():
+                continue
+            try:
+                fd = os.open(journal_of(ark), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                continue
+            try:
+                lock(fd)  # made by this process: nobody else holds it
+                write_all(fd, new_header(data_dir))
+            except BaseException:
+                os.close(fd)
+                journal_of(ark).unlink(missing_ok=True)
+                raise
+            return cls(ark, fd)
+        raise AssertionError("unreachable")
+
+    def done(self, rate: int, stamp: str) -> None:
+        r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate."""
+        os.write(self._fd, f"{rate} {stamp}\n".encode())  # one write: a line is there whole or not at all
+
+    def failed(self) -> None:
+        r"""A recording's utterance failed (those of it that did not are in the ark)."""
+        os.write(self._fd, FAILED + b"\n")
+
+    def kept(self) -> int:
+        r"""The recordings it says were done, from the start to the first failed one (:func:`done_count`)."""
+        return done_count(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)  # and its lock
+
+
+def done_count(fd: int) -> int:
+    r"""The recordings the journal open at ``fd`` says were done before its first failed one; 0 where it is
+    another version's or damaged."""
+    lines = read_lines(fd)
+    fields = parse_header(lines[0])
+    if fields is None or fields["version"] != __version__:
+        return 0
+    return next((i for i, line in enumerate(lines[1:-1]) if line == FAILED), len(lines) - 2)
+
+
+def write_all(fd: int, content: bytes) -> None:
+    r"""Writes all of ``content`` (a full disk writes part of it, without an error)."""
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view):]
