@@ -13,7 +13,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import RECORD, training_record
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress
+from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress, load_checkpoint
 from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
 #: The digests of the training dirs' tables and archives when the run began (:mod:`flowaccent.data.fingerprint`).
@@ -157,3 +157,37 @@ def check_world(progress: Progress, env: distributed.DistEnv, last: Path, note: 
         print(f"train: resuming a run of {was} with {env.world} at the start of epoch {progress.epoch + 1} (the "
               "batches' split differs from here)", file=sys.stderr)
     progress.world = env.world
+
+
+def earlier_run(exp: Path, resume: bool, config: ExperimentConfig, config_file, texts: tuple[str, str, str]):
+    r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint, and what :func:`refused_changes`
+    allowed to change), ``(None, None)`` for a new run; ``texts``: the run's ``classes.txt``, ``data.txt`` and data
+    digests, checked against the earlier run's. Refuses a finished run whose ``last.pt`` is gone, a run there
+    without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
+    last = exp / "checkpoints" / "last.pt"
+    if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
+        # --resume's fresh start, trained over the finished model, its config.yaml and its log
+        raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
+                          f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
+                          f"{exp / 'final.pt'} to train here afresh)")
+    if resume and last.exists():
+        state = load_checkpoint(last)
+        changes = refused_changes(state, config.to_dict(), last)  # first: --features.cmvn utt changed the digest too
+        check_same_data(exp, *texts)
+        return state, changes
+    if last.exists():
+        raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
+    check_own_config(exp, config, config_file)
+    return None, None
+
+
+def write_experiment(exp: Path, progress: Progress, config: ExperimentConfig, texts: tuple[str, str, str],
+                      dirs) -> None:
+    r"""What ``exp`` keeps of the run before it trains: its log cut to ``progress`` (a resumed run's), its
+    ``config.yaml``, ``classes.txt``, ``data.txt`` and data digests (``texts``), and the data dirs' ``fbank.json``."""
+    (exp / "log").mkdir(parents=True, exist_ok=True)
+    trim_log(exp / "log" / "train.jsonl", progress, config.train.patience)
+    atomic_write_text(exp / "config.yaml", config.to_yaml())
+    for name, text in zip(("classes.txt", "data.txt", DIGESTS), texts):
+        atomic_write_text(exp / name, text)
+    keep_fbank_record(exp, [d.path for d in dirs])

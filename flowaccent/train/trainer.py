@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from flowaccent import torchrun
-from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.fingerprint import fingerprint_text
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.specs import parse_data_specs
@@ -27,16 +26,7 @@ from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, load_checkpoint, save_checkpoint
 from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim, load_classes
 from flowaccent.train.config import ExperimentConfig
-from flowaccent.train.experiment import (
-    DIGESTS,
-    check_own_config,
-    check_same_data,
-    check_world,
-    keep_fbank_record,
-    note_format,
-    refused_changes,
-    trim_log,
-)
+from flowaccent.train.experiment import check_world, earlier_run, note_format, refused_changes, write_experiment
 from flowaccent.train.frames import (
     FrameSource,
     FrameStream,
@@ -164,7 +154,7 @@ def _train(
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
     digest_text = fingerprint_text(dirs, config.features.cmvn == "spk", labelled)
-    state, changes = _earlier_run(exp, resume, config, config_file, (classes_text, data_text, digest_text))
+    state, changes = earlier_run(exp, resume, config, config_file, (classes_text, data_text, digest_text))
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "
               "beginning", file=sys.stderr)
@@ -178,7 +168,7 @@ def _train(
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
                             would="resume" if left else "done")
     if env.is_main:
-        _write_experiment(exp, progress, config, (classes_text, data_text, digest_text), dirs)
+        write_experiment(exp, progress, config, (classes_text, data_text, digest_text), dirs)
     runner = Runner(model, optimizer, config, exp, env, quiet)
     stream = FrameStream(
         source,
@@ -208,18 +198,6 @@ def _train(
     if env.is_main:
         _write_final(exp, config_dict)
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
-
-
-def _write_experiment(exp: Path, progress: Progress, config: ExperimentConfig, texts: tuple[str, str, str],
-                      dirs) -> None:
-    r"""What ``exp`` keeps of the run before it trains: its log cut to ``progress`` (a resumed run's), its
-    ``config.yaml``, ``classes.txt``, ``data.txt`` and data digests (``texts``), and the data dirs' ``fbank.json``."""
-    (exp / "log").mkdir(parents=True, exist_ok=True)
-    trim_log(exp / "log" / "train.jsonl", progress, config.train.patience)
-    atomic_write_text(exp / "config.yaml", config.to_yaml())
-    for name, text in zip(("classes.txt", "data.txt", DIGESTS), texts):
-        atomic_write_text(exp / name, text)
-    keep_fbank_record(exp, [d.path for d in dirs])
 
 
 def _write_final(exp: Path, config_dict: dict) -> None:
@@ -264,28 +242,6 @@ def _check_model(model: FlowModel, config: ExperimentConfig, class_names: list[s
               "context, so the flow differs per class: `flowaccent score` and `blurmask` refuse such a model (they "
               "need one flow for every frame); score it per class with FlowModel.score_utterance(..., labels=c)",
               file=sys.stderr)
-
-
-def _earlier_run(exp: Path, resume: bool, config: ExperimentConfig, config_file, texts: tuple[str, str, str]):
-    r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint, and what :func:`refused_changes`
-    allowed to change), ``(None, None)`` for a new run; ``texts``: the run's ``classes.txt``, ``data.txt`` and data
-    digests, checked against the earlier run's. Refuses a finished run whose ``last.pt`` is gone, a run there
-    without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
-    last = exp / "checkpoints" / "last.pt"
-    if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
-        # --resume's fresh start, trained over the finished model, its config.yaml and its log
-        raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
-                          f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
-                          f"{exp / 'final.pt'} to train here afresh)")
-    if resume and last.exists():
-        state = load_checkpoint(last)
-        changes = refused_changes(state, config.to_dict(), last)  # first: --features.cmvn utt changed the digest too
-        check_same_data(exp, *texts)
-        return state, changes
-    if last.exists():
-        raise ConfigError(f"{exp}: holds a training run already; pass --resume or use another dir")
-    check_own_config(exp, config, config_file)
-    return None, None
 
 
 def _start(model, optimizer, last: Path, state, changes, source, train_refs, config, env, check=False) -> Progress:
