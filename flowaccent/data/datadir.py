@@ -3,7 +3,7 @@ r"""Kaldi data dirs: read, write and validate the per-utterance and per-speaker 
 A data dir is a folder of text tables ``key value`` as Kaldi defines them
 (``utils/validate_data_dir.sh``): ``wav.scp, segments, text, utt2spk, spk2utt, feats.scp,
 cmvn.scp`` (keyed by speaker), ``utt2num_frames``, and this project's
-``utt2accent`` and ``utt2score``. Rules checked here: every table sorted by key
+``utt2accent`` and ``utt2score``. Rules checked (by :mod:`flowaccent.data.rules`): every table sorted by key
 in C (byte) order with unique keys and no whitespace in keys; ``spk2utt``
 consistent with ``utt2spk``; ``utt2spk`` sorted by speaker too (Kaldi's ``sort -k2`` rule, which
 speaker ids that prefix their utterance ids satisfy);

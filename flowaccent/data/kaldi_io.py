@@ -1,6 +1,6 @@
 r"""Typed, checked reading and writing of Kaldi arks and scps (a wrapper around kaldiio).
 
-kaldiio parses the binary format; this module makes every damaged input a
+kaldiio parses the binary format; this module and those it stands on (below) make every damaged input a
 :class:`~flowaccent.errors.KaldiIOError` naming the file and the utterance:
 a truncated ark (inside a key, a header or the matrix data, or between
 utterances when an scp or ``utt2num_frames`` says more exist), a corrupt type

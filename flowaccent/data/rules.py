@@ -48,8 +48,8 @@ def inspect_dir(
     path: Path, require: tuple[str, ...], unused: tuple[str, ...] = (), share: bool = False
 ) -> tuple[dict, list[str]]:
     r"""``(tables, problems)`` of the data dir ``path``; ``share``: the tables hold each id once (as a
-    :class:`DataDir` keeps them; :func:`read_table`'s ``shared``, which took ``validate`` 7% longer on 200k
-    utterances for tables it drops at once)."""
+    :class:`~flowaccent.data.datadir.DataDir` keeps them; :func:`read_table`'s ``shared``, which took ``validate``
+    7% longer on 200k utterances for tables it drops at once)."""
     if not path.is_dir():
         return {}, [f"{path}: {'not a directory' if path.exists() else 'no such directory'}"]
     problems: list[str] = []

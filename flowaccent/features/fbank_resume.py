@@ -1,7 +1,7 @@
 r"""Going on after a stopped ``flowaccent fbank`` (``--resume``): what a run leaves when it stops, and taking it over.
 
 A run writes its features ark under a hidden name (``DATA_DIR/data/.raw_fbank_NAME.TAG.ark.part.PID``,
-:class:`~flowaccent.data.kaldi_io.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
+:class:`~flowaccent.data.ark_writer.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
 ``segments``), and next to it a journal (:mod:`flowaccent.features.fbank_journal`): a line per recording once its
 utterances are in the ark, with a digest of the files its ``wav.scp`` entry names, or ``failed``. The run holds a
 lock (``flock``) on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its

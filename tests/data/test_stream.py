@@ -15,7 +15,8 @@ def test_streams_every_utterance_with_its_speaker_stats(wav_data_dir, monkeypatc
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
     data = load_data_dir(wav_data_dir, require=("feats.scp", "cmvn.scp"))
     with monkeypatch.context() as patched:  # a loaded dir's scps are its tables: not read (nor held) again
-        patched.setattr("flowaccent.data.kaldi_io.read_scp", lambda path: pytest.fail(f"{path} read again"))
+        for where in ("flowaccent.data.kaldi_io.read_scp", "flowaccent.data.scp.read_scp"):
+            patched.setattr(where, lambda path: pytest.fail(f"{path} read again"))
         utts = list(iter_utterances(data, expected_dim=40))
     assert [u.utt for u in utts] == data.utts
     assert all(u.utt is key for u, key in zip(utts, data.utt2spk))  # the table's strings

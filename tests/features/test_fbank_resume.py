@@ -473,7 +473,7 @@ def test_a_copy_of_the_data_dir_leaves_nothing_when_it_completes(dirs, monkeypat
 def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatch, capsys):
     r"""Another dir's completed run removed the stopped run's files between this one opening the journal and
     locking it: it took the unlinked journal over and crashed on the ark."""
-    from flowaccent.features import fbank_journal
+    from flowaccent.features import fbank_journal, fbank_resume
 
     data, _ = dirs
     stopped(monkeypatch, 5, data)
@@ -489,7 +489,8 @@ def test_a_journal_removed_before_its_lock_was_had_is_not_taken(dirs, monkeypatc
         journal.unlink(missing_ok=True)
         return lock(fd)
 
-    monkeypatch.setattr(fbank_journal, "lock", removed_first)
+    monkeypatch.setattr(fbank_journal, "lock", removed_first)  # and where fbank_resume calls it
+    monkeypatch.setattr(fbank_resume, "lock", removed_first)
     capsys.readouterr()
     assert make_fbank(data, quiet=True, resume=True).taken_frames == 0
     assert "took over" not in capsys.readouterr().err
