@@ -7,7 +7,8 @@ once, as ``extract-segments`` cuts them, flowaccent.data.segments), writes ``fea
 flowaccent.features.fbank_record) into the data dir (arks under ``DATA_DIR/data/``). Atomic: arks are
 written under temporary names and renamed, tables replaced only after every
 utterance succeeded; a failure leaves the data dir as it was (but for a stopped run's hidden partial ark, which
-``resume`` goes on from: :mod:`flowaccent.features.fbank_resume`). Utterances that fail (a missing
+``resume`` goes on from: :mod:`flowaccent.features.fbank_resume`). The recordings are read and their features
+computed by :mod:`flowaccent.features.fbank_jobs`. Utterances that fail (a missing
 file, audio too short) do not stop the others: the error names the first and counts the rest,
 listed with it in ``DATA_DIR/data/fbank_failed.txt``, so one run finds every bad utterance. Idempotent: the
 ark names depend only on the data dir's name, ``wav.scp``, ``segments`` and the options, so a
@@ -25,31 +26,21 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.audio import read_audio, select_channel
 from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.segments import Segment, cut
-from flowaccent.errors import AudioError, ConfigError, FeatureError, FlowAccentError, KaldiIOError
+from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
-from flowaccent.features.fbank import FbankConfig, compute_fbank_with
+from flowaccent.features.fbank import FbankConfig
+from flowaccent.features.fbank_jobs import Job, compute_all, recording_jobs
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
-from flowaccent.features.fbank_resume import (
-    Journal,
-    TakenOver,
-    audio_stamp,
-    remove_stopped,
-    take_over,
-)
-from flowaccent.workers import check_stopping, imap_processes
+from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 
 #: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
 LOCK = ".fbank.lock"
@@ -122,7 +113,7 @@ def _make_fbank(
     feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"
     cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
 
-    jobs = _recording_jobs(data)
+    jobs = recording_jobs(data)
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
     rates: dict[int, int] = {}
@@ -153,7 +144,7 @@ def _make_fbank(
             writer,
             tqdm(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
                  disable=quiet) as bar,
-            contextlib.closing(_compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
+            contextlib.closing(compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
         ):  # workers stop on Ctrl-C
             for rate, stamp, recording in computed:
                 for utt, feats in recording:
@@ -215,62 +206,8 @@ def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dic
     write_table(path / "utt2num_frames", num_frames)
 
 
-#: One recording to read: its ``wav.scp`` value and the utterances cut from it (segment None: all of it).
-Job = tuple[str, list[tuple[str, Segment | None]]]
-
-
-def _recording_jobs(data: DataDir) -> list[Job]:
-    r"""One job per recording, in the order of its first utterance (with no ``segments``: per utterance)."""
-    wav_scp = data.table("wav.scp")
-    if not data.has("segments"):
-        return [(wav_scp[utt], [(utt, None)]) for utt in data.utts]
-    by_recording: dict[str, list[tuple[str, Segment | None]]] = {}
-    for utt, segment in data.segments().items():
-        by_recording.setdefault(segment.recording, []).append((utt, segment))
-    return [(wav_scp[recording], utts) for recording, utts in by_recording.items()]
-
-
-def _compute_all(
-    jobs: list[Job], config: FbankConfig, channel: int, nj: int
-) -> Iterator[tuple[int, str, list[tuple[str, Any]]]]:
-    r"""Each job's ``(sample rate, audio stamp, [(utt, feats or error), ...])``, in the order of ``jobs`` (``nj``
-    processes)."""
-    if nj <= 1 or len(jobs) < 2:
-        for job in jobs:
-            yield _compute_one(job, config, channel)
-        return
-    chunk = max(1, min(16, len(jobs) // (4 * nj)))
-    yield from imap_processes(_worker, jobs, nj, initializer=_init_worker, initargs=(config, channel), chunksize=chunk)
-
-
 #: The failed utterances of the last run, with their errors, in the ark folder (removed by the next run).
 FAILED = "fbank_failed.txt"
-
-_WORKER: dict = {}
-
-
-def _init_worker(config: FbankConfig, channel: int) -> None:
-    _WORKER["config"], _WORKER["channel"] = config, channel
-
-
-def _worker(job: Job) -> tuple[int, str, list[tuple[str, Any]]]:
-    check_stopping()  # after a first Ctrl-C: end with the recording this worker is on, not its whole chunk
-    return _compute_one(job, _WORKER["config"], _WORKER["channel"])
-
-
-def _compute_one(job: Job, config: FbankConfig, channel: int) -> tuple[int, str, list[tuple[str, Any]]]:
-    r"""Reads the job's recording once; returns its sample rate, the :func:`audio_stamp` of its files (taken
-    before they are read) and, for each utterance cut from it, its features or the error that stopped them
-    (:class:`~flowaccent.errors.FlowAccentError`)."""
-    rxfile, utts = job
-    first, segment = utts[0]
-    where = f"wav.scp: utterance '{first}'" if segment is None else f"wav.scp: recording '{segment.recording}'"
-    stamp = audio_stamp(rxfile)
-    try:
-        data, rate = read_audio(rxfile, where)
-    except FlowAccentError as error:
-        return 0, stamp, [(utt, error) for utt, _ in utts]
-    return rate, stamp, [(utt, _utterance(data, rate, segment, config, channel, utt)) for utt, segment in utts]
 
 
 def _said(taken: TakenOver, recordings: int) -> None:
@@ -293,24 +230,6 @@ def _left(journal: Journal, jobs: list[Job]) -> str | None:
     utts = sum(len(utts) for _, utts in jobs[:recordings])
     return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {journal.ark}: 'flowaccent fbank "
             "--resume' with the same options goes on from them (the next run that completes removes them)")
-
-
-def _utterance(data, rate: int, segment: Segment | None, config: FbankConfig, channel: int, utt: str) -> Any:
-    r"""One utterance's ``(T, D)`` features from its recording's samples, or the error that stopped them."""
-    where = f"wav.scp: utterance '{utt}'" if segment is None else f"segments: utterance '{utt}'"
-    try:
-        if segment is not None:
-            data, channel = cut(data, rate, segment, where), segment.channel if segment.channel >= 0 else channel
-        samples = select_channel(data, channel, where)
-        try:
-            feats = compute_fbank_with(config, samples, rate)
-        except FeatureError as error:
-            raise FeatureError(f"{where}: {str(error).removeprefix('fbank: ')}") from None  # the command says fbank
-        if feats.shape[0] == 0:
-            raise AudioError(f"{where}: audio too short for one frame ({samples.shape[0]} samples at {rate} Hz)")
-    except FlowAccentError as error:
-        return error
-    return feats
 
 
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:

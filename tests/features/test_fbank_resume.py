@@ -12,7 +12,7 @@ import pytest
 from scipy.io import wavfile
 
 from flowaccent.data import read_table, write_spk2utt
-from flowaccent.features import make_fbank as make_fbank_module
+from flowaccent.features import fbank_jobs
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_journal import FAILED, MAGIC, UNCHECKED, audio_stamp, journal_of
 from flowaccent.features.make_fbank import make_fbank
@@ -41,7 +41,7 @@ def dirs(tmp_path):
 
 def stop_at(monkeypatch, job: int, error: BaseException = KeyboardInterrupt()) -> None:
     r"""The next run raises ``error`` when it comes to its ``job``-th recording (0-based), as a Ctrl-C there."""
-    compute, count = make_fbank_module._compute_one, [0]
+    compute, count = fbank_jobs.compute_one, [0]
 
     def stopping(*args):
         count[0] += 1
@@ -49,7 +49,7 @@ def stop_at(monkeypatch, job: int, error: BaseException = KeyboardInterrupt()) -
             raise error
         return compute(*args)
 
-    monkeypatch.setattr(make_fbank_module, "_compute_one", stopping)
+    monkeypatch.setattr(fbank_jobs, "compute_one", stopping)
 
 
 def stopped(monkeypatch, job: int, data: Path, *args, **kwargs) -> None:
