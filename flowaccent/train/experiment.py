@@ -159,12 +159,13 @@ def check_world(progress: Progress, env: distributed.DistEnv, last: Path, note: 
     progress.world = env.world
 
 
-def earlier_run(exp: Path, resume: bool, config: ExperimentConfig, config_file, texts: tuple[str, str, str]):
-    r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint, and what :func:`refused_changes`
-    allowed to change), ``(None, None)`` for a new run; ``texts``: the run's ``classes.txt``, ``data.txt`` and data
-    digests, checked against the earlier run's. Refuses a finished run whose ``last.pt`` is gone, a run there
-    without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
-    last = exp / "checkpoints" / "last.pt"
+def earlier_run(
+    exp: Path, last: Path, resume: bool, config: ExperimentConfig, config_file, texts: tuple[str, str, str]
+):
+    r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint ``last``, and what
+    :func:`refused_changes` allowed to change), ``(None, None)`` for a new run; ``texts``: the run's
+    ``classes.txt``, ``data.txt`` and data digests, checked against the earlier run's. Refuses a finished run whose
+    ``last.pt`` is gone, a run there without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
     if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
         # --resume's fresh start, trained over the finished model, its config.yaml and its log
         raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "

@@ -154,7 +154,7 @@ def _train(
     data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
     labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
     digest_text = fingerprint_text(dirs, config.features.cmvn == "spk", labelled)
-    state, changes = earlier_run(exp, resume, config, config_file, (classes_text, data_text, digest_text))
+    state, changes = earlier_run(exp, last, resume, config, config_file, (classes_text, data_text, digest_text))
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "
               "beginning", file=sys.stderr)
@@ -196,15 +196,14 @@ def _train(
         sys.stderr.write(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}\n")
         sys.stderr.flush()
     if env.is_main:
-        _write_final(exp, config_dict)
+        _write_final(exp, last, config_dict)
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
 
 
-def _write_final(exp: Path, config_dict: dict) -> None:
-    r"""``exp/final.pt``: the model of the best checkpoint (the last where there is none), without its optimiser."""
-    checkpoints = exp / "checkpoints"
-    best = checkpoints / "best.pt"
-    state = load_checkpoint(best if best.exists() else checkpoints / "last.pt")
+def _write_final(exp: Path, last: Path, config_dict: dict) -> None:
+    r"""``exp/final.pt``: the model of the best checkpoint (``last`` where there is none), without its optimiser."""
+    best = last.with_name("best.pt")
+    state = load_checkpoint(best if best.exists() else last)
     save_checkpoint(
         exp / "final.pt", FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
     )
