@@ -28,6 +28,15 @@ class TrainingError(FlowAccentError):
 TRAINING_FORMAT = 1
 
 
+def checkpoint_path(exp: str | Path, which: str) -> Path:
+    r"""A run's checkpoint ``which`` (``"last"``: where ``--resume`` goes on from, ``"best"``: the best validation
+    NLL so far): ``exp/checkpoints/{which}.pt`` (``flowaccent.cli.train`` spells ``last.pt`` itself: it reads it before
+    torch is imported)."""
+    if which not in ("last", "best"):
+        raise ValueError(f"checkpoint_path: which is 'last' or 'best', got {which!r}")
+    return Path(exp) / "checkpoints" / f"{which}.pt"
+
+
 @dataclasses.dataclass
 class Progress:
     r"""Where training stands: resumes continue from exactly here."""
@@ -110,7 +119,7 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     if exp.is_file():  # it said 'exp/final.pt/final.pt: no such checkpoint'
         raise ConfigError(f"--exp {exp} is a file; give the experiment dir ({exp.parent})")
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
-    kept = [exp / "checkpoints" / f"{name}.pt" for name in ("best", "last")]
+    kept = [checkpoint_path(exp, which) for which in ("best", "last")]
     if not checkpoint and not path.exists() and (best := next((p for p in kept if p.is_file()), None)):
         raise ConfigError(f"{path}: no such checkpoint: the run has not finished ('flowaccent train --exp {exp} "
                           f"--resume' finishes it), or give --checkpoint {best}")

@@ -18,7 +18,7 @@ from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import Progress, TrainingError, save_checkpoint
+from flowaccent.train.checkpoint import Progress, TrainingError, checkpoint_path, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import FrameStream
 from flowaccent.train.interrupts import HeldSignals
@@ -58,7 +58,7 @@ class StepChecks:
         stats = copy.get()["stats"]  # a Ctrl-C in this wait leaves the step pending: the flush before saving checks it
         self._pending = None
         if not math.isfinite(stats[0]):
-            last = self.exp / "checkpoints" / "last.pt"
+            last = checkpoint_path(self.exp, "last")
             kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written before it"
             raise TrainingError(
                 f"non-finite loss ({stats[0].item()}) at step {step} (epoch {epoch}, batch {batch}); training "
@@ -190,7 +190,7 @@ class Runner:
                     if every and progress.global_step % every == 0:
                         checks.flush()  # only checked steps are saved
                         progress.window = [*sums.tolist(), frames]
-                        self._save("last.pt", progress)
+                        self._save("last", progress)
             checks.flush()
         except (KeyboardInterrupt, RuntimeError) as error:  # stopped, or another process of the run is gone
             if _stopped_by(error):  # any other error's step did not count
@@ -261,11 +261,11 @@ class Runner:
             progress.bad_epochs += 1
         progress.history.append(record)
         if improved:  # best first: killed in between, last.pt is the older one and a resume redoes the epoch
-            self._save("best.pt", progress)
+            self._save("best", progress)
             if self.env.is_main:  # the same checkpoint: written once, named twice
-                atomic_link(self.exp / "checkpoints" / "best.pt", self.exp / "checkpoints" / "last.pt")
+                atomic_link(checkpoint_path(self.exp, "best"), checkpoint_path(self.exp, "last"))
         else:
-            self._save("last.pt", progress)
+            self._save("last", progress)
         seconds = {**seconds, "save_s": time.perf_counter() - start}
         self._log({"event": "epoch", **record, **{k: round(v, 4) for k, v in seconds.items()}})
         if not self.quiet and self.env.is_main:  # the bar goes with its epoch; this line stays above the next
@@ -303,13 +303,14 @@ class Runner:
         if self.tb is not None:
             add_scalars(self.tb, record)
 
-    def _save(self, name: str, progress: Progress) -> None:
-        r"""Writes a checkpoint (rank 0); a signal waits for it: a Ctrl-C inside ``torch.save`` ended the run with
-        'RuntimeError: [enforce fail at inline_container.cc] unexpected pos' rather than as interrupted."""
+    def _save(self, which: str, progress: Progress) -> None:
+        r"""Writes checkpoint ``which`` (:func:`checkpoint_path`; rank 0); a signal waits for it: a Ctrl-C inside
+        ``torch.save`` ended the run with 'RuntimeError: [enforce fail at inline_container.cc] unexpected pos' rather
+        than as interrupted."""
         if self.env.is_main:
             with self.held.critical():
                 save_checkpoint(
-                    self.exp / "checkpoints" / name, self.model, self.optimizer, progress, self.config.to_dict()
+                    checkpoint_path(self.exp, which), self.model, self.optimizer, progress, self.config.to_dict()
                 )
 
     def _save_if_stopped(self, error: BaseException, progress: Progress) -> None:
@@ -318,10 +319,10 @@ class Runner:
         which did not say the run was kept)."""
         if not _stopped_by(error):
             return
-        self._save("last.pt", progress)
+        self._save("last", progress)
         if isinstance(error, KeyboardInterrupt) and self.env.is_main:
             print(f"train: stopped in epoch {progress.epoch + 1} at step {progress.global_step}: "
-                  f"{self.exp / 'checkpoints' / 'last.pt'} written; 'flowaccent train --exp {self.exp} --resume' "
+                  f"{checkpoint_path(self.exp, 'last')} written; 'flowaccent train --exp {self.exp} --resume' "
                   f"goes on from it", file=sys.stderr)
 
     def close(self) -> None:

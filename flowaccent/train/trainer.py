@@ -23,7 +23,7 @@ from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, precision_note
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import Progress, load_checkpoint, save_checkpoint
+from flowaccent.train.checkpoint import Progress, checkpoint_path, load_checkpoint, save_checkpoint
 from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim, load_classes
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.experiment import check_world, earlier_run, note_format, refused_changes, write_experiment
@@ -139,7 +139,7 @@ def _train(
         print(line, file=sys.stderr)
     train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
     source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
-    last = exp / "checkpoints" / "last.pt"
+    last = checkpoint_path(exp, "last")
     try:
         model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
     except ConfigError:  # e.g. --features.splice on --resume: cond_dim too large; say what the run refuses first
@@ -202,7 +202,7 @@ def _train(
 
 def _write_final(exp: Path, last: Path, config_dict: dict) -> None:
     r"""``exp/final.pt``: the model of the best checkpoint (``last`` where there is none), without its optimiser."""
-    best = last.with_name("best.pt")
+    best = checkpoint_path(exp, "best")
     state = load_checkpoint(best if best.exists() else last)
     save_checkpoint(
         exp / "final.pt", FlowModel.from_checkpoint(state["model"]), None, Progress(**state["progress"]), config_dict
