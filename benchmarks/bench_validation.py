@@ -2,7 +2,7 @@ r"""The trainer's validation pass: the held-out utterances joined into batches a
 
 Writes a corpus of ``--utts`` utterances of ``--utt-frames`` frames (40-d; the demo's
 train_native holds out ~40 of ~300 frames each) and computes their NLL per frame as the trainer
-does after every epoch (``flowaccent.train.runner.held_out_nll``: whole utterances joined into
+does after every epoch (``flowaccent.train.validation.held_out_nll``: whole utterances joined into
 batches of about ``--batch`` frames, the trainer's default batch) and as it did before, one forward
 per utterance (``per_utterance_nll``, kept here as the reference), interleaved, median of
 ``--repeats``. Two models: the 10 x 512 flow, and 10 blocks of hidden 16, whose arithmetic is
@@ -37,7 +37,7 @@ from bench_train import bench_config, trainer_stream  # noqa: E402
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
 from flowaccent.flows.packed import packed_inference  # noqa: E402
 from flowaccent.runtime import resolve_device  # noqa: E402
-from flowaccent.train.runner import held_out_nll  # noqa: E402
+from flowaccent.train.validation import held_out_nll  # noqa: E402
 
 
 @torch.no_grad()

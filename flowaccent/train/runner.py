@@ -14,57 +14,17 @@ from tqdm import tqdm
 from flowaccent.data.atomic import atomic_link
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.errors import ConfigError
-from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
 from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import Progress, TrainingError, checkpoint_path, save_checkpoint
+from flowaccent.train.checkpoint import Progress, checkpoint_path, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import FrameStream
 from flowaccent.train.interrupts import HeldSignals
+from flowaccent.train.step_checks import StepChecks
 from flowaccent.train.tensorboard import add_scalars, open_writer
+from flowaccent.train.validation import held_out_nll
 from flowaccent.transfer import HostCopy, pinned, to_device
-
-
-class StepChecks:
-    r"""The steps' logged means, checked for a non-finite loss one step late.
-
-    Reading a step's loss on the host right after its forward made the host wait for the GPU at
-    every step (see :mod:`flowaccent.transfer`), so each step's means are read after the next step
-    has been launched. A non-finite loss then stops training one step later than it happens, with
-    the weights already updated by it; what keeps the last good checkpoint good is that every
-    checkpoint is written only after :meth:`flush` (the trainer's loop calls it before each save).
-
-    Arguments:
-        sums: float64 ``(3,)``, the window's sums of loss, -LogP, -LogDet times the batch size; added to here.
-        exp: the experiment directory (named in the error).
-    """
-
-    def __init__(self, sums: torch.Tensor, exp: Path):
-        self.sums, self.exp = sums, exp
-        self._pending: tuple[HostCopy, int, int, int, int] | None = None
-
-    def add(self, stats: HostCopy, frames: int, progress: Progress) -> None:
-        r"""Takes a launched step's means (``frames`` in its batch; ``progress`` as before the step), and
-        checks the step before it."""
-        self.flush()
-        self._pending = (stats, frames, progress.global_step + 1, progress.epoch + 1, progress.step_in_epoch + 1)
-
-    def flush(self) -> None:
-        r"""Waits for the last step's means, checks them (TrainingError) and adds them to the sums."""
-        if self._pending is None:
-            return
-        copy, frames, step, epoch, batch = self._pending
-        stats = copy.get()["stats"]  # a Ctrl-C in this wait leaves the step pending: the flush before saving checks it
-        self._pending = None
-        if not math.isfinite(stats[0]):
-            last = checkpoint_path(self.exp, "last")
-            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written before it"
-            raise TrainingError(
-                f"non-finite loss ({stats[0].item()}) at step {step} (epoch {epoch}, batch {batch}); training "
-                f"stopped, {kept}"
-            )
-        self.sums += stats * frames
 
 
 def _stopped_by(error: BaseException) -> bool:
@@ -333,34 +293,3 @@ class Runner:
                 self.log_file.close()
             except OSError as error:  # what a full disk left unwritten
                 raise OSError(error.errno, error.strerror, str(self.log_path)) from error
-
-
-@torch.no_grad()
-def held_out_nll(
-    model: FlowModel,
-    stream: FrameStream,
-    batch_frames: int,
-    device: torch.device,
-    precision: str,
-    env: distributed.DistEnv | None = None,
-) -> dict[str, float] | None:
-    r"""NLL, LogP and LogDet per frame of ``stream``'s utterances (the held-out ones) under ``model``
-    (in eval mode), and their frame count; None without any utterances. The utterances, whole, are
-    joined into batches of about ``batch_frames`` frames (:meth:`FrameStream.joined`: one forward
-    per batch, not per utterance), the sums taken in float64. Under several processes (``env``), each
-    takes its share of the utterances and the sums are added over all: every process returns the same."""
-    if not stream.refs:
-        return None
-    share = env is not None and env.distributed
-    sums = torch.zeros(4, dtype=torch.float64)  # -log p(x), -LogP, -LogDet, frames
-    with packed_inference(model), compute_precision(device, precision):  # no optimiser step inside
-        for x, y in stream.joined(batch_frames, share):
-            x, y = x.to(device), y.to(device)
-            out = model(x, y)
-            sums[:3] += torch.stack([out.nll, -out.log_p, -out.log_det]).double().sum(1).cpu()
-            sums[3] += len(x)
-    if share:
-        sums = distributed.sum_over_ranks(sums, env)
-    count = int(sums[3])
-    nll, neg_log_p, neg_log_det = (sums[:3] / count).tolist()
-    return {"nll": nll, "log_p": -neg_log_p, "log_det": -neg_log_det, "frames": count}

@@ -320,7 +320,7 @@ def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
 #: over the whole set, computed by itself alone after the shared validation.
 VALIDATION_LOGGING = '''
 import json, os, sys
-from flowaccent.train import runner
+from flowaccent.train import runner, validation
 validate, joined, read = runner.Runner._validate, runner.FrameStream.joined, []
 def counted(self, *args, **kwargs):
     for x, y in joined(self, *args, **kwargs):
@@ -331,7 +331,7 @@ def logged(self, stream):
     valid = validate(self, stream)
     record = {"valid": valid, "read": sum(read)}
     if os.environ["RANK"] == "0":
-        record["alone"] = runner.held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, "fp32")
+        record["alone"] = validation.held_out_nll(self.model, stream, self.cfg.batch_size, self.env.device, "fp32")
     with open(f"{os.environ['RANK_LOG']}.{os.environ['RANK']}", "a") as f:
         f.write(json.dumps(record) + "\\n")
     return valid

@@ -860,7 +860,8 @@ def test_validation_is_in_eval_mode_and_leaves_the_batchnorm_statistics(gaussian
     held-out frames into the model it then saves."""
     import copy
 
-    from flowaccent.train.runner import Runner, held_out_nll
+    from flowaccent.train.runner import Runner
+    from flowaccent.train.validation import held_out_nll
 
     validate, seen = Runner._validate, []
 
