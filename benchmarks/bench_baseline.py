@@ -40,12 +40,12 @@ from flowaccent.data.stream import iter_utterances  # noqa: E402
 from flowaccent.score.baseline import (  # noqa: E402
     COMPONENTS,
     FIT_OPTIONS,
+    GMM_FILE,
     MAX_FRAMES,
     DiagonalGmm,
     gmm_utterance_log_ll,
     sample_frames,
 )
-from flowaccent.score.run import GMM_FILE  # noqa: E402
 from flowaccent.train.checkpoint import load_model  # noqa: E402
 
 FLOWACCENT = [sys.executable, "-m", "flowaccent"]

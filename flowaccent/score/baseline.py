@@ -6,6 +6,8 @@ numpy's BLAS, and interleaving the two libraries' thread pools made each wait fo
 threads: ~2 s for a set of 160 demo utterances, against ~0.1 s with the scoring in torch too
 (``benchmarks/bench_baseline.py``). The fit costs ~11 s per model on the demo corpus whatever the
 scored sets, so :func:`cached_fit` keeps it next to the model, keyed on the frames it was fitted on.
+:func:`experiment_baseline` is the fit ``flowaccent score --baseline gmm`` uses for a trained model: on its
+training data, its validation utterances left out.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from flowaccent.data.atomic import atomic_path
-from flowaccent.data.datadir import DataDir
+from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
+from flowaccent.data.specs import parse_data_specs
 from flowaccent.data.stream import iter_utterances
 from flowaccent.errors import ConfigError
 from flowaccent.features.pipeline import FeaturePipeline
+from flowaccent.train.checkpoint import load_checkpoint
+from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import held_out, validation_key
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
@@ -160,3 +167,55 @@ def gmm_utterance_log_ll(gmm: DiagonalGmm, data: DataDir, pipeline: FeaturePipel
         x = pipeline(torch.from_numpy(utt.feats), utt.cmvn_stats)
         out[utt.utt] = float(gmm.log_density(x).mean()) + offset
     return out
+
+
+#: The fitted baseline GMM, kept in the model's folder (:func:`cached_fit`).
+GMM_FILE = "baseline_gmm.npz"
+
+
+#: The GMM baseline's frame sample and fit: one fit per model, whatever the latent sample's ``--seed`` (a new one
+#: fitted it again, 11 s on the demo, and moved its LogLL by 0.3 nats).
+GMM_SEED = 0
+
+
+def experiment_baseline(model, exp: Path, checkpoint=None) -> tuple[DiagonalGmm, dict[str, Any]]:
+    r"""The diagonal GMM fitted on the model's training data (``EXP_DIR/data.txt``), or the one fitted on it
+    before (``EXP_DIR/baseline_gmm.npz``), and what the summary says of it. Where the training dirs are gone
+    and a fit is kept, that fit is used unchecked, with a warning."""
+    data_file, kept = exp / "data.txt", exp / GMM_FILE
+    if not data_file.exists():
+        raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
+    paths = [p for _, p in parse_data_specs(data_file.read_text().splitlines())]
+    info = {"kind": "gmm", "covariance": "diag", "components": COMPONENTS, "trained_on": [str(p) for p in paths],
+            "file": str(kept)}
+    gone = [p for p in paths if not p.is_dir()]
+    if gone:
+        if not kept.is_file():
+            raise ConfigError(f"score: --baseline gmm: the model's training data dir {gone[0]} (in {data_file}) is "
+                              "gone and no fit of it is kept; give it back (or edit data.txt if it moved)")
+        print(f"score: warning: --baseline gmm: the model's training data dir {gone[0]} is gone; using the GMM "
+              f"fitted on it before ({kept}), unchecked", file=sys.stderr)
+        return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
+    dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
+    held, by = _validation_split(exp, checkpoint)  # the flow's validation utterances: the baseline leaves them out too
+    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, GMM_SEED, held, by)
+    if len(frames) < COMPONENTS:  # scikit-learn's traceback: 'Expected n_samples >= n_components'
+        raise ConfigError(f"score: --baseline gmm: {len(frames)} frames of the model's training data (its validation "
+                          f"utterances left out) for a GMM of {COMPONENTS} components: too few; score without it")
+    gmm, loaded = cached_fit(kept, frames, COMPONENTS, GMM_SEED)
+    split = {"valid_fraction": held} | ({"valid_by": by} if by != "utterance" else {})
+    return gmm, {**info, "frames": len(frames), **split, "loaded": loaded}
+
+
+def _validation_split(exp: Path, checkpoint=None) -> tuple[float, str]:
+    r"""``train.valid_fraction`` and ``train.valid_by`` of the run in ``exp``: its ``config.yaml``, else the
+    config its checkpoint records (nothing held out where neither says)."""
+    conf = exp / "config.yaml"
+    if conf.is_file():
+        train = ExperimentConfig.from_yaml(conf).train
+    else:
+        recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
+        if not isinstance(recorded, dict):
+            return 0.0, "utterance"
+        train = ExperimentConfig.from_dict(recorded).train
+    return train.valid_fraction, train.valid_by

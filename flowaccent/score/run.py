@@ -11,13 +11,11 @@ from typing import Any
 import numpy as np
 
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text, file_digest
-from flowaccent.data.datadir import UNUSED_BY_MODELS, load_data_dir
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import (
     check_set_folders,
     load_named_dirs,
     output_dir,
-    parse_data_specs,
     removed_on_failure,
     warn_other_sets,
 )
@@ -26,15 +24,7 @@ from flowaccent.features.fbank_record import check_sets
 from flowaccent.report import DRAWN, remove_drawn
 from flowaccent.runtime import check_precision, precision_note, resolve_device
 from flowaccent.score import regress, shares, summary
-from flowaccent.score.baseline import (
-    COMPONENTS,
-    MAX_FRAMES,
-    DiagonalGmm,
-    cached_fit,
-    gmm_utterance_log_ll,
-    load_kept_gmm,
-    sample_frames,
-)
+from flowaccent.score.baseline import experiment_baseline, gmm_utterance_log_ll
 from flowaccent.score.checks import shared_utts, warn_shared, warn_short_cmvn_units, warn_short_utterances
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.resume import (
@@ -49,8 +39,7 @@ from flowaccent.score.resume import (
 )
 from flowaccent.score.scorer import SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
-from flowaccent.train.checkpoint import load_checkpoint, load_experiment_model
-from flowaccent.train.config import ExperimentConfig
+from flowaccent.train.checkpoint import load_experiment_model
 
 #: What scoring writes beside the sets' folders, and what report and plot draw there (no set may take these names).
 OUTPUT_FILES = ("config.yaml", "summary.json", *DRAWN)  # figures/: where 'flowaccent plot' draws by default
@@ -108,7 +97,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
     if baseline not in (None, "none", "gmm"):
         raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
-    gmm, gmm_info = _gmm_baseline(model, exp, config, checkpoint) if baseline == "gmm" else (None, None)  # first
+    gmm, gmm_info = experiment_baseline(model, exp, checkpoint) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     for name in ("summary.json", "config.yaml"):  # they only ever describe complete scores (config.yaml: whose)
@@ -216,58 +205,6 @@ def _write_summary(
     config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
     atomic_write_text(out / "config.yaml", config_text)
     atomic_write_json(out / "summary.json", report)
-
-
-#: The fitted baseline GMM, kept in the model's folder (flowaccent.score.baseline.cached_fit).
-GMM_FILE = "baseline_gmm.npz"
-
-
-#: The GMM baseline's frame sample and fit: one fit per model, whatever the latent sample's ``--seed`` (a new one
-#: fitted it again, 11 s on the demo, and moved its LogLL by 0.3 nats).
-GMM_SEED = 0
-
-
-def _gmm_baseline(model, exp: Path, config: ScoreConfig, checkpoint=None) -> tuple[DiagonalGmm, dict[str, Any]]:
-    r"""The diagonal GMM fitted on the model's training data (``EXP_DIR/data.txt``), or the one fitted on it
-    before (``EXP_DIR/baseline_gmm.npz``), and what the summary says of it. Where the training dirs are gone
-    and a fit is kept, that fit is used unchecked, with a warning."""
-    data_file, kept = exp / "data.txt", exp / GMM_FILE
-    if not data_file.exists():
-        raise ConfigError(f"{data_file}: missing; the GMM baseline needs the training data dirs")
-    paths = [p for _, p in parse_data_specs(data_file.read_text().splitlines())]
-    info = {"kind": "gmm", "covariance": "diag", "components": COMPONENTS, "trained_on": [str(p) for p in paths],
-            "file": str(kept)}
-    gone = [p for p in paths if not p.is_dir()]
-    if gone:
-        if not kept.is_file():
-            raise ConfigError(f"score: --baseline gmm: the model's training data dir {gone[0]} (in {data_file}) is "
-                              "gone and no fit of it is kept; give it back (or edit data.txt if it moved)")
-        print(f"score: warning: --baseline gmm: the model's training data dir {gone[0]} is gone; using the GMM "
-              f"fitted on it before ({kept}), unchecked", file=sys.stderr)
-        return load_kept_gmm(kept), {**info, "frames": None, "loaded": True}
-    dirs = [load_data_dir(p, unused=UNUSED_BY_MODELS) for p in paths]
-    held, by = _validation_split(exp, checkpoint)  # the flow's validation utterances: the baseline leaves them out too
-    frames = sample_frames(dirs, model.pipeline, MAX_FRAMES, GMM_SEED, held, by)
-    if len(frames) < COMPONENTS:  # scikit-learn's traceback: 'Expected n_samples >= n_components'
-        raise ConfigError(f"score: --baseline gmm: {len(frames)} frames of the model's training data (its validation "
-                          f"utterances left out) for a GMM of {COMPONENTS} components: too few; score without it")
-    gmm, loaded = cached_fit(kept, frames, COMPONENTS, GMM_SEED)
-    split = {"valid_fraction": held} | ({"valid_by": by} if by != "utterance" else {})
-    return gmm, {**info, "frames": len(frames), **split, "loaded": loaded}
-
-
-def _validation_split(exp: Path, checkpoint=None) -> tuple[float, str]:
-    r"""``train.valid_fraction`` and ``train.valid_by`` of the run in ``exp``: its ``config.yaml``, else the
-    config its checkpoint records (nothing held out where neither says)."""
-    conf = exp / "config.yaml"
-    if conf.is_file():
-        train = ExperimentConfig.from_yaml(conf).train
-    else:
-        recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
-        if not isinstance(recorded, dict):
-            return 0.0, "utterance"
-        train = ExperimentConfig.from_dict(recorded).train
-    return train.valid_fraction, train.valid_by
 
 
 def regression_sample(rated: np.ndarray, most: int, seed: int) -> np.ndarray:
