@@ -39,10 +39,12 @@ print("torch._dynamo" in sys.modules)
 
 
 def test_report_and_summary_do_not_import_torch():
-    r"""``flowaccent report`` only reads scores: without torch's import it starts ~1 s sooner."""
+    r"""``flowaccent report`` only reads scores: without torch's import it starts ~1 s sooner. With ``--blurmask``
+    it reads a blur-mask run's summary as well (its tables and names were kept beside the code that fits masks,
+    which loaded torch for them)."""
     code = """
 import sys
-import flowaccent.cli.report, flowaccent.report, flowaccent.score.summary
+import flowaccent.cli.report, flowaccent.report, flowaccent.score.summary, flowaccent.blurmask.report
 print("torch" in sys.modules)
 """
     assert fresh(code) == "False"

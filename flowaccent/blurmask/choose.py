@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.blurmask.config import RunConfig
-from flowaccent.blurmask.utterance import utt_file_name
+from flowaccent.blurmask.tables import utt_file_name
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.kaldi_text import fields
 from flowaccent.errors import ConfigError

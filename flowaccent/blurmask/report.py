@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flowaccent.blurmask.summary import summary_tables
-from flowaccent.blurmask.utterance import mask_symbol, utt_file_name
+from flowaccent.blurmask.tables import mask_symbol, summary_tables, utt_file_name
 from flowaccent.data.atomic import atomic_path
 from flowaccent.errors import ConfigError
 from flowaccent.report import BLURMASK_FIGURES

@@ -17,6 +17,7 @@ from flowaccent import plots
 from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig, RunConfig
 from flowaccent.blurmask.evaluate import ORDERS, DeletionCurves, deletion_curves, removal_mask
 from flowaccent.blurmask.fit import BlurMaskResult, fit_blur_mask
+from flowaccent.blurmask.tables import mask_symbol, utt_file_name
 from flowaccent.blurmask.targets import make_target
 from flowaccent.data.atomic import atomic_path
 from flowaccent.model import FlowModel
@@ -32,16 +33,6 @@ class UttResult:
     invariance_error: float
     mean_m: float
     curves: dict[str, DeletionCurves]
-
-
-def utt_file_name(utt: str) -> str:
-    r"""The name of an utterance's files (its .npz and figures): the id, a / in it made _."""
-    return utt.replace("/", "_")
-
-
-def mask_symbol(variant: str) -> str:
-    r"""What a mask of ``variant`` is called in tables and figures: ``m`` (blur widths) or ``sigma`` (noise)."""
-    return "m" if variant == "blur" else "sigma"
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:

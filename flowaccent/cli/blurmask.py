@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     fit_config = config_from_args(BlurMaskConfig, args)  # these checks before torch's import
     run_config = config_from_args(RunConfig, args)
     from flowaccent.blurmask.run import run_blurmask
-    from flowaccent.blurmask.summary import fixed, utts_defined
-    from flowaccent.blurmask.utterance import mask_symbol
+    from flowaccent.blurmask.tables import fixed, mask_symbol, utts_defined
 
     report = run_blurmask(
         args.exp,

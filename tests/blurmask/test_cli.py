@@ -287,7 +287,7 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
 
 def test_numbers_never_print_as_negative_zero():
     r"""An SRG of -0.0001 printed as ``-0.000`` in summary.md and on the terminal."""
-    from flowaccent.blurmask.summary import fixed
+    from flowaccent.blurmask.tables import fixed
 
     assert [fixed(-0.0001, 3), fixed(-0.0006, 3), fixed(0.12345, 4), fixed(-0.0, 2)] == \
         ["0.000", "-0.001", "0.1235", "0.00"]

@@ -19,7 +19,7 @@ def blurmask_table(path: Path) -> list:
     """The blur-mask run's AUCs and SRG over all its utterances, per baseline ([] where there is no run)."""
     if not path.exists():
         return []
-    from flowaccent.blurmask.summary import AUC_TABLE, summary_tables
+    from flowaccent.blurmask.tables import AUC_TABLE, summary_tables
 
     s = json.loads(path.read_text())
     utts = ", ".join(f"{v['num_utts']} {name}" for name, v in s["sets"].items())
