@@ -13,10 +13,11 @@ costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the co
 of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
 ``--profile`` also prints a cProfile of the score command run in this process (top entries by
 cumulative time). More rows time whole commands from the python row: ``report``, ``flowaccent
-report`` of the tiny corpus's scores (it imports no torch), ``help``, ``flowaccent --help`` (the list of
-commands), ``train --help`` (a command's options: its configs, no torch), and with ``--other-tree DIR``
-the same commands of another checkout (``DIR`` holds its ``flowaccent/``), their ``adds`` then over this
-checkout's same row.
+report`` of the tiny corpus's scores (it imports no torch), ``report --blurmask``, the same with a blur-mask run
+of one of its utterances (2 steps) and without the t-SNE (``--tsne-frames 0``, which would hide the rest),
+``help``, ``flowaccent --help`` (the list of commands), ``train --help`` (a command's options: its configs, no
+torch), and with ``--other-tree DIR`` the same commands of another checkout (``DIR`` holds its ``flowaccent/``),
+their ``adds`` then over this checkout's same row.
 
 Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--other-tree DIR]
                                           [--json PATH]
@@ -107,11 +108,16 @@ def main(argv: list[str] | None = None) -> dict:
         timed(commands["score"])  # the scores the report rows read
         report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
         commands["report"] = report + [str(root / "report" / "report.html")]
+        timed(flowaccent + ["blurmask", "--exp", str(root / "exp"), "--data", str(data), "--out", str(root / "masks"),
+                            "--utts", "1", "--steps", "2", "--quiet"])  # what the report --blurmask rows read
+        masked = report[:-1] + ["--blurmask", str(root / "masks"), "--tsne-frames", "0", "--out"]
+        commands["report --blurmask"] = masked + [str(root / "report_masks" / "report.html")]
         commands["help"] = flowaccent + ["--help"]
         commands["train --help"] = flowaccent + ["train", "--help"]
         if args.other_tree:
             commands["score" + OTHER] = commands["score"]
             commands["report" + OTHER] = report + [str(root / "report_other" / "report.html")]
+            commands["report --blurmask" + OTHER] = masked + [str(root / "report_masks_other" / "report.html")]
             commands["help" + OTHER] = commands["help"]
             commands["train --help" + OTHER] = commands["train --help"]
         trees = {name: os.path.abspath(args.other_tree) if name.endswith(OTHER) else None for name in commands}
@@ -122,19 +128,20 @@ def main(argv: list[str] | None = None) -> dict:
         rows, previous = {}, None
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")
-        print(f"{'step':>20} {'seconds':>8} {'adds':>7}")
-        bases = {"score on cpu": "import torch", "report": "python", "help": "python", "train --help": "python"}
+        print(f"{'step':>26} {'seconds':>8} {'adds':>7}")
+        bases = {"score on cpu": "import torch", "report": "python", "report --blurmask": "python", "help": "python",
+                 "train --help": "python"}
         bases.update({name: name.removesuffix(OTHER) for name in times if name.endswith(OTHER)})  # this checkout's
         for name, values in times.items():
             seconds = statistics.median(values)
             base = bases.get(name, previous)  # the steps build on each other
             adds = seconds - (rows[base]["seconds"] if base else 0.0)
             rows[name] = {"seconds": seconds, "adds": adds, "all": values}
-            print(f"{name:>20} {seconds:>8.2f} {adds:>+7.2f}")
+            print(f"{name:>26} {seconds:>8.2f} {adds:>+7.2f}")
             if name not in bases:
                 previous = name
-        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report`, `help` and "
-              "`train --help`, over `python`; for another checkout's row, over this one's)")
+        print("(adds: over the row before; for `score on cpu`, over `import torch`; for `report`, `report --blurmask`, "
+              "`help` and `train --help`, over `python`; for another checkout's row, over this one's)")
         if args.profile:
             profile_score(score_argv(root / "exp", data, root / "out_profile", device))
         result = {"device": device, "frames": args.frames, "repeats": args.repeats, "rows": rows}

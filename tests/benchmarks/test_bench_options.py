@@ -167,12 +167,15 @@ def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
     result = bench_startup.main(["--frames", "500", "--repeats", "1", "--blocks", "2", "--hidden", "16", "--profile",
                                  "--other-tree", str(tree), "--json", str(tmp_path / "s.json")])
     rows = result["rows"]
-    assert list(rows) == ["python", "import torch", "+ device", "+ model", "score", "report", "help", "train --help",
-                          "score (other)", "report (other)", "help (other)", "train --help (other)"]  # no GPU here
+    assert list(rows) == ["python", "import torch", "+ device", "+ model", "score", "report", "report --blurmask",
+                          "help", "train --help", "score (other)", "report (other)", "report --blurmask (other)",
+                          "help (other)", "train --help (other)"]  # no GPU here
     assert all(r["seconds"] > 0 and len(r["all"]) == 1 for r in rows.values())
     assert rows["score"]["seconds"] > rows["python"]["seconds"]  # it imports torch; the bare interpreter does not
     assert abs(rows["+ model"]["adds"] - (rows["+ model"]["seconds"] - rows["+ device"]["seconds"])) < 1e-9
     assert abs(rows["report"]["adds"] - (rows["report"]["seconds"] - rows["python"]["seconds"])) < 1e-9
+    masked = rows["report --blurmask"]
+    assert abs(masked["adds"] - (masked["seconds"] - rows["python"]["seconds"])) < 1e-9
     assert abs(rows["help"]["adds"] - (rows["help"]["seconds"] - rows["python"]["seconds"])) < 1e-9
     assert abs(rows["train --help"]["adds"] - (rows["train --help"]["seconds"] - rows["python"]["seconds"])) < 1e-9
     assert abs(rows["score (other)"]["adds"] - (rows["score (other)"]["seconds"] - rows["score"]["seconds"])) < 1e-9
