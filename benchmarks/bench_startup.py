@@ -13,14 +13,14 @@ costs. On the H200 ``flowaccent score`` spent 4-6 s that do not grow with the co
 of the model's work on 1M frames (docs/performance.md, section GPU): this says where they go.
 ``--profile`` also prints a cProfile of the score command run in this process (top entries by
 cumulative time). More rows time whole commands from the python row: ``report``, ``flowaccent
-report`` of the tiny corpus's scores (it imports no torch), ``report --blurmask``, the same with a blur-mask run
-of one of its utterances (2 steps) and without the t-SNE (``--tsne-frames 0``, which would hide the rest),
-``help``, ``flowaccent --help`` (the list of commands), ``train --help`` (a command's options: its configs, no
-torch), and with ``--other-tree DIR`` the same commands of another checkout (``DIR`` holds its ``flowaccent/``),
-their ``adds`` then over this checkout's same row.
+report`` of the tiny corpus's scores (it imports no torch), with ``--blurmask`` ``report --blurmask``, the same
+with a blur-mask run of one of its utterances (2 steps) and without the t-SNE (``--tsne-frames 0``, which would
+hide the rest), ``help``, ``flowaccent --help`` (the list of commands), ``train --help`` (a command's options:
+its configs, no torch), and with ``--other-tree DIR`` the same commands of another checkout (``DIR`` holds its
+``flowaccent/``), their ``adds`` then over this checkout's same row.
 
-Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--other-tree DIR]
-                                          [--json PATH]
+Usage: python benchmarks/bench_startup.py [--frames 1000] [--repeats 5] [--profile] [--blurmask]
+                                          [--other-tree DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one score command")
+    parser.add_argument("--blurmask", action="store_true", help="also time 'report --blurmask' (a blur-mask run first)")
     parser.add_argument("--other-tree", help="also time the score and report commands of another checkout")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
@@ -108,16 +109,18 @@ def main(argv: list[str] | None = None) -> dict:
         timed(commands["score"])  # the scores the report rows read
         report = flowaccent + ["report", "--exp", str(root / "exp"), "--scores", str(root / "out"), "--out"]
         commands["report"] = report + [str(root / "report" / "report.html")]
-        timed(flowaccent + ["blurmask", "--exp", str(root / "exp"), "--data", str(data), "--out", str(root / "masks"),
-                            "--utts", "1", "--steps", "2", "--quiet"])  # what the report --blurmask rows read
         masked = report[:-1] + ["--blurmask", str(root / "masks"), "--tsne-frames", "0", "--out"]
-        commands["report --blurmask"] = masked + [str(root / "report_masks" / "report.html")]
+        if args.blurmask:
+            timed(flowaccent + ["blurmask", "--exp", str(root / "exp"), "--data", str(data), "--out",
+                                str(root / "masks"), "--utts", "1", "--steps", "2", "--quiet"])  # what they read
+            commands["report --blurmask"] = masked + [str(root / "report_masks" / "report.html")]
         commands["help"] = flowaccent + ["--help"]
         commands["train --help"] = flowaccent + ["train", "--help"]
         if args.other_tree:
             commands["score" + OTHER] = commands["score"]
             commands["report" + OTHER] = report + [str(root / "report_other" / "report.html")]
-            commands["report --blurmask" + OTHER] = masked + [str(root / "report_masks_other" / "report.html")]
+            if args.blurmask:
+                commands["report --blurmask" + OTHER] = masked + [str(root / "report_masks_other" / "report.html")]
             commands["help" + OTHER] = commands["help"]
             commands["train --help" + OTHER] = commands["train --help"]
         trees = {name: os.path.abspath(args.other_tree) if name.endswith(OTHER) else None for name in commands}

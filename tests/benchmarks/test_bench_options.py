@@ -165,7 +165,7 @@ def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
 
     tree = other_checkout(tmp_path)
     result = bench_startup.main(["--frames", "500", "--repeats", "1", "--blocks", "2", "--hidden", "16", "--profile",
-                                 "--other-tree", str(tree), "--json", str(tmp_path / "s.json")])
+                                 "--blurmask", "--other-tree", str(tree), "--json", str(tmp_path / "s.json")])
     rows = result["rows"]
     assert list(rows) == ["python", "import torch", "+ device", "+ model", "score", "report", "report --blurmask",
                           "help", "train --help", "score (other)", "report (other)", "report --blurmask (other)",
