@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -662,6 +664,11 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     report = ["report", "--exp", str(exp), "--scores", str(scores), "--out", str(out)]
     assert main([*report, "--blurmask", str(masks)]) == 0
     html, md = out.read_text(), out.with_suffix(".md").read_text()
+    # the same in a fresh process reads the blur-mask run without torch (its tables once lived beside the fitting)
+    fresh = [*report[:-1], str(tmp_path / "fresh" / "report.html"), "--blurmask", str(masks), "--tsne-frames", "0"]
+    code = f"import sys; from flowaccent.cli.main import main; print(main({fresh!r}), 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["0", "False"], done.stderr
     for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<td>all sets</td>",
                  "<h2>Blur masks: the lab's table: median output change over all utterances",
                  "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp"):
