@@ -34,6 +34,8 @@ from flowaccent.prior import draw_device
 
 #: A differentiable function of a raw ``(T, K)`` log filterbank.
 Target = Callable[[Tensor], Tensor]
+#: ``progress(step, steps)``, called by :func:`fit_blur_mask` after each step.
+Progress = Callable[[int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +101,9 @@ def _check_input(x: Tensor) -> Tensor:
     return x.detach()
 
 
-def fit_blur_mask(target: Target, x: Tensor, config: BlurMaskConfig | None = None, **fields) -> BlurMaskResult:
+def fit_blur_mask(
+    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: Progress | None = None, **fields
+) -> BlurMaskResult:
     r"""Fits the blur widths (or noise scales) of every cell of ``x``.
 
     Arguments:
@@ -107,6 +111,8 @@ def fit_blur_mask(target: Target, x: Tensor, config: BlurMaskConfig | None = Non
             :mod:`flowaccent.blurmask.targets`); its output may have any shape.
         x: the raw log filterbank ``(T, K)``.
         config: the settings (default: :class:`BlurMaskConfig`).
+        progress: called as ``progress(step, steps)`` after each step (``flowaccent blurmask`` shows it beside
+            its bar: a long utterance's fit takes minutes).
         fields: overrides of ``config`` fields (``lam=0.2, steps=100, mode="fold"``).
 
     Returns:
@@ -121,10 +127,10 @@ def fit_blur_mask(target: Target, x: Tensor, config: BlurMaskConfig | None = Non
     if fields:
         config = config.replace(**fields)
     with torch.inference_mode(False), torch.enable_grad():  # a caller's no_grad: torch's error, 10 frames deep
-        return _fit(target, _check_input(torch.as_tensor(x)).clone(), config)
+        return _fit(target, _check_input(torch.as_tensor(x)).clone(), config, progress)
 
 
-def _fit(target: Target, x: Tensor, config: BlurMaskConfig) -> BlurMaskResult:
+def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: Progress | None = None) -> BlurMaskResult:
     generator = torch.Generator().manual_seed(config.seed)
     lo, hi = config.bounds
     with torch.no_grad():
@@ -133,7 +139,7 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig) -> BlurMaskResult:
     theta = torch.full_like(x, math.log(config.init_fraction / (1 - config.init_fraction)), requires_grad=True)
     optimizer = (torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD)([theta], lr=config.lr)
     losses, invariances = [], []
-    for _ in range(config.steps):
+    for step in range(config.steps):
         m = lo + (hi - lo) * torch.sigmoid(theta)
         if config.gradient_filter:
             (m,) = gradient_filter(m, batch_dim=0, threshold=config.gradient_filter_threshold)
@@ -146,6 +152,8 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig) -> BlurMaskResult:
         optimizer.step()
         losses.append(float(loss.detach()))
         invariances.append(float(inv.detach()))
+        if progress is not None:
+            progress(step + 1, config.steps)
     with torch.no_grad():
         m = lo + (hi - lo) * torch.sigmoid(theta.detach())
         draws = 1 if config.variant == "blur" else 8
@@ -162,7 +170,9 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig) -> BlurMaskResult:
     )
 
 
-def fit_noise_mask(target: Target, x: Tensor, config: BlurMaskConfig | None = None, **fields) -> BlurMaskResult:
+def fit_noise_mask(
+    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: Progress | None = None, **fields
+) -> BlurMaskResult:
     r"""The noise variant (Guan et al. 2019): :func:`fit_blur_mask` with ``variant="noise"``;
     ``result.m`` holds the noise scales ``sigma`` ``(T, K)``."""
-    return fit_blur_mask(target, x, config, **{**fields, "variant": "noise"})
+    return fit_blur_mask(target, x, config, progress=progress, **{**fields, "variant": "noise"})

@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,8 @@ OUTPUT_FILES = ("config.yaml", "summary.md", "utt_table.tsv", "deletion_curves.p
                 "summary.json")
 #: Where a run writes until it has written everything (kept after a failure: a rerun resumes from it).
 PARTIAL = ".partial"
+#: Seconds at least between two redraws of the bar for the work on an utterance (its fit's step, ...).
+PHASE_INTERVAL = 0.5
 
 
 def run_blurmask(
@@ -142,17 +146,34 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                     else:
                         try:
                             results.append(explain_utterance(model, name, utt, feats, stats, out, fit, deletion, run,
-                                                             key))
+                                                             key, None if quiet else _phase_shown(bar, utt)))
                         except FlowAccentError as error:  # e.g. a NaN output of features far out of range
                             where = f"set {name} ({data.path / 'feats.scp'}): utterance '{utt}'"
                             raise type(error)(f"{where}: {error}") from None
                     # also of one taken over: the stopped run's warnings were said once, before the Ctrl-C
                     for warning in undefined_warnings(results[-1]) + fit_warnings(results[-1], fit):
                         tqdm.write(warning, file=sys.stderr)
+                    bar.set_postfix_str("", refresh=False)
                     bar.update()
     if taken:
         print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
               f"had done them ({out})", file=sys.stderr)
     return results
+
+
+def _phase_shown(bar: tqdm, utt: str) -> Callable[[str], None]:
+    r"""Shows where the work on ``utt`` is beside ``bar`` (``utt: fit step 12/300``): the bar counts utterances, and
+    stood still for minutes on a long recording. A new phase at once, its counts (the fit's steps) at most every
+    :data:`PHASE_INTERVAL` seconds."""
+    shown, label = -float("inf"), None
+
+    def show(phase: str) -> None:
+        nonlocal shown, label
+        now, new = time.monotonic(), phase.rstrip("0123456789/")
+        if new != label or now - shown >= PHASE_INTERVAL:
+            shown, label = now, new
+            bar.set_postfix_str(f"{utt}: {phase}")
+
+    return show
 
 

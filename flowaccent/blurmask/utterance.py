@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +52,20 @@ def explain_utterance(
     deletion: DeletionConfig,
     run: RunConfig,
     key: str = "",
+    phase: Callable[[str], None] | None = None,
 ) -> UttResult:
     r"""Fits the mask of one utterance ``(T, K)``, measures its deletion curves, writes its files (``key``: what
-    they were made from, see :func:`utterance_key`, stored in the ``.npz``)."""
+    they were made from, see :func:`utterance_key`, stored in the ``.npz``). ``phase``: told what the work is on
+    (``fit step 12/300``, ``deletion curves, baseline mean``, ``figure``)."""
+    phase = phase or (lambda _: None)
     x = torch.as_tensor(feats, dtype=torch.float32)
     target = make_target(model, run.target, stats, run.target_class)
-    result: BlurMaskResult = fit_blur_mask(target, x, fit)
+    result: BlurMaskResult = fit_blur_mask(target, x, fit, progress=lambda i, n: phase(f"fit step {i}/{n}"))
     widths = None if fit.variant == "blur" else 1.0  # a blur mask's kept cells keep their widths m
-    curves = {
-        b: deletion_curves(target, x, result.m, b, deletion, widths=widths, max_blur=fit.m_max, mode=fit.mode)
-        for b in deletion.baselines
-    }
+    curves = {}
+    for b in deletion.baselines:
+        phase(f"deletion curves, baseline {b}")
+        curves[b] = deletion_curves(target, x, result.m, b, deletion, widths=widths, max_blur=fit.m_max, mode=fit.mode)
     arrays = {"feats": feats, "m": result.m.numpy(), "loss": result.loss, "invariance": result.invariance}
     arrays |= {"invariance_error": np.float64(result.invariance_error), "key": np.str_(key), "utt": np.str_(utt)}
     arrays["fractions"] = deletion.fractions
@@ -76,6 +80,7 @@ def explain_utterance(
     # earlier key took over (another --steps' figure filed beside this run's results)
     npz.unlink(missing_ok=True)
     m = result.m.numpy()
+    phase("figure")
     plots.blurmask_utterance(
         feats,
         m,

@@ -41,6 +41,19 @@ def test_command_writes_masks_figures_and_summary(flow_exp, tmp_path):
     assert not list(out.rglob(".*.tmp.*"))
 
 
+def test_the_bar_shows_where_the_work_on_an_utterance_is(flow_exp, tmp_path, capsys):
+    r"""The bar counts utterances; it stood still for minutes on a long recording."""
+    _, exp, native, _ = flow_exp
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(tmp_path / "o")]
+    assert main([*args, *FAST[:-1]]) == 0  # not --quiet
+    err = capsys.readouterr().err
+    shown = [re.search(r"n0-000: ([^\]\r\n]*)\]", part) for part in re.split(r"[\r\n]", err)]
+    phases = [s.group(1) for s in shown if s]
+    assert phases[0] == "fit step 1/5" and phases[-4:] == [f"deletion curves, baseline {b}" for b in
+                                                           ("floor", "mean", "blur")] + ["figure"], phases
+    assert "1/1" in err and "n0-000" not in err[err.rindex("1/1"):]  # the bar's last state shows no phase
+
+
 def test_a_rerun_with_fewer_sets_names_the_others(flow_exp, tmp_path, capsys):
     _, exp, native, zh = flow_exp
     out = str(tmp_path / "out")

@@ -152,6 +152,16 @@ def test_targets_of_any_output_shape_and_a_scalar():
     assert result.m.shape == (T, K) and math.isfinite(result.invariance_error)
 
 
+def test_progress_is_told_after_every_step_and_changes_nothing():
+    x, target = ridges(), band_target()
+    told = {"blur": [], "noise": []}
+    plain = fit_blur_mask(target, x, steps=4)
+    told_fit = fit_blur_mask(target, x, steps=4, progress=lambda i, n: told["blur"].append((i, n)))
+    fit_noise_mask(target, x, steps=3, progress=lambda i, n: told["noise"].append((i, n)))
+    assert told == {"blur": [(1, 4), (2, 4), (3, 4), (4, 4)], "noise": [(1, 3), (2, 3), (3, 3)]}
+    torch.testing.assert_close(told_fit.m, plain.m, rtol=0, atol=0)
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="m_min"):
         BlurMaskConfig(m_min=0.5)
