@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import math
 import os
 import sys
@@ -26,16 +25,11 @@ from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, checkpoint_path, load_checkpoint, save_checkpoint
 from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim, load_classes
 from flowaccent.train.config import ExperimentConfig
-from flowaccent.train.experiment import check_world, earlier_run, note_format, refused_changes, write_experiment
-from flowaccent.train.frames import (
-    FrameSource,
-    FrameStream,
-    split_valid,
-    standardization_sample,
-    utterance_refs,
-)
+from flowaccent.train.experiment import earlier_run, refused_changes, write_experiment
+from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.train.runner import Runner
+from flowaccent.train.start import start_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,23 +116,14 @@ def _train(
     check: bool = False, config_file: str | Path | None = None,
 ) -> TrainSummary:
     cfg = config.train
-    env = distributed.setup(cfg.device)
-    check_precision(env.device, cfg.precision, "train")
-    _check_batch(cfg.batch_size, env)
-    if env.is_main and (note := precision_note(env.device, cfg.precision, "train")):
-        print(note, file=sys.stderr)
-    if cfg.compile:
-        check_compile(env.device, "train")
+    env = _settings(cfg)
     exp = Path(exp_dir)
-    torch.manual_seed(cfg.seed)
-    set_deterministic(cfg.deterministic, True, cfg.compile)
-
-    specs = parse_data_specs(data_specs)
-    dirs, class_names, labels = load_classes(specs, config.features.cmvn == "spk")
+    specs, spk_cmvn = parse_data_specs(data_specs), config.features.cmvn == "spk"
+    dirs, class_names, labels = load_classes(specs, spk_cmvn)
     for line in data_warnings(specs, dirs) if env.is_main else ():
         print(line, file=sys.stderr)
     train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
-    source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=config.features.cmvn == "spk")
+    source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
     try:
         model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
@@ -149,40 +134,67 @@ def _train(
     _check_model(model, config, class_names, env)
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
-    config_dict = config.to_dict()
-    classes_text = "".join(f"{c}\n" for c in class_names)
-    data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
-    labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
-    digest_text = fingerprint_text(dirs, config.features.cmvn == "spk", labelled)
-    state, changes = earlier_run(exp, last, resume, config, config_file, (classes_text, data_text, digest_text))
+    texts = _experiment_texts(specs, dirs, class_names, spk_cmvn)
+    state, changes = earlier_run(exp, last, resume, config, config_file, texts)
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "
               "beginning", file=sys.stderr)
     if check and state is None:  # nothing to hold it against: the data and config are fine
         source.close()
         return TrainSummary(exp, 0, 0, math.inf, exp / "final.pt", would="new")
-    progress = _start(model, optimizer, last, state, changes, source, train_refs, config, env, check)
+    progress = start_run(model, optimizer, last, state, changes, source, train_refs, config, env, check)
     if check:
         source.close()
         left = progress.epoch < cfg.epochs and not (cfg.patience and progress.bad_epochs >= cfg.patience)
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
                             would="resume" if left else "done")
     if env.is_main:
-        write_experiment(exp, progress, config, (classes_text, data_text, digest_text), dirs)
-    runner = Runner(model, optimizer, config, exp, env, quiet)
+        write_experiment(exp, progress, config, texts, dirs)
+    _fit(Runner(model, optimizer, config, exp, env, quiet), source, train_refs, valid_refs, progress)
+    if env.distributed:
+        distributed.broadcast_buffers(model)  # BatchNorm's running statistics: rank 0's, as it saved them
+        # one write, line and newline together: two ranks' lines ran into one ("...ebaetrain: rank 0/2: ...")
+        sys.stderr.write(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}\n")
+        sys.stderr.flush()
+    if env.is_main:
+        _write_final(exp, last, config.to_dict())
+    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
+
+
+def _settings(cfg) -> distributed.DistEnv:
+    r"""The run's process group (:func:`distributed.setup`), its ``train`` section ``cfg``'s checks that need the
+    device (precision, compile, batch per process) with their notes, and torch's seed and deterministic mode."""
+    env = distributed.setup(cfg.device)
+    check_precision(env.device, cfg.precision, "train")
+    _check_batch(cfg.batch_size, env)
+    if env.is_main and (note := precision_note(env.device, cfg.precision, "train")):
+        print(note, file=sys.stderr)
+    if cfg.compile:
+        check_compile(env.device, "train")
+    torch.manual_seed(cfg.seed)
+    set_deterministic(cfg.deterministic, True, cfg.compile)
+    return env
+
+
+def _experiment_texts(specs, dirs, class_names: list[str], spk_cmvn: bool) -> tuple[str, str, str]:
+    r"""What the experiment dir keeps of the run's data (``classes.txt``, ``data.txt``, ``data_digest.txt``), and a
+    resume must match (:func:`~flowaccent.train.experiment.earlier_run`)."""
+    classes_text = "".join(f"{c}\n" for c in class_names)
+    data_text = "".join(f"{n + '=' if n else ''}{p.absolute()}\n" for n, p in specs)
+    labelled = [d.path for (name, _), d in zip(specs, dirs) if name is None and d.has("utt2accent")]
+    return classes_text, data_text, fingerprint_text(dirs, spk_cmvn, labelled)
+
+
+def _fit(runner: Runner, source: FrameSource, train_refs, valid_refs, progress: Progress) -> None:
+    r"""``runner``'s epochs from ``progress`` on: each process streams its share of ``train_refs``' frames (batches of
+    ``train.batch_size`` over the processes) and validates its share of ``valid_refs``; ``source`` closed after."""
+    cfg, env, pipeline = runner.config.train, runner.env, runner.model.pipeline
     stream = FrameStream(
-        source,
-        train_refs,
-        model.pipeline,
-        cfg.batch_size // env.world,
-        cfg.buffer_frames,
-        cfg.seed,
-        env.rank,
-        env.world,
+        source, train_refs, pipeline, cfg.batch_size // env.world, cfg.buffer_frames, cfg.seed, env.rank, env.world
     )
     valid_source = source.twin()  # its own open files: see Runner.fit
     valid_stream = FrameStream(  # the whole held-out set: each process validates its share (held_out_nll)
-        valid_source, valid_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed, env.rank, env.world
+        valid_source, valid_refs, pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed, env.rank, env.world
     )
     try:
         runner.fit(stream, valid_stream, progress)
@@ -190,14 +202,6 @@ def _train(
         runner.close()
         source.close()
         valid_source.close()
-    if env.distributed:
-        distributed.broadcast_buffers(model)  # BatchNorm's running statistics: rank 0's, as it saved them
-        # one write, line and newline together: two ranks' lines ran into one ("...ebaetrain: rank 0/2: ...")
-        sys.stderr.write(f"train: rank {env.rank}/{env.world}: parameter digest {parameter_digest(model)}\n")
-        sys.stderr.flush()
-    if env.is_main:
-        _write_final(exp, last, config_dict)
-    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
 
 
 def _write_final(exp: Path, last: Path, config_dict: dict) -> None:
@@ -241,67 +245,6 @@ def _check_model(model: FlowModel, config: ExperimentConfig, class_names: list[s
               "context, so the flow differs per class: `flowaccent score` and `blurmask` refuse such a model (they "
               "need one flow for every frame); score it per class with FlowModel.score_utterance(..., labels=c)",
               file=sys.stderr)
-
-
-def _start(model, optimizer, last: Path, state, changes, source, train_refs, config, env, check=False) -> Progress:
-    r"""Restores a run to resume from ``state`` (``last``'s checkpoint; ``changes``: its stored config and the changes
-    :func:`refused_changes` allowed), or, with None, fits the standardisation and initialises a new one.
-    ``check``: nothing is written after it, and its notes say so."""
-    if state is not None:
-        stored, changed = changes
-        trained = state["progress"]["epoch"]
-        patience = stored["train"]["patience"]
-        stopped = bool(patience) and state["progress"]["bad_epochs"] >= patience
-        if stopped:  # stopped early: nothing is left to train
-            if "train.epochs" in changed:
-                raise ConfigError(f"{last}: --train.epochs on --resume: the run stopped early at epoch {trained} (no "
-                                  f"better validation NLL for {patience} epochs; best epoch "
-                                  f"{state['progress']['best_epoch']}), so more epochs would train none; train afresh "
-                                  f"in another --exp (with another train.patience) to go on")
-            if env.is_main:
-                again = "" if check else "; final.pt is written again from best.pt"
-                print(f"train: the run stopped early at epoch {trained} (best epoch {state['progress']['best_epoch']}):"
-                      f" nothing to train{again}", file=sys.stderr)
-        if "train.epochs" in changed and config.train.epochs <= trained:
-            raise ConfigError(f"{last}: --train.epochs {config.train.epochs} on --resume: the run has trained "
-                              f"{trained} epoch(s) already; give more, or leave it as it was "
-                              f"({stored['train']['epochs']})")
-        if changed and env.is_main:
-            cosine = config.train.lr_schedule == "cosine" and "train.epochs" in changed
-            note = " (the cosine schedule follows the new count from here)" if cosine else ""
-            print(f"train: resuming with {'; '.join(changed.values())}{note}", file=sys.stderr)
-        model.load_state_dict(state["model"]["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        progress = Progress(**state["progress"])
-        if not stopped and trained >= config.train.epochs and env.is_main:
-            again = "" if check else "; final.pt is written again"
-            print(f"train: the run has trained its {trained} epoch(s): nothing to train{again}", file=sys.stderr)
-        goes_on = not stopped and trained < config.train.epochs
-        check_world(progress, env, last, note=goes_on)
-        if goes_on and env.is_main:
-            note_format(state, last, check)
-        return progress
-    cfg = config.train
-    if config.features.standardize:
-        model.pipeline.fit(source.feats(r) for r in standardization_sample(train_refs, cfg.standardize_max_utts))
-    init = FrameStream(source, train_refs, model.pipeline, cfg.batch_size, cfg.buffer_frames, cfg.seed)
-    x, y = init_batch(init, model.prior.num_classes)
-    model.initialize(x.to(env.device), y.to(env.device))  # a class-context flow takes its context from y
-    return Progress(world=env.world)
-
-
-def init_batch(stream: FrameStream, num_classes: int, most: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""``(frames (N, D), labels (N,))`` to initialise a model on: the first batch of ``stream``'s first epoch,
-    joined by the next ones until every class has frames among them (at most ``most`` batches). The class means
-    start from each class's own latents: a class absent from the first batch started at 0."""
-    xs, ys = [], []
-    with contextlib.closing(stream.epoch(0)) as batches:
-        for x, y in itertools.islice(batches, most):
-            xs.append(x)
-            ys.append(y)
-            if len(torch.unique(torch.cat(ys))) >= num_classes:
-                break
-    return torch.cat(xs), torch.cat(ys)
 
 
 def _check_batch(batch_size: int, env: distributed.DistEnv) -> None:

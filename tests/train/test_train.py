@@ -781,7 +781,7 @@ def test_a_class_context_flow_trains_on_its_labels_and_score_refuses_it_in_one_l
 def test_the_initial_batch_holds_every_class():
     r"""A class absent from the first batch had its DNF mean start at 0, not at its latents' mean: batches are
     added until every class has frames (a bounded number; the first batch alone where it has them all)."""
-    from flowaccent.train.trainer import init_batch
+    from flowaccent.train.start import init_batch
 
     class Stream:
         def __init__(self, labels):
