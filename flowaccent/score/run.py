@@ -87,16 +87,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     if len(model.class_names) > 1 and model.prior_config.cond_dim == 0:
         print(f"score: warning: the model's prior ignores its classes (prior.cond_dim 0, {exp / 'config.yaml'}): its "
               "llr is 0 for every frame", file=sys.stderr)
-    need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
-    sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
-    check_sets(exp, sets, "score")
-    check_set_folders(out, sets, "score")
-    warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
-    reference = reference or next(iter(sets))
-    if reference not in sets:
-        raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
-    if baseline not in (None, "none", "gmm"):
-        raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
+    sets, reference = _checked_sets(exp, out, model, data_specs, reference, baseline)
     gmm, gmm_info = experiment_baseline(model, exp, checkpoint) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
@@ -121,14 +112,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
                     _score_set(model, gmm, data, name, out / name, made_of, config, quiet, leader)
                 finished.append(name)
             report: dict[str, Any] = {
-                "model": {
-                    "exp": str(exp),
-                    "checkpoint": str(checkpoint or exp / "final.pt"),
-                    "dim": model.dim,
-                    "cond_dim": model.prior_config.cond_dim,
-                    "classes": list(model.class_names),
-                } | ({"checkpoint_digest" if checkpoint else "final_digest": digest})
-                  | ({"llr_class": llr_class} if llr_class is not None else {}),
+                "model": _model_record(exp, checkpoint, model, digest, llr_class),
                 "reference": reference,
                 "command": command,
             } | ({"baseline": gmm_info} if gmm_info is not None else {})
@@ -139,6 +123,36 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
                   "keeps them in a rerun", file=sys.stderr)
         raise
     return report
+
+
+def _checked_sets(exp: Path, out: Path, model, data_specs, reference: str | None, baseline: str | None):
+    r"""``(sets, reference)``: the data dirs to score (``{name: DataDir}``, checked against the model's features and
+    ``out``'s folders) and the set the detection AUCs separate the others from (the first by default); an error
+    for an unknown ``reference`` or ``baseline``."""
+    need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
+    sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
+    check_sets(exp, sets, "score")
+    check_set_folders(out, sets, "score")
+    warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
+    reference = reference or next(iter(sets))
+    if reference not in sets:
+        raise ConfigError(f"score: --reference {reference} is not one of the sets {', '.join(sets)}")
+    if baseline not in (None, "none", "gmm"):
+        raise ConfigError(f"score: unknown baseline '{baseline}' (use gmm)")
+    return sets, reference
+
+
+def _model_record(exp: Path, checkpoint, model, digest: str, llr_class: str | None) -> dict[str, Any]:
+    r"""``summary.json``'s ``model``: the experiment, the model file and its digest, the model's shape and classes."""
+    return {
+        "exp": str(exp),
+        "checkpoint": str(checkpoint or exp / "final.pt"),
+        "dim": model.dim,
+        "cond_dim": model.prior_config.cond_dim,
+        "classes": list(model.class_names),
+    } | ({"checkpoint_digest" if checkpoint else "final_digest": digest}) | (
+        {"llr_class": llr_class} if llr_class is not None else {}
+    )
 
 
 def _score_set(
