@@ -126,18 +126,9 @@ def _make_fbank(
 
     taken = take_over(ark_dir, tag, data.path, [(rx, [utt for utt, _ in utts]) for rx, utts in jobs], add, quiet) \
         if resume else None
-    try:
-        if taken:
-            _said(taken, len(jobs))
-        failed: list[tuple[str, str]] = []
-        failed_list = ark_dir / FAILED
-        failed_list.unlink(missing_ok=True)
-        journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data.path)
-        writer = ArkWriter(feats_ark, partial=journal.ark, taken=taken.entries if taken else ())
-    except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
-        if taken:
-            os.close(taken.journal)
-        raise
+    failed: list[tuple[str, str]] = []
+    failed_list = ark_dir / FAILED
+    journal, writer = _open_output(taken, len(jobs), feats_ark, data.path)
     listed = False  # failed utterances: the error lists them, and says what stays
     try:
         with (
@@ -146,19 +137,7 @@ def _make_fbank(
                  disable=quiet) as bar,
             contextlib.closing(compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
         ):  # workers stop on Ctrl-C
-            for rate, stamp, recording in computed:
-                for utt, feats in recording:
-                    bar.update()
-                    if isinstance(feats, FlowAccentError):
-                        failed.append((utt, str(feats)))
-                        continue
-                    writer.write(utt, feats)
-                    add(utt, feats, rate)
-                writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
-                if any(isinstance(feats, FlowAccentError) for _, feats in recording):
-                    journal.failed()
-                else:
-                    journal.done(rate, stamp)
+            _write_recordings(computed, writer, journal, bar, add, failed)
             listed = bool(failed)
             if failed:
                 raise _failed(data.path, failed, failed_list, _left(journal, jobs))
@@ -177,6 +156,42 @@ def _make_fbank(
     seconds = time.perf_counter() - start
     taken_frames = sum(num_frames[utt] for utt, _ in taken.entries) if taken else 0
     return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed, taken_frames)
+
+
+def _open_output(taken: TakenOver | None, num_recordings: int, feats_ark: Path, data_path: Path) -> tuple[
+    Journal, ArkWriter
+]:
+    r"""The run's journal and ark writer: a stopped run's, ``taken`` over (said), or new ones for ``feats_ark``; the
+    failed utterances' list of an earlier run removed."""
+    try:
+        if taken:
+            _said(taken, num_recordings)
+        (feats_ark.parent / FAILED).unlink(missing_ok=True)
+        journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data_path)
+        return journal, ArkWriter(feats_ark, partial=journal.ark, taken=taken.entries if taken else ())
+    except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
+        if taken:
+            os.close(taken.journal)
+        raise
+
+
+def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, add, failed: list) -> None:
+    r"""Writes each ``computed`` recording's utterances (``(rate, stamp, [(utt, feats or error)])``) with ``writer``
+    (``add(utt, feats, rate)`` counts their frames and CMVN stats), then its line into ``journal``; an utterance
+    that failed goes into ``failed`` as ``(utt, message)`` instead."""
+    for rate, stamp, recording in computed:
+        for utt, feats in recording:
+            bar.update()
+            if isinstance(feats, FlowAccentError):
+                failed.append((utt, str(feats)))
+                continue
+            writer.write(utt, feats)
+            add(utt, feats, rate)
+        writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
+        if any(isinstance(feats, FlowAccentError) for _, feats in recording):
+            journal.failed()
+        else:
+            journal.done(rate, stamp)
 
 
 def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:
