@@ -128,7 +128,7 @@ def _make_fbank(
         if resume else None
     failed: list[tuple[str, str]] = []
     failed_list = ark_dir / FAILED
-    journal, writer = _open_output(taken, len(jobs), feats_ark, data.path)
+    journal, writer = _open_output(taken, len(jobs), feats_ark, failed_list, data.path)
     listed = False  # failed utterances: the error lists them, and says what stays
     try:
         with (
@@ -158,15 +158,15 @@ def _make_fbank(
     return FbankSummary(len(num_frames), sum(num_frames.values()), feats_ark, seconds, rates, removed, taken_frames)
 
 
-def _open_output(taken: TakenOver | None, num_recordings: int, feats_ark: Path, data_path: Path) -> tuple[
-    Journal, ArkWriter
-]:
-    r"""The run's journal and ark writer: a stopped run's, ``taken`` over (said), or new ones for ``feats_ark``; the
-    failed utterances' list of an earlier run removed."""
+def _open_output(
+    taken: TakenOver | None, num_recordings: int, feats_ark: Path, failed_list: Path, data_path: Path
+) -> tuple[Journal, ArkWriter]:
+    r"""The run's journal and ark writer: a stopped run's, ``taken`` over (said), or new ones for ``feats_ark``; an
+    earlier run's ``failed_list`` removed."""
     try:
         if taken:
             _said(taken, num_recordings)
-        (feats_ark.parent / FAILED).unlink(missing_ok=True)
+        failed_list.unlink(missing_ok=True)
         journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data_path)
         return journal, ArkWriter(feats_ark, partial=journal.ark, taken=taken.entries if taken else ())
     except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
