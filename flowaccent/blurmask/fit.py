@@ -35,7 +35,7 @@ from flowaccent.prior import draw_device
 #: A differentiable function of a raw ``(T, K)`` log filterbank.
 Target = Callable[[Tensor], Tensor]
 #: ``progress(step, steps)``, called by :func:`fit_blur_mask` after each step.
-Progress = Callable[[int, int], None]
+StepProgress = Callable[[int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _check_input(x: Tensor) -> Tensor:
 
 
 def fit_blur_mask(
-    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: Progress | None = None, **fields
+    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: StepProgress | None = None, **fields
 ) -> BlurMaskResult:
     r"""Fits the blur widths (or noise scales) of every cell of ``x``.
 
@@ -130,7 +130,7 @@ def fit_blur_mask(
         return _fit(target, _check_input(torch.as_tensor(x)).clone(), config, progress)
 
 
-def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: Progress | None = None) -> BlurMaskResult:
+def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: StepProgress | None = None) -> BlurMaskResult:
     generator = torch.Generator().manual_seed(config.seed)
     lo, hi = config.bounds
     with torch.no_grad():
@@ -171,7 +171,7 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: Progress |
 
 
 def fit_noise_mask(
-    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: Progress | None = None, **fields
+    target: Target, x: Tensor, config: BlurMaskConfig | None = None, *, progress: StepProgress | None = None, **fields
 ) -> BlurMaskResult:
     r"""The noise variant (Guan et al. 2019): :func:`fit_blur_mask` with ``variant="noise"``;
     ``result.m`` holds the noise scales ``sigma`` ``(T, K)``."""
