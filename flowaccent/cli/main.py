@@ -288,6 +288,26 @@ def _started_by_torchrun(command: str) -> int:
     return 2
 
 
+def _where(error: OSError, args: argparse.Namespace) -> str:
+    r"""Where an output could not be written, for its line: the file the system named, else the command's output
+    folder."""
+    folder = getattr(args, "out", None) or getattr(args, "exp", None)
+    return f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
+
+
+def _say_peer_gone(line: str) -> None:
+    r"""Prints a torchrun worker's ``line`` that another process of the run is gone: rank 0 with its rank; another
+    rank nothing where rank 0 left a line (rank 0 is the one gone and said why; it was said after rank 0's stop)."""
+    if torchrun.rank():
+        from flowaccent.train.distributed import said_once
+
+        said = said_once(line, any_line=True)
+    else:
+        said = torchrun.with_rank(line, *torchrun.place())
+    if said is not None:
+        print(said, file=sys.stderr)
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -318,24 +338,14 @@ def _main(argv: list[str] | None) -> int:
     except OSError as error:
         if error.errno not in _WRITE_ERRORS and not error.filename:  # a path the user gave: one line
             raise
-        folder = getattr(args, "out", None) or getattr(args, "exp", None)  # no file named: the output folder
-        where = f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
-        _say_error(f"flowaccent {args.command}: error: {where}{error.strerror}")
+        _say_error(f"flowaccent {args.command}: error: {_where(error, args)}{error.strerror}")
         code = 1
     except RuntimeError as error:  # a torchrun worker whose peer is gone: one line, not gloo's 50
         reason = _peer_gone(error)
         if reason is None:
             raise
-        line = (f"flowaccent {args.command}: error: another process of this run is gone ({reason}); its own output "
-                "says why")
-        if torchrun.rank():  # nothing where rank 0 is the one gone and said why (it was said after rank 0's stop)
-            from flowaccent.train.distributed import said_once
-
-            said = said_once(line, any_line=True)
-        else:
-            said = torchrun.with_rank(line, *torchrun.place())
-        if said is not None:
-            print(said, file=sys.stderr)
+        _say_peer_gone(f"flowaccent {args.command}: error: another process of this run is gone ({reason}); its own "
+                       "output says why")
         code = 1
     except KeyboardInterrupt:
         code = _interrupted(f"flowaccent {args.command}")
