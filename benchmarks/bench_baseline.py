@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_model import in_turn  # noqa: E402
 from bench_score import write_model  # noqa: E402
 from bench_startup import timed  # noqa: E402
 
@@ -119,14 +120,14 @@ def main(argv: list[str] | None = None) -> dict:
         commands: dict[str, list[float]] = {"no baseline": [], "fitting": [], "loading": []}
         if args.other_tree:
             commands["other tree"] = []
-        for _ in range(args.repeats):
+        for r in range(args.repeats):
             commands["no baseline"].append(command(False))
             kept.unlink(missing_ok=True)
             commands["fitting"].append(command(True))
             assert kept.exists()
-            commands["loading"].append(command(True))
-            if args.other_tree:
-                commands["other tree"].append(command(True, args.other_tree))
+            loading = {"loading": None, "other tree": args.other_tree} if args.other_tree else {"loading": None}
+            for name in in_turn(loading, r):  # the kept fit loaded by each checkout, each repeat in another order
+                commands[name].append(command(True, loading[name]))
         num_frames = {name: sum(data.utt2num_frames().values()) for name, data in sets.items()}
 
     medians = {k: statistics.median(v) for k, v in commands.items()}

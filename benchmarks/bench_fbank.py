@@ -119,11 +119,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         rates: dict[str, list[float]] = {name: [] for name in runs}
         fresh = {"fbank-2 here": None, "fbank-2 other": args.other_tree} if args.other_tree else {}
         rates.update({name: [] for name in fresh})
-        for _ in range(args.repeats):
+        from bench_model import in_turn
+
+        for r in range(args.repeats):
             for name, fn in runs.items():  # interleaved, so machine noise hits all alike
                 seconds, frames = timed(fn)
                 rates[name].append(frames / seconds)
-            for name, tree in fresh.items():
+            for name, tree in in_turn(fresh.items(), r):  # the two checkouts' processes, each repeat in another order
                 rates[name].append(fbank_in_process(data, tree))
         median = {name: statistics.median(r) for name, r in rates.items()}
         print(f"fbank throughput, {args.utts} utts x {args.seconds:g} s, median of {args.repeats}")

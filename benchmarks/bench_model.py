@@ -65,6 +65,16 @@ from flowaccent.train.optimizer import make_optimizer
 ARCH = ModelConfig(num_blocks=10, hidden=512, num_layers=2)
 
 
+def in_turn(items, repeat: int) -> list:
+    r"""``items`` (a sequence) in the order of repeat number ``repeat``: rotated by one place each repeat, so that no
+    variant always runs first. With a fixed order, the second of two `flowaccent train` commands in each repeat ran
+    1-2% faster whichever checkout it was (benchmarks/results/intel-refactors-2026-12-05/): a bias of the order,
+    not of the code, in a comparison of two checkouts."""
+    items = list(items)
+    k = repeat % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
 def other_tree(tree: str | None) -> dict:
     r"""``subprocess.run`` arguments that run ``python -m flowaccent`` from the checkout at ``tree`` (a folder
     holding another version's ``flowaccent/``, e.g. ``git archive``'s), to time two versions side by side in

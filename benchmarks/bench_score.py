@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_model import other_tree, sync
+from bench_model import in_turn, other_tree, sync
 
 from flowaccent.data.atomic import atomic_write_json
 from flowaccent.data.prefetch import GPU_DEPTH, resolve_depth
@@ -175,30 +175,40 @@ def main(argv: list[str] | None = None) -> dict:
         runs, other, alone, tree_small, shared = [], [], [], [], []
         default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
         depth = 0 if default else GPU_DEPTH  # the other setting
-        for i in range(args.repeats):  # interleaved with the model-only rate
-            runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device, *batch))
-            other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, *batch,
-                                   "--prefetch", str(depth))[0])
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                  str(args.processes), "-m", "flowaccent"]
+        for i in range(args.repeats):  # interleaved with the model-only rate, each repeat in another order
+            small_runs = [
+                lambda i=i: runs.append(run_score(root / "exp", data, root / f"scores_small_{i}", device, *batch)),
+                lambda i=i: other.append(run_score(root / "exp", data, root / f"scores_other_{i}", device, *batch,
+                                                   "--prefetch", str(depth))[0]),
+                lambda: alone.append(model_only_rate(root / "exp", args.batch_frames, device=device)),
+            ]
             if args.other_tree:
-                tree_small.append(run_score(root / "exp", data, root / f"scores_tree_{i}", device, *batch,
-                                            tree=args.other_tree)[0])
+                small_runs.append(lambda i=i: tree_small.append(run_score(
+                    root / "exp", data, root / f"scores_tree_{i}", device, *batch, tree=args.other_tree)[0]))
             if args.processes > 1:
-                launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                          str(args.processes), "-m", "flowaccent"]
-                shared.append(peak_rss_run([*launch, *score_argv(root / "exp", data, root / f"scores_shared_{i}",
-                                                                 device, *batch)])[0])
-            alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
+                small_runs.append(lambda i=i: shared.append(peak_rss_run(
+                    [*launch, *score_argv(root / "exp", data, root / f"scores_shared_{i}", device, *batch)])[0]))
+            for run in in_turn(small_runs, i):
+                run()
         shutil.rmtree(data)
         data = write_corpus(root / "data_large", large)
         large_runs, tree_large_runs = [], []
+
+        def score_large(out: Path, tree: str | None = None) -> tuple[float, float]:
+            result = run_score(root / "exp", data, out, device, *batch, tree=tree)
+            shutil.rmtree(out)  # 4M frames' scores: ~80 MB a run
+            return result
+
         for i in range(args.large_repeats):
-            large_runs.append(run_score(root / "exp", data, root / f"scores_large_{i}", device, *batch))
-            shutil.rmtree(root / f"scores_large_{i}")  # 4M frames' scores: ~80 MB a run
+            large_runs_now = [lambda i=i: large_runs.append(score_large(root / f"scores_large_{i}")),
+                              lambda: alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))]
             if args.other_tree:
-                tree_large_runs.append(run_score(root / "exp", data, root / f"scores_tree_large_{i}", device, *batch,
-                                                 tree=args.other_tree)[0])
-                shutil.rmtree(root / f"scores_tree_large_{i}")
-            alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))
+                large_runs_now.append(lambda i=i: tree_large_runs.append(
+                    score_large(root / f"scores_tree_large_{i}", args.other_tree)[0]))
+            for run in in_turn(large_runs_now, i):
+                run()
         large_seconds = statistics.median(r[0] for r in large_runs)
         large_rss = statistics.median(r[1] for r in large_runs)
         tree_large = statistics.median(tree_large_runs) if args.other_tree else None

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_model import other_tree  # noqa: E402
+from bench_model import in_turn, other_tree  # noqa: E402
 from bench_score import score_argv, write_corpus, write_model  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
@@ -125,9 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
             commands["train --help" + OTHER] = commands["train --help"]
         trees = {name: os.path.abspath(args.other_tree) if name.endswith(OTHER) else None for name in commands}
         times: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.repeats):
-            for name, command in commands.items():
-                times[name].append(timed(command, trees[name]))
+        for r in range(args.repeats):
+            for name in in_turn(commands, r):  # no command always first
+                times[name].append(timed(commands[name], trees[name]))
         rows, previous = {}, None
         print(f"start-up of `flowaccent score` on {device}, {args.blocks} x {args.hidden}, {args.frames} frames, "
               f"median of {args.repeats} fresh processes each")

@@ -46,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_model import build, other_tree, time_train  # noqa: E402
+from bench_model import build, in_turn, other_tree, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json
@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         data = write_corpus(root / "data", args.frames)
         (root / "conf.yaml").write_text(config.to_yaml())
-        for i in range(args.repeats):  # interleaved with the model-only rates
-            for variant in variants:
+        for i in range(args.repeats):  # interleaved with the model-only rates, each repeat in another order
+            for variant in in_turn(variants, i):
                 exp = root / f"exp{i}_{variant}"
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "flowaccent", "train", "--config", str(root / "conf.yaml"),
