@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-frames", type=int, default=ScoreConfig().batch_frames,
                         help="frames per forward of the command (--batch-frames) and of the model-only rate")
     parser.add_argument("--other-tree", help="also time the command of another checkout (a folder holding its "
-                        "flowaccent/), at both sizes, interleaved")
+                        "flowaccent/), at both sizes, interleaved (the order rotating: an even --repeats "
+                        "and --large-repeats weigh each order alike)")
     parser.add_argument("--processes", type=int, default=1, help="also score --frames under torchrun with this many "
                         "processes (> 1), interleaved")
     parser.add_argument("--json", help="also write the result here")

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--other-prefetch", type=int, default=None,
                         help="also run the eager command with --train.prefetch N (variant 'prefetchN')")
     parser.add_argument("--other-tree", help="also run the eager command of another checkout (a folder holding "
-                        "its flowaccent/), variant 'tree', interleaved")
+                        "its flowaccent/), variant 'tree', interleaved (the order rotating: an even "
+                        "--repeats weighs each order alike)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
