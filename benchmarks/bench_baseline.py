@@ -117,16 +117,15 @@ def main(argv: list[str] | None = None) -> dict:
             return timed([*FLOWACCENT, "score", "--exp", str(exp), "--out", str(out), *specs, *extra, "--quiet"], tree)
 
         kept = exp / GMM_FILE
-        commands: dict[str, list[float]] = {"no baseline": [], "fitting": [], "loading": []}
-        if args.other_tree:
-            commands["other tree"] = []
+        # the kept fit loaded by each checkout (its folder: None for this one), each repeat in another order
+        loading = {"loading": None} | ({"other tree": args.other_tree} if args.other_tree else {})
+        commands: dict[str, list[float]] = {"no baseline": [], "fitting": [], **{name: [] for name in loading}}
         for r in range(args.repeats):
             commands["no baseline"].append(command(False))
             kept.unlink(missing_ok=True)
             commands["fitting"].append(command(True))
             assert kept.exists()
-            loading = {"loading": None, "other tree": args.other_tree} if args.other_tree else {"loading": None}
-            for name in in_turn(loading, r):  # the kept fit loaded by each checkout, each repeat in another order
+            for name in in_turn(loading, r):
                 commands[name].append(command(True, loading[name]))
         num_frames = {name: sum(data.utt2num_frames().values()) for name, data in sets.items()}
 
