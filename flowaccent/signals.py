@@ -1,5 +1,5 @@
 r"""The signals that stop a command: what a user (Ctrl-C), a scheduler (``kill``, Slurm) and a closed terminal send.
-:mod:`flowaccent.cli.main` turns the others into Ctrl-C's ``KeyboardInterrupt``, :mod:`flowaccent.workers` stops its
+:mod:`flowaccent.cli._stops` turns the others into Ctrl-C's ``KeyboardInterrupt``, :mod:`flowaccent.workers` stops its
 workers on them and holds them back while it forks, and :mod:`flowaccent.train.interrupts` holds them back in a
 training step.
 
@@ -35,7 +35,7 @@ _own: set[int] = set()
 
 @contextlib.contextmanager
 def owned(numbers: Iterable[int]) -> Iterator[None]:
-    r"""While the block runs, ``numbers`` are handled by the command line's own handlers (:mod:`flowaccent.cli.main`):
+    r"""While the block runs, ``numbers`` are handled by the command line's own handlers (:mod:`flowaccent.cli._stops`):
     only their repeats are dropped (:func:`repeated`)."""
     numbers = set(numbers)
     _own.update(numbers)

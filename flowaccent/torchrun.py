@@ -8,6 +8,7 @@ itself for rank 1 of one process: it trained, saved nothing and exited 0).
 from __future__ import annotations
 
 import os
+import sys
 
 from flowaccent.errors import ConfigError
 
@@ -25,6 +26,14 @@ def place() -> tuple[int, int] | None:
     if world <= 1 or any(name not in os.environ for name in ENV):
         return None
     return rank, world
+
+
+def joined() -> bool:
+    r"""Whether this process has joined its torchrun run's process group (torch's own check, where
+    ``torch.distributed`` is imported already: a module left half imported by a Ctrl-C is not asked, nor imported
+    again)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and place() is not None and dist.is_available() and dist.is_initialized()
 
 
 def with_rank(line: str, rank: int, world: int) -> str:

@@ -47,7 +47,7 @@ _STOP: Any = None
 def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: None) -> Iterator[None]:
     r"""Ctrl-C while workers run: the first calls ``stop``, says what happens and raises ``KeyboardInterrupt``
     (the workers finish the jobs they are on); a second calls ``kill`` and raises it again. SIGTERM, where
-    the command handles it (:mod:`flowaccent.cli.main`), kills them at once too. Only in the main thread
+    the command handles it (:mod:`flowaccent.cli._stops`), kills them at once too. Only in the main thread
     (where Python runs signal handlers); elsewhere Ctrl-C keeps its default."""
     ABORTED.clear()
     forget()  # a stop before this pool is not one its first signal repeats
@@ -71,7 +71,7 @@ def _interruptible(kill: Callable[[], None], stop: Callable[[], None] = lambda: 
         raise KeyboardInterrupt
 
     handlers = {s: signal.getsignal(s) for s in STOPS[1:]}
-    handlers = {s: h for s, h in handlers.items() if callable(h)}  # flowaccent.cli.main's: a library caller's
+    handlers = {s: h for s, h in handlers.items() if callable(h)}  # the command line's (cli._stops): a library caller's
     # SIGTERM and SIGHUP keep their own meaning
 
     def on_terminate(signum, frame) -> None:  # SIGTERM, SIGHUP (the command's handler): a second Ctrl-C, no waiting

@@ -201,10 +201,10 @@ def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_a
     stops the pool and the command as a SIGTERM (exit 143; not taken for its own repeat and dropped, nor said as
     a Ctrl-C); a stop just before the pool began is not one it repeats."""
     from flowaccent import signals
-    from flowaccent.cli import main as cli
+    from flowaccent.cli import _stops as cli
 
-    previous = signal.signal(signal.SIGTERM, cli._on_stop_signal)
-    cli._TERMINATED.clear()
+    previous = signal.signal(signal.SIGTERM, cli.on_stop_signal)
+    cli.TERMINATED.clear()
     try:
         with signals.owned([signal.SIGTERM]):
             signals.repeated(signal.SIGTERM)  # a stop just before
@@ -213,15 +213,15 @@ def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_a
             fork = {} if imap is imap_processes else {"context": multiprocessing.get_context("fork")}
             with pytest.raises(KeyboardInterrupt):
                 list(imap(_pid, range(8), 2, **fork))
-        assert cli._TERMINATED == [signal.SIGTERM]
-        cli._TERMINATED.clear()
+        assert cli.TERMINATED == [signal.SIGTERM]
+        cli.TERMINATED.clear()
         with signals.owned([signal.SIGTERM]):  # and one while the workers run
             results = imap(_slow_part, [tmp_path / f"m{i}" for i in range(4)], 1)
             threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
             with pytest.raises(KeyboardInterrupt):
                 list(results)
-        assert cli._TERMINATED == [signal.SIGTERM]
-        cli._TERMINATED.clear()
+        assert cli.TERMINATED == [signal.SIGTERM]
+        cli.TERMINATED.clear()
         from concurrent.futures import ProcessPoolExecutor
 
         shutdown = ProcessPoolExecutor.shutdown
@@ -236,11 +236,11 @@ def test_under_the_command_lines_handler_a_sigterm_as_workers_are_forked_stops_a
             threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
             with pytest.raises(KeyboardInterrupt):
                 list(results)
-        assert cli._TERMINATED == [signal.SIGTERM]  # one stop, its cleanup not broken into
+        assert cli.TERMINATED == [signal.SIGTERM]  # one stop, its cleanup not broken into
     finally:
         _TERM_IN_FORK.clear()
         signal.signal(signal.SIGTERM, previous)
-        cli._TERMINATED.clear()
+        cli.TERMINATED.clear()
         signals.forget()
         ABORTED.clear()
 

@@ -8,7 +8,8 @@ SIGHUP (the terminal closed: a dropped ssh session) stop a command as Ctrl-C doe
 removed and ``train`` writes its checkpoint (SIGHUP killed it, its progress since the last checkpoint lost).
 Then the program (:func:`entry`) dies by the signal, as a shell expects of a command it sent Ctrl-C
 to: a shell loop or script stops there, and ``$?`` is 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP).
-:func:`main`, called from Python, returns those numbers instead.
+:func:`main`, called from Python, returns those numbers instead (the stops: :mod:`flowaccent.cli._stops`; what a
+torchrun worker says, once for its run: :mod:`flowaccent.cli._group`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import shlex
 import signal
 import sys
 import threading
-import time
 from typing import NoReturn
 
 from flowaccent import __version__, torchrun
 from flowaccent.allocator import tune_allocator
+from flowaccent.cli import _group, _stops
 from flowaccent.errors import FlowAccentError
-from flowaccent.signals import STOPS, forget, owned, repeated
+from flowaccent.signals import STOPS, forget, owned
 
 #: Sub-command modules, in the order ``--help`` lists them, with their one-line summaries.
 COMMANDS = {
@@ -47,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
     which a recipe's log then showed last): the error and where the usage is."""
 
     def error(self, message: str) -> NoReturn:
-        _say_before_the_group(f"{self.prog}: error: {message} (usage: {self.prog} --help)")
+        _group.say_before_the_group(f"{self.prog}: error: {message} (usage: {self.prog} --help)")
         self.exit(2)
 
     def _print_message(self, message: str, file=None) -> None:  # --help, --version: under torchrun, by rank 0 alone
@@ -79,25 +80,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-#: The signal of :data:`~flowaccent.signals.STOPS` other than SIGINT that stopped the command (its exit status is then
-#: 128 + it, not Ctrl-C's 130).
-_TERMINATED: list[int] = []
-#: The signal that stopped the command, once it has cleaned up: :func:`entry` dies by it.
-_STOPPED_BY: list[int] = []
-#: Not empty once a stop signal has reached a torchrun worker of a process group (:func:`_interrupted`): it ends as
-#: one (:func:`flowaccent.train.distributed.finish`), also where it has left the group since.
-_STOPPED_IN_GROUP: list[bool] = []
-#: What a stopped command says of each signal.
-_STOPPED_HOW = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up (SIGHUP)"}
-
-
-def _on_stop_signal(signum, frame) -> None:
-    if repeated(signum):  # the same SIGTERM twice (a scheduler's and a recipe's): the first's cleanup goes on
-        return
-    _TERMINATED.append(signum)
-    raise KeyboardInterrupt  # unwinds as Ctrl-C does: temporary files removed, checkpoints written
-
-
 #: What the system says when an output cannot be written: one line, not a traceback (as is any OS error naming a file).
 _WRITE_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT, errno.EPERM)
 
@@ -106,24 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     r"""Runs one sub-command; returns the exit status."""
     tune_allocator()
     forget()
-    _TERMINATED.clear()
-    _STOPPED_BY.clear()
-    _STOPPED_IN_GROUP.clear()
+    _stops.clear()
     if workers := sys.modules.get("flowaccent.workers"):  # an earlier pool's, in this process: not this command's
         workers.ABORTED.clear()
     main_thread = threading.current_thread() is threading.main_thread()
     own = [s for s in STOPS[1:] if main_thread and signal.getsignal(s) == signal.SIG_DFL]  # a caller's stays
     for number in own:
-        signal.signal(number, _on_stop_signal)
+        signal.signal(number, _stops.on_stop_signal)
     try:
         with owned(own):
             return _main(argv)
     except KeyboardInterrupt:  # in a torchrun worker whose command has ended (saying its error, or ending the group):
-        if not (_joined() or _STOPPED_IN_GROUP):  # torchrun's SIGTERM, sent once another process has exited, which
-            raise  # says why; it was a traceback of this one's
+        if not (torchrun.joined() or _stops.STOPPED_IN_GROUP):  # torchrun's SIGTERM, sent once another process has
+            raise  # exited, which says why; it was a traceback of this one's
         from flowaccent.train.distributed import finish
 
-        finish(128 + (_TERMINATED[0] if _TERMINATED else signal.SIGINT))
+        finish(128 + (_stops.TERMINATED[0] if _stops.TERMINATED else signal.SIGINT))
         raise  # not reached
     finally:
         for number in own:
@@ -137,20 +117,9 @@ def entry() -> NoReturn:
     flowaccent fbank $d; done`` went on to the next folder after each Ctrl-C. (A torchrun worker still exits
     with 130 or 143, :func:`flowaccent.train.distributed.finish`: torchrun, not a shell, reads its status.)"""
     code = main()
-    if _STOPPED_BY:
-        _die_by(_STOPPED_BY[0])
+    if _stops.STOPPED_BY:
+        _stops.die_by(_stops.STOPPED_BY[0])
     sys.exit(code)
-
-
-def _die_by(number: int) -> NoReturn:
-    r"""Ends the process by signal ``number`` at once (its cleanup is done; what Python would still do at exit,
-    such as waiting for threads, is skipped, as with ``os._exit``)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
-    os.kill(os.getpid(), number)
-    os._exit(128 + number)  # not reached
 
 
 #: Arguments that name files or folders (data dirs also as ``NAME=DIR``). The shell leaves a ``~`` after ``=`` as
@@ -188,124 +157,11 @@ def _expand_home(args: argparse.Namespace) -> None:
             setattr(args, name, [home(v) if isinstance(v, str) else v for v in value])
 
 
-def _interrupted(who: str) -> int:
-    r"""Says a Ctrl-C, SIGTERM or SIGHUP stopped ``who`` and returns its exit status (130, 143 or 129). In a torchrun
-    run rank 0 says it and leaves it in the run's store; another rank leaves the group (so that a rank 0 waiting for it
-    in a collective hears its own signal) and says it, with its rank, only where rank 0 left no line there
-    (:func:`flowaccent.train.distributed.said_once`): a terminal's Ctrl-C reaches every worker, and
-    torchrun's SIGTERM every one still running once one has ended, which says why (each rank said it; one behind
-    rank 0 added 'terminated' to the error rank 0 had said), but a signal to one worker alone (a ``kill``, one
-    machine's terminal) was said by none, and rank 0's 'another process of this run is gone; its own output says
-    why' pointed at nothing. Before the processes have joined, another rank says nothing."""
-    _STOPPED_BY[:] = [_TERMINATED[0] if _TERMINATED else signal.SIGINT]
-    line: str | None = f"{who}: {_STOPPED_HOW[_STOPPED_BY[0]]}"
-    if _joined():
-        from flowaccent.train import distributed
-
-        _STOPPED_IN_GROUP.append(True)  # first: a signal from here on ends it as one of the group too
-        distributed.mark_said(line)  # rank 0's, for the others
-        line = distributed.said_once(line, any_line=True, leave=True)
-    elif torchrun.rank():
-        line = None
-    try:
-        if line is not None:
-            print(line, file=sys.stderr, flush=True)
-    except OSError:  # the terminal is gone (SIGHUP): nowhere to say it
-        pass
-    return 128 + _STOPPED_BY[0]
-
-
-def _joined() -> bool:
-    r"""Whether this process has joined a torchrun run's process group (torch's own check: a module left half
-    imported by a Ctrl-C is not asked, nor imported again)."""
-    dist = sys.modules.get("torch.distributed")
-    return dist is not None and torchrun.place() is not None and dist.is_available() and dist.is_initialized()
-
-
-def _peer_gone(error: RuntimeError) -> str | None:
-    r"""In a torchrun worker, the backend's reason where ``error`` says another process is gone; else None."""
-    if not _joined():
-        return None
-    from flowaccent.train.distributed import peer_gone
-
-    return peer_gone(error)
-
-
-#: How long a torchrun worker other than rank 0 waits, with an error of the command line, for torchrun to stop it
-#: (:func:`_say_before_the_group`).
-RANK_0_SAYS_S = 10.0
-
-
-def _say_before_the_group(line: str, wait_s: float = RANK_0_SAYS_S) -> None:
-    r"""Prints an error ``line`` met before the run's processes have joined (the command line's, a config's): every
-    torchrun worker reads the same arguments, and each said it, once per rank. Rank 0 says it; another rank waits
-    for torchrun to stop it, as torchrun does once rank 0 has exited with it (where rank 1 exited first, torchrun
-    stopped rank 0 before it had said why), and says it with its rank where that does not come (rank 0 did not
-    meet it)."""
-    place = torchrun.place()
-    if place is None or place[0] == 0:
-        print(line, file=sys.stderr)
-        return
-    try:
-        time.sleep(wait_s)
-    except KeyboardInterrupt:  # torchrun's SIGTERM: rank 0 has said it; a Ctrl-C: it says nothing of this rank's
-        if _TERMINATED:
-            return
-    print(torchrun.with_rank(line, *place), file=sys.stderr)
-
-
-def _say_error(line: str) -> None:
-    r"""Prints an error ``line``; in a torchrun worker once for the run, where every rank hit the same
-    (:func:`flowaccent.train.distributed.said_once`, or before the processes joined :func:`_say_before_the_group`),
-    not once per rank."""
-    if not _joined():
-        _say_before_the_group(line)
-        return
-    from flowaccent.train import distributed
-
-    said = distributed.said_once(line)
-    if said is not None:
-        print(said, file=sys.stderr, flush=True)
-    distributed.mark_said(line)
-
-
-#: The commands that share their work among the processes torchrun starts.
-SHARED = ("train", "score")
-
-
-def _started_by_torchrun(command: str) -> int:
-    r"""2 where ``command`` is not one of :data:`SHARED` and ``torchrun`` started several copies of it (``WORLD_SIZE``
-    > 1); else 0. Each copy of another command would do the whole of it: two copies of ``score``, before it shared
-    its sets, ran into one ``--out``, one of them refused as busy ('being written by another flowaccent command now')
-    and torchrun then stopped the other. Said once (:func:`_say_before_the_group`)."""
-    place = torchrun.place()
-    if command in SHARED or place is None:  # one process (a WORLD_SIZE left in the shell: not torchrun)
-        return 0
-    world = place[1]
-    _say_before_the_group(f"flowaccent {command}: error: started by torchrun as {world} processes "
-                          f"(WORLD_SIZE={world}), each of which would do the whole work: run it as one process, "
-                          f"without torchrun (only {' and '.join(SHARED)} share their work among processes)")
-    return 2
-
-
 def _where(error: OSError, args: argparse.Namespace) -> str:
     r"""Where an output could not be written, for its line: the file the system named, else the command's output
     folder."""
     folder = getattr(args, "out", None) or getattr(args, "exp", None)
     return f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
-
-
-def _say_peer_gone(line: str) -> None:
-    r"""Prints a torchrun worker's ``line`` that another process of the run is gone: rank 0 with its rank; another
-    rank nothing where rank 0 left a line (rank 0 is the one gone and said why; it was said after rank 0's stop)."""
-    if torchrun.rank():
-        from flowaccent.train.distributed import said_once
-
-        said = said_once(line, any_line=True)
-    else:
-        said = torchrun.with_rank(line, *torchrun.place())
-    if said is not None:
-        print(said, file=sys.stderr)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -318,12 +174,12 @@ def _main(argv: list[str] | None) -> int:
             sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
             sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except KeyboardInterrupt:
-        return _interrupted("flowaccent")
+        return _stops.interrupted("flowaccent")
     if empty := _empty_path(args):
-        _say_before_the_group(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) (usage: "
-                              f"flowaccent {args.command} --help)")
+        _group.say_before_the_group(f"flowaccent {args.command}: error: {empty} is empty (an unset shell variable?) "
+                                    f"(usage: flowaccent {args.command} --help)")
         return 2
-    if started := _started_by_torchrun(args.command):
+    if started := _group.started_by_torchrun(args.command):
         return started
     _expand_home(args)
     args.command_line = "flowaccent " + shlex.join(argv)
@@ -333,26 +189,26 @@ def _main(argv: list[str] | None) -> int:
         message = " ".join(str(error).split("\n"))
         if args.command != "train":  # train's 'train: epochs must be >= 1' names the config section (--train.epochs)
             message = message.removeprefix(f"{args.command}: ")  # the library's own prefix, for API users: said once
-        _say_error(f"flowaccent {args.command}: error: {message}")
+        _group.say_error(f"flowaccent {args.command}: error: {message}")
         code = 1
     except OSError as error:
         if error.errno not in _WRITE_ERRORS and not error.filename:  # a path the user gave: one line
             raise
-        _say_error(f"flowaccent {args.command}: error: {_where(error, args)}{error.strerror}")
+        _group.say_error(f"flowaccent {args.command}: error: {_where(error, args)}{error.strerror}")
         code = 1
     except RuntimeError as error:  # a torchrun worker whose peer is gone: one line, not gloo's 50
-        reason = _peer_gone(error)
+        reason = _group.peer_gone(error)
         if reason is None:
             raise
-        _say_peer_gone(f"flowaccent {args.command}: error: another process of this run is gone ({reason}); its own "
-                       "output says why")
+        _group.say_peer_gone(f"flowaccent {args.command}: error: another process of this run is gone ({reason}); "
+                             "its own output says why")
         code = 1
     except KeyboardInterrupt:
-        code = _interrupted(f"flowaccent {args.command}")
+        code = _stops.interrupted(f"flowaccent {args.command}")
         workers = sys.modules.get("flowaccent.workers")
         if workers and workers.ABORTED.is_set():  # a second Ctrl-C killed the workers: no waiting for them at exit
-            _die_by(_STOPPED_BY[0])
-    if _joined() or _STOPPED_IN_GROUP:  # a torchrun worker of a process group: end it cleanly (distributed.finish)
+            _stops.die_by(_stops.STOPPED_BY[0])
+    if torchrun.joined() or _stops.STOPPED_IN_GROUP:  # a torchrun worker of a group: end it as one (distributed.finish)
         from flowaccent.train.distributed import finish
 
         finish(code)

@@ -425,9 +425,9 @@ def _as_torchrun(monkeypatch, rank: int, world: int = 2) -> None:
 def _stopped_by_torchrun(seconds):
     r"""``time.sleep`` as torchrun's SIGTERM breaks into it (the command line's handler: recorded, then Ctrl-C's
     KeyboardInterrupt), once rank 0 has exited."""
-    from flowaccent.cli import main
+    from flowaccent.cli import _stops
 
-    main._TERMINATED.append(signal.SIGTERM)
+    _stops.TERMINATED.append(signal.SIGTERM)
     raise KeyboardInterrupt
 
 
@@ -436,7 +436,8 @@ def test_only_train_and_score_run_as_several_torchrun_processes(command, tmp_pat
     r"""Under torchrun, each copy of another command would do the whole work (two of ``score``, before it shared its
     sets, into one ``--out``: one refused as busy). Rank 0 says so in one line, every rank exits with 2 and touches
     nothing; one process runs, also where a WORLD_SIZE is left in the shell."""
-    from flowaccent.cli.main import COMMANDS, SHARED, main
+    from flowaccent.cli._group import SHARED
+    from flowaccent.cli.main import COMMANDS, main
 
     assert set(OTHERS) == set(COMMANDS) - set(SHARED), "a command added: add it here"
     argv = [str(tmp_path / a) if a.isupper() else a for a in OTHERS[command]]
@@ -602,7 +603,8 @@ def test_torchruns_sigterm_once_rank_0_said_the_error_says_nothing_more(tmp_path
     KeyboardInterrupt traceback). said_once now asks the store once more; a signal after it ends the process."""
     import torch.distributed as dist
 
-    from flowaccent.cli import main
+    from flowaccent import torchrun
+    from flowaccent.cli import _group, main
     from flowaccent.train import distributed
 
     line = "flowaccent train: error: x"
@@ -631,8 +633,8 @@ def test_torchruns_sigterm_once_rank_0_said_the_error_says_nothing_more(tmp_path
     def ended(code):
         raise SystemExit(code)
 
-    monkeypatch.setattr(main, "_joined", lambda: True)
-    monkeypatch.setattr(main, "_say_error", _stopped_by_torchrun)
+    monkeypatch.setattr(torchrun, "joined", lambda: True)
+    monkeypatch.setattr(_group, "say_error", _stopped_by_torchrun)
     monkeypatch.setattr(distributed, "finish", ended)
     with pytest.raises(SystemExit) as stopped:
         try:
@@ -662,11 +664,11 @@ def test_a_signal_is_said_by_rank_0_alone(where, signum, tmp_path, monkeypatch, 
     has ended: each rank said 'interrupted' (two lines), and under load a rank still importing torch, or behind rank 0
     when rank 0 said an error and exited, added 'flowaccent: terminated' to rank 0's error. Rank 0 says it alone:
     torchrun's SIGTERM comes once another process has ended, which says why."""
-    from flowaccent.cli import main, score
+    from flowaccent.cli import _stops, main, score
 
     def signal_comes(*args, **kwargs):
         if signum != signal.SIGINT:  # as the command's handler records it
-            main._TERMINATED.append(signum)
+            _stops.TERMINATED.append(signum)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(main if where == "build_parser" else score, where, signal_comes)

@@ -154,17 +154,17 @@ def test_a_repeat_is_a_sigterm_or_sighup_of_the_command_line_alone_and_not_one_h
 def command_line_sigterm():
     r"""flowaccent's own SIGTERM handler in place, as ``flowaccent CMD`` has it: yields its record of the signals."""
     from flowaccent import signals
-    from flowaccent.cli import main as cli
+    from flowaccent.cli import _stops as cli
 
-    before = signal.signal(signal.SIGTERM, cli._on_stop_signal)
-    cli._TERMINATED.clear()
+    before = signal.signal(signal.SIGTERM, cli.on_stop_signal)
+    cli.TERMINATED.clear()
     signals.forget()
     try:
         with signals.owned([signal.SIGTERM]):
-            yield cli._TERMINATED
+            yield cli.TERMINATED
     finally:
         signal.signal(signal.SIGTERM, before)
-        cli._TERMINATED.clear()
+        cli.TERMINATED.clear()
         signals.forget()
 
 
