@@ -17,7 +17,8 @@
 # section (the device tool brings back 8 files at most, and 8 sections write one), packed again at the
 # start of each section, so a run cut short keeps what its sections wrote.
 #
-# On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/):
+# On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/, which
+# `bash benchmarks/gpu_wheels.sh` makes here first):
 #   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made), timeout_s 600
 # QUICK=1: tiny sizes on the CPU, to check the script here (numbers meaningless).
 set -u

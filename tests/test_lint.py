@@ -62,7 +62,8 @@ def test_ruff_finds_nothing():
 def test_the_shell_scripts_are_found():
     scripts = shell_scripts()
     for expected in (".ci/run", "recipes/demo/run.sh", "recipes/wsj_l2/run.sh", "recipes/common/stages.sh",
-                     "recipes/wsj_l2/cmd.sh", "benchmarks/gpu_checks.sh"):
+                     "recipes/wsj_l2/cmd.sh", "benchmarks/gpu_checks.sh",
+                     "benchmarks/gpu_wheels.sh"):
         assert expected in scripts
     assert not [name for name in scripts if name.startswith(RECORDS) or name.endswith(".py")]
 
