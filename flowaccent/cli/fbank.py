@@ -28,8 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
                         "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--resume", action="store_true", help="take over the features a stopped run (Ctrl-C, kill, "
-                        "an error) of the same wav.scp, segments and options wrote, where their audio files "
-                        "did not change since, and compute the rest: the same files as one run")
+                        "an error) with the same options wrote, from the start up to the first recording that is not "
+                        "the one listed there now or whose audio files changed since, and compute the rest: the same "
+                        "files as one run")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser

@@ -1,11 +1,13 @@
 r"""The journal of a ``flowaccent fbank`` run: beside its partial ark (the same name and ``.jobs``), a header naming
-the data dir, then a line per recording once its utterances are in the ark, with the sample rate read and a digest
-of the size and modification time of the files its ``wav.scp`` entry names (:func:`audio_stamp`), or ``failed``.
+the data dir and the options, then a line per recording once its utterances are in the ark, with the sample rate
+read, a digest of the size and modification time of the files its ``wav.scp`` entry names (:func:`audio_stamp`) and
+one of the entry and its utterances' ``segments`` (:func:`job_digest`), or ``failed``.
 The run holds a lock (``flock``) on it while it writes: a journal nobody holds is a stopped run's, which
 :mod:`flowaccent.features.fbank_resume` takes over."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -15,18 +17,21 @@ import os
 import re
 import shlex
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from stat import S_ISREG
 
 from flowaccent import __version__
 from flowaccent.data.atomic import partial_name
 from flowaccent.data.lock import alive
+from flowaccent.data.segments import Segment
 
-#: The start of a journal's first line (the rest: JSON of the version that wrote it and the data dir).
-MAGIC = b"flowaccent fbank journal 2 "
+#: The start of a journal's first line (the rest: JSON of the version that wrote it, the data dir and the options).
+MAGIC = b"flowaccent fbank journal 3 "
 
 
-#: A journal's line for a recording with an utterance that failed (it and all after it are computed again).
+#: The start of a journal's line for a recording with an utterance that failed (then its :func:`job_digest`): it and
+#: all after it are computed again.
 FAILED = b"failed"
 
 
@@ -73,6 +78,13 @@ def audio_stamp(rxfile: str) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()[:16] if lines else UNCHECKED
 
 
+def job_digest(rxfile: str, utts: Sequence[tuple[str, Segment | None]]) -> str:
+    r"""A digest of a recording's ``wav.scp`` value and its utterances (keys and ``segments`` lines; 16 hex
+    digits): what, with its audio files (:func:`audio_stamp`) and the options, its features depend on."""
+    fields = [rxfile, [[utt, None if segment is None else dataclasses.astuple(segment)] for utt, segment in utts]]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
 def lock(fd: int) -> bool | None:
     r"""Takes the lock of a journal open at ``fd``: True; False where a running process holds it; None where the
     file system has no locks (Lustre without ``-o flock``, some NFS mounts)."""
@@ -83,9 +95,11 @@ def lock(fd: int) -> bool | None:
     return True
 
 
-def new_header(data_dir: Path) -> bytes:
-    r"""A journal's first line: the version, the data dir, and the process writing it (:func:`held`)."""
-    fields = {"version": __version__, "data_dir": str(data_dir), "pid": os.getpid(), "host": socket.gethostname()}
+def new_header(data_dir: Path, options: str) -> bytes:
+    r"""A journal's first line: the version, the data dir, the ``options`` (they and the channel, as JSON), and the
+    process writing it (:func:`held`)."""
+    fields = {"version": __version__, "data_dir": str(data_dir), "options": options, "pid": os.getpid(),
+              "host": socket.gethostname()}
     return MAGIC + json.dumps(fields).encode() + b"\n"
 
 
@@ -93,7 +107,7 @@ def parse_header(header: bytes) -> dict | None:
     r"""A journal's first line as written by :func:`new_header`; None where it is not one (damaged)."""
     try:
         fields = json.loads(header[len(MAGIC):]) if header.startswith(MAGIC) else None
-        types = {"pid": int, "version": str, "data_dir": str}
+        types = {"pid": int, "version": str, "data_dir": str, "options": str}
         good = isinstance(fields, dict) and all(isinstance(fields.get(key), kind) for key, kind in types.items())
         good = good and isinstance(fields.setdefault("host", socket.gethostname()), str)  # before hosts: this one
         return fields if good and 0 < fields["pid"] < 2**31 else None
@@ -137,7 +151,7 @@ class Journal:
         self.ark, self.path, self._fd = ark, journal_of(ark), fd
 
     @classmethod
-    def start(cls, final: Path, data_dir: Path) -> Journal:
+    def start(cls, final: Path, data_dir: Path, options: str) -> Journal:
         r"""A new journal, for a partial ark of ``final`` named with this process's number and, where files of that
         name are there (a stopped run of this number: the Python API, a reboot; one of another container or machine
         sharing the folder, which cannot be told from a stopped one without locks), digits after it."""
@@ -151,7 +165,7 @@ class Journal:
                 continue
             try:
                 lock(fd)  # made by this process: nobody else holds it
-                write_all(fd, new_header(data_dir))
+                write_all(fd, new_header(data_dir, options))
             except BaseException:
                 os.close(fd)
                 journal_of(ark).unlink(missing_ok=True)
@@ -159,13 +173,15 @@ class Journal:
             return cls(ark, fd)
         raise AssertionError("unreachable")
 
-    def done(self, rate: int, stamp: str) -> None:
-        r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate."""
-        os.write(self._fd, f"{rate} {stamp}\n".encode())  # one write: a line is there whole or not at all
+    def done(self, rate: int, stamp: str, job: str) -> None:
+        r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate, ``stamp`` its
+        :func:`audio_stamp`, ``job`` its :func:`job_digest`."""
+        os.write(self._fd, f"{rate} {stamp} {job}\n".encode())  # one write: a line is there whole or not at all
 
-    def failed(self) -> None:
-        r"""A recording's utterance failed (those of it that did not are in the ark)."""
-        os.write(self._fd, FAILED + b"\n")
+    def failed(self, job: str) -> None:
+        r"""A recording's utterance failed (those of it that did not are in the ark); ``job``: its
+        :func:`job_digest`."""
+        os.write(self._fd, FAILED + f" {job}\n".encode())
 
     def kept(self) -> int:
         r"""The recordings it says were done, from the start to the first failed one (:func:`done_count`)."""
@@ -175,14 +191,19 @@ class Journal:
         os.close(self._fd)  # and its lock
 
 
-def done_count(fd: int) -> int:
-    r"""The recordings the journal open at ``fd`` says were done before its first failed one; 0 where it is
-    another version's or damaged."""
+def done_count(fd: int, jobs: Sequence[str] | None = None) -> int:
+    r"""The recordings the journal open at ``fd`` says were done before its first failed one, and with ``jobs``
+    (the :func:`job_digest` of each recording now) before the first that is not ``jobs``' recording at its place;
+    0 where it is another version's or damaged."""
     lines = read_lines(fd)
     fields = parse_header(lines[0])
     if fields is None or fields["version"] != __version__:
         return 0
-    return next((i for i, line in enumerate(lines[1:-1]) if line == FAILED), len(lines) - 2)
+    for i, line in enumerate(lines[1:-1]):
+        failed = line.split(b" ")[0] == FAILED
+        if failed or jobs is not None and (i >= len(jobs) or line.split(b" ")[-1] != jobs[i].encode()):
+            return i
+    return len(lines) - 2
 
 
 def write_all(fd: int, content: bytes) -> None:

@@ -9,11 +9,14 @@ process's number (a reboot hands it to another). A run that stops (Ctrl-C, ``kil
 utterances) leaves both behind.
 
 ``TAG`` is a digest of ``wav.scp``, ``segments``, the options and the channel (:func:`make_fbank`'s ark names): a
-stopped run of another ``TAG`` is never taken over; one of the same ``TAG`` computed the same features, whatever the
-data dir's name then. A run with ``--resume`` locks the stopped run's journal, keeps the longest run of recordings
-from the start that holds (each in the journal, not failed, its files there and the same size and time as then, its
-utterances in the ark in order and whole), cuts both files after them and writes on into them: with ``dither`` 0
-(the default) the same bytes an uninterrupted run writes.
+stopped run of the same ``TAG`` computed the same features, whatever the data dir's name then. One of another
+``TAG`` is taken over where its journal names this data dir and the same options: its ``wav.scp`` or ``segments``
+changed since (a failed recording left out, recordings added), and its recordings count as long as they are the
+ones listed now, in the same places. A run with ``--resume`` locks the stopped run's journal, keeps the longest run
+of recordings from the start that holds (each in the journal, not failed, the same ``wav.scp`` entry and utterances
+with the same ``segments`` lines as now, its files there and the same size and time as then, its utterances in the
+ark in order and whole), cuts both files after them and writes on into them: with ``dither`` 0 (the default) the
+same bytes an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from flowaccent import __version__
 from flowaccent.data.kaldi_io import read_next
 from flowaccent.data.lock import alive
 from flowaccent.errors import KaldiIOError
+from flowaccent.features.fbank_jobs import Job
 from flowaccent.features.fbank_journal import (
     FAILED,
+    MAGIC,
     UNCHECKED,
     Journal,
     audio_stamp,
     done_count,
     held,
+    job_digest,
     journal_of,
     lock,
     new_header,
@@ -45,6 +51,7 @@ from flowaccent.features.fbank_journal import (
     read_lines,
     write_all,
 )
+from flowaccent.features.fbank_record import RUN_TAG
 
 __all__ = ["Journal", "TakenOver", "audio_stamp", "remove_stopped", "take_over"]
 
@@ -60,19 +67,17 @@ class TakenOver:
     why: str | None  #: why the next recording in its journal was not kept (None: the journal ended)
 
 
-#: A job of :func:`~flowaccent.features.make_fbank.make_fbank`: a ``wav.scp`` value and its utterances' keys.
-Job = tuple[str, Sequence[str]]
-
-
 def take_over(
-    folder: Path, tag: str, data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
-    quiet: bool = False,
+    folder: Path, tag: str, options: str, data_dir: Path, jobs: Sequence[Job],
+    add: Callable[[str, np.ndarray, int], None], quiet: bool = False,
 ) -> TakenOver | None:
-    r"""Takes over the stopped run of ``tag`` in ``folder`` (``DATA_DIR/data``) with the most recordings in its
-    journal: keeps the recordings of ``jobs`` it did (see the module), cuts both files after them and calls
-    ``add(utt, features, rate)`` for each kept utterance in order (a progress bar unless ``quiet``). None where
-    no stopped run left one."""
-    found = _stopped(folder, rf"\.raw_fbank_.+\.{re.escape(tag)}\.ark")
+    r"""Takes over the stopped run in ``folder`` (``DATA_DIR/data``) whose journal lists the most of ``jobs`` from
+    the start: one of ``tag``, or of another tag whose journal names ``data_dir`` and ``options`` (see the module).
+    Keeps the recordings of ``jobs`` it did (see the module), cuts both files after them and calls ``add(utt,
+    features, rate)`` for each kept utterance in order (a progress bar unless ``quiet``). None where no stopped run
+    left one."""
+    digests = [job_digest(*job) for job in jobs]
+    found = _stopped(folder, tag, options, data_dir, digests)
     for _, _, fd in found[1:]:
         os.close(fd)
     if not found:
@@ -80,21 +85,21 @@ def take_over(
     _, partial, fd = found[0]
     journal = [fd]  # its fd, which a replaced journal changes
     try:
-        return _keep(partial, journal, data_dir, jobs, add, quiet)
+        return _keep(partial, journal, data_dir, options, list(zip(jobs, digests)), add, quiet)
     except BaseException:  # a Ctrl-C while checking: its files as they were, unlocked (the Python API goes on)
         os.close(journal[0])
         raise
 
 
-def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
-    r"""``(recordings its journal says were done, ark, journal fd locked)`` of the partial arks in ``folder`` whose
-    name before ``.part.PID`` matches ``name`` and whose journal no running process holds, the one that would keep
-    the most first (0 for another version's)."""
-    ours = re.compile(rf"{name}\.part\.(\d+)")
+def _stopped(folder: Path, tag: str, options: str, data_dir: Path, jobs: Sequence[str]) -> list[tuple[int, Path, int]]:
+    r"""``(recordings of jobs its journal says were done, ark, journal fd locked)`` of the partial arks in ``folder``
+    that :func:`take_over` may take (``jobs``: the :func:`job_digest` of each recording now) and whose journal no
+    running process holds, the one that would keep the most first (0 for another version's)."""
+    ours = re.compile(rf"\.raw_fbank_.+\.({RUN_TAG})\.ark\.part\.(\d+)")
     found: list[tuple[int, Path, int]] = []
     try:
         for path in folder.iterdir():
-            if not ours.fullmatch(path.name):
+            if not (match := ours.fullmatch(path.name)):
                 continue
             try:
                 fd = os.open(journal_of(path), os.O_RDWR | os.O_APPEND)
@@ -104,7 +109,9 @@ def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
             if held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
                 os.close(found.pop()[2])
                 continue
-            found[-1] = (done_count(fd), path, fd)
+            found[-1] = (done_count(fd, jobs), path, fd)
+            if match.group(1) != tag and not (found[-1][0] and _same_dir(fd, options, data_dir)):
+                os.close(found.pop()[2])  # another data dir's, other options', or nothing of it to keep
     except BaseException:  # a Ctrl-C: no journal left locked by this process (the Python API goes on)
         for _, _, fd in found:
             os.close(fd)
@@ -112,19 +119,32 @@ def _stopped(folder: Path, name: str) -> list[tuple[int, Path, int]]:
     return sorted(found, key=lambda item: -item[0])
 
 
+def _same_dir(fd: int, options: str, data_dir: Path) -> bool:
+    r"""Whether the journal open at ``fd`` names ``data_dir`` (as it is now) and ``options``."""
+    fields = parse_header(read_lines(fd)[0])
+    try:
+        return fields is not None and fields["options"] == options and Path(fields["data_dir"]).samefile(data_dir)
+    except OSError:  # its dir is gone
+        return False
+
+
 def _keep(
-    ark: Path, journal: list[int], data_dir: Path, jobs: Sequence[Job], add: Callable[[str, np.ndarray, int], None],
-    quiet: bool,
+    ark: Path, journal: list[int], data_dir: Path, options: str, jobs: Sequence[tuple[Job, str]],
+    add: Callable[[str, np.ndarray, int], None], quiet: bool,
 ) -> TakenOver:
     r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its journal (``journal[0]``: its fd,
-    locked; the fd of the journal that replaces it, once it is)."""
+    locked; the fd of the journal that replaces it, once it is); ``jobs``: each recording now, with its
+    :func:`job_digest`."""
     lines = read_lines(journal[0])
     if lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
-        _replaced(journal_of(ark), journal, new_header(data_dir) + b"\n".join(lines[1:]))
+        _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
     kept, ark_end, why = 0, 0, None
     header = parse_header(lines[0])
-    if header is None:
+    older = re.match(rb"flowaccent fbank journal (\d+) ", lines[0])
+    if header is None and older and older.group(0) != MAGIC:
+        why = "its journal is of an older flowaccent (another format)"
+    elif header is None:
         why = "its journal's header is damaged"
     elif header["version"] != __version__:
         why = f"it was written by another version of flowaccent ({header['version']}; this is {__version__})"
@@ -134,18 +154,19 @@ def _keep(
             tqdm(total=min(len(jobs), len(lines) - 2), unit="rec", desc="fbank: checking a stopped run's features",
                  disable=quiet) as bar,
         ):
-            for (rxfile, utts), line in zip(jobs, lines[1:-1]):  # the last: after the last newline
+            for ((rxfile, utts), digest), line in zip(jobs, lines[1:-1]):  # the last: after the last newline
                 bar.update()
-                rate, read, why = _recording(fd, line, rxfile, utts)
+                rate, read, why = _recording(fd, line, rxfile, [utt for utt, _ in utts], digest)
                 if why:
-                    why = f"recording {kept + 1} ('{utts[0]}'): {why}"
+                    why = f"recording {kept + 1} ('{utts[0][0]}'): {why}"
                     break
                 for key, offset, features in read:
                     add(key, features, rate)
                     entries.append((key, offset))
                 kept, ark_end = kept + 1, fd.tell()
     os.truncate(ark, ark_end)  # then the journal: killed between the two, the next run checks them again
-    _replaced(journal_of(ark), journal, new_header(data_dir) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
+    _replaced(journal_of(ark), journal,
+              new_header(data_dir, options) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
     return TakenOver(ark, journal[0], kept, tuple(entries), why)
 
 
@@ -168,15 +189,18 @@ def _replaced(path: Path, journal: list[int], content: bytes) -> None:
     os.close(old)
 
 
-def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str]) -> tuple[int, list, str | None]:
+def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str], digest: str) -> tuple[int, list, str | None]:
     r"""A job's ``(rate, [(key, offset, features), ...], None)`` read from the ark at ``fd``, or ``(0, [], why)``
-    where its journal ``line`` says it failed, its audio cannot be checked or changed since, or its utterances
-    are not all there, whole and in order."""
+    where its journal ``line`` says it failed or was another recording (``digest``: the job's :func:`job_digest`
+    now), its audio cannot be checked or changed since, or its utterances are not all there, whole and in order."""
     fields = line.decode("utf-8", "replace").split()
-    if line == FAILED:
-        return 0, [], "an utterance of it failed"
-    if len(fields) != 2 or not fields[0].isdigit():
+    failed = fields[:1] == [FAILED.decode()]
+    if not failed and (len(fields) != 3 or not fields[0].isdigit()):
         return 0, [], "its journal line is damaged"
+    if fields[-1] != digest and fields != [FAILED.decode()]:  # (a bare 'failed': failed, whichever recording)
+        return 0, [], "the data dir lists another recording there now (or its wav.scp entry or segments changed)"
+    if failed:
+        return 0, [], "an utterance of it failed"
     if fields[1] == UNCHECKED:
         return 0, [], "its wav.scp entry names no file whose size and time can be checked"
     if fields[1] != audio_stamp(rxfile):

@@ -39,6 +39,7 @@ from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOE
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_jobs import Job, compute_all, recording_jobs
+from flowaccent.features.fbank_journal import job_digest
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 
@@ -84,8 +85,8 @@ def make_fbank(
         nj: parallel worker processes (each reads whole recordings).
         channel: audio channel (-1: audio must be mono); a channel in ``segments`` overrides it.
         quiet: no progress bar.
-        resume: take over the utterances a stopped run of the same ``wav.scp``, ``segments``, options and channel
-            wrote (:mod:`flowaccent.features.fbank_resume`), and compute the rest.
+        resume: take over the utterances a stopped run with the same options and channel wrote, as far as its
+            recordings are the ones listed now (:mod:`flowaccent.features.fbank_resume`), and compute the rest.
 
     Returns:
         a :class:`FbankSummary`.
@@ -107,6 +108,7 @@ def _make_fbank(
 ) -> FbankSummary:
     r"""The work of :func:`make_fbank` on the validated, locked ``data`` (``tag``: the run's tag in its ark
     names; ``start``: when the command began)."""
+    options = _options(config, channel)
     ark_dir = data.path / "data"
     ark_dir.mkdir(exist_ok=True)
     previous = _arks_listed(data.path, ark_dir)
@@ -124,20 +126,20 @@ def _make_fbank(
         spk = data.utt2spk[utt]
         stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
 
-    taken = take_over(ark_dir, tag, data.path, [(rx, [utt for utt, _ in utts]) for rx, utts in jobs], add, quiet) \
-        if resume else None
+    taken = take_over(ark_dir, tag, options, data.path, jobs, add, quiet) if resume else None
     failed: list[tuple[str, str]] = []
     failed_list = ark_dir / FAILED
-    journal, writer = _open_output(taken, len(jobs), feats_ark, failed_list, data.path)
+    journal, writer = _open_output(taken, len(jobs), feats_ark, failed_list, (data.path, options))
+    left = jobs[taken.recordings if taken else 0:]
     listed = False  # failed utterances: the error lists them, and says what stays
     try:
         with (
             writer,
             tqdm(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
                  disable=quiet) as bar,
-            contextlib.closing(compute_all(jobs[taken.recordings if taken else 0:], config, channel, nj)) as computed,
+            contextlib.closing(compute_all(left, config, channel, nj)) as computed,
         ):  # workers stop on Ctrl-C
-            _write_recordings(computed, writer, journal, bar, add, failed)
+            _write_recordings(zip(left, computed), writer, journal, bar, add, failed)
             listed = bool(failed)
             if failed:
                 raise _failed(data.path, failed, failed_list, _left(journal, jobs))
@@ -159,15 +161,15 @@ def _make_fbank(
 
 
 def _open_output(
-    taken: TakenOver | None, num_recordings: int, feats_ark: Path, failed_list: Path, data_path: Path
+    taken: TakenOver | None, num_recordings: int, feats_ark: Path, failed_list: Path, header: tuple[Path, str]
 ) -> tuple[Journal, ArkWriter]:
-    r"""The run's journal and ark writer: a stopped run's, ``taken`` over (said), or new ones for ``feats_ark``; an
-    earlier run's ``failed_list`` removed."""
+    r"""The run's journal and ark writer: a stopped run's, ``taken`` over (said), or new ones for ``feats_ark`` (the
+    journal's ``header``: the data dir and :func:`_options`); an earlier run's ``failed_list`` removed."""
     try:
         if taken:
             _said(taken, num_recordings)
         failed_list.unlink(missing_ok=True)
-        journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, data_path)
+        journal = Journal(taken.ark, taken.journal) if taken else Journal.start(feats_ark, *header)
         return journal, ArkWriter(feats_ark, partial=journal.ark, taken=taken.entries if taken else ())
     except BaseException:  # a Ctrl-C: the stopped run's journal not left locked (the Python API goes on)
         if taken:
@@ -176,10 +178,10 @@ def _open_output(
 
 
 def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, add, failed: list) -> None:
-    r"""Writes each ``computed`` recording's utterances (``(rate, stamp, [(utt, feats or error)])``) with ``writer``
-    (``add(utt, feats, rate)`` counts their frames and CMVN stats), then its line into ``journal``; an utterance
-    that failed goes into ``failed`` as ``(utt, message)`` instead."""
-    for rate, stamp, recording in computed:
+    r"""Writes each ``computed`` recording's utterances (``(job, (rate, stamp, [(utt, feats or error)]))``) with
+    ``writer`` (``add(utt, feats, rate)`` counts their frames and CMVN stats), then its line into ``journal``; an
+    utterance that failed goes into ``failed`` as ``(utt, message)`` instead."""
+    for job, (rate, stamp, recording) in computed:
         for utt, feats in recording:
             bar.update()
             if isinstance(feats, FlowAccentError):
@@ -189,9 +191,9 @@ def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, 
             add(utt, feats, rate)
         writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
         if any(isinstance(feats, FlowAccentError) for _, feats in recording):
-            journal.failed()
+            journal.failed(job_digest(*job))
         else:
-            journal.done(rate, stamp)
+            journal.done(rate, stamp, job_digest(*job))
 
 
 def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:
@@ -247,9 +249,15 @@ def _left(journal: Journal, jobs: list[Job]) -> str | None:
             "--resume' with the same options goes on from them (the next run that completes removes them)")
 
 
+def _options(config: FbankConfig, channel: int) -> str:
+    r"""The options and the channel as the journal's header names them, and as :func:`_fingerprint` digests them."""
+    return json.dumps([config.to_dict(), channel], sort_keys=True)
+
+
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:
+    r"""The run's ``TAG``: a digest of the options and channel (:func:`_options`), ``wav.scp`` and ``segments``."""
     h = hashlib.sha1()
-    h.update(json.dumps([config.to_dict(), channel], sort_keys=True).encode())
+    h.update(_options(config, channel).encode())
     h.update((data_dir / "wav.scp").read_bytes())
     if (data_dir / "segments").exists():
         h.update(b"segments\0" + (data_dir / "segments").read_bytes())

@@ -107,20 +107,100 @@ def test_without_resume_all_is_computed_and_the_stopped_runs_files_removed_at_th
     assert outputs(data) == want and not left(data) and stopped
 
 
-def test_other_options_or_lists_take_nothing_over(dirs, monkeypatch, capsys):
+def test_other_options_take_nothing_over(dirs, monkeypatch, capsys):
     data, _ = dirs
     stopped(monkeypatch, 4, data)
     capsys.readouterr()
     summary = make_fbank(data, FbankConfig(num_mel_bins=23), quiet=True, resume=True)
     assert "fbank: --resume" not in capsys.readouterr().err  # nothing to say: a recipe passes it on every run
     assert summary.taken_frames == 0 and not left(data)  # the other options' files removed once it completed
+    stopped(monkeypatch, 4, data, channel=0)
+    assert make_fbank(data, quiet=True, resume=True).taken_frames == 0 and not left(data)
+
+
+def edit_lists(data: Path, drop: str = "", add: str = "") -> None:
+    r"""Leaves the utterance ``drop`` out of ``data`` (as ``utils/fix_data_dir.sh`` would after it failed) and adds
+    ``add`` (spkB's, reading spkB-000's file)."""
+    tables = {name: read_table(data / name) for name in ("wav.scp", "utt2spk")}
+    if add:
+        tables["wav.scp"][add], tables["utt2spk"][add] = tables["wav.scp"]["spkB-000"], "spkB"
+    for table in tables.values():
+        table.pop(drop, None)
+    for name, table in tables.items():
+        (data / name).write_text("".join(f"{utt} {value}\n" for utt, value in sorted(table.items())))
+    write_spk2utt(data / "spk2utt", tables["utt2spk"])
+
+
+def fresh_outputs(data: Path, root: Path) -> dict[str, bytes]:
+    r"""The outputs of one uninterrupted run on a copy of ``data``'s lists (the same name)."""
+    reference = root / data.name
+    shutil.copytree(data, reference, ignore=shutil.ignore_patterns("data", *OUTPUTS))
+    make_fbank(reference, quiet=True)
+    return outputs(reference)
+
+
+def test_a_failed_recording_left_out_keeps_the_recordings_before_it(dirs, monkeypatch, capsys, tmp_path):
+    r"""The usual mend of a failed utterance is to leave it out of the data dir: that changed ``wav.scp``, and a
+    ``--resume`` computed everything again (at WSJ's size, minutes)."""
+    data, _ = dirs
+    Path(read_table(data / "wav.scp")["spkA-004"]).write_bytes(b"not a wav file")
+    with pytest.raises(Exception, match="not a readable WAV"):
+        make_fbank(data, quiet=True)
+    edit_lists(data, drop="spkA-004")
+    capsys.readouterr()
+    summary = make_fbank(data, quiet=True, resume=True)
+    err = capsys.readouterr().err
+    assert "took over 4 utterance(s) of 4 recording(s)" in err and "computing the other 7 recording(s) (" in err
+    assert "recording 5 ('spkA-005'): the data dir lists another recording there now" in err
+    frames = read_table(data / "utt2num_frames")
+    assert summary.taken_frames == sum(int(frames[f"spkA-{i:03d}"]) for i in range(4))
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref2") and not left(data)
+
+
+def test_changed_lists_keep_the_recordings_still_listed_in_their_places(dirs, monkeypatch, capsys, tmp_path):
+    r"""Recordings added after those done, or a segment changed: what is still the same from the start is kept."""
+    data, _ = dirs
+    stopped(monkeypatch, 5, data)
+    edit_lists(data, add="spkB-999")  # last in order
+    capsys.readouterr()
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 5 utterance(s) of 5 recording(s)" in capsys.readouterr().err
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref2") and not left(data)
+    stopped(monkeypatch, 5, data)
+    edit_lists(data, drop="spkA-001")  # before the stop: the ones after it are in other places now
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 1 utterance(s) of 1 recording(s)" in (err := capsys.readouterr().err)
+    assert "recording 2 ('spkA-002'): the data dir lists another recording there now" in err
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref3") and not left(data)
+    wav = read_table(data / "wav.scp")  # segments: each recording cut in two
+    (data / "segments").write_text("".join(f"{utt} {utt} 0 0.25\n" for utt in wav))
     stopped(monkeypatch, 4, data)
-    with open(data / "wav.scp", "a") as f:  # one more recording: another wav.scp, another run
-        f.write(f"spkB-999 {read_table(data / 'wav.scp')['spkB-000']}\n")
-    with open(data / "utt2spk", "a") as f:
-        f.write("spkB-999 spkB\n")
-    (data / "spk2utt").write_text((data / "spk2utt").read_text().replace("spkB-005", "spkB-005 spkB-999"))
-    assert make_fbank(data, quiet=True, resume=True).taken_frames == 0
+    (data / "segments").write_text("".join(f"{utt} {utt} 0 {0.3 if i == 2 else 0.25}\n" for i, utt in enumerate(wav)))
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 2 utterance(s) of 2 recording(s)" in (err := capsys.readouterr().err)
+    assert "recording 3 ('spkA-003'): the data dir lists another recording there now (or its wav.scp entry or " \
+        "segments changed)" in err
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref4") and not left(data)
+
+
+def test_another_dirs_stopped_run_of_other_lists_is_not_taken(tmp_path, monkeypatch, capsys):
+    r"""``x/train`` and ``y/train`` sharing ``data/``, y's lists x's but its last recording: y does not take x's
+    stopped run over (it would have cut it to y's and written on into it: x's gone)."""
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    x = make_wav_data_dir(tmp_path / "x", utts_per_spk=6).rename(tmp_path / "x" / "train")
+    y = tmp_path / "y" / "train"
+    shutil.copytree(x, y)
+    edit_lists(y, drop="spkB-005")
+    for data in (x, y):
+        (data / "data").symlink_to(storage)
+    stopped(monkeypatch, 5, x)
+    stopped(monkeypatch, 3, y)
+    capsys.readouterr()
+    make_fbank(y, quiet=True, resume=True)
+    assert "took over 3 utterance(s)" in capsys.readouterr().err
+    make_fbank(x, quiet=True, resume=True)
+    assert "took over 5 utterance(s)" in capsys.readouterr().err and not list(storage.glob(".*.part.*"))
 
 
 def test_audio_changed_since_is_read_again(dirs, monkeypatch, tmp_path):
@@ -342,6 +422,11 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     journal_of(ark).write_bytes(b"X" + journal_of(ark).read_bytes()[1:])
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "journal's header is damaged" in err
+    stopped(monkeypatch, 5, data)
+    journal = stopped_files(data)[1]
+    journal.write_bytes(journal.read_bytes().replace(MAGIC, b"flowaccent fbank journal 2 ", 1))
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "is of an older flowaccent" in err
     lines = (data / "wav.scp").read_text().splitlines()
     utt, path = lines[1].split(" ", 1)
     lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names the file relative to the cd
