@@ -142,7 +142,8 @@ def _make_fbank(
             _write_recordings(zip(left, computed), writer, journal, bar, add, failed)
             listed = bool(failed)
             if failed:
-                raise _failed(data.path, failed, failed_list, _left(journal, jobs))
+                mended = ", once the failed utterance(s) are mended or left out of the data dir,"
+                raise _failed(data.path, failed, failed_list, _left(journal, jobs, mended))
             feats_lines = writer.scp_lines
         journal.path.unlink()
     except BaseException:
@@ -236,9 +237,10 @@ def _said(taken: TakenOver, recordings: int) -> None:
           file=sys.stderr)
 
 
-def _left(journal: Journal, jobs: list[Job]) -> str | None:
+def _left(journal: Journal, jobs: list[Job], when: str = "") -> str | None:
     r"""After a failure or a stop: what the ``journal``'s partial ark and the journal keep for a ``--resume``, said in
-    a sentence; None, with both removed, where they keep nothing."""
+    a sentence (``when``: after the resume's options, when it may run); None, with both removed, where they keep
+    nothing."""
     recordings = journal.kept()
     if not recordings:
         journal.ark.unlink(missing_ok=True)
@@ -246,7 +248,7 @@ def _left(journal: Journal, jobs: list[Job]) -> str | None:
         return None
     utts = sum(len(utts) for _, utts in jobs[:recordings])
     return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {journal.ark}: 'flowaccent fbank "
-            "--resume' with the same options goes on from them (the next run that completes removes them)")
+            f"--resume' with the same options{when} goes on from them (the next run that completes removes them)")
 
 
 def _options(config: FbankConfig, channel: int) -> str:

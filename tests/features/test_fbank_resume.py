@@ -144,8 +144,10 @@ def test_a_failed_recording_left_out_keeps_the_recordings_before_it(dirs, monkey
     ``--resume`` computed everything again (at WSJ's size, minutes)."""
     data, _ = dirs
     Path(read_table(data / "wav.scp")["spkA-004"]).write_bytes(b"not a wav file")
-    with pytest.raises(Exception, match="not a readable WAV"):
+    with pytest.raises(Exception, match="not a readable WAV") as error:
         make_fbank(data, quiet=True)
+    assert "'flowaccent fbank --resume' with the same options, once the failed utterance(s) are mended or left out " \
+        "of the data dir, goes on from them" in str(error.value)
     edit_lists(data, drop="spkA-004")
     capsys.readouterr()
     summary = make_fbank(data, quiet=True, resume=True)
