@@ -28,9 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
                         "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--resume", action="store_true", help="take over the features a stopped run (Ctrl-C, kill, "
-                        "an error) with the same options wrote, from the start up to the first recording that is not "
-                        "the one listed there now or whose audio files changed since, and compute the rest: the same "
-                        "files as one run")
+                        "an error, failed utterances) with the same options wrote, of the recordings listed now, up to "
+                        "the first that is new, changed, failed, or whose audio files changed since (recordings no "
+                        "longer listed left out), and compute the rest: the same files as one run")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser
@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
     channel = args.channel if args.channel is not None else -1 if channel is None else channel
     summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet,
                          resume=args.resume)
+    computed = summary.num_frames > summary.taken_frames  # all taken over: no rate to say
     print(
         f"fbank: {args.data_dir}: {summary.num_utts} utterances, {summary.num_frames} frames"
-        f"{f' ({summary.taken_frames} taken over)' if summary.taken_frames else ''} in {summary.seconds:.1f} s "
-        f"({summary.frames_per_second:.0f} frames/s)",
+        f"{f' ({summary.taken_frames} taken over)' if summary.taken_frames else ''} in {summary.seconds:.1f} s"
+        f"{f' ({summary.frames_per_second:.0f} frames/s)' if computed else ''}",
         file=sys.stderr,
     )
     resampled = {rate: n for rate, n in summary.source_rates.items() if rate != config.sample_frequency}

@@ -1,7 +1,8 @@
 r"""The journal of a ``flowaccent fbank`` run: beside its partial ark (the same name and ``.jobs``), a header naming
-the data dir and the options, then a line per recording once its utterances are in the ark, with the sample rate
-read, a digest of the size and modification time of the files its ``wav.scp`` entry names (:func:`audio_stamp`) and
-one of the entry and its utterances' ``segments`` (:func:`job_digest`), or ``failed``.
+the data dir and the options, then a line per recording once its utterances are in the ark: ``RATE STAMP JOB N``,
+the sample rate read, a digest of the size and modification time of the files its ``wav.scp`` entry names
+(:func:`audio_stamp`), one of the entry and its utterances' ``segments`` (:func:`job_digest`) and the number of its
+utterances in the ark; or ``failed JOB N`` where one of its utterances failed (the others are in the ark).
 The run holds a lock (``flock``) on it while it writes: a journal nobody holds is a stopped run's, which
 :mod:`flowaccent.features.fbank_resume` takes over."""
 
@@ -30,8 +31,8 @@ from flowaccent.data.segments import Segment
 MAGIC = b"flowaccent fbank journal 3 "
 
 
-#: The start of a journal's line for a recording with an utterance that failed (then its :func:`job_digest`): it and
-#: all after it are computed again.
+#: The start of a journal's line for a recording with an utterance that failed: a run that lists it computes it again,
+#: and all after it.
 FAILED = b"failed"
 
 
@@ -139,11 +140,11 @@ def held(fd: int) -> bool:
 
 
 class Journal:
-    r"""A run's journal (a line per recording, :func:`audio_stamp`) next to its partial ark, locked while open.
+    r"""A run's journal (a line per recording, :class:`Line`) next to its partial ark, locked while open.
 
     Arguments:
         ark: the partial ark it describes (the journal is :func:`journal_of` it).
-        fd: the journal, open and locked: a stopped run's, cut after the lines taken over
+        fd: the journal, open and locked: a stopped run's, left with the lines of the recordings taken over
             (:func:`~flowaccent.features.fbank_resume.take_over`), or a new one (:meth:`start`).
     """
 
@@ -173,37 +174,76 @@ class Journal:
             return cls(ark, fd)
         raise AssertionError("unreachable")
 
-    def done(self, rate: int, stamp: str, job: str) -> None:
-        r"""A recording's utterances are in the ark (flushed); ``rate``: its sample rate, ``stamp`` its
+    def done(self, rate: int, stamp: str, job: str, utts: int) -> None:
+        r"""A recording's ``utts`` utterances are in the ark (flushed); ``rate``: its sample rate, ``stamp`` its
         :func:`audio_stamp`, ``job`` its :func:`job_digest`."""
-        os.write(self._fd, f"{rate} {stamp} {job}\n".encode())  # one write: a line is there whole or not at all
+        os.write(self._fd, f"{rate} {stamp} {job} {utts}\n".encode())  # one write: a line is there whole or not at all
 
-    def failed(self, job: str) -> None:
-        r"""A recording's utterance failed (those of it that did not are in the ark); ``job``: its
+    def failed(self, job: str, utts: int) -> None:
+        r"""An utterance of a recording failed; ``utts``: those of it that did not, in the ark (flushed); ``job``: its
         :func:`job_digest`."""
-        os.write(self._fd, FAILED + f" {job}\n".encode())
+        os.write(self._fd, FAILED + f" {job} {utts}\n".encode())
 
-    def kept(self) -> int:
-        r"""The recordings it says were done, from the start to the first failed one (:func:`done_count`)."""
-        return done_count(self._fd)
+    def kept(self) -> tuple[int, int]:
+        r"""The recordings it says were done, and their utterances (those that failed are not counted)."""
+        lines = [parse_line(line) for line in read_lines(self._fd)[1:-1]]
+        done = [line for line in lines if line is not None and not line.failed]
+        return len(done), sum(line.utts for line in done)
 
     def close(self) -> None:
         os.close(self._fd)  # and its lock
 
 
-def done_count(fd: int, jobs: Sequence[str] | None = None) -> int:
-    r"""The recordings the journal open at ``fd`` says were done before its first failed one, and with ``jobs``
-    (the :func:`job_digest` of each recording now) before the first that is not ``jobs``' recording at its place;
+@dataclasses.dataclass(frozen=True)
+class Line:
+    r"""A journal's line for a recording (:class:`Journal`)."""
+
+    failed: bool  #: an utterance of it failed
+    job: str  #: its :func:`job_digest`
+    utts: int  #: its utterances in the ark
+    rate: int = 0  #: its sample rate (a recording done)
+    stamp: str = UNCHECKED  #: its :func:`audio_stamp` (a recording done)
+
+
+def parse_line(line: bytes) -> Line | None:
+    r"""A journal's line for a recording; None where it is damaged."""
+    fields = line.decode("utf-8", "replace").split(" ")
+    if len(fields) == 3 and fields[0] == FAILED.decode() and fields[2].isdigit():
+        return Line(True, fields[1], int(fields[2]))
+    if len(fields) == 4 and fields[0].isdigit() and fields[3].isdigit():
+        return Line(False, fields[2], int(fields[3]), int(fields[0]), fields[1])
+    return None
+
+
+def plan(lines: Sequence[Line | None], jobs: Sequence[str]) -> tuple[list[int], str | None]:
+    r"""Which of a stopped run's journal ``lines`` a run of ``jobs`` (the :func:`job_digest` of each of its
+    recordings, in order) can keep: for each of ``jobs`` from the first, the index of its line, found after the one
+    before's (the lines between: recordings no longer listed, left out), until one is not there or failed; and why
+    it stopped there (None: where the stopped run had computed nothing more of ``jobs``)."""
+    kept: list[int] = []
+    wanted = set(jobs)
+    for job in jobs:
+        start = kept[-1] + 1 if kept else 0
+        at = next((i for i in range(start, len(lines)) if lines[i] is None or lines[i].job == job), len(lines))
+        if at == len(lines):
+            later = any(line.job in wanted for line in lines[start:])
+            return kept, "its wav.scp entry or segments changed since, or it is new there" if later else None
+        if lines[at] is None:
+            return kept, "its journal line is damaged"
+        if lines[at].failed:
+            return kept, "an utterance of it failed"
+        kept.append(at)
+    return kept, None
+
+
+def kept_count(fd: int, jobs: Sequence[str]) -> int:
+    r"""The recordings of ``jobs`` (:func:`plan`) a run would keep of the stopped one whose journal is open at ``fd``;
     0 where it is another version's or damaged."""
     lines = read_lines(fd)
     fields = parse_header(lines[0])
     if fields is None or fields["version"] != __version__:
         return 0
-    for i, line in enumerate(lines[1:-1]):
-        failed = line.split(b" ")[0] == FAILED
-        if failed or jobs is not None and (i >= len(jobs) or line.split(b" ")[-1] != jobs[i].encode()):
-            return i
-    return len(lines) - 2
+    return len(plan([parse_line(line) for line in lines[1:-1]], jobs)[0])
 
 
 def write_all(fd: int, content: bytes) -> None:

@@ -3,7 +3,8 @@ r"""Going on after a stopped ``flowaccent fbank`` (``--resume``): what a run lea
 A run writes its features ark under a hidden name (``DATA_DIR/data/.raw_fbank_NAME.TAG.ark.part.PID``,
 :class:`~flowaccent.data.ark_writer.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
 ``segments``), and next to it a journal (:mod:`flowaccent.features.fbank_journal`): a line per recording once its
-utterances are in the ark, with a digest of the files its ``wav.scp`` entry names, or ``failed``. The run holds a
+utterances are in the ark, with digests of its ``wav.scp`` entry and ``segments`` and of the files the entry
+names, or ``failed``. The run holds a
 lock (``flock``) on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its
 process's number (a reboot hands it to another). A run that stops (Ctrl-C, ``kill``, SIGKILL, an error, failed
 utterances) leaves both behind.
@@ -11,17 +12,19 @@ utterances) leaves both behind.
 ``TAG`` is a digest of ``wav.scp``, ``segments``, the options and the channel (:func:`make_fbank`'s ark names): a
 stopped run of the same ``TAG`` computed the same features, whatever the data dir's name then. One of another
 ``TAG`` is taken over where its journal names this data dir and the same options: its ``wav.scp`` or ``segments``
-changed since (a failed recording left out, recordings added), and its recordings count as long as they are the
-ones listed now, in the same places. A run with ``--resume`` locks the stopped run's journal, keeps the longest run
-of recordings from the start that holds (each in the journal, not failed, the same ``wav.scp`` entry and utterances
-with the same ``segments`` lines as now, its files there and the same size and time as then, its utterances in the
-ark in order and whole), cuts both files after them and writes on into them: with ``dither`` 0 (the default) the
-same bytes an uninterrupted run writes.
+changed since (failed recordings left out, recordings added). A run with ``--resume`` locks the stopped run's
+journal and keeps, of the recordings listed now, the longest run from the first that holds (:func:`plan`): each in
+the journal after the one before (the recordings between, no longer listed, are left out), not failed, the same
+``wav.scp`` entry and utterances with the same ``segments`` lines as now, its files there and the same size and
+time as then, its utterances in the ark in order and whole. It moves those after a left-out recording back in the
+ark (the journal cut to those before first, so a stop while they move loses no more), cuts both files after them
+and writes on into them: with ``dither`` 0 (the default) the same bytes an uninterrupted run writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -36,18 +39,20 @@ from flowaccent.data.lock import alive
 from flowaccent.errors import KaldiIOError
 from flowaccent.features.fbank_jobs import Job
 from flowaccent.features.fbank_journal import (
-    FAILED,
     MAGIC,
     UNCHECKED,
     Journal,
+    Line,
     audio_stamp,
-    done_count,
     held,
     job_digest,
     journal_of,
+    kept_count,
     lock,
     new_header,
     parse_header,
+    parse_line,
+    plan,
     read_lines,
     write_all,
 )
@@ -109,7 +114,7 @@ def _stopped(folder: Path, tag: str, options: str, data_dir: Path, jobs: Sequenc
             if held(fd) or os.fstat(fd).st_nlink == 0:  # a run writing it now; removed before the lock was had
                 os.close(found.pop()[2])
                 continue
-            found[-1] = (done_count(fd, jobs), path, fd)
+            found[-1] = (kept_count(fd, jobs), path, fd)
             if match.group(1) != tag and not (found[-1][0] and _same_dir(fd, options, data_dir)):
                 os.close(found.pop()[2])  # another data dir's, other options', or nothing of it to keep
     except BaseException:  # a Ctrl-C: no journal left locked by this process (the Python API goes on)
@@ -139,7 +144,7 @@ def _keep(
     if lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
         _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"\n".join(lines[1:]))
     entries: list[tuple[str, int]] = []
-    kept, ark_end, why = 0, 0, None
+    kept, end, why = [], 0, None
     header = parse_header(lines[0])
     older = re.match(rb"flowaccent fbank journal (\d+) ", lines[0])
     if header is None and older and older.group(0) != MAGIC:
@@ -149,25 +154,74 @@ def _keep(
     elif header["version"] != __version__:
         why = f"it was written by another version of flowaccent ({header['version']}; this is {__version__})"
     else:
+        parsed = [parse_line(line) for line in lines[1:-1]]  # the last: after the last newline
+        at, why = plan(parsed, [digest for _, digest in jobs])
         with (
-            open(ark, "rb") as fd,
-            tqdm(total=min(len(jobs), len(lines) - 2), unit="rec", desc="fbank: checking a stopped run's features",
+            open(ark, "r+b") as fd,
+            tqdm(total=at[-1] + 1 if at else 0, unit="rec", desc="fbank: checking a stopped run's features",
                  disable=quiet) as bar,
         ):
-            for ((rxfile, utts), digest), line in zip(jobs, lines[1:-1]):  # the last: after the last newline
-                bar.update()
-                rate, read, why = _recording(fd, line, rxfile, [utt for utt, _ in utts], digest)
-                if why:
-                    why = f"recording {kept + 1} ('{utts[0][0]}'): {why}"
-                    break
-                for key, offset, features in read:
-                    add(key, features, rate)
-                    entries.append((key, offset))
-                kept, ark_end = kept + 1, fd.tell()
-    os.truncate(ark, ark_end)  # then the journal: killed between the two, the next run checks them again
-    _replaced(journal_of(ark), journal,
-              new_header(data_dir, options) + b"".join(line + b"\n" for line in lines[1:kept + 1]))
-    return TakenOver(ark, journal[0], kept, tuple(entries), why)
+            ranges, entries, stop = _read(fd, parsed, at, jobs, add, bar)
+            if why and not stop:
+                (_, utts), _ = jobs[len(at)]
+                why = f"recording {len(at) + 1} ('{utts[0][0]}'): {why}"
+            why = stop or why
+            kept = [lines[1 + i] for i in at[:len(ranges)]]
+            ends = list(itertools.accumulate((b - a for a, b in ranges), initial=0))  # where each goes
+            still = next((i for i, (start, _) in enumerate(ranges) if start != ends[i]), len(ranges))
+            if still < len(ranges):  # recordings left out before some kept: those after them move back
+                _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(
+                    line + b"\n" for line in kept[:still]))  # a stop while they move keeps those before
+                _compact(fd, ranges[still:], ends[still])
+            end = ends[-1]
+    os.truncate(ark, end)  # then the journal: killed between the two, the next run checks them again
+    _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(line + b"\n" for line in kept))
+    return TakenOver(ark, journal[0], len(kept), tuple(entries), why)
+
+
+def _read(
+    fd, lines: Sequence[Line | None], at: Sequence[int], jobs: Sequence[tuple[Job, str]],
+    add: Callable[[str, np.ndarray, int], None], bar: tqdm,
+) -> tuple[list[tuple[int, int]], list[tuple[str, int]], str | None]:
+    r"""Reads the ark at ``fd`` (a stopped run's, its journal's ``lines``) up to the recordings :func:`plan` keeps
+    (``at``: their lines), checking them (:func:`_recording`) and calling ``add(utt, features, rate)`` for their
+    utterances. Returns the byte ranges of those that hold, from the first to the first that does not; their
+    utterances' keys and offsets once they follow one another from the ark's start (:func:`_compact`); and why it
+    stopped (None: every one held)."""
+    ranges: list[tuple[int, int]] = []
+    entries: list[tuple[str, int]] = []
+    line, size = 0, 0
+    for n, (((rxfile, utts), _), index) in enumerate(zip(jobs, at)):
+        where = f"recording {n + 1} ('{utts[0][0]}'): "
+        for skipped in lines[line:index]:  # recordings no longer listed
+            bar.update()
+            if any(_next(fd) is None for _ in range(skipped.utts)):
+                return ranges, entries, where + "the stopped run's ark is damaged before it"
+        line = index + 1
+        bar.update()
+        start = fd.tell()
+        read, why = _recording(fd, lines[index], rxfile, [utt for utt, _ in utts])
+        if why:
+            return ranges, entries, where + why
+        for key, offset, features in read:
+            add(key, features, lines[index].rate)
+            entries.append((key, offset - start + size))
+        ranges.append((start, fd.tell()))
+        size += fd.tell() - start
+    return ranges, entries, None
+
+
+def _compact(fd, ranges: Sequence[tuple[int, int]], to: int) -> None:
+    r"""Moves the byte ``ranges`` (in order, each after the one before) of the file open at ``fd`` back to follow one
+    another from ``to`` (where the one before the first ends)."""
+    for start, stop in ranges:
+        while start < stop:  # chunk by chunk, each read before it is written: a move back
+            fd.seek(start)
+            chunk = fd.read(min(stop - start, 1 << 24))
+            fd.seek(to)
+            fd.write(chunk)
+            start, to = start + len(chunk), to + len(chunk)
+    fd.flush()
 
 
 def _replaced(path: Path, journal: list[int], content: bytes) -> None:
@@ -189,34 +243,34 @@ def _replaced(path: Path, journal: list[int], content: bytes) -> None:
     os.close(old)
 
 
-def _recording(fd, line: bytes, rxfile: str, utts: Sequence[str], digest: str) -> tuple[int, list, str | None]:
-    r"""A job's ``(rate, [(key, offset, features), ...], None)`` read from the ark at ``fd``, or ``(0, [], why)``
-    where its journal ``line`` says it failed or was another recording (``digest``: the job's :func:`job_digest`
-    now), its audio cannot be checked or changed since, or its utterances are not all there, whole and in order."""
-    fields = line.decode("utf-8", "replace").split()
-    failed = fields[:1] == [FAILED.decode()]
-    if not failed and (len(fields) != 3 or not fields[0].isdigit()):
-        return 0, [], "its journal line is damaged"
-    if fields[-1] != digest and fields != [FAILED.decode()]:  # (a bare 'failed': failed, whichever recording)
-        return 0, [], "the data dir lists another recording there now (or its wav.scp entry or segments changed)"
-    if failed:
-        return 0, [], "an utterance of it failed"
-    if fields[1] == UNCHECKED:
-        return 0, [], "its wav.scp entry names no file whose size and time can be checked"
-    if fields[1] != audio_stamp(rxfile):
-        return 0, [], "its audio files changed since (or are gone)"
+def _recording(fd, line: Line, rxfile: str, utts: Sequence[str]) -> tuple[list, str | None]:
+    r"""A recording's ``([(key, offset, features), ...], None)`` read from the ark at ``fd`` (its journal's ``line``
+    done, of the recording listed now), or ``([], why)`` where its audio cannot be checked or changed since, or its
+    utterances are not all there, whole and in order."""
+    if line.stamp == UNCHECKED:
+        return [], "its wav.scp entry names no file whose size and time can be checked"
+    if line.stamp != audio_stamp(rxfile):
+        return [], "its audio files changed since (or are gone)"
     read = []
     for utt in utts:
         try:
             entry = read_next(fd, "a stopped run's ark")
         except KaldiIOError:  # cut inside it (SIGKILL) or damaged
-            return 0, [], "its features are cut short in the ark (the run was killed while writing them)"
+            return [], "its features are cut short in the ark (the run was killed while writing them)"
         if entry is None:
-            return 0, [], "its features are not in the ark (the run was killed while writing them)"
+            return [], "its features are not in the ark (the run was killed while writing them)"
         if entry[0] != utt or entry[2].ndim != 2 or entry[2].dtype != np.float32:
-            return 0, [], f"the ark holds '{entry[0]}' where '{utt}' was expected"
+            return [], f"the ark holds '{entry[0]}' where '{utt}' was expected"
         read.append(entry)
-    return int(fields[0]), read, None
+    return read, None
+
+
+def _next(fd) -> tuple[str, int, np.ndarray] | None:
+    r"""The next object of the ark at ``fd``; None where it is cut short, damaged or ended."""
+    try:
+        return read_next(fd, "a stopped run's ark")
+    except KaldiIOError:
+        return None
 
 
 def remove_stopped(folder: Path, name: str, data_dir: Path) -> None:

@@ -38,7 +38,7 @@ from flowaccent.data.lock import locked_folder
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
-from flowaccent.features.fbank_jobs import Job, compute_all, recording_jobs
+from flowaccent.features.fbank_jobs import compute_all, recording_jobs
 from flowaccent.features.fbank_journal import job_digest
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
@@ -85,8 +85,9 @@ def make_fbank(
         nj: parallel worker processes (each reads whole recordings).
         channel: audio channel (-1: audio must be mono); a channel in ``segments`` overrides it.
         quiet: no progress bar.
-        resume: take over the utterances a stopped run with the same options and channel wrote, as far as its
-            recordings are the ones listed now (:mod:`flowaccent.features.fbank_resume`), and compute the rest.
+        resume: take over the utterances a stopped run with the same options and channel wrote, of the recordings
+            listed now, up to the first that is new, changed or failed (:mod:`flowaccent.features.fbank_resume`), and
+            compute the rest.
 
     Returns:
         a :class:`FbankSummary`.
@@ -143,11 +144,11 @@ def _make_fbank(
             listed = bool(failed)
             if failed:
                 mended = ", once the failed utterance(s) are mended or left out of the data dir,"
-                raise _failed(data.path, failed, failed_list, _left(journal, jobs, mended))
+                raise _failed(data.path, failed, failed_list, _left(journal, mended))
             feats_lines = writer.scp_lines
         journal.path.unlink()
     except BaseException:
-        if not listed and (stay := _left(journal, jobs)):
+        if not listed and (stay := _left(journal)):
             print(f"fbank: {stay}", file=sys.stderr)
         raise
     finally:
@@ -191,10 +192,11 @@ def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, 
             writer.write(utt, feats)
             add(utt, feats, rate)
         writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
-        if any(isinstance(feats, FlowAccentError) for _, feats in recording):
-            journal.failed(job_digest(*job))
+        written = sum(not isinstance(feats, FlowAccentError) for _, feats in recording)
+        if written < len(recording):
+            journal.failed(job_digest(*job), written)
         else:
-            journal.done(rate, stamp, job_digest(*job))
+            journal.done(rate, stamp, job_digest(*job), written)
 
 
 def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:
@@ -237,16 +239,15 @@ def _said(taken: TakenOver, recordings: int) -> None:
           file=sys.stderr)
 
 
-def _left(journal: Journal, jobs: list[Job], when: str = "") -> str | None:
+def _left(journal: Journal, when: str = "") -> str | None:
     r"""After a failure or a stop: what the ``journal``'s partial ark and the journal keep for a ``--resume``, said in
     a sentence (``when``: after the resume's options, when it may run); None, with both removed, where they keep
     nothing."""
-    recordings = journal.kept()
+    recordings, utts = journal.kept()
     if not recordings:
         journal.ark.unlink(missing_ok=True)
         journal.path.unlink(missing_ok=True)
         return None
-    utts = sum(len(utts) for _, utts in jobs[:recordings])
     return (f"the features of {utts} utterance(s) ({recordings} recording(s)) stay in {journal.ark}: 'flowaccent fbank "
             f"--resume' with the same options{when} goes on from them (the next run that completes removes them)")
 

@@ -97,8 +97,8 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
     assert main(["fbank", str(wav_data_dir), "--quiet", "--num-mel-bins", "30"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "wav.scp: utterance 'spkB-001'" in err[0] and "not a readable WAV" in err[0]
-    # nothing half-written, old features intact; the 4 recordings before it stay for a --resume, hidden
-    assert "; the features of 4 utterance(s) (4 recording(s)) stay in" in err[0]
+    # nothing half-written, old features intact; the 5 other recordings stay for a --resume, hidden
+    assert "; the features of 5 utterance(s) (5 recording(s)) stay in" in err[0]
     after = snapshot(wav_data_dir)
     assert {path: after[path] for path in before} == before
     assert sorted(".part." in path.name for path in after.keys() - before.keys()) == [True, True]

@@ -139,28 +139,34 @@ def fresh_outputs(data: Path, root: Path) -> dict[str, bytes]:
     return outputs(reference)
 
 
-def test_a_failed_recording_left_out_keeps_the_recordings_before_it(dirs, monkeypatch, capsys, tmp_path):
-    r"""The usual mend of a failed utterance is to leave it out of the data dir: that changed ``wav.scp``, and a
-    ``--resume`` computed everything again (at WSJ's size, minutes)."""
+def test_failed_recordings_left_out_keep_all_the_others(dirs, monkeypatch, capsys, tmp_path):
+    r"""The usual mend of failed utterances is to leave them out of the data dir: that changed ``wav.scp``, and a
+    ``--resume`` computed everything again (at WSJ's size, minutes). The failed run computed all the others: they
+    are all taken over, those after a left-out recording moved back in the ark."""
     data, _ = dirs
-    Path(read_table(data / "wav.scp")["spkA-004"]).write_bytes(b"not a wav file")
+    for utt in ("spkA-004", "spkB-002"):
+        Path(read_table(data / "wav.scp")[utt]).write_bytes(b"not a wav file")
     with pytest.raises(Exception, match="not a readable WAV") as error:
         make_fbank(data, quiet=True)
+    assert "; the features of 10 utterance(s) (10 recording(s)) stay in" in str(error.value)
     assert "'flowaccent fbank --resume' with the same options, once the failed utterance(s) are mended or left out " \
         "of the data dir, goes on from them" in str(error.value)
     edit_lists(data, drop="spkA-004")
-    capsys.readouterr()
+    with pytest.raises(Exception, match="not a readable WAV"):  # one left out, one still there
+        make_fbank(data, quiet=True, resume=True)
+    assert "took over 7 utterance(s) of 7 recording(s)" in (err := capsys.readouterr().err)
+    assert "recording 8 ('spkB-002'): an utterance of it failed, and all after it" in err
+    edit_lists(data, drop="spkB-002")
     summary = make_fbank(data, quiet=True, resume=True)
     err = capsys.readouterr().err
-    assert "took over 4 utterance(s) of 4 recording(s)" in err and "computing the other 7 recording(s) (" in err
-    assert "recording 5 ('spkA-005'): the data dir lists another recording there now" in err
-    frames = read_table(data / "utt2num_frames")
-    assert summary.taken_frames == sum(int(frames[f"spkA-{i:03d}"]) for i in range(4))
+    assert "took over 10 utterance(s) of 10 recording(s)" in err and err.endswith("the other 0 recording(s)\n")
+    assert summary.taken_frames == summary.num_frames and summary.num_utts == 10
     assert outputs(data) == fresh_outputs(data, tmp_path / "ref2") and not left(data)
 
 
-def test_changed_lists_keep_the_recordings_still_listed_in_their_places(dirs, monkeypatch, capsys, tmp_path):
-    r"""Recordings added after those done, or a segment changed: what is still the same from the start is kept."""
+def test_changed_lists_keep_the_recordings_still_listed_in_order(dirs, monkeypatch, capsys, tmp_path):
+    r"""Recordings added after those done, left out among them, or a segment changed: the recordings listed now are
+    kept from the first while the stopped run computed them, in the same order."""
     data, _ = dirs
     stopped(monkeypatch, 5, data)
     edit_lists(data, add="spkB-999")  # last in order
@@ -169,20 +175,48 @@ def test_changed_lists_keep_the_recordings_still_listed_in_their_places(dirs, mo
     assert "took over 5 utterance(s) of 5 recording(s)" in capsys.readouterr().err
     assert outputs(data) == fresh_outputs(data, tmp_path / "ref2") and not left(data)
     stopped(monkeypatch, 5, data)
-    edit_lists(data, drop="spkA-001")  # before the stop: the ones after it are in other places now
+    edit_lists(data, drop="spkA-001")  # among those done: those after it move back
+    capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
-    assert "took over 1 utterance(s) of 1 recording(s)" in (err := capsys.readouterr().err)
-    assert "recording 2 ('spkA-002'): the data dir lists another recording there now" in err
+    err = capsys.readouterr().err
+    assert "took over 4 utterance(s) of 4 recording(s)" in err and err.endswith("computing the other 8 recording(s)\n")
     assert outputs(data) == fresh_outputs(data, tmp_path / "ref3") and not left(data)
-    wav = read_table(data / "wav.scp")  # segments: each recording cut in two
+    wav = read_table(data / "wav.scp")  # segments: a segment of each recording
     (data / "segments").write_text("".join(f"{utt} {utt} 0 0.25\n" for utt in wav))
     stopped(monkeypatch, 4, data)
     (data / "segments").write_text("".join(f"{utt} {utt} 0 {0.3 if i == 2 else 0.25}\n" for i, utt in enumerate(wav)))
     make_fbank(data, quiet=True, resume=True)
     assert "took over 2 utterance(s) of 2 recording(s)" in (err := capsys.readouterr().err)
-    assert "recording 3 ('spkA-003'): the data dir lists another recording there now (or its wav.scp entry or " \
-        "segments changed)" in err
+    assert "recording 3 ('spkA-003'): its wav.scp entry or segments changed since, or it is new there" in err
     assert outputs(data) == fresh_outputs(data, tmp_path / "ref4") and not left(data)
+
+
+def test_a_stop_while_kept_recordings_move_back_keeps_those_before(dirs, monkeypatch, capsys, tmp_path):
+    r"""The journal is cut to the recordings before the first left out, then those after are moved back: a stop
+    while they move (a kill) leaves a journal of those that did not move, and the next run goes on from them."""
+    from flowaccent.features import fbank_resume
+
+    data, _ = dirs
+    stopped(monkeypatch, 8, data)
+    edit_lists(data, drop="spkA-003")
+    move = fbank_resume._compact
+
+    def killed(fd, ranges, to):
+        move(fd, ranges[:2], to)  # two moved, then killed
+        fd.seek(to + 10)
+        fd.write(b"half-moved")
+        fd.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fbank_resume, "_compact", killed)
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True, resume=True)
+    monkeypatch.undo()
+    assert len(stopped_files(data)[1].read_bytes().splitlines()) == 1 + 3  # the header and the first three
+    make_fbank(data, quiet=True, resume=True)
+    assert "took over 3 utterance(s) of 3 recording(s)" in capsys.readouterr().err.split("\n")[-2]
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref2") and not left(data)
 
 
 def test_another_dirs_stopped_run_of_other_lists_is_not_taken(tmp_path, monkeypatch, capsys):
@@ -239,7 +273,8 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
     elif cut == "inside a journal line":
         journal.write_bytes(b"".join(lines[:-1]) + lines[-1][:5])
     elif cut == "a failed recording":
-        journal.write_bytes(b"".join(lines[:4]) + FAILED + b"\n" + b"".join(lines[5:]))
+        failed = b" ".join([FAILED, *lines[4].split()[2:]]) + b"\n"  # failed JOB N
+        journal.write_bytes(b"".join(lines[:4]) + failed + b"".join(lines[5:]))
     else:
         ark.write_bytes(ark.read_bytes().replace(b"spkA-004 ", b"spkA-00x "))
     kept = {"a failed recording": 3, "another key": 4}.get(cut, 5)
@@ -296,8 +331,9 @@ def test_segments_are_gone_on_with_by_recording(tmp_path, monkeypatch, capsys):
 
 
 def test_an_error_or_failed_utterances_keep_the_recordings_before_them(dirs, monkeypatch, capsys):
-    r"""A full disk keeps what was done; so do failed utterances (those before the first), said in the error's one
-    line: a file restored in place (a download made again) is all a rerun computes from there."""
+    r"""A full disk keeps what was done; so do failed utterances (the other recordings), said in the error's one
+    line: with a file restored in place (a download made again), a rerun keeps those before it and computes from
+    there (its features go in their place in the ark)."""
     data, want = dirs
     stop_at(monkeypatch, 2, OSError(28, "No space left on device"))
     with pytest.raises(OSError):
@@ -309,7 +345,7 @@ def test_an_error_or_failed_utterances_keep_the_recordings_before_them(dirs, mon
     path.write_bytes(b"not a wav file")
     with pytest.raises(Exception, match="not a readable WAV") as error:
         make_fbank(data, quiet=True, resume=True)
-    assert "; the features of 7 utterance(s) (7 recording(s)) stay in" in str(error.value)
+    assert "; the features of 11 utterance(s) (11 recording(s)) stay in" in str(error.value)
     assert "stay in" not in capsys.readouterr().err.replace("took over", "")  # said once, in the error
     path.write_bytes(good)
     make_fbank(data, quiet=True, resume=True)
@@ -472,7 +508,16 @@ def test_the_cli_passes_resume(dirs, monkeypatch, capsys):
     frames = sum(map(int, read_table(data / "utt2num_frames").values()))
     taken = sum(int(n) for utt, n in read_table(data / "utt2num_frames").items() if utt < "spkA-005")
     assert f"12 utterances, {frames} frames ({taken} taken over) in" in err and outputs(data) == want
-    assert np.isfinite(taken) and taken > 0
+    assert np.isfinite(taken) and taken > 0 and " frames/s)" in err
+    Path(read_table(data / "wav.scp")["spkB-005"].split()[1]).write_bytes(b"not a wav file")  # a `cat FILE |`
+    assert main(["fbank", str(data), "--quiet"]) == 1
+    edit_lists(data, drop="spkB-005")
+    capsys.readouterr()
+    assert main(["fbank", str(data), "--quiet", "--resume"]) == 0
+    err = capsys.readouterr().err  # all taken over: no rate ("0 frames/s")
+    left_out = int(want["utt2num_frames"].split()[-1])  # spkB-005's, the last
+    assert f"11 utterances, {frames - left_out} frames ({frames - left_out} taken over) in" in err
+    assert "frames/s" not in err
 
 
 def stopped_files(data: Path) -> tuple[Path, Path]:
@@ -675,7 +720,7 @@ def test_a_stop_before_the_run_writes_leaves_the_stopped_run_free(dirs, monkeypa
     assert "took over 5 utterance(s)" in capsys.readouterr().err and outputs(data) == want
 
 
-@pytest.mark.parametrize("where", ["_recording", "done_count"])
+@pytest.mark.parametrize("where", ["_recording", "kept_count"])
 def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypatch, capsys, where):
     r"""Without file locks the check runs on a journal replaced by the claim: a Ctrl-C in it closed the old fd
     again (EBADF instead of the Ctrl-C) and left the new one open, its header naming this process; a Ctrl-C while
