@@ -8,8 +8,11 @@ Measured side by side in one run, median of ``--repeats``:
 Ratios near 1.0 for compute/knf and fbank-1/knf mean the glue costs nothing.
 ``--other-tree DIR`` also times ``make_fbank`` with 2 jobs of this checkout and of another one
 (``DIR`` holds its ``flowaccent/``), each in a fresh process, interleaved with the rows above.
+``--left-out K`` also times the mend of a run that failed on K utterances (spread evenly; their audio unreadable),
+which are then left out of the data dir: ``make_fbank(resume=True)`` (1 job) against a run of the same lists from
+scratch, in seconds, each repeat with its own failed run.
 
-Usage: python benchmarks/bench_fbank.py [--utts 200] [--seconds 3] [--repeats 3] [--other-tree DIR]
+Usage: python benchmarks/bench_fbank.py [--utts 200] [--seconds 3] [--repeats 3] [--other-tree DIR] [--left-out K]
 """
 
 from __future__ import annotations
@@ -90,6 +93,37 @@ def fbank_in_process(data: Path, tree: str | None) -> float:
     return float(done.stdout.split()[-1])
 
 
+def left_out_run(data: Path, copy: Path, k: int) -> tuple[float, float]:
+    r"""Seconds of ``make_fbank(copy, resume=True)`` after a run on a copy of ``data`` failed on ``k`` utterances
+    that were then left out of it, and of a run of the same lists from scratch."""
+    from flowaccent.data import read_table, write_spk2utt, write_table
+    from flowaccent.errors import AudioError
+    from flowaccent.features.make_fbank import make_fbank
+
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("data", "feats.scp", "cmvn.scp", "utt2num_frames",
+                                                              "fbank.json"))
+    wav, utt2spk = read_table(copy / "wav.scp"), read_table(copy / "utt2spk")
+    bad = sorted(wav)[len(wav) // (2 * k)::max(1, len(wav) // k)][:k]
+    for utt in bad:
+        wav[utt] = str(copy / f"{utt}.bad.wav")
+        Path(wav[utt]).write_bytes(b"not a wav file")
+    write_table(copy / "wav.scp", wav)
+    try:
+        make_fbank(copy, quiet=True)
+        raise AssertionError("the run with unreadable audio did not fail")
+    except AudioError:
+        pass
+    for utt in bad:
+        del wav[utt], utt2spk[utt]
+    write_table(copy / "wav.scp", wav)
+    write_table(copy / "utt2spk", utt2spk)
+    write_spk2utt(copy / "spk2utt", utt2spk)
+    resumed, _ = timed(lambda: make_fbank(copy, quiet=True, resume=True).num_frames)
+    scratch, _ = timed(lambda: make_fbank(copy, quiet=True).num_frames)
+    shutil.rmtree(copy)
+    return resumed, scratch
+
+
 def timed(fn) -> tuple[float, int]:
     start = time.perf_counter()
     frames = fn()
@@ -103,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--other-tree", help="also time make_fbank (2 jobs, fresh processes) of another checkout")
+    parser.add_argument("--left-out", type=int, default=0, metavar="K",
+                        help="also time --resume after K failed utterances were left out, against from scratch")
     args = parser.parse_args(argv)
 
     from flowaccent.features.make_fbank import make_fbank
@@ -119,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         rates: dict[str, list[float]] = {name: [] for name in runs}
         fresh = {"fbank-2 here": None, "fbank-2 other": args.other_tree} if args.other_tree else {}
         rates.update({name: [] for name in fresh})
+        mends: list[tuple[float, float]] = []
         from bench_model import in_turn
 
         for r in range(args.repeats):
@@ -127,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 rates[name].append(frames / seconds)
             for name, tree in in_turn(fresh.items(), r):  # the two checkouts' processes, each repeat in another order
                 rates[name].append(fbank_in_process(data, tree))
+            if args.left_out:
+                mends.append(left_out_run(data, root / "left_out", args.left_out))
         median = {name: statistics.median(r) for name, r in rates.items()}
         print(f"fbank throughput, {args.utts} utts x {args.seconds:g} s, median of {args.repeats}")
         print(f"{'path':<14}{'frames/s':>12}{'vs knf':>9}")
@@ -138,6 +177,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             ratios = ", ".join(f"{a / b:.3f}" for a, b in zip(here, other))
             ratio = median["fbank-2 here"] / median["fbank-2 other"]
             print(f"fresh processes, this checkout / {args.other_tree}: {ratio:.3f} (per repeat: {ratios})")
+        if mends:
+            resumed, scratch = (statistics.median(s) for s in zip(*mends))
+            ratios = ", ".join(f"{a / b:.3f}" for a, b in mends)
+            print(f"--resume after {args.left_out} failed utterance(s) left out: {resumed:.2f} s, from scratch "
+                  f"{scratch:.2f} s: {resumed / scratch:.3f} of the time (per repeat: {ratios})")
+            median |= {"resume left out s": resumed, "scratch s": scratch}
         return median
     finally:
         shutil.rmtree(root)

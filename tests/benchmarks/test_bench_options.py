@@ -172,11 +172,15 @@ def test_fbank_bench_times_another_checkout(tmp_path, capsys):
     import bench_fbank
 
     tree = other_checkout(tmp_path)
-    rates = bench_fbank.main(["--utts", "6", "--seconds", "0.5", "--repeats", "1", "--other-tree", str(tree)])
-    assert list(rates) == ["knf", "compute", "fbank-1", "fbank-2", "fbank-2 here", "fbank-2 other"]
+    rates = bench_fbank.main(["--utts", "6", "--seconds", "0.5", "--repeats", "1", "--other-tree", str(tree),
+                              "--left-out", "2"])
+    assert list(rates) == ["knf", "compute", "fbank-1", "fbank-2", "fbank-2 here", "fbank-2 other", "resume left out s",
+                           "scratch s"]
     assert all(r > 0 for r in rates.values())
     assert (tree / "flowaccent" / "imported_here").exists()
-    assert "this checkout / " in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "this checkout / " in out and "--resume after 2 failed utterance(s) left out: " in out
+    assert "took over 4 utterance(s) of 4 recording(s)" in err and "computing the other 0 recording(s)" in err
 
 
 def test_startup_bench_times_each_step_in_fresh_processes(tmp_path, capsys):
