@@ -29,8 +29,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--resume", action="store_true", help="take over the features a stopped run (Ctrl-C, kill, "
                         "an error, failed utterances) with the same options wrote, of the recordings listed now, up to "
-                        "the first that is new, changed, failed, or whose audio files changed since (recordings no "
-                        "longer listed left out), and compute the rest: the same files as one run")
+                        "the first that is new or changed, has an utterance that failed, or whose audio files changed "
+                        "since (recordings and segments no longer listed left out), and compute the rest: the same "
+                        "files as one run")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser

@@ -1,8 +1,9 @@
 r"""The journal of a ``flowaccent fbank`` run: beside its partial ark (the same name and ``.jobs``), a header naming
-the data dir and the options, then a line per recording once its utterances are in the ark: ``RATE STAMP JOB N``,
-the sample rate read, a digest of the size and modification time of the files its ``wav.scp`` entry names
-(:func:`audio_stamp`), one of the entry and its utterances' ``segments`` (:func:`job_digest`) and the number of its
-utterances in the ark; or ``failed JOB N`` where one of its utterances failed (the others are in the ark).
+the data dir and the options, then a line per recording once its utterances are in the ark: ``RATE STAMP REC N U1
+.. UN``, the sample rate read, a digest of the size and modification time of the files its ``wav.scp`` entry names
+(:func:`audio_stamp`), one of the entry and its key, and one of each of its N utterances in the ark, its key and
+``segments`` line (:func:`job_id`); ``failed`` first where one of its utterances failed (the others are in the
+ark).
 The run holds a lock (``flock``) on it while it writes: a journal nobody holds is a stopped run's, which
 :mod:`flowaccent.features.fbank_resume` takes over."""
 
@@ -31,8 +32,8 @@ from flowaccent.data.segments import Segment
 MAGIC = b"flowaccent fbank journal 3 "
 
 
-#: The start of a journal's line for a recording with an utterance that failed: a run that lists it computes it again,
-#: and all after it.
+#: The start of a journal's line for a recording with an utterance that failed: a run that lists that utterance
+#: computes the recording again, and all after it.
 FAILED = b"failed"
 
 
@@ -79,11 +80,20 @@ def audio_stamp(rxfile: str) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()[:16] if lines else UNCHECKED
 
 
-def job_digest(rxfile: str, utts: Sequence[tuple[str, Segment | None]]) -> str:
-    r"""A digest of a recording's ``wav.scp`` value and its utterances (keys and ``segments`` lines; 16 hex
-    digits): what, with its audio files (:func:`audio_stamp`) and the options, its features depend on."""
-    fields = [rxfile, [[utt, None if segment is None else dataclasses.astuple(segment)] for utt, segment in utts]]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+#: What a journal line says a recording is (:func:`job_id`): a digest of its ``wav.scp`` entry and key, and one of
+#: each of its utterances.
+JobId = tuple[str, tuple[str, ...]]
+
+
+def job_id(rxfile: str, utts: Sequence[tuple[str, Segment | None]]) -> JobId:
+    r"""A recording's :data:`JobId`: a digest of its ``wav.scp`` value and key (16 hex digits), and one of each of
+    its utterances' key and ``segments`` line (8 hex digits): what, with its audio files (:func:`audio_stamp`) and
+    the options, its features depend on."""
+    first, segment = utts[0]
+    recording = hashlib.sha256(json.dumps([rxfile, first if segment is None else segment.recording]).encode())
+    return recording.hexdigest()[:16], tuple(
+        hashlib.sha256(json.dumps([utt, None if seg is None else dataclasses.astuple(seg)]).encode()).hexdigest()[:8]
+        for utt, seg in utts)
 
 
 def lock(fd: int) -> bool | None:
@@ -174,21 +184,14 @@ class Journal:
             return cls(ark, fd)
         raise AssertionError("unreachable")
 
-    def done(self, rate: int, stamp: str, job: str, utts: int) -> None:
-        r"""A recording's ``utts`` utterances are in the ark (flushed); ``rate``: its sample rate, ``stamp`` its
-        :func:`audio_stamp`, ``job`` its :func:`job_digest`."""
-        os.write(self._fd, f"{rate} {stamp} {job} {utts}\n".encode())  # one write: a line is there whole or not at all
-
-    def failed(self, job: str, utts: int) -> None:
-        r"""An utterance of a recording failed; ``utts``: those of it that did not, in the ark (flushed); ``job``: its
-        :func:`job_digest`."""
-        os.write(self._fd, FAILED + f" {job} {utts}\n".encode())
+    def write(self, line: Line) -> None:
+        r"""A recording's ``line``: its utterances there are in the ark (flushed)."""
+        os.write(self._fd, line.encode())  # one write: a line is there whole or not at all
 
     def kept(self) -> tuple[int, int]:
-        r"""The recordings it says were done, and their utterances (those that failed are not counted)."""
-        lines = [parse_line(line) for line in read_lines(self._fd)[1:-1]]
-        done = [line for line in lines if line is not None and not line.failed]
-        return len(done), sum(line.utts for line in done)
+        r"""The recordings with utterances in the ark, and those utterances (those that failed are not there)."""
+        lines = [line for line in map(parse_line, read_lines(self._fd)[1:-1]) if line is not None and line.utts]
+        return len(lines), sum(len(line.utts) for line in lines)
 
     def close(self) -> None:
         os.close(self._fd)  # and its lock
@@ -199,44 +202,64 @@ class Line:
     r"""A journal's line for a recording (:class:`Journal`)."""
 
     failed: bool  #: an utterance of it failed
-    job: str  #: its :func:`job_digest`
-    utts: int  #: its utterances in the ark
-    rate: int = 0  #: its sample rate (a recording done)
-    stamp: str = UNCHECKED  #: its :func:`audio_stamp` (a recording done)
+    rate: int  #: its sample rate (0: its audio was not read)
+    stamp: str  #: its :func:`audio_stamp`
+    recording: str  #: the digest of its entry and key (:func:`job_id`)
+    utts: tuple[str, ...]  #: the digests of its utterances in the ark, in order (:func:`job_id`)
+
+    def encode(self) -> bytes:
+        fields = [FAILED.decode()] * self.failed + [str(self.rate), self.stamp, self.recording, str(len(self.utts))]
+        return (" ".join(fields + list(self.utts)) + "\n").encode()
 
 
 def parse_line(line: bytes) -> Line | None:
-    r"""A journal's line for a recording; None where it is damaged."""
+    r"""A journal's line for a recording (:meth:`Line.encode`); None where it is damaged."""
     fields = line.decode("utf-8", "replace").split(" ")
-    if len(fields) == 3 and fields[0] == FAILED.decode() and fields[2].isdigit():
-        return Line(True, fields[1], int(fields[2]))
-    if len(fields) == 4 and fields[0].isdigit() and fields[3].isdigit():
-        return Line(False, fields[2], int(fields[3]), int(fields[0]), fields[1])
-    return None
+    failed = fields[0] == FAILED.decode()
+    fields = fields[failed:]
+    if len(fields) < 4 or not fields[0].isdigit() or not fields[3].isdigit() or len(fields) != 4 + int(fields[3]):
+        return None
+    return Line(failed, int(fields[0]), fields[1], fields[2], tuple(fields[4:]))
 
 
-def plan(lines: Sequence[Line | None], jobs: Sequence[str]) -> tuple[list[int], str | None]:
-    r"""Which of a stopped run's journal ``lines`` a run of ``jobs`` (the :func:`job_digest` of each of its
-    recordings, in order) can keep: for each of ``jobs`` from the first, the index of its line, found after the one
-    before's (the lines between: recordings no longer listed, left out), until one is not there or failed; and why
-    it stopped there (None: where the stopped run had computed nothing more of ``jobs``)."""
-    kept: list[int] = []
-    wanted = set(jobs)
-    for job in jobs:
-        start = kept[-1] + 1 if kept else 0
-        at = next((i for i in range(start, len(lines)) if lines[i] is None or lines[i].job == job), len(lines))
+def plan(lines: Sequence[Line | None], jobs: Sequence[JobId]) -> tuple[list[tuple[int, tuple[int, ...]]], str | None]:
+    r"""What of a stopped run's journal ``lines`` a run of ``jobs`` (the :func:`job_id` of each of its recordings, in
+    order) can keep: for each of ``jobs`` from the first, the index of its line, found after the one before's (the
+    lines between: recordings no longer listed, left out), and the places there of its utterances (those of the
+    line's not among them: utterances no longer listed, left out), until one is not there, or not all its
+    utterances; and why it stopped there (None: where the stopped run had computed nothing more of ``jobs``)."""
+    kept: list[tuple[int, tuple[int, ...]]] = []
+    wanted = {recording for recording, _ in jobs}
+    for recording, utts in jobs:
+        start = kept[-1][0] + 1 if kept else 0
+        at = next((i for i in range(start, len(lines)) if lines[i] is None or lines[i].recording == recording),
+                  len(lines))
         if at == len(lines):
-            later = any(line.job in wanted for line in lines[start:])
-            return kept, "its wav.scp entry or segments changed since, or it is new there" if later else None
-        if lines[at] is None:
+            later = any(line.recording in wanted for line in lines[start:])
+            return kept, "its wav.scp entry changed since, or it is new there" if later else None
+        line = lines[at]
+        if line is None:
             return kept, "its journal line is damaged"
-        if lines[at].failed:
-            return kept, "an utterance of it failed"
-        kept.append(at)
+        places = _places(utts, line.utts)
+        if places is None:
+            return kept, "an utterance of it failed" if line.failed else "its segments changed since"
+        kept.append((at, places))
     return kept, None
 
 
-def kept_count(fd: int, jobs: Sequence[str]) -> int:
+def _places(want: Sequence[str], have: Sequence[str]) -> tuple[int, ...] | None:
+    r"""The place in ``have`` of each of ``want``, in order (each after the one before's); None where one is not."""
+    places: list[int] = []
+    for item in want:
+        start = places[-1] + 1 if places else 0
+        place = next((i for i in range(start, len(have)) if have[i] == item), None)
+        if place is None:
+            return None
+        places.append(place)
+    return tuple(places)
+
+
+def kept_count(fd: int, jobs: Sequence[JobId]) -> int:
     r"""The recordings of ``jobs`` (:func:`plan`) a run would keep of the stopped one whose journal is open at ``fd``;
     0 where it is another version's or damaged."""
     lines = read_lines(fd)

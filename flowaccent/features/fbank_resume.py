@@ -3,10 +3,10 @@ r"""Going on after a stopped ``flowaccent fbank`` (``--resume``): what a run lea
 A run writes its features ark under a hidden name (``DATA_DIR/data/.raw_fbank_NAME.TAG.ark.part.PID``,
 :class:`~flowaccent.data.ark_writer.ArkWriter`), one recording after another in the order of ``wav.scp`` (or
 ``segments``), and next to it a journal (:mod:`flowaccent.features.fbank_journal`): a line per recording once its
-utterances are in the ark, with digests of its ``wav.scp`` entry and ``segments`` and of the files the entry
-names, or ``failed``. The run holds a
-lock (``flock``) on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its
-process's number (a reboot hands it to another). A run that stops (Ctrl-C, ``kill``, SIGKILL, an error, failed
+utterances are in the ark, with digests of its ``wav.scp`` entry, of each of its utterances' ``segments`` line and
+of the files the entry names (``failed`` first where an utterance of it failed). The run holds a lock (``flock``)
+on the journal while it writes: a journal nobody holds is a stopped run's, whatever became of its process's number
+(a reboot hands it to another). A run that stops (Ctrl-C, ``kill``, SIGKILL, an error, failed
 utterances) leaves both behind.
 
 ``TAG`` is a digest of ``wav.scp``, ``segments``, the options and the channel (:func:`make_fbank`'s ark names): a
@@ -14,11 +14,12 @@ stopped run of the same ``TAG`` computed the same features, whatever the data di
 ``TAG`` is taken over where its journal names this data dir and the same options: its ``wav.scp`` or ``segments``
 changed since (failed recordings left out, recordings added). A run with ``--resume`` locks the stopped run's
 journal and keeps, of the recordings listed now, the longest run from the first that holds (:func:`plan`): each in
-the journal after the one before (the recordings between, no longer listed, are left out), not failed, the same
-``wav.scp`` entry and utterances with the same ``segments`` lines as now, its files there and the same size and
-time as then, its utterances in the ark in order and whole. It moves those after a left-out recording back in the
-ark (the journal cut to those before first, so a stop while they move loses no more), cuts both files after them
-and writes on into them: with ``dither`` 0 (the default) the same bytes an uninterrupted run writes.
+the journal after the one before (the recordings between, no longer listed, are left out), the same ``wav.scp``
+entry and key, its utterances now among the journal's for it with the same ``segments`` lines (the others, no
+longer listed, are left out: a segment that failed), its files there and the same size and time as then, its
+utterances in the ark in order and whole. It moves those after a left-out utterance back in the ark (the journal
+cut to the recordings before first, so a stop while they move loses no more), cuts both files after them and writes
+on into them: with ``dither`` 0 (the default) the same bytes an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ from flowaccent.features.fbank_jobs import Job
 from flowaccent.features.fbank_journal import (
     MAGIC,
     UNCHECKED,
+    JobId,
     Journal,
     Line,
     audio_stamp,
     held,
-    job_digest,
+    job_id,
     journal_of,
     kept_count,
     lock,
@@ -81,8 +83,8 @@ def take_over(
     Keeps the recordings of ``jobs`` it did (see the module), cuts both files after them and calls ``add(utt,
     features, rate)`` for each kept utterance in order (a progress bar unless ``quiet``). None where no stopped run
     left one."""
-    digests = [job_digest(*job) for job in jobs]
-    found = _stopped(folder, tag, options, data_dir, digests)
+    ids = [job_id(*job) for job in jobs]
+    found = _stopped(folder, tag, options, data_dir, ids)
     for _, _, fd in found[1:]:
         os.close(fd)
     if not found:
@@ -90,15 +92,17 @@ def take_over(
     _, partial, fd = found[0]
     journal = [fd]  # its fd, which a replaced journal changes
     try:
-        return _keep(partial, journal, data_dir, options, list(zip(jobs, digests)), add, quiet)
+        return _keep(partial, journal, data_dir, options, list(zip(jobs, ids)), add, quiet)
     except BaseException:  # a Ctrl-C while checking: its files as they were, unlocked (the Python API goes on)
         os.close(journal[0])
         raise
 
 
-def _stopped(folder: Path, tag: str, options: str, data_dir: Path, jobs: Sequence[str]) -> list[tuple[int, Path, int]]:
+def _stopped(
+    folder: Path, tag: str, options: str, data_dir: Path, jobs: Sequence[JobId]
+) -> list[tuple[int, Path, int]]:
     r"""``(recordings of jobs its journal says were done, ark, journal fd locked)`` of the partial arks in ``folder``
-    that :func:`take_over` may take (``jobs``: the :func:`job_digest` of each recording now) and whose journal no
+    that :func:`take_over` may take (``jobs``: the :func:`job_id` of each recording now) and whose journal no
     running process holds, the one that would keep the most first (0 for another version's)."""
     ours = re.compile(rf"\.raw_fbank_.+\.({RUN_TAG})\.ark\.part\.(\d+)")
     found: list[tuple[int, Path, int]] = []
@@ -139,7 +143,7 @@ def _keep(
 ) -> TakenOver:
     r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its journal (``journal[0]``: its fd,
     locked; the fd of the journal that replaces it, once it is); ``jobs``: each recording now, with its
-    :func:`job_digest`."""
+    :func:`job_id`."""
     lines = read_lines(journal[0])
     if lock(journal[0]) is None:  # no locks: claimed before the check (it may take minutes) by the header's process
         _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"\n".join(lines[1:]))
@@ -155,60 +159,97 @@ def _keep(
         why = f"it was written by another version of flowaccent ({header['version']}; this is {__version__})"
     else:
         parsed = [parse_line(line) for line in lines[1:-1]]  # the last: after the last newline
-        at, why = plan(parsed, [digest for _, digest in jobs])
+        at, why = plan(parsed, [ids for _, ids in jobs])
         with (
             open(ark, "r+b") as fd,
-            tqdm(total=at[-1] + 1 if at else 0, unit="rec", desc="fbank: checking a stopped run's features",
+            tqdm(total=at[-1][0] + 1 if at else 0, unit="rec", desc="fbank: checking a stopped run's features",
                  disable=quiet) as bar,
         ):
-            ranges, entries, stop = _read(fd, parsed, at, jobs, add, bar)
+            recordings, entries, stop = _read(fd, parsed, at, jobs, add, bar)
             if why and not stop:
                 (_, utts), _ = jobs[len(at)]
                 why = f"recording {len(at) + 1} ('{utts[0][0]}'): {why}"
             why = stop or why
-            kept = [lines[1 + i] for i in at[:len(ranges)]]
-            ends = list(itertools.accumulate((b - a for a, b in ranges), initial=0))  # where each goes
-            still = next((i for i, (start, _) in enumerate(ranges) if start != ends[i]), len(ranges))
-            if still < len(ranges):  # recordings left out before some kept: those after them move back
+            kept = [Line(False, parsed[index].rate, parsed[index].stamp, *ids).encode()
+                    for (index, _), (_, ids) in zip(at, jobs[:len(recordings)])]
+            ranges = [(n, start, stop) for n, recording in enumerate(recordings) for start, stop in recording]
+            ends = list(itertools.accumulate((b - a for _, a, b in ranges), initial=0))  # where each goes
+            still = next((i for i, (_, start, _) in enumerate(ranges) if start != ends[i]), len(ranges))
+            if still < len(ranges):  # utterances left out before some kept: those after them move back
                 _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(
-                    line + b"\n" for line in kept[:still]))  # a stop while they move keeps those before
-                _compact(fd, ranges[still:], ends[still])
+                    kept[:ranges[still][0]]))  # a stop while they move keeps the recordings before
+                _compact(fd, [(a, b) for _, a, b in ranges[still:]], ends[still])
             end = ends[-1]
     os.truncate(ark, end)  # then the journal: killed between the two, the next run checks them again
-    _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(line + b"\n" for line in kept))
+    _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(kept))
     return TakenOver(ark, journal[0], len(kept), tuple(entries), why)
 
 
 def _read(
-    fd, lines: Sequence[Line | None], at: Sequence[int], jobs: Sequence[tuple[Job, str]],
+    fd, lines: Sequence[Line | None], at: Sequence[tuple[int, tuple[int, ...]]], jobs: Sequence[tuple[Job, JobId]],
     add: Callable[[str, np.ndarray, int], None], bar: tqdm,
-) -> tuple[list[tuple[int, int]], list[tuple[str, int]], str | None]:
+) -> tuple[list[list[tuple[int, int]]], list[tuple[str, int]], str | None]:
     r"""Reads the ark at ``fd`` (a stopped run's, its journal's ``lines``) up to the recordings :func:`plan` keeps
-    (``at``: their lines), checking them (:func:`_recording`) and calling ``add(utt, features, rate)`` for their
-    utterances. Returns the byte ranges of those that hold, from the first to the first that does not; their
-    utterances' keys and offsets once they follow one another from the ark's start (:func:`_compact`); and why it
-    stopped (None: every one held)."""
-    ranges: list[tuple[int, int]] = []
+    (``at``: their lines, and their utterances' places there), checking them (:func:`_recording`) and calling
+    ``add(utt, features, rate)`` for their utterances. Returns, for each of those that hold, from the first to the
+    first that does not, its utterances' byte ranges; their keys and offsets once they follow one another from the
+    ark's start (:func:`_compact`); and why it stopped (None: every one held)."""
+    recordings: list[list[tuple[int, int]]] = []
     entries: list[tuple[str, int]] = []
     line, size = 0, 0
-    for n, (((rxfile, utts), _), index) in enumerate(zip(jobs, at)):
+    for n, (((rxfile, utts), _), (index, places)) in enumerate(zip(jobs, at)):
         where = f"recording {n + 1} ('{utts[0][0]}'): "
         for skipped in lines[line:index]:  # recordings no longer listed
             bar.update()
-            if any(_next(fd) is None for _ in range(skipped.utts)):
-                return ranges, entries, where + "the stopped run's ark is damaged before it"
+            if any(_next(fd) is None for _ in skipped.utts):
+                return recordings, entries, where + "the stopped run's ark is damaged before it"
         line = index + 1
         bar.update()
-        start = fd.tell()
-        read, why = _recording(fd, lines[index], rxfile, [utt for utt, _ in utts])
+        read, why = _recording(fd, lines[index], rxfile, dict(zip(places, (utt for utt, _ in utts))))
         if why:
-            return ranges, entries, where + why
-        for key, offset, features in read:
+            return recordings, entries, where + why
+        recordings.append([])
+        for (key, offset, features), (start, stop) in read:
             add(key, features, lines[index].rate)
             entries.append((key, offset - start + size))
-        ranges.append((start, fd.tell()))
-        size += fd.tell() - start
-    return ranges, entries, None
+            recordings[-1].append((start, stop))
+            size += stop - start
+    return recordings, entries, None
+
+
+def _recording(fd, line: Line, rxfile: str, utts: dict[int, str]) -> tuple[list, str | None]:
+    r"""A recording's ``([((key, offset, features), (start, end)), ...], None)`` read from the ark at ``fd`` (its
+    journal's ``line``, of the recording listed now; ``utts``: the keys of its utterances now by their places among
+    the line's, those at other places read over), or ``([], why)`` where its audio cannot be checked or changed since,
+    or its utterances are not all there, whole and in order."""
+    if line.stamp == UNCHECKED:
+        return [], "its wav.scp entry names no file whose size and time can be checked"
+    if line.stamp != audio_stamp(rxfile):
+        return [], "its audio files changed since (or are gone)"
+    read = []
+    for place in range(len(line.utts)):
+        start = fd.tell()
+        try:
+            entry = read_next(fd, "a stopped run's ark")
+        except KaldiIOError:  # cut inside it (SIGKILL) or damaged
+            return [], "its features are cut short in the ark (the run was killed while writing them)"
+        if entry is None:
+            return [], "its features are not in the ark (the run was killed while writing them)"
+        utt = utts.get(place)
+        if utt is None:  # left out of the data dir since
+            continue
+        if entry[0] != utt or entry[2].ndim != 2 or entry[2].dtype != np.float32:
+            return [], f"the ark holds '{entry[0]}' where '{utt}' was expected"
+        read.append((entry, (start, fd.tell())))
+    return read, None
+
+
+def _next(fd) -> tuple[str, int, np.ndarray] | None:
+    r"""The next object of the ark at ``fd``; None where it is cut short, damaged or ended."""
+    try:
+        return read_next(fd, "a stopped run's ark")
+    except KaldiIOError:
+        return None
 
 
 def _compact(fd, ranges: Sequence[tuple[int, int]], to: int) -> None:
@@ -241,36 +282,6 @@ def _replaced(path: Path, journal: list[int], content: bytes) -> None:
         raise
     journal[0], old = new_fd, journal[0]
     os.close(old)
-
-
-def _recording(fd, line: Line, rxfile: str, utts: Sequence[str]) -> tuple[list, str | None]:
-    r"""A recording's ``([(key, offset, features), ...], None)`` read from the ark at ``fd`` (its journal's ``line``
-    done, of the recording listed now), or ``([], why)`` where its audio cannot be checked or changed since, or its
-    utterances are not all there, whole and in order."""
-    if line.stamp == UNCHECKED:
-        return [], "its wav.scp entry names no file whose size and time can be checked"
-    if line.stamp != audio_stamp(rxfile):
-        return [], "its audio files changed since (or are gone)"
-    read = []
-    for utt in utts:
-        try:
-            entry = read_next(fd, "a stopped run's ark")
-        except KaldiIOError:  # cut inside it (SIGKILL) or damaged
-            return [], "its features are cut short in the ark (the run was killed while writing them)"
-        if entry is None:
-            return [], "its features are not in the ark (the run was killed while writing them)"
-        if entry[0] != utt or entry[2].ndim != 2 or entry[2].dtype != np.float32:
-            return [], f"the ark holds '{entry[0]}' where '{utt}' was expected"
-        read.append(entry)
-    return read, None
-
-
-def _next(fd) -> tuple[str, int, np.ndarray] | None:
-    r"""The next object of the ark at ``fd``; None where it is cut short, damaged or ended."""
-    try:
-        return read_next(fd, "a stopped run's ark")
-    except KaldiIOError:
-        return None
 
 
 def remove_stopped(folder: Path, name: str, data_dir: Path) -> None:

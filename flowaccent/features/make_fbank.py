@@ -39,7 +39,7 @@ from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOE
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_jobs import compute_all, recording_jobs
-from flowaccent.features.fbank_journal import job_digest
+from flowaccent.features.fbank_journal import Line, job_id
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 
@@ -192,11 +192,9 @@ def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, 
             writer.write(utt, feats)
             add(utt, feats, rate)
         writer.flush()  # then the journal's line: a SIGKILL leaves no line without its utterances
-        written = sum(not isinstance(feats, FlowAccentError) for _, feats in recording)
-        if written < len(recording):
-            journal.failed(job_digest(*job), written)
-        else:
-            journal.done(rate, stamp, job_digest(*job), written)
+        recording_id, utt_ids = job_id(*job)
+        written = tuple(i for i, (_, feats) in zip(utt_ids, recording) if not isinstance(feats, FlowAccentError))
+        journal.write(Line(len(written) < len(recording), rate, stamp, recording_id, written))
 
 
 def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:

@@ -187,8 +187,29 @@ def test_changed_lists_keep_the_recordings_still_listed_in_order(dirs, monkeypat
     (data / "segments").write_text("".join(f"{utt} {utt} 0 {0.3 if i == 2 else 0.25}\n" for i, utt in enumerate(wav)))
     make_fbank(data, quiet=True, resume=True)
     assert "took over 2 utterance(s) of 2 recording(s)" in (err := capsys.readouterr().err)
-    assert "recording 3 ('spkA-003'): its wav.scp entry or segments changed since, or it is new there" in err
+    assert "recording 3 ('spkA-003'): its segments changed since, and all after it" in err
     assert outputs(data) == fresh_outputs(data, tmp_path / "ref4") and not left(data)
+
+
+def test_a_failed_segment_left_out_keeps_the_others_of_its_recording(tmp_path, capsys):
+    r"""A recording whose one segment failed (here: past the audio's end) wrote its others: the segment left out of
+    ``segments``, they are kept with all the other recordings, those after it moved back in the ark."""
+    data = segmented(tmp_path / "a")
+    segments = (data / "segments").read_text()
+    (data / "segments").write_text(segments.replace("spkA-001 rec1 0 0.2", "spkA-001 rec1 30 30.2"))
+    with pytest.raises(Exception, match="spkA-001"):
+        make_fbank(data, quiet=True)
+    (data / "segments").write_text(segments.replace("spkA-001 rec1 0 0.2\n", ""))
+    utt2spk = read_table(data / "utt2spk")
+    del utt2spk["spkA-001"]
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(utt2spk.items())))
+    write_spk2utt(data / "spk2utt", utt2spk)
+    capsys.readouterr()
+    summary = make_fbank(data, quiet=True, resume=True)
+    err = capsys.readouterr().err
+    assert "took over 15 utterance(s) of 8 recording(s)" in err and err.endswith("the other 0 recording(s)\n")
+    assert summary.taken_frames == summary.num_frames
+    assert outputs(data) == fresh_outputs(data, tmp_path / "ref")
 
 
 def test_a_stop_while_kept_recordings_move_back_keeps_those_before(dirs, monkeypatch, capsys, tmp_path):
@@ -273,7 +294,7 @@ def test_what_a_kill_left_half_written_is_computed_again(dirs, monkeypatch, caps
     elif cut == "inside a journal line":
         journal.write_bytes(b"".join(lines[:-1]) + lines[-1][:5])
     elif cut == "a failed recording":
-        failed = b" ".join([FAILED, *lines[4].split()[2:]]) + b"\n"  # failed JOB N
+        failed = b" ".join([FAILED, *lines[4].split()[:3], b"0"]) + b"\n"  # failed RATE STAMP REC 0
         journal.write_bytes(b"".join(lines[:4]) + failed + b"".join(lines[5:]))
     else:
         ark.write_bytes(ark.read_bytes().replace(b"spkA-004 ", b"spkA-00x "))
@@ -307,18 +328,20 @@ def test_of_two_stopped_runs_the_one_further_on_is_taken(dirs, monkeypatch, caps
     assert outputs(data) == want and not left(data)  # the other removed once the run completed
 
 
-def test_segments_are_gone_on_with_by_recording(tmp_path, monkeypatch, capsys):
-    def segmented(root: Path) -> Path:
-        data = make_wav_data_dir(root, utts_per_spk=4, pipe_last=False)
-        wav = read_table(data / "wav.scp")
-        (data / "wav.scp").write_text("".join(f"rec{i} {wav[utt]}\n" for i, utt in enumerate(wav)))
-        (data / "segments").write_text("".join(f"{utt} rec{i} 0 0.2\n{utt}-b rec{i} 0.2 0.45\n"
-                                               for i, utt in enumerate(wav)))
-        utt2spk = {u: s for utt, s in read_table(data / "utt2spk").items() for u in (utt, f"{utt}-b")}
-        (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(utt2spk.items())))
-        write_spk2utt(data / "spk2utt", utt2spk)
-        return data
+def segmented(root: Path) -> Path:
+    r"""A data dir of 8 recordings, each cut in two utterances (``UTT`` and ``UTT-b``) by ``segments``."""
+    data = make_wav_data_dir(root, utts_per_spk=4, pipe_last=False)
+    wav = read_table(data / "wav.scp")
+    (data / "wav.scp").write_text("".join(f"rec{i} {wav[utt]}\n" for i, utt in enumerate(wav)))
+    (data / "segments").write_text("".join(f"{utt} rec{i} 0 0.2\n{utt}-b rec{i} 0.2 0.45\n"
+                                           for i, utt in enumerate(wav)))
+    utt2spk = {u: s for utt, s in read_table(data / "utt2spk").items() for u in (utt, f"{utt}-b")}
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(utt2spk.items())))
+    write_spk2utt(data / "spk2utt", utt2spk)
+    return data
 
+
+def test_segments_are_gone_on_with_by_recording(tmp_path, monkeypatch, capsys):
     data = segmented(tmp_path / "a")
     reference = tmp_path / "ref" / data.name
     shutil.copytree(data, reference)
