@@ -80,9 +80,9 @@ def take_over(
 ) -> TakenOver | None:
     r"""Takes over the stopped run in ``folder`` (``DATA_DIR/data``) whose journal lists the most of ``jobs`` from
     the start: one of ``tag``, or of another tag whose journal names ``data_dir`` and ``options`` (see the module).
-    Keeps the recordings of ``jobs`` it did (see the module), cuts both files after them and calls ``add(utt,
-    features, rate)`` for each kept utterance in order (a progress bar unless ``quiet``). None where no stopped run
-    left one."""
+    Keeps the recordings of ``jobs`` it did (see the module), moved back over the utterances left out, cuts both files
+    after them and calls ``add(utt, features, rate)`` for each kept utterance in order (a progress bar unless
+    ``quiet``). None where no stopped run left one."""
     ids = [job_id(*job) for job in jobs]
     found = _stopped(folder, tag, options, data_dir, ids)
     for _, _, fd in found[1:]:
