@@ -138,7 +138,7 @@ def _same_dir(fd: int, options: str, data_dir: Path) -> bool:
 
 
 def _keep(
-    ark: Path, journal: list[int], data_dir: Path, options: str, jobs: Sequence[tuple[Job, str]],
+    ark: Path, journal: list[int], data_dir: Path, options: str, jobs: Sequence[tuple[Job, JobId]],
     add: Callable[[str, np.ndarray, int], None], quiet: bool,
 ) -> TakenOver:
     r"""The checks of :func:`take_over` on the stopped run's ``ark`` and its journal (``journal[0]``: its fd,
@@ -172,9 +172,9 @@ def _keep(
             why = stop or why
             kept = [Line(False, parsed[index].rate, parsed[index].stamp, *ids).encode()
                     for (index, _), (_, ids) in zip(at, jobs[:len(recordings)])]
-            ranges = [(n, start, stop) for n, recording in enumerate(recordings) for start, stop in recording]
+            ranges = [(n, a, b) for n, recording in enumerate(recordings) for a, b in recording]  # n: its recording
             ends = list(itertools.accumulate((b - a for _, a, b in ranges), initial=0))  # where each goes
-            still = next((i for i, (_, start, _) in enumerate(ranges) if start != ends[i]), len(ranges))
+            still = next((i for i, (_, a, _) in enumerate(ranges) if a != ends[i]), len(ranges))
             if still < len(ranges):  # utterances left out before some kept: those after them move back
                 _replaced(journal_of(ark), journal, new_header(data_dir, options) + b"".join(
                     kept[:ranges[still][0]]))  # a stop while they move keeps the recordings before
