@@ -35,6 +35,7 @@ COMMANDS = {
     "synth": "synthesise the demo corpus (needs flowaccent[demo])",
     "fbank": "compute log mel filterbanks and CMVN stats for a data dir",
     "validate": "check a Kaldi data dir against Kaldi's rules",
+    "fixdir": "keep the utterances every table of a data dir lists, less a list's (Kaldi's fix_data_dir.sh)",
     "train": "train a (DNF-conditioned) RealNVP on Kaldi features",
     "score": "score corpora with a trained flow: LogLL, LogP, LogDet, skew/kurtosis, AUCs, correlations",
     "plot": "only the figures (PNG and PDF) of 'flowaccent report'",

@@ -10,6 +10,7 @@ from flowaccent.data.datadir import (
     write_spk2utt,
     write_table,
 )
+from flowaccent.data.fix import FixSummary, fix_data_dir
 from flowaccent.data.kaldi_io import ArkWriter, ScpReader, iter_ark, read_matrix, read_scp
 from flowaccent.errors import DataDirError, KaldiIOError
 
@@ -17,8 +18,10 @@ __all__ = [
     "ArkWriter",
     "DataDir",
     "DataDirError",
+    "FixSummary",
     "KaldiIOError",
     "ScpReader",
+    "fix_data_dir",
     "iter_ark",
     "load_data_dir",
     "read_matrix",

@@ -37,6 +37,8 @@ __all__ = [
 UNUSED_BY_MODELS = ("text",)
 #: Tables that ``flowaccent fbank`` neither reads nor needs intact (its outputs it replaces, too).
 UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", "feats.scp", "cmvn.scp", "utt2num_frames")
+#: The lock file of whatever rewrites a data dir's tables (``flowaccent fbank``, ``flowaccent fixdir``): one at a time.
+DATA_DIR_LOCK = ".fbank.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +148,9 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
         keys = speakers if name in SPK_TABLES else recordings if name == "wav.scp" and recordings else chosen
         write_table(target / name, {k: v for k, v in table.items() if k in keys})
     write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
-    _subset_other_tables(data, target, chosen, speakers, recordings)
+    for name, keys in other_tables(data.path, chosen, speakers, recordings).items():
+        with atomic_path(target / name) as tmp:
+            tmp.write_bytes(kept_lines(data.path / name, keys))
     record = data.path / "fbank.json"  # flowaccent.features.fbank_record.RECORD (not imported: a cycle)
     if data.has("feats.scp") and record.is_file():
         atomic_write_text(target / record.name, record.read_text(encoding="utf-8"))
@@ -162,18 +166,25 @@ OTHER_TABLES = {"vad.scp": "utt", "utt2lang": "utt", "utt2dur": "utt", "utt2uniq
                 "stm": "reco", "frame_shift": None}
 
 
-def _subset_other_tables(data: DataDir, target: Path, utts: set[str], speakers: set[str], recordings) -> None:
-    r"""The tables of :data:`OTHER_TABLES` that ``data`` has: each line kept whose first field is one of the
-    subset's keys (recordings are the utterances without ``segments``)."""
-    for name, kind in OTHER_TABLES.items():
-        source = data.path / name
-        if not source.is_file():
-            continue
-        keys = {"utt": utts, "spk": speakers, "reco": utts if recordings is None else recordings, None: None}[kind]
-        lines = source.read_bytes().split(b"\n")  # at \n only, as read_table
-        lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
-        with atomic_path(target / name) as tmp:
-            tmp.write_bytes(b"".join(line for line in lines if keys is None or _first_field(line) in keys))
+def other_tables(
+    source: Path, utts: set[str], speakers: set[str], recordings: set[str] | None
+) -> dict[str, set[str] | None]:
+    r"""The tables of :data:`OTHER_TABLES` that the data dir ``source`` has, each with the keys of its lines to keep
+    (None: all): ``utts``, ``speakers`` or ``recordings`` (None: the utterances, a dir without ``segments``)."""
+    keys = {"utt": utts, "spk": speakers, "reco": utts if recordings is None else recordings, None: None}
+    return {name: keys[kind] for name, kind in OTHER_TABLES.items() if (source / name).is_file()}
+
+
+def kept_lines(path: Path, keys: set[str] | None, sort: bool = False) -> bytes:
+    r"""The lines of the table at ``path`` whose first field is one of ``keys`` (None: all), byte for byte as they
+    are (Kaldi's ``filter_scp.pl``); with ``sort``, in C order of that field where they were not."""
+    lines = path.read_bytes().split(b"\n")  # at \n only, as read_table
+    lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1] + b"\n"] if lines[-1] else [])
+    kept = [line for line in lines if keys is None or _first_field(line) in keys]
+    order = [c_order(_first_field(line)) for line in kept]
+    if sort and order != sorted(order):  # stable: lines of one key keep their order
+        kept = [line for _, line in sorted(zip(order, kept), key=lambda pair: pair[0])]
+    return b"".join(kept)
 
 
 def _first_field(line: bytes) -> str:

@@ -60,7 +60,7 @@ def check_matrix(
         raise FeatureError(f"{where}: expected a matrix (T, D), got {shape}")
     if array.shape[0] == 0:
         raise FeatureError(f"{where}: zero-length utterance (0 frames): remove it from the data dir (its feats.scp "
-                           "line, then Kaldi's utils/fix_data_dir.sh)")
+                           "line, then 'flowaccent fixdir' or Kaldi's utils/fix_data_dir.sh)")
     if expected_dim is not None and array.shape[1] != expected_dim:
         raise FeatureError(f"{where}: features have dim {array.shape[1]}, expected {expected_dim}")
     if expected_frames is not None and array.shape[0] != expected_frames:

@@ -14,7 +14,7 @@ from flowaccent.errors import DataDirError
 
 def read_table(
     path: str | Path, allow_empty_value: bool = False, any_text: bool = False, *, shared: dict[str, str] | None = None,
-    share_values: bool = False,
+    share_values: bool = False, any_order: bool = False,
 ) -> dict[str, str]:
     r"""Reads a Kaldi table ``key value`` into an insertion-ordered dict.
 
@@ -27,7 +27,7 @@ def read_table(
     before): a key equal to one is kept as that one, a new key is added to it; with ``share_values`` the values
     too (ids, counts: ``utt2spk``'s speakers). A data dir's tables then hold each utterance id once, and each
     speaker once, not once per line of each table (the four tables ``train`` reads of 200k utterances: 63 MB, not
-    99 MB).
+    99 MB). ``any_order``: keys in any order are taken (the dict then holds them in the file's order).
     """
     path = Path(path)
     try:
@@ -56,7 +56,7 @@ def read_table(
             raise DataDirError(f"{path}:{number}: key '{key}' has no value")
         if key in table:
             raise DataDirError(f"{path}:{number}: duplicate key '{key}'")
-        if key < previous:  # code points compare as their UTF-8 bytes do: C order (the first key: never)
+        if key < previous and not any_order:  # code points compare as UTF-8 bytes: C order
             raise DataDirError(
                 f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); sort with LC_ALL=C sort"
             )

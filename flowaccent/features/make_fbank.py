@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.datadir import UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
+from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
@@ -44,7 +44,7 @@ from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 
 #: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
-LOCK = ".fbank.lock"
+LOCK = DATA_DIR_LOCK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +143,8 @@ def _make_fbank(
             _write_recordings(zip(left, computed), writer, journal, bar, add, failed)
             listed = bool(failed)
             if failed:
-                mended = ", once the failed utterance(s) are mended or left out of the data dir,"
+                mended = (", once the failed utterance(s) are mended or left out of the data dir ('flowaccent "
+                          f"fixdir --exclude {failed_list} {data.path}'),")
                 raise _failed(data.path, failed, failed_list, _left(journal, mended))
             feats_lines = writer.scp_lines
         journal.path.unlink()
@@ -199,11 +200,12 @@ def _write_recordings(computed, writer: ArkWriter, journal: Journal, bar: tqdm, 
 
 def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: str | None) -> AudioError:
     r"""The error of a run whose utterances ``failed`` (``(utt, message)``): the first's message, and with more than
-    one, all listed in ``failed_list`` (the ark is not written, the data dir left as it was but for the list);
-    ``stay``: what a ``--resume`` keeps of the run (:func:`_left`)."""
+    one, where they are all listed: ``failed_list``, written in any case (for ``flowaccent fixdir --exclude``; the ark
+    is not written, the data dir left as it was but for the list); ``stay``: what a ``--resume`` keeps of the run
+    (:func:`_left`)."""
     stay = f"; {stay}" if stay else ""
+    atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
     if len(failed) > 1:
-        atomic_write_text(failed_list, "".join(f"{utt} {message}\n" for utt, message in failed))
         return AudioError(f"{path}: {failed[0][1]} (and {len(failed) - 1} more utterance(s) failed; all in "
                           f"{failed_list}){stay}")
     return AudioError(f"{path}: {failed[0][1]}{stay}")  # the message names the table, this the data dir

@@ -101,7 +101,11 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
     assert "; the features of 5 utterance(s) (5 recording(s)) stay in" in err[0]
     after = snapshot(wav_data_dir)
     assert {path: after[path] for path in before} == before
-    assert sorted(".part." in path.name for path in after.keys() - before.keys()) == [True, True]
+    new = sorted(after.keys() - before.keys())
+    listed = wav_data_dir / "data" / "fbank_failed.txt"  # one failed: listed too, for 'fixdir --exclude'
+    assert sorted(".part." in path.name for path in new if path.name != listed.name) == [True, True]
+    assert listed.read_text().split() == ["spkB-001", *err[0].split(f"{wav_data_dir}: ")[1].split("; ")[0].split()]
+    assert f"('flowaccent fixdir --exclude {listed} {wav_data_dir}')" in err[0]
 
 
 def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
@@ -126,7 +130,9 @@ def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     err = capsys.readouterr().err
     assert f"{wav_data_dir}: wav.scp: utterance 'spkA-002': pipe 'cat /nonexistent.wav' failed" in err
     assert not (wav_data_dir / "feats.scp").exists()
-    assert all(".part." in p.name for p in (wav_data_dir / "data").iterdir())  # the 2 before it, for a --resume
+    # the 2 before it, for a --resume; and the failed one listed
+    assert sorted(".part." in p.name for p in (wav_data_dir / "data").iterdir() if p.name != "fbank_failed.txt") \
+        == [True, True]
     short = wav_data_dir.parent / "short.wav"
     wavfile.write(short, 16000, np.ones(300, np.int16))  # also: peak 1 at int16 scale is not [-1, 1]
     lines[2] = f"spkA-002 {short}"

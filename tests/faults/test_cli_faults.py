@@ -86,7 +86,7 @@ FAULTS = [
         "zero-length utterance",
         lambda d: rewrite_utt(d, 1, np.zeros((0, 6), np.float32)),
         "feats.scp",
-        "zero-length utterance (0 frames): remove it from the data dir (its feats.scp line, then Kaldi's utils/fix",
+        "zero-length utterance (0 frames): remove it from the data dir (its feats.scp line, then 'flowaccent fixdir'",
     ),
     ("wrong dimension", lambda d: rewrite_utt(d, 1, np.zeros((20, 5), np.float32)), "feats.scp", "dim 5, expected 6"),
     ("NaN in features", nan_frames, "feats.scp", "NaN or inf"),

@@ -150,7 +150,8 @@ def test_failed_recordings_left_out_keep_all_the_others(dirs, monkeypatch, capsy
         make_fbank(data, quiet=True)
     assert "; the features of 10 utterance(s) (10 recording(s)) stay in" in str(error.value)
     assert "'flowaccent fbank --resume' with the same options, once the failed utterance(s) are mended or left out " \
-        "of the data dir, goes on from them" in str(error.value)
+        f"of the data dir ('flowaccent fixdir --exclude {data}/data/fbank_failed.txt {data}'), goes on from them" \
+        in str(error.value)
     edit_lists(data, drop="spkA-004")
     with pytest.raises(Exception, match="not a readable WAV"):  # one left out, one still there
         make_fbank(data, quiet=True, resume=True)

@@ -1,0 +1,146 @@
+r"""Mending a data dir whose tables disagree (Kaldi's ``utils/fix_data_dir.sh``): keep the utterances every list has.
+
+The usual case: ``flowaccent fbank`` failed on a few utterances (unreadable audio) and listed them in
+``DATA_DIR/data/fbank_failed.txt``; they are left out with :func:`fix_data_dir` (``exclude``) and ``fbank --resume``
+goes on. Also: lines removed from ``wav.scp`` or ``segments`` by hand, a transcript missing for some utterances,
+tables written unsorted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
+from flowaccent.data.kaldi_text import fields
+from flowaccent.data.lock import locked_folder
+from flowaccent.data.rules import EMPTY_VALUE_OK, SPK_TABLES, UTT_TABLES, as_names
+from flowaccent.data.table import read_table, spk2utt_of
+from flowaccent.errors import DataDirError
+
+#: The tables an utterance must be in to be kept (with ``segments``, its recording must be in ``wav.scp`` too):
+#: Kaldi's (``utt2lang`` aside), and this project's accent labels.
+NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "segments", "wav.scp")
+
+#: Where the tables a fix changed are kept as they were, in the data dir (as Kaldi keeps them).
+BACKUP = ".backup"
+
+#: In :data:`BACKUP` while a fix writes: the tables it backed up (a fix stopped then left them as they were before).
+_WRITING = ".writing"
+
+
+@dataclasses.dataclass(frozen=True)
+class FixSummary:
+    r"""What :func:`fix_data_dir` did.
+
+    Attributes:
+        kept: utterances kept.
+        total: utterances ``utt2spk`` listed before.
+        lacking: table -> how many of ``utt2spk``'s utterances it lacks (``wav.scp`` with ``segments``: whose
+            recording it lacks); only tables that lack some.
+        excluded: utterances of the data dir left out as ``exclude`` listed them.
+        unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
+        changed: the tables rewritten (their old versions in ``backup``).
+        backup: the folder of the old tables.
+    """
+
+    kept: int
+    total: int
+    lacking: Mapping[str, int]
+    excluded: int
+    unknown: int
+    changed: tuple[str, ...]
+    backup: Path
+
+
+def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
+    r"""Keeps, in the data dir at ``path``, the utterances that every table of :data:`NEEDED` it has lists (Kaldi's
+    ``utils/fix_data_dir.sh``), less those of ``exclude``; rewrites every table to them, their speakers
+    (``cmvn.scp``, ``spk2utt`` made again from ``utt2spk``) and their recordings (``wav.scp`` with ``segments``),
+    and Kaldi's other tables (:data:`~flowaccent.data.datadir.OTHER_TABLES`) line by line; tables not sorted in C
+    order are sorted. Lines are kept byte for byte. The tables it changes are kept as they were in
+    ``path/.backup`` first (a fix stopped while writing is gone on with by the next, whose backups are then those of
+    before the first). ``utt2spk`` must be sorted by speaker too (Kaldi's rule; sorting cannot mend it).
+
+    Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while ``flowaccent fbank``
+    writes it. Raises :class:`DataDirError` for a missing folder or ``utt2spk``, a table that cannot be read (a
+    duplicate key, a line without a value), ``segments`` without ``wav.scp``, or no utterance left (nothing is
+    changed then).
+    """
+    path = Path(path)
+    excluded = set(as_names(exclude, "exclude"))
+    if not path.is_dir():
+        raise DataDirError(f"{path}: {'not a directory' if path.exists() else 'no such directory'}")
+    if not (path / "utt2spk").is_file():
+        raise DataDirError(f"{path / 'utt2spk'}: required but missing")
+    busy = f"fixdir: {path} is being written by flowaccent fbank now; wait for it"
+    with locked_folder(path, DATA_DIR_LOCK, busy):
+        tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)
+                  for name in UTT_TABLES + SPK_TABLES if name != "spk2utt" and (path / name).is_file()}
+        utt2spk = tables["utt2spk"]
+        lacking = _lacking(path, tables)
+        kept = {u for u in utt2spk if u not in excluded and not any(u in missing for missing in lacking.values())}
+        if not kept:
+            raise DataDirError(f"{path}: no utterance would be left ({_why(lacking, len(excluded & set(utt2spk)))}); "
+                               "nothing changed")
+        speakers = {utt2spk[u] for u in kept}
+        segments = tables.get("segments")
+        recordings = {fields(segments[u])[0] for u in kept} if segments is not None else None
+        keys = {name: speakers if name in SPK_TABLES else recordings if name == "wav.scp" and segments else kept
+                for name in tables}
+        new = {name: kept_lines(path / name, names, sort=True)
+               for name, names in (keys | other_tables(path, kept, speakers, recordings)).items()}
+        new["spk2utt"] = "".join(f"{s} {' '.join(us)}\n" for s, us in spk2utt_of({u: utt2spk[u] for u in kept}).items()
+                                 ).encode("utf-8")
+        changed = tuple(name for name, data in new.items() if not _holds(path / name, data))
+        _write(path, {name: new[name] for name in changed})
+    return FixSummary(len(kept), len(utt2spk), {name: len(missing) for name, missing in lacking.items() if missing},
+                      len(excluded & set(utt2spk)), len(excluded - set(utt2spk)), changed, path / BACKUP)
+
+
+def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    r"""Table of :data:`NEEDED` -> the utterances of ``utt2spk`` it lacks (``wav.scp`` with ``segments``: those whose
+    recording it lacks)."""
+    utts = tables["utt2spk"]
+    segments = tables.get("segments")
+    if segments is not None and "wav.scp" not in tables:
+        raise DataDirError(f"{path / 'segments'}: is there, but no wav.scp (the recordings it cuts)")
+    lacking = {name: {u for u in utts if u not in tables[name]} for name in NEEDED if name in tables}
+    if segments is not None:
+        lacking["wav.scp"] = {u for u in utts if u in segments and fields(segments[u])[0] not in tables["wav.scp"]}
+    return lacking
+
+
+def _why(lacking: Mapping[str, set[str]], excluded: int) -> str:
+    r"""Why utterances are left out, in words: how many each table lacks, and how many were excluded."""
+    reasons = [f"{len(missing)} not in {name}" for name, missing in lacking.items() if missing]
+    return ", ".join(reasons + [f"{excluded} excluded"] * bool(excluded)) or "none lacking"
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    r"""Whether the file at ``path`` holds ``data`` already."""
+    return path.is_file() and path.read_bytes() == data
+
+
+def _write(path: Path, tables: dict[str, bytes]) -> None:
+    r"""Writes ``tables`` (name -> content) into the data dir ``path``, each atomically, after keeping the old ones
+    in :data:`BACKUP`. A list of those backed up stays there while it writes: a fix stopped then (Ctrl-C, a full
+    disk) left the tables half rewritten, and the next keeps those backups (the tables before it) instead of
+    backing up the half-rewritten tables over them."""
+    if not tables:
+        return
+    backup = path / BACKUP
+    writing = backup / _WRITING
+    saved = set(writing.read_text(encoding="utf-8").split()) if writing.is_file() else set()
+    backup.mkdir(exist_ok=True)
+    for name in tables:
+        if name not in saved and (path / name).is_file():
+            with atomic_path(backup / name) as tmp:
+                tmp.write_bytes((path / name).read_bytes())
+    atomic_write_text(writing, "".join(f"{name}\n" for name in sorted(saved | set(tables))))
+    for name, data in tables.items():
+        with atomic_path(path / name) as tmp:
+            tmp.write_bytes(data)
+    writing.unlink()

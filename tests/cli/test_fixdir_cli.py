@@ -1,0 +1,64 @@
+r"""``flowaccent fixdir``: the mend of a failed ``fbank`` run, end to end, and what it says."""
+
+from __future__ import annotations
+
+import shutil
+
+from flowaccent.cli.main import main
+from flowaccent.data import read_table
+
+
+def test_failed_utterances_left_out_then_fbank_resume_computes_nothing_again(wav_data_dir, tmp_path, capsys):
+    r"""fbank fails on two unreadable WAVs and lists them; ``fixdir --exclude`` that list, and ``fbank --resume``
+    takes over all the others: the same files as a fresh run on the mended lists."""
+    wav_scp = read_table(wav_data_dir / "wav.scp")
+    for utt in ("spkA-001", "spkB-000"):
+        open(wav_scp[utt], "w").write("not a wav file")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--nj", "2"]) == 1
+    failed = wav_data_dir / "data" / "fbank_failed.txt"
+    assert f"'flowaccent fixdir --exclude {failed} {wav_data_dir}'" in capsys.readouterr().err
+    assert main(["fixdir", "--exclude", str(failed), str(wav_data_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert err == (f"fixdir: {wav_data_dir}: kept 4 of 6 utterance(s) (2 listed by --exclude); rewrote wav.scp, "
+                   f"utt2spk, spk2utt (as they were: {wav_data_dir / '.backup'})\n")
+    assert out == f"{wav_data_dir}: OK\n"
+    assert list(read_table(wav_data_dir / "utt2spk")) == ["spkA-000", "spkA-002", "spkB-001", "spkB-002"]
+    reference = tmp_path / "reference" / wav_data_dir.name  # the mended lists, computed in one run
+    shutil.copytree(wav_data_dir, reference, ignore=shutil.ignore_patterns("data", ".*"))
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--resume"]) == 0
+    assert "took over 4 utterance(s) of 4 recording(s)" in capsys.readouterr().err
+    assert main(["fbank", str(reference), "--quiet"]) == 0
+    for name in ("feats.scp", "cmvn.scp", "utt2num_frames"):
+        ours, theirs = (d / name for d in (wav_data_dir, reference))
+        assert ours.read_text().replace(str(wav_data_dir), "X") == theirs.read_text().replace(str(reference), "X")
+    arks = sorted(p.name for p in (wav_data_dir / "data").iterdir())
+    assert arks == sorted(p.name for p in (reference / "data").iterdir())
+    assert all((wav_data_dir / "data" / a).read_bytes() == (reference / "data" / a).read_bytes() for a in arks)
+
+
+def test_what_it_cannot_mend_is_listed_and_fails(wav_data_dir, capsys):
+    (wav_data_dir / "text").write_text("spkA-000 HI\n")  # the others lack a transcript: left out
+    (wav_data_dir / "utt2num_frames").write_text("spkA-000 x\n")
+    assert main(["fixdir", str(wav_data_dir)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0].startswith(f"fixdir: {wav_data_dir}: kept 1 of 6 utterance(s) (5 not in text); rewrote ")
+    bad = f"flowaccent fixdir: error: {wav_data_dir}/utt2num_frames: utterance 'spkA-000': bad frame count 'x'"
+    assert lines[1:] == [bad]  # not a missing line: kept as it was
+    assert out == ""
+    assert main(["fixdir", str(wav_data_dir)]) == 1  # nothing more to change
+    assert capsys.readouterr().err.splitlines() == [f"fixdir: {wav_data_dir}: kept all 1 utterance(s); nothing to "
+                                                    "change", bad]
+
+
+def test_a_missing_list_or_dir_is_one_line(wav_data_dir, tmp_path, capsys):
+    assert main(["fixdir", "--exclude", str(tmp_path / "none.txt"), str(wav_data_dir)]) == 1
+    assert capsys.readouterr().err == (f"flowaccent fixdir: error: {tmp_path / 'none.txt'}: cannot read the --exclude "
+                                       "list: No such file or directory\n")
+    assert main(["fixdir", str(tmp_path / "nothing")]) == 1
+    assert capsys.readouterr().err == f"flowaccent fixdir: error: {tmp_path / 'nothing'}: no such directory\n"
+    listed = tmp_path / "ids.txt"
+    listed.write_text("\nspkA-000\n  \nspkZ-9 gone\n")  # blank lines skipped; an id not there is counted
+    assert main(["fixdir", "--exclude", str(listed), str(wav_data_dir)]) == 0
+    assert "kept 5 of 6 utterance(s) (1 listed by --exclude); 1 utterance(s) --exclude lists are not in it" in \
+        capsys.readouterr().err

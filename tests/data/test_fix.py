@@ -1,0 +1,133 @@
+r"""fix_data_dir (Kaldi's utils/fix_data_dir.sh): the utterances every table lists, less a list's; backups."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flowaccent.data import validate_data_dir
+from flowaccent.data.fix import fix_data_dir
+from flowaccent.errors import ConfigError, DataDirError
+
+from .test_datadir import make_dir
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_keeps_the_utterances_every_table_lists_less_those_excluded(tmp_path):
+    d = make_dir(tmp_path / "d", wav__scp="a-1 a1.wav\nb-1 b1.wav\n",  # a-2's line removed by hand
+                 text="a-1\tTHE  THIN VAN\na-2 \nb-1 RED LORRY\n", cmvn__scp="a c.ark:1\nb c.ark:9\n",
+                 feats__scp="a-1 f.ark:1\na-2 f.ark:2\nb-1 f.ark:3\n")
+    (d / "utt2dur").write_text("a-1 1.0\na-2 1.5\nb-1 2.0\n")
+    (d / "spk2gender").write_text("a f\nb m\n")
+    (d / "frame_shift").write_text("0.01\n")
+    before = files(d)
+    summary = fix_data_dir(d, ["b-1", "zz-9"])  # b-1 failed in fbank, say; zz-9 is not there
+    assert (summary.kept, summary.total, dict(summary.lacking)) == (1, 3, {"wav.scp": 1})
+    assert (summary.excluded, summary.unknown) == (1, 1)
+    after = files(d)
+    assert after["text"] == b"a-1\tTHE  THIN VAN\n"  # lines kept byte for byte
+    assert after["wav.scp"] == b"a-1 a1.wav\n" and after["utt2spk"] == b"a-1 a\n" and after["spk2utt"] == b"a a-1\n"
+    assert after["cmvn.scp"] == b"a c.ark:1\n" and after["spk2gender"] == b"a f\n"  # speaker b has none left
+    assert after["utt2dur"] == b"a-1 1.0\n" and after["frame_shift"] == b"0.01\n"
+    assert after["utt2score"] == b"a-1 5\n" and after["feats.scp"] == b"a-1 f.ark:1\n"
+    assert validate_data_dir(d) == []
+    changed = {name for name in before if before[name] != after[name]}
+    assert set(summary.changed) == changed and "frame_shift" not in changed
+    assert {name: after[f".backup/{name}"] for name in changed} == {name: before[name] for name in changed}
+    # no marker left; the lock's file stays, as fbank's does
+    assert set(after) == set(before) | {f".backup/{name}" for name in changed} | {".fbank.lock"}
+
+
+def test_with_segments_recordings_follow_their_utterances(tmp_path):
+    r"""A recording left out of ``wav.scp`` takes its segments with it; ``wav.scp`` keeps the recordings segments
+    name (Kaldi's filter_recordings), ``reco2file_and_channel`` too."""
+    d = make_dir(tmp_path / "d", segments="a-1 r1 0 1\na-2 r1 1 2\nb-1 r2 0 1\n", wav__scp="r0 r0.wav\nr1 r1.wav\n")
+    (d / "reco2file_and_channel").write_text("r0 r0 A\nr1 r1 A\nr2 r2 A\n")
+    summary = fix_data_dir(d)
+    assert summary.kept == 2 and dict(summary.lacking) == {"wav.scp": 1}
+    assert (d / "wav.scp").read_text() == "r1 r1.wav\n" and (d / "reco2file_and_channel").read_text() == "r1 r1 A\n"
+    assert (d / "segments").read_text() == "a-1 r1 0 1\na-2 r1 1 2\n" and validate_data_dir(d) == []
+    (d / "wav.scp").unlink()
+    with pytest.raises(DataDirError, match="segments: is there, but no wav.scp"):
+        fix_data_dir(d)
+
+
+def test_unsorted_tables_are_sorted_and_a_second_fix_changes_nothing(tmp_path):
+    d = make_dir(tmp_path / "d", utt2accent="b-1 zh\na-1 native\na-2 native\n")
+    (d / "utt2dur").write_text("b-1 2.0\na-2 1.5\na-1 1.0\n")
+    assert any("not sorted" in problem for problem in validate_data_dir(d))
+    summary = fix_data_dir(d)
+    assert summary.kept == 3 and set(summary.changed) == {"utt2accent", "utt2dur"}
+    assert (d / "utt2dur").read_text() == "a-1 1.0\na-2 1.5\nb-1 2.0\n" and validate_data_dir(d) == []
+    before = files(d)
+    assert fix_data_dir(d).changed == () and files(d) == before  # the backups are those of the first
+
+
+def test_nothing_left_changes_nothing(tmp_path):
+    d = make_dir(tmp_path / "d", wav__scp="c-1 c.wav\n")
+    before = files(d)
+    with pytest.raises(DataDirError, match=r"no utterance would be left \(3 not in wav.scp, 1 excluded\)"):
+        fix_data_dir(d, ["a-1"])
+    assert files(d) == before
+
+
+def test_tables_it_cannot_read_are_named(tmp_path):
+    d = make_dir(tmp_path / "d", text="a-1 X\na-1 Y\n")
+    with pytest.raises(DataDirError, match=r"text:2: duplicate key 'a-1'"):
+        fix_data_dir(d)
+    with pytest.raises(DataDirError, match="no such directory"):
+        fix_data_dir(tmp_path / "nothing")
+    (d / "utt2spk").unlink()
+    with pytest.raises(DataDirError, match="utt2spk: required but missing"):
+        fix_data_dir(d)
+    with pytest.raises(DataDirError, match="a list of names"):
+        fix_data_dir(d, "a-1")
+
+
+def test_a_fix_stopped_while_writing_is_finished_by_the_next_and_the_backups_kept(tmp_path, monkeypatch):
+    r"""Stopped after rewriting some tables, a second fix (here with a longer list) would back the half-rewritten
+    tables up over the old ones."""
+    from flowaccent.data import fix
+
+    d = make_dir(tmp_path / "d", wav__scp="a-1 a1.wav\na-2 a2.wav\nb-1 b1.wav\n")
+    reference = shutil.copytree(d, tmp_path / "ref")
+    fix_data_dir(reference, ["a-2", "b-1"])
+    before = files(d)
+    real, calls = fix.atomic_path, []
+
+    def stopping(path):
+        calls.append(path)
+        if len(calls) == 12:  # the backups and the marker written, then some tables
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(fix, "atomic_path", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        fix_data_dir(d, ["a-2"])
+    monkeypatch.setattr(fix, "atomic_path", real)
+    half = files(d)
+    assert half != before and (d / ".backup" / ".writing").is_file()
+    assert any(before[name] != half[name] for name in before if not name.startswith(".backup"))
+    fix_data_dir(d, ["a-2", "b-1"])
+    assert files(d) == files(reference)  # backups, then tables, as one uninterrupted fix
+    assert {name: data for name, data in files(d).items() if name.startswith(".backup/")} == \
+        {f".backup/{name}": before[name] for name in before if before[name] != files(d)[name]}
+
+
+def test_refused_while_fbank_writes_the_data_dir(tmp_path):
+    d = make_dir(tmp_path / "d")
+    held = os.open(d / ".fbank.lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="being written by flowaccent fbank now"):
+            fix_data_dir(d, ["a-1"])
+    finally:
+        os.close(held)
+    assert fix_data_dir(d, ["a-1"]).kept == 2
