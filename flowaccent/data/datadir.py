@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.kaldi_text import fields
 from flowaccent.data.rules import SPK_TABLES, UTT_TABLES, as_names, inspect_dir
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.data.table import c_order, read_table, spk2utt_of, write_spk2utt, write_table
@@ -180,15 +179,14 @@ def kept_lines(path: Path, keys: set[str] | None, sort: bool = False) -> bytes:
     are (Kaldi's ``filter_scp.pl``); with ``sort``, in C order of that field where they were not."""
     lines = path.read_bytes().split(b"\n")  # at \n only, as read_table
     lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1] + b"\n"] if lines[-1] else [])
-    kept = [line for line in lines if keys is None or _first_field(line) in keys]
-    order = [c_order(_first_field(line)) for line in kept]
-    if sort and order != sorted(order):  # stable: lines of one key keep their order
-        kept = [line for _, line in sorted(zip(order, kept), key=lambda pair: pair[0])]
-    return b"".join(kept)
+    wanted = None if keys is None else {key.encode("utf-8") for key in keys}
+    kept = [(first, line) for first, line in zip(map(_first_field, lines), lines) if wanted is None or first in wanted]
+    if sort and any(one[0] > two[0] for one, two in zip(kept, kept[1:])):  # C order: the bytes' (stable)
+        kept.sort(key=lambda pair: pair[0])
+    return b"".join(line for _, line in kept)
 
 
-def _first_field(line: bytes) -> str:
-    first = fields(line.decode("utf-8", errors="replace"), maxsplit=1)
-    return first[0] if first else ""
-
-
+def _first_field(line: bytes) -> bytes:
+    r"""A line's first field as Kaldi splits it: at ASCII whitespace, which is ``bytes.split``'s."""
+    first = line.split(None, 1)
+    return first[0] if first else b""
