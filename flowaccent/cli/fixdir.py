@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from flowaccent.cli.main import COMMANDS
-from flowaccent.data.fix import NEEDED, fix_data_dir
+from flowaccent.data.fix import fix_data_dir
 from flowaccent.data.kaldi_text import fields
+from flowaccent.data.rules import NEEDED
 from flowaccent.errors import DataDirError
 
 

@@ -16,13 +16,9 @@ from flowaccent.data.atomic import atomic_path, atomic_write_text
 from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.rules import EMPTY_VALUE_OK, SPK_TABLES, UTT_TABLES, as_names
+from flowaccent.data.rules import EMPTY_VALUE_OK, NEEDED, SPK_TABLES, UTT_TABLES, as_names
 from flowaccent.data.table import read_table, spk2utt_of
 from flowaccent.errors import DataDirError
-
-#: The tables an utterance must be in to be kept (with ``segments``, its recording must be in ``wav.scp`` too):
-#: Kaldi's (``utt2lang`` aside), and this project's accent labels.
-NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "segments", "wav.scp")
 
 #: Where the tables a fix changed are kept as they were, in the data dir (as Kaldi keeps them).
 BACKUP = ".backup"
@@ -56,7 +52,8 @@ class FixSummary:
 
 
 def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
-    r"""Keeps, in the data dir at ``path``, the utterances that every table of :data:`NEEDED` it has lists (Kaldi's
+    r"""Keeps, in the data dir at ``path``, the utterances that every table of
+    :data:`~flowaccent.data.rules.NEEDED` it has lists (Kaldi's
     ``utils/fix_data_dir.sh``), less those of ``exclude``; rewrites every table to them, their speakers
     (``cmvn.scp``, ``spk2utt`` made again from ``utt2spk``) and their recordings (``wav.scp`` with ``segments``),
     and Kaldi's other tables (:data:`~flowaccent.data.datadir.OTHER_TABLES`) line by line; tables not sorted in C
@@ -101,7 +98,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
 
 
 def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:
-    r"""Table of :data:`NEEDED` -> the utterances of ``utt2spk`` it lacks (``wav.scp`` with ``segments``: those whose
+    r"""Table of ``NEEDED`` -> the utterances of ``utt2spk`` it lacks (``wav.scp`` with ``segments``: those whose
     recording it lacks)."""
     utts = tables["utt2spk"]
     segments = tables.get("segments")

@@ -20,6 +20,11 @@ UTT_TABLES = ("wav.scp", "segments", "text", "utt2spk", "feats.scp", "utt2num_fr
 #: Tables keyed by speaker.
 SPK_TABLES = ("spk2utt", "cmvn.scp")
 
+#: The tables an utterance must be in where a data dir has them: ``flowaccent fixdir`` keeps the utterances all of
+#: them list (Kaldi's ``utils/fix_data_dir.sh``'s, ``utt2lang`` aside, and this project's accent labels); with
+#: ``segments``, ``wav.scp`` is keyed by recording.
+NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "segments", "wav.scp")
+
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
 PARTIAL_TABLES = ("utt2score",)
 
@@ -123,7 +128,7 @@ def _check_speakers(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             if expected.get(spk) != got.get(spk):
                 problems.append(
                     f"{path / 'spk2utt'}: speaker '{spk}' does not match utt2spk "
-                    f"(regenerate it with utt2spk_to_spk2utt.pl)"
+                    f"(regenerate it with utt2spk_to_spk2utt.pl, or 'flowaccent fixdir {path}')"
                 )
                 break
     return problems
@@ -141,12 +146,14 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         missing = sorted(keys - set(table), key=c_order)
         extra = sorted(set(table) - keys, key=c_order)
         if missing and name not in PARTIAL_TABLES:
-            problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'")
+            fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
+            problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")
         if extra:
             by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt
             problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'"
                             + (" (keyed by utterance: speaker CMVN stats are keyed by speaker, as compute-cmvn-stats "
-                               "--spk2utt writes them; or run 'flowaccent fbank')" if by_utt else ""))
+                               "--spk2utt writes them; or run 'flowaccent fbank')" if by_utt else
+                               f" ('flowaccent fixdir {path}' removes them)"))
     return problems
 
 
@@ -183,6 +190,7 @@ def _check_segments(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         if missing:
             problems.append(
                 f"{path / 'wav.scp'}: {len(missing)} recording(s) of segments missing, e.g. '{missing[0]}' "
-                f"(of utterance '{recordings[missing[0]]}'); with segments, wav.scp is keyed by recording"
+                f"(of utterance '{recordings[missing[0]]}'); with segments, wav.scp is keyed by recording ('flowaccent "
+                f"fixdir {path}' leaves their utterances out)"
             )
     return problems

@@ -62,3 +62,23 @@ def test_a_missing_list_or_dir_is_one_line(wav_data_dir, tmp_path, capsys):
     assert main(["fixdir", "--exclude", str(listed), str(wav_data_dir)]) == 0
     assert "kept 5 of 6 utterance(s) (1 listed by --exclude); 1 utterance(s) --exclude lists are not in it" in \
         capsys.readouterr().err
+
+
+def test_validate_names_fixdir_where_it_mends_the_dir(wav_data_dir, capsys):
+    r"""The coverage problems fixdir mends (lines missing from a table it keeps utterances by, lines of no utterance,
+    a stale spk2utt) name it; one it does not mend (utt2num_frames short of lines) does not."""
+    (wav_data_dir / "text").write_text("spkA-000 HI\nspkA-001 HO\nspkZ-000 HU\n")
+    (wav_data_dir / "spk2utt").write_text("spkA spkA-000\nspkB spkB-000 spkB-001 spkB-002\n")
+    (wav_data_dir / "utt2num_frames").write_text("spkA-000 5\n")
+    assert main(["validate", str(wav_data_dir)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    fix = f"'flowaccent fixdir {wav_data_dir}'"
+    assert [line for line in err if "'flowaccent fixdir" in line] == [
+        f"flowaccent validate: error: {wav_data_dir}/spk2utt: speaker 'spkA' does not match utt2spk (regenerate it "
+        f"with utt2spk_to_spk2utt.pl, or {fix})",
+        f"flowaccent validate: error: {wav_data_dir}/text: 4 utterance(s) of utt2spk missing, e.g. 'spkA-002' ({fix} "
+        "leaves them out)",
+        f"flowaccent validate: error: {wav_data_dir}/text: 1 utterance(s) not in utt2spk, e.g. 'spkZ-000' ({fix} "
+        "removes them)",
+    ]
+    assert err[-1].endswith("utt2num_frames: 5 utterance(s) of utt2spk missing, e.g. 'spkA-001'")
