@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from flowaccent.cli.main import COMMANDS
-from flowaccent.data.fix import fix_data_dir
+from flowaccent.data.fix import fix_data_dir, left_out
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.rules import NEEDED
 from flowaccent.errors import DataDirError
@@ -39,10 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     exclude = [utt for path in args.exclude for utt in _listed(path)]
     summary = fix_data_dir(args.data_dir, exclude)
-    why = [f"{n} not in {name}" for name, n in summary.lacking.items()]
-    why += [f"{summary.excluded} listed by --exclude"] * bool(summary.excluded)
-    left = summary.total - summary.kept
-    kept = (f"kept {summary.kept} of {summary.total} utterance(s) ({', '.join(why)})" if left
+    why = left_out(summary.lacking, summary.excluded, "listed by --exclude")
+    kept = (f"kept {summary.kept} of {summary.total} utterance(s) ({why})" if summary.kept < summary.total
             else f"kept all {summary.total} utterance(s)")
     unknown = f"; {summary.unknown} utterance(s) --exclude lists are not in it" if summary.unknown else ""
     wrote = (f"; rewrote {', '.join(summary.changed)} (as they were: {summary.backup})" if summary.changed

@@ -77,11 +77,14 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)
                   for name in UTT_TABLES + SPK_TABLES if name != "spk2utt" and (path / name).is_file()}
         utt2spk = tables["utt2spk"]
+        if not utt2spk:
+            raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")
         lacking = _lacking(path, tables)
         kept = {u for u in utt2spk if u not in excluded and not any(u in missing for missing in lacking.values())}
+        counts = {name: len(missing) for name, missing in lacking.items() if missing}
+        listed = excluded & utt2spk.keys()
         if not kept:
-            raise DataDirError(f"{path}: no utterance would be left ({_why(lacking, len(excluded & set(utt2spk)))}); "
-                               "nothing changed")
+            raise DataDirError(f"{path}: no utterance would be left ({left_out(counts, len(listed))}); nothing changed")
         speakers = {utt2spk[u] for u in kept}
         segments = tables.get("segments")
         recordings = {fields(segments[u])[0] for u in kept} if segments is not None else None
@@ -93,8 +96,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
                                  ).encode("utf-8")
         changed = tuple(name for name, data in new.items() if not _holds(path / name, data))
         _write(path, {name: new[name] for name in changed})
-    return FixSummary(len(kept), len(utt2spk), {name: len(missing) for name, missing in lacking.items() if missing},
-                      len(excluded & set(utt2spk)), len(excluded - set(utt2spk)), changed, path / BACKUP)
+    return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP)
 
 
 def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:
@@ -110,10 +112,10 @@ def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str
     return lacking
 
 
-def _why(lacking: Mapping[str, set[str]], excluded: int) -> str:
-    r"""Why utterances are left out, in words: how many each table lacks, and how many were excluded."""
-    reasons = [f"{len(missing)} not in {name}" for name, missing in lacking.items() if missing]
-    return ", ".join(reasons + [f"{excluded} excluded"] * bool(excluded)) or "none lacking"
+def left_out(lacking: Mapping[str, int], excluded: int, how: str = "excluded") -> str:
+    r"""Why utterances are left out, in words: how many each table lacks (:attr:`FixSummary.lacking`), and how many
+    were ``excluded`` (``how``: said so)."""
+    return ", ".join([f"{n} not in {name}" for name, n in lacking.items()] + [f"{excluded} {how}"] * bool(excluded))
 
 
 def _holds(path: Path, data: bytes) -> bool:

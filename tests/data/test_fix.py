@@ -131,3 +131,10 @@ def test_refused_while_fbank_writes_the_data_dir(tmp_path):
     finally:
         os.close(held)
     assert fix_data_dir(d, ["a-1"]).kept == 2
+
+
+def test_an_empty_data_dir_is_said_so(tmp_path):
+    d = make_dir(tmp_path / "d", utt2spk="", spk2utt="", text=None, utt2num_frames=None, utt2accent=None,
+                 utt2score=None)
+    with pytest.raises(DataDirError, match=r"utt2spk: empty data dir \(no utterances\)"):
+        fix_data_dir(d)
