@@ -138,3 +138,14 @@ def test_an_empty_data_dir_is_said_so(tmp_path):
                  utt2score=None)
     with pytest.raises(DataDirError, match=r"utt2spk: empty data dir \(no utterances\)"):
         fix_data_dir(d)
+
+
+def test_lines_are_split_as_kaldi_splits_them(tmp_path):
+    r"""A key may hold a no-break space or an ASCII separator (Kaldi splits at its six whitespace bytes alone), and a
+    CRLF line is kept as it is."""
+    from flowaccent.data.datadir import kept_lines
+
+    table = tmp_path / "t"
+    table.write_bytes("b\u00a0x v1\nb\x1cy v2\r\na v3\nb v4".encode())
+    assert kept_lines(table, {"b\u00a0x", "b\x1cy", "b"}) == "b\u00a0x v1\nb\x1cy v2\r\nb v4\n".encode()
+    assert kept_lines(table, None, sort=True) == "a v3\nb v4\nb\x1cy v2\r\nb\u00a0x v1\n".encode()
