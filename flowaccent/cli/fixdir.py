@@ -13,6 +13,9 @@ from flowaccent.data.kaldi_text import fields
 from flowaccent.data.rules import NEEDED
 from flowaccent.errors import DataDirError
 
+#: The tables ``flowaccent fbank`` writes (and replaces).
+FBANK_OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames")
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -35,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowaccent.data.datadir import validate_data_dir
+    from flowaccent.data.rules import inspect_dir
 
     exclude = [utt for path in args.exclude for utt in _listed(path)]
     summary = fix_data_dir(args.data_dir, exclude)
@@ -45,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = f"; {summary.unknown} utterance(s) --exclude lists are not in it" if summary.unknown else ""
     wrote = (f"; rewrote {', '.join(summary.changed)} (as they were: {summary.backup})" if summary.changed
              else "; nothing to change")
-    print(f"fixdir: {args.data_dir}: {kept}{unknown}{wrote}", file=sys.stderr)
-    problems = validate_data_dir(args.data_dir)
+    stale = (f"; {', '.join(FBANK_OUTPUTS)} are of an fbank run before the one that failed (data/fbank_failed.txt): "
+             "the utterances they lack are kept, and they are not checked ('flowaccent fbank' replaces them)"
+             if summary.stale_feats else "")
+    print(f"fixdir: {args.data_dir}: {kept}{unknown}{stale}{wrote}", file=sys.stderr)
+    problems = inspect_dir(Path(args.data_dir), (), FBANK_OUTPUTS if summary.stale_feats else ())[1]
     for problem in problems:  # what a fix cannot mend (utt2spk not sorted by speaker, a bad value)
         print(f"flowaccent fixdir: error: {problem}", file=sys.stderr)
     if not problems:

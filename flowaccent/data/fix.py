@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
+from flowaccent.data.datadir import DATA_DIR_LOCK, FBANK_FAILED, kept_lines, other_tables
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import EMPTY_VALUE_OK, NEEDED, SPK_TABLES, UTT_TABLES, as_names
@@ -37,6 +37,8 @@ class FixSummary:
         lacking: table -> how many of ``utt2spk``'s utterances it lacks (``wav.scp`` with ``segments``: whose
             recording it lacks); only tables that lack some.
         excluded: utterances of the data dir left out as ``exclude`` listed them.
+        stale_feats: ``feats.scp`` is of a ``flowaccent fbank`` run before one that failed (``data/fbank_failed.txt``
+            is there): it was not held against the utterances.
         unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
         changed: the tables rewritten (their old versions in ``backup``).
         backup: the folder of the old tables.
@@ -49,6 +51,7 @@ class FixSummary:
     unknown: int
     changed: tuple[str, ...]
     backup: Path
+    stale_feats: bool = False
 
 
 def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
@@ -60,6 +63,10 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     order are sorted. Lines are kept byte for byte. The tables it changes are kept as they were in
     ``path/.backup`` first (a fix stopped while writing is gone on with by the next, whose backups are then those of
     before the first). ``utt2spk`` must be sorted by speaker too (Kaldi's rule; sorting cannot mend it).
+
+    Where the last ``flowaccent fbank`` on the dir failed (its ``data/fbank_failed.txt`` is there), ``feats.scp`` is
+    an earlier run's, which the next ``fbank`` replaces: utterances it lacks (those added since) are kept, not left
+    out as Kaldi's script would (they are filtered to the utterances kept all the same).
 
     Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while ``flowaccent fbank``
     writes it. Raises :class:`DataDirError` for a missing folder or ``utt2spk``, a table that cannot be read (a
@@ -79,7 +86,8 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         utt2spk = tables["utt2spk"]
         if not utt2spk:
             raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")
-        lacking = _lacking(path, tables)
+        stale = "feats.scp" in tables and (path / "data" / FBANK_FAILED).is_file()
+        lacking = _lacking(path, {name: table for name, table in tables.items() if name != "feats.scp" or not stale})
         kept = {u for u in utt2spk if u not in excluded and not any(u in missing for missing in lacking.values())}
         counts = {name: len(missing) for name, missing in lacking.items() if missing}
         listed = excluded & utt2spk.keys()
@@ -96,7 +104,8 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
                                  ).encode("utf-8")
         changed = tuple(name for name, data in new.items() if not _holds(path / name, data))
         _write(path, {name: new[name] for name in changed})
-    return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP)
+    return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
+                      stale)
 
 
 def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
+from flowaccent.data.datadir import DATA_DIR_LOCK, FBANK_FAILED, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
@@ -129,7 +129,7 @@ def _make_fbank(
 
     taken = take_over(ark_dir, tag, options, data.path, jobs, add, quiet) if resume else None
     failed: list[tuple[str, str]] = []
-    failed_list = ark_dir / FAILED
+    failed_list = ark_dir / FBANK_FAILED
     journal, writer = _open_output(taken, len(jobs), feats_ark, failed_list, (data.path, options))
     left = jobs[taken.recordings if taken else 0:]
     listed = False  # failed utterances: the error lists them, and says what stays
@@ -224,10 +224,6 @@ def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dic
     write_table(path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
     write_table(path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
     write_table(path / "utt2num_frames", num_frames)
-
-
-#: The failed utterances of the last run, with their errors, in the ark folder (removed by the next run).
-FAILED = "fbank_failed.txt"
 
 
 def _said(taken: TakenOver, recordings: int) -> None:

@@ -82,3 +82,35 @@ def test_validate_names_fixdir_where_it_mends_the_dir(wav_data_dir, capsys):
         "removes them)",
     ]
     assert err[-1].endswith("utt2num_frames: 5 utterance(s) of utt2spk missing, e.g. 'spkA-001'")
+
+
+def test_features_of_a_run_before_a_failed_one_do_not_leave_new_utterances_out(wav_data_dir, tmp_path, capsys):
+    r"""A recording added to a dir with features, and fbank then failing on another: the old feats.scp lacks the new
+    one, and Kaldi's rule (keep what feats.scp lists) left it out with the failed one; it is kept for fbank."""
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    wav_scp = read_table(wav_data_dir / "wav.scp")
+    new = tmp_path / "new.wav"
+    shutil.copy(wav_scp["spkB-000"], new)
+    for table, line in (("wav.scp", f"spkB-003 {new}\n"), ("utt2spk", "spkB-003 spkB\n")):
+        with open(wav_data_dir / table, "a") as f:
+            f.write(line)
+    (wav_data_dir / "spk2utt").write_text("spkA spkA-000 spkA-001 spkA-002\nspkB spkB-000 spkB-001 spkB-002 spkB-003\n")
+    open(wav_scp["spkA-001"], "w").write("not a wav file")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    capsys.readouterr()
+    failed = wav_data_dir / "data" / "fbank_failed.txt"
+    assert main(["fixdir", "--exclude", str(failed), str(wav_data_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith(f"fixdir: {wav_data_dir}: kept 6 of 7 utterance(s) (1 listed by --exclude); feats.scp, "
+                          "cmvn.scp, utt2num_frames are of an fbank run before the one that failed")
+    assert out == f"{wav_data_dir}: OK\n"  # the tables fbank replaces not checked
+    assert "spkB-003" in read_table(wav_data_dir / "utt2spk")
+    assert main(["fbank", str(wav_data_dir), "--quiet", "--resume"]) == 0
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
+    assert "spkB-003" in read_table(wav_data_dir / "feats.scp")
+    capsys.readouterr()
+    assert not failed.exists()  # the run that completed removed it: Kaldi's rule again
+    lines = (wav_data_dir / "feats.scp").read_text().splitlines()
+    (wav_data_dir / "feats.scp").write_text("\n".join(lines[1:]) + "\n")
+    assert main(["fixdir", str(wav_data_dir)]) == 0
+    assert "kept 5 of 6 utterance(s) (1 not in feats.scp)" in capsys.readouterr().err
