@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "the data dir has lists (with segments, whose recording wav.scp lists), less those --exclude names, and "
         "rewrites every table to them, their speakers and recordings (spk2utt made again, cmvn.scp of the speakers "
         "left; Kaldi's other tables such as utt2dur and spk2gender line by line); unsorted tables are sorted. The "
-        "tables it changes are kept as they were in DATA_DIR/.backup. Then validates the data dir. After a "
+        "tables it changes are kept as they were in DATA_DIR/.backup. Then validates the data dir. Where the last "
+        "'flowaccent fbank' on the dir failed, its feats.scp (an earlier run's) leaves no utterance out. After a "
         "'flowaccent fbank' that failed on some utterances: 'flowaccent fixdir --exclude "
         "DATA_DIR/data/fbank_failed.txt DATA_DIR', then 'flowaccent fbank --resume DATA_DIR' computes only what the "
         "failed run did not.",
