@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     kept = (f"kept {summary.kept} of {summary.total} utterance(s) ({why})" if summary.kept < summary.total
             else f"kept all {summary.total} utterance(s)")
     unknown = f"; {summary.unknown} utterance(s) --exclude lists are not in it" if summary.unknown else ""
-    wrote = (f"; rewrote {', '.join(summary.changed)} (as they were: {summary.backup})" if summary.changed
+    wrote = (f"; wrote {', '.join(summary.changed)} (the tables they replaced: {summary.backup})" if summary.changed
              else "; nothing to change")
     stale = (f"; {', '.join(FBANK_OUTPUTS)} are of an fbank run before the one that failed (data/fbank_failed.txt): "
              "the utterances they lack are kept, and they are not checked ('flowaccent fbank' replaces them)"

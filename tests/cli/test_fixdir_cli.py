@@ -19,8 +19,8 @@ def test_failed_utterances_left_out_then_fbank_resume_computes_nothing_again(wav
     assert f"'flowaccent fixdir --exclude {failed} {wav_data_dir}'" in capsys.readouterr().err
     assert main(["fixdir", "--exclude", str(failed), str(wav_data_dir)]) == 0
     out, err = capsys.readouterr()
-    assert err == (f"fixdir: {wav_data_dir}: kept 4 of 6 utterance(s) (2 listed by --exclude); rewrote wav.scp, "
-                   f"utt2spk, spk2utt (as they were: {wav_data_dir / '.backup'})\n")
+    assert err == (f"fixdir: {wav_data_dir}: kept 4 of 6 utterance(s) (2 listed by --exclude); wrote wav.scp, "
+                   f"utt2spk, spk2utt (the tables they replaced: {wav_data_dir / '.backup'})\n")
     assert out == f"{wav_data_dir}: OK\n"
     assert list(read_table(wav_data_dir / "utt2spk")) == ["spkA-000", "spkA-002", "spkB-001", "spkB-002"]
     reference = tmp_path / "reference" / wav_data_dir.name  # the mended lists, computed in one run
@@ -42,7 +42,7 @@ def test_what_it_cannot_mend_is_listed_and_fails(wav_data_dir, capsys):
     assert main(["fixdir", str(wav_data_dir)]) == 1
     out, err = capsys.readouterr()
     lines = err.splitlines()
-    assert lines[0].startswith(f"fixdir: {wav_data_dir}: kept 1 of 6 utterance(s) (5 not in text); rewrote ")
+    assert lines[0].startswith(f"fixdir: {wav_data_dir}: kept 1 of 6 utterance(s) (5 not in text); wrote ")
     bad = f"flowaccent fixdir: error: {wav_data_dir}/utt2num_frames: utterance 'spkA-000': bad frame count 'x'"
     assert lines[1:] == [bad]  # not a missing line: kept as it was
     assert out == ""
