@@ -236,3 +236,25 @@ def test_help_lists_every_option_and_nothing_else():
                        "--train-opts", "--fbank-opts", "--report-opts", "--nj", "--data", "--exp", "--heldout-fraction",
                        "--rated-min", "--rated-max", "--train-cmd", "--score-cmd"]  # cmd.sh's: taken
     assert "--train-cmd (default: flowaccent)" in shown.stderr  # not cmd.sh's ${train_cmd:-flowaccent}
+
+
+def test_stage_1_stopped_by_unreadable_audio_goes_on_once_fixdir_leaves_it_out(tmp_path):
+    r"""recipes.md's mend: stage 1 stops on an unreadable WAV, naming the ``fixdir`` that leaves it out; after it,
+    ``--stage 1`` completes, taking over what the failed run computed."""
+    wsj = stand_in(tmp_path, "train_si284", ("011", "012"), 1)
+    test = stand_in(tmp_path, "test_eval92", ("440",), 2)
+    zh = stand_in(tmp_path, "zh", ("zh01", "zh02"), 3)
+    Path(read_table(zh / "wav.scp")["zh01-001"]).write_bytes(b"not a wav file")
+    data = tmp_path / "data"
+    cmd = ["bash", str(RECIPE), "--wsj-train", str(wsj), "--wsj-test", str(test), "--l2", f"zh={zh}", "--data",
+           str(data), "--exp", str(tmp_path / "exp"), "--stop-stage", "1"]
+    env = recipe_env()
+    failed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert failed.returncode == 1 and "utterance 'zh01-001'" in failed.stderr
+    fix = f"flowaccent fixdir --exclude {data / 'zh' / 'data' / 'fbank_failed.txt'} {data / 'zh'}"
+    assert f"('{fix}')" in failed.stderr, failed.stderr[-2000:]
+    assert subprocess.run(fix.split(), capture_output=True, env=env).returncode == 0
+    mended = subprocess.run([*cmd, "--stage", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert mended.returncode == 0, mended.stderr[-2000:]
+    assert "took over 7 utterance(s) of 7 recording(s)" in mended.stderr
+    assert len(read_table(data / "zh" / "feats.scp")) == 7 and "zh01-001" not in read_table(data / "zh" / "utt2spk")
