@@ -82,7 +82,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     busy = f"fixdir: {path} is being written by flowaccent fbank now; wait for it"
     with locked_folder(path, DATA_DIR_LOCK, busy):
         tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)
-                  for name in UTT_TABLES + SPK_TABLES if name != "spk2utt" and (path / name).is_file()}
+                  for name in (*UTT_TABLES, *SPK_TABLES, "utt2lang") if name != "spk2utt" and (path / name).is_file()}
         utt2spk = tables["utt2spk"]
         if not utt2spk:
             raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")

@@ -21,9 +21,9 @@ UTT_TABLES = ("wav.scp", "segments", "text", "utt2spk", "feats.scp", "utt2num_fr
 SPK_TABLES = ("spk2utt", "cmvn.scp")
 
 #: The tables an utterance must be in where a data dir has them: ``flowaccent fixdir`` keeps the utterances all of
-#: them list (Kaldi's ``utils/fix_data_dir.sh``'s, ``utt2lang`` aside, and this project's accent labels); with
-#: ``segments``, ``wav.scp`` is keyed by recording.
-NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "segments", "wav.scp")
+#: them list (Kaldi's ``utils/fix_data_dir.sh``'s, and this project's accent labels); with ``segments``, ``wav.scp``
+#: is keyed by recording.
+NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "utt2lang", "segments", "wav.scp")
 
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
 PARTIAL_TABLES = ("utt2score",)

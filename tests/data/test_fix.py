@@ -25,17 +25,18 @@ def test_keeps_the_utterances_every_table_lists_less_those_excluded(tmp_path):
                  text="a-1\tTHE  THIN VAN\na-2 \nb-1 RED LORRY\n", cmvn__scp="a c.ark:1\nb c.ark:9\n",
                  feats__scp="a-1 f.ark:1\na-2 f.ark:2\nb-1 f.ark:3\n")
     (d / "utt2dur").write_text("a-1 1.0\na-2 1.5\nb-1 2.0\n")
+    (d / "utt2lang").write_text("a-1 en\na-2 en\n")  # Kaldi's script keeps what it lists too
     (d / "spk2gender").write_text("a f\nb m\n")
     (d / "frame_shift").write_text("0.01\n")
     before = files(d)
     summary = fix_data_dir(d, ["b-1", "zz-9"])  # b-1 failed in fbank, say; zz-9 is not there
-    assert (summary.kept, summary.total, dict(summary.lacking)) == (1, 3, {"wav.scp": 1})
+    assert (summary.kept, summary.total, dict(summary.lacking)) == (1, 3, {"utt2lang": 1, "wav.scp": 1})
     assert (summary.excluded, summary.unknown) == (1, 1)
     after = files(d)
     assert after["text"] == b"a-1\tTHE  THIN VAN\n"  # lines kept byte for byte
     assert after["wav.scp"] == b"a-1 a1.wav\n" and after["utt2spk"] == b"a-1 a\n" and after["spk2utt"] == b"a a-1\n"
     assert after["cmvn.scp"] == b"a c.ark:1\n" and after["spk2gender"] == b"a f\n"  # speaker b has none left
-    assert after["utt2dur"] == b"a-1 1.0\n" and after["frame_shift"] == b"0.01\n"
+    assert after["utt2dur"] == b"a-1 1.0\n" and after["frame_shift"] == b"0.01\n" and after["utt2lang"] == b"a-1 en\n"
     assert after["utt2score"] == b"a-1 5\n" and after["feats.scp"] == b"a-1 f.ark:1\n"
     assert validate_data_dir(d) == []
     changed = {name for name in before if before[name] != after[name]}
