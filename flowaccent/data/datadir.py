@@ -38,9 +38,6 @@ UNUSED_BY_MODELS = ("text",)
 UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", "feats.scp", "cmvn.scp", "utt2num_frames")
 #: The lock file of whatever rewrites a data dir's tables (``flowaccent fbank``, ``flowaccent fixdir``): one at a time.
 DATA_DIR_LOCK = ".fbank.lock"
-#: The failed utterances of the last ``flowaccent fbank``, with their errors, in ``DATA_DIR/data/`` (there while the
-#: last run is one that failed: each run removes it first).
-FBANK_FAILED = "fbank_failed.txt"
 
 
 @dataclasses.dataclass(frozen=True)

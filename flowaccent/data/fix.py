@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, FBANK_FAILED, kept_lines, other_tables
+from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.rules import EMPTY_VALUE_OK, NEEDED, SPK_TABLES, UTT_TABLES, as_names
+from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names
 from flowaccent.data.table import read_table, spk2utt_of
 from flowaccent.errors import DataDirError
 

@@ -25,6 +25,10 @@ SPK_TABLES = ("spk2utt", "cmvn.scp")
 #: is keyed by recording.
 NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "utt2lang", "segments", "wav.scp")
 
+#: The failed utterances of the last ``flowaccent fbank``, with their errors, in ``DATA_DIR/data/`` (there while the
+#: last run is one that failed: each run removes it first).
+FBANK_FAILED = "fbank_failed.txt"
+
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
 PARTIAL_TABLES = ("utt2score",)
 
@@ -147,6 +151,8 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         extra = sorted(set(table) - keys, key=c_order)
         if missing and name not in PARTIAL_TABLES:
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
+            if name == "feats.scp" and (path / "data" / FBANK_FAILED).is_file():  # fixdir keeps them (an old run's)
+                fix = " (an fbank run before the one that failed: 'flowaccent fbank' computes them)"
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")
         if extra:
             by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt

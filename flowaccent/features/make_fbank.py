@@ -32,9 +32,10 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, FBANK_FAILED, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
+from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
+from flowaccent.data.rules import FBANK_FAILED
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig

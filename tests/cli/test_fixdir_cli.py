@@ -97,7 +97,9 @@ def test_features_of_a_run_before_a_failed_one_do_not_leave_new_utterances_out(w
     (wav_data_dir / "spk2utt").write_text("spkA spkA-000 spkA-001 spkA-002\nspkB spkB-000 spkB-001 spkB-002 spkB-003\n")
     open(wav_scp["spkA-001"], "w").write("not a wav file")
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
-    capsys.readouterr()
+    assert main(["validate", str(wav_data_dir)]) == 1  # its hint: not fixdir, which keeps the new one
+    assert f"{wav_data_dir}/feats.scp: 1 utterance(s) of utt2spk missing, e.g. 'spkB-003' (an fbank run before the " \
+        "one that failed: 'flowaccent fbank' computes them)" in capsys.readouterr().err
     failed = wav_data_dir / "data" / "fbank_failed.txt"
     assert main(["fixdir", "--exclude", str(failed), str(wav_data_dir)]) == 0
     out, err = capsys.readouterr()
