@@ -149,7 +149,7 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
     write_spk2utt(target / "spk2utt", {u: s for u, s in data.utt2spk.items() if u in chosen})
     for name, keys in other_tables(data.path, chosen, speakers, recordings).items():
         with atomic_path(target / name) as tmp:
-            tmp.write_bytes(kept_lines(data.path / name, keys))
+            tmp.write_bytes(kept_lines((data.path / name).read_bytes(), keys))
     record = data.path / "fbank.json"  # flowaccent.features.fbank_record.RECORD (not imported: a cycle)
     if data.has("feats.scp") and record.is_file():
         atomic_write_text(target / record.name, record.read_text(encoding="utf-8"))
@@ -174,14 +174,14 @@ def other_tables(
     return {name: keys[kind] for name, kind in OTHER_TABLES.items() if (source / name).is_file()}
 
 
-def kept_lines(path: Path, keys: set[str] | None, sort: bool = False) -> bytes:
-    r"""The lines of the table at ``path`` whose first field is one of ``keys`` (None: all), byte for byte as they
-    are (Kaldi's ``filter_scp.pl``); with ``sort``, in C order of that field where they were not."""
-    lines = path.read_bytes().split(b"\n")  # at \n only, as read_table
+def kept_lines(table: bytes, keys: set[str] | None, sort: bool = False) -> bytes:
+    r"""The lines of ``table`` (a table file's bytes) whose first field is one of ``keys`` (None: all), byte for byte
+    as they are (Kaldi's ``filter_scp.pl``); with ``sort``, in C order of that field."""
+    lines = table.split(b"\n")  # at \n only, as read_table
     lines = [line + b"\n" for line in lines[:-1]] + ([lines[-1] + b"\n"] if lines[-1] else [])
     wanted = None if keys is None else {key.encode("utf-8") for key in keys}
     kept = [(first, line) for first, line in zip(map(_first_field, lines), lines) if wanted is None or first in wanted]
-    if sort and any(one[0] > two[0] for one, two in zip(kept, kept[1:])):  # C order: the bytes' (stable)
+    if sort:  # C order: the bytes' (stable: lines of one key keep their order)
         kept.sort(key=lambda pair: pair[0])
     return b"".join(line for _, line in kept)
 

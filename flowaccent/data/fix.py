@@ -17,7 +17,7 @@ from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names
-from flowaccent.data.table import read_table, spk2utt_of
+from flowaccent.data.table import read_table, spk2utt_of, table_text
 from flowaccent.errors import DataDirError
 
 #: Where the tables a fix changed are kept as they were, in the data dir (as Kaldi keeps them).
@@ -98,12 +98,13 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         recordings = {fields(segments[u])[0] for u in kept} if segments is not None else None
         keys = {name: speakers if name in SPK_TABLES else recordings if name == "wav.scp" and segments else kept
                 for name in tables}
-        new = {name: kept_lines(path / name, names, sort=True)
-               for name, names in (keys | other_tables(path, kept, speakers, recordings)).items()}
-        new["spk2utt"] = "".join(f"{s} {' '.join(us)}\n" for s, us in spk2utt_of({u: utt2spk[u] for u in kept}).items()
-                                 ).encode("utf-8")
-        changed = tuple(name for name, data in new.items() if not _holds(path / name, data))
-        _write(path, {name: new[name] for name in changed})
+        keys |= other_tables(path, kept, speakers, recordings)
+        old = {name: (path / name).read_bytes() for name in [*keys, "spk2utt"] if (path / name).is_file()}
+        new = {name: kept_lines(old[name], names, sort=True) for name, names in keys.items()}
+        spk2utt = spk2utt_of({u: utt2spk[u] for u in kept})
+        new["spk2utt"] = table_text(spk2utt, str(path / "spk2utt")).encode("utf-8")
+        changed = tuple(name for name, data in new.items() if old.get(name) != data)
+        _write(path, {name: new[name] for name in changed}, old)
     return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
                       stale)
 
@@ -127,16 +128,11 @@ def left_out(lacking: Mapping[str, int], excluded: int, how: str = "excluded") -
     return ", ".join([f"{n} not in {name}" for name, n in lacking.items()] + [f"{excluded} {how}"] * bool(excluded))
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    r"""Whether the file at ``path`` holds ``data`` already."""
-    return path.is_file() and path.read_bytes() == data
-
-
-def _write(path: Path, tables: dict[str, bytes]) -> None:
-    r"""Writes ``tables`` (name -> content) into the data dir ``path``, each atomically, after keeping the old ones
-    in :data:`BACKUP`. A list of those backed up stays there while it writes: a fix stopped then (Ctrl-C, a full
-    disk) left the tables half rewritten, and the next keeps those backups (the tables before it) instead of
-    backing up the half-rewritten tables over them."""
+def _write(path: Path, tables: dict[str, bytes], old: dict[str, bytes]) -> None:
+    r"""Writes ``tables`` (name -> content) into the data dir ``path``, each atomically, after keeping the ``old``
+    ones (name -> content, of those there) in :data:`BACKUP`. A list of those backed up stays there while it
+    writes: a fix stopped then (Ctrl-C, a full disk) left the tables half rewritten, and the next keeps those
+    backups (the tables before it) instead of backing up the half-rewritten tables over them."""
     if not tables:
         return
     backup = path / BACKUP
@@ -144,9 +140,9 @@ def _write(path: Path, tables: dict[str, bytes]) -> None:
     saved = set(writing.read_text(encoding="utf-8").split()) if writing.is_file() else set()
     backup.mkdir(exist_ok=True)
     for name in tables:
-        if name not in saved and (path / name).is_file():
+        if name not in saved and name in old:
             with atomic_path(backup / name) as tmp:
-                tmp.write_bytes((path / name).read_bytes())
+                tmp.write_bytes(old[name])
     atomic_write_text(writing, "".join(f"{name}\n" for name in sorted(saved | set(tables))))
     for name, data in tables.items():
         with atomic_path(path / name) as tmp:

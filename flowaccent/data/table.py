@@ -103,18 +103,23 @@ def write_table(path: str | Path, mapping: Mapping[str, object]) -> None:
         raise DataDirError(f"{path}: is a folder; give the table's file (a data dir's {Path(path) / 'spk2utt'}, say)")
     if not Path(path).parent.is_dir():  # else the error named the temporary file (.utt2spk.tmp.123)
         raise DataDirError(f"{path}: no such folder {Path(path).parent}")
+    atomic_write_text(path, table_text(mapping, str(path)))
+
+
+def table_text(mapping: Mapping[str, object], where: str) -> str:
+    r"""The text :func:`write_table` writes for ``mapping`` (its errors naming ``where``)."""
     lines = []
     for key in sorted(mapping, key=c_order):
-        check_key(key, str(path))
+        check_key(key, where)
         value = mapping[key]
         if isinstance(value, (list, tuple)):
             value = " ".join(map(str, value))
         line = f"{key} {value}".rstrip()
         if "\n" in line or "\r" in line:  # the reader splits lines at \n and drops a \r before it
-            raise DataDirError(f"{path}: the value of '{key}' holds a line break ({str(value)!r}); a table's value "
+            raise DataDirError(f"{where}: the value of '{key}' holds a line break ({str(value)!r}); a table's value "
                                "is one line")
         lines.append(line + "\n")
-    atomic_write_text(path, "".join(lines))
+    return "".join(lines)
 
 
 def write_spk2utt(path: str | Path, utt2spk: Mapping[str, str]) -> None:

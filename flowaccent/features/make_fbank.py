@@ -44,9 +44,6 @@ from flowaccent.features.fbank_journal import Line, job_id
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 
-#: The lock file in ``DATA_DIR`` that one ``fbank`` run on the dir holds.
-LOCK = DATA_DIR_LOCK
-
 
 @dataclasses.dataclass(frozen=True)
 class FbankSummary:
@@ -101,7 +98,7 @@ def make_fbank(
     tag = _fingerprint(data.path, config, channel)
     busy = f"fbank: {data.path} is being written by another flowaccent fbank now; wait for it"
     # the data dir's lock, not data/'s: data dirs may share one storage folder there (links), as in Kaldi
-    with locked_folder(data.path, LOCK, busy):  # a second run on the dir crashed on the first's arks
+    with locked_folder(data.path, DATA_DIR_LOCK, busy):  # a second run on the dir crashed on the first's arks
         return _make_fbank(data, config, channel, nj, quiet, resume, tag, start)
 
 
