@@ -1,4 +1,4 @@
-r"""A tiny trained DNF flow and three scored sets, made once per test module."""
+r"""A tiny trained DNF flow and three scored sets, made once per test module; the t-SNE on a small sample."""
 
 from __future__ import annotations
 
@@ -9,6 +9,25 @@ from flowaccent.data import write_table
 from flowaccent.train.trainer import train
 
 from ..train.conftest import small_config, write_gaussian_dir
+
+#: The t-SNE's frames per set at most in these tests. At the default 500 its fits took 100 of test_report.py's 240 s
+#: (one thread); they run the same code on fewer points. A test that passes fewer (``--tsne-frames 7``) gets its own.
+TSNE_CAP = 60
+
+
+@pytest.fixture(autouse=True)
+def small_tsne(monkeypatch):
+    import functools
+
+    from flowaccent import plots
+
+    real = plots.latents_tsne
+
+    @functools.wraps(real)
+    def capped(latents, base, per_set=500, seed=0, cols=None):
+        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols)
+
+    monkeypatch.setattr(plots, "latents_tsne", capped)
 
 
 @pytest.fixture(scope="module")

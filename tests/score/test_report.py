@@ -12,25 +12,6 @@ import pytest
 
 from flowaccent.cli.main import main
 
-#: The t-SNE's frames per set at most in these tests. At the default 500 its fits took 100 of this file's 240 s (one
-#: thread); they run the same code on fewer points. A test that passes fewer (``--tsne-frames 7``) gets its own.
-TSNE_CAP = 60
-
-
-@pytest.fixture(autouse=True)
-def small_tsne(monkeypatch):
-    import functools
-
-    from flowaccent import plots
-
-    real = plots.latents_tsne
-
-    @functools.wraps(real)
-    def capped(latents, base, per_set=500, seed=0, cols=None):
-        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols)
-
-    monkeypatch.setattr(plots, "latents_tsne", capped)
-
 
 def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     out_dir, exp = scored_dir_and_exp
