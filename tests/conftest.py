@@ -99,16 +99,17 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-#: The test files over ~30 s, longest first, in seconds under ``make test`` on the 2-core AMD EPYC (2026-12-04):
-#: report 217, WSJ/L2 recipe 186, quick benchmark run 142, benchmark options 120, quick demo 95, torchrun 75, the
-#: rest under 50 (the whole suite: 1172 s of tests). They run first (with ``--no-loadscope-reorder``, pytest-xdist
+#: The test files over ~20 s, longest first, in seconds under ``make test`` on a 2-core Intel Xeon (2026-12-06):
+#: torchrun 175, benchmark options 170, WSJ/L2 recipe 145, quick demo 123, quick benchmark run 121, report 114 (217
+#: before its t-SNE was capped, on an AMD EPYC), scoring's shares 77, blurmask 73, the rest under 40 (the whole
+#: suite: 1227 s of tests, 10.6 min in all). They run first (with ``--no-loadscope-reorder``, pytest-xdist
 #: hands out the files in this order), so the short ones fill in around them: left to the order by number of
 #: tests, the quick demo started last and ran 100 s alone while the other worker idled.
 LONGEST_FIRST = (
-    "score/test_report.py", "recipes/test_wsj_l2.py", "benchmarks/test_run_all.py", "benchmarks/test_bench_options.py",
-    "recipes/test_demo_quick.py", "train/test_distributed.py", "train/test_resume.py", "blurmask/test_cli.py",
-    "score/test_score.py", "train/test_train.py", "synth/test_corpus.py", "faults/test_interruptions.py",
-    "score/test_shares.py",
+    "train/test_distributed.py", "benchmarks/test_bench_options.py", "recipes/test_wsj_l2.py",
+    "recipes/test_demo_quick.py", "benchmarks/test_run_all.py", "score/test_report.py", "score/test_shares.py",
+    "blurmask/test_cli.py", "faults/test_interruptions.py", "train/test_resume.py", "score/test_score.py",
+    "train/test_train.py",
 )
 
 
