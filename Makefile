@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # The suite against the lowest version of each dependency pyproject.toml allows (.ci/lower-bounds.txt), in a venv of
-# its own (torch stays 2.13.0: see that file). Not part of `make test` (CI): 7.5 min from a fresh clone on 2 cores.
+# its own (torch stays 2.13.0: see that file). Not part of `make test` (CI): 7.5-14 min from a fresh clone
+# on 2 cores (14 min on the Intel Xeon of 2026-12-06).
 LOWER := .venv-lower
 test-lower: pyproject.toml .ci/lower-bounds.txt
 	test -x $(LOWER)/bin/python || $(PYTHON) -m venv $(LOWER)
