@@ -11,7 +11,8 @@ from flowaccent.train.trainer import train
 from ..train.conftest import small_config, write_gaussian_dir
 
 #: The t-SNE's frames per set at most in these tests. At the default 500 its fits took 100 of test_report.py's 240 s
-#: (one thread); they run the same code on fewer points. A test that passes fewer (``--tsne-frames 7``) gets its own.
+#: under a profiler (one thread; the file took 177 s without it, 88 s with this cap); the same code on fewer points.
+#: A test that passes fewer (``--tsne-frames 7``) gets its own.
 TSNE_CAP = 60
 
 
