@@ -10,11 +10,8 @@ from pathlib import Path
 from flowaccent.cli.main import COMMANDS
 from flowaccent.data.fix import fix_data_dir, left_out
 from flowaccent.data.kaldi_text import fields
-from flowaccent.data.rules import NEEDED
+from flowaccent.data.rules import FBANK_OUTPUTS, NEEDED
 from flowaccent.errors import DataDirError
-
-#: The tables ``flowaccent fbank`` writes (and replaces).
-FBANK_OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

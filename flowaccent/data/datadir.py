@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.rules import SPK_TABLES, UTT_TABLES, as_names, inspect_dir
+from flowaccent.data.rules import FBANK_OUTPUTS, SPK_TABLES, UTT_TABLES, as_names, inspect_dir
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.data.table import c_order, read_table, spk2utt_of, write_spk2utt, write_table
 from flowaccent.errors import DataDirError
@@ -35,7 +35,7 @@ __all__ = [
 #: Tables that training and scoring do not read (the transcripts).
 UNUSED_BY_MODELS = ("text",)
 #: Tables that ``flowaccent fbank`` neither reads nor needs intact (its outputs it replaces, too).
-UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", "feats.scp", "cmvn.scp", "utt2num_frames")
+UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", *FBANK_OUTPUTS)
 #: The lock file of whatever rewrites a data dir's tables (``flowaccent fbank``, ``flowaccent fixdir``): one at a time.
 DATA_DIR_LOCK = ".fbank.lock"
 

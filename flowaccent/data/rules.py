@@ -25,6 +25,9 @@ SPK_TABLES = ("spk2utt", "cmvn.scp")
 #: is keyed by recording.
 NEEDED = ("utt2spk", "feats.scp", "text", "utt2accent", "utt2lang", "segments", "wav.scp")
 
+#: The tables ``flowaccent fbank`` writes (and replaces).
+FBANK_OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames")
+
 #: The failed utterances of the last ``flowaccent fbank``, with their errors, in ``DATA_DIR/data/`` (there while the
 #: last run is one that failed: each run removes it first).
 FBANK_FAILED = "fbank_failed.txt"
