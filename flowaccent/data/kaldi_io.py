@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -28,13 +28,13 @@ import numpy as np
 
 from flowaccent.data.ark_reader import ark_stream, open_ark, read_next, run_pipe
 from flowaccent.data.ark_writer import ArkWriter
-from flowaccent.data.kaldi_object import read_object
+from flowaccent.data.kaldi_object import read_object, read_rows
 from flowaccent.data.scp import ScpEntry, located, read_scp
 from flowaccent.errors import FeatureError, KaldiIOError
 
 __all__ = [
-    "ArkWriter", "RandomAccessReader", "ScpEntry", "ScpReader", "check_matrix", "iter_ark", "read_matrix",
-    "read_next", "read_scp", "run_pipe",
+    "ArkWriter", "RandomAccessReader", "ScpEntry", "ScpReader", "check_matrix", "frame_counts", "iter_ark",
+    "read_matrix", "read_next", "read_scp", "run_pipe",
 ]
 
 
@@ -59,8 +59,7 @@ def check_matrix(
         shape = getattr(array, "shape", type(array).__name__)
         raise FeatureError(f"{where}: expected a matrix (T, D), got {shape}")
     if array.shape[0] == 0:
-        raise FeatureError(f"{where}: zero-length utterance (0 frames): remove it from the data dir (its feats.scp "
-                           "line, then 'flowaccent fixdir' or Kaldi's utils/fix_data_dir.sh)")
+        raise _no_frames(where)
     if expected_dim is not None and array.shape[1] != expected_dim:
         raise FeatureError(f"{where}: features have dim {array.shape[1]}, expected {expected_dim}")
     if expected_frames is not None and array.shape[0] != expected_frames:
@@ -69,6 +68,58 @@ def check_matrix(
         bad = int(np.argwhere(~np.isfinite(array))[0, 0])
         raise FeatureError(f"{where}: NaN or inf in the features (first at frame {bad})")
     return array
+
+
+def _no_frames(where: str) -> FeatureError:
+    return FeatureError(f"{where}: zero-length utterance (0 frames): remove it from the data dir (its feats.scp line, "
+                        "then 'flowaccent fixdir' or Kaldi's utils/fix_data_dir.sh)")
+
+
+def frame_counts(
+    path: str | Path, keys: Iterable[str] | None = None, rxfiles: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    r"""Kaldi's ``feat-to-len``: ``{key: frames}`` of the matrices of the scp ``path`` (those of ``keys`` only, where
+    given), in its order, keeping one ark open at a time. A binary matrix's frames are read from its header (its data
+    is checked to be in the file, not read); a text matrix, and a ``cmd |``'s output, are read whole. ``rxfiles``: as
+    :class:`ScpReader`'s.
+
+    Raises :class:`KaldiIOError` for what reading the matrices raises (a missing ark, a truncated or corrupt one, a
+    range past its end) and for a vector; :class:`FeatureError` for a matrix of no frames.
+    """
+    path = Path(path)
+    wanted = None if keys is None else set(keys)
+    counts: dict[str, int] = {}
+    fd: IO[bytes] | None = None
+    open_path = None
+    try:
+        for entry in itertools.starmap(ScpEntry, _rxfiles_of(path, rxfiles).items()):
+            if wanted is not None and entry.key not in wanted:
+                continue
+            where = f"{path}: {_key_kind(path)} '{entry.key}'"
+            if entry.is_pipe:
+                array = read_matrix(entry.rxfile, entry.key, str(path))
+                counts[entry.key] = check_matrix(array, where, allow_nonfinite=True).shape[0]
+                continue
+            file, offset, ranges = located(entry, path)
+            if file != open_path:
+                if fd is not None:
+                    fd.close()
+                fd, open_path = open_ark(file, where), file
+            if offset is None:  # a file of one matrix
+                fd.seek(0)
+            else:
+                _seek(fd, file, offset, where)
+            rows = read_rows(fd, f"{where} in '{file}'")
+            if ranges is not None:
+                _check_range(ranges[0], rows, "rows", where)
+                rows = len(range(rows)[ranges[0]])
+            if rows == 0:
+                raise _no_frames(where)
+            counts[entry.key] = rows
+    finally:
+        if fd is not None:
+            fd.close()
+    return counts
 
 
 def read_matrix(rxfile: str, key: str = "", source: str = "") -> np.ndarray:
@@ -98,12 +149,16 @@ def _key_kind(scp: Path) -> str:
 
 def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -> np.ndarray:
     if offset is not None:
-        size = os.fstat(fd.fileno()).st_size
-        if offset >= size:
-            raise KaldiIOError(f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?")
-        fd.seek(offset)
+        _seek(fd, path, offset, where)
     array = read_object(fd, f"{where} in '{path}'")
     return _take(array, ranges, where) if ranges is not None else array
+
+
+def _seek(fd: IO[bytes], path: str, offset: int, where: str) -> None:
+    size = os.fstat(fd.fileno()).st_size
+    if offset >= size:
+        raise KaldiIOError(f"{where}: offset {offset} is past the end of '{path}' ({size} bytes): truncated ark?")
+    fd.seek(offset)
 
 
 def _take(array: np.ndarray, ranges: tuple[slice, ...], where: str) -> np.ndarray:
@@ -112,11 +167,14 @@ def _take(array: np.ndarray, ranges: tuple[slice, ...], where: str) -> np.ndarra
     if len(ranges) > array.ndim:
         raise KaldiIOError(f"{where}: a range of {len(ranges)} dimensions for an object of {array.ndim}")
     for axis, (part, size) in enumerate(zip(ranges, array.shape)):
-        if part.stop is not None and part.stop > size:
-            what = ("rows", "columns")[axis] if array.ndim == 2 else "elements"
-            raise KaldiIOError(f"{where}: range [{part.start}:{part.stop - 1}] of {what} is past the end of the "
-                               f"matrix's {size} {what}")
+        _check_range(part, size, ("rows", "columns")[axis] if array.ndim == 2 else "elements", where)
     return array[ranges]
+
+
+def _check_range(part: slice, size: int, what: str, where: str) -> None:
+    if part.stop is not None and part.stop > size:
+        raise KaldiIOError(f"{where}: range [{part.start}:{part.stop - 1}] of {what} is past the end of the matrix's "
+                           f"{size} {what}")
 
 
 class ScpReader:

@@ -40,22 +40,55 @@ def read_object(fd: IO[bytes], where: str) -> np.ndarray:
     raise KaldiIOError(f"{where}: not a Kaldi matrix{at}: starts with {head!r} (corrupt binary marker or offset?)")
 
 
-def _binary(fd: IO[bytes], where: str, start: int | None) -> np.ndarray:
+def read_rows(fd: IO[bytes], where: str) -> int:
+    r"""The rows of the matrix at the current position of ``fd``, a seekable file (Kaldi's ``feat-to-len``): a
+    binary one's from its header, its data checked to be in the file but not read; a text one is read. ``fd`` is
+    left anywhere. Raises :class:`KaldiIOError` as :func:`read_object` does, and for a vector."""
+    start = fd.tell()
+    if fd.read(2) != b"\0B":
+        fd.seek(start)
+        array = read_object(fd, where)
+        if array.ndim != 2:
+            raise KaldiIOError(f"{where} (object at byte {start}): a vector, not a matrix of features")
+        return array.shape[0]
+    where = f"{where} (object at byte {start})"
+    token, rows, cols, body, _ = _header(fd, where)
+    if token in ("FV", "DV"):
+        raise KaldiIOError(f"{where}: a vector ({token}), not a matrix of features")
+    left = _remaining(fd)
+    if left is not None and body > left:
+        raise KaldiIOError(f"{where}: truncated ark: the header says {token} {rows} x {cols} ({body} bytes) but only "
+                           f"{left} bytes remain")
+    return rows
+
+
+def _header(fd: IO[bytes], where: str) -> tuple[str, int, int, int, bytes]:
+    r"""``(token, rows, cols, bytes of data after the header, the header of a compressed object)`` of a binary
+    object (after its ``\0B``): a compressed one's 16 bytes (its value range, then its sizes) are kept to decompress
+    it; ``b""`` for the others."""
     token = _token(fd, where)
     if token in _PLAIN:
-        dtype, size, is_matrix = _PLAIN[token]
+        size, is_matrix = _PLAIN[token][1:]
         rows = _int32(fd, where)
         cols = _int32(fd, where) if is_matrix else 1
-        data = _exactly(fd, rows * cols * size, where, f"{token} {rows} x {cols}")
-        array = np.frombuffer(data, dtype=dtype).copy()
-        return array.reshape(rows, cols) if is_matrix else array
+        return token, rows, cols, rows * cols * size, b""
     if token in _COMPRESSED:
         header = _exactly(fd, 16, where, f"{token} header")
         _, _, rows, cols = struct.unpack("<ffii", header)
         if rows < 0 or cols < 0:
             raise KaldiIOError(f"{where}: corrupt {token} header: {rows} x {cols}")
         body = {"CM": cols * 8 + rows * cols, "CM2": 2 * rows * cols, "CM3": rows * cols}[token]
-        data = _exactly(fd, body, where, f"{token} {rows} x {cols}")
+        return token, rows, cols, body, header
+    raise KaldiIOError(
+        f"{where}: corrupt type token {token!r} (expected FM, DM, FV, DV, CM, CM2 or CM3; "
+        f"integer vectors and other objects are not features)"
+    )
+
+
+def _binary(fd: IO[bytes], where: str, start: int | None) -> np.ndarray:
+    token, rows, cols, body, header = _header(fd, where)
+    data = _exactly(fd, body, where, f"{token} {rows} x {cols}")
+    if token in _COMPRESSED:
         from kaldiio.matio import read_matrix_or_vector
 
         blob = io.BytesIO(b"\0B" + token.encode() + b" " + header + data)
@@ -63,10 +96,9 @@ def _binary(fd: IO[bytes], where: str, start: int | None) -> np.ndarray:
             return np.array(read_matrix_or_vector(blob), dtype=np.float32)
         except Exception as error:  # kaldiio's decompression of a damaged body
             raise KaldiIOError(f"{where}: corrupt {token} matrix: {type(error).__name__}: {error}") from None
-    raise KaldiIOError(
-        f"{where}: corrupt type token {token!r} (expected FM, DM, FV, DV, CM, CM2 or CM3; "
-        f"integer vectors and other objects are not features)"
-    )
+    dtype, _, is_matrix = _PLAIN[token]
+    array = np.frombuffer(data, dtype=dtype).copy()
+    return array.reshape(rows, cols) if is_matrix else array
 
 
 def _token(fd: IO[bytes], where: str) -> str:
