@@ -21,7 +21,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=f"Kaldi's utils/fix_data_dir.sh: keeps the utterances that every table of {', '.join(NEEDED)} "
         "the data dir has lists (with segments, whose recording wav.scp lists), less those --exclude names, and "
         "rewrites every table to them, their speakers and recordings (spk2utt made again, cmvn.scp of the speakers "
-        "left; Kaldi's other tables such as utt2dur and spk2gender line by line); unsorted tables are sorted. The "
+        "left; Kaldi's other tables such as utt2dur and spk2gender line by line); unsorted tables are sorted. "
+        "utt2num_frames gets the frame counts it lacks, counted in feats.scp (Kaldi's "
+        "utils/data/get_utt2num_frames.sh; made where it is not there). The "
         "tables it changes are kept as they were in DATA_DIR/.backup. Then validates the data dir. Where the last "
         "'flowaccent fbank' on the dir failed, its feats.scp (an earlier run's) leaves no utterance out. After a "
         "'flowaccent fbank' that failed on some utterances: 'flowaccent fixdir --exclude "
@@ -49,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     stale = (f"; {', '.join(FBANK_OUTPUTS)} are of an fbank run before the one that failed (data/fbank_failed.txt): "
              "the utterances they lack are kept, and they are not checked ('flowaccent fbank' replaces them)"
              if summary.stale_feats else "")
-    print(f"fixdir: {args.data_dir}: {kept}{unknown}{stale}{wrote}", file=sys.stderr)
+    counted = (f"; counted the frames of {summary.counted} utterance(s) in feats.scp for utt2num_frames"
+               if summary.counted else "")
+    print(f"fixdir: {args.data_dir}: {kept}{unknown}{stale}{counted}{wrote}", file=sys.stderr)
     problems = inspect_dir(Path(args.data_dir), (), FBANK_OUTPUTS if summary.stale_feats else ())[1]
     for problem in problems:  # what a fix cannot mend (utt2spk not sorted by speaker, a bad value)
         print(f"flowaccent fixdir: error: {problem}", file=sys.stderr)

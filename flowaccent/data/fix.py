@@ -14,11 +14,12 @@ from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
 from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
+from flowaccent.data.kaldi_io import frame_counts
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names
 from flowaccent.data.table import read_table, spk2utt_of, table_text
-from flowaccent.errors import DataDirError
+from flowaccent.errors import DataDirError, FeatureError, KaldiIOError
 
 #: Where the tables a fix changed are kept as they were, in the data dir (as Kaldi keeps them).
 BACKUP = ".backup"
@@ -37,6 +38,8 @@ class FixSummary:
         lacking: table -> how many of ``utt2spk``'s utterances it lacks (``wav.scp`` with ``segments``: whose
             recording it lacks); only tables that lack some.
         excluded: utterances of the data dir left out as ``exclude`` listed them.
+        counted: utterances kept whose frames were counted in ``feats.scp`` for ``utt2num_frames``, which lacked them
+            (or was not there: it is made).
         stale_feats: ``feats.scp`` is of a ``flowaccent fbank`` run before one that failed (``data/fbank_failed.txt``
             is there): it was not held against the utterances.
         unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
@@ -52,6 +55,7 @@ class FixSummary:
     changed: tuple[str, ...]
     backup: Path
     stale_feats: bool = False
+    counted: int = 0
 
 
 def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
@@ -64,14 +68,18 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     ``path/.backup`` first (a fix stopped while writing is gone on with by the next, whose backups are then those of
     before the first). ``utt2spk`` must be sorted by speaker too (Kaldi's rule; sorting cannot mend it).
 
+    ``utt2num_frames`` gets the frame counts it lacks (Kaldi's ``utils/data/get_utt2num_frames.sh``; made where it is
+    not there and ``feats.scp`` is), counted in ``feats.scp``'s matrices (binary ones: from their headers).
+
     Where the last ``flowaccent fbank`` on the dir failed (its ``data/fbank_failed.txt`` is there), ``feats.scp`` is
     an earlier run's, which the next ``fbank`` replaces: utterances it lacks (those added since) are kept, not left
     out as Kaldi's script would (they are filtered to the utterances kept all the same).
 
     Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while ``flowaccent fbank``
     writes it. Raises :class:`DataDirError` for a missing folder or ``utt2spk``, a table that cannot be read (a
-    duplicate key, a line without a value), ``segments`` without ``wav.scp``, or no utterance left (nothing is
-    changed then).
+    duplicate key, a line without a value), ``segments`` without ``wav.scp``, or no utterance left;
+    :class:`~flowaccent.errors.KaldiIOError` or :class:`~flowaccent.errors.FeatureError` for a matrix whose frames
+    cannot be counted (a missing or damaged ark, no frames). Nothing is changed then.
     """
     path = Path(path)
     excluded = set(as_names(exclude, "exclude"))
@@ -101,12 +109,30 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         keys |= other_tables(path, kept, speakers, recordings)
         old = {name: (path / name).read_bytes() for name in [*keys, "spk2utt"] if (path / name).is_file()}
         new = {name: kept_lines(old[name], names, sort=True) for name, names in keys.items()}
+        counted = 0 if stale else _count_frames(path, tables, kept, old.get("utt2num_frames", b""), new)
         spk2utt = spk2utt_of({u: utt2spk[u] for u in kept})
         new["spk2utt"] = table_text(spk2utt, str(path / "spk2utt")).encode("utf-8")
         changed = tuple(name for name, data in new.items() if old.get(name) != data)
         _write(path, {name: new[name] for name in changed}, old)
     return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
-                      stale)
+                      stale, counted)
+
+
+def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str], old: bytes,
+                  new: dict[str, bytes]) -> int:
+    r"""Puts into ``new`` the ``utt2num_frames`` (whose bytes are ``old``) with the frame counts in ``feats.scp`` of
+    the ``kept`` utterances it lacks, in C order, where it lacks some and there is a ``feats.scp``; how many."""
+    frames = tables.get("utt2num_frames", {})
+    lacking = [u for u in kept if u not in frames]
+    if "feats.scp" not in tables or not lacking:
+        return 0
+    try:
+        counted = frame_counts(path / "feats.scp", lacking, rxfiles=tables["feats.scp"])
+    except (KaldiIOError, FeatureError) as error:
+        raise type(error)(f"{error} (counting the frames utt2num_frames lacks; nothing changed)") from None
+    lines = kept_lines(old, kept) + table_text(counted, str(path / "utt2num_frames")).encode("utf-8")
+    new["utt2num_frames"] = kept_lines(lines, None, sort=True)
+    return len(counted)
 
 
 def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:

@@ -44,7 +44,8 @@ _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
 #: How to make a required table that is missing.
 _HOW = {
     "spk2utt": " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)",
-    "utt2num_frames": " (make it with Kaldi's utils/data/get_utt2num_frames.sh, or run 'flowaccent fbank')",
+    "utt2num_frames": " (make it from feats.scp with 'flowaccent fixdir {path}' or Kaldi's "
+    "utils/data/get_utt2num_frames.sh; or run 'flowaccent fbank {path}' for new features)",
 }
 
 
@@ -72,7 +73,7 @@ def inspect_dir(
             problems.append(f"{path / name}: a broken symbolic link (to {os.readlink(path / name)})")
     for name in ("utt2spk", "spk2utt", *require):
         if name not in unused and not (path / name).exists():
-            problems.append(f"{path / name}: required but missing" + _HOW.get(name, ""))
+            problems.append(f"{path / name}: required but missing" + _HOW.get(name, "").format(path=path))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:
@@ -154,6 +155,8 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         extra = sorted(set(table) - keys, key=c_order)
         if missing and name not in PARTIAL_TABLES:
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
+            if name == "utt2num_frames" and "feats.scp" in tables and not (path / "data" / FBANK_FAILED).is_file():
+                fix = f" ('flowaccent fixdir {path}' counts their frames in feats.scp)"
             if name == "feats.scp" and (path / "data" / FBANK_FAILED).is_file():  # fixdir keeps them (an old run's)
                 fix = " (an fbank run before the one that failed: 'flowaccent fbank' computes them)"
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")

@@ -66,7 +66,8 @@ def test_a_missing_list_or_dir_is_one_line(wav_data_dir, tmp_path, capsys):
 
 def test_validate_names_fixdir_where_it_mends_the_dir(wav_data_dir, capsys):
     r"""The coverage problems fixdir mends (lines missing from a table it keeps utterances by, lines of no utterance,
-    a stale spk2utt) name it; one it does not mend (utt2num_frames short of lines) does not."""
+    a stale spk2utt) name it; one it does not mend (utt2num_frames short of lines, with no feats.scp to count them in)
+    does not."""
     (wav_data_dir / "text").write_text("spkA-000 HI\nspkA-001 HO\nspkZ-000 HU\n")
     (wav_data_dir / "spk2utt").write_text("spkA spkA-000\nspkB spkB-000 spkB-001 spkB-002\n")
     (wav_data_dir / "utt2num_frames").write_text("spkA-000 5\n")
@@ -116,3 +117,32 @@ def test_features_of_a_run_before_a_failed_one_do_not_leave_new_utterances_out(w
     (wav_data_dir / "feats.scp").write_text("\n".join(lines[1:]) + "\n")
     assert main(["fixdir", str(wav_data_dir)]) == 0
     assert "kept 5 of 6 utterance(s) (1 not in feats.scp)" in capsys.readouterr().err
+
+
+def test_frame_counts_utt2num_frames_lacks_are_counted(wav_data_dir, tmp_path, capsys):
+    r"""Features of Kaldi's scripts may come without utt2num_frames, which train needs: its error names fixdir, which
+    counts them in feats.scp, as fbank wrote them."""
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+    frames = wav_data_dir / "utt2num_frames"
+    written = frames.read_bytes()
+    frames.unlink()
+    capsys.readouterr()
+    assert main(["train", str(wav_data_dir), "--exp", str(tmp_path / "exp"), "--check"]) == 1
+    assert capsys.readouterr().err == (
+        f"flowaccent train: error: {frames}: required but missing (make it from feats.scp with 'flowaccent fixdir "
+        f"{wav_data_dir}' or Kaldi's utils/data/get_utt2num_frames.sh; or run 'flowaccent fbank {wav_data_dir}' for "
+        "new features)\n")
+    frames.write_bytes(written.split(b"\n", 1)[1])
+    assert main(["validate", str(wav_data_dir)]) == 1
+    assert capsys.readouterr().err == (f"flowaccent validate: error: {frames}: 1 utterance(s) of utt2spk missing, e.g. "
+                                       f"'spkA-000' ('flowaccent fixdir {wav_data_dir}' counts their frames in "
+                                       "feats.scp)\n")
+    assert main(["fixdir", str(wav_data_dir)]) == 0
+    assert capsys.readouterr() == (f"{wav_data_dir}: OK\n", f"fixdir: {wav_data_dir}: kept all 6 utterance(s); "
+                                   "counted the frames of 1 utterance(s) in feats.scp for utt2num_frames; wrote "
+                                   f"utt2num_frames (the tables they replaced: {wav_data_dir / '.backup'})\n")
+    assert frames.read_bytes() == written
+    frames.unlink()
+    assert main(["fixdir", str(wav_data_dir)]) == 0
+    assert "counted the frames of 6 utterance(s)" in capsys.readouterr().err and frames.read_bytes() == written
+    assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0

@@ -119,8 +119,9 @@ def test_missing_dir_and_required_tables(tmp_path):
     with pytest.raises(DataDirError, match="feats.scp: required but missing"):
         load_data_dir(d, require=("feats.scp",))
     (d / "utt2num_frames").unlink()  # train needs it; Kaldi's feature scripts do not always write it
-    with pytest.raises(DataDirError, match="utt2num_frames: required but missing .make it with Kaldi's "
-                                           "utils/data/get_utt2num_frames.sh, or run 'flowaccent fbank'."):
+    with pytest.raises(DataDirError, match=f"utt2num_frames: required but missing .make it from feats.scp with "
+                                           f"'flowaccent fixdir {d}' or Kaldi's utils/data/get_utt2num_frames.sh; or "
+                                           f"run 'flowaccent fbank {d}' for new features.$"):
         load_data_dir(d, require=("utt2num_frames",))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from flowaccent.data import validate_data_dir
 from flowaccent.data.fix import fix_data_dir
-from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.errors import ConfigError, DataDirError, KaldiIOError
 
 from .test_datadir import make_dir
 
@@ -150,3 +150,49 @@ def test_lines_are_split_as_kaldi_splits_them(tmp_path):
     table.write_bytes("b\u00a0x v1\nb\x1cy v2\r\na v3\nb v4".encode())
     assert kept_lines(table.read_bytes(), {"b\u00a0x", "b\x1cy", "b"}) == "b\u00a0x v1\nb\x1cy v2\r\nb v4\n".encode()
     assert kept_lines(table.read_bytes(), None, sort=True) == "a v3\nb v4\nb\x1cy v2\r\nb\u00a0x v1\n".encode()
+
+
+def with_features(d: Path, frames: dict[str, int]) -> Path:
+    r"""``d`` with a ``feats.scp`` of matrices of those ``frames`` (in ``d/f.ark``)."""
+    import numpy as np
+
+    from flowaccent.data import ArkWriter
+
+    with ArkWriter(d / "f.ark", d / "feats.scp") as writer:
+        for utt, n in frames.items():
+            writer.write(utt, np.zeros((n, 3), np.float32))
+    return d
+
+
+def test_frame_counts_utt2num_frames_lacks_are_counted_in_feats_scp(tmp_path):
+    r"""Kaldi's ``get_utt2num_frames.sh``: the lines utt2num_frames lacks are counted in feats.scp; its other lines
+    kept byte for byte; the table made where it is not there; an utterance left out is not read."""
+    d = with_features(make_dir(tmp_path / "d", utt2num_frames="b-1\t9\n"), {"a-1": 10, "a-2": 12, "b-1": 9})
+    before = files(d)
+    summary = fix_data_dir(d)
+    assert (summary.counted, summary.changed, summary.kept) == (2, ("utt2num_frames",), 3)
+    assert (d / "utt2num_frames").read_bytes() == b"a-1 10\na-2 12\nb-1\t9\n"
+    assert (d / ".backup" / "utt2num_frames").read_bytes() == before["utt2num_frames"]
+    assert validate_data_dir(d) == []
+    assert fix_data_dir(d).changed == ()  # nothing lacks now
+    (d / "utt2num_frames").write_text("b-1 9\n")
+    (d / "f.ark").write_bytes((d / "f.ark").read_bytes()[:-40])  # b-1's data cut short
+    summary = fix_data_dir(d, ["b-1"])
+    assert (summary.counted, (d / "utt2num_frames").read_text()) == (2, "a-1 10\na-2 12\n")
+    assert validate_data_dir(d) == []
+
+
+def test_frames_that_cannot_be_counted_change_nothing(tmp_path):
+    d = with_features(make_dir(tmp_path / "d", utt2num_frames=None), {"a-1": 10, "a-2": 12, "b-1": 9})
+    (d / "f.ark").write_bytes((d / "f.ark").read_bytes()[:-40])
+    before = files(d)
+    with pytest.raises(KaldiIOError, match=r"feats.scp: utterance 'b-1' in .*truncated ark.* \(counting the frames "
+                                           r"utt2num_frames lacks; nothing changed\)$"):
+        fix_data_dir(d, ["a-1"])  # a-1's lines would have gone
+    assert files(d) == before
+    (d / "data").mkdir()
+    (d / "data" / "fbank_failed.txt").write_text("a-1 its error\n")  # the features are stale: not counted
+    summary = fix_data_dir(d)
+    assert summary.stale_feats and summary.counted == 0 and not (d / "utt2num_frames").exists()
+    (d / "utt2num_frames").write_text("a-2 12\n")  # and validate does not say fixdir counts them
+    assert validate_data_dir(d) == [f"{d / 'utt2num_frames'}: 2 utterance(s) of utt2spk missing, e.g. 'a-1'"]
