@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     kept = (f"kept {summary.kept} of {summary.total} utterance(s) ({why})" if summary.kept < summary.total
             else f"kept all {summary.total} utterance(s)")
     unknown = f"; {summary.unknown} utterance(s) --exclude lists are not in it" if summary.unknown else ""
-    wrote = (f"; wrote {', '.join(summary.changed)} (the tables they replaced: {summary.backup})" if summary.changed
-             else "; nothing to change")
+    made = f"; made {', '.join(summary.made)}" if summary.made else ""
+    replaced = (f"; wrote {', '.join(summary.replaced)} (the tables they replaced: {summary.backup})"
+                if summary.replaced else "")
+    wrote = made + replaced if summary.changed else "; nothing to change"
     stale = (f"; {', '.join(FBANK_OUTPUTS)} are of an fbank run before the one that failed (data/fbank_failed.txt): "
              "the utterances they lack are kept, and they are not checked ('flowaccent fbank' replaces them)"
              if summary.stale_feats else "")

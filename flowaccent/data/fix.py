@@ -38,13 +38,14 @@ class FixSummary:
         lacking: table -> how many of ``utt2spk``'s utterances it lacks (``wav.scp`` with ``segments``: whose
             recording it lacks); only tables that lack some.
         excluded: utterances of the data dir left out as ``exclude`` listed them.
-        counted: utterances kept whose frames were counted in ``feats.scp`` for ``utt2num_frames``, which lacked them
-            (or was not there: it is made).
+        unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
+        changed: the tables written: rewritten (their old versions in ``backup``), or made.
+        backup: the folder of the old tables.
         stale_feats: ``feats.scp`` is of a ``flowaccent fbank`` run before one that failed (``data/fbank_failed.txt``
             is there): it was not held against the utterances.
-        unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
-        changed: the tables rewritten (their old versions in ``backup``).
-        backup: the folder of the old tables.
+        counted: utterances kept whose frames were counted in ``feats.scp`` for ``utt2num_frames``, which lacked them
+            (or was not there: it is made).
+        made: the tables of ``changed`` that were not there (``spk2utt``, ``utt2num_frames``).
     """
 
     kept: int
@@ -56,6 +57,12 @@ class FixSummary:
     backup: Path
     stale_feats: bool = False
     counted: int = 0
+    made: tuple[str, ...] = ()
+
+    @property
+    def replaced(self) -> tuple[str, ...]:
+        r"""The tables of :attr:`changed` that were there (kept in ``backup``); the others were :attr:`made`."""
+        return tuple(name for name in self.changed if name not in self.made)
 
 
 def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
@@ -115,7 +122,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         changed = tuple(name for name, data in new.items() if old.get(name) != data)
         _write(path, {name: new[name] for name in changed}, old)
     return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
-                      stale, counted)
+                      stale, counted, tuple(name for name in changed if name not in old))
 
 
 def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str], old: bytes,

@@ -171,6 +171,7 @@ def test_frame_counts_utt2num_frames_lacks_are_counted_in_feats_scp(tmp_path):
     before = files(d)
     summary = fix_data_dir(d)
     assert (summary.counted, summary.changed, summary.kept) == (2, ("utt2num_frames",), 3)
+    assert (summary.replaced, summary.made) == (("utt2num_frames",), ())
     assert (d / "utt2num_frames").read_bytes() == b"a-1 10\na-2 12\nb-1\t9\n"
     assert (d / ".backup" / "utt2num_frames").read_bytes() == before["utt2num_frames"]
     assert validate_data_dir(d) == []
