@@ -34,6 +34,7 @@ from flowaccent.signals import STOPS, forget, owned
 COMMANDS = {
     "synth": "synthesise the demo corpus (needs flowaccent[demo])",
     "fbank": "compute log mel filterbanks and CMVN stats for a data dir",
+    "cmvn": "per-speaker CMVN stats of a data dir's features (Kaldi's compute_cmvn_stats.sh)",
     "validate": "check a Kaldi data dir against Kaldi's rules",
     "fixdir": "keep the utterances every table of a data dir lists, less a list's (Kaldi's fix_data_dir.sh)",
     "train": "train a (DNF-conditioned) RealNVP on Kaldi features",

@@ -36,7 +36,7 @@ __all__ = [
 UNUSED_BY_MODELS = ("text",)
 #: Tables that ``flowaccent fbank`` neither reads nor needs intact (its outputs it replaces, too).
 UNUSED_BY_FBANK = ("text", "utt2accent", "utt2score", *FBANK_OUTPUTS)
-#: The lock file of whatever rewrites a data dir's tables (``flowaccent fbank``, ``flowaccent fixdir``): one at a time.
+#: The lock file of whatever rewrites a data dir's tables (``flowaccent fbank``, ``fixdir``, ``cmvn``): one at a time.
 DATA_DIR_LOCK = ".fbank.lock"
 
 

@@ -94,7 +94,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         raise DataDirError(f"{path}: {'not a directory' if path.exists() else 'no such directory'}")
     if not (path / "utt2spk").is_file():
         raise DataDirError(f"{path / 'utt2spk'}: required but missing")
-    busy = f"fixdir: {path} is being written by flowaccent fbank now; wait for it"
+    busy = f"fixdir: {path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     with locked_folder(path, DATA_DIR_LOCK, busy):
         tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)
                   for name in (*UTT_TABLES, *SPK_TABLES, "utt2lang") if name != "spk2utt" and (path / name).is_file()}

@@ -96,7 +96,7 @@ def make_fbank(
     # '.', '..' or another spelling of the dir: one name for its arks (links kept, as the user named them)
     data = load_data_dir(os.path.abspath(data_dir), require=("wav.scp",), unused=UNUSED_BY_FBANK)
     tag = _fingerprint(data.path, config, channel)
-    busy = f"fbank: {data.path} is being written by another flowaccent fbank now; wait for it"
+    busy = f"fbank: {data.path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     # the data dir's lock, not data/'s: data dirs may share one storage folder there (links), as in Kaldi
     with locked_folder(data.path, DATA_DIR_LOCK, busy):  # a second run on the dir crashed on the first's arks
         return _make_fbank(data, config, channel, nj, quiet, resume, tag, start)

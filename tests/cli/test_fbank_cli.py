@@ -240,8 +240,8 @@ def test_a_second_fbank_on_a_dir_being_written_is_refused(wav_data_dir, capsys):
         time.sleep(0.01)
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"flowaccent fbank: error: {wav_data_dir} is being written by another flowaccent fbank "
-                   f"now; wait for it"], err
+    assert err == [f"flowaccent fbank: error: {wav_data_dir} is being written by another flowaccent fbank, "
+                   f"fixdir or cmvn now; wait for it"], err
     assert first.wait(timeout=120) == 0, first.stderr.read()
     assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
     after = dict(ScpReader(wav_data_dir / "feats.scp"))

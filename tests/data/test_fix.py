@@ -127,7 +127,7 @@ def test_refused_while_fbank_writes_the_data_dir(tmp_path):
     held = os.open(d / ".fbank.lock", os.O_CREAT | os.O_RDWR)
     try:
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(ConfigError, match="being written by flowaccent fbank now"):
+        with pytest.raises(ConfigError, match="being written by another flowaccent fbank, fixdir or cmvn now"):
             fix_data_dir(d, ["a-1"])
     finally:
         os.close(held)

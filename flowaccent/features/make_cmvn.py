@@ -1,0 +1,90 @@
+r"""``flowaccent cmvn``: per-speaker CMVN stats of a data dir's ``feats.scp`` (Kaldi's
+``steps/compute_cmvn_stats.sh``, ``compute-cmvn-stats --spk2utt``), for features ``flowaccent fbank`` did not make.
+
+The stats go into ``DATA_DIR/data/cmvn_NAME.DIGEST.ark`` and ``DATA_DIR/cmvn.scp``; ``DIGEST`` (8 hex digits of
+the stats' SHA-256) names the ark by what it holds. So a new ark never takes the place of one a subset or a copy
+of the dir points at (their offsets then named other speakers' stats, without a word), and the same stats are the
+same file. Arks of earlier stats stay (a few kB each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_MODELS, load_data_dir, write_table
+from flowaccent.data.kaldi_io import ArkWriter, ScpReader
+from flowaccent.data.lock import locked_folder
+from flowaccent.features.cmvn_stats import compute_cmvn_stats
+
+
+@dataclasses.dataclass(frozen=True)
+class CmvnSummary:
+    r"""What :func:`make_cmvn` did.
+
+    Attributes:
+        speakers: speakers with stats.
+        utterances: utterances read.
+        frames: frames read.
+        dim: the features' dimension (the stats are ``(2, dim + 1)``).
+        ark: the ark of the stats.
+        seconds: how long it took.
+    """
+
+    speakers: int
+    utterances: int
+    frames: int
+    dim: int
+    ark: Path
+    seconds: float
+
+
+def make_cmvn(data_dir: str | Path, quiet: bool = False) -> CmvnSummary:
+    r"""Writes the per-speaker CMVN stats (float64 ``(2, D + 1)`` each, :func:`compute_cmvn_stats` summed over the
+    speaker's utterances, as ``compute-cmvn-stats --spk2utt``) of the data dir's ``feats.scp`` into
+    ``DATA_DIR/data/cmvn_NAME.DIGEST.ark`` and ``DATA_DIR/cmvn.scp`` (replaced; the ark first, each atomically).
+
+    Every matrix is read and checked (one dimension for all, frames against ``utt2num_frames`` where the dir has
+    it, no NaN or inf). Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while
+    ``flowaccent fbank`` or ``fixdir`` writes it. Raises :class:`~flowaccent.errors.DataDirError` for a data dir
+    that is not valid or has no ``feats.scp``, and :class:`~flowaccent.errors.KaldiIOError` or
+    :class:`~flowaccent.errors.FeatureError` for a matrix that cannot be read or is wrong; nothing is written then.
+    """
+    start = time.perf_counter()
+    data = load_data_dir(os.path.abspath(data_dir), require=("feats.scp",), unused=(*UNUSED_BY_MODELS, "cmvn.scp"))
+    busy = f"cmvn: {data.path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
+    with locked_folder(data.path, DATA_DIR_LOCK, busy):
+        frames = data.utt2num_frames() if data.has("utt2num_frames") else None
+        reader = ScpReader(data.path / "feats.scp", utt2num_frames=frames, rxfiles=data.table("feats.scp"))
+        stats: dict[str, np.ndarray] = {}
+        dim = 0
+        with tqdm(total=len(reader), unit="utt", desc=f"cmvn {data.name}", disable=quiet) as bar:
+            for utt, feats in reader:
+                if not dim:
+                    dim, reader.expected_dim = feats.shape[1], feats.shape[1]  # the others checked against it
+                spk = data.utt2spk[utt]
+                stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
+                bar.update()
+        ark = data.path / "data" / f"cmvn_{data.name}.{_digest(stats)}.ark"
+        ark.parent.mkdir(exist_ok=True)
+        with ArkWriter(ark) as writer:
+            for spk in sorted(stats):
+                writer.write(spk, stats[spk])
+            lines = writer.scp_lines
+        write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in lines))
+    total = sum(int(s[0, -1]) for s in stats.values())
+    return CmvnSummary(len(stats), len(reader), total, dim, ark, time.perf_counter() - start)
+
+
+def _digest(stats: dict[str, np.ndarray]) -> str:
+    r"""8 hex digits of the SHA-256 of the stats (speakers in order, their float64 values)."""
+    digest = hashlib.sha256()
+    for spk in sorted(stats):
+        digest.update(spk.encode("utf-8") + b"\0" + np.ascontiguousarray(stats[spk], "<f8").tobytes())
+    return digest.hexdigest()[:8]
