@@ -102,12 +102,15 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
             ``make_fbank.sh`` validates with ``--no-text``): :data:`UNUSED_BY_MODELS`,
             :data:`UNUSED_BY_FBANK`.
     """
-    tables, problems = inspect_dir(Path(path), as_names(require, "require"), as_names(unused, "unused"), share=True)
+    require = as_names(require, "require")
+    tables, problems = inspect_dir(Path(path), require, as_names(unused, "unused"), share=True)
     if problems:
-        rest = len(problems) - 1  # where the others are, not only how many
+        # the other tables this command requires that are missing, said too: 'flowaccent validate' requires none
+        missing = tuple(f"{Path(path) / name}: required but missing" for name in require)
+        also = [problem for problem in problems[1:] if problem.startswith(missing)]
+        rest = len(problems) - 1 - len(also)  # where the others are, not only how many
         more = f" (and {rest} more problem{'s' * (rest > 1)}: 'flowaccent validate {path}' lists a data dir's)"
-        more = more if rest else ""
-        raise DataDirError(problems[0] + more)
+        raise DataDirError("; ".join([problems[0], *also]) + (more if rest else ""))
     return DataDir(Path(path), tables)
 
 

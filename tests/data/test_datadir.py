@@ -98,6 +98,14 @@ def test_the_first_problem_names_the_command_that_lists_the_others(tmp_path):
         load_data_dir(d)
     assert str(error.value) == f"{problems[0]} (and 1 more problem: 'flowaccent validate {d}' lists a data dir's)"
     assert "(and" not in str(pytest.raises(DataDirError, load_data_dir, make_dir(tmp_path / "e", utt2accent="")).value)
+    # tables the command requires, which validate does not: each said (validate said 'OK')
+    (d / "utt2num_frames").unlink()
+    with pytest.raises(DataDirError) as error:
+        load_data_dir(d, require=("feats.scp", "utt2num_frames"))
+    message = str(error.value)
+    assert message.startswith(f"{d / 'feats.scp'}: required but missing; {d / 'utt2num_frames'}: required but missing "
+                              "(make it from feats.scp")
+    assert message.endswith(f" for new features) (and 2 more problems: 'flowaccent validate {d}' lists a data dir's)")
 
 
 def test_empty_data_dir(tmp_path):
