@@ -43,7 +43,7 @@ _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
 
 #: How to make a required table that is missing.
 _HOW = {
-    "spk2utt": " (make it from utt2spk: utils/utt2spk_to_spk2utt.pl, or flowaccent.data.write_spk2utt)",
+    "spk2utt": " (make it from utt2spk: 'flowaccent fixdir {path}', or Kaldi's utils/utt2spk_to_spk2utt.pl)",
     "cmvn.scp": " (make it from feats.scp with 'flowaccent cmvn {path}' or Kaldi's steps/compute_cmvn_stats.sh)",
     "utt2num_frames": " (make it from feats.scp with 'flowaccent fixdir {path}' or Kaldi's "
     "utils/data/get_utt2num_frames.sh; or run 'flowaccent fbank {path}' for new features)",

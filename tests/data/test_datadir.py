@@ -66,7 +66,7 @@ def test_valid_dir(tmp_path):
         ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
         ({"cmvn__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"},
          "not in utt2spk, e.g. 'a-1' (keyed by utterance: speaker CMVN stats are keyed by speaker"),
-        ({"spk2utt": None}, "spk2utt: required but missing (make it from utt2spk: utils/utt2spk_to_spk2utt.pl"),
+        ({"spk2utt": None}, "spk2utt: required but missing (make it from utt2spk: 'flowaccent fixdir "),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r 2 2\n"}, "utterance 'b-1': empty segment"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r -1 2\n"}, "start must be a time >= 0"),
         ({"segments": "a-1 r 0 1\na-2 r 1 x\nb-1 r 2 3\n"}, "bad start, end or channel"),
