@@ -409,7 +409,7 @@ def test_an_error_every_rank_hits_is_said_once_and_one_of_its_own_with_its_rank(
 #: A command line of each command but train, with paths under a folder that does not exist.
 OTHERS = {
     "synth": ["synth", "OUT"], "fbank": ["fbank", "DATA"], "validate": ["validate", "DATA"],
-    "fixdir": ["fixdir", "DATA"],
+    "fixdir": ["fixdir", "DATA"], "cmvn": ["cmvn", "DATA"],
     "plot": ["plot", "--exp", "EXP", "--scores", "OUT"],
     "report": ["report", "--exp", "EXP", "--scores", "OUT"],
     "blurmask": ["blurmask", "--exp", "EXP", "--data", "DATA", "--out", "OUT"],
