@@ -165,7 +165,7 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt
             problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'"
                             + (" (keyed by utterance: speaker CMVN stats are keyed by speaker, as compute-cmvn-stats "
-                               "--spk2utt writes them; or run 'flowaccent fbank')" if by_utt else
+                               f"--spk2utt writes them, and 'flowaccent cmvn {path}' does)" if by_utt else
                                f" ('flowaccent fixdir {path}' removes them)"))
     return problems
 

@@ -65,7 +65,8 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": " a-1 a\na-2 a\nb-1 b\n"}, "starts with whitespace"),
         ({"cmvn__scp": "a x.ark:1\n"}, "cmvn.scp: 1 speaker(s) of utt2spk missing, e.g. 'b'"),
         ({"cmvn__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"},
-         "not in utt2spk, e.g. 'a-1' (keyed by utterance: speaker CMVN stats are keyed by speaker"),
+         "not in utt2spk, e.g. 'a-1' (keyed by utterance: speaker CMVN stats are keyed by speaker, as "
+         "compute-cmvn-stats --spk2utt writes them, and 'flowaccent cmvn "),
         ({"spk2utt": None}, "spk2utt: required but missing (make it from utt2spk: 'flowaccent fixdir "),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r 2 2\n"}, "utterance 'b-1': empty segment"),
         ({"segments": "a-1 r 0 1\na-2 r 1 -1\nb-1 r -1 2\n"}, "start must be a time >= 0"),

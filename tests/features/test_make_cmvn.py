@@ -41,6 +41,8 @@ def feats_dir(tmp_path, rng):
 
 def test_kaldis_formula_summed_over_each_speakers_utterances(feats_dir):
     d, mats = feats_dir
+    (d / "cmvn.scp").write_text("a-1 gone.ark:1\na-2 gone.ark:2\nb-1 gone.ark:3\n")  # compute-cmvn-stats without
+    assert [p for p in validate_data_dir(d) if f"'flowaccent cmvn {d}' does" in p]  # --spk2utt: by utterance
     summary = make_cmvn(d, quiet=True)
     assert (summary.speakers, summary.utterances, summary.frames, summary.dim) == (2, 3, 20, 5)
     stats = stats_of(d)
