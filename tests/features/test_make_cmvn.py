@@ -145,5 +145,7 @@ def test_the_command_says_what_it_wrote(feats_dir, tmp_path, capsys):
     assert err.endswith(f" s ({ark})\n")
     with RandomAccessReader(d / "cmvn.scp") as reader:
         assert reader["b"].shape == (2, 6)
+    assert main(["train", str(d), "--exp", str(tmp_path / "exp"), "--check"]) == 0
+    assert capsys.readouterr().err.endswith("would start a new run\n")
     assert main(["cmvn", str(d / "nope")]) == 1
     assert capsys.readouterr().err.startswith(f"flowaccent cmvn: error: {d / 'nope'}: no such directory")
