@@ -18,10 +18,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_MODELS, load_data_dir, write_table
+from flowaccent.data.datadir import DATA_DIR_LOCK, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, ScpReader
 from flowaccent.data.lock import locked_folder
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
+
+#: Tables ``flowaccent cmvn`` neither reads nor needs intact: all but ``utt2spk``, ``spk2utt``, ``feats.scp`` and
+#: ``utt2num_frames`` (it replaces ``cmvn.scp``).
+UNUSED_BY_CMVN = ("wav.scp", "segments", "text", "utt2accent", "utt2score", "cmvn.scp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,7 @@ def make_cmvn(data_dir: str | Path, quiet: bool = False) -> CmvnSummary:
     :class:`~flowaccent.errors.FeatureError` for a matrix that cannot be read or is wrong; nothing is written then.
     """
     start = time.perf_counter()
-    data = load_data_dir(os.path.abspath(data_dir), require=("feats.scp",), unused=(*UNUSED_BY_MODELS, "cmvn.scp"))
+    data = load_data_dir(os.path.abspath(data_dir), require=("feats.scp",), unused=UNUSED_BY_CMVN)
     busy = f"cmvn: {data.path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     with locked_folder(data.path, DATA_DIR_LOCK, busy):
         frames = data.utt2num_frames() if data.has("utt2num_frames") else None

@@ -43,6 +43,8 @@ def test_kaldis_formula_summed_over_each_speakers_utterances(feats_dir):
     d, mats = feats_dir
     (d / "cmvn.scp").write_text("a-1 gone.ark:1\na-2 gone.ark:2\nb-1 gone.ark:3\n")  # compute-cmvn-stats without
     assert [p for p in validate_data_dir(d) if f"'flowaccent cmvn {d}' does" in p]  # --spk2utt: by utterance
+    (d / "text").write_text("a-1 only one\n")  # tables it does not read are not checked (validate lists them)
+    (d / "wav.scp").write_text("a-1 x.wav\n")
     summary = make_cmvn(d, quiet=True)
     assert (summary.speakers, summary.utterances, summary.frames, summary.dim) == (2, 3, 20, 5)
     stats = stats_of(d)
@@ -53,7 +55,7 @@ def test_kaldis_formula_summed_over_each_speakers_utterances(feats_dir):
         assert stats[spk].dtype == np.float64
         np.testing.assert_allclose(stats[spk], expected, rtol=1e-12)
     assert summary.ark.parent == d / "data" and summary.ark.name.startswith("cmvn_mine.")
-    assert validate_data_dir(d) == []
+    assert sorted(p.split(": ")[0] for p in validate_data_dir(d)) == [str(d / "text"), str(d / "wav.scp")]
     before = files(d)
     assert make_cmvn(d, quiet=True).ark == summary.ark and files(d) == before  # the same stats, the same file
 
