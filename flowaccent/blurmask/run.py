@@ -46,7 +46,7 @@ from flowaccent.data.atomic import file_digest
 from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import check_set_folders, load_named_dirs, output_dir, warn_other_sets
-from flowaccent.data.stream import load_cmvn_stats
+from flowaccent.data.stream import check_dims, load_cmvn_stats
 from flowaccent.errors import FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.train.checkpoint import load_experiment_model
@@ -85,6 +85,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))
     check_sets(exp, sets, "blurmask")
+    check_dims(sets, model.pipeline.input_dim, "blurmask")
     check_set_folders(out, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = choose_utterances(sets, run)

@@ -3,13 +3,13 @@ r"""Streaming a data dir's features utterance by utterance, with the speaker's C
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from flowaccent.data.datadir import DataDir, load_data_dir
-from flowaccent.data.kaldi_io import ScpReader, check_matrix
+from flowaccent.data.kaldi_io import ScpReader, check_matrix, read_matrix
 from flowaccent.errors import FeatureError
 
 
@@ -74,3 +74,14 @@ def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarr
             raise FeatureError(f"{where}: stats of dim {matrix.shape[1] - 1} for features of dim {dim}")
         stats[spk] = matrix.astype(np.float64)
     return stats
+
+
+def check_dims(sets: Mapping[str, DataDir], dim: int, command: str) -> None:
+    r"""Refuses a set (name -> data dir) whose first matrix of ``feats.scp`` is not of ``dim``, the model's (a corpus
+    of other features: 80 filterbanks, MFCCs), before any work (``command`` names it): it was said when the set's
+    turn came, after the sets before it had been scored. One utterance of each set is read; the others are checked
+    as they are read."""
+    for name, data in sets.items():
+        utt, rxfile = next(iter(data.table("feats.scp").items()))
+        where = f"{command}: set {name}: {data.path / 'feats.scp'}: utterance '{utt}'"
+        check_matrix(read_matrix(rxfile, utt, str(data.path / "feats.scp")), where, dim, allow_nonfinite=True)

@@ -19,6 +19,7 @@ from flowaccent.data.specs import (
     removed_on_failure,
     warn_other_sets,
 )
+from flowaccent.data.stream import check_dims
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.report import DRAWN, remove_drawn
@@ -132,6 +133,7 @@ def _checked_sets(exp: Path, out: Path, model, data_specs, reference: str | None
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     check_sets(exp, sets, "score")
+    check_dims(sets, model.pipeline.input_dim, "score")
     check_set_folders(out, sets, "score")
     warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
     reference = reference or next(iter(sets))

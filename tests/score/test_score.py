@@ -378,6 +378,11 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     assert not (tmp_path / "w" / "summary.json").exists()
     assert main(["report", "--exp", str(exp), "--scores", str(tmp_path / "w")]) == 1  # the folder it made: removed
     assert f"{tmp_path / 'w'}: no such folder (--scores: the --out of 'flowaccent score')" in capsys.readouterr().err
+    # a set of other features after one that is right: refused before any is scored (it was, then the error came)
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "w"), f"mine={root / 'ja'}", str(wrong)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (f"flowaccent score: error: set wrong: {wrong / 'feats.scp'}: "
+                                                        "utterance 's0-0000': features have dim 5, expected 6")
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize("args, message", [
