@@ -76,12 +76,19 @@ def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarr
     return stats
 
 
-def check_dims(sets: Mapping[str, DataDir], dim: int, command: str) -> None:
+def check_dims(sets: Mapping[str, DataDir], dim: int, command: str, with_cmvn: bool = False) -> None:
     r"""Refuses a set (name -> data dir) whose first matrix of ``feats.scp`` is not of ``dim``, the model's (a corpus
-    of other features: 80 filterbanks, MFCCs), before any work (``command`` names it): it was said when the set's
-    turn came, after the sets before it had been scored. One utterance of each set is read; the others are checked
+    of other features: 80 filterbanks, MFCCs), or ``with_cmvn``, whose first speaker's stats in ``cmvn.scp`` are
+    not of ``dim + 1`` columns, before any work (``command`` names it): it was said when the set's turn came, after
+    the sets before it had been scored. One utterance and one speaker of each set are read; the others are checked
     as they are read."""
     for name, data in sets.items():
         utt, rxfile = next(iter(data.table("feats.scp").items()))
         where = f"{command}: set {name}: {data.path / 'feats.scp'}: utterance '{utt}'"
         check_matrix(read_matrix(rxfile, utt, str(data.path / "feats.scp")), where, dim, allow_nonfinite=True)
+        if with_cmvn:
+            spk = data.utt2spk[utt]
+            stats = read_matrix(data.table("cmvn.scp")[spk], spk, str(data.path / "cmvn.scp"))
+            if stats.ndim != 2 or stats.shape[1] != dim + 1:
+                raise FeatureError(f"{command}: set {name}: {data.path / 'cmvn.scp'}: speaker '{spk}': stats of shape "
+                                   f"{stats.shape} for features of dim {dim} (Kaldi's: (2, {dim + 1}))")

@@ -133,7 +133,7 @@ def _checked_sets(exp: Path, out: Path, model, data_specs, reference: str | None
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     check_sets(exp, sets, "score")
-    check_dims(sets, model.pipeline.input_dim, "score")
+    check_dims(sets, model.pipeline.input_dim, "score", with_cmvn="cmvn.scp" in need)
     check_set_folders(out, sets, "score")
     warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
     reference = reference or next(iter(sets))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from flowaccent.cli.main import main
+from flowaccent.data import ArkWriter
 
 from .conftest import write_fbank_dir
 
@@ -207,6 +208,8 @@ def test_options_reach_the_library(flow_exp, tmp_path, capsys):
         ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8"),
         ("bad_class", "class 'ja' is not one of the model's"),
         ("no_cmvn", "cmvn.scp: required but missing"),
+        ("cmvn_dim", "set c: {data}/cmvn.scp: speaker 'c0': stats of shape (2, 4) for features of dim 8 (Kaldi's: "
+         "(2, 9))"),
         ("reserved_name", "'summary.md' cannot name a set (a file the command writes)"),
         ("out_is_a_file", "--out {out} is a file; give a folder"),
         ("class_without_posterior", "target_class is for --target posterior, not log_ll"),
@@ -224,6 +227,12 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     elif case == "no_cmvn":
         data = write_fbank_dir(tmp_path / "nocmvn", "c", seed=4)
         (data / "cmvn.scp").unlink()
+    elif case == "cmvn_dim":  # stats of other features: said before any work (when the speaker's turn came)
+        data = write_fbank_dir(tmp_path / "c", "c", seed=4)
+        (data / "cmvn.scp").unlink()
+        with ArkWriter(data / "cmvn3.ark", data / "cmvn.scp") as writer:
+            for spk in ("c0", "c1"):
+                writer.write(spk, np.ones((2, 4)))
     elif case == "class_without_posterior":
         extra = ["--target-class", "zh"]
     elif case == "reserved_name":
@@ -234,7 +243,7 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     code = main(["blurmask", "--exp", str(exp), "--data", str(data), "--out", str(out), *extra, *FAST])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
-    assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out) in err
+    assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out, data=data) in err
     assert out.is_file() if case == "out_is_a_file" else not out.exists()  # nothing left behind
 
 
