@@ -245,6 +245,10 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out, data=data) in err
     assert out.is_file() if case == "out_is_a_file" else not out.exists()  # nothing left behind
+    if case in ("wrong_dim", "cmvn_dim"):  # score checks the sets before any work as blurmask does
+        assert main(["score", "--exp", str(exp), "--out", str(out), f"n={native}", str(data), "--quiet"]) == 1
+        assert capsys.readouterr().err == f"flowaccent score: error: {err.split(': error: ', 1)[1]}\n"
+        assert not out.exists()
 
 
 def test_utterance_ids_with_dots_keep_a_file_each(flow_exp, tmp_path):
