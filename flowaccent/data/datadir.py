@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
-from flowaccent.data.rules import FBANK_OUTPUTS, SPK_TABLES, UTT_TABLES, as_names, inspect_dir
+from flowaccent.data.rules import FBANK_OUTPUTS, SPK_TABLES, UTT_TABLES, as_names, inspect_dir, missing
 from flowaccent.data.segments import Segment, parse_segment
 from flowaccent.data.table import c_order, read_table, spk2utt_of, write_spk2utt, write_table
 from flowaccent.errors import DataDirError
@@ -106,8 +106,8 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
     tables, problems = inspect_dir(Path(path), require, as_names(unused, "unused"), share=True)
     if problems:
         # the other tables this command requires that are missing, said too: 'flowaccent validate' requires none
-        missing = tuple(f"{Path(path) / name}: required but missing" for name in require)
-        also = [problem for problem in problems[1:] if problem.startswith(missing)]
+        lacking = tuple(missing(Path(path), name) for name in require)
+        also = [problem for problem in problems[1:] if problem.startswith(lacking)]
         rest = len(problems) - 1 - len(also)  # where the others are, not only how many
         more = f" (and {rest} more problem{'s' * (rest > 1)}: 'flowaccent validate {path}' lists a data dir's)"
         raise DataDirError("; ".join([problems[0], *also]) + (more if rest else ""))

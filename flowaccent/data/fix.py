@@ -17,7 +17,7 @@ from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_io import frame_counts
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names
+from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names, missing
 from flowaccent.data.table import read_table, spk2utt_of, table_text
 from flowaccent.errors import DataDirError, FeatureError, KaldiIOError
 
@@ -93,7 +93,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     if not path.is_dir():
         raise DataDirError(f"{path}: {'not a directory' if path.exists() else 'no such directory'}")
     if not (path / "utt2spk").is_file():
-        raise DataDirError(f"{path / 'utt2spk'}: required but missing")
+        raise DataDirError(missing(path, "utt2spk"))
     busy = f"fixdir: {path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     with locked_folder(path, DATA_DIR_LOCK, busy):
         tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)

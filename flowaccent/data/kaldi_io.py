@@ -17,6 +17,7 @@ is named here too: an scp's lines (:mod:`flowaccent.data.scp`), arks read as str
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -89,9 +90,7 @@ def frame_counts(
     path = Path(path)
     wanted = None if keys is None else set(keys)
     counts: dict[str, int] = {}
-    fd: IO[bytes] | None = None
-    open_path = None
-    try:
+    with contextlib.closing(_OneArk()) as arks:
         for entry in itertools.starmap(ScpEntry, _rxfiles_of(path, rxfiles).items()):
             if wanted is not None and entry.key not in wanted:
                 continue
@@ -101,10 +100,7 @@ def frame_counts(
                 counts[entry.key] = check_matrix(array, where, allow_nonfinite=True).shape[0]
                 continue
             file, offset, ranges = located(entry, path)
-            if file != open_path:
-                if fd is not None:
-                    fd.close()
-                fd, open_path = open_ark(file, where), file
+            fd = arks.open(file, where)
             if offset is None:  # a file of one matrix
                 fd.seek(0)
             else:
@@ -116,9 +112,6 @@ def frame_counts(
             if rows == 0:
                 raise _no_frames(where)
             counts[entry.key] = rows
-    finally:
-        if fd is not None:
-            fd.close()
     return counts
 
 
@@ -152,6 +145,26 @@ def _read_at(fd: IO[bytes], path: str, offset: int | None, ranges, where: str) -
         _seek(fd, path, offset, where)
     array = read_object(fd, f"{where} in '{path}'")
     return _take(array, ranges, where) if ranges is not None else array
+
+
+class _OneArk:
+    r"""The ark of the entry an scp is read at, kept open while the next entries are in it (close when done)."""
+
+    def __init__(self) -> None:
+        self.fd: IO[bytes] | None = None
+        self.path: str | None = None
+
+    def open(self, path: str, where: str) -> IO[bytes]:
+        r"""``path`` open to read (``where``: the entry, for the error where it cannot be opened)."""
+        if path != self.path or self.fd is None:
+            self.close()
+            self.fd, self.path = open_ark(path, where), path
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self.fd.close()
+        self.fd = self.path = None
 
 
 def _seek(fd: IO[bytes], path: str, offset: int, where: str) -> None:
@@ -219,20 +232,14 @@ class ScpReader:
         return list(self.rxfiles)
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
-        fd: IO[bytes] | None = None
-        open_path = None
-        try:
+        with contextlib.closing(_OneArk()) as arks:
             for entry in itertools.starmap(ScpEntry, self.rxfiles.items()):
                 where = f"{self.path}: {_key_kind(self.path)} '{entry.key}'"
                 if entry.is_pipe:
                     array = read_matrix(entry.rxfile, entry.key, str(self.path))
                 else:
                     path, offset, ranges = located(entry, self.path)
-                    if path != open_path:
-                        if fd is not None:
-                            fd.close()
-                        fd, open_path = open_ark(path, where), path
-                    array = _read_at(fd, path, offset, ranges, where)
+                    array = _read_at(arks.open(path, where), path, offset, ranges, where)
                 try:
                     array = self._check(entry.key, array)
                 except FeatureError as error:
@@ -241,9 +248,6 @@ class ScpReader:
                     self.problems.append(str(error))
                     continue
                 yield entry.key, array
-        finally:
-            if fd is not None:
-                fd.close()
 
     def _check(self, key: str, array: np.ndarray) -> np.ndarray:
         frames = None if self.utt2num_frames is None else self.utt2num_frames.get(key)

@@ -50,6 +50,11 @@ _HOW = {
 }
 
 
+def missing(path: Path, name: str) -> str:
+    r"""The problem of a required table ``name`` the data dir ``path`` lacks (then how to make it, where said)."""
+    return f"{path / name}: required but missing"
+
+
 def as_names(value: Iterable[str], what: str) -> tuple[str, ...]:
     r"""``value`` as a tuple of names; a lone string is refused (its letters were taken as the names: 'f: required
     but missing', 'unknown utterance(s), e.g. '-'')."""
@@ -74,7 +79,7 @@ def inspect_dir(
             problems.append(f"{path / name}: a broken symbolic link (to {os.readlink(path / name)})")
     for name in ("utt2spk", "spk2utt", *require):
         if name not in unused and not (path / name).exists():
-            problems.append(f"{path / name}: required but missing" + _HOW.get(name, "").format(path=path))
+            problems.append(missing(path, name) + _HOW.get(name, "").format(path=path))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:

@@ -19,8 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.datadir import DATA_DIR_LOCK, load_data_dir, write_table
-from flowaccent.data.kaldi_io import ArkWriter, ScpReader
+from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.lock import locked_folder
+from flowaccent.data.stream import iter_utterances
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 
 #: Tables ``flowaccent cmvn`` neither reads nor needs intact: all but ``utt2spk``, ``spk2utt``, ``feats.scp`` and
@@ -64,26 +65,27 @@ def make_cmvn(data_dir: str | Path, quiet: bool = False) -> CmvnSummary:
     data = load_data_dir(os.path.abspath(data_dir), require=("feats.scp",), unused=UNUSED_BY_CMVN)
     busy = f"cmvn: {data.path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     with locked_folder(data.path, DATA_DIR_LOCK, busy):
-        frames = data.utt2num_frames() if data.has("utt2num_frames") else None
-        reader = ScpReader(data.path / "feats.scp", utt2num_frames=frames, rxfiles=data.table("feats.scp"))
         stats: dict[str, np.ndarray] = {}
         dim = 0
-        with tqdm(total=len(reader), unit="utt", desc=f"cmvn {data.name}", disable=quiet) as bar:
-            for utt, feats in reader:
-                if not dim:
-                    dim, reader.expected_dim = feats.shape[1], feats.shape[1]  # the others checked against it
-                spk = data.utt2spk[utt]
-                stats[spk] = stats.get(spk, 0) + compute_cmvn_stats(feats)
-                bar.update()
+        for utt in tqdm(iter_utterances(data, with_cmvn=False), total=len(data.utts), unit="utt",
+                        desc=f"cmvn {data.name}", disable=quiet):  # one dim for all: the first's
+            dim = utt.feats.shape[1]
+            stats[utt.spk] = stats.get(utt.spk, 0) + compute_cmvn_stats(utt.feats)
         ark = data.path / "data" / f"cmvn_{data.name}.{_digest(stats)}.ark"
         ark.parent.mkdir(exist_ok=True)
-        with ArkWriter(ark) as writer:
-            for spk in sorted(stats):
-                writer.write(spk, stats[spk])
-            lines = writer.scp_lines
-        write_table(data.path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in lines))
+        write_table(data.path / "cmvn.scp", write_stats(ark, stats))
     total = sum(int(s[0, -1]) for s in stats.values())
-    return CmvnSummary(len(stats), len(reader), total, dim, ark, time.perf_counter() - start)
+    return CmvnSummary(len(stats), len(data.utts), total, dim, ark, time.perf_counter() - start)
+
+
+def write_stats(ark: Path, stats: dict[str, np.ndarray]) -> dict[str, str]:
+    r"""Writes the speakers' ``stats`` into ``ark`` (sorted, atomically) and returns ``cmvn.scp``'s lines
+    (speaker -> rxfile)."""
+    with ArkWriter(ark) as writer:
+        for spk in sorted(stats):
+            writer.write(spk, stats[spk])
+        lines = writer.scp_lines
+    return dict(line.rstrip("\n").split(" ", 1) for line in lines)
 
 
 def _digest(stats: dict[str, np.ndarray]) -> str:

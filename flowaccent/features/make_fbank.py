@@ -43,6 +43,7 @@ from flowaccent.features.fbank_jobs import compute_all, recording_jobs
 from flowaccent.features.fbank_journal import Line, job_id
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
+from flowaccent.features.make_cmvn import write_stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,13 +215,10 @@ def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dic
     r"""The per-speaker CMVN stats into ``cmvn_ark``, then the data dir's ``feats.scp`` (``feats_lines``: the ark
     writer's scp lines), ``cmvn.scp`` and ``utt2num_frames``; its ``fbank.json`` removed first (written after them
     by the caller: tables and record from one run)."""
-    with ArkWriter(cmvn_ark) as cmvn_writer:
-        for spk in sorted(stats):
-            cmvn_writer.write(spk, stats[spk])
-        cmvn_lines = cmvn_writer.scp_lines
+    cmvn_lines = write_stats(cmvn_ark, stats)
     (path / RECORD).unlink(missing_ok=True)
     write_table(path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
-    write_table(path / "cmvn.scp", dict(line.rstrip("\n").split(" ", 1) for line in cmvn_lines))
+    write_table(path / "cmvn.scp", cmvn_lines)
     write_table(path / "utt2num_frames", num_frames)
 
 
