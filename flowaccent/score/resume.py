@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,8 +28,10 @@ from flowaccent.data.atomic import atomic_write_json, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.fingerprint import dir_fingerprint
 from flowaccent.score.config import ScoreConfig
-from flowaccent.score.scorer import SetScores
 from flowaccent.score.tables import read_tsv
+
+if TYPE_CHECKING:
+    from flowaccent.score.scorer import SetScores
 
 #: A complete set folder's stamp.
 MARKER = ".scored.json"
@@ -128,6 +130,8 @@ def differences(folder: Path, stamp: dict[str, Any]) -> list[str] | None:
 def load_set_scores(folder: Path, name: str, table: dict | None = None) -> SetScores:
     r"""The :class:`SetScores` of a complete set folder, read from its files (``table``: its ``utt_scores.tsv``
     read already). Raises OSError or ValueError where one is missing or cannot be read."""
+    from flowaccent.score.scorer import SetScores  # torch: not for the stamps alone (flowaccent compare)
+
     table = read_tsv(folder / "utt_scores.tsv") if table is None else table
     utts = list(table["utt"])
     numbers = {k: np.asarray(v, np.float64) for k, v in table.items() if k not in ("utt", "spk")}
