@@ -41,6 +41,7 @@ COMMANDS = {
     "score": "score corpora with a trained flow: LogLL, LogP, LogDet, skew/kurtosis, AUCs, correlations",
     "plot": "only the figures (PNG and PDF) of 'flowaccent report'",
     "report": "figures, a self-contained report.html and report.md from an experiment and its scores",
+    "compare": "several models' scores side by side: a table per value, rows the models, columns the sets",
     "blurmask": "learn per-cell blur masks of a few utterances and evaluate them by deletion curves",
 }
 

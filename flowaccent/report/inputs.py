@@ -14,11 +14,11 @@ from flowaccent.errors import ConfigError
 from flowaccent.score.tables import read_tsv
 
 
-def load_summary(scores: Path) -> dict[str, Any]:
-    r"""The ``summary.json`` of a ``flowaccent score --out`` folder."""
+def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
+    r"""The ``summary.json`` of a ``flowaccent score --out`` folder, given as the option or argument ``given_as``."""
     path = scores / "summary.json"
     if not scores.is_dir():
-        raise ConfigError(f"{scores}: no such folder (--scores: the --out of 'flowaccent score')")
+        raise ConfigError(f"{scores}: no such folder ({given_as}: the --out of 'flowaccent score')")
     if not path.exists():
         raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
     try:
@@ -26,7 +26,7 @@ def load_summary(scores: Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); run 'flowaccent score' again") from None
     if isinstance(summary, dict) and "all" in summary and "reference" not in summary:
-        raise ConfigError(f"{path}: the summary of 'flowaccent blurmask', not of 'flowaccent score' (--scores: the "
+        raise ConfigError(f"{path}: the summary of 'flowaccent blurmask', not of 'flowaccent score' ({given_as}: the "
                           f"--out of 'flowaccent score'; report --blurmask shows blur masks)")
     return summary
 

@@ -57,6 +57,12 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     return "\n".join(parts) + "\n"
 
 
+def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    r"""The lines of a table under its heading (``## title``), and an empty line after it."""
+    return [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
 def markdown_page(
     summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str], root: Path,
     trained: str = "",
@@ -65,9 +71,7 @@ def markdown_page(
     for note in notes:
         lines += [note.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
     for title, header, rows in sections:
-        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines.append("")
+        lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]
     for number, (title, png) in enumerate(figures.items(), 1):
         lines += [f"![{title}]({png.relative_to(root)})", "", f"*Figure {number}: {title}*", ""]

@@ -43,7 +43,8 @@ def naming(summary: dict[str, Any]) -> str:
     return text.replace("{llr_class}", html.escape(summary.get("model", {}).get("llr_class", "native")))
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    r"""A table cell: a float to 3 decimals, None (not defined) as '–'."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -61,19 +62,19 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     out = []
     for title, columns in (("Scores per set (means over frames)", means), ("Gaussianity of the latents", shape)):
         keys = [k for k in columns if any(k in s for s in sets.values())]
-        rows = [[n] + [_fmt(s.get(k)) for k in keys] for n, s in sets.items()]
+        rows = [[n] + [fmt(s.get(k)) for k in keys] for n, s in sets.items()]
         out.append((title, ["set"] + [columns[k] for k in keys], rows))
     detection = summary.get("detection", {})
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
-        rows = [[n, str(sets[n]["num_utts"])] + [_fmt(d["by_score"].get(k)) for k in scores]
+        rows = [[n, str(sets[n]["num_utts"])] + [fmt(d["by_score"].get(k)) for k in scores]
                 for n, d in detection.items()]
         ref = summary["reference"]
         out.append((f"Detection AUC against '{ref}' ({sets[ref]['num_utts']} utts)", ["set", "utts"] + scores, rows))
     rating = summary.get("rating", {})
     if rating:
         rows = [
-            [n, k, _fmt(c["pearson"]), _fmt(c["spearman"]), str(c["n"])]
+            [n, k, fmt(c["pearson"]), fmt(c["spearman"]), str(c["n"])]
             for n, r in rating.items()
             for k, c in r.items()
         ]
@@ -83,7 +84,7 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     matrix = len(across) > 2  # every ordered pair a row: 56 rows for 8 rated sets, 240 for 16; a table of them
     if regression:
         rows = [
-            [n, k + _shared(c), _fmt(c["pearson"]), _fmt(c["spearman"]),
+            [n, k + _shared(c), fmt(c["pearson"]), fmt(c["spearman"]),
              str(c["n"]) + (f" of {c['sample_of']}" if "sample_of" in c else "")]  # a sample of a large set
             for n, r in regression.items() if not (matrix and n in across)
             for k, c in r.items()
@@ -93,7 +94,7 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
         pairs = {tuple(n.split(">")): c for n, c in across.items()}  # set names hold no '>'
         fitted = {(a[:-1], b): c for (a, b), c in pairs.items()}  # a ends in the '-' of '->'
         names = list(dict.fromkeys(n for pair in fitted for n in pair))
-        rows = [[a] + [_fmt(fitted[a, b]["pearson"]) + _shared(fitted[a, b], short=True) if (a, b) in fitted else ""
+        rows = [[a] + [fmt(fitted[a, b]["pearson"]) + _shared(fitted[a, b], short=True) if (a, b) in fitted else ""
                        for b in names] for a in names]
         out.append(("SVR fitted on one set (row), applied to another (column): Pearson (Spearman and utts: "
                     "summary.json)", ["fitted on", *names], rows))

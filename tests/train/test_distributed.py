@@ -411,7 +411,7 @@ OTHERS = {
     "synth": ["synth", "OUT"], "fbank": ["fbank", "DATA"], "validate": ["validate", "DATA"],
     "fixdir": ["fixdir", "DATA"], "cmvn": ["cmvn", "DATA"],
     "plot": ["plot", "--exp", "EXP", "--scores", "OUT"],
-    "report": ["report", "--exp", "EXP", "--scores", "OUT"],
+    "report": ["report", "--exp", "EXP", "--scores", "OUT"], "compare": ["compare", "OUT"],
     "blurmask": ["blurmask", "--exp", "EXP", "--data", "DATA", "--out", "OUT"],
 }
 

@@ -1,0 +1,51 @@
+r"""``flowaccent compare SCORES [NAME=SCORES ...]``: several models' scores side by side."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowaccent.cli.main import COMMANDS
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "compare",
+        help=COMMANDS["compare"],
+        description="Reads the summary.json of each SCORES (the --out of 'flowaccent score', one per model) and "
+        "prints one table per value (utterances, LogLL, LogP, LogDet, the GMM baseline's LogLL, skew, kurtosis, "
+        "each score's AUC and correlation with the rating, the SVR's), rows the models and columns the sets, with "
+        "notes where a column does not compare like with like: a set of one name scored from other utterances or "
+        "features (the sets' .scored.json), AUCs against other reference sets, another precision. A model is "
+        "named by NAME=, else by its folder (by the experiment for EXP/scores).",
+    )
+    parser.add_argument("scores", nargs="+", metavar="SCORES", help="NAME=SCORES or SCORES, one per model")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    parser.add_argument("--format", choices=("md", "tsv"),
+                        help="md: Markdown tables; tsv: one line per value, 'model metric set value' (default: tsv "
+                        "for an --out ending in .tsv, else md)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flowaccent.data.atomic import atomic_write_text
+    from flowaccent.errors import ConfigError
+    from flowaccent.report.compare import load_scored, markdown_text, notes, tsv_text
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name (compare.md, compare.tsv)")
+    scored = load_scored(args.scores)
+    tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
+    text = tsv_text(scored) if tsv else markdown_text(scored, args.command_line)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
+    for note in notes(scored) if tsv or out is not None else ():  # Markdown on the terminal holds them
+        print(f"compare: note: {note}", file=sys.stderr)
+    if out is not None:
+        print(f"compare: {len(scored)} model(s): {out}", file=sys.stderr)
+    return 0

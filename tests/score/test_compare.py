@@ -1,0 +1,157 @@
+r"""``flowaccent compare``: two models' scores side by side, checked against their ``summary.json``; the notes
+where columns do not compare like with like; bad input in one line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.report.compare import SET_VALUES, default_name
+from flowaccent.report.tables import fmt
+
+from ..train.conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def two_models(trained):
+    r"""``(root, dnf_scores, plain_scores)``: the DNF flow of ``trained`` and a plain flow on native alone, both
+    scoring native, zh and ja (``EXP/scores``), the plain one without the GMM baseline."""
+    from flowaccent.train.trainer import train
+
+    root, exp = trained
+    plain = root / "plain"
+    train(small_config(epochs=2), plain, [str(root / "native")], quiet=True)
+    sets = [str(root / n) for n in ("native", "zh", "ja")]
+    assert main(["score", "--exp", str(exp), "--out", str(exp / "scores"), *sets, "--baseline", "gmm", "--quiet"]) == 0
+    assert main(["score", "--exp", str(plain), "--out", str(plain / "scores"), *sets, "--quiet"]) == 0
+    return root, exp / "scores", plain / "scores"
+
+
+def _table(markdown: str, title: str) -> dict[str, dict[str, str]]:
+    r"""``{model: {set: cell}}`` of the Markdown table under ``## title``."""
+    lines = markdown.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return {row[0]: dict(zip(header[1:], row[1:])) for row in rows}
+
+
+def test_every_value_is_each_models_own(two_models, capsys):
+    root, dnf, plain = two_models
+    assert main(["compare", str(dnf), f"nf={plain}"]) == 0
+    text, err = capsys.readouterr()
+    assert err == ""
+    assert default_name(dnf) == "exp"  # EXP/scores: named by the experiment
+    summaries = {"exp": json.loads((dnf / "summary.json").read_text()),
+                 "nf": json.loads((plain / "summary.json").read_text())}
+    for key, title in SET_VALUES:
+        if key == "gmm_log_ll":
+            continue
+        table = _table(text, title)
+        assert set(table) == {"exp", "nf"}
+        for model, summary in summaries.items():
+            assert table[model] == {s: fmt(v[key]) for s, v in summary["sets"].items()}, (key, model)
+    gmm = _table(text, "LogLL of the GMM baseline (mean per frame)")
+    assert gmm["exp"] == {s: fmt(v["gmm_log_ll"]) for s, v in summaries["exp"]["sets"].items()}
+    assert set(gmm["nf"].values()) == {""}  # not scored with the baseline: empty, not '–'
+    llr = _table(text, "AUC of llr against 'native' (0.5: no separation)")
+    assert llr["exp"] == {s: fmt(d["by_score"]["llr"]) for s, d in summaries["exp"]["detection"].items()}
+    assert set(llr["nf"].values()) == {""}  # a flow without classes has no llr
+    assert _table(text, "AUC of log_ll against 'native' (0.5: no separation)")["nf"] == {
+        s: fmt(d["by_score"]["log_ll"]) for s, d in summaries["nf"]["detection"].items()}
+    rated = _table(text, "Pearson r of log_ll with the rating (utt2score)")
+    assert rated["nf"] == {"ja": fmt(summaries["nf"]["rating"]["ja"]["log_ll"]["pearson"])}
+    svr = _table(text, "Pearson r of the rating predicted from mean latents (SVR, cross-validated)")
+    assert svr["exp"] == {"ja": fmt(summaries["exp"]["regression"]["ja"]["svr_cv"]["pearson"])}
+    assert _table(text, "Models")["exp"]["classes"] == "native, zh"
+    assert "## Notes" not in text  # the same data, reference and precision
+    assert f"nf: {summaries['nf']['command']}" in text
+
+
+def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
+    root, dnf, plain = two_models
+    out = tmp_path / "compare.tsv"  # the suffix chooses the format
+    assert main(["compare", f"dnf={dnf}", f"nf={plain}", "--out", str(out)]) == 0
+    assert capsys.readouterr().err == f"compare: 2 model(s): {out}\n"
+    rows = list(csv.DictReader(io.StringIO(out.read_text()), delimiter="\t"))
+    got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
+    assert len(got) == len(rows)
+    want = {}
+    for model, folder in (("dnf", dnf), ("nf", plain)):
+        summary = json.loads((folder / "summary.json").read_text())
+        for s, v in summary["sets"].items():
+            want |= {(model, k, s): v[k] for k, _ in SET_VALUES if k in v}
+        for s, d in summary["detection"].items():
+            want |= {(model, f"auc_{k}", s): a for k, a in d["by_score"].items()}
+        for s, r in summary["rating"].items():
+            want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items()}
+        for s, r in summary["regression"].items():
+            want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items() if "->" not in s}
+    assert set(got) == set(want)
+    assert all(float(got[k]) == (float("nan") if want[k] is None else want[k]) or want[k] is None for k in want)
+    assert all(got[k] == "nan" for k in want if want[k] is None)
+    assert main(["compare", f"dnf={dnf}", "--format", "md", "--out", str(tmp_path / "c.tsv")]) == 0
+    assert (tmp_path / "c.tsv").read_text().startswith("# flowaccent: 1 model(s) side by side")
+
+
+def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp_path, capsys):
+    root, dnf, plain = two_models
+    other = tmp_path / "other"  # zh is ja's data here, the reference zh, in bf16
+    sets = [f"native={root / 'native'}", f"zh={root / 'ja'}", f"ja={root / 'ja'}"]
+    assert main(["score", "--exp", str(root / "plain"), "--out", str(other), *sets, "--reference", "zh",
+                 "--precision", "bf16", "--quiet"]) == 0
+    capsys.readouterr()
+    copy = tmp_path / "copy"  # one set's stamp gone
+    shutil.copytree(plain, copy)
+    (copy / "ja" / ".scored.json").unlink()
+    out = tmp_path / "c.md"
+    assert main(["compare", f"dnf={dnf}", f"other={other}", f"copy={copy}", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    text = out.read_text()
+    notes = [line[2:] for line in text.split("## Notes\n\n", 1)[1].split("\n\n", 1)[0].splitlines()]
+    assert notes == [
+        "The AUCs are against each model's reference set: dnf: native; other: zh; copy: native.",
+        "Set 'zh' was scored from other utterances by some models (utt2spk differs: dnf, copy | other): its columns "
+        "compare different data.",
+        "Set 'zh' was scored from other features by some models (feats.scp differs: dnf, copy | other): its columns "
+        "compare different data.",
+        "Set 'ja' of copy: no .scored.json (scored before flowaccent wrote one, or removed): not checked to be the "
+        "same data as the other models'.",
+        "Scored in other precisions: dnf: fp32; other: bf16; copy: fp32 (score in fp32 for numbers you report).",
+    ]
+    assert err.splitlines() == [f"compare: note: {n}" for n in notes] + [f"compare: 3 model(s): {out}"]
+    assert "## AUC of log_ll against each model's reference set (notes)" in text
+
+
+@pytest.mark.parametrize("args, said", [
+    (["{nowhere}"], "{nowhere}: no such folder (SCORES: the --out of 'flowaccent score')"),
+    (["{dnf}", "x={dnf}"], ""),  # the same folder twice, named apart: fine
+    (["{dnf}", "{dnf}"], "two scores named 'exp' ({dnf} and {dnf}); name each: NAME=SCORES"),
+    (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|' or '=' or is empty"),
+    (["x="], "'x=': no folder after 'x=' (NAME=SCORES)"),
+    (["{root}/native"], "{root}/native/summary.json: missing; run 'flowaccent score' first"),
+    (["{bad}"], "{bad}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
+    (["{dnf}", "{odd}"], "{odd}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
+    (["{dnf}", "--out", "{root}"], "--out {root} is a folder; give a file name"),
+])
+def test_user_errors_are_one_line(two_models, tmp_path, capsys, args, said):
+    root, dnf, _ = two_models
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text("[1, 2]")
+    odd = tmp_path / "odd"  # JSON of another shape
+    odd.mkdir()
+    (odd / "summary.json").write_text('{"reference": "native", "sets": [], "model": {}}')
+    names = {"nowhere": tmp_path / "nowhere", "dnf": dnf, "root": root, "bad": bad, "odd": odd}
+    argv = ["compare", *(a.format(**names) for a in args)]
+    status = main(argv)
+    out, err = capsys.readouterr()
+    if not said:
+        assert status == 0 and "| x |" in out
+        return
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("flowaccent compare: error: " + said.format(**names)), err
