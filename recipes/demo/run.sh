@@ -109,11 +109,12 @@ if should_run 5; then
   # shellcheck disable=SC2086
   flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores" $report_opts
   local/make_results.py "$exp" > "$exp/RESULTS.md"
+  flowaccent compare "dnf=$exp/dnf/scores" "nf=$exp/nf/scores" --out "$exp/compare.md"  # the two side by side
   mark_done 5
 fi
 
 if [ -f "$exp/.done/stage5" ]; then
-  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md"
+  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md, $exp/compare.md"
 else
   log "Done: stages $stage to $stop_stage, in $exp"
 fi

@@ -14,7 +14,8 @@
 # where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
 # only. Detection AUCs are against native_test (WSJ test speakers, unseen in training, as the accented ones).
-# Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 report. A rerun
+# Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 reports and the models
+# side by side (exp/compare.md, exp/compare_rated.md). A rerun
 # skips finished stages, and is refused where the options differ from the run that made them; --stage N runs
 # stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
@@ -193,6 +194,7 @@ if should_run 5; then
       if [ -d "$data/${name}_rated" ]; then rated+=("${name}_rated=$data/${name}_rated"); fi
     fi
   done
+  rm -f "$exp/compare_rated.md"  # stage 6's, of the earlier rated scores
   for conf in $configs; do  # an earlier run's rated scores and report go: stage 6 would report them as these
     rm -rf "$exp/$conf/scores_rated" "$exp/$conf/rated"
     if [ ${#rated[@]} -gt 0 ]; then
@@ -216,10 +218,18 @@ if should_run 6; then
         $report_opts
     fi
   done
+  # the models side by side (their rated scores too, where stage 5 made them)
+  sides=(); rated_sides=()
+  for conf in $configs; do
+    sides+=("$conf=$exp/$conf/scores")
+    if [ -f "$exp/$conf/scores_rated/summary.json" ]; then rated_sides+=("$conf=$exp/$conf/scores_rated"); fi
+  done
+  flowaccent compare "${sides[@]}" --out "$exp/compare.md"
+  if [ ${#rated_sides[@]} -gt 0 ]; then flowaccent compare "${rated_sides[@]}" --out "$exp/compare_rated.md"; fi
   mark_done 6
 fi
 if [ -f "$exp/.done/stage6" ]; then
-  log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)"
+  log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)$exp/compare.md"
 else
   log "Done: stages $stage to $stop_stage, in $exp"
 fi

@@ -37,6 +37,9 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert "| test_ja |" in results and "GMM LogLL" in results
     assert "## dnf: blur masks of the LogLL (4 test_native, 4 test_zh utterances" in results
     assert re.search(r"\n\| blur \| 8 \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \| -?[01]\.\d{3} ± ", results)
+    compared = (tmp_path / "exp" / "compare.md").read_text()  # stage 5: the two flows side by side
+    assert re.search(r"## AUC of llr against 'test_native' .*\n\n\| model \| dev_native \| test_zh \| test_ja \|\n"
+                     r"\|---\|---\|---\|---\|\n\| dnf( \| [01]\.\d{3}){3} \|\n\| nf \|  \|  \|  \|\n", compared)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"

@@ -94,6 +94,10 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         for c in ("dnf_120", "dnf_440_c400")
     }
     assert dims == {"dnf_120": 120, "dnf_440_c400": 440}
+    compared = (tmp_path / "exp" / "compare.md").read_text()  # stage 6: the four models side by side
+    assert "| model | native_heldout | native_test | zh | ja |" in compared and "## Notes" not in compared
+    assert all(f"\n| {conf} | " in compared for conf in ("dnf_120", "dnf_440_c400", "dnf_440_c440", "nf_120"))
+    assert "| model | native_test | zh_rated | ja_rated |" in (tmp_path / "exp" / "compare_rated.md").read_text()
     assert len(read_table(tmp_path / "data" / "ja" / "feats.scp")) == 8  # from 4 recordings
     rated_spans = read_table(tmp_path / "data" / "ja_rated" / "segments")  # wav.scp: their recordings only
     assert set(read_table(tmp_path / "data" / "ja_rated" / "wav.scp")) == {v.split()[0] for v in rated_spans.values()}
@@ -113,6 +117,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert none.returncode == 0, none.stderr[-2000:]
     assert not (tmp_path / "exp" / "nf_120" / "scores_rated").exists()
     assert not (tmp_path / "exp" / "nf_120" / "rated").exists()
+    assert not (tmp_path / "exp" / "compare_rated.md").exists()  # stage 6 made it from them
     changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)  # rated range as before
     assert changed.returncode == 1 and "made with other options (rated_min rated_max)" in changed.stderr
     # --stage 5 with another --wsj-test: stage 0 made the sets from the old one and is not redone (it was taken,
