@@ -23,6 +23,7 @@ from flowaccent.score.resume import MARKER
 SET_VALUES = (
     ("num_utts", "Utterances scored"),
     ("log_ll", "LogLL (log p(x), mean per frame)"),
+    ("log_ll_per_dim", "LogLL per dimension (LogLL / the model's input dim)"),
     ("log_p", "LogP (log p(z) under the prior, mean per frame)"),
     ("log_det", "LogDet (mean per frame)"),
     ("gmm_log_ll", "LogLL of the GMM baseline (mean per frame)"),
@@ -37,7 +38,9 @@ SCORES = ("log_ll", "llr", "gmm_log_ll")
 LEGEND = ("One table per value: a row per model, a column per set (the names as each model's scores name them). "
           "Empty: not scored by that model (a set it was not given; an llr of a flow without classes); –: not "
           "defined (a correlation of fewer than 3 utterances, scores or ratings without spread). Per frame: means "
-          "over the set's frames. docs/scoring.md says what each value is.")
+          "over the set's frames. The LogLLs of models of other input dims (120, 440) are densities of different "
+          "feature spaces and do not compare directly: read them per dimension, or against each model's reference "
+          "set. docs/scoring.md says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
 _NAME = re.compile(r"[^\s|=]+")
@@ -81,6 +84,10 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
             raise ConfigError(f"two scores named '{name}' ({names[name]} and {folder}); name each: "
                               f"NAME=SCORES")
         names[name] = folder
+        inside = Path(folder) / "scores"
+        if not (Path(folder) / "summary.json").exists() and (inside / "summary.json").exists():
+            raise ConfigError(f"{folder}: an experiment dir, not scores; its scores are {inside} (SCORES: the --out "
+                              f"of 'flowaccent score')")
         summary = load_summary(Path(folder), "SCORES")
         if not isinstance(summary, dict) or not all(isinstance(summary.get(k), dict) for k in ("sets", "model")):
             raise ConfigError(f"{Path(folder) / 'summary.json'}: not the summary of 'flowaccent score' (no sets or "
@@ -119,6 +126,9 @@ def values(scored: Sequence[Scored]) -> Iterator[tuple[str, str, list[str], dict
     reference = _references(scored)
     for metric, title in SET_VALUES:
         yield table(metric, title, lambda summary, s, k=metric: summary["sets"][s][k])
+        if metric == "log_ll_per_dim":
+            yield table("log_ll_minus_reference", f"LogLL minus that of {reference} (per frame)",
+                        lambda summary, s: _minus_reference(summary["sets"], s, summary["reference"]))
     for score in SCORES:
         yield table(f"auc_{score}", f"AUC of {score} against {reference} (0.5: no separation)",
                     lambda summary, s, k=score: summary["detection"][s]["by_score"][k])
@@ -128,6 +138,10 @@ def values(scored: Sequence[Scored]) -> Iterator[tuple[str, str, list[str], dict
     for how, words in (("svr_cv", "cross-validated"), ("svr_cv_shuffled", "ratings shuffled: its chance level")):
         yield table(f"pearson_{how}", f"Pearson r of the rating predicted from mean latents (SVR, {words})",
                     lambda summary, s, k=how: summary["regression"][s][k]["pearson"])
+
+
+def _minus_reference(sets: dict[str, Any], name: str, reference: str) -> float:
+    return sets[name]["log_ll"] - sets[reference]["log_ll"]
 
 
 def _references(scored: Sequence[Scored]) -> str:

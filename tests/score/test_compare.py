@@ -55,6 +55,11 @@ def test_every_value_is_each_models_own(two_models, capsys):
         assert set(table) == {"exp", "nf"}
         for model, summary in summaries.items():
             assert table[model] == {s: fmt(v[key]) for s, v in summary["sets"].items()}, (key, model)
+    relative = _table(text, "LogLL minus that of 'native' (per frame)")
+    for model, summary in summaries.items():
+        sets = summary["sets"]
+        assert relative[model] == {s: fmt(v["log_ll"] - sets["native"]["log_ll"]) for s, v in sets.items()}
+        assert relative[model]["zh"] != fmt(sets["zh"]["log_ll"])
     gmm = _table(text, "LogLL of the GMM baseline (mean per frame)")
     assert gmm["exp"] == {s: fmt(v["gmm_log_ll"]) for s, v in summaries["exp"]["sets"].items()}
     assert set(gmm["nf"].values()) == {""}  # not scored with the baseline: empty, not '–'
@@ -78,6 +83,10 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
     assert main(["compare", f"dnf={dnf}", f"nf={plain}", "--out", str(out)]) == 0
     assert capsys.readouterr().err == f"compare: 2 model(s): {out}\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text()), delimiter="\t"))
+    got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
+    assert float(got["nf", "log_ll_minus_reference", "zh"]) == float(got["nf", "log_ll", "zh"]) - float(
+        got["nf", "log_ll", "native"])
+    rows = [r for r in rows if r["metric"] != "log_ll_minus_reference"]  # the rest: as summary.json holds them
     got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
     assert len(got) == len(rows)
     want = {}
@@ -134,6 +143,7 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
     (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|' or '=' or is empty"),
     (["x="], "'x=': no folder after 'x=' (NAME=SCORES)"),
     (["{root}/native"], "{root}/native/summary.json: missing; run 'flowaccent score' first"),
+    (["{root}/exp"], "{root}/exp: an experiment dir, not scores; its scores are {root}/exp/scores (SCORES: the"),
     (["{bad}"], "{bad}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
     (["{dnf}", "{odd}"], "{odd}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
     (["{dnf}", "--out", "{root}"], "--out {root} is a folder; give a file name"),
