@@ -53,9 +53,12 @@ def run(args: argparse.Namespace) -> int:
         args.command_line,
         args.resume,
     )
+    from flowaccent.report.tables import with_interval
+
     for name, values in report.get("sets", {}).items():  # none on a torchrun rank but 0
-        auc = report["detection"].get(name, {}).get("auc")
-        auc_text = f", AUC vs {report['reference']} {auc:.3f}" if auc is not None else ""
+        detection = report["detection"].get(name, {})
+        auc_text = f", AUC vs {report['reference']} {with_interval(detection, 'log_ll')}" if detection.get("auc") \
+            is not None else ""
         print(
             f"score: {name}: {values['num_utts']} utts, LogLL {values['log_ll']:.2f} "
             f"(LogP {values['log_p']:.2f}, LogDet {values['log_det']:.2f}){auc_text}",

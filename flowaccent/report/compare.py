@@ -15,7 +15,7 @@ from typing import Any
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
-from flowaccent.report.tables import fmt
+from flowaccent.report.tables import fmt, with_interval
 from flowaccent.score.resume import MARKER
 
 #: The values of a set that :func:`value_tables` compares: ``(metric, title)``; ``metric`` names the value in the
@@ -109,19 +109,34 @@ def _sets(scored: Sequence[Scored], has) -> list[str]:
     return list(dict.fromkeys(s for m in scored for s in m.summary["sets"] if has(m, s)))
 
 
-def values(scored: Sequence[Scored]) -> Iterator[tuple[str, str, list[str], dict[tuple[str, str], Any]]]:
-    r"""Every compared value that any model has: ``(metric, title, sets, {(model, set): value})``; a value a
-    model lacks is not in the dict (its summary has no such set or score), one that is not defined is None."""
+@dataclasses.dataclass(frozen=True)
+class Compared:
+    r"""One compared value: its ``metric`` name (the TSV's), ``title``, the ``sets`` any model has it for, and
+    ``found``: ``{(model, set): value}`` (a value a model lacks is not there: its summary has no such set or
+    score; one that is not defined is None) with each one's table cell in ``cells``, None for a value in the
+    TSV only (an AUC's interval, shown in the AUC's cell)."""
 
-    def table(metric: str, title: str, get) -> tuple[str, str, list[str], dict[tuple[str, str], Any]]:
-        found = {}
+    metric: str
+    title: str
+    sets: list[str]
+    found: dict[tuple[str, str], Any]
+    cells: dict[tuple[str, str], str] | None
+
+
+def values(scored: Sequence[Scored]) -> Iterator[Compared]:
+    r"""Every compared value that any model has (:class:`Compared`), in the order of the tables."""
+
+    def table(metric: str, title: str, get, cell=None, shown: bool = True) -> Compared:
+        found, cells = {}, {}
         for m in scored:
             for s in m.summary["sets"]:
                 try:
                     found[m.name, s] = get(m.summary, s)
-                except (KeyError, TypeError):
-                    pass
-        return metric, title, _sets(scored, lambda m, s: (m.name, s) in found), found
+                except (KeyError, TypeError, IndexError):
+                    continue
+                cells[m.name, s] = cell(m.summary, s) if cell else fmt(found[m.name, s])
+        sets = _sets(scored, lambda m, s: (m.name, s) in found)
+        return Compared(metric, title, sets, found, cells if shown else None)
 
     reference = _references(scored)
     for metric, title in SET_VALUES:
@@ -130,8 +145,12 @@ def values(scored: Sequence[Scored]) -> Iterator[tuple[str, str, list[str], dict
             yield table("log_ll_minus_reference", f"LogLL minus that of {reference} (per frame)",
                         lambda summary, s: _minus_reference(summary["sets"], s, summary["reference"]))
     for score in SCORES:
-        yield table(f"auc_{score}", f"AUC of {score} against {reference} (0.5: no separation)",
-                    lambda summary, s, k=score: summary["detection"][s]["by_score"][k])
+        yield table(f"auc_{score}", f"AUC of {score} against {reference} (0.5: no separation; [95% interval])",
+                    lambda summary, s, k=score: summary["detection"][s]["by_score"][k],
+                    lambda summary, s, k=score: with_interval(summary["detection"][s], k))
+        for side, bound in enumerate(("low", "high")):
+            yield table(f"auc_{score}_ci95_{bound}", "", lambda summary, s, k=score, i=side:
+                        summary["detection"][s]["ci95"][k][i], shown=False)
     for score in SCORES:
         yield table(f"pearson_{score}", f"Pearson r of {score} with the rating (utt2score)",
                     lambda summary, s, k=score: summary["rating"][s][k]["pearson"])
@@ -153,10 +172,10 @@ def value_tables(scored: Sequence[Scored]) -> list[tuple[str, list[str], list[li
     r"""``(title, header, rows)`` of every value any model has: rows the models, columns the sets ("–": not
     defined; empty: not scored)."""
     out = []
-    for _, title, sets, found in values(scored):
-        if sets:
-            rows = [[m.name] + [fmt(found[m.name, s]) if (m.name, s) in found else "" for s in sets] for m in scored]
-            out.append((title, ["model", *sets], rows))
+    for value in values(scored):
+        if value.sets and value.cells is not None:
+            rows = [[m.name] + [value.cells.get((m.name, s), "") for s in value.sets] for m in scored]
+            out.append((value.title, ["model", *value.sets], rows))
     return out
 
 
@@ -219,8 +238,9 @@ def tsv_text(scored: Sequence[Scored]) -> str:
     r"""The comparison as one long TSV, ``model metric set value`` with a header line: every value any model
     has (``nan``: not defined), as stored in ``summary.json``, for a spreadsheet or ``pandas.read_csv(sep='\t')``."""
     lines = ["model\tmetric\tset\tvalue"]
-    for metric, _, sets, found in values(scored):
+    for value in values(scored):
+        found = value.found
         for m in scored:
-            lines += [f"{m.name}\t{metric}\t{s}\t{'nan' if found[m.name, s] is None else found[m.name, s]}"
-                      for s in sets if (m.name, s) in found]
+            lines += [f"{m.name}\t{value.metric}\t{s}\t{'nan' if found[m.name, s] is None else found[m.name, s]}"
+                      for s in value.sets if (m.name, s) in found]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ mean."""
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 #: What the report's names mean; the sentences on ``_c``/``_r`` and ``llr`` only where the scores have them.
@@ -15,7 +16,9 @@ NAMING = (
     "including the feature standardisation. Skew and kurtosis (Fisher, excess: 0 for a Gaussian) "
     "are over all values of a random sample of latents (its frames: 'latent frames'; small samples "
     "give unsteady values)[_c]. AUC: the chance that an utterance of the reference set scores "
-    "higher than one of the other set (0.5: no separation). Utterance scores: <b>log_ll</b> (LogLL)"
+    "higher than one of the other set (0.5: no separation); in brackets its 95% confidence interval "
+    "(DeLong's variance; none for a set of one utterance, and 0 wide where every pair of utterances is one "
+    "way). Utterance scores: <b>log_ll</b> (LogLL)"
     "[llr][gmm]. Set means are over the set's frames. Ratings from averaged latents: an SVR from each "
     "utterance's mean latent to its rating; <b>svr_cv</b> cross-validated within the set over 5 folds of its "
     "speakers (one per speaker with fewer), <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
@@ -67,8 +70,7 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     detection = summary.get("detection", {})
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
-        rows = [[n, str(sets[n]["num_utts"])] + [fmt(d["by_score"].get(k)) for k in scores]
-                for n, d in detection.items()]
+        rows = [[n, str(sets[n]["num_utts"])] + [with_interval(d, k) for k in scores] for n, d in detection.items()]
         ref = summary["reference"]
         out.append((f"Detection AUC against '{ref}' ({sets[ref]['num_utts']} utts)", ["set", "utts"] + scores, rows))
     rating = summary.get("rating", {})
@@ -99,6 +101,17 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
         out.append(("SVR fitted on one set (row), applied to another (column): Pearson (Spearman and utts: "
                     "summary.json)", ["fitted on", *names], rows))
     return out
+
+
+def with_interval(detection: dict[str, Any], score: str) -> str:
+    r"""The cell of ``score``'s AUC in a set's ``detection`` entry: the AUC, and where the summary has it (since
+    scores of 2026-12-06) its 95% interval, ``0.734 [0.63, 0.83]``; '–' where the set has no such score."""
+    if score not in detection["by_score"]:
+        return fmt(None)
+    low, high = detection.get("ci95", {}).get(score) or (None, None)
+    defined = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))  # None in summary.json
+    interval = f" [{low:.2f}, {high:.2f}]" if defined else ""
+    return fmt(detection["by_score"][score]) + interval
 
 
 def _shared(result: dict, short: bool = False) -> str:

@@ -1,4 +1,4 @@
-r"""Statistics of scores and latents: AUC, correlations, skew and kurtosis."""
+r"""Statistics of scores and latents: AUC and its confidence interval, correlations, skew and kurtosis."""
 
 from __future__ import annotations
 
@@ -21,6 +21,41 @@ def detection_auc(reference: np.ndarray, other: np.ndarray) -> float:
     ranks = average_ranks(np.r_[reference, other])[: len(reference)]
     n1, n0 = len(reference), len(other)
     return float((ranks.sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+#: The two-sided normal quantile of a 95% interval.
+Z95 = 1.959963984540054
+
+
+def auc_variance(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    r""":func:`detection_auc` of ``reference`` ``(n1,)`` against ``other`` ``(n0,)`` and DeLong's estimate of its
+    variance (DeLong, DeLong & Clarke-Pearson 1988): ``var(V10) / n1 + var(V01) / n0`` with ``V10_i`` the share of
+    ``other`` below reference utterance ``i`` and ``V01_j`` the share of ``reference`` above other utterance ``j``
+    (ties half), each from average ranks (Sun & Xu 2014), O(n log n). The variance is NaN for fewer than 2
+    utterances on a side."""
+    reference, other = np.asarray(reference, float), np.asarray(other, float)
+    n1, n0 = len(reference), len(other)
+    if n1 == 0 or n0 == 0:
+        return math.nan, math.nan
+    combined = average_ranks(np.r_[reference, other])
+    v10 = (combined[:n1] - average_ranks(reference)) / n0
+    v01 = 1.0 - (combined[n1:] - average_ranks(other)) / n1
+    auc = float(v10.mean())
+    if n1 < 2 or n0 < 2:
+        return auc, math.nan
+    return auc, float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0)
+
+
+def auc_interval(reference: np.ndarray, other: np.ndarray, z: float = Z95) -> list[float]:
+    r"""The AUC's confidence interval ``[low, high]``: ``AUC -/+ z * sqrt(DeLong's variance)``
+    (:func:`auc_variance`; ``z`` 1.96 for 95%), clipped to [0, 1], as R's pROC ``ci.auc`` gives it; NaNs
+    where the variance is not defined. Where every utterance of one set scores above every one of the other (AUC
+    0 or 1) the variance is 0 and so is the interval's width: with few utterances that says little."""
+    auc, variance = auc_variance(reference, other)
+    if math.isnan(variance):
+        return [math.nan, math.nan]
+    half = z * math.sqrt(variance)
+    return [max(0.0, auc - half), min(1.0, auc + half)]
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.metrics import auc_interval, correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.tables import read_tsv
 
 #: Utterance scores compared across sets, when present: higher = more native-like.
@@ -52,9 +52,12 @@ def utterance_scores(table: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def detection(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, Any]:
-    r"""AUC of separating ``other`` from ``reference`` by each utterance score; ``auc`` is by ``log_ll``."""
+    r"""AUC of separating ``other`` from ``reference`` by each utterance score (``auc`` is by ``log_ll``), and each
+    one's 95% confidence interval ``[low, high]`` (``ci95``: DeLong's,
+    :func:`~flowaccent.score.metrics.auc_interval`)."""
     by_score = {k: detection_auc(reference[k], other[k]) for k in reference if k in other}
-    return {"score": "log_ll", "auc": by_score.get("log_ll"), "by_score": by_score}
+    ci95 = {k: auc_interval(reference[k], other[k]) for k in by_score}
+    return {"score": "log_ll", "auc": by_score.get("log_ll"), "by_score": by_score, "ci95": ci95}
 
 
 def rating(scores: dict[str, np.ndarray], ratings: np.ndarray) -> dict[str, Any]:

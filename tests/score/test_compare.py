@@ -12,7 +12,7 @@ import pytest
 
 from flowaccent.cli.main import main
 from flowaccent.report.compare import SET_VALUES, default_name
-from flowaccent.report.tables import fmt
+from flowaccent.report.tables import fmt, with_interval
 
 from ..train.conftest import small_config
 
@@ -63,11 +63,12 @@ def test_every_value_is_each_models_own(two_models, capsys):
     gmm = _table(text, "LogLL of the GMM baseline (mean per frame)")
     assert gmm["exp"] == {s: fmt(v["gmm_log_ll"]) for s, v in summaries["exp"]["sets"].items()}
     assert set(gmm["nf"].values()) == {""}  # not scored with the baseline: empty, not '–'
-    llr = _table(text, "AUC of llr against 'native' (0.5: no separation)")
-    assert llr["exp"] == {s: fmt(d["by_score"]["llr"]) for s, d in summaries["exp"]["detection"].items()}
+    llr = _table(text, "AUC of llr against 'native' (0.5: no separation; [95% interval])")
+    assert llr["exp"] == {s: f"{d['by_score']['llr']:.3f} [{d['ci95']['llr'][0]:.2f}, {d['ci95']['llr'][1]:.2f}]"
+                          for s, d in summaries["exp"]["detection"].items()}
     assert set(llr["nf"].values()) == {""}  # a flow without classes has no llr
-    assert _table(text, "AUC of log_ll against 'native' (0.5: no separation)")["nf"] == {
-        s: fmt(d["by_score"]["log_ll"]) for s, d in summaries["nf"]["detection"].items()}
+    assert _table(text, "AUC of log_ll against 'native' (0.5: no separation; [95% interval])")["nf"] == {
+        s: with_interval(d, "log_ll") for s, d in summaries["nf"]["detection"].items()}
     rated = _table(text, "Pearson r of log_ll with the rating (utt2score)")
     assert rated["nf"] == {"ja": fmt(summaries["nf"]["rating"]["ja"]["log_ll"]["pearson"])}
     svr = _table(text, "Pearson r of the rating predicted from mean latents (SVR, cross-validated)")
@@ -96,6 +97,8 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
             want |= {(model, k, s): v[k] for k, _ in SET_VALUES if k in v}
         for s, d in summary["detection"].items():
             want |= {(model, f"auc_{k}", s): a for k, a in d["by_score"].items()}
+            want |= {(model, f"auc_{k}_ci95_{b}", s): d["ci95"][k][i] for k in d["by_score"]
+                     for i, b in enumerate(("low", "high"))}
         for s, r in summary["rating"].items():
             want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items()}
         for s, r in summary["regression"].items():

@@ -758,6 +758,7 @@ def test_each_figure_and_table_draws_on_the_right_sets_and_utterances(trained, t
 
     from flowaccent import plots
     from flowaccent.data import load_data_dir, write_table
+    from flowaccent.report.tables import with_interval
     from flowaccent.score.tables import read_tsv
 
     root, exp = trained
@@ -791,5 +792,8 @@ def test_each_figure_and_table_draws_on_the_right_sets_and_utterances(trained, t
         assert np.array_equal(values[n], table["log_ll"]) and np.array_equal(kwargs["weights"][n], table["num_frames"])
     markdown = (tmp_path / "r.md").read_text()
     detection = re.search(r"## Detection AUC against 'native' \(40 utts\)\n\n(.*?)\n\n", markdown, re.S)
-    rows = [line.split("|")[1:3] for line in detection.group(1).splitlines()[2:]]
-    assert [[c.strip() for c in r] for r in rows] == [["zh", "40"], ["ja", "30"]]
+    rows = [line.split("|")[1:4] for line in detection.group(1).splitlines()[2:]]
+    summary = json.loads((out / "summary.json").read_text())["detection"]
+    assert [[c.strip() for c in r] for r in rows] == [[n, u, with_interval(summary[n], "log_ll")] for n, u in
+                                                      (("zh", "40"), ("ja", "30"))]
+    assert re.fullmatch(r"[01]\.\d{3} \[[01]\.\d\d, [01]\.\d\d\]", rows[1][2].strip())  # the AUC, its interval

@@ -14,7 +14,7 @@ from scipy.stats import kurtosis, norm, pearsonr, skew, spearmanr
 from flowaccent.cli.main import main
 from flowaccent.data import ScpReader, load_data_dir, read_table, write_table
 from flowaccent.runtime import bf16_in_hardware
-from flowaccent.score.metrics import correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.metrics import auc_interval, correlations, detection_auc, moments, unit_gaussian_log_p
 from flowaccent.score.run import score_corpora
 from flowaccent.score.scorer import Reservoir, ScoreConfig, utterance_means
 from flowaccent.score.tables import read_tsv
@@ -222,6 +222,9 @@ def test_detection_and_rating_use_the_tables(scored):
         d = summary["detection"][name]
         assert d["score"] == "log_ll" and d["auc"] == pytest.approx(detection_auc(ref["log_ll"], other["log_ll"]))
         assert d["by_score"]["llr"] == pytest.approx(detection_auc(ref["llr"], other["llr"]))
+        assert set(d["ci95"]) == set(d["by_score"]) >= {"log_ll", "llr"}
+        for k, (low, high) in d["ci95"].items():
+            assert [low, high] == pytest.approx(auc_interval(ref[k], other[k])) and low <= d["by_score"][k] <= high
     assert summary["detection"]["zh"]["by_score"]["llr"] > 0.9  # the DNF classes tell the two apart
     ja = read_tsv(out / "ja" / "utt_scores.tsv")
     rating = summary["rating"]["ja"]["log_ll"]
