@@ -370,8 +370,13 @@ def test_metrics_on_crafted_inputs():
 
 def test_cli_and_bad_input(trained, tmp_path, capsys):
     root, exp = trained
-    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), f"mine={root / 'ja'}", "--quiet"]) == 0
-    assert "score: mine: 30 utts, LogLL" in capsys.readouterr().err
+    assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), f"mine={root / 'ja'}", f"zh={root / 'zh'}",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "score: mine: 30 utts, LogLL" in err
+    zh = json.loads((tmp_path / "s" / "summary.json").read_text())["detection"]["zh"]
+    said = re.search(r"score: zh: 40 utts, LogLL .*, AUC vs mine (\d\.\d{3}) \[(\d\.\d\d), (\d\.\d\d)\]\n", err)
+    assert said.groups() == (f"{zh['auc']:.3f}", *(f"{v:.2f}" for v in zh["ci95"]["log_ll"]))
     from ..train.conftest import write_gaussian_dir
 
     wrong = write_gaussian_dir(tmp_path / "wrong", np.zeros(5), np.eye(5), 3, 10, seed=0)
