@@ -32,20 +32,20 @@ def run(args: argparse.Namespace) -> int:
 
     from flowaccent.data.atomic import atomic_write_text
     from flowaccent.errors import ConfigError
-    from flowaccent.report.compare import load_scored, markdown_text, notes, tsv_text
+    from flowaccent.report.compare import compare, load_scored, markdown_text, tsv_text
 
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name (compare.md, compare.tsv)")
-    scored = load_scored(args.scores)
+    comparison = compare(load_scored(args.scores))
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
-    text = tsv_text(scored) if tsv else markdown_text(scored, args.command_line)
+    text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)
     if out is None:
         sys.stdout.write(text)
     else:
         atomic_write_text(out, text)
-    for note in notes(scored) if tsv or out is not None else ():  # Markdown on the terminal holds them
+    for note in comparison.notes if tsv or out is not None else ():  # Markdown on the terminal holds them
         print(f"compare: note: {note}", file=sys.stderr)
     if out is not None:
-        print(f"compare: {len(scored)} model(s): {out}", file=sys.stderr)
+        print(f"compare: {len(comparison.scored)} model(s): {out}", file=sys.stderr)
     return 0

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_interval
+from flowaccent.score.metrics import paired_auc_difference
 from flowaccent.score.resume import MARKER
+from flowaccent.score.tables import read_tsv
 
 #: The values of a set that :func:`value_tables` compares: ``(metric, title)``; ``metric`` names the value in the
 #: TSV (:func:`tsv_text`) and, for these, its key in ``summary.json``'s ``sets``.
@@ -40,7 +45,9 @@ LEGEND = ("One table per value: a row per model, a column per set (the names as 
           "defined (a correlation of fewer than 3 utterances, scores or ratings without spread). Per frame: means "
           "over the set's frames. The LogLLs of models of other input dims (120, 440) are densities of different "
           "feature spaces and do not compare directly: read them per dimension, or against each model's reference "
-          "set. docs/scoring.md says what each value is.")
+          "set. With models of one reference set, each AUC table is followed by each model's AUC minus the first "
+          "model's, with the p-value of DeLong's paired test on the utterances both scored (empty where they scored "
+          "other utterances). docs/scoring.md says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
 _NAME = re.compile(r"[^\s|=]+")
@@ -123,8 +130,10 @@ class Compared:
     cells: dict[tuple[str, str], str] | None
 
 
-def values(scored: Sequence[Scored]) -> Iterator[Compared]:
-    r"""Every compared value that any model has (:class:`Compared`), in the order of the tables."""
+def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterator[Compared]:
+    r"""Every compared value that any model has (:class:`Compared`), in the order of the tables. ``reading``
+    gets a line for each set's ``utt_scores.tsv`` that could not be read for the paired tests (:func:`_paired`)."""
+    reading = [] if reading is None else reading
 
     def table(metric: str, title: str, get, cell=None, shown: bool = True) -> Compared:
         found, cells = {}, {}
@@ -144,6 +153,7 @@ def values(scored: Sequence[Scored]) -> Iterator[Compared]:
         if metric == "log_ll_per_dim":
             yield table("log_ll_minus_reference", f"LogLL minus that of {reference} (per frame)",
                         lambda summary, s: _minus_reference(summary["sets"], s, summary["reference"]))
+    paired = _paired(scored, reading)
     for score in SCORES:
         yield table(f"auc_{score}", f"AUC of {score} against {reference} (0.5: no separation; [95% interval])",
                     lambda summary, s, k=score: summary["detection"][s]["by_score"][k],
@@ -151,12 +161,65 @@ def values(scored: Sequence[Scored]) -> Iterator[Compared]:
         for side, bound in enumerate(("low", "high")):
             yield table(f"auc_{score}_ci95_{bound}", "", lambda summary, s, k=score, i=side:
                         summary["detection"][s]["ci95"][k][i], shown=False)
+        if found := paired.get(score):
+            first = scored[0].name
+            sets = _sets(scored, lambda m, s, f=found: (m.name, s) in f)
+            cells = {key: f"{diff:+.3f} ({_p_value(p)})" for key, (diff, p) in found.items()}
+            yield Compared(f"auc_{score}_minus_first", f"AUC of {score}: each model's minus {first}'s (p of "
+                           f"DeLong's paired test, on the same utterances)", sets,
+                           {key: diff for key, (diff, _) in found.items()}, cells)
+            yield Compared(f"auc_{score}_p_vs_first", "", sets, {key: p for key, (_, p) in found.items()}, None)
     for score in SCORES:
         yield table(f"pearson_{score}", f"Pearson r of {score} with the rating (utt2score)",
                     lambda summary, s, k=score: summary["rating"][s][k]["pearson"])
     for how, words in (("svr_cv", "cross-validated"), ("svr_cv_shuffled", "ratings shuffled: its chance level")):
         yield table(f"pearson_{how}", f"Pearson r of the rating predicted from mean latents (SVR, {words})",
                     lambda summary, s, k=how: summary["regression"][s][k]["pearson"])
+
+
+def _p_value(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "p –"
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
+def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
+    r"""``{score: {(model, set): (AUC difference, p)}}``: each model's AUC of each set against the reference minus
+    the first model's, and the p-value of DeLong's paired test
+    (:func:`~flowaccent.score.metrics.paired_auc_difference`), from the sets' ``utt_scores.tsv``, matched by
+    utterance. Only where the models share one reference set, and for a set whose utterances and the
+    reference's are the same in both models (the paired test needs each utterance's two scores): {} otherwise."""
+    if len(scored) < 2 or len({m.summary.get("reference") for m in scored}) > 1:
+        return {}
+    tables: dict[tuple[str, str], dict | None] = {}
+
+    def utterances(m: Scored, s: str) -> dict | None:
+        if (m.name, s) not in tables:
+            try:
+                table = read_tsv(m.folder / s / "utt_scores.tsv")
+            except (OSError, ValueError) as error:
+                reading.append(f"Set '{s}' of {m.name}: {error}: not in the paired tests.")
+                table = None
+            tables[m.name, s] = table
+        return tables[m.name, s]
+
+    first, reference, out = scored[0], scored[0].summary["reference"], {}
+    for m in scored[1:]:
+        for s in m.summary.get("detection", {}):
+            if s not in first.summary.get("detection", {}):
+                continue
+            sides = [[utterances(x, name) for name in (reference, s)] for x in (m, first)]
+            if any(t is None for side in sides for t in side):
+                continue
+            orders = [[np.argsort(t["utt"], kind="stable") for t in side] for side in sides]
+            if any(list(np.asarray(sides[0][i]["utt"])[orders[0][i]]) != list(np.asarray(sides[1][i]["utt"])[
+                    orders[1][i]]) for i in (0, 1)):
+                continue  # other utterances: not paired (notes() says so from the stamps)
+            for score in SCORES:
+                if all(score in t for side in sides for t in side):
+                    a, b = ([t[score][o] for t, o in zip(side, order)] for side, order in zip(sides, orders))
+                    out.setdefault(score, {})[m.name, s] = paired_auc_difference(*a, *b)
+    return out
 
 
 def _minus_reference(sets: dict[str, Any], name: str, reference: str) -> float:
@@ -168,13 +231,33 @@ def _references(scored: Sequence[Scored]) -> str:
     return f"'{refs.pop()}'" if len(refs) == 1 else "each model's reference set (notes)"
 
 
-def value_tables(scored: Sequence[Scored]) -> list[tuple[str, list[str], list[list[str]]]]:
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    r"""What :func:`compare` found: the ``scored`` models, every compared value (:class:`Compared`) and the
+    ``notes`` (:func:`notes`, and the score tables the paired tests could not read)."""
+
+    scored: list[Scored]
+    values: list[Compared]
+    notes: list[str]
+
+
+def compare(scored: Sequence[Scored]) -> Comparison:
+    r"""The values and notes of ``scored`` (:func:`load_scored`), each computed once."""
+    reading: list[str] = []
+    found = list(values(scored, reading))
+    return Comparison(list(scored), found, notes(scored) + reading)
+
+
+def value_tables(comparison: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
     r"""``(title, header, rows)`` of every value any model has: rows the models, columns the sets ("–": not
-    defined; empty: not scored)."""
+    defined; empty: not scored). A paired table has no row for the model the others are paired with."""
     out = []
-    for value in values(scored):
+    for value in comparison.values:
         if value.sets and value.cells is not None:
-            rows = [[m.name] + [value.cells.get((m.name, s), "") for s in value.sets] for m in scored]
+            models = [m.name for m in comparison.scored]
+            if value.metric.endswith("_minus_first"):
+                models = models[1:]
+            rows = [[m] + [value.cells.get((m, s), "") for s in value.sets] for m in models]
             out.append((value.title, ["model", *value.sets], rows))
     return out
 
@@ -222,25 +305,26 @@ def notes(scored: Sequence[Scored]) -> list[str]:
     return out
 
 
-def markdown_text(scored: Sequence[Scored], command: str = "") -> str:
+def markdown_text(comparison: Comparison, command: str = "") -> str:
     r"""The comparison as Markdown: the models, every value's table, the notes and how each was made."""
+    scored = comparison.scored
     lines = [f"# flowaccent: {len(scored)} model(s) side by side", "", LEGEND, ""]
-    for title, header, rows in [models_table(scored), *value_tables(scored)]:
+    for title, header, rows in [models_table(scored), *value_tables(comparison)]:
         lines += markdown_table(title, header, rows)
-    if found := notes(scored):
-        lines += ["## Notes", "", *(f"- {note}" for note in found), ""]
+    if comparison.notes:
+        lines += ["## Notes", "", *(f"- {note}" for note in comparison.notes), ""]
     made = [f"{m.name}: {m.summary.get('command', '(command not recorded)')}" for m in scored]
     lines += ["## How these were made", "", "```", *made, *([f"compare: {command}"] if command else []), "```", ""]
     return "\n".join(lines)
 
 
-def tsv_text(scored: Sequence[Scored]) -> str:
+def tsv_text(comparison: Comparison) -> str:
     r"""The comparison as one long TSV, ``model metric set value`` with a header line: every value any model
     has (``nan``: not defined), as stored in ``summary.json``, for a spreadsheet or ``pandas.read_csv(sep='\t')``."""
     lines = ["model\tmetric\tset\tvalue"]
-    for value in values(scored):
+    for value in comparison.values:
         found = value.found
-        for m in scored:
+        for m in comparison.scored:
             lines += [f"{m.name}\t{value.metric}\t{s}\t{'nan' if found[m.name, s] is None else found[m.name, s]}"
                       for s in value.sets if (m.name, s) in found]
     return "\n".join(lines) + "\n"

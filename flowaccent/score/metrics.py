@@ -37,13 +37,43 @@ def auc_variance(reference: np.ndarray, other: np.ndarray) -> tuple[float, float
     n1, n0 = len(reference), len(other)
     if n1 == 0 or n0 == 0:
         return math.nan, math.nan
-    combined = average_ranks(np.r_[reference, other])
-    v10 = (combined[:n1] - average_ranks(reference)) / n0
-    v01 = 1.0 - (combined[n1:] - average_ranks(other)) / n1
+    v10, v01 = _placements(reference, other)
     auc = float(v10.mean())
     if n1 < 2 or n0 < 2:
         return auc, math.nan
     return auc, float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0)
+
+
+def _placements(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""DeLong's structural components from ranks: ``V10`` ``(n1,)``, the share of ``other`` below each reference
+    utterance, and ``V01`` ``(n0,)``, the share of ``reference`` above each other utterance (ties half)."""
+    n1, n0 = len(reference), len(other)
+    combined = average_ranks(np.r_[reference, other])
+    return (combined[:n1] - average_ranks(reference)) / n0, 1.0 - (combined[n1:] - average_ranks(other)) / n1
+
+
+def paired_auc_difference(
+    reference_a: np.ndarray, other_a: np.ndarray, reference_b: np.ndarray, other_b: np.ndarray
+) -> tuple[float, float]:
+    r"""``AUC_a - AUC_b`` of two scores of the same utterances (``reference_a[i]`` and ``reference_b[i]`` one
+    utterance's, ``other_a[j]`` and ``other_b[j]`` likewise) and the two-sided p-value of DeLong's test that the two
+    AUCs are equal: ``z = diff / sqrt(var_a + var_b - 2 cov)``, the variances and covariance from the structural
+    components' sample covariances (DeLong, DeLong & Clarke-Pearson 1988). p is NaN for fewer than 2 utterances on a
+    side, 1 where the difference and its variance are both 0 (the two scores rank the sets alike), NaN where only
+    the variance is."""
+    ra, oa, rb, ob = (np.asarray(v, float) for v in (reference_a, other_a, reference_b, other_b))
+    if len(ra) != len(rb) or len(oa) != len(ob):
+        raise ValueError("the two scores must be of the same utterances, in the same order")
+    n1, n0 = len(ra), len(oa)
+    if n1 < 2 or n0 < 2:
+        return (math.nan if n1 == 0 or n0 == 0 else detection_auc(ra, oa) - detection_auc(rb, ob)), math.nan
+    v10a, v01a = _placements(ra, oa)
+    v10b, v01b = _placements(rb, ob)
+    diff = float(v10a.mean() - v10b.mean())
+    variance = float(np.var(v10a - v10b, ddof=1) / n1 + np.var(v01a - v01b, ddof=1) / n0)  # var_a + var_b - 2 cov
+    if variance <= 0:
+        return diff, 1.0 if abs(diff) < 1e-12 else math.nan
+    return diff, math.erfc(abs(diff) / math.sqrt(2 * variance))
 
 
 def auc_interval(reference: np.ndarray, other: np.ndarray, z: float = Z95) -> list[float]:

@@ -8,11 +8,14 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from flowaccent.cli.main import main
 from flowaccent.report.compare import SET_VALUES, default_name
 from flowaccent.report.tables import fmt, with_interval
+from flowaccent.score.metrics import paired_auc_difference
+from flowaccent.score.tables import read_tsv
 
 from ..train.conftest import small_config
 
@@ -87,7 +90,8 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
     got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
     assert float(got["nf", "log_ll_minus_reference", "zh"]) == float(got["nf", "log_ll", "zh"]) - float(
         got["nf", "log_ll", "native"])
-    rows = [r for r in rows if r["metric"] != "log_ll_minus_reference"]  # the rest: as summary.json holds them
+    rows = [r for r in rows if r["metric"] != "log_ll_minus_reference"  # the rest: as summary.json holds them
+            and not r["metric"].endswith(("_minus_first", "_p_vs_first"))]  # (the paired tests: their own test)
     got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
     assert len(got) == len(rows)
     want = {}
@@ -137,6 +141,56 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
     ]
     assert err.splitlines() == [f"compare: note: {n}" for n in notes] + [f"compare: 3 model(s): {out}"]
     assert "## AUC of log_ll against each model's reference set (notes)" in text
+    assert "minus dnf's" not in text  # AUCs against other references: not paired
+
+
+def _tsv(text: str, model: str) -> dict[tuple[str, str], float]:
+    return {(r["metric"], r["set"]): float(r["value"]) for r in csv.DictReader(io.StringIO(text), delimiter="\t")
+            if r["model"] == model}
+
+
+def _column(folder, name: str, score: str = "log_ll") -> np.ndarray:
+    table = read_tsv(folder / name / "utt_scores.tsv")
+    return np.asarray(table[score])[np.argsort(table["utt"])]
+
+
+def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tmp_path, capsys):
+    root, dnf, plain = two_models
+    assert main(["compare", f"dnf={dnf}", f"nf={plain}", "--format", "tsv"]) == 0
+    got = _tsv(capsys.readouterr().out, "nf")
+    summaries = [json.loads((f / "summary.json").read_text())["detection"] for f in (plain, dnf)]
+    for s in ("zh", "ja"):
+        diff, p = paired_auc_difference(*(_column(f, n) for f in (plain, dnf) for n in ("native", s)))
+        assert got["auc_log_ll_minus_first", s] == pytest.approx(diff) and got["auc_log_ll_p_vs_first", s] == p
+        assert diff == pytest.approx(summaries[0][s]["by_score"]["log_ll"] - summaries[1][s]["by_score"]["log_ll"])
+        assert 0 <= p <= 1
+    # the plain flow has no llr and no GMM: nothing to pair; the first model's own row is not in the table
+    assert {m for m, _ in got if m.endswith(("_minus_first", "_p_vs_first"))} == {"auc_log_ll_minus_first",
+                                                                                  "auc_log_ll_p_vs_first"}
+    assert main(["compare", f"dnf={dnf}", f"nf={plain}"]) == 0
+    table = _table(capsys.readouterr().out, "AUC of log_ll: each model's minus dnf's (p of DeLong's paired test, on "
+                                            "the same utterances)")
+    assert list(table) == ["nf"] and table["nf"]["zh"] == f"{got['auc_log_ll_minus_first', 'zh']:+.3f} (p " \
+        f"{got['auc_log_ll_p_vs_first', 'zh']:.3f})".replace("p 0.000", "p < 0.001")
+    shuffled = shutil.copytree(plain, tmp_path / "shuffled")  # the rows in another order: paired by utterance
+    for name in ("native", "zh"):
+        header, *rows = (shuffled / name / "utt_scores.tsv").read_text().splitlines(keepends=True)
+        (shuffled / name / "utt_scores.tsv").write_text(header + "".join(rows[::-1]))
+    assert main(["compare", f"dnf={dnf}", f"nf={shuffled}", "--format", "tsv"]) == 0
+    assert _tsv(capsys.readouterr().out, "nf") == got
+    # zh of other utterances: not paired; a table that cannot be read: said, and not paired
+    other = tmp_path / "other"
+    assert main(["score", "--exp", str(root / "plain"), "--out", str(other), str(root / "native"),
+                 f"zh={root / 'ja'}", str(root / "ja"), "--quiet"]) == 0
+    damaged = shutil.copytree(plain, tmp_path / "damaged")
+    (damaged / "ja" / "utt_scores.tsv").write_text("utt\tlog_ll\nx\ty\n")
+    capsys.readouterr()
+    assert main(["compare", f"dnf={dnf}", f"other={other}", f"damaged={damaged}", "--format", "tsv"]) == 0
+    out, err = capsys.readouterr()
+    assert {s for (m, s) in _tsv(out, "other") if m == "auc_log_ll_minus_first"} == {"ja"}
+    assert {s for (m, s) in _tsv(out, "damaged") if m == "auc_log_ll_minus_first"} == {"zh"}
+    assert f"compare: note: Set 'ja' of damaged: {damaged / 'ja' / 'utt_scores.tsv'}" in err
+    assert "not in the paired tests." in err
 
 
 @pytest.mark.parametrize("args, said", [
