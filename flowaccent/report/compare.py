@@ -18,7 +18,7 @@ import numpy as np
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
-from flowaccent.report.tables import fmt, with_interval
+from flowaccent.report.tables import fmt, with_bounds, with_interval
 from flowaccent.score.metrics import paired_auc_difference
 from flowaccent.score.resume import MARKER
 from flowaccent.score.tables import read_tsv
@@ -170,8 +170,13 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
                            {key: diff for key, (diff, _) in found.items()}, cells)
             yield Compared(f"auc_{score}_p_vs_first", "", sets, {key: p for key, (_, p) in found.items()}, None)
     for score in SCORES:
-        yield table(f"pearson_{score}", f"Pearson r of {score} with the rating (utt2score)",
-                    lambda summary, s, k=score: summary["rating"][s][k]["pearson"])
+        yield table(f"pearson_{score}", f"Pearson r of {score} with the rating (utt2score; [95% interval])",
+                    lambda summary, s, k=score: summary["rating"][s][k]["pearson"],
+                    lambda summary, s, k=score: with_bounds((r := summary["rating"][s][k])["pearson"],
+                                                            r.get("pearson_ci95")))
+        for side, bound in enumerate(("low", "high")):
+            yield table(f"pearson_{score}_ci95_{bound}", "", lambda summary, s, k=score, i=side:
+                        summary["rating"][s][k]["pearson_ci95"][i], shown=False)
     for how, words in (("svr_cv", "cross-validated"), ("svr_cv_shuffled", "ratings shuffled: its chance level")):
         yield table(f"pearson_{how}", f"Pearson r of the rating predicted from mean latents (SVR, {words})",
                     lambda summary, s, k=how: summary["regression"][s][k]["pearson"])

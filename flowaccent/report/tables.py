@@ -18,7 +18,8 @@ NAMING = (
     "give unsteady values)[_c]. AUC: the chance that an utterance of the reference set scores "
     "higher than one of the other set (0.5: no separation); in brackets its 95% confidence interval "
     "(DeLong's variance; none for a set of one utterance, and 0 wide where every pair of utterances is one "
-    "way). Utterance scores: <b>log_ll</b> (LogLL)"
+    "way); a Pearson r's, Fisher's (which takes the utterances for independent: those of one speaker are not, "
+    "so it is narrower than the truth). Utterance scores: <b>log_ll</b> (LogLL)"
     "[llr][gmm]. Set means are over the set's frames. Ratings from averaged latents: an SVR from each "
     "utterance's mean latent to its rating; <b>svr_cv</b> cross-validated within the set over 5 folds of its "
     "speakers (one per speaker with fewer), <b>svr_cv_shuffled</b> the same with the ratings shuffled (its "
@@ -76,7 +77,7 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     rating = summary.get("rating", {})
     if rating:
         rows = [
-            [n, k, fmt(c["pearson"]), fmt(c["spearman"]), str(c["n"])]
+            [n, k, with_bounds(c["pearson"], c.get("pearson_ci95")), fmt(c["spearman"]), str(c["n"])]
             for n, r in rating.items()
             for k, c in r.items()
         ]
@@ -108,10 +109,14 @@ def with_interval(detection: dict[str, Any], score: str) -> str:
     scores of 2026-12-06) its 95% interval, ``0.734 [0.63, 0.83]``; '–' where the set has no such score."""
     if score not in detection["by_score"]:
         return fmt(None)
-    low, high = detection.get("ci95", {}).get(score) or (None, None)
+    return with_bounds(detection["by_score"][score], detection.get("ci95", {}).get(score))
+
+
+def with_bounds(value: Any, bounds: list | None) -> str:
+    r"""``value`` (:func:`fmt`) and, where ``bounds`` is a defined ``[low, high]``, `` [low, high]`` to 2 places."""
+    low, high = bounds or (None, None)
     defined = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))  # None in summary.json
-    interval = f" [{low:.2f}, {high:.2f}]" if defined else ""
-    return fmt(detection["by_score"][score]) + interval
+    return fmt(value) + (f" [{low:.2f}, {high:.2f}]" if defined else "")
 
 
 def _shared(result: dict, short: bool = False) -> str:

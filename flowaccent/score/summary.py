@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from flowaccent.score.metrics import auc_interval, correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.metrics import (
+    auc_interval,
+    correlations,
+    detection_auc,
+    moments,
+    pearson_interval,
+    unit_gaussian_log_p,
+)
 from flowaccent.score.tables import read_tsv
 
 #: Utterance scores compared across sets, when present: higher = more native-like.
@@ -61,5 +68,7 @@ def detection(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) ->
 
 
 def rating(scores: dict[str, np.ndarray], ratings: np.ndarray) -> dict[str, Any]:
-    r"""Pearson/Spearman of each utterance score with ``utt2score`` ratings."""
-    return {k: correlations(v, ratings) for k, v in scores.items()}
+    r"""Pearson/Spearman of each utterance score with ``utt2score`` ratings, and Pearson's 95% interval
+    (``pearson_ci95``: Fisher's, :func:`~flowaccent.score.metrics.pearson_interval`)."""
+    out = {k: correlations(v, ratings) for k, v in scores.items()}
+    return {k: c | {"pearson_ci95": pearson_interval(c["pearson"], c["n"])} for k, c in out.items()}

@@ -72,8 +72,9 @@ def test_every_value_is_each_models_own(two_models, capsys):
     assert set(llr["nf"].values()) == {""}  # a flow without classes has no llr
     assert _table(text, "AUC of log_ll against 'native' (0.5: no separation; [95% interval])")["nf"] == {
         s: with_interval(d, "log_ll") for s, d in summaries["nf"]["detection"].items()}
-    rated = _table(text, "Pearson r of log_ll with the rating (utt2score)")
-    assert rated["nf"] == {"ja": fmt(summaries["nf"]["rating"]["ja"]["log_ll"]["pearson"])}
+    rated = _table(text, "Pearson r of log_ll with the rating (utt2score; [95% interval])")
+    r = summaries["nf"]["rating"]["ja"]["log_ll"]
+    assert rated["nf"] == {"ja": f"{r['pearson']:.3f} [{r['pearson_ci95'][0]:.2f}, {r['pearson_ci95'][1]:.2f}]"}
     svr = _table(text, "Pearson r of the rating predicted from mean latents (SVR, cross-validated)")
     assert svr["exp"] == {"ja": fmt(summaries["exp"]["regression"]["ja"]["svr_cv"]["pearson"])}
     assert _table(text, "Models")["exp"]["classes"] == "native, zh"
@@ -105,6 +106,8 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
                      for i, b in enumerate(("low", "high"))}
         for s, r in summary["rating"].items():
             want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items()}
+            want |= {(model, f"pearson_{k}_ci95_{b}", s): c["pearson_ci95"][i] for k, c in r.items()
+                     for i, b in enumerate(("low", "high"))}
         for s, r in summary["regression"].items():
             want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items() if "->" not in s}
     assert set(got) == set(want)

@@ -14,7 +14,14 @@ from scipy.stats import kurtosis, norm, pearsonr, skew, spearmanr
 from flowaccent.cli.main import main
 from flowaccent.data import ScpReader, load_data_dir, read_table, write_table
 from flowaccent.runtime import bf16_in_hardware
-from flowaccent.score.metrics import auc_interval, correlations, detection_auc, moments, unit_gaussian_log_p
+from flowaccent.score.metrics import (
+    auc_interval,
+    correlations,
+    detection_auc,
+    moments,
+    pearson_interval,
+    unit_gaussian_log_p,
+)
 from flowaccent.score.run import score_corpora
 from flowaccent.score.scorer import Reservoir, ScoreConfig, utterance_means
 from flowaccent.score.tables import read_tsv
@@ -228,6 +235,7 @@ def test_detection_and_rating_use_the_tables(scored):
     assert summary["detection"]["zh"]["by_score"]["llr"] > 0.9  # the DNF classes tell the two apart
     ja = read_tsv(out / "ja" / "utt_scores.tsv")
     rating = summary["rating"]["ja"]["log_ll"]
+    assert rating["pearson_ci95"] == pytest.approx(pearson_interval(rating["pearson"], rating["n"]))
     assert rating["pearson"] == pytest.approx(pearsonr(ja["log_ll"], ja["score"])[0])
     assert rating["spearman"] == pytest.approx(spearmanr(ja["log_ll"], ja["score"])[0])
     assert {"svr_cv", "svr_cv_shuffled"} <= set(summary["regression"]["ja"])

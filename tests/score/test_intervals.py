@@ -1,5 +1,5 @@
-r"""DeLong's variance of the AUC and its 95% interval: against the definition (every pair of utterances), and the
-interval's coverage on draws of known AUC."""
+r"""DeLong's variance of the AUC, its 95% interval and the paired test of two AUCs: against the definition (every
+pair of utterances), and their coverage and error rates on draws of known AUC. Fisher's interval of a Pearson r."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from flowaccent.score.metrics import auc_interval, auc_variance, detection_auc, paired_auc_difference
+from flowaccent.score.metrics import (
+    auc_interval,
+    auc_variance,
+    detection_auc,
+    paired_auc_difference,
+    pearson_interval,
+)
 
 
 def _by_pairs(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
@@ -112,3 +118,20 @@ def test_the_paired_test_of_a_score_with_itself_and_of_too_few():
     assert math.isnan(p) and diff == 0.0
     with pytest.raises(ValueError, match="same utterances"):
         paired_auc_difference(r, o, r[:2], o)
+
+
+def test_pearsons_interval_by_fishers_transform():
+    low, high = pearson_interval(0.5, 28)  # atanh(0.5) = 0.5493, -/+ 1.96 / 5
+    assert (low, high) == pytest.approx((math.tanh(0.549306 - 0.391993), math.tanh(0.549306 + 0.391993)), abs=1e-6)
+    assert (round(low, 3), round(high, 3)) == (0.156, 0.736)
+    assert pearson_interval(-0.5, 28) == pytest.approx([-high, -low])
+    assert all(math.isnan(v) for v in pearson_interval(0.9, 3) + pearson_interval(math.nan, 50))
+    assert pearson_interval(1.0, 10) == [1.0, 1.0]
+    rng = np.random.default_rng(0)
+    rho, n, covered = 0.5, 30, 0
+    for _ in range(1000):
+        x = rng.normal(size=n)
+        y = rho * x + math.sqrt(1 - rho**2) * rng.normal(size=n)
+        low, high = pearson_interval(float(np.corrcoef(x, y)[0, 1]), n)
+        covered += low <= rho <= high
+    assert 0.93 <= covered / 1000 <= 0.97, covered
