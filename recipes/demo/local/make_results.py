@@ -8,11 +8,28 @@ import json
 import sys
 from pathlib import Path
 
+from flowaccent.report.tables import with_bounds, with_interval
+
 SETS = ("dev_native", "test_native", "test_zh", "test_ja")
 
 
 def fmt(value):
     return "–" if value is None else f"{round(value, 3) + 0.0:.3f}" if isinstance(value, float) else str(value)
+
+
+def paired_tables(exp: Path) -> list:
+    """The plain flow's AUCs minus the DNF flow's, with DeLong's paired test (flowaccent compare's tables)."""
+    folders = [f"{model}={exp / model / 'scores'}" for model in ("dnf", "nf")]
+    if not all(Path(f.split("=", 1)[1], "summary.json").exists() for f in folders):
+        return []
+    from flowaccent.report.compare import compare, load_scored, value_tables
+
+    out = []
+    for title, header, rows in value_tables(compare(load_scored(folders))):
+        if "minus dnf's" in title:
+            out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    return out
 
 
 def blurmask_table(path: Path) -> list:
@@ -50,17 +67,18 @@ def main() -> int:
                 out.append(f"| {name} | {v['num_utts']} | {fmt(v['log_ll'])} | {fmt(v['log_p'])} | "
                            f"{fmt(v['log_det'])} | {fmt(v['nll'])} | {fmt(v.get('gmm_log_ll'))} | "
                            f"{fmt(v['skew'])} | {fmt(v['kurtosis'])} |")
-        out += ["", f"Utterance AUC against {s['reference']} (0.5 = no separation):", "",
-                "| set | flow LogLL | flow LLR | GMM LogLL |", "|---|---|---|---|"]
+        out += ["", f"Utterance AUC against {s['reference']} (0.5 = no separation; in brackets its 95% "
+                "interval, DeLong's):", "", "| set | flow LogLL | flow LLR | GMM LogLL |", "|---|---|---|---|"]
         for name, d in s["detection"].items():
-            b = d["by_score"]
-            out.append(f"| {name} | {fmt(b.get('log_ll'))} | {fmt(b.get('llr'))} | {fmt(b.get('gmm_log_ll'))} |")
+            out.append(f"| {name} | " + " | ".join(with_interval(d, k) for k in ("log_ll", "llr", "gmm_log_ll")) + " |")
         if s.get("rating"):
-            out += ["", "Correlation with the accent rating (utt2score, 5 = native):", "",
+            out += ["", "Correlation with the accent rating (utt2score, 5 = native; in brackets Pearson's 95% "
+                    "interval, Fisher's, which takes the utterances for independent):", "",
                     "| set | score | Pearson | Spearman |", "|---|---|---|---|"]
             for name, r in s["rating"].items():
                 for key, c in r.items():
-                    out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
+                    out.append(f"| {name} | {key} | {with_bounds(c['pearson'], c.get('pearson_ci95'))} | "
+                               f"{fmt(c['spearman'])} |")
         if s.get("regression"):
             out += ["", "Rating predicted from utterance mean latents (SVR; cv: 5 folds of the set's "
                     "speakers, cv_shuffled: the same with the ratings shuffled by speaker, its chance level; "
@@ -69,6 +87,7 @@ def main() -> int:
                 for key, c in r.items():
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
         out.append("")
+    out += paired_tables(exp)
     out += blurmask_table(exp / "dnf" / "blurmask" / "summary.json")
     print("\n".join(out))
     return 0
