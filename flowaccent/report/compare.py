@@ -111,6 +111,12 @@ def _stamp(folder: Path) -> dict[str, Any]:
     return stamp if isinstance(stamp, dict) else {}
 
 
+def _part(stamp: dict[str, Any], key: str) -> dict[str, Any]:
+    r"""``stamp[key]`` where it is a dict (a stamp edited or of another format: {})."""
+    part = stamp.get(key)
+    return part if isinstance(part, dict) else {}
+
+
 def _sets(scored: Sequence[Scored], has) -> list[str]:
     r"""The sets for which ``has(model, set)`` holds in any model, in the order the models list them."""
     return list(dict.fromkeys(s for m in scored for s in m.summary["sets"] if has(m, s)))
@@ -291,18 +297,18 @@ def notes(scored: Sequence[Scored]) -> list[str]:
         for table, what in (("utt2spk", "other utterances"), ("feats.scp", "other features")):
             groups: dict[str, list[str]] = {}
             for m in having:
-                digest = m.stamps[s].get("data", {}).get(table)
+                digest = _part(m.stamps[s], "data").get(table)
                 if digest:
                     groups.setdefault(digest, []).append(m.name)
             if len(groups) > 1:
                 out.append(f"Set '{s}' was scored from {what} by some models ({table} differs: "
                            + " | ".join(", ".join(names) for names in groups.values())
                            + "): its columns compare different data.")
-        unchecked = [m.name for m in having if not m.stamps[s]] if len(having) > 1 else []
+        unchecked = [m.name for m in having if not _part(m.stamps[s], "data")] if len(having) > 1 else []
         if unchecked:
-            out.append(f"Set '{s}' of {', '.join(unchecked)}: no {MARKER} (scored before flowaccent wrote one, or "
-                       f"removed): not checked to be the same data as the other models'.")
-    precisions = {m.name: ", ".join(sorted({str(p) for s in m.stamps if (p := m.stamps[s].get("options", {})
+            out.append(f"Set '{s}' of {', '.join(unchecked)}: no {MARKER} that says its data (scored before flowaccent "
+                       f"wrote one, or removed or edited since): not checked to be the same data as the other models'.")
+    precisions = {m.name: ", ".join(sorted({str(p) for s in m.stamps if (p := _part(m.stamps[s], "options")
                                                                       .get("precision"))})) for m in scored}
     if len({p for p in precisions.values() if p}) > 1:
         out.append("Scored in other precisions: " + "; ".join(f"{n}: {p}" for n, p in precisions.items() if p)

@@ -138,13 +138,16 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
         "compare different data.",
         "Set 'zh' was scored from other features by some models (feats.scp differs: dnf, copy | other): its columns "
         "compare different data.",
-        "Set 'ja' of copy: no .scored.json (scored before flowaccent wrote one, or removed): not checked to be the "
-        "same data as the other models'.",
+        "Set 'ja' of copy: no .scored.json that says its data (scored before flowaccent wrote one, or removed or "
+        "edited since): not checked to be the same data as the other models'.",
         "Scored in other precisions: dnf: fp32; other: bf16; copy: fp32 (score in fp32 for numbers you report).",
     ]
     assert err.splitlines() == [f"compare: note: {n}" for n in notes] + [f"compare: 3 model(s): {out}"]
     assert "## AUC of log_ll against each model's reference set (notes)" in text
     assert "minus dnf's" not in text  # AUCs against other references: not paired
+    (copy / "zh" / ".scored.json").write_text('{"data": 5, "options": []}')  # edited: said as not checked
+    assert main(["compare", f"dnf={dnf}", f"copy={copy}", "--format", "tsv"]) == 0
+    assert "compare: note: Set 'zh' of copy: no .scored.json that says its data" in capsys.readouterr().err
 
 
 def _tsv(text: str, model: str) -> dict[tuple[str, str], float]:
