@@ -76,8 +76,11 @@ def roc_curves(
     ref_name: str,
     cols: dict[str, str] | None = None,
 ) -> Path:
-    r"""ROC of telling each set from the reference set by an utterance score."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    r"""ROC of telling each set from the reference set by an utterance score; each set's legend gives its AUC and
+    95% interval (:func:`~flowaccent.score.metrics.auc_interval`), as the report's table does."""
+    from sklearn.metrics import roc_curve
+
+    from flowaccent.score.metrics import auc_interval, detection_auc
 
     fig, ax = figure.subplots(figsize=(5, 5))
     cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
@@ -86,7 +89,9 @@ def roc_curves(
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
         fpr, tpr, _ = roc_curve(y, s)
-        labels[name] = f"{short[name]}: AUC {roc_auc_score(y, s):.3f} (n={len(v)})"
+        low, high = auc_interval(reference, v)
+        interval = f" [{low:.2f}, {high:.2f}]" if np.isfinite([low, high]).all() else ""
+        labels[name] = f"{short[name]}: AUC {detection_auc(reference, v):.3f}{interval} (n={len(v)})"
         style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
         ax.plot(fpr, tpr, style, color=cols[name], label=labels[name], linewidth=1.6)
     ax.plot([0, 1], [0, 1], ":", color="grey")

@@ -609,6 +609,22 @@ def test_each_rating_panel_gives_each_sets_pearson_r_and_marker(tmp_path, monkey
     assert all(not ax.texts for ax in fig.axes)  # nothing over the points
 
 
+def test_each_roc_curve_gives_its_auc_and_interval(tmp_path, monkeypatch):
+    from flowaccent import plots
+    from flowaccent.score.metrics import auc_interval, detection_auc
+
+    drawn = []
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    rng = np.random.default_rng(0)
+    reference, others = rng.normal(1, 1, 30), {"zh": rng.normal(0, 1, 20), "ja": np.array([0.5])}
+    plots.roc_curves(reference, others, tmp_path / "roc", "log_ll", "native")
+    (fig,) = drawn
+    low, high = auc_interval(reference, others["zh"])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        f"zh: AUC {detection_auc(reference, others['zh']):.3f} [{low:.2f}, {high:.2f}] (n=20)",
+        f"ja: AUC {detection_auc(reference, others['ja']):.3f} (n=1)"]  # one utterance: no interval
+
+
 def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
     r"""Every ordered pair of rated sets was a row of the SVR table (56 rows at 8 rated sets, 240 at 16: about half
     of a 25-set report.md); past two pairs they are a table of fitted-on rows and applied-to columns."""
