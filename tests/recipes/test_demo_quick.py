@@ -39,7 +39,10 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert re.search(r"\n\| blur \| 8 \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \| -?[01]\.\d{3} ± ", results)
     compared = (tmp_path / "exp" / "compare.md").read_text()  # stage 5: the two flows side by side
     assert re.search(r"## AUC of llr against 'test_native' .*\n\n\| model \| dev_native \| test_zh \| test_ja \|\n"
-                     r"\|---\|---\|---\|---\|\n\| dnf( \| [01]\.\d{3}){3} \|\n\| nf \|  \|  \|  \|\n", compared)
+                     r"\|---\|---\|---\|---\|\n\| dnf( \| [01]\.\d{3} \[[01]\.\d\d, [01]\.\d\d\]){3} \|\n"
+                     r"\| nf \|  \|  \|  \|\n", compared)
+    assert re.search(r"\n\| test_zh \| [01]\.\d{3} \[[01]\.\d\d, [01]\.\d\d\] \|", results)  # RESULTS.md: intervals too
+    assert "## AUC of log_ll: each model's minus dnf's (p of DeLong's paired test" in results
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"
