@@ -3,6 +3,7 @@ ratings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,11 @@ def roc_curves(
     score: str,
     ref_name: str,
     cols: dict[str, str] | None = None,
+    speakers: dict[str, Sequence[str]] | None = None,
 ) -> Path:
     r"""ROC of telling each set from the reference set by an utterance score; each set's legend gives its AUC and
-    95% interval (:func:`~flowaccent.score.metrics.auc_interval`), as the report's table does."""
+    95% interval (:func:`~flowaccent.score.metrics.auc_interval`: over the utterances' ``speakers``, by set name,
+    ``ref_name`` too, where given), as the report's table does."""
     from sklearn.metrics import roc_curve
 
     from flowaccent.score.metrics import auc_interval, detection_auc
@@ -89,7 +92,8 @@ def roc_curves(
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
         fpr, tpr, _ = roc_curve(y, s)
-        low, high = auc_interval(reference, v)
+        groups = (speakers[ref_name], speakers[name]) if speakers else (None, None)
+        low, high = auc_interval(reference, v, *groups)
         interval = f" [{low:.2f}, {high:.2f}]" if np.isfinite([low, high]).all() else ""
         labels[name] = f"{short[name]}: AUC {detection_auc(reference, v):.3f}{interval} (n={len(v)})"
         style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart

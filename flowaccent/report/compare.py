@@ -46,7 +46,8 @@ LEGEND = ("One table per value: a row per model, a column per set (the names as 
           "over the set's frames. The LogLLs of models of other input dims (120, 440) are densities of different "
           "feature spaces and do not compare directly: read them per dimension, or against each model's reference "
           "set. With models of one reference set, each AUC table is followed by each model's AUC minus the first "
-          "model's, with the p-value of DeLong's paired test on the utterances both scored (empty where they scored "
+          "model's, with the p-value of DeLong's paired test on the utterances both scored, its variance over their "
+          "speakers (empty where they scored "
           "other utterances). docs/scoring.md says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
@@ -172,7 +173,7 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
             sets = _sets(scored, lambda m, s, f=found: (m.name, s) in f)
             cells = {key: f"{diff:+.3f} ({_p_value(p)})" for key, (diff, p) in found.items()}
             yield Compared(f"auc_{score}_minus_first", f"AUC of {score}: each model's minus {first}'s (p of "
-                           f"DeLong's paired test, on the same utterances)", sets,
+                           f"DeLong's paired test over speakers, on the same utterances)", sets,
                            {key: diff for key, (diff, _) in found.items()}, cells)
             yield Compared(f"auc_{score}_p_vs_first", "", sets, {key: p for key, (_, p) in found.items()}, None)
     for score in SCORES:
@@ -196,7 +197,7 @@ def _p_value(p: float | None) -> str:
 
 def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
     r"""``{score: {(model, set): (AUC difference, p)}}``: each model's AUC of each set against the reference minus
-    the first model's, and the p-value of DeLong's paired test
+    the first model's, and the p-value of DeLong's paired test with its variance over the utterances' speakers
     (:func:`~flowaccent.score.metrics.paired_auc_difference`), from the sets' ``utt_scores.tsv``, matched by
     utterance. Only where the models share one reference set, and for a set whose utterances and the
     reference's are the same in both models (the paired test needs each utterance's two scores): {} otherwise."""
@@ -226,10 +227,11 @@ def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tupl
             if any(list(np.asarray(sides[0][i]["utt"])[orders[0][i]]) != list(np.asarray(sides[1][i]["utt"])[
                     orders[1][i]]) for i in (0, 1)):
                 continue  # other utterances: not paired (notes() says so from the stamps)
+            speakers = [np.asarray(t["spk"])[o] for t, o in zip(sides[0], orders[0])]
             for score in SCORES:
                 if all(score in t for side in sides for t in side):
                     a, b = ([t[score][o] for t, o in zip(side, order)] for side, order in zip(sides, orders))
-                    out.setdefault(score, {})[m.name, s] = paired_auc_difference(*a, *b)
+                    out.setdefault(score, {})[m.name, s] = paired_auc_difference(*a, *b, *speakers)
     return out
 
 

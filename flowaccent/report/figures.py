@@ -119,7 +119,8 @@ def _draw_figures(
     for score in ("log_ll", "llr", "gmm_log_ll"):
         if others and all(score in tables[n] for n in names):
             figures[f"ROC by {score}"] = plots.roc_curves(
-                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref, cols
+                tables[ref][score], {n: tables[n][score] for n in others}, fig_dir / f"roc_{score}", score, ref, cols,
+                speakers={n: tables[n]["spk"] for n in names},
             )
     rating = summary.get("rating", {})  # the sets whose ratings vary: those with correlation rows
     rated = [n for n in names if n in rating]

@@ -27,21 +27,47 @@ def detection_auc(reference: np.ndarray, other: np.ndarray) -> float:
 Z95 = 1.959963984540054
 
 
-def auc_variance(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
-    r""":func:`detection_auc` of ``reference`` ``(n1,)`` against ``other`` ``(n0,)`` and DeLong's estimate of its
-    variance (DeLong, DeLong & Clarke-Pearson 1988): ``var(V10) / n1 + var(V01) / n0`` with ``V10_i`` the share of
-    ``other`` below reference utterance ``i`` and ``V01_j`` the share of ``reference`` above other utterance ``j``
-    (ties half), each from average ranks (Sun & Xu 2014), O(n log n). The variance is NaN for fewer than 2
-    utterances on a side."""
+def auc_variance(
+    reference: np.ndarray, other: np.ndarray, reference_groups=None, other_groups=None
+) -> tuple[float, float]:
+    r""":func:`detection_auc` of ``reference`` ``(n1,)`` against ``other`` ``(n0,)`` and an estimate of its variance.
+
+    Without groups, DeLong's (DeLong, DeLong & Clarke-Pearson 1988): ``var(V10) / n1 + var(V01) / n0`` with
+    ``V10_i`` the share of ``other`` below reference utterance ``i`` and ``V01_j`` the share of ``reference`` above
+    other utterance ``j`` (ties half), each from average ranks (Sun & Xu 2014), O(n log n); NaN for fewer than 2
+    utterances on a side. With ``reference_groups`` ``(n1,)`` and ``other_groups`` ``(n0,)`` (each utterance's
+    speaker), the components are summed per group, a group of either set or both (:func:`_clustered_variance`):
+    utterances of one voice are not independent draws."""
     reference, other = np.asarray(reference, float), np.asarray(other, float)
     n1, n0 = len(reference), len(other)
     if n1 == 0 or n0 == 0:
         return math.nan, math.nan
     v10, v01 = _placements(reference, other)
     auc = float(v10.mean())
+    if reference_groups is not None:
+        return auc, _clustered_variance(v10, v01, auc, reference_groups, other_groups)
     if n1 < 2 or n0 < 2:
         return auc, math.nan
     return auc, float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0)
+
+
+def _clustered_variance(v10: np.ndarray, v01: np.ndarray, centre: float, reference_groups, other_groups) -> float:
+    r"""Obuchowski's variance of an AUC (or of a difference of two, ``v10``/``v01`` the components' differences)
+    over clusters (Obuchowski 1997, Biometrics 53: 567-578): with ``a_k`` the sum of cluster ``k``'s ``V10`` less
+    its reference utterances times ``centre``, ``b_k`` likewise of ``V01``, and ``K`` clusters,
+    ``K / (K - 1) * (sum a^2 / n1^2 + sum b^2 / n0^2 + 2 sum a b / (n1 n0))``. NaN for fewer than 2 clusters."""
+    n1, n0 = len(v10), len(v01)
+    if len(reference_groups) != n1 or len(other_groups) != n0:
+        raise ValueError("a group for each utterance of each set")
+    _, index = np.unique(np.r_[np.asarray(reference_groups, str), np.asarray(other_groups, str)], return_inverse=True)
+    index = index.reshape(-1)
+    clusters = int(index.max()) + 1
+    if clusters < 2:
+        return math.nan
+    ref_index, other_index = index[:n1], index[n1:]
+    a = np.bincount(ref_index, v10, clusters) - np.bincount(ref_index, minlength=clusters) * centre
+    b = np.bincount(other_index, v01, clusters) - np.bincount(other_index, minlength=clusters) * centre
+    return float(clusters / (clusters - 1) * (a @ a / n1**2 + b @ b / n0**2 + 2 * (a @ b) / (n1 * n0)))
 
 
 def _placements(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,14 +79,16 @@ def _placements(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, n
 
 
 def paired_auc_difference(
-    reference_a: np.ndarray, other_a: np.ndarray, reference_b: np.ndarray, other_b: np.ndarray
+    reference_a: np.ndarray, other_a: np.ndarray, reference_b: np.ndarray, other_b: np.ndarray,
+    reference_groups=None, other_groups=None,
 ) -> tuple[float, float]:
     r"""``AUC_a - AUC_b`` of two scores of the same utterances (``reference_a[i]`` and ``reference_b[i]`` one
     utterance's, ``other_a[j]`` and ``other_b[j]`` likewise) and the two-sided p-value of DeLong's test that the two
     AUCs are equal: ``z = diff / sqrt(var_a + var_b - 2 cov)``, the variances and covariance from the structural
-    components' sample covariances (DeLong, DeLong & Clarke-Pearson 1988). p is NaN for fewer than 2 utterances on a
-    side, 1 where the difference and its variance are both 0 (the two scores rank the sets alike), NaN where only
-    the variance is."""
+    components' sample covariances (DeLong, DeLong & Clarke-Pearson 1988), or with each utterance's group (speaker)
+    given, over groups (:func:`_clustered_variance` of the components' differences). p is NaN for fewer than 2
+    utterances on a side (or groups), 1 where the difference and its variance are both 0 (the two scores rank the
+    sets alike), NaN where only the variance is."""
     ra, oa, rb, ob = (np.asarray(v, float) for v in (reference_a, other_a, reference_b, other_b))
     if len(ra) != len(rb) or len(oa) != len(ob):
         raise ValueError("the two scores must be of the same utterances, in the same order")
@@ -70,19 +98,28 @@ def paired_auc_difference(
     v10a, v01a = _placements(ra, oa)
     v10b, v01b = _placements(rb, ob)
     diff = float(v10a.mean() - v10b.mean())
-    variance = float(np.var(v10a - v10b, ddof=1) / n1 + np.var(v01a - v01b, ddof=1) / n0)  # var_a + var_b - 2 cov
-    if variance <= 0:
+    if reference_groups is not None:
+        variance = _clustered_variance(v10a - v10b, v01a - v01b, diff, reference_groups, other_groups)
+    else:
+        variance = float(np.var(v10a - v10b, ddof=1) / n1 + np.var(v01a - v01b, ddof=1) / n0)  # var_a + var_b - 2 cov
+    if math.isnan(variance) or variance < 0:
+        return diff, math.nan
+    if variance == 0:
         return diff, 1.0 if abs(diff) < 1e-12 else math.nan
     return diff, math.erfc(abs(diff) / math.sqrt(2 * variance))
 
 
-def auc_interval(reference: np.ndarray, other: np.ndarray, z: float = Z95) -> list[float]:
-    r"""The AUC's confidence interval ``[low, high]``: ``AUC -/+ z * sqrt(DeLong's variance)``
-    (:func:`auc_variance`; ``z`` 1.96 for 95%), clipped to [0, 1], as R's pROC ``ci.auc`` gives it; NaNs
-    where the variance is not defined. Where every utterance of one set scores above every one of the other (AUC
-    0 or 1) the variance is 0 and so is the interval's width: with few utterances that says little."""
-    auc, variance = auc_variance(reference, other)
-    if math.isnan(variance):
+def auc_interval(
+    reference: np.ndarray, other: np.ndarray, reference_groups=None, other_groups=None, z: float = Z95
+) -> list[float]:
+    r"""The AUC's confidence interval ``[low, high]``: ``AUC -/+ z * sqrt(variance)`` (:func:`auc_variance`:
+    DeLong's, as R's pROC ``ci.auc`` gives it, or with the utterances' groups Obuchowski's over them; ``z`` 1.96 for
+    95%), clipped to [0, 1]; NaNs where the variance is not defined (or, over groups that hold utterances of both
+    sets, comes out negative). Where every utterance of one set scores above
+    every one of the other (AUC 0 or 1) the variance is 0 and so is the interval's width: with few utterances that
+    says little."""
+    auc, variance = auc_variance(reference, other, reference_groups, other_groups)
+    if math.isnan(variance) or variance < 0:  # over groups of both sets' utterances the estimate can come out < 0
         return [math.nan, math.nan]
     half = z * math.sqrt(variance)
     return [max(0.0, auc - half), min(1.0, auc + half)]

@@ -246,7 +246,8 @@ def _summarise(
             frames = tables[name]["num_frames"]
             per_set[name]["gmm_log_ll"] = float((tables[name]["gmm_log_ll"] * frames).sum() / frames.sum())
     scores = {name: summary.utterance_scores(tables[name]) for name in sets}
-    detection = {name: summary.detection(scores[reference], scores[name]) for name in sets if name != reference}
+    detection = {name: summary.detection(scores[reference], scores[name], tables[reference]["spk"], tables[name]["spk"])
+                 for name in sets if name != reference}
     rating, regression = {}, {}
     # the rated utterances of sets whose ratings vary (a native set rated 5 throughout has nothing to correlate with)
     rated_mask = {}

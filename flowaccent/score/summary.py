@@ -58,12 +58,14 @@ def utterance_scores(table: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(table[k]) for k in UTT_SCORES if k in table}
 
 
-def detection(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, Any]:
+def detection(
+    reference: dict[str, np.ndarray], other: dict[str, np.ndarray], reference_speakers=None, other_speakers=None
+) -> dict[str, Any]:
     r"""AUC of separating ``other`` from ``reference`` by each utterance score (``auc`` is by ``log_ll``), and each
-    one's 95% confidence interval ``[low, high]`` (``ci95``: DeLong's,
-    :func:`~flowaccent.score.metrics.auc_interval`)."""
+    one's 95% confidence interval ``[low, high]`` (``ci95``, :func:`~flowaccent.score.metrics.auc_interval`: over
+    the utterances' speakers where ``reference_speakers`` and ``other_speakers`` give them, else DeLong's)."""
     by_score = {k: detection_auc(reference[k], other[k]) for k in reference if k in other}
-    ci95 = {k: auc_interval(reference[k], other[k]) for k in by_score}
+    ci95 = {k: auc_interval(reference[k], other[k], reference_speakers, other_speakers) for k in by_score}
     return {"score": "log_ll", "auc": by_score.get("log_ll"), "by_score": by_score, "ci95": ci95}
 
 

@@ -156,26 +156,33 @@ def _tsv(text: str, model: str) -> dict[tuple[str, str], float]:
 
 
 def _column(folder, name: str, score: str = "log_ll") -> np.ndarray:
+    r"""A column of a set's ``utt_scores.tsv`` (``score``, or ``spk``), in the order of the utterances' names."""
     table = read_tsv(folder / name / "utt_scores.tsv")
     return np.asarray(table[score])[np.argsort(table["utt"])]
 
 
-def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tmp_path, capsys):
+def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tmp_path, capsys, monkeypatch):
     root, dnf, plain = two_models
     assert main(["compare", f"dnf={dnf}", f"nf={plain}", "--format", "tsv"]) == 0
     got = _tsv(capsys.readouterr().out, "nf")
     summaries = [json.loads((f / "summary.json").read_text())["detection"] for f in (plain, dnf)]
     for s in ("zh", "ja"):
-        diff, p = paired_auc_difference(*(_column(f, n) for f in (plain, dnf) for n in ("native", s)))
+        speakers = [_column(plain, n, "spk") for n in ("native", s)]
+        diff, p = paired_auc_difference(*(_column(f, n) for f in (plain, dnf) for n in ("native", s)), *speakers)
         assert got["auc_log_ll_minus_first", s] == pytest.approx(diff) and got["auc_log_ll_p_vs_first", s] == p
         assert diff == pytest.approx(summaries[0][s]["by_score"]["log_ll"] - summaries[1][s]["by_score"]["log_ll"])
         assert 0 <= p <= 1
     # the plain flow has no llr and no GMM: nothing to pair; the first model's own row is not in the table
     assert {m for m, _ in got if m.endswith(("_minus_first", "_p_vs_first"))} == {"auc_log_ll_minus_first",
                                                                                   "auc_log_ll_p_vs_first"}
+    calls = []  # over the utterances' speakers (here every AUC is 1: with them or without, p is 1)
+    monkeypatch.setattr("flowaccent.report.compare.paired_auc_difference",
+                        lambda *args: calls.append(args) or paired_auc_difference(*args))
     assert main(["compare", f"dnf={dnf}", f"nf={plain}"]) == 0
-    table = _table(capsys.readouterr().out, "AUC of log_ll: each model's minus dnf's (p of DeLong's paired test, on "
-                                            "the same utterances)")
+    assert len(calls) == 2 and all(len(c) == 6 for c in calls)
+    assert [list(g) for g in calls[0][4:]] == [list(_column(plain, n, "spk")) for n in ("native", "zh")]
+    table = _table(capsys.readouterr().out, "AUC of log_ll: each model's minus dnf's (p of DeLong's paired test "
+                                            "over speakers, on the same utterances)")
     assert list(table) == ["nf"] and table["nf"]["zh"] == f"{got['auc_log_ll_minus_first', 'zh']:+.3f} (p " \
         f"{got['auc_log_ll_p_vs_first', 'zh']:.3f})".replace("p 0.000", "p < 0.001")
     shuffled = shutil.copytree(plain, tmp_path / "shuffled")  # the rows in another order: paired by utterance

@@ -623,6 +623,11 @@ def test_each_roc_curve_gives_its_auc_and_interval(tmp_path, monkeypatch):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
         f"zh: AUC {detection_auc(reference, others['zh']):.3f} [{low:.2f}, {high:.2f}] (n=20)",
         f"ja: AUC {detection_auc(reference, others['ja']):.3f} (n=1)"]  # one utterance: no interval
+    speakers = {"native": [f"n{i % 3}" for i in range(30)], "zh": [f"z{i % 4}" for i in range(20)], "ja": ["j0"]}
+    plots.roc_curves(reference, others, tmp_path / "roc", "log_ll", "native", speakers=speakers)
+    low, high = auc_interval(reference, others["zh"], speakers["native"], speakers["zh"])
+    assert drawn[1].axes[0].get_legend().get_texts()[0].get_text().endswith(f" [{low:.2f}, {high:.2f}] (n=20)")
+    assert (low, high) != pytest.approx(auc_interval(reference, others["zh"]))  # over the speakers
 
 
 def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():

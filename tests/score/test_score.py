@@ -224,6 +224,7 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
 def test_detection_and_rating_use_the_tables(scored):
     _, _, out, summary = scored
     ref = read_tsv(out / "native" / "utt_scores.tsv")
+    by_utterance = []
     for name in ("zh", "ja"):
         other = read_tsv(out / name / "utt_scores.tsv")
         d = summary["detection"][name]
@@ -231,7 +232,10 @@ def test_detection_and_rating_use_the_tables(scored):
         assert d["by_score"]["llr"] == pytest.approx(detection_auc(ref["llr"], other["llr"]))
         assert set(d["ci95"]) == set(d["by_score"]) >= {"log_ll", "llr"}
         for k, (low, high) in d["ci95"].items():
-            assert [low, high] == pytest.approx(auc_interval(ref[k], other[k])) and low <= d["by_score"][k] <= high
+            assert [low, high] == pytest.approx(auc_interval(ref[k], other[k], ref["spk"], other["spk"]))  # speakers
+            assert low <= d["by_score"][k] <= high
+            by_utterance.append([low, high] != pytest.approx(auc_interval(ref[k], other[k])))
+    assert any(by_utterance)  # not DeLong's over utterances (where an AUC is 0 or 1, both are 0 wide)
     assert summary["detection"]["zh"]["by_score"]["llr"] > 0.9  # the DNF classes tell the two apart
     ja = read_tsv(out / "ja" / "utt_scores.tsv")
     rating = summary["rating"]["ja"]["log_ll"]

@@ -18,7 +18,7 @@ def fmt(value):
 
 
 def paired_tables(exp: Path) -> list:
-    """The plain flow's AUCs minus the DNF flow's, with DeLong's paired test (flowaccent compare's tables)."""
+    """The plain flow's AUCs minus the DNF flow's, with DeLong's paired test over speakers (compare's tables)."""
     folders = [f"{model}={exp / model / 'scores'}" for model in ("dnf", "nf")]
     if not all(Path(f.split("=", 1)[1], "summary.json").exists() for f in folders):
         return []
@@ -68,7 +68,7 @@ def main() -> int:
                            f"{fmt(v['log_det'])} | {fmt(v['nll'])} | {fmt(v.get('gmm_log_ll'))} | "
                            f"{fmt(v['skew'])} | {fmt(v['kurtosis'])} |")
         out += ["", f"Utterance AUC against {s['reference']} (0.5 = no separation; in brackets its 95% "
-                "interval, DeLong's):", "", "| set | flow LogLL | flow LLR | GMM LogLL |", "|---|---|---|---|"]
+                "interval, over speakers):", "", "| set | flow LogLL | flow LLR | GMM LogLL |", "|---|---|---|---|"]
         for name, d in s["detection"].items():
             out.append(f"| {name} | " + " | ".join(with_interval(d, k) for k in ("log_ll", "llr", "gmm_log_ll")) + " |")
         if s.get("rating"):
