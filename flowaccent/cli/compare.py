@@ -14,7 +14,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["compare"],
         description="Reads the summary.json of each SCORES (the --out of 'flowaccent score', one per model) and "
         "prints one table per value (utterances, LogLL, LogP, LogDet, the GMM baseline's LogLL, skew, kurtosis, "
-        "each score's AUC and correlation with the rating, the SVR's), rows the models and columns the sets, with "
+        "each score's AUC and correlation with the rating with their 95% intervals, the SVR's), rows the models and "
+        "columns the sets; after each AUC table, each model's AUC minus the first's with the p of DeLong's paired "
+        "test over the speakers (where the models share a reference set and scored the same utterances); and "
         "notes where a column does not compare like with like: a set of one name scored from other utterances or "
         "features (the sets' .scored.json), AUCs against other reference sets, another precision. A model is "
         "named by NAME=, else by its folder (by the experiment for EXP/scores).",
