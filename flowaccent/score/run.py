@@ -263,7 +263,8 @@ def _summarise(
     means = {name: results[name].latent_means[index] for name, index in fitted.items()}  # utt_latent_means.npy's
     for name, ratings in rated.items():
         mask = rated_mask[name]
-        rating[name] = summary.rating({k: v[mask] for k, v in scores[name].items()}, tables[name]["score"][mask])
+        rating[name] = summary.rating({k: v[mask] for k, v in scores[name].items()}, tables[name]["score"][mask],
+                                      np.asarray(tables[name]["spk"])[mask])
         speakers = [tables[name]["spk"][i] for i in fitted[name]]  # the folds split speakers
         regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers),
                             "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers)}

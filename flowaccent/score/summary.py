@@ -18,6 +18,7 @@ from flowaccent.score.metrics import (
     detection_auc,
     moments,
     pearson_interval,
+    pearson_interval_over_groups,
     unit_gaussian_log_p,
 )
 from flowaccent.score.tables import read_tsv
@@ -69,8 +70,13 @@ def detection(
     return {"score": "log_ll", "auc": by_score.get("log_ll"), "by_score": by_score, "ci95": ci95}
 
 
-def rating(scores: dict[str, np.ndarray], ratings: np.ndarray) -> dict[str, Any]:
+def rating(scores: dict[str, np.ndarray], ratings: np.ndarray, speakers=None) -> dict[str, Any]:
     r"""Pearson/Spearman of each utterance score with ``utt2score`` ratings, and Pearson's 95% interval
-    (``pearson_ci95``: Fisher's, :func:`~flowaccent.score.metrics.pearson_interval`)."""
+    (``pearson_ci95``): by a bootstrap of the utterances' ``speakers`` where given
+    (:func:`~flowaccent.score.metrics.pearson_interval_over_groups`), else Fisher's
+    (:func:`~flowaccent.score.metrics.pearson_interval`)."""
     out = {k: correlations(v, ratings) for k, v in scores.items()}
-    return {k: c | {"pearson_ci95": pearson_interval(c["pearson"], c["n"])} for k, c in out.items()}
+    for k, c in out.items():
+        c["pearson_ci95"] = (pearson_interval_over_groups(scores[k], ratings, speakers) if speakers is not None
+                             and not np.isnan(c["pearson"]) else pearson_interval(c["pearson"], c["n"]))
+    return out

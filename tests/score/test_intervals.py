@@ -14,6 +14,7 @@ from flowaccent.score.metrics import (
     detection_auc,
     paired_auc_difference,
     pearson_interval,
+    pearson_interval_over_groups,
 )
 
 
@@ -202,3 +203,41 @@ def test_the_paired_test_over_speakers_is_obuchowskis_variance_of_the_difference
         total += a * a / 900 + b * b / 900 + 2 * a * b / 900
     assert p == pytest.approx(math.erfc(abs(diff) / math.sqrt(2 * k / (k - 1) * total)), rel=1e-9)
     assert diff == pytest.approx(psis[0].mean() - psis[1].mean())
+
+
+def test_the_bootstrap_of_speakers_equals_pooling_each_draws_utterances():
+    rng = np.random.default_rng(5)
+    groups = np.array([f"s{i % 6}" for i in range(40)])
+    x, y = rng.normal(size=40), rng.normal(size=40)
+    y = y + 0.5 * x
+    low, high = pearson_interval_over_groups(x, y, groups, resamples=300, seed=7)
+    names = np.unique(groups)
+    draws = np.random.default_rng(7).multinomial(6, np.full(6, 1 / 6), size=300)
+    rs = []
+    for draw in draws:  # each speaker's utterances as many times as the draw took the speaker
+        take = np.concatenate([np.flatnonzero(groups == name).repeat(k) for name, k in zip(names, draw)])
+        rs.append(np.corrcoef(x[take], y[take])[0, 1])
+    assert (low, high) == pytest.approx(tuple(np.percentile(rs, [2.5, 97.5])), rel=1e-9)
+    assert all(math.isnan(v) for v in pearson_interval_over_groups(x, y, ["a", "b"] * 20))  # 2 speakers: none
+
+
+def test_over_speakers_the_correlations_interval_covers_where_fishers_does_not():
+    r"""8 speakers of 20 utterances; scores and ratings each a speaker's part (correlated 0.6 across speakers) and
+    an utterance's (correlated 0.2): the population r is (0.64 * 0.6 + 0.2) / 1.64. In 300 draws Fisher's
+    interval, which takes the 160 utterances for independent, covered it 211 times, the bootstrap of speakers 263
+    (a percentile bootstrap of 8 clusters runs under 95%)."""
+    rng = np.random.default_rng(0)
+    true = (0.64 * 0.6 + 0.2) / 1.64
+    fisher = by_speaker = 0
+    groups = np.repeat(np.arange(8), 20)
+    for _ in range(300):
+        a = rng.normal(0, 1, 8)
+        b = 0.6 * a + 0.8 * rng.normal(0, 1, 8)
+        u = rng.normal(0, 1, (8, 20))
+        v = 0.2 * u + math.sqrt(1 - 0.04) * rng.normal(0, 1, (8, 20))
+        x, y = (0.8 * a[:, None] + u).ravel(), (0.8 * b[:, None] + v).ravel()
+        low, high = pearson_interval(float(np.corrcoef(x, y)[0, 1]), 160)
+        fisher += low <= true <= high
+        low, high = pearson_interval_over_groups(x, y, groups)
+        by_speaker += low <= true <= high
+    assert fisher < 0.8 * 300 and by_speaker >= 0.85 * 300, (fisher, by_speaker)

@@ -20,6 +20,7 @@ from flowaccent.score.metrics import (
     detection_auc,
     moments,
     pearson_interval,
+    pearson_interval_over_groups,
     unit_gaussian_log_p,
 )
 from flowaccent.score.run import score_corpora
@@ -239,7 +240,10 @@ def test_detection_and_rating_use_the_tables(scored):
     assert summary["detection"]["zh"]["by_score"]["llr"] > 0.9  # the DNF classes tell the two apart
     ja = read_tsv(out / "ja" / "utt_scores.tsv")
     rating = summary["rating"]["ja"]["log_ll"]
-    assert rating["pearson_ci95"] == pytest.approx(pearson_interval(rating["pearson"], rating["n"]))
+    rated = np.isfinite(ja["score"])
+    assert rating["pearson_ci95"] == pytest.approx(pearson_interval_over_groups(  # over the speakers
+        ja["log_ll"][rated], ja["score"][rated], np.asarray(ja["spk"])[rated]))
+    assert rating["pearson_ci95"] != pytest.approx(pearson_interval(rating["pearson"], rating["n"]))
     assert rating["pearson"] == pytest.approx(pearsonr(ja["log_ll"], ja["score"])[0])
     assert rating["spearman"] == pytest.approx(spearmanr(ja["log_ll"], ja["score"])[0])
     assert {"svr_cv", "svr_cv_shuffled"} <= set(summary["regression"]["ja"])

@@ -73,7 +73,7 @@ def main() -> int:
             out.append(f"| {name} | " + " | ".join(with_interval(d, k) for k in ("log_ll", "llr", "gmm_log_ll")) + " |")
         if s.get("rating"):
             out += ["", "Correlation with the accent rating (utt2score, 5 = native; in brackets Pearson's 95% "
-                    "interval, Fisher's, which takes the utterances for independent):", "",
+                    "interval, by a bootstrap of the speakers):", "",
                     "| set | score | Pearson | Spearman |", "|---|---|---|---|"]
             for name, r in s["rating"].items():
                 for key, c in r.items():
