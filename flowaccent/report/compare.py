@@ -224,7 +224,7 @@ def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tupl
             if any(t is None for side in sides for t in side):
                 continue
             orders = [[np.argsort(t["utt"], kind="stable") for t in side] for side in sides]
-            if any(list(np.asarray(sides[0][i]["utt"])[orders[0][i]]) != list(np.asarray(sides[1][i]["utt"])[
+            if not all(np.array_equal(np.asarray(sides[0][i]["utt"])[orders[0][i]], np.asarray(sides[1][i]["utt"])[
                     orders[1][i]]) for i in (0, 1)):
                 continue  # other utterances: not paired (notes() says so from the stamps)
             speakers = [np.asarray(t["spk"])[o] for t, o in zip(sides[0], orders[0])]

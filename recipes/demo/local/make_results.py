@@ -19,17 +19,14 @@ def fmt(value):
 
 def paired_tables(exp: Path) -> list:
     """The plain flow's AUCs minus the DNF flow's, with DeLong's paired test over speakers (compare's tables)."""
-    folders = [f"{model}={exp / model / 'scores'}" for model in ("dnf", "nf")]
-    if not all(Path(f.split("=", 1)[1], "summary.json").exists() for f in folders):
+    if not all((exp / model / "scores" / "summary.json").exists() for model in ("dnf", "nf")):
         return []
     from flowaccent.report.compare import compare, load_scored, value_tables
+    from flowaccent.report.pages import markdown_table
 
-    out = []
-    for title, header, rows in value_tables(compare(load_scored(folders))):
-        if "minus dnf's" in title:
-            out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            out += ["| " + " | ".join(row) + " |" for row in rows] + [""]
-    return out
+    tables = value_tables(compare(load_scored([f"{model}={exp / model / 'scores'}" for model in ("dnf", "nf")])))
+    return [line for title, header, rows in tables if "minus dnf's" in title
+            for line in markdown_table(title, header, rows)]
 
 
 def blurmask_table(path: Path) -> list:
