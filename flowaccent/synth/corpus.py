@@ -2,9 +2,10 @@ r"""The demo corpus (``flowaccent synth``): six Kaldi data dirs of synthetic nat
 
 ``OUT_DIR/{train_native, dev_native, test_native, train_zh, test_zh, test_ja}``
 each hold ``wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score`` (and
-``utt2phones``, the espeak phonemes spoken); the WAV files (16-bit PCM mono,
-22050 Hz) lie under ``OUT_DIR/wav/<speaker>/``, ``OUT_DIR/synth_config.yaml``
-holds the resolved configuration and ``OUT_DIR/speakers`` every voice.
+``utt2phones``, the espeak phonemes spoken, and ``phones.ctm``, when espeak spoke
+each, a Kaldi CTM); the WAV files (16-bit PCM mono, 22050 Hz) lie under
+``OUT_DIR/wav/<speaker>/``, ``OUT_DIR/synth_config.yaml`` holds the resolved
+configuration and ``OUT_DIR/speakers`` every voice.
 
 Atomic: everything is written into a hidden temporary folder next to
 ``OUT_DIR`` and renamed to ``OUT_DIR`` at the end; an interrupted or failed run
@@ -27,6 +28,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from flowaccent.data.ctm import write_ctm
 from flowaccent.data.datadir import write_spk2utt, write_table
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.synth.accents import score_of
@@ -205,6 +207,7 @@ def _write_data_dirs(plan: Plan, rendered: dict[str, Rendered], tmp: Path, out: 
         for table, mapping in tables.items():
             write_table(folder / table, mapping)
         write_spk2utt(folder / "spk2utt", tables["utt2spk"])
+        write_ctm(folder / "phones.ctm", {u: rendered[u].segments for u in tables["utt2spk"]})
         num_utts[name] = len(tables["utt2spk"])
     return num_utts
 

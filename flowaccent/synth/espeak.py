@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -41,6 +42,11 @@ VOICE_FILES = {"en-gb": "gmw/en", "en-us": "gmw/en-US"}
 
 #: ``espeak_AUDIO_OUTPUT``: synchronous, samples delivered to the synth callback.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
+#: ``espeak_Initialize`` option ``espeakINITIALIZE_PHONEME_EVENTS``: a phoneme event per phoneme spoken (the samples
+#: are the same without it: tested).
+_PHONEME_EVENTS = 0x1
+#: ``espeak_EVENT_TYPE``: the end of an event list, a phoneme.
+_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
 #: ``espeak_Synth`` flags: UTF-8 text, ``[[...]]`` phoneme input, pause at the end.
 _CHARS_UTF8, _PHONEMES, _ENDPAUSE = 0x1, 0x100, 0x1000
 #: ``espeak_POSITION_TYPE`` POS_CHARACTER.
@@ -50,7 +56,17 @@ _RATE, _PITCH, _RANGE = 1, 3, 4
 #: ``espeak_TextToPhonemes`` phoneme mode: ASCII names, ``|`` between phonemes.
 _PHONEME_MODE = ord("|") << 8
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class _Event(ctypes.Structure):
+    r"""``espeak_EVENT`` of ``speak_lib.h`` (1.52); ``id`` is the union's ``char string[8]``, a phoneme's name."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class EspeakMissingError(FlowAccentError):
@@ -75,12 +91,15 @@ class Espeak:
         except (OSError, RuntimeError) as error:
             raise EspeakError(f"cannot load libespeak-ng from espeakng-loader: {error}") from None
         _declare(lib)
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), 0)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), _PHONEME_EVENTS)
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed with data path '{data}'")
         self.lib = lib
         self.sample_rate: int = rate
         self._chunks: list[bytes] = []
+        #: The phonemes of the last utterance spoken, in order: ``(name, first sample)``, the name as espeak wrote
+        #: it (stress marks included; ``_:``, ``_`` pauses).
+        self.phonemes: list[tuple[str, int]] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds a raw pointer
         lib.espeak_SetSynthCallback(self._callback)
         self.set_voice("en-gb")  # without a voice espeak_TextToPhonemes dereferences NULL
@@ -149,7 +168,7 @@ class Espeak:
 
     def _synth(self, text: str, flags: int, seed: int) -> np.ndarray:
         data = text.encode()
-        self._chunks = []
+        self._chunks, self.phonemes = [], []
         self.lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
         status = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
         if status != 0:
@@ -161,7 +180,18 @@ class Espeak:
     def _collect(self, wav, num_samples: int, events) -> int:
         if num_samples > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, num_samples * 2))
+        for event in _events(events):
+            if event.type == _EVENT_PHONEME:
+                self.phonemes.append((event.id.decode(), event.sample))
         return 0  # 0: continue synthesis
+
+
+def _events(events) -> Iterator[_Event]:
+    r"""The events of a callback's list (NULL: none), up to the one that ends it."""
+    i = 0
+    while events and events[i].type != _EVENT_LIST_TERMINATED:
+        yield events[i]
+        i += 1
 
 
 def require_espeak():

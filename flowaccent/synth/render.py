@@ -17,7 +17,7 @@ import numpy as np
 
 from flowaccent.synth.accents import apply_accent
 from flowaccent.synth.espeak import Espeak
-from flowaccent.synth.phonemes import format_word, parse_word
+from flowaccent.synth.phonemes import Phone, format_word, parse_word
 from flowaccent.synth.plan import Job
 from flowaccent.synth.text import final_punctuation
 
@@ -33,6 +33,8 @@ class Rendered:
         num_words: words in the phoneme transcription.
         num_accented: words whose phonemes the accent changed (differ from the native reading).
         phones: the espeak phonemes spoken (words separated by spaces, phonemes by ``|``).
+        segments: each phoneme spoken as espeak timed it, ``(start, duration, name)`` in seconds, the name without
+            its stress mark, a pause ``sil`` (:func:`phone_segments`): the utterance's lines of ``phones.ctm``.
     """
 
     utt: str
@@ -41,6 +43,7 @@ class Rendered:
     num_words: int
     num_accented: int
     phones: str
+    segments: tuple[tuple[float, float, str], ...] = ()
 
 
 def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendered]:
@@ -70,8 +73,30 @@ def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendere
         path = folder / f"{plan.utt}.wav"
         write_wav(path, samples, tts.sample_rate)
         phones = " ".join("|".join(word) for word in names)
-        out.append(Rendered(plan.utt, path, len(samples), len(words), accented, phones))
+        segments = phone_segments(tts.phonemes, len(samples), tts.sample_rate)
+        out.append(Rendered(plan.utt, path, len(samples), len(words), accented, phones, segments))
     return out
+
+
+#: The phone name ``phones.ctm`` gives espeak's pauses (``_:``, ``_``, ``_!``), Kaldi's silence.
+SILENCE = "sil"
+
+
+def phone_segments(
+    phonemes: list[tuple[str, int]], num_samples: int, sample_rate: int
+) -> tuple[tuple[float, float, str], ...]:
+    r"""``(start, duration, name)`` in seconds of each phoneme of ``phonemes`` (``(espeak name, first sample)``,
+    :attr:`Espeak.phonemes`): each lasts up to the next one's first sample, the last up to ``num_samples``; a
+    phoneme of no samples (espeak's ``_`` at the end) is left out. Names lose their stress mark (``'a`` is ``a``:
+    its frames pooled with the unstressed vowel's); pauses are :data:`SILENCE`. The samples before the first
+    phoneme (0-54 ms in the demo corpus) are in none."""
+    ends = [sample for _, sample in phonemes[1:]] + [num_samples]
+    segments = []
+    for (name, start), end in zip(phonemes, ends):
+        if end > start:
+            phone = SILENCE if name.startswith("_") else Phone.parse(name).name
+            segments.append((start / sample_rate, (end - start) / sample_rate, phone))
+    return tuple(segments)
 
 
 def add_noise_floor(samples: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:

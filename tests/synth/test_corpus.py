@@ -185,6 +185,60 @@ def english_phoneme_names() -> set[str]:
         table = order[includes - 1]
 
 
+def test_each_utterances_phones_are_timed_in_its_ctm(tiny):
+    r"""``phones.ctm``: each utterance's phones abut from espeak's first to the end of its WAV file, and are the
+    phonemes of ``utt2phones`` without stress marks, less the few espeak merges or adds (the l of twelve before its
+    v, a linking r: 419 of 72,984 phonemes in the full demo corpus)."""
+    import difflib
+
+    from flowaccent.data.ctm import read_ctm
+    from flowaccent.synth.phonemes import Phone
+
+    matched = total = 0
+    for name in SETS:
+        ctm = read_ctm(tiny / name / "phones.ctm")
+        wavs = read_table(tiny / name / "wav.scp")
+        assert ctm.keys() == read_table(tiny / name / "utt2spk").keys()
+        for utt, phones in read_table(tiny / name / "utt2phones").items():
+            segments = ctm[utt]
+            with wave.open(wavs[utt]) as f:
+                seconds = f.getnframes() / f.getframerate()
+            assert 0 <= segments[0].start < 0.1 and segments[-1].end == pytest.approx(seconds, abs=1e-4)
+            assert all(a.end == pytest.approx(b.start, abs=1e-9) for a, b in zip(segments, segments[1:]))
+            assert segments[-1].phone == "sil" and all(s.duration > 0 for s in segments)
+            spoken = [s.phone for s in segments if s.phone != "sil"]
+            written = [Phone.parse(p).name for word in phones.split() for p in word.split("|")]
+            blocks = difflib.SequenceMatcher(None, written, spoken, autojunk=False).get_matching_blocks()
+            matched, total = matched + sum(b.size for b in blocks), total + len(written)
+            assert sum(b.size for b in blocks) >= 0.9 * len(written), (utt, written, spoken)
+    assert matched >= 0.98 * total
+
+
+def test_phoneme_events_leave_the_samples_as_they_were(espeak):  # espeak: skipped without espeakng_loader
+    r"""espeak-ng's phoneme events (``phones.ctm``) change no sample: the same utterance spoken in a fresh process
+    with and without them."""
+    import subprocess
+
+    script = ("import hashlib, sys; import flowaccent.synth.espeak as e; e._PHONEME_EVENTS = int(sys.argv[1]); "
+              "t = e.Espeak.get(); t.set_voice('en-gb', 'm3', 170, 50); "
+              "s = t.speak_phonemes(t.phonemize('The thin rabbit sat on the mat.'), '.', seed=1); "
+              "print(hashlib.md5(s.tobytes()).hexdigest(), len(t.phonemes))")
+    runs = [subprocess.run([sys.executable, "-c", script, flag], capture_output=True, text=True, check=True).stdout
+            for flag in ("0", "1")]
+    (without, none), (with_events, count) = (run.split() for run in runs)
+    assert without == with_events and (none, int(count) > 15) == ("0", True)
+
+
+def test_phone_segments_from_espeaks_phonemes():
+    from flowaccent.synth.render import phone_segments
+
+    phonemes = [("D", 100), ("'@", 300), ("_:", 500), ("%a", 900), ("_", 1000)]
+    assert phone_segments(phonemes, 1000, 100) == ((1.0, 2.0, "D"), (3.0, 2.0, "@"), (5.0, 4.0, "sil"),
+                                                  (9.0, 1.0, "a"))
+    assert phone_segments([("t", 0), ("_", 50)], 80, 10) == ((0.0, 5.0, "t"), (5.0, 3.0, "sil"))
+    assert phone_segments([], 80, 10) == ()
+
+
 def test_phoneme_input_is_spoken(espeak):
     espeak.set_voice("en-gb", "m3", 170, 50)
     words = [["k", "'a", "t", "t", "o"], ["w#", "'I", "S", "u"], ["t[", "'a"], ["*", "'a"]]

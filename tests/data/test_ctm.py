@@ -1,0 +1,83 @@
+r"""Kaldi CTM files of phones: read (sorted, named by a phone table), written, and every damaged line an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowaccent.data.ctm import Segment, read_ctm, read_phone_table, write_ctm
+from flowaccent.errors import DataDirError
+
+
+def test_reads_utterances_sorted_with_confidences_and_comments(tmp_path):
+    path = tmp_path / "phones.ctm"
+    path.write_text(";; a NIST comment\n"
+                    "u2 1 0.20 0.10 b 0.9\n"
+                    "u1 1 0.05 0.10 a\n"
+                    "\n"
+                    "u2 A 0.00 0.20 sil\n"
+                    "u1 1 0.00 0.05 sil\n")
+    assert read_ctm(path) == {
+        "u2": [Segment(0.0, 0.2, "sil"), Segment(0.2, 0.1, "b")],
+        "u1": [Segment(0.0, 0.05, "sil"), Segment(0.05, 0.1, "a")],
+    }
+    assert Segment(0.2, 0.1, "b").end == pytest.approx(0.3)
+
+
+def test_integer_phones_are_named_by_the_phone_table(tmp_path):
+    (tmp_path / "phones.txt").write_text("<eps> 0\nSIL 1\nAH1_B 2\n")
+    (tmp_path / "ali.ctm").write_text("u1 1 0.00 0.03 1\nu1 1 0.03 0.07 2\n")
+    symbols = read_phone_table(tmp_path / "phones.txt")
+    assert symbols == {"0": "<eps>", "1": "SIL", "2": "AH1_B"}
+    assert [s.phone for s in read_ctm(tmp_path / "ali.ctm", symbols)["u1"]] == ["SIL", "AH1_B"]
+    (tmp_path / "ali.ctm").write_text("u1 1 0.00 0.03 9\n")
+    with pytest.raises(DataDirError, match=r"ali.ctm: line 1: phone '9' is not in the phone table"):
+        read_ctm(tmp_path / "ali.ctm", symbols)
+
+
+@pytest.mark.parametrize("line, said", [
+    ("u1 1 0.00 a", "4 fields, expected 'utt channel start duration phone"),
+    ("u1 1 0.00 0.1 a 0.5 x", "7 fields"),
+    ("u1 1 zero 0.1 a", "start 'zero' is not a number of seconds >= 0"),
+    ("u1 1 0.00 -0.1 a", "duration '-0.1' is not a number"),
+    ("u1 1 nan 0.1 a", "start 'nan' is not a number"),
+    ("u1 1 inf 0.1 a", "start 'inf' is not a number"),
+])
+def test_a_damaged_line_is_an_error_naming_file_and_line(tmp_path, line, said):
+    path = tmp_path / "x.ctm"
+    path.write_text(f"u0 1 0.0 0.1 a\n{line}\n")
+    with pytest.raises(DataDirError) as error:
+        read_ctm(path)
+    assert str(error.value).startswith(f"{path}: line 2: ") and said in str(error.value)
+
+
+def test_overlapping_phones_are_an_error_but_rounding_is_not(tmp_path):
+    path = tmp_path / "x.ctm"
+    path.write_text("u1 1 0.000 0.101 a\nu1 1 0.100 0.050 b\n")  # 1 ms: a start and duration rounded on their own
+    assert [s.phone for s in read_ctm(path)["u1"]] == ["a", "b"]
+    path.write_text("u1 1 0.000 0.102 a\nu1 1 0.100 0.050 b\n")
+    with pytest.raises(DataDirError, match=r"line 2: utterance 'u1': phone 'b' at 0.1 s starts before 'a' ends"):
+        read_ctm(path)
+
+
+def test_missing_or_undecodable_files_and_bad_phone_tables(tmp_path):
+    with pytest.raises(DataDirError, match="no such CTM file"):
+        read_ctm(tmp_path / "none.ctm")
+    (tmp_path / "bin.ctm").write_bytes(b"u1 1 0 0.1 \xff\n")
+    with pytest.raises(DataDirError, match="not UTF-8"):
+        read_ctm(tmp_path / "bin.ctm")
+    with pytest.raises(DataDirError, match="no such phone table"):
+        read_phone_table(tmp_path / "none.txt")
+    (tmp_path / "phones.txt").write_text("SIL 1\nAH one\n")
+    with pytest.raises(DataDirError, match=r"phones.txt: line 2: expected '<phone> <integer>'"):
+        read_phone_table(tmp_path / "phones.txt")
+
+
+def test_written_phones_touch_and_read_back(tmp_path):
+    segments = [(0.00012, 0.03456, "sil"), (0.03468, 0.0712349, "a"), (0.1059149, 0.2, "b")]
+    write_ctm(tmp_path / "x.ctm", {"u1": segments})
+    back = read_ctm(tmp_path / "x.ctm")["u1"]
+    assert [s.phone for s in back] == ["sil", "a", "b"]
+    assert [round(s.start, 4) for s in back] == [0.0001, 0.0347, 0.1059]
+    for before, after in zip(back, back[1:]):  # the end rounded, not the duration: no gap, no overlap
+        assert before.end == pytest.approx(after.start, abs=1e-12)
+    assert back[-1].end == pytest.approx(0.3059, abs=1e-12)
