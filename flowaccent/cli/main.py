@@ -42,6 +42,7 @@ COMMANDS = {
     "plot": "only the figures (PNG and PDF) of 'flowaccent report'",
     "report": "figures, a self-contained report.html and report.md from an experiment and its scores",
     "compare": "several models' scores side by side: a table per value, rows the models, columns the sets",
+    "phones": "each scored set's LogLL by phone of a CTM (Kaldi's alignments), against the reference set's",
     "blurmask": "learn per-cell blur masks of a few utterances and evaluate them by deletion curves",
 }
 

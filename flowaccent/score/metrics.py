@@ -3,6 +3,7 @@ r"""Statistics of scores and latents: AUC and its confidence interval, correlati
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -163,6 +164,28 @@ def pearson_interval_over_groups(
     if len(r) < resamples / 2:
         return [math.nan, math.nan]
     low, high = np.percentile(r, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def mean_difference_interval_over_groups(
+    sums: np.ndarray, counts: np.ndarray, reference_sums: np.ndarray, reference_counts: np.ndarray,
+    resamples: int = 2000, seed: int | Sequence[int] = 0,
+) -> list[float]:
+    r"""The 95% interval ``[low, high]`` of ``sum(sums) / sum(counts) - sum(reference_sums) / sum(reference_counts)``
+    (a difference of two pooled means, each group's values summed to ``sums`` over ``counts`` items: a speaker's
+    LogLL summed over its frames of a phone) by a bootstrap of the groups, those of each side drawn with
+    replacement on their own (seeded), the 2.5 and 97.5 percentiles of the draws' differences. Frames of one voice
+    are not independent of each other; its groups are. NaNs for fewer than 3 groups on a side."""
+    sums, counts = np.asarray(sums, float), np.asarray(counts, float)
+    reference_sums, reference_counts = np.asarray(reference_sums, float), np.asarray(reference_counts, float)
+    if min(len(sums), len(reference_sums)) < 3 or np.any(counts <= 0) or np.any(reference_counts <= 0):
+        return [math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    means = []
+    for s, c in ((sums, counts), (reference_sums, reference_counts)):
+        draws = rng.multinomial(len(s), np.full(len(s), 1.0 / len(s)), size=resamples)
+        means.append(draws @ s / (draws @ c))
+    low, high = np.percentile(means[0] - means[1], [2.5, 97.5])
     return [float(low), float(high)]
 
 

@@ -108,13 +108,22 @@ if should_run 5; then
   flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask" $report_opts
   # shellcheck disable=SC2086
   flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores" $report_opts
+  if [ -f "$corpus/test_native/phones.ctm" ]; then  # each set's LogLL by phone, against test_native's
+    for model in dnf nf; do
+      flowaccent phones --scores "$exp/$model/scores" --out "$exp/$model/phones" \
+        "$corpus"/{dev_native,test_native,test_zh,test_ja}/phones.ctm
+    done
+  else
+    log "No $corpus/test_native/phones.ctm (a corpus synthesised before flowaccent wrote it): no phones tables;" \
+      "rerun from stage 0 for them"
+  fi
   local/make_results.py "$exp" > "$exp/RESULTS.md"
   flowaccent compare "dnf=$exp/dnf/scores" "nf=$exp/nf/scores" --out "$exp/compare.md"  # the two side by side
   mark_done 5
 fi
 
 if [ -f "$exp/.done/stage5" ]; then
-  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md, $exp/compare.md"
+  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md, $exp/compare.md, $exp/{dnf,nf}/phones/"
 else
   log "Done: stages $stage to $stop_stage, in $exp"
 fi

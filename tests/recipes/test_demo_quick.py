@@ -43,6 +43,11 @@ def test_quick_demo_runs_every_stage(tmp_path):
                      r"\| nf \|  \|  \|  \|\n", compared)
     assert re.search(r"\n\| test_zh \| [01]\.\d{3} \[[01]\.\d\d, [01]\.\d\d\] \|", results)  # RESULTS.md: intervals too
     assert "## AUC of log_ll: each model's minus dnf's (p of DeLong's paired test" in results
+    for model in ("dnf", "nf"):  # stage 5: each set's LogLL by phone of the corpus's phones.ctm
+        phones = (tmp_path / "exp" / model / "phones" / "phones.md").read_text()
+        assert "| test_native (reference) | 5 of 5 |" in phones and "## test_ja: phones against test_native's" in phones
+        assert (tmp_path / "exp" / model / "phones" / "phones.png").exists()
+    assert re.search(r"\n\| dnf \| test_zh \| \S+ -?\d+\.\d{3}", results)  # RESULTS.md: the lowest phones
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"

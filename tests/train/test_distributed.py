@@ -412,6 +412,7 @@ OTHERS = {
     "fixdir": ["fixdir", "DATA"], "cmvn": ["cmvn", "DATA"],
     "plot": ["plot", "--exp", "EXP", "--scores", "OUT"],
     "report": ["report", "--exp", "EXP", "--scores", "OUT"], "compare": ["compare", "OUT"],
+    "phones": ["phones", "--scores", "OUT", "CTM"],
     "blurmask": ["blurmask", "--exp", "EXP", "--data", "DATA", "--out", "OUT"],
 }
 

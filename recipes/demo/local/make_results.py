@@ -29,6 +29,32 @@ def paired_tables(exp: Path) -> list:
             for line in markdown_table(title, header, rows)]
 
 
+def phones_table(exp: Path, count: int = 5) -> list:
+    """Each accented test set's phones least like test_native's, by relative LogLL, per model (flowaccent phones'
+    phone_scores.tsv; [] where stage 5 made none)."""
+    import csv
+
+    out = []
+    for model in ("dnf", "nf"):
+        path = exp / model / "phones" / "phone_scores.tsv"
+        if not path.exists():
+            continue
+        rows = [r for r in csv.DictReader(path.open(encoding="utf-8"), delimiter="\t")
+                if r["set"] in ("test_zh", "test_ja") and r["relative_minus_ref"] != "nan"]
+        if not out:
+            out += [f"## Phones least like test_native's (relative LogLL minus test_native's, nats per frame; in "
+                    f"brackets its 95% interval over speakers; {exp.name}/MODEL/phones/phones.md has every phone)",
+                    "", "| model | set | " + " | ".join(str(n) for n in range(1, count + 1)) + " |",
+                    "|" + "---|" * (count + 2)]
+        for name in ("test_zh", "test_ja"):
+            lowest = sorted((r for r in rows if r["set"] == name), key=lambda r: float(r["relative_minus_ref"]))
+            cells = [f"{r['phone']} " + with_bounds(float(r["relative_minus_ref"]),
+                                                    [float(r["relative_low"]), float(r["relative_high"])])
+                     for r in lowest[:count]]
+            out.append(f"| {model} | {name} | " + " | ".join(cells + [""] * (count - len(cells))) + " |")
+    return out + [""] if out else []
+
+
 def blurmask_table(path: Path) -> list:
     """The blur-mask run's AUCs and SRG over all its utterances, per baseline ([] where there is no run)."""
     if not path.exists():
@@ -85,6 +111,7 @@ def main() -> int:
                     out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
         out.append("")
     out += paired_tables(exp)
+    out += phones_table(exp)
     out += blurmask_table(exp / "dnf" / "blurmask" / "summary.json")
     print("\n".join(out))
     return 0

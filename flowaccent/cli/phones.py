@@ -1,0 +1,81 @@
+r"""``flowaccent phones --scores DIR CTM [CTM ...]``: each scored set's LogLL by phone, against the reference set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowaccent.cli.main import COMMANDS
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'")
+    return int(text)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "phones",
+        help=COMMANDS["phones"],
+        description="Pools each scored set's per-frame LogLL (frame_scores.ark of 'flowaccent score') over the "
+        "frames of each phone of the CTM files (Kaldi's 'utt channel start duration phone' lines: "
+        "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm) and ranks each set's phones by "
+        "their LogLL minus the reference set's, with 95%% intervals by a bootstrap of the speakers. Writes "
+        "Markdown to stdout, or with --out DIR: DIR/phones.md, DIR/phone_scores.tsv (a line per set and phone) "
+        "and the figure DIR/phones.png and .pdf. A set none of whose utterances the CTMs hold is left out, and "
+        "said so.",
+    )
+    parser.add_argument("ctm", nargs="+", metavar="CTM", help="CTM files, keyed by utterance (any sets, any order)")
+    parser.add_argument("--scores", required=True, metavar="DIR", help="the --out of 'flowaccent score'")
+    parser.add_argument("--out", metavar="DIR", help="write phones.md, phone_scores.tsv and phones.png/.pdf there")
+    parser.add_argument("--reference", metavar="NAME",
+                        help="the set the others are set against (default: the one 'flowaccent score' used)")
+    parser.add_argument("--frame-shift", type=_positive, metavar="SECONDS",
+                        help="the features' frame shift (default: each set's data dir's fbank.json, else its "
+                        "frame_shift file, else 0.01)")
+    parser.add_argument("--min-frames", type=_count, default=50, metavar="N",
+                        help="rank a phone only with at least N frames in the set and in the reference (default: "
+                        "50)")
+    parser.add_argument("--phones", metavar="FILE",
+                        help="a phone table (lang/phones.txt) naming the integers of a CTM ali-to-phones wrote")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flowaccent.data.atomic import atomic_write_text
+    from flowaccent.errors import ConfigError
+    from flowaccent.report.phones import build_report, markdown_text, summary_line, tsv_text
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (phones.md, phone_scores.tsv and the figure go in)")
+    report = build_report(Path(args.scores), args.ctm, args.reference, args.min_frames, args.frame_shift,
+                          args.phones)
+    for note in report.notes:
+        print(f"phones: note: {note}", file=sys.stderr)
+    if out is None:
+        sys.stdout.write(markdown_text(report, args.scores, args.command_line))
+        return 0
+    from flowaccent.plots import phone_differences
+
+    out.mkdir(parents=True, exist_ok=True)
+    png = phone_differences(report.differences, report.reference, out / "phones")
+    atomic_write_text(out / "phone_scores.tsv", tsv_text(report))
+    atomic_write_text(out / "phones.md", markdown_text(report, args.scores, args.command_line, png.name))
+    for line in summary_line(report):
+        print(f"phones: {line}", file=sys.stderr)
+    print(f"phones: {out / 'phones.md'}, {out / 'phone_scores.tsv'}, {png}", file=sys.stderr)
+    return 0

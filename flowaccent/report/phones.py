@@ -1,0 +1,198 @@
+r"""``flowaccent phones``' tables: how much of each set the CTMs cover, each set's phones against the reference
+set's (lowest first, with 95% intervals over the speakers), the reference's own, as Markdown and as a TSV of a
+line per set and phone (:mod:`flowaccent.score.phones` computes them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from flowaccent.data.ctm import Segment, read_ctm, read_phone_table
+from flowaccent.errors import ConfigError
+from flowaccent.report.inputs import load_summary
+from flowaccent.report.pages import markdown_table
+from flowaccent.report.tables import fmt, with_bounds
+from flowaccent.score.phones import Difference, SetPhones, differences, set_phones
+
+#: What the Markdown says under its title.
+LEGEND = ("LogLL: log p(x) of the model, the mean over the phone's frames (a phone of the CTM holds the frames t "
+          "with round(start / shift) <= t < round(end / shift)). Relative: the mean over those frames of each "
+          "frame's LogLL minus its utterance's mean LogLL, how far the phone lies below the rest of the same "
+          "speech; a voice's level, which moves all its phones, is taken out. Minus the reference: the value in "
+          "the set minus in the reference set; the tables rank the phones by the relative one, lowest (least like "
+          "the reference's) first. Each 95% interval is a bootstrap of each set's speakers (empty with fewer than "
+          "3 on a side). Phones of fewer frames than the minimum in either set are listed under the table, not "
+          "ranked. docs/scoring.md says more.")
+
+
+#: Below this share of the frames of the utterances the CTMs hold in a phone, the command says so: a CTM of
+#: phones with long gaps, or times read at the wrong frame shift (the demo's CTMs cover 99.5-99.7%).
+LOW_COVERAGE = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class PhoneReport:
+    r"""What ``flowaccent phones`` found: each set by phone (``sets``, the reference among them), the reference's
+    name, each other set's :class:`Difference` list, the CTM files read, the minimum of frames, and what the
+    command says of what it left out (``notes``)."""
+
+    sets: dict[str, SetPhones]
+    reference: str
+    differences: dict[str, list[Difference]]
+    ctms: tuple[str, ...]
+    min_frames: int
+    notes: tuple[str, ...] = ()
+
+
+def read_ctms(paths: Sequence[str | Path], phones: str | Path | None = None) -> dict[str, list[Segment]]:
+    r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones. An utterance
+    in two files is an error where they give it other phones (the same lines twice: one CTM given twice)."""
+    symbols = read_phone_table(phones) if phones is not None else None
+    merged: dict[str, list[Segment]] = {}
+    where: dict[str, str] = {}
+    for path in paths:
+        for utt, segments in read_ctm(path, symbols).items():
+            if utt in merged and merged[utt] != segments:
+                raise ConfigError(f"{path}: utterance '{utt}' is in {where[utt]} too, with other phones")
+            merged[utt], where[utt] = segments, str(path)
+    return merged
+
+
+def build_report(
+    scores: Path, ctms: Sequence[str | Path], reference: str | None = None, min_frames: int = 50,
+    frame_shift: float | None = None, phones: str | Path | None = None,
+) -> PhoneReport:
+    r"""``flowaccent phones``: the sets of ``scores`` (``flowaccent score --out``) by phone of the ``ctms``
+    against ``reference`` (default: the scores' own). ``frame_shift`` (seconds) for every set, else each set's
+    own (:func:`~flowaccent.score.phones.frame_shift_of`). A set the CTMs do not cover is left out with a note;
+    the reference left out, or no other set, is an error."""
+    summary = load_summary(scores)
+    names = list(summary.get("sets", {}))
+    reference = reference or summary.get("reference")
+    if reference not in names:
+        raise ConfigError(f"{scores}: no set '{reference}' to set the others against (sets: {', '.join(names)}; "
+                          f"--reference NAME)")
+    ctm = read_ctms(ctms, phones)
+    shift = None if frame_shift is None else (frame_shift, "--frame-shift")
+    sets, notes = {}, []
+    for name in ordered_sets(names, reference):
+        found = set_phones(scores, name, ctm, shift)
+        if found.aligned_utts == 0:
+            if name == reference:
+                raise ConfigError(f"the CTMs hold none of the utterances of the reference set '{reference}' "
+                                  f"({', '.join(map(str, ctms))}; utterance ids as in its utt_scores.tsv)")
+            notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances")
+            continue
+        sets[name] = found
+        if found.aligned_utts < found.utts:
+            notes.append(f"set '{name}': the CTMs hold {found.aligned_utts} of its {found.utts} utterances")
+        if found.aligned_frames < LOW_COVERAGE * found.held_frames:
+            notes.append(f"set '{name}': its phones hold {found.aligned_frames} of the {found.held_frames} frames of "
+                         f"the utterances the CTMs hold: long gaps between phones, or another frame shift than "
+                         f"{found.frame_shift[0]:g} s ({found.frame_shift[1]})?")
+    if len(sets) < 2:
+        raise ConfigError(f"the CTMs hold utterances of no set but the reference '{reference}': nothing to set "
+                          f"against it")
+    differences_of = {name: differences(s, sets[reference], min_frames) for name, s in sets.items()
+                      if name != reference}
+    return PhoneReport(sets, reference, differences_of, tuple(map(str, ctms)), min_frames, tuple(notes))
+
+
+def coverage_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]]]:
+    rows = []
+    for s in report.sets.values():
+        share = f" ({100 * s.aligned_frames / s.frames:.1f}%)" if s.frames else ""
+        shift, source = s.frame_shift
+        rows.append([s.name + (" (reference)" if s.name == report.reference else ""), f"{s.aligned_utts} of {s.utts}",
+                     f"{s.aligned_frames} of {s.frames}{share}", str(len(s.phones)), f"{shift:g} s ({source})"])
+    return ("Coverage: the scored utterances the CTMs hold, their frames in a phone",
+            ["set", "utterances", "frames", "phones", "frame shift"], rows)
+
+
+def difference_table(report: PhoneReport, name: str) -> tuple[str, list[str], list[list[str]]]:
+    mine, theirs, ref = report.sets[name].phones, report.sets[report.reference].phones, report.reference
+    rows = [[d.phone, str(mine[d.phone].tokens), str(mine[d.phone].frames), str(len(mine[d.phone].speakers)),
+             fmt(mine[d.phone].relative), fmt(theirs[d.phone].relative),
+             with_bounds(d.relative, list(d.relative_interval)), fmt(mine[d.phone].log_ll),
+             fmt(theirs[d.phone].log_ll), with_bounds(d.value, list(d.interval))]
+            for d in report.differences[name]]
+    return (f"{name}: phones against {ref}'s, lowest relative LogLL minus {ref}'s first",
+            ["phone", "tokens", "frames", "speakers", "relative", f"{ref}'s", f"minus {ref} [95%]", "LogLL",
+             f"{ref}'s", f"minus {ref} [95%]"], rows)
+
+
+def left_out(report: PhoneReport, name: str) -> list[str]:
+    r"""The lines under a set's table: its phones too rare to rank, and those the reference does not have."""
+    ranked = {d.phone for d in report.differences[name]}
+    theirs = report.sets[report.reference].phones
+    rare, absent = [], []
+    for phone, p in report.sets[name].phones.items():
+        if phone not in theirs:
+            absent.append(f"{phone} ({fmt(p.relative)}, {p.frames} frames)")
+        elif phone not in ranked:
+            rare.append(f"{phone} ({p.frames} frames here, {theirs[phone].frames} in {report.reference})")
+    lines = []
+    if rare:
+        lines.append(f"Fewer than {report.min_frames} frames here or in {report.reference}: {', '.join(rare)}.")
+    if absent:
+        lines.append(f"Not in {report.reference} (relative LogLL, frames): {', '.join(absent)}.")
+    return lines
+
+
+def reference_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]]]:
+    rows = [[phone, str(p.tokens), str(p.frames), str(len(p.speakers)), fmt(p.relative), fmt(p.log_ll),
+             fmt(p.log_p), fmt(p.log_det)]
+            for phone, p in sorted(report.sets[report.reference].phones.items(), key=lambda kv: kv[1].relative)]
+    return (f"{report.reference} (the reference): phones, lowest relative LogLL first",
+            ["phone", "tokens", "frames", "speakers", "relative", "LogLL", "LogP", "LogDet"], rows)
+
+
+def markdown_text(report: PhoneReport, scores: str, command: str = "", figure: str = "") -> str:
+    r"""The whole Markdown page: title, legend, coverage, a table per other set, the reference's table."""
+    lines = [f"# flowaccent phones: {scores}", "", LEGEND, "", f"CTM: {', '.join(report.ctms)}.", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += markdown_table(*coverage_table(report))
+    if figure:
+        lines += [f"![Each phone's LogLL minus the reference's]({figure})", ""]
+    for name in report.differences:
+        lines += markdown_table(*difference_table(report, name))
+        lines += [line for text in left_out(report, name) for line in (text, "")]
+    lines += markdown_table(*reference_table(report))
+    return "\n".join(lines)
+
+
+#: The TSV's columns.
+TSV_COLUMNS = ("set", "phone", "tokens", "frames", "speakers", "log_ll", "log_p", "log_det", "relative",
+               "log_ll_minus_ref", "log_ll_low", "log_ll_high", "relative_minus_ref", "relative_low", "relative_high")
+
+
+def tsv_text(report: PhoneReport) -> str:
+    r"""A line per set and phone (:data:`TSV_COLUMNS`); the differences from the reference and their bounds are
+    ``nan`` for the reference set's phones and for those not ranked (too few frames, not in the reference)."""
+    lines = ["\t".join(TSV_COLUMNS)]
+    for name, s in report.sets.items():
+        ranked = {d.phone: d for d in report.differences.get(name, ())}
+        for phone, p in s.phones.items():
+            d = ranked.get(phone)
+            values = (d.value, *d.interval, d.relative, *d.relative_interval) if d else (math.nan,) * 6
+            lines.append("\t".join([name, phone, str(p.tokens), str(p.frames), str(len(p.speakers)),
+                                    *(f"{v:.6f}" for v in (p.log_ll, p.log_p, p.log_det, p.relative, *values))]))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
+    r"""A line per other set: its ``count`` phones least like the reference's, for the command's output."""
+    lines = []
+    for name, found in report.differences.items():
+        worst = ", ".join(f"{d.phone} {d.relative:+.2f}" for d in found[:count])
+        lines.append(f"{name}: {len(found)} phones ranked; lowest relative LogLL against {report.reference}: "
+                     f"{worst or 'none'}")
+    return lines
+
+
+def ordered_sets(sets: Sequence[str], reference: str) -> list[str]:
+    r"""The reference first, then the others as given."""
+    return [reference, *(s for s in sets if s != reference)]

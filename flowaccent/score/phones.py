@@ -1,0 +1,223 @@
+r"""Scores by phone: each scored set's per-frame LogLL (``frame_scores.ark``) pooled over the frames of each phone
+of a CTM (:mod:`flowaccent.data.ctm`), and each phone's LogLL in a set minus the reference set's, with a 95%
+interval over the speakers. Where in the speech a native model finds accented speech unlikely: ``T`` in test_zh
+2 nats below test_native says more than the utterance means do.
+
+A phone of ``start`` and ``duration`` seconds holds the frames ``t`` with ``round(start / shift) <= t <
+round((start + duration) / shift)``, ``shift`` the features' frame shift: frame ``t`` of an alignment starts at
+``t * shift`` (``ali-to-phones --ctm-output`` writes ``start = t * shift``). Frames past an utterance's last are
+dropped; a phone starting more than :data:`SLACK_FRAMES` after it is an error (a CTM of other audio, or another
+frame shift). Frames in no phone (before the first, in gaps) count in none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.data.ctm import Segment
+from flowaccent.data.kaldi_io import ScpReader
+from flowaccent.errors import ConfigError
+from flowaccent.score.metrics import mean_difference_interval_over_groups
+from flowaccent.score.resume import MARKER
+from flowaccent.score.tables import read_tsv
+
+#: How many frames after an utterance's last a phone may start and be dropped rather than refused: the audio's
+#: last samples make no frame of their own (``snip_edges``), and a CTM of the audio's own times ends there.
+SLACK_FRAMES = 3
+
+#: The frame shift taken where neither ``--frame-shift`` nor the set's data dir says one (Kaldi's default).
+DEFAULT_SHIFT = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class PhoneScores:
+    r"""One phone's frames in one set.
+
+    Attributes:
+        tokens: the phone's segments that hold at least one frame.
+        frames: their frames.
+        log_ll, log_p, log_det: means per frame.
+        relative: the mean per frame of each frame's LogLL minus its utterance's mean over all its frames
+            (``utt_scores.tsv``'s ``log_ll``): how far below the rest of the same speech the phone lies, a voice's
+            own level taken out.
+        speakers: the speakers whose utterances hold it, sorted.
+        speaker_frames: ``(S,)`` each one's frames of it.
+        speaker_log_ll: ``(S,)`` each one's LogLL summed over those frames.
+        speaker_relative: ``(S,)`` each one's relative LogLL summed over those frames.
+    """
+
+    tokens: int
+    frames: int
+    log_ll: float
+    log_p: float
+    log_det: float
+    relative: float
+    speakers: tuple[str, ...]
+    speaker_frames: np.ndarray
+    speaker_log_ll: np.ndarray
+    speaker_relative: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SetPhones:
+    r"""One scored set's phones.
+
+    Attributes:
+        name: the set's name in the scores.
+        frame_shift: seconds, and where it came from (``--frame-shift``, ``DIR/fbank.json``, ...).
+        utts, frames: the set's scored utterances and frames.
+        aligned_utts: the utterances the CTMs hold.
+        held_frames: their frames.
+        aligned_frames: those of their frames that lie in a phone.
+        phones: ``{phone: PhoneScores}``, sorted by phone.
+    """
+
+    name: str
+    frame_shift: tuple[float, str]
+    utts: int
+    frames: int
+    aligned_utts: int
+    held_frames: int
+    aligned_frames: int
+    phones: dict[str, PhoneScores]
+
+
+def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
+    r"""The frame shift of set ``name``'s features, in seconds, and where it was read: the ``fbank.json`` that
+    ``flowaccent fbank`` wrote in the data dir the set was scored from (its ``.scored.json`` names it), else that
+    dir's ``frame_shift`` (Kaldi's ``utils/data/get_frame_shift.sh`` writes it), else :data:`DEFAULT_SHIFT`."""
+    try:
+        folder = Path(json.loads((scores / name / MARKER).read_text())["data"]["dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_SHIFT, "Kaldi's default (the set's data dir is not recorded)"
+    try:
+        return float(json.loads((folder / "fbank.json").read_text())["fbank"]["frame_shift_ms"]) / 1000, \
+            str(folder / "fbank.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return float((folder / "frame_shift").read_text().split()[0]), str(folder / "frame_shift")
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_SHIFT, f"Kaldi's default ({folder} has neither fbank.json nor frame_shift)"
+
+
+def frame_ranges(
+    segments: Sequence[Segment], num_frames: int, frame_shift: float, where: str
+) -> list[tuple[str, int, int]]:
+    r"""``(phone, first, end)`` frame ranges of an utterance of ``num_frames`` frames, one per segment that holds
+    a frame (module docstring). Each starts no earlier than the one before ends (phones that touch within the
+    CTM's rounding share no frame). ``where``: the utterance, for the error."""
+    out = []
+    end = 0
+    for segment in segments:
+        first = math.floor(segment.start / frame_shift + 0.5)
+        if first >= num_frames + SLACK_FRAMES:
+            raise ConfigError(
+                f"{where}: phone {segment.phone!r} starts at {segment.start:g} s, frame {first}, past the "
+                f"utterance's {num_frames} frames ({num_frames * frame_shift:g} s at a frame shift of {frame_shift:g} "
+                f"s): a CTM of other audio, or another frame shift (--frame-shift)?")
+        first = max(first, end)
+        end = max(first, min(num_frames, math.floor(segment.end / frame_shift + 0.5)))
+        if end > first:
+            out.append((segment.phone, first, end))
+    return out
+
+
+def set_phones(
+    scores: Path, name: str, ctm: Mapping[str, Sequence[Segment]], frame_shift: tuple[float, str] | None = None
+) -> SetPhones:
+    r"""Set ``name`` of ``scores`` (``flowaccent score --out``) by phone: its ``utt_scores.tsv`` (utterances,
+    speakers, frame counts) and ``frame_scores.scp`` (``(T, 2)`` per utterance: log_p and log_det per frame), the
+    frames of each utterance ``ctm`` holds pooled by phone. ``frame_shift``: ``(seconds, source)``, else
+    :func:`frame_shift_of`."""
+    shift = frame_shift or frame_shift_of(scores, name)
+    table_path, scp = scores / name / "utt_scores.tsv", scores / name / "frame_scores.scp"
+    for path in (table_path, scp):
+        if not path.is_file():
+            raise ConfigError(f"{path}: missing; run 'flowaccent score' again")
+    try:
+        table = read_tsv(table_path)
+    except ValueError as error:
+        raise ConfigError(f"{error}; run 'flowaccent score' again") from None
+    frames_of = dict(zip(table["utt"], (int(n) for n in table["num_frames"])))
+    speaker_of = dict(zip(table["utt"], table["spk"]))
+    sums: dict[tuple[str, str], np.ndarray] = {}  # (phone, speaker) -> [frames, tokens, log_p, log_det, relative]
+    aligned_utts = held_frames = aligned_frames = 0
+    for utt, matrix in ScpReader(scp, expected_dim=2, utt2num_frames=frames_of, allow_nonfinite=False):
+        if utt not in ctm:
+            continue
+        aligned_utts += 1
+        held_frames += len(matrix)
+        where = f"set '{name}', utterance '{utt}'"
+        matrix = matrix.astype(np.float64)
+        mean = matrix.sum(axis=1).mean()  # utt_scores.tsv's log_ll, before its rounding to 6 places
+        for phone, first, end in frame_ranges(ctm[utt], len(matrix), shift[0], where):
+            log_p, log_det = matrix[first:end].sum(axis=0)
+            row = sums.setdefault((phone, speaker_of[utt]), np.zeros(5))
+            row += (end - first, 1, log_p, log_det, log_p + log_det - (end - first) * mean)
+            aligned_frames += end - first
+    return SetPhones(name, shift, len(frames_of), int(sum(frames_of.values())), aligned_utts, held_frames,
+                     aligned_frames, _pooled(sums))
+
+
+def _pooled(sums: Mapping[tuple[str, str], np.ndarray]) -> dict[str, PhoneScores]:
+    r"""Each phone's :class:`PhoneScores` from its ``{(phone, speaker): [frames, tokens, log_p, log_det,
+    relative]}``."""
+    phones: dict[str, dict[str, np.ndarray]] = {}
+    for (phone, speaker), row in sums.items():
+        phones.setdefault(phone, {})[speaker] = row
+    out = {}
+    for phone in sorted(phones):
+        speakers = tuple(sorted(phones[phone]))
+        rows = np.array([phones[phone][s] for s in speakers])
+        frames, tokens, log_p, log_det, relative = rows.sum(axis=0)
+        out[phone] = PhoneScores(int(tokens), int(frames), (log_p + log_det) / frames, log_p / frames,
+                                 log_det / frames, relative / frames, speakers, rows[:, 0].astype(np.int64),
+                                 rows[:, 2] + rows[:, 3], rows[:, 4])
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    r"""A phone's LogLL in a set minus the reference set's (``value``, means per frame), and its relative LogLL
+    there minus the reference's (``relative``, :class:`PhoneScores`), each with its 95% interval over the speakers
+    (:func:`~flowaccent.score.metrics.mean_difference_interval_over_groups`; NaNs with fewer than 3 speakers on a
+    side)."""
+
+    phone: str
+    value: float
+    interval: tuple[float, float]
+    relative: float
+    relative_interval: tuple[float, float]
+
+
+def differences(
+    phones: SetPhones, reference: SetPhones, min_frames: int = 50, resamples: int = 2000, seed: int = 0
+) -> list[Difference]:
+    r"""Each phone with at least ``min_frames`` frames in ``phones`` and in ``reference``: its LogLL and its
+    relative LogLL there minus the reference's, lowest relative first (the phones least like the reference's
+    against the rest of their own speech: a voice's level, which moves every phone of it, is taken out; on the
+    demo's test_zh the intervals over speakers of the relative differences were less than half as wide as the
+    LogLL's, median 17.4 against 40.6 nats, docs/scoring.md). Seeded by the phone's name: a phone's intervals do not
+    depend on which others there are."""
+    out = []
+    for phone, mine in phones.phones.items():
+        theirs = reference.phones.get(phone)
+        if theirs is None or min(mine.frames, theirs.frames) < min_frames:
+            continue
+        seeds = [seed, zlib.crc32(phone.encode())]
+        interval, relative = (
+            mean_difference_interval_over_groups(getattr(mine, f"speaker_{kind}"), mine.speaker_frames,
+                                                 getattr(theirs, f"speaker_{kind}"), theirs.speaker_frames,
+                                                 resamples, seeds)
+            for kind in ("log_ll", "relative"))
+        out.append(Difference(phone, mine.log_ll - theirs.log_ll, (interval[0], interval[1]),
+                              mine.relative - theirs.relative, (relative[0], relative[1])))
+    return sorted(out, key=lambda d: (d.relative, d.phone))

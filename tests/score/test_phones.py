@@ -1,0 +1,233 @@
+r"""``flowaccent phones``: the scored frames of each phone of a CTM pooled per set, checked against the frames read
+back with kaldiio; the frame ranges of a phone; the bootstrap of speakers against one written out; the command's
+files, notes and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import kaldiio
+import numpy as np
+import pytest
+
+from flowaccent.cli.main import main
+from flowaccent.data.ctm import Segment, read_ctm
+from flowaccent.errors import ConfigError
+from flowaccent.report.phones import build_report
+from flowaccent.score.metrics import mean_difference_interval_over_groups
+from flowaccent.score.phones import DEFAULT_SHIFT, differences, frame_ranges, frame_shift_of, set_phones
+from flowaccent.score.tables import read_tsv
+
+PHONES = ("sil", "a", "b", "c", "d")
+
+
+@pytest.fixture(scope="module")
+def scored(trained):
+    r"""``(root, scores)``: native, zh and ja of ``trained`` scored by its DNF flow."""
+    root, exp = trained
+    scores = root / "phone_scores"
+    sets = [str(root / n) for n in ("native", "zh", "ja")]
+    assert main(["score", "--exp", str(exp), "--out", str(scores), *sets, "--quiet"]) == 0
+    return root, scores
+
+
+def _write_ctm(path, scores, name, seed, skip=()):
+    r"""A CTM of random phones on whole frames (start = frame x 0.01 s), gaps left between some, for each of the
+    set's utterances but ``skip``; returns ``{utt: [(phone, first, end)]}``, the frames each phone holds."""
+    rng = np.random.default_rng(seed)
+    table = read_tsv(scores / name / "utt_scores.tsv")
+    lines, truth = [], {}
+    for utt, frames in zip(table["utt"], table["num_frames"]):
+        if utt in skip:
+            continue
+        t, truth[utt] = int(rng.integers(0, 3)), []
+        while t < frames:
+            length = int(rng.integers(1, 9))
+            phone = PHONES[int(rng.integers(len(PHONES)))]
+            truth[utt].append((phone, t, min(t + length, int(frames))))
+            lines.append(f"{utt} 1 {t * 0.01:.2f} {length * 0.01:.2f} {phone}\n")  # the last may run past the end
+            t += length + int(rng.integers(0, 2))
+    path.write_text("".join(lines))
+    return truth
+
+
+def test_each_phones_frames_are_pooled_as_read_back(scored, tmp_path):
+    root, scores = scored
+    truth = _write_ctm(tmp_path / "zh.ctm", scores, "zh", seed=1, skip={"z1-0001", "z2-0006"})
+    found = set_phones(scores, "zh", read_ctm(tmp_path / "zh.ctm"))
+    assert found.frame_shift == (DEFAULT_SHIFT, f"Kaldi's default ({root / 'zh'} has neither fbank.json nor "
+                                                f"frame_shift)")
+    table = read_tsv(scores / "zh" / "utt_scores.tsv")
+    speaker_of = dict(zip(table["utt"], table["spk"]))
+    frames = dict(kaldiio.load_scp(str(scores / "zh" / "frame_scores.scp")))
+    pooled: dict = {}
+    for utt, ranges in truth.items():
+        log_ll = frames[utt].astype(np.float64).sum(axis=1)
+        mean = log_ll.mean()
+        assert mean == pytest.approx(table["log_ll"][list(table["utt"]).index(utt)], abs=1e-4)
+        for phone, first, end in ranges:
+            p = pooled.setdefault(phone, {"tokens": 0, "frames": [], "log_p": [], "relative": [], "spk": {}})
+            p["tokens"] += 1
+            p["frames"] += list(log_ll[first:end])
+            p["log_p"] += list(frames[utt][first:end, 0])
+            p["relative"] += list(log_ll[first:end] - mean)
+            spk = p["spk"].setdefault(speaker_of[utt], [0, 0.0, 0.0])
+            spk[0] += end - first
+            spk[1] += log_ll[first:end].sum()
+            spk[2] += (log_ll[first:end] - mean).sum()
+    assert (found.utts, found.aligned_utts) == (40, 38)
+    assert found.held_frames == 38 * 40
+    assert found.aligned_frames == sum(end - first for r in truth.values() for _, first, end in r) < 38 * 40
+    assert list(found.phones) == sorted(pooled)
+    for phone, p in found.phones.items():
+        want = pooled[phone]
+        assert (p.tokens, p.frames) == (want["tokens"], len(want["frames"]))
+        assert p.log_ll == pytest.approx(np.mean(want["frames"]), abs=1e-6)
+        assert p.log_p == pytest.approx(np.mean(want["log_p"]), abs=1e-5)
+        assert p.log_p + p.log_det == pytest.approx(p.log_ll, abs=1e-6)
+        assert p.relative == pytest.approx(np.mean(want["relative"]), abs=1e-6)
+        assert p.speakers == tuple(sorted(want["spk"]))
+        rows = np.array([want["spk"][s] for s in p.speakers])
+        np.testing.assert_array_equal(p.speaker_frames, rows[:, 0])
+        np.testing.assert_allclose(p.speaker_log_ll, rows[:, 1], atol=1e-6)
+        np.testing.assert_allclose(p.speaker_relative, rows[:, 2], atol=1e-6)
+
+
+@pytest.mark.parametrize("segments, frames, want", [
+    ([(0.0, 0.034, "a"), (0.034, 0.016, "b")], 10, [("a", 0, 3), ("b", 3, 5)]),  # 3.4 -> 3, 5.0 -> 5
+    ([(0.0, 0.035, "a"), (0.035, 0.016, "b")], 10, [("a", 0, 4), ("b", 4, 5)]),  # halves round up, as Kaldi's
+    ([(0.02, 0.003, "a"), (0.023, 0.03, "b")], 10, [("b", 2, 5)]),  # a phone of no frame is left out
+    ([(0.0, 0.1, "a"), (0.1, 0.05, "b")], 12, [("a", 0, 10), ("b", 10, 12)]),  # past the last frame: cut
+    ([(0.0, 0.0501, "a"), (0.0499, 0.05, "b")], 20, [("a", 0, 5), ("b", 5, 10)]),  # touching within rounding
+    ([(0.0, 0.056, "a"), (0.054, 0.05, "b")], 20, [("a", 0, 6), ("b", 6, 10)]),  # one frame, one phone
+    ([(0.0, 0.05, "a"), (0.08, 0.02, "b")], 20, [("a", 0, 5), ("b", 8, 10)]),  # a gap: frames 5-7 in none
+    ([(0.10, 0.05, "a"), (0.12, 0.02, "b")], 10, [("a", 10, 10)][:0]),  # within the slack past the end: dropped
+])
+def test_frame_ranges(segments, frames, want):
+    assert frame_ranges([Segment(*s) for s in segments], frames, 0.01, "u") == want
+
+
+def test_a_phone_well_past_the_utterance_is_an_error():
+    frame_ranges([Segment(0.12, 0.01, "a")], 10, 0.01, "u")  # frame 12: the last frame the slack allows for
+    with pytest.raises(ConfigError, match=r"u: phone 'a' starts at 0.13 s, frame 13, past the utterance's 10 "
+                                          r"frames \(0.1 s at a frame shift of 0.01 s\)"):
+        frame_ranges([Segment(0.0, 0.05, "sil"), Segment(0.13, 0.01, "a")], 10, 0.01, "u")
+
+
+def test_the_interval_is_a_bootstrap_of_each_sides_speakers():
+    r"""Against the bootstrap written out: speakers drawn with replacement on each side, their frames pooled."""
+    rng = np.random.default_rng(3)
+    sides = []
+    for offset, speakers in ((-1.0, 6), (0.0, 9)):
+        frames = [rng.normal(offset + rng.normal(0, 2), 1, int(rng.integers(5, 60))) for _ in range(speakers)]
+        sides.append(frames)
+    args = [a for frames in sides for a in (np.array([f.sum() for f in frames]), np.array([len(f) for f in frames]))]
+    low, high = mean_difference_interval_over_groups(*args, resamples=8000, seed=0)
+    draws = np.random.default_rng(11)
+    written = []
+    for _ in range(8000):
+        means = [np.concatenate([frames[i] for i in draws.integers(0, len(frames), len(frames))]).mean()
+                 for frames in sides]
+        written.append(means[0] - means[1])
+    want = np.percentile(written, [2.5, 97.5])
+    width = want[1] - want[0]
+    assert abs(low - want[0]) < 0.05 * width and abs(high - want[1]) < 0.05 * width, (low, high, want)
+    mid = np.concatenate(sides[0]).mean() - np.concatenate(sides[1]).mean()
+    assert low < mid < high
+    assert mean_difference_interval_over_groups(*args, resamples=8000, seed=0) == [low, high]  # seeded
+    two = [args[0][:2], args[1][:2], args[2], args[3]]
+    assert all(math.isnan(v) for v in mean_difference_interval_over_groups(*two))
+
+
+def test_phones_rank_by_relative_loglikelihood_and_keep_their_interval(scored, tmp_path):
+    _, scores = scored
+    for name, seed in (("native", 2), ("zh", 3)):
+        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
+    ctm = {**read_ctm(tmp_path / "native.ctm"), **read_ctm(tmp_path / "zh.ctm")}
+    native, zh = set_phones(scores, "native", ctm), set_phones(scores, "zh", ctm)
+    found = differences(zh, native, min_frames=0)
+    assert [d.relative for d in found] == sorted(d.relative for d in found)
+    for d in found:
+        assert d.relative == pytest.approx(zh.phones[d.phone].relative - native.phones[d.phone].relative)
+        assert d.value == pytest.approx(zh.phones[d.phone].log_ll - native.phones[d.phone].log_ll)
+        assert d.interval[0] < d.value < d.interval[1] and d.relative_interval[0] < d.relative < d.relative_interval[1]
+    frames = {d.phone: min(zh.phones[d.phone].frames, native.phones[d.phone].frames) for d in found}
+    cut = sorted(frames.values())[2]
+    fewer = differences(zh, native, min_frames=cut)
+    assert {d.phone for d in fewer} == {p for p, n in frames.items() if n >= cut}
+    kept = {d.phone: d for d in found}
+    assert all(d == kept[d.phone] for d in fewer)  # seeded by its name: the same interval without the others
+
+
+def test_frame_shift_is_read_where_the_set_was_scored_from(scored, tmp_path):
+    root, scores = scored
+    assert frame_shift_of(scores, "ja")[0] == DEFAULT_SHIFT
+    (root / "ja" / "frame_shift").write_text("0.015\n")
+    try:
+        assert frame_shift_of(scores, "ja") == (0.015, str(root / "ja" / "frame_shift"))
+        (root / "ja" / "fbank.json").write_text(json.dumps({"fbank": {"frame_shift_ms": 12.5}}))
+        assert frame_shift_of(scores, "ja") == (0.0125, str(root / "ja" / "fbank.json"))
+    finally:
+        for name in ("frame_shift", "fbank.json"):
+            (root / "ja" / name).unlink(missing_ok=True)
+    copy = tmp_path / "copy"
+    (copy / "ja").mkdir(parents=True)
+    assert frame_shift_of(copy, "ja") == (DEFAULT_SHIFT, "Kaldi's default (the set's data dir is not recorded)")
+
+
+def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
+    _, scores = scored
+    for name, seed in (("native", 2), ("zh", 3)):
+        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
+    ctms = [str(tmp_path / "native.ctm"), str(tmp_path / "zh.ctm")]
+    out = tmp_path / "out"
+    assert main(["phones", "--scores", str(scores), *ctms, "--out", str(out), "--min-frames", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "phones: note: set 'ja' left out: the CTMs hold none of its 30 utterances" in err
+    assert {p.name for p in out.iterdir()} == {"phones.md", "phone_scores.tsv", "phones.png", "phones.pdf"}
+    report = build_report(scores, ctms, min_frames=20)
+    rows = list(csv.DictReader(io.StringIO((out / "phone_scores.tsv").read_text()), delimiter="\t"))
+    assert len(rows) == sum(len(s.phones) for s in report.sets.values())
+    for row in rows:
+        p = report.sets[row["set"]].phones[row["phone"]]
+        assert (int(row["tokens"]), int(row["frames"]), int(row["speakers"])) == (p.tokens, p.frames, len(p.speakers))
+        assert float(row["relative"]) == pytest.approx(p.relative, abs=1e-5)
+        ranked = {d.phone: d for d in report.differences.get(row["set"], ())}
+        if row["phone"] in ranked:
+            assert float(row["relative_minus_ref"]) == pytest.approx(ranked[row["phone"]].relative, abs=1e-5)
+        else:
+            assert math.isnan(float(row["relative_minus_ref"]))
+    markdown = (out / "phones.md").read_text()
+    table = markdown.split("## zh: phones against native's", 1)[1].split("\n\n")[1].splitlines()[2:]
+    assert [line.split(" | ")[0].strip("| ") for line in table] == [d.phone for d in report.differences["zh"]]
+    assert "![Each phone's LogLL minus the reference's](phones.png)" in markdown
+    assert main(["phones", "--scores", str(scores), *ctms, "--min-frames", "20"]) == 0
+    assert capsys.readouterr().out == markdown.replace("![Each phone's LogLL minus the reference's](phones.png)\n\n",
+                                                       "").replace(f" --out {out}", "")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["{zh}"], "the CTMs hold none of the utterances of the reference set 'native'"),
+    (["{native}"], "the CTMs hold utterances of no set but the reference 'native'"),
+    (["{native}", "{zh}", "--reference", "xx"], "{scores}: no set 'xx' to set the others against (sets: native, zh, "
+                                                "ja; --reference NAME)"),
+    (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
+    (["{native}", "{zh}", "--out", "{native}"], "--out {native} is a file"),
+    (["{native}", "{zh}", "--frame-shift", "0.001"], "set 'native', utterance 'n0-0000': phone"),
+    (["{native}", "{zh}", "--phones", "{native}"], "{native}: line 1: expected '<phone> <integer>'"),
+    (["{native}", "--scores", "{root}"], "{root}/summary.json: missing"),
+])
+def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
+    root, scores = scored
+    _write_ctm(tmp_path / "native.ctm", scores, "native", 2)
+    _write_ctm(tmp_path / "zh.ctm", scores, "zh", 3)
+    (tmp_path / "clash.ctm").write_text("n0-0000 1 0.00 0.05 x\n")
+    names = {n: str(tmp_path / f"{n}.ctm") for n in ("native", "zh", "clash")} | {"scores": scores, "root": root}
+    argv = ["phones", "--scores", str(scores), *(a.format(**names) for a in args)]
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("flowaccent phones: error: ") and said.format(**names) in err, err
