@@ -189,6 +189,7 @@ def test_subset_keeps_other_tools_tables(tmp_path):
 
     d = make_dir(tmp_path / "d", segments="a-1 r1 0 1\na-2 r1 1 2\nb-1 r2 0 1\n", wav__scp="r1 r1.wav\nr2 r2.wav\n")
     (d / "utt2phones").write_text("a-1 h @ l oU\na-2 w 3: l d\nb-1 b aI\n")
+    (d / "phones.ctm").write_text("a-2 1 0.0 0.1 w\na-1 1 0.0 0.5 h\na-2 1 0.1 0.2 3:\nb-1 1 0.0 0.3 b\n")
     (d / "utt2dur").write_text("a-1 1.0\na-2 1.0\nb-1 1.0\n")
     (d / "spk2gender").write_text("a f\nb m\n")
     (d / "reco2file_and_channel").write_text("r1 r1 A\nr2 r2 A\n")
@@ -198,6 +199,7 @@ def test_subset_keeps_other_tools_tables(tmp_path):
     subset_data_dir(d, tmp_path / "sub", ["a-2"])
     sub = tmp_path / "sub"
     assert (sub / "utt2phones").read_text() == "a-2 w 3: l d\n" and (sub / "utt2dur").read_text() == "a-2 1.0\n"
+    assert (sub / "phones.ctm").read_text() == "a-2 1 0.0 0.1 w\na-2 1 0.1 0.2 3:\n"  # an utterance's lines, in order
     assert (sub / "spk2gender").read_text() == "a f\n" and (sub / "reco2file_and_channel").read_text() == "r1 r1 A\n"
     assert (sub / "frame_shift").read_text() == "0.01\n" and not (sub / "notes.txt").exists()
     assert not (sub / "utt2dur.gz").exists()
