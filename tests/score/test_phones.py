@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import re
 
 import kaldiio
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from flowaccent.cli.main import main
 from flowaccent.data.ctm import Segment, read_ctm
 from flowaccent.errors import ConfigError
-from flowaccent.report.phones import build_report
+from flowaccent.report.phones import build_report, markdown_text
 from flowaccent.score.metrics import mean_difference_interval_over_groups
 from flowaccent.score.phones import DEFAULT_SHIFT, differences, frame_ranges, frame_shift_of, set_phones
 from flowaccent.score.tables import read_tsv
@@ -108,6 +109,11 @@ def test_each_phones_frames_are_pooled_as_read_back(scored, tmp_path):
 ])
 def test_frame_ranges(segments, frames, want):
     assert frame_ranges([Segment(*s) for s in segments], frames, 0.01, "u") == want
+
+
+def test_halves_round_up_not_to_even():
+    r"""Kaldi's frame of a time is ``floor(t / shift + 0.5)``; Python's ``round`` takes 2.5 to 2."""
+    assert frame_ranges([Segment(1.25, 1.0, "a")], 10, 0.5, "u") == [("a", 3, 5)]
 
 
 def test_a_phone_well_past_the_utterance_is_an_error():
@@ -231,3 +237,25 @@ def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     out, err = capsys.readouterr()
     assert status == 1 and out == "" and err.count("\n") == 1, err
     assert err.startswith("flowaccent phones: error: ") and said.format(**names) in err, err
+
+
+def test_notes_and_left_out_phones_say_what_is_not_ranked(scored, tmp_path):
+    _, scores = scored
+    _write_ctm(tmp_path / "native.ctm", scores, "native", 2)
+    _write_ctm(tmp_path / "zh.ctm", scores, "zh", 3, skip={"z1-0001", "z2-0006"})
+    with (tmp_path / "zh.ctm").open("a") as f:
+        f.write("z1-0001 1 0.00 0.01 x\n")  # a phone native does not have, in an utterance of its own
+    ctms = [tmp_path / "native.ctm", tmp_path / "zh.ctm"]
+    report = build_report(scores, ctms, reference="zh", min_frames=0)
+    assert list(report.sets) == ["zh", "native"] and list(report.differences) == ["native"]  # the reference first
+    assert report.notes == ("set 'zh': the CTMs hold 39 of its 40 utterances",
+                            "set 'ja' left out: the CTMs hold none of its 30 utterances")
+    halved = build_report(scores, ctms, frame_shift=0.02).notes
+    assert any(re.fullmatch(r"set 'native': its phones hold \d{3} of the 1600 frames of the utterances the CTMs hold: "
+                            r"long gaps between phones, or another frame shift than 0.02 s \(--frame-shift\)\?", note)
+               for note in halved), halved  # the frames of the first half of each utterance, less the gaps
+    markdown = markdown_text(build_report(scores, ctms, min_frames=10**6), str(scores))
+    assert f"CTM: {ctms[0]}, {ctms[1]}." in markdown
+    rare = markdown.split("## zh: phones against native's", 1)[1].split("\n\n")[2]
+    assert rare.startswith("Fewer than 1000000 frames here or in native: ") and "a (" in rare
+    assert "Not in native (relative LogLL, frames): x (" in markdown and ", 1 frames)." in markdown
