@@ -33,7 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm) and ranks each set's phones by "
         "their LogLL minus the reference set's, with 95%% intervals by a bootstrap of the speakers. Writes "
         "Markdown to stdout, or with --out DIR: DIR/phones.md, DIR/phone_scores.tsv (a line per set and phone) "
-        "and the figure DIR/phones.png and .pdf. A set none of whose utterances the CTMs hold is left out, and "
+        "and the figure DIR/phones.png and .pdf (and DIR/phones.json: which scores; 'flowaccent report --phones "
+        "DIR' shows them). A set none of whose utterances the CTMs hold is left out, and "
         "said so.",
     )
     parser.add_argument("ctm", nargs="+", metavar="CTM", help="CTM files, keyed by utterance (any sets, any order)")
@@ -55,9 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowaccent.data.atomic import atomic_write_text
+    from flowaccent.data.atomic import atomic_write_json, atomic_write_text
     from flowaccent.errors import ConfigError
-    from flowaccent.report.phones import build_report, markdown_text, summary_line, tsv_text
+    from flowaccent.report.phones import STAMP, build_report, markdown_text, stamp, summary_line, tsv_text
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
@@ -72,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.plots import phone_differences
 
     out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).unlink(missing_ok=True)  # an earlier run's tables are not these scores' until the stamp is back
     png = phone_differences(report.differences, report.reference, out / "phones")
     atomic_write_text(out / "phone_scores.tsv", tsv_text(report))
     atomic_write_text(out / "phones.md", markdown_text(report, args.scores, args.command_line, png.name))
+    atomic_write_json(out / STAMP, stamp(report, Path(args.scores), args.command_line))
     for line in summary_line(report):
         print(f"phones: {line}", file=sys.stderr)
     print(f"phones: {out / 'phones.md'}, {out / 'phone_scores.tsv'}, {png}", file=sys.stderr)

@@ -41,6 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--blurmask", metavar="DIR", help="also the results of 'flowaccent blurmask --out DIR' "
                         "(masks of the scored model): its AUC/SRG tables, deletion curves and a mask per set")
+    parser.add_argument("--phones", metavar="DIR", help="also the results of 'flowaccent phones --out DIR' (of these "
+                        "scores): each set's lowest phones against the reference's, and their figure")
     return parser
 
 
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.report import write_report
 
     command = args.command_line
-    out = write_report(args.exp, args.scores, args.out, command, blurmask=args.blurmask, tsne_frames=args.tsne_frames)
+    out = write_report(args.exp, args.scores, args.out, command, blurmask=args.blurmask, tsne_frames=args.tsne_frames,
+                       phones=args.phones)
     print(f"report: {out}", file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ from flowaccent.report.figures import (
     BLURMASK_FIGURES,
     DRAWN,
     FIGURE_FILES,
+    PHONES_FIGURES,
     TSNE_FRAMES,
     check_tsne_frames,
     make_figures,
@@ -27,19 +28,21 @@ from flowaccent.report.pages import html_page, markdown_page
 from flowaccent.report.tables import naming, sections
 
 __all__ = [
-    "BLURMASK_FIGURES", "DRAWN", "FIGURE_FILES", "TSNE_FRAMES", "load_summary", "make_figures", "naming",
-    "remove_drawn", "write_report",
+    "BLURMASK_FIGURES", "DRAWN", "FIGURE_FILES", "PHONES_FIGURES", "TSNE_FRAMES", "load_summary", "make_figures",
+    "naming", "remove_drawn", "write_report",
 ]
 
 
 def write_report(
     exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
-    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES,
+    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES, phones: str | Path | None = None,
 ) -> Path:
     r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
     ``.html``: into it); returns the HTML path. ``blurmask``: the ``--out`` folder of a ``flowaccent blurmask`` run
     on the scored model, whose tables and figures the report shows too
-    (:func:`flowaccent.blurmask.report.blurmask_part`). ``tsne_frames``: as :func:`make_figures`'s. An
+    (:func:`flowaccent.blurmask.report.blurmask_part`). ``phones``: the ``--out`` folder of a ``flowaccent phones``
+    run on these scores, whose lowest phones per set and figure it shows too
+    (:func:`flowaccent.report.phones.phones_part`). ``tsne_frames``: as :func:`make_figures`'s. An
     earlier report at ``out`` is removed before the figures are drawn, so an interrupted run leaves no report
     beside figures it did not draw."""
     exp, scores = Path(exp), Path(scores)
@@ -57,11 +60,17 @@ def write_report(
 
         masks = load_blurmask(Path(blurmask))
         check_same_model(Path(blurmask), masks, summary)  # before anything is removed
+    phone_run = None
+    if phones is not None:
+        from flowaccent.report.phones import load_phones, phones_part
+
+        phone_run = load_phones(Path(phones), scores)  # before anything is removed
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
-    for old in (out.parent / "figures").glob(f"{BLURMASK_FIGURES}*.png"):  # an earlier report's blur masks
-        old.unlink()
+    for prefix in (BLURMASK_FIGURES, PHONES_FIGURES):  # an earlier report's blur masks and phones
+        for old in (out.parent / "figures").glob(f"{prefix}*.png"):
+            old.unlink()
     config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else checkpoint_config(exp)
     shown = sections(summary)
     notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
@@ -70,6 +79,11 @@ def write_report(
         shown, figures = shown + tables, figures | mask_figures
         notes.append(note)
         made.append(f"blur masks: {blurmask_command}")
+    if phone_run is not None:
+        tables, phone_figures, note, phones_command = phones_part(Path(phones), *phone_run, out.parent / "figures")
+        shown, figures = shown + tables, figures | phone_figures
+        notes.append(note)
+        made.append(f"phones: {phones_command}")
     if command:
         made.append(f"report: {command}")
     trained = trained_on(exp)

@@ -21,6 +21,10 @@ from flowaccent.report.inputs import checked_inputs, read_set
 #: (:func:`flowaccent.blurmask.report.blurmask_part`); an earlier report's are removed by the next.
 BLURMASK_FIGURES = "blurmask_"
 
+#: The name's start of the figure of a ``flowaccent phones`` run a report copies into its ``figures/``
+#: (:func:`flowaccent.report.phones.phones_part`).
+PHONES_FIGURES = "phones_"
+
 #: Frames per set in the t-SNE by default (the slowest figure: its time grows faster than its points).
 TSNE_FRAMES = 500
 
@@ -65,13 +69,14 @@ DRAWN = ("report.html", "report.md", "figures")
 
 def remove_drawn(scores: Path) -> int:
     r"""Removes the report and figures drawn from ``scores``' earlier contents (:data:`DRAWN`: in ``figures/``,
-    the files of :data:`FIGURE_FILES` and a report's blur masks; others are the user's), as ``flowaccent score``
-    replaces them: they showed the old scores beside the new ``summary.json``. Returns how many files went."""
+    the files of :data:`FIGURE_FILES` and a report's blur masks and phones; others are the user's), as
+    ``flowaccent score`` replaces them: they showed the old scores beside the new ``summary.json``. Returns how many
+    files went."""
     figures = scores / "figures"
     old = [scores / name for name in DRAWN[:2] if (scores / name).is_file()]
     if figures.is_dir():
         old += [p for p in figures.iterdir() if FIGURE_FILES.fullmatch(p.name) or
-                (p.name.startswith(BLURMASK_FIGURES) and p.suffix in (".png", ".pdf"))]
+                (p.name.startswith((BLURMASK_FIGURES, PHONES_FIGURES)) and p.suffix in (".png", ".pdf"))]
     for path in old:
         path.unlink()
     if figures.is_dir() and not any(figures.iterdir()):

@@ -1,16 +1,23 @@
 r"""``flowaccent phones``' tables: how much of each set the CTMs cover, each set's phones against the reference
 set's (lowest first, with 95% intervals over the speakers), the reference's own, as Markdown and as a TSV of a
-line per set and phone (:mod:`flowaccent.score.phones` computes them)."""
+line per set and phone (:mod:`flowaccent.score.phones` computes them); the stamp its ``--out`` holds, and the part
+of ``flowaccent report --phones`` read back from there."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from flowaccent.data.atomic import atomic_path, file_digest
 from flowaccent.data.ctm import Segment, read_ctm, read_phone_table
 from flowaccent.errors import ConfigError
+from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_bounds
@@ -196,3 +203,78 @@ def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
 def ordered_sets(sets: Sequence[str], reference: str) -> list[str]:
     r"""The reference first, then the others as given."""
     return [reference, *(s for s in sets if s != reference)]
+
+
+#: The stamp ``flowaccent phones --out DIR`` writes beside its tables: which scores they are of.
+STAMP = "phones.json"
+
+#: Phones per set in ``flowaccent report --phones``' tables (``phones.md`` has them all).
+REPORT_PHONES = 10
+
+
+def stamp(report: PhoneReport, scores: Path, command: str = "") -> dict[str, Any]:
+    r"""What ``DIR/phones.json`` holds: the scores' folder and the digest of their ``summary.json`` (scores made
+    again since are other scores), the reference, the minimum of frames, the CTMs and the command."""
+    return {"format": 1, "scores": str(scores), "summary_digest": file_digest(scores / "summary.json"),
+            "reference": report.reference, "min_frames": report.min_frames, "ctms": list(report.ctms),
+            "command": command}
+
+
+def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    r"""The stamp and the ``phone_scores.tsv`` rows of a ``flowaccent phones --out`` folder, refused where they are
+    not of ``scores`` as they are now (another summary.json: other scores, or scored again since)."""
+    path, table = folder / STAMP, folder / "phone_scores.tsv"
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder (--phones: the --out of 'flowaccent phones')")
+    for needed in (path, table):
+        if not needed.is_file():
+            raise ConfigError(f"{needed}: missing; run 'flowaccent phones --out {folder}' first (or it did not finish)")
+    try:
+        made = json.loads(path.read_text())
+        made["summary_digest"], made["reference"]  # noqa: B018 (the keys it needs)
+        with table.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        missing = [c for c in TSV_COLUMNS if rows and c not in rows[0]]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{folder}: not the output of 'flowaccent phones' ({type(error).__name__}: {error}); run "
+                          f"it again") from None
+    if missing:
+        raise ConfigError(f"{table}: no column {', '.join(missing)}; run 'flowaccent phones --out {folder}' again")
+    if made["summary_digest"] != file_digest(scores / "summary.json"):
+        raise ConfigError(f"{folder}: phones of {made.get('scores', 'other scores')} as they were then, not of "
+                          f"{scores} as they are (scored again since?); run 'flowaccent phones' again")
+    return made, rows
+
+
+def phones_part(
+    folder: Path, made: dict[str, Any], rows: list[dict[str, str]], fig_dir: Path
+) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
+    r"""``(tables, figures, naming, command)`` of a ``flowaccent phones`` run (:func:`load_phones`): per set but
+    the reference, its :data:`REPORT_PHONES` lowest phones by relative LogLL minus the reference's, from
+    ``phone_scores.tsv``; the figure copied into ``fig_dir`` as ``phones_relative.png``; the legend; the command."""
+    reference = made["reference"]
+    tables = []
+    for name in dict.fromkeys(r["set"] for r in rows if r["set"] != reference):
+        ranked = sorted((r for r in rows if r["set"] == name and r["relative_minus_ref"] != "nan"),
+                        key=lambda r: (float(r["relative_minus_ref"]), r["phone"]))
+        shown = [[r["phone"], r["frames"], r["speakers"], _bounded(r, "relative"), _bounded(r, "log_ll")]
+                 for r in ranked[:REPORT_PHONES]]
+        tables.append((f"Phones: {name}'s lowest relative LogLL minus {reference}'s ({len(shown)} of {len(ranked)} "
+                       f"ranked; {folder / 'phones.md'} has all)",
+                       ["phone", "frames", "speakers", f"relative minus {reference} [95%]",
+                        f"LogLL minus {reference} [95%]"], shown))
+    figures = {}
+    png = folder / "phones.png"
+    if png.is_file():
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        target = fig_dir / f"{PHONES_FIGURES}relative.png"
+        with atomic_path(target) as tmp:
+            shutil.copyfile(png, tmp)
+        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones)"] = target
+    return tables, figures, "Phones (flowaccent phones). " + LEGEND, made.get("command") or "(command not recorded)"
+
+
+def _bounded(row: dict[str, str], kind: str) -> str:
+    r"""A TSV row's difference of ``kind`` (``relative``, ``log_ll``) and its interval, as the tables show them."""
+    value, low, high = (float(row[f"{kind}_{part}"]) for part in ("minus_ref", "low", "high"))
+    return with_bounds(value, [low, high])

@@ -104,19 +104,21 @@ fi
 
 if should_run 5; then
   log "Stage 5: reports and RESULTS"
-  # shellcheck disable=SC2086
-  flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask" $report_opts
-  # shellcheck disable=SC2086
-  flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores" $report_opts
+  phones_dnf='' phones_nf=''
   if [ -f "$corpus/test_native/phones.ctm" ]; then  # each set's LogLL by phone, against test_native's
     for model in dnf nf; do
       flowaccent phones --scores "$exp/$model/scores" --out "$exp/$model/phones" \
         "$corpus"/{dev_native,test_native,test_zh,test_ja}/phones.ctm
     done
+    phones_dnf="--phones $exp/dnf/phones" phones_nf="--phones $exp/nf/phones"
   else
     log "No $corpus/test_native/phones.ctm (a corpus synthesised before flowaccent wrote it): no phones tables;" \
       "rerun from stage 0 for them"
   fi
+  # shellcheck disable=SC2086
+  flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask" $phones_dnf $report_opts
+  # shellcheck disable=SC2086
+  flowaccent report --exp "$exp/nf" --scores "$exp/nf/scores" $phones_nf $report_opts
   local/make_results.py "$exp" > "$exp/RESULTS.md"
   flowaccent compare "dnf=$exp/dnf/scores" "nf=$exp/nf/scores" --out "$exp/compare.md"  # the two side by side
   mark_done 5

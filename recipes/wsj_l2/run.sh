@@ -10,12 +10,16 @@
 #   --l2-train   optional accented training sets for the DNF classes, "NAME=DIR ..."
 #   --fbank-opts options for flowaccent fbank, e.g. "--allow-upsample true" (8 kHz audio) or "--channel 0"
 #   --report-opts options for flowaccent report, e.g. "--tsne-frames 200" (a quicker t-SNE) or "--tsne-frames 0"
+#   --ctms       optional phone alignments, "FILE ...": Kaldi CTMs keyed by the corpora's utterance ids (ali-to-phones
+#                --ctm-output); stage 6 then ranks each set's phones against native_test's (flowaccent phones) and
+#                shows them in the reports
+#   --phones-opts options for flowaccent phones, e.g. "--phones lang/phones.txt" (a CTM of integer phones)
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
 # where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
 # only. Detection AUCs are against native_test (WSJ test speakers, unseen in training, as the accented ones).
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 reports and the models
-# side by side (exp/compare.md, exp/compare_rated.md). A rerun
+# side by side (exp/compare.md, exp/compare_rated.md; with --ctms, exp/CONF/phones/ too). A rerun
 # skips finished stages, and is refused where the options differ from the run that made them; --stage N runs
 # stages N.. again (recipes/common/stages.sh).
 set -euo pipefail
@@ -33,6 +37,8 @@ configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"
 train_opts=
 fbank_opts=
 report_opts=
+ctms=
+phones_opts=
 nj=4
 data=data
 exp=exp
@@ -92,6 +98,14 @@ done
 for conf in $configs; do
   [ -f "conf/$conf.yaml" ] || { log "--configs: no config '$conf' (conf/$conf.yaml)"; exit 1; }
 done
+resolved=
+for ctm in $ctms; do  # read in stage 6, after training: a wrong path is said now
+  [ -f "$(from_caller "$ctm")" ] || { log "--ctms: no such file '$ctm'"; exit 1; }
+  [[ ! $(from_caller "$ctm") =~ [[:space:]] ]] || { log "--ctms: $(from_caller "$ctm") holds whitespace, which this" \
+    "space-separated list cannot carry: give a path without (a link to the file)"; exit 1; }
+  resolved="$resolved $(from_caller "$ctm")"
+done
+ctms=${resolved# }
 number() { n=$1 awk 'BEGIN { exit !(ENVIRON["n"] ~ /^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/) }'; }
 for option in heldout_fraction rated_min rated_max; do  # used after training (stages 2 and 5): checked now
   number "${!option}" || { log "--${option//_/-} takes a number, not '${!option}'"; exit 1; }
@@ -101,10 +115,12 @@ awk "BEGIN { exit !($rated_min <= $rated_max) }" \
 # stage 4 scores the held-out part: none (0), or nothing left to train on (1), would fail after stages 0-1
 awk "BEGIN { exit !($heldout_fraction > 0 && $heldout_fraction < 1) }" \
   || { log "--heldout-fraction takes a fraction between 0 and 1 (both excluded), not '$heldout_fraction'"; exit 1; }
-recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts data heldout_fraction rated_min rated_max report_opts"
+recorded_options="wsj_train wsj_test l2 l2_train configs train_opts fbank_opts data heldout_fraction rated_min rated_max"
+recorded_options+=" report_opts ctms phones_opts"
 # the first stage each option shapes: --stage N refuses a changed one that a stage before N used (configs only
 # chooses the models a run works on: any --stage may take a few)
 option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5 report_opts:6"
+option_stages+=" ctms:6 phones_opts:6"
 . ../common/stages.sh
 if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
   for conf in $configs; do
@@ -210,8 +226,14 @@ fi
 if should_run 6; then
   log "Stage 6: reports"
   for conf in $configs; do
+    phones=
+    if [ -n "$ctms" ]; then  # each set's LogLL by phone, against native_test's
+      # shellcheck disable=SC2086
+      flowaccent phones --scores "$exp/$conf/scores" --out "$exp/$conf/phones" $phones_opts $ctms
+      phones="--phones $exp/$conf/phones"
+    fi
     # shellcheck disable=SC2086
-    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores" $report_opts
+    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores" $phones $report_opts
     if [ -f "$exp/$conf/scores_rated/summary.json" ]; then  # stage 5's sets, with their own figures
       # shellcheck disable=SC2086
       flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores_rated" --out "$exp/$conf/rated/report.html" \

@@ -47,6 +47,8 @@ def test_quick_demo_runs_every_stage(tmp_path):
         phones = (tmp_path / "exp" / model / "phones" / "phones.md").read_text()
         assert "| test_native (reference) | 5 of 5 |" in phones and "## test_ja: phones against test_native's" in phones
         assert (tmp_path / "exp" / model / "phones" / "phones.png").exists()
+        shown = (tmp_path / "exp" / model / "report.html").read_text()  # and in the report, by report --phones
+        assert "<h2>Phones: test_zh's lowest relative LogLL minus test_native's (" in shown
     assert re.search(r"\n\| dnf \| test_zh \| \S+ -?\d+\.\d{3}", results)  # RESULTS.md: the lowest phones
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr

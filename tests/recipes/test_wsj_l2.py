@@ -48,11 +48,20 @@ def stand_in(
     return target
 
 
+def write_ctm(path: Path, *data_dirs: Path) -> Path:
+    r"""A CTM of 8 phones of 50 ms from the start of each utterance of ``data_dirs`` (each lasts 0.5 s or more)."""
+    lines = [f"{utt} 1 {0.05 * i:.2f} 0.05 {'abcd'[i % 4]}\n" for d in data_dirs for utt in read_table(d / "utt2spk")
+             for i in range(8)]
+    path.write_text("".join(lines))
+    return path
+
+
 def test_runs_every_stage_and_reruns_nothing(tmp_path):
     wsj = stand_in(tmp_path, "train_si284", ("011", "012", "013"), 1)
     test = stand_in(tmp_path, "test_eval92", ("440", "441"), 2)
     zh = stand_in(tmp_path, "zh", ("zh01", "zh02"), 3, rated=True)
     ja = stand_in(tmp_path, "ja", ("ja01", "ja02"), 4, rated=True, segments=True)  # recordings cut by segments
+    ctms = [write_ctm(tmp_path / "native.ctm", test), write_ctm(tmp_path / "l2.ctm", zh, ja)]
     env = recipe_env()
     cmd = [
         "bash",
@@ -75,6 +84,10 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         TINY,
         "--report-opts",
         "--tsne-frames 0",  # the reports' slowest figure (25 s of this test's 120): stage 6 passes it on
+        "--ctms",
+        " ".join(map(str, ctms)),
+        "--phones-opts",
+        "--min-frames 10",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -87,6 +100,10 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         assert "Latents, PCA" in (report := (tmp_path / "exp" / conf / "report.html").read_text())
         assert "t-SNE" not in report and "t-SNE" not in (tmp_path / "exp" / conf / "rated" / "report.html").read_text()
         assert "zh_rated" in (tmp_path / "exp" / conf / "rated" / "report.md").read_text()
+        phones = (tmp_path / "exp" / conf / "phones" / "phones.md").read_text()  # stage 6, with --ctms
+        assert "| native_test (reference) | 8 of 8 |" in phones and "| ja | 8 of 8 |" in phones
+        assert "native_heldout" not in phones  # WSJ's held-out part has no CTM: left out
+        assert "<h2>Phones: zh's lowest relative LogLL minus native_test's (4 of 4 ranked; " in report
         # the training dirs are subsets of wsj_all: their fbank record came along, so scoring checks sets against it
         assert json.loads((tmp_path / "exp" / conf / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 40
     dims = {
@@ -238,8 +255,9 @@ def test_help_lists_every_option_and_nothing_else():
     assert shown.returncode == 0
     options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
     assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
-                       "--train-opts", "--fbank-opts", "--report-opts", "--nj", "--data", "--exp", "--heldout-fraction",
-                       "--rated-min", "--rated-max", "--train-cmd", "--score-cmd"]  # cmd.sh's: taken
+                       "--train-opts", "--fbank-opts", "--report-opts", "--ctms", "--phones-opts", "--nj", "--data",
+                       "--exp", "--heldout-fraction", "--rated-min", "--rated-max", "--train-cmd",
+                       "--score-cmd"]  # cmd.sh's: taken
     assert "--train-cmd (default: flowaccent)" in shown.stderr  # not cmd.sh's ${train_cmd:-flowaccent}
 
 

@@ -193,7 +193,8 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
     assert main(["phones", "--scores", str(scores), *ctms, "--out", str(out), "--min-frames", "20"]) == 0
     err = capsys.readouterr().err
     assert "phones: note: set 'ja' left out: the CTMs hold none of its 30 utterances" in err
-    assert {p.name for p in out.iterdir()} == {"phones.md", "phone_scores.tsv", "phones.png", "phones.pdf"}
+    assert {p.name for p in out.iterdir()} == {"phones.md", "phone_scores.tsv", "phones.png", "phones.pdf",
+                                               "phones.json"}
     report = build_report(scores, ctms, min_frames=20)
     rows = list(csv.DictReader(io.StringIO((out / "phone_scores.tsv").read_text()), delimiter="\t"))
     assert len(rows) == sum(len(s.phones) for s in report.sets.values())
@@ -259,3 +260,45 @@ def test_notes_and_left_out_phones_say_what_is_not_ranked(scored, tmp_path):
     rare = markdown.split("## zh: phones against native's", 1)[1].split("\n\n")[2]
     assert rare.startswith("Fewer than 1000000 frames here or in native: ") and "a (" in rare
     assert "Not in native (relative LogLL, frames): x (" in markdown and ", 1 frames)." in markdown
+
+
+def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_path, capsys, monkeypatch):
+    from flowaccent.report import phones as part
+
+    monkeypatch.setattr(part, "REPORT_PHONES", 3)  # of the 5 (PHONES)
+    root, scores = scored
+    for name, seed in (("native", 2), ("zh", 3)):
+        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
+    ctms = [str(tmp_path / "native.ctm"), str(tmp_path / "zh.ctm")]
+    phones = tmp_path / "phones"
+    assert main(["phones", "--scores", str(scores), *ctms, "--out", str(phones), "--min-frames", "0"]) == 0
+    stamp = json.loads((phones / "phones.json").read_text())
+    assert (stamp["reference"], stamp["min_frames"], stamp["ctms"]) == ("native", 0, ctms)
+    report = tmp_path / "report"
+    argv = ["report", "--exp", str(root / "exp"), "--scores", str(scores), "--out", str(report), "--tsne-frames",
+            "0", "--phones", str(phones)]
+    assert main(argv) == 0
+    markdown = (report / "report.md").read_text()
+    ranked = build_report(scores, ctms, min_frames=0).differences["zh"]
+    title = f"## Phones: zh's lowest relative LogLL minus native's (3 of 5 ranked; {phones}/phones.md has all)"
+    rows = markdown.split(title + "\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == [d.phone for d in ranked[:3]]
+    assert f"| {ranked[0].relative:.3f} [{ranked[0].relative_interval[0]:.2f}, " in rows[0]
+    assert (report / "figures" / "phones_relative.png").is_file() and "figures/phones_relative.png" in markdown
+    assert markdown.count("## Phones: ") == 1  # zh's: no table of the reference against itself
+    assert "phones: flowaccent phones --scores" in markdown  # how it was made
+    assert main(argv[:-2]) == 0  # without --phones: no phones, and the earlier report's figure gone
+    assert "## Phones" not in (report / "report.md").read_text()
+    assert not (report / "figures" / "phones_relative.png").exists()
+    capsys.readouterr()
+    summary = scores / "summary.json"
+    kept = summary.read_text()
+    try:
+        summary.write_text(kept.replace('"reference"', '"reference" ', 1))  # scored again, as far as it can tell
+        assert main(argv) == 1
+        assert f"{phones}: phones of {scores} as they were then, not of {scores} as they are" in capsys.readouterr().err
+    finally:
+        summary.write_text(kept)
+    (phones / "phones.json").unlink()
+    assert main(argv) == 1
+    assert f"{phones / 'phones.json'}: missing; run 'flowaccent phones --out {phones}' first" in capsys.readouterr().err

@@ -744,6 +744,7 @@ def test_scores_replaced_take_their_drawings_and_wrong_folders_are_named(scored_
     shutil.copytree(out_dir, scores)
     assert main(["plot", "--exp", str(exp), "--scores", str(scores), "--tsne-frames", "0"]) == 0
     assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(scores), "--tsne-frames", "0"]) == 0
+    (scores / "figures" / "phones_relative.png").write_bytes(b"report --phones'")  # its copy of a phones figure
     drawn = sorted(p.name for p in (scores / "figures").iterdir())
     (scores / "figures" / "mine.png").write_bytes(b"user's")
     capsys.readouterr()

@@ -43,7 +43,7 @@ def phones_table(exp: Path, count: int = 5) -> list:
                 if r["set"] in ("test_zh", "test_ja") and r["relative_minus_ref"] != "nan"]
         if not out:
             out += [f"## Phones least like test_native's (relative LogLL minus test_native's, nats per frame; in "
-                    f"brackets its 95% interval over speakers; {exp.name}/MODEL/phones/phones.md has every phone)",
+                    f"brackets its 95% interval over speakers; {exp}/MODEL/phones/phones.md has every phone)",
                     "", "| model | set | " + " | ".join(str(n) for n in range(1, count + 1)) + " |",
                     "|" + "---|" * (count + 2)]
         for name in ("test_zh", "test_ja"):
