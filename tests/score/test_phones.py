@@ -26,13 +26,17 @@ PHONES = ("sil", "a", "b", "c", "d")
 
 
 @pytest.fixture(scope="module")
-def scored(trained):
-    r"""``(root, scores)``: native, zh and ja of ``trained`` scored by its DNF flow."""
-    root, exp = trained
-    scores = root / "phone_scores"
-    sets = [str(root / n) for n in ("native", "zh", "ja")]
-    assert main(["score", "--exp", str(exp), "--out", str(scores), *sets, "--quiet"]) == 0
-    return root, scores
+def scored(scored_dir_and_exp):
+    r"""``(root, scores)``: native, zh and ja of ``trained`` scored by its DNF flow (the conftest's scores)."""
+    scores, exp = scored_dir_and_exp
+    return exp.parent, scores
+
+
+def _two_ctms(folder, scores) -> list[str]:
+    r"""The CTMs of native (seed 2) and zh (seed 3) of :func:`_write_ctm` in ``folder``, their paths."""
+    for name, seed in (("native", 2), ("zh", 3)):
+        _write_ctm(folder / f"{name}.ctm", scores, name, seed)
+    return [str(folder / "native.ctm"), str(folder / "zh.ctm")]
 
 
 def _write_ctm(path, scores, name, seed, skip=()):
@@ -150,9 +154,7 @@ def test_the_interval_is_a_bootstrap_of_each_sides_speakers():
 
 def test_phones_rank_by_relative_loglikelihood_and_keep_their_interval(scored, tmp_path):
     _, scores = scored
-    for name, seed in (("native", 2), ("zh", 3)):
-        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
-    ctm = {**read_ctm(tmp_path / "native.ctm"), **read_ctm(tmp_path / "zh.ctm")}
+    ctm = {utt: segments for path in _two_ctms(tmp_path, scores) for utt, segments in read_ctm(path).items()}
     native, zh = set_phones(scores, "native", ctm), set_phones(scores, "zh", ctm)
     found = differences(zh, native, min_frames=0)
     assert [d.relative for d in found] == sorted(d.relative for d in found)
@@ -186,9 +188,7 @@ def test_frame_shift_is_read_where_the_set_was_scored_from(scored, tmp_path):
 
 def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
     _, scores = scored
-    for name, seed in (("native", 2), ("zh", 3)):
-        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
-    ctms = [str(tmp_path / "native.ctm"), str(tmp_path / "zh.ctm")]
+    ctms = _two_ctms(tmp_path, scores)
     out = tmp_path / "out"
     assert main(["phones", "--scores", str(scores), *ctms, "--out", str(out), "--min-frames", "20"]) == 0
     err = capsys.readouterr().err
@@ -229,8 +229,7 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
 ])
 def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     root, scores = scored
-    _write_ctm(tmp_path / "native.ctm", scores, "native", 2)
-    _write_ctm(tmp_path / "zh.ctm", scores, "zh", 3)
+    _two_ctms(tmp_path, scores)
     (tmp_path / "clash.ctm").write_text("n0-0000 1 0.00 0.05 x\n")
     names = {n: str(tmp_path / f"{n}.ctm") for n in ("native", "zh", "clash")} | {"scores": scores, "root": root}
     argv = ["phones", "--scores", str(scores), *(a.format(**names) for a in args)]
@@ -267,9 +266,7 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
 
     monkeypatch.setattr(part, "REPORT_PHONES", 3)  # of the 5 (PHONES)
     root, scores = scored
-    for name, seed in (("native", 2), ("zh", 3)):
-        _write_ctm(tmp_path / f"{name}.ctm", scores, name, seed)
-    ctms = [str(tmp_path / "native.ctm"), str(tmp_path / "zh.ctm")]
+    ctms = _two_ctms(tmp_path, scores)
     phones = tmp_path / "phones"
     assert main(["phones", "--scores", str(scores), *ctms, "--out", str(phones), "--min-frames", "0"]) == 0
     stamp = json.loads((phones / "phones.json").read_text())
