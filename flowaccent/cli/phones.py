@@ -31,7 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Pools each scored set's per-frame LogLL (frame_scores.ark of 'flowaccent score') over the "
         "frames of each phone of the CTM files (Kaldi's 'utt channel start duration phone' lines: "
         "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm) and ranks each set's phones by "
-        "their LogLL minus the reference set's, with 95%% intervals by a bootstrap of the speakers. Writes "
+        "their relative LogLL (each frame's minus its utterance's mean: a voice's level taken out) minus the "
+        "reference set's, beside their LogLL minus the reference's, each with a 95% interval by a bootstrap of "
+        "the speakers. Writes "
         "Markdown to stdout, or with --out DIR: DIR/phones.md, DIR/phone_scores.tsv (a line per set and phone) "
         "and the figure DIR/phones.png and .pdf (and DIR/phones.json: which scores; 'flowaccent report --phones "
         "DIR' shows them). A set none of whose utterances the CTMs hold is left out, and "
@@ -39,7 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("ctm", nargs="+", metavar="CTM", help="CTM files, keyed by utterance (any sets, any order)")
     parser.add_argument("--scores", required=True, metavar="DIR", help="the --out of 'flowaccent score'")
-    parser.add_argument("--out", metavar="DIR", help="write phones.md, phone_scores.tsv and phones.png/.pdf there")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write phones.md, phone_scores.tsv, phones.png/.pdf and phones.json there")
     parser.add_argument("--reference", metavar="NAME",
                         help="the set the others are set against (default: the one 'flowaccent score' used)")
     parser.add_argument("--frame-shift", type=_positive, metavar="SECONDS",

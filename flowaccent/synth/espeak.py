@@ -57,7 +57,6 @@ _RATE, _PITCH, _RANGE = 1, 3, 4
 _PHONEME_MODE = ord("|") << 8
 
 
-
 class _Event(ctypes.Structure):
     r"""``espeak_EVENT`` of ``speak_lib.h`` (1.52); ``id`` is the union's ``char string[8]``, a phoneme's name."""
 
