@@ -53,6 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "50)")
     parser.add_argument("--phones", metavar="FILE",
                         help="a phone table (lang/phones.txt) naming the integers of a CTM ali-to-phones wrote")
+    parser.add_argument("--base-phones", action="store_true",
+                        help="pool a phone's Kaldi variants: drop a word-position suffix (_B, _E, _I, _S), then a "
+                        "stress digit (AH1_B, AH0_E: AH)")
     return parser
 
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (phones.md, phone_scores.tsv and the figure go in)")
     report = build_report(Path(args.scores), args.ctm, args.reference, args.min_frames, args.frame_shift,
-                          args.phones)
+                          args.phones, args.base_phones)
     for note in report.notes:
         print(f"phones: note: {note}", file=sys.stderr)
     if out is None:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -93,6 +94,17 @@ def _seconds(text: str, what: str, where: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise DataDirError(f"{where}: {what} {text!r} is not a number of seconds >= 0")
     return value
+
+
+#: Kaldi's word-position suffix of a phone (``_B`` begin, ``_E`` end, ``_I`` inside, ``_S`` singleton), then the
+#: stress digit of CMUdict's vowels (``AH0``, ``AH1``, ``AH2``): what :func:`base_phone` drops.
+_POSITION, _STRESS = re.compile(r"(?<=.)_[BEIS]$"), re.compile(r"(?<=[A-Za-z])[012]$")
+
+
+def base_phone(phone: str) -> str:
+    r"""``phone`` without Kaldi's word-position suffix and CMUdict's stress digit: ``AH1_B``, ``AH0_E`` and ``AH``
+    are all ``AH``; ``SIL_S`` is ``SIL``. The variants Kaldi's ``lang/phones/roots.txt`` shares one tree root."""
+    return _STRESS.sub("", _POSITION.sub("", phone))
 
 
 def read_phone_table(path: str | Path) -> dict[str, str]:

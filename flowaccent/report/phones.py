@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flowaccent.data.atomic import atomic_path, file_digest
-from flowaccent.data.ctm import Segment, read_ctm, read_phone_table
+from flowaccent.data.ctm import Segment, base_phone, read_ctm, read_phone_table
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
@@ -53,14 +53,19 @@ class PhoneReport:
     notes: tuple[str, ...] = ()
 
 
-def read_ctms(paths: Sequence[str | Path], phones: str | Path | None = None) -> dict[str, list[Segment]]:
-    r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones. An utterance
-    in two files is an error where they give it other phones (the same lines twice: one CTM given twice)."""
+def read_ctms(
+    paths: Sequence[str | Path], phones: str | Path | None = None, base: bool = False
+) -> dict[str, list[Segment]]:
+    r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones; ``base``: each
+    phone as :func:`~flowaccent.data.ctm.base_phone` (``AH1_B`` as ``AH``). An utterance in two files is an error
+    where they give it other phones (the same lines twice: one CTM given twice)."""
     symbols = read_phone_table(phones) if phones is not None else None
     merged: dict[str, list[Segment]] = {}
     where: dict[str, str] = {}
     for path in paths:
         for utt, segments in read_ctm(path, symbols).items():
+            if base:
+                segments = [s._replace(phone=base_phone(s.phone)) for s in segments]
             if utt in merged and merged[utt] != segments:
                 raise ConfigError(f"{path}: utterance '{utt}' is in {where[utt]} too, with other phones")
             merged[utt], where[utt] = segments, str(path)
@@ -69,19 +74,19 @@ def read_ctms(paths: Sequence[str | Path], phones: str | Path | None = None) -> 
 
 def build_report(
     scores: Path, ctms: Sequence[str | Path], reference: str | None = None, min_frames: int = 50,
-    frame_shift: float | None = None, phones: str | Path | None = None,
+    frame_shift: float | None = None, phones: str | Path | None = None, base: bool = False,
 ) -> PhoneReport:
     r"""``flowaccent phones``: the sets of ``scores`` (``flowaccent score --out``) by phone of the ``ctms``
     against ``reference`` (default: the scores' own). ``frame_shift`` (seconds) for every set, else each set's
-    own (:func:`~flowaccent.score.phones.frame_shift_of`). A set the CTMs do not cover is left out with a note;
-    the reference left out, or no other set, is an error."""
+    own (:func:`~flowaccent.score.phones.frame_shift_of`); ``phones`` and ``base`` as :func:`read_ctms`'s. A set
+    the CTMs do not cover is left out with a note; the reference left out, or no other set, is an error."""
     summary = load_summary(scores)
     names = list(summary.get("sets", {}))
     reference = reference or summary.get("reference")
     if reference not in names:
         raise ConfigError(f"{scores}: no set '{reference}' to set the others against (sets: {', '.join(names)}; "
                           f"--reference NAME)")
-    ctm = read_ctms(ctms, phones)
+    ctm = read_ctms(ctms, phones, base)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
     sets, notes = {}, []
     for name in ordered_sets(names, reference):

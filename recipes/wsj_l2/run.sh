@@ -13,7 +13,8 @@
 #   --ctms       optional phone alignments, "FILE ...": Kaldi CTMs keyed by the corpora's utterance ids (ali-to-phones
 #                --ctm-output); stage 6 then ranks each set's phones against native_test's (flowaccent phones) and
 #                shows them in the reports
-#   --phones-opts options for flowaccent phones, e.g. "--phones lang/phones.txt" (a CTM of integer phones)
+#   --phones-opts options for flowaccent phones, e.g. "--phones lang/phones.txt" (a CTM of integer phones) or
+#                "--base-phones" (AH1_B, AH0_E: AH)
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
 # where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native

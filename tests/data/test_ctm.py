@@ -81,3 +81,11 @@ def test_written_phones_touch_and_read_back(tmp_path):
     for before, after in zip(back, back[1:]):  # the end rounded, not the duration: no gap, no overlap
         assert before.end == pytest.approx(after.start, abs=1e-12)
     assert back[-1].end == pytest.approx(0.3004, abs=1e-12)
+
+
+def test_base_phone_drops_kaldis_word_position_then_the_stress_digit():
+    from flowaccent.data.ctm import base_phone
+
+    assert [base_phone(p) for p in ("AH1_B", "AH0_E", "AH2_I", "AH", "SIL_S", "T_I", "ER2", "NSN_S")] == [
+        "AH", "AH", "AH", "AH", "SIL", "T", "ER", "NSN"]
+    assert [base_phone(p) for p in ("2", "@2", "AH_X", "AH12", "B_", "_B")] == ["2", "@2", "AH_X", "AH12", "B_", "_B"]

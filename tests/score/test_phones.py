@@ -9,6 +9,7 @@ import io
 import json
 import math
 import re
+from pathlib import Path
 
 import kaldiio
 import numpy as np
@@ -299,3 +300,19 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     (phones / "phones.json").unlink()
     assert main(argv) == 1
     assert f"{phones / 'phones.json'}: missing; run 'flowaccent phones --out {phones}' first" in capsys.readouterr().err
+
+
+def test_base_phones_pool_kaldis_variants_of_a_phone(scored, tmp_path):
+    _, scores = scored
+    plain = _two_ctms(tmp_path, scores)
+    variants = []
+    for i, path in enumerate(plain):  # each phone as Kaldi's position-dependent, stressed variants of it
+        lines = Path(path).read_text().splitlines()
+        fields = [line.split() for line in lines]
+        text = "".join(" ".join(f[:4] + [f"{f[4]}{n % 3}_{'BEIS'[n % 4]}"]) + "\n" for n, f in enumerate(fields))
+        variants.append(tmp_path / f"variants{i}.ctm")
+        variants[-1].write_text(text)
+    assert len(build_report(scores, variants, min_frames=0).sets["zh"].phones) > 5 * 4  # split without it
+    pooled, want = build_report(scores, variants, min_frames=0, base=True), build_report(scores, plain, min_frames=0)
+    assert pooled.differences == want.differences
+    assert {n: list(s.phones) for n, s in pooled.sets.items()} == {n: list(s.phones) for n, s in want.sets.items()}
