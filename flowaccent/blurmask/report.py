@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from flowaccent.blurmask.tables import mask_symbol, summary_tables, utt_file_name
-from flowaccent.data.atomic import atomic_path
+from flowaccent.data.atomic import atomic_copy
 from flowaccent.errors import ConfigError
 from flowaccent.report import BLURMASK_FIGURES
 
@@ -81,12 +80,12 @@ def blurmask_part(
     how = f"{summary['config']['fit']['variant']} mask, target {summary['config'].get('run', {}).get('target', '?')}"
     curves = folder / "deletion_curves.png"
     if curves.is_file():
-        copied = _copy(curves, fig_dir / f"{BLURMASK_FIGURES}deletion_curves.png")
+        copied = atomic_copy(curves, fig_dir / f"{BLURMASK_FIGURES}deletion_curves.png")
         figures[f"Blur masks: deletion curves ({how})"] = copied
     for name, utt in _first_utterances(folder / "utt_table.tsv").items():
         figure = folder / name / "figures" / f"{utt_file_name(utt)}.png"
         if name in summary["sets"] and figure.is_file():
-            figures[f"Blur mask of utterance '{utt}' of {name}"] = _copy(
+            figures[f"Blur mask of utterance '{utt}' of {name}"] = atomic_copy(
                 figure, fig_dir / f"{BLURMASK_FIGURES}{name}_{utt_file_name(utt)}.png"
             )
     naming = NAMING.replace("{m}", mask_symbol(summary["config"]["fit"]["variant"]))
@@ -107,9 +106,3 @@ def _first_utterances(table: Path) -> dict[str, str]:
         for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):  # an id may start with a quote
             first.setdefault(row.get("set", ""), row.get("utt", ""))
     return {name: utt for name, utt in first.items() if name and utt}
-
-
-def _copy(source: Path, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-    return target

@@ -23,6 +23,19 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
 
 
+def whole_number(note: str = ""):
+    r"""An argparse ``type`` for a whole number >= 0 in ASCII digits (``str.isdigit`` takes ``²``, which ``int``
+    refuses); ``note`` follows the bound in the error (``0: no t-SNE``)."""
+    said = f"a whole number >= 0 ({note})" if note else "a whole number >= 0"
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not text.strip().isascii():
+            raise argparse.ArgumentTypeError(f"expected {said}, got '{text}'")
+        return int(text)
+
+    return parse
+
+
 def add_config_options(
     parser: argparse.ArgumentParser,
     config: type[Config],

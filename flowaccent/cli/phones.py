@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowaccent.cli._options import whole_number
 from flowaccent.cli.main import COMMANDS
 
 
@@ -16,12 +17,6 @@ def _positive(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'")
     return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'")
-    return int(text)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--frame-shift", type=_positive, metavar="SECONDS",
                         help="the features' frame shift (default: each set's data dir's fbank.json, else its "
                         "frame_shift file, else 0.01)")
-    parser.add_argument("--min-frames", type=_count, default=50, metavar="N",
+    parser.add_argument("--min-frames", type=whole_number(), default=50, metavar="N",
                         help="rank a phone only with at least N frames in the set and in the reference (default: "
                         "50)")
     parser.add_argument("--phones", metavar="FILE",

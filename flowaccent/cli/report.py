@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flowaccent.cli._options import whole_number
 from flowaccent.cli.main import COMMANDS
 
 
@@ -17,16 +18,10 @@ def _add(subparsers, name: str, description: str, out_help: str) -> argparse.Arg
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--scores", required=True, help="output dir of 'flowaccent score'")
     parser.add_argument("--out", help=out_help)
-    parser.add_argument("--tsne-frames", type=_frames, default=TSNE_FRAMES, metavar="N",
+    parser.add_argument("--tsne-frames", type=whole_number("0: no t-SNE"), default=TSNE_FRAMES, metavar="N",
                         help=f"frames per set in the t-SNE of the latents, a random sample (default: {TSNE_FRAMES}; "
                         "0: no t-SNE; the slowest figure, its time growing faster than its points)")
     return parser
-
-
-def _frames(text: str) -> int:
-    if not text.strip().isdigit() or not text.strip().isascii():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no t-SNE), got '{text}'")
-    return int(text)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

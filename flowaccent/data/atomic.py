@@ -84,6 +84,13 @@ def atomic_link(source: str | Path, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def atomic_copy(source: str | Path, path: str | Path) -> Path:
+    r"""Copies the file ``source`` to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(path)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     r"""Writes ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -6,7 +6,6 @@ reference sets, another precision)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_bounds, with_interval
 from flowaccent.score.metrics import paired_auc_difference
-from flowaccent.score.resume import MARKER
+from flowaccent.score.resume import MARKER, read_stamp
 from flowaccent.score.tables import read_tsv
 
 #: The values of a set that :func:`value_tables` compares: ``(metric, title)``; ``metric`` names the value in the
@@ -100,16 +99,8 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
         if not isinstance(summary, dict) or not all(isinstance(summary.get(k), dict) for k in ("sets", "model")):
             raise ConfigError(f"{Path(folder) / 'summary.json'}: not the summary of 'flowaccent score' (no sets or "
                               f"model); give the --out folder of 'flowaccent score'")
-        out.append(Scored(name, Path(folder), summary, {s: _stamp(Path(folder) / s) for s in summary["sets"]}))
+        out.append(Scored(name, Path(folder), summary, {s: read_stamp(Path(folder) / s) for s in summary["sets"]}))
     return out
-
-
-def _stamp(folder: Path) -> dict[str, Any]:
-    try:
-        stamp = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):  # gone or damaged: the set cannot be checked against the others', only shown
-        return {}
-    return stamp if isinstance(stamp, dict) else {}
 
 
 def _part(stamp: dict[str, Any], key: str) -> dict[str, Any]:

@@ -9,12 +9,11 @@ import csv
 import dataclasses
 import json
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowaccent.data.atomic import atomic_path, file_digest
+from flowaccent.data.atomic import atomic_copy, file_digest
 from flowaccent.data.ctm import Segment, base_phone, read_ctm, read_phone_table
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import PHONES_FIGURES
@@ -272,10 +271,8 @@ def phones_part(
     png = folder / "phones.png"
     if png.is_file():
         fig_dir.mkdir(parents=True, exist_ok=True)
-        target = fig_dir / f"{PHONES_FIGURES}relative.png"
-        with atomic_path(target) as tmp:
-            shutil.copyfile(png, tmp)
-        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones)"] = target
+        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones)"] = atomic_copy(
+            png, fig_dir / f"{PHONES_FIGURES}relative.png")
     return tables, figures, "Phones (flowaccent phones). " + LEGEND, made.get("command") or "(command not recorded)"
 
 

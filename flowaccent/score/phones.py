@@ -13,7 +13,6 @@ frame shift). Frames in no phone (before the first, in gaps) count in none.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -24,8 +23,9 @@ import numpy as np
 from flowaccent.data.ctm import Segment
 from flowaccent.data.kaldi_io import ScpReader
 from flowaccent.errors import ConfigError
+from flowaccent.features.fbank_record import RECORD, read_record
 from flowaccent.score.metrics import mean_difference_interval_over_groups
-from flowaccent.score.resume import MARKER
+from flowaccent.score.resume import read_stamp
 from flowaccent.score.tables import read_tsv
 
 #: How many frames after an utterance's last a phone may start and be dropped rather than refused: the audio's
@@ -93,14 +93,15 @@ def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
     r"""The frame shift of set ``name``'s features, in seconds, and where it was read: the ``fbank.json`` that
     ``flowaccent fbank`` wrote in the data dir the set was scored from (its ``.scored.json`` names it), else that
     dir's ``frame_shift`` (Kaldi's ``utils/data/get_frame_shift.sh`` writes it), else :data:`DEFAULT_SHIFT`."""
-    try:
-        folder = Path(json.loads((scores / name / MARKER).read_text())["data"]["dir"])
-    except (OSError, ValueError, KeyError, TypeError):
+    data = read_stamp(scores / name).get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("dir"), str):
         return DEFAULT_SHIFT, "Kaldi's default (the set's data dir is not recorded)"
+    folder = Path(data["dir"])
     try:
-        return float(json.loads((folder / "fbank.json").read_text())["fbank"]["frame_shift_ms"]) / 1000, \
-            str(folder / "fbank.json")
-    except (OSError, ValueError, KeyError, TypeError):
+        record = read_record(folder)
+        if record is not None:
+            return float(record["fbank"]["frame_shift_ms"]) / 1000, str(folder / RECORD)
+    except (ConfigError, KeyError, TypeError, ValueError):  # damaged: the next source
         pass
     try:
         return float((folder / "frame_shift").read_text().split()[0]), str(folder / "frame_shift")

@@ -102,6 +102,16 @@ def damage(folder: Path) -> str | None:
     return None
 
 
+def read_stamp(folder: Path) -> dict[str, Any]:
+    r"""``folder``'s stamp as stored, ``{}`` where it is gone, damaged or not an object (then the set cannot be
+    checked against others, only shown)."""
+    try:
+        stamp = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
 def is_marked(folder: Path) -> bool:
     r"""Whether ``folder`` holds a stamp (:func:`removed_on_failure` keeps such a set folder)."""
     return (folder / MARKER).is_file()

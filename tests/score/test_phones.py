@@ -177,7 +177,7 @@ def test_frame_shift_is_read_where_the_set_was_scored_from(scored, tmp_path):
     (root / "ja" / "frame_shift").write_text("0.015\n")
     try:
         assert frame_shift_of(scores, "ja") == (0.015, str(root / "ja" / "frame_shift"))
-        (root / "ja" / "fbank.json").write_text(json.dumps({"fbank": {"frame_shift_ms": 12.5}}))
+        (root / "ja" / "fbank.json").write_text(json.dumps({"fbank": {"frame_shift_ms": 12.5}, "source_rates": {}}))
         assert frame_shift_of(scores, "ja") == (0.0125, str(root / "ja" / "fbank.json"))
     finally:
         for name in ("frame_shift", "fbank.json"):
