@@ -25,7 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["phones"],
         description="Pools each scored set's per-frame LogLL (frame_scores.ark of 'flowaccent score') over the "
         "frames of each phone of the CTM files (Kaldi's 'utt channel start duration phone' lines: "
-        "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm) and ranks each set's phones by "
+        "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm; keyed by recording, as "
+        "steps/get_train_ctm.sh writes one of a data dir with segments, they are cut into the utterances by the "
+        "segments of the data dir each set was scored from) and ranks each set's phones by "
         "their relative LogLL (each frame's minus its utterance's mean: a voice's level taken out) minus the "
         "reference set's, beside their LogLL minus the reference's, each with a 95% interval by a bootstrap of "
         "the speakers. Writes "
@@ -34,7 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "DIR' shows them). A set none of whose utterances the CTMs hold is left out, and "
         "said so.",
     )
-    parser.add_argument("ctm", nargs="+", metavar="CTM", help="CTM files, keyed by utterance (any sets, any order)")
+    parser.add_argument("ctm", nargs="+", metavar="CTM",
+                        help="CTM files, keyed by utterance or by recording (any sets, any order)")
     parser.add_argument("--scores", required=True, metavar="DIR", help="the --out of 'flowaccent score'")
     parser.add_argument("--out", metavar="DIR",
                         help="write phones.md, phone_scores.tsv, phones.png/.pdf and phones.json there")

@@ -3,35 +3,44 @@ seconds, what ``ali-to-phones --ctm-output`` writes (its phones as integers unti
 names them) and what the demo corpus writes beside each data dir (``phones.ctm``, from espeak's own timing).
 
 A file may hold any utterances in any order; one utterance's phones are sorted by start and may not overlap
-(a frame then belongs to one phone). Keyed by utterance, as ``ali-to-phones`` keys it (not by recording, as a
-CTM of ``segments`` would be).
+(a frame then belongs to one phone). Keyed by utterance, as ``ali-to-phones`` keys it; a CTM keyed by recording,
+times from the recording's start (``steps/get_train_ctm.sh`` of a data dir with ``segments``, through
+``utils/convert_ctm.pl``), is cut back into utterances by :func:`utterances_of_recordings`. Phones of one key on
+two channels (``A`` and ``B`` of a telephone call) may overlap.
 
 Example:
     >>> import io, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "phones.ctm"
     >>> _ = path.write_text("u1 1 0.00 0.12 sil\nu1 1 0.12 0.08 T\n")
-    >>> read_ctm(path)["u1"]
-    [Segment(start=0.0, duration=0.12, phone='sil'), Segment(start=0.12, duration=0.08, phone='T')]
+    >>> read_ctm(path)["u1"][1]
+    Segment(start=0.12, duration=0.08, phone='T', channel='1')
+    >>> span = kaldi_segments.Segment("rec1", 10.0, 20.0)  # segments: 'u1 rec1 10.0 20.0'
+    >>> utterances_of_recordings({"rec1": [Segment(18.0, 1.0, "T")]}, {"u1": span})
+    {'u1': [Segment(start=8.0, duration=1.0, phone='T', channel='1')]}
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from flowaccent.data import segments as kaldi_segments
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.errors import DataDirError
 
 
 class Segment(NamedTuple):
-    r"""One phone of an utterance: its start and duration in seconds, and its name."""
+    r"""One phone of an utterance (or a recording): its start and duration in seconds, its name, and the CTM's
+    channel field (``1`` of every line ``ali-to-phones`` writes)."""
 
     start: float
     duration: float
     phone: str
+    channel: str = "1"
 
     @property
     def end(self) -> float:
@@ -50,7 +59,7 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
     Raises:
         DataDirError: naming the file and line, for a line of other than 5 or 6 fields, a start or duration that
             is no number, is negative or not finite, an integer without a name in ``symbols``, or two phones of
-            one utterance that overlap.
+            one utterance and channel that overlap.
     """
     path = Path(path)
     try:
@@ -74,16 +83,90 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
             if phone not in symbols:
                 raise DataDirError(f"{where}: phone {phone!r} is not in the phone table given (--phones)")
             phone = symbols[phone]
-        lines.setdefault(fields[0], []).append((Segment(start, duration, phone), number))
+        lines.setdefault(fields[0], []).append((Segment(start, duration, phone, fields[1]), number))
     out = {}
     for utt, segments in lines.items():
-        segments.sort(key=lambda pair: pair[0].start)
+        segments.sort(key=lambda pair: (channel_number(pair[0].channel), pair[0].start))
         for (before, _), (after, number) in zip(segments, segments[1:]):
-            if before.end > after.start + OVERLAP_TOLERANCE:
+            same = channel_number(before.channel) == channel_number(after.channel)
+            if same and before.end > after.start + OVERLAP_TOLERANCE:
                 raise DataDirError(f"{path}: line {number}: utterance '{utt}': phone {after.phone!r} at "
                                    f"{after.start:g} s starts before {before.phone!r} ends ({before.end:g} s)")
-        out[utt] = [segment for segment, _ in segments]
+        out[utt] = sorted((segment for segment, _ in segments), key=lambda s: s.start)
     return out
+
+
+def channel_number(channel: str) -> str:
+    r"""A CTM's channel as a number: NIST's ``A`` and ``B`` (``reco2file_and_channel``'s) are ``1`` and ``2``."""
+    return str(ord(channel.upper()) - ord("A") + 1) if len(channel) == 1 and channel.isalpha() else channel
+
+
+def utterances_of_recordings(
+    ctm: Mapping[str, list[Segment]], segments: Mapping[str, kaldi_segments.Segment],
+    reco2file_and_channel: Mapping[str, str] | None = None, where: str = "segments",
+) -> dict[str, list[Segment]]:
+    r"""A CTM of recordings (times from each recording's start) as one of the utterances of ``segments``
+    (``{utt: Segment}``, :meth:`~flowaccent.data.datadir.DataDir.segments`): what ``utils/convert_ctm.pl`` did,
+    undone. A recording's phones are keyed by its file and on its channel where ``reco2file_and_channel``
+    (``{recording: "file channel"}``) names them, else by the recording itself, on whichever one channel they are.
+    An utterance holds each phone whose middle lies in its span, its times then from the span's start and cut to
+    the span; a phone of two overlapping spans is in both. Utterances of no phone are left out.
+
+    Raises:
+        DataDirError: naming ``where``, for a recording without ``reco2file_and_channel`` whose phones are on two
+            channels, or a ``reco2file_and_channel`` line other than ``file channel``.
+    """
+    tracks: dict[tuple[str, str | None], tuple[list[float], list[Segment]]] = {}
+    out = {}
+    for utt, span in segments.items():
+        key = _track(span.recording, reco2file_and_channel, where)
+        if key not in tracks:
+            tracks[key] = _by_middle(ctm.get(key[0], []), key, where)
+        middles, phones = tracks[key]
+        end = math.inf if span.end == -1 else span.end
+        held = phones[bisect.bisect_left(middles, span.start):bisect.bisect_left(middles, end)]
+        if held:
+            out[utt] = sorted((_cut(p, span.start, end) for p in held), key=lambda s: s.start)
+    return out
+
+
+def _cut(phone: Segment, start: float, end: float) -> Segment:
+    r"""``phone`` of a recording as one of the utterance spanning ``start`` to ``end`` of it: its start from the
+    utterance's, cut to the span (a duration not cut kept as it was). Times to the microsecond: ``3.4569``, not
+    ``3.4568999999999996`` (``3.5 + 3.4569 - 3.5``), whose end would round to the frame before."""
+    first, last = max(phone.start, start), min(phone.end, end)
+    duration = phone.duration if (first, last) == (phone.start, phone.end) else round(last - first, 6)
+    return Segment(round(first - start, 6), duration, phone.phone)
+
+
+def _track(
+    recording: str, reco2file_and_channel: Mapping[str, str] | None, where: str
+) -> tuple[str, str | None]:
+    r"""``(file, channel)`` of a recording: ``reco2file_and_channel``'s, else ``(recording, None)``."""
+    if reco2file_and_channel is None or recording not in reco2file_and_channel:
+        return recording, None
+    fields = reco2file_and_channel[recording].split()
+    if len(fields) != 2:
+        raise DataDirError(f"{where}: reco2file_and_channel: recording '{recording}': expected 'file channel', got "
+                           f"{reco2file_and_channel[recording]!r}")
+    return fields[0], channel_number(fields[1])
+
+
+def _by_middle(
+    phones: list[Segment], track: tuple[str, str | None], where: str
+) -> tuple[list[float], list[Segment]]:
+    r"""The phones of ``track`` (``(file, channel)``; channel None: the one channel there is) sorted by their
+    middles, and the middles."""
+    file, channel = track
+    if channel is None:
+        channels = sorted({channel_number(p.channel) for p in phones})
+        if len(channels) > 1:
+            raise DataDirError(f"{where}: the CTM holds recording '{file}' on channels {', '.join(channels)}: which "
+                               f"is which recording needs reco2file_and_channel ('recording file channel')")
+    else:
+        phones = [p for p in phones if channel_number(p.channel) == channel]
+    phones = sorted(phones, key=lambda p: p.start + p.duration / 2)
+    return [p.start + p.duration / 2 for p in phones], phones
 
 
 def _seconds(text: str, what: str, where: str) -> float:

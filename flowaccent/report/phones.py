@@ -42,7 +42,7 @@ LOW_COVERAGE = 0.8
 class PhoneReport:
     r"""What ``flowaccent phones`` found: each set by phone (``sets``, the reference among them), the reference's
     name, each other set's :class:`Difference` list, the CTM files read, the minimum of frames, and what the
-    command says of what it left out (``notes``)."""
+    command says of what it left out or cut from recordings (``notes``)."""
 
     sets: dict[str, SetPhones]
     reference: str
@@ -93,10 +93,13 @@ def build_report(
         if found.aligned_utts == 0:
             if name == reference:
                 raise ConfigError(f"the CTMs hold none of the utterances of the reference set '{reference}' "
-                                  f"({', '.join(map(str, ctms))}; utterance ids as in its utt_scores.tsv)")
+                                  f"({', '.join(map(str, ctms))}; utterance ids as in its utt_scores.tsv, or the "
+                                  f"recordings of its data dir's segments)")
             notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances")
             continue
         sets[name] = found
+        if found.cut_utts:
+            notes.append(f"set '{name}': {found.cut_utts} utterances cut from the CTMs' recordings by {found.cut_by}")
         if found.aligned_utts < found.utts:
             notes.append(f"set '{name}': the CTMs hold {found.aligned_utts} of its {found.utts} utterances")
         if found.aligned_frames < LOW_COVERAGE * found.held_frames:

@@ -8,6 +8,9 @@ round((start + duration) / shift)``, ``shift`` the features' frame shift: frame 
 ``t * shift`` (``ali-to-phones --ctm-output`` writes ``start = t * shift``). Frames past an utterance's last are
 dropped; a phone starting more than :data:`SLACK_FRAMES` after it is an error (a CTM of other audio, or another
 frame shift). Frames in no phone (before the first, in gaps) count in none.
+
+A CTM keyed by recording (``steps/get_train_ctm.sh`` of a data dir with ``segments``) is cut into the set's
+utterances by the ``segments`` of the data dir the set was scored from (:func:`utterance_phones`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from flowaccent.data.ctm import Segment
+from flowaccent.data.ctm import Segment, channel_number, utterances_of_recordings
 from flowaccent.data.kaldi_io import ScpReader
+from flowaccent.data.segments import parse_segment
+from flowaccent.data.table import read_table
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import RECORD, read_record
 from flowaccent.score.metrics import mean_difference_interval_over_groups
@@ -77,6 +82,8 @@ class SetPhones:
         held_frames: their frames.
         aligned_frames: those of their frames that lie in a phone.
         phones: ``{phone: PhoneScores}``, sorted by phone.
+        cut_utts: of the aligned utterances, those cut from the CTMs' recordings by ``cut_by`` (the data dir's
+            ``segments``; "": none).
     """
 
     name: str
@@ -87,16 +94,17 @@ class SetPhones:
     held_frames: int
     aligned_frames: int
     phones: dict[str, PhoneScores]
+    cut_utts: int = 0
+    cut_by: str = ""
 
 
 def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
     r"""The frame shift of set ``name``'s features, in seconds, and where it was read: the ``fbank.json`` that
     ``flowaccent fbank`` wrote in the data dir the set was scored from (its ``.scored.json`` names it), else that
     dir's ``frame_shift`` (Kaldi's ``utils/data/get_frame_shift.sh`` writes it), else :data:`DEFAULT_SHIFT`."""
-    data = read_stamp(scores / name).get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("dir"), str):
+    folder = data_dir_of(scores, name)
+    if folder is None:
         return DEFAULT_SHIFT, "Kaldi's default (the set's data dir is not recorded)"
-    folder = Path(data["dir"])
     try:
         record = read_record(folder)
         if record is not None:
@@ -107,6 +115,45 @@ def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
         return float((folder / "frame_shift").read_text().split()[0]), str(folder / "frame_shift")
     except (OSError, ValueError, IndexError):
         return DEFAULT_SHIFT, f"Kaldi's default ({folder} has neither fbank.json nor frame_shift)"
+
+
+def data_dir_of(scores: Path, name: str) -> Path | None:
+    r"""The data dir set ``name`` of ``scores`` was scored from (its ``.scored.json`` names it), None unrecorded."""
+    data = read_stamp(scores / name).get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("dir"), str):
+        return None
+    return Path(data["dir"])
+
+
+def utterance_phones(
+    ctm: Mapping[str, Sequence[Segment]], utts: Sequence[str], folder: Path | None
+) -> tuple[dict[str, Sequence[Segment]], str]:
+    r"""The phones of ``utts``: the CTM's own for an utterance it keys, the others' cut from the CTM's recordings by
+    the ``segments`` (and ``reco2file_and_channel``) of the data dir ``folder``
+    (:func:`~flowaccent.data.ctm.utterances_of_recordings`); and that ``segments`` file ("": none used).
+
+    Raises:
+        ConfigError: for an utterance the CTM keys whose phones are on two channels (a CTM of recordings keyed
+            like the utterances?).
+        DataDirError: for a damaged ``segments`` or ``reco2file_and_channel``.
+    """
+    out: dict[str, Sequence[Segment]] = {}
+    for utt in utts:
+        if utt in ctm:
+            channels = sorted({channel_number(s.channel) for s in ctm[utt]})
+            if len(channels) > 1:
+                raise ConfigError(f"utterance '{utt}': the CTM holds its phones on channels {', '.join(channels)}; an "
+                                  f"utterance's phones are on one")
+            out[utt] = ctm[utt]
+    rest = [u for u in utts if u not in out]
+    path = folder / "segments" if folder is not None else None
+    if not rest or path is None or not path.is_file():
+        return out, ""
+    table = read_table(path)
+    spans = {u: parse_segment(table[u], f"{path}: utterance '{u}'") for u in rest if u in table}
+    files = folder / "reco2file_and_channel"
+    cut = utterances_of_recordings(ctm, spans, read_table(files) if files.is_file() else None, str(path))
+    return {**out, **cut}, str(path) if cut else ""
 
 
 def frame_ranges(
@@ -136,8 +183,8 @@ def set_phones(
 ) -> SetPhones:
     r"""Set ``name`` of ``scores`` (``flowaccent score --out``) by phone: its ``utt_scores.tsv`` (utterances,
     speakers, frame counts) and ``frame_scores.scp`` (``(T, 2)`` per utterance: log_p and log_det per frame), the
-    frames of each utterance ``ctm`` holds pooled by phone. ``frame_shift``: ``(seconds, source)``, else
-    :func:`frame_shift_of`."""
+    frames of each utterance ``ctm`` holds (keyed by utterance, or by recording: :func:`utterance_phones`) pooled
+    by phone. ``frame_shift``: ``(seconds, source)``, else :func:`frame_shift_of`."""
     shift = frame_shift or frame_shift_of(scores, name)
     table_path, scp = scores / name / "utt_scores.tsv", scores / name / "frame_scores.scp"
     for path in (table_path, scp):
@@ -149,23 +196,25 @@ def set_phones(
         raise ConfigError(f"{error}; run 'flowaccent score' again") from None
     frames_of = dict(zip(table["utt"], (int(n) for n in table["num_frames"])))
     speaker_of = dict(zip(table["utt"], table["spk"]))
+    held, cut_by = utterance_phones(ctm, list(frames_of), data_dir_of(scores, name))
+    cut_utts = sum(utt not in ctm for utt in held)
     sums: dict[tuple[str, str], np.ndarray] = {}  # (phone, speaker) -> [frames, tokens, log_p, log_det, relative]
     aligned_utts = held_frames = aligned_frames = 0
     for utt, matrix in ScpReader(scp, expected_dim=2, utt2num_frames=frames_of, allow_nonfinite=False):
-        if utt not in ctm:
+        if utt not in held:
             continue
         aligned_utts += 1
         held_frames += len(matrix)
         where = f"set '{name}', utterance '{utt}'"
         matrix = matrix.astype(np.float64)
         mean = matrix.sum(axis=1).mean()  # utt_scores.tsv's log_ll, before its rounding to 6 places
-        for phone, first, end in frame_ranges(ctm[utt], len(matrix), shift[0], where):
+        for phone, first, end in frame_ranges(held[utt], len(matrix), shift[0], where):
             log_p, log_det = matrix[first:end].sum(axis=0)
             row = sums.setdefault((phone, speaker_of[utt]), np.zeros(5))
             row += (end - first, 1, log_p, log_det, log_p + log_det - (end - first) * mean)
             aligned_frames += end - first
     return SetPhones(name, shift, len(frames_of), int(sum(frames_of.values())), aligned_utts, held_frames,
-                     aligned_frames, _pooled(sums))
+                     aligned_frames, _pooled(sums), cut_utts, cut_by)
 
 
 def _pooled(sums: Mapping[tuple[str, str], np.ndarray]) -> dict[str, PhoneScores]:

@@ -11,8 +11,8 @@
 #   --fbank-opts options for flowaccent fbank, e.g. "--allow-upsample true" (8 kHz audio) or "--channel 0"
 #   --report-opts options for flowaccent report, e.g. "--tsne-frames 200" (a quicker t-SNE) or "--tsne-frames 0"
 #   --ctms       optional phone alignments, "FILE ...": Kaldi CTMs keyed by the corpora's utterance ids (ali-to-phones
-#                --ctm-output); stage 6 then ranks each set's phones against native_test's (flowaccent phones) and
-#                shows them in the reports
+#                --ctm-output), or by recording (steps/get_train_ctm.sh with segments); stage 6 then ranks
+#                each set's phones against native_test's (flowaccent phones) and shows them in the reports
 #   --phones-opts options for flowaccent phones, e.g. "--phones lang/phones.txt" (a CTM of integer phones) or
 #                "--base-phones" (AH1_B, AH0_E: AH)
 # Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from

@@ -17,7 +17,7 @@ def test_reads_utterances_sorted_with_confidences_and_comments(tmp_path):
                     "u2 A 0.00 0.20 sil\n"
                     "u1 1 0.00 0.05 sil\n")
     assert read_ctm(path) == {
-        "u2": [Segment(0.0, 0.2, "sil"), Segment(0.2, 0.1, "b")],
+        "u2": [Segment(0.0, 0.2, "sil", "A"), Segment(0.2, 0.1, "b")],  # the channel as written
         "u1": [Segment(0.0, 0.05, "sil"), Segment(0.05, 0.1, "a")],
     }
     assert Segment(0.2, 0.1, "b").end == pytest.approx(0.3)
@@ -89,3 +89,41 @@ def test_base_phone_drops_kaldis_word_position_then_the_stress_digit():
     assert [base_phone(p) for p in ("AH1_B", "AH0_E", "AH2_I", "AH", "SIL_S", "T_I", "ER2", "NSN_S")] == [
         "AH", "AH", "AH", "AH", "SIL", "T", "ER", "NSN"]
     assert [base_phone(p) for p in ("2", "@2", "AH_X", "AH12", "B_", "_B")] == ["2", "@2", "AH_X", "AH12", "B_", "_B"]
+
+
+def test_phones_of_two_channels_of_one_key_may_overlap(tmp_path):
+    path = tmp_path / "calls.ctm"
+    path.write_text("call A 0.00 0.30 a\ncall B 0.10 0.30 b\ncall A 0.30 0.10 c\n")
+    assert read_ctm(path)["call"] == [Segment(0.0, 0.3, "a", "A"), Segment(0.1, 0.3, "b", "B"),
+                                      Segment(0.3, 0.1, "c", "A")]
+    path.write_text("call A 0.00 0.30 a\ncall 1 0.10 0.30 b\n")  # NIST's A is channel 1
+    with pytest.raises(DataDirError, match=r"line 2: utterance 'call': phone 'b' at 0.1 s starts before 'a' ends"):
+        read_ctm(path)
+
+
+def test_a_ctm_of_recordings_is_cut_into_utterances_as_convert_ctm_made_it():
+    from flowaccent.data.ctm import utterances_of_recordings
+    from flowaccent.data.segments import Segment as Span
+
+    ctm = {"file": [Segment(18.0, 1.0, "w", "A")],  # utils/convert_ctm.pl's own example, undone
+           "r2": [Segment(0.0, 0.5, "a"), Segment(0.5, 0.3, "b"), Segment(0.8, 0.4, "c"), Segment(1.2, 0.2, "d")],
+           "r3": [Segment(0.0, 0.2, "x", "1"), Segment(0.1, 0.2, "y", "2")]}
+    spans = {"u": Span("reco", 10.0, 20.0), "v": Span("r2", 0.6, 1.0), "w": Span("r2", 0.9, -1),
+             "x": Span("r2", 5.0, 6.0), "y": Span("r3", 0.0, 1.0)}
+    got = utterances_of_recordings(ctm, spans, {"reco": "file A", "r3": "r3 B"})
+    assert got["u"] == [Segment(8.0, 1.0, "w")]
+    # b (middle 0.65) and c (1.0, not in [0.6, 1.0)) for v; c and d for w, to the recording's end
+    assert [(s.phone, round(s.start, 6), round(s.duration, 6)) for s in got["v"]] == [("b", 0.0, 0.2)]
+    assert [(s.phone, round(s.start, 6), round(s.duration, 6)) for s in got["w"]] == [("c", 0.0, 0.3),
+                                                                                      ("d", 0.3, 0.2)]
+    assert got["y"] == [Segment(0.1, 0.2, "y")]  # channel B of r3: the second channel
+    assert "x" not in got  # no phone: left out
+    # 15.4569 - 12.0 is 3.456899999999999, whose end (+ 0.0481) would round to frame 350 where 3.4569's is 351
+    assert utterances_of_recordings({"r": [Segment(15.4569, 0.0481, "k")]}, {"u": Span("r", 12.0, 20.0)}) == {
+        "u": [Segment(3.4569, 0.0481, "k")]}
+    overlapping = utterances_of_recordings(ctm, {"p": Span("r2", 0.0, 0.9), "q": Span("r2", 0.5, 1.4)})
+    assert [s.phone for s in overlapping["p"]] == ["a", "b"] and [s.phone for s in overlapping["q"]] == ["b", "c", "d"]
+    with pytest.raises(DataDirError, match=r"segments: the CTM holds recording 'r3' on channels 1, 2"):
+        utterances_of_recordings(ctm, {"y": Span("r3", 0.0, 1.0)})
+    with pytest.raises(DataDirError, match=r"reco2file_and_channel: recording 'r3': expected 'file channel'"):
+        utterances_of_recordings(ctm, {"y": Span("r3", 0.0, 1.0)}, {"r3": "r3"})

@@ -17,7 +17,7 @@ import pytest
 
 from flowaccent.cli.main import main
 from flowaccent.data.ctm import Segment, read_ctm
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.report.phones import build_report, markdown_text
 from flowaccent.score.metrics import mean_difference_interval_over_groups
 from flowaccent.score.phones import DEFAULT_SHIFT, differences, frame_ranges, frame_shift_of, set_phones
@@ -316,3 +316,58 @@ def test_base_phones_pool_kaldis_variants_of_a_phone(scored, tmp_path):
     pooled, want = build_report(scores, variants, min_frames=0, base=True), build_report(scores, plain, min_frames=0)
     assert pooled.differences == want.differences
     assert {n: list(s.phones) for n, s in pooled.sets.items()} == {n: list(s.phones) for n, s in want.sets.items()}
+
+
+def test_a_ctm_of_recordings_is_cut_into_the_utterances_by_the_data_dirs_segments(scored, tmp_path):
+    r"""zh's utterances laid end to end in one recording per speaker (``segments``), z0 and z1 on channels A and B
+    of one call (``reco2file_and_channel``), and its CTM written against the recordings as ``utils/convert_ctm.pl``
+    writes one: the same phones, frames and differences as the CTM of utterances."""
+    root, scores = scored
+    plain = _two_ctms(tmp_path, scores)
+    table = read_tsv(scores / "zh" / "utt_scores.tsv")
+    frames_of = dict(zip(table["utt"], map(int, table["num_frames"])))
+    spans, offset = {}, {}
+    for utt in sorted(frames_of):
+        speaker = utt.split("-")[0]
+        start = offset.get(speaker, 1.5)
+        spans[utt] = (speaker, start, start + frames_of[utt] * 0.01 + 0.1)  # the audio outlasts the last frame
+        offset[speaker] = spans[utt][2] + 0.4
+    file_of = {"z0": "call A", "z1": "call B"}
+    lines = []
+    for line in Path(plain[1]).read_text().splitlines():
+        utt, _, start, duration, phone = line.split()
+        recording, begin, _ = spans[utt]
+        file, channel = file_of.get(recording, f"{recording} 1").split()
+        lines.append(f"{file} {channel} {float(start) + begin:.2f} {duration} {phone}\n")
+    recordings = tmp_path / "recordings.ctm"
+    recordings.write_text("".join(reversed(lines)))
+    made = [root / "zh" / "segments", root / "zh" / "reco2file_and_channel"]
+    made[0].write_text("".join(f"{u} {r} {s:.2f} {e:.2f}\n" for u, (r, s, e) in spans.items()))
+    made[1].write_text("z0 call A\nz1 call B\n")
+    try:
+        cut, want = build_report(scores, [plain[0], recordings]), build_report(scores, plain)
+        assert cut.differences == want.differences
+        zh, zh_want = cut.sets["zh"], want.sets["zh"]
+        assert (zh.aligned_utts, zh.cut_utts, zh.cut_by) == (40, 40, str(made[0]))
+        assert (zh.aligned_frames, zh.held_frames) == (zh_want.aligned_frames, zh_want.held_frames)
+        assert f"set 'zh': 40 utterances cut from the CTMs' recordings by {made[0]}" in cut.notes
+        assert cut.sets["native"].cut_utts == 0
+        mixed = {**read_ctm(recordings), "z1-0001": [Segment(0.0, 0.4, "q")]}  # an utterance's own phones first
+        assert set_phones(scores, "zh", mixed).phones["q"].frames == 40
+        assert set_phones(scores, "zh", mixed).cut_utts == 39
+        _write_ctm(tmp_path / "some.ctm", scores, "zh", seed=3, skip={"z1-0001"})  # one neither keyed nor cut
+        some = set_phones(scores, "zh", read_ctm(tmp_path / "some.ctm"))
+        assert (some.aligned_utts, some.cut_utts, some.cut_by) == (39, 0, "")
+        made[1].unlink()  # z0 and z1 then one recording 'call' of two channels, and the others their own
+        with pytest.raises(DataDirError, match=r"the CTM holds recording 'call' on channels 1, 2: which is which "
+                                               r"recording needs reco2file_and_channel"):
+            spans = {u: (("call", *s[1:]) if s[0] in file_of else s) for u, s in spans.items()}
+            made[0].write_text("".join(f"{u} {r} {s:.2f} {e:.2f}\n" for u, (r, s, e) in spans.items()))
+            build_report(scores, [plain[0], recordings])
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+    channels = tmp_path / "channels.ctm"
+    channels.write_text(Path(plain[1]).read_text().replace(" 1 ", " 2 ", 1))
+    with pytest.raises(ConfigError, match=r"utterance 'z\d-\d+': the CTM holds its phones on channels 1, 2"):
+        build_report(scores, [plain[0], channels])
