@@ -175,9 +175,16 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
         for side, bound in enumerate(("low", "high")):
             yield table(f"pearson_{score}_ci95_{bound}", "", lambda summary, s, k=score, i=side:
                         summary["rating"][s][k]["pearson_ci95"][i], shown=False)
-    for how, words in (("svr_cv", "cross-validated"), ("svr_cv_shuffled", "ratings shuffled: its chance level")):
-        yield table(f"pearson_{how}", f"Pearson r of the rating predicted from mean latents (SVR, {words})",
-                    lambda summary, s, k=how: summary["regression"][s][k]["pearson"])
+    yield table("pearson_svr_cv", "Pearson r of the rating predicted from mean latents (SVR, cross-validated; [95% "
+                "interval])", lambda summary, s: summary["regression"][s]["svr_cv"]["pearson"],
+                lambda summary, s: with_bounds((r := summary["regression"][s]["svr_cv"])["pearson"],
+                                               r.get("pearson_ci95")))
+    for side, bound in enumerate(("low", "high")):
+        yield table(f"pearson_svr_cv_ci95_{bound}", "", lambda summary, s, i=side:
+                    summary["regression"][s]["svr_cv"]["pearson_ci95"][i], shown=False)
+    yield table("pearson_svr_cv_shuffled", "Pearson r of the rating predicted from mean latents (SVR, ratings "
+                "shuffled: its chance level)",
+                lambda summary, s: summary["regression"][s]["svr_cv_shuffled"]["pearson"])
 
 
 def _p_value(p: float | None) -> str:

@@ -88,7 +88,7 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     matrix = len(across) > 2  # every ordered pair a row: 56 rows for 8 rated sets, 240 for 16; a table of them
     if regression:
         rows = [
-            [n, k + _shared(c), fmt(c["pearson"]), fmt(c["spearman"]),
+            [n, k + _shared(c), with_bounds(c["pearson"], c.get("pearson_ci95")), fmt(c["spearman"]),
              str(c["n"]) + (f" of {c['sample_of']}" if "sample_of" in c else "")]  # a sample of a large set
             for n, r in regression.items() if not (matrix and n in across)
             for k, c in r.items()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from flowaccent.score.metrics import correlations
+from flowaccent.score.metrics import correlations, pearson_interval, pearson_interval_over_groups
 
 
 @contextlib.contextmanager
@@ -31,13 +31,14 @@ def _svr():
 
 
 def cross_validated(
-    features: np.ndarray, ratings: np.ndarray, groups: Sequence[str] | None = None, folds: int = 5, seed: int = 0
+    features: np.ndarray, ratings: np.ndarray, groups: Sequence[str] | None = None, folds: int = 5, seed: int = 0,
+    interval: bool = True,
 ) -> dict[str, float]:
     r"""Correlation of ``folds``-fold cross-validated SVR predictions from utterance mean latents
     ``(N, D)`` with the ratings ``(N,)``. With ``groups`` (each utterance's speaker, ``N``) the folds split the
     speakers, so no speaker is in both a fold and the utterances that predict it (its latent signature would
     predict its rating); fewer than ``folds`` speakers: one fold each. One utterance per speaker gives the folds
-    of utterances themselves."""
+    of utterances themselves. With ``interval``, the Pearson r's 95% interval too (:func:`_with_interval`)."""
     from sklearn.model_selection import cross_val_predict
 
     split = _speaker_folds(groups if groups is not None else range(len(ratings)), folds, seed)
@@ -45,7 +46,22 @@ def cross_validated(
         return _undefined(len(ratings))
     with _global_numpy_state_kept():
         predicted = cross_val_predict(_svr(), features, ratings, cv=split)
-    return correlations(predicted, ratings)
+    return _with_interval(predicted, ratings, groups) if interval else correlations(predicted, ratings)
+
+
+def _with_interval(predicted: np.ndarray, ratings: np.ndarray, groups: Sequence[str] | None) -> dict[str, float]:
+    r"""The correlations of the predictions with the ratings and ``pearson_ci95``, the Pearson r's 95% interval:
+    with ``groups``, by a bootstrap of them (:func:`~flowaccent.score.metrics.pearson_interval_over_groups`), else
+    Fisher's, as ``rating``'s in ``summary.json``. The predictions held fixed: an interval of how well these
+    predictions track the ratings over other speakers, not of how the fits would vary."""
+    out: dict = correlations(predicted, ratings)
+    if np.isnan(out["pearson"]):
+        out["pearson_ci95"] = [float("nan")] * 2
+    elif groups is not None:
+        out["pearson_ci95"] = pearson_interval_over_groups(predicted, ratings, groups)
+    else:
+        out["pearson_ci95"] = pearson_interval(out["pearson"], out["n"])
+    return out
 
 
 def _speaker_folds(groups: Iterable, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -87,7 +103,7 @@ def shuffled(
     gave a chance level of -0.22 where the folds of speakers came out at -0.67 on noise."""
     rng = np.random.default_rng(seed)
     order = groups if groups is not None else range(len(ratings))
-    runs = [cross_validated(features, _speaker_shuffle(ratings, order, rng), groups, folds, seed)
+    runs = [cross_validated(features, _speaker_shuffle(ratings, order, rng), groups, folds, seed, interval=False)
             for _ in range(permutations)]
     mean = {k: [r[k] for r in runs if not np.isnan(r[k])] for k in ("pearson", "spearman")}
     return {**{k: float(np.mean(v)) if v else float("nan") for k, v in mean.items()},
@@ -104,15 +120,19 @@ def _speaker_shuffle(ratings: np.ndarray, groups: Iterable, rng: np.random.Gener
     return out
 
 
-def transfer(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict[str, float]:
-    r"""Correlation with ``test_y`` of an SVR fitted on one rated set and applied to another."""
+def transfer(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+    test_groups: Sequence[str] | None = None,
+) -> dict[str, float]:
+    r"""Correlation with ``test_y`` of an SVR fitted on one rated set and applied to another, and its interval
+    (:func:`_with_interval`, over ``test_groups``: the speakers of the set it is applied to)."""
     if len(train_y) < 3 or np.ptp(train_y) == 0:
         return _undefined(len(test_y))
     with _global_numpy_state_kept():
         predicted = _svr().fit(train_x, train_y).predict(test_x)
-    return correlations(predicted, test_y)
+    return _with_interval(predicted, test_y, test_groups)
 
 
 def _undefined(n: int) -> dict[str, float]:
     r"""No correlation (too few utterances or ratings without spread), for ``n`` utterances."""
-    return {"pearson": float("nan"), "spearman": float("nan"), "n": n}
+    return {"pearson": float("nan"), "spearman": float("nan"), "n": n, "pearson_ci95": [float("nan")] * 2}

@@ -277,7 +277,8 @@ def _summarise(
     for a in rated:
         for b in rated:
             if a != b:
-                fit = regress.transfer(means[a], rated[a], means[b], rated[b])
+                fit = regress.transfer(means[a], rated[a], means[b], rated[b],
+                                       [tables[b]["spk"][i] for i in fitted[b]])
                 if b in drawn_from:  # applied to b's sample ("n" counts b's utterances)
                     fit["sample_of"] = drawn_from[b]
                 shared = shared_utts(results[a], results[b])

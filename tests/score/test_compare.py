@@ -75,8 +75,9 @@ def test_every_value_is_each_models_own(two_models, capsys):
     rated = _table(text, "Pearson r of log_ll with the rating (utt2score; [95% interval])")
     r = summaries["nf"]["rating"]["ja"]["log_ll"]
     assert rated["nf"] == {"ja": f"{r['pearson']:.3f} [{r['pearson_ci95'][0]:.2f}, {r['pearson_ci95'][1]:.2f}]"}
-    svr = _table(text, "Pearson r of the rating predicted from mean latents (SVR, cross-validated)")
-    assert svr["exp"] == {"ja": fmt(summaries["exp"]["regression"]["ja"]["svr_cv"]["pearson"])}
+    svr = _table(text, "Pearson r of the rating predicted from mean latents (SVR, cross-validated; [95% interval])")
+    cv = summaries["exp"]["regression"]["ja"]["svr_cv"]
+    assert svr["exp"] == {"ja": f"{cv['pearson']:.3f} [{cv['pearson_ci95'][0]:.2f}, {cv['pearson_ci95'][1]:.2f}]"}
     assert _table(text, "Models")["exp"]["classes"] == "native, zh"
     assert "## Notes" not in text  # the same data, reference and precision
     assert f"nf: {summaries['nf']['command']}" in text
@@ -110,6 +111,8 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
                      for i, b in enumerate(("low", "high"))}
         for s, r in summary["regression"].items():
             want |= {(model, f"pearson_{k}", s): c["pearson"] for k, c in r.items() if "->" not in s}
+            want |= {(model, f"pearson_svr_cv_ci95_{b}", s): r["svr_cv"]["pearson_ci95"][i]
+                     for i, b in enumerate(("low", "high")) if "->" not in s}
     assert set(got) == set(want)
     assert all(float(got[k]) == (float("nan") if want[k] is None else want[k]) or want[k] is None for k in want)
     assert all(got[k] == "nan" for k in want if want[k] is None)

@@ -639,7 +639,8 @@ def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
         return {"pearson": r, "spearman": r, "n": 10, **more}
 
     def summary(names):
-        regression = {n: {"svr_cv": result(0.5), "svr_cv_shuffled": result(0.0)} for n in names}
+        regression = {n: {"svr_cv": result(0.5, pearson_ci95=[0.25, 0.625]), "svr_cv_shuffled": result(0.0)}
+                      for n in names}
         regression |= {f"{a}->{b}": {"svr": result(0.25, **({"shared_utts": 3} if (a, b) == ("a", "b") else {}))}
                        for a in names for b in names if a != b}
         return {"sets": {n: {"num_utts": 10} for n in names}, "regression": regression}
@@ -648,6 +649,7 @@ def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
         ["a", "b", "x-"]))}
     header, rows = tables["Ratings from averaged latents"]
     assert [r[:2] for r in rows] == [[n, k] for n in ("a", "b", "x-") for k in ("svr_cv", "svr_cv_shuffled")]
+    assert [r[2] for r in rows[:2]] == ["0.500 [0.25, 0.62]", "0.000"]  # an interval where there is one
     header, rows = tables["SVR fitted on one set"]
     assert header == ["fitted on", "a", "b", "x-"]  # a name ending in '-' read whole
     assert rows == [["a", "", "0.250 (3 shared)", "0.250"], ["b", "0.250", "", "0.250"], ["x-", "0.250", "0.250", ""]]

@@ -490,6 +490,32 @@ def test_svr_cv_against_its_shuffled_chance_level():
     assert cross_validated(x, ratings)["pearson"] > shuffled(x, ratings)["pearson"] + 0.5
 
 
+def test_svr_cv_interval_is_of_its_predictions_over_the_speakers():
+    r"""``pearson_ci95`` of the cross-validated SVR: the bootstrap of speakers of the predictions' r, as a score's
+    with the rating; Fisher's without speakers; none from the shuffles, which only the mean r is kept of."""
+    from sklearn.model_selection import cross_val_predict
+
+    from flowaccent.score.metrics import pearson_interval, pearson_interval_over_groups
+    from flowaccent.score.regress import _speaker_folds, _svr, cross_validated, shuffled, transfer
+
+    rng = np.random.default_rng(4)
+    speakers = [f"s{i}" for i in np.repeat(np.arange(12), 4)]
+    x = rng.normal(size=(48, 6))
+    ratings = 3 + x[:, 0] + 0.5 * rng.normal(size=48)
+    predicted = cross_val_predict(_svr(), x, ratings, cv=_speaker_folds(speakers, 5, 0))
+    got = cross_validated(x, ratings, speakers)
+    assert got["pearson_ci95"] == pearson_interval_over_groups(predicted, ratings, speakers)
+    assert got["pearson_ci95"][0] < got["pearson"] < got["pearson_ci95"][1]
+    alone = cross_validated(x, ratings)
+    assert alone["pearson_ci95"] == pearson_interval(alone["pearson"], 48)
+    assert "pearson_ci95" not in cross_validated(x, ratings, speakers, interval=False)
+    assert "pearson_ci95" not in shuffled(x, ratings, speakers, permutations=2)
+    fitted = _svr().fit(x[:24], ratings[:24]).predict(x[24:])
+    assert transfer(x[:24], ratings[:24], x[24:], ratings[24:], speakers[24:])["pearson_ci95"] == \
+        pearson_interval_over_groups(fitted, ratings[24:], speakers[24:])
+    assert np.isnan(cross_validated(x, np.full(48, 3.0), speakers)["pearson_ci95"]).all()
+
+
 def test_svr_folds_split_speakers_so_a_speakers_signature_does_not_predict_its_own_rating():
     r"""10 speakers x 5 utterances, each speaker a random latent offset and a random rating: nothing carries
     over to an unseen speaker. Folds over utterances put a speaker on both sides and found r ~ 0.99; folds over
@@ -523,7 +549,7 @@ def test_svr_folds_split_speakers_so_a_speakers_signature_does_not_predict_its_o
     assert _speaker_folds(["a", "a"], 5, 0) == []
     assert np.isnan(cross_validated(x[:2], ratings[:2], ["a", "a"])["pearson"])
     one_each = [f"u{i}" for i in range(50)]  # one utterance per speaker: the folds of utterances themselves
-    assert cross_validated(x, ratings, one_each) == cross_validated(x, ratings)
+    assert cross_validated(x, ratings, one_each, interval=False) == cross_validated(x, ratings, interval=False)
 
 
 def test_the_chance_level_shuffles_whole_speakers_when_given_them(monkeypatch):
@@ -617,16 +643,19 @@ def test_an_svr_across_sets_is_fitted_on_the_first_and_tested_on_the_second(trai
     out = tmp_path / "s"
     assert main(["score", "--exp", str(exp), "--out", str(out), f"zh={zh}", f"ja={root / 'ja'}", "--quiet"]) == 0
     regression = json.loads((out / "summary.json").read_text())["regression"]
-    data = {}
+    data, speakers = {}, {}
     for name in ("zh", "ja"):
         table = read_tsv(out / name / "utt_scores.tsv")
         rated = np.isfinite(table["score"])
         data[name] = np.load(out / name / "utt_latent_means.npy")[rated], table["score"][rated]
+        speakers[name] = list(np.asarray(table["spk"])[rated])
     assert len(data["zh"][1]) == 24 != len(data["ja"][1])
     for a, b in (("zh", "ja"), ("ja", "zh")):
-        expected = regress.transfer(*data[a], *data[b])
+        expected = regress.transfer(*data[a], *data[b], speakers[b])  # the interval: over b's speakers
         assert expected["n"] == len(data[b][1])
-        assert regression[f"{a}->{b}"]["svr"] == pytest.approx(expected, rel=1e-12)
+        got = regression[f"{a}->{b}"]["svr"]
+        assert got.pop("pearson_ci95") == pytest.approx(expected.pop("pearson_ci95"), rel=1e-12)
+        assert got == pytest.approx(expected, rel=1e-12)
 
 
 def test_sets_sharing_utterances_are_flagged(trained, tmp_path, capsys):

@@ -105,10 +105,12 @@ def main() -> int:
         if s.get("regression"):
             out += ["", "Rating predicted from utterance mean latents (SVR; cv: 5 folds of the set's "
                     "speakers, cv_shuffled: the same with the ratings shuffled by speaker, its chance level; "
-                    "a->b: fitted on a, applied to b):", "", "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
+                    "a->b: fitted on a, applied to b; [95% interval] of the predictions' r over the speakers):", "",
+                    "| set | how | Pearson | Spearman |", "|---|---|---|---|"]
             for name, r in s["regression"].items():
                 for key, c in r.items():
-                    out.append(f"| {name} | {key} | {fmt(c['pearson'])} | {fmt(c['spearman'])} |")
+                    out.append(f"| {name} | {key} | {with_bounds(c['pearson'], c.get('pearson_ci95'))} | "
+                               f"{fmt(c['spearman'])} |")
         out.append("")
     out += paired_tables(exp)
     out += phones_table(exp)
