@@ -17,7 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["synth"],
         description="Writes Kaldi data dirs OUT_DIR/{train_native, dev_native, test_native, train_zh, "
         "test_zh, test_ja} (wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score; utt2phones, the phonemes "
-        "spoken, and phones.ctm, when espeak spoke each, for 'flowaccent phones') with WAV files under "
+        "spoken, phones.ctm, when espeak spoke each, and canonical.ctm, the native reading's phonemes timed by "
+        "them, for 'flowaccent phones') with WAV files under "
         "OUT_DIR/wav/, read by espeak-ng natively and with Mandarin and Japanese transfer rules at graded "
         "strength. OUT_DIR must not exist (or must be empty). Same options, same bytes.",
     )

@@ -162,11 +162,11 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
 
 
 #: Other tools' tables :func:`subset_data_dir` keeps, by what they are keyed by: those Kaldi's
-#: ``utils/subset_data_dir.sh`` filters, and the demo corpus's ``utt2phones`` and ``phones.ctm`` (a CTM's lines of
-#: one utterance kept in their order); ``frame_shift`` is copied.
+#: ``utils/subset_data_dir.sh`` filters, and the demo corpus's ``utt2phones``, ``phones.ctm`` and ``canonical.ctm``
+#: (a CTM's lines of one utterance kept in their order); ``frame_shift`` is copied.
 OTHER_TABLES = {"vad.scp": "utt", "utt2lang": "utt", "utt2dur": "utt", "utt2uniq": "utt", "utt2warp": "utt",
-                "utt2phones": "utt", "phones.ctm": "utt", "spk2warp": "spk", "spk2gender": "spk",
-                "reco2file_and_channel": "reco", "stm": "reco", "frame_shift": None}
+                "utt2phones": "utt", "phones.ctm": "utt", "canonical.ctm": "utt", "spk2warp": "spk",
+                "spk2gender": "spk", "reco2file_and_channel": "reco", "stm": "reco", "frame_shift": None}
 
 
 def other_tables(

@@ -2,8 +2,10 @@ r"""The demo corpus (``flowaccent synth``): six Kaldi data dirs of synthetic nat
 
 ``OUT_DIR/{train_native, dev_native, test_native, train_zh, test_zh, test_ja}``
 each hold ``wav.scp, text, utt2spk, spk2utt, utt2accent, utt2score`` (and
-``utt2phones``, the espeak phonemes spoken, and ``phones.ctm``, when espeak spoke
-each, a Kaldi CTM); the WAV files (16-bit PCM mono, 22050 Hz) lie under
+``utt2phones``, the espeak phonemes spoken, ``phones.ctm``, when espeak spoke
+each, a Kaldi CTM, and ``canonical.ctm``, the native reading's phonemes timed by
+them, as a forced alignment with a native lexicon would label the speech:
+:mod:`flowaccent.synth.canonical`); the WAV files (16-bit PCM mono, 22050 Hz) lie under
 ``OUT_DIR/wav/<speaker>/``, ``OUT_DIR/synth_config.yaml`` holds the resolved
 configuration and ``OUT_DIR/speakers`` every voice.
 
@@ -208,6 +210,7 @@ def _write_data_dirs(plan: Plan, rendered: dict[str, Rendered], tmp: Path, out: 
             write_table(folder / table, mapping)
         write_spk2utt(folder / "spk2utt", tables["utt2spk"])
         write_ctm(folder / "phones.ctm", {u: rendered[u].segments for u in tables["utt2spk"]})
+        write_ctm(folder / "canonical.ctm", {u: rendered[u].canonical for u in tables["utt2spk"]})
         num_utts[name] = len(tables["utt2spk"])
     return num_utts
 

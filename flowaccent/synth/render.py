@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.synth.accents import apply_accent
+from flowaccent.synth.canonical import canonical_segments
 from flowaccent.synth.espeak import Espeak
 from flowaccent.synth.phonemes import Phone, format_word, parse_word
 from flowaccent.synth.plan import Job
@@ -35,6 +36,8 @@ class Rendered:
         phones: the espeak phonemes spoken (words separated by spaces, phonemes by ``|``).
         segments: each phoneme spoken as espeak timed it, ``(start, duration, name)`` in seconds, the name without
             its stress mark, a pause ``sil`` (:func:`phone_segments`): the utterance's lines of ``phones.ctm``.
+        canonical: the native reading's phonemes timed by those spoken
+            (:func:`~flowaccent.synth.canonical.canonical_segments`): its lines of ``canonical.ctm``.
     """
 
     utt: str
@@ -44,6 +47,7 @@ class Rendered:
     num_accented: int
     phones: str
     segments: tuple[tuple[float, float, str], ...] = ()
+    canonical: tuple[tuple[float, float, str], ...] = ()
 
 
 def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendered]:
@@ -74,7 +78,8 @@ def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendere
         write_wav(path, samples, tts.sample_rate)
         phones = " ".join("|".join(word) for word in names)
         segments = phone_segments(tts.phonemes, len(samples), tts.sample_rate)
-        out.append(Rendered(plan.utt, path, len(samples), len(words), accented, phones, segments))
+        out.append(Rendered(plan.utt, path, len(samples), len(words), accented, phones, segments,
+                            canonical_segments(words, spoken, segments)))
     return out
 
 

@@ -5,7 +5,8 @@
 #   2 train a DNF flow on train_native + train_zh (classes native, zh) and a plain flow on train_native
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
 #   4 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
-#   5 plots and report.html (the DNF flow's with its blur masks); RESULTS.md
+#   5 each set's LogLL by phone (flowaccent phones) of the phones spoken and of the native reading's; plots and
+#     report.html (the DNF flow's with its blur masks and phones); RESULTS.md
 # Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
 # the training's seed). --report-opts: options for stage 5's flowaccent report, e.g. "--tsne-frames 0" (no t-SNE).
 # A rerun skips finished stages (refused into an --exp made with another --quick, --seed or --report-opts: give
@@ -111,9 +112,16 @@ if should_run 5; then
         "$corpus"/{dev_native,test_native,test_zh,test_ja}/phones.ctm
     done
     phones_dnf="--phones $exp/dnf/phones" phones_nf="--phones $exp/nf/phones"
-  else
-    log "No $corpus/test_native/phones.ctm (a corpus synthesised before flowaccent wrote it): no phones tables;" \
-      "rerun from stage 0 for them"
+  fi
+  if [ -f "$corpus/test_native/canonical.ctm" ]; then  # the same by the native reading's phones (canonical.ctm)
+    for model in dnf nf; do
+      flowaccent phones --scores "$exp/$model/scores" --out "$exp/$model/phones_canonical" \
+        "$corpus"/{dev_native,test_native,test_zh,test_ja}/canonical.ctm
+    done
+  fi
+  if [ ! -f "$corpus/test_native/canonical.ctm" ]; then
+    log "No $corpus/test_native/canonical.ctm (a corpus synthesised before flowaccent wrote it): no phones tables" \
+      "of the native reading's phones; rerun from stage 0 for them"
   fi
   # shellcheck disable=SC2086
   flowaccent report --exp "$exp/dnf" --scores "$exp/dnf/scores" --blurmask "$exp/dnf/blurmask" $phones_dnf $report_opts
@@ -125,7 +133,8 @@ if should_run 5; then
 fi
 
 if [ -f "$exp/.done/stage5" ]; then
-  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md, $exp/compare.md, $exp/{dnf,nf}/phones/"
+  log "Done: $exp/dnf/report.html, $exp/nf/report.html, $exp/RESULTS.md, $exp/compare.md," \
+    "$exp/{dnf,nf}/phones/ and phones_canonical/"
 else
   log "Done: stages $stage to $stop_stage, in $exp"
 fi

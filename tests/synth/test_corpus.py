@@ -214,6 +214,33 @@ def test_each_utterances_phones_are_timed_in_its_ctm(tiny):
     assert matched >= 0.98 * total
 
 
+def test_canonical_ctm_labels_the_speech_with_the_native_readings_phones(tiny):
+    r"""``canonical.ctm``: native speech is labelled with the phones it was read with (as phones.ctm, but for
+    espeak's own few changes); accented speech with phones only a native reading has (no Mandarin ``t[``, no
+    Japanese flap ``*``), over nearly all of its spoken time, and pauses where phones.ctm has them."""
+    from flowaccent.data.ctm import read_ctm
+    from flowaccent.synth.phonemes import Phone
+
+    accent_only = {"t[", "*", "w#"}
+    for name, accent in SETS.items():
+        spoken, canonical = read_ctm(tiny / name / "phones.ctm"), read_ctm(tiny / name / "canonical.ctm")
+        assert canonical.keys() == spoken.keys()
+        said = {s.phone for segments in spoken.values() for s in segments}
+        labels = {s.phone for segments in canonical.values() for s in segments}
+        assert not labels & accent_only and (accent == "native" or said & accent_only), name
+        for utt, phones in read_table(tiny / name / "utt2phones").items():
+            pauses = [(s.start, s.end) for s in spoken[utt] if s.phone == "sil"]
+            assert [(s.start, s.end) for s in canonical[utt] if s.phone == "sil"] == pauses
+            timed = sum(s.duration for s in canonical[utt]) / sum(s.duration for s in spoken[utt])
+            assert timed > 0.97, (utt, timed)
+            if accent == "native":  # the reading is the native one: the same phones, bar espeak's changes
+                written = [Phone.parse(p).name for word in phones.split() for p in word.split("|")]
+                got = [s.phone for s in canonical[utt] if s.phone != "sil"]
+                assert got == written or len(got) >= len(written) - 2, (utt, got, written)
+                same = [(s.start, s.phone) for s in spoken[utt]] == [(s.start, s.phone) for s in canonical[utt]]
+                assert same or got != [s.phone for s in spoken[utt] if s.phone != "sil"]
+
+
 def test_phoneme_events_leave_the_samples_as_they_were(espeak):  # espeak: skipped without espeakng_loader
     r"""espeak-ng's phoneme events (``phones.ctm``) change no sample: the same utterance spoken in a fresh process
     with and without them."""

@@ -29,21 +29,24 @@ def paired_tables(exp: Path) -> list:
             for line in markdown_table(title, header, rows)]
 
 
-def phones_table(exp: Path, count: int = 5) -> list:
+def phones_table(exp: Path, folder: str = "phones", count: int = 5) -> list:
     """Each accented test set's phones least like test_native's, by relative LogLL, per model (flowaccent phones'
-    phone_scores.tsv; [] where stage 5 made none)."""
+    phone_scores.tsv in exp/MODEL/folder: by the phones spoken, phones.ctm's, or by the native reading's,
+    canonical.ctm's in phones_canonical; [] where stage 5 made none)."""
     import csv
 
     out = []
+    which = "phones spoken" if folder == "phones" else "native reading's phones (canonical.ctm)"
     for model in ("dnf", "nf"):
-        path = exp / model / "phones" / "phone_scores.tsv"
+        path = exp / model / folder / "phone_scores.tsv"
         if not path.exists():
             continue
         rows = [r for r in csv.DictReader(path.open(encoding="utf-8"), delimiter="\t")
                 if r["set"] in ("test_zh", "test_ja") and r["relative_minus_ref"] != "nan"]
         if not out:
-            out += [f"## Phones least like test_native's (relative LogLL minus test_native's, nats per frame; in "
-                    f"brackets its 95% interval over speakers; {exp}/MODEL/phones/phones.md has every phone)",
+            out += [f"## Phones least like test_native's, of the {which} (relative LogLL minus test_native's, nats "
+                    f"per frame; in brackets its 95% interval over speakers; {exp}/MODEL/{folder}/phones.md has every "
+                    f"phone)",
                     "", "| model | set | " + " | ".join(str(n) for n in range(1, count + 1)) + " |",
                     "|" + "---|" * (count + 2)]
         for name in ("test_zh", "test_ja"):
@@ -114,6 +117,7 @@ def main() -> int:
         out.append("")
     out += paired_tables(exp)
     out += phones_table(exp)
+    out += phones_table(exp, "phones_canonical")
     out += blurmask_table(exp / "dnf" / "blurmask" / "summary.json")
     print("\n".join(out))
     return 0
