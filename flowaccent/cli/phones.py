@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["phones"],
         description="Pools each scored set's per-frame LogLL (frame_scores.ark of 'flowaccent score') over the "
         "frames of each phone of the CTM files (Kaldi's 'utt channel start duration phone' lines: "
-        "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm; keyed by recording, as "
+        "ali-to-phones --ctm-output, or the demo corpus's DATA_DIR/phones.ctm or canonical.ctm; keyed by "
+        "recording, as "
         "steps/get_train_ctm.sh writes one of a data dir with segments, they are cut into the utterances by the "
         "segments of the data dir each set was scored from) and ranks each set's phones by "
         "their relative LogLL (each frame's minus its utterance's mean: a voice's level taken out) minus the "

@@ -132,8 +132,9 @@ def utterances_of_recordings(
 
 def _cut(phone: Segment, start: float, end: float) -> Segment:
     r"""``phone`` of a recording as one of the utterance spanning ``start`` to ``end`` of it: its start from the
-    utterance's, cut to the span (a duration not cut kept as it was). Times to the microsecond: ``3.4569``, not
-    ``3.4568999999999996`` (``3.5 + 3.4569 - 3.5``), whose end would round to the frame before."""
+    utterance's, cut to the span (a duration not cut kept as it was). Times to the microsecond: a phone at
+    15.4569 s of a recording is at 3.4569 s of an utterance from 12.0 s, not at ``15.4569 - 12.0 =
+    3.456899999999999``, whose end (+ 0.0481 s) would round to the frame before."""
     first, last = max(phone.start, start), min(phone.end, end)
     duration = phone.duration if (first, last) == (phone.start, phone.end) else round(last - first, 6)
     return Segment(round(first - start, 6), duration, phone.phone)
