@@ -104,6 +104,7 @@ def channel_number(channel: str) -> str:
 def utterances_of_recordings(
     ctm: Mapping[str, list[Segment]], segments: Mapping[str, kaldi_segments.Segment],
     reco2file_and_channel: Mapping[str, str] | None = None, where: str = "segments",
+    files_where: str = "reco2file_and_channel",
 ) -> dict[str, list[Segment]]:
     r"""A CTM of recordings (times from each recording's start) as one of the utterances of ``segments``
     (``{utt: Segment}``, :meth:`~flowaccent.data.datadir.DataDir.segments`): what ``utils/convert_ctm.pl`` did,
@@ -113,13 +114,14 @@ def utterances_of_recordings(
     the span; a phone of two overlapping spans is in both. Utterances of no phone are left out.
 
     Raises:
-        DataDirError: naming ``where``, for a recording without ``reco2file_and_channel`` whose phones are on two
-            channels, or a ``reco2file_and_channel`` line other than ``file channel``.
+        DataDirError: naming ``where`` (the segments) for a recording without ``reco2file_and_channel`` whose
+            phones are on two channels, ``files_where`` for a ``reco2file_and_channel`` line other than ``file
+            channel``.
     """
     tracks: dict[tuple[str, str | None], tuple[list[float], list[Segment]]] = {}
     out = {}
     for utt, span in segments.items():
-        key = _track(span.recording, reco2file_and_channel, where)
+        key = _track(span.recording, reco2file_and_channel, files_where)
         if key not in tracks:
             tracks[key] = _by_middle(ctm.get(key[0], []), key, where)
         middles, phones = tracks[key]
@@ -148,7 +150,7 @@ def _track(
         return recording, None
     fields = reco2file_and_channel[recording].split()
     if len(fields) != 2:
-        raise DataDirError(f"{where}: reco2file_and_channel: recording '{recording}': expected 'file channel', got "
+        raise DataDirError(f"{where}: recording '{recording}': expected 'file channel', got "
                            f"{reco2file_and_channel[recording]!r}")
     return fields[0], channel_number(fields[1])
 

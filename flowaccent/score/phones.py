@@ -152,7 +152,7 @@ def utterance_phones(
     table = read_table(path)
     spans = {u: parse_segment(table[u], f"{path}: utterance '{u}'") for u in rest if u in table}
     files = folder / "reco2file_and_channel"
-    cut = utterances_of_recordings(ctm, spans, read_table(files) if files.is_file() else None, str(path))
+    cut = utterances_of_recordings(ctm, spans, read_table(files) if files.is_file() else None, str(path), str(files))
     return {**out, **cut}, str(path) if cut else ""
 
 
