@@ -36,8 +36,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--blurmask", metavar="DIR", help="also the results of 'flowaccent blurmask --out DIR' "
                         "(masks of the scored model): its AUC/SRG tables, deletion curves and a mask per set")
-    parser.add_argument("--phones", metavar="DIR", help="also the results of 'flowaccent phones --out DIR' (of these "
-                        "scores): each set's lowest phones against the reference's, and their figure")
+    parser.add_argument("--phones", metavar="DIR", action="append",
+                        help="also the results of 'flowaccent phones --out DIR' (of these scores): each set's lowest "
+                        "phones against the reference's, and their figure; repeat it for several runs (the phones "
+                        "spoken and those of a canonical alignment)")
     return parser
 
 

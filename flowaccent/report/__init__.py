@@ -9,6 +9,7 @@ tables and the words on their names (:mod:`~flowaccent.report.tables`), and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_write_text
@@ -35,13 +36,14 @@ __all__ = [
 
 def write_report(
     exp: str | Path, scores: str | Path, out: str | Path | None = None, command: str = "",
-    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES, phones: str | Path | None = None,
+    blurmask: str | Path | None = None, tsne_frames: int = TSNE_FRAMES,
+    phones: str | Path | Sequence[str | Path] | None = None,
 ) -> Path:
     r"""Writes ``report.html`` and ``report.md`` (default: into ``exp``; ``out`` a folder, or any name not ending in
     ``.html``: into it); returns the HTML path. ``blurmask``: the ``--out`` folder of a ``flowaccent blurmask`` run
     on the scored model, whose tables and figures the report shows too
     (:func:`flowaccent.blurmask.report.blurmask_part`). ``phones``: the ``--out`` folder of a ``flowaccent phones``
-    run on these scores, whose lowest phones per set and figure it shows too
+    run on these scores, or several, whose lowest phones per set and figure it shows too
     (:func:`flowaccent.report.phones.phones_part`). ``tsne_frames``: as :func:`make_figures`'s. An
     earlier report at ``out`` is removed before the figures are drawn, so an interrupted run leaves no report
     beside figures it did not draw."""
@@ -60,11 +62,12 @@ def write_report(
 
         masks = load_blurmask(Path(blurmask))
         check_same_model(Path(blurmask), masks, summary)  # before anything is removed
-    phone_run = None
-    if phones is not None:
-        from flowaccent.report.phones import load_phones, phones_part
+    folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
+    if len(set(folders)) < len(folders):
+        raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
+    from flowaccent.report.phones import load_phones, phones_part
 
-        phone_run = load_phones(Path(phones), scores)  # before anything is removed
+    phone_runs = [load_phones(folder, scores) for folder in folders]  # before anything is removed
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
     figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
@@ -79,10 +82,11 @@ def write_report(
         shown, figures = shown + tables, figures | mask_figures
         notes.append(note)
         made.append(f"blur masks: {blurmask_command}")
-    if phone_run is not None:
-        tables, phone_figures, note, phones_command = phones_part(Path(phones), *phone_run, out.parent / "figures")
+    for index, (folder, run) in enumerate(zip(folders, phone_runs)):
+        tables, phone_figures, note, phones_command = phones_part(folder, *run, out.parent / "figures",
+                                                                  index if len(folders) > 1 else None)
         shown, figures = shown + tables, figures | phone_figures
-        notes.append(note)
+        notes += [note] if index == 0 else []
         made.append(f"phones: {phones_command}")
     if command:
         made.append(f"report: {command}")

@@ -254,28 +254,35 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
 
 
 def phones_part(
-    folder: Path, made: dict[str, Any], rows: list[dict[str, str]], fig_dir: Path
+    folder: Path, made: dict[str, Any], rows: list[dict[str, str]], fig_dir: Path, index: int | None = None
 ) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
     r"""``(tables, figures, naming, command)`` of a ``flowaccent phones`` run (:func:`load_phones`): per set but
     the reference, its :data:`REPORT_PHONES` lowest phones by relative LogLL minus the reference's, from
-    ``phone_scores.tsv``; the figure copied into ``fig_dir`` as ``phones_relative.png``; the legend; the command."""
+    ``phone_scores.tsv``; the figure copied into ``fig_dir`` as ``phones_relative.png``; the legend; the command.
+    ``index``: the run's place among several of one report (None: the only one), whose titles then name its folder
+    and CTM files and whose figure is ``phones_relative_<index + 1>.png`` past the first."""
     reference = made["reference"]
+    which = ""
+    if index is not None:
+        names = ", ".join(dict.fromkeys(Path(c).name for c in made.get("ctms", [])))
+        which = f" ({folder.name}: {names})" if names else f" ({folder.name})"
     tables = []
     for name in dict.fromkeys(r["set"] for r in rows if r["set"] != reference):
         ranked = sorted((r for r in rows if r["set"] == name and r["relative_minus_ref"] != "nan"),
                         key=lambda r: (float(r["relative_minus_ref"]), r["phone"]))
         shown = [[r["phone"], r["frames"], r["speakers"], _bounded(r, "relative"), _bounded(r, "log_ll")]
                  for r in ranked[:REPORT_PHONES]]
-        tables.append((f"Phones: {name}'s lowest relative LogLL minus {reference}'s ({len(shown)} of {len(ranked)} "
-                       f"ranked; {folder / 'phones.md'} has all)",
+        tables.append((f"Phones{which}: {name}'s lowest relative LogLL minus {reference}'s ({len(shown)} of "
+                       f"{len(ranked)} ranked; {folder / 'phones.md'} has all)",
                        ["phone", "frames", "speakers", f"relative minus {reference} [95%]",
                         f"LogLL minus {reference} [95%]"], shown))
     figures = {}
     png = folder / "phones.png"
     if png.is_file():
         fig_dir.mkdir(parents=True, exist_ok=True)
-        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones)"] = atomic_copy(
-            png, fig_dir / f"{PHONES_FIGURES}relative.png")
+        suffix = f"_{index + 1}" if index else ""
+        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{which})"] = atomic_copy(
+            png, fig_dir / f"{PHONES_FIGURES}relative{suffix}.png")
     return tables, figures, "Phones (flowaccent phones). " + LEGEND, made.get("command") or "(command not recorded)"
 
 

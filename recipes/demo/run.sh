@@ -6,7 +6,7 @@
 #   3 score dev/test_native, test_zh and test_ja (Japanese never seen in training), GMM baseline beside
 #   4 blur-mask of the DNF flow on 8 test_native + 8 test_zh utterances (4 + 4, 20 steps with --quick true)
 #   5 each set's LogLL by phone (flowaccent phones) of the phones spoken and of the native reading's; plots and
-#     report.html (the DNF flow's with its blur masks and phones); RESULTS.md
+#     report.html (with both phones runs, and the DNF flow's with its blur masks); RESULTS.md
 # Everything goes under exp/ (exp/quick with --quick true; _seedN added for --seed N > 0: the corpus's and
 # the training's seed). --report-opts: options for stage 5's flowaccent report, e.g. "--tsne-frames 0" (no t-SNE).
 # A rerun skips finished stages (refused into an --exp made with another --quick, --seed or --report-opts: give
@@ -118,6 +118,7 @@ if should_run 5; then
       flowaccent phones --scores "$exp/$model/scores" --out "$exp/$model/phones_canonical" \
         "$corpus"/{dev_native,test_native,test_zh,test_ja}/canonical.ctm
     done
+    phones_dnf+=" --phones $exp/dnf/phones_canonical" phones_nf+=" --phones $exp/nf/phones_canonical"
   fi
   if [ ! -f "$corpus/test_native/canonical.ctm" ]; then
     log "No $corpus/test_native/canonical.ctm (a corpus synthesised before flowaccent wrote it): no phones tables" \

@@ -48,12 +48,14 @@ def test_quick_demo_runs_every_stage(tmp_path):
         assert "| test_native (reference) | 5 of 5 |" in phones and "## test_ja: phones against test_native's" in phones
         assert (tmp_path / "exp" / model / "phones" / "phones.png").exists()
         shown = (tmp_path / "exp" / model / "report.html").read_text()  # and in the report, by report --phones
-        assert "<h2>Phones: test_zh's lowest relative LogLL minus test_native's (" in shown
+        assert "<h2>Phones (phones: phones.ctm): test_zh's lowest relative LogLL minus test_native's (" in shown
     assert re.search(r"\n\| dnf \| test_zh \| \S+ -?\d+\.\d{3}", results)  # RESULTS.md: the lowest phones
     canonical = (tmp_path / "exp" / "dnf" / "phones_canonical" / "phones.md").read_text()  # by canonical.ctm too
     assert "| test_native (reference) | 5 of 5 |" in canonical and "canonical.ctm" in canonical
     assert not re.search(r"\n\| (t\[|\*|w#) \|", canonical)  # phones only an accent says: not among the native's
     assert "## Phones least like test_native's, of the native reading's phones (canonical.ctm)" in results
+    shown = (tmp_path / "exp" / "dnf" / "report.html").read_text()  # both runs in the report, each named
+    assert "<h2>Phones (phones_canonical: canonical.ctm): test_zh's lowest relative LogLL" in shown
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "Stage" not in again.stderr
     report = tmp_path / "exp" / "dnf" / "report.html"

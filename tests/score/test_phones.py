@@ -285,9 +285,24 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     assert (report / "figures" / "phones_relative.png").is_file() and "figures/phones_relative.png" in markdown
     assert markdown.count("## Phones: ") == 1  # zh's: no table of the reference against itself
     assert "phones: flowaccent phones --scores" in markdown  # how it was made
+    other = tmp_path / "canonical"  # a second run, as the demo's of canonical.ctm: both shown, each named
+    ctms_other = [str(tmp_path / "canonical.ctm"), ctms[0]]
+    _write_ctm(tmp_path / "canonical.ctm", scores, "zh", seed=9)
+    assert main(["phones", "--scores", str(scores), *ctms_other, "--out", str(other), "--min-frames", "0"]) == 0
+    assert main([*argv, "--phones", str(other)]) == 0
+    both = (report / "report.md").read_text()
+    assert both.count("## Phones") == 2 and "## Phones (phones: native.ctm, zh.ctm): zh's lowest" in both
+    second = both.split("## Phones (canonical: canonical.ctm, native.ctm): zh's lowest", 1)[1]
+    again = build_report(scores, ctms_other, min_frames=0).differences["zh"]
+    assert f"| {again[0].relative:.3f} [{again[0].relative_interval[0]:.2f}, " in second.split("\n\n", 2)[1]
+    assert (report / "figures" / "phones_relative_2.png").read_bytes() == (other / "phones.png").read_bytes()
+    assert both.count("phones: flowaccent phones --scores") == 2
+    assert main([*argv, "--phones", str(phones)]) == 1  # one run twice
+    assert "a folder given twice" in capsys.readouterr().err
     assert main(argv[:-2]) == 0  # without --phones: no phones, and the earlier report's figure gone
     assert "## Phones" not in (report / "report.md").read_text()
     assert not (report / "figures" / "phones_relative.png").exists()
+    assert not (report / "figures" / "phones_relative_2.png").exists()
     capsys.readouterr()
     summary = scores / "summary.json"
     kept = summary.read_text()
