@@ -262,10 +262,11 @@ def phones_part(
     ``index``: the run's place among several of one report (None: the only one), whose titles then name its folder
     and CTM files and whose figure is ``phones_relative_<index + 1>.png`` past the first."""
     reference = made["reference"]
-    which = ""
+    label = ""
     if index is not None:
         names = ", ".join(dict.fromkeys(Path(c).name for c in made.get("ctms", [])))
-        which = f" ({folder.name}: {names})" if names else f" ({folder.name})"
+        label = f"{folder.name}: {names}" if names else folder.name
+    which = f" ({label})" if label else ""
     tables = []
     for name in dict.fromkeys(r["set"] for r in rows if r["set"] != reference):
         ranked = sorted((r for r in rows if r["set"] == name and r["relative_minus_ref"] != "nan"),
@@ -280,8 +281,8 @@ def phones_part(
     png = folder / "phones.png"
     if png.is_file():
         fig_dir.mkdir(parents=True, exist_ok=True)
-        suffix = f"_{index + 1}" if index else ""
-        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{which})"] = atomic_copy(
+        suffix, caption = f"_{index + 1}" if index else "", f", {label}" if label else ""
+        figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{caption})"] = atomic_copy(
             png, fig_dir / f"{PHONES_FIGURES}relative{suffix}.png")
     return tables, figures, "Phones (flowaccent phones). " + LEGEND, made.get("command") or "(command not recorded)"
 

@@ -296,6 +296,7 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     again = build_report(scores, ctms_other, min_frames=0).differences["zh"]
     assert f"| {again[0].relative:.3f} [{again[0].relative_interval[0]:.2f}, " in second.split("\n\n", 2)[1]
     assert (report / "figures" / "phones_relative_2.png").read_bytes() == (other / "phones.png").read_bytes()
+    assert "(flowaccent phones, canonical: canonical.ctm, native.ctm)](figures/phones_relative_2.png)" in both
     assert both.count("phones: flowaccent phones --scores") == 2
     assert main([*argv, "--phones", str(phones)]) == 1  # one run twice
     assert "a folder given twice" in capsys.readouterr().err
