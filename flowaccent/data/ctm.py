@@ -86,14 +86,21 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
         lines.setdefault(fields[0], []).append((Segment(start, duration, phone, fields[1]), number))
     out = {}
     for utt, segments in lines.items():
-        segments.sort(key=lambda pair: (channel_number(pair[0].channel), pair[0].start))
-        for (before, _), (after, number) in zip(segments, segments[1:]):
-            same = channel_number(before.channel) == channel_number(after.channel)
-            if same and before.end > after.start + OVERLAP_TOLERANCE:
+        segments.sort(key=lambda pair: pair[0].start)
+        last: dict[str, Segment] = {}  # each channel's phone before
+        for after, number in segments:
+            before = last.get(channel_number(after.channel))
+            last[channel_number(after.channel)] = after
+            if before is not None and before.end > after.start + OVERLAP_TOLERANCE:
                 raise DataDirError(f"{path}: line {number}: utterance '{utt}': phone {after.phone!r} at "
                                    f"{after.start:g} s starts before {before.phone!r} ends ({before.end:g} s)")
-        out[utt] = sorted((segment for segment, _ in segments), key=lambda s: s.start)
+        out[utt] = [segment for segment, _ in segments]
     return out
+
+
+def channels_of(segments: Iterable[Segment]) -> list[str]:
+    r"""The channels (:func:`channel_number`) ``segments`` are on, sorted."""
+    return sorted({channel_number(s.channel) for s in segments})
 
 
 def channel_number(channel: str) -> str:
@@ -162,7 +169,7 @@ def _by_middle(
     middles, and the middles."""
     file, channel = track
     if channel is None:
-        channels = sorted({channel_number(p.channel) for p in phones})
+        channels = channels_of(phones)
         if len(channels) > 1:
             raise DataDirError(f"{where}: the CTM holds recording '{file}' on channels {', '.join(channels)}: which "
                                f"is which recording needs reco2file_and_channel ('recording file channel')")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from flowaccent.data.atomic import atomic_path, atomic_write_text
 from flowaccent.data.rules import FBANK_OUTPUTS, SPK_TABLES, UTT_TABLES, as_names, inspect_dir, missing
-from flowaccent.data.segments import Segment, parse_segment
+from flowaccent.data.segments import Segment, parse_segments
 from flowaccent.data.table import c_order, read_table, spk2utt_of, write_spk2utt, write_table
 from flowaccent.errors import DataDirError
 
@@ -87,8 +87,7 @@ class DataDir:
 
     def segments(self) -> dict[str, Segment]:
         r"""``segments`` parsed: utterance -> its span of a ``wav.scp`` recording."""
-        where = self.path / "segments"
-        return {u: parse_segment(v, f"{where}: utterance '{u}'") for u, v in self.table("segments").items()}
+        return parse_segments(self.table("segments"), self.path / "segments")
 
 
 def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterable[str] = ()) -> DataDir:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +64,11 @@ def parse_segment(value: str, where: str) -> Segment:
     if len(fields) == 4 and channel < 0:
         raise DataDirError(f"{where}: channel must be >= 0, got {fields[3]}")
     return Segment(fields[0], start, end, channel)
+
+
+def parse_segments(table: Mapping[str, str], path: str | Path) -> dict[str, Segment]:
+    r"""``{utt: Segment}`` of the lines ``table`` (``{utt: value}``) of the ``segments`` file ``path``."""
+    return {utt: parse_segment(value, f"{path}: utterance '{utt}'") for utt, value in table.items()}
 
 
 def cut(samples: np.ndarray, rate: int, segment: Segment, where: str) -> np.ndarray:

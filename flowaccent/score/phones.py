@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flowaccent.data.ctm import Segment, channel_number, utterances_of_recordings
+from flowaccent.data.ctm import Segment, channels_of, utterances_of_recordings
 from flowaccent.data.kaldi_io import ScpReader
-from flowaccent.data.segments import parse_segment
+from flowaccent.data.segments import parse_segments
 from flowaccent.data.table import read_table
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import RECORD, read_record
@@ -140,7 +140,7 @@ def utterance_phones(
     out: dict[str, Sequence[Segment]] = {}
     for utt in utts:
         if utt in ctm:
-            channels = sorted({channel_number(s.channel) for s in ctm[utt]})
+            channels = channels_of(ctm[utt])
             if len(channels) > 1:
                 raise ConfigError(f"utterance '{utt}': the CTM holds its phones on channels {', '.join(channels)}; an "
                                   f"utterance's phones are on one")
@@ -150,7 +150,7 @@ def utterance_phones(
     if not rest or path is None or not path.is_file():
         return out, ""
     table = read_table(path)
-    spans = {u: parse_segment(table[u], f"{path}: utterance '{u}'") for u in rest if u in table}
+    spans = parse_segments({u: table[u] for u in rest if u in table}, path)
     files = folder / "reco2file_and_channel"
     cut = utterances_of_recordings(ctm, spans, read_table(files) if files.is_file() else None, str(path), str(files))
     return {**out, **cut}, str(path) if cut else ""

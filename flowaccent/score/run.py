@@ -261,13 +261,13 @@ def _summarise(
                   if len(index) < rated_mask[name].sum()}  # the sets sampled: their rated utterances
     rated = {name: tables[name]["score"][index] for name, index in fitted.items()}  # what the SVRs fit
     means = {name: results[name].latent_means[index] for name, index in fitted.items()}  # utt_latent_means.npy's
+    speakers = {name: [tables[name]["spk"][i] for i in index] for name, index in fitted.items()}  # folds, intervals
     for name, ratings in rated.items():
         mask = rated_mask[name]
         rating[name] = summary.rating({k: v[mask] for k, v in scores[name].items()}, tables[name]["score"][mask],
                                       np.asarray(tables[name]["spk"])[mask])
-        speakers = [tables[name]["spk"][i] for i in fitted[name]]  # the folds split speakers
-        regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers),
-                            "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers)}
+        regression[name] = {"svr_cv": regress.cross_validated(means[name], ratings, speakers[name]),
+                            "svr_cv_shuffled": regress.shuffled(means[name], ratings, speakers[name])}
         if name in drawn_from:
             for result in regression[name].values():
                 result["sample_of"] = drawn_from[name]
@@ -277,8 +277,7 @@ def _summarise(
     for a in rated:
         for b in rated:
             if a != b:
-                fit = regress.transfer(means[a], rated[a], means[b], rated[b],
-                                       [tables[b]["spk"][i] for i in fitted[b]])
+                fit = regress.transfer(means[a], rated[a], means[b], rated[b], speakers[b])
                 if b in drawn_from:  # applied to b's sample ("n" counts b's utterances)
                     fit["sample_of"] = drawn_from[b]
                 shared = shared_utts(results[a], results[b])

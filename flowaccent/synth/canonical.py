@@ -28,14 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flowaccent.synth.phonemes import VOWELS, Word
+from flowaccent.synth.phonemes import SILENCE, VOWELS, Word
 
 #: Edit costs: a substitution within vowels or within consonants, one from one to the other, an insertion or a
 #: deletion. ``ACROSS`` below two gaps: a dark l spoken ``o`` is a substitution, not a deletion and an insertion.
 SUBSTITUTION, ACROSS, GAP = 1.0, 1.5, 1.0
 
-#: The pause of ``phones.ctm`` (:data:`flowaccent.synth.render.SILENCE`).
-SILENCE = "sil"
 
 
 def alignment(native: Sequence[str], spoken: Sequence[str]) -> list[int | None]:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: The phone name of espeak's pauses (``_:``, ``_``, ``_!``) in the demo's CTMs: Kaldi's silence.
+SILENCE = "sil"
+
 #: Stress marks espeak puts before a vowel.
 STRESS_MARKS = ("'", ",", "%", "=")
 

@@ -18,7 +18,7 @@ import numpy as np
 from flowaccent.synth.accents import apply_accent
 from flowaccent.synth.canonical import canonical_segments
 from flowaccent.synth.espeak import Espeak
-from flowaccent.synth.phonemes import Phone, format_word, parse_word
+from flowaccent.synth.phonemes import SILENCE, Phone, format_word, parse_word
 from flowaccent.synth.plan import Job
 from flowaccent.synth.text import final_punctuation
 
@@ -83,18 +83,14 @@ def render_job(job: Job, wav_root: Path, noise_std: float = 0.0) -> list[Rendere
     return out
 
 
-#: The phone name ``phones.ctm`` gives espeak's pauses (``_:``, ``_``, ``_!``), Kaldi's silence.
-SILENCE = "sil"
-
-
 def phone_segments(
     phonemes: list[tuple[str, int]], num_samples: int, sample_rate: int
 ) -> tuple[tuple[float, float, str], ...]:
     r"""``(start, duration, name)`` in seconds of each phoneme of ``phonemes`` (``(espeak name, first sample)``,
     :attr:`Espeak.phonemes`): each lasts up to the next one's first sample, the last up to ``num_samples``; a
     phoneme of no samples (espeak's ``_`` at the end) is left out. Names lose their stress mark (``'a`` is ``a``:
-    its frames pooled with the unstressed vowel's); pauses are :data:`SILENCE`. The samples before the first
-    phoneme (0-54 ms in the demo corpus) are in none."""
+    its frames pooled with the unstressed vowel's); pauses are :data:`~flowaccent.synth.phonemes.SILENCE`. The
+    samples before the first phoneme (0-54 ms in the demo corpus) are in none."""
     ends = [sample for _, sample in phonemes[1:]] + [num_samples]
     segments = []
     for (name, start), end in zip(phonemes, ends):
