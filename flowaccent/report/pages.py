@@ -15,9 +15,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     r"""The report page; ``notes``: paragraphs on the names (HTML), ``made``: the lines of "How this was made"."""
     e = html.escape
 
-    def t(text: str) -> str:  # element text: quotes need no escaping
-        return html.escape(text, quote=False)
-
+    t = _text
     heading = f"flowaccent report: {_experiment_name(summary)}"
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -30,7 +28,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
         "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
-        "h2{break-after:avoid}figure,tr{break-inside:avoid}"
+        "h2{break-after:avoid}figure,tr{break-inside:avoid}nav{font-size:90%}nav h2{font-size:120%}"
         "@media (max-width:800px){figure{width:98%}}"
         # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
         "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
@@ -39,22 +37,41 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
     ]
+    parts.append(_contents([title for title, _, _ in sections], list(figures)))
     parts += [f"<p class='naming'>{note}</p>" for note in notes]
-    for title, header, rows in sections:
-        parts.append(f"<h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
+    for number, (title, header, rows) in enumerate(sections, 1):
+        parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
                      + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</tbody></table></div>")
-    parts.append("<h2>Figures</h2>")
+        parts.append("</tbody></table></div></section>")
+    parts.append("<section id='figures'><h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):
         raw = png.read_bytes()
         data = base64.b64encode(raw).decode()
         wide = " class='wide'" if _aspect(raw) > 2.0 else ""  # panels side by side: the page's width
-        parts.append(f"<figure{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+        parts.append(f"<figure id='figure-{number}'{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
-    parts.append(f"<h2>Configuration</h2><pre>{t(config)}</pre>")
-    parts.append(f"<h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></body></html>")
+    parts.append("</section>")
+    parts.append(f"<section id='configuration'><h2>Configuration</h2><pre>{t(config)}</pre></section>")
+    parts.append(f"<section id='made'><h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></section>"
+                 "</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _contents(tables: list[str], figures: list[str]) -> str:
+    r"""The page's contents: a link to each table, figure and the two closing parts (a report with blur masks and
+    two phones runs, as the demo's DNF report, has 13 tables before its figures)."""
+    t = _text
+    items = [f"<li><a href='#table-{n}'>{t(title)}</a></li>" for n, title in enumerate(tables, 1)]
+    shown = "".join(f"<li><a href='#figure-{n}'>Figure {n}: {t(title)}</a></li>" for n, title in enumerate(figures, 1))
+    items.append(f"<li><a href='#figures'>Figures</a><ul>{shown}</ul></li>")
+    items += ["<li><a href='#configuration'>Configuration</a></li>", "<li><a href='#made'>How this was made</a></li>"]
+    return f"<nav><h2>Contents</h2><ul>{''.join(items)}</ul></nav>"
+
+
+def _text(text: str) -> str:
+    r"""Element text, escaped: quotes need no escaping."""
+    return html.escape(text, quote=False)
 
 
 def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:

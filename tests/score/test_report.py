@@ -20,7 +20,7 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     html = html_path.read_text()
     sources = re.findall(r"<img [^>]*src='([^']*)'", html)
     assert len(sources) >= 7 and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "src='http" not in html and "href=" not in html  # nothing outside the page
+    assert "src='http" not in html and set(re.findall(r"href='(.)", html)) == {"#"}  # nothing outside the page
     for text in (
         "Scores per set",
         "Detection AUC against 'native'",
@@ -269,8 +269,51 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert "log p(x | zh class)" in html and "gmm_log_ll" not in html
     assert not (out / "figures" / "roc_gmm_log_ll.png").exists() and (out / "figures" / "mine.png").exists()
     assert html.count("<thead>") == html.count("<table>") >= 4
-    assert re.search(r"<figure class='wide'><img alt='Utterance scores against rating'", html)
+    assert re.search(r"<figure id='figure-\d+' class='wide'><img alt='Utterance scores against rating'", html)
     assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
+
+
+def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_dir_and_exp, tmp_path):
+    r"""The contents at a report's top (one with blur masks and two phones runs has 13 tables before its figures)
+    link each table, each figure and the closing parts, in the page's order, by their headings and captions."""
+    from html.parser import HTMLParser
+
+    scores, exp = scored_dir_and_exp
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "r") + "/"]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.links, self.ids, self.href = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "a":
+                self.href = attrs["href"]
+                self.links.append([attrs["href"][1:], ""])
+            if "id" in attrs:
+                self.ids.append(attrs["id"])
+
+        def handle_endtag(self, tag):
+            self.href = None if tag == "a" else self.href
+
+        def handle_data(self, data):
+            if self.href:
+                self.links[-1][1] += data
+
+    parsed = Links()
+    parsed.feed(page)
+    targets = [target for target, _ in parsed.links]
+    assert targets == parsed.ids  # each part linked once, in order, and nothing links elsewhere
+    headings = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert headings[0] == "Contents" and page.index("<nav>") < page.index("<p class='naming'>")
+    tables = [text for target, text in parsed.links if target.startswith("table-")]
+    assert tables == headings[1 : 1 + len(tables)] and len(tables) == page.count("<table>") >= 4
+    figures = [text for target, text in parsed.links if target.startswith("figure-")]
+    assert figures == re.findall(r"<figcaption>([^<]*)</figcaption>", page) and len(figures) >= 6
+    assert [text for target, text in parsed.links if not target.startswith(("table-", "figure-"))] == [
+        "Figures", "Configuration", "How this was made"]
 
 
 def test_a_table_of_long_set_names_prints_whole(scored_dir_and_exp, tmp_path):
@@ -295,7 +338,8 @@ def test_a_table_of_long_set_names_prints_whole(scored_dir_and_exp, tmp_path):
                     f"file://{tmp_path / 'long.html'}"], capture_output=True, timeout=120, check=True)
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True,
                           check=True).stdout
-    table = text[text.index("Scores per set"):text.index("Gaussianity")]
+    start = text.rindex("Scores per set")  # the table's heading, after the contents' line
+    table = text[start:text.index("Gaussianity", start)]
     for header in ("LogLL", "LogDet", "NLL (lab", "LogP of", "gmm_log_ll"):
         assert header in table, (header, table)
     assert all(f"l2arctic_{n}_speakers" in table for n in long)  # the names wrapped, not cut
