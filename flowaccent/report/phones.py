@@ -20,7 +20,7 @@ from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_bounds
-from flowaccent.score.phones import Difference, SetPhones, differences, set_phones
+from flowaccent.score.phones import Difference, SetPhones, data_dir_of, differences, set_phones
 
 #: What the Markdown says under its title.
 LEGEND = ("LogLL: log p(x) of the model, the mean over the phone's frames (a phone of the CTM holds the frames t "
@@ -94,8 +94,9 @@ def build_report(
             if name == reference:
                 raise ConfigError(f"the CTMs hold none of the utterances of the reference set '{reference}' "
                                   f"({', '.join(map(str, ctms))}; utterance ids as in its utt_scores.tsv, or the "
-                                  f"recordings of its data dir's segments)")
-            notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances")
+                                  f"recordings of its data dir's segments){_data_dir_gone(scores, name)}")
+            notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances"
+                         + _data_dir_gone(scores, name))
             continue
         sets[name] = found
         if found.cut_utts:
@@ -113,6 +114,16 @@ def build_report(
                       if name != reference}
     return PhoneReport(sets, reference, differences_of, tuple(map(str, ctms)), min_frames, tuple(notes))
 
+
+
+def _data_dir_gone(scores: Path, name: str) -> str:
+    r"""Words to add where the data dir set ``name`` was scored from is gone (moved?): a CTM of recordings is cut
+    by its ``segments``; "" where it is there or not recorded."""
+    folder = data_dir_of(scores, name)
+    if folder is None or folder.is_dir():
+        return ""
+    return (f" (nor can a CTM of recordings be cut by its data dir's segments: {folder}, which it was scored from, is "
+            f"gone)")
 
 def coverage_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]]]:
     rows = []

@@ -368,6 +368,16 @@ def test_a_ctm_of_recordings_is_cut_into_the_utterances_by_the_data_dirs_segment
         assert (zh.aligned_frames, zh.held_frames) == (zh_want.aligned_frames, zh_want.held_frames)
         assert f"set 'zh': 40 utterances cut from the CTMs' recordings by {made[0]}" in cut.notes
         assert cut.sets["native"].cut_utts == 0
+        _write_ctm(tmp_path / "ja.ctm", scores, "ja", 4)
+        (root / "zh").rename(root / "zh_moved")  # scored from a data dir since moved: nothing to cut by, and said
+        try:
+            assert (f"set 'zh' left out: the CTMs hold none of its 40 utterances (nor can a CTM of recordings be cut "
+                    f"by its data dir's segments: {root / 'zh'}, which it was scored from, is gone)"
+                    in build_report(scores, [plain[0], recordings, tmp_path / "ja.ctm"]).notes)
+            with pytest.raises(ConfigError, match=rf"reference set 'zh' .*\) \(nor can .*: {root / 'zh'}, which"):
+                build_report(scores, [plain[0], recordings], reference="zh")
+        finally:
+            (root / "zh_moved").rename(root / "zh")
         mixed = {**read_ctm(recordings), "z1-0001": [Segment(0.0, 0.4, "q")]}  # an utterance's own phones first
         assert set_phones(scores, "zh", mixed).phones["q"].frames == 40
         assert set_phones(scores, "zh", mixed).cut_utts == 39
