@@ -16,7 +16,7 @@ here.
 from flowaccent.plots.blurmask import blurmask_deletion_curves, blurmask_utterance
 from flowaccent.plots.colours import ACCENT_COLOURS, PALETTE, colours
 from flowaccent.plots.figure import short_name, short_names
-from flowaccent.plots.latents import MIN_FRAMES, latents_first_dims, latents_pca, latents_tsne
+from flowaccent.plots.latents import MIN_FRAMES, latents_first_dims, latents_pca, latents_tsne, tsne_points
 from flowaccent.plots.phones import phone_differences
 from flowaccent.plots.scores import MARKERS, MIN_HISTOGRAM, histograms, rating_scatter, roc_curves
 from flowaccent.plots.training import training_curves
@@ -24,5 +24,5 @@ from flowaccent.plots.training import training_curves
 __all__ = [
     "ACCENT_COLOURS", "MARKERS", "MIN_FRAMES", "MIN_HISTOGRAM", "PALETTE", "blurmask_deletion_curves",
     "blurmask_utterance", "colours", "histograms", "latents_first_dims", "latents_pca", "latents_tsne",
-    "phone_differences", "rating_scatter", "roc_curves", "short_name", "short_names", "training_curves",
+    "phone_differences", "rating_scatter", "roc_curves", "short_name", "short_names", "training_curves", "tsne_points",
 ]

@@ -2,6 +2,7 @@ r"""Figures of the latents: their first two dimensions, PCA and t-SNE of a sampl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,11 +79,12 @@ def latents_pca(
 
 
 def latents_tsne(
-    latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0, cols: dict[str, str] | None = None
+    latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0, cols: dict[str, str] | None = None,
+    reuse: Sequence[Path] = (),
 ) -> Path:
-    r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents."""
-    from sklearn.manifold import TSNE
-
+    r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents; the points drawn go to
+    ``<base>.npz`` too (:func:`tsne_points`). ``reuse``: such files of earlier runs; the first of the same frames
+    and settings has its points drawn again (a report after ``plot``: the t-SNE is most of its time)."""
     sample = _subsample(latents, per_set, seed)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: t-SNE ({per_set} frames per set at most)"
@@ -90,8 +92,59 @@ def latents_tsne(
         return figure.too_few(base, title, why)
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
     title = f"Latents: t-SNE of frames ({per_set} per set at most;\nperplexity {perplexity:g}, PCA init, seed {seed})"
-    embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
+    key = _tsne_key(sample, perplexity, seed)
+    embedded = next((e for path in reuse if (e := _earlier_tsne(path, key, len(stacked))) is not None), None)
+    if embedded is None:
+        from sklearn.manifold import TSNE
+
+        embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
     points, start = {}, 0
     for name, v in sample.items():
         points[name], start = embedded[start : start + len(v)], start + len(v)
+    from flowaccent.data.atomic import atomic_path
+
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(figure.file(base, ".npz")) as tmp, open(tmp, "wb") as f:
+        np.savez(f, key=np.array(key), names=np.array(list(points)), sizes=np.array([len(v) for v in points.values()]),
+                 points=embedded)
     return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols)
+
+
+def tsne_points(path: Path) -> dict[str, np.ndarray]:
+    r"""The points a t-SNE figure drew (its ``.npz``): ``{set: (n, 2)}``, the frames a random sample of the set's
+    latent frames."""
+    with np.load(path, allow_pickle=False) as saved:
+        bounds = np.cumsum([0, *saved["sizes"]])
+        return {str(name): saved["points"][a:b] for name, a, b in zip(saved["names"], bounds[:-1], bounds[1:])}
+
+
+def _tsne_key(sample: dict[str, np.ndarray], perplexity: float, seed: int) -> str:
+    r"""What a t-SNE's points depend on: the frames of each set, in order, and the settings (scikit-learn's
+    version too: its optimiser has changed between versions)."""
+    import hashlib
+
+    import sklearn
+
+    digest = hashlib.sha256(f"{sklearn.__version__} {perplexity!r} {seed} pca".encode())
+    for name, frames in sample.items():
+        frames = np.ascontiguousarray(frames)
+        digest.update(f"\n{name} {frames.dtype.str} {frames.shape}\n".encode())
+        digest.update(frames.tobytes())
+    return digest.hexdigest()
+
+
+def _earlier_tsne(path: Path, key: str, count: int) -> np.ndarray | None:
+    r"""The ``(count, 2)`` points of an earlier t-SNE's ``.npz`` at ``path`` made with ``key``; None where there is
+    none, it is of other frames or settings, or it does not read."""
+    import zipfile
+
+    if not Path(path).is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key:
+                return None
+            points = np.asarray(saved["points"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged, or not ours: drawn anew
+        return None
+    return points if points.shape == (count, 2) and np.isfinite(points).all() else None

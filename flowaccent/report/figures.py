@@ -28,9 +28,10 @@ PHONES_FIGURES = "phones_"
 #: Frames per set in the t-SNE by default (the slowest figure: its time grows faster than its points).
 TSNE_FRAMES = 500
 
-#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``), and no others.
+#: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``; the t-SNE's points, ``.npz``), and no
+#: others.
 FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
-                          r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)")
+                          r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)|latents_tsne\.npz")
 
 
 def make_figures(
@@ -42,7 +43,10 @@ def make_figures(
     ``fig_dir/.partial`` and moved into place when all are drawn, and only then are the figures of these names
     an earlier run left and this one did not draw removed (one of scores with a baseline or sets these have not,
     ``roc_gmm_log_ll``, would be taken for one of these): a Ctrl-C left 6 of 18 earlier figures. Other files in
-    ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks)."""
+    ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks). The
+    t-SNE's points (``latents_tsne.npz``) of an earlier run on the same frames and settings, in ``fig_dir`` or where
+    ``plot`` and ``report`` draw by default (``scores/figures``, ``exp/figures``), are drawn again, not
+    recomputed."""
     check_tsne_frames(tsne_frames)
     summary = summary or checked_inputs(exp, scores)
     fig_dir = Path(fig_dir)
@@ -51,7 +55,8 @@ def make_figures(
     stage = fig_dir / ".partial"
     shutil.rmtree(stage, ignore_errors=True)  # a killed run's
     try:
-        drawn = _draw_figures(exp, scores, stage, summary, tsne_frames)
+        earlier = [folder / "latents_tsne.npz" for folder in (fig_dir, scores / "figures", exp / "figures")]
+        drawn = _draw_figures(exp, scores, stage, summary, tsne_frames, earlier)
         fig_dir.mkdir(parents=True, exist_ok=True)
         for old in fig_dir.iterdir():
             if FIGURE_FILES.fullmatch(old.name):
@@ -91,7 +96,7 @@ def check_tsne_frames(tsne_frames: int) -> None:
 
 
 def _draw_figures(
-    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any], tsne_frames: int
+    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any], tsne_frames: int, earlier_tsne: list[Path]
 ) -> dict[str, Path]:
     names = list(summary["sets"])
     latents, tables = {}, {}
@@ -111,7 +116,8 @@ def _draw_figures(
     figures["Latents, PCA"] = plots.latents_pca(latents, fig_dir / "latents_pca", cols=cols)
     if tsne_frames:
         tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
-        figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols)
+        figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols,
+                                           reuse=earlier_tsne)
     figures["LogLL per utterance"] = plots.histograms(
         {n: t["log_ll"] for n, t in tables.items()},
         fig_dir / "hist_log_ll",

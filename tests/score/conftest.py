@@ -25,8 +25,8 @@ def small_tsne(monkeypatch):
     real = plots.latents_tsne
 
     @functools.wraps(real)
-    def capped(latents, base, per_set=500, seed=0, cols=None):
-        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols)
+    def capped(latents, base, per_set=500, seed=0, cols=None, reuse=()):
+        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols, reuse=reuse)
 
     monkeypatch.setattr(plots, "latents_tsne", capped)
 

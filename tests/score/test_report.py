@@ -42,11 +42,31 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
         assert (tmp_path / png).with_suffix(".pdf").exists()
 
 
-def test_plot_command(scored_dir_and_exp, tmp_path, capsys):
+def test_plot_command(scored_dir_and_exp, tmp_path, capsys, monkeypatch):
+    r"""``plot`` draws the figures; a ``report`` after it, each where it draws by default (``SCORES/figures``,
+    ``EXP_DIR/figures``), draws the same t-SNE points without fitting them again."""
+    import shutil
+
+    import sklearn.manifold
+
+    from flowaccent.plots import tsne_points
+
     out_dir, exp = scored_dir_and_exp
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "f")]) == 0
     names = {p.name for p in (tmp_path / "f").iterdir()}
-    assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png"} <= names
+    assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png",
+            "latents_tsne.npz"} <= names
+    exp, scores = shutil.copytree(exp, tmp_path / "exp"), shutil.copytree(out_dir, tmp_path / "scores")
+    shutil.rmtree(exp / "figures", ignore_errors=True)
+    assert main(["plot", "--exp", str(exp), "--scores", str(scores)]) == 0
+    real, fits = sklearn.manifold.TSNE, []
+    monkeypatch.setattr(sklearn.manifold, "TSNE", lambda *a, **k: fits.append(k) or real(*a, **k))
+    assert main(["report", "--exp", str(exp), "--scores", str(scores)]) == 0
+    drawn = tsne_points(exp / "figures" / "latents_tsne.npz")
+    assert fits == [] and drawn.keys() == tsne_points(tmp_path / "f" / "latents_tsne.npz").keys()
+    assert all(np.array_equal(v, tsne_points(scores / "figures" / "latents_tsne.npz")[k]) for k, v in drawn.items())
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--tsne-frames", "9"]) == 0
+    assert len(fits) == 1 and all(len(v) <= 9 for v in tsne_points(exp / "figures" / "latents_tsne.npz").values())
 
 
 def test_tsne_frames_sets_the_sample_and_zero_leaves_the_tsne_out(scored_dir_and_exp, tmp_path, monkeypatch, capsys):
@@ -57,8 +77,8 @@ def test_tsne_frames_sets_the_sample_and_zero_leaves_the_tsne_out(scored_dir_and
     out_dir, exp = scored_dir_and_exp
     drawn = []
     real = plots.latents_tsne
-    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols: drawn.append(per_set) or real(
-        latents, base, per_set=per_set, cols=cols))
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols, reuse: drawn.append(per_set) or
+                        real(latents, base, per_set=per_set, cols=cols, reuse=reuse))
     figures = tmp_path / "f"
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "7"]) == 0
     assert drawn == [7] and (figures / "latents_tsne.png").exists()
@@ -491,6 +511,43 @@ def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_
                     "1 of 20 latent frames are not finite (NaN or inf): no t-SNE"]
 
 
+def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_not_recomputed(tmp_path, monkeypatch):
+    r"""The t-SNE was most of a report's time (11 of the full demo's 19 s), and ``plot`` then ``report`` computed
+    it twice. Its points go to ``latents_tsne.npz``; an earlier file of the same frames, per-set sample, seed and
+    perplexity is drawn again, and one of other frames or settings, or damaged, is not."""
+    import sklearn.manifold
+
+    from flowaccent import plots
+
+    rng = np.random.default_rng(0)
+    latents = {"native": rng.standard_normal((40, 4)), "zh": rng.standard_normal((30, 4)) + 1}
+    first = plots.latents_tsne(latents, tmp_path / "a" / "latents_tsne", per_set=25)
+    saved = first.with_suffix(".npz")
+    points = plots.tsne_points(saved)
+    assert {k: v.shape for k, v in points.items()} == {"native": (25, 2), "zh": (25, 2)}
+    real, fits = sklearn.manifold.TSNE, []
+    monkeypatch.setattr(sklearn.manifold, "TSNE", lambda *a, **k: fits.append(k) or real(*a, **k))
+
+    def again(name, chosen=latents, per_set=25, seed=0):
+        png = plots.latents_tsne(chosen, tmp_path / name / "latents_tsne", per_set=per_set, seed=seed,
+                                 reuse=[tmp_path / "none.npz", saved])
+        return plots.tsne_points(png.with_suffix(".npz")), png
+
+    drawn, png = again("b")
+    assert fits == [] and png.read_bytes() == first.read_bytes()  # the same figure, byte for byte
+    assert all(np.array_equal(drawn[k], points[k]) for k in points)
+    moved = {"native": latents["native"] + 1e-12, "zh": latents["zh"]}  # the frames moved, however little
+    for name, kwargs in (("c", {"chosen": moved}), ("d", {"per_set": 24}), ("e", {"seed": 1}),
+                         ("f", {"chosen": {"zh": latents["native"], "native": latents["zh"]}})):
+        count = len(fits)
+        again(name, **kwargs)
+        assert len(fits) == count + 1, name
+    for damaged in (b"not an npz", saved.read_bytes()[:100]):
+        saved.write_bytes(damaged)
+        again("g")
+        assert len(fits) == 5 + (damaged != b"not an npz")
+
+
 def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monkeypatch):
     from flowaccent import plots
     from flowaccent.report import make_figures
@@ -570,10 +627,11 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
     assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
     # a t-SNE that says why it has none: the suite's time (this is about which files stay)
-    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols=None:
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols=None, reuse=():
                         plots.figure.too_few(base, "t-SNE", "not drawn in this test"))
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
-    assert {p.name for p in (folder / "figures").iterdir()} == set(before) | set(mine)  # 'roc_\w+|blurmask_.+' went
+    # 'roc_\w+|blurmask_.+' went; the t-SNE's points went with the points from its figure
+    assert {p.name for p in (folder / "figures").iterdir()} == set(before) - {"latents_tsne.npz"} | set(mine)
 
 
 def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(scored_dir_and_exp, tmp_path,
