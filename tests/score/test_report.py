@@ -52,18 +52,18 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys, monkeypatch):
     from flowaccent.plots import tsne_points
 
     out_dir, exp = scored_dir_and_exp
-    assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "f")]) == 0
-    names = {p.name for p in (tmp_path / "f").iterdir()}
-    assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png",
-            "latents_tsne.npz"} <= names
     exp, scores = shutil.copytree(exp, tmp_path / "exp"), shutil.copytree(out_dir, tmp_path / "scores")
     shutil.rmtree(exp / "figures", ignore_errors=True)
+    shutil.rmtree(scores / "figures", ignore_errors=True)
     assert main(["plot", "--exp", str(exp), "--scores", str(scores)]) == 0
+    names = {p.name for p in (scores / "figures").iterdir()}
+    assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png",
+            "latents_tsne.npz"} <= names
     real, fits = sklearn.manifold.TSNE, []
     monkeypatch.setattr(sklearn.manifold, "TSNE", lambda *a, **k: fits.append(k) or real(*a, **k))
     assert main(["report", "--exp", str(exp), "--scores", str(scores)]) == 0
     drawn = tsne_points(exp / "figures" / "latents_tsne.npz")
-    assert fits == [] and drawn.keys() == tsne_points(tmp_path / "f" / "latents_tsne.npz").keys()
+    assert fits == [] and list(drawn) == list(json.loads((scores / "summary.json").read_text())["sets"])
     assert all(np.array_equal(v, tsne_points(scores / "figures" / "latents_tsne.npz")[k]) for k, v in drawn.items())
     assert main(["report", "--exp", str(exp), "--scores", str(scores), "--tsne-frames", "9"]) == 0
     assert len(fits) == 1 and all(len(v) <= 9 for v in tsne_points(exp / "figures" / "latents_tsne.npz").values())
@@ -542,10 +542,17 @@ def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_n
         count = len(fits)
         again(name, **kwargs)
         assert len(fits) == count + 1, name
-    for damaged in (b"not an npz", saved.read_bytes()[:100]):
-        saved.write_bytes(damaged)
+    with np.load(saved) as earlier:
+        key = str(earlier["key"])
+    for damaged in (b"not an npz", saved.read_bytes()[:100], {"points": np.zeros((49, 2))},
+                    {"points": np.full((50, 2), np.nan)}):
+        count = len(fits)
+        if isinstance(damaged, dict):  # its key, but not its points
+            np.savez(saved, key=np.array(key), names=np.array(["native", "zh"]), sizes=np.array([25, 25]), **damaged)
+        else:
+            saved.write_bytes(damaged)
         again("g")
-        assert len(fits) == 5 + (damaged != b"not an npz")
+        assert len(fits) == count + 1
 
 
 def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monkeypatch):
