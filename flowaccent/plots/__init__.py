@@ -9,8 +9,8 @@ accent's colour, so no two sets share one and a set keeps its colour in every re
 in every figure. Legends with many entries or long names go beside the axes, names shortened in the middle.
 
 One module per kind of figure: :mod:`~flowaccent.plots.latents`, :mod:`~flowaccent.plots.scores`,
-:mod:`~flowaccent.plots.training`, :mod:`~flowaccent.plots.blurmask`, :mod:`~flowaccent.plots.phones`; all are named
-here.
+:mod:`~flowaccent.plots.speakers`, :mod:`~flowaccent.plots.training`, :mod:`~flowaccent.plots.blurmask`,
+:mod:`~flowaccent.plots.phones`; all are named here.
 """
 
 from flowaccent.plots.blurmask import blurmask_deletion_curves, blurmask_utterance
@@ -19,10 +19,12 @@ from flowaccent.plots.figure import short_name, short_names
 from flowaccent.plots.latents import MIN_FRAMES, latents_first_dims, latents_pca, latents_tsne, tsne_points
 from flowaccent.plots.phones import phone_differences
 from flowaccent.plots.scores import MARKERS, MIN_HISTOGRAM, histograms, rating_scatter, roc_curves
+from flowaccent.plots.speakers import speaker_means, speaker_scores
 from flowaccent.plots.training import training_curves
 
 __all__ = [
     "ACCENT_COLOURS", "MARKERS", "MIN_FRAMES", "MIN_HISTOGRAM", "PALETTE", "blurmask_deletion_curves",
     "blurmask_utterance", "colours", "histograms", "latents_first_dims", "latents_pca", "latents_tsne",
-    "phone_differences", "rating_scatter", "roc_curves", "short_name", "short_names", "training_curves", "tsne_points",
+    "phone_differences", "rating_scatter", "roc_curves", "short_name", "short_names", "speaker_means",
+    "speaker_scores", "training_curves", "tsne_points",
 ]

@@ -30,7 +30,7 @@ TSNE_FRAMES = 500
 
 #: The files :func:`make_figures` writes (``fig_dir/NAME.png`` and ``.pdf``; the t-SNE's points, ``.npz``), and no
 #: others.
-FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|"
+FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_tsne|hist_log_ll|speakers_log_ll|"
                           r"roc_(log_ll|llr|gmm_log_ll)|rating_log_ll)\.(png|pdf)|latents_tsne\.npz")
 
 
@@ -125,6 +125,16 @@ def _draw_figures(
         "Utterance LogLL by set",
         cols,
         weights={n: t["num_frames"] for n, t in tables.items()},
+    )
+    figures["LogLL by speaker"] = plots.speaker_scores(
+        {n: t["log_ll"] for n, t in tables.items()},
+        {n: t["num_frames"] for n, t in tables.items()},
+        {n: t["spk"] for n, t in tables.items()},
+        fig_dir / "speakers_log_ll",
+        "mean log-likelihood per frame (nats)",
+        "Utterance LogLL by speaker (diamond: the speaker's mean over its frames)",
+        ref,
+        cols,
     )
     others = [n for n in names if n != ref]
     for score in ("log_ll", "llr", "gmm_log_ll"):

@@ -58,7 +58,7 @@ def test_plot_command(scored_dir_and_exp, tmp_path, capsys, monkeypatch):
     assert main(["plot", "--exp", str(exp), "--scores", str(scores)]) == 0
     names = {p.name for p in (scores / "figures").iterdir()}
     assert {"latents_tsne.png", "latents_pca.pdf", "roc_llr.png", "training_curves.png", "hist_log_ll.png",
-            "latents_tsne.npz"} <= names
+            "speakers_log_ll.png", "speakers_log_ll.pdf", "latents_tsne.npz"} <= names
     real, fits = sklearn.manifold.TSNE, []
     monkeypatch.setattr(sklearn.manifold, "TSNE", lambda *a, **k: fits.append(k) or real(*a, **k))
     assert main(["report", "--exp", str(exp), "--scores", str(scores)]) == 0
@@ -382,6 +382,43 @@ def test_a_set_of_few_utterances_is_drawn_as_ticks_not_as_the_tallest_bar(tmp_pa
     assert ax.get_legend().get_texts()[1].get_text() == "ja_one (mean of utts -128.00; n=1): ticks only"
     rows = {t.get_text(): to_hex(t.get_color()) for t in ax.get_yticklabels()}  # each row of ticks named (none were)
     assert rows["test_native"] == "#1f5fbf" and rows["ja_one"] == "#e377c2"
+
+
+def test_speakers_means_are_over_their_frames_and_drawn_in_order_above_their_utterances(tmp_path, monkeypatch):
+    r"""The speaker figure: each speaker's mean over its frames (one of no frames: of its utterances), its column
+    ordered by it, its utterances' dots in its column; below each set its speakers' count and the spread of their
+    means; values that are not finite left out and counted; the reference's mean over frames a dashed line."""
+    from matplotlib.colors import to_hex
+
+    from flowaccent import plots
+
+    who, means, position = plots.speaker_means(np.array([1.0, 2, 3, 10, 5, 7]), np.array([1, 3, 1, 1, 0, 0]),
+                                               np.array(["b", "b", "a", "c", "d", "d"]))
+    assert list(who) == ["b", "a", "d", "c"] and np.allclose(means, [1.75, 3, 6, 10])
+    assert list(position) == [0, 0, 1, 3, 2, 2]
+    drawn = {}
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.__setitem__("fig", fig))
+    values = {"native": np.array([-40.0, -42, -60, -62, -61]), "zh": np.array([-50.0, np.nan, -70, np.inf]),
+              "ja": np.array([np.nan])}
+    frames = {"native": np.array([100, 100, 50, 50, 100]), "zh": np.array([10, 10, 30, 10]), "ja": np.array([5])}
+    speakers = {"native": np.array(["f1", "f1", "m1", "m1", "m1"]), "zh": np.array(["z1", "z1", "z2", "z2"]),
+                "ja": np.array(["j1"])}
+    cols = {"native": "#1f5fbf", "zh": "#d62728", "ja": "#e377c2"}
+    plots.speaker_scores(values, frames, speakers, tmp_path / "s", "y", "t", "native", cols)
+    ax = drawn["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "native\n2 speakers, sd 14.14", "zh\n2 speakers, sd 14.14\n2 not finite", "ja\nno values\n1 not finite"]
+    dots = [(to_hex(c.get_facecolor()[0]), c.get_offsets().data) for c in ax.collections]
+    (native_utts, native_means), (zh_utts, zh_means) = [
+        (dots[i][1], dots[i + 1][1]) for i in (0, 2)]
+    assert [d[0] for d in dots] == ["#1f5fbf"] * 2 + ["#d62728"] * 2
+    assert np.allclose(native_means, [[-0.2, -61.0], [0.2, -41.0]])  # m1 then f1, each in its half of the group
+    assert np.allclose(native_utts[:, 0], [0.2, 0.2, -0.2, -0.2, -0.2]) and np.allclose(native_utts[:, 1], values[
+        "native"])
+    assert np.allclose(zh_means, [[0.8, -70], [1.2, -50]]) and np.allclose(zh_utts, [[1.2, -50], [0.8, -70]])
+    line = ax.get_lines()[0]
+    assert line.get_linestyle() == "--" and np.allclose(line.get_ydata(), -51.0)  # 20400 / 400
+    assert ax.get_legend().get_texts()[0].get_text() == "native's mean over frames"
 
 
 def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypatch):

@@ -1,0 +1,77 @@
+r"""A figure of an utterance score by speaker: how far the speakers of a set lie apart, against how far the sets do
+(a voice can move a flow's LogLL as much as an accent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from flowaccent.plots import figure
+from flowaccent.plots.colours import colours
+
+
+def speaker_means(
+    values: np.ndarray, frames: np.ndarray, speakers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Each speaker's mean of the per-utterance ``values`` (n,) over its frames (``frames`` (n,): the utterances'
+    frame counts; a speaker of no frames: the mean of its utterances), sorted by it: ``(speakers (k,), means (k,),
+    position (n,))``, ``position`` each utterance's speaker's index in that order. Values that are not finite are
+    the caller's to leave out."""
+    names, index = np.unique(np.asarray(speakers).astype(str), return_inverse=True)
+    weights = np.asarray(frames, dtype=float)
+    totals = np.bincount(index, weights=weights * values, minlength=len(names))
+    counts = np.bincount(index, weights=weights, minlength=len(names))
+    plain = np.bincount(index, weights=values, minlength=len(names)) / np.bincount(index, minlength=len(names))
+    means = np.where(counts > 0, totals / np.where(counts > 0, counts, 1), plain)
+    order = np.argsort(means, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return names[order], means[order], rank[index]
+
+
+def speaker_scores(
+    values: dict[str, np.ndarray],
+    frames: dict[str, np.ndarray],
+    speakers: dict[str, np.ndarray],
+    base: Path,
+    ylabel: str,
+    title: str,
+    reference: str | None = None,
+    cols: dict[str, str] | None = None,
+) -> Path:
+    r"""One group of columns per set, one column per speaker, sorted by the speaker's mean over its frames (a
+    diamond, :func:`speaker_means`) with its utterances' ``values`` as dots. Below each group: the set, its number
+    of speakers and the standard deviation of their means. A dashed line: ``reference``'s mean over frames.
+    ``values``, ``frames``, ``speakers``: ``{set: (n,)}`` per utterance; values that are not finite are left out
+    and counted below their set."""
+    cols = cols or colours(list(values))
+    short = figure.short_names(values)
+    fig, ax = figure.subplots(figsize=(max(6.0, 1.3 * len(values) + 2.0), 4.5))
+    ticks = []
+    for i, name in enumerate(values):
+        v = np.asarray(values[name], dtype=float)
+        finite = np.isfinite(v)
+        dropped = f"\n{(~finite).sum()} not finite" if not finite.all() else ""
+        if not finite.any():
+            ticks.append(f"{short[name]}\nno values{dropped}")
+            continue
+        who, means, position = speaker_means(v[finite], np.asarray(frames[name])[finite],
+                                             np.asarray(speakers[name])[finite])
+        x = i - 0.4 + 0.8 * (np.arange(len(who)) + 0.5) / len(who)
+        ax.scatter(x[position], v[finite], s=6, alpha=0.35, color=cols[name], linewidths=0)
+        ax.scatter(x, means, marker="D", s=24, color=cols[name], edgecolors="black", linewidths=0.5, zorder=3)
+        spread = f", sd {means.std(ddof=1):.2f}" if len(who) > 1 else ""
+        ticks.append(f"{short[name]}\n{len(who)} speaker{'s' * (len(who) != 1)}{spread}{dropped}")
+    if reference in values:
+        v = np.asarray(values[reference], dtype=float)
+        w = np.asarray(frames[reference], dtype=float)
+        keep = np.isfinite(v)
+        if keep.any() and w[keep].sum() > 0:
+            ax.axhline(np.average(v[keep], weights=w[keep]), color="grey", linestyle="--", linewidth=1,
+                       label=f"{short[reference]}'s mean over frames", zorder=1)
+            ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(range(len(values)), ticks, fontsize=7, rotation=20 if len(values) > 6 else 0)
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.set(title=title, ylabel=ylabel)
+    return figure.save(fig, base)
