@@ -115,7 +115,6 @@ def build_report(
     return PhoneReport(sets, reference, differences_of, tuple(map(str, ctms)), min_frames, tuple(notes))
 
 
-
 def _data_dir_gone(scores: Path, name: str) -> str:
     r"""Words to add where the data dir set ``name`` was scored from is gone (moved?): a CTM of recordings is cut
     by its ``segments``; "" where it is there or not recorded."""
@@ -124,6 +123,7 @@ def _data_dir_gone(scores: Path, name: str) -> str:
         return ""
     return (f" (nor can a CTM of recordings be cut by its data dir's segments: {folder}, which it was scored from, is "
             f"gone)")
+
 
 def coverage_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]]]:
     rows = []
