@@ -13,11 +13,16 @@
 # so does a change no finished stage saw (the option's first stage and those after it not run yet).
 # --stage N is refused where a stage before N has not finished (it would run on what is not there, or on
 # what an earlier run left: the old models scored on a new corpus), and so is --stage past --stop-stage
-# (it removed the markers of finished stages and ran nothing).
+# (it removed the markers of finished stages and ran nothing), and --stage past the recipe's last stage
+# ($last_stage, set by the recipe: it ran nothing and said "Done").
 for option in stage stop_stage; do
   [[ ${!option} =~ ^[0-9]+$ ]] || { echo "$0: --${option//_/-} takes a stage number, not '${!option}'" >&2; exit 1; }
 done
 unset option
+if [ -n "${last_stage:-}" ] && [ "$stage" -gt "$last_stage" ]; then
+  echo "$0: --stage $stage: this recipe's stages are 0 to $last_stage" >&2
+  exit 1
+fi
 if [ "$stage" -gt "$stop_stage" ]; then
   echo "$0: --stage $stage is past --stop-stage $stop_stage: no stage to run" >&2
   exit 1

@@ -42,6 +42,7 @@ if [[ $(realpath -m "$corpus") =~ [[:space:]] ]]; then  # synth refused it, nami
 fi
 recorded_options="quick seed report_opts"
 option_stages="report_opts:5"
+last_stage=5
 . ../common/stages.sh
 sets="train_native dev_native test_native train_zh test_zh test_ja"
 mkdir -p "$exp"

@@ -122,6 +122,7 @@ recorded_options+=" report_opts ctms phones_opts"
 # chooses the models a run works on: any --stage may take a few)
 option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_min:5 rated_max:5 report_opts:6"
 option_stages+=" ctms:6 phones_opts:6"
+last_stage=6
 . ../common/stages.sh
 if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
   for conf in $configs; do

@@ -27,6 +27,7 @@ exp=exp
 
 recorded_options="seed opts"
 option_stages="opts:2"
+last_stage=3
 . ../common/stages.sh
 for n in 0 1 2 3; do
   if should_run $n; then echo "Stage $n" >&2; mark_done $n; fi
@@ -82,6 +83,10 @@ def test_stage_numbers_that_would_skip_unfinished_stages_or_run_nothing_are_refu
     assert (status, stages) == (1, []) and "--stage 3 is past --stop-stage 2: no stage to run" in err
     assert sorted(p.name for p in (script.parent / "exp" / ".done").iterdir()) == ["options", "stage0", "stage1"]
     assert run(script, "--stage", "1")[:2] == (0, ["Stage 1", "Stage 2", "Stage 3"])
+    for past in ("4", "7"):  # it ran nothing, and the demo said "Done: ..." (--stage 7 asked for a stage 6 first)
+        status, stages, err = run(script, "--stage", past)
+        assert (status, stages, err) == (1, [], f"{script}: --stage {past}: this recipe's stages are 0 to 3\n")
+    assert len(list((script.parent / "exp" / ".done").glob("stage*"))) == 4
 
 
 def test_an_option_no_finished_stage_used_may_change(tmp_path):
