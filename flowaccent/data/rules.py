@@ -41,13 +41,18 @@ EMPTY_VALUE_OK = ("text",)
 #: Tables whose values repeat over the utterances (speaker ids, frame counts, accent labels): held once each.
 _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
 
-#: How to make a required table that is missing.
+#: How to make a required table that is missing (a table made from ``feats.scp`` where it is there: else
+#: :data:`_WITH_FEATS`).
 _HOW = {
+    "feats.scp": " (compute the features: 'flowaccent fbank {path}', or Kaldi's steps/make_fbank.sh)",
     "spk2utt": " (make it from utt2spk: 'flowaccent fixdir {path}', or Kaldi's utils/utt2spk_to_spk2utt.pl)",
     "cmvn.scp": " (make it from feats.scp with 'flowaccent cmvn {path}' or Kaldi's steps/compute_cmvn_stats.sh)",
     "utt2num_frames": " (make it from feats.scp with 'flowaccent fixdir {path}' or Kaldi's "
     "utils/data/get_utt2num_frames.sh; or run 'flowaccent fbank {path}' for new features)",
 }
+
+#: Of a table made from ``feats.scp``, where that is missing too.
+_WITH_FEATS = " (written with feats.scp by 'flowaccent fbank')"
 
 
 def missing(path: Path, name: str) -> str:
@@ -77,9 +82,11 @@ def inspect_dir(
     for name in UTT_TABLES + SPK_TABLES:  # skipped as absent (and required ones called missing)
         if name not in unused and (path / name).is_symlink() and not (path / name).exists():
             problems.append(f"{path / name}: a broken symbolic link (to {os.readlink(path / name)})")
+    no_feats = "feats.scp" in require and not (path / "feats.scp").exists()
     for name in ("utt2spk", "spk2utt", *require):
         if name not in unused and not (path / name).exists():
-            problems.append(missing(path, name) + _HOW.get(name, "").format(path=path))
+            how = _WITH_FEATS if no_feats and name in ("cmvn.scp", "utt2num_frames") else _HOW.get(name, "")
+            problems.append(missing(path, name) + how.format(path=path))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:

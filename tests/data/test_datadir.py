@@ -104,9 +104,12 @@ def test_the_first_problem_names_the_command_that_lists_the_others(tmp_path):
     with pytest.raises(DataDirError) as error:
         load_data_dir(d, require=("feats.scp", "utt2num_frames"))
     message = str(error.value)
-    assert message.startswith(f"{d / 'feats.scp'}: required but missing; {d / 'utt2num_frames'}: required but missing "
-                              "(make it from feats.scp")
-    assert message.endswith(f" for new features) (and 2 more problems: 'flowaccent validate {d}' lists a data dir's)")
+    # the tables made from feats.scp, with it missing too: fbank writes them all ('make it from feats.scp with
+    # flowaccent cmvn' sent the user to make cmvn.scp from the features that were not there)
+    assert message.startswith(f"{d / 'feats.scp'}: required but missing (compute the features: 'flowaccent fbank {d}', "
+                              f"or Kaldi's steps/make_fbank.sh); {d / 'utt2num_frames'}: required but missing (written "
+                              f"with feats.scp by 'flowaccent fbank') (and 2 more problems: 'flowaccent validate {d}' "
+                              f"lists a data dir's)")
 
 
 def test_empty_data_dir(tmp_path):
