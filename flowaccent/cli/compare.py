@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)  # it said '.../.c.tsv.tmp.14856: No such file or directory'
         atomic_write_text(out, text)
     for note in comparison.notes if tsv or out is not None else ():  # Markdown on the terminal holds them
         print(f"compare: note: {note}", file=sys.stderr)

@@ -91,10 +91,6 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
             raise ConfigError(f"two scores named '{name}' ({names[name]} and {folder}); name each: "
                               f"NAME=SCORES")
         names[name] = folder
-        inside = Path(folder) / "scores"
-        if not (Path(folder) / "summary.json").exists() and (inside / "summary.json").exists():
-            raise ConfigError(f"{folder}: an experiment dir, not scores; its scores are {inside} (SCORES: the --out "
-                              f"of 'flowaccent score')")
         summary = load_summary(Path(folder), "SCORES")
         if not isinstance(summary, dict) or not all(isinstance(summary.get(k), dict) for k in ("sets", "model")):
             raise ConfigError(f"{Path(folder) / 'summary.json'}: not the summary of 'flowaccent score' (no sets or "
@@ -206,7 +202,7 @@ def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tupl
     def utterances(m: Scored, s: str) -> dict | None:
         if (m.name, s) not in tables:
             try:
-                table = read_tsv(m.folder / s / "utt_scores.tsv")
+                table = read_tsv(m.folder / s / "utt_scores.tsv", ("utt", "spk"))
             except (OSError, ValueError) as error:
                 reading.append(f"Set '{s}' of {m.name}: {error}: not in the paired tests.")
                 table = None

@@ -20,6 +20,9 @@ def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
     if not scores.is_dir():
         raise ConfigError(f"{scores}: no such folder ({given_as}: the --out of 'flowaccent score')")
     if not path.exists():
+        if (scores / "scores" / "summary.json").exists():  # the experiment dir, whose default scores are inside
+            raise ConfigError(f"{scores}: an experiment dir, not scores; its scores are {scores / 'scores'} "
+                              f"({given_as}: the --out of 'flowaccent score')")
         raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
     try:
         summary = json.loads(path.read_text())

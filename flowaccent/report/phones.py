@@ -244,6 +244,9 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
     path, table = folder / STAMP, folder / "phone_scores.tsv"
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder (--phones: the --out of 'flowaccent phones')")
+    if not path.exists() and (folder / "summary.json").exists():  # it said to run phones --out into the scores
+        raise ConfigError(f"{folder}: the output of 'flowaccent score' or 'blurmask', not of 'flowaccent phones' "
+                          f"(--phones: the folder 'flowaccent phones --out DIR' wrote)")
     for needed in (path, table):
         if not needed.is_file():
             raise ConfigError(f"{needed}: missing; run 'flowaccent phones --out {folder}' first (or it did not finish)")

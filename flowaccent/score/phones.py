@@ -191,7 +191,7 @@ def set_phones(
         if not path.is_file():
             raise ConfigError(f"{path}: missing; run 'flowaccent score' again")
     try:
-        table = read_tsv(table_path)
+        table = read_tsv(table_path, ("utt", "spk", "num_frames"))
     except ValueError as error:
         raise ConfigError(f"{error}; run 'flowaccent score' again") from None
     frames_of = dict(zip(table["utt"], (int(n) for n in table["num_frames"])))

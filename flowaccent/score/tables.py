@@ -7,6 +7,7 @@ without importing it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +44,29 @@ def add_column(path: Path, column: str, values: dict[str, float]) -> None:
 _ROWS = 8192
 
 
-def read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:
+def read_tsv(path: Path, columns: Sequence[str] = ()) -> dict[str, np.ndarray | list[str]]:
     r"""Reads ``utt_scores.tsv`` back: text columns as lists, numbers as float arrays.
 
     Raises ValueError naming the file and line where the table is damaged (not UTF-8, a row with another number
     of fields than the header, a number that does not parse): rows cut short were dropped silently, the columns
-    zipped to the shortest.
+    zipped to the shortest; and naming the ``columns`` the caller needs that its header lacks (a KeyError
+    otherwise).
 
     Reads :data:`_ROWS` lines at a time, their number columns parsed into arrays as it goes, one string per
     speaker: the whole text, its lines and every row's fields at once took 4x the table at its peak (100 MB
     beside it at 200k utterances, the peak of ``flowaccent score``'s summary).
     """
     try:
-        return _read_tsv(path)
+        table = _read_tsv(path)
     except UnicodeDecodeError:
         try:
             path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as error:  # its offset in the file, not in the block read
             raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
         raise
+    if missing := [name for name in columns if name not in table]:
+        raise ValueError(f"{path}: no column {', '.join(missing)} (its header: {' '.join(table) or 'empty'})")
+    return table
 
 
 def _read_tsv(path: Path) -> dict[str, np.ndarray | list[str]]:

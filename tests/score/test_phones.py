@@ -9,6 +9,7 @@ import io
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import kaldiio
@@ -227,12 +228,21 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
     (["{native}", "{zh}", "--frame-shift", "0.001"], "set 'native', utterance 'n0-0000': phone"),
     (["{native}", "{zh}", "--phones", "{native}"], "{native}: line 1: expected '<phone> <integer>'"),
     (["{native}", "--scores", "{root}"], "{root}/summary.json: missing"),
+    (["{native}", "--scores", "{holder}"], "{holder}: an experiment dir, not scores; its scores are {holder}/scores "
+                                           "(--scores: the --out of 'flowaccent score')"),
+    (["{native}", "{zh}", "--scores", "{headless}"], "{headless}/zh/utt_scores.tsv: no column utt, spk, num_frames "
+                                                     "(its header: x); run 'flowaccent score' again"),
 ])
 def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     root, scores = scored
     _two_ctms(tmp_path, scores)
     (tmp_path / "clash.ctm").write_text("n0-0000 1 0.00 0.05 x\n")
     names = {n: str(tmp_path / f"{n}.ctm") for n in ("native", "zh", "clash")} | {"scores": scores, "root": root}
+    (tmp_path / "holder").mkdir()  # an experiment dir holding its scores, given as them
+    (tmp_path / "holder" / "scores").symlink_to(scores)
+    headless = shutil.copytree(scores, tmp_path / "headless", symlinks=True)  # a table whose header lost its names
+    (headless / "zh" / "utt_scores.tsv").write_text("x\n")
+    names |= {"holder": tmp_path / "holder", "headless": headless}
     argv = ["phones", "--scores", str(scores), *(a.format(**names) for a in args)]
     status = main(argv)
     out, err = capsys.readouterr()
@@ -316,6 +326,9 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     (phones / "phones.json").unlink()
     assert main(argv) == 1
     assert f"{phones / 'phones.json'}: missing; run 'flowaccent phones --out {phones}' first" in capsys.readouterr().err
+    assert main([*argv[:-1], str(scores)]) == 1  # the scores given as phones: it said to write phones into them
+    assert (f"{scores}: the output of 'flowaccent score' or 'blurmask', not of 'flowaccent phones' (--phones: the "
+            f"folder 'flowaccent phones --out DIR' wrote)") in capsys.readouterr().err
 
 
 def test_base_phones_pool_kaldis_variants_of_a_phone(scored, tmp_path):
