@@ -41,12 +41,14 @@ def fit_warnings(result: UttResult, fit: BlurMaskConfig) -> list[str]:
     where = f"blurmask: warning: set {result.set_name}: utterance '{result.utt}'"
     symbol, top = ("m", fit.m_max) if fit.variant == "blur" else ("sigma", fit.sigma_max)
     out = []
-    if result.invariance_error >= POOR_FIT:  # lam weighs the widths' term (entropy) or the invariance's
+    poor = result.invariance_error >= POOR_FIT
+    if poor:  # lam weighs the widths' term (entropy) or the invariance's
         lam = "a smaller --lam" if fit.lam_on == "entropy" else "a larger --lam"
         out.append(f"{where}: its mask changes {result.invariance_error:.0%} of the output's variance (invariance "
                    f"error): it does not keep the output as a mask should; try more --steps, {lam} (--lam-on "
                    f"{fit.lam_on}) or a smaller --{symbol}-max")
-    if result.mean_m >= 0.95 * top:
-        out.append(f"{where}: mean {symbol} {result.mean_m:.4g}, nearly every cell at --{symbol}-max {top:g}: the "
-                   "output hardly depends on the input here, or the largest width blurs everything")
+    if result.mean_m >= 0.95 * top:  # with a poor fit the output does depend on the input: the weighting's doing
+        why = ("though that changes the output (above): the widths' term outweighs keeping the output" if poor else
+               "the output hardly depends on the input here, or the largest width blurs everything")
+        out.append(f"{where}: mean {symbol} {result.mean_m:.4g}, nearly every cell at --{symbol}-max {top:g}: {why}")
     return out
