@@ -116,7 +116,8 @@ def utterances_of_recordings(
     r"""A CTM of recordings (times from each recording's start) as one of the utterances of ``segments``
     (``{utt: Segment}``, :meth:`~flowaccent.data.datadir.DataDir.segments`): what ``utils/convert_ctm.pl`` did,
     undone. A recording's phones are keyed by its file and on its channel where ``reco2file_and_channel``
-    (``{recording: "file channel"}``) names them, else by the recording itself, on whichever one channel they are.
+    (``{recording: "file channel"}``) names them and the CTM holds that file, else by the recording itself, on
+    whichever one channel they are (a CTM written before ``reco2file_and_channel`` was: keyed by the recordings).
     An utterance holds each phone whose middle lies in its span, its times then from the span's start and cut to
     the span; a phone of two overlapping spans is in both. Utterances of no phone are left out.
 
@@ -129,6 +130,8 @@ def utterances_of_recordings(
     out = {}
     for utt, span in segments.items():
         key = _track(span.recording, reco2file_and_channel, files_where)
+        if key[0] not in ctm and span.recording in ctm:
+            key = span.recording, None
         if key not in tracks:
             tracks[key] = _by_middle(ctm.get(key[0], []), key, where)
         middles, phones = tracks[key]

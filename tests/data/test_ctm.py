@@ -118,6 +118,10 @@ def test_a_ctm_of_recordings_is_cut_into_utterances_as_convert_ctm_made_it():
                                                                                       ("d", 0.3, 0.2)]
     assert got["y"] == [Segment(0.1, 0.2, "y")]  # channel B of r3: the second channel
     assert "x" not in got  # no phone: left out
+    # a CTM keyed by the recordings themselves beside a reco2file_and_channel naming files it lacks: the recordings'
+    keyed = utterances_of_recordings({"sw02001-A": [Segment(0.5, 0.2, "k")]}, {"z": Span("sw02001-A", 0.4, 1.0)},
+                                     {"sw02001-A": "sw02001 A"})
+    assert keyed == {"z": [Segment(0.1, 0.2, "k")]}
     # 15.4569 - 12.0 is 3.456899999999999, whose end (+ 0.0481) would round to frame 350 where 3.4569's is 351
     assert utterances_of_recordings({"r": [Segment(15.4569, 0.0481, "k")]}, {"u": Span("r", 12.0, 20.0)}) == {
         "u": [Segment(3.4569, 0.0481, "k")]}
