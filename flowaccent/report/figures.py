@@ -118,17 +118,14 @@ def _draw_figures(
         tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
         figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols,
                                            reuse=earlier_tsne)
+    log_ll, frames = {n: t["log_ll"] for n, t in tables.items()}, {n: t["num_frames"] for n, t in tables.items()}
     figures["LogLL per utterance"] = plots.histograms(
-        {n: t["log_ll"] for n, t in tables.items()},
-        fig_dir / "hist_log_ll",
-        "mean log-likelihood per frame (nats)",
-        "Utterance LogLL by set",
-        cols,
-        weights={n: t["num_frames"] for n, t in tables.items()},
+        log_ll, fig_dir / "hist_log_ll", "mean log-likelihood per frame (nats)", "Utterance LogLL by set", cols,
+        weights=frames,
     )
     figures["LogLL by speaker"] = plots.speaker_scores(
-        {n: t["log_ll"] for n, t in tables.items()},
-        {n: t["num_frames"] for n, t in tables.items()},
+        log_ll,
+        frames,
         {n: t["spk"] for n, t in tables.items()},
         fig_dir / "speakers_log_ll",
         "mean log-likelihood per frame (nats)",

@@ -94,12 +94,9 @@ def read_set(scores: Path, name: str, facts: dict[str, Any]) -> tuple[np.ndarray
                           f"); {again}")
     path = _set_file(scores, name, "utt_scores.tsv")
     try:
-        table = read_tsv(path)
+        table = read_tsv(path, ("utt", "num_frames", "log_ll"))
     except ValueError as error:
         raise ConfigError(f"{error}; {again}") from None
-    missing = [c for c in ("utt", "num_frames", "log_ll") if c not in table]
-    if missing:
-        raise ConfigError(f"{path}: no column {', '.join(missing)}; {again}")
     utts, frames = len(table["utt"]), int(np.sum(table["num_frames"]))
     if (utts, frames) != (facts.get("num_utts", utts), facts.get("num_frames", frames)):
         raise ConfigError(f"{path}: {utts} utterances of {frames} frames, but summary.json says "
