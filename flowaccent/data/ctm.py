@@ -142,6 +142,30 @@ def utterances_of_recordings(
     return out
 
 
+def off_channel(
+    ctm: Mapping[str, list[Segment]], recordings: Iterable[str], reco2file_and_channel: Mapping[str, str] | None,
+    where: str = "reco2file_and_channel",
+) -> list[str]:
+    r"""Words for each of ``recordings`` that ``reco2file_and_channel`` puts on a channel of a file the CTM holds on
+    other channels only, so that :func:`utterances_of_recordings` finds none of its phones (the table's channels
+    and the CTM's in another order?), sorted by recording.
+
+    Example:
+        >>> print(*off_channel({"call": [Segment(0.0, 1.0, "T", "1")]}, ["callB"], {"callB": "call B"}))
+        reco2file_and_channel puts recording 'callB' on channel B (2) of 'call', which the CTMs hold on channel 1 only
+    """
+    out = []
+    for recording in sorted(set(recordings)):
+        file, channel = _track(recording, reco2file_and_channel, where)
+        if channel is None or file not in ctm or channel in (held := channels_of(ctm[file])):
+            continue
+        written = reco2file_and_channel[recording].split()[1]  # type: ignore[index]  # _track read it
+        named = written if written == channel else f"{written} ({channel})"
+        out.append(f"{where} puts recording '{recording}' on channel {named} of '{file}', which the CTMs hold on "
+                   f"channel{'s' * (len(held) > 1)} {', '.join(held)} only")
+    return out
+
+
 def _cut(phone: Segment, start: float, end: float) -> Segment:
     r"""``phone`` of a recording as one of the utterance spanning ``start`` to ``end`` of it: its start from the
     utterance's, cut to the span (a duration not cut kept as it was). Times to the microsecond: a phone at

@@ -94,15 +94,17 @@ def build_report(
             if name == reference:
                 raise ConfigError(f"the CTMs hold none of the utterances of the reference set '{reference}' "
                                   f"({', '.join(map(str, ctms))}; utterance ids as in its utt_scores.tsv, or the "
-                                  f"recordings of its data dir's segments){_data_dir_gone(scores, name)}")
+                                  f"recordings of its data dir's segments){_data_dir_gone(scores, name)}"
+                                  f"{_off_channel(found)}")
             notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances"
-                         + _data_dir_gone(scores, name))
+                         + _data_dir_gone(scores, name) + _off_channel(found))
             continue
         sets[name] = found
         if found.cut_utts:
             notes.append(f"set '{name}': {found.cut_utts} utterances cut from the CTMs' recordings by {found.cut_by}")
         if found.aligned_utts < found.utts:
-            notes.append(f"set '{name}': the CTMs hold {found.aligned_utts} of its {found.utts} utterances")
+            notes.append(f"set '{name}': the CTMs hold {found.aligned_utts} of its {found.utts} utterances"
+                         + _off_channel(found))
         if found.aligned_frames < LOW_COVERAGE * found.held_frames:
             notes.append(f"set '{name}': its phones hold {found.aligned_frames} of the {found.held_frames} frames of "
                          f"the utterances the CTMs hold: long gaps between phones, or another frame shift than "
@@ -123,6 +125,15 @@ def _data_dir_gone(scores: Path, name: str) -> str:
         return ""
     return (f" (nor can a CTM of recordings be cut by its data dir's segments: {folder}, which it was scored from, is "
             f"gone)")
+
+
+def _off_channel(found: SetPhones) -> str:
+    r"""Words to add where the CTMs hold recordings of set ``found`` on other channels than its data dir's
+    ``reco2file_and_channel`` says: the first such recording, and how many more; "" where none."""
+    if not found.off_channel:
+        return ""
+    more = len(found.off_channel) - 1
+    return f" ({found.off_channel[0]}" + (f"; {more} more of its recordings likewise" if more else "") + ")"
 
 
 def coverage_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]]]:

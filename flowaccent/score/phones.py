@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowaccent.data.ctm import Segment, channels_of, utterances_of_recordings
+from flowaccent.data.ctm import Segment, channels_of, off_channel, utterances_of_recordings
 from flowaccent.data.kaldi_io import ScpReader
 from flowaccent.data.segments import parse_segments
 from flowaccent.data.table import read_table
@@ -84,6 +84,8 @@ class SetPhones:
         phones: ``{phone: PhoneScores}``, sorted by phone.
         cut_utts: of the aligned utterances, those cut from the CTMs' recordings by ``cut_by`` (the data dir's
             ``segments``; "": none).
+        off_channel: words for each recording of the set's utterances the CTMs hold on other channels only than
+            the data dir's ``reco2file_and_channel`` puts it on (:func:`~flowaccent.data.ctm.off_channel`).
     """
 
     name: str
@@ -96,6 +98,7 @@ class SetPhones:
     phones: dict[str, PhoneScores]
     cut_utts: int = 0
     cut_by: str = ""
+    off_channel: tuple[str, ...] = ()
 
 
 def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
@@ -127,10 +130,11 @@ def data_dir_of(scores: Path, name: str) -> Path | None:
 
 def utterance_phones(
     ctm: Mapping[str, Sequence[Segment]], utts: Sequence[str], folder: Path | None
-) -> tuple[dict[str, Sequence[Segment]], str]:
+) -> tuple[dict[str, Sequence[Segment]], str, tuple[str, ...]]:
     r"""The phones of ``utts``: the CTM's own for an utterance it keys, the others' cut from the CTM's recordings by
     the ``segments`` (and ``reco2file_and_channel``) of the data dir ``folder``
-    (:func:`~flowaccent.data.ctm.utterances_of_recordings`); and that ``segments`` file ("": none used).
+    (:func:`~flowaccent.data.ctm.utterances_of_recordings`); that ``segments`` file ("": none used); and words for
+    each recording of the others that the CTM holds on other channels only (:func:`~flowaccent.data.ctm.off_channel`).
 
     Raises:
         ConfigError: for an utterance the CTM keys whose phones are on two channels (a CTM of recordings keyed
@@ -148,12 +152,14 @@ def utterance_phones(
     rest = [u for u in utts if u not in out]
     path = folder / "segments" if folder is not None else None
     if not rest or path is None or not path.is_file():
-        return out, ""
+        return out, "", ()
     table = read_table(path)
     spans = parse_segments({u: table[u] for u in rest if u in table}, path)
     files = folder / "reco2file_and_channel"
-    cut = utterances_of_recordings(ctm, spans, read_table(files) if files.is_file() else None, str(path), str(files))
-    return {**out, **cut}, str(path) if cut else ""
+    tracks = read_table(files) if files.is_file() else None
+    cut = utterances_of_recordings(ctm, spans, tracks, str(path), str(files))
+    missed = off_channel(ctm, (span.recording for u, span in spans.items() if u not in cut), tracks, str(files))
+    return {**out, **cut}, str(path) if cut else "", tuple(missed)
 
 
 def frame_ranges(
@@ -196,7 +202,7 @@ def set_phones(
         raise ConfigError(f"{error}; run 'flowaccent score' again") from None
     frames_of = dict(zip(table["utt"], (int(n) for n in table["num_frames"])))
     speaker_of = dict(zip(table["utt"], table["spk"]))
-    held, cut_by = utterance_phones(ctm, list(frames_of), data_dir_of(scores, name))
+    held, cut_by, missed = utterance_phones(ctm, list(frames_of), data_dir_of(scores, name))
     cut_utts = sum(utt not in ctm for utt in held)
     sums: dict[tuple[str, str], np.ndarray] = {}  # (phone, speaker) -> [frames, tokens, log_p, log_det, relative]
     aligned_utts = held_frames = aligned_frames = 0
@@ -214,7 +220,7 @@ def set_phones(
             row += (end - first, 1, log_p, log_det, log_p + log_det - (end - first) * mean)
             aligned_frames += end - first
     return SetPhones(name, shift, len(frames_of), int(sum(frames_of.values())), aligned_utts, held_frames,
-                     aligned_frames, _pooled(sums), cut_utts, cut_by)
+                     aligned_frames, _pooled(sums), cut_utts, cut_by, missed)
 
 
 def _pooled(sums: Mapping[tuple[str, str], np.ndarray]) -> dict[str, PhoneScores]:

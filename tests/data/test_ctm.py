@@ -131,3 +131,14 @@ def test_a_ctm_of_recordings_is_cut_into_utterances_as_convert_ctm_made_it():
         utterances_of_recordings(ctm, {"y": Span("r3", 0.0, 1.0)})
     with pytest.raises(DataDirError, match=r"reco2file_and_channel: recording 'r3': expected 'file channel'"):
         utterances_of_recordings(ctm, {"y": Span("r3", 0.0, 1.0)}, {"r3": "r3"})
+
+
+def test_recordings_on_a_channel_the_ctm_lacks_are_named():
+    from flowaccent.data.ctm import off_channel
+
+    ctm = {"call": [Segment(0.0, 0.2, "x", "1"), Segment(0.1, 0.2, "y", "2")], "mono": [Segment(0.0, 0.2, "z", "A")]}
+    tracks = {"a": "call A", "b": "call 2", "c": "call C", "m": "mono B", "n": "mono 1", "gone": "elsewhere B"}
+    assert off_channel(ctm, ["n", "m", "c", "b", "a", "gone", "plain", "m"], tracks, "r2fc") == [
+        "r2fc puts recording 'c' on channel C (3) of 'call', which the CTMs hold on channels 1, 2 only",
+        "r2fc puts recording 'm' on channel B (2) of 'mono', which the CTMs hold on channel 1 only"]
+    assert off_channel(ctm, ["m"], None) == []

@@ -381,6 +381,12 @@ def test_a_ctm_of_recordings_is_cut_into_the_utterances_by_the_data_dirs_segment
         assert (zh.aligned_frames, zh.held_frames) == (zh_want.aligned_frames, zh_want.held_frames)
         assert f"set 'zh': 40 utterances cut from the CTMs' recordings by {made[0]}" in cut.notes
         assert cut.sets["native"].cut_utts == 0
+        made[1].write_text("z0 call A\nz1 call C\n")  # a channel the CTM does not hold 'call' on: z1's phones none
+        z1 = sum(utt.startswith("z1-") for utt in frames_of)
+        assert (f"set 'zh': the CTMs hold {40 - z1} of its 40 utterances ({made[1]} puts recording 'z1' on channel C "
+                f"(3) of 'call', which the CTMs hold on channels 1, 2 only)"
+                in build_report(scores, [plain[0], recordings]).notes)
+        made[1].write_text("z0 call A\nz1 call B\n")
         _write_ctm(tmp_path / "ja.ctm", scores, "ja", 4)
         (root / "zh").rename(root / "zh_moved")  # scored from a data dir since moved: nothing to cut by, and said
         try:
