@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     replaced = (f"; wrote {', '.join(summary.replaced)} (the tables they replaced: {summary.backup})"
                 if summary.replaced else "")
     wrote = made + replaced if summary.changed else "; nothing to change"
-    stale = (f"; {', '.join(FBANK_OUTPUTS)} are of an fbank run before the one that failed (data/fbank_failed.txt): "
-             "the utterances they lack are kept, and they are not checked ('flowaccent fbank' replaces them)"
-             if summary.stale_feats else "")
+    added = f" ({summary.added} kept that it lacks)" if summary.added else ""
+    stale = (f"; feats.scp is {summary.stale_feats}: it leaves no utterance out{added}, and "
+             f"{', '.join(FBANK_OUTPUTS)} are not checked ('flowaccent fbank' replaces them)" if summary.stale_feats
+             else "")
     counted = (f"; counted the frames of {summary.counted} utterance(s) in feats.scp for utt2num_frames"
                if summary.counted else "")
     print(f"fixdir: {args.data_dir}: {kept}{unknown}{stale}{counted}{wrote}", file=sys.stderr)

@@ -115,6 +115,11 @@ def atomic_write_json(path: str | Path, value) -> None:
     atomic_write_text(path, json.dumps(json_safe(value), indent=2) + "\n")
 
 
+def bytes_digest(data: bytes) -> str:
+    r""":func:`file_digest` of a file that holds ``data``."""
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
 def file_digest(path: str | Path) -> str:
     r"""SHA-1 of a file's bytes (16 hex digits): whether a file is the one an output was made from."""
     h = hashlib.sha1()

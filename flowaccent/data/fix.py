@@ -8,16 +8,27 @@ tables written unsorted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text, bytes_digest
 from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_io import frame_counts
 from flowaccent.data.kaldi_text import fields
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.rules import EMPTY_VALUE_OK, FBANK_FAILED, NEEDED, SPK_TABLES, UTT_TABLES, as_names, missing
+from flowaccent.data.rules import (
+    EMPTY_VALUE_OK,
+    FEATS_DIGEST,
+    NEEDED,
+    SPK_TABLES,
+    UTT_TABLES,
+    as_names,
+    missing,
+    stale_feats,
+)
 from flowaccent.data.table import read_table, spk2utt_of, table_text
 from flowaccent.errors import DataDirError, FeatureError, KaldiIOError
 
@@ -41,8 +52,10 @@ class FixSummary:
         unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
         changed: the tables written: rewritten (their old versions in ``backup``), or made.
         backup: the folder of the old tables.
-        stale_feats: ``feats.scp`` is of a ``flowaccent fbank`` run before one that failed (``data/fbank_failed.txt``
-            is there): it was not held against the utterances.
+        stale_feats: why ``feats.scp`` was not held against the utterances (:func:`~flowaccent.data.rules.stale_feats`:
+            an earlier ``flowaccent fbank`` run's, or as a run wrote it before utterances were added); "": it was.
+        added: utterances kept that ``feats.scp`` lacks, where it is stale (the next ``flowaccent fbank`` computes
+            them).
         counted: utterances kept whose frames were counted in ``feats.scp`` for ``utt2num_frames``, which lacked them
             (or was not there: it is made).
         made: the tables of ``changed`` that were not there (``spk2utt``, ``utt2num_frames``).
@@ -55,9 +68,10 @@ class FixSummary:
     unknown: int
     changed: tuple[str, ...]
     backup: Path
-    stale_feats: bool = False
+    stale_feats: str = ""
     counted: int = 0
     made: tuple[str, ...] = ()
+    added: int = 0
 
     @property
     def replaced(self) -> tuple[str, ...]:
@@ -80,7 +94,9 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
 
     Where the last ``flowaccent fbank`` on the dir failed (its ``data/fbank_failed.txt`` is there), ``feats.scp`` is
     an earlier run's, which the next ``fbank`` replaces: utterances it lacks (those added since) are kept, not left
-    out as Kaldi's script would (they are filtered to the utterances kept all the same).
+    out as Kaldi's script would (they are filtered to the utterances kept all the same). So too where ``feats.scp``
+    is as a ``flowaccent fbank`` run wrote it (``fbank.json``'s digest of it), which took every utterance the dir
+    had: those it lacks were added since. The digest follows the ``feats.scp`` a fix writes.
 
     Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while ``flowaccent fbank``
     writes it. Raises :class:`DataDirError` for a missing folder or ``utt2spk``, a table that cannot be read (a
@@ -101,8 +117,10 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         utt2spk = tables["utt2spk"]
         if not utt2spk:
             raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")
-        stale = "feats.scp" in tables and (path / "data" / FBANK_FAILED).is_file()
-        lacking = _lacking(path, {name: table for name, table in tables.items() if name != "feats.scp" or not stale})
+        lacking = _lacking(path, tables)
+        stale = stale_feats(path, bool(lacking.get("feats.scp"))) if "feats.scp" in tables else ""
+        if stale:
+            lacking = _lacking(path, {name: table for name, table in tables.items() if name != "feats.scp"})
         kept = {u for u in utt2spk if u not in excluded and not any(u in missing for missing in lacking.values())}
         counts = {name: len(missing) for name, missing in lacking.items() if missing}
         listed = excluded & utt2spk.keys()
@@ -121,8 +139,24 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         new["spk2utt"] = table_text(spk2utt, str(path / "spk2utt")).encode("utf-8")
         changed = tuple(name for name, data in new.items() if old.get(name) != data)
         _write(path, {name: new[name] for name in changed}, old)
+        if "feats.scp" in changed:
+            _follow_digest(path, old["feats.scp"], new["feats.scp"])
+    added = len(kept - tables["feats.scp"].keys()) if stale else 0
     return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
-                      stale, counted, tuple(name for name in changed if name not in old))
+                      stale, counted, tuple(name for name in changed if name not in old), added)
+
+
+def _follow_digest(path: Path, old: bytes, new: bytes) -> None:
+    r"""Where ``path/fbank.json`` holds the digest of the ``old`` ``feats.scp`` (as ``flowaccent fbank`` wrote it),
+    the digest of the ``new`` one a fix wrote: what it lists is still that run's, less utterances left out."""
+    record_path = path / "fbank.json"
+    try:
+        record = json.loads(record_path.read_text())
+        if record.get(FEATS_DIGEST) != bytes_digest(old):
+            return
+    except (OSError, ValueError, AttributeError):  # none, damaged, not a record: nothing to follow
+        return
+    atomic_write_json(record_path, {**record, FEATS_DIGEST: bytes_digest(new)})
 
 
 def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str], old: bytes,
@@ -181,3 +215,5 @@ def _write(path: Path, tables: dict[str, bytes], old: dict[str, bytes]) -> None:
         with atomic_path(path / name) as tmp:
             tmp.write_bytes(data)
     writing.unlink()
+    with contextlib.suppress(OSError):  # tables made, none replaced: no backup folder left empty
+        backup.rmdir()

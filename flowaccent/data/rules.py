@@ -3,12 +3,14 @@ project's tables): :func:`inspect_dir` reads its tables and lists every problem.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from flowaccent.data.atomic import file_digest
 from flowaccent.data.kaldi_text import COUNT, NUMBER, fields
 from flowaccent.data.segments import parse_segment
 from flowaccent.data.table import c_order, read_table, spk2utt_of
@@ -32,6 +34,10 @@ FBANK_OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames")
 #: last run is one that failed: each run removes it first).
 FBANK_FAILED = "fbank_failed.txt"
 
+#: The key of ``fbank.json`` (:mod:`flowaccent.features.fbank_record`) that holds the digest
+#: (:func:`~flowaccent.data.atomic.file_digest`) of the ``feats.scp`` its run wrote.
+FEATS_DIGEST = "feats_scp"
+
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
 PARTIAL_TABLES = ("utt2score",)
 
@@ -54,6 +60,25 @@ _HOW = {
 #: Of a table made from ``feats.scp``, where that is missing too.
 _WITH_FEATS = " (written with feats.scp by 'flowaccent fbank')"
 
+
+
+def stale_feats(path: Path, lacks: bool = True) -> str:
+    r"""Why the data dir ``path``'s ``feats.scp`` is to be replaced by the next ``flowaccent fbank``, the utterances
+    it lacks (``lacks``: some) not left out as Kaldi's rule has it (in words; "" where it is not): its last run
+    failed (``data/fbank_failed.txt``: ``feats.scp`` is an earlier run's), or it lacks some and is as a run wrote it
+    (the digest its ``fbank.json`` records), which took every utterance of the dir then: those were added since. A
+    ``feats.scp`` filtered by hand, or made by another tool, is neither."""
+    if (path / "data" / FBANK_FAILED).is_file():
+        return "of an fbank run before the one that failed (data/fbank_failed.txt)"
+    if not lacks:
+        return ""
+    try:
+        written = json.loads((path / "fbank.json").read_text()).get(FEATS_DIGEST)
+        if written is not None and written == file_digest(path / "feats.scp"):
+            return "as 'flowaccent fbank' wrote it, before the utterances it lacks were added"
+    except (OSError, ValueError, AttributeError):  # none, damaged, not a record: Kaldi's rule
+        pass
+    return ""
 
 def missing(path: Path, name: str) -> str:
     r"""The problem of a required table ``name`` the data dir ``path`` lacks (then how to make it, where said)."""
@@ -168,10 +193,12 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         extra = sorted(set(table) - keys, key=c_order)
         if missing and name not in PARTIAL_TABLES:
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
-            if name == "utt2num_frames" and "feats.scp" in tables and not (path / "data" / FBANK_FAILED).is_file():
+            stale = (stale_feats(path, bool(utts - set(tables["feats.scp"])))
+                     if name in ("utt2num_frames", "feats.scp") and "feats.scp" in tables else "")
+            if name == "utt2num_frames" and "feats.scp" in tables and not stale:
                 fix = f" ('flowaccent fixdir {path}' counts their frames in feats.scp)"
-            if name == "feats.scp" and (path / "data" / FBANK_FAILED).is_file():  # fixdir keeps them (an old run's)
-                fix = " (an fbank run before the one that failed: 'flowaccent fbank' computes them)"
+            if name == "feats.scp" and stale:  # fixdir keeps them (an old run's)
+                fix = f" (feats.scp is {stale}: 'flowaccent fbank' computes them)"
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")
         if extra:
             by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flowaccent.data.atomic import atomic_write_json
+from flowaccent.data.rules import FEATS_DIGEST
 from flowaccent.errors import ConfigError, FlowAccentError
 
 #: The record's file name, in a data dir and in an experiment dir.
@@ -45,15 +46,18 @@ RUN_TAG = "[0-9a-f]{10}"
 
 
 def write_record(
-    folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int], run: str | None = None
+    folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int], run: str | None = None,
+    feats: str | None = None,
 ) -> None:
     r"""Writes ``folder/fbank.json``: ``options`` (``FbankConfig.to_dict()``), ``channel``, ``rates``
-    (sample rate of the audio as read -> utterances), and ``run``, the tag in the names of the arks it
+    (sample rate of the audio as read -> utterances), ``run``, the tag in the names of the arks it
     wrote (``raw_fbank_NAME.RUN.ark``): features that ``feats.scp`` lists from other arks are not the ones
-    described (:func:`data_record`)."""
+    described (:func:`data_record`); and ``feats``, the digest of the ``feats.scp`` it wrote
+    (:data:`~flowaccent.data.rules.FEATS_DIGEST`: utterances it lacks were added since,
+    :func:`~flowaccent.data.rules.stale_feats`)."""
     record = {"fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())},
-              "resampler": RESAMPLER}
-    atomic_write_json(folder / RECORD, {**record, "run": run} if run else record)
+              "resampler": RESAMPLER, **({"run": run} if run else {}), **({FEATS_DIGEST: feats} if feats else {})}
+    atomic_write_json(folder / RECORD, record)
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
@@ -130,7 +134,8 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
         (how_a, a), (how_b, b) = list(resampled.items())[:2]
         raise ConfigError(f"{b}'s audio was resampled with {how_b}, {a}'s with {how_a} ({RECORD}): their "
                           f"top mel bins differ; compute both with this version's 'flowaccent fbank'")
-    first = {k: v for k, v in first.items() if k != "run"}  # the dirs' runs: the model's record names none
+    first = {k: v for k, v in first.items() if k not in ("run", FEATS_DIGEST)}  # the dirs' runs and feats.scp: not
+    # the model's
     return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}
 
 

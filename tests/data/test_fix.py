@@ -181,6 +181,10 @@ def test_frame_counts_utt2num_frames_lacks_are_counted_in_feats_scp(tmp_path):
     summary = fix_data_dir(d, ["b-1"])
     assert (summary.counted, (d / "utt2num_frames").read_text()) == (2, "a-1 10\na-2 12\n")
     assert validate_data_dir(d) == []
+    d = with_features(make_dir(tmp_path / "e", utt2num_frames=None), {"a-1": 10, "a-2": 12, "b-1": 9})
+    summary = fix_data_dir(d)
+    assert (summary.made, summary.replaced, summary.counted) == (("utt2num_frames",), (), 3)
+    assert not (d / ".backup").exists()  # nothing replaced: nothing backed up, and no empty folder to look in
 
 
 def test_frames_that_cannot_be_counted_change_nothing(tmp_path):
