@@ -11,7 +11,7 @@ from flowaccent.data.atomic import atomic_write_json, atomic_write_text
 from flowaccent.data.fingerprint import changed_parts
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError
-from flowaccent.features.fbank_record import RECORD, training_record
+from flowaccent.features.fbank_record import RECORD
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress, load_checkpoint
 from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
@@ -79,10 +79,10 @@ def check_own_config(exp: Path, config: ExperimentConfig, config_file: str | Pat
                       f"--config {own} to train with it, or move it away")
 
 
-def keep_fbank_record(exp: Path, dirs: list[Path]) -> None:
-    r"""``exp/fbank.json``: the fbank options the training dirs share (a :class:`ConfigError` where they
-    differ), so scoring can refuse features computed otherwise; none where the dirs have no record."""
-    record = training_record(dirs)
+def keep_fbank_record(exp: Path, record: dict | None) -> None:
+    r"""``exp/fbank.json``: the fbank options the training dirs share (``record``,
+    :func:`~flowaccent.features.fbank_record.training_record`), so scoring can refuse features computed otherwise;
+    none where the dirs have no record."""
     if record is None:
         (exp / RECORD).unlink(missing_ok=True)
     else:
@@ -183,12 +183,13 @@ def earlier_run(
 
 
 def write_experiment(exp: Path, progress: Progress, config: ExperimentConfig, texts: tuple[str, str, str],
-                      dirs) -> None:
+                      record: dict | None) -> None:
     r"""What ``exp`` keeps of the run before it trains: its log cut to ``progress`` (a resumed run's), its
-    ``config.yaml``, ``classes.txt``, ``data.txt`` and data digests (``texts``), and the data dirs' ``fbank.json``."""
+    ``config.yaml``, ``classes.txt``, ``data.txt`` and data digests (``texts``), and the fbank ``record`` its data
+    dirs share (:func:`keep_fbank_record`)."""
     (exp / "log").mkdir(parents=True, exist_ok=True)
     trim_log(exp / "log" / "train.jsonl", progress, config.train.patience)
     atomic_write_text(exp / "config.yaml", config.to_yaml())
     for name, text in zip(("classes.txt", "data.txt", DIGESTS), texts):
         atomic_write_text(exp / name, text)
-    keep_fbank_record(exp, [d.path for d in dirs])
+    keep_fbank_record(exp, record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from flowaccent.data.fingerprint import fingerprint_text
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.features.fbank_record import training_record
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, precision_note
 from flowaccent.train import distributed
@@ -122,6 +124,8 @@ def _train(
     dirs, class_names, labels = load_classes(specs, spk_cmvn)
     for line in data_warnings(specs, dirs) if env.is_main else ():
         print(line, file=sys.stderr)
+    with contextlib.nullcontext() if env.is_main else contextlib.redirect_stderr(io.StringIO()):  # warned once
+        record = training_record([d.path for d in dirs])  # first: dirs of other fbank options refused, exp untouched
     train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
     source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
@@ -149,7 +153,7 @@ def _train(
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
                             would="resume" if left else "done")
     if env.is_main:
-        write_experiment(exp, progress, config, texts, dirs)
+        write_experiment(exp, progress, config, texts, record)
     _fit(Runner(model, optimizer, config, exp, env, quiet), source, train_refs, valid_refs, progress)
     if env.distributed:
         distributed.broadcast_buffers(model)  # BatchNorm's running statistics: rank 0's, as it saved them

@@ -59,12 +59,17 @@ def test_a_training_dir_without_a_record_among_dirs_with_one_is_named(tmp_path, 
     assert capsys.readouterr().err == ""
 
 
-def test_training_dirs_must_share_their_options(tmp_path):
+def test_training_dirs_must_share_their_options(tmp_path, capsys):
     a, b = make_wav_data_dir(tmp_path / "a"), make_wav_data_dir(tmp_path / "b", seed=1)
     assert main(["fbank", str(a), "--quiet"]) == 0
     assert main(["fbank", str(b), "--quiet", "--frame-shift-ms", "5"]) == 0
     with pytest.raises(ConfigError, match=f"^{b}'s features were computed with frame_shift_ms 5.0 .not 10.0."):
         training_record([a, b])
+    exp = tmp_path / "exp"
+    capsys.readouterr()
+    assert main(["train", "--exp", str(exp), f"native={a}", f"zh={b}", "--quiet"]) == 1
+    assert f"flowaccent train: error: {b}'s features were computed with " in capsys.readouterr().err
+    assert not any(exp.rglob("*"))  # refused before anything was written (config.yaml, data.txt, log/ before)
     assert main(["fbank", str(b), "--quiet"]) == 0
     assert training_record([a, b])["source_rates"] == {"16000": 12}
     assert training_record([tmp_path]) is None  # no record: not checked
