@@ -196,14 +196,16 @@ def select_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
 def _pick_channel(data: np.ndarray, channel: int, where: str) -> np.ndarray:
     if data.ndim == 1:
         if channel > 0:  # as Kaldi: channel 0 of mono audio is the audio
-            raise AudioError(f"{where}: channel {channel} requested, audio has 1")
+            raise AudioError(f"{where}: channel {channel} requested, but the audio has 1 channel (channels count from "
+                             f"0; -1: the one of mono audio)")
         return data
     if channel < 0:
         if data.shape[1] == 1:
             return data[:, 0]
         raise AudioError(f"{where}: {data.shape[1]} channels; choose one with --channel")
     if channel >= data.shape[1]:
-        raise AudioError(f"{where}: channel {channel} requested, audio has {data.shape[1]}")
+        raise AudioError(f"{where}: channel {channel} requested, but the audio has {data.shape[1]} channels (channels "
+                         f"count from 0)")
     return data[:, channel]
 
 

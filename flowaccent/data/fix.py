@@ -26,7 +26,7 @@ from flowaccent.data.rules import (
     SPK_TABLES,
     UTT_TABLES,
     as_names,
-    missing,
+    missing_how,
     stale_feats,
 )
 from flowaccent.data.table import read_table, spk2utt_of, table_text
@@ -109,7 +109,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     if not path.is_dir():
         raise DataDirError(f"{path}: {'not a directory' if path.exists() else 'no such directory'}")
     if not (path / "utt2spk").is_file():
-        raise DataDirError(missing(path, "utt2spk"))
+        raise DataDirError(missing_how(path, "utt2spk"))
     busy = f"fixdir: {path} is being written by another flowaccent fbank, fixdir or cmvn now; wait for it"
     with locked_folder(path, DATA_DIR_LOCK, busy):
         tables = {name: read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", any_order=True)

@@ -50,6 +50,8 @@ _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
 #: How to make a required table that is missing (a table made from ``feats.scp`` where it is there: else
 #: :data:`_WITH_FEATS`).
 _HOW = {
+    "utt2spk": " ('utterance speaker' a line; speakers not known: one per utterance, as Kaldi's recipes make it, "
+    "awk '{{print $1, $1}}' {path}/wav.scp > {path}/utt2spk, or of segments' first column where it has segments)",
     "feats.scp": " (compute the features: 'flowaccent fbank {path}', or Kaldi's steps/make_fbank.sh)",
     "spk2utt": " (make it from utt2spk: 'flowaccent fixdir {path}', or Kaldi's utils/utt2spk_to_spk2utt.pl)",
     "cmvn.scp": " (make it from feats.scp with 'flowaccent cmvn {path}' or Kaldi's steps/compute_cmvn_stats.sh)",
@@ -61,6 +63,16 @@ _HOW = {
 _WITH_FEATS = " (written with feats.scp by 'flowaccent fbank')"
 
 
+
+
+def _swapped(tables: dict[str, dict[str, str]], error: str) -> str:
+    r"""A hint for an ``utt2spk`` whose ``error`` is a duplicate key that is no utterance of the tables read before it
+    (``segments``, else ``wav.scp``): a speaker, its columns swapped ("" otherwise)."""
+    found = re.search(r": duplicate key '(.*)'$", error)
+    utterances = tables.get("segments", tables.get("wav.scp"))
+    if found is None or utterances is None or found.group(1) in utterances:
+        return ""
+    return " (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance speaker' a line)"
 
 def stale_feats(path: Path, lacks: bool = True) -> str:
     r"""Why the data dir ``path``'s ``feats.scp`` is to be replaced by the next ``flowaccent fbank``, the utterances
@@ -81,8 +93,14 @@ def stale_feats(path: Path, lacks: bool = True) -> str:
     return ""
 
 def missing(path: Path, name: str) -> str:
-    r"""The problem of a required table ``name`` the data dir ``path`` lacks (then how to make it, where said)."""
+    r"""The problem of a required table ``name`` the data dir ``path`` lacks (then how to make it, where said:
+    :func:`missing_how`)."""
     return f"{path / name}: required but missing"
+
+
+def missing_how(path: Path, name: str) -> str:
+    r""":func:`missing`, and how to make the table where there is a way to say."""
+    return missing(path, name) + _HOW.get(name, "").format(path=path)
 
 
 def as_names(value: Iterable[str], what: str) -> tuple[str, ...]:
@@ -110,15 +128,15 @@ def inspect_dir(
     no_feats = "feats.scp" in require and not (path / "feats.scp").exists()
     for name in ("utt2spk", "spk2utt", *require):
         if name not in unused and not (path / name).exists():
-            how = _WITH_FEATS if no_feats and name in ("cmvn.scp", "utt2num_frames") else _HOW.get(name, "")
-            problems.append(missing(path, name) + how.format(path=path))
+            with_feats = no_feats and name in ("cmvn.scp", "utt2num_frames")
+            problems.append(missing(path, name) + _WITH_FEATS if with_feats else missing_how(path, name))
     for name in UTT_TABLES + SPK_TABLES:
         if name not in unused and (path / name).exists():
             try:
                 tables[name] = read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", shared=shared,
                                           share_values=name in _ID_VALUES)
             except DataDirError as error:
-                problems.append(str(error))
+                problems.append(str(error) + (_swapped(tables, str(error)) if name == "utt2spk" else ""))
     if "utt2spk" in tables:
         problems += _check_speakers(path, tables)
         problems += _check_coverage(path, tables)

@@ -105,7 +105,25 @@ class FbankConfig(Config):
 
             knf.OnlineFbank(self.knf_options())
         except ValueError as error:
-            raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz)") from None
+            most = f"; at most {self._most_mel_bins()} with these options" if "num_mel_bins" in str(error) else ""
+            raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz{most})") from None
+
+    def _most_mel_bins(self) -> int:
+        r"""The most mel bins kaldi-native-fbank takes with the other options as they are (0: none), by bisection:
+        each bin must hold an FFT bin of the band, so fewer always fit where more do."""
+        import kaldi_native_fbank as knf
+
+        fits, too_many = 0, self.num_mel_bins
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            opts = self.knf_options()
+            opts.mel_opts.num_bins = middle
+            try:
+                knf.OnlineFbank(opts)
+                fits = middle
+            except ValueError:
+                too_many = middle
+        return fits
 
     def knf_options(self):
         r"""Returns the equivalent ``kaldi_native_fbank.FbankOptions``."""

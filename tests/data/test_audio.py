@@ -33,8 +33,10 @@ def test_channels(tmp_path):
     np.testing.assert_array_equal(right, -np.arange(10))
     wavfile.write(tmp_path / "m.wav", 16000, stereo[:, 0].copy())  # mono: channel 0 is the audio, 1 is not there
     np.testing.assert_array_equal(read_wav(str(tmp_path / "m.wav"), channel=0)[0], np.arange(10))
-    with pytest.raises(AudioError, match="channel 1 requested, audio has 1"):
+    with pytest.raises(AudioError, match=r"channel 1 requested, but the audio has 1 channel \(channels count from 0; "):
         read_wav(str(tmp_path / "m.wav"), channel=1)
+    with pytest.raises(AudioError, match=r"channel 2 requested, but the audio has 2 channels \(channels count from"):
+        read_wav(str(tmp_path / "s.wav"), channel=2)
 
 
 def test_errors_name_the_utterance(tmp_path):

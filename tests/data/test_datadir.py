@@ -45,6 +45,11 @@ def test_valid_dir(tmp_path):
     [
         ({"utt2spk": "a-2 a\na-1 a\nb-1 b\n"}, "not sorted in C order"),
         ({"utt2spk": "a-1 a\na-1 a\nb-1 b\n"}, "duplicate key 'a-1'"),
+        ({"utt2spk": "a a-1\na a-2\nb b-1\n", "wav__scp": "a-1 1.wav\na-2 2.wav\nb-1 3.wav\n"},  # columns swapped
+         "utt2spk:2: duplicate key 'a' (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance "
+         "speaker' a line)"),
+        ({"utt2spk": None}, "utt2spk: required but missing ('utterance speaker' a line; speakers not known: one per "
+         "utterance, as Kaldi's recipes make it, awk '{print $1, $1}' "),
         ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
         ({"utt2spk": "a-1 b\na-2 a\nb-1 b\n", "spk2utt": "a a-2\nb a-1 b-1\n"},
          "not sorted by speaker as well as by utterance (1 place(s), e.g. 'a-2 a' after 'a-1 b')"),
@@ -89,6 +94,11 @@ def test_each_rule(tmp_path, tables, fragment):
     assert all(str(d) in p for p in problems)
     with pytest.raises(DataDirError, match="d/"):
         load_data_dir(d)
+
+
+def test_a_duplicate_utterance_of_utt2spk_is_not_called_a_speaker(tmp_path):
+    d = make_dir(tmp_path / "d", utt2spk="a-1 a\na-1 a\nb-1 b\n", wav__scp="a-1 1.wav\na-2 2.wav\nb-1 3.wav\n")
+    assert [p for p in validate_data_dir(d) if "utt2spk:" in p] == [f"{d / 'utt2spk'}:2: duplicate key 'a-1'"]
 
 
 def test_the_first_problem_names_the_command_that_lists_the_others(tmp_path):

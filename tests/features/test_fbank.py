@@ -184,10 +184,14 @@ def test_the_config_is_made_once_per_options_and_checked_as_given(wave, monkeypa
     ({"frame_length_ms": 0.025}, "frame_length_ms 0.025 and frame_shift_ms 10.0 give 0 and 160 samples"),
     ({"high_freq": 9000.0}, "Bad values in options: low-freq 20 and high-freq 9000 vs. nyquist 8000"),
     ({"low_freq": 9000.0}, "Bad values in options: low-freq 9000"),
-    ({"num_mel_bins": 300}, "You may have set num_mel_bins too large"),
+    ({"num_mel_bins": 300}, "You may have set num_mel_bins too large. (sample_frequency 16000 Hz; at most 126 with "
+                            "these options)"),
+    ({"num_mel_bins": 60, "low_freq": 3000.0, "high_freq": 4000.0}, "; at most 55 with these options)"),
 ])
 def test_options_kaldi_refuses_are_config_errors_when_read(options, message):
     r"""Each was a traceback after the first WAV was read (a shift of 0 samples: SIGFPE, no message)."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         FbankConfig(**options)
     assert FbankConfig(sample_frequency=8000, high_freq=-400.0).sample_frequency == 8000  # negative: from Nyquist
+    FbankConfig(num_mel_bins=126)  # the most said above: taken
+    FbankConfig(num_mel_bins=55, low_freq=3000.0, high_freq=4000.0)
