@@ -133,13 +133,25 @@ STREAMED_SIZE = 0x7FFFF000
 
 
 def _wav_in_ark(path: str, offset: int, where: str) -> bytes:
-    r"""The WAV object at byte ``offset`` of the archive ``path`` (a ``wav.scp`` entry ``path:offset``, as Kaldi's
-    ``wav-copy`` and ESPnet's archives write them): the RIFF header's size says how far it goes."""
+    r"""The audio object at byte ``offset`` of the archive ``path`` (a ``wav.scp`` entry ``path:offset``): a WAV, as
+    Kaldi's ``wav-copy`` writes them (and kaldiio by default), whose RIFF header's size says how far it goes; or
+    kaldiio's ``write_function="soundfile"`` object (ESPnet's ``*.ark`` audio formats): ``AUDIO``, a byte ``n``,
+    the length in ``n`` bytes (little-endian), then that many bytes of a file libsndfile reads (WAV, FLAC, ...)."""
+    where_at = f"{where}: '{path}:{offset}'"
     with open(path, "rb") as f:
         f.seek(offset)
         head = f.read(8)
+        if head[:5] == b"AUDIO" and len(head) > 5:
+            f.seek(offset + 6)
+            size = int.from_bytes(f.read(head[5]), "little")
+            blob = f.read(size)
+            if len(blob) < size or size == 0:
+                raise AudioError(f"{where_at}: kaldiio's AUDIO object of {size} bytes, {len(blob)} there (a cut "
+                                 f"archive?)")
+            return blob
         if head[:4] != b"RIFF":
-            raise AudioError(f"{where}: '{path}:{offset}': no WAV object at that offset (corrupt archive or offset?)")
+            raise AudioError(f"{where_at}: no WAV object at that offset, nor kaldiio's AUDIO one (corrupt archive or "
+                             f"offset?)")
         size = int.from_bytes(head[4:8], "little")
         return head + f.read(size) if 0 < size < STREAMED_SIZE else head + f.read()  # a streamed one: to the end
 

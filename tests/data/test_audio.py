@@ -2,6 +2,8 @@ r"""wav.scp entries: files, pipes, sample formats, and clear errors."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from scipy.io import wavfile
@@ -54,8 +56,38 @@ def test_errors_name_the_utterance(tmp_path):
     with pytest.raises(AudioError, match="no samples"):
         read_wav(str(tmp_path / "empty.wav"), where)
     (tmp_path / "bad.ark").write_bytes(b"u1 XXXX")
-    with pytest.raises(AudioError, match=f"utterance 'u1': '{tmp_path}/bad.ark:3': no WAV object at that offset"):
+    with pytest.raises(AudioError, match=f"utterance 'u1': '{tmp_path}/bad.ark:3': no WAV object at that offset, "
+                                         f"nor kaldiio's AUDIO one"):
         read_wav(f"{tmp_path / 'bad.ark'}:3", where)
+
+
+def test_kaldiios_audio_objects_in_an_archive(tmp_path):
+    r"""ESPnet's ``*.ark`` audio formats: kaldiio's ``save_ark(..., write_function="soundfile")`` writes ``AUDIO``, a
+    byte n, the length in n little-endian bytes, then the file soundfile wrote (FLAC here, WAV by default). They
+    were refused as 'no WAV object at that offset'."""
+    import soundfile
+
+    samples = (np.sin(np.arange(3000) / 7.0) * 8000).astype(np.int16)
+    blobs = {}
+    for fmt in ("FLAC", "WAV"):
+        out = io.BytesIO()
+        soundfile.write(out, samples, 16000, format=fmt, subtype="PCM_16")
+        blobs[fmt] = out.getvalue()
+    ark, offsets = bytearray(), {}
+    for key, blob in (("u-flac", blobs["FLAC"]), ("u-wav", blobs["WAV"])):
+        ark += f"{key} ".encode()
+        offsets[key] = len(ark)
+        width = (len(blob).bit_length() + 7) // 8
+        ark += b"AUDIO" + bytes([width]) + len(blob).to_bytes(width, "little") + blob
+    (tmp_path / "a.ark").write_bytes(bytes(ark))
+    for key, offset in offsets.items():
+        data, rate = read_wav(f"{tmp_path / 'a.ark'}:{offset}", key)
+        assert rate == 16000
+        np.testing.assert_array_equal(data, samples)
+    (tmp_path / "cut.ark").write_bytes(bytes(ark[: offsets["u-wav"] - 10]))  # the FLAC's last bytes gone
+    with pytest.raises(AudioError, match=rf"'{tmp_path}/cut.ark:{offsets['u-flac']}': kaldiio's AUDIO object of "
+                                         rf"{len(blobs['FLAC'])} bytes, \d+ there \(a cut archive\?\)"):
+        read_wav(f"{tmp_path / 'cut.ark'}:{offsets['u-flac']}", "u-flac")
 
 
 def test_wav_objects_in_an_archive(tmp_path):
