@@ -104,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     valid = (f"best valid NLL {summary.best_valid_nll:.3f} nats/frame" if math.isfinite(summary.best_valid_nll)
              else "no validation NLL (no utterances held out)")
+    best = summary.stopped_early_at_best
+    early = (f" (stopped early, of {config.train.epochs}: no better valid NLL in the {config.train.patience} "
+             f"epoch(s) after epoch {best}, --train.patience)" if best else "")
     print(
-        f"train: {summary.exp_dir}: {summary.epochs_run} epochs, {summary.global_step} steps, "
+        f"train: {summary.exp_dir}: {summary.epochs_run} epochs{early}, {summary.global_step} steps, "
         f"{valid}; model {summary.final}",
         file=sys.stderr,
     )

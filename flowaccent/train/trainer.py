@@ -46,6 +46,8 @@ class TrainSummary:
     #: what ``check`` found: ``new`` (a run would start), ``resume`` (it would go on), ``done`` (nothing is left to
     #: train: it has trained its epochs, or stopped early); "" after a run
     would: str = ""
+    #: the epoch of the best validation NLL where the run stopped early (``train.patience``), else 0
+    stopped_early_at_best: int = 0
 
 
 def train(
@@ -162,7 +164,9 @@ def _train(
         sys.stderr.flush()
     if env.is_main:
         _write_final(exp, last, config.to_dict())
-    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt")
+    early = bool(cfg.patience) and progress.bad_epochs >= cfg.patience
+    return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
+                        stopped_early_at_best=progress.best_epoch if early else 0)
 
 
 def _settings(cfg) -> distributed.DistEnv:

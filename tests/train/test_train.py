@@ -76,7 +76,7 @@ def test_gradient_filter_trains(gaussian_dir, tmp_path, monkeypatch):
         len(filtered), summary.best_valid_nll, diagonal, entropy)
 
 
-def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_dir, tmp_path, monkeypatch):
+def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_dir, tmp_path, monkeypatch, capsys):
     r"""With held-out NLLs scripted epoch by epoch (5, 4, 4.5, 3, 3.5, 3.6, ...) and patience 2: the run stops after
     epoch 6 (two epochs without a better NLL since epoch 4; a worse epoch between two better ones does not count),
     ``final.pt`` is epoch 4's model (best.pt, not last.pt), each epoch takes ``max_steps_per_epoch`` steps, and the
@@ -95,6 +95,7 @@ def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_d
     assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3, 4, 5, 6]
     assert [(r["epoch"], r["best_epoch"]) for r in records if r["event"] == "early_stop"] == [(6, 4)]
     assert summary.epochs_run == 6 and summary.global_step == 12 and summary.best_valid_nll == 3.0
+    assert summary.stopped_early_at_best == 4
     steps = [r for r in records if r["event"] == "train"]
     assert [r["step"] for r in steps] == list(range(1, 13))
     assert [r["lr"] for r in steps] == pytest.approx([3e-3 * 0.5 ** ((r["step"] - 1) // 2) for r in steps])
@@ -104,6 +105,10 @@ def test_early_stop_best_model_steps_and_lr_follow_the_validation_nll(gaussian_d
                 ("last", checkpoints / "last.pt"))}
     assert digests["final"] == digests["best"] != digests["last"]
     assert load_checkpoint(checkpoints / "best.pt")["progress"]["epoch"] == 4
+    capsys.readouterr()  # the summary line says it stopped early (said only in train.jsonl before)
+    assert main(["train", "--exp", str(tmp_path / "exp"), "--resume", str(gaussian_dir[0]), "--quiet"]) == 0
+    assert (f"train: {tmp_path / 'exp'}: 6 epochs (stopped early, of 10: no better valid NLL in the 2 epoch(s) after "
+            f"epoch 4, --train.patience), 12 steps, best valid NLL 3.000") in capsys.readouterr().err
 
 
 def test_dnf_classes_from_two_dirs_separate(tmp_path):
