@@ -15,6 +15,7 @@ torchrun worker says, once for its run: :mod:`flowaccent.cli._group`).
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import importlib
 import os
@@ -119,11 +120,35 @@ def entry() -> NoReturn:
     command that a Ctrl-C or SIGTERM stopped then dies by that signal. It exited with status 130 instead,
     which a shell takes for a command that handled the Ctrl-C and chose to go on: ``for d in ...; do
     flowaccent fbank $d; done`` went on to the next folder after each Ctrl-C. (A torchrun worker still exits
-    with 130 or 143, :func:`flowaccent.train.distributed.finish`: torchrun, not a shell, reads its status.)"""
+    with 130 or 143, :func:`flowaccent.train.distributed.finish`: torchrun, not a shell, reads its status.)
+
+    A stop signal that comes once the command has returned, while Python exits (torch's, tqdm's and threading's
+    exit handlers: half a second after ``train``'s last line), is held to the end, then said and died by: a
+    Ctrl-C there was a ``KeyboardInterrupt`` traceback out of an exit handler and status 0, and a shell loop
+    went on. (Not in a torchrun worker, which torchrun's SIGTERM ends as its group's run ends: it exits with its
+    own status.)"""
+    late: list[int] = []
+    atexit.register(_stopped_late, late)  # registered first, so run last
     code = main()
     if _stops.STOPPED_BY:
         _stops.die_by(_stops.STOPPED_BY[0])
+    if threading.current_thread() is threading.main_thread() and torchrun.place() is None:
+        for number in STOPS:
+            signal.signal(number, lambda signum, frame: late.append(signum))
     sys.exit(code)
+
+
+def _stopped_late(late: list[int]) -> None:
+    r"""At exit, after every other exit handler: where a stop signal came after the command returned (``late``),
+    says so and dies by it (the command's work is done, its outputs whole)."""
+    if not late:
+        return
+    try:
+        print(f"flowaccent: {_stops.STOPPED_HOW[late[0]]} while exiting, after the command had finished",
+              file=sys.stderr, flush=True)
+    except OSError:  # the terminal is gone (SIGHUP)
+        pass
+    _stops.die_by(late[0])
 
 
 #: Arguments that name files or folders (data dirs also as ``NAME=DIR``). The shell leaves a ``~`` after ``=`` as

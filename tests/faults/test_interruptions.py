@@ -209,6 +209,35 @@ def test_ctrl_c_stops_a_shell_loop_over_commands(tmp_path):
     assert shell.returncode == -signal.SIGINT, err
 
 
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_exiting_after_the_command_is_said_and_died_by(number):
+    r"""A walkthrough's Ctrl-C in the half second after ``train``'s last line, while Python ran torch's and tqdm's exit
+    handlers: a ``KeyboardInterrupt`` traceback from an exit handler, then status 0 (a shell loop went on); a SIGTERM
+    there ended it without a word. The command here returns at once and an exit handler of its own (as torch's,
+    registered while it ran) gets the signal."""
+    script = f"""
+import atexit, os, sys, time
+from flowaccent.cli import main as cli
+
+def command(argv=None):
+    def handler_of_the_command():
+        os.kill(os.getpid(), {int(number)})
+        time.sleep(0.3)
+        print("its exit handler went on", file=sys.stderr)
+    atexit.register(handler_of_the_command)
+    return 0
+
+cli.main = command
+cli.entry()
+"""
+    done = subprocess.run([sys.executable, "-c", script], env=ENV, stderr=subprocess.PIPE, text=True, timeout=60,
+                          preexec_fn=sigint_default)
+    said = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[number]
+    assert done.stderr == (f"its exit handler went on\nflowaccent: {said} while exiting, after the command had "
+                           f"finished\n"), done.stderr
+    assert done.returncode == -number
+
+
 def running_a_pipe(pid: int) -> list[int]:
     r"""The children of ``pid`` running one of :func:`slow_data_dir`'s wav.scp pipes: the fbank once it reads
     audio. (Not any child with a child: ``ldconfig -p``, run once at start-up, fooled that into a Ctrl-C
