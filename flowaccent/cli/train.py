@@ -52,6 +52,8 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
     r"""The YAML (or defaults; for ``--resume``, the run's own ``EXP_DIR/config.yaml``, or the config its last
     checkpoint keeps) with the command-line overrides applied."""
     own, last = Path(args.exp) / "config.yaml", Path(args.exp) / "checkpoints" / "last.pt"
+    if args.resume and Path(args.exp).is_file():  # --exp DIR/final.pt: it said 'holds no run to resume'
+        raise ConfigError(f"--exp {args.exp} is a file; give the run's experiment dir ({Path(args.exp).parent}?)")
     if args.config:
         base = ExperimentConfig.from_yaml(args.config)
     elif args.resume and own.is_file():
@@ -75,7 +77,15 @@ def data_dirs(args: argparse.Namespace) -> list[str]:
         return list(args.data_dirs)
     recorded = Path(args.exp) / "data.txt"
     if args.resume and recorded.is_file():
-        return recorded.read_text(encoding="utf-8").splitlines()
+        lines = recorded.read_text(encoding="utf-8").splitlines()
+        from flowaccent.data.specs import parse_data_specs
+
+        for _, folder in parse_data_specs(lines):
+            if not folder.is_dir():  # moved since: 'no such directory' named neither data.txt nor a way on
+                raise ConfigError(f"{folder}: {'not a directory' if folder.exists() else 'no such directory'} (a "
+                                  f"data dir the run began with, as {recorded} records it; moved since? edit "
+                                  f"{recorded} to say where it is now)")
+        return lines
     missing = f" and {recorded} does not exist" if args.resume else ""
     raise ConfigError(f"give one or more DATA_DIR (NAME=DATA_DIR){missing}")
 

@@ -124,7 +124,8 @@ def refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, d
     changed = config_changes(stored, config_dict)
     if refused := [text for key, text in changed.items() if key not in RESUMABLE]:
         raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(refused)} "
-                          f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume)")
+                          f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume; to train with "
+                          f"it, train afresh in another --exp, or remove {last.parent.parent} first)")
     return stored, changed
 
 
@@ -172,7 +173,13 @@ def earlier_run(
                           f"be resumed, and a new run would overwrite it; train in another --exp (or remove "
                           f"{exp / 'final.pt'} to train here afresh)")
     if resume and last.exists():
-        state = load_checkpoint(last)
+        try:
+            state = load_checkpoint(last)
+        except ConfigError as error:  # damaged: best.pt may not be
+            best = last.with_name("best.pt")
+            other = (f"; {best}, the best epoch's, may be whole: copy it to {last} to go on from that epoch" if
+                     best.exists() and not best.samefile(last) else "")
+            raise ConfigError(f"{error}{other}; or train afresh in another --exp") from None
         changes = refused_changes(state, config.to_dict(), last)  # first: --features.cmvn utt changed the digest too
         check_same_data(exp, *texts)
         return state, changes

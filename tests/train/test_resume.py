@@ -548,3 +548,31 @@ def test_a_checkpoint_of_another_training_format_says_its_resume_is_not_exact(ga
                 "batches and steps may differ") in capsys.readouterr().err
     train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)  # nothing to train: no note
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_resume_whose_data_moved_or_whose_last_checkpoint_is_damaged_says_what_to_do(gaussian_dir, tmp_path, capsys):
+    r"""A walkthrough's resume of a run whose data dir had moved said only 'DIR: no such directory'; one of a damaged
+    last.pt did not say that best.pt may be whole."""
+    import shutil
+
+    from flowaccent.cli.main import main
+    from flowaccent.train.trainer import train
+
+    data, exp = shutil.copytree(gaussian_dir[0], tmp_path / "data"), tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(data)], quiet=True)
+    data.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["train", "--exp", str(exp), "--resume", "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"flowaccent train: error: {data}: no such directory (a data dir the run began with, as {exp / 'data.txt'} "
+        f"records it; moved since? edit {exp / 'data.txt'} to say where it is now)\n")
+    (tmp_path / "moved").rename(data)
+    last, best = exp / "checkpoints" / "last.pt", exp / "checkpoints" / "best.pt"
+    assert last.samefile(best)  # the best epoch's, linked: damaged with it
+    last.unlink()
+    last.write_bytes(b"not a checkpoint")
+    assert main(["train", "--exp", str(exp), "--resume", "--quiet"]) == 1
+    assert capsys.readouterr().err.endswith(f"; {best}, the best epoch's, may be whole: copy it to {last} to go on "
+                                            f"from that epoch; or train afresh in another --exp\n")
+    shutil.copy(best, last)
+    assert main(["train", "--exp", str(exp), "--resume", "--quiet"]) == 0

@@ -253,6 +253,9 @@ def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(
     assert main(["train", "--exp", str(tmp_path / "afile"), str(path), "--quiet"]) == 1
     assert capsys.readouterr().err == (f"flowaccent train: error: {tmp_path / 'afile'} is a file, not a folder; give "
                                        "the command a folder of its own\n")
+    assert main(["train", "--exp", str(tmp_path / "afile"), "--resume", "--quiet"]) == 1  # --exp DIR/final.pt, say
+    assert capsys.readouterr().err == (f"flowaccent train: error: --exp {tmp_path / 'afile'} is a file; give the run's "
+                                       f"experiment dir ({tmp_path}?)\n")
 
 
 def test_a_config_yaml_no_run_wrote_is_not_overwritten(gaussian_dir, tmp_path, capsys):
@@ -386,7 +389,8 @@ def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, cap
     assert main([*base, "--resume", "--train.epochs", "3", "--train.lr", "0.5", "--model.hidden", "8"]) == 1
     assert ("the config differs from the run being resumed: model.hidden: 32 there, 8 given; train.lr: 0.003 there, "
             "0.5 given (of the config, only train.checkpoint_every_steps, train.device, train.epochs, "
-            "train.log_every_steps, train.prefetch may change on --resume)") in capsys.readouterr().err
+            f"train.log_every_steps, train.prefetch may change on --resume; to train with it, train afresh in another "
+            f"--exp, or remove {exp} first)") in capsys.readouterr().err
     assert main([*base, "--resume", "--train.epochs", "2"]) == 0  # as it was: nothing to do
     assert main([*base, "--resume", "--train.epochs", "1"]) == 1  # fewer than trained: the files would disagree
     assert "--train.epochs 1 on --resume: the run has trained 2 epoch(s) already; give more, or leave it as it " \
