@@ -197,7 +197,9 @@ class ExperimentConfig(Config):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
-        r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors."""
+        r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors. Top-level keys named
+        ``x-...`` are left out: they hold YAML anchors for the sections (``x-defaults: &d {lr: 0.001}``, then
+        ``train: {<<: *d}``), as Docker Compose's extension fields do."""
         path = Path(path)
         try:
             data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
@@ -208,6 +210,12 @@ class ExperimentConfig(Config):
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
             what = getattr(error, "problem", None) or str(error).splitlines()[0]
             raise ConfigError(f"{path}: not valid YAML: {where}{what}") from None
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+            known = [f.name for f in dataclasses.fields(cls)]
+            if unknown := [str(k) for k in data if k not in known]:
+                raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)} (a key that "
+                                  f"holds YAML anchors for them is named x-..., as x-defaults: &defaults)")
         return cls.from_dict(data, str(path))
 
     def to_yaml(self) -> str:

@@ -109,6 +109,14 @@ def test_yaml_merge_keys_are_read(tmp_path):
     (tmp_path / "c.yaml").write_text("train: &t\n  lr: 0.1\n  epochs: 2\n  <<: {lr: 0.5, seed: 3}\n")
     train = ExperimentConfig.from_yaml(tmp_path / "c.yaml").train
     assert (train.lr, train.epochs, train.seed) == (0.1, 2, 3)
+    # the anchor in a key of its own, as Docker Compose's x- fields hold them (a walkthrough's 'defaults:' was an
+    # unknown key, and no other place for it was said)
+    (tmp_path / "c.yaml").write_text("x-defaults: &d {epochs: 2, lr: 0.001}\ntrain: {<<: *d, batch_size: 256}\n")
+    train = ExperimentConfig.from_yaml(tmp_path / "c.yaml").train
+    assert (train.epochs, train.lr, train.batch_size) == (2, 0.001, 256)
+    _refused(tmp_path, "defaults: &d {epochs: 2}\ntrain: {<<: *d}\n", r"unknown key\(s\) defaults; known: features, "
+             r"model, prior, train \(a key that holds YAML anchors for them is named x-\.\.\., as x-defaults: "
+             r"&defaults\)$")
 
 
 def test_yaml_11_base_60_and_octal_numbers_are_refused(tmp_path):
