@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text, bytes_digest
+from flowaccent.data.atomic import atomic_path, atomic_write_json, atomic_write_text
 from flowaccent.data.datadir import DATA_DIR_LOCK, kept_lines, other_tables
 from flowaccent.data.kaldi_io import frame_counts
 from flowaccent.data.kaldi_text import fields
@@ -28,6 +28,7 @@ from flowaccent.data.rules import (
     as_names,
     missing_how,
     stale_feats,
+    utterances_digest,
 )
 from flowaccent.data.table import read_table, spk2utt_of, table_text
 from flowaccent.errors import DataDirError, FeatureError, KaldiIOError
@@ -152,11 +153,11 @@ def _follow_digest(path: Path, old: bytes, new: bytes) -> None:
     record_path = path / "fbank.json"
     try:
         record = json.loads(record_path.read_text())
-        if record.get(FEATS_DIGEST) != bytes_digest(old):
+        if record.get(FEATS_DIGEST) != utterances_digest(old):
             return
     except (OSError, ValueError, AttributeError):  # none, damaged, not a record: nothing to follow
         return
-    atomic_write_json(record_path, {**record, FEATS_DIGEST: bytes_digest(new)})
+    atomic_write_json(record_path, {**record, FEATS_DIGEST: utterances_digest(new)})
 
 
 def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str], old: bytes,

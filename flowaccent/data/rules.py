@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from flowaccent.data.atomic import file_digest
+from flowaccent.data.atomic import bytes_digest
 from flowaccent.data.kaldi_text import COUNT, NUMBER, fields
 from flowaccent.data.segments import parse_segment
 from flowaccent.data.table import c_order, read_table, spk2utt_of
@@ -34,8 +34,8 @@ FBANK_OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames")
 #: last run is one that failed: each run removes it first).
 FBANK_FAILED = "fbank_failed.txt"
 
-#: The key of ``fbank.json`` (:mod:`flowaccent.features.fbank_record`) that holds the digest
-#: (:func:`~flowaccent.data.atomic.file_digest`) of the ``feats.scp`` its run wrote.
+#: The key of ``fbank.json`` (:mod:`flowaccent.features.fbank_record`) that holds the digest of the utterances the
+#: ``feats.scp`` its run wrote lists (:func:`utterances_digest`).
 FEATS_DIGEST = "feats_scp"
 
 #: Tables that may cover some of the utterances only (ratings of an annotated part of a corpus).
@@ -63,8 +63,6 @@ _HOW = {
 _WITH_FEATS = " (written with feats.scp by 'flowaccent fbank')"
 
 
-
-
 def _swapped(tables: dict[str, dict[str, str]], error: str) -> str:
     r"""A hint for an ``utt2spk`` whose ``error`` is a duplicate key that is no utterance of the tables read before it
     (``segments``, else ``wav.scp``): a speaker, its columns swapped ("" otherwise)."""
@@ -73,6 +71,13 @@ def _swapped(tables: dict[str, dict[str, str]], error: str) -> str:
     if found is None or utterances is None or found.group(1) in utterances:
         return ""
     return " (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance speaker' a line)"
+
+
+def utterances_digest(scp: bytes) -> str:
+    r"""Digest (:func:`~flowaccent.data.atomic.bytes_digest`) of the keys of the table ``scp`` (its bytes), in order:
+    of the utterances a ``feats.scp`` lists, wherever the dir and its arks are (a copy, a resumed run's)."""
+    return bytes_digest(b"\n".join(line.split(None, 1)[0] for line in scp.splitlines() if line.strip()))
+
 
 def stale_feats(path: Path, lacks: bool = True) -> str:
     r"""Why the data dir ``path``'s ``feats.scp`` is to be replaced by the next ``flowaccent fbank``, the utterances
@@ -86,11 +91,12 @@ def stale_feats(path: Path, lacks: bool = True) -> str:
         return ""
     try:
         written = json.loads((path / "fbank.json").read_text()).get(FEATS_DIGEST)
-        if written is not None and written == file_digest(path / "feats.scp"):
+        if written is not None and written == utterances_digest((path / "feats.scp").read_bytes()):
             return "as 'flowaccent fbank' wrote it, before the utterances it lacks were added"
     except (OSError, ValueError, AttributeError):  # none, damaged, not a record: Kaldi's rule
         pass
     return ""
+
 
 def missing(path: Path, name: str) -> str:
     r"""The problem of a required table ``name`` the data dir ``path`` lacks (then how to make it, where said:

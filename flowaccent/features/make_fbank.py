@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from flowaccent.data.atomic import atomic_write_text, file_digest
+from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
-from flowaccent.data.rules import FBANK_FAILED
+from flowaccent.data.rules import FBANK_FAILED, utterances_digest
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
@@ -155,7 +155,7 @@ def _make_fbank(
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
     _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag,  # last: tables and record from one run
-                 feats=file_digest(data.path / "feats.scp"))
+                 feats=utterances_digest((data.path / "feats.scp").read_bytes()))
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start

@@ -128,7 +128,7 @@ def test_utterances_added_after_fbank_are_kept_for_the_next(wav_data_dir, tmp_pa
     and fixdir kept what feats.scp lists, so the new utterance was gone (in .backup only). feats.scp is as fbank wrote
     it (fbank.json's digest), which took every utterance: the new one is kept, and fbank computes it. A fix's own
     feats.scp (--exclude) is followed; one filtered by hand is Kaldi's rule."""
-    from flowaccent.data.atomic import file_digest
+    from flowaccent.data.rules import utterances_digest
 
     assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
     capsys.readouterr()
@@ -136,7 +136,7 @@ def test_utterances_added_after_fbank_are_kept_for_the_next(wav_data_dir, tmp_pa
     listed.write_text("spkA-002\n")
     assert main(["fixdir", "--exclude", str(listed), str(wav_data_dir)]) == 0  # feats.scp rewritten: digest follows
     record = json.loads((wav_data_dir / "fbank.json").read_text())
-    assert record["feats_scp"] == file_digest(wav_data_dir / "feats.scp")
+    assert record["feats_scp"] == utterances_digest((wav_data_dir / "feats.scp").read_bytes())
     new = tmp_path / "new.wav"
     shutil.copy(read_table(wav_data_dir / "wav.scp")["spkB-000"], new)
     for table, line in (("wav.scp", f"spkB-003 {new}\n"), ("utt2spk", "spkB-003 spkB\n")):
