@@ -235,6 +235,14 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert bare.returncode == 0, bare.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "data2").iterdir()) == ["ja", "wsj_all", "wsj_test", "zh"]
+    nospk = shutil.copytree(zh, tmp_path / "nospk")  # a dir of no speakers: its wav.scp, given as a bare list, takes
+    for name in ("utt2spk", "spk2utt"):  # one a line (a walkthrough was told only 'required but missing')
+        (nospk / name).unlink()
+    bad = subprocess.run([*cmd[:6], "--nj", "1", "--l2", "nospk", "--data", str(tmp_path / "data3"), "--exp",
+                          str(tmp_path / "exp3"), "--stop-stage", "0"], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=120)
+    assert bad.returncode == 1 and (f"{nospk}/utt2spk: required but missing (speakers not known: give {nospk}/wav.scp "
+                                    "itself, a bare list, for one speaker per utterance)") in bad.stderr, bad.stderr
 
 
 def test_rating_subset_leaves_out_a_set_with_nothing_in_range(tmp_path):

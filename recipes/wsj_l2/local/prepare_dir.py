@@ -40,6 +40,9 @@ def main() -> int:
 def prepare(source: Path, target: Path, accent: str) -> int:
     if not source.exists():
         raise FlowAccentError(f"{source}: no such data dir or wav.scp list")
+    if source.is_dir() and not (source / "utt2spk").exists() and (source / "wav.scp").is_file():
+        raise FlowAccentError(f"{source / 'utt2spk'}: required but missing (speakers not known: give "
+                              f"{source / 'wav.scp'} itself, a bare list, for one speaker per utterance)")
     if source.is_dir():
         data = load_data_dir(source, require=("wav.scp",), unused=("spk2utt",))  # made anew from utt2spk
         tables = {name: dict(data.table(name)) for name in TABLES if data.has(name)}
