@@ -70,6 +70,8 @@ def test_training_dirs_must_share_their_options(tmp_path, capsys):
     assert main(["train", "--exp", str(exp), f"native={a}", f"zh={b}", "--quiet"]) == 1
     assert f"flowaccent train: error: {b}'s features were computed with " in capsys.readouterr().err
     assert not any(exp.rglob("*"))  # refused before anything was written (config.yaml, data.txt, log/ before)
+    assert main(["train", "--exp", str(exp), f"native={a}", f"zh={b}", "--quiet", "--check"]) == 1  # it said 'would
+    assert f"flowaccent train: error: {b}'s features were computed with " in capsys.readouterr().err  # start a new run'
     assert main(["fbank", str(b), "--quiet"]) == 0
     assert training_record([a, b])["source_rates"] == {"16000": 12}
     assert training_record([tmp_path]) is None  # no record: not checked
