@@ -18,7 +18,7 @@ NAMING = (
     "give unsteady values)[_c]. AUC: the chance that an utterance of the reference set scores "
     "higher than one of the other set (0.5: no separation); in brackets its 95% confidence interval, "
     "its variance DeLong's taken over the speakers (Obuchowski's: utterances of one voice are not independent; "
-    "none for a single speaker, and 0 wide where every pair of utterances is one way); a Pearson r's by "
+    "none where a set has a single speaker, and 0 wide where every pair of utterances is one way); a Pearson r's by "
     "a bootstrap of the set's speakers (Fisher's where the speakers are not known). Utterance scores: "
     "<b>log_ll</b> (LogLL)"
     "[llr][gmm]. Set means are over the set's frames. Ratings from averaged latents: an SVR from each "

@@ -56,10 +56,14 @@ def _clustered_variance(v10: np.ndarray, v01: np.ndarray, centre: float, referen
     r"""Obuchowski's variance of an AUC (or of a difference of two, ``v10``/``v01`` the components' differences)
     over clusters (Obuchowski 1997, Biometrics 53: 567-578): with ``a_k`` the sum of cluster ``k``'s ``V10`` less
     its reference utterances times ``centre``, ``b_k`` likewise of ``V01``, and ``K`` clusters,
-    ``K / (K - 1) * (sum a^2 / n1^2 + sum b^2 / n0^2 + 2 sum a b / (n1 n0))``. NaN for fewer than 2 clusters."""
+    ``K / (K - 1) * (sum a^2 / n1^2 + sum b^2 / n0^2 + 2 sum a b / (n1 n0))``. NaN where either set has fewer than 2
+    clusters: its spread between speakers is not there to estimate (a set of one speaker had an interval as narrow
+    as if the speaker were the whole population)."""
     n1, n0 = len(v10), len(v01)
     if len(reference_groups) != n1 or len(other_groups) != n0:
         raise ValueError("a group for each utterance of each set")
+    if min(len(set(map(str, reference_groups))), len(set(map(str, other_groups)))) < 2:
+        return math.nan
     _, index = np.unique(np.r_[np.asarray(reference_groups, str), np.asarray(other_groups, str)], return_inverse=True)
     index = index.reshape(-1)
     clusters = int(index.max()) + 1
@@ -163,7 +167,7 @@ def pearson_interval_over_groups(
     r = r[np.isfinite(r)]  # a draw of one group's utterances whose ratings do not vary: no r
     if len(r) < resamples / 2:
         return [math.nan, math.nan]
-    low, high = np.percentile(r, [2.5, 97.5])
+    low, high = np.clip(np.percentile(r, [2.5, 97.5]), -1.0, 1.0)  # a draw of two groups: r of +-1 +- rounding
     return [float(low), float(high)]
 
 

@@ -164,6 +164,10 @@ def test_the_variance_over_speakers_equals_obuchowskis(shared):
     want_auc, want_variance = _obuchowski(ref, oth, ref_groups, oth_groups)
     assert auc == pytest.approx(want_auc) and variance == pytest.approx(want_variance, rel=1e-10)
     assert math.isnan(auc_variance(ref, oth, ["a"] * 23, ["a"] * 17)[1])  # one speaker: no spread between speakers
+    # one speaker in one set alone (a walkthrough's set of one voice, or of one utterance: [0.68, 0.92], [0.00, 0.58])
+    assert math.isnan(auc_variance(ref, oth, ref_groups, ["t"] * 17)[1])
+    assert math.isnan(auc_variance(ref, oth, ["s"] * 23, oth_groups)[1])
+    assert all(math.isnan(v) for v in auc_interval(ref, oth[:1], ref_groups, oth_groups[:1]))
     with pytest.raises(ValueError, match="a group for each utterance"):
         auc_variance(ref, oth, ref_groups[:3], oth_groups)
 
@@ -219,6 +223,9 @@ def test_the_bootstrap_of_speakers_equals_pooling_each_draws_utterances():
         rs.append(np.corrcoef(x[take], y[take])[0, 1])
     assert (low, high) == pytest.approx(tuple(np.percentile(rs, [2.5, 97.5])), rel=1e-9)
     assert all(math.isnan(v) for v in pearson_interval_over_groups(x, y, ["a", "b"] * 20))  # 2 speakers: none
+    line = np.random.default_rng(0).normal(size=12)  # ratings a line of the scores: each draw's r is 1 give or take
+    low, high = pearson_interval_over_groups(line, 3 * line + 0.5, [f"g{i % 4}" for i in range(12)])
+    assert high == 1.0 and low == pytest.approx(1.0)  # 1.0000000000000004 before: past any r
 
 
 def test_over_speakers_the_correlations_interval_covers_where_fishers_does_not():
