@@ -36,6 +36,12 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "tf32", "bf16"]
 
 
+def _option(what: str, field: str) -> str:
+    r"""The config field ``what.field`` as an error names it: with ``score``'s command-line spelling (``--device``),
+    which is not ``--score.device`` as ``train``'s is ``--train.device``."""
+    return f"{what}.{field}" + (f" (--{field.replace('_', '-')})" if what == "score" else "")
+
+
 def resolve_device(device: str, what: str) -> torch.device:
     r"""``auto`` (cuda when present), ``cpu`` or ``cuda`` -> a device; ``what`` names the option in errors. The GPU is
     torchrun's ``LOCAL_RANK``, this process's place on its machine (else 0). Under torchrun, more processes on this
@@ -43,16 +49,16 @@ def resolve_device(device: str, what: str) -> torch.device:
     ``score`` found it after rank 0 had scored its share of the first set); where the launcher did not set
     ``LOCAL_WORLD_SIZE``, only the processes without a GPU can tell."""
     if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"{what}.device must be auto, cpu or cuda, got {device!r}")
+        raise ConfigError(f"{_option(what, 'device')} must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{what}.device is cuda but no GPU is visible")
+        raise ConfigError(f"{_option(what, 'device')} is cuda but no GPU is visible")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         count = torch.cuda.device_count()
         if (processes := torchrun.local_world_size()) is not None and processes > count:
-            raise ConfigError(f"{what}.device: {processes} processes on this machine, but {count} GPU(s) visible: "
-                              "start at most that many processes on it, one per GPU")
+            raise ConfigError(f"{_option(what, 'device')}: {processes} processes on this machine, but {count} GPU(s) "
+                              "visible: start at most that many processes on it, one per GPU")
         if (index := torchrun.local_rank()) >= count:
-            raise ConfigError(f"{what}.device: process {index} of this machine has no GPU of its own "
+            raise ConfigError(f"{_option(what, 'device')}: process {index} of this machine has no GPU of its own "
                               f"({count} visible): start at most that many processes on it")
         return torch.device("cuda", index)
     return torch.device("cpu")
@@ -61,9 +67,10 @@ def resolve_device(device: str, what: str) -> torch.device:
 def check_precision(device: torch.device, precision: str, what: str) -> None:
     r"""A clear error, before any work, for a precision ``device`` cannot run."""
     if precision not in ("fp32", "tf32", "bf16"):
-        raise ConfigError(f"{what}.precision must be fp32, tf32 or bf16, got {precision!r}")
+        raise ConfigError(f"{_option(what, 'precision')} must be fp32, tf32 or bf16, got {precision!r}")
     if precision == "tf32" and device.type != "cuda":
-        raise ConfigError(f"{what}.precision tf32 is a CUDA matmul mode; on {device.type} use fp32 or bf16")
+        raise ConfigError(f"{_option(what, 'precision')} tf32 is a CUDA matmul mode; on {device.type} use fp32 or "
+                          "bf16")
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ CPU = torch.device("cpu")
 def test_devices_and_their_errors():
     assert resolve_device("cpu", "score") == CPU
     assert resolve_device("auto", "score").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ConfigError, match="score.device must be auto, cpu or cuda"):
+    with pytest.raises(ConfigError, match=r"score.device \(--device\) must be auto, cpu or cuda"):
         resolve_device("gpu", "score")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="train.device is cuda but no GPU is visible"):
@@ -68,7 +68,7 @@ def test_more_torchrun_processes_than_gpus_is_every_processs_error(rank, monkeyp
 def test_precision_errors():
     check_precision(CPU, "fp32", "score")
     check_precision(CPU, "bf16", "score")
-    with pytest.raises(ConfigError, match="score.precision tf32 is a CUDA matmul mode; on cpu use fp32 or bf16"):
+    with pytest.raises(ConfigError, match=r"score.precision \(--precision\) tf32 is a CUDA matmul mode; on cpu use"):
         check_precision(CPU, "tf32", "score")
     with pytest.raises(ConfigError, match="train.precision must be fp32, tf32 or bf16, got 'fp16'"):
         check_precision(CPU, "fp16", "train")

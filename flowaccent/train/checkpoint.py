@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import pickle
 import shutil
@@ -123,6 +124,20 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     if not checkpoint and not path.exists() and (best := next((p for p in kept if p.is_file()), None)):
         raise ConfigError(f"{path}: no such checkpoint: the run has not finished ('flowaccent train --exp {exp} "
                           f"--resume' finishes it), or give --checkpoint {best}")
+    if not checkpoint and not path.exists():  # it said '<exp>/final.pt: no such checkpoint' of each
+        if not exp.exists():
+            raise ConfigError(f"--exp {exp}: no such directory")
+        if (exp / "summary.json").is_file():
+            try:
+                came_from = json.loads((exp / "summary.json").read_text())["model"]["exp"]
+                came_from = f" ({came_from}, its summary.json says)"
+            except (OSError, ValueError, KeyError, TypeError):
+                came_from = ""
+            raise ConfigError(f"--exp {exp} holds scores ('flowaccent score --out'), not a model; give the experiment "
+                              f"dir they came from{came_from}")
+        if (exp / "utt2spk").is_file():
+            raise ConfigError(f"--exp {exp} is a data dir, not an experiment dir; give the dir 'flowaccent train "
+                              f"--exp' wrote")
     state = load_checkpoint(path)
     model = _model_of(state, path)
     _check_one_flow(model, path, command)

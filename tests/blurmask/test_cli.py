@@ -204,7 +204,7 @@ def test_options_reach_the_library(flow_exp, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("no_model", "final.pt: no such checkpoint"),
+        ("no_model", "missing: no such directory"),
         ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8"),
         ("bad_class", "class 'ja' is not one of the model's"),
         ("no_cmvn", "cmvn.scp: required but missing"),

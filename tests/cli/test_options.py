@@ -112,7 +112,7 @@ def test_the_command_says_its_name_once_and_trains_section_is_kept(tmp_path, cap
         assert main(["train", "--config", str(conf), "--exp", str(tmp_path / "e"), *argv]) == 1
         assert capsys.readouterr().err == f"flowaccent train: error: {line}\n"
     assert main(["score", "--exp", str(tmp_path), "--out", str(tmp_path / "o"), "x", "--batch-frames", "0"]) == 1
-    assert capsys.readouterr().err == "flowaccent score: error: batch_frames must be >= 1, got 0\n"
+    assert capsys.readouterr().err == "flowaccent score: error: batch_frames (--batch-frames) must be >= 1, got 0\n"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@ r"""Numerical and configuration faults: a clear message before (or instead of) a
 
 from __future__ import annotations
 
+import json
 import shutil
 import zlib
 
@@ -80,6 +81,16 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     assert main(wrong) == 1  # said '.../final.pt/final.pt: no such checkpoint'
     assert capsys.readouterr().err == (f"flowaccent score: error: --exp {tmp_path / 'exp' / 'final.pt'} is a file; "
                                        f"give the experiment dir ({tmp_path / 'exp'})\n")
+    # a scores folder, a data dir or no folder as --exp: each said '<exp>/final.pt: no such checkpoint'
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    (scores / "summary.json").write_text(json.dumps({"model": {"exp": str(tmp_path / "exp")}}))
+    for exp, said in ((scores, f"holds scores ('flowaccent score --out'), not a model; give the experiment dir they "
+                               f"came from ({tmp_path / 'exp'}, its summary.json says)"),
+                      (data, "is a data dir, not an experiment dir; give the dir 'flowaccent train --exp' wrote"),
+                      (tmp_path / "none", "no such directory")):
+        assert main(["score", "--exp", str(exp), "--out", str(tmp_path / "s"), str(data), "--quiet"]) == 1
+        assert capsys.readouterr().err == f"flowaccent score: error: --exp {exp}{':' * (exp.name == 'none')} {said}\n"
     assert not (tmp_path / "s").exists()
 
 

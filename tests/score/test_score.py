@@ -420,8 +420,8 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     (["{ja}", "{ja}"], "flowaccent score: error: two data dirs are named 'ja'; name them with NAME=DATA_DIR"),
     (["a={ja}", "a={ja}"], "flowaccent score: error: two data dirs are named 'a'; give them different NAMEs"),
     (["{ja}", "--out", "{file}"], "flowaccent score: error: --out {file} is a file; give a folder"),
-    (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents must be >= 1, got 0"),
-    (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames must be >= 1, got -5"),
+    (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents (--max-latents) must be >= 1, got 0"),
+    (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames (--batch-frames) must be >= 1, got -5"),
     (["{ja}", "--native-class", "fr"], "flowaccent score: error: class 'fr' is not one of the model's classes"),
 ])
 def test_bad_names_outputs_and_sizes_are_one_line_errors(trained, tmp_path, capsys, args, message):
@@ -458,10 +458,10 @@ def test_precision_and_device_options(trained, scored, tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert err.count("score: precision bf16 is emulated on this CPU (no AMX or AVX512-BF16) and slower than fp32") == 1
     assert main([*args, "--out", str(tmp_path / "tf32"), "--precision", "tf32", "--device", "cpu"]) == 1
-    assert "score.precision tf32 is a CUDA matmul mode" in capsys.readouterr().err
+    assert "score.precision (--precision) tf32 is a CUDA matmul mode" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main([*args, "--out", str(tmp_path / "gpu"), "--device", "cuda"]) == 1
-        assert "score.device is cuda but no GPU is visible" in capsys.readouterr().err
+        assert "score.device (--device) is cuda but no GPU is visible" in capsys.readouterr().err
 
 
 def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
@@ -474,7 +474,8 @@ def test_prefetching_batches_scores_the_same(trained, scored, tmp_path, capsys):
     for name in ("utt_scores.tsv", "frame_scores.ark", "latents.npy", "latent_utts.txt", "utt_latent_means.npy"):
         assert (tmp_path / "0" / "zh" / name).read_bytes() == (tmp_path / "2" / "zh" / name).read_bytes(), name
     assert main([*args, "--out", str(tmp_path / "bad"), "--prefetch", "-2"]) == 1
-    assert "flowaccent score: error: prefetch must be >= 0, or -1 for auto, got -2" in capsys.readouterr().err
+    assert "flowaccent score: error: prefetch (--prefetch) must be >= 0, or -1 for auto, got -2" in \
+        capsys.readouterr().err
 
 
 def test_svr_cv_against_its_shuffled_chance_level():
@@ -1039,4 +1040,4 @@ def test_regressions_of_a_large_rated_set_take_a_sample(trained, tmp_path, capsy
     assert (regression_sample(rated, 0, 3) == np.flatnonzero(rated)).all()  # 0: all
     assert (regression_sample(rated, 100, 3) == np.flatnonzero(rated)).all()
     assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "ja"), "--regression-max-utts", "-1"]) == 1
-    assert "regression_max_utts must be >= 0" in capsys.readouterr().err
+    assert "regression_max_utts (--regression-max-utts) must be >= 0" in capsys.readouterr().err

@@ -317,8 +317,7 @@ def test_an_error_every_rank_hits_before_any_set_is_one_line(tmp_path):
     r"""The other ranks loaded the model before rank 0 sent a set: each said 'no such checkpoint', 2 s late."""
     result = _torchrun("--exp", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), str(tmp_path))
     lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score:")]
-    assert lines == [f"flowaccent score: error: {tmp_path / 'nope' / 'final.pt'}: no such checkpoint"], \
-        result.stderr[-3000:]
+    assert lines == [f"flowaccent score: error: --exp {tmp_path / 'nope'}: no such directory"], result.stderr[-3000:]
 
 
 #: Runs ``flowaccent`` as on a machine with one GPU (none is used: the command stops before).
@@ -341,8 +340,8 @@ def test_more_processes_than_gpus_is_one_line_before_any_work(trained, tmp_path,
     result = _torchrun("--exp", str(exp), "--out", str(tmp_path / "out"), f"native={root / 'native'}",
                        script=tmp_path / "run.py", device=device)
     lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score")]
-    assert lines == ["flowaccent score: error: score.device: 2 processes on this machine, but 1 GPU(s) visible: "
-                     "start at most that many processes on it, one per GPU"], result.stderr[-3000:]
+    assert lines == ["flowaccent score: error: score.device (--device): 2 processes on this machine, but 1 GPU(s) "
+                     "visible: start at most that many processes on it, one per GPU"], result.stderr[-3000:]
     assert result.returncode != 0 and not (tmp_path / "out").exists()
 
 
@@ -367,7 +366,8 @@ def test_an_error_of_rank_1_alone_ends_the_run_without_torchruns_grace(trained, 
                        script=tmp_path / "run.py")
     took = time.monotonic() - start
     lines = [line for line in result.stderr.splitlines() if line.startswith("flowaccent score")]
-    assert lines == ["flowaccent score: error: rank 1/2: batch_frames must be >= 1, got 0"], result.stderr[-3000:]
+    assert lines == ["flowaccent score: error: rank 1/2: batch_frames (--batch-frames) must be >= 1, got 0"], \
+        result.stderr[-3000:]
     assert result.returncode != 0 and took < 30 and not (tmp_path / "out").exists(), (took, result.stderr[-3000:])
 
 

@@ -469,7 +469,7 @@ def test_an_error_of_the_command_line_is_said_by_rank_0_alone(tmp_path, monkeypa
     from flowaccent.cli.main import main
 
     bad = [(["score", "--exp", "E", "--out", "O", "D", "--batch-frames", "0"], 1,
-            "flowaccent score: error: batch_frames must be >= 1, got 0"),
+            "flowaccent score: error: batch_frames (--batch-frames) must be >= 1, got 0"),
            (["score", "--bogus"], 2, "flowaccent score: error: "),
            (["train", "--exp", "E", "--train.epochs", "0"], 1, "flowaccent train: error: train: epochs must be >= 1")]
     slept = []
