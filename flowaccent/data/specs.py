@@ -91,7 +91,8 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
         raise ConfigError(f"{command}: --out {path} is a Kaldi data dir; give a folder of its own")
     # the other command's summary.json and config.yaml would be written over
     other = ("blurmask" if command == "score" and (path / "utt_table.tsv").exists() else
-             "score" if command == "blurmask" and any(path.glob("*/utt_scores.tsv")) else None)
+             "score" if command == "blurmask" and any(path.glob("*/utt_scores.tsv")) else
+             "phones" if command != "phones" and (path / "phones.json").exists() else None)
     if other:
         raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {other}'; give another folder")
     theirs = [name for name in writes if (path / name).exists()]

@@ -867,6 +867,12 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
     assert (blurred / "utt_table.tsv").exists()
     assert main(["score", "--exp", str(exp), "--out", str(blurred), str(root / "native"), "--quiet"]) == 1
     assert "holds the output of 'flowaccent blurmask'" in capsys.readouterr().err
+    phones = tmp_path / "phones"  # 'flowaccent phones --out': the scores were mixed in among its files
+    phones.mkdir()
+    (phones / "phones.json").write_text("{}")
+    for command in (["score", "--exp", str(exp), str(root / "native"), "--quiet"], blur):
+        assert main([*command, "--out", str(phones)]) == 1
+        assert "holds the output of 'flowaccent phones'; give another folder" in capsys.readouterr().err
 
 
 def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys):
