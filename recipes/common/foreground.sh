@@ -34,6 +34,8 @@ _fg_stop() {  # _fg_stop SIGNAL: SIGNAL came; the running command ends first, th
     [ "$1" = INT ] || kill -s "$1" "$_fg_child" 2>/dev/null || true
     wait "$_fg_child" 2>/dev/null || true
   fi
+  # the command's own hint ('flowaccent train --exp exp/... --resume') is of the recipe's folder, not the caller's
+  echo "$0: stopped by SIG$1; run it again with the same options to go on (the finished stages are skipped)" >&2
   kill -s "$1" $$
 }
 trap '_fg_stop TERM' TERM

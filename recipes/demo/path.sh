@@ -8,3 +8,8 @@ elif [ -x "$here/../../.venv/bin/flowaccent" ]; then
   export PATH="$here/../../.venv/bin:$PATH"
 fi
 export LC_ALL=C
+if ! command -v flowaccent > /dev/null; then  # it ran stage 0 into 'exec: flowaccent: not found' (status 127)
+  echo "$0: flowaccent not found: run 'make install' in the repository root (the recipes use its .venv), or" \
+    "activate a virtual environment that has flowaccent" >&2
+  exit 1
+fi

@@ -51,6 +51,8 @@ def test_kill_of_the_recipe_stops_its_command(tmp_path, how):
     out, err = shell.communicate(timeout=60)
     assert not alive(command), "the command went on after its recipe was killed"
     assert "flowaccent fbank: terminated" in err and "after" not in out, (out, err)
+    assert err.endswith(f"{tmp_path / 'run.sh'}: stopped by SIGTERM; run it again with the same options to go on (the "
+                        "finished stages are skipped)\n"), err  # the command's hint is of the recipe's folder
     assert shell.returncode == -signal.SIGTERM, err
 
 
@@ -60,4 +62,6 @@ def test_ctrl_c_lets_the_command_clean_up_then_stops_the_recipe(tmp_path):
     out, err = shell.communicate(timeout=60)
     assert not alive(command)
     assert "flowaccent fbank: interrupted" in err and "after" not in out, (out, err)
+    assert err.endswith("stopped by SIGINT; run it again with the same options to go on (the finished stages are "
+                        "skipped)\n"), err
     assert shell.returncode == -signal.SIGINT, err

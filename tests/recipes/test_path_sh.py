@@ -45,3 +45,21 @@ def test_an_active_venv_without_flowaccent_is_passed_over(tmp_path, recipe):
         assert Path(first).resolve() == REPO_VENV_BIN
     else:
         assert first == "/usr/bin"
+
+
+@pytest.mark.parametrize("recipe", ["demo", "wsj_l2"])
+def test_no_flowaccent_to_run_is_said_before_any_stage(tmp_path, recipe):
+    r"""Before ``make install`` (no .venv) and with no virtual environment active, the demo made exp/quick/, said
+    'Stage 0: ...', and stopped on 'exec: flowaccent: not found' (status 127)."""
+    import shutil
+
+    copy = tmp_path / "recipes"
+    for name in (recipe, "common"):
+        shutil.copytree(RECIPES / name, copy / name)
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    done = subprocess.run(["bash", "run.sh"], cwd=copy / recipe, env={**env, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr == (
+        "run.sh: flowaccent not found: run 'make install' in the repository root (the recipes use its .venv), or "
+        "activate a virtual environment that has flowaccent\n"), done.stderr
+    assert not (copy / recipe / "exp").exists()
