@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from flowaccent.data.rules import (
     UTT_TABLES,
     as_names,
     missing_how,
+    recorded_utterances,
     stale_feats,
     utterances_digest,
 )
@@ -96,8 +96,8 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
     Where the last ``flowaccent fbank`` on the dir failed (its ``data/fbank_failed.txt`` is there), ``feats.scp`` is
     an earlier run's, which the next ``fbank`` replaces: utterances it lacks (those added since) are kept, not left
     out as Kaldi's script would (they are filtered to the utterances kept all the same). So too where ``feats.scp``
-    is as a ``flowaccent fbank`` run wrote it (``fbank.json``'s digest of it), which took every utterance the dir
-    had: those it lacks were added since. The digest follows the ``feats.scp`` a fix writes.
+    lists what a ``flowaccent fbank`` run wrote (``fbank.json``'s digest of its utterances), which took every
+    utterance the dir had: those it lacks were added since. The digest follows the ``feats.scp`` a fix writes.
 
     Holds the data dir's lock (:data:`~flowaccent.data.datadir.DATA_DIR_LOCK`): refused while ``flowaccent fbank``
     writes it. Raises :class:`DataDirError` for a missing folder or ``utt2spk``, a table that cannot be read (a
@@ -119,7 +119,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         if not utt2spk:
             raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")
         lacking = _lacking(path, tables)
-        stale = stale_feats(path, bool(lacking.get("feats.scp"))) if "feats.scp" in tables else ""
+        stale = stale_feats(path, tables["feats.scp"], utt2spk) if "feats.scp" in tables else ""
         if stale:
             lacking = _lacking(path, {name: table for name, table in tables.items() if name != "feats.scp"})
         kept = {u for u in utt2spk if u not in excluded and not any(u in missing for missing in lacking.values())}
@@ -141,23 +141,20 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         changed = tuple(name for name, data in new.items() if old.get(name) != data)
         _write(path, {name: new[name] for name in changed}, old)
         if "feats.scp" in changed:
-            _follow_digest(path, old["feats.scp"], new["feats.scp"])
+            _follow_digest(path, tables["feats.scp"], kept)
     added = len(kept - tables["feats.scp"].keys()) if stale else 0
     return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
                       stale, counted, tuple(name for name in changed if name not in old), added)
 
 
-def _follow_digest(path: Path, old: bytes, new: bytes) -> None:
-    r"""Where ``path/fbank.json`` holds the digest of the ``old`` ``feats.scp`` (as ``flowaccent fbank`` wrote it),
-    the digest of the ``new`` one a fix wrote: what it lists is still that run's, less utterances left out."""
-    record_path = path / "fbank.json"
-    try:
-        record = json.loads(record_path.read_text())
-        if record.get(FEATS_DIGEST) != utterances_digest(old):
-            return
-    except (OSError, ValueError, AttributeError):  # none, damaged, not a record: nothing to follow
-        return
-    atomic_write_json(record_path, {**record, FEATS_DIGEST: utterances_digest(new)})
+def _follow_digest(path: Path, feats: Iterable[str], kept: set[str]) -> None:
+    r"""Where ``path/fbank.json`` holds the digest of the utterances of the ``feats.scp`` a fix rewrote (``feats``,
+    as ``flowaccent fbank`` wrote it), the digest of those ``kept``: it still lists that run's, less those left
+    out."""
+    record, digest = recorded_utterances(path)
+    if digest is not None and digest == utterances_digest(feats):
+        left = utterances_digest(u for u in feats if u in kept)
+        atomic_write_json(path / "fbank.json", {**record, FEATS_DIGEST: left})
 
 
 def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str], old: bytes,

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from flowaccent.data.atomic import bytes_digest
@@ -73,29 +73,33 @@ def _swapped(tables: dict[str, dict[str, str]], error: str) -> str:
     return " (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance speaker' a line)"
 
 
-def utterances_digest(scp: bytes) -> str:
-    r"""Digest (:func:`~flowaccent.data.atomic.bytes_digest`) of the keys of the table ``scp`` (its bytes), in order:
-    of the utterances a ``feats.scp`` lists, wherever the dir and its arks are (a copy, a resumed run's)."""
-    return bytes_digest(b"\n".join(line.split(None, 1)[0] for line in scp.splitlines() if line.strip()))
+def utterances_digest(utts: Iterable[str]) -> str:
+    r"""Digest (:func:`~flowaccent.data.atomic.bytes_digest`) of the utterance ids a ``feats.scp`` lists, in any
+    order: the same wherever the dir and its arks are (a copy, a resumed run's)."""
+    return bytes_digest("\n".join(sorted(utts)).encode("utf-8"))
 
 
-def stale_feats(path: Path, lacks: bool = True) -> str:
-    r"""Why the data dir ``path``'s ``feats.scp`` is to be replaced by the next ``flowaccent fbank``, the utterances
-    it lacks (``lacks``: some) not left out as Kaldi's rule has it (in words; "" where it is not): its last run
-    failed (``data/fbank_failed.txt``: ``feats.scp`` is an earlier run's), or it lacks some and is as a run wrote it
-    (the digest its ``fbank.json`` records), which took every utterance of the dir then: those were added since. A
-    ``feats.scp`` filtered by hand, or made by another tool, is neither."""
+def recorded_utterances(path: Path) -> tuple[dict, str | None]:
+    r"""The data dir ``path``'s ``fbank.json`` and the :func:`utterances_digest` of the ``feats.scp`` its run wrote
+    (:data:`FEATS_DIGEST`); ``({}, None)`` where there is none, or it is damaged or not a record."""
+    try:
+        record = json.loads((path / "fbank.json").read_text())
+        return record, record.get(FEATS_DIGEST)
+    except (OSError, ValueError, AttributeError):
+        return {}, None
+
+
+def stale_feats(path: Path, feats: Collection[str], utts: Iterable[str]) -> str:
+    r"""Why the data dir ``path``'s ``feats.scp`` (its utterances ``feats``) is to be replaced by the next
+    ``flowaccent fbank``, the utterances of ``utts`` it lacks not left out as Kaldi's rule has it (in words; "" where
+    it is not): its last run failed (``data/fbank_failed.txt``: ``feats.scp`` is an earlier run's), or it lacks some
+    and lists what a run wrote (the digest its ``fbank.json`` records), which took every utterance of the dir then:
+    those were added since. A ``feats.scp`` filtered by hand, or made by another tool, is neither."""
     if (path / "data" / FBANK_FAILED).is_file():
         return "of an fbank run before the one that failed (data/fbank_failed.txt)"
-    if not lacks:
+    if all(utt in feats for utt in utts) or recorded_utterances(path)[1] != utterances_digest(feats):
         return ""
-    try:
-        written = json.loads((path / "fbank.json").read_text()).get(FEATS_DIGEST)
-        if written is not None and written == utterances_digest((path / "feats.scp").read_bytes()):
-            return "as 'flowaccent fbank' wrote it, before the utterances it lacks were added"
-    except (OSError, ValueError, AttributeError):  # none, damaged, not a record: Kaldi's rule
-        pass
-    return ""
+    return "as 'flowaccent fbank' wrote it, before the utterances it lacks were added"
 
 
 def missing(path: Path, name: str) -> str:
@@ -208,6 +212,7 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
     utts = set(tables["utt2spk"])
     speakers = set(tables["utt2spk"].values())
     problems = []
+    stale = stale_feats(path, tables["feats.scp"], utts) if "feats.scp" in tables else ""
     for name, table in tables.items():
         if name == "wav.scp" and "segments" in tables:
             continue  # keyed by recording: _check_segments
@@ -217,8 +222,6 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         extra = sorted(set(table) - keys, key=c_order)
         if missing and name not in PARTIAL_TABLES:
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
-            stale = (stale_feats(path, bool(utts - set(tables["feats.scp"])))
-                     if name in ("utt2num_frames", "feats.scp") and "feats.scp" in tables else "")
             if name == "utt2num_frames" and "feats.scp" in tables and not stale:
                 fix = f" ('flowaccent fixdir {path}' counts their frames in feats.scp)"
             if name == "feats.scp" and stale:  # fixdir keeps them (an old run's)

@@ -155,7 +155,7 @@ def _make_fbank(
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
     _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag,  # last: tables and record from one run
-                 feats=utterances_digest((data.path / "feats.scp").read_bytes()))
+                 feats=utterances_digest(num_frames))
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start

@@ -136,7 +136,7 @@ def test_utterances_added_after_fbank_are_kept_for_the_next(wav_data_dir, tmp_pa
     listed.write_text("spkA-002\n")
     assert main(["fixdir", "--exclude", str(listed), str(wav_data_dir)]) == 0  # feats.scp rewritten: digest follows
     record = json.loads((wav_data_dir / "fbank.json").read_text())
-    assert record["feats_scp"] == utterances_digest((wav_data_dir / "feats.scp").read_bytes())
+    assert record["feats_scp"] == utterances_digest(read_table(wav_data_dir / "feats.scp"))
     new = tmp_path / "new.wav"
     shutil.copy(read_table(wav_data_dir / "wav.scp")["spkB-000"], new)
     for table, line in (("wav.scp", f"spkB-003 {new}\n"), ("utt2spk", "spkB-003 spkB\n")):
