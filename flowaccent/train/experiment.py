@@ -117,15 +117,19 @@ def check_same_data(exp: Path, classes_text: str, data_text: str, digest_text: s
                           "replays the frames it began with; train afresh in another --exp, or remove this one")
 
 
-def refused_changes(state: dict, config_dict: dict, last: Path) -> tuple[dict, dict[str, str]]:
-    r"""``(stored config, its changes)`` of the checkpoint ``state`` of ``last`` against ``config_dict``; a
-    :class:`ConfigError` naming the changes ``--resume`` does not allow."""
+def refused_changes(state: dict, config_dict: dict, last: Path, config_file: str | Path | None = None
+                    ) -> tuple[dict, dict[str, str]]:
+    r"""``(stored config, its changes)`` of the checkpoint ``state`` of ``last`` against ``config_dict`` (read
+    from ``config_file``, if any, and the options); a :class:`ConfigError` naming the changes ``--resume`` does not
+    allow."""
     stored = ExperimentConfig.from_dict(state["config"], str(last)).to_dict()  # options added since: defaults
     changed = config_changes(stored, config_dict)
+    # 'given' where the value was one of an edited EXP/config.yaml said nothing of where it came from
+    source = "" if config_file is None else f"read from {config_file} and the command's options; "
     if refused := [text for key, text in changed.items() if key not in RESUMABLE]:
         raise ConfigError(f"{last}: the config differs from the run being resumed: {'; '.join(refused)} "
-                          f"(of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume; to train with "
-                          f"it, train afresh in another --exp, or remove {last.parent.parent} first)")
+                          f"({source}of the config, only {', '.join(sorted(RESUMABLE))} may change on --resume; to "
+                          f"train with it, train afresh in another --exp, or remove {last.parent.parent} first)")
     return stored, changed
 
 
@@ -180,7 +184,8 @@ def earlier_run(
             other = (f"; {best}, the best epoch's, may be whole: copy it to {last} to go on from that epoch" if
                      best.exists() and not best.samefile(last) else "")
             raise ConfigError(f"{error}{other}; or train afresh in another --exp") from None
-        changes = refused_changes(state, config.to_dict(), last)  # first: --features.cmvn utt changed the digest too
+        # first: --features.cmvn utt changed the digest too
+        changes = refused_changes(state, config.to_dict(), last, config_file)
         check_same_data(exp, *texts)
         return state, changes
     if last.exists():

@@ -135,7 +135,7 @@ def _train(
         model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
     except ConfigError:  # e.g. --features.splice on --resume: cond_dim too large; say what the run refuses first
         if resume and last.exists():
-            refused_changes(load_checkpoint(last), config.to_dict(), last)
+            refused_changes(load_checkpoint(last), config.to_dict(), last, config_file)
         raise
     _check_model(model, config, class_names, env)
     model.to(env.device)
