@@ -69,6 +69,25 @@ def _contents(tables: list[str], figures: list[str]) -> str:
     return f"<nav><h2>Contents</h2><ul>{''.join(items)}</ul></nav>"
 
 
+def _markdown_contents(before: list[str], tables: list[str], closing: list[str]) -> list[str]:
+    r"""``## Contents``: a link to each table's heading and the closing headings, by the anchors GitHub and GitLab
+    give headings (:func:`_anchor`; ``before``: the headings above, which take their anchors first)."""
+    taken: dict[str, int] = {}
+    for heading in before:
+        _anchor(heading, taken)
+    links = [f"- [{title}](#{_anchor(title, taken)})" for title in [*tables, *closing]]
+    return ["## Contents", "", *links, ""]
+
+
+def _anchor(heading: str, taken: dict[str, int]) -> str:
+    r"""A Markdown heading's anchor as GitHub makes it: lower case, punctuation but ``-`` and ``_`` dropped, spaces
+    made ``-``; a repeat gets ``-1``, ``-2``, ... (``taken``: the anchors so far, updated)."""
+    anchor = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+    count = taken.get(anchor, 0)
+    taken[anchor] = count + 1
+    return f"{anchor}-{count}" if count else anchor
+
+
 def _text(text: str) -> str:
     r"""Element text, escaped: quotes need no escaping."""
     return html.escape(text, quote=False)
@@ -84,7 +103,10 @@ def markdown_page(
     summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str], root: Path,
     trained: str = "",
 ) -> str:
-    lines = [f"# flowaccent report: {_experiment_name(summary)}", "", _model_line(summary, trained), ""]
+    title = f"flowaccent report: {_experiment_name(summary)}"
+    lines = [f"# {title}", "", _model_line(summary, trained), ""]
+    closing = ["Figures", "Configuration", "How this was made"]
+    lines += _markdown_contents([title, "Contents"], [t for t, _, _ in sections], closing)
     for note in notes:
         lines += [note.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
     for title, header, rows in sections:

@@ -334,6 +334,25 @@ def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_d
     assert figures == re.findall(r"<figcaption>([^<]*)</figcaption>", page) and len(figures) >= 6
     assert [text for target, text in parsed.links if not target.startswith(("table-", "figure-"))] == [
         "Figures", "Configuration", "How this was made"]
+    # report.md's contents: each '## ' heading after it, in order, by the anchor GitHub gives it
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    contents = markdown.split("## Contents\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    linked = [re.fullmatch(r"- \[(.*)\]\(#([^)]*)\)", line).groups() for line in contents]
+    assert [title for title, _ in linked] == re.findall(r"^## (.*)$", markdown, re.M)[1:]
+    assert [title for title, _ in linked] == [*tables, "Figures", "Configuration", "How this was made"]
+    assert ("Gaussianity of the latents", "gaussianity-of-the-latents") in linked
+    assert ("Scores per set (means over frames)", "scores-per-set-means-over-frames") in linked
+    assert ("Detection AUC against 'native' (40 utts)", "detection-auc-against-native-40-utts") in linked
+
+
+def test_markdown_anchors_are_githubs():
+    r"""GitHub's heading anchors: lower case, punctuation but '-' and '_' dropped, spaces '-', repeats numbered."""
+    from flowaccent.report.pages import _anchor
+
+    taken: dict[str, int] = {}
+    assert [_anchor(h, taken) for h in ("Phones (phones: x.ctm): zh's lowest", "A  b_c-d", "Figures", "Figures",
+                                        "Figures", "Über")] == [
+        "phones-phones-xctm-zhs-lowest", "a--b_c-d", "figures", "figures-1", "figures-2", "über"]
 
 
 def test_a_table_of_long_set_names_prints_whole(scored_dir_and_exp, tmp_path):
