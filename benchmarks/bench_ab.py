@@ -32,6 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_common import stop_on_term  # noqa: E402
 from bench_model import add_table_args, other_tree
 
 WHAT = ("train", "compiled", "infer")
@@ -116,4 +117,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

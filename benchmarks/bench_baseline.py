@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import in_turn  # noqa: E402
 from bench_score import write_model  # noqa: E402
 from bench_startup import timed  # noqa: E402
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--num-sentences", type=int, help="the synthesised corpus's size (default: the demo's)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--other-tree", help="a folder with another checkout's flowaccent/ to time beside this one")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -168,4 +169,5 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

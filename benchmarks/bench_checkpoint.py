@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import build  # noqa: E402
 
 from flowaccent.data.atomic import atomic_link, atomic_write_json  # noqa: E402
@@ -34,7 +35,7 @@ from flowaccent.train.optimizer import make_optimizer  # noqa: E402
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=count, default=7)
     parser.add_argument("--dir", default=None, help="where the temporary folder goes (default: the system's)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
@@ -74,4 +75,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import other_tree  # noqa: E402
 from bench_quality import FLOWACCENT  # noqa: E402
 from bench_score import peak_rss_run, write_corpus  # noqa: E402
@@ -97,8 +98,8 @@ def parts(data: Path, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--utts", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--utts", type=count, default=200_000)
+    parser.add_argument("--repeats", type=count, default=5)
     parser.add_argument("--speaker-utts", type=int, default=50_000, help="the spk table's utterances")
     parser.add_argument("--other-tree", help="also time the commands of another checkout (its folder)")
     parser.add_argument("--json", help="also write the result here")
@@ -152,4 +153,5 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

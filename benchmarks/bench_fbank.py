@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import count, stop_on_term  # noqa: E402
 from scipy.io import wavfile
 
 
@@ -133,9 +134,9 @@ def timed(fn) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     r"""Prints the table; returns each row's median frames/s."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--utts", type=int, default=200)
+    parser.add_argument("--utts", type=count, default=200)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--other-tree", help="also time make_fbank (2 jobs, fresh processes) of another checkout")
     parser.add_argument("--left-out", type=int, default=0, metavar="K",
                         help="also time --resume after K failed utterances were left out, against from scratch")
@@ -189,4 +190,5 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -44,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_score import peak_rss_run, write_corpus  # noqa: E402
 from bench_train import bench_config, trainer_stream  # noqa: E402
 
@@ -209,9 +210,9 @@ def epoch_peak_rss(data: Path, batch: int, dim: int, ahead: bool, before: bool) 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=count, default=1_000_000)
+    parser.add_argument("--batch", type=count, default=10000)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--rss-dims", type=int, nargs="*", choices=(120, 440), default=[120, 440],
                         help="input dims whose streaming peak RSS is measured (none: skip)")
     parser.add_argument("--json", help="also write the result here")
@@ -273,4 +274,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

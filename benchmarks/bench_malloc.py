@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_common import count, stop_on_term  # noqa: E402
+
 from flowaccent.data.atomic import atomic_write_json
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -55,9 +57,9 @@ def run(dim: int = 120, batch: int = 10000, repeats: int = 3, steps: int = 5) ->
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dim", type=int, default=120)
-    parser.add_argument("--batch", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=count, default=10000)
+    parser.add_argument("--repeats", type=count, default=3)
+    parser.add_argument("--steps", type=count, default=5)
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -75,4 +77,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -49,6 +49,7 @@ import time
 from unittest import mock
 
 import torch
+from bench_common import count, stop_on_term  # noqa: E402
 
 from flowaccent.allocator import tune_allocator
 from flowaccent.data.atomic import atomic_write_json
@@ -89,10 +90,10 @@ def other_tree(tree: str | None) -> dict:
 
 def add_table_args(parser: argparse.ArgumentParser, repeats: int) -> None:
     r"""A model-table benchmark's options: ``--dims``, ``--batches``, ``--repeats``, ``--steps``."""
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 10000])
-    parser.add_argument("--repeats", type=int, default=repeats)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--dims", type=count, nargs="+", default=[120, 440])
+    parser.add_argument("--batches", type=count, nargs="+", default=[2048, 10000])
+    parser.add_argument("--repeats", type=count, default=repeats)
+    parser.add_argument("--steps", type=count, default=3)
 
 
 def sync(device: str) -> None:
@@ -128,6 +129,11 @@ def perturb(model: FlowModel) -> None:
 
 
 def layer_shapes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:
+    r"""One block's conditioner products ``(in, out)``: every block's, for an even ``dim`` (an odd one alternates
+    two kinds of block, which the matmul ceiling does not time: refused)."""
+    if dim % 2:
+        raise SystemExit(f"D={dim}: the benchmarks' matmul rate is of one block's products, and an odd D alternates "
+                         "two kinds of block; give an even D (120, 440)")
     widths = [dim // 2 + config.context_dim] + [config.hidden] * config.num_layers + [2 * (dim - dim // 2)]
     return list(zip(widths[:-1], widths[1:]))
 
@@ -382,4 +388,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -14,6 +14,7 @@ import argparse
 import statistics
 
 import torch
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import ARCH, build, seconds, time_train
 
 from flowaccent.allocator import tune_allocator
@@ -50,10 +51,10 @@ def run(dims: list[int], batch: int = 2048, steps: int = 10, repeats: int = 3) -
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batch", type=int, default=2048)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dims", type=count, nargs="+", default=[120, 440])
+    parser.add_argument("--batch", type=count, default=2048)
+    parser.add_argument("--steps", type=count, default=10)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     tune_allocator()
@@ -71,4 +72,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

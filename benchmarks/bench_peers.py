@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import seconds, time_matmul  # noqa: E402
 from plain_realnvp import Coupling, PlainRealNVP  # noqa: E402
 
@@ -255,15 +256,16 @@ def measure(dim: int, batch: int, names: list[str], repeats: int, steps: int) ->
 
 
 def markdown(rows: list[dict]) -> str:
-    r"""The rows as a markdown table (ratios: implementation / flowaccent in the same repeat)."""
+    r"""The rows as a markdown table (ratios: implementation / flowaccent in the same repeat; shares: of this
+    benchmark's own matmul rate, the column after D)."""
     lines = [
-        "| D | implementation | parameters | train frames/s | vs flowaccent | train share | inference frames/s "
-        "| vs flowaccent | inference share |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| D | matmul GFLOP/s | implementation | parameters | train frames/s | vs flowaccent | train share "
+        "| inference frames/s | vs flowaccent | inference share |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['dim']} | {r['implementation']} | {r['params']} | {r['train_fps']:.0f} | {r['train_ratio']:.2f}x | "
-        f"{100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {r['infer_ratio']:.2f}x | "
+        f"| {r['dim']} | {r['matmul_gflops']:.1f} | {r['implementation']} | {r['params']} | {r['train_fps']:.0f} | "
+        f"{r['train_ratio']:.2f}x | {100 * r['train_share']:.1f}% | {r['infer_fps']:.0f} | {r['infer_ratio']:.2f}x | "
         f"{100 * r['infer_share']:.1f}% |"
         for r in rows
     ]
@@ -273,10 +275,10 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     r"""Runs the comparison; returns one dict per (D, implementation) (see the keys of :func:`measure`)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dims", type=int, nargs="+", default=[120, 440])
-    parser.add_argument("--batch", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--dims", type=count, nargs="+", default=[120, 440])
+    parser.add_argument("--batch", type=count, default=10000)
+    parser.add_argument("--repeats", type=count, default=3)
+    parser.add_argument("--steps", type=count, default=3)
     parser.add_argument(
         "--only",
         nargs="+",
@@ -328,4 +330,5 @@ def _version(name: str) -> str:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

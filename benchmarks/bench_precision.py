@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_quality import FLOWACCENT, prepare_corpus  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
@@ -102,7 +103,7 @@ def score_table(exp: Path, test_data: Path, root: Path):
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, help="train this many epochs (default: the trainer's default)")
+    parser.add_argument("--epochs", type=count, help="train this many epochs (default: the trainer's default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--num-sentences", type=int, help="a smaller synthesised corpus (smoke tests only)")
     parser.add_argument("--train-args", default="", help="extra `flowaccent train` options (smoke tests only)")
@@ -165,4 +166,5 @@ def markdown(results: dict) -> str:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

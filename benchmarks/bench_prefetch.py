@@ -42,6 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 from bench_train import bench_config, trainer_stream  # noqa: E402
 
@@ -88,13 +89,13 @@ def epochs_ms_per_step(stream, epochs: int, depth: int, across: bool, step, betw
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=600_000)
-    parser.add_argument("--batch", type=int, default=10000)
+    parser.add_argument("--frames", type=count, default=600_000)
+    parser.add_argument("--batch", type=count, default=10000)
     parser.add_argument("--step-ms", type=float, default=17.0)
     parser.add_argument("--mode", nargs="+", choices=["sleep", "launch"], default=["sleep", "launch"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=count, default=3)
     parser.add_argument("--between-ms", type=float, default=0.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench_prefetch_"))
@@ -145,4 +146,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

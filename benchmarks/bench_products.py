@@ -26,6 +26,7 @@ import argparse
 import statistics
 
 import torch
+from bench_common import stop_on_term  # noqa: E402
 from bench_model import ARCH, add_table_args, layer_shapes, seconds
 
 from flowaccent.allocator import tune_allocator
@@ -126,4 +127,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import stop_on_term  # noqa: E402
 from plain_realnvp import PlainRealNVP  # noqa: E402
 
 from flowaccent.allocator import tune_allocator  # noqa: E402
@@ -162,4 +163,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import at_least, count, stop_on_term  # noqa: E402
 from bench_model import in_turn, other_tree, sync
 
 from flowaccent.data.atomic import atomic_write_json
@@ -146,12 +147,13 @@ def run_score(exp: Path, data: Path, out: Path, device: str = "cpu", *options: s
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--frames", type=count, default=1_000_000)
+    parser.add_argument("--scale", type=at_least(2), default=4, help="the large corpus is this many times --frames "
+                        "(2 or more: the start-up is found from the two sizes' difference)")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--blocks", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="runs at --frames")
-    parser.add_argument("--large-repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=count, default=3, help="runs at --frames")
+    parser.add_argument("--large-repeats", type=count, default=3,
                         help="runs at --scale x --frames (median; one run before 2026-12-01, whose 4M-frame RSS "
                         "once came out 11%% above the median of three runs after it)")
     parser.add_argument("--batch-frames", type=int, default=ScoreConfig().batch_frames,
@@ -278,4 +280,5 @@ def split_fixed(small: int, small_seconds: float, large: int, large_seconds: flo
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

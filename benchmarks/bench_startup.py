@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import in_turn, other_tree  # noqa: E402
 from bench_score import score_argv, write_corpus, write_model  # noqa: E402
 
@@ -86,8 +87,8 @@ def profile_score(argv: list[str], top: int = 25) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1000, help="the tiny corpus's frames (500 per utterance)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--frames", type=count, default=1000, help="the tiny corpus's frames (500 per utterance)")
+    parser.add_argument("--repeats", type=count, default=5)
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one score command")
@@ -156,4 +157,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -18,6 +18,7 @@ import time
 from unittest import mock
 
 import torch
+from bench_common import stop_on_term  # noqa: E402
 from bench_model import ARCH, add_table_args, build, time_infer, time_train
 
 from flowaccent.allocator import tune_allocator
@@ -94,4 +95,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

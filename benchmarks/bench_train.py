@@ -46,6 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import build, in_turn, other_tree, time_train  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 
@@ -106,11 +107,11 @@ def time_loading(data: Path, config) -> tuple[float, int]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps of each model-only rate")
+    parser.add_argument("--frames", type=count, default=1_000_000)
+    parser.add_argument("--batch", type=count, default=10000)
+    parser.add_argument("--epochs", type=count, default=1)
+    parser.add_argument("--repeats", type=count, default=3)
+    parser.add_argument("--steps", type=count, default=3, help="timed steps of each model-only rate")
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--no-compile", action="store_true",
@@ -124,11 +125,16 @@ def main(argv: list[str] | None = None) -> dict:
                         "--repeats weighs each order alike)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
+    config = bench_config(args.batch, args.epochs, args.blocks, args.hidden)
+    if (steps := args.frames * args.epochs // args.batch) < 2 * config.train.log_every_steps:
+        # the steady rate leaves out the first window: with one, 'no median for empty data' after every run
+        parser.error(f"--frames {args.frames} x --epochs {args.epochs} / --batch {args.batch} is {steps} step(s); the "
+                     f"steady rate is of the trainer's logged windows ({config.train.log_every_steps} steps each) but "
+                     f"the first, so give at least {2 * config.train.log_every_steps} steps")
     from flowaccent.allocator import tune_allocator
 
     tune_allocator()  # the model-only rate in this process, as the `flowaccent` command runs
     device = resolve_device("auto", "train").type  # where `flowaccent train` (device auto) runs
-    config = bench_config(args.batch, args.epochs, args.blocks, args.hidden)
     model = config.model
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     # `--train.compile false` / `true`, model-only rates to match
@@ -230,4 +236,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import perturb, sync  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 from bench_train import bench_config, trainer_stream  # noqa: E402
@@ -70,10 +71,10 @@ def model_for(stream, hidden: int, device: torch.device):
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--utts", type=int, default=40)
-    parser.add_argument("--utt-frames", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--utts", type=count, default=40)
+    parser.add_argument("--utt-frames", type=count, default=300)
+    parser.add_argument("--batch", type=count, default=4096)
+    parser.add_argument("--repeats", type=count, default=5)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     from flowaccent.allocator import tune_allocator
@@ -119,4 +120,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -20,7 +20,10 @@
 # On the device machine (its own torch; flowaccent's dependencies carried as wheels in .whl/, which
 # `bash benchmarks/gpu_wheels.sh` makes here first):
 #   run: bash benchmarks/gpu_checks.sh   with carry [".whl"] (and ".old", if made), timeout_s 600
-# QUICK=1: tiny sizes on the CPU, to check the script here (numbers meaningless).
+# QUICK=1: tiny sizes on the CPU, to check the script here (numbers meaningless), with the venv's Python:
+#   QUICK=1 PY=.venv/bin/python OUT=/tmp/gpu_quick bash benchmarks/gpu_checks.sh
+# Each section is stopped as Ctrl-C stops it (SIGINT, then SIGKILL 20 s on), so it removes its /tmp/bench_*
+# corpus: timeout's SIGTERM left them (44 MB at quick sizes, gigabytes at full ones).
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -49,32 +52,34 @@ el start
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3
 nproc
 $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda,
-torch.cuda.is_available() and torch.cuda.get_device_name()); import flowaccent, nflows, kaldiio; print('imports ok')"
+torch.cuda.is_available() and torch.cuda.get_device_name()); import flowaccent, nflows, kaldiio; print('imports ok')" \
+  || { echo "imports failed: every section would fail (PY=$PY; QUICK=1 wants PY=.venv/bin/python)"; el end; exit 1; }
 el unit tests of the host-device copies, ActNorm, tf32 and the blur mask on the GPU
-timeout "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py \
-  tests/test_runtime.py tests/blurmask/test_targets.py 2>&1 | tail -3
+timeout -s INT -k 20 "$(left 40)" $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/flows/test_norm.py \
+  tests/test_runtime.py tests/blurmask/test_targets.py > "$J/unit.txt" 2>&1; status=$?
+tail -3 "$J/unit.txt"; [ "$status" = 0 ] || echo "unit tests failed: $status"; rm -f "$J/unit.txt"
 el precision: scoring in each precision, and one seed trained in each
-timeout "$(left 270)" $PY benchmarks/bench_precision.py "${PRECISION[@]}" --json "$J/precision.json" \
+timeout -s INT -k 20 "$(left 270)" $PY benchmarks/bench_precision.py "${PRECISION[@]}" --json "$J/precision.json" \
   || echo "precision failed: $?"
 el the eager step: host launch against GPU busy time, and what the trainer adds
-timeout "$(left 60)" $PY benchmarks/gpu_launch.py --json "$J/launch.json" || echo "launch failed: $?"
+timeout -s INT -k 20 "$(left 60)" $PY benchmarks/gpu_launch.py --json "$J/launch.json" || echo "launch failed: $?"
 el where the start-up of scoring goes: fresh processes, one step more each, and a profile of one score command
-timeout "$(left 60)" $PY benchmarks/bench_startup.py "${STARTUP[@]}" --profile || echo "startup failed: $?"
+timeout -s INT -k 20 "$(left 60)" $PY benchmarks/bench_startup.py "${STARTUP[@]}" --profile || echo "startup failed: $?"
 el where the host still waits for the GPU in train and score
-timeout "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$J/syncs.json" || echo "syncs failed: $?"
+timeout -s INT -k 20 "$(left 45)" $PY benchmarks/gpu_syncs.py --json "$J/syncs.json" || echo "syncs failed: $?"
 el train, eager, against .old
-timeout "$(left 120)" $PY benchmarks/bench_train.py --no-compile "${TRAIN[@]}" "${OLD[@]}" --json "$J/train.json" \
+timeout -s INT -k 20 "$(left 120)" $PY benchmarks/bench_train.py --no-compile "${TRAIN[@]}" "${OLD[@]}" --json "$J/train.json" \
   || echo "train failed: $?"
 el score, 65536 frames per forward, against .old
-timeout "$(left 100)" $PY benchmarks/bench_score.py "${SCORE[@]}" --batch-frames 65536 "${OLD[@]}" \
+timeout -s INT -k 20 "$(left 100)" $PY benchmarks/bench_score.py "${SCORE[@]}" --batch-frames 65536 "${OLD[@]}" \
   --json "$J/score_65536.json" || echo "score 65536 failed: $?"
 el validation, joined batches against one forward per utterance
-timeout "$(left 40)" $PY benchmarks/bench_validation.py "${VALID[@]}" --json "$J/validation.json" \
+timeout -s INT -k 20 "$(left 40)" $PY benchmarks/bench_validation.py "${VALID[@]}" --json "$J/validation.json" \
   || echo "validation failed: $?"
 el train, eager, 3 epochs of 240k frames at batch 4096, against .old
-timeout "$(left 90)" $PY benchmarks/bench_train.py --no-compile "${EPOCHS[@]}" "${OLD[@]}" \
+timeout -s INT -k 20 "$(left 90)" $PY benchmarks/bench_train.py --no-compile "${EPOCHS[@]}" "${OLD[@]}" \
   --json "$J/train_epochs.json" || echo "train epochs failed: $?"
 el score, default batch, against .old
-timeout "$(left 90)" $PY benchmarks/bench_score.py "${SCORE[@]}" "${OLD[@]}" --json "$J/score.json" \
+timeout -s INT -k 20 "$(left 90)" $PY benchmarks/bench_score.py "${SCORE[@]}" "${OLD[@]}" --json "$J/score.json" \
   || echo "score failed: $?"
 el end

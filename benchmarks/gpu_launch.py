@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_model import ARCH, build  # noqa: E402
 
 from flowaccent.data.atomic import atomic_write_json  # noqa: E402
@@ -63,7 +64,7 @@ def timed(step, steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=count, default=30)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -119,4 +120,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_common import count, stop_on_term  # noqa: E402
 from bench_score import write_corpus  # noqa: E402
 from bench_train import bench_config  # noqa: E402
 
@@ -59,8 +60,8 @@ def counted(argv: list[str]) -> collections.Counter:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=10000)
+    parser.add_argument("--frames", type=count, default=200_000)
+    parser.add_argument("--batch", type=count, default=10000)
     parser.add_argument("--json", help="also write the counts here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -88,4 +89,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

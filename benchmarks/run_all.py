@@ -26,10 +26,16 @@ median of ``--repeats``:
 On a machine with a GPU, `train`, `score` and `precision` run on it too (`flowaccent`'s device
 ``auto``), which gives the end-to-end ratios on the GPU.
 
-Writes ``OUT/latest.json`` (every number) and ``OUT/latest.md`` (the tables).
+Writes ``OUT/latest.json`` (every number) and ``OUT/latest.md`` (the tables), both again after each section,
+so a run stopped keeps what its sections measured. An earlier run's two files there are first renamed
+``OUT/run-DATE-HHMMSS.json`` and ``.md`` (``--only model`` into a folder of a full run replaced its every
+section). A section that fails is said, with its traceback, and the others run; the run then exits with
+status 1, its failures listed in ``latest.json`` (``failed``).
 
-Usage: python benchmarks/run_all.py [--only model blur ...] [--out benchmarks/results] [--quick]
-  --quick: tiny sizes, to check that the benchmarks run (the tests do this); numbers meaningless.
+Usage (the venv's Python, after ``make install``; ``make bench-install`` adds the peers):
+  .venv/bin/python benchmarks/run_all.py [--only model blur ...] [--out benchmarks/results] [--quick]
+  .venv/bin/python benchmarks/run_all.py --tables OUT/latest.json     (latest.md again, from the numbers)
+  --quick: tiny sizes, to check that the benchmarks run in minutes (the tests do this); numbers meaningless.
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import math
 import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -61,8 +69,9 @@ import bench_products  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_score  # noqa: E402
 import bench_train  # noqa: E402
+from bench_common import count, stop_on_term  # noqa: E402
 
-from flowaccent.data.atomic import atomic_write_json  # noqa: E402
+from flowaccent.data.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from flowaccent.runtime import bf16_in_hardware, cpu_units  # noqa: E402
 
 SECTIONS = (
@@ -183,7 +192,7 @@ def markdown(results: dict) -> str:
                   f"{100 * r['fused_share_of_step']:.1f}% |" for r in rows]
         lines.append("")
     if rows := results.get("malloc"):
-        lines += ["### Allocator (inference only, fresh processes, D=120, batch 10000)", "",
+        lines += [f"### Allocator (inference only, fresh processes, D={rows[0]['dim']}, batch {rows[0]['batch']})", "",
                   "| allocator | inference frames/s | vs glibc defaults | page faults per step |",
                   "| --- | ---: | ---: | ---: |"]
         lines += [f"| {r['malloc']} | {r['infer_fps']:.0f} | {r['vs_system']:.3f}x | {r['faults_per_step']:.0f} |"
@@ -259,12 +268,14 @@ def markdown(results: dict) -> str:
                          f"{r['infer_fps']:.0f} | {ratio('infer_fps')} |")
         lines.append("")
     if rows := results.get("blur"):
-        first = rows[0]
+        first, tolerance = rows[0], bench_blur.TOLERANCE
         lines += [f"### Blur-mask kernel (forward + backward, T={first['frames']}, m ~ U[1, {first['m_max']:g}])", "",
-                  "| K | triangular_blur ms | dense ms | speedup | relative diff (float64) | relative diff (float32) |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  f"| K | triangular_blur ms | dense ms | speedup | relative diff (float64) | relative diff (float32) "
+                  f"| equal (within {tolerance:g}) |", "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         lines += [f"| {r['bins']} | {r['triangular_blur_ms']:.2f} | {r['dense_ms']:.2f} | {r['speedup']:.1f}x | "
-                  f"{r['max_rel_diff_float64']:.1e} | {r['max_rel_diff_float32']:.1e} |" for r in rows]
+                  f"{r['max_rel_diff_float64']:.1e} | {r['max_rel_diff_float32']:.1e} | "
+                  f"{'yes' if max(r['max_rel_diff_float64'], r['max_rel_diff_float32']) <= tolerance else 'NO'} |"
+                  for r in rows]
         lines.append("")
     if rows := results.get("peers"):
         lines += ["### Peers (same architecture, model only)", "", bench_peers.markdown(rows), ""]
@@ -280,30 +291,70 @@ def markdown(results: dict) -> str:
         graphs = " (CUDA graphs)" if mode == "reduce-overhead" else ""
         lines += ["", f"Compiled column: torch.compile mode `{mode}`{graphs}."]
         lines.append("")
+    if failed := results.get("failed"):
+        lines += ["### Failed sections", "", *(f"- {name}: {error}" for name, error in failed.items()), ""]
     return "\n".join(lines)
+
+
+def keep_earlier(out: Path) -> None:
+    r"""Renames an earlier run's ``latest.json`` and ``latest.md`` in ``out`` to ``run-DATE-HHMMSS.*`` (the time
+    its ``latest.json`` was last written), so this run's files replace nothing."""
+    earlier = out / "latest.json"
+    if not earlier.exists():
+        return
+    stamp = datetime.datetime.fromtimestamp(earlier.stat().st_mtime).strftime("%Y-%m-%d-%H%M%S")
+    for suffix in (".json", ".md"):
+        if (out / f"latest{suffix}").exists():
+            os.replace(out / f"latest{suffix}", out / f"run-{stamp}{suffix}")
+    print(f"run_all: the earlier run's latest.json and latest.md are now {out}/run-{stamp}.*")
+
+
+def write(out: Path, results: dict) -> str:
+    r"""``latest.json`` and ``latest.md`` of ``results`` so far; the tables."""
+    table = markdown(results)
+    atomic_write_json(out / "latest.json", results)
+    atomic_write_text(out / "latest.md", table)
+    return table
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
+    parser.add_argument("--tables", type=Path, metavar="JSON",
+                        help="the tables of an earlier run's JSON beside it (its .md) and print them; run nothing")
     args = parser.parse_args(argv)
+    if args.tables:
+        results = json.loads(args.tables.read_text())
+        table = markdown(results)
+        atomic_write_text(args.tables.with_suffix(".md"), table)
+        print(table)
+        return results
     machine = describe_machine()
     results: dict = {"date": datetime.date.today().isoformat(), "machine": machine, "seconds": {}}
     args.out.mkdir(parents=True, exist_ok=True)
+    keep_earlier(args.out)
     for name in args.only:
         print(f"== {name}", flush=True)
         start = time.perf_counter()
-        results[name] = run_section(name, args.repeats, args.quick)
+        try:
+            results[name] = run_section(name, args.repeats, args.quick)
+        except Exception as error:  # noqa: BLE001 - the other sections still run (a full run takes 78 min)
+            traceback.print_exc()
+            print(f"run_all: section {name} failed; going on with the others", file=sys.stderr)
+            results.setdefault("failed", {})[name] = f"{type(error).__name__}: {error}"
+        except SystemExit as stop:  # a benchmark's argument or goal check (bench_blur: not equal)
+            results.setdefault("failed", {})[name] = f"exited: {stop.code}"
         results["seconds"][name] = round(time.perf_counter() - start, 1)
-        atomic_write_json(args.out / "latest.json", results)  # kept section by section
-    table = markdown(results)
-    (args.out / "latest.md").write_text(table)
+        table = write(args.out, results)  # kept section by section
     print(table)
+    if results.get("failed"):
+        sys.exit(f"run_all: {len(results['failed'])} section(s) failed: {', '.join(results['failed'])}")
     return results
 
 
 if __name__ == "__main__":
+    stop_on_term()
     main()

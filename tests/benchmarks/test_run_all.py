@@ -60,3 +60,52 @@ def test_quick_run_fills_every_section(tmp_path):
         assert f"| {bf16['train_fps_vs_fp32']:.2f}x |" in table
     else:
         assert results["bf16"] is None
+
+
+def test_an_earlier_run_is_kept_a_failed_section_is_said_and_the_tables_can_be_written_again(tmp_path, monkeypatch):
+    r"""``--only`` into a folder of an earlier run replaced its every section; a section's error lost the tables
+    of those before it (no latest.md); latest.md lagged latest.json after a stop. Now: the earlier run's files
+    renamed, the others' tables kept and the failure listed, exit status 1, and ``--tables`` rebuilds the .md."""
+    import pytest
+
+    sys.path.insert(0, str(RUNNER.parent))
+    import run_all
+
+    blur = [{"bins": 40, "frames": 20, "mode": "renorm", "m_max": 10.0, "triangular_blur_ms": 1.0, "dense_ms": 3.0,
+             "speedup": 3.0, "max_rel_diff_float64": 1e-16, "max_rel_diff_float32": 1e-7, "equal": True}]
+
+    def section(name, repeats, quick):
+        if name == "optim":
+            raise RuntimeError("out of memory")
+        return blur
+
+    monkeypatch.setattr(run_all, "run_section", section)
+    monkeypatch.setattr(run_all, "describe_machine", lambda: "a test machine")
+    run_all.main(["--only", "blur", "--out", str(tmp_path)])
+    first = (tmp_path / "latest.json").read_text()
+    with pytest.raises(SystemExit, match="1 section\\(s\\) failed: optim"):
+        run_all.main(["--only", "optim", "blur", "--out", str(tmp_path)])
+    earlier = sorted(tmp_path.glob("run-*"))
+    assert [p.suffix for p in earlier] == [".json", ".md"] and earlier[0].read_text() == first
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert results["failed"] == {"optim": "RuntimeError: out of memory"} and results["blur"] == blur
+    table = (tmp_path / "latest.md").read_text()
+    assert "### Blur-mask kernel" in table and "| 3.0x | 1.0e-16 | 1.0e-07 | yes |" in table
+    assert "### Failed sections\n\n- optim: RuntimeError: out of memory" in table
+    (tmp_path / "latest.md").unlink()
+    run_all.main(["--tables", str(tmp_path / "latest.json")])
+    assert (tmp_path / "latest.md").read_text() == table
+
+
+def test_bad_benchmark_options_are_refused_before_any_work():
+    r"""``--repeats 0`` failed after the run ('no median for empty data'); ``bench_blur --bins 1`` reported its
+    rounding as a difference of 3.0; ``bench_score --scale 1`` divided by zero at its end; ``bench_train`` of one
+    logged window had no steady rate."""
+    for script, args, said in [("bench_blur.py", ["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+                               ("bench_blur.py", ["--bins", "1"], "--bins: must be at least 2, got 1"),
+                               ("bench_blur.py", ["--m-max", "0.5"], "--m-max: must be at least 1 (bins), got 0.5"),
+                               ("bench_score.py", ["--scale", "1"], "--scale: must be at least 2, got 1"),
+                               ("bench_train.py", ["--frames", "5000", "--batch", "1000"], "is 5 step(s)"),
+                               ("run_all.py", ["--repeats", "x"], "expected a whole number, got 'x'")]:
+        done = subprocess.run([sys.executable, str(RUNNER.parent / script), *args], capture_output=True, text=True)
+        assert done.returncode == 2 and said in done.stderr, (script, done.stderr)
