@@ -137,6 +137,6 @@ print("torch" in sys.modules)
     assert lines[0].startswith("train 1 ") and "model: hidden must be >= 1, got -3" in lines[0], lines[0]
     assert lines[1].startswith("train 0 ") and "are valid (no DATA_DIR given" in lines[1], lines[1]
     assert lines[2].startswith("score 1 ") and "batch_frames (--batch-frames) must be >= 1, got 0" in lines[2], lines[2]
-    assert lines[3].startswith("blurmask 1 ") and "steps must be >= 1, got 0" in lines[3], lines[3]
+    assert lines[3].startswith("blurmask 1 ") and "steps (--steps) must be >= 1, got 0" in lines[3], lines[3]
     assert lines[4] == "False"
     assert not exp.exists()

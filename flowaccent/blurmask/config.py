@@ -24,6 +24,10 @@ BASELINES = ("floor", "mean", "blur")
 LAB_FRACTIONS = (0.5, 0.8)
 
 
+#: The widest blur allowed, in bins (:class:`BlurMaskConfig` ``m_max``).
+M_MAX_LIMIT = 1000.0
+
+
 @dataclasses.dataclass(frozen=True)
 class BlurMaskConfig(Config):
     r"""How a blur (or noise) mask is fitted.
@@ -75,6 +79,10 @@ class BlurMaskConfig(Config):
                                         ("gradient_filter_threshold", 0, True)))
         problems = [
             (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
+            # wider than any spectrum's bins; past it the float32 blur's edge normalisation lost precision (1e-4 at
+            # 1e5 bins) and at 1e20 gave NaN, said as an utterance's fault
+            (self.m_max > M_MAX_LIMIT, f"m_max must be <= {M_MAX_LIMIT:g} bins (a width past the spectrum's bins "
+             f"blurs across all of them), got {self.m_max:g}"),
             (not 0 < self.sigma_min < self.sigma_max, f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
              f"{self.sigma_max}"),
             (not 0 < self.init_fraction < 1, f"init_fraction must be in (0, 1), got {self.init_fraction}"),

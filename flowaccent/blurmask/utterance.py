@@ -34,6 +34,8 @@ class UttResult:
     invariance_error: float
     mean_m: float
     curves: dict[str, DeletionCurves]
+    #: Its widest cell's ``m`` less its narrowest's: near 0, the mask tells no cell from another.
+    m_spread: float = float("nan")
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -93,7 +95,7 @@ def explain_utterance(
         (fit.m_min, fit.m_max) if fit.variant == "blur" else (fit.sigma_min, fit.sigma_max),
     )
     _write_npz(npz, **arrays)
-    return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves)
+    return UttResult(name, utt, len(feats), result.invariance_error, float(m.mean()), curves, float(np.ptp(m)))
 
 
 #: In every key: an ``.npz`` written before its figures (up to 86476ac) may sit beside another run's figures, so its
@@ -128,7 +130,7 @@ def done_before(folder: Path, utt: str, key: str, deletion: DeletionConfig) -> U
             curves = {b: DeletionCurves(b, arrays["fractions"], {o: arrays[f"change_{b}_{o}"] for o in ORDERS},
                                         arrays[f"random_std_{b}"]) for b in deletion.baselines}
             return UttResult(folder.name, utt, len(arrays["feats"]), float(arrays["invariance_error"]),
-                             float(arrays["m"].mean()), curves)
+                             float(arrays["m"].mean()), curves, float(np.ptp(arrays["m"])))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: done again
         return None
 

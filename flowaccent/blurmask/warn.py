@@ -31,16 +31,25 @@ def undefined_warnings(result: UttResult) -> list[str]:
 
 #: An invariance error above this (the final mask changes this share of the output's variance or more) is named.
 POOR_FIT = 0.5
+#: A mask whose widths span less than this share of ``[min, max]`` is named: it tells no cell from another.
+FLAT = 0.01
 
 
 def fit_warnings(result: UttResult, fit: BlurMaskConfig) -> list[str]:
     r"""Warnings where an utterance's fit did not do what a mask is for: its final mask changes the output by
     :data:`POOR_FIT` of its variance or more, or nearly every cell sits at the largest width (an output that hardly
     depends on the input, or a largest width that blurs everything). Both ran without a word (an invariance error
-    of 1.45 with ``--m-max 1000``)."""
+    of 1.45 with ``--m-max 1000``), or its widths hardly differ from cell to cell (``--optimizer sgd`` at Adam's
+    ``--lr``: every width stayed within 0.06 of where it started, and the run reported curves of that mask)."""
     where = f"blurmask: warning: set {result.set_name}: utterance '{result.utt}'"
     symbol, top = ("m", fit.m_max) if fit.variant == "blur" else ("sigma", fit.sigma_max)
+    bottom = fit.bounds[0]
     out = []
+    if result.m_spread < FLAT * (top - bottom):
+        sgd = (" (--optimizer sgd takes a far larger --lr than Adam's: each cell's gradient is about 1 / (frames x "
+               "bins))" if fit.optimizer == "sgd" else "")
+        out.append(f"{where}: its {symbol} spans only {result.m_spread:.3g} of [{bottom:g}, {top:g}]: the mask tells "
+                   f"no cell from another, so its curves rank cells by chance; try more --steps or a larger --lr{sgd}")
     poor = result.invariance_error >= POOR_FIT
     if poor:  # lam weighs the widths' term (entropy) or the invariance's
         lam = "a smaller --lam" if fit.lam_on == "entropy" else "a larger --lam"

@@ -97,5 +97,20 @@ def given_options(config: type[Config], args: argparse.Namespace, prefix: str = 
 
 
 def config_from_args(config: type[Config], args: argparse.Namespace) -> Any:
-    r"""Builds ``config`` from its defaults and the options given on the command line."""
-    return config.from_dict(given_options(config, args), "command line")
+    r"""Builds ``config`` from its defaults and the options given on the command line; its errors name each field
+    with its option (``m_max (--m-max) must be > 1``: the field alone named no option of the command)."""
+    from flowaccent.errors import ConfigError
+
+    try:
+        return config.from_dict(given_options(config, args), "command line")
+    except ConfigError as error:
+        raise ConfigError(with_options(str(error), config)) from None
+
+
+def with_options(message: str, config: type[Config]) -> str:
+    r"""``message`` with each of ``config``'s field names in it followed by its option, once (not where the option
+    is named already, nor inside one: ``--target``)."""
+    for name in sorted((f.name for f in dataclasses.fields(config)), key=len, reverse=True):
+        flag = f"--{name.replace('_', '-')}"
+        message = re.sub(rf"(?<![-\w]){re.escape(name)}(?![\w-])(?! \(--)", f"{name} ({flag})", message, count=1)
+    return message

@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if args.baselines:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
     fit_config = config_from_args(BlurMaskConfig, args)  # these checks before torch's import
+    other = {"blur": ("sigma_min", "sigma_max"), "noise": ("m_min", "m_max")}[fit_config.variant]
+    if unused := [f"--{name.replace('_', '-')}" for name in other if name in given_options(BlurMaskConfig, args)]:
+        print(f"blurmask: warning: {' and '.join(unused)} {'are' if len(unused) > 1 else 'is'} not of --variant "
+              f"{fit_config.variant}, which ignores {'them' if len(unused) > 1 else 'it'}", file=sys.stderr)
     run_config = config_from_args(RunConfig, args)
     from flowaccent.blurmask.run import run_blurmask
     from flowaccent.blurmask.tables import fixed, mask_symbol, utts_defined

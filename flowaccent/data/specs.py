@@ -52,7 +52,8 @@ def warn_other_sets(out: Path, names: Iterable[str], command: str) -> None:
     stale = sorted(n for n in folders if n not in names and not n.startswith("."))  # .partial: blurmask's own
     if stale:
         print(f"{command}: warning: {out} holds folders of sets this run does not make: {', '.join(stale)} (an "
-              f"earlier run's, left as they are; its summary.json lists this run's sets only)", file=sys.stderr)
+              f"earlier run's, or yours: left as they are; its summary.json lists this run's sets only)",
+              file=sys.stderr)
 
 
 def load_named_dirs(

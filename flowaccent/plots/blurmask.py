@@ -64,7 +64,7 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
     baseline; ``summaries`` maps a baseline to :func:`flowaccent.blurmask.evaluate.summarise`'s output;
     ``symbol``: the mask's name (``m``, or ``sigma`` for a noise mask)."""
     names = [b for b, s in summaries.items() if "auc" in s]  # those with a defined curve
-    width = max(4.2 * max(len(names), 1), 7.0)  # one panel: room for the title and the legend below it
+    width = max(4.8 * max(len(names), 1), 7.0)  # one panel: room for the title and the legend below it
     fig, axes = figure.subplots(1, max(len(names), 1), figsize=(width, 3.8), squeeze=False)
     if not names:
         axes[0][0].text(0.5, 0.5, "removing cells did not change the output of any utterance", ha="center",
@@ -82,7 +82,9 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
             mean = np.asarray(summary["curves"][order]["mean"])
             std = np.asarray(summary["curves"][order]["std"])
             ax.plot(fractions, mean, color=colour, label=label)
-            ax.fill_between(fractions, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+            # a normalised change lies in [0, 1]: the band past it was no change any utterance had
+            ax.fill_between(fractions, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=colour, alpha=0.15,
+                            linewidth=0)
         srg, auc = summary["srg"], summary["auc"]
         ax.set(
             title=f"baseline {name}: SRG {srg['mean']:.2f} ({srg['positive']}/{summary['num_defined']} > 0)\n"
@@ -96,5 +98,8 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
         handles, _ = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, [label for _, label in styles.values()], loc="lower center", ncol=3, fontsize=8,
                    title="order of removal (band: one standard deviation over utterances)", title_fontsize=8)
+    if names and (undrawn := [b for b in summaries if b not in names]):  # dropped without a word on the figure
+        title += (f"\n(no curve of baseline {', '.join(undrawn)}: no removal changed the output of any "
+                  "utterance)")
     fig.suptitle(title, fontsize=10)
     return figure.save(fig, base, rect=(0, 0.14 if names else 0, 1, 1))

@@ -212,7 +212,10 @@ def test_options_reach_the_library(flow_exp, tmp_path, capsys):
          "(2, 9))"),
         ("reserved_name", "'summary.md' cannot name a set (a file the command writes)"),
         ("out_is_a_file", "--out {out} is a file; give a folder"),
-        ("class_without_posterior", "target_class is for --target posterior, not log_ll"),
+        ("class_without_posterior", "target_class (--target-class) is for --target posterior, not log_ll"),
+        ("m_max_huge", "blur mask: m_max (--m-max) must be <= 1000 bins (a width past the spectrum's bins blurs "
+         "across all of them), got 1e+20"),  # it fitted NaN widths, said as the utterance's fault
+        ("m_min_over_max", "need 1 <= m_min (--m-min) < m_max (--m-max), got 5.0, 4.0"),
     ],
 )
 def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
@@ -235,6 +238,10 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
                 writer.write(spk, np.ones((2, 4)))
     elif case == "class_without_posterior":
         extra = ["--target-class", "zh"]
+    elif case == "m_max_huge":
+        extra = ["--m-max", "1e20"]
+    elif case == "m_min_over_max":
+        extra = ["--m-min", "5", "--m-max", "4"]
     elif case == "reserved_name":
         data = f"summary.md={native}"
     out = tmp_path / "out"
@@ -314,6 +321,33 @@ def test_a_fit_that_does_not_keep_the_output_is_named():
     (noise,) = fit_warnings(result(0.01, 2.9), BlurMaskConfig(variant="noise"))
     assert noise.endswith("mean sigma 2.9, nearly every cell at --sigma-max 3: the output hardly depends on the input "
                           "here, or the largest width blurs everything")
+
+
+def test_a_mask_that_tells_no_cell_from_another_is_named(flow_exp, tmp_path, capsys):
+    r"""``--optimizer sgd`` at Adam's ``--lr 0.1`` left every width within 0.06 of its start (each cell's gradient is
+    about 1 / (T K)), and the run reported curves of that mask without a word; the noise variant's options were
+    ignored without one by the blur variant."""
+    from flowaccent.blurmask.fit import BlurMaskConfig
+    from flowaccent.blurmask.utterance import UttResult
+    from flowaccent.blurmask.warn import fit_warnings
+
+    assert fit_warnings(UttResult("zh", "u1", 300, 0.01, 4.2, {}, 3.0), BlurMaskConfig()) == []
+    (flat,) = fit_warnings(UttResult("zh", "u1", 300, 0.22, 1.45, {}, 0.056), BlurMaskConfig(optimizer="sgd"))
+    assert flat == ("blurmask: warning: set zh: utterance 'u1': its m spans only 0.056 of [1, 10]: the mask tells no "
+                    "cell from another, so its curves rank cells by chance; try more --steps or a larger --lr "
+                    "(--optimizer sgd takes a far larger --lr than Adam's: each cell's gradient is about 1 / (frames "
+                    "x bins))")
+    _, exp, native, _ = flow_exp
+    out = tmp_path / "out"
+    args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(out), "--quiet",
+            "--steps", "3", "--step", "0.5", "--random-seeds", "1", "--baselines", "floor"]
+    assert main([*args, "--optimizer", "sgd", "--sigma-max", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "blurmask: warning: --sigma-max is not of --variant blur, which ignores it" in err
+    assert "the mask tells no cell from another" in err and "--optimizer sgd takes a far larger --lr" in err
+    (npz,) = (out / native.name).glob("*.npz")
+    with np.load(npz) as arrays:
+        assert np.ptp(arrays["m"]) < 0.09
 
 
 def test_numbers_never_print_as_negative_zero():
