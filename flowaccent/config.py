@@ -120,6 +120,14 @@ class Config:
             if value < low or (strict and value == low):
                 raise ConfigError(f"{section}: {name} must be {'>' if strict else '>='} {low}, got {value}")
 
+    @classmethod
+    def expect(cls, value: Any, where: str) -> None:
+        r"""Refuses a ``value`` given where a ``cls`` is wanted (a dict: ``'dict' object has no attribute ...``),
+        naming ``where`` (``make_corpus``) and ``cls.from_dict``."""
+        if not isinstance(value, cls):
+            raise ConfigError(f"{where}: config is a {cls.__name__} ({cls.__name__}.from_dict(d) for a dict), got "
+                              f"{type(value).__name__}")
+
     def replace(self: T, **changes: Any) -> T:
         r"""Returns a copy with ``changes`` applied, checked like ``from_dict``."""
         return type(self).from_dict({**self.to_dict(), **changes})

@@ -118,7 +118,12 @@ class FlowModel(nn.Module):
             raise FeatureError(f"flow: expected a tensor of {what} (B, {self.dim}), got {type(x).__name__} (stored "
                                "features of an utterance, numpy or torch: score_utterance)")
         if x.dim() != 2 or x.shape[1] != self.dim:
-            raise FeatureError(f"flow: expected {what} (B, {self.dim}), got {tuple(x.shape)}")
+            raw = what == "frames" and x.dim() == 2 and x.shape[1] == self.pipeline.input_dim  # as stored: no deltas
+            hint = (f" (features of dim {self.pipeline.input_dim} are as stored, before the pipeline's deltas and "
+                    "splicing: score_utterance takes those)") if raw else ""
+            raise FeatureError(f"flow: expected {what} (B, {self.dim}), got {tuple(x.shape)}{hint}")
+        if not x.is_floating_point():  # integers went through, cast by the first product
+            raise FeatureError(f"flow: expected floating-point {what}, got {x.dtype}")
 
     def class_labels(self, labels: Tensor | np.ndarray | int | None, num: int, device=None) -> Tensor | None:
         r"""``labels`` as ``(num,)`` class indices (long) on ``device``: one per frame (a tensor, array or list), or one
@@ -233,7 +238,9 @@ class FlowModel(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> FlowModel:
-        r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit."""
+        r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit. In training mode, as a new
+        module is (:func:`~flowaccent.train.checkpoint.load_model` returns it in eval mode, as scoring runs it: a
+        BatchNorm flow scores otherwise in training mode)."""
         if not isinstance(state, dict):  # a path: 'not a flowaccent model (no pipeline, ...)'
             raise ConfigError(f"FlowModel.from_checkpoint takes a checkpoint's dict, got {type(state).__name__} (a "
                               "file: flowaccent.train.checkpoint.load_model(path))")

@@ -52,7 +52,7 @@ class FixSummary:
         excluded: utterances of the data dir left out as ``exclude`` listed them.
         unknown: utterances ``exclude`` listed that the data dir does not have (left out before, say).
         changed: the tables written: rewritten (their old versions in ``backup``), or made.
-        backup: the folder of the old tables.
+        backup: the folder of the old tables; None where no table was replaced.
         stale_feats: why ``feats.scp`` was not held against the utterances (:func:`~flowaccent.data.rules.stale_feats`:
             an earlier ``flowaccent fbank`` run's, or as a run wrote it before utterances were added); "": it was.
         added: utterances kept that ``feats.scp`` lacks, where it is stale (the next ``flowaccent fbank`` computes
@@ -68,7 +68,7 @@ class FixSummary:
     excluded: int
     unknown: int
     changed: tuple[str, ...]
-    backup: Path
+    backup: Path | None
     stale_feats: str = ""
     counted: int = 0
     made: tuple[str, ...] = ()
@@ -143,8 +143,10 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         if "feats.scp" in changed:
             _follow_digest(path, tables["feats.scp"], kept)
     added = len(kept - tables["feats.scp"].keys()) if stale else 0
-    return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, path / BACKUP,
-                      stale, counted, tuple(name for name in changed if name not in old), added)
+    made = tuple(name for name in changed if name not in old)
+    backup = path / BACKUP if set(changed) - set(made) else None  # none replaced: no folder (it named one not there)
+    return FixSummary(len(kept), len(utt2spk), counts, len(listed), len(excluded) - len(listed), changed, backup,
+                      stale, counted, made, added)
 
 
 def _follow_digest(path: Path, feats: Iterable[str], kept: set[str]) -> None:

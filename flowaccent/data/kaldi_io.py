@@ -80,9 +80,9 @@ def frame_counts(
     path: str | Path, keys: Iterable[str] | None = None, rxfiles: Mapping[str, str] | None = None
 ) -> dict[str, int]:
     r"""Kaldi's ``feat-to-len``: ``{key: frames}`` of the matrices of the scp ``path`` (those of ``keys`` only, where
-    given), in its order, keeping one ark open at a time. A binary matrix's frames are read from its header (its data
-    is checked to be in the file, not read); a text matrix, and a ``cmd |``'s output, are read whole. ``rxfiles``: as
-    :class:`ScpReader`'s.
+    given; a key the scp lacks is left out), in its order, keeping one ark open at a time. A binary matrix's frames
+    are read from its header (its data is checked to be in the file, not read); a text matrix, and a ``cmd |``'s
+    output, are read whole. ``rxfiles``: as :class:`ScpReader`'s.
 
     Raises :class:`KaldiIOError` for what reading the matrices raises (a missing ark, a truncated or corrupt one, a
     range past its end) and for a vector; :class:`FeatureError` for a matrix of no frames.
@@ -256,13 +256,15 @@ class ScpReader:
 
 
 def iter_ark(rspecifier: str, expected_keys: Sequence[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    r"""Streams ``(key, array)`` from ``ark:path``, ``ark:cmd |``, ``scp:path`` or a plain path.
+    r"""Streams ``(key, array)`` from ``ark:path``, ``ark:cmd |``, ``scp:path`` or a plain path (an ark; a path
+    ending in ``.scp`` is read as an scp: read as an ark, ``feats.scp`` was 'not a Kaldi matrix').
 
     With ``expected_keys`` (from an scp or ``utt2num_frames``) the keys read must be
     exactly those, in that order: an ark cut between utterances is an error, not
     a shorter corpus. A pipe's exit status is checked after its last object.
     """
-    kind, _, target = rspecifier.partition(":") if ":" in rspecifier else ("ark", "", rspecifier)
+    plain = "scp" if str(rspecifier).endswith(".scp") else "ark"
+    kind, _, target = rspecifier.partition(":") if ":" in rspecifier else (plain, "", rspecifier)
     kind = kind.split(",")[0]
     if kind == "scp":
         pairs = ScpReader(target, allow_nonfinite=True)

@@ -197,8 +197,9 @@ def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **
     """
     try:
         config = _config(num_mel_bins, **kaldi_opts)
-    except TypeError as error:
-        raise ConfigError(f"fbank: {error}") from None
+    except TypeError as error:  # Kaldi's option names (frame_shift) said nothing of the names taken
+        names = ", ".join(f.name for f in dataclasses.fields(FbankConfig))
+        raise ConfigError(f"fbank: {error} (FbankConfig's fields: {names})") from None
     wave = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave)  # a tensor needing grad too
     if wave.dtype.kind == "f" and wave.size and 0.0 < float(np.max(np.abs(wave))) <= 1.0:
         raise FeatureError("fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)")

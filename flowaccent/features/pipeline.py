@@ -40,9 +40,7 @@ class FeaturePipeline(TrueFlags, nn.Module):
 
     def __init__(self, config: FeaturePipelineConfig, input_dim: int):
         super().__init__()
-        if not isinstance(config, FeaturePipelineConfig):  # a dict: 'dict' object has no attribute 'output_dim'
-            raise ConfigError(f"FeaturePipeline: config is a FeaturePipelineConfig (FeaturePipelineConfig.from_dict("
-                              f"d) for a dict), got {type(config).__name__}")
+        FeaturePipelineConfig.expect(config, "FeaturePipeline")  # a dict: 'dict' object has no attribute 'output_dim'
         if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim <= 0:
             raise ConfigError(f"features: input_dim must be a positive integer, got {input_dim!r}")
         input_dim = int(input_dim)

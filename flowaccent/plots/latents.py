@@ -37,7 +37,11 @@ def _subsample(latents: dict[str, np.ndarray], per_set: int, seed: int) -> dict[
 def latents_first_dims(
     latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
 ) -> Path:
-    r"""The first two latent dimensions per set (as the lab drew them)."""
+    r"""The first two latent dimensions per set (as the lab drew them); latents ``(N, D)``, ``D >= 2``."""
+    if narrow := sorted(name for name, z in latents.items() if np.ndim(z) != 2 or np.shape(z)[1] < 2):
+        # (N, 1) was drawn as pairs of consecutive frames under the labels z[0], z[1]
+        raise ValueError(f"latents_first_dims: latents (N, D) with D >= 2, got {np.shape(latents[narrow[0]])} for "
+                         f"{narrow[0]!r}")
     points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
     title = f"Latents: first two dimensions ({per_set} frames per set at most)"
     return _scatter(points, base, title, "z[0]", "z[1]", cols)

@@ -14,10 +14,10 @@ def detection_auc(reference: np.ndarray, other: np.ndarray) -> float:
     ``P(score_ref > score_other)`` with ties counting half: 0.5 is no separation, 1.0 means every
     reference utterance scores higher (e.g. native speech more likely than accented speech). The
     Mann-Whitney form on average ranks, equal to ``sklearn.metrics.roc_auc_score`` (tested), without
-    importing scikit-learn.
+    importing scikit-learn. NaN where either set is empty or holds a NaN score (it was ranked above every other).
     """
     reference, other = np.asarray(reference, float), np.asarray(other, float)
-    if len(reference) == 0 or len(other) == 0:
+    if len(reference) == 0 or len(other) == 0 or np.isnan(reference).any() or np.isnan(other).any():
         return math.nan
     ranks = average_ranks(np.r_[reference, other])[: len(reference)]
     n1, n0 = len(reference), len(other)
@@ -38,10 +38,10 @@ def auc_variance(
     other utterance ``j`` (ties half), each from average ranks (Sun & Xu 2014), O(n log n); NaN for fewer than 2
     utterances on a side. With ``reference_groups`` ``(n1,)`` and ``other_groups`` ``(n0,)`` (each utterance's
     speaker), the components are summed per group, a group of either set or both (:func:`_clustered_variance`):
-    utterances of one voice are not independent draws."""
+    utterances of one voice are not independent draws. Both NaN where :func:`detection_auc` is."""
     reference, other = np.asarray(reference, float), np.asarray(other, float)
     n1, n0 = len(reference), len(other)
-    if n1 == 0 or n0 == 0:
+    if n1 == 0 or n0 == 0 or np.isnan(reference).any() or np.isnan(other).any():
         return math.nan, math.nan
     v10, v01 = _placements(reference, other)
     auc = float(v10.mean())

@@ -79,6 +79,7 @@ def make_corpus(
     Example:
         >>> make_corpus("data/demo", SynthConfig(num_sentences=40), quiet=True)  # doctest: +SKIP
     """
+    SynthConfig.expect(config, "make_corpus")  # a dict: 'dict' object has no attribute 'seed'
     if nj < 1:
         raise ConfigError(f"synth: nj must be >= 1, got {nj}")
     start = time.perf_counter()

@@ -191,8 +191,9 @@ def speaker_shortfall(plan: Plan, config: SynthConfig) -> list[str]:
             sentences = sum(len(job.utts) for job in jobs)
             fraction = {"train_zh": " or --train-zh-fraction", "dev_native": " or --dev-fraction"}.get(
                 name, " or --test-fraction" if split == "test" else "")
-            lines.append(f"{name} has {len(jobs)} of the {wanted[split]} {split} speakers (its {sentences} sentences "
-                         f"go round them); give more --num-sentences{fraction}")
+            plural = "s go" if sentences != 1 else " goes"  # 'its 1 sentences go round them'
+            lines.append(f"{name} has {len(jobs)} of the {wanted[split]} {split} speakers (its {sentences} sentence"
+                         f"{plural} round them); give more --num-sentences{fraction}")
     return lines
 
 

@@ -65,10 +65,12 @@ def test_unsorted_tables_are_sorted_and_a_second_fix_changes_nothing(tmp_path):
     (d / "utt2dur").write_text("b-1 2.0\na-2 1.5\na-1 1.0\n")
     assert any("not sorted" in problem for problem in validate_data_dir(d))
     summary = fix_data_dir(d)
-    assert summary.kept == 3 and set(summary.changed) == {"utt2accent", "utt2dur"}
+    assert summary.kept == 3 and set(summary.changed) == {"utt2accent", "utt2dur"} and summary.backup == d / ".backup"
     assert (d / "utt2dur").read_text() == "a-1 1.0\na-2 1.5\nb-1 2.0\n" and validate_data_dir(d) == []
     before = files(d)
-    assert fix_data_dir(d).changed == () and files(d) == before  # the backups are those of the first
+    again = fix_data_dir(d)
+    assert again.changed == () and files(d) == before  # the backups are those of the first
+    assert again.backup is None  # it named a folder of no table this fix replaced
 
 
 def test_nothing_left_changes_nothing(tmp_path):

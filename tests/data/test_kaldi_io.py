@@ -33,6 +33,9 @@ def test_round_trip_scp_ark_and_pipe(ark):
     np.testing.assert_array_equal(read_matrix(f"{ark_path}:{offsets(scp)[1]}[2:3]"), mats["u1"][2:4])
     np.testing.assert_array_equal(read_matrix(f"{ark_path}:{offsets(scp)[1]}[2:6,1:3]"), mats["u1"][2:7, 1:4])
     assert len(dict(iter_ark(f"scp:{scp}"))) == 3
+    # a plain path: an ark, or an scp by its name (feats.scp read as an ark was 'not a Kaldi matrix')
+    assert str(scp).endswith(".scp") and [k for k, _ in iter_ark(str(scp))] == list(mats)
+    assert [k for k, _ in iter_ark(str(ark_path))] == list(mats)
 
 
 def test_a_range_past_the_matrix_is_refused(ark):

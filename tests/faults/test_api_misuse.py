@@ -63,7 +63,32 @@ CASES = {
                       r"the spectrogram is a torch tensor \(torch.as_tensor\(array\)\), got ndarray"),
     "blur widths of another shape": (lambda: triangular_blur(torch.zeros(3, 4), torch.ones(3, 5)), FeatureError,
                                      r"m \(3, 5\) does not broadcast to the spectrogram \(3, 4\)"),
+    # said only 'expected frames (B, 120), got (6, 40)'
+    "the stored features to the flow": (lambda: model()(torch.zeros(6, 40)), FeatureError,
+                                        r"features of dim 40 are as stored, before the pipeline's deltas and splicing: "
+                                        "score_utterance takes those"),
+    # were cast by the first product, without a word
+    "integer frames": (lambda: model()(torch.ones(6, 120, dtype=torch.long)), FeatureError,
+                       "expected floating-point frames, got torch.int64"),
+    # was AttributeError 'dict' object has no attribute 'seed'
+    "a corpus of a dict": (lambda: _make_corpus()("/nonexistent/demo", {"num_sentences": 10}), ConfigError,
+                           r"make_corpus: config is a SynthConfig \(SynthConfig.from_dict\(d\) for a dict\), got dict"),
+    # was drawn as pairs of consecutive frames under the labels z[0], z[1]
+    "first two dims of 1-d latents": (lambda: _first_dims()({"a": np.zeros((50, 1))}, "/nonexistent/fd"), ValueError,
+                                      r"latents \(N, D\) with D >= 2, got \(50, 1\) for 'a'"),
 }
+
+
+def _make_corpus():
+    from flowaccent.synth import make_corpus
+
+    return make_corpus
+
+
+def _first_dims():
+    from flowaccent.plots import latents_first_dims
+
+    return latents_first_dims
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -62,6 +62,11 @@ def test_too_few_utterances_and_total_separation():
     assert auc_interval(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == [1.0, 1.0]  # every pair one way: no spread
     low, high = auc_interval(np.array([0.9, 1.0, 1.1, 5.0]), np.array([1.05, 0.0, -1.0, 0.95]))
     assert 0.0 <= low < high <= 1.0
+    # a NaN score was ranked above every other (0.917 here): not defined; -inf ranks lowest, as a log-likelihood
+    nan = np.array([1.0, 2.0, np.nan])
+    assert math.isnan(detection_auc(nan, np.array([0.0, 1.0]))) and math.isnan(detection_auc(np.r_[0.0], nan))
+    assert all(math.isnan(v) for v in auc_variance(nan, np.array([0.0, 1.0])))
+    assert detection_auc(np.array([1.0, 2.0, -np.inf]), np.array([0.0, 1.0])) == pytest.approx(7 / 12)
 
 
 def _paired_by_pairs(ra, oa, rb, ob) -> tuple[float, float]:
