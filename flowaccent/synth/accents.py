@@ -44,6 +44,7 @@ from flowaccent.synth.phonemes import (
     ALVEOLAR_STOPS,
     CODA_NASALS,
     LATERALS,
+    LINKING,
     RHOTICS,
     SHORT_VOWELS,
     STOPS,
@@ -163,12 +164,13 @@ def _epenthesis(word: Word, vowel_after: Callable[[Phone], str], glides: tuple[s
 
     A consonant is kept as it is before a vowel, before a glide of ``glides``
     followed by a vowel, as a nasal coda (n, ng after a vowel), and as the first
-    half of a geminate stop.
+    half of a geminate stop; espeak's linking ``;`` (:data:`~flowaccent.synth.phonemes.LINKING`) is no consonant
+    and gets none.
     """
     out: Word = []
     for i, p in enumerate(word):
         out.append(p)
-        if p.is_vowel or p.name in glides and followed_by_vowel(word, i):
+        if p.is_vowel or p.name in LINKING or p.name in glides and followed_by_vowel(word, i):
             continue
         nxt = word[i + 1] if i + 1 < len(word) else None
         if nxt is not None and (nxt.is_vowel or nxt.name in glides and followed_by_vowel(word, i + 1)):

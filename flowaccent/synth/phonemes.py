@@ -43,6 +43,10 @@ ALVEOLAR_STOPS = frozenset("t t2 t# d d#".split())
 #: Nasals that may close a syllable in Mandarin and Japanese (the moraic nasal).
 CODA_NASALS = frozenset("n N".split())
 
+#: espeak's linking glide: word-final (``D|'I2|;``, *the* before a vowel), said only into the next word's vowel,
+#: so it closes no syllable (the accents' epenthesis put a vowel after it, as after a consonant).
+LINKING = frozenset(";")
+
 #: Laterals and rhotics of the en table (``r-`` is the linking r, ``l/2`` dark l).
 LATERALS = frozenset("l l/ l/2 L".split())
 RHOTICS = frozenset("r r- r/".split())

@@ -70,6 +70,14 @@ def test_japanese_rules():
     assert strip_stress(rules(japanese, ["D", "@"])) == ["z", "@"]
 
 
+def test_espeaks_linking_glide_gets_no_epenthetic_vowel():
+    r"""espeak ends *the* before a vowel with its linking ``;`` (``D|'I2|;``); taken for a consonant, it got the
+    epenthetic vowel (``d|'I2|;|@``, ``z|'I2|;|u``) in 59 utterances of the default corpus."""
+    assert strip_stress(rules(mandarin, ["D", "'I2", ";"])) == ["d", "I2", ";"]
+    assert strip_stress(rules(japanese, ["D", "'I2", ";"])) == ["z", "I2", ";"]
+    assert strip_stress(rules(japanese, ["m", "i", ";"])) == ["m", "i", ";"]  # a word the rules leave unchanged
+
+
 def test_japanese_morae_are_cv():
     out = [Phone.parse(t) for t in rules(japanese, STRENGTHS)]
     for i, p in enumerate(out):
