@@ -62,6 +62,8 @@ def _not_projectable(stacked: np.ndarray, method: str) -> str | None:
         return f"{bad} of {len(stacked)} latent frames are not finite (NaN or inf): no {method}"
     if not np.ptp(stacked, axis=0).any():
         return f"all {len(stacked)} latent frames are the same point: nothing for {'a ' * (method == 'PCA')}{method}"
+    if stacked.shape[1] < 2:  # scikit-learn's 'n_components=2 must be between 0 and min(n_samples, n_features)=1'
+        return f"latents of {stacked.shape[1]} dimension(s): nothing to project onto two"
     return None
 
 

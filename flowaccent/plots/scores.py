@@ -127,6 +127,10 @@ def rating_scatter(
     from flowaccent.score.metrics import correlations
 
     names = list(ratings)
+    for score, by_set in scores.items():  # numpy's broadcast error named neither the set nor the score
+        if bad := [n for n in names if np.shape(by_set[n]) != np.shape(ratings[n])]:
+            raise ValueError(f"rating_scatter: set {bad[0]!r}: {np.size(ratings[bad[0]])} ratings for "
+                             f"{np.size(by_set[bad[0]])} {score} scores (one per utterance each)")
     short = figure.short_names(names)
     ncol = 2 if len(names) > 4 and max(map(len, short.values())) <= 16 else 1  # two columns fit under a panel
     rows = -(-len(names) // ncol)

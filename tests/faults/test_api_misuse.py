@@ -76,7 +76,17 @@ CASES = {
     # was drawn as pairs of consecutive frames under the labels z[0], z[1]
     "first two dims of 1-d latents": (lambda: _first_dims()({"a": np.zeros((50, 1))}, "/nonexistent/fd"), ValueError,
                                       r"latents \(N, D\) with D >= 2, got \(50, 1\) for 'a'"),
+    # was numpy's 'operands could not be broadcast together', naming neither set nor score
+    "ratings of another length": (lambda: _rating_scatter()({"log_ll": {"zh": np.zeros(30)}}, {"zh": np.zeros(20)},
+                                                            "/nonexistent/rs"), ValueError,
+                                  "set 'zh': 20 ratings for 30 log_ll scores"),
 }
+
+
+def _rating_scatter():
+    from flowaccent.plots import rating_scatter
+
+    return rating_scatter
 
 
 def _make_corpus():

@@ -561,10 +561,13 @@ def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_
     for draw in (plots.latents_pca, plots.latents_tsne):
         draw({"a": np.ones((20, 4)), "b": np.ones((5, 4))}, tmp_path / "same")
         draw({"a": nan}, tmp_path / "nan")
+        draw({"a": np.arange(20.0)[:, None]}, tmp_path / "narrow")  # scikit-learn's 'n_components=2 must be ...'
     assert said == ["all 25 latent frames are the same point: nothing for a PCA",
                     "1 of 20 latent frames are not finite (NaN or inf): no PCA",
+                    "latents of 1 dimension(s): nothing to project onto two",
                     "all 25 latent frames are the same point: nothing for t-SNE",
-                    "1 of 20 latent frames are not finite (NaN or inf): no t-SNE"]
+                    "1 of 20 latent frames are not finite (NaN or inf): no t-SNE",
+                    "latents of 1 dimension(s): nothing to project onto two"]
 
 
 def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_not_recomputed(tmp_path, monkeypatch):
