@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
             traceback.print_exc()
             print(f"run_all: section {name} failed; going on with the others", file=sys.stderr)
             results.setdefault("failed", {})[name] = f"{type(error).__name__}: {error}"
-        except SystemExit as stop:  # a benchmark's argument or goal check (bench_blur: not equal)
+        except SystemExit as stop:  # a benchmark's argument or goal check (bench_blur: not equal), said once here
+            print(f"run_all: section {name} exited: {stop.code}; going on with the others", file=sys.stderr)
             results.setdefault("failed", {})[name] = f"exited: {stop.code}"
         results["seconds"][name] = round(time.perf_counter() - start, 1)
         table = write(args.out, results)  # kept section by section
