@@ -80,7 +80,8 @@ def roc_curves(
 ) -> Path:
     r"""ROC of telling each set from the reference set by an utterance score; each set's legend gives its AUC and
     95% interval (:func:`~flowaccent.score.metrics.auc_interval`: over the utterances' ``speakers``, by set name,
-    ``ref_name`` too, where given), as the report's table does."""
+    ``ref_name`` too, where given), as the report's table does; a set where a score is NaN (of it or the reference)
+    has no curve, and its legend says so."""
     from sklearn.metrics import roc_curve
 
     from flowaccent.score.metrics import auc_interval, detection_auc
@@ -89,6 +90,11 @@ def roc_curves(
     cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
     labels, short = {}, figure.short_names([ref_name, *others])
     for number, (name, v) in enumerate(others.items()):
+        style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
+        if np.isnan(reference).any() or np.isnan(v).any():  # scikit-learn's 'Input contains NaN'; no AUC either
+            labels[name] = f"{short[name]}: no curve, a score is NaN (n={len(v)})"
+            ax.plot([], [], style, color=cols[name], label=labels[name], linewidth=1.6)
+            continue
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
         fpr, tpr, _ = roc_curve(y, s)
@@ -96,7 +102,6 @@ def roc_curves(
         low, high = auc_interval(reference, v, *groups)
         interval = f" [{low:.2f}, {high:.2f}]" if np.isfinite([low, high]).all() else ""
         labels[name] = f"{short[name]}: AUC {detection_auc(reference, v):.3f}{interval} (n={len(v)})"
-        style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
         ax.plot(fpr, tpr, style, color=cols[name], label=labels[name], linewidth=1.6)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(

@@ -457,6 +457,11 @@ def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypat
     plots.histograms({"a": np.array([np.nan, 1.0, 2, 3, 4, 5])}, tmp_path / "w", "x", "t",
                      weights={"a": np.array([9, 1, 1, 1, 1, 5])})
     assert drawn["fig"].axes[0].get_legend().get_texts()[0].get_text() == "a (3.89; n=5, 1 not finite left out)"
+    # a NaN utterance score: scikit-learn's 'Input contains NaN' ended the ROC figure; detection_auc says NaN
+    plots.roc_curves(np.array([1.0, 2, 3]), {"zh": np.array([0.5, np.nan, 1.5]), "ja": np.array([0.0, 2.5, 1.0])},
+                     tmp_path / "roc", "log_ll", "native")
+    assert [t.get_text() for t in drawn["fig"].axes[0].get_legend().get_texts()] == [
+        "zh: no curve, a score is NaN (n=3)", "ja: AUC 0.722 [0.24, 1.00] (n=3)"]  # 6.5 of 9 pairs
 
 
 def test_long_names_that_shorten_alike_are_told_apart():
