@@ -50,11 +50,9 @@ class ScoreConfig(Config):
         super().__post_init__()
         self.check_seed("score")
         if self.prefetch < -1:
-            raise ConfigError(f"score: prefetch (--prefetch) must be >= 0, or -1 for auto, got {self.prefetch}")
+            raise ConfigError(f"score: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
         for name in ("batch_frames", "max_latents"):  # no latents: nothing for the report's projections
             if getattr(self, name) < 1:
-                raise ConfigError(f"score: {name} (--{name.replace('_', '-')}) must be >= 1, got "
-                                  f"{getattr(self, name)}")
-        if self.regression_max_utts < 0:
-            raise ConfigError(f"score: regression_max_utts (--regression-max-utts) must be >= 0 (0: all), got "
-                              f"{self.regression_max_utts}")
+                raise ConfigError(f"score: {name} must be >= 1, got {getattr(self, name)}")
+        if self.regression_max_utts < 0:  # the command line names each option (cli._options.config_from_args)
+            raise ConfigError(f"score: regression_max_utts must be >= 0 (0: all), got {self.regression_max_utts}")
