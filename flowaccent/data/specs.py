@@ -30,14 +30,21 @@ def parse_data_specs(specs: Sequence[str | os.PathLike] | str | os.PathLike) -> 
             continue
         if not isinstance(spec, str):
             raise ConfigError(f"data dirs are paths or 'NAME=DATA_DIR' strings, got {type(spec).__name__} {spec!r}")
-        name, sep, path = spec.partition("=")
-        if not sep or Path(spec).is_dir() or ("/" in name and not Path(path).is_dir()):  # exp/lr=0.1/data
-            out.append((None, Path(spec)))
-        elif not name or not path:
+        name, path = split_named(spec)
+        if name is not None and (not name or not path):
             raise ConfigError(f"'{spec}': NAME=DATA_DIR with an empty {'NAME' if not name else 'DATA_DIR'}")
-        else:
-            out.append((name, Path(path)))
+        out.append((name, Path(path)))
     return out
+
+
+def split_named(spec: str) -> tuple[str | None, str]:
+    r"""``"PATH"`` -> ``(None, "PATH")``, ``"NAME=PATH"`` -> ``("NAME", "PATH")``. A folder whose name holds ``=``
+    is a path (``exp/lr=0.1/data``), and so is a spec with a ``/`` before its ``=`` and no folder after it. NAME or
+    PATH may be empty (``"=x"``, ``"x="``): the caller says what it needs."""
+    name, sep, path = spec.partition("=")
+    if not sep or Path(spec).is_dir() or ("/" in name and not Path(path).is_dir()):
+        return None, spec
+    return name, path
 
 
 #: A set's name: it names a folder of the command's output (``OUT/<name>/``).

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from flowaccent.data.specs import split_named
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
@@ -42,12 +43,11 @@ SCORES = ("log_ll", "llr", "gmm_log_ll")
 LEGEND = ("One table per value: a row per model, a column per set (the names as each model's scores name them). "
           "Empty: not scored by that model (a set it was not given; an llr of a flow without classes); –: not "
           "defined (a correlation of fewer than 3 utterances, scores or ratings without spread). Per frame: means "
-          "over the set's frames. The LogLLs of models of other input dims (120, 440) are densities of different "
-          "feature spaces and do not compare directly: read them per dimension, or against each model's reference "
-          "set. With models of one reference set, each AUC table is followed by each model's AUC minus the first "
-          "model's, with the p-value of DeLong's paired test on the utterances both scored, its variance over their "
-          "speakers (empty where they scored "
-          "other utterances). docs/scoring.md says what each value is.")
+          "over the set's frames. The LogLLs of models of other input dims (such as 120 and 440) are densities of "
+          "different feature spaces and do not compare directly: read them per dimension, or against each model's "
+          "reference set. With models of one reference set, each AUC table is followed by each model's AUC minus "
+          "the first model's, with the p-value of DeLong's paired test on the utterances both scored, its variance "
+          "over their speakers (empty where they scored other utterances). docs/scoring.md says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
 _NAME = re.compile(r"[^\s|=]+")
@@ -78,9 +78,9 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
         raise ConfigError("give the --out folders of 'flowaccent score' to compare (SCORES or NAME=SCORES)")
     out, names = [], {}
     for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep:
-            name, folder = default_name(Path(spec)), spec
+        name, folder = split_named(spec)  # a folder whose name holds '=' is a path, as for NAME=DATA_DIR
+        sep = name is not None
+        name = name if sep else default_name(Path(spec))
         if not folder:
             raise ConfigError(f"'{spec}': no folder after '{name}=' (NAME=SCORES)")
         if not _NAME.fullmatch(name):
@@ -297,9 +297,12 @@ def notes(scored: Sequence[Scored]) -> list[str]:
                 if digest:
                     groups.setdefault(digest, []).append(m.name)
             if len(groups) > 1:
+                reference = len(set(refs.values())) == 1 and s in refs.values()  # every AUC's other side
                 out.append(f"Set '{s}' was scored from {what} by some models ({table} differs: "
                            + " | ".join(", ".join(names) for names in groups.values())
-                           + "): its columns compare different data.")
+                           + "): its columns compare different data"
+                           + (", and so does every AUC and LogLL-minus-reference column: it is their reference."
+                              if reference else "."))
         unchecked = [m.name for m in having if not _part(m.stamps[s], "data")] if len(having) > 1 else []
         if unchecked:
             out.append(f"Set '{s}' of {', '.join(unchecked)}: no {MARKER} that says its data (scored before flowaccent "

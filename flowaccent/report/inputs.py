@@ -23,7 +23,7 @@ def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
         if (scores / "scores" / "summary.json").exists():  # the experiment dir, whose default scores are inside
             raise ConfigError(f"{scores}: an experiment dir, not scores; its scores are {scores / 'scores'} "
                               f"({given_as}: the --out of 'flowaccent score')")
-        raise ConfigError(f"{path}: missing; run 'flowaccent score' first (or it did not finish)")
+        raise ConfigError(f"{path}: missing; {_why_no_summary(scores, given_as)}")
     try:
         summary = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -32,6 +32,20 @@ def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
         raise ConfigError(f"{path}: the summary of 'flowaccent blurmask', not of 'flowaccent score' ({given_as}: the "
                           f"--out of 'flowaccent score'; report --blurmask shows blur masks)")
     return summary
+
+
+def _why_no_summary(scores: Path, given_as: str) -> str:
+    r"""What a folder without ``summary.json`` is, and what to give instead: a Kaldi data dir, one set's folder of
+    the scores, a score run that stopped (its sets stamped ``.scored.json``), or none of these."""
+    if any((scores / table).exists() for table in ("utt2spk", "wav.scp", "feats.scp")):
+        return (f"a Kaldi data dir, not scores; score it first ('flowaccent score --exp EXP --out SCORES "
+                f"{scores}') and give SCORES ({given_as})")
+    if (scores / "utt_scores.tsv").exists() and (scores.parent / "summary.json").exists():
+        return f"one set's folder of the scores {scores.parent}; give that folder ({given_as})"
+    if any(scores.glob("*/.scored.json")) or (scores / "config.yaml").exists():
+        return ("'flowaccent score' into it stopped before its end; finish it with 'flowaccent score --resume' "
+                "and the same options")
+    return "run 'flowaccent score' first (or it did not finish)"
 
 
 def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:

@@ -151,6 +151,17 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
     (copy / "zh" / ".scored.json").write_text('{"data": 5, "options": []}')  # edited: said as not checked
     assert main(["compare", f"dnf={dnf}", f"copy={copy}", "--format", "tsv"]) == 0
     assert "compare: note: Set 'zh' of copy: no .scored.json that says its data" in capsys.readouterr().err
+    # the one reference set of both, of other utterances: every AUC compares against other data
+    same = tmp_path / "same"
+    assert main(["score", "--exp", str(root / "plain"), "--out", str(same), f"native={root / 'ja'}",
+                 f"zh={root / 'zh'}", "--reference", "native", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", f"dnf={dnf}", f"same={same}", "--format", "tsv"]) == 0
+    err = capsys.readouterr().err
+    assert ("compare: note: Set 'native' was scored from other utterances by some models (utt2spk differs: dnf | "
+            "same): its columns compare different data, and so does every AUC and LogLL-minus-reference column: it "
+            "is their reference.\n") in err
+    assert "Set 'zh' was scored from other utterances" not in err
 
 
 def _tsv(text: str, model: str) -> dict[tuple[str, str], float]:
@@ -217,7 +228,14 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
     (["{dnf}", "{dnf}"], "two scores named 'exp' ({dnf} and {dnf}); name each: NAME=SCORES"),
     (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|' or '=' or is empty"),
     (["x="], "'x=': no folder after 'x=' (NAME=SCORES)"),
-    (["{root}/native"], "{root}/native/summary.json: missing; run 'flowaccent score' first"),
+    (["{root}/native"], "{root}/native/summary.json: missing; a Kaldi data dir, not scores; score it first ("),
+    (["{dnf}/zh"], "{dnf}/zh/summary.json: missing; one set's folder of the scores {dnf}; give that folder"),
+    (["{stopped}"], "{stopped}/summary.json: missing; 'flowaccent score' into it stopped before its end; finish it "
+                    "with 'flowaccent score --resume'"),
+    (["{empty}"], "{empty}/summary.json: missing; run 'flowaccent score' first (or it did not finish)"),
+    # a folder whose name holds '=' is a path (it was split into the name '{tmp}/x' and the folder 'y')
+    (["{tmp}/x=y"], "'{tmp}/x=y': the name 'x=y' (taken from {tmp}/x=y) holds whitespace, '|' or '='"),
+    (["{dnf}", "m={tmp}/x=y"], ""),
     (["{root}/exp"], "{root}/exp: an experiment dir, not scores; its scores are {root}/exp/scores (SCORES: the"),
     (["{bad}"], "{bad}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
     (["{dnf}", "{odd}"], "{odd}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
@@ -231,12 +249,17 @@ def test_user_errors_are_one_line(two_models, tmp_path, capsys, args, said):
     odd = tmp_path / "odd"  # JSON of another shape
     odd.mkdir()
     (odd / "summary.json").write_text('{"reference": "native", "sets": [], "model": {}}')
-    names = {"nowhere": tmp_path / "nowhere", "dnf": dnf, "root": root, "bad": bad, "odd": odd}
+    stopped = shutil.copytree(dnf, tmp_path / "stopped")  # its sets stamped complete, no summary
+    (stopped / "summary.json").unlink()
+    (tmp_path / "empty").mkdir()
+    shutil.copytree(dnf, tmp_path / "x=y")
+    names = {"nowhere": tmp_path / "nowhere", "dnf": dnf, "root": root, "bad": bad, "odd": odd, "stopped": stopped,
+             "empty": tmp_path / "empty", "tmp": tmp_path}
     argv = ["compare", *(a.format(**names) for a in args)]
     status = main(argv)
     out, err = capsys.readouterr()
     if not said:
-        assert status == 0 and "| x |" in out
+        assert status == 0 and ("| x |" in out or "| m |" in out)
         return
     assert status == 1 and out == "" and err.count("\n") == 1
     assert err.startswith("flowaccent compare: error: " + said.format(**names)), err
