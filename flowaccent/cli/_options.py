@@ -60,7 +60,7 @@ def add_config_options(
         elif hint is bool:
             kwargs["type"], kwargs["metavar"] = parse_bool, "true|false"
         elif hint in (int, float, str):
-            kwargs["type"], kwargs["metavar"] = hint, hint.__name__.upper()
+            kwargs["type"], kwargs["metavar"] = integer if hint is int else hint, hint.__name__.upper()
         else:
             continue
         default = field.default
@@ -73,6 +73,22 @@ def add_config_options(
         group.add_argument(dotted + field.name.replace("_", "-"), *other_names, **kwargs)
         if "_" in field.name:  # --train.batch_size, as the YAML spells it
             group.add_argument(dotted + field.name, **kwargs | {"help": argparse.SUPPRESS})
+
+
+def integer(text: str) -> int:
+    r"""An integer option's value, also written as a whole float (``16000.0``, ``1e4``): Kaldi's
+    ``--sample-frequency`` is a float, and a conf file already reads it so. Else a ValueError, which argparse says
+    as ``invalid int value``."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise ValueError(text) from None
+        return int(value)
+
+
+integer.__name__ = "int"  # argparse's error names the type by it
 
 
 def _plain(text: str) -> str:

@@ -32,7 +32,7 @@ class FbankConfig(Config):
         dither: scale of the Gaussian dither added to each sample (0: none; Kaldi's default: 1.0).
         preemph_coeff: pre-emphasis coefficient.
         remove_dc_offset: subtract each frame's mean before windowing.
-        window_type: ``povey``, ``hamming``, ``hanning``, ``rectangular`` or ``blackman``.
+        window_type: ``povey``, ``hamming``, ``hanning``, ``sine``, ``rectangular`` or ``blackman``.
         round_to_power_of_two: zero-pad each frame to a power of two for the FFT.
         snip_edges: only frames that fit in the signal (else frames depend on the shift alone, the
             signal reflected at its ends).
@@ -60,7 +60,7 @@ class FbankConfig(Config):
     dither: float = 0.0
     preemph_coeff: float = 0.97
     remove_dc_offset: bool = True
-    window_type: Literal["povey", "hamming", "hanning", "rectangular", "blackman"] = "povey"
+    window_type: Literal["povey", "hamming", "hanning", "sine", "rectangular", "blackman"] = "povey"
     round_to_power_of_two: bool = True
     snip_edges: bool = True
     low_freq: float = 20.0

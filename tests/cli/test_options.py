@@ -100,6 +100,26 @@ def test_a_usage_error_is_one_line(capsys):
                                        "(usage: flowaccent train --help)\n")
 
 
+@pytest.mark.parametrize("text, value", [("16000", 16000), ("16000.0", 16000), ("1e4", 10000), ("-2", -2),
+                                         ("16000.5", None), ("inf", None), ("nan", None), ("1e999", None),
+                                         ("x", None)])
+def test_an_integer_option_takes_a_whole_float(text, value):
+    r"""Kaldi's --sample-frequency is a float: ``--sample-frequency 16000.0`` was refused on the command line, though a
+    conf file read it (and 'flowaccent fbank --help' gives no hint why)."""
+    import argparse
+
+    from flowaccent.cli._options import add_config_options
+    from flowaccent.features.fbank import FbankConfig
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_options(parser, FbankConfig)
+    if value is None:
+        with pytest.raises(argparse.ArgumentError, match=f"invalid int value: '{text}'"):
+            parser.parse_args(["--sample-frequency", text])
+    else:
+        assert parser.parse_args(["--sample-frequency", text]).cfg__sample_frequency == value
+
+
 def test_the_command_says_its_name_once_and_trains_section_is_kept(tmp_path, capsys):
     r"""A library message's own prefix went after the command's ('flowaccent score: error: score: ...'); train's
     'train: epochs ...' names the config section (--train.epochs, as model: names --model.*), and stays."""

@@ -33,13 +33,20 @@ def kaldi_mel_banks(num_bins: int, sample_rate: float, padded: int, low=20.0, hi
     return banks
 
 
-def kaldi_fbank(wave: np.ndarray, sample_rate: int = 16000, num_bins: int = 40) -> np.ndarray:
-    r"""ComputeFbank with Kaldi's defaults: snip_edges, remove DC, pre-emphasis 0.97, povey window, power."""
+#: Kaldi's windows (feature-window.cc, ``a = 2 pi / (N - 1)``) of N samples, by ``--window-type``.
+KALDI_WINDOWS = {
+    "povey": lambda n, a: (0.5 - 0.5 * np.cos(a * n)) ** 0.85,
+    "sine": lambda n, a: np.sin(0.5 * a * n),
+}
+
+
+def kaldi_fbank(wave: np.ndarray, sample_rate: int = 16000, num_bins: int = 40, window: str = "povey") -> np.ndarray:
+    r"""ComputeFbank with Kaldi's defaults: snip_edges, remove DC, pre-emphasis 0.97, povey window (or another of
+    :data:`KALDI_WINDOWS`), power."""
     length, shift = int(sample_rate * 0.025), int(sample_rate * 0.010)
     padded = 1 << (length - 1).bit_length()
     num_frames = 1 + (len(wave) - length) // shift
-    n = np.arange(length)
-    povey = (0.5 - 0.5 * np.cos(2 * np.pi * n / (length - 1))) ** 0.85
+    shape = KALDI_WINDOWS[window](np.arange(length), 2 * np.pi / (length - 1))
     banks = kaldi_mel_banks(num_bins, sample_rate, padded)
     out = np.zeros((num_frames, num_bins))
     for t in range(num_frames):
@@ -48,7 +55,7 @@ def kaldi_fbank(wave: np.ndarray, sample_rate: int = 16000, num_bins: int = 40) 
         for i in range(length - 1, 0, -1):
             frame[i] -= 0.97 * frame[i - 1]
         frame[0] -= 0.97 * frame[0]
-        frame = frame * povey
+        frame = frame * shape
         power = np.abs(np.fft.rfft(frame, padded)) ** 2
         energies = banks @ power[: padded // 2]
         out[t] = np.log(np.maximum(energies, np.finfo(np.float32).eps))
@@ -62,9 +69,10 @@ def wave(rng) -> np.ndarray:
     return x.astype(np.int16)
 
 
-def test_matches_kaldi_formula(wave):
-    got = compute_fbank(wave, 16000)
-    ref = kaldi_fbank(wave)
+@pytest.mark.parametrize("window", list(KALDI_WINDOWS))
+def test_matches_kaldi_formula(wave, window):
+    got = compute_fbank(wave, 16000, window_type=window)
+    ref = kaldi_fbank(wave, window=window)
     assert got.shape == ref.shape == (1 + (8000 - 400) // 160, 40)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-5)  # 1.8e-5 measured; dither 1.0 moves it 5.8e-3
 
@@ -78,7 +86,8 @@ def test_frame_count_with_snip_edges(num_samples, frames, rng):
 #: Options other than Kaldi's defaults, each as kaldi-native-fbank names it: (where, name, value); (energy) with
 #: use_energy, which the option changes.
 KNF_OPTIONS = [
-    ("frame", "window_type", "hamming"), ("frame", "preemph_coeff", 0.5), ("frame", "remove_dc_offset", False),
+    ("frame", "window_type", "hamming"), ("frame", "window_type", "sine"), ("frame", "preemph_coeff", 0.5),
+    ("frame", "remove_dc_offset", False),
     ("frame", "round_to_power_of_two", False), ("frame", "snip_edges", False), ("frame", "frame_length_ms", 20.0),
     ("frame", "frame_shift_ms", 5.0), ("mel", "low_freq", 300.0), ("mel", "high_freq", -2000.0),
     ("top", "use_power", False), ("top", "use_log_fbank", False), ("top", "use_energy", True),
@@ -86,7 +95,7 @@ KNF_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("where, name, value", KNF_OPTIONS, ids=[o[1] for o in KNF_OPTIONS])
+@pytest.mark.parametrize("where, name, value", KNF_OPTIONS, ids=[f"{o[1]}={o[2]}" for o in KNF_OPTIONS])
 def test_each_option_reaches_kaldi_native_fbank(wave, where, name, value):
     r"""Each option gives kaldi-native-fbank's features with that option set on it by hand, not the defaults' (an
     option left at its default in ``knf_options`` passed every test)."""
