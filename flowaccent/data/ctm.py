@@ -81,7 +81,10 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
         phone = fields[4]
         if symbols is not None:
             if phone not in symbols:
-                raise DataDirError(f"{where}: phone {phone!r} is not in the phone table given (--phones)")
+                named = phone in set(symbols.values())  # a CTM of names, read through a table of integers
+                raise DataDirError(f"{where}: phone {phone!r} is not in the phone table given (--phones)" + (
+                    ": the table maps integers to names, and this CTM holds names already; leave --phones out"
+                    if named else ""))
             phone = symbols[phone]
         lines.setdefault(fields[0], []).append((Segment(start, duration, phone, fields[1]), number))
     out = {}

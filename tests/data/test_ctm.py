@@ -30,7 +30,11 @@ def test_integer_phones_are_named_by_the_phone_table(tmp_path):
     assert symbols == {"0": "<eps>", "1": "SIL", "2": "AH1_B"}
     assert [s.phone for s in read_ctm(tmp_path / "ali.ctm", symbols)["u1"]] == ["SIL", "AH1_B"]
     (tmp_path / "ali.ctm").write_text("u1 1 0.00 0.03 9\n")
-    with pytest.raises(DataDirError, match=r"ali.ctm: line 1: phone '9' is not in the phone table"):
+    with pytest.raises(DataDirError, match=r"ali.ctm: line 1: phone '9' is not in the phone table given \(--phones\)$"):
+        read_ctm(tmp_path / "ali.ctm", symbols)
+    (tmp_path / "ali.ctm").write_text("u1 1 0.00 0.03 AH1_B\n")  # named already: the table is not for it
+    with pytest.raises(DataDirError, match=r"phone 'AH1_B' is not in .*: the table maps integers to names, and this "
+                                           r"CTM holds names already; leave --phones out"):
         read_ctm(tmp_path / "ali.ctm", symbols)
 
 
