@@ -2,7 +2,8 @@
 # The lab's experiment on real corpora: flows trained on native English (WSJ) score held-out WSJ,
 # Chinese-accented and Japanese-accented English. Inputs are Kaldi data dirs you already have (or
 # bare wav.scp lists):
-#   --wsj-train  WSJ training data, e.g. kaldi/egs/wsj/s5/data/train_si284 (split 9/10 train, 1/10 held out)
+#   --wsj-train  WSJ training data, e.g. kaldi/egs/wsj/s5/data/train_si284 (split 9/10 train, 1/10 held out to
+#                score; the configs' train.valid_fraction holds 1/10 of the 9/10 out again, to validate)
 #   --wsj-test   WSJ test data, e.g. data/test_eval92
 #   --l2         accented sets to score, "NAME=DIR ..." (utt2score, when present, gives ratings; a DIR alone is
 #                named by its last part, as flowaccent score names it; a bare list by its folder, zh/wav.scp: zh,
@@ -15,8 +16,8 @@
 #                each set's phones against native_test's (flowaccent phones) and shows them in the reports
 #   --phones-opts options for flowaccent phones, e.g. "--phones lang/phones.txt" (a CTM of integer phones) or
 #                "--base-phones" (AH1_B, AH0_E: AH)
-# Relative paths in the corpora's wav.scp are read from where run.sh is called, as Kaldi reads them from
-# where its scripts run (egs/*/s5).
+# Relative paths in the corpora's wav.scp (and in --fbank-opts, --phones-opts, --report-opts) are read from where
+# run.sh is called, as Kaldi reads them from where its scripts run (egs/*/s5).
 # The DNF configs' classes are native (WSJ) and the --l2-train sets; the plain flows (nf_*) train on native
 # only. Detection AUCs are against native_test (WSJ test speakers, unseen in training, as the accented ones).
 # Stages: 0 prepare, 1 fbank + CMVN, 2 split WSJ, 3 train, 4 score, 5 rating subsets, 6 reports and the models
@@ -96,9 +97,20 @@ for train_dir in $(for spec in $l2_train; do echo "${spec#*=}"; done); do  # sco
       "are of utterances the DNF models were trained on"
   done
 done
+if [ -z "${configs// /}" ]; then
+  known=(conf/*.yaml); known=("${known[@]#conf/}")
+  log "--configs: no configuration given (conf/: ${known[*]%.yaml})"; exit 1
+fi
 for conf in $configs; do
   [ -f "conf/$conf.yaml" ] || { log "--configs: no config '$conf' (conf/$conf.yaml)"; exit 1; }
 done
+# shellcheck disable=SC2086  # split into its names on purpose
+twice=$(printf '%s\n' $configs | sort | uniq -d | head -n 1)
+[ -z "$twice" ] || { log "--configs: '$twice' is given twice"; exit 1; }
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { log "--nj takes a number of jobs >= 1, not '$nj'"; exit 1; }  # used in stage 1
+case " $configs " in *" dnf_"*)
+  [ -n "$l2_train" ] || log "warning: no --l2-train: the DNF configurations train on one class (native), so" \
+    "their class-conditional prior has no other class to tell apart and they give no llr";; esac
 resolved=
 for ctm in $ctms; do  # read in stage 6, after training: a wrong path is said now
   [ -f "$(from_caller "$ctm")" ] || { log "--ctms: no such file '$ctm'"; exit 1; }
@@ -131,10 +143,23 @@ if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now:
       || { echo "$said" >&2; log "--train-opts '$train_opts' does not go with conf/$conf.yaml (above)"; exit 1; }
   done
 fi
+# a configuration a finished stage did not see (added to --configs since): the stage is skipped, so it was not
+# trained (or scored, or reported), and the run said "Done", or a later stage failed on what is not there
+stage_output() { case $1 in 3) echo "$exp/$2/final.pt" ;; 4) echo "$exp/$2/scores/summary.json" ;;
+  6) echo "$exp/$2/report.html" ;; esac; }
+for k in 3 4 6; do
+  [ -f "$exp/.done/stage$k" ] && [ "$k" -le "$stop_stage" ] || continue  # a stage that runs makes it for every one
+  for conf in $configs; do
+    [ -e "$(stage_output "$k" "$conf")" ] || { log "--configs: $conf has no $(stage_output "$k" "$conf") though" \
+      "stage $k finished in $exp (a run of other --configs made it): give --stage $k to run it and the later stages" \
+      "for $conf too (what the other configurations made is kept; the stage skips it)"; exit 1; }
+  done
+done
 mkdir -p "$data" "$exp"
+exp_dir=$(cd "$exp" && pwd)  # stage 6 runs in the caller's folder: the relative paths of its options are theirs
 
 if should_run 0; then
-  log "Stage 0: prepare data dirs under $data"
+  log "Stage 0: prepare data dirs under $(cd "$data" && pwd)"  # --data relative: in the recipe's folder
   for source in "$wsj_train" "$wsj_test" $(for spec in $l2 $l2_train; do echo "${spec#*=}"; done); do
     local/prepare_dir.py --check "$source"  # every input first: a wrong one replaced the sets before it
   done
@@ -147,7 +172,7 @@ if should_run 0; then
 fi
 
 if should_run 1; then
-  log "Stage 1: fbank (40 bins) and per-speaker CMVN stats"
+  log "Stage 1: fbank (flowaccent fbank's options${fbank_opts:+ and $fbank_opts}) and per-speaker CMVN stats"
   data_dir=$(cd "$data" && pwd)
   for d in wsj_all wsj_test $(names "$l2 $l2_train"); do
     # shellcheck disable=SC2086
@@ -231,15 +256,17 @@ if should_run 6; then
     phones=
     if [ -n "$ctms" ]; then  # each set's LogLL by phone, against native_test's
       # shellcheck disable=SC2086
-      flowaccent phones --scores "$exp/$conf/scores" --out "$exp/$conf/phones" $phones_opts $ctms
-      phones="--phones $exp/$conf/phones"
+      foreground_in "$CALLER" flowaccent phones --scores "$exp_dir/$conf/scores" --out "$exp_dir/$conf/phones" \
+        $phones_opts $ctms  # relative paths of --phones-opts (--phones lang/phones.txt): the caller's
+      phones="--phones $exp_dir/$conf/phones"
     fi
     # shellcheck disable=SC2086
-    flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores" $phones $report_opts
+    foreground_in "$CALLER" flowaccent report --exp "$exp_dir/$conf" --scores "$exp_dir/$conf/scores" $phones \
+      $report_opts
     if [ -f "$exp/$conf/scores_rated/summary.json" ]; then  # stage 5's sets, with their own figures
       # shellcheck disable=SC2086
-      flowaccent report --exp "$exp/$conf" --scores "$exp/$conf/scores_rated" --out "$exp/$conf/rated/report.html" \
-        $report_opts
+      foreground_in "$CALLER" flowaccent report --exp "$exp_dir/$conf" --scores "$exp_dir/$conf/scores_rated" \
+        --out "$exp_dir/$conf/rated/report.html" $report_opts
     fi
   done
   # the models side by side (their rated scores too, where stage 5 made them)
@@ -248,12 +275,13 @@ if should_run 6; then
     sides+=("$conf=$exp/$conf/scores")
     if [ -f "$exp/$conf/scores_rated/summary.json" ]; then rated_sides+=("$conf=$exp/$conf/scores_rated"); fi
   done
+  log "  $exp/compare.md: $configs (--configs of this run)"
   flowaccent compare "${sides[@]}" --out "$exp/compare.md"
   if [ ${#rated_sides[@]} -gt 0 ]; then flowaccent compare "${rated_sides[@]}" --out "$exp/compare_rated.md"; fi
   mark_done 6
 fi
 if [ -f "$exp/.done/stage6" ]; then
-  log "Done: $(for c in $configs; do printf '%s ' "$exp/$c/report.html"; done)$exp/compare.md"
+  log "Done: $(for c in $configs; do printf '%s ' "$exp_dir/$c/report.html"; done)$exp_dir/compare.md"
 else
-  log "Done: stages $stage to $stop_stage, in $exp"
+  log "Done: stages $stage to $stop_stage, in $exp_dir"
 fi

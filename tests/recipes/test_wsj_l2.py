@@ -48,9 +48,9 @@ def stand_in(
     return target
 
 
-def write_ctm(path: Path, *data_dirs: Path) -> Path:
+def write_ctm(path: Path, *data_dirs: Path, phones: str = "abcd") -> Path:
     r"""A CTM of 8 phones of 50 ms from the start of each utterance of ``data_dirs`` (each lasts 0.5 s or more)."""
-    lines = [f"{utt} 1 {0.05 * i:.2f} 0.05 {'abcd'[i % 4]}\n" for d in data_dirs for utt in read_table(d / "utt2spk")
+    lines = [f"{utt} 1 {0.05 * i:.2f} 0.05 {phones[i % 4]}\n" for d in data_dirs for utt in read_table(d / "utt2spk")
              for i in range(8)]
     path.write_text("".join(lines))
     return path
@@ -61,7 +61,10 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     test = stand_in(tmp_path, "test_eval92", ("440", "441"), 2)
     zh = stand_in(tmp_path, "zh", ("zh01", "zh02"), 3, rated=True)
     ja = stand_in(tmp_path, "ja", ("ja01", "ja02"), 4, rated=True, segments=True)  # recordings cut by segments
-    ctms = [write_ctm(tmp_path / "native.ctm", test), write_ctm(tmp_path / "l2.ctm", zh, ja)]
+    # integer phones, named by a table given relative to the caller's folder (stage 6 read it from the recipe's)
+    ctms = [write_ctm(tmp_path / "native.ctm", test, phones="1234"), write_ctm(tmp_path / "l2.ctm", zh, ja,
+                                                                               phones="1234")]
+    (tmp_path / "phones.txt").write_text("<eps> 0\na 1\nb 2\nc 3\nd 4\n")
     env = recipe_env()
     cmd = [
         "bash",
@@ -87,11 +90,13 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         "--ctms",
         " ".join(map(str, ctms)),
         "--phones-opts",
-        "--min-frames 10",
+        "--min-frames 10 --phones phones.txt",
+        "--configs",
+        "dnf_120 dnf_440_c400 nf_120",  # dnf_440_c440 added below
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
-    for conf in ("dnf_120", "dnf_440_c400", "dnf_440_c440", "nf_120"):
+    for conf in ("dnf_120", "dnf_440_c400", "nf_120"):
         summary = json.loads((tmp_path / "exp" / conf / "scores" / "summary.json").read_text())
         assert set(summary["sets"]) == {"native_heldout", "native_test", "zh", "ja"}
         assert summary["baseline"]["kind"] == "gmm"
@@ -111,9 +116,9 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         for c in ("dnf_120", "dnf_440_c400")
     }
     assert dims == {"dnf_120": 120, "dnf_440_c400": 440}
-    compared = (tmp_path / "exp" / "compare.md").read_text()  # stage 6: the four models side by side
+    compared = (tmp_path / "exp" / "compare.md").read_text()  # stage 6: the models side by side
     assert "| model | native_heldout | native_test | zh | ja |" in compared and "## Notes" not in compared
-    assert all(f"\n| {conf} | " in compared for conf in ("dnf_120", "dnf_440_c400", "dnf_440_c440", "nf_120"))
+    assert all(f"\n| {conf} | " in compared for conf in ("dnf_120", "dnf_440_c400", "nf_120"))
     assert "| model | native_test | zh_rated | ja_rated |" in (tmp_path / "exp" / "compare_rated.md").read_text()
     assert len(read_table(tmp_path / "data" / "ja" / "feats.scp")) == 8  # from 4 recordings
     rated_spans = read_table(tmp_path / "data" / "ja_rated" / "segments")  # wav.scp: their recordings only
@@ -121,7 +126,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert 0 < len(rated_spans) < 8
     held = (tmp_path / "data" / "wsj_heldout" / "utt2spk").read_text().splitlines()
     assert len(held) == 1  # 1/10 of 12 utterances
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and "Stage" not in again.stderr  # .done markers: nothing reruns
     # the plain flow on native English only; AUCs against the unseen WSJ speakers; zh scored and trained on
     assert (tmp_path / "exp" / "nf_120" / "classes.txt").read_text() == "native\n"
@@ -135,7 +140,7 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert not (tmp_path / "exp" / "nf_120" / "scores_rated").exists()
     assert not (tmp_path / "exp" / "nf_120" / "rated").exists()
     assert not (tmp_path / "exp" / "compare_rated.md").exists()  # stage 6 made it from them
-    changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)  # rated range as before
+    changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)  # rated range
     assert changed.returncode == 1 and "made with other options (rated_min rated_max)" in changed.stderr
     # --stage 5 with another --wsj-test: stage 0 made the sets from the old one and is not redone (it was taken,
     # and recorded as if it had made them)
@@ -149,6 +154,20 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
                            capture_output=True, text=True, env=env, timeout=120)
     assert wrong.returncode == 1 and f"{tmp_path / 'nowhere'}: no such data dir or wav.scp list" in wrong.stderr
     assert len(read_table(tmp_path / "data" / "wsj_all" / "feats.scp")) == 12
+    # a configuration added: stage 3 finished without it, and was skipped (nothing trained, and "Done")
+    four = "dnf_120 dnf_440_c400 nf_120 dnf_440_c440"
+    added = subprocess.run([*cmd, "--configs", four, "--rated-min", "10", "--rated-max", "11"], capture_output=True,
+                           text=True, env=env, timeout=60, cwd=tmp_path)  # the rating range stage 5 ran last
+    assert added.returncode == 1 and "Stage" not in added.stderr, added.stderr[-2000:]
+    assert (f"--configs: dnf_440_c440 has no {tmp_path / 'exp' / 'dnf_440_c440' / 'final.pt'} though stage 3 "
+            f"finished in {tmp_path / 'exp'} (a run of other --configs made it): give --stage 3") in added.stderr
+    scored = subprocess.run([*cmd, "--configs", "dnf_440_c440", "--stage", "4"], capture_output=True, text=True,
+                            env=env, timeout=60, cwd=tmp_path)
+    assert scored.returncode == 1 and "give --stage 3" in scored.stderr, scored.stderr[-2000:]
+    trained = subprocess.run([*cmd, "--configs", four, "--stage", "3", "--stop-stage", "3"], capture_output=True,
+                             text=True, env=env, timeout=300, cwd=tmp_path)
+    assert trained.returncode == 0 and "dnf_120: has nothing left to train" in trained.stderr, trained.stderr[-2000:]
+    assert (tmp_path / "exp" / "dnf_440_c440" / "final.pt").exists()
     # stage 3 again: a finished model is resumed, trains nothing; after a new split it is refused, not kept
     final = tmp_path / "exp" / "dnf_120" / "final.pt"
     before = final.read_bytes()
@@ -194,6 +213,7 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in data.iterdir()) == ["wsj_all", "wsj_test", "zh"]
     assert not (data / "wsj_test" / "feats.scp").exists() and (data / "zh" / "utt2score").exists()
+    assert "warning: no --l2-train: the DNF configurations train on one class (native)" in done.stderr
     done = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1", "--fbank-opts", "--preemph-coeff 0.9"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -218,7 +238,10 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                                    ("--rated-min", "4", "--rated-min 4 is above --rated-max 2: no rating is in that"),
                                    # stage 3's (a typo was found after fbank, hours on WSJ)
                                    ("--train-opts", "--train.epoch 3", "unrecognized arguments: --train.epoch"),
-                                   ("--train-opts", "--train.valid_fraction 2", "valid_fraction must be in [0, 1)")):
+                                   ("--train-opts", "--train.valid_fraction 2", "valid_fraction must be in [0, 1)"),
+                                   ("--configs", " ", "--configs: no configuration given (conf/: dnf_120 "),
+                                   ("--configs", "nf_120 nf_120", "--configs: 'nf_120' is given twice"),
+                                   ("--nj", "abc", "--nj takes a number of jobs >= 1, not 'abc'")):
         bad = subprocess.run([*cmd, option, value, "--exp", str(tmp_path / "exp_bad")], capture_output=True,
                              text=True, cwd=tmp_path, env=env, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)
