@@ -51,7 +51,7 @@ _ID_VALUES = ("utt2spk", "utt2num_frames", "utt2accent")
 #: :data:`_WITH_FEATS`).
 _HOW = {
     "utt2spk": " ('utterance speaker' a line; speakers not known: one per utterance, as Kaldi's recipes make it, "
-    "awk '{{print $1, $1}}' {path}/wav.scp > {path}/utt2spk, or of segments' first column where it has segments)",
+    "awk '{{print $1, $1}}' {path}/{table} > {path}/utt2spk, or of segments' first column where it has segments)",
     "feats.scp": " (compute the features: 'flowaccent fbank {path}', or Kaldi's steps/make_fbank.sh)",
     "spk2utt": " (make it from utt2spk: 'flowaccent fixdir {path}', or Kaldi's utils/utt2spk_to_spk2utt.pl)",
     "cmvn.scp": " (make it from feats.scp with 'flowaccent cmvn {path}' or Kaldi's steps/compute_cmvn_stats.sh)",
@@ -109,8 +109,12 @@ def missing(path: Path, name: str) -> str:
 
 
 def missing_how(path: Path, name: str) -> str:
-    r""":func:`missing`, and how to make the table where there is a way to say."""
-    return missing(path, name) + _HOW.get(name, "").format(path=path)
+    r""":func:`missing`, and how to make the table where there is a way to say (utt2spk's is of the dir's wav.scp,
+    else its feats.scp: not said of a dir with neither)."""
+    table = next((t for t in ("wav.scp", "feats.scp") if (path / t).exists()), None)
+    if name == "utt2spk" and table is None:
+        return missing(path, name)
+    return missing(path, name) + _HOW.get(name, "").format(path=path, table=table)
 
 
 def as_names(value: Iterable[str], what: str) -> tuple[str, ...]:

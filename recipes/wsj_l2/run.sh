@@ -101,6 +101,14 @@ if [ -z "${configs// /}" ]; then
   known=(conf/*.yaml); known=("${known[@]#conf/}")
   log "--configs: no configuration given (conf/: ${known[*]%.yaml})"; exit 1
 fi
+! same_dir "$wsj_test" "$wsj_train" || log "warning: --wsj-test is the --wsj-train data: native_test, the AUCs'" \
+  "reference, is of speakers (and utterances) the models trained on"
+for spec in $l2; do
+  for native in "$wsj_train" "$wsj_test"; do
+    ! same_dir "${spec#*=}" "$native" || log "warning: --l2 ${spec%%=*} is WSJ's data ($native): an accented set" \
+      "of native speech"
+  done
+done
 for conf in $configs; do
   [ -f "conf/$conf.yaml" ] || { log "--configs: no config '$conf' (conf/$conf.yaml)"; exit 1; }
 done

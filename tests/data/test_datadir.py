@@ -48,8 +48,9 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": "a a-1\na a-2\nb b-1\n", "wav__scp": "a-1 1.wav\na-2 2.wav\nb-1 3.wav\n"},  # columns swapped
          "utt2spk:2: duplicate key 'a' (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance "
          "speaker' a line)"),
-        ({"utt2spk": None}, "utt2spk: required but missing ('utterance speaker' a line; speakers not known: one per "
-         "utterance, as Kaldi's recipes make it, awk '{print $1, $1}' "),
+        ({"utt2spk": None, "feats__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"}, "utt2spk: required but missing "
+         "('utterance speaker' a line; speakers not known: one per utterance, as Kaldi's recipes make it, awk "
+         "'{print $1, $1}' "),
         ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
         ({"utt2spk": "a-1 b\na-2 a\nb-1 b\n", "spk2utt": "a a-2\nb a-1 b-1\n"},
          "not sorted by speaker as well as by utterance (1 place(s), e.g. 'a-2 a' after 'a-1 b')"),

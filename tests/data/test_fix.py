@@ -88,7 +88,11 @@ def test_tables_it_cannot_read_are_named(tmp_path):
     with pytest.raises(DataDirError, match="no such directory"):
         fix_data_dir(tmp_path / "nothing")
     (d / "utt2spk").unlink()
-    with pytest.raises(DataDirError, match=r"utt2spk: required but missing \('utterance speaker' a line; .*awk"):
+    with pytest.raises(DataDirError, match=r"utt2spk: required but missing$"):  # no wav.scp to make it of
+        fix_data_dir(d)
+    (d / "wav.scp").write_text("a-1 1.wav\na-2 2.wav\nb-1 3.wav\n")
+    with pytest.raises(DataDirError, match=r"utt2spk: required but missing \('utterance speaker' a line; .*awk "
+                                           r"'\{print \$1, \$1\}' \S+/wav.scp > "):
         fix_data_dir(d)
     with pytest.raises(DataDirError, match="a list of names"):
         fix_data_dir(d, "a-1")

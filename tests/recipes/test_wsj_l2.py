@@ -246,6 +246,10 @@ def test_inputs_from_the_callers_folder_fresh_dirs_and_no_name_twice(tmp_path):
                              text=True, cwd=tmp_path, env=env, timeout=60)
         assert bad.returncode == 1 and message in bad.stderr, (value, bad.stderr)
         assert not (tmp_path / "exp_bad").exists()
+    same = subprocess.run([*cmd[:4], "--wsj-test", rel[wsj], "--l2", f"{rel[wsj]}/", "--data", str(data), "--exp",
+                           str(exp), "--stage", "9"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert "--wsj-test is the --wsj-train data: native_test, the AUCs' reference, is of speakers" in same.stderr
+    assert f"--l2 train_si284 is WSJ's data ({wsj}): an accented set of native speech" in same.stderr
     clash = subprocess.run([*cmd, "--l2-train", f"zh={rel[zh]}"], capture_output=True, text=True, cwd=tmp_path, env=env,
                            timeout=60)
     assert clash.returncode == 1 and "set name 'zh' is used twice" in clash.stderr
