@@ -54,8 +54,8 @@ class DataDir:
 
     @property
     def name(self) -> str:
-        r"""The folder's name (``train_native``)."""
-        return self.path.name
+        r"""The folder's name (``train_native``; of ``.`` or ``..``, the folder they are: it was ``''``)."""
+        return self.path.name if self.path.name not in ("", "..") else self.path.resolve().name
 
     @property
     def utt2spk(self) -> Mapping[str, str]:

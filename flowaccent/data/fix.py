@@ -182,7 +182,9 @@ def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str
     utts = tables["utt2spk"]
     segments = tables.get("segments")
     if segments is not None and "wav.scp" not in tables:
-        raise DataDirError(f"{path / 'segments'}: is there, but no wav.scp (the recordings it cuts)")
+        features = " (a dir of features only: remove segments)" if "feats.scp" in tables else ""
+        raise DataDirError(f"{path / 'segments'}: is there, but no wav.scp (the recordings it cuts); give its wav.scp"
+                           f"{features}")
     lacking = {name: {u for u in utts if u not in tables[name]} for name in NEEDED if name in tables}
     if segments is not None:
         lacking["wav.scp"] = {u for u in utts if u in segments and fields(segments[u])[0] not in tables["wav.scp"]}

@@ -144,23 +144,37 @@ def _exactly(fd: IO[bytes], count: int, where: str, what: str) -> bytes:
 
 
 def _text(head: bytes, fd: IO[bytes], where: str) -> np.ndarray:
-    r"""A text matrix ``[ 1 2 \n 3 4 ]``, parsed by kaldiio."""
+    r"""A text matrix ``[ 1 2 \n 3 4 ]``, parsed by kaldiio (its carriage returns left out: kaldiio's own reader
+    failed on the lines of a file written on Windows)."""
     from kaldiio.matio import read_ascii_mat
 
     try:
         array = read_ascii_mat(_Prefixed(head, fd))
-    except Exception as error:
-        raise KaldiIOError(f"{where}: corrupt text matrix: {type(error).__name__}: {error}") from None
+    except Exception as error:  # a bare AssertionError says nothing: what was expected, then
+        said = str(error) or "not the '[ rows of numbers ]' of a Kaldi text matrix"
+        raise KaldiIOError(f"{where}: corrupt text matrix: {type(error).__name__}: {said}") from None
     return np.array(array, dtype=np.float32)
 
 
 class _Prefixed:
-    r"""A read-only stream of ``head`` followed by ``fd`` (for text matrices after a peek)."""
+    r"""A read-only stream of ``head`` followed by ``fd`` (for text matrices after a peek), without its carriage
+    returns."""
 
     def __init__(self, head: bytes, fd: IO[bytes]):
         self.head, self.fd = head, fd
 
     def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return self._read(n).replace(b"\r", b"")
+        out = b""
+        while len(out) < n:  # kaldiio reads a byte at a time, and b"" is its end of file
+            chunk = self._read(n - len(out))
+            if not chunk:
+                break
+            out += chunk.replace(b"\r", b"")
+        return out
+
+    def _read(self, n: int) -> bytes:
         if self.head:
             out, self.head = self.head[:n] if n >= 0 else self.head, self.head[n:] if n >= 0 else b""
             return out + (self.fd.read(n - len(out)) if n < 0 or len(out) < n else b"")

@@ -109,9 +109,12 @@ def missing(path: Path, name: str) -> str:
 
 
 def missing_how(path: Path, name: str) -> str:
-    r""":func:`missing`, and how to make the table where there is a way to say (utt2spk's is of the dir's wav.scp,
-    else its feats.scp: not said of a dir with neither)."""
+    r""":func:`missing`, and how to make the table where there is a way to say (utt2spk's is of the dir's spk2utt,
+    else one speaker an utterance of its wav.scp or feats.scp: not said of a dir with none)."""
     table = next((t for t in ("wav.scp", "feats.scp") if (path / t).exists()), None)
+    if name == "utt2spk" and (path / "spk2utt").exists():  # its speakers are there: one per utterance lost them
+        return missing(path, name) + (f" (make it from spk2utt: Kaldi's utils/spk2utt_to_utt2spk.pl {path}/spk2utt > "
+                                      f"{path}/utt2spk)")
     if name == "utt2spk" and table is None:
         return missing(path, name)
     return missing(path, name) + _HOW.get(name, "").format(path=path, table=table)
@@ -224,7 +227,8 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
         kind = "speaker" if name in SPK_TABLES else "utterance"
         missing = sorted(keys - set(table), key=c_order)
         extra = sorted(set(table) - keys, key=c_order)
-        if missing and name not in PARTIAL_TABLES:
+        by_utt = bool(extra) and name in SPK_TABLES and set(table) <= utts  # compute-cmvn-stats without --spk2utt
+        if missing and name not in PARTIAL_TABLES and not by_utt:  # its speakers 'missing' hid why: said below
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
             if name == "utt2num_frames" and "feats.scp" in tables and not stale:
                 fix = f" ('flowaccent fixdir {path}' counts their frames in feats.scp)"
@@ -232,7 +236,6 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
                 fix = f" (feats.scp is {stale}: 'flowaccent fbank' computes them)"
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")
         if extra:
-            by_utt = name in SPK_TABLES and set(table) <= utts  # Kaldi's compute-cmvn-stats without --spk2utt
             problems.append(f"{path / name}: {len(extra)} {kind}(s) not in utt2spk, e.g. '{extra[0]}'"
                             + (" (keyed by utterance: speaker CMVN stats are keyed by speaker, as compute-cmvn-stats "
                                f"--spk2utt writes them, and 'flowaccent cmvn {path}' does)" if by_utt else

@@ -27,11 +27,18 @@ def make_dir(root: Path, **tables: str) -> Path:
     return root
 
 
-def test_valid_dir(tmp_path):
+def test_valid_dir(tmp_path, monkeypatch):
     d = make_dir(tmp_path / "train_native")
     assert validate_data_dir(d) == []
     data = load_data_dir(d)
     assert data.name == "train_native" and data.utts == ["a-1", "a-2", "b-1"]
+    with monkeypatch.context() as m:  # the dir given as '.' (or '..') is named as its folder: it was ''
+        m.chdir(d)
+        assert load_data_dir(".").name == "train_native"
+    (d / "sub").mkdir()
+    with monkeypatch.context() as m:
+        m.chdir(d / "sub")
+        assert load_data_dir("..").name == "train_native"
     assert data.spk2utt == {"a": ["a-1", "a-2"], "b": ["b-1"]}
     assert data.utt2num_frames()["a-2"] == 12 and data.utt2score()["b-1"] == 2.0
     assert data.table("text")["a-2"] == ""
@@ -48,7 +55,10 @@ def test_valid_dir(tmp_path):
         ({"utt2spk": "a a-1\na a-2\nb b-1\n", "wav__scp": "a-1 1.wav\na-2 2.wav\nb-1 3.wav\n"},  # columns swapped
          "utt2spk:2: duplicate key 'a' (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance "
          "speaker' a line)"),
-        ({"utt2spk": None, "feats__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"}, "utt2spk: required but missing "
+        ({"utt2spk": None}, "utt2spk: required but missing (make it from spk2utt: Kaldi's "
+         "utils/spk2utt_to_utt2spk.pl "),
+        ({"utt2spk": None, "spk2utt": None, "feats__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"},
+         "utt2spk: required but missing "
          "('utterance speaker' a line; speakers not known: one per utterance, as Kaldi's recipes make it, awk "
          "'{print $1, $1}' "),
         ({"spk2utt": "a a-1\nb b-1\n"}, "speaker 'a' does not match utt2spk"),
@@ -86,7 +96,7 @@ def test_valid_dir(tmp_path):
 def test_each_rule(tmp_path, tables, fragment):
     d = tmp_path / "d"
     if tables.get("spk2utt", "") is None:
-        make_dir(d)
+        make_dir(d, **{k: v for k, v in tables.items() if k != "spk2utt"})
         (d / "spk2utt").unlink()
     else:
         make_dir(d, **tables)
@@ -94,6 +104,15 @@ def test_each_rule(tmp_path, tables, fragment):
     assert any(fragment in p for p in problems), problems
     assert all(str(d) in p for p in problems)
     with pytest.raises(DataDirError, match="d/"):
+        load_data_dir(d)
+
+
+def test_stats_keyed_by_utterance_are_said_as_such_first(tmp_path):
+    r"""score and train say a dir's first problem: it was '2 speaker(s) of utt2spk missing', which hid the cause."""
+    d = make_dir(tmp_path / "d", cmvn__scp="a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n")
+    problems = validate_data_dir(d)
+    assert len(problems) == 1 and "cmvn.scp: 3 speaker(s) not in utt2spk, e.g. 'a-1' (keyed by utterance" in problems[0]
+    with pytest.raises(DataDirError, match=r"cmvn.scp: 3 speaker\(s\) not in utt2spk, e.g. 'a-1' \(keyed by utt"):
         load_data_dir(d)
 
 

@@ -56,7 +56,11 @@ def test_with_segments_recordings_follow_their_utterances(tmp_path):
     assert (d / "wav.scp").read_text() == "r1 r1.wav\n" and (d / "reco2file_and_channel").read_text() == "r1 r1 A\n"
     assert (d / "segments").read_text() == "a-1 r1 0 1\na-2 r1 1 2\n" and validate_data_dir(d) == []
     (d / "wav.scp").unlink()
-    with pytest.raises(DataDirError, match="segments: is there, but no wav.scp"):
+    with pytest.raises(DataDirError, match=r"segments: is there, but no wav.scp \(the recordings it cuts\); give its "
+                                           r"wav.scp$"):
+        fix_data_dir(d)
+    (d / "feats.scp").write_text("a-1 x.ark:1\na-2 x.ark:2\n")  # features only: the segments are left over
+    with pytest.raises(DataDirError, match=r"give its wav.scp \(a dir of features only: remove segments\)$"):
         fix_data_dir(d)
 
 
@@ -88,6 +92,10 @@ def test_tables_it_cannot_read_are_named(tmp_path):
     with pytest.raises(DataDirError, match="no such directory"):
         fix_data_dir(tmp_path / "nothing")
     (d / "utt2spk").unlink()
+    with pytest.raises(DataDirError, match=r"utt2spk: required but missing \(make it from spk2utt: Kaldi's "
+                                           r"utils/spk2utt_to_utt2spk.pl \S+/spk2utt > \S+/utt2spk\)$"):
+        fix_data_dir(d)  # its speakers are in spk2utt: not one per utterance
+    (d / "spk2utt").unlink()
     with pytest.raises(DataDirError, match=r"utt2spk: required but missing$"):  # no wav.scp to make it of
         fix_data_dir(d)
     (d / "wav.scp").write_text("a-1 1.wav\na-2 2.wav\nb-1 3.wav\n")

@@ -75,6 +75,22 @@ def test_float64_and_compressed_arks(tmp_path, rng):
     np.testing.assert_allclose(comp, mat, atol=0.015)  # 0.0059 measured
 
 
+def test_text_arks_written_on_windows_and_a_damaged_one(tmp_path):
+    r"""A text ark with CRLF line ends failed with an empty message (kaldiio's bare AssertionError)."""
+    import kaldiio
+
+    mats = {"u1": np.arange(6, dtype=np.float32).reshape(2, 3), "u2": np.ones((3, 3), np.float32)}
+    kaldiio.save_ark(str(tmp_path / "t.ark"), mats, text=True)
+    (tmp_path / "w.ark").write_bytes((tmp_path / "t.ark").read_bytes().replace(b"\n", b"\r\n"))
+    for name in ("t.ark", "w.ark"):
+        got = dict(iter_ark(f"ark:{tmp_path / name}"))
+        assert list(got) == ["u1", "u2"] and all(np.array_equal(got[k], mats[k]) for k in mats)
+    (tmp_path / "bad.ark").write_bytes(b"u1 [ 1 2\n 3 4 ]x\n")
+    with pytest.raises(KaldiIOError, match=r"bad.ark: utterance 'u1' \(object at byte 3\): corrupt text matrix: "
+                                           r"AssertionError: not the '\[ rows of numbers \]' of a Kaldi text matrix"):
+        dict(iter_ark(f"ark:{tmp_path / 'bad.ark'}"))
+
+
 def truncate(path, size):
     data = path.read_bytes()
     path.write_bytes(data[:size])
