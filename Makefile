@@ -50,4 +50,4 @@ bench-peers: bench-install
 	$(BIN)/python benchmarks/bench_peers.py
 
 clean:
-	rm -rf $(VENV) $(LOWER) .pytest_cache recipes/*/exp
+	rm -rf $(VENV) $(LOWER) .pytest_cache recipes/*/exp build  # build/: a wheel built here kept files since removed

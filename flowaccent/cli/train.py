@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     early = (f" (stopped early, of {config.train.epochs}: no better valid NLL in the {config.train.patience} "
              f"epoch(s) after epoch {best}, --train.patience)" if best else "")
     print(
-        f"train: {summary.exp_dir}: {summary.epochs_run} epochs{early}, {summary.global_step} steps, "
+        f"train: {summary.exp_dir}: {summary.epochs_run} epoch{'s' * (summary.epochs_run != 1)}{early}, "
+        f"{summary.global_step} step{'s' * (summary.global_step != 1)}, "
         f"{valid}; model {summary.final}",
         file=sys.stderr,
     )

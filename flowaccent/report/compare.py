@@ -47,7 +47,8 @@ LEGEND = ("One table per value: a row per model, a column per set (the names as 
           "different feature spaces and do not compare directly: read them per dimension, or against each model's "
           "reference set. With models of one reference set, each AUC table is followed by each model's AUC minus "
           "the first model's, with the p-value of DeLong's paired test on the utterances both scored, its variance "
-          "over their speakers (empty where they scored other utterances). docs/scoring.md says what each value is.")
+          "over their speakers (empty where they scored other utterances). docs/scoring.md of flowaccent's source "
+          "says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
 _NAME = re.compile(r"[^\s|=]+")

@@ -30,7 +30,7 @@ LEGEND = ("LogLL: log p(x) of the model, the mean over the phone's frames (a pho
           "the set minus in the reference set; the tables rank the phones by the relative one, lowest (least like "
           "the reference's) first. Each 95% interval is a bootstrap of each set's speakers (empty with fewer than "
           "3 on a side). Phones of fewer frames than the minimum in either set are listed under the table, not "
-          "ranked. docs/scoring.md says more.")
+          "ranked. docs/scoring.md of flowaccent's source says more.")
 
 
 #: Below this share of the frames of the utterances the CTMs hold in a phone, the command says so: a CTM of

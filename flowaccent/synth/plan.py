@@ -38,7 +38,7 @@ class SynthConfig(Config):
     Attributes:
         num_sentences: utterances of ``train_native``; the other sets scale with it.
         seed: the one seed everything derives from (non-negative).
-        language: espeak language of every voice (a key of ``espeak.VOICE_FILES``).
+        language: espeak language of every voice: ``en-gb`` or ``en-us`` (``espeak.VOICE_FILES``).
         train_speakers: personas of the training sets (half female).
         dev_speakers: personas of ``dev_native``.
         test_speakers: personas of the three test sets (the same voices in each).

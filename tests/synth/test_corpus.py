@@ -372,3 +372,11 @@ def test_the_corpus_folder_has_the_modes_of_a_plain_mkdir(tiny):
     os.umask(mask)
     assert stat.S_IMODE(tiny.stat().st_mode) == 0o777 & ~mask
     assert stat.S_IMODE(tiny.stat().st_mode) == stat.S_IMODE((tiny / "train_native").stat().st_mode)
+
+
+def test_the_language_option_names_every_language():
+    r"""``synth --help`` said 'a key of espeak.VOICE_FILES', a name in the code, not the languages."""
+    from flowaccent.synth.espeak import VOICE_FILES
+
+    said = SynthConfig.field_docs()["language"]
+    assert all(f"``{language}``" in said for language in VOICE_FILES)

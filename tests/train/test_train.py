@@ -653,7 +653,7 @@ def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path,
         assert main(["train", "--config", str(tmp_path / "conf.yaml"), "--exp", str(exp), str(path), "--quiet",
                      "--train.valid-fraction", fraction]) == 0
         line = capsys.readouterr().err.strip().splitlines()[-1]
-        assert line.startswith(f"train: {exp}: 1 epochs") and said in line and " inf " not in line
+        assert line.startswith(f"train: {exp}: 1 epoch,") and said in line and " inf " not in line
 
 
 def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_the_queue_by_it(
