@@ -188,8 +188,8 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 def _where(error: OSError, args: argparse.Namespace) -> str:
     r"""Where an output could not be written, for its line: the file the system named, else the command's output
-    folder."""
-    folder = getattr(args, "out", None) or getattr(args, "exp", None)
+    folder (fbank's, cmvn's and fixdir's: the data dir, where they write their tables and arks)."""
+    folder = getattr(args, "out", None) or getattr(args, "exp", None) or getattr(args, "data_dir", None)
     return f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
 
 

@@ -65,11 +65,14 @@ def read_audio(rxfile: str, where: str = "") -> tuple[np.ndarray, int]:
             relative = "" if Path(rxfile).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
             raise AudioError(f"{where}: audio file '{rxfile}' does not exist{relative}")
         else:
-            with open(rxfile, "rb") as f:
-                head = f.read(4096)
-            chunks = _chunks(head)  # a WAV with its data chunk further on, or streamed: read whole
-            whole = chunks and (b"data" not in chunks or _stream_sizes(head))
-            source = io.BytesIO(Path(rxfile).read_bytes()) if whole else rxfile
+            try:  # unreadable (permissions, an I/O error): this utterance's error, listed with the others
+                with open(rxfile, "rb") as f:
+                    head = f.read(4096)
+                chunks = _chunks(head)  # a WAV with its data chunk further on, or streamed: read whole
+                whole = chunks and (b"data" not in chunks or _stream_sizes(head))
+                source = io.BytesIO(Path(rxfile).read_bytes()) if whole else rxfile
+            except OSError as error:
+                raise AudioError(f"{where}: audio file '{rxfile}': {error.strerror or error}") from None
     if isinstance(source, io.BytesIO):
         with source.getbuffer() as view:
             streamed, magic = _stream_sizes(view), bytes(view[:4])

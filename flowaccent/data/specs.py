@@ -87,8 +87,8 @@ def load_named_dirs(
 def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Path:
     r"""``path`` as a command's output folder: an error, not a traceback, where a file is in the way. ``writes``: the
     files the command writes there beside ``summary.json``: a folder holding one of them but no ``summary.json``
-    (nor a stopped run's ``.partial``) is someone else's, and is refused (a project folder's config.yaml was
-    overwritten without a word)."""
+    (nor a stopped run's ``.partial``, nor sets score stamped complete) is someone else's, and is refused (a project
+    folder's config.yaml was overwritten without a word)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{command}: --out {path} is a file; give a folder")
@@ -104,7 +104,9 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
     if other:
         raise ConfigError(f"{command}: --out {path} holds the output of 'flowaccent {other}'; give another folder")
     theirs = [name for name in writes if (path / name).exists()]
-    if theirs and not (path / "summary.json").exists() and not (path / ".partial").is_dir():
+    ours = (path / "summary.json").exists() or (path / ".partial").is_dir() or (
+        command == "score" and any(path.glob("*/.scored.json")))  # score's stamped sets: a run stopped by a SIGKILL
+    if theirs and not ours:
         raise ConfigError(f"{command}: --out {path} holds {', '.join(theirs)}, which {command} writes, but no "
                           f"summary.json of an earlier run; give a folder of its own")
     return path

@@ -73,8 +73,23 @@ def save(fig, base: Path, rect: tuple[float, float, float, float] | None = None)
     fig.tight_layout(rect=rect)
     for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
         with atomic_path(file(base, suffix)) as tmp:  # bbox tight: a legend beside the axes included, nothing cut
-            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
+            try:
+                fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
+            except Exception as error:  # noqa: BLE001 - the disk's error, where matplotlib's cleanup hid it
+                raise _os_error(error, file(base, suffix)) from None
     return file(base, ".png")
+
+
+def _os_error(error: BaseException, path: Path) -> BaseException:
+    r"""The ``OSError`` (a full disk) that ``error`` arose from, naming ``path``: matplotlib's PDF writer, closing
+    its stream after the disk filled, raised an AttributeError of its own, and a 60-line traceback of both came
+    out instead of one line. ``error`` itself where no OSError is in its chain."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return OSError(seen.errno, seen.strerror, str(path))
+        seen = seen.__cause__ or seen.__context__
+    return error
 
 
 def too_few(base: Path, title: str, what: str) -> Path:

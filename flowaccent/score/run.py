@@ -92,7 +92,9 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
     gmm, gmm_info = experiment_baseline(model, exp, checkpoint) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
-    for name in ("summary.json", "config.yaml"):  # they only ever describe complete scores (config.yaml: whose)
+    # they only ever describe complete scores (config.yaml: whose). config.yaml goes first and comes last: a
+    # SIGKILL between the two left config.yaml alone, and output_dir then refused the folder as another's
+    for name in ("config.yaml", "summary.json"):
         (out / name).unlink(missing_ok=True)
     if drawn := remove_drawn(out):  # an earlier plot's figures stayed beside the new scores, with no word
         print(f"score: note: {drawn} file(s) of a report or figures drawn from {out}'s earlier scores removed "
@@ -219,8 +221,8 @@ def _write_summary(
     warn_short_utterances(results, model.pipeline.config.context)
     report.update(_summarise(sets, results, tables, out, model, report["reference"], config))
     config_text = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else ""
-    atomic_write_text(out / "config.yaml", config_text)
     atomic_write_json(out / "summary.json", report)
+    atomic_write_text(out / "config.yaml", config_text)  # after summary.json: see _score_corpora
 
 
 def regression_sample(rated: np.ndarray, most: int, seed: int) -> np.ndarray:

@@ -210,3 +210,22 @@ def test_unreadable_and_empty_audio_is_named(tmp_path):
     with pytest.raises(AudioError, match=r"'echo junk \|' is not a readable WAV file, nor audio libsndfile reads "
                                          r"\(Format not recognised.\)$"):
         read_wav("echo junk |", where)
+
+
+def test_audio_that_cannot_be_opened_is_the_utterances_error(tmp_path, monkeypatch):
+    r"""A WAV of mode 000 (or an I/O error) stopped fbank on a bare 'Permission denied' naming neither the utterance
+    nor wav.scp, and it was not listed with the other failed utterances. (As root, chmod does not stop a read:
+    the open is refused by hand.)"""
+    import errno
+
+    from flowaccent.data import audio
+
+    path = tmp_path / "a.wav"
+    wavfile.write(path, 16000, np.zeros(800, np.int16))
+
+    def refused(name, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(name))
+
+    monkeypatch.setattr(audio, "open", refused, raising=False)
+    with pytest.raises(AudioError, match=rf"^wav.scp: utterance 'u1': audio file '{path}': Permission denied$"):
+        read_wav(str(path), "wav.scp: utterance 'u1'")

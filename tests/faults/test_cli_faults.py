@@ -270,6 +270,11 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(run, "score_corpora", fails(errno.ENOSPC, None))  # no file named: the output folder
     assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
     assert capsys.readouterr().err == f"flowaccent score: error: writing into o: {os.strerror(errno.ENOSPC)}\n"
+    import flowaccent.cli.fbank as fbank  # a data dir's command: it said only 'No space left on device'
+
+    monkeypatch.setattr(fbank, "make_fbank", fails(errno.ENOSPC, None))
+    assert main(["fbank", "d"]) == 1
+    assert capsys.readouterr().err == f"flowaccent fbank: error: writing into d: {os.strerror(errno.ENOSPC)}\n"
     monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF, None))
     with pytest.raises(OSError):
         main(["score", "--exp", "e", "--out", "o", "d"])

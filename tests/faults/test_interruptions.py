@@ -313,7 +313,7 @@ def test_a_score_interrupted_while_summarising_keeps_its_stamped_sets_and_no_sum
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    for where in ("_summarise", "atomic_write_json"):  # the last write: config.yaml made already
+    for where in ("_summarise", "atomic_write_json", "atomic_write_text"):  # the last: summary.json made already
         monkeypatch.setattr(run_module, where, interrupted)
         assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out)]) == 130
         assert f"score: 1 set(s) scored completely stay in {out} ({data.name})" in capsys.readouterr().err
@@ -323,6 +323,11 @@ def test_a_score_interrupted_while_summarising_keeps_its_stamped_sets_and_no_sum
     monkeypatch.setattr(run_module, "score_dir", interrupted)  # nothing scored again
     assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out), "--resume"]) == 0
     assert (out / "summary.json").is_file() and (out / "config.yaml").is_file()
+    # a SIGKILL between the two writes (or between their removals at the start) left config.yaml alone, and the
+    # folder was refused as another's ('holds config.yaml, which score writes, but no summary.json')
+    (out / "summary.json").unlink()
+    assert main(["score", "--exp", str(exp), str(data), "--quiet", "--out", str(out), "--resume"]) == 0
+    assert (out / "summary.json").is_file()
 
 
 def test_a_sigterm_sent_twice_does_not_break_into_the_cleanup_of_the_first(scored_setup, tmp_path, monkeypatch,

@@ -994,3 +994,29 @@ def test_each_figure_and_table_draws_on_the_right_sets_and_utterances(trained, t
     assert [[c.strip() for c in r] for r in rows] == [[n, u, with_interval(summary[n], "log_ll")] for n, u in
                                                       (("zh", "40"), ("ja", "30"))]
     assert re.fullmatch(r"[01]\.\d{3} \[[01]\.\d\d, [01]\.\d\d\]", rows[1][2].strip())  # the AUC, its interval
+
+
+def test_a_full_disk_while_a_figure_is_written_is_one_error_naming_it(tmp_path, monkeypatch):
+    r"""matplotlib's PDF writer, closing its stream after the disk filled, raised an AttributeError of its own: a
+    60-line traceback of both, not 'No space left on device' in one line."""
+    import errno
+
+    from flowaccent.plots import figure
+
+    fig, ax = figure.subplots(figsize=(2, 2))
+    ax.plot([0, 1])
+
+    def full(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:  # its context: the disk's error
+            raise AttributeError("'Stream' object has no attribute 'pos'")  # noqa: B904 - as matplotlib raises it
+
+    monkeypatch.setattr(fig, "savefig", full)
+    with pytest.raises(OSError) as raised:
+        figure.save(fig, tmp_path / "f")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(ValueError("not a disk's")))
+    with pytest.raises(ValueError, match="not a disk's"):
+        figure.save(fig, tmp_path / "g")
