@@ -21,6 +21,8 @@ from flowaccent.report.figures import (
     PHONES_FIGURES,
     TSNE_FRAMES,
     check_tsne_frames,
+    draw_figures_locked,
+    figures_lock,
     make_figures,
     remove_drawn,
 )
@@ -58,19 +60,27 @@ def write_report(
     summary = checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     masks = None
     if blurmask is not None:
-        from flowaccent.blurmask.report import blurmask_part, check_same_model, load_blurmask
+        from flowaccent.blurmask.report import check_same_model, load_blurmask
 
         masks = load_blurmask(Path(blurmask))
         check_same_model(Path(blurmask), masks, summary)  # before anything is removed
     folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
     if len(set(folders)) < len(folders):
         raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
-    from flowaccent.report.phones import load_phones, phones_part
+    from flowaccent.report.phones import load_phones
 
     phone_runs = [load_phones(folder, scores) for folder in folders]  # before anything is removed
+    with figures_lock(out.parent / "figures"):  # another report into this folder: refused, not interleaved
+        return _write_locked(exp, scores, out, command, summary, masks, blurmask, folders, phone_runs, tsne_frames)
+
+
+def _write_locked(exp, scores, out, command, summary, masks, blurmask, folders, phone_runs, tsne_frames) -> Path:
+    r""":func:`write_report`'s drawing and writing, within its folder's :func:`figures_lock`."""
+    from flowaccent.report.phones import phones_part
+
     for old in (out, out.with_suffix(".md")):
         old.unlink(missing_ok=True)
-    figures = make_figures(exp, scores, out.parent / "figures", summary, tsne_frames)
+    figures = draw_figures_locked(exp, scores, out.parent / "figures", summary, tsne_frames)
     for prefix in (BLURMASK_FIGURES, PHONES_FIGURES):  # an earlier report's blur masks and phones
         for old in (out.parent / "figures").glob(f"{prefix}*.png"):
             old.unlink()
@@ -78,6 +88,8 @@ def write_report(
     shown = sections(summary)
     notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
     if masks is not None:
+        from flowaccent.blurmask.report import blurmask_part
+
         tables, mask_figures, note, blurmask_command = blurmask_part(blurmask, masks, out.parent / "figures")
         shown, figures = shown + tables, figures | mask_figures
         notes.append(note)

@@ -3,11 +3,13 @@ removal of what a report drew from scores that changed."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,34 @@ def make_figures(
     recomputed."""
     check_tsne_frames(tsne_frames)
     summary = summary or checked_inputs(exp, scores)
-    fig_dir = Path(fig_dir)
+    with figures_lock(Path(fig_dir)):
+        return draw_figures_locked(exp, scores, Path(fig_dir), summary, tsne_frames)
+
+
+@contextlib.contextmanager
+def figures_lock(fig_dir: Path) -> Iterator[None]:
+    r"""An exclusive lock on ``fig_dir`` (``.figures.lock``) while a report or plot draws into it: two runs into
+    one folder removed each other's staged figures, and one of them ended with exit 0 and a report whose figures
+    were gone. The lock file goes at the end, still held: it is not left among the figures."""
+    from flowaccent.data.lock import locked_folder
+
     if fig_dir.exists() and not fig_dir.is_dir():  # it said '.../.partial: Not a directory'
         raise ConfigError(f"--out {fig_dir} is a file; give the figures a folder")
+    busy = f"{fig_dir} is being drawn into by another flowaccent report or plot now; wait for it or give another --out"
+    with locked_folder(fig_dir, FIGURES_LOCK, busy):
+        try:
+            yield
+        finally:
+            (fig_dir / FIGURES_LOCK).unlink(missing_ok=True)
+
+
+#: The lock file of :func:`figures_lock`.
+FIGURES_LOCK = ".figures.lock"
+
+
+def draw_figures_locked(exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any], tsne_frames: int
+                        ) -> dict[str, Path]:
+    r""":func:`make_figures` within :func:`figures_lock`, which the caller holds."""
     stage = fig_dir / ".partial"
     shutil.rmtree(stage, ignore_errors=True)  # a killed run's
     try:

@@ -1020,3 +1020,26 @@ def test_a_full_disk_while_a_figure_is_written_is_one_error_naming_it(tmp_path, 
     monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(ValueError("not a disk's")))
     with pytest.raises(ValueError, match="not a disk's"):
         figure.save(fig, tmp_path / "g")
+
+
+def test_a_second_report_into_one_folder_is_refused_while_the_first_draws(scored_dir_and_exp, tmp_path, capsys):
+    r"""Two reports into one folder removed each other's staged figures (``figures/.partial``): one failed on a
+    figure that was gone, the other ended with exit 0 and a report whose figures were gone."""
+    import fcntl
+
+    from flowaccent.report.figures import FIGURES_LOCK
+
+    out_dir, exp = scored_dir_and_exp
+    figures = tmp_path / "r" / "figures"
+    figures.mkdir(parents=True)
+    with open(figures / FIGURES_LOCK, "w") as held:  # as the first run holds it while it draws
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for command in ("report", "plot"):
+            out = tmp_path / "r" if command == "report" else figures
+            assert main([command, "--exp", str(exp), "--scores", str(out_dir), "--out", str(out)]) == 1
+            assert capsys.readouterr().err == (f"flowaccent {command}: error: {figures} is being drawn into by "
+                                               "another flowaccent report or plot now; wait for it or give another "
+                                               "--out\n")
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "r"),
+                 "--tsne-frames", "0"]) == 0
+    assert not (figures / FIGURES_LOCK).exists() and (tmp_path / "r" / "report.html").exists()
