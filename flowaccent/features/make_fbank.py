@@ -110,6 +110,11 @@ def _make_fbank(
     names; ``start``: when the command began)."""
     options = _options(config, channel)
     ark_dir = data.path / "data"
+    if ark_dir.is_symlink() and not ark_dir.exists():  # mkdir said only 'File exists'
+        raise ConfigError(f"fbank: {ark_dir} is a link to {os.readlink(ark_dir)}, which is not there (a disk not "
+                          f"mounted?); the arks go into it")
+    if ark_dir.exists() and not ark_dir.is_dir():
+        raise ConfigError(f"fbank: {ark_dir} is a file; the arks go into a folder of that name: move the file")
     ark_dir.mkdir(exist_ok=True)
     previous = _arks_listed(data.path, ark_dir)
     feats_ark = ark_dir / f"raw_fbank_{data.name}.{tag}.ark"

@@ -71,7 +71,8 @@ def train(
     main_process = torchrun.rank() == 0
     distributed.setup(config.train.device)  # under torchrun, all join before the main one can fail (on the lock):
     # the others waited in the rendezvous until torchrun gave up on them (30 s), deaf to its SIGTERM
-    busy = f"train: {exp_dir} is being trained by another process now; wait for it or give another --exp"
+    # no 'train: ' before it: the command line kept it after its own ('flowaccent train: error: train: ...')
+    busy = f"{exp_dir} is being trained by another process now; wait for it or give another --exp"
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "WORLD_SIZE" not in os.environ:
         busy += (f" (this is one of {os.environ['SLURM_NTASKS']} Slurm tasks, each a whole training: for one run on "
                  "several processes start torchrun with srun, one task per node)")

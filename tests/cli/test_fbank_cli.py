@@ -123,6 +123,22 @@ def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
     assert not (wav_data_dir / "feats.scp").exists()
 
 
+def test_an_ark_folder_that_is_a_file_or_a_broken_link_is_said_as_such(wav_data_dir, tmp_path, capsys):
+    r"""``DATA_DIR/data`` a link to a scratch disk not mounted, or a file: 'File exists', naming neither."""
+    arks = wav_data_dir / "data"
+    arks.symlink_to(tmp_path / "not_mounted")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent fbank: error: {arks} is a link to {tmp_path / 'not_mounted'}, "
+                                       "which is not there (a disk not mounted?); the arks go into it\n")
+    arks.unlink()
+    arks.write_text("")
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent fbank: error: {arks} is a file; the arks go into a folder of that "
+                                       "name: move the file\n")
+    arks.unlink()
+    assert main(["fbank", str(wav_data_dir), "--quiet"]) == 0
+
+
 def test_failing_pipe_and_too_short_audio(wav_data_dir, capsys):
     lines = (wav_data_dir / "wav.scp").read_text().splitlines()
     lines[2] = "spkA-002 cat /nonexistent.wav |"

@@ -111,7 +111,7 @@ def test_a_second_training_into_a_locked_exp_is_refused(gaussian_dir, tmp_path):
     exp.mkdir()
     with open(exp / LOCK, "w") as held:  # as a running training holds it
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(ConfigError, match=f"train: {exp} is being trained by another process now"):
+        with pytest.raises(ConfigError, match=f"^{exp} is being trained by another process now"):
             train(small_config(epochs=1), exp, [str(gaussian_dir[0])], quiet=True)
     assert sorted(p.name for p in exp.iterdir()) == [LOCK]  # nothing of its own written
     with pytest.raises(DataDirError, match="nowhere"):
