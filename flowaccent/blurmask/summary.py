@@ -3,6 +3,7 @@ r"""What a blur-mask run writes over its utterances: ``summary.json``, ``summary
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[s
 
 def write_summary(out, exp, checkpoint, digest, results, names, fit, deletion, run, command) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "model": {"exp": str(exp), "checkpoint": str(checkpoint or exp / "final.pt"), "digest": digest},
+        "model": {"exp": os.path.abspath(exp), "checkpoint": os.path.abspath(checkpoint or exp / "final.pt"),
+                  "digest": digest},  # absolute: as score's (a report made elsewhere named a relative path)
         "config": {"fit": fit.to_dict(), "deletion": deletion.to_dict(), "run": run.to_dict()},
         "command": command,
         "sets": {n: _group_summary([r for r in results if r.set_name == n], deletion.baselines) for n in names},

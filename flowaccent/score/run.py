@@ -3,6 +3,7 @@ r"""``flowaccent score``: score corpora with a trained flow and write ``summary.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -147,10 +148,12 @@ def _checked_sets(exp: Path, out: Path, model, data_specs, reference: str | None
 
 
 def _model_record(exp: Path, checkpoint, model, digest: str, llr_class: str | None) -> dict[str, Any]:
-    r"""``summary.json``'s ``model``: the experiment, the model file and its digest, the model's shape and classes."""
+    r"""``summary.json``'s ``model``: the experiment, the model file and its digest, the model's shape and classes.
+    Paths absolute (not resolved): as given, a report or a hint made from another folder named the wrong one, and
+    the report's check of the checkpoint's digest did not find the file."""
     return {
-        "exp": str(exp),
-        "checkpoint": str(checkpoint or exp / "final.pt"),
+        "exp": os.path.abspath(exp),
+        "checkpoint": os.path.abspath(checkpoint or exp / "final.pt"),
         "dim": model.dim,
         "cond_dim": model.prior_config.cond_dim,
         "classes": list(model.class_names),

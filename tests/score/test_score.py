@@ -1047,3 +1047,15 @@ def test_regressions_of_a_large_rated_set_take_a_sample(trained, tmp_path, capsy
     assert (regression_sample(rated, 100, 3) == np.flatnonzero(rated)).all()
     assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "ja"), "--regression-max-utts", "-1"]) == 1
     assert "regression_max_utts (--regression-max-utts) must be >= 0" in capsys.readouterr().err
+
+
+def test_the_summary_names_the_model_by_absolute_paths(trained, tmp_path, monkeypatch):
+    r"""``--exp`` as typed (relative) went into summary.json: a report made from another folder named a path that
+    was not there, and its check of the checkpoint's digest did not find the file."""
+    import json
+
+    root, exp = trained
+    monkeypatch.chdir(exp.parent)
+    assert main(["score", "--exp", exp.name, "--out", str(tmp_path / "s"), str(root / "native"), "--quiet"]) == 0
+    model = json.loads((tmp_path / "s" / "summary.json").read_text())["model"]
+    assert model["exp"] == str(exp) and model["checkpoint"] == str(exp / "final.pt")
