@@ -67,43 +67,36 @@ def write_report(
     folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
     if len(set(folders)) < len(folders):
         raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
-    from flowaccent.report.phones import load_phones
+    from flowaccent.report.phones import load_phones, phones_part
 
     phone_runs = [load_phones(folder, scores) for folder in folders]  # before anything is removed
     with figures_lock(out.parent / "figures"):  # another report into this folder: refused, not interleaved
-        return _write_locked(exp, scores, out, command, summary, masks, blurmask, folders, phone_runs, tsne_frames)
+        for old in (out, out.with_suffix(".md")):
+            old.unlink(missing_ok=True)
+        figures = draw_figures_locked(exp, scores, out.parent / "figures", summary, tsne_frames)
+        for prefix in (BLURMASK_FIGURES, PHONES_FIGURES):  # an earlier report's blur masks and phones
+            for old in (out.parent / "figures").glob(f"{prefix}*.png"):
+                old.unlink()
+        config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else checkpoint_config(exp)
+        shown = sections(summary)
+        notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
+        if masks is not None:
+            from flowaccent.blurmask.report import blurmask_part
 
-
-def _write_locked(exp, scores, out, command, summary, masks, blurmask, folders, phone_runs, tsne_frames) -> Path:
-    r""":func:`write_report`'s drawing and writing, within its folder's :func:`figures_lock`."""
-    from flowaccent.report.phones import phones_part
-
-    for old in (out, out.with_suffix(".md")):
-        old.unlink(missing_ok=True)
-    figures = draw_figures_locked(exp, scores, out.parent / "figures", summary, tsne_frames)
-    for prefix in (BLURMASK_FIGURES, PHONES_FIGURES):  # an earlier report's blur masks and phones
-        for old in (out.parent / "figures").glob(f"{prefix}*.png"):
-            old.unlink()
-    config = (exp / "config.yaml").read_text() if (exp / "config.yaml").exists() else checkpoint_config(exp)
-    shown = sections(summary)
-    notes, made = [naming(summary)], [f"scored: {summary.get('command', '(command not recorded)')}"]
-    if masks is not None:
-        from flowaccent.blurmask.report import blurmask_part
-
-        tables, mask_figures, note, blurmask_command = blurmask_part(blurmask, masks, out.parent / "figures")
-        shown, figures = shown + tables, figures | mask_figures
-        notes.append(note)
-        made.append(f"blur masks: {blurmask_command}")
-    for index, (folder, run) in enumerate(zip(folders, phone_runs)):
-        tables, phone_figures, note, phones_command = phones_part(folder, *run, out.parent / "figures",
-                                                                  index if len(folders) > 1 else None)
-        shown, figures = shown + tables, figures | phone_figures
-        notes += [note] if index == 0 else []
-        made.append(f"phones: {phones_command}")
-    if command:
-        made.append(f"report: {command}")
-    trained = trained_on(exp)
-    atomic_write_text(out, html_page(summary, shown, figures, config, notes, made, trained))
-    atomic_write_text(out.with_suffix(".md"), markdown_page(summary, shown, figures, config, notes, made, out.parent,
-                                                        trained))
-    return out
+            tables, mask_figures, note, blurmask_command = blurmask_part(blurmask, masks, out.parent / "figures")
+            shown, figures = shown + tables, figures | mask_figures
+            notes.append(note)
+            made.append(f"blur masks: {blurmask_command}")
+        for index, (folder, run) in enumerate(zip(folders, phone_runs)):
+            tables, phone_figures, note, phones_command = phones_part(folder, *run, out.parent / "figures",
+                                                                      index if len(folders) > 1 else None)
+            shown, figures = shown + tables, figures | phone_figures
+            notes += [note] if index == 0 else []
+            made.append(f"phones: {phones_command}")
+        if command:
+            made.append(f"report: {command}")
+        trained = trained_on(exp)
+        atomic_write_text(out, html_page(summary, shown, figures, config, notes, made, trained))
+        markdown = markdown_page(summary, shown, figures, config, notes, made, out.parent, trained)
+        atomic_write_text(out.with_suffix(".md"), markdown)
+        return out
