@@ -4,7 +4,7 @@ kaldiio's ``read_kaldi`` trusts the header (a corrupt one can ask for gigabytes)
 magic bytes to pickle and audio loaders, and fails with bare assertions. Here: binary float and
 double matrices and vectors (``FM``, ``DM``, ``FV``, ``DV``) are parsed directly, compressed ones
 (``CM``, ``CM2``, ``CM3``) are read whole after a size check and decompressed by kaldiio, text
-matrices (``[ ... ]``) go to kaldiio's text reader, and anything else is a
+matrices (``[ ... ]``) are read by lines, and anything else is a
 :class:`~flowaccent.errors.KaldiIOError` naming the byte offset and the problem.
 """
 
@@ -144,41 +144,34 @@ def _exactly(fd: IO[bytes], count: int, where: str, what: str) -> bytes:
 
 
 def _text(head: bytes, fd: IO[bytes], where: str) -> np.ndarray:
-    r"""A text matrix ``[ 1 2 \n 3 4 ]``, parsed by kaldiio (its carriage returns left out: kaldiio's own reader
-    failed on the lines of a file written on Windows)."""
-    from kaldiio.matio import read_ascii_mat
-
+    r"""A text matrix ``[ 1 2 \n 3 4 ]`` (``head``: its first bytes, read already), read by lines up to its ``]``
+    and the line's end, carriage returns too (a file written on Windows). Float64, as written: cmvn stats are sums
+    of ~1e4-1e6 frames (float32 moved them by ~4e-3), and kaldiio's reader took a matrix whose first number has no
+    '.' (Kaldi writes 0.0 as ``0``) as integers and failed on the rest. One line, ``[ 1 2 3 ]``, is a matrix of one
+    row, as Kaldi reads it into a matrix (kaldiio's is a vector, which every reader here refuses)."""
+    text = head + fd.readline()
+    while b"]" not in text:
+        line = fd.readline()
+        if not line:
+            raise KaldiIOError(f"{where}: corrupt text matrix: the file ends before its ']'")
+        text += line
+    body, _, after = text.partition(b"]")
+    if after.strip(b"\r\n"):
+        raise KaldiIOError(f"{where}: corrupt text matrix: {after.rstrip()[:20]!r} after its ']' (a line's end "
+                           f"expected)")
+    body = body.lstrip()
+    if body[:1] != b"[":
+        raise KaldiIOError(f"{where}: corrupt text matrix: {body[:20]!r} before its '['")
+    rows = [row.split() for row in body[1:].split(b"\n")]
+    rows = [row for row in rows if row]
+    widths = sorted({len(row) for row in rows})
+    if len(widths) > 1:
+        raise KaldiIOError(f"{where}: corrupt text matrix: rows of {widths[0]} and {widths[-1]} numbers")
     try:
-        array = read_ascii_mat(_Prefixed(head, fd))
-    except Exception as error:  # a bare AssertionError says nothing: what was expected, then
-        said = str(error) or "not the '[ rows of numbers ]' of a Kaldi text matrix"
-        raise KaldiIOError(f"{where}: corrupt text matrix: {type(error).__name__}: {said}") from None
-    return np.array(array, dtype=np.float32)
-
-
-class _Prefixed:
-    r"""A read-only stream of ``head`` followed by ``fd`` (for text matrices after a peek), without its carriage
-    returns."""
-
-    def __init__(self, head: bytes, fd: IO[bytes]):
-        self.head, self.fd = head, fd
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            return self._read(n).replace(b"\r", b"")
-        out = b""
-        while len(out) < n:  # kaldiio reads a byte at a time, and b"" is its end of file
-            chunk = self._read(n - len(out))
-            if not chunk:
-                break
-            out += chunk.replace(b"\r", b"")
-        return out
-
-    def _read(self, n: int) -> bytes:
-        if self.head:
-            out, self.head = self.head[:n] if n >= 0 else self.head, self.head[n:] if n >= 0 else b""
-            return out + (self.fd.read(n - len(out)) if n < 0 or len(out) < n else b"")
-        return self.fd.read(n)
+        values = np.array([token.decode("ascii") for row in rows for token in row], dtype=np.float64)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise KaldiIOError(f"{where}: corrupt text matrix: {error}") from None
+    return values.reshape(len(rows), widths[0] if rows else 0)
 
 
 def _tell(fd: IO[bytes]) -> int | None:

@@ -87,8 +87,31 @@ def test_text_arks_written_on_windows_and_a_damaged_one(tmp_path):
         assert list(got) == ["u1", "u2"] and all(np.array_equal(got[k], mats[k]) for k in mats)
     (tmp_path / "bad.ark").write_bytes(b"u1 [ 1 2\n 3 4 ]x\n")
     with pytest.raises(KaldiIOError, match=r"bad.ark: utterance 'u1' \(object at byte 3\): corrupt text matrix: "
-                                           r"AssertionError: not the '\[ rows of numbers \]' of a Kaldi text matrix"):
+                                           r"b'x' after its '\]' \(a line's end expected\)"):
         dict(iter_ark(f"ark:{tmp_path / 'bad.ark'}"))
+    for body, said in [(b"[ 1 2\n 3 ]\n", "rows of 1 and 2 numbers"), (b"[ 1 x ]\n", "could not convert string "
+                       "to float: 'x'"), (b"[ 1 2\n", "the file ends before its '\\]'")]:
+        (tmp_path / "bad.ark").write_bytes(b"u1 " + body)
+        with pytest.raises(KaldiIOError, match=f"utterance 'u1' .*: corrupt text matrix: {said}"):
+            dict(iter_ark(f"ark:{tmp_path / 'bad.ark'}"))
+
+
+def test_a_text_matrix_of_one_line_is_one_row_and_keeps_its_digits(tmp_path):
+    r"""``key [ 1 2 3 ]`` is a 1 x 3 matrix, as Kaldi reads it into a matrix (kaldiio's vector was refused as "a
+    vector, not a matrix of features"); text values are float64 as written: cmvn stats' sums lost ~4e-3 in
+    float32."""
+    (tmp_path / "t.ark").write_bytes(b"u1 [ 1 2 3 ]\nspk [\n 61234.567891 2.5 10\n 1e6 3.25 0 ]\n"
+                                      b"z  [\n  0 -1.5 nan\n  inf 2 -3e-2 ]\ne [ ]\n")
+    got = dict(iter_ark(f"ark:{tmp_path / 't.ark'}"))
+    assert got["u1"].shape == (1, 3) and got["u1"].tolist() == [[1.0, 2.0, 3.0]]
+    assert got["spk"].dtype == np.float64 and got["spk"][0, 0] == 61234.567891
+    # a first number without '.' made kaldiio read integers, and fail on the '-1.5'
+    np.testing.assert_array_equal(got["z"], [[0, -1.5, np.nan], [np.inf, 2, -0.03]])
+    assert got["e"].shape == (0, 0)
+    assert float(np.float32(61234.567891)) != 61234.567891  # what float32 made of it
+    (tmp_path / "feats.scp").write_text(f"u1 {tmp_path / 't.ark'}:3\n")
+    ((key, one),) = ScpReader(tmp_path / "feats.scp")
+    assert key == "u1" and one.shape == (1, 3)
 
 
 def truncate(path, size):
