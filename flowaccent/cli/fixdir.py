@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     counted = (f"; counted the frames of {summary.counted} utterance(s) in feats.scp for utt2num_frames"
                if summary.counted else "")
     print(f"fixdir: {args.data_dir}: {kept}{unknown}{stale}{counted}{wrote}", file=sys.stderr)
-    problems = inspect_dir(Path(args.data_dir), (), FBANK_OUTPUTS if summary.stale_feats else ())[1]
+    problems = inspect_dir(Path(args.data_dir), (), FBANK_OUTPUTS if summary.stale_feats else (), kaldi=True)[1]
     for problem in problems:  # what a fix cannot mend (utt2spk not sorted by speaker, a bad value)
         print(f"flowaccent fixdir: error: {problem}", file=sys.stderr)
     if not problems:

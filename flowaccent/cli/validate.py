@@ -8,25 +8,36 @@ import sys
 from flowaccent.cli.main import COMMANDS
 from flowaccent.data.datadir import load_data_dir, validate_data_dir
 
+#: The tables Kaldi's ``--no-feats``, ``--no-text`` and ``--no-wav`` leave unchecked (none is required here, as
+#: Kaldi requires them without those options).
+NOT_CHECKED = {"feats": ("feats.scp", "cmvn.scp", "utt2num_frames"), "text": ("text",),
+               "wav": ("wav.scp", "segments", "reco2file_and_channel", "reco2dur")}
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "validate",
         help=COMMANDS["validate"],
         description="Checks sorting, unique keys, utt2spk/spk2utt consistency, speaker-prefix "
-        "rule and coverage of every table. With --read-feats, also reads every matrix of "
+        "rule and coverage of every table, with Kaldi's rules for the tables flowaccent's commands do not read "
+        "(spk2gender, utt2dur, ...), Windows line ends and a text not in UTF-8 (docs/data.md). With --read-feats, "
+        "also reads every matrix of "
         "feats.scp (which must exist) and cmvn.scp and checks frames, dims and values, and that the "
         "CMVN stats match the features' dim.",
     )
     parser.add_argument("data_dirs", metavar="DATA_DIR", nargs="+")
     parser.add_argument("--read-feats", action="store_true", help="also read every feature matrix")
+    for table, skipped in NOT_CHECKED.items():  # Kaldi's validate_data_dir.sh's options
+        parser.add_argument(f"--no-{table}", action="store_true",
+                            help=f"do not check {', '.join(skipped)} (none of them is required)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     status = 0
+    unused = [name for table, skipped in NOT_CHECKED.items() if getattr(args, f"no_{table}") for name in skipped]
     for data_dir in args.data_dirs:
-        problems = validate_data_dir(data_dir)
+        problems = validate_data_dir(data_dir, unused=unused)
         if not problems and args.read_feats:
             problems = _read_all(data_dir)
         if problems:

@@ -113,9 +113,11 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
     return DataDir(Path(path), tables)
 
 
-def validate_data_dir(path: str | Path, require: Iterable[str] = ()) -> list[str]:
-    r"""Returns every problem found in the data dir at ``path`` (an empty list when valid)."""
-    return inspect_dir(Path(path), as_names(require, "require"))[1]
+def validate_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterable[str] = ()) -> list[str]:
+    r"""Returns every problem found in the data dir at ``path`` (an empty list when valid), Kaldi's rules for the
+    tables flowaccent's commands do not read included; the tables of ``unused`` are not checked (Kaldi's
+    ``--no-text``)."""
+    return inspect_dir(Path(path), as_names(require, "require"), as_names(unused, "unused"), kaldi=True)[1]
 
 
 def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str]) -> DataDir:
@@ -165,7 +167,8 @@ def subset_data_dir(source: str | Path, target: str | Path, utts: Iterable[str])
 #: (a CTM's lines of one utterance kept in their order); ``frame_shift`` is copied.
 OTHER_TABLES = {"vad.scp": "utt", "utt2lang": "utt", "utt2dur": "utt", "utt2uniq": "utt", "utt2warp": "utt",
                 "utt2phones": "utt", "phones.ctm": "utt", "canonical.ctm": "utt", "spk2warp": "spk",
-                "spk2gender": "spk", "reco2file_and_channel": "reco", "stm": "reco", "frame_shift": None}
+                "spk2gender": "spk", "reco2file_and_channel": "reco", "reco2dur": "reco", "stm": "reco",
+                "frame_shift": None}
 
 
 def other_tables(

@@ -21,6 +21,7 @@ from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import (
     EMPTY_VALUE_OK,
     FEATS_DIGEST,
+    KALDI_TABLES,
     NEEDED,
     SPK_TABLES,
     UTT_TABLES,
@@ -118,6 +119,7 @@ def fix_data_dir(path: str | Path, exclude: Iterable[str] = ()) -> FixSummary:
         utt2spk = tables["utt2spk"]
         if not utt2spk:
             raise DataDirError(f"{path / 'utt2spk'}: empty data dir (no utterances)")
+        _check_lines(path, utt2spk)
         lacking = _lacking(path, tables)
         stale = stale_feats(path, tables["feats.scp"], utt2spk) if "feats.scp" in tables else ""
         if stale:
@@ -174,6 +176,19 @@ def _count_frames(path: Path, tables: dict[str, dict[str, str]], kept: set[str],
     lines = kept_lines(old, kept) + table_text(counted, str(path / "utt2num_frames")).encode("utf-8")
     new["utt2num_frames"] = kept_lines(lines, None, sort=True)
     return len(counted)
+
+
+def _check_lines(path: Path, utt2spk: Mapping[str, str]) -> None:
+    r"""Refuses what a fix cannot mend and would spread: a speaker of more than one field (it made ``spk2utt``'s
+    keys, and was said as a bad key there), a duplicate key or an empty line in a table of
+    :data:`~flowaccent.data.rules.KALDI_TABLES` (both lines were kept)."""
+    bad = next((utt for utt, spk in utt2spk.items() if len(fields(spk)) != 1), None)
+    if bad is not None:
+        raise DataDirError(f"{path / 'utt2spk'}: utterance '{bad}': '{utt2spk[bad]}' is not one speaker id (a line is "
+                           f"'utterance speaker')")
+    for name in KALDI_TABLES:
+        if (path / name).is_file():
+            read_table(path / name, any_order=True)
 
 
 def _lacking(path: Path, tables: dict[str, dict[str, str]]) -> dict[str, set[str]]:

@@ -3,6 +3,7 @@ project's tables): :func:`inspect_dir` reads its tables and lists every problem.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from flowaccent.data.atomic import bytes_digest
 from flowaccent.data.kaldi_text import COUNT, NUMBER, fields
 from flowaccent.data.segments import parse_segment
-from flowaccent.data.table import c_order, read_table, spk2utt_of
+from flowaccent.data.table import DuplicateKeyError, c_order, read_table, spk2utt_of
 from flowaccent.errors import DataDirError
 
 #: Tables keyed by utterance.
@@ -59,18 +60,45 @@ _HOW = {
     "utils/data/get_utt2num_frames.sh; or run 'flowaccent fbank {path}' for new features)",
 }
 
+#: Other tools' tables of one line a key that Kaldi's ``validate_data_dir.sh`` checks (flowaccent's commands do not
+#: read them: ``validate`` and ``fixdir`` check them, :func:`inspect_dir`'s ``kaldi``), each keyed by utterance,
+#: speaker or recording (``wav.scp``'s: with ``segments``, theirs).
+KALDI_TABLES = {"utt2dur": "utt", "utt2lang": "utt", "utt2uniq": "utt", "utt2warp": "utt", "vad.scp": "utt",
+                "spk2gender": "spk", "spk2warp": "spk", "reco2file_and_channel": "reco", "reco2dur": "reco"}
+
+#: How to mend a table of :data:`KALDI_TABLES` that lacks some keys (Kaldi's script requires each to list them all).
+_LACKING = {"utt2dur": "; Kaldi's utils/data/get_utt2dur.sh makes it", "spk2gender": "; give each speaker one",
+            "utt2lang": "; 'flowaccent fixdir {path}' leaves them out",
+            "reco2dur": "; Kaldi's utils/data/get_reco2dur.sh makes it"}
+
+
+def _number(value: str, low: float, high: float) -> bool:
+    r"""``value`` a number (not ``4_5``, nor Arabic-Indic digits) in the open interval ``(low, high)``."""
+    return bool(NUMBER.fullmatch(value)) and low < float(value) < high
+
+
+#: Of :data:`KALDI_TABLES`, the values Kaldi's script requires, and what they are in words.
+_KALDI_VALUES = {
+    "utt2dur": (lambda v: _number(v, 0, math.inf), "a duration > 0 (seconds)"),
+    "reco2dur": (lambda v: _number(v, 0, math.inf), "a duration > 0 (seconds)"),
+    "utt2warp": (lambda v: _number(v, 0.5, 1.5), "a warp factor in (0.5, 1.5)"),
+    "spk2warp": (lambda v: _number(v, 0.5, 1.5), "a warp factor in (0.5, 1.5)"),
+    "spk2gender": (lambda v: v in ("m", "f"), "'m' or 'f'"),
+    "reco2file_and_channel": (lambda v: len(fields(v)) == 2 and fields(v)[1] in ("A", "B", "1"),
+                              "'file channel', the channel A or B"),
+}
+
 #: Of a table made from ``feats.scp``, where that is missing too.
 _WITH_FEATS = " (written with feats.scp by 'flowaccent fbank')"
 
 
-def _swapped(tables: dict[str, dict[str, str]], error: str) -> str:
-    r"""A hint for an ``utt2spk`` whose ``error`` is a duplicate key that is no utterance of the tables read before it
-    (``segments``, else ``wav.scp``): a speaker, its columns swapped ("" otherwise)."""
-    found = re.search(r": duplicate key '(.*)'$", error)
+def _utt2spk_error(tables: dict[str, dict[str, str]], error: DataDirError) -> str:
+    r"""What is said of an ``utt2spk`` that cannot be read: a duplicate key that is no utterance of the tables read
+    before it (``segments``, else ``wav.scp``) is a speaker, its columns swapped."""
     utterances = tables.get("segments", tables.get("wav.scp"))
-    if found is None or utterances is None or found.group(1) in utterances:
-        return ""
-    return " (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance speaker' a line)"
+    if not isinstance(error, DuplicateKeyError) or utterances is None or error.key in utterances:
+        return str(error)
+    return f"{error.said}: not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance speaker' a line"
 
 
 def utterances_digest(utts: Iterable[str]) -> str:
@@ -129,11 +157,12 @@ def as_names(value: Iterable[str], what: str) -> tuple[str, ...]:
 
 
 def inspect_dir(
-    path: Path, require: tuple[str, ...], unused: tuple[str, ...] = (), share: bool = False
+    path: Path, require: tuple[str, ...], unused: tuple[str, ...] = (), share: bool = False, kaldi: bool = False
 ) -> tuple[dict, list[str]]:
     r"""``(tables, problems)`` of the data dir ``path``; ``share``: the tables hold each id once (as a
     :class:`~flowaccent.data.datadir.DataDir` keeps them; :func:`read_table`'s ``shared``, which took ``validate``
-    7% longer on 200k utterances for tables it drops at once)."""
+    7% longer on 200k utterances for tables it drops at once); ``kaldi``: Kaldi's rules that flowaccent's own
+    commands do not need too (:func:`_check_kaldi`: ``validate`` and ``fixdir``)."""
     if not path.is_dir():
         return {}, [f"{path}: {'not a directory' if path.exists() else 'no such directory'}"]
     problems: list[str] = []
@@ -153,7 +182,7 @@ def inspect_dir(
                 tables[name] = read_table(path / name, name in EMPTY_VALUE_OK, any_text=name == "text", shared=shared,
                                           share_values=name in _ID_VALUES)
             except DataDirError as error:
-                problems.append(str(error) + (_swapped(tables, str(error)) if name == "utt2spk" else ""))
+                problems.append(_utt2spk_error(tables, error) if name == "utt2spk" else str(error))
     if "utt2spk" in tables:
         problems += _check_speakers(path, tables)
         problems += _check_coverage(path, tables)
@@ -161,7 +190,88 @@ def inspect_dir(
     if "segments" in tables:
         problems += _check_segments(path, tables)
     problems += _check_one_fbank_run(path, tables)
+    if kaldi and path.is_dir():
+        problems += _check_kaldi(path, tables, unused)
     return tables, problems
+
+
+def _check_kaldi(path: Path, tables: dict[str, dict[str, str]], unused: tuple[str, ...]) -> list[str]:
+    r"""What Kaldi's ``validate_data_dir.sh`` refuses that flowaccent's commands read (they drop a ``\r`` before a
+    line's end, replace a transcript's bytes that are not UTF-8, and do not read :data:`KALDI_TABLES`): the tables of
+    :data:`KALDI_TABLES` (:func:`_check_kaldi_tables`), recordings of ``wav.scp`` that no segment cuts, Windows line
+    ends, a ``text`` not in UTF-8 (:func:`_check_bytes`)."""
+    present = [name for name in KALDI_TABLES if name not in unused and (path / name).is_file()]
+    segments = tables.get("segments")
+    recordings = None if segments is None else {fields(value)[0] for value in segments.values() if fields(value)}
+    problems = _check_kaldi_tables(path, tables, present, recordings)
+    if recordings is not None and "wav.scp" in tables:
+        unused_recordings = sorted(set(tables["wav.scp"]) - recordings, key=c_order)
+        if unused_recordings:
+            problems.append(f"{path / 'wav.scp'}: {len(unused_recordings)} recording(s) that no line of segments cuts, "
+                            f"e.g. '{unused_recordings[0]}' (Kaldi's validate_data_dir.sh requires the same "
+                            f"recordings; 'flowaccent fixdir {path}' removes them)")
+    for name in [*UTT_TABLES, *SPK_TABLES, *present]:
+        if name not in unused and (path / name).is_file():
+            problems += _check_bytes(path / name)
+    return problems
+
+
+def _check_kaldi_tables(
+    path: Path, tables: dict[str, dict[str, str]], present: list[str], recordings: set[str] | None
+) -> list[str]:
+    r"""The tables ``present`` of :data:`KALDI_TABLES`: one line a key, sorted, of the dir's keys (``recordings``:
+    those ``segments`` cuts; None: none, the utterances are), each key; values as :data:`_KALDI_VALUES`."""
+    problems: list[str] = []
+    utt2spk = tables.get("utt2spk", {})
+    keys = {"utt": set(utt2spk), "spk": set(utt2spk.values()),
+            "reco": set(utt2spk) if recordings is None else recordings}
+    whose = {"utt": ("utterance", "utt2spk"), "spk": ("speaker", "utt2spk"),
+             "reco": ("recording", "utt2spk" if recordings is None else "segments")}
+    for name in present:
+        try:
+            table = read_table(path / name)
+        except DataDirError as error:
+            problems.append(str(error))
+            continue
+        kind, (what, of) = KALDI_TABLES[name], whose[KALDI_TABLES[name]]
+        lacking = sorted(keys[kind] - set(table), key=c_order) if utt2spk else []
+        extra = sorted(set(table) - keys[kind], key=c_order) if utt2spk else []
+        if lacking:
+            problems.append(f"{path / name}: {len(lacking)} {what}(s) of {of} missing, e.g. '{lacking[0]}' (Kaldi's "
+                            f"validate_data_dir.sh requires them all{_LACKING.get(name, '').format(path=path)})")
+        if extra:
+            problems.append(f"{path / name}: {len(extra)} {what}(s) not in {of}, e.g. '{extra[0]}' ('flowaccent "
+                            f"fixdir {path}' removes them)")
+        good, said = _KALDI_VALUES.get(name, (None, ""))
+        bad = next((key for key, value in table.items() if not good(value)), None) if good else None
+        if bad is not None:
+            problems.append(f"{path / name}: {what} '{bad}': '{table[bad]}' is not {said}")
+    return problems
+
+
+def _check_bytes(table: Path) -> list[str]:
+    r"""A ``table``'s Windows line ends (Kaldi's tools read the ``\r`` as part of a line's last field), and a ``text``
+    that is not UTF-8 (Kaldi's ``validate_text.pl`` refuses it)."""
+    problems = []
+    with contextlib.suppress(OSError):  # said where the table was read
+        raw = table.read_bytes()
+        at = raw.find(b"\r\n")
+        if at >= 0:
+            problems.append(f"{table}:{_line_of(raw, at)}: a Windows line end (\\r\\n): Kaldi's tools take the \\r as "
+                            f"part of the line's last field (flowaccent's drop it); sed -i 's/\\r$//' {table}")
+        if table.name == "text":
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problems.append(f"{table}:{_line_of(raw, error.start)}: not UTF-8 ({error.reason} at byte "
+                                f"{error.start}), which Kaldi's validate_text.pl refuses (flowaccent's commands "
+                                f"replace those bytes); convert it, e.g. iconv -f LATIN1 -t UTF-8")
+    return problems
+
+
+def _line_of(data: bytes, at: int) -> int:
+    r"""The number of the line (from 1) that holds byte ``at`` of ``data``."""
+    return data.count(b"\n", 0, at) + 1
 
 
 #: The run tag in the ark names ``flowaccent fbank`` writes (``raw_fbank_NAME.TAG.ark``, ``cmvn_NAME.TAG.ark``).

@@ -12,6 +12,19 @@ from flowaccent.data.kaldi_text import KALDI_SPACE, fields, has_space
 from flowaccent.errors import DataDirError
 
 
+class DuplicateKeyError(DataDirError):
+    r"""A key on two lines of a table: ``where`` (``path:line``), the ``key``, the ``first`` line that holds it."""
+
+    def __init__(self, where: str, key: str, first: int):
+        self.where, self.key, self.first = where, key, first
+        super().__init__(f"{self.said}: keep one of the two lines")
+
+    @property
+    def said(self) -> str:
+        r"""What is wrong, without what to do."""
+        return f"{self.where}: duplicate key '{self.key}' (line {self.first} too)"
+
+
 def read_table(
     path: str | Path, allow_empty_value: bool = False, any_text: bool = False, *, shared: dict[str, str] | None = None,
     share_values: bool = False, any_order: bool = False,
@@ -45,7 +58,7 @@ def read_table(
             line = line[:-1]
         parts = fields(line, maxsplit=1)
         if not parts:
-            raise DataDirError(f"{path}:{number}: empty line")
+            raise DataDirError(f"{path}:{number}: empty line (Kaldi's tables have none: remove it)")
         if line[0] in KALDI_SPACE:
             raise DataDirError(f"{path}:{number}: line starts with whitespace (empty key)")
         key = parts[0] if shared is None else shared.setdefault(parts[0], parts[0])
@@ -55,7 +68,7 @@ def read_table(
         if not value and not allow_empty_value:
             raise DataDirError(f"{path}:{number}: key '{key}' has no value")
         if key in table:
-            raise DataDirError(f"{path}:{number}: duplicate key '{key}'")
+            raise DuplicateKeyError(f"{path}:{number}", key, list(table).index(key) + 1)  # a line a key up to here
         if key < previous and not any_order:  # code points compare as UTF-8 bytes: C order
             raise DataDirError(
                 f"{path}:{number}: not sorted in C order ('{key}' after '{previous}'); sort with LC_ALL=C sort"

@@ -194,3 +194,28 @@ def test_frame_counts_utt2num_frames_lacks_are_counted(wav_data_dir, tmp_path, c
                                        "utterance(s) in feats.scp for utt2num_frames; made utt2num_frames\n")
     assert frames.read_bytes() == written
     assert main(["validate", str(wav_data_dir), "--read-feats"]) == 0
+
+
+def test_kaldis_rules_for_the_tables_commands_do_not_read(wav_data_dir, capsys):
+    r"""fixdir removes spk2gender's and utt2dur's lines of no speaker or utterance, refuses a key on two lines (both
+    were kept, and validate said OK), and says what it cannot mend, as validate does; validate takes Kaldi's
+    --no-text, --no-wav and --no-feats."""
+    (wav_data_dir / "spk2gender").write_text("spkA f\nspkA m\nspkB m\n")
+    before = (wav_data_dir / "spk2gender").read_bytes()
+    assert main(["fixdir", str(wav_data_dir)]) == 1 and (wav_data_dir / "spk2gender").read_bytes() == before
+    assert capsys.readouterr().err == (f"flowaccent fixdir: error: {wav_data_dir}/spk2gender:2: duplicate key 'spkA' "
+                                       "(line 1 too): keep one of the two lines\n")
+    (wav_data_dir / "spk2gender").write_text("spkA f\nspkB m\nspkZ m\n")
+    (wav_data_dir / "text").write_bytes(b"".join(b"%s HI\r\n" % utt.encode() for utt in
+                                                 (wav_data_dir / "utt2spk").read_text().split()[::2]))
+    assert main(["fixdir", str(wav_data_dir)]) == 1
+    assert (wav_data_dir / "spk2gender").read_text() == "spkA f\nspkB m\n"
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[1].startswith(f"flowaccent fixdir: error: {wav_data_dir}/text:1: a Windows line end")
+    assert main(["validate", str(wav_data_dir)]) == 1 and main(["validate", "--no-text", str(wav_data_dir)]) == 0
+    utt2spk = (wav_data_dir / "utt2spk").read_text()
+    (wav_data_dir / "utt2spk").write_text(utt2spk.replace(" spkA\n", " spkA extra\n", 1))
+    capsys.readouterr()
+    assert main(["fixdir", str(wav_data_dir)]) == 1  # it was said as a bad key of spk2utt, which fixdir makes
+    assert capsys.readouterr().err == (f"flowaccent fixdir: error: {wav_data_dir}/utt2spk: utterance 'spkA-000': "
+                                       "'spkA extra' is not one speaker id (a line is 'utterance speaker')\n")

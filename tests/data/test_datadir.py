@@ -53,8 +53,8 @@ def test_valid_dir(tmp_path, monkeypatch):
         ({"utt2spk": "a-2 a\na-1 a\nb-1 b\n"}, "not sorted in C order"),
         ({"utt2spk": "a-1 a\na-1 a\nb-1 b\n"}, "duplicate key 'a-1'"),
         ({"utt2spk": "a a-1\na a-2\nb b-1\n", "wav__scp": "a-1 1.wav\na-2 2.wav\nb-1 3.wav\n"},  # columns swapped
-         "utt2spk:2: duplicate key 'a' (not an utterance of wav.scp or segments: a speaker? utt2spk is 'utterance "
-         "speaker' a line)"),
+         "utt2spk:2: duplicate key 'a' (line 1 too): not an utterance of wav.scp or segments: a speaker? utt2spk is "
+         "'utterance speaker' a line"),
         ({"utt2spk": None}, "utt2spk: required but missing (make it from spk2utt: Kaldi's "
          "utils/spk2utt_to_utt2spk.pl "),
         ({"utt2spk": None, "spk2utt": None, "feats__scp": "a-1 x.ark:1\na-2 x.ark:2\nb-1 x.ark:3\n"},
@@ -118,7 +118,8 @@ def test_stats_keyed_by_utterance_are_said_as_such_first(tmp_path):
 
 def test_a_duplicate_utterance_of_utt2spk_is_not_called_a_speaker(tmp_path):
     d = make_dir(tmp_path / "d", utt2spk="a-1 a\na-1 a\nb-1 b\n", wav__scp="a-1 1.wav\na-2 2.wav\nb-1 3.wav\n")
-    assert [p for p in validate_data_dir(d) if "utt2spk:" in p] == [f"{d / 'utt2spk'}:2: duplicate key 'a-1'"]
+    assert [p for p in validate_data_dir(d) if "utt2spk:" in p] == [
+        f"{d / 'utt2spk'}:2: duplicate key 'a-1' (line 1 too): keep one of the two lines"]
 
 
 def test_the_first_problem_names_the_command_that_lists_the_others(tmp_path):
@@ -245,19 +246,54 @@ def test_segments_key_wav_scp_by_recording(tmp_path):
 
     d = make_dir(tmp_path / "d", segments="a-1 r1 0 1.5\na-2 r1 1.5 -1\nb-1 r2 0.25 2 1\n",
                  wav__scp="r0 unused.wav\nr1 r1.wav\nr2 sox r2.wav -t wav - |\n")
-    assert validate_data_dir(d) == []  # recordings no segment names are allowed, as in Kaldi
+    # Kaldi's validate_data_dir.sh requires segments' recordings and wav.scp's to be the same; commands read the dir
+    assert validate_data_dir(d) == [f"{d / 'wav.scp'}: 1 recording(s) that no line of segments cuts, e.g. 'r0' "
+                                    "(Kaldi's validate_data_dir.sh requires the same recordings; 'flowaccent fixdir "
+                                    f"{d}' removes them)"]
     assert load_data_dir(d).segments()["b-1"] == Segment("r2", 0.25, 2.0, 1)
     sub = subset_data_dir(d, tmp_path / "sub", ["b-1"])
     assert read_table(sub.path / "wav.scp") == {"r2": "sox r2.wav -t wav - |"} and validate_data_dir(sub.path) == []
+
+
+@pytest.mark.parametrize("name,content,said", [
+    ("spk2gender", "a x\nb m\n", ": speaker 'a': 'x' is not 'm' or 'f'"),
+    ("spk2gender", "a f\n", ": 1 speaker(s) of utt2spk missing, e.g. 'b' (Kaldi's validate_data_dir.sh requires them "
+     "all; give each speaker one)"),
+    ("spk2gender", "a f\nb m\nz m\n", ": 1 speaker(s) not in utt2spk, e.g. 'z' ('flowaccent fixdir {d}' removes them)"),
+    ("spk2gender", "a f\na m\nb m\n", ":2: duplicate key 'a' (line 1 too): keep one of the two lines"),
+    ("utt2dur", "a-1 1.5\na-2 -1\nb-1 2\n", ": utterance 'a-2': '-1' is not a duration > 0 (seconds)"),
+    ("utt2dur", "a-1 1.5\nb-1 2\n", ": 1 utterance(s) of utt2spk missing, e.g. 'a-2' (Kaldi's validate_data_dir.sh "
+     "requires them all; Kaldi's utils/data/get_utt2dur.sh makes it)"),
+    ("utt2warp", "a-1 1\na-2 1.6\nb-1 1\n", ": utterance 'a-2': '1.6' is not a warp factor in (0.5, 1.5)"),
+    ("utt2lang", "a-1 en\nb-1 zh\n", ": 1 utterance(s) of utt2spk missing, e.g. 'a-2' (Kaldi's validate_data_dir.sh "
+     "requires them all; 'flowaccent fixdir {d}' leaves them out)"),
+    ("reco2file_and_channel", "a-1 a-1 A\na-2 a-2 C\nb-1 b-1 B\n", ": recording 'a-2': 'a-2 C' is not 'file "
+     "channel', the channel A or B"),
+    ("vad.scp", "a-1 v.ark:1\na-2 v.ark:9\nb-1 v.ark:20\n", None),
+])
+def test_kaldis_other_tables_checked_as_kaldi_checks_them(tmp_path, name, content, said):
+    r"""Kaldi's validate_data_dir.sh's rules for the tables flowaccent's commands do not read (it said OK of a
+    spk2gender of 'x' and unknown speakers); the commands read the dir all the same."""
+    d = make_dir(tmp_path / "d", **{name.replace(".", "__"): content})
+    assert validate_data_dir(d) == ([f"{d / name}{said.format(d=d)}"] if said else [])
+    load_data_dir(d)
+    assert validate_data_dir(d, unused=[name]) == []
 
 
 def test_tables_read_as_kaldi_reads_them(tmp_path):
     r"""Lines end at \n only (a stray \r or form feed inside a transcript is text), CRLF reads as LF, a BOM and
     bytes that are not UTF-8 are named with their line; a Latin-1 transcript is read (text is never used)."""
     d = make_dir(tmp_path / "d", text="a-1 THE\x0cTHIN\rVAN\r\na-2 \r\nb-1 RED LORRY\r\n")
-    assert validate_data_dir(d) == [] and load_data_dir(d).table("text")["a-1"] == "THE\x0cTHIN\rVAN"
+    assert load_data_dir(d).table("text")["a-1"] == "THE\x0cTHIN\rVAN"
+    assert validate_data_dir(d) == [f"{d / 'text'}:1: a Windows line end (\\r\\n): Kaldi's tools take the \\r as part "
+                                    f"of the line's last field (flowaccent's drop it); sed -i 's/\\r$//' {d / 'text'}"]
+    (d / "text").write_bytes((d / "text").read_bytes().replace(b"\r\n", b"\n"))
+    assert validate_data_dir(d) == []
     (d / "text").write_bytes(b"a-1 caf\xe9\na-2 \nb-1 X\n")
     assert load_data_dir(d).table("text")["a-1"] == "caf\ufffd"
+    said = [p.split(": ", 1)[1][:47] for p in validate_data_dir(d)]
+    assert said == ["not UTF-8 (invalid continuation byte at byte 7)"]
+    assert validate_data_dir(d, unused=["text"]) == []  # Kaldi's --no-text
     (d / "utt2accent").write_bytes(b"a-1 nat\xefve\na-2 native\nb-1 zh\n")
     assert any("utt2accent:1: not UTF-8 (invalid continuation byte at byte 7)" in p for p in validate_data_dir(d))
     (d / "utt2accent").write_bytes(b"\xef\xbb\xbfa-1 native\na-2 native\nb-1 zh\n")
