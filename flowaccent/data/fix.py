@@ -222,6 +222,9 @@ def _write(path: Path, tables: dict[str, bytes], old: dict[str, bytes]) -> None:
     backup = path / BACKUP
     writing = backup / _WRITING
     saved = set(writing.read_text(encoding="utf-8").split()) if writing.is_file() else set()
+    if backup.exists() and not backup.is_dir():
+        raise DataDirError(f"{backup}: not a folder, where fixdir keeps the tables it replaces (as Kaldi's script "
+                           "does): move it away; nothing changed")
     backup.mkdir(exist_ok=True)
     for name in tables:
         if name not in saved and name in old:

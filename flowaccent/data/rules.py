@@ -138,13 +138,14 @@ def missing(path: Path, name: str) -> str:
 
 def missing_how(path: Path, name: str) -> str:
     r""":func:`missing`, and how to make the table where there is a way to say (utt2spk's is of the dir's spk2utt,
-    else one speaker an utterance of its wav.scp or feats.scp: not said of a dir with none)."""
+    else one speaker an utterance of its wav.scp or feats.scp: not said of a dir with none; spk2utt's is of
+    utt2spk, where there is one)."""
     table = next((t for t in ("wav.scp", "feats.scp") if (path / t).exists()), None)
     if name == "utt2spk" and (path / "spk2utt").exists():  # its speakers are there: one per utterance lost them
         return missing(path, name) + (f" (make it from spk2utt: Kaldi's utils/spk2utt_to_utt2spk.pl {path}/spk2utt > "
                                       f"{path}/utt2spk)")
-    if name == "utt2spk" and table is None:
-        return missing(path, name)
+    if (name == "utt2spk" and table is None) or (name == "spk2utt" and not (path / "utt2spk").exists()):
+        return missing(path, name)  # no table to make it of
     return missing(path, name) + _HOW.get(name, "").format(path=path, table=table)
 
 
@@ -342,6 +343,8 @@ def _check_coverage(path: Path, tables: dict[str, dict[str, str]]) -> list[str]:
             fix = f" ('flowaccent fixdir {path}' leaves them out)" if name in NEEDED else ""
             if name == "utt2num_frames" and "feats.scp" in tables and not stale:
                 fix = f" ('flowaccent fixdir {path}' counts their frames in feats.scp)"
+            if name == "cmvn.scp":  # fixdir keeps them, unlike Kaldi's script, which drops their utterances
+                fix = f" ('flowaccent cmvn {path}' computes every speaker's)"
             if name == "feats.scp" and stale:  # fixdir keeps them (an old run's)
                 fix = f" (feats.scp is {stale}: 'flowaccent fbank' computes them)"
             problems.append(f"{path / name}: {len(missing)} {kind}(s) of utt2spk missing, e.g. '{missing[0]}'{fix}")

@@ -65,11 +65,17 @@ def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarr
     r"""Per-speaker CMVN stats ``(2, D + 1)`` from ``cmvn.scp``, checked (with ``dim``: ``D`` = ``dim``, the
     features')."""
     stats = {}
-    for spk, matrix in ScpReader(data.path / "cmvn.scp", rxfiles=data.table("cmvn.scp")):  # a clear error without it
+    stats_scp = ScpReader(data.path / "cmvn.scp", rxfiles=data.table("cmvn.scp"), allow_nonfinite=True)  # said below
+    for spk, matrix in stats_scp:  # a clear error without it
         where = f"{data.path / 'cmvn.scp'}: speaker '{spk}'"
-        check_matrix(matrix, where)
+        again = f"make them again: 'flowaccent cmvn {data.path}'"
+        check_matrix(matrix, where, allow_nonfinite=True)
+        if not np.isfinite(matrix).all():
+            row = int(np.argwhere(~np.isfinite(matrix))[0, 0])
+            raise FeatureError(f"{where}: NaN or inf in the CMVN stats (row {row}); {again}")
         if matrix.shape[0] != 2 or matrix[0, -1] < 1:
-            raise FeatureError(f"{where}: not Kaldi CMVN stats (shape {matrix.shape}, count {matrix[0, -1]})")
+            what = "no frames counted" if matrix.shape[0] == 2 else f"shape {matrix.shape}, Kaldi's is (2, D + 1)"
+            raise FeatureError(f"{where}: not Kaldi CMVN stats ({what}: count {matrix[0, -1]}); {again}")
         if dim is not None and matrix.shape[1] != dim + 1:
             raise FeatureError(f"{where}: stats of dim {matrix.shape[1] - 1} for features of dim {dim}")
         stats[spk] = matrix.astype(np.float64)

@@ -46,6 +46,22 @@ def test_read_feats_needs_feats_and_stats_of_their_dim(wav_data_dir, capsys):
             writer.write(spk, stats)
     assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
     assert "stats of dim 23 for features of dim 40" in capsys.readouterr().err
+    again = f"make them again: 'flowaccent cmvn {wav_data_dir}'"
+    for row, value, said in [(0, 0.0, "not Kaldi CMVN stats (no frames counted: count 0.0)"),
+                             (1, np.nan, "NaN or inf in the CMVN stats (row 1)")]:  # said as the features'
+        with ArkWriter(wav_data_dir / "cmvn40.ark", wav_data_dir / "cmvn.scp") as writer:
+            for spk in sorted(speakers):
+                stats = np.ones((2, 41))
+                stats[row, -1] = value
+                writer.write(spk, stats)
+        assert main(["validate", str(wav_data_dir), "--read-feats"]) == 1
+        assert capsys.readouterr().err == (f"flowaccent validate: error: {wav_data_dir}/cmvn.scp: speaker 'spkA': "
+                                           f"{said}; {again}\n")
+    (wav_data_dir / "cmvn.scp").write_text((wav_data_dir / "cmvn.scp").read_text().split("\n", 1)[1])
+    assert main(["validate", str(wav_data_dir)]) == 1  # fixdir keeps the speaker (Kaldi's script drops it)
+    assert capsys.readouterr().err == (f"flowaccent validate: error: {wav_data_dir}/cmvn.scp: 1 speaker(s) of utt2spk "
+                                       f"missing, e.g. 'spkA' ('flowaccent cmvn {wav_data_dir}' computes every "
+                                       "speaker's)\n")
 
 
 def test_read_feats_lists_every_bad_utterance(wav_data_dir, capsys):

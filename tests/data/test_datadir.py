@@ -255,6 +255,12 @@ def test_segments_key_wav_scp_by_recording(tmp_path):
     assert read_table(sub.path / "wav.scp") == {"r2": "sox r2.wav -t wav - |"} and validate_data_dir(sub.path) == []
 
 
+def test_spk2utt_is_not_said_to_be_made_of_a_utt2spk_that_is_missing(tmp_path):
+    d = make_dir(tmp_path / "d", utt2spk=None, spk2utt=None)
+    assert validate_data_dir(d)[:2] == [f"{d / 'utt2spk'}: required but missing",
+                                        f"{d / 'spk2utt'}: required but missing"]
+
+
 @pytest.mark.parametrize("name,content,said", [
     ("spk2gender", "a x\nb m\n", ": speaker 'a': 'x' is not 'm' or 'f'"),
     ("spk2gender", "a f\n", ": 1 speaker(s) of utt2spk missing, e.g. 'b' (Kaldi's validate_data_dir.sh requires them "

@@ -215,3 +215,14 @@ def test_frames_that_cannot_be_counted_change_nothing(tmp_path):
     assert summary.stale_feats and summary.counted == 0 and not (d / "utt2num_frames").exists()
     (d / "utt2num_frames").write_text("a-2 12\n")  # and validate does not say fixdir counts them
     assert validate_data_dir(d) == [f"{d / 'utt2num_frames'}: 2 utterance(s) of utt2spk missing, e.g. 'a-1'"]
+
+
+def test_a_backup_that_is_a_file_changes_nothing(tmp_path):
+    r"""It said "File exists" with no word of what to do."""
+    d = make_dir(tmp_path / "d", text="a-1 X\nb-1 Y\nz-1 Z\n")
+    (d / ".backup").write_text("mine\n")
+    before = files(d)
+    with pytest.raises(DataDirError, match=r"\.backup: not a folder, where fixdir keeps the tables it replaces .*: "
+                                           "move it away; nothing changed"):
+        fix_data_dir(d)
+    assert files(d) == before
