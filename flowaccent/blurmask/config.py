@@ -27,6 +27,10 @@ LAB_FRACTIONS = (0.5, 0.8)
 #: The widest blur allowed, in bins (:class:`BlurMaskConfig` ``m_max``).
 M_MAX_LIMIT = 1000.0
 
+#: The largest noise scale allowed, in log-energy units (:class:`BlurMaskConfig` ``sigma_max``): a log filterbank
+#: spans some tens; at 1e12 the flow's output overflowed and the masks were NaN, with exit 0.
+SIGMA_MAX_LIMIT = 1000.0
+
 
 @dataclasses.dataclass(frozen=True)
 class BlurMaskConfig(Config):
@@ -85,6 +89,8 @@ class BlurMaskConfig(Config):
              f"blurs across all of them), got {self.m_max:g}"),
             (not 0 < self.sigma_min < self.sigma_max, f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
              f"{self.sigma_max}"),
+            (self.sigma_max > SIGMA_MAX_LIMIT, f"sigma_max must be <= {SIGMA_MAX_LIMIT:g} (log-energy units: a noise "
+             f"far wider than a log filterbank's range), got {self.sigma_max:g}"),
             (not 0 < self.init_fraction < 1, f"init_fraction must be in (0, 1), got {self.init_fraction}"),
         ]
         for bad, message in problems:

@@ -148,6 +148,9 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: StepProgre
         loss = inv - config.lam * log_m.mean() if config.lam_on == "entropy" else config.lam * inv - log_m.mean()
         if config.smooth:
             loss = loss + config.smooth * _roughness(log_m)
+        if not torch.isfinite(loss):  # NaN widths followed, and every table's numbers with them
+            raise FeatureError(f"blur mask: the fit's loss is {float(loss.detach())} at step {step + 1}: the target's "
+                               "output overflowed under the perturbation (a smaller m_max or sigma_max)")
         (theta.grad,) = torch.autograd.grad(loss, [theta])
         optimizer.step()
         losses.append(float(loss.detach()))

@@ -121,11 +121,27 @@ def _move_into_place(stage: Path, out: Path, chosen: dict[str, list[str]]) -> No
 def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest="") -> list[UttResult]:
     r"""Explains the ``chosen`` utterances of each of ``sets``, writing their files into ``out/<set>/``; one done
     there already with the same key (:func:`utterance_key`, the model's file ``digest`` among it) is taken as it
-    is. The folders' other utterances' files are removed first."""
+    is. The folders' other utterances' files are removed first. A Ctrl-C says what was kept, and that the same
+    command goes on from it (it said 'interrupted' alone)."""
     for name, utts in chosen.items():
         remove_stale_files(out / name, utts, quiet=True)
-    taken = 0
     results: list[UttResult] = []
+    try:
+        taken = _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest, results)
+    except KeyboardInterrupt:
+        print(f"blurmask: stopped after {len(results)} of {sum(map(len, chosen.values()))} utterance(s); their "
+              f"results are kept in {out}: the same command goes on from them", file=sys.stderr)
+        raise
+    if taken:
+        print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
+              f"had done them ({out})", file=sys.stderr)
+    return results
+
+
+def _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest, results) -> int:
+    r""":func:`_explain_sets`' work: each utterance's result appended to ``results``; returns how many were taken
+    over from a stopped run."""
+    taken = 0
     with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
         for name, data in sets.items():
             cmvn = load_cmvn_stats(data) if need_cmvn else {}
@@ -156,10 +172,7 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                         tqdm.write(warning, file=sys.stderr)
                     bar.set_postfix_str("", refresh=False)
                     bar.update()
-    if taken:
-        print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
-              f"had done them ({out})", file=sys.stderr)
-    return results
+    return taken
 
 
 def _phase_shown(bar: tqdm, utt: str) -> Callable[[str], None]:

@@ -156,6 +156,7 @@ class Runner:
             if _stopped_by(error):  # any other error's step did not count
                 checks.flush()
                 progress.window = [*sums.tolist(), frames]
+                bar.close()  # first: its line was drawn again after the message, which began on it
                 self._save_if_stopped(error, progress)
             raise
         finally:

@@ -268,7 +268,7 @@ def test_utterance_ids_with_dots_keep_a_file_each(flow_exp, tmp_path):
     assert sorted(p.name for p in (out / "dotted" / "figures").glob("*.png")) == ["d.v0-000.png", "d.v1-001.png"]
 
 
-def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_exp, tmp_path, monkeypatch):
+def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_exp, tmp_path, monkeypatch, capsys):
     r"""Only summary.json went at the start of a rerun: after Ctrl-C, summary.md, config.yaml, utt_table.tsv and the
     curves still described the earlier run (its steps), beside the new run's first utterances. Then the summaries
     went at the start: a stopped rerun threw away the earlier complete results. Now nothing of the earlier run's
@@ -290,7 +290,11 @@ def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_
 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".partial" not in p.parts}
     monkeypatch.setattr(run_module, "explain_utterance", interrupted)
+    capsys.readouterr()
     assert main([*args, "--lam", "0.5"]) == 130
+    assert capsys.readouterr().err.splitlines()[-2:] == [  # it said 'interrupted' alone
+        f"blurmask: stopped after 1 of 2 utterance(s); their results are kept in {out / '.partial'}: the same command "
+        "goes on from them", "flowaccent blurmask: interrupted"]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".partial" not in p.parts} == before
     assert main([*args, "--lam", "0.5"]) == 0 and len(calls) == 3  # resumed: the second utterance only
     summary = json.loads((out / "summary.json").read_text())

@@ -182,6 +182,10 @@ def test_config_errors():
     ("m_max", math.inf, "m_max must be a finite number"),
     ("gradient_filter_threshold", math.nan, "gradient_filter_threshold must be a finite number"),
     ("steps", 0, "steps must be >= 1, got 0"),
+    # finite, yet the flow's output overflowed at 1e12: NaN masks with exit 0
+    ("sigma_max", 1e12, r"sigma_max must be <= 1000 \(log-energy units: a noise far wider than a log filterbank's "
+     r"range\), got 1e\+12"),
+    ("m_max", 1e5, "m_max must be <= 1000 bins"),
 ])
 def test_options_out_of_range_are_refused_when_read(field, value, message):
     r"""nan and inf passed every comparison (--sigma-max inf fitted NaN masks with exit 0; --lam nan failed during
@@ -189,3 +193,10 @@ def test_options_out_of_range_are_refused_when_read(field, value, message):
     were the same."""
     with pytest.raises(ConfigError, match=f"blur mask: {message}"):
         BlurMaskConfig(**{field: value})
+
+
+def test_a_loss_that_overflows_stops_the_fit():
+    r"""A target whose output overflows under the perturbation: NaN widths came out, and every number after them."""
+    with pytest.raises(FeatureError, match=r"blur mask: the fit's loss is (inf|nan) at step 1: the target's output "
+                                           r"overflowed under the perturbation"):
+        fit_blur_mask(lambda x: (x * 1e30).exp().sum(), torch.ones(4, 6), steps=3, variant="noise")

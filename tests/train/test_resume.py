@@ -144,14 +144,15 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, even where SIGINT came ignored
     try:
         with pytest.raises(KeyboardInterrupt):
-            train(config, tmp_path / "cut", [str(path)], quiet=True)
+            train(config, tmp_path / "cut", [str(path)], quiet=False)  # its bar closed first, not drawn after it
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer gave Ctrl-C back
     finally:
         handle.remove()
         signal.signal(signal.SIGINT, before)
     cut = tmp_path / "cut"  # how to go on is said ('interrupted' alone did not say the run was kept)
-    assert capsys.readouterr().err.endswith(f"train: stopped in epoch 1 at step 3: {cut / 'checkpoints' / 'last.pt'} "
-                                            f"written; 'flowaccent train --exp {cut} --resume' goes on from it\n")
+    err = capsys.readouterr().err
+    assert err.endswith(f"\ntrain: stopped in epoch 1 at step 3: {cut / 'checkpoints' / 'last.pt'} written; "
+                        f"'flowaccent train --exp {cut} --resume' goes on from it\n")
     saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     adam_steps = {int(state["step"]) for state in saved["optimizer"]["state"].values()}
     assert saved["progress"]["global_step"] == 3 and adam_steps == {3}
