@@ -49,6 +49,7 @@ from flowaccent.data.specs import check_set_folders, load_named_dirs, output_dir
 from flowaccent.data.stream import check_dims, load_cmvn_stats
 from flowaccent.errors import FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
+from flowaccent.progress import progress_bar
 from flowaccent.train.checkpoint import load_experiment_model
 
 #: What blurmask writes beside the sets' folders (no set may take these names), ``summary.json`` last.
@@ -142,7 +143,7 @@ def _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
     r""":func:`_explain_sets`' work: each utterance's result appended to ``results``; returns how many were taken
     over from a stopped run."""
     taken = 0
-    with tqdm(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
+    with progress_bar(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
         for name, data in sets.items():
             cmvn = load_cmvn_stats(data) if need_cmvn else {}
             with RandomAccessReader(data.path / "feats.scp", model.pipeline.input_dim) as reader:
@@ -184,7 +185,7 @@ def _phase_shown(bar: tqdm, utt: str) -> Callable[[str], None]:
     def show(phase: str) -> None:
         nonlocal shown, label
         now, new = time.monotonic(), phase.rstrip("0123456789/")
-        if new != label or now - shown >= PHASE_INTERVAL:
+        if new != label or now - shown >= max(PHASE_INTERVAL, bar.mininterval):  # a log's bar: its interval
             shown, label = now, new
             bar.set_postfix_str(f"{utt}: {phase}")
 

@@ -59,6 +59,7 @@ from flowaccent.features.fbank_journal import (
     write_all,
 )
 from flowaccent.features.fbank_record import RUN_TAG
+from flowaccent.progress import progress_bar
 
 __all__ = ["Journal", "TakenOver", "audio_stamp", "remove_stopped", "take_over"]
 
@@ -162,7 +163,7 @@ def _keep(
         at, why = plan(parsed, [ids for _, ids in jobs])
         with (
             open(ark, "r+b") as fd,
-            tqdm(total=at[-1][0] + 1 if at else 0, unit="rec", desc="fbank: checking a stopped run's features",
+            progress_bar(total=at[-1][0] + 1 if at else 0, unit="rec", desc="fbank: checking a stopped run's features",
                  disable=quiet) as bar,
         ):
             recordings, entries, stop = _read(fd, parsed, at, jobs, add, bar)

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from flowaccent.data.datadir import DATA_DIR_LOCK, load_data_dir, write_table
 from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.stream import iter_utterances
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
+from flowaccent.progress import progress_bar
 
 #: Tables ``flowaccent cmvn`` neither reads nor needs intact: all but ``utt2spk``, ``spk2utt``, ``feats.scp`` and
 #: ``utt2num_frames`` (it replaces ``cmvn.scp``).
@@ -67,7 +67,7 @@ def make_cmvn(data_dir: str | Path, quiet: bool = False) -> CmvnSummary:
     with locked_folder(data.path, DATA_DIR_LOCK, busy):
         stats: dict[str, np.ndarray] = {}
         dim = 0
-        for utt in tqdm(iter_utterances(data, with_cmvn=False), total=len(data.utts), unit="utt",
+        for utt in progress_bar(iter_utterances(data, with_cmvn=False), total=len(data.utts), unit="utt",
                         desc=f"cmvn {data.name}", disable=quiet):  # one dim for all: the first's
             dim = utt.feats.shape[1]
             stats[utt.spk] = stats.get(utt.spk, 0) + compute_cmvn_stats(utt.feats)

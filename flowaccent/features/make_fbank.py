@@ -44,6 +44,7 @@ from flowaccent.features.fbank_journal import Line, job_id
 from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 from flowaccent.features.make_cmvn import write_stats
+from flowaccent.progress import progress_bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _make_fbank(
     try:
         with (
             writer,
-            tqdm(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
+            progress_bar(total=len(data.utts), initial=len(num_frames), unit="utt", desc=f"fbank {data.name}",
                  disable=quiet) as bar,
             contextlib.closing(compute_all(left, config, channel, nj)) as computed,
         ):  # workers stop on Ctrl-C

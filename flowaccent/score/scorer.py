@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from flowaccent.data.atomic import write_errors_named
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
@@ -24,6 +23,7 @@ from flowaccent.data.stream import Utterance, iter_utterances
 from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.flows.packed import packed_inference
 from flowaccent.model import FlowModel
+from flowaccent.progress import progress_bar
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.tables import COLUMNS, write_tsv
@@ -139,7 +139,7 @@ def _score_dir(
     utterances = iter_utterances(data, model.pipeline.input_dim, model.pipeline.config.cmvn == "spk")
     with (
         ArkWriter(out_dir / "frame_scores.ark", out_dir / "frame_scores.scp") as ark,
-        tqdm(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
+        progress_bar(total=total, unit="utt", desc=f"score {name}", disable=quiet) as bar,
         packed_inference(model),  # the weights stay fixed while scoring
     ):
         for pending, batch in _scored(model, utterances, config, native if with_llr else None, device):

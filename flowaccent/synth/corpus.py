@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 
 import yaml
-from tqdm import tqdm
 
 from flowaccent.data.ctm import write_ctm
 from flowaccent.data.datadir import write_spk2utt, write_table
 from flowaccent.errors import ConfigError, FlowAccentError
+from flowaccent.progress import progress_bar
 from flowaccent.synth.accents import score_of
 from flowaccent.synth.espeak import require_espeak
 from flowaccent.synth.plan import SETS, Job, Plan, SynthConfig, plan_corpus, speaker_shortfall
@@ -155,7 +155,7 @@ def _render_all(plan: Plan, wav_root: Path, noise_std: float, nj: int, quiet: bo
     context = _fresh_process_context()
     rendered: dict[str, Rendered] = {}
     worker = functools.partial(_render_checked, wav_root=wav_root, noise_std=noise_std)
-    with tqdm(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar:
+    with progress_bar(total=plan.num_utts, unit="utt", desc="synth", disable=quiet) as bar:
         for results in imap_fresh_processes(worker, jobs, nj, context):  # on an error the running jobs finish
             rendered.update((r.utt, r) for r in results)
             bar.update(len(results))

@@ -15,6 +15,7 @@ from flowaccent.data.atomic import atomic_link
 from flowaccent.data.prefetch import Inline, Prefetched, prefetch, resolve_depth
 from flowaccent.errors import ConfigError
 from flowaccent.model import FlowModel
+from flowaccent.progress import progress_bar
 from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, checkpoint_path, save_checkpoint
@@ -112,7 +113,7 @@ class Runner:
         count, its log record and its checkpoint one critical section of :attr:`held`; returns its seconds:
         ``train_s`` in all, ``data_wait_s`` of them waiting for batches."""
         self.model.train()
-        bar = tqdm(
+        bar = progress_bar(
             total=steps,
             initial=progress.step_in_epoch,
             unit="step",
@@ -143,7 +144,7 @@ class Runner:
                         checks.flush()
                         elapsed = time.perf_counter() - start
                         self._log_train(progress, sums / frames, timed / elapsed, batches.wait_seconds - waited)
-                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}")
+                        bar.set_postfix(nll=f"{(sums[0] / frames).item():.2f}", refresh=False)  # drawn as it moves
                         start, frames, timed, waited = time.perf_counter(), 0, 0, batches.wait_seconds
                         sums.zero_()
                     every = self.cfg.checkpoint_every_steps
