@@ -95,7 +95,7 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
     if (path / "final.pt").exists() or (path / "checkpoints").is_dir():  # its config.yaml would be written over
         raise ConfigError(f"{command}: --out {path} is an experiment dir of 'flowaccent train'; give a folder "
                           f"inside it, e.g. {path / command}")
-    if _is_data_dir(path):
+    if is_data_dir(path):
         raise ConfigError(f"{command}: --out {path} is a Kaldi data dir; give a folder of its own")
     # the other command's summary.json and config.yaml would be written over
     other = ("blurmask" if command == "score" and (path / "utt_table.tsv").exists() else
@@ -112,7 +112,8 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
     return path
 
 
-def _is_data_dir(path: Path) -> bool:
+def is_data_dir(path: Path) -> bool:
+    r"""``path`` holds a Kaldi data dir's tables (an output written there goes in among them)."""
     return any((path / table).exists() for table in ("utt2spk", "wav.scp", "feats.scp"))
 
 
@@ -120,7 +121,7 @@ def check_set_folders(out: Path, names: Iterable[str], command: str) -> None:
     r"""Each set's folder ``out/<name>`` is not a Kaldi data dir: ``--out`` the folder of the data dirs scored
     wrote every set's tables, latents and arks in among its Kaldi files (exit 0)."""
     for name in names:
-        if _is_data_dir(out / name):
+        if is_data_dir(out / name):
             raise ConfigError(f"{command}: set '{name}' would be written into {out / name}, a Kaldi data dir (--out "
                               f"holds the data dirs); give --out a folder of its own")
 

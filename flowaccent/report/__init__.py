@@ -20,6 +20,7 @@ from flowaccent.report.figures import (
     FIGURE_FILES,
     PHONES_FIGURES,
     TSNE_FRAMES,
+    check_not_inputs,
     check_tsne_frames,
     draw_figures_locked,
     figures_lock,
@@ -55,8 +56,7 @@ def write_report(
     out = Path(out) if out else exp / "report.html"
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
-    if (out.parent / "utt_scores.tsv").exists():  # figures/ went in among a set's scores
-        raise ConfigError(f"report: --out {out.parent} is a scored set's folder; give the report a folder of its own")
+    check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
     summary = checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     masks = None
     if blurmask is not None:

@@ -64,12 +64,25 @@ def figures_lock(fig_dir: Path) -> Iterator[None]:
 
     if fig_dir.exists() and not fig_dir.is_dir():  # it said '.../.partial: Not a directory'
         raise ConfigError(f"--out {fig_dir} is a file; give the figures a folder")
+    check_not_inputs(fig_dir, "the figures")
     busy = f"{fig_dir} is being drawn into by another flowaccent report or plot now; wait for it or give another --out"
     with locked_folder(fig_dir, FIGURES_LOCK, busy):
         try:
             yield
         finally:
             (fig_dir / FIGURES_LOCK).unlink(missing_ok=True)
+
+
+def check_not_inputs(folder: Path, what: str) -> None:
+    r"""Refuses ``folder`` as where ``what`` (the figures, the report) go when it is a scored set's folder or a Kaldi
+    data dir: ``plot --out`` wrote 27 figures in among a set's scores (``report`` refused that folder), and both went
+    in among a data dir's tables."""
+    from flowaccent.data.specs import is_data_dir
+
+    kind = ("a scored set's folder" if (folder / "utt_scores.tsv").exists() else
+            "a Kaldi data dir" if is_data_dir(folder) else None)
+    if kind:
+        raise ConfigError(f"--out {folder} is {kind}; give {what} a folder of their own")
 
 
 #: The lock file of :func:`figures_lock`.

@@ -131,6 +131,15 @@ def checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
     if not (exp / "config.yaml").is_file() and not (exp / "final.pt").is_file():  # a shared final.pt alone: scored
         raise ConfigError(f"{exp}: not an experiment dir of 'flowaccent train' (neither config.yaml nor final.pt); "
                           f"give the --exp that made the scores")
+    if (exp / "summary.json").is_file() and not (exp / "final.pt").is_file() and not (exp / "checkpoints").is_dir():
+        # scores (their config.yaml is score's copy): 'scored with EXP/final.pt, which is gone' named no such file
+        try:
+            made_by = json.loads((exp / "summary.json").read_text()).get("model", {}).get("exp")
+        except (OSError, ValueError, AttributeError):  # named where it can be
+            made_by = None
+        raise ConfigError(f"{exp}: the --out of 'flowaccent score' or 'flowaccent blurmask', not an experiment dir of "
+                          f"'flowaccent train'; give the --exp that made the scores" + (f" ({made_by})" if made_by
+                                                                                         else ""))
     summary = load_summary(scores)
     _check_same_model(exp, scores, summary)
     return summary

@@ -154,7 +154,7 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     # into a set's folder: figures/ went in among its scores
     assert main(["report", "--exp", str(exp), "--scores", str(scores), "--out", str(scores / "native")]) == 1
     assert capsys.readouterr().err == (f"flowaccent report: error: --out {scores / 'native'} is a scored "
-                                       "set's folder; give the report a folder of its own\n")
+                                       "set's folder; give the report and its figures a folder of their own\n")
     assert not (scores / "native" / "figures").exists()
     other = tmp_path / "other_exp"
     shutil.copytree(exp, other)
@@ -177,6 +177,10 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     (tmp_path / "empty").mkdir()
     assert f"{tmp_path / 'empty'}: not an experiment dir of 'flowaccent train' (neither config.yaml nor final.pt)" in \
         report(tmp_path / "empty")
+    made_by = json.loads((scores / "summary.json").read_text())["model"]["exp"]  # scores as --exp: 'scored with
+    assert report(scores).endswith(  # SCORES/final.pt, which is gone ... score it again' named no such file
+        f"{scores}: the --out of 'flowaccent score' or 'flowaccent blurmask', not an experiment dir of 'flowaccent "
+        f"train'; give the --exp that made the scores ({made_by})")
     (scores / "native" / "latents.npy").unlink()
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
@@ -703,6 +707,26 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     # 'roc_\w+|blurmask_.+' went; the t-SNE's points went with the points from its figure
     assert {p.name for p in (folder / "figures").iterdir()} == set(before) - {"latents_tsne.npz"} | set(mine)
+
+
+def test_figures_are_not_drawn_among_a_sets_scores_nor_a_data_dirs_tables(scored_dir_and_exp, tmp_path, capsys):
+    r"""``plot --out`` a scored set's folder wrote 27 figures among its scores (``report`` refused that folder);
+    both went in among a Kaldi data dir's tables."""
+    out_dir, exp = scored_dir_and_exp
+    scored = next(path.parent for path in out_dir.glob("*/utt_scores.tsv"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "utt2spk").write_text("a-1 a\n")
+    for command, out, folder, what in [("plot", scored, scored, "the figures"),
+                                       ("report", scored / "r.html", scored, "the report and its figures"),
+                                       ("plot", data, data, "the figures"),
+                                       ("report", data, data, "the report and its figures")]:
+        before = sorted(folder.iterdir())
+        assert main([command, "--exp", str(exp), "--scores", str(out_dir), "--out", str(out)]) == 1
+        kind = "a scored set's folder" if folder == scored else "a Kaldi data dir"
+        assert capsys.readouterr().err == (f"flowaccent {command}: error: --out {folder} is {kind}; give {what} a "
+                                           "folder of their own\n")
+        assert sorted(folder.iterdir()) == before
 
 
 def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(scored_dir_and_exp, tmp_path,
