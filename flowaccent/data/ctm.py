@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from flowaccent.data import segments as kaldi_segments
 from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.table import c_order
 from flowaccent.errors import DataDirError
 
 
@@ -247,8 +248,10 @@ def read_phone_table(path: str | Path) -> dict[str, str]:
 
 
 def write_ctm(path: str | Path, utterances: Mapping[str, Iterable[tuple[float, float, str]]]) -> None:
-    r"""Writes ``{utt: [(start, duration, phone), ...]}`` as a CTM (channel 1), atomically. Times to 0.1 ms: the
-    start and the end are rounded, the duration is their difference (a phone ends where the next starts)."""
+    r"""Writes ``{utt: [(start, duration, phone), ...]}`` as a CTM (channel 1), atomically, its utterances in C order
+    and each one's phones in the order given (sorted as Kaldi and sclite expect, ``sort -k1,1 -k3,3n``, where those
+    are in time order: ``synth`` wrote its jobs' utterances one job after another). Times to 0.1 ms: the start and
+    the end are rounded, the duration is their difference (a phone ends where the next starts)."""
     lines = [f"{utt} 1 {round(start, 4):.4f} {round(start + duration, 4) - round(start, 4):.4f} {phone}\n"
-             for utt, segments in utterances.items() for start, duration, phone in segments]
+             for utt in sorted(utterances, key=c_order) for start, duration, phone in utterances[utt]]
     atomic_write_text(Path(path), "".join(lines))

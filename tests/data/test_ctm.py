@@ -85,6 +85,10 @@ def test_written_phones_touch_and_read_back(tmp_path):
     for before, after in zip(back, back[1:]):  # the end rounded, not the duration: no gap, no overlap
         assert before.end == pytest.approx(after.start, abs=1e-12)
     assert back[-1].end == pytest.approx(0.3004, abs=1e-12)
+    # utterances in C order, as Kaldi and sclite expect a CTM (synth wrote its jobs' one job after another)
+    write_ctm(tmp_path / "y.ctm", {"zh-m07-0008": segments[:1], "zh-f07-0004": segments[:1], "zh-m07-0000": segments})
+    assert [line.split()[0] for line in (tmp_path / "y.ctm").read_text().splitlines()] == [
+        "zh-f07-0004", "zh-m07-0000", "zh-m07-0000", "zh-m07-0000", "zh-m07-0008"]
 
 
 def test_base_phone_drops_kaldis_word_position_then_the_stress_digit():
