@@ -31,6 +31,10 @@ SETS = {
 }
 
 
+#: The loudest noise floor (``noise_std``, int16 units): -12 dBFS, where 4 sigma reach full scale.
+NOISE_STD_MAX = 8192.0
+
+
 @dataclasses.dataclass(frozen=True)
 class SynthConfig(Config):
     r"""Size and randomness of the demo corpus.
@@ -80,6 +84,9 @@ class SynthConfig(Config):
             raise ConfigError("synth: need 0 < strength_min <= strength_max <= 1")
         if not 0 <= self.noise_std < math.inf:  # nan wrote all-zero audio, inf noise alone
             raise ConfigError(f"synth: noise_std must be a finite number >= 0, got {self.noise_std}")
+        if self.noise_std > NOISE_STD_MAX:  # 1e9 wrote full-scale noise, 99.996% of the samples clipped, exit 0
+            raise ConfigError(f"synth: noise_std must be <= {NOISE_STD_MAX:g} (int16 units: a noise floor of -12 dBFS; "
+                              f"louder drowns the speech and clips at 32767), got {self.noise_std:g}")
 
     def size(self, fraction: float) -> int:
         r"""Utterances of a set that is ``fraction`` of ``num_sentences`` (at least 1)."""

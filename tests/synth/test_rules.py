@@ -147,6 +147,10 @@ def test_config_checks():
     for noise in (-1.0, float("nan"), float("inf")):  # nan wrote all-zero audio, inf noise alone (exit 0)
         with pytest.raises(ConfigError, match="noise_std must be a finite number >= 0"):
             SynthConfig(noise_std=noise)
+    with pytest.raises(ConfigError, match=r"noise_std must be <= 8192 \(int16 units: a noise floor of -12 dBFS; louder "
+                                          r"drowns the speech and clips at 32767\), got 1e\+09"):
+        SynthConfig(noise_std=1e9)  # full-scale noise, 99.996% of the samples clipped, exit 0
+    assert SynthConfig(noise_std=8192).noise_std == 8192
     assert SynthConfig.from_dict(SynthConfig(seed=3).to_dict()) == SynthConfig(seed=3)
 
 
