@@ -19,10 +19,12 @@ import atexit
 import errno
 import importlib
 import os
+import re
 import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import NoReturn
 
 from flowaccent import __version__, torchrun
@@ -187,10 +189,27 @@ def _expand_home(args: argparse.Namespace) -> None:
 
 
 def _where(error: OSError, args: argparse.Namespace) -> str:
-    r"""Where an output could not be written, for its line: the file the system named, else the command's output
-    folder (fbank's, cmvn's and fixdir's: the data dir, where they write their tables and arks)."""
-    folder = getattr(args, "out", None) or getattr(args, "exp", None) or getattr(args, "data_dir", None)
-    return f"{error.filename}: " if error.filename else f"writing into {folder}: " if folder else ""
+    r"""Where an output could not be written, for its line: the file the system named, as the user knows it (the file
+    or folder a hidden temporary one was to become, :func:`_meant`), else the command's output folder (fbank's,
+    cmvn's and fixdir's: the data dir, where they write their tables and arks; synth's OUT_DIR)."""
+    folder = (getattr(args, "out", None) or getattr(args, "exp", None) or getattr(args, "data_dir", None)
+              or getattr(args, "out_dir", None))
+    return f"{_meant(error.filename)}: " if error.filename else f"writing into {folder}: " if folder else ""
+
+
+#: A hidden temporary name: ``.NAME.tmp.PID`` (flowaccent.data.atomic), ``.NAME.tmp-XXXXXXXX`` (synth's folder),
+#: ``.NAME.part.PID`` (a stopped run's).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?:tmp|part)[-.][^.]+")
+
+
+def _meant(filename: str | bytes | int) -> str:
+    r"""``filename`` with each hidden temporary name in it (:data:`_TEMPORARY`) as the name it was to become, and a
+    folder's hidden lock file (``.figures.lock``) as the folder: 'synth /ro/out' said '/ro/.out.tmp-8qadta9v:
+    Read-only file system', a name the user never gave."""
+    path = Path(os.fsdecode(filename)) if not isinstance(filename, int) else Path(str(filename))
+    if path.name.startswith(".") and path.name.endswith(".lock"):
+        path = path.parent
+    return str(Path(*[m["name"] if (m := _TEMPORARY.fullmatch(part)) else part for part in path.parts]))
 
 
 def _main(argv: list[str] | None) -> int:

@@ -266,7 +266,8 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     for code in (errno.ENOSPC, errno.EROFS):
         monkeypatch.setattr(run, "score_corpora", fails(code))
         assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
-        assert capsys.readouterr().err == f"flowaccent score: error: /data/scores/.x.tmp.1: {os.strerror(code)}\n"
+        # the file a hidden temporary one was to become: the name the user knows
+        assert capsys.readouterr().err == f"flowaccent score: error: /data/scores/x: {os.strerror(code)}\n"
     monkeypatch.setattr(run, "score_corpora", fails(errno.ENOSPC, None))  # no file named: the output folder
     assert main(["score", "--exp", "e", "--out", "o", "d"]) == 1
     assert capsys.readouterr().err == f"flowaccent score: error: writing into o: {os.strerror(errno.ENOSPC)}\n"
@@ -275,6 +276,14 @@ def test_an_output_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(fbank, "make_fbank", fails(errno.ENOSPC, None))
     assert main(["fbank", "d"]) == 1
     assert capsys.readouterr().err == f"flowaccent fbank: error: writing into d: {os.strerror(errno.ENOSPC)}\n"
+    import flowaccent.cli.synth as synth  # 'synth /ro/out' said '/ro/.out.tmp-8qadta9v', a name never given
+
+    for filename, said in [("/ro/.out.tmp-8qadta9v", "/ro/out"), ("/ro/.out.tmp-8q_a/zh/.text.tmp.7",
+                                                                  "/ro/out/zh/text"),
+                           ("/ro/figs/.figures.lock", "/ro/figs"), (None, "writing into out")]:
+        monkeypatch.setattr(synth, "make_corpus", fails(errno.EROFS, filename))
+        assert main(["synth", "out"]) == 1
+        assert capsys.readouterr().err == f"flowaccent synth: error: {said}: {os.strerror(errno.EROFS)}\n"
     monkeypatch.setattr(run, "score_corpora", fails(errno.EBADF, None))
     with pytest.raises(OSError):
         main(["score", "--exp", "e", "--out", "o", "d"])
