@@ -13,9 +13,10 @@ from flowaccent.data.atomic import atomic_copy
 from flowaccent.errors import ConfigError
 from flowaccent.report import BLURMASK_FIGURES
 
-#: What the blur-mask tables' names mean (the report's naming paragraph, with ``{m}`` the mask's symbol).
+#: What the blur-mask tables' names mean (the report's naming paragraph, with ``{m}`` the mask's symbol and
+#: ``{what}`` what it is: a noise mask's was called a width).
 NAMING = (
-    "Blur masks (flowaccent blurmask): each time-frequency cell's learned width {m}, small where the model's "
+    "Blur masks (flowaccent blurmask): each time-frequency cell's learned {what} {m}, small where the model's "
     "output depends on the cell. Removing the cells lowest {m} first, highest {m} first or at random, and "
     "replacing them by a baseline (blur: maximal blur; mean: the bin's mean; floor: a log floor), changes the "
     "output; the AUCs are of those changes, normalised per utterance to [0, 1]. SRG = AUC(lowest first) - "
@@ -23,6 +24,12 @@ NAMING = (
     "utterances with SRG &gt; 0. The lab's table gives the median change, in output standard deviations."
 )
 
+
+
+def naming_paragraph(variant: str) -> str:
+    r""":data:`NAMING` of a ``variant`` (``blur``, ``noise``) mask."""
+    what = "blur width" if variant == "blur" else "noise scale"
+    return NAMING.replace("{m}", mask_symbol(variant)).replace("{what}", what)
 
 
 def load_blurmask(folder: Path) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def blurmask_part(
             figures[f"Blur mask of utterance '{utt}' of {name}"] = atomic_copy(
                 figure, fig_dir / f"{BLURMASK_FIGURES}{name}_{utt_file_name(utt)}.png"
             )
-    naming = NAMING.replace("{m}", mask_symbol(summary["config"]["fit"]["variant"]))
+    naming = naming_paragraph(summary["config"]["fit"]["variant"])
     return tables, figures, naming, summary.get("command", "(command not recorded)")
 
 

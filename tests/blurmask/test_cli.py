@@ -549,3 +549,12 @@ def test_the_reports_mask_figure_of_a_set_whose_first_id_starts_with_a_quote(tmp
     table = tmp_path / "utt_table.tsv"
     table.write_text('set\tutt\tframes\nq\t"n0-000\t30\nq\tn0-001\t30\nr\tn1-000\t30\n')
     assert _first_utterances(table) == {"q": '"n0-000', "r": "n1-000"}
+
+
+def test_a_noise_masks_report_names_noise_scales():
+    r"""The report called a noise mask's sigma a learned width."""
+    from flowaccent.blurmask.report import naming_paragraph
+
+    assert "each time-frequency cell's learned blur width m, small where" in naming_paragraph("blur")
+    noise = naming_paragraph("noise")
+    assert "learned noise scale sigma, small where" in noise and "width" not in noise

@@ -891,7 +891,8 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     assert done.stdout.split() == ["0", "False"], done.stderr
     for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<td>all sets</td>",
                  "<h2>Blur masks: the lab's table: median output change over all utterances",
-                 "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp"):
+                 "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp",
+                 "learned blur width m, small where"):
         assert text in html, text
     utts = sorted((masks / "native").glob("*.npz"))[0].stem, sorted((masks / "ja").glob("*.npz"))[0].stem
     captions = ["Blur masks: deletion curves (blur mask, target log_ll)",
