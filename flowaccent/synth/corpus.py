@@ -126,9 +126,12 @@ def _check_target(out: Path, ours: Path | None = None) -> None:
     if any(c.isspace() for c in str(out)):
         raise SynthError(f"{out}: whitespace in the path would break wav.scp; choose another OUT_DIR")
     if out.exists() and not out.is_dir():
-        raise SynthError(f"{out}: already exists; remove it or choose another OUT_DIR")
-    if out.is_dir() and any(c != ours and not c.name.startswith(f".{out.name}.tmp-") for c in out.iterdir()):
-        raise SynthError(f"{out}: already exists; remove it or choose another OUT_DIR")
+        raise SynthError(f"{out}: a file; remove it or choose another OUT_DIR")
+    held = [c.name for c in out.iterdir() if c != ours and not c.name.startswith(f".{out.name}.tmp-")] if (
+        out.is_dir()) else []
+    if held:  # an empty folder is filled ('already exists' said of one holding only a .keep)
+        raise SynthError(f"{out}: not empty (it holds {sorted(held)[0]}{' and more' * (len(held) > 1)}); remove it or "
+                         "choose another OUT_DIR")
 
 
 def _move_into(tmp: Path, out: Path) -> None:

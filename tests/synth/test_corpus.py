@@ -275,8 +275,18 @@ def test_phoneme_input_is_spoken(espeak):
 
 
 def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_path, monkeypatch):
-    with pytest.raises(SynthError, match="already exists"):
+    with pytest.raises(SynthError, match=r": not empty \(it holds [^ ]+ and more\); remove it or choose another"):
         make_corpus(tiny, TINY, quiet=True)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / ".keep").write_text("")  # 'already exists', yet an empty folder is filled
+    with pytest.raises(SynthError, match=r"kept: not empty \(it holds \.keep\); remove it"):
+        make_corpus(tmp_path / "kept", TINY, quiet=True)
+    (tmp_path / "kept" / ".keep").unlink()
+    (tmp_path / "kept").rmdir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SynthError, match=r"file: a file; remove it or choose another OUT_DIR"):
+        make_corpus(tmp_path / "file", TINY, quiet=True)
+    (tmp_path / "file").unlink()
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
