@@ -33,12 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from flowaccent.data.atomic import atomic_write_text
+    from flowaccent.data.specs import check_parents
     from flowaccent.errors import ConfigError
     from flowaccent.report.compare import compare, load_scored, markdown_text, tsv_text
 
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name (compare.md, compare.tsv)")
+    if out is not None:
+        check_parents(out, "compare")
     comparison = compare(load_scored(args.scores))
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
     text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)

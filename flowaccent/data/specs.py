@@ -90,6 +90,7 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
     (nor a stopped run's ``.partial``, nor sets score stamped complete) is someone else's, and is refused (a project
     folder's config.yaml was overwritten without a word)."""
     path = Path(path)
+    check_parents(path, command)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{command}: --out {path} is a file; give a folder")
     if (path / "final.pt").exists() or (path / "checkpoints").is_dir():  # its config.yaml would be written over
@@ -110,6 +111,17 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
         raise ConfigError(f"{command}: --out {path} holds {', '.join(theirs)}, which {command} writes, but no "
                           f"summary.json of an earlier run; give a folder of its own")
     return path
+
+
+def check_parents(path: Path, command: str) -> None:
+    r"""Refuses an ``--out`` ``path`` that is a broken symbolic link or lies under a file: making it said 'File
+    exists' (of the link, or of the file)."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{command}: --out {path} is a broken symbolic link (to {os.readlink(path)}); remove it or "
+                          "give another folder")
+    under = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if under is not None:
+        raise ConfigError(f"{command}: --out {path}: {under} is a file, not a folder")
 
 
 def is_data_dir(path: Path) -> bool:

@@ -240,6 +240,8 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
     (["{bad}"], "{bad}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
     (["{dnf}", "{odd}"], "{odd}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
     (["{dnf}", "--out", "{root}"], "--out {root} is a folder; give a file name"),
+    (["{dnf}", "--out", "{bad}/summary.json/c.md"], "--out {bad}/summary.json/c.md: {bad}/summary.json is a file, "
+                                                   "not a folder"),  # 'File exists'
 ])
 def test_user_errors_are_one_line(two_models, tmp_path, capsys, args, said):
     root, dnf, _ = two_models

@@ -420,6 +420,10 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     (["{ja}", "{ja}"], "flowaccent score: error: two data dirs are named 'ja'; name them with NAME=DATA_DIR"),
     (["a={ja}", "a={ja}"], "flowaccent score: error: two data dirs are named 'a'; give them different NAMEs"),
     (["{ja}", "--out", "{file}"], "flowaccent score: error: --out {file} is a file; give a folder"),
+    # each said 'File exists'
+    (["{ja}", "--out", "{file}/o"], "flowaccent score: error: --out {file}/o: {file} is a file, not a folder"),
+    (["{ja}", "--out", "{link}"], "flowaccent score: error: --out {link} is a broken symbolic link (to "
+     "{file}.gone); remove it or give another folder"),
     (["{ja}", "--max-latents", "0"], "flowaccent score: error: max_latents (--max-latents) must be >= 1, got 0"),
     (["{ja}", "--batch-frames", "-5"], "flowaccent score: error: batch_frames (--batch-frames) must be >= 1, got -5"),
     (["{ja}", "--native-class", "fr"], "flowaccent score: error: class 'fr' is not one of the model's classes"),
@@ -429,7 +433,8 @@ def test_bad_names_outputs_and_sizes_are_one_line_errors(trained, tmp_path, caps
     goes, and sizes below one: a one-line error, status 1, before anything is written."""
     root, exp = trained
     (tmp_path / "afile").write_text("")
-    fill = {"ja": root / "ja", "file": tmp_path / "afile"}
+    (tmp_path / "link").symlink_to(tmp_path / "afile.gone")
+    fill = {"ja": root / "ja", "file": tmp_path / "afile", "link": tmp_path / "link"}
     argv = [a.format(**fill) for a in args]
     out = ["--out", str(tmp_path / "o")] if "--out" not in argv else []
     assert main(["score", "--exp", str(exp), *out, *argv, "--quiet"]) == 1
