@@ -13,12 +13,17 @@ Array = np.ndarray | torch.Tensor
 
 
 def as_tensor(x: Array, name: str = "features", min_frames: int = 1) -> torch.Tensor:
-    r"""Returns ``x`` as a floating tensor of shape ``(..., T, D)`` (no copy for numpy).
+    r"""Returns ``x`` as a floating tensor of shape ``(..., T, D)`` (no copy for numpy, but for a read-only array:
+    kaldiio's, which torch warned of as not writable).
 
     Raises :class:`FeatureError` when ``x`` is not at least 2-D, has fewer than
     ``min_frames`` frames or is not a floating type.
     """
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)
+        t = torch.from_numpy(x if x.flags.writeable else x.copy())
+    else:
+        t = x
     if not isinstance(t, torch.Tensor):
         raise FeatureError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
     if t.dim() < 2:

@@ -34,6 +34,14 @@ def test_lab_input_is_440_dims(rng):
     assert splice_frames(rng.standard_normal((20, 40)).astype(np.float32)).shape == (20, 440)
 
 
+def test_a_read_only_array_as_kaldiio_reads_one(rng, recwarn):
+    r"""torch warned that kaldiio's arrays are not writable; the array is left as it was."""
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    x.flags.writeable = False
+    np.testing.assert_array_equal(splice_frames(x, 1, 1), kaldi_splice(x, 1, 1))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
 def test_agrees_with_kaldi_native_fbank(rng):
     x = rng.standard_normal((30, 8)).astype(np.float32)
     ref = knf.splice_frames(x, knf.SpliceOptions(left_context=5, right_context=5))
