@@ -47,7 +47,7 @@ from flowaccent.data.kaldi_io import RandomAccessReader
 from flowaccent.data.lock import output_lock
 from flowaccent.data.specs import check_set_folders, load_named_dirs, output_dir, warn_other_sets
 from flowaccent.data.stream import check_dims, load_cmvn_stats
-from flowaccent.errors import FeatureError, FlowAccentError
+from flowaccent.errors import ConfigError, FeatureError, FlowAccentError
 from flowaccent.features.fbank_record import check_sets
 from flowaccent.progress import progress_bar
 from flowaccent.train.checkpoint import load_experiment_model
@@ -81,6 +81,7 @@ def run_blurmask(
 
 def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, command) -> dict[str, Any]:
     model = load_experiment_model(exp, checkpoint, "blurmask")
+    check_filterbank(model.pipeline.input_dim)
     make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
@@ -99,6 +100,20 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     report = write_summary(stage, exp, checkpoint, digest, results, list(sets), fit, deletion, run, command)
     _move_into_place(stage, out, chosen)
     return report
+
+
+def check_filterbank(input_dim: int) -> None:
+    r"""Refuses a model whose stored features have more dims than a filterbank has bins (spliced or given deltas
+    already: the blur ran along 440 'bins', mixing one frame's last bin into the next's first, without a word). A
+    model of MFCCs is not told from one of a filterbank; its masks' change of the output is warned of (3e7% of its
+    variance in a helper's run)."""
+    from flowaccent.train.classes import MAX_RAW_DIM
+
+    if input_dim > MAX_RAW_DIM:
+        raise ConfigError(f"blurmask: the model's stored features are {input_dim}-d, more than a log filterbank's "
+                          f"bins (at most {MAX_RAW_DIM}): spliced or given deltas already? A blur mask blurs the "
+                          f"filterbank along its bins; train the model on the filterbank itself (its features.splice "
+                          f"and features.deltas add the context)")
 
 
 def _move_into_place(stage: Path, out: Path, chosen: dict[str, list[str]]) -> None:

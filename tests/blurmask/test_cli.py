@@ -558,3 +558,15 @@ def test_a_noise_masks_report_names_noise_scales():
     assert "each time-frequency cell's learned blur width m, small where" in naming_paragraph("blur")
     noise = naming_paragraph("noise")
     assert "learned noise scale sigma, small where" in noise and "width" not in noise
+
+
+def test_a_model_of_spliced_features_is_refused():
+    r"""A model trained on arks spliced already (440-d, --features.splice 0) got masks blurred along 440 'bins',
+    one frame's last bin into the next's first, without a word."""
+    from flowaccent.blurmask.run import check_filterbank
+    from flowaccent.errors import ConfigError
+
+    check_filterbank(80)
+    with pytest.raises(ConfigError, match=r"blurmask: the model's stored features are 440-d, more than a log "
+                                          r"filterbank's bins \(at most 80\): spliced or given deltas already\?"):
+        check_filterbank(440)
