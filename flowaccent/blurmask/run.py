@@ -87,7 +87,7 @@ def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, c
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))
     check_sets(exp, sets, "blurmask")
-    check_dims(sets, model.pipeline.input_dim, "blurmask", need_cmvn)
+    check_dims(sets, model.pipeline.input_dim, "blurmask", need_cmvn, model.pipeline.output_dim)
     check_set_folders(out, sets, "blurmask")
     warn_other_sets(out, sets, "blurmask")
     chosen = choose_utterances(sets, run)

@@ -82,16 +82,26 @@ def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarr
     return stats
 
 
-def check_dims(sets: Mapping[str, DataDir], dim: int, command: str, with_cmvn: bool = False) -> None:
+def check_dims(
+    sets: Mapping[str, DataDir], dim: int, command: str, with_cmvn: bool = False, made: int | None = None
+) -> None:
     r"""Refuses a set (name -> data dir) whose first matrix of ``feats.scp`` is not of ``dim``, the model's (a corpus
     of other features: 80 filterbanks, MFCCs), or ``with_cmvn``, whose first speaker's stats in ``cmvn.scp`` are
     not of ``dim + 1`` columns, before any work (``command`` names it): it was said when the set's turn came, after
     the sets before it had been scored. One utterance and one speaker of each set are read; the others are checked
-    as they are read."""
+    as they are read. ``made``: the dim of the frames the model's pipeline makes of ``dim`` (deltas, splicing),
+    said where it is not ``dim``: 440-d arks spliced already, for a model of 40-d stored features, were said to be
+    of 'dim 440, expected 40' alone."""
     for name, data in sets.items():
         utt, rxfile = next(iter(data.table("feats.scp").items()))
         where = f"{command}: set {name}: {data.path / 'feats.scp'}: utterance '{utt}'"
-        check_matrix(read_matrix(rxfile, utt, str(data.path / "feats.scp")), where, dim, allow_nonfinite=True)
+        matrix = read_matrix(rxfile, utt, str(data.path / "feats.scp"))
+        got = matrix.shape[1] if matrix.ndim == 2 else None
+        if got is not None and got != dim and made is not None and made != dim:
+            already = " (already spliced or given deltas? give the features before splice-feats or add-deltas)"
+            raise FeatureError(f"{where}: features have dim {got}, expected {dim}: the model takes {dim}-d stored "
+                               f"features and makes its {made}-d frames of them itself{already * (got == made)}")
+        check_matrix(matrix, where, dim, allow_nonfinite=True)
         if with_cmvn:
             spk = data.utt2spk[utt]
             stats = read_matrix(data.table("cmvn.scp")[spk], spk, str(data.path / "cmvn.scp"))

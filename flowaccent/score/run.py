@@ -136,7 +136,7 @@ def _checked_sets(exp: Path, out: Path, model, data_specs, reference: str | None
     need = ("feats.scp",) + (("cmvn.scp",) if model.pipeline.config.cmvn == "spk" else ())
     sets = load_named_dirs(data_specs, need, "score", OUTPUT_FILES)
     check_sets(exp, sets, "score")
-    check_dims(sets, model.pipeline.input_dim, "score", with_cmvn="cmvn.scp" in need)
+    check_dims(sets, model.pipeline.input_dim, "score", with_cmvn="cmvn.scp" in need, made=model.pipeline.output_dim)
     check_set_folders(out, sets, "score")
     warn_short_cmvn_units(sets, model.pipeline.config.cmvn)
     reference = reference or next(iter(sets))

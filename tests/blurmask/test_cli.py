@@ -205,7 +205,11 @@ def test_options_reach_the_library(flow_exp, tmp_path, capsys):
     ("case", "expected"),
     [
         ("no_model", "missing: no such directory"),
-        ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8"),
+        ("wrong_dim", "feats.scp: utterance 'w0-000': features have dim 6, expected 8: the model takes 8-d stored "
+         "features and makes its 16-d frames of them itself"),
+        ("expanded_dim", "features have dim 16, expected 8: the model takes 8-d stored features and makes its 16-d "
+         "frames of them itself (already spliced or given deltas? give the features before splice-feats or "
+         "add-deltas)"),
         ("bad_class", "class 'ja' is not one of the model's"),
         ("no_cmvn", "cmvn.scp: required but missing"),
         ("cmvn_dim", "set c: {data}/cmvn.scp: speaker 'c0': stats of shape (2, 4) for features of dim 8 (Kaldi's: "
@@ -223,8 +227,8 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     data, extra = native, []
     if case == "no_model":
         exp = tmp_path / "missing"
-    elif case == "wrong_dim":
-        data = write_fbank_dir(tmp_path / "wide", "w", seed=3, bins=6)
+    elif case in ("wrong_dim", "expanded_dim"):
+        data = write_fbank_dir(tmp_path / "wide", "w", seed=3, bins=6 if case == "wrong_dim" else 16)
     elif case == "bad_class":
         extra = ["--target", "posterior", "--target-class", "ja"]
     elif case == "no_cmvn":
@@ -252,7 +256,7 @@ def test_user_errors_are_one_line(flow_exp, tmp_path, capsys, case, expected):
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("flowaccent blurmask: error:") and expected.format(out=out, data=data) in err
     assert out.is_file() if case == "out_is_a_file" else not out.exists()  # nothing left behind
-    if case in ("wrong_dim", "cmvn_dim"):  # score checks the sets before any work as blurmask does
+    if case in ("wrong_dim", "expanded_dim", "cmvn_dim"):  # score checks the sets before any work as blurmask does
         assert main(["score", "--exp", str(exp), "--out", str(out), f"n={native}", str(data), "--quiet"]) == 1
         assert capsys.readouterr().err == f"flowaccent score: error: {err.split(': error: ', 1)[1]}\n"
         assert not out.exists()
