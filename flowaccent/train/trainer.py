@@ -29,6 +29,7 @@ from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim,
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.experiment import earlier_run, refused_changes, write_experiment
 from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
+from flowaccent.train.model_size import TRAINING_COPIES, check_model_size
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.train.runner import Runner
 from flowaccent.train.start import start_run
@@ -132,6 +133,9 @@ def _train(
     train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
     source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
+    on_host = env.device.type == "cpu"  # elsewhere the gradients and Adam's moments are on the device
+    check_model_size(config.model, config.features.output_dim(source.readers[0].expected_dim),
+                     TRAINING_COPIES if on_host else 1)
     try:
         model = build_model(config.features, source.readers[0].expected_dim, config.model, config.prior, class_names)
     except ConfigError:  # e.g. --features.splice on --resume: cond_dim too large; say what the run refuses first
