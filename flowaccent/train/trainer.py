@@ -244,13 +244,18 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
 
 def _check_model(model: FlowModel, config: ExperimentConfig, class_names: list[str], env) -> None:
     r"""Refuses a ``model.context_dim`` that is neither 0 nor the number of classes; the main process warns of
-    features expanded into many dims, of classes a ``cond_dim`` of 0 ignores, and of a flow that differs per class."""
+    features expanded into many dims, of classes a ``cond_dim`` of 0 ignores, of a ``cond_dim`` with one class, and
+    of a flow that differs per class."""
     if env.is_main and (line := expanded_warning(model.pipeline.input_dim, model.dim)):
         print(line, file=sys.stderr)
     if env.is_main and len(class_names) > 1 and config.prior.cond_dim == 0:
         print(f"train: warning: {len(class_names)} classes ({', '.join(class_names)}) but prior.cond_dim 0: the prior "
               "ignores them (a plain flow; its llr is 0 for every frame); give prior.cond_dim > 0 for a DNF",
               file=sys.stderr)
+    if env.is_main and len(class_names) == 1 and config.prior.cond_dim > 0:  # the reverse was warned of alone
+        print(f"train: warning: prior.cond_dim {config.prior.cond_dim} but one class ({class_names[0]}): the "
+              "class-conditional prior has one mean to learn (no llr between classes); give each class its data as "
+              "NAME=DATA_DIR (native=DIR zh=DIR) for a DNF, or prior.cond_dim 0 for a plain flow", file=sys.stderr)
     if config.model.context_dim not in (0, len(class_names)):
         raise ConfigError(f"model.context_dim must be 0 or the number of classes ({len(class_names)})")
     if env.is_main and config.model.context_dim > 1:

@@ -13,6 +13,7 @@ from torch._dynamo.utils import counters
 
 from flowaccent.cli.main import main
 from flowaccent.errors import ConfigError
+from flowaccent.prior import PriorConfig
 from flowaccent.train.checkpoint import TrainingError, load_checkpoint, load_model
 from flowaccent.train.trainer import parameter_digest, train
 
@@ -139,6 +140,12 @@ def test_classes_a_prior_of_cond_dim_0_ignores_are_said_to_be(tmp_path, capsys):
             ": its llr is 0 for every frame") in capsys.readouterr().err
     train(small_config(epochs=1), tmp_path / "one", [str(a)], quiet=True)  # one class: nothing to say
     assert "warning" not in capsys.readouterr().err
+    dnf = small_config(epochs=1).replace(prior=PriorConfig(cond_dim=2))  # the reverse: it was said of nothing
+    train(dnf, tmp_path / "dnf", [f"native={a}"], quiet=True)
+    assert capsys.readouterr().err == (
+        "train: warning: prior.cond_dim 2 but one class (native): the class-conditional prior has one mean to learn "
+        "(no llr between classes); give each class its data as NAME=DATA_DIR (native=DIR zh=DIR) for a DNF, or "
+        "prior.cond_dim 0 for a plain flow\n")
 
 
 def test_a_dir_given_twice_is_refused_and_doubtful_pools_are_named(tmp_path, capsys):
