@@ -174,6 +174,10 @@ def _check(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 1e4 as text
+            value = float(value)
+        if isinstance(value, float) and value.is_integer():  # 3.0 and 1e4, whole: as the command line takes them
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value if type(value) is int else int(value)  # numpy's integers too
