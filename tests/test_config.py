@@ -74,7 +74,7 @@ def test_the_audits_cases_say_what_is_wrong():
     for whole in (32.0, "1e4"):
         hidden = ModelConfig.from_dict({"hidden": whole}).hidden
         assert hidden == float(whole) and type(hidden) is int
-    with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got '1e-3'"):
+    with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got 0.001"):
         ModelConfig.from_dict({"hidden": "1e-3"})
 
 
