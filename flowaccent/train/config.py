@@ -216,7 +216,12 @@ class ExperimentConfig(Config):
             if unknown := [str(k) for k in data if k not in known]:
                 raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)} (a key that "
                                   f"holds YAML anchors for them is named x-..., as x-defaults: &defaults)")
-        return cls.from_dict(data, str(path))
+        try:
+            return cls.from_dict(data, str(path))
+        except ConfigError as error:  # a value out of range ('train: lr must be ...') did not name the file
+            if str(error).startswith(str(path)):
+                raise
+            raise ConfigError(f"{path}: {error}") from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -212,6 +212,9 @@ def test_config_errors_before_any_work(gaussian_dir, tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("model:\n  hidden: wide\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
     assert "model.hidden: expected an integer" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("train:\n  lr: .nan\n")  # out of range: the file was not named
+    assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
+    assert f"error: {tmp_path / 'bad.yaml'}: train: lr must be a finite number, got nan" in capsys.readouterr().err
     args = ["train", "--exp", str(tmp_path / "e"), str(path), "--features.cmvn", "none", "--prior.cond-dim", "99"]
     assert main(args) == 1
     assert "cond_dim 99 is larger than the input dim 24" in capsys.readouterr().err  # deltas on by default
