@@ -143,6 +143,8 @@ def _train(
             refused_changes(load_checkpoint(last), config.to_dict(), last, config_file)
         raise
     _check_model(model, config, class_names, env)
+    if env.is_main and not quiet:  # the dim and the size were said nowhere (a 1320-d model from deltas and splicing)
+        print(f"train: {_model_line(model, config)}", file=sys.stderr)
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     texts = _experiment_texts(specs, dirs, class_names, spk_cmvn)
@@ -240,6 +242,18 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
                 f"of {split}); give it more data or lower valid_fraction"
             )
     return train_refs, valid_refs
+
+
+def _model_line(model: FlowModel, config: ExperimentConfig) -> str:
+    r"""What is trained, in a line: the frames' dim and how the pipeline makes them, the parameters, the classes."""
+    features = config.features
+    made = [f"deltas to order {features.deltas}"] * bool(features.deltas) + [
+        f"{2 * features.splice + 1} frames spliced"] * bool(features.splice)
+    how = f", {' and '.join(made)}" if made else ""
+    weights = sum(p.numel() for p in model.parameters())
+    return (f"{model.dim}-d frames ({model.pipeline.input_dim}-d stored features{how}), {weights:,} parameters, "
+            f"{len(model.class_names)} class(es) ({', '.join(model.class_names)}), prior.cond_dim "
+            f"{config.prior.cond_dim}")
 
 
 def _check_model(model: FlowModel, config: ExperimentConfig, class_names: list[str], env) -> None:

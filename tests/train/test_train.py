@@ -212,6 +212,11 @@ def test_config_errors_before_any_work(gaussian_dir, tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("model:\n  hidden: wide\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
     assert "model.hidden: expected an integer" in capsys.readouterr().err
+    args = ["train", "--exp", str(tmp_path / "e"), "--check", "--features.cmvn", "none", "--features.deltas", "1",
+            "--features.splice", "2", "--model.num-blocks", "2", "--model.hidden", "16", str(path)]
+    assert main(args) == 0  # the dim and the size were said nowhere
+    assert capsys.readouterr().err.startswith("train: 80-d frames (8-d stored features, deltas to order 1 and 5 frames "
+                                              "spliced), 4,896 parameters, 1 class(es) (gauss), prior.cond_dim 0\n")
     (tmp_path / "bad.yaml").write_text("train:\n  lr: .nan\n")  # out of range: the file was not named
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
     assert f"error: {tmp_path / 'bad.yaml'}: train: lr must be a finite number, got nan" in capsys.readouterr().err
