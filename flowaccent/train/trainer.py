@@ -28,7 +28,7 @@ from flowaccent.train.checkpoint import Progress, checkpoint_path, load_checkpoi
 from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim, load_classes
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.experiment import earlier_run, refused_changes, write_experiment
-from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
+from flowaccent.train.frames import FrameSource, FrameStream, UttRef, split_valid, utterance_refs
 from flowaccent.train.model_size import TRAINING_COPIES, check_model_size
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.train.runner import Runner
@@ -130,7 +130,10 @@ def _train(
         print(line, file=sys.stderr)
     with contextlib.nullcontext() if env.is_main else contextlib.redirect_stderr(io.StringIO()):  # warned once
         record = training_record([d.path for d in dirs])  # first: dirs of other fbank options refused, exp untouched
-    train_refs, valid_refs = _split(utterance_refs(dirs, labels), class_names, cfg)
+    refs = utterance_refs(dirs, labels)
+    if env.is_main and (line := short_warning(refs, config.features.context)):
+        print(line, file=sys.stderr)
+    train_refs, valid_refs = _split(refs, class_names, cfg)
     source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
     on_host = env.device.type == "cpu"  # elsewhere the gradients and Adam's moments are on the device
@@ -242,6 +245,19 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
                 f"of {split}); give it more data or lower valid_fraction"
             )
     return train_refs, valid_refs
+
+
+def short_warning(refs: Sequence[UttRef], context: int) -> str | None:
+    r"""A line where utterances are shorter than the pipeline's ``context`` (deltas and splicing): each of their
+    frames holds copies of their edge frames. ``score`` said so of the sets it scored; a model of 401 frames'
+    context on utterances of 300 trained without a word."""
+    short = [ref for ref in refs if ref.num_frames < context]
+    if not short:
+        return None
+    first = min(short, key=lambda ref: ref.num_frames)
+    return (f"train: warning: {len(short)} of {len(refs)} utterance(s) shorter than the feature pipeline's context of "
+            f"{context} frames (deltas and splicing; e.g. '{first.utt}': {first.num_frames}): each of their frames "
+            f"holds copies of their edge frames")
 
 
 def _model_line(model: FlowModel, config: ExperimentConfig) -> str:

@@ -217,6 +217,9 @@ def test_config_errors_before_any_work(gaussian_dir, tmp_path, capsys):
     assert main(args) == 0  # the dim and the size were said nowhere
     assert capsys.readouterr().err.startswith("train: 80-d frames (8-d stored features, deltas to order 1 and 5 frames "
                                               "spliced), 4,896 parameters, 1 class(es) (gauss), prior.cond_dim 0\n")
+    assert main([*args[:-1], "--features.splice", "50", str(path)]) == 0  # 101 frames' context, utterances of 100
+    assert capsys.readouterr().err.startswith("train: warning: 200 of 200 utterance(s) shorter than the feature "
+                                              "pipeline's context of 105 frames (deltas and splicing; e.g. 's")
     (tmp_path / "bad.yaml").write_text("train:\n  lr: .nan\n")  # out of range: the file was not named
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
     assert f"error: {tmp_path / 'bad.yaml'}: train: lr must be a finite number, got nan" in capsys.readouterr().err
