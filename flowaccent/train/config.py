@@ -136,6 +136,9 @@ class TrainConfig(Config):
         self.check_seed("train")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"train: valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.lr_decay > 1:  # 1.5 grew the learning rate 3300-fold in 20 epochs, without a word
+            raise ConfigError(f"train: lr_decay must be <= 1 (a factor per epoch: above 1 the learning rate grows), "
+                              f"got {self.lr_decay}")
         if self.prefetch < -1:
             raise ConfigError(f"train: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
         if self.compile_mode != "default" and not self.compile:

@@ -385,6 +385,13 @@ def test_out_of_range_training_options_are_config_errors(option, value):
         small_config(**{option: value})
 
 
+def test_a_decay_that_grows_the_learning_rate_is_refused():
+    with pytest.raises(ConfigError, match=r"train: lr_decay must be <= 1 \(a factor per epoch: above 1 the learning "
+                                          r"rate grows\), got 1.5"):
+        small_config(lr_decay=1.5)
+    assert small_config(lr_decay=1.0).train.lr_decay == 1.0
+
+
 def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, capsys):
     r"""``--resume`` without ``--config`` reads EXP_DIR/config.yaml; ``--train.epochs`` may grow a finished run (and
     only it may change); a refusal names each field with both values."""
