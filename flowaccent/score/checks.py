@@ -70,7 +70,9 @@ def warn_shared(results: dict[str, SetScores], sets: dict[str, DataDir]) -> None
                 spks.append(f"{a} and {b} share {common} speaker(s)")
     _pairs(utts, "utterance ids", "an SVR fitted on one and applied to the other, and where one is the reference the "
            "other's AUC against it, compare the same utterances")
-    _pairs(spks, "speakers", "an SVR fitted on one and applied to the other is tested on speakers it was fitted on")
+    _pairs(spks, "speakers", "an SVR fitted on one and applied to the other is tested on speakers it was fitted on, "
+           "and where one is the reference the other's AUC interval is of a paired design (narrower where a speaker "
+           "scores alike in both)")
 
 
 def _pairs(said: list[str], what: str, why: str, most: int = 3) -> None:
