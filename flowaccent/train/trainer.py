@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from flowaccent import torchrun
+from flowaccent.data.datadir import DataDir
 from flowaccent.data.fingerprint import fingerprint_text
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.specs import parse_data_specs
-from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.errors import ConfigError, DataDirError, FeatureError
 from flowaccent.features.fbank_record import training_record
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, precision_note
@@ -134,7 +135,7 @@ def _train(
     if env.is_main and (line := short_warning(refs, config.features.context)):
         print(line, file=sys.stderr)
     train_refs, valid_refs = _split(refs, class_names, cfg)
-    source = FrameSource(dirs, feats_dim(dirs[0]), with_cmvn=spk_cmvn)
+    source = FrameSource(dirs, same_dim(dirs), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
     on_host = env.device.type == "cpu"  # elsewhere the gradients and Adam's moments are on the device
     check_model_size(config.model, config.features.output_dim(source.readers[0].expected_dim),
@@ -245,6 +246,16 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
                 f"of {split}); give it more data or lower valid_fraction"
             )
     return train_refs, valid_refs
+
+
+def same_dim(dirs: Sequence[DataDir]) -> int:
+    r"""The dim of the features of ``dirs`` (each one's first utterance's), refusing dirs of other dims before any
+    work: 40-d and 13-d dirs failed on the first 13-d batch with 'dim 13, expected 40', naming neither dir."""
+    dims = [feats_dim(data) for data in dirs]
+    if other := next((i for i, dim in enumerate(dims) if dim != dims[0]), None):
+        raise FeatureError(f"the features of {dirs[other].path} are {dims[other]}-d, those of {dirs[0].path} "
+                           f"{dims[0]}-d: one model takes features of one kind (compute them with the same options)")
+    return dims[0]
 
 
 def short_warning(refs: Sequence[UttRef], context: int) -> str | None:

@@ -385,6 +385,16 @@ def test_out_of_range_training_options_are_config_errors(option, value):
         small_config(**{option: value})
 
 
+def test_dirs_of_other_dims_are_named_before_any_work(tmp_path, capsys):
+    r"""40-d and 13-d dirs failed on the first 13-d batch with 'dim 13, expected 40', naming neither dir."""
+    a = write_gaussian_dir(tmp_path / "a", np.zeros(4), np.eye(4), 4, 10, seed=1, prefix="a")
+    b = write_gaussian_dir(tmp_path / "b", np.zeros(3), np.eye(3), 4, 10, seed=2, prefix="b")
+    assert main(["train", "--exp", str(tmp_path / "e"), "--features.cmvn", "none", f"x={a}", f"y={b}"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent train: error: the features of {b} are 3-d, those of {a} 4-d: one "
+                                       "model takes features of one kind (compute them with the same options)\n")
+    assert not (tmp_path / "e").exists()
+
+
 def test_a_decay_that_grows_the_learning_rate_is_refused():
     with pytest.raises(ConfigError, match=r"train: lr_decay must be <= 1 \(a factor per epoch: above 1 the learning "
                                           r"rate grows\), got 1.5"):
