@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
-from flowaccent.errors import ConfigError, DataDirError
+from flowaccent.errors import ConfigError, DataDirError, FeatureError
+
+if TYPE_CHECKING:
+    from flowaccent.train.frames import UttRef
 
 
 def load_classes(
@@ -93,3 +97,27 @@ def feats_dim(data: DataDir) -> int:
     for utt, rxfile in data.table("feats.scp").items():
         return check_matrix(read_matrix(rxfile, utt, str(scp)), f"{scp}: utterance '{utt}'").shape[1]
     raise DataDirError(f"{scp}: no utterances")
+
+
+def same_dim(dirs: Sequence[DataDir]) -> int:
+    r"""The dim of the features of ``dirs`` (each one's first utterance's), refusing dirs of other dims before any
+    work: 40-d and 13-d dirs failed on the first 13-d batch with 'dim 13, expected 40', naming neither dir."""
+    dims = [feats_dim(data) for data in dirs]
+    other = next((i for i, dim in enumerate(dims) if dim != dims[0]), None)
+    if other is not None:
+        raise FeatureError(f"the features of {dirs[other].path} are {dims[other]}-d, those of {dirs[0].path} "
+                           f"{dims[0]}-d: one model takes features of one kind (compute them with the same options)")
+    return dims[0]
+
+
+def short_warning(refs: Sequence[UttRef], context: int) -> str | None:
+    r"""A line where utterances are shorter than the pipeline's ``context`` (deltas and splicing): each of their
+    frames holds copies of their edge frames. ``score`` said so of the sets it scored; a model of 401 frames'
+    context on utterances of 300 trained without a word."""
+    short = [ref for ref in refs if ref.num_frames < context]
+    if not short:
+        return None
+    first = min(short, key=lambda ref: ref.num_frames)
+    return (f"train: warning: {len(short)} of {len(refs)} utterance(s) shorter than the feature pipeline's context of "
+            f"{context} frames (deltas and splicing; e.g. '{first.utt}': {first.num_frames}): each of their frames "
+            f"holds copies of their edge frames")

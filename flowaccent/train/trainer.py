@@ -16,20 +16,19 @@ from pathlib import Path
 import torch
 
 from flowaccent import torchrun
-from flowaccent.data.datadir import DataDir
 from flowaccent.data.fingerprint import fingerprint_text
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.specs import parse_data_specs
-from flowaccent.errors import ConfigError, DataDirError, FeatureError
+from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.features.fbank_record import training_record
 from flowaccent.model import FlowModel, build_model
 from flowaccent.runtime import check_compile, check_precision, precision_note
 from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, checkpoint_path, load_checkpoint, save_checkpoint
-from flowaccent.train.classes import data_warnings, expanded_warning, feats_dim, load_classes
+from flowaccent.train.classes import data_warnings, expanded_warning, load_classes, same_dim, short_warning
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.experiment import earlier_run, refused_changes, write_experiment
-from flowaccent.train.frames import FrameSource, FrameStream, UttRef, split_valid, utterance_refs
+from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
 from flowaccent.train.model_size import TRAINING_COPIES, check_model_size
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.train.runner import Runner
@@ -248,37 +247,14 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
     return train_refs, valid_refs
 
 
-def same_dim(dirs: Sequence[DataDir]) -> int:
-    r"""The dim of the features of ``dirs`` (each one's first utterance's), refusing dirs of other dims before any
-    work: 40-d and 13-d dirs failed on the first 13-d batch with 'dim 13, expected 40', naming neither dir."""
-    dims = [feats_dim(data) for data in dirs]
-    if other := next((i for i, dim in enumerate(dims) if dim != dims[0]), None):
-        raise FeatureError(f"the features of {dirs[other].path} are {dims[other]}-d, those of {dirs[0].path} "
-                           f"{dims[0]}-d: one model takes features of one kind (compute them with the same options)")
-    return dims[0]
-
-
-def short_warning(refs: Sequence[UttRef], context: int) -> str | None:
-    r"""A line where utterances are shorter than the pipeline's ``context`` (deltas and splicing): each of their
-    frames holds copies of their edge frames. ``score`` said so of the sets it scored; a model of 401 frames'
-    context on utterances of 300 trained without a word."""
-    short = [ref for ref in refs if ref.num_frames < context]
-    if not short:
-        return None
-    first = min(short, key=lambda ref: ref.num_frames)
-    return (f"train: warning: {len(short)} of {len(refs)} utterance(s) shorter than the feature pipeline's context of "
-            f"{context} frames (deltas and splicing; e.g. '{first.utt}': {first.num_frames}): each of their frames "
-            f"holds copies of their edge frames")
-
-
 def _model_line(model: FlowModel, config: ExperimentConfig) -> str:
     r"""What is trained, in a line: the frames' dim and how the pipeline makes them, the parameters, the classes."""
     features = config.features
     made = [f"deltas to order {features.deltas}"] * bool(features.deltas) + [
         f"{2 * features.splice + 1} frames spliced"] * bool(features.splice)
     how = f", {' and '.join(made)}" if made else ""
-    weights = sum(p.numel() for p in model.parameters())
-    return (f"{model.dim}-d frames ({model.pipeline.input_dim}-d stored features{how}), {weights:,} parameters, "
+    parameters = sum(p.numel() for p in model.parameters())
+    return (f"{model.dim}-d frames ({model.pipeline.input_dim}-d stored features{how}), {parameters:,} parameters, "
             f"{len(model.class_names)} class(es) ({', '.join(model.class_names)}), prior.cond_dim "
             f"{config.prior.cond_dim}")
 
