@@ -67,6 +67,12 @@ class Runner:
         stopped = bool(self.cfg.patience) and progress.bad_epochs >= self.cfg.patience  # early: resuming it is a no-op
         epochs = range(progress.epoch, progress.epoch if stopped else self.cfg.epochs)
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
+        total = progress.global_step + sum(steps for _, steps in plan)
+        if self.env.is_main and plan and progress.global_step // self.cfg.log_every_steps == 0 and (
+                total < self.cfg.log_every_steps):  # no train record: no curves, empty TensorBoard, without a word
+            print(f"train: note: train.log_every_steps {self.cfg.log_every_steps} is more than the run's {total} "
+                  "steps: no train records (nor curves) will be written; give a smaller log_every_steps",
+                  file=sys.stderr)
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
         with prefetch(batches, depth) as batches, self.held:  # a Ctrl-C waits for a step's count, its log, its saves

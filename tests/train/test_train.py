@@ -142,7 +142,7 @@ def test_classes_a_prior_of_cond_dim_0_ignores_are_said_to_be(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     dnf = small_config(epochs=1).replace(prior=PriorConfig(cond_dim=2))  # the reverse: it was said of nothing
     train(dnf, tmp_path / "dnf", [f"native={a}"], quiet=True)
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err.startswith(
         "train: warning: prior.cond_dim 2 but one class (native): the class-conditional prior has one mean to learn "
         "(no llr between classes); give each class its data as NAME=DATA_DIR (native=DIR zh=DIR) for a DNF, or "
         "prior.cond_dim 0 for a plain flow\n")
@@ -383,6 +383,20 @@ def test_out_of_range_training_options_are_config_errors(option, value):
     step) or fail deep inside (a zero logging interval) are refused when the config is read."""
     with pytest.raises(ConfigError, match=f"train: {option} must be >=? [01], got {value}"):
         small_config(**{option: value})
+
+
+def test_a_logging_interval_past_the_runs_steps_is_said(gaussian_dir, tmp_path, capsys):
+    r"""A run of fewer steps than train.log_every_steps wrote no train record (no curves, an empty TensorBoard)
+    without a word."""
+    path, _ = gaussian_dir
+    train(small_config(epochs=1, log_every_steps=1000, max_steps_per_epoch=3), tmp_path / "e", [str(path)], quiet=True)
+    assert capsys.readouterr().err == ("train: note: train.log_every_steps 1000 is more than the run's 3 steps: no "
+                                       "train records (nor curves) will be written; give a smaller log_every_steps\n")
+    records = [json.loads(line) for line in (tmp_path / "e" / "log" / "train.jsonl").read_text().splitlines()]
+    assert not [r for r in records if r.get("event") == "train"]
+    train(small_config(epochs=1, log_every_steps=3, max_steps_per_epoch=3), tmp_path / "f", [str(path)], quiet=True)
+    assert capsys.readouterr().err == ""
+    assert '"event": "train"' in (tmp_path / "f" / "log" / "train.jsonl").read_text()
 
 
 def test_dirs_of_other_dims_are_named_before_any_work(tmp_path, capsys):
