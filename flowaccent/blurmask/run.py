@@ -194,15 +194,17 @@ def _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
 def _phase_shown(bar: tqdm, utt: str) -> Callable[[str], None]:
     r"""Shows where the work on ``utt`` is beside ``bar`` (``utt: fit step 12/300``): the bar counts utterances, and
     stood still for minutes on a long recording. A new phase at once, its counts (the fit's steps) at most every
-    :data:`PHASE_INTERVAL` seconds."""
+    :data:`PHASE_INTERVAL` seconds; into a file or a pipe, no redraw of its own (each phase of each utterance was a
+    line of the log)."""
     shown, label = -float("inf"), None
 
     def show(phase: str) -> None:
         nonlocal shown, label
         now, new = time.monotonic(), phase.rstrip("0123456789/")
-        if new != label or now - shown >= max(PHASE_INTERVAL, bar.mininterval):  # a log's bar: its interval
+        terminal = bar.mininterval <= PHASE_INTERVAL  # else a log's (flowaccent.progress): each redraw a line
+        if (new != label and terminal) or now - shown >= max(PHASE_INTERVAL, bar.mininterval):
             shown, label = now, new
-            bar.set_postfix_str(f"{utt}: {phase}")
+            bar.set_postfix_str(f"{utt}: {phase}", refresh=terminal)  # into a log: drawn with the bar's next line
 
     return show
 

@@ -7,6 +7,7 @@ import sys
 
 from flowaccent.cli.main import COMMANDS
 from flowaccent.data.datadir import load_data_dir, validate_data_dir
+from flowaccent.errors import ConfigError
 
 #: The tables Kaldi's ``--no-feats``, ``--no-text`` and ``--no-wav`` leave unchecked (none is required here, as
 #: Kaldi requires them without those options).
@@ -35,6 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
+    if args.read_feats and args.no_feats:  # its first problem then sent the user to 'flowaccent validate DIR'
+        raise ConfigError("--read-feats reads feats.scp, which --no-feats leaves unchecked: give one of them")
     unused = [name for table, skipped in NOT_CHECKED.items() if getattr(args, f"no_{table}") for name in skipped]
     for data_dir in args.data_dirs:
         problems = validate_data_dir(data_dir, unused=unused)

@@ -227,7 +227,8 @@ def _check_kaldi_tables(
     keys = {"utt": set(utt2spk), "spk": set(utt2spk.values()),
             "reco": set(utt2spk) if recordings is None else recordings}
     whose = {"utt": ("utterance", "utt2spk"), "spk": ("speaker", "utt2spk"),
-             "reco": ("recording", "utt2spk" if recordings is None else "segments")}
+             "reco": ("recording", "segments" if recordings is not None else
+                      "utt2spk (no segments: its utterances are the recordings)")}
     for name in present:
         try:
             table = read_table(path / name)

@@ -53,7 +53,7 @@ class SynthConfig(Config):
         strength_max: highest accent strength; each accented speaker's utterances
             spread evenly over ``[strength_min, strength_max]``.
         noise_std: Gaussian noise floor added to every utterance, in int16 units (about
-            -78 dBFS at 4); espeak's pauses are otherwise digital silence.
+            -78 dBFS at 4; at most 8192, -12 dBFS); espeak's pauses are otherwise digital silence.
     """
 
     num_sentences: int = 800

@@ -49,7 +49,10 @@ def test_the_bar_shows_where_the_work_on_an_utterance_is(flow_exp, tmp_path, cap
     monkeypatch.delenv("COLUMNS", raising=False)
     _, exp, native, _ = flow_exp
     args = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "1", "--out", str(tmp_path / "o")]
-    assert main([*args, *FAST[:-1]]) == 0  # not --quiet
+    assert main([*args, *FAST[:-1]]) == 0  # not --quiet, into a file: each phase was a redraw, a line of the log
+    assert "n0-000" not in capsys.readouterr().err
+    monkeypatch.setattr("flowaccent.progress._is_terminal", lambda stream: True)
+    assert main([*args, *FAST[:-1]]) == 0  # on a terminal
     err = capsys.readouterr().err
     shown = [re.search(r"n0-000: ([^\]\r\n]*)\]", part) for part in re.split(r"[\r\n]", err)]
     phases = [s.group(1) for s in shown if s]

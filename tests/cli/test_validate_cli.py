@@ -83,3 +83,17 @@ def test_read_feats_lists_every_bad_utterance(wav_data_dir, capsys):
     assert len(err) == 3
     assert f"utterance '{utts[0]}': zero-length" in err[0] and f"utterance '{utts[2]}': zero-length" in err[1]
     assert f"utterance '{utts[3]}': NaN or inf in the features (first at frame 4)" in err[2]
+
+
+def test_read_feats_with_no_feats_is_refused(wav_data_dir, capsys):
+    r"""Its first problem sent the user to 'flowaccent validate DIR', the command just run."""
+    assert main(["validate", "--no-feats", "--read-feats", str(wav_data_dir)]) == 1
+    assert capsys.readouterr().err == ("flowaccent validate: error: --read-feats reads feats.scp, which --no-feats "
+                                       "leaves unchecked: give one of them\n")
+    utts = (wav_data_dir / "utt2spk").read_text().split()[::2]
+    (wav_data_dir / "reco2dur").write_text(f"{utts[0]} 1.5\n")  # no segments: the recordings are the utterances
+    assert main(["validate", str(wav_data_dir)]) == 1
+    assert capsys.readouterr().err == (f"flowaccent validate: error: {wav_data_dir}/reco2dur: {len(utts) - 1} "
+                                       f"recording(s) of utt2spk (no segments: its utterances are the recordings) "
+                                       f"missing, e.g. '{utts[1]}' (Kaldi's validate_data_dir.sh requires them all; "
+                                       "Kaldi's utils/data/get_reco2dur.sh makes it)\n")
