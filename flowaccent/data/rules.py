@@ -198,9 +198,9 @@ def inspect_dir(
 
 def _check_kaldi(path: Path, tables: dict[str, dict[str, str]], unused: tuple[str, ...]) -> list[str]:
     r"""What Kaldi's ``validate_data_dir.sh`` refuses that flowaccent's commands read (they drop a ``\r`` before a
-    line's end, replace a transcript's bytes that are not UTF-8, and do not read :data:`KALDI_TABLES`): the tables of
-    :data:`KALDI_TABLES` (:func:`_check_kaldi_tables`), recordings of ``wav.scp`` that no segment cuts, Windows line
-    ends, a ``text`` not in UTF-8 (:func:`_check_bytes`)."""
+    line's end, and do not read :data:`KALDI_TABLES` nor ``text``'s words): the tables of
+    :data:`KALDI_TABLES` (:func:`_check_kaldi_tables`), recordings of ``wav.scp`` that no segment cuts, what
+    :func:`_check_bytes` checks. The tables of ``unused`` are not checked."""
     present = [name for name in KALDI_TABLES if name not in unused and (path / name).is_file()]
     segments = tables.get("segments")
     recordings = None if segments is None else {fields(value)[0] for value in segments.values() if fields(value)}
@@ -252,23 +252,51 @@ def _check_kaldi_tables(
 
 
 def _check_bytes(table: Path) -> list[str]:
-    r"""A ``table``'s Windows line ends (Kaldi's tools read the ``\r`` as part of a line's last field), and a ``text``
-    that is not UTF-8 (Kaldi's ``validate_text.pl`` refuses it)."""
+    r"""A ``table``'s bytes as Kaldi's scripts and tools take them: a last line without its line end (Kaldi's
+    ``validate_data_dir.sh``: 'invalid newline'), Windows line ends (Kaldi's tools read the ``\r`` as part of a line's
+    last field), and :func:`_check_text`'s rules for ``text`` and ``wav.scp``. A ``text`` that is not UTF-8 is
+    Kaldi's as it is: ``validate_text.pl`` checks the whitespace only of lines that decode."""
     problems = []
     with contextlib.suppress(OSError):  # said where the table was read
         raw = table.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            problems.append(f"{table}: no line end after its last line, which Kaldi's validate_data_dir.sh refuses "
+                            f"('invalid newline'); echo >> {table}")
         at = raw.find(b"\r\n")
         if at >= 0:
             problems.append(f"{table}:{_line_of(raw, at)}: a Windows line end (\\r\\n): Kaldi's tools take the \\r as "
                             f"part of the line's last field (flowaccent's drop it); sed -i 's/\\r$//' {table}")
-        if table.name == "text":
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                problems.append(f"{table}:{_line_of(raw, error.start)}: not UTF-8 ({error.reason} at byte "
-                                f"{error.start}), which Kaldi's validate_text.pl refuses (flowaccent's commands "
-                                f"replace those bytes); convert it, e.g. iconv -f LATIN1 -t UTF-8")
+        problems += _check_text(table, raw)
     return problems
+
+
+#: Words of ``text`` that Kaldi's ``validate_text.pl`` refuses: the language model's sentence marks, the
+#: disambiguation symbol.
+_LM_SYMBOLS = ("<s>", "</s>", "#0")
+
+
+def _check_text(table: Path, raw: bytes) -> list[str]:
+    r"""Kaldi's rules for ``text`` (``validate_text.pl``: no ``<s>``, ``</s>`` or ``#0``, no whitespace but ASCII
+    spaces and tabs in a line that decodes as UTF-8) and ``wav.scp`` (no ``~`` for a home folder, which Kaldi's
+    tools do not expand)."""
+    if table.name == "wav.scp":
+        tilde = re.search(rb"^\S+[ \t]+~", raw, re.M)
+        return [f"{table}:{_line_of(raw, tilde.start())}: a path starting with '~', which Kaldi's tools do not "
+                f"expand (validate_data_dir.sh refuses it); give the whole path"] if tilde else []
+    if table.name != "text":
+        return []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            words = line.rstrip(b"\r").decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # not UTF-8: validate_text.pl lets it be
+        if symbol := next((w for w in words.split()[1:] if w in _LM_SYMBOLS), None):
+            return [f"{table}:{number}: holds '{symbol}', a symbol of the language model that Kaldi's validate_text.pl "
+                    f"refuses in a transcript"]
+        if space := next((c for c in words if c.isspace() and c not in " \t"), None):
+            return [f"{table}:{number}: holds whitespace {space!r}, which Kaldi's validate_text.pl refuses (only "
+                    f"spaces and tabs)"]
+    return []
 
 
 def _line_of(data: bytes, at: int) -> int:

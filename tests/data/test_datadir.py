@@ -286,20 +286,41 @@ def test_kaldis_other_tables_checked_as_kaldi_checks_them(tmp_path, name, conten
     assert validate_data_dir(d, unused=[name]) == []
 
 
+@pytest.mark.parametrize("name, content, said", [
+    ("text", "a-1 <s> THE VAN </s>\na-2 \nb-1 X\n", ":1: holds '<s>', a symbol of the language model that Kaldi's "
+     "validate_text.pl refuses in a transcript"),
+    ("text", "a-1 X\na-2 \nb-1 #0\n", ":3: holds '#0'"),
+    ("text", "a-1 THE\u00a0VAN\na-2 \nb-1 X\n", ":1: holds whitespace '\\xa0', which Kaldi's validate_text.pl"),
+    ("wav__scp", "a-1 a.wav\na-2 ~/b.wav\nb-1 c.wav\n", ":2: a path starting with '~', which Kaldi's tools do not "
+     "expand (validate_data_dir.sh refuses it); give the whole path"),
+    ("utt2score", "a-1 5\na-2 4.5\nb-1 2", ": no line end after its last line, which Kaldi's validate_data_dir.sh "
+     "refuses ('invalid newline'); echo >> {path}"),
+])
+def test_kaldis_rules_for_bytes_and_words(tmp_path, name, content, said):
+    r"""What Kaldi's validate_data_dir.sh and validate_text.pl refuse (held against them by a helper): a transcript's
+    LM symbols and Unicode spaces, a '~' path, a last line without its line end."""
+    d = make_dir(tmp_path / "d", **{name: content})
+    path = d / name.replace("__", ".")
+    problems = validate_data_dir(d)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}{said.format(path=path)}"), problems
+    load_data_dir(d)  # the commands read it
+
+
 def test_tables_read_as_kaldi_reads_them(tmp_path):
     r"""Lines end at \n only (a stray \r or form feed inside a transcript is text), CRLF reads as LF, a BOM and
     bytes that are not UTF-8 are named with their line; a Latin-1 transcript is read (text is never used)."""
     d = make_dir(tmp_path / "d", text="a-1 THE\x0cTHIN\rVAN\r\na-2 \r\nb-1 RED LORRY\r\n")
     assert load_data_dir(d).table("text")["a-1"] == "THE\x0cTHIN\rVAN"
-    assert validate_data_dir(d) == [f"{d / 'text'}:1: a Windows line end (\\r\\n): Kaldi's tools take the \\r as part "
-                                    f"of the line's last field (flowaccent's drop it); sed -i 's/\\r$//' {d / 'text'}"]
-    (d / "text").write_bytes((d / "text").read_bytes().replace(b"\r\n", b"\n"))
+    # validate holds it to Kaldi's rules too: Kaldi's tools read the \r, validate_text.pl refuses a form feed
+    assert validate_data_dir(d) == [
+        f"{d / 'text'}:1: a Windows line end (\\r\\n): Kaldi's tools take the \\r as part of the line's last field "
+        f"(flowaccent's drop it); sed -i 's/\\r$//' {d / 'text'}",
+        f"{d / 'text'}:1: holds whitespace '\\x0c', which Kaldi's validate_text.pl refuses (only spaces and tabs)"]
+    (d / "text").write_text("a-1 THE THIN\tVAN\na-2 \nb-1 RED LORRY\n")
     assert validate_data_dir(d) == []
     (d / "text").write_bytes(b"a-1 caf\xe9\na-2 \nb-1 X\n")
     assert load_data_dir(d).table("text")["a-1"] == "caf\ufffd"
-    said = [p.split(": ", 1)[1][:47] for p in validate_data_dir(d)]
-    assert said == ["not UTF-8 (invalid continuation byte at byte 7)"]
-    assert validate_data_dir(d, unused=["text"]) == []  # Kaldi's --no-text
+    assert validate_data_dir(d) == []  # Latin-1: validate_text.pl checks only the lines that decode as UTF-8
     (d / "utt2accent").write_bytes(b"a-1 nat\xefve\na-2 native\nb-1 zh\n")
     assert any("utt2accent:1: not UTF-8 (invalid continuation byte at byte 7)" in p for p in validate_data_dir(d))
     (d / "utt2accent").write_bytes(b"\xef\xbb\xbfa-1 native\na-2 native\nb-1 zh\n")
