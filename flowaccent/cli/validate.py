@@ -7,7 +7,6 @@ import sys
 
 from flowaccent.cli.main import COMMANDS
 from flowaccent.data.datadir import load_data_dir, validate_data_dir
-from flowaccent.errors import ConfigError
 
 #: Kaldi's ``validate_data_dir.sh`` options, accepted so that a recipe's line runs: each says its tables are not
 #: required, as none of them is here; those that are there are checked, as Kaldi checks them.
@@ -36,8 +35,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
-    if args.read_feats and args.no_feats:  # its first problem then sent the user to 'flowaccent validate DIR'
-        raise ConfigError("--read-feats reads feats.scp, which --no-feats leaves unchecked: give one of them")
     for data_dir in args.data_dirs:
         problems = validate_data_dir(data_dir)
         if not problems and args.read_feats:
