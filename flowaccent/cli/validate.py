@@ -19,7 +19,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=COMMANDS["validate"],
         description="Checks sorting, unique keys, utt2spk/spk2utt consistency, speaker-prefix "
         "rule and coverage of every table, with Kaldi's rules for the tables flowaccent's commands do not read "
-        "(spk2gender, utt2dur, ...), Windows line ends and a text not in UTF-8 (docs/data.md). With --read-feats, "
+        "(spk2gender, utt2dur, ...), Windows line ends and text's symbols and whitespace (docs/data.md). With "
+        "--read-feats, "
         "also reads every matrix of "
         "feats.scp (which must exist) and cmvn.scp and checks frames, dims and values, and that the "
         "CMVN stats match the features' dim.",

@@ -115,8 +115,8 @@ def load_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterabl
 
 def validate_data_dir(path: str | Path, require: Iterable[str] = (), unused: Iterable[str] = ()) -> list[str]:
     r"""Returns every problem found in the data dir at ``path`` (an empty list when valid), Kaldi's rules for the
-    tables flowaccent's commands do not read included; the tables of ``unused`` are not checked (Kaldi's
-    ``--no-text``)."""
+    tables flowaccent's commands do not read included; the tables of ``unused`` are not checked (the
+    ``flowaccent validate`` command checks every table there, as Kaldi's script does, ``--no-text`` or not)."""
     return inspect_dir(Path(path), as_names(require, "require"), as_names(unused, "unused"), kaldi=True)[1]
 
 

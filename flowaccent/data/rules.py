@@ -254,7 +254,7 @@ def _check_kaldi_tables(
 def _check_bytes(table: Path) -> list[str]:
     r"""A ``table``'s bytes as Kaldi's scripts and tools take them: a last line without its line end (Kaldi's
     ``validate_data_dir.sh``: 'invalid newline'), Windows line ends (Kaldi's tools read the ``\r`` as part of a line's
-    last field), and :func:`_check_text`'s rules for ``text`` and ``wav.scp``. A ``text`` that is not UTF-8 is
+    last field), and :func:`_check_contents`'s rules for ``text`` and ``wav.scp``. A ``text`` that is not UTF-8 is
     Kaldi's as it is: ``validate_text.pl`` checks the whitespace only of lines that decode."""
     problems = []
     with contextlib.suppress(OSError):  # said where the table was read
@@ -266,7 +266,7 @@ def _check_bytes(table: Path) -> list[str]:
         if at >= 0:
             problems.append(f"{table}:{_line_of(raw, at)}: a Windows line end (\\r\\n): Kaldi's tools take the \\r as "
                             f"part of the line's last field (flowaccent's drop it); sed -i 's/\\r$//' {table}")
-        problems += _check_text(table, raw)
+        problems += _check_contents(table, raw)
     return problems
 
 
@@ -275,7 +275,7 @@ def _check_bytes(table: Path) -> list[str]:
 _LM_SYMBOLS = ("<s>", "</s>", "#0")
 
 
-def _check_text(table: Path, raw: bytes) -> list[str]:
+def _check_contents(table: Path, raw: bytes) -> list[str]:
     r"""Kaldi's rules for ``text`` (``validate_text.pl``: no ``<s>``, ``</s>`` or ``#0``, no whitespace but ASCII
     spaces and tabs in a line that decodes as UTF-8) and ``wav.scp`` (no ``~`` for a home folder, which Kaldi's
     tools do not expand)."""

@@ -66,9 +66,9 @@ def load_cmvn_stats(data: DataDir, dim: int | None = None) -> dict[str, np.ndarr
     features')."""
     stats = {}
     stats_scp = ScpReader(data.path / "cmvn.scp", rxfiles=data.table("cmvn.scp"), allow_nonfinite=True)  # said below
+    again = f"make them again: 'flowaccent cmvn {data.path}'"
     for spk, matrix in stats_scp:  # a clear error without it
         where = f"{data.path / 'cmvn.scp'}: speaker '{spk}'"
-        again = f"make them again: 'flowaccent cmvn {data.path}'"
         check_matrix(matrix, where, allow_nonfinite=True)
         if not np.isfinite(matrix).all():
             row = int(np.argwhere(~np.isfinite(matrix))[0, 0])

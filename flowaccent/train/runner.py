@@ -68,8 +68,7 @@ class Runner:
         epochs = range(progress.epoch, progress.epoch if stopped else self.cfg.epochs)
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
         total = progress.global_step + sum(steps for _, steps in plan)
-        if self.env.is_main and plan and progress.global_step // self.cfg.log_every_steps == 0 and (
-                total < self.cfg.log_every_steps):  # no train record: no curves, empty TensorBoard, without a word
+        if self.env.is_main and plan and total < self.cfg.log_every_steps:  # no train record: no curves, no word
             print(f"train: note: train.log_every_steps {self.cfg.log_every_steps} is more than the run's {total} "
                   "steps: no train records (nor curves) will be written; give a smaller log_every_steps",
                   file=sys.stderr)
