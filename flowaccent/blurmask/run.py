@@ -19,11 +19,12 @@ written over them (:mod:`~flowaccent.blurmask.summary`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,24 +142,10 @@ def _explain_sets(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
     command goes on from it (it said 'interrupted' alone)."""
     for name, utts in chosen.items():
         remove_stale_files(out / name, utts, quiet=True)
+    taken, total = 0, sum(map(len, chosen.values()))
     results: list[UttResult] = []
-    try:
-        taken = _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest, results)
-    except KeyboardInterrupt:
-        print(f"blurmask: stopped after {len(results)} of {sum(map(len, chosen.values()))} utterance(s); their "
-              f"results are kept in {out}: the same command goes on from them", file=sys.stderr)
-        raise
-    if taken:
-        print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
-              f"had done them ({out})", file=sys.stderr)
-    return results
-
-
-def _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet, digest, results) -> int:
-    r""":func:`_explain_sets`' work: each utterance's result appended to ``results``; returns how many were taken
-    over from a stopped run."""
-    taken = 0
-    with progress_bar(total=sum(map(len, chosen.values())), unit="utt", desc="blurmask", disable=quiet) as bar:
+    with _said_if_stopped(results, total, out), progress_bar(total=total, unit="utt", desc="blurmask",
+                                                            disable=quiet) as bar:
         for name, data in sets.items():
             cmvn = load_cmvn_stats(data) if need_cmvn else {}
             with RandomAccessReader(data.path / "feats.scp", model.pipeline.input_dim) as reader:
@@ -188,7 +175,22 @@ def _explain_each(model, sets, chosen, need_cmvn, out, fit, deletion, run, quiet
                         tqdm.write(warning, file=sys.stderr)
                     bar.set_postfix_str("", refresh=False)
                     bar.update()
-    return taken
+    if taken:
+        print(f"blurmask: {taken} utterance(s) taken as a stopped run with the same model, options and features "
+              f"had done them ({out})", file=sys.stderr)
+    return results
+
+
+@contextlib.contextmanager
+def _said_if_stopped(results: list[UttResult], total: int, out: Path) -> Iterator[None]:
+    r"""On a Ctrl-C, says how many of ``total`` utterances were done (``results``) and kept in ``out``, and that the
+    same command goes on from them (it said 'interrupted' alone); outside the bar's block, so after its last line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"blurmask: stopped after {len(results)} of {total} utterance(s); their results are kept in {out}: "
+              "the same command goes on from them", file=sys.stderr)
+        raise
 
 
 def _phase_shown(bar: tqdm, utt: str) -> Callable[[str], None]:
