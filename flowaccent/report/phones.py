@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flowaccent.data.atomic import atomic_copy, file_digest
-from flowaccent.data.ctm import Segment, base_phone, read_ctm, read_phone_table
+from flowaccent.data.ctm import Segment, base_phone, channel_number, read_ctm, read_phone_table
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
@@ -65,10 +65,16 @@ def read_ctms(
         for utt, segments in read_ctm(path, symbols).items():
             if base:
                 segments = [s._replace(phone=base_phone(s.phone)) for s in segments]
-            if utt in merged and merged[utt] != segments:
+            if utt in merged and _as_numbers(merged[utt]) != _as_numbers(segments):
                 raise ConfigError(f"{path}: utterance '{utt}' is in {where[utt]} too, with other phones")
             merged[utt], where[utt] = segments, str(path)
     return merged
+
+
+def _as_numbers(segments: Sequence[Segment]) -> list[Segment]:
+    r"""``segments`` with their channels as numbers (:func:`~flowaccent.data.ctm.channel_number`): ``A`` and ``1``
+    are one channel, and one CTM written each way is the same CTM."""
+    return [s._replace(channel=channel_number(s.channel)) for s in segments]
 
 
 def build_report(

@@ -5,9 +5,10 @@ interval over the speakers. Where in the speech a native model finds accented sp
 
 A phone of ``start`` and ``duration`` seconds holds the frames ``t`` with ``round(start / shift) <= t <
 round((start + duration) / shift)``, ``shift`` the features' frame shift: frame ``t`` of an alignment starts at
-``t * shift`` (``ali-to-phones --ctm-output`` writes ``start = t * shift``). Frames past an utterance's last are
-dropped; a phone starting more than :data:`SLACK_FRAMES` after it is an error (a CTM of other audio, or another
-frame shift). Frames in no phone (before the first, in gaps) count in none.
+``t * shift`` (``ali-to-phones --ctm-output`` writes ``start = t * shift``); halves are rounded up (:func:`frame_of`:
+a start of 0.485 s is frame 49 at 0.01 s, though ``0.485 / 0.01`` is 48.4999... in floating point). Frames past an
+utterance's last are dropped; a phone starting more than :data:`SLACK_FRAMES` after it is an error (a CTM of other
+audio, or another frame shift). Frames in no phone (before the first, in gaps) count in none.
 
 A CTM keyed by recording (``steps/get_train_ctm.sh`` of a data dir with ``segments``) is cut into the set's
 utterances by the ``segments`` of the data dir the set was scored from (:func:`utterance_phones`).
@@ -36,6 +37,10 @@ from flowaccent.score.tables import read_tsv
 #: How many frames after an utterance's last a phone may start and be dropped rather than refused: the audio's
 #: last samples make no frame of their own (``snip_edges``), and a CTM of the audio's own times ends there.
 SLACK_FRAMES = 3
+
+#: How far below a half of a frame (in frames) a time still rounds up (:func:`frame_of`): far above the floating
+#: point error of ``seconds / shift`` (~1e-13 frames), far below any CTM's precision (1e-6 frames: 10 ns at 0.01 s).
+HALF_TOLERANCE = 1e-6
 
 #: The frame shift taken where neither ``--frame-shift`` nor the set's data dir says one (Kaldi's default).
 DEFAULT_SHIFT = 0.01
@@ -162,6 +167,13 @@ def utterance_phones(
     return {**out, **cut}, str(path) if cut else "", tuple(missed)
 
 
+def frame_of(seconds: float, frame_shift: float) -> int:
+    r"""``round(seconds / frame_shift)``, halves rounded up as written in decimal: ``math.floor(x + 0.5)`` of the
+    floating point quotient rounded 128 of the 1000 times 0.005, 0.015 ... 9.995 s down at 0.01 s (``0.485 / 0.01``
+    is 48.49999999999999); :data:`HALF_TOLERANCE` makes them halves."""
+    return math.floor(seconds / frame_shift + 0.5 + HALF_TOLERANCE)
+
+
 def frame_ranges(
     segments: Sequence[Segment], num_frames: int, frame_shift: float, where: str
 ) -> list[tuple[str, int, int]]:
@@ -171,14 +183,14 @@ def frame_ranges(
     out = []
     end = 0
     for segment in segments:
-        first = math.floor(segment.start / frame_shift + 0.5)
+        first = frame_of(segment.start, frame_shift)
         if first >= num_frames + SLACK_FRAMES:
             raise ConfigError(
                 f"{where}: phone {segment.phone!r} starts at {segment.start:g} s, frame {first}, past the "
                 f"utterance's {num_frames} frames ({num_frames * frame_shift:g} s at a frame shift of {frame_shift:g} "
                 f"s): a CTM of other audio, or another frame shift (--frame-shift)?")
         first = max(first, end)
-        end = max(first, min(num_frames, math.floor(segment.end / frame_shift + 0.5)))
+        end = max(first, min(num_frames, frame_of(segment.end, frame_shift)))
         if end > first:
             out.append((segment.phone, first, end))
     return out

@@ -19,7 +19,7 @@ import pytest
 from flowaccent.cli.main import main
 from flowaccent.data.ctm import Segment, read_ctm
 from flowaccent.errors import ConfigError, DataDirError
-from flowaccent.report.phones import build_report, markdown_text
+from flowaccent.report.phones import build_report, markdown_text, read_ctms
 from flowaccent.score.metrics import mean_difference_interval_over_groups
 from flowaccent.score.phones import DEFAULT_SHIFT, differences, frame_ranges, frame_shift_of, set_phones
 from flowaccent.score.tables import read_tsv
@@ -122,6 +122,15 @@ def test_halves_round_up_not_to_even():
     assert frame_ranges([Segment(1.25, 1.0, "a")], 10, 0.5, "u") == [("a", 3, 5)]
 
 
+def test_halves_written_in_decimal_round_up_at_a_shift_of_10_ms():
+    r"""``0.485 / 0.01`` is 48.49999999999999 in floating point: the half frame of the CTM's text still rounds up
+    (128 of the 1000 starts 0.005 ... 9.995 s rounded down), a start and an end alike."""
+    for k in range(1000):
+        start = float(f"{10 * k + 5}e-3")
+        assert frame_ranges([Segment(start, 0.1, "a")], 2000, 0.01, "u") == [("a", k + 1, k + 11)], start
+        assert frame_ranges([Segment(0.0, start, "a")], 2000, 0.01, "u") == [("a", 0, k + 1)], start
+
+
 def test_a_phone_well_past_the_utterance_is_an_error():
     frame_ranges([Segment(0.12, 0.01, "a")], 10, 0.01, "u")  # frame 12: the last frame the slack allows for
     with pytest.raises(ConfigError, match=r"u: phone 'a' starts at 0.13 s, frame 13, past the utterance's 10 "
@@ -216,6 +225,19 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
     assert main(["phones", "--scores", str(scores), *ctms, "--min-frames", "20"]) == 0
     assert capsys.readouterr().out == markdown.replace("![Each phone's LogLL minus the reference's](phones.png)\n\n",
                                                        "").replace(f" --out {out}", "")
+
+
+def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_path):
+    r"""NIST's channel ``A`` is ``1``: the same phones in two files, the channel written each way, are one CTM (they
+    were said to be 'other phones'); other phones are still refused."""
+    lines = "u1 {} 0.00 0.12 sil\nu1 {} 0.12 0.08 T\n"
+    for name, channel in (("a.ctm", "A"), ("one.ctm", "1")):
+        (tmp_path / name).write_text(lines.format(channel, channel))
+    (tmp_path / "other.ctm").write_text(lines.format("A", "A").replace(" T", " D"))
+    merged = read_ctms([tmp_path / "a.ctm", tmp_path / "one.ctm"])
+    assert [s.phone for s in merged["u1"]] == ["sil", "T"]
+    with pytest.raises(ConfigError, match="other.ctm: utterance 'u1' is in .*one.ctm too, with other phones"):
+        read_ctms([tmp_path / "one.ctm", tmp_path / "other.ctm"])
 
 
 @pytest.mark.parametrize("args, said", [
