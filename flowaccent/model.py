@@ -238,9 +238,13 @@ class FlowModel(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> FlowModel:
-        r"""Inverse of :meth:`to_checkpoint`; a clear error when the parts do not fit. In training mode, as a new
-        module is (:func:`~flowaccent.train.checkpoint.load_model` returns it in eval mode, as scoring runs it: a
-        BatchNorm flow scores otherwise in training mode)."""
+        r"""Inverse of :meth:`to_checkpoint` (``state``; or a whole training checkpoint, ``torch.load("final.pt")``,
+        whose ``"model"`` it is); a clear error when the parts do not fit. In eval mode, as scoring runs it (as
+        :func:`~flowaccent.train.checkpoint.load_model` returns it): a BatchNorm flow in training mode scored each batch
+        with its own statistics, and overwrote its running ones even under ``torch.no_grad``; ``model.train()`` to
+        train it further."""
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a training checkpoint: its model
+            state = state["model"]
         if not isinstance(state, dict):  # a path: 'not a flowaccent model (no pipeline, ...)'
             raise ConfigError(f"FlowModel.from_checkpoint takes a checkpoint's dict, got {type(state).__name__} (a "
                               "file: flowaccent.train.checkpoint.load_model(path))")
@@ -267,7 +271,7 @@ class FlowModel(nn.Module):
             model.load_state_dict(state["state_dict"])
         except (KeyError, RuntimeError) as error:
             raise ConfigError(f"checkpoint does not match its config: {str(error).splitlines()[0]}") from None
-        return model
+        return model.eval()
 
 
 def build_model(

@@ -25,9 +25,12 @@ def apply_cmvn(x: Array, stats: np.ndarray, norm_vars: bool = False) -> Array:
         ``(..., T, D)``, ``offset + x * scale`` (see :func:`cmvn_transform`).
     """
     t = as_tensor(x, min_frames=0)
+    shape = np.shape(stats)
+    if len(shape) == 2 and shape[0] == 2 and shape[1] != t.shape[-1] + 1:  # before the count's check: said of (2, D)
+        lacking = " (without the frame count, their last column?)" if shape[1] == t.shape[-1] else ""
+        raise FeatureError(f"apply_cmvn: stats of shape {tuple(shape)} are for dim {shape[1] - 1}{lacking}, features "
+                           f"have dim {t.shape[-1]}: stats are (2, D+1)")
     offset, scale = cmvn_transform(stats, norm_vars)
-    if offset.shape[0] != t.shape[-1]:
-        raise FeatureError(f"apply_cmvn: stats are for dim {offset.shape[0]}, features have dim {t.shape[-1]}")
     # Kaldi keeps offset and scale as BaseFloat (float32) and applies them per element.
     offset_t = torch.as_tensor(offset, dtype=t.dtype, device=t.device)
     scale_t = torch.as_tensor(scale, dtype=t.dtype, device=t.device)

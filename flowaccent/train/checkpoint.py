@@ -177,7 +177,6 @@ def load_model(path: str | Path) -> FlowModel:
 
 def _model_of(state: dict[str, Any], path: Path) -> FlowModel:
     try:
-        model = FlowModel.from_checkpoint(state["model"] if "model" in state else state)
+        return FlowModel.from_checkpoint(state)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
-    return model.eval()

@@ -106,3 +106,8 @@ def test_errors():
         apply_cmvn(np.ones((2, 3)), compute_cmvn_stats(np.ones((2, 4))))
     with pytest.raises(FeatureError, match="shape"):
         apply_cmvn(np.ones((2, 3)), np.ones((1, 4)))
+    # stats without their count column: said of the shape, not as 'insufficient stats: count = -3.05'
+    x = np.random.default_rng(0).normal(size=(50, 40))
+    with pytest.raises(FeatureError, match=r"stats of shape \(2, 40\) are for dim 39 \(without the frame count, "
+                       r"their last column\?\), features have dim 40: stats are \(2, D\+1\)"):
+        apply_cmvn(x, compute_cmvn_stats(x)[:, :-1])
