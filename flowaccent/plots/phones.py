@@ -28,7 +28,9 @@ def phone_differences(
         return figure.too_few(base, "Relative LogLL by phone minus the reference's",
                               "no phone has enough frames in a set and in the reference")
     x = {phone: i for i, phone in enumerate(order)}
-    fig, ax = figure.subplots(figsize=(max(6.0, 1.5 + 0.24 * len(order)), 4.2))
+    longest = max(map(len, order))  # Kaldi's position-dependent phones (AH0_B): upright, they ran into each other
+    upright = longest <= 3
+    fig, ax = figure.subplots(figsize=(max(6.0, 1.5 + 0.24 * len(order)), 4.2 + (0 if upright else 0.08 * longest)))
     cols = cols or colours([*differences, reference])
     short = figure.short_names([*differences, reference])
     width = 0.6 / max(1, len(differences))
@@ -40,12 +42,17 @@ def phone_differences(
         known = np.isfinite(low) & np.isfinite(high)
         errors = np.vstack([np.where(known, values - low, 0), np.where(known, high - values, 0)])
         ax.errorbar(at, values, yerr=errors, fmt="o", markersize=3.5, capsize=1.5, linewidth=0.9,
-                    color=cols[name], label=f"{short[name]} ({len(found)} phones)")
+                    color=cols[name], label=_label(short[name], found))
     ax.axhline(0, color=cols[reference], linewidth=1, linestyle="--")
-    ax.set_xticks(range(len(order)), order, fontsize=8)
+    ax.set_xticks(range(len(order)), order, fontsize=8, rotation=0 if upright else 90)
     ax.set_xlim(-0.7, len(order) - 0.3)
     ax.set(title=f"Relative LogLL by phone minus {short[reference]}'s (95% intervals over speakers)",
            ylabel=f"relative LogLL minus {short[reference]}'s (nats/frame)", xlabel="phone")
-    labels = [f"{short[n]} ({len(f)} phones)" for n, f in differences.items()]
+    labels = [_label(short[n], f) for n, f in differences.items()]
     figure.legend(ax, {"loc": "lower right"}, len(labels), max(map(len, labels)))
     return figure.save(fig, base)
+
+
+def _label(name: str, found: Sequence) -> str:
+    r"""A set's legend entry: its name and how many phones it ranks."""
+    return f"{name} ({len(found)} phone{'' if len(found) == 1 else 's'})"

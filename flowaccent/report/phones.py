@@ -197,6 +197,8 @@ def markdown_text(report: PhoneReport, scores: str, command: str = "", figure: s
     if command:
         lines += ["```", command, "```", ""]
     lines += markdown_table(*coverage_table(report))
+    if report.notes:  # a set left out is in no table: said here, not on the terminal only
+        lines += [*(f"- {_sentence(note)}" for note in report.notes), ""]
     if figure:
         lines += [f"![Each phone's LogLL minus the reference's]({figure})", ""]
     for name in report.differences:
@@ -230,8 +232,8 @@ def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
     lines = []
     for name, found in report.differences.items():
         worst = ", ".join(f"{d.phone} {d.relative:+.2f}" for d in found[:count])
-        lines.append(f"{name}: {len(found)} phones ranked; lowest relative LogLL against {report.reference}: "
-                     f"{worst or 'none'}")
+        phones = f"{len(found)} phone{'' if len(found) == 1 else 's'}"
+        lines.append(f"{name}: {phones} ranked; lowest relative LogLL against {report.reference}: {worst or 'none'}")
     return lines
 
 
@@ -252,7 +254,7 @@ def stamp(report: PhoneReport, scores: Path, command: str = "") -> dict[str, Any
     again since are other scores), the reference, the minimum of frames, the CTMs and the command."""
     return {"format": 1, "scores": str(scores), "summary_digest": file_digest(scores / "summary.json"),
             "reference": report.reference, "min_frames": report.min_frames, "ctms": list(report.ctms),
-            "command": command}
+            "command": command, "notes": list(report.notes)}
 
 
 def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -315,7 +317,13 @@ def phones_part(
         suffix, caption = f"_{index + 1}" if index else "", f", {label}" if label else ""
         figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{caption})"] = atomic_copy(
             png, fig_dir / f"{PHONES_FIGURES}relative{suffix}.png")
-    return tables, figures, "Phones (flowaccent phones). " + LEGEND, made.get("command") or "(command not recorded)"
+    naming = " ".join(["Phones (flowaccent phones).", LEGEND, *map(_sentence, made.get("notes", []))])
+    return tables, figures, naming, made.get("command") or "(command not recorded)"
+
+
+def _sentence(note: str) -> str:
+    r"""A note of :attr:`PhoneReport.notes` (``set 'x' left out: ...``) as a sentence."""
+    return note[:1].upper() + note[1:] + ("" if note.endswith(("?", ".")) else ".")
 
 
 def _bounded(row: dict[str, str], kind: str) -> str:

@@ -204,6 +204,7 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
     assert main(["phones", "--scores", str(scores), *ctms, "--out", str(out), "--min-frames", "20"]) == 0
     err = capsys.readouterr().err
     assert "phones: note: set 'ja' left out: the CTMs hold none of its 30 utterances" in err
+    assert "\n- Set 'ja' left out: the CTMs hold none of its 30 utterances." in (out / "phones.md").read_text()
     assert {p.name for p in out.iterdir()} == {"phones.md", "phone_scores.tsv", "phones.png", "phones.pdf",
                                                "phones.json"}
     report = build_report(scores, ctms, min_frames=20)
@@ -304,6 +305,7 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     assert main(["phones", "--scores", str(scores), *ctms, "--out", str(phones), "--min-frames", "0"]) == 0
     stamp = json.loads((phones / "phones.json").read_text())
     assert (stamp["reference"], stamp["min_frames"], stamp["ctms"]) == ("native", 0, ctms)
+    assert stamp["notes"] == ["set 'ja' left out: the CTMs hold none of its 30 utterances"]
     report = tmp_path / "report"
     argv = ["report", "--exp", str(root / "exp"), "--scores", str(scores), "--out", str(report), "--tsne-frames",
             "0", "--phones", str(phones)]
@@ -317,6 +319,7 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     assert (report / "figures" / "phones_relative.png").is_file() and "figures/phones_relative.png" in markdown
     assert markdown.count("## Phones: ") == 1  # zh's: no table of the reference against itself
     assert "phones: flowaccent phones --scores" in markdown  # how it was made
+    assert "Set 'ja' left out: the CTMs hold none of its 30 utterances." in markdown  # not only on the terminal
     other = tmp_path / "canonical"  # a second run, as the demo's of canonical.ctm: both shown, each named
     ctms_other = [str(tmp_path / "canonical.ctm"), ctms[0]]
     _write_ctm(tmp_path / "canonical.ctm", scores, "zh", seed=9)
@@ -438,3 +441,24 @@ def test_a_ctm_of_recordings_is_cut_into_the_utterances_by_the_data_dirs_segment
     channels.write_text(Path(plain[1]).read_text().replace(" 1 ", " 2 ", 1))
     with pytest.raises(ConfigError, match=r"utterance 'z\d-\d+': the CTM holds its phones on channels 1, 2"):
         build_report(scores, [plain[0], channels])
+
+
+def test_the_figure_sets_long_phone_names_upright_on_their_side(monkeypatch, tmp_path):
+    r"""Kaldi's position-dependent phones (``AH0_B``) ran into each other as upright tick labels; a set of one
+    ranked phone was '1 phones'."""
+    from types import SimpleNamespace
+
+    from flowaccent.plots import figure
+    from flowaccent.plots.phones import phone_differences
+
+    drawn = []
+    monkeypatch.setattr(figure, "save", lambda fig, base: drawn.append(fig) or base)
+
+    def one(phone, value):
+        return SimpleNamespace(phone=phone, relative=value, relative_interval=(value - 1, value + 1))
+
+    for names, rotation in ((["a", "eI"], 0), (["AH0_B", "T"], 90)):
+        phone_differences({"zh": [one(names[0], -2.0)], "ja": [one(p, -1.0) for p in names]}, "native", tmp_path / "p")
+        ax = drawn[-1].axes[0]
+        assert {t.get_rotation() for t in ax.get_xticklabels()} == {rotation}
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zh (1 phone)", "ja (2 phones)"]
