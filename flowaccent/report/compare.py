@@ -202,10 +202,12 @@ def _paired(scored: Sequence[Scored], reading: list[str]) -> dict[str, dict[tupl
 
     def utterances(m: Scored, s: str) -> dict | None:
         if (m.name, s) not in tables:
+            path = m.folder / s / "utt_scores.tsv"
             try:
-                table = read_tsv(m.folder / s / "utt_scores.tsv", ("utt", "spk"))
-            except (OSError, ValueError) as error:
-                reading.append(f"Set '{s}' of {m.name}: {error}: not in the paired tests.")
+                table = read_tsv(path, ("utt", "spk"))
+            except (OSError, ValueError) as error:  # said as '[Errno 2] No such file or directory: ...'
+                why = f"{path}: {error.strerror}" if isinstance(error, OSError) and error.strerror else str(error)
+                reading.append(f"Set '{s}' of {m.name}: {why}: not in the paired tests.")
                 table = None
             tables[m.name, s] = table
         return tables[m.name, s]

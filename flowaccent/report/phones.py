@@ -57,12 +57,15 @@ def read_ctms(
 ) -> dict[str, list[Segment]]:
     r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones; ``base``: each
     phone as :func:`~flowaccent.data.ctm.base_phone` (``AH1_B`` as ``AH``). An utterance in two files is an error
-    where they give it other phones (the same lines twice: one CTM given twice)."""
+    where they give it other phones (the same lines twice: one CTM given twice), and so is a file of no phone."""
     symbols = read_phone_table(phones) if phones is not None else None
     merged: dict[str, list[Segment]] = {}
     where: dict[str, str] = {}
     for path in paths:
-        for utt, segments in read_ctm(path, symbols).items():
+        utterances = read_ctm(path, symbols)
+        if not utterances:  # said as 'the CTMs hold none of the utterances of the reference set'
+            raise ConfigError(f"{path}: no phone in it (an empty CTM: did its alignment fail?)")
+        for utt, segments in utterances.items():
             if base:
                 segments = [s._replace(phone=base_phone(s.phone)) for s in segments]
             if utt in merged and _as_numbers(merged[utt]) != _as_numbers(segments):
@@ -94,6 +97,8 @@ def build_report(
     ctm = read_ctms(ctms, phones, base)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
     sets, notes = {}, []
+    if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
+        notes.append("the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them")
     for name in ordered_sets(names, reference):
         found = set_phones(scores, name, ctm, shift)
         if found.aligned_utts == 0:

@@ -212,7 +212,11 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
     damaged = shutil.copytree(plain, tmp_path / "damaged")
     (damaged / "ja" / "utt_scores.tsv").write_text("utt\tlog_ll\nx\ty\n")
     (damaged / "zh" / "utt_scores.tsv").write_text("x\n")  # rows of no 'utt': a KeyError, not a note
-    capsys.readouterr()
+    gone = shutil.copytree(plain, tmp_path / "gone")  # a set's folder deleted: said as such, not as an OSError's repr
+    shutil.rmtree(gone / "zh")
+    assert main(["compare", f"dnf={dnf}", f"gone={gone}", "--format", "tsv"]) == 0
+    assert (f"compare: note: Set 'zh' of gone: {gone / 'zh' / 'utt_scores.tsv'}: No such file or directory: not in "
+            "the paired tests.") in capsys.readouterr().err
     assert main(["compare", f"dnf={dnf}", f"other={other}", f"damaged={damaged}", "--format", "tsv"]) == 0
     out, err = capsys.readouterr()
     assert {s for (m, s) in _tsv(out, "other") if m == "auc_log_ll_minus_first"} == {"ja"}

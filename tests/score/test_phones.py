@@ -228,6 +228,20 @@ def test_command_writes_tables_and_figure_as_computed(scored, tmp_path, capsys):
                                                        "").replace(f" --out {out}", "")
 
 
+def test_a_ctm_of_integer_phones_without_their_table_is_noted(scored, tmp_path):
+    r"""``ali-to-phones`` writes integers: ranking phones '84' and '12' says nothing a user can read."""
+    _, scores = scored
+    ctms = _two_ctms(tmp_path, scores)
+    numbers = {phone: str(i) for i, phone in enumerate(PHONES, 1)}
+    for path in map(Path, ctms):
+        path.write_text("".join(" ".join([*line.split()[:4], numbers[line.split()[4]]]) + "\n"
+                                for line in path.read_text().splitlines()))
+    (tmp_path / "phones.txt").write_text("".join(f"{name} {i}\n" for name, i in numbers.items()))
+    said = "the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them"
+    assert said in build_report(scores, ctms, min_frames=0).notes
+    assert said not in build_report(scores, ctms, min_frames=0, phones=tmp_path / "phones.txt").notes
+
+
 def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_path):
     r"""NIST's channel ``A`` is ``1``: the same phones in two files, the channel written each way, are one CTM (they
     were said to be 'other phones'); other phones are still refused."""
@@ -247,6 +261,7 @@ def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_p
     (["{native}", "{zh}", "--reference", "xx"], "{scores}: no set 'xx' to set the others against (sets: native, zh, "
                                                 "ja; --reference NAME)"),
     (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
+    (["{native}", "{zh}", "{empty}"], "{empty}: no phone in it (an empty CTM: did its alignment fail?)"),
     (["{native}", "{zh}", "--out", "{native}"], "--out {native} is a file"),
     (["{native}", "{zh}", "--frame-shift", "0.001"], "set 'native', utterance 'n0-0000': phone"),
     (["{native}", "{zh}", "--phones", "{native}"], "{native}: line 1: expected '<phone> <integer>'"),
@@ -260,7 +275,9 @@ def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     root, scores = scored
     _two_ctms(tmp_path, scores)
     (tmp_path / "clash.ctm").write_text("n0-0000 1 0.00 0.05 x\n")
-    names = {n: str(tmp_path / f"{n}.ctm") for n in ("native", "zh", "clash")} | {"scores": scores, "root": root}
+    (tmp_path / "empty.ctm").write_text(";; NIST's comment only\n")
+    names = {n: str(tmp_path / f"{n}.ctm") for n in ("native", "zh", "clash", "empty")}
+    names |= {"scores": scores, "root": root}
     (tmp_path / "holder").mkdir()  # an experiment dir holding its scores, given as them
     (tmp_path / "holder" / "scores").symlink_to(scores)
     headless = shutil.copytree(scores, tmp_path / "headless", symlinks=True)  # a table whose header lost its names
