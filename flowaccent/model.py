@@ -114,9 +114,10 @@ class FlowModel(nn.Module):
 
     def _check_frames(self, x: Tensor, what: str) -> None:
         r"""A :class:`FeatureError` unless ``x`` is a tensor ``(B, D)`` of this flow's ``D``."""
-        if not isinstance(x, Tensor):
-            raise FeatureError(f"flow: expected a tensor of {what} (B, {self.dim}), got {type(x).__name__} (stored "
-                               "features of an utterance, numpy or torch: score_utterance)")
+        if not isinstance(x, Tensor):  # stored features of an utterance, numpy or torch: score_utterance takes them
+            hint = (" (stored features of an utterance, numpy or torch: score_utterance)" if what == "frames"
+                    else " (torch.from_numpy)")
+            raise FeatureError(f"flow: expected a tensor of {what} (B, {self.dim}), got {type(x).__name__}{hint}")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raw = what == "frames" and x.dim() == 2 and x.shape[1] == self.pipeline.input_dim  # as stored: no deltas
             hint = (f" (features of dim {self.pipeline.input_dim} are as stored, before the pipeline's deltas and "

@@ -124,7 +124,8 @@ def read_matrix(rxfile: str, key: str = "", source: str = "") -> np.ndarray:
         source: the scp file, for messages.
     """
     entry = ScpEntry(key, rxfile)
-    where = f"{source}: utterance '{key}'" if source else f"utterance '{key}'"
+    named = f"utterance '{key}'" if key else f"'{rxfile}'"  # no key: the rxfile itself, not "utterance ''"
+    where = f"{source}: {named}" if source else named
     if entry.is_pipe:
         data = run_pipe(rxfile[: rxfile.rstrip().rfind("|")], where)
         import io

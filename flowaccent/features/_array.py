@@ -20,6 +20,8 @@ def as_tensor(x: Array, name: str = "features", min_frames: int = 1) -> torch.Te
     ``min_frames`` frames or is not a floating type.
     """
     if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):  # said as torch's dtype of the numpy array
+            raise FeatureError(f"{name}: expected floating-point features, got numpy {x.dtype}")
         x = np.ascontiguousarray(x)
         t = torch.from_numpy(x if x.flags.writeable else x.copy())
     else:

@@ -100,6 +100,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
             raise ConfigError(f"{path}: not a flowaccent checkpoint (it holds Python objects other than tensors and "
                               "plain values, which are not loaded: another tool's file?)") from None
+        if _other_zip(path):  # torch's words: '[enforce fail at inline_container.cc:180] . file in archive is not ...'
+            raise ConfigError(f"{path}: a zip archive but not a torch file (numpy's .npz, such as score's "
+                              "baseline_gmm.npz?), not a checkpoint") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         why = "not a torch file, or a damaged one" if isinstance(error, pickle.UnpicklingError) else first
         raise ConfigError(f"{path}: not a readable checkpoint ({type(error).__name__}: {why})") from None
@@ -168,6 +171,17 @@ def _check_one_flow(model: FlowModel, path: Path, command: str) -> None:
                           f"(the class as the couplings' context), so its flow differs per class; {command} needs "
                           "one flow for every frame (the marginal over the classes). Score such a model per class "
                           "in Python: FlowModel.score_utterance(feats, cmvn_stats, labels=class_index)")
+
+
+def _other_zip(path: Path) -> bool:
+    r"""Whether ``path`` is a zip archive of no ``data.pkl`` in a folder, which each of ``torch.save``'s holds."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return not any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_model(path: str | Path) -> FlowModel:

@@ -48,6 +48,8 @@ def test_a_range_past_the_matrix_is_refused(ark):
         read_matrix(f"{at}[0:6,0:45]")
     with pytest.raises(KaldiIOError, match="a range of 3 dimensions for an object of 2"):
         read_matrix(f"{at}[0:1,0:1,0:1]")
+    with pytest.raises(KaldiIOError, match=r"^'/nonexistent/a.ark:0': ark '/nonexistent/a.ark' does not exist"):
+        read_matrix("/nonexistent/a.ark:0")  # no key given: the rxfile named, not "utterance ''"
     # reversed: an empty matrix, or 'zero-length utterance'; '²': isdigit(), then int()'s traceback
     for reversed_range in ("[5:2]", "[0:6,3:1]", "[0:\u00b2]"):
         with pytest.raises(KaldiIOError, match="bad range .* first <= last"):

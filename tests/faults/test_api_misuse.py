@@ -27,7 +27,7 @@ X = torch.randn(6, 120)
 CASES = {
     # was nflows' AttributeError 'numpy.ndarray' object has no attribute 'new_zeros'
     "inverse of numpy": (lambda: model().inverse(np.zeros((3, 120))), FeatureError,
-                         r"expected a tensor of latents \(B, 120\), got ndarray"),
+                         r"expected a tensor of latents \(B, 120\), got ndarray \(torch.from_numpy\)$"),
     "inverse of another width": (lambda: model().inverse(torch.zeros(3, 7)), FeatureError,
                                  r"expected latents \(B, 120\), got \(3, 7\)"),
     "initialize of numpy": (lambda: model().initialize(np.zeros((3, 120))), FeatureError, "got ndarray"),
@@ -67,6 +67,9 @@ CASES = {
     "the stored features to the flow": (lambda: model()(torch.zeros(6, 40)), FeatureError,
                                         r"features of dim 40 are as stored, before the pipeline's deltas and splicing: "
                                         "score_utterance takes those"),
+    # said 'got torch.int64' of a numpy array
+    "deltas of numpy integers": (lambda: _add_deltas()(np.ones((5, 4), np.int64)), FeatureError,
+                                 "expected floating-point features, got numpy int64"),
     # were cast by the first product, without a word
     "integer frames": (lambda: model()(torch.ones(6, 120, dtype=torch.long)), FeatureError,
                        "expected floating-point frames, got torch.int64"),
@@ -81,6 +84,12 @@ CASES = {
                                                             "/nonexistent/rs"), ValueError,
                                   "set 'zh': 20 ratings for 30 log_ll scores"),
 }
+
+
+def _add_deltas():
+    from flowaccent.features import add_deltas
+
+    return add_deltas
 
 
 def _rating_scatter():

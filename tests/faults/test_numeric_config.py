@@ -59,11 +59,14 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     torch.save(state["model"]["state_dict"], tmp_path / "weights.pt")
+    np.savez(tmp_path / "gmm.npz", means=np.zeros(3))  # said '[enforce fail at inline_container.cc:180] . file in...'
     for name, expected in [("module.pt", "not a flowaccent checkpoint (it holds Python objects"),
                            ("tensor.pt", "not a flowaccent checkpoint (it holds a Tensor, not a dict)"),
                            ("weights.pt", "weights.pt: not a flowaccent model (no pipeline, model_config, "
                                           "prior_config, class_names, state_dict)"),
                            ("empty.pt", "empty.pt: an empty file, not a checkpoint"),  # 'EOFError: '
+                           ("gmm.npz", "a zip archive but not a torch file (numpy's .npz, such as score's "
+                                       "baseline_gmm.npz?)"),
                            ("exp", "exp: a folder, not a checkpoint file (e.g. ")]:  # 'no such checkpoint'
         (tmp_path / "empty.pt").write_bytes(b"")
         assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
