@@ -86,6 +86,7 @@ def make_corpus(
     out = Path(out_dir).resolve()
     _check_target(out)
     require_espeak()
+    _check_space(out, config.num_utts)  # before the plan: 1e8 sentences drew for minutes, then failed hours in
     plan = plan_corpus(config)
     for line in speaker_shortfall(plan, config):
         print(f"synth: note: {line}", file=sys.stderr)
@@ -118,6 +119,30 @@ def make_corpus(
 
 #: espeak-ng's output rate (checked against the library when rendering).
 _SAMPLE_RATE = 22050
+
+
+#: Bytes of WAV an utterance takes, about: the mean of the 53 of the quick demo's corpus (141,989; 103,486 to
+#: 200,310; 22.05 kHz 16-bit mono); the default corpus's 1760 took 251 MB (docs/demo-corpus.md), 143 kB each.
+WAV_BYTES_PER_UTT = 142_000
+
+
+def _check_space(out: Path, num_utts: int) -> None:
+    r"""A :class:`SynthError` where the file system ``out`` goes on has less free space than ``num_utts`` utterances'
+    WAV files take (:data:`WAV_BYTES_PER_UTT` each)."""
+    where = next(p for p in (out, *out.parents) if p.exists())
+    need, free = num_utts * WAV_BYTES_PER_UTT, shutil.disk_usage(where).free
+    if need > free:
+        raise SynthError(f"{out}: {num_utts:,} utterances (--num-sentences and the fractions) take about "
+                         f"{_size(need)} of WAV ({WAV_BYTES_PER_UTT // 1000} kB each), and {where} has {_size(free)} "
+                         "free; give fewer --num-sentences or another OUT_DIR")
+
+
+def _size(n: int) -> str:
+    r"""A byte count in words: ``1.4 GB``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.0f} kB"
 
 
 def _check_target(out: Path, ours: Path | None = None) -> None:

@@ -92,6 +92,12 @@ class SynthConfig(Config):
         r"""Utterances of a set that is ``fraction`` of ``num_sentences`` (at least 1)."""
         return max(1, round(self.num_sentences * fraction))
 
+    @property
+    def num_utts(self) -> int:
+        r"""Utterances of the whole corpus (:attr:`Plan.num_utts` of its plan, known before it is drawn)."""
+        zh = min(self.num_sentences, self.size(self.train_zh_fraction))
+        return self.num_sentences + zh + self.size(self.dev_fraction) + 3 * self.size(self.test_fraction)
+
 
 @dataclasses.dataclass(frozen=True)
 class UttPlan:

@@ -3,6 +3,7 @@ r"""The demo corpus with espeak-ng: determinism, valid data dirs, atomicity, the
 from __future__ import annotations
 
 import argparse
+import collections
 import struct
 import sys
 import wave
@@ -18,7 +19,7 @@ from flowaccent.synth.accents import japanese, mandarin
 from flowaccent.synth.corpus import SynthError, make_corpus
 from flowaccent.synth.espeak import EspeakMissingError, require_espeak
 from flowaccent.synth.phonemes import parse_word
-from flowaccent.synth.plan import SETS, SynthConfig
+from flowaccent.synth.plan import SETS, SynthConfig, plan_corpus
 
 TINY = SynthConfig(num_sentences=24, seed=5, train_speakers=4, dev_speakers=2, test_speakers=4)
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2accent", "utt2score")
@@ -294,6 +295,22 @@ def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_p
     monkeypatch.setattr(corpus_module, "_write_manifest", broken)
     with pytest.raises(KeyboardInterrupt):
         make_corpus(tmp_path / "broken", TINY, quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corpus_larger_than_the_free_space_is_refused_before_it_is_drawn(espeak, tiny, tmp_path, monkeypatch):
+    r"""--num-sentences 1e8 drew sentences for minutes, then would have failed with a full disk hours in: the WAV
+    files' size (the demo's mean per utterance) against the free space, first. The count is the plan's."""
+    for config in (TINY, SCORED, SynthConfig(num_sentences=7, train_zh_fraction=1.0, dev_fraction=0.01)):
+        assert config.num_utts == plan_corpus(config).num_utts
+    made = list(tiny.rglob("*.wav"))
+    assert sum(p.stat().st_size for p in made) / len(made) == pytest.approx(corpus_module.WAV_BYTES_PER_UTT, rel=0.25)
+    need = TINY.num_utts * corpus_module.WAV_BYTES_PER_UTT
+    free = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(corpus_module.shutil, "disk_usage", lambda where: free(0, 0, need - 1))
+    with pytest.raises(SynthError, match=rf"new: {TINY.num_utts} utterances \(--num-sentences and the fractions\) "
+                       rf"take about 7.5 MB of WAV \(142 kB each\), and {tmp_path} has 7.5 MB free; give fewer"):
+        make_corpus(tmp_path / "new", TINY, quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 
