@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         check_parents(out, "compare")
     comparison = compare(load_scored(args.scores))
+    if out is not None:
+        _check_not_an_input(out, [m.folder for m in comparison.scored])
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
     text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)
     if out is None:
@@ -55,3 +57,24 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         print(f"compare: {len(comparison.scored)} model(s): {out}", file=sys.stderr)
     return 0
+
+
+#: The first line of each of compare's outputs (Markdown, TSV): an ``--out`` that holds one is an earlier comparison.
+_OWN_START = ("# flowaccent: ", "model\tmetric\tset\tvalue")
+
+
+def _check_not_an_input(out, folders) -> None:
+    r"""Refuses an ``--out`` that is a file of the scores compared (``SCORES/summary.json`` was replaced by the
+    Markdown, and every later compare, phones or report on them failed), unless it holds an earlier comparison."""
+    from flowaccent.errors import ConfigError
+
+    if not out.is_file():
+        return
+    with open(out, encoding="utf-8", errors="replace") as f:
+        if f.readline().startswith(_OWN_START):
+            return
+    mine = out.resolve()
+    for folder in folders:
+        if mine.is_relative_to(folder.resolve()):
+            raise ConfigError(f"--out {out} is a file of the scores {folder} (the output of 'flowaccent score'), "
+                              "which it would replace; give the comparison a file of its own")

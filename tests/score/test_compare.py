@@ -83,6 +83,27 @@ def test_every_value_is_each_models_own(two_models, capsys):
     assert f"nf: {summaries['nf']['command']}" in text
 
 
+def test_out_never_replaces_a_file_of_the_scores_compared(two_models, tmp_path, capsys):
+    r"""``--out SCORES/summary.json`` replaced the summary with the Markdown (exit 0), and every later compare,
+    phones or report on those scores failed; a new file in the folder, or an earlier comparison, is written."""
+    _, dnf, plain = two_models
+    for victim, folder in ((dnf / "summary.json", dnf), (plain / "zh" / "utt_scores.tsv", plain)):
+        kept = victim.read_bytes()
+        assert main(["compare", str(dnf), str(plain), "--out", str(victim)]) == 1
+        assert capsys.readouterr().err == (
+            f"flowaccent compare: error: --out {victim} is a file of the scores {folder} (the output of 'flowaccent "
+            "score'), which it would replace; give the comparison a file of its own\n")
+        assert victim.read_bytes() == kept
+    beside = dnf / "compare.md"
+    try:
+        for _ in range(2):  # the second time over its own output
+            assert main(["compare", str(dnf), str(plain), "--out", str(beside)]) == 0
+        assert beside.read_text().startswith("# flowaccent: 2 model(s) side by side")
+    finally:
+        beside.unlink(missing_ok=True)
+    capsys.readouterr()
+
+
 def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
     root, dnf, plain = two_models
     out = tmp_path / "compare.tsv"  # the suffix chooses the format
