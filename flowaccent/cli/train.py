@@ -51,7 +51,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> ExperimentConfig:
     r"""The YAML (or defaults; for ``--resume``, the run's own ``EXP_DIR/config.yaml``, or the config its last
     checkpoint keeps) with the command-line overrides applied."""
+    from flowaccent.data.specs import is_data_dir
+
     own, last = Path(args.exp) / "config.yaml", Path(args.exp) / "checkpoints" / "last.pt"
+    if is_data_dir(Path(args.exp)):  # a run went in among its tables and replaced its fbank.json (exit 0)
+        raise ConfigError(f"--exp {args.exp} is a Kaldi data dir; give the run a folder of its own (exp/NAME)")
     if args.resume and Path(args.exp).is_file():  # --exp DIR/final.pt: it said 'holds no run to resume'
         raise ConfigError(f"--exp {args.exp} is a file; give the run's experiment dir ({Path(args.exp).parent}?)")
     if args.config:

@@ -274,6 +274,12 @@ def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(
     assert main(["train", "--exp", str(tmp_path / "afile"), "--resume", "--quiet"]) == 1  # --exp DIR/final.pt, say
     assert capsys.readouterr().err == (f"flowaccent train: error: --exp {tmp_path / 'afile'} is a file; give the run's "
                                        f"experiment dir ({tmp_path}?)\n")
+    before = sorted(p.name for p in path.iterdir())  # --exp the data dir: the run went in among its tables (exit 0)
+    for check in ([], ["--check"]):
+        assert main(["train", "--exp", str(path), str(path), "--quiet", *check]) == 1
+        assert capsys.readouterr().err == (f"flowaccent train: error: --exp {path} is a Kaldi data dir; give the run a "
+                                           "folder of its own (exp/NAME)\n")
+    assert sorted(p.name for p in path.iterdir()) == before
 
 
 def test_a_config_yaml_no_run_wrote_is_not_overwritten(gaussian_dir, tmp_path, capsys):
