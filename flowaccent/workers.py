@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -119,7 +119,7 @@ def imap_processes(
 
     Arguments:
         fn, jobs: a picklable function and its arguments.
-        nj: worker processes (at least 1).
+        nj: worker processes (at least 1; no more than there are jobs, where ``jobs`` has a length).
         initializer, initargs: called once in each worker before its first job.
         chunksize: jobs sent to a worker at a time.
 
@@ -129,6 +129,8 @@ def imap_processes(
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     stop = context.Event()
     _quiet_manager_race()
+    if isinstance(jobs, Sized):  # no more workers than jobs: --nj 1e12 was an OverflowError of the pool's queue
+        nj = min(nj, len(jobs))
     executor = ProcessPoolExecutor(
         max_workers=max(1, nj),
         mp_context=context,

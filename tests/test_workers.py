@@ -94,6 +94,12 @@ def test_results_in_job_order_from_initialised_workers():
     assert not multiprocessing.active_children()
 
 
+def test_no_more_workers_than_jobs():
+    r"""``fbank --nj 1000000000000`` was an OverflowError of the pool's call queue (a Python traceback)."""
+    out = list(imap_processes(_add, range(3), 10**12, initializer=_init, initargs=(100,)))
+    assert [v for v, _ in out] == [100, 101, 102] and len({pid for _, pid in out}) <= 3
+
+
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_fresh_processes_run_one_job_each(method):
     out = list(imap_fresh_processes(_pid, range(6), 2, multiprocessing.get_context(method)))

@@ -74,7 +74,16 @@ def build_realnvp(config: ModelConfig, dim: int) -> CompositeTransform:
 def _widths(config: ModelConfig, dim: int) -> list[list[int]]:
     r"""Per block, its conditioner's layer widths: identity half (and context) in, hidden, shift and scale out."""
     return [[d + config.context_dim] + [config.hidden] * config.num_layers + [2 * (dim - d)]
-            for _, _, d in _plan(config, dim)]
+            for d in _identity_sizes(config, dim)]
+
+
+def _identity_sizes(config: ModelConfig, dim: int) -> list[int]:
+    r"""Per block, the size of its identity half, as :func:`_plan` has it, without its ``(dim,)`` orders: the
+    model-size check of a ``4e12``-d input (``--features.deltas 1e12``) asked torch for 1.6e14 bytes of them."""
+    evens = (dim + 1) // 2
+    if config.mask == "alternating":
+        return [evens if b % 2 == 0 else dim - evens for b in range(config.num_blocks)]
+    return [dim // 2] * config.num_blocks
 
 
 def flops_per_frame(config: ModelConfig, dim: int) -> int:

@@ -11,9 +11,10 @@ from flowaccent.flows.realnvp import ModelConfig, build_realnvp
 from flowaccent.train.model_size import available_memory, check_model_size, num_weights
 
 
-@pytest.mark.parametrize("blocks, hidden, dim", [(2, 16, 8), (3, 32, 7), (10, 512, 120)])
-def test_the_weights_counted_are_the_matrices(blocks, hidden, dim):
-    config = ModelConfig(num_blocks=blocks, hidden=hidden)
+@pytest.mark.parametrize("mask", ["alternating", "random"])
+@pytest.mark.parametrize("blocks, hidden, dim", [(2, 16, 8), (3, 32, 7), (10, 512, 120), (5, 8, 441)])
+def test_the_weights_counted_are_the_matrices(blocks, hidden, dim, mask):
+    config = ModelConfig(num_blocks=blocks, hidden=hidden, mask=mask)
     matrices = sum(p.numel() for p in build_realnvp(config, dim).parameters() if p.dim() == 2)
     assert num_weights(config, dim) == matrices
 
@@ -38,3 +39,9 @@ def test_train_and_its_check_refuse_it_in_one_line(gaussian_dir, tmp_path, capsy
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "weights, and training holds 4 copies of them" in err, err
         assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+    # 4e12-d frames: counting their weights built a (dim,) order per block, 1.6e14 bytes asked of torch (a traceback)
+    for option in ("--features.deltas", "--features.splice"):
+        assert main(["train", "--exp", str(tmp_path / "e"), "--check", option, "1000000000000", "--features.cmvn",
+                     "utt", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "-d frames make" in err and "weights, and training holds 4" in err, err
