@@ -7,7 +7,7 @@ from nflows.transforms import normalization
 from nflows.transforms.normalization import BatchNorm
 from torch import Tensor, nn
 
-from flowaccent.features.pipeline import STD_FLOOR
+from flowaccent.features.pipeline import spread_or_one
 from flowaccent.transfer import TrueFlags
 
 
@@ -24,10 +24,12 @@ class ActNorm(TrueFlags, normalization.ActNorm):
     training forward; once it is True, :meth:`is_initialized` answers from the host
     (:class:`flowaccent.transfer.TrueFlags`).
 
-    The first batch's spread per dimension is floored at :data:`STD_FLOOR` (the features' standardisation's
-    floor) before its log is taken: a dimension constant in the first batch (mel bins that are empty in all
-    audio, upsampled from 8 kHz, and so constant after standardisation) made ``log_scale`` inf and the loss nan
-    at step 1. Spreads above the floor give nflows' values.
+    A dimension constant in the first batch (its spread under :data:`~flowaccent.features.pipeline.STD_FLOOR`:
+    mel bins that are empty in all audio, upsampled from 8 kHz, and so constant after standardisation) is centred
+    but not scaled, as the features' standardisation leaves it (:func:`~flowaccent.features.pipeline.spread_or_one`):
+    the log of its spread, 0, made ``log_scale`` inf and the loss nan at step 1, and the spread floored at 1e-5 scaled
+    what the couplings later put into it 1e5 times (a valid NLL of 7.1e13 nats/frame). Other spreads give nflows'
+    values.
     """
 
     def _initialize(self, inputs: Tensor) -> None:
@@ -35,7 +37,7 @@ class ActNorm(TrueFlags, normalization.ActNorm):
         new CPU tensor, which moved the buffer of a model on a GPU to the CPU (DDP's broadcast of the buffers over
         nccl, which has no CPU backend, then cannot work)."""
         with torch.no_grad():
-            std = inputs.std(dim=0).clamp_min(STD_FLOOR)
+            std = spread_or_one(inputs.std(dim=0))
             self.log_scale.copy_(-torch.log(std))
             self.shift.copy_(-(inputs / std).mean(dim=0))
             self.initialized.fill_(True)

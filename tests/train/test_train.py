@@ -37,11 +37,14 @@ def test_reaches_the_true_entropy_of_a_gaussian(gaussian_dir, tmp_path):
 
 def test_dimensions_constant_in_every_frame_train(tmp_path):
     r"""Four of 6 dims constant (as fbank's empty mel bins of upsampled audio are) stopped training at step 1 with
-    a nan loss, whatever the normalisation of the features: ActNorm's start took the log of their spread, 0."""
+    a nan loss, whatever the normalisation of the features: ActNorm's start took the log of their spread, 0. Their
+    spread then floored at 1e-5, the couplings' shifts put into them were magnified 1e5 times: a valid NLL of 7.1e13
+    nats/frame on 40-d features of 5 constant dims, 129.7 without them; -223.0 here. Centred and not scaled: 7.2
+    here, near the two other dims' entropy (3.53 nats) after two epochs of a small flow."""
     chol = np.diag([1.0, 0.0, 2.0, 0.0, 0.0, 0.0])
     data = write_gaussian_dir(tmp_path / "const", np.full(6, -15.94), chol, 40, 50, seed=0)
     summary = train(small_config(epochs=2), tmp_path / "exp", [str(data)], quiet=True)
-    assert math.isfinite(summary.best_valid_nll)
+    assert -10 < summary.best_valid_nll < 20, summary.best_valid_nll
 
 
 def test_each_epochs_validation_is_said_beside_the_bar(gaussian_dir, tmp_path, capsys):
