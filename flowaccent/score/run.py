@@ -90,7 +90,7 @@ def _score_corpora(exp, out, data_specs, reference, baseline, config, checkpoint
         print(f"score: warning: the model's prior ignores its classes (prior.cond_dim 0, {exp / 'config.yaml'}): its "
               "llr is 0 for every frame", file=sys.stderr)
     sets, reference = _checked_sets(exp, out, model, data_specs, reference, baseline)
-    gmm, gmm_info = experiment_baseline(model, exp, checkpoint) if baseline == "gmm" else (None, None)  # first
+    gmm, gmm_info = experiment_baseline(model, exp, checkpoint, quiet) if baseline == "gmm" else (None, None)  # first
     warn_other_sets(out, sets, "score")
     out.mkdir(parents=True, exist_ok=True)  # made by its lock already
     # they only ever describe complete scores (config.yaml: whose). config.yaml goes first and comes last: a

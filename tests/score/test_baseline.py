@@ -59,6 +59,19 @@ def test_cached_fit_reuses_the_fit_of_the_same_frames_only(tmp_path, monkeypatch
     assert len(fits) == 3
 
 
+def test_a_fit_is_said_before_it_starts_and_kept_with_what_its_frames_came_from(tmp_path, capsys):
+    r"""The first fit of a large corpus took minutes before any bar, without a word."""
+    path = tmp_path / "gmm.npz"
+    frames = _frames()
+    cached_fit(path, frames, 3, seed=0, sources="abc", quiet=False)
+    assert capsys.readouterr().err == (f"score: fitting the GMM baseline (3 components) on {len(frames):,} frames of "
+                                       f"the model's training data; kept in {path} for later runs\n")
+    found = baseline.kept_for_sources(path, "abc")
+    assert found is not None and found[1] == len(frames) and baseline.kept_for_sources(path, "abd") is None
+    assert cached_fit(path, frames, 3, seed=0, sources="abd", quiet=False)[1]  # the same frames: loaded, not said
+    assert capsys.readouterr().err == "" and baseline.kept_for_sources(path, "abd") is not None
+
+
 def test_cached_fit_survives_a_damaged_or_unwritable_file(tmp_path):
     path = tmp_path / "gmm.npz"
     path.write_bytes(b"not a zip file")

@@ -280,8 +280,13 @@ def test_an_utterance_longer_than_a_batch_goes_through_the_flow_in_parts(trained
     assert all(np.allclose(frames[0][u], frames[1][u], atol=1e-4) for u in frames[0])
 
 
-def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path):
+def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
     from flowaccent.data import load_data_dir
+    from flowaccent.data.kaldi_io import ScpEntry, read_scp
+    from flowaccent.score import baseline
     from flowaccent.train.frames import held_out
 
     root, exp, out, summary = scored
@@ -295,6 +300,22 @@ def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path):
     assert again["baseline"]["loaded"] and again["baseline"]["frames"] == summary["baseline"]["frames"]
     np.testing.assert_array_equal(read_tsv(out / "zh" / "utt_scores.tsv")["gmm_log_ll"],
                                   read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")["gmm_log_ll"])
+    # loaded without reading the training data (its frames were sampled from all of it to make the fit's key: 22.7 s
+    # of a 36 s score of 5000 utterances); an archive written since: sampled again, and the same frames' fit loaded
+    drawn, fits, sample, fit = [], [], baseline.sample_frames, baseline.fit_gmm
+    monkeypatch.setattr(baseline, "sample_frames", lambda *a: drawn.append(a) or sample(*a))
+    monkeypatch.setattr(baseline, "fit_gmm", lambda *a: fits.append(a) or fit(*a))
+    third = score_corpora(exp, tmp_path / "s3", [str(root / "zh")], baseline="gmm", config=ScoreConfig(max_latents=500))
+    assert third["baseline"] == again["baseline"] and not drawn and not fits
+    ark = Path(ScpEntry("", read_scp(root / "native" / "feats.scp")[0].rxfile).location()[0])
+    stat = ark.stat()
+    try:
+        os.utime(ark, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        fourth = score_corpora(exp, tmp_path / "s4", [str(root / "zh")], baseline="gmm",
+                               config=ScoreConfig(max_latents=500))
+        assert fourth["baseline"] == again["baseline"] and len(drawn) == 1 and not fits
+    finally:
+        os.utime(ark, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # without config.yaml the checkpoint's own config says which utterances the flow held out
     import shutil
 
