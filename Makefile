@@ -27,13 +27,15 @@ test: $(STAMP)
 
 # The suite against the lowest version of each dependency pyproject.toml allows (.ci/lower-bounds.txt), in a venv of
 # its own (torch stays 2.13.0: see that file). Not part of `make test` (CI): 7.5-14 min from a fresh clone
-# on 2 cores (14 min on the Intel Xeon of 2026-12-06).
+# on 2 cores (14 min on the Intel Xeon of 2026-12-06; 26 min beside other work on 2026-12-07). The recipes run with
+# its venv active (their path.sh takes an active venv that has flowaccent; a fresh clone has no .venv).
 LOWER := .venv-lower
 test-lower: pyproject.toml .ci/lower-bounds.txt
 	test -x $(LOWER)/bin/python || $(PYTHON) -m venv $(LOWER)
 	$(LOWER)/bin/python -m pip install --quiet torch==2.13.0
 	$(LOWER)/bin/python -m pip install --quiet -c .ci/lower-bounds.txt -e '.[test,demo]'
-	$(LOWER)/bin/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
+	VIRTUAL_ENV=$(CURDIR)/$(LOWER) PATH="$(CURDIR)/$(LOWER)/bin:$$PATH" \
+	  $(LOWER)/bin/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	cd recipes/demo && PATH="$(CURDIR)/$(BIN):$$PATH" bash run.sh

@@ -78,12 +78,13 @@ def test_an_active_venv_with_flowaccent_comes_first(tmp_path, recipe):
 @pytest.mark.parametrize("recipe", ["demo", "wsj_l2"])
 def test_an_active_venv_without_flowaccent_is_passed_over(tmp_path, recipe):
     venv = fake_venv(tmp_path / "venv", with_flowaccent=False)
-    first = path_after_sourcing(recipe, venv)[0]
-    assert first != str(venv / "bin")
     if (REPO_VENV_BIN / "flowaccent").exists():  # make's .venv: there in CI and after `make install`
-        assert Path(first).resolve() == REPO_VENV_BIN
-    else:
-        assert first == "/usr/bin"
+        first = path_after_sourcing(recipe, venv)[0]
+        assert first != str(venv / "bin") and Path(first).resolve() == REPO_VENV_BIN
+    else:  # `make test-lower` in a fresh clone: no .venv to fall back on (it said first == /usr/bin; path.sh stops)
+        done = subprocess.run(["bash", "-c", ". ./path.sh"], cwd=RECIPES / recipe, capture_output=True, text=True,
+                              env={**os.environ, "VIRTUAL_ENV": str(venv), "PATH": "/usr/bin:/bin"}, timeout=60)
+        assert done.returncode == 1 and f"the active virtual environment ({venv}) has no bin/flowaccent" in done.stderr
 
 
 @pytest.mark.parametrize("recipe", ["demo", "wsj_l2"])

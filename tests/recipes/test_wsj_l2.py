@@ -107,7 +107,8 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
         assert "zh_rated" in (tmp_path / "exp" / conf / "rated" / "report.md").read_text()
         phones = (tmp_path / "exp" / conf / "phones" / "phones.md").read_text()  # stage 6, with --ctms
         assert "| native_test (reference) | 8 of 8 |" in phones and "| ja | 8 of 8 |" in phones
-        assert "native_heldout" not in phones  # WSJ's held-out part has no CTM: left out
+        assert "| native_heldout" not in phones  # WSJ's held-out part has no CTM: left out, and said so
+        assert "- Set 'native_heldout' left out: the CTMs hold none of its 1 utterances." in phones
         assert "<h2>Phones: zh's lowest relative LogLL minus native_test's (4 of 4 ranked; " in report
         # the training dirs are subsets of wsj_all: their fbank record came along, so scoring checks sets against it
         assert json.loads((tmp_path / "exp" / conf / "fbank.json").read_text())["fbank"]["num_mel_bins"] == 40
