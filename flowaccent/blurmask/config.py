@@ -23,6 +23,9 @@ BASELINES = ("floor", "mean", "blur")
 #: The removal fractions of the lab's table.
 LAB_FRACTIONS = (0.5, 0.8)
 
+#: The finest deletion step (:class:`DeletionConfig` ``step``): 1001 points.
+MIN_STEP = 0.001
+
 
 #: The widest blur allowed, in bins (:class:`BlurMaskConfig` ``m_max``).
 M_MAX_LIMIT = 1000.0
@@ -80,7 +83,7 @@ class BlurMaskConfig(Config):
         self.check_ranges("blur mask", (("steps", 1, False), ("lr", 0, True), ("lam", 0, False), ("smooth", 0, False),
                                         ("m_min", 1, False), ("m_max", 1, True), ("sigma_min", 0, True),
                                         ("sigma_max", 0, True), ("init_fraction", 0, True),
-                                        ("gradient_filter_threshold", 0, True)))
+                                        ("gradient_filter_threshold", 0, True), ("seed", 0, False)))
         problems = [
             (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
             # wider than any spectrum's bins; past it the float32 blur's edge normalisation lost precision (1e-4 at
@@ -110,8 +113,8 @@ class DeletionConfig(Config):
     Attributes:
         baselines: what removed cells become, any of ``floor``, ``mean``, ``blur``.
         floor: the ``floor`` baseline: ``data`` (the utterance's minimum) or ``kaldi`` (-15.94).
-        step: the fraction removed grows from 0 to 1 in this step (0.05: 21 points); 0.5 and 0.8
-            (the lab's table) are always measured.
+        step: the fraction removed grows from 0 to 1 in this step (0.05: 21 points; at least
+            :data:`MIN_STEP`); 0.5 and 0.8 (the lab's table) are always measured.
         random_seeds: random orders averaged for the ``random`` curve.
     """
 
@@ -128,6 +131,9 @@ class DeletionConfig(Config):
         steps = 1 / self.step if self.step > 0 else 0
         if not (0 < self.step <= 1 and abs(steps - round(steps)) < 1e-9):
             raise ConfigError(f"deletion: step must divide 1, got {self.step}")
+        if self.step < MIN_STEP:  # 1e-12: numpy's 7.28 TiB traceback for its grid, each point a scoring of every utt
+            raise ConfigError(f"deletion: step must be >= {MIN_STEP:g} ({round(1 / MIN_STEP) + 1} points, each a "
+                              f"scoring of every utterance per order and baseline), got {self.step:g}")
         if self.random_seeds < 1:
             raise ConfigError(f"deletion: random_seeds must be >= 1, got {self.random_seeds}")
 

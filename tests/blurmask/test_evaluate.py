@@ -139,6 +139,9 @@ def test_undefined_curves_are_left_out_of_the_means_and_counted():
 def test_config_errors():
     with pytest.raises(ConfigError, match="step"):
         DeletionConfig(step=0.3)
+    assert len(DeletionConfig(step=0.001).fractions) == 1001
+    with pytest.raises(ConfigError, match=r"step must be >= 0.001 \(1001 points, each a scoring of every utterance"):
+        DeletionConfig(step=1e-12)  # numpy's 7.28 TiB grid, a traceback
     with pytest.raises(ConfigError, match="baselines"):
         DeletionConfig(baselines=("floor", "noise"))
     curves = deletion_curves(*oracle(), "floor", DeletionConfig(step=0.25, random_seeds=1))

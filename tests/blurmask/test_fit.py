@@ -182,6 +182,7 @@ def test_config_errors():
     ("m_max", math.inf, "m_max must be a finite number"),
     ("gradient_filter_threshold", math.nan, "gradient_filter_threshold must be a finite number"),
     ("steps", 0, "steps must be >= 1, got 0"),
+    ("seed", -1, "seed must be >= 0, got -1"),  # was accepted; score and train refuse it
     # finite, yet the flow's output overflowed at 1e12: NaN masks with exit 0
     ("sigma_max", 1e12, r"sigma_max must be <= 1000 \(log-energy units: a noise far wider than a log filterbank's "
      r"range\), got 1e\+12"),
