@@ -92,8 +92,10 @@ def make_fbank(
     Returns:
         a :class:`FbankSummary`.
     """
-    if nj < 1 or channel < -1:
-        raise ConfigError(f"fbank: nj must be >= 1 and channel >= -1 (-1: mono), got {nj} and {channel}")
+    if nj < 1:
+        raise ConfigError(f"fbank: nj must be >= 1, got {nj}")
+    if channel < -1:
+        raise ConfigError(f"fbank: channel must be >= -1 (-1: mono), got {channel}")
     start = time.perf_counter()
     # '.', '..' or another spelling of the dir: one name for its arks (links kept, as the user named them)
     data = load_data_dir(os.path.abspath(data_dir), require=("wav.scp",), unused=UNUSED_BY_FBANK)

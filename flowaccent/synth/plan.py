@@ -34,6 +34,10 @@ SETS = {
 #: The loudest noise floor (``noise_std``, int16 units): -12 dBFS, where 4 sigma reach full scale.
 NOISE_STD_MAX = 8192.0
 
+#: The most speakers of a split (``train_speakers``, ...): a set's sentences go round its speakers, so more than it
+#: has sentences read none (said, :func:`speaker_shortfall`); 1e12 drew personas for hours without a word.
+MAX_SPEAKERS = 10_000
+
 
 @dataclasses.dataclass(frozen=True)
 class SynthConfig(Config):
@@ -71,12 +75,15 @@ class SynthConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_sentences < 1 or self.seed < 0:
-            raise ConfigError(f"synth: num_sentences must be >= 1 and seed >= 0, got {self.num_sentences}, {self.seed}")
+        self.check_ranges("synth", (("num_sentences", 1, False), ("seed", 0, False)))
         if self.language not in VOICE_FILES:
             raise ConfigError(f"synth: unknown language '{self.language}'; known: {', '.join(VOICE_FILES)}")
         if min(self.train_speakers, self.dev_speakers, self.test_speakers) < 1:
             raise ConfigError("synth: every split needs at least one speaker")
+        for name in ("train_speakers", "dev_speakers", "test_speakers"):  # 1e12 drew personas for hours
+            if getattr(self, name) > MAX_SPEAKERS:
+                raise ConfigError(f"synth: {name} must be <= {MAX_SPEAKERS} (speakers beyond a set's sentences read "
+                                  f"none), got {getattr(self, name)}")
         for name in ("train_zh_fraction", "dev_fraction", "test_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"synth: {name} must be in (0, 1], got {getattr(self, name)}")

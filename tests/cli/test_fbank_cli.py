@@ -109,7 +109,8 @@ def test_bad_audio_fails_cleanly_and_keeps_previous_outputs(wav_data_dir, capsys
 
 
 def test_bad_job_count_or_channel_is_one_line(wav_data_dir, capsys):
-    for args, message in ((["--nj", "0"], "nj must be >= 1"), (["--channel", "-2"], "channel >= -1"),
+    for args, message in ((["--nj", "0"], "error: nj must be >= 1, got 0"),  # named channel too
+                          (["--channel", "-2"], "error: channel must be >= -1 (-1: mono), got -2"),
                           (["--preemph-coeff", "1.5"], "preemph_coeff must be in [0, 1] (Kaldi's: 0.97), got 1.5"),
                           (["--channel", "3"], "channel 3 requested, but the audio has 1 channel (channels count "
                                                               "from 0; -1: the one of mono audio)"),

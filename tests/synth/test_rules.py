@@ -138,6 +138,12 @@ def test_sentences_deterministic_and_rich():
 def test_config_checks():
     with pytest.raises(ConfigError):
         SynthConfig(num_sentences=0)
+    with pytest.raises(ConfigError, match=r"^synth: seed must be >= 0, got -1$"):  # named num_sentences too
+        SynthConfig(seed=-1)
+    with pytest.raises(ConfigError, match=r"test_speakers must be <= 10000 \(speakers beyond a set's sentences read "
+                                          r"none\), got 1000000000000"):
+        SynthConfig(test_speakers=10**12)  # drew personas for hours
+    assert SynthConfig(num_sentences=3, train_speakers=10_000).train_speakers == 10_000  # a shortfall: a note
     with pytest.raises(ConfigError):
         SynthConfig(test_fraction=1.5)
     with pytest.raises(ConfigError):
