@@ -155,17 +155,22 @@ def _stopped_late(late: list[int]) -> None:
 
 #: Arguments that name files or folders (data dirs also as ``NAME=DIR``). The shell leaves a ``~`` after ``=`` as
 #: it is (``--out=~/x``; ``native=~/x`` in ``sh``).
-_PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint", "data", "data_dirs", "data_dir", "out_dir")
+_PATH_OPTIONS = ("exp", "out", "scores", "config", "checkpoint", "data", "data_dirs", "data_dir", "out_dir", "ctm",
+                 "phones", "blurmask", "exclude", "utt_list")
+
+#: Arguments that name a set or class: empty, each meant its default (``score --reference ''``: the first set).
+_NAME_OPTIONS = ("reference", "native_class")
 
 
-_POSITIONAL = {"data_dirs": "a DATA_DIR", "data_dir": "DATA_DIR", "out_dir": "OUT_DIR"}
+_POSITIONAL = {"data_dirs": "a DATA_DIR", "data_dir": "DATA_DIR", "out_dir": "OUT_DIR", "ctm": "a CTM"}
 
 
 def _empty_path(args: argparse.Namespace) -> str | None:
-    r"""The first path argument given as an empty string (``--exp "$UNSET"``: train ran into the current folder,
-    rewriting a ``config.yaml`` and ``data.txt`` there), named as the command line spells it; else None."""
-    for name in _PATH_OPTIONS:
-        value = getattr(args, name, None)
+    r"""The first path (or name) argument given as an empty string (``--exp "$UNSET"``: train ran into the current
+    folder, rewriting a ``config.yaml`` and ``data.txt`` there; ``--exclude ''`` read the current folder, ``--reference
+    ''`` took the default), named as the command line spells it; else None."""
+    for name in (*_PATH_OPTIONS, *_NAME_OPTIONS):
+        value = getattr(args, name, getattr(args, f"cfg__{name}", None))  # a config field's option: cfg__NAME
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str) and not text.strip():
                 return _POSITIONAL.get(name, f"--{name.replace('_', '-')}")

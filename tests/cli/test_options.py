@@ -153,3 +153,21 @@ def test_a_value_out_of_range_is_named_with_the_value(config, values, expected):
 
     with pytest.raises(ConfigError, match=expected):
         config.from_dict(values)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["fixdir", "d", "--exclude", ""], "--exclude"),  # said '.: cannot read the --exclude list: Is a directory'
+    (["phones", "--scores", "s", ""], "a CTM"),
+    (["phones", "--scores", "s", "a.ctm", "--phones", ""], "--phones"),
+    (["report", "--exp", "e", "--scores", "s", "--blurmask", ""], "--blurmask"),  # 'run blurmask --out . first'
+    (["score", "--exp", "e", "--out", "o", "d", "--reference", ""], "--reference"),  # the first set, silently
+    (["score", "--exp", "e", "--out", "o", "d", "--native-class", ""], "--native-class"),
+    (["phones", "--scores", "s", "a.ctm", "--reference", ""], "--reference"),
+    (["blurmask", "--exp", "e", "--out", "o", "--data", "d", "--utt-list", ""], "--utt-list"),
+])
+def test_an_empty_path_or_name_is_said_as_an_unset_variable(argv, named, capsys):
+    from flowaccent.cli.main import main
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"flowaccent {argv[0]}: error: {named} is empty (an unset shell variable?) "
+                                       f"(usage: flowaccent {argv[0]} --help)\n")
