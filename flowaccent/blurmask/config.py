@@ -114,7 +114,7 @@ class DeletionConfig(Config):
         baselines: what removed cells become, any of ``floor``, ``mean``, ``blur``.
         floor: the ``floor`` baseline: ``data`` (the utterance's minimum) or ``kaldi`` (-15.94).
         step: the fraction removed grows from 0 to 1 in this step (0.05: 21 points; at least
-            :data:`MIN_STEP`); 0.5 and 0.8 (the lab's table) are always measured.
+            0.001); 0.5 and 0.8 (the lab's table) are always measured.
         random_seeds: random orders averaged for the ``random`` curve.
     """
 

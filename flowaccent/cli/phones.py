@@ -10,12 +10,15 @@ from flowaccent.cli.main import COMMANDS
 
 
 def _positive(text: str) -> float:
+    r"""A frame shift in seconds: > 0, and at most 1 (``10``, meant as ms, ranked no phone, without a word)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected seconds (0.01 for 10 ms), got '{text}'")
     return value
 
 

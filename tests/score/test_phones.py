@@ -479,3 +479,13 @@ def test_the_figure_sets_long_phone_names_upright_on_their_side(monkeypatch, tmp
         ax = drawn[-1].axes[0]
         assert {t.get_rotation() for t in ax.get_xticklabels()} == {rotation}
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zh (1 phone)", "ja (2 phones)"]
+
+
+@pytest.mark.parametrize("shift, said", [("10", "expected seconds (0.01 for 10 ms), got '10'"),
+                                         ("0", "expected seconds > 0, got '0'")])
+def test_a_frame_shift_in_milliseconds_is_refused(shift, said, capsys):
+    r"""``--frame-shift 10`` (meant as ms) ranked no phone of any set, exit 0, without a word."""
+    with pytest.raises(SystemExit) as stop:
+        main(["phones", "--scores", "s", "a.ctm", "--frame-shift", shift])
+    assert stop.value.code == 2
+    assert f"argument --frame-shift: {said}" in capsys.readouterr().err
