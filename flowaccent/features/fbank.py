@@ -81,16 +81,11 @@ class FbankConfig(Config):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"fbank: {field.name} (--{field.name.replace('_', '-')}) must be a finite number, "
                                   f"got {value}")
-        if self.sample_frequency <= 0 or self.num_mel_bins <= 0:
-            raise ConfigError(
-                f"fbank: sample_frequency and num_mel_bins must be positive, "
-                f"got {self.sample_frequency}, {self.num_mel_bins}"
-            )
-        if self.frame_length_ms <= 0 or self.frame_shift_ms <= 0:
-            raise ConfigError(
-                f"fbank: frame_length_ms and frame_shift_ms must be positive, "
-                f"got {self.frame_length_ms}, {self.frame_shift_ms}"
-            )
+        for name, most in (("sample_frequency", 384_000), ("num_mel_bins", 1024), ("frame_length_ms", 1000.0),
+                           ("frame_shift_ms", 1000.0)):  # past them: kaldi-native-fbank's int overflow, or minutes of
+            value = getattr(self, name)                    # one frame's FFT that no Ctrl-C or SIGTERM stopped
+            if not 0 < value <= most:
+                raise ConfigError(f"fbank: {name} (--{name.replace('_', '-')}) must be in (0, {most:g}], got {value:g}")
         if not 0 <= self.preemph_coeff <= 1:  # kaldi-native-fbank checks it only on the first frame: a traceback
             raise ConfigError(f"fbank: preemph_coeff must be in [0, 1] (Kaldi's: 0.97), got {self.preemph_coeff}")
         samples = window_and_shift(self.to_dict())

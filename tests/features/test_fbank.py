@@ -163,8 +163,16 @@ def test_options_and_errors(wave):
     with pytest.raises(ConfigError):
         FbankConfig.from_dict({"window_type": "kaiser"})
     for option in ("frame_shift_ms", "frame_length_ms"):  # knf would fail later with "the number of frames decreased"
-        with pytest.raises(ConfigError, match="frame_length_ms and frame_shift_ms must be positive"):
+        with pytest.raises(ConfigError, match=rf"{option} \(--{option.replace('_', '-')}\) must be in \(0, 1000\], "
+                                              "got -10"):
             FbankConfig(**{option: -10.0})
+    # past them: kaldi-native-fbank's 'incompatible function arguments' (1e12 bins: no C int), or, for a frame of 1e6
+    # ms, a minute of one FFT that neither Ctrl-C nor SIGTERM stopped
+    for option, value, most in (("num_mel_bins", 10**12, "1024"), ("sample_frequency", 10**12, "384000"),
+                                ("frame_length_ms", 1e6, "1000"), ("frame_shift_ms", 1e6, "1000")):
+        with pytest.raises(ConfigError, match=rf"{option} .* must be in \(0, {most}\], got 1e\+"):
+            FbankConfig(**{option: value})
+    assert FbankConfig(sample_frequency=48000, num_mel_bins=80).num_mel_bins == 80
 
 
 def test_the_config_is_made_once_per_options_and_checked_as_given(wave, monkeypatch):
