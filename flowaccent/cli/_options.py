@@ -24,14 +24,19 @@ def parse_bool(text: str) -> bool:
 
 
 def whole_number(note: str = ""):
-    r"""An argparse ``type`` for a whole number >= 0 in ASCII digits (``str.isdigit`` takes ``²``, which ``int``
-    refuses); ``note`` follows the bound in the error (``0: no t-SNE``)."""
+    r"""An argparse ``type`` for a whole number >= 0, in ASCII digits (``str.isdigit`` takes ``²``, which ``int``
+    refuses) or as a whole float (``1e3``, as :func:`integer` and the config options take it); ``note`` follows the
+    bound in the error (``0: no t-SNE``)."""
     said = f"a whole number >= 0 ({note})" if note else "a whole number >= 0"
 
     def parse(text: str) -> int:
-        if not text.strip().isdigit() or not text.strip().isascii():
+        try:
+            value = integer(text) if text.strip().isascii() else -1
+        except ValueError:
+            value = -1
+        if value < 0:
             raise argparse.ArgumentTypeError(f"expected {said}, got '{text}'")
-        return int(text)
+        return value
 
     return parse
 

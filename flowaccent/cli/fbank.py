@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flowaccent.cli._options import add_config_options, given_options
+from flowaccent.cli._options import add_config_options, given_options, integer
 from flowaccent.cli.main import COMMANDS
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.kaldi_conf import KALDI_NAMES, read_kaldi_conf
@@ -23,8 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "Atomic and idempotent. Kaldi's compute-fbank-feats options, with dither 0 and 40 bins.",
     )
     parser.add_argument("data_dir", metavar="DATA_DIR")
-    parser.add_argument("--nj", type=int, default=1, help="parallel jobs (default: 1)")
-    parser.add_argument("--channel", type=int, help="audio channel; -1: mono required (default: -1)")
+    parser.add_argument("--nj", type=integer, default=1, help="parallel jobs (default: 1)")
+    parser.add_argument("--channel", type=integer, help="audio channel; -1: mono required (default: -1)")
     parser.add_argument("--config", metavar="FILE", help="a Kaldi feature config file (conf/fbank.conf: --name=value "
                         "lines, Kaldi's names taken too); options on the command line win")
     parser.add_argument("--resume", action="store_true", help="take over the features a stopped run (Ctrl-C, kill, "

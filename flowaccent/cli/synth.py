@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flowaccent.cli._options import add_config_options, config_from_args
+from flowaccent.cli._options import add_config_options, config_from_args, integer
 from flowaccent.cli.main import COMMANDS
 from flowaccent.synth.corpus import make_corpus
 from flowaccent.synth.plan import SynthConfig
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "strength. OUT_DIR must not exist (or must be empty). Same options, same bytes.",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR")
-    parser.add_argument("--nj", type=int, default=1, help="parallel processes (default: 1)")
+    parser.add_argument("--nj", type=integer, default=1, help="parallel processes (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, SynthConfig)
     return parser

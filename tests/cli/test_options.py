@@ -120,6 +120,28 @@ def test_an_integer_option_takes_a_whole_float(text, value):
         assert parser.parse_args(["--sample-frequency", text]).cfg__sample_frequency == value
 
 
+@pytest.mark.parametrize("text, value", [("500", 500), ("1e3", 1000), ("0", 0), ("2.0", 2), ("-1", None), ("1.5", None),
+                                         ("\u00b2", None), ("inf", None), ("", None)])
+def test_a_whole_number_option_takes_a_whole_float_as_the_integer_options_do(text, value):
+    r"""--tsne-frames and --min-frames refused '1e3', which --num-sentences and --steps take; --nj of fbank and synth
+    refused it as 'invalid int value'."""
+    import argparse
+
+    from flowaccent.cli._options import integer, whole_number
+    from flowaccent.cli.main import build_parser
+
+    parse = whole_number("0: none")
+    if value is None:
+        said = rf"expected a whole number >= 0 \(0: none\), got '{text}'"
+        with pytest.raises(argparse.ArgumentTypeError, match=said):
+            parse(text)
+    else:
+        assert parse(text) == value
+    for command in ("fbank", "synth"):
+        nj = next(a for a in build_parser(command)._actions if getattr(a, "choices", None))
+        assert integer in [a.type for a in nj.choices[command]._actions if "--nj" in a.option_strings]
+
+
 def test_the_command_says_its_name_once_and_trains_section_is_kept(tmp_path, capsys):
     r"""A library message's own prefix went after the command's ('flowaccent score: error: score: ...'); train's
     'train: epochs ...' names the config section (--train.epochs, as model: names --model.*), and stays."""
