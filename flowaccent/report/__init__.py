@@ -55,6 +55,8 @@ def write_report(
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
+        if out.is_file():  # taken as a folder: '.../summary.json/figures: Not a directory'
+            raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
     summary = checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was

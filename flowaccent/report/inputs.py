@@ -18,7 +18,8 @@ def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
     r"""The ``summary.json`` of a ``flowaccent score --out`` folder, given as the option or argument ``given_as``."""
     path = scores / "summary.json"
     if not scores.is_dir():
-        raise ConfigError(f"{scores}: no such folder ({given_as}: the --out of 'flowaccent score')")
+        what = "a file, not a folder" if scores.exists() else "no such folder"  # a file was said as missing
+        raise ConfigError(f"{scores}: {what} ({given_as}: the --out of 'flowaccent score')")
     if not path.exists():
         if (scores / "scores" / "summary.json").exists():  # the experiment dir, whose default scores are inside
             raise ConfigError(f"{scores}: an experiment dir, not scores; its scores are {scores / 'scores'} "

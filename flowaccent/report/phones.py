@@ -267,7 +267,8 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
     not of ``scores`` as they are now (another summary.json: other scores, or scored again since)."""
     path, table = folder / STAMP, folder / "phone_scores.tsv"
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: no such folder (--phones: the --out of 'flowaccent phones')")
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise ConfigError(f"{folder}: {what} (--phones: the --out of 'flowaccent phones')")
     if not path.exists() and (folder / "summary.json").exists():  # it said to run phones --out into the scores
         raise ConfigError(f"{folder}: the output of 'flowaccent score' or 'blurmask', not of 'flowaccent phones' "
                           f"(--phones: the folder 'flowaccent phones --out DIR' wrote)")

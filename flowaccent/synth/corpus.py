@@ -152,6 +152,9 @@ def _check_target(out: Path, ours: Path | None = None) -> None:
         raise SynthError(f"{out}: whitespace in the path would break wav.scp; choose another OUT_DIR")
     if out.exists() and not out.is_dir():
         raise SynthError(f"{out}: a file; remove it or choose another OUT_DIR")
+    under = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
+    if under is not None:  # said 'File exists' of it, after the notes, once the plan was drawn
+        raise SynthError(f"{out}: {under} is a file, not a folder; choose another OUT_DIR")
     held = [c.name for c in out.iterdir() if c != ours and not c.name.startswith(f".{out.name}.tmp-")] if (
         out.is_dir()) else []
     if held:  # an empty folder is filled ('already exists' said of one holding only a .keep)

@@ -121,7 +121,8 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
     if exp.is_file():  # it said 'exp/final.pt/final.pt: no such checkpoint'
-        raise ConfigError(f"--exp {exp} is a file; give the experiment dir ({exp.parent})")
+        parent = f" ({exp.parent})" if exp.suffix == ".pt" else ""  # its folder, only where the file is a model's
+        raise ConfigError(f"--exp {exp} is a file; give the experiment dir{parent}")
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
     kept = [checkpoint_path(exp, which) for which in ("best", "last")]
     if not checkpoint and not path.exists() and (best := next((p for p in kept if p.is_file()), None)):

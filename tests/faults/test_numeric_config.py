@@ -84,6 +84,10 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     assert main(wrong) == 1  # said '.../final.pt/final.pt: no such checkpoint'
     assert capsys.readouterr().err == (f"flowaccent score: error: --exp {tmp_path / 'exp' / 'final.pt'} is a file; "
                                        f"give the experiment dir ({tmp_path / 'exp'})\n")
+    (tmp_path / "notes.txt").write_text("")  # not a model's file: its folder is no experiment dir to suggest
+    assert main(["score", "--exp", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "s"), str(data)]) == 1
+    assert capsys.readouterr().err == (f"flowaccent score: error: --exp {tmp_path / 'notes.txt'} is a file; give the "
+                                       "experiment dir\n")
     # a scores folder, a data dir or no folder as --exp: each said '<exp>/final.pt: no such checkpoint'
     scores = tmp_path / "scores"
     scores.mkdir()

@@ -249,6 +249,7 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
 
 @pytest.mark.parametrize("args, said", [
     (["{nowhere}"], "{nowhere}: no such folder (SCORES: the --out of 'flowaccent score')"),
+    (["{bad}/summary.json"], "{bad}/summary.json: a file, not a folder (SCORES: the --out of"),  # 'no such folder'
     (["{dnf}", "x={dnf}"], ""),  # the same folder twice, named apart: fine
     (["{dnf}", "{dnf}"], "two scores named 'exp' ({dnf} and {dnf}); name each: NAME=SCORES"),
     (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|' or '=' or is empty"),

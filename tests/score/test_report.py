@@ -670,7 +670,7 @@ def test_sets_of_one_accent_share_a_hue_by_utt2accent():
     assert set_accent({}) is None
 
 
-def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, monkeypatch):
+def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, monkeypatch, capsys):
     r"""``--out DIR`` (existing, or with a trailing slash) writes DIR/report.html (it was a traceback); a rerun
     removes the earlier report before drawing, so an interrupted one leaves no report beside figures it did not
     draw; wrong inputs leave the earlier report as it was."""
@@ -686,6 +686,12 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", f"{tmp_path}/r_1"]) == 0
     assert (tmp_path / "r_1" / "report.html").exists() and (tmp_path / "r_1" / "figures").is_dir()
     assert not (tmp_path / "r_1.md").exists()  # it wrote an HTML file r_1, r_1.md, and figures/ beside them
+    kept = (out_dir / "summary.json").read_bytes()  # a file not .html: said '.../summary.json/figures: Not a directory'
+    capsys.readouterr()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(out_dir / "summary.json")]) == 1
+    assert (out_dir / "summary.json").read_bytes() == kept
+    assert capsys.readouterr().err == (f"flowaccent report: error: --out {out_dir / 'summary.json'} is a file; give a "
+                                       "path ending in .html, or a folder\n")
     assert main(["report", "--exp", str(tmp_path / "nowhere"), "--scores", str(out_dir), "--out", str(folder)]) == 1
     assert (folder / "report.html").exists()
 

@@ -287,6 +287,8 @@ def test_existing_out_dir_refused_and_failures_leave_nothing(espeak, tiny, tmp_p
     (tmp_path / "file").write_text("")
     with pytest.raises(SynthError, match=r"file: a file; remove it or choose another OUT_DIR"):
         make_corpus(tmp_path / "file", TINY, quiet=True)
+    with pytest.raises(SynthError, match=rf"file/sub: {tmp_path / 'file'} is a file, not a folder; choose another"):
+        make_corpus(tmp_path / "file" / "sub", TINY, quiet=True)  # 'File exists', once the plan was drawn
     (tmp_path / "file").unlink()
 
     def broken(*args, **kwargs):
