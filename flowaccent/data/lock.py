@@ -38,17 +38,7 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         raise ConfigError(f"{folder} is a file, not a folder; give the command a folder of its own")
     folder.mkdir(parents=True, exist_ok=True)
     before = None if made or (folder / name).exists() else set(os.listdir(folder))
-    fd = os.open(folder / name, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            os.close(fd)
-            raise ConfigError(busy) from None
-        # a file system without flock (Lustre without -o flock, some NFS and FUSE mounts): every run was refused
-        # as "busy" there; it goes on, unguarded
-        print(f"warning: cannot lock {folder / name} ({error.strerror}); a second run into {folder} at the same "
-              "time would not be refused", file=sys.stderr)
+    fd = locked_file(folder / name, busy, folder)
     try:
         remove_dead_temporaries(folder)
         yield
@@ -58,6 +48,23 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
         if made and set(os.listdir(folder)) <= {name}:  # stopped before writing anything: no folder left
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def locked_file(path: Path, busy: str, guarded: Path) -> int:
+    r"""An open descriptor of ``path`` (made where missing) holding an exclusive ``flock`` on it; closing it releases
+    the lock. A :class:`ConfigError` of ``busy`` where another process holds it. On a file system without ``flock``
+    (Lustre without ``-o flock``, some NFS and FUSE mounts: every run was refused as busy there) a warning that a
+    second run into ``guarded`` at the same time would not be refused, and the descriptor, unlocked."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            os.close(fd)
+            raise ConfigError(busy) from None
+        print(f"warning: cannot lock {path} ({error.strerror}); a second run into {guarded} at the same time would "
+              "not be refused", file=sys.stderr)
+    return fd
 
 
 #: A temporary name of :func:`flowaccent.data.atomic.temporary_name`: ``.NAME.tmp.PID``.

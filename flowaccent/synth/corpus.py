@@ -17,6 +17,7 @@ same configuration gives the same bytes, whatever ``nj``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -25,12 +26,14 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 from flowaccent.data.ctm import write_ctm
 from flowaccent.data.datadir import write_spk2utt, write_table
+from flowaccent.data.lock import locked_file
 from flowaccent.errors import ConfigError, FlowAccentError
 from flowaccent.progress import progress_bar
 from flowaccent.synth.accents import score_of
@@ -87,16 +90,38 @@ def make_corpus(
     _check_target(out)
     require_espeak()
     _check_space(out, config.num_utts)  # before the plan: 1e8 sentences drew for minutes, then failed hours in
+    # an empty OUT_DIR is filled where it is (its mode, group and mount kept; a shell in it sees the corpus): it
+    # was replaced by a new folder, and a mount point failed at the end ('Device or resource busy')
+    home = out if out.is_dir() else out.parent
+    home.mkdir(parents=True, exist_ok=True)
+    with _only_run(out, home):
+        return _make_corpus(out, home, config, nj, quiet, start)
+
+
+@contextlib.contextmanager
+def _only_run(out: Path, home: Path) -> Iterator[None]:
+    r"""Holds ``home/.OUT.synth.lock`` while the block runs, and removes the temporary folders (``.OUT.tmp-*``)
+    a killed run left in ``home``: a second run into ``out`` called the first's live folder "a killed run's", said to
+    remove it, and synthesised the whole corpus again before it failed; a SIGKILL's folder stayed for ever."""
+    lock = home / f".{out.name}.synth.lock"
+    fd = locked_file(lock, f"synth: {out} is being written by another flowaccent synth now; wait for it", out)
+    try:
+        for old in home.glob(f".{out.name}.tmp-*"):  # none is a live run's: that run would hold the lock
+            shutil.rmtree(old, ignore_errors=True)
+            print(f"synth: note: removed {old}, a killed run's temporary folder", file=sys.stderr)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # still held: a run that opened it before locks a removed file, then finds OUT
+        os.close(fd)
+
+
+def _make_corpus(out: Path, home: Path, config: SynthConfig, nj: int, quiet: bool, start: float) -> CorpusSummary:
+    r""":func:`make_corpus` once its target is checked and held."""
+    _check_target(out)  # another run may have made it meanwhile
     plan = plan_corpus(config)
     for line in speaker_shortfall(plan, config):
         print(f"synth: note: {line}", file=sys.stderr)
-    # an empty OUT_DIR is filled where it is (its mode, group and mount kept; a shell in it sees the corpus): it
-    # was replaced by a new folder, and a mount point failed at the end ('Device or resource busy')
-    fill = out.is_dir()
-    home = out if fill else out.parent
-    home.mkdir(parents=True, exist_ok=True)
-    for old in home.glob(f".{out.name}.tmp-*"):
-        print(f"synth: note: {old} is a killed run's temporary folder; remove it", file=sys.stderr)
+    fill = home == out
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=home))
     mask = os.umask(0)
     os.umask(mask)
@@ -155,8 +180,8 @@ def _check_target(out: Path, ours: Path | None = None) -> None:
     under = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
     if under is not None:  # said 'File exists' of it, after the notes, once the plan was drawn
         raise SynthError(f"{out}: {under} is a file, not a folder; choose another OUT_DIR")
-    held = [c.name for c in out.iterdir() if c != ours and not c.name.startswith(f".{out.name}.tmp-")] if (
-        out.is_dir()) else []
+    held = [c.name for c in out.iterdir() if c != ours and not c.name.startswith(f".{out.name}.tmp-")
+            and c.name != f".{out.name}.synth.lock"] if out.is_dir() else []
     if held:  # an empty folder is filled ('already exists' said of one holding only a .keep)
         raise SynthError(f"{out}: not empty (it holds {sorted(held)[0]}{' and more' * (len(held) > 1)}); remove it or "
                          "choose another OUT_DIR")

@@ -318,9 +318,8 @@ def test_a_corpus_larger_than_the_free_space_is_refused_before_it_is_drawn(espea
 
 def test_an_empty_out_dir_is_filled_where_it_is(espeak, tiny, tmp_path, monkeypatch, capsys):
     r"""An empty OUT_DIR was replaced by a new folder: its mode and group were lost, a shell in it saw nothing, a
-    mount point failed at the end ('Device or resource busy'). A killed run's temporary folder in it is named,
-    not taken for the user's files; an interrupted run leaves it as it was."""
-    import os
+    mount point failed at the end ('Device or resource busy'). A killed run's temporary folder in it is removed
+    (it stayed for ever, named), not taken for the user's files; an interrupted run leaves it as it was."""
     import stat
 
     out = tmp_path / "mine"
@@ -336,15 +335,32 @@ def test_an_empty_out_dir_is_filled_where_it_is(espeak, tiny, tmp_path, monkeypa
         patched.setattr(corpus_module, "_write_manifest", broken)
         with pytest.raises(KeyboardInterrupt):
             make_corpus(out, TINY, quiet=True)
-    assert [p.name for p in out.iterdir()] == [".mine.tmp-killed"]
-    capsys.readouterr()
+    assert f"synth: note: removed {out / '.mine.tmp-killed'}, a killed run's temporary folder" in (
+        capsys.readouterr().err)
+    assert list(out.iterdir()) == []  # its own temporary folder and its lock gone too
     make_corpus(out, TINY, nj=2, quiet=True)
-    assert f"synth: note: {out / '.mine.tmp-killed'} is a killed run's temporary folder" in capsys.readouterr().err
     assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o2750
     made, expected = files(out), files(tiny)
     assert made.keys() == expected.keys() and [k for k in made if made[k] != expected[k]] == []
-    assert not [p for p in out.iterdir() if p.name.startswith(".mine.tmp-") and p.name != ".mine.tmp-killed"]
-    os.rmdir(out / ".mine.tmp-killed")
+    assert not [p for p in out.iterdir() if p.name.startswith(".mine.")]
+
+
+def test_a_second_run_into_the_same_out_dir_is_refused_while_the_first_runs(espeak, tmp_path):
+    r"""A second run called the first's live temporary folder "a killed run's", said to remove it, and synthesised
+    the whole corpus again before it failed at the end."""
+    import os
+
+    from flowaccent.data.lock import locked_file
+
+    fd = locked_file(tmp_path / ".new.synth.lock", "held", tmp_path)  # as the first run holds it
+    (tmp_path / ".new.tmp-live").mkdir()
+    try:
+        with pytest.raises(ConfigError, match=rf"synth: {tmp_path / 'new'} is being written by another flowaccent "
+                                              "synth now; wait for it"):
+            make_corpus(tmp_path / "new", TINY, quiet=True)
+        assert (tmp_path / ".new.tmp-live").is_dir() and not (tmp_path / "new").exists()
+    finally:
+        os.close(fd)
 
 
 def test_no_worker_is_a_config_error(tmp_path):
