@@ -188,8 +188,9 @@ def _said_if_stopped(results: list[UttResult], total: int, out: Path) -> Iterato
     try:
         yield
     except KeyboardInterrupt:
-        print(f"blurmask: stopped after {len(results)} of {total} utterance(s); their results are kept in {out}: "
-              "the same command goes on from them", file=sys.stderr)
+        kept = (f"; their results are kept in {out}: the same command goes on from them" if results else
+                "")  # none: the folder was removed, and the line named one not there
+        print(f"blurmask: stopped after {len(results)} of {total} utterance(s){kept}", file=sys.stderr)
         raise
 
 

@@ -307,6 +307,12 @@ def test_an_interrupted_rerun_leaves_the_earlier_runs_results_as_they_were(flow_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["fit"]["lam"] == 0.5 and summary["all"]["num_utts"] == 2
     assert not (out / ".partial").exists()
+    calls[:] = [1]  # stopped in the first utterance of a new --out: nothing kept, no folder named (it was removed)
+    fresh = ["blurmask", "--exp", str(exp), "--data", str(native), "--utts", "2", "--out", str(tmp_path / "new"), *FAST]
+    capsys.readouterr()
+    assert main(fresh) == 130 and not (tmp_path / "new").exists()
+    assert capsys.readouterr().err.splitlines()[-2:] == ["blurmask: stopped after 0 of 2 utterance(s)",
+                                                         "flowaccent blurmask: interrupted"]
 
 
 def test_a_fit_that_does_not_keep_the_output_is_named():
