@@ -237,7 +237,8 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
     train_refs, valid_refs = split_valid(refs, cfg.valid_fraction, cfg.valid_by)
     split = f"train.valid_fraction={cfg.valid_fraction}, valid_by {cfg.valid_by}"
     if not train_refs:
-        raise DataDirError(f"no training utterances left after the validation split ({split})")
+        raise DataDirError(f"no training utterances left after the validation split ({split}); give more "
+                           "utterances, or --train.valid-fraction 0 to hold none out")
     for label, name in enumerate(class_names):
         if not any(r.label == label for r in train_refs):
             raise DataDirError(

@@ -47,6 +47,17 @@ def test_dimensions_constant_in_every_frame_train(tmp_path):
     assert -10 < summary.best_valid_nll < 20, summary.best_valid_nll
 
 
+def test_a_split_that_holds_every_utterance_out_says_how_to_train(gaussian_dir, tmp_path):
+    r"""A one-utterance training set was refused without saying that --train.valid-fraction 0 trains on it."""
+    from flowaccent.errors import DataDirError
+
+    path, _ = gaussian_dir
+    with pytest.raises(DataDirError, match=r"no training utterances left after the validation split \(train."
+                                           r"valid_fraction=0.9999, valid_by utterance\); give more utterances, or "
+                                           r"--train.valid-fraction 0 to hold none out"):
+        train(small_config(epochs=1, valid_fraction=0.9999), tmp_path / "exp", [str(path)], quiet=True)
+
+
 def test_each_epochs_validation_is_said_beside_the_bar(gaussian_dir, tmp_path, capsys):
     r"""The held-out NLL of each epoch was in log/train.jsonl and TensorBoard only: the console showed a bar."""
     import re
