@@ -38,7 +38,7 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
         raise ConfigError(f"{folder} is a file, not a folder; give the command a folder of its own")
     folder.mkdir(parents=True, exist_ok=True)
     before = None if made or (folder / name).exists() else set(os.listdir(folder))
-    fd = locked_file(folder / name, busy, folder)
+    fd, _ = locked_file(folder / name, busy, folder)
     try:
         remove_dead_temporaries(folder)
         yield
@@ -50,11 +50,11 @@ def locked_folder(folder: Path, name: str, busy: str) -> Iterator[None]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def locked_file(path: Path, busy: str, guarded: Path) -> int:
-    r"""An open descriptor of ``path`` (made where missing) holding an exclusive ``flock`` on it; closing it releases
-    the lock. A :class:`ConfigError` of ``busy`` where another process holds it. On a file system without ``flock``
-    (Lustre without ``-o flock``, some NFS and FUSE mounts: every run was refused as busy there) a warning that a
-    second run into ``guarded`` at the same time would not be refused, and the descriptor, unlocked."""
+def locked_file(path: Path, busy: str, guarded: Path) -> tuple[int, bool]:
+    r"""An open descriptor of ``path`` (made where missing) holding an exclusive ``flock`` on it (closing it releases
+    the lock), and True. A :class:`ConfigError` of ``busy`` where another process holds it. On a file system without
+    ``flock`` (Lustre without ``-o flock``, some NFS and FUSE mounts: every run was refused as busy there) a warning
+    that a second run into ``guarded`` at the same time would not be refused, the descriptor, unlocked, and False."""
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,7 +64,8 @@ def locked_file(path: Path, busy: str, guarded: Path) -> int:
             raise ConfigError(busy) from None
         print(f"warning: cannot lock {path} ({error.strerror}); a second run into {guarded} at the same time would "
               "not be refused", file=sys.stderr)
-    return fd
+        return fd, False
+    return fd, True
 
 
 #: A temporary name of :func:`flowaccent.data.atomic.temporary_name`: ``.NAME.tmp.PID``.

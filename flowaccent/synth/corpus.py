@@ -104,11 +104,14 @@ def _only_run(out: Path, home: Path) -> Iterator[None]:
     a killed run left in ``home``: a second run into ``out`` called the first's live folder "a killed run's", said to
     remove it, and synthesised the whole corpus again before it failed; a SIGKILL's folder stayed for ever."""
     lock = home / f".{out.name}.synth.lock"
-    fd = locked_file(lock, f"synth: {out} is being written by another flowaccent synth now; wait for it", out)
+    fd, held = locked_file(lock, f"synth: {out} is being written by another flowaccent synth now; wait for it", out)
     try:
         for old in home.glob(f".{out.name}.tmp-*"):  # none is a live run's: that run would hold the lock
-            shutil.rmtree(old, ignore_errors=True)
-            print(f"synth: note: removed {old}, a killed run's temporary folder", file=sys.stderr)
+            if held:
+                shutil.rmtree(old, ignore_errors=True)
+                print(f"synth: note: removed {old}, a killed run's temporary folder", file=sys.stderr)
+            else:  # no lock on this file system: it may be a live run's
+                print(f"synth: note: {old} is another run's temporary folder, or a killed one's", file=sys.stderr)
         yield
     finally:
         lock.unlink(missing_ok=True)  # still held: a run that opened it before locks a removed file, then finds OUT

@@ -352,7 +352,7 @@ def test_a_second_run_into_the_same_out_dir_is_refused_while_the_first_runs(espe
 
     from flowaccent.data.lock import locked_file
 
-    fd = locked_file(tmp_path / ".new.synth.lock", "held", tmp_path)  # as the first run holds it
+    fd, _ = locked_file(tmp_path / ".new.synth.lock", "held", tmp_path)  # as the first run holds it
     (tmp_path / ".new.tmp-live").mkdir()
     try:
         with pytest.raises(ConfigError, match=rf"synth: {tmp_path / 'new'} is being written by another flowaccent "
@@ -361,6 +361,24 @@ def test_a_second_run_into_the_same_out_dir_is_refused_while_the_first_runs(espe
         assert (tmp_path / ".new.tmp-live").is_dir() and not (tmp_path / "new").exists()
     finally:
         os.close(fd)
+
+
+def test_without_locks_a_temporary_folder_is_named_not_removed(espeak, tmp_path, monkeypatch, capsys):
+    r"""Where the file system has no flock, another run's live folder cannot be told from a killed one's."""
+    import errno
+    import fcntl
+
+    def unsupported(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    monkeypatch.setattr(corpus_module, "plan_corpus", lambda config: (_ for _ in ()).throw(KeyboardInterrupt))
+    (tmp_path / ".new.tmp-other").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        make_corpus(tmp_path / "new", TINY, quiet=True)
+    err = capsys.readouterr().err
+    assert "warning: cannot lock" in err and f"{tmp_path / '.new.tmp-other'} is another run's temporary" in err
+    assert (tmp_path / ".new.tmp-other").is_dir() and not (tmp_path / ".new.synth.lock").exists()
 
 
 def test_no_worker_is_a_config_error(tmp_path):
