@@ -81,9 +81,10 @@ class FbankConfig(Config):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"fbank: {field.name} (--{field.name.replace('_', '-')}) must be a finite number, "
                                   f"got {value}")
+        # past these: kaldi-native-fbank's int overflow, or minutes of one frame's FFT that no Ctrl-C or SIGTERM stopped
         for name, most in (("sample_frequency", 384_000), ("num_mel_bins", 1024), ("frame_length_ms", 1000.0),
-                           ("frame_shift_ms", 1000.0)):  # past them: kaldi-native-fbank's int overflow, or minutes of
-            value = getattr(self, name)                    # one frame's FFT that no Ctrl-C or SIGTERM stopped
+                           ("frame_shift_ms", 1000.0)):
+            value = getattr(self, name)
             if not 0 < value <= most:
                 raise ConfigError(f"fbank: {name} (--{name.replace('_', '-')}) must be in (0, {most:g}], got {value:g}")
         if not 0 <= self.preemph_coeff <= 1:  # kaldi-native-fbank checks it only on the first frame: a traceback
