@@ -9,8 +9,8 @@ scored sets, so :func:`cached_fit` keeps it next to the model, keyed on the fram
 :func:`experiment_baseline` is the fit ``flowaccent score --baseline gmm`` uses for a trained model: on its
 training data, its validation utterances left out. It keeps a second key beside the frames', of what the frames are
 drawn from (the training dirs' tables and archives, as ``score --resume`` tells data apart; the pipeline; the split):
-where that matches, the fit is loaded without reading the training data (sampling the frames read all of it, 22.7 s
-of a 36 s score of 5000 utterances, the fit kept).
+where that matches, the fit is loaded without reading the training data (sampling the frames read all of it, each
+run, the fit kept or not).
 """
 
 from __future__ import annotations

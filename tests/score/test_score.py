@@ -300,8 +300,8 @@ def test_the_baseline_fit_is_kept_beside_the_model(trained, scored, tmp_path, mo
     assert again["baseline"]["loaded"] and again["baseline"]["frames"] == summary["baseline"]["frames"]
     np.testing.assert_array_equal(read_tsv(out / "zh" / "utt_scores.tsv")["gmm_log_ll"],
                                   read_tsv(tmp_path / "s" / "zh" / "utt_scores.tsv")["gmm_log_ll"])
-    # loaded without reading the training data (its frames were sampled from all of it to make the fit's key: 22.7 s
-    # of a 36 s score of 5000 utterances); an archive written since: sampled again, and the same frames' fit loaded
+    # loaded without reading the training data (its frames were sampled from all of it to make the fit's key, each
+    # run); an archive written since: sampled again, and the same frames' fit loaded
     drawn, fits, sample, fit = [], [], baseline.sample_frames, baseline.fit_gmm
     monkeypatch.setattr(baseline, "sample_frames", lambda *a: drawn.append(a) or sample(*a))
     monkeypatch.setattr(baseline, "fit_gmm", lambda *a: fits.append(a) or fit(*a))
