@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         check_parents(out, "compare")
     comparison = compare(load_scored(args.scores))
     if out is not None:
-        _check_not_an_input(out, [m.folder for m in comparison.scored])
+        _check_not_ours(out)
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
     text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)
     if out is None:
@@ -63,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
 _OWN_START = ("# flowaccent: ", "model\tmetric\tset\tvalue")
 
 
-def _check_not_an_input(out, folders) -> None:
-    r"""Refuses an ``--out`` that is a file of the scores compared (``SCORES/summary.json`` was replaced by the
-    Markdown, and every later compare, phones or report on them failed), unless it holds an earlier comparison."""
+def _check_not_ours(out) -> None:
+    r"""Refuses an ``--out`` that is a file there already and not an earlier comparison: ``SCORES/summary.json`` was
+    replaced by the Markdown (every later compare, phones or report on those scores failed), so was a model's
+    ``config.yaml``."""
     from flowaccent.errors import ConfigError
 
     if not out.is_file():
@@ -73,8 +74,5 @@ def _check_not_an_input(out, folders) -> None:
     with open(out, encoding="utf-8", errors="replace") as f:
         if f.readline().startswith(_OWN_START):
             return
-    mine = out.resolve()
-    for folder in folders:
-        if mine.is_relative_to(folder.resolve()):
-            raise ConfigError(f"--out {out} is a file of the scores {folder} (the output of 'flowaccent score'), "
-                              "which it would replace; give the comparison a file of its own")
+    raise ConfigError(f"--out {out} is a file there already, not an earlier comparison, which it would replace; give "
+                      "the comparison a file of its own (or remove that one)")

@@ -53,24 +53,32 @@ class PhoneReport:
 
 
 def read_ctms(
-    paths: Sequence[str | Path], phones: str | Path | None = None, base: bool = False
+    paths: Sequence[str | Path], phones: str | Path | None = None, base: bool = False,
+    empty: list[str] | None = None,
 ) -> dict[str, list[Segment]]:
     r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones; ``base``: each
     phone as :func:`~flowaccent.data.ctm.base_phone` (``AH1_B`` as ``AH``). An utterance in two files is an error
-    where they give it other phones (the same lines twice: one CTM given twice), and so is a file of no phone."""
+    where they give it other phones (the same lines twice: one CTM given twice), and so is every file of no phone
+    (said as 'the CTMs hold none of the utterances of the reference set'); ``empty`` gets those of no phone."""
     symbols = read_phone_table(phones) if phones is not None else None
     merged: dict[str, list[Segment]] = {}
     where: dict[str, str] = {}
+    none = []
     for path in paths:
         utterances = read_ctm(path, symbols)
-        if not utterances:  # said as 'the CTMs hold none of the utterances of the reference set'
-            raise ConfigError(f"{path}: no phone in it (an empty CTM: did its alignment fail?)")
+        if not utterances:
+            none.append(str(path))
         for utt, segments in utterances.items():
             if base:
                 segments = [s._replace(phone=base_phone(s.phone)) for s in segments]
             if utt in merged and _as_numbers(merged[utt]) != _as_numbers(segments):
                 raise ConfigError(f"{path}: utterance '{utt}' is in {where[utt]} too, with other phones")
             merged[utt], where[utt] = segments, str(path)
+    if none and len(none) == len(paths):
+        raise ConfigError(f"{', '.join(none)}: no phone in {'it' if len(none) == 1 else 'them'} (an empty CTM: did "
+                          "the alignment fail?)")
+    if empty is not None:
+        empty += none
     return merged
 
 
@@ -94,9 +102,10 @@ def build_report(
     if reference not in names:
         raise ConfigError(f"{scores}: no set '{reference}' to set the others against (sets: {', '.join(names)}; "
                           f"--reference NAME)")
-    ctm = read_ctms(ctms, phones, base)
+    empty: list[str] = []
+    ctm = read_ctms(ctms, phones, base, empty)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
-    sets, notes = {}, []
+    sets, notes = {}, [f"{path}: no phone in it (an empty CTM: did its alignment fail?)" for path in empty]
     if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
         notes.append("the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them")
     for name in ordered_sets(names, reference):

@@ -30,6 +30,7 @@ from torch import Tensor
 from flowaccent.data.atomic import atomic_path
 from flowaccent.data.datadir import UNUSED_BY_MODELS, DataDir, load_data_dir
 from flowaccent.data.fingerprint import dir_fingerprint
+from flowaccent.data.kaldi_io import ScpEntry
 from flowaccent.data.specs import parse_data_specs
 from flowaccent.data.stream import iter_utterances
 from flowaccent.errors import ConfigError
@@ -236,10 +237,14 @@ def experiment_baseline(model, exp: Path, checkpoint=None, quiet: bool = True) -
 def _sources_key(dirs: list[DataDir], pipeline: FeaturePipeline, held: float, by: str) -> str:
     r"""The key of what :func:`sample_frames` would draw from: each dir's tables and archives, by where they are,
     their sizes and modification times (``score --resume``'s :func:`~flowaccent.data.fingerprint.dir_fingerprint`),
-    the pipeline's config and statistics, the split, and the sample's and fit's settings."""
+    the pipeline's config and statistics, the split, and the sample's and fit's settings. "" (no key: the frames are
+    drawn each time) where an scp holds a pipe, whose output no fingerprint sees (a stale fit was loaded)."""
     import sklearn
 
     with_cmvn = pipeline.config.cmvn == "spk"
+    scps = ["feats.scp"] + (["cmvn.scp"] if with_cmvn else [])
+    if any(ScpEntry(key, value).is_pipe for data in dirs for name in scps for key, value in data.table(name).items()):
+        return ""
     digest = hashlib.sha256()
     for data in dirs:
         parts = sorted(dir_fingerprint(data, with_cmvn, exact=True).items())

@@ -85,14 +85,15 @@ def test_every_value_is_each_models_own(two_models, capsys):
 
 def test_out_never_replaces_a_file_of_the_scores_compared(two_models, tmp_path, capsys):
     r"""``--out SCORES/summary.json`` replaced the summary with the Markdown (exit 0), and every later compare,
-    phones or report on those scores failed; a new file in the folder, or an earlier comparison, is written."""
+    phones or report on those scores failed; so did another model's summary, or a model's config.yaml. A new file,
+    or an earlier comparison, is written."""
     _, dnf, plain = two_models
-    for victim, folder in ((dnf / "summary.json", dnf), (plain / "zh" / "utt_scores.tsv", plain)):
+    for victim in (dnf / "summary.json", plain / "zh" / "utt_scores.tsv", dnf.parent / "config.yaml"):
         kept = victim.read_bytes()
-        assert main(["compare", str(dnf), str(plain), "--out", str(victim)]) == 1
+        assert main(["compare", str(dnf), "--out", str(victim)]) == 1
         assert capsys.readouterr().err == (
-            f"flowaccent compare: error: --out {victim} is a file of the scores {folder} (the output of 'flowaccent "
-            "score'), which it would replace; give the comparison a file of its own\n")
+            f"flowaccent compare: error: --out {victim} is a file there already, not an earlier comparison, which it "
+            "would replace; give the comparison a file of its own (or remove that one)\n")
         assert victim.read_bytes() == kept
     beside = dnf / "compare.md"
     try:

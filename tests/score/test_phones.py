@@ -242,6 +242,16 @@ def test_a_ctm_of_integer_phones_without_their_table_is_noted(scored, tmp_path):
     assert said not in build_report(scores, ctms, min_frames=0, phones=tmp_path / "phones.txt").notes
 
 
+def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
+    r"""Every CTM empty is an error; one among others is noted, and the others' phones ranked (it stopped the run)."""
+    _, scores = scored
+    ctms = _two_ctms(tmp_path, scores)
+    (tmp_path / "empty.ctm").write_text("")
+    report = build_report(scores, [*ctms, str(tmp_path / "empty.ctm")], min_frames=0)
+    assert f"{tmp_path / 'empty.ctm'}: no phone in it (an empty CTM: did its alignment fail?)" in report.notes
+    assert report.differences == build_report(scores, ctms, min_frames=0).differences
+
+
 def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_path):
     r"""NIST's channel ``A`` is ``1``: the same phones in two files, the channel written each way, are one CTM (they
     were said to be 'other phones'); other phones are still refused."""
@@ -261,7 +271,7 @@ def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_p
     (["{native}", "{zh}", "--reference", "xx"], "{scores}: no set 'xx' to set the others against (sets: native, zh, "
                                                 "ja; --reference NAME)"),
     (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
-    (["{native}", "{zh}", "{empty}"], "{empty}: no phone in it (an empty CTM: did its alignment fail?)"),
+    (["{empty}"], "{empty}: no phone in it (an empty CTM: did the alignment fail?)"),  # among others: a note
     (["{native}", "{zh}", "--out", "{native}"], "--out {native} is a file"),
     (["{native}", "{zh}", "--frame-shift", "0.001"], "set 'native', utterance 'n0-0000': phone"),
     (["{native}", "{zh}", "--phones", "{native}"], "{native}: line 1: expected '<phone> <integer>'"),
