@@ -269,7 +269,7 @@ def test_a_process_gone_in_validation_leaves_the_epochs_steps_saved(gaussian_dir
     cut = _torchrun(tmp_path, DYING_IN_VALIDATION, "--exp", str(tmp_path / "cut"), *run, env={"DIE_RANK": "1"})
     assert cut.returncode != 0
     saved = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["progress"]
-    assert saved["global_step"] == steps and saved["epoch"] == 1, (saved, cut.stderr[-3000:])
+    assert saved["global_step"] == steps and saved["epoch"] == 1, f"{saved}\n{cut.stderr[-3000:]}"  # said whole
     resumed = _torchrun(tmp_path, None, "--exp", str(tmp_path / "cut"), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     digest = re.compile(r"rank 0/2: parameter digest ([0-9a-f]{16})\n")
