@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         auc_text = f", AUC vs {report['reference']} {with_interval(detection, 'log_ll')}" if detection.get("auc") \
             is not None else ""
         print(
-            f"score: {name}: {values['num_utts']} utts, LogLL {values['log_ll']:.2f} "
+            f"score: {name}: {values['num_utts']} utt{'s' * (values['num_utts'] != 1)}, LogLL {values['log_ll']:.2f} "
             f"(LogP {values['log_p']:.2f}, LogDet {values['log_det']:.2f}){auc_text}",
             file=sys.stderr,
         )

@@ -74,8 +74,8 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
         rows = [[n, str(sets[n]["num_utts"])] + [with_interval(d, k) for k in scores] for n, d in detection.items()]
-        ref = summary["reference"]
-        out.append((f"Detection AUC against '{ref}' ({sets[ref]['num_utts']} utts)", ["set", "utts"] + scores, rows))
+        ref, count = summary["reference"], sets[summary["reference"]]["num_utts"]
+        out.append((f"Detection AUC against '{ref}' ({count} utt{'s' * (count != 1)})", ["set", "utts"] + scores, rows))
     rating = summary.get("rating", {})
     if rating:
         rows = [
