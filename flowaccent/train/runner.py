@@ -72,6 +72,9 @@ class Runner:
             print(f"train: note: train.log_every_steps {self.cfg.log_every_steps} is more than the run's {total} "
                   "steps: no train records (nor curves) will be written; give a smaller log_every_steps",
                   file=sys.stderr)
+        if plan and not self.env.distributed and (frames := stream.num_frames(plan[0][0])) < stream.batch_size:
+            print(f"train: note: train.batch_size {self.cfg.batch_size} is more than the {frames} training frames: "
+                  "each epoch is one step of all of them", file=sys.stderr)  # 1e12 trained so, without a word
         depth = resolve_depth(self.cfg.prefetch, self.env.device, stream.burst)
         batches = pinned(stream.epochs(plan, progress.step_in_epoch), self.env.device)  # made in the thread, if any
         with prefetch(batches, depth) as batches, self.held:  # a Ctrl-C waits for a step's count, its log, its saves

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -56,6 +57,15 @@ def test_a_split_that_holds_every_utterance_out_says_how_to_train(gaussian_dir, 
                                            r"valid_fraction=0.9999, valid_by utterance\); give more utterances, or "
                                            r"--train.valid-fraction 0 to hold none out"):
         train(small_config(epochs=1, valid_fraction=0.9999), tmp_path / "exp", [str(path)], quiet=True)
+
+
+def test_a_batch_larger_than_the_training_frames_is_noted(gaussian_dir, tmp_path, capsys):
+    r"""``--train.batch-size 1e12`` trained one step an epoch of all the frames, without a word."""
+    path, _ = gaussian_dir
+    summary = train(small_config(epochs=1, batch_size=10**12), tmp_path / "exp", [str(path)], quiet=True)
+    assert summary.global_step == 1
+    assert re.search(r"train: note: train.batch_size 1000000000000 is more than the \d+ training frames: each epoch "
+                     r"is one step of all of them\n", capsys.readouterr().err)
 
 
 def test_each_epochs_validation_is_said_beside_the_bar(gaussian_dir, tmp_path, capsys):
