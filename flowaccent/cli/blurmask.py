@@ -69,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
     )
     for baseline, values in report["all"]["baselines"].items():
         if "auc" not in values:
-            print(f"blurmask: {values['num_utts']} utts, baseline {baseline}: no removal changed the output of any "
-                  "utterance (no curve)", file=sys.stderr)
+            utts = f"{values['num_utts']} utt{'s' * (values['num_utts'] != 1)}"
+            print(f"blurmask: {utts}, baseline {baseline}: no removal changed the output of any utterance (no curve)",
+                  file=sys.stderr)
             continue
         auc, srg, m = values["auc"], values["srg"], mask_symbol(report["config"]["fit"]["variant"])
         print(
-            f"blurmask: {utts_defined(values)} utts, baseline {baseline}: AUC lowest {m} first "
+            f"blurmask: {utts_defined(values)} utt{'s' * (values['num_utts'] != 1)}, baseline {baseline}: AUC lowest "
+            f"{m} first "
             f"{fixed(auc['low']['mean'], 3)}, highest {m} first {fixed(auc['high']['mean'], 3)}, "
             f"random {fixed(auc['random']['mean'], 3)}, SRG {fixed(srg['mean'], 3)}",
             file=sys.stderr,

@@ -96,7 +96,7 @@ def test_utterances_shorter_than_the_context_are_named_and_undefined_curves_left
     # with no defined curve at all, the command says so and still writes its figure
     assert main(["blurmask", "--exp", str(exp), "--data", f"short={short}", "--utts", "1", "--baselines", "mean",
                  "--out", str(tmp_path / "flat"), *FAST]) == 0
-    assert "blurmask: 1 utts, baseline mean: no removal changed the output of any utterance" in capsys.readouterr().err
+    assert "blurmask: 1 utt, baseline mean: no removal changed the output of any utterance" in capsys.readouterr().err
     assert (tmp_path / "flat" / "deletion_curves.png").stat().st_size > 0
 
 
