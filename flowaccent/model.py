@@ -114,7 +114,7 @@ class FlowModel(nn.Module):
 
     def _check_frames(self, x: Tensor, what: str) -> None:
         r"""A :class:`FeatureError` unless ``x`` is a tensor ``(B, D)`` of this flow's ``D``."""
-        if not isinstance(x, Tensor):  # stored features of an utterance, numpy or torch: score_utterance takes them
+        if not isinstance(x, Tensor):
             hint = (" (stored features of an utterance, numpy or torch: score_utterance)" if what == "frames"
                     else " (torch.from_numpy)")
             raise FeatureError(f"flow: expected a tensor of {what} (B, {self.dim}), got {type(x).__name__}{hint}")

@@ -15,6 +15,7 @@ from flowaccent.blurmask.evaluate import ORDERS, summarise
 from flowaccent.blurmask.tables import fixed, mask_symbol, summary_markdown
 from flowaccent.blurmask.utterance import UttResult
 from flowaccent.data.atomic import atomic_write_json, atomic_write_text
+from flowaccent.words import counted
 
 
 def _group_summary(group: list[UttResult], baselines: tuple[str, ...]) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def write_summary(out, exp, checkpoint, digest, results, names, fit, deletion, r
     plots.blurmask_deletion_curves(
         report["all"]["baselines"],
         out / "deletion_curves",
-        f"Deletion curves over {len(results)} utterance{'s' * (len(results) != 1)} (target {run.target}, "
+        f"Deletion curves over {counted(len(results), 'utterance')} (target {run.target}, "
         f"{fit.variant} mask, mode {fit.mode})",
         mask_symbol(fit.variant),
     )

@@ -10,6 +10,7 @@ from flowaccent.blurmask.config import BASELINES, BlurMaskConfig, DeletionConfig
 from flowaccent.cli._options import add_config_options, config_from_args, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.errors import ConfigError
+from flowaccent.words import counted
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for baseline, values in report["all"]["baselines"].items():
         if "auc" not in values:
-            utts = f"{values['num_utts']} utt{'s' * (values['num_utts'] != 1)}"
-            print(f"blurmask: {utts}, baseline {baseline}: no removal changed the output of any utterance (no curve)",
-                  file=sys.stderr)
+            print(f"blurmask: {counted(values['num_utts'], 'utt')}, baseline {baseline}: no removal changed the output "
+                  "of any utterance (no curve)", file=sys.stderr)
             continue
         auc, srg, m = values["auc"], values["srg"], mask_symbol(report["config"]["fit"]["variant"])
         print(

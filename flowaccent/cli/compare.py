@@ -42,9 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} is a folder; give a file name (compare.md, compare.tsv)")
     if out is not None:
         check_parents(out, "compare")
+        _check_not_ours(out)  # before the scores are read
     comparison = compare(load_scored(args.scores))
-    if out is not None:
-        _check_not_ours(out)
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
     text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)
     if out is None:

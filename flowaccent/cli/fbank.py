@@ -10,6 +10,7 @@ from flowaccent.cli.main import COMMANDS
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.kaldi_conf import KALDI_NAMES, read_kaldi_conf
 from flowaccent.features.make_fbank import make_fbank
+from flowaccent.words import counted
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet,
                          resume=args.resume)
     computed = summary.num_frames > summary.taken_frames  # all taken over: no rate to say
-    utterances = f"{summary.num_utts} utterance{'s' * (summary.num_utts != 1)}"
     print(
-        f"fbank: {args.data_dir}: {utterances}, {summary.num_frames} frames"
+        f"fbank: {args.data_dir}: {counted(summary.num_utts, 'utterance')}, {summary.num_frames} frames"
         f"{f' ({summary.taken_frames} taken over)' if summary.taken_frames else ''} in {summary.seconds:.1f} s"
         f"{f' ({summary.frames_per_second:.0f} frames/s)' if computed else ''}",
         file=sys.stderr,

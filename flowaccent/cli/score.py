@@ -8,6 +8,7 @@ import sys
 from flowaccent.cli._options import add_config_options, config_from_args
 from flowaccent.cli.main import COMMANDS
 from flowaccent.score.config import ScoreConfig
+from flowaccent.words import counted
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         auc_text = f", AUC vs {report['reference']} {with_interval(detection, 'log_ll')}" if detection.get("auc") \
             is not None else ""
         print(
-            f"score: {name}: {values['num_utts']} utt{'s' * (values['num_utts'] != 1)}, LogLL {values['log_ll']:.2f} "
+            f"score: {name}: {counted(values['num_utts'], 'utt')}, LogLL {values['log_ll']:.2f} "
             f"(LogP {values['log_p']:.2f}, LogDet {values['log_det']:.2f}){auc_text}",
             file=sys.stderr,
         )

@@ -12,6 +12,7 @@ from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.errors import ConfigError
 from flowaccent.train.config import ExperimentConfig
+from flowaccent.words import counted
 
 SECTIONS = ("features", "model", "prior", "train")
 
@@ -122,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     early = (f" (stopped early, of {config.train.epochs}: no better valid NLL in the {config.train.patience} "
              f"epoch(s) after epoch {best}, --train.patience)" if best else "")
     print(
-        f"train: {summary.exp_dir}: {summary.epochs_run} epoch{'s' * (summary.epochs_run != 1)}{early}, "
-        f"{summary.global_step} step{'s' * (summary.global_step != 1)}, "
+        f"train: {summary.exp_dir}: {counted(summary.epochs_run, 'epoch')}{early}, "
+        f"{counted(summary.global_step, 'step')}, "
         f"{valid}; model {summary.final}",
         file=sys.stderr,
     )

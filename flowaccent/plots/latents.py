@@ -9,6 +9,7 @@ import numpy as np
 
 from flowaccent.plots import figure
 from flowaccent.plots.colours import colours
+from flowaccent.words import counted
 
 
 def _scatter(
@@ -43,7 +44,7 @@ def latents_first_dims(
         raise ValueError(f"latents_first_dims: latents (N, D) with D >= 2, got {np.shape(latents[narrow[0]])} for "
                          f"{narrow[0]!r}")
     points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
-    title = f"Latents: first two dimensions ({per_set} frame{'s' * (per_set != 1)} per set at most)"
+    title = f"Latents: first two dimensions ({counted(per_set, 'frame')} per set at most)"
     return _scatter(points, base, title, "z[0]", "z[1]", cols)
 
 
@@ -75,7 +76,7 @@ def latents_pca(
 
     sample = _subsample(latents, per_set, 0)
     stacked = np.concatenate(list(sample.values()))
-    title = f"Latents: PCA ({per_set} frame{'s' * (per_set != 1)} per set at most)"
+    title = f"Latents: PCA ({counted(per_set, 'frame')} per set at most)"
     if why := _not_projectable(stacked, "PCA"):
         return figure.too_few(base, title, why)
     pca = PCA(2, random_state=0).fit(stacked)
@@ -93,7 +94,7 @@ def latents_tsne(
     and settings has its points drawn again (a report after ``plot``: the t-SNE is most of its time)."""
     sample = _subsample(latents, per_set, seed)
     stacked = np.concatenate(list(sample.values()))
-    title = f"Latents: t-SNE ({per_set} frame{'s' * (per_set != 1)} per set at most)"
+    title = f"Latents: t-SNE ({counted(per_set, 'frame')} per set at most)"
     if why := _not_projectable(stacked, "t-SNE"):
         return figure.too_few(base, title, why)
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))

@@ -10,6 +10,7 @@ import numpy as np
 
 from flowaccent.plots import figure
 from flowaccent.plots.colours import colours
+from flowaccent.words import counted
 
 
 def phone_differences(
@@ -55,4 +56,4 @@ def phone_differences(
 
 def _label(name: str, found: Sequence) -> str:
     r"""A set's legend entry: its name and how many phones it ranks."""
-    return f"{name} ({len(found)} phone{'' if len(found) == 1 else 's'})"
+    return f"{name} ({counted(len(found), 'phone')})"

@@ -9,6 +9,7 @@ import numpy as np
 
 from flowaccent.plots import figure
 from flowaccent.plots.colours import colours
+from flowaccent.words import counted
 
 
 def speaker_means(
@@ -62,7 +63,7 @@ def speaker_scores(
         ax.scatter(x[position], v[finite], s=6, alpha=0.35, color=cols[name], linewidths=0)
         ax.scatter(x, means, marker="D", s=24, color=cols[name], edgecolors="black", linewidths=0.5, zorder=3)
         spread = f", sd {means.std(ddof=1):.2f}" if len(who) > 1 else ""
-        ticks.append(f"{short[name]}\n{len(who)} speaker{'s' * (len(who) != 1)}{spread}{dropped}")
+        ticks.append(f"{short[name]}\n{counted(len(who), 'speaker')}{spread}{dropped}")
     if reference in values:
         v = np.asarray(values[reference], dtype=float)
         w = np.asarray(frames[reference], dtype=float)

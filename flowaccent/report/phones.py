@@ -21,6 +21,7 @@ from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_bounds
 from flowaccent.score.phones import Difference, SetPhones, data_dir_of, differences, set_phones
+from flowaccent.words import counted
 
 #: What the Markdown says under its title.
 LEGEND = ("LogLL: log p(x) of the model, the mean over the phone's frames (a phone of the CTM holds the frames t "
@@ -246,8 +247,8 @@ def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
     lines = []
     for name, found in report.differences.items():
         worst = ", ".join(f"{d.phone} {d.relative:+.2f}" for d in found[:count])
-        phones = f"{len(found)} phone{'' if len(found) == 1 else 's'}"
-        lines.append(f"{name}: {phones} ranked; lowest relative LogLL against {report.reference}: {worst or 'none'}")
+        lines.append(f"{name}: {counted(len(found), 'phone')} ranked; lowest relative LogLL against "
+                     f"{report.reference}: {worst or 'none'}")
     return lines
 
 

@@ -7,6 +7,8 @@ import html
 import math
 from typing import Any
 
+from flowaccent.words import counted
+
 #: What the report's names mean; the sentences on ``_c``/``_r`` and ``llr`` only where the scores have them.
 NAMING = (
     "Natural log, per frame, summed over dimensions. <b>LogLL</b> here is the log-likelihood "
@@ -74,8 +76,9 @@ def sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     if detection:
         scores = list(dict.fromkeys(k for d in detection.values() for k in d["by_score"]))  # as scored
         rows = [[n, str(sets[n]["num_utts"])] + [with_interval(d, k) for k in scores] for n, d in detection.items()]
-        ref, count = summary["reference"], sets[summary["reference"]]["num_utts"]
-        out.append((f"Detection AUC against '{ref}' ({count} utt{'s' * (count != 1)})", ["set", "utts"] + scores, rows))
+        ref = summary["reference"]
+        title = f"Detection AUC against '{ref}' ({counted(sets[ref]['num_utts'], 'utt')})"
+        out.append((title, ["set", "utts"] + scores, rows))
     rating = summary.get("rating", {})
     if rating:
         rows = [
