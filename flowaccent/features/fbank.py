@@ -101,8 +101,14 @@ class FbankConfig(Config):
 
             knf.OnlineFbank(self.knf_options())
         except ValueError as error:
-            most = f"; at most {self._most_mel_bins()} with these options" if "num_mel_bins" in str(error) else ""
-            raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz{most})") from None
+            if "num_mel_bins" not in str(error):
+                raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz)") from None
+            # kaldi-native-fbank's words blamed num_mel_bins alone, though a low --sample-frequency is as likely
+            raise ConfigError(
+                f"fbank: {self.num_mel_bins} mel bins (--num-mel-bins) do not fit the band of --sample-frequency "
+                f"{self.sample_frequency} Hz with these options: at most {self._most_mel_bins()} do; lower "
+                f"--num-mel-bins, or widen the band (--sample-frequency, --low-freq, --high-freq)"
+            ) from None
 
     def _most_mel_bins(self) -> int:
         r"""The most mel bins kaldi-native-fbank takes with the other options as they are (0: none), by bisection:

@@ -203,9 +203,11 @@ def test_the_config_is_made_once_per_options_and_checked_as_given(wave, monkeypa
     ({"frame_length_ms": 0.025}, "frame_length_ms 0.025 and frame_shift_ms 10.0 give 0 and 160 samples"),
     ({"high_freq": 9000.0}, "Bad values in options: low-freq 20 and high-freq 9000 vs. nyquist 8000"),
     ({"low_freq": 9000.0}, "Bad values in options: low-freq 9000"),
-    ({"num_mel_bins": 300}, "You may have set num_mel_bins too large. (sample_frequency 16000 Hz; at most 126 with "
-                            "these options)"),
-    ({"num_mel_bins": 60, "low_freq": 3000.0, "high_freq": 4000.0}, "; at most 55 with these options)"),
+    ({"num_mel_bins": 300}, "300 mel bins (--num-mel-bins) do not fit the band of --sample-frequency 16000 Hz with "
+                            "these options: at most 126 do"),
+    ({"num_mel_bins": 60, "low_freq": 3000.0, "high_freq": 4000.0}, "at most 55 do; lower --num-mel-bins, or widen"),
+    # the default 40 bins at 1 kHz: kaldi-native-fbank's words blamed num_mel_bins, which the user had not set
+    ({"sample_frequency": 1000}, "40 mel bins (--num-mel-bins) do not fit the band of --sample-frequency 1000 Hz"),
 ])
 def test_options_kaldi_refuses_are_config_errors_when_read(options, message):
     r"""Each was a traceback after the first WAV was read (a shift of 0 samples: SIGFPE, no message)."""
