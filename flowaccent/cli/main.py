@@ -50,9 +50,18 @@ COMMANDS = {
 }
 
 
+#: A negative number as Python's ``float`` reads it (``-400``, ``-.5``, ``-4e2``, ``-1E-3``, ``-inf``, ``-nan``).
+_NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
     r"""argparse's parser, whose usage errors are one line (``train``'s usage alone is 32 lines before the error,
-    which a recipe's log then showed last): the error and where the usage is."""
+    which a recipe's log then showed last): the error and where the usage is. A negative number in exponent form
+    (``--high-freq -4e2``) is a value, as ``-400`` is: argparse took it for an option ('expected one argument')."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER  # argparse's: r'^-\d+$|^-\d*\.\d+$'
 
     def error(self, message: str) -> NoReturn:
         _group.say_before_the_group(f"{self.prog}: error: {message} (usage: {self.prog} --help)")

@@ -100,6 +100,24 @@ def test_a_usage_error_is_one_line(capsys):
                                        "(usage: flowaccent train --help)\n")
 
 
+@pytest.mark.parametrize("text, value", [("-4e2", -400.0), ("-1E-3", -0.001), ("-.5", -0.5), ("-400", -400.0),
+                                         ("-inf", None)])
+def test_a_negative_number_in_any_float_spelling_is_a_value(text, value, capsys):
+    r"""``--high-freq -4e2`` said 'argument --high-freq: expected one argument': argparse reads only ``-400`` and
+    ``-.5`` as negative numbers, and took the rest for options."""
+    from flowaccent.cli.main import build_parser
+
+    if value is not None:
+        assert build_parser("fbank").parse_args(["fbank", "d", "--high-freq", text]).cfg__high_freq == value
+    else:  # a value, refused by the config's own check, in its words
+        from flowaccent.cli.main import main
+
+        assert main(["fbank", "/nonexistent", "--high-freq", text]) == 1
+        assert "high_freq (--high-freq) must be a finite number, got -inf" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # still an option where it is not a number: '-5e' (a typo)
+        build_parser("fbank").parse_args(["fbank", "d", "--high-freq", "-5e"])
+
+
 @pytest.mark.parametrize("text, value", [("16000", 16000), ("16000.0", 16000), ("1e4", 10000), ("-2", -2),
                                          ("16000.5", None), ("inf", None), ("nan", None), ("1e999", None),
                                          ("x", None)])
