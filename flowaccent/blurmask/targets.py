@@ -59,8 +59,12 @@ def posterior_target(model: FlowModel, cmvn_stats: np.ndarray | None = None, cla
 
 def make_target(model: FlowModel, name: str, cmvn_stats: np.ndarray | None = None, class_name: str = "") -> Target:
     r"""The target ``name`` (``log_ll``, ``z`` or ``posterior``) of ``model`` (put in eval mode) for one
-    utterance with its speaker's ``(2, K + 1)`` CMVN stats."""
+    utterance with its speaker's ``(2, K + 1)`` CMVN stats (required where the model's features are CMVN'd by
+    speaker: without them the target failed when first called, inside the fit)."""
     model.eval()
+    if model.pipeline.config.cmvn == "spk" and cmvn_stats is None:
+        raise ConfigError("blurmask: the model's features are CMVN'd by speaker (features.cmvn spk): give the "
+                          "utterance's speaker's cmvn stats (cmvn_stats)")
     if name == "log_ll":
         return log_ll_target(model, cmvn_stats)
     if name == "z":

@@ -63,6 +63,9 @@ def test_errors(model_and_utt, flow_exp):
     plain = tiny_model(classes=("native",), cond_dim=0, data=[native])
     with pytest.raises(ConfigError, match="two or more classes"):
         make_target(plain, "posterior", utt.cmvn_stats)
+    assert model.pipeline.config.cmvn == "spk"  # without the speaker's stats: said when made, not inside the fit
+    with pytest.raises(ConfigError, match=r"CMVN'd by speaker \(features.cmvn spk\): give the utterance's speaker's"):
+        make_target(model, "log_ll")
 
 
 def test_score_utterance_takes_what_a_notebook_passes(model_and_utt):
