@@ -208,6 +208,9 @@ class ExperimentConfig(Config):
             data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
+        except UnicodeDecodeError as error:  # a Latin-1 comment, a UTF-16 file: a traceback
+            raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") \
+                from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -60,6 +60,18 @@ def test_broken_yaml_names_its_line(tmp_path):
         ExperimentConfig.from_yaml(tmp_path / "c.yaml")
 
 
+def test_a_file_not_in_utf8_is_said_in_a_line(tmp_path):
+    r"""A Latin-1 comment or a UTF-16 file was a 27-line UnicodeDecodeError traceback."""
+    import pytest
+
+    from flowaccent.errors import ConfigError
+
+    for text, at in (("train: {epochs: 1}\n# caf\u00e9\n".encode("latin-1"), 24), ("train: {}\n".encode("utf-16"), 0)):
+        (tmp_path / "c.yaml").write_bytes(text)
+        with pytest.raises(ConfigError, match=rf"c.yaml: not UTF-8 text \(.* at byte {at}\); save it as UTF-8$"):
+            ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+
+
 def _refused(tmp_path, text: str, match: str) -> None:
     r"""``text`` as a config file is a ConfigError matching ``match``."""
     import pytest
