@@ -71,30 +71,34 @@ def build_realnvp(config: ModelConfig, dim: int) -> CompositeTransform:
     return CompositeTransform(layers)
 
 
-def _widths(config: ModelConfig, dim: int) -> list[list[int]]:
-    r"""Per block, its conditioner's layer widths: identity half (and context) in, hidden, shift and scale out."""
-    return [[d + config.context_dim] + [config.hidden] * config.num_layers + [2 * (dim - d)]
-            for d in _identity_sizes(config, dim)]
-
-
-def _identity_sizes(config: ModelConfig, dim: int) -> list[int]:
-    r"""Per block, the size of its identity half, as :func:`_plan` has it, without its ``(dim,)`` orders: the
-    model-size check of a ``4e12``-d input (``--features.deltas 1e12``) asked torch for 1.6e14 bytes of them."""
+def _identity_sizes(config: ModelConfig, dim: int) -> list[tuple[int, int]]:
+    r"""The sizes of the blocks' identity halves, as :func:`_plan` has them, each with the number of blocks of that
+    size, without the ``(dim,)`` orders or a list per block: the model-size check of a ``4e12``-d input
+    (``--features.deltas 1e12``) asked torch for 1.6e14 bytes of orders, and of ``--model.num-blocks 1e12`` built
+    a list of a trillion sizes (a hang)."""
     evens = (dim + 1) // 2
     if config.mask == "alternating":
-        return [evens if b % 2 == 0 else dim - evens for b in range(config.num_blocks)]
-    return [dim // 2] * config.num_blocks
+        return [(evens, (config.num_blocks + 1) // 2), (dim - evens, config.num_blocks // 2)]
+    return [(dim // 2, config.num_blocks)]
+
+
+def _block_products(config: ModelConfig, dim: int, d: int) -> int:
+    r"""Multiply-adds of one block's conditioner on one frame, its identity half ``d`` wide: identity half (and
+    context) in, ``num_layers`` hidden layers (``num_layers - 1`` hidden-to-hidden products), shift and scale out.
+    In closed form, as :func:`_identity_sizes`: ``--model.num-layers 1e9`` listed a billion widths (out of memory)."""
+    h = config.hidden
+    return (d + config.context_dim) * h + (config.num_layers - 1) * h * h + h * 2 * (dim - d)
 
 
 def flops_per_frame(config: ModelConfig, dim: int) -> int:
     r"""Multiply-adds x 2 of one forward pass through the conditioners (the matmul work; the prior's
     ``cond_dim``-wide product with the class means, under 0.02% of it, is left out)."""
-    return 2 * sum(a * b for widths in _widths(config, dim) for a, b in zip(widths[:-1], widths[1:]))
+    return 2 * sum(blocks * _block_products(config, dim, d) for d, blocks in _identity_sizes(config, dim))
 
 
 def train_flops_per_frame(config: ModelConfig, dim: int) -> int:
     r"""Multiply-adds x 2 of one training step's conditioner products: the forward, every layer's weight gradient
     and every layer's input gradient but the first block's first layer's, whose input (data, and the class
     context) needs no gradient, so autograd skips that product (tested against ``FlopCounterMode``)."""
-    first = _widths(config, dim)[0]
-    return 3 * flops_per_frame(config, dim) - 2 * first[0] * first[1]
+    first = _identity_sizes(config, dim)[0][0]
+    return 3 * flops_per_frame(config, dim) - 2 * (first + config.context_dim) * config.hidden

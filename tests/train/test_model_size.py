@@ -12,9 +12,10 @@ from flowaccent.train.model_size import available_memory, check_model_size, num_
 
 
 @pytest.mark.parametrize("mask", ["alternating", "random"])
-@pytest.mark.parametrize("blocks, hidden, dim", [(2, 16, 8), (3, 32, 7), (10, 512, 120), (5, 8, 441)])
-def test_the_weights_counted_are_the_matrices(blocks, hidden, dim, mask):
-    config = ModelConfig(num_blocks=blocks, hidden=hidden, mask=mask)
+@pytest.mark.parametrize("blocks, hidden, dim, layers, context", [
+    (2, 16, 8, 2, 0), (3, 32, 7, 1, 0), (10, 512, 120, 2, 0), (5, 8, 441, 3, 2), (1, 4, 5, 1, 3)])
+def test_the_weights_counted_are_the_matrices(blocks, hidden, dim, layers, context, mask):
+    config = ModelConfig(num_blocks=blocks, hidden=hidden, mask=mask, num_layers=layers, context_dim=context)
     matrices = sum(p.numel() for p in build_realnvp(config, dim).parameters() if p.dim() == 2)
     assert num_weights(config, dim) == matrices
 
@@ -29,6 +30,18 @@ def test_a_model_past_the_memory_is_refused():
         check_model_size(config, 440, available=weights * 16 - 1)
     check_model_size(config, 440, copies=1, available=weights * 4)  # built here, trained on a GPU
     assert available_memory() is None or available_memory() > 0
+
+
+@pytest.mark.parametrize("field", ["num_blocks", "num_layers"])
+def test_a_huge_count_of_blocks_or_layers_is_counted_at_once(field):
+    r"""The count listed each block's and each layer's widths: ``--model.num-blocks 1e12`` hung in the size check
+    itself, ``--model.num-layers 1e9`` took all the memory (killed)."""
+    config = ModelConfig(**{field: 10**12})
+    other = ModelConfig(**{field: 1})
+    per = num_weights(ModelConfig(**{field: 2}), 120) - num_weights(other, 120)  # one more block, or layer
+    assert num_weights(config, 120) == num_weights(other, 120) + (10**12 - 1) * per
+    with pytest.raises(ConfigError, match=r"weights, and training holds 4 copies of them"):
+        check_model_size(config, 120)
 
 
 def test_train_and_its_check_refuse_it_in_one_line(gaussian_dir, tmp_path, capsys):
