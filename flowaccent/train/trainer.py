@@ -33,6 +33,7 @@ from flowaccent.train.model_size import TRAINING_COPIES, check_model_size
 from flowaccent.train.optimizer import make_optimizer
 from flowaccent.train.runner import Runner
 from flowaccent.train.start import start_run
+from flowaccent.words import counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +135,8 @@ def _train(
     if env.is_main and (line := short_warning(refs, config.features.context)):
         print(line, file=sys.stderr)
     train_refs, valid_refs = _split(refs, class_names, cfg)
+    if env.is_main and cfg.valid_fraction > 0 and not valid_refs:
+        print(_none_held_out(refs, cfg), file=sys.stderr)
     source = FrameSource(dirs, same_dim(dirs), with_cmvn=spk_cmvn)
     last = checkpoint_path(exp, "last")
     on_host = env.device.type == "cpu"  # elsewhere the gradients and Adam's moments are on the device
@@ -246,6 +249,16 @@ def _split(refs, class_names: list[str], cfg) -> tuple[list, list]:
                 f"of {split}); give it more data or lower valid_fraction"
             )
     return train_refs, valid_refs
+
+
+def _none_held_out(refs, cfg) -> str:
+    r"""The warning where ``train.valid_fraction`` > 0 held out nothing (few speakers, few utterances): the run said
+    only 'no validation' at its end, its patience silently void."""
+    units = {r.spk for r in refs} if cfg.valid_by == "speaker" else refs
+    patience = f" and train.patience {cfg.patience} has no effect" if cfg.patience else ""
+    return (f"train: warning: train.valid_fraction {cfg.valid_fraction} held out none of the "
+            f"{counted(len(units), cfg.valid_by)} (a hash of each id picks them): no validation NLL, so no best "
+            f"checkpoint (final.pt is the last epoch's){patience}; give more data, or a larger valid_fraction")
 
 
 def _model_line(model: FlowModel, config: ExperimentConfig) -> str:

@@ -735,6 +735,25 @@ def test_the_closing_line_says_when_nothing_was_held_out(gaussian_dir, tmp_path,
         assert line.startswith(f"train: {exp}: 1 epoch,") and said in line and " inf " not in line
 
 
+def test_a_share_that_held_out_nothing_is_warned_of(gaussian_dir, tmp_path, capsys):
+    r"""``valid_fraction 0.001`` by speaker held out none of the few speakers: the run said 'no validation' only at
+    its end, and its patience did nothing, without a word."""
+    from flowaccent.data import load_data_dir
+
+    path, _ = gaussian_dir
+    speakers = len(set(load_data_dir(path).utt2spk.values()))
+    (tmp_path / "conf.yaml").write_text(small_config(epochs=1).to_yaml())
+    run = ["train", "--config", str(tmp_path / "conf.yaml"), str(path), "--quiet", "--train.valid-by", "speaker",
+           "--train.patience", "3"]
+    assert main([*run, "--exp", str(tmp_path / "none"), "--train.valid-fraction", "0.001"]) == 0
+    assert (f"train: warning: train.valid_fraction 0.001 held out none of the {speakers} speakers (a hash of each id "
+            "picks them): no validation NLL, so no best checkpoint (final.pt is the last epoch's) and "
+            "train.patience 3 has no effect; give more data, or a larger valid_fraction\n") in capsys.readouterr().err
+    assert main([*run, "--exp", str(tmp_path / "some"), "--train.valid-fraction", "0.5", "--train.valid-by",
+                 "utterance"]) == 0  # the last given wins
+    assert "held out none" not in capsys.readouterr().err
+
+
 def test_the_stream_yields_at_most_its_burst_per_filling_and_the_trainer_sizes_the_queue_by_it(
     tmp_path, monkeypatch
 ):
