@@ -225,7 +225,10 @@ class ExperimentConfig(Config):
         try:
             return cls.from_dict(data, str(path))
         except ConfigError as error:  # a value out of range ('train: lr must be ...') did not name the file
-            if str(error).startswith(str(path)):
+            said = str(error)
+            if said.startswith(f"{path}."):  # 'c.yaml.prior.cond_dim: ...' read as a file name: 'c.yaml: prior...'
+                raise ConfigError(f"{path}: {said[len(str(path)) + 1:]}") from None
+            if said.startswith(str(path)):
                 raise
             raise ConfigError(f"{path}: {error}") from None
 

@@ -232,7 +232,7 @@ def test_config_errors_before_any_work(gaussian_dir, tmp_path, capsys):
     path, _ = gaussian_dir
     (tmp_path / "bad.yaml").write_text("train:\n  lr: 0.01\n  epoch: 3\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
-    assert "bad.yaml.train: unknown key(s) epoch" in capsys.readouterr().err
+    assert "bad.yaml: train: unknown key(s) epoch" in capsys.readouterr().err  # not "bad.yaml.train", a file name
     (tmp_path / "bad.yaml").write_text("model:\n  hidden: wide\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--exp", str(tmp_path / "e"), str(path)]) == 1
     assert "model.hidden: expected an integer" in capsys.readouterr().err
