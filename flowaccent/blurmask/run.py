@@ -33,7 +33,7 @@ from tqdm import tqdm
 from flowaccent.blurmask.choose import check_file_names, choose_utterances
 from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig, RunConfig
 from flowaccent.blurmask.summary import write_summary
-from flowaccent.blurmask.targets import make_target
+from flowaccent.blurmask.targets import check_target
 from flowaccent.blurmask.utterance import (
     UttResult,
     done_before,
@@ -83,7 +83,7 @@ def run_blurmask(
 def _run_blurmask(exp, data_specs, out, fit, deletion, run, checkpoint, quiet, command) -> dict[str, Any]:
     model = load_experiment_model(exp, checkpoint, "blurmask")
     check_filterbank(model.pipeline.input_dim)
-    make_target(model, run.target, None, run.target_class)  # a bad target stops here, before any work
+    check_target(model, run.target, run.target_class)  # a bad target stops here, before any work
     need_cmvn = model.pipeline.config.cmvn == "spk"
     need = ("feats.scp",) + (("cmvn.scp",) if need_cmvn else ())
     sets = load_named_dirs(data_specs, need, "blurmask", (*OUTPUT_FILES, PARTIAL))

@@ -40,14 +40,19 @@ def latent_target(model: FlowModel, cmvn_stats: np.ndarray | None = None) -> Tar
     return lambda x: flow(x).z
 
 
-def posterior_target(model: FlowModel, cmvn_stats: np.ndarray | None = None, class_name: str = "") -> Target:
-    r"""``x`` ``(T, K)`` -> the DNF class log posterior ``log p(y | z)``: ``(T,)`` for ``class_name``,
-    ``(T, C)`` for every class when it is empty."""
+def _posterior_column(model: FlowModel, class_name: str) -> int | None:
+    r"""The column of ``class_name`` in the class posteriors (None: every class), or a :class:`ConfigError`."""
     if len(model.class_names) < 2 or model.prior_config.cond_dim == 0:
         raise ConfigError("blurmask: the posterior target needs a DNF model with two or more classes and cond_dim > 0")
     if class_name and class_name not in model.class_names:
         raise ConfigError(f"blurmask: class '{class_name}' is not one of the model's ({', '.join(model.class_names)})")
-    column = model.class_names.index(class_name) if class_name else None
+    return model.class_names.index(class_name) if class_name else None
+
+
+def posterior_target(model: FlowModel, cmvn_stats: np.ndarray | None = None, class_name: str = "") -> Target:
+    r"""``x`` ``(T, K)`` -> the DNF class log posterior ``log p(y | z)``: ``(T,)`` for ``class_name``,
+    ``(T, C)`` for every class when it is empty."""
+    column = _posterior_column(model, class_name)
     flow = _flow(model, cmvn_stats)
 
     def posterior(x: Tensor) -> Tensor:
@@ -62,6 +67,7 @@ def make_target(model: FlowModel, name: str, cmvn_stats: np.ndarray | None = Non
     utterance with its speaker's ``(2, K + 1)`` CMVN stats (required where the model's features are CMVN'd by
     speaker: without them the target failed when first called, inside the fit)."""
     model.eval()
+    check_target(model, name, class_name)
     if model.pipeline.config.cmvn == "spk" and cmvn_stats is None:
         raise ConfigError("blurmask: the model's features are CMVN'd by speaker (features.cmvn spk): give the "
                           "utterance's speaker's cmvn stats (cmvn_stats)")
@@ -71,4 +77,13 @@ def make_target(model: FlowModel, name: str, cmvn_stats: np.ndarray | None = Non
         return latent_target(model, cmvn_stats)
     if name == "posterior":
         return posterior_target(model, cmvn_stats, class_name)
-    raise ConfigError(f"blurmask: unknown target '{name}' (use {', '.join(TARGETS)})")
+    raise AssertionError(name)  # check_target refused it
+
+
+def check_target(model: FlowModel, name: str, class_name: str = "") -> None:
+    r"""Refuses a target :func:`make_target` cannot make of ``model``: an unknown ``name``, or the posterior of a
+    model without classes or of a class it lacks (before any utterance is read)."""
+    if name not in TARGETS:
+        raise ConfigError(f"blurmask: unknown target '{name}' (use {', '.join(TARGETS)})")
+    if name == "posterior":
+        _posterior_column(model, class_name)
