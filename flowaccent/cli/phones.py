@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flowaccent.cli._options import whole_number
 from flowaccent.cli.main import COMMANDS
@@ -62,15 +63,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import contextlib
 
-    from flowaccent.data.atomic import atomic_write_json, atomic_write_text
+    from flowaccent.data.lock import output_lock, reading_lock
     from flowaccent.errors import ConfigError
-    from flowaccent.report.phones import STAMP, build_report, markdown_text, stamp, summary_line, tsv_text
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (phones.md, phone_scores.tsv and the figure go in)")
+    scores = Path(args.scores)
+    with contextlib.ExitStack() as held:  # two runs into one --out mixed their tables; a score rewrote the scores
+        if out is not None:
+            held.enter_context(output_lock(out, "phones"))
+        if out is None or out.resolve() != scores.resolve():  # else held already, and a second lock would refuse it
+            held.enter_context(reading_lock(scores, f"--scores {scores}"))
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: Path | None) -> int:
+    r""":func:`run`'s work, its folders locked."""
+    from flowaccent.data.atomic import atomic_write_json, atomic_write_text
+    from flowaccent.report.phones import STAMP, build_report, markdown_text, stamp, summary_line, tsv_text
+
     report = build_report(Path(args.scores), args.ctm, args.reference, args.min_frames, args.frame_shift,
                           args.phones, args.base_phones)
     for note in report.notes:

@@ -92,12 +92,44 @@ def alive(pid: int) -> bool:
     return True
 
 
-#: The lock of a ``score`` or ``blurmask`` output folder (one name: neither may write while the other does).
+#: The lock of a ``score``, ``blurmask`` or ``phones`` output folder (one name: none may write while another does),
+#: held shared by the commands that read one (:func:`reading_lock`).
 OUT_LOCK = ".out.lock"
 
 
 def output_lock(out: Path, command: str) -> contextlib.AbstractContextManager[None]:
-    r""":func:`locked_folder` for a command's ``--out``."""
-    busy = f"{command}: --out {out} is being written by another flowaccent command now; wait for it or give another " \
-           "--out"
+    r""":func:`locked_folder` for a command's ``--out``: refused while another command writes it or reads it
+    (:func:`reading_lock`)."""
+    busy = (f"{command}: --out {out} is in use by another flowaccent command now (writing it, or a report, plot or "
+            "phones reading it); wait for it or give another --out")
     return locked_folder(out, OUT_LOCK, busy)
+
+
+@contextlib.contextmanager
+def reading_lock(folder: Path, what: str) -> Iterator[None]:
+    r"""A shared lock on ``folder``'s :data:`OUT_LOCK` while the block reads the folder's output (a report of a
+    ``score --out``): a ``score`` into it is refused meanwhile, and this is refused while one writes it. A report
+    drawn while score rewrote its folder put the old figures back beside the new scores, and one started while
+    score ran said the scores 'stopped before its end'. Readers do not refuse each other. Where the folder has no
+    lock file (copied without it, or written before flowaccent locked) or it cannot be locked, nothing is held.
+
+    Arguments:
+        folder: the output folder read.
+        what: how the command names it, for the busy error (``--scores DIR``).
+    """
+    try:
+        fd = os.open(folder / OUT_LOCK, os.O_RDONLY)
+    except OSError:  # none there (or not a folder: the reader's own checks say so)
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise ConfigError(f"{what} is being written by another flowaccent command now; wait for it to "
+                                      "end") from None
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)

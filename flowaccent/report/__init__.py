@@ -8,11 +8,13 @@ tables and the words on their names (:mod:`~flowaccent.report.tables`), and the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from flowaccent.data.atomic import atomic_write_text
+from flowaccent.data.lock import reading_lock
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import (
     BLURMASK_FIGURES,
@@ -59,6 +61,19 @@ def write_report(
             raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
+    folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
+    if len(set(folders)) < len(folders):
+        raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
+    with contextlib.ExitStack() as held:  # the inputs, while they are read: no score, blurmask or phones into them
+        for folder, option in [(scores, "--scores"), *([(Path(blurmask), "--blurmask")] if blurmask else []),
+                               *[(folder, "--phones") for folder in folders]]:
+            held.enter_context(reading_lock(folder, f"{option} {folder}"))
+        return _write_report(exp, scores, out, command, blurmask, tsne_frames, folders)
+
+
+def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: str | Path | None, tsne_frames: int,
+                  folders: list[Path]) -> Path:
+    r""":func:`write_report`'s work, its inputs locked: ``out`` the HTML path, ``folders`` the phones runs'."""
     summary = checked_inputs(exp, scores)  # wrong inputs leave an earlier report as it was
     masks = None
     if blurmask is not None:
@@ -66,9 +81,6 @@ def write_report(
 
         masks = load_blurmask(Path(blurmask))
         check_same_model(Path(blurmask), masks, summary)  # before anything is removed
-    folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
-    if len(set(folders)) < len(folders):
-        raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
     from flowaccent.report.phones import load_phones, phones_part
 
     phone_runs = [load_phones(folder, scores) for folder in folders]  # before anything is removed

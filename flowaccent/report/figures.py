@@ -48,11 +48,15 @@ def make_figures(
     ``fig_dir`` are left alone (any ``roc_*`` and ``blurmask_*`` went: the user's, and a report's blur masks). The
     t-SNE's points (``latents_tsne.npz``) of an earlier run on the same frames and settings, in ``fig_dir`` or where
     ``plot`` and ``report`` draw by default (``scores/figures``, ``exp/figures``), are drawn again, not
-    recomputed."""
+    recomputed. ``scores`` is held (:func:`~flowaccent.data.lock.reading_lock`) while it is read and drawn: a
+    ``score`` into it meanwhile is refused."""
+    from flowaccent.data.lock import reading_lock
+
     check_tsne_frames(tsne_frames)
-    summary = summary or checked_inputs(exp, scores)
-    with figures_lock(Path(fig_dir)):
-        return draw_figures_locked(exp, scores, Path(fig_dir), summary, tsne_frames)
+    with reading_lock(Path(scores), f"--scores {scores}"):  # no score into them meanwhile (nor the reverse)
+        summary = summary or checked_inputs(exp, scores)
+        with figures_lock(Path(fig_dir)):
+            return draw_figures_locked(exp, scores, Path(fig_dir), summary, tsne_frames)
 
 
 @contextlib.contextmanager

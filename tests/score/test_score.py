@@ -875,7 +875,7 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
         fcntl.flock(held, fcntl.LOCK_EX)
         assert main(["score", "--exp", str(exp), "--out", str(out), str(root / "native"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert f"flowaccent score: error: --out {out} is being written by another flowaccent command now" in err
+    assert f"flowaccent score: error: --out {out} is in use by another flowaccent command now (writing it, or a " in err
     assert sorted(p.name for p in out.iterdir()) == [".out.lock"]
     before = (scores / "summary.json").read_text()
     blur = ["blurmask", "--exp", str(exp), "--data", str(root / "native"), "--utts", "1", "--steps", "2", "--quiet"]
@@ -899,6 +899,42 @@ def test_an_output_folder_takes_one_command_at_a_time(trained, scored_dir_and_ex
     for command in (["score", "--exp", str(exp), str(root / "native"), "--quiet"], blur):
         assert main([*command, "--out", str(phones)]) == 1
         assert "holds the output of 'flowaccent phones'; give another folder" in capsys.readouterr().err
+
+
+def test_scores_being_read_are_not_scored_into_nor_read_while_written(trained, scored_dir_and_exp, tmp_path, capsys):
+    r"""A report drawn while score rewrote its folder put the old figures and report back beside the new
+    summary.json (exit 0 both); a report started while score ran said the scores 'stopped before its end'; two
+    ``phones`` into one --out mixed their tables and figure."""
+    import shutil
+
+    from flowaccent.data.lock import output_lock, reading_lock
+
+    root, exp = trained
+    scores = tmp_path / "scores"
+    shutil.copytree(scored_dir_and_exp[0], scores)
+    assert (scores / ".out.lock").exists()  # score leaves its lock file
+    before = (scores / "summary.json").read_text()
+    with reading_lock(scores, "--scores S"), reading_lock(scores, "--scores S"):  # readers share it
+        assert main(["score", "--exp", str(exp), "--out", str(scores), str(root / "native"), "--quiet"]) == 1
+    assert (f"flowaccent score: error: --out {scores} is in use by another flowaccent command now (writing it, or a "
+            "report, plot or phones reading it); wait for it or give another --out\n") in capsys.readouterr().err
+    assert (scores / "summary.json").read_text() == before
+    ctm = tmp_path / "a.ctm"
+    ctm.write_text("")
+    readers = [["report", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "r"), "--tsne-frames",
+                "0"], ["plot", "--exp", str(exp), "--scores", str(scores), "--out", str(tmp_path / "f")],
+               ["phones", "--scores", str(scores), "--out", str(tmp_path / "p"), str(ctm)]]
+    with output_lock(scores, "score"):  # as a running score holds it
+        for command in readers:
+            assert main(command) == 1, command
+            assert (f"flowaccent {command[0]}: error: --scores {scores} is being written by another flowaccent "
+                    "command now; wait for it to end\n") in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "rfp")
+    with output_lock(tmp_path / "p", "phones"):
+        assert main(readers[2]) == 1
+    assert f"flowaccent phones: error: --out {tmp_path / 'p'} is in use by another" in capsys.readouterr().err
+    assert main(readers[1]) == 0  # unheld: drawn
+    capsys.readouterr()
 
 
 def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys):
