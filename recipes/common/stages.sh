@@ -3,8 +3,11 @@
 # `--stage N --stop-stage M` runs stages N..M. Each finished stage leaves $exp/.done/stageK, so a
 # rerun without --stage skips what finished and goes on where the last run stopped. An explicit
 # --stage N runs stages N..M again, finished or not: the markers of N and of every later stage are
-# removed first (a later stage may use what N makes, so a plain rerun then runs it again, even one
-# past --stop-stage). The options that shape the results ($recorded_options, set by the recipe) are
+# removed as the first stage starts (a later stage may use what N makes, so a plain rerun then runs it
+# again, even one past --stop-stage), after the recipe's own checks: a refused command changes nothing
+# (a typo in --train-opts removed them, and the next plain rerun redid stages 3-6). A recipe's checks
+# ask `would_run K` and `stage_done K`, which count those markers as gone already; `should_run K`
+# starts a stage. The options that shape the results ($recorded_options, set by the recipe) are
 # kept in $exp/.done/options: a rerun without --stage with other values is refused, as it would
 # skip stages whose outputs came from the old ones; so is --stage N with another value of an option that a
 # finished stage before N used ($option_stages, "name:K ...", the first stage each option shapes; 0 where
@@ -57,13 +60,7 @@ if [[ " ${given_options:-} " == *" stage "* ]]; then
     done < <(cat "$exp/.done/options")
     unset line name old first
   fi
-  if [ -d "$exp/.done" ]; then
-    for done_marker in "$exp"/.done/stage*; do
-      n=${done_marker##*/stage}
-      if [ -f "$done_marker" ] && [ "$n" -ge "$stage" ]; then rm -f "$done_marker"; fi
-    done
-    unset done_marker n
-  fi
+  redo_from=$stage  # the markers from it on: removed by the first should_run
 elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)" ] \
     && [ "$(options_set < "$exp/.done/options")" != "$(options_now | options_set)" ]; then
   changed=$( { diff <(options_set < "$exp/.done/options") <(options_now | options_set) || true; } \
@@ -78,6 +75,17 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
   fi
   unset changed seen name
 fi
-should_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$exp/.done/stage$1" ]; }
+stage_done() { [ -f "$exp/.done/stage$1" ] && { [ -z "${redo_from:-}" ] || [ "$1" -lt "$redo_from" ]; }; }
+would_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && ! stage_done "$1"; }
+should_run() {
+  local marker
+  if [ -n "${redo_from:-}" ]; then  # --stage N: its marker and the later ones go now, the recipe's checks passed
+    for marker in "$exp"/.done/stage*; do
+      if [ -f "$marker" ] && [ "${marker##*/stage}" -ge "$redo_from" ]; then rm -f "$marker"; fi
+    done
+    redo_from=
+  fi
+  would_run "$1"
+}
 mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }
 . "$(dirname "${BASH_SOURCE[0]}")/foreground.sh"  # each flowaccent stops with the recipe (kill PID, Ctrl-C)

@@ -144,7 +144,7 @@ option_stages="fbank_opts:1 heldout_fraction:2 train_opts:3 configs:1000 rated_m
 option_stages+=" ctms:6 phones_opts:6"
 last_stage=6
 . ../common/stages.sh
-if [ -n "$train_opts" ] && should_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
+if [ -n "$train_opts" ] && would_run 3; then  # stage 3's options, checked now: a typo was found after fbank (hours)
   for conf in $configs; do
     # shellcheck disable=SC2086
     said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" $train_opts --check --quiet 2>&1) \
@@ -156,7 +156,7 @@ fi
 stage_output() { case $1 in 3) echo "$exp/$2/final.pt" ;; 4) echo "$exp/$2/scores/summary.json" ;;
   6) echo "$exp/$2/report.html" ;; esac; }
 for k in 3 4 6; do
-  [ -f "$exp/.done/stage$k" ] && [ "$k" -le "$stop_stage" ] || continue  # a stage that runs makes it for every one
+  stage_done "$k" && [ "$k" -le "$stop_stage" ] || continue  # a stage that runs makes it for every one
   for conf in $configs; do
     [ -e "$(stage_output "$k" "$conf")" ] || { log "--configs: $conf has no $(stage_output "$k" "$conf") though" \
       "stage $k finished in $exp (a run of other --configs made it): give --stage $k to run it and the later stages" \

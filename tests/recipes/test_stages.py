@@ -21,6 +21,7 @@ stage=0
 stop_stage=100
 seed=0
 opts=
+refuse=
 exp=exp
 
 . ../common/parse_options.sh
@@ -29,6 +30,7 @@ recorded_options="seed opts"
 option_stages="opts:2"
 last_stage=3
 . ../common/stages.sh
+if [ -n "$refuse" ] && would_run "$refuse"; then echo "refused: stage $refuse would run" >&2; exit 1; fi
 for n in 0 1 2 3; do
   if should_run $n; then echo "Stage $n" >&2; mark_done $n; fi
 done
@@ -65,7 +67,7 @@ def test_only_the_scripts_own_variables_are_options_and_a_missing_value_is_named
     assert run(script, "--opts", "--not-an-option 3", "--stage", "2")[:2] == (0, ["Stage 2", "Stage 3"])  # a value
     shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=60).stderr
     assert [line.split()[0] for line in shown.splitlines()[1:]] == ["--stage", "--stop-stage", "--seed", "--opts",
-                                                                     "--exp"]
+                                                                     "--refuse", "--exp"]
     link = tmp_path / "link.sh"  # through a link: ./path.sh and ../common were looked for beside the link
     link.symlink_to(script)
     assert run(link, "--stage", "3", "--opts", "--not-an-option 3")[:2] == (0, ["Stage 3"])
@@ -87,6 +89,22 @@ def test_stage_numbers_that_would_skip_unfinished_stages_or_run_nothing_are_refu
         status, stages, err = run(script, "--stage", past)
         assert (status, stages, err) == (1, [], f"{script}: --stage {past}: this recipe's stages are 0 to 3\n")
     assert len(list((script.parent / "exp" / ".done").glob("stage*"))) == 4
+
+
+def test_a_command_the_recipe_refuses_after_its_stage_checks_leaves_the_markers(tmp_path):
+    r"""--stage N removed the markers of N on before the recipe's own checks (wsj_l2's --train-opts and --configs):
+    a refused command had the next plain rerun redo stages 3-6 (hours of training)."""
+    script = make_recipe(tmp_path)
+    done = script.parent / "exp" / ".done"
+    assert run(script)[:2] == (0, ["Stage 0", "Stage 1", "Stage 2", "Stage 3"])
+    status, stages, err = run(script, "--stage", "2", "--refuse", "3")  # its check sees stage 3 as to be redone
+    assert (status, stages) == (1, []) and "refused: stage 3 would run" in err
+    assert sorted(p.name for p in done.glob("stage*")) == ["stage0", "stage1", "stage2", "stage3"]
+    assert run(script)[:2] == (0, [])  # nothing to redo
+    assert run(script, "--refuse", "3")[:2] == (0, [])  # done: not run, so not refused
+    assert run(script, "--stage", "2", "--stop-stage", "2")[:2] == (0, ["Stage 2"])  # then stage 3's marker goes
+    assert sorted(p.name for p in done.glob("stage*")) == ["stage0", "stage1", "stage2"]
+    assert run(script)[:2] == (0, ["Stage 3"])
 
 
 def test_an_option_no_finished_stage_used_may_change(tmp_path):
