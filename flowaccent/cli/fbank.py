@@ -32,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "an error, failed utterances) with the same options wrote, of the recordings listed now, up to "
                         "the first that is new or changed, has an utterance that failed, or whose audio files changed "
                         "since (recordings and segments no longer listed left out), and compute the rest: the same "
-                        "files as one run")
+                        "files as one run; features complete already, of the same options, audio files and utt2spk "
+                        "(fbank.json), are kept")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(parser, FbankConfig, aliases=KALDI_NAMES)  # and compute-fbank-feats' spellings
     return parser
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     summary = make_fbank(args.data_dir, config, nj=args.nj, channel=channel, quiet=args.quiet,
                          resume=args.resume)
     computed = summary.num_frames > summary.taken_frames  # all taken over: no rate to say
+    if summary.kept:  # said why by make_fbank
+        print(f"fbank: {args.data_dir}: {counted(summary.num_utts, 'utterance')}, {summary.num_frames} frames, kept",
+              file=sys.stderr)
+        return 0
     print(
         f"fbank: {args.data_dir}: {counted(summary.num_utts, 'utterance')}, {summary.num_frames} frames"
         f"{f' ({summary.taken_frames} taken over)' if summary.taken_frames else ''} in {summary.seconds:.1f} s"

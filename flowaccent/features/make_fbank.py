@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, write_table
+from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, read_table, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import FBANK_FAILED, utterances_digest
@@ -40,8 +40,8 @@ from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOE
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
 from flowaccent.features.fbank_jobs import compute_all, recording_jobs
-from flowaccent.features.fbank_journal import Line, job_id
-from flowaccent.features.fbank_record import RECORD, RUN_TAG, write_record
+from flowaccent.features.fbank_journal import UNCHECKED, Line, audio_stamp, job_id
+from flowaccent.features.fbank_record import FEATS_DIGEST, RECORD, RESAMPLER, RUN_TAG, read_record, write_record
 from flowaccent.features.fbank_resume import Journal, TakenOver, remove_stopped, take_over
 from flowaccent.features.make_cmvn import write_stats
 from flowaccent.progress import progress_bar
@@ -61,6 +61,8 @@ class FbankSummary:
     removed: tuple[Path, ...] = ()
     #: of ``num_frames``, those taken over from a stopped run (``resume``), not computed by this one
     taken_frames: int = 0
+    #: whether the features were there, complete, of a finished run with these options and inputs (``resume``)
+    kept: bool = False
 
     @property
     def frames_per_second(self) -> float:
@@ -87,7 +89,8 @@ def make_fbank(
         quiet: no progress bar.
         resume: take over the utterances a stopped run with the same options and channel wrote, of the recordings
             listed now, up to the first that is new, changed or failed (:mod:`flowaccent.features.fbank_resume`), and
-            compute the rest.
+            compute the rest; features there complete, of these options, audio files and ``utt2spk``, are kept
+            (``FbankSummary.kept``).
 
     Returns:
         a :class:`FbankSummary`.
@@ -124,6 +127,10 @@ def _make_fbank(
     cmvn_ark = ark_dir / f"cmvn_{data.name}.{tag}.ark"
 
     jobs = recording_jobs(data)
+    inputs = _inputs_digest(data, jobs)
+    if resume and (kept := _complete_already(data, tag, inputs, feats_ark, cmvn_ark)):
+        remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # as a run that completes does
+        return dataclasses.replace(kept, seconds=time.perf_counter() - start)
     num_frames: dict[str, int] = {}
     stats: dict[str, np.ndarray] = {}
     rates: dict[int, int] = {}
@@ -163,7 +170,7 @@ def _make_fbank(
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
     _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag,  # last: tables and record from one run
-                 feats=utterances_digest(num_frames))
+                 feats=utterances_digest(num_frames), inputs=inputs)
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start
@@ -256,6 +263,48 @@ def _left(journal: Journal, when: str = "") -> str | None:
 def _options(config: FbankConfig, channel: int) -> str:
     r"""The options and the channel as the journal's header names them, and as :func:`_fingerprint` digests them."""
     return json.dumps([config.to_dict(), channel], sort_keys=True)
+
+
+def _inputs_digest(data: DataDir, jobs: list) -> str | None:
+    r"""A digest of what the features hold beyond the run's tag (:func:`_fingerprint`: the options, ``wav.scp`` and
+    ``segments``): each recording's audio files (:func:`~flowaccent.features.fbank_journal.audio_stamp`: path, size,
+    modification time) and ``utt2spk`` (the CMVN stats are per speaker). None where an entry names no file (a
+    command whose input is not seen): such features are never kept as complete."""
+    h = hashlib.sha1()
+    for rxfile, _ in jobs:
+        stamp = audio_stamp(rxfile)
+        if stamp == UNCHECKED:
+            return None
+        h.update(f"{stamp}\n".encode())
+    h.update(b"utt2spk\0" + (data.path / "utt2spk").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _complete_already(data: DataDir, tag: str, inputs: str | None, feats_ark: Path, cmvn_ark: Path
+                      ) -> FbankSummary | None:
+    r"""With ``--resume``: where ``fbank.json`` says a finished run of this tag and these ``inputs`` wrote the
+    features ``feats.scp`` lists, one for every utterance, and its arks, ``cmvn.scp`` and ``utt2num_frames`` are
+    there, what it wrote, said in a line; else None. A recipe passes ``--resume`` on every run: its rerun after a
+    stop computed the features of the sets that had finished again (hours of WSJ)."""
+    record = read_record(data.path)
+    if (inputs is None or record is None or record.get("run") != tag or record.get("inputs") != inputs
+            or record.get("resampler") != RESAMPLER or not feats_ark.is_file() or not cmvn_ark.is_file()):
+        return None
+    try:
+        feats = {entry.key: entry.rxfile for entry in read_scp(data.path / "feats.scp")}
+        speakers = {entry.key for entry in read_scp(data.path / "cmvn.scp")}
+        frames = {utt: int(n) for utt, n in read_table(data.path / "utt2num_frames").items()}
+    except (OSError, ValueError, FlowAccentError):
+        return None
+    if (set(feats) != set(data.utts) or set(frames) != set(data.utts) or speakers != set(data.utt2spk.values())
+            or record.get(FEATS_DIGEST) != utterances_digest(feats)
+            or any(not value.startswith(f"{feats_ark}:") for value in feats.values())):
+        return None
+    print(f"fbank: {data.path}: the features are complete already, of these options and this audio (fbank.json); "
+          "kept (leave --resume out to compute them again)", file=sys.stderr)
+    rates = {int(rate): n for rate, n in record["source_rates"].items()}
+    total = sum(frames.values())
+    return FbankSummary(len(feats), total, feats_ark, 0.0, rates, (), total, kept=True)
 
 
 def _fingerprint(data_dir: Path, config: FbankConfig, channel: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,10 @@ OUTPUTS = ("utt2num_frames", "fbank.json", "feats.scp", "cmvn.scp")
 
 
 def outputs(data: Path) -> dict[str, bytes]:
-    files = {name: (data / name).read_bytes().replace(str(data).encode(), b"DIR") for name in OUTPUTS}
+    r"""The run's outputs, to the byte, but for the digest of the audio files' places and times in ``fbank.json``
+    (``inputs``: a copy's, or audio written again, differ)."""
+    files = {name: re.sub(rb'"inputs": "[0-9a-f]+"', b'"inputs": "X"',
+                          (data / name).read_bytes().replace(str(data).encode(), b"DIR")) for name in OUTPUTS}
     return files | {f"data/{p.name}": p.read_bytes() for p in sorted((data / "data").iterdir())}
 
 
@@ -432,6 +436,7 @@ def test_a_journal_held_by_a_running_process_is_not_taken_and_a_pid_in_use_does_
     ark.rename(in_use)
     journal_of(ark).rename(journal_of(in_use))
     capsys.readouterr()
+    (data / "fbank.json").unlink()  # the run of the features there: else they are kept, complete
     make_fbank(data, quiet=True, resume=True)
     assert "took over 5 utterance(s)" in capsys.readouterr().err
     assert outputs(data) == want and not left(data)
@@ -482,11 +487,13 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     stopped(monkeypatch, 5, data)
     (ark,) = [p for p in (data / "data").glob(".*.part.*") if not p.name.endswith(".jobs")]
     journal_of(ark).write_bytes(b"X" + journal_of(ark).read_bytes()[1:])
+    (data / "fbank.json").unlink()  # here and below: else the complete features there are kept
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "journal's header is damaged" in err
     stopped(monkeypatch, 5, data)
     journal = stopped_files(data)[1]
     journal.write_bytes(journal.read_bytes().replace(MAGIC, b"flowaccent fbank journal 2 ", 1))
+    (data / "fbank.json").unlink()
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "is of an older flowaccent" in err
     lines = (data / "wav.scp").read_text().splitlines()
@@ -494,7 +501,7 @@ def test_another_version_or_an_entry_naming_no_file_is_not_taken_over(dirs, monk
     lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names the file relative to the cd
     (data / "wav.scp").write_text("\n".join(lines) + "\n")
     stopped(monkeypatch, 5, data)
-    make_fbank(data, quiet=True, resume=True)
+    make_fbank(data, quiet=True, resume=True)  # another wav.scp: the features there are not kept
     assert ("took over 1 utterance(s) of 1 recording(s)" in (err := capsys.readouterr().err) and
             "recording 2 ('spkA-001'): its wav.scp entry names no file whose size and time can be checked" in err)
 
@@ -519,6 +526,41 @@ def test_audio_stamp_covers_the_files_an_entry_reads(tmp_path, monkeypatch):
     archive.write_bytes(b"56789")
     spaced.write_bytes(b"12345")
     assert audio_stamp(entries[2]) != before[2] and all(audio_stamp(e) != before[5] for e in entries[5:])
+
+
+def test_features_complete_of_these_options_and_audio_are_kept(dirs, monkeypatch, capsys):
+    r"""A recipe passes --resume on every run: its rerun after a stop computed the sets that had finished again
+    (hours of WSJ's fbank), as --resume took over only a stopped run's features."""
+    data, want = dirs
+    make_fbank(data, quiet=True)
+    stopped(monkeypatch, 5, data)  # left by a run stopped after one that completed: removed, as a run removes it
+    assert left(data)
+    capsys.readouterr()
+    monkeypatch.setattr(fbank_jobs, "compute_one", None)  # computing anything fails
+    summary = make_fbank(data, quiet=True, resume=True)
+    assert summary.kept and summary.num_utts == 12 and summary.num_frames == summary.taken_frames > 0
+    assert capsys.readouterr().err == (f"fbank: {data}: the features are complete already, of these options and "
+                                       "this audio (fbank.json); kept (leave --resume out to compute them again)\n")
+    assert outputs(data) == want and not left(data)
+    monkeypatch.undo()
+    wav = Path(read_table(data / "wav.scp")["spkA-002"])
+    os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))  # written again since
+    assert not make_fbank(data, quiet=True, resume=True).kept
+    assert make_fbank(data, quiet=True, resume=True).kept
+    utt2spk = (data / "utt2spk").read_text()
+    (data / "utt2spk").write_text(utt2spk.replace("spkB-005 spkB", "spkB-005 spkC"))  # other speakers' stats
+    write_spk2utt(data / "spk2utt", read_table(data / "utt2spk"))
+    assert not make_fbank(data, quiet=True, resume=True).kept
+    assert not make_fbank(data, FbankConfig(num_mel_bins=30), quiet=True, resume=True).kept  # other options
+    (data / "cmvn.scp").unlink()  # a table missing
+    assert not make_fbank(data, FbankConfig(num_mel_bins=30), quiet=True, resume=True).kept
+    lines = (data / "wav.scp").read_text().splitlines()
+    utt, path = lines[1].split(" ", 1)
+    lines[1] = f"{utt} cd {Path(path).parent} && cat {Path(path).name} |"  # names no file: never kept
+    (data / "wav.scp").write_text("\n".join(lines) + "\n")
+    make_fbank(data, quiet=True)
+    assert "inputs" not in json.loads((data / "fbank.json").read_text())
+    assert not make_fbank(data, quiet=True, resume=True).kept
 
 
 def test_the_cli_passes_resume(dirs, monkeypatch, capsys):
@@ -584,6 +626,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     stopped(monkeypatch, 5, data)
     set_header(stopped_files(data)[1], pid=2**40)  # no process's number (os.kill raised OverflowError)
     monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    (data / "fbank.json").unlink()  # else the complete features there are kept
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "header is damaged" in err
 
