@@ -65,15 +65,20 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
     && [ "$(options_set < "$exp/.done/options")" != "$(options_now | options_set)" ]; then
   changed=$( { diff <(options_set < "$exp/.done/options") <(options_now | options_set) || true; } \
     | sed -n 's/^[<>] \([^=]*\)=.*/\1/p' | awk '!seen[$0]++' | tr '\n' ' ')  # diff's status 1 would end a recipe (set -e)
-  seen=
-  for name in $changed; do done_from "$(first_stage "$name")" && seen="$seen $name"; done
+  seen= values=
+  for name in $changed; do
+    done_from "$(first_stage "$name")" || continue
+    seen="$seen $name"
+    old=$(sed -n "s/^$name=//p" "$exp/.done/options")
+    values="$values; --${name//_/-} '$old' (now '${!name}')"
+  done
   if [ -n "$seen" ]; then
     echo "$0: $exp was made with other options (${seen# }) than these; a rerun would skip the stages" \
       "they made. Give --stage N to redo from the stage the change concerns, or another --exp" \
-      "(the old values: $exp/.done/options)" >&2
+      "(the old values: $exp/.done/options${values})" >&2
     exit 1
   fi
-  unset changed seen name
+  unset changed seen name values old
 fi
 stage_done() { [ -f "$exp/.done/stage$1" ] && { [ -z "${redo_from:-}" ] || [ "$1" -lt "$redo_from" ]; }; }
 would_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && ! stage_done "$1"; }
@@ -87,5 +92,12 @@ should_run() {
   fi
   would_run "$1"
 }
+if [ -n "${last_stage:-}" ]; then  # a rerun of a finished run said only "Done: ..."
+  top=$((stop_stage < last_stage ? stop_stage : last_stage)) runs=
+  for ((k = stage; k <= top; k++)); do ! would_run "$k" || runs=1; done
+  [ -n "$runs" ] || echo "$0: stages $stage to $top have finished in $exp ($exp/.done); nothing to run (--stage N" \
+    "runs stage N and the later ones again)" >&2
+  unset top runs k
+fi
 mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }
 . "$(dirname "${BASH_SOURCE[0]}")/foreground.sh"  # each flowaccent stops with the recipe (kill PID, Ctrl-C)

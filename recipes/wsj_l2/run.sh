@@ -205,15 +205,19 @@ if should_run 3; then
   log "Stage 3: train $configs"
   # A finished run resumed trains nothing, but --resume refuses data or options changed since it began (a new
   # split, other --train-opts): every run to resume is checked first, not each after the ones before it trained.
+  # A run with nothing left to train is said done and skipped (its check and its run said so in four lines).
+  finished=
   for conf in $configs; do
     [ -f "$exp/$conf/checkpoints/last.pt" ] || continue
     classes_of "$conf"
     # shellcheck disable=SC2086
-    foreground flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
-      --check --quiet
+    said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
+      --check --quiet 2>&1) || { status=$?; echo "$said" >&2; exit "$status"; }
+    case $said in *": has nothing left to train "*) [ ! -f "$exp/$conf/final.pt" ] || finished+=" $conf" ;; esac
   done
   for conf in $configs; do
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
+    case " $finished " in *" $conf "*) log "  $conf: done already"; continue ;; esac
     [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
     classes_of "$conf"
     # shellcheck disable=SC2086

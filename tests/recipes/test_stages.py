@@ -100,7 +100,8 @@ def test_a_command_the_recipe_refuses_after_its_stage_checks_leaves_the_markers(
     status, stages, err = run(script, "--stage", "2", "--refuse", "3")  # its check sees stage 3 as to be redone
     assert (status, stages) == (1, []) and "refused: stage 3 would run" in err
     assert sorted(p.name for p in done.glob("stage*")) == ["stage0", "stage1", "stage2", "stage3"]
-    assert run(script)[:2] == (0, [])  # nothing to redo
+    assert run(script) == (0, [], f"{script}: stages 0 to 3 have finished in exp (exp/.done); nothing to run "
+                                  "(--stage N runs stage N and the later ones again)\n")  # it said nothing
     assert run(script, "--refuse", "3")[:2] == (0, [])  # done: not run, so not refused
     assert run(script, "--stage", "2", "--stop-stage", "2")[:2] == (0, ["Stage 2"])  # then stage 3's marker goes
     assert sorted(p.name for p in done.glob("stage*")) == ["stage0", "stage1", "stage2"]
@@ -116,6 +117,7 @@ def test_an_option_no_finished_stage_used_may_change(tmp_path):
     assert "opts=new" in (script.parent / "exp" / ".done" / "options").read_text()
     status, stages, err = run(script, "--opts", "newer")  # now stage 2 has used it
     assert (status, stages) == (1, []) and "was made with other options (opts) than these" in err
+    assert "(the old values: exp/.done/options; --opts 'new' (now 'newer'))" in err  # the values were not said
     status, stages, err = run(script, "--seed", "3", "--opts", "new")  # stage 0's on: refused, as before
     assert status == 1 and "was made with other options (seed) than these" in err
     assert run(script, "--stage", "2", "--opts", "newer")[:2] == (0, ["Stage 2", "Stage 3"])

@@ -167,7 +167,8 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     assert scored.returncode == 1 and "give --stage 3" in scored.stderr, scored.stderr[-2000:]
     trained = subprocess.run([*cmd, "--configs", four, "--stage", "3", "--stop-stage", "3"], capture_output=True,
                              text=True, env=env, timeout=300, cwd=tmp_path)
-    assert trained.returncode == 0 and "dnf_120: has nothing left to train" in trained.stderr, trained.stderr[-2000:]
+    assert trained.returncode == 0 and "  dnf_120: done already\n" in trained.stderr, trained.stderr[-2000:]
+    assert "nothing left to train" not in trained.stderr and "written again" not in trained.stderr  # said in 4 lines
     assert (tmp_path / "exp" / "dnf_440_c440" / "final.pt").exists()
     # stage 3 again: a finished model is resumed, trains nothing; after a new split it is refused, not kept
     final = tmp_path / "exp" / "dnf_120" / "final.pt"

@@ -31,7 +31,8 @@ def main() -> int:
         print(f"rating_subset.py: {message}: no subset", file=sys.stderr)
         return 0
     subset_data_dir(args.source, args.target, chosen)
-    print(f"rating_subset.py: {len(chosen)} of {len(scores)} utterances", file=sys.stderr)
+    print(f"rating_subset.py: {args.target}: {len(chosen)} of {len(scores)} utterances of {args.source}",
+          file=sys.stderr)
     return 0
 
 
