@@ -104,10 +104,12 @@ class FbankConfig(Config):
             if "num_mel_bins" not in str(error):
                 raise ConfigError(f"fbank: {error} (sample_frequency {self.sample_frequency} Hz)") from None
             # kaldi-native-fbank's words blamed num_mel_bins alone, though a low --sample-frequency is as likely
+            most = self._most_mel_bins()
+            fit = f"at most {most} do; lower --num-mel-bins, or" if most else "none does:"
             raise ConfigError(
                 f"fbank: {self.num_mel_bins} mel bins (--num-mel-bins) do not fit the band of --sample-frequency "
-                f"{self.sample_frequency} Hz with these options: at most {self._most_mel_bins()} do; lower "
-                f"--num-mel-bins, or widen the band (--sample-frequency, --low-freq, --high-freq)"
+                f"{self.sample_frequency} Hz with these options: {fit} widen the band (--sample-frequency, "
+                "--low-freq, --high-freq)"
             ) from None
 
     def _most_mel_bins(self) -> int:

@@ -47,18 +47,19 @@ RUN_TAG = "[0-9a-f]{10}"
 
 def write_record(
     folder: Path, options: Mapping[str, Any], channel: int, rates: Mapping[int, int], run: str | None = None,
-    feats: str | None = None, inputs: str | None = None,
+    feats: str | None = None, inputs: str | None = None, written: str | None = None,
 ) -> None:
     r"""Writes ``folder/fbank.json``: ``options`` (``FbankConfig.to_dict()``), ``channel``, ``rates``
     (sample rate of the audio as read -> utterances), ``run``, the tag in the names of the arks it
     wrote (``raw_fbank_NAME.RUN.ark``): features that ``feats.scp`` lists from other arks are not the ones
     described (:func:`data_record`); and ``feats``, the digest of the utterances the ``feats.scp`` it wrote lists
     (:func:`~flowaccent.data.rules.utterances_digest`: utterances it lacks were added since,
-    :func:`~flowaccent.data.rules.stale_feats`); and ``inputs``, a digest of the audio files and ``utt2spk`` the run
-    read (``fbank --resume`` keeps features whose record says these, :mod:`flowaccent.features.make_fbank`)."""
+    :func:`~flowaccent.data.rules.stale_feats`); ``inputs``, a digest of the audio files and ``utt2spk`` the run
+    read, and ``written``, one of the tables and arks it wrote (``fbank --resume`` keeps features whose record says
+    these, :mod:`flowaccent.features.make_fbank`)."""
     record = {"fbank": dict(options), "channel": channel, "source_rates": {str(r): n for r, n in sorted(rates.items())},
               "resampler": RESAMPLER, **({"run": run} if run else {}), **({FEATS_DIGEST: feats} if feats else {}),
-              **({"inputs": inputs} if inputs else {})}
+              **({"inputs": inputs} if inputs else {}), **({"written": written} if written else {})}
     atomic_write_json(folder / RECORD, record)
 
 
@@ -136,8 +137,8 @@ def training_record(dirs: list[Path]) -> dict[str, Any] | None:
         (how_a, a), (how_b, b) = list(resampled.items())[:2]
         raise ConfigError(f"{b}'s audio was resampled with {how_b}, {a}'s with {how_a} ({RECORD}): their "
                           f"top mel bins differ; compute both with this version's 'flowaccent fbank'")
-    first = {k: v for k, v in first.items() if k not in ("run", FEATS_DIGEST, "inputs")}  # the dirs' own, not the
-    # model's
+    first = {k: v for k, v in first.items() if k not in ("run", FEATS_DIGEST, "inputs", "written")}  # the dirs'
+    # own, not the model's
     return {**first, "source_rates": rates, "resampler": next(iter(resampled), RESAMPLER)}
 
 

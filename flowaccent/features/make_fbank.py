@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from flowaccent import __version__
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, read_table, write_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
@@ -170,7 +171,8 @@ def _make_fbank(
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
     _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
     write_record(data.path, config.to_dict(), channel, rates, run=tag,  # last: tables and record from one run
-                 feats=utterances_digest(num_frames), inputs=inputs)
+                 feats=utterances_digest(num_frames), inputs=inputs, written=_written_digest(data.path, feats_ark,
+                                                                                              cmvn_ark))
     removed = _remove_stale(ark_dir, data.name, keep={feats_ark.name, cmvn_ark.name}, listed=previous)
     remove_stopped(ark_dir, rf"\.raw_fbank_.+\.{RUN_TAG}\.ark", data.path)  # also of the dir under another name
     seconds = time.perf_counter() - start
@@ -277,6 +279,23 @@ def _inputs_digest(data: DataDir, jobs: list) -> str | None:
             return None
         h.update(f"{stamp}\n".encode())
     h.update(b"utt2spk\0" + (data.path / "utt2spk").read_bytes())
+    h.update(f"flowaccent {__version__}".encode())  # another version's features are computed again, as its
+    return h.hexdigest()[:16]  # stopped runs' are not taken over
+
+
+def _written_digest(path: Path, feats_ark: Path, cmvn_ark: Path) -> str | None:
+    r"""A digest of what a run wrote: the bytes of ``feats.scp``, ``cmvn.scp``, ``utt2num_frames`` and the CMVN
+    stats' ark (a few kB), and the size of the features' ark (a table edited by hand, ``flowaccent cmvn`` run since,
+    the stats written over by a data dir of the same name sharing the storage folder, an ark cut short); None where
+    one is missing. Not times: a rerun writes the same bytes."""
+    h = hashlib.sha1()
+    try:
+        for table in ("feats.scp", "cmvn.scp", "utt2num_frames"):
+            h.update(table.encode() + b"\0" + (path / table).read_bytes())
+        h.update(b"cmvn\0" + cmvn_ark.read_bytes())
+        h.update(f"{feats_ark.name} {feats_ark.stat().st_size}\n".encode())
+    except OSError:
+        return None
     return h.hexdigest()[:16]
 
 
@@ -284,11 +303,13 @@ def _complete_already(data: DataDir, tag: str, inputs: str | None, feats_ark: Pa
                       ) -> FbankSummary | None:
     r"""With ``--resume``: where ``fbank.json`` says a finished run of this tag and these ``inputs`` wrote the
     features ``feats.scp`` lists, one for every utterance, and its arks, ``cmvn.scp`` and ``utt2num_frames`` are
-    there, what it wrote, said in a line; else None. A recipe passes ``--resume`` on every run: its rerun after a
-    stop computed the features of the sets that had finished again (hours of WSJ)."""
+    there as it wrote them (:func:`_written_digest`), what it wrote, said in a line; else None. A recipe passes
+    ``--resume`` on every run: its rerun after a stop computed the features of the sets that had finished again
+    (hours of WSJ)."""
     record = read_record(data.path)
     if (inputs is None or record is None or record.get("run") != tag or record.get("inputs") != inputs
-            or record.get("resampler") != RESAMPLER or not feats_ark.is_file() or not cmvn_ark.is_file()):
+            or record.get("resampler") != RESAMPLER or not feats_ark.is_file() or not cmvn_ark.is_file()
+            or record.get("written") != _written_digest(data.path, feats_ark, cmvn_ark)):
         return None
     try:
         feats = {entry.key: entry.rxfile for entry in read_scp(data.path / "feats.scp")}

@@ -65,7 +65,7 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
     && [ "$(options_set < "$exp/.done/options")" != "$(options_now | options_set)" ]; then
   changed=$( { diff <(options_set < "$exp/.done/options") <(options_now | options_set) || true; } \
     | sed -n 's/^[<>] \([^=]*\)=.*/\1/p' | awk '!seen[$0]++' | tr '\n' ' ')  # diff's status 1 would end a recipe (set -e)
-  seen= values=
+  seen='' values=''
   for name in $changed; do
     done_from "$(first_stage "$name")" || continue
     seen="$seen $name"
@@ -82,22 +82,22 @@ elif [ -f "$exp/.done/options" ] && [ -n "$(ls "$exp"/.done/stage* 2>/dev/null)"
 fi
 stage_done() { [ -f "$exp/.done/stage$1" ] && { [ -z "${redo_from:-}" ] || [ "$1" -lt "$redo_from" ]; }; }
 would_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && ! stage_done "$1"; }
-should_run() {
-  local marker
-  if [ -n "${redo_from:-}" ]; then  # --stage N: its marker and the later ones go now, the recipe's checks passed
+should_run() {  # its first call comes after the recipe's own checks
+  local marker k top runs=''
+  if [ -n "${redo_from:-}" ]; then  # --stage N: its marker and the later ones go now, the checks passed
     for marker in "$exp"/.done/stage*; do
       if [ -f "$marker" ] && [ "${marker##*/stage}" -ge "$redo_from" ]; then rm -f "$marker"; fi
     done
     redo_from=
   fi
+  if [ -z "${stages_started:-}" ] && [ -n "${last_stage:-}" ]; then  # a finished run's rerun said only "Done: ..."
+    stages_started=1
+    top=$((stop_stage < last_stage ? stop_stage : last_stage))
+    for ((k = stage; k <= top; k++)); do ! would_run "$k" || runs=1; done
+    [ -n "$runs" ] || echo "$0: stages $stage to $top have finished in $exp ($exp/.done); nothing to run" \
+      "(--stage N runs stage N and the later ones again)" >&2
+  fi
   would_run "$1"
 }
-if [ -n "${last_stage:-}" ]; then  # a rerun of a finished run said only "Done: ..."
-  top=$((stop_stage < last_stage ? stop_stage : last_stage)) runs=
-  for ((k = stage; k <= top; k++)); do ! would_run "$k" || runs=1; done
-  [ -n "$runs" ] || echo "$0: stages $stage to $top have finished in $exp ($exp/.done); nothing to run (--stage N" \
-    "runs stage N and the later ones again)" >&2
-  unset top runs k
-fi
 mark_done() { mkdir -p "$exp/.done"; touch "$exp/.done/stage$1"; options_now > "$exp/.done/options"; }
 . "$(dirname "${BASH_SOURCE[0]}")/foreground.sh"  # each flowaccent stops with the recipe (kill PID, Ctrl-C)

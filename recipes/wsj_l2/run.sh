@@ -213,7 +213,8 @@ if should_run 3; then
     # shellcheck disable=SC2086
     said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
       --check --quiet 2>&1) || { status=$?; echo "$said" >&2; exit "$status"; }
-    case $said in *": has nothing left to train "*) [ ! -f "$exp/$conf/final.pt" ] || finished+=" $conf" ;; esac
+    case $said in *": has nothing left to train "*)  # and final.pt written after its last checkpoint (not killed)
+      [ ! "$exp/$conf/final.pt" -nt "$exp/$conf/checkpoints/last.pt" ] || finished+=" $conf" ;; esac
   done
   for conf in $configs; do
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume

@@ -208,6 +208,8 @@ def test_the_config_is_made_once_per_options_and_checked_as_given(wave, monkeypa
     ({"num_mel_bins": 60, "low_freq": 3000.0, "high_freq": 4000.0}, "at most 55 do; lower --num-mel-bins, or widen"),
     # the default 40 bins at 1 kHz: kaldi-native-fbank's words blamed num_mel_bins, which the user had not set
     ({"sample_frequency": 1000}, "40 mel bins (--num-mel-bins) do not fit the band of --sample-frequency 1000 Hz"),
+    ({"num_mel_bins": 200, "sample_frequency": 8000, "low_freq": 2990.0, "high_freq": 3000.0},
+     "with these options: none does: widen the band (--sample-frequency"),  # not 'at most 0 do; lower ...'
 ])
 def test_options_kaldi_refuses_are_config_errors_when_read(options, message):
     r"""Each was a traceback after the first WAV was read (a shift of 0 samples: SIGFPE, no message)."""

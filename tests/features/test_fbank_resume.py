@@ -26,8 +26,8 @@ OUTPUTS = ("utt2num_frames", "fbank.json", "feats.scp", "cmvn.scp")
 
 def outputs(data: Path) -> dict[str, bytes]:
     r"""The run's outputs, to the byte, but for the digest of the audio files' places and times in ``fbank.json``
-    (``inputs``: a copy's, or audio written again, differ)."""
-    files = {name: re.sub(rb'"inputs": "[0-9a-f]+"', b'"inputs": "X"',
+    and of the tables and arks it wrote (``inputs``, ``written``: a copy's, or audio written again, differ)."""
+    files = {name: re.sub(rb'"(inputs|written)": "[0-9a-f]+"', rb'"\1": "X"',
                           (data / name).read_bytes().replace(str(data).encode(), b"DIR")) for name in OUTPUTS}
     return files | {f"data/{p.name}": p.read_bytes() for p in sorted((data / "data").iterdir())}
 
@@ -543,6 +543,21 @@ def test_features_complete_of_these_options_and_audio_are_kept(dirs, monkeypatch
                                        "this audio (fbank.json); kept (leave --resume out to compute them again)\n")
     assert outputs(data) == want and not left(data)
     monkeypatch.undo()
+    frames = (data / "utt2num_frames").read_text()
+    (data / "utt2num_frames").write_text(re.sub(r" \d+\n", " 7\n", frames))  # tables edited by hand since
+    assert not make_fbank(data, quiet=True, resume=True).kept and (data / "utt2num_frames").read_text() == frames
+    (arks := sorted((data / "data").glob("raw_fbank_*.ark")))[0].write_bytes(arks[0].read_bytes()[:1000])  # cut
+    assert not make_fbank(data, quiet=True, resume=True).kept and outputs(data) == want
+    stats = (data / "cmvn.scp").read_text()
+    from flowaccent.features.make_cmvn import make_cmvn  # stats of another speaker split since ('flowaccent cmvn')
+
+    utt2spk = (data / "utt2spk").read_text()
+    (data / "utt2spk").write_text(utt2spk.replace("spkB-005 spkB", "spkB-005 spkC"))
+    write_spk2utt(data / "spk2utt", read_table(data / "utt2spk"))
+    make_cmvn(data)
+    (data / "utt2spk").write_text(utt2spk)  # the split back, the stats not
+    write_spk2utt(data / "spk2utt", read_table(data / "utt2spk"))
+    assert not make_fbank(data, quiet=True, resume=True).kept and (data / "cmvn.scp").read_text() == stats
     wav = Path(read_table(data / "wav.scp")["spkA-002"])
     os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))  # written again since
     assert not make_fbank(data, quiet=True, resume=True).kept

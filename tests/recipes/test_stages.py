@@ -30,7 +30,9 @@ recorded_options="seed opts"
 option_stages="opts:2"
 last_stage=3
 . ../common/stages.sh
-if [ -n "$refuse" ] && would_run "$refuse"; then echo "refused: stage $refuse would run" >&2; exit 1; fi
+if [ -n "$refuse" ] && { [ "$refuse" = always ] || would_run "$refuse"; }; then
+  echo "refused: stage $refuse would run" >&2; exit 1
+fi
 for n in 0 1 2 3; do
   if should_run $n; then echo "Stage $n" >&2; mark_done $n; fi
 done
@@ -103,6 +105,8 @@ def test_a_command_the_recipe_refuses_after_its_stage_checks_leaves_the_markers(
     assert run(script) == (0, [], f"{script}: stages 0 to 3 have finished in exp (exp/.done); nothing to run "
                                   "(--stage N runs stage N and the later ones again)\n")  # it said nothing
     assert run(script, "--refuse", "3")[:2] == (0, [])  # done: not run, so not refused
+    assert run(script, "--refuse", "always") == (1, [], "refused: stage always would run\n")  # not 'nothing to run'
+
     assert run(script, "--stage", "2", "--stop-stage", "2")[:2] == (0, ["Stage 2"])  # then stage 3's marker goes
     assert sorted(p.name for p in done.glob("stage*")) == ["stage0", "stage1", "stage2"]
     assert run(script)[:2] == (0, ["Stage 3"])
