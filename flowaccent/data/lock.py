@@ -55,17 +55,31 @@ def locked_file(path: Path, busy: str, guarded: Path) -> tuple[int, bool]:
     the lock), and True. A :class:`ConfigError` of ``busy`` where another process holds it. On a file system without
     ``flock`` (Lustre without ``-o flock``, some NFS and FUSE mounts: every run was refused as busy there) a warning
     that a second run into ``guarded`` at the same time would not be refused, the descriptor, unlocked, and False."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                os.close(fd)
+                raise ConfigError(busy) from None
+            print(f"warning: cannot lock {path} ({error.strerror}); a second run into {guarded} at the same time "
+                  "would not be refused", file=sys.stderr)
+            return fd, False
+        if _same_file(fd, path):
+            return fd, True
+        os.close(fd)  # the holder removed the file as it let go (:func:`locked_folder`): a new one is the lock now
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    r"""Whether ``path`` still names the file open at ``fd``: a run that wrote nothing removes its lock file while
+    it holds it, so one opened before that and locked after it is a lock of no name, and a third run's new file
+    would be locked at the same time."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            os.close(fd)
-            raise ConfigError(busy) from None
-        print(f"warning: cannot lock {path} ({error.strerror}); a second run into {guarded} at the same time would "
-              "not be refused", file=sys.stderr)
-        return fd, False
-    return fd, True
+        mine, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 #: A temporary name of :func:`flowaccent.data.atomic.temporary_name`: ``.NAME.tmp.PID``.
