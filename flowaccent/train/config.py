@@ -143,6 +143,8 @@ class TrainConfig(Config):
             raise ConfigError(f"train: prefetch must be >= 0, or -1 for auto, got {self.prefetch}")
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError(f"train: compile_mode {self.compile_mode} needs compile: true")
+        if self.device == "cpu" and self.precision == "tf32":  # --check without data said the config was valid
+            raise ConfigError("train.precision tf32 is a CUDA matmul mode; on cpu use fp32 or bf16")
 
 
 class _StrictLoader(yaml.SafeLoader):

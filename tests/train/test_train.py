@@ -528,6 +528,8 @@ def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeyp
     assert main(args) == 1
     assert "train.precision tf32 is a CUDA matmul mode" in capsys.readouterr().err
     assert not (tmp_path / "e" / "checkpoints").exists()
+    assert main(["train", "--exp", str(tmp_path / "e"), "--check", *args[4:]]) == 1  # no data: the config alone
+    assert "train.precision tf32 is a CUDA matmul mode; on cpu use fp32 or bf16" in capsys.readouterr().err
 
 
 def test_compiled_training_matches_eager(gaussian_dir, tmp_path):
