@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from flowaccent import torchrun
 from flowaccent.config import Config
 from flowaccent.errors import ConfigError
 from flowaccent.features.config import FeaturePipelineConfig
@@ -207,7 +209,7 @@ class ExperimentConfig(Config):
         ``train: {<<: *d}``), as Docker Compose's extension fields do."""
         path = Path(path)
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
         except UnicodeDecodeError as error:  # a Latin-1 comment, a UTF-16 file: a traceback
@@ -218,6 +220,11 @@ class ExperimentConfig(Config):
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
             what = getattr(error, "problem", None) or str(error).splitlines()[0]
             raise ConfigError(f"{path}: not valid YAML: {where}{what}") from None
+        if data is None:  # an empty file (or /dev/null) trained the default 10 x 512 model without a word
+            if not torchrun.rank():  # said once per torchrun run
+                print(f"train: note: {path} holds no settings (empty, or comments only): the defaults are used",
+                      file=sys.stderr)
+            data = {}
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
             known = [f.name for f in dataclasses.fields(cls)]

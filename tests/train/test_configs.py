@@ -60,6 +60,15 @@ def test_broken_yaml_names_its_line(tmp_path):
         ExperimentConfig.from_yaml(tmp_path / "c.yaml")
 
 
+def test_an_empty_file_is_said_to_leave_the_defaults(tmp_path, capsys):
+    r"""An empty file (or comments alone, or /dev/null) trained the default 10 x 512 model without a word."""
+    for text in ("", "# nothing yet\n"):
+        (tmp_path / "c.yaml").write_text(text)
+        assert ExperimentConfig.from_yaml(tmp_path / "c.yaml") == ExperimentConfig()
+        assert capsys.readouterr().err == (f"train: note: {tmp_path / 'c.yaml'} holds no settings (empty, or comments "
+                                           "only): the defaults are used\n")
+
+
 def test_a_file_not_in_utf8_is_said_in_a_line(tmp_path):
     r"""A Latin-1 comment or a UTF-16 file was a 27-line UnicodeDecodeError traceback."""
     import pytest
