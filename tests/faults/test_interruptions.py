@@ -4,6 +4,7 @@ finishes and its outputs equal those of an uninterrupted run. (Training: tests/t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,8 @@ def test_fbank(tmp_path, resume):
     assert rerun.returncode == 0, rerun.stderr
     assert ("fbank: --resume: took over" in rerun.stderr) == resume, rerun.stderr
     got, want = tree(data, ("feats.scp", "cmvn.scp")), tree(reference, ("feats.scp", "cmvn.scp"))
+    for record in (got, want):  # its digest of the tables written: they name the dir
+        record["fbank.json"] = re.sub(rb'"written": "[0-9a-f]+"', b"", record["fbank.json"])
     assert got.keys() == want.keys() and all(got[k] == want[k] for k in got)  # arks, utt2num_frames, tables
     assert (data / "feats.scp").read_text() == (reference / "feats.scp").read_text().replace(str(reference), str(data))
 
