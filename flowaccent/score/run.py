@@ -42,7 +42,6 @@ from flowaccent.score.resume import (
 from flowaccent.score.scorer import SetScores, native_index, score_dir
 from flowaccent.score.tables import add_column, read_tsv, write_speaker_tsv
 from flowaccent.train.checkpoint import load_experiment_model
-from flowaccent.words import counted
 
 #: What scoring writes beside the sets' folders, and what report and plot draw there (no set may take these names).
 OUTPUT_FILES = ("config.yaml", "summary.json", *DRAWN)  # figures/: where 'flowaccent plot' draws by default
@@ -261,10 +260,6 @@ def _summarise(
         mask = np.isfinite(table["score"]) if "score" in table else np.zeros(0, bool)
         if mask.any() and np.ptp(table["score"][mask]) > 0:
             rated_mask[name] = mask
-        elif mask.any() and name != reference:  # the rating tables left the set out without a word
-            print(f"score: note: set {name}: its {counted(int(mask.sum()), 'rated utterance')} all have the rating "
-                  f"{table['score'][mask][0]:g}: nothing to correlate with (no rating correlations or SVR)",
-                  file=sys.stderr)
     fitted = {name: regression_sample(mask, config.regression_max_utts, config.seed)
               for name, mask in rated_mask.items()}
     drawn_from = {name: int(rated_mask[name].sum()) for name, index in fitted.items()

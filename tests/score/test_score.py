@@ -827,26 +827,6 @@ def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
         assert got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
 
 
-def test_a_set_rated_one_value_throughout_is_said_to_have_no_rating_results(trained, tmp_path, capsys):
-    r"""Its rating correlations and SVRs were left out of the summary without a word (a reference set rated 5
-    throughout, native speech, is left out silently: nothing is asked of it)."""
-    import shutil
-
-    from flowaccent.data import read_table, write_table
-
-    root, exp = trained
-    ja = shutil.copytree(root / "ja", tmp_path / "ja")
-    write_table(ja / "utt2score", dict.fromkeys(read_table(ja / "utt2score"), "3"))
-    native = shutil.copytree(root / "native", tmp_path / "native")
-    write_table(native / "utt2score", dict.fromkeys(read_table(native / "utt2spk"), "5"))
-    capsys.readouterr()
-    summary = score_corpora(exp, tmp_path / "s", [str(native), str(ja)], quiet=True)
-    assert "ja" not in summary["rating"] and "ja" not in summary["regression"]
-    rated = len(read_table(ja / "utt2score"))
-    assert capsys.readouterr().err == (f"score: note: set ja: its {rated} rated utterances all have the rating 3: "
-                                       "nothing to correlate with (no rating correlations or SVR)\n")
-
-
 def test_partly_rated_sets_use_their_rated_utterances(trained, tmp_path):
     import shutil
 
