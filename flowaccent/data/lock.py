@@ -55,7 +55,7 @@ def locked_file(path: Path, busy: str, guarded: Path) -> tuple[int, bool]:
     the lock), and True. A :class:`ConfigError` of ``busy`` where another process holds it. On a file system without
     ``flock`` (Lustre without ``-o flock``, some NFS and FUSE mounts: every run was refused as busy there) a warning
     that a second run into ``guarded`` at the same time would not be refused, the descriptor, unlocked, and False."""
-    while True:
+    for attempt in range(_ATTEMPTS):
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,9 +66,14 @@ def locked_file(path: Path, busy: str, guarded: Path) -> tuple[int, bool]:
             print(f"warning: cannot lock {path} ({error.strerror}); a second run into {guarded} at the same time "
                   "would not be refused", file=sys.stderr)
             return fd, False
-        if _same_file(fd, path):
+        if _same_file(fd, path) or attempt == _ATTEMPTS - 1:  # (a file system whose stat and fstat never agree)
             return fd, True
         os.close(fd)  # the holder removed the file as it let go (:func:`locked_folder`): a new one is the lock now
+    raise AssertionError("not reached")
+
+
+#: Opens of a lock file removed each time before it was locked (:func:`locked_file`), before the last is kept.
+_ATTEMPTS = 10
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -29,9 +29,11 @@ _RANGES = (
 )
 
 
-#: What may change when a run is resumed: more epochs, where it runs, how batches are made ahead (the same batches)
-#: and how often it logs and checkpoints. Anything else would not continue the same run.
-RESUMABLE = {"train.epochs", "train.device", "train.prefetch", "train.log_every_steps", "train.checkpoint_every_steps"}
+#: What may change when a run is resumed: more epochs, where it runs and in what matmul precision (a run trained in
+#: tf32 on a GPU could go on on no CPU), how batches are made ahead (the same batches) and how often it logs and
+#: checkpoints. Anything else would not continue the same run.
+RESUMABLE = {"train.epochs", "train.device", "train.precision", "train.prefetch", "train.log_every_steps",
+             "train.checkpoint_every_steps"}
 
 
 def config_changes(

@@ -26,3 +26,20 @@ def test_a_lock_file_removed_by_its_holder_as_it_let_go_is_not_held_by_name(tmp_
         assert os.fstat(fd).st_ino == os.stat(path).st_ino
     finally:
         os.close(fd)
+
+
+def test_a_file_system_whose_stat_never_names_the_open_file_does_not_loop(tmp_path, monkeypatch):
+    r"""Where ``stat`` and ``fstat`` never agree (an odd FUSE mount), the lock is taken after a few opens, as before
+    the check, not looked for for ever."""
+    opened = []
+    open_ = os.open
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return open_(*args, **kwargs)
+
+    monkeypatch.setattr(lock, "_same_file", lambda fd, path: False)
+    monkeypatch.setattr(lock.os, "open", counting)
+    fd, held = lock.locked_file(tmp_path / ".out.lock", "busy", tmp_path)
+    os.close(fd)
+    assert held and len(opened) == lock._ATTEMPTS

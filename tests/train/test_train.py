@@ -503,9 +503,27 @@ def test_a_run_from_before_an_option_existed_resumes(gaussian_dir, tmp_path):
     torch.save(state, last)
     summary = train(small_config(epochs=1), tmp_path / "exp", [str(path)], resume=True, quiet=True)
     assert summary.epochs_run == 1
-    with pytest.raises(ConfigError, match=r"config differs from the run being resumed: train.precision: fp32 there, "
-                                          r"bf16 given \(of the config, only train.checkpoint_every_steps, "):
-        train(small_config(epochs=1, precision="bf16"), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    with pytest.raises(ConfigError, match=r"config differs from the run being resumed: train.lr: 0.003 there, "
+                                          r"0.01 given \(of the config, only train.checkpoint_every_steps, "):
+        train(small_config(epochs=1, lr=0.01), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+
+
+def test_a_run_trained_in_tf32_on_a_gpu_goes_on_on_a_cpu_in_fp32(gaussian_dir, tmp_path):
+    r"""``--train.device cpu`` of a tf32 run was refused ('tf32 is a CUDA matmul mode; on cpu use fp32 or bf16'),
+    and so was the advised --train.precision fp32 (precision could not change on --resume)."""
+    import yaml
+
+    path, _ = gaussian_dir
+    train(small_config(epochs=1), tmp_path / "exp", [str(path)], quiet=True)
+    last = tmp_path / "exp" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=False)
+    state["config"]["train"].update(device="cuda", precision="tf32")  # as a GPU run's
+    torch.save(state, last)
+    stored = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    stored["train"].update(device="cuda", precision="tf32")
+    (tmp_path / "exp" / "config.yaml").write_text(yaml.safe_dump(stored))
+    summary = train(small_config(epochs=2), tmp_path / "exp", [str(path)], resume=True, quiet=True)
+    assert summary.epochs_run == 2
 
 
 def test_bf16_trains_and_tf32_needs_cuda(gaussian_dir, tmp_path, capsys, monkeypatch):
