@@ -469,9 +469,9 @@ def test_resume_adds_epochs_from_the_runs_own_config(gaussian_dir, tmp_path, cap
     assert main([*base, "--resume", "--train.epochs", "3", "--train.lr", "0.5", "--model.hidden", "8"]) == 1
     assert ("the config differs from the run being resumed: model.hidden: 32 there, 8 given; train.lr: 0.003 there, "
             f"0.5 given (read from {exp / 'config.yaml'} and the command's options; of the config, only "
-            "train.checkpoint_every_steps, train.device, train.epochs, "
-            f"train.log_every_steps, train.prefetch may change on --resume; to train with it, train afresh in another "
-            f"--exp, or remove {exp} first)") in capsys.readouterr().err
+            "train.checkpoint_every_steps, train.device, train.epochs, train.log_every_steps, train.precision, "
+            f"train.prefetch may change on --resume; to train with it, train afresh in another --exp, or remove {exp} "
+            "first)") in capsys.readouterr().err
     assert main([*base, "--resume", "--train.epochs", "2"]) == 0  # as it was: nothing to do
     own = (exp / "config.yaml").read_text()
     (exp / "config.yaml").write_text(own.replace("lr: 0.003", "lr: 0.004"))  # edited: said to come from there
