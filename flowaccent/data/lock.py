@@ -87,6 +87,17 @@ def _same_file(fd: int, path: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
+def try_flock(fd: int, operation: int = fcntl.LOCK_EX) -> bool | None:
+    r"""Takes ``operation`` (``LOCK_EX``, ``LOCK_SH``) on the file open at ``fd`` without waiting: True; False where
+    another process holds it; None where the file system has no locks (Lustre without ``-o flock``, some NFS
+    mounts)."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except OSError as error:
+        return False if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    return True
+
+
 #: A temporary name of :func:`flowaccent.data.atomic.temporary_name`: ``.NAME.tmp.PID``.
 _TEMPORARY = re.compile(r"^\..+\.tmp\.([0-9]+)$")
 
@@ -141,13 +152,8 @@ def reading_lock(folder: Path, what: str) -> Iterator[None]:
     except OSError:  # none there (or not a folder: the reader's own checks say so)
         fd = None
     try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise ConfigError(f"{what} is being written by another flowaccent command now; wait for it to "
-                                      "end") from None
+        if fd is not None and try_flock(fd, fcntl.LOCK_SH) is False:
+            raise ConfigError(f"{what} is being written by another flowaccent command now; wait for it to end")
         yield
     finally:
         if fd is not None:

@@ -10,8 +10,6 @@ The run holds a lock (``flock``) on it while it writes: a journal nobody holds i
 from __future__ import annotations
 
 import dataclasses
-import errno
-import fcntl
 import hashlib
 import itertools
 import json
@@ -25,7 +23,7 @@ from stat import S_ISREG
 
 from flowaccent import __version__
 from flowaccent.data.atomic import partial_name
-from flowaccent.data.lock import alive
+from flowaccent.data.lock import alive, try_flock
 from flowaccent.data.segments import Segment
 
 #: The start of a journal's first line (the rest: JSON of the version that wrote it, the data dir and the options).
@@ -97,13 +95,9 @@ def job_id(rxfile: str, utts: Sequence[tuple[str, Segment | None]]) -> JobId:
 
 
 def lock(fd: int) -> bool | None:
-    r"""Takes the lock of a journal open at ``fd``: True; False where a running process holds it; None where the
-    file system has no locks (Lustre without ``-o flock``, some NFS mounts)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        return False if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
-    return True
+    r"""Takes the lock of a journal open at ``fd`` (:func:`~flowaccent.data.lock.try_flock`): True; False where a
+    running process holds it; None where the file system has no locks."""
+    return try_flock(fd)
 
 
 def new_header(data_dir: Path, options: str) -> bytes:

@@ -2,6 +2,7 @@ r"""``flowaccent fbank --resume``: a stopped run's features taken over, and only
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -617,9 +618,6 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     process is not taken over (after a take-over in place, the process in the file's name is the stopped one,
     and a second run took the running one's files over); one whose process is gone is."""
     import errno
-    import fcntl
-
-    from flowaccent.features import fbank_journal
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -627,7 +625,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the module the locks call
     ark, journal = stopped_files(data)
     set_header(journal, pid=os.getppid())  # running
     capsys.readouterr()
@@ -640,7 +638,7 @@ def test_without_file_locks_the_process_the_journal_names_decides(dirs, monkeypa
     assert fcntl.flock is no_locks
     stopped(monkeypatch, 5, data)
     set_header(stopped_files(data)[1], pid=2**40)  # no process's number (os.kill raised OverflowError)
-    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the module the locks call
     (data / "fbank.json").unlink()  # else the complete features there are kept
     make_fbank(data, quiet=True, resume=True)
     assert "took over 0 utterance(s)" in (err := capsys.readouterr().err) and "header is damaged" in err
@@ -760,7 +758,7 @@ def test_without_file_locks_a_take_over_is_claimed_before_its_check(dirs, monkey
     second run (another dir sharing the folder) took the same files over: both wrote one ark."""
     import errno
 
-    from flowaccent.features import fbank_journal, fbank_resume
+    from flowaccent.features import fbank_resume
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -769,7 +767,7 @@ def test_without_file_locks_a_take_over_is_claimed_before_its_check(dirs, monkey
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the module the locks call
     recording, claimed = fbank_resume._recording, []
 
     def checking(*args):
@@ -809,7 +807,7 @@ def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypa
     the candidates' journals were read left one locked (the Python API goes on in the process)."""
     import errno
 
-    from flowaccent.features import fbank_journal, fbank_resume
+    from flowaccent.features import fbank_resume
 
     data, want = dirs
     stopped(monkeypatch, 5, data)
@@ -821,7 +819,7 @@ def test_a_stop_while_choosing_or_checking_leaves_no_journal_open(dirs, monkeypa
     def stop(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the module the locks call
     monkeypatch.setattr(fbank_resume, where, stop)
     opened = len(os.listdir("/proc/self/fd"))
     with pytest.raises(KeyboardInterrupt):
@@ -837,7 +835,6 @@ def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch
     r"""On a cluster's shared file system without locks a process number says nothing of another node's run."""
     import errno
 
-    from flowaccent.features import fbank_journal
 
     data, _ = dirs
     stopped(monkeypatch, 5, data)
@@ -851,7 +848,7 @@ def test_without_file_locks_another_machines_run_is_left_alone(dirs, monkeypatch
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fbank_journal.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # the module the locks call
     capsys.readouterr()
     make_fbank(data, quiet=True, resume=True)
     assert "took over" not in capsys.readouterr().err and stopped_files(data) == files
