@@ -218,8 +218,9 @@ if should_run 3; then
   done
   for conf in $configs; do
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
-    case " $finished " in *" $conf "*) log "  $conf: done already"; continue ;; esac
-    [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ] && { log "  $conf: done already"; continue; }
+    if [[ " $finished " == *" $conf "* ]] || { [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ]; }; then
+      log "  $conf: done already"; continue
+    fi
     classes_of "$conf"
     # shellcheck disable=SC2086
     foreground $train_cmd train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts $resume --quiet
