@@ -28,8 +28,6 @@ from typing import Any, Literal, TypeVar
 from flowaccent.errors import ConfigError
 
 T = TypeVar("T", bound="Config")
-#: A number as text: what YAML 1.1 leaves a string (``2e-3``, ``1e-4``) though a float field wants it.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
 
 
 class Config:
@@ -174,16 +172,12 @@ def _check(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 1e4 as text
-            value = float(value)
         if isinstance(value, float) and value.is_integer():  # 3.0 and 1e4, whole: as the command line takes them
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value if type(value) is int else int(value)  # numpy's integers too
     if hint is float:
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 2e-3 (no dot) as text
-            value = float(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return value if type(value) is float else float(value)

@@ -70,12 +70,14 @@ def test_the_audits_cases_say_what_is_wrong():
     with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got 32.5"):
         ModelConfig(hidden=32.5)
     # whole numbers written as floats, as the command line takes them (YAML's 'epochs: 3.0' and 'hidden: 1e4' were
-    # refused there; YAML 1.1 reads 1e4 as text)
-    for whole in (32.0, "1e4"):
+    # refused there)
+    for whole in (32.0, 1e4):
         hidden = ModelConfig.from_dict({"hidden": whole}).hidden
-        assert hidden == float(whole) and type(hidden) is int
+        assert hidden == whole and type(hidden) is int
     with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got 0.001"):
-        ModelConfig.from_dict({"hidden": "1e-3"})
+        ModelConfig.from_dict({"hidden": 1e-3})
+    with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got '1e4'"):  # text, as '32'
+        ModelConfig.from_dict({"hidden": "1e4"})
 
 
 def test_values_are_converted_as_from_dict_converts_them():

@@ -42,12 +42,13 @@ def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
 
     from flowaccent.errors import ConfigError
 
-    (tmp_path / "c.yaml").write_text("train:\n  lr: 2e-3\n  weight_decay: 1E-5\n")
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 2e-3\n  weight_decay: 1E-5\n  epochs: 1e1\n")
     config = ExperimentConfig.from_yaml(tmp_path / "c.yaml")
-    assert (config.train.lr, config.train.weight_decay) == (0.002, 1e-5)
-    (tmp_path / "d.yaml").write_text("train:\n  lr: '0.5'\n")  # quoted text stays text
-    with pytest.raises(ConfigError, match="expected a number, got '0.5'"):
-        ExperimentConfig.from_yaml(tmp_path / "d.yaml")
+    assert (config.train.lr, config.train.weight_decay, config.train.epochs) == (0.002, 1e-5, 10)
+    for quoted in ("'0.5'", "'2e-3'"):  # quoted text stays text, with a dot or without ('2e-3' was taken)
+        (tmp_path / "d.yaml").write_text(f"train:\n  lr: {quoted}\n")
+        with pytest.raises(ConfigError, match=f"expected a number, got {quoted}"):
+            ExperimentConfig.from_yaml(tmp_path / "d.yaml")
 
 
 def test_broken_yaml_names_its_line(tmp_path):
