@@ -119,10 +119,24 @@ def latents_tsne(
 
 def tsne_points(path: Path) -> dict[str, np.ndarray]:
     r"""The points a t-SNE figure drew (its ``.npz``): ``{set: (n, 2)}``, the frames a random sample of the set's
-    latent frames."""
-    with np.load(path, allow_pickle=False) as saved:
-        bounds = np.cumsum([0, *saved["sizes"]])
-        return {str(name): saved["points"][a:b] for name, a, b in zip(saved["names"], bounds[:-1], bounds[1:])}
+    latent frames. A file that is missing, damaged or not such a figure's is a :class:`ConfigError` naming it (numpy's
+    and zipfile's errors named neither the file nor what it should be)."""
+    import zipfile
+
+    from flowaccent.errors import ConfigError
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            names, sizes, points = saved["names"], saved["sizes"], saved["points"]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (the .npz beside a t-SNE figure of 'flowaccent plot')") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"{path}: not the points of a t-SNE figure of 'flowaccent plot' ({error})") from None
+    bounds = np.cumsum([0, *sizes])
+    if len(names) != len(sizes) or bounds[-1] != len(points) or points.ndim != 2 or points.shape[1] != 2:
+        raise ConfigError(f"{path}: damaged: {len(names)} set names, {len(sizes)} sizes summing to {bounds[-1]}, "
+                          f"points of shape {points.shape}")
+    return {str(name): points[a:b] for name, a, b in zip(names, bounds[:-1], bounds[1:])}
 
 
 def _tsne_key(sample: dict[str, np.ndarray], perplexity: float, seed: int) -> str:

@@ -623,6 +623,29 @@ def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_n
         assert len(fits) == count + 1
 
 
+def test_tsne_points_names_a_file_that_is_not_a_figures(tmp_path):
+    r"""numpy's and zipfile's errors (``'sizes is not a file in the archive'``) named neither the file nor what it
+    should have been."""
+    import pytest
+
+    from flowaccent import plots
+    from flowaccent.errors import ConfigError
+
+    path = tmp_path / "latents_tsne.npz"
+    with pytest.raises(ConfigError, match=r"latents_tsne.npz: no such file \(the .npz beside a t-SNE figure"):
+        plots.tsne_points(path)
+    for written, said in ((b"not an npz", "not the points of a t-SNE figure"),
+                          ({"points": np.zeros((4, 2))}, "not the points of a t-SNE figure .*sizes"),
+                          ({"points": np.zeros((4, 2)), "sizes": np.array([2, 3])}, r"damaged: 1 set names, 2 sizes "
+                           r"summing to 5, points of shape \(4, 2\)")):
+        if isinstance(written, bytes):
+            path.write_bytes(written)
+        else:
+            np.savez(path, names=np.array(["native"]), **written)
+        with pytest.raises(ConfigError, match=f"{path.name}: {said}"):
+            plots.tsne_points(path)
+
+
 def test_a_set_has_one_colour_in_every_figure(scored_dir_and_exp, tmp_path, monkeypatch):
     from flowaccent import plots
     from flowaccent.report import make_figures
