@@ -165,7 +165,8 @@ def _earlier_tsne(path: Path, key: str, count: int) -> np.ndarray | None:
         with np.load(path, allow_pickle=False) as saved:
             if str(saved["key"]) != key:
                 return None
-            points = np.asarray(saved["points"], dtype=np.float64)
+            points = saved["points"]  # float32 as t-SNE gave them: as float64 the .npz drawn again was twice the size
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged, or not ours: drawn anew
         return None
-    return points if points.shape == (count, 2) and np.isfinite(points).all() else None
+    floating = np.issubdtype(points.dtype, np.floating)
+    return points if floating and points.shape == (count, 2) and np.isfinite(points).all() else None

@@ -72,6 +72,11 @@ class Runner:
             print(f"train: note: train.log_every_steps {self.cfg.log_every_steps} is more than the run's {total} "
                   "steps: no train records (nor curves) will be written; give a smaller log_every_steps",
                   file=sys.stderr)
+        if self.env.is_main and plan and total < self.cfg.warmup_steps:  # the run ended inside its warm-up, unsaid
+            share = total / self.cfg.warmup_steps
+            print(f"train: note: train.warmup_steps {self.cfg.warmup_steps} is more than the run's {total} steps: the "
+                  f"learning rate stays below train.lr {self.cfg.lr:g} throughout (at most {share:.0%} of it); give a "
+                  "smaller warmup_steps", file=sys.stderr)
         if plan and not self.env.distributed and (frames := stream.num_frames(plan[0][0])) < stream.batch_size:
             print(f"train: note: train.batch_size {self.cfg.batch_size} is more than the {frames} training frames: "
                   "each epoch is one step of all of them", file=sys.stderr)  # 1e12 trained so, without a word

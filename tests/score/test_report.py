@@ -603,7 +603,7 @@ def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_n
 
     drawn, png = again("b")
     assert fits == [] and png.read_bytes() == first.read_bytes()  # the same figure, byte for byte
-    assert all(np.array_equal(drawn[k], points[k]) for k in points)
+    assert all(np.array_equal(drawn[k], points[k]) and drawn[k].dtype == points[k].dtype == np.float32 for k in points)
     moved = {"native": latents["native"] + 1e-12, "zh": latents["zh"]}  # the frames moved, however little
     for name, kwargs in (("c", {"chosen": moved}), ("d", {"per_set": 24}), ("e", {"seed": 1}),
                          ("f", {"chosen": {"zh": latents["native"], "native": latents["zh"]}})):
