@@ -188,7 +188,7 @@ def test_a_full_disk_under_the_training_log_names_it(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(runner, "open", full, raising=False)
     config = tmp_path / "c.yaml"
-    config.write_text(small_config(epochs=1, log_every_steps=1).to_yaml())  # its one step logged
+    config.write_text(small_config(epochs=1, log_every_steps=1, warmup_steps=1).to_yaml())  # one step, logged
     assert main(["train", "--config", str(config), "--exp", str(tmp_path / "e"), str(data), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err == f"flowaccent train: error: {tmp_path / 'e' / 'log' / 'train.jsonl'}: No space left on device\n"

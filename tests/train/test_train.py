@@ -420,14 +420,33 @@ def test_a_logging_interval_past_the_runs_steps_is_said(gaussian_dir, tmp_path, 
     r"""A run of fewer steps than train.log_every_steps wrote no train record (no curves, an empty TensorBoard)
     without a word."""
     path, _ = gaussian_dir
-    train(small_config(epochs=1, log_every_steps=1000, max_steps_per_epoch=3), tmp_path / "e", [str(path)], quiet=True)
+    train(small_config(epochs=1, log_every_steps=1000, max_steps_per_epoch=3, warmup_steps=3), tmp_path / "e",
+          [str(path)], quiet=True)
     assert capsys.readouterr().err == ("train: note: train.log_every_steps 1000 is more than the run's 3 steps: no "
                                        "train records (nor curves) will be written; give a smaller log_every_steps\n")
     records = [json.loads(line) for line in (tmp_path / "e" / "log" / "train.jsonl").read_text().splitlines()]
     assert not [r for r in records if r.get("event") == "train"]
-    train(small_config(epochs=1, log_every_steps=3, max_steps_per_epoch=3), tmp_path / "f", [str(path)], quiet=True)
+    train(small_config(epochs=1, log_every_steps=3, max_steps_per_epoch=3, warmup_steps=3), tmp_path / "f",
+          [str(path)], quiet=True)
     assert capsys.readouterr().err == ""
     assert '"event": "train"' in (tmp_path / "f" / "log" / "train.jsonl").read_text()
+
+
+def test_a_warm_up_past_the_runs_steps_is_said(gaussian_dir, tmp_path, capsys):
+    r"""A run of fewer steps than train.warmup_steps never reached train.lr (its learning rate rose all along)
+    without a word."""
+    path, _ = gaussian_dir
+    train(small_config(epochs=2, log_every_steps=1, max_steps_per_epoch=3, warmup_steps=10), tmp_path / "e",
+          [str(path)], quiet=True)
+    assert capsys.readouterr().err == ("train: note: train.warmup_steps 10 is more than the run's 6 steps: the "
+                                       "learning rate stays below train.lr 0.003 throughout (at most 60% of it); give "
+                                       "a smaller warmup_steps\n")
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "e" / "log" / "train.jsonl").read_text().splitlines())
+           if r.get("event") == "train"]
+    assert len(lrs) == 6 and max(lrs) < 0.003
+    train(small_config(epochs=2, log_every_steps=1, max_steps_per_epoch=3, warmup_steps=6), tmp_path / "f",
+          [str(path)], quiet=True)
+    assert capsys.readouterr().err == ""
 
 
 def test_dirs_of_other_dims_are_named_before_any_work(tmp_path, capsys):
