@@ -50,6 +50,8 @@ class TrainSummary:
     would: str = ""
     #: the epoch of the best validation NLL where the run stopped early (``train.patience``), else 0
     stopped_early_at_best: int = 0
+    #: the step a resumed run went on from (its last checkpoint's); None for a new run
+    resumed_at: int | None = None
 
 
 def train(
@@ -167,6 +169,7 @@ def _train(
         left = progress.epoch < cfg.epochs and not (cfg.patience and progress.bad_epochs >= cfg.patience)
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
                             would="resume" if left else "done")
+    resumed_at = progress.global_step if state is not None else None
     if env.is_main:
         write_experiment(exp, progress, config, texts, record)
     _fit(Runner(model, optimizer, config, exp, env, quiet), source, train_refs, valid_refs, progress)
@@ -179,7 +182,7 @@ def _train(
         _write_final(exp, last, config.to_dict())
     early = bool(cfg.patience) and progress.bad_epochs >= cfg.patience
     return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
-                        stopped_early_at_best=progress.best_epoch if early else 0)
+                        stopped_early_at_best=progress.best_epoch if early else 0, resumed_at=resumed_at)
 
 
 def _settings(cfg) -> distributed.DistEnv:

@@ -65,7 +65,9 @@ def test_sigkill_then_resume_equals_uninterrupted(gaussian_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = torch.load(last, weights_only=False)["progress"]["global_step"]
-    subprocess.run(command(config_path, tmp_path / "killed", path, resume=True), check=True, env=env, timeout=300)
+    said = subprocess.run(command(config_path, tmp_path / "killed", path, resume=True), check=True, env=env,
+                          timeout=300, capture_output=True, text=True).stderr
+    assert f" steps (resumed at step {killed_at}), best valid NLL " in said, said  # said under --quiet too
 
     full, full_opt = weights(tmp_path / "full" / "checkpoints" / "last.pt")
     resumed, resumed_opt = weights(last)
