@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.lock import reading_lock
+from flowaccent.data.specs import check_parents
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import (
     BLURMASK_FIGURES,
@@ -56,11 +57,13 @@ def write_report(
     check_tsne_frames(tsne_frames)
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
+    check_parents(out, "report")  # 'afile/figures: Not a directory', no --out named
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         if out.is_file():  # taken as a folder: '.../summary.json/figures: Not a directory'
             raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
+    _check_not_theirs(out)
     folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
     if len(set(folders)) < len(folders):
         raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
@@ -69,6 +72,23 @@ def write_report(
                                *[(folder, "--phones") for folder in folders]]:
             held.enter_context(reading_lock(folder, f"{option} {folder}"))
         return _write_report(exp, scores, out, command, blurmask, tsne_frames, folders)
+
+
+#: What an earlier report's two pages hold at their start (since the first report): others are not replaced.
+_OWN_HTML, _OWN_MD = "<title>flowaccent report: ", "# flowaccent report: "
+
+
+def _check_not_theirs(out: Path) -> None:
+    r"""Refuses an ``out`` whose HTML page or ``.md`` twin is there already and is not an earlier report's: a user's
+    ``thesis.html`` given as ``--out``, and the ``thesis.md`` beside it, were replaced without a word."""
+    for page in (out, out.with_suffix(".md")):
+        if not page.is_file():
+            continue
+        with open(page, encoding="utf-8", errors="replace") as f:
+            head = f.read(1000)
+        if not (head.startswith(_OWN_MD) if page.suffix == ".md" else _OWN_HTML in head):
+            raise ConfigError(f"report: --out {out}: {page} is a file there already, not an earlier report, which the "
+                              "report would replace; give another --out, or remove it")
 
 
 def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: str | Path | None, tsne_frames: int,

@@ -758,6 +758,36 @@ def test_figures_are_not_drawn_among_a_sets_scores_nor_a_data_dirs_tables(scored
         assert sorted(folder.iterdir()) == before
 
 
+def test_a_page_at_out_that_is_not_an_earlier_reports_is_not_replaced(scored_dir_and_exp, tmp_path, capsys):
+    r"""``--out notes/thesis.html`` replaced the user's thesis.html, and the thesis.md beside it, without a word (as
+    a thesis.md in an ``--out`` folder); an earlier report there is replaced, and an ``--out`` under a file named
+    ``--out`` (it said '.../afile/figures: Not a directory')."""
+    out_dir, exp = scored_dir_and_exp
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for page, text in (("thesis.html", "<html>my thesis</html>"), ("report.md", "# my notes\n")):
+        (notes / page).write_text(text)
+        out = notes / "thesis.html" if page.endswith(".html") else notes
+        assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(out), "--tsne-frames",
+                     "0"]) == 1
+        shown = out if page.endswith(".html") else out / "report.html"
+        assert capsys.readouterr().err == (f"flowaccent report: error: --out {shown}: {notes / page} is a file there "
+                                           "already, not an earlier report, which the report would replace; give "
+                                           "another --out, or remove it\n")
+        assert (notes / page).read_text() == text and not (notes / "figures").exists()
+    (notes / "report.md").unlink()
+    for _ in range(2):  # a report, then the report again over it
+        assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(notes), "--tsne-frames",
+                     "0"]) == 0
+    assert "<title>flowaccent report: " in (notes / "report.html").read_text()
+    (tmp_path / "afile").write_text("")
+    capsys.readouterr()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "afile" / "r.html"),
+                 "--tsne-frames", "0"]) == 1
+    assert capsys.readouterr().err == (f"flowaccent report: error: --out {tmp_path / 'afile' / 'r.html'}: "
+                                       f"{tmp_path / 'afile'} is a file, not a folder\n")
+
+
 def test_no_rating_figure_without_varying_ratings_and_words_for_what_is_there(scored_dir_and_exp, tmp_path,
                                                                              monkeypatch):
     r"""A native reference rated 5 throughout was drawn as a rating figure of one vertical line; the one-class
