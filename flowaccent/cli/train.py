@@ -122,8 +122,7 @@ def run(args: argparse.Namespace) -> int:
     best = summary.stopped_early_at_best
     early = (f" (stopped early, of {config.train.epochs}: no better valid NLL in the {config.train.patience} "
              f"epoch(s) after epoch {best}, --train.patience)" if best else "")
-    resumed = ("" if summary.resumed_at is None else f" (resumed at step {summary.resumed_at}"
-               f"{': nothing was left to train' if summary.resumed_at == summary.global_step else ''})")
+    resumed = "" if summary.resumed_at is None else f" (resumed at step {summary.resumed_at})"
     print(
         f"train: {summary.exp_dir}: {counted(summary.epochs_run, 'epoch')}{early}, "
         f"{counted(summary.global_step, 'step')}{resumed}, "
