@@ -93,9 +93,6 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
                               f"NAME=SCORES")
         names[name] = folder
         summary = load_summary(Path(folder), "SCORES")
-        if not isinstance(summary, dict) or not all(isinstance(summary.get(k), dict) for k in ("sets", "model")):
-            raise ConfigError(f"{Path(folder) / 'summary.json'}: not the summary of 'flowaccent score' (no sets or "
-                              f"model); give the --out folder of 'flowaccent score'")
         out.append(Scored(name, Path(folder), summary, {s: read_stamp(Path(folder) / s) for s in summary["sets"]}))
     return out
 

@@ -32,6 +32,9 @@ def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
     if isinstance(summary, dict) and "all" in summary and "reference" not in summary:
         raise ConfigError(f"{path}: the summary of 'flowaccent blurmask', not of 'flowaccent score' ({given_as}: the "
                           f"--out of 'flowaccent score'; report --blurmask shows blur masks)")
+    if not isinstance(summary, dict) or not all(isinstance(summary.get(k), dict) for k in ("sets", "model")):
+        raise ConfigError(f"{path}: not the summary of 'flowaccent score' (no sets or model); give the --out folder "
+                          f"of 'flowaccent score' ({given_as})")  # report and plot: "'list' object has no ..."
     return summary
 
 

@@ -185,6 +185,9 @@ def test_missing_or_damaged_inputs_are_one_line_errors(scored_dir_and_exp, tmp_p
     assert f"{scores / 'native' / 'latents.npy'}: missing, though summary.json lists set 'native'" in report(exp)
     (scores / "summary.json").write_text("{")
     assert f"{scores / 'summary.json'}: not valid JSON" in report(exp)
+    for other_json in ("[]", '{"sets": [], "model": {}}'):  # "'list' object has no attribute 'get'", a traceback
+        (scores / "summary.json").write_text(other_json)
+        assert f"{scores / 'summary.json'}: not the summary of 'flowaccent score' (no sets or model)" in report(exp)
     (scores / "summary.json").write_text((out_dir / "summary.json").read_text())
     (scores / "native" / "latents.npy").write_bytes((out_dir / "native" / "latents.npy").read_bytes())
     no_log = tmp_path / "no_log"
