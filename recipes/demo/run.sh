@@ -45,6 +45,33 @@ option_stages="report_opts:5"
 last_stage=5
 . ../common/stages.sh
 sets="train_native dev_native test_native train_zh test_zh test_ja"
+
+train() {  # train dnf|nf [--check]
+  local name=$1 args; shift
+  case $name in
+    dnf) args=(--config "$dnf_conf" "native=$corpus/train_native" "zh=$corpus/train_zh") ;;
+    nf) args=(--config "$nf_conf" "native=$corpus/train_native" --prior.cond-dim 0) ;;
+  esac
+  # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new corpus).
+  local resume=; [ -f "$exp/$name/checkpoints/last.pt" ] && resume=--resume
+  [ -z "$resume" ] && [ -f "$exp/$name/final.pt" ] && return 0
+  flowaccent train --exp "$exp/$name" "${args[@]}" --train.seed "$seed" $resume --quiet "$@"
+}
+
+if would_run 2 && [ -d "$corpus/train_native" ] && [ -d "$corpus/train_zh" ]; then
+  # Stage 2 goes on from the models there, and train --resume refuses one of another --seed or --quick: both are
+  # checked now, not each after stages 0 and 1 made the corpus again (the old one gone) and the other trained.
+  refused=
+  for model in dnf nf; do
+    [ -f "$exp/$model/checkpoints/last.pt" ] || continue
+    said=$(train "$model" --check 2>&1) || refused+="$said"$'\n'
+  done
+  if [ -n "$refused" ]; then
+    echo "$0: stage 2 would go on from the models in $exp, and flowaccent train refuses it (nothing was run):" >&2
+    printf '%s' "$refused" >&2
+    exit 1
+  fi
+fi
 mkdir -p "$exp"
 
 if should_run 0; then
@@ -65,18 +92,10 @@ if should_run 1; then
   mark_done 1
 fi
 
-train() {  # train NAME CONF ARGS...
-  local name=$1 conf=$2; shift 2
-  # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new corpus).
-  local resume=; [ -f "$exp/$name/checkpoints/last.pt" ] && resume=--resume
-  [ -z "$resume" ] && [ -f "$exp/$name/final.pt" ] && return 0
-  flowaccent train --config "$conf" --exp "$exp/$name" "$@" --train.seed "$seed" $resume --quiet
-}
-
 if should_run 2; then
   log "Stage 2: train the DNF flow (native, zh) and the plain flow (native)"
-  train dnf "$dnf_conf" "native=$corpus/train_native" "zh=$corpus/train_zh"
-  train nf "$nf_conf" "native=$corpus/train_native" --prior.cond-dim 0
+  train dnf
+  train nf
   mark_done 2
 fi
 

@@ -79,6 +79,15 @@ def test_quick_demo_runs_every_stage(tmp_path):
                            (["--stage", "one"], "--stage takes a stage number, not 'one'")):
         refused = subprocess.run([*cmd, *extra], capture_output=True, text=True, env=env, timeout=60)
         assert refused.returncode == 1 and message in refused.stderr, (extra, refused.stderr)
+    # another seed from stage 0: both models (which stage 2 resumes, and train refuses) named before the corpus went
+    corpus = sorted((tmp_path / "exp" / "corpus").rglob("*"))
+    refused = subprocess.run([*cmd, "--stage", "0", "--seed", "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 1 and "Stage" not in refused.stderr, refused.stderr
+    assert "stage 2 would go on from the models in" in refused.stderr
+    assert all(f"{tmp_path / 'exp' / m / 'checkpoints' / 'last.pt'}: the config differs from the run being resumed: "
+               "train.seed: 0 there, 1 given" in refused.stderr for m in ("dnf", "nf")), refused.stderr
+    assert sorted((tmp_path / "exp" / "corpus").rglob("*")) == corpus
+    assert (tmp_path / "exp" / ".done" / "stage5").exists()
     # new reports with other options: --stage 5 (report_opts shapes stage 5 only; the earlier stages are not redone)
     new = subprocess.run([*cmd, "--stage", "5", "--report-opts", "--tsne-frames 0"], capture_output=True, text=True,
                          env=env, timeout=300)
