@@ -164,21 +164,32 @@ def kept_for_sources(path: Path, sources: str) -> tuple[DiagonalGmm, int] | None
 
 def _read_kept(path: Path) -> tuple[str, DiagonalGmm, str, int | None] | None:
     r"""``(key, gmm, sources, frames)`` of the fit :func:`cached_fit` kept in ``path`` (an earlier version's: no
-    sources, ``""``, nor frames, None); None where there is none it can read."""
+    sources, ``""``, nor frames, None); None where there is none it can read, or its parameters are not a GMM's
+    (NaN weights under a good key were loaded, and every utterance's GMM LogLL was NaN with exit 0)."""
     try:
         with np.load(path) as saved:
             sources = str(saved["sources"]) if "sources" in saved else ""
             frames = int(saved["frames"]) if "frames" in saved else None
-            return str(saved["key"]), DiagonalGmm.from_arrays(saved), sources, frames
+            kept = str(saved["key"]), DiagonalGmm.from_arrays(saved), sources, frames
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
+    return kept if _is_gmm(kept[1]) else None
+
+
+def _is_gmm(gmm: DiagonalGmm) -> bool:
+    r"""Whether ``gmm``'s parameters are a diagonal GMM's: shapes ``(K,)``, ``(K, D)``, ``(K, D)``, all finite,
+    weights positive and summing to 1, variances positive."""
+    weights, means, variances = gmm.weights, gmm.means, gmm.variances
+    shaped = weights.ndim == 1 and means.ndim == 2 and means.shape == variances.shape and len(weights) == len(means)
+    return bool(shaped and len(weights) and all(torch.isfinite(a).all() for a in (weights, means, variances))
+                and (weights > 0).all() and abs(float(weights.double().sum()) - 1) < 1e-6 and (variances > 0).all())
 
 
 def load_kept_gmm(path: Path) -> DiagonalGmm:
     r"""The GMM :func:`cached_fit` kept in ``path``, whatever its key."""
     kept = _read_kept(path)
     if kept is None:
-        raise ConfigError(f"{path}: not a readable GMM fit; remove it to fit again")
+        raise ConfigError(f"{path}: not a readable GMM fit (damaged?); remove it to fit again")
     return kept[1]
 
 

@@ -83,6 +83,26 @@ def test_cached_fit_survives_a_damaged_or_unwritable_file(tmp_path):
     assert not loaded and _same(again, gmm)
 
 
+def test_a_kept_fit_that_is_not_a_gmm_is_fitted_again(tmp_path):
+    r"""A kept fit with NaN weights (or a negative variance, or weights not summing to 1) under a good key was
+    loaded: every GMM LogLL NaN, the summary's null, exit 0. It is fitted again, and refused where it cannot be."""
+    from flowaccent.errors import ConfigError
+
+    path = tmp_path / "gmm.npz"
+    frames = _frames()
+    good, _ = cached_fit(path, frames, 3, seed=0, sources="abc")
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    for field, value in (("weights", np.nan), ("variances", -1.0), ("weights", 0.5), ("means", np.inf)):
+        damaged = {**arrays, field: np.full_like(arrays[field], value)}
+        np.savez(path, **damaged)
+        assert baseline.kept_for_sources(path, "abc") is None, field
+        with pytest.raises(ConfigError, match=r"gmm.npz: not a readable GMM fit \(damaged\?\); remove it to fit"):
+            baseline.load_kept_gmm(path)
+        again, loaded = cached_fit(path, frames, 3, seed=0, sources="abc")
+        assert not loaded and _same(again, good) and baseline.kept_for_sources(path, "abc") is not None
+
+
 def test_a_piped_feats_scp_gives_no_key_of_its_sources(tmp_path):
     r"""A pipe's output is seen by no fingerprint (taken as written): with the files behind it rewritten, the stale
     fit was loaded by the sources' key. Such data is drawn each time (and a fit of the same frames still loaded)."""
