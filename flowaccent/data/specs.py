@@ -130,12 +130,19 @@ def is_data_dir(path: Path) -> bool:
 
 
 def check_set_folders(out: Path, names: Iterable[str], command: str) -> None:
-    r"""Each set's folder ``out/<name>`` is not a Kaldi data dir: ``--out`` the folder of the data dirs scored
-    wrote every set's tables, latents and arks in among its Kaldi files (exit 0)."""
+    r"""Each set's folder ``out/<name>`` is not a Kaldi data dir, an experiment dir or a command's output folder:
+    ``--out`` the folder of the data dirs scored wrote every set's tables, latents and arks in among its Kaldi files
+    (exit 0), and ``--out exp`` a set named as a model's folder in among its final.pt and config.yaml."""
     for name in names:
-        if is_data_dir(out / name):
-            raise ConfigError(f"{command}: set '{name}' would be written into {out / name}, a Kaldi data dir (--out "
-                              f"holds the data dirs); give --out a folder of its own")
+        folder = out / name
+        what = ("a Kaldi data dir (--out holds the data dirs)" if is_data_dir(folder) else
+                "an experiment dir of 'flowaccent train'" if (folder / "final.pt").exists()
+                or (folder / "checkpoints").is_dir() else
+                "the output folder of another command (its summary.json)" if (folder / "summary.json").exists()
+                else None)
+        if what:
+            raise ConfigError(f"{command}: set '{name}' would be written into {folder}, {what}; give --out a folder "
+                              "of its own, or the set another name (NAME=DATA_DIR)")
 
 
 @contextlib.contextmanager

@@ -212,6 +212,14 @@ def test_odd_ids_an_out_holding_the_data_dirs_and_the_baselines_own_seed(trained
     assert f"set 'odd' would be written into {odd}, a Kaldi data dir" in capsys.readouterr().err
     assert sorted(p.name for p in odd.iterdir()) == ["feats.ark", "feats.scp", "spk2utt", "utt2num_frames", "utt2spk"]
     assert not (tmp_path / ".out.lock").exists()  # a refused run's lock: not left in a folder it wrote nothing into
+    # a set named as a model's folder, or as another run's output: its files went in among final.pt, config.yaml
+    for name, what in (("exp", "an experiment dir of 'flowaccent train'"),
+                       ("o", "the output folder of another command (its summary.json)")):
+        before = sorted((tmp_path / name).rglob("*"))
+        assert main([*args, "--out", str(tmp_path), f"{name}={odd}"]) == 1
+        assert capsys.readouterr().err.endswith(f"set '{name}' would be written into {tmp_path / name}, {what}; give "
+                                                "--out a folder of its own, or the set another name (NAME=DATA_DIR)\n")
+        assert sorted((tmp_path / name).rglob("*")) == before
     few = write_gaussian_dir(tmp_path / "few", np.zeros(6), np.eye(6), 3, 5, seed=5)
     config = small_config(epochs=1).with_overrides({"train": {"valid_fraction": 0.0, "batch_size": 8}})
     train(config, tmp_path / "tiny", [str(few)], quiet=True)
