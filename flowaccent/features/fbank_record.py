@@ -63,8 +63,9 @@ def write_record(
     atomic_write_json(folder / RECORD, record)
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    r"""``folder/fbank.json`` as written by :func:`write_record`, or None where there is none."""
+def read_record(folder: Path, mend: str = "") -> dict[str, Any] | None:
+    r"""``folder/fbank.json`` as written by :func:`write_record`, or None where there is none. ``mend``: what to do
+    about a damaged one (default: compute the data dir's features again)."""
     path = folder / RECORD
     if not path.exists():
         return None
@@ -72,7 +73,8 @@ def read_record(folder: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
         record["fbank"], record["source_rates"]  # noqa: B018 - both must be there
     except (ValueError, TypeError, KeyError):
-        raise ConfigError(f"{path}: damaged; run 'flowaccent fbank {folder}' again") from None
+        mend = mend or f"run 'flowaccent fbank {folder}' again"
+        raise ConfigError(f"{path}: damaged; {mend}") from None
     return record
 
 
@@ -184,7 +186,8 @@ def check_sets(exp: Path, sets: Mapping[str, Any], command: str) -> None:
     audio at a lower rate than any the model was trained on (its upper band is empty). Where ``exp`` has no record
     and a set has one (a model copied without its experiment dir's ``fbank.json``), it says the sets are not
     checked: features at a 5 ms shift were scored by a 10 ms model without a word."""
-    model = read_record(exp)
+    model = read_record(exp, "'flowaccent train' copied it from the model's training data dirs: copy one of their "
+                             "fbank.json in its place (or remove it: the sets' options are then not checked)")
     if model is None:
         recorded = [name for name, data in sets.items() if (data.path / RECORD).exists()]
         if recorded:

@@ -101,11 +101,15 @@ def test_a_record_describes_its_own_run_only(tmp_path, capsys):
 
 
 def test_damaged_record_is_an_error(tmp_path):
-    from flowaccent.features.fbank_record import read_record
+    from flowaccent.features.fbank_record import check_sets, read_record
 
     (tmp_path / "fbank.json").write_text("{")
     with pytest.raises(ConfigError, match="fbank.json: damaged; run 'flowaccent fbank"):
         read_record(tmp_path)
+    # an experiment dir's: 'flowaccent fbank EXP' computed features in a model's folder
+    with pytest.raises(ConfigError, match=r"fbank.json: damaged; 'flowaccent train' copied it from the model's "
+                                          r"training data dirs: copy one of their fbank.json in its place"):
+        check_sets(tmp_path, {}, "score")
 
 
 def test_features_of_audio_resampled_another_way_are_not_mixed(tmp_path):
