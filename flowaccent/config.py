@@ -28,6 +28,8 @@ from typing import Any, Literal, TypeVar
 from flowaccent.errors import ConfigError
 
 T = TypeVar("T", bound="Config")
+#: float32's largest finite number: a float setting past it overflows where it meets the model's tensors.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class Config:
@@ -115,6 +117,9 @@ class Config:
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ConfigError(f"{section}: {name} must be a finite number, got {value}")
+            if abs(value) > FLOAT32_MAX and not isinstance(value, int):  # Adam's step with lr 1e39: a traceback
+                raise ConfigError(f"{section}: {name} must be at most {FLOAT32_MAX:.4g} (float32's largest, as the "
+                                  f"model's numbers are), got {value:g}")
             if value < low or (strict and value == low):
                 raise ConfigError(f"{section}: {name} must be {'>' if strict else '>='} {low}, got {value}")
 

@@ -83,7 +83,8 @@ class BlurMaskConfig(Config):
         self.check_ranges("blur mask", (("steps", 1, False), ("lr", 0, True), ("lam", 0, False), ("smooth", 0, False),
                                         ("m_min", 1, False), ("m_max", 1, True), ("sigma_min", 0, True),
                                         ("sigma_max", 0, True), ("init_fraction", 0, True),
-                                        ("gradient_filter_threshold", 0, True), ("seed", 0, False)))
+                                        ("gradient_filter_threshold", 0, True)))
+        self.check_seed("blur mask")  # 1e20: 'Overflow when unpacking long long' from torch's generator
         problems = [
             (not 1 <= self.m_min < self.m_max, f"need 1 <= m_min < m_max, got {self.m_min}, {self.m_max}"),
             # wider than any spectrum's bins; past it the float32 blur's edge normalisation lost precision (1e-4 at

@@ -148,6 +148,10 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: StepProgre
         loss = inv - config.lam * log_m.mean() if config.lam_on == "entropy" else config.lam * inv - log_m.mean()
         if config.smooth:
             loss = loss + config.smooth * _roughness(log_m)
+        if not torch.isfinite(loss) and torch.isfinite(inv):  # 'a smaller m_max or sigma_max' named neither of these
+            raise FeatureError(f"blur mask: the fit's loss is {float(loss.detach())} at step {step + 1}, its "
+                               f"invariance error {float(inv.detach()):.4g}: lam {config.lam:g} and smooth "
+                               f"{config.smooth:g} weigh its terms past float32's range (a smaller lam or smooth)")
         if not torch.isfinite(loss):  # NaN widths followed, and every table's numbers with them
             raise FeatureError(f"blur mask: the fit's loss is {float(loss.detach())} at step {step + 1}: the target's "
                                "output overflowed under the perturbation (a smaller m_max or sigma_max)")

@@ -182,7 +182,11 @@ def test_config_errors():
     ("m_max", math.inf, "m_max must be a finite number"),
     ("gradient_filter_threshold", math.nan, "gradient_filter_threshold must be a finite number"),
     ("steps", 0, "steps must be >= 1, got 0"),
-    ("seed", -1, "seed must be >= 0, got -1"),  # was accepted; score and train refuse it
+    ("seed", -1, r"seed must be in \[0, 2\*\*63\), got -1"),  # was accepted; score and train refuse it
+    ("seed", 10**20, r"seed must be in \[0, 2\*\*63\), got 100000000000000000000"),  # a traceback from torch
+    # past float32's range: a traceback from Adam's step ('cannot be converted to type float without overflow')
+    ("lr", 1e39, r"lr must be at most 3.403e\+38 \(float32's largest, as the model's numbers are\), got 1e\+39"),
+    ("lam", 1e300, "lam must be at most 3.403e"),
     # finite, yet the flow's output overflowed at 1e12: NaN masks with exit 0
     ("sigma_max", 1e12, r"sigma_max must be <= 1000 \(log-energy units: a noise far wider than a log filterbank's "
      r"range\), got 1e\+12"),
@@ -201,3 +205,8 @@ def test_a_loss_that_overflows_stops_the_fit():
     with pytest.raises(FeatureError, match=r"blur mask: the fit's loss is (inf|nan) at step 1: the target's output "
                                            r"overflowed under the perturbation"):
         fit_blur_mask(lambda x: (x * 1e30).exp().sum(), torch.ones(4, 6), steps=3, variant="noise")
+    # the weights of the loss's terms past float32's range: the same words blamed m_max and sigma_max, not given
+    with pytest.raises(FeatureError, match=r"blur mask: the fit's loss is -inf at step 1, its invariance error "
+                                           r"[0-9.e+-]+: lam 3e\+38 and smooth 0 weigh its terms past float32's "
+                                           r"range \(a smaller lam or smooth\)"):
+        fit_blur_mask(band_target(), ridges(), steps=3, lam=3e38, m_min=3)  # log m >= 1.1: past 3.4e38
