@@ -272,7 +272,7 @@ def _validation_split(exp: Path, checkpoint=None) -> tuple[float, str]:
     config its checkpoint records (nothing held out where neither says)."""
     conf = exp / "config.yaml"
     if conf.is_file():
-        train = ExperimentConfig.from_yaml(conf).train
+        train = ExperimentConfig.from_yaml(conf, "score").train
     else:
         recorded = load_checkpoint(checkpoint or exp / "final.pt").get("config")
         if not isinstance(recorded, dict):

@@ -148,7 +148,7 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     conf, classes = exp / "config.yaml", exp / "classes.txt"
     if not conf.is_file():
         return model
-    stated = ExperimentConfig.from_yaml(conf).to_dict()
+    stated = ExperimentConfig.from_yaml(conf, command).to_dict()
     built = {"features": model.pipeline.config.to_dict(), "model": model.model_config.to_dict(),
              "prior": model.prior_config.to_dict()}
     if isinstance(state.get("config"), dict):  # the whole config of the run that wrote it (seed, data, schedule)

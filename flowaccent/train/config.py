@@ -208,10 +208,11 @@ class ExperimentConfig(Config):
                               "nan; give a batch of 2 or more frames, or model.norm actnorm")
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+    def from_yaml(cls, path: str | Path, command: str = "train") -> ExperimentConfig:
         r"""Loads a YAML file strictly: unknown sections or keys and wrong types are errors. Top-level keys named
         ``x-...`` are left out: they hold YAML anchors for the sections (``x-defaults: &d {lr: 0.001}``, then
-        ``train: {<<: *d}``), as Docker Compose's extension fields do."""
+        ``train: {<<: *d}``), as Docker Compose's extension fields do. ``command``: the one reading it, which
+        says a note on it (``score: note: ...``)."""
         path = Path(path)
         try:
             data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
@@ -227,7 +228,7 @@ class ExperimentConfig(Config):
             raise ConfigError(f"{path}: not valid YAML: {where}{what}") from None
         if data is None:  # an empty file (or /dev/null) trained the default 10 x 512 model without a word
             if not torchrun.rank():  # said once per torchrun run
-                print(f"train: note: {path} holds no settings (empty, or comments only): the defaults are used",
+                print(f"{command}: note: {path} holds no settings (empty, or comments only): the defaults are used",
                       file=sys.stderr)
             data = {}
         if isinstance(data, dict):

@@ -968,6 +968,10 @@ def test_a_model_other_than_the_experiments_is_refused(trained, tmp_path, capsys
     (other / "classes.txt").write_text("native\nja\n")
     assert main([*args, "--exp", str(other)]) == 1
     assert "(classes native, zh in the model, native, ja in classes.txt)" in capsys.readouterr().err
+    (other / "config.yaml").write_text("")  # its note said 'train: note: ...' under score
+    assert main([*args, "--exp", str(other)]) == 1
+    assert capsys.readouterr().err.startswith(f"score: note: {other / 'config.yaml'} holds no settings (empty, or "
+                                              "comments only): the defaults are used\n")
 
 
 def test_the_kept_baseline_serves_when_the_training_dirs_are_gone(trained, scored, tmp_path, capsys):
