@@ -94,8 +94,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such checkpoint")
     if path.stat().st_size == 0:  # torch said 'EOFError: '
         raise ConfigError(f"{path}: an empty file, not a checkpoint (a copy or a save cut short?)")
+    import warnings
+    import zipfile
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle: torch's two lines of 'Detected pickle protocol 4 ...' first
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
             raise ConfigError(f"{path}: not a flowaccent checkpoint (it holds Python objects other than tensors and "
@@ -104,8 +109,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: a zip archive but not a torch file (numpy's .npz, such as score's "
                               "baseline_gmm.npz?), not a checkpoint") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        why = "not a torch file, or a damaged one" if isinstance(error, pickle.UnpicklingError) else first
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(error).__name__}: {why})") from None
+        plain = isinstance(error, pickle.UnpicklingError) or not zipfile.is_zipfile(path)  # text: 'KeyError: 101'
+        why = "not a torch file, or a damaged one" if plain else f"{type(error).__name__}: {first}"
+        raise ConfigError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(state, dict):
         raise ConfigError(f"{path}: not a flowaccent checkpoint (it holds a {type(state).__name__}, not a dict)")
     return state

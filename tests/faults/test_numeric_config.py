@@ -47,6 +47,15 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
     args = ["score", "--exp", str(tmp_path), "--out", str(tmp_path / "s"), str(data), "--quiet"]
     assert main(args + ["--checkpoint", str(tmp_path / "garbage.pt")]) == 1
     assert "garbage.pt: not a readable checkpoint" in capsys.readouterr().err
+    # a text file ('KeyError: 101'), a plain pickle (torch's two warning lines first): one line each
+    import pickle
+
+    (tmp_path / "text.pt").write_text("epoch 3\n")
+    (tmp_path / "pickled.pt").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    for name in ("text.pt", "pickled.pt"):
+        assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
+        assert capsys.readouterr().err == (f"flowaccent score: error: {tmp_path / name}: not a readable checkpoint "
+                                           "(not a torch file, or a damaged one)\n")
     train(small_config(epochs=1), tmp_path / "exp", [str(data)], quiet=True)
     state = torch.load(tmp_path / "exp" / "final.pt", weights_only=False)
     state["model"]["model_config"]["hidden"] = 64  # a config the weights were not trained with
