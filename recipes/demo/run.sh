@@ -125,6 +125,7 @@ fi
 
 if should_run 5; then
   log "Stage 5: reports and RESULTS"
+  rm -f "$exp/RESULTS.md" "$exp/compare.md"  # as a report removes its pages first: a stopped stage leaves neither
   phones_dnf='' phones_nf=''
   if [ -f "$corpus/test_native/phones.ctm" ]; then  # each set's LogLL by phone, against test_native's
     for model in dnf nf; do

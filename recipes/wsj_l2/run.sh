@@ -266,6 +266,7 @@ fi
 
 if should_run 6; then
   log "Stage 6: reports"
+  rm -f "$exp/compare.md" "$exp/compare_rated.md"  # as report removes its pages first: a stopped stage leaves none
   for conf in $configs; do
     phones=
     if [ -n "$ctms" ]; then  # each set's LogLL by phone, against native_test's

@@ -95,3 +95,9 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert "t-SNE" not in report.read_text() and "Blur masks: AUCs" in report.read_text()
     wrong = subprocess.run([*cmd[:2], "--quick", "yes"], capture_output=True, text=True, env=env, timeout=60)
     assert wrong.returncode == 1 and "--quick takes true or false, not 'yes'" in wrong.stderr
+    # stage 5 stopped (here by its report's options): RESULTS.md and compare.md of the earlier run do not stay to be
+    # taken for its results (a stop in a report removed that report, and left them)
+    failed = subprocess.run([*cmd, "--stage", "5", "--report-opts", "--tsne-frames x"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert failed.returncode != 0 and "--tsne-frames" in failed.stderr, failed.stderr[-2000:]
+    assert not any((tmp_path / "exp" / name).exists() for name in ("RESULTS.md", "compare.md"))
