@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2154  # sourced; stage, stop_stage and exp are the recipe's
 # Stage bookkeeping for recipes (source it after parse_options.sh, once $exp is set). As in Kaldi,
 # `--stage N --stop-stage M` runs stages N..M. Each finished stage leaves $exp/.done/stageK, so a
-# rerun without --stage skips what finished and goes on where the last run stopped. An explicit
+# rerun without --stage skips what finished (and says so) and goes on where the last run stopped. An explicit
 # --stage N runs stages N..M again, finished or not: the markers of N and of every later stage are
 # removed as the first stage starts (a later stage may use what N makes, so a plain rerun then runs it
 # again, even one past --stop-stage), after the recipe's own checks: a refused command changes nothing
@@ -83,7 +83,7 @@ fi
 stage_done() { [ -f "$exp/.done/stage$1" ] && { [ -z "${redo_from:-}" ] || [ "$1" -lt "$redo_from" ]; }; }
 would_run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && ! stage_done "$1"; }
 should_run() {  # its first call comes after the recipe's own checks
-  local marker k top runs=''
+  local marker k top runs='' skipped=''
   if [ -n "${redo_from:-}" ]; then  # --stage N: its marker and the later ones go now, the checks passed
     for marker in "$exp"/.done/stage*; do
       if [ -f "$marker" ] && [ "${marker##*/stage}" -ge "$redo_from" ]; then rm -f "$marker"; fi
@@ -93,9 +93,18 @@ should_run() {  # its first call comes after the recipe's own checks
   if [ -z "${stages_started:-}" ] && [ -n "${last_stage:-}" ]; then  # a finished run's rerun said only "Done: ..."
     stages_started=1
     top=$((stop_stage < last_stage ? stop_stage : last_stage))
-    for ((k = stage; k <= top; k++)); do ! would_run "$k" || runs=1; done
-    [ -n "$runs" ] || echo "$0: stages $stage to $top have finished in $exp ($exp/.done); nothing to run" \
-      "(--stage N runs stage N and the later ones again)" >&2
+    for ((k = stage; k <= top; k++)); do
+      if would_run "$k"; then runs=1; elif [ -z "$runs" ]; then skipped=${skipped:-$k}-$k; fi
+    done
+    if [ -z "$runs" ]; then
+      echo "$0: stages $stage to $top have finished in $exp ($exp/.done); nothing to run" \
+        "(--stage N runs stage N and the later ones again)" >&2
+    elif [ -n "$skipped" ]; then  # a rerun went on at stage K without a word of those before it
+      k=${skipped%%-*} top=${skipped##*-}
+      [ "$k" = "$top" ] && skipped="stage $k has" || skipped="stages $k to $top have"
+      echo "$0: $skipped finished in $exp ($exp/.done): skipped (--stage N runs stage N and the later ones" \
+        "again)" >&2
+    fi
   fi
   would_run "$1"
 }
