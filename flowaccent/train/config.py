@@ -183,9 +183,11 @@ def _plain_number(loader: _StrictLoader, node: yaml.ScalarNode, read):
     return read(loader, node)
 
 
-_StrictLoader.add_implicit_resolver(  # YAML 1.2's floats: 1.1 reads 2e-3 and 1e4 (no dot) as text, while a quoted
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),  # '0.5' is
-    list("-+0123456789."))  # text: a float field refused '0.5' and took '2e-3'
+# YAML 1.2's floats without a dot (2e-3, 1e4), which YAML 1.1 reads as text: read as numbers here, a quoted '2e-3'
+# stays text as a quoted '0.5' does (a float field took the one and refused the other)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 _StrictLoader.add_constructor(
     "tag:yaml.org,2002:int", lambda loader, node: _plain_number(loader, node, yaml.SafeLoader.construct_yaml_int))
 _StrictLoader.add_constructor(
