@@ -51,8 +51,9 @@ def colours(names: list[str], accents: dict[str, str | None] | None = None) -> d
 
 def _pick(candidates: list[str], used, others: list[str], own: list[str]) -> str:
     r"""The first of ``candidates`` (not in ``used``) at least 80 (RGB) from each of ``others`` and white and 60
-    from each of ``own``; where none is, the one whose nearest colour is farthest, each distance taken relative to its
-    bound: a near copy of a colour drawn already only where nothing else is left."""
+    from each of ``own``; where none is, the one 80 from white whose nearest colour is farthest, each distance taken
+    relative to its bound: a near copy of a colour drawn already only where nothing else is left, and never one near
+    the page's white (40 sets took #f7d6ed, 45 from it, where the bounds were traded against each other)."""
     free = [c for c in candidates if c not in used]
     others = [*others, "#ffffff"]  # the page: a shade near white hid a set's ticks and legend box
     rgb = np.array([_rgb(c) for c in free], dtype=float)
@@ -60,7 +61,11 @@ def _pick(candidates: list[str], used, others: list[str], own: list[str]) -> str
     closest = np.min([np.linalg.norm(rgb[:, None] - np.array([_rgb(c) for c in group], float)[None], axis=2).min(1)
                       / bound for group, bound in bounds if group], axis=0)  # (len(free),): 1 = at the bound
     far = np.flatnonzero(closest >= 1.0)
-    return free[far[0] if len(far) else int(np.argmax(closest))]
+    if len(far):
+        return free[far[0]]
+    on_white = np.linalg.norm(rgb - 255.0, axis=1) >= 80.0
+    pool = np.flatnonzero(on_white) if on_white.any() else np.arange(len(free))
+    return free[pool[int(np.argmax(closest[pool]))]]
 
 
 def _rgb(colour: str) -> np.ndarray:

@@ -517,6 +517,10 @@ def test_many_sets_of_many_accents_keep_their_colours_apart():
     seven = [f"{a}_s{i:02d}" for a in ("native", "zh", "ja") for i in range(7)]
     for got in (colours(seven, {n: n.split("_")[0] for n in seven}), colours(seven)):
         assert min(np.linalg.norm(_rgb(c) - 255) for c in got.values()) >= 80, got
+    # and where no shade keeps every bound (16, 12 and 12 sets: set4_test_ja took #f7d6ed, 45 from white)
+    many = [f"{a}_s{i:02d}" for a, n in (("native", 16), ("zh", 12), ("ja", 12)) for i in range(n)]
+    got = colours(many)
+    assert len(set(got.values())) == len(many) and min(np.linalg.norm(_rgb(c) - 255) for c in got.values()) >= 80
 
 
 def test_short_names_keep_both_ends():
