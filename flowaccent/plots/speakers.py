@@ -11,6 +11,10 @@ from flowaccent.plots import figure
 from flowaccent.plots.colours import colours
 from flowaccent.words import counted
 
+#: Sets in a row of the speaker figure: past it, more rows (one row of 20 sets was a 3056 px strip, its labels 3 px
+#: high in the report's page).
+PER_ROW = 8
+
 
 def speaker_means(
     values: np.ndarray, frames: np.ndarray, speakers: np.ndarray
@@ -45,12 +49,25 @@ def speaker_scores(
     diamond, :func:`speaker_means`) with its utterances' ``values`` as dots. Below each group: the set, its number
     of speakers and the standard deviation of their means. A dashed line: ``reference``'s mean over frames.
     ``values``, ``frames``, ``speakers``: ``{set: (n,)}`` per utterance; values that are not finite are left out
-    and counted below their set."""
+    and counted below their set. Sets past :data:`PER_ROW` go into further rows, of one y axis."""
     cols = cols or colours(list(values))
     short = figure.short_names(values)
-    fig, ax = figure.subplots(figsize=(max(6.0, 1.3 * len(values) + 2.0), 4.5))
+    names = list(values)
+    rows = [names[i : i + PER_ROW] for i in range(0, len(names), PER_ROW)] or [[]]
+    fig, axes = figure.subplots(len(rows), 1, figsize=(max(6.0, 1.3 * len(rows[0]) + 2.0), 4.5 * len(rows)),
+                                sharey=True, squeeze=False)
+    for row, ax in zip(rows, axes[:, 0]):
+        _draw_row(ax, row, len(rows[0]), values, frames, speakers, short, cols, ylabel)
+        if reference in values:
+            _reference_line(ax, values[reference], frames[reference], short[reference], legend=row is rows[0])
+    axes[0, 0].set_title(title)
+    return figure.save(fig, base)
+
+
+def _draw_row(ax, row: list[str], width: int, values, frames, speakers, short, cols, ylabel: str) -> None:
+    r"""The sets ``row`` on ``ax``, each a group of columns, in a row of room for ``width`` sets."""
     ticks = []
-    for i, name in enumerate(values):
+    for i, name in enumerate(row):
         v = np.asarray(values[name], dtype=float)
         finite = np.isfinite(v)
         dropped = f"\n{(~finite).sum()} not finite" if not finite.all() else ""
@@ -64,15 +81,17 @@ def speaker_scores(
         ax.scatter(x, means, marker="D", s=24, color=cols[name], edgecolors="black", linewidths=0.5, zorder=3)
         spread = f", sd {means.std(ddof=1):.2f}" if len(who) > 1 else ""
         ticks.append(f"{short[name]}\n{counted(len(who), 'speaker')}{spread}{dropped}")
-    if reference in values:
-        v = np.asarray(values[reference], dtype=float)
-        w = np.asarray(frames[reference], dtype=float)
-        keep = np.isfinite(v)
-        if keep.any() and w[keep].sum() > 0:
-            ax.axhline(np.average(v[keep], weights=w[keep]), color="grey", linestyle="--", linewidth=1,
-                       label=f"{short[reference]}'s mean over frames", zorder=1)
+    ax.set_xticks(range(len(row)), ticks, fontsize=7, rotation=20 if len(row) > 6 else 0)
+    ax.set_xlim(-0.6, width - 0.4)  # a shorter last row: its groups as wide as the others'
+    ax.set(ylabel=ylabel)
+
+
+def _reference_line(ax, values: np.ndarray, frames: np.ndarray, name: str, legend: bool) -> None:
+    r"""The reference's mean over frames, dashed across ``ax`` (``legend``: named in a legend)."""
+    v, w = np.asarray(values, dtype=float), np.asarray(frames, dtype=float)
+    keep = np.isfinite(v)
+    if keep.any() and w[keep].sum() > 0:
+        ax.axhline(np.average(v[keep], weights=w[keep]), color="grey", linestyle="--", linewidth=1,
+                   label=f"{name}'s mean over frames", zorder=1)
+        if legend:
             ax.legend(fontsize=8, loc="best")
-    ax.set_xticks(range(len(values)), ticks, fontsize=7, rotation=20 if len(values) > 6 else 0)
-    ax.set_xlim(-0.6, len(values) - 0.4)
-    ax.set(title=title, ylabel=ylabel)
-    return figure.save(fig, base)

@@ -445,6 +445,17 @@ def test_speakers_means_are_over_their_frames_and_drawn_in_order_above_their_utt
     line = ax.get_lines()[0]
     assert line.get_linestyle() == "--" and np.allclose(line.get_ydata(), -51.0)  # 20400 / 400
     assert ax.get_legend().get_texts()[0].get_text() == "native's mean over frames"
+    # 20 sets: one row of them was a 3056 px strip, its labels 3 px high in the page; rows of 8 now, of one y axis
+    many = {f"s{i:02d}": np.array([-50.0 - i, -60.0]) for i in range(20)}
+    plots.speaker_scores(many, {k: np.array([10, 10]) for k in many}, {k: np.array(["a", "b"]) for k in many},
+                         tmp_path / "m", "y", "t", "s00")
+    axes = drawn["fig"].axes
+    assert [[t.get_text().split("\n")[0] for t in ax.get_xticklabels()] for ax in axes] == [
+        [f"s{i:02d}" for i in range(a, min(a + 8, 20))] for a in (0, 8, 16)]
+    assert {ax.get_xlim() for ax in axes} == {(-0.6, 7.6)} and len({ax.get_ylim() for ax in axes}) == 1
+    assert drawn["fig"].get_size_inches()[0] == pytest.approx(1.3 * 8 + 2) and axes[0].get_title() == "t"
+    assert [ax.get_legend() is not None for ax in axes] == [True, False, False]
+    assert all(np.allclose(ax.get_lines()[0].get_ydata(), -55.0) for ax in axes)  # the reference in every row
 
 
 def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypatch):
