@@ -2,7 +2,7 @@ r"""Figures of the latents: their first two dimensions, PCA and t-SNE of a sampl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,10 +88,12 @@ def latents_pca(
 def latents_tsne(
     latents: dict[str, np.ndarray], base: Path, per_set: int = 500, seed: int = 0, cols: dict[str, str] | None = None,
     reuse: Sequence[Path] = (),
+    before_fit: Callable[[int], None] | None = None,
 ) -> Path:
     r"""t-SNE (scikit-learn, fixed seed) of a subsample of each set's latents; the points drawn go to
     ``<base>.npz`` too (:func:`tsne_points`). ``reuse``: such files of earlier runs; the first of the same frames
-    and settings has its points drawn again (a report after ``plot``: the t-SNE is most of its time)."""
+    and settings has its points drawn again (a report after ``plot``: the t-SNE is most of its time). ``before_fit``:
+    called with the number of frames before a t-SNE is fitted (not where one is drawn again)."""
     sample = _subsample(latents, per_set, seed)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: t-SNE ({counted(per_set, 'frame')} per set at most)"
@@ -103,6 +105,9 @@ def latents_tsne(
     embedded = next((e for path in reuse if (e := _earlier_tsne(path, key, len(stacked))) is not None), None)
     if embedded is None:
         from sklearn.manifold import TSNE
+
+        if before_fit is not None:
+            before_fit(len(stacked))
 
         embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
     points, start = {}, 0

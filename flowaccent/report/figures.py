@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,17 @@ def remove_drawn(scores: Path) -> int:
     return len(old)
 
 
+#: A t-SNE of more frames than this is said before it starts: minutes without a word (20 sets of 500 frames: 2 min 20 s
+#: of a report's 2 min 40 s on two cores).
+TSNE_SAID = 4000
+
+
+def _say_tsne(sets: int, per_set: int, frames: int) -> None:
+    if frames > TSNE_SAID:
+        print(f"note: t-SNE of {frames:,} latent frames ({sets} sets, {per_set} per set at most): minutes on a CPU; "
+              "--tsne-frames N draws fewer per set (0: none)", file=sys.stderr, flush=True)
+
+
 def check_tsne_frames(tsne_frames: int) -> None:
     if isinstance(tsne_frames, bool) or not isinstance(tsne_frames, numbers.Integral) or tsne_frames < 0:
         raise ConfigError(f"report: tsne_frames (--tsne-frames) is a whole number >= 0 (0: no t-SNE), got "
@@ -161,7 +173,7 @@ def _draw_figures(
     if tsne_frames:
         tsne = "Latents, t-SNE (each point a frame: frames of one utterance lie together)"
         figures[tsne] = plots.latents_tsne(latents, fig_dir / "latents_tsne", per_set=int(tsne_frames), cols=cols,
-                                           reuse=earlier_tsne)
+                                           reuse=earlier_tsne, before_fit=partial(_say_tsne, len(names), tsne_frames))
     log_ll, frames = {n: t["log_ll"] for n, t in tables.items()}, {n: t["num_frames"] for n, t in tables.items()}
     figures["LogLL per utterance"] = plots.histograms(
         log_ll, fig_dir / "hist_log_ll", "mean log-likelihood per frame (nats)", "Utterance LogLL by set", cols,

@@ -25,8 +25,9 @@ def small_tsne(monkeypatch):
     real = plots.latents_tsne
 
     @functools.wraps(real)
-    def capped(latents, base, per_set=500, seed=0, cols=None, reuse=()):
-        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols, reuse=reuse)
+    def capped(latents, base, per_set=500, seed=0, cols=None, reuse=(), before_fit=None):
+        return real(latents, base, per_set=min(per_set, TSNE_CAP), seed=seed, cols=cols, reuse=reuse,
+                    before_fit=before_fit)
 
     monkeypatch.setattr(plots, "latents_tsne", capped)
 

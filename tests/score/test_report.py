@@ -77,11 +77,18 @@ def test_tsne_frames_sets_the_sample_and_zero_leaves_the_tsne_out(scored_dir_and
     out_dir, exp = scored_dir_and_exp
     drawn = []
     real = plots.latents_tsne
-    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols, reuse: drawn.append(per_set) or
-                        real(latents, base, per_set=per_set, cols=cols, reuse=reuse))
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols, reuse, before_fit: drawn.append(
+        per_set) or real(latents, base, per_set=per_set, cols=cols, reuse=reuse, before_fit=before_fit))
     figures = tmp_path / "f"
+    monkeypatch.setattr("flowaccent.report.figures.TSNE_SAID", 20)  # a t-SNE of minutes was drawn without a word
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "7"]) == 0
     assert drawn == [7] and (figures / "latents_tsne.png").exists()
+    sets = len(json.loads((out_dir / "summary.json").read_text())["sets"])
+    assert f"note: t-SNE of {7 * sets} latent frames ({sets} sets, 7 per set at most): minutes on a CPU; " \
+        "--tsne-frames N draws fewer per set (0: none)\n" in capsys.readouterr().err
+    assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "7"]) == 0
+    assert drawn == [7, 7] and "note: t-SNE" not in capsys.readouterr().err  # drawn again from its points: unsaid
+    drawn.pop()
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(figures), "--tsne-frames", "0"]) == 0
     assert drawn == [7] and not (figures / "latents_tsne.png").exists() and (figures / "latents_pca.png").exists()
     html = tmp_path / "r" / "report.html"
@@ -749,7 +756,7 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     # the earlier figures whole (a Ctrl-C left 6 of 18), none half-drawn beside them, the user's files kept
     assert {p.name: p.read_bytes() for p in (folder / "figures").iterdir()} == before | mine
     # a t-SNE that says why it has none: the suite's time (this is about which files stay)
-    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols=None, reuse=():
+    monkeypatch.setattr(plots, "latents_tsne", lambda latents, base, per_set, cols=None, reuse=(), before_fit=None:
                         plots.figure.too_few(base, "t-SNE", "not drawn in this test"))
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     # 'roc_\w+|blurmask_.+' went; the t-SNE's points went with the points from its figure
