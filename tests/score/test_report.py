@@ -465,6 +465,25 @@ def test_speakers_means_are_over_their_frames_and_drawn_in_order_above_their_utt
     assert all(np.allclose(ax.get_lines()[0].get_ydata(), -55.0) for ax in axes)  # the reference in every row
 
 
+def test_the_histograms_rows_of_ticks_keep_their_height_with_many_sets(tmp_path, monkeypatch):
+    r"""The figure kept 4 inches for any number of rows of ticks: at 40 sets their 6 pt names ran together."""
+    from flowaccent import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.__setitem__("fig", fig))
+    rng = np.random.default_rng(0)
+    for count in (4, 40):
+        plots.histograms({f"s{i:02d}": rng.normal(size=20) for i in range(count)}, tmp_path / "h", "x", "t")
+        fig = drawn["fig"]
+        ax = fig.axes[0]
+        rows = sorted(t for t in ax.get_yticks() if t < 0)
+        assert len(rows) == count
+        low, high = ax.get_ylim()
+        points = (rows[1] - rows[0]) / (high - low) * ax.get_position().height * fig.get_size_inches()[1] * 72
+        assert points >= 7.5, (count, points)  # a row's 6 pt name and some room
+        assert count > 4 or tuple(fig.get_size_inches()) == (6, 4)  # a few sets: as before
+
+
 def test_values_that_are_not_finite_are_left_out_and_counted(tmp_path, monkeypatch):
     r"""A nan made the legend's mean nan and the bins the default 10 (nan's range is not > 0); a set of nan alone, or
     weights of only such values, raised."""
