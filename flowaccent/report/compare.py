@@ -315,11 +315,29 @@ def notes(scored: Sequence[Scored]) -> list[str]:
     return out
 
 
+#: More sets than this (and than models): the Markdown's value tables have a row per set, not a column (20 sets made
+#: rows of 900 characters).
+WIDE = 8
+
+
+def _turned(table: tuple[str, list[str], list[list[str]]]) -> tuple[str, list[str], list[list[str]]]:
+    r"""A value table of :func:`value_tables` with a row per set and a column per model."""
+    title, header, rows = table
+    return title, ["set", *(row[0] for row in rows)], [[s, *(row[i] for row in rows)] for i, s in enumerate(header)
+                                                       if i > 0]
+
+
 def markdown_text(comparison: Comparison, command: str = "") -> str:
-    r"""The comparison as Markdown: the models, every value's table, the notes and how each was made."""
+    r"""The comparison as Markdown: the models, every value's table (a row per set, where there are more than
+    :data:`WIDE` sets and more sets than models), the notes and how each was made."""
     scored = comparison.scored
-    lines = [f"# flowaccent: {len(scored)} model(s) side by side", "", LEGEND, ""]
-    for title, header, rows in [models_table(scored), *value_tables(comparison)]:
+    tables = value_tables(comparison)
+    sets = max((len(header) - 1 for _, header, _ in tables), default=0)
+    turned = sets > WIDE and sets > len(scored)
+    legend = LEGEND.replace("a row per model, a column per set", "a row per set, a column per model") if turned \
+        else LEGEND
+    lines = [f"# flowaccent: {len(scored)} model(s) side by side", "", legend, ""]
+    for title, header, rows in [models_table(scored), *(map(_turned, tables) if turned else tables)]:
         lines += markdown_table(title, header, rows)
     if comparison.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in comparison.notes), ""]

@@ -83,6 +83,28 @@ def test_every_value_is_each_models_own(two_models, capsys):
     assert f"nf: {summaries['nf']['command']}" in text
 
 
+def test_many_sets_are_rows_not_columns(two_models, capsys, monkeypatch):
+    r"""20 sets made Markdown tables of 20 columns, rows of 900 characters; past ``WIDE`` sets (and more sets than
+    models) each value's table has a row per set and a column per model, the same cells."""
+    from flowaccent.report import compare
+
+    root, dnf, plain = two_models
+    assert main(["compare", str(dnf), f"nf={plain}"]) == 0
+    wide = capsys.readouterr().out
+    monkeypatch.setattr(compare, "WIDE", 2)  # the three sets here, more than two models
+    assert main(["compare", str(dnf), f"nf={plain}"]) == 0
+    turned = capsys.readouterr().out
+    assert "a row per set, a column per model" in turned and "a row per model, a column per set" in wide
+    titles = [t for _, t in SET_VALUES if t != "LogLL of the GMM baseline (mean per frame)"]
+    titles += ["AUC of log_ll against 'native' (0.5: no separation; [95% interval])",
+               "LogLL of the GMM baseline (mean per frame)"]
+    for title in titles:
+        by_model, by_set = _table(wide, title), _table(turned, title)
+        assert list(by_set) == list(next(iter(by_model.values()))) and len(by_set) >= 2, title  # the columns, as rows
+        assert {m: {s: row[m] for s, row in by_set.items()} for m in by_model} == by_model, title
+    assert _table(turned, "Models")["nf"]["classes"] == "native"  # a row per model still
+
+
 def test_out_never_replaces_a_file_of_the_scores_compared(two_models, tmp_path, capsys):
     r"""``--out SCORES/summary.json`` replaced the summary with the Markdown (exit 0), and every later compare,
     phones or report on those scores failed; so did another model's summary, or a model's config.yaml. A new file,
