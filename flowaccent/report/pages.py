@@ -48,7 +48,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     for number, (title, png) in enumerate(figures.items(), 1):
         raw = png.read_bytes()
         data = base64.b64encode(raw).decode()
-        wide = " class='wide'" if _aspect(raw) > 2.0 else ""  # panels side by side: the page's width
+        wide = " class='wide'" if is_wide(raw) else ""
         parts.append(f"<figure id='figure-{number}'{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append("</section>")
@@ -137,10 +137,16 @@ def _experiment_name(summary: dict[str, Any]) -> str:
     return str(summary.get("model", {}).get("exp", "")) or "(experiment not recorded)"
 
 
-def _aspect(png: bytes) -> float:
-    r"""Width / height of a PNG's bytes, from its IHDR chunk."""
-    head = png[16:24]
-    return int.from_bytes(head[:4], "big") / max(1, int.from_bytes(head[4:], "big"))
+#: A figure wider than this (pixels) takes the page's width, not half of it.
+WIDE_PIXELS = 1000
+
+
+def is_wide(png: bytes) -> bool:
+    r"""Whether a figure (a PNG's bytes) takes the page's width, not half of it: panels side by side (twice as wide as
+    high), or wider than :data:`WIDE_PIXELS` (the speaker figure of 20 sets in half the page: labels 3 px high)."""
+    head = png[16:24]  # the IHDR chunk's width and height
+    width, height = int.from_bytes(head[:4], "big"), int.from_bytes(head[4:], "big")
+    return width > 2 * height or width > WIDE_PIXELS
 
 
 def _model_line(summary: dict[str, Any], trained: str = "") -> str:

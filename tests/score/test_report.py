@@ -307,6 +307,25 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
 
 
+def test_figures_of_panels_or_many_sets_take_the_pages_width():
+    r"""Only panels side by side (twice as wide as high) did: the speaker figure of 20 sets (rows of 8, 1353 px wide)
+    went into half the page, its labels a few pixels high."""
+    import io
+
+    from PIL import Image
+
+    from flowaccent.report.pages import WIDE_PIXELS, is_wide
+
+    def png(width, height):
+        buffer = io.BytesIO()
+        Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    assert [is_wide(png(*size)) for size in ((648, 538), (901, 975), (1573, 425), (1353, 1473),
+                                              (WIDE_PIXELS, 900), (WIDE_PIXELS + 1, 900))] == [
+        False, False, True, True, False, True]
+
+
 def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_dir_and_exp, tmp_path):
     r"""The contents at a report's top (one with blur masks and two phones runs has 13 tables before its figures)
     link each table, each figure and the closing parts, in the page's order, by their headings and captions."""
