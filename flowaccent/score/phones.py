@@ -31,7 +31,7 @@ from flowaccent.data.table import read_table
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import RECORD, read_record
 from flowaccent.score.metrics import mean_difference_interval_over_groups
-from flowaccent.score.resume import read_stamp
+from flowaccent.score.resume import ark_elsewhere, read_stamp
 from flowaccent.score.tables import read_tsv
 
 #: How many frames after an utterance's last a phone may start and be dropped rather than refused: the audio's
@@ -208,6 +208,9 @@ def set_phones(
     for path in (table_path, scp):
         if not path.is_file():
             raise ConfigError(f"{path}: missing; run 'flowaccent score' again")
+    if (ark := ark_elsewhere(scp.parent)) is not None:  # a copied folder's phones were the original's frame scores
+        raise ConfigError(f"{scp}: points to {ark}, not to the frame_scores.ark beside it (the scores folder moved or "
+                          "copied since it was scored): score into this folder again, or give the one it points to")
     try:
         table = read_tsv(table_path, ("utt", "spk", "num_frames"))
     except ValueError as error:

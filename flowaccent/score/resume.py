@@ -91,14 +91,24 @@ def damage(folder: Path) -> str | None:
                 return f"{name} is missing"
             if (folder / name).stat().st_size != files[name]:
                 return f"{name} is not as it was written (another size)"
-        with open(folder / "frame_scores.scp", encoding="utf-8") as f:
-            first = f.readline().split(maxsplit=1)
+        elsewhere = ark_elsewhere(folder)
     except (OSError, ValueError, KeyError, TypeError) as error:
         return f"its stamp or files cannot be read ({error})"
+    if elsewhere is not None:
+        return f"its frame_scores.scp points to {elsewhere}, not to the ark beside it (the folder moved or copied?)"
+    return None
+
+
+def ark_elsewhere(folder: Path) -> str | None:
+    r"""The ark a scored set ``folder``'s ``frame_scores.scp`` points to (its first line's) where that is not the
+    ``frame_scores.ark`` beside it (the scores folder moved or copied since: its scp still names the old folder's
+    ark, which may have been scored again by another model), else None."""
+    with open(folder / "frame_scores.scp", encoding="utf-8") as f:
+        first = f.readline().split(maxsplit=1)
     if len(first) == 2:
         ark = first[1].strip().rsplit(":", 1)[0]
         if not (Path(ark).is_file() and os.path.samefile(ark, folder / "frame_scores.ark")):
-            return f"its frame_scores.scp points to {ark}, not to the ark beside it (the folder moved or copied?)"
+            return ark
     return None
 
 

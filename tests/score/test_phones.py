@@ -252,6 +252,21 @@ def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
     assert report.differences == build_report(scores, ctms, min_frames=0).differences
 
 
+def test_a_copied_scores_folder_is_not_read_through_its_originals_arks(scored, tmp_path):
+    r"""``frame_scores.scp`` holds the ark's absolute path: a copy of the scores read the original folder's frame
+    scores, another model's once the original was scored again (exit 0, its numbers under the copy's name)."""
+    import shutil
+
+    _, scores = scored
+    ctms = _two_ctms(tmp_path, scores)
+    copy = shutil.copytree(scores, tmp_path / "copy")
+    with pytest.raises(ConfigError, match=rf"{copy / 'native' / 'frame_scores.scp'}: points to "
+                                          rf"{scores / 'native' / 'frame_scores.ark'}, not to the frame_scores.ark "
+                                          r"beside it \(the scores folder moved or copied since it was scored\)"):
+        build_report(copy, ctms, min_frames=0)
+    build_report(scores, ctms, min_frames=0)  # the folder scored into
+
+
 def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_path):
     r"""NIST's channel ``A`` is ``1``: the same phones in two files, the channel written each way, are one CTM (they
     were said to be 'other phones'); other phones are still refused."""
@@ -292,6 +307,8 @@ def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     (tmp_path / "holder" / "scores").symlink_to(scores)
     headless = shutil.copytree(scores, tmp_path / "headless", symlinks=True)  # a table whose header lost its names
     (headless / "zh" / "utt_scores.tsv").write_text("x\n")
+    for scp in headless.glob("*/frame_scores.scp"):  # the copy's own arks (not the original's, refused)
+        scp.write_text(scp.read_text().replace(str(scores), str(headless)))
     names |= {"holder": tmp_path / "holder", "headless": headless}
     argv = ["phones", "--scores", str(scores), *(a.format(**names) for a in args)]
     status = main(argv)
