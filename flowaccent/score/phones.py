@@ -208,9 +208,13 @@ def set_phones(
     for path in (table_path, scp):
         if not path.is_file():
             raise ConfigError(f"{path}: missing; run 'flowaccent score' again")
-    if (ark := ark_elsewhere(scp.parent)) is not None:  # a copied folder's phones were the original's frame scores
-        raise ConfigError(f"{scp}: points to {ark}, not to the frame_scores.ark beside it (the scores folder moved or "
-                          "copied since it was scored): score into this folder again, or give the one it points to")
+    rxfiles = None
+    if (ark := ark_elsewhere(scp.parent)) is not None:  # moved or copied since: its own ark, at the same offsets (a
+        rxfiles = {}  # copy's phones were the original folder's frame scores, another model's once it was rescored)
+        for line in scp.read_text(encoding="utf-8").splitlines():
+            key, rx = line.split(maxsplit=1)
+            path, _, offset = rx.strip().rpartition(":")
+            rxfiles[key] = f"{scp.parent / 'frame_scores.ark'}:{offset}" if path == ark else rx.strip()
     try:
         table = read_tsv(table_path, ("utt", "spk", "num_frames"))
     except ValueError as error:
@@ -221,7 +225,8 @@ def set_phones(
     cut_utts = sum(utt not in ctm for utt in held)
     sums: dict[tuple[str, str], np.ndarray] = {}  # (phone, speaker) -> [frames, tokens, log_p, log_det, relative]
     aligned_utts = held_frames = aligned_frames = 0
-    for utt, matrix in ScpReader(scp, expected_dim=2, utt2num_frames=frames_of, allow_nonfinite=False):
+    for utt, matrix in ScpReader(scp, expected_dim=2, utt2num_frames=frames_of, allow_nonfinite=False,
+                                 rxfiles=rxfiles):
         if utt not in held:
             continue
         aligned_utts += 1

@@ -252,19 +252,30 @@ def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
     assert report.differences == build_report(scores, ctms, min_frames=0).differences
 
 
-def test_a_copied_scores_folder_is_not_read_through_its_originals_arks(scored, tmp_path):
+def test_a_copied_scores_folder_is_read_from_its_own_arks(scored, tmp_path):
     r"""``frame_scores.scp`` holds the ark's absolute path: a copy of the scores read the original folder's frame
-    scores, another model's once the original was scored again (exit 0, its numbers under the copy's name)."""
+    scores, another model's once the original was scored again (exit 0, its numbers under the copy's name), and a
+    moved folder failed on an ark that no longer was. A copy reads its own ark, at the scp's offsets."""
     import shutil
+
+    from flowaccent.data.ark_writer import ArkWriter
+    from flowaccent.data.kaldi_io import ScpReader
 
     _, scores = scored
     ctms = _two_ctms(tmp_path, scores)
-    copy = shutil.copytree(scores, tmp_path / "copy")
-    with pytest.raises(ConfigError, match=rf"{copy / 'native' / 'frame_scores.scp'}: points to "
-                                          rf"{scores / 'native' / 'frame_scores.ark'}, not to the frame_scores.ark "
-                                          r"beside it \(the scores folder moved or copied since it was scored\)"):
-        build_report(copy, ctms, min_frames=0)
-    build_report(scores, ctms, min_frames=0)  # the folder scored into
+    first = shutil.copytree(scores, tmp_path / "first")  # stands for a folder scored into: its own arks
+    for scp in first.glob("*/frame_scores.scp"):
+        scp.write_text(scp.read_text().replace(str(scores), str(first)))
+    copy = shutil.copytree(first, tmp_path / "copy")  # its scp names first's arks
+    for scp in first.glob("*/frame_scores.scp"):  # first scored again, by another model: other frame scores
+        matrices = list(ScpReader(scp))
+        with ArkWriter(scp.parent / "frame_scores.ark", scp) as ark:
+            for utt, matrix in matrices:
+                ark.write(utt, matrix * 2)
+    assert build_report(copy, ctms, min_frames=0).differences == build_report(scores, ctms, min_frames=0).differences
+    assert build_report(first, ctms, min_frames=0).differences != build_report(scores, ctms, min_frames=0).differences
+    shutil.rmtree(first)  # moved: 'ark ... does not exist'
+    assert build_report(copy, ctms, min_frames=0).differences == build_report(scores, ctms, min_frames=0).differences
 
 
 def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_path):
@@ -307,8 +318,6 @@ def test_user_errors_are_one_line(scored, tmp_path, capsys, args, said):
     (tmp_path / "holder" / "scores").symlink_to(scores)
     headless = shutil.copytree(scores, tmp_path / "headless", symlinks=True)  # a table whose header lost its names
     (headless / "zh" / "utt_scores.tsv").write_text("x\n")
-    for scp in headless.glob("*/frame_scores.scp"):  # the copy's own arks (not the original's, refused)
-        scp.write_text(scp.read_text().replace(str(scores), str(headless)))
     names |= {"holder": tmp_path / "holder", "headless": headless}
     argv = ["phones", "--scores", str(scores), *(a.format(**names) for a in args)]
     status = main(argv)
