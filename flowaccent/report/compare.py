@@ -348,8 +348,12 @@ def markdown_text(comparison: Comparison, command: str = "") -> str:
 
 def tsv_text(comparison: Comparison) -> str:
     r"""The comparison as one long TSV, ``model metric set value`` with a header line: every value any model
-    has (``nan``: not defined), as stored in ``summary.json``, for a spreadsheet or ``pandas.read_csv(sep='\t')``."""
+    has (``nan``: not defined), as stored in ``summary.json``, for a spreadsheet or ``pandas.read_csv(sep='\t')``;
+    first a row per model of metric ``reference`` whose set is the one its AUCs are against (value 1: the column
+    stays numeric; the Markdown's note alone said it, where the models' references differ)."""
     lines = ["model\tmetric\tset\tvalue"]
+    lines += [f"{m.name}\treference\t{m.summary['reference']}\t1" for m in comparison.scored
+              if m.summary.get("reference")]
     for value in comparison.values:
         found = value.found
         for m in comparison.scored:

@@ -136,7 +136,9 @@ def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
     got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
     assert float(got["nf", "log_ll_minus_reference", "zh"]) == float(got["nf", "log_ll", "zh"]) - float(
         got["nf", "log_ll", "native"])
-    rows = [r for r in rows if r["metric"] != "log_ll_minus_reference"  # the rest: as summary.json holds them
+    assert [(r["model"], r["set"], r["value"]) for r in rows if r["metric"] == "reference"] == [
+        ("dnf", "native", "1"), ("nf", "native", "1")]  # the set each model's AUCs are against
+    rows = [r for r in rows if r["metric"] not in ("log_ll_minus_reference", "reference")  # the rest: as stored
             and not r["metric"].endswith(("_minus_first", "_p_vs_first"))]  # (the paired tests: their own test)
     got = {(r["model"], r["metric"], r["set"]): r["value"] for r in rows}
     assert len(got) == len(rows)
