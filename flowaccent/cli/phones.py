@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (phones.md, phone_scores.tsv and the figure go in)")
+    if out is not None:  # in among a scored set's files (or a data dir's tables), as report and plot refuse
+        from flowaccent.report.figures import check_not_inputs
+
+        check_not_inputs(out, "the phones tables and figure")
     scores = Path(args.scores)
     with contextlib.ExitStack() as held:  # two runs into one --out mixed their tables; a score rewrote the scores
         if out is not None:

@@ -299,6 +299,8 @@ def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_p
     (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
     (["{empty}"], "{empty}: no phone in it (an empty CTM: did the alignment fail?)"),  # among others: a note
     (["{native}", "{zh}", "--out", "{native}"], "--out {native} is a file"),
+    (["{native}", "{zh}", "--out", "{scores}/zh"], "--out {scores}/zh is a scored set's folder; give the phones tables "
+                                                  "and figure a folder of their own"),
     (["{native}", "{zh}", "--frame-shift", "0.001"], "set 'native', utterance 'n0-0000': phone"),
     (["{native}", "{zh}", "--phones", "{native}"], "{native}: line 1: expected '<phone> <integer>'"),
     (["{native}", "--scores", "{root}"], "{root}/summary.json: missing"),
