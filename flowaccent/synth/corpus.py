@@ -84,7 +84,7 @@ def make_corpus(
     """
     SynthConfig.expect(config, "make_corpus")  # a dict: 'dict' object has no attribute 'seed'
     if nj < 1:
-        raise ConfigError(f"synth: nj must be >= 1, got {nj}")
+        raise ConfigError(f"synth: nj (--nj) must be >= 1, got {nj}")
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     _check_target(out)

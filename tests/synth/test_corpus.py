@@ -382,7 +382,7 @@ def test_without_locks_a_temporary_folder_is_named_not_removed(espeak, tmp_path,
 
 
 def test_no_worker_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="synth: nj must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"synth: nj \(--nj\) must be >= 1, got 0"):
         make_corpus(tmp_path / "c", TINY, nj=0, quiet=True)
     assert not (tmp_path / "c").exists()
 
