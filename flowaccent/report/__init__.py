@@ -63,7 +63,7 @@ def write_report(
             raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
     check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
-    _check_not_theirs(out)
+    _check_not_theirs(out, bool(given))
     folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))
     if len(set(folders)) < len(folders):
         raise ConfigError(f"report: --phones {' '.join(map(str, folders))}: a folder given twice")
@@ -74,21 +74,26 @@ def write_report(
         return _write_report(exp, scores, out, command, blurmask, tsne_frames, folders)
 
 
-#: What an earlier report's two pages hold at their start (since the first report): others are not replaced.
-_OWN_HTML, _OWN_MD = "<title>flowaccent report: ", "# flowaccent report: "
+#: What an earlier report's two pages hold at their start (``<title>flowaccent report: EXP`` and ``# flowaccent
+#: report: EXP``; before a2f68bc without the colon and name): others are not replaced.
+_OWN_HTML, _OWN_MD = "<title>flowaccent report", "# flowaccent report"
 
 
-def _check_not_theirs(out: Path) -> None:
+def _check_not_theirs(out: Path, given: bool) -> None:
     r"""Refuses an ``out`` whose HTML page or ``.md`` twin is there already and is not an earlier report's: a user's
-    ``thesis.html`` given as ``--out``, and the ``thesis.md`` beside it, were replaced without a word."""
+    ``thesis.html`` given as ``--out``, and the ``thesis.md`` beside it, were replaced without a word. ``given``:
+    ``out`` came from ``--out`` (else it is the default, ``EXP_DIR/report.html``)."""
     for page in (out, out.with_suffix(".md")):
         if not page.is_file():
             continue
         with open(page, encoding="utf-8", errors="replace") as f:
             head = f.read(1000)
-        if not (head.startswith(_OWN_MD) if page.suffix == ".md" else _OWN_HTML in head):
-            raise ConfigError(f"report: --out {out}: {page} is a file there already, not an earlier report, which the "
-                              "report would replace; give another --out, or remove it")
+        first = head.split("\n", 1)[0]
+        if not (first in (_OWN_MD, f"{_OWN_MD}:") or first.startswith(f"{_OWN_MD}: ") if page.suffix == ".md" else
+                f"{_OWN_HTML}</title>" in head or f"{_OWN_HTML}: " in head):
+            where, instead = (f"--out {out}", "give another --out") if given else (str(out), "give --out")
+            raise ConfigError(f"report: {where}: {page} is a file there already, not an earlier report, which the "
+                              f"report would replace; {instead}, or remove it")
 
 
 def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: str | Path | None, tsne_frames: int,

@@ -843,6 +843,26 @@ def test_a_page_at_out_that_is_not_an_earlier_reports_is_not_replaced(scored_dir
         assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(notes), "--tsne-frames",
                      "0"]) == 0
     assert "<title>flowaccent report: " in (notes / "report.html").read_text()
+    # a report of before a2f68bc (its title and heading without the colon and name) is an earlier report too
+    html, md = (notes / "report.html").read_text(), (notes / "report.md").read_text()
+    (notes / "report.html").write_text(html.replace(f"<title>flowaccent report: {exp}</title>",
+                                                    "<title>flowaccent report</title>"))
+    (notes / "report.md").write_text("# flowaccent report\n" + md.split("\n", 1)[1])
+    assert "<title>flowaccent report</title>" in (notes / "report.html").read_text()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(notes), "--tsne-frames", "0"]) == 0
+    capsys.readouterr()
+    own = exp / "report.md"  # the default --out, EXP_DIR/report.html: its message names no --out
+    kept = own.read_text() if own.exists() else None
+    own.write_text("# my notes on this model\n")
+    try:
+        assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--tsne-frames", "0"]) == 1
+        assert capsys.readouterr().err == (f"flowaccent report: error: {exp / 'report.html'}: {own} is a file there "
+                                           "already, not an earlier report, which the report would replace; give "
+                                           "--out, or remove it\n")
+    finally:
+        own.unlink()
+        if kept is not None:
+            own.write_text(kept)
     (tmp_path / "afile").write_text("")
     capsys.readouterr()
     assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "afile" / "r.html"),
