@@ -109,7 +109,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: a zip archive but not a torch file (numpy's .npz, such as score's "
                               "baseline_gmm.npz?), not a checkpoint") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        plain = isinstance(error, pickle.UnpicklingError) or not zipfile.is_zipfile(path)  # text: 'KeyError: 101'
+        plain = isinstance(error, pickle.UnpicklingError) or (  # a text file: 'KeyError: 101'; not a good file
+            not isinstance(error, OSError) and not zipfile.is_zipfile(path))  # that cannot be read (EACCES)
         why = "not a torch file, or a damaged one" if plain else f"{type(error).__name__}: {first}"
         raise ConfigError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(state, dict):

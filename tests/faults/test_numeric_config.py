@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flowaccent.cli.main import main
-from flowaccent.errors import DataDirError
+from flowaccent.errors import ConfigError, DataDirError
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.realnvp import ModelConfig
 from flowaccent.model import FlowModel
@@ -56,6 +56,16 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
         assert main(args + ["--checkpoint", str(tmp_path / name)]) == 1
         assert capsys.readouterr().err == (f"flowaccent score: error: {tmp_path / name}: not a readable checkpoint "
                                            "(not a torch file, or a damaged one)\n")
+    from flowaccent.train import checkpoint
+
+    def denied(path, *args, **kwargs):  # a good model that cannot be read (root reads a chmod 000 file)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(checkpoint.torch, "load", denied)
+        with pytest.raises(ConfigError, match=r"text.pt: not a readable checkpoint \(PermissionError: \[Errno 13\] "
+                                              r"Permission denied"):  # not 'not a torch file': a good model, deleted
+            checkpoint.load_checkpoint(tmp_path / "text.pt")
     train(small_config(epochs=1), tmp_path / "exp", [str(data)], quiet=True)
     state = torch.load(tmp_path / "exp" / "final.pt", weights_only=False)
     state["model"]["model_config"]["hidden"] = 64  # a config the weights were not trained with
