@@ -117,11 +117,11 @@ class Config:
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ConfigError(f"{section}: {name} must be a finite number, got {value}")
-            if abs(value) > FLOAT32_MAX and not isinstance(value, int):  # Adam's step with lr 1e39: a traceback
-                raise ConfigError(f"{section}: {name} must be at most {FLOAT32_MAX:.4g} (float32's largest, as the "
-                                  f"model's numbers are), got {value:g}")
             if value < low or (strict and value == low):
                 raise ConfigError(f"{section}: {name} must be {'>' if strict else '>='} {low}, got {value}")
+            if value > FLOAT32_MAX and not isinstance(value, int):  # Adam's step with lr 1e39: a traceback
+                raise ConfigError(f"{section}: {name} must be at most {FLOAT32_MAX:.4g} (float32's largest, as the "
+                                  f"model's numbers are), got {value:g}")
 
     @classmethod
     def expect(cls, value: Any, where: str) -> None:

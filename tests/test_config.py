@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import typing
 from typing import Literal
 
@@ -78,6 +79,11 @@ def test_the_audits_cases_say_what_is_wrong():
         ModelConfig.from_dict({"hidden": 1e-3})
     with pytest.raises(ConfigError, match=r"ModelConfig.hidden: expected an integer, got '1e4'"):  # text, as '32'
         ModelConfig.from_dict({"hidden": "1e4"})
+    from flowaccent.train.config import TrainConfig
+
+    for value in (-1e30, -1e39):  # -1e39 was said to be past float32's largest, not below 0
+        with pytest.raises(ConfigError, match=re.escape(f"train: weight_decay must be >= 0, got {value}")):
+            TrainConfig(weight_decay=value)
 
 
 def test_values_are_converted_as_from_dict_converts_them():

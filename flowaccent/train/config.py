@@ -186,7 +186,7 @@ def _plain_number(loader: _StrictLoader, node: yaml.ScalarNode, read):
 # YAML 1.2's floats without a dot (2e-3, 1e4), which YAML 1.1 reads as text: read as numbers here, a quoted '2e-3'
 # stays text as a quoted '0.5' does (a float field took the one and refused the other)
 _StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
 _StrictLoader.add_constructor(
     "tag:yaml.org,2002:int", lambda loader, node: _plain_number(loader, node, yaml.SafeLoader.construct_yaml_int))

@@ -45,9 +45,11 @@ def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
     (tmp_path / "c.yaml").write_text("train:\n  lr: 2e-3\n  weight_decay: 1E-5\n  epochs: 1e1\n")
     config = ExperimentConfig.from_yaml(tmp_path / "c.yaml")
     assert (config.train.lr, config.train.weight_decay, config.train.epochs) == (0.002, 1e-5, 10)
-    for quoted in ("'0.5'", "'2e-3'"):  # quoted text stays text, with a dot or without ('2e-3' was taken)
-        (tmp_path / "d.yaml").write_text(f"train:\n  lr: {quoted}\n")
-        with pytest.raises(ConfigError, match=f"expected a number, got {quoted}"):
+    # quoted text stays text, with a dot or without ('2e-3' was taken); a dot and underscores alone are no number
+    # (float('.e1') was a traceback)
+    for written, said in (("'0.5'", "'0.5'"), ("'2e-3'", "'2e-3'"), ("._e1", "'._e1'")):
+        (tmp_path / "d.yaml").write_text(f"train:\n  lr: {written}\n")
+        with pytest.raises(ConfigError, match=f"expected a number, got {said}"):
             ExperimentConfig.from_yaml(tmp_path / "d.yaml")
 
 
