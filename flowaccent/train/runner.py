@@ -67,15 +67,17 @@ class Runner:
         stopped = bool(self.cfg.patience) and progress.bad_epochs >= self.cfg.patience  # early: resuming it is a no-op
         epochs = range(progress.epoch, progress.epoch if stopped else self.cfg.epochs)
         plan = [(epoch, self._steps_per_epoch(stream, epoch)) for epoch in epochs]
-        total = progress.global_step + sum(steps for _, steps in plan)
+        # the steps of the whole run: those taken, and the rest (the current epoch's taken ones counted once)
+        total = progress.global_step + sum(steps for _, steps in plan) - (progress.step_in_epoch if plan else 0)
         if self.env.is_main and plan and total < self.cfg.log_every_steps:  # no train record: no curves, no word
             print(f"train: note: train.log_every_steps {self.cfg.log_every_steps} is more than the run's {total} "
                   "steps: no train records (nor curves) will be written; give a smaller log_every_steps",
                   file=sys.stderr)
         if self.env.is_main and plan and total < self.cfg.warmup_steps:  # the run ended inside its warm-up, unsaid
-            share = total / self.cfg.warmup_steps
+            share = math.floor(1000 * total / self.cfg.warmup_steps) / 10  # 0.2%, 99.9%: not 0% nor 100%
+            share_text = f"{share:g}%" if share else "under 0.1%"
             print(f"train: note: train.warmup_steps {self.cfg.warmup_steps} is more than the run's {total} steps: the "
-                  f"learning rate stays below train.lr {self.cfg.lr:g} throughout (at most {share:.0%} of it); give a "
+                  f"learning rate stays below train.lr {self.cfg.lr:g} throughout (at most {share_text} of it); give a "
                   "smaller warmup_steps", file=sys.stderr)
         if plan and not self.env.distributed and (frames := stream.num_frames(plan[0][0])) < stream.batch_size:
             print(f"train: note: train.batch_size {self.cfg.batch_size} is more than the {frames} training frames: "

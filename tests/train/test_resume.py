@@ -133,7 +133,7 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
     from flowaccent.train.trainer import train
 
     path, _ = gaussian_dir
-    config = small_config(epochs=2)
+    config = small_config(epochs=2, warmup_steps=1000)  # past the run: its note counts the run's steps
     train(config, tmp_path / "full", [str(path)], quiet=True)
     steps = []
 
@@ -158,9 +158,12 @@ def test_ctrl_c_right_after_the_optimizer_step_still_resumes_exactly(gaussian_di
     saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     adam_steps = {int(state["step"]) for state in saved["optimizer"]["state"].values()}
     assert saved["progress"]["global_step"] == 3 and adam_steps == {3}
+    capsys.readouterr()
     train(config, tmp_path / "cut", [str(path)], resume=True, quiet=True)
     full, cut = (load_checkpoint(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "cut"))
     assert cut["progress"]["global_step"] == full["progress"]["global_step"]
+    # the run's steps, those of the stopped epoch taken before its stop counted once (they were counted twice)
+    assert f"more than the run's {full['progress']['global_step']} steps" in capsys.readouterr().err
     for name, value in full["model"]["state_dict"].items():
         assert torch.equal(value, cut["model"]["state_dict"][name]), name
 

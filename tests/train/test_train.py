@@ -448,6 +448,10 @@ def test_a_warm_up_past_the_runs_steps_is_said(gaussian_dir, tmp_path, capsys):
     train(small_config(epochs=2, log_every_steps=1, max_steps_per_epoch=3, warmup_steps=6), tmp_path / "f",
           [str(path)], quiet=True)
     assert capsys.readouterr().err == ""
+    for warmup, share in ((10**5, "under 0.1%"), (600, "1%"), (7, "85.7%")):  # not '0%', nor 86% rounded up
+        train(small_config(epochs=2, max_steps_per_epoch=3, warmup_steps=warmup), tmp_path / f"w{warmup}",
+              [str(path)], quiet=True)
+        assert f"(at most {share} of it)" in capsys.readouterr().err, warmup
 
 
 def test_dirs_of_other_dims_are_named_before_any_work(tmp_path, capsys):
