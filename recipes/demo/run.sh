@@ -62,8 +62,11 @@ if would_run 2 && [ -d "$corpus/train_native" ] && [ -d "$corpus/train_zh" ]; th
   # Stage 2 goes on from the models there, and train --resume refuses one of another --seed or --quick: both are
   # checked now, not each after stages 0 and 1 made the corpus again (the old one gone) and the other trained.
   refused=
-  for model in dnf nf; do
+  for model in dnf nf; do  # (features not made yet, as after a stop in stage 1: nothing to check them against)
     [ -f "$exp/$model/checkpoints/last.pt" ] || continue
+    if [ ! -f "$corpus/train_native/feats.scp" ] || { [ $model = dnf ] && [ ! -f "$corpus/train_zh/feats.scp" ]; }; then
+      continue
+    fi
     said=$(train "$model" --check 2>&1) || refused+="$said"$'\n'
   done
   if [ -n "$refused" ]; then
