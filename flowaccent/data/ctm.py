@@ -115,7 +115,7 @@ def channel_number(channel: str) -> str:
 def utterances_of_recordings(
     ctm: Mapping[str, list[Segment]], segments: Mapping[str, kaldi_segments.Segment],
     reco2file_and_channel: Mapping[str, str] | None = None, where: str = "segments",
-    files_where: str = "reco2file_and_channel",
+    files_where: str = "reco2file_and_channel", used: set[str] | None = None,
 ) -> dict[str, list[Segment]]:
     r"""A CTM of recordings (times from each recording's start) as one of the utterances of ``segments``
     (``{utt: Segment}``, :meth:`~flowaccent.data.datadir.DataDir.segments`): what ``utils/convert_ctm.pl`` did,
@@ -123,7 +123,8 @@ def utterances_of_recordings(
     (``{recording: "file channel"}``) names them and the CTM holds that file, else by the recording itself, on
     whichever one channel they are (a CTM written before ``reco2file_and_channel`` was: keyed by the recordings).
     An utterance holds each phone whose middle lies in its span, its times then from the span's start and cut to
-    the span; a phone of two overlapping spans is in both. Utterances of no phone are left out.
+    the span; a phone of two overlapping spans is in both. Utterances of no phone are left out. ``used``: gets the
+    CTM's keys whose phones an utterance took.
 
     Raises:
         DataDirError: naming ``where`` (the segments) for a recording without ``reco2file_and_channel`` whose
@@ -143,6 +144,8 @@ def utterances_of_recordings(
         held = phones[bisect.bisect_left(middles, span.start):bisect.bisect_left(middles, end)]
         if held:
             out[utt] = sorted((_cut(p, span.start, end) for p in held), key=lambda s: s.start)
+            if used is not None:
+                used.add(key[0])
     return out
 
 

@@ -55,12 +55,13 @@ class PhoneReport:
 
 def read_ctms(
     paths: Sequence[str | Path], phones: str | Path | None = None, base: bool = False,
-    empty: list[str] | None = None,
+    empty: list[str] | None = None, keys: dict[str, set[str]] | None = None,
 ) -> dict[str, list[Segment]]:
     r"""The CTM files' utterances in one mapping; ``phones``: a phone table naming integer phones; ``base``: each
     phone as :func:`~flowaccent.data.ctm.base_phone` (``AH1_B`` as ``AH``). An utterance in two files is an error
     where they give it other phones (the same lines twice: one CTM given twice), and so is every file of no phone
-    (said as 'the CTMs hold none of the utterances of the reference set'); ``empty`` gets those of no phone."""
+    (said as 'the CTMs hold none of the utterances of the reference set'); ``empty`` gets those of no phone, ``keys``
+    each file's keys (utterances or recordings)."""
     symbols = read_phone_table(phones) if phones is not None else None
     merged: dict[str, list[Segment]] = {}
     where: dict[str, str] = {}
@@ -69,6 +70,8 @@ def read_ctms(
         utterances = read_ctm(path, symbols)
         if not utterances:
             none.append(str(path))
+        if keys is not None:
+            keys[str(path)] = set(utterances)
         for utt, segments in utterances.items():
             if base:
                 segments = [s._replace(phone=base_phone(s.phone)) for s in segments]
@@ -104,7 +107,8 @@ def build_report(
         raise ConfigError(f"{scores}: no set '{reference}' to set the others against (sets: {', '.join(names)}; "
                           f"--reference NAME)")
     empty: list[str] = []
-    ctm = read_ctms(ctms, phones, base, empty)
+    keys: dict[str, set[str]] = {}
+    ctm = read_ctms(ctms, phones, base, empty, keys)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
     sets, notes = {}, [f"{path}: no phone in it (an empty CTM: did its alignment fail?)" for path in empty]
     if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
@@ -133,6 +137,9 @@ def build_report(
     if len(sets) < 2:
         raise ConfigError(f"the CTMs hold utterances of no set but the reference '{reference}': nothing to set "
                           f"against it")
+    used = set().union(*(s.ctm_keys for s in sets.values()))
+    notes += [f"{path}: none of its {len(held)} utterance(s) or recording(s) is of a scored set: not used (a CTM of "
+              f"another set?)" for path, held in keys.items() if held and not held & used]  # it was, without a word
     differences_of = {name: differences(s, sets[reference], min_frames) for name, s in sets.items()
                       if name != reference}
     return PhoneReport(sets, reference, differences_of, tuple(map(str, ctms)), min_frames, tuple(notes))

@@ -91,6 +91,7 @@ class SetPhones:
             ``segments``; "": none).
         off_channel: words for each recording of the set's utterances the CTMs hold on other channels only than
             the data dir's ``reco2file_and_channel`` puts it on (:func:`~flowaccent.data.ctm.off_channel`).
+        ctm_keys: the CTMs' keys (utterances, recordings) whose phones the set took.
     """
 
     name: str
@@ -104,6 +105,7 @@ class SetPhones:
     cut_utts: int = 0
     cut_by: str = ""
     off_channel: tuple[str, ...] = ()
+    ctm_keys: frozenset[str] = frozenset()
 
 
 def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
@@ -134,12 +136,13 @@ def data_dir_of(scores: Path, name: str) -> Path | None:
 
 
 def utterance_phones(
-    ctm: Mapping[str, Sequence[Segment]], utts: Sequence[str], folder: Path | None
+    ctm: Mapping[str, Sequence[Segment]], utts: Sequence[str], folder: Path | None, used: set[str] | None = None
 ) -> tuple[dict[str, Sequence[Segment]], str, tuple[str, ...]]:
     r"""The phones of ``utts``: the CTM's own for an utterance it keys, the others' cut from the CTM's recordings by
     the ``segments`` (and ``reco2file_and_channel``) of the data dir ``folder``
     (:func:`~flowaccent.data.ctm.utterances_of_recordings`); that ``segments`` file ("": none used); and words for
     each recording of the others that the CTM holds on other channels only (:func:`~flowaccent.data.ctm.off_channel`).
+    ``used``: gets the CTM's keys whose phones they took.
 
     Raises:
         ConfigError: for an utterance the CTM keys whose phones are on two channels (a CTM of recordings keyed
@@ -154,6 +157,8 @@ def utterance_phones(
                 raise ConfigError(f"utterance '{utt}': the CTM holds its phones on channels {', '.join(channels)}; an "
                                   f"utterance's phones are on one")
             out[utt] = ctm[utt]
+    if used is not None:
+        used.update(out)
     rest = [u for u in utts if u not in out]
     path = folder / "segments" if folder is not None else None
     if not rest or path is None or not path.is_file():
@@ -162,7 +167,7 @@ def utterance_phones(
     spans = parse_segments({u: table[u] for u in rest if u in table}, path)
     files = folder / "reco2file_and_channel"
     tracks = read_table(files) if files.is_file() else None
-    cut = utterances_of_recordings(ctm, spans, tracks, str(path), str(files))
+    cut = utterances_of_recordings(ctm, spans, tracks, str(path), str(files), used)
     missed = off_channel(ctm, (span.recording for u, span in spans.items() if u not in cut), tracks, str(files))
     return {**out, **cut}, str(path) if cut else "", tuple(missed)
 
@@ -221,7 +226,8 @@ def set_phones(
         raise ConfigError(f"{error}; run 'flowaccent score' again") from None
     frames_of = dict(zip(table["utt"], (int(n) for n in table["num_frames"])))
     speaker_of = dict(zip(table["utt"], table["spk"]))
-    held, cut_by, missed = utterance_phones(ctm, list(frames_of), data_dir_of(scores, name))
+    used: set[str] = set()
+    held, cut_by, missed = utterance_phones(ctm, list(frames_of), data_dir_of(scores, name), used)
     cut_utts = sum(utt not in ctm for utt in held)
     sums: dict[tuple[str, str], np.ndarray] = {}  # (phone, speaker) -> [frames, tokens, log_p, log_det, relative]
     aligned_utts = held_frames = aligned_frames = 0
@@ -240,7 +246,7 @@ def set_phones(
             row += (end - first, 1, log_p, log_det, log_p + log_det - (end - first) * mean)
             aligned_frames += end - first
     return SetPhones(name, shift, len(frames_of), int(sum(frames_of.values())), aligned_utts, held_frames,
-                     aligned_frames, _pooled(sums), cut_utts, cut_by, missed)
+                     aligned_frames, _pooled(sums), cut_utts, cut_by, missed, frozenset(used))
 
 
 def _pooled(sums: Mapping[tuple[str, str], np.ndarray]) -> dict[str, PhoneScores]:

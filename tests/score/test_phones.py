@@ -250,6 +250,13 @@ def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
     report = build_report(scores, [*ctms, str(tmp_path / "empty.ctm")], min_frames=0)
     assert f"{tmp_path / 'empty.ctm'}: no phone in it (an empty CTM: did its alignment fail?)" in report.notes
     assert report.differences == build_report(scores, ctms, min_frames=0).differences
+    # a CTM of no scored utterance (another set's, given by mistake) was left out without a word
+    (tmp_path / "other.ctm").write_text("train-0001 1 0.00 0.05 a\ntrain-0002 1 0.00 0.05 b\n")
+    report = build_report(scores, [*ctms, str(tmp_path / "other.ctm")], min_frames=0)
+    plain = build_report(scores, ctms, min_frames=0).notes  # ja has no CTM here: a note of its own
+    assert report.notes == (*plain, f"{tmp_path / 'other.ctm'}: none of its 2 utterance(s) or recording(s) is of a "
+                            "scored set: not used (a CTM of another set?)")
+    assert not [note for note in plain if "not used" in note]
 
 
 def test_a_copied_scores_folder_is_read_from_its_own_arks(scored, tmp_path):
@@ -461,6 +468,7 @@ def test_a_ctm_of_recordings_is_cut_into_the_utterances_by_the_data_dirs_segment
         assert (zh.aligned_frames, zh.held_frames) == (zh_want.aligned_frames, zh_want.held_frames)
         assert f"set 'zh': 40 utterances cut from the CTMs' recordings by {made[0]}" in cut.notes
         assert cut.sets["native"].cut_utts == 0
+        assert not [note for note in cut.notes if "not used" in note]  # a CTM of recordings, cut: used
         made[1].write_text("z0 call A\nz1 call C\n")  # a channel the CTM does not hold 'call' on: z1's phones none
         z1 = sum(utt.startswith("z1-") for utt in frames_of)
         assert (f"set 'zh': the CTMs hold {40 - z1} of its 40 utterances ({made[1]} puts recording 'z1' on channel C "
