@@ -26,6 +26,7 @@ import numpy as np
 
 from flowaccent.data.ctm import Segment, channels_of, off_channel, utterances_of_recordings
 from flowaccent.data.kaldi_io import ScpReader
+from flowaccent.data.scp import read_scp
 from flowaccent.data.segments import parse_segments
 from flowaccent.data.table import read_table
 from flowaccent.errors import ConfigError
@@ -216,10 +217,9 @@ def set_phones(
     rxfiles = None
     if (ark := ark_elsewhere(scp.parent)) is not None:  # moved or copied since: its own ark, at the same offsets (a
         rxfiles = {}  # copy's phones were the original folder's frame scores, another model's once it was rescored)
-        for line in scp.read_text(encoding="utf-8").splitlines():
-            key, rx = line.split(maxsplit=1)
-            path, _, offset = rx.strip().rpartition(":")
-            rxfiles[key] = f"{scp.parent / 'frame_scores.ark'}:{offset}" if path == ark else rx.strip()
+        for entry in read_scp(scp):
+            path, _, offset = entry.rxfile.rpartition(":")
+            rxfiles[entry.key] = f"{scp.parent / 'frame_scores.ark'}:{offset}" if path == ark else entry.rxfile
     try:
         table = read_tsv(table_path, ("utt", "spk", "num_frames"))
     except ValueError as error:
