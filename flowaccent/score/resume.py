@@ -27,6 +27,7 @@ import numpy as np
 from flowaccent.data.atomic import atomic_write_json, file_digest
 from flowaccent.data.datadir import DataDir
 from flowaccent.data.fingerprint import dir_fingerprint
+from flowaccent.data.kaldi_text import fields
 from flowaccent.score.config import ScoreConfig
 from flowaccent.score.tables import read_tsv
 
@@ -103,8 +104,8 @@ def ark_elsewhere(folder: Path) -> str | None:
     r"""The ark a scored set ``folder``'s ``frame_scores.scp`` points to (its first line's) where that is not the
     ``frame_scores.ark`` beside it (the scores folder moved or copied since: its scp still names the old folder's
     ark, which may have been scored again by another model), else None."""
-    with open(folder / "frame_scores.scp", encoding="utf-8") as f:
-        first = f.readline().split(maxsplit=1)
+    with open(folder / "frame_scores.scp", encoding="utf-8", newline="\n") as f:  # lines and fields as Kaldi's: an
+        first = fields(f.readline(), maxsplit=1)  # id with a no-break space was read as a key and a path elsewhere
     if len(first) == 2:
         ark = first[1].strip().rsplit(":", 1)[0]
         if not (Path(ark).is_file() and os.path.samefile(ark, folder / "frame_scores.ark")):

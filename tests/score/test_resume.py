@@ -300,3 +300,17 @@ def test_files_of_their_recorded_sizes_that_do_not_read_back_are_scored_again(se
     scored.clear()
     assert _score(exp, out, specs[:1], "--resume") == 0
     assert "disagree on the number of utterances or latents" in capsys.readouterr().err and scored == ["native"]
+
+
+def test_an_ark_is_found_elsewhere_only_where_the_scp_points_elsewhere(tmp_path):
+    r"""The scp's first line was split at any whitespace: an id holding a no-break space (Kaldi's fields split at ASCII
+    whitespace only) made a folder scored in place look moved (``score --resume`` scored it again, ``phones`` took
+    'x /path' for the ark and left the utterance out)."""
+    from flowaccent.score.resume import ark_elsewhere
+
+    (tmp_path / "frame_scores.ark").write_bytes(b"x")
+    for key in ("zh-f07-0004\u00a0x", "a\u2028b", "plain"):
+        (tmp_path / "frame_scores.scp").write_text(f"{key} {tmp_path / 'frame_scores.ark'}:12\n", encoding="utf-8")
+        assert ark_elsewhere(tmp_path) is None, key
+    (tmp_path / "frame_scores.scp").write_text("zh-f07-0004\u00a0x /else/frame_scores.ark:12\n", encoding="utf-8")
+    assert ark_elsewhere(tmp_path) == "/else/frame_scores.ark"
