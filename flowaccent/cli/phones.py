@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (phones.md, phone_scores.tsv and the figure go in)")
     if out is not None:  # in among a scored set's files (or a data dir's tables), as report and plot refuse
-        from flowaccent.report.figures import check_not_inputs
+        from flowaccent.data.specs import check_not_inputs
 
         check_not_inputs(out, "the phones tables and figure")
     scores = Path(args.scores)

@@ -124,6 +124,16 @@ def check_parents(path: Path, command: str) -> None:
         raise ConfigError(f"{command}: --out {path}: {under} is a file, not a folder")
 
 
+def check_not_inputs(folder: Path, what: str) -> None:
+    r"""Refuses ``folder`` as where ``what`` (the figures, the report, the phones tables) go when it is a scored set's
+    folder or a Kaldi data dir: ``plot --out`` wrote 27 figures in among a set's scores (``report`` refused that
+    folder), and both went in among a data dir's tables."""
+    kind = ("a scored set's folder" if (folder / "utt_scores.tsv").exists() else
+            "a Kaldi data dir" if is_data_dir(folder) else None)
+    if kind:
+        raise ConfigError(f"--out {folder} is {kind}; give {what} a folder of their own")
+
+
 def is_data_dir(path: Path) -> bool:
     r"""``path`` holds a Kaldi data dir's tables (an output written there goes in among them)."""
     return any((path / table).exists() for table in ("utt2spk", "wav.scp", "feats.scp"))

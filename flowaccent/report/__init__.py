@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flowaccent.data.atomic import atomic_write_text
 from flowaccent.data.lock import reading_lock
-from flowaccent.data.specs import check_parents
+from flowaccent.data.specs import check_not_inputs, check_parents
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import (
     BLURMASK_FIGURES,
@@ -23,7 +23,6 @@ from flowaccent.report.figures import (
     FIGURE_FILES,
     PHONES_FIGURES,
     TSNE_FRAMES,
-    check_not_inputs,
     check_tsne_frames,
     draw_figures_locked,
     figures_lock,
@@ -88,12 +87,19 @@ def _check_not_theirs(out: Path, given: bool) -> None:
             continue
         with open(page, encoding="utf-8", errors="replace") as f:
             head = f.read(1000)
-        first = head.split("\n", 1)[0]
-        if not (first in (_OWN_MD, f"{_OWN_MD}:") or first.startswith(f"{_OWN_MD}: ") if page.suffix == ".md" else
-                f"{_OWN_HTML}</title>" in head or f"{_OWN_HTML}: " in head):
+        if not _earlier_report(page, head):
             where, instead = (f"--out {out}", "give another --out") if given else (str(out), "give --out")
             raise ConfigError(f"report: {where}: {page} is a file there already, not an earlier report, which the "
                               f"report would replace; {instead}, or remove it")
+
+
+def _earlier_report(page: Path, head: str) -> bool:
+    r"""Whether ``head`` (a page's first characters) is that of an earlier report's page ``page`` (``.md``: its
+    heading line; else the HTML's title)."""
+    if page.suffix == ".md":
+        first = head.split("\n", 1)[0]
+        return first in (_OWN_MD, f"{_OWN_MD}:") or first.startswith(f"{_OWN_MD}: ")
+    return f"{_OWN_HTML}</title>" in head or f"{_OWN_HTML}: " in head
 
 
 def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: str | Path | None, tsne_frames: int,

@@ -40,7 +40,7 @@ SET_VALUES = (
 SCORES = ("log_ll", "llr", "gmm_log_ll")
 
 #: What the Markdown says under its title.
-LEGEND = ("One table per value: a row per model, a column per set (the names as each model's scores name them). "
+LEGEND = ("One table per value: {layout} (the names as each model's scores name them). "
           "Empty: not scored by that model (a set it was not given; an llr of a flow without classes); –: not "
           "defined (a correlation of fewer than 3 utterances, scores or ratings without spread). Per frame: means "
           "over the set's frames. The LogLLs of models of other input dims (such as 120 and 440) are densities of "
@@ -334,9 +334,8 @@ def markdown_text(comparison: Comparison, command: str = "") -> str:
     tables = value_tables(comparison)
     sets = max((len(header) - 1 for _, header, _ in tables), default=0)
     turned = sets > WIDE and sets > len(scored)
-    legend = LEGEND.replace("a row per model, a column per set", "a row per set, a column per model") if turned \
-        else LEGEND
-    lines = [f"# flowaccent: {len(scored)} model(s) side by side", "", legend, ""]
+    layout = "a row per set, a column per model" if turned else "a row per model, a column per set"
+    lines = [f"# flowaccent: {len(scored)} model(s) side by side", "", LEGEND.format(layout=layout), ""]
     for title, header, rows in [models_table(scored), *(map(_turned, tables) if turned else tables)]:
         lines += markdown_table(title, header, rows)
     if comparison.notes:

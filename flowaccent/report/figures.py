@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from flowaccent import plots
+from flowaccent.data.specs import check_not_inputs
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import checked_inputs, read_set
 
@@ -76,18 +77,6 @@ def figures_lock(fig_dir: Path) -> Iterator[None]:
             yield
         finally:
             (fig_dir / FIGURES_LOCK).unlink(missing_ok=True)
-
-
-def check_not_inputs(folder: Path, what: str) -> None:
-    r"""Refuses ``folder`` as where ``what`` (the figures, the report) go when it is a scored set's folder or a Kaldi
-    data dir: ``plot --out`` wrote 27 figures in among a set's scores (``report`` refused that folder), and both went
-    in among a data dir's tables."""
-    from flowaccent.data.specs import is_data_dir
-
-    kind = ("a scored set's folder" if (folder / "utt_scores.tsv").exists() else
-            "a Kaldi data dir" if is_data_dir(folder) else None)
-    if kind:
-        raise ConfigError(f"--out {folder} is {kind}; give {what} a folder of their own")
 
 
 #: The lock file of :func:`figures_lock`.
