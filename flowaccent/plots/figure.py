@@ -71,7 +71,8 @@ def save(fig, base: Path, rect: tuple[float, float, float, float] | None = None)
     base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=rect)
-    for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {})):
+    # no creation date in the PDF: a figure drawn again from the same numbers is the same file
+    for suffix, kwargs in ((".png", {"dpi": 110}), (".pdf", {"metadata": {"CreationDate": None}})):
         with atomic_path(file(base, suffix)) as tmp:  # bbox tight: a legend beside the axes included, nothing cut
             try:
                 fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)

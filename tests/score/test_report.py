@@ -1189,6 +1189,21 @@ def test_a_full_disk_while_a_figure_is_written_is_one_error_naming_it(tmp_path, 
         figure.save(fig, tmp_path / "g")
 
 
+def test_a_figure_drawn_again_at_another_time_is_the_same_pdf(tmp_path, monkeypatch):
+    r"""The PDF carried its creation date: a report drawn again from the same scores differed in every PDF, and a
+    user comparing two runs' folders saw every figure changed."""
+    from flowaccent.plots import figure
+
+    pdfs = []
+    for second, name in (("1000000000", "a"), ("1000000600", "b")):  # matplotlib dates a PDF by SOURCE_DATE_EPOCH
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", second)
+        fig, ax = figure.subplots(figsize=(2, 2))
+        ax.plot([0, 1])
+        figure.save(fig, tmp_path / name)
+        pdfs.append((tmp_path / f"{name}.pdf").read_bytes())
+    assert pdfs[0] == pdfs[1]
+
+
 def test_a_second_report_into_one_folder_is_refused_while_the_first_draws(scored_dir_and_exp, tmp_path, capsys):
     r"""Two reports into one folder removed each other's staged figures (``figures/.partial``): one failed on a
     figure that was gone, the other ended with exit 0 and a report whose figures were gone."""
