@@ -94,9 +94,13 @@ def _text(text: str) -> str:
 
 
 def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
-    r"""The lines of a table under its heading (``## title``), and an empty line after it."""
-    return [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows), ""]
+    r"""The lines of a table under its heading (``## title``), and an empty line after it. A ``|`` in a cell (a
+    CTM's phone may hold one) is escaped: it would end the cell and shift the row's numbers under other columns."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [f"## {title}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
 
 
 def markdown_page(

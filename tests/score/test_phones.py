@@ -242,6 +242,19 @@ def test_a_ctm_of_integer_phones_without_their_table_is_noted(scored, tmp_path):
     assert said not in build_report(scores, ctms, min_frames=0, phones=tmp_path / "phones.txt").notes
 
 
+def test_a_phone_with_a_bar_keeps_its_tables_columns(scored, tmp_path):
+    r"""A ``|`` in a phone's name ended its Markdown cell: the row's numbers fell under the next columns."""
+    _, scores = scored
+    ctms = _two_ctms(tmp_path, scores)
+    for path in map(Path, ctms):
+        path.write_text(re.sub(r" b$", " b|x", path.read_text(), flags=re.M))
+    markdown = markdown_text(build_report(scores, ctms, min_frames=0), str(scores))
+    tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
+    assert any("b\\|x" in row for table in tables for row in table)
+    for header, _, *rows in tables:  # each row as many cells as its header
+        assert {len(re.split(r"(?<!\\)\|", row)) for row in rows} == {len(header.split("|"))}
+
+
 def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
     r"""Every CTM empty is an error; one among others is noted, and the others' phones ranked (it stopped the run)."""
     _, scores = scored
