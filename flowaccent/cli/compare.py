@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowaccent.cli import _stdout
 from flowaccent.cli.main import COMMANDS
 
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
     text = tsv_text(comparison) if tsv else markdown_text(comparison, args.command_line)
     if out is None:
-        sys.stdout.write(text)
+        _stdout.write(text)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)  # it said '.../.c.tsv.tmp.14856: No such file or directory'
         atomic_write_text(out, text)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flowaccent.cli import _stdout
 from flowaccent.cli._options import whole_number
 from flowaccent.cli.main import COMMANDS
 
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace, out: Path | None) -> int:
     for note in report.notes:
         print(f"phones: note: {note}", file=sys.stderr)
     if out is None:
-        sys.stdout.write(markdown_text(report, args.scores, args.command_line))
+        _stdout.write(markdown_text(report, args.scores, args.command_line))
         return 0
     from flowaccent.plots import phone_differences
 

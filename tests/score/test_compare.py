@@ -127,6 +127,22 @@ def test_out_never_replaces_a_file_of_the_scores_compared(two_models, tmp_path, 
     capsys.readouterr()
 
 
+def test_a_full_stdout_is_named(two_models, capsys, monkeypatch):
+    r"""'compare > /dev/full' said 'error: No space left on device', not of what."""
+    import errno
+    import sys
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    _, dnf, plain = two_models
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["compare", str(dnf), str(plain)]) == 1
+    assert capsys.readouterr().err == "flowaccent compare: error: stdout: No space left on device\n"
+
+
 def test_tsv_holds_every_value_as_stored(two_models, tmp_path, capsys):
     root, dnf, plain = two_models
     out = tmp_path / "compare.tsv"  # the suffix chooses the format
