@@ -20,7 +20,7 @@ from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
 from flowaccent.report.pages import markdown_table
 from flowaccent.report.tables import fmt, with_bounds
-from flowaccent.score.phones import Difference, SetPhones, data_dir_of, differences, set_phones
+from flowaccent.score.phones import Difference, SetPhones, TwoChannels, data_dir_of, differences, set_phones
 from flowaccent.words import counted
 
 #: What the Markdown says under its title.
@@ -114,7 +114,10 @@ def build_report(
     if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
         notes.append("the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them")
     for name in ordered_sets(names, reference):
-        found = set_phones(scores, name, ctm, shift)
+        try:
+            found = set_phones(scores, name, ctm, shift)
+        except TwoChannels as error:  # which file: 'utterance z0-1: ... on channels 1, 2' named none of 40 CTMs
+            raise ConfigError(f"{next(p for p, held in keys.items() if error.utt in held)}: {error}") from None
         if found.aligned_utts == 0:
             if name == reference:
                 raise ConfigError(f"the CTMs hold none of the utterances of the reference set '{reference}' "

@@ -35,6 +35,17 @@ from flowaccent.score.metrics import mean_difference_interval_over_groups
 from flowaccent.score.resume import ark_elsewhere, read_stamp
 from flowaccent.score.tables import read_tsv
 
+
+class TwoChannels(ConfigError):
+    r"""An utterance the CTM keys whose phones are on two channels (:func:`utterance_phones`); ``utt``: its id, for
+    the caller that knows which CTM file holds it."""
+
+    def __init__(self, utt: str, channels: Sequence[str]) -> None:
+        super().__init__(f"utterance '{utt}': the CTM holds its phones on channels {', '.join(channels)}; an "
+                         f"utterance's phones are on one")
+        self.utt = utt
+
+
 #: How many frames after an utterance's last a phone may start and be dropped rather than refused: the audio's
 #: last samples make no frame of their own (``snip_edges``), and a CTM of the audio's own times ends there.
 SLACK_FRAMES = 3
@@ -146,7 +157,7 @@ def utterance_phones(
     ``used``: gets the CTM's keys whose phones they took.
 
     Raises:
-        ConfigError: for an utterance the CTM keys whose phones are on two channels (a CTM of recordings keyed
+        TwoChannels: for an utterance the CTM keys whose phones are on two channels (a CTM of recordings keyed
             like the utterances?).
         DataDirError: for a damaged ``segments`` or ``reco2file_and_channel``.
     """
@@ -155,8 +166,7 @@ def utterance_phones(
         if utt in ctm:
             channels = channels_of(ctm[utt])
             if len(channels) > 1:
-                raise ConfigError(f"utterance '{utt}': the CTM holds its phones on channels {', '.join(channels)}; an "
-                                  f"utterance's phones are on one")
+                raise TwoChannels(utt, channels)
             out[utt] = ctm[utt]
     if used is not None:
         used.update(out)
