@@ -218,8 +218,14 @@ class FlowModel(nn.Module):
     @torch.no_grad()
     def initialize(self, x: Tensor, labels: Tensor | None = None, context: Tensor | None = None) -> None:
         r"""Data-dependent initialisation on one batch ``(B, D)``: ActNorm statistics, then the
-        DNF class means from the latents of the (still identity-like) flow."""
+        DNF class means from the latents of the (still identity-like) flow. A :class:`FeatureError` for fewer than 2
+        frames or one not finite: ActNorm's scales came out NaN (a standard deviation of one frame), and so did every
+        score after, with only torch's warning."""
         self._check_frames(x, "frames")
+        if len(x) < 2:
+            raise FeatureError(f"flow: cannot initialise on {len(x)} frame(s): ActNorm's statistics need 2 or more")
+        if not bool(torch.isfinite(x).all()):
+            raise FeatureError("flow: cannot initialise on frames that are not finite (NaN or inf)")
         was_training = self.training
         self.train()
         labels = self.class_labels(0 if labels is None else labels, len(x), x.device)  # float or no class: refused

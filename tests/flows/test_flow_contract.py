@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 from flowaccent.features import FeaturePipeline, FeaturePipelineConfig
 from flowaccent.flows.packed import packed_inference
 from flowaccent.flows.realnvp import ModelConfig
@@ -196,6 +196,24 @@ def test_config_errors():
         ModelConfig.from_dict({"num_blocks": 0})
     with pytest.raises(ConfigError, match="unknown key"):
         ModelConfig.from_dict({"blocks": 10})
+
+
+@pytest.mark.parametrize("norm", ["actnorm", "batchnorm"])
+def test_initialising_on_too_few_or_broken_frames_is_refused_and_leaves_the_flow_as_it_was(norm):
+    r"""One frame gave ActNorm NaN scales (a standard deviation of one frame) and every score after NaN, with only
+    torch's warning; so did a NaN frame."""
+    pipeline = FeaturePipeline(FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False), DIM)
+    model = FlowModel(pipeline, ModelConfig(num_blocks=2, hidden=8, norm=norm), PriorConfig(cond_dim=2), CLASSES)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    broken = torch.randn(5, DIM)
+    broken[2, 1] = float("nan")
+    for x, said in ((torch.randn(1, DIM), "on 1 frame"), (torch.randn(0, DIM), "on 0 frame"),
+                    (broken, "on frames that are not finite")):
+        with pytest.raises(FeatureError, match=f"flow: cannot initialise {said}"):
+            model.initialize(x)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    model.initialize(torch.randn(2, DIM))
+    assert torch.isfinite(model.eval()(torch.randn(3, DIM), 0).log_ll).all()
 
 
 @pytest.mark.parametrize(("norm", "cond_dim", "context", "mask"), CONFIGS)
