@@ -14,14 +14,23 @@ def detection_auc(reference: np.ndarray, other: np.ndarray) -> float:
     ``P(score_ref > score_other)`` with ties counting half: 0.5 is no separation, 1.0 means every
     reference utterance scores higher (e.g. native speech more likely than accented speech). The
     Mann-Whitney form on average ranks, equal to ``sklearn.metrics.roc_auc_score`` (tested), without
-    importing scikit-learn. NaN where either set is empty or holds a NaN score (it was ranked above every other).
+    importing scikit-learn. NaN where either set is empty or holds a NaN score (it was ranked above every other); a
+    ``ValueError`` for scores that are not one per utterance (2-D: an AUC of 2.0 came out).
     """
-    reference, other = np.asarray(reference, float), np.asarray(other, float)
+    reference, other = _one_per_utterance(reference, other)
     if len(reference) == 0 or len(other) == 0 or np.isnan(reference).any() or np.isnan(other).any():
         return math.nan
     ranks = average_ranks(np.r_[reference, other])[: len(reference)]
     n1, n0 = len(reference), len(other)
     return float((ranks.sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _one_per_utterance(*scores) -> list[np.ndarray]:
+    r"""Each of ``scores`` as a float array ``(n,)``; a ``ValueError`` for one of other dimensions."""
+    arrays = [np.asarray(s, float) for s in scores]
+    if any(a.ndim != 1 for a in arrays):
+        raise ValueError(f"expected one score per utterance (n,), got shapes {', '.join(str(a.shape) for a in arrays)}")
+    return arrays
 
 
 #: The two-sided normal quantile of a 95% interval.
@@ -39,7 +48,7 @@ def auc_variance(
     utterances on a side. With ``reference_groups`` ``(n1,)`` and ``other_groups`` ``(n0,)`` (each utterance's
     speaker), the components are summed per group, a group of either set or both (:func:`_clustered_variance`):
     utterances of one voice are not independent draws. Both NaN where :func:`detection_auc` is."""
-    reference, other = np.asarray(reference, float), np.asarray(other, float)
+    reference, other = _one_per_utterance(reference, other)
     n1, n0 = len(reference), len(other)
     if n1 == 0 or n0 == 0 or np.isnan(reference).any() or np.isnan(other).any():
         return math.nan, math.nan
@@ -200,13 +209,17 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
-    r"""Pearson and Spearman correlation of utterance ``scores`` with ``ratings`` (NaN if undefined).
+    r"""Pearson and Spearman correlation of utterance ``scores`` with ``ratings`` (both NaN if undefined, or if a value
+    is not finite: Spearman's ranked a NaN above every value and gave a number where Pearson's gave NaN).
 
     Spearman's is Pearson's of the average ranks, as ``scipy.stats.spearmanr`` (tested), computed
     here: importing ``scipy.stats`` took 0.6-1 s of every scoring run with rated sets.
     """
-    scores, ratings = np.asarray(scores, float), np.asarray(ratings, float)
-    if len(scores) < 3 or np.ptp(scores) == 0 or np.ptp(ratings) == 0:
+    scores, ratings = _one_per_utterance(scores, ratings)
+    if len(scores) != len(ratings):
+        raise ValueError(f"expected a rating per score, got {len(scores)} scores and {len(ratings)} ratings")
+    if (len(scores) < 3 or not np.isfinite(scores).all() or not np.isfinite(ratings).all() or np.ptp(scores) == 0
+            or np.ptp(ratings) == 0):
         return {"pearson": math.nan, "spearman": math.nan, "n": len(scores)}
     return {
         "pearson": _pearson(scores, ratings),

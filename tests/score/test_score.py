@@ -3,6 +3,7 @@ r"""Scoring: identities in every row, summary recomputed from the files, statist
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
@@ -16,6 +17,7 @@ from flowaccent.data import ScpReader, load_data_dir, read_table, write_table
 from flowaccent.runtime import bf16_in_hardware
 from flowaccent.score.metrics import (
     auc_interval,
+    auc_variance,
     correlations,
     detection_auc,
     moments,
@@ -833,6 +835,19 @@ def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
         got = correlations(x, y)
         assert got["pearson"] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
         assert got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+
+
+def test_a_value_not_finite_or_scores_not_one_per_utterance_give_no_number():
+    r"""Spearman's ranked a NaN above every value (-0.3 where scipy's is NaN, and Pearson's was NaN); a 2-D AUC was
+    2.0."""
+    for x, y in (([1.0, 2, np.nan, 4, 5], [5.0, 3, 4, 1, 2]), ([1.0, 2, 3, 4, 5], [5.0, 3, np.inf, 1, 2])):
+        assert all(math.isnan(v) for k, v in correlations(np.array(x), np.array(y)).items() if k != "n")
+    with pytest.raises(ValueError, match=r"one score per utterance \(n,\), got shapes \(2, 2\), \(1, 2\)"):
+        detection_auc(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match="one score per utterance"):
+        auc_variance(np.ones((2, 2)), np.ones(3))
+    with pytest.raises(ValueError, match="a rating per score, got 4 scores and 3 ratings"):
+        correlations(np.arange(4.0), np.arange(3.0))
 
 
 def test_partly_rated_sets_use_their_rated_utterances(trained, tmp_path):
