@@ -1,9 +1,13 @@
 r"""What every figure shares: a figure of its own (no pyplot), set names shortened for legends, the legend inside
-the axes or beside them, the PNG and PDF written whole, and a figure that says why it has no plot."""
+the axes or beside them, the PNG and PDF written whole, a figure that says why it has no plot, and arguments given per
+set checked against each other."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
 
 
 def subplots(*args, figsize: tuple[float, float], **kwargs):
@@ -16,8 +20,23 @@ def subplots(*args, figsize: tuple[float, float], **kwargs):
 
 
 def file(base: Path, suffix: str) -> Path:
-    r"""``base`` with ``suffix`` added (not ``with_suffix``: an utterance id may hold a dot, ``utt.v1``)."""
+    r"""``base`` (a path or a string) with ``suffix`` added (not ``with_suffix``: an utterance id may hold a dot,
+    ``utt.v1``)."""
+    base = Path(base)
     return base.parent / f"{base.name}{suffix}"
+
+
+def check_per_set(where: str, given: Mapping, what: str, values: Mapping, of: str) -> None:
+    r"""A ``ValueError`` naming the set unless ``given`` (``what``: 'weights') holds an array of each set of
+    ``values`` (``of``: 'values') of its shape: a KeyError, or numpy's broadcast error, named neither set nor
+    argument."""
+    for name, v in values.items():
+        if name not in given:
+            named = ", ".join(map(repr, given)) or "none"
+            raise ValueError(f"{where}: no {what} for set {name!r} (given for: {named})")
+        if np.shape(given[name]) != np.shape(v):
+            raise ValueError(f"{where}: set {name!r}: {np.size(given[name])} {what} for {np.size(v)} {of} (one per "
+                             f"utterance each)")
 
 
 def short_name(name: str, width: int = 28) -> str:

@@ -28,6 +28,10 @@ def histograms(
     utterances has its ticks only). The legend gives each set's mean: over its frames with ``weights`` (the
     utterances' frame counts: the mean the score tables give), else over its utterances."""
     values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
+    if not values:  # was 'max() arg is an empty sequence'
+        raise ValueError("histograms: no set to draw (values is empty)")
+    if weights is not None:
+        figure.check_per_set("histograms", weights, "weights", values, "values")
     finite = {n: np.isfinite(v) for n, v in values.items()}  # nan or inf: left out, and counted in the legend
     left_out = {n: f", {(~f).sum()} not finite left out" if not f.all() else "" for n, f in finite.items()}
     if weights is not None:
@@ -87,6 +91,8 @@ def roc_curves(
 
     from flowaccent.score.metrics import auc_interval, detection_auc
 
+    if speakers is not None:  # the reference's too
+        figure.check_per_set("roc_curves", speakers, "speakers", {ref_name: reference, **others}, "scores")
     fig, ax = figure.subplots(figsize=(5, 5))
     cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
     labels, short = {}, figure.short_names([ref_name, *others])
@@ -133,10 +139,8 @@ def rating_scatter(
     from flowaccent.score.metrics import correlations
 
     names = list(ratings)
-    for score, by_set in scores.items():  # numpy's broadcast error named neither the set nor the score
-        if bad := [n for n in names if np.shape(by_set[n]) != np.shape(ratings[n])]:
-            raise ValueError(f"rating_scatter: set {bad[0]!r}: {np.size(ratings[bad[0]])} ratings for "
-                             f"{np.size(by_set[bad[0]])} {score} scores (one per utterance each)")
+    for score, by_set in scores.items():
+        figure.check_per_set("rating_scatter", by_set, f"{score} scores", ratings, "ratings")
     short = figure.short_names(names)
     ncol = 2 if len(names) > 4 and max(map(len, short.values())) <= 16 else 1  # two columns fit under a panel
     rows = -(-len(names) // ncol)

@@ -82,8 +82,29 @@ CASES = {
     # was numpy's 'operands could not be broadcast together', naming neither set nor score
     "ratings of another length": (lambda: _rating_scatter()({"log_ll": {"zh": np.zeros(30)}}, {"zh": np.zeros(20)},
                                                             "/nonexistent/rs"), ValueError,
-                                  "set 'zh': 20 ratings for 30 log_ll scores"),
+                                  "set 'zh': 30 log_ll scores for 20 ratings"),
+    # were 'max() arg is an empty sequence', KeyError 'zh', and numpy's boolean index error
+    "histograms of no set": (lambda: _plots().histograms({}, "/nonexistent/h", "LogLL", "t"), ValueError,
+                             r"histograms: no set to draw \(values is empty\)"),
+    "histograms without a set's weights": (
+        lambda: _plots().histograms({"native": np.zeros(3), "zh": np.zeros(2)}, "/nonexistent/h", "LogLL", "t",
+                                    weights={"native": np.ones(3)}), ValueError,
+        r"histograms: no weights for set 'zh' \(given for: 'native'\)"),
+    "histogram weights of another length": (
+        lambda: _plots().histograms({"zh": np.zeros(2)}, "/nonexistent/h", "LogLL", "t", weights={"zh": np.ones(3)}),
+        ValueError, r"set 'zh': 3 weights for 2 values"),
+    # was KeyError 'native': the reference's speakers are needed too
+    "roc speakers of the others only": (
+        lambda: _plots().roc_curves(np.zeros(3), {"zh": np.ones(2)}, "/nonexistent/r", "LogLL", "native",
+                                    speakers={"zh": ["a", "b"]}), ValueError,
+        r"roc_curves: no speakers for set 'native' \(given for: 'zh'\)"),
 }
+
+
+def _plots():
+    from flowaccent import plots
+
+    return plots
 
 
 def _add_deltas():
@@ -125,6 +146,14 @@ def test_what_is_right_still_runs():
     assert model(context_dim=3)(X, context=torch.zeros(6, 3)).log_ll.shape == (6,)  # a context of one's own
     assert FeaturePipeline(FeaturePipelineConfig(), np.int64(40)).input_dim == 40
     assert triangular_blur(torch.zeros(3, 4), torch.ones(4)).shape == (3, 4)  # widths broadcast over frames
+
+
+def test_a_tsne_is_drawn_at_a_base_given_as_text(tmp_path):
+    r"""Every figure took its base as a string but the t-SNE, which failed on it after its fit: 'str' object has no
+    attribute 'parent'."""
+    rng = np.random.default_rng(0)
+    png = _plots().latents_tsne({"a": rng.normal(size=(20, 3)), "b": rng.normal(size=(20, 3))}, str(tmp_path / "t"))
+    assert png == tmp_path / "t.png" and (tmp_path / "t.npz").is_file()
 
 
 def test_a_pipeline_loads_from_its_file_or_a_models_checkpoint(tmp_path):
