@@ -48,12 +48,17 @@ def _mass(m: Tensor, n: Tensor) -> Tensor:
 
 
 def num_taps(m: Tensor, num_bins: int) -> int:
-    r"""Taps each side that carry weight, ``ceil(max m) - 1``, at most ``num_bins - 1``."""
+    r"""Taps each side that carry weight, ``ceil(max m) - 1``, at most ``num_bins - 1``. A :class:`ConfigError` for a
+    width not finite, or one whose kernel's mass (about ``m^2``) overflows ``m``'s floating-point type (``drop``
+    and ``fold`` gave NaN)."""
     if m.numel() == 0:
         return 0
     top = float(m.detach().max())
     if not math.isfinite(top):
         raise ConfigError(f"blur: the widths must be finite, got max {top}")
+    if m.is_floating_point() and top > (largest := math.sqrt(torch.finfo(m.dtype).max) / 2):
+        raise ConfigError(f"blur: the widths must be at most {largest:.3g} in {str(m.dtype).removeprefix('torch.')} "
+                          f"(the kernel's mass, about m^2, would overflow), got max {top:.3g}")
     return int(min(max(math.ceil(top) - 1, 0), num_bins - 1))
 
 
@@ -82,6 +87,26 @@ def _outside_mass(m: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         outside[..., cols] += c * (m_cols - (n_cols + j_cols) / 2)
         slope[..., cols] += c
     return outside, slope
+
+
+def _inside_mass(m: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The kernel's mass on the bins inside, and its slope in ``m``: with ``L = min(n, p)`` taps inside to the
+    left of bin ``p`` of ``K`` and ``R = min(n, K - 1 - p)`` to the right, ``(1 + L + R) m - L (L + 1) / 2 -
+    R (R + 1) / 2``, slope ``1 + L + R``. Equal to ``S(m)`` less :func:`_outside_mass`, but without that
+    difference: for a width far past the bins both are near ``m^2`` and float32 lost the mass inside (``renorm``
+    no longer kept the total at ``m = 1e6``, and gave inf at ``1e8``).
+
+    Arguments:
+        m: widths ``(..., K)``, ``>= 1``.
+        n: ``ceil(m) - 1``, ``(..., K)``.
+
+    Returns:
+        ``(inside, slope)``, both ``(..., K)``.
+    """
+    p = torch.arange(m.shape[-1], dtype=m.dtype, device=m.device)
+    left, right = torch.minimum(n, p), torch.minimum(n, p.flip(0))
+    slope = 1 + left + right
+    return slope * m - (left * (left + 1) + right * (right + 1)) / 2, slope
 
 
 def _spread(source: Tensor, m: Tensor, taps: int) -> Tensor:
@@ -127,29 +152,29 @@ class _BlurEnergy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, energy: Tensor, m: Tensor, mode: str, taps: int) -> Tensor:  # type: ignore[override]
         n = (torch.ceil(m) - 1).clamp_min_(0)
-        total = _mass(m, n)
-        outside, outside_slope = _outside_mass(m, n)
-        norm = total - outside if mode == "renorm" else total
+        if mode == "renorm":
+            norm, norm_slope = _inside_mass(m, n)
+        else:
+            norm, norm_slope = _mass(m, n), 2 * n + 1  # the kernel's whole mass
         source = energy / norm
         out = _spread(source, m, taps)
+        outside, outside_slope = _outside_mass(m, n) if mode == "fold" else (None, None)
         if mode == "fold":
-            out += energy * outside / total
+            out += energy * outside / norm
         ctx.mode, ctx.taps = mode, taps
-        ctx.save_for_backward(energy, m, n, total, outside, outside_slope, norm, source)
+        ctx.save_for_backward(energy, m, outside, outside_slope, norm, norm_slope, source)
         return out
 
     @staticmethod
     @once_differentiable  # written out by hand, first order only: a clear error for a gradient of the gradient
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        energy, m, n, total, outside, outside_slope, norm, source = ctx.saved_tensors
+        energy, m, outside, outside_slope, norm, norm_slope, source = ctx.saved_tensors
         by_source, by_width = _gather(grad.contiguous(), m, ctx.taps)
         grad_energy = by_source / norm
-        total_slope = 2 * n + 1
-        norm_slope = total_slope - outside_slope if ctx.mode == "renorm" else total_slope
         grad_m = by_width * source - grad_energy * source * norm_slope
-        if ctx.mode == "fold":
-            grad_energy += grad * outside / total
-            grad_m += grad * energy * (outside_slope * total - outside * total_slope) / total**2
+        if ctx.mode == "fold":  # norm: the whole mass S(m), slope 2n + 1
+            grad_energy += grad * outside / norm
+            grad_m += grad * energy * (outside_slope * norm - outside * norm_slope) / norm**2
         return grad_energy, grad_m, None, None
 
 
