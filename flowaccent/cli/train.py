@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         where = {"resume": f"would go on after {summary.epochs_run} finished epoch(s) (step {summary.global_step})",
-                 "done": f"has nothing left to train ({summary.epochs_run} epoch(s) done)"}.get(summary.would,
+                 "done": f"has nothing left to train ({summary.epochs_run} epoch(s) done)",
+                 "final": "holds a finished run of this config and data (final.pt; its checkpoints/last.pt is gone): "
+                          "nothing left to train"}.get(summary.would,
                                                                                               "would start a new run")
         print(f"train: {summary.exp_dir}: {where}", file=sys.stderr)
         return 0

@@ -194,6 +194,25 @@ def earlier_run(
     return None, None
 
 
+def check_finished(exp: Path, config: ExperimentConfig, config_file, texts: tuple[str, str, str]) -> Progress:
+    r"""``--resume --check`` of the finished run in ``exp`` whose ``checkpoints/last.pt`` is gone (removed to save
+    space): the progress its ``final.pt`` keeps, where ``config`` and the data (``texts``, as :func:`earlier_run`'s)
+    are the run's; else a :class:`ConfigError` naming what differs. Nothing can be trained on from ``final.pt``, so
+    only the settings that do not shape the model may differ. A recipe rerun with other --train-opts counted such a
+    run as done, and scored the old model under the new options."""
+    final = exp / "final.pt"
+    state = load_checkpoint(final)
+    stored = ExperimentConfig.from_dict(state.get("config"), str(final)).to_dict()
+    unshaped = RESUMABLE - {"train.epochs"}  # where and how it would train on: nothing is trained
+    if refused := [text for key, text in config_changes(stored, config.to_dict()).items() if key not in unshaped]:
+        source = "" if config_file is None else f"read from {config_file} and the command's options; "
+        raise ConfigError(f"{final}: the config differs from the finished run's: {'; '.join(refused)} ({source}its "
+                          f"checkpoints/last.pt is gone, so it cannot be trained on; to train with it, train afresh "
+                          f"in another --exp, or remove {exp} first)")
+    check_same_data(exp, *texts)
+    return Progress(**state["progress"])
+
+
 def write_experiment(exp: Path, progress: Progress, config: ExperimentConfig, texts: tuple[str, str, str],
                       record: dict | None) -> None:
     r"""What ``exp`` keeps of the run before it trains: its log cut to ``progress`` (a resumed run's), its

@@ -27,7 +27,7 @@ from flowaccent.train import distributed
 from flowaccent.train.checkpoint import Progress, checkpoint_path, load_checkpoint, save_checkpoint
 from flowaccent.train.classes import data_warnings, expanded_warning, load_classes, same_dim, short_warning
 from flowaccent.train.config import ExperimentConfig
-from flowaccent.train.experiment import earlier_run, refused_changes, write_experiment
+from flowaccent.train.experiment import check_finished, earlier_run, refused_changes, write_experiment
 from flowaccent.train.frames import FrameSource, FrameStream, split_valid, utterance_refs
 from flowaccent.train.model_size import TRAINING_COPIES, check_model_size
 from flowaccent.train.optimizer import make_optimizer
@@ -46,7 +46,8 @@ class TrainSummary:
     best_valid_nll: float
     final: Path
     #: what ``check`` found: ``new`` (a run would start), ``resume`` (it would go on), ``done`` (nothing is left to
-    #: train: it has trained its epochs, or stopped early); "" after a run
+    #: train: it has trained its epochs, or stopped early), ``final`` (a finished run whose ``checkpoints/last.pt``
+    #: is gone, of this config and data); "" after a run
     would: str = ""
     #: the epoch of the best validation NLL where the run stopped early (``train.patience``), else 0
     stopped_early_at_best: int = 0
@@ -156,6 +157,11 @@ def _train(
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     texts = _experiment_texts(specs, dirs, class_names, spk_cmvn)
+    if check and resume and not last.exists() and (exp / "final.pt").exists():  # its checkpoints/ removed
+        progress = check_finished(exp, config, config_file, texts)
+        source.close()
+        return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
+                            would="final")
     state, changes = earlier_run(exp, last, resume, config, config_file, texts)
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "

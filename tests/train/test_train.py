@@ -971,6 +971,40 @@ def test_a_finished_run_whose_checkpoints_are_gone_is_not_trained_over(gaussian_
     assert (exp / "final.pt").read_bytes() == final
 
 
+def test_a_finished_run_whose_checkpoints_are_gone_is_checked_against_its_final_model(gaussian_dir, tmp_path,
+                                                                                     capsys):
+    r"""``--resume --check`` of such a run said it could not be resumed, and recipes counted it done without a
+    check: a rerun with other --train-opts scored the old model under the new options. It is held against final.pt:
+    the same config and data have nothing left to train; another model, seed, epoch count or data is refused."""
+    from flowaccent.cli.main import main
+    from flowaccent.data import write_table
+
+    path, _ = gaussian_dir
+    exp = tmp_path / "exp"
+    train(small_config(epochs=1), exp, [str(path)], quiet=True)
+    shutil.rmtree(exp / "checkpoints")
+    final = (exp / "final.pt").read_bytes()
+    capsys.readouterr()
+    check = ["train", "--exp", str(exp), "--resume", "--check", "--quiet"]
+    assert main([*check, "--train.device", "cpu"]) == 0  # where it would train does not shape the model
+    assert capsys.readouterr().err == (f"train: {exp}: holds a finished run of this config and data (final.pt; its "
+                                       "checkpoints/last.pt is gone): nothing left to train\n")
+    for option, said in ((["--model.hidden", "16"], "model.hidden: 32 there, 16 given"),
+                         (["--train.seed", "7"], "train.seed: 0 there, 7 given"),
+                         (["--train.epochs", "2"], "train.epochs: 1 there, 2 given")):
+        assert main([*check, *option]) == 1
+        assert f"error: {exp / 'final.pt'}: the config differs from the finished run's: {said} (read from " in \
+            capsys.readouterr().err
+    utts = sorted((path / "utt2spk").read_text().split()[::2])
+    write_table(path / "utt2accent", dict.fromkeys(utts, "native"))  # the data's classes changed since
+    try:
+        assert main(check) == 1
+        assert "the classes differ from the run being resumed: gauss there, native given" in capsys.readouterr().err
+    finally:
+        (path / "utt2accent").unlink()
+    assert (exp / "final.pt").read_bytes() == final and not (exp / "checkpoints").exists()
+
+
 def test_resume_refuses_classes_relabelled_in_utt2accent(gaussian_dir, tmp_path):
     r"""A dir whose ``utt2accent`` gives the classes, relabelled between a stop and ``--resume``: the run went on
     without a word, half of it trained on each labelling. A dir named by NAME= does not read it: no refusal."""
