@@ -52,9 +52,13 @@ train() {  # train dnf|nf [--check]
     dnf) args=(--config "$dnf_conf" "native=$corpus/train_native" "zh=$corpus/train_zh") ;;
     nf) args=(--config "$nf_conf" "native=$corpus/train_native" --prior.cond-dim 0) ;;
   esac
-  # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new corpus).
+  # A finished run resumed trains nothing, but --resume refuses data changed since it began (a new corpus); one
+  # whose checkpoints/ were removed is held against its final.pt (it was counted done, of any seed or corpus).
   local resume=; [ -f "$exp/$name/checkpoints/last.pt" ] && resume=--resume
-  [ -z "$resume" ] && [ -f "$exp/$name/final.pt" ] && return 0
+  if [ -z "$resume" ] && [ -f "$exp/$name/final.pt" ]; then
+    flowaccent train --exp "$exp/$name" "${args[@]}" --train.seed "$seed" --resume --check --quiet
+    return
+  fi
   flowaccent train --exp "$exp/$name" "${args[@]}" --train.seed "$seed" $resume --quiet "$@"
 }
 
@@ -63,7 +67,7 @@ if would_run 2 && [ -d "$corpus/train_native" ] && [ -d "$corpus/train_zh" ]; th
   # checked now, not each after stages 0 and 1 made the corpus again (the old one gone) and the other trained.
   refused=
   for model in dnf nf; do  # (features not made yet, as after a stop in stage 1: nothing to check them against)
-    [ -f "$exp/$model/checkpoints/last.pt" ] || continue
+    [ -f "$exp/$model/checkpoints/last.pt" ] || [ -f "$exp/$model/final.pt" ] || continue
     if [ ! -f "$corpus/train_native/feats.scp" ] || { [ $model = dnf ] && [ ! -f "$corpus/train_zh/feats.scp" ]; }; then
       continue
     fi

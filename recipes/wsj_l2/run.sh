@@ -151,6 +151,37 @@ if [ -n "$train_opts" ] && would_run 3; then  # stage 3's options, checked now: 
       || { echo "$said" >&2; log "--train-opts '$train_opts' does not go with conf/$conf.yaml (above)"; exit 1; }
   done
 fi
+classes_of() {  # classes_of CONF: its training classes as NAME=DIR, in $classes
+  classes=("native=$data/wsj_train")  # the plain flows: native English only
+  case $1 in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
+}
+
+# A finished run resumed trains nothing, but --resume refuses data or options changed since it began (a new split,
+# other --train-opts), and a finished run whose checkpoints/ were removed is held against its final.pt: every run
+# there is checked before any trains, and (where its features are there) before --stage N removes the markers of
+# the stages it redoes (a refusal changes nothing). $finished: the runs with nothing left to train.
+check_runs() {
+  local conf spec said status
+  finished=
+  for conf in $configs; do
+    [ -f "$exp/$conf/checkpoints/last.pt" ] || [ -f "$exp/$conf/final.pt" ] || continue
+    classes_of "$conf"
+    for spec in "${classes[@]}"; do [ -f "${spec#*=}/feats.scp" ] || continue 2; done  # no features yet
+    # shellcheck disable=SC2086
+    said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
+      --check --quiet 2>&1) || { status=$?; echo "$said" >&2; exit "$status"; }
+    case $said in
+      *": has nothing left to train "*)  # and final.pt written after its last checkpoint (not killed)
+        [ ! "$exp/$conf/final.pt" -nt "$exp/$conf/checkpoints/last.pt" ] || finished+=" $conf" ;;
+      *": holds a finished run of this config and data "*) finished+=" $conf" ;;
+    esac
+  done
+}
+recheck=  # stage 3 checks them again where a stage before it runs now (the data may change)
+if would_run 3; then
+  check_runs
+  for k in 0 1 2; do ! would_run "$k" || recheck=1; done
+fi
 # a configuration a finished stage did not see (added to --configs since): the stage is skipped, so it was not
 # trained (or scored, or reported), and the run said "Done", or a later stage failed on what is not there
 stage_output() { case $1 in 3) echo "$exp/$2/final.pt" ;; 4) echo "$exp/$2/scores/summary.json" ;;
@@ -196,29 +227,12 @@ if should_run 2; then
   mark_done 2
 fi
 
-classes_of() {  # classes_of CONF: its training classes as NAME=DIR, in $classes
-  classes=("native=$data/wsj_train")  # the plain flows: native English only
-  case $1 in nf_*) ;; *) for spec in $l2_train; do classes+=("${spec%%=*}=$data/${spec%%=*}"); done ;; esac
-}
-
 if should_run 3; then
   log "Stage 3: train $configs"
-  # A finished run resumed trains nothing, but --resume refuses data or options changed since it began (a new
-  # split, other --train-opts): every run to resume is checked first, not each after the ones before it trained.
-  # A run with nothing left to train is said done and skipped (its check and its run said so in four lines).
-  finished=
-  for conf in $configs; do
-    [ -f "$exp/$conf/checkpoints/last.pt" ] || continue
-    classes_of "$conf"
-    # shellcheck disable=SC2086
-    said=$(flowaccent train --config "conf/$conf.yaml" --exp "$exp/$conf" "${classes[@]}" $train_opts --resume \
-      --check --quiet 2>&1) || { status=$?; echo "$said" >&2; exit "$status"; }
-    case $said in *": has nothing left to train "*)  # and final.pt written after its last checkpoint (not killed)
-      [ ! "$exp/$conf/final.pt" -nt "$exp/$conf/checkpoints/last.pt" ] || finished+=" $conf" ;; esac
-  done
+  [ -z "$recheck" ] || check_runs  # a run with nothing left to train is said done and skipped
   for conf in $configs; do
     resume=; [ -f "$exp/$conf/checkpoints/last.pt" ] && resume=--resume
-    if [[ " $finished " == *" $conf "* ]] || { [ -z "$resume" ] && [ -f "$exp/$conf/final.pt" ]; }; then
+    if [[ " $finished " == *" $conf "* ]]; then
       log "  $conf: done already"; continue
     fi
     classes_of "$conf"

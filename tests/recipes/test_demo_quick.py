@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def test_quick_demo_runs_every_stage(tmp_path):
                "train.seed: 0 there, 1 given" in refused.stderr for m in ("dnf", "nf")), refused.stderr
     assert sorted((tmp_path / "exp" / "corpus").rglob("*")) == corpus
     assert (tmp_path / "exp" / ".done" / "stage5").exists()
+    # nf's checkpoints/ removed to save space: it was counted done, of any seed, and kept; it is held against final.pt
+    shutil.rmtree(tmp_path / "exp" / "nf" / "checkpoints")
+    refused = subprocess.run([*cmd, "--stage", "0", "--seed", "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 1 and "Stage" not in refused.stderr, refused.stderr
+    assert (f"{tmp_path / 'exp' / 'nf' / 'final.pt'}: the config differs from the finished run's: train.seed: 0 there, "
+            "1 given") in refused.stderr
     # new reports with other options: --stage 5 (report_opts shapes stage 5 only; the earlier stages are not redone)
     new = subprocess.run([*cmd, "--stage", "5", "--report-opts", "--tsne-frames 0"], capture_output=True, text=True,
                          env=env, timeout=300)

@@ -176,14 +176,30 @@ def test_runs_every_stage_and_reruns_nothing(tmp_path):
     kept = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "3", "--configs", "dnf_120"], capture_output=True,
                           text=True, env=env, timeout=300)
     assert kept.returncode == 0 and final.read_bytes() == before, kept.stderr[-2000:]
+    # nf_120's checkpoints/ removed to save space: --stage 3 with other --train-opts counted it 'done already' and
+    # scored the old model under the new options; it is held against its final.pt, and refused before the markers
+    # of the stages it would redo go (a refusal in stage 3 left them gone: a plain rerun redid stages 3 to 6)
+    import shutil
+
+    shutil.rmtree(tmp_path / "exp" / "nf_120" / "checkpoints")
+    nf = (tmp_path / "exp" / "nf_120" / "final.pt").read_bytes()
+    markers = sorted(p.name for p in (tmp_path / "exp" / ".done").iterdir())
+    wider = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "4", "--configs", "nf_120", "--train-opts",
+                            TINY.replace("hidden 16", "hidden 24")], capture_output=True, text=True, env=env,
+                           timeout=300, cwd=tmp_path)
+    assert wider.returncode == 1 and "Stage" not in wider.stderr, wider.stderr[-2000:]
+    assert "final.pt: the config differs from the finished run's: model.hidden: 16 there, 24 given" in wider.stderr
+    assert sorted(p.name for p in (tmp_path / "exp" / ".done").iterdir()) == markers
+    assert (tmp_path / "exp" / "nf_120" / "final.pt").read_bytes() == nf
+    same = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "3", "--configs", "nf_120"], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=tmp_path)
+    assert same.returncode == 0 and "  nf_120: done already\n" in same.stderr, same.stderr[-2000:]
     split = subprocess.run([*cmd, "--stage", "2", "--stop-stage", "3", "--configs", "dnf_120", "--heldout-fraction",
                             "0.3"], capture_output=True, text=True, env=env, timeout=300)
     assert split.returncode == 1 and "the training data changed since the run began" in split.stderr
     assert "wsj_train: feats.scp, utt2spk" in split.stderr and final.read_bytes() == before
     # as the message says, dnf_120's folder removed: every run to resume is checked before any trains (dnf_120
     # trained anew first, then dnf_440_c400 was refused: hours per config with the lab's settings)
-    import shutil
-
     shutil.rmtree(tmp_path / "exp" / "dnf_120")
     again = subprocess.run([*cmd, "--stage", "3", "--stop-stage", "3", "--heldout-fraction", "0.3"],
                            capture_output=True, text=True, env=env, timeout=300)
