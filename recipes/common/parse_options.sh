@@ -16,12 +16,17 @@ given_options=
 while true; do
   [ $# -eq 0 ] && break
   case "$1" in
-    --help|-h)
+    --help|-h)  # the script's opening comment (what it does), then each option with its note ('x=1  # note')
       echo "usage: $0 [options]; each option sets the variable at the top of the script of its name" >&2
+      script=${RECIPE:-$0}; [ -f "$script" ] || script=$(basename "$0")
+      { read -r line; while IFS= read -r line && [[ $line == '#'* ]]; do line=${line#'#'}; echo "${line# }"; done
+      } < "$script" >&2
+      echo "options:" >&2
       recipe_options | while IFS= read -r line; do
-        option=${line%%=*} default=${line#*=}
+        option=${line%%=*} default=${line#*=} note=
+        [[ $default == *'  # '* ]] && note="  ${default#*'  # '}" default=${default%%'  # '*}
         [[ $default =~ ^\$\{[a-z_0-9]+:-(.*)\}$ ]] && default=${BASH_REMATCH[1]}  # cmd.sh's x=${x:-flowaccent}
-        echo "  --${option//_/-} (default: $default)"
+        echo "  --${option//_/-} (default: $default)$note"
       done >&2
       exit 0 ;;
     --*=*)

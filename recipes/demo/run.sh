@@ -15,13 +15,13 @@ set -euo pipefail
 RECIPE=$(realpath "$0")  # not an option; through a link too, the recipe runs in its own folder
 cd "$(dirname "$RECIPE")"
 
-stage=0
-stop_stage=100
-quick=false
-nj=2
-seed=0
-exp=
-report_opts=
+stage=0  # the first stage to run (0-5)
+stop_stage=100  # the last stage to run
+quick=false  # true: a tiny corpus and small models, for a quick check (what CI runs)
+nj=2  # parallel jobs of synth and fbank
+seed=0  # the corpus's and the training's seed
+exp=  # where everything goes (above)
+report_opts=  # above
 
 . ./path.sh
 . ../common/parse_options.sh

@@ -12,10 +12,10 @@
 #   train_cmd="srun --nodes 2 --ntasks-per-node 1 --gpus-per-node 4 torchrun --nnodes 2 \
 #     --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint $head:29500 $(command -v flowaccent)"
 #
-train_cmd=${train_cmd:-flowaccent}
+train_cmd=${train_cmd:-flowaccent}  # how stage 3 starts flowaccent (cmd.sh: torchrun, Slurm)
 
 # How scoring is launched (stages 4 and 5). One process by default; under torchrun each process scores a share of
 # every set and the first joins them (exp/ on a file system all of them see), e.g. one per GPU:
 #   score_cmd="torchrun --nproc_per_node 4 $(command -v flowaccent)"
 # Reports run in one process.
-score_cmd=${score_cmd:-flowaccent}
+score_cmd=${score_cmd:-flowaccent}  # how stages 4 and 5 start flowaccent

@@ -29,24 +29,24 @@ CALLER=$PWD  # not an option; the corpora's paths are taken from where run.sh is
 RECIPE=$(realpath "$0")  # not an option; through a link too, the recipe runs in its own folder
 cd "$(dirname "$RECIPE")"
 
-stage=0
-stop_stage=100
-wsj_train=
-wsj_test=
-l2=
-l2_train=
-configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"
-train_opts=
-fbank_opts=
-report_opts=
-ctms=
-phones_opts=
-nj=4
-data=data
-exp=exp
-heldout_fraction=0.1
-rated_min=1
-rated_max=2
+stage=0  # the first stage to run (0-6)
+stop_stage=100  # the last stage to run
+wsj_train=  # required (above)
+wsj_test=  # required (above)
+l2=  # above
+l2_train=  # above
+configs="dnf_120 dnf_440_c400 dnf_440_c440 nf_120"  # the models to train, score and report (conf/NAME.yaml)
+train_opts=  # overrides for every configuration's flowaccent train, e.g. "--train.epochs 5" (checked at start)
+fbank_opts=  # above
+report_opts=  # above
+ctms=  # above
+phones_opts=  # above
+nj=4  # parallel jobs of fbank
+data=data  # where the data dirs go (in the recipe's folder if relative)
+exp=exp  # where the models, scores and reports go (in the recipe's folder if relative)
+heldout_fraction=0.1  # the share of --wsj-train held out to score (stage 2)
+rated_min=1  # stage 5 scores the accented utterances rated rated-min..rated-max again (utt2score)
+rated_max=2  # (the same)
 
 . ./path.sh
 . ./cmd.sh

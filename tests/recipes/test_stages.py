@@ -19,7 +19,7 @@ cd "$(dirname "$RECIPE")"
 
 stage=0
 stop_stage=100
-seed=0
+seed=0  # the corpus's seed
 opts=
 refuse=
 exp=exp
@@ -68,8 +68,11 @@ def test_only_the_scripts_own_variables_are_options_and_a_missing_value_is_named
         assert (status, stages) == (1, []) and message in err, (args, err)
     assert run(script, "--opts", "--not-an-option 3", "--stage", "2")[:2] == (0, ["Stage 2", "Stage 3"])  # a value
     shown = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=60).stderr
-    assert [line.split()[0] for line in shown.splitlines()[1:]] == ["--stage", "--stop-stage", "--seed", "--opts",
-                                                                     "--refuse", "--exp"]
+    lines = shown.splitlines()  # what the recipe does (its opening comment), then each option with its note
+    assert lines[1:3] == ["a recipe of stages 0..3: each says it ran and marks itself done", "options:"]
+    assert [line.split()[0] for line in lines[3:]] == ["--stage", "--stop-stage", "--seed", "--opts", "--refuse",
+                                                       "--exp"]
+    assert "  --seed (default: 0)  the corpus's seed" in lines and "  --opts (default: )" in lines
     link = tmp_path / "link.sh"  # through a link: ./path.sh and ../common were looked for beside the link
     link.symlink_to(script)
     assert run(link, "--stage", "3", "--opts", "--not-an-option 3")[:2] == (0, ["Stage 3"])

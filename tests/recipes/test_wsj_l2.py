@@ -306,12 +306,17 @@ def test_help_lists_every_option_and_nothing_else():
     r"""Names with digits (--l2, --l2-train) were left out of --help, and the internal CALLER was listed."""
     shown = subprocess.run(["bash", str(RECIPE), "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0
-    options = [line.split()[0] for line in shown.stderr.splitlines()[1:]]
+    listed = shown.stderr.split("\noptions:\n", 1)[1].splitlines()  # after what the recipe does
+    options = [line.split()[0] for line in listed]
     assert options == ["--stage", "--stop-stage", "--wsj-train", "--wsj-test", "--l2", "--l2-train", "--configs",
                        "--train-opts", "--fbank-opts", "--report-opts", "--ctms", "--phones-opts", "--nj", "--data",
                        "--exp", "--heldout-fraction", "--rated-min", "--rated-max", "--train-cmd",
                        "--score-cmd"]  # cmd.sh's: taken
-    assert "--train-cmd (default: flowaccent)" in shown.stderr  # not cmd.sh's ${train_cmd:-flowaccent}
+    assert "--train-cmd (default: flowaccent)  how stage 3" in shown.stderr  # not cmd.sh's ${train_cmd:-flowaccent}
+    # what each option is for: its note, or the opening comment's (--configs and --nj were described nowhere)
+    assert "--configs (default: \"dnf_120 dnf_440_c400 dnf_440_c440 nf_120\")  the models to train" in shown.stderr
+    assert "\n  --ctms       optional phone alignments" in shown.stderr
+    assert all(")  " in line for line in listed)  # each with a note
 
 
 def test_stage_1_stopped_by_unreadable_audio_goes_on_once_fixdir_leaves_it_out(tmp_path):
