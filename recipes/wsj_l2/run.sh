@@ -67,7 +67,9 @@ same_dir() { [ "$(realpath -ms "$1")" = "$(realpath -ms "$2")" ]; }  # zh/, ../x
 wsj_train=$(from_caller "$wsj_train"); wsj_test=$(from_caller "$wsj_test")
 for list in l2 l2_train; do
   resolved=
-  for spec in ${!list}; do
+  read -ra words <<< "${!list}"
+  for ((i = 0; i < ${#words[@]}; i++)); do
+    spec=${words[i]}
     case $spec in *=*) name=${spec%%=*} dir=${spec#*=} ;; *) name=$(set_name "$spec") dir=$spec ;; esac
     [ -n "$dir" ] || { log "--${list/_/-} '$spec': no DIR after '$name=' (NAME=DIR)"; exit 1; }
     # flowaccent score's rule for set names, checked before any work (stage 4 refused them, after training)
@@ -77,6 +79,11 @@ for list in l2 l2_train; do
       exit 1
     fi
     full=$(from_caller "$dir")  # from a folder whose path has a space: split in two, then 'no such data dir'
+    # a path with a space given in the list: 'ja=corp space/ja' was the sets ja=corp and space/ja ('ja' used twice)
+    for ((j = i + 1, joined_words = 0; j < ${#words[@]} && ! joined_words; j++)); do
+      [ ! -e "$full" ] && [ -e "$full ${words[*]:i+1:j-i}" ] || continue
+      full="$full ${words[*]:i+1:j-i}" spec="$spec ${words[*]:i+1:j-i}" joined_words=1
+    done
     [[ ! $full =~ [[:space:]] ]] || { log "--${list/_/-} '$spec': $full holds whitespace, which these" \
       "space-separated lists cannot carry: give a path without (a link to the data dir)"; exit 1; }
     resolved="$resolved $name=$full"

@@ -148,3 +148,12 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
     assert wsj.returncode == 1 and f"--l2 'zh': {spaced / 'zh'} holds whitespace, which these space-separated lists " \
         "cannot carry" in wsj.stderr
     assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()
+    # a path with a space given in the list itself: 'set name ja is used twice', or 'no such data dir' of half of it
+    # once stage 0 had begun
+    (spaced / "ja").mkdir()
+    for given in (f"ja={spaced}/ja", f"x={spaced}/ja zh=a", f"{spaced}/ja"):
+        wsj = subprocess.run(["bash", str(recipes / "wsj_l2" / "run.sh"), "--wsj-train", "a", "--wsj-test", "b", "--l2",
+                              given, "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data")],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path, env=recipe_env())
+        said = f"--l2 '{given.split(' zh=')[0]}': {spaced / 'ja'} holds whitespace, which these space-separated lists"
+        assert wsj.returncode == 1 and said in wsj.stderr, (given, wsj.stderr)
