@@ -18,7 +18,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     t = _text
     heading = f"flowaccent report: {_experiment_name(summary)}"
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{t(heading)}</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -29,6 +29,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
         "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
         "h2{break-after:avoid}figure,tr{break-inside:avoid}nav{font-size:90%}nav h2{font-size:120%}"
+        "h1,h2,nav{overflow-wrap:anywhere}"  # a long path in a heading ran past a phone's screen: the page panned
         "@media (max-width:800px){figure{width:98%}}"
         # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
         "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
@@ -40,8 +41,9 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     parts.append(_contents([title for title, _, _ in sections], list(figures)))
     parts += [f"<p class='naming'>{note}</p>" for note in notes]
     for number, (title, header, rows) in enumerate(sections, 1):
-        parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'><table><thead><tr>"
-                     + "".join(f"<th>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'>"
+                     f"<table aria-label='{e(title)}'><thead><tr>"  # its title, read with it
+                     + "".join(f"<th scope='col'>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</tbody></table></div></section>")
     parts.append("<section id='figures'><h2>Figures</h2>")
@@ -95,12 +97,19 @@ def _text(text: str) -> str:
 
 def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     r"""The lines of a table under its heading (``## title``), and an empty line after it. A ``|`` in a cell (a
-    CTM's phone may hold one) is escaped: it would end the cell and shift the row's numbers under other columns."""
+    CTM's phone may hold one) is escaped: it would end the cell and shift the row's numbers under other columns; so
+    is a ``<`` that would open a tag (:func:`markdown_text`)."""
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(markdown_text(cell).replace("|", "\\|") for cell in cells) + " |"
 
-    return [f"## {title}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
+    return [f"## {markdown_text(title)}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
+
+
+def markdown_text(text: str) -> str:
+    r"""``text`` with each ``<`` that would open an HTML tag in Markdown escaped (``\<``): Kaldi's ``<sil>`` and
+    ``<unk>`` phones were tags a renderer dropped, leaving their rows' numbers without a name."""
+    return re.sub(r"<(?=[A-Za-z/!?])", r"\\<", text)
 
 
 def markdown_page(
@@ -111,8 +120,8 @@ def markdown_page(
     lines = [f"# {title}", "", _model_line(summary, trained), ""]
     closing = ["Figures", "Configuration", "How this was made"]
     lines += _markdown_contents([title, "Contents"], [t for t, _, _ in sections], closing)
-    for note in notes:
-        lines += [note.replace("<b>", "**").replace("</b>", "**").replace("&gt;", ">"), ""]
+    for note in notes:  # HTML: its bold as Markdown's, its escaped text as text
+        lines += [markdown_text(html.unescape(note.replace("<b>", "**").replace("</b>", "**"))), ""]
     for title, header, rows in sections:
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]

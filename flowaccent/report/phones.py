@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import json
 import math
 from collections.abc import Sequence
@@ -343,7 +344,9 @@ def phones_part(
         suffix, caption = f"_{index + 1}" if index else "", f", {label}" if label else ""
         figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{caption})"] = atomic_copy(
             png, fig_dir / f"{PHONES_FIGURES}relative{suffix}.png")
-    naming = " ".join(["Phones (flowaccent phones).", LEGEND, *map(_sentence, made.get("notes", []))])
+    # a paragraph of the page's HTML: its '<=' and the notes' paths escaped
+    naming = html.escape(" ".join(["Phones (flowaccent phones).", LEGEND, *map(_sentence, made.get("notes", []))]),
+                         quote=False)
     return tables, figures, naming, made.get("command") or "(command not recorded)"
 
 

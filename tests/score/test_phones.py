@@ -242,15 +242,17 @@ def test_a_ctm_of_integer_phones_without_their_table_is_noted(scored, tmp_path):
     assert said not in build_report(scores, ctms, min_frames=0, phones=tmp_path / "phones.txt").notes
 
 
-def test_a_phone_with_a_bar_keeps_its_tables_columns(scored, tmp_path):
-    r"""A ``|`` in a phone's name ended its Markdown cell: the row's numbers fell under the next columns."""
+def test_a_phone_with_a_bar_or_a_tags_bracket_keeps_its_name_and_its_tables_columns(scored, tmp_path):
+    r"""A ``|`` in a phone's name ended its Markdown cell: the row's numbers fell under the next columns. Kaldi's
+    ``<sil>`` was a tag a Markdown renderer dropped: the row's numbers had no phone."""
     _, scores = scored
     ctms = _two_ctms(tmp_path, scores)
     for path in map(Path, ctms):
-        path.write_text(re.sub(r" b$", " b|x", path.read_text(), flags=re.M))
+        path.write_text(re.sub(r" a$", " <sil>", re.sub(r" b$", " b|x", path.read_text(), flags=re.M), flags=re.M))
     markdown = markdown_text(build_report(scores, ctms, min_frames=0), str(scores))
     tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
     assert any("b\\|x" in row for table in tables for row in table)
+    assert any(row.startswith("| \\<sil> | ") for table in tables for row in table) and "| <sil>" not in markdown
     for header, _, *rows in tables:  # each row as many cells as its header
         assert {len(re.split(r"(?<!\\)\|", row)) for row in rows} == {len(header.split("|"))}
 
@@ -395,6 +397,9 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     assert markdown.count("## Phones: ") == 1  # zh's: no table of the reference against itself
     assert "phones: flowaccent phones --scores" in markdown  # how it was made
     assert "Set 'ja' left out: the CTMs hold none of its 30 utterances." in markdown  # not only on the terminal
+    page = (report / "report.html").read_text()  # the legend's '<=' and '<' were parse errors of the page
+    assert "holds the frames t with round(start / shift) &lt;= t &lt; round(end / shift))" in page
+    assert "holds the frames t with round(start / shift) <= t < round(end / shift))" in markdown
     other = tmp_path / "canonical"  # a second run, as the demo's of canonical.ctm: both shown, each named
     ctms_other = [str(tmp_path / "canonical.ctm"), ctms[0]]
     _write_ctm(tmp_path / "canonical.ctm", scores, "zh", seed=9)

@@ -302,9 +302,11 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
         (out / "report.md").read_text()
     assert "log p(x | zh class)" in html and "gmm_log_ll" not in html
     assert not (out / "figures" / "roc_gmm_log_ll.png").exists() and (out / "figures" / "mine.png").exists()
-    assert html.count("<thead>") == html.count("<table>") >= 4
+    assert html.count("<thead>") == html.count("<table ") >= 4
+    assert html.startswith("<!DOCTYPE html><html lang='en'>")  # for a screen reader; each table named by its title
+    assert re.search(r"<h2>([^<]+)</h2><div class='scroll'><table aria-label='\1'>", html)
     assert re.search(r"<figure id='figure-\d+' class='wide'><img alt='Utterance scores against rating'", html)
-    assert "<th>utts</th><th>log_ll</th><th>llr</th>" in html
+    assert "<th scope='col'>utts</th><th scope='col'>log_ll</th><th scope='col'>llr</th>" in html
 
 
 def test_figures_of_panels_or_many_sets_take_the_pages_width():
@@ -362,7 +364,7 @@ def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_d
     headings = re.findall(r"<h2>([^<]*)</h2>", page)
     assert headings[0] == "Contents" and page.index("<nav>") < page.index("<p class='naming'>")
     tables = [text for target, text in parsed.links if target.startswith("table-")]
-    assert tables == headings[1 : 1 + len(tables)] and len(tables) == page.count("<table>") >= 4
+    assert tables == headings[1 : 1 + len(tables)] and len(tables) == page.count("<table ") >= 4
     figures = [text for target, text in parsed.links if target.startswith("figure-")]
     assert figures == re.findall(r"<figcaption>([^<]*)</figcaption>", page) and len(figures) >= 6
     assert [text for target, text in parsed.links if not target.startswith(("table-", "figure-"))] == [
