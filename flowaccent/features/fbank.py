@@ -184,7 +184,8 @@ def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **
     Arguments:
         wave: samples ``(N,)`` at int16 scale (an int16 array, or floats in
             about -32768..32767; floats within [-1, 1] are refused because they
-            would shift every log-mel by 2 ln 32768).
+            would shift every log-mel by 2 ln 32768, and so are integers past
+            int16's range, a 32-bit WAV's, by 2 ln 65536).
         sample_rate: rate of ``wave`` in Hz; resampled to ``sample_frequency``
             (16000 by default) when different.
         num_mel_bins: number of mel bins.
@@ -207,6 +208,9 @@ def compute_fbank(wave: np.ndarray, sample_rate: int, num_mel_bins: int = 40, **
     wave = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave)  # a tensor needing grad too
     if wave.dtype.kind == "f" and wave.size and 0.0 < float(np.max(np.abs(wave))) <= 1.0:
         raise FeatureError("fbank: samples look like floats in [-1, 1]; Kaldi expects int16 scale (multiply by 32768)")
+    if wave.dtype.kind in "iu" and wave.size and int(np.max(np.abs(wave.astype(np.int64)))) > 32768:
+        raise FeatureError(f"fbank: {wave.dtype} samples past int16's range (a 32-bit WAV's, as scipy reads it?); "
+                           "Kaldi expects int16 scale (divide 32-bit samples by 65536)")
     return compute_fbank_with(config, wave, sample_rate)
 
 

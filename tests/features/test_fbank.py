@@ -147,6 +147,10 @@ def test_int16_scale_is_enforced(wave):
         compute_fbank(wave / 32768.0, 16000)
     floats = compute_fbank(wave.astype(np.float32), 16000)
     np.testing.assert_array_equal(floats, compute_fbank(wave, 16000))
+    # a 32-bit WAV as scipy reads it (int32 at full scale) shifted every log-mel by 2 ln 65536, without a word
+    with pytest.raises(FeatureError, match=r"int32 samples past int16's range .*divide 32-bit samples by 65536"):
+        compute_fbank(wave.astype(np.int32) * 65536, 16000)
+    np.testing.assert_array_equal(compute_fbank(wave.astype(np.int32), 16000), compute_fbank(wave, 16000))
 
 
 def test_options_and_errors(wave):
