@@ -135,6 +135,10 @@ def _fit(target: Target, x: Tensor, config: BlurMaskConfig, progress: StepProgre
     lo, hi = config.bounds
     with torch.no_grad():
         reference = target(x)
+    if not isinstance(reference, Tensor) or not reference.is_floating_point():  # 'int' has no attribute 'detach'
+        what = type(reference).__name__ if not isinstance(reference, Tensor) else f"a {reference.dtype} tensor"
+        raise FeatureError(f"blur mask: the target returned {what}; it must return a float tensor, differentiable in "
+                           "its input (a model's output, e.g. flowaccent.blurmask.targets)")
     scale = output_scale(reference)
     theta = torch.full_like(x, math.log(config.init_fraction / (1 - config.init_fraction)), requires_grad=True)
     optimizer = (torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD)([theta], lr=config.lr)

@@ -9,6 +9,8 @@ outlier frames with huge gradients are thus damped without clipping the batch.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor, nn
 
@@ -39,6 +41,8 @@ def gradient_filter(x: Tensor, *params: Tensor, batch_dim: int = 0, threshold: f
     Returns:
         ``(x, *params)``, to be used in place of the inputs.
     """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:  # -1 was taken
+        raise ValueError(f"gradient_filter: threshold is a multiple of the median gradient RMS > 0, got {threshold!r}")
     if not (x.requires_grad or any(p.requires_grad for p in params)):
         return (x, *params)
     return _GradientFilterFunction.apply(x, batch_dim, threshold, *params)

@@ -83,6 +83,12 @@ CASES = {
     "ratings of another length": (lambda: _rating_scatter()({"log_ll": {"zh": np.zeros(30)}}, {"zh": np.zeros(20)},
                                                             "/nonexistent/rs"), ValueError,
                                   "set 'zh': 30 log_ll scores for 20 ratings"),
+    # was taken: a negative cutoff scaled every frame's gradient by a negative ratio (an ascent)
+    "a negative gradient filter": (lambda: model()(X, 0, filter_threshold=-1.0), ValueError,
+                                   r"threshold is a multiple of the median gradient RMS > 0, got -1.0"),
+    # was AttributeError 'int' object has no attribute 'detach'
+    "a blur-mask target of no tensor": (lambda: _fit_blur_mask()(lambda v: 3, torch.zeros(4, 40)), FeatureError,
+                                        r"blur mask: the target returned int; it must return a float tensor"),
     # were 'max() arg is an empty sequence', KeyError 'zh', and numpy's boolean index error
     "histograms of no set": (lambda: _plots().histograms({}, "/nonexistent/h", "LogLL", "t"), ValueError,
                              r"histograms: no set to draw \(values is empty\)"),
@@ -99,6 +105,12 @@ CASES = {
                                     speakers={"zh": ["a", "b"]}), ValueError,
         r"roc_curves: no speakers for set 'native' \(given for: 'zh'\)"),
 }
+
+
+def _fit_blur_mask():
+    from flowaccent.blurmask import fit_blur_mask
+
+    return fit_blur_mask
 
 
 def _plots():
