@@ -94,7 +94,8 @@ class FlowModel(nn.Module):
         With ``filter_threshold`` the gradient reaching ``z`` from the prior passes a
         :class:`~flowaccent.nn.GradientFilter` over frames (outlier frames damped; the
         gradient of the prior's class means is scaled by the filter's mean ratio over the frames). Values are
-        unchanged.
+        unchanged. The frames' values are not checked (a pass over every batch): a NaN or inf frame's scores are NaN;
+        :meth:`score_utterance` refuses such an utterance.
         """
         self._check_frames(x, "frames")
         labels = self.class_labels(labels, len(x), x.device)
