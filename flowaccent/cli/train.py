@@ -63,10 +63,10 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
         base = ExperimentConfig.from_yaml(args.config)
     elif args.resume and own.is_file():
         base = ExperimentConfig.from_yaml(own)
-    elif args.resume and last.is_file():  # config.yaml gone: the run's own config, as its checkpoint keeps it
-        from flowaccent.train.checkpoint import load_checkpoint
+    elif args.resume and (kept := next((p for p in (last, Path(args.exp) / "final.pt") if p.is_file()), None)):
+        from flowaccent.train.checkpoint import load_checkpoint  # config.yaml gone: the run's own, as it keeps it
 
-        base = ExperimentConfig.from_dict(load_checkpoint(last).get("config"), str(last))
+        base = ExperimentConfig.from_dict(load_checkpoint(kept).get("config"), str(kept))
     elif args.resume:  # a typo in --exp started the default run (10 x 512, 20 epochs) from nothing
         raise ConfigError(f"--resume: {args.exp} holds no run to resume (neither {own} nor {last}); give the --exp of "
                           f"the run, or --config to start one there")

@@ -170,7 +170,8 @@ def earlier_run(
     r"""``(state, changes)`` of the run in ``exp`` to resume (its last checkpoint ``last``, and what
     :func:`refused_changes` allowed to change), ``(None, None)`` for a new run; ``texts``: the run's
     ``classes.txt``, ``data.txt`` and data digests, checked against the earlier run's. Refuses a finished run whose
-    ``last.pt`` is gone, a run there without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
+    ``last.pt`` is gone (a new run would train over it; ``--resume`` goes to :func:`check_finished`), a run there
+    without ``--resume``, and (new) a ``config.yaml`` there that no run wrote."""
     if not last.exists() and (exp / "final.pt").exists():  # checkpoints/ removed to save space: a new run, or
         # --resume's fresh start, trained over the finished model, its config.yaml and its log
         raise ConfigError(f"{exp}: holds a finished run (final.pt) whose checkpoints/last.pt is gone, so it cannot "
@@ -195,11 +196,12 @@ def earlier_run(
 
 
 def check_finished(exp: Path, config: ExperimentConfig, config_file, texts: tuple[str, str, str]) -> Progress:
-    r"""``--resume --check`` of the finished run in ``exp`` whose ``checkpoints/last.pt`` is gone (removed to save
-    space): the progress its ``final.pt`` keeps, where ``config`` and the data (``texts``, as :func:`earlier_run`'s)
-    are the run's; else a :class:`ConfigError` naming what differs. Nothing can be trained on from ``final.pt``, so
-    only the settings that do not shape the model may differ. A recipe rerun with other --train-opts counted such a
-    run as done, and scored the old model under the new options."""
+    r"""``--resume`` (and ``--resume --check``) of the finished run in ``exp`` whose ``checkpoints/last.pt`` is gone
+    (removed to save space), which trains nothing: the progress its ``final.pt`` keeps, where ``config`` and the
+    data (``texts``, as :func:`earlier_run`'s) are the run's; else a :class:`ConfigError` naming what differs.
+    Nothing can be trained on from ``final.pt``, so only the settings that do not shape the model may differ. A
+    recipe rerun with other --train-opts counted such a run as done, and scored the old model under the new
+    options."""
     final = exp / "final.pt"
     state = load_checkpoint(final)
     stored = ExperimentConfig.from_dict(state.get("config"), str(final)).to_dict()

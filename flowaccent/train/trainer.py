@@ -157,11 +157,14 @@ def _train(
     model.to(env.device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
     texts = _experiment_texts(specs, dirs, class_names, spk_cmvn)
-    if check and resume and not last.exists() and (exp / "final.pt").exists():  # its checkpoints/ removed
+    if resume and not last.exists() and (exp / "final.pt").exists():  # its checkpoints/ removed: nothing trains
         progress = check_finished(exp, config, config_file, texts)
         source.close()
+        if not check and env.is_main:
+            print(f"train: {exp} holds a finished run of this config and data (final.pt; its checkpoints/last.pt is "
+                  "gone): nothing to train; final.pt is kept", file=sys.stderr)
         return TrainSummary(exp, progress.epoch, progress.global_step, progress.best_valid, exp / "final.pt",
-                            would="final")
+                            would="final" if check else "")
     state, changes = earlier_run(exp, last, resume, config, config_file, texts)
     if resume and state is None and env.is_main:
         print(f"train: {last} does not exist yet: {'a run would start' if check else 'starting'} from the "

@@ -964,10 +964,12 @@ def test_a_finished_run_whose_checkpoints_are_gone_is_not_trained_over(gaussian_
     train(small_config(epochs=1), exp, [str(path)], quiet=True)
     shutil.rmtree(exp / "checkpoints")
     final = (exp / "final.pt").read_bytes()
-    for resume in (False, True):
-        with pytest.raises(ConfigError, match=r"holds a finished run \(final.pt\) whose checkpoints/last.pt is gone, "
-                                              r"so it cannot be resumed, and a new run would overwrite it"):
-            train(small_config(epochs=2), exp, [str(path)], resume=resume, quiet=True)
+    with pytest.raises(ConfigError, match=r"holds a finished run \(final.pt\) whose checkpoints/last.pt is gone, "
+                                          r"so it cannot be resumed, and a new run would overwrite it"):
+        train(small_config(epochs=2), exp, [str(path)], quiet=True)
+    with pytest.raises(ConfigError, match=r"final.pt: the config differs from the finished run's: train.epochs: 1 "
+                                          r"there, 2 given"):  # --resume: it cannot train on
+        train(small_config(epochs=2), exp, [str(path)], resume=True, quiet=True)
     assert (exp / "final.pt").read_bytes() == final
 
 
@@ -989,6 +991,15 @@ def test_a_finished_run_whose_checkpoints_are_gone_is_checked_against_its_final_
     assert main([*check, "--train.device", "cpu"]) == 0  # where it would train does not shape the model
     assert capsys.readouterr().err == (f"train: {exp}: holds a finished run of this config and data (final.pt; its "
                                        "checkpoints/last.pt is gone): nothing left to train\n")
+    assert main(check[:-2] + ["--quiet"]) == 0  # --resume itself agrees with its --check: nothing trains (was refused)
+    assert f"train: {exp} holds a finished run of this config and data (final.pt; its checkpoints/last.pt is gone): " \
+        "nothing to train; final.pt is kept\n" in capsys.readouterr().err
+    kept = (exp / "config.yaml").read_bytes()
+    (exp / "config.yaml").unlink()  # gone too: the config final.pt keeps ('holds no run to resume')
+    try:
+        assert main(check) == 0 and "nothing left to train" in capsys.readouterr().err
+    finally:
+        (exp / "config.yaml").write_bytes(kept)
     for option, said in ((["--model.hidden", "16"], "model.hidden: 32 there, 16 given"),
                          (["--train.seed", "7"], "train.seed: 0 there, 7 given"),
                          (["--train.epochs", "2"], "train.epochs: 1 there, 2 given")):
