@@ -98,15 +98,15 @@ def _text(text: str) -> str:
 def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     r"""The lines of a table under its heading (``## title``), and an empty line after it. A ``|`` in a cell (a
     CTM's phone may hold one) is escaped: it would end the cell and shift the row's numbers under other columns; so
-    is a ``<`` that would open a tag (:func:`markdown_text`)."""
+    is a ``<`` that would open a tag (:func:`markdown_escaped`)."""
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(markdown_text(cell).replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(markdown_escaped(cell).replace("|", "\\|") for cell in cells) + " |"
 
-    return [f"## {markdown_text(title)}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
+    return [f"## {markdown_escaped(title)}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
 
 
-def markdown_text(text: str) -> str:
+def markdown_escaped(text: str) -> str:
     r"""``text`` with each ``<`` that would open an HTML tag in Markdown escaped (``\<``): Kaldi's ``<sil>`` and
     ``<unk>`` phones were tags a renderer dropped, leaving their rows' numbers without a name."""
     return re.sub(r"<(?=[A-Za-z/!?])", r"\\<", text)
@@ -121,7 +121,7 @@ def markdown_page(
     closing = ["Figures", "Configuration", "How this was made"]
     lines += _markdown_contents([title, "Contents"], [t for t, _, _ in sections], closing)
     for note in notes:  # HTML: its bold as Markdown's, its escaped text as text
-        lines += [markdown_text(html.unescape(note.replace("<b>", "**").replace("</b>", "**"))), ""]
+        lines += [markdown_escaped(html.unescape(note.replace("<b>", "**").replace("</b>", "**"))), ""]
     for title, header, rows in sections:
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]

@@ -19,7 +19,7 @@ from flowaccent.data.ctm import Segment, base_phone, channel_number, read_ctm, r
 from flowaccent.errors import ConfigError
 from flowaccent.report.figures import PHONES_FIGURES
 from flowaccent.report.inputs import load_summary
-from flowaccent.report.pages import markdown_table
+from flowaccent.report.pages import markdown_escaped, markdown_table
 from flowaccent.report.tables import fmt, with_bounds
 from flowaccent.score.phones import Difference, SetPhones, TwoChannels, data_dir_of, differences, set_phones
 from flowaccent.words import counted
@@ -219,17 +219,18 @@ def reference_table(report: PhoneReport) -> tuple[str, list[str], list[list[str]
 
 def markdown_text(report: PhoneReport, scores: str, command: str = "", figure: str = "") -> str:
     r"""The whole Markdown page: title, legend, coverage, a table per other set, the reference's table."""
-    lines = [f"# flowaccent phones: {scores}", "", LEGEND, "", f"CTM: {', '.join(report.ctms)}.", ""]
+    e = markdown_escaped  # phones and paths: Kaldi's <sil> was a tag a renderer dropped
+    lines = [f"# flowaccent phones: {e(str(scores))}", "", LEGEND, "", f"CTM: {e(', '.join(report.ctms))}.", ""]
     if command:
         lines += ["```", command, "```", ""]
     lines += markdown_table(*coverage_table(report))
     if report.notes:  # a set left out is in no table: said here, not on the terminal only
-        lines += [*(f"- {_sentence(note)}" for note in report.notes), ""]
+        lines += [*(f"- {e(_sentence(note))}" for note in report.notes), ""]
     if figure:
         lines += [f"![Each phone's LogLL minus the reference's]({figure})", ""]
     for name in report.differences:
         lines += markdown_table(*difference_table(report, name))
-        lines += [line for text in left_out(report, name) for line in (text, "")]
+        lines += [line for text in left_out(report, name) for line in (e(text), "")]
     lines += markdown_table(*reference_table(report))
     return "\n".join(lines)
 

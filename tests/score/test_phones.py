@@ -253,6 +253,8 @@ def test_a_phone_with_a_bar_or_a_tags_bracket_keeps_its_name_and_its_tables_colu
     tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
     assert any("b\\|x" in row for table in tables for row in table)
     assert any(row.startswith("| \\<sil> | ") for table in tables for row in table) and "| <sil>" not in markdown
+    rare = markdown_text(build_report(scores, ctms, min_frames=10**6), str(scores))  # listed under the tables
+    assert "Fewer than 1000000 frames here or in native: " in rare and "\\<sil> (" in rare and " <sil> (" not in rare
     for header, _, *rows in tables:  # each row as many cells as its header
         assert {len(re.split(r"(?<!\\)\|", row)) for row in rows} == {len(header.split("|"))}
 
