@@ -79,11 +79,13 @@ for list in l2 l2_train; do
       exit 1
     fi
     full=$(from_caller "$dir")  # from a folder whose path has a space: split in two, then 'no such data dir'
-    # a path with a space given in the list: 'ja=corp space/ja' was the sets ja=corp and space/ja ('ja' used twice)
-    for ((j = i + 1, joined_words = 0; j < ${#words[@]} && ! joined_words; j++)); do
-      [ ! -e "$full" ] && [ -e "$full ${words[*]:i+1:j-i}" ] || continue
-      full="$full ${words[*]:i+1:j-i}" spec="$spec ${words[*]:i+1:j-i}" joined_words=1
-    done
+    # a path with whitespace given in the list: 'ja=corp x/ja' was the sets ja=corp and x/ja ('ja' used twice):
+    # a path that begins with this one and whitespace, where this one or the next word is no path
+    next=; [ $((i + 1)) -ge ${#words[@]} ] || next=$(from_caller "${words[i + 1]#*=}")
+    if [[ ! $full =~ [[:space:]] ]] && { [ ! -e "$full" ] || [ ! -e "$next" ]; }; then
+      spaced=$(compgen -G "${full}[[:space:]]*" | head -n 1) || true
+      [ -z "$spaced" ] || full=$spaced
+    fi
     [[ ! $full =~ [[:space:]] ]] || { log "--${list/_/-} '$spec': $full holds whitespace, which these" \
       "space-separated lists cannot carry: give a path without (a link to the data dir)"; exit 1; }
     resolved="$resolved $name=$full"

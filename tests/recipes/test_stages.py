@@ -150,10 +150,18 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
     assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()
     # a path with a space given in the list itself: 'set name ja is used twice', or 'no such data dir' of half of it
     # once stage 0 had begun
+    # (the review: also where the path's first part is a folder too, and at two spaces or a tab)
     (spaced / "ja").mkdir()
-    for given in (f"ja={spaced}/ja", f"x={spaced}/ja zh=a", f"{spaced}/ja"):
+    (tmp_path / "my").mkdir()
+    (tmp_path / "two  spaces").mkdir()
+    (tmp_path / "a\ttab").mkdir()
+    for given, first, path in ((f"ja={spaced}/ja", f"ja={tmp_path}/my", spaced),
+                               (f"x={spaced}/ja zh=a", f"x={tmp_path}/my", spaced),
+                               (f"{spaced}/ja", f"{tmp_path}/my", spaced),
+                               (f"ja={tmp_path}/two  spaces", f"ja={tmp_path}/two", tmp_path / "two  spaces"),
+                               (f"ja={tmp_path}/a\ttab", f"ja={tmp_path}/a", tmp_path / "a\ttab")):
         wsj = subprocess.run(["bash", str(recipes / "wsj_l2" / "run.sh"), "--wsj-train", "a", "--wsj-test", "b", "--l2",
                               given, "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data")],
                              capture_output=True, text=True, timeout=60, cwd=tmp_path, env=recipe_env())
-        said = f"--l2 '{given.split(' zh=')[0]}': {spaced / 'ja'} holds whitespace, which these space-separated lists"
+        said = f"--l2 '{first}': {path} holds whitespace, which these space-separated lists"
         assert wsj.returncode == 1 and said in wsj.stderr, (given, wsj.stderr)
