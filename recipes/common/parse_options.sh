@@ -22,9 +22,11 @@ while true; do
       { read -r line; while IFS= read -r line && [[ $line == '#'* ]]; do line=${line#'#'}; echo "${line# }"; done
       } < "$script" >&2
       echo "options:" >&2
+      # a value (quoted, or a word), then its note: a '#' after whitespace, as bash reads a comment
+      note_re='^("[^"]*"|'"'[^']*'"'|[^[:space:]"'"'"']*)[[:space:]]+#[[:space:]]*(.*)$'
       recipe_options | while IFS= read -r line; do
         option=${line%%=*} default=${line#*=} note=
-        [[ $default == *'  # '* ]] && note="  ${default#*'  # '}" default=${default%%'  # '*}
+        [[ $default =~ $note_re ]] && default=${BASH_REMATCH[1]} note="  ${BASH_REMATCH[2]}"
         [[ $default =~ ^\$\{[a-z_0-9]+:-(.*)\}$ ]] && default=${BASH_REMATCH[1]}  # cmd.sh's x=${x:-flowaccent}
         echo "  --${option//_/-} (default: $default)$note"
       done >&2

@@ -19,10 +19,11 @@ cd "$(dirname "$RECIPE")"
 
 stage=0
 stop_stage=100
-seed=0  # the corpus's seed
+seed=0 # the corpus's seed
 opts=
 refuse=
 exp=exp
+label="a  # b"  # a value holding '  #' (the review: its note was cut out of it)
 
 . ../common/parse_options.sh
 
@@ -71,8 +72,9 @@ def test_only_the_scripts_own_variables_are_options_and_a_missing_value_is_named
     lines = shown.splitlines()  # what the recipe does (its opening comment), then each option with its note
     assert lines[1:3] == ["a recipe of stages 0..3: each says it ran and marks itself done", "options:"]
     assert [line.split()[0] for line in lines[3:]] == ["--stage", "--stop-stage", "--seed", "--opts", "--refuse",
-                                                       "--exp"]
-    assert "  --seed (default: 0)  the corpus's seed" in lines and "  --opts (default: )" in lines
+                                                       "--exp", "--label"]
+    assert "  --seed (default: 0)  the corpus's seed" in lines and "  --opts (default: )" in lines  # one space too
+    assert """  --label (default: "a  # b")  a value holding '  #' (the review: its note was cut out of it)""" in lines
     link = tmp_path / "link.sh"  # through a link: ./path.sh and ../common were looked for beside the link
     link.symlink_to(script)
     assert run(link, "--stage", "3", "--opts", "--not-an-option 3")[:2] == (0, ["Stage 3"])
