@@ -209,8 +209,9 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
-    r"""Pearson and Spearman correlation of utterance ``scores`` with ``ratings`` (both NaN if undefined, or if a value
-    is not finite: Spearman's ranked a NaN above every value and gave a number where Pearson's gave NaN).
+    r"""Pearson and Spearman correlation of utterance ``scores`` with ``ratings`` (NaN if undefined; both NaN where a
+    value is NaN: Spearman's ranked it above every value and gave a number where Pearson's gave NaN; an infinite
+    value is ranked, as ``scipy.stats.spearmanr`` ranks it, and Pearson's is NaN).
 
     Spearman's is Pearson's of the average ranks, as ``scipy.stats.spearmanr`` (tested), computed
     here: importing ``scipy.stats`` took 0.6-1 s of every scoring run with rated sets.
@@ -218,11 +219,12 @@ def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     scores, ratings = _one_per_utterance(scores, ratings)
     if len(scores) != len(ratings):
         raise ValueError(f"expected a rating per score, got {len(scores)} scores and {len(ratings)} ratings")
-    if (len(scores) < 3 or not np.isfinite(scores).all() or not np.isfinite(ratings).all() or np.ptp(scores) == 0
-            or np.ptp(ratings) == 0):
+    if len(scores) < 3 or np.isnan(scores).any() or np.isnan(ratings).any() or np.ptp(scores) == 0 or \
+            np.ptp(ratings) == 0:
         return {"pearson": math.nan, "spearman": math.nan, "n": len(scores)}
+    finite = np.isfinite(scores).all() and np.isfinite(ratings).all()  # inf - inf: numpy's warnings, then NaN
     return {
-        "pearson": _pearson(scores, ratings),
+        "pearson": _pearson(scores, ratings) if finite else math.nan,
         "spearman": _pearson(average_ranks(scores), average_ranks(ratings)),
         "n": len(scores),
     }

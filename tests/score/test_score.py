@@ -840,8 +840,11 @@ def test_auc_and_correlations_equal_sklearn_and_scipy_with_ties():
 def test_a_value_not_finite_or_scores_not_one_per_utterance_give_no_number():
     r"""Spearman's ranked a NaN above every value (-0.3 where scipy's is NaN, and Pearson's was NaN); a 2-D AUC was
     2.0."""
-    for x, y in (([1.0, 2, np.nan, 4, 5], [5.0, 3, 4, 1, 2]), ([1.0, 2, 3, 4, 5], [5.0, 3, np.inf, 1, 2])):
+    for x, y in (([1.0, 2, np.nan, 4, 5], [5.0, 3, 4, 1, 2]), ([1.0, 2, 3, 4, 5], [5.0, 3, np.nan, 1, 2])):
         assert all(math.isnan(v) for k, v in correlations(np.array(x), np.array(y)).items() if k != "n")
+    x, y = np.array([1.0, 2, 3, 4, -np.inf]), np.array([2.0, 3, 5, 4, 1])  # an infinite value is ranked, as scipy's
+    got = correlations(x, y)
+    assert math.isnan(got["pearson"]) and got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
     with pytest.raises(ValueError, match=r"one score per utterance \(n,\), got shapes \(2, 2\), \(1, 2\)"):
         detection_auc(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="one score per utterance"):
