@@ -47,18 +47,18 @@ def _mass(m: Tensor, n: Tensor) -> Tensor:
     return (2 * n + 1) * m - n * (n + 1)
 
 
-def num_taps(m: Tensor, num_bins: int) -> int:
+def num_taps(m: Tensor, num_bins: int, mode: str = "renorm") -> int:
     r"""Taps each side that carry weight, ``ceil(max m) - 1``, at most ``num_bins - 1``. A :class:`ConfigError` for a
-    width not finite, or one whose kernel's mass (about ``m^2``) overflows ``m``'s floating-point type (``drop``
-    and ``fold`` gave NaN)."""
+    width not finite, or, for ``drop`` and ``fold``, one whose kernel's whole mass ``S(m)`` (about ``2 m^2``)
+    overflows ``m``'s floating-point type (they gave NaN; ``renorm``'s mass is the part inside, about ``K m``)."""
     if m.numel() == 0:
         return 0
     top = float(m.detach().max())
     if not math.isfinite(top):
         raise ConfigError(f"blur: the widths must be finite, got max {top}")
-    if m.is_floating_point() and top > (largest := math.sqrt(torch.finfo(m.dtype).max) / 2):
+    if mode != "renorm" and m.is_floating_point() and top > (largest := math.sqrt(torch.finfo(m.dtype).max / 2) - 1):
         raise ConfigError(f"blur: the widths must be at most {largest:.3g} in {str(m.dtype).removeprefix('torch.')} "
-                          f"(the kernel's mass, about m^2, would overflow), got max {top:.3g}")
+                          f"for '{mode}' (the kernel's mass, about 2 m^2, would overflow), got max {top:.3g}")
     return int(min(max(math.ceil(top) - 1, 0), num_bins - 1))
 
 
@@ -172,9 +172,9 @@ class _BlurEnergy(torch.autograd.Function):
         by_source, by_width = _gather(grad.contiguous(), m, ctx.taps)
         grad_energy = by_source / norm
         grad_m = by_width * source - grad_energy * source * norm_slope
-        if ctx.mode == "fold":  # norm: the whole mass S(m), slope 2n + 1
+        if ctx.mode == "fold":  # norm: the whole mass S(m), slope 2n + 1; over norm twice, not norm^2 (m^4)
             grad_energy += grad * outside / norm
-            grad_m += grad * energy * (outside_slope * norm - outside * norm_slope) / norm**2
+            grad_m += grad * energy * (outside_slope - outside / norm * norm_slope) / norm
         return grad_energy, grad_m, None, None
 
 
@@ -219,7 +219,7 @@ def _blur(energy: Tensor, m: Tensor, mode: Mode) -> Tensor:
     r""":func:`blur_energy` without the checks of its arguments."""
     energy, m = torch.broadcast_tensors(energy, m.to(energy.dtype))
     m = m.clamp_min(1.0)
-    return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1]))
+    return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1], mode))
 
 
 def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:

@@ -154,9 +154,16 @@ def test_widths_far_past_the_bins_keep_the_total_or_are_refused():
         flat = triangular_blur(e.log(), widths, "renorm").exp()  # flat to about 3/m: the kernel over 4 bins
         torch.testing.assert_close(flat, torch.full((1, 4), 10.5 / 4), rtol=max(4 / m, 1e-5), atol=0)
         assert float(blur_energy(e, widths, "drop").sum()) == pytest.approx(4 * 10.5 / m, rel=max(4 / m, 1e-5))
-    for dtype, said in ((torch.float32, "9.22e+18 in float32"), (torch.float64, "6.7e+153 in float64")):
-        with pytest.raises(ConfigError, match=rf"widths must be at most {re.escape(said)} \(the kernel's mass"):
-            blur_energy(e.to(dtype), torch.full((1, 4), 1e20 if dtype == torch.float32 else 1e160, dtype=dtype))
+    for dtype, said in ((torch.float32, "1.3e+19 in float32"), (torch.float64, "9.48e+153 in float64"),
+                        (torch.float16, "180 in float16")):
+        big = {torch.float32: 1e20, torch.float64: 1e160, torch.float16: 200.0}[dtype]
+        for mode in ("drop", "fold"):
+            with pytest.raises(ConfigError, match=rf"widths must be at most {re.escape(said)} for '{mode}' \(the "):
+                blur_energy(e.to(dtype), torch.full((1, 4), big, dtype=dtype), mode)
+        assert torch.isfinite(blur_energy(e.to(dtype), torch.full((1, 4), big, dtype=dtype), "renorm")).all()
+    m = torch.full((1, 4), 1e13, requires_grad=True)  # fold's gradient in m was over norm^2 (m^4): inf / inf
+    (blur_energy(e, m, "fold") * torch.arange(4.0)).sum().backward()
+    assert torch.isfinite(m.grad).all()
 
 
 def test_cost_is_linear_in_the_width_not_quadratic_in_the_bins():
