@@ -32,11 +32,12 @@ import numpy as np
 from tqdm import tqdm
 
 from flowaccent import __version__
-from flowaccent.data.atomic import atomic_write_text
-from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, read_table, write_table
+from flowaccent.data.atomic import atomic_path, atomic_write_text
+from flowaccent.data.datadir import DATA_DIR_LOCK, UNUSED_BY_FBANK, DataDir, load_data_dir, read_table
 from flowaccent.data.kaldi_io import ArkWriter, read_scp
 from flowaccent.data.lock import locked_folder
 from flowaccent.data.rules import FBANK_FAILED, utterances_digest
+from flowaccent.data.table import table_text
 from flowaccent.errors import AudioError, ConfigError, FlowAccentError, KaldiIOError
 from flowaccent.features.cmvn_stats import compute_cmvn_stats
 from flowaccent.features.fbank import FbankConfig
@@ -231,13 +232,18 @@ def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: 
 def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dict[str, np.ndarray],
                   num_frames: dict[str, int]) -> None:
     r"""The per-speaker CMVN stats into ``cmvn_ark``, then the data dir's ``feats.scp`` (``feats_lines``: the ark
-    writer's scp lines), ``cmvn.scp`` and ``utt2num_frames``; its ``fbank.json`` removed first (written after them
-    by the caller: tables and record from one run)."""
+    writer's scp lines), ``cmvn.scp`` and ``utt2num_frames``, each written whole under a temporary name before any
+    is renamed into place; its ``fbank.json`` removed just before (written after them by the caller: tables and
+    record from one run). A full disk among them left a ``feats.scp`` without its ``cmvn.scp`` (or the earlier
+    run's), which ``validate`` passed and ``score`` took; now it leaves the earlier run's tables and record."""
     cmvn_lines = write_stats(cmvn_ark, stats)
-    (path / RECORD).unlink(missing_ok=True)
-    write_table(path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in feats_lines))
-    write_table(path / "cmvn.scp", cmvn_lines)
-    write_table(path / "utt2num_frames", num_frames)
+    tables = {"feats.scp": dict(line.rstrip("\n").split(" ", 1) for line in feats_lines), "cmvn.scp": cmvn_lines,
+              "utt2num_frames": num_frames}
+    with contextlib.ExitStack() as renamed:  # on leaving it, in turn
+        for name, mapping in tables.items():
+            text = table_text(mapping, str(path / name))
+            renamed.enter_context(atomic_path(path / name)).write_text(text, encoding="utf-8")
+        (path / RECORD).unlink(missing_ok=True)
 
 
 def _said(taken: TakenOver, recordings: int) -> None:

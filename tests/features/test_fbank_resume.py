@@ -112,6 +112,38 @@ def test_without_resume_all_is_computed_and_the_stopped_runs_files_removed_at_th
     assert outputs(data) == want and not left(data) and stopped
 
 
+def test_a_full_disk_among_the_tables_leaves_none_of_them_or_the_earlier_runs(dirs, monkeypatch):
+    r"""The tables were written one after the other: a full disk at cmvn.scp left feats.scp (and no record), which
+    validate passed and score took; over an earlier run, the new feats.scp beside its cmvn.scp."""
+    import errno
+
+    from flowaccent.features import make_fbank as module
+
+    data, want = dirs
+    table_text = module.table_text
+
+    def full(mapping, where):
+        if where.endswith("cmvn.scp"):
+            raise OSError(errno.ENOSPC, "No space left on device", where)
+        return table_text(mapping, where)
+
+    monkeypatch.setattr(module, "table_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        make_fbank(data, quiet=True)
+    assert not [name for name in OUTPUTS if (data / name).exists()]  # nothing that looks complete
+    assert not list(data.glob(".*.tmp.*"))
+    monkeypatch.undo()
+    make_fbank(data, FbankConfig(num_mel_bins=23), quiet=True)  # an earlier run, complete
+    before = {name: (data / name).read_bytes() for name in OUTPUTS}
+    monkeypatch.setattr(module, "table_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        make_fbank(data, quiet=True)
+    assert {name: (data / name).read_bytes() for name in OUTPUTS} == before  # its tables and record, as they were
+    monkeypatch.undo()
+    make_fbank(data, quiet=True)
+    assert outputs(data) == want
+
+
 def test_other_options_take_nothing_over(dirs, monkeypatch, capsys):
     data, _ = dirs
     stopped(monkeypatch, 4, data)
