@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowaccent.data.atomic import atomic_write_text
+    from flowaccent.data.atomic import write_named_file
     from flowaccent.data.specs import check_parents
     from flowaccent.errors import ConfigError
     from flowaccent.report.compare import compare, load_scored, markdown_text, tsv_text
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         _stdout.write(text)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)  # it said '.../.c.tsv.tmp.14856: No such file or directory'
-        atomic_write_text(out, text)
+        write_named_file(out, text)
     for note in comparison.notes if tsv or out is not None else ():  # Markdown on the terminal holds them
         print(f"compare: note: {note}", file=sys.stderr)
     if out is not None:

@@ -97,6 +97,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_named_file(path: str | Path, text: str) -> None:
+    r"""``text`` (UTF-8) into the file a user named (``--out FILE``): a regular file, or none yet, written
+    atomically; through a link, its target written so and the link kept (a link to a shared results file was
+    replaced by a file of its own); a device or a pipe (``/dev/stdout``, a FIFO) written through (it was replaced
+    by a regular file, ``/dev/full`` among them when run as root, and the command said it had written there)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as error:  # '/dev/full': its error at the flush, naming no file
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        return
+    atomic_write_text(Path(os.path.realpath(path)) if path.is_symlink() else path, text)
+
+
 def json_safe(value):
     r"""``value`` with numpy scalars as Python numbers and NaN as None (JSON has no NaN)."""
     if isinstance(value, dict):

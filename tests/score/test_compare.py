@@ -127,6 +127,32 @@ def test_out_never_replaces_a_file_of_the_scores_compared(two_models, tmp_path, 
     capsys.readouterr()
 
 
+def test_out_through_a_link_or_into_a_pipe_writes_there_and_keeps_them(two_models, tmp_path, capsys):
+    r"""``--out`` was written under a temporary name and renamed: a link to a shared results file was replaced by a
+    file of its own (the shared one not updated), and a device or a pipe by a regular file (as root, ``--out
+    /dev/full`` replaced the system's /dev/full and said it had written there)."""
+    import os
+    import threading
+
+    _, dnf, plain = two_models
+    shared = tmp_path / "results" / "compare.md"
+    shared.parent.mkdir()
+    shared.write_text("# flowaccent: an earlier comparison\n")
+    (tmp_path / "link.md").symlink_to(shared)
+    assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "link.md")]) == 0
+    assert (tmp_path / "link.md").is_symlink()
+    assert shared.read_text().startswith("# flowaccent: 2 model(s) side by side")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)  # never left waiting
+    reader.start()
+    assert main(["compare", str(dnf), str(plain), "--out", str(fifo)]) == 0
+    reader.join(timeout=60)
+    assert read and read[0].startswith("# flowaccent: 2 model(s) side by side") and fifo.is_fifo()
+    capsys.readouterr()
+
+
 def test_a_full_stdout_is_named(two_models, capsys, monkeypatch):
     r"""'compare > /dev/full' said 'error: No space left on device', not of what."""
     import errno
