@@ -219,6 +219,11 @@ def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     scores, ratings = _one_per_utterance(scores, ratings)
     if len(scores) != len(ratings):
         raise ValueError(f"expected a rating per score, got {len(scores)} scores and {len(ratings)} ratings")
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf in the spread of infinite values: NaN, quietly
+        return _correlations(scores, ratings)
+
+
+def _correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     if len(scores) < 3 or np.isnan(scores).any() or np.isnan(ratings).any() or np.ptp(scores) == 0 or \
             np.ptp(ratings) == 0:
         return {"pearson": math.nan, "spearman": math.nan, "n": len(scores)}

@@ -845,6 +845,12 @@ def test_a_value_not_finite_or_scores_not_one_per_utterance_give_no_number():
     x, y = np.array([1.0, 2, 3, 4, -np.inf]), np.array([2.0, 3, 5, 4, 1])  # an infinite value is ranked, as scipy's
     got = correlations(x, y)
     assert math.isnan(got["pearson"]) and got["spearman"] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+    import warnings
+
+    with warnings.catch_warnings():  # all infinite: NaN, without numpy's 'invalid value' warnings
+        warnings.simplefilter("error")
+        got = correlations(np.array([np.inf] * 3), np.array([1.0, 2, 3]))
+    assert math.isnan(got["pearson"]) and math.isnan(got["spearman"])
     with pytest.raises(ValueError, match=r"one score per utterance \(n,\), got shapes \(2, 2\), \(1, 2\)"):
         detection_auc(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="one score per utterance"):

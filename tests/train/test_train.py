@@ -290,7 +290,8 @@ def test_a_class_with_whitespace_an_empty_exp_and_nothing_to_resume_are_refused(
     assert (tmp_path / "config.yaml").read_text() == "# my notes\n" and not (tmp_path / "checkpoints").exists()
     assert main(["train", "--exp", str(tmp_path / "typo"), "--resume", str(path), "--quiet"]) == 1
     assert capsys.readouterr().err.endswith(f"holds no run to resume (neither {tmp_path / 'typo' / 'config.yaml'} nor "
-                                            f"{tmp_path / 'typo' / 'checkpoints' / 'last.pt'}); give the --exp of the "
+                                            f"{tmp_path / 'typo' / 'checkpoints' / 'last.pt'} nor a finished run's "
+                                            "final.pt); give the --exp of the "
                                             "run, or --config to start one there\n")
     assert not (tmp_path / "typo").exists()
     (tmp_path / "afile").write_text("")  # --exp a file: mkdir's 'File exists' said nothing of what was wrong
