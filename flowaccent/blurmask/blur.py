@@ -49,16 +49,22 @@ def _mass(m: Tensor, n: Tensor) -> Tensor:
 
 def num_taps(m: Tensor, num_bins: int, mode: str = "renorm") -> int:
     r"""Taps each side that carry weight, ``ceil(max m) - 1``, at most ``num_bins - 1``. A :class:`ConfigError` for a
-    width not finite, or, for ``drop`` and ``fold``, one whose kernel's whole mass ``S(m)`` (about ``2 m^2``)
-    overflows ``m``'s floating-point type (they gave NaN; ``renorm``'s mass is the part inside, about ``K m``)."""
+    width not finite, or one whose kernel's mass overflows ``m``'s floating-point type: for ``drop`` and ``fold`` the
+    whole mass ``S(m)``, about ``2 m^2`` (they gave NaN), for ``renorm`` the part on the ``K`` bins, at most ``K m``
+    (its output was all 0)."""
     if m.numel() == 0:
         return 0
     top = float(m.detach().max())
     if not math.isfinite(top):
         raise ConfigError(f"blur: the widths must be finite, got max {top}")
-    if mode != "renorm" and m.is_floating_point() and top > (largest := math.sqrt(torch.finfo(m.dtype).max / 2) - 1):
-        raise ConfigError(f"blur: the widths must be at most {largest:.3g} in {str(m.dtype).removeprefix('torch.')} "
-                          f"for '{mode}' (the kernel's mass, about 2 m^2, would overflow), got max {top:.3g}")
+    if m.is_floating_point():
+        most = torch.finfo(m.dtype).max
+        largest, mass = ((most / (2 * num_bins), "K m") if mode == "renorm" else
+                         (math.sqrt(most / 2) - 1, "about 2 m^2"))
+        if top > largest:
+            dtype = str(m.dtype).removeprefix("torch.")
+            raise ConfigError(f"blur: the widths must be at most {largest:.3g} in {dtype} for '{mode}' over {num_bins} "
+                              f"bins (the kernel's mass, {mass}, would overflow), got max {top:.3g}")
     return int(min(max(math.ceil(top) - 1, 0), num_bins - 1))
 
 

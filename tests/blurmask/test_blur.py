@@ -158,9 +158,15 @@ def test_widths_far_past_the_bins_keep_the_total_or_are_refused():
                         (torch.float16, "180 in float16")):
         big = {torch.float32: 1e20, torch.float64: 1e160, torch.float16: 200.0}[dtype]
         for mode in ("drop", "fold"):
-            with pytest.raises(ConfigError, match=rf"widths must be at most {re.escape(said)} for '{mode}' \(the "):
+            with pytest.raises(ConfigError, match=rf"widths must be at most {re.escape(said)} for '{mode}' over 4 "):
                 blur_energy(e.to(dtype), torch.full((1, 4), big, dtype=dtype), mode)
         assert torch.isfinite(blur_energy(e.to(dtype), torch.full((1, 4), big, dtype=dtype), "renorm")).all()
+    # renorm's mass inside, K m, overflows too (the review: 80 bins at m = 900 in float16 gave all 0)
+    wide = torch.rand(1, 80, dtype=torch.float16)
+    with pytest.raises(ConfigError, match=r"at most 409 in float16 for 'renorm' over 80 bins \(the kernel's mass, K m"):
+        blur_energy(wide, torch.full((1, 80), 900.0, dtype=torch.float16))
+    kept = blur_energy(wide, torch.full((1, 80), 400.0, dtype=torch.float16))
+    assert float(kept.float().sum()) == pytest.approx(float(wide.float().sum()), rel=2e-2)
     m = torch.full((1, 4), 1e13, requires_grad=True)  # fold's gradient in m was over norm^2 (m^4): inf / inf
     (blur_energy(e, m, "fold") * torch.arange(4.0)).sum().backward()
     assert torch.isfinite(m.grad).all()
