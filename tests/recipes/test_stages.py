@@ -157,7 +157,9 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
     (tmp_path / "my").mkdir()
     (tmp_path / "two  spaces").mkdir()
     (tmp_path / "a\ttab").mkdir()
+    (tmp_path / "set[1] x" / "ja").mkdir(parents=True)  # its '[1]' not a pattern
     for given, first, path in ((f"ja={spaced}/ja", f"ja={tmp_path}/my", spaced),
+                               (f"ja={tmp_path}/set[1] x/ja", f"ja={tmp_path}/set[1]", tmp_path / "set[1] x"),
                                (f"x={spaced}/ja zh=a", f"x={tmp_path}/my", spaced),
                                (f"{spaced}/ja", f"{tmp_path}/my", spaced),
                                (f"ja={tmp_path}/two  spaces", f"ja={tmp_path}/two", tmp_path / "two  spaces"),
@@ -167,3 +169,11 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
                              capture_output=True, text=True, timeout=60, cwd=tmp_path, env=recipe_env())
         said = f"--l2 '{first}': {path} holds whitespace, which these space-separated lists"
         assert wsj.returncode == 1 and said in wsj.stderr, (given, wsj.stderr)
+    # a set beside a folder of its name, a space and more ('ja old'): its own, not refused (the review)
+    (tmp_path / "ja old").mkdir()
+    (tmp_path / "ja").mkdir()
+    for given in (f"ja={tmp_path}/ja", f"zh={tmp_path}/my ja={tmp_path}/ja", f"ja={tmp_path}/ja zh={tmp_path}/zhh"):
+        wsj = subprocess.run(["bash", str(recipes / "wsj_l2" / "run.sh"), "--wsj-train", "a", "--wsj-test", "b", "--l2",
+                              given, "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"), "--stop-stage",
+                              "0"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=recipe_env())
+        assert "holds whitespace" not in wsj.stderr and "no such data dir or wav.scp list" in wsj.stderr, given
