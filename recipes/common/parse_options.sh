@@ -12,6 +12,23 @@ recipe_options() {  # the option variables, in the order of the script (and then
     | grep -E '^[a-z_][a-z0-9_]*=' || true
 }
 is_option() { recipe_options | cut -d= -f1 | grep -qxF "$1"; }
+value_and_note() {  # 'VALUE  # NOTE' -> the lines VALUE and NOTE: the note from a '#' that starts a word, as bash
+  # reads a comment (not within quotes, an escape, $(...) or ${...}: ${x:-a b}, "a  # b", x\ y)
+  awk -v q="'" '{ s = $0; sq = dq = depth = 0
+    for (i = 1; i <= length(s); i++) {
+      c = substr(s, i, 1)
+      if (c == "\\" && !sq) { i++; continue }
+      if (c == q && !dq) sq = !sq
+      else if (c == "\"" && !sq) dq = !dq
+      else if (!sq && !dq && (c == "(" || c == "{")) depth++
+      else if (!sq && !dq && (c == ")" || c == "}") && depth) depth--
+      else if (!sq && !dq && !depth && c == "#" && i > 1 && substr(s, i - 1, 1) ~ /[ \t]/) {
+        value = substr(s, 1, i - 1); sub(/[ \t]+$/, "", value); note = substr(s, i + 1); sub(/^[ \t]+/, "", note)
+        print value; print note; exit
+      }
+    }
+    print s; print "" }'
+}
 given_options=
 while true; do
   [ $# -eq 0 ] && break
@@ -22,11 +39,10 @@ while true; do
       { read -r line; while IFS= read -r line && [[ $line == '#'* ]]; do line=${line#'#'}; echo "${line# }"; done
       } < "$script" >&2
       echo "options:" >&2
-      # a value (quoted, or a word), then its note: a '#' after whitespace, as bash reads a comment
-      note_re='^("[^"]*"|'"'[^']*'"'|[^[:space:]"'"'"']*)[[:space:]]+#[[:space:]]*(.*)$'
       recipe_options | while IFS= read -r line; do
-        option=${line%%=*} default=${line#*=} note=
-        [[ $default =~ $note_re ]] && default=${BASH_REMATCH[1]} note="  ${BASH_REMATCH[2]}"
+        option=${line%%=*}
+        { IFS= read -r default; IFS= read -r note; } < <(printf '%s\n' "${line#*=}" | value_and_note)
+        note=${note:+  $note}
         [[ $default =~ ^\$\{[a-z_0-9]+:-(.*)\}$ ]] && default=${BASH_REMATCH[1]}  # cmd.sh's x=${x:-flowaccent}
         echo "  --${option//_/-} (default: $default)$note"
       done >&2

@@ -24,6 +24,7 @@ opts=
 refuse=
 exp=exp
 label="a  # b"  # a value holding '  #' (the review: its note was cut out of it)
+cmd=${cmd:-run --jobs 2}  # words, as cmd.sh's (the review: the note went into it)
 
 . ../common/parse_options.sh
 
@@ -72,9 +73,10 @@ def test_only_the_scripts_own_variables_are_options_and_a_missing_value_is_named
     lines = shown.splitlines()  # what the recipe does (its opening comment), then each option with its note
     assert lines[1:3] == ["a recipe of stages 0..3: each says it ran and marks itself done", "options:"]
     assert [line.split()[0] for line in lines[3:]] == ["--stage", "--stop-stage", "--seed", "--opts", "--refuse",
-                                                       "--exp", "--label"]
+                                                       "--exp", "--label", "--cmd"]
     assert "  --seed (default: 0)  the corpus's seed" in lines and "  --opts (default: )" in lines  # one space too
     assert """  --label (default: "a  # b")  a value holding '  #' (the review: its note was cut out of it)""" in lines
+    assert "  --cmd (default: run --jobs 2)  words, as cmd.sh's (the review: the note went into it)" in lines
     link = tmp_path / "link.sh"  # through a link: ./path.sh and ../common were looked for beside the link
     link.symlink_to(script)
     assert run(link, "--stage", "3", "--opts", "--not-an-option 3")[:2] == (0, ["Stage 3"])
