@@ -170,7 +170,9 @@ def _make_fbank(
         raise
     finally:
         journal.close()  # and its lock: after the ark was renamed, or its journal says what it holds
-    _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames)
+    # the earlier run's tables read arks of these names, replaced now (the tag does not cover utt2spk or the audio)
+    stale = bool({feats_ark.name, cmvn_ark.name} & previous)
+    _write_tables(data.path, feats_lines, cmvn_ark, stats, num_frames, stale)
     write_record(data.path, config.to_dict(), channel, rates, run=tag,  # last: tables and record from one run
                  feats=utterances_digest(num_frames), inputs=inputs, written=_written_digest(data.path, feats_ark,
                                                                                               cmvn_ark))
@@ -230,20 +232,30 @@ def _failed(path: Path, failed: list[tuple[str, str]], failed_list: Path, stay: 
 
 
 def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dict[str, np.ndarray],
-                  num_frames: dict[str, int]) -> None:
+                  num_frames: dict[str, int], stale: bool) -> None:
     r"""The per-speaker CMVN stats into ``cmvn_ark``, then the data dir's ``feats.scp`` (``feats_lines``: the ark
     writer's scp lines), ``cmvn.scp`` and ``utt2num_frames``, each written whole under a temporary name before any
     is renamed into place; its ``fbank.json`` removed just before (written after them by the caller: tables and
     record from one run). A full disk among them left a ``feats.scp`` without its ``cmvn.scp`` (or the earlier
-    run's), which ``validate`` passed and ``score`` took; now it leaves the earlier run's tables and record."""
-    cmvn_lines = write_stats(cmvn_ark, stats)
-    tables = {"feats.scp": dict(line.rstrip("\n").split(" ", 1) for line in feats_lines), "cmvn.scp": cmvn_lines,
-              "utt2num_frames": num_frames}
-    with contextlib.ExitStack() as renamed:  # on leaving it, in turn
-        for name, mapping in tables.items():
-            text = table_text(mapping, str(path / name))
-            renamed.enter_context(atomic_path(path / name)).write_text(text, encoding="utf-8")
-        (path / RECORD).unlink(missing_ok=True)
+    run's), which ``validate`` passed and ``score`` took. A failure before the renames now leaves the earlier
+    run's tables and record, unless they are ``stale`` (they read arks of this run's names, replaced already); then,
+    or where it comes among the renames (a Ctrl-C), the tables and the record are removed: none that looks whole."""
+    tables = ("feats.scp", "cmvn.scp", "utt2num_frames")
+    renaming = False
+    try:
+        cmvn_lines = write_stats(cmvn_ark, stats)
+        texts = [table_text(mapping, str(path / name)) for name, mapping in zip(tables, (
+            dict(line.rstrip("\n").split(" ", 1) for line in feats_lines), cmvn_lines, num_frames))]
+        with contextlib.ExitStack() as renamed:  # renamed on leaving it, feats.scp last
+            for name, text in zip(tables, texts):
+                renamed.enter_context(atomic_path(path / name)).write_text(text, encoding="utf-8")
+            (path / RECORD).unlink(missing_ok=True)
+            renaming = True
+    except BaseException:
+        if stale or renaming:
+            for name in (*tables, RECORD):
+                (path / name).unlink(missing_ok=True)
+        raise
 
 
 def _said(taken: TakenOver, recordings: int) -> None:

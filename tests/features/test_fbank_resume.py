@@ -142,6 +142,32 @@ def test_a_full_disk_among_the_tables_leaves_none_of_them_or_the_earlier_runs(di
     monkeypatch.undo()
     make_fbank(data, quiet=True)
     assert outputs(data) == want
+    # (the review) the same options over speakers merged since: the arks keep their names (the tag does not cover
+    # utt2spk) and are replaced before the tables, so the earlier tables would read the new CMVN ark at the old
+    # offsets: removed with the record; and a stop among the renames left some tables new, some old
+    merged = dict.fromkeys(read_table(data / "utt2spk"), "s0")
+    (data / "utt2spk").write_text("".join(f"{utt} s0\n" for utt in sorted(merged)))
+    write_spk2utt(data / "spk2utt", merged)
+    monkeypatch.setattr(module, "table_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        make_fbank(data, quiet=True)
+    assert not [name for name in OUTPUTS if (data / name).exists()]
+    monkeypatch.undo()
+    replace, renamed = os.replace, []
+
+    def stopping(source, target):
+        if Path(target).name in ("feats.scp", "cmvn.scp", "utt2num_frames"):
+            renamed.append(Path(target).name)
+            if len(renamed) == 2:
+                raise KeyboardInterrupt
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, quiet=True)
+    monkeypatch.undo()
+    assert renamed == ["utt2num_frames", "cmvn.scp"]
+    assert not [name for name in OUTPUTS if (data / name).exists()] and not list(data.glob(".*.tmp.*"))
 
 
 def test_other_options_take_nothing_over(dirs, monkeypatch, capsys):
