@@ -69,7 +69,7 @@ def _check_not_ours(out) -> None:
     ``config.yaml``."""
     from flowaccent.errors import ConfigError
 
-    if not out.is_file():
+    if not out.is_file() or out.stat().st_size == 0:  # an empty one: '--out /dev/stdout > new.md' made it
         return
     with open(out, encoding="utf-8", errors="replace") as f:
         if f.readline().startswith(_OWN_START):

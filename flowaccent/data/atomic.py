@@ -99,18 +99,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_named_file(path: str | Path, text: str) -> None:
     r"""``text`` (UTF-8) into the file a user named (``--out FILE``): a regular file, or none yet, written
-    atomically; through a link, its target written so and the link kept (a link to a shared results file was
-    replaced by a file of its own); a device or a pipe (``/dev/stdout``, a FIFO) written through (it was replaced
-    by a regular file, ``/dev/full`` among them when run as root, and the command said it had written there)."""
+    atomically; a link, a device or a pipe written through, as the shell's ``>`` writes them (a link to a shared
+    results file was replaced by a file of its own, the shared one not updated; ``/dev/stdout``, a FIFO or, when run
+    as root, the system's ``/dev/full`` by a regular file, and the command said it had written there). Through a
+    link the file keeps its inode, its mode and its hard links, in a folder the user may not write to."""
     path = Path(path)
-    if path.exists() and not path.is_file():
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as error:  # '/dev/full': its error at the flush, naming no file
-            raise OSError(error.errno, error.strerror, str(path)) from None
+    if not path.is_symlink() and not (path.exists() and not path.is_file()):
+        atomic_write_text(path, text)
         return
-    atomic_write_text(Path(os.path.realpath(path)) if path.is_symlink() else path, text)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as error:  # '/dev/full': its error at the flush, naming no file
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def json_safe(value):

@@ -138,10 +138,16 @@ def test_out_through_a_link_or_into_a_pipe_writes_there_and_keeps_them(two_model
     shared = tmp_path / "results" / "compare.md"
     shared.parent.mkdir()
     shared.write_text("# flowaccent: an earlier comparison\n")
+    shared.chmod(0o664)
+    os.link(shared, tmp_path / "hard.md")
     (tmp_path / "link.md").symlink_to(shared)
     assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "link.md")]) == 0
     assert (tmp_path / "link.md").is_symlink()
     assert shared.read_text().startswith("# flowaccent: 2 model(s) side by side")
+    # written through, as '>' writes (the review: replaced, it lost its mode and its hard link kept the old text)
+    assert shared.stat().st_mode & 0o777 == 0o664 and (tmp_path / "hard.md").read_text() == shared.read_text()
+    (tmp_path / "empty.md").touch()  # as '--out /dev/stdout > empty.md' makes it: not another file's to keep
+    assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "empty.md")]) == 0
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     read = []
