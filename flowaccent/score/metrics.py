@@ -219,7 +219,7 @@ def correlations(scores: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     scores, ratings = _one_per_utterance(scores, ratings)
     if len(scores) != len(ratings):
         raise ValueError(f"expected a rating per score, got {len(scores)} scores and {len(ratings)} ratings")
-    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf in the spread of infinite values: NaN, quietly
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # inf - inf, 1e308 - -1e308: NaN, quietly
         return _correlations(scores, ratings)
 
 

@@ -850,7 +850,8 @@ def test_a_value_not_finite_or_scores_not_one_per_utterance_give_no_number():
     with warnings.catch_warnings():  # all infinite: NaN, without numpy's 'invalid value' warnings
         warnings.simplefilter("error")
         got = correlations(np.array([np.inf] * 3), np.array([1.0, 2, 3]))
-    assert math.isnan(got["pearson"]) and math.isnan(got["spearman"])
+        huge = correlations(np.array([1e308, -1e308, 1.0, 2.0]), np.array([1.0, 2, 3, 4]))  # overflow: no warning
+    assert math.isnan(got["pearson"]) and math.isnan(got["spearman"]) and huge["spearman"] == pytest.approx(-0.2)
     with pytest.raises(ValueError, match=r"one score per utterance \(n,\), got shapes \(2, 2\), \(1, 2\)"):
         detection_auc(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="one score per utterance"):
