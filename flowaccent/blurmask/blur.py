@@ -47,20 +47,25 @@ def _mass(m: Tensor, n: Tensor) -> Tensor:
     return (2 * n + 1) * m - n * (n + 1)
 
 
+#: How far the gradient's sums may exceed the kernel's mass (an incoming gradient of up to this size) before the
+#: widths' bound (:func:`num_taps`): at the bound itself a gradient of 3 overflowed.
+HEADROOM = 1024.0
+
+
 def num_taps(m: Tensor, num_bins: int, mode: str = "renorm") -> int:
     r"""Taps each side that carry weight, ``ceil(max m) - 1``, at most ``num_bins - 1``. A :class:`ConfigError` for a
-    width not finite, or one whose kernel's mass overflows ``m``'s floating-point type: for ``drop`` and ``fold`` the
-    whole mass ``S(m)``, about ``2 m^2`` (they gave NaN), for ``renorm`` the part on the ``K`` bins, at most ``K m``
-    (its output was all 0)."""
+    width not finite, or one whose kernel's mass, times :data:`HEADROOM` for the gradient's sums, overflows ``m``'s
+    floating-point type: for ``drop`` and ``fold`` the whole mass ``S(m)``, about ``2 m^2`` (they gave NaN), for
+    ``renorm`` the part on the ``K`` bins, at most ``K m`` and ``S(m)`` (its output was all 0)."""
     if m.numel() == 0:
         return 0
     top = float(m.detach().max())
     if not math.isfinite(top):
         raise ConfigError(f"blur: the widths must be finite, got max {top}")
     if m.is_floating_point():
-        most = torch.finfo(m.dtype).max
-        largest, mass = ((most / (2 * num_bins), "K m") if mode == "renorm" else
-                         (math.sqrt(most / 2) - 1, "about 2 m^2"))
+        most = torch.finfo(m.dtype).max / HEADROOM
+        whole = math.sqrt(most / 2) - 1
+        largest, mass = (max(most / num_bins, whole), "K m") if mode == "renorm" else (whole, "about 2 m^2")
         if top > largest:
             dtype = str(m.dtype).removeprefix("torch.")
             raise ConfigError(f"blur: the widths must be at most {largest:.3g} in {dtype} for '{mode}' over {num_bins} "
@@ -222,10 +227,13 @@ def _check(x: Tensor, m: Tensor, mode: str) -> None:
 
 
 def _blur(energy: Tensor, m: Tensor, mode: Mode) -> Tensor:
-    r""":func:`blur_energy` without the checks of its arguments."""
-    energy, m = torch.broadcast_tensors(energy, m.to(energy.dtype))
+    r""":func:`blur_energy` without the checks of its arguments; float16 and bfloat16 computed in float32 (the
+    kernel's mass overflowed float16 at widths of 180), the result in their own type."""
+    given = energy.dtype
+    work = torch.promote_types(given, torch.float32) if energy.is_floating_point() else given
+    energy, m = torch.broadcast_tensors(energy.to(work), m.to(work))
     m = m.clamp_min(1.0)
-    return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1], mode))
+    return _BlurEnergy.apply(energy, m, mode, num_taps(m, energy.shape[-1], mode)).to(given)
 
 
 def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
