@@ -80,13 +80,14 @@ for list in l2 l2_train; do
     fi
     full=$(from_caller "$dir")  # from a folder whose path has a space: split in two, then 'no such data dir'
     # a path with whitespace given in the list: 'ja=corp x/ja' was the sets ja=corp and x/ja ('ja' used twice):
-    # a path that is this one, whitespace and the start of the next word ('corp x', of any whitespace)
-    next=${words[i + 1]:-}
-    if [[ ! $full =~ [[:space:]] ]] && [ -n "$next" ]; then
+    # a path that is this one, whitespace and the start of the words after it ('corp x', 'My L2 Corpora', of
+    # any whitespace)
+    after="${words[*]:i+1}"
+    if [[ ! $full =~ [[:space:]] ]] && [ -n "$after" ]; then
       pattern=$(printf '%s' "$full" | sed 's/[][*?\\]/\\&/g')  # its own [ * ? taken as they are
       while IFS= read -r spaced; do
-        rest=${spaced#"$full"}; rest=${rest#"${rest%%[![:space:]]*}"}
-        if [ "$next" = "$rest" ] || [[ $next == "$rest"/* ]]; then full=$spaced; break; fi
+        rest=$(printf '%s' "${spaced#"$full"}" | tr -s '[:space:]' ' '); rest=${rest# }
+        if [[ "$after " == "$rest "* || $after == "$rest"/* ]]; then full=$spaced; break; fi
       done < <(compgen -G "${pattern}[[:space:]]*" || true)
     fi
     [[ ! $full =~ [[:space:]] ]] || { log "--${list/_/-} '$spec': $full holds whitespace, which these" \

@@ -160,8 +160,10 @@ def test_paths_with_whitespace_are_refused_at_start_naming_what_to_change(tmp_pa
     (tmp_path / "two  spaces").mkdir()
     (tmp_path / "a\ttab").mkdir()
     (tmp_path / "set[1] x" / "ja").mkdir(parents=True)  # its '[1]' not a pattern
+    (tmp_path / "My L2 Corpora" / "ja").mkdir(parents=True)  # more than one space (the third review)
     for given, first, path in ((f"ja={spaced}/ja", f"ja={tmp_path}/my", spaced),
                                (f"ja={tmp_path}/set[1] x/ja", f"ja={tmp_path}/set[1]", tmp_path / "set[1] x"),
+                               (f"zh={tmp_path}/My L2 Corpora/ja", f"zh={tmp_path}/My", tmp_path / "My L2 Corpora"),
                                (f"x={spaced}/ja zh=a", f"x={tmp_path}/my", spaced),
                                (f"{spaced}/ja", f"{tmp_path}/my", spaced),
                                (f"ja={tmp_path}/two  spaces", f"ja={tmp_path}/two", tmp_path / "two  spaces"),
