@@ -148,6 +148,18 @@ def test_out_through_a_link_or_into_a_pipe_writes_there_and_keeps_them(two_model
     assert shared.stat().st_mode & 0o777 == 0o664 and (tmp_path / "hard.md").read_text() == shared.read_text()
     (tmp_path / "empty.md").touch()  # as '--out /dev/stdout > empty.md' makes it: not another file's to keep
     assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "empty.md")]) == 0
+    # '--out /dev/stdout >> earlier.md' appends, as the shell opened it (opened anew, it was truncated: the third
+    # review), and '> new.md' writes
+    import shlex
+    import subprocess
+    import sys
+
+    command = shlex.join([sys.executable, "-m", "flowaccent", "compare", str(dnf), str(plain), "--out", "/dev/stdout"])
+    for redirect in (">", ">>"):
+        done = subprocess.run(["bash", "-c", f"{command} {redirect} {shlex.quote(str(tmp_path / 'stdout.md'))}"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "stdout.md").read_text().count("# flowaccent: 2 model(s) side by side") == 2
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     read = []
