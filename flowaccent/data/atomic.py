@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,8 +110,6 @@ def write_named_file(path: str | Path, text: str) -> None:
         return
     for fd, stream in ((1, "stdout"), (2, "stderr")):  # '--out /dev/stdout >> notes.md': the shell's append kept
         if os.path.realpath(path) == os.path.realpath(f"/proc/self/fd/{fd}"):  # (opened anew, it was truncated)
-            import sys
-
             getattr(sys, stream).write(text)
             getattr(sys, stream).flush()
             return
