@@ -110,6 +110,7 @@ score_sets="dev_native=$corpus/dev_native test_native=$corpus/test_native test_z
 if should_run 3; then
   log "Stage 3: score the test sets, with the diagonal-GMM baseline"
   for model in dnf nf; do
+    log "  $model"  # each model's block of score lines named, as wsj_l2's are
     # shellcheck disable=SC2086
     flowaccent score --exp "$exp/$model" --out "$exp/$model/scores" $score_sets --reference test_native \
       --baseline gmm --quiet --resume  # a rerun keeps the sets already scored by this model

@@ -23,6 +23,8 @@ def test_quick_demo_runs_every_stage(tmp_path):
     for stage in range(6):
         assert f"Stage {stage}:" in result.stderr
         assert (tmp_path / "exp" / ".done" / f"stage{stage}").exists()
+    stage3 = result.stderr.split("Stage 3:", 1)[1].split("Stage 4:", 1)[0]  # each model's block of lines named
+    assert 0 < stage3.find(")   dnf\nscore: ") < stage3.find(")   nf\n")
     for model in ("dnf", "nf"):
         summary = json.loads((tmp_path / "exp" / model / "scores" / "summary.json").read_text())
         assert set(summary["sets"]) == {"dev_native", "test_native", "test_zh", "test_ja"}
