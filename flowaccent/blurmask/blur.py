@@ -169,8 +169,9 @@ class _BlurEnergy(torch.autograd.Function):
             norm, norm_slope = _mass(m, n), 2 * n + 1  # the kernel's whole mass
         source = energy / norm
         out = _spread(source, m, taps)
-        outside, outside_slope = _outside_mass(m, n) if mode == "fold" else (None, None)
+        outside = outside_slope = None
         if mode == "fold":
+            outside, outside_slope = _outside_mass(m, n)
             out += energy * outside / norm
         ctx.mode, ctx.taps = mode, taps
         ctx.save_for_backward(energy, m, outside, outside_slope, norm, norm_slope, source)

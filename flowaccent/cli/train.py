@@ -69,8 +69,7 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
         base = ExperimentConfig.from_dict(load_checkpoint(kept).get("config"), str(kept))
     elif args.resume:  # a typo in --exp started the default run (10 x 512, 20 epochs) from nothing
         raise ConfigError(f"--resume: {args.exp} holds no run to resume (neither {own} nor {last} nor a finished run's "
-                          f"final.pt); give the --exp of "
-                          f"the run, or --config to start one there")
+                          f"final.pt); give the --exp of the run, or --config to start one there")
     else:
         base = ExperimentConfig()
     overrides = {s: given_options(type(getattr(base, s)), args, s) for s in SECTIONS}

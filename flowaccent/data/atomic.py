@@ -108,10 +108,10 @@ def write_named_file(path: str | Path, text: str) -> None:
     if not path.is_symlink() and not (path.exists() and not path.is_file()):
         atomic_write_text(path, text)
         return
-    for fd, stream in ((1, "stdout"), (2, "stderr")):  # '--out /dev/stdout >> notes.md': the shell's append kept
-        if os.path.realpath(path) == os.path.realpath(f"/proc/self/fd/{fd}"):  # (opened anew, it was truncated)
-            getattr(sys, stream).write(text)
-            getattr(sys, stream).flush()
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):  # '--out /dev/stdout >> notes.md': the shell's append
+        if os.path.realpath(path) == os.path.realpath(f"/proc/self/fd/{fd}"):  # kept (opened anew, it truncated)
+            stream.write(text)
+            stream.flush()
             return
     try:
         with open(path, "w", encoding="utf-8") as f:

@@ -243,11 +243,11 @@ def _write_tables(path: Path, feats_lines: list[str], cmvn_ark: Path, stats: dic
     tables = ("feats.scp", "cmvn.scp", "utt2num_frames")
     renaming = False
     try:
-        cmvn_lines = write_stats(cmvn_ark, stats)
-        texts = [table_text(mapping, str(path / name)) for name, mapping in zip(tables, (
-            dict(line.rstrip("\n").split(" ", 1) for line in feats_lines), cmvn_lines, num_frames))]
+        mappings = dict(zip(tables, (dict(line.rstrip("\n").split(" ", 1) for line in feats_lines),
+                                     write_stats(cmvn_ark, stats), num_frames)))
+        texts = {name: table_text(mapping, str(path / name)) for name, mapping in mappings.items()}
         with contextlib.ExitStack() as renamed:  # renamed on leaving it, feats.scp last
-            for name, text in zip(tables, texts):
+            for name, text in texts.items():
                 renamed.enter_context(atomic_path(path / name)).write_text(text, encoding="utf-8")
             (path / RECORD).unlink(missing_ok=True)
             renaming = True

@@ -56,10 +56,14 @@ def speaker_scores(
     rows = [names[i : i + PER_ROW] for i in range(0, len(names), PER_ROW)] or [[]]
     fig, axes = figure.subplots(len(rows), 1, figsize=(max(6.0, 1.3 * len(rows[0]) + 2.0), 4.5 * len(rows)),
                                 sharey=True, squeeze=False)
+    level = _mean_over_frames(values[reference], frames[reference]) if reference in values else None
     for row, ax in zip(rows, axes[:, 0]):
         _draw_row(ax, row, len(rows[0]), values, frames, speakers, short, cols, ylabel)
-        if reference in values:
-            _reference_line(ax, values[reference], frames[reference], short[reference], legend=row is rows[0])
+        if level is not None:  # each row's, across it; named in the first row's legend
+            ax.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"{short[reference]}'s mean over frames",
+                       zorder=1)
+            if row is rows[0]:
+                ax.legend(fontsize=8, loc="best")
     axes[0, 0].set_title(title)
     return figure.save(fig, base)
 
@@ -86,12 +90,8 @@ def _draw_row(ax, row: list[str], width: int, values, frames, speakers, short, c
     ax.set(ylabel=ylabel)
 
 
-def _reference_line(ax, values: np.ndarray, frames: np.ndarray, name: str, legend: bool) -> None:
-    r"""The reference's mean over frames, dashed across ``ax`` (``legend``: named in a legend)."""
+def _mean_over_frames(values: np.ndarray, frames: np.ndarray) -> float | None:
+    r"""The mean of the finite utterance ``values`` over their ``frames``; None where there is none."""
     v, w = np.asarray(values, dtype=float), np.asarray(frames, dtype=float)
     keep = np.isfinite(v)
-    if keep.any() and w[keep].sum() > 0:
-        ax.axhline(np.average(v[keep], weights=w[keep]), color="grey", linestyle="--", linewidth=1,
-                   label=f"{name}'s mean over frames", zorder=1)
-        if legend:
-            ax.legend(fontsize=8, loc="best")
+    return float(np.average(v[keep], weights=w[keep])) if keep.any() and w[keep].sum() > 0 else None
