@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import math
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from flowaccent.features.pipeline import FeaturePipeline
 from flowaccent.train.checkpoint import load_checkpoint
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import held_out, validation_key
+from flowaccent.words import counted
 
 #: sklearn's ``GaussianMixture`` settings of the baseline (besides the number of components and the seed).
 FIT_OPTIONS = {"covariance_type": "diag", "max_iter": 100, "reg_covar": 1e-4}
@@ -118,10 +120,21 @@ def sample_frames(
 
 
 def fit_gmm(frames: np.ndarray, components: int, seed: int) -> DiagonalGmm:
-    r"""A diagonal-covariance GMM fitted on ``frames`` ``(N, D)`` by ``sklearn.mixture.GaussianMixture``."""
+    r"""A diagonal-covariance GMM fitted on ``frames`` ``(N, D)`` by ``sklearn.mixture.GaussianMixture``. A fit whose
+    EM stops at ``FIT_OPTIONS["max_iter"]`` before its tolerance is met says so in a line of its own (scikit-learn's
+    ConvergenceWarning, its source line and 'try different init parameters' reached the recipes' logs)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    return DiagonalGmm.from_sklearn(GaussianMixture(components, random_state=seed, **FIT_OPTIONS).fit(frames))
+    gmm = GaussianMixture(components, random_state=seed, **FIT_OPTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(frames)
+    if not gmm.converged_:
+        print(f"score: note: the GMM baseline's EM stopped at its limit of {counted(gmm.n_iter_, 'iteration')} "
+              f"before its tolerance ({gmm.tol:g} nats per frame) was met; its scores are those of that fit",
+              file=sys.stderr)
+    return DiagonalGmm.from_sklearn(gmm)
 
 
 def cached_fit(path: Path, frames: np.ndarray, components: int, seed: int, sources: str = "",

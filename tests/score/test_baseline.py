@@ -39,6 +39,18 @@ def test_log_density_closed_form_one_component():
     torch.testing.assert_close(gmm.log_density(x), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_fit_stopped_before_converging_says_so_in_a_line_of_its_own(monkeypatch, capsys, recwarn):
+    monkeypatch.setitem(baseline.FIT_OPTIONS, "max_iter", 1)
+    fit_gmm(_frames(), 4, 0)
+    assert not [w for w in recwarn if "converge" in str(w.message)]  # sklearn's ConvergenceWarning: not shown
+    assert capsys.readouterr().err == ("score: note: the GMM baseline's EM stopped at its limit of 1 iteration "
+                                       "before its tolerance (0.001 nats per frame) was met; its scores are those of "
+                                       "that fit\n")
+    monkeypatch.undo()
+    fit_gmm(_frames(), 2, 0)  # converged: nothing said
+    assert capsys.readouterr().err == ""
+
+
 def _same(a: DiagonalGmm, b: DiagonalGmm) -> bool:
     return all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("weights", "means", "variances"))
 
