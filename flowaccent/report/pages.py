@@ -24,7 +24,8 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
-        "text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}"
+        "text-align:right}th{background:#eef}th[scope=row]{background:none;font-weight:normal}"
+        "td:first-child,th:first-child{text-align:left}"
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
         "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}"
@@ -33,7 +34,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "@media (max-width:800px){figure{width:98%}}"
         # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
         "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
-        "td:first-child{white-space:normal;overflow-wrap:anywhere}}",
+        "th[scope=row]{overflow-wrap:anywhere}}",
         "</style></head><body>",
         f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",
@@ -44,7 +45,8 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'>"
                      f"<table aria-label='{e(title)}'><thead><tr>"  # its title, read with it
                      + "".join(f"<th scope='col'>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        parts += ["<tr>" + "".join(f"<td>{t(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts += [f"<tr><th scope='row'>{t(row[0])}</th>" + "".join(f"<td>{t(c)}</td>" for c in row[1:]) + "</tr>"
+                  for row in rows]  # each row's name (a set, a phone) read as its header with each of its numbers
         parts.append("</tbody></table></div></section>")
     parts.append("<section id='figures'><h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):

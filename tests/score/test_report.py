@@ -307,6 +307,7 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert re.search(r"<h2>([^<]+)</h2><div class='scroll'><table aria-label='\1'>", html)
     assert re.search(r"<figure id='figure-\d+' class='wide'><img alt='Utterance scores against rating'", html)
     assert "<th scope='col'>utts</th><th scope='col'>log_ll</th><th scope='col'>llr</th>" in html
+    assert "<tr><td>" not in html and html.count("<th scope='row'>zh</th>") >= 3  # a row's name: its header
 
 
 def test_figures_of_panels_or_many_sets_take_the_pages_width():
@@ -405,7 +406,7 @@ def test_a_table_of_long_set_names_prints_whole(scored_dir_and_exp, tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     long = {n: f"l2arctic_{n}_speakers_BWC_LXC_NCC_TXHC_THV_TLV_eval" for n in ("native", "zh", "ja")}
     for short, name in long.items():
-        html = html.replace(f"<td>{short}</td>", f"<td>{name}</td>")
+        html = html.replace(f"<th scope='row'>{short}</th>", f"<th scope='row'>{name}</th>")
     (tmp_path / "long.html").write_text(html)
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={tmp_path / 'r.pdf'}",
@@ -1033,7 +1034,7 @@ def test_a_report_with_blur_masks_shows_their_tables_and_figures(scored_dir_and_
     code = f"import sys; from flowaccent.cli.main import main; print(main({fresh!r}), 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["0", "False"], done.stderr
-    for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<td>all sets</td>",
+    for text in ("<h2>Blur masks: AUCs and SRG per set and baseline</h2>", "<th scope='row'>all sets</th>",
                  "<h2>Blur masks: the lab's table: median output change over all utterances",
                  "SRG = AUC(lowest first) - AUC(highest first)", "blur masks: flowaccent blurmask --exp",
                  "learned blur width m, small where"):
