@@ -38,6 +38,24 @@ def checkpoint_path(exp: str | Path, which: str) -> Path:
     return Path(exp) / "checkpoints" / f"{which}.pt"
 
 
+def resume_command(exp: str | Path, world: int) -> str:
+    r"""The command that goes on with the run in ``exp`` of ``world`` processes: ``flowaccent train --exp EXP
+    --resume``, under ``torchrun --nproc_per_node N`` for more than one (a stopped 2-process run was told the plain
+    command, which refused to resume it with 1)."""
+    start = "flowaccent" if world <= 1 else f"torchrun --nproc_per_node {world} $(which flowaccent)"
+    return f"{start} train --exp {exp} --resume"
+
+
+def kept_world(path: Path) -> int:
+    r"""The processes that trained the checkpoint ``path`` where it stopped within an epoch (only those may go on
+    with it), else 1; 1 too where it cannot be read."""
+    try:
+        progress = load_checkpoint(path)["progress"]
+    except (ConfigError, KeyError, TypeError):
+        return 1
+    return int(progress.get("world", 1)) if progress.get("step_in_epoch") else 1
+
+
 @dataclasses.dataclass
 class Progress:
     r"""Where training stands: resumes continue from exactly here."""
@@ -133,8 +151,10 @@ def load_experiment_model(exp: Path, checkpoint: str | Path | None, command: str
     path = Path(checkpoint) if checkpoint else exp / "final.pt"
     kept = [checkpoint_path(exp, which) for which in ("best", "last")]
     if not checkpoint and not path.exists() and (best := next((p for p in kept if p.is_file()), None)):
-        raise ConfigError(f"{path}: no such checkpoint: the run has not finished ('flowaccent train --exp {exp} "
-                          f"--resume' finishes it), or give --checkpoint {best}")
+        last = checkpoint_path(exp, "last")
+        raise ConfigError(f"{path}: no such checkpoint: the run has not finished "
+                          f"('{resume_command(exp, kept_world(last) if last.is_file() else 1)}' finishes it), or give "
+                          f"--checkpoint {best}")
     if not checkpoint and not path.exists():  # it said '<exp>/final.pt: no such checkpoint' of each
         if not exp.exists():
             raise ConfigError(f"--exp {exp}: no such directory")

@@ -13,7 +13,7 @@ from flowaccent.data.specs import parse_data_specs
 from flowaccent.errors import ConfigError
 from flowaccent.features.fbank_record import RECORD
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress, load_checkpoint
+from flowaccent.train.checkpoint import TRAINING_FORMAT, Progress, load_checkpoint, resume_command
 from flowaccent.train.config import RESUMABLE, ExperimentConfig, config_changes
 
 #: The digests of the training dirs' tables and archives when the run began (:mod:`flowaccent.data.fingerprint`).
@@ -157,7 +157,7 @@ def check_world(progress: Progress, env: distributed.DistEnv, last: Path, note: 
     was = f"{progress.world} process{'es' if progress.world > 1 else ''}"
     if progress.step_in_epoch:
         raise ConfigError(f"{last}: the run was trained with {was}, stopped within epoch {progress.epoch + 1}; "
-                          f"resume it with {progress.world} (torchrun --nproc_per_node {progress.world})")
+                          f"resume it with {progress.world}: {resume_command(last.parent.parent, progress.world)}")
     if env.is_main and note:
         print(f"train: resuming a run of {was} with {env.world} at the start of epoch {progress.epoch + 1} (the "
               "batches' split differs from here)", file=sys.stderr)

@@ -18,7 +18,7 @@ from flowaccent.model import FlowModel
 from flowaccent.progress import progress_bar
 from flowaccent.runtime import compiled, compute_precision
 from flowaccent.train import distributed
-from flowaccent.train.checkpoint import Progress, checkpoint_path, save_checkpoint
+from flowaccent.train.checkpoint import Progress, checkpoint_path, resume_command, save_checkpoint
 from flowaccent.train.config import ExperimentConfig
 from flowaccent.train.frames import FrameStream
 from flowaccent.train.interrupts import HeldSignals
@@ -26,6 +26,7 @@ from flowaccent.train.step_checks import StepChecks
 from flowaccent.train.tensorboard import add_scalars, open_writer
 from flowaccent.train.validation import held_out_nll
 from flowaccent.transfer import HostCopy, pinned, to_device
+from flowaccent.words import counted
 
 
 def _stopped_by(error: BaseException) -> bool:
@@ -113,8 +114,13 @@ class Runner:
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
         if steps < 1 and self.env.distributed:  # every rank is here: the minimum is global
+            if len(stream.refs) < self.env.world:  # a process has none: 'lower train.batch_size' could not help
+                raise ConfigError(
+                    f"{counted(len(stream.refs), 'training utterance')} for {self.env.world} processes, each of "
+                    f"which streams its own share of them: a process has none; use at most {len(stream.refs)}"
+                )
             raise ConfigError(
-                f"train.batch_size {self.cfg.batch_size} is {stream.batch_size} frames for each of the "
+                f"train.batch_size {self.cfg.batch_size} is {counted(stream.batch_size, 'frame')} for each of the "
                 f"{self.env.world} processes, more than the fewest training frames a process has in epoch "
                 f"{epoch + 1} ({distributed.all_min(frames, self.env)}: each streams its own share of the "
                 f"utterances); lower train.batch_size, or use fewer processes"
@@ -299,7 +305,7 @@ class Runner:
         self._save("last", progress)
         if isinstance(error, KeyboardInterrupt) and self.env.is_main:
             print(f"train: stopped in epoch {progress.epoch + 1} at step {progress.global_step}: "
-                  f"{checkpoint_path(self.exp, 'last')} written; 'flowaccent train --exp {self.exp} --resume' "
+                  f"{checkpoint_path(self.exp, 'last')} written; '{resume_command(self.exp, self.env.world)}' "
                   f"goes on from it", file=sys.stderr)
 
     def close(self) -> None:

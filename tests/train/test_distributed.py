@@ -3,6 +3,7 @@ process count, and a resume with another count is refused within an epoch."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import re
@@ -70,10 +71,14 @@ def test_two_ranks_agree(gaussian_dir, tmp_path, norm):
 
 
 def test_a_resume_within_an_epoch_needs_the_same_process_count(tmp_path, capsys):
-    last = tmp_path / "last.pt"
-    with pytest.raises(ConfigError, match=r"trained with 2 processes, stopped within epoch 4; resume it with 2 "
-                                          r"\(torchrun --nproc_per_node 2\)"):
+    last, exp = tmp_path / "checkpoints" / "last.pt", re.escape(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"trained with 2 processes, stopped within epoch 4; resume it with 2: "
+                                          rf"torchrun --nproc_per_node 2 \$\(which flowaccent\) train --exp {exp}"
+                                          r" --resume$"):
         check_world(Progress(epoch=3, step_in_epoch=5, world=2), DistEnv(0, 1, torch.device("cpu")), last)
+    with pytest.raises(ConfigError, match=rf"trained with 1 process, .* resume it with 1: flowaccent train --exp "
+                                          rf"{exp} --resume$"):  # was 'torchrun --nproc_per_node 1'
+        check_world(Progress(epoch=3, step_in_epoch=5, world=1), DistEnv(0, 2, torch.device("cpu")), last)
     same = Progress(epoch=3, step_in_epoch=5, world=2)
     check_world(same, DistEnv(1, 2, torch.device("cpu")), last)
     assert same.world == 2 and capsys.readouterr().err == ""
@@ -133,7 +138,8 @@ def test_train_records_are_over_every_ranks_batch(gaussian_dir, tmp_path):
 
 def test_too_few_utterances_for_the_processes_says_so(tmp_path):
     r"""A dir of one utterance under 2 processes: rank 1's share is empty, yet both said 'train.batch_size 128 is
-    larger than the training frames (286)' (rank 0's count, larger than 128) or '(0)'."""
+    larger than the training frames (286)' (rank 0's count, larger than 128) or '(0)'; then, once, to lower
+    train.batch_size, which could not help."""
     import numpy as np
 
     from .conftest import write_gaussian_dir
@@ -147,9 +153,8 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             timeout=300)
     assert result.returncode != 0
-    assert ("train.batch_size 128 is 64 frames for each of the 2 processes, more than the fewest training frames a "
-            "process has in epoch 1 (0: each streams its own share of the utterances); lower train.batch_size, or use "
-            "fewer processes") in result.stderr, result.stderr[-3000:]
+    assert ("flowaccent train: error: 1 training utterance for 2 processes, each of which streams its own share of "
+            "them: a process has none; use at most 1\n") in result.stderr, result.stderr[-3000:]
     assert result.stderr.count("flowaccent train: error:") == 1, "said by rank 0 alone (each rank said it)"
     assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
 
@@ -232,6 +237,8 @@ def test_a_signal_to_one_rank_alone_is_said_once_by_it(rank, gaussian_dir, tmp_p
     if rank == 0:
         assert lines == ["flowaccent train: terminated"], cut.stderr[-3000:]
         assert (tmp_path / "cut" / "checkpoints" / "last.pt").exists()
+        assert (f"'torchrun --nproc_per_node 2 $(which flowaccent) train --exp {tmp_path / 'cut'} --resume' goes on "
+                "from it\n") in cut.stderr  # it said the plain command, which refuses to go on with 1 process
         return
     assert "flowaccent train: rank 1/2: terminated" in lines, cut.stderr[-3000:]
     # rank 0: the peer gone, or torchrun's SIGTERM once rank 1 has exited; said once
@@ -304,6 +311,19 @@ def test_a_batch_of_less_than_a_frame_per_process_is_refused_and_a_rounded_one_s
     assert lines == ["flowaccent train: error: train.batch_size 1 is less than a frame for each of the 2 processes; "
                      "raise it, or use fewer processes"], run.stderr[-3000:]
     assert not (tmp_path / "one").exists()
+
+
+def test_scoring_a_run_stopped_within_an_epoch_names_the_processes_to_finish_it(tmp_path):
+    r"""``score`` of an unfinished 2-process run said 'flowaccent train --exp EXP --resume' finishes it: refused."""
+    from flowaccent.train.checkpoint import load_experiment_model
+
+    (tmp_path / "checkpoints").mkdir()
+    for step, said in ((5, "torchrun --nproc_per_node 2 $(which flowaccent) train"), (0, "flowaccent train")):
+        progress = dataclasses.asdict(Progress(epoch=1, step_in_epoch=step, world=2))
+        torch.save({"progress": progress}, tmp_path / "checkpoints" / "last.pt")  # at an epoch's end: any count
+        with pytest.raises(ConfigError, match=re.escape(f"the run has not finished ('{said} --exp {tmp_path} "
+                                                        "--resume' finishes it)")):
+            load_experiment_model(tmp_path, None, "score")
 
 
 def test_a_finished_run_under_another_count_is_not_said_to_resume(capsys):
