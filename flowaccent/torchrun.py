@@ -56,6 +56,13 @@ def rank() -> int:
     return where[0] if where else 0
 
 
+def own_line(line: str) -> str:
+    r"""``line`` as this process prints it after the run's processes have joined: on a line of its own in a rank
+    other than 0 (a newline first), as rank 0's progress bar, on the terminal they share, may be mid-line (rank 1's
+    error was printed on the end of the bar's line, which the bar's next redraw wiped on a terminal)."""
+    return f"\n{line}" if rank() else line
+
+
 def local_rank() -> int:
     r"""This process's place on its machine in its torchrun run (the GPU it takes); 0 outside one."""
     return int(os.environ["LOCAL_RANK"]) if place() else 0

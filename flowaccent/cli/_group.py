@@ -56,7 +56,7 @@ def say_error(line: str) -> None:
 
     said = distributed.said_once(line)
     if said is not None:
-        print(said, file=sys.stderr, flush=True)
+        print(torchrun.own_line(said), file=sys.stderr, flush=True)
     distributed.mark_said(line)
 
 
@@ -89,4 +89,4 @@ def say_peer_gone(line: str) -> None:
     else:
         said = torchrun.with_rank(line, *torchrun.place())
     if said is not None:
-        print(said, file=sys.stderr)
+        print(torchrun.own_line(said), file=sys.stderr)

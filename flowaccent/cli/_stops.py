@@ -58,6 +58,7 @@ def interrupted(who: str) -> int:
         STOPPED_IN_GROUP.append(True)  # first: a signal from here on ends it as one of the group too
         distributed.mark_said(line)  # rank 0's, for the others
         line = distributed.said_once(line, any_line=True, leave=True)
+        line = line and torchrun.own_line(line)
     elif torchrun.rank():
         line = None
     try:

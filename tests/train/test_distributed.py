@@ -444,6 +444,23 @@ def _as_torchrun(monkeypatch, rank: int, world: int = 2) -> None:
         monkeypatch.setenv(name, str(value))
 
 
+def test_another_ranks_line_starts_a_line_of_its_own(monkeypatch, capsys):
+    r"""Rank 1's error was printed on the end of rank 0's progress bar line ('0/37 [00:00<?, ?step/s]flowaccent
+    train: error: rank 1/2: ...'), which the bar's next redraw wiped on a terminal."""
+    from flowaccent.cli import _group
+    from flowaccent.torchrun import own_line, with_rank
+    from flowaccent.train import distributed
+
+    assert own_line("x") == "x"  # outside torchrun
+    monkeypatch.setattr(_group.torchrun, "joined", lambda: True)
+    monkeypatch.setattr(distributed, "mark_said", lambda line: None)
+    for rank, said in ((1, "\nflowaccent train: error: rank 1/2: bad\n"), (0, "flowaccent train: error: bad\n")):
+        _as_torchrun(monkeypatch, rank)
+        monkeypatch.setattr(distributed, "said_once", lambda line, r=rank: with_rank(line, r, 2) if r else line)
+        _group.say_error("flowaccent train: error: bad")
+        assert capsys.readouterr().err == said
+
+
 def _stopped_by_torchrun(seconds):
     r"""``time.sleep`` as torchrun's SIGTERM breaks into it (the command line's handler: recorded, then Ctrl-C's
     KeyboardInterrupt), once rank 0 has exited."""
