@@ -11,10 +11,18 @@ from flowaccent import torchrun
 from flowaccent.cli._options import add_config_options, given_options
 from flowaccent.cli.main import COMMANDS
 from flowaccent.errors import ConfigError
-from flowaccent.train.config import ExperimentConfig
+from flowaccent.train.config import RESUMABLE, ExperimentConfig
 from flowaccent.words import counted
 
 SECTIONS = ("features", "model", "prior", "train")
+
+
+def _resumable() -> str:
+    r"""The config fields ``--resume`` lets change (:data:`flowaccent.train.config.RESUMABLE`; the help listed them by
+    hand and left out train.precision): ``train.epochs, device, ... and prefetch``."""
+    first, *rest = sorted(RESUMABLE, key=lambda name: (name != "train.epochs", name))
+    rest = [name.removeprefix("train.") for name in rest]
+    return ", ".join([first, *rest[:-1]]) + f" and {rest[-1]}"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -36,8 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "with --resume, EXP_DIR/config.yaml)")
     parser.add_argument("--exp", required=True, metavar="EXP_DIR", help="experiment dir")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt (of the "
-                        "config, only train.epochs, device, prefetch, log_every_steps and checkpoint_every_steps "
-                        "may change, and the data dirs and their contents may not)")
+                        f"config, only {_resumable()} may change, and the data dirs and their contents may not)")
     parser.add_argument("--check", action="store_true", help="check and exit, training and writing nothing: with "
                         "--resume, that the run would go on (its config and data against its last checkpoint); "
                         "without, that a new run would start (the config and its options, and the DATA_DIRs "

@@ -28,3 +28,15 @@ def test_aliases_read_alike_on_every_python():
         text = parser.format_help()
     assert "--frame-length-ms FLOAT, --frame-length FLOAT" in text and "--quiet, -q" in text
     assert argparse.HelpFormatter._format_action_invocation is own  # argparse's own again after it
+
+
+def test_resumes_help_names_every_field_resume_lets_change():
+    r"""``train --resume``'s help listed the fields by hand and left out train.precision, which may change."""
+    import re
+
+    from flowaccent.train.config import RESUMABLE
+
+    text = " ".join(cli_reference().split())
+    said = re.search(r"--resume continue from .*? only (.*?) may change", text).group(1)
+    assert sorted(re.split(r", | and ", said)) == sorted(name.removeprefix("train.") if name != "train.epochs" else name
+                                                         for name in RESUMABLE)
