@@ -40,6 +40,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def unused_options(fit: BlurMaskConfig, deletion: DeletionConfig, given) -> list[str]:
+    r"""The options among ``given`` (field names) that the run ignores: ``--sigma-*`` under ``--variant blur``,
+    ``--m-min`` under ``noise``, and ``--m-max`` there too unless the ``blur`` baseline gives removed cells that
+    width (it was said to be ignored, and changed that baseline's curves)."""
+    other = {"blur": ("sigma_min", "sigma_max"), "noise": ("m_min",)}[fit.variant]
+    if fit.variant == "noise" and "blur" not in deletion.baselines:
+        other += ("m_max",)
+    return [f"--{name.replace('_', '-')}" for name in other if name in given]
+
+
 def run(args: argparse.Namespace) -> int:
     given = given_options(RunConfig, args)
     if "utts" in given and given.get("utt_list"):  # --utts was ignored without a word
@@ -49,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.baselines:
         deletion = deletion.replace(baselines=tuple(dict.fromkeys(args.baselines)))
     fit_config = config_from_args(BlurMaskConfig, args)  # these checks before torch's import
-    other = {"blur": ("sigma_min", "sigma_max"), "noise": ("m_min", "m_max")}[fit_config.variant]
-    if unused := [f"--{name.replace('_', '-')}" for name in other if name in given_options(BlurMaskConfig, args)]:
+    if unused := unused_options(fit_config, deletion, given_options(BlurMaskConfig, args)):
         print(f"blurmask: warning: {' and '.join(unused)} {'are' if len(unused) > 1 else 'is'} not of --variant "
               f"{fit_config.variant}, which ignores {'them' if len(unused) > 1 else 'it'}", file=sys.stderr)
     run_config = config_from_args(RunConfig, args)

@@ -367,6 +367,18 @@ def test_a_mask_that_tells_no_cell_from_another_is_named(flow_exp, tmp_path, cap
         assert np.ptp(arrays["m"]) < 0.09
 
 
+def test_m_max_under_the_noise_variant_is_said_ignored_only_where_no_blur_baseline_takes_it():
+    r"""``--variant noise --m-max 1000`` was said to be ignored, and moved the blur baseline's curves (0.98 to
+    2.87 at the first fraction): its removed cells take the width ``m_max``."""
+    from flowaccent.blurmask.config import BlurMaskConfig, DeletionConfig
+    from flowaccent.cli.blurmask import unused_options
+
+    noise, given = BlurMaskConfig(variant="noise"), {"m_min": 2.0, "m_max": 1000.0}
+    assert unused_options(noise, DeletionConfig(baselines=("floor", "blur")), given) == ["--m-min"]
+    assert unused_options(noise, DeletionConfig(baselines=("floor",)), given) == ["--m-min", "--m-max"]
+    assert unused_options(BlurMaskConfig(), DeletionConfig(), {"sigma_max": 2.0, "m_max": 5.0}) == ["--sigma-max"]
+
+
 def test_numbers_never_print_as_negative_zero():
     r"""An SRG of -0.0001 printed as ``-0.000`` in summary.md and on the terminal."""
     from flowaccent.blurmask.tables import fixed
