@@ -38,7 +38,7 @@ from torch import Tensor
 from flowaccent.blurmask.blur import Mode, triangular_blur
 from flowaccent.blurmask.config import BASELINES, LAB_FRACTIONS, DeletionConfig
 from flowaccent.blurmask.fit import Target, invariance_error, output_scale
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 
 #: kaldi-native-fbank's (and Kaldi's) energy floor: ``log(FLT_EPSILON)``.
 KALDI_LOG_FLOOR = math.log(1.19209290e-07)
@@ -242,7 +242,13 @@ def deletion_curves(
             mask = torch.zeros(x.numel(), dtype=torch.bool)
             mask[ranked[: round(fraction * x.numel())]] = True
             removed = apply_removal(x, mask.reshape(x.shape), baseline, fill, widths, max_blur, mode)
-            out.append(math.sqrt(float(invariance_error(target, removed, reference, scale))))
+            error = float(invariance_error(target, removed, reference, scale))
+            if not math.isfinite(error):  # its curves went on: NaN AUCs and SRG, 'inf' in the tables, exit 0
+                which = {"low": "lowest m first", "high": "highest m first"}.get(order, f"at random, seed {seed}")
+                raise FeatureError(f"deletion curves: the target's output changed by {error} with {fraction:.0%} of "
+                                   f"the cells removed ({which}, baseline {baseline}): it overflowed; features far "
+                                   "outside those the model was trained on?")
+            out.append(math.sqrt(error))
         return np.asarray(out)
 
     randoms = np.stack([curve("random", seed) for seed in range(config.random_seeds)])

@@ -19,7 +19,7 @@ from flowaccent.blurmask.evaluate import (
     remove,
     summarise,
 )
-from flowaccent.errors import ConfigError
+from flowaccent.errors import ConfigError, FeatureError
 
 
 def test_orders_remove_the_right_cells():
@@ -93,6 +93,19 @@ def test_deletion_curves_of_an_oracle_mask():
     reference = target(x)
     rms = math.sqrt(float((target(removed) - reference).square().mean() / reference.var(unbiased=False)))
     assert curves.at(0.5, "low") == pytest.approx(rms, rel=1e-5)
+
+
+def test_an_output_overflowing_as_cells_are_removed_is_an_error():
+    r"""Features x 1e6: the output with cells removed was inf, and the curves went on (NaN AUCs and SRG, 'inf' in
+    the tables, exit 0)."""
+    target, x, m = oracle()
+
+    def overflowing(x):  # finite as given, inf once a cell is at the floor
+        return torch.where((x < -10).any(-1, keepdim=True), torch.tensor(float("inf")), target(x))
+
+    with pytest.raises(FeatureError, match=r"^deletion curves: the target's output changed by (inf|nan) with 10% of "
+                                           r"the cells removed \(at random, seed 0, baseline floor\): it overflowed"):
+        deletion_curves(overflowing, x, m, "floor", DeletionConfig(step=0.1, random_seeds=1, floor="kaldi"))
 
 
 def test_summary_and_the_lab_table():
