@@ -241,7 +241,9 @@ def triangular_blur(spec: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
     r"""Blurs a log spectrogram along frequency in the linear energy domain.
 
     ``log(blur_energy(exp(spec), m, mode))``, computed with each row's maximum taken out
-    first so that ``exp`` cannot overflow.
+    first so that ``exp`` cannot overflow. A cell more than ``-log(tiny)`` below its row's maximum (87.3 nats in
+    float32, 708 in float64) underflows: it comes out at that distance below, with no gradient, even at
+    ``m <= 1`` (a log filterbank's row spans far less; pass float64 for wider ones).
 
     Arguments:
         spec: log energies, e.g. a log-mel filterbank ``(..., T, K)``.
