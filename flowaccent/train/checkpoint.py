@@ -51,9 +51,9 @@ def kept_world(path: Path) -> int:
     with it), else 1; 1 too where it cannot be read."""
     try:
         progress = load_checkpoint(path)["progress"]
-    except (ConfigError, KeyError, TypeError):
+        return int(progress.get("world", 1)) if progress.get("step_in_epoch") else 1
+    except (ConfigError, KeyError, TypeError, AttributeError, ValueError):  # not one of ours: the plain command
         return 1
-    return int(progress.get("world", 1)) if progress.get("step_in_epoch") else 1
 
 
 @dataclasses.dataclass
