@@ -105,7 +105,11 @@ def accent_signal(
     if len(frames) > max_train_frames:
         frames = frames[rng.choice(len(frames), max_train_frames, replace=False)]
     gmm = GaussianMixture(num_components, covariance_type="diag", max_iter=200, random_state=seed)
-    gmm.fit(frames)
+    try:
+        gmm.fit(frames)
+    except ValueError as error:  # scikit-learn's traceback: 'some components have ill-defined empirical covariance'
+        raise FlowAccentError(f"{corpus}: the check's GMM cannot be fitted on its train_native features ({error}); a "
+                              "corpus made with --noise-std 0 has constant silent frames, which no GMM fits") from None
 
     by_utt: dict[str, dict[str, float]] = {}
     loglik: dict[str, np.ndarray] = {}

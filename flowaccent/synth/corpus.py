@@ -23,6 +23,7 @@ import functools
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -83,8 +84,8 @@ def make_corpus(
         >>> make_corpus("data/demo", SynthConfig(num_sentences=40), quiet=True)  # doctest: +SKIP
     """
     SynthConfig.expect(config, "make_corpus")  # a dict: 'dict' object has no attribute 'seed'
-    if nj < 1:
-        raise ConfigError(f"synth: nj (--nj) must be >= 1, got {nj}")
+    if not isinstance(nj, int) or isinstance(nj, bool) or nj < 1:  # '2': a TypeError; 2.5 was taken
+        raise ConfigError(f"synth: nj (--nj) must be a whole number >= 1, got {nj!r}")
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     _check_target(out)
@@ -128,7 +129,9 @@ def _make_corpus(out: Path, home: Path, config: SynthConfig, nj: int, quiet: boo
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=home))
     mask = os.umask(0)
     os.umask(mask)
-    tmp.chmod(0o777 & ~mask)  # mkdtemp's 0700 would keep a shared corpus from the other users, as mkdir does not
+    # mkdtemp's 0700 would keep a shared corpus from the other users, as mkdir does not; a group-shared (setgid)
+    # folder's bit, which the new folder took from it, is kept: its sets and files had the creator's group
+    tmp.chmod(0o777 & ~mask | tmp.stat().st_mode & stat.S_ISGID)
     try:
         rendered = _render_all(plan, tmp / "wav", config.noise_std, nj, quiet)
         num_utts = _write_data_dirs(plan, rendered, tmp, out)
@@ -149,9 +152,10 @@ def _make_corpus(out: Path, home: Path, config: SynthConfig, nj: int, quiet: boo
 _SAMPLE_RATE = 22050
 
 
-#: Bytes of WAV an utterance takes, about: the mean of the 53 of the quick demo's corpus (141,989; 103,486 to
-#: 200,310; 22.05 kHz 16-bit mono); the default corpus's 1760 took 251 MB (docs/demo-corpus.md), 143 kB each.
-WAV_BYTES_PER_UTT = 142_000
+#: Bytes a corpus takes per utterance, about: the default corpus's 1760 took 263.2 MB (docs/demo-corpus.md), 149.5
+#: kB each, of which its WAV files 146.5 kB (22.05 kHz 16-bit mono; the quick demo's 53: 142.0 kB, 103.5 to 200.3).
+#: It was 142,000, the quick demo's WAV alone: a disk that passed the check could still fill up.
+WAV_BYTES_PER_UTT = 150_000
 
 
 def _check_space(out: Path, num_utts: int) -> None:
@@ -161,15 +165,15 @@ def _check_space(out: Path, num_utts: int) -> None:
     need, free = num_utts * WAV_BYTES_PER_UTT, shutil.disk_usage(where).free
     if need > free:
         raise SynthError(f"{out}: {num_utts:,} utterances (--num-sentences and the fractions) take about "
-                         f"{_size(need)} of WAV ({WAV_BYTES_PER_UTT // 1000} kB each), and {where} has {_size(free)} "
-                         "free; give fewer --num-sentences or another OUT_DIR")
+                         f"{_size(need)} (WAV and tables, {WAV_BYTES_PER_UTT // 1000} kB each), and {where} has "
+                         f"{_size(free)} free; give fewer --num-sentences or another OUT_DIR")
 
 
 def _size(n: int) -> str:
     r"""A byte count in words: ``1.4 GB``."""
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{n / scale:,.1f} {unit}"  # 1e20 bytes: '100,000,000.0 TB', not '100000000.0 TB'
     return f"{n / 1e3:.0f} kB"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import struct
 import sys
 import wave
@@ -311,7 +312,8 @@ def test_a_corpus_larger_than_the_free_space_is_refused_before_it_is_drawn(espea
     free = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(corpus_module.shutil, "disk_usage", lambda where: free(0, 0, need - 1))
     with pytest.raises(SynthError, match=rf"new: {TINY.num_utts} utterances \(--num-sentences and the fractions\) "
-                       rf"take about 7.5 MB of WAV \(142 kB each\), and {tmp_path} has 7.5 MB free; give fewer"):
+                       rf"take about 8.0 MB \(WAV and tables, 150 kB each\), and {tmp_path} has 7.9 MB free; give "
+                       "fewer"):
         make_corpus(tmp_path / "new", TINY, quiet=True)
     assert list(tmp_path.iterdir()) == []
 
@@ -325,6 +327,10 @@ def test_an_empty_out_dir_is_filled_where_it_is(espeak, tiny, tmp_path, monkeypa
     out = tmp_path / "mine"
     out.mkdir(mode=0o750)
     out.chmod(0o2750)
+    group = _another_group()
+    if group is not None:  # a group-shared folder: its sets and files had the creator's group, and no setgid bit
+        os.chown(out, -1, group)
+        out.chmod(0o2750)  # (a chown drops it)
     (out / ".mine.tmp-killed").mkdir()
     inode = out.stat().st_ino
 
@@ -340,6 +346,8 @@ def test_an_empty_out_dir_is_filled_where_it_is(espeak, tiny, tmp_path, monkeypa
     assert list(out.iterdir()) == []  # its own temporary folder and its lock gone too
     make_corpus(out, TINY, nj=2, quiet=True)
     assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o2750
+    assert (out / "train_native").stat().st_mode & stat.S_ISGID
+    assert {p.stat().st_gid for p in out.rglob("*")} == {out.stat().st_gid}
     made, expected = files(out), files(tiny)
     assert made.keys() == expected.keys() and [k for k in made if made[k] != expected[k]] == []
     assert not [p for p in out.iterdir() if p.name.startswith(".mine.")]
@@ -382,8 +390,9 @@ def test_without_locks_a_temporary_folder_is_named_not_removed(espeak, tmp_path,
 
 
 def test_no_worker_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"synth: nj \(--nj\) must be >= 1, got 0"):
-        make_corpus(tmp_path / "c", TINY, nj=0, quiet=True)
+    for nj in (0, 2.5, "2", True):  # 2.5 was taken, '2' a TypeError
+        with pytest.raises(ConfigError, match=rf"synth: nj \(--nj\) must be a whole number >= 1, got {nj!r}"):
+            make_corpus(tmp_path / "c", TINY, nj=nj, quiet=True)
     assert not (tmp_path / "c").exists()
 
 
@@ -424,6 +433,15 @@ def test_cli_parses_and_calls_the_library(espeak, tmp_path, capsys):
     assert "utterances" in capsys.readouterr().err
     assert validate_data_dir(tmp_path / "cli" / "test_ja", require=TABLES) == []
     assert len(read_table(tmp_path / "cli" / "train_native" / "utt2spk")) == 8
+
+
+def _another_group() -> int | None:
+    r"""A group other than this process's that it may give its files (as root, any), or None."""
+    import grp
+
+    if os.geteuid() == 0:
+        return next((g.gr_gid for g in grp.getgrall() if g.gr_gid != os.getegid()), None)
+    return next((g for g in os.getgroups() if g != os.getegid()), None)
 
 
 def test_the_corpus_folder_has_the_modes_of_a_plain_mkdir(tiny):
