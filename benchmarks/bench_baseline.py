@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--other-tree", help="a folder with another checkout's flowaccent/ to time beside this one")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
         sets = {name: load_data_dir(corpus / name) for name in TEST_SETS}
         frames = sample_frames([load_data_dir(corpus / "train_native")], pipeline, MAX_FRAMES, 0)
         start = time.perf_counter()
-        fitted = GaussianMixture(COMPONENTS, random_state=0, **FIT_OPTIONS).fit(frames)
+        with warnings.catch_warnings():  # its line below says whether EM converged (sklearn's warning, in the log)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = GaussianMixture(COMPONENTS, random_state=0, **FIT_OPTIONS).fit(frames)
         fit_seconds = time.perf_counter() - start
         ours = DiagonalGmm.from_sklearn(fitted)  # what fit_gmm returns
         scoring = {"torch": [], "sklearn": []}
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     medians = {k: statistics.median(v) for k, v in commands.items()}
     result = {
         "fit_frames": len(frames), "fit_seconds": fit_seconds, "fit_iterations": int(fitted.n_iter_),
+        "fit_converged": bool(fitted.converged_),
         "scored_frames": sum(num_frames.values()), "scored_utts": sum(len(v) for v in new.values()),
         "scoring_torch_s": statistics.median(scoring["torch"]),
         "scoring_sklearn_s": statistics.median(scoring["sklearn"]),
@@ -142,8 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_s": {k: v - medians["no baseline"] for k, v in medians.items() if k != "no baseline"},
         "repeats": args.repeats,
     }
+    converged = "" if result["fit_converged"] else ", not converged: the limit"
     print(f"GMM fitted on {result['fit_frames']} frames in {fit_seconds:.1f} s ({result['fit_iterations']} EM "
-          f"iterations); test sets {result['scored_utts']} utterances, {result['scored_frames']} frames")
+          f"iterations{converged}); test sets {result['scored_utts']} utterances, {result['scored_frames']} frames")
     print(f"scoring them: torch {result['scoring_torch_s']:.3f} s, sklearn per utterance "
           f"{result['scoring_sklearn_s']:.3f} s: {result['scoring_speedup']:.2f}x; largest difference {diff:.2e}")
     for name, seconds in medians.items():

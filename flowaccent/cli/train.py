@@ -21,8 +21,8 @@ def _resumable() -> str:
     r"""The config fields ``--resume`` lets change (:data:`flowaccent.train.config.RESUMABLE`; the help listed them by
     hand and left out train.precision): ``train.epochs, device, ... and prefetch``."""
     first, *rest = sorted(RESUMABLE, key=lambda name: (name != "train.epochs", name))
-    rest = [name.removeprefix("train.") for name in rest]
-    return ", ".join([first, *rest[:-1]]) + f" and {rest[-1]}"
+    names = [first, *(name.removeprefix("train.") for name in rest)]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else first
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -45,8 +45,9 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'>"
                      f"<table aria-label='{e(title)}'><thead><tr>"  # its title, read with it
                      + "".join(f"<th scope='col'>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        parts += [f"<tr><th scope='row'>{t(row[0])}</th>" + "".join(f"<td>{t(c)}</td>" for c in row[1:]) + "</tr>"
-                  for row in rows]  # each row's name (a set, a phone) read as its header with each of its numbers
+        # each row's name (a set, a phone) is its header, read with each of its numbers
+        parts += ["<tr>" + "".join(f"<th scope='row'>{t(c)}</th>" for c in row[:1])
+                  + "".join(f"<td>{t(c)}</td>" for c in row[1:]) + "</tr>" for row in rows]
         parts.append("</tbody></table></div></section>")
     parts.append("<section id='figures'><h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):

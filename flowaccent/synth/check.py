@@ -108,8 +108,10 @@ def accent_signal(
     try:
         gmm.fit(frames)
     except ValueError as error:  # scikit-learn's traceback: 'some components have ill-defined empirical covariance'
-        raise FlowAccentError(f"{corpus}: the check's GMM cannot be fitted on its train_native features ({error}); a "
-                              "corpus made with --noise-std 0 has constant silent frames, which no GMM fits") from None
+        why = ("; a corpus made with --noise-std 0 has constant silent frames, which no GMM fits"
+               if "ill-defined empirical covariance" in str(error) else "")
+        raise FlowAccentError(f"{corpus}: the check's GMM cannot be fitted on its train_native features "
+                              f"({error}){why}") from None
 
     by_utt: dict[str, dict[str, float]] = {}
     loglik: dict[str, np.ndarray] = {}

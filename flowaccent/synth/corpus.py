@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import functools
 import multiprocessing
+import numbers
 import os
 import shutil
 import stat
@@ -84,7 +85,7 @@ def make_corpus(
         >>> make_corpus("data/demo", SynthConfig(num_sentences=40), quiet=True)  # doctest: +SKIP
     """
     SynthConfig.expect(config, "make_corpus")  # a dict: 'dict' object has no attribute 'seed'
-    if not isinstance(nj, int) or isinstance(nj, bool) or nj < 1:  # '2': a TypeError; 2.5 was taken
+    if not isinstance(nj, numbers.Integral) or isinstance(nj, bool) or nj < 1:  # '2': a TypeError; 2.5 was taken
         raise ConfigError(f"synth: nj (--nj) must be a whole number >= 1, got {nj!r}")
     start = time.perf_counter()
     out = Path(out_dir).resolve()
@@ -152,10 +153,11 @@ def _make_corpus(out: Path, home: Path, config: SynthConfig, nj: int, quiet: boo
 _SAMPLE_RATE = 22050
 
 
-#: Bytes a corpus takes per utterance, about: the default corpus's 1760 took 263.2 MB (docs/demo-corpus.md), 149.5
-#: kB each, of which its WAV files 146.5 kB (22.05 kHz 16-bit mono; the quick demo's 53: 142.0 kB, 103.5 to 200.3).
-#: It was 142,000, the quick demo's WAV alone: a disk that passed the check could still fill up.
-WAV_BYTES_PER_UTT = 150_000
+#: Bytes a corpus takes per utterance, with room: the default corpus's 1760 took 263.2 MB (docs/demo-corpus.md),
+#: 149.5 kB each, of which its WAV files 146.5 kB (22.05 kHz 16-bit mono; the quick demo's 53: 142.0 kB, 103.5 to
+#: 200.3), and 151.7 kB each in 4 KiB blocks on ext4, what the free space is counted in. It was 142,000, the quick
+#: demo's WAV alone: a disk that passed the check could still fill up.
+WAV_BYTES_PER_UTT = 160_000
 
 
 def _check_space(out: Path, num_utts: int) -> None:

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import pickle
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def resume_command(exp: str | Path, world: int) -> str:
     --resume``, under ``torchrun --nproc_per_node N`` for more than one (a stopped 2-process run was told the plain
     command, which refused to resume it with 1)."""
     start = "flowaccent" if world <= 1 else f"torchrun --nproc_per_node {world} $(which flowaccent)"
-    return f"{start} train --exp {exp} --resume"
+    return f"{start} train --exp {shlex.quote(str(exp))} --resume"  # 'my exp', pasted, ran --exp my
 
 
 def kept_world(path: Path) -> int:
@@ -51,9 +52,11 @@ def kept_world(path: Path) -> int:
     with it), else 1; 1 too where it cannot be read."""
     try:
         progress = load_checkpoint(path)["progress"]
-        return int(progress.get("world", 1)) if progress.get("step_in_epoch") else 1
-    except (ConfigError, KeyError, TypeError, AttributeError, ValueError):  # not one of ours: the plain command
+        world, inside = progress.get("world", 1), progress.get("step_in_epoch")
+    except (ConfigError, KeyError, TypeError, AttributeError):  # not one of ours: the plain command
         return 1
+    whole = [type(value) is int for value in (world, inside)]  # an inf, a tensor: not a count of ours
+    return world if all(whole) and world > 1 and inside > 0 else 1
 
 
 @dataclasses.dataclass

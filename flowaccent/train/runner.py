@@ -117,7 +117,8 @@ class Runner:
             if len(stream.refs) < self.env.world:  # a process has none: 'lower train.batch_size' could not help
                 raise ConfigError(
                     f"{counted(len(stream.refs), 'training utterance')} for {self.env.world} processes, each of "
-                    f"which streams its own share of them: a process has none; use at most {len(stream.refs)}"
+                    f"which streams its own share of them: a process has none; use at most {len(stream.refs)} "
+                    f"process{'es' if len(stream.refs) > 1 else ''}"
                 )
             raise ConfigError(
                 f"train.batch_size {self.cfg.batch_size} is {counted(stream.batch_size, 'frame')} for each of the "

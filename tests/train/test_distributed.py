@@ -154,7 +154,7 @@ def test_too_few_utterances_for_the_processes_says_so(tmp_path):
                             timeout=300)
     assert result.returncode != 0
     assert ("flowaccent train: error: 1 training utterance for 2 processes, each of which streams its own share of "
-            "them: a process has none; use at most 1\n") in result.stderr, result.stderr[-3000:]
+            "them: a process has none; use at most 1 process\n") in result.stderr, result.stderr[-3000:]
     assert result.stderr.count("flowaccent train: error:") == 1, "said by rank 0 alone (each rank said it)"
     assert result.stderr.count("Traceback") == 1 and "ChildFailedError" in result.stderr  # torchrun's own, alone
 
@@ -769,3 +769,21 @@ def test_a_stop_signal_ends_a_rendezvous_at_once_and_the_handlers_come_back():
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def test_the_resume_command_is_pasted_as_it_reads():
+    r"""A path with a space ran ``--exp runs/my``; a progress of another shape (an infinite world, a tensor) was a
+    traceback, or a count of 10^30 processes."""
+    from flowaccent.train.checkpoint import resume_command
+
+    assert resume_command("runs/my exp", 1) == "flowaccent train --exp 'runs/my exp' --resume"
+    assert resume_command("exp/a", 2) == "torchrun --nproc_per_node 2 $(which flowaccent) train --exp exp/a --resume"
+
+
+@pytest.mark.parametrize("progress", [{"step_in_epoch": 5, "world": float("inf")}, {"step_in_epoch": 5, "world": 1e30},
+                                      {"step_in_epoch": torch.ones(2), "world": 2}, [1, 2], {"world": 2}])
+def test_a_checkpoint_of_another_shape_is_told_the_plain_command(progress, tmp_path):
+    from flowaccent.train.checkpoint import kept_world
+
+    torch.save({"progress": progress}, tmp_path / "last.pt")
+    assert kept_world(tmp_path / "last.pt") == 1
