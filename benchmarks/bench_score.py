@@ -49,24 +49,34 @@ from flowaccent.data.prefetch import GPU_DEPTH, resolve_depth
 from flowaccent.runtime import resolve_device
 from flowaccent.score.config import ScoreConfig
 
+#: The utterances' lengths: 500 frames -+ 60% (200 to 800), as a corpus's differ.
+SPREAD = 0.6
 
-def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40) -> Path:
+
+def write_corpus(path: Path, frames: int, utt_frames: int = 500, dim: int = 40, spread: float = 0.0) -> Path:
+    r"""A data dir of about ``frames`` frames of ``dim``-d noise in utterances of ``utt_frames`` frames, or, with
+    ``spread``, of lengths drawn uniformly within ``utt_frames`` times ``1 -+ spread`` (real corpora's utterances
+    differ in length, so scoring's batches, cut at their boundaries, do too: with every utterance of 500 frames
+    each batch had 8000, and a score's memory growing with the number of batch sizes went unmeasured)."""
     from flowaccent.data import ArkWriter, write_spk2utt, write_table
 
     path.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    utt2spk, lines = {}, []
+    low, high = round(utt_frames * (1 - spread)), round(utt_frames * (1 + spread))
+    utt2spk, utt2num_frames, total, i = {}, {}, 0, 0
     with ArkWriter(path / "feats.ark") as writer:
-        for i in range(frames // utt_frames):
+        while total + (utt_frames if not spread else 1) <= frames:
+            length = min(int(rng.integers(low, high + 1)), frames - total) if spread else utt_frames
             spk = f"spk{i % 50:03d}"
             utt = f"{spk}-{i:07d}"
-            writer.write(utt, rng.standard_normal((utt_frames, dim)).astype(np.float32))
-            utt2spk[utt] = spk
+            writer.write(utt, rng.standard_normal((length, dim)).astype(np.float32))
+            utt2spk[utt], utt2num_frames[utt] = spk, length
+            total, i = total + length, i + 1
         lines = writer.scp_lines
     write_table(path / "feats.scp", dict(line.rstrip("\n").split(" ", 1) for line in lines))
     write_table(path / "utt2spk", utt2spk)
     write_spk2utt(path / "spk2utt", utt2spk)
-    write_table(path / "utt2num_frames", {u: utt_frames for u in utt2spk})
+    write_table(path / "utt2num_frames", utt2num_frames)
     return path
 
 
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         write_model(root / "exp", args.blocks, args.hidden)
         small, large = args.frames, args.frames * args.scale
-        data = write_corpus(root / "data_small", small)
+        data = write_corpus(root / "data_small", small, spread=SPREAD)
         runs, other, alone, tree_small, shared = [], [], [], [], []
         default = resolve_depth(ScoreConfig().prefetch, torch.device(device))
         depth = 0 if default else GPU_DEPTH  # the other setting
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
             for run in in_turn(small_runs, i):
                 run()
         shutil.rmtree(data)
-        data = write_corpus(root / "data_large", large)
+        data = write_corpus(root / "data_large", large, spread=SPREAD)
         large_runs, tree_large_runs = [], []
 
         def score_large(out: Path, tree: str | None = None) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from flowaccent.data.kaldi_io import ArkWriter
 from flowaccent.data.prefetch import prefetch, resolve_depth
 from flowaccent.data.stream import Utterance, iter_utterances
 from flowaccent.errors import ConfigError, FeatureError
-from flowaccent.flows.packed import packed_inference
+from flowaccent.flows.packed import packed_inference, padded_rows
 from flowaccent.model import FlowModel
 from flowaccent.progress import progress_bar
 from flowaccent.runtime import check_precision, compute_precision, resolve_device
@@ -278,10 +278,10 @@ def _run_batch(
 
 def _scored_part(model: FlowModel, x: torch.Tensor, native: int | None, device: torch.device, precision: str):
     with compute_precision(device, precision):
-        out = model(x)
-    result = {"z": out.z, "log_p": out.log_p, "log_det": out.log_det}
+        out = model(padded_rows(x)[0])  # a batch of any size: RSS grew with each new one (oneDNN's kernels)
+    result = {"z": out.z[: len(x)], "log_p": out.log_p[: len(x)], "log_det": out.log_det[: len(x)]}
     if native is not None:
-        per_class = model.prior.class_log_probs(out.z)
+        per_class = model.prior.class_log_probs(result["z"])
         others = torch.cat([per_class[:, :native], per_class[:, native + 1 :]], dim=1)
         result["llr"] = per_class[:, native] - (torch.logsumexp(others, 1) - math.log(others.shape[1]))
     return {k: v.float() for k, v in result.items()}

@@ -118,3 +118,56 @@ def test_packed_mlp_on_a_plain_sequential():
     x = torch.randn(11, 4)
     with torch.no_grad():
         torch.testing.assert_close(packed_mlp(net, "relu", x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_padded_rows_make_a_multiple_of_copies_of_the_last_row(monkeypatch):
+    x, y = torch.randn(300, 5), torch.arange(300)
+    px, py = packed.padded_rows(x, y)
+    assert len(px) == len(py) == 512 and packed.ROW_MULTIPLE == 256
+    assert torch.equal(px[:300], x) and torch.equal(px[300:], x[-1:].expand(212, 5)) and (py[300:] == 299).all()
+    for same in (torch.randn(512, 5), torch.randn(0, 5), torch.randn(300, 5, dtype=torch.float64)):
+        assert packed.padded_rows(same)[0] is same  # a multiple, nothing, or not for oneDNN
+    monkeypatch.setenv("FLOWACCENT_ONEDNN", "0")
+    assert packed.padded_rows(x)[0] is x
+
+
+def test_scoring_and_validation_give_onednn_few_batch_shapes_and_the_same_values(monkeypatch):
+    r"""Batches cut at utterance boundaries came in every size, and oneDNN kept a kernel for each: a score's RSS
+    grew with the corpus (36 MB every 200k frames of varied utterances). Each is padded to a multiple of 256 rows,
+    the padding's results dropped."""
+    from flowaccent.features import FeaturePipelineConfig
+    from flowaccent.flows.realnvp import ModelConfig
+    from flowaccent.model import build_model
+    from flowaccent.prior import PriorConfig
+    from flowaccent.score.scorer import _scored_part
+
+    torch.manual_seed(0)
+    features = FeaturePipelineConfig(cmvn="none", deltas=0, standardize=False)
+    model = build_model(features, 6, ModelConfig(num_blocks=2, hidden=8), PriorConfig(cond_dim=3), ("a", "b")).eval()
+    rows, forward = [], type(model).forward
+    monkeypatch.setattr(type(model), "forward", lambda self, x, *a, **k: rows.append(len(x)) or forward(self, x, *a,
+                                                                                                         **k))
+    x = torch.randn(700, 6)
+    with torch.no_grad():
+        plain = model(x)
+        with packed_inference(model):
+            got = _scored_part(model, x, 0, torch.device("cpu"), "fp32")
+    assert rows == [700, 768]
+    for name in ("z", "log_p", "log_det"):
+        torch.testing.assert_close(got[name], getattr(plain, name), rtol=1e-5, atol=1e-5)
+    assert got["llr"].shape == (700,)
+    from flowaccent.train.validation import held_out_nll
+
+    class Stream:  # a validation stream of one batch of 700 frames
+        refs = [None]
+
+        def joined(self, batch_frames, share):
+            return [(x, torch.arange(700) % 2)]
+
+    rows.clear()
+    held = held_out_nll(model, Stream(), 8000, torch.device("cpu"), "fp32")
+    assert rows == [768] and held["frames"] == 700
+    with torch.no_grad():
+        want = model(x, torch.arange(700) % 2)
+    assert held["nll"] == pytest.approx(float(want.nll.double().mean()), rel=1e-6)
+    assert held["log_det"] == pytest.approx(float(want.log_det.double().mean()), rel=1e-6)
