@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
             ]
             if args.other_tree:
                 small_runs.append(lambda i=i: tree_small.append(run_score(
-                    root / "exp", data, root / f"scores_tree_{i}", device, *batch, tree=args.other_tree)[0]))
+                    root / "exp", data, root / f"scores_tree_{i}", device, *batch, tree=args.other_tree)))
             if args.processes > 1:
                 small_runs.append(lambda i=i: shared.append(peak_rss_run(
                     [*launch, *score_argv(root / "exp", data, root / f"scores_shared_{i}", device, *batch)])[0]))
@@ -219,12 +219,12 @@ def main(argv: list[str] | None = None) -> dict:
                               lambda: alone.append(model_only_rate(root / "exp", args.batch_frames, device=device))]
             if args.other_tree:
                 large_runs_now.append(lambda i=i: tree_large_runs.append(
-                    score_large(root / f"scores_tree_large_{i}", args.other_tree)[0]))
+                    score_large(root / f"scores_tree_large_{i}", args.other_tree)))
             for run in in_turn(large_runs_now, i):
                 run()
         large_seconds = statistics.median(r[0] for r in large_runs)
         large_rss = statistics.median(r[1] for r in large_runs)
-        tree_large = statistics.median(tree_large_runs) if args.other_tree else None
+        tree_large = statistics.median(r[0] for r in tree_large_runs) if args.other_tree else None
     finally:
         shutil.rmtree(root)
     infer = statistics.median(alone)
@@ -249,8 +249,11 @@ def main(argv: list[str] | None = None) -> dict:
         result["processes"] = {"processes": args.processes, "seconds": statistics.median(shared),
                                "speedup": small_seconds / statistics.median(shared)}
     if args.other_tree:
-        tree_seconds = statistics.median(tree_small)
+        tree_seconds = statistics.median(r[0] for r in tree_small)
+        tree_rss = [statistics.median(r[1] for r in runs) for runs in (tree_small, tree_large_runs)]
         result["other_tree"] = {"tree": args.other_tree, "seconds": tree_seconds, "large_seconds": tree_large,
+                                "rss_mib": tree_rss[0], "large_rss_mib": tree_rss[1],
+                                "rss_ratio": tree_rss[1] / tree_rss[0],
                                 "speedup": tree_seconds / small_seconds, "large_speedup": tree_large / large_seconds,
                                 **split_fixed(small, tree_seconds, large, tree_large, infer)}
     print(f"scoring on {device}, {args.blocks} blocks x hidden {args.hidden}, D=120 (40-d + deltas), "
@@ -274,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{args.other_tree}: {t['seconds']:.1f} s at {small} frames, {t['large_seconds']:.1f} s at {large}: this "
               f"checkout {t['speedup']:.3f}x / {t['large_speedup']:.3f}x its speed; from its two sizes "
               f"{t['fixed_seconds']:.1f} s fixed, then {t['marginal_fps']:.0f} frames/s "
-              f"(ratio {t['marginal_ratio']:.3f})")
+              f"(ratio {t['marginal_ratio']:.3f}); its peak RSS {t['rss_mib']:.0f} / {t['large_rss_mib']:.0f} MiB, "
+              f"ratio {t['rss_ratio']:.3f}")
     if args.json:
         atomic_write_json(args.json, result)
     return result
