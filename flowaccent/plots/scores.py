@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours
+from flowaccent.plots.colours import colours, readable
 
 #: Fewest utterances of a set drawn as a histogram; fewer: only its row of ticks.
 MIN_HISTOGRAM = 5
@@ -67,7 +67,7 @@ def histograms(
     said = ax.yaxis.get_major_formatter().format_ticks(density)
     ax.set_yticks(density + [-(i + 1) * row for i in range(len(values))], said + [short[n] for n in values])
     for label, name in zip(ax.get_yticklabels()[len(density):], values):
-        label.set(color=cols[name], fontsize=6)
+        label.set(color=readable(cols[name]), fontsize=6)  # a light shade's name was nearly invisible
     ax.yaxis.set_label_coords(-0.12, (len(values) + 0.7 + top / row / 2) / (len(values) + 0.7 + top / row))
     ax.axhline(0, color="grey", linewidth=0.5)
     figure.legend(ax, {"loc": "upper left", "ncol": 2 if longest <= 30 else 1}, len(values), longest)
@@ -152,6 +152,7 @@ def rating_scatter(
             r = correlations(by_set[name], ratings[name])["pearson"]
             said = f"{r:.2f}" if np.isfinite(r) else "-"
             ax.scatter(ratings[name], by_set[name], s=14, alpha=0.6, color=cols[name], marker=markers[name],
+                       edgecolors=readable(cols[name]), linewidths=0.5,  # a light shade's points: their outline
                        label=f"{short[name]} (n={len(ratings[name])}): r = {said}")
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")

@@ -24,7 +24,8 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
-        "text-align:right}th{background:#eef}th[scope=row]{background:none;font-weight:normal}"
+        "text-align:right}td{white-space:nowrap}"  # '0.400 [0.00,' above '0.86]' beside a long set name; names wrap
+        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere}"
         "td:first-child,th:first-child{text-align:left}"
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
@@ -33,8 +34,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "h1,h2,nav{overflow-wrap:anywhere}"  # a long path in a heading ran past a phone's screen: the page panned
         "@media (max-width:800px){figure{width:98%}}"
         # on paper nothing scrolls: a wide table (long set names) is set smaller and its names wrap, not cut
-        "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}td{white-space:nowrap}"
-        "th[scope=row]{overflow-wrap:anywhere}}",
+        "@media print{.scroll{overflow:visible}table{font-size:8pt}td,th{padding:2px 4px}}",
         "</style></head><body>",
         f"<h1>{t(heading)}</h1>",
         "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(_model_line(summary, trained))) + "</p>",

@@ -308,6 +308,7 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert re.search(r"<figure id='figure-\d+' class='wide'><img alt='Utterance scores against rating'", html)
     assert "<th scope='col'>utts</th><th scope='col'>log_ll</th><th scope='col'>llr</th>" in html
     assert "<tr><td>" not in html and html.count("<th scope='row'>zh</th>") >= 3  # a row's name: its header
+    assert "td{white-space:nowrap}" in html.split("@media")[0]  # on screen too: an AUC's interval cut in two
 
 
 def test_figures_of_panels_or_many_sets_take_the_pages_width():
@@ -553,6 +554,34 @@ def test_colours_stay_distinct_for_any_number_of_sets():
     few = colours(["test_zh", "l2arctic_zh_x", "zh_two", "test_ja", "ja_one", "test_native", "dev_native"])
     apart = [np.linalg.norm(_rgb(a) - _rgb(b)) for i, a in enumerate(few.values()) for b in list(few.values())[i + 1:]]
     assert min(apart) >= 60  # shades of one accent too (two reds were 55 apart: one set read as the other)
+
+
+def test_a_sets_name_in_its_colour_is_readable_on_the_page(tmp_path, monkeypatch):
+    r"""The histogram's rows of ticks are named in each set's colour, at 6 pt: a light shade's name
+    (l2arctic_nat_f03 #bccfec) was 1.58:1 on white, nearly invisible. Names now take the first darker shade of
+    4.5:1 (WCAG's for text); colours that are readable already stay as they are."""
+    from matplotlib import axes
+
+    from flowaccent.plots import colours, histograms
+    from flowaccent.plots.colours import TEXT_CONTRAST, _luminance, readable
+
+    def contrast(colour: str) -> float:
+        return 1.05 / (_luminance(colour) + 0.05)
+
+    for colour in ("#bccfec", "#f3bebe", "#e377c2", "#ffffff", "#fefefe", "#000000"):
+        assert contrast(readable(colour)) >= TEXT_CONTRAST, colour
+    assert readable("#1f5fbf") == "#1f5fbf" and readable("#d62728") == "#d62728"
+    names = ["test_native", "dev_native", *(f"l2arctic_native_f0{i}" for i in range(1, 5)), "test_zh"]
+    cols = colours(names)
+    assert min(map(contrast, cols.values())) < 2  # a light shade among them
+    said = {}
+    ticks = axes.Axes.get_yticklabels
+    monkeypatch.setattr(axes.Axes, "get_yticklabels", lambda ax, *a, **k: said.setdefault("labels", ticks(ax, *a,
+                                                                                                            **k)))
+    rng = np.random.default_rng(0)
+    histograms({n: rng.normal(size=20) for n in names}, tmp_path / "h", "x", "t", cols)
+    named = {label.get_text(): label.get_color() for label in said["labels"] if label.get_text() in names}
+    assert set(named) == set(names) and min(map(contrast, named.values())) >= TEXT_CONTRAST
 
 
 def test_many_sets_of_many_accents_keep_their_colours_apart():
