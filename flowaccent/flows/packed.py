@@ -88,12 +88,13 @@ ROW_MULTIPLE = 256
 
 def padded_rows(x: Tensor, *more: Tensor) -> tuple[Tensor, ...]:
     r"""``x`` ``(N, ...)`` (and each of ``more``, ``(N, ...)`` alike) with copies of its last row appended up to a
-    multiple of :data:`ROW_MULTIPLE` rows, where oneDNN would multiply it (:func:`float32_cpu`,
-    :func:`onednn_enabled`); as they are elsewhere. The caller keeps the first ``N`` rows of what it computes from
-    them: the flow takes each row on its own (in eval mode), so the copies change no other row's results."""
+    multiple of :data:`ROW_MULTIPLE` rows, where oneDNN would multiply it (float32 on a CPU, in float32 or under
+    bf16's autocast, and :func:`onednn_enabled`); as they are elsewhere. The caller keeps the first ``N`` rows of
+    what it computes from them: the flow takes each row on its own (in eval mode), so the copies change no other
+    row's results."""
     extra = -len(x) % ROW_MULTIPLE
-    if not extra or not len(x) or not (float32_cpu(x) and onednn_enabled()):
-        return (x, *more)
+    if not extra or not len(x) or x.device.type != "cpu" or x.dtype != torch.float32 or not onednn_enabled():
+        return (x, *more)  # under bf16's autocast too: its products are oneDNN's, a kernel per shape as well
     return tuple(torch.cat([t, t[-1:].expand(extra, *t.shape[1:])]) for t in (x, *more))
 
 

@@ -77,10 +77,15 @@ def readable(colour: str) -> str:
     :data:`TEXT_CONTRAST`: for a set's name written in its colour (a light shade's name, 6 pt at 1.6:1, was nearly
     invisible beside its row of ticks).
 
+    Any colour matplotlib reads is taken (``"red"``, ``"C1"``, an RGB tuple: the figures' ``cols`` may hold them).
+
     Example:
         >>> readable("#1f5fbf"), readable("#bccfec")
         ('#1f5fbf', '#677282')
     """
+    from matplotlib.colors import to_hex
+
+    colour = to_hex(colour)
     for step in range(21):
         shade = _shade(colour, step / 20) if step else colour
         if 1.05 / (_luminance(shade) + 0.05) >= TEXT_CONTRAST:

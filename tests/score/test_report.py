@@ -571,6 +571,7 @@ def test_a_sets_name_in_its_colour_is_readable_on_the_page(tmp_path, monkeypatch
     for colour in ("#bccfec", "#f3bebe", "#e377c2", "#ffffff", "#fefefe", "#000000"):
         assert contrast(readable(colour)) >= TEXT_CONTRAST, colour
     assert readable("#1f5fbf") == "#1f5fbf" and readable("#d62728") == "#d62728"
+    assert readable("tab:red") == "#d62728" and readable((1.0, 1.0, 1.0)) == readable("#ffffff")  # any of matplotlib's
     names = ["test_native", "dev_native", *(f"l2arctic_native_f0{i}" for i in range(1, 5)), "test_zh"]
     cols = colours(names)
     assert min(map(contrast, cols.values())) < 2  # a light shade among them
