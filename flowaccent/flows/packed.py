@@ -77,12 +77,12 @@ def block_cached(owner: nn.Module, key: tuple, build: Callable[[], T]) -> T | No
     return cached[1]
 
 
-#: Inside :func:`packed_inference`, a float32 CPU batch's rows are made a multiple of this (:func:`padded_rows`):
-#: oneDNN keeps a kernel for each batch shape it meets (its primitive cache, up to 1024 of them, about 1.4 MB each
-#: for the demo's model), and scoring's batches, cut at utterance boundaries, came in every size: a score's RSS grew
-#: by 36 MB every 200k frames of utterances of varied lengths (725 MB at 1.6M frames against 471 MB at 200k), and
-#: stayed flat at 256 (an ad hoc loop of 300 batches of 7000-8800 rows: 774 MB unpadded, 317 MB padded). The padding,
-#: 128 rows a batch on average, is 1.6% of a batch of 8000.
+#: In scoring and validation, a float32 CPU batch's rows (under bf16's autocast too) are made a multiple of this
+#: (:func:`padded_rows`): oneDNN keeps a kernel for each batch shape it meets (its primitive cache, up to 1024 of
+#: them, 1.2-1.5 MB each for the demo's model as measured), and scoring's batches, cut at utterance boundaries,
+#: came in every size: a score's RSS grew by 36 MB every 200k frames of utterances of varied lengths (725 MB at 1.6M
+#: frames against 471 MB at 200k), and stayed flat at 256 (an ad hoc loop of 300 batches of 7000-8800 rows: 774 MB
+#: unpadded, 317 MB padded). The padding, 128 rows a batch on average, is 1.6% of a batch of 8000.
 ROW_MULTIPLE = 256
 
 
