@@ -11,6 +11,10 @@ from flowaccent.plots import figure
 from flowaccent.plots.colours import colours
 from flowaccent.words import counted
 
+#: Speakers of a set past which their means are a line, not diamonds (1,240 speakers' diamonds merged into one black
+#: streak that hid the set's colour and its utterances).
+MANY_SPEAKERS = 100
+
 #: Sets in a row of the speaker figure: past it, more rows (one row of 20 sets was a 3056 px strip, its labels 3 px
 #: high in the report's page).
 PER_ROW = 8
@@ -46,8 +50,9 @@ def speaker_scores(
     cols: dict[str, str] | None = None,
 ) -> Path:
     r"""One group of columns per set, one column per speaker, sorted by the speaker's mean over its frames (a
-    diamond, :func:`speaker_means`) with its utterances' ``values`` as dots. Below each group: the set, its number
-    of speakers and the standard deviation of their means. A dashed line: ``reference``'s mean over frames.
+    diamond, :func:`speaker_means`; a black line through them past :data:`MANY_SPEAKERS` speakers) with its
+    utterances' ``values`` as dots. Below each group: the set, its number of speakers and the standard deviation of
+    their means. A dashed line: ``reference``'s mean over frames.
     ``values``, ``frames``, ``speakers``: ``{set: (n,)}`` per utterance; values that are not finite are left out
     and counted below their set. Sets past :data:`PER_ROW` go into further rows, of one y axis."""
     cols = cols or colours(list(values))
@@ -82,7 +87,10 @@ def _draw_row(ax, row: list[str], width: int, values, frames, speakers, short, c
                                              np.asarray(speakers[name])[finite])
         x = i - 0.4 + 0.8 * (np.arange(len(who)) + 0.5) / len(who)
         ax.scatter(x[position], v[finite], s=6, alpha=0.35, color=cols[name], linewidths=0)
-        ax.scatter(x, means, marker="D", s=24, color=cols[name], edgecolors="black", linewidths=0.5, zorder=3)
+        if len(who) > MANY_SPEAKERS:
+            ax.plot(x, means, color="black", linewidth=1, zorder=3)
+        else:
+            ax.scatter(x, means, marker="D", s=24, color=cols[name], edgecolors="black", linewidths=0.5, zorder=3)
         spread = f", sd {means.std(ddof=1):.2f}" if len(who) > 1 else ""
         ticks.append(f"{short[name]}\n{counted(len(who), 'speaker')}{spread}{dropped}")
     ax.set_xticks(range(len(row)), ticks, fontsize=7, rotation=20 if len(row) > 6 else 0)

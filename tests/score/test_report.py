@@ -486,6 +486,15 @@ def test_speakers_means_are_over_their_frames_and_drawn_in_order_above_their_utt
     assert drawn["fig"].get_size_inches()[0] == pytest.approx(1.3 * 8 + 2) and axes[0].get_title() == "t"
     assert [ax.get_legend() is not None for ax in axes] == [True, False, False]
     assert all(np.allclose(ax.get_lines()[0].get_ydata(), -55.0) for ax in axes)  # the reference in every row
+    # a set of many speakers: their means a black line, in order (1,240 diamonds' outlines were one black streak)
+    k = plots.speakers.MANY_SPEAKERS + 1
+    plots.speaker_scores({"big": np.arange(2.0 * k)}, {"big": np.ones(2 * k)}, {"big": np.arange(2 * k) % k},
+                         tmp_path / "b", "y", "t")
+    ax = drawn["fig"].axes[0]
+    assert len(ax.collections) == 1 and len(ax.collections[0].get_offsets()) == 2 * k  # the utterances' dots alone
+    (curve,) = ax.get_lines()
+    assert curve.get_color() == "black" and np.allclose(curve.get_ydata(), np.arange(k) + k / 2)
+    assert np.all(np.diff(curve.get_xdata()) > 0)
 
 
 def test_the_histograms_rows_of_ticks_keep_their_height_with_many_sets(tmp_path, monkeypatch):
