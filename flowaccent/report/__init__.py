@@ -141,7 +141,7 @@ def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: st
         if command:
             made.append(f"report: {command}")
         trained = trained_on(exp)
-        atomic_write_text(out, html_page(summary, shown, figures, config, notes, made, trained))
+        atomic_write_text(out, html_page(summary, shown, figures, config, notes, made, trained, out.parent))
         markdown = markdown_page(summary, shown, figures, config, notes, made, out.parent, trained)
         atomic_write_text(out.with_suffix(".md"), markdown)
         return out

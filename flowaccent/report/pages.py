@@ -6,13 +6,19 @@ from __future__ import annotations
 import base64
 import html
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+#: Columns after a table's first that name its row too (a set's rows by score, by SVR, by blur baseline): headers of
+#: the row, read with each of its numbers, as the first cell is.
+ROW_KEYS = frozenset({"score", "how", "baseline"})
+
 
 def html_page(summary, sections, figures: dict[str, Path], config: str, notes: list[str], made: list[str],
-          trained: str = "") -> str:
-    r"""The report page; ``notes``: paragraphs on the names (HTML), ``made``: the lines of "How this was made"."""
+          trained: str = "", root: Path | None = None) -> str:
+    r"""The report page; ``notes``: paragraphs on the names (HTML), ``made``: the lines of "How this was made";
+    ``root``: the folder of the page, where each figure embedded is linked to its PNG under it (full size)."""
     e = html.escape
 
     t = _text
@@ -25,7 +31,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}td{white-space:nowrap}"  # '0.400 [0.00,' above '0.86]' beside a long set name; names wrap
-        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em}"
+        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em;text-align:left}"
         "td:first-child,th:first-child{text-align:left}"
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
@@ -45,22 +51,35 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'>"
                      f"<table aria-label='{e(title)}'><thead><tr>"  # its title, read with it
                      + "".join(f"<th scope='col'>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        # each row's name (a set, a phone) is its header, read with each of its numbers
-        parts += ["<tr>" + "".join(f"<th scope='row'>{t(c)}</th>" for c in row[:1])
-                  + "".join(f"<td>{t(c)}</td>" for c in row[1:]) + "</tr>" for row in rows]
+        # each row's name (a set, a phone; and its score, ...) is its header, read with each of its numbers
+        keys = row_keys(header)
+        parts += ["<tr>" + "".join(f"<th scope='row'>{t(c)}</th>" for c in row[:keys])
+                  + "".join(f"<td>{t(c)}</td>" for c in row[keys:]) + "</tr>" for row in rows]
         parts.append("</tbody></table></div></section>")
     parts.append("<section id='figures'><h2>Figures</h2>")
     for number, (title, png) in enumerate(figures.items(), 1):
         raw = png.read_bytes()
         data = base64.b64encode(raw).decode()
         wide = " class='wide'" if is_wide(raw) else ""
-        parts.append(f"<figure id='figure-{number}'{wide}><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+        image = f"<img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+        if root is not None and png.is_relative_to(root):  # shown at half the page's width: a click opens it whole
+            href = urllib.parse.quote(png.relative_to(root).as_posix())
+            image = f"<a href='{e(href)}' title='{e(href)} (full size)'>{image}</a>"
+        parts.append(f"<figure id='figure-{number}'{wide}>{image}"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
     parts.append("</section>")
     parts.append(f"<section id='configuration'><h2>Configuration</h2><pre>{t(config)}</pre></section>")
     parts.append(f"<section id='made'><h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></section>"
                  "</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def row_keys(header: list[str]) -> int:
+    r"""How many of a table's first columns name its rows: the first, and those after it in :data:`ROW_KEYS`."""
+    keys = 1
+    while keys < len(header) and header[keys] in ROW_KEYS:
+        keys += 1
+    return keys
 
 
 def _contents(tables: list[str], figures: list[str]) -> str:

@@ -20,7 +20,12 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     html = html_path.read_text()
     sources = re.findall(r"<img [^>]*src='([^']*)'", html)
     assert len(sources) >= 7 and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "src='http" not in html and set(re.findall(r"href='(.)", html)) == {"#"}  # nothing outside the page
+    # nothing from outside the page; each figure a link to its PNG beside it, whole (shown at half the page's width)
+    assert "src='http" not in html and {h[0] for h in re.findall(r"href='([^']*)'", html)} == {"#", "f"}
+    links = re.findall(r"<a href='(figures/[^']*)' title='[^']*'><img ", html)
+    assert len(links) == len(sources) and all((tmp_path / h).is_file() for h in links)
+    # a set's rows by score: both the set and the score name the row
+    assert re.search(r"<th scope='row'>ja</th><th scope='row'>log_ll</th><td>", html)
     for text in (
         "Scores per set",
         "Detection AUC against 'native'",
@@ -305,7 +310,7 @@ def test_the_report_names_its_experiment_the_llrs_class_and_only_the_figures_of_
     assert html.count("<thead>") == html.count("<table ") >= 4
     assert html.startswith("<!DOCTYPE html><html lang='en'>")  # for a screen reader; each table named by its title
     assert re.search(r"<h2>([^<]+)</h2><div class='scroll'><table aria-label='\1'>", html)
-    assert re.search(r"<figure id='figure-\d+' class='wide'><img alt='Utterance scores against rating'", html)
+    assert re.search(r"<figure id='figure-\d+' class='wide'><a [^>]*><img alt='Utterance scores against rating'", html)
     assert "<th scope='col'>utts</th><th scope='col'>log_ll</th><th scope='col'>llr</th>" in html
     assert "<tr><td>" not in html and html.count("<th scope='row'>zh</th>") >= 3  # a row's name: its header
     assert "td{white-space:nowrap}" in html.split("@media")[0]  # on screen too: an AUC's interval cut in two
@@ -342,11 +347,13 @@ def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_d
     class Links(HTMLParser):
         def __init__(self):
             super().__init__()
-            self.links, self.ids, self.href = [], [], None
+            self.links, self.ids, self.href, self.figures = [], [], None, []
 
         def handle_starttag(self, tag, attrs):
             attrs = dict(attrs)
-            if tag == "a":
+            if tag == "a" and not attrs["href"].startswith("#"):  # a figure, to its PNG
+                self.figures.append(attrs["href"])
+            elif tag == "a":
                 self.href = attrs["href"]
                 self.links.append([attrs["href"][1:], ""])
             if "id" in attrs:
@@ -363,6 +370,7 @@ def test_the_reports_contents_link_every_table_and_figure_in_page_order(scored_d
     parsed.feed(page)
     targets = [target for target, _ in parsed.links]
     assert targets == parsed.ids  # each part linked once, in order, and nothing links elsewhere
+    assert len(parsed.figures) == page.count("<figure ") and all(h.startswith("figures/") for h in parsed.figures)
     headings = re.findall(r"<h2>([^<]*)</h2>", page)
     assert headings[0] == "Contents" and page.index("<nav>") < page.index("<p class='naming'>")
     tables = [text for target, text in parsed.links if target.startswith("table-")]
