@@ -31,7 +31,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}td{white-space:nowrap}"  # '0.400 [0.00,' above '0.86]' beside a long set name; names wrap
-        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em;text-align:left}"
+        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em;text-align:left}th.key{text-align:left}"
         "td:first-child,th:first-child{text-align:left}"
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
@@ -48,11 +48,13 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     parts.append(_contents([title for title, _, _ in sections], list(figures)))
     parts += [f"<p class='naming'>{note}</p>" for note in notes]
     for number, (title, header, rows) in enumerate(sections, 1):
+        keys = row_keys(header)  # the columns of names: their headers set left, as the names are
+        key = " class='key'"
         parts.append(f"<section id='table-{number}'><h2>{t(title)}</h2><div class='scroll'>"
                      f"<table aria-label='{e(title)}'><thead><tr>"  # its title, read with it
-                     + "".join(f"<th scope='col'>{t(h)}</th>" for h in header) + "</tr></thead><tbody>")
+                     + "".join(f"<th scope='col'{key if 0 < i < keys else ''}>{t(h)}</th>"
+                               for i, h in enumerate(header)) + "</tr></thead><tbody>")
         # each row's name (a set, a phone; and its score, ...) is its header, read with each of its numbers
-        keys = row_keys(header)
         parts += ["<tr>" + "".join(f"<th scope='row'>{t(c)}</th>" for c in row[:keys])
                   + "".join(f"<td>{t(c)}</td>" for c in row[keys:]) + "</tr>" for row in rows]
         parts.append("</tbody></table></div></section>")

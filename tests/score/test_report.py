@@ -26,6 +26,7 @@ def test_report_embeds_every_image(scored_dir_and_exp, tmp_path):
     assert len(links) == len(sources) and all((tmp_path / h).is_file() for h in links)
     # a set's rows by score: both the set and the score name the row
     assert re.search(r"<th scope='row'>ja</th><th scope='row'>log_ll</th><td>", html)
+    assert "<th scope='col'>set</th><th scope='col' class='key'>score</th><th scope='col'>Pearson</th>" in html
     for text in (
         "Scores per set",
         "Detection AUC against 'native'",
