@@ -52,6 +52,10 @@ class Segment(NamedTuple):
 #: duration written to 3 decimals round each on its own.
 OVERLAP_TOLERANCE = 1e-3
 
+#: Added to :data:`OVERLAP_TOLERANCE`: the floating point error of ``start + duration`` (1.217 + 0.124 is
+#: 1.3410000000000002, past 1.340 + 1e-3: an overlap of 1 ms exactly was refused).
+_SUM_ERROR = 1e-9
+
 
 def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict[str, list[Segment]]:
     r"""``{utt: [Segment, ...]}`` of a CTM file, each utterance's phones sorted by start. ``symbols``: a phone
@@ -95,7 +99,7 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
         for after, number in segments:
             before = last.get(channel_number(after.channel))
             last[channel_number(after.channel)] = after
-            if before is not None and before.end > after.start + OVERLAP_TOLERANCE:
+            if before is not None and before.end > after.start + OVERLAP_TOLERANCE + _SUM_ERROR:
                 raise DataDirError(f"{path}: line {number}: utterance '{utt}': phone {after.phone!r} at "
                                    f"{after.start:g} s starts before {before.phone!r} ends ({before.end:g} s)")
         out[utt] = [segment for segment, _ in segments]
@@ -235,18 +239,26 @@ def base_phone(phone: str) -> str:
 
 
 def read_phone_table(path: str | Path) -> dict[str, str]:
-    r"""``{integer: name}`` of a Kaldi phone table (``lang/phones.txt``: ``<name> <integer>`` per line)."""
+    r"""``{integer: name}`` of a Kaldi phone table (``lang/phones.txt``: ``<name> <integer>`` per line); an integer
+    given twice is an error (another file than a phone table: the last name was taken)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataDirError(f"{path}: no such phone table") from None
-    table = {}
+    except UnicodeDecodeError as error:  # a model or another binary file given by mistake: it was a traceback
+        raise DataDirError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}), not a phone table "
+                           f"(lang/phones.txt)") from None
+    table: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if len(fields) != 2 or not fields[1].isdigit():
             raise DataDirError(f"{path}: line {number}: expected '<phone> <integer>': {line.strip()!r}")
-        table[fields[1]] = fields[0]
+        if fields[1] in table:
+            raise DataDirError(f"{path}: line {number}: integer {fields[1]} names {fields[0]!r} here and "
+                               f"{table[fields[1]]!r} on line {lines[fields[1]]}")
+        table[fields[1]], lines[fields[1]] = fields[0], number
     return table
 
 

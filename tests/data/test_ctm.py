@@ -58,6 +58,8 @@ def test_overlapping_phones_are_an_error_but_rounding_is_not(tmp_path):
     path = tmp_path / "x.ctm"
     path.write_text("u1 1 0.000 0.101 a\nu1 1 0.100 0.050 b\n")  # 1 ms: a start and duration rounded on their own
     assert [s.phone for s in read_ctm(path)["u1"]] == ["a", "b"]
+    path.write_text("u1 1 1.217 0.124 a\nu1 1 1.340 0.072 b\n")  # 1 ms too, though 1.217 + 0.124 > 1.341 in floats
+    assert [s.phone for s in read_ctm(path)["u1"]] == ["a", "b"]
     path.write_text("u1 1 0.000 0.102 a\nu1 1 0.100 0.050 b\n")
     with pytest.raises(DataDirError, match=r"line 2: utterance 'u1': phone 'b' at 0.1 s starts before 'a' ends"):
         read_ctm(path)
@@ -73,6 +75,12 @@ def test_missing_or_undecodable_files_and_bad_phone_tables(tmp_path):
         read_phone_table(tmp_path / "none.txt")
     (tmp_path / "phones.txt").write_text("SIL 1\nAH one\n")
     with pytest.raises(DataDirError, match=r"phones.txt: line 2: expected '<phone> <integer>'"):
+        read_phone_table(tmp_path / "phones.txt")
+    (tmp_path / "phones.txt").write_bytes(b"SIL 1\n\xff\xfe 2\n")  # final.mdl given by mistake: a traceback
+    with pytest.raises(DataDirError, match=r"phones.txt: not UTF-8 text \(invalid start byte at byte 6\), not a "):
+        read_phone_table(tmp_path / "phones.txt")
+    (tmp_path / "phones.txt").write_text("SIL 1\nAH 2\nEH 2\n")  # the last name was taken
+    with pytest.raises(DataDirError, match=r"phones.txt: line 3: integer 2 names 'EH' here and 'AH' on line 2"):
         read_phone_table(tmp_path / "phones.txt")
 
 
