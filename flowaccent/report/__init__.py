@@ -132,11 +132,14 @@ def _write_report(exp: Path, scores: Path, out: Path, command: str, blurmask: st
             shown, figures = shown + tables, figures | mask_figures
             notes.append(note)
             made.append(f"blur masks: {blurmask_command}")
+        named = [f.name for f in folders]  # each run by its folder's name, by the path given where two share one
+        named = named if len(set(named)) == len(named) else [str(f) for f in folders]
         for index, (folder, run) in enumerate(zip(folders, phone_runs)):
             tables, phone_figures, note, phones_command = phones_part(folder, *run, out.parent / "figures",
-                                                                      index if len(folders) > 1 else None)
+                                                                      index if len(folders) > 1 else None,
+                                                                      named[index])
             shown, figures = shown + tables, figures | phone_figures
-            notes += [note] if index == 0 else []
+            notes += [note] if note else []
             made.append(f"phones: {phones_command}")
         if command:
             made.append(f"report: {command}")

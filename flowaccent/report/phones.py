@@ -225,7 +225,7 @@ def markdown_text(report: PhoneReport, scores: str, command: str = "", figure: s
         lines += ["```", command, "```", ""]
     lines += markdown_table(*coverage_table(report))
     if report.notes:  # a set left out is in no table: said here, not on the terminal only
-        lines += [*(f"- {e(_sentence(note))}" for note in report.notes), ""]
+        lines += [*(f"- {e(_sentence(note, report.ctms))}" for note in report.notes), ""]
     if figure:
         lines += [f"![Each phone's LogLL minus the reference's]({figure})", ""]
     for name in report.differences:
@@ -315,18 +315,21 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
 
 
 def phones_part(
-    folder: Path, made: dict[str, Any], rows: list[dict[str, str]], fig_dir: Path, index: int | None = None
+    folder: Path, made: dict[str, Any], rows: list[dict[str, str]], fig_dir: Path, index: int | None = None,
+    named: str | None = None,
 ) -> tuple[list[tuple[str, list[str], list[list[str]]]], dict[str, Path], str, str]:
     r"""``(tables, figures, naming, command)`` of a ``flowaccent phones`` run (:func:`load_phones`): per set but
     the reference, its :data:`REPORT_PHONES` lowest phones by relative LogLL minus the reference's, from
-    ``phone_scores.tsv``; the figure copied into ``fig_dir`` as ``phones_relative.png``; the legend; the command.
-    ``index``: the run's place among several of one report (None: the only one), whose titles then name its folder
-    and CTM files and whose figure is ``phones_relative_<index + 1>.png`` past the first."""
+    ``phone_scores.tsv``; the figure copied into ``fig_dir`` as ``phones_relative.png``; the legend (for the first
+    run) and the run's notes, a paragraph ("" for a later run without notes); the command. ``index``: the run's
+    place among several of one report (None: the only one), whose titles then name its folder (``named``, default
+    its last part) and CTM files and whose figure is ``phones_relative_<index + 1>.png`` past the first."""
     reference = made["reference"]
     label = ""
     if index is not None:
         names = ", ".join(dict.fromkeys(Path(c).name for c in made.get("ctms", [])))
-        label = f"{folder.name}: {names}" if names else folder.name
+        named = named or folder.name
+        label = f"{named}: {names}" if names else named
     which = f" ({label})" if label else ""
     tables = []
     for name in dict.fromkeys(r["set"] for r in rows if r["set"] != reference):
@@ -345,15 +348,20 @@ def phones_part(
         suffix, caption = f"_{index + 1}" if index else "", f", {label}" if label else ""
         figures[f"Relative LogLL by phone minus {reference}'s (flowaccent phones{caption})"] = atomic_copy(
             png, fig_dir / f"{PHONES_FIGURES}relative{suffix}.png")
-    # a paragraph of the page's HTML: its '<=' and the notes' paths escaped
-    naming = html.escape(" ".join(["Phones (flowaccent phones).", LEGEND, *map(_sentence, made.get("notes", []))]),
-                         quote=False)
+    # a paragraph of the page's HTML: its '<=' and the notes' paths escaped; each run's notes (a second run's were
+    # lost), named by the run where there are several
+    said = [_sentence(note, made.get("ctms", ())) for note in made.get("notes", [])]
+    legend = ["Phones (flowaccent phones).", LEGEND] if not index else []
+    notes = [f"Phones{which}:", *said] if said and which else said
+    naming = html.escape(" ".join([*legend, *notes]), quote=False)
     return tables, figures, naming, made.get("command") or "(command not recorded)"
 
 
-def _sentence(note: str) -> str:
-    r"""A note of :attr:`PhoneReport.notes` (``set 'x' left out: ...``) as a sentence."""
-    return note[:1].upper() + note[1:] + ("" if note.endswith(("?", ".")) else ".")
+def _sentence(note: str, paths: Sequence[str] = ()) -> str:
+    r"""A note of :attr:`PhoneReport.notes` (``set 'x' left out: ...``) as a sentence; one that starts with a
+    file's path (of ``paths``, the CTMs) keeps it as it is (``empty.ctm`` was written ``Empty.ctm``)."""
+    path = any(note.startswith(f"{p}: ") for p in paths)
+    return (note if path else note[:1].upper() + note[1:]) + ("" if note.endswith(("?", ".")) else ".")
 
 
 def _bounded(row: dict[str, str], kind: str) -> str:

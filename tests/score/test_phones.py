@@ -556,3 +556,31 @@ def test_a_frame_shift_in_milliseconds_is_refused(shift, said, capsys):
         main(["phones", "--scores", "s", "a.ctm", "--frame-shift", shift])
     assert stop.value.code == 2
     assert f"argument --frame-shift: {said}" in capsys.readouterr().err
+
+
+def test_two_runs_in_folders_of_one_name_keep_their_figures_and_notes(scored, tmp_path, monkeypatch):
+    r"""Two runs in ``a/phones`` and ``b/phones`` of CTMs named alike (Kaldi's ``get_train_ctm.sh`` names each
+    ``ctm``): their titles were the same, so one figure replaced the other; a second run's notes were in no part of
+    the report; a note naming ``empty.ctm`` said ``Empty.ctm``."""
+    root, scores = scored
+    monkeypatch.chdir(tmp_path)
+    for run in ("a", "b"):
+        Path(run).mkdir()
+        _two_ctms(Path(run), scores)
+    Path("empty.ctm").write_text("")
+    assert main(["phones", "--scores", str(scores), "a/native.ctm", "a/zh.ctm", "--out", "a/phones"]) == 0
+    assert main(["phones", "--scores", str(scores), "b/native.ctm", "b/zh.ctm", "empty.ctm", "--out", "b/phones"]) == 0
+    said = "- empty.ctm: no phone in it (an empty CTM: did its alignment fail?)."
+    assert said in Path("b/phones/phones.md").read_text()
+    argv = ["report", "--exp", str(root / "exp"), "--scores", str(scores), "--out", "r/", "--tsne-frames", "0"]
+    assert main([*argv, "--phones", "a/phones", "--phones", "b/phones"]) == 0
+    page, markdown = Path("r/report.html").read_text(), Path("r/report.md").read_text()
+    for run, figure in (("a/phones: native.ctm, zh.ctm", "phones_relative.png"),
+                        ("b/phones: native.ctm, zh.ctm, empty.ctm", "phones_relative_2.png")):
+        assert f"## Phones ({run}): zh's lowest" in markdown
+        assert f"(flowaccent phones, {run})](figures/{figure})" in markdown
+    assert page.count("<figure ") == markdown.count("](figures/") and "Figure 1" in page
+    # each run's notes, named by its run: the second's were lost
+    assert "Phones (b/phones: native.ctm, zh.ctm, empty.ctm): empty.ctm: no phone in it" in page
+    assert "Phones (a/phones: native.ctm, zh.ctm): Set 'ja' left out" in page
+    assert page.count("LogLL: log p(x) of the model, the mean over the phone") == 1  # the legend once
