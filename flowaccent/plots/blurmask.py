@@ -55,7 +55,7 @@ def blurmask_utterance(
         fig.colorbar(image, ax=ax, pad=0.01).set_label(unit, fontsize=8)
     axes[-1].set_xlabel("frame")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole frames, also for 1-3 frames
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(figure.literal(title), fontsize=10)  # an utterance id holding '$'s
     return figure.save(fig, base)
 
 
@@ -101,5 +101,5 @@ def blurmask_deletion_curves(summaries: dict[str, dict], base: Path, title: str,
     if names and (undrawn := [b for b in summaries if b not in names]):  # dropped without a word on the figure
         title += (f"\n(no curve of baseline {', '.join(undrawn)}: no removal changed the output of any "
                   "utterance)")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(figure.literal(title), fontsize=10)  # an utterance id holding '$'s
     return figure.save(fig, base, rect=(0, 0.14 if names else 0, 1, 1))

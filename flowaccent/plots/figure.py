@@ -19,6 +19,12 @@ def subplots(*args, figsize: tuple[float, float], **kwargs):
     return fig, fig.subplots(*args, **kwargs)
 
 
+def literal(text: str) -> str:
+    r"""``text`` drawn as it is written: each ``$`` escaped, as matplotlib reads a text between two as mathtext (a
+    phone ``$s$`` was drawn as an italic s)."""
+    return text.replace("$", r"\$")
+
+
 def file(base: Path, suffix: str) -> Path:
     r"""``base`` (a path or a string) with ``suffix`` added (not ``with_suffix``: an utterance id may hold a dot,
     ``utt.v1``)."""

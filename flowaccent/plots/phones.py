@@ -45,7 +45,7 @@ def phone_differences(
         ax.errorbar(at, values, yerr=errors, fmt="o", markersize=3.5, capsize=1.5, linewidth=0.9,
                     color=cols[name], label=_label(short[name], found))
     ax.axhline(0, color=cols[reference], linewidth=1, linestyle="--")
-    ax.set_xticks(range(len(order)), order, fontsize=8, rotation=0 if upright else 90)
+    ax.set_xticks(range(len(order)), list(map(figure.literal, order)), fontsize=8, rotation=0 if upright else 90)
     ax.set_xlim(-0.7, len(order) - 0.3)
     ax.set(title=f"Relative LogLL by phone minus {short[reference]}'s (95% intervals over speakers)",
            ylabel=f"relative LogLL minus {short[reference]}'s (nats/frame)", xlabel="phone")

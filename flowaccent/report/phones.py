@@ -112,6 +112,7 @@ def build_report(
     ctm = read_ctms(ctms, phones, base, empty, keys)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
     sets, notes = {}, [f"{path}: no phone in it (an empty CTM: did its alignment fail?)" for path in empty]
+    left: list[str] = []  # the sets left out, why
     if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
         notes.append("the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them")
     for name in ordered_sets(names, reference):
@@ -127,6 +128,7 @@ def build_report(
                                   f"{_off_channel(found)}")
             notes.append(f"set '{name}' left out: the CTMs hold none of its {found.utts} utterances"
                          + _data_dir_gone(scores, name) + _off_channel(found))
+            left.append(notes[-1])
             continue
         sets[name] = found
         if found.cut_utts:
@@ -138,9 +140,9 @@ def build_report(
             notes.append(f"set '{name}': its phones hold {found.aligned_frames} of the {found.held_frames} frames of "
                          f"the utterances the CTMs hold: long gaps between phones, or another frame shift than "
                          f"{found.frame_shift[0]:g} s ({found.frame_shift[1]})?")
-    if len(sets) < 2:
+    if len(sets) < 2:  # why the others were left out: a channel or a data dir moved was not said
         raise ConfigError(f"the CTMs hold utterances of no set but the reference '{reference}': nothing to set "
-                          f"against it")
+                          f"against it" + "".join(f"; {note}" for note in left))
     used = set().union(*(s.ctm_keys for s in sets.values()))
     notes += [f"{path}: none of its {len(held)} utterance(s) or recording(s) is of a scored set: not used (a CTM of "
               f"another set?)" for path, held in keys.items() if held and not held & used]  # it was, without a word

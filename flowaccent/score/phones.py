@@ -127,16 +127,23 @@ def frame_shift_of(scores: Path, name: str) -> tuple[float, str]:
     folder = data_dir_of(scores, name)
     if folder is None:
         return DEFAULT_SHIFT, "Kaldi's default (the set's data dir is not recorded)"
+    damaged = []  # said, not taken for missing: a damaged file was 'neither fbank.json nor frame_shift'
     try:
         record = read_record(folder)
         if record is not None:
             return float(record["fbank"]["frame_shift_ms"]) / 1000, str(folder / RECORD)
     except (ConfigError, KeyError, TypeError, ValueError):  # damaged: the next source
-        pass
+        damaged.append(f"{folder / RECORD} cannot be read")
+    path = folder / "frame_shift"
     try:
-        return float((folder / "frame_shift").read_text().split()[0]), str(folder / "frame_shift")
-    except (OSError, ValueError, IndexError):
-        return DEFAULT_SHIFT, f"Kaldi's default ({folder} has neither fbank.json nor frame_shift)"
+        return float(path.read_text().split()[0]), str(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        damaged.append(f"{path} holds no number")
+    if damaged:
+        return DEFAULT_SHIFT, f"Kaldi's default ({'; '.join(damaged)})"
+    return DEFAULT_SHIFT, f"Kaldi's default ({folder} has neither fbank.json nor frame_shift)"
 
 
 def data_dir_of(scores: Path, name: str) -> Path | None:

@@ -189,6 +189,10 @@ def test_frame_shift_is_read_where_the_set_was_scored_from(scored, tmp_path):
         assert frame_shift_of(scores, "ja") == (0.015, str(root / "ja" / "frame_shift"))
         (root / "ja" / "fbank.json").write_text(json.dumps({"fbank": {"frame_shift_ms": 12.5}, "source_rates": {}}))
         assert frame_shift_of(scores, "ja") == (0.0125, str(root / "ja" / "fbank.json"))
+        (root / "ja" / "fbank.json").write_text('{"bad json')  # damaged: said so, not 'has neither'
+        (root / "ja" / "frame_shift").write_text("abc\n")
+        said = f"Kaldi's default ({root / 'ja' / 'fbank.json'} cannot be read; {root / 'ja' / 'frame_shift'} holds no "
+        assert frame_shift_of(scores, "ja") == (DEFAULT_SHIFT, said + "number)")
     finally:
         for name in ("frame_shift", "fbank.json"):
             (root / "ja" / name).unlink(missing_ok=True)
@@ -317,7 +321,8 @@ def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_p
 
 @pytest.mark.parametrize("args, said", [
     (["{zh}"], "the CTMs hold none of the utterances of the reference set 'native'"),
-    (["{native}"], "the CTMs hold utterances of no set but the reference 'native'"),
+    (["{native}"], "the CTMs hold utterances of no set but the reference 'native': nothing to set against it; set "
+                   "'zh' left out: the CTMs hold none of its 40 utterances; set 'ja' left out: "),  # why: a channel?
     (["{native}", "{zh}", "--reference", "xx"], "{scores}: no set 'xx' to set the others against (sets: native, zh, "
                                                 "ja; --reference NAME)"),
     (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
@@ -546,6 +551,9 @@ def test_the_figure_sets_long_phone_names_upright_on_their_side(monkeypatch, tmp
         ax = drawn[-1].axes[0]
         assert {t.get_rotation() for t in ax.get_xticklabels()} == {rotation}
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zh (1 phone)", "ja (2 phones)"]
+    phone_differences({"zh": [one("$s$", -2.0)]}, "native", tmp_path / "p")  # drawn as mathtext: an italic s
+    (label,) = drawn[-1].axes[0].get_xticklabels()
+    assert label._preprocess_math(label.get_text()) == ("$s$", False)  # matplotlib's own: the text it draws
 
 
 @pytest.mark.parametrize("shift, said", [("10", "expected seconds (0.01 for 10 ms), got '10'"),

@@ -969,6 +969,18 @@ def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(t
                                                           for s in ("pdf", "png")]
 
 
+def test_a_blur_mask_figure_draws_an_utterance_id_as_it_is(tmp_path, monkeypatch):
+    r"""Kaldi's ids may hold ``$``: matplotlib drew the text between two as mathtext (``a$b$`` as a and italic b)."""
+    from flowaccent import plots
+
+    drawn = []
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base)
+    m = np.full((6, 4), 2.0)
+    plots.blurmask_utterance(np.zeros((6, 4)), m, m < 1, m > 3, tmp_path / "u", "utterance 'a$b$' of zh")
+    title = drawn[0]._suptitle
+    assert title._preprocess_math(title.get_text()) == ("utterance 'a$b$' of zh", False)
+
+
 def test_each_rating_panel_gives_each_sets_pearson_r_and_marker(tmp_path, monkeypatch):
     r"""The rating figure showed the points alone; each panel now gives each set's Pearson r, in its colour and
     marker, as the report's correlation table computes it (``-`` where it is not defined)."""
