@@ -37,6 +37,9 @@ def load_blurmask(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder (--blurmask: the --out of 'flowaccent blurmask')")
+    if not path.is_file() and (folder / "phones.json").is_file():  # it said to run blurmask into the phones
+        raise ConfigError(f"{folder}: the output of 'flowaccent phones' (--phones DIR), not of 'flowaccent blurmask' "
+                          f"(--blurmask: the --out of 'flowaccent blurmask')")
     if not path.is_file():
         raise ConfigError(f"{path}: missing; run 'flowaccent blurmask --out {folder}' first (or it did not finish)")
     try:

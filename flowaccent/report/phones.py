@@ -311,8 +311,10 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
     if missing:
         raise ConfigError(f"{table}: no column {', '.join(missing)}; run 'flowaccent phones --out {folder}' again")
     if made["summary_digest"] != file_digest(scores / "summary.json"):
+        # its scores path as typed then (relative to where it ran): another model's phones or these scored again
         raise ConfigError(f"{folder}: phones of {made.get('scores', 'other scores')} as they were then, not of "
-                          f"{scores} as they are (scored again since?); run 'flowaccent phones' again")
+                          f"{scores} as they are (other scores, or scored again since); run 'flowaccent phones "
+                          f"--scores {scores}' again")
     return made, rows
 
 

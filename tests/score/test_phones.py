@@ -432,7 +432,8 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
     try:
         summary.write_text(kept.replace('"reference"', '"reference" ', 1))  # scored again, as far as it can tell
         assert main(argv) == 1
-        assert f"{phones}: phones of {scores} as they were then, not of {scores} as they are" in capsys.readouterr().err
+        said = f"{phones}: phones of {scores} as they were then, not of {scores} as they are (other scores, or scored"
+        assert said + f" again since); run 'flowaccent phones --scores {scores}' again" in capsys.readouterr().err
     finally:
         summary.write_text(kept)
     (phones / "phones.json").unlink()

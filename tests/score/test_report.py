@@ -1175,6 +1175,12 @@ def test_scores_replaced_take_their_drawings_and_wrong_folders_are_named(scored_
     assert capsys.readouterr().err == (f"flowaccent report: error: {scores / 'summary.json'}: the summary of "
                                        "'flowaccent score', not of 'flowaccent blurmask' (--blurmask: the --out of "
                                        "'flowaccent blurmask')\n")
+    (tmp_path / "phones").mkdir()  # it said to run blurmask into it
+    (tmp_path / "phones" / "phones.json").write_text("{}")
+    assert main(["report", "--exp", str(exp), "--scores", str(scores), "--blurmask", str(tmp_path / "phones")]) == 1
+    assert capsys.readouterr().err == (f"flowaccent report: error: {tmp_path / 'phones'}: the output of 'flowaccent "
+                                       "phones' (--phones DIR), not of 'flowaccent blurmask' (--blurmask: the --out of "
+                                       "'flowaccent blurmask')\n")
 
 
 def test_each_figure_and_table_draws_on_the_right_sets_and_utterances(trained, tmp_path, monkeypatch):
