@@ -139,10 +139,13 @@ def utterances_of_recordings(
     out = {}
     for utt, span in segments.items():
         key = _track(span.recording, reco2file_and_channel, files_where)
+        unheld = ""
         if key[0] not in ctm and span.recording in ctm:
+            if key[1] is not None:  # the table names a file the CTM does not hold: keyed by the recording instead
+                unheld = f"; {files_where} puts it on '{key[0]}', which the CTM does not hold"
             key = span.recording, None
         if key not in tracks:
-            tracks[key] = _by_middle(ctm.get(key[0], []), key, where)
+            tracks[key] = _by_middle(ctm.get(key[0], []), key, where, unheld)
         middles, phones = tracks[key]
         end = math.inf if span.end == -1 else span.end
         held = phones[bisect.bisect_left(middles, span.start):bisect.bisect_left(middles, end)]
@@ -201,16 +204,16 @@ def _track(
 
 
 def _by_middle(
-    phones: list[Segment], track: tuple[str, str | None], where: str
+    phones: list[Segment], track: tuple[str, str | None], where: str, unheld: str = ""
 ) -> tuple[list[float], list[Segment]]:
     r"""The phones of ``track`` (``(file, channel)``; channel None: the one channel there is) sorted by their
-    middles, and the middles."""
+    middles, and the middles. ``unheld``: words on the file ``reco2file_and_channel`` names instead, for the error."""
     file, channel = track
     if channel is None:
         channels = channels_of(phones)
-        if len(channels) > 1:
+        if len(channels) > 1:  # with a table naming files the CTM lacks, 'needs reco2file_and_channel' misled
             raise DataDirError(f"{where}: the CTM holds recording '{file}' on channels {', '.join(channels)}: which "
-                               f"is which recording needs reco2file_and_channel ('recording file channel')")
+                               f"is which recording needs reco2file_and_channel ('recording file channel'){unheld}")
     else:
         phones = [p for p in phones if channel_number(p.channel) == channel]
     phones = sorted(phones, key=lambda p: p.start + p.duration / 2)

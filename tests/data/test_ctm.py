@@ -138,6 +138,11 @@ def test_a_ctm_of_recordings_is_cut_into_utterances_as_convert_ctm_made_it():
     keyed = utterances_of_recordings({"sw02001-A": [Segment(0.5, 0.2, "k")]}, {"z": Span("sw02001-A", 0.4, 1.0)},
                                      {"sw02001-A": "sw02001 A"})
     assert keyed == {"z": [Segment(0.1, 0.2, "k")]}
+    # keyed so on two channels: the table is there, but names a file the CTM lacks ('needs reco2file_and_channel')
+    with pytest.raises(DataDirError, match=r"^segments: the CTM holds recording 'r3' on channels 1, 2: which is which "
+                                           r"recording needs reco2file_and_channel \('recording file channel'\); "
+                                           r"r2fc puts it on 'r3file', which the CTM does not hold$"):
+        utterances_of_recordings(ctm, {"y": Span("r3", 0.0, 1.0)}, {"r3": "r3file A"}, "segments", "r2fc")
     # 15.4569 - 12.0 is 3.456899999999999, whose end (+ 0.0481) would round to frame 350 where 3.4569's is 351
     assert utterances_of_recordings({"r": [Segment(15.4569, 0.0481, "k")]}, {"u": Span("r", 12.0, 20.0)}) == {
         "u": [Segment(3.4569, 0.0481, "k")]}
