@@ -10,8 +10,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-#: Columns after a table's first that name its row too (a set's rows by score, by SVR, by blur baseline): headers of
-#: the row, read with each of its numbers, as the first cell is.
+#: Columns after a table's first, ``set``, that name its row too (a set's rows by score, by SVR, by blur baseline):
+#: headers of the row, read with each of its numbers, as the first cell is.
 ROW_KEYS = frozenset({"score", "how", "baseline"})
 
 
@@ -77,9 +77,10 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
 
 
 def row_keys(header: list[str]) -> int:
-    r"""How many of a table's first columns name its rows: the first, and those after it in :data:`ROW_KEYS`."""
+    r"""How many of a table's first columns name its rows: the first, and after a first column ``set`` those in
+    :data:`ROW_KEYS` (only there: the columns of the SVR table by set are sets, which may be named ``baseline``)."""
     keys = 1
-    while keys < len(header) and header[keys] in ROW_KEYS:
+    while header[:1] == ["set"] and keys < len(header) and header[keys] in ROW_KEYS:
         keys += 1
     return keys
 
@@ -150,7 +151,8 @@ def markdown_page(
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]
     for number, (title, png) in enumerate(figures.items(), 1):
-        lines += [f"![{title}]({png.relative_to(root)})", "", f"*Figure {number}: {title}*", ""]
+        link = urllib.parse.quote(png.relative_to(root).as_posix())  # a blur mask's utterance id may hold '#', ' '
+        lines += [f"![{title}]({link})", "", f"*Figure {number}: {title}*", ""]
     lines += [
         "",
         "## Configuration",

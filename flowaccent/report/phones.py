@@ -112,7 +112,7 @@ def build_report(
     ctm = read_ctms(ctms, phones, base, empty, keys)
     shift = None if frame_shift is None else (frame_shift, "--frame-shift")
     sets, notes = {}, [f"{path}: no phone in it (an empty CTM: did its alignment fail?)" for path in empty]
-    left: list[str] = []  # the sets left out, why
+    left = list(notes)  # why sets were left out: an empty CTM (the likeliest), a channel, a data dir moved
     if phones is None and all(s.phone.isdigit() for segments in ctm.values() for s in segments):
         notes.append("the CTMs' phones are integers (ali-to-phones'): --phones lang/phones.txt names them")
     for name in ordered_sets(names, reference):
@@ -140,7 +140,7 @@ def build_report(
             notes.append(f"set '{name}': its phones hold {found.aligned_frames} of the {found.held_frames} frames of "
                          f"the utterances the CTMs hold: long gaps between phones, or another frame shift than "
                          f"{found.frame_shift[0]:g} s ({found.frame_shift[1]})?")
-    if len(sets) < 2:  # why the others were left out: a channel or a data dir moved was not said
+    if len(sets) < 2:  # why the others were left out was not said
         raise ConfigError(f"the CTMs hold utterances of no set but the reference '{reference}': nothing to set "
                           f"against it" + "".join(f"; {note}" for note in left))
     used = set().union(*(s.ctm_keys for s in sets.values()))
@@ -314,7 +314,7 @@ def load_phones(folder: Path, scores: Path) -> tuple[dict[str, Any], list[dict[s
         # its scores path as typed then (relative to where it ran): another model's phones or these scored again
         raise ConfigError(f"{folder}: phones of {made.get('scores', 'other scores')} as they were then, not of "
                           f"{scores} as they are (other scores, or scored again since); run 'flowaccent phones "
-                          f"--scores {scores}' again")
+                          f"--scores {scores} CTM ... --out {folder}' again")
     return made, rows
 
 

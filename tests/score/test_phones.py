@@ -327,6 +327,8 @@ def test_one_ctm_written_with_channel_a_and_with_channel_1_is_the_same_ctm(tmp_p
                                                 "ja; --reference NAME)"),
     (["{native}", "{clash}"], "{clash}: utterance 'n0-0000' is in {native} too, with other phones"),
     (["{empty}"], "{empty}: no phone in it (an empty CTM: did the alignment fail?)"),  # among others: a note
+    (["{native}", "{empty}"], "nothing to set against it; {empty}: no phone in it (an empty CTM: did its alignment "
+                              "fail?); set 'zh' left out"),  # zh's CTM empty: the likeliest why, not said
     (["{native}", "{zh}", "--out", "{native}"], "--out {native} is a file"),
     (["{native}", "{zh}", "--out", "{scores}/zh"], "--out {scores}/zh is a scored set's folder; give the phones tables "
                                                   "and figure a folder of their own"),
@@ -433,7 +435,8 @@ def test_report_shows_each_sets_lowest_phones_of_these_scores_only(scored, tmp_p
         summary.write_text(kept.replace('"reference"', '"reference" ', 1))  # scored again, as far as it can tell
         assert main(argv) == 1
         said = f"{phones}: phones of {scores} as they were then, not of {scores} as they are (other scores, or scored"
-        assert said + f" again since); run 'flowaccent phones --scores {scores}' again" in capsys.readouterr().err
+        again = f" again since); run 'flowaccent phones --scores {scores} CTM ... --out {phones}' again"
+        assert said + again in capsys.readouterr().err
     finally:
         summary.write_text(kept)
     (phones / "phones.json").unlink()

@@ -969,6 +969,20 @@ def test_plots_leave_the_callers_backend_alone_and_take_what_a_notebook_passes(t
                                                           for s in ("pdf", "png")]
 
 
+def test_row_headers_and_the_markdown_pages_figure_links(tmp_path):
+    r"""A set's rows by score are named by both cells; the SVR table by set, whose columns are sets, not by a set
+    named 'baseline'. report.md's figure links encoded: a blur mask's figure is named by its utterance id, which may
+    hold '#' or a space (the link ended there)."""
+    from flowaccent.report.pages import markdown_page, row_keys
+
+    assert row_keys(["set", "score", "Pearson"]) == 2 and row_keys(["set", "baseline", "utts"]) == 2
+    assert row_keys(["fitted on", "baseline", "zh"]) == 1 and row_keys(["phone", "frames"]) == 1
+    png = tmp_path / "figures" / "blurmask_zh_u #1.png"
+    summary = {"model": {"checkpoint": "m.pt", "dim": 2, "cond_dim": 0, "classes": ["native"]}}
+    page = markdown_page(summary, [], {"mask": png}, "", [], [], tmp_path)
+    assert "![mask](figures/blurmask_zh_u%20%231.png)" in page
+
+
 def test_a_blur_mask_figure_draws_an_utterance_id_as_it_is(tmp_path, monkeypatch):
     r"""Kaldi's ids may hold ``$``: matplotlib drew the text between two as mathtext (``a$b$`` as a and italic b)."""
     from flowaccent import plots
