@@ -31,7 +31,8 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         "table{border-collapse:collapse;margin:1em 0;break-inside:avoid}.scroll{overflow-x:auto}"
         "td,th{border:1px solid #bbb;padding:3px 8px;"
         "text-align:right}td{white-space:nowrap}"  # '0.400 [0.00,' above '0.86]' beside a long set name; names wrap
-        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em;text-align:left}th.key{text-align:left}"
+        "th{background:#eef}th[scope=row]{background:none;font-weight:normal;overflow-wrap:anywhere;min-width:9em}"
+        "th[scope=row],th.key{text-align:left}"  # the names, and the heading of a second column of them
         "td:first-child,th:first-child{text-align:left}"
         "figure{display:inline-block;width:47%;margin:1%;vertical-align:top}figure.wide{width:98%}"
         "img{width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#444}"
