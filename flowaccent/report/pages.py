@@ -66,7 +66,7 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
         wide = " class='wide'" if is_wide(raw) else ""
         image = f"<img alt='{e(title)}' src='data:image/png;base64,{data}'>"
         if root is not None and png.is_relative_to(root):  # shown at half the page's width: a click opens it whole
-            href = urllib.parse.quote(png.relative_to(root).as_posix())
+            href = figure_link(png, root)
             image = f"<a href='{e(href)}' title='{e(href)} (full size)'>{image}</a>"
         parts.append(f"<figure id='figure-{number}'{wide}>{image}"
                      f"<figcaption>Figure {number}: {t(title)}</figcaption></figure>")
@@ -75,6 +75,12 @@ def html_page(summary, sections, figures: dict[str, Path], config: str, notes: l
     parts.append(f"<section id='made'><h2>How this was made</h2><pre>{t(chr(10).join(made))}</pre></section>"
                  "</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def figure_link(png: Path, root: Path) -> str:
+    r"""The link to figure ``png`` from a page in ``root`` (both pages'): its path under ``root``, encoded (a blur
+    mask's figure is named by its utterance id, which may hold '#' or a space)."""
+    return urllib.parse.quote(png.relative_to(root).as_posix())
 
 
 def row_keys(header: list[str]) -> int:
@@ -152,8 +158,7 @@ def markdown_page(
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]
     for number, (title, png) in enumerate(figures.items(), 1):
-        link = urllib.parse.quote(png.relative_to(root).as_posix())  # a blur mask's utterance id may hold '#', ' '
-        lines += [f"![{title}]({link})", "", f"*Figure {number}: {title}*", ""]
+        lines += [f"![{title}]({figure_link(png, root)})", "", f"*Figure {number}: {title}*", ""]
     lines += [
         "",
         "## Configuration",
