@@ -109,7 +109,7 @@ def _markdown_contents(before: list[str], tables: list[str], closing: list[str])
     taken: dict[str, int] = {}
     for heading in before:
         _anchor(heading, taken)
-    links = [f"- [{title}](#{_anchor(title, taken)})" for title in [*tables, *closing]]
+    links = [f"- [{markdown_escaped(title)}](#{_anchor(title, taken)})" for title in [*tables, *closing]]
     return ["## Contents", "", *links, ""]
 
 
@@ -139,9 +139,12 @@ def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list
 
 
 def markdown_escaped(text: str) -> str:
-    r"""``text`` with each ``<`` that would open an HTML tag in Markdown escaped (``\<``): Kaldi's ``<sil>`` and
-    ``<unk>`` phones were tags a renderer dropped, leaving their rows' numbers without a name."""
-    return re.sub(r"<(?=[A-Za-z/!?])", r"\\<", text)
+    r"""``text`` shown as written in Markdown: each character that would start markup escaped with a backslash. A
+    ``<`` that would open an HTML tag (Kaldi's ``<sil>`` and ``<unk>`` phones were tags a renderer dropped, leaving
+    their rows' numbers without a name); a ``*``, a backtick, a ``~`` and an ``_`` at a word's edge (a phone ``a*b*``
+    was shown as an italic ``ab``); brackets (a link's, or ending one's text); a ``&`` that would start an entity
+    (``&lt;`` was shown as ``<``); a backslash."""
+    return re.sub(r"[][\\*`~]|<(?=[A-Za-z/!?])|&(?=#?\w+;)|(?<![^\W_])_|_(?![^\W_])", lambda m: "\\" + m[0], text)
 
 
 def markdown_page(
@@ -149,16 +152,17 @@ def markdown_page(
     trained: str = "",
 ) -> str:
     title = f"flowaccent report: {_experiment_name(summary)}"
-    lines = [f"# {title}", "", _model_line(summary, trained), ""]
+    lines = [f"# {markdown_escaped(title)}", "", _model_line(summary, trained), ""]
     closing = ["Figures", "Configuration", "How this was made"]
     lines += _markdown_contents([title, "Contents"], [t for t, _, _ in sections], closing)
     for note in notes:  # HTML: its bold as Markdown's, its escaped text as text
-        lines += [markdown_escaped(html.unescape(note.replace("<b>", "**").replace("</b>", "**"))), ""]
+        lines += ["**".join(markdown_escaped(html.unescape(part)) for part in re.split("</?b>", note)), ""]
     for title, header, rows in sections:
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]
     for number, (title, png) in enumerate(figures.items(), 1):
-        lines += [f"![{title}]({figure_link(png, root)})", "", f"*Figure {number}: {title}*", ""]
+        shown = markdown_escaped(title)  # a link's text too
+        lines += [f"![{shown}]({figure_link(png, root)})", "", f"*Figure {number}: {shown}*", ""]
     lines += [
         "",
         "## Configuration",

@@ -983,6 +983,33 @@ def test_row_headers_and_the_markdown_pages_figure_links(tmp_path):
     assert "![mask](figures/blurmask_zh_u%20%231.png)" in page
 
 
+def test_the_markdown_page_shows_each_cell_note_and_title_as_written(tmp_path):
+    r"""report.md rendered as GitHub renders it (CommonMark with tables and strikethrough): a phone ``a*b*`` was an
+    italic ``ab``, ``~~x~~`` struck through, ``&lt;`` a ``<``, ``_x_`` in italics, a backtick code; the same in a
+    table's title, a note and a figure's title. Each is now shown as written, and a note's bold stays bold."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    from flowaccent.report.pages import markdown_page
+
+    odd = ["a*b*", "~~x~~", "&lt;", "<sil>", "_x_", "`q`", "back\\slash\\", "c|d", "[e](f)", "x_y", "a&b"]
+    rows = [[f"zh_{n}", phone] for n, phone in enumerate(odd)]
+    sections = [("scores of *all* _sets_", ["set", "phone"], rows)]
+    notes = ["<b>log_ll</b>: the note's *own* `text` &amp;lt; a-&gt;b ~~c~~"]
+    summary = {"model": {"checkpoint": "m.pt", "dim": 2, "cond_dim": 0, "classes": ["native"]}}
+    figure = "mask of *u* [1] _v_"
+    page = markdown_page(summary, sections, {figure: tmp_path / "figures" / "x.png"}, "", notes, [], tmp_path)
+    rendered = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(page)
+    cells = re.findall(r"<td>(.*?)</td>", rendered)
+    assert not [cell for cell in cells if "<" in cell]  # no markup: <em>, <code>, <s>, <a> or a tag passed through
+    assert [html.unescape(cell) for cell in cells] == [cell for row in rows for cell in row]
+    assert f"<p>{notes[0].replace('<b>', '<strong>').replace('</b>', '</strong>')}</p>" in rendered
+    assert "<h2>scores of *all* _sets_</h2>" in rendered
+    assert ">scores of *all* _sets_</a></li>" in rendered  # the contents' link
+    assert f'alt="{figure}"' in rendered and f"<em>Figure 1: {figure}</em>" in rendered
+
+
 def test_a_blur_mask_figure_draws_an_utterance_id_as_it_is(tmp_path, monkeypatch):
     r"""Kaldi's ids may hold ``$``: matplotlib drew the text between two as mathtext (``a$b$`` as a and italic b)."""
     from flowaccent import plots
