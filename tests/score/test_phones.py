@@ -248,12 +248,18 @@ def test_a_ctm_of_integer_phones_without_their_table_is_noted(scored, tmp_path):
 
 def test_a_phone_with_a_bar_or_a_tags_bracket_keeps_its_name_and_its_tables_columns(scored, tmp_path):
     r"""A ``|`` in a phone's name ended its Markdown cell: the row's numbers fell under the next columns. Kaldi's
-    ``<sil>`` was a tag a Markdown renderer dropped: the row's numbers had no phone."""
+    ``<sil>`` was a tag a Markdown renderer dropped: the row's numbers had no phone; ``c*d*`` was an italic ``cd``."""
+    from markdown_it import MarkdownIt
+
     _, scores = scored
     ctms = _two_ctms(tmp_path, scores)
     for path in map(Path, ctms):
-        path.write_text(re.sub(r" a$", " <sil>", re.sub(r" b$", " b|x", path.read_text(), flags=re.M), flags=re.M))
+        text = re.sub(r" a$", " <sil>", re.sub(r" b$", " b|x", path.read_text(), flags=re.M), flags=re.M)
+        path.write_text(re.sub(r" c$", " c*d*", text, flags=re.M))
     markdown = markdown_text(build_report(scores, ctms, min_frames=0), str(scores))
+    rendered = MarkdownIt("commonmark").enable("table").render(markdown)  # as GitHub shows it
+    phones = [cell for cell in re.findall(r"<tr>\n<td>(.*?)</td>", rendered) if not cell.isdigit()]
+    assert set(phones) >= {"b|x", "&lt;sil&gt;", "c*d*"} and not [phone for phone in phones if "<" in phone]
     tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
     assert any("b\\|x" in row for table in tables for row in table)
     assert any(row.startswith("| \\<sil> | ") for table in tables for row in table) and "| <sil>" not in markdown
