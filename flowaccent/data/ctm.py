@@ -63,8 +63,8 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
 
     Raises:
         DataDirError: naming the file and line, for a line of other than 5 or 6 fields, a start or duration that
-            is no number, is negative or not finite, an integer without a name in ``symbols``, or two phones of
-            one utterance and channel that overlap.
+            is no number, is negative or not finite, a confidence that is no number (nor ``NA``), an integer
+            without a name in ``symbols``, or two phones of one utterance and channel that overlap.
     """
     path = Path(path)
     try:
@@ -83,6 +83,9 @@ def read_ctm(path: str | Path, symbols: Mapping[str, str] | None = None) -> dict
             raise DataDirError(f"{where}: {len(fields)} fields, expected 'utt channel start duration phone "
                                f"[confidence]': {line.strip()!r}")
         start, duration = _seconds(fields[2], "start", where), _seconds(fields[3], "duration", where)
+        if len(fields) == 6 and not _is_confidence(fields[5]):  # a phone of two fields ('a b'), or a word CTM's
+            raise DataDirError(f"{where}: confidence {fields[5]!r} is no number (nor NA): a line is 'utt channel "
+                               f"start duration phone [confidence]', a phone one field: {line.strip()!r}")
         phone = fields[4]
         if symbols is not None:
             if phone not in symbols:
@@ -218,6 +221,14 @@ def _by_middle(
         phones = [p for p in phones if channel_number(p.channel) == channel]
     phones = sorted(phones, key=lambda p: p.start + p.duration / 2)
     return [p.start + p.duration / 2 for p in phones], phones
+
+
+def _is_confidence(text: str) -> bool:
+    r"""Whether ``text`` is a CTM's confidence: a finite number, or ``NA`` (NIST's not given)."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return text.upper() == "NA"
 
 
 def _seconds(text: str, what: str, where: str) -> float:

@@ -12,7 +12,7 @@ def test_reads_utterances_sorted_with_confidences_and_comments(tmp_path):
     path = tmp_path / "phones.ctm"
     path.write_text(";; a NIST comment\n"
                     "u2 1 0.20 0.10 b 0.9\n"
-                    "u1 1 0.05 0.10 a\n"
+                    "u1 1 0.05 0.10 a NA\n"
                     "\n"
                     "u2 A 0.00 0.20 sil\n"
                     "u1 1 0.00 0.05 sil\n")
@@ -45,6 +45,9 @@ def test_integer_phones_are_named_by_the_phone_table(tmp_path):
     ("u1 1 0.00 -0.1 a", "duration '-0.1' is not a number"),
     ("u1 1 nan 0.1 a", "start 'nan' is not a number"),
     ("u1 1 inf 0.1 a", "start 'inf' is not a number"),
+    ("u1 1 0.00 0.1 a b", "confidence 'b' is no number (nor NA): a line is 'utt channel start duration phone "
+                          "[confidence]', a phone one field"),  # taken as phone 'a'
+    ("u1 1 0.00 0.1 a nan", "confidence 'nan' is no number"),
 ])
 def test_a_damaged_line_is_an_error_naming_file_and_line(tmp_path, line, said):
     path = tmp_path / "x.ctm"
