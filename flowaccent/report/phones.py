@@ -260,9 +260,14 @@ def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
     r"""A line per other set: its ``count`` phones least like the reference's, for the command's output."""
     lines = []
     for name, found in report.differences.items():
+        if not found:  # each too rare (the table is empty, its phones listed under it) or not in the reference
+            shared = len(report.sets[name].phones.keys() & report.sets[report.reference].phones.keys())
+            lines.append(f"{name}: no phone ranked: {counted(shared, 'phone')} in {report.reference} too, each of "
+                         f"fewer than --min-frames {report.min_frames} frames here or there")
+            continue
         worst = ", ".join(f"{d.phone} {d.relative:+.2f}" for d in found[:count])
         lines.append(f"{name}: {counted(len(found), 'phone')} ranked; lowest relative LogLL against "
-                     f"{report.reference}: {worst or 'none'}")
+                     f"{report.reference}: {worst}")
     return lines
 
 

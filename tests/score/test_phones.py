@@ -19,7 +19,7 @@ import pytest
 from flowaccent.cli.main import main
 from flowaccent.data.ctm import Segment, read_ctm
 from flowaccent.errors import ConfigError, DataDirError
-from flowaccent.report.phones import build_report, markdown_text, read_ctms
+from flowaccent.report.phones import build_report, markdown_text, read_ctms, summary_line
 from flowaccent.score.metrics import mean_difference_interval_over_groups
 from flowaccent.score.phones import DEFAULT_SHIFT, differences, frame_ranges, frame_shift_of, set_phones
 from flowaccent.score.tables import read_tsv
@@ -267,6 +267,18 @@ def test_a_phone_with_a_bar_or_a_tags_bracket_keeps_its_name_and_its_tables_colu
     assert "Fewer than 1000000 frames here or in native: " in rare and "\\<sil> (" in rare and " <sil> (" not in rare
     for header, _, *rows in tables:  # each row as many cells as its header
         assert {len(re.split(r"(?<!\\)\|", row)) for row in rows} == {len(header.split("|"))}
+
+
+def test_a_set_with_no_phone_ranked_is_said_why(scored, tmp_path):
+    r"""``--min-frames`` above every phone's frames ranked none: the command said '0 phones ranked; lowest ...:
+    none'. It now says how many phones the set shares with the reference, each too rare."""
+    _, scores = scored
+    ctms = _two_ctms(tmp_path, scores)
+    report = build_report(scores, ctms, min_frames=10**6)
+    shared = len(report.sets["zh"].phones)
+    assert summary_line(report) == [f"zh: no phone ranked: {shared} phones in native too, each of fewer than "
+                                    "--min-frames 1000000 frames here or there"]
+    assert summary_line(build_report(scores, ctms, min_frames=0))[0].startswith(f"zh: {shared} phones ranked; ")
 
 
 def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
