@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "writes report.html (images embedded; --out), its .md twin and figures/*.png|pdf in its folder: give each "
         "report its own folder (two in one share figures/).",
         "a path ending in .html, or a folder for OUT/report.html (any other name is taken as a folder; default: "
-        "EXP_DIR/report.html)",
+        "EXP_DIR/report.html; a link: written beside the file it links to)",
     )
     parser.add_argument("--blurmask", metavar="DIR", help="also the results of 'flowaccent blurmask --out DIR' "
                         "(masks of the scored model): its AUC/SRG tables, deletion curves and a mask per set")

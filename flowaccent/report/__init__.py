@@ -61,6 +61,8 @@ def write_report(
         if out.is_file():  # taken as a folder: '.../summary.json/figures: Not a directory'
             raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")
         out = out / "report.html"  # --out r1 wrote an HTML file r1, r1.md beside it, and figures/ into r1's folder
+    if out.is_symlink():  # a link to the latest report (a web folder's): it was replaced by a file of its own
+        out = Path(os.path.realpath(out))  # the report, its .md and figures/ beside the file linked to
     check_not_inputs(out.parent, "the report and its figures")  # figures/ went in among a set's scores
     _check_not_theirs(out, bool(given))
     folders = [] if phones is None else [Path(phones)] if isinstance(phones, (str, Path)) else list(map(Path, phones))

@@ -850,6 +850,16 @@ def test_a_folder_as_out_and_an_interrupted_rerun(scored_dir_and_exp, tmp_path, 
     assert main(["plot", "--exp", str(exp), "--scores", str(out_dir), "--out", str(folder / "figures")]) == 0
     # 'roc_\w+|blurmask_.+' went; the t-SNE's points went with the points from its figure
     assert {p.name for p in (folder / "figures").iterdir()} == set(before) - {"latents_tsne.npz"} | set(mine)
+    # --out a link to the latest report (a web folder's): written through it, beside the file it links to (the link
+    # was replaced by a file of its own, figures/ drawn in the link's folder)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "latest.html").symlink_to(tmp_path / "new" / "report.html")
+    (tmp_path / "new" / "report.md").unlink()
+    assert main(["report", "--exp", str(exp), "--scores", str(out_dir), "--out", str(tmp_path / "www" / "latest.html")]
+                ) == 0
+    assert (tmp_path / "www" / "latest.html").is_symlink() and (tmp_path / "new" / "report.md").is_file()
+    assert "<title>flowaccent report" in (tmp_path / "www" / "latest.html").read_text()
+    assert [p.name for p in (tmp_path / "www").iterdir()] == ["latest.html"]
 
 
 def test_figures_are_not_drawn_among_a_sets_scores_nor_a_data_dirs_tables(scored_dir_and_exp, tmp_path, capsys):
