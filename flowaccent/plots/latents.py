@@ -8,25 +8,66 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours
+from flowaccent.plots.colours import colours, readable
+from flowaccent.plots.scores import MARKERS
 from flowaccent.words import counted
+
+#: Each set's ellipse in the latent scatters, one line style per set in turn (its mean's marker: :data:`MARKERS`):
+#: the points' colours alone told the sets apart, and a dense cloud hid where each lay.
+LINESTYLES = ("-", "--", ":", "-.")
+
+#: The ellipse holds this share of a 2-D Gaussian of a set's mean and covariance: radius sqrt(-2 ln(1 - share)).
+ELLIPSE_SHARE = 0.9
+
+
+def ellipse(xy: np.ndarray, share: float = ELLIPSE_SHARE, points: int = 121) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""``(mean (2,), curve (points, 2))``: the mean of ``xy``'s ``(N, 2)`` finite points and the closed curve holding
+    ``share`` of a Gaussian of their mean and covariance (its Mahalanobis radius ``sqrt(-2 ln(1 - share))``), or
+    None for fewer than 3 finite points."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) < 3:
+        return None
+    values, vectors = np.linalg.eigh(np.cov(xy.T))
+    angle = np.linspace(0, 2 * np.pi, points)
+    circle = np.stack([np.cos(angle), np.sin(angle)], axis=1) * np.sqrt(-2 * np.log1p(-share))
+    return xy.mean(axis=0), xy.mean(axis=0) + (circle * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
 def _scatter(
-    points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None
+    points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None,
+    ellipses: bool = True,
 ) -> Path:
+    r"""Each set's points in its colour, interleaved; over them (``ellipses``) each set's mean (a marker of its own)
+    and the ellipse holding 90% of a Gaussian of its mean and covariance (a line style of its own), on a white edge:
+    not in a t-SNE, whose distances and spreads mean nothing (its ellipses were one disc, all sets')."""
+    from matplotlib import patheffects
+
     fig, ax = figure.subplots(figsize=(6, 5))
     cols = cols or colours(list(points))
     short = figure.short_names(points)
     labels = {name: f"{short[name]} ({len(xy)})" for name, xy in points.items()}
-    for name in points:  # the legend's entries; the points go in one call, below
-        ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
     xy = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in points.values()])
     colour = np.concatenate([[cols[name]] * len(v) for name, v in points.items()])
     order = np.random.default_rng(0).permutation(len(xy))  # interleaved: no set hidden under the one drawn last
     ax.scatter(xy[order, 0], xy[order, 1], s=4, alpha=0.5, c=colour[order])
+    edge = [patheffects.withStroke(linewidth=3.5, foreground="white")]
+    for number, (name, v) in enumerate(points.items()):
+        line = readable(cols[name])
+        marker, style = MARKERS[number % len(MARKERS)], LINESTYLES[number % len(LINESTYLES)]
+        if ellipses and (drawn := ellipse(v)) is not None:
+            mean, curve = drawn
+            ax.plot(curve[:, 0], curve[:, 1], color=line, linestyle=style, linewidth=1.5, path_effects=edge)
+            ax.plot(*mean, marker=marker, markersize=8, color=cols[name], markeredgecolor="white",
+                    markeredgewidth=1.2)
+        if ellipses:  # the legend's entry
+            ax.plot([], [], color=line, linestyle=style, marker=marker, markersize=6, markerfacecolor=cols[name],
+                    markeredgecolor="white", label=labels[name])
+        else:
+            ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    figure.legend(ax, {}, len(points), max(map(len, labels.values())), markerscale=3)
+    figure.legend(ax, {}, len(points), max(map(len, labels.values())), **(
+        {"handlelength": 3} if ellipses else {"markerscale": 3}))
     return figure.save(fig, base)
 
 
@@ -119,7 +160,7 @@ def latents_tsne(
     with atomic_path(figure.file(base, ".npz")) as tmp, open(tmp, "wb") as f:
         np.savez(f, key=np.array(key), names=np.array(list(points)), sizes=np.array([len(v) for v in points.values()]),
                  points=embedded)
-    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols)
+    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols, ellipses=False)
 
 
 def tsne_points(path: Path) -> dict[str, np.ndarray]:

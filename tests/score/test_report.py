@@ -693,6 +693,38 @@ def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_
                     "latents of 1 dimension(s): nothing to project onto two"]
 
 
+def test_each_sets_latents_have_a_mean_and_an_ellipse_told_apart_without_colour(tmp_path, monkeypatch):
+    r"""The latent scatters told the sets apart by colour alone, and a dense cloud hid where each lay: each set's mean
+    is now a marker of its own and its ellipse a line style of its own, the ellipse holding 90% of a Gaussian of the
+    set's mean and covariance (each of its points at Mahalanobis distance sqrt(-2 ln 0.1))."""
+    from flowaccent import plots
+    from flowaccent.plots.latents import ellipse
+
+    rng = np.random.default_rng(0)
+    xy = rng.multivariate_normal([3.0, -1.0], [[4.0, 1.5], [1.5, 1.0]], 20000)
+    mean, curve = ellipse(xy)
+    inverse = np.linalg.inv(np.cov(xy.T))
+    assert np.allclose(mean, xy.mean(axis=0))
+    assert np.allclose(np.einsum("ni,ij,nj->n", curve - mean, inverse, curve - mean), -2 * np.log(0.1))
+    assert abs((np.einsum("ni,ij,nj->n", xy - mean, inverse, xy - mean) <= -2 * np.log(0.1)).mean() - 0.9) < 0.01
+    assert ellipse(np.array([[0.0, 0.0], [1.0, np.nan], [2.0, 2.0], [np.inf, 1.0]])) is None  # 2 finite points
+    drawn = []
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base)
+    latents = {name: rng.standard_normal((60, 3)) + 2 * shift for shift, name in enumerate("abcde")}
+    cols = plots.colours(list(latents))
+    plots.latents_first_dims(latents, tmp_path / "d", cols=cols)
+    ax = drawn[0].axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    assert labels == [f"{name} (60)" for name in latents]
+    assert len({(h.get_marker(), h.get_linestyle()) for h in handles}) == 5  # each set's own, without its colour
+    assert [h.get_markerfacecolor() for h in handles] == [cols[name] for name in latents]
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) == 121]
+    means = [line.get_xydata()[0] for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert len(curves) == 5 and np.allclose(means, [v[:, :2].mean(axis=0) for v in latents.values()])
+    plots.latents_tsne(latents, tmp_path / "t")  # a t-SNE's spreads mean nothing: its ellipses were one disc
+    assert not drawn[1].axes[0].get_lines()
+
+
 def test_a_tsne_of_the_same_frames_and_settings_is_drawn_again_from_its_points_not_recomputed(tmp_path, monkeypatch):
     r"""The t-SNE was most of a report's time (11 of the full demo's 19 s), and ``plot`` then ``report`` computed
     it twice. Its points go to ``latents_tsne.npz``; an earlier file of the same frames, per-set sample, seed and
