@@ -261,9 +261,12 @@ def summary_line(report: PhoneReport, count: int = 3) -> list[str]:
     lines = []
     for name, found in report.differences.items():
         if not found:  # each too rare (the table is empty, its phones listed under it) or not in the reference
-            shared = len(report.sets[name].phones.keys() & report.sets[report.reference].phones.keys())
-            lines.append(f"{name}: no phone ranked: {counted(shared, 'phone')} in {report.reference} too, each of "
-                         f"fewer than --min-frames {report.min_frames} frames here or there")
+            mine = report.sets[name].phones.keys()
+            shared = len(mine & report.sets[report.reference].phones.keys())
+            lines.append(f"{name}: no phone ranked: " + (
+                f"{counted(shared, 'phone')} in {report.reference} too, each of fewer than --min-frames "
+                f"{report.min_frames} frames here or there" if shared else
+                f"none of its {counted(len(mine), 'phone')} is in {report.reference}"))
             continue
         worst = ", ".join(f"{d.phone} {d.relative:+.2f}" for d in found[:count])
         lines.append(f"{name}: {counted(len(found), 'phone')} ranked; lowest relative LogLL against "

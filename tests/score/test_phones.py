@@ -279,6 +279,10 @@ def test_a_set_with_no_phone_ranked_is_said_why(scored, tmp_path):
     assert summary_line(report) == [f"zh: no phone ranked: {shared} phones in native too, each of fewer than "
                                     "--min-frames 1000000 frames here or there"]
     assert summary_line(build_report(scores, ctms, min_frames=0))[0].startswith(f"zh: {shared} phones ranked; ")
+    zh = Path(ctms[1])  # none of its phones in the reference's (another phone set's CTM)
+    zh.write_text(re.sub(r" (\S+)$", r" zh_\1", zh.read_text(), flags=re.M))
+    assert summary_line(build_report(scores, ctms, min_frames=0)) == [f"zh: no phone ranked: none of its {shared} "
+                                                                      "phones is in native"]
 
 
 def test_an_empty_ctm_among_others_is_noted(scored, tmp_path):
