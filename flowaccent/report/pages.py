@@ -109,7 +109,7 @@ def _markdown_contents(before: list[str], tables: list[str], closing: list[str])
     taken: dict[str, int] = {}
     for heading in before:
         _anchor(heading, taken)
-    links = [f"- [{markdown_escaped(title)}](#{_anchor(title, taken)})" for title in [*tables, *closing]]
+    links = [f"- [{markdown_escaped(title, link=True)}](#{_anchor(title, taken)})" for title in [*tables, *closing]]
     return ["## Contents", "", *links, ""]
 
 
@@ -138,13 +138,16 @@ def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> list
     return [f"## {markdown_escaped(title)}", "", line(header), "|" + "---|" * len(header), *map(line, rows), ""]
 
 
-def markdown_escaped(text: str) -> str:
+def markdown_escaped(text: str, link: bool = False) -> str:
     r"""``text`` shown as written in Markdown: each character that would start markup escaped with a backslash. A
     ``<`` that would open an HTML tag (Kaldi's ``<sil>`` and ``<unk>`` phones were tags a renderer dropped, leaving
     their rows' numbers without a name); a ``*``, a backtick, a ``~`` and an ``_`` at a word's edge (a phone ``a*b*``
-    was shown as an italic ``ab``); brackets (a link's, or ending one's text); a ``&`` that would start an entity
-    (``&lt;`` was shown as ``<``); a backslash."""
-    return re.sub(r"[][\\*`~]|<(?=[A-Za-z/!?])|&(?=#?\w+;)|(?<![^\W_])_|_(?![^\W_])", lambda m: "\\" + m[0], text)
+    was shown as an italic ``ab``); a ``]`` before a ``(`` (``[e](f)`` was a link; a bracket alone is text: an
+    interval ``[0.62, 0.79]`` stays as written; ``link``: each bracket, as a link's text, which one would end); a
+    ``&`` that would start an entity (``&lt;`` was shown as ``<``); a backslash."""
+    brackets = r"[][]" if link else r"\](?=\()"
+    markup = rf"[\\*`~]|{brackets}|<(?=[A-Za-z/!?])|&(?=#?\w+;)|(?<![^\W_])_|_(?![^\W_])"
+    return re.sub(markup, lambda m: "\\" + m[0], text)
 
 
 def markdown_page(
@@ -161,7 +164,7 @@ def markdown_page(
         lines += markdown_table(title, header, rows)
     lines += ["## Figures", ""]
     for number, (title, png) in enumerate(figures.items(), 1):
-        shown = markdown_escaped(title)  # a link's text too
+        shown = markdown_escaped(title, link=True)
         lines += [f"![{shown}]({figure_link(png, root)})", "", f"*Figure {number}: {shown}*", ""]
     lines += [
         "",
