@@ -256,7 +256,8 @@ class ScpReader:
         return check_matrix(array, where, self.expected_dim, frames, self.allow_nonfinite)
 
 
-def iter_ark(rspecifier: str, expected_keys: Sequence[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def iter_ark(rspecifier: str | os.PathLike, expected_keys: Sequence[str] | None = None
+             ) -> Iterator[tuple[str, np.ndarray]]:
     r"""Streams ``(key, array)`` from ``ark:path``, ``ark:cmd |``, ``scp:path`` or a plain path (an ark; a path
     ending in ``.scp`` is read as an scp: read as an ark, ``feats.scp`` was 'not a Kaldi matrix').
 
@@ -264,7 +265,8 @@ def iter_ark(rspecifier: str, expected_keys: Sequence[str] | None = None) -> Ite
     exactly those, in that order: an ark cut between utterances is an error, not
     a shorter corpus. A pipe's exit status is checked after its last object.
     """
-    plain = "scp" if str(rspecifier).endswith(".scp") else "ark"
+    rspecifier = os.fspath(rspecifier)  # a Path: 'argument of type PosixPath is not iterable'
+    plain = "scp" if rspecifier.endswith(".scp") else "ark"
     kind, _, target = rspecifier.partition(":") if ":" in rspecifier else (plain, "", rspecifier)
     kind = kind.split(",")[0]
     if kind == "scp":

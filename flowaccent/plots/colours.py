@@ -15,6 +15,17 @@ PALETTE = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#b
 SHADES = (0.45, -0.45, 0.7, -0.7, 0.25, -0.25)
 
 
+def colours_of(names, cols: dict[str, str] | None, where: str) -> dict[str, str]:
+    r"""``cols`` where given, with a colour for each of ``names`` (else a ValueError naming the set and ``where``:
+    a KeyError named neither), or :func:`colours` of ``names``."""
+    if not cols:
+        return colours(list(names))
+    if missing := [name for name in names if name not in cols]:
+        given = ", ".join(map(repr, cols))
+        raise ValueError(f"{where}: cols has no colour for set {missing[0]!r} (given for: {given})")
+    return cols
+
+
 def colours(names: list[str], accents: dict[str, str | None] | None = None) -> dict[str, str]:
     r"""A distinct colour per set name, for any number of names, one hue per accent: a set's accent is
     ``accents[name]`` (its ``utt2accent``, see :func:`flowaccent.score.summary.set_accent`), else the

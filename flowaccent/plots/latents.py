@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours, readable
+from flowaccent.plots.colours import colours_of, readable
 from flowaccent.plots.scores import MARKERS
 from flowaccent.words import counted
 
@@ -36,7 +36,7 @@ def ellipse(xy: np.ndarray, share: float = ELLIPSE_SHARE, points: int = 121) -> 
 
 def _scatter(
     points: dict[str, np.ndarray], base: Path, title: str, xlabel: str, ylabel: str, cols: dict[str, str] | None,
-    ellipses: bool = True,
+    ellipses: bool = True, where: str = "latents",
 ) -> Path:
     r"""Each set's points in its colour, interleaved; over them (``ellipses``) each set's mean (a marker of its own)
     and the ellipse holding 90% of a Gaussian of its mean and covariance (a line style of its own), on a white edge:
@@ -44,7 +44,7 @@ def _scatter(
     from matplotlib import patheffects
 
     fig, ax = figure.subplots(figsize=(6, 5))
-    cols = cols or colours(list(points))
+    cols = colours_of(points, cols, where)
     short = figure.short_names(points)
     labels = {name: f"{short[name]} ({len(xy)})" for name, xy in points.items()}
     xy = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in points.values()])
@@ -71,6 +71,23 @@ def _scatter(
     return figure.save(fig, base)
 
 
+def _checked(latents: dict[str, np.ndarray], where: str, least: int = 1) -> dict[str, np.ndarray]:
+    r"""``latents`` as ``{set: (N, D) float array}`` (lists and CPU tensors taken), every set of one ``D >=
+    least``; else a ValueError naming the set (a 1-D array, a set of another dimension: numpy's errors named
+    neither, and the first two dimensions drew 120-d and 40-d latents on one pair of axes)."""
+    if not latents:
+        raise ValueError(f"{where}: no set of latents given")
+    arrays = {name: np.asarray(z, dtype=float) for name, z in latents.items()}
+    if bad := next((name for name, z in arrays.items() if z.ndim != 2 or z.shape[1] < least), None):
+        # (N, 1) was drawn as pairs of consecutive frames under the labels z[0], z[1]
+        raise ValueError(f"{where}: latents (N, D) with D >= {least}, got {arrays[bad].shape} for {bad!r}")
+    dims = {name: z.shape[1] for name, z in arrays.items()}
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"{where}: every set's latents of one dimension, got "
+                         + ", ".join(f"{d} for {name!r}" for name, d in dims.items()))
+    return arrays
+
+
 def _subsample(latents: dict[str, np.ndarray], per_set: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {k: v[rng.permutation(len(v))[:per_set]] for k, v in latents.items()}
@@ -80,13 +97,10 @@ def latents_first_dims(
     latents: dict[str, np.ndarray], base: Path, per_set: int = 3000, cols: dict[str, str] | None = None
 ) -> Path:
     r"""The first two latent dimensions per set (as the lab drew them); latents ``(N, D)``, ``D >= 2``."""
-    if narrow := sorted(name for name, z in latents.items() if np.ndim(z) != 2 or np.shape(z)[1] < 2):
-        # (N, 1) was drawn as pairs of consecutive frames under the labels z[0], z[1]
-        raise ValueError(f"latents_first_dims: latents (N, D) with D >= 2, got {np.shape(latents[narrow[0]])} for "
-                         f"{narrow[0]!r}")
+    latents = _checked(latents, "latents_first_dims", least=2)
     points = {k: v[:, :2] for k, v in _subsample(latents, per_set, 0).items()}
     title = f"Latents: first two dimensions ({counted(per_set, 'frame')} per set at most)"
-    return _scatter(points, base, title, "z[0]", "z[1]", cols)
+    return _scatter(points, base, title, "z[0]", "z[1]", cols, where="latents_first_dims")
 
 
 #: Fewest latent frames (all sets together) drawn by PCA and by t-SNE; fewer: a figure saying so.
@@ -115,15 +129,15 @@ def latents_pca(
     r"""Latents projected on the two principal components of all sets together."""
     from sklearn.decomposition import PCA
 
-    sample = _subsample(latents, per_set, 0)
+    sample = _subsample(_checked(latents, "latents_pca"), per_set, 0)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: PCA ({counted(per_set, 'frame')} per set at most)"
     if why := _not_projectable(stacked, "PCA"):
         return figure.too_few(base, title, why)
     pca = PCA(2, random_state=0).fit(stacked)
     ratio = pca.explained_variance_ratio_
-    points = {k: pca.transform(v) for k, v in sample.items()}
-    return _scatter(points, base, title, f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols)
+    points = {k: pca.transform(v) if len(v) else np.empty((0, 2)) for k, v in sample.items()}  # a set of no frames
+    return _scatter(points, base, title, f"PC1 ({ratio[0]:.1%})", f"PC2 ({ratio[1]:.1%})", cols, where="latents_pca")
 
 
 def latents_tsne(
@@ -135,10 +149,11 @@ def latents_tsne(
     ``<base>.npz`` too (:func:`tsne_points`). ``reuse``: such files of earlier runs; the first of the same frames
     and settings has its points drawn again (a report after ``plot``: the t-SNE is most of its time). ``before_fit``:
     called with the number of frames before a t-SNE is fitted (not where one is drawn again)."""
-    sample = _subsample(latents, per_set, seed)
+    sample = _subsample(_checked(latents, "latents_tsne"), per_set, seed)
     stacked = np.concatenate(list(sample.values()))
     title = f"Latents: t-SNE ({counted(per_set, 'frame')} per set at most)"
-    if why := _not_projectable(stacked, "t-SNE"):
+    if why := _not_projectable(stacked, "t-SNE"):  # an earlier run's points go: tsne_points returned them as these
+        figure.file(base, ".npz").unlink(missing_ok=True)
         return figure.too_few(base, title, why)
     perplexity = float(min(30, max(2, (len(stacked) - 1) // 3)))
     title = f"Latents: t-SNE of frames ({per_set} per set at most;\nperplexity {perplexity:g}, PCA init, seed {seed})"
@@ -160,7 +175,7 @@ def latents_tsne(
     with atomic_path(figure.file(base, ".npz")) as tmp, open(tmp, "wb") as f:
         np.savez(f, key=np.array(key), names=np.array(list(points)), sizes=np.array([len(v) for v in points.values()]),
                  points=embedded)
-    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols, ellipses=False)
+    return _scatter(points, base, title, "t-SNE 1", "t-SNE 2", cols, ellipses=False, where="latents_tsne")
 
 
 def tsne_points(path: Path) -> dict[str, np.ndarray]:

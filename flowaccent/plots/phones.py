@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours
+from flowaccent.plots.colours import colours_of
 from flowaccent.words import counted
 
 
@@ -32,7 +32,7 @@ def phone_differences(
     longest = max(map(len, order))  # Kaldi's position-dependent phones (AH0_B): upright, they ran into each other
     upright = longest <= 3
     fig, ax = figure.subplots(figsize=(max(6.0, 1.5 + 0.24 * len(order)), 4.2 + (0 if upright else 0.08 * longest)))
-    cols = cols or colours([*differences, reference])
+    cols = colours_of([*differences, reference], cols, "phone_differences")
     short = figure.short_names([*differences, reference])
     width = 0.6 / max(1, len(differences))
     for k, (name, found) in enumerate(differences.items()):

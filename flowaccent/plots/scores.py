@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours, readable
+from flowaccent.plots.colours import colours_of, readable
 
 #: Fewest utterances of a set drawn as a histogram; fewer: only its row of ticks.
 MIN_HISTOGRAM = 5
@@ -39,7 +39,7 @@ def histograms(
     values = {n: v[finite[n]] for n, v in values.items()}
     # taller with the rows of ticks (each about 8 pt): at 40 sets in 4 inches their 6 pt names ran together
     fig, ax = figure.subplots(figsize=(6, max(4.0, 2.2 + 0.16 * len(values))))
-    cols = cols or colours(list(values))
+    cols = colours_of(values, cols, "histograms")
     short = figure.short_names(values)
     if weights is not None:
         means = {n: np.average(v, weights=weights[n]) if weights[n].sum() > 0 else np.nan for n, v in values.items()}
@@ -94,7 +94,7 @@ def roc_curves(
     if speakers is not None:  # the reference's too
         figure.check_per_set("roc_curves", speakers, "speakers", {ref_name: reference, **others}, "scores")
     fig, ax = figure.subplots(figsize=(5, 5))
-    cols = cols or colours([ref_name, *others])  # the reference's colour stays its own, not the first other's
+    cols = colours_of([ref_name, *others], cols, "roc_curves")  # the reference's colour its own, not the first other's
     labels, short = {}, figure.short_names([ref_name, *others])
     for number, (name, v) in enumerate(others.items()):
         style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
@@ -145,7 +145,7 @@ def rating_scatter(
     ncol = 2 if len(names) > 4 and max(map(len, short.values())) <= 16 else 1  # two columns fit under a panel
     rows = -(-len(names) // ncol)
     fig, axes = figure.subplots(1, len(scores), figsize=(4.6 * len(scores), 4 + 0.17 * rows), squeeze=False)
-    cols = cols or colours(names)
+    cols = colours_of(names, cols, "rating_scatter")
     markers = {name: MARKERS[number % len(MARKERS)] for number, name in enumerate(names)}
     for ax, (score, by_set) in zip(axes[0], scores.items()):
         for name in names:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours
+from flowaccent.plots.colours import colours_of
 from flowaccent.words import counted
 
 #: Speakers of a set past which their means are a line, not diamonds (1,240 speakers' diamonds merged into one black
@@ -55,7 +55,9 @@ def speaker_scores(
     their means. A dashed line: ``reference``'s mean over frames.
     ``values``, ``frames``, ``speakers``: ``{set: (n,)}`` per utterance; values that are not finite are left out
     and counted below their set. Sets past :data:`PER_ROW` go into further rows, of one y axis."""
-    cols = cols or colours(list(values))
+    for what, given in (("frame counts", frames), ("speakers", speakers)):  # an IndexError, a KeyError named neither
+        figure.check_per_set("speaker_scores", given, what, values, "values")
+    cols = colours_of(values, cols, "speaker_scores")
     short = figure.short_names(values)
     names = list(values)
     rows = [names[i : i + PER_ROW] for i in range(0, len(names), PER_ROW)] or [[]]

@@ -39,7 +39,8 @@ FIGURE_FILES = re.compile(r"(training_curves|latents_dims01|latents_pca|latents_
 
 
 def make_figures(
-    exp: Path, scores: Path, fig_dir: Path, summary: dict[str, Any] | None = None, tsne_frames: int = TSNE_FRAMES
+    exp: str | Path, scores: str | Path, fig_dir: str | Path, summary: dict[str, Any] | None = None,
+    tsne_frames: int = TSNE_FRAMES,
 ) -> dict[str, Path]:
     r"""Draws every figure for ``scores`` into ``fig_dir``; returns ``{title: png}``. ``summary``: the scores'
     summary where the caller has read and checked it already (:func:`checked_inputs`). ``tsne_frames``: the
@@ -55,10 +56,11 @@ def make_figures(
     from flowaccent.data.lock import reading_lock
 
     check_tsne_frames(tsne_frames)
-    with reading_lock(Path(scores), f"--scores {scores}"):  # no score into them meanwhile (nor the reverse)
+    exp, scores, fig_dir = Path(exp), Path(scores), Path(fig_dir)  # a notebook's strings: 'str' has no 'is_dir'
+    with reading_lock(scores, f"--scores {scores}"):  # no score into them meanwhile (nor the reverse)
         summary = summary or checked_inputs(exp, scores)
-        with figures_lock(Path(fig_dir)):
-            return draw_figures_locked(exp, scores, Path(fig_dir), summary, tsne_frames)
+        with figures_lock(fig_dir):
+            return draw_figures_locked(exp, scores, fig_dir, summary, tsne_frames)
 
 
 @contextlib.contextmanager

@@ -14,8 +14,9 @@ from flowaccent.errors import ConfigError
 from flowaccent.score.tables import read_tsv
 
 
-def load_summary(scores: Path, given_as: str = "--scores") -> dict[str, Any]:
+def load_summary(scores: str | Path, given_as: str = "--scores") -> dict[str, Any]:
     r"""The ``summary.json`` of a ``flowaccent score --out`` folder, given as the option or argument ``given_as``."""
+    scores = Path(scores)
     path = scores / "summary.json"
     if not scores.is_dir():
         what = "a file, not a folder" if scores.exists() else "no such folder"  # a file was said as missing
@@ -128,8 +129,9 @@ def read_set(scores: Path, name: str, facts: dict[str, Any]) -> tuple[np.ndarray
     return latents, table
 
 
-def checked_inputs(exp: Path, scores: Path) -> dict[str, Any]:
+def checked_inputs(exp: str | Path, scores: str | Path) -> dict[str, Any]:
     r"""``scores``' summary, after checking that ``exp`` is the experiment dir that scored it."""
+    exp, scores = Path(exp), Path(scores)
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (--exp: the dir of 'flowaccent train')")
     if not (exp / "config.yaml").is_file() and not (exp / "final.pt").is_file():  # a shared final.pt alone: scored

@@ -2,6 +2,8 @@ r"""The checked ark/scp layer: round trips, and every damaged input as a typed e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,8 @@ def test_round_trip_scp_ark_and_pipe(ark):
     # a plain path: an ark, or an scp by its name (feats.scp read as an ark was 'not a Kaldi matrix')
     assert str(scp).endswith(".scp") and [k for k, _ in iter_ark(str(scp))] == list(mats)
     assert [k for k, _ in iter_ark(str(ark_path))] == list(mats)
+    # a Path, as a notebook passes it: 'argument of type PosixPath is not iterable'
+    assert [k for k, _ in iter_ark(Path(scp))] == [k for k, _ in iter_ark(Path(ark_path))] == list(mats)
 
 
 def test_a_range_past_the_matrix_is_refused(ark):

@@ -693,6 +693,62 @@ def test_latents_all_one_point_or_not_finite_say_so_instead_of_a_projection(tmp_
                     "latents of 1 dimension(s): nothing to project onto two"]
 
 
+def test_a_notebooks_strings_are_taken_and_its_dicts_that_do_not_match_are_named(scored_dir_and_exp, tmp_path):
+    r"""From Python: ``make_figures`` and ``load_summary`` given strings raised ''str' object has no attribute
+    'is_dir'' and 'unsupported operand'; ``speaker_scores`` given a set's frame counts of another length an
+    IndexError, and a ``cols`` without a set's colour a KeyError: neither named the set or the argument."""
+    from flowaccent import plots
+    from flowaccent.report import load_summary, make_figures
+
+    out_dir, exp = scored_dir_and_exp
+    assert load_summary(str(out_dir)) == load_summary(out_dir)
+    drawn = make_figures(str(exp), str(out_dir), str(tmp_path / "figures"), tsne_frames=0)
+    assert drawn and all(png.is_file() and png.parent == tmp_path / "figures" for png in drawn.values())
+    values = {"a": np.arange(5.0), "b": np.arange(4.0)}
+    frames = {name: np.full(len(v), 100) for name, v in values.items()}
+    speakers = {name: np.array(["s1", "s2", "s1", "s2", "s1"])[: len(v)] for name, v in values.items()}
+    with pytest.raises(ValueError, match=r"^speaker_scores: set 'b': 4 frame counts for 3 values"):
+        plots.speaker_scores({**values, "b": values["b"][:3]}, frames, speakers, tmp_path / "s", "y", "t")
+    with pytest.raises(ValueError, match=r"^speaker_scores: no speakers for set 'b' \(given for: 'a'\)$"):
+        plots.speaker_scores(values, frames, {"a": speakers["a"]}, tmp_path / "s", "y", "t")
+    for draw in (lambda cols: plots.histograms(values, tmp_path / "h", "x", "t", cols=cols),
+                 lambda cols: plots.speaker_scores(values, frames, speakers, tmp_path / "s", "y", "t", cols=cols),
+                 lambda cols: plots.roc_curves(values["a"], {"b": values["b"]}, tmp_path / "r", "x", "a", cols=cols),
+                 lambda cols: plots.latents_pca({n: np.c_[v, -v] for n, v in values.items()}, tmp_path / "p",
+                                                cols=cols)):
+        with pytest.raises(ValueError, match=r": cols has no colour for set 'b' \(given for: 'a'\)$"):
+            draw({"a": "#ff0000"})
+        assert draw({"a": "#ff0000", "b": "#0000ff"}).is_file()
+
+
+def test_latents_of_other_shapes_are_errors_naming_the_set_and_a_tsne_not_drawn_leaves_no_points(tmp_path):
+    r"""A notebook's mistakes: sets of two dimensions gave numpy's 'all the input array dimensions ... must match'
+    (the first two dimensions drew them on one pair of axes), a 1-D array an AxisError, a list a TypeError, a set of
+    no frames scikit-learn's 'Found array with 0 sample(s)'. A t-SNE not drawn left the earlier run's points, which
+    ``tsne_points`` read as this one's."""
+    import torch
+
+    from flowaccent import plots
+
+    rng = np.random.default_rng(0)
+    latents = {"a": rng.standard_normal((40, 6)), "b": rng.standard_normal((40, 6))}
+    for draw in (plots.latents_first_dims, plots.latents_pca, plots.latents_tsne):
+        name = draw.__name__
+        with pytest.raises(ValueError, match=rf"^{name}: every set's latents of one dimension, got 6 for 'a', 6 for "
+                                             r"'b', 3 for 'c'$"):
+            draw({**latents, "c": rng.standard_normal((40, 3))}, tmp_path / "x")
+        with pytest.raises(ValueError, match=rf"^{name}: latents \(N, D\) with D >= [12], got \(5,\) for 'a'$"):
+            draw({"a": np.zeros(5)}, tmp_path / "x")
+        with pytest.raises(ValueError, match=rf"^{name}: no set of latents given$"):
+            draw({}, tmp_path / "x")
+    taken = {"a": latents["a"].tolist(), "b": torch.tensor(latents["b"]), "none": np.empty((0, 6))}
+    assert plots.latents_pca(taken, tmp_path / "p").is_file()
+    plots.latents_tsne(latents, tmp_path / "t", per_set=20)
+    assert set(plots.tsne_points(tmp_path / "t.npz")) == {"a", "b"}
+    plots.latents_tsne(latents, tmp_path / "t", per_set=0)  # 'too few frames' drawn instead
+    assert not (tmp_path / "t.npz").exists()
+
+
 def test_each_sets_latents_have_a_mean_and_an_ellipse_told_apart_without_colour(tmp_path, monkeypatch):
     r"""The latent scatters told the sets apart by colour alone, and a dense cloud hid where each lay: each set's mean
     is now a marker of its own and its ellipse a line style of its own, the ellipse holding 90% of a Gaussian of the
