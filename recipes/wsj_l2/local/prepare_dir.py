@@ -3,8 +3,8 @@
 An existing TARGET is replaced whole (its old features too); nothing is written where SOURCE is unreadable.
 
 From a Kaldi data dir only the tables that describe the audio are taken (wav.scp, segments, text, utt2spk,
-spk2utt, utt2accent, utt2score): features are recomputed by `flowaccent fbank`. A bare wav.scp list
-becomes a data dir with one speaker per utterance. An --accent fills utt2accent when missing.
+utt2accent, utt2score; spk2utt is made again from utt2spk): features are recomputed by `flowaccent fbank`. A
+bare wav.scp list becomes a data dir with one speaker per utterance. An --accent fills utt2accent when missing.
 
 Usage: prepare_dir.py SOURCE TARGET [--accent NAME]
        prepare_dir.py --check SOURCE   (everything but the writing: what would stop it, said before any set is replaced)
