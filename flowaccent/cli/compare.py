@@ -3,6 +3,7 @@ r"""``flowaccent compare SCORES [NAME=SCORES ...]``: several models' scores side
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from flowaccent.cli import _stdout
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from flowaccent.report.compare import compare, load_scored, markdown_text, tsv_text
 
     out = Path(args.out) if args.out else None
-    if out is not None and out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; give a file name (compare.md, compare.tsv)")
+    if out is not None and (out.is_dir() or args.out.endswith(("/", os.sep))):  # 'new/' wrote a file 'new'
+        raise ConfigError(f"--out {args.out} is a folder; give a file name (compare.md, compare.tsv)")
     if out is not None:
         check_parents(out, "compare")
         _check_not_ours(out)  # before the scores are read

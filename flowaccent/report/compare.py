@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from flowaccent.data.atomic import file_digest
 from flowaccent.data.specs import split_named
 from flowaccent.errors import ConfigError
 from flowaccent.report.inputs import load_summary
-from flowaccent.report.pages import markdown_table
+from flowaccent.report.pages import markdown_escaped, markdown_table
 from flowaccent.report.tables import fmt, with_bounds, with_interval
 from flowaccent.score.metrics import paired_auc_difference
 from flowaccent.score.resume import MARKER, read_stamp
@@ -136,8 +137,10 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
                 except (KeyError, TypeError, IndexError):
                     continue
                 cells[m.name, s] = cell(m.summary, s) if cell else fmt(found[m.name, s])
-        sets = _sets(scored, lambda m, s: (m.name, s) in found)
+        sets = [s for s in every if any((m.name, s) in found for m in scored)]
         return Compared(metric, title, sets, found, cells if shown else None)
+
+    every = _sets(scored, lambda m, s: True)  # one order for every table (a table's own took the first model's)
 
     reference = _references(scored)
     for metric, title in SET_VALUES:
@@ -155,7 +158,7 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
                         summary["detection"][s]["ci95"][k][i], shown=False)
         if found := paired.get(score):
             first = scored[0].name
-            sets = _sets(scored, lambda m, s, f=found: (m.name, s) in f)
+            sets = [s for s in every if any((m.name, s) in found for m in scored)]
             cells = {key: f"{diff:+.3f} ({_p_value(p)})" for key, (diff, p) in found.items()}
             yield Compared(f"auc_{score}_minus_first", f"AUC of {score}: each model's minus {first}'s (p of "
                            f"DeLong's paired test over speakers, on the same utterances)", sets,
@@ -282,12 +285,20 @@ def models_table(scored: Sequence[Scored]) -> tuple[str, list[str], list[list[st
 def notes(scored: Sequence[Scored]) -> list[str]:
     r"""Where the columns do not compare like with like: a set of one name scored from other utterances or other
     features by some models (the stamps' digests of ``utt2spk`` and ``feats.scp``), AUCs against other reference
-    sets, scores of another precision; and sets whose stamp is missing, which could not be checked."""
+    sets, scores of another precision, one folder under two names, a model trained again since its scores
+    (:func:`_model_changed`); and sets whose stamp is missing, which could not be checked."""
     out = []
+    folders: dict[Path, list[str]] = {}
+    for m in scored:
+        folders.setdefault(m.folder.resolve(), []).append(m.name)
+    out += [f"{', '.join(names)} are one folder ({folder}): the same scores, each column of theirs alike."
+            for folder, names in folders.items() if len(names) > 1]
     refs = {m.name: m.summary.get("reference") for m in scored}
     if len(set(refs.values())) > 1:
         out.append("The AUCs are against each model's reference set: "
-                   + "; ".join(f"{name}: {ref}" for name, ref in refs.items()) + ".")
+                   + "; ".join(f"{name}: {ref}" for name, ref in refs.items())
+                   + "; so no table pairs them (each model's AUC minus the first's, DeLong's test): that needs one "
+                   "reference set.")
     for s in _sets(scored, lambda m, s: True):
         having = [m for m in scored if s in m.summary["sets"]]
         for table, what in (("utt2spk", "other utterances"), ("feats.scp", "other features")):
@@ -307,12 +318,24 @@ def notes(scored: Sequence[Scored]) -> list[str]:
         if unchecked:
             out.append(f"Set '{s}' of {', '.join(unchecked)}: no {MARKER} that says its data (scored before flowaccent "
                        f"wrote one, or removed or edited since): not checked to be the same data as the other models'.")
+    out += [changed for m in scored if (changed := _model_changed(m))]
     precisions = {m.name: ", ".join(sorted({str(p) for s in m.stamps if (p := _part(m.stamps[s], "options")
                                                                       .get("precision"))})) for m in scored}
     if len({p for p in precisions.values() if p}) > 1:
         out.append("Scored in other precisions: " + "; ".join(f"{n}: {p}" for n, p in precisions.items() if p)
                    + " (score in fp32 for numbers you report).")
     return out
+
+
+def _model_changed(m: Scored) -> str:
+    r"""A note where the checkpoint ``m`` was scored with is there still but is another file now (trained again:
+    ``report`` refuses such scores, and the table showed them as the model's), else ""."""
+    model = m.summary.get("model", {})
+    path, digest = model.get("checkpoint"), model.get("checkpoint_digest") or model.get("final_digest")
+    if not (digest and isinstance(path, str) and Path(path).is_file()) or file_digest(Path(path)) == digest:
+        return ""
+    return (f"{m.name}: scored with {path}, which is another file now (trained again since?): its columns are of "
+            f"the model as it was then; score it again for the model's now.")
 
 
 #: More sets than this (and than models): the Markdown's value tables have a row per set, not a column (20 sets made
@@ -339,7 +362,7 @@ def markdown_text(comparison: Comparison, command: str = "") -> str:
     for title, header, rows in [models_table(scored), *(map(_turned, tables) if turned else tables)]:
         lines += markdown_table(title, header, rows)
     if comparison.notes:
-        lines += ["## Notes", "", *(f"- {note}" for note in comparison.notes), ""]
+        lines += ["## Notes", "", *(f"- {markdown_escaped(note)}" for note in comparison.notes), ""]
     made = [f"{m.name}: {m.summary.get('command', '(command not recorded)')}" for m in scored]
     lines += ["## How these were made", "", "```", *made, *([f"compare: {command}"] if command else []), "```", ""]
     return "\n".join(lines)

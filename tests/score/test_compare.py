@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -242,7 +243,8 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
     text = out.read_text()
     notes = [line[2:] for line in text.split("## Notes\n\n", 1)[1].split("\n\n", 1)[0].splitlines()]
     assert notes == [
-        "The AUCs are against each model's reference set: dnf: native; other: zh; copy: native.",
+        "The AUCs are against each model's reference set: dnf: native; other: zh; copy: native; so no table pairs "
+        "them (each model's AUC minus the first's, DeLong's test): that needs one reference set.",
         "Set 'zh' was scored from other utterances by some models (utt2spk differs: dnf, copy | other): its columns "
         "compare different data.",
         "Set 'zh' was scored from other features by some models (feats.scp differs: dnf, copy | other): its columns "
@@ -268,6 +270,41 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
             "same): its columns compare different data, and so does every AUC and LogLL-minus-reference column: it "
             "is their reference.\n") in err
     assert "Set 'zh' was scored from other utterances" not in err
+
+
+def test_one_folder_twice_a_model_trained_since_and_names_of_markup_are_noted_and_sets_keep_one_order(
+        two_models, tmp_path, capsys):
+    r"""A walkthrough's findings: one folder under two names was compared with itself without a word; scores of a
+    model trained again since were shown as the model's (``report`` refuses them); a note named a model ``_nf_``
+    in italics (the tables escaped it, the notes not); a set's column moved from table to table (each table took the
+    first model that had the value: the DNF's llr table had the DNF's order); ``--out new/`` wrote a file."""
+    from markdown_it import MarkdownIt
+
+    root, dnf, plain = two_models
+    exp = root / "exp"
+    flipped = tmp_path / "flipped"  # the DNF's sets in another order, and one named as markup
+    assert main(["score", "--exp", str(exp), "--out", str(flipped), f"__ja__={root / 'ja'}", f"zh={root / 'zh'}",
+                 f"native={root / 'native'}", "--quiet"]) == 0
+    since = shutil.copytree(plain, tmp_path / "since")
+    summary = json.loads((since / "summary.json").read_text())
+    summary["model"]["final_digest"] = "0" * 64  # as if its final.pt were trained again after these scores
+    (since / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["compare", f"_nf_={plain}", f"flip={flipped}", f"again={plain}", f"since={since}"]) == 0
+    text = capsys.readouterr().out
+    notes = [line[2:] for line in text.split("## Notes\n\n", 1)[1].split("\n\n", 1)[0].splitlines()]
+    assert f"\\_nf\\_, again are one folder ({plain.resolve()}): the same scores, each column of theirs alike." in notes
+    assert (f"since: scored with {summary['model']['checkpoint']}, which is another file now (trained again "
+            "since?): its columns are of the model as it was then; score it again for the model's now.") in notes
+    rendered = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<li>_nf_, again are one folder" in rendered and "<em>" not in rendered
+    orders = [re.findall(r"<th>([^<]*)</th>", head)[1:] for head in re.findall(r"<thead>(.*?)</thead>", rendered,
+                                                                                re.S)[1:]]  # past the models'
+    assert {tuple(s for s in ["native", "zh", "ja", "__ja__"] if s in order) for order in orders} == {
+        tuple(order) for order in orders} and any("llr" in t for t in re.findall(r"<h2>(.*?)</h2>", rendered))
+    assert main(["compare", f"nf={plain}", "--out", f"{tmp_path}/new/"]) == 1
+    assert "--out " + f"{tmp_path}/new/ is a folder; give a file name" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
 
 
 def _tsv(text: str, model: str) -> dict[tuple[str, str], float]:
