@@ -97,10 +97,13 @@ def roc_curves(
     cols = colours_of([ref_name, *others], cols, "roc_curves")  # the reference's colour its own, not the first other's
     labels, short = {}, figure.short_names([ref_name, *others])
     for number, (name, v) in enumerate(others.items()):
-        style = ("-", "--", "-.", ":")[number % 4]  # curves along one segment stay told apart
+        # curves along one segment stay told apart; a marker too: shades of one accent's colour, on 4 styles alone,
+        # drew three curves of 14 sets as one solid red
+        style = {"linestyle": ("-", "--", "-.", ":")[number % 4], "marker": MARKERS[number % len(MARKERS)],
+                 "markevery": 0.12, "markersize": 4}
         if np.isnan(reference).any() or np.isnan(v).any():  # scikit-learn's 'Input contains NaN'; no AUC either
             labels[name] = f"{short[name]}: no curve, a score is NaN (n={len(v)})"
-            ax.plot([], [], style, color=cols[name], label=labels[name], linewidth=1.6)
+            ax.plot([], [], **style, color=cols[name], label=labels[name], linewidth=1.6)
             continue
         y = np.r_[np.ones(len(reference)), np.zeros(len(v))]
         s = np.r_[reference, v]
@@ -109,7 +112,7 @@ def roc_curves(
         low, high = auc_interval(reference, v, *groups)
         interval = f" [{low:.2f}, {high:.2f}]" if np.isfinite([low, high]).all() else ""
         labels[name] = f"{short[name]}: AUC {detection_auc(reference, v):.3f}{interval} (n={len(v)})"
-        ax.plot(fpr, tpr, style, color=cols[name], label=labels[name], linewidth=1.6)
+        ax.plot(fpr, tpr, **style, color=cols[name], label=labels[name], linewidth=1.6)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(
         title=f"Detection by {score}, against {short[ref_name]} (n={len(reference)})",
@@ -147,12 +150,15 @@ def rating_scatter(
     fig, axes = figure.subplots(1, len(scores), figsize=(4.6 * len(scores), 4 + 0.17 * rows), squeeze=False)
     cols = colours_of(names, cols, "rating_scatter")
     markers = {name: MARKERS[number % len(MARKERS)] for number, name in enumerate(names)}
+    # the 11th set's marker: the 1st's shape, hollow (zh_02 and zh_12 were two light-pink triangles)
+    hollow = {name: number // len(MARKERS) % 2 == 1 for number, name in enumerate(names)}
     for ax, (score, by_set) in zip(axes[0], scores.items()):
         for name in names:
             r = correlations(by_set[name], ratings[name])["pearson"]
             said = f"{r:.2f}" if np.isfinite(r) else "-"
-            ax.scatter(ratings[name], by_set[name], s=14, alpha=0.6, color=cols[name], marker=markers[name],
-                       edgecolors=readable(cols[name]), linewidths=0.5,  # a light shade's points: their outline
+            ax.scatter(ratings[name], by_set[name], s=14, alpha=0.6, marker=markers[name],
+                       facecolors="none" if hollow[name] else cols[name],
+                       edgecolors=readable(cols[name]), linewidths=1.0 if hollow[name] else 0.5,  # light: outlined
                        label=f"{short[name]} (n={len(ratings[name])}): r = {said}")
         ax.set(title=f"{score} against rating", xlabel="rating (utt2score, higher = more native-like)",
                ylabel=f"{score} (nats per frame)")

@@ -1177,6 +1177,28 @@ def test_each_roc_curve_gives_its_auc_and_interval(tmp_path, monkeypatch):
     assert (low, high) != pytest.approx(auc_interval(reference, others["zh"]))  # over the speakers
 
 
+def test_many_sets_of_one_accent_keep_a_shape_of_their_own_in_the_roc_and_rating_figures(tmp_path, monkeypatch):
+    r"""14 sets of one accent (shades of one red): the ROC's four line styles drew three of them as one solid red,
+    and the rating figure's ten markers repeated (the 2nd and the 12th set two light-pink triangles). Each curve now
+    has a line style and a marker, each set's points a shape, filled or hollow, of their own."""
+    from flowaccent import plots
+
+    drawn = []
+    monkeypatch.setattr(plots.figure, "save", lambda fig, base: drawn.append(fig) or base.with_suffix(".png"))
+    rng = np.random.default_rng(0)
+    names = [f"zh_{i:02d}" for i in range(14)]
+    plots.roc_curves(rng.normal(1, 1, 30), {n: rng.normal(0, 1, 20) for n in names}, tmp_path / "roc", "s", "ref")
+    curves = [line for line in drawn[0].axes[0].get_lines() if line.get_label() in {
+        t.get_text() for t in drawn[0].axes[0].get_legend().get_texts()}]
+    assert len(curves) == 14 and len({(c.get_linestyle(), c.get_marker()) for c in curves}) == 14
+    ratings = {n: np.arange(1.0, 6.0) for n in names}
+    plots.rating_scatter({"log_ll": {n: rng.normal(0, 1, 5) for n in names}}, ratings, tmp_path / "rating")
+    points = drawn[1].axes[0].collections
+    hollow = [not len(c.get_facecolor()) or c.get_facecolor()[0][3] == 0 for c in points]
+    looks = {(c.get_paths()[0].vertices.round(3).tobytes(), empty) for c, empty in zip(points, hollow)}
+    assert len(points) == 14 and len(looks) == 14 and sum(hollow) == 4  # the 11th to 14th hollow
+
+
 def test_svr_across_many_sets_is_one_table_not_a_row_per_pair():
     r"""Every ordered pair of rated sets was a row of the SVR table (56 rows at 8 rated sets, 240 at 16: about half
     of a 25-set report.md); past two pairs they are a table of fitted-on rows and applied-to columns."""
