@@ -238,7 +238,8 @@ def _minus_reference(sets: dict[str, Any], name: str, reference: str) -> float:
 
 def _references(scored: Sequence[Scored]) -> str:
     refs = {m.summary.get("reference") for m in scored}
-    return f"'{refs.pop()}'" if len(refs) == 1 else "each model's reference set (notes)"
+    # the notes name each ('... reference set (notes) (per frame)' was a title)
+    return f"'{refs.pop()}'" if len(refs) == 1 else "each model's own reference set"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -254,7 +254,7 @@ def test_columns_of_other_data_references_or_precision_are_noted(two_models, tmp
         "Scored in other precisions: dnf: fp32; other: bf16; copy: fp32 (score in fp32 for numbers you report).",
     ]
     assert err.splitlines() == [f"compare: note: {n}" for n in notes] + [f"compare: 3 model(s): {out}"]
-    assert "## AUC of log_ll against each model's reference set (notes)" in text
+    assert "## AUC of log_ll against each model's own reference set (0.5" in text
     assert "minus dnf's" not in text  # AUCs against other references: not paired
     (copy / "zh" / ".scored.json").write_text('{"data": 5, "options": []}')  # edited: said as not checked
     assert main(["compare", f"dnf={dnf}", f"copy={copy}", "--format", "tsv"]) == 0
