@@ -47,10 +47,24 @@ def _why_no_summary(scores: Path, given_as: str) -> str:
                 f"{scores}') and give SCORES ({given_as})")
     if (scores / "utt_scores.tsv").exists() and (scores.parent / "summary.json").exists():
         return f"one set's folder of the scores {scores.parent}; give that folder ({given_as})"
+    for page, command in (("phones.json", "phones"), ("report.html", "report")):  # said as not finished
+        if (scores / page).is_file():
+            made = _made_from(scores / page) if page == "phones.json" else ""
+            return (f"the --out of 'flowaccent {command}', not scores; give the scores it was made from"
+                    + (f" ({made})" if made else "") + f" ({given_as})")
     if any(scores.glob("*/.scored.json")) or (scores / "config.yaml").exists():
         return ("'flowaccent score' into it stopped before its end; finish it with 'flowaccent score --resume' "
                 "and the same options")
     return "run 'flowaccent score' first (or it did not finish)"
+
+
+def _made_from(stamp: Path) -> str:
+    r"""The scores folder a ``phones.json`` names, or "" where it cannot be read."""
+    try:
+        made = json.loads(stamp.read_text()).get("scores")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return made if isinstance(made, str) else ""
 
 
 def _check_same_model(exp: Path, scores: Path, summary: dict[str, Any]) -> None:

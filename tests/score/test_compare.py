@@ -381,6 +381,10 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
     (["{stopped}"], "{stopped}/summary.json: missing; 'flowaccent score' into it stopped before its end; finish it "
                     "with 'flowaccent score --resume'"),
     (["{empty}"], "{empty}/summary.json: missing; run 'flowaccent score' first (or it did not finish)"),
+    (["{phones}"], "{phones}/summary.json: missing; the --out of 'flowaccent phones', not scores; give the scores it "
+                   "was made from ({dnf}) (SCORES)"),  # 'run flowaccent score first'
+    (["{report}"], "{report}/summary.json: missing; the --out of 'flowaccent report', not scores; give the scores it "
+                   "was made from (SCORES)"),
     # a folder whose name holds '=' is a path (it was split into the name '{tmp}/x' and the folder 'y')
     (["{tmp}/x=y"], "'{tmp}/x=y': the name 'x=y' (taken from {tmp}/x=y) holds whitespace, '|' or '='"),
     (["{dnf}", "m={tmp}/x=y"], ""),
@@ -402,9 +406,14 @@ def test_user_errors_are_one_line(two_models, tmp_path, capsys, args, said):
     stopped = shutil.copytree(dnf, tmp_path / "stopped")  # its sets stamped complete, no summary
     (stopped / "summary.json").unlink()
     (tmp_path / "empty").mkdir()
+    (tmp_path / "phones").mkdir()
+    (tmp_path / "phones" / "phones.json").write_text(json.dumps({"format": 1, "scores": str(dnf)}))
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.html").write_text("<title>flowaccent report: exp</title>")
     shutil.copytree(dnf, tmp_path / "x=y")
     names = {"nowhere": tmp_path / "nowhere", "dnf": dnf, "root": root, "bad": bad, "odd": odd, "stopped": stopped,
-             "empty": tmp_path / "empty", "tmp": tmp_path}
+             "empty": tmp_path / "empty", "tmp": tmp_path, "phones": tmp_path / "phones",
+             "report": tmp_path / "report"}
     argv = ["compare", *(a.format(**names) for a in args)]
     status = main(argv)
     out, err = capsys.readouterr()
