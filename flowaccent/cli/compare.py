@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and (out.is_dir() or args.out.endswith(("/", os.sep))):  # 'new/' wrote a file 'new'
         raise ConfigError(f"--out {args.out} is a folder; give a file name (compare.md, compare.tsv)")
     if out is not None:
-        check_parents(out, "compare")
+        check_parents(out, "compare", file=True)
         _check_not_ours(out)  # before the scores are read
     comparison = compare(load_scored(args.scores))
     tsv = args.format == "tsv" or (args.format is None and out is not None and out.suffix.lower() == ".tsv")
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         _stdout.write(text)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)  # it said '.../.c.tsv.tmp.14856: No such file or directory'
+        # it said '.../.c.tsv.tmp.14856: No such file or directory'; a link's: the folder of the file it names
+        Path(os.path.realpath(out)).parent.mkdir(parents=True, exist_ok=True)
         write_named_file(out, text)
     for note in comparison.notes if tsv or out is not None else ():  # Markdown on the terminal holds them
         print(f"compare: note: {note}", file=sys.stderr)

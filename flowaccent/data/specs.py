@@ -113,12 +113,15 @@ def output_dir(path: str | Path, command: str, writes: Sequence[str] = ()) -> Pa
     return path
 
 
-def check_parents(path: Path, command: str) -> None:
+def check_parents(path: Path, command: str, file: bool = False) -> None:
     r"""Refuses an ``--out`` ``path`` that is a broken symbolic link or lies under a file: making it said 'File
-    exists' (of the link, or of the file)."""
+    exists' (of the link, or of the file). ``file``: ``path`` is a file to write, through a link: a link to one not
+    made yet is taken (a ``latest.md`` linked to where the results will be), the file it names then checked."""
     if path.is_symlink() and not path.exists():
-        raise ConfigError(f"{command}: --out {path} is a broken symbolic link (to {os.readlink(path)}); remove it or "
-                          "give another folder")
+        if not file:
+            raise ConfigError(f"{command}: --out {path} is a broken symbolic link (to {os.readlink(path)}); remove it "
+                              "or give another folder")
+        path = Path(os.path.realpath(path))
     under = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if under is not None:
         raise ConfigError(f"{command}: --out {path}: {under} is a file, not a folder")

@@ -56,7 +56,7 @@ def write_report(
     check_tsne_frames(tsne_frames)
     given = str(out) if out else ""
     out = Path(out) if out else exp / "report.html"
-    check_parents(out, "report")  # 'afile/figures: Not a directory', no --out named
+    check_parents(out, "report", file=out.suffix.lower() in (".html", ".htm"))  # 'afile/figures: Not a directory'
     if out.is_dir() or given.endswith(("/", os.sep)) or out.suffix.lower() not in (".html", ".htm"):
         if out.is_file():  # taken as a folder: '.../summary.json/figures: Not a directory'
             raise ConfigError(f"report: --out {out} is a file; give a path ending in .html, or a folder")

@@ -147,6 +147,11 @@ def test_out_through_a_link_or_into_a_pipe_writes_there_and_keeps_them(two_model
     assert shared.read_text().startswith("# flowaccent: 2 model(s) side by side")
     # written through, as '>' writes (the review: replaced, it lost its mode and its hard link kept the old text)
     assert shared.stat().st_mode & 0o777 == 0o664 and (tmp_path / "hard.md").read_text() == shared.read_text()
+    # a link made before the file it names ('latest.md' to where the results will go) was refused as broken
+    (tmp_path / "latest.md").symlink_to(tmp_path / "later" / "compare.md")
+    assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "latest.md")]) == 0
+    assert (tmp_path / "latest.md").is_symlink() and (tmp_path / "later" / "compare.md").read_text().startswith(
+        "# flowaccent: 2 model(s) side by side")
     (tmp_path / "empty.md").touch()  # as '--out /dev/stdout > empty.md' makes it: not another file's to keep
     assert main(["compare", str(dnf), str(plain), "--out", str(tmp_path / "empty.md")]) == 0
     # '--out /dev/stdout >> earlier.md' appends, as the shell opened it (opened anew, it was truncated: the third
