@@ -122,6 +122,8 @@ def check_parents(path: Path, command: str, file: bool = False) -> None:
             raise ConfigError(f"{command}: --out {path} is a broken symbolic link (to {os.readlink(path)}); remove it "
                               "or give another folder")
         path = Path(os.path.realpath(path))
+        if path.is_symlink():  # realpath stops at a loop ('l -> l'): writing said 'Too many levels of links'
+            raise ConfigError(f"{command}: --out {path} is a link that leads back to itself (a loop); remove it")
     under = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if under is not None:
         raise ConfigError(f"{command}: --out {path}: {under} is a file, not a folder")

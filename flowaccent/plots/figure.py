@@ -27,11 +27,8 @@ def literal(text: str) -> str:
 
 def file(base: Path, suffix: str) -> Path:
     r"""``base`` (a path or a string) with ``suffix`` added (not ``with_suffix``: an utterance id may hold a dot,
-    ``utt.v1``); a ``base`` that ends in a figure's suffix already is taken without it (``h.png`` wrote
-    ``h.png.png`` and ``h.png.pdf``)."""
+    ``utt.v1``, and a blur mask's figure is named by its utterance's)."""
     base = Path(base)
-    if base.suffix.lower() in (".png", ".pdf"):
-        base = base.with_suffix("")
     return base.parent / f"{base.name}{suffix}"
 
 
@@ -97,7 +94,7 @@ def save(fig, base: Path, rect: tuple[float, float, float, float] | None = None)
     from flowaccent.data.atomic import atomic_path
 
     base = Path(base)
-    if file(base, "").is_dir():  # 'figs' wrote figs.png and figs.pdf beside the folder, not in it
+    if base.is_dir():  # 'figs' wrote figs.png and figs.pdf beside the folder, not in it
         raise ValueError(f"{base}: a folder; a figure's base is a file name without its suffix, FOLDER/NAME for "
                          "FOLDER/NAME.png and .pdf")
     base.parent.mkdir(parents=True, exist_ok=True)

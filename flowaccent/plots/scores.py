@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from flowaccent.plots import figure
-from flowaccent.plots.colours import colours_of, readable
+from flowaccent.plots.colours import colours, colours_of, readable
 
 #: Fewest utterances of a set drawn as a histogram; fewer: only its row of ticks.
 MIN_HISTOGRAM = 5
@@ -94,7 +94,8 @@ def roc_curves(
     if speakers is not None:  # the reference's too
         figure.check_per_set("roc_curves", speakers, "speakers", {ref_name: reference, **others}, "scores")
     fig, ax = figure.subplots(figsize=(5, 5))
-    cols = colours_of([ref_name, *others], cols, "roc_curves")  # the reference's colour its own, not the first other's
+    # the reference's colour its own, not the first other's; given, only the others' are drawn with
+    cols = colours_of(others, cols, "roc_curves") if cols else colours([ref_name, *others])
     labels, short = {}, figure.short_names([ref_name, *others])
     for number, (name, v) in enumerate(others.items()):
         # curves along one segment stay told apart; a marker too: shades of one accent's colour, on 4 styles alone,

@@ -1,7 +1,7 @@
 r"""``flowaccent compare``: the scores of several models side by side, one table per value (rows: models,
 columns: sets), from each ``flowaccent score --out`` folder's ``summary.json``, with notes where the columns do not
 compare like with like (a set of one name scored on other utterances or other features, AUCs against other
-reference sets, another precision)."""
+reference sets, another precision, one folder under two names, a model trained again since it was scored)."""
 
 from __future__ import annotations
 
@@ -333,7 +333,10 @@ def _model_changed(m: Scored) -> str:
     ``report`` refuses such scores, and the table showed them as the model's), else ""."""
     model = m.summary.get("model", {})
     path, digest = model.get("checkpoint"), model.get("checkpoint_digest") or model.get("final_digest")
-    if not (digest and isinstance(path, str) and Path(path).is_file()) or file_digest(Path(path)) == digest:
+    try:
+        if not (digest and isinstance(path, str) and Path(path).is_file()) or file_digest(Path(path)) == digest:
+            return ""
+    except OSError:  # not readable: not checked, as a checkpoint gone is not
         return ""
     return (f"{m.name}: scored with {path}, which is another file now (trained again since?): its columns are of "
             f"the model as it was then; score it again for the model's now.")

@@ -47,6 +47,9 @@ def _why_no_summary(scores: Path, given_as: str) -> str:
                 f"{scores}') and give SCORES ({given_as})")
     if (scores / "utt_scores.tsv").exists() and (scores.parent / "summary.json").exists():
         return f"one set's folder of the scores {scores.parent}; give that folder ({given_as})"
+    if (scores / "final.pt").is_file() or (scores / "checkpoints").is_dir():  # its report.html: not a report's --out
+        return (f"an experiment dir, not scores; score it first ('flowaccent score --exp {scores} --out SCORES "
+                f"DATA_DIR ...') and give SCORES ({given_as})")
     for page, command in (("phones.json", "phones"), ("report.html", "report")):  # said as not finished
         if (scores / page).is_file():
             made = _made_from(scores / page) if page == "phones.json" else ""

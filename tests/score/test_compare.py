@@ -390,6 +390,10 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
                    "was made from ({dnf}) (SCORES)"),  # 'run flowaccent score first'
     (["{report}"], "{report}/summary.json: missing; the --out of 'flowaccent report', not scores; give the scores it "
                    "was made from (SCORES)"),
+    # an experiment dir whose scores are elsewhere (its report.html: it was named a report's --out)
+    (["{expdir}"], "{expdir}/summary.json: missing; an experiment dir, not scores; score it first ('flowaccent score "
+                   "--exp {expdir} --out SCORES DATA_DIR ...') and give SCORES (SCORES)"),
+    (["{dnf}", "--out", "{tmp}/loop.md"], "--out {tmp}/loop.md is a link that leads back to itself (a loop)"),
     # a folder whose name holds '=' is a path (it was split into the name '{tmp}/x' and the folder 'y')
     (["{tmp}/x=y"], "'{tmp}/x=y': the name 'x=y' (taken from {tmp}/x=y) holds whitespace, '|' or '='"),
     (["{dnf}", "m={tmp}/x=y"], ""),
@@ -415,10 +419,14 @@ def test_user_errors_are_one_line(two_models, tmp_path, capsys, args, said):
     (tmp_path / "phones" / "phones.json").write_text(json.dumps({"format": 1, "scores": str(dnf)}))
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.html").write_text("<title>flowaccent report: exp</title>")
+    (tmp_path / "expdir").mkdir()
+    (tmp_path / "expdir" / "final.pt").write_bytes(b"")
+    (tmp_path / "expdir" / "report.html").write_text("<title>flowaccent report: expdir</title>")
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")
     shutil.copytree(dnf, tmp_path / "x=y")
     names = {"nowhere": tmp_path / "nowhere", "dnf": dnf, "root": root, "bad": bad, "odd": odd, "stopped": stopped,
              "empty": tmp_path / "empty", "tmp": tmp_path, "phones": tmp_path / "phones",
-             "report": tmp_path / "report"}
+             "report": tmp_path / "report", "expdir": tmp_path / "expdir"}
     argv = ["compare", *(a.format(**names) for a in args)]
     status = main(argv)
     out, err = capsys.readouterr()

@@ -719,9 +719,9 @@ def test_a_notebooks_strings_are_taken_and_its_dicts_that_do_not_match_are_named
         with pytest.raises(ValueError, match=r": cols has no colour for set 'b' \(given for: 'a'\)$"):
             draw({"a": "#ff0000"})
         assert draw({"a": "#ff0000", "b": "#0000ff"}).is_file()
-    # a base given with its suffix wrote h.png.png; a folder as the base wrote FOLDER.png beside it
-    assert plots.histograms(values, tmp_path / "h.png", "x", "t") == tmp_path / "h.png"
-    assert (tmp_path / "h.pdf").is_file() and not list(tmp_path.glob("h.png.*"))
+    # a folder as the base wrote FOLDER.png beside it; a partial cols without the reference's colour, which the ROC
+    # does not draw with, is taken
+    assert plots.roc_curves(values["a"], {"b": values["b"]}, tmp_path / "r", "x", "a", cols={"b": "#0000ff"})
     with pytest.raises(ValueError, match=r"figures: a folder; a figure's base is a file name without its suffix"):
         plots.histograms(values, tmp_path / "figures", "x", "t")
     assert not list(tmp_path.glob("figures.*"))
