@@ -52,7 +52,7 @@ LEGEND = ("One table per value: {layout} (the names as each model's scores name 
           "says what each value is.")
 
 #: A model's name: shown in tables and the TSV's first column (no whitespace, no '|' or '=').
-_NAME = re.compile(r"[^\s|=]+")
+_NAME = re.compile(r'[^\s|="]+')  # '"': a TSV reader (csv's) takes it as quoting ('"q"' read back as q)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ def load_scored(specs: Sequence[str]) -> list[Scored]:
             raise ConfigError(f"'{spec}': no folder after '{name}=' (NAME=SCORES)")
         if not _NAME.fullmatch(name):
             said = "given" if sep else f"taken from {folder}"
-            raise ConfigError(f"'{spec}': the name '{name}' ({said}) holds whitespace, '|' or '=' or is "
+            raise ConfigError(f"'{spec}': the name '{name}' ({said}) holds whitespace, '|', '=' or '\"' or is "
                               f"empty; give it another: NAME=SCORES")
         if name in names:
             raise ConfigError(f"two scores named '{name}' ({names[name]} and {folder}); name each: "

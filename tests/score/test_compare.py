@@ -379,7 +379,8 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
     (["{bad}/summary.json"], "{bad}/summary.json: a file, not a folder (SCORES: the --out of"),  # 'no such folder'
     (["{dnf}", "x={dnf}"], ""),  # the same folder twice, named apart: fine
     (["{dnf}", "{dnf}"], "two scores named 'exp' ({dnf} and {dnf}); name each: NAME=SCORES"),
-    (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|' or '=' or is empty"),
+    (["a b={dnf}"], "'a b={dnf}': the name 'a b' (given) holds whitespace, '|', '=' or '\"' or is empty"),
+    (['"q"={dnf}'], "'\"q\"={dnf}': the name '\"q\"' (given) holds whitespace, '|', '=' or '\"'"),  # csv: q
     (["x="], "'x=': no folder after 'x=' (NAME=SCORES)"),
     (["{root}/native"], "{root}/native/summary.json: missing; a Kaldi data dir, not scores; score it first ("),
     (["{dnf}/zh"], "{dnf}/zh/summary.json: missing; one set's folder of the scores {dnf}; give that folder"),
@@ -395,7 +396,7 @@ def test_each_models_auc_against_the_first_is_delongs_paired_test(two_models, tm
                    "--exp {expdir} --out SCORES DATA_DIR ...') and give SCORES (SCORES)"),
     (["{dnf}", "--out", "{tmp}/loop.md"], "--out {tmp}/loop.md is a link that leads back to itself (a loop)"),
     # a folder whose name holds '=' is a path (it was split into the name '{tmp}/x' and the folder 'y')
-    (["{tmp}/x=y"], "'{tmp}/x=y': the name 'x=y' (taken from {tmp}/x=y) holds whitespace, '|' or '='"),
+    (["{tmp}/x=y"], "'{tmp}/x=y': the name 'x=y' (taken from {tmp}/x=y) holds whitespace, '|', '=' or '\"'"),
     (["{dnf}", "m={tmp}/x=y"], ""),
     (["{root}/exp"], "{root}/exp: an experiment dir, not scores; its scores are {root}/exp/scores (SCORES: the"),
     (["{bad}"], "{bad}/summary.json: not the summary of 'flowaccent score' (no sets or model)"),
