@@ -53,18 +53,18 @@ def _scatter(
     ax.scatter(xy[order, 0], xy[order, 1], s=4, alpha=0.5, c=colour[order])
     edge = [patheffects.withStroke(linewidth=3.5, foreground="white")]
     for number, (name, v) in enumerate(points.items()):
+        if not ellipses:
+            ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])  # the legend's entry
+            continue
         line = readable(cols[name])
         marker, style = MARKERS[number % len(MARKERS)], LINESTYLES[number % len(LINESTYLES)]
-        if ellipses and (drawn := ellipse(v)) is not None:
+        if (drawn := ellipse(v)) is not None:
             mean, curve = drawn
             ax.plot(curve[:, 0], curve[:, 1], color=line, linestyle=style, linewidth=1.5, path_effects=edge)
             ax.plot(*mean, marker=marker, markersize=8, color=cols[name], markeredgecolor="white",
                     markeredgewidth=1.2)
-        if ellipses:  # the legend's entry
-            ax.plot([], [], color=line, linestyle=style, marker=marker, markersize=6, markerfacecolor=cols[name],
-                    markeredgecolor="white", label=labels[name])
-        else:
-            ax.scatter([], [], s=4, alpha=0.5, color=cols[name], label=labels[name])
+        ax.plot([], [], color=line, linestyle=style, marker=marker, markersize=6, markerfacecolor=cols[name],
+                markeredgecolor="white", label=labels[name])  # the legend's entry
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     figure.legend(ax, {}, len(points), max(map(len, labels.values())), **(
         {"handlelength": 3} if ellipses else {"markerscale": 3}))

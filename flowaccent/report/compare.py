@@ -137,10 +137,13 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
                 except (KeyError, TypeError, IndexError):
                     continue
                 cells[m.name, s] = cell(m.summary, s) if cell else fmt(found[m.name, s])
-        sets = [s for s in every if any((m.name, s) in found for m in scored)]
-        return Compared(metric, title, sets, found, cells if shown else None)
+        return Compared(metric, title, having(found), found, cells if shown else None)
 
     every = _sets(scored, lambda m, s: True)  # one order for every table (a table's own took the first model's)
+
+    def having(found: dict) -> list[str]:
+        r"""The sets, in that one order, of which any model has a value in ``found``."""
+        return [s for s in every if any((m.name, s) in found for m in scored)]
 
     reference = _references(scored)
     for metric, title in SET_VALUES:
@@ -158,7 +161,7 @@ def values(scored: Sequence[Scored], reading: list[str] | None = None) -> Iterat
                         summary["detection"][s]["ci95"][k][i], shown=False)
         if found := paired.get(score):
             first = scored[0].name
-            sets = [s for s in every if any((m.name, s) in found for m in scored)]
+            sets = having(found)
             cells = {key: f"{diff:+.3f} ({_p_value(p)})" for key, (diff, p) in found.items()}
             yield Compared(f"auc_{score}_minus_first", f"AUC of {score}: each model's minus {first}'s (p of "
                            f"DeLong's paired test over speakers, on the same utterances)", sets,
