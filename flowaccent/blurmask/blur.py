@@ -199,7 +199,8 @@ def blur_energy(energy: Tensor, m: Tensor, mode: Mode = "renorm") -> Tensor:
         mode: ``drop``, ``fold`` or ``renorm`` (see the module doc).
 
     Returns:
-        ``(..., T, K)``; differentiable in ``energy`` and ``m`` (piecewise linear in ``m``).
+        ``(..., T, K)``; differentiable in ``energy`` and ``m``; continuous in ``m``, with kinks at integer
+        widths (between them each weight ``relu(m - |d|) / S(m)`` is a ratio of linear functions of ``m``).
 
     Example:
         >>> blur_energy(torch.tensor([0.0, 0, 9, 0, 0]), torch.full((5,), 3.0), "drop")

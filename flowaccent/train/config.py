@@ -87,7 +87,7 @@ class TrainConfig(Config):
             epoch's first batches while this one's last steps, validation and checkpoints run.
             The log's ``data_wait_s`` says how long the steps waited for data.
         standardize_max_utts: utterances used to fit the global standardisation.
-        seed: seeds the data order, masks and weights.
+        seed: seeds the weights' initialisation and the data order (``model.mask_seed`` the random masks).
         checkpoint_every_steps: also checkpoint inside an epoch this often (0: at epoch ends only).
         log_every_steps: training scalars this often.
         max_steps_per_epoch: cut epochs short (0: whole epochs); for smoke tests.
